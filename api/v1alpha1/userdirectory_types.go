@@ -1,0 +1,423 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// UserDirectorySpec describes a directory that imports write users to.
+// Exactly one of scim, ldap or sql is set.
+// +kubebuilder:validation:XValidation:rule="(has(self.scim) ? 1 : 0) + (has(self.ldap) ? 1 : 0) + (has(self.sql) ? 1 : 0) == 1",message="exactly one of spec.scim, spec.ldap or spec.sql must be set"
+type UserDirectorySpec struct {
+	// scim connects to a SCIM 2.0 service provider (RFC 7643/7644).
+	// +optional
+	SCIM *SCIMDirectory `json:"scim,omitempty"`
+
+	// ldap connects to an LDAP directory such as OpenLDAP or Active Directory.
+	// +optional
+	LDAP *LDAPDirectory `json:"ldap,omitempty"`
+
+	// sql writes users to a table of a PostgreSQL or SQLite database.
+	// +optional
+	SQL *SQLDirectory `json:"sql,omitempty"`
+
+	// identityAttribute is the directory attribute that identifies a user
+	// across imports: rows of a CSV file are matched to existing users by
+	// it. Typical values are "userName" (SCIM), "uid" (LDAP) or the name of
+	// a unique column (SQL). Every UserImport must map a column to it.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	IdentityAttribute string `json:"identityAttribute"`
+
+	// managedUsers says which users of the directory imports own. A full
+	// import deactivates or deletes only users in this scope.
+	// +kubebuilder:default={}
+	// +optional
+	ManagedUsers ManagedUsers `json:"managedUsers,omitempty"`
+
+	// execution holds the defaults for the Jobs that run previews and
+	// imports against this directory.
+	// +kubebuilder:default={}
+	// +optional
+	Execution ExecutionSettings `json:"execution,omitempty"`
+}
+
+// UserScope names the users that full imports may deprovision.
+// +kubebuilder:validation:Enum=Managed;All
+type UserScope string
+
+const (
+	// UserScopeManaged limits imports to users that carry the marker.
+	UserScopeManaged UserScope = "Managed"
+	// UserScopeAll lets imports own every user of the directory.
+	UserScopeAll UserScope = "All"
+)
+
+// ManagedUsers says how users created by imports are marked, and which
+// users full imports may deprovision.
+type ManagedUsers struct {
+	// scope is Managed (the default: only users that carry the marker are
+	// considered by full imports) or All (every user under the directory's
+	// base is owned by imports).
+	// +kubebuilder:default=Managed
+	// +optional
+	Scope UserScope `json:"scope,omitempty"`
+
+	// markerAttribute is the directory attribute written on every user that
+	// an import creates, and read to tell managed users apart. For SCIM a
+	// path such as
+	// "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:organization",
+	// for LDAP an attribute such as "businessCategory", for SQL a column.
+	// +kubebuilder:default=userImportManagedBy
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	MarkerAttribute string `json:"markerAttribute,omitempty"`
+
+	// markerValue is the value of markerAttribute on managed users.
+	// +kubebuilder:default=user-import-operator
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	MarkerValue string `json:"markerValue,omitempty"`
+}
+
+// ExecutionSettings tune the Jobs that run previews and imports.
+type ExecutionSettings struct {
+	// resources of the worker container. Defaults to requests of 100m CPU
+	// and 128Mi memory and a limit of 512Mi memory.
+	// +optional
+	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// concurrency is the number of requests or connections the worker uses
+	// against the directory at once.
+	// +kubebuilder:default=4
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=64
+	// +optional
+	Concurrency int32 `json:"concurrency,omitempty"`
+
+	// batchSize is the number of changes written per batch (one SCIM /Bulk
+	// request, one SQL transaction, one checkpoint step).
+	// +kubebuilder:default=100
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	// +optional
+	BatchSize int32 `json:"batchSize,omitempty"`
+
+	// rateLimit caps the requests per second sent to the directory; 0 means
+	// no limit.
+	// +kubebuilder:default=0
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100000
+	// +optional
+	RateLimit int32 `json:"rateLimit,omitempty"`
+
+	// backoffLimit is the number of times a failed worker pod is retried;
+	// each retry resumes from the last checkpoint.
+	// +kubebuilder:default=3
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	BackoffLimit *int32 `json:"backoffLimit,omitempty"`
+
+	// activeDeadlineSeconds bounds the run time of one Job, retries included.
+	// +kubebuilder:default=86400
+	// +kubebuilder:validation:Minimum=60
+	// +optional
+	ActiveDeadlineSeconds *int64 `json:"activeDeadlineSeconds,omitempty"`
+}
+
+// SCIMDirectory connects to a SCIM 2.0 service provider.
+type SCIMDirectory struct {
+	// url is the base URL of the SCIM service, under which /Users,
+	// /ServiceProviderConfig and /Bulk are found, for example
+	// "https://idp.example.com/scim/v2".
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="self.matches('^https?://[^/]+')",message="spec.scim.url must be an http:// or https:// URL"
+	URL string `json:"url"`
+
+	// auth says how the operator authenticates to the SCIM service.
+	// +optional
+	Auth SCIMAuth `json:"auth,omitempty"`
+
+	// caBundle is a Secret key holding PEM certificates that sign the
+	// server's certificate, when it is not signed by a public CA.
+	// +optional
+	CABundle *SecretKeyRef `json:"caBundle,omitempty"`
+
+	// disableBulk makes imports send one request per change even when the
+	// service offers /Bulk.
+	// +optional
+	DisableBulk bool `json:"disableBulk,omitempty"`
+}
+
+// SCIMAuth holds at most one authentication method.
+// +kubebuilder:validation:XValidation:rule="(has(self.bearerToken) ? 1 : 0) + (has(self.basic) ? 1 : 0) + (has(self.oauth2) ? 1 : 0) <= 1",message="spec.scim.auth: at most one of bearerToken, basic or oauth2 may be set"
+type SCIMAuth struct {
+	// bearerToken is a Secret key holding a token sent as
+	// "Authorization: Bearer <token>".
+	// +optional
+	BearerToken *SecretKeyRef `json:"bearerToken,omitempty"`
+
+	// basic is a Secret whose keys "username" and "password" are sent as
+	// HTTP basic authentication.
+	// +optional
+	Basic *LocalObjectReference `json:"basic,omitempty"`
+
+	// oauth2 obtains a token with the OAuth2 client-credentials grant.
+	// +optional
+	OAuth2 *OAuth2ClientCredentials `json:"oauth2,omitempty"`
+}
+
+// OAuth2ClientCredentials configures the OAuth2 client-credentials grant.
+type OAuth2ClientCredentials struct {
+	// tokenURL is the token endpoint of the authorization server.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="self.matches('^https?://[^/]+')",message="spec.scim.auth.oauth2.tokenURL must be an http:// or https:// URL"
+	TokenURL string `json:"tokenURL"`
+
+	// clientSecretRef names a Secret whose keys "clientID" and
+	// "clientSecret" hold the client's credentials.
+	ClientSecretRef LocalObjectReference `json:"clientSecretRef"`
+
+	// scopes requested with the token.
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=atomic
+	// +optional
+	Scopes []string `json:"scopes,omitempty"`
+}
+
+// LDAPDirectory connects to an LDAP directory.
+type LDAPDirectory struct {
+	// url of the server: ldap://host:389 or ldaps://host:636.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="self.matches('^ldaps?://[^/]+')",message="spec.ldap.url must be an ldap:// or ldaps:// URL"
+	URL string `json:"url"`
+
+	// startTLS upgrades an ldap:// connection with the StartTLS operation
+	// before binding.
+	// +optional
+	StartTLS bool `json:"startTLS,omitempty"`
+
+	// caBundle is a Secret key holding PEM certificates that sign the
+	// server's certificate.
+	// +optional
+	CABundle *SecretKeyRef `json:"caBundle,omitempty"`
+
+	// bindDN is the distinguished name the operator binds as.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	BindDN string `json:"bindDN"`
+
+	// bindPassword is a Secret key holding the password of bindDN.
+	BindPassword SecretKeyRef `json:"bindPassword"`
+
+	// usersBaseDN is the subtree where users are searched and created,
+	// for example "ou=people,dc=example,dc=com".
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	UsersBaseDN string `json:"usersBaseDN"`
+
+	// userFilter narrows the search for users under usersBaseDN.
+	// +kubebuilder:default="(objectClass=inetOrgPerson)"
+	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:XValidation:rule="self.startsWith('(') && self.endsWith(')')",message="spec.ldap.userFilter must be an LDAP filter in parentheses"
+	// +optional
+	UserFilter string `json:"userFilter,omitempty"`
+
+	// objectClasses given to the users an import creates.
+	// +kubebuilder:default={"inetOrgPerson","organizationalPerson","person","top"}
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
+	// +optional
+	ObjectClasses []string `json:"objectClasses,omitempty"`
+
+	// rdnAttribute is the attribute that forms the relative distinguished
+	// name of a new user, as in "uid=jdoe,ou=people,dc=example,dc=com".
+	// +kubebuilder:default=uid
+	// +kubebuilder:validation:MaxLength=64
+	// +optional
+	RDNAttribute string `json:"rdnAttribute,omitempty"`
+
+	// disable says how a user is deactivated. Without it, users are
+	// disabled by setting the attribute "employeeType" to "disabled".
+	// +optional
+	Disable *LDAPDisable `json:"disable,omitempty"`
+
+	// pageSize is the page size of the paged search of users.
+	// +kubebuilder:default=500
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	// +optional
+	PageSize int32 `json:"pageSize,omitempty"`
+}
+
+// LDAPDisable says how an LDAP user is deactivated: exactly one of
+// attribute or moveToDN.
+// +kubebuilder:validation:XValidation:rule="has(self.attribute) != has(self.moveToDN)",message="spec.ldap.disable: set exactly one of attribute or moveToDN"
+type LDAPDisable struct {
+	// attribute is set to value on a deactivated user, and removed when the
+	// user is activated again.
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	Attribute string `json:"attribute,omitempty"`
+
+	// value of attribute on deactivated users.
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	Value string `json:"value,omitempty"`
+
+	// moveToDN is a container that deactivated users are moved to, such as
+	// "ou=disabled,dc=example,dc=com".
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	MoveToDN string `json:"moveToDN,omitempty"`
+}
+
+// SQLDriver names a database driver.
+// +kubebuilder:validation:Enum=postgres;sqlite
+type SQLDriver string
+
+const (
+	// SQLDriverPostgres connects to PostgreSQL.
+	SQLDriverPostgres SQLDriver = "postgres"
+	// SQLDriverSQLite opens an SQLite database file.
+	SQLDriverSQLite SQLDriver = "sqlite"
+)
+
+// SQLDirectory writes users to a database table.
+type SQLDirectory struct {
+	// driver is postgres or sqlite.
+	Driver SQLDriver `json:"driver"`
+
+	// dsn is a Secret key holding the data source name: a PostgreSQL
+	// connection URL, or an SQLite file path.
+	DSN SecretKeyRef `json:"dsn"`
+
+	// table that holds one row per user, optionally schema-qualified.
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z_][A-Za-z0-9_]*(\\\\.[A-Za-z_][A-Za-z0-9_]*)?$')",message="spec.sql.table must be a table name, optionally schema-qualified (letters, digits, underscores)"
+	Table string `json:"table"`
+
+	// columns maps directory attributes to column names where they differ;
+	// an attribute that is not listed is stored in the column of its name.
+	// +kubebuilder:validation:MaxProperties=256
+	// +optional
+	Columns map[string]string `json:"columns,omitempty"`
+
+	// activeColumn is a boolean column that is false for deactivated users.
+	// +kubebuilder:default=active
+	// +kubebuilder:validation:MaxLength=128
+	// +optional
+	ActiveColumn string `json:"activeColumn,omitempty"`
+}
+
+// DirectoryCapabilities are what the controller found the directory to offer.
+type DirectoryCapabilities struct {
+	// bulk is true when the directory accepts several changes per request
+	// (SCIM /Bulk).
+	// +optional
+	Bulk bool `json:"bulk,omitempty"`
+	// maxBulkOperations is the most changes one bulk request may carry.
+	// +optional
+	MaxBulkOperations int32 `json:"maxBulkOperations,omitempty"`
+	// maxBulkPayloadBytes is the largest bulk request body accepted.
+	// +optional
+	MaxBulkPayloadBytes int64 `json:"maxBulkPayloadBytes,omitempty"`
+	// patch is true when users can be changed attribute by attribute (SCIM
+	// PATCH); otherwise whole users are replaced.
+	// +optional
+	Patch bool `json:"patch,omitempty"`
+	// filter is true when users can be looked up by a filter on identity.
+	// +optional
+	Filter bool `json:"filter,omitempty"`
+	// pagedSearch is true when the directory lists users in pages.
+	// +optional
+	PagedSearch bool `json:"pagedSearch,omitempty"`
+}
+
+// UserDirectoryStatus is the observed state of a UserDirectory.
+type UserDirectoryStatus struct {
+	// observedGeneration is the generation of the spec last reconciled.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions: Ready (True when the directory answers and accepts the
+	// credentials; its reason says what is wrong otherwise), Reconciling,
+	// Stalled.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// type of the directory: SCIM, LDAP or SQL.
+	// +optional
+	Type string `json:"type,omitempty"`
+
+	// capabilities found when the directory was last checked.
+	// +optional
+	Capabilities *DirectoryCapabilities `json:"capabilities,omitempty"`
+
+	// lastCheckTime is when reachability and authentication were last checked.
+	// +optional
+	LastCheckTime *metav1.Time `json:"lastCheckTime,omitempty"`
+
+	// activeImport is the UserImport now writing to this directory.
+	// +optional
+	ActiveImport string `json:"activeImport,omitempty"`
+
+	// queue lists the UserImports waiting to write to this directory, in
+	// the order they will run.
+	// +listType=atomic
+	// +optional
+	Queue []string `json:"queue,omitempty"`
+
+	// queueLength is the number of UserImports in queue.
+	// +optional
+	QueueLength int32 `json:"queueLength,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=udir,categories=userimport
+// +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.status.type`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Active import",type=string,JSONPath=`.status.activeImport`
+// +kubebuilder:printcolumn:name="Queue",type=integer,JSONPath=`.status.queueLength`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+
+// UserDirectory is a directory that UserImports write users to: its
+// connection, credentials, identity attribute, managed-user marker and
+// execution defaults. Imports that write to one directory run one at a time.
+type UserDirectory struct {
+	metav1.TypeMeta `json:",inline"`
+	// metadata is the standard object metadata.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec describes the directory.
+	// +required
+	Spec UserDirectorySpec `json:"spec"`
+
+	// status is the state the controller observed.
+	// +optional
+	Status UserDirectoryStatus `json:"status,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+
+// UserDirectoryList is a list of UserDirectories.
+type UserDirectoryList struct {
+	metav1.TypeMeta `json:",inline"`
+	// metadata is the standard list metadata.
+	// +optional
+	metav1.ListMeta `json:"metadata,omitempty"`
+	// items are the UserDirectories.
+	Items []UserDirectory `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&UserDirectory{}, &UserDirectoryList{})
+}

@@ -1,0 +1,600 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ImportAction says how far an import should go.
+// +kubebuilder:validation:Enum=Draft;Preview;Import;Cancel
+type ImportAction string
+
+const (
+	// ActionDraft holds the import: nothing runs and the spec may be edited.
+	ActionDraft ImportAction = "Draft"
+	// ActionPreview computes a preview and stops at PreviewReady.
+	ActionPreview ImportAction = "Preview"
+	// ActionImport runs the import to the end.
+	ActionImport ImportAction = "Import"
+	// ActionCancel stops the import; it ends Cancelled.
+	ActionCancel ImportAction = "Cancel"
+)
+
+// ImportMode says whether a file holds every user or only some.
+// +kubebuilder:validation:Enum=Full;Delta
+type ImportMode string
+
+const (
+	// ModeFull: the file holds every user in scope; users missing from it
+	// follow missingUsers.
+	ModeFull ImportMode = "Full"
+	// ModeDelta: the file holds only users to create or change; users
+	// missing from it are left alone.
+	ModeDelta ImportMode = "Delta"
+)
+
+// MissingUsersPolicy says what a full import does with users in scope that
+// the file does not list.
+// +kubebuilder:validation:Enum=Ignore;Deactivate;Delete
+type MissingUsersPolicy string
+
+const (
+	// MissingIgnore leaves them alone.
+	MissingIgnore MissingUsersPolicy = "Ignore"
+	// MissingDeactivate deactivates them.
+	MissingDeactivate MissingUsersPolicy = "Deactivate"
+	// MissingDelete deletes them.
+	MissingDelete MissingUsersPolicy = "Delete"
+)
+
+// UserImportSpec describes one import of one CSV file into one directory.
+// +kubebuilder:validation:XValidation:rule="self.mapping.exists_one(m, has(m.identity) && m.identity)",message="spec.mapping must mark exactly one entry with identity: true (the directory's identity attribute)"
+// +kubebuilder:validation:XValidation:rule="self.mode == 'Full' || self.missingUsers == 'Ignore'",message="spec.missingUsers may be Deactivate or Delete only with spec.mode Full"
+// +kubebuilder:validation:XValidation:rule="self.mode == 'Delta' || !has(self.statusColumn)",message="spec.statusColumn is only allowed with spec.mode Delta"
+type UserImportSpec struct {
+	// directoryRef names the UserDirectory, in the same namespace, that the
+	// import writes to.
+	DirectoryRef LocalObjectReference `json:"directoryRef"`
+
+	// source says where the CSV file is read from.
+	Source ImportSource `json:"source"`
+
+	// format describes the CSV file.
+	// +kubebuilder:default={}
+	// +optional
+	Format CSVFormat `json:"format,omitempty"`
+
+	// mapping turns the columns of a row into directory attributes. Exactly
+	// one entry is marked identity: it maps to the directory's
+	// identityAttribute.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=128
+	// +listType=map
+	// +listMapKey=attribute
+	Mapping []AttributeMapping `json:"mapping"`
+
+	// mode is Delta (the default: the file lists users to create or change)
+	// or Full (the file lists every user in scope).
+	// +kubebuilder:default=Delta
+	// +optional
+	Mode ImportMode `json:"mode,omitempty"`
+
+	// missingUsers says what a Full import does with users in scope that are
+	// not in the file: Ignore (the default), Deactivate or Delete.
+	// +kubebuilder:default=Ignore
+	// +optional
+	MissingUsers MissingUsersPolicy `json:"missingUsers,omitempty"`
+
+	// safety stops an import that would deprovision more users than
+	// expected, until a person approves.
+	// +kubebuilder:default={}
+	// +optional
+	Safety SafetySettings `json:"safety,omitempty"`
+
+	// statusColumn lets a Delta import deactivate or delete the users of
+	// individual rows.
+	// +optional
+	StatusColumn *StatusColumn `json:"statusColumn,omitempty"`
+
+	// errorPolicy says how many bad rows an import tolerates before it
+	// stops.
+	// +kubebuilder:default={}
+	// +optional
+	ErrorPolicy ErrorPolicy `json:"errorPolicy,omitempty"`
+
+	// action says how far the import goes: Draft (hold; edit freely),
+	// Preview (stop at PreviewReady), Import (the default: run to the end)
+	// or Cancel.
+	// +kubebuilder:default=Import
+	// +optional
+	Action ImportAction `json:"action,omitempty"`
+}
+
+// ImportSource names where a CSV file is read from: exactly one of
+// configMap, secret or http.
+// +kubebuilder:validation:XValidation:rule="(has(self.configMap) ? 1 : 0) + (has(self.secret) ? 1 : 0) + (has(self.http) ? 1 : 0) == 1",message="spec.source: exactly one of configMap, secret or http must be set"
+type ImportSource struct {
+	// configMap reads the file from a key of a ConfigMap (data or
+	// binaryData); ConfigMaps hold at most 1 MiB.
+	// +optional
+	ConfigMap *ConfigMapKeyRef `json:"configMap,omitempty"`
+
+	// secret reads the file from a key of a Secret.
+	// +optional
+	Secret *SecretKeyRef `json:"secret,omitempty"`
+
+	// http downloads the file from an http:// or https:// URL.
+	// +optional
+	HTTP *HTTPSource `json:"http,omitempty"`
+}
+
+// HTTPSource downloads a file over HTTP(S).
+type HTTPSource struct {
+	// url of the file.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="self.matches('^https?://[^/]+')",message="spec.source.http.url must be an http:// or https:// URL"
+	URL string `json:"url"`
+
+	// caBundle is a Secret key holding PEM certificates that sign the
+	// server's certificate.
+	// +optional
+	CABundle *SecretKeyRef `json:"caBundle,omitempty"`
+
+	// basicAuth names a Secret whose keys "username" and "password" are sent
+	// as HTTP basic authentication.
+	// +optional
+	BasicAuth *LocalObjectReference `json:"basicAuth,omitempty"`
+
+	// bearerToken is a Secret key holding a token sent as
+	// "Authorization: Bearer <token>".
+	// +optional
+	BearerToken *SecretKeyRef `json:"bearerToken,omitempty"`
+}
+
+// Encoding names a text encoding of a CSV file.
+// +kubebuilder:validation:Enum=UTF-8;UTF-16;ISO-8859-1;Windows-1252
+type Encoding string
+
+// CSVFormat describes the layout of a CSV file.
+type CSVFormat struct {
+	// delimiter between fields: ",", ";", "|" or "\t". Empty (the default)
+	// detects it from the header row.
+	// +kubebuilder:validation:Enum="";",";";";"|";"\t"
+	// +optional
+	Delimiter string `json:"delimiter,omitempty"`
+
+	// quote is the character that encloses fields holding delimiters,
+	// quotes or line breaks.
+	// +kubebuilder:default="\""
+	// +kubebuilder:validation:Enum="\"";"'"
+	// +optional
+	Quote string `json:"quote,omitempty"`
+
+	// encoding of the file: UTF-8 (the default; a byte-order mark is
+	// skipped), UTF-16 (with a byte-order mark), ISO-8859-1 or Windows-1252.
+	// +kubebuilder:default=UTF-8
+	// +optional
+	Encoding Encoding `json:"encoding,omitempty"`
+
+	// header is true (the default) when the first row after skipRows names
+	// the columns. Without a header, columns are named "1", "2", ….
+	// +kubebuilder:default=true
+	// +optional
+	Header *bool `json:"header,omitempty"`
+
+	// skipRows is the number of lines skipped before the header or the
+	// first row.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	SkipRows int32 `json:"skipRows,omitempty"`
+
+	// maxLineBytes is the longest record accepted; a longer one is an error
+	// on its line.
+	// +kubebuilder:default=65536
+	// +kubebuilder:validation:Minimum=256
+	// +kubebuilder:validation:Maximum=16777216
+	// +optional
+	MaxLineBytes int32 `json:"maxLineBytes,omitempty"`
+}
+
+// AttributeMapping computes one directory attribute from a row: from a
+// column or from a template, then through transforms, then checked.
+// +kubebuilder:validation:XValidation:rule="(has(self.column) ? 1 : 0) + (has(self.template) ? 1 : 0) + (has(self.value) ? 1 : 0) == 1",message="spec.mapping: each entry sets exactly one of column, template or value"
+type AttributeMapping struct {
+	// attribute is the directory attribute written, such as "userName",
+	// "name.givenName", "emails" (SCIM), "mail" (LDAP) or a column (SQL).
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	Attribute string `json:"attribute"`
+
+	// column is the CSV column (header name) the value comes from.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	Column string `json:"column,omitempty"`
+
+	// template computes the value with a Go template over the row's
+	// columns, as in "{{.first_name}}.{{.last_name}}@corp.example".
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	// +optional
+	Template string `json:"template,omitempty"`
+
+	// value is a constant written on every user.
+	// +kubebuilder:validation:MaxLength=4096
+	// +optional
+	Value *string `json:"value,omitempty"`
+
+	// identity marks the entry that maps the directory's identity
+	// attribute. Exactly one entry is marked.
+	// +optional
+	Identity bool `json:"identity,omitempty"`
+
+	// transforms are applied in order to the value.
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
+	// +optional
+	Transforms []Transform `json:"transforms,omitempty"`
+
+	// default is used when the value is empty after the transforms.
+	// +kubebuilder:validation:MaxLength=4096
+	// +optional
+	Default *string `json:"default,omitempty"`
+
+	// required makes an empty value an error on the row's line.
+	// +optional
+	Required bool `json:"required,omitempty"`
+
+	// split turns the value into several values (a multi-valued attribute)
+	// at every occurrence of this separator.
+	// +kubebuilder:validation:MaxLength=8
+	// +optional
+	Split string `json:"split,omitempty"`
+
+	// check validates each value: Email, Boolean or Date (RFC 3339 date,
+	// YYYY-MM-DD). A value that fails is an error on the row's line.
+	// +kubebuilder:validation:Enum=Email;Boolean;Date
+	// +optional
+	Check string `json:"check,omitempty"`
+}
+
+// TransformType names a transform of a value.
+// +kubebuilder:validation:Enum=Trim;Lower;Upper;RegexReplace;DateFormat
+type TransformType string
+
+// Transform changes a value.
+// +kubebuilder:validation:XValidation:rule="self.type != 'RegexReplace' || has(self.pattern)",message="spec.mapping.transforms: RegexReplace needs pattern (and replacement)"
+// +kubebuilder:validation:XValidation:rule="self.type != 'DateFormat' || (has(self.fromLayout) && has(self.toLayout))",message="spec.mapping.transforms: DateFormat needs fromLayout and toLayout"
+type Transform struct {
+	// type is Trim (leading and trailing space), Lower, Upper,
+	// RegexReplace (pattern → replacement, RE2 syntax, $1 for groups) or
+	// DateFormat (fromLayout → toLayout, Go reference-time layouts such as
+	// "02.01.2006" and "2006-01-02").
+	Type TransformType `json:"type"`
+
+	// pattern is the RE2 regular expression of RegexReplace.
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	Pattern string `json:"pattern,omitempty"`
+
+	// replacement of RegexReplace; $1 … refer to groups.
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	Replacement string `json:"replacement,omitempty"`
+
+	// fromLayout is the Go time layout DateFormat parses.
+	// +kubebuilder:validation:MaxLength=64
+	// +optional
+	FromLayout string `json:"fromLayout,omitempty"`
+
+	// toLayout is the Go time layout DateFormat writes.
+	// +kubebuilder:validation:MaxLength=64
+	// +optional
+	ToLayout string `json:"toLayout,omitempty"`
+}
+
+// SafetySettings bound the deactivations and deletions of a full import.
+type SafetySettings struct {
+	// maxDeprovision is the most users a full import may deactivate or
+	// delete without approval.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	MaxDeprovision *int32 `json:"maxDeprovision,omitempty"`
+
+	// maxDeprovisionPercent is the most users, in percent of the managed
+	// users in the directory, a full import may deactivate or delete
+	// without approval. Defaults to 10.
+	// +kubebuilder:default=10
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	MaxDeprovisionPercent *int32 `json:"maxDeprovisionPercent,omitempty"`
+
+	// approvedDeprovisions approves an import that exceeds the thresholds:
+	// it may deactivate or delete up to this many users. Set it after
+	// reading the count in the SafetyThreshold condition.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	ApprovedDeprovisions *int32 `json:"approvedDeprovisions,omitempty"`
+}
+
+// StatusColumn names a column whose value deactivates or deletes the user
+// of a row in a Delta import.
+type StatusColumn struct {
+	// column is the CSV column holding the status.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	Column string `json:"column"`
+
+	// deactivateValues are the values (compared case-insensitively) that
+	// deactivate the row's user.
+	// +kubebuilder:default={"inactive","deactivated"}
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
+	// +optional
+	DeactivateValues []string `json:"deactivateValues,omitempty"`
+
+	// deleteValues are the values (compared case-insensitively) that
+	// delete the row's user.
+	// +kubebuilder:default={"deleted"}
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
+	// +optional
+	DeleteValues []string `json:"deleteValues,omitempty"`
+}
+
+// ErrorPolicy says how many bad rows an import tolerates. A bad row is
+// reported by line and skipped; past a limit the import fails.
+type ErrorPolicy struct {
+	// maxErrors is the most bad rows tolerated; unset means no limit by count.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	MaxErrors *int64 `json:"maxErrors,omitempty"`
+
+	// maxErrorPercent is the most bad rows tolerated, in percent of the rows
+	// read so far (checked once 100 rows have been read). Defaults to 10.
+	// +kubebuilder:default=10
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	MaxErrorPercent *int32 `json:"maxErrorPercent,omitempty"`
+}
+
+// ImportPhase is where an import is in its life.
+// +kubebuilder:validation:Enum=Draft;PreviewPending;CreatingPreview;PreviewReady;ImportPending;Importing;Completed;Cancelled;Failed
+type ImportPhase string
+
+const (
+	PhaseDraft           ImportPhase = "Draft"
+	PhasePreviewPending  ImportPhase = "PreviewPending"
+	PhaseCreatingPreview ImportPhase = "CreatingPreview"
+	PhasePreviewReady    ImportPhase = "PreviewReady"
+	PhaseImportPending   ImportPhase = "ImportPending"
+	PhaseImporting       ImportPhase = "Importing"
+	PhaseCompleted       ImportPhase = "Completed"
+	PhaseCancelled       ImportPhase = "Cancelled"
+	PhaseFailed          ImportPhase = "Failed"
+)
+
+// IsFinal tells whether nothing can move an import out of phase p.
+func (p ImportPhase) IsFinal() bool {
+	return p == PhaseCompleted || p == PhaseCancelled || p == PhaseFailed
+}
+
+// SourceStatus records facts about the file read, never its content.
+type SourceStatus struct {
+	// size of the file in bytes.
+	// +optional
+	Size int64 `json:"size,omitempty"`
+	// sha256 of the file, hex-encoded.
+	// +optional
+	SHA256 string `json:"sha256,omitempty"`
+	// etag the server gave the file, for http sources.
+	// +optional
+	ETag string `json:"etag,omitempty"`
+	// rows is the number of data rows (header excluded).
+	// +optional
+	Rows int64 `json:"rows,omitempty"`
+}
+
+// ChangeCounts counts the changes of a preview or an import.
+type ChangeCounts struct {
+	// create is the number of users created (or to create).
+	// +optional
+	Create int64 `json:"create,omitempty"`
+	// update is the number of users whose attributes changed.
+	// +optional
+	Update int64 `json:"update,omitempty"`
+	// unchanged is the number of users that already matched their row.
+	// +optional
+	Unchanged int64 `json:"unchanged,omitempty"`
+	// deactivate is the number of users deactivated.
+	// +optional
+	Deactivate int64 `json:"deactivate,omitempty"`
+	// delete is the number of users deleted.
+	// +optional
+	Delete int64 `json:"delete,omitempty"`
+	// errors is the number of rows (or users) that could not be processed.
+	// +optional
+	Errors int64 `json:"errors,omitempty"`
+}
+
+// PreviewStatus is the result of a preview.
+type PreviewStatus struct {
+	// generation of the spec the preview was computed for; an edit of the
+	// spec makes the preview stale.
+	// +optional
+	Generation int64 `json:"generation,omitempty"`
+	// counts of the planned changes.
+	// +optional
+	Counts ChangeCounts `json:"counts,omitempty"`
+	// managedUsers is the number of users in scope in the directory when
+	// the preview was made.
+	// +optional
+	ManagedUsers int64 `json:"managedUsers,omitempty"`
+	// completionTime is when the preview was made.
+	// +optional
+	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+}
+
+// ProgressStatus is how far an import has come.
+type ProgressStatus struct {
+	// rowsTotal is the number of data rows in the file, once known.
+	// +optional
+	RowsTotal int64 `json:"rowsTotal,omitempty"`
+	// rowsProcessed is the number of rows done, errors included.
+	// +optional
+	RowsProcessed int64 `json:"rowsProcessed,omitempty"`
+	// percent is rowsProcessed in percent of rowsTotal (0 to 100).
+	// +optional
+	Percent int32 `json:"percent,omitempty"`
+	// rowsPerSecond is the recent throughput.
+	// +optional
+	RowsPerSecond int64 `json:"rowsPerSecond,omitempty"`
+	// created is the number of users created.
+	// +optional
+	Created int64 `json:"created,omitempty"`
+	// updated is the number of users updated.
+	// +optional
+	Updated int64 `json:"updated,omitempty"`
+	// unchanged is the number of rows whose user already matched.
+	// +optional
+	Unchanged int64 `json:"unchanged,omitempty"`
+	// deactivated is the number of users deactivated.
+	// +optional
+	Deactivated int64 `json:"deactivated,omitempty"`
+	// deleted is the number of users deleted.
+	// +optional
+	Deleted int64 `json:"deleted,omitempty"`
+	// failed is the number of rows or users that could not be processed.
+	// +optional
+	Failed int64 `json:"failed,omitempty"`
+	// checkpoint is where a retried worker resumes.
+	// +optional
+	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
+	// resumes counts the times the import resumed from a checkpoint.
+	// +optional
+	Resumes int32 `json:"resumes,omitempty"`
+	// updateTime is when the worker last reported.
+	// +optional
+	UpdateTime *metav1.Time `json:"updateTime,omitempty"`
+}
+
+// Checkpoint is a position in the source file up to which every row has
+// been written.
+type Checkpoint struct {
+	// line is the last line (1-based, physical lines of the file) done.
+	Line int64 `json:"line"`
+	// offset is the byte offset in the file where the next record starts.
+	Offset int64 `json:"offset"`
+	// sha256 of the file the checkpoint belongs to; a checkpoint is never
+	// used for another file.
+	SHA256 string `json:"sha256"`
+	// phase of the import pass the checkpoint belongs to (Apply or
+	// Deprovision).
+	// +optional
+	Stage string `json:"stage,omitempty"`
+}
+
+// UserImportStatus is the observed state of a UserImport.
+type UserImportStatus struct {
+	// observedGeneration is the generation of the spec last reconciled.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// phase is where the import is: Draft, PreviewPending, CreatingPreview,
+	// PreviewReady, ImportPending, Importing, Completed, Cancelled or Failed.
+	// Completed, Cancelled and Failed are final.
+	// +kubebuilder:validation:XValidation:rule="!(oldSelf in ['Completed', 'Cancelled', 'Failed']) || self == oldSelf",message="status.phase: an import in Completed, Cancelled or Failed is final and cannot move to another phase"
+	// +optional
+	Phase ImportPhase `json:"phase,omitempty"`
+
+	// conditions: Ready, Reconciling, Stalled (kstatus), and
+	// SafetyThreshold when a full import waits for approval.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// source records facts about the file read.
+	// +optional
+	Source *SourceStatus `json:"source,omitempty"`
+
+	// preview is the result of the last preview.
+	// +optional
+	Preview *PreviewStatus `json:"preview,omitempty"`
+
+	// progress of the import.
+	// +optional
+	Progress *ProgressStatus `json:"progress,omitempty"`
+
+	// queuePosition is the place of the import in its directory's queue
+	// while ImportPending (1 runs next).
+	// +optional
+	QueuePosition int32 `json:"queuePosition,omitempty"`
+
+	// jobName is the Job running the current preview or import.
+	// +optional
+	JobName string `json:"jobName,omitempty"`
+
+	// startTime is when the import began Importing.
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+
+	// completionTime is when the import reached a final phase.
+	// +optional
+	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+
+	// reportSecretRef names the Secret, owned by this import, holding the
+	// per-row report: planned changes of the preview and errors by line.
+	// +optional
+	ReportSecretRef *LocalObjectReference `json:"reportSecretRef,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=uimp,categories=userimport
+// +kubebuilder:printcolumn:name="Directory",type=string,JSONPath=`.spec.directoryRef.name`
+// +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.spec.mode`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Progress",type=string,JSONPath=`.status.progress.percent`
+// +kubebuilder:printcolumn:name="Created",type=integer,JSONPath=`.status.progress.created`
+// +kubebuilder:printcolumn:name="Updated",type=integer,JSONPath=`.status.progress.updated`
+// +kubebuilder:printcolumn:name="Failed",type=integer,JSONPath=`.status.progress.failed`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || !(oldSelf.status.phase in ['Completed', 'Cancelled', 'Failed']) || self.spec == oldSelf.spec",message="spec: the import is in a final phase (Completed, Cancelled or Failed); its spec cannot change"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || oldSelf.status.phase != 'Importing' || (self.spec.directoryRef == oldSelf.spec.directoryRef && self.spec.source == oldSelf.spec.source && self.spec.format == oldSelf.spec.format && self.spec.mapping == oldSelf.spec.mapping && self.spec.mode == oldSelf.spec.mode && self.spec.missingUsers == oldSelf.spec.missingUsers && self.spec.safety == oldSelf.spec.safety && self.spec.errorPolicy == oldSelf.spec.errorPolicy && self.spec.?statusColumn == oldSelf.spec.?statusColumn && self.spec.action in ['Import', 'Cancel'])",message="spec: the import is Importing; only spec.action may change, to Cancel"
+
+// UserImport is one import of one CSV file into one UserDirectory. It moves
+// Draft → PreviewPending → CreatingPreview → PreviewReady → ImportPending →
+// Importing → Completed (or Cancelled, Failed); spec.action says how far.
+type UserImport struct {
+	metav1.TypeMeta `json:",inline"`
+	// metadata is the standard object metadata.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec describes the import.
+	// +required
+	Spec UserImportSpec `json:"spec"`
+
+	// status is the state the controller and the worker observed.
+	// +optional
+	Status UserImportStatus `json:"status,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+
+// UserImportList is a list of UserImports.
+type UserImportList struct {
+	metav1.TypeMeta `json:",inline"`
+	// metadata is the standard list metadata.
+	// +optional
+	metav1.ListMeta `json:"metadata,omitempty"`
+	// items are the UserImports.
+	Items []UserImport `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&UserImport{}, &UserImportList{})
+}

@@ -1,0 +1,196 @@
+// Package directory defines what an import needs from a user directory.
+// Providers (SCIM, LDAP, SQL) implement Directory; the engine plans and
+// applies changes through it without knowing which one it talks to.
+package directory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Attributes maps attribute names, in the vocabulary of the import's
+// mapping ("userName", "name.givenName", "mail", a column), to values. A
+// single-valued attribute has one value; an absent or empty attribute has
+// none.
+type Attributes map[string][]string
+
+// User is one user as the directory holds it.
+type User struct {
+	// ID is the directory's own key: a SCIM id, an LDAP DN, an SQL row key.
+	ID string
+	// Identity is the value of the directory's identity attribute.
+	Identity string
+	// Attributes holds the attributes that were asked for, in the form
+	// Apply takes them, so that a user written from a row and read back
+	// compares equal to that row.
+	Attributes Attributes
+	// Active is false for a deactivated user.
+	Active bool
+	// Managed is true when the user carries the managed-user marker.
+	Managed bool
+}
+
+// Op is the kind of a change.
+type Op int
+
+const (
+	// OpCreate adds a user.
+	OpCreate Op = iota + 1
+	// OpUpdate changes some attributes of a user (and may reactivate it).
+	OpUpdate
+	// OpDeactivate deactivates a user.
+	OpDeactivate
+	// OpDelete deletes a user.
+	OpDelete
+)
+
+func (o Op) String() string {
+	switch o {
+	case OpCreate:
+		return "create"
+	case OpUpdate:
+		return "update"
+	case OpDeactivate:
+		return "deactivate"
+	case OpDelete:
+		return "delete"
+	}
+	return fmt.Sprintf("op(%d)", int(o))
+}
+
+// Change is one write to the directory.
+type Change struct {
+	Op Op
+	// Line is the CSV line the change comes from; 0 for users that a full
+	// import deprovisions because the file does not list them.
+	Line int64
+	// Identity of the user.
+	Identity string
+	// ID of the existing user, for updates, deactivations and deletions.
+	ID string
+	// Attributes: every mapped attribute for a create (the marker
+	// included), only the attributes that differ for an update. An
+	// attribute with no values is removed.
+	Attributes Attributes
+	// Reactivate makes an update also activate a deactivated user.
+	Reactivate bool
+}
+
+// Result is the outcome of one change of a batch.
+type Result struct {
+	// ID of a created user.
+	ID string
+	// Err is nil when the change was written, or a *RowError when the
+	// directory refused this change alone (a uniqueness conflict, an
+	// invalid value); the rest of the batch is unaffected.
+	Err error
+}
+
+// Directory is a user directory. Implementations are safe for concurrent
+// use: the engine applies several batches at once, up to the directory's
+// concurrency setting. Transient failures (throttling, unavailability,
+// dropped connections) are retried inside the provider with backoff; an
+// error returned means the retries were exhausted or the failure is
+// permanent.
+type Directory interface {
+	// Check verifies that the directory is reachable and accepts the
+	// credentials, and reports what it offers.
+	Check(ctx context.Context) (Capabilities, error)
+	// List calls fn for every user in scope (only managed users when the
+	// scope is Managed), with the named attributes. A failure to read is
+	// an error, never an empty result.
+	List(ctx context.Context, attributes []string, fn func(User) error) error
+	// Lookup returns the users with the given identities, keyed by
+	// identity; identities not found are absent from the map. Users out of
+	// scope are returned too, with Managed false.
+	Lookup(ctx context.Context, identities []string, attributes []string) (map[string]User, error)
+	// Apply writes a batch. Results are index-aligned with changes.
+	Apply(ctx context.Context, changes []Change) ([]Result, error)
+	// Close releases connections.
+	Close() error
+}
+
+// Capabilities are what a directory offers.
+type Capabilities struct {
+	Bulk                bool
+	MaxBulkOperations   int
+	MaxBulkPayloadBytes int64
+	Patch               bool
+	Filter              bool
+	PagedSearch         bool
+}
+
+// Options are the settings every provider takes from the UserDirectory.
+type Options struct {
+	// IdentityAttribute names the attribute that identifies users.
+	IdentityAttribute string
+	// ManagedOnly limits List to users that carry the marker.
+	ManagedOnly bool
+	// MarkerAttribute and MarkerValue mark managed users.
+	MarkerAttribute string
+	MarkerValue     string
+	// Concurrency is the number of batches applied at once; providers
+	// size connection pools by it.
+	Concurrency int
+	// RateLimit caps requests per second; 0 means no limit.
+	RateLimit int
+	// MaxRetries bounds the retries of a transient failure.
+	MaxRetries int
+}
+
+// SecretGetter reads one key of a Secret in the namespace of the
+// UserDirectory.
+type SecretGetter func(ctx context.Context, name, key string) ([]byte, error)
+
+// Reasons of a *Error; they become the reason of the UserDirectory's
+// Ready condition.
+const (
+	ReasonAuthenticationFailed = "AuthenticationFailed"
+	ReasonUnreachable          = "Unreachable"
+	ReasonTLSError             = "TLSError"
+	ReasonSecretNotFound       = "SecretNotFound"
+	ReasonInvalidConfig        = "InvalidConfig"
+	ReasonSchemaMismatch       = "SchemaMismatch"
+	ReasonDirectoryError       = "DirectoryError"
+)
+
+// Error is a failure of the directory as a whole, with a reason a person
+// can act on.
+type Error struct {
+	Reason string
+	Err    error
+}
+
+func (e *Error) Error() string { return e.Reason + ": " + e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf builds an *Error.
+func Errorf(reason, format string, args ...any) error {
+	return &Error{Reason: reason, Err: fmt.Errorf(format, args...)}
+}
+
+// ReasonOf returns the reason of the first *Error in err's chain, or
+// ReasonDirectoryError.
+func ReasonOf(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Reason
+	}
+	return ReasonDirectoryError
+}
+
+// RowError is a change the directory refused on its own. Its message must
+// not contain attribute values (they are personal data): it names the
+// attribute and the rule, e.g. "userName: already taken (409 uniqueness)".
+type RowError struct {
+	Msg string
+}
+
+func (e *RowError) Error() string { return e.Msg }
+
+// IsRowError tells whether err is a *RowError.
+func IsRowError(err error) bool {
+	var r *RowError
+	return errors.As(err, &r)
+}
