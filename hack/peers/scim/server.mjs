@@ -1,0 +1,130 @@
+// SCIM 2.0 test server for the user-import-operator tests: SCIMMY does the
+// protocol (filters, PATCH, /Bulk, pagination, ServiceProviderConfig); this
+// file is the in-memory storage and the test knobs. Listens on 127.0.0.1.
+//
+// Environment (all optional):
+//   SCIM_PORT (or first argument)       port, 0 picks a free one
+//   SCIM_TOKEN                          accepted bearer token
+//   SCIM_BASIC_USER, SCIM_BASIC_PASSWORD accepted basic credentials
+//   SCIM_OAUTH_CLIENT_ID, SCIM_OAUTH_CLIENT_SECRET
+//                                       clients of POST /oauth/token (client
+//                                       credentials); issued tokens are accepted
+//   SCIM_TLS_CERT, SCIM_TLS_KEY         PEM files: serve HTTPS
+//   SCIM_BULK=false                     do not offer /Bulk
+//   SCIM_BULK_MAX_OPERATIONS, SCIM_BULK_MAX_PAYLOAD
+//   SCIM_PATCH=false                    do not offer PATCH (answers 501)
+//   SCIM_MAX_RESULTS                    largest page served (default 200)
+// Prints "SCIM server ready on <url>" once listening.
+import crypto from "node:crypto";
+import fs from "node:fs";
+import http from "node:http";
+import https from "node:https";
+import express from "express";
+import SCIMMY from "scimmy";
+import SCIMMYRouters from "scimmy-routers";
+
+const env = process.env;
+const port = Number(process.argv[2] ?? env.SCIM_PORT ?? 0);
+const maxResults = Number(env.SCIM_MAX_RESULTS ?? 200);
+const users = new Map(); // id -> stored user (plain object)
+const issuedTokens = new Set();
+
+const conflict = (attr) => new SCIMMY.Types.Error(409, "uniqueness", `${attr} is not unique`);
+function checkUnique(user, id) {
+    const name = String(user.userName ?? "").toLowerCase(); // userName is caseExact=false
+    for (const other of users.values()) {
+        if (other.id !== id && String(other.userName).toLowerCase() === name) throw conflict("userName");
+    }
+}
+
+SCIMMY.Resources.declare(SCIMMY.Resources.User.extend(SCIMMY.Schemas.EnterpriseUser, false))
+    .ingress((resource, instance) => {
+        const plain = JSON.parse(JSON.stringify(instance));
+        const now = new Date().toISOString();
+        let created = now;
+        if (resource.id) {
+            const existing = users.get(resource.id);
+            if (!existing) throw new SCIMMY.Types.Error(404, null, `Resource ${resource.id} not found`);
+            created = existing.meta.created;
+        }
+        const id = resource.id ?? crypto.randomUUID();
+        checkUnique(plain, id);
+        delete plain.meta;
+        const stored = {...plain, id, meta: {created, lastModified: now}};
+        users.set(id, stored);
+        return stored;
+    })
+    .egress((resource) => {
+        if (resource.id) {
+            const user = users.get(resource.id);
+            if (!user) throw new SCIMMY.Types.Error(404, null, `Resource ${resource.id} not found`);
+            return user;
+        }
+        // A real server bounds its pages; SCIMMY paginates what it is given.
+        if (resource.constraints?.count > maxResults) resource.constraints.count = maxResults;
+        const all = [...users.values()];
+        return resource.filter ? resource.filter.match(all) : all;
+    })
+    .degress((resource) => {
+        if (!users.delete(resource.id)) throw new SCIMMY.Types.Error(404, null, `Resource ${resource.id} not found`);
+    });
+
+function authenticate(req) {
+    const token = env.SCIM_TOKEN, user = env.SCIM_BASIC_USER, oauth = env.SCIM_OAUTH_CLIENT_ID;
+    if (!token && !user && !oauth) return "anonymous";
+    const header = req.header("Authorization") ?? "";
+    if (header.startsWith("Bearer ")) {
+        const presented = header.slice(7);
+        if ((token && presented === token) || issuedTokens.has(presented)) return "client";
+    } else if (header.startsWith("Basic ") && user) {
+        const [u, ...p] = Buffer.from(header.slice(6), "base64").toString().split(":");
+        if (u === user && p.join(":") === env.SCIM_BASIC_PASSWORD) return u;
+    }
+    throw new Error("Authorization failed");
+}
+
+const scheme = env.SCIM_OAUTH_CLIENT_ID ? "oauth" : env.SCIM_BASIC_USER && !env.SCIM_TOKEN ? "basic" : "bearer";
+const router = new SCIMMYRouters({type: scheme, handler: authenticate});
+// SCIMMYRouters turns everything on; advertise what this server is asked to offer.
+SCIMMY.Config.set({
+    sort: false,
+    patch: env.SCIM_PATCH !== "false",
+    filter: {supported: true, maxResults},
+    bulk: env.SCIM_BULK === "false" ? false : {
+        supported: true,
+        maxOperations: Number(env.SCIM_BULK_MAX_OPERATIONS ?? 1000),
+        maxPayloadSize: Number(env.SCIM_BULK_MAX_PAYLOAD ?? 1048576),
+    },
+});
+
+const app = express();
+app.post("/oauth/token", express.urlencoded({extended: false}), (req, res) => {
+    let {client_id: id, client_secret: secret, grant_type: grant} = req.body ?? {};
+    const header = req.header("Authorization") ?? "";
+    if (header.startsWith("Basic ")) { // RFC 6749 2.3.1: credentials may come as basic auth
+        const [u, ...p] = Buffer.from(header.slice(6), "base64").toString().split(":");
+        id = decodeURIComponent(u); secret = decodeURIComponent(p.join(":"));
+    }
+    if (grant !== "client_credentials") return res.status(400).json({error: "unsupported_grant_type"});
+    if (!env.SCIM_OAUTH_CLIENT_ID || id !== env.SCIM_OAUTH_CLIENT_ID || secret !== env.SCIM_OAUTH_CLIENT_SECRET) {
+        return res.status(401).json({error: "invalid_client"});
+    }
+    const token = crypto.randomBytes(24).toString("hex");
+    issuedTokens.add(token);
+    res.json({access_token: token, token_type: "Bearer", expires_in: 3600});
+});
+if (env.SCIM_PATCH === "false") {
+    app.patch("/Users/:id", (req, res) => res.status(501).type("application/scim+json")
+        .send(new SCIMMY.Messages.Error({status: 501, message: "PATCH not supported"})));
+}
+app.use("/", router);
+
+const tls = env.SCIM_TLS_CERT && env.SCIM_TLS_KEY;
+const server = tls
+    ? https.createServer({cert: fs.readFileSync(env.SCIM_TLS_CERT), key: fs.readFileSync(env.SCIM_TLS_KEY)}, app)
+    : http.createServer(app);
+server.keepAliveTimeout = 60000;
+server.listen(port, "127.0.0.1", () => {
+    console.log(`SCIM server ready on ${tls ? "https" : "http"}://127.0.0.1:${server.address().port}`);
+});
+for (const sig of ["SIGTERM", "SIGINT"]) process.on(sig, () => process.exit(0));
