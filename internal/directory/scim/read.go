@@ -1,0 +1,272 @@
+package scim
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/userimport/user-import-operator/internal/directory"
+)
+
+const (
+	pageSize = 100
+	// A lookup filter joins at most this many identities, in at most
+	// maxFilterBytes, to stay well under URL length limits of servers and
+	// proxies (8 KiB is common).
+	lookupGroup    = 50
+	maxFilterBytes = 4000
+)
+
+type listResponse struct {
+	TotalResults int              `json:"totalResults"`
+	Resources    []map[string]any `json:"Resources"`
+}
+
+// resolve maps attribute names to the vocabulary.
+func resolve(names []string) ([]attribute, error) {
+	out := make([]attribute, 0, len(names))
+	for _, n := range names {
+		a, ok := lookupAttribute(n)
+		if !ok {
+			return nil, directory.Errorf(directory.ReasonInvalidConfig,
+				"attribute %q is not a SCIM attribute this provider knows (see the SCIM attribute vocabulary)", n)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// toUser converts a SCIM resource to a directory.User.
+func (d *Directory) toUser(res map[string]any, attrs []attribute) directory.User {
+	u := directory.User{Attributes: directory.Attributes{}, Active: true}
+	u.ID, _ = res["id"].(string)
+	if v := d.identity.get(res); len(v) > 0 {
+		u.Identity = v[0]
+	}
+	if a, ok := res["active"].(bool); ok {
+		u.Active = a
+	}
+	u.Managed = d.carriesMarker(res) || !d.opts.ManagedOnly
+	for _, a := range attrs {
+		if v := a.get(res); len(v) > 0 {
+			u.Attributes[a.name] = v
+		}
+	}
+	return u
+}
+
+func (d *Directory) carriesMarker(res map[string]any) bool {
+	v := d.marker.get(res)
+	return len(v) == 1 && v[0] == d.opts.MarkerValue
+}
+
+// quote renders s as a SCIM filter string literal (RFC 7644 3.4.2.2: a
+// JSON string).
+func quote(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r < 0x20:
+			b.WriteString(`\u00`)
+			b.WriteString(strconv.FormatInt(int64(r)>>4, 16))
+			b.WriteString(strconv.FormatInt(int64(r)&0xf, 16))
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// page reads /Users page by page, calling fn for each resource. It returns
+// the totalResults of the first page and, when the server refuses the
+// filter with 400, badFilter true and no error.
+func (d *Directory) page(ctx context.Context, filter string, count int, fn func(map[string]any) error) (total int, badFilter bool, err error) {
+	start := 1
+	for first := true; ; first = false {
+		q := url.Values{"startIndex": {strconv.Itoa(start)}, "count": {strconv.Itoa(count)}}
+		if filter != "" {
+			q.Set("filter", filter)
+		}
+		resp, err := d.c.do(ctx, http.MethodGet, "/Users", q, nil)
+		if err != nil {
+			return 0, false, err
+		}
+		if resp.status == http.StatusBadRequest && filter != "" {
+			return 0, true, nil
+		}
+		if !ok2xx(resp.status) {
+			return 0, false, statusError("GET /Users", resp)
+		}
+		var lr listResponse
+		if err := decode(resp, &lr); err != nil {
+			return 0, false, err
+		}
+		if first {
+			total = lr.TotalResults
+		}
+		for _, r := range lr.Resources {
+			if err := fn(r); err != nil {
+				return 0, false, err
+			}
+		}
+		start += len(lr.Resources)
+		if len(lr.Resources) == 0 || start > lr.TotalResults {
+			return total, false, nil
+		}
+	}
+}
+
+// List calls fn for every user in scope.
+func (d *Directory) List(ctx context.Context, attributes []string, fn func(directory.User) error) error {
+	attrs, err := resolve(attributes)
+	if err != nil {
+		return err
+	}
+	if !d.opts.ManagedOnly {
+		_, _, err := d.page(ctx, "", pageSize, func(r map[string]any) error { return fn(d.toUser(r, attrs)) })
+		return err
+	}
+	emit := func(r map[string]any) error {
+		// Servers compare case-insensitively where the attribute allows;
+		// the marker is matched exactly, as Managed is.
+		if !d.carriesMarker(r) {
+			return nil
+		}
+		return fn(d.toUser(r, attrs))
+	}
+	caps, err := d.capabilities(ctx)
+	if err != nil {
+		return err
+	}
+	if caps.Filter {
+		total, bad, err := d.page(ctx, d.marker.path()+" eq "+quote(d.opts.MarkerValue), pageSize, emit)
+		if err != nil || (!bad && total > 0) {
+			return err
+		}
+		// No managed user found: make sure the server understood the
+		// filter (some answer a filter they cannot evaluate with an empty
+		// list) before reporting that there are none.
+		all, _, err := d.page(ctx, "", 1, func(map[string]any) error { return errStop })
+		if err != nil && err != errStop {
+			return err
+		}
+		if all == 0 && !bad {
+			return nil
+		}
+	}
+	_, _, err = d.page(ctx, "", pageSize, emit)
+	return err
+}
+
+type stopError struct{}
+
+func (stopError) Error() string { return "stop" }
+
+var errStop error = stopError{}
+
+// Lookup returns the users with the given identities.
+func (d *Directory) Lookup(ctx context.Context, identities []string, attributes []string) (map[string]directory.User, error) {
+	attrs, err := resolve(attributes)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]directory.User, len(identities))
+	if len(identities) == 0 {
+		return out, nil
+	}
+	caps, err := d.capabilities(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var scan []string // identities no filter could find
+	if !caps.Filter {
+		scan = identities
+	} else {
+		for group := range groups(d.identity.path(), identities) {
+			bad, err := d.lookupFilter(ctx, group, attrs, out)
+			if err != nil {
+				return nil, err
+			}
+			if !bad {
+				continue
+			}
+			// The server refused the joined filter: try each identity
+			// alone, and scan for those whose filter it refuses too (a
+			// value with quotes, say).
+			for _, id := range group {
+				bad, err := d.lookupFilter(ctx, []string{id}, attrs, out)
+				if err != nil {
+					return nil, err
+				}
+				if bad {
+					scan = append(scan, id)
+				}
+			}
+		}
+	}
+	if len(scan) > 0 {
+		_, _, err := d.page(ctx, "", pageSize, func(r map[string]any) error {
+			d.match(r, scan, attrs, out)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (d *Directory) lookupFilter(ctx context.Context, group []string, attrs []attribute, out map[string]directory.User) (bool, error) {
+	parts := make([]string, len(group))
+	for i, id := range group {
+		parts[i] = d.identity.path() + " eq " + quote(id)
+	}
+	_, bad, err := d.page(ctx, strings.Join(parts, " or "), len(group), func(r map[string]any) error {
+		d.match(r, group, attrs, out)
+		return nil
+	})
+	return bad, err
+}
+
+// match files resource r under the requested identity it has: exactly, or
+// ignoring case for userName, which RFC 7643 makes case-insensitive.
+func (d *Directory) match(r map[string]any, wanted []string, attrs []attribute, out map[string]directory.User) {
+	v := d.identity.get(r)
+	if len(v) == 0 {
+		return
+	}
+	for _, id := range wanted {
+		if id == v[0] || (d.identity.key == "userName" && strings.EqualFold(id, v[0])) {
+			out[id] = d.toUser(r, attrs)
+		}
+	}
+}
+
+// groups splits identities into filter-sized groups.
+func groups(path string, identities []string) func(func([]string) bool) {
+	return func(yield func([]string) bool) {
+		var g []string
+		size := 0
+		for _, id := range identities {
+			n := len(path) + len(" eq ") + len(quote(id)) + len(" or ")
+			if len(g) > 0 && (len(g) >= lookupGroup || size+n > maxFilterBytes) {
+				if !yield(g) {
+					return
+				}
+				g, size = nil, 0
+			}
+			g = append(g, id)
+			size += n
+		}
+		if len(g) > 0 {
+			yield(g)
+		}
+	}
+}
