@@ -56,7 +56,8 @@
 // # Transforms
 //
 //   - Trim removes leading and trailing white space.
-//   - Lower and Upper change the case (Unicode-aware).
+//   - Lower and Upper change the case of every letter, Unicode included,
+//     one character at a time (so "ß" stays "ß").
 //   - RegexReplace replaces every match of pattern (RE2 syntax, as in
 //     https://github.com/google/re2/wiki/Syntax) with replacement, in which
 //     $1 or ${name} stand for groups of the match and $$ for a dollar

@@ -143,9 +143,9 @@ func Compile(entries []v1alpha1.AttributeMapping, header []string) (*Mapper, err
 		if spec.Column != "" {
 			sources++
 			e.kind = fromColumn
-			idx, err := cols.index(spec.Column)
-			if err != nil {
-				fail("column %s", err)
+			idx, problem := cols.index(spec.Column)
+			if problem != "" {
+				fail("column %q %s", spec.Column, problem)
 			}
 			e.col = idx
 		}
@@ -416,25 +416,25 @@ func newColumns(header []string) *columns {
 	return c
 }
 
-// index returns the position of column name in the header, or an error
-// that lists the header (column names are not personal data) and suggests
-// a near miss.
-func (c *columns) index(name string) (int, error) {
+// index returns the position of column name in the header, or a problem
+// that completes "column NAME …": it lists the header (column names are not
+// personal data) and suggests a near miss.
+func (c *columns) index(name string) (int, string) {
 	i, ok := c.index_[name]
 	if ok && i >= 0 {
-		return i, nil
+		return i, ""
 	}
 	if ok {
-		return -1, fmt.Errorf("%q appears more than once in the file's header", name)
+		return -1, "appears more than once in the file's header"
 	}
-	msg := fmt.Sprintf("%q is not in the file's header", name)
+	msg := "is not in the file's header"
 	for _, h := range c.header {
 		if strings.EqualFold(strings.TrimSpace(h), strings.TrimSpace(name)) {
 			msg += fmt.Sprintf(" (did you mean %q?)", h)
 			break
 		}
 	}
-	return -1, fmt.Errorf("%s; columns are: %s", msg, c.list())
+	return -1, msg + "; columns are: " + c.list()
 }
 
 // list quotes the header names, at most 32 of them, so that an error about

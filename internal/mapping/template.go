@@ -138,9 +138,9 @@ type analyzer struct {
 }
 
 func (a *analyzer) column(name string) error {
-	i, err := a.cols.index(name)
-	if err != nil {
-		return fmt.Errorf("refers to column %w", err)
+	i, problem := a.cols.index(name)
+	if problem != "" {
+		return fmt.Errorf("refers to column %q, which %s", name, problem)
 	}
 	a.used[i] = true
 	return nil
@@ -286,8 +286,8 @@ func simpleParts(root *parse.ListNode, cols *columns) []part {
 			if !ok {
 				return nil
 			}
-			i, err := cols.index(name)
-			if err != nil {
+			i, problem := cols.index(name)
+			if problem != "" {
 				return nil
 			}
 			parts = append(parts, part{col: i})
