@@ -80,17 +80,11 @@ build-installer: manifests generate $(KUSTOMIZE) ## Write dist/install.yaml (CRD
 
 ##@ Tools
 
-$(LOCALBIN):
-	mkdir -p $(LOCALBIN)
+$(CONTROLLER_GEN):
+	./hack/tool.sh controller-gen sigs.k8s.io/controller-tools/cmd/controller-gen $(CONTROLLER_TOOLS_VERSION) $@
 
-$(CONTROLLER_GEN): | $(LOCALBIN)
-	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
-	mv $(LOCALBIN)/controller-gen $@
+$(KUSTOMIZE):
+	./hack/tool.sh kustomize sigs.k8s.io/kustomize/kustomize/v5 $(KUSTOMIZE_VERSION) $@
 
-$(KUSTOMIZE): | $(LOCALBIN)
-	GOBIN=$(LOCALBIN) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
-	mv $(LOCALBIN)/kustomize $@
-
-$(GINKGO): | $(LOCALBIN)
-	GOBIN=$(LOCALBIN) go install github.com/onsi/ginkgo/v2/ginkgo@$(GINKGO_VERSION)
-	mv $(LOCALBIN)/ginkgo $@
+$(GINKGO):
+	./hack/tool.sh ginkgo github.com/onsi/ginkgo/v2/ginkgo $(GINKGO_VERSION) $@
