@@ -1,0 +1,355 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/csvread"
+	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/mapping"
+)
+
+// Stages of an import, recorded in checkpoints.
+const (
+	// StageApply writes the changes of the file's rows.
+	StageApply = "Apply"
+	// StageDeprovision deactivates or deletes the users in scope that a
+	// full import's file does not list.
+	StageDeprovision = "Deprovision"
+)
+
+// Counts count rows and changes. In a dry run they count planned changes.
+type Counts struct {
+	// Rows is the number of data rows read, bad ones included.
+	Rows        int64
+	Created     int64
+	Updated     int64
+	Unchanged   int64
+	Deactivated int64
+	Deleted     int64
+	// Failed counts bad rows and changes the directory refused.
+	Failed int64
+}
+
+func (c *Counts) add(o Counts) {
+	c.Rows += o.Rows
+	c.Created += o.Created
+	c.Updated += o.Updated
+	c.Unchanged += o.Unchanged
+	c.Deactivated += o.Deactivated
+	c.Deleted += o.Deleted
+	c.Failed += o.Failed
+}
+
+// Checkpoint is a position in the file up to which the change of every
+// earlier row has been written, with the counts up to that position. A
+// resumed import continues after it.
+type Checkpoint struct {
+	// Line is the last line done; Offset the byte offset where the next
+	// record starts.
+	Line   int64
+	Offset int64
+	// SHA256 of the file; a checkpoint is never used for another file.
+	SHA256 string
+	// Stage is StageApply or StageDeprovision.
+	Stage string
+	// Counts up to the checkpoint; a resumed import counts on from them.
+	Counts Counts
+}
+
+// Input is the file of one import.
+type Input struct {
+	// File is the CSV file. Run reads it from the start, once or twice.
+	File io.ReadSeeker
+	// SHA256 is the hex sha256 of File, computed by the caller when it
+	// fetched the file.
+	SHA256 string
+	// Checkpoint, when set, resumes an interrupted import.
+	Checkpoint *Checkpoint
+}
+
+// RowError is a row that could not be imported. Msg names the line's
+// problem (attribute and rule), never a value.
+type RowError struct {
+	Line int64
+	Msg  string
+}
+
+// Sample is one planned change, for the preview report: attribute names
+// only, no values.
+type Sample struct {
+	Line       int64
+	Op         directory.Op
+	Identity   string
+	Attributes []string
+}
+
+// Progress is a report of a running import.
+type Progress struct {
+	Stage string
+	// Counts are consistent with Checkpoint: they count every row before
+	// it and none after.
+	Counts Counts
+	// Line and Offset are how far the file has been read.
+	Line, Offset  int64
+	RowsPerSecond float64
+	// Checkpoint is where a resumed import would continue; nil in a dry
+	// run, which writes nothing.
+	Checkpoint *Checkpoint
+}
+
+// Reporter receives progress and row errors, from one goroutine at a
+// time. After a resume, errors of lines before the checkpoint may be
+// reported again: store them by line.
+type Reporter interface {
+	Progress(Progress)
+	RowError(RowError)
+}
+
+// Result is the outcome of Run.
+type Result struct {
+	DryRun bool
+	// Counts of the changes done, or planned in a dry run.
+	Counts Counts
+	// ManagedUsers is the number of users in scope (full mode).
+	ManagedUsers int64
+	// PlannedDeprovisions is the number of users in scope missing from the
+	// file that missingUsers deactivates or deletes (full mode).
+	PlannedDeprovisions int64
+	// SafetyStop is true when the planned deprovisions exceed the safety
+	// threshold without approval; an import then wrote nothing.
+	SafetyStop    bool
+	SafetyMessage string
+	// Samples are the first planned changes; Errors the first row errors
+	// (Counts.Failed has the total).
+	Samples []Sample
+	Errors  []RowError
+	// Checkpoint is the last checkpoint of an import.
+	Checkpoint *Checkpoint
+}
+
+// ErrSourceChanged is returned when a checkpoint belongs to another file.
+var ErrSourceChanged = errors.New("source changed since the checkpoint: its sha256 differs; the import cannot resume and must start over")
+
+// ErrNoValidRows is returned by a full import that would deprovision
+// users although the file has no valid row: an empty or unreadable
+// export must never wipe a directory.
+var ErrNoValidRows = errors.New("the file has no valid rows: a full import never deactivates or deletes users on the strength of an empty file")
+
+// PolicyError is returned when bad rows exceed the error policy.
+type PolicyError struct {
+	Failed, Rows int64
+	Msg          string
+}
+
+func (e *PolicyError) Error() string { return e.Msg }
+
+// Run plans and, unless dryRun, applies the changes that bring dir in step
+// with the file. A dry run (the preview) is the same computation without
+// writes: its counts are what the import does against the same directory.
+func Run(ctx context.Context, in Input, dir directory.Directory, cfg Config, dryRun bool, report Reporter) (Result, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return Result{DryRun: dryRun}, err
+	}
+	if report == nil {
+		report = nopReporter{}
+	}
+	if cp := in.Checkpoint; cp != nil && (in.SHA256 == "" || cp.SHA256 != in.SHA256) {
+		return Result{DryRun: dryRun}, ErrSourceChanged
+	}
+	r, err := newRun(in, dir, cfg)
+	if err != nil {
+		return Result{DryRun: dryRun}, err
+	}
+	res := Result{DryRun: dryRun}
+	if cfg.Mode == v1alpha1.ModeFull {
+		if err := r.loadSnapshot(ctx); err != nil {
+			return res, err
+		}
+		res.ManagedUsers = int64(r.snap.len())
+	}
+
+	if !r.deprovisions() {
+		p := r.newPass(dryRun, report, in.Checkpoint, true)
+		err := p.run(ctx, false)
+		p.fill(&res)
+		return res, err
+	}
+
+	// A full import that deprovisions plans the whole file first, so that
+	// the number of users it would deprovision is known before any write.
+	plan := r.newPass(true, progressUnless(dryRun, report), nil, true)
+	if err := plan.run(ctx, false); err != nil {
+		plan.fill(&res)
+		return res, err
+	}
+	res.PlannedDeprovisions = r.missing()
+	if plan.counts.Rows-plan.counts.Failed == 0 {
+		plan.fill(&res)
+		return res, ErrNoValidRows
+	}
+	res.SafetyMessage, res.SafetyStop = r.safety(res.PlannedDeprovisions, res.ManagedUsers)
+	if dryRun {
+		err := plan.deprovision(ctx)
+		plan.fill(&res)
+		return res, err
+	}
+	if res.SafetyStop {
+		return res, nil
+	}
+	r.snap.clearSeen()
+	// Row errors found while planning were reported by the planning pass;
+	// the writing pass reports only the changes the directory refuses.
+	p := r.newPass(false, report, in.Checkpoint, false)
+	p.errors = plan.errors
+	err = p.run(ctx, true)
+	p.fill(&res)
+	return res, err
+}
+
+// run is the state of one Run shared by its passes.
+type run struct {
+	in      Input
+	dir     directory.Directory
+	cfg     Config
+	header  []string
+	mapper  *mapping.Mapper
+	attrs   []string // mapped attributes, identity first
+	compare []string // mapped attributes compared, identity excluded
+	status  int      // statusColumn index, -1 without
+	snap    *snapshot
+}
+
+func newRun(in Input, dir directory.Directory, cfg Config) (*run, error) {
+	r := &run{in: in, dir: dir, cfg: cfg, status: -1}
+	rd, err := r.open()
+	if err != nil {
+		return nil, err
+	}
+	r.header = rd.Header()
+	r.mapper, err = mapping.Compile(cfg.Mapping, r.header)
+	if err != nil {
+		return nil, fmt.Errorf("mapping: %w", err)
+	}
+	if id := r.mapper.Identity(); id != cfg.Directory.IdentityAttribute {
+		return nil, fmt.Errorf("mapping: the identity entry maps %q, but the directory's identity attribute is %q", id, cfg.Directory.IdentityAttribute)
+	}
+	r.attrs = r.mapper.Attributes()
+	r.compare = r.attrs[1:]
+	if sc := cfg.StatusColumn; sc != nil {
+		for i, h := range r.header {
+			if h == sc.Column {
+				r.status = i
+			}
+		}
+		if r.status < 0 {
+			return nil, fmt.Errorf("statusColumn: the file has no column %q", sc.Column)
+		}
+	}
+	return r, nil
+}
+
+// open reads the file from its start.
+func (r *run) open() (*csvread.Reader, error) {
+	if _, err := r.in.File.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("rewinding the source: %w", err)
+	}
+	rd, err := csvread.NewReader(r.in.File, csvread.OptionsFromFormat(r.cfg.Format))
+	if err != nil {
+		return nil, fmt.Errorf("reading the source: %w", err)
+	}
+	return rd, nil
+}
+
+// loadSnapshot lists the users in scope. A failed or partial listing is
+// an error: read as "no users", it would recreate or deprovision users.
+func (r *run) loadSnapshot(ctx context.Context) error {
+	s := newSnapshot(r.compare)
+	err := r.dir.List(ctx, r.attrs, func(u directory.User) error { return s.add(u) })
+	if err != nil {
+		return fmt.Errorf("listing the users in scope: %w", err)
+	}
+	if err := s.build(r.cfg.Directory.IdentityAttribute); err != nil {
+		return err
+	}
+	r.snap = s
+	return nil
+}
+
+func (r *run) deprovisions() bool {
+	return r.cfg.Mode == v1alpha1.ModeFull && r.cfg.MissingUsers != v1alpha1.MissingIgnore
+}
+
+// missing counts the users a full import would deprovision after a pass.
+func (r *run) missing() int64 {
+	var n int64
+	for i := range r.snap.len() {
+		if r.deprovisionOp(i) != 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// deprovisionOp is what missingUsers does to user i, or 0.
+func (r *run) deprovisionOp(i int) directory.Op {
+	if r.snap.seen(i) {
+		return 0
+	}
+	switch r.cfg.MissingUsers {
+	case v1alpha1.MissingDelete:
+		return directory.OpDelete
+	case v1alpha1.MissingDeactivate:
+		if r.snap.active(i) {
+			return directory.OpDeactivate
+		}
+	}
+	return 0
+}
+
+// safety says whether planned deprovisions exceed the thresholds without
+// approval, and why.
+func (r *run) safety(planned, managed int64) (string, bool) {
+	c := r.cfg
+	var why string
+	switch {
+	case c.MaxDeprovision != nil && planned > *c.MaxDeprovision:
+		why = fmt.Sprintf("maxDeprovision is %d", *c.MaxDeprovision)
+	case c.MaxDeprovisionPercent != nil && planned*100 > *c.MaxDeprovisionPercent*managed:
+		why = fmt.Sprintf("maxDeprovisionPercent is %d", *c.MaxDeprovisionPercent)
+	default:
+		return "", false
+	}
+	if c.ApprovedDeprovisions != nil && *c.ApprovedDeprovisions >= planned {
+		return "", false
+	}
+	verb := "deactivate"
+	if c.MissingUsers == v1alpha1.MissingDelete {
+		verb = "delete"
+	}
+	msg := fmt.Sprintf("the import would %s %d of %d managed users (%s); set spec.safety.approvedDeprovisions to at least %d to approve",
+		verb, planned, managed, why, planned)
+	return msg, true
+}
+
+type nopReporter struct{}
+
+func (nopReporter) Progress(Progress) {}
+func (nopReporter) RowError(RowError) {}
+
+// errorsOnly passes on row errors but not progress: the planning pass
+// of an import reports the rows' errors, the writing pass its progress.
+type errorsOnly struct{ Reporter }
+
+func (errorsOnly) Progress(Progress) {}
+
+func progressUnless(dryRun bool, r Reporter) Reporter {
+	if dryRun {
+		return r
+	}
+	return errorsOnly{r}
+}

@@ -1,0 +1,53 @@
+package engine
+
+import (
+	"slices"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// hashValues is the fingerprint of an attribute's values, normalised so
+// that what a directory returns compares equal to what a row maps to:
+// empty values are dropped (an empty value means "no value") and several
+// values are compared as a set. 0 means "no values".
+func hashValues(vals []string) uint64 {
+	n := 0
+	for _, v := range vals {
+		if v != "" {
+			n++
+		}
+	}
+	switch n {
+	case 0:
+		return 0
+	case 1:
+		for _, v := range vals {
+			if v != "" {
+				return nonZero(xxhash.Sum64String(v))
+			}
+		}
+	}
+	sorted := make([]string, 0, n)
+	for _, v := range vals {
+		if v != "" {
+			sorted = append(sorted, v)
+		}
+	}
+	slices.Sort(sorted)
+	d := xxhash.New()
+	for _, v := range sorted {
+		_, _ = d.WriteString(v)
+		_, _ = d.Write([]byte{0})
+	}
+	return nonZero(d.Sum64())
+}
+
+// hashIdentity is the 64-bit fingerprint of an identity.
+func hashIdentity(identity string) uint64 { return nonZero(xxhash.Sum64String(identity)) }
+
+func nonZero(h uint64) uint64 {
+	if h == 0 {
+		return 1
+	}
+	return h
+}

@@ -1,0 +1,115 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/memdir"
+)
+
+var dirOpts = directory.Options{IdentityAttribute: "userName", ManagedOnly: true, MarkerAttribute: "mark", MarkerValue: "uio"}
+
+// testConfig maps the columns id, mail and title; tests change the rest.
+func testConfig(mode v1alpha1.ImportMode, missing v1alpha1.MissingUsersPolicy) Config {
+	return Config{
+		Mode:         mode,
+		MissingUsers: missing,
+		Mapping: []v1alpha1.AttributeMapping{
+			{Attribute: "userName", Column: "id", Identity: true, Required: true},
+			{Attribute: "mail", Column: "mail"},
+			{Attribute: "title", Column: "title"},
+		},
+		Directory:   dirOpts,
+		BatchSize:   2,
+		Concurrency: 3,
+	}
+}
+
+// user returns a managed, active user with mail and title.
+func user(id, mail, title string) directory.User {
+	a := directory.Attributes{"mark": {"uio"}}
+	if mail != "" {
+		a["mail"] = []string{mail}
+	}
+	if title != "" {
+		a["title"] = []string{title}
+	}
+	return directory.User{Identity: id, Active: true, Attributes: a}
+}
+
+func inactive(u directory.User) directory.User { u.Active = false; return u }
+
+func unmanaged(u directory.User) directory.User { delete(u.Attributes, "mark"); return u }
+
+func seed(users ...directory.User) *memdir.Dir {
+	d := memdir.New(dirOpts)
+	for _, u := range users {
+		d.Put(u)
+	}
+	return d
+}
+
+// file builds a CSV file with the header id,mail,title,status.
+func file(rows ...string) string {
+	return "id,mail,title,status\n" + strings.Join(rows, "\n") + "\n"
+}
+
+func input(content string, cp *Checkpoint) Input {
+	sum := sha256.Sum256([]byte(content))
+	return Input{File: strings.NewReader(content), SHA256: hex.EncodeToString(sum[:]), Checkpoint: cp}
+}
+
+// recorder is a Reporter that keeps everything.
+type recorder struct {
+	mu       sync.Mutex
+	progress []Progress
+	errors   []RowError
+}
+
+func (r *recorder) Progress(p Progress) { r.mu.Lock(); r.progress = append(r.progress, p); r.mu.Unlock() }
+func (r *recorder) RowError(e RowError) { r.mu.Lock(); r.errors = append(r.errors, e); r.mu.Unlock() }
+
+func (r *recorder) lastCheckpoint() *Checkpoint {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := len(r.progress) - 1; i >= 0; i-- {
+		if r.progress[i].Checkpoint != nil {
+			return r.progress[i].Checkpoint
+		}
+	}
+	return nil
+}
+
+func (r *recorder) errorLines() []int64 {
+	var out []int64
+	for _, e := range r.errors {
+		out = append(out, e.Line)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// state renders a directory as sorted lines "id active mail title
+// managed" for comparison.
+func state(d *memdir.Dir) []string {
+	var out []string
+	for _, u := range d.Users() {
+		out = append(out, fmt.Sprintf("%s active=%v mail=%v title=%v managed=%v", u.Identity, u.Active, u.Attributes["mail"], u.Attributes["title"], u.Managed))
+	}
+	return out
+}
+
+func runOnce(t *testing.T, d directory.Directory, cfg Config, content string, dry bool) (Result, *recorder, error) {
+	t.Helper()
+	rec := &recorder{}
+	res, err := Run(context.Background(), input(content, nil), d, cfg, dry, rec)
+	return res, rec, err
+}

@@ -1,0 +1,699 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/csvread"
+	"github.com/userimport/user-import-operator/internal/directory"
+)
+
+// A pass reads the file once, plans every row and sends the changes
+// through the pipeline: batches are applied (or, in a dry run, counted)
+// by up to Concurrency workers, and committed strictly in file order, so
+// that counts and checkpoint always cover a prefix of the file.
+type pass struct {
+	r        *run
+	dry      bool
+	rep      Reporter
+	planErrs bool        // report planning errors (not only refused changes)
+	resume   *Checkpoint // rows before it are planned again, not written
+
+	seen    *idSet // delta: identities of the file so far
+	created *idSet // full: identities created so far
+
+	// Planner state (the goroutine that calls run).
+	cur      *batch
+	seq      int
+	baseRows int64 // rows counted before this pass (from the checkpoint)
+	planned  int64 // rows of this pass, replayed ones excluded
+	endLine  int64
+	endOff   int64
+	line     atomic.Int64
+	offset   atomic.Int64
+
+	// Committer state (one goroutine at a time; read after the pipeline).
+	next       int
+	stage      string
+	counts     Counts
+	checkpoint *Checkpoint
+	errors     []RowError
+	samples    []Sample
+	start      time.Time
+	lastReport time.Time
+}
+
+// batch is a run of consecutive rows with their changes.
+type batch struct {
+	seq     int
+	stage   string
+	endLine int64 // last line of the batch
+	endOff  int64 // offset of the record after it
+	rows    int64
+
+	unchanged int64
+	changes   []directory.Change
+	changeRow []int64 // row number of each change, for the error policy
+	pending   []pendingRow
+	errs      []rowErr
+
+	// Set by the worker.
+	counts Counts
+	err    error
+}
+
+// pendingRow is a delta row waiting for its user to be looked up.
+type pendingRow struct {
+	line, row int64
+	identity  string
+	attrs     directory.Attributes
+	action    directory.Op // OpCreate = upsert, or OpDeactivate / OpDelete
+}
+
+type rowErr struct {
+	RowError
+	row  int64
+	plan bool // found while planning, as opposed to refused by the directory
+}
+
+// item is one record, or one bad record, read from the file.
+type item struct {
+	rec     csvread.Record
+	lineErr *csvread.LineError
+	next    int64 // offset of the record after it
+}
+
+const readChunk = 256
+
+func (r *run) newPass(dry bool, rep Reporter, resume *Checkpoint, planErrs bool) *pass {
+	p := &pass{r: r, dry: dry, rep: rep, planErrs: planErrs, resume: resume, stage: StageApply, start: time.Now()}
+	if r.cfg.Mode == v1alpha1.ModeDelta {
+		p.seen = newIDSet(0)
+	} else {
+		p.created = newIDSet(0)
+	}
+	if resume != nil {
+		p.baseRows = resume.Counts.Rows
+		p.counts = resume.Counts
+		if !dry {
+			c := *resume
+			p.checkpoint = &c
+		}
+	}
+	return p
+}
+
+// run plans and applies the file, then, with deprovision, the users in
+// scope that the file does not list.
+func (p *pass) run(ctx context.Context, deprovision bool) error {
+	return p.pipeline(ctx, func(ctx context.Context, send func(*batch) error) error {
+		if err := p.readFile(ctx, send); err != nil {
+			return err
+		}
+		if deprovision {
+			return p.produceDeprovision(send)
+		}
+		return nil
+	})
+}
+
+// deprovision runs only the deprovision stage, after run.
+func (p *pass) deprovision(ctx context.Context) error {
+	return p.pipeline(ctx, func(_ context.Context, send func(*batch) error) error {
+		return p.produceDeprovision(send)
+	})
+}
+
+func (p *pass) fill(res *Result) {
+	res.Counts = p.counts
+	res.Errors = p.errors
+	res.Samples = p.samples
+	if !p.dry && p.checkpoint != nil {
+		c := *p.checkpoint
+		res.Checkpoint = &c
+	}
+}
+
+// pipeline runs produce, which plans batches and sends them, against the
+// workers and the committer. The first error in file order wins.
+func (p *pass) pipeline(ctx context.Context, produce func(context.Context, func(*batch) error) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	conc := p.r.cfg.Concurrency
+	jobs := make(chan *batch)
+	done := make(chan *batch, conc)
+	// A slot is taken when a batch is sent and given back when it is
+	// committed: at most conc batches are between planning and commit.
+	slots := make(chan struct{}, conc)
+
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Go(func() {
+			for b := range jobs {
+				p.work(ctx, b)
+				done <- b
+			}
+		})
+	}
+	committed := make(chan error, 1)
+	go func() { committed <- p.commitLoop(done, slots, cancel) }()
+
+	send := func(b *batch) error {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+		b.seq = p.seq
+		p.seq++
+		select {
+		case jobs <- b:
+			return nil
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+	perr := produce(ctx, send)
+	close(jobs)
+	wg.Wait()
+	close(done)
+	if cerr := <-committed; cerr != nil {
+		return cerr
+	}
+	return perr
+}
+
+// readFile plans the rows of the file; a reader goroutine parses ahead.
+func (p *pass) readFile(ctx context.Context, send func(*batch) error) error {
+	rd, err := p.r.open()
+	if err != nil {
+		return err
+	}
+	rctx, stop := context.WithCancel(ctx)
+	items := make(chan []item, 8)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(items)
+		readErr <- readAll(rctx, rd, items)
+	}()
+	defer func() {
+		stop()
+		for range items {
+		}
+	}()
+
+	p.cur = p.newBatch(StageApply)
+	for chunk := range items {
+		for i := range chunk {
+			if err := p.plan(ctx, &chunk[i], send); err != nil {
+				return err
+			}
+		}
+	}
+	if err := <-readErr; err != nil {
+		return err
+	}
+	p.endOff = rd.Offset()
+	if p.endLine < p.line.Load() {
+		p.endLine = p.line.Load()
+	}
+	return p.flush(send)
+}
+
+func readAll(ctx context.Context, rd *csvread.Reader, out chan<- []item) error {
+	chunk := make([]item, 0, readChunk)
+	for {
+		rec, err := rd.Next()
+		var it item
+		var le *csvread.LineError
+		switch {
+		case errors.Is(err, io.EOF):
+			if len(chunk) > 0 {
+				select {
+				case out <- chunk:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			return nil
+		case errors.As(err, &le):
+			it = item{lineErr: le, next: rd.Offset()}
+		case err != nil:
+			return fmt.Errorf("reading the source: %w", err)
+		default:
+			it = item{rec: rec, next: rd.Offset()}
+		}
+		chunk = append(chunk, it)
+		if len(chunk) == readChunk {
+			select {
+			case out <- chunk:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			chunk = make([]item, 0, readChunk)
+		}
+	}
+}
+
+func (p *pass) newBatch(stage string) *batch { return &batch{stage: stage} }
+
+// rowsPerBatch bounds the rows of a batch whose rows need no change, so
+// that checkpoints and progress move on through unchanged stretches.
+func (p *pass) rowsPerBatch() int64 { return max(int64(p.r.cfg.BatchSize), 1024) }
+
+func (p *pass) flush(send func(*batch) error) error {
+	b := p.cur
+	if b.rows == 0 && len(b.changes) == 0 {
+		return nil
+	}
+	p.cur = p.newBatch(b.stage)
+	return send(b)
+}
+
+// replaying tells whether the record at off was done before the
+// checkpoint being resumed.
+func (p *pass) replaying(off int64) bool {
+	cp := p.resume
+	if cp == nil {
+		return false
+	}
+	return cp.Stage == StageDeprovision || off < cp.Offset
+}
+
+// plan plans one record.
+func (p *pass) plan(ctx context.Context, it *item, send func(*batch) error) error {
+	line, off := it.rec.Line, it.rec.Offset
+	if it.lineErr != nil {
+		line, off = it.lineErr.Line, it.lineErr.Offset
+	}
+	p.line.Store(line)
+	p.offset.Store(it.next)
+	p.endLine = line
+	replay := p.replaying(off)
+	b := p.cur
+	var row int64
+	if !replay {
+		p.planned++
+		row = p.baseRows + p.planned
+		b.rows++
+		b.endLine = line
+		b.endOff = it.next
+	}
+	fail := func(msg string) {
+		if !replay {
+			b.errs = append(b.errs, rowErr{RowError: RowError{Line: line, Msg: msg}, row: row, plan: true})
+		}
+	}
+	if it.lineErr != nil {
+		fail(it.lineErr.Msg)
+	} else if attrs, err := p.r.mapper.Map(it.rec.Fields); err != nil {
+		fail(err.Error())
+	} else if identity := first(attrs[p.r.cfg.Directory.IdentityAttribute]); identity == "" {
+		fail(p.r.cfg.Directory.IdentityAttribute + ": the identity is empty")
+	} else if p.seen != nil {
+		p.planDelta(b, line, row, identity, attrs, it.rec.Fields, replay, fail)
+	} else {
+		p.planFull(b, line, row, identity, attrs, replay, fail)
+	}
+	if len(b.changes) >= p.r.cfg.BatchSize || len(b.pending) >= p.r.cfg.BatchSize || b.rows >= p.rowsPerBatch() {
+		return p.flush(send)
+	}
+	return ctx.Err()
+}
+
+func (p *pass) duplicateMsg() string {
+	return p.r.cfg.Directory.IdentityAttribute + ": duplicate identity, an earlier line of the file has the same value"
+}
+
+func (p *pass) planFull(b *batch, line, row int64, identity string, attrs directory.Attributes, replay bool, fail func(string)) {
+	s := p.r.snap
+	i := s.find(identity)
+	if i < 0 {
+		if !p.created.add(hashIdentity(identity)) {
+			fail(p.duplicateMsg())
+			return
+		}
+		if replay {
+			return
+		}
+		attrs[p.r.cfg.Directory.MarkerAttribute] = []string{p.r.cfg.Directory.MarkerValue}
+		b.add(directory.Change{Op: directory.OpCreate, Line: line, Identity: identity, Attributes: attrs}, row)
+		return
+	}
+	if s.seen(i) {
+		fail(p.duplicateMsg())
+		return
+	}
+	s.markSeen(i)
+	if replay {
+		return
+	}
+	var changed directory.Attributes
+	for j, a := range p.r.compare {
+		if hashValues(attrs[a]) != s.hash(i, j) {
+			if changed == nil {
+				changed = directory.Attributes{}
+			}
+			changed[a] = nonNil(attrs[a])
+		}
+	}
+	if changed == nil && s.active(i) {
+		b.unchanged++
+		return
+	}
+	b.add(directory.Change{Op: directory.OpUpdate, Line: line, Identity: identity, ID: s.id(i), Attributes: changed, Reactivate: !s.active(i)}, row)
+}
+
+func (p *pass) planDelta(b *batch, line, row int64, identity string, attrs directory.Attributes, fields []string, replay bool, fail func(string)) {
+	action := directory.OpCreate
+	if sc := p.r.cfg.StatusColumn; sc != nil {
+		v := strings.TrimSpace(fields[p.r.status])
+		switch {
+		case slices.ContainsFunc(sc.DeleteValues, func(s string) bool { return strings.EqualFold(s, v) }):
+			action = directory.OpDelete
+		case slices.ContainsFunc(sc.DeactivateValues, func(s string) bool { return strings.EqualFold(s, v) }):
+			action = directory.OpDeactivate
+		}
+	}
+	if !p.seen.add(hashIdentity(identity)) {
+		fail(p.duplicateMsg())
+		return
+	}
+	if replay {
+		return
+	}
+	b.pending = append(b.pending, pendingRow{line: line, row: row, identity: identity, attrs: attrs, action: action})
+}
+
+func (b *batch) add(c directory.Change, row int64) {
+	b.changes = append(b.changes, c)
+	b.changeRow = append(b.changeRow, row)
+}
+
+func (p *pass) produceDeprovision(send func(*batch) error) error {
+	if !p.r.deprovisions() {
+		return nil
+	}
+	s := p.r.snap
+	row := p.baseRows + p.planned
+	b := p.newBatch(StageDeprovision)
+	for i := range s.len() {
+		op := p.r.deprovisionOp(i)
+		if op == 0 {
+			continue
+		}
+		b.add(directory.Change{Op: op, Identity: s.identity(i), ID: s.id(i)}, row)
+		if len(b.changes) >= p.r.cfg.BatchSize {
+			b.endLine, b.endOff = p.endLine, p.endOff
+			if err := send(b); err != nil {
+				return err
+			}
+			b = p.newBatch(StageDeprovision)
+		}
+	}
+	// An empty last batch still records that the stage is done.
+	b.endLine, b.endOff = p.endLine, p.endOff
+	return send(b)
+}
+
+// work looks up, plans the rest of and applies one batch.
+func (p *pass) work(ctx context.Context, b *batch) {
+	if err := context.Cause(ctx); err != nil {
+		b.err = err
+		return
+	}
+	if len(b.pending) > 0 {
+		if b.err = p.resolve(ctx, b); b.err != nil {
+			return
+		}
+	} else if b.stage == StageApply {
+		if b.err = p.checkCreates(ctx, b); b.err != nil {
+			return
+		}
+	}
+	b.counts.Unchanged = b.unchanged
+	if p.dry {
+		for _, c := range b.changes {
+			b.counts.count(c.Op)
+		}
+		return
+	}
+	if len(b.changes) == 0 {
+		return
+	}
+	results, err := p.r.dir.Apply(ctx, b.changes)
+	if err != nil {
+		b.err = fmt.Errorf("writing to the directory: %w", err)
+		return
+	}
+	if len(results) != len(b.changes) {
+		b.err = fmt.Errorf("writing to the directory: %d results for %d changes", len(results), len(b.changes))
+		return
+	}
+	for i, res := range results {
+		if res.Err != nil {
+			msg := res.Err.Error()
+			if !directory.IsRowError(res.Err) {
+				// Only a RowError promises a message free of values.
+				msg = b.changes[i].Op.String() + " refused by the directory"
+			}
+			b.errs = append(b.errs, rowErr{RowError: RowError{Line: b.changes[i].Line, Msg: msg}, row: b.changeRow[i]})
+			continue
+		}
+		b.counts.count(b.changes[i].Op)
+	}
+}
+
+func (c *Counts) count(op directory.Op) {
+	switch op {
+	case directory.OpCreate:
+		c.Created++
+	case directory.OpUpdate:
+		c.Updated++
+	case directory.OpDeactivate:
+		c.Deactivated++
+	case directory.OpDelete:
+		c.Deleted++
+	}
+}
+
+func (p *pass) unmanagedMsg() string {
+	return p.r.cfg.Directory.IdentityAttribute + ": a user with this identity exists in the directory but is not managed by imports (it lacks the marker attribute)"
+}
+
+// resolve looks up the users of a delta batch and plans their changes.
+func (p *pass) resolve(ctx context.Context, b *batch) error {
+	ids := make([]string, len(b.pending))
+	for i, pr := range b.pending {
+		ids[i] = pr.identity
+	}
+	users, err := p.r.dir.Lookup(ctx, ids, p.r.attrs)
+	if err != nil {
+		return fmt.Errorf("looking up users: %w", err)
+	}
+	cfg := p.r.cfg
+	for _, pr := range b.pending {
+		u, ok := users[pr.identity]
+		if ok && cfg.Directory.ManagedOnly && !u.Managed {
+			b.errs = append(b.errs, rowErr{RowError: RowError{Line: pr.line, Msg: p.unmanagedMsg()}, row: pr.row, plan: true})
+			continue
+		}
+		c := directory.Change{Line: pr.line, Identity: pr.identity, ID: u.ID}
+		switch {
+		case pr.action == directory.OpDelete && ok:
+			c.Op = directory.OpDelete
+		case pr.action == directory.OpDeactivate && ok && u.Active:
+			c.Op = directory.OpDeactivate
+		case pr.action != directory.OpCreate:
+			// Nothing to deactivate or delete.
+			b.unchanged++
+			continue
+		case !ok:
+			pr.attrs[cfg.Directory.MarkerAttribute] = []string{cfg.Directory.MarkerValue}
+			c.Op, c.Attributes = directory.OpCreate, pr.attrs
+		default:
+			for _, a := range p.r.compare {
+				if hashValues(pr.attrs[a]) != hashValues(u.Attributes[a]) {
+					if c.Attributes == nil {
+						c.Attributes = directory.Attributes{}
+					}
+					c.Attributes[a] = nonNil(pr.attrs[a])
+				}
+			}
+			if c.Attributes == nil && u.Active {
+				b.unchanged++
+				continue
+			}
+			c.Op, c.Reactivate = directory.OpUpdate, !u.Active
+		}
+		b.add(c, pr.row)
+	}
+	b.pending = nil
+	return nil
+}
+
+// checkCreates finds the creates of a full import whose identity is taken
+// by a user outside the scope: writing them would take over (or collide
+// with) a user that imports do not own.
+func (p *pass) checkCreates(ctx context.Context, b *batch) error {
+	cfg := p.r.cfg
+	if !cfg.Directory.ManagedOnly {
+		return nil
+	}
+	var ids []string
+	for _, c := range b.changes {
+		if c.Op == directory.OpCreate {
+			ids = append(ids, c.Identity)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	users, err := p.r.dir.Lookup(ctx, ids, []string{cfg.Directory.IdentityAttribute})
+	if err != nil {
+		return fmt.Errorf("looking up users: %w", err)
+	}
+	keep := b.changes[:0]
+	keepRow := b.changeRow[:0]
+	for i, c := range b.changes {
+		if u, ok := users[c.Identity]; c.Op == directory.OpCreate && ok && !u.Managed {
+			b.errs = append(b.errs, rowErr{RowError: RowError{Line: c.Line, Msg: p.unmanagedMsg()}, row: b.changeRow[i], plan: true})
+			continue
+		}
+		keep = append(keep, c)
+		keepRow = append(keepRow, b.changeRow[i])
+	}
+	b.changes, b.changeRow = keep, keepRow
+	return nil
+}
+
+// commitLoop commits batches in sequence as they complete.
+func (p *pass) commitLoop(done <-chan *batch, slots <-chan struct{}, cancel context.CancelCauseFunc) error {
+	pending := map[int]*batch{}
+	var stop error
+	for b := range done {
+		if stop != nil {
+			continue
+		}
+		pending[b.seq] = b
+		for {
+			nb, ok := pending[p.next]
+			if !ok {
+				break
+			}
+			delete(pending, p.next)
+			p.next++
+			<-slots
+			if err := p.commit(nb); err != nil {
+				stop = err
+				cancel(err)
+				break
+			}
+		}
+	}
+	p.report(true)
+	return stop
+}
+
+// commit adds a batch to the counts and moves the checkpoint past it.
+func (p *pass) commit(b *batch) error {
+	if b.err != nil {
+		return b.err
+	}
+	slices.SortStableFunc(b.errs, func(x, y rowErr) int { return int(x.row - y.row) })
+	var policy error
+	before := p.counts.Rows
+	failed := p.counts.Failed
+	for _, e := range b.errs {
+		// Once 100 rows are read the percentage counts, also at the
+		// 100th row itself when no error falls on it.
+		if policy == nil && before < 100 && e.row > 100 {
+			policy = p.policy(failed, 100)
+		}
+		failed++
+		if e.plan == p.planErrs || !e.plan {
+			p.rep.RowError(e.RowError)
+			if len(p.errors) < p.r.cfg.KeepErrors {
+				p.errors = append(p.errors, e.RowError)
+			}
+		}
+		if policy == nil {
+			policy = p.policy(failed, e.row)
+		}
+	}
+	b.counts.Failed = int64(len(b.errs))
+	b.counts.Rows = b.rows
+	p.counts.add(b.counts)
+	p.stage = b.stage
+	if !p.dry {
+		p.checkpoint = &Checkpoint{Line: b.endLine, Offset: b.endOff, SHA256: p.r.in.SHA256, Stage: b.stage, Counts: p.counts}
+	}
+	for _, c := range b.changes {
+		if len(p.samples) >= p.r.cfg.KeepSamples {
+			break
+		}
+		s := Sample{Line: c.Line, Op: c.Op, Identity: c.Identity}
+		for a := range c.Attributes {
+			s.Attributes = append(s.Attributes, a)
+		}
+		slices.Sort(s.Attributes)
+		p.samples = append(p.samples, s)
+	}
+	if policy == nil {
+		policy = p.policy(p.counts.Failed, p.counts.Rows)
+	}
+	p.report(false)
+	return policy
+}
+
+// policy checks the error policy with failed bad rows of rows read.
+func (p *pass) policy(failed, rows int64) error {
+	c := p.r.cfg
+	if c.MaxErrors != nil && failed > *c.MaxErrors {
+		return &PolicyError{Failed: failed, Rows: rows, Msg: fmt.Sprintf("error policy: %d rows failed, maxErrors is %d", failed, *c.MaxErrors)}
+	}
+	if c.MaxErrorPercent != nil && rows >= 100 && failed*100 > *c.MaxErrorPercent*rows {
+		return &PolicyError{Failed: failed, Rows: rows, Msg: fmt.Sprintf("error policy: %d of %d rows failed (%.1f %%), maxErrorPercent is %d",
+			failed, rows, float64(failed)*100/float64(rows), *c.MaxErrorPercent)}
+	}
+	return nil
+}
+
+func (p *pass) report(final bool) {
+	now := time.Now()
+	if !final && p.r.cfg.ProgressInterval > 0 && now.Sub(p.lastReport) < p.r.cfg.ProgressInterval {
+		return
+	}
+	p.lastReport = now
+	pr := Progress{Stage: p.stage, Counts: p.counts, Line: p.line.Load(), Offset: p.offset.Load()}
+	if secs := now.Sub(p.start).Seconds(); secs > 0 {
+		pr.RowsPerSecond = float64(p.counts.Rows-p.baseRows) / secs
+	}
+	if !p.dry && p.checkpoint != nil {
+		c := *p.checkpoint
+		pr.Checkpoint = &c
+	}
+	p.rep.Progress(pr)
+}
+
+func first(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
+
+func nonNil(v []string) []string {
+	if v == nil {
+		return []string{}
+	}
+	return v
+}

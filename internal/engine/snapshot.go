@@ -1,0 +1,130 @@
+package engine
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/userimport/user-import-operator/internal/directory"
+)
+
+// snapshot is what a full import remembers of the users in scope: for
+// each, its identity, directory id, active flag, whether the file listed
+// it, and one 64-bit hash per mapped attribute. Full attribute values are
+// not kept: a row is compared with a user by hashes, and an update takes
+// its values from the row.
+//
+// The layout is flat to keep a million users in about 100 MiB: identities
+// and ids live in one byte arena, hashes in one []uint64, and the index
+// is an open-addressing table of uint32 entry numbers.
+type snapshot struct {
+	attrs  []string // mapped attributes hashed, identity excluded
+	arena  []byte   // per user: uvarint len, identity, uvarint len, id
+	off    []uint32 // arena offset of each user
+	flags  []uint8
+	hashes []uint64 // len(attrs) per user
+	table  []uint32 // entry+1; 0 is empty
+}
+
+const (
+	flagActive uint8 = 1 << iota
+	flagSeen
+)
+
+func newSnapshot(attrs []string) *snapshot { return &snapshot{attrs: attrs} }
+
+func (s *snapshot) len() int { return len(s.off) }
+
+// add records u; build must be called once every user is added.
+func (s *snapshot) add(u directory.User) error {
+	if len(s.arena) > math.MaxUint32-2*binary.MaxVarintLen64-len(u.Identity)-len(u.ID) {
+		return fmt.Errorf("the directory holds more users than a full import can track (%d listed)", len(s.off))
+	}
+	s.off = append(s.off, uint32(len(s.arena)))
+	s.arena = binary.AppendUvarint(s.arena, uint64(len(u.Identity)))
+	s.arena = append(s.arena, u.Identity...)
+	s.arena = binary.AppendUvarint(s.arena, uint64(len(u.ID)))
+	s.arena = append(s.arena, u.ID...)
+	var f uint8
+	if u.Active {
+		f |= flagActive
+	}
+	s.flags = append(s.flags, f)
+	for _, a := range s.attrs {
+		s.hashes = append(s.hashes, hashValues(u.Attributes[a]))
+	}
+	return nil
+}
+
+// build indexes the users by identity. Two users with one identity are an
+// error: a row could not tell which of them it means, and the other would
+// look missing from the file.
+func (s *snapshot) build(identityAttr string) error {
+	size := 1024
+	for size < 2*len(s.off) {
+		size *= 2
+	}
+	s.table = make([]uint32, size)
+	mask := uint64(size - 1)
+	for i := range s.off {
+		id := s.identityBytes(i)
+		h := xxhash.Sum64(id)
+		for p := mix(h) & mask; ; p = (p + 1) & mask {
+			e := s.table[p]
+			if e == 0 {
+				s.table[p] = uint32(i + 1)
+				break
+			}
+			if string(s.identityBytes(int(e-1))) == string(id) {
+				return fmt.Errorf("the directory holds two users with the same %s; a full import needs it to be unique", identityAttr)
+			}
+		}
+	}
+	return nil
+}
+
+// find returns the entry of identity, or -1.
+func (s *snapshot) find(identity string) int {
+	if len(s.table) == 0 {
+		return -1
+	}
+	mask := uint64(len(s.table) - 1)
+	for p := mix(xxhash.Sum64String(identity)) & mask; ; p = (p + 1) & mask {
+		e := s.table[p]
+		if e == 0 {
+			return -1
+		}
+		if string(s.identityBytes(int(e-1))) == identity {
+			return int(e - 1)
+		}
+	}
+}
+
+func (s *snapshot) identityBytes(i int) []byte {
+	b := s.arena[s.off[i]:]
+	n, k := binary.Uvarint(b)
+	return b[k : k+int(n)]
+}
+
+func (s *snapshot) identity(i int) string { return string(s.identityBytes(i)) }
+
+func (s *snapshot) id(i int) string {
+	b := s.arena[s.off[i]:]
+	n, k := binary.Uvarint(b)
+	b = b[k+int(n):]
+	n, k = binary.Uvarint(b)
+	return string(b[k : k+int(n)])
+}
+
+func (s *snapshot) hash(i, attr int) uint64 { return s.hashes[i*len(s.attrs)+attr] }
+func (s *snapshot) active(i int) bool       { return s.flags[i]&flagActive != 0 }
+func (s *snapshot) seen(i int) bool         { return s.flags[i]&flagSeen != 0 }
+func (s *snapshot) markSeen(i int)          { s.flags[i] |= flagSeen }
+
+func (s *snapshot) clearSeen() {
+	for i := range s.flags {
+		s.flags[i] &^= flagSeen
+	}
+}
