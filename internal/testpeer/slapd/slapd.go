@@ -355,7 +355,9 @@ TLSCACertificateFile {{.Dir}}/ca.pem
 TLSCertificateFile {{.Dir}}/server.pem
 TLSCertificateKeyFile {{.Dir}}/server.key
 
-sizelimit 1000
+# Searches by users other than the rootdn stop at 1000 entries unless
+# paged, as on most production servers.
+sizelimit size.soft=1000 size.hard=1000 size.prtotal=unlimited
 
 database mdb
 suffix "{{.Suffix}}"

@@ -1,0 +1,280 @@
+// Package ldap is the directory provider for LDAP servers (OpenLDAP, Active
+// Directory and others speaking LDAPv3).
+//
+// Attributes are named by their LDAP attribute types ("uid", "cn", "sn",
+// "givenName", "mail", "displayName", "title", "employeeNumber",
+// "departmentNumber", "telephoneNumber", ...). Names are compared without
+// regard to case, and users are returned with the attribute names the
+// caller asked for, so that what Apply wrote and what List reads back
+// compare equal.
+//
+// A user is created as rdnAttribute=value,usersBaseDN with the configured
+// objectClasses and the managed-user marker. The object classes person,
+// organizationalPerson and inetOrgPerson require cn and sn: when an import
+// does not map them, or maps them to an empty value, both are set to the
+// user's identity (documented in the UserDirectory reference), so that the
+// entry is valid; a mapping that provides them wins.
+//
+// The marker attribute must be an attribute type of the server's schema
+// that the object classes allow, such as "businessCategory" or
+// "description". The API's default, "userImportManagedBy", exists in no
+// standard schema: Check reports SchemaMismatch for it.
+//
+// Deactivation follows spec.disable: either an attribute set to a value
+// (employeeType=disabled by default), removed again on reactivation, or a
+// move of the entry to the moveToDN container and back to usersBaseDN.
+package ldap
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+	"golang.org/x/time/rate"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/directory"
+)
+
+// Defaults of the API that a spec read outside the API server (tests, the
+// local executor) may lack.
+const (
+	defaultUserFilter   = "(objectClass=inetOrgPerson)"
+	defaultRDNAttribute = "uid"
+	defaultPageSize     = 500
+	defaultDisableAttr  = "employeeType"
+	defaultDisableValue = "disabled"
+	defaultMarkerValue  = "user-import-operator"
+	defaultMaxRetries   = 3
+
+	// pipelineDepth is the number of changes of one batch that are in
+	// flight at once. LDAP answers requests on one connection out of
+	// order, so a batch keeps the connection busy instead of waiting a
+	// round trip per change.
+	pipelineDepth = 8
+	// lookupChunk is the number of identities per search filter.
+	lookupChunk = 200
+	dialTimeout = 10 * time.Second
+	// requestTimeout bounds the wait for one answer (a page of a search,
+	// one write).
+	requestTimeout = 2 * time.Minute
+)
+
+var defaultObjectClasses = []string{"inetOrgPerson", "organizationalPerson", "person", "top"}
+
+// attrDescription matches an attribute description: a name or an OID,
+// with options such as ";binary" or ";lang-de".
+var attrDescription = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9-]*|[0-9]+(\.[0-9]+)+)(;[A-Za-z0-9-]+)*$`)
+
+// Directory is an LDAP directory. It is safe for concurrent use.
+type Directory struct {
+	url       *url.URL
+	startTLS  bool
+	tlsConfig *tls.Config
+	bindDN    string
+	password  string
+
+	usersBase     string
+	usersBaseDN   *ldap.DN
+	userFilter    string
+	objectClasses []string
+	rdnAttr       string
+	pageSize      uint32
+
+	disableAttr  string // attribute mode, when moveTo is empty
+	disableValue string
+	moveTo       string
+	moveToDN     *ldap.DN
+
+	identityAttr string
+	markerAttr   string
+	markerValue  string
+	managedOnly  bool
+	needsCNSN    bool
+
+	maxRetries int
+	limiter    *rate.Limiter
+	pool       *pool
+}
+
+var _ directory.Directory = (*Directory)(nil)
+
+// New builds a Directory from its spec. It reads the bind password and CA
+// bundle through secrets but does not connect: connections are made on
+// first use, and Check tells whether the server answers.
+func New(ctx context.Context, spec *v1alpha1.LDAPDirectory, opts directory.Options, secrets directory.SecretGetter) (*Directory, error) {
+	if spec == nil {
+		return nil, directory.Errorf(directory.ReasonInvalidConfig, "spec.ldap is not set")
+	}
+	u, err := url.Parse(spec.URL)
+	if err != nil || (u.Scheme != "ldap" && u.Scheme != "ldaps") || u.Host == "" {
+		return nil, directory.Errorf(directory.ReasonInvalidConfig, "spec.ldap.url %q must be an ldap:// or ldaps:// URL", spec.URL)
+	}
+	if spec.StartTLS && u.Scheme == "ldaps" {
+		return nil, directory.Errorf(directory.ReasonInvalidConfig, "spec.ldap.startTLS applies to ldap:// URLs only; %q is already TLS", spec.URL)
+	}
+	d := &Directory{
+		url:          u,
+		startTLS:     spec.StartTLS,
+		bindDN:       spec.BindDN,
+		usersBase:    spec.UsersBaseDN,
+		userFilter:   orDefault(spec.UserFilter, defaultUserFilter),
+		rdnAttr:      orDefault(spec.RDNAttribute, defaultRDNAttribute),
+		pageSize:     defaultPageSize,
+		identityAttr: orDefault(opts.IdentityAttribute, defaultRDNAttribute),
+		markerAttr:   opts.MarkerAttribute,
+		markerValue:  orDefault(opts.MarkerValue, defaultMarkerValue),
+		managedOnly:  opts.ManagedOnly,
+		maxRetries:   opts.MaxRetries,
+		limiter:      rate.NewLimiter(rate.Inf, 1),
+	}
+	if spec.PageSize > 0 {
+		d.pageSize = uint32(spec.PageSize)
+	}
+	if d.maxRetries <= 0 {
+		d.maxRetries = defaultMaxRetries
+	}
+	if opts.RateLimit > 0 {
+		d.limiter = rate.NewLimiter(rate.Limit(opts.RateLimit), opts.RateLimit)
+	}
+	d.objectClasses = spec.ObjectClasses
+	if len(d.objectClasses) == 0 {
+		d.objectClasses = defaultObjectClasses
+	}
+	for _, oc := range d.objectClasses {
+		switch strings.ToLower(oc) {
+		case "person", "organizationalperson", "inetorgperson":
+			d.needsCNSN = true
+		}
+	}
+
+	if d.usersBaseDN, err = ldap.ParseDN(spec.UsersBaseDN); err != nil || len(d.usersBaseDN.RDNs) == 0 {
+		return nil, directory.Errorf(directory.ReasonInvalidConfig, "spec.ldap.usersBaseDN %q is not a distinguished name", spec.UsersBaseDN)
+	}
+	if _, err := ldap.CompileFilter(d.userFilter); err != nil {
+		return nil, directory.Errorf(directory.ReasonInvalidConfig, "spec.ldap.userFilter %q is not an LDAP filter: %v", d.userFilter, err)
+	}
+	d.disableAttr, d.disableValue = defaultDisableAttr, defaultDisableValue
+	if dis := spec.Disable; dis != nil {
+		switch {
+		case dis.MoveToDN != "":
+			d.disableAttr, d.disableValue = "", ""
+			d.moveTo = dis.MoveToDN
+			if d.moveToDN, err = ldap.ParseDN(dis.MoveToDN); err != nil || len(d.moveToDN.RDNs) == 0 {
+				return nil, directory.Errorf(directory.ReasonInvalidConfig, "spec.ldap.disable.moveToDN %q is not a distinguished name", dis.MoveToDN)
+			}
+			if d.usersBaseDN.EqualFold(d.moveToDN) {
+				return nil, directory.Errorf(directory.ReasonInvalidConfig, "spec.ldap.disable.moveToDN must differ from usersBaseDN")
+			}
+		case dis.Attribute != "":
+			d.disableAttr = dis.Attribute
+			d.disableValue = orDefault(dis.Value, defaultDisableValue)
+		}
+	}
+	for field, name := range map[string]string{
+		"identityAttribute":            d.identityAttr,
+		"spec.ldap.rdnAttribute":       d.rdnAttr,
+		"managedUsers.markerAttribute": d.markerAttr,
+		"spec.ldap.disable.attribute":  d.disableAttr,
+	} {
+		if name != "" && !attrDescription.MatchString(name) {
+			return nil, directory.Errorf(directory.ReasonInvalidConfig, "%s %q is not an LDAP attribute name", field, name)
+		}
+	}
+	if d.markerAttr == "" && d.managedOnly {
+		return nil, directory.Errorf(directory.ReasonInvalidConfig, "managedUsers.markerAttribute is required when the scope is Managed")
+	}
+
+	pw, err := secrets(ctx, spec.BindPassword.Name, spec.BindPassword.Key)
+	if err != nil {
+		return nil, secretError("spec.ldap.bindPassword", spec.BindPassword, err)
+	}
+	d.password = strings.TrimRight(string(pw), "\r\n")
+
+	host := u.Hostname()
+	d.tlsConfig = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	if ref := spec.CABundle; ref != nil {
+		pem, err := secrets(ctx, ref.Name, ref.Key)
+		if err != nil {
+			return nil, secretError("spec.ldap.caBundle", *ref, err)
+		}
+		roots, err := x509.SystemCertPool()
+		if err != nil {
+			roots = x509.NewCertPool()
+		}
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, directory.Errorf(directory.ReasonInvalidConfig, "spec.ldap.caBundle: key %q of Secret %q holds no PEM certificate", ref.Key, ref.Name)
+		}
+		d.tlsConfig.RootCAs = roots
+	}
+
+	size := opts.Concurrency
+	if size < 1 {
+		size = 1
+	}
+	d.pool = newPool(size, d.dial)
+	return d, nil
+}
+
+// Close closes the pooled connections.
+func (d *Directory) Close() error {
+	d.pool.close()
+	return nil
+}
+
+// dial opens a connection, upgrades it with StartTLS when asked, and
+// binds. Errors are *directory.Error with the reason a person acts on.
+func (d *Directory) dial(ctx context.Context) (*ldap.Conn, error) {
+	dialer := &net.Dialer{Timeout: dialTimeout}
+	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < dialTimeout {
+		dialer.Deadline = deadline
+	}
+	c, err := ldap.DialURL(d.url.String(), ldap.DialWithDialer(dialer), ldap.DialWithTLSConfig(d.tlsConfig))
+	if err != nil {
+		return nil, connectError(d.url.Host, err)
+	}
+	c.SetTimeout(requestTimeout)
+	if d.startTLS {
+		if err := c.StartTLS(d.tlsConfig); err != nil {
+			c.Close()
+			return nil, connectError(d.url.Host, err)
+		}
+	}
+	if err := c.Bind(d.bindDN, d.password); err != nil {
+		c.Close()
+		if ldap.IsErrorAnyOf(err, ldap.LDAPResultInvalidCredentials, ldap.LDAPResultInappropriateAuthentication) {
+			return nil, directory.Errorf(directory.ReasonAuthenticationFailed, "bind as %q: invalid credentials", d.bindDN)
+		}
+		if ldap.IsErrorAnyOf(err, ldap.LDAPResultConfidentialityRequired, ldap.LDAPResultStrongAuthRequired) {
+			return nil, directory.Errorf(directory.ReasonTLSError, "bind as %q: the server requires TLS (set startTLS or use ldaps://)", d.bindDN)
+		}
+		return nil, connectError(d.url.Host, err)
+	}
+	return c, nil
+}
+
+func secretError(field string, ref v1alpha1.SecretKeyRef, err error) error {
+	if directory.ReasonOf(err) != directory.ReasonDirectoryError {
+		return err
+	}
+	return directory.Errorf(directory.ReasonSecretNotFound, "%s: key %q of Secret %q: %v", field, ref.Key, ref.Name, err)
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// String describes the directory for logs, without credentials.
+func (d *Directory) String() string {
+	return fmt.Sprintf("ldap %s base %q", d.url.Redacted(), d.usersBase)
+}

@@ -1,0 +1,762 @@
+package ldap
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/testpeer/slapd"
+)
+
+const (
+	marker      = "businessCategory"
+	markerValue = "user-import-operator"
+)
+
+// secrets serves the bind password and CA of a server.
+func secrets(s *slapd.Server) directory.SecretGetter {
+	return func(_ context.Context, name, key string) ([]byte, error) {
+		switch name + "/" + key {
+		case "ldap/password":
+			return []byte(s.BindPassword), nil
+		case "ldap/ca.crt":
+			return s.CAPEM, nil
+		}
+		return nil, fmt.Errorf("secret %s key %s not found", name, key)
+	}
+}
+
+func baseSpec(s *slapd.Server) *v1alpha1.LDAPDirectory {
+	return &v1alpha1.LDAPDirectory{
+		URL:          s.URL,
+		BindDN:       s.BindDN,
+		BindPassword: v1alpha1.SecretKeyRef{Name: "ldap", Key: "password"},
+		UsersBaseDN:  s.PeopleDN,
+		PageSize:     500,
+	}
+}
+
+func baseOpts() directory.Options {
+	return directory.Options{
+		IdentityAttribute: "uid",
+		ManagedOnly:       true,
+		MarkerAttribute:   marker,
+		MarkerValue:       markerValue,
+		Concurrency:       4,
+	}
+}
+
+func newDir(t testing.TB, s *slapd.Server, spec *v1alpha1.LDAPDirectory, opts directory.Options) *Directory {
+	t.Helper()
+	d, err := New(context.Background(), spec, opts, secrets(s))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	return d
+}
+
+// commonAttributes are attributes of a user as an HR export maps them.
+func commonAttributes(uid string) directory.Attributes {
+	return directory.Attributes{
+		"uid":               {uid},
+		"cn":                {"Jane Q. Doe " + uid},
+		"sn":                {"Doe"},
+		"givenName":         {"Jane"},
+		"displayName":       {"Jane Doe"},
+		"mail":              {uid + "@example.com"},
+		"title":             {"Engineer, Platform"},
+		"employeeNumber":    {"E-" + uid},
+		"departmentNumber":  {"4711"},
+		"telephoneNumber":   {"+49 30 1234567"},
+		"mobile":            {"+49 170 1234567"},
+		"ou":                {"Research & Development"},
+		"l":                 {"Zürich"},
+		"street":            {"Hauptstraße 1"},
+		"postalCode":        {"8001"},
+		"preferredLanguage": {"de-CH"},
+		"description":       {"first line", "second line"},
+		marker:              {markerValue},
+	}
+}
+
+func attributeNames(a directory.Attributes) []string {
+	names := make([]string, 0, len(a))
+	for n := range a {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func create(uid string, attrs directory.Attributes) directory.Change {
+	return directory.Change{Op: directory.OpCreate, Line: 2, Identity: uid, Attributes: attrs}
+}
+
+func mustApply(t testing.TB, d *Directory, changes ...directory.Change) []directory.Result {
+	t.Helper()
+	res, err := d.Apply(context.Background(), changes)
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	for i, r := range res {
+		if r.Err != nil {
+			t.Fatalf("change %d (%v): %v", i, changes[i].Op, r.Err)
+		}
+	}
+	return res
+}
+
+func listAll(t testing.TB, d *Directory, attrs []string) map[string]directory.User {
+	t.Helper()
+	out := map[string]directory.User{}
+	err := d.List(context.Background(), attrs, func(u directory.User) error {
+		if _, dup := out[u.Identity]; dup {
+			t.Errorf("user %s listed twice", u.Identity)
+		}
+		out[u.Identity] = u
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	return out
+}
+
+// rawEntry reads an entry with all user and operational attributes.
+func rawEntry(t testing.TB, s *slapd.Server, dn string) *ldap.Entry {
+	t.Helper()
+	c, err := s.Dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	res, err := c.Search(ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)", []string{"*", "+"}, nil))
+	if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
+		return nil
+	}
+	if err != nil {
+		t.Fatalf("read %s: %v", dn, err)
+	}
+	return res.Entries[0]
+}
+
+func entryMap(e *ldap.Entry) map[string][]string {
+	m := map[string][]string{}
+	for _, a := range e.Attributes {
+		m[strings.ToLower(a.Name)] = a.Values
+	}
+	return m
+}
+
+func TestCreateRoundTripIsStable(t *testing.T) {
+	s := slapd.Start(t, slapd.Options{})
+	d := newDir(t, s, baseSpec(s), baseOpts())
+
+	want := map[string]directory.Attributes{}
+	var changes []directory.Change
+	for _, uid := range []string{"jdoe", "a.b-c_d", "x+y", "comma,user", "Mixed.Case"} {
+		want[uid] = commonAttributes(uid)
+		changes = append(changes, create(uid, commonAttributes(uid)))
+	}
+	res := mustApply(t, d, changes...)
+	for i, r := range res {
+		if r.ID == "" {
+			t.Errorf("create %d: no ID", i)
+		}
+	}
+
+	names := attributeNames(commonAttributes("x"))
+	listed := listAll(t, d, names)
+	if len(listed) != len(want) {
+		t.Fatalf("listed %d users, want %d", len(listed), len(want))
+	}
+	ids := make([]string, 0, len(want))
+	for uid, attrs := range want {
+		ids = append(ids, uid)
+		u, ok := listed[uid]
+		if !ok {
+			t.Fatalf("user %s not listed", uid)
+		}
+		if !u.Active || !u.Managed {
+			t.Errorf("%s: Active=%v Managed=%v, want both true", uid, u.Active, u.Managed)
+		}
+		if !reflect.DeepEqual(u.Attributes, attrs) {
+			t.Errorf("%s: listed attributes differ from those written:\n got %v\nwant %v", uid, u.Attributes, attrs)
+		}
+	}
+
+	// Lookup matches identities without regard to case and returns them
+	// keyed as asked.
+	found, err := d.Lookup(context.Background(), append(ids, "MIXED.CASE", "nobody"), names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := found["nobody"]; ok {
+		t.Error("Lookup found a user that does not exist")
+	}
+	if u, ok := found["MIXED.CASE"]; !ok || u.Identity != "Mixed.Case" {
+		t.Errorf("Lookup of MIXED.CASE: got %+v", u)
+	}
+	for uid, attrs := range want {
+		if !reflect.DeepEqual(found[uid].Attributes, attrs) {
+			t.Errorf("%s: looked-up attributes differ:\n got %v\nwant %v", uid, found[uid].Attributes, attrs)
+		}
+		if found[uid].ID != listed[uid].ID {
+			t.Errorf("%s: Lookup ID %q, List ID %q", uid, found[uid].ID, listed[uid].ID)
+		}
+	}
+
+	// Attribute names are matched without regard to case and returned as
+	// asked.
+	lower, err := d.Lookup(context.Background(), []string{"jdoe"}, []string{"givenname", "MAIL"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := lower["jdoe"].Attributes; !reflect.DeepEqual(got, directory.Attributes{"givenname": {"Jane"}, "MAIL": {"jdoe@example.com"}}) {
+		t.Errorf("attributes asked in other case: got %v", got)
+	}
+}
+
+func TestCreateDerivesRequiredCNAndSN(t *testing.T) {
+	s := slapd.Start(t, slapd.Options{})
+	d := newDir(t, s, baseSpec(s), baseOpts())
+	res := mustApply(t, d, create("minimal", directory.Attributes{"uid": {"minimal"}, "mail": {"m@example.com"}, "sn": {""}}))
+	e := entryMap(rawEntry(t, s, res[0].ID))
+	if !reflect.DeepEqual(e["cn"], []string{"minimal"}) || !reflect.DeepEqual(e["sn"], []string{"minimal"}) {
+		t.Errorf("cn=%v sn=%v, want both [minimal]", e["cn"], e["sn"])
+	}
+	if !reflect.DeepEqual(e[strings.ToLower(marker)], []string{markerValue}) {
+		t.Errorf("marker %v, want [%s]", e[strings.ToLower(marker)], markerValue)
+	}
+}
+
+func TestUpdateChangesOnlyTheGivenAttributes(t *testing.T) {
+	s := slapd.Start(t, slapd.Options{})
+	d := newDir(t, s, baseSpec(s), baseOpts())
+	dn := mustApply(t, d, create("jdoe", commonAttributes("jdoe")))[0].ID
+	before := entryMap(rawEntry(t, s, dn))
+
+	mustApply(t, d, directory.Change{Op: directory.OpUpdate, Line: 3, Identity: "jdoe", ID: dn,
+		Attributes: directory.Attributes{"title": {"Manager"}, "mobile": nil, "description": {"only line"}}})
+	after := entryMap(rawEntry(t, s, dn))
+
+	for name, vals := range before {
+		switch name {
+		case "title", "mobile", "description", "modifytimestamp", "modifiersname", "entrycsn":
+			continue
+		}
+		if !reflect.DeepEqual(after[name], vals) {
+			t.Errorf("%s changed from %v to %v", name, vals, after[name])
+		}
+	}
+	if !reflect.DeepEqual(after["title"], []string{"Manager"}) {
+		t.Errorf("title = %v", after["title"])
+	}
+	if _, ok := after["mobile"]; ok {
+		t.Errorf("mobile not removed: %v", after["mobile"])
+	}
+	if !reflect.DeepEqual(after["description"], []string{"only line"}) {
+		t.Errorf("description = %v", after["description"])
+	}
+
+	// An update with nothing to change writes nothing.
+	mustApply(t, d, directory.Change{Op: directory.OpUpdate, Identity: "jdoe", ID: dn, Attributes: directory.Attributes{}})
+	if again := entryMap(rawEntry(t, s, dn)); !reflect.DeepEqual(again["entrycsn"], after["entrycsn"]) {
+		t.Errorf("empty update wrote the entry (entryCSN %v -> %v)", after["entrycsn"], again["entrycsn"])
+	}
+
+	// Removing an attribute that is already absent is not an error.
+	mustApply(t, d, directory.Change{Op: directory.OpUpdate, Identity: "jdoe", ID: dn, Attributes: directory.Attributes{"mobile": {}}})
+}
+
+func TestUpdateOfNamingAttributeRenames(t *testing.T) {
+	s := slapd.Start(t, slapd.Options{})
+	d := newDir(t, s, baseSpec(s), baseOpts())
+	dn := mustApply(t, d, create("old", commonAttributes("old")))[0].ID
+	res := mustApply(t, d, directory.Change{Op: directory.OpUpdate, Identity: "old", ID: dn, Attributes: directory.Attributes{"uid": {"new"}}})
+	if want := "uid=new," + s.PeopleDN; res[0].ID != want {
+		t.Errorf("ID after rename %q, want %q", res[0].ID, want)
+	}
+	if rawEntry(t, s, dn) != nil || rawEntry(t, s, res[0].ID) == nil {
+		t.Error("entry was not renamed")
+	}
+}
+
+func TestDeactivateWithAttribute(t *testing.T) {
+	s := slapd.Start(t, slapd.Options{})
+	d := newDir(t, s, baseSpec(s), baseOpts())
+	dn := mustApply(t, d, create("jdoe", commonAttributes("jdoe")))[0].ID
+
+	mustApply(t, d, directory.Change{Op: directory.OpDeactivate, Identity: "jdoe", ID: dn})
+	if e := entryMap(rawEntry(t, s, dn)); !reflect.DeepEqual(e["employeetype"], []string{"disabled"}) {
+		t.Errorf("employeeType = %v, want [disabled]", e["employeetype"])
+	}
+	if u := listAll(t, d, []string{"mail"})["jdoe"]; u.Active {
+		t.Error("deactivated user listed as active")
+	}
+	// Deactivating twice is harmless.
+	mustApply(t, d, directory.Change{Op: directory.OpDeactivate, Identity: "jdoe", ID: dn})
+
+	mustApply(t, d, directory.Change{Op: directory.OpUpdate, Identity: "jdoe", ID: dn, Reactivate: true,
+		Attributes: directory.Attributes{"title": {"Returned"}}})
+	e := entryMap(rawEntry(t, s, dn))
+	if _, ok := e["employeetype"]; ok {
+		t.Errorf("employeeType still set after reactivation: %v", e["employeetype"])
+	}
+	if !reflect.DeepEqual(e["title"], []string{"Returned"}) {
+		t.Errorf("title = %v", e["title"])
+	}
+	if u := listAll(t, d, []string{"mail"})["jdoe"]; !u.Active {
+		t.Error("reactivated user listed as inactive")
+	}
+}
+
+func TestDeactivateByMove(t *testing.T) {
+	s := slapd.Start(t, slapd.Options{})
+	spec := baseSpec(s)
+	spec.Disable = &v1alpha1.LDAPDisable{MoveToDN: s.DisabledDN}
+	d := newDir(t, s, spec, baseOpts())
+	dn := mustApply(t, d, create("jdoe", commonAttributes("jdoe")), create("other", commonAttributes("other")))[0].ID
+
+	res := mustApply(t, d, directory.Change{Op: directory.OpDeactivate, Identity: "jdoe", ID: dn})
+	moved := "uid=jdoe," + s.DisabledDN
+	if res[0].ID != moved || rawEntry(t, s, moved) == nil || rawEntry(t, s, dn) != nil {
+		t.Fatalf("entry not moved to %s (result ID %q)", s.DisabledDN, res[0].ID)
+	}
+	listed := listAll(t, d, []string{"mail"})
+	if len(listed) != 2 || listed["jdoe"].Active || listed["jdoe"].ID != moved || !listed["other"].Active {
+		t.Errorf("listing after move: %+v", listed)
+	}
+	found, err := d.Lookup(context.Background(), []string{"jdoe"}, []string{"mail"})
+	if err != nil || found["jdoe"].Active || found["jdoe"].ID != moved {
+		t.Errorf("Lookup after move: %+v, %v", found, err)
+	}
+	// A replayed deactivation with the old DN succeeds.
+	mustApply(t, d, directory.Change{Op: directory.OpDeactivate, Identity: "jdoe", ID: dn})
+
+	res = mustApply(t, d, directory.Change{Op: directory.OpUpdate, Identity: "jdoe", ID: moved, Reactivate: true})
+	if res[0].ID != dn || rawEntry(t, s, dn) == nil {
+		t.Fatalf("entry not moved back (result ID %q)", res[0].ID)
+	}
+	if u := listAll(t, d, []string{"mail"})["jdoe"]; !u.Active || u.ID != dn {
+		t.Errorf("after reactivation: %+v", u)
+	}
+}
+
+func TestDeleteIsIdempotent(t *testing.T) {
+	s := slapd.Start(t, slapd.Options{})
+	d := newDir(t, s, baseSpec(s), baseOpts())
+	dn := mustApply(t, d, create("jdoe", commonAttributes("jdoe")))[0].ID
+	del := directory.Change{Op: directory.OpDelete, Identity: "jdoe", ID: dn}
+	mustApply(t, d, del)
+	if rawEntry(t, s, dn) != nil {
+		t.Fatal("entry still exists")
+	}
+	mustApply(t, d, del)
+}
+
+func TestReplayedCreate(t *testing.T) {
+	s := slapd.Start(t, slapd.Options{})
+	d := newDir(t, s, baseSpec(s), baseOpts())
+	first := mustApply(t, d, create("jdoe", commonAttributes("jdoe")))[0].ID
+	mustApply(t, d, directory.Change{Op: directory.OpDeactivate, Identity: "jdoe", ID: first})
+
+	// The same row again, after a restart, with one changed attribute.
+	attrs := commonAttributes("jdoe")
+	attrs["title"] = []string{"Changed"}
+	res := mustApply(t, d, create("jdoe", attrs))
+	if res[0].ID != first {
+		t.Errorf("replayed create: ID %q, want %q", res[0].ID, first)
+	}
+	u := listAll(t, d, attributeNames(attrs))["jdoe"]
+	if !reflect.DeepEqual(u.Attributes, attrs) || !u.Active {
+		t.Errorf("after replay: active=%v attributes %v", u.Active, u.Attributes)
+	}
+
+	// An entry of the same name that the operator does not manage is left
+	// alone, and the row fails without quoting the identity.
+	c, err := s.Dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	add := ldap.NewAddRequest("uid=someone,"+s.PeopleDN, nil)
+	add.Attribute("objectClass", []string{"inetOrgPerson"})
+	add.Attribute("cn", []string{"x"})
+	add.Attribute("sn", []string{"x"})
+	if err := c.Add(add); err != nil {
+		t.Fatal(err)
+	}
+	results, err := d.Apply(context.Background(), []directory.Change{create("someone", commonAttributes("someone"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rerr := results[0].Err
+	if !directory.IsRowError(rerr) || rerr.Error() != "uid: entry exists and is not managed by this operator" {
+		t.Errorf("create over unmanaged entry: %v", rerr)
+	}
+	if e := entryMap(rawEntry(t, s, "uid=someone,"+s.PeopleDN)); len(e["mail"]) != 0 {
+		t.Error("unmanaged entry was modified")
+	}
+}
+
+func TestRefusedChangesAreRowErrors(t *testing.T) {
+	s := slapd.Start(t, slapd.Options{})
+	d := newDir(t, s, baseSpec(s), baseOpts())
+	bad := commonAttributes("bad")
+	bad["mail"] = []string{"jörg@example.com"} // mail is IA5 (ASCII)
+	multi := commonAttributes("multi")
+	multi["employeeNumber"] = []string{"1", "2"} // single-valued
+	unknown := commonAttributes("unknown")
+	unknown["favouriteColour"] = []string{"blue"}
+	results, err := d.Apply(context.Background(), []directory.Change{
+		create("bad", bad), create("good", commonAttributes("good")), create("multi", multi), create("unknown", unknown),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantAttr := []string{"mail", "", "employeeNumber", "favouriteColour"}
+	for i, r := range results {
+		if wantAttr[i] == "" {
+			if r.Err != nil {
+				t.Errorf("change %d: %v", i, r.Err)
+			}
+			continue
+		}
+		if !directory.IsRowError(r.Err) {
+			t.Errorf("change %d: want a RowError, got %v", i, r.Err)
+			continue
+		}
+		msg := r.Err.Error()
+		if !strings.HasPrefix(msg, wantAttr[i]+": ") {
+			t.Errorf("change %d: %q does not name %s", i, msg, wantAttr[i])
+		}
+		for _, value := range []string{"jörg", "example.com", "blue", "bad", "multi", "unknown"} {
+			if strings.Contains(msg, value) {
+				t.Errorf("change %d: message %q quotes a value", i, msg)
+			}
+		}
+	}
+	if len(listAll(t, d, nil)) != 1 {
+		t.Error("want exactly the good user created")
+	}
+}
+
+func TestPagedListing(t *testing.T) {
+	s := slapd.Start(t, slapd.Options{})
+	admin := newDir(t, s, baseSpec(s), baseOpts())
+	const n = 1200
+	var changes []directory.Change
+	for i := range n {
+		uid := fmt.Sprintf("user%04d", i)
+		changes = append(changes, create(uid, directory.Attributes{"uid": {uid}, "mail": {uid + "@example.com"}}))
+	}
+	mustApply(t, admin, changes...)
+
+	// A reader that is not the rootdn is held to the server's size limit
+	// of 1000 entries per search: only paging lists all 1200.
+	c, err := s.Dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	readerDN := "cn=reader," + s.Suffix
+	add := ldap.NewAddRequest(readerDN, nil)
+	add.Attribute("objectClass", []string{"person"})
+	add.Attribute("cn", []string{"reader"})
+	add.Attribute("sn", []string{"reader"})
+	add.Attribute("userPassword", []string{"reader-secret"})
+	if err := c.Add(add); err != nil {
+		t.Fatal(err)
+	}
+	spec := baseSpec(s)
+	spec.BindDN = readerDN
+	spec.BindPassword = v1alpha1.SecretKeyRef{Name: "reader", Key: "password"}
+	reader, err := New(context.Background(), spec, baseOpts(), func(_ context.Context, name, key string) ([]byte, error) {
+		return []byte("reader-secret"), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	listed := listAll(t, reader, []string{"mail"})
+	if len(listed) != n {
+		t.Fatalf("listed %d users, want %d", len(listed), n)
+	}
+	for uid, u := range listed {
+		if u.Attributes["mail"][0] != uid+"@example.com" {
+			t.Fatalf("%s: mail %v", uid, u.Attributes["mail"])
+		}
+	}
+	// More identities than fit in one lookup filter.
+	ids := make([]string, 0, n)
+	for uid := range listed {
+		ids = append(ids, uid)
+	}
+	found, err := reader.Lookup(context.Background(), ids, []string{"mail"})
+	if err != nil || len(found) != n {
+		t.Fatalf("Lookup of %d identities found %d (%v)", n, len(found), err)
+	}
+}
+
+func TestManagedOnlyListing(t *testing.T) {
+	s := slapd.Start(t, slapd.Options{})
+	d := newDir(t, s, baseSpec(s), baseOpts())
+	mustApply(t, d, create("managed", commonAttributes("managed")))
+	c, err := s.Dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	add := ldap.NewAddRequest("uid=manual,"+s.PeopleDN, nil)
+	add.Attribute("objectClass", []string{"inetOrgPerson"})
+	add.Attribute("uid", []string{"manual"})
+	add.Attribute("cn", []string{"manual"})
+	add.Attribute("sn", []string{"manual"})
+	if err := c.Add(add); err != nil {
+		t.Fatal(err)
+	}
+
+	if got := listAll(t, d, nil); len(got) != 1 || !got["managed"].Managed {
+		t.Errorf("managed-only listing: %+v", got)
+	}
+	opts := baseOpts()
+	opts.ManagedOnly = false
+	all := listAll(t, newDir(t, s, baseSpec(s), opts), nil)
+	if len(all) != 2 || !all["managed"].Managed || all["manual"].Managed {
+		t.Errorf("full listing: %+v", all)
+	}
+	// Lookup returns users out of scope too, marked as not managed.
+	found, err := d.Lookup(context.Background(), []string{"manual"}, nil)
+	if err != nil || found["manual"].ID == "" || found["manual"].Managed {
+		t.Errorf("Lookup of an unmanaged user: %+v, %v", found, err)
+	}
+}
+
+func TestConcurrentApply(t *testing.T) {
+	s := slapd.Start(t, slapd.Options{})
+	d := newDir(t, s, baseSpec(s), baseOpts())
+	const workers, perWorker = 8, 60
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var changes []directory.Change
+			for i := range perWorker {
+				uid := fmt.Sprintf("w%d-u%d", w, i)
+				changes = append(changes, create(uid, commonAttributes(uid)))
+			}
+			res, err := d.Apply(context.Background(), changes)
+			if err == nil {
+				for _, r := range res {
+					if r.Err != nil {
+						err = r.Err
+						break
+					}
+				}
+			}
+			if err == nil {
+				// Then update each user it created.
+				updates := make([]directory.Change, len(res))
+				for i, r := range res {
+					updates[i] = directory.Change{Op: directory.OpUpdate, Identity: changes[i].Identity, ID: r.ID, Attributes: directory.Attributes{"title": {"Updated"}}}
+				}
+				_, err = d.Apply(context.Background(), updates)
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	listed := listAll(t, d, []string{"title"})
+	if len(listed) != workers*perWorker {
+		t.Fatalf("listed %d users, want %d", len(listed), workers*perWorker)
+	}
+	for uid, u := range listed {
+		if u.Attributes["title"][0] != "Updated" {
+			t.Fatalf("%s: title %v", uid, u.Attributes["title"])
+		}
+	}
+}
+
+func TestBrokenConnectionIsReplaced(t *testing.T) {
+	s := slapd.Start(t, slapd.Options{})
+	opts := baseOpts()
+	opts.Concurrency = 1
+	d := newDir(t, s, baseSpec(s), opts)
+	mustApply(t, d, create("before", commonAttributes("before")))
+	// Close the pooled connection under the provider's feet.
+	for _, sl := range d.pool.slots {
+		if sl.conn != nil {
+			sl.conn.Close()
+		}
+	}
+	mustApply(t, d, create("after", commonAttributes("after")))
+	if len(listAll(t, d, nil)) != 2 {
+		t.Error("want 2 users")
+	}
+}
+
+func TestCheck(t *testing.T) {
+	s := slapd.Start(t, slapd.Options{})
+	ctx := context.Background()
+
+	t.Run("plain", func(t *testing.T) {
+		caps, err := newDir(t, s, baseSpec(s), baseOpts()).Check(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !caps.PagedSearch {
+			t.Error("PagedSearch not detected")
+		}
+	})
+	t.Run("StartTLS with CA", func(t *testing.T) {
+		spec := baseSpec(s)
+		spec.StartTLS = true
+		spec.CABundle = &v1alpha1.SecretKeyRef{Name: "ldap", Key: "ca.crt"}
+		d := newDir(t, s, spec, baseOpts())
+		if _, err := d.Check(ctx); err != nil {
+			t.Fatal(err)
+		}
+		mustApply(t, d, create("tls1", commonAttributes("tls1")))
+	})
+	t.Run("LDAPS with CA", func(t *testing.T) {
+		spec := baseSpec(s)
+		spec.URL = s.LDAPSURL
+		spec.CABundle = &v1alpha1.SecretKeyRef{Name: "ldap", Key: "ca.crt"}
+		d := newDir(t, s, spec, baseOpts())
+		if _, err := d.Check(ctx); err != nil {
+			t.Fatal(err)
+		}
+		mustApply(t, d, create("tls2", commonAttributes("tls2")))
+		if len(listAll(t, d, nil)) != 2 {
+			t.Error("users written over TLS not listed")
+		}
+	})
+	wantReason := func(t *testing.T, spec *v1alpha1.LDAPDirectory, opts directory.Options, reason string, mention ...string) {
+		t.Helper()
+		_, err := newDir(t, s, spec, opts).Check(ctx)
+		if got := directory.ReasonOf(err); got != reason {
+			t.Fatalf("reason %s (%v), want %s", got, err, reason)
+		}
+		for _, m := range mention {
+			if !strings.Contains(err.Error(), m) {
+				t.Errorf("%q does not mention %q", err, m)
+			}
+		}
+	}
+	t.Run("LDAPS without CA", func(t *testing.T) {
+		spec := baseSpec(s)
+		spec.URL = s.LDAPSURL
+		wantReason(t, spec, baseOpts(), directory.ReasonTLSError)
+	})
+	t.Run("StartTLS without CA", func(t *testing.T) {
+		spec := baseSpec(s)
+		spec.StartTLS = true
+		wantReason(t, spec, baseOpts(), directory.ReasonTLSError)
+	})
+	t.Run("wrong password", func(t *testing.T) {
+		spec := baseSpec(s)
+		d, err := New(ctx, spec, baseOpts(), func(context.Context, string, string) ([]byte, error) { return []byte("wrong"), nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		_, err = d.Check(ctx)
+		if directory.ReasonOf(err) != directory.ReasonAuthenticationFailed {
+			t.Fatalf("Check: %v", err)
+		}
+		// Writes fail the same way, at once, without retrying.
+		start := time.Now()
+		_, err = d.Apply(ctx, []directory.Change{create("x", commonAttributes("x"))})
+		if directory.ReasonOf(err) != directory.ReasonAuthenticationFailed || time.Since(start) > 2*time.Second {
+			t.Fatalf("Apply: %v after %v", err, time.Since(start))
+		}
+	})
+	t.Run("unreachable", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		spec := baseSpec(s)
+		spec.URL = "ldap://" + addr
+		wantReason(t, spec, baseOpts(), directory.ReasonUnreachable)
+		// List retries, then fails: it never reports an empty directory.
+		opts := baseOpts()
+		opts.MaxRetries = 1
+		err = newDir(t, s, spec, opts).List(ctx, nil, func(directory.User) error { return nil })
+		if directory.ReasonOf(err) != directory.ReasonUnreachable {
+			t.Fatalf("List: %v", err)
+		}
+	})
+	t.Run("marker not in schema", func(t *testing.T) {
+		opts := baseOpts()
+		opts.MarkerAttribute = "userImportManagedBy"
+		wantReason(t, baseSpec(s), opts, directory.ReasonSchemaMismatch, "userImportManagedBy", "businessCategory")
+	})
+	t.Run("marker not allowed by the object classes", func(t *testing.T) {
+		opts := baseOpts()
+		opts.MarkerAttribute = "gidNumber" // nis schema, posixAccount only
+		wantReason(t, baseSpec(s), opts, directory.ReasonSchemaMismatch, "gidNumber", "not allowed")
+	})
+	t.Run("base DN missing", func(t *testing.T) {
+		spec := baseSpec(s)
+		spec.UsersBaseDN = "ou=nowhere," + s.Suffix
+		wantReason(t, spec, baseOpts(), directory.ReasonInvalidConfig, spec.UsersBaseDN)
+	})
+	t.Run("moveToDN missing", func(t *testing.T) {
+		spec := baseSpec(s)
+		spec.Disable = &v1alpha1.LDAPDisable{MoveToDN: "ou=gone," + s.Suffix}
+		wantReason(t, spec, baseOpts(), directory.ReasonInvalidConfig, "ou=gone,")
+	})
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	s := slapd.Start(t, slapd.Options{})
+	ctx := context.Background()
+	cases := map[string]func(*v1alpha1.LDAPDirectory, *directory.Options){
+		"http URL":          func(sp *v1alpha1.LDAPDirectory, _ *directory.Options) { sp.URL = "http://127.0.0.1" },
+		"StartTLS on ldaps": func(sp *v1alpha1.LDAPDirectory, _ *directory.Options) { sp.URL = s.LDAPSURL; sp.StartTLS = true },
+		"bad base DN":       func(sp *v1alpha1.LDAPDirectory, _ *directory.Options) { sp.UsersBaseDN = "not a dn" },
+		"bad filter":        func(sp *v1alpha1.LDAPDirectory, _ *directory.Options) { sp.UserFilter = "(objectClass=" },
+		"bad marker name":   func(_ *v1alpha1.LDAPDirectory, o *directory.Options) { o.MarkerAttribute = "a b" },
+		"CA without PEM": func(sp *v1alpha1.LDAPDirectory, _ *directory.Options) {
+			sp.CABundle = &v1alpha1.SecretKeyRef{Name: "ldap", Key: "password"}
+		},
+	}
+	for name, mutate := range cases {
+		t.Run(name, func(t *testing.T) {
+			spec, opts := baseSpec(s), baseOpts()
+			mutate(spec, &opts)
+			_, err := New(ctx, spec, opts, secrets(s))
+			if directory.ReasonOf(err) != directory.ReasonInvalidConfig {
+				t.Fatalf("want InvalidConfig, got %v", err)
+			}
+		})
+	}
+	spec := baseSpec(s)
+	spec.BindPassword.Name = "missing"
+	if _, err := New(ctx, spec, baseOpts(), secrets(s)); directory.ReasonOf(err) != directory.ReasonSecretNotFound {
+		t.Fatalf("missing Secret: want SecretNotFound, got %v", err)
+	}
+}

@@ -1,0 +1,174 @@
+package ldap
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/userimport/user-import-operator/internal/directory"
+)
+
+// pool holds a fixed number of bound connections. A connection is shared,
+// not checked out: LDAP multiplexes requests on one connection by message
+// id, so several goroutines may use one connection at once. A connection
+// found closed, or that failed with a network error, is replaced on the
+// next use of its slot.
+type pool struct {
+	dial  func(context.Context) (*ldap.Conn, error)
+	slots []*slot
+	next  atomic.Uint64
+}
+
+type slot struct {
+	mu   sync.Mutex
+	conn *ldap.Conn
+}
+
+func newPool(size int, dial func(context.Context) (*ldap.Conn, error)) *pool {
+	p := &pool{dial: dial, slots: make([]*slot, size)}
+	for i := range p.slots {
+		p.slots[i] = &slot{}
+	}
+	return p
+}
+
+// get returns a bound connection, round robin over the slots, dialling one
+// when the slot is empty or its connection has closed.
+func (p *pool) get(ctx context.Context) (*ldap.Conn, error) {
+	s := p.slots[p.next.Add(1)%uint64(len(p.slots))]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn != nil && !s.conn.IsClosing() {
+		return s.conn, nil
+	}
+	if s.conn != nil {
+		_ = s.conn.Close()
+		s.conn = nil
+	}
+	c, err := p.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.conn = c
+	return c, nil
+}
+
+// discard closes c and empties its slot, so that the next use dials anew.
+func (p *pool) discard(c *ldap.Conn) {
+	for _, s := range p.slots {
+		s.mu.Lock()
+		if s.conn == c {
+			s.conn = nil
+		}
+		s.mu.Unlock()
+	}
+	_ = c.Close()
+}
+
+func (p *pool) close() {
+	for _, s := range p.slots {
+		s.mu.Lock()
+		if s.conn != nil {
+			_ = s.conn.Close()
+			s.conn = nil
+		}
+		s.mu.Unlock()
+	}
+}
+
+// do runs op on a pooled connection, retrying transient failures (network
+// errors, a busy or unavailable server) with exponential backoff and
+// jitter, on a fresh connection when the old one broke. The error of the
+// last attempt is returned as is, so that callers can read its LDAP
+// result code.
+func (d *Directory) do(ctx context.Context, op func(*ldap.Conn) error) error {
+	for attempt := 0; ; attempt++ {
+		if err := d.limiter.Wait(ctx); err != nil {
+			return err
+		}
+		c, err := d.pool.get(ctx)
+		if err == nil {
+			err = op(c)
+			if err == nil {
+				return nil
+			}
+			if isConnError(err) {
+				d.pool.discard(c)
+			}
+		}
+		if !isTransient(err) || attempt >= d.maxRetries || ctx.Err() != nil {
+			return err
+		}
+		if err := sleep(ctx, backoff(attempt)); err != nil {
+			return err
+		}
+	}
+}
+
+func backoff(attempt int) time.Duration {
+	d := 100 * time.Millisecond << min(attempt, 6)
+	d = min(d, 5*time.Second)
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// isConnError tells whether err means the connection is unusable.
+func isConnError(err error) bool {
+	return ldap.IsErrorAnyOf(err, ldap.ErrorNetwork, ldap.LDAPResultServerDown, ldap.LDAPResultConnectError, ldap.LDAPResultTimeout)
+}
+
+// isTransient tells whether trying err's operation again may succeed. A
+// connection that could not be made (directory.ReasonUnreachable) is
+// transient; a refused bind or a bad certificate is not.
+func isTransient(err error) bool {
+	var de *directory.Error
+	if errors.As(err, &de) {
+		return de.Reason == directory.ReasonUnreachable
+	}
+	return isConnError(err) || ldap.IsErrorAnyOf(err, ldap.LDAPResultBusy, ldap.LDAPResultUnavailable)
+}
+
+// connectError classifies a failure to connect or to start TLS.
+func connectError(host string, err error) error {
+	if isTLSError(err) {
+		return directory.Errorf(directory.ReasonTLSError, "TLS with %s: %v", host, err)
+	}
+	return directory.Errorf(directory.ReasonUnreachable, "connect to %s: %v", host, err)
+}
+
+func isTLSError(err error) bool {
+	var (
+		unknownAuthority x509.UnknownAuthorityError
+		hostname         x509.HostnameError
+		invalid          x509.CertificateInvalidError
+		verification     *tls.CertificateVerificationError
+		header           tls.RecordHeaderError
+		alert            tls.AlertError
+	)
+	switch {
+	case errors.As(err, &unknownAuthority), errors.As(err, &hostname), errors.As(err, &invalid),
+		errors.As(err, &verification), errors.As(err, &header), errors.As(err, &alert):
+		return true
+	}
+	// go-ldap flattens StartTLS failures into a message.
+	msg := err.Error()
+	return strings.Contains(msg, "TLS handshake failed") || strings.Contains(msg, "tls: ") || strings.Contains(msg, "x509: ")
+}
