@@ -113,7 +113,7 @@ func (d *Directory) page(ctx context.Context, filter string, count int, fn func(
 		}
 		for _, r := range lr.Resources {
 			if err := fn(r); err != nil {
-				return 0, false, err
+				return total, false, err
 			}
 		}
 		start += len(lr.Resources)
@@ -190,25 +190,11 @@ func (d *Directory) Lookup(ctx context.Context, identities []string, attributes 
 		scan = identities
 	} else {
 		for group := range groups(d.identity.path(), identities) {
-			bad, err := d.lookupFilter(ctx, group, attrs, out)
+			bad, err := d.lookupSplit(ctx, group, attrs, out)
 			if err != nil {
 				return nil, err
 			}
-			if !bad {
-				continue
-			}
-			// The server refused the joined filter: try each identity
-			// alone, and scan for those whose filter it refuses too (a
-			// value with quotes, say).
-			for _, id := range group {
-				bad, err := d.lookupFilter(ctx, []string{id}, attrs, out)
-				if err != nil {
-					return nil, err
-				}
-				if bad {
-					scan = append(scan, id)
-				}
-			}
+			scan = append(scan, bad...)
 		}
 	}
 	if len(scan) > 0 {
@@ -221,6 +207,26 @@ func (d *Directory) Lookup(ctx context.Context, identities []string, attributes 
 		}
 	}
 	return out, nil
+}
+
+// lookupSplit looks group up; when the server refuses the joined filter it
+// halves the group until it finds the identities whose filter it refuses
+// (a value with quotes, say), and returns those.
+func (d *Directory) lookupSplit(ctx context.Context, group []string, attrs []attribute, out map[string]directory.User) ([]string, error) {
+	bad, err := d.lookupFilter(ctx, group, attrs, out)
+	if err != nil || !bad {
+		return nil, err
+	}
+	if len(group) == 1 {
+		return group, nil
+	}
+	half := len(group) / 2
+	first, err := d.lookupSplit(ctx, group[:half], attrs, out)
+	if err != nil {
+		return nil, err
+	}
+	second, err := d.lookupSplit(ctx, group[half:], attrs, out)
+	return append(first, second...), err
 }
 
 func (d *Directory) lookupFilter(ctx context.Context, group []string, attrs []attribute, out map[string]directory.User) (bool, error) {
@@ -249,12 +255,20 @@ func (d *Directory) match(r map[string]any, wanted []string, attrs []attribute, 
 	}
 }
 
-// groups splits identities into filter-sized groups.
+// groups splits identities into filter-sized groups. Identities with
+// quotes or backslashes go alone: servers differ in how they read escapes,
+// and one refused value should not cost the whole group.
 func groups(path string, identities []string) func(func([]string) bool) {
 	return func(yield func([]string) bool) {
 		var g []string
 		size := 0
 		for _, id := range identities {
+			if strings.ContainsAny(id, `"\`) {
+				if !yield([]string{id}) {
+					return
+				}
+				continue
+			}
 			n := len(path) + len(" eq ") + len(quote(id)) + len(" or ")
 			if len(g) > 0 && (len(g) >= lookupGroup || size+n > maxFilterBytes) {
 				if !yield(g) {
