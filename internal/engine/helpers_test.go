@@ -74,7 +74,11 @@ type recorder struct {
 	errors   []RowError
 }
 
-func (r *recorder) Progress(p Progress) { r.mu.Lock(); r.progress = append(r.progress, p); r.mu.Unlock() }
+func (r *recorder) Progress(p Progress) {
+	r.mu.Lock()
+	r.progress = append(r.progress, p)
+	r.mu.Unlock()
+}
 func (r *recorder) RowError(e RowError) { r.mu.Lock(); r.errors = append(r.errors, e); r.mu.Unlock() }
 
 func (r *recorder) lastCheckpoint() *Checkpoint {

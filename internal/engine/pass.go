@@ -579,12 +579,13 @@ func (p *pass) checkCreates(ctx context.Context, b *batch) error {
 func (p *pass) commitLoop(done <-chan *batch, slots <-chan struct{}, cancel context.CancelCauseFunc) error {
 	pending := map[int]*batch{}
 	var stop error
+	broken := false // a batch failed: nothing after it counts
 	for b := range done {
-		if stop != nil {
+		if broken {
 			continue
 		}
 		pending[b.seq] = b
-		for {
+		for !broken {
 			nb, ok := pending[p.next]
 			if !ok {
 				break
@@ -592,10 +593,23 @@ func (p *pass) commitLoop(done <-chan *batch, slots <-chan struct{}, cancel cont
 			delete(pending, p.next)
 			p.next++
 			<-slots
+			if stop != nil {
+				// The error policy stopped the import; batches already in
+				// flight that were written still count, so that counts and
+				// checkpoint say what the directory holds. A dry run stops
+				// exactly where the policy did.
+				if nb.err != nil || p.dry {
+					broken = true
+				} else {
+					p.commitDone(nb)
+				}
+				continue
+			}
 			if err := p.commit(nb); err != nil {
 				stop = err
 				cancel(err)
-				break
+				var pe *PolicyError
+				broken = !errors.As(err, &pe)
 			}
 		}
 	}
@@ -609,6 +623,17 @@ func (p *pass) commit(b *batch) error {
 		return b.err
 	}
 	slices.SortStableFunc(b.errs, func(x, y rowErr) int { return int(x.row - y.row) })
+	policy := p.commitErrors(b)
+	p.commitDone(b)
+	if policy == nil {
+		policy = p.policy(p.counts.Failed, p.counts.Rows)
+	}
+	return policy
+}
+
+// commitErrors reports the row errors of a batch and checks the error
+// policy at each of them, in file order.
+func (p *pass) commitErrors(b *batch) error {
 	var policy error
 	before := p.counts.Rows
 	failed := p.counts.Failed
@@ -629,6 +654,11 @@ func (p *pass) commit(b *batch) error {
 			policy = p.policy(failed, e.row)
 		}
 	}
+	return policy
+}
+
+// commitDone adds a batch to the counts and moves the checkpoint past it.
+func (p *pass) commitDone(b *batch) {
 	b.counts.Failed = int64(len(b.errs))
 	b.counts.Rows = b.rows
 	p.counts.add(b.counts)
@@ -647,11 +677,7 @@ func (p *pass) commit(b *batch) error {
 		slices.Sort(s.Attributes)
 		p.samples = append(p.samples, s)
 	}
-	if policy == nil {
-		policy = p.policy(p.counts.Failed, p.counts.Rows)
-	}
 	p.report(false)
-	return policy
 }
 
 // policy checks the error policy with failed bad rows of rows read.
