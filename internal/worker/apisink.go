@@ -1,0 +1,178 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"fmt"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/engine"
+	"github.com/userimport/user-import-operator/internal/source"
+)
+
+// Keys of the report Secret.
+const (
+	// ReportErrorsKey holds the row errors: "line,message" rows.
+	ReportErrorsKey = "errors.csv"
+	// ReportChangesKey holds a sample of the planned changes:
+	// "line,op,identity,attributes" rows.
+	ReportChangesKey = "changes.csv"
+	// ReportSummaryKey holds the counts, one "name=value" a line.
+	ReportSummaryKey = "summary.txt"
+)
+
+// APISink writes a run's reports to the UserImport's status and to its
+// report Secret. It never writes phase or conditions: the controller owns
+// them. Every status write is a fresh get and a patch, retried on
+// conflict, so it never overwrites what the controller wrote meanwhile.
+type APISink struct {
+	Client client.Client
+	// Import names the UserImport.
+	Import types.NamespacedName
+	// ReportSecret is the name of the Secret, created by the controller,
+	// that the report goes to; empty means no report Secret.
+	ReportSecret string
+}
+
+var _ Sink = (*APISink)(nil)
+
+func (s *APISink) patchStatus(ctx context.Context, mutate func(st *v1alpha1.UserImportStatus)) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var imp v1alpha1.UserImport
+		if err := s.Client.Get(ctx, s.Import, &imp); err != nil {
+			return err
+		}
+		base := imp.DeepCopy()
+		mutate(&imp.Status)
+		return s.Client.Status().Patch(ctx, &imp, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+	})
+}
+
+// Started records the source facts and counts a resume.
+func (s *APISink) Started(ctx context.Context, file *source.File, resumed bool) error {
+	return s.patchStatus(ctx, func(st *v1alpha1.UserImportStatus) {
+		if st.Source == nil {
+			st.Source = &v1alpha1.SourceStatus{}
+		}
+		st.Source.Size, st.Source.SHA256, st.Source.ETag = file.Size, file.SHA256, file.ETag
+		if resumed {
+			if st.Progress == nil {
+				st.Progress = &v1alpha1.ProgressStatus{}
+			}
+			st.Progress.Resumes++
+		}
+	})
+}
+
+// Progress records counts and the checkpoint.
+func (s *APISink) Progress(ctx context.Context, p Progress) error {
+	return s.patchStatus(ctx, func(st *v1alpha1.UserImportStatus) {
+		if st.Progress == nil {
+			st.Progress = &v1alpha1.ProgressStatus{}
+		}
+		setCounts(st.Progress, p.Counts)
+		st.Progress.Percent = p.Percent
+		st.Progress.RowsPerSecond = int64(p.RowsPerSecond)
+		now := metav1.Now()
+		st.Progress.UpdateTime = &now
+		if cp := p.Checkpoint; cp != nil {
+			st.Progress.Checkpoint = &v1alpha1.Checkpoint{Line: cp.Line, Offset: cp.Offset, SHA256: cp.SHA256, Stage: cp.Stage}
+		}
+	})
+}
+
+// Report fills the report Secret.
+func (s *APISink) Report(ctx context.Context, res engine.Result, errs []engine.RowError) error {
+	if s.ReportSecret == "" {
+		return nil
+	}
+	data := ReportData(res, errs)
+	patch := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: s.Import.Namespace, Name: s.ReportSecret}, Data: data}
+	// A merge patch needs no read: the worker may write this Secret but
+	// never read one.
+	raw, err := mergePatchOfData(data)
+	if err != nil {
+		return err
+	}
+	return s.Client.Patch(ctx, patch, client.RawPatch(types.MergePatchType, raw))
+}
+
+// Preview records the result of a preview.
+func (s *APISink) Preview(ctx context.Context, generation int64, res engine.Result) error {
+	return s.patchStatus(ctx, func(st *v1alpha1.UserImportStatus) {
+		now := metav1.Now()
+		st.Preview = &v1alpha1.PreviewStatus{
+			Generation:     generation,
+			Counts:         changeCounts(res.Counts),
+			ManagedUsers:   res.ManagedUsers,
+			CompletionTime: &now,
+		}
+		if st.Source != nil {
+			st.Source.Rows = res.Counts.Rows
+		}
+	})
+}
+
+// Done records the final counts of an import.
+func (s *APISink) Done(ctx context.Context, res engine.Result) error {
+	return s.patchStatus(ctx, func(st *v1alpha1.UserImportStatus) {
+		if st.Progress == nil {
+			st.Progress = &v1alpha1.ProgressStatus{}
+		}
+		setCounts(st.Progress, res.Counts)
+		st.Progress.RowsTotal = res.Counts.Rows
+		st.Progress.Percent = 100
+		now := metav1.Now()
+		st.Progress.UpdateTime = &now
+		if cp := res.Checkpoint; cp != nil {
+			st.Progress.Checkpoint = &v1alpha1.Checkpoint{Line: cp.Line, Offset: cp.Offset, SHA256: cp.SHA256, Stage: cp.Stage}
+		}
+		if st.Source != nil {
+			st.Source.Rows = res.Counts.Rows
+		}
+	})
+}
+
+func setCounts(p *v1alpha1.ProgressStatus, c engine.Counts) {
+	p.RowsProcessed = c.Rows
+	p.Created, p.Updated, p.Unchanged = c.Created, c.Updated, c.Unchanged
+	p.Deactivated, p.Deleted, p.Failed = c.Deactivated, c.Deleted, c.Failed
+}
+
+func changeCounts(c engine.Counts) v1alpha1.ChangeCounts {
+	return v1alpha1.ChangeCounts{
+		Create: c.Created, Update: c.Updated, Unchanged: c.Unchanged,
+		Deactivate: c.Deactivated, Delete: c.Deleted, Errors: c.Failed,
+	}
+}
+
+// ReportData renders the report: row errors, a sample of the planned
+// changes, and the counts.
+func ReportData(res engine.Result, errs []engine.RowError) map[string][]byte {
+	var eb, cb bytes.Buffer
+	ew := csv.NewWriter(&eb)
+	_ = ew.Write([]string{"line", "message"})
+	for _, e := range errs {
+		_ = ew.Write([]string{strconv.FormatInt(e.Line, 10), e.Msg})
+	}
+	ew.Flush()
+	cw := csv.NewWriter(&cb)
+	_ = cw.Write([]string{"line", "op", "identity", "attributes"})
+	for _, c := range res.Samples {
+		_ = cw.Write([]string{strconv.FormatInt(c.Line, 10), c.Op.String(), c.Identity, strings.Join(c.Attributes, " ")})
+	}
+	cw.Flush()
+	c := res.Counts
+	summary := fmt.Sprintf("dryRun=%t\nrows=%d\ncreate=%d\nupdate=%d\nunchanged=%d\ndeactivate=%d\ndelete=%d\nerrors=%d\nmanagedUsers=%d\nplannedDeprovisions=%d\nsafetyStop=%t\n",
+		res.DryRun, c.Rows, c.Created, c.Updated, c.Unchanged, c.Deactivated, c.Deleted, c.Failed, res.ManagedUsers, res.PlannedDeprovisions, res.SafetyStop)
+	return map[string][]byte{ReportErrorsKey: eb.Bytes(), ReportChangesKey: cb.Bytes(), ReportSummaryKey: []byte(summary)}
+}

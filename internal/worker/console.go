@@ -1,0 +1,75 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/userimport/user-import-operator/internal/engine"
+	"github.com/userimport/user-import-operator/internal/source"
+)
+
+// ConsoleSink prints a run's reports, for one-off imports from a laptop.
+// Progress lines carry counts only; the report files, which hold
+// identities, go to ReportDir when it is set.
+type ConsoleSink struct {
+	Out       io.Writer
+	ReportDir string
+}
+
+var _ Sink = (*ConsoleSink)(nil)
+
+func (s *ConsoleSink) Started(_ context.Context, f *source.File, resumed bool) error {
+	fmt.Fprintf(s.Out, "source: %d bytes, sha256 %s\n", f.Size, f.SHA256)
+	if resumed {
+		fmt.Fprintln(s.Out, "resuming from the checkpoint")
+	}
+	return nil
+}
+
+func (s *ConsoleSink) Progress(_ context.Context, p Progress) error {
+	c := p.Counts
+	fmt.Fprintf(s.Out, "%3d%%  line %d  rows %d  created %d  updated %d  unchanged %d  deactivated %d  deleted %d  failed %d  %.0f rows/s\n",
+		p.Percent, p.Line, c.Rows, c.Created, c.Updated, c.Unchanged, c.Deactivated, c.Deleted, c.Failed, p.RowsPerSecond)
+	return nil
+}
+
+func (s *ConsoleSink) Report(_ context.Context, res engine.Result, errs []engine.RowError) error {
+	for _, e := range errs {
+		fmt.Fprintf(s.Out, "line %d: %s\n", e.Line, e.Msg)
+	}
+	if res.Counts.Failed > int64(len(errs)) {
+		fmt.Fprintf(s.Out, "… %d row errors in all\n", res.Counts.Failed)
+	}
+	if s.ReportDir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(s.ReportDir, 0o700); err != nil {
+		return err
+	}
+	for name, data := range ReportData(res, errs) {
+		if err := os.WriteFile(filepath.Join(s.ReportDir, name), data, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *ConsoleSink) Preview(_ context.Context, _ int64, res engine.Result) error {
+	c := res.Counts
+	fmt.Fprintf(s.Out, "preview: rows %d  create %d  update %d  unchanged %d  deactivate %d  delete %d  errors %d  (managed users %d)\n",
+		c.Rows, c.Created, c.Updated, c.Unchanged, c.Deactivated, c.Deleted, c.Failed, res.ManagedUsers)
+	if res.SafetyStop {
+		fmt.Fprintf(s.Out, "stopped by the safety threshold: %s\n", res.SafetyMessage)
+	}
+	return nil
+}
+
+func (s *ConsoleSink) Done(_ context.Context, res engine.Result) error {
+	c := res.Counts
+	fmt.Fprintf(s.Out, "done: rows %d  created %d  updated %d  unchanged %d  deactivated %d  deleted %d  failed %d\n",
+		c.Rows, c.Created, c.Updated, c.Unchanged, c.Deactivated, c.Deleted, c.Failed)
+	return nil
+}

@@ -1,0 +1,74 @@
+package worker
+
+import (
+	"context"
+	"sort"
+
+	"github.com/userimport/user-import-operator/internal/engine"
+	"github.com/userimport/user-import-operator/internal/source"
+)
+
+// Sink receives what a run has to say. The API sink writes it to the
+// UserImport's status and report Secret; the console sink prints it.
+type Sink interface {
+	// Started reports the fetched source and whether the import resumes.
+	Started(ctx context.Context, file *source.File, resumed bool) error
+	// Progress reports progress and the latest checkpoint.
+	Progress(ctx context.Context, p Progress) error
+	// Report stores the planned changes sample and the row errors.
+	Report(ctx context.Context, res engine.Result, errs []engine.RowError) error
+	// Preview reports the result of a preview (or of an import stopped by
+	// the safety threshold) made for the given spec generation.
+	Preview(ctx context.Context, generation int64, res engine.Result) error
+	// Done reports the result of a finished import.
+	Done(ctx context.Context, res engine.Result) error
+}
+
+// Progress is one progress report.
+type Progress struct {
+	engine.Progress
+	// Percent of the file's bytes read.
+	Percent int32
+}
+
+// maxKeptErrors bounds the row errors kept for the report Secret.
+const maxKeptErrors = 1000
+
+// reporter adapts the engine's Reporter to a Sink.
+type reporter struct {
+	ctx     context.Context
+	sink    Sink
+	size    int64
+	resumed bool
+	err     error
+	// errors by line: after a resume the engine may report a line again.
+	byLine map[int64]string
+	errors []engine.RowError
+}
+
+func (r *reporter) Progress(p engine.Progress) {
+	pct := int32(100)
+	if r.size > 0 {
+		pct = int32(p.Offset * 100 / r.size)
+	}
+	if err := r.sink.Progress(r.ctx, Progress{Progress: p, Percent: min(pct, 100)}); err != nil && r.err == nil {
+		r.err = err
+	}
+}
+
+func (r *reporter) RowError(e engine.RowError) {
+	if r.byLine == nil {
+		r.byLine = map[int64]string{}
+	}
+	if _, seen := r.byLine[e.Line]; seen || len(r.byLine) >= maxKeptErrors {
+		return
+	}
+	r.byLine[e.Line] = e.Msg
+	r.errors = append(r.errors, e)
+}
+
+// sortedErrors returns the kept row errors by line.
+func (r *reporter) sortedErrors() []engine.RowError {
+	sort.Slice(r.errors, func(i, j int) bool { return r.errors[i].Line < r.errors[j].Line })
+	return r.errors
+}

@@ -1,0 +1,196 @@
+// Package worker runs one stage of a UserImport — a preview or the import
+// itself — against its directory: it fetches the source, runs the engine,
+// and reports progress, checkpoints and results through a Sink. The same
+// code runs in a Job's pod (the `worker` subcommand), inside the manager
+// (the in-process executor), and from a laptop (a one-off import).
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/engine"
+	"github.com/userimport/user-import-operator/internal/source"
+)
+
+// Stage is the part of an import a worker runs.
+type Stage string
+
+const (
+	// StagePreview plans without writing.
+	StagePreview Stage = "Preview"
+	// StageImport plans and writes.
+	StageImport Stage = "Import"
+)
+
+// ParseStage checks a stage name.
+func ParseStage(s string) (Stage, error) {
+	switch Stage(s) {
+	case StagePreview, StageImport:
+		return Stage(s), nil
+	}
+	return "", fmt.Errorf("stage %q: must be Preview or Import", s)
+}
+
+// Opener opens the directory of a UserDirectory spec.
+type Opener func(ctx context.Context, spec v1alpha1.UserDirectorySpec, secrets directory.SecretGetter) (directory.Directory, error)
+
+// Config is one worker run.
+type Config struct {
+	// Stage to run.
+	Stage Stage
+	// Import is the UserImport as read when the run started: its spec,
+	// generation and last checkpoint.
+	Import *v1alpha1.UserImport
+	// Directory is the spec of the UserImport's directory.
+	Directory v1alpha1.UserDirectorySpec
+	// Secrets reads the Secrets the directory and source refer to.
+	Secrets directory.SecretGetter
+	// Source says where the file is found and copied to.
+	Source source.Options
+	// Open opens the directory.
+	Open Opener
+	// Sink receives progress and results.
+	Sink Sink
+	// ProgressInterval is the least time between two progress reports
+	// (default 5 s).
+	ProgressInterval time.Duration
+}
+
+// SafetyStop says that a full import would deprovision more users than
+// its safety threshold allows; it wrote nothing.
+type SafetyStop struct {
+	SafetyStop   bool   `json:"safetyStop"`
+	Deprovisions int64  `json:"deprovisions"`
+	ManagedUsers int64  `json:"managedUsers"`
+	Message      string `json:"message,omitempty"`
+}
+
+// Outcome is how a run ended when it did not fail.
+type Outcome struct {
+	// Result of the engine.
+	Result engine.Result
+	// SafetyStop is set when a full import stopped before writing.
+	SafetyStop *SafetyStop
+	// Resumed is true when the import continued from a checkpoint.
+	Resumed bool
+}
+
+// Run runs one stage. Errors carry no row values: they may end up in the
+// import's conditions and Events.
+func Run(ctx context.Context, cfg Config) (Outcome, error) {
+	if cfg.Import == nil || cfg.Open == nil || cfg.Sink == nil {
+		return Outcome{}, errors.New("worker: Import, Open and Sink are required")
+	}
+	imp := cfg.Import
+	if cfg.ProgressInterval <= 0 {
+		cfg.ProgressInterval = 5 * time.Second
+	}
+
+	file, err := source.Fetch(ctx, imp.Spec.Source, cfg.Source)
+	if err != nil {
+		return Outcome{}, err
+	}
+	defer file.Remove()
+
+	dir, err := cfg.Open(ctx, cfg.Directory, cfg.Secrets)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("opening the directory: %w", err)
+	}
+	defer dir.Close()
+	if v, ok := dir.(interface{ ValidateAttributes([]string) error }); ok {
+		if err := v.ValidateAttributes(mappedAttributes(imp.Spec)); err != nil {
+			return Outcome{}, fmt.Errorf("spec.mapping: %w", err)
+		}
+	}
+
+	in := engine.Input{SHA256: file.SHA256}
+	f, err := file.Open()
+	if err != nil {
+		return Outcome{}, err
+	}
+	defer f.Close()
+	in.File = f
+
+	out := Outcome{}
+	dryRun := cfg.Stage == StagePreview
+	if !dryRun {
+		if cp := checkpointOf(imp); cp != nil {
+			if cp.SHA256 != file.SHA256 {
+				return Outcome{}, engine.ErrSourceChanged
+			}
+			in.Checkpoint = cp
+			out.Resumed = true
+		}
+	}
+
+	if err := cfg.Sink.Started(ctx, file, out.Resumed); err != nil {
+		return Outcome{}, fmt.Errorf("reporting the start: %w", err)
+	}
+	ecfg := engine.NewConfig(imp.Spec, cfg.Directory)
+	ecfg.ProgressInterval = cfg.ProgressInterval
+	rep := &reporter{ctx: ctx, sink: cfg.Sink, size: file.Size, resumed: out.Resumed}
+	res, err := engine.Run(ctx, in, dir, ecfg, dryRun, rep)
+	out.Result = res
+	if rep.err != nil && err == nil {
+		err = fmt.Errorf("reporting progress: %w", rep.err)
+	}
+	if err != nil {
+		// Whatever was reported before the failure stays: the errors found
+		// so far are useful to the person who has to fix the file.
+		_ = cfg.Sink.Report(context.WithoutCancel(ctx), res, rep.sortedErrors())
+		return out, err
+	}
+	if res.SafetyStop {
+		out.SafetyStop = &SafetyStop{SafetyStop: true, Deprovisions: res.PlannedDeprovisions, ManagedUsers: res.ManagedUsers, Message: res.SafetyMessage}
+	}
+	if err := cfg.Sink.Report(ctx, res, rep.sortedErrors()); err != nil {
+		return out, fmt.Errorf("writing the report: %w", err)
+	}
+	if dryRun || out.SafetyStop != nil {
+		if err := cfg.Sink.Preview(ctx, imp.Generation, res); err != nil {
+			return out, fmt.Errorf("reporting the preview: %w", err)
+		}
+		return out, nil
+	}
+	if err := cfg.Sink.Done(ctx, res); err != nil {
+		return out, fmt.Errorf("reporting the result: %w", err)
+	}
+	return out, nil
+}
+
+// mappedAttributes lists the attributes the mapping writes.
+func mappedAttributes(spec v1alpha1.UserImportSpec) []string {
+	attrs := make([]string, 0, len(spec.Mapping))
+	for _, m := range spec.Mapping {
+		attrs = append(attrs, m.Attribute)
+	}
+	return attrs
+}
+
+// checkpointOf turns the import's recorded checkpoint into the engine's.
+func checkpointOf(imp *v1alpha1.UserImport) *engine.Checkpoint {
+	p := imp.Status.Progress
+	if p == nil || p.Checkpoint == nil {
+		return nil
+	}
+	return &engine.Checkpoint{
+		Line:   p.Checkpoint.Line,
+		Offset: p.Checkpoint.Offset,
+		SHA256: p.Checkpoint.SHA256,
+		Stage:  p.Checkpoint.Stage,
+		Counts: engine.Counts{
+			Rows:        p.RowsProcessed,
+			Created:     p.Created,
+			Updated:     p.Updated,
+			Unchanged:   p.Unchanged,
+			Deactivated: p.Deactivated,
+			Deleted:     p.Deleted,
+			Failed:      p.Failed,
+		},
+	}
+}
