@@ -1,0 +1,232 @@
+package sql
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/userimport/user-import-operator/internal/directory"
+)
+
+// stmt is one change turned into SQL.
+type stmt struct {
+	query string
+	args  []any
+	// mustMatch: the change needs an existing row (update, deactivate); no
+	// row matched is a row error.
+	mustMatch bool
+	id        string // ID of the user after the change
+}
+
+// Apply writes a batch in one transaction. Creates are upserts on the
+// identity column, updates set only the attributes they carry,
+// deactivations set the active column false and deletions delete the row.
+//
+// When a change breaks a constraint, the transaction is rolled back and
+// the batch is written again with a savepoint around each change, so that
+// only the changes the database refuses fail (with a *directory.RowError)
+// and the others are written. The fast path pays nothing for this.
+func (s *Directory) Apply(ctx context.Context, changes []directory.Change) ([]directory.Result, error) {
+	if len(changes) == 0 {
+		return nil, nil
+	}
+	sc, err := s.currentSchema(ctx)
+	if err != nil {
+		return nil, err
+	}
+	stmts := make([]stmt, len(changes))
+	for i, c := range changes {
+		attrs := make([]string, 0, len(c.Attributes))
+		for a := range c.Attributes {
+			attrs = append(attrs, a)
+		}
+		if err := s.validate(sc, attrs); err != nil {
+			return nil, err
+		}
+		st, err := s.statement(c)
+		if err != nil {
+			return nil, err
+		}
+		stmts[i] = st
+	}
+
+	var results []directory.Result
+	err = s.retry(ctx, func() error {
+		var rowFailed bool
+		var err error
+		results, rowFailed, err = s.applyTx(ctx, stmts, false)
+		if err == nil && rowFailed {
+			results, _, err = s.applyTx(ctx, stmts, true)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, s.wrap(err, "apply a batch")
+	}
+	return results, nil
+}
+
+// applyTx runs the statements in one transaction. Without isolate, the
+// first row error rolls everything back and reports rowFailed; with
+// isolate, each statement runs under a savepoint and a row error undoes
+// only that statement.
+func (s *Directory) applyTx(ctx context.Context, stmts []stmt, isolate bool) (results []directory.Result, rowFailed bool, err error) {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, false, err
+	}
+	defer func() {
+		if err != nil || rowFailed {
+			_ = tx.Rollback()
+		}
+	}()
+	results = make([]directory.Result, len(stmts))
+	for i, st := range stmts {
+		if isolate {
+			if _, err := tx.ExecContext(ctx, "SAVEPOINT uio_row"); err != nil {
+				return nil, false, err
+			}
+		}
+		res, err := tx.ExecContext(ctx, st.query, st.args...)
+		if err != nil {
+			if s.d.classify(err) != classRow {
+				return nil, false, err
+			}
+			if !isolate {
+				return nil, true, nil
+			}
+			if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT uio_row"); err != nil {
+				return nil, false, err
+			}
+			results[i].Err = &directory.RowError{Msg: s.d.rowMessage(err, s.attributeOf)}
+			continue
+		}
+		if isolate {
+			if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT uio_row"); err != nil {
+				return nil, false, err
+			}
+		}
+		if st.mustMatch {
+			n, err := res.RowsAffected()
+			if err != nil {
+				return nil, false, err
+			}
+			if n == 0 {
+				// Nothing was written, so nothing to undo.
+				results[i].Err = &directory.RowError{Msg: s.opts.IdentityAttribute + ": no such user (deleted meanwhile?)"}
+				continue
+			}
+		}
+		results[i].ID = st.id
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, false, err
+	}
+	return results, false, nil
+}
+
+// statement builds the SQL of one change. Columns are sorted so that the
+// same set of attributes gives the same SQL text (and a cached prepared
+// statement on PostgreSQL).
+func (s *Directory) statement(c directory.Change) (stmt, error) {
+	idCol := s.identityColumn()
+	key := c.ID
+	if key == "" {
+		key = c.Identity
+	}
+	switch c.Op {
+	case directory.OpCreate:
+		vals := map[string]any{}
+		for a, v := range c.Attributes {
+			vals[s.column(a)] = joinValues(v)
+		}
+		if _, ok := vals[idCol]; !ok || vals[idCol] == nil {
+			vals[idCol] = c.Identity
+		}
+		if vals[idCol] == nil || vals[idCol] == "" {
+			return stmt{}, directory.Errorf(directory.ReasonInvalidConfig, "line %d: create without identity", c.Line)
+		}
+		// Users an import creates are managed, whether or not the engine
+		// passed the marker along.
+		if m := s.opts.MarkerAttribute; m != "" {
+			if _, ok := vals[s.column(m)]; !ok {
+				vals[s.column(m)] = s.opts.MarkerValue
+			}
+		}
+		cols := sortedKeys(vals)
+		var names, ph, set []string
+		var args []any
+		for i, col := range cols {
+			names = append(names, quote(col))
+			ph = append(ph, s.d.placeholder(i+1))
+			args = append(args, vals[col])
+			if col != idCol {
+				set = append(set, quote(col)+" = excluded."+quote(col))
+			}
+		}
+		names = append(names, quote(s.active))
+		ph = append(ph, "TRUE")
+		set = append(set, quote(s.active)+" = TRUE")
+		q := "INSERT INTO " + s.qtable + " (" + strings.Join(names, ", ") + ") VALUES (" +
+			strings.Join(ph, ", ") + ") ON CONFLICT (" + quote(idCol) + ") DO UPDATE SET " + strings.Join(set, ", ")
+		id, _ := vals[idCol].(string)
+		return stmt{query: q, args: args, id: id}, nil
+
+	case directory.OpUpdate:
+		vals := map[string]any{}
+		for a, v := range c.Attributes {
+			vals[s.column(a)] = joinValues(v)
+		}
+		cols := sortedKeys(vals)
+		var set []string
+		var args []any
+		for i, col := range cols {
+			set = append(set, quote(col)+" = "+s.d.placeholder(i+1))
+			args = append(args, vals[col])
+		}
+		if c.Reactivate {
+			set = append(set, quote(s.active)+" = TRUE")
+		}
+		if len(set) == 0 {
+			// Nothing to change: still check that the user exists.
+			set = append(set, quote(idCol)+" = "+quote(idCol))
+		}
+		args = append(args, key)
+		q := "UPDATE " + s.qtable + " SET " + strings.Join(set, ", ") +
+			" WHERE " + quote(idCol) + " = " + s.d.placeholder(len(args))
+		id := key
+		if v, ok := vals[idCol].(string); ok {
+			id = v
+		}
+		return stmt{query: q, args: args, mustMatch: true, id: id}, nil
+
+	case directory.OpDeactivate:
+		q := "UPDATE " + s.qtable + " SET " + quote(s.active) + " = FALSE WHERE " + quote(idCol) + " = " + s.d.placeholder(1)
+		return stmt{query: q, args: []any{key}, mustMatch: true, id: key}, nil
+
+	case directory.OpDelete:
+		// Deleting a user that is already gone is what was asked: a
+		// replayed delete is harmless.
+		q := "DELETE FROM " + s.qtable + " WHERE " + quote(idCol) + " = " + s.d.placeholder(1)
+		return stmt{query: q, args: []any{key}, id: key}, nil
+	}
+	return stmt{}, fmt.Errorf("line %d: unknown change %v", c.Line, c.Op)
+}
+
+// joinValues stores an attribute's values in one column: NULL for none.
+func joinValues(v []string) any {
+	if len(v) == 0 {
+		return nil
+	}
+	return strings.Join(v, Separator)
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,176 @@
+package sql
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	stdsql "database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/userimport/user-import-operator/internal/directory"
+)
+
+func openPostgres(dsn string, concurrency int) (*stdsql.DB, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		// The parse error quotes the DSN, password redaction only best
+		// effort: say what is wrong without it.
+		return nil, directory.Errorf(directory.ReasonInvalidConfig, "dsn: not a valid PostgreSQL connection string")
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = 10 * time.Second
+	}
+	db := stdlib.OpenDB(*cfg)
+	// A List may hold a connection while its callback applies batches.
+	db.SetMaxOpenConns(concurrency + 2)
+	db.SetMaxIdleConns(concurrency + 2)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	return db, nil
+}
+
+type postgresDialect struct{}
+
+func (postgresDialect) placeholder(i int) string     { return "$" + strconv.Itoa(i) }
+func (postgresDialect) textExpr(col string) string   { return quote(col) + "::text" }
+func (postgresDialect) normColumn(col string) string { return col }
+func (postgresDialect) isBoolean(typ string) bool    { return typ == "boolean" }
+
+func (postgresDialect) loadSchema(ctx context.Context, db *stdsql.DB, table []string) (*schema, error) {
+	// to_regclass resolves the name with the search path, as the
+	// provider's own statements will.
+	var oid int64
+	err := db.QueryRowContext(ctx, "SELECT COALESCE(to_regclass($1)::oid::bigint, 0)",
+		pgx.Identifier(table).Sanitize()).Scan(&oid)
+	if err != nil {
+		return nil, err
+	}
+	if oid == 0 {
+		return nil, nil
+	}
+	sc := &schema{columns: map[string]columnInfo{}}
+	rows, err := db.QueryContext(ctx, `SELECT attname, format_type(atttypid, atttypmod)
+		FROM pg_attribute WHERE attrelid = $1::bigint::oid AND attnum > 0 AND NOT attisdropped`, oid)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var c columnInfo
+		if err := rows.Scan(&c.name, &c.typ); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		sc.columns[c.name] = c
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	// Indexes that ON CONFLICT (column) can use: unique, immediate, one
+	// key column, no expression, no predicate.
+	rows, err = db.QueryContext(ctx, `SELECT a.attname FROM pg_index i
+		JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+		WHERE i.indrelid = $1::bigint::oid AND i.indisunique AND i.indimmediate
+		  AND i.indnkeyatts = 1 AND i.indpred IS NULL AND i.indexprs IS NULL`, oid)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, err
+		}
+		if c, ok := sc.columns[name]; ok {
+			c.unique = true
+			sc.columns[name] = c
+		}
+	}
+	return sc, rows.Err()
+}
+
+func (postgresDialect) classify(err error) errClass {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		code := pe.Code
+		switch {
+		case strings.HasPrefix(code, "23"), strings.HasPrefix(code, "22"):
+			return classRow
+		case strings.HasPrefix(code, "28"):
+			return classAuth
+		case strings.HasPrefix(code, "08"), code == "40001", code == "40P01", code == "55P03",
+			code == "57P01", code == "57P02", code == "57P03", code == "53300":
+			return classTransient
+		case code == "42P01", code == "42703", code == "3F000":
+			return classSchema
+		case code == "3D000":
+			return classConfig
+		}
+		return classOther
+	}
+	var ce *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var hn x509.HostnameError
+	if errors.As(err, &ce) || errors.As(err, &ua) || errors.As(err, &hn) {
+		return classTLS
+	}
+	var conn *pgconn.ConnectError
+	if errors.As(err, &conn) {
+		return classUnreachable
+	}
+	if c, ok := classifyCommon(err); ok {
+		return c
+	}
+	if pgconn.SafeToRetry(err) {
+		return classTransient
+	}
+	return classOther
+}
+
+func (postgresDialect) message(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return fmt.Sprintf("%s (SQLSTATE %s)", truncate(pe.Message, 300), pe.Code)
+	}
+	return truncate(err.Error(), 500)
+}
+
+func (postgresDialect) rowMessage(err error, attributeOf func(string) string) string {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return "rejected by the database"
+	}
+	col := ""
+	if pe.ColumnName != "" {
+		col = attributeOf(pe.ColumnName) + ": "
+	}
+	switch pe.Code {
+	case "23505":
+		// Detail is "Key (col, ...)=(values) already exists.": keep the
+		// column list, never the values.
+		if rest, ok := strings.CutPrefix(pe.Detail, "Key ("); ok {
+			if cols, _, ok := strings.Cut(rest, ")=("); ok {
+				col = joinAttrs(strings.Split(cols, ","), attributeOf) + ": "
+			}
+		}
+		return fmt.Sprintf("%salready taken (unique constraint %s)", col, pe.ConstraintName)
+	case "23502":
+		return col + "required (not-null constraint)"
+	case "23514":
+		return fmt.Sprintf("%scheck constraint %s violated", col, pe.ConstraintName)
+	case "23503":
+		return fmt.Sprintf("%sforeign key constraint %s violated", col, pe.ConstraintName)
+	case "22001":
+		// "value too long for type character varying(N)": no value in it.
+		return col + truncate(pe.Message, 200)
+	}
+	// Other data exceptions may quote the value: name the rule only.
+	return fmt.Sprintf("%svalue rejected by the database (SQLSTATE %s)", col, pe.Code)
+}

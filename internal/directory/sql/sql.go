@@ -1,0 +1,501 @@
+// Package sql is the directory provider for a table of users in a
+// PostgreSQL (pgx) or SQLite (pure-Go modernc.org/sqlite) database.
+//
+// The table belongs to the user; the provider never creates or alters it
+// (CreateTable exists for tests and the local demo). One row is one user:
+//
+//   - every attribute is stored in the column of its name, or in the column
+//     that spec.columns maps it to;
+//   - the identity attribute's column must carry a single-column unique
+//     constraint (creates are upserts on it, so a replayed create after a
+//     checkpoint is harmless); a user's ID is its identity value;
+//   - spec.activeColumn (default "active") is a boolean column, false for a
+//     deactivated user (NULL reads as active);
+//   - the marker attribute is a column holding the marker value on the
+//     rows that imports manage.
+//
+// Values are read as text and written as text parameters. A multi-valued
+// attribute is stored as its values joined with a newline ("\n"), and read
+// back split on newlines; an attribute with no values is stored as NULL, and
+// a NULL or empty column reads as an attribute with no values (absent from
+// User.Attributes). A single value that itself contains a newline therefore
+// reads back as several values.
+//
+// Identifiers are always quoted, so table and column names are used
+// exactly as written (case-sensitive on PostgreSQL). SQL text never holds a
+// value: values are bound as parameters.
+package sql
+
+import (
+	"context"
+	stdsql "database/sql"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/directory"
+)
+
+// Separator joins the values of a multi-valued attribute in its column.
+const Separator = "\n"
+
+// DefaultActiveColumn is the active column when spec.activeColumn is empty.
+const DefaultActiveColumn = "active"
+
+// lookupChunk bounds the identities of one Lookup query (well under the
+// parameter limits of both databases).
+const lookupChunk = 500
+
+// Directory is a table of users. It is safe for concurrent use.
+type Directory struct {
+	d       dialect
+	read    *stdsql.DB // queries
+	write   *stdsql.DB // transactions of Apply; the same as read on PostgreSQL
+	table   []string   // table name, split at the schema dot
+	qtable  string     // quoted table name
+	columns map[string]string
+	active  string
+	opts    directory.Options
+
+	mu     sync.Mutex
+	schema *schema // loaded by the first Check, List, Lookup or ValidateAttributes
+}
+
+var _ directory.Directory = (*Directory)(nil)
+
+// New opens the database named by the DSN in the spec's Secret. It does not
+// connect: Check does, and reports what is wrong.
+func New(ctx context.Context, spec *v1alpha1.SQLDirectory, opts directory.Options, secrets directory.SecretGetter) (*Directory, error) {
+	if spec == nil {
+		return nil, directory.Errorf(directory.ReasonInvalidConfig, "spec.sql is not set")
+	}
+	if opts.IdentityAttribute == "" {
+		return nil, directory.Errorf(directory.ReasonInvalidConfig, "no identity attribute")
+	}
+	if opts.ManagedOnly && opts.MarkerAttribute == "" {
+		return nil, directory.Errorf(directory.ReasonInvalidConfig, "managed scope needs a marker attribute")
+	}
+	if spec.Table == "" {
+		return nil, directory.Errorf(directory.ReasonInvalidConfig, "spec.sql.table is empty")
+	}
+	table := strings.Split(spec.Table, ".")
+	if len(table) > 2 {
+		return nil, directory.Errorf(directory.ReasonInvalidConfig, "spec.sql.table %q: at most one schema qualifier", spec.Table)
+	}
+	if secrets == nil {
+		return nil, directory.Errorf(directory.ReasonInvalidConfig, "no way to read the DSN Secret")
+	}
+	raw, err := secrets(ctx, spec.DSN.Name, spec.DSN.Key)
+	if err != nil {
+		var de *directory.Error
+		if errors.As(err, &de) {
+			return nil, err
+		}
+		return nil, &directory.Error{Reason: directory.ReasonSecretNotFound,
+			Err: fmt.Errorf("dsn: key %q of Secret %q: %w", spec.DSN.Key, spec.DSN.Name, err)}
+	}
+	dsn := strings.TrimSpace(string(raw))
+	if dsn == "" {
+		return nil, directory.Errorf(directory.ReasonInvalidConfig, "dsn: key %q of Secret %q is empty", spec.DSN.Key, spec.DSN.Name)
+	}
+
+	dir := &Directory{
+		table:   table,
+		qtable:  pgx.Identifier(table).Sanitize(),
+		columns: spec.Columns,
+		active:  spec.ActiveColumn,
+		opts:    opts,
+	}
+	if dir.active == "" {
+		dir.active = DefaultActiveColumn
+	}
+	conc := opts.Concurrency
+	if conc < 1 {
+		conc = 1
+	}
+	switch spec.Driver {
+	case v1alpha1.SQLDriverPostgres:
+		dir.d = postgresDialect{}
+		dir.read, err = openPostgres(dsn, conc)
+		dir.write = dir.read
+	case v1alpha1.SQLDriverSQLite:
+		dir.d = sqliteDialect{}
+		dir.read, dir.write, err = openSQLite(dsn, conc)
+	default:
+		return nil, directory.Errorf(directory.ReasonInvalidConfig, "spec.sql.driver %q: want postgres or sqlite", spec.Driver)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return dir, nil
+}
+
+// Close releases the database connections.
+func (s *Directory) Close() error {
+	err := s.read.Close()
+	if s.write != s.read {
+		err = errors.Join(err, s.write.Close())
+	}
+	return err
+}
+
+// column is the column of an attribute.
+func (s *Directory) column(attr string) string {
+	if c, ok := s.columns[attr]; ok && c != "" {
+		return c
+	}
+	return attr
+}
+
+func (s *Directory) identityColumn() string { return s.column(s.opts.IdentityAttribute) }
+
+// attributeOf names a column for an error message: the attribute that maps
+// to it, with the column when they differ.
+func (s *Directory) attributeOf(col string) string {
+	var attrs []string
+	for a, c := range s.columns {
+		if s.d.normColumn(c) == s.d.normColumn(col) {
+			attrs = append(attrs, a)
+		}
+	}
+	if len(attrs) == 0 {
+		return col
+	}
+	sort.Strings(attrs)
+	return fmt.Sprintf("%s (column %s)", strings.Join(attrs, ", "), col)
+}
+
+// Check connects, then verifies that the table and every column the
+// directory uses exist, that the identity column is unique and that the
+// active column is boolean.
+func (s *Directory) Check(ctx context.Context) (directory.Capabilities, error) {
+	err := s.retry(ctx, func() error { return s.read.PingContext(ctx) })
+	if err != nil {
+		return directory.Capabilities{}, s.wrap(err, "connect")
+	}
+	sc, err := s.loadSchema(ctx)
+	if err != nil {
+		return directory.Capabilities{}, err
+	}
+	s.mu.Lock()
+	s.schema = sc
+	s.mu.Unlock()
+	return directory.Capabilities{
+		// A batch is one transaction; there is no bulk size limit.
+		Bulk:   true,
+		Patch:  true,
+		Filter: true,
+	}, nil
+}
+
+// loadSchema reads the table's columns and checks the fixed ones.
+func (s *Directory) loadSchema(ctx context.Context) (*schema, error) {
+	var sc *schema
+	err := s.retry(ctx, func() error {
+		var err error
+		sc, err = s.d.loadSchema(ctx, s.read, s.table)
+		return err
+	})
+	if err != nil {
+		return nil, s.wrap(err, "read the table's columns")
+	}
+	if sc == nil {
+		return nil, directory.Errorf(directory.ReasonSchemaMismatch, "table %s not found", strings.Join(s.table, "."))
+	}
+
+	type need struct{ what, col string }
+	needs := []need{
+		{"identity attribute " + s.opts.IdentityAttribute, s.identityColumn()},
+		{"active column", s.active},
+	}
+	if s.opts.MarkerAttribute != "" {
+		needs = append(needs, need{"marker attribute " + s.opts.MarkerAttribute, s.column(s.opts.MarkerAttribute)})
+	}
+	attrs := make([]string, 0, len(s.columns))
+	for a := range s.columns {
+		attrs = append(attrs, a)
+	}
+	sort.Strings(attrs)
+	for _, a := range attrs {
+		needs = append(needs, need{"attribute " + a, s.column(a)})
+	}
+	for _, n := range needs {
+		if _, ok := sc.column(s.d, n.col); !ok {
+			return nil, directory.Errorf(directory.ReasonSchemaMismatch,
+				"table %s has no column %s (for the %s)", strings.Join(s.table, "."), n.col, n.what)
+		}
+	}
+	if c, _ := sc.column(s.d, s.identityColumn()); !c.unique {
+		return nil, directory.Errorf(directory.ReasonSchemaMismatch,
+			"column %s of table %s (identity attribute %s) needs a single-column unique constraint",
+			c.name, strings.Join(s.table, "."), s.opts.IdentityAttribute)
+	}
+	if c, _ := sc.column(s.d, s.active); !s.d.isBoolean(c.typ) {
+		return nil, directory.Errorf(directory.ReasonSchemaMismatch,
+			"active column %s of table %s is of type %s, not boolean", c.name, strings.Join(s.table, "."), c.typ)
+	}
+	return sc, nil
+}
+
+// currentSchema returns the schema loaded by Check, loading it once if
+// Check has not run.
+func (s *Directory) currentSchema(ctx context.Context) (*schema, error) {
+	s.mu.Lock()
+	sc := s.schema
+	s.mu.Unlock()
+	if sc != nil {
+		return sc, nil
+	}
+	sc, err := s.loadSchema(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.schema = sc
+	s.mu.Unlock()
+	return sc, nil
+}
+
+// ValidateAttributes checks that every attribute has a column in the table,
+// so that an import's mapping is rejected before anything is written.
+func (s *Directory) ValidateAttributes(attrs []string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sc, err := s.currentSchema(ctx)
+	if err != nil {
+		return err
+	}
+	return s.validate(sc, attrs)
+}
+
+func (s *Directory) validate(sc *schema, attrs []string) error {
+	var missing []string
+	seen := map[string]string{}
+	for _, a := range attrs {
+		col := s.column(a)
+		if _, ok := sc.column(s.d, col); !ok {
+			missing = append(missing, fmt.Sprintf("%s (column %s)", a, col))
+			continue
+		}
+		if s.d.normColumn(col) == s.d.normColumn(s.active) {
+			return directory.Errorf(directory.ReasonInvalidConfig, "attribute %s maps to the active column %s", a, col)
+		}
+		if other, ok := seen[s.d.normColumn(col)]; ok && other != a {
+			return directory.Errorf(directory.ReasonInvalidConfig, "attributes %s and %s map to the same column %s", other, a, col)
+		}
+		seen[s.d.normColumn(col)] = a
+	}
+	if len(missing) > 0 {
+		return directory.Errorf(directory.ReasonSchemaMismatch, "table %s has no column for attribute %s",
+			strings.Join(s.table, "."), strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// selectList builds the select list: identity, active, marker, then the
+// attributes, deduplicated.
+func (s *Directory) selectList(attrs []string) (string, []string) {
+	var uniq []string
+	seen := map[string]bool{}
+	for _, a := range attrs {
+		if !seen[a] {
+			seen[a] = true
+			uniq = append(uniq, a)
+		}
+	}
+	exprs := []string{s.d.textExpr(s.identityColumn()), quote(s.active)}
+	if s.opts.MarkerAttribute != "" {
+		exprs = append(exprs, s.d.textExpr(s.column(s.opts.MarkerAttribute)))
+	} else {
+		exprs = append(exprs, "NULL")
+	}
+	for _, a := range uniq {
+		exprs = append(exprs, s.d.textExpr(s.column(a)))
+	}
+	return strings.Join(exprs, ", "), uniq
+}
+
+// scanUser reads one row of a selectList query.
+func (s *Directory) scanUser(rows *stdsql.Rows, attrs []string) (directory.User, error) {
+	var id, marker stdsql.NullString
+	var active stdsql.NullBool
+	vals := make([]stdsql.NullString, len(attrs))
+	dest := []any{&id, &active, &marker}
+	for i := range vals {
+		dest = append(dest, &vals[i])
+	}
+	if err := rows.Scan(dest...); err != nil {
+		return directory.User{}, err
+	}
+	u := directory.User{
+		ID:         id.String,
+		Identity:   id.String,
+		Active:     !active.Valid || active.Bool,
+		Managed:    s.opts.MarkerAttribute != "" && marker.Valid && marker.String == s.opts.MarkerValue,
+		Attributes: directory.Attributes{},
+	}
+	for i, a := range attrs {
+		if vals[i].Valid && vals[i].String != "" {
+			u.Attributes[a] = strings.Split(vals[i].String, Separator)
+		}
+	}
+	return u, nil
+}
+
+// List streams the users in scope with the named attributes. Rows are read
+// one at a time from the database cursor, never loaded whole.
+func (s *Directory) List(ctx context.Context, attributes []string, fn func(directory.User) error) error {
+	sc, err := s.currentSchema(ctx)
+	if err != nil {
+		return err
+	}
+	if err := s.validate(sc, attributes); err != nil {
+		return err
+	}
+	sel, attrs := s.selectList(attributes)
+	q := "SELECT " + sel + " FROM " + s.qtable
+	var args []any
+	if s.opts.ManagedOnly {
+		q += " WHERE " + quote(s.column(s.opts.MarkerAttribute)) + " = " + s.d.placeholder(1)
+		args = append(args, s.opts.MarkerValue)
+	}
+	var rows *stdsql.Rows
+	// Only opening the cursor is retried: once fn has seen users, a retry
+	// would show them twice.
+	err = s.retry(ctx, func() error {
+		var err error
+		rows, err = s.read.QueryContext(ctx, q, args...)
+		return err
+	})
+	if err != nil {
+		return s.wrap(err, "list users")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		u, err := s.scanUser(rows, attrs)
+		if err != nil {
+			return s.wrap(err, "read a user")
+		}
+		if err := fn(u); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return s.wrap(err, "list users")
+	}
+	return nil
+}
+
+// Lookup returns the users with the given identities, in and out of scope,
+// keyed by identity.
+func (s *Directory) Lookup(ctx context.Context, identities []string, attributes []string) (map[string]directory.User, error) {
+	sc, err := s.currentSchema(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.validate(sc, attributes); err != nil {
+		return nil, err
+	}
+	sel, attrs := s.selectList(attributes)
+	out := make(map[string]directory.User, len(identities))
+	for start := 0; start < len(identities); start += lookupChunk {
+		chunk := identities[start:min(start+lookupChunk, len(identities))]
+		ph := make([]string, len(chunk))
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			ph[i] = s.d.placeholder(i + 1)
+			args[i] = id
+		}
+		q := "SELECT " + sel + " FROM " + s.qtable + " WHERE " + quote(s.identityColumn()) +
+			" IN (" + strings.Join(ph, ", ") + ")"
+		err := s.retry(ctx, func() error {
+			rows, err := s.read.QueryContext(ctx, q, args...)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				u, err := s.scanUser(rows, attrs)
+				if err != nil {
+					return err
+				}
+				out[u.Identity] = u
+			}
+			return rows.Err()
+		})
+		if err != nil {
+			return nil, s.wrap(err, "look up users")
+		}
+	}
+	return out, nil
+}
+
+// quote quotes an identifier. PostgreSQL and SQLite quote the same way:
+// double quotes, with embedded double quotes doubled.
+func quote(name string) string { return pgx.Identifier{name}.Sanitize() }
+
+// wrap turns a database error into a *directory.Error with a reason a
+// person can act on. Messages carry no values: SQL text never holds
+// values, and the errors that quote them (data exceptions, constraint
+// details) are row errors, reported by rowError instead.
+func (s *Directory) wrap(err error, doing string) error {
+	if err == nil {
+		return nil
+	}
+	var de *directory.Error
+	if errors.As(err, &de) {
+		return err
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: %w", doing, err)
+	}
+	reason := directory.ReasonDirectoryError
+	switch s.d.classify(err) {
+	case classAuth:
+		reason = directory.ReasonAuthenticationFailed
+	case classUnreachable, classTransient:
+		reason = directory.ReasonUnreachable
+	case classSchema:
+		reason = directory.ReasonSchemaMismatch
+	case classConfig:
+		reason = directory.ReasonInvalidConfig
+	case classTLS:
+		reason = directory.ReasonTLSError
+	}
+	return &directory.Error{Reason: reason, Err: fmt.Errorf("%s: %s", doing, s.d.message(err))}
+}
+
+// retry runs fn, again after a backoff while it fails transiently, up to
+// opts.MaxRetries times (3 when unset).
+func (s *Directory) retry(ctx context.Context, fn func() error) error {
+	max := s.opts.MaxRetries
+	if max <= 0 {
+		max = 3
+	}
+	delay := 100 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		err := fn()
+		if err == nil || attempt >= max || ctx.Err() != nil {
+			return err
+		}
+		switch s.d.classify(err) {
+		case classTransient, classUnreachable:
+		default:
+			return err
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
+}
