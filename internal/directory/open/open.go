@@ -1,9 +1,10 @@
-// Package open opens the provider a UserDirectory spec names.
+// Package open builds the provider a UserDirectory's spec describes. It is
+// the one place that knows every provider, so that the controller and the
+// worker open directories the same way.
 package open
 
 import (
 	"context"
-	"errors"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
@@ -12,9 +13,29 @@ import (
 	sqldir "github.com/userimport/user-import-operator/internal/directory/sql"
 )
 
-// Options builds the provider options from a UserDirectory spec, with the
-// API's defaults for fields the API server did not default (specs read
-// from files).
+// Defaults applied when the spec leaves a field empty (objects built
+// outside the API server, which applies the CRD defaults).
+const (
+	DefaultMarkerAttribute = "userImportManagedBy"
+	DefaultMarkerValue     = "user-import-operator"
+	DefaultConcurrency     = 4
+	DefaultMaxRetries      = 5
+)
+
+// Type names the provider of spec: SCIM, LDAP, SQL, or "" when none is set.
+func Type(spec v1alpha1.UserDirectorySpec) string {
+	switch {
+	case spec.SCIM != nil:
+		return "SCIM"
+	case spec.LDAP != nil:
+		return "LDAP"
+	case spec.SQL != nil:
+		return "SQL"
+	}
+	return ""
+}
+
+// Options are the provider options spec asks for.
 func Options(spec v1alpha1.UserDirectorySpec) directory.Options {
 	o := directory.Options{
 		IdentityAttribute: spec.IdentityAttribute,
@@ -23,33 +44,36 @@ func Options(spec v1alpha1.UserDirectorySpec) directory.Options {
 		MarkerValue:       spec.ManagedUsers.MarkerValue,
 		Concurrency:       int(spec.Execution.Concurrency),
 		RateLimit:         int(spec.Execution.RateLimit),
-		MaxRetries:        5,
+		MaxRetries:        DefaultMaxRetries,
 	}
 	if o.MarkerAttribute == "" {
-		o.MarkerAttribute = "userImportManagedBy"
+		o.MarkerAttribute = DefaultMarkerAttribute
 	}
 	if o.MarkerValue == "" {
-		o.MarkerValue = "user-import-operator"
+		o.MarkerValue = DefaultMarkerValue
 	}
-	if o.Concurrency <= 0 {
-		o.Concurrency = 4
+	if o.Concurrency < 1 {
+		o.Concurrency = DefaultConcurrency
 	}
 	return o
 }
 
-// Open opens the directory of spec.
+// Open builds the directory spec describes, with Options(spec).
 func Open(ctx context.Context, spec v1alpha1.UserDirectorySpec, secrets directory.SecretGetter) (directory.Directory, error) {
-	opts := Options(spec)
-	switch {
-	case spec.SCIM != nil:
-		return scim.New(ctx, spec.SCIM, opts, secrets)
-	case spec.LDAP != nil:
-		return ldap.New(ctx, spec.LDAP, opts, secrets)
-	case spec.SQL != nil:
-		return sqldir.New(ctx, spec.SQL, opts, secrets)
-	}
-	return nil, directory.Errorf(directory.ReasonInvalidConfig, "spec: none of scim, ldap or sql is set")
+	return OpenWith(ctx, spec, Options(spec), secrets)
 }
 
-// ErrNoDirectory is returned for a spec without a directory type.
-var ErrNoDirectory = errors.New("no directory type")
+// OpenWith builds the directory spec describes with the given options.
+// Errors are *directory.Error values whose reason tells a person what to
+// fix.
+func OpenWith(ctx context.Context, spec v1alpha1.UserDirectorySpec, opts directory.Options, secrets directory.SecretGetter) (directory.Directory, error) {
+	switch Type(spec) {
+	case "SCIM":
+		return scim.New(ctx, spec.SCIM, opts, secrets)
+	case "LDAP":
+		return ldap.New(ctx, spec.LDAP, opts, secrets)
+	case "SQL":
+		return sqldir.New(ctx, spec.SQL, opts, secrets)
+	}
+	return nil, directory.Errorf(directory.ReasonInvalidConfig, "exactly one of spec.scim, spec.ldap or spec.sql must be set")
+}
