@@ -47,9 +47,15 @@ type reporter struct {
 }
 
 func (r *reporter) Progress(p engine.Progress) {
+	// Percent follows the checkpoint, like the counts do, so the two
+	// never disagree; a dry run has no checkpoint and follows the reader.
+	done := p.Offset
+	if p.Checkpoint != nil {
+		done = p.Checkpoint.Offset
+	}
 	pct := int32(100)
 	if r.size > 0 {
-		pct = int32(p.Offset * 100 / r.size)
+		pct = int32(done * 100 / r.size)
 	}
 	if err := r.sink.Progress(r.ctx, Progress{Progress: p, Percent: min(pct, 100)}); err != nil && r.err == nil {
 		r.err = err
