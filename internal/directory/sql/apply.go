@@ -2,6 +2,7 @@ package sql
 
 import (
 	"context"
+	stdsql "database/sql"
 	"fmt"
 	"sort"
 	"strings"
@@ -81,6 +82,9 @@ func (s *Directory) applyTx(ctx context.Context, stmts []stmt, isolate bool) (re
 			_ = tx.Rollback()
 		}
 	}()
+	// A batch repeats a few statement shapes: prepare each once (the
+	// transaction closes them when it ends).
+	prepared := map[string]*stdsql.Stmt{}
 	results = make([]directory.Result, len(stmts))
 	for i, st := range stmts {
 		if isolate {
@@ -88,7 +92,14 @@ func (s *Directory) applyTx(ctx context.Context, stmts []stmt, isolate bool) (re
 				return nil, false, err
 			}
 		}
-		res, err := tx.ExecContext(ctx, st.query, st.args...)
+		p, ok := prepared[st.query]
+		if !ok {
+			if p, err = tx.PrepareContext(ctx, st.query); err != nil {
+				return nil, false, err
+			}
+			prepared[st.query] = p
+		}
+		res, err := p.ExecContext(ctx, st.args...)
 		if err != nil {
 			if s.d.classify(err) != classRow {
 				return nil, false, err
