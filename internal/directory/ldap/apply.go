@@ -44,13 +44,19 @@ func (d *Directory) Apply(ctx context.Context, changes []Change) ([]directory.Re
 		wg    sync.WaitGroup
 		work  = make(chan []int)
 	)
-	for range min(pipelineDepth, len(groups)) {
+	for range min(d.pipeline, len(groups)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for group := range work {
 				for _, i := range group {
+					select {
+					case d.inFlight <- struct{}{}:
+					case <-ctx.Done():
+						return
+					}
 					id, err := d.applyOne(ctx, changes[i])
+					<-d.inFlight
 					if err != nil && !directory.IsRowError(err) {
 						mu.Lock()
 						if fatal == nil {
@@ -468,7 +474,7 @@ func (d *Directory) cleanAttributes(in directory.Attributes) (attrList, error) {
 	slices.Sort(names)
 	out := make(attrList, 0, len(in)+4)
 	for _, name := range names {
-		if !attrDescription.MatchString(name) {
+		if !validAttrName(name) {
 			return nil, &directory.RowError{Msg: fmt.Sprintf("%s: not an LDAP attribute name", name)}
 		}
 		if strings.EqualFold(name, "objectClass") {

@@ -32,7 +32,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"regexp"
 	"strings"
 	"time"
 
@@ -59,6 +58,8 @@ const (
 	// order, so a batch keeps the connection busy instead of waiting a
 	// round trip per change.
 	pipelineDepth = 8
+	// maxInFlight bounds the changes in flight at once over all batches.
+	maxInFlight = 8
 	// lookupChunk is the number of identities per search filter.
 	lookupChunk = 200
 	dialTimeout = 10 * time.Second
@@ -69,9 +70,55 @@ const (
 
 var defaultObjectClasses = []string{"inetOrgPerson", "organizationalPerson", "person", "top"}
 
-// attrDescription matches an attribute description: a name or an OID,
-// with options such as ";binary" or ";lang-de".
-var attrDescription = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9-]*|[0-9]+(\.[0-9]+)+)(;[A-Za-z0-9-]+)*$`)
+// validAttrName tells whether name is an attribute description: a
+// descriptor ("givenName") or an OID ("2.5.4.42"), with options such as
+// ";lang-de". It runs for every attribute of every write, hence no regexp.
+func validAttrName(name string) bool {
+	typ, options, _ := strings.Cut(name, ";")
+	if typ == "" {
+		return false
+	}
+	if isDigit(typ[0]) {
+		// numericoid: digits separated by single dots.
+		prevDot := true
+		for i := 0; i < len(typ); i++ {
+			switch c := typ[i]; {
+			case c == '.' && !prevDot:
+				prevDot = true
+			case isDigit(c):
+				prevDot = false
+			default:
+				return false
+			}
+		}
+		if prevDot || !strings.Contains(typ, ".") {
+			return false
+		}
+	} else {
+		for i := 0; i < len(typ); i++ {
+			if c := typ[i]; !isLetter(c) && (i == 0 || !isDigit(c) && c != '-') {
+				return false
+			}
+		}
+	}
+	if options == "" {
+		return !strings.HasSuffix(name, ";")
+	}
+	for _, opt := range strings.Split(options, ";") {
+		if opt == "" {
+			return false
+		}
+		for i := 0; i < len(opt); i++ {
+			if c := opt[i]; !isLetter(c) && !isDigit(c) && c != '-' {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func isDigit(c byte) bool  { return c >= '0' && c <= '9' }
+func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
 
 // Directory is an LDAP directory. It is safe for concurrent use.
 type Directory struct {
@@ -99,6 +146,8 @@ type Directory struct {
 	managedOnly  bool
 	needsCNSN    bool
 
+	pipeline   int
+	inFlight   chan struct{} // bounds the changes in flight across batches
 	maxRetries int
 	limiter    *rate.Limiter
 	pool       *pool
@@ -133,6 +182,7 @@ func New(ctx context.Context, spec *v1alpha1.LDAPDirectory, opts directory.Optio
 		markerValue:  orDefault(opts.MarkerValue, defaultMarkerValue),
 		managedOnly:  opts.ManagedOnly,
 		maxRetries:   opts.MaxRetries,
+		pipeline:     pipelineDepth,
 		limiter:      rate.NewLimiter(rate.Inf, 1),
 	}
 	if spec.PageSize > 0 {
@@ -184,7 +234,7 @@ func New(ctx context.Context, spec *v1alpha1.LDAPDirectory, opts directory.Optio
 		"managedUsers.markerAttribute": d.markerAttr,
 		"spec.ldap.disable.attribute":  d.disableAttr,
 	} {
-		if name != "" && !attrDescription.MatchString(name) {
+		if name != "" && !validAttrName(name) {
 			return nil, directory.Errorf(directory.ReasonInvalidConfig, "%s %q is not an LDAP attribute name", field, name)
 		}
 	}
@@ -220,6 +270,7 @@ func New(ctx context.Context, spec *v1alpha1.LDAPDirectory, opts directory.Optio
 		size = 1
 	}
 	d.pool = newPool(size, d.dial)
+	d.inFlight = make(chan struct{}, maxInFlight)
 	return d, nil
 }
 

@@ -760,3 +760,14 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		t.Fatalf("missing Secret: want SecretNotFound, got %v", err)
 	}
 }
+
+func TestValidAttrName(t *testing.T) {
+	for name, want := range map[string]bool{
+		"uid": true, "givenName": true, "x-custom-1": true, "2.5.4.42": true, "cn;lang-de": true, "userCertificate;binary": true,
+		"": false, "1uid": false, "-uid": false, "a b": false, "uid=x": false, "2.5.": false, "2": false, "2..5": false, "cn;": false, "cn;;x": false, "cn;lang_de": false,
+	} {
+		if got := validAttrName(name); got != want {
+			t.Errorf("validAttrName(%q) = %v, want %v", name, got, want)
+		}
+	}
+}

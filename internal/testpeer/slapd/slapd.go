@@ -256,6 +256,14 @@ func (s *Server) LDAPAdd(ctx context.Context, ldif []byte) error {
 	return nil
 }
 
+// PID is the process id of slapd, for benchmarks that read its CPU time.
+func (s *Server) PID() int {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // LogTail returns up to n bytes of the end of slapd's log.
 func (s *Server) LogTail(n int) string {
 	b, err := os.ReadFile(filepath.Join(s.Dir, "slapd.log"))
