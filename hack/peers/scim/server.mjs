@@ -117,6 +117,29 @@ if (env.SCIM_PATCH === "false") {
     app.patch("/Users/:id", (req, res) => res.status(501).type("application/scim+json")
         .send(new SCIMMY.Messages.Error({status: 501, message: "PATCH not supported"})));
 }
+// Listing users: SCIMMY converts every stored user through its schema
+// (about 9 ms each) before it pages; filter and page first, and render
+// the stored users (already in SCIMMY's output form) directly.
+app.get("/Users", (req, res, next) => {
+    if (["attributes", "excludedAttributes", "sortBy"].some((k) => k in req.query)) return next();
+    try { authenticate(req); } catch { return next(); } // the router answers 401
+    let resource;
+    try { resource = new SCIMMY.Resources.User(req.query); } catch { return next(); }
+    const all = [...users.values()];
+    const matched = resource.filter ? resource.filter.match(all) : all;
+    const start = Math.max(Number.parseInt(req.query.startIndex ?? "1") || 1, 1);
+    const count = Math.min(Math.max(Number.parseInt(req.query.count ?? "20") || 0, 0), maxResults);
+    const page = matched.slice(start - 1, start - 1 + count).map((u) => ({
+        schemas: ["urn:ietf:params:scim:schemas:core:2.0:User",
+            ...(u[SCIMMY.Schemas.EnterpriseUser.id] ? [SCIMMY.Schemas.EnterpriseUser.id] : [])],
+        ...u,
+        meta: {resourceType: "User", ...u.meta, location: `/Users/${u.id}`},
+    }));
+    res.type("application/scim+json").send({
+        schemas: ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+        Resources: page, startIndex: start, itemsPerPage: page.length, totalResults: matched.length,
+    });
+});
 app.use("/", router);
 
 const tls = env.SCIM_TLS_CERT && env.SCIM_TLS_KEY;
