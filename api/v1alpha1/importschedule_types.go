@@ -33,7 +33,7 @@ type ImportScheduleSpec struct {
 	// "Europe/Berlin". Defaults to UTC.
 	// +kubebuilder:default=UTC
 	// +kubebuilder:validation:MaxLength=64
-	// +kubebuilder:validation:XValidation:rule=`self.matches(r'^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$') && (self == 'UTC' || timestamp('2000-01-01T00:00:00Z').getHours(self) >= 0)`,message="spec.timeZone must be an IANA time zone name such as \"Europe/Berlin\" or \"UTC\""
+	// +kubebuilder:validation:XValidation:rule=`self.matches(r'^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$') && self != 'Local' && (self == 'UTC' || timestamp('2000-01-01T00:00:00Z').getHours(self) >= 0)`,message="spec.timeZone must be an IANA time zone name such as \"Europe/Berlin\" or \"UTC\""
 	// +optional
 	TimeZone string `json:"timeZone,omitempty"`
 

@@ -505,7 +505,6 @@ type UserImportStatus struct {
 	// phase is where the import is: Draft, PreviewPending, CreatingPreview,
 	// PreviewReady, ImportPending, Importing, Completed, Cancelled or Failed.
 	// Completed, Cancelled and Failed are final.
-	// +kubebuilder:validation:XValidation:rule="!(oldSelf in ['Completed', 'Cancelled', 'Failed']) || self == oldSelf",message="status.phase: an import in Completed, Cancelled or Failed is final and cannot move to another phase"
 	// +optional
 	Phase ImportPhase `json:"phase,omitempty"`
 
@@ -562,8 +561,9 @@ type UserImportStatus struct {
 // +kubebuilder:printcolumn:name="Updated",type=integer,JSONPath=`.status.progress.updated`
 // +kubebuilder:printcolumn:name="Failed",type=integer,JSONPath=`.status.progress.failed`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || !(oldSelf.status.phase in ['Completed', 'Cancelled', 'Failed']) || self.spec == oldSelf.spec",message="spec: the import is in a final phase (Completed, Cancelled or Failed); its spec cannot change"
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || oldSelf.status.phase != 'Importing' || (self.spec.directoryRef == oldSelf.spec.directoryRef && self.spec.source == oldSelf.spec.source && self.spec.format == oldSelf.spec.format && self.spec.mapping == oldSelf.spec.mapping && self.spec.mode == oldSelf.spec.mode && self.spec.missingUsers == oldSelf.spec.missingUsers && self.spec.safety == oldSelf.spec.safety && self.spec.errorPolicy == oldSelf.spec.errorPolicy && self.spec.?statusColumn == oldSelf.spec.?statusColumn && self.spec.action in ['Import', 'Cancel'])",message="spec: the import is Importing; only spec.action may change, to Cancel"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || !(oldSelf.status.phase in ['Completed', 'Cancelled', 'Failed']) || self.spec == oldSelf.spec",message="spec: the import is in a final phase (Completed, Cancelled or Failed); its spec cannot change",fieldPath=.spec
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || !(oldSelf.status.phase in ['Completed', 'Cancelled', 'Failed']) || (has(self.status) && has(self.status.phase) && self.status.phase == oldSelf.status.phase)",message="status.phase: an import in Completed, Cancelled or Failed is final and cannot move to another phase",fieldPath=.status.phase
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || oldSelf.status.phase != 'Importing' || (self.spec.directoryRef == oldSelf.spec.directoryRef && self.spec.source == oldSelf.spec.source && self.spec.format == oldSelf.spec.format && self.spec.mapping == oldSelf.spec.mapping && self.spec.mode == oldSelf.spec.mode && self.spec.missingUsers == oldSelf.spec.missingUsers && self.spec.safety == oldSelf.spec.safety && self.spec.errorPolicy == oldSelf.spec.errorPolicy && has(self.spec.statusColumn) == has(oldSelf.spec.statusColumn) && (!has(self.spec.statusColumn) || self.spec.statusColumn == oldSelf.spec.statusColumn) && self.spec.action in ['Import', 'Cancel'])",message="spec: the import is Importing; only spec.action may change, to Cancel",fieldPath=.spec
 
 // UserImport is one import of one CSV file into one UserDirectory. It moves
 // Draft → PreviewPending → CreatingPreview → PreviewReady → ImportPending →
