@@ -1,0 +1,343 @@
+package crd_test
+
+import (
+	"fmt"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	uiov1 "github.com/userimport/user-import-operator/api/v1alpha1"
+)
+
+// expectRejected asserts that err is the API server's 422 Invalid and that
+// its message holds every one of wants (the field path and the words that
+// tell a person what to fix). The message is printed (go test -v
+// -ginkgo.v) so that the exact wording can be read without a debugger.
+func expectRejected(err error, wants ...string) {
+	GinkgoHelper()
+	Expect(err).To(HaveOccurred(), "the API server accepted an invalid object")
+	Expect(apierrors.IsInvalid(err)).To(BeTrue(), "want a 422 Invalid, got: %v", err)
+	for _, w := range wants {
+		Expect(err.Error()).To(ContainSubstring(w))
+	}
+	GinkgoWriter.Printf("REJECTED [%s]: %s\n", CurrentSpecReport().LeafNodeText, err.Error())
+}
+
+// setPhase moves an import to phase through the status subresource, as the
+// controller does.
+func setPhase(ui *uiov1.UserImport, phase uiov1.ImportPhase) error {
+	ui.Status.Phase = phase
+	return k8sClient.Status().Update(ctx, ui)
+}
+
+// createInPhase creates a valid import and moves it to phase.
+func createInPhase(phase uiov1.ImportPhase, mutate ...func(*uiov1.UserImport)) *uiov1.UserImport {
+	GinkgoHelper()
+	ui := validImport(mutate...)
+	Expect(k8sClient.Create(ctx, ui)).To(Succeed())
+	Expect(setPhase(ui, phase)).To(Succeed())
+	return ui
+}
+
+func mapping(attr, column string, identity bool) uiov1.AttributeMapping {
+	return uiov1.AttributeMapping{Attribute: attr, Column: column, Identity: identity}
+}
+
+var _ = Describe("Validation by the API server", func() {
+	DescribeTable("rejects an invalid UserImport",
+		func(mutate func(*uiov1.UserImport), wants ...string) {
+			expectRejected(k8sClient.Create(ctx, validImport(mutate)), wants...)
+		},
+		Entry("no source", func(ui *uiov1.UserImport) {
+			ui.Spec.Source = uiov1.ImportSource{}
+		}, "spec.source", "exactly one of configMap, secret or http must be set"),
+		Entry("two sources", func(ui *uiov1.UserImport) {
+			ui.Spec.Source.HTTP = &uiov1.HTTPSource{URL: "https://hr.example.com/export.csv"}
+		}, "spec.source", "exactly one of configMap, secret or http must be set"),
+		Entry("a mapping without an identity entry", func(ui *uiov1.UserImport) {
+			ui.Spec.Mapping[0].Identity = false
+		}, "spec.mapping must mark exactly one entry with identity: true"),
+		Entry("a mapping with two identity entries", func(ui *uiov1.UserImport) {
+			ui.Spec.Mapping[1].Identity = true
+		}, "spec.mapping must mark exactly one entry with identity: true"),
+		Entry("a mapping entry with both column and template", func(ui *uiov1.UserImport) {
+			ui.Spec.Mapping[1].Template = "{{.first_name}}"
+		}, "spec.mapping[1]", "each entry sets exactly one of column, template or value"),
+		Entry("a mapping entry with neither column, template nor value", func(ui *uiov1.UserImport) {
+			ui.Spec.Mapping[1].Column = ""
+		}, "spec.mapping[1]", "each entry sets exactly one of column, template or value"),
+		Entry("two mapping entries for one attribute", func(ui *uiov1.UserImport) {
+			ui.Spec.Mapping = append(ui.Spec.Mapping, mapping("name.givenName", "given_name", false))
+		}, "spec.mapping[2]", "Duplicate value"),
+		Entry("an unknown mode", func(ui *uiov1.UserImport) {
+			ui.Spec.Mode = "Incremental"
+		}, `spec.mode: Unsupported value: "Incremental"`, `"Full", "Delta"`),
+		Entry("an unknown action", func(ui *uiov1.UserImport) {
+			ui.Spec.Action = "Run"
+		}, `spec.action: Unsupported value: "Run"`),
+		Entry("an unknown missingUsers policy", func(ui *uiov1.UserImport) {
+			ui.Spec.Mode = uiov1.ModeFull
+			ui.Spec.MissingUsers = "Archive"
+		}, `spec.missingUsers: Unsupported value: "Archive"`),
+		Entry("an unknown encoding", func(ui *uiov1.UserImport) {
+			ui.Spec.Format.Encoding = "EBCDIC"
+		}, `spec.format.encoding: Unsupported value: "EBCDIC"`),
+		Entry("an unknown delimiter", func(ui *uiov1.UserImport) {
+			ui.Spec.Format.Delimiter = ":"
+		}, `spec.format.delimiter: Unsupported value: ":"`),
+		Entry("an unknown quote", func(ui *uiov1.UserImport) {
+			ui.Spec.Format.Quote = "`"
+		}, "spec.format.quote: Unsupported value"),
+		Entry("an unknown check", func(ui *uiov1.UserImport) {
+			ui.Spec.Mapping[0].Check = "Phone"
+		}, `spec.mapping[0].check: Unsupported value: "Phone"`),
+		Entry("an unknown transform type", func(ui *uiov1.UserImport) {
+			ui.Spec.Mapping[0].Transforms = []uiov1.Transform{{Type: "Capitalize"}}
+		}, `spec.mapping[0].transforms[0].type: Unsupported value: "Capitalize"`),
+		Entry("RegexReplace without pattern", func(ui *uiov1.UserImport) {
+			ui.Spec.Mapping[0].Transforms = []uiov1.Transform{{Type: "RegexReplace", Replacement: "x"}}
+		}, "spec.mapping[0].transforms[0]", "RegexReplace needs pattern"),
+		Entry("DateFormat without toLayout", func(ui *uiov1.UserImport) {
+			ui.Spec.Mapping[1].Transforms = []uiov1.Transform{{Type: "DateFormat", FromLayout: "02.01.2006"}}
+		}, "spec.mapping[1].transforms[0]", "DateFormat needs fromLayout and toLayout"),
+		Entry("a negative safety threshold", func(ui *uiov1.UserImport) {
+			ui.Spec.Safety.MaxDeprovision = ptr.To[int32](-1)
+		}, "spec.safety.maxDeprovision", "greater than or equal to 0"),
+		Entry("a safety percent over 100", func(ui *uiov1.UserImport) {
+			ui.Spec.Safety.MaxDeprovisionPercent = ptr.To[int32](101)
+		}, "spec.safety.maxDeprovisionPercent", "less than or equal to 100"),
+		Entry("an error percent over 100", func(ui *uiov1.UserImport) {
+			ui.Spec.ErrorPolicy.MaxErrorPercent = ptr.To[int32](150)
+		}, "spec.errorPolicy.maxErrorPercent", "less than or equal to 100"),
+		Entry("missingUsers Deactivate in Delta mode", func(ui *uiov1.UserImport) {
+			ui.Spec.Mode = uiov1.ModeDelta
+			ui.Spec.MissingUsers = uiov1.MissingDeactivate
+		}, "spec.missingUsers may be Deactivate or Delete only with spec.mode Full"),
+		Entry("statusColumn in Full mode", func(ui *uiov1.UserImport) {
+			ui.Spec.Mode = uiov1.ModeFull
+			ui.Spec.StatusColumn = &uiov1.StatusColumn{Column: "employment_status"}
+		}, "spec.statusColumn is only allowed with spec.mode Delta"),
+		Entry("an http source that is not an http(s) URL", func(ui *uiov1.UserImport) {
+			ui.Spec.Source = uiov1.ImportSource{HTTP: &uiov1.HTTPSource{URL: "ftp://hr.example.com/export.csv"}}
+		}, "spec.source.http.url", "must be an http:// or https:// URL"),
+		Entry("an empty directoryRef", func(ui *uiov1.UserImport) {
+			ui.Spec.DirectoryRef.Name = ""
+		}, "spec.directoryRef.name", "at least 1 chars long"),
+	)
+
+	DescribeTable("rejects an invalid UserDirectory",
+		func(ud *uiov1.UserDirectory, wants ...string) {
+			expectRejected(k8sClient.Create(ctx, ud), wants...)
+		},
+		Entry("no directory type", validSCIMDirectory(func(ud *uiov1.UserDirectory) {
+			ud.Spec.SCIM = nil
+		}), "exactly one of spec.scim, spec.ldap or spec.sql must be set"),
+		Entry("two directory types", validSCIMDirectory(func(ud *uiov1.UserDirectory) {
+			ud.Spec.LDAP = ldapDirectory()
+		}), "exactly one of spec.scim, spec.ldap or spec.sql must be set"),
+		Entry("a SCIM URL without a scheme", validSCIMDirectory(func(ud *uiov1.UserDirectory) {
+			ud.Spec.SCIM.URL = "idp.example.com/scim/v2"
+		}), "spec.scim.url", "must be an http:// or https:// URL"),
+		Entry("two SCIM authentication methods", validSCIMDirectory(func(ud *uiov1.UserDirectory) {
+			ud.Spec.SCIM.Auth = uiov1.SCIMAuth{
+				BearerToken: &uiov1.SecretKeyRef{Name: "scim", Key: "token"},
+				Basic:       &uiov1.LocalObjectReference{Name: "scim-basic"},
+			}
+		}), "spec.scim.auth", "at most one of bearerToken, basic or oauth2"),
+		Entry("an OAuth2 token URL that is not a URL", validSCIMDirectory(func(ud *uiov1.UserDirectory) {
+			ud.Spec.SCIM.Auth.OAuth2 = &uiov1.OAuth2ClientCredentials{
+				TokenURL:        "login.example.com/oauth2/token",
+				ClientSecretRef: uiov1.LocalObjectReference{Name: "scim-oauth"},
+			}
+		}), "spec.scim.auth.oauth2.tokenURL", "must be an http:// or https:// URL"),
+		Entry("an LDAP URL with an http scheme", validLDAPDirectory(func(ud *uiov1.UserDirectory) {
+			ud.Spec.LDAP.URL = "http://ldap.example.com:389"
+		}), "spec.ldap.url", "must be an ldap:// or ldaps:// URL"),
+		Entry("LDAP disable with both attribute and moveToDN", validLDAPDirectory(func(ud *uiov1.UserDirectory) {
+			ud.Spec.LDAP.Disable = &uiov1.LDAPDisable{
+				Attribute: "employeeType", Value: "disabled", MoveToDN: "ou=disabled,dc=example,dc=com",
+			}
+		}), "spec.ldap.disable", "set exactly one of attribute or moveToDN"),
+		Entry("an LDAP user filter without parentheses", validLDAPDirectory(func(ud *uiov1.UserDirectory) {
+			ud.Spec.LDAP.UserFilter = "objectClass=person"
+		}), "spec.ldap.userFilter", "must be an LDAP filter in parentheses"),
+		Entry("an SQL table name that is not a name", validSQLDirectory(func(ud *uiov1.UserDirectory) {
+			ud.Spec.SQL.Table = "users; DROP TABLE users"
+		}), "spec.sql.table", "must be a table name"),
+		Entry("an unknown SQL driver", validSQLDirectory(func(ud *uiov1.UserDirectory) {
+			ud.Spec.SQL.Driver = "mysql"
+		}), `spec.sql.driver: Unsupported value: "mysql"`),
+		Entry("an empty identity attribute", validSCIMDirectory(func(ud *uiov1.UserDirectory) {
+			ud.Spec.IdentityAttribute = ""
+		}), "spec.identityAttribute", "at least 1 chars long"),
+		Entry("a negative concurrency", validSCIMDirectory(func(ud *uiov1.UserDirectory) {
+			ud.Spec.Execution.Concurrency = -1
+		}), "spec.execution.concurrency", "greater than or equal to 1"),
+		Entry("an unknown managed-user scope", validSCIMDirectory(func(ud *uiov1.UserDirectory) {
+			ud.Spec.ManagedUsers.Scope = "Everyone"
+		}), `spec.managedUsers.scope: Unsupported value: "Everyone"`),
+	)
+
+	const cronMessage = "spec.schedule must be a cron expression of five fields"
+	const zoneMessage = "spec.timeZone must be an IANA time zone name"
+
+	DescribeTable("rejects an invalid ImportSchedule",
+		func(is *uiov1.ImportSchedule, wants ...string) {
+			expectRejected(k8sClient.Create(ctx, is), wants...)
+		},
+		Entry(`schedule "61 * * * *"`, validSchedule(withSchedule("61 * * * *")), "spec.schedule", cronMessage),
+		Entry(`schedule "0 24 * * *"`, validSchedule(withSchedule("0 24 * * *")), "spec.schedule", cronMessage),
+		Entry(`schedule "* * *"`, validSchedule(withSchedule("* * *")), "spec.schedule", cronMessage),
+		Entry(`schedule "@every 5m"`, validSchedule(withSchedule("@every 5m")), "spec.schedule", cronMessage),
+		Entry(`schedule "0 2 * * * *" (six fields)`, validSchedule(withSchedule("0 2 * * * *")), "spec.schedule", cronMessage),
+		Entry(`time zone "Mars/Olympus"`, validSchedule(withTimeZone("Mars/Olympus")), "spec.timeZone", zoneMessage),
+		Entry(`time zone "Europe/Berlinn"`, validSchedule(withTimeZone("Europe/Berlinn")), "spec.timeZone", zoneMessage),
+		Entry(`time zone "../../etc/passwd"`, validSchedule(withTimeZone("../../etc/passwd")), "spec.timeZone", zoneMessage),
+		Entry(`time zone "Local" (the zone of whichever node runs the manager)`, validSchedule(withTimeZone("Local")), "spec.timeZone", zoneMessage),
+		Entry("a negative startingDeadlineSeconds", validSchedule(func(is *uiov1.ImportSchedule) {
+			is.Spec.StartingDeadlineSeconds = ptr.To[int64](-1)
+		}), "spec.startingDeadlineSeconds", "greater than or equal to 0"),
+		Entry("a successful history limit over 100", validSchedule(func(is *uiov1.ImportSchedule) {
+			is.Spec.SuccessfulHistoryLimit = ptr.To[int32](101)
+		}), "spec.successfulHistoryLimit", "less than or equal to 100"),
+		Entry("a failed history limit over 100", validSchedule(func(is *uiov1.ImportSchedule) {
+			is.Spec.FailedHistoryLimit = ptr.To[int32](1000)
+		}), "spec.failedHistoryLimit", "less than or equal to 100"),
+		Entry("an unknown concurrency policy", validSchedule(func(is *uiov1.ImportSchedule) {
+			is.Spec.ConcurrencyPolicy = "Queue"
+		}), `spec.concurrencyPolicy: Unsupported value: "Queue"`),
+		Entry("a template with two sources", validSchedule(func(is *uiov1.ImportSchedule) {
+			is.Spec.Template.Spec.Source.Secret = &uiov1.SecretKeyRef{Name: "hr", Key: "export.csv"}
+		}), "spec.template.spec.source", "exactly one of configMap, secret or http must be set"),
+	)
+
+	DescribeTable("accepts valid schedules",
+		func(schedule string) {
+			Expect(k8sClient.Create(ctx, validSchedule(withSchedule(schedule)))).To(Succeed())
+		},
+		Entry(nil, "*/5 * * * *"),
+		Entry(nil, "0 2 * * 1-5"),
+		Entry(nil, "@daily"),
+		Entry(nil, "@hourly"),
+		Entry(nil, "0 0 1 JAN *"),
+		Entry(nil, "30 2 * * MON-FRI"),
+		Entry(nil, "0,15,30,45 8-18 * * *"),
+		Entry(nil, "0 3 1-7 * SUN"),
+	)
+
+	DescribeTable("accepts IANA time zones",
+		func(tz string) {
+			is := validSchedule(withTimeZone(tz))
+			Expect(k8sClient.Create(ctx, is)).To(Succeed())
+			Expect(is.Spec.TimeZone).To(Equal(tz))
+		},
+		Entry(nil, "UTC"),
+		Entry(nil, "Europe/Berlin"),
+		Entry(nil, "America/Argentina/Buenos_Aires"),
+		Entry(nil, "America/Port-au-Prince"),
+		Entry(nil, "Etc/GMT+5"),
+		Entry(nil, "Asia/Kolkata"),
+	)
+
+	It("defaults the time zone of a schedule to UTC", func() {
+		is := validSchedule()
+		Expect(k8sClient.Create(ctx, is)).To(Succeed())
+		Expect(is.Spec.TimeZone).To(Equal("UTC"))
+	})
+
+	Describe("the life of a UserImport", func() {
+		It("rejects moving a Completed import back to Importing", func() {
+			ui := createInPhase(uiov1.PhaseCompleted)
+			expectRejected(setPhase(ui, uiov1.PhaseImporting),
+				"status.phase", "is final and cannot move to another phase")
+		})
+
+		It("rejects moving a Failed import back to Draft", func() {
+			ui := createInPhase(uiov1.PhaseFailed)
+			expectRejected(setPhase(ui, uiov1.PhaseDraft),
+				"status.phase", "is final and cannot move to another phase")
+		})
+
+		It("rejects clearing the phase of a Cancelled import", func() {
+			ui := createInPhase(uiov1.PhaseCancelled)
+			expectRejected(setPhase(ui, ""),
+				"status.phase", "is final and cannot move to another phase")
+		})
+
+		It("rejects a spec edit while Importing", func() {
+			ui := createInPhase(uiov1.PhaseImporting)
+			ui.Spec.Source = uiov1.ImportSource{HTTP: &uiov1.HTTPSource{URL: "https://hr.example.com/other.csv"}}
+			expectRejected(k8sClient.Update(ctx, ui), "the import is Importing; only spec.action may change, to Cancel")
+		})
+
+		It("rejects a mapping edit while Importing", func() {
+			ui := createInPhase(uiov1.PhaseImporting)
+			ui.Spec.Mapping[1].Column = "given_name"
+			expectRejected(k8sClient.Update(ctx, ui), "the import is Importing; only spec.action may change, to Cancel")
+		})
+
+		It("rejects action Draft while Importing but accepts Cancel", func() {
+			ui := createInPhase(uiov1.PhaseImporting)
+			ui.Spec.Action = uiov1.ActionDraft
+			expectRejected(k8sClient.Update(ctx, ui), "the import is Importing; only spec.action may change, to Cancel")
+
+			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(ui), ui)).To(Succeed())
+			ui.Spec.Action = uiov1.ActionCancel
+			Expect(k8sClient.Update(ctx, ui)).To(Succeed())
+		})
+
+		It("accepts progress reports while Importing", func() {
+			ui := createInPhase(uiov1.PhaseImporting)
+			ui.Status.Progress = &uiov1.ProgressStatus{RowsTotal: 10, RowsProcessed: 4, Percent: 40, Created: 3, Updated: 1}
+			Expect(k8sClient.Status().Update(ctx, ui)).To(Succeed())
+		})
+
+		It("rejects a spec edit on a Completed import", func() {
+			ui := createInPhase(uiov1.PhaseCompleted)
+			ui.Spec.Action = uiov1.ActionPreview
+			expectRejected(k8sClient.Update(ctx, ui), "spec", "the import is in a final phase (Completed, Cancelled or Failed); its spec cannot change")
+		})
+
+		It("accepts label and finalizer edits on a Completed import, so that it can be deleted", func() {
+			ui := createInPhase(uiov1.PhaseCompleted)
+			ui.Labels = map[string]string{"reviewed": "yes"}
+			ui.Finalizers = []string{"userimport.dev/report"}
+			Expect(k8sClient.Update(ctx, ui)).To(Succeed())
+			ui.Finalizers = nil
+			Expect(k8sClient.Update(ctx, ui)).To(Succeed())
+			Expect(k8sClient.Delete(ctx, ui)).To(Succeed())
+		})
+
+		It("accepts any spec edit in Draft", func() {
+			ui := createInPhase(uiov1.PhaseDraft, func(ui *uiov1.UserImport) { ui.Spec.Action = uiov1.ActionDraft })
+			ui.Spec.Source = uiov1.ImportSource{HTTP: &uiov1.HTTPSource{URL: "https://hr.example.com/export.csv"}}
+			ui.Spec.Mode = uiov1.ModeFull
+			ui.Spec.MissingUsers = uiov1.MissingDeactivate
+			ui.Spec.Mapping = append(ui.Spec.Mapping, mapping("name.familyName", "last_name", false))
+			Expect(k8sClient.Update(ctx, ui)).To(Succeed())
+			ui.Spec.Action = uiov1.ActionPreview
+			Expect(k8sClient.Update(ctx, ui)).To(Succeed())
+		})
+
+		It("accepts a spec edit and an approval in PreviewReady", func() {
+			ui := createInPhase(uiov1.PhasePreviewReady, func(ui *uiov1.UserImport) {
+				ui.Spec.Action = uiov1.ActionPreview
+				ui.Spec.Mode = uiov1.ModeFull
+				ui.Spec.MissingUsers = uiov1.MissingDeactivate
+			})
+			ui.Spec.Safety.ApprovedDeprovisions = ptr.To[int32](40)
+			ui.Spec.Action = uiov1.ActionImport
+			Expect(k8sClient.Update(ctx, ui)).To(Succeed())
+		})
+
+		It("accepts skipping states: Draft straight to ImportPending, then Importing and Completed", func() {
+			ui := createInPhase(uiov1.PhaseDraft)
+			for _, p := range []uiov1.ImportPhase{uiov1.PhaseImportPending, uiov1.PhaseImporting, uiov1.PhaseCompleted} {
+				Expect(setPhase(ui, p)).To(Succeed(), fmt.Sprintf("to %s", p))
+			}
+		})
+	})
+})
