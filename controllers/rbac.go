@@ -14,3 +14,6 @@ package controllers
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// Pods are read (never cached) for the termination message of a finished
+// worker Job.
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list

@@ -4,6 +4,10 @@ import (
 	"crypto/tls"
 	"flag"
 	"fmt"
+	"os"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -14,7 +18,13 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	uiov1 "github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/controllers"
+	"github.com/userimport/user-import-operator/internal/jobs"
 )
+
+// inProcessRun is the worker the in-process executor calls; the worker
+// command sets it (worker.RunInProcess) when it is part of the build.
+var inProcessRun jobs.RunFunc
 
 func newScheme() *runtime.Scheme {
 	s := runtime.NewScheme()
@@ -30,6 +40,13 @@ func runManager(args []string) error {
 	leaderElect := fs.Bool("leader-elect", false, "elect a leader so that only one manager of several replicas reconciles")
 	leaderNamespace := fs.String("leader-election-namespace", "", "namespace of the leader election lease (default: the pod's namespace)")
 	secureMetrics := fs.Bool("metrics-secure", false, "serve metrics over HTTPS with authentication and authorization")
+	executor := fs.String("executor", controllers.ExecutorJob, "where previews and imports run: job (a batch/v1 Job per stage) or inprocess (inside this process)")
+	workerImage := fs.String("worker-image", os.Getenv("OPERATOR_IMAGE"), "image of the worker Jobs: the operator's own (default $OPERATOR_IMAGE)")
+	pullPolicy := fs.String("worker-image-pull-policy", string(corev1.PullIfNotPresent), "pull policy of the worker image")
+	jobTTL := fs.Int("job-ttl-seconds", 3600, "seconds a finished worker Job is kept; negative keeps it until its import is deleted")
+	checkInterval := fs.Duration("directory-check-interval", 5*time.Minute, "time between checks of a Ready UserDirectory")
+	retryInterval := fs.Duration("directory-retry-interval", 30*time.Second, "time between checks of a UserDirectory that is not Ready")
+	pollInterval := fs.Duration("import-poll-interval", 15*time.Second, "how often running imports are looked at between events")
 	opts := zap.Options{}
 	opts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -54,6 +71,24 @@ func runManager(args []string) error {
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
+	}
+	settings := jobs.Settings{Image: *workerImage, PullPolicy: corev1.PullPolicy(*pullPolicy)}
+	if *jobTTL >= 0 {
+		ttl := int32(*jobTTL)
+		settings.TTLSecondsAfterFinished = &ttl
+	}
+	if *executor == controllers.ExecutorJob && *workerImage == "" {
+		return fmt.Errorf("--worker-image (or OPERATOR_IMAGE) is required with --executor=job")
+	}
+	if err := controllers.Setup(mgr, controllers.Options{
+		Executor:               *executor,
+		Job:                    settings,
+		Run:                    inProcessRun,
+		DirectoryCheckInterval: *checkInterval,
+		DirectoryRetryInterval: *retryInterval,
+		PollInterval:           *pollInterval,
+	}); err != nil {
+		return fmt.Errorf("setting up the controllers: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err

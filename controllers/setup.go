@@ -1,0 +1,104 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/jobs"
+	"github.com/userimport/user-import-operator/internal/metrics"
+)
+
+// Executor kinds of Options.Executor.
+const (
+	ExecutorJob       = "job"
+	ExecutorInProcess = "inprocess"
+)
+
+// Options configure the controllers.
+type Options struct {
+	// Executor is ExecutorJob (the default) or ExecutorInProcess.
+	Executor string
+	// Job settings of the Job executor.
+	Job jobs.Settings
+	// Run is the worker for the in-process executor.
+	Run jobs.RunFunc
+	// DirectoryCheckInterval is the time between checks of a Ready
+	// directory (default 5 minutes).
+	DirectoryCheckInterval time.Duration
+	// DirectoryRetryInterval is the time between checks of a directory
+	// that is not Ready (default 30 seconds).
+	DirectoryRetryInterval time.Duration
+	// PollInterval is how often running imports are looked at between
+	// events (default 15 seconds).
+	PollInterval time.Duration
+}
+
+// Setup registers the field index and the UserDirectory and UserImport
+// reconcilers with mgr.
+func Setup(mgr ctrl.Manager, o Options) error {
+	if o.DirectoryCheckInterval <= 0 {
+		o.DirectoryCheckInterval = 5 * time.Minute
+	}
+	if o.DirectoryRetryInterval <= 0 {
+		o.DirectoryRetryInterval = 30 * time.Second
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = 15 * time.Second
+	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.UserImport{}, directoryIndex,
+		func(o client.Object) []string { return []string{o.(*v1alpha1.UserImport).Spec.DirectoryRef.Name} }); err != nil {
+		return fmt.Errorf("indexing imports by directory: %w", err)
+	}
+
+	var exec jobs.Executor
+	var runEnded <-chan event.GenericEvent
+	switch o.Executor {
+	case "", ExecutorJob:
+		exec = &JobExecutor{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Settings: o.Job}
+	case ExecutorInProcess:
+		if o.Run == nil {
+			return fmt.Errorf("the in-process executor needs the worker, which this build lacks")
+		}
+		direct, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()})
+		if err != nil {
+			return err
+		}
+		ip := NewInProcessExecutor(o.Run, direct)
+		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+			<-ctx.Done()
+			ip.Shutdown()
+			return nil
+		})); err != nil {
+			return err
+		}
+		exec, runEnded = ip, ip.Events()
+	default:
+		return fmt.Errorf("unknown executor %q: use %s or %s", o.Executor, ExecutorJob, ExecutorInProcess)
+	}
+
+	if err := (&UserDirectoryReconciler{
+		Client:        mgr.GetClient(),
+		APIReader:     mgr.GetAPIReader(),
+		Recorder:      mgr.GetEventRecorder("userdirectory-controller"),
+		CheckInterval: o.DirectoryCheckInterval,
+		RetryInterval: o.DirectoryRetryInterval,
+		CheckTimeout:  30 * time.Second,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	return (&UserImportReconciler{
+		Client:       mgr.GetClient(),
+		APIReader:    mgr.GetAPIReader(),
+		Recorder:     mgr.GetEventRecorder("userimport-controller"),
+		Executor:     exec,
+		Metrics:      metrics.NewTracker(),
+		PollInterval: o.PollInterval,
+	}).SetupWithManager(mgr, runEnded)
+}

@@ -1,0 +1,626 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/conditions"
+	"github.com/userimport/user-import-operator/internal/jobs"
+	"github.com/userimport/user-import-operator/internal/metrics"
+)
+
+// UserImportReconciler moves UserImports through their phases (see
+// DESIGN.md "UserImport states"). It owns status.phase and the
+// conditions; the worker owns status.progress, status.source and
+// status.preview.
+type UserImportReconciler struct {
+	// Client reads directories and Jobs from the cache and writes.
+	Client client.Client
+	// APIReader reads the UserImport itself, and the imports of a
+	// directory when deciding which runs next, without the cache: the
+	// worker patches the import's status concurrently, and two imports
+	// must never both see themselves at the head of a queue.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	Executor  jobs.Executor
+	Metrics   *metrics.Tracker
+	// PollInterval is how often a running stage is looked at between
+	// events (progress for the metrics; a missed event).
+	PollInterval time.Duration
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// verdict is the outcome of one step of the state machine.
+type verdict struct {
+	kind    conditions.Kind
+	reason  string
+	message string
+	// requeueAfter asks to look again after a while (a wait).
+	requeueAfter time.Duration
+	// next asks to run the state machine again: the phase changed and
+	// the new phase may move on at once.
+	next bool
+}
+
+// errStale says that the UserImport changed since it was read; the
+// reconcile is repeated on a fresh copy without writing anything.
+var errStale = errors.New("the import changed while it was reconciled")
+
+// importRun is the state of one reconcile of one import.
+type importRun struct {
+	*UserImportReconciler
+	imp *v1alpha1.UserImport
+	// events to emit once the status patch succeeded.
+	events []pendingEvent
+}
+
+type pendingEvent struct {
+	eventType, reason, note string
+}
+
+func (r *UserImportReconciler) now() metav1.Time {
+	if r.Now != nil {
+		return metav1.NewTime(r.Now())
+	}
+	return metav1.Now()
+}
+
+// Reconcile implements reconcile.Reconciler.
+func (r *UserImportReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	imp := &v1alpha1.UserImport{}
+	if err := r.APIReader.Get(ctx, req.NamespacedName, imp); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Metrics.Forget(req.String())
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	if !imp.DeletionTimestamp.IsZero() {
+		// Owned Jobs go with the import (garbage collection); runs in the
+		// manager process must be stopped here.
+		return ctrl.Result{}, r.Executor.Cancel(ctx, imp)
+	}
+
+	run := &importRun{UserImportReconciler: r, imp: imp}
+	orig := imp.DeepCopy()
+	defer func() {
+		if errors.Is(retErr, errStale) {
+			result, retErr = ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
+			return
+		}
+		if err := run.patchStatus(ctx, orig); err != nil {
+			retErr = errors.Join(retErr, err)
+			return
+		}
+		run.emit()
+		r.Metrics.Observe(req.String(), imp.Status.Phase, imp.Status.Progress)
+	}()
+
+	v, err := run.reconcile(ctx)
+	if err != nil {
+		if !errors.Is(err, errStale) {
+			conditions.SetKStatus(&imp.Status.Conditions, imp.Generation, conditions.KindProgressing,
+				conditions.ReasonJobError, err.Error())
+		}
+		return ctrl.Result{}, err
+	}
+	conditions.SetKStatus(&imp.Status.Conditions, imp.Generation, v.kind, v.reason, v.message)
+	imp.Status.ObservedGeneration = imp.Generation
+	return ctrl.Result{RequeueAfter: v.requeueAfter}, nil
+}
+
+// patchStatus writes the difference between orig and the import's status
+// as a merge patch guarded by the resourceVersion read: a status the
+// worker changed in between makes the patch fail and the reconcile run
+// again on a fresh copy.
+func (run *importRun) patchStatus(ctx context.Context, orig *v1alpha1.UserImport) error {
+	if equality.Semantic.DeepEqual(orig.Status, run.imp.Status) {
+		return nil
+	}
+	patch := client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})
+	if err := run.Client.Status().Patch(ctx, run.imp, patch); err != nil {
+		return fmt.Errorf("patching status: %w", err)
+	}
+	return nil
+}
+
+func (run *importRun) emit() {
+	for _, e := range run.events {
+		run.Recorder.Eventf(run.imp, nil, e.eventType, e.reason, "Reconcile", "%s", e.note)
+	}
+}
+
+func (run *importRun) event(eventType, reason, note string) {
+	run.events = append(run.events, pendingEvent{eventType, reason, conditions.Bound(note)})
+}
+
+// setPhase moves the import to p and records an Event for the transition.
+func (run *importRun) setPhase(p v1alpha1.ImportPhase) {
+	from := run.imp.Status.Phase
+	if from == p {
+		return
+	}
+	if from == "" {
+		from = "(new)"
+	}
+	run.imp.Status.Phase = p
+	if p != v1alpha1.PhaseImportPending {
+		run.imp.Status.QueuePosition = 0
+	}
+	if p.IsFinal() {
+		t := run.now()
+		run.imp.Status.CompletionTime = &t
+	}
+	run.event("Normal", string(p), fmt.Sprintf("phase %s → %s", from, p))
+}
+
+// reconcile runs the state machine until the phase settles.
+func (run *importRun) reconcile(ctx context.Context) (verdict, error) {
+	for range 8 {
+		v, err := run.step(ctx)
+		if err != nil || !v.next {
+			return v, err
+		}
+	}
+	// The phase keeps moving; look again soon rather than loop forever.
+	return verdict{kind: conditions.KindProgressing, reason: string(run.imp.Status.Phase), requeueAfter: time.Second}, nil
+}
+
+// step makes one move of the state machine.
+func (run *importRun) step(ctx context.Context) (verdict, error) {
+	imp := run.imp
+	phase := imp.Status.Phase
+	if phase.IsFinal() {
+		return run.finalVerdict(), nil
+	}
+	if imp.Spec.Action == v1alpha1.ActionCancel {
+		return run.cancel(ctx)
+	}
+	switch phase {
+	case v1alpha1.PhaseCreatingPreview:
+		return run.running(ctx, jobs.StagePreview)
+	case v1alpha1.PhaseImporting:
+		return run.running(ctx, jobs.StageImport)
+	}
+	return run.idle(ctx)
+}
+
+// finalVerdict keeps the conditions a final phase was given.
+func (run *importRun) finalVerdict() verdict {
+	ready := meta.FindStatusCondition(run.imp.Status.Conditions, v1alpha1.ConditionReady)
+	v := verdict{kind: conditions.KindStalled, reason: string(run.imp.Status.Phase), message: "the import ended " + string(run.imp.Status.Phase)}
+	if run.imp.Status.Phase == v1alpha1.PhaseCompleted {
+		v = verdict{kind: conditions.KindReady, reason: conditions.ReasonSucceeded, message: "import completed: " + progressSummary(run.imp.Status.Progress)}
+	}
+	if ready != nil {
+		v.reason, v.message = ready.Reason, ready.Message
+	}
+	return v
+}
+
+// cancel stops any run, keeps the progress reported, and ends Cancelled.
+func (run *importRun) cancel(ctx context.Context) (verdict, error) {
+	if err := run.Executor.Cancel(ctx, run.imp); err != nil {
+		return verdict{}, err
+	}
+	from := run.imp.Status.Phase
+	run.setPhase(v1alpha1.PhaseCancelled)
+	msg := fmt.Sprintf("cancelled in phase %s", orNew(from))
+	if p := run.imp.Status.Progress; p != nil && (p.RowsProcessed > 0 || p.RowsTotal > 0) {
+		msg += "; " + progressSummary(p)
+	}
+	if from == v1alpha1.PhaseImporting {
+		run.observeDuration("cancelled")
+	}
+	return verdict{kind: conditions.KindStalled, reason: conditions.ReasonCancelled, message: msg}, nil
+}
+
+func orNew(p v1alpha1.ImportPhase) string {
+	if p == "" {
+		return "(new)"
+	}
+	return string(p)
+}
+
+// previewFresh tells whether status.preview was computed for the current
+// spec.
+func previewFresh(imp *v1alpha1.UserImport) bool {
+	return imp.Status.Preview != nil && imp.Status.Preview.Generation == imp.Generation
+}
+
+// safetyBlocked tells whether a safety stop waits for approval: it holds
+// for the generation it was found at; an edit (an approval) lifts it.
+func safetyBlocked(imp *v1alpha1.UserImport) bool {
+	c := meta.FindStatusCondition(imp.Status.Conditions, conditions.SafetyThreshold)
+	return c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == imp.Generation
+}
+
+// idle handles the phases where nothing runs: Draft, PreviewPending,
+// PreviewReady and ImportPending. spec.action says where to go.
+func (run *importRun) idle(ctx context.Context) (verdict, error) {
+	imp := run.imp
+	if imp.Status.Preview != nil && !previewFresh(imp) {
+		imp.Status.Preview = nil
+		run.event("Normal", conditions.ReasonPreviewInvalidated, "the spec changed since the preview; the preview was discarded")
+	}
+	if c := meta.FindStatusCondition(imp.Status.Conditions, conditions.SafetyThreshold); c != nil && !safetyBlocked(imp) {
+		meta.RemoveStatusCondition(&imp.Status.Conditions, conditions.SafetyThreshold)
+		run.event("Normal", "SafetyThresholdCleared", "the spec changed after the safety stop; the import may run again")
+	}
+
+	var target v1alpha1.ImportPhase
+	switch imp.Spec.Action {
+	case v1alpha1.ActionDraft:
+		target = v1alpha1.PhaseDraft
+	case v1alpha1.ActionPreview:
+		target = v1alpha1.PhasePreviewPending
+		if previewFresh(imp) {
+			target = v1alpha1.PhasePreviewReady
+		}
+	default: // Import, the API default
+		target = v1alpha1.PhaseImportPending
+		if safetyBlocked(imp) {
+			target = v1alpha1.PhasePreviewReady
+		}
+	}
+	if target != imp.Status.Phase {
+		run.setPhase(target)
+		return verdict{next: true}, nil
+	}
+
+	switch target {
+	case v1alpha1.PhaseDraft:
+		return verdict{kind: conditions.KindReady, reason: conditions.ReasonDraft,
+			message: "draft: nothing runs until spec.action is Preview or Import"}, nil
+	case v1alpha1.PhasePreviewReady:
+		if safetyBlocked(imp) {
+			c := meta.FindStatusCondition(imp.Status.Conditions, conditions.SafetyThreshold)
+			return verdict{kind: conditions.KindStalled, reason: conditions.ReasonApprovalRequired, message: c.Message}, nil
+		}
+		return verdict{kind: conditions.KindReady, reason: conditions.ReasonPreviewReady, message: previewSummary(imp.Status.Preview)}, nil
+	case v1alpha1.PhasePreviewPending:
+		return run.start(ctx, jobs.StagePreview)
+	default:
+		return run.queued(ctx)
+	}
+}
+
+// queued decides whether an ImportPending import may start: no import of
+// its directory is Importing and it is the oldest waiting.
+func (run *importRun) queued(ctx context.Context) (verdict, error) {
+	imp := run.imp
+	var list v1alpha1.UserImportList
+	if err := run.APIReader.List(ctx, &list, client.InNamespace(imp.Namespace)); err != nil {
+		return verdict{}, fmt.Errorf("listing imports: %w", err)
+	}
+	mine := []v1alpha1.UserImport{*imp}
+	for _, o := range list.Items {
+		if o.Name != imp.Name && o.Spec.DirectoryRef.Name == imp.Spec.DirectoryRef.Name {
+			mine = append(mine, o)
+		}
+	}
+	q := queueOf(mine)
+	pos := q.position(imp.Name)
+	imp.Status.QueuePosition = int32(pos)
+	if len(q.active) > 0 || pos != 1 {
+		msg := fmt.Sprintf("position %d in the queue of UserDirectory %s", pos, imp.Spec.DirectoryRef.Name)
+		if len(q.active) > 0 {
+			msg += "; " + q.active[0] + " is importing"
+		}
+		// Imports of the directory wake this one when their phase
+		// changes; the requeue is a safety net.
+		return verdict{kind: conditions.KindProgressing, reason: conditions.ReasonQueued, message: msg, requeueAfter: time.Minute}, nil
+	}
+	return run.start(ctx, jobs.StageImport)
+}
+
+// start begins stage once the directory is Ready, adopting a run that
+// exists already.
+func (run *importRun) start(ctx context.Context, stage jobs.Stage) (verdict, error) {
+	imp := run.imp
+	dir, wait, err := run.readyDirectory(ctx)
+	if err != nil || wait != nil {
+		return derefVerdict(wait), err
+	}
+	st, err := run.Executor.Status(ctx, imp, stage)
+	if err != nil {
+		return verdict{}, err
+	}
+	switch {
+	case st.Found && !st.Running:
+		// The finished run of an earlier attempt (a preview before an
+		// edit, an import before its approval) holds the name: remove it
+		// and start once it is gone.
+		if err := run.Executor.Reset(ctx, imp, stage); err != nil {
+			return verdict{}, err
+		}
+		return verdict{kind: conditions.KindProgressing, reason: string(imp.Status.Phase),
+			message: "removing the finished run of an earlier attempt", requeueAfter: time.Second}, nil
+	case !st.Found:
+		if err := run.ensureReportSecret(ctx); err != nil {
+			return verdict{}, err
+		}
+		if err := run.Executor.Start(ctx, imp, dir, stage); err != nil {
+			return verdict{}, fmt.Errorf("starting the %s: %w", stage, err)
+		}
+	}
+	// Found and running: adopted (a restart between the start and the
+	// status patch).
+	imp.Status.JobName = jobs.JobName(imp, stage)
+	if stage == jobs.StagePreview {
+		run.setPhase(v1alpha1.PhaseCreatingPreview)
+		return verdict{kind: conditions.KindProgressing, reason: conditions.ReasonCreatingPreview,
+			message: "the preview runs in " + imp.Status.JobName, requeueAfter: run.PollInterval}, nil
+	}
+	if imp.Status.StartTime == nil {
+		t := run.now()
+		imp.Status.StartTime = &t
+	}
+	run.setPhase(v1alpha1.PhaseImporting)
+	return verdict{kind: conditions.KindProgressing, reason: conditions.ReasonImporting,
+		message: "the import runs in " + imp.Status.JobName, requeueAfter: run.PollInterval}, nil
+}
+
+func derefVerdict(v *verdict) verdict {
+	if v == nil {
+		return verdict{}
+	}
+	return *v
+}
+
+// readyDirectory returns the import's directory when it is Ready, or a
+// verdict saying what the import waits for.
+func (run *importRun) readyDirectory(ctx context.Context) (*v1alpha1.UserDirectory, *verdict, error) {
+	imp := run.imp
+	var dir v1alpha1.UserDirectory
+	err := run.Client.Get(ctx, client.ObjectKey{Namespace: imp.Namespace, Name: imp.Spec.DirectoryRef.Name}, &dir)
+	if apierrors.IsNotFound(err) {
+		return nil, &verdict{kind: conditions.KindProgressing, reason: conditions.ReasonDirectoryNotFound,
+			message: fmt.Sprintf("waiting for UserDirectory %s: it does not exist in namespace %s", imp.Spec.DirectoryRef.Name, imp.Namespace)}, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading UserDirectory %s: %w", imp.Spec.DirectoryRef.Name, err)
+	}
+	c := meta.FindStatusCondition(dir.Status.Conditions, v1alpha1.ConditionReady)
+	if c == nil || c.Status != metav1.ConditionTrue || dir.Status.ObservedGeneration != dir.Generation {
+		msg := fmt.Sprintf("waiting for UserDirectory %s to be Ready", dir.Name)
+		if c != nil && c.Status != metav1.ConditionTrue {
+			msg += fmt.Sprintf(" (%s: %s)", c.Reason, c.Message)
+		}
+		// The directory's status changes wake this import.
+		return nil, &verdict{kind: conditions.KindProgressing, reason: conditions.ReasonDirectoryNotReady, message: msg}, nil
+	}
+	return &dir, nil, nil
+}
+
+// ensureReportSecret creates the empty report Secret the worker fills.
+func (run *importRun) ensureReportSecret(ctx context.Context) error {
+	s := jobs.ReportSecret(run.imp)
+	if err := run.Client.Create(ctx, s); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating the report secret: %w", err)
+	}
+	run.imp.Status.ReportSecretRef = &v1alpha1.LocalObjectReference{Name: s.Name}
+	return nil
+}
+
+// running watches the run of stage (CreatingPreview, Importing).
+func (run *importRun) running(ctx context.Context, stage jobs.Stage) (verdict, error) {
+	imp := run.imp
+	if stage == jobs.StagePreview && imp.Spec.Action == v1alpha1.ActionDraft {
+		if err := run.Executor.Reset(ctx, imp, stage); err != nil {
+			return verdict{}, err
+		}
+		run.setPhase(v1alpha1.PhaseDraft)
+		return verdict{next: true}, nil
+	}
+	st, err := run.Executor.Status(ctx, imp, stage)
+	if err != nil {
+		return verdict{}, err
+	}
+	if !st.Found {
+		// The Job was deleted by someone, or the manager restarted with
+		// the in-process executor: start again; the worker resumes from
+		// the checkpoint.
+		dir, wait, err := run.readyDirectory(ctx)
+		if err != nil || wait != nil {
+			return derefVerdict(wait), err
+		}
+		if err := run.Executor.Start(ctx, imp, dir, stage); err != nil {
+			return verdict{}, fmt.Errorf("restarting the %s: %w", stage, err)
+		}
+		run.event("Normal", "Restarted", fmt.Sprintf("the %s run was gone; started it again", stage))
+		return verdict{kind: conditions.KindProgressing, reason: string(imp.Status.Phase), message: "restarted the " + string(stage), requeueAfter: run.PollInterval}, nil
+	}
+	if st.Running {
+		msg := "the preview runs in " + imp.Status.JobName
+		if stage == jobs.StageImport {
+			msg = "the import runs in " + imp.Status.JobName + ": " + progressSummary(imp.Status.Progress)
+		}
+		return verdict{kind: conditions.KindProgressing, reason: string(imp.Status.Phase), message: msg, requeueAfter: run.PollInterval}, nil
+	}
+
+	// The run ended: its last status patch came before its end, so a copy
+	// read before now may miss it. Decide on a fresh copy.
+	var fresh v1alpha1.UserImport
+	if err := run.APIReader.Get(ctx, client.ObjectKeyFromObject(imp), &fresh); err != nil {
+		return verdict{}, err
+	}
+	if fresh.ResourceVersion != imp.ResourceVersion {
+		return verdict{}, errStale
+	}
+
+	if st.Failed {
+		reason := conditions.ReasonImportFailed
+		if stage == jobs.StagePreview {
+			reason = conditions.ReasonPreviewFailed
+		} else {
+			run.observeDuration("failed")
+		}
+		msg := st.Message
+		if msg == "" {
+			msg = "the worker failed without a message"
+		}
+		run.setPhase(v1alpha1.PhaseFailed)
+		run.event("Warning", reason, msg)
+		return verdict{kind: conditions.KindStalled, reason: reason, message: msg}, nil
+	}
+	if stage == jobs.StagePreview {
+		run.setPhase(v1alpha1.PhasePreviewReady)
+		return verdict{next: true}, nil
+	}
+	if s := st.SafetyStop; s != nil {
+		msg := safetyMessage(imp, s)
+		meta.SetStatusCondition(&imp.Status.Conditions, metav1.Condition{
+			Type: conditions.SafetyThreshold, Status: metav1.ConditionTrue, Reason: conditions.ReasonApprovalRequired,
+			Message: msg, ObservedGeneration: imp.Generation,
+		})
+		run.event("Warning", conditions.SafetyThreshold, msg)
+		run.setPhase(v1alpha1.PhasePreviewReady)
+		return verdict{next: true}, nil
+	}
+	run.setPhase(v1alpha1.PhaseCompleted)
+	run.observeDuration("completed")
+	return verdict{kind: conditions.KindReady, reason: conditions.ReasonSucceeded, message: "import completed: " + progressSummary(imp.Status.Progress)}, nil
+}
+
+func (run *importRun) observeDuration(result string) {
+	if s := run.imp.Status.StartTime; s != nil {
+		metrics.ImportDuration.WithLabelValues(result).Observe(run.now().Sub(s.Time).Seconds())
+	}
+}
+
+// safetyMessage tells a person what a full import would do and how to
+// approve it.
+func safetyMessage(imp *v1alpha1.UserImport, s *jobs.SafetyStop) string {
+	pct := 0.0
+	if s.ManagedUsers > 0 {
+		pct = float64(s.Deprovisions) * 100 / float64(s.ManagedUsers)
+	}
+	limit := ""
+	if m := imp.Spec.Safety.MaxDeprovision; m != nil {
+		limit = fmt.Sprintf("%d users", *m)
+	}
+	if p := imp.Spec.Safety.MaxDeprovisionPercent; p != nil {
+		if limit != "" {
+			limit += " or "
+		}
+		limit += fmt.Sprintf("%d %%", *p)
+	}
+	if limit == "" {
+		limit = "the configured limit"
+	}
+	verb := "deactivate"
+	if imp.Spec.MissingUsers == v1alpha1.MissingDelete {
+		verb = "delete"
+	}
+	return fmt.Sprintf("a full import would %s %d of %d managed users (%.0f %%), over the threshold of %s; set spec.safety.approvedDeprovisions: %d to approve",
+		verb, s.Deprovisions, s.ManagedUsers, pct, limit, s.Deprovisions)
+}
+
+func progressSummary(p *v1alpha1.ProgressStatus) string {
+	if p == nil {
+		return "no progress reported yet"
+	}
+	s := fmt.Sprintf("%d %% (%d of %d rows)", p.Percent, p.RowsProcessed, p.RowsTotal)
+	s += fmt.Sprintf("; created %d, updated %d, unchanged %d, deactivated %d, deleted %d, failed %d",
+		p.Created, p.Updated, p.Unchanged, p.Deactivated, p.Deleted, p.Failed)
+	if p.Resumes > 0 {
+		s += fmt.Sprintf("; resumed %d times", p.Resumes)
+	}
+	return s
+}
+
+func previewSummary(p *v1alpha1.PreviewStatus) string {
+	if p == nil {
+		return "preview ready"
+	}
+	c := p.Counts
+	return fmt.Sprintf("preview of generation %d: %d to create, %d to update, %d unchanged, %d to deactivate, %d to delete, %d errors; %d managed users in the directory when previewed (a running import may change them)",
+		p.Generation, c.Create, c.Update, c.Unchanged, c.Deactivate, c.Delete, c.Errors, p.ManagedUsers)
+}
+
+// SetupWithManager registers the reconciler. runEnded, when not nil,
+// carries the ends of in-process runs.
+func (r *UserImportReconciler) SetupWithManager(mgr ctrl.Manager, runEnded <-chan event.GenericEvent) error {
+	b := ctrl.NewControllerManagedBy(mgr).
+		// Status patches (the worker's progress, our own phase) must not
+		// wake the reconciler; spec edits and annotations do. The
+		// predicate is on For() only, so owned Jobs still reach it.
+		For(&v1alpha1.UserImport{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Owns(&batchv1.Job{}).
+		// A queued import moves when another import of its directory
+		// changes phase.
+		Watches(&v1alpha1.UserImport{}, handler.EnqueueRequestsFromMapFunc(r.siblings), builder.WithPredicates(phaseChanged())).
+		// Waiting imports move when their directory becomes Ready.
+		Watches(&v1alpha1.UserDirectory{}, handler.EnqueueRequestsFromMapFunc(r.importsOfDirectory)).
+		Named("userimport")
+	if runEnded != nil {
+		b = b.WatchesRawSource(source.Channel(runEnded, &handler.EnqueueRequestForObject{}))
+	}
+	return b.Complete(r)
+}
+
+// phaseChanged passes creations, deletions and changes of status.phase.
+func phaseChanged() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			o, ok1 := e.ObjectOld.(*v1alpha1.UserImport)
+			n, ok2 := e.ObjectNew.(*v1alpha1.UserImport)
+			return ok1 && ok2 && o.Status.Phase != n.Status.Phase
+		},
+	}
+}
+
+// siblings are the unfinished imports of the directory of obj, obj aside.
+func (r *UserImportReconciler) siblings(ctx context.Context, obj client.Object) []ctrl.Request {
+	imp, ok := obj.(*v1alpha1.UserImport)
+	if !ok {
+		return nil
+	}
+	reqs := importsOf(ctx, r.Client, imp.Namespace, imp.Spec.DirectoryRef.Name)
+	out := reqs[:0]
+	for _, q := range reqs {
+		if q.Name != imp.Name {
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
+func (r *UserImportReconciler) importsOfDirectory(ctx context.Context, obj client.Object) []ctrl.Request {
+	return importsOf(ctx, r.Client, obj.GetNamespace(), obj.GetName())
+}
+
+// importsOf lists the unfinished imports of a directory from the cache.
+func importsOf(ctx context.Context, c client.Reader, namespace, directory string) []ctrl.Request {
+	var list v1alpha1.UserImportList
+	if err := c.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{directoryIndex: directory}); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "listing the imports of a directory", "directory", directory)
+		return nil
+	}
+	var reqs []ctrl.Request
+	for _, i := range list.Items {
+		if !i.Status.Phase.IsFinal() {
+			reqs = append(reqs, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(&i)})
+		}
+	}
+	return reqs
+}

@@ -1,0 +1,64 @@
+package jobs
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+)
+
+// ServiceAccount is the identity the worker of imp runs as.
+func ServiceAccount(imp *v1alpha1.UserImport) *corev1.ServiceAccount {
+	return &corev1.ServiceAccount{
+		ObjectMeta: meta(imp, ServiceAccountName(imp)),
+		// The token is mounted by the pod spec (the worker needs it); no
+		// other pod should pick this account up by accident.
+		AutomountServiceAccountToken: ptr.To(false),
+	}
+}
+
+// Role allows the worker of imp exactly what it needs: read its own
+// UserImport, patch its status, and patch its report Secret. It can read
+// no Secret at all (Secrets reach it as volumes) and no other import.
+func Role(imp *v1alpha1.UserImport) *rbacv1.Role {
+	group := v1alpha1.GroupVersion.Group
+	return &rbacv1.Role{
+		ObjectMeta: meta(imp, ServiceAccountName(imp)),
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{group}, Resources: []string{"userimports"}, ResourceNames: []string{imp.Name}, Verbs: []string{"get"}},
+			{APIGroups: []string{group}, Resources: []string{"userimports/status"}, ResourceNames: []string{imp.Name}, Verbs: []string{"patch", "update"}},
+			{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{ReportSecretName(imp)}, Verbs: []string{"patch"}},
+		},
+	}
+}
+
+// RoleBinding grants Role(imp) to ServiceAccount(imp).
+func RoleBinding(imp *v1alpha1.UserImport) *rbacv1.RoleBinding {
+	name := ServiceAccountName(imp)
+	return &rbacv1.RoleBinding{
+		ObjectMeta: meta(imp, name),
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: imp.Namespace}},
+	}
+}
+
+// ReportSecret is the empty Secret the worker of imp fills with the
+// preview's planned changes and the errors by line. The controller
+// creates it so that the worker needs only patch, never create or get.
+func ReportSecret(imp *v1alpha1.UserImport) *corev1.Secret {
+	return &corev1.Secret{
+		ObjectMeta: meta(imp, ReportSecretName(imp)),
+		Type:       corev1.SecretTypeOpaque,
+	}
+}
+
+func meta(imp *v1alpha1.UserImport, name string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{
+		Name:            name,
+		Namespace:       imp.Namespace,
+		Labels:          Labels(imp, ""),
+		OwnerReferences: []metav1.OwnerReference{ownerRef(imp)},
+	}
+}

@@ -1,0 +1,68 @@
+package jobs
+
+import (
+	"context"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+)
+
+// Executor runs the stages of imports: in Jobs (the default) or inside the
+// manager process. Implementations are safe for concurrent use.
+type Executor interface {
+	// Start begins stage of imp against dir. A run of that stage that is
+	// already going on is adopted: Start never starts a second one.
+	Start(ctx context.Context, imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory, stage Stage) error
+	// Status reports the run of stage of imp.
+	Status(ctx context.Context, imp *v1alpha1.UserImport, stage Stage) (StageStatus, error)
+	// Reset forgets a finished run of stage, so that Start can begin a new
+	// one (a preview made again after an edit, an approved import).
+	Reset(ctx context.Context, imp *v1alpha1.UserImport, stage Stage) error
+	// Cancel stops every run of imp; progress already reported stays.
+	Cancel(ctx context.Context, imp *v1alpha1.UserImport) error
+}
+
+// StageStatus is what an Executor knows about one run.
+type StageStatus struct {
+	// Found is false when no run of the stage exists.
+	Found bool
+	// Running is true until the run ended.
+	Running bool
+	// Done is true when the worker ended with success (a safety stop
+	// included).
+	Done bool
+	// Failed is true when the run ended without success.
+	Failed bool
+	// Message is the worker's one-line, value-free message on failure.
+	Message string
+	// SafetyStop is set when a full import stopped before writing because
+	// of the safety threshold.
+	SafetyStop *SafetyStop
+}
+
+// RunConfig is what the in-process executor hands the worker.
+type RunConfig struct {
+	// Namespace and Import name the UserImport.
+	Namespace string
+	Import    string
+	// Stage to run.
+	Stage Stage
+	// Directory is the spec of the import's UserDirectory, as the Job
+	// worker reads it from EnvDirectory.
+	Directory v1alpha1.UserDirectorySpec
+	// Client reads the import, its source and the Secrets of the
+	// namespace, and patches the import's status and report Secret. It
+	// does not cache.
+	Client client.Client
+}
+
+// Outcome is the result of a successful in-process run.
+type Outcome struct {
+	// SafetyStop is set when a full import stopped at the safety threshold.
+	SafetyStop *SafetyStop
+}
+
+// RunFunc runs one stage in process (worker.RunInProcess). Its error
+// message, like a Job's termination message, is one line without values.
+type RunFunc func(ctx context.Context, cfg RunConfig) (Outcome, error)

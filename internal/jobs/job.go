@@ -1,0 +1,298 @@
+package jobs
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+)
+
+// Settings are the operator-wide settings of worker Jobs.
+type Settings struct {
+	// Image is the operator's own image; the Job runs its worker command.
+	Image string
+	// PullPolicy of the image; empty leaves the cluster default.
+	PullPolicy corev1.PullPolicy
+	// TTLSecondsAfterFinished removes finished Jobs after this long; nil
+	// keeps them.
+	TTLSecondsAfterFinished *int32
+}
+
+// Defaults of the directory's spec.execution, used when a field is unset
+// (objects created before defaulting, or built in tests).
+const (
+	DefaultBackoffLimit          int32 = 3
+	DefaultActiveDeadlineSeconds int64 = 86400
+)
+
+// DefaultResources are the worker's resources when the directory names none.
+func DefaultResources() corev1.ResourceRequirements {
+	return corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{
+			corev1.ResourceCPU:    resource.MustParse("100m"),
+			corev1.ResourceMemory: resource.MustParse("128Mi"),
+		},
+		Limits: corev1.ResourceList{
+			corev1.ResourceMemory: resource.MustParse("512Mi"),
+		},
+	}
+}
+
+// Build returns the Job that runs stage of imp against dir. It is pure:
+// the same arguments give the same Job.
+func Build(imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory, stage Stage, settings Settings) (*batchv1.Job, error) {
+	if stage != StagePreview && stage != StageImport {
+		return nil, fmt.Errorf("unknown stage %q", stage)
+	}
+	if settings.Image == "" {
+		return nil, errors.New("no worker image: set --worker-image or OPERATOR_IMAGE")
+	}
+	if imp.UID == "" {
+		return nil, errors.New("the UserImport has no UID yet")
+	}
+	if dir.Name != imp.Spec.DirectoryRef.Name {
+		return nil, fmt.Errorf("directory %q is not the import's directory %q", dir.Name, imp.Spec.DirectoryRef.Name)
+	}
+	dirJSON, err := json.Marshal(dir.Spec)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the directory spec: %w", err)
+	}
+
+	exec := dir.Spec.Execution
+	backoff := DefaultBackoffLimit
+	if exec.BackoffLimit != nil {
+		backoff = *exec.BackoffLimit
+	}
+	deadline := DefaultActiveDeadlineSeconds
+	if exec.ActiveDeadlineSeconds != nil {
+		deadline = *exec.ActiveDeadlineSeconds
+	}
+	resources := DefaultResources()
+	if exec.Resources != nil {
+		resources = *exec.Resources.DeepCopy()
+	}
+
+	volumes, mounts := volumes(imp, dir)
+	labels := Labels(imp, stage)
+
+	job := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:            JobName(imp, stage),
+			Namespace:       imp.Namespace,
+			Labels:          labels,
+			OwnerReferences: []metav1.OwnerReference{ownerRef(imp)},
+		},
+		Spec: batchv1.JobSpec{
+			BackoffLimit:            ptr.To(backoff),
+			ActiveDeadlineSeconds:   ptr.To(deadline),
+			TTLSecondsAfterFinished: copyInt32(settings.TTLSecondsAfterFinished),
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: copyLabels(labels)},
+				Spec: corev1.PodSpec{
+					RestartPolicy:                corev1.RestartPolicyNever,
+					ServiceAccountName:           ServiceAccountName(imp),
+					AutomountServiceAccountToken: ptr.To(true),
+					SecurityContext: &corev1.PodSecurityContext{
+						RunAsNonRoot:   ptr.To(true),
+						RunAsUser:      ptr.To(WorkerUID),
+						RunAsGroup:     ptr.To(WorkerUID),
+						FSGroup:        ptr.To(WorkerUID),
+						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+					},
+					Containers: []corev1.Container{{
+						Name:            ContainerName,
+						Image:           settings.Image,
+						ImagePullPolicy: settings.PullPolicy,
+						Args: []string{
+							"worker",
+							"--namespace", imp.Namespace,
+							"--import", imp.Name,
+							"--stage", string(stage),
+							"--secrets-dir", SecretsDir,
+							"--source-dir", SourceDir,
+						},
+						Env:                      []corev1.EnvVar{{Name: EnvDirectory, Value: string(dirJSON)}},
+						Resources:                resources,
+						VolumeMounts:             mounts,
+						TerminationMessagePath:   TerminationLogPath,
+						TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+						SecurityContext: &corev1.SecurityContext{
+							RunAsNonRoot:             ptr.To(true),
+							RunAsUser:                ptr.To(WorkerUID),
+							ReadOnlyRootFilesystem:   ptr.To(true),
+							AllowPrivilegeEscalation: ptr.To(false),
+							Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+							SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+						},
+					}},
+					Volumes: volumes,
+				},
+			},
+		},
+	}
+	return job, nil
+}
+
+// SecretNames lists, sorted and without repeats, every Secret the worker
+// of imp needs: those the directory's spec refers to and those of the
+// import's source.
+func SecretNames(imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory) []string {
+	set := map[string]bool{}
+	add := func(name string) {
+		if name != "" {
+			set[name] = true
+		}
+	}
+	if s := dir.Spec.SCIM; s != nil {
+		if s.Auth.BearerToken != nil {
+			add(s.Auth.BearerToken.Name)
+		}
+		if s.Auth.Basic != nil {
+			add(s.Auth.Basic.Name)
+		}
+		if s.Auth.OAuth2 != nil {
+			add(s.Auth.OAuth2.ClientSecretRef.Name)
+		}
+		if s.CABundle != nil {
+			add(s.CABundle.Name)
+		}
+	}
+	if l := dir.Spec.LDAP; l != nil {
+		add(l.BindPassword.Name)
+		if l.CABundle != nil {
+			add(l.CABundle.Name)
+		}
+	}
+	if q := dir.Spec.SQL; q != nil {
+		add(q.DSN.Name)
+	}
+	src := imp.Spec.Source
+	if src.Secret != nil {
+		add(src.Secret.Name)
+	}
+	if h := src.HTTP; h != nil {
+		if h.CABundle != nil {
+			add(h.CABundle.Name)
+		}
+		if h.BasicAuth != nil {
+			add(h.BasicAuth.Name)
+		}
+		if h.BearerToken != nil {
+			add(h.BearerToken.Name)
+		}
+	}
+	names := make([]string, 0, len(set))
+	for n := range set {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// volumes returns the worker's volumes and mounts: /tmp, one read-only
+// Secret volume per Secret under SecretsDir, and the source file of a
+// ConfigMap or Secret source under SourceDir.
+func volumes(imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory) ([]corev1.Volume, []corev1.VolumeMount) {
+	vols := []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+	mounts := []corev1.VolumeMount{{Name: "tmp", MountPath: TmpDir}}
+
+	for i, name := range SecretNames(imp, dir) {
+		v := fmt.Sprintf("secret-%d", i)
+		vols = append(vols, corev1.Volume{Name: v, VolumeSource: corev1.VolumeSource{
+			Secret: &corev1.SecretVolumeSource{SecretName: name, DefaultMode: ptr.To[int32](0o440)},
+		}})
+		mounts = append(mounts, corev1.VolumeMount{Name: v, MountPath: SecretsDir + "/" + name, ReadOnly: true})
+	}
+
+	src := imp.Spec.Source
+	items := func(key string) []corev1.KeyToPath {
+		return []corev1.KeyToPath{{Key: key, Path: SourceFile}}
+	}
+	switch {
+	case src.ConfigMap != nil:
+		vols = append(vols, corev1.Volume{Name: "source", VolumeSource: corev1.VolumeSource{
+			ConfigMap: &corev1.ConfigMapVolumeSource{
+				LocalObjectReference: corev1.LocalObjectReference{Name: src.ConfigMap.Name},
+				Items:                items(src.ConfigMap.Key),
+				DefaultMode:          ptr.To[int32](0o440),
+			},
+		}})
+		mounts = append(mounts, corev1.VolumeMount{Name: "source", MountPath: SourceDir, ReadOnly: true})
+	case src.Secret != nil:
+		vols = append(vols, corev1.Volume{Name: "source", VolumeSource: corev1.VolumeSource{
+			Secret: &corev1.SecretVolumeSource{
+				SecretName:  src.Secret.Name,
+				Items:       items(src.Secret.Key),
+				DefaultMode: ptr.To[int32](0o440),
+			},
+		}})
+		mounts = append(mounts, corev1.VolumeMount{Name: "source", MountPath: SourceDir, ReadOnly: true})
+	}
+	return vols, mounts
+}
+
+// ownerRef makes imp the controller of an object, so that the object is
+// garbage-collected with it and its events reach the import's reconciler.
+func ownerRef(imp *v1alpha1.UserImport) metav1.OwnerReference {
+	return metav1.OwnerReference{
+		APIVersion:         v1alpha1.GroupVersion.String(),
+		Kind:               "UserImport",
+		Name:               imp.Name,
+		UID:                imp.UID,
+		Controller:         ptr.To(true),
+		BlockOwnerDeletion: ptr.To(true),
+	}
+}
+
+func copyInt32(p *int32) *int32 {
+	if p == nil {
+		return nil
+	}
+	return ptr.To(*p)
+}
+
+func copyLabels(l map[string]string) map[string]string {
+	c := make(map[string]string, len(l))
+	for k, v := range l {
+		c[k] = v
+	}
+	return c
+}
+
+// SafetyStop is the termination message of a full import that stopped
+// before writing because it would deprovision more users than allowed.
+type SafetyStop struct {
+	SafetyStop   bool  `json:"safetyStop"`
+	Deprovisions int64 `json:"deprovisions"`
+	ManagedUsers int64 `json:"managedUsers"`
+}
+
+// ParseSafetyStop reads a worker's termination message; it returns nil
+// when the message is not a safety stop.
+func ParseSafetyStop(msg string) *SafetyStop {
+	msg = strings.TrimSpace(msg)
+	if !strings.HasPrefix(msg, "{") {
+		return nil
+	}
+	var s SafetyStop
+	if err := json.Unmarshal([]byte(msg), &s); err != nil || !s.SafetyStop {
+		return nil
+	}
+	return &s
+}
+
+// Message is the termination message of s.
+func (s SafetyStop) Message() string {
+	s.SafetyStop = true
+	b, _ := json.Marshal(s)
+	return string(b)
+}

@@ -1,0 +1,134 @@
+// Package jobs builds the Kubernetes objects that run a preview or an import
+// of a UserImport: the batch/v1 Job, the worker's ServiceAccount, Role and
+// RoleBinding, and the empty report Secret. Every builder is a pure function
+// of its arguments, so that the controller can rebuild an object at any time
+// and find it again by its deterministic name.
+//
+// The package is also the contract between the controller and the worker:
+// the paths, names and messages below are what both sides rely on.
+package jobs
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+)
+
+// Stage is the part of an import a worker runs.
+type Stage string
+
+const (
+	// StagePreview computes the changes without writing them.
+	StagePreview Stage = "Preview"
+	// StageImport writes the changes.
+	StageImport Stage = "Import"
+)
+
+// Paths and names shared by the controller and the worker.
+const (
+	// SecretsDir holds one directory per Secret the worker needs: key K of
+	// Secret S is the file SecretsDir/S/K.
+	SecretsDir = "/var/run/userimport/secrets"
+	// SourceDir holds the CSV file of a ConfigMap or Secret source, as
+	// SourceDir/SourceFile.
+	SourceDir = "/var/run/userimport/source"
+	// SourceFile is the name of the CSV file in SourceDir.
+	SourceFile = "data.csv"
+	// TmpDir is a writable emptyDir where the worker downloads http sources.
+	TmpDir = "/tmp"
+	// EnvDirectory is the environment variable holding the JSON of the
+	// UserDirectory's spec (references to Secrets only, never their values).
+	EnvDirectory = "UIO_DIRECTORY"
+	// ContainerName is the name of the worker container.
+	ContainerName = "worker"
+	// TerminationLogPath is where the worker writes its outcome message.
+	TerminationLogPath = "/dev/termination-log"
+	// WorkerUID is the user the worker runs as (distroless "nonroot").
+	WorkerUID int64 = 65532
+)
+
+// Labels set on every object this package builds.
+const (
+	LabelName      = "app.kubernetes.io/name"
+	LabelInstance  = "app.kubernetes.io/instance"
+	LabelComponent = "app.kubernetes.io/component"
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	// AppName is the value of LabelName and LabelManagedBy.
+	AppName = "user-import-operator"
+	// JobNameLabel is the label the Job controller sets on its pods.
+	JobNameLabel = "batch.kubernetes.io/job-name"
+)
+
+// maxNameLength is the longest name used: a DNS label, since Job names
+// end up in pod labels (at most 63 characters).
+const maxNameLength = 63
+
+// shortHash is the first 8 hex digits of the SHA-256 of parts joined.
+func shortHash(parts ...string) string {
+	sum := sha256.Sum256([]byte(strings.Join(parts, "/")))
+	return hex.EncodeToString(sum[:])[:8]
+}
+
+// boundedName joins prefix and suffix with a dash, shortening prefix so
+// that the name fits maxNameLength.
+func boundedName(prefix, suffix string) string {
+	room := maxNameLength - len(suffix) - 1
+	if len(prefix) > room {
+		prefix = strings.TrimRight(prefix[:room], "-.")
+	}
+	return prefix + "-" + suffix
+}
+
+// JobName is the deterministic name of the Job running stage of imp:
+// "<import>-<stage>-<hash of UID and stage>". A restarted controller finds
+// the Job by this name and adopts it instead of starting a second one.
+func JobName(imp *v1alpha1.UserImport, stage Stage) string {
+	s := strings.ToLower(string(stage))
+	return boundedName(imp.Name+"-"+s, shortHash(string(imp.UID), string(stage)))
+}
+
+// ServiceAccountName is the name of the ServiceAccount, Role and
+// RoleBinding of the worker of imp: "userimport-worker-<import>", with a
+// hash in place of the end of a long name.
+func ServiceAccountName(imp *v1alpha1.UserImport) string {
+	n := "userimport-worker-" + imp.Name
+	if len(n) <= maxNameLength {
+		return n
+	}
+	return boundedName(n, shortHash(imp.Name))
+}
+
+// ReportSecretName is the name of the Secret the worker writes the
+// per-row report to: "<import>-report". Import names are at most 253
+// characters; a longer result is shortened with a hash.
+func ReportSecretName(imp *v1alpha1.UserImport) string {
+	n := imp.Name + "-report"
+	if len(n) <= 253 {
+		return n
+	}
+	return imp.Name[:253-len("-report")-9] + "-" + shortHash(imp.Name) + "-report"
+}
+
+// Labels are the labels of every object built for stage of imp; an empty
+// stage gives the labels shared by both stages.
+func Labels(imp *v1alpha1.UserImport, stage Stage) map[string]string {
+	l := map[string]string{
+		LabelName:      AppName,
+		LabelInstance:  truncateLabel(imp.Name),
+		LabelManagedBy: AppName,
+	}
+	if stage != "" {
+		l[LabelComponent] = strings.ToLower(string(stage))
+	}
+	return l
+}
+
+// truncateLabel fits v into a label value (63 characters).
+func truncateLabel(v string) string {
+	if len(v) <= maxNameLength {
+		return v
+	}
+	return boundedName(v, shortHash(v))
+}
