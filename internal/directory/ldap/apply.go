@@ -13,8 +13,10 @@ import (
 	"github.com/userimport/user-import-operator/internal/directory"
 )
 
-// Apply writes a batch. Changes run up to pipelineDepth at a time over the
-// pooled connections; changes of one identity keep their order. A change
+// Apply writes a batch. Its changes are sent over the pooled connections
+// without waiting for each answer, with at most max(concurrency, 4)
+// changes in flight over all batches; changes of one identity keep their
+// order. A change
 // the server refuses on its own (a schema or constraint violation, an
 // entry that exists and is not managed) gets a *directory.RowError in its
 // Result; an error returned means the directory failed as a whole, and
@@ -44,7 +46,7 @@ func (d *Directory) Apply(ctx context.Context, changes []Change) ([]directory.Re
 		wg    sync.WaitGroup
 		work  = make(chan []int)
 	)
-	for range min(d.pipeline, len(groups)) {
+	for range min(cap(d.inFlight), len(groups)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -81,12 +81,6 @@ func BenchmarkAdd(b *testing.B) {
 					b.Fatal(err)
 				}
 				defer d.Close()
-				if v, _ := strconv.Atoi(os.Getenv("PIPE")); v > 0 {
-					d.pipeline = v
-				}
-				if v, _ := strconv.Atoi(os.Getenv("INFLIGHT")); v > 0 {
-					d.inFlight = make(chan struct{}, v)
-				}
 				batches := make(chan []directory.Change)
 				var wg sync.WaitGroup
 				for range conc {

@@ -23,6 +23,18 @@
 // Deactivation follows spec.disable: either an attribute set to a value
 // (employeeType=disabled by default), removed again on reactivation, or a
 // move of the entry to the moveToDN container and back to usersBaseDN.
+//
+// Values are written and read as strings, empty values dropped: an
+// attribute mapped to an empty value is absent from the entry. Servers
+// keep values as written, with one exception to know about: OpenLDAP
+// rewrites DN-valued attributes (manager, secretary) in its own spelling,
+// so map them already in the form "uid=x,ou=people,dc=example,dc=com"
+// (no spaces after commas) or every run updates them again.
+//
+// Writes are idempotent so that a resumed import may replay rows: a
+// create whose entry exists becomes an update when the entry is managed
+// (or the scope is All), a delete of a missing entry succeeds, and a move
+// whose entry is already at its target succeeds.
 package ldap
 
 import (
@@ -53,13 +65,13 @@ const (
 	defaultMarkerValue  = "user-import-operator"
 	defaultMaxRetries   = 3
 
-	// pipelineDepth is the number of changes of one batch that are in
-	// flight at once. LDAP answers requests on one connection out of
-	// order, so a batch keeps the connection busy instead of waiting a
-	// round trip per change.
-	pipelineDepth = 8
-	// maxInFlight bounds the changes in flight at once over all batches.
-	maxInFlight = 8
+	// minInFlight is the least number of changes in flight at once, over
+	// all batches, whatever the concurrency: LDAP answers requests on one
+	// connection out of order, so even one batch at a time keeps the
+	// server busy instead of waiting a round trip per change. More would
+	// only make the server's writers contend (its database takes one
+	// write at a time).
+	minInFlight = 4
 	// lookupChunk is the number of identities per search filter.
 	lookupChunk = 200
 	dialTimeout = 10 * time.Second
@@ -146,7 +158,6 @@ type Directory struct {
 	managedOnly  bool
 	needsCNSN    bool
 
-	pipeline   int
 	inFlight   chan struct{} // bounds the changes in flight across batches
 	maxRetries int
 	limiter    *rate.Limiter
@@ -182,7 +193,6 @@ func New(ctx context.Context, spec *v1alpha1.LDAPDirectory, opts directory.Optio
 		markerValue:  orDefault(opts.MarkerValue, defaultMarkerValue),
 		managedOnly:  opts.ManagedOnly,
 		maxRetries:   opts.MaxRetries,
-		pipeline:     pipelineDepth,
 		limiter:      rate.NewLimiter(rate.Inf, 1),
 	}
 	if spec.PageSize > 0 {
@@ -270,7 +280,7 @@ func New(ctx context.Context, spec *v1alpha1.LDAPDirectory, opts directory.Optio
 		size = 1
 	}
 	d.pool = newPool(size, d.dial)
-	d.inFlight = make(chan struct{}, maxInFlight)
+	d.inFlight = make(chan struct{}, max(size, minInFlight))
 	return d, nil
 }
 
