@@ -64,11 +64,10 @@ type ManagedUsers struct {
 	Scope UserScope `json:"scope,omitempty"`
 
 	// markerAttribute is the directory attribute written on every user that
-	// an import creates, and read to tell managed users apart. For SCIM a
-	// path such as
-	// "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:organization",
-	// for LDAP an attribute such as "businessCategory", for SQL a column.
-	// +kubebuilder:default=userImportManagedBy
+	// an import creates, and read to tell managed users apart. It must be
+	// an attribute the directory's schema has. Defaults by directory type:
+	// SCIM "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:organization",
+	// LDAP "businessCategory", SQL "userImportManagedBy" (a column).
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=256
 	// +optional

@@ -13,6 +13,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/directory/open"
 	"github.com/userimport/user-import-operator/internal/engine"
 	"github.com/userimport/user-import-operator/internal/source"
 )
@@ -132,6 +133,8 @@ func Run(ctx context.Context, cfg Config) (Outcome, error) {
 		return Outcome{}, fmt.Errorf("reporting the start: %w", err)
 	}
 	ecfg := engine.NewConfig(imp.Spec, cfg.Directory)
+	// The provider and the engine must agree on the marker and the scope.
+	ecfg.Directory = open.Options(cfg.Directory)
 	ecfg.ProgressInterval = cfg.ProgressInterval
 	rep := &reporter{ctx: ctx, sink: cfg.Sink, size: file.Size, resumed: out.Resumed}
 	res, err := engine.Run(ctx, in, dir, ecfg, dryRun, rep)

@@ -16,7 +16,9 @@ import (
 // Defaults applied when the spec leaves a field empty (objects built
 // outside the API server, which applies the CRD defaults).
 const (
-	DefaultMarkerAttribute = "userImportManagedBy"
+	DefaultSCIMMarkerAttribute = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:organization"
+	DefaultLDAPMarkerAttribute = "businessCategory"
+	DefaultSQLMarkerAttribute  = "userImportManagedBy"
 	DefaultMarkerValue     = "user-import-operator"
 	DefaultConcurrency     = 4
 	DefaultMaxRetries      = 5
@@ -47,7 +49,15 @@ func Options(spec v1alpha1.UserDirectorySpec) directory.Options {
 		MaxRetries:        DefaultMaxRetries,
 	}
 	if o.MarkerAttribute == "" {
-		o.MarkerAttribute = DefaultMarkerAttribute
+		// Each type has its own: the marker must be in the directory's schema.
+		switch Type(spec) {
+		case "SCIM":
+			o.MarkerAttribute = DefaultSCIMMarkerAttribute
+		case "LDAP":
+			o.MarkerAttribute = DefaultLDAPMarkerAttribute
+		default:
+			o.MarkerAttribute = DefaultSQLMarkerAttribute
+		}
 	}
 	if o.MarkerValue == "" {
 		o.MarkerValue = DefaultMarkerValue

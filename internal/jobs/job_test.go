@@ -1,0 +1,246 @@
+package jobs
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+)
+
+func fixture() (*v1alpha1.UserImport, *v1alpha1.UserDirectory) {
+	imp := &v1alpha1.UserImport{
+		ObjectMeta: metav1.ObjectMeta{Name: "hr-march", Namespace: "people", UID: "0b7c-uid"},
+		Spec: v1alpha1.UserImportSpec{
+			DirectoryRef: v1alpha1.LocalObjectReference{Name: "corp"},
+			Source:       v1alpha1.ImportSource{ConfigMap: &v1alpha1.ConfigMapKeyRef{Name: "hr-export", Key: "export.csv"}},
+		},
+	}
+	dir := &v1alpha1.UserDirectory{
+		ObjectMeta: metav1.ObjectMeta{Name: "corp", Namespace: "people"},
+		Spec: v1alpha1.UserDirectorySpec{
+			SCIM: &v1alpha1.SCIMDirectory{
+				URL:      "https://idp.example/scim/v2",
+				Auth:     v1alpha1.SCIMAuth{BearerToken: &v1alpha1.SecretKeyRef{Name: "scim-token", Key: "token"}},
+				CABundle: &v1alpha1.SecretKeyRef{Name: "scim-ca", Key: "ca.crt"},
+			},
+			IdentityAttribute: "userName",
+			Execution: v1alpha1.ExecutionSettings{
+				BackoffLimit:          ptr.To[int32](5),
+				ActiveDeadlineSeconds: ptr.To[int64](600),
+			},
+		},
+	}
+	return imp, dir
+}
+
+var settings = Settings{Image: "registry.example/uio:v1", PullPolicy: corev1.PullIfNotPresent, TTLSecondsAfterFinished: ptr.To[int32](3600)}
+
+func TestBuildJob(t *testing.T) {
+	imp, dir := fixture()
+	job, err := Build(imp, dir, StageImport, settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job.Name != JobName(imp, StageImport) || !strings.HasPrefix(job.Name, "hr-march-import-") || job.Namespace != "people" {
+		t.Errorf("name %s/%s", job.Namespace, job.Name)
+	}
+	if o := job.OwnerReferences; len(o) != 1 || o[0].Kind != "UserImport" || o[0].UID != imp.UID || !*o[0].Controller {
+		t.Errorf("owner references %+v", o)
+	}
+	wantLabels := map[string]string{
+		"app.kubernetes.io/name": "user-import-operator", "app.kubernetes.io/instance": "hr-march",
+		"app.kubernetes.io/component": "import", "app.kubernetes.io/managed-by": "user-import-operator",
+	}
+	if !reflect.DeepEqual(job.Labels, wantLabels) || !reflect.DeepEqual(job.Spec.Template.Labels, wantLabels) {
+		t.Errorf("labels job %v pod %v", job.Labels, job.Spec.Template.Labels)
+	}
+	if *job.Spec.BackoffLimit != 5 || *job.Spec.ActiveDeadlineSeconds != 600 || *job.Spec.TTLSecondsAfterFinished != 3600 {
+		t.Errorf("limits %v %v %v", *job.Spec.BackoffLimit, *job.Spec.ActiveDeadlineSeconds, *job.Spec.TTLSecondsAfterFinished)
+	}
+	pod := job.Spec.Template.Spec
+	if pod.RestartPolicy != corev1.RestartPolicyNever || pod.ServiceAccountName != "userimport-worker-hr-march" || !*pod.AutomountServiceAccountToken {
+		t.Errorf("pod spec %s %s", pod.RestartPolicy, pod.ServiceAccountName)
+	}
+	psc := pod.SecurityContext
+	if !*psc.RunAsNonRoot || *psc.RunAsUser != 65532 || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("pod security context %+v", psc)
+	}
+	c := pod.Containers[0]
+	sc := c.SecurityContext
+	if !*sc.RunAsNonRoot || *sc.RunAsUser != 65532 || !*sc.ReadOnlyRootFilesystem || *sc.AllowPrivilegeEscalation ||
+		!reflect.DeepEqual(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("container security context %+v", sc)
+	}
+	if c.Image != settings.Image || c.ImagePullPolicy != corev1.PullIfNotPresent || c.TerminationMessagePolicy != corev1.TerminationMessageFallbackToLogsOnError {
+		t.Errorf("container %s %s %s", c.Image, c.ImagePullPolicy, c.TerminationMessagePolicy)
+	}
+	wantArgs := []string{"worker", "--namespace", "people", "--import", "hr-march", "--stage", "Import",
+		"--secrets-dir", "/var/run/userimport/secrets", "--source-dir", "/var/run/userimport/source"}
+	if !reflect.DeepEqual(c.Args, wantArgs) {
+		t.Errorf("args %v", c.Args)
+	}
+	if c.Resources.Requests.Cpu().String() != "100m" || c.Resources.Requests.Memory().String() != "128Mi" || c.Resources.Limits.Memory().String() != "512Mi" {
+		t.Errorf("default resources %v", c.Resources)
+	}
+	if len(c.Env) != 1 || c.Env[0].Name != EnvDirectory {
+		t.Fatalf("env %v", c.Env)
+	}
+	var spec v1alpha1.UserDirectorySpec
+	if err := json.Unmarshal([]byte(c.Env[0].Value), &spec); err != nil || !reflect.DeepEqual(spec, dir.Spec) {
+		t.Errorf("UIO_DIRECTORY does not round-trip to the directory spec: %v", err)
+	}
+
+	mounts := map[string]corev1.VolumeMount{}
+	for _, m := range c.VolumeMounts {
+		mounts[m.MountPath] = m
+	}
+	vols := map[string]corev1.Volume{}
+	for _, v := range pod.Volumes {
+		vols[v.Name] = v
+	}
+	if m, ok := mounts["/tmp"]; !ok || vols[m.Name].EmptyDir == nil {
+		t.Errorf("no emptyDir at /tmp")
+	}
+	for _, s := range []string{"scim-token", "scim-ca"} {
+		m, ok := mounts[SecretsDir+"/"+s]
+		if !ok || !m.ReadOnly || vols[m.Name].Secret == nil || vols[m.Name].Secret.SecretName != s {
+			t.Errorf("secret %s not mounted read-only under %s: %+v", s, SecretsDir, m)
+		}
+	}
+	src, ok := mounts[SourceDir]
+	if !ok || !src.ReadOnly {
+		t.Fatalf("source not mounted read-only at %s", SourceDir)
+	}
+	cm := vols[src.Name].ConfigMap
+	if cm == nil || cm.Name != "hr-export" || !reflect.DeepEqual(cm.Items, []corev1.KeyToPath{{Key: "export.csv", Path: "data.csv"}}) {
+		t.Errorf("source volume %+v", vols[src.Name])
+	}
+	if len(pod.Volumes) != 4 {
+		t.Errorf("want tmp, 2 secrets and the source, got %d volumes", len(pod.Volumes))
+	}
+
+	again, _ := Build(imp, dir, StageImport, settings)
+	if !reflect.DeepEqual(job, again) {
+		t.Error("Build is not deterministic")
+	}
+}
+
+func TestBuildSecretSourceAndResources(t *testing.T) {
+	imp, dir := fixture()
+	imp.Spec.Source = v1alpha1.ImportSource{Secret: &v1alpha1.SecretKeyRef{Name: "hr-secret", Key: "f.csv"}}
+	dir.Spec.SCIM = nil
+	dir.Spec.SQL = &v1alpha1.SQLDirectory{Driver: v1alpha1.SQLDriverPostgres, DSN: v1alpha1.SecretKeyRef{Name: "pg", Key: "dsn"}, Table: "users"}
+	dir.Spec.Execution.Resources = &corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("2Gi")}}
+	job, err := Build(imp, dir, StagePreview, settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job.Labels[LabelComponent] != "preview" || job.Name == JobName(imp, StageImport) {
+		t.Errorf("preview job %s labels %v", job.Name, job.Labels)
+	}
+	c := job.Spec.Template.Spec.Containers[0]
+	if c.Resources.Limits.Memory().String() != "2Gi" || len(c.Resources.Requests) != 0 {
+		t.Errorf("resources %v", c.Resources)
+	}
+	var sawSource, sawDSN bool
+	for _, v := range job.Spec.Template.Spec.Volumes {
+		if s := v.Secret; s != nil && s.SecretName == "hr-secret" && len(s.Items) == 1 && s.Items[0].Path == SourceFile {
+			sawSource = true
+		}
+		if s := v.Secret; s != nil && s.SecretName == "pg" {
+			sawDSN = true
+		}
+	}
+	if !sawSource || !sawDSN {
+		t.Errorf("source secret %v, dsn secret %v", sawSource, sawDSN)
+	}
+	if !reflect.DeepEqual(SecretNames(imp, dir), []string{"hr-secret", "pg"}) {
+		t.Errorf("secret names %v", SecretNames(imp, dir))
+	}
+}
+
+func TestNamesFitAndDiffer(t *testing.T) {
+	imp, _ := fixture()
+	imp.Name = strings.Repeat("a", 250)
+	for _, s := range []Stage{StagePreview, StageImport} {
+		if n := JobName(imp, s); len(n) > 63 {
+			t.Errorf("job name %d chars", len(n))
+		}
+	}
+	if JobName(imp, StagePreview) == JobName(imp, StageImport) {
+		t.Error("stages share a job name")
+	}
+	other := imp.DeepCopy()
+	other.UID = "another-uid"
+	if JobName(imp, StageImport) == JobName(other, StageImport) {
+		t.Error("a recreated import reuses the job name of its predecessor")
+	}
+	if n := ServiceAccountName(imp); len(n) > 63 || !strings.HasPrefix(n, "userimport-worker-") {
+		t.Errorf("service account name %q", n)
+	}
+	if n := ReportSecretName(imp); len(n) > 253 || !strings.HasSuffix(n, "-report") {
+		t.Errorf("report secret name %q", n)
+	}
+	if v := Labels(imp, StageImport)[LabelInstance]; len(v) > 63 {
+		t.Errorf("instance label %d chars", len(v))
+	}
+}
+
+func TestBuildRejects(t *testing.T) {
+	imp, dir := fixture()
+	if _, err := Build(imp, dir, "Other", settings); err == nil {
+		t.Error("unknown stage accepted")
+	}
+	if _, err := Build(imp, dir, StageImport, Settings{}); err == nil {
+		t.Error("empty image accepted")
+	}
+	dir.Name = "elsewhere"
+	if _, err := Build(imp, dir, StageImport, settings); err == nil {
+		t.Error("a directory other than the import's accepted")
+	}
+}
+
+func TestRoleIsNarrow(t *testing.T) {
+	imp, _ := fixture()
+	role := Role(imp)
+	for _, r := range role.Rules {
+		if len(r.ResourceNames) != 1 {
+			t.Errorf("rule %v is not limited to one object", r)
+		}
+		for _, v := range r.Verbs {
+			if v == "list" || v == "watch" || v == "create" || v == "delete" || v == "*" {
+				t.Errorf("rule %v grants %s", r, v)
+			}
+		}
+		if r.Resources[0] == "secrets" && (r.ResourceNames[0] != "hr-march-report" || !reflect.DeepEqual(r.Verbs, []string{"patch"})) {
+			t.Errorf("secret rule %v", r)
+		}
+	}
+	rb := RoleBinding(imp)
+	if rb.RoleRef.Name != role.Name || rb.Subjects[0].Name != ServiceAccount(imp).Name || rb.Subjects[0].Namespace != "people" {
+		t.Errorf("binding %+v", rb)
+	}
+}
+
+func TestSafetyStopMessage(t *testing.T) {
+	s := SafetyStop{Deprovisions: 230, ManagedUsers: 1000}
+	if s.Message() != `{"safetyStop":true,"deprovisions":230,"managedUsers":1000}` {
+		t.Errorf("message %s", s.Message())
+	}
+	got := ParseSafetyStop("\n" + s.Message() + "\n")
+	if got == nil || got.Deprovisions != 230 || got.ManagedUsers != 1000 {
+		t.Errorf("parsed %+v", got)
+	}
+	for _, m := range []string{"", "error: line 4: column email: not an email", `{"safetyStop":false}`, "{broken"} {
+		if ParseSafetyStop(m) != nil {
+			t.Errorf("%q parsed as a safety stop", m)
+		}
+	}
+}
