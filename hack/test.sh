@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The test command: installs the real servers the tests talk to (SCIM,
-# LDAP, PostgreSQL, ...), points envtest at a Kubernetes API server and
-# etcd, and runs every Go test. Extra arguments go to `go test`.
+# LDAP, PostgreSQL), points envtest at a Kubernetes API server and etcd,
+# runs every Go test, then gives each fuzz target a short run.
+# Extra arguments go to `go test`. FUZZTIME (default 10s) sets the length
+# of each fuzz run; FUZZTIME=0 skips them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,3 +17,13 @@ export KUBEBUILDER_ASSETS
 export UIO_REPO_ROOT=$PWD
 
 go test -count=1 -timeout 30m "$@" ./...
+
+FUZZTIME=${FUZZTIME:-10s}
+if [ "$FUZZTIME" != 0 ]; then
+  grep -rl --include='*_test.go' '^func Fuzz' internal | xargs -n1 dirname | sort -u | while read -r pkg; do
+    for target in $(grep -h '^func Fuzz' "$pkg"/*_test.go | sed 's/^func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do
+      echo "fuzz: $pkg $target for $FUZZTIME"
+      go test -run='^$' -fuzz="^$target\$" -fuzztime="$FUZZTIME" "./$pkg"
+    done
+  done
+fi
