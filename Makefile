@@ -6,7 +6,8 @@ CACHE ?= $(HOME)/.cache/user-import-operator
 export UIO_CACHE := $(CACHE)
 # Tools are built into bin/ by version; the Go build cache makes rebuilds cheap.
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
-KUSTOMIZE_VERSION ?= v5.8.3
+# kustomize v5.8.3 needs Go 1.27; v5.8.2 builds with the Go of go.mod.
+KUSTOMIZE_VERSION ?= v5.8.2
 GINKGO_VERSION ?= $(shell go list -m -f '{{.Version}}' github.com/onsi/ginkgo/v2)
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
