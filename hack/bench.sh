@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Benchmarks: hack/bench.sh [engine|ldap|scim] (none = all available).
+# The last line each benchmark prints is "BENCH <name> key=value ...".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bin=$(mktemp -d)
+trap 'rm -rf "$bin"' EXIT
+
+run() {
+  local name=$1
+  case $name in
+    engine)
+      go build -o "$bin/engine" ./hack/bench/engine
+      "$bin/engine"
+      ;;
+    ldap | scim)
+      if [ ! -d "hack/bench/$name" ]; then
+        echo "bench $name: not implemented yet (hack/bench/$name)" >&2
+        return 1
+      fi
+      # The directory benchmarks talk to real servers started by the
+      # project's test peers; install them first.
+      for f in hack/peers/install-*.sh; do [ -e "$f" ] && bash "$f"; done
+      export UIO_REPO_ROOT=$PWD
+      go build -o "$bin/$name" "./hack/bench/$name"
+      "$bin/$name"
+      ;;
+    *)
+      echo "unknown benchmark $name (engine, ldap, scim)" >&2
+      return 2
+      ;;
+  esac
+}
+
+if [ $# -eq 0 ]; then
+  for b in engine ldap scim; do
+    if [ "$b" = engine ] || [ -d "hack/bench/$b" ]; then run "$b"; fi
+  done
+else
+  for b in "$@"; do run "$b"; done
+fi

@@ -1,0 +1,65 @@
+// Package engine turns one CSV file into the creates, updates,
+// deactivations and deletions that bring a directory in step with it. The
+// preview and the import are one function, Run; a dry run plans and
+// counts exactly what the import would write, and writes nothing.
+//
+// # Passes
+//
+// A pass streams the file once: a reader goroutine parses records
+// (internal/csvread) while the planner maps each row (internal/mapping)
+// and decides its change. Changes are grouped into batches of BatchSize
+// (and at most max(BatchSize, 1024) rows, so that stretches of unchanged
+// rows still move the checkpoint); up to Concurrency batches are in
+// flight, each looked up (delta mode) and applied by a worker. A
+// committer takes completed batches strictly in file order: only then are
+// their counts added, their row errors reported and the checkpoint moved
+// past them. Counts and checkpoint therefore always describe a prefix of
+// the file, whatever order the directory answered in, and the result does
+// not depend on timing.
+//
+// Full mode lists the users in scope first. A full import whose
+// missingUsers is Deactivate or Delete makes two passes: a dry planning
+// pass over the whole file, after which the number of users to
+// deprovision is known and compared with the safety thresholds, and,
+// unless that stops the import, the writing pass followed by the
+// deprovision stage. A file with no valid row never deprovisions anything
+// (ErrNoValidRows). Delta mode makes one pass and looks users up batch by
+// batch; a status column can deactivate or delete individual users.
+//
+// # Snapshot
+//
+// Full mode keeps, for each listed user, only its identity, directory id,
+// active flag, a "seen in the file" flag and one 64-bit hash per mapped
+// attribute (of the values normalised: empty values dropped, several
+// values as a set) — not the attribute values. A row is compared hash by
+// hash; an update carries only the attributes whose hash differs, with
+// the row's values. Users whose entry is not seen after the file are the
+// missing users. A second row with the identity of a seen entry, or of a
+// user created earlier in the file (a set of 64-bit identity hashes), is
+// an error on its line; delta mode keeps such a set for every identity.
+// A failed or partial List is an error, never "no users".
+//
+// # Checkpoints and resume
+//
+// A checkpoint (line, byte offset, the file's sha256, stage, counts) is a
+// position up to which the change of every earlier row has been written.
+// Run resumes from one only for the same file (same sha256; otherwise
+// ErrSourceChanged). It lists the directory again (full mode), plans the
+// rows before the checkpoint again without writing or looking anything up,
+// to rebuild the seen flags and identity sets, and writes from the
+// checkpoint on, counting on from the checkpoint's counts. Rows after the
+// checkpoint may have been written already by batches that were in flight
+// when the import stopped; writing them again is harmless because
+// providers upsert by identity. A checkpoint in the Deprovision stage
+// replays the whole file and deprovisions the users still missing.
+//
+// # Errors
+//
+// Row errors (a bad record, a mapping rule broken, a duplicate identity,
+// an identity owned by an unmanaged user, a change the directory refused)
+// name the line and the rule, never a value; they go to the Reporter and
+// the first KeepErrors of them to Result. The error policy (MaxErrors,
+// MaxErrorPercent once 100 rows are read) is checked at each error in
+// file order and stops the import with a *PolicyError; the checkpoint
+// stays consistent.
+package engine
