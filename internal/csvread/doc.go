@@ -74,7 +74,7 @@
 // # Encodings
 //
 // UTF-8 (a leading byte-order mark is skipped) is read without copying
-// lines and checked with one utf8.Valid per record. ISO-8859-1 and
+// lines and checked with one utf8.Valid per line. ISO-8859-1 and
 // Windows-1252 are decoded by table from golang.org/x/text/encoding/charmap;
 // the five bytes Windows-1252 leaves undefined are errors. UTF-16 needs a
 // byte-order mark (FF FE or FE FF) and is decoded per line with

@@ -67,12 +67,20 @@ func open(t testing.TB, data []byte, opts Options) *Reader {
 }
 
 // checkResume resumes at the position before every item (and at every
-// record's own offset) and checks that the rest is the same.
+// record's own offset), or at every step-th one, and checks that the rest
+// is the same.
 func checkResume(t testing.TB, data []byte, opts Options, start, startLine int64, items []item) {
 	t.Helper()
+	step := 1
+	if len(items) > 60 {
+		step = len(items) / 30
+	}
 	type pos struct{ off, line int64 }
 	at := map[pos]int{{start, startLine}: 0}
 	for k, it := range items {
+		if k%step != 0 && k != len(items)-1 {
+			continue
+		}
 		at[pos{it.Off, it.Line}] = k + 1
 		at[pos{it.Start, it.StartLine}] = k
 	}

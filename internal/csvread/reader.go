@@ -354,6 +354,11 @@ func (r *Reader) readRecord() (Record, error) {
 		return r.badSyntax(startOff, firstEnd, startLine, "record longer than %d bytes", r.opts.MaxLineBytes)
 	}
 	hasCR := bytes.IndexByte(content, '\r') >= 0
+	// Text is checked per line, not per record: fields are pieces of the
+	// lines cut at ASCII bytes, so valid lines mean valid fields, while
+	// the concatenated fields could join two invalid fragments into a
+	// valid sequence.
+	badText := !validText(content)
 	delim, quote := r.delim, r.quote
 	r.recBuf = r.recBuf[:0]
 	r.fieldEnds = r.fieldEnds[:0]
@@ -409,6 +414,7 @@ parseField:
 					return r.badSyntax(startOff, firstEnd, startLine, "record longer than %d bytes (is a quote in %s not closed?)", r.opts.MaxLineBytes, r.field(len(r.fieldEnds)))
 				}
 				hasCR = bytes.IndexByte(content, '\r') >= 0
+				badText = badText || !validText(content)
 				continue
 			}
 			r.recBuf = append(r.recBuf, content[:j]...)
@@ -446,7 +452,7 @@ parseField:
 		}
 		return Record{}, &LineError{Line: startLine, Offset: startOff, Msg: msg}
 	}
-	if !utf8.Valid(r.recBuf) || bytes.IndexByte(r.recBuf, 0) >= 0 {
+	if badText {
 		return Record{}, &LineError{Line: startLine, Offset: startOff, Msg: r.badTextMsg()}
 	}
 	s := string(r.recBuf)
@@ -457,6 +463,11 @@ parseField:
 		prev = end
 	}
 	return Record{Line: startLine, Offset: startOff, Fields: fields}, nil
+}
+
+// validText reports whether a decoded line is valid UTF-8 without NUL.
+func validText(b []byte) bool {
+	return utf8.Valid(b) && bytes.IndexByte(b, 0) < 0
 }
 
 // badTextMsg names the first field of the current record holding text that
