@@ -207,7 +207,7 @@ func (d *Directory) update(ctx context.Context, dn, identity string, changed dir
 	}
 	slices.Sort(removed)
 	for _, name := range removed {
-		if strings.EqualFold(name, d.rdnAttr) {
+		if sameAttr(name, d.rdnAttr) {
 			return dn, &directory.RowError{Msg: fmt.Sprintf("%s: the attribute that names the entry cannot be removed", name)}
 		}
 	}
@@ -228,7 +228,7 @@ func (d *Directory) update(ctx context.Context, dn, identity string, changed dir
 		req.Replace(a.name, a.values)
 	}
 	for _, name := range removed {
-		if d.needsCNSN && identity != "" && (strings.EqualFold(name, "cn") || strings.EqualFold(name, "sn")) {
+		if d.needsCNSN && identity != "" && (sameAttr(name, "cn") || sameAttr(name, "sn")) {
 			// Required by person: fall back to the identity, as on create.
 			req.Replace(name, []string{identity})
 			continue
@@ -258,7 +258,7 @@ func (d *Directory) rename(ctx context.Context, dn, value string) (string, error
 		return dn, &directory.RowError{Msg: "entry: its ID is not a distinguished name"}
 	}
 	for _, a := range parsed.RDNs[0].Attributes {
-		if strings.EqualFold(a.Type, d.rdnAttr) && a.Value == value {
+		if sameAttr(a.Type, d.rdnAttr) && a.Value == value {
 			return dn, nil
 		}
 	}
@@ -440,7 +440,7 @@ type attrList []attr
 
 func (l attrList) get(name string) []string {
 	for _, a := range l {
-		if strings.EqualFold(a.name, name) {
+		if sameAttr(a.name, name) {
 			return a.values
 		}
 	}
@@ -449,7 +449,7 @@ func (l attrList) get(name string) []string {
 
 func (l *attrList) set(name string, values []string) {
 	for i, a := range *l {
-		if strings.EqualFold(a.name, name) {
+		if sameAttr(a.name, name) {
 			(*l)[i].values = values
 			return
 		}

@@ -771,3 +771,22 @@ func TestValidAttrName(t *testing.T) {
 		}
 	}
 }
+
+func TestAttributeAliasesRoundTrip(t *testing.T) {
+	s := slapd.Start(t, slapd.Options{})
+	d := newDir(t, s, baseSpec(s), baseOpts())
+	written := directory.Attributes{"userid": {"alias"}, "surname": {"Doe"}, "commonName": {"Jane Doe"}, "rfc822Mailbox": {"jd@example.com"}}
+	res := mustApply(t, d, create("alias", written))
+	e := entryMap(rawEntry(t, s, res[0].ID))
+	// cn and sn were given under other names: nothing is derived.
+	if !reflect.DeepEqual(e["cn"], []string{"Jane Doe"}) || !reflect.DeepEqual(e["sn"], []string{"Doe"}) {
+		t.Errorf("cn=%v sn=%v", e["cn"], e["sn"])
+	}
+	found, err := d.Lookup(context.Background(), []string{"alias"}, attributeNames(written))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := found["alias"].Attributes; !reflect.DeepEqual(got, written) {
+		t.Errorf("read back under the names written: got %v, want %v", got, written)
+	}
+}

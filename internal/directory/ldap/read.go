@@ -116,7 +116,7 @@ func (d *Directory) Lookup(ctx context.Context, identities []string, attributes 
 			err := d.do(ctx, func(c *ldap.Conn) error {
 				return d.pagedSearch(ctx, c, base, f.String(), wanted, func(e *ldap.Entry) error {
 					u := d.toUser(e, attributes)
-					for _, v := range e.GetEqualFoldAttributeValues(d.identityAttr) {
+					for _, v := range entryValues(e, d.identityAttr) {
 						u.Identity = v
 						for _, key := range want[strings.ToLower(v)] {
 							// An active entry under usersBaseDN wins over
@@ -155,7 +155,7 @@ func (d *Directory) searchAttributes(attributes []string) []string {
 			return
 		}
 		for _, have := range out {
-			if strings.EqualFold(have, a) {
+			if sameAttr(have, a) {
 				return
 			}
 		}
@@ -176,23 +176,23 @@ func (d *Directory) searchAttributes(attributes []string) []string {
 func (d *Directory) toUser(e *ldap.Entry, attributes []string) directory.User {
 	u := directory.User{
 		ID:         e.DN,
-		Identity:   e.GetEqualFoldAttributeValue(d.identityAttr),
+		Identity:   first(entryValues(e, d.identityAttr)),
 		Attributes: make(directory.Attributes, len(attributes)),
 		Active:     true,
 	}
 	for _, a := range attributes {
-		if vals := e.GetEqualFoldAttributeValues(a); len(vals) > 0 {
+		if vals := entryValues(e, a); len(vals) > 0 {
 			u.Attributes[a] = vals
 		}
 	}
 	if d.markerAttr != "" {
-		u.Managed = containsFold(e.GetEqualFoldAttributeValues(d.markerAttr), d.markerValue)
+		u.Managed = containsFold(entryValues(e, d.markerAttr), d.markerValue)
 	}
 	switch {
 	case d.moveToDN != nil:
 		u.Active = !d.underMoveTo(e.DN)
 	case d.disableAttr != "":
-		u.Active = !containsFold(e.GetEqualFoldAttributeValues(d.disableAttr), d.disableValue)
+		u.Active = !containsFold(entryValues(e, d.disableAttr), d.disableValue)
 	}
 	return u
 }
@@ -228,4 +228,11 @@ func containsFold(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+func first(vals []string) string {
+	if len(vals) == 0 {
+		return ""
+	}
+	return vals[0]
 }
