@@ -1,0 +1,330 @@
+// Package controllers_test runs the UserDirectory and UserImport
+// controllers in a real manager against a real API server (envtest) and a
+// real SCIM server. No Job controller runs in envtest: the specs play the
+// worker (status patches, pod termination messages) and set the Job
+// conditions by hand.
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	uiov1 "github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/controllers"
+	"github.com/userimport/user-import-operator/internal/jobs"
+	"github.com/userimport/user-import-operator/internal/testpeer/scimserver"
+)
+
+var (
+	testEnv   *envtest.Environment
+	cfg       *rest.Config
+	k8sClient client.Client // not cached: what the API server holds now
+	scheme    = runtime.NewScheme()
+	ctx       = context.Background()
+	scim      *scimserver.Server
+	nsCounter atomic.Int32
+
+	stopManager func()
+)
+
+const scimToken = "envtest-token"
+
+var jobSettings = jobs.Settings{Image: "registry.example/user-import-operator:test", PullPolicy: corev1.PullIfNotPresent}
+
+func TestControllers(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "Controllers suite")
+}
+
+var _ = BeforeSuite(func() {
+	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		Fail("KUBEBUILDER_ASSETS is not set: run make test (it sets KUBEBUILDER_ASSETS via hack/envtest-assets.sh)")
+	}
+	root := os.Getenv("UIO_REPO_ROOT")
+	if root == "" {
+		root, _ = filepath.Abs(filepath.Join("..", ".."))
+	}
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(uiov1.AddToScheme(scheme))
+
+	testEnv = &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+		Scheme:                scheme,
+	}
+	var err error
+	cfg, err = testEnv.Start()
+	Expect(err).NotTo(HaveOccurred())
+	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme})
+	Expect(err).NotTo(HaveOccurred())
+
+	scim, err = scimserver.StartProcess(scimserver.Options{Token: scimToken, Stderr: GinkgoWriter})
+	Expect(err).NotTo(HaveOccurred(), "the SCIM test server must run: hack/peers/install-scim.sh installs it")
+
+	stopManager = startManager(controllers.Options{Executor: controllers.ExecutorJob, Job: jobSettings})
+})
+
+var _ = AfterSuite(func() {
+	if stopManager != nil {
+		stopManager()
+	}
+	if scim != nil {
+		scim.Stop()
+	}
+	if testEnv != nil {
+		Expect(testEnv.Stop()).To(Succeed())
+	}
+})
+
+// startManager runs a manager with the controllers in a goroutine and
+// returns a function that stops it and waits until it stopped.
+func startManager(o controllers.Options) func() {
+	o.DirectoryRetryInterval = time.Second
+	o.PollInterval = time.Second
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		// Several managers run one after the other in this process.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	Expect(err).NotTo(HaveOccurred())
+	Expect(controllers.Setup(mgr, o)).To(Succeed())
+	mctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer GinkgoRecover()
+		defer close(done)
+		Expect(mgr.Start(mctx)).To(Succeed())
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// newNamespace creates a namespace of its own for a spec.
+func newNamespace() string {
+	name := fmt.Sprintf("ctrl-%d", nsCounter.Add(1))
+	Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})).To(Succeed())
+	return name
+}
+
+// readyDirectory creates a SCIM directory backed by the test server, with
+// its token Secret, and waits until it is Ready.
+func readyDirectory(ns, name string) *uiov1.UserDirectory {
+	Expect(k8sClient.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: name + "-token", Namespace: ns},
+		Data:       map[string][]byte{"token": []byte(scimToken)},
+	})).To(Succeed())
+	dir := scimDirectory(ns, name, scim.URL, name+"-token")
+	Expect(k8sClient.Create(ctx, dir)).To(Succeed())
+	Eventually(func(g Gomega) {
+		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(dir), dir)).To(Succeed())
+		g.Expect(meta.IsStatusConditionTrue(dir.Status.Conditions, uiov1.ConditionReady)).To(BeTrue(), "conditions %+v", dir.Status.Conditions)
+	}, 20*time.Second, 100*time.Millisecond).Should(Succeed())
+	return dir
+}
+
+func scimDirectory(ns, name, url, tokenSecret string) *uiov1.UserDirectory {
+	return &uiov1.UserDirectory{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: uiov1.UserDirectorySpec{
+			SCIM: &uiov1.SCIMDirectory{
+				URL:  url,
+				Auth: uiov1.SCIMAuth{BearerToken: &uiov1.SecretKeyRef{Name: tokenSecret, Key: "token"}},
+			},
+			IdentityAttribute: "userName",
+		},
+	}
+}
+
+func newImport(ns, name, dir string, action uiov1.ImportAction) *uiov1.UserImport {
+	imp := &uiov1.UserImport{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: uiov1.UserImportSpec{
+			DirectoryRef: uiov1.LocalObjectReference{Name: dir},
+			Source:       uiov1.ImportSource{ConfigMap: &uiov1.ConfigMapKeyRef{Name: "hr-export", Key: "export.csv"}},
+			Mapping: []uiov1.AttributeMapping{
+				{Attribute: "userName", Column: "email", Identity: true},
+				{Attribute: "name.givenName", Column: "first_name"},
+			},
+			Action: action,
+		},
+	}
+	Expect(k8sClient.Create(ctx, imp)).To(Succeed())
+	return imp
+}
+
+func getImport(imp *uiov1.UserImport) *uiov1.UserImport {
+	out := &uiov1.UserImport{}
+	Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(imp), out)).To(Succeed())
+	return out
+}
+
+// expectPhase waits until imp reaches phase.
+func expectPhase(imp *uiov1.UserImport, phase uiov1.ImportPhase) *uiov1.UserImport {
+	GinkgoHelper()
+	out := &uiov1.UserImport{}
+	Eventually(func(g Gomega) {
+		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(imp), out)).To(Succeed())
+		g.Expect(out.Status.Phase).To(Equal(phase), "conditions %+v", out.Status.Conditions)
+	}, 15*time.Second, 50*time.Millisecond).Should(Succeed())
+	return out
+}
+
+// setAction changes spec.action (an edit by a person).
+func setAction(imp *uiov1.UserImport, action uiov1.ImportAction) {
+	GinkgoHelper()
+	Eventually(func() error {
+		cur := getImport(imp)
+		cur.Spec.Action = action
+		return k8sClient.Update(ctx, cur)
+	}).Should(Succeed())
+}
+
+// editSpec applies fn to the spec (an edit by a person).
+func editSpec(imp *uiov1.UserImport, fn func(*uiov1.UserImportSpec)) {
+	GinkgoHelper()
+	Eventually(func() error {
+		cur := getImport(imp)
+		fn(&cur.Spec)
+		return k8sClient.Update(ctx, cur)
+	}).Should(Succeed())
+}
+
+// job waits for the Job of stage of imp and returns it.
+func job(imp *uiov1.UserImport, stage jobs.Stage) *batchv1.Job {
+	GinkgoHelper()
+	cur := getImport(imp)
+	j := &batchv1.Job{}
+	Eventually(func() error {
+		return k8sClient.Get(ctx, client.ObjectKey{Namespace: cur.Namespace, Name: jobs.JobName(cur, stage)}, j)
+	}, 10*time.Second, 50*time.Millisecond).Should(Succeed())
+	return j
+}
+
+// jobsOf lists the Jobs of imp.
+func jobsOf(imp *uiov1.UserImport) []batchv1.Job {
+	var list batchv1.JobList
+	Expect(k8sClient.List(ctx, &list, client.InNamespace(imp.Namespace),
+		client.MatchingLabels{jobs.LabelInstance: imp.Name})).To(Succeed())
+	return list.Items
+}
+
+// workerPatch patches the import's status as the worker does: fresh get,
+// merge patch, retry on conflict.
+func workerPatch(imp *uiov1.UserImport, fn func(*uiov1.UserImportStatus)) {
+	GinkgoHelper()
+	Eventually(func() error {
+		cur := getImport(imp)
+		orig := cur.DeepCopy()
+		fn(&cur.Status)
+		return k8sClient.Status().Patch(ctx, cur, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
+	}).Should(Succeed())
+}
+
+// workerPreview writes a preview for the generation the worker read.
+func workerPreview(imp *uiov1.UserImport, counts uiov1.ChangeCounts, managed int64) {
+	gen := getImport(imp).Generation
+	now := metav1.Now()
+	workerPatch(imp, func(s *uiov1.UserImportStatus) {
+		s.Preview = &uiov1.PreviewStatus{Generation: gen, Counts: counts, ManagedUsers: managed, CompletionTime: &now}
+	})
+}
+
+// workerPod creates the pod of a Job whose worker container ended with
+// exitCode and message, as the kubelet would report it.
+func workerPod(j *batchv1.Job, exitCode int32, message string) {
+	GinkgoHelper()
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: j.Name + "-pod", Namespace: j.Namespace,
+			Labels: map[string]string{jobs.JobNameLabel: j.Name},
+		},
+		Spec: *j.Spec.Template.Spec.DeepCopy(),
+	}
+	pod.Spec.ServiceAccountName = ""
+	pod.Spec.AutomountServiceAccountToken = ptr.To(false)
+	Expect(k8sClient.Create(ctx, pod)).To(Succeed())
+	now := metav1.Now()
+	pod.Status.Phase = corev1.PodSucceeded
+	if exitCode != 0 {
+		pod.Status.Phase = corev1.PodFailed
+	}
+	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{
+		Name: jobs.ContainerName, Image: j.Spec.Template.Spec.Containers[0].Image,
+		State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+			ExitCode: exitCode, Message: message, StartedAt: now, FinishedAt: now,
+		}},
+	}}
+	Expect(k8sClient.Status().Update(ctx, pod)).To(Succeed())
+}
+
+// finishJob sets the conditions the Job controller would set at the end.
+func finishJob(j *batchv1.Job, succeeded bool) {
+	GinkgoHelper()
+	Eventually(func() error {
+		cur := &batchv1.Job{}
+		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(j), cur); err != nil {
+			return err
+		}
+		now := metav1.Now()
+		cur.Status.StartTime = &now
+		cond := func(t batchv1.JobConditionType, reason string) batchv1.JobCondition {
+			return batchv1.JobCondition{Type: t, Status: corev1.ConditionTrue, Reason: reason, Message: "set by the test", LastProbeTime: now, LastTransitionTime: now}
+		}
+		if succeeded {
+			cur.Status.Succeeded = 1
+			cur.Status.CompletionTime = &now
+			cur.Status.Conditions = []batchv1.JobCondition{cond(batchv1.JobSuccessCriteriaMet, "CompletionsReached"), cond(batchv1.JobComplete, "CompletionsReached")}
+		} else {
+			cur.Status.Failed = 1
+			cur.Status.Conditions = []batchv1.JobCondition{cond(batchv1.JobFailureTarget, "BackoffLimitExceeded"), cond(batchv1.JobFailed, "BackoffLimitExceeded")}
+		}
+		return k8sClient.Status().Update(ctx, cur)
+	}).Should(Succeed())
+}
+
+// eventsFor lists the notes of the Events about obj with reason.
+func eventsFor(ns, name, reason string) []string {
+	var list eventsv1.EventList
+	Expect(k8sClient.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+	var notes []string
+	for _, e := range list.Items {
+		if e.Regarding.Name == name && e.Reason == reason {
+			notes = append(notes, e.Note)
+		}
+	}
+	return notes
+}
+
+func condition(imp *uiov1.UserImport, t string) *metav1.Condition {
+	return meta.FindStatusCondition(imp.Status.Conditions, t)
+}

@@ -1,0 +1,275 @@
+package controllers_test
+
+import (
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	batchv1 "k8s.io/api/batch/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	uiov1 "github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/controllers"
+	"github.com/userimport/user-import-operator/internal/conditions"
+	"github.com/userimport/user-import-operator/internal/jobs"
+)
+
+// step is one move of a transition table entry: a person's edit, the end
+// of a worker run, or an expected phase.
+type step struct {
+	action uiov1.ImportAction
+	finish jobs.Stage
+	fail   bool
+	expect uiov1.ImportPhase
+}
+
+func act(a uiov1.ImportAction) step           { return step{action: a} }
+func finishOK(s jobs.Stage) step              { return step{finish: s} }
+func finishFailed(s jobs.Stage) step          { return step{finish: s, fail: true} }
+func expect(p uiov1.ImportPhase) step         { return step{expect: p} }
+func path(steps ...step) []step               { return steps }
+
+var _ = Describe("UserImport phases", func() {
+	DescribeTable("transitions",
+		func(initial uiov1.ImportAction, steps []step) {
+			ns := newNamespace()
+			readyDirectory(ns, "corp")
+			imp := newImport(ns, "hr", "corp", initial)
+			for _, s := range steps {
+				switch {
+				case s.action != "":
+					setAction(imp, s.action)
+				case s.finish == jobs.StagePreview && !s.fail:
+					j := job(imp, jobs.StagePreview)
+					workerPreview(imp, uiov1.ChangeCounts{Create: 3, Update: 1}, 10)
+					finishJob(j, true)
+				case s.finish != "":
+					j := job(imp, s.finish)
+					if s.fail {
+						workerPod(j, 1, "mapping: line 7: column email: not an email address")
+					}
+					finishJob(j, !s.fail)
+				default:
+					got := expectPhase(imp, s.expect)
+					ready := condition(got, uiov1.ConditionReady)
+					Expect(ready).NotTo(BeNil())
+					Expect(ready.ObservedGeneration).To(Equal(got.Generation))
+					Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
+				}
+			}
+			final := getImport(imp)
+			if final.Status.Phase.IsFinal() {
+				Expect(final.Status.CompletionTime).NotTo(BeNil())
+			}
+			Expect(eventsFor(ns, "hr", string(final.Status.Phase))).NotTo(BeEmpty(), "an Event for the last transition")
+		},
+		Entry("Draft → PreviewPending → CreatingPreview → PreviewReady → ImportPending → Importing → Completed", uiov1.ActionDraft, path(
+			expect(uiov1.PhaseDraft), act(uiov1.ActionPreview), expect(uiov1.PhaseCreatingPreview),
+			finishOK(jobs.StagePreview), expect(uiov1.PhasePreviewReady),
+			act(uiov1.ActionImport), expect(uiov1.PhaseImporting), finishOK(jobs.StageImport), expect(uiov1.PhaseCompleted))),
+		Entry("new → ImportPending → Importing → Completed (the preview skipped)", uiov1.ActionImport, path(
+			expect(uiov1.PhaseImporting), finishOK(jobs.StageImport), expect(uiov1.PhaseCompleted))),
+		Entry("Draft → ImportPending (skip)", uiov1.ActionDraft, path(
+			expect(uiov1.PhaseDraft), act(uiov1.ActionImport), expect(uiov1.PhaseImporting))),
+		Entry("CreatingPreview → Failed", uiov1.ActionPreview, path(
+			expect(uiov1.PhaseCreatingPreview), finishFailed(jobs.StagePreview), expect(uiov1.PhaseFailed))),
+		Entry("Importing → Failed", uiov1.ActionImport, path(
+			expect(uiov1.PhaseImporting), finishFailed(jobs.StageImport), expect(uiov1.PhaseFailed))),
+		Entry("Draft → Cancelled", uiov1.ActionDraft, path(
+			expect(uiov1.PhaseDraft), act(uiov1.ActionCancel), expect(uiov1.PhaseCancelled))),
+		Entry("new → Cancelled", uiov1.ActionCancel, path(expect(uiov1.PhaseCancelled))),
+		Entry("CreatingPreview → Draft → Cancelled", uiov1.ActionPreview, path(
+			expect(uiov1.PhaseCreatingPreview), act(uiov1.ActionDraft), expect(uiov1.PhaseDraft),
+			act(uiov1.ActionCancel), expect(uiov1.PhaseCancelled))),
+		Entry("PreviewReady → Draft → PreviewReady (the preview still fresh) → Cancelled", uiov1.ActionPreview, path(
+			expect(uiov1.PhaseCreatingPreview), finishOK(jobs.StagePreview), expect(uiov1.PhasePreviewReady),
+			act(uiov1.ActionDraft), expect(uiov1.PhaseDraft), act(uiov1.ActionPreview), expect(uiov1.PhasePreviewReady),
+			act(uiov1.ActionCancel), expect(uiov1.PhaseCancelled))),
+	)
+
+	It("keeps final phases final: the API server rejects a spec edit", func() {
+		ns := newNamespace()
+		readyDirectory(ns, "corp")
+		imp := newImport(ns, "hr", "corp", uiov1.ActionCancel)
+		expectPhase(imp, uiov1.PhaseCancelled)
+		cur := getImport(imp)
+		cur.Spec.Action = uiov1.ActionImport
+		Expect(k8sClient.Update(ctx, cur)).NotTo(Succeed())
+	})
+
+	It("waits for its directory to be Ready, saying why", func() {
+		ns := newNamespace()
+		imp := newImport(ns, "hr", "missing", uiov1.ActionImport)
+		Eventually(func(g Gomega) {
+			c := condition(getImport(imp), uiov1.ConditionReady)
+			g.Expect(c).NotTo(BeNil())
+			g.Expect(c.Reason).To(Equal(conditions.ReasonDirectoryNotFound))
+		}, 10*time.Second).Should(Succeed())
+		Expect(jobsOf(imp)).To(BeEmpty())
+		readyDirectory(ns, "missing")
+		expectPhase(imp, uiov1.PhaseImporting)
+	})
+
+	It("invalidates the preview when the spec is edited in PreviewReady or Draft", func() {
+		ns := newNamespace()
+		readyDirectory(ns, "corp")
+		imp := newImport(ns, "hr", "corp", uiov1.ActionPreview)
+		expectPhase(imp, uiov1.PhaseCreatingPreview)
+		first := job(imp, jobs.StagePreview)
+		workerPreview(imp, uiov1.ChangeCounts{Create: 5}, 10)
+		finishJob(first, true)
+		got := expectPhase(imp, uiov1.PhasePreviewReady)
+		Expect(got.Status.Preview.Counts.Create).To(BeEquivalentTo(5))
+
+		editSpec(imp, func(s *uiov1.UserImportSpec) { s.ErrorPolicy.MaxErrors = ptr.To[int64](3) })
+		got = expectPhase(imp, uiov1.PhaseCreatingPreview)
+		Expect(got.Status.Preview).To(BeNil(), "the stale preview is discarded")
+		second := job(imp, jobs.StagePreview)
+		Expect(second.UID).NotTo(Equal(first.UID), "a new preview Job runs")
+		Expect(eventsFor(ns, "hr", conditions.ReasonPreviewInvalidated)).NotTo(BeEmpty())
+		workerPreview(imp, uiov1.ChangeCounts{Create: 4}, 10)
+		finishJob(second, true)
+		got = expectPhase(imp, uiov1.PhasePreviewReady)
+		Expect(got.Status.Preview.Generation).To(Equal(got.Generation))
+
+		setAction(imp, uiov1.ActionDraft)
+		expectPhase(imp, uiov1.PhaseDraft)
+		editSpec(imp, func(s *uiov1.UserImportSpec) { s.ErrorPolicy.MaxErrors = ptr.To[int64](5) })
+		Eventually(func() *uiov1.PreviewStatus { return getImport(imp).Status.Preview }, 10*time.Second).Should(BeNil())
+		Expect(getImport(imp).Status.Phase).To(Equal(uiov1.PhaseDraft))
+	})
+
+	It("runs the imports of one directory one at a time, oldest first, and cancels queued and running ones", func() {
+		ns := newNamespace()
+		readyDirectory(ns, "corp")
+		a := newImport(ns, "a-first", "corp", uiov1.ActionImport)
+		expectPhase(a, uiov1.PhaseImporting)
+		// Names sort against creation order: the creation time decides.
+		time.Sleep(1100 * time.Millisecond)
+		c := newImport(ns, "c-second", "corp", uiov1.ActionImport)
+		time.Sleep(1100 * time.Millisecond)
+		b := newImport(ns, "b-third", "corp", uiov1.ActionImport)
+		Eventually(func(g Gomega) {
+			g.Expect(getImport(c).Status.QueuePosition).To(BeEquivalentTo(1))
+			g.Expect(getImport(b).Status.QueuePosition).To(BeEquivalentTo(2))
+			dir := &uiov1.UserDirectory{}
+			g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "corp"}, dir)).To(Succeed())
+			g.Expect(dir.Status.ActiveImport).To(Equal("a-first"))
+			g.Expect(dir.Status.Queue).To(Equal([]string{"c-second", "b-third"}))
+			g.Expect(dir.Status.QueueLength).To(BeEquivalentTo(2))
+		}, 10*time.Second).Should(Succeed())
+		Expect(getImport(c).Status.Phase).To(Equal(uiov1.PhaseImportPending))
+		Expect(jobsOf(c)).To(BeEmpty())
+
+		finishJob(job(a, jobs.StageImport), true)
+		expectPhase(a, uiov1.PhaseCompleted)
+		expectPhase(c, uiov1.PhaseImporting)
+		Expect(getImport(b).Status.Phase).To(Equal(uiov1.PhaseImportPending))
+		Eventually(func() int32 { return getImport(b).Status.QueuePosition }).Should(BeEquivalentTo(1))
+
+		// Cancel while queued: nothing ran, nothing to delete.
+		setAction(b, uiov1.ActionCancel)
+		expectPhase(b, uiov1.PhaseCancelled)
+		Expect(jobsOf(b)).To(BeEmpty())
+
+		// Cancel while importing: the Job goes, the progress stays.
+		workerPatch(c, func(s *uiov1.UserImportStatus) {
+			s.Progress = &uiov1.ProgressStatus{RowsTotal: 1000, RowsProcessed: 400, Percent: 40, Created: 400}
+		})
+		cj := job(c, jobs.StageImport)
+		setAction(c, uiov1.ActionCancel)
+		got := expectPhase(c, uiov1.PhaseCancelled)
+		Expect(got.Status.Progress.RowsProcessed).To(BeEquivalentTo(400))
+		Expect(condition(got, uiov1.ConditionReady).Message).To(ContainSubstring("400 of 1000 rows"))
+		Eventually(func() []batchv1.Job { return jobsOf(c) }, 10*time.Second).Should(BeEmpty())
+		_ = cj
+	})
+
+	It("stops at PreviewReady when a full import exceeds the safety threshold, and continues once approved", func() {
+		ns := newNamespace()
+		readyDirectory(ns, "corp")
+		imp := newImport(ns, "full", "corp", uiov1.ActionDraft)
+		editSpec(imp, func(s *uiov1.UserImportSpec) {
+			s.Mode = uiov1.ModeFull
+			s.MissingUsers = uiov1.MissingDeactivate
+			s.Action = uiov1.ActionImport
+		})
+		expectPhase(imp, uiov1.PhaseImporting)
+		j := job(imp, jobs.StageImport)
+		workerPreview(imp, uiov1.ChangeCounts{Deactivate: 230, Unchanged: 770}, 1000)
+		workerPod(j, 0, jobs.SafetyStop{Deprovisions: 230, ManagedUsers: 1000}.Message())
+		finishJob(j, true)
+
+		got := expectPhase(imp, uiov1.PhasePreviewReady)
+		safety := condition(got, conditions.SafetyThreshold)
+		Expect(safety).NotTo(BeNil())
+		Expect(safety.Status).To(Equal(metav1.ConditionTrue))
+		Expect(safety.Message).To(Equal("a full import would deactivate 230 of 1000 managed users (23 %), over the threshold of 10 %; set spec.safety.approvedDeprovisions: 230 to approve"))
+		Expect(condition(got, uiov1.ConditionStalled)).NotTo(BeNil())
+		Expect(eventsFor(ns, "full", conditions.SafetyThreshold)).NotTo(BeEmpty())
+		// It stays there: no new Job runs without approval.
+		Consistently(func() uiov1.ImportPhase { return getImport(imp).Status.Phase }, 2*time.Second).Should(Equal(uiov1.PhasePreviewReady))
+
+		editSpec(imp, func(s *uiov1.UserImportSpec) { s.Safety.ApprovedDeprovisions = ptr.To[int32](230) })
+		expectPhase(imp, uiov1.PhaseImporting)
+		var next *batchv1.Job
+		Eventually(func(g Gomega) {
+			next = job(imp, jobs.StageImport)
+			g.Expect(next.UID).NotTo(Equal(j.UID))
+		}, 10*time.Second).Should(Succeed())
+		Expect(condition(getImport(imp), conditions.SafetyThreshold)).To(BeNil())
+		finishJob(next, true)
+		expectPhase(imp, uiov1.PhaseCompleted)
+	})
+
+	It("fails with the worker's termination message in the condition and an Event", func() {
+		ns := newNamespace()
+		readyDirectory(ns, "corp")
+		imp := newImport(ns, "broken", "corp", uiov1.ActionImport)
+		expectPhase(imp, uiov1.PhaseImporting)
+		j := job(imp, jobs.StageImport)
+		// Status.failed > 0 alone is a retry in progress, not a failure.
+		Eventually(func() error {
+			cur := &batchv1.Job{}
+			if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(j), cur); err != nil {
+				return err
+			}
+			cur.Status.Failed = 1
+			return k8sClient.Status().Update(ctx, cur)
+		}).Should(Succeed())
+		Consistently(func() uiov1.ImportPhase { return getImport(imp).Status.Phase }, 2*time.Second).Should(Equal(uiov1.PhaseImporting))
+
+		msg := "directory: AuthenticationFailed: POST /Users: HTTP 401: the server refused the credentials"
+		workerPod(j, 1, "some log line\n"+msg+"\n")
+		finishJob(j, false)
+		got := expectPhase(imp, uiov1.PhaseFailed)
+		ready := condition(got, uiov1.ConditionReady)
+		Expect(ready.Reason).To(Equal(conditions.ReasonImportFailed))
+		Expect(ready.Message).To(Equal(msg))
+		Expect(condition(got, uiov1.ConditionStalled)).NotTo(BeNil())
+		Eventually(func() []string { return eventsFor(ns, "broken", conditions.ReasonImportFailed) }, 5*time.Second).Should(ContainElement(msg))
+	})
+
+	It("adopts the running Job after a restart of the manager and never starts a second", func() {
+		ns := newNamespace()
+		readyDirectory(ns, "corp")
+		imp := newImport(ns, "long", "corp", uiov1.ActionImport)
+		expectPhase(imp, uiov1.PhaseImporting)
+		j := job(imp, jobs.StageImport)
+
+		stopManager()
+		// A crash between the creation of the Job and the status patch
+		// leaves the import ImportPending with its Job running.
+		workerPatch(imp, func(s *uiov1.UserImportStatus) { s.Phase = uiov1.PhaseImportPending })
+		stopManager = startManager(controllers.Options{Executor: controllers.ExecutorJob, Job: jobSettings})
+
+		expectPhase(imp, uiov1.PhaseImporting)
+		Consistently(func() []batchv1.Job { return jobsOf(imp) }, 2*time.Second).Should(HaveLen(1))
+		Expect(jobsOf(imp)[0].UID).To(Equal(j.UID))
+		finishJob(j, true)
+		expectPhase(imp, uiov1.PhaseCompleted)
+		Expect(jobsOf(imp)).To(HaveLen(1))
+	})
+})
