@@ -165,6 +165,7 @@ func Run(ctx context.Context, in Input, dir directory.Directory, cfg Config, dry
 	if err != nil {
 		return Result{DryRun: dryRun}, err
 	}
+	defer r.free()
 	res := Result{DryRun: dryRun}
 	if cfg.Mode == v1alpha1.ModeFull {
 		if err := r.loadSnapshot(ctx); err != nil {
@@ -222,6 +223,18 @@ type run struct {
 	compare []string // mapped attributes compared, identity excluded
 	status  int      // statusColumn index, -1 without
 	snap    *snapshot
+	sets    []*idSet // of every pass, freed by free
+}
+
+// free releases the snapshot and identity sets, which live outside the
+// Go heap.
+func (r *run) free() {
+	if r.snap != nil {
+		r.snap.free()
+	}
+	for _, s := range r.sets {
+		s.free()
+	}
 }
 
 func newRun(in Input, dir directory.Directory, cfg Config) (*run, error) {

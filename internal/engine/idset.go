@@ -7,6 +7,7 @@ package engine
 // about n²/2⁶⁵ (3·10⁻⁶ for 10 million rows).
 type idSet struct {
 	slots []uint64
+	raw   []byte // mapping of slots (see offheap.go)
 	n     int
 }
 
@@ -15,7 +16,15 @@ func newIDSet(capacity int) *idSet {
 	for size*3/4 < capacity {
 		size *= 2
 	}
-	return &idSet{slots: make([]uint64, size)}
+	s := &idSet{}
+	s.slots, s.raw = mapped[uint64](size)
+	return s
+}
+
+// free releases the memory of the set.
+func (s *idSet) free() {
+	unmap(s.raw)
+	s.slots, s.raw, s.n = nil, nil, 0
 }
 
 // add inserts h and reports whether it was absent.
@@ -37,14 +46,15 @@ func (s *idSet) add(h uint64) bool {
 }
 
 func (s *idSet) grow() {
-	old := s.slots
-	s.slots = make([]uint64, 2*len(old))
+	old, oldRaw := s.slots, s.raw
+	s.slots, s.raw = mapped[uint64](2 * len(old))
 	s.n = 0
 	for _, h := range old {
 		if h != 0 {
 			s.add(h)
 		}
 	}
+	unmap(oldRaw)
 }
 
 // mix spreads the bits of h over the table index, so that fingerprints

@@ -97,8 +97,10 @@ func (r *run) newPass(dry bool, rep Reporter, resume *Checkpoint, planErrs bool)
 	p := &pass{r: r, dry: dry, rep: rep, planErrs: planErrs, resume: resume, stage: StageApply, start: time.Now()}
 	if r.cfg.Mode == v1alpha1.ModeDelta {
 		p.seen = newIDSet(0)
+		r.sets = append(r.sets, p.seen)
 	} else {
 		p.created = newIDSet(0)
+		r.sets = append(r.sets, p.created)
 	}
 	if resume != nil {
 		p.baseRows = resume.Counts.Rows

@@ -3,7 +3,6 @@ package engine
 import (
 	"encoding/binary"
 	"fmt"
-	"math"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -20,12 +19,14 @@ import (
 // and ids live in one byte arena, hashes in one []uint64, and the index
 // is an open-addressing table of uint32 entry numbers.
 type snapshot struct {
-	attrs  []string // mapped attributes hashed, identity excluded
-	arena  []byte   // per user: uvarint len, identity, uvarint len, id
-	off    []uint32 // arena offset of each user
-	flags  []uint8
-	hashes []uint64 // len(attrs) per user
-	table  []uint32 // entry+1; 0 is empty
+	attrs  []string       // mapped attributes hashed, identity excluded
+	arena  byteArena      // per user: uvarint len, identity, uvarint len, id
+	off    column[uint32] // arena position of each user
+	flags  column[uint8]
+	hashes column[uint64] // len(attrs) per user
+	table  []uint32       // entry+1; 0 is empty
+	raw    []byte         // mapping of table
+	buf    []byte
 }
 
 const (
@@ -35,25 +36,26 @@ const (
 
 func newSnapshot(attrs []string) *snapshot { return &snapshot{attrs: attrs} }
 
-func (s *snapshot) len() int { return len(s.off) }
+func (s *snapshot) len() int { return s.off.len() }
 
 // add records u; build must be called once every user is added.
 func (s *snapshot) add(u directory.User) error {
-	if len(s.arena) > math.MaxUint32-2*binary.MaxVarintLen64-len(u.Identity)-len(u.ID) {
-		return fmt.Errorf("the directory holds more users than a full import can track (%d listed)", len(s.off))
+	s.buf = binary.AppendUvarint(s.buf[:0], uint64(len(u.Identity)))
+	s.buf = append(s.buf, u.Identity...)
+	s.buf = binary.AppendUvarint(s.buf, uint64(len(u.ID)))
+	s.buf = append(s.buf, u.ID...)
+	pos, ok := s.arena.add(s.buf)
+	if !ok {
+		return fmt.Errorf("the directory holds more users than a full import can track (%d listed)", s.len())
 	}
-	s.off = append(s.off, uint32(len(s.arena)))
-	s.arena = binary.AppendUvarint(s.arena, uint64(len(u.Identity)))
-	s.arena = append(s.arena, u.Identity...)
-	s.arena = binary.AppendUvarint(s.arena, uint64(len(u.ID)))
-	s.arena = append(s.arena, u.ID...)
+	s.off.append(pos)
 	var f uint8
 	if u.Active {
 		f |= flagActive
 	}
-	s.flags = append(s.flags, f)
+	s.flags.append(f)
 	for _, a := range s.attrs {
-		s.hashes = append(s.hashes, hashValues(u.Attributes[a]))
+		s.hashes.append(hashValues(u.Attributes[a]))
 	}
 	return nil
 }
@@ -63,12 +65,12 @@ func (s *snapshot) add(u directory.User) error {
 // look missing from the file.
 func (s *snapshot) build(identityAttr string) error {
 	size := 1024
-	for size < 2*len(s.off) {
+	for size < 2*s.len() {
 		size *= 2
 	}
-	s.table = make([]uint32, size)
+	s.table, s.raw = mapped[uint32](size)
 	mask := uint64(size - 1)
-	for i := range s.off {
+	for i := range s.len() {
 		id := s.identityBytes(i)
 		h := xxhash.Sum64(id)
 		for p := mix(h) & mask; ; p = (p + 1) & mask {
@@ -83,6 +85,16 @@ func (s *snapshot) build(identityAttr string) error {
 		}
 	}
 	return nil
+}
+
+// free releases the memory of the snapshot.
+func (s *snapshot) free() {
+	s.arena.free()
+	s.off.free()
+	s.flags.free()
+	s.hashes.free()
+	unmap(s.raw)
+	s.table, s.raw = nil, nil
 }
 
 // find returns the entry of identity, or -1.
@@ -103,7 +115,7 @@ func (s *snapshot) find(identity string) int {
 }
 
 func (s *snapshot) identityBytes(i int) []byte {
-	b := s.arena[s.off[i]:]
+	b := s.arena.from(s.off.at(i))
 	n, k := binary.Uvarint(b)
 	return b[k : k+int(n)]
 }
@@ -111,20 +123,20 @@ func (s *snapshot) identityBytes(i int) []byte {
 func (s *snapshot) identity(i int) string { return string(s.identityBytes(i)) }
 
 func (s *snapshot) id(i int) string {
-	b := s.arena[s.off[i]:]
+	b := s.arena.from(s.off.at(i))
 	n, k := binary.Uvarint(b)
 	b = b[k+int(n):]
 	n, k = binary.Uvarint(b)
 	return string(b[k : k+int(n)])
 }
 
-func (s *snapshot) hash(i, attr int) uint64 { return s.hashes[i*len(s.attrs)+attr] }
-func (s *snapshot) active(i int) bool       { return s.flags[i]&flagActive != 0 }
-func (s *snapshot) seen(i int) bool         { return s.flags[i]&flagSeen != 0 }
-func (s *snapshot) markSeen(i int)          { s.flags[i] |= flagSeen }
+func (s *snapshot) hash(i, attr int) uint64 { return s.hashes.at(i*len(s.attrs) + attr) }
+func (s *snapshot) active(i int) bool       { return s.flags.at(i)&flagActive != 0 }
+func (s *snapshot) seen(i int) bool         { return s.flags.at(i)&flagSeen != 0 }
+func (s *snapshot) markSeen(i int)          { s.flags.set(i, s.flags.at(i)|flagSeen) }
 
 func (s *snapshot) clearSeen() {
-	for i := range s.flags {
-		s.flags[i] &^= flagSeen
+	for i := range s.len() {
+		s.flags.set(i, s.flags.at(i)&^flagSeen)
 	}
 }

@@ -194,6 +194,7 @@ func runChild(mode, file string, rows int) error {
 	defer f.Close()
 	start := time.Now()
 	var n int64
+	var listTime time.Duration
 	extra := ""
 	switch mode {
 	case "bare":
@@ -226,12 +227,17 @@ func runChild(mode, file string, rows int) error {
 			return err
 		}
 		n = res.Counts.Rows
+		listTime = gd.listTime
 		extra = fmt.Sprintf(" updated=%d created=%d unchanged=%d failed=%d list_s=%.2f", res.Counts.Updated, res.Counts.Created, res.Counts.Unchanged, res.Counts.Failed, gd.listTime.Seconds())
 	default:
 		return fmt.Errorf("unknown -child %q", mode)
 	}
 	secs := time.Since(start).Seconds()
-	fmt.Printf("RESULT rows=%d seconds=%.2f rows_per_s=%.0f peak_rss_mib=%d%s\n", n, secs, float64(n)/secs, vmHWM()>>20, extra)
+	// The directory's List (generating 1M users) is the benchmark's
+	// stand-in for a server and is timed apart: rows_per_s is the pass
+	// over the file. list_s includes the engine's snapshot building.
+	plan := secs - listTime.Seconds()
+	fmt.Printf("RESULT rows=%d seconds=%.2f plan_s=%.2f rows_per_s=%.0f peak_rss_mib=%d%s\n", n, secs, plan, float64(n)/plan, vmHWM()>>20, extra)
 	return nil
 }
 
