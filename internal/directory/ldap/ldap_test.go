@@ -790,3 +790,62 @@ func TestAttributeAliasesRoundTrip(t *testing.T) {
 		t.Errorf("read back under the names written: got %v, want %v", got, written)
 	}
 }
+
+// Connections that break while a batch is in flight are replaced and the
+// changes retried; creates whose answer was lost are replayed as updates.
+func TestApplySurvivesDroppedConnections(t *testing.T) {
+	s := slapd.Start(t, slapd.Options{})
+	opts := baseOpts()
+	opts.Concurrency = 2
+	opts.MaxRetries = 10
+	d := newDir(t, s, baseSpec(s), opts)
+	const n = 600
+	changes := make([]directory.Change, n)
+	for i := range changes {
+		uid := fmt.Sprintf("drop%04d", i)
+		changes[i] = create(uid, commonAttributes(uid))
+	}
+	stop := make(chan struct{})
+	dropped := make(chan int)
+	go func() {
+		count := 0
+		defer func() { dropped <- count }()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(15 * time.Millisecond):
+			}
+			for _, sl := range d.pool.slots {
+				sl.mu.Lock()
+				if sl.conn != nil {
+					sl.conn.Close()
+					count++
+				}
+				sl.mu.Unlock()
+			}
+		}
+	}()
+	res, err := d.Apply(context.Background(), changes)
+	close(stop)
+	if count := <-dropped; count < 3 {
+		t.Logf("only %d connections dropped during the batch", count)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		if r.Err != nil {
+			t.Fatalf("change %d: %v", i, r.Err)
+		}
+	}
+	listed := listAll(t, d, attributeNames(commonAttributes("x")))
+	if len(listed) != n {
+		t.Fatalf("listed %d users, want %d", len(listed), n)
+	}
+	for uid, u := range listed {
+		if !reflect.DeepEqual(u.Attributes, commonAttributes(uid)) {
+			t.Fatalf("%s: attributes %v", uid, u.Attributes)
+		}
+	}
+}
