@@ -20,13 +20,10 @@ import (
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
 	"github.com/userimport/user-import-operator/internal/directory/open"
+	"github.com/userimport/user-import-operator/internal/jobs"
 	"github.com/userimport/user-import-operator/internal/source"
 	"github.com/userimport/user-import-operator/internal/worker"
 )
-
-// directoryEnv carries the UserDirectory's spec (references only, no
-// secret values) into a worker pod.
-const directoryEnv = "UIO_DIRECTORY"
 
 const workerUsage = `Runs one preview or import.
 
@@ -50,15 +47,15 @@ func runWorker(args []string) error {
 	fs.Usage = func() { fmt.Fprint(os.Stderr, workerUsage); fs.PrintDefaults() }
 	namespace := fs.String("namespace", "", "namespace of the UserImport (Job mode)")
 	name := fs.String("import", "", "name of the UserImport (Job mode)")
-	stageName := fs.String("stage", "Import", "Preview or Import")
+	stageName := fs.String("stage", string(jobs.StageImport), "Preview or Import")
 	secretsDir := fs.String("secrets-dir", "", "directory where key K of Secret S is the file S/K")
-	sourceDir := fs.String("source-dir", "", "directory holding the mounted ConfigMap or Secret source as data.csv (Job mode)")
+	sourceDir := fs.String("source-dir", "", "directory holding the mounted ConfigMap or Secret source as "+jobs.SourceFile+" (Job mode)")
 	workDir := fs.String("work-dir", os.TempDir(), "directory for the local copy of the source")
 	file := fs.String("file", "", "YAML file with a UserDirectory and a UserImport (laptop mode)")
 	sourceFile := fs.String("source", "", "local CSV file that replaces the UserImport's source (laptop mode)")
 	preview := fs.Bool("preview", false, "plan only, write nothing (laptop mode; same as --stage Preview)")
 	reportDir := fs.String("report-dir", "", "directory for the report files (laptop mode)")
-	terminationLog := fs.String("termination-log", "/dev/termination-log", "file for the outcome the controller reads (Job mode)")
+	terminationLog := fs.String("termination-log", jobs.TerminationLogPath, "file for the outcome the controller reads (Job mode)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -67,7 +64,7 @@ func runWorker(args []string) error {
 		return err
 	}
 	if *preview {
-		stage = worker.StagePreview
+		stage = jobs.StagePreview
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -90,8 +87,8 @@ func runWorker(args []string) error {
 
 func runWorkerInJob(ctx context.Context, key types.NamespacedName, stage worker.Stage, secrets directory.SecretGetter, sourceDir, workDir string) (worker.Outcome, error) {
 	var dirSpec v1alpha1.UserDirectorySpec
-	if err := json.Unmarshal([]byte(os.Getenv(directoryEnv)), &dirSpec); err != nil {
-		return worker.Outcome{}, fmt.Errorf("$%s does not hold a UserDirectory spec: %w", directoryEnv, err)
+	if err := json.Unmarshal([]byte(os.Getenv(jobs.EnvDirectory)), &dirSpec); err != nil {
+		return worker.Outcome{}, fmt.Errorf("$%s does not hold a UserDirectory spec: %w", jobs.EnvDirectory, err)
 	}
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
@@ -107,7 +104,7 @@ func runWorkerInJob(ctx context.Context, key types.NamespacedName, stage worker.
 	}
 	src := source.Options{Dir: workDir, Secrets: secrets}
 	if sourceDir != "" && (imp.Spec.Source.ConfigMap != nil || imp.Spec.Source.Secret != nil) {
-		src.MountedFile = filepath.Join(sourceDir, worker.SourceFileName)
+		src.MountedFile = filepath.Join(sourceDir, jobs.SourceFile)
 	}
 	report := ""
 	if imp.Status.ReportSecretRef != nil {
@@ -163,7 +160,7 @@ func runWorkerFromFile(ctx context.Context, path, sourceFile string, stage worke
 		return err
 	}
 	if out.SafetyStop != nil {
-		return fmt.Errorf("stopped by the safety threshold: %s", out.SafetyStop.Message)
+		return fmt.Errorf("stopped by the safety threshold: %s", out.SafetyStop.Message())
 	}
 	return nil
 }
@@ -204,4 +201,9 @@ func readImportFile(path string) (*v1alpha1.UserDirectory, *v1alpha1.UserImport,
 		return nil, nil, fmt.Errorf("%s: needs one UserDirectory and one UserImport document", path)
 	}
 	return dir, imp, nil
+}
+
+func init() {
+	// The manager's in-process executor runs the same worker code.
+	inProcessRun = worker.RunInProcess
 }

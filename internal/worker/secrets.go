@@ -11,10 +11,6 @@ import (
 	"github.com/userimport/user-import-operator/internal/directory"
 )
 
-// SourceFileName is the file name of a mounted ConfigMap or Secret source
-// in the source directory.
-const SourceFileName = "data.csv"
-
 // DirSecrets reads Secrets mounted as volumes: key K of Secret S is the
 // file dir/S/K.
 func DirSecrets(dir string) directory.SecretGetter {

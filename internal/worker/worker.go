@@ -15,23 +15,18 @@ import (
 	"github.com/userimport/user-import-operator/internal/directory"
 	"github.com/userimport/user-import-operator/internal/directory/open"
 	"github.com/userimport/user-import-operator/internal/engine"
+	"github.com/userimport/user-import-operator/internal/jobs"
 	"github.com/userimport/user-import-operator/internal/source"
 )
 
-// Stage is the part of an import a worker runs.
-type Stage string
-
-const (
-	// StagePreview plans without writing.
-	StagePreview Stage = "Preview"
-	// StageImport plans and writes.
-	StageImport Stage = "Import"
-)
+// Stage is the part of an import a worker runs: jobs.StagePreview plans
+// without writing, jobs.StageImport plans and writes.
+type Stage = jobs.Stage
 
 // ParseStage checks a stage name.
 func ParseStage(s string) (Stage, error) {
 	switch Stage(s) {
-	case StagePreview, StageImport:
+	case jobs.StagePreview, jobs.StageImport:
 		return Stage(s), nil
 	}
 	return "", fmt.Errorf("stage %q: must be Preview or Import", s)
@@ -62,21 +57,12 @@ type Config struct {
 	ProgressInterval time.Duration
 }
 
-// SafetyStop says that a full import would deprovision more users than
-// its safety threshold allows; it wrote nothing.
-type SafetyStop struct {
-	SafetyStop   bool   `json:"safetyStop"`
-	Deprovisions int64  `json:"deprovisions"`
-	ManagedUsers int64  `json:"managedUsers"`
-	Message      string `json:"message,omitempty"`
-}
-
 // Outcome is how a run ended when it did not fail.
 type Outcome struct {
 	// Result of the engine.
 	Result engine.Result
 	// SafetyStop is set when a full import stopped before writing.
-	SafetyStop *SafetyStop
+	SafetyStop *jobs.SafetyStop
 	// Resumed is true when the import continued from a checkpoint.
 	Resumed bool
 }
@@ -118,7 +104,7 @@ func Run(ctx context.Context, cfg Config) (Outcome, error) {
 	in.File = f
 
 	out := Outcome{}
-	dryRun := cfg.Stage == StagePreview
+	dryRun := cfg.Stage == jobs.StagePreview
 	if !dryRun {
 		if cp := checkpointOf(imp); cp != nil {
 			if cp.SHA256 != file.SHA256 {
@@ -149,7 +135,7 @@ func Run(ctx context.Context, cfg Config) (Outcome, error) {
 		return out, err
 	}
 	if res.SafetyStop {
-		out.SafetyStop = &SafetyStop{SafetyStop: true, Deprovisions: res.PlannedDeprovisions, ManagedUsers: res.ManagedUsers, Message: res.SafetyMessage}
+		out.SafetyStop = &jobs.SafetyStop{SafetyStop: true, Deprovisions: res.PlannedDeprovisions, ManagedUsers: res.ManagedUsers}
 	}
 	if err := cfg.Sink.Report(ctx, res, rep.sortedErrors()); err != nil {
 		return out, fmt.Errorf("writing the report: %w", err)

@@ -21,6 +21,7 @@ import (
 	"github.com/userimport/user-import-operator/internal/directory/open"
 	sqldir "github.com/userimport/user-import-operator/internal/directory/sql"
 	"github.com/userimport/user-import-operator/internal/engine"
+	"github.com/userimport/user-import-operator/internal/jobs"
 	"github.com/userimport/user-import-operator/internal/source"
 	"github.com/userimport/user-import-operator/internal/testenv"
 )
@@ -166,7 +167,7 @@ func TestWorkerReportsToTheUserImport(t *testing.T) {
 		f := newFixture(t, c, "hr-nightly")
 		values := writeCSV(t, f.csvPath, 2000)
 
-		out, err := f.run(ctx, t, StagePreview, f.sink())
+		out, err := f.run(ctx, t, jobs.StagePreview, f.sink())
 		if err != nil {
 			t.Fatalf("preview: %v", err)
 		}
@@ -194,7 +195,7 @@ func TestWorkerReportsToTheUserImport(t *testing.T) {
 		// The import is stopped after its third checkpoint, like a pod
 		// that is killed; the next run resumes from the checkpoint.
 		runCtx, cancel := context.WithCancel(ctx)
-		_, err = f.run(runCtx, t, StageImport, &cancelAfter{APISink: f.sink(), checkpoints: 3, cancel: cancel})
+		_, err = f.run(runCtx, t, jobs.StageImport, &cancelAfter{APISink: f.sink(), checkpoints: 3, cancel: cancel})
 		cancel()
 		if err == nil {
 			t.Fatal("the interrupted import reported success")
@@ -209,7 +210,7 @@ func TestWorkerReportsToTheUserImport(t *testing.T) {
 			t.Fatalf("after the interruption: %d users written, status says %d created", written, imp.Status.Progress.Created)
 		}
 
-		out, err = f.run(ctx, t, StageImport, f.sink())
+		out, err = f.run(ctx, t, jobs.StageImport, f.sink())
 		if err != nil {
 			t.Fatalf("resumed import: %v", err)
 		}
@@ -240,13 +241,13 @@ func TestWorkerReportsToTheUserImport(t *testing.T) {
 		f := newFixture(t, c, "hr-changed")
 		writeCSV(t, f.csvPath, 300)
 		runCtx, cancel := context.WithCancel(ctx)
-		_, _ = f.run(runCtx, t, StageImport, &cancelAfter{APISink: f.sink(), checkpoints: 1, cancel: cancel})
+		_, _ = f.run(runCtx, t, jobs.StageImport, &cancelAfter{APISink: f.sink(), checkpoints: 1, cancel: cancel})
 		cancel()
 		if f.get(t).Status.Progress.Checkpoint == nil {
 			t.Fatal("no checkpoint recorded")
 		}
 		writeCSV(t, f.csvPath, 301)
-		_, err := f.run(ctx, t, StageImport, f.sink())
+		_, err := f.run(ctx, t, jobs.StageImport, f.sink())
 		if !errors.Is(err, engine.ErrSourceChanged) {
 			t.Fatalf("got %v, want ErrSourceChanged", err)
 		}
