@@ -16,11 +16,11 @@ import (
 // Apply writes a batch. Its changes are sent over the pooled connections
 // without waiting for each answer, with at most max(concurrency, 4)
 // changes in flight over all batches; changes of one identity keep their
-// order. A change
-// the server refuses on its own (a schema or constraint violation, an
-// entry that exists and is not managed) gets a *directory.RowError in its
-// Result; an error returned means the directory failed as a whole, and
-// the Results hold what was done before it.
+// order. A change the server refuses on its own (a schema or constraint
+// violation, an entry that exists and is not managed) gets a
+// *directory.RowError in its Result; an error returned means the
+// directory failed as a whole, and the Results hold what was done before
+// it.
 func (d *Directory) Apply(ctx context.Context, changes []Change) ([]directory.Result, error) {
 	results := make([]directory.Result, len(changes))
 
