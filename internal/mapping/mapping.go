@@ -71,6 +71,8 @@ type Mapper struct {
 	// read; rowPool recycles the map they read them from.
 	rowCols []int
 	rowPool sync.Pool
+	// valsPool recycles Map's scratch slice of values.
+	valsPool sync.Pool
 }
 
 type sourceKind int
@@ -231,6 +233,10 @@ func Compile(entries []v1alpha1.AttributeMapping, header []string) (*Mapper, err
 	}
 	slices.Sort(m.rowCols)
 	m.rowPool.New = func() any { return make(map[string]string, len(m.rowCols)) }
+	m.valsPool.New = func() any {
+		vals := make([][]string, len(m.entries))
+		return &vals
+	}
 	return m, nil
 }
 
@@ -250,34 +256,95 @@ func (m *Mapper) Columns() []string { return slices.Clone(m.header) }
 // failure Map returns nil and a *RowError listing every field error of the
 // row; the messages never contain values.
 //
-// The result does not alias fields' backing memory beyond the strings
-// themselves, and no two attributes share a slice.
+// The result belongs to the caller: no two attributes share a slice, and
+// nothing of it is reused by later calls.
 func (m *Mapper) Map(fields []string) (directory.Attributes, error) {
-	if len(fields) != len(m.header) {
-		return nil, &RowError{Errors: []FieldError{{
-			Msg: fmt.Sprintf("the row has %d fields, the header has %d", len(fields), len(m.header)),
-		}}}
+	if err := m.checkWidth(fields); err != nil {
+		return nil, err
 	}
-	out := make(directory.Attributes, len(m.entries))
 	// One backing array holds the single values of every attribute; each
 	// attribute gets a capacity-limited window of it, so that appending to
 	// one attribute never overwrites another.
 	slots := make([]string, len(m.entries))
+	vp := m.valsPool.Get().(*[][]string)
+	defer m.valsPool.Put(vp)
+	vals := *vp
+	if errs := m.fill(fields, vals, slots); errs != nil {
+		return nil, &RowError{Errors: errs}
+	}
+	out := make(directory.Attributes, len(m.entries))
+	for i, v := range vals {
+		out[m.attrs[i]] = v
+		vals[i] = nil
+	}
+	return out, nil
+}
+
+// Record holds the values of one record, index-aligned with Attributes():
+// Values[i] are the values of attribute i, a zero-length slice when it has
+// none. MapRecord refills a Record in place, so that a loop that reuses one
+// Record allocates nothing per row but the strings a transform or template
+// builds. Its contents are only valid until the Record is used again.
+type Record struct {
+	Values [][]string
+	slots  []string
+}
+
+// MapRecord is Map into a reused Record, for loops over millions of rows
+// that only keep some of them (a full sync in which most users are
+// unchanged): Attributes copies the ones to keep. Errors are as for Map;
+// on error the Record's contents are undefined.
+func (m *Mapper) MapRecord(fields []string, rec *Record) error {
+	if err := m.checkWidth(fields); err != nil {
+		return err
+	}
+	n := len(m.entries)
+	if cap(rec.Values) < n || cap(rec.slots) < n {
+		rec.Values, rec.slots = make([][]string, n), make([]string, n)
+	}
+	rec.Values, rec.slots = rec.Values[:n], rec.slots[:n]
+	if errs := m.fill(fields, rec.Values, rec.slots); errs != nil {
+		return &RowError{Errors: errs}
+	}
+	return nil
+}
+
+// AttributesOf copies a Record that MapRecord filled into a new
+// directory.Attributes, as Map would have returned it.
+func (m *Mapper) AttributesOf(rec *Record) directory.Attributes {
+	out := make(directory.Attributes, len(m.entries))
+	for i, v := range rec.Values {
+		out[m.attrs[i]] = slices.Clone(v)
+	}
+	return out
+}
+
+func (m *Mapper) checkWidth(fields []string) error {
+	if len(fields) == len(m.header) {
+		return nil
+	}
+	return &RowError{Errors: []FieldError{{
+		Msg: fmt.Sprintf("the row has %d fields, the header has %d", len(fields), len(m.header)),
+	}}}
+}
+
+// fill computes the values of every entry into vals (index-aligned with
+// m.entries), writing single values into slots.
+func (m *Mapper) fill(fields []string, vals [][]string, slots []string) []FieldError {
 	var row map[string]string
 	var errs []FieldError
-
 	for i := range m.entries {
 		e := &m.entries[i]
 		slot := slots[i : i+1 : i+1]
-		var vals []string
+		var v []string
 		var msg string
 		switch e.kind {
 		case fromColumn:
-			vals, msg = e.values(fields[e.col], slot)
+			v, msg = e.values(fields[e.col], slot)
 		case fromTemplate:
-			var v string
+			var out string
 			if e.tmpl.parts != nil {
-				v, msg = e.tmpl.concat(fields)
+				out, msg = e.tmpl.concat(fields)
 			} else {
 				if row == nil {
 					row = m.rowPool.Get().(map[string]string)
@@ -285,19 +352,19 @@ func (m *Mapper) Map(fields []string) (directory.Attributes, error) {
 						row[m.header[c]] = fields[c]
 					}
 				}
-				v, msg = e.tmpl.execute(row)
+				out, msg = e.tmpl.execute(row)
 			}
 			if msg == "" {
-				vals, msg = e.values(v, slot)
+				v, msg = e.values(out, slot)
 			}
 		case fromValue:
 			if len(e.constVals) == 1 {
 				slot[0] = e.constVals[0]
-				vals = slot
+				v = slot
 			} else {
-				vals = slices.Clone(e.constVals)
-				if vals == nil {
-					vals = slot[:0]
+				v = slices.Clone(e.constVals)
+				if v == nil {
+					v = slot[:0]
 				}
 			}
 		}
@@ -305,15 +372,12 @@ func (m *Mapper) Map(fields []string) (directory.Attributes, error) {
 			errs = append(errs, FieldError{Attribute: e.attr, Msg: msg})
 			continue
 		}
-		out[e.attr] = vals
+		vals[i] = v
 	}
 	if row != nil {
 		m.rowPool.Put(row)
 	}
-	if errs != nil {
-		return nil, &RowError{Errors: errs}
-	}
-	return out, nil
+	return errs
 }
 
 // values runs the pipeline of an entry on its source value: transforms,
@@ -324,7 +388,8 @@ func (e *entry) values(v string, slot []string) ([]string, string) {
 	if len(v) > MaxValueBytes {
 		return nil, tooLongMsg
 	}
-	for i, t := range e.transforms {
+	for i := range e.transforms {
+		t := &e.transforms[i]
 		var msg string
 		if v, msg = t.apply(v); msg != "" {
 			return nil, msg

@@ -453,3 +453,61 @@ func TestCompileErrorListsLongHeaderInPart(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestMapRecordMatchesMap(t *testing.T) {
+	m, err := Compile(benchMapping, benchHeader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec Record
+	var kept []directory.Attributes
+	rows := benchRows(50)
+	for _, row := range rows {
+		want, err := m.Map(row)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.MapRecord(row, &rec); err != nil {
+			t.Fatal(err)
+		}
+		got := m.AttributesOf(&rec)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("MapRecord gives %q, Map %q", got, want)
+		}
+		kept = append(kept, got)
+	}
+	// Copies taken with AttributesOf survive the reuse of the Record.
+	for i, row := range rows {
+		want, _ := m.Map(row)
+		if !reflect.DeepEqual(kept[i], want) {
+			t.Fatalf("row %d changed after the Record was reused: %q", i, kept[i])
+		}
+	}
+	if err := m.MapRecord(rows[0][:3], &rec); err == nil {
+		t.Fatal("MapRecord accepted a short row")
+	}
+}
+
+// Map is called for millions of rows: a row whose values need no new
+// strings costs the result's map and one backing array, and a reused Record
+// costs nothing.
+func TestMapAllocations(t *testing.T) {
+	m, err := Compile([]v1alpha1.AttributeMapping{
+		{Attribute: "userName", Column: "email", Identity: true, Transforms: []v1alpha1.Transform{tr("Trim"), tr("Lower")}},
+		{Attribute: "givenName", Column: "first", Required: true},
+		{Attribute: "active", Column: "active", Check: "Boolean"},
+		{Attribute: "hireDate", Column: "hired", Check: "Date"},
+		{Attribute: "type", Value: ptr("Employee")},
+	}, []string{"email", "first", "active", "hired"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := []string{"jane.doe@corp.example", "Jane", "YES", "2020-01-31"}
+	var rec Record
+	if n := testing.AllocsPerRun(100, func() { _ = m.MapRecord(row, &rec) }); n != 0 {
+		t.Errorf("MapRecord: %v allocations per row, want 0", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { _, _ = m.Map(row) }); n > 3 {
+		t.Errorf("Map: %v allocations per row, want at most 3 (the map, its first group, the values array)", n)
+	}
+}
