@@ -159,6 +159,11 @@ type ImportScheduleStatus struct {
 	// lastSkipReason says why the last skipped run was skipped.
 	// +optional
 	LastSkipReason string `json:"lastSkipReason,omitempty"`
+
+	// lastRunNowToken is the value of the userimport.dev/run-now annotation
+	// last acted on: setting the annotation to any other value starts a run.
+	// +optional
+	LastRunNowToken string `json:"lastRunNowToken,omitempty"`
 }
 
 // +kubebuilder:object:root=true
