@@ -402,9 +402,7 @@ func TestSchemaMismatch(t *testing.T) {
 
 		spec = e.spec()
 		spec.ActiveColumn = "mail"
-		if e.driver == v1alpha1.SQLDriverPostgres {
-			check(spec, defaultOpts(), "boolean")
-		}
+		check(spec, defaultOpts(), "boolean")
 
 		d := e.open(t, e.spec(), defaultOpts())
 		if err := d.ValidateAttributes(attrNames); err != nil {
