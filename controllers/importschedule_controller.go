@@ -1,0 +1,399 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/conditions"
+	"github.com/userimport/user-import-operator/internal/schedule"
+)
+
+// Labels and annotations of ImportSchedules and the imports they create.
+const (
+	// ScheduleLabel names, on an import, the schedule that created it
+	// (schedule.LabelValue of its name).
+	ScheduleLabel = "userimport.dev/schedule"
+	// ScheduledAtAnnotation holds, on an import, the time (RFC 3339, UTC)
+	// its run was scheduled for; for a run-now import, when it was asked.
+	ScheduledAtAnnotation = "userimport.dev/scheduled-at"
+	// RunNowAnnotation on a schedule starts a run now whenever its value
+	// changes; any value will do, a timestamp is the custom.
+	RunNowAnnotation = "userimport.dev/run-now"
+)
+
+// Reasons of ImportSchedule conditions and Events.
+const (
+	ReasonScheduled       = "Scheduled"
+	ReasonSuspended       = "Suspended"
+	ReasonInvalidSchedule = "InvalidSchedule"
+	ReasonNeverFires      = "NeverFires"
+	ReasonReconcileError  = "ReconcileError"
+	ReasonRunStarted      = "RunStarted"
+	ReasonRunNow          = "RunNow"
+	ReasonRunSkipped      = "RunSkipped"
+	ReasonMissedRuns      = "MissedRuns"
+	ReasonReplacing       = "Replacing"
+	ReasonSourceCheck     = "SourceCheckFailed"
+	ReasonHistoryDeleted  = "HistoryDeleted"
+)
+
+// scheduleOwnerIndex indexes UserImports by the name of the ImportSchedule
+// that controls them.
+const scheduleOwnerIndex = ".metadata.controller.importschedule"
+
+// requeueMargin is added to the wait for the next run, so that the
+// reconcile that follows finds the run due rather than a few
+// microseconds early.
+const requeueMargin = 100 * time.Millisecond
+
+// Clock tells the time; tests set it.
+type Clock interface {
+	Now() time.Time
+}
+
+// RealClock is the clock of the machine.
+type RealClock struct{}
+
+// Now implements Clock.
+func (RealClock) Now() time.Time { return time.Now() }
+
+// ImportScheduleReconciler creates a UserImport from an ImportSchedule's
+// template at each scheduled time, as the CronJob controller creates Jobs.
+type ImportScheduleReconciler struct {
+	Client client.Client
+	// APIReader reads the ConfigMaps and Secrets of sources for
+	// skipIfUnchanged, uncached, so that the manager does not cache every
+	// ConfigMap and Secret of the cluster.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	// Clock is the time; RealClock when nil.
+	Clock Clock
+	// HTTPClient, when set, makes the HEAD requests of skipIfUnchanged
+	// (tests); otherwise a client per source honours its caBundle.
+	HTTPClient *http.Client
+	// HeadTimeout bounds the HEAD request of skipIfUnchanged (default 10s).
+	HeadTimeout time.Duration
+	// MaxConcurrentReconciles is the number of schedules reconciled at
+	// once (default 2).
+	MaxConcurrentReconciles int
+}
+
+// NewImportScheduleReconciler returns the reconciler with the manager's
+// clients and event recorder.
+func NewImportScheduleReconciler(mgr ctrl.Manager) *ImportScheduleReconciler {
+	return &ImportScheduleReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("importschedule-controller"),
+	}
+}
+
+// SetupWithManager registers the index of imports by schedule and the
+// reconciler with mgr.
+func (r *ImportScheduleReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.UserImport{}, scheduleOwnerIndex, func(o client.Object) []string {
+		ref := metav1.GetControllerOf(o)
+		if ref == nil || ref.Kind != "ImportSchedule" || ref.APIVersion != v1alpha1.GroupVersion.String() {
+			return nil
+		}
+		return []string{ref.Name}
+	}); err != nil {
+		return fmt.Errorf("indexing imports by schedule: %w", err)
+	}
+	workers := r.MaxConcurrentReconciles
+	if workers <= 0 {
+		workers = 2
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("importschedule").
+		// Status writes of the controller itself do not wake it; spec
+		// edits and annotations (run-now) do.
+		For(&v1alpha1.ImportSchedule{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Owns(&v1alpha1.UserImport{}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
+		Complete(r)
+}
+
+func (r *ImportScheduleReconciler) now() time.Time {
+	if r.Clock != nil {
+		return r.Clock.Now()
+	}
+	return time.Now()
+}
+
+// scheduleEvent is an Event to emit once the status that goes with it is
+// written: a reconcile whose status patch fails is repeated, and must not
+// tell the same story twice.
+type scheduleEvent struct {
+	eventType, reason, action, note string
+	related                         runtime.Object
+}
+
+// scheduleRun is one reconcile of one schedule.
+type scheduleRun struct {
+	*ImportScheduleReconciler
+	sched    *v1alpha1.ImportSchedule
+	now      time.Time
+	children []v1alpha1.UserImport
+	events   []scheduleEvent
+}
+
+func (run *scheduleRun) event(eventType, reason, action string, related runtime.Object, format string, args ...any) {
+	run.events = append(run.events, scheduleEvent{eventType, reason, action, fmt.Sprintf(format, args...), related})
+}
+
+// Reconcile implements reconcile.Reconciler.
+func (r *ImportScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	sched := &v1alpha1.ImportSchedule{}
+	if err := r.Client.Get(ctx, req.NamespacedName, sched); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !sched.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil // the garbage collector deletes the imports
+	}
+	run := &scheduleRun{ImportScheduleReconciler: r, sched: sched, now: r.now()}
+	orig := sched.DeepCopy()
+	defer func() {
+		if retErr != nil {
+			conditions.SetKStatus(&sched.Status.Conditions, sched.Generation, conditions.KindFailing, ReasonReconcileError, retErr.Error())
+		}
+		if !equality.Semantic.DeepEqual(orig.Status, sched.Status) {
+			// The optimistic lock turns a reconcile of a stale copy (the
+			// cache behind our own last write) into a conflict and a retry,
+			// instead of a second decision on the same run.
+			patch := client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})
+			if err := r.Client.Status().Patch(ctx, sched, patch); err != nil {
+				retErr = errors.Join(retErr, fmt.Errorf("patching status: %w", err))
+				result = ctrl.Result{}
+				return
+			}
+		}
+		for _, e := range run.events {
+			r.Recorder.Eventf(sched, e.related, e.eventType, e.reason, e.action, "%s", e.note)
+		}
+	}()
+	return run.reconcile(ctx)
+}
+
+func (run *scheduleRun) reconcile(ctx context.Context) (ctrl.Result, error) {
+	sched := run.sched
+	if err := run.listChildren(ctx); err != nil {
+		return ctrl.Result{}, err
+	}
+	// The summary is written last, with the imports this reconcile made.
+	defer run.summarizeChildren()
+	if err := run.trimHistory(ctx); err != nil {
+		return ctrl.Result{}, err
+	}
+
+	sch, err := schedule.Parse(sched.Spec.Schedule, sched.Spec.TimeZone)
+	if err != nil {
+		// The API server refuses such specs; one that got through (an
+		// older CRD, a zone missing here) waits for an edit: no requeue.
+		sched.Status.NextScheduleTime = nil
+		sched.Status.ObservedGeneration = sched.Generation
+		conditions.SetKStatus(&sched.Status.Conditions, sched.Generation, conditions.KindStalled, ReasonInvalidSchedule, err.Error())
+		return ctrl.Result{}, nil
+	}
+
+	if err := run.runNow(ctx); err != nil {
+		return ctrl.Result{}, err
+	}
+
+	if sched.Spec.Suspend {
+		// status.nextScheduleTime stays: it is the first run not yet
+		// decided on, and the window of missed runs starts there when the
+		// schedule is resumed.
+		sched.Status.ObservedGeneration = sched.Generation
+		conditions.SetKStatus(&sched.Status.Conditions, sched.Generation, conditions.KindReady, ReasonSuspended,
+			"suspended: no new runs; imports already started go on")
+		return ctrl.Result{}, nil
+	}
+
+	next, err := run.runDue(ctx, sch)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	sched.Status.ObservedGeneration = sched.Generation
+	if next.IsZero() {
+		sched.Status.NextScheduleTime = nil
+		conditions.SetKStatus(&sched.Status.Conditions, sched.Generation, conditions.KindStalled, ReasonNeverFires,
+			fmt.Sprintf("spec.schedule %q has no run in the next five years", sched.Spec.Schedule))
+		return ctrl.Result{}, nil
+	}
+	sched.Status.NextScheduleTime = &metav1.Time{Time: next}
+	conditions.SetKStatus(&sched.Status.Conditions, sched.Generation, conditions.KindReady, ReasonScheduled,
+		"next run at "+next.In(sch.Location()).Format(time.RFC3339))
+	return ctrl.Result{RequeueAfter: next.Sub(run.now) + requeueMargin}, nil
+}
+
+// cursor returns the first scheduled time not yet decided on: the one
+// kept in status.nextScheduleTime, or for a new schedule, the first after
+// its creation.
+func (run *scheduleRun) cursor(sch *schedule.Schedule) time.Time {
+	if c := run.sched.Status.NextScheduleTime; c != nil {
+		// An edit of schedule or timeZone leaves a cursor the new schedule
+		// would not fire at: the new schedule counts from now.
+		if sch.Next(c.Add(-time.Nanosecond)).Equal(c.Time) {
+			return c.Time
+		}
+		return sch.Next(run.now)
+	}
+	start := run.sched.CreationTimestamp.Time
+	if start.IsZero() || start.After(run.now) {
+		start = run.now
+	}
+	return sch.Next(start)
+}
+
+// runDue decides on the runs scheduled since the cursor: at most the most
+// recent one starts; the others, and a most recent one older than
+// startingDeadlineSeconds, are counted as missed. It returns the new
+// cursor, the first scheduled time after now.
+func (run *scheduleRun) runDue(ctx context.Context, sch *schedule.Schedule) (time.Time, error) {
+	sched := run.sched
+	from := run.cursor(sch)
+	if from.IsZero() {
+		return time.Time{}, nil
+	}
+	due := sch.Due(from, run.now)
+	if due.Count == 0 {
+		return from, nil
+	}
+	missed := due.Count - 1
+	late := false
+	if d := sched.Spec.StartingDeadlineSeconds; d != nil && run.now.Sub(due.Latest) > time.Duration(*d)*time.Second {
+		missed, late = due.Count, true
+	}
+	if !late {
+		if err := run.startScheduled(ctx, due.Latest); err != nil {
+			return time.Time{}, err
+		}
+	}
+	if missed > 0 {
+		sched.Status.MissedRuns += int64(missed)
+		loc := sch.Location()
+		switch {
+		case late && missed == 1:
+			run.event(corev1.EventTypeWarning, ReasonMissedRuns, "Schedule", nil,
+				"the run scheduled at %s was missed: it could not start within startingDeadlineSeconds (%ds)",
+				due.Latest.In(loc).Format(time.RFC3339), *sched.Spec.StartingDeadlineSeconds)
+		case late:
+			run.event(corev1.EventTypeWarning, ReasonMissedRuns, "Schedule", nil,
+				"%d runs were missed, the last scheduled at %s: none could start within startingDeadlineSeconds (%ds)",
+				missed, due.Latest.In(loc).Format(time.RFC3339), *sched.Spec.StartingDeadlineSeconds)
+		default:
+			run.event(corev1.EventTypeWarning, ReasonMissedRuns, "Schedule", nil,
+				"%d runs were missed between %s and %s; only the last one, scheduled at %s, was started",
+				missed, from.In(loc).Format(time.RFC3339), run.now.In(loc).Format(time.RFC3339), due.Latest.In(loc).Format(time.RFC3339))
+		}
+	}
+	return due.Next, nil
+}
+
+// startScheduled starts the run scheduled at t, or adopts the import that
+// a crashed reconcile created for it, or skips it by concurrencyPolicy or
+// skipIfUnchanged.
+func (run *scheduleRun) startScheduled(ctx context.Context, t time.Time) error {
+	sched := run.sched
+	name := schedule.ChildName(sched.Name, t)
+	// Get by name first: an import for this run that exists already was
+	// created by an earlier reconcile whose status write was lost.
+	existing, err := run.getChild(ctx, name)
+	if err != nil {
+		return err
+	}
+	if existing != nil {
+		if !run.owns(existing) {
+			run.skip(fmt.Sprintf("the UserImport %s exists and does not belong to this schedule", name))
+			return nil
+		}
+		run.recordStart(t)
+		return nil
+	}
+
+	active := run.active()
+	if sched.Spec.ConcurrencyPolicy == v1alpha1.ConcurrencyForbid && len(active) > 0 {
+		run.skip(fmt.Sprintf("concurrencyPolicy Forbid: the import %s is %s", active[0].Name, phaseOf(&active[0])))
+		return nil
+	}
+	if sched.Spec.SkipIfUnchanged {
+		unchanged, why, err := run.sourceUnchanged(ctx)
+		switch {
+		case err != nil:
+			// Not knowing is no reason to skip: the run goes ahead.
+			run.event(corev1.EventTypeWarning, ReasonSourceCheck, "Schedule", nil, "skipIfUnchanged: %v; the run goes ahead", err)
+		case unchanged:
+			run.skip("skipIfUnchanged: " + why)
+			return nil
+		}
+	}
+	if sched.Spec.ConcurrencyPolicy == v1alpha1.ConcurrencyReplace {
+		for i := range active {
+			if err := run.cancel(ctx, &active[i]); err != nil {
+				return err
+			}
+		}
+	}
+	imp, err := run.createChild(ctx, name, t)
+	if err != nil {
+		return err
+	}
+	run.recordStart(t)
+	run.event(corev1.EventTypeNormal, ReasonRunStarted, "Create", imp, "created UserImport %s for the run scheduled at %s",
+		imp.Name, t.UTC().Format(time.RFC3339))
+	return nil
+}
+
+func (run *scheduleRun) recordStart(t time.Time) {
+	run.sched.Status.LastScheduleTime = &metav1.Time{Time: t}
+}
+
+func (run *scheduleRun) skip(reason string) {
+	run.sched.Status.SkippedRuns++
+	run.sched.Status.LastSkipReason = conditions.Bound(reason)
+	run.event(corev1.EventTypeNormal, ReasonRunSkipped, "Schedule", nil, "run skipped: %s", reason)
+}
+
+// runNow starts a run when the run-now annotation holds a value not yet
+// acted on. It bypasses concurrencyPolicy and skipIfUnchanged (a person
+// asked for it) and works while suspended, like `kubectl create job
+// --from=cronjob/...`.
+func (run *scheduleRun) runNow(ctx context.Context) error {
+	sched := run.sched
+	token := sched.Annotations[RunNowAnnotation]
+	if token == "" || token == sched.Status.LastRunNowToken {
+		return nil
+	}
+	name := schedule.RunNowName(sched.Name, token)
+	existing, err := run.getChild(ctx, name)
+	if err != nil {
+		return err
+	}
+	if existing == nil {
+		imp, err := run.createChild(ctx, name, run.now)
+		if err != nil {
+			return err
+		}
+		run.event(corev1.EventTypeNormal, ReasonRunNow, "Create", imp, "created UserImport %s: run now (%s=%s)",
+			imp.Name, RunNowAnnotation, conditions.Bound(token))
+	}
+	sched.Status.LastRunNowToken = token
+	return nil
+}

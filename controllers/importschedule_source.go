@@ -1,0 +1,125 @@
+package controllers
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/source"
+)
+
+// sourceUnchanged tells whether the template's source file is the one the
+// last Completed import of this schedule read, with a reason to show. An
+// error means it could not tell; the caller then runs the import.
+func (run *scheduleRun) sourceUnchanged(ctx context.Context) (bool, string, error) {
+	last := run.lastCompleted()
+	if last == nil || last.Status.Source == nil {
+		return false, "", nil
+	}
+	tmpl := run.sched.Spec.Template.Spec
+	// The same file imported with another mapping, mode or directory is
+	// another import: only an unchanged template may skip.
+	was := last.Spec.DeepCopy()
+	was.Action = tmpl.Action
+	if !equality.Semantic.DeepEqual(*was, tmpl) {
+		return false, "", nil
+	}
+	rec := last.Status.Source
+	src := tmpl.Source
+	switch {
+	case src.ConfigMap != nil || src.Secret != nil:
+		data, err := run.keyContent(ctx, src)
+		if err != nil {
+			return false, "", err
+		}
+		sum := sha256.Sum256(data)
+		hexSum := hex.EncodeToString(sum[:])
+		if hexSum != rec.SHA256 || int64(len(data)) != rec.Size {
+			return false, "", nil
+		}
+		return true, fmt.Sprintf("the source has the same sha256 and size (%d bytes) as the one UserImport %s completed",
+			len(data), last.Name), nil
+	case src.HTTP != nil:
+		timeout := run.HeadTimeout
+		if timeout <= 0 {
+			timeout = 10 * time.Second
+		}
+		hctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		info, err := source.Head(hctx, src.HTTP, source.Options{HTTPClient: run.HTTPClient, Secrets: run.secretKey})
+		if err != nil {
+			return false, "", err
+		}
+		// Without an ETag the size alone proves nothing: a changed date
+		// keeps the size of a file.
+		if info.ETag == "" || info.ETag != rec.ETag {
+			return false, "", nil
+		}
+		if info.Size >= 0 && rec.Size > 0 && info.Size != rec.Size {
+			return false, "", nil
+		}
+		return true, fmt.Sprintf("the server gives the same ETag %s for the source as when UserImport %s completed",
+			info.ETag, last.Name), nil
+	}
+	return false, "", nil
+}
+
+// lastCompleted returns the child that completed last, or nil.
+func (run *scheduleRun) lastCompleted() *v1alpha1.UserImport {
+	var last *v1alpha1.UserImport
+	var lastAt time.Time
+	for i := range run.children {
+		imp := &run.children[i]
+		if imp.Status.Phase != v1alpha1.PhaseCompleted {
+			continue
+		}
+		at := scheduledAt(imp)
+		if imp.Status.CompletionTime != nil {
+			at = imp.Status.CompletionTime.Time
+		}
+		if last == nil || !at.Before(lastAt) {
+			last, lastAt = imp, at
+		}
+	}
+	return last
+}
+
+// keyContent reads the key of a ConfigMap or Secret source, in the
+// schedule's namespace.
+func (run *scheduleRun) keyContent(ctx context.Context, src v1alpha1.ImportSource) ([]byte, error) {
+	if src.Secret != nil {
+		return run.secretKey(ctx, src.Secret.Name, src.Secret.Key)
+	}
+	cm := &corev1.ConfigMap{}
+	ref := src.ConfigMap
+	if err := run.APIReader.Get(ctx, types.NamespacedName{Namespace: run.sched.Namespace, Name: ref.Name}, cm); err != nil {
+		return nil, fmt.Errorf("source.configMap %s: %w", ref.Name, err)
+	}
+	if v, ok := cm.Data[ref.Key]; ok {
+		return []byte(v), nil
+	}
+	if v, ok := cm.BinaryData[ref.Key]; ok {
+		return v, nil
+	}
+	return nil, fmt.Errorf("source.configMap %s has no key %s", ref.Name, ref.Key)
+}
+
+// secretKey reads one key of a Secret in the schedule's namespace.
+func (run *scheduleRun) secretKey(ctx context.Context, name, key string) ([]byte, error) {
+	s := &corev1.Secret{}
+	if err := run.APIReader.Get(ctx, types.NamespacedName{Namespace: run.sched.Namespace, Name: name}, s); err != nil {
+		return nil, fmt.Errorf("Secret %s: %w", name, err)
+	}
+	v, ok := s.Data[key]
+	if !ok {
+		return nil, fmt.Errorf("Secret %s has no key %s", name, key)
+	}
+	return v, nil
+}
