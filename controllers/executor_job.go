@@ -147,7 +147,7 @@ func jobFailedMessage(job *batchv1.Job) string {
 func (e *JobExecutor) terminationMessage(ctx context.Context, job *batchv1.Job) (string, error) {
 	var pods corev1.PodList
 	if err := e.APIReader.List(ctx, &pods, client.InNamespace(job.Namespace),
-		client.MatchingLabels{jobs.JobNameLabel: job.Name}); err != nil {
+		client.MatchingLabels{jobs.JobNameLabel: job.Name, jobs.JobUIDLabel: string(job.UID)}); err != nil {
 		return "", fmt.Errorf("listing the pods of job %s: %w", job.Name, err)
 	}
 	type ended struct {

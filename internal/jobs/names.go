@@ -59,6 +59,9 @@ const (
 	AppName = "user-import-operator"
 	// JobNameLabel is the label the Job controller sets on its pods.
 	JobNameLabel = "batch.kubernetes.io/job-name"
+	// JobUIDLabel is the label holding the UID of the Job on its pods; it
+	// tells the pods of a Job from those of an earlier Job of that name.
+	JobUIDLabel = "batch.kubernetes.io/controller-uid"
 )
 
 // maxNameLength is the longest name used: a DNS label, since Job names

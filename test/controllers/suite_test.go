@@ -266,7 +266,7 @@ func workerPod(j *batchv1.Job, exitCode int32, message string) {
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: j.Name + "-pod", Namespace: j.Namespace,
-			Labels: map[string]string{jobs.JobNameLabel: j.Name},
+			Labels: map[string]string{jobs.JobNameLabel: j.Name, jobs.JobUIDLabel: string(j.UID)},
 		},
 		Spec: *j.Spec.Template.Spec.DeepCopy(),
 	}

@@ -142,6 +142,7 @@ var _ = Describe("the in-process executor", func() {
 	It("runs the worker function in the manager and moves the import to Completed", func() {
 		stopManager()
 		defer func() {
+			stopManager()
 			stopManager = startManager(controllers.Options{Executor: controllers.ExecutorJob, Job: jobSettings})
 		}()
 		calls := make(chan jobs.RunConfig, 4)

@@ -83,9 +83,12 @@ var _ = Describe("UserImport phases", func() {
 		Entry("CreatingPreview → Draft → Cancelled", uiov1.ActionPreview, path(
 			expect(uiov1.PhaseCreatingPreview), act(uiov1.ActionDraft), expect(uiov1.PhaseDraft),
 			act(uiov1.ActionCancel), expect(uiov1.PhaseCancelled))),
-		Entry("PreviewReady → Draft → PreviewReady (the preview still fresh) → Cancelled", uiov1.ActionPreview, path(
+		// Every edit of the spec, spec.action included, makes a new
+		// generation, and a preview belongs to one generation.
+		Entry("PreviewReady → Draft → PreviewPending → CreatingPreview → PreviewReady → Cancelled", uiov1.ActionPreview, path(
 			expect(uiov1.PhaseCreatingPreview), finishOK(jobs.StagePreview), expect(uiov1.PhasePreviewReady),
-			act(uiov1.ActionDraft), expect(uiov1.PhaseDraft), act(uiov1.ActionPreview), expect(uiov1.PhasePreviewReady),
+			act(uiov1.ActionDraft), expect(uiov1.PhaseDraft), act(uiov1.ActionPreview), expect(uiov1.PhaseCreatingPreview),
+			finishOK(jobs.StagePreview), expect(uiov1.PhasePreviewReady),
 			act(uiov1.ActionCancel), expect(uiov1.PhaseCancelled))),
 	)
 
