@@ -25,11 +25,11 @@ type step struct {
 	expect uiov1.ImportPhase
 }
 
-func act(a uiov1.ImportAction) step           { return step{action: a} }
-func finishOK(s jobs.Stage) step              { return step{finish: s} }
-func finishFailed(s jobs.Stage) step          { return step{finish: s, fail: true} }
-func expect(p uiov1.ImportPhase) step         { return step{expect: p} }
-func path(steps ...step) []step               { return steps }
+func act(a uiov1.ImportAction) step   { return step{action: a} }
+func finishOK(s jobs.Stage) step      { return step{finish: s} }
+func finishFailed(s jobs.Stage) step  { return step{finish: s, fail: true} }
+func expect(p uiov1.ImportPhase) step { return step{expect: p} }
+func path(steps ...step) []step       { return steps }
 
 var _ = Describe("UserImport phases", func() {
 	DescribeTable("transitions",
