@@ -51,6 +51,10 @@ vet: ## go vet.
 lint: fmt vet ## Format and vet (golangci-lint is used when it is on PATH).
 	@if command -v golangci-lint >/dev/null; then golangci-lint run ./...; fi
 
+.PHONY: demo
+demo: ## Run the operator on this machine: control plane, manager and an SQLite directory; imports 1,000 users.
+	KUBEBUILDER_ASSETS="$$(./hack/envtest-assets.sh)" go run ./cmd/user-import-operator demo $(DEMO_FLAGS)
+
 .PHONY: test
 test: manifests generate vet ## Run every test: unit, envtest and real directory servers.
 	./hack/test.sh $(GOTEST_FLAGS)

@@ -1,0 +1,282 @@
+// Package demo runs the product on one machine with no cluster and no
+// server: an embedded control plane (etcd and kube-apiserver), the
+// manager with the in-process executor, and a directory in an SQLite
+// file. It imports a generated HR export and shows the import move
+// through its phases, as `kubectl get userimports` would.
+package demo
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/config/crd"
+	"github.com/userimport/user-import-operator/controllers"
+	"github.com/userimport/user-import-operator/hack/gencsv/hrgen"
+	sqldir "github.com/userimport/user-import-operator/internal/directory/sql"
+	"github.com/userimport/user-import-operator/internal/scheme"
+	"github.com/userimport/user-import-operator/internal/worker"
+)
+
+// Options configure a demo run.
+type Options struct {
+	// WorkDir holds the kubeconfig, the SQLite file and the sample files.
+	WorkDir string
+	// Assets is the directory with etcd and kube-apiserver.
+	Assets string
+	// Rows is the number of users in the generated export.
+	Rows int
+	// ExitAfterImport ends the demo once the first import is final,
+	// instead of running until interrupted.
+	ExitAfterImport bool
+	// Out receives what the demo shows.
+	Out io.Writer
+}
+
+const (
+	namespace     = "default"
+	directoryName = "demo-directory"
+	importName    = "hr-initial-import"
+	table         = "users"
+)
+
+// Run runs the demo until ctx ends, or until the first import is final
+// with ExitAfterImport. Every process it starts is stopped before it
+// returns.
+func Run(ctx context.Context, o Options) (err error) {
+	if o.Rows <= 0 {
+		o.Rows = 1000
+	}
+	if err := os.MkdirAll(o.WorkDir, 0o755); err != nil {
+		return err
+	}
+	work, err := filepath.Abs(o.WorkDir)
+	if err != nil {
+		return err
+	}
+	say := func(format string, args ...any) { fmt.Fprintf(o.Out, format+"\n", args...) }
+
+	crds, err := crd.CRDs()
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	say("starting a control plane (etcd, kube-apiserver from %s)…", o.Assets)
+	env := &envtest.Environment{BinaryAssetsDirectory: o.Assets, CRDs: crds, ErrorIfCRDPathMissing: true}
+	cfg, err := env.Start()
+	if err != nil {
+		return fmt.Errorf("starting the control plane: %w", err)
+	}
+	defer func() {
+		if serr := env.Stop(); serr != nil && err == nil {
+			err = fmt.Errorf("stopping the control plane: %w", serr)
+		}
+	}()
+	say("control plane up in %.1fs; CRDs installed", time.Since(start).Seconds())
+
+	kubeconfig := filepath.Join(work, "kubeconfig")
+	if err := writeKubeconfig(env, kubeconfig); err != nil {
+		return err
+	}
+
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 scheme.New(),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+	})
+	if err != nil {
+		return err
+	}
+	if err := controllers.Setup(mgr, controllers.Options{
+		Executor:               controllers.ExecutorInProcess,
+		Run:                    worker.RunInProcess,
+		PollInterval:           time.Second,
+		DirectoryRetryInterval: 2 * time.Second,
+	}); err != nil {
+		return err
+	}
+	mgrCtx, stopMgr := context.WithCancel(ctx)
+	mgrDone := make(chan error, 1)
+	go func() { mgrDone <- mgr.Start(mgrCtx) }()
+	defer func() {
+		stopMgr()
+		if merr := <-mgrDone; merr != nil && err == nil {
+			err = fmt.Errorf("manager: %w", merr)
+		}
+	}()
+	say("manager running with the in-process executor")
+
+	c, err := client.New(cfg, client.Options{Scheme: scheme.New()})
+	if err != nil {
+		return err
+	}
+	dbPath := filepath.Join(work, "users.db")
+	if err := setUp(ctx, c, dbPath, o.Rows); err != nil {
+		return err
+	}
+	say("created UserDirectory %s (SQLite %s) and UserImport %s of %d generated users", directoryName, dbPath, importName, o.Rows)
+	if err := writeDeltaSample(filepath.Join(work, "delta-import.yaml"), o.Rows); err != nil {
+		return err
+	}
+	say("")
+
+	phase, err := watchImport(ctx, c, o.Out, types.NamespacedName{Namespace: namespace, Name: importName})
+	if err != nil {
+		return err
+	}
+	say("")
+	if err := showDirectory(ctx, o.Out, dbPath); err != nil {
+		return err
+	}
+	say("")
+	say("The control plane keeps running. In another terminal:")
+	say("  kubectl --kubeconfig %s get userimports -w", kubeconfig)
+	say("  kubectl --kubeconfig %s apply -f %s", kubeconfig, filepath.Join(work, "delta-import.yaml"))
+	say("  kubectl --kubeconfig %s get userimport,userdirectory", kubeconfig)
+	if o.ExitAfterImport {
+		if phase != v1alpha1.PhaseCompleted {
+			return fmt.Errorf("import %s ended %s", importName, phase)
+		}
+		return nil
+	}
+	say("Press Ctrl-C to stop; every process started here is stopped with it.")
+	<-ctx.Done()
+	return nil
+}
+
+func writeKubeconfig(env *envtest.Environment, path string) error {
+	user, err := env.AddUser(envtest.User{Name: "demo", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return err
+	}
+	kc, err := user.KubeConfig()
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, kc, 0o600)
+}
+
+// setUp creates the table, the directory and the first import.
+func setUp(ctx context.Context, c client.Client, dbPath string, rows int) error {
+	_ = os.Remove(dbPath)
+	if err := sqldir.CreateTable(ctx, v1alpha1.SQLDriverSQLite, dbPath, sqldir.TableSpec{
+		Table: table, IdentityColumn: "user_name",
+		Columns: []string{"email", "given_name", "family_name", "department", "title", "location", "userImportManagedBy"},
+	}); err != nil {
+		return err
+	}
+	var csvData bytes.Buffer
+	cw := csv.NewWriter(&csvData)
+	_ = cw.Write(hrgen.Header)
+	for i := 0; i < rows; i++ {
+		_ = cw.Write(hrgen.Row(1, i))
+	}
+	cw.Flush()
+
+	objs := []client.Object{
+		&corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "demo-directory-dsn"},
+			StringData: map[string]string{"dsn": dbPath},
+		},
+		&v1alpha1.UserDirectory{
+			ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: directoryName},
+			Spec: v1alpha1.UserDirectorySpec{
+				IdentityAttribute: "user_name",
+				SQL: &v1alpha1.SQLDirectory{
+					Driver: v1alpha1.SQLDriverSQLite,
+					DSN:    v1alpha1.SecretKeyRef{Name: "demo-directory-dsn", Key: "dsn"},
+					Table:  table,
+				},
+			},
+		},
+		&corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "hr-export"},
+			Data:       map[string]string{"employees.csv": csvData.String()},
+		},
+		&v1alpha1.UserImport{
+			ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: importName},
+			Spec: v1alpha1.UserImportSpec{
+				DirectoryRef: v1alpha1.LocalObjectReference{Name: directoryName},
+				Source:       v1alpha1.ImportSource{ConfigMap: &v1alpha1.ConfigMapKeyRef{Name: "hr-export", Key: "employees.csv"}},
+				Mode:         v1alpha1.ModeFull,
+				MissingUsers: v1alpha1.MissingDeactivate,
+				Mapping:      demoMapping(),
+			},
+		},
+	}
+	for _, o := range objs {
+		if err := c.Create(ctx, o); err != nil {
+			return fmt.Errorf("creating %T %s: %w", o, o.GetName(), err)
+		}
+	}
+	return nil
+}
+
+func demoMapping() []v1alpha1.AttributeMapping {
+	lower := []v1alpha1.Transform{{Type: "Trim"}, {Type: "Lower"}}
+	return []v1alpha1.AttributeMapping{
+		{Attribute: "user_name", Column: "email", Identity: true, Transforms: lower, Check: "Email"},
+		{Attribute: "email", Column: "email", Transforms: lower, Check: "Email"},
+		{Attribute: "given_name", Column: "first_name", Required: true},
+		{Attribute: "family_name", Column: "last_name", Required: true},
+		{Attribute: "department", Column: "department"},
+		{Attribute: "title", Column: "title"},
+		{Attribute: "location", Column: "location"},
+	}
+}
+
+// watchImport prints the import's columns each time they change, until
+// it is final.
+func watchImport(ctx context.Context, c client.Client, out io.Writer, key types.NamespacedName) (v1alpha1.ImportPhase, error) {
+	const format = "%-20s %-16s %-9s %8s %8s %8s %8s %8s\n"
+	fmt.Fprintf(out, format, "NAME", "PHASE", "PROGRESS", "CREATED", "UPDATED", "UNCHANGED", "DEACT.", "FAILED")
+	last := ""
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var imp v1alpha1.UserImport
+		if err := c.Get(ctx, key, &imp); err != nil {
+			return "", err
+		}
+		p := imp.Status.Progress
+		if p == nil {
+			p = &v1alpha1.ProgressStatus{}
+		}
+		line := fmt.Sprintf(format, imp.Name, imp.Status.Phase, fmt.Sprintf("%d%%", p.Percent),
+			fmt.Sprint(p.Created), fmt.Sprint(p.Updated), fmt.Sprint(p.Unchanged), fmt.Sprint(p.Deactivated), fmt.Sprint(p.Failed))
+		if line != last {
+			fmt.Fprint(out, line)
+			last = line
+		}
+		if imp.Status.Phase.IsFinal() {
+			if imp.Status.Phase != v1alpha1.PhaseCompleted {
+				for _, cond := range imp.Status.Conditions {
+					if cond.Type == v1alpha1.ConditionReady {
+						fmt.Fprintf(out, "%s: %s\n", cond.Reason, cond.Message)
+					}
+				}
+			}
+			return imp.Status.Phase, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", errors.New("interrupted before the import ended")
+		case <-tick.C:
+		}
+	}
+}

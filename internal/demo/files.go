@@ -1,0 +1,112 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	_ "modernc.org/sqlite" // the pure-Go SQLite driver, also used by the SQL provider
+
+	"github.com/userimport/user-import-operator/hack/gencsv/hrgen"
+)
+
+// showDirectory prints how many users the SQLite file holds and a few of
+// them. The users are generated, so printing them is harmless.
+func showDirectory(ctx context.Context, out io.Writer, dbPath string) error {
+	db, err := sql.Open("sqlite", dbPath)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var total, active int
+	if err := db.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(CASE WHEN active THEN 1 ELSE 0 END), 0) FROM `+table).Scan(&total, &active); err != nil {
+		return fmt.Errorf("reading %s: %w", dbPath, err)
+	}
+	fmt.Fprintf(out, "the directory (%s, table %s) holds %d users, %d active; the first five:\n", dbPath, table, total, active)
+	rows, err := db.QueryContext(ctx, `SELECT user_name, given_name, family_name, department, title FROM `+table+` ORDER BY user_name LIMIT 5`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var user, given, family, dept, title sql.NullString
+		if err := rows.Scan(&user, &given, &family, &dept, &title); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "  %-36s %-12s %-12s %-18s %s\n", user.String, given.String, family.String, dept.String, title.String)
+	}
+	return rows.Err()
+}
+
+// writeDeltaSample writes a ConfigMap and a Delta UserImport that change
+// the titles of ten users and add five: apply it to watch a second import
+// queue behind the first and run.
+func writeDeltaSample(path string, rows int) error {
+	var data bytes.Buffer
+	cw := csv.NewWriter(&data)
+	_ = cw.Write(hrgen.Header)
+	titleCol := indexOf(hrgen.Header, "title")
+	for i := 0; i < 10 && i < rows; i++ {
+		r := hrgen.Row(1, i)
+		r[titleCol] = "Principal " + r[titleCol]
+		_ = cw.Write(r)
+	}
+	for i := rows; i < rows+5; i++ {
+		_ = cw.Write(hrgen.Row(1, i))
+	}
+	cw.Flush()
+
+	var b strings.Builder
+	b.WriteString(`# A delta import: ten users change title, five join.
+# kubectl --kubeconfig kubeconfig apply -f delta-import.yaml
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: hr-delta
+  namespace: default
+data:
+  employees.csv: |
+`)
+	for _, line := range strings.SplitAfter(strings.TrimRight(data.String(), "\n"), "\n") {
+		b.WriteString("    " + line)
+	}
+	b.WriteString(`
+---
+apiVersion: userimport.dev/v1alpha1
+kind: UserImport
+metadata:
+  name: hr-delta-import
+  namespace: default
+spec:
+  directoryRef:
+    name: demo-directory
+  source:
+    configMap:
+      name: hr-delta
+      key: employees.csv
+  mode: Delta
+  mapping:
+  - {attribute: user_name, column: email, identity: true, check: Email, transforms: [{type: Trim}, {type: Lower}]}
+  - {attribute: email, column: email, check: Email, transforms: [{type: Trim}, {type: Lower}]}
+  - {attribute: given_name, column: first_name, required: true}
+  - {attribute: family_name, column: last_name, required: true}
+  - {attribute: department, column: department}
+  - {attribute: title, column: title}
+  - {attribute: location, column: location}
+`)
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+func indexOf(list []string, s string) int {
+	for i, v := range list {
+		if v == s {
+			return i
+		}
+	}
+	panic("demo: no column " + s)
+}

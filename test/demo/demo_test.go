@@ -1,0 +1,156 @@
+// Package demo_test runs the local demo as a newcomer would — the
+// operator binary's demo subcommand with --exit-after-import — and checks
+// that the import completed, the SQLite directory holds the users, and no
+// process it started outlives it.
+package demo_test
+
+import (
+	"bufio"
+	"bytes"
+	"database/sql"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	_ "modernc.org/sqlite"
+
+	"github.com/userimport/user-import-operator/internal/testenv"
+)
+
+func TestDemoImportsAndCleansUp(t *testing.T) {
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		t.Fatal("KUBEBUILDER_ASSETS is not set: run `make test`, or export KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh)")
+	}
+	root := testenv.RepoRoot(t)
+	bin := filepath.Join(t.TempDir(), "user-import-operator")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/user-import-operator")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the binary: %v\n%s", err, out)
+	}
+
+	work := t.TempDir()
+	cmd := exec.Command(bin, "demo", "--exit-after-import", "--work-dir", work)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Record the processes the demo starts (etcd, kube-apiserver) while
+	// it runs.
+	children := map[int]string{}
+	var mu sync.Mutex
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	deadline := time.After(5 * time.Minute)
+wait:
+	for {
+		select {
+		case err = <-done:
+			break wait
+		case <-deadline:
+			cmd.Process.Kill()
+			t.Fatalf("the demo did not end in 5 minutes:\n%s", out.String())
+		case <-time.After(200 * time.Millisecond):
+			mu.Lock()
+			for pid, name := range childrenOf(cmd.Process.Pid) {
+				children[pid] = name
+			}
+			mu.Unlock()
+		}
+	}
+	t.Logf("demo output:\n%s", out.String())
+	if err != nil {
+		t.Fatalf("the demo failed: %v", err)
+	}
+	text := out.String()
+	if !strings.Contains(text, "Completed") || !strings.Contains(text, "holds 1000 users, 1000 active") {
+		t.Fatalf("the demo did not show a completed import of 1000 users")
+	}
+	for _, want := range []string{"kubectl --kubeconfig " + filepath.Join(work, "kubeconfig"), "delta-import.yaml"} {
+		if !strings.Contains(text, want) {
+			t.Fatalf("the demo does not tell how to go on: %q missing", want)
+		}
+	}
+
+	db, err := sql.Open("sqlite", filepath.Join(work, "users.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM users WHERE userImportManagedBy = 'user-import-operator'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1000 {
+		t.Fatalf("the SQLite directory holds %d managed users, want 1000", n)
+	}
+	for _, f := range []string{"kubeconfig", "delta-import.yaml"} {
+		if _, err := os.Stat(filepath.Join(work, f)); err != nil {
+			t.Fatalf("the demo did not write %s: %v", f, err)
+		}
+	}
+
+	names := map[string]bool{}
+	for _, name := range children {
+		names[name] = true
+	}
+	if !names["etcd"] || !names["kube-apiserver"] {
+		t.Fatalf("did not see the control plane's processes as children of the demo: %v", children)
+	}
+	for pid, name := range children {
+		if alive(pid) {
+			t.Errorf("%s (pid %d) outlived the demo", name, pid)
+		}
+	}
+}
+
+// childrenOf lists the processes whose parent is pid, by name.
+func childrenOf(pid int) map[int]string {
+	found := map[int]string{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		f, err := os.Open(filepath.Join("/proc", e.Name(), "status"))
+		if err != nil {
+			continue
+		}
+		var name string
+		ppid := -1
+		s := bufio.NewScanner(f)
+		for s.Scan() {
+			line := s.Text()
+			if v, ok := strings.CutPrefix(line, "Name:"); ok {
+				name = strings.TrimSpace(v)
+			}
+			if v, ok := strings.CutPrefix(line, "PPid:"); ok {
+				ppid, _ = strconv.Atoi(strings.TrimSpace(v))
+			}
+		}
+		f.Close()
+		if ppid == pid {
+			found[child] = name
+		}
+	}
+	return found
+}
+
+// alive tells whether pid exists and is not a zombie.
+func alive(pid int) bool {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return false
+	}
+	fields := strings.Fields(string(b))
+	return len(fields) > 2 && fields[2] != "Z"
+}
