@@ -132,7 +132,18 @@ build_k8s() {
   (cd "$work" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w$ld" -o "$OUT/$c" "k8s.io/kubernetes/cmd/$c" >&2)
 }
 
+# A cold build takes minutes: say so every 30 seconds.
+ticker() {
+  local what=$1 t0
+  t0=$(date +%s)
+  while sleep 30; do log "still building $what ($(( $(date +%s) - t0 ))s; about 12 minutes in all on 2 cores when cold)"; done
+}
+
 start=$(date +%s)
+log "the Kubernetes control plane for tests is not in $OUT yet: building ${missing[*]} once; later runs reuse it"
+ticker "${missing[*]}" &
+tick=$!
+trap 'kill $tick 2>/dev/null' EXIT
 for c in "${missing[@]}"; do
   case $c in
     etcd) build_etcd ;;
