@@ -340,6 +340,12 @@ func (run *importRun) start(ctx context.Context, stage jobs.Stage) (verdict, err
 	if err != nil || wait != nil {
 		return derefVerdict(wait), err
 	}
+	if msg := identityMismatch(imp, dir); msg != "" {
+		// Rows would be matched by one attribute and looked up by
+		// another: every user would look new. Nothing runs until the
+		// spec or the directory is fixed.
+		return verdict{kind: conditions.KindStalled, reason: conditions.ReasonIdentityMismatch, message: msg}, nil
+	}
 	st, err := run.Executor.Status(ctx, imp, stage)
 	if err != nil {
 		return verdict{}, err
@@ -377,6 +383,18 @@ func (run *importRun) start(ctx context.Context, stage jobs.Stage) (verdict, err
 	run.setPhase(v1alpha1.PhaseImporting)
 	return verdict{kind: conditions.KindProgressing, reason: conditions.ReasonImporting,
 		message: "the import runs in " + imp.Status.JobName, requeueAfter: run.PollInterval}, nil
+}
+
+// identityMismatch says why the import's identity entry does not fit the
+// directory, or "" when it does.
+func identityMismatch(imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory) string {
+	for _, m := range imp.Spec.Mapping {
+		if m.Identity && m.Attribute != dir.Spec.IdentityAttribute {
+			return fmt.Sprintf("spec.mapping: the identity entry maps attribute %q, but UserDirectory %s identifies users by %q",
+				m.Attribute, dir.Name, dir.Spec.IdentityAttribute)
+		}
+	}
+	return ""
 }
 
 func derefVerdict(v *verdict) verdict {

@@ -36,6 +36,9 @@ const (
 	ReasonApprovalRequired   = "ApprovalRequired"
 	ReasonPreviewInvalidated = "PreviewInvalidated"
 	ReasonJobError           = "JobError"
+	// ReasonIdentityMismatch: the mapping's identity entry writes another
+	// attribute than the one the directory identifies users by.
+	ReasonIdentityMismatch = "IdentityMismatch"
 )
 
 // Reasons of UserDirectory conditions not named by the provider errors
