@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -23,6 +24,7 @@ type Reader struct {
 	enc       encoding
 	bigEndian bool // UTF-16 byte order, from the byte-order mark
 	delim     byte
+	delimSep  [1]byte // delim as a separator for bytes.Count
 	quote     byte
 	header    []string
 	named     bool // the header came from the file
@@ -159,6 +161,7 @@ func (r *Reader) start() error {
 		}
 		r.delim = d
 	}
+	r.delimSep[0] = r.delim
 	rec, err := r.readRecord()
 	if err == io.EOF {
 		if r.opts.SkipRows > 0 {
@@ -323,16 +326,16 @@ func (r *Reader) badSyntax(startOff, firstEnd, startLine int64, format string, a
 // readRecord parses the next record. It keeps the record's source bytes
 // buffered (r.mark) until it is done.
 func (r *Reader) readRecord() (Record, error) {
-	var text []byte
+	var content []byte
+	var eol int
 	for {
 		r.mark = r.r
 		t, err := r.nextLine()
 		if err == nil {
-			if c, _ := splitEOL(t); len(c) == 0 {
+			if content, eol = splitEOL(t); len(content) == 0 {
 				r.line++ // blank line
 				continue
 			}
-			text = t
 			break
 		}
 		if err == errTooLong {
@@ -349,7 +352,6 @@ func (r *Reader) readRecord() (Record, error) {
 	startOff, startLine := r.offset(r.mark), r.line
 	firstEnd := r.offset(r.r)
 	lines := int64(1)
-	content, eol := splitEOL(text)
 	if r.tooLong(startOff, eol) {
 		return r.badSyntax(startOff, firstEnd, startLine, "record longer than %d bytes", r.opts.MaxLineBytes)
 	}
@@ -360,6 +362,31 @@ func (r *Reader) readRecord() (Record, error) {
 	// valid sequence.
 	badText := !validText(content)
 	delim, quote := r.delim, r.quote
+	// qAt is the index in content of the next quote, found once per line
+	// rather than once per field; noQuote when there is none.
+	const noQuote = int(^uint(0) >> 2)
+	qAt := bytes.IndexByte(content, quote)
+	if qAt < 0 {
+		qAt = noQuote
+	}
+	if !hasCR && qAt == noQuote {
+		// Most lines hold no quote: their fields are the pieces between
+		// delimiters, sliced from one string of the line.
+		r.line = startLine + 1
+		n := bytes.Count(content, r.delimSep[:]) + 1
+		if err := r.checkRecord(startOff, startLine, n, badText, func() { r.splitUnquoted(content) }); err != nil {
+			return Record{}, err
+		}
+		s := string(content)
+		fields := make([]string, n)
+		for i := range n - 1 {
+			j := strings.IndexByte(s, delim)
+			fields[i] = s[:j]
+			s = s[j+1:]
+		}
+		fields[n-1] = s
+		return Record{Line: startLine, Offset: startOff, Fields: fields}, nil
+	}
 	r.recBuf = r.recBuf[:0]
 	r.fieldEnds = r.fieldEnds[:0]
 parseField:
@@ -369,8 +396,7 @@ parseField:
 		if i >= 0 {
 			field = content[:i]
 		}
-		q := bytes.IndexByte(field, quote)
-		if q < 0 {
+		if qAt >= len(field) {
 			// Unquoted field, the common case.
 			if hasCR && bytes.IndexByte(field, '\r') >= 0 {
 				return r.badSyntax(startOff, firstEnd, startLine,
@@ -382,8 +408,10 @@ parseField:
 				break parseField
 			}
 			content = content[i+1:]
+			qAt -= i + 1
 			continue
 		}
+		q := qAt
 		if !r.onlySpace(field[:q]) {
 			return r.badSyntax(startOff, firstEnd, startLine,
 				"quote inside unquoted %s (a field holding quotes must be quoted, its quotes doubled)", r.field(len(r.fieldEnds)))
@@ -436,6 +464,9 @@ parseField:
 			}
 			if content[0] == delim {
 				content = content[1:]
+				if qAt = bytes.IndexByte(content, quote); qAt < 0 {
+					qAt = noQuote
+				}
 				continue parseField
 			}
 			return r.badSyntax(startOff, firstEnd, startLine,
@@ -444,16 +475,8 @@ parseField:
 	}
 	r.line = startLine + lines
 
-	// The record's extent is sound from here on: errors below skip it whole.
-	if n := len(r.header); n > 0 && len(r.fieldEnds) != n {
-		msg := fmt.Sprintf("%d fields, the header has %d", len(r.fieldEnds), n)
-		if !r.named {
-			msg = fmt.Sprintf("%d fields, the first record has %d", len(r.fieldEnds), n)
-		}
-		return Record{}, &LineError{Line: startLine, Offset: startOff, Msg: msg}
-	}
-	if badText {
-		return Record{}, &LineError{Line: startLine, Offset: startOff, Msg: r.badTextMsg()}
+	if err := r.checkRecord(startOff, startLine, len(r.fieldEnds), badText, nil); err != nil {
+		return Record{}, err
 	}
 	s := string(r.recBuf)
 	fields := make([]string, len(r.fieldEnds))
@@ -463,6 +486,36 @@ parseField:
 		prev = end
 	}
 	return Record{Line: startLine, Offset: startOff, Fields: fields}, nil
+}
+
+// checkRecord checks a record whose extent is sound, so that an error
+// skips it whole: its field count and its text. split, when not nil, fills
+// recBuf and fieldEnds for badTextMsg (the fast path does not).
+func (r *Reader) checkRecord(startOff, startLine int64, n int, badText bool, split func()) error {
+	if h := len(r.header); h > 0 && n != h {
+		msg := fmt.Sprintf("%d fields, the header has %d", n, h)
+		if !r.named {
+			msg = fmt.Sprintf("%d fields, the first record has %d", n, h)
+		}
+		return &LineError{Line: startLine, Offset: startOff, Msg: msg}
+	}
+	if badText {
+		if split != nil {
+			split()
+		}
+		return &LineError{Line: startLine, Offset: startOff, Msg: r.badTextMsg()}
+	}
+	return nil
+}
+
+// splitUnquoted fills recBuf and fieldEnds from a line without quotes.
+func (r *Reader) splitUnquoted(content []byte) {
+	r.recBuf = r.recBuf[:0]
+	r.fieldEnds = r.fieldEnds[:0]
+	for _, f := range bytes.Split(content, r.delimSep[:]) {
+		r.recBuf = append(r.recBuf, f...)
+		r.fieldEnds = append(r.fieldEnds, len(r.recBuf))
+	}
 }
 
 // validText reports whether a decoded line is valid UTF-8 without NUL.

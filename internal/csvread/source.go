@@ -146,6 +146,14 @@ func (r *Reader) findLineEnd(from int) (end, next int) {
 // io.EOF; errTooLong when the line does not end within the buffer limit
 // (nothing is consumed then).
 func (r *Reader) nextLine() ([]byte, error) {
+	if r.enc == encUTF8 {
+		// The common case, kept short: a whole line already buffered.
+		if i := bytes.IndexByte(r.buf[r.r:r.w], '\n'); i >= 0 {
+			raw := r.buf[r.r : r.r+i+1]
+			r.r += i + 1
+			return raw, nil
+		}
+	}
 	from := r.r
 	for {
 		end, next := r.findLineEnd(from)
