@@ -158,7 +158,7 @@ func (run *scheduleRun) trimHistory(ctx context.Context) error {
 		run.children = slices.DeleteFunc(run.children, func(imp v1alpha1.UserImport) bool {
 			return slices.Contains(deleted, imp.Name)
 		})
-		run.event(corev1.EventTypeNormal, ReasonHistoryDeleted, "Delete", nil, "deleted %d imports beyond the history limits: %v", len(deleted), deleted)
+		run.record(corev1.EventTypeNormal, ReasonHistoryDeleted, "Delete", nil, "deleted %d imports beyond the history limits: %v", len(deleted), deleted)
 	}
 	return nil
 }
@@ -202,29 +202,29 @@ func buildChild(sched *v1alpha1.ImportSchedule, name string, t time.Time) *v1alp
 	}
 }
 
-// createChild creates the import called name for the run at t. An import
-// of that name that exists already (created by a reconcile of a stale
-// copy) is returned instead.
-func (run *scheduleRun) createChild(ctx context.Context, name string, t time.Time) (*v1alpha1.UserImport, error) {
+// createChild creates the import called name for the run at t and tells
+// whether it did. An import of that name that exists already (created by
+// a reconcile of a stale copy) is returned instead.
+func (run *scheduleRun) createChild(ctx context.Context, name string, t time.Time) (*v1alpha1.UserImport, bool, error) {
 	imp := buildChild(run.sched, name, t)
 	if err := controllerutil.SetControllerReference(run.sched, imp, run.Client.Scheme()); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	err := run.Client.Create(ctx, imp)
 	if apierrors.IsAlreadyExists(err) {
 		existing, gerr := run.getChild(ctx, name)
 		if gerr != nil {
-			return nil, gerr
+			return nil, false, gerr
 		}
 		if existing != nil {
-			return existing, nil
+			return existing, false, nil
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("creating UserImport %s: %w", name, err)
+		return nil, false, fmt.Errorf("creating UserImport %s: %w", name, err)
 	}
 	run.children = append(run.children, *imp)
-	return imp, nil
+	return imp, true, nil
 }
 
 // cancel asks the UserImport controller to cancel an import, for
@@ -246,7 +246,7 @@ func (run *scheduleRun) cancel(ctx context.Context, imp *v1alpha1.UserImport) er
 	case err != nil:
 		return fmt.Errorf("cancelling UserImport %s: %w", imp.Name, err)
 	}
-	run.event(corev1.EventTypeNormal, ReasonReplacing, "Cancel", imp,
+	run.record(corev1.EventTypeNormal, ReasonReplacing, "Cancel", imp,
 		"concurrencyPolicy Replace: cancelling UserImport %s (%s) to start the next run", imp.Name, phaseOf(imp))
 	return nil
 }

@@ -154,6 +154,15 @@ type scheduleRun struct {
 	events   []scheduleEvent
 }
 
+// record emits an Event about something done in the API (an import
+// created, cancelled, deleted) at once: it happened, whatever becomes of
+// the status write.
+func (run *scheduleRun) record(eventType, reason, action string, related runtime.Object, format string, args ...any) {
+	run.Recorder.Eventf(run.sched, related, eventType, reason, action, format, args...)
+}
+
+// event queues an Event about a decision kept only in the status (a run
+// skipped or missed): it goes out once that status is written.
 func (run *scheduleRun) event(eventType, reason, action string, related runtime.Object, format string, args ...any) {
 	run.events = append(run.events, scheduleEvent{eventType, reason, action, fmt.Sprintf(format, args...), related})
 }
@@ -216,6 +225,18 @@ func (run *scheduleRun) reconcile(ctx context.Context) (ctrl.Result, error) {
 		return ctrl.Result{}, err
 	}
 
+	// The cursor is kept from the first reconcile on, suspended or not,
+	// so that the runs missed while suspended are counted from it.
+	from := run.cursor(sch)
+	if from.IsZero() {
+		sched.Status.NextScheduleTime = nil
+		sched.Status.ObservedGeneration = sched.Generation
+		conditions.SetKStatus(&sched.Status.Conditions, sched.Generation, conditions.KindStalled, ReasonNeverFires,
+			fmt.Sprintf("spec.schedule %q has no run in the next five years", sched.Spec.Schedule))
+		return ctrl.Result{}, nil
+	}
+	sched.Status.NextScheduleTime = &metav1.Time{Time: from}
+
 	if sched.Spec.Suspend {
 		// status.nextScheduleTime stays: it is the first run not yet
 		// decided on, and the window of missed runs starts there when the
@@ -226,7 +247,7 @@ func (run *scheduleRun) reconcile(ctx context.Context) (ctrl.Result, error) {
 		return ctrl.Result{}, nil
 	}
 
-	next, err := run.runDue(ctx, sch)
+	next, err := run.runDue(ctx, sch, from)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -234,7 +255,7 @@ func (run *scheduleRun) reconcile(ctx context.Context) (ctrl.Result, error) {
 	if next.IsZero() {
 		sched.Status.NextScheduleTime = nil
 		conditions.SetKStatus(&sched.Status.Conditions, sched.Generation, conditions.KindStalled, ReasonNeverFires,
-			fmt.Sprintf("spec.schedule %q has no run in the next five years", sched.Spec.Schedule))
+			fmt.Sprintf("spec.schedule %q has no run after %s", sched.Spec.Schedule, run.now.Format(time.RFC3339)))
 		return ctrl.Result{}, nil
 	}
 	sched.Status.NextScheduleTime = &metav1.Time{Time: next}
@@ -266,12 +287,8 @@ func (run *scheduleRun) cursor(sch *schedule.Schedule) time.Time {
 // recent one starts; the others, and a most recent one older than
 // startingDeadlineSeconds, are counted as missed. It returns the new
 // cursor, the first scheduled time after now.
-func (run *scheduleRun) runDue(ctx context.Context, sch *schedule.Schedule) (time.Time, error) {
+func (run *scheduleRun) runDue(ctx context.Context, sch *schedule.Schedule, from time.Time) (time.Time, error) {
 	sched := run.sched
-	from := run.cursor(sch)
-	if from.IsZero() {
-		return time.Time{}, nil
-	}
 	due := sch.Due(from, run.now)
 	if due.Count == 0 {
 		return from, nil
@@ -351,12 +368,15 @@ func (run *scheduleRun) startScheduled(ctx context.Context, t time.Time) error {
 			}
 		}
 	}
-	imp, err := run.createChild(ctx, name, t)
+	imp, created, err := run.createChild(ctx, name, t)
 	if err != nil {
 		return err
 	}
 	run.recordStart(t)
-	run.event(corev1.EventTypeNormal, ReasonRunStarted, "Create", imp, "created UserImport %s for the run scheduled at %s",
+	if !created {
+		return nil
+	}
+	run.record(corev1.EventTypeNormal, ReasonRunStarted, "Create", imp, "created UserImport %s for the run scheduled at %s",
 		imp.Name, t.UTC().Format(time.RFC3339))
 	return nil
 }
@@ -387,12 +407,14 @@ func (run *scheduleRun) runNow(ctx context.Context) error {
 		return err
 	}
 	if existing == nil {
-		imp, err := run.createChild(ctx, name, run.now)
+		imp, created, err := run.createChild(ctx, name, run.now)
 		if err != nil {
 			return err
 		}
-		run.event(corev1.EventTypeNormal, ReasonRunNow, "Create", imp, "created UserImport %s: run now (%s=%s)",
-			imp.Name, RunNowAnnotation, conditions.Bound(token))
+		if created {
+			run.record(corev1.EventTypeNormal, ReasonRunNow, "Create", imp, "created UserImport %s: run now (%s=%s)",
+				imp.Name, RunNowAnnotation, conditions.Bound(token))
+		}
 	}
 	sched.Status.LastRunNowToken = token
 	return nil
