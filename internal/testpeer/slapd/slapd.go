@@ -41,8 +41,9 @@ type Options struct {
 	// tests use).
 	Indexes []string
 	// Sync makes the database flush to disk on every commit. By default
-	// it does not (dbnosync): these servers are thrown away after the
-	// run, and ldapadd and the provider are measured against the same
+	// it does not (dbnosync, and the map written in place with
+	// writemap): these servers are thrown away after the run, and
+	// ldapadd and the provider are measured against the same
 	// configuration.
 	Sync bool
 }
@@ -375,6 +376,7 @@ directory {{.Dir}}/db
 maxsize {{.MaxBytes}}
 {{range .Indexes}}index {{.}} eq
 {{end}}{{if .NoSync}}dbnosync
+envflags writemap nometasync
 {{end}}checkpoint 65536 10
 limits dn.exact="{{.RootDN}}" size=unlimited time=unlimited
 `))
