@@ -4,6 +4,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -307,6 +310,70 @@ var _ = Describe("ImportSchedule", func() {
 			imps := expectChildren(s, 2)
 			Expect(imps[1].Annotations[controllers.ScheduledAtAnnotation]).To(Equal("2025-06-01T12:00:00Z"))
 			Expect(st.Status.SkippedRuns).To(Equal(int64(1)))
+		})
+
+		It("asks an http source for its ETag with the source's credentials, skips when it is the same, runs when it changed or the server fails", func() {
+			var mu sync.Mutex
+			etag, status, heads := `"v1"`, http.StatusOK, 0
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				defer mu.Unlock()
+				if r.Header.Get("Authorization") != "Bearer s3cret" {
+					w.WriteHeader(http.StatusUnauthorized)
+					return
+				}
+				if r.Method == http.MethodHead {
+					heads++
+				}
+				w.Header().Set("ETag", etag)
+				w.Header().Set("Content-Length", fmt.Sprint(len(csvA)))
+				w.WriteHeader(status)
+			}))
+			DeferCleanup(srv.Close)
+			set := func(e string, code int) { mu.Lock(); etag, status = e, code; mu.Unlock() }
+			Expect(k8sClient.Create(ctx, &corev1.Secret{
+				ObjectMeta: metav1.ObjectMeta{Name: "hr-token", Namespace: ns},
+				Data:       map[string][]byte{"token": []byte("s3cret")},
+			})).To(Succeed())
+
+			clock.Set(at("2025-06-01T09:59:30Z"))
+			s := newSchedule(ns, "over-http", "0 * * * *", func(s *uiov1.ImportSchedule) {
+				s.Spec.SkipIfUnchanged = true
+				s.Spec.Template.Spec.Source = uiov1.ImportSource{HTTP: &uiov1.HTTPSource{
+					URL: srv.URL + "/export.csv", BearerToken: &uiov1.SecretKeyRef{Name: "hr-token", Key: "token"},
+				}}
+			})
+			waitNext(s, at("2025-06-01T10:00:00Z"))
+			advance(s, at("2025-06-01T10:00:05Z"))
+			first := expectChildren(s, 1)[0]
+			setPhase(&first, uiov1.PhaseCompleted, func(st *uiov1.UserImportStatus) {
+				st.Source = &uiov1.SourceStatus{ETag: `"v1"`, Size: int64(len(csvA)), SHA256: sum(csvA)}
+			})
+			Eventually(func() []string { return getSchedule(s).Status.Active }).Should(BeEmpty())
+
+			By("the same ETag at 11:00")
+			advance(s, at("2025-06-01T11:00:05Z"))
+			st := waitNext(s, at("2025-06-01T12:00:00Z"))
+			Expect(st.Status.SkippedRuns).To(Equal(int64(1)))
+			Expect(st.Status.LastSkipReason).To(ContainSubstring(`ETag "v1"`))
+			keepsChildren(s, 1)
+			mu.Lock()
+			Expect(heads).To(Equal(1))
+			mu.Unlock()
+
+			By("the server fails at 12:00: not knowing is no reason to skip")
+			set(`"v1"`, http.StatusInternalServerError)
+			advance(s, at("2025-06-01T12:00:05Z"))
+			waitNext(s, at("2025-06-01T13:00:00Z"))
+			expectChildren(s, 2)
+			expectEvent(s, controllers.ReasonSourceCheck, "500")
+
+			By("a new ETag at 13:00")
+			set(`"v2"`, http.StatusOK)
+			advance(s, at("2025-06-01T13:00:05Z"))
+			waitNext(s, at("2025-06-01T14:00:00Z"))
+			expectChildren(s, 3)
+			Expect(getSchedule(s).Status.SkippedRuns).To(Equal(int64(1)))
 		})
 
 		It("runs when the template changed, even if the file did not", func() {
