@@ -98,5 +98,15 @@ func FuzzReader(f *testing.F) {
 			}
 		}
 		checkResume(t, data, opts, start, startLine, items)
+
+		// The fast path for simple lines must agree with the general parser.
+		g, err := NewReader(bytes.NewReader(data), opts)
+		if err != nil {
+			t.Fatalf("second NewReader: %v", err)
+		}
+		g.generalOnly = true
+		if got := readAll(t, g); !equalItems(got, items) {
+			t.Fatalf("general parser:\n got  %v\n want %v", got, items)
+		}
 	})
 }
