@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/csvread"
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/mapping"
 )
 
 // A pass reads the file once, plans every row and sends the changes
@@ -91,7 +93,7 @@ type item struct {
 	next    int64 // offset of the record after it
 }
 
-const readChunk = 256
+const readChunk = 512
 
 func (r *run) newPass(dry bool, rep Reporter, resume *Checkpoint, planErrs bool) *pass {
 	p := &pass{r: r, dry: dry, rep: rep, planErrs: planErrs, resume: resume, stage: StageApply, start: time.Now()}
@@ -193,29 +195,58 @@ func (p *pass) pipeline(ctx context.Context, produce func(context.Context, func(
 	return perr
 }
 
-// readFile plans the rows of the file; a reader goroutine parses ahead.
+// readFile plans the rows of the file. A reader goroutine parses chunks
+// of records; mapping workers map them (and, in full mode, compare them
+// with the snapshot), which is most of the work of a row and depends on
+// no other row; the planner takes the chunks back in file order and
+// decides what depends on earlier rows (duplicates, seen flags) and the
+// batches. The result is the same as planning row by row.
 func (p *pass) readFile(ctx context.Context, send func(*batch) error) error {
 	rd, err := p.r.open()
 	if err != nil {
 		return err
 	}
 	rctx, stop := context.WithCancel(ctx)
-	items := make(chan []item, 8)
+	workers := mapWorkers()
+	work := make(chan *chunk, workers)
+	ordered := make(chan *chunk, 2*workers+2)
 	readErr := make(chan error, 1)
 	go func() {
-		defer close(items)
-		readErr <- readAll(rctx, rd, items)
+		defer close(ordered)
+		defer close(work)
+		readErr <- readAll(rctx, rd, work, ordered)
 	}()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var rec mapping.Record
+			for c := range work {
+				if rctx.Err() == nil {
+					p.mapChunk(c, &rec)
+				}
+				close(c.done)
+			}
+		}()
+	}
+	// The workers read the snapshot, which Run frees when it returns:
+	// they must be done before readFile is.
 	defer func() {
 		stop()
-		for range items {
+		for range ordered {
 		}
+		wg.Wait()
 	}()
 
 	p.cur = p.newBatch(StageApply)
-	for chunk := range items {
-		for i := range chunk {
-			if err := p.plan(ctx, &chunk[i], send); err != nil {
+	for c := range ordered {
+		<-c.done
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		for i := range c.rows {
+			if err := p.plan(ctx, &c.rows[i], send); err != nil {
 				return err
 			}
 		}
@@ -230,20 +261,56 @@ func (p *pass) readFile(ctx context.Context, send func(*batch) error) error {
 	return p.flush(send)
 }
 
-func readAll(ctx context.Context, rd *csvread.Reader, out chan<- []item) error {
-	chunk := make([]item, 0, readChunk)
+// mapWorkers is the number of goroutines that map rows: one per core
+// beside the reader and the planner, which are lighter.
+func mapWorkers() int { return min(max(runtime.GOMAXPROCS(0), 1), 8) }
+
+// chunk is a run of consecutive records on their way from the reader to
+// the planner; done is closed once rows are filled in.
+type chunk struct {
+	rows []mappedRow
+	done chan struct{}
+}
+
+// mappedRow is one record (or bad record) with what its row maps to.
+type mappedRow struct {
+	item
+	// msg is the row's error found while mapping, "" when none.
+	msg      string
+	identity string
+	// entry is the snapshot entry of identity (full mode), -1 when none.
+	entry int
+	// attrs are the values the row's change needs: every attribute for a
+	// create (full mode: entry -1) and for every delta row, the ones that
+	// differ for an update; nil when nothing differs.
+	attrs directory.Attributes
+}
+
+func readAll(ctx context.Context, rd *csvread.Reader, work, ordered chan<- *chunk) error {
+	newChunk := func() *chunk {
+		return &chunk{rows: make([]mappedRow, 0, readChunk), done: make(chan struct{})}
+	}
+	c := newChunk()
+	emit := func() error {
+		select {
+		case ordered <- c:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		// Once in ordered, the chunk must reach a worker: the planner
+		// waits for it.
+		work <- c
+		c = newChunk()
+		return nil
+	}
 	for {
 		rec, err := rd.Next()
 		var it item
 		var le *csvread.LineError
 		switch {
 		case errors.Is(err, io.EOF):
-			if len(chunk) > 0 {
-				select {
-				case out <- chunk:
-				case <-ctx.Done():
-					return ctx.Err()
-				}
+			if len(c.rows) > 0 {
+				return emit()
 			}
 			return nil
 		case errors.As(err, &le):
@@ -253,14 +320,51 @@ func readAll(ctx context.Context, rd *csvread.Reader, out chan<- []item) error {
 		default:
 			it = item{rec: rec, next: rd.Offset()}
 		}
-		chunk = append(chunk, it)
-		if len(chunk) == readChunk {
-			select {
-			case out <- chunk:
-			case <-ctx.Done():
-				return ctx.Err()
+		c.rows = append(c.rows, mappedRow{item: it, entry: -1})
+		if len(c.rows) == readChunk {
+			if err := emit(); err != nil {
+				return err
 			}
-			chunk = make([]item, 0, readChunk)
+		}
+	}
+}
+
+// mapChunk maps the rows of c. It reads only what no planner writes
+// during a pass: the mapper and the snapshot's index and hashes.
+func (p *pass) mapChunk(c *chunk, rec *mapping.Record) {
+	for i := range c.rows {
+		m := &c.rows[i]
+		if m.lineErr != nil {
+			continue
+		}
+		if err := p.r.mapper.MapRecord(m.rec.Fields, rec); err != nil {
+			m.msg = err.Error()
+			continue
+		}
+		m.identity = first(rec.Values[0])
+		if m.identity == "" {
+			m.msg = p.r.cfg.Directory.IdentityAttribute + ": the identity is empty"
+			continue
+		}
+		s := p.r.snap
+		if p.seen != nil || s == nil {
+			m.attrs = p.r.mapper.AttributesOf(rec)
+			continue
+		}
+		m.entry = s.find(m.identity)
+		if m.entry < 0 {
+			m.attrs = p.r.mapper.AttributesOf(rec)
+			continue
+		}
+		// Values[0] is the identity; compare[j] is attribute j+1.
+		for j, a := range p.r.compare {
+			v := rec.Values[j+1]
+			if hashValues(v) != s.hash(m.entry, j) {
+				if m.attrs == nil {
+					m.attrs = directory.Attributes{}
+				}
+				m.attrs[a] = append([]string{}, v...)
+			}
 		}
 	}
 }
@@ -290,14 +394,14 @@ func (p *pass) replaying(off int64) bool {
 	return cp.Stage == StageDeprovision || off < cp.Offset
 }
 
-// plan plans one record.
-func (p *pass) plan(ctx context.Context, it *item, send func(*batch) error) error {
-	line, off := it.rec.Line, it.rec.Offset
-	if it.lineErr != nil {
-		line, off = it.lineErr.Line, it.lineErr.Offset
+// plan plans one mapped record.
+func (p *pass) plan(ctx context.Context, m *mappedRow, send func(*batch) error) error {
+	line, off := m.rec.Line, m.rec.Offset
+	if m.lineErr != nil {
+		line, off = m.lineErr.Line, m.lineErr.Offset
 	}
 	p.line.Store(line)
-	p.offset.Store(it.next)
+	p.offset.Store(m.next)
 	p.endLine = line
 	replay := p.replaying(off)
 	b := p.cur
@@ -307,47 +411,46 @@ func (p *pass) plan(ctx context.Context, it *item, send func(*batch) error) erro
 		row = p.baseRows + p.planned
 		b.rows++
 		b.endLine = line
-		b.endOff = it.next
+		b.endOff = m.next
 	}
 	fail := func(msg string) {
 		if !replay {
 			b.errs = append(b.errs, rowErr{RowError: RowError{Line: line, Msg: msg}, row: row, plan: true})
 		}
 	}
-	if it.lineErr != nil {
-		fail(it.lineErr.Msg)
-	} else if attrs, err := p.r.mapper.Map(it.rec.Fields); err != nil {
-		fail(err.Error())
-	} else if identity := first(attrs[p.r.cfg.Directory.IdentityAttribute]); identity == "" {
-		fail(p.r.cfg.Directory.IdentityAttribute + ": the identity is empty")
-	} else if p.seen != nil {
-		p.planDelta(b, line, row, identity, attrs, it.rec.Fields, replay, fail)
-	} else {
-		p.planFull(b, line, row, identity, attrs, replay, fail)
+	switch {
+	case m.lineErr != nil:
+		fail(m.lineErr.Msg)
+	case m.msg != "":
+		fail(m.msg)
+	case p.seen != nil:
+		p.planDelta(b, line, row, m, replay, fail)
+	default:
+		p.planFull(b, line, row, m, replay, fail)
 	}
 	if len(b.changes) >= p.r.cfg.BatchSize || len(b.pending) >= p.r.cfg.BatchSize || b.rows >= p.rowsPerBatch() {
 		return p.flush(send)
 	}
-	return ctx.Err()
+	return nil
 }
 
 func (p *pass) duplicateMsg() string {
 	return p.r.cfg.Directory.IdentityAttribute + ": duplicate identity, an earlier line of the file has the same value"
 }
 
-func (p *pass) planFull(b *batch, line, row int64, identity string, attrs directory.Attributes, replay bool, fail func(string)) {
+func (p *pass) planFull(b *batch, line, row int64, m *mappedRow, replay bool, fail func(string)) {
 	s := p.r.snap
-	i := s.find(identity)
+	i := m.entry
 	if i < 0 {
-		if !p.created.add(hashIdentity(identity)) {
+		if !p.created.add(hashIdentity(m.identity)) {
 			fail(p.duplicateMsg())
 			return
 		}
 		if replay {
 			return
 		}
-		attrs[p.r.cfg.Directory.MarkerAttribute] = []string{p.r.cfg.Directory.MarkerValue}
-		b.add(directory.Change{Op: directory.OpCreate, Line: line, Identity: identity, Attributes: attrs}, row)
+		m.attrs[p.r.cfg.Directory.MarkerAttribute] = []string{p.r.cfg.Directory.MarkerValue}
+		b.add(directory.Change{Op: directory.OpCreate, Line: line, Identity: m.identity, Attributes: m.attrs}, row)
 		return
 	}
 	if s.seen(i) {
@@ -358,26 +461,17 @@ func (p *pass) planFull(b *batch, line, row int64, identity string, attrs direct
 	if replay {
 		return
 	}
-	var changed directory.Attributes
-	for j, a := range p.r.compare {
-		if hashValues(attrs[a]) != s.hash(i, j) {
-			if changed == nil {
-				changed = directory.Attributes{}
-			}
-			changed[a] = nonNil(attrs[a])
-		}
-	}
-	if changed == nil && s.active(i) {
+	if m.attrs == nil && s.active(i) {
 		b.unchanged++
 		return
 	}
-	b.add(directory.Change{Op: directory.OpUpdate, Line: line, Identity: identity, ID: s.id(i), Attributes: changed, Reactivate: !s.active(i)}, row)
+	b.add(directory.Change{Op: directory.OpUpdate, Line: line, Identity: m.identity, ID: s.id(i), Attributes: m.attrs, Reactivate: !s.active(i)}, row)
 }
 
-func (p *pass) planDelta(b *batch, line, row int64, identity string, attrs directory.Attributes, fields []string, replay bool, fail func(string)) {
+func (p *pass) planDelta(b *batch, line, row int64, m *mappedRow, replay bool, fail func(string)) {
 	action := directory.OpCreate
 	if sc := p.r.cfg.StatusColumn; sc != nil {
-		v := strings.TrimSpace(fields[p.r.status])
+		v := strings.TrimSpace(m.rec.Fields[p.r.status])
 		switch {
 		case slices.ContainsFunc(sc.DeleteValues, func(s string) bool { return strings.EqualFold(s, v) }):
 			action = directory.OpDelete
@@ -385,14 +479,14 @@ func (p *pass) planDelta(b *batch, line, row int64, identity string, attrs direc
 			action = directory.OpDeactivate
 		}
 	}
-	if !p.seen.add(hashIdentity(identity)) {
+	if !p.seen.add(hashIdentity(m.identity)) {
 		fail(p.duplicateMsg())
 		return
 	}
 	if replay {
 		return
 	}
-	b.pending = append(b.pending, pendingRow{line: line, row: row, identity: identity, attrs: attrs, action: action})
+	b.pending = append(b.pending, pendingRow{line: line, row: row, identity: m.identity, attrs: m.attrs, action: action})
 }
 
 func (b *batch) add(c directory.Change, row int64) {
