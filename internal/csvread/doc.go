@@ -83,7 +83,13 @@
 //
 // # Speed
 //
-// Like encoding/csv, a record costs one string allocation (fields are
-// slices of it) and one []string; the hot loop uses bytes.IndexByte over
-// buffered bytes, with no per-byte calls through interfaces.
+// On UTF-8 input the reader is at least as fast as encoding/csv
+// (BenchmarkReaderVsEncodingCSV reports the ratio). A line is found with
+// one bytes.IndexByte in the buffer and not copied; quotes are searched
+// once per line rather than once per field; a one-line record whose quoted
+// fields hold no doubled quote (nearly all of them) becomes one string with
+// the fields sliced from it, without copying field by field; the []string
+// of up to 16 consecutive records comes from one allocation. Records with
+// doubled quotes or quoted line breaks go through a general parser that
+// copies, as encoding/csv does; fuzzing checks that both agree.
 package csvread
