@@ -106,10 +106,10 @@ func runWorkerInJob(ctx context.Context, key types.NamespacedName, stage worker.
 	if sourceDir != "" && (imp.Spec.Source.ConfigMap != nil || imp.Spec.Source.Secret != nil) {
 		src.MountedFile = filepath.Join(sourceDir, jobs.SourceFile)
 	}
-	report := ""
-	if imp.Status.ReportSecretRef != nil {
-		report = imp.Status.ReportSecretRef.Name
-	}
+	// The name is derived, not read from status: the controller creates
+	// the Secret before it starts the run, but its status patch naming
+	// the Secret may land after the run has read the import.
+	report := jobs.ReportSecretName(&imp)
 	return worker.Run(ctx, worker.Config{
 		Stage:     stage,
 		Import:    &imp,

@@ -31,10 +31,10 @@ func RunInProcess(ctx context.Context, cfg jobs.RunConfig) (jobs.Outcome, error)
 	}
 	defer os.RemoveAll(work)
 	secrets := ClientSecrets(cfg.Client, cfg.Namespace)
-	report := ""
-	if imp.Status.ReportSecretRef != nil {
-		report = imp.Status.ReportSecretRef.Name
-	}
+	// The name is derived, not read from status: the controller creates
+	// the Secret before it starts the run, but its status patch naming
+	// the Secret may land after the run has read the import.
+	report := jobs.ReportSecretName(&imp)
 	out, err := Run(ctx, Config{
 		Stage:     cfg.Stage,
 		Import:    &imp,
