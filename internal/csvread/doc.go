@@ -68,6 +68,9 @@
 //     header's, text that is not valid in the file's encoding, a NUL
 //     byte): the whole record is skipped.
 //
+// Column names are kept exactly as written (not trimmed), and compared
+// exactly when looking for duplicates; a name of only spaces is empty.
+//
 // Messages name the line, field number and column name and the rule
 // broken, never a field's value, because values are personal data.
 //
