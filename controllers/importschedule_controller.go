@@ -265,8 +265,9 @@ func (run *scheduleRun) reconcile(ctx context.Context) (ctrl.Result, error) {
 }
 
 // cursor returns the first scheduled time not yet decided on: the one
-// kept in status.nextScheduleTime, or for a new schedule, the first after
-// its creation.
+// kept in status.nextScheduleTime; for a new schedule, the first after its
+// creation; for one that was stalled, the first after now (what it missed
+// while its spec was broken is not caught up).
 func (run *scheduleRun) cursor(sch *schedule.Schedule) time.Time {
 	if c := run.sched.Status.NextScheduleTime; c != nil {
 		// An edit of schedule or timeZone leaves a cursor the new schedule
@@ -277,7 +278,7 @@ func (run *scheduleRun) cursor(sch *schedule.Schedule) time.Time {
 		return sch.Next(run.now)
 	}
 	start := run.sched.CreationTimestamp.Time
-	if start.IsZero() || start.After(run.now) {
+	if start.IsZero() || start.After(run.now) || run.sched.Status.ObservedGeneration > 0 {
 		start = run.now
 	}
 	return sch.Next(start)
