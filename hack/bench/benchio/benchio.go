@@ -1,0 +1,136 @@
+// Package benchio holds what the directory benchmarks share: the HR
+// export they import, a Reporter that counts, and CPU time readings.
+package benchio
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/userimport/user-import-operator/hack/gencsv/hrgen"
+	"github.com/userimport/user-import-operator/internal/engine"
+)
+
+// Seed is the generator seed of every benchmark file.
+const Seed = 1
+
+// WriteCSV writes rows generated rows (hrgen, Seed) to dir/name and
+// returns the path and the file's sha256.
+func WriteCSV(dir, name string, rows int) (string, string, error) {
+	path := filepath.Join(dir, name)
+	f, err := os.Create(path)
+	if err != nil {
+		return "", "", err
+	}
+	h := sha256.New()
+	bw := bufio.NewWriterSize(io.MultiWriter(f, h), 1<<20)
+	cw := csv.NewWriter(bw)
+	_ = cw.Write(hrgen.Header)
+	for i := range rows {
+		_ = cw.Write(hrgen.Row(Seed, i))
+	}
+	cw.Flush()
+	if err := errors.Join(cw.Error(), bw.Flush(), f.Close()); err != nil {
+		return "", "", err
+	}
+	return path, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// Rows calls fn with every row of a file that WriteCSV wrote.
+func Rows(rows int, fn func(i int, row []string) error) error {
+	for i := range rows {
+		if err := fn(i, hrgen.Row(Seed, i)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Reporter prints progress to stderr now and then and keeps the first
+// row errors.
+type Reporter struct {
+	Name string
+
+	mu     sync.Mutex
+	errs   []engine.RowError
+	last   time.Time
+	Errors int
+}
+
+// Progress implements engine.Reporter.
+func (r *Reporter) Progress(p engine.Progress) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if time.Since(r.last) < 5*time.Second {
+		return
+	}
+	r.last = time.Now()
+	fmt.Fprintf(os.Stderr, "%s: %s line %d, %d created, %d updated, %d failed, %.0f rows/s\n",
+		r.Name, p.Stage, p.Line, p.Counts.Created, p.Counts.Updated, p.Counts.Failed, p.RowsPerSecond)
+}
+
+// RowError implements engine.Reporter.
+func (r *Reporter) RowError(e engine.RowError) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.Errors++
+	if len(r.errs) < 5 {
+		r.errs = append(r.errs, e)
+	}
+}
+
+// FirstErrors describes the first row errors (lines and rules, no values).
+func (r *Reporter) FirstErrors() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var b strings.Builder
+	for _, e := range r.errs {
+		fmt.Fprintf(&b, "line %d: %s; ", e.Line, e.Msg)
+	}
+	return b.String()
+}
+
+// Writes is the number of changes a result wrote.
+func Writes(c engine.Counts) int64 { return c.Created + c.Updated + c.Deactivated + c.Deleted }
+
+// ProcessCPU is the user and system time of a running process.
+func ProcessCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
+}
+
+// SelfCPU is the CPU time of this process and its reaped children.
+func SelfCPU() time.Duration {
+	var self, children syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &self)
+	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &children)
+	tv := func(t syscall.Timeval) time.Duration { return time.Duration(t.Nano()) }
+	return tv(self.Utime) + tv(self.Stime) + tv(children.Utime) + tv(children.Stime)
+}
+
+// Load1 is the machine's one-minute load average.
+func Load1() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Fields(string(b))[0]
+}

@@ -1,0 +1,304 @@
+// Command ldap benchmarks an import into OpenLDAP: 50,000 new users
+// imported through the engine into a fresh slapd on loopback, against
+// `ldapadd -c` loading the same entries as LDIF into a fresh database,
+// over one connection and as 8 parallel processes on 8 slices, in the
+// same run; then the same import again, which must write nothing. The
+// last line printed is
+//
+//	BENCH ldap users=… import_s=… ldapadd_s=… ldapadd8_s=… ratio_seq=… ratio_par=… noop_s=… noop_writes=…
+//
+// ratio_seq is ldapadd_s/import_s and ratio_par ldapadd8_s/import_s:
+// above 1 the engine is faster.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"flag"
+	"fmt"
+	"os"
+	"runtime/pprof"
+	"slices"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/hack/bench/benchio"
+	"github.com/userimport/user-import-operator/hack/gencsv/hrgen"
+	"github.com/userimport/user-import-operator/internal/directory"
+	ldapdir "github.com/userimport/user-import-operator/internal/directory/ldap"
+	"github.com/userimport/user-import-operator/internal/engine"
+	"github.com/userimport/user-import-operator/internal/mapping"
+	"github.com/userimport/user-import-operator/internal/testpeer/slapd"
+)
+
+const (
+	markerAttr  = "businessCategory"
+	markerValue = "user-import-operator"
+)
+
+// objectClasses are the provider's default object classes.
+var objectClasses = []string{"inetOrgPerson", "organizationalPerson", "person", "top"}
+
+// profile is where -cpuprofile writes the first import's CPU profile.
+var profile string
+
+func main() {
+	users := flag.Int("users", 50_000, "users to import")
+	conc := flag.Int("concurrency", 8, "the directory's concurrency setting (and the engine's batches in flight)")
+	batch := flag.Int("batch", 100, "changes per batch")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the first import")
+	flag.Parse()
+	profile = *cpuprofile
+	if err := run(*users, *conc, *batch); err != nil {
+		fmt.Fprintln(os.Stderr, "bench ldap:", err)
+		os.Exit(1)
+	}
+}
+
+// mappingSpec maps the HR export onto inetOrgPerson.
+func mappingSpec() []v1alpha1.AttributeMapping {
+	return []v1alpha1.AttributeMapping{
+		{Attribute: "uid", Column: "employee_id", Identity: true, Required: true},
+		{Attribute: "mail", Column: "email", Transforms: []v1alpha1.Transform{{Type: "Lower"}}, Check: "Email"},
+		{Attribute: "givenName", Column: "first_name"},
+		{Attribute: "sn", Column: "last_name", Required: true},
+		{Attribute: "cn", Template: "{{.first_name}} {{.last_name}}"},
+		{Attribute: "ou", Column: "department"},
+		{Attribute: "title", Column: "title"},
+		{Attribute: "l", Column: "location"},
+		{Attribute: "departmentNumber", Column: "cost_center"},
+	}
+}
+
+func run(users, conc, batch int) error {
+	tmp, err := os.MkdirTemp("", "uio-bench-ldap-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	path, sum, err := benchio.WriteCSV(tmp, "users.csv", users)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	fmt.Fprintf(os.Stderr, "bench ldap: %d users, concurrency %d, batches of %d, load %s\n", users, conc, batch, benchio.Load1())
+
+	// The engine into a fresh server.
+	imp, err := slapd.StartProcess(slapd.Options{})
+	if err != nil {
+		return err
+	}
+	defer imp.Stop()
+	dir, cfg, err := open(ctx, imp, conc, batch)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	if profile != "" {
+		f, err := os.Create(profile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
+	slapdCPU0, selfCPU0 := benchio.ProcessCPU(imp.PID()), benchio.SelfCPU()
+	importS, res, err := importFile(ctx, path, sum, dir, cfg)
+	pprof.StopCPUProfile()
+	slapdCPU, selfCPU := benchio.ProcessCPU(imp.PID())-slapdCPU0, benchio.SelfCPU()-selfCPU0
+	if err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
+	if res.Counts.Created != int64(users) || res.Counts.Failed != 0 {
+		return fmt.Errorf("import: %d created, %d failed, want %d created", res.Counts.Created, res.Counts.Failed, users)
+	}
+	if n, err := count(imp); err != nil || n != users {
+		return fmt.Errorf("import: %d entries under %s (%v), want %d", n, imp.PeopleDN, err, users)
+	}
+	fmt.Fprintf(os.Stderr, "import: %.2f s (%.0f users/s), CPU µs/user: slapd %.0f, engine %.0f\n",
+		importS, float64(users)/importS, perUser(slapdCPU, users), perUser(selfCPU, users))
+
+	// ldapadd of the same entries: one process, then 8 on 8 slices.
+	ldapaddS, err := ldapadd(ctx, users, 1)
+	if err != nil {
+		return err
+	}
+	ldapadd8S, err := ldapadd(ctx, users, 8)
+	if err != nil {
+		return err
+	}
+
+	// The unchanged file again: nothing to write.
+	noopS, noop, err := importFile(ctx, path, sum, dir, cfg)
+	if err != nil {
+		return fmt.Errorf("unchanged re-run: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "unchanged re-run: %.2f s, %d unchanged\n", noopS, noop.Counts.Unchanged)
+	fmt.Printf("BENCH ldap users=%d import_s=%.2f ldapadd_s=%.2f ldapadd8_s=%.2f ratio_seq=%.2f ratio_par=%.2f noop_s=%.2f noop_writes=%d concurrency=%d load1=%s\n",
+		users, importS, ldapaddS, ldapadd8S, ldapaddS/importS, ldapadd8S/importS, noopS, benchio.Writes(noop.Counts), conc, benchio.Load1())
+	return nil
+}
+
+func open(ctx context.Context, s *slapd.Server, conc, batch int) (directory.Directory, engine.Config, error) {
+	opts := directory.Options{
+		IdentityAttribute: "uid",
+		ManagedOnly:       true,
+		MarkerAttribute:   markerAttr,
+		MarkerValue:       markerValue,
+		Concurrency:       conc,
+	}
+	spec := &v1alpha1.LDAPDirectory{
+		URL:          s.URL,
+		BindDN:       s.BindDN,
+		BindPassword: v1alpha1.SecretKeyRef{Name: "ldap", Key: "password"},
+		UsersBaseDN:  s.PeopleDN,
+		PageSize:     1000,
+	}
+	secrets := func(_ context.Context, name, key string) ([]byte, error) {
+		if name == "ldap" && key == "password" {
+			return []byte(s.BindPassword), nil
+		}
+		return nil, fmt.Errorf("secret %s key %s not found", name, key)
+	}
+	d, err := ldapdir.New(ctx, spec, opts, secrets)
+	if err != nil {
+		return nil, engine.Config{}, err
+	}
+	cfg := engine.Config{
+		Mapping:          mappingSpec(),
+		Mode:             v1alpha1.ModeFull,
+		MissingUsers:     v1alpha1.MissingIgnore,
+		Directory:        opts,
+		BatchSize:        batch,
+		Concurrency:      conc,
+		ProgressInterval: time.Second,
+	}
+	return d, cfg, nil
+}
+
+func importFile(ctx context.Context, path, sum string, d directory.Directory, cfg engine.Config) (float64, engine.Result, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, engine.Result{}, err
+	}
+	defer f.Close()
+	rep := &benchio.Reporter{Name: "import"}
+	start := time.Now()
+	res, err := engine.Run(ctx, engine.Input{File: f, SHA256: sum}, d, cfg, false, rep)
+	secs := time.Since(start).Seconds()
+	if err == nil && rep.Errors > 0 {
+		err = fmt.Errorf("%d row errors: %s", rep.Errors, rep.FirstErrors())
+	}
+	return secs, res, err
+}
+
+// ldapadd loads the users into a fresh server with procs parallel
+// `ldapadd -c` processes, each given one slice of the LDIF, and returns
+// the seconds from start to the last one's end.
+func ldapadd(ctx context.Context, users, procs int) (float64, error) {
+	s, err := slapd.StartProcess(slapd.Options{})
+	if err != nil {
+		return 0, err
+	}
+	defer s.Stop()
+	m, err := mapping.Compile(mappingSpec(), hrgen.Header)
+	if err != nil {
+		return 0, err
+	}
+	parts := make([][]byte, procs)
+	per := (users + procs - 1) / procs
+	for p := range procs {
+		var b bytes.Buffer
+		for i := p * per; i < min((p+1)*per, users); i++ {
+			attrs, err := m.Map(hrgen.Row(benchio.Seed, i))
+			if err != nil {
+				return 0, err
+			}
+			writeEntry(&b, s.PeopleDN, attrs)
+		}
+		parts[p] = b.Bytes()
+	}
+	slapdCPU0, selfCPU0 := benchio.ProcessCPU(s.PID()), benchio.SelfCPU()
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make([]error, procs)
+	for p := range procs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[p] = s.LDAPAdd(ctx, parts[p])
+		}()
+	}
+	wg.Wait()
+	secs := time.Since(start).Seconds()
+	slapdCPU, selfCPU := benchio.ProcessCPU(s.PID())-slapdCPU0, benchio.SelfCPU()-selfCPU0
+	for _, err := range errs {
+		if err != nil {
+			return 0, err
+		}
+	}
+	if n, err := count(s); err != nil || n != users {
+		return 0, fmt.Errorf("ldapadd ×%d: %d entries (%v), want %d", procs, n, err, users)
+	}
+	fmt.Fprintf(os.Stderr, "ldapadd ×%d: %.2f s (%.0f users/s), CPU µs/user: slapd %.0f, ldapadd %.0f\n",
+		procs, secs, float64(users)/secs, perUser(slapdCPU, users), perUser(selfCPU, users))
+	return secs, nil
+}
+
+// writeEntry writes the entry the provider adds for attrs: the same DN,
+// object classes, attributes and marker.
+func writeEntry(b *bytes.Buffer, base string, attrs directory.Attributes) {
+	attrs[markerAttr] = []string{markerValue}
+	line(b, "dn", "uid="+ldap.EscapeDN(attrs["uid"][0])+","+base)
+	for _, oc := range objectClasses {
+		line(b, "objectClass", oc)
+	}
+	names := make([]string, 0, len(attrs))
+	for n := range attrs {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		for _, v := range attrs[n] {
+			line(b, n, v)
+		}
+	}
+	b.WriteByte('\n')
+}
+
+// line writes one LDIF line, base64 when the value is not a SAFE-STRING
+// (RFC 2849).
+func line(b *bytes.Buffer, name, v string) {
+	safe := utf8.ValidString(v) && v != "" && v[0] != ' ' && v[0] != ':' && v[0] != '<' && v[len(v)-1] != ' '
+	for i := 0; safe && i < len(v); i++ {
+		safe = v[i] > 0 && v[i] < 0x80 && v[i] != '\n' && v[i] != '\r'
+	}
+	if safe {
+		fmt.Fprintf(b, "%s: %s\n", name, v)
+		return
+	}
+	fmt.Fprintf(b, "%s:: %s\n", name, base64.StdEncoding.EncodeToString([]byte(v)))
+}
+
+func perUser(d time.Duration, users int) float64 { return float64(d.Microseconds()) / float64(users) }
+
+// count is the number of entries below the users' base.
+func count(s *slapd.Server) (int, error) {
+	c, err := s.Dial()
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	res, err := c.SearchWithPaging(ldap.NewSearchRequest(s.PeopleDN, ldap.ScopeSingleLevel, ldap.NeverDerefAliases, 0, 0, false,
+		"(objectClass=inetOrgPerson)", []string{"1.1"}, nil), 1000)
+	if err != nil {
+		return 0, err
+	}
+	return len(res.Entries), nil
+}
