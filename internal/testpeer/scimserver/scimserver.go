@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"github.com/userimport/user-import-operator/internal/testpeer/testcert"
 	"io"
 	"net"
 	"os"
@@ -124,12 +125,17 @@ func StartProcess(opts Options) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		certFile, keyFile, caPEM, err := writeCertificates(s.dir)
+		pair, err := testcert.New("scimserver")
 		if err != nil {
 			os.RemoveAll(s.dir)
 			return nil, err
 		}
-		s.CAPEM = caPEM
+		certFile, keyFile, err := pair.WriteFiles(s.dir)
+		if err != nil {
+			os.RemoveAll(s.dir)
+			return nil, err
+		}
+		s.CAPEM = pair.CAPEM
 		add("SCIM_TLS_CERT", certFile)
 		add("SCIM_TLS_KEY", keyFile)
 	}

@@ -12,6 +12,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/userimport/user-import-operator/internal/testpeer/testcert"
 	"net"
 	"os"
 	"os/exec"
@@ -310,10 +311,11 @@ func (s *Server) kill() error {
 }
 
 func (s *Server) writeConfig(opts Options) error {
-	ca, serverCert, serverKey, err := makeCerts()
+	pair, err := testcert.New("slapd")
 	if err != nil {
 		return fmt.Errorf("certificates: %w", err)
 	}
+	ca, serverCert, serverKey := pair.CAPEM, pair.CertPEM, pair.KeyPEM
 	s.CAPEM = ca
 	for name, data := range map[string][]byte{"ca.pem": ca, "server.pem": serverCert, "server.key": serverKey} {
 		if err := os.WriteFile(filepath.Join(s.Dir, name), data, 0o600); err != nil {

@@ -1,4 +1,6 @@
-package slapd
+// Package testcert makes a throw-away CA and a server certificate for
+// 127.0.0.1 and localhost, for the TLS of the test servers.
+package testcert
 
 import (
 	"crypto/ecdsa"
@@ -6,25 +8,30 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/hex"
 	"encoding/pem"
 	"math/big"
 	"net"
+	"os"
+	"path/filepath"
 	"time"
 )
 
-// makeCerts returns a fresh CA certificate and a server certificate for
-// 127.0.0.1 and localhost signed by it, with the server's private key, all
-// PEM-encoded.
-func makeCerts() (caPEM, certPEM, keyPEM []byte, err error) {
+// Pair is a CA certificate and a server certificate signed by it, with
+// the server's private key, all PEM-encoded.
+type Pair struct {
+	CAPEM, CertPEM, KeyPEM []byte
+}
+
+// New makes a Pair valid for a day; name goes into the CA's subject.
+func New(name string) (*Pair, error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	now := time.Now()
 	caTmpl := &x509.Certificate{
 		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: "slapd test CA"},
+		Subject:               pkix.Name{CommonName: name + " test CA"},
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.Add(24 * time.Hour),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
@@ -33,16 +40,15 @@ func makeCerts() (caPEM, certPEM, keyPEM []byte, err error) {
 	}
 	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	ca, err := x509.ParseCertificate(caDER)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
-
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
@@ -56,16 +62,30 @@ func makeCerts() (caPEM, certPEM, keyPEM []byte, err error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
-		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
-		nil
+	return &Pair{
+		CAPEM:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
+	}, nil
+}
+
+// WriteFiles writes the server's certificate and key to dir as tls.crt and
+// tls.key and returns their paths.
+func (p *Pair) WriteFiles(dir string) (certFile, keyFile string, err error) {
+	certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	if err := os.WriteFile(certFile, p.CertPEM, 0o600); err != nil {
+		return "", "", err
+	}
+	if err := os.WriteFile(keyFile, p.KeyPEM, 0o600); err != nil {
+		return "", "", err
+	}
+	return certFile, keyFile, nil
 }
 
 func serial() *big.Int {
@@ -74,12 +94,4 @@ func serial() *big.Int {
 		panic(err) // crypto/rand does not fail on Linux
 	}
 	return n
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
-	}
-	return hex.EncodeToString(b)
 }
