@@ -21,6 +21,7 @@ import (
 	"github.com/userimport/user-import-operator/internal/directory"
 	"github.com/userimport/user-import-operator/internal/directory/open"
 	"github.com/userimport/user-import-operator/internal/jobs"
+	"github.com/userimport/user-import-operator/internal/scheme"
 	"github.com/userimport/user-import-operator/internal/source"
 	"github.com/userimport/user-import-operator/internal/worker"
 )
@@ -94,7 +95,7 @@ func runWorkerInJob(ctx context.Context, key types.NamespacedName, stage worker.
 	if err != nil {
 		return worker.Outcome{}, err
 	}
-	c, err := client.New(cfg, client.Options{Scheme: newScheme()})
+	c, err := client.New(cfg, client.Options{Scheme: scheme.New()})
 	if err != nil {
 		return worker.Outcome{}, err
 	}
