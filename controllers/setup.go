@@ -40,8 +40,8 @@ type Options struct {
 	PollInterval time.Duration
 }
 
-// Setup registers the field index and the UserDirectory and UserImport
-// reconcilers with mgr.
+// Setup registers the field indexes and the UserDirectory, UserImport and
+// ImportSchedule reconcilers with mgr.
 func Setup(mgr ctrl.Manager, o Options) error {
 	if o.DirectoryCheckInterval <= 0 {
 		o.DirectoryCheckInterval = 5 * time.Minute
@@ -93,12 +93,18 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
-	return (&UserImportReconciler{
+	if err := (&UserImportReconciler{
 		Client:       mgr.GetClient(),
 		APIReader:    mgr.GetAPIReader(),
 		Recorder:     mgr.GetEventRecorder("userimport-controller"),
 		Executor:     exec,
 		Metrics:      metrics.NewTracker(),
 		PollInterval: o.PollInterval,
-	}).SetupWithManager(mgr, runEnded)
+	}).SetupWithManager(mgr, runEnded); err != nil {
+		return err
+	}
+	if err := NewImportScheduleReconciler(mgr).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up the ImportSchedule controller: %w", err)
+	}
+	return nil
 }

@@ -79,9 +79,6 @@ func runManager(args []string) error {
 	}); err != nil {
 		return fmt.Errorf("setting up the controllers: %w", err)
 	}
-	if err := controllers.NewImportScheduleReconciler(mgr).SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("setting up the ImportSchedule controller: %w", err)
-	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
 	}
