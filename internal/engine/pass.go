@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
+
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/csvread"
 	"github.com/userimport/user-import-operator/internal/directory"
@@ -210,11 +212,14 @@ func (p *pass) readFile(ctx context.Context, send func(*batch) error) error {
 	workers := mapWorkers()
 	work := make(chan *chunk, workers)
 	ordered := make(chan *chunk, 2*workers+2)
+	// Planned chunks go back to the reader: a million rows would
+	// otherwise allocate a hundred megabytes of chunks for the collector.
+	free := make(chan *chunk, cap(ordered)+workers+2)
 	readErr := make(chan error, 1)
 	go func() {
 		defer close(ordered)
 		defer close(work)
-		readErr <- readAll(rctx, rd, work, ordered)
+		readErr <- readAll(rctx, rd, work, ordered, free)
 	}()
 	var wg sync.WaitGroup
 	for range workers {
@@ -250,6 +255,10 @@ func (p *pass) readFile(ctx context.Context, send func(*batch) error) error {
 				return err
 			}
 		}
+		select {
+		case free <- c:
+		default:
+		}
 	}
 	if err := <-readErr; err != nil {
 		return err
@@ -270,6 +279,10 @@ func mapWorkers() int { return min(max(runtime.GOMAXPROCS(0), 1), 8) }
 type chunk struct {
 	rows []mappedRow
 	done chan struct{}
+	// hashes is mapChunk's scratch space; touched keeps the reads of its
+	// first round from being optimised away.
+	hashes  []uint64
+	touched uint64
 }
 
 // mappedRow is one record (or bad record) with what its row maps to.
@@ -286,9 +299,16 @@ type mappedRow struct {
 	attrs directory.Attributes
 }
 
-func readAll(ctx context.Context, rd *csvread.Reader, work, ordered chan<- *chunk) error {
+func readAll(ctx context.Context, rd *csvread.Reader, work, ordered chan<- *chunk, free <-chan *chunk) error {
 	newChunk := func() *chunk {
-		return &chunk{rows: make([]mappedRow, 0, readChunk), done: make(chan struct{})}
+		select {
+		case c := <-free:
+			clear(c.rows)
+			c.rows, c.done = c.rows[:0], make(chan struct{})
+			return c
+		default:
+			return &chunk{rows: make([]mappedRow, 0, readChunk), done: make(chan struct{})}
+		}
 	}
 	c := newChunk()
 	emit := func() error {
@@ -331,42 +351,87 @@ func readAll(ctx context.Context, rd *csvread.Reader, work, ordered chan<- *chun
 
 // mapChunk maps the rows of c. It reads only what no planner writes
 // during a pass: the mapper and the snapshot's index and hashes.
+//
+// In full mode it works in two rounds: the first maps every row and keeps
+// only hashes (of the identity and of each compared attribute), touching
+// the identity's slot of the snapshot index; the second looks the rows up
+// and compares hashes. Most rows are unchanged and need nothing else;
+// the few that are created or updated are mapped again for their values,
+// which costs less than copying every row's values.
 func (p *pass) mapChunk(c *chunk, rec *mapping.Record) {
+	s := p.r.snap
+	if p.seen != nil || s == nil || s.len() == 0 {
+		for i := range c.rows {
+			if m := &c.rows[i]; p.mapRow(m, rec) {
+				m.attrs = p.r.mapper.AttributesOf(rec)
+			}
+		}
+		return
+	}
+	k := 1 + len(p.r.compare)
+	if cap(c.hashes) < k*len(c.rows) {
+		c.hashes = make([]uint64, k*len(c.rows))
+	}
+	hashes := c.hashes[:k*len(c.rows)]
+	var touched uint64
 	for i := range c.rows {
 		m := &c.rows[i]
-		if m.lineErr != nil {
+		if !p.mapRow(m, rec) {
 			continue
 		}
-		if err := p.r.mapper.MapRecord(m.rec.Fields, rec); err != nil {
-			m.msg = err.Error()
+		h := hashes[i*k : (i+1)*k]
+		h[0] = xxhash.Sum64String(m.identity)
+		touched += s.touch(h[0])
+		for j := 1; j < k; j++ {
+			h[j] = hashValues(rec.Values[j])
+		}
+	}
+	c.touched = touched
+	for i := range c.rows {
+		m := &c.rows[i]
+		if m.lineErr != nil || m.msg != "" {
 			continue
 		}
-		m.identity = first(rec.Values[0])
-		if m.identity == "" {
-			m.msg = p.r.cfg.Directory.IdentityAttribute + ": the identity is empty"
+		h := hashes[i*k : (i+1)*k]
+		m.entry = s.findHashed(m.identity, h[0])
+		changed := m.entry < 0
+		for j := 1; j < k && !changed; j++ {
+			changed = h[j] != s.hash(m.entry, j-1)
+		}
+		if !changed {
 			continue
 		}
-		s := p.r.snap
-		if p.seen != nil || s == nil {
-			m.attrs = p.r.mapper.AttributesOf(rec)
-			continue
-		}
-		m.entry = s.find(m.identity)
+		p.mapRow(m, rec)
 		if m.entry < 0 {
 			m.attrs = p.r.mapper.AttributesOf(rec)
 			continue
 		}
-		// Values[0] is the identity; compare[j] is attribute j+1.
-		for j, a := range p.r.compare {
-			v := rec.Values[j+1]
-			if hashValues(v) != s.hash(m.entry, j) {
-				if m.attrs == nil {
-					m.attrs = directory.Attributes{}
-				}
-				m.attrs[a] = append([]string{}, v...)
+		// compare[j-1] is attribute j of the Record (0 is the identity).
+		m.attrs = directory.Attributes{}
+		for j := 1; j < k; j++ {
+			if h[j] != s.hash(m.entry, j-1) {
+				m.attrs[p.r.compare[j-1]] = append([]string{}, rec.Values[j]...)
 			}
 		}
 	}
+}
+
+// mapRow maps the record of m into rec and sets m's identity, or its
+// error; it reports whether the row mapped.
+func (p *pass) mapRow(m *mappedRow, rec *mapping.Record) bool {
+	if m.lineErr != nil {
+		return false
+	}
+	if err := p.r.mapper.MapRecord(m.rec.Fields, rec); err != nil {
+		m.msg = err.Error()
+		return false
+	}
+	m.identity = first(rec.Values[0])
+	if m.identity == "" {
+		m.msg = p.r.cfg.Directory.IdentityAttribute + ": the identity is empty"
+		return false
+	}
+	return true
 }
 
 func (p *pass) newBatch(stage string) *batch { return &batch{stage: stage} }

@@ -17,14 +17,16 @@ import (
 //
 // The layout is flat to keep a million users in about 100 MiB: identities
 // and ids live in one byte arena, hashes in one []uint64, and the index
-// is an open-addressing table of uint32 entry numbers.
+// is an open-addressing table of entry numbers, each tagged with the high
+// bits of its identity's hash so that a probe rarely reads the arena of
+// an entry it does not want.
 type snapshot struct {
 	attrs  []string       // mapped attributes hashed, identity excluded
 	arena  byteArena      // per user: uvarint len, identity, uvarint len, id
 	off    column[uint32] // arena position of each user
 	flags  column[uint8]
 	hashes column[uint64] // len(attrs) per user
-	table  []uint32       // entry+1; 0 is empty
+	table  []uint64       // tag<<32 | entry+1; 0 is empty
 	raw    []byte         // mapping of table
 	buf    []byte
 }
@@ -68,7 +70,7 @@ func (s *snapshot) build(identityAttr string) error {
 	for size < 2*s.len() {
 		size *= 2
 	}
-	s.table, s.raw = mapped[uint32](size)
+	s.table, s.raw = mapped[uint64](size)
 	mask := uint64(size - 1)
 	for i := range s.len() {
 		id := s.identityBytes(i)
@@ -76,16 +78,19 @@ func (s *snapshot) build(identityAttr string) error {
 		for p := mix(h) & mask; ; p = (p + 1) & mask {
 			e := s.table[p]
 			if e == 0 {
-				s.table[p] = uint32(i + 1)
+				s.table[p] = tagOf(h) | uint64(i+1)
 				break
 			}
-			if string(s.identityBytes(int(e-1))) == string(id) {
+			if e&^0xffffffff == tagOf(h) && string(s.identityBytes(entryOf(e))) == string(id) {
 				return fmt.Errorf("the directory holds two users with the same %s; a full import needs it to be unique", identityAttr)
 			}
 		}
 	}
 	return nil
 }
+
+func tagOf(h uint64) uint64 { return h &^ 0xffffffff }
+func entryOf(e uint64) int  { return int(uint32(e)) - 1 }
 
 // free releases the memory of the snapshot.
 func (s *snapshot) free() {
@@ -99,19 +104,35 @@ func (s *snapshot) free() {
 
 // find returns the entry of identity, or -1.
 func (s *snapshot) find(identity string) int {
+	return s.findHashed(identity, xxhash.Sum64String(identity))
+}
+
+// findHashed is find with the identity's xxhash computed by the caller.
+func (s *snapshot) findHashed(identity string, h uint64) int {
 	if len(s.table) == 0 {
 		return -1
 	}
 	mask := uint64(len(s.table) - 1)
-	for p := mix(xxhash.Sum64String(identity)) & mask; ; p = (p + 1) & mask {
+	for p := mix(h) & mask; ; p = (p + 1) & mask {
 		e := s.table[p]
 		if e == 0 {
 			return -1
 		}
-		if string(s.identityBytes(int(e-1))) == identity {
-			return int(e - 1)
+		if e&^0xffffffff == tagOf(h) && string(s.identityBytes(entryOf(e))) == identity {
+			return entryOf(e)
 		}
 	}
+}
+
+// touch reads the first table slot of an identity hash, so that the
+// memory is in the cache when findHashed needs it a little later: a
+// chunk's rows are touched first and looked up after, which lets the
+// processor wait for several of these random reads at once.
+func (s *snapshot) touch(h uint64) uint64 {
+	if len(s.table) == 0 {
+		return 0
+	}
+	return s.table[mix(h)&uint64(len(s.table)-1)]
 }
 
 func (s *snapshot) identityBytes(i int) []byte {
