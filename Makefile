@@ -59,6 +59,10 @@ demo: ## Run the operator on this machine: control plane, manager and an SQLite 
 test: manifests generate vet ## Run every test: unit, envtest and real directory servers.
 	./hack/test.sh $(GOTEST_FLAGS)
 
+.PHONY: test-e2e
+test-e2e: $(KUSTOMIZE) ## Run the e2e suite on a local single-node cluster (Linux, root); E2E_REUSE=1 reuses and keeps a running one.
+	KUSTOMIZE=$(KUSTOMIZE) ./hack/cluster/e2e.sh
+
 .PHONY: bench
 bench: ## Run the benchmarks (BENCH=engine|ldap|scim for one); prints BENCH lines.
 	./hack/bench.sh $(BENCH)

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# make test-e2e: brings up the local cluster (hack/cluster/up.sh), builds
+# the operator image from the static binary and imports it, deploys
+# config/default with only the image replaced (test/e2e/config), runs the
+# Ginkgo suite of test/e2e inside the cluster's network namespace, and
+# tears the cluster down whatever happened. On failure, the operator's
+# logs, those of failed pods and of the cluster's components land in
+# artifacts/e2e/.
+#
+# E2E_REUSE=1 reuses a running cluster and leaves it running afterwards
+# (hack/cluster/down.sh stops it). KUSTOMIZE names the kustomize binary.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+# shellcheck source=common.sh
+. "$HERE/common.sh"
+require_root_linux
+KUSTOMIZE=${KUSTOMIZE:-kustomize}
+IMAGE=user-import-operator:e2e
+ARTIFACTS=$REPO/artifacts/e2e
+OPERATOR_NS=user-import-operator-system
+REUSE=${E2E_REUSE:-}
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}'; }
+kubectl() { in_netns "$W/bin/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
+
+collect() {
+  rm -rf "$ARTIFACTS"
+  mkdir -p "$ARTIFACTS/pods"
+  log "collecting logs into $ARTIFACTS"
+  [ -d "$W/logs" ] && cp -r "$W/logs" "$ARTIFACTS/cluster"
+  [ -e "$NETNS_PATH" ] || return 0
+  kubectl get nodes,all,events -A -o wide > "$ARTIFACTS/objects.txt" 2>&1 || true
+  kubectl describe pods -A > "$ARTIFACTS/pods-describe.txt" 2>&1 || true
+  kubectl logs -n "$OPERATOR_NS" -l control-plane=controller-manager --all-containers --tail=-1 > "$ARTIFACTS/operator.log" 2>&1 || true
+  kubectl logs -n "$OPERATOR_NS" -l control-plane=controller-manager --all-containers --tail=-1 --previous > "$ARTIFACTS/operator-previous.log" 2>/dev/null || true
+  # Failed pods, and pods whose containers restarted or are not ready.
+  kubectl get pods -A --no-headers -o custom-columns='NS:.metadata.namespace,NAME:.metadata.name,PHASE:.status.phase,READY:.status.containerStatuses[*].ready,RESTARTS:.status.containerStatuses[*].restartCount' 2>/dev/null |
+    while read -r ns name phase ready restarts; do
+      case "$phase $ready $restarts" in
+        "Succeeded "*) continue ;;
+        "Running true 0") continue ;;
+      esac
+      kubectl logs -n "$ns" "$name" --all-containers --tail=-1 > "$ARTIFACTS/pods/$ns.$name.log" 2>&1 || true
+      kubectl logs -n "$ns" "$name" --all-containers --tail=-1 --previous > "$ARTIFACTS/pods/$ns.$name.previous.log" 2>/dev/null || true
+    done
+}
+
+finish() {
+  local rc=$?
+  trap - EXIT INT TERM
+  if [ "$rc" != 0 ]; then
+    collect || true
+  fi
+  if [ -d "$W/pids" ]; then
+    log "cluster memory: $(( $(cluster_rss_kib) / 1024 )) MiB RSS (components, shims and pods)"
+  fi
+  if [ -n "$REUSE" ]; then
+    log "E2E_REUSE: leaving the cluster up (hack/cluster/down.sh stops it)"
+  else
+    "$HERE/down.sh" || rc=1
+  fi
+  [ "$rc" = 0 ] && log "PASS" || log "FAIL (exit $rc); logs in $ARTIFACTS"
+  exit "$rc"
+}
+trap finish EXIT
+trap 'exit 130' INT TERM
+
+[ -n "$REUSE" ] || "$HERE/down.sh" # a fresh cluster: nothing left over
+t=$(now)
+"$HERE/up.sh" > /dev/null
+log "up in $(secs "$t")s"
+
+cd "$REPO"
+make build >&2
+version=$(bin/user-import-operator version)
+go build -o "$W/bin/image" ./hack/image
+"$W/bin/image" -binary bin/user-import-operator -ref "$IMAGE" -static-base -user 65532:65532 -cmd manager -out "$W/images/operator.tar"
+ctr -a "$SOCK" -n k8s.io images import "$W/images/operator.tar" >&2
+# A reused cluster may run an older image under the same tag.
+kubectl delete deployment -n "$OPERATOR_NS" user-import-operator-controller-manager --ignore-not-found >&2
+"$KUSTOMIZE" build test/e2e/config | kubectl apply --server-side --force-conflicts -f - >&2
+
+go test -c -tags e2e -o "$W/bin/e2e.test" ./test/e2e
+t=$(now)
+(cd test/e2e && in_netns env KUBECONFIG="$KUBECONFIG_PATH" E2E_IMAGE="$IMAGE" E2E_OPERATOR_VERSION="$version" UIO_REPO_ROOT="$REPO" \
+  "$W/bin/e2e.test" -test.timeout 20m -ginkgo.v ${E2E_GINKGO_FLAGS:-})
+log "suite passed in $(secs "$t")s"
