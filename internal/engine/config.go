@@ -57,33 +57,22 @@ type Config struct {
 	KeepSamples int
 }
 
-// NewConfig builds a Config from a UserImport and its UserDirectory, with
-// the API's defaults for unset fields.
-func NewConfig(imp v1alpha1.UserImportSpec, dir v1alpha1.UserDirectorySpec) Config {
+// NewConfig builds a Config from a UserImport, the execution settings of
+// its UserDirectory and the options its provider was opened with (the
+// engine and the provider must agree on the identity, the marker and the
+// scope), with the API's defaults for unset fields.
+func NewConfig(imp v1alpha1.UserImportSpec, exec v1alpha1.ExecutionSettings, dir directory.Options) Config {
 	c := Config{
-		Format:       imp.Format,
-		Mapping:      imp.Mapping,
-		Mode:         imp.Mode,
-		MissingUsers: imp.MissingUsers,
-		StatusColumn: imp.StatusColumn,
-		Directory: directory.Options{
-			IdentityAttribute: dir.IdentityAttribute,
-			ManagedOnly:       dir.ManagedUsers.Scope != v1alpha1.UserScopeAll,
-			MarkerAttribute:   dir.ManagedUsers.MarkerAttribute,
-			MarkerValue:       dir.ManagedUsers.MarkerValue,
-			Concurrency:       int(dir.Execution.Concurrency),
-			RateLimit:         int(dir.Execution.RateLimit),
-		},
-		BatchSize:        int(dir.Execution.BatchSize),
-		Concurrency:      int(dir.Execution.Concurrency),
+		Format:           imp.Format,
+		Mapping:          imp.Mapping,
+		Mode:             imp.Mode,
+		MissingUsers:     imp.MissingUsers,
+		StatusColumn:     imp.StatusColumn,
+		Directory:        dir,
+		BatchSize:        int(exec.BatchSize),
+		Concurrency:      int(exec.Concurrency),
 		ProgressInterval: 5 * time.Second,
 		MaxErrors:        imp.ErrorPolicy.MaxErrors,
-	}
-	if c.Directory.MarkerAttribute == "" {
-		c.Directory.MarkerAttribute = "userImportManagedBy"
-	}
-	if c.Directory.MarkerValue == "" {
-		c.Directory.MarkerValue = "user-import-operator"
 	}
 	c.MaxDeprovision = widen(imp.Safety.MaxDeprovision)
 	c.MaxDeprovisionPercent = widen(imp.Safety.MaxDeprovisionPercent)

@@ -14,6 +14,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/directory"
 	"github.com/userimport/user-import-operator/hack/gencsv/hrgen"
 	sqldir "github.com/userimport/user-import-operator/internal/directory/sql"
 	"github.com/userimport/user-import-operator/internal/testpeer/postgres"
@@ -70,9 +71,10 @@ func TestSQLImportOf100kRows(t *testing.T) {
 					{Attribute: "title", Column: "title"},
 				},
 			}
-			cfg := NewConfig(impSpec, dirSpec)
-			cfg.Directory.MarkerAttribute, cfg.Directory.MarkerValue = "userImportManagedBy", "user-import-operator"
-			cfg.Directory.Concurrency = 4
+			cfg := NewConfig(impSpec, dirSpec.Execution, directory.Options{
+				IdentityAttribute: "user_name", ManagedOnly: true, Concurrency: 4,
+				MarkerAttribute: "userImportManagedBy", MarkerValue: "user-import-operator",
+			})
 			cfg.ProgressInterval = 0
 			d, err := sqldir.New(ctx, dirSpec.SQL, cfg.Directory, func(context.Context, string, string) ([]byte, error) { return []byte(tc.dsn), nil })
 			if err != nil {

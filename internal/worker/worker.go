@@ -123,9 +123,7 @@ func Run(ctx context.Context, cfg Config) (Outcome, error) {
 	if err := cfg.Sink.Started(ctx, file, out.Resumed); err != nil {
 		return Outcome{}, fmt.Errorf("reporting the start: %w", err)
 	}
-	ecfg := engine.NewConfig(imp.Spec, cfg.Directory)
-	// The provider and the engine must agree on the marker and the scope.
-	ecfg.Directory = open.Options(cfg.Directory)
+	ecfg := engine.NewConfig(imp.Spec, cfg.Directory.Execution, open.Options(cfg.Directory))
 	ecfg.ProgressInterval = cfg.ProgressInterval
 	rep := &reporter{ctx: ctx, sink: cfg.Sink, size: file.Size, resumed: out.Resumed}
 	res, err := engine.Run(ctx, in, dir, ecfg, dryRun, rep)
