@@ -35,7 +35,10 @@ func TestApplyUpsertsAndScopes(t *testing.T) {
 		t.Fatalf("stats %+v", s)
 	}
 	var listed []string
-	if err := d.List(ctx, []string{"mail"}, func(u directory.User) error { listed = append(listed, u.Identity+"="+u.Attributes["mail"][0]); return nil }); err != nil {
+	if err := d.List(ctx, []string{"mail"}, func(u directory.User) error {
+		listed = append(listed, u.Identity+"="+u.Attributes["mail"][0])
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
 	if len(listed) != 1 || listed[0] != "a=a2@x" {

@@ -19,9 +19,9 @@ const (
 	DefaultSCIMMarkerAttribute = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:organization"
 	DefaultLDAPMarkerAttribute = "businessCategory"
 	DefaultSQLMarkerAttribute  = "userImportManagedBy"
-	DefaultMarkerValue     = "user-import-operator"
-	DefaultConcurrency     = 4
-	DefaultMaxRetries      = 5
+	DefaultMarkerValue         = "user-import-operator"
+	DefaultConcurrency         = 4
+	DefaultMaxRetries          = 5
 )
 
 // Type names the provider of spec: SCIM, LDAP, SQL, or "" when none is set.
