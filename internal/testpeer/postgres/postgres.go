@@ -1,7 +1,7 @@
 // Package postgres starts a real, throw-away PostgreSQL server on
-// 127.0.0.1 for tests and local runs: initdb and pg_ctl in a temporary
-// directory, run as a non-root user, with a password-authenticated role and
-// a database of its own.
+// 127.0.0.1 (or another local address) for tests and local runs: initdb
+// and pg_ctl in a temporary directory, run as a non-root user, with a
+// password-authenticated role and a database of its own.
 package postgres
 
 import (
@@ -32,9 +32,9 @@ const InstallHint = "run hack/peers/install-postgres.sh"
 // Server is a running PostgreSQL server.
 type Server struct {
 	// DSN connects as Role to Database with a password, over TCP:
-	// postgres://ROLE:PASSWORD@127.0.0.1:PORT/DATABASE?sslmode=disable.
+	// postgres://ROLE:PASSWORD@HOST:PORT/DATABASE?sslmode=disable.
 	DSN string
-	// Host and Port the server listens on (127.0.0.1 only).
+	// Host and Port the server listens on (Options.Host only).
 	Host string
 	Port int
 	// Role, Password and Database of the DSN. The role owns the database.
@@ -66,9 +66,30 @@ func Start(t testing.TB) *Server {
 	return s
 }
 
-// StartProcess starts a server outside of a test (a local demo, say). The
-// caller must call Stop.
+// Options tune a server.
+type Options struct {
+	// Host is the local address the server listens on, 127.0.0.1 when
+	// empty. On another address (one that pods of a local cluster reach,
+	// say) the server also accepts password logins from any client
+	// address, since those clients are not 127.0.0.1.
+	Host string
+}
+
+// StartProcess starts a server on 127.0.0.1 outside of a test (a local
+// demo, say). The caller must call Stop.
 func StartProcess() (*Server, error) {
+	return StartProcessWith(Options{})
+}
+
+// StartProcessWith starts a server as opts say, outside of a test. The
+// caller must call Stop.
+func StartProcessWith(opts Options) (*Server, error) {
+	if opts.Host == "" {
+		opts.Host = "127.0.0.1"
+	}
+	if ip := net.ParseIP(opts.Host); ip == nil || ip.To4() == nil {
+		return nil, fmt.Errorf("host %q: want an IPv4 address", opts.Host)
+	}
 	bindir, err := findBindir()
 	if err != nil {
 		return nil, err
@@ -88,7 +109,7 @@ func StartProcess() (*Server, error) {
 		dir:      dir,
 		bindir:   bindir,
 		cred:     cred,
-		Host:     "127.0.0.1",
+		Host:     opts.Host,
 		Role:     "uio",
 		Database: "uio",
 		Password: randomHex(16),
@@ -125,16 +146,22 @@ func StartProcess() (*Server, error) {
 		"--auth", "scram-sha-256", "-E", "UTF8", "--locale", "C", "--no-sync"); err != nil {
 		return nil, fmt.Errorf("initdb: %w\n%s", err, out)
 	}
+	if s.Host != "127.0.0.1" {
+		// initdb allows TCP logins from 127.0.0.1 and ::1 only.
+		if err := appendFile(filepath.Join(data, "pg_hba.conf"), "host all all 0.0.0.0/0 scram-sha-256\n"); err != nil {
+			return nil, err
+		}
+	}
 
 	// Retry on a port taken between choosing it and binding it.
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		port, err := freePort()
+		port, err := freePort(s.Host)
 		if err != nil {
 			return nil, err
 		}
 		opts := strings.Join([]string{
-			"-c listen_addresses=127.0.0.1",
+			"-c listen_addresses=" + s.Host,
 			"-p " + strconv.Itoa(port),
 			"-k " + filepath.Join(dir, "socket"),
 			// Throw-away data: durability only costs time.
@@ -296,13 +323,25 @@ func isExec(p string) bool {
 	return err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+func freePort(host string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		return 0, err
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func appendFile(path, text string) error {
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(text)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func randomHex(n int) string {

@@ -53,3 +53,40 @@ func TestStartConnectsWithPasswordAndCleansUp(t *testing.T) {
 		t.Fatal("server still answers after Stop")
 	}
 }
+
+func TestStartOnAnotherAddress(t *testing.T) {
+	s, err := StartProcessWith(Options{Host: "127.0.0.2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	if s.Host != "127.0.0.2" {
+		t.Fatalf("Host = %s, want 127.0.0.2", s.Host)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cfg, err := pgx.ParseConfig(s.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Host != "127.0.0.2" {
+		t.Fatalf("DSN host = %s, want 127.0.0.2", cfg.Host)
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatalf("connect with the DSN: %v", err)
+	}
+	var addr string
+	if err := conn.QueryRow(ctx, "SELECT host(inet_server_addr())").Scan(&addr); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	if addr != "127.0.0.2" {
+		t.Fatalf("server address %s, want 127.0.0.2", addr)
+	}
+	cfg.Password = "wrong"
+	if c, err := pgx.ConnectConfig(ctx, cfg); err == nil {
+		c.Close(ctx)
+		t.Fatal("a wrong password was accepted")
+	}
+}
