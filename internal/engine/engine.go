@@ -172,6 +172,8 @@ func Run(ctx context.Context, in Input, dir directory.Directory, cfg Config, dry
 			return res, err
 		}
 		res.ManagedUsers = int64(r.snap.len())
+	} else if err := r.findDuplicates(ctx); err != nil {
+		return res, err
 	}
 
 	if !r.deprovisions() {
@@ -224,6 +226,9 @@ type run struct {
 	status  int      // statusColumn index, -1 without
 	snap    *snapshot
 	sets    []*idSet // of every pass, freed by free
+	// dups are the offsets of a large delta file's rows whose identity
+	// an earlier row has (see dups.go); nil when the pass keeps a set.
+	dups []int64
 }
 
 // free releases the snapshot and identity sets, which live outside the

@@ -32,6 +32,7 @@ type pass struct {
 	resume   *Checkpoint // rows before it are planned again, not written
 
 	seen    *idSet // delta: identities of the file so far
+	dupNext int    // delta with run.dups: index of the next duplicate
 	created *idSet // full: identities created so far
 
 	// Planner state (the goroutine that calls run).
@@ -100,6 +101,7 @@ const readChunk = 512
 func (r *run) newPass(dry bool, rep Reporter, resume *Checkpoint, planErrs bool) *pass {
 	p := &pass{r: r, dry: dry, rep: rep, planErrs: planErrs, resume: resume, stage: StageApply, start: time.Now()}
 	if r.cfg.Mode == v1alpha1.ModeDelta {
+		// With run.dups the set stays empty (its first block only).
 		p.seen = newIDSet(0)
 		r.sets = append(r.sets, p.seen)
 	} else {
@@ -204,15 +206,38 @@ func (p *pass) pipeline(ctx context.Context, produce func(context.Context, func(
 // decides what depends on earlier rows (duplicates, seen flags) and the
 // batches. The result is the same as planning row by row.
 func (p *pass) readFile(ctx context.Context, send func(*batch) error) error {
-	rd, err := p.r.open()
+	p.cur = p.newBatch(StageApply)
+	end, err := p.r.scanFile(ctx, p.mapChunk, func(c *chunk) error {
+		for i := range c.rows {
+			if err := p.plan(ctx, &c.rows[i], send); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return err
+	}
+	p.endOff = end
+	if p.endLine < p.line.Load() {
+		p.endLine = p.line.Load()
+	}
+	return p.flush(send)
+}
+
+// scanFile reads the file in chunks, has mapChunk run on them by
+// several workers and hands them to consume in file order. It returns
+// the offset of the end of the file.
+func (r *run) scanFile(ctx context.Context, mapChunk func(*chunk, *mapping.Record), consume func(*chunk) error) (int64, error) {
+	rd, err := r.open()
+	if err != nil {
+		return 0, err
 	}
 	rctx, stop := context.WithCancel(ctx)
 	workers := mapWorkers()
 	work := make(chan *chunk, workers)
 	ordered := make(chan *chunk, 2*workers+2)
-	// Planned chunks go back to the reader: a million rows would
+	// Consumed chunks go back to the reader: a million rows would
 	// otherwise allocate a hundred megabytes of chunks for the collector.
 	free := make(chan *chunk, cap(ordered)+workers+2)
 	readErr := make(chan error, 1)
@@ -229,14 +254,14 @@ func (p *pass) readFile(ctx context.Context, send func(*batch) error) error {
 			var rec mapping.Record
 			for c := range work {
 				if rctx.Err() == nil {
-					p.mapChunk(c, &rec)
+					mapChunk(c, &rec)
 				}
 				close(c.done)
 			}
 		}()
 	}
 	// The workers read the snapshot, which Run frees when it returns:
-	// they must be done before readFile is.
+	// they must be done before scanFile is.
 	defer func() {
 		stop()
 		for range ordered {
@@ -244,16 +269,13 @@ func (p *pass) readFile(ctx context.Context, send func(*batch) error) error {
 		wg.Wait()
 	}()
 
-	p.cur = p.newBatch(StageApply)
 	for c := range ordered {
 		<-c.done
 		if err := ctx.Err(); err != nil {
-			return err
+			return 0, err
 		}
-		for i := range c.rows {
-			if err := p.plan(ctx, &c.rows[i], send); err != nil {
-				return err
-			}
+		if err := consume(c); err != nil {
+			return 0, err
 		}
 		select {
 		case free <- c:
@@ -261,13 +283,9 @@ func (p *pass) readFile(ctx context.Context, send func(*batch) error) error {
 		}
 	}
 	if err := <-readErr; err != nil {
-		return err
+		return 0, err
 	}
-	p.endOff = rd.Offset()
-	if p.endLine < p.line.Load() {
-		p.endLine = p.line.Load()
-	}
-	return p.flush(send)
+	return rd.Offset(), nil
 }
 
 // mapWorkers is the number of goroutines that map rows: one per core
@@ -418,17 +436,19 @@ func (p *pass) mapChunk(c *chunk, rec *mapping.Record) {
 
 // mapRow maps the record of m into rec and sets m's identity, or its
 // error; it reports whether the row mapped.
-func (p *pass) mapRow(m *mappedRow, rec *mapping.Record) bool {
+func (p *pass) mapRow(m *mappedRow, rec *mapping.Record) bool { return p.r.mapRow(m, rec) }
+
+func (r *run) mapRow(m *mappedRow, rec *mapping.Record) bool {
 	if m.lineErr != nil {
 		return false
 	}
-	if err := p.r.mapper.MapRecord(m.rec.Fields, rec); err != nil {
+	if err := r.mapper.MapRecord(m.rec.Fields, rec); err != nil {
 		m.msg = err.Error()
 		return false
 	}
 	m.identity = first(rec.Values[0])
 	if m.identity == "" {
-		m.msg = p.r.cfg.Directory.IdentityAttribute + ": the identity is empty"
+		m.msg = r.cfg.Directory.IdentityAttribute + ": the identity is empty"
 		return false
 	}
 	return true
@@ -544,7 +564,7 @@ func (p *pass) planDelta(b *batch, line, row int64, m *mappedRow, replay bool, f
 			action = directory.OpDeactivate
 		}
 	}
-	if !p.seen.add(hashIdentity(m.identity)) {
+	if p.isDuplicate(m) {
 		fail(p.duplicateMsg())
 		return
 	}
@@ -552,6 +572,20 @@ func (p *pass) planDelta(b *batch, line, row int64, m *mappedRow, replay bool, f
 		return
 	}
 	b.pending = append(b.pending, pendingRow{line: line, row: row, identity: m.identity, attrs: m.attrs, action: action})
+}
+
+// isDuplicate tells whether a delta row's identity was on an earlier
+// line: from the identity set, or, for a large file, from the duplicates
+// found before the pass (rows come in offset order).
+func (p *pass) isDuplicate(m *mappedRow) bool {
+	d := p.r.dups
+	if d == nil {
+		return !p.seen.add(hashIdentity(m.identity))
+	}
+	for p.dupNext < len(d) && d[p.dupNext] < m.rec.Offset {
+		p.dupNext++
+	}
+	return p.dupNext < len(d) && d[p.dupNext] == m.rec.Offset
 }
 
 func (b *batch) add(c directory.Change, row int64) {
