@@ -6,8 +6,12 @@
 // # Passes
 //
 // A pass streams the file once: a reader goroutine parses records
-// (internal/csvread) while the planner maps each row (internal/mapping)
-// and decides its change. Changes are grouped into batches of BatchSize
+// (internal/csvread) in chunks, mapping workers (one per core) map each
+// row (internal/mapping) and, in full mode, compare it with the snapshot
+// by hashes, and the planner takes the chunks back in file order and
+// decides each row's change — what depends on earlier rows (duplicates,
+// seen flags) is decided there only, so the result is that of planning
+// row by row. Changes are grouped into batches of BatchSize
 // (and at most max(BatchSize, 1024) rows, so that stretches of unchanged
 // rows still move the checkpoint); up to Concurrency batches are in
 // flight, each looked up (delta mode) and applied by a worker. A
@@ -36,7 +40,10 @@
 // the row's values. Users whose entry is not seen after the file are the
 // missing users. A second row with the identity of a seen entry, or of a
 // user created earlier in the file (a set of 64-bit identity hashes), is
-// an error on its line; delta mode keeps such a set for every identity.
+// an error on its line; delta mode keeps such a set for every identity,
+// or, for a file larger than 64 MiB, finds the duplicate rows before the
+// pass with partitioned temporary files so that its memory stays flat
+// (dups.go).
 // A failed or partial List is an error, never "no users".
 //
 // # Checkpoints and resume
