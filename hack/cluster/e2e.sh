@@ -8,7 +8,8 @@
 # artifacts/e2e/.
 #
 # E2E_REUSE=1 reuses a running cluster and leaves it running afterwards
-# (hack/cluster/down.sh stops it). KUSTOMIZE names the kustomize binary.
+# (hack/cluster/down.sh stops it). KUSTOMIZE names the kustomize binary;
+# E2E_GINKGO_FLAGS adds flags, e.g. -ginkgo.label-filter=smoke.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -58,24 +59,33 @@ finish() {
   if [ -n "$REUSE" ]; then
     log "E2E_REUSE: leaving the cluster up (hack/cluster/down.sh stops it)"
   else
-    "$HERE/down.sh" || rc=1
+    "$HERE/down.sh" 9>&- || rc=1
   fi
   [ "$rc" = 0 ] && log "PASS" || log "FAIL (exit $rc); logs in $ARTIFACTS"
   exit "$rc"
 }
+# One run at a time on a machine: a second one would tear down the
+# cluster under the first. The lock goes with this process; the cluster's
+# daemons must not inherit it (9>&- below), or a kept cluster would hold it.
+exec 9> /run/lock/uio-e2e.lock
+if ! flock -n 9; then
+  log "another make test-e2e runs on this machine; waiting for it (up to 30 minutes)"
+  flock -w 1800 9 || die "gave up waiting for the other make test-e2e"
+fi
 trap finish EXIT
 trap 'exit 130' INT TERM
 
-[ -n "$REUSE" ] || "$HERE/down.sh" # a fresh cluster: nothing left over
+[ -n "$REUSE" ] || "$HERE/down.sh" 9>&- # a fresh cluster: nothing left over
 t=$(now)
-"$HERE/up.sh" > /dev/null
+"$HERE/up.sh" 9>&- > /dev/null
 log "up in $(secs "$t")s"
 
 cd "$REPO"
-make build >&2
-version=$(bin/user-import-operator version)
+# The binary exactly as the Dockerfile builds it, then the image around it.
+CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$W/images/user-import-operator" ./cmd/user-import-operator
+version=$("$W/images/user-import-operator" version)
 go build -o "$W/bin/image" ./hack/image
-"$W/bin/image" -binary bin/user-import-operator -ref "$IMAGE" -static-base -user 65532:65532 -cmd manager -out "$W/images/operator.tar"
+"$W/bin/image" -binary "$W/images/user-import-operator" -ref "$IMAGE" -static-base -user 65532:65532 -cmd manager -out "$W/images/operator.tar"
 ctr -a "$SOCK" -n k8s.io images import "$W/images/operator.tar" >&2
 # A reused cluster may run an older image under the same tag.
 kubectl delete deployment -n "$OPERATOR_NS" user-import-operator-controller-manager --ignore-not-found >&2

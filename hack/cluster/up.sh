@@ -297,6 +297,7 @@ healthzBindAddress: 127.0.0.1:10256
 metricsBindAddress: 127.0.0.1:10249
 mode: iptables
 clusterCIDR: $POD_CIDR
+nodePortAddresses: [primary]
 iptables: {localhostNodePorts: false}
 # 0 everywhere: kube-proxy leaves the machine's conntrack sysctls alone.
 conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}

@@ -71,7 +71,7 @@ func get(ctx context.Context, podIP string, port int, path string) (int, string,
 	return resp.StatusCode, string(body), err
 }
 
-var _ = Describe("The operator deployed with config/default", func() {
+var _ = Describe("The operator deployed with config/default", Label("smoke"), func() {
 	It("runs a Ready manager that holds the leader lease", func(ctx SpecContext) {
 		pod := managerPod(ctx)
 		// The lease shows that the manager reached the API server through
@@ -102,7 +102,7 @@ var _ = Describe("The operator deployed with config/default", func() {
 	}, SpecTimeout(5*time.Minute))
 })
 
-var _ = Describe("The CRDs", func() {
+var _ = Describe("The CRDs", Label("smoke"), func() {
 	It("are served for every kind", func() {
 		list, err := clientset.Discovery().ServerResourcesForGroupVersion(uiov1.GroupVersion.String())
 		Expect(err).NotTo(HaveOccurred())
@@ -176,7 +176,7 @@ func samples() []*unstructured.Unstructured {
 	return out
 }
 
-var _ = Describe("A Job running the operator image", func() {
+var _ = Describe("A Job running the operator image", Label("smoke"), func() {
 	It("completes, and its log reads back", func(ctx SpecContext) {
 		want := mustEnv("E2E_OPERATOR_VERSION")
 		job := &batchv1.Job{
