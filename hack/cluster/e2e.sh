@@ -94,5 +94,5 @@ kubectl delete deployment -n "$OPERATOR_NS" user-import-operator-controller-mana
 go test -c -tags e2e -o "$W/bin/e2e.test" ./test/e2e
 t=$(now)
 (cd test/e2e && in_netns env KUBECONFIG="$KUBECONFIG_PATH" E2E_IMAGE="$IMAGE" E2E_OPERATOR_VERSION="$version" UIO_REPO_ROOT="$REPO" \
-  "$W/bin/e2e.test" -test.timeout 20m -ginkgo.v ${E2E_GINKGO_FLAGS:-})
+  "$W/bin/e2e.test" -test.timeout 20m -ginkgo.v -ginkgo.no-color ${E2E_GINKGO_FLAGS:-})
 log "suite passed in $(secs "$t")s"

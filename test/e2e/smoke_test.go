@@ -199,7 +199,12 @@ var _ = Describe("A Job running the operator image", Label("smoke"), func() {
 							ReadOnlyRootFilesystem:   ptr.To(true),
 							Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
 						},
+						// A writable /tmp, as the operator's own pods have:
+						// the binary links envtest (for `demo`), whose
+						// package init creates a directory there.
+						VolumeMounts: []corev1.VolumeMount{{Name: "tmp", MountPath: "/tmp"}},
 					}},
+					Volumes: []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
 				}},
 			},
 		}
