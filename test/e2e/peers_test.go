@@ -384,14 +384,25 @@ func kubectlTable(ctx context.Context, args ...string) []map[string]string {
 	Expect(err).NotTo(HaveOccurred())
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	Expect(len(lines)).To(BeNumerically(">=", 2), "kubectl get printed a header and rows:\n%s", out)
-	header := strings.Fields(lines[0])
+	// kubectl aligns columns and prints nothing for an empty value:
+	// cut each row at the header's column starts.
+	var names []string
+	var starts []int
+	for i, r := range lines[0] {
+		if r != ' ' && (i == 0 || lines[0][i-1] == ' ') {
+			starts = append(starts, i)
+			names = append(names, strings.Fields(lines[0][i:])[0])
+		}
+	}
 	var rows []map[string]string
 	for _, l := range lines[1:] {
-		f := strings.Fields(l)
-		Expect(f).To(HaveLen(len(header)), "a row of %d columns (no value holds a space):\n%s", len(header), out)
 		m := map[string]string{}
-		for i, h := range header {
-			m[h] = f[i]
+		for i, name := range names {
+			from, to := min(starts[i], len(l)), len(l)
+			if i+1 < len(starts) {
+				to = min(starts[i+1], len(l))
+			}
+			m[name] = strings.TrimSpace(l[from:to])
 		}
 		rows = append(rows, m)
 	}
