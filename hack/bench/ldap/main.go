@@ -44,16 +44,26 @@ const (
 // objectClasses are the provider's default object classes.
 var objectClasses = []string{"inetOrgPerson", "organizationalPerson", "person", "top"}
 
-// profile is where -cpuprofile writes the first import's CPU profile.
-var profile string
+// profile is where -cpuprofile writes the first import's CPU profile;
+// managedOnly is the directory's scope.
+var (
+	profile     string
+	managedOnly bool
+)
 
 func main() {
 	users := flag.Int("users", 50_000, "users to import")
 	conc := flag.Int("concurrency", 8, "the directory's concurrency setting (and the engine's batches in flight)")
 	batch := flag.Int("batch", 100, "changes per batch")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the first import")
+	scope := flag.String("scope", "Managed", "the directory's managed-users scope: Managed (creates are looked up first, batch by batch) or All")
 	flag.Parse()
 	profile = *cpuprofile
+	if *scope != "All" && *scope != "Managed" {
+		fmt.Fprintln(os.Stderr, "bench ldap: -scope is All or Managed")
+		os.Exit(2)
+	}
+	managedOnly = *scope == "Managed"
 	if err := run(*users, *conc, *batch); err != nil {
 		fmt.Fprintln(os.Stderr, "bench ldap:", err)
 		os.Exit(1)
@@ -140,15 +150,15 @@ func run(users, conc, batch int) error {
 		return fmt.Errorf("unchanged re-run: %w", err)
 	}
 	fmt.Fprintf(os.Stderr, "unchanged re-run: %.2f s, %d unchanged\n", noopS, noop.Counts.Unchanged)
-	fmt.Printf("BENCH ldap users=%d import_s=%.2f ldapadd_s=%.2f ldapadd8_s=%.2f ratio_seq=%.2f ratio_par=%.2f noop_s=%.2f noop_writes=%d concurrency=%d load1=%s\n",
-		users, importS, ldapaddS, ldapadd8S, ldapaddS/importS, ldapadd8S/importS, noopS, benchio.Writes(noop.Counts), conc, benchio.Load1())
+	fmt.Printf("BENCH ldap users=%d import_s=%.2f ldapadd_s=%.2f ldapadd8_s=%.2f ratio_seq=%.2f ratio_par=%.2f noop_s=%.2f noop_writes=%d concurrency=%d managed_only=%v load1=%s\n",
+		users, importS, ldapaddS, ldapadd8S, ldapaddS/importS, ldapadd8S/importS, noopS, benchio.Writes(noop.Counts), conc, managedOnly, benchio.Load1())
 	return nil
 }
 
 func open(ctx context.Context, s *slapd.Server, conc, batch int) (directory.Directory, engine.Config, error) {
 	opts := directory.Options{
 		IdentityAttribute: "uid",
-		ManagedOnly:       true,
+		ManagedOnly:       managedOnly,
 		MarkerAttribute:   markerAttr,
 		MarkerValue:       markerValue,
 		Concurrency:       conc,
