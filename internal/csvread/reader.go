@@ -45,6 +45,8 @@ type Reader struct {
 	slab      []string // room for the Fields of the next records
 	spans     []int    // field start and end offsets in a line (fast path)
 
+	arena *Arena // where records' text and Fields go; nil: allocated
+
 	generalOnly bool // tests: skip the fast path to compare it with the general parser
 }
 
@@ -379,7 +381,7 @@ func (r *Reader) readRecord() (Record, error) {
 		if err := r.checkRecord(startOff, startLine, n, badText, func() { r.copySpans(content) }); err != nil {
 			return Record{}, err
 		}
-		s := string(content)
+		s := r.text(content)
 		fields := r.newFields(n)
 		for i := range fields {
 			fields[i] = s[r.spans[2*i]:r.spans[2*i+1]]
@@ -477,7 +479,7 @@ parseField:
 	if err := r.checkRecord(startOff, startLine, len(r.fieldEnds), badText, nil); err != nil {
 		return Record{}, err
 	}
-	s := string(r.recBuf)
+	s := r.text(r.recBuf)
 	fields := r.newFields(len(r.fieldEnds))
 	prev := 0
 	for i, end := range r.fieldEnds {
@@ -495,6 +497,9 @@ const slabRecords = 16
 // newFields returns a slice for n fields, capacity n, so that a caller's
 // append never writes into the next record's fields.
 func (r *Reader) newFields(n int) []string {
+	if r.arena != nil {
+		return r.arena.newFields(n)
+	}
 	if len(r.slab) < n {
 		r.slab = make([]string, n*slabRecords)
 	}
