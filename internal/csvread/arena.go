@@ -33,8 +33,9 @@ func (a *Arena) str(b []byte) string {
 	}
 	if cap(a.text)-len(a.text) < len(b) {
 		// A new block, never a grown one: strings handed out point into
-		// the old block, which stays as it is.
-		a.text = make([]byte, 0, max(arenaBlock, 2*len(b)))
+		// the old block, which stays as it is. Reset keeps only the last
+		// block, so each is twice the last: one soon holds a whole batch.
+		a.text = make([]byte, 0, max(arenaBlock, 2*len(b), 2*cap(a.text)))
 	}
 	start := len(a.text)
 	a.text = append(a.text, b...)
@@ -44,7 +45,7 @@ func (a *Arena) str(b []byte) string {
 // newFields returns a slice for n fields, capacity n.
 func (a *Arena) newFields(n int) []string {
 	if cap(a.fields)-len(a.fields) < n {
-		a.fields = make([]string, 0, max(arenaBlock/64, 2*n))
+		a.fields = make([]string, 0, max(arenaBlock/64, 2*n, 2*cap(a.fields)))
 	}
 	start := len(a.fields)
 	a.fields = a.fields[:start+n]

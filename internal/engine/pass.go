@@ -301,6 +301,9 @@ type chunk struct {
 	// first round from being optimised away.
 	hashes  []uint64
 	touched uint64
+	// arena holds the records' text, reused with the chunk: what
+	// outlives the chunk is detached from it (mappedRow.detach).
+	arena csvread.Arena
 }
 
 // mappedRow is one record (or bad record) with what its row maps to.
@@ -323,9 +326,13 @@ func readAll(ctx context.Context, rd *csvread.Reader, work, ordered chan<- *chun
 		case c := <-free:
 			clear(c.rows)
 			c.rows, c.done = c.rows[:0], make(chan struct{})
+			c.arena.Reset()
+			rd.SetArena(&c.arena)
 			return c
 		default:
-			return &chunk{rows: make([]mappedRow, 0, readChunk), done: make(chan struct{})}
+			c := &chunk{rows: make([]mappedRow, 0, readChunk), done: make(chan struct{})}
+			rd.SetArena(&c.arena)
+			return c
 		}
 	}
 	c := newChunk()
@@ -534,6 +541,7 @@ func (p *pass) planFull(b *batch, line, row int64, m *mappedRow, replay bool, fa
 		if replay {
 			return
 		}
+		m.detach()
 		m.attrs[p.r.cfg.Directory.MarkerAttribute] = []string{p.r.cfg.Directory.MarkerValue}
 		b.add(directory.Change{Op: directory.OpCreate, Line: line, Identity: m.identity, Attributes: m.attrs}, row)
 		return
@@ -550,6 +558,7 @@ func (p *pass) planFull(b *batch, line, row int64, m *mappedRow, replay bool, fa
 		b.unchanged++
 		return
 	}
+	m.detach()
 	b.add(directory.Change{Op: directory.OpUpdate, Line: line, Identity: m.identity, ID: s.id(i), Attributes: m.attrs, Reactivate: !s.active(i)}, row)
 }
 
@@ -571,6 +580,7 @@ func (p *pass) planDelta(b *batch, line, row int64, m *mappedRow, replay bool, f
 	if replay {
 		return
 	}
+	m.detach()
 	b.pending = append(b.pending, pendingRow{line: line, row: row, identity: m.identity, attrs: m.attrs, action: action})
 }
 
@@ -586,6 +596,35 @@ func (p *pass) isDuplicate(m *mappedRow) bool {
 		p.dupNext++
 	}
 	return p.dupNext < len(d) && d[p.dupNext] == m.rec.Offset
+}
+
+// detach copies the row's identity and values, which point into its
+// chunk's arena, into one string of their own: they go into a batch, which
+// outlives the chunk. The attribute slices belong to the row.
+func (m *mappedRow) detach() {
+	n := len(m.identity)
+	lists := make([][]string, 0, len(m.attrs))
+	for _, vs := range m.attrs {
+		lists = append(lists, vs)
+		for _, v := range vs {
+			n += len(v)
+		}
+	}
+	var sb strings.Builder
+	sb.Grow(n)
+	sb.WriteString(m.identity)
+	for _, vs := range lists {
+		for _, v := range vs {
+			sb.WriteString(v)
+		}
+	}
+	s := sb.String()
+	m.identity, s = s[:len(m.identity)], s[len(m.identity):]
+	for _, vs := range lists {
+		for i, v := range vs {
+			vs[i], s = s[:len(v)], s[len(v):]
+		}
+	}
 }
 
 func (b *batch) add(c directory.Change, row int64) {
