@@ -14,7 +14,8 @@ type Record struct {
 	Line   int64    // 1-based physical line where the record starts
 	Offset int64    // source byte offset (original encoding) where it starts
 	Fields []string // decoded to UTF-8; they share one backing string (and
-	// their slice's backing array with a few neighbouring records)
+	// their slice's backing array with a few neighbouring records), which
+	// is reused after Arena.Reset when the Reader has an arena (SetArena)
 }
 
 // Reader reads records from a CSV source, one at a time.
