@@ -11,7 +11,9 @@
 // by hashes, and the planner takes the chunks back in file order and
 // decides each row's change — what depends on earlier rows (duplicates,
 // seen flags) is decided there only, so the result is that of planning
-// row by row. Changes are grouped into batches of BatchSize
+// row by row. Chunks are recycled, with the memory of their records' text
+// (a csvread.Arena): the values a change keeps are copied out of it, so
+// the rows of unchanged users allocate next to nothing. Changes are grouped into batches of BatchSize
 // (and at most max(BatchSize, 1024) rows, so that stretches of unchanged
 // rows still move the checkpoint); up to Concurrency batches are in
 // flight, each looked up (delta mode) and applied by a worker. A
