@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -107,26 +106,9 @@ func (d *Directory) do(ctx context.Context, op func(*ldap.Conn) error) error {
 		if !isTransient(err) || attempt >= d.maxRetries || ctx.Err() != nil {
 			return err
 		}
-		if err := sleep(ctx, backoff(attempt)); err != nil {
+		if err := directory.Sleep(ctx, directory.Backoff(attempt, 100*time.Millisecond, 5*time.Second)); err != nil {
 			return err
 		}
-	}
-}
-
-func backoff(attempt int) time.Duration {
-	d := 100 * time.Millisecond << min(attempt, 6)
-	d = min(d, 5*time.Second)
-	return d/2 + rand.N(d/2+1)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -106,7 +105,7 @@ func (c *client) do(ctx context.Context, method, path string, query url.Values, 
 			return resp, nil
 		}
 		if wait == 0 {
-			wait = backoff(attempt)
+			wait = directory.Backoff(attempt, backoffBase, backoffCap)
 		}
 		if err := c.sleep(ctx, wait); err != nil {
 			return nil, err
@@ -141,16 +140,6 @@ func (c *client) once(ctx context.Context, method, u string, payload []byte) (*r
 	return &response{status: resp.StatusCode, header: resp.Header, body: b}, nil
 }
 
-// backoff is exponential with full jitter: a random wait in
-// [0, min(cap, base*2^attempt)).
-func backoff(attempt int) time.Duration {
-	ceiling := backoffCap
-	if attempt < 20 {
-		ceiling = min(backoffCap, backoffBase<<attempt)
-	}
-	return time.Duration(rand.Int64N(int64(ceiling))) + time.Millisecond
-}
-
 // retryAfter parses a Retry-After header (seconds or an HTTP date); 0 when
 // absent or unparsable.
 func retryAfter(v string, now time.Time) time.Duration {
@@ -167,17 +156,6 @@ func retryAfter(v string, now time.Time) time.Duration {
 		return 0
 	}
 	return min(d, maxRetryAfter)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 func transientNetworkError(err error) bool {

@@ -138,7 +138,7 @@ func New(ctx context.Context, spec *v1alpha1.SCIMDirectory, opts directory.Optio
 		base:       strings.TrimSuffix(spec.URL, "/"),
 		http:       &http.Client{Transport: rt},
 		maxRetries: opts.MaxRetries,
-		sleep:      sleepCtx,
+		sleep:      directory.Sleep,
 	}
 	if opts.RateLimit > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(opts.RateLimit), max(1, opts.RateLimit/10))

@@ -554,7 +554,7 @@ func TestRetryAfterParsing(t *testing.T) {
 		}
 	}
 	for attempt := range 30 {
-		if b := backoff(attempt); b <= 0 || b > backoffCap+time.Millisecond {
+		if b := directory.Backoff(attempt, backoffBase, backoffCap); b <= 0 || b > backoffCap+time.Millisecond {
 			t.Fatalf("backoff(%d) = %v", attempt, b)
 		}
 	}

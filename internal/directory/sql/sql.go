@@ -478,7 +478,6 @@ func (s *Directory) retry(ctx context.Context, fn func() error) error {
 	if max <= 0 {
 		max = 3
 	}
-	delay := 100 * time.Millisecond
 	for attempt := 0; ; attempt++ {
 		err := fn()
 		if err == nil || attempt >= max || ctx.Err() != nil {
@@ -489,13 +488,8 @@ func (s *Directory) retry(ctx context.Context, fn func() error) error {
 		default:
 			return err
 		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if directory.Sleep(ctx, directory.Backoff(attempt, 100*time.Millisecond, 5*time.Second)) != nil {
 			return err
-		case <-t.C:
 		}
-		delay = min(delay*2, 5*time.Second)
 	}
 }
