@@ -11,7 +11,6 @@ COPY cmd/ cmd/
 COPY controllers/ controllers/
 COPY internal/ internal/
 COPY config/crd/ config/crd/
-COPY hack/gencsv/hrgen/ hack/gencsv/hrgen/
 RUN CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} \
     go build -trimpath -ldflags "-s -w" -o user-import-operator ./cmd/user-import-operator
 

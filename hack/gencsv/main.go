@@ -18,7 +18,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/userimport/user-import-operator/hack/gencsv/hrgen"
+	"github.com/userimport/user-import-operator/internal/hrgen"
 )
 
 func main() {

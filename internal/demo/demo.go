@@ -27,8 +27,8 @@ import (
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/config/crd"
 	"github.com/userimport/user-import-operator/controllers"
-	"github.com/userimport/user-import-operator/hack/gencsv/hrgen"
 	sqldir "github.com/userimport/user-import-operator/internal/directory/sql"
+	"github.com/userimport/user-import-operator/internal/hrgen"
 	"github.com/userimport/user-import-operator/internal/scheme"
 	"github.com/userimport/user-import-operator/internal/worker"
 )

@@ -12,7 +12,7 @@ import (
 
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver, also used by the SQL provider
 
-	"github.com/userimport/user-import-operator/hack/gencsv/hrgen"
+	"github.com/userimport/user-import-operator/internal/hrgen"
 )
 
 // showDirectory prints how many users the SQLite file holds and a few of

@@ -14,9 +14,9 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
-	"github.com/userimport/user-import-operator/hack/gencsv/hrgen"
 	"github.com/userimport/user-import-operator/internal/directory"
 	sqldir "github.com/userimport/user-import-operator/internal/directory/sql"
+	"github.com/userimport/user-import-operator/internal/hrgen"
 	"github.com/userimport/user-import-operator/internal/testpeer/postgres"
 )
 

@@ -26,8 +26,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	uiov1 "github.com/userimport/user-import-operator/api/v1alpha1"
-	"github.com/userimport/user-import-operator/hack/gencsv/hrgen"
 	sqldir "github.com/userimport/user-import-operator/internal/directory/sql"
+	"github.com/userimport/user-import-operator/internal/hrgen"
 	"github.com/userimport/user-import-operator/internal/testpeer/postgres"
 )
 

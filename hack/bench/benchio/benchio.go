@@ -18,8 +18,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/userimport/user-import-operator/hack/gencsv/hrgen"
 	"github.com/userimport/user-import-operator/internal/engine"
+	"github.com/userimport/user-import-operator/internal/hrgen"
 )
 
 // Seed is the generator seed of every benchmark file.

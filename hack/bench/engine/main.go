@@ -6,7 +6,7 @@
 // Each measurement runs in a child process of its own (this binary, run
 // again with -child) so that its peak RSS (VmHWM) is its own. The
 // directory side is generated on the fly from the generator's seed
-// (hack/gencsv/hrgen): List produces the users one by one and holds none,
+// (internal/hrgen): List produces the users one by one and holds none,
 // so the RSS measured is the engine's: its snapshot, sets, buffers and
 // batches. The last line printed is
 //
@@ -31,9 +31,9 @@ import (
 	"time"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
-	"github.com/userimport/user-import-operator/hack/gencsv/hrgen"
 	"github.com/userimport/user-import-operator/internal/directory"
 	"github.com/userimport/user-import-operator/internal/engine"
+	"github.com/userimport/user-import-operator/internal/hrgen"
 	"github.com/userimport/user-import-operator/internal/mapping"
 )
 

@@ -28,10 +28,10 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/hack/bench/benchio"
-	"github.com/userimport/user-import-operator/hack/gencsv/hrgen"
 	"github.com/userimport/user-import-operator/internal/directory"
 	ldapdir "github.com/userimport/user-import-operator/internal/directory/ldap"
 	"github.com/userimport/user-import-operator/internal/engine"
+	"github.com/userimport/user-import-operator/internal/hrgen"
 	"github.com/userimport/user-import-operator/internal/mapping"
 	"github.com/userimport/user-import-operator/internal/testpeer/slapd"
 )

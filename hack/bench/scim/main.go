@@ -33,10 +33,10 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/hack/bench/benchio"
-	"github.com/userimport/user-import-operator/hack/gencsv/hrgen"
 	"github.com/userimport/user-import-operator/internal/directory"
 	scimdir "github.com/userimport/user-import-operator/internal/directory/scim"
 	"github.com/userimport/user-import-operator/internal/engine"
+	"github.com/userimport/user-import-operator/internal/hrgen"
 	"github.com/userimport/user-import-operator/internal/testpeer/scimserver"
 )
 
