@@ -292,7 +292,10 @@ func TestPeersResumeAfterInterruptions(t *testing.T) {
 		t.Run(p.name, func(t *testing.T) {
 			for s := range uint64(2) {
 				r := rand.New(rand.NewPCG(s, 23))
-				users, content := peerScenario(r, p.users)
+				// At least 120 rows: with concurrent batches the number of
+				// checkpoints before a cancel takes effect varies, and a
+				// short file could finish after two interruptions.
+				users, content := peerScenario(r, max(p.users, 120))
 				cfg := peerConfig(r, p, peerOptions(p.identity, p.marker, true), []int{1, 3}[s])
 				cfg.BatchSize = 1 + r.IntN(3) // many checkpoints
 				cfg.ProgressInterval = 0
