@@ -111,6 +111,17 @@ type Directory interface {
 	Close() error
 }
 
+// UnmanagedProber is implemented by directories that can tell cheaply
+// whether any user lies outside the managed scope. A full import whose
+// directory has none skips looking up its creates before writing them:
+// on a first import into a fresh directory those lookups cost the server
+// as much as the writes.
+type UnmanagedProber interface {
+	// HasUnmanaged tells whether at least one user that Lookup could find
+	// lacks the marker.
+	HasUnmanaged(ctx context.Context) (bool, error)
+}
+
 // Capabilities are what a directory offers.
 type Capabilities struct {
 	Bulk                bool

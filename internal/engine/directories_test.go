@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	goldap "github.com/go-ldap/ldap/v3"
@@ -350,5 +351,62 @@ func TestPeersResumeAfterInterruptions(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// countingLDAP counts the lookups the engine makes.
+type countingLDAP struct {
+	*ldapdir.Directory
+	lookups atomic.Int64
+}
+
+func (c *countingLDAP) Lookup(ctx context.Context, ids, attrs []string) (map[string]directory.User, error) {
+	c.lookups.Add(1)
+	return c.Directory.Lookup(ctx, ids, attrs)
+}
+
+// TestPeersLDAPCreatesLookedUpOnlyBesideUnmanagedUsers: a full import
+// into an LDAP directory that holds only managed users writes its creates
+// without looking them up first; beside an unmanaged user, it looks them
+// up and refuses the row that would take that user over, in the preview
+// and in the import alike.
+func TestPeersLDAPCreatesLookedUpOnlyBesideUnmanagedUsers(t *testing.T) {
+	p := peers()[0]
+	var rows []string
+	var users []seedUser
+	for i := range 30 {
+		id := fmt.Sprintf("u%04d", i)
+		rows = append(rows, fmt.Sprintf("%s,%s@corp.example,Dev,", id, id))
+		if i < 10 {
+			users = append(users, seedUser{id: id, mail: id + "@corp.example", title: "Dev", active: true, managed: true})
+		}
+	}
+	content := "id,mail,title,status\n" + strings.Join(rows, "\n") + "\n"
+	cfg := peerConfig(rand.New(rand.NewPCG(1, 2)), p, peerOptions(p.identity, p.marker, true), 0)
+
+	managed, _ := startLDAP(t, users)
+	d := &countingLDAP{Directory: managed.(*ldapdir.Directory)}
+	res, _, err := runOnce(t, d, cfg, content, false)
+	if err != nil || res.Counts.Created != 20 || res.Counts.Failed != 0 {
+		t.Fatalf("import beside managed users only: %+v, %v", res.Counts, err)
+	}
+	if n := d.lookups.Load(); n != 0 {
+		t.Errorf("import beside managed users only looked up creates %d times", n)
+	}
+
+	users = append(users, seedUser{id: "u0010", mail: "u0010@corp.example", title: "Dev", active: true})
+	managed, _ = startLDAP(t, users)
+	d = &countingLDAP{Directory: managed.(*ldapdir.Directory)}
+	for _, dry := range []bool{true, false} {
+		res, rec, err := runOnce(t, d, cfg, content, dry)
+		if err != nil || res.Counts.Created != 19 || res.Counts.Failed != 1 {
+			t.Fatalf("dry run %v beside an unmanaged user: %+v, %v", dry, res.Counts, err)
+		}
+		if lines := rec.errorLines(); !slices.Equal(lines, []int64{12}) || !strings.Contains(rec.errors[0].Msg, "not managed") {
+			t.Errorf("dry run %v: errors %+v, want line 12 refused as not managed", dry, rec.errors)
+		}
+		if dry && d.lookups.Load() == 0 {
+			t.Error("preview beside an unmanaged user did not look up its creates")
+		}
 	}
 }

@@ -225,7 +225,10 @@ type run struct {
 	compare []string // mapped attributes compared, identity excluded
 	status  int      // statusColumn index, -1 without
 	snap    *snapshot
-	sets    []*idSet // of every pass, freed by free
+	// unmanaged is false when the directory said it holds no user outside
+	// the managed scope, so creates need no lookup (see checkCreates).
+	unmanaged bool
+	sets      []*idSet // of every pass, freed by free
 	// dups are the offsets of a large delta file's rows whose identity
 	// an earlier row has (see dups.go); nil when the pass keeps a set.
 	dups []int64
@@ -243,7 +246,7 @@ func (r *run) free() {
 }
 
 func newRun(in Input, dir directory.Directory, cfg Config) (*run, error) {
-	r := &run{in: in, dir: dir, cfg: cfg, status: -1}
+	r := &run{in: in, dir: dir, cfg: cfg, status: -1, unmanaged: true}
 	rd, err := r.open()
 	if err != nil {
 		return nil, err
@@ -295,6 +298,11 @@ func (r *run) loadSnapshot(ctx context.Context) error {
 		return err
 	}
 	r.snap = s
+	if p, ok := r.dir.(directory.UnmanagedProber); ok && r.cfg.Directory.ManagedOnly {
+		if r.unmanaged, err = p.HasUnmanaged(ctx); err != nil {
+			return fmt.Errorf("looking for users outside the managed scope: %w", err)
+		}
+	}
 	return nil
 }
 

@@ -776,10 +776,11 @@ func (p *pass) resolve(ctx context.Context, b *batch) error {
 
 // checkCreates finds the creates of a full import whose identity is taken
 // by a user outside the scope: writing them would take over (or collide
-// with) a user that imports do not own.
+// with) a user that imports do not own. A directory that holds no such
+// user needs no lookups.
 func (p *pass) checkCreates(ctx context.Context, b *batch) error {
 	cfg := p.r.cfg
-	if !cfg.Directory.ManagedOnly {
+	if !cfg.Directory.ManagedOnly || !p.r.unmanaged {
 		return nil
 	}
 	var ids []string

@@ -544,6 +544,52 @@ func TestManagedOnlyListing(t *testing.T) {
 	}
 }
 
+// TestHasUnmanaged: the probe that lets a full import skip looking up
+// its creates finds an unmanaged user under the users' base and under
+// the base that deactivated users are moved to, and nothing else.
+func TestHasUnmanaged(t *testing.T) {
+	s := slapd.Start(t, slapd.Options{})
+	spec := baseSpec(s)
+	spec.Disable = &v1alpha1.LDAPDisable{MoveToDN: s.DisabledDN}
+	d := newDir(t, s, spec, baseOpts())
+	probe := func(when string, want bool) {
+		t.Helper()
+		if got, err := d.HasUnmanaged(context.Background()); err != nil || got != want {
+			t.Errorf("%s: HasUnmanaged = %v, %v; want %v", when, got, err, want)
+		}
+	}
+	probe("empty directory", false)
+	dn := mustApply(t, d, create("managed", commonAttributes("managed")))[0].ID
+	mustApply(t, d, directory.Change{Op: directory.OpDeactivate, Identity: "managed", ID: dn})
+	probe("only managed users", false)
+
+	c, err := s.Dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	addManual := func(dn string) {
+		t.Helper()
+		add := ldap.NewAddRequest(dn, nil)
+		add.Attribute("objectClass", []string{"inetOrgPerson"})
+		add.Attribute("uid", []string{"manual"})
+		add.Attribute("cn", []string{"manual"})
+		add.Attribute("sn", []string{"manual"})
+		add.Attribute(marker, []string{"someone-else"})
+		if err := c.Add(add); err != nil {
+			t.Fatal(err)
+		}
+	}
+	addManual("uid=manual," + s.DisabledDN)
+	probe("an unmanaged user among the deactivated", true)
+	if err := c.Del(ldap.NewDelRequest("uid=manual,"+s.DisabledDN, nil)); err != nil {
+		t.Fatal(err)
+	}
+	probe("after its deletion", false)
+	addManual("uid=manual," + s.PeopleDN)
+	probe("an unmanaged user with another marker value", true)
+}
+
 func TestConcurrentApply(t *testing.T) {
 	s := slapd.Start(t, slapd.Options{})
 	d := newDir(t, s, baseSpec(s), baseOpts())

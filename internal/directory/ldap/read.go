@@ -137,6 +137,31 @@ func (d *Directory) Lookup(ctx context.Context, identities []string, attributes 
 	return out, nil
 }
 
+// HasUnmanaged searches for one user, under the bases Lookup searches,
+// that lacks the marker; the marker is matched as List matches it.
+func (d *Directory) HasUnmanaged(ctx context.Context) (bool, error) {
+	filter := fmt.Sprintf("(&%s(!(%s=%s)))", d.userFilter, d.markerAttr, ldap.EscapeFilter(d.markerValue))
+	for _, base := range d.searchBases() {
+		found := false
+		err := d.do(ctx, func(c *ldap.Conn) error {
+			res, err := c.Search(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 1, 0, false, filter, []string{"1.1"}, nil))
+			if ldap.IsErrorWithCode(err, ldap.LDAPResultSizeLimitExceeded) {
+				found = true
+				return nil
+			}
+			found = err == nil && len(res.Entries) > 0
+			return err
+		})
+		if err != nil {
+			return false, d.readError("look for unmanaged users under "+base, err)
+		}
+		if found {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // searchBases are usersBaseDN, and moveToDN when it is not inside it.
 func (d *Directory) searchBases() []string {
 	bases := []string{d.usersBase}
