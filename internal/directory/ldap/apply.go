@@ -140,12 +140,7 @@ func (d *Directory) create(ctx context.Context, ch Change) (string, error) {
 	}
 	dn := d.rdnAttr + "=" + ldap.EscapeDN(rdn[0]) + "," + d.usersBase
 
-	req := ldap.NewAddRequest(dn, nil)
-	req.Attribute("objectClass", d.objectClasses)
-	for _, a := range attrs {
-		req.Attribute(a.name, a.values)
-	}
-	err = d.do(ctx, func(c *ldap.Conn) error { return c.Add(req) })
+	err = d.doAdd(ctx, func(p *pipe) error { return p.add(ctx, dn, d.objectClasses, attrs) })
 	if ldap.IsErrorWithCode(err, ldap.LDAPResultEntryAlreadyExists) {
 		return d.replayCreate(ctx, dn, identity, attrs)
 	}

@@ -72,6 +72,9 @@ const (
 	// only make the server's writers contend (its database takes one
 	// write at a time).
 	minInFlight = 4
+	// pipeShare is how many of the concurrency setting's connections one
+	// pipe of pipelined adds stands for.
+	pipeShare = 8
 	// lookupChunk is the number of identities per search filter.
 	lookupChunk = 200
 	dialTimeout = 10 * time.Second
@@ -161,7 +164,8 @@ type Directory struct {
 	inFlight   chan struct{} // bounds the changes in flight across batches
 	maxRetries int
 	limiter    *rate.Limiter
-	pool       *pool
+	pool       *pool[*ldap.Conn]
+	pipes      *pool[*pipe] // for adds
 }
 
 var _ directory.Directory = (*Directory)(nil)
@@ -280,6 +284,8 @@ func New(ctx context.Context, spec *v1alpha1.LDAPDirectory, opts directory.Optio
 		size = 1
 	}
 	d.pool = newPool(size, d.dial)
+	// Pipelined adds need few connections: one carries many requests.
+	d.pipes = newPool((size+pipeShare-1)/pipeShare, d.dialPipe)
 	d.inFlight = make(chan struct{}, max(size, minInFlight))
 	return d, nil
 }
@@ -287,6 +293,7 @@ func New(ctx context.Context, spec *v1alpha1.LDAPDirectory, opts directory.Optio
 // Close closes the pooled connections.
 func (d *Directory) Close() error {
 	d.pool.close()
+	d.pipes.close()
 	return nil
 }
 
@@ -310,15 +317,20 @@ func (d *Directory) dial(ctx context.Context) (*ldap.Conn, error) {
 	}
 	if err := c.Bind(d.bindDN, d.password); err != nil {
 		c.Close()
-		if ldap.IsErrorAnyOf(err, ldap.LDAPResultInvalidCredentials, ldap.LDAPResultInappropriateAuthentication) {
-			return nil, directory.Errorf(directory.ReasonAuthenticationFailed, "bind as %q: invalid credentials", d.bindDN)
-		}
-		if ldap.IsErrorAnyOf(err, ldap.LDAPResultConfidentialityRequired, ldap.LDAPResultStrongAuthRequired) {
-			return nil, directory.Errorf(directory.ReasonTLSError, "bind as %q: the server requires TLS (set startTLS or use ldaps://)", d.bindDN)
-		}
-		return nil, connectError(d.url.Host, err)
+		return nil, d.bindError(err)
 	}
 	return c, nil
+}
+
+// bindError classifies a failed bind.
+func (d *Directory) bindError(err error) error {
+	if ldap.IsErrorAnyOf(err, ldap.LDAPResultInvalidCredentials, ldap.LDAPResultInappropriateAuthentication) {
+		return directory.Errorf(directory.ReasonAuthenticationFailed, "bind as %q: invalid credentials", d.bindDN)
+	}
+	if ldap.IsErrorAnyOf(err, ldap.LDAPResultConfidentialityRequired, ldap.LDAPResultStrongAuthRequired) {
+		return directory.Errorf(directory.ReasonTLSError, "bind as %q: the server requires TLS (set startTLS or use ldaps://)", d.bindDN)
+	}
+	return connectError(d.url.Host, err)
 }
 
 func secretError(field string, ref v1alpha1.SecretKeyRef, err error) error {

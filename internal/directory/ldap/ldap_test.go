@@ -837,6 +837,21 @@ func TestAttributeAliasesRoundTrip(t *testing.T) {
 	}
 }
 
+// drop closes every open connection of a pool with closeFn and returns
+// how many it closed.
+func drop[C conn](p *pool[C], closeFn func(C)) int {
+	n := 0
+	for _, sl := range p.slots {
+		sl.mu.Lock()
+		if sl.open {
+			closeFn(sl.conn)
+			n++
+		}
+		sl.mu.Unlock()
+	}
+	return n
+}
+
 // Connections that break while a batch is in flight are replaced and the
 // changes retried; creates whose answer was lost are replayed as updates.
 func TestApplySurvivesDroppedConnections(t *testing.T) {
@@ -862,14 +877,9 @@ func TestApplySurvivesDroppedConnections(t *testing.T) {
 				return
 			case <-time.After(15 * time.Millisecond):
 			}
-			for _, sl := range d.pool.slots {
-				sl.mu.Lock()
-				if sl.conn != nil {
-					sl.conn.Close()
-					count++
-				}
-				sl.mu.Unlock()
-			}
+			count += drop(d.pool, func(c *ldap.Conn) { c.Close() })
+			// A pipe's socket is closed under it, as a network failure would.
+			count += drop(d.pipes, func(p *pipe) { p.conn.Close() })
 		}
 	}()
 	res, err := d.Apply(context.Background(), changes)

@@ -15,69 +15,77 @@ import (
 	"github.com/userimport/user-import-operator/internal/directory"
 )
 
+// conn is what a pool holds: a go-ldap connection or a pipe.
+type conn interface {
+	comparable
+	Close() error
+	IsClosing() bool
+}
+
 // pool holds a fixed number of bound connections. A connection is shared,
 // not checked out: LDAP multiplexes requests on one connection by message
 // id, so several goroutines may use one connection at once. A connection
 // found closed, or that failed with a network error, is replaced on the
 // next use of its slot.
-type pool struct {
-	dial  func(context.Context) (*ldap.Conn, error)
-	slots []*slot
+type pool[C conn] struct {
+	dial  func(context.Context) (C, error)
+	slots []*slot[C]
 	next  atomic.Uint64
 }
 
-type slot struct {
+type slot[C conn] struct {
 	mu   sync.Mutex
-	conn *ldap.Conn
+	conn C
+	open bool
 }
 
-func newPool(size int, dial func(context.Context) (*ldap.Conn, error)) *pool {
-	p := &pool{dial: dial, slots: make([]*slot, size)}
+func newPool[C conn](size int, dial func(context.Context) (C, error)) *pool[C] {
+	p := &pool[C]{dial: dial, slots: make([]*slot[C], size)}
 	for i := range p.slots {
-		p.slots[i] = &slot{}
+		p.slots[i] = &slot[C]{}
 	}
 	return p
 }
 
 // get returns a bound connection, round robin over the slots, dialling one
 // when the slot is empty or its connection has closed.
-func (p *pool) get(ctx context.Context) (*ldap.Conn, error) {
+func (p *pool[C]) get(ctx context.Context) (C, error) {
 	s := p.slots[p.next.Add(1)%uint64(len(p.slots))]
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.conn != nil && !s.conn.IsClosing() {
+	if s.open && !s.conn.IsClosing() {
 		return s.conn, nil
 	}
-	if s.conn != nil {
+	if s.open {
 		_ = s.conn.Close()
-		s.conn = nil
+		s.open = false
 	}
 	c, err := p.dial(ctx)
 	if err != nil {
-		return nil, err
+		return c, err
 	}
-	s.conn = c
+	s.conn, s.open = c, true
 	return c, nil
 }
 
 // discard closes c and empties its slot, so that the next use dials anew.
-func (p *pool) discard(c *ldap.Conn) {
+func (p *pool[C]) discard(c C) {
 	for _, s := range p.slots {
 		s.mu.Lock()
-		if s.conn == c {
-			s.conn = nil
+		if s.open && s.conn == c {
+			s.open = false
 		}
 		s.mu.Unlock()
 	}
 	_ = c.Close()
 }
 
-func (p *pool) close() {
+func (p *pool[C]) close() {
 	for _, s := range p.slots {
 		s.mu.Lock()
-		if s.conn != nil {
+		if s.open {
 			_ = s.conn.Close()
-			s.conn = nil
+			s.open = false
 		}
 		s.mu.Unlock()
 	}
@@ -89,18 +97,27 @@ func (p *pool) close() {
 // last attempt is returned as is, so that callers can read its LDAP
 // result code.
 func (d *Directory) do(ctx context.Context, op func(*ldap.Conn) error) error {
+	return withConn(ctx, d, d.pool, op)
+}
+
+// doAdd is do for adds, which go over the pipes.
+func (d *Directory) doAdd(ctx context.Context, op func(*pipe) error) error {
+	return withConn(ctx, d, d.pipes, op)
+}
+
+func withConn[C conn](ctx context.Context, d *Directory, p *pool[C], op func(C) error) error {
 	for attempt := 0; ; attempt++ {
 		if err := d.limiter.Wait(ctx); err != nil {
 			return err
 		}
-		c, err := d.pool.get(ctx)
+		c, err := p.get(ctx)
 		if err == nil {
 			err = op(c)
 			if err == nil {
 				return nil
 			}
 			if isConnError(err) {
-				d.pool.discard(c)
+				p.discard(c)
 			}
 		}
 		if !isTransient(err) || attempt >= d.maxRetries || ctx.Err() != nil {
