@@ -426,6 +426,7 @@ func resultName(err error) string {
 // attr is one attribute of a write, in the caller's spelling.
 type attr struct {
 	name   string
+	key    string // canonical(name), for comparing names
 	values []string
 }
 
@@ -434,8 +435,9 @@ type attr struct {
 type attrList []attr
 
 func (l attrList) get(name string) []string {
+	key := canonical(name)
 	for _, a := range l {
-		if sameAttr(a.name, name) {
+		if a.key == key {
 			return a.values
 		}
 	}
@@ -443,13 +445,14 @@ func (l attrList) get(name string) []string {
 }
 
 func (l *attrList) set(name string, values []string) {
+	key := canonical(name)
 	for i, a := range *l {
-		if sameAttr(a.name, name) {
+		if a.key == key {
 			(*l)[i].values = values
 			return
 		}
 	}
-	*l = append(*l, attr{name: name, values: values})
+	*l = append(*l, attr{name: name, key: key, values: values})
 }
 
 func (l attrList) names() []string {
@@ -481,7 +484,7 @@ func (d *Directory) cleanAttributes(in directory.Attributes) (attrList, error) {
 			return nil, &directory.RowError{Msg: fmt.Sprintf("%s: mapped twice", name)}
 		}
 		if vals := nonEmpty(in[name]); len(vals) > 0 {
-			out = append(out, attr{name: name, values: vals})
+			out = append(out, attr{name: name, key: canonical(name), values: vals})
 		}
 	}
 	return out, nil

@@ -72,9 +72,6 @@ const (
 	// only make the server's writers contend (its database takes one
 	// write at a time).
 	minInFlight = 4
-	// pipeShare is how many of the concurrency setting's connections one
-	// pipe of pipelined adds stands for.
-	pipeShare = 8
 	// lookupChunk is the number of identities per search filter.
 	lookupChunk = 200
 	dialTimeout = 10 * time.Second
@@ -284,8 +281,9 @@ func New(ctx context.Context, spec *v1alpha1.LDAPDirectory, opts directory.Optio
 		size = 1
 	}
 	d.pool = newPool(size, d.dial)
-	// Pipelined adds need few connections: one carries many requests.
-	d.pipes = newPool((size+pipeShare-1)/pipeShare, d.dialPipe)
+	// As many pipes as connections: slapd serialises much of the work of
+	// one connection, so adds spread over several run faster.
+	d.pipes = newPool(size, d.dialPipe)
 	d.inFlight = make(chan struct{}, max(size, minInFlight))
 	return d, nil
 }
