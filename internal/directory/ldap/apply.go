@@ -52,13 +52,14 @@ func (d *Directory) Apply(ctx context.Context, changes []Change) ([]directory.Re
 			defer wg.Done()
 			for group := range work {
 				for _, i := range group {
+					var slot int
 					select {
-					case d.inFlight <- struct{}{}:
+					case slot = <-d.inFlight:
 					case <-ctx.Done():
 						return
 					}
-					id, err := d.applyOne(ctx, changes[i])
-					<-d.inFlight
+					id, err := d.applyOne(ctx, slot, changes[i])
+					d.inFlight <- slot
 					if err != nil && !directory.IsRowError(err) {
 						mu.Lock()
 						if fatal == nil {
@@ -92,11 +93,12 @@ feed:
 // Change is directory.Change; the alias keeps signatures short.
 type Change = directory.Change
 
-// applyOne writes one change and returns the user's DN.
-func (d *Directory) applyOne(ctx context.Context, ch Change) (string, error) {
+// applyOne writes one change, holding the in-flight slot given, and
+// returns the user's DN.
+func (d *Directory) applyOne(ctx context.Context, slot int, ch Change) (string, error) {
 	switch ch.Op {
 	case directory.OpCreate:
-		return d.create(ctx, ch)
+		return d.create(ctx, slot, ch)
 	case directory.OpUpdate:
 		return d.update(ctx, ch.ID, ch.Identity, ch.Attributes, ch.Reactivate)
 	case directory.OpDeactivate:
@@ -110,7 +112,7 @@ func (d *Directory) applyOne(ctx context.Context, ch Change) (string, error) {
 // create adds the entry rdnAttribute=value,usersBaseDN. An entry of that
 // name that already exists (a row replayed after a restart) is updated
 // instead when it is managed; otherwise the row fails.
-func (d *Directory) create(ctx context.Context, ch Change) (string, error) {
+func (d *Directory) create(ctx context.Context, slot int, ch Change) (string, error) {
 	attrs, err := d.cleanAttributes(ch.Attributes)
 	if err != nil {
 		return "", err
@@ -140,7 +142,7 @@ func (d *Directory) create(ctx context.Context, ch Change) (string, error) {
 	}
 	dn := d.rdnAttr + "=" + ldap.EscapeDN(rdn[0]) + "," + d.usersBase
 
-	err = d.doAdd(ctx, func(p *pipe) error { return p.add(ctx, dn, d.objectClasses, attrs) })
+	err = d.doAdd(ctx, slot, func(p *pipe) error { return p.add(ctx, dn, d.objectClasses, attrs) })
 	if ldap.IsErrorWithCode(err, ldap.LDAPResultEntryAlreadyExists) {
 		return d.replayCreate(ctx, dn, identity, attrs)
 	}

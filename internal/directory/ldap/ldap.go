@@ -158,7 +158,9 @@ type Directory struct {
 	managedOnly  bool
 	needsCNSN    bool
 
-	inFlight   chan struct{} // bounds the changes in flight across batches
+	// inFlight holds the numbers of the slots for changes in flight: it
+	// bounds them across batches, and gives each add a pipe of its own.
+	inFlight   chan int
 	maxRetries int
 	limiter    *rate.Limiter
 	pool       *pool[*ldap.Conn]
@@ -281,10 +283,14 @@ func New(ctx context.Context, spec *v1alpha1.LDAPDirectory, opts directory.Optio
 		size = 1
 	}
 	d.pool = newPool(size, d.dial)
-	// As many pipes as connections: slapd serialises much of the work of
-	// one connection, so adds spread over several run faster.
-	d.pipes = newPool(size, d.dialPipe)
-	d.inFlight = make(chan struct{}, max(size, minInFlight))
+	// A pipe per slot: slapd serialises much of the work of one
+	// connection, so adds spread over several run faster.
+	slots := max(size, minInFlight)
+	d.pipes = newPool(slots, d.dialPipe)
+	d.inFlight = make(chan int, slots)
+	for i := range slots {
+		d.inFlight <- i
+	}
 	return d, nil
 }
 

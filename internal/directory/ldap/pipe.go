@@ -15,7 +15,9 @@ import (
 
 // pipe is a bound connection that carries add requests pipelined: each
 // request is encoded straight into a buffer shared by the callers, the
-// buffer goes out in one write, and answers are matched by message id.
+// caller that finds no write under way writes the buffer (its own
+// request and any that gathered meanwhile), and answers are matched by
+// message id.
 // go-ldap writes every request on its own and builds a tree of packets
 // for it; on a first import, where nearly every change is an add, that
 // cost the client as much CPU per user as the server spent, on the same
@@ -23,11 +25,11 @@ import (
 type pipe struct {
 	conn    net.Conn
 	timeout time.Duration
-	wake    chan struct{} // a request is waiting to be written
-	closed  chan struct{} // closed by fail
 
 	mu      sync.Mutex
 	out     []byte // encoded requests not yet written
+	spare   []byte // the buffer last written, for reuse
+	writing bool   // a caller is writing; it writes out too before it stops
 	pending map[int32]chan error
 	nextID  int32
 	err     error // why the pipe broke; nil while it works
@@ -86,12 +88,9 @@ func (d *Directory) dialPipe(ctx context.Context) (*pipe, error) {
 	p := &pipe{
 		conn:    conn,
 		timeout: requestTimeout,
-		wake:    make(chan struct{}, 1),
-		closed:  make(chan struct{}),
 		pending: make(map[int32]chan error),
 		nextID:  3,
 	}
-	go p.writeLoop()
 	go p.readLoop(r)
 	return p, nil
 }
@@ -131,10 +130,10 @@ func (p *pipe) add(ctx context.Context, dn string, objectClasses []string, attrs
 	}
 	p.out = appendAdd(p.out, id, dn, objectClasses, attrs)
 	p.pending[id] = done
-	p.mu.Unlock()
-	select {
-	case p.wake <- struct{}{}:
-	default:
+	if p.writing {
+		p.mu.Unlock()
+	} else {
+		p.flush()
 	}
 	select {
 	case err := <-done:
@@ -144,30 +143,25 @@ func (p *pipe) add(ctx context.Context, dn string, objectClasses []string, attrs
 	}
 }
 
-// writeLoop writes what callers have encoded, all of it at once: while
-// one write is on its way the next requests gather in the buffer.
-func (p *pipe) writeLoop() {
-	var buf []byte
-	for {
-		select {
-		case <-p.wake:
-		case <-p.closed:
-			return
+// flush writes out until nothing is left; requests that callers add
+// while a write is under way go in the next one. It is called with p.mu
+// held and returns with it released.
+func (p *pipe) flush() {
+	p.writing = true
+	for len(p.out) > 0 && p.err == nil {
+		buf := p.out
+		p.out = p.spare[:0]
+		p.conn.SetReadDeadline(time.Now().Add(p.timeout))
+		p.mu.Unlock()
+		_, err := p.conn.Write(buf)
+		if err != nil {
+			p.fail(err)
 		}
 		p.mu.Lock()
-		buf, p.out = p.out, buf[:0]
-		if len(buf) > 0 {
-			p.conn.SetReadDeadline(time.Now().Add(p.timeout))
-		}
-		p.mu.Unlock()
-		if len(buf) == 0 {
-			continue
-		}
-		if _, err := p.conn.Write(buf); err != nil {
-			p.fail(err)
-			return
-		}
+		p.spare = buf
 	}
+	p.writing = false
+	p.mu.Unlock()
 }
 
 // readLoop hands each answer to its caller. The read deadline runs while
@@ -219,7 +213,6 @@ func (p *pipe) fail(err error) {
 		done <- err
 		delete(p.pending, id)
 	}
-	close(p.closed)
 	p.conn.Close()
 }
 

@@ -47,10 +47,15 @@ func newPool[C conn](size int, dial func(context.Context) (C, error)) *pool[C] {
 	return p
 }
 
-// get returns a bound connection, round robin over the slots, dialling one
-// when the slot is empty or its connection has closed.
-func (p *pool[C]) get(ctx context.Context) (C, error) {
-	s := p.slots[p.next.Add(1)%uint64(len(p.slots))]
+// get returns the bound connection of slot i, or with i < 0 of the next
+// slot round robin, dialling one when the slot is empty or its connection
+// has closed.
+func (p *pool[C]) get(ctx context.Context, i int) (C, error) {
+	n := uint64(i)
+	if i < 0 {
+		n = p.next.Add(1)
+	}
+	s := p.slots[n%uint64(len(p.slots))]
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.open && !s.conn.IsClosing() {
@@ -97,20 +102,20 @@ func (p *pool[C]) close() {
 // last attempt is returned as is, so that callers can read its LDAP
 // result code.
 func (d *Directory) do(ctx context.Context, op func(*ldap.Conn) error) error {
-	return withConn(ctx, d, d.pool, op)
+	return withConn(ctx, d, d.pool, -1, op)
 }
 
-// doAdd is do for adds, which go over the pipes.
-func (d *Directory) doAdd(ctx context.Context, op func(*pipe) error) error {
-	return withConn(ctx, d, d.pipes, op)
+// doAdd is do for adds, which go over the pipe of the change's slot.
+func (d *Directory) doAdd(ctx context.Context, slot int, op func(*pipe) error) error {
+	return withConn(ctx, d, d.pipes, slot, op)
 }
 
-func withConn[C conn](ctx context.Context, d *Directory, p *pool[C], op func(C) error) error {
+func withConn[C conn](ctx context.Context, d *Directory, p *pool[C], slot int, op func(C) error) error {
 	for attempt := 0; ; attempt++ {
 		if err := d.limiter.Wait(ctx); err != nil {
 			return err
 		}
-		c, err := p.get(ctx)
+		c, err := p.get(ctx, slot)
 		if err == nil {
 			err = op(c)
 			if err == nil {
