@@ -18,6 +18,7 @@ import (
 // caller that finds no write under way writes the buffer (its own
 // request and any that gathered meanwhile), and answers are matched by
 // message id.
+//
 // go-ldap writes every request on its own and builds a tree of packets
 // for it; on a first import, where nearly every change is an add, that
 // cost the client as much CPU per user as the server spent, on the same
@@ -36,7 +37,7 @@ type pipe struct {
 }
 
 // dialPipe connects, upgrades with StartTLS when asked and binds, as dial
-// does for go-ldap connections, and starts the pipe's writer and reader.
+// does for go-ldap connections, and starts the pipe's reader.
 func (d *Directory) dialPipe(ctx context.Context) (*pipe, error) {
 	dialer := &net.Dialer{Timeout: dialTimeout}
 	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < dialTimeout {
