@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/go-ldap/ldap/v3"
 )
 
 // The few LDAP messages a pipe sends and reads, encoded and decoded in
@@ -19,7 +21,6 @@ const (
 	tagSet         = 0x31
 
 	tagBindRequest      = 0x60 // [APPLICATION 0] constructed
-	tagBindResponse     = 0x61
 	tagAddRequest       = 0x68
 	tagAddResponse      = 0x69
 	tagExtendedRequest  = 0x77
@@ -169,6 +170,15 @@ type result struct {
 	code   int
 	diag   string
 	notice bool // an unsolicited notification (message id 0)
+}
+
+// err is nil for success, else an *ldap.Error with the result code and
+// the server's message.
+func (r result) err() error {
+	if r.code == 0 {
+		return nil
+	}
+	return ldap.NewError(uint16(r.code), errors.New(r.diag))
 }
 
 var errMalformed = errors.New("malformed LDAP response")

@@ -64,11 +64,7 @@ func (d *Directory) dialPipe(ctx context.Context) (*pipe, error) {
 	r := bufio.NewReaderSize(conn, 64<<10)
 	var buf []byte
 	if d.startTLS {
-		res, err := exchange(conn, r, appendStartTLS(nil, 1), &buf)
-		if err == nil && res.code != 0 {
-			err = ldap.NewError(uint16(res.code), errors.New(res.diag))
-		}
-		if err != nil {
+		if err := exchange(conn, r, appendStartTLS(nil, 1), &buf); err != nil {
 			conn.Close()
 			return nil, connectError(d.url.Host, fmt.Errorf("StartTLS: %w", err))
 		}
@@ -77,11 +73,7 @@ func (d *Directory) dialPipe(ctx context.Context) (*pipe, error) {
 		}
 		r.Reset(conn)
 	}
-	res, err := exchange(conn, r, appendBind(nil, 2, d.bindDN, d.password), &buf)
-	if err == nil && res.code != 0 {
-		err = ldap.NewError(uint16(res.code), errors.New(res.diag))
-	}
-	if err != nil {
+	if err := exchange(conn, r, appendBind(nil, 2, d.bindDN, d.password), &buf); err != nil {
 		conn.Close()
 		return nil, d.bindError(err)
 	}
@@ -107,12 +99,17 @@ func handshake(ctx context.Context, conn net.Conn, cfg *tls.Config) (net.Conn, e
 	return tc, nil
 }
 
-// exchange writes one request and reads its answer, before the pipe runs.
-func exchange(conn net.Conn, r *bufio.Reader, req []byte, buf *[]byte) (result, error) {
+// exchange writes one request and reads its answer, before the pipe
+// runs; an answer other than success is an *ldap.Error.
+func exchange(conn net.Conn, r *bufio.Reader, req []byte, buf *[]byte) error {
 	if _, err := conn.Write(req); err != nil {
-		return result{}, err
+		return err
 	}
-	return readResult(r, buf)
+	res, err := readResult(r, buf)
+	if err != nil {
+		return err
+	}
+	return res.err()
 }
 
 // add sends an add request and waits for its answer: nil, or an
@@ -179,10 +176,8 @@ func (p *pipe) readLoop(r *bufio.Reader) {
 			p.fail(err)
 			return
 		}
-		var answer error
-		if res.code != 0 {
-			answer = ldap.NewError(uint16(res.code), errors.New(res.diag))
-		} else if res.op != tagAddResponse {
+		answer := res.err()
+		if answer == nil && res.op != tagAddResponse {
 			answer = ldap.NewError(ldap.ErrorUnexpectedResponse, fmt.Errorf("answer of tag %#x to an add", res.op))
 		}
 		p.mu.Lock()
