@@ -380,9 +380,10 @@ type UserDirectoryStatus struct {
 
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:shortName=udir,categories=userimport
+// +kubebuilder:resource:shortName=udir,categories=usersync
 // +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.status.type`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Active import",type=string,JSONPath=`.status.activeImport`
 // +kubebuilder:printcolumn:name="Queue",type=integer,JSONPath=`.status.queueLength`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

@@ -552,7 +552,7 @@ type UserImportStatus struct {
 
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:shortName=uimp,categories=userimport
+// +kubebuilder:resource:shortName=uimp,categories=usersync
 // +kubebuilder:printcolumn:name="Directory",type=string,JSONPath=`.spec.directoryRef.name`
 // +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.spec.mode`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`

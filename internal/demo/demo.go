@@ -147,7 +147,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	say("The control plane keeps running. In another terminal:")
 	say("  kubectl --kubeconfig %s get userimports -w", kubeconfig)
 	say("  kubectl --kubeconfig %s apply -f %s", kubeconfig, filepath.Join(work, "delta-import.yaml"))
-	say("  kubectl --kubeconfig %s get userimport,userdirectory", kubeconfig)
+	say("  kubectl --kubeconfig %s get usersync", kubeconfig)
 	if o.ExitAfterImport {
 		if phase != v1alpha1.PhaseCompleted {
 			return fmt.Errorf("import %s ended %s", importName, phase)

@@ -135,18 +135,20 @@ var _ = Describe("The CustomResourceDefinitions", func() {
 		}
 	})
 
-	It("are served with their short names and the category userimport", func() {
+	It("are served with their short names and the category usersync, which names no resource", func() {
 		list, err := discoveryClient.ServerResourcesForGroupVersion(uiov1.GroupVersion.String())
 		Expect(err).NotTo(HaveOccurred())
 		shortNames := map[string][]string{}
-		var inCategory []string
+		var inCategory, names []string
 		for _, r := range list.APIResources {
 			if _, ok := crdNames[r.Name]; !ok {
 				continue // subresources such as userimports/status
 			}
 			shortNames[r.Name] = r.ShortNames
+			names = append(names, r.Name, r.SingularName)
+			names = append(names, r.ShortNames...)
 			for _, c := range r.Categories {
-				if c == "userimport" {
+				if c == "usersync" {
 					inCategory = append(inCategory, r.Name)
 				}
 			}
@@ -157,6 +159,14 @@ var _ = Describe("The CustomResourceDefinitions", func() {
 			"importschedules": {"isched"},
 		}))
 		Expect(inCategory).To(ConsistOf("userdirectories", "userimports", "importschedules"))
+		// kubectl expands a category before it resolves a resource name:
+		// a category spelled like a resource would make "kubectl get
+		// <that name> X" act on all three kinds.
+		for _, r := range list.APIResources {
+			for _, c := range r.Categories {
+				Expect(names).NotTo(ContainElement(c), "category %q of %s is also a resource name", c, r.Name)
+			}
+		}
 	})
 
 	Describe("printer columns in kubectl get", func() {
@@ -187,14 +197,14 @@ var _ = Describe("The CustomResourceDefinitions", func() {
 			Expect(row["Age"]).NotTo(BeEmpty())
 		})
 
-		It("show a UserDirectory's type, readiness, active import and queue", func() {
+		It("show a UserDirectory's type, readiness and its reason, active import and queue", func() {
 			ud := validSCIMDirectory()
 			Expect(k8sClient.Create(ctx, ud)).To(Succeed())
 			ud.Status = uiov1.UserDirectoryStatus{
 				Type: "SCIM",
 				Conditions: []metav1.Condition{{
-					Type: uiov1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Connected",
-					Message: "the directory answers", LastTransitionTime: metav1.Now(),
+					Type: uiov1.ConditionReady, Status: metav1.ConditionFalse, Reason: "AuthenticationFailed",
+					Message: "the directory refused the credentials", LastTransitionTime: metav1.Now(),
 				}},
 				ActiveImport: "hr-full-sync-2026-11",
 				Queue:        []string{"hr-delta-1", "hr-delta-2"},
@@ -203,10 +213,11 @@ var _ = Describe("The CustomResourceDefinitions", func() {
 			Expect(k8sClient.Status().Update(ctx, ud)).To(Succeed())
 
 			table := getTable("userdirectories", ud.Name)
-			Expect(columnNames(table)).To(Equal([]string{"Name", "Type", "Ready", "Active import", "Queue", "Age"}))
+			Expect(columnNames(table)).To(Equal([]string{"Name", "Type", "Ready", "Reason", "Active import", "Queue", "Age"}))
 			row := cells(table)
 			Expect(row["Type"]).To(Equal("SCIM"))
-			Expect(row["Ready"]).To(Equal("True"))
+			Expect(row["Ready"]).To(Equal("False"))
+			Expect(row["Reason"]).To(Equal("AuthenticationFailed"))
 			Expect(row["Active import"]).To(Equal("hr-full-sync-2026-11"))
 			Expect(row["Queue"]).To(BeEquivalentTo(2))
 		})
