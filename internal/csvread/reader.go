@@ -207,7 +207,9 @@ func (r *Reader) start() error {
 			return fmt.Errorf("csvread: bad header: line %d: column %d has no name%s", rec.Line, i+1, hint)
 		}
 		if j, dup := seen[name]; dup {
-			return fmt.Errorf("csvread: bad header: line %d: columns %d and %d are both named %q", rec.Line, j+1, i+1, name)
+			// Not quoted: a file without a header line makes its first
+			// row, personal data, the header.
+			return fmt.Errorf("csvread: bad header: line %d: columns %d and %d have the same name", rec.Line, j+1, i+1)
 		}
 		seen[name] = i
 	}

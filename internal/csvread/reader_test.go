@@ -201,7 +201,7 @@ func TestNewReaderErrors(t *testing.T) {
 		{"empty column name", Options{Header: true}, "a,,c\n", "column 2 has no name", nil},
 		{"blank column name", Options{Header: true}, "a, ,c\n", "column 2 has no name", nil},
 		{"trailing delimiter in header", Options{Header: true}, "a,b,\n", "column 3 has no name (does the line end with a delimiter?)", nil},
-		{"duplicate column", Options{Header: true}, "id,mail,name,mail\n", `columns 2 and 4 are both named "mail"`, nil},
+		{"duplicate column", Options{Header: true}, "id,mail,name,mail\n", `columns 2 and 4 have the same name`, nil},
 		{"malformed header", Options{Header: true}, "a,\"b\n", "bad header: line 1: quote not closed", nil},
 		{"malformed first record without header", Options{}, "a,b\"\n", "bad first record", nil},
 		{"CR-only header", Options{Header: true}, "a,b\r1,2\r", "CR-only line endings are not supported", nil},

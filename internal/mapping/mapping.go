@@ -105,6 +105,7 @@ type entry struct {
 func Compile(entries []v1alpha1.AttributeMapping, header []string) (*Mapper, error) {
 	m := &Mapper{header: slices.Clone(header)}
 	cols := newColumns(m.header)
+	cols.trustHeader(entries)
 	var problems []string
 	var identities []string
 	seen := make(map[string]bool, len(entries))
@@ -467,6 +468,11 @@ var tooLongMsg = fmt.Sprintf("longer than %d bytes", MaxValueBytes)
 type columns struct {
 	header []string
 	index_ map[string]int // -1 when a name appears more than once
+	// quotable says the header may be quoted in messages: at least one
+	// column the mapping names is in it. A file without a header line read
+	// as if it had one turns its first row, personal data, into the
+	// "header"; such a header matches no mapped column and is never quoted.
+	quotable bool
 }
 
 func newColumns(header []string) *columns {
@@ -481,9 +487,19 @@ func newColumns(header []string) *columns {
 	return c
 }
 
+// trustHeader sets quotable when a column named by entries is in the header.
+func (c *columns) trustHeader(entries []v1alpha1.AttributeMapping) {
+	for _, e := range entries {
+		if i, ok := c.index_[e.Column]; e.Column != "" && ok && i >= 0 {
+			c.quotable = true
+			return
+		}
+	}
+}
+
 // index returns the position of column name in the header, or a problem
-// that completes "column NAME …": it lists the header (column names are not
-// personal data) and suggests a near miss.
+// that completes "column NAME …": it lists a quotable header (column names
+// are not personal data) and suggests a near miss.
 func (c *columns) index(name string) (int, string) {
 	i, ok := c.index_[name]
 	if ok && i >= 0 {
@@ -491,6 +507,10 @@ func (c *columns) index(name string) (int, string) {
 	}
 	if ok {
 		return -1, "appears more than once in the file's header"
+	}
+	if !c.quotable {
+		return -1, fmt.Sprintf("is not in the file's header, which has %d columns and none that the mapping names "+
+			"(if the file has no header line, set spec.format.header to false and name columns \"1\", \"2\", …)", len(c.header))
 	}
 	msg := "is not in the file's header"
 	for _, h := range c.header {

@@ -75,8 +75,32 @@ func TestErrorsNeverContainValues(t *testing.T) {
 // but Compile never sees rows; this asserts the header listing stays the
 // header's names and nothing else.
 func TestCompileErrorQuotesOnlyTheSpecAndHeader(t *testing.T) {
-	_, err := Compile([]v1alpha1.AttributeMapping{{Attribute: "u", Column: "x", Identity: true}}, []string{"a", "b"})
-	if err == nil || err.Error() != `mapping[u]: column "x" is not in the file's header; columns are: "a", "b"` {
+	_, err := Compile([]v1alpha1.AttributeMapping{{Attribute: "u", Column: "a", Identity: true}, {Attribute: "v", Column: "x"}}, []string{"a", "b"})
+	if err == nil || err.Error() != `mapping[v]: column "x" is not in the file's header; columns are: "a", "b"` {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// A file without a header line, read as if it had one, makes its first row
+// the "header": a header that holds none of the mapped columns is never
+// quoted, and the message says how to read such a file.
+func TestCompileErrorNeverQuotesAFirstRowTakenForAHeader(t *testing.T) {
+	firstRow := []string{"SECRET-ada@corp.example", "Ada", "Dept"}
+	_, err := Compile([]v1alpha1.AttributeMapping{
+		{Attribute: "userName", Column: "email", Identity: true},
+		{Attribute: "department", Column: "dept"},
+		{Attribute: "displayName", Template: "{{.first_name}}"},
+	}, firstRow)
+	if err == nil {
+		t.Fatal("compiled against a first row")
+	}
+	for _, v := range firstRow {
+		if strings.Contains(err.Error(), v) {
+			t.Fatalf("error quotes %q of the first row: %v", v, err)
+		}
+	}
+	if !strings.Contains(err.Error(), `mapping[userName]: column "email" is not in the file's header, which has 3 columns and none that the mapping names`) ||
+		!strings.Contains(err.Error(), "spec.format.header to false") {
 		t.Fatalf("got %v", err)
 	}
 }
