@@ -350,8 +350,7 @@ func (run *importRun) start(ctx context.Context, stage jobs.Stage) (verdict, err
 	if err != nil {
 		return verdict{}, err
 	}
-	switch {
-	case st.Found && !st.Running:
+	if st.Found && !st.Running {
 		// The finished run of an earlier attempt (a preview before an
 		// edit, an import before its approval) holds the name: remove it
 		// and start once it is gone.
@@ -360,29 +359,47 @@ func (run *importRun) start(ctx context.Context, stage jobs.Stage) (verdict, err
 		}
 		return verdict{kind: conditions.KindProgressing, reason: string(imp.Status.Phase),
 			message: "removing the finished run of an earlier attempt", requeueAfter: time.Second}, nil
-	case !st.Found:
-		if err := run.ensureReportSecret(ctx); err != nil {
-			return verdict{}, err
+	}
+	imp.Status.JobName = jobs.JobName(imp, stage)
+	if stage == jobs.StageImport {
+		// The phase is the directory's lock: Importing is written before
+		// the Job exists, so that a manager that stops in between leaves
+		// an Importing import without a Job (started by the next
+		// reconcile), never a writing Job behind an import the queue
+		// still counts as waiting.
+		if imp.Status.StartTime == nil {
+			t := run.now()
+			imp.Status.StartTime = &t
 		}
-		if err := run.Executor.Start(ctx, imp, dir, stage); err != nil {
-			return verdict{}, fmt.Errorf("starting the %s: %w", stage, err)
+		if p := imp.Status.Progress; p != nil && p.Checkpoint == nil {
+			// How far a preview read; the import counts from the start.
+			imp.Status.Progress = nil
+		}
+		run.setPhase(v1alpha1.PhaseImporting)
+		return verdict{kind: conditions.KindProgressing, reason: conditions.ReasonImporting,
+			message: "starting the import in " + imp.Status.JobName, requeueAfter: time.Millisecond}, nil
+	}
+	if !st.Found {
+		if err := run.launch(ctx, dir, stage); err != nil {
+			return verdict{}, err
 		}
 	}
 	// Found and running: adopted (a restart between the start and the
 	// status patch).
-	imp.Status.JobName = jobs.JobName(imp, stage)
-	if stage == jobs.StagePreview {
-		run.setPhase(v1alpha1.PhaseCreatingPreview)
-		return verdict{kind: conditions.KindProgressing, reason: conditions.ReasonCreatingPreview,
-			message: "the preview runs in " + imp.Status.JobName, requeueAfter: run.PollInterval}, nil
+	run.setPhase(v1alpha1.PhaseCreatingPreview)
+	return verdict{kind: conditions.KindProgressing, reason: conditions.ReasonCreatingPreview,
+		message: "the preview runs in " + imp.Status.JobName, requeueAfter: run.PollInterval}, nil
+}
+
+// launch creates the report Secret and starts the run of stage.
+func (run *importRun) launch(ctx context.Context, dir *v1alpha1.UserDirectory, stage jobs.Stage) error {
+	if err := run.ensureReportSecret(ctx); err != nil {
+		return err
 	}
-	if imp.Status.StartTime == nil {
-		t := run.now()
-		imp.Status.StartTime = &t
+	if err := run.Executor.Start(ctx, run.imp, dir, stage); err != nil {
+		return fmt.Errorf("starting the %s: %w", stage, err)
 	}
-	run.setPhase(v1alpha1.PhaseImporting)
-	return verdict{kind: conditions.KindProgressing, reason: conditions.ReasonImporting,
-		message: "the import runs in " + imp.Status.JobName, requeueAfter: run.PollInterval}, nil
+	return nil
 }
 
 // identityMismatch says why the import's identity entry does not fit the
@@ -454,18 +471,23 @@ func (run *importRun) running(ctx context.Context, stage jobs.Stage) (verdict, e
 		return verdict{}, err
 	}
 	if !st.Found {
-		// The Job was deleted by someone, or the manager restarted with
+		// An import that has just entered Importing starts here. Later,
+		// the Job was deleted by someone, or the manager restarted with
 		// the in-process executor: start again; the worker resumes from
 		// the checkpoint.
 		dir, wait, err := run.readyDirectory(ctx)
 		if err != nil || wait != nil {
 			return derefVerdict(wait), err
 		}
-		if err := run.Executor.Start(ctx, imp, dir, stage); err != nil {
-			return verdict{}, fmt.Errorf("restarting the %s: %w", stage, err)
+		if err := run.launch(ctx, dir, stage); err != nil {
+			return verdict{}, err
 		}
-		run.event("Normal", "Restarted", fmt.Sprintf("the %s run was gone; started it again", stage))
-		return verdict{kind: conditions.KindProgressing, reason: string(imp.Status.Phase), message: "restarted the " + string(stage), requeueAfter: run.PollInterval}, nil
+		msg := "the " + string(stage) + " runs in " + imp.Status.JobName
+		if imp.Status.Progress != nil {
+			run.event("Normal", "Restarted", fmt.Sprintf("the %s run was gone; started it again", stage))
+			msg = "restarted the " + string(stage) + " in " + imp.Status.JobName
+		}
+		return verdict{kind: conditions.KindProgressing, reason: string(imp.Status.Phase), message: msg, requeueAfter: run.PollInterval}, nil
 	}
 	if st.Running {
 		msg := "the preview runs in " + imp.Status.JobName

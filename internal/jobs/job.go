@@ -95,6 +95,10 @@ func Build(imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory, stage Stage, s
 			BackoffLimit:            ptr.To(backoff),
 			ActiveDeadlineSeconds:   ptr.To(deadline),
 			TTLSecondsAfterFinished: copyInt32(settings.TTLSecondsAfterFinished),
+			// A pod being deleted keeps writing until it has stopped; its
+			// replacement starts only then, so that two workers of one
+			// import never write at once.
+			PodReplacementPolicy: ptr.To(batchv1.Failed),
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: copyLabels(labels)},
 				Spec: corev1.PodSpec{

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -60,6 +61,9 @@ func TestBuildJob(t *testing.T) {
 	}
 	if !reflect.DeepEqual(job.Labels, wantLabels) || !reflect.DeepEqual(job.Spec.Template.Labels, wantLabels) {
 		t.Errorf("labels job %v pod %v", job.Labels, job.Spec.Template.Labels)
+	}
+	if p := job.Spec.PodReplacementPolicy; p == nil || *p != batchv1.Failed {
+		t.Errorf("podReplacementPolicy %v, want Failed: a terminating worker must stop before the next one starts", p)
 	}
 	if *job.Spec.BackoffLimit != 5 || *job.Spec.ActiveDeadlineSeconds != 600 || *job.Spec.TTLSecondsAfterFinished != 3600 {
 		t.Errorf("limits %v %v %v", *job.Spec.BackoffLimit, *job.Spec.ActiveDeadlineSeconds, *job.Spec.TTLSecondsAfterFinished)

@@ -28,6 +28,7 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -103,17 +104,29 @@ var _ = AfterSuite(func() {
 })
 
 // startManager runs a manager with the controllers in a goroutine and
-// returns a function that stops it and waits until it stopped.
-func startManager(o controllers.Options) func() {
+// returns a function that stops it and waits until it stopped. With
+// watch, every call of the manager's client goes through those functions
+// first.
+func startManager(o controllers.Options, watch ...interceptor.Funcs) func() {
 	o.DirectoryRetryInterval = time.Second
 	o.PollInterval = time.Second
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	opts := ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		// Several managers run one after the other in this process.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
-	})
+	}
+	for _, funcs := range watch {
+		opts.NewClient = func(c *rest.Config, co client.Options) (client.Client, error) {
+			cl, err := client.NewWithWatch(c, co)
+			if err != nil {
+				return nil, err
+			}
+			return interceptor.NewClient(cl, funcs), nil
+		}
+	}
+	mgr, err := ctrl.NewManager(cfg, opts)
 	Expect(err).NotTo(HaveOccurred())
 	Expect(controllers.Setup(mgr, o)).To(Succeed())
 	mctx, cancel := context.WithCancel(ctx)

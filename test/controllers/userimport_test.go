@@ -1,6 +1,9 @@
 package controllers_test
 
 import (
+	"context"
+	"strings"
+	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -9,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	uiov1 "github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/controllers"
@@ -253,6 +257,38 @@ var _ = Describe("UserImport phases", func() {
 		Expect(ready.Message).To(Equal(msg))
 		Expect(condition(got, uiov1.ConditionStalled)).NotTo(BeNil())
 		Eventually(func() []string { return eventsFor(ns, "broken", conditions.ReasonImportFailed) }, 5*time.Second).Should(ContainElement(msg))
+	})
+
+	It("records Importing before it creates the import's Job, so that a stop in between never hides a writing Job from the queue", func() {
+		stopManager()
+		var mu sync.Mutex
+		phaseAtCreate := map[string]uiov1.ImportPhase{}
+		stopManager = startManager(controllers.Options{Executor: controllers.ExecutorJob, Job: jobSettings}, interceptor.Funcs{
+			Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+				if j, ok := obj.(*batchv1.Job); ok && j.Labels[jobs.LabelComponent] == strings.ToLower(string(jobs.StageImport)) {
+					// What the API server holds when the Job is created.
+					cur := &uiov1.UserImport{}
+					Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: j.Namespace, Name: j.Labels[jobs.LabelInstance]}, cur)).To(Succeed())
+					mu.Lock()
+					phaseAtCreate[cur.Name] = cur.Status.Phase
+					mu.Unlock()
+				}
+				return c.Create(ctx, obj, opts...)
+			},
+		})
+		ns := newNamespace()
+		readyDirectory(ns, "corp")
+		a := newImport(ns, "first", "corp", uiov1.ActionImport)
+		expectPhase(a, uiov1.PhaseImporting)
+		job(a, jobs.StageImport)
+		b := newImport(ns, "second", "corp", uiov1.ActionImport)
+		finishJob(job(a, jobs.StageImport), true)
+		expectPhase(a, uiov1.PhaseCompleted)
+		expectPhase(b, uiov1.PhaseImporting)
+		job(b, jobs.StageImport)
+		mu.Lock()
+		defer mu.Unlock()
+		Expect(phaseAtCreate).To(Equal(map[string]uiov1.ImportPhase{"first": uiov1.PhaseImporting, "second": uiov1.PhaseImporting}))
 	})
 
 	It("adopts the running Job after a restart of the manager and never starts a second", func() {
