@@ -73,13 +73,20 @@ func (s *APISink) Started(ctx context.Context, file *source.File, resumed bool) 
 	})
 }
 
-// Progress records counts and the checkpoint.
+// Progress records counts and the checkpoint. A preview records only how
+// far it read: its planned changes go to status.preview when it ends, and
+// counts in status.progress (the Created, Updated, Failed columns and the
+// rows metrics) are changes made.
 func (s *APISink) Progress(ctx context.Context, p Progress) error {
 	return s.patchStatus(ctx, func(st *v1alpha1.UserImportStatus) {
 		if st.Progress == nil {
 			st.Progress = &v1alpha1.ProgressStatus{}
 		}
-		setCounts(st.Progress, p.Counts)
+		counts := p.Counts
+		if p.DryRun {
+			counts = engine.Counts{Rows: counts.Rows}
+		}
+		setCounts(st.Progress, counts)
 		st.Progress.Percent = p.Percent
 		st.Progress.RowsPerSecond = int64(p.RowsPerSecond)
 		now := metav1.Now()

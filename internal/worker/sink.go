@@ -29,6 +29,9 @@ type Progress struct {
 	engine.Progress
 	// Percent of the file's bytes read.
 	Percent int32
+	// DryRun says the counts are planned changes of a preview, not
+	// changes made.
+	DryRun bool
 }
 
 // maxKeptErrors bounds the row errors kept for the report Secret.
@@ -40,6 +43,7 @@ type reporter struct {
 	sink    Sink
 	size    int64
 	resumed bool
+	dryRun  bool
 	err     error
 	// errors by line: after a resume the engine may report a line again.
 	byLine map[int64]string
@@ -57,7 +61,7 @@ func (r *reporter) Progress(p engine.Progress) {
 	if r.size > 0 {
 		pct = int32(done * 100 / r.size)
 	}
-	if err := r.sink.Progress(r.ctx, Progress{Progress: p, Percent: min(pct, 100)}); err != nil && r.err == nil {
+	if err := r.sink.Progress(r.ctx, Progress{Progress: p, Percent: min(pct, 100), DryRun: r.dryRun}); err != nil && r.err == nil {
 		r.err = err
 	}
 }

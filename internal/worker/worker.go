@@ -125,7 +125,7 @@ func Run(ctx context.Context, cfg Config) (Outcome, error) {
 	}
 	ecfg := engine.NewConfig(imp.Spec, cfg.Directory.Execution, open.Options(cfg.Directory))
 	ecfg.ProgressInterval = cfg.ProgressInterval
-	rep := &reporter{ctx: ctx, sink: cfg.Sink, size: file.Size, resumed: out.Resumed}
+	rep := &reporter{ctx: ctx, sink: cfg.Sink, size: file.Size, resumed: out.Resumed, dryRun: dryRun}
 	res, err := engine.Run(ctx, in, dir, ecfg, dryRun, rep)
 	out.Result = res
 	if rep.err != nil && err == nil {

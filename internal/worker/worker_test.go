@@ -181,6 +181,12 @@ func TestWorkerReportsToTheUserImport(t *testing.T) {
 		if out.Result.Counts.Created != 2000 || f.countUsers(t) != 0 {
 			t.Fatalf("a preview must write nothing: %+v, %d users", out.Result.Counts, f.countUsers(t))
 		}
+		// status.progress says how far the preview read; its counts are
+		// changes made (printer columns, metrics), and a preview makes none.
+		if p := imp.Status.Progress; p == nil || p.RowsProcessed == 0 ||
+			p.Created+p.Updated+p.Unchanged+p.Deactivated+p.Deleted+p.Failed != 0 || p.Checkpoint != nil {
+			t.Fatalf("progress after the preview: %+v", p)
+		}
 		var report corev1.Secret
 		if err := c.Get(ctx, types.NamespacedName{Namespace: "default", Name: "hr-nightly-report"}, &report); err != nil {
 			t.Fatal(err)
