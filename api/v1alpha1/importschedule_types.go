@@ -20,6 +20,7 @@ const (
 )
 
 // ImportScheduleSpec describes when imports run and what they import.
+// +kubebuilder:validation:XValidation:rule="!has(self.skipIfUnchanged) || !self.skipIfUnchanged || !has(self.successfulHistoryLimit) || self.successfulHistoryLimit > 0",message="spec.skipIfUnchanged compares the source with the last Completed import, which spec.successfulHistoryLimit: 0 deletes: keep at least 1"
 type ImportScheduleSpec struct {
 	// schedule in cron form: five fields (minute hour day-of-month month
 	// day-of-week, as in "0 2 * * *") or one of @yearly, @monthly, @weekly,
@@ -69,7 +70,8 @@ type ImportScheduleSpec struct {
 	FailedHistoryLimit *int32 `json:"failedHistoryLimit,omitempty"`
 
 	// skipIfUnchanged skips a run whose source file has the same ETag, size
-	// and checksum as the file of the last Completed import of this schedule.
+	// and checksum as the file of the last Completed import of this schedule
+	// (so successfulHistoryLimit must keep at least one).
 	// +optional
 	SkipIfUnchanged bool `json:"skipIfUnchanged,omitempty"`
 

@@ -208,6 +208,10 @@ var _ = Describe("Validation by the API server", func() {
 		Entry("a failed history limit over 100", validSchedule(func(is *uiov1.ImportSchedule) {
 			is.Spec.FailedHistoryLimit = ptr.To[int32](1000)
 		}), "spec.failedHistoryLimit", "less than or equal to 100"),
+		Entry("skipIfUnchanged with no Completed import kept to compare with", validSchedule(func(is *uiov1.ImportSchedule) {
+			is.Spec.SkipIfUnchanged = true
+			is.Spec.SuccessfulHistoryLimit = ptr.To[int32](0)
+		}), "spec: Invalid value", "spec.skipIfUnchanged compares the source with the last Completed import, which spec.successfulHistoryLimit: 0 deletes: keep at least 1"),
 		Entry("an unknown concurrency policy", validSchedule(func(is *uiov1.ImportSchedule) {
 			is.Spec.ConcurrencyPolicy = "Queue"
 		}), `spec.concurrencyPolicy: Unsupported value: "Queue"`),

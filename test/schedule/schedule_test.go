@@ -460,6 +460,37 @@ var _ = Describe("ImportSchedule", func() {
 		Consistently(func() string { return getSchedule(s).ResourceVersion }, time.Second, 100*time.Millisecond).Should(Equal(rv))
 	})
 
+	It("reports a schedule the API server let through but the parser refuses as Stalled, with the parser's reason", func() {
+		clock.Set(at("2025-06-01T09:59:30Z"))
+		// A backwards range passes the CRD's pattern; robfig/cron refuses it.
+		s := newSchedule(ns, "backwards", "5-3 * * * *", nil)
+		Eventually(func(g Gomega) {
+			st := getSchedule(s)
+			c := meta.FindStatusCondition(st.Status.Conditions, uiov1.ConditionStalled)
+			g.Expect(c).NotTo(BeNil())
+			g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
+			g.Expect(c.Reason).To(Equal(controllers.ReasonInvalidSchedule))
+			g.Expect(c.Message).To(ContainSubstring("beyond end of range"))
+			g.Expect(st.Status.NextScheduleTime).To(BeNil())
+		}, 10*time.Second, 50*time.Millisecond).Should(Succeed())
+		// Past the times it would have fired: nothing runs and nothing
+		// is written again.
+		advance(s, at("2025-06-01T11:00:05Z"))
+		rv := getSchedule(s).ResourceVersion
+		keepsChildren(s, 0)
+		Expect(getSchedule(s).ResourceVersion).To(Equal(rv))
+
+		// Fixing the spec schedules it again.
+		cur := getSchedule(s)
+		cur.Spec.Schedule = "3-5 * * * *"
+		Expect(k8sClient.Update(ctx, cur)).To(Succeed())
+		Eventually(func(g Gomega) {
+			st := getSchedule(s)
+			g.Expect(st.Status.NextScheduleTime).NotTo(BeNil())
+			g.Expect(meta.IsStatusConditionTrue(st.Status.Conditions, uiov1.ConditionReady)).To(BeTrue())
+		}, 10*time.Second, 50*time.Millisecond).Should(Succeed())
+	})
+
 	It("fires 100 schedules due in the same minute exactly once each", func() {
 		clock.Set(at("2025-06-02T10:04:30Z"))
 		var all []*uiov1.ImportSchedule
