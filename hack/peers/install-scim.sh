@@ -6,8 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/scim"
 
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-  echo "install-scim: node and npm are required (apt-get install -y nodejs npm)" >&2
-  exit 1
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    echo "install-scim: node and npm are required (apt-get install -y nodejs npm)" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
 fi
 
 # A stamp of the lock file written after a successful install tells
