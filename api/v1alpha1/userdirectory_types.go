@@ -104,7 +104,8 @@ type ExecutionSettings struct {
 	// +optional
 	BatchSize int32 `json:"batchSize,omitempty"`
 
-	// rateLimit caps the requests per second sent to the directory; 0 means
+	// rateLimit caps the requests per second sent to the directory (for an
+	// SQL directory: statements, each row written counting as one); 0 means
 	// no limit.
 	// +kubebuilder:default=0
 	// +kubebuilder:validation:Minimum=0

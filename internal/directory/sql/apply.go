@@ -52,6 +52,9 @@ func (s *Directory) Apply(ctx context.Context, changes []directory.Change) ([]di
 		stmts[i] = st
 	}
 
+	if err := s.pace(ctx, len(stmts)); err != nil {
+		return nil, err
+	}
 	var results []directory.Result
 	err = s.retry(ctx, func() error {
 		var rowFailed bool

@@ -37,6 +37,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"golang.org/x/time/rate"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
@@ -62,6 +63,9 @@ type Directory struct {
 	columns map[string]string
 	active  string
 	opts    directory.Options
+	// limiter paces the statements sent (a query, or one row written);
+	// nil without a rate limit.
+	limiter *rate.Limiter
 
 	mu     sync.Mutex
 	schema *schema // loaded by the first Check, List, Lookup or ValidateAttributes
@@ -115,6 +119,9 @@ func New(ctx context.Context, spec *v1alpha1.SQLDirectory, opts directory.Option
 	if dir.active == "" {
 		dir.active = DefaultActiveColumn
 	}
+	if opts.RateLimit > 0 {
+		dir.limiter = rate.NewLimiter(rate.Limit(opts.RateLimit), opts.RateLimit)
+	}
 	conc := opts.Concurrency
 	if conc < 1 {
 		conc = 1
@@ -143,6 +150,21 @@ func (s *Directory) Close() error {
 		err = errors.Join(err, s.write.Close())
 	}
 	return err
+}
+
+// pace waits until n more statements may be sent under the rate limit.
+func (s *Directory) pace(ctx context.Context, n int) error {
+	if s.limiter == nil {
+		return nil
+	}
+	for n > 0 {
+		k := min(n, s.limiter.Burst())
+		if err := s.limiter.WaitN(ctx, k); err != nil {
+			return err
+		}
+		n -= k
+	}
+	return nil
 }
 
 // column is the column of an attribute.
@@ -365,6 +387,9 @@ func (s *Directory) List(ctx context.Context, attributes []string, fn func(direc
 		q += " WHERE " + quote(s.column(s.opts.MarkerAttribute)) + " = " + s.d.placeholder(1)
 		args = append(args, s.opts.MarkerValue)
 	}
+	if err := s.pace(ctx, 1); err != nil {
+		return err
+	}
 	var rows *stdsql.Rows
 	// Only opening the cursor is retried: once fn has seen users, a retry
 	// would show them twice.
@@ -414,6 +439,9 @@ func (s *Directory) Lookup(ctx context.Context, identities []string, attributes 
 		}
 		q := "SELECT " + sel + " FROM " + s.qtable + " WHERE " + quote(s.identityColumn()) +
 			" IN (" + strings.Join(ph, ", ") + ")"
+		if err := s.pace(ctx, 1); err != nil {
+			return nil, err
+		}
 		err := s.retry(ctx, func() error {
 			rows, err := s.read.QueryContext(ctx, q, args...)
 			if err != nil {

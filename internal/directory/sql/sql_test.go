@@ -723,3 +723,29 @@ func TestNonTextColumns(t *testing.T) {
 		}
 	})
 }
+
+// spec.execution.rateLimit paces the statements sent: with 40 a second,
+// 40 rows more than the first burst take a second.
+func TestRateLimit(t *testing.T) {
+	forDrivers(t, func(t *testing.T, e *env) {
+		opts := defaultOpts()
+		opts.RateLimit = 40
+		d := e.open(t, e.spec(), opts)
+		batch := func(from int) []directory.Change {
+			var b []directory.Change
+			for i := from; i < from+40; i++ {
+				b = append(b, create(fmt.Sprintf("r%03d", i)))
+			}
+			return b
+		}
+		mustOK(t, mustApply(t, d, batch(0)...)) // the burst
+		start := time.Now()
+		mustOK(t, mustApply(t, d, batch(40)...))
+		if took := time.Since(start); took < 900*time.Millisecond {
+			t.Errorf("40 rows past the burst took %v at 40 a second", took)
+		}
+		if n := e.count(t); n != 80 {
+			t.Errorf("rows = %d, want 80", n)
+		}
+	})
+}
