@@ -56,7 +56,8 @@ func (e *JobExecutor) ensureAccess(ctx context.Context, imp *v1alpha1.UserImport
 	}
 	want := jobs.Role(imp)
 	var role rbacv1.Role
-	err := e.Client.Get(ctx, client.ObjectKeyFromObject(want), &role)
+	// Uncached: a cached read would watch every Role of the cluster.
+	err := e.APIReader.Get(ctx, client.ObjectKeyFromObject(want), &role)
 	switch {
 	case apierrors.IsNotFound(err):
 		if err := e.Client.Create(ctx, want); err != nil && !apierrors.IsAlreadyExists(err) {

@@ -28,7 +28,7 @@ func Role(imp *v1alpha1.UserImport) *rbacv1.Role {
 		ObjectMeta: meta(imp, ServiceAccountName(imp)),
 		Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{group}, Resources: []string{"userimports"}, ResourceNames: []string{imp.Name}, Verbs: []string{"get"}},
-			{APIGroups: []string{group}, Resources: []string{"userimports/status"}, ResourceNames: []string{imp.Name}, Verbs: []string{"patch", "update"}},
+			{APIGroups: []string{group}, Resources: []string{"userimports/status"}, ResourceNames: []string{imp.Name}, Verbs: []string{"patch"}},
 			{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{ReportSecretName(imp)}, Verbs: []string{"patch"}},
 		},
 	}

@@ -131,6 +131,7 @@ var _ = Describe("the worker's ServiceAccount", func() {
 		Expect(allowed("list", g, "userimports", "", "")).To(BeFalse())
 		Expect(allowed("patch", g, "userimports", "status", "other")).To(BeFalse())
 		Expect(allowed("update", g, "userimports", "", "mine")).To(BeFalse(), "the worker cannot change the spec")
+		Expect(allowed("update", g, "userimports", "status", "mine")).To(BeFalse(), "the worker patches its status, it never replaces it")
 		Expect(allowed("get", "", "secrets", "", report.Name)).To(BeFalse())
 		Expect(allowed("get", "", "secrets", "", "corp-token")).To(BeFalse())
 		Expect(allowed("list", "", "secrets", "", "")).To(BeFalse())
