@@ -37,7 +37,9 @@ generate: $(CONTROLLER_GEN) ## Generate deepcopy code.
 
 .PHONY: verify-generated
 verify-generated: manifests generate ## Fail when generated files differ from the committed ones.
-	@git diff --exit-code -- api config/crd config/rbac || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
+	@if [ -n "$$(git status --porcelain -- api config/crd config/rbac)" ]; then \
+		git status --short -- api config/crd config/rbac; git diff -- api config/crd config/rbac; \
+		echo "generated files are stale or not committed: run 'make manifests generate' and commit"; exit 1; fi
 
 .PHONY: fmt
 fmt: ## go fmt.
