@@ -92,6 +92,8 @@ kubectl delete deployment -n "$OPERATOR_NS" user-import-operator-controller-mana
 "$KUSTOMIZE" build test/e2e/config | kubectl apply --server-side --force-conflicts -f - >&2
 
 go test -c -tags e2e -o "$W/bin/e2e.test" ./test/e2e
+# The directories the suite imports into (PostgreSQL, SCIM, slapd).
+for f in hack/peers/install-*.sh; do bash "$f"; done
 t=$(now)
 (cd test/e2e && in_netns env KUBECONFIG="$KUBECONFIG_PATH" E2E_IMAGE="$IMAGE" E2E_OPERATOR_VERSION="$version" UIO_REPO_ROOT="$REPO" \
   "$W/bin/e2e.test" -test.timeout 20m -ginkgo.v -ginkgo.no-color ${E2E_GINKGO_FLAGS:-})

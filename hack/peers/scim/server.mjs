@@ -1,9 +1,11 @@
 // SCIM 2.0 test server for the user-import-operator tests: SCIMMY does the
 // protocol (filters, PATCH, /Bulk, pagination, ServiceProviderConfig); this
-// file is the in-memory storage and the test knobs. Listens on 127.0.0.1.
+// file is the in-memory storage and the test knobs. Listens on 127.0.0.1
+// unless SCIM_HOST names another address.
 //
 // Environment (all optional):
 //   SCIM_PORT (or first argument)       port, 0 picks a free one
+//   SCIM_HOST                           address to listen on (127.0.0.1)
 //   SCIM_TOKEN                          accepted bearer token
 //   SCIM_BASIC_USER, SCIM_BASIC_PASSWORD accepted basic credentials
 //   SCIM_OAUTH_CLIENT_ID, SCIM_OAUTH_CLIENT_SECRET
@@ -25,6 +27,7 @@ import SCIMMYRouters from "scimmy-routers";
 
 const env = process.env;
 const port = Number(process.argv[2] ?? env.SCIM_PORT ?? 0);
+const host = env.SCIM_HOST || "127.0.0.1";
 const maxResults = Number(env.SCIM_MAX_RESULTS ?? 200);
 const users = new Map(); // id -> stored user (plain object)
 const issuedTokens = new Set();
@@ -147,7 +150,7 @@ const server = tls
     ? https.createServer({cert: fs.readFileSync(env.SCIM_TLS_CERT), key: fs.readFileSync(env.SCIM_TLS_KEY)}, app)
     : http.createServer(app);
 server.keepAliveTimeout = 60000;
-server.listen(port, "127.0.0.1", () => {
-    console.log(`SCIM server ready on ${tls ? "https" : "http"}://127.0.0.1:${server.address().port}`);
+server.listen(port, host, () => {
+    console.log(`SCIM server ready on ${tls ? "https" : "http"}://${host}:${server.address().port}`);
 });
 for (const sig of ["SIGTERM", "SIGINT"]) process.on(sig, () => process.exit(0));

@@ -44,6 +44,10 @@ type Options struct {
 	BulkMaxPayload    int64
 	// MaxResults bounds the page size the server serves (0: 200).
 	MaxResults int
+	// Host is the IP address to listen on, 127.0.0.1 by default (the e2e
+	// tests use the address pods reach). The TLS certificate names
+	// 127.0.0.1 only.
+	Host string
 	// Stderr receives the server's output (nil: discarded).
 	Stderr io.Writer
 }
@@ -100,6 +104,7 @@ func StartProcess(opts Options) (*Server, error) {
 			env = append(env, k+"="+v)
 		}
 	}
+	add("SCIM_HOST", opts.Host)
 	add("SCIM_TOKEN", opts.Token)
 	add("SCIM_BASIC_USER", opts.BasicUser)
 	add("SCIM_BASIC_PASSWORD", opts.BasicPassword)

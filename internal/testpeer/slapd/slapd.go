@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -47,6 +48,10 @@ type Options struct {
 	// ldapadd and the provider are measured against the same
 	// configuration.
 	Sync bool
+	// Host is the IP address to listen on, 127.0.0.1 by default (the
+	// e2e tests use the address pods reach). The TLS certificate names
+	// 127.0.0.1 only.
+	Host string
 }
 
 // Server is a running slapd.
@@ -153,14 +158,18 @@ func StartProcess(opts Options) (*Server, error) {
 
 	// Free ports are found by listening and closing; another process may
 	// take one in between, so a failed start is tried again on new ports.
+	host := opts.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
 	var lastErr error
 	for range 3 {
-		ports, err := freePorts(2)
+		ports, err := freePorts(host, 2)
 		if err != nil {
 			return nil, err
 		}
-		s.URL = fmt.Sprintf("ldap://127.0.0.1:%d", ports[0])
-		s.LDAPSURL = fmt.Sprintf("ldaps://127.0.0.1:%d", ports[1])
+		s.URL = fmt.Sprintf("ldap://%s", net.JoinHostPort(host, strconv.Itoa(ports[0])))
+		s.LDAPSURL = fmt.Sprintf("ldaps://%s", net.JoinHostPort(host, strconv.Itoa(ports[1])))
 		if lastErr = s.run(slapdPath); lastErr == nil {
 			ok = true
 			return s, nil
@@ -407,7 +416,7 @@ func findBinary(name string) (string, error) {
 	return "", fmt.Errorf("%s not found: %s", name, InstallHint)
 }
 
-func freePorts(n int) ([]int, error) {
+func freePorts(host string, n int) ([]int, error) {
 	var ports []int
 	var ls []net.Listener
 	defer func() {
@@ -416,7 +425,7 @@ func freePorts(n int) ([]int, error) {
 		}
 	}()
 	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 		if err != nil {
 			return nil, err
 		}
