@@ -198,8 +198,16 @@ var _ = Describe("Imports into a PostgreSQL directory", Ordered, ContinueOnFailu
 		report("resume", "the next pod resumed %.1fs after the worker pod was deleted; Completed %.1fs after the deletion, %.1fs after create (%d rows, 4 ms each)",
 			resumedAt.Seconds(), time.Since(killed).Seconds(), time.Since(start).Seconds(), n)
 
-		Expect(imp.Status.Progress.Resumes).To(BeNumerically(">=", 1))
+		p := imp.Status.Progress
+		Expect(p.Resumes).To(BeNumerically(">=", 1))
 		Expect(len(jobPods(ctx, imp.Status.JobName))).To(BeNumerically(">=", 1))
+		// The next pod went on from the checkpoint: the rows before it
+		// keep their counts as created, and only the rows written after
+		// the checkpoint and before the deletion (one batch at most)
+		// are found again, unchanged. A start from line 1 would find
+		// every row before the checkpoint unchanged.
+		Expect(p.Created+p.Unchanged).To(BeEquivalentTo(n), "every row counted once")
+		Expect(p.Unchanged).To(BeNumerically("<=", 100), "rows replayed after the checkpoint (checkpoint at line %d)", cp.Line)
 		total, distinct := table.inserts(ctx)
 		Expect(distinct).To(BeEquivalentTo(n))
 		Expect(total).To(BeEquivalentTo(n), "no user was created twice")
@@ -249,6 +257,7 @@ var _ = Describe("Imports into a PostgreSQL directory", Ordered, ContinueOnFailu
 		Expect(jobs[0].UID).To(Equal(jobUID), "the new manager adopted the running Job")
 		Expect(jobPods(ctx, jobs[0].Name)).To(HaveLen(1), "the worker ran once")
 		Expect(imp.Status.Progress.Resumes).To(BeZero())
+		Expect(imp.Status.Progress.Created).To(BeEquivalentTo(n), "the worker ran once, through the whole file")
 		total, _ := table.inserts(ctx)
 		Expect(total).To(BeEquivalentTo(n))
 		table.expectUsers(ctx, want)
