@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"sort"
+	"time"
 
 	"github.com/userimport/user-import-operator/internal/engine"
 	"github.com/userimport/user-import-operator/internal/source"
@@ -61,10 +62,19 @@ func (r *reporter) Progress(p engine.Progress) {
 	if r.size > 0 {
 		pct = int32(done * 100 / r.size)
 	}
-	if err := r.sink.Progress(r.ctx, Progress{Progress: p, Percent: min(pct, 100), DryRun: r.dryRun}); err != nil && r.err == nil {
+	// A stopped run (SIGTERM: the pod is deleted) still records its last
+	// report, the checkpoint after the batches it finished: the next pod
+	// then replays nothing that was written.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), reportTimeout)
+	defer cancel()
+	if err := r.sink.Progress(ctx, Progress{Progress: p, Percent: min(pct, 100), DryRun: r.dryRun}); err != nil && r.err == nil {
 		r.err = err
 	}
 }
+
+// reportTimeout bounds one progress report, well within the 30 s a pod
+// is given to stop.
+const reportTimeout = 10 * time.Second
 
 func (r *reporter) RowError(e engine.RowError) {
 	if r.byLine == nil {

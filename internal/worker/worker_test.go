@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -258,4 +259,56 @@ func TestWorkerReportsToTheUserImport(t *testing.T) {
 			t.Fatalf("got %v, want ErrSourceChanged", err)
 		}
 	})
+}
+
+// stopAfterApplies cancels the run once a number of batches were written,
+// as the SIGTERM of a deleted pod does.
+type stopAfterApplies struct {
+	directory.Directory
+	applies atomic.Int32
+	stopAt  int32
+	cancel  context.CancelFunc
+}
+
+func (d *stopAfterApplies) Apply(ctx context.Context, changes []directory.Change) ([]directory.Result, error) {
+	res, err := d.Directory.Apply(ctx, changes)
+	if d.applies.Add(1) == d.stopAt {
+		d.cancel()
+	}
+	return res, err
+}
+
+// A run stopped between two progress reports still records the checkpoint
+// after the batches it wrote, so the next pod replays none of them.
+func TestStoppedRunRecordsItsLastCheckpoint(t *testing.T) {
+	_, c := testenv.Start(t)
+	f := newFixture(t, c, "hr-stopped")
+	writeCSV(t, f.csvPath, 3000)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, err := Run(ctx, Config{
+		Stage:     jobs.StageImport,
+		Import:    f.get(t),
+		Directory: f.dirSpec,
+		Secrets:   f.secrets,
+		Source:    source.Options{Dir: t.TempDir(), MountedFile: f.csvPath},
+		Open: func(ctx context.Context, spec v1alpha1.UserDirectorySpec, secrets directory.SecretGetter) (directory.Directory, error) {
+			d, err := open.Open(ctx, spec, secrets)
+			return &stopAfterApplies{Directory: d, stopAt: 10, cancel: cancel}, err
+		},
+		Sink: f.sink(),
+		// No report comes due while the run goes: only the last one.
+		ProgressInterval: time.Hour,
+	})
+	if err == nil {
+		t.Fatal("the stopped run reported success")
+	}
+	p := f.get(t).Status.Progress
+	if p == nil || p.Checkpoint == nil {
+		t.Fatalf("no checkpoint recorded when the run stopped: %+v", p)
+	}
+	written := int64(f.countUsers(t))
+	if p.Created < 10*50 || p.Created > written || written-p.Created > 2*50 {
+		t.Fatalf("checkpoint counts %d created, the directory holds %d users (batches of 50, 2 at a time)", p.Created, written)
+	}
 }
