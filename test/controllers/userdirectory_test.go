@@ -103,9 +103,11 @@ var _ = Describe("the worker's ServiceAccount", func() {
 		imp := newImport(ns, "mine", "corp", uiov1.ActionImport)
 		newImport(ns, "other", "corp", uiov1.ActionDraft)
 		expectPhase(imp, uiov1.PhaseImporting)
+		job(imp, jobs.StageImport)
+		// The report Secret is made with the Job.
+		Eventually(func() *uiov1.LocalObjectReference { return getImport(imp).Status.ReportSecretRef }, 10*time.Second).ShouldNot(BeNil())
 		cur := getImport(imp)
 		sa := jobs.ServiceAccountName(cur)
-		Expect(cur.Status.ReportSecretRef).NotTo(BeNil())
 		report := &corev1.Secret{}
 		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: cur.Status.ReportSecretRef.Name}, report)).To(Succeed())
 		Expect(report.Data).To(BeEmpty())
