@@ -19,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/duration"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -240,11 +241,20 @@ func demoMapping() []v1alpha1.AttributeMapping {
 	}
 }
 
-// watchImport prints the import's columns each time they change, until
-// it is final.
+// column prints a count as kubectl does: nothing for 0, which status
+// leaves out.
+func column(n int64) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprint(n)
+}
+
+// watchImport prints the import's row of `kubectl get userimports` (the
+// CRD's printer columns) each time it changes, until it is final.
 func watchImport(ctx context.Context, c client.Client, out io.Writer, key types.NamespacedName) (v1alpha1.ImportPhase, error) {
-	const format = "%-20s %-16s %-9s %8s %8s %8s %8s %8s\n"
-	fmt.Fprintf(out, format, "NAME", "PHASE", "PROGRESS", "CREATED", "UPDATED", "UNCHANGED", "DEACT.", "FAILED")
+	const format = "%-20s %-16s %-6s %-16s %-9s %-8s %-8s %-7s %s\n"
+	fmt.Fprintf(out, format, "NAME", "DIRECTORY", "MODE", "PHASE", "PROGRESS", "CREATED", "UPDATED", "FAILED", "AGE")
 	last := ""
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
@@ -253,14 +263,16 @@ func watchImport(ctx context.Context, c client.Client, out io.Writer, key types.
 		if err := c.Get(ctx, key, &imp); err != nil {
 			return "", err
 		}
-		p := imp.Status.Progress
-		if p == nil {
-			p = &v1alpha1.ProgressStatus{}
+		var p v1alpha1.ProgressStatus
+		if imp.Status.Progress != nil {
+			p = *imp.Status.Progress
 		}
-		line := fmt.Sprintf(format, imp.Name, imp.Status.Phase, fmt.Sprintf("%d%%", p.Percent),
-			fmt.Sprint(p.Created), fmt.Sprint(p.Updated), fmt.Sprint(p.Unchanged), fmt.Sprint(p.Deactivated), fmt.Sprint(p.Failed))
-		if line != last {
-			fmt.Fprint(out, line)
+		row := []any{imp.Name, imp.Spec.DirectoryRef.Name, imp.Spec.Mode, imp.Status.Phase,
+			column(int64(p.Percent)), column(p.Created), column(p.Updated), column(p.Failed)}
+		// The age alone changing is no news.
+		if line := fmt.Sprint(row...); line != last {
+			age := duration.HumanDuration(time.Since(imp.CreationTimestamp.Time))
+			fmt.Fprintf(out, format, append(row, age)...)
 			last = line
 		}
 		if imp.Status.Phase.IsFinal() {

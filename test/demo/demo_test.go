@@ -17,7 +17,9 @@ import (
 	"testing"
 	"time"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	_ "modernc.org/sqlite"
+	"sigs.k8s.io/yaml"
 
 	"github.com/userimport/user-import-operator/internal/testenv"
 )
@@ -73,6 +75,10 @@ wait:
 	text := out.String()
 	if !strings.Contains(text, "Completed") || !strings.Contains(text, "holds 1000 users, 1000 active") {
 		t.Fatalf("the demo did not show a completed import of 1000 users")
+	}
+	// The demo shows the import as `kubectl get userimports` does.
+	if header := "NAME " + strings.Join(printerColumns(t, root), " "); !containsLineOfFields(text, header) {
+		t.Fatalf("the demo's table does not have the columns of kubectl get userimports (%s)", header)
 	}
 	for _, want := range []string{"kubectl --kubeconfig " + filepath.Join(work, "kubeconfig"), "delta-import.yaml"} {
 		if !strings.Contains(text, want) {
@@ -153,4 +159,37 @@ func alive(pid int) bool {
 	}
 	fields := strings.Fields(string(b))
 	return len(fields) > 2 && fields[2] != "Z"
+}
+
+// printerColumns are the names of the UserImport CRD's printer columns,
+// upper-cased as kubectl prints them.
+func printerColumns(t *testing.T, root string) []string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(root, "config", "crd", "bases", "userimport.dev_userimports.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var crd apiextensionsv1.CustomResourceDefinition
+	if err := yaml.Unmarshal(raw, &crd); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, c := range crd.Spec.Versions[0].AdditionalPrinterColumns {
+		names = append(names, strings.ToUpper(c.Name))
+	}
+	if len(names) < 5 {
+		t.Fatalf("the CRD has %d printer columns", len(names))
+	}
+	return names
+}
+
+// containsLineOfFields tells whether a line of text has exactly the
+// space-separated fields of want.
+func containsLineOfFields(text, want string) bool {
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Join(strings.Fields(l), " ") == want {
+			return true
+		}
+	}
+	return false
 }
