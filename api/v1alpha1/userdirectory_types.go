@@ -89,7 +89,9 @@ type ExecutionSettings struct {
 	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
 
 	// concurrency is the number of requests or connections the worker uses
-	// against the directory at once.
+	// against the directory at once. An LDAP directory gets this many
+	// connections for searches and modifications, and as many again (at
+	// least 4) for the adds it pipelines.
 	// +kubebuilder:default=4
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=64
