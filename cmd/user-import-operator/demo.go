@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -23,9 +26,9 @@ func runDemo(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		return errors.New("demo: KUBEBUILDER_ASSETS must name a directory with etcd and kube-apiserver; `make demo` sets it with hack/envtest-assets.sh")
+	assets, err := controlPlaneAssets()
+	if err != nil {
+		return err
 	}
 	if *verbose {
 		ctrl.SetLogger(zap.New(zap.UseDevMode(true)))
@@ -35,6 +38,30 @@ func runDemo(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return demo.Run(ctx, demo.Options{WorkDir: *workDir, Assets: assets, Rows: *rows, ExitAfterImport: *exitAfter, Out: os.Stdout})
+}
+
+// assetsScript finds or builds etcd and kube-apiserver, printing its
+// progress to stderr and the directory to stdout.
+const assetsScript = "hack/envtest-assets.sh"
+
+// controlPlaneAssets is the directory holding etcd and kube-apiserver:
+// $KUBEBUILDER_ASSETS, or what hack/envtest-assets.sh gives when the demo
+// runs from a checkout of the repository.
+func controlPlaneAssets() (string, error) {
+	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
+		return dir, nil
+	}
+	if _, err := os.Stat(assetsScript); err != nil {
+		return "", errors.New("demo: KUBEBUILDER_ASSETS must name a directory with etcd and kube-apiserver; " +
+			"run the demo from a checkout of the repository (make demo), where " + assetsScript + " finds or builds them")
+	}
+	cmd := exec.Command("bash", assetsScript)
+	cmd.Stderr = os.Stderr // download or build progress
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("demo: %s: %w", assetsScript, err)
+	}
+	return strings.TrimSpace(string(out)), nil
 }
 
 type discard struct{}
