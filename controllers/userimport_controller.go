@@ -119,6 +119,9 @@ func (r *UserImportReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		if !errors.Is(err, errStale) {
 			conditions.SetKStatus(&imp.Status.Conditions, imp.Generation, conditions.KindProgressing,
 				conditions.ReasonJobError, err.Error())
+			// Retried with backoff; the recorder folds repeats into one
+			// Event with a count.
+			run.event("Warning", conditions.ReasonJobError, err.Error())
 		}
 		return ctrl.Result{}, err
 	}

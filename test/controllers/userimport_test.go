@@ -9,6 +9,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -84,6 +85,8 @@ var _ = Describe("UserImport phases", func() {
 		Entry("Draft → Cancelled", uiov1.ActionDraft, path(
 			expect(uiov1.PhaseDraft), act(uiov1.ActionCancel), expect(uiov1.PhaseCancelled))),
 		Entry("new → Cancelled", uiov1.ActionCancel, path(expect(uiov1.PhaseCancelled))),
+		Entry("CreatingPreview → Cancelled", uiov1.ActionPreview, path(
+			expect(uiov1.PhaseCreatingPreview), act(uiov1.ActionCancel), expect(uiov1.PhaseCancelled))),
 		Entry("CreatingPreview → Draft → Cancelled", uiov1.ActionPreview, path(
 			expect(uiov1.PhaseCreatingPreview), act(uiov1.ActionDraft), expect(uiov1.PhaseDraft),
 			act(uiov1.ActionCancel), expect(uiov1.PhaseCancelled))),
@@ -106,17 +109,23 @@ var _ = Describe("UserImport phases", func() {
 		Expect(k8sClient.Update(ctx, cur)).NotTo(Succeed())
 	})
 
-	It("waits for its directory to be Ready, saying why", func() {
+	It("waits in ImportPending or PreviewPending for its directory to be Ready, saying why", func() {
 		ns := newNamespace()
 		imp := newImport(ns, "hr", "missing", uiov1.ActionImport)
-		Eventually(func(g Gomega) {
-			c := condition(getImport(imp), uiov1.ConditionReady)
-			g.Expect(c).NotTo(BeNil())
-			g.Expect(c.Reason).To(Equal(conditions.ReasonDirectoryNotFound))
-		}, 10*time.Second).Should(Succeed())
-		Expect(jobsOf(imp)).To(BeEmpty())
+		preview := newImport(ns, "hr-preview", "missing", uiov1.ActionPreview)
+		for _, i := range []*uiov1.UserImport{imp, preview} {
+			Eventually(func(g Gomega) {
+				c := condition(getImport(i), uiov1.ConditionReady)
+				g.Expect(c).NotTo(BeNil())
+				g.Expect(c.Reason).To(Equal(conditions.ReasonDirectoryNotFound))
+			}, 10*time.Second).Should(Succeed())
+			Expect(jobsOf(i)).To(BeEmpty())
+		}
+		Expect(getImport(imp).Status.Phase).To(Equal(uiov1.PhaseImportPending))
+		Expect(getImport(preview).Status.Phase).To(Equal(uiov1.PhasePreviewPending))
 		readyDirectory(ns, "missing")
 		expectPhase(imp, uiov1.PhaseImporting)
+		expectPhase(preview, uiov1.PhaseCreatingPreview)
 	})
 
 	It("invalidates the preview when the spec is edited in PreviewReady or Draft", func() {
@@ -289,6 +298,33 @@ var _ = Describe("UserImport phases", func() {
 		mu.Lock()
 		defer mu.Unlock()
 		Expect(phaseAtCreate).To(Equal(map[string]uiov1.ImportPhase{"first": uiov1.PhaseImporting, "second": uiov1.PhaseImporting}))
+	})
+
+	It("refuses a Job of its name that it does not own, in a condition and an Event", func() {
+		ns := newNamespace()
+		readyDirectory(ns, "corp")
+		imp := newImport(ns, "squatted", "corp", uiov1.ActionDraft)
+		expectPhase(imp, uiov1.PhaseDraft)
+		cur := getImport(imp)
+		foreign := &batchv1.Job{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: jobs.JobName(cur, jobs.StageImport)},
+			Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+				RestartPolicy: corev1.RestartPolicyNever,
+				Containers:    []corev1.Container{{Name: "other", Image: "registry.example/other"}},
+			}}},
+		}
+		Expect(k8sClient.Create(ctx, foreign)).To(Succeed())
+		setAction(imp, uiov1.ActionImport)
+		Eventually(func(g Gomega) {
+			c := condition(getImport(imp), uiov1.ConditionReady)
+			g.Expect(c).NotTo(BeNil())
+			g.Expect(c.Reason).To(Equal(conditions.ReasonJobError))
+			g.Expect(c.Message).To(ContainSubstring("exists but is not owned by this import"))
+		}, 10*time.Second).Should(Succeed())
+		Eventually(func() []string { return eventsFor(ns, "squatted", conditions.ReasonJobError) }, 10*time.Second).ShouldNot(BeEmpty())
+		got := &batchv1.Job{}
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(foreign), got)).To(Succeed())
+		Expect(got.OwnerReferences).To(BeEmpty(), "the foreign Job is left alone")
 	})
 
 	It("adopts the running Job after a restart of the manager and never starts a second", func() {
