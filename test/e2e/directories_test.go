@@ -160,26 +160,43 @@ func importInto(ctx context.Context, dir *uiov1.UserDirectory, name string, rows
 // it waits, saying so, without a Job.
 func expectAuthenticationFailed(ctx context.Context, dir *uiov1.UserDirectory, mapping []uiov1.AttributeMapping) {
 	Expect(k8s.Create(ctx, dir)).To(Succeed())
+	expectNotReady(ctx, dir, "AuthenticationFailed")
+	expectImportWaits(ctx, dir.Name, mapping, "AuthenticationFailed")
+}
+
+// expectNotReady waits until dir is not Ready, for reason.
+func expectNotReady(ctx context.Context, dir *uiov1.UserDirectory, reason string) {
 	Eventually(func(g Gomega) {
 		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(dir), dir)).To(Succeed())
 		c := apimeta.FindStatusCondition(dir.Status.Conditions, uiov1.ConditionReady)
 		g.Expect(c).NotTo(BeNil())
 		g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
-		g.Expect(c.Reason).To(Equal("AuthenticationFailed"), c.Message)
+		g.Expect(c.Reason).To(Equal(reason), c.Message)
 	}).WithContext(ctx).WithTimeout(2 * time.Minute).Should(Succeed())
+	Expect(dir.Status.ObservedGeneration).To(Equal(dir.Generation))
+}
 
-	name := dir.Name + "-import"
+// expectImportWaits creates a delta import into the directory named dir,
+// which is not Ready: the import says why (reason) and runs no Job.
+// mapping nil keeps importSpec's.
+func expectImportWaits(ctx context.Context, dir string, mapping []uiov1.AttributeMapping, reason string) *uiov1.UserImport {
+	name := dir + "-import"
 	csvConfigMap(ctx, name, csvFile(people(90000, 5)))
-	spec := importSpec(dir.Name, name, uiov1.ModeDelta, uiov1.ActionImport)
-	spec.Mapping = mapping
+	spec := importSpec(dir, name, uiov1.ModeDelta, uiov1.ActionImport)
+	if mapping != nil {
+		spec.Mapping = mapping
+	}
 	imp := newImport(ctx, name, spec)
 	Eventually(func(g Gomega) {
 		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(imp), imp)).To(Succeed())
 		c := apimeta.FindStatusCondition(imp.Status.Conditions, uiov1.ConditionReady)
 		g.Expect(c).NotTo(BeNil())
-		g.Expect(c.Message).To(ContainSubstring("AuthenticationFailed"), "%s: %s", c.Reason, c.Message)
+		g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(c.Message).To(ContainSubstring(reason), "%s: %s", c.Reason, c.Message)
 	}).WithContext(ctx).WithTimeout(2 * time.Minute).Should(Succeed())
-	Expect(importJobs(ctx, imp.Name)).To(BeEmpty(), "no Job runs against a directory that refuses the credentials")
+	Expect(imp.Status.Phase).To(Equal(uiov1.PhaseImportPending))
+	Expect(importJobs(ctx, imp.Name)).To(BeEmpty(), "no Job runs against a directory that is not Ready")
+	return imp
 }
 
 // expectNoValuesInWorkerLogs scans the logs of the worker pods of imp for

@@ -15,7 +15,6 @@ import (
 	authorizationv1 "k8s.io/api/authorization/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -323,27 +322,8 @@ var _ = Describe("Imports into a PostgreSQL directory", Ordered, ContinueOnFailu
 		u, err := urlWithPassword(pg.DSN, "not-the-password")
 		Expect(err).NotTo(HaveOccurred())
 		dir := sqlDirectory(ctx, "badauth", table, u, uiov1.ExecutionSettings{})
-		Eventually(func(g Gomega) {
-			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(dir), dir)).To(Succeed())
-			c := apimeta.FindStatusCondition(dir.Status.Conditions, uiov1.ConditionReady)
-			g.Expect(c).NotTo(BeNil())
-			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
-			g.Expect(c.Reason).To(Equal("AuthenticationFailed"), c.Message)
-		}).WithContext(ctx).WithTimeout(2 * time.Minute).Should(Succeed())
-		Expect(dir.Status.ObservedGeneration).To(Equal(dir.Generation))
-
-		csvConfigMap(ctx, "badauth", csvFile(people(40000, 10)))
-		imp := newImport(ctx, "badauth", importSpec("badauth", "badauth", uiov1.ModeDelta, uiov1.ActionImport))
-		Eventually(func(g Gomega) {
-			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(imp), imp)).To(Succeed())
-			c := apimeta.FindStatusCondition(imp.Status.Conditions, uiov1.ConditionReady)
-			g.Expect(c).NotTo(BeNil())
-			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
-			g.Expect(c.Message).To(ContainSubstring("AuthenticationFailed"), "%s: %s", c.Reason, c.Message)
-		}).WithContext(ctx).WithTimeout(2 * time.Minute).Should(Succeed())
-		Expect(imp.Status.Phase).NotTo(Equal(uiov1.PhaseImporting))
-		Expect(imp.Status.Phase.IsFinal()).To(BeFalse())
-		Expect(importJobs(ctx, imp.Name)).To(BeEmpty(), "no Job runs against a directory that refuses the credentials")
+		expectNotReady(ctx, dir, "AuthenticationFailed")
+		expectImportWaits(ctx, dir.Name, nil, "AuthenticationFailed")
 		Expect(table.users(ctx)).To(BeEmpty())
 	}, SpecTimeout(5*time.Minute))
 
