@@ -47,9 +47,11 @@ const (
 	ReasonRunNow          = "RunNow"
 	ReasonRunSkipped      = "RunSkipped"
 	ReasonMissedRuns      = "MissedRuns"
-	ReasonReplacing       = "Replacing"
-	ReasonSourceCheck     = "SourceCheckFailed"
-	ReasonHistoryDeleted  = "HistoryDeleted"
+	// ReasonClockChange: a run stands for a time the clock skipped.
+	ReasonClockChange    = "ClockChange"
+	ReasonReplacing      = "Replacing"
+	ReasonSourceCheck    = "SourceCheckFailed"
+	ReasonHistoryDeleted = "HistoryDeleted"
 )
 
 // scheduleOwnerIndex indexes UserImports by the name of the ImportSchedule
@@ -300,6 +302,12 @@ func (run *scheduleRun) runDue(ctx context.Context, sch *schedule.Schedule, from
 		missed, late = due.Count, true
 	}
 	if !late {
+		if w, ok := sch.ShiftedFrom(due.Latest); ok {
+			loc := sch.Location()
+			run.event(corev1.EventTypeNormal, ReasonClockChange, "Schedule", nil,
+				"%s does not exist on %s in %s (the clock jumps forward); its run is the one at %s",
+				w.Format("15:04"), w.Format("2006-01-02"), loc, due.Latest.In(loc).Format("15:04 MST"))
+		}
 		if err := run.startScheduled(ctx, due.Latest); err != nil {
 			return time.Time{}, err
 		}

@@ -144,6 +144,30 @@ func (s *Schedule) earliestBefore(w, t, after time.Time) time.Time {
 	return best
 }
 
+// ShiftedFrom tells whether the run at t stands for a wall-clock time of
+// the schedule that did not exist, because the clock jumped over it, and
+// returns that time in the schedule's zone (its fields; the offset is the
+// one before the jump). With Europe/Berlin, "30 2 * * *" runs at 03:30 CEST
+// on the last Sunday of March for 02:30; "0 * * * *" runs at 03:00 CEST
+// once, for 02:00 and 03:00 alike.
+func (s *Schedule) ShiftedFrom(t time.Time) (time.Time, bool) {
+	t = t.In(s.loc)
+	_, off := t.Zone()
+	_, offDayBefore := t.Add(-24 * time.Hour).Zone()
+	if off <= offDayBefore {
+		return time.Time{}, false
+	}
+	jump := time.Duration(off-offDayBefore) * time.Second
+	w := wall(t).Add(-jump)
+	if !s.resolve(w).Equal(t) || wall(s.resolve(w)).Equal(w) {
+		return time.Time{}, false // w exists, or runs at another instant
+	}
+	if !s.nextWall(w.Add(-time.Minute)).Equal(w) {
+		return time.Time{}, false // not a time of the schedule
+	}
+	return time.Date(w.Year(), w.Month(), w.Day(), w.Hour(), w.Minute(), 0, 0, time.FixedZone("", offDayBefore)), true
+}
+
 // Due describes the scheduled times in a window.
 type Due struct {
 	// Count is the number of scheduled times in the window.

@@ -203,3 +203,37 @@ func TestNeverFires(t *testing.T) {
 		t.Fatalf("Due = %+v for 30 February", d)
 	}
 }
+
+// A run on the day the clock goes forward says which skipped wall-clock
+// time it stands for; no other run does.
+func TestShiftedFrom(t *testing.T) {
+	cases := []struct {
+		expr, zone, at string
+		want           string // "" when the run stands for no skipped time
+	}{
+		{"30 2 * * *", "Europe/Berlin", "2026-03-29T01:30:00Z", "02:30"},
+		{"0 * * * *", "Europe/Berlin", "2026-03-29T01:00:00Z", "02:00"}, // 03:00 CEST is also 02:00
+		{"*/20 2 * * *", "Europe/Berlin", "2026-03-29T01:20:00Z", "02:20"},
+		{"0 * * * *", "Europe/Berlin", "2026-03-29T02:00:00Z", ""},  // 04:00 CEST
+		{"30 2 * * *", "Europe/Berlin", "2026-03-30T00:30:00Z", ""}, // the next day
+		{"30 2 * * *", "Europe/Berlin", "2026-10-25T00:30:00Z", ""}, // the clock goes back
+		{"0 3 * * *", "Europe/Berlin", "2026-03-29T01:00:00Z", ""},  // 03:00 exists
+		{"15 2 * * *", "Australia/Lord_Howe", "2026-10-03T15:45:00Z", "02:15"},
+		{"30 2 * * *", "UTC", "2026-03-29T02:30:00Z", ""},
+	}
+	for _, c := range cases {
+		s, err := Parse(c.expr, c.zone)
+		if err != nil {
+			t.Fatal(err)
+		}
+		at, _ := time.Parse(time.RFC3339, c.at)
+		w, ok := s.ShiftedFrom(at)
+		got := ""
+		if ok {
+			got = w.Format("15:04")
+		}
+		if got != c.want {
+			t.Errorf("%q in %s at %s: shifted from %q, want %q", c.expr, c.zone, c.at, got, c.want)
+		}
+	}
+}

@@ -233,6 +233,18 @@ var _ = Describe("ImportSchedule", func() {
 			imps := expectChildren(s, 1)
 			Expect(imps[0].Annotations[controllers.ScheduledAtAnnotation]).To(Equal("2026-03-29T01:30:00Z"))
 			Expect(getSchedule(s).Status.MissedRuns).To(BeZero())
+			expectEvent(s, controllers.ReasonClockChange, "02:30 does not exist on 2026-03-29 in Europe/Berlin (the clock jumps forward); its run is the one at 03:30 CEST")
+		})
+
+		It("runs an hourly schedule once for 02:00 and 03:00 on the day the clock goes forward, and says so", func() {
+			clock.Set(at("2026-03-29T00:30:00Z")) // 01:30 CET
+			s := newSchedule(ns, "spring-hourly", "0 * * * *", func(s *uiov1.ImportSchedule) { s.Spec.TimeZone = "Europe/Berlin" })
+			waitNext(s, at("2026-03-29T01:00:00Z")) // 03:00 CEST
+			advance(s, at("2026-03-29T01:00:30Z"))
+			waitNext(s, at("2026-03-29T02:00:00Z")) // 04:00 CEST
+			expectChildren(s, 1)
+			expectEvent(s, controllers.ReasonClockChange, "02:00 does not exist on 2026-03-29 in Europe/Berlin (the clock jumps forward); its run is the one at 03:00 CEST")
+			Expect(getSchedule(s).Status.MissedRuns).To(BeZero())
 		})
 
 		It("runs 02:30 once on the day the clock goes back, at the first 02:30", func() {
