@@ -258,10 +258,13 @@ var _ = Describe("Validation by the API server", func() {
 		Entry(nil, "Asia/Kolkata"),
 	)
 
-	It("defaults the time zone of a schedule to UTC", func() {
+	It("defaults a schedule's time zone to UTC, its policy to Allow and its history to 3 completed and 1 failed import", func() {
 		is := validSchedule()
 		Expect(k8sClient.Create(ctx, is)).To(Succeed())
 		Expect(is.Spec.TimeZone).To(Equal("UTC"))
+		Expect(is.Spec.ConcurrencyPolicy).To(Equal(uiov1.ConcurrencyAllow))
+		Expect(is.Spec.SuccessfulHistoryLimit).To(HaveValue(BeEquivalentTo(3)))
+		Expect(is.Spec.FailedHistoryLimit).To(HaveValue(BeEquivalentTo(1)))
 	})
 
 	Describe("the life of a UserImport", func() {
