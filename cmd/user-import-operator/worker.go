@@ -103,6 +103,7 @@ func runWorkerInJob(ctx context.Context, key types.NamespacedName, stage worker.
 	if err := c.Get(ctx, key, &imp); err != nil {
 		return worker.Outcome{}, fmt.Errorf("reading UserImport %s: %w", key, err)
 	}
+	fmt.Printf("%s of UserImport %s (generation %d)\n", stage, key, imp.Generation)
 	src := source.Options{Dir: workDir, Secrets: secrets}
 	if sourceDir != "" && (imp.Spec.Source.ConfigMap != nil || imp.Spec.Source.Secret != nil) {
 		src.MountedFile = filepath.Join(sourceDir, jobs.SourceFile)
@@ -118,7 +119,8 @@ func runWorkerInJob(ctx context.Context, key types.NamespacedName, stage worker.
 		Secrets:   secrets,
 		Source:    src,
 		Open:      open.Open,
-		Sink:      &worker.APISink{Client: c, Import: key, ReportSecret: report},
+		// The log shows counts, line numbers and messages, never values.
+		Sink: worker.Tee(&worker.APISink{Client: c, Import: key, ReportSecret: report}, &worker.ConsoleSink{Out: os.Stdout}),
 	})
 }
 

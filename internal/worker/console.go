@@ -31,6 +31,11 @@ func (s *ConsoleSink) Started(_ context.Context, f *source.File, resumed bool) e
 
 func (s *ConsoleSink) Progress(_ context.Context, p Progress) error {
 	c := p.Counts
+	if p.DryRun {
+		fmt.Fprintf(s.Out, "%3d%%  line %d  rows %d  planned: create %d  update %d  unchanged %d  deactivate %d  delete %d  errors %d  %.0f rows/s\n",
+			p.Percent, p.Line, c.Rows, c.Created, c.Updated, c.Unchanged, c.Deactivated, c.Deleted, c.Failed, p.RowsPerSecond)
+		return nil
+	}
 	fmt.Fprintf(s.Out, "%3d%%  line %d  rows %d  created %d  updated %d  unchanged %d  deactivated %d  deleted %d  failed %d  %.0f rows/s\n",
 		p.Percent, p.Line, c.Rows, c.Created, c.Updated, c.Unchanged, c.Deactivated, c.Deleted, c.Failed, p.RowsPerSecond)
 	return nil

@@ -92,3 +92,39 @@ func (r *reporter) sortedErrors() []engine.RowError {
 	sort.Slice(r.errors, func(i, j int) bool { return r.errors[i].Line < r.errors[j].Line })
 	return r.errors
 }
+
+// Tee passes every report to each sink in turn; the first error wins.
+// A Job's worker reports to its UserImport and to its log.
+func Tee(sinks ...Sink) Sink { return tee(sinks) }
+
+type tee []Sink
+
+func (t tee) each(fn func(Sink) error) error {
+	var first error
+	for _, s := range t {
+		if err := fn(s); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func (t tee) Started(ctx context.Context, file *source.File, resumed bool) error {
+	return t.each(func(s Sink) error { return s.Started(ctx, file, resumed) })
+}
+
+func (t tee) Progress(ctx context.Context, p Progress) error {
+	return t.each(func(s Sink) error { return s.Progress(ctx, p) })
+}
+
+func (t tee) Report(ctx context.Context, res engine.Result, errs []engine.RowError) error {
+	return t.each(func(s Sink) error { return s.Report(ctx, res, errs) })
+}
+
+func (t tee) Preview(ctx context.Context, generation int64, res engine.Result) error {
+	return t.each(func(s Sink) error { return s.Preview(ctx, generation, res) })
+}
+
+func (t tee) Done(ctx context.Context, res engine.Result) error {
+	return t.each(func(s Sink) error { return s.Done(ctx, res) })
+}
