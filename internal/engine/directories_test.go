@@ -23,7 +23,7 @@ import (
 )
 
 // These tests run the engine against the real directories of the test
-// peers (slapd and the SCIM server), seeded with managed, inactive and
+// peers (slapd, the SCIM server and PostgreSQL), seeded with managed, inactive and
 // unmanaged users: the preview's counts are what the import then does,
 // and an import interrupted at random checkpoints and resumed ends as an
 // uninterrupted one does, with every user created once.
@@ -54,6 +54,7 @@ func peers() []peer {
 	return []peer{
 		{name: "LDAP", identity: "uid", mailAttr: "mail", marker: "businessCategory", users: 120, start: startLDAP},
 		{name: "SCIM", identity: "userName", mailAttr: "emails", marker: scimEnterprise + ":organization", users: 40, start: startSCIM},
+		{name: "PostgreSQL", identity: "uid", mailAttr: "mail", marker: "mark", users: 120, start: startPostgres},
 	}
 }
 

@@ -1,0 +1,84 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/directory"
+	sqldir "github.com/userimport/user-import-operator/internal/directory/sql"
+	"github.com/userimport/user-import-operator/internal/testpeer/postgres"
+)
+
+// One PostgreSQL server serves every test of the package; each directory
+// is a table of its own.
+var pgPeer struct {
+	once   sync.Once
+	srv    *postgres.Server
+	err    error
+	tables atomic.Int64
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if pgPeer.srv != nil {
+		if err := pgPeer.srv.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stopping the PostgreSQL test peer:", err)
+		}
+	}
+	os.Exit(code)
+}
+
+// startPostgres makes a users table holding users in the package's
+// PostgreSQL server and returns the SQL provider on it, scope Managed and
+// scope All.
+func startPostgres(t *testing.T, users []seedUser) (directory.Directory, directory.Directory) {
+	t.Helper()
+	pgPeer.once.Do(func() { pgPeer.srv, pgPeer.err = postgres.StartProcess() })
+	if pgPeer.err != nil {
+		t.Fatalf("PostgreSQL test peer: %v (%s)", pgPeer.err, postgres.InstallHint)
+	}
+	ctx := context.Background()
+	dsn := pgPeer.srv.DSN
+	table := fmt.Sprintf("users_%d", pgPeer.tables.Add(1))
+	if err := sqldir.CreateTable(ctx, v1alpha1.SQLDriverPostgres, dsn, sqldir.TableSpec{
+		Table: table, IdentityColumn: "uid", Columns: []string{"mail", "title", "mark"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	b := &pgx.Batch{}
+	for _, u := range users {
+		var mark any
+		if u.managed {
+			mark = peerMarker
+		}
+		b.Queue("INSERT INTO "+pgx.Identifier{table}.Sanitize()+" (uid, mail, title, mark, active) VALUES ($1, $2, $3, $4, $5)",
+			u.id, u.mail, u.title, mark, u.active)
+	}
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		t.Fatalf("seeding PostgreSQL: %v", err)
+	}
+
+	spec := &v1alpha1.SQLDirectory{Driver: v1alpha1.SQLDriverPostgres, DSN: v1alpha1.SecretKeyRef{Name: "db", Key: "dsn"}, Table: table}
+	secrets := func(context.Context, string, string) ([]byte, error) { return []byte(dsn), nil }
+	open := func(managedOnly bool) directory.Directory {
+		d, err := sqldir.New(ctx, spec, peerOptions("uid", "mark", managedOnly), secrets)
+		if err != nil {
+			t.Fatalf("SQL provider: %v", err)
+		}
+		t.Cleanup(func() { _ = d.Close() })
+		return d
+	}
+	return open(true), open(false)
+}
