@@ -290,6 +290,7 @@ const (
 )
 
 // SQLDirectory writes users to a database table.
+// +kubebuilder:validation:XValidation:rule="!(has(self.activeColumn) && has(self.statusColumn))",message="spec.sql: set activeColumn (a boolean column) or statusColumn (a status text column), not both"
 type SQLDirectory struct {
 	// driver is postgres or sqlite.
 	Driver SQLDriver `json:"driver"`
@@ -309,11 +310,38 @@ type SQLDirectory struct {
 	// +optional
 	Columns map[string]string `json:"columns,omitempty"`
 
-	// activeColumn is a boolean column that is false for deactivated users.
-	// +kubebuilder:default=active
+	// activeColumn is a boolean column that is false for deactivated users
+	// ("active" when neither it nor statusColumn is set).
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=128
 	// +optional
 	ActiveColumn string `json:"activeColumn,omitempty"`
+
+	// statusColumn, in place of activeColumn, is a column holding a status
+	// text: inactiveValue marks a deactivated user, any other value (or
+	// none) an active one. Creating or reactivating a user writes
+	// activeValue.
+	// +optional
+	StatusColumn *SQLStatusColumn `json:"statusColumn,omitempty"`
+}
+
+// SQLStatusColumn is a status column of an SQL users table.
+// +kubebuilder:validation:XValidation:rule="self.activeValue != self.inactiveValue",message="spec.sql.statusColumn: activeValue and inactiveValue must differ"
+type SQLStatusColumn struct {
+	// name of the column.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	Name string `json:"name"`
+
+	// activeValue is written for active users, such as "active".
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	ActiveValue string `json:"activeValue"`
+
+	// inactiveValue is written for deactivated users, such as "inactive".
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	InactiveValue string `json:"inactiveValue"`
 }
 
 // DirectoryCapabilities are what the controller found the directory to offer.

@@ -171,6 +171,13 @@ var _ = Describe("Validation by the API server", func() {
 		Entry("an unknown SQL driver", validSQLDirectory(func(ud *uiov1.UserDirectory) {
 			ud.Spec.SQL.Driver = "mysql"
 		}), `spec.sql.driver: Unsupported value: "mysql"`),
+		Entry("an SQL active column and a status column", validSQLDirectory(func(ud *uiov1.UserDirectory) {
+			ud.Spec.SQL.ActiveColumn = "enabled"
+			ud.Spec.SQL.StatusColumn = &uiov1.SQLStatusColumn{Name: "status", ActiveValue: "active", InactiveValue: "inactive"}
+		}), "spec.sql", "set activeColumn (a boolean column) or statusColumn (a status text column), not both"),
+		Entry("an SQL status column whose two values are the same", validSQLDirectory(func(ud *uiov1.UserDirectory) {
+			ud.Spec.SQL.StatusColumn = &uiov1.SQLStatusColumn{Name: "status", ActiveValue: "x", InactiveValue: "x"}
+		}), "spec.sql.statusColumn", "activeValue and inactiveValue must differ"),
 		Entry("an empty identity attribute", validSCIMDirectory(func(ud *uiov1.UserDirectory) {
 			ud.Spec.IdentityAttribute = ""
 		}), "spec.identityAttribute", "at least 1 chars long"),

@@ -179,9 +179,11 @@ func (s *Directory) statement(c directory.Change) (stmt, error) {
 				set = append(set, quote(col)+" = excluded."+quote(col))
 			}
 		}
+		var active string
+		active, args = s.activeValue(true, args)
 		names = append(names, quote(s.active))
-		ph = append(ph, "TRUE")
-		set = append(set, quote(s.active)+" = TRUE")
+		ph = append(ph, active)
+		set = append(set, quote(s.active)+" = excluded."+quote(s.active))
 		q := "INSERT INTO " + s.qtable + " (" + strings.Join(names, ", ") + ") VALUES (" +
 			strings.Join(ph, ", ") + ") ON CONFLICT (" + quote(idCol) + ") DO UPDATE SET " + strings.Join(set, ", ")
 		id, _ := vals[idCol].(string)
@@ -200,7 +202,9 @@ func (s *Directory) statement(c directory.Change) (stmt, error) {
 			args = append(args, vals[col])
 		}
 		if c.Reactivate {
-			set = append(set, quote(s.active)+" = TRUE")
+			var active string
+			active, args = s.activeValue(true, args)
+			set = append(set, quote(s.active)+" = "+active)
 		}
 		if len(set) == 0 {
 			// Nothing to change: still check that the user exists.
@@ -216,8 +220,10 @@ func (s *Directory) statement(c directory.Change) (stmt, error) {
 		return stmt{query: q, args: args, mustMatch: true, id: id}, nil
 
 	case directory.OpDeactivate:
-		q := "UPDATE " + s.qtable + " SET " + quote(s.active) + " = FALSE WHERE " + quote(idCol) + " = " + s.d.placeholder(1)
-		return stmt{query: q, args: []any{key}, mustMatch: true, id: key}, nil
+		inactive, args := s.activeValue(false, nil)
+		args = append(args, key)
+		q := "UPDATE " + s.qtable + " SET " + quote(s.active) + " = " + inactive + " WHERE " + quote(idCol) + " = " + s.d.placeholder(len(args))
+		return stmt{query: q, args: args, mustMatch: true, id: key}, nil
 
 	case directory.OpDelete:
 		// Deleting a user that is already gone is what was asked: a

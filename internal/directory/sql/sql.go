@@ -10,7 +10,9 @@
 //     constraint (creates are upserts on it, so a replayed create after a
 //     checkpoint is harmless); a user's ID is its identity value;
 //   - spec.activeColumn (default "active") is a boolean column, false for a
-//     deactivated user (NULL reads as active);
+//     deactivated user (NULL reads as active); or spec.statusColumn is a
+//     column whose inactiveValue marks a deactivated user (any other
+//     value, NULL included, reads as active), compared as text;
 //   - the marker attribute is a column holding the marker value on the
 //     rows that imports manage.
 //
@@ -61,7 +63,8 @@ type Directory struct {
 	table   []string   // table name, split at the schema dot
 	qtable  string     // quoted table name
 	columns map[string]string
-	active  string
+	active  string                    // the active or status column
+	status  *v1alpha1.SQLStatusColumn // nil: active is a boolean column
 	opts    directory.Options
 	// limiter paces the statements sent (a query, or one row written);
 	// nil without a rate limit.
@@ -116,6 +119,12 @@ func New(ctx context.Context, spec *v1alpha1.SQLDirectory, opts directory.Option
 		active:  spec.ActiveColumn,
 		opts:    opts,
 	}
+	if spec.StatusColumn != nil {
+		if spec.ActiveColumn != "" {
+			return nil, directory.Errorf(directory.ReasonInvalidConfig, "spec.sql: set activeColumn or statusColumn, not both")
+		}
+		dir.active, dir.status = spec.StatusColumn.Name, spec.StatusColumn
+	}
 	if dir.active == "" {
 		dir.active = DefaultActiveColumn
 	}
@@ -150,6 +159,41 @@ func (s *Directory) Close() error {
 		err = errors.Join(err, s.write.Close())
 	}
 	return err
+}
+
+// activeWhat names the column that says whether a user is active, for
+// messages.
+func (s *Directory) activeWhat() string {
+	if s.status != nil {
+		return "status column"
+	}
+	return "active column"
+}
+
+// isActive reads the active or status column of a row: only false, or
+// the inactive value, deactivates.
+func (s *Directory) isActive(active stdsql.NullBool, status stdsql.NullString) bool {
+	if s.status != nil {
+		return !status.Valid || status.String != s.status.InactiveValue
+	}
+	return !active.Valid || active.Bool
+}
+
+// activeValue is the SQL for setting the active or status column: a
+// boolean literal, or the status value as one more parameter.
+func (s *Directory) activeValue(active bool, args []any) (string, []any) {
+	if s.status == nil {
+		if active {
+			return "TRUE", args
+		}
+		return "FALSE", args
+	}
+	v := s.status.InactiveValue
+	if active {
+		v = s.status.ActiveValue
+	}
+	args = append(args, v)
+	return s.d.placeholder(len(args)), args
 }
 
 // pace waits until n more statements may be sent under the rate limit.
@@ -234,7 +278,7 @@ func (s *Directory) loadSchema(ctx context.Context) (*schema, error) {
 	type need struct{ what, col string }
 	needs := []need{
 		{"identity attribute " + s.opts.IdentityAttribute, s.identityColumn()},
-		{"active column", s.active},
+		{s.activeWhat(), s.active},
 	}
 	if s.opts.MarkerAttribute != "" {
 		needs = append(needs, need{"marker attribute " + s.opts.MarkerAttribute, s.column(s.opts.MarkerAttribute)})
@@ -258,7 +302,7 @@ func (s *Directory) loadSchema(ctx context.Context) (*schema, error) {
 			"column %s of table %s (identity attribute %s) needs a single-column unique constraint",
 			c.name, strings.Join(s.table, "."), s.opts.IdentityAttribute)
 	}
-	if c, _ := sc.column(s.d, s.active); !s.d.isBoolean(c.typ) {
+	if c, _ := sc.column(s.d, s.active); s.status == nil && !s.d.isBoolean(c.typ) {
 		return nil, directory.Errorf(directory.ReasonSchemaMismatch,
 			"active column %s of table %s is of type %s, not boolean", c.name, strings.Join(s.table, "."), c.typ)
 	}
@@ -306,7 +350,7 @@ func (s *Directory) validate(sc *schema, attrs []string) error {
 			continue
 		}
 		if s.d.normColumn(col) == s.d.normColumn(s.active) {
-			return directory.Errorf(directory.ReasonInvalidConfig, "attribute %s maps to the active column %s", a, col)
+			return directory.Errorf(directory.ReasonInvalidConfig, "attribute %s maps to the %s %s", a, s.activeWhat(), col)
 		}
 		if other, ok := seen[s.d.normColumn(col)]; ok && other != a {
 			return directory.Errorf(directory.ReasonInvalidConfig, "attributes %s and %s map to the same column %s", other, a, col)
@@ -331,7 +375,11 @@ func (s *Directory) selectList(attrs []string) (string, []string) {
 			uniq = append(uniq, a)
 		}
 	}
-	exprs := []string{s.d.textExpr(s.identityColumn()), quote(s.active)}
+	active := quote(s.active)
+	if s.status != nil {
+		active = s.d.textExpr(s.active)
+	}
+	exprs := []string{s.d.textExpr(s.identityColumn()), active}
 	if s.opts.MarkerAttribute != "" {
 		exprs = append(exprs, s.d.textExpr(s.column(s.opts.MarkerAttribute)))
 	} else {
@@ -345,10 +393,13 @@ func (s *Directory) selectList(attrs []string) (string, []string) {
 
 // scanUser reads one row of a selectList query.
 func (s *Directory) scanUser(rows *stdsql.Rows, attrs []string) (directory.User, error) {
-	var id, marker stdsql.NullString
+	var id, marker, status stdsql.NullString
 	var active stdsql.NullBool
 	vals := make([]stdsql.NullString, len(attrs))
 	dest := []any{&id, &active, &marker}
+	if s.status != nil {
+		dest[1] = &status
+	}
 	for i := range vals {
 		dest = append(dest, &vals[i])
 	}
@@ -358,7 +409,7 @@ func (s *Directory) scanUser(rows *stdsql.Rows, attrs []string) (directory.User,
 	u := directory.User{
 		ID:         id.String,
 		Identity:   id.String,
-		Active:     !active.Valid || active.Bool,
+		Active:     s.isActive(active, status),
 		Managed:    s.opts.MarkerAttribute != "" && marker.Valid && marker.String == s.opts.MarkerValue,
 		Attributes: directory.Attributes{},
 	}

@@ -749,3 +749,88 @@ func TestRateLimit(t *testing.T) {
 		}
 	})
 }
+
+// A status column in place of the boolean active column: creates and
+// reactivations write the active value, deactivations the inactive one,
+// and only the inactive value reads as deactivated.
+func TestStatusColumn(t *testing.T) {
+	forDrivers(t, func(t *testing.T, e *env) {
+		e.exec(t, "ALTER TABLE "+e.table+" ADD COLUMN employment TEXT")
+		spec := e.spec()
+		spec.StatusColumn = &v1alpha1.SQLStatusColumn{Name: "employment", ActiveValue: "employed", InactiveValue: "left"}
+		d := e.open(t, spec, defaultOpts())
+		status := func(id string) any {
+			t.Helper()
+			q := "SELECT employment FROM " + e.table + " WHERE id_col = ?"
+			if e.driver == v1alpha1.SQLDriverPostgres {
+				q = strings.Replace(q, "?", "$1", 1)
+			}
+			var v stdsql.NullString
+			if err := e.raw.QueryRow(q, id).Scan(&v); err != nil {
+				t.Fatal(err)
+			}
+			if !v.Valid {
+				return nil
+			}
+			return v.String
+		}
+
+		mustOK(t, mustApply(t, d, create("alice"), create("bob")))
+		if s := status("alice"); s != "employed" {
+			t.Fatalf("status after create = %v, want employed", s)
+		}
+		mustOK(t, mustApply(t, d, directory.Change{Op: directory.OpDeactivate, Identity: "alice", ID: "alice"}))
+		if s := status("alice"); s != "left" {
+			t.Fatalf("status after deactivate = %v, want left", s)
+		}
+		if alice, _ := lookup(t, d, "alice"); alice.Active {
+			t.Fatal("alice reads active with status left")
+		}
+		if bob, _ := lookup(t, d, "bob"); !bob.Active {
+			t.Fatal("bob reads deactivated")
+		}
+		mustOK(t, mustApply(t, d, directory.Change{Op: directory.OpUpdate, Identity: "alice", ID: "alice", Reactivate: true,
+			Attributes: directory.Attributes{"givenName": {"Alicia"}}}))
+		if s := status("alice"); s != "employed" {
+			t.Fatalf("status after reactivate = %v, want employed", s)
+		}
+		// A replayed create of a deactivated user makes it active again,
+		// as with the boolean column.
+		mustOK(t, mustApply(t, d, directory.Change{Op: directory.OpDeactivate, Identity: "bob", ID: "bob"}))
+		mustOK(t, mustApply(t, d, create("bob")))
+		if s := status("bob"); s != "employed" {
+			t.Fatalf("status after a create of a deactivated user = %v, want employed", s)
+		}
+		// Rows written by others: no status, or another one, read active.
+		e.exec(t, "INSERT INTO "+e.table+` (id_col, "managedBy", employment) VALUES ('carol', ?, NULL), ('dave', ?, 'on leave')`, marker, marker)
+		for _, id := range []string{"carol", "dave"} {
+			if u, ok := lookup(t, d, id); !ok || !u.Active {
+				t.Fatalf("%s with status %v reads deactivated", id, status(id))
+			}
+		}
+		var inactive []string
+		if err := d.List(context.Background(), attrNames, func(u directory.User) error {
+			if !u.Active {
+				inactive = append(inactive, u.Identity)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if len(inactive) != 0 {
+			t.Fatalf("List reads %v as deactivated", inactive)
+		}
+
+		// A missing status column is named by Check.
+		spec.StatusColumn = &v1alpha1.SQLStatusColumn{Name: "contract", ActiveValue: "a", InactiveValue: "b"}
+		nd, err := New(context.Background(), spec, defaultOpts(), secretsWith(e.dsn))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nd.Close()
+		if _, err := nd.Check(context.Background()); directory.ReasonOf(err) != directory.ReasonSchemaMismatch ||
+			!strings.Contains(err.Error(), "contract") || !strings.Contains(err.Error(), "status column") {
+			t.Fatalf("Check without the status column: %v", err)
+		}
+	})
+}
