@@ -145,7 +145,11 @@ func Run(ctx context.Context, o Options) (err error) {
 		return err
 	}
 	say("")
-	say("The control plane keeps running. In another terminal:")
+	if o.ExitAfterImport {
+		say("Without --exit-after-import the control plane keeps running, and in another terminal:")
+	} else {
+		say("The control plane keeps running. In another terminal:")
+	}
 	say("  kubectl --kubeconfig %s get userimports -w", kubeconfig)
 	say("  kubectl --kubeconfig %s apply -f %s", kubeconfig, filepath.Join(work, "delta-import.yaml"))
 	say("  kubectl --kubeconfig %s get usersync", kubeconfig)
