@@ -905,3 +905,40 @@ func TestApplySurvivesDroppedConnections(t *testing.T) {
 		}
 	}
 }
+
+// A directory configured with its own object classes, RDN attribute and
+// disable attribute and value writes entries that way.
+func TestConfiguredObjectClassesRDNAndDisable(t *testing.T) {
+	s := slapd.Start(t, slapd.Options{})
+	spec := baseSpec(s)
+	spec.ObjectClasses = []string{"inetOrgPerson", "extensibleObject"}
+	spec.RDNAttribute = "employeeNumber"
+	spec.Disable = &v1alpha1.LDAPDisable{Attribute: "employeeType", Value: "terminated"}
+	d := newDir(t, s, spec, baseOpts())
+
+	dn := mustApply(t, d, create("jdoe", commonAttributes("jdoe")))[0].ID
+	if want := "employeeNumber=E-jdoe," + s.PeopleDN; !strings.EqualFold(dn, want) {
+		t.Fatalf("DN = %s, want %s", dn, want)
+	}
+	e := entryMap(rawEntry(t, s, dn))
+	classes := map[string]bool{}
+	for _, c := range e["objectclass"] {
+		classes[strings.ToLower(c)] = true
+	}
+	if !classes["inetorgperson"] || !classes["extensibleobject"] {
+		t.Fatalf("objectClass = %v, want inetOrgPerson and extensibleObject", e["objectclass"])
+	}
+
+	mustApply(t, d, directory.Change{Op: directory.OpDeactivate, Identity: "jdoe", ID: dn})
+	if e := entryMap(rawEntry(t, s, dn)); !reflect.DeepEqual(e["employeetype"], []string{"terminated"}) {
+		t.Fatalf("employeeType = %v, want [terminated]", e["employeetype"])
+	}
+	u, ok := listAll(t, d, []string{"mail"})["jdoe"]
+	if !ok || u.Active {
+		t.Fatalf("deactivated user listed as %+v (found %v)", u, ok)
+	}
+	mustApply(t, d, directory.Change{Op: directory.OpUpdate, Identity: "jdoe", ID: dn, Reactivate: true})
+	if u := listAll(t, d, []string{"mail"})["jdoe"]; !u.Active {
+		t.Fatal("reactivated user listed as inactive")
+	}
+}
