@@ -597,3 +597,33 @@ func TestConcurrentApply(t *testing.T) {
 		t.Fatalf("failed=%d listed=%d, want 0 and 200", failed.Load(), n)
 	}
 }
+
+// A /Bulk request never exceeds the server's maxPayloadSize: the creates
+// are split over as many requests as the limit needs, and all are made.
+func TestBulkRespectsMaxPayloadSize(t *testing.T) {
+	const limit = 4096
+	s := scimserver.Start(t, scimserver.Options{Token: token, BulkMaxOperations: 1000, BulkMaxPayload: limit})
+	p := scimserver.NewProxy(t, s)
+	d := newDir(t, bearerSpec(p.URL), defaultOpts(), bearerSecrets)
+	mustApply(t, d, createChanges("p", 100, true)...)
+
+	bulks := 0
+	for _, r := range p.Requests() {
+		if r.Method == "POST" && r.Path == "/Bulk" {
+			if len(r.Body) > limit {
+				t.Fatalf("bulk request of %d bytes, maxPayloadSize %d", len(r.Body), limit)
+			}
+			bulks++
+		}
+	}
+	if bulks < 2 {
+		t.Fatalf("%d bulk requests for 100 creates under a %d-byte limit; the limit was not applied", bulks, limit)
+	}
+	n := 0
+	if err := d.List(context.Background(), []string{"userName"}, func(directory.User) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n != 100 {
+		t.Fatalf("%d users after the import, want 100", n)
+	}
+}
