@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -18,19 +17,15 @@ import (
 
 // One PostgreSQL server serves every test of the package; each directory
 // is a table of its own.
-var pgPeer struct {
-	once   sync.Once
-	srv    *postgres.Server
-	err    error
-	tables atomic.Int64
-}
+var (
+	pgShared postgres.Shared
+	pgTables atomic.Int64
+)
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if pgPeer.srv != nil {
-		if err := pgPeer.srv.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stopping the PostgreSQL test peer:", err)
-		}
+	if err := pgShared.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "stopping the PostgreSQL test peer:", err)
 	}
 	os.Exit(code)
 }
@@ -40,13 +35,9 @@ func TestMain(m *testing.M) {
 // scope All.
 func startPostgres(t *testing.T, users []seedUser) (directory.Directory, directory.Directory) {
 	t.Helper()
-	pgPeer.once.Do(func() { pgPeer.srv, pgPeer.err = postgres.StartProcess() })
-	if pgPeer.err != nil {
-		t.Fatalf("PostgreSQL test peer: %v (%s)", pgPeer.err, postgres.InstallHint)
-	}
 	ctx := context.Background()
-	dsn := pgPeer.srv.DSN
-	table := fmt.Sprintf("users_%d", pgPeer.tables.Add(1))
+	dsn := pgShared.Get(t).DSN
+	table := fmt.Sprintf("users_%d", pgTables.Add(1))
 	if err := sqldir.CreateTable(ctx, v1alpha1.SQLDriverPostgres, dsn, sqldir.TableSpec{
 		Table: table, IdentityColumn: "uid", Columns: []string{"mail", "title", "mark"},
 	}); err != nil {

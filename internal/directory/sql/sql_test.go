@@ -24,30 +24,19 @@ import (
 
 // One PostgreSQL server for the package; each test gets its own table.
 var (
-	pgOnce   sync.Once
-	pgServer *postgres.Server
-	pgErr    error
+	pgShared postgres.Shared
 	tableSeq atomic.Int64
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if pgServer != nil {
-		if err := pgServer.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stop postgres:", err)
-		}
+	if err := pgShared.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "stop postgres:", err)
 	}
 	os.Exit(code)
 }
 
-func pg(t testing.TB) *postgres.Server {
-	t.Helper()
-	pgOnce.Do(func() { pgServer, pgErr = postgres.StartProcess() })
-	if pgErr != nil {
-		t.Fatalf("postgres test peer: %v", pgErr)
-	}
-	return pgServer
-}
+func pg(t testing.TB) *postgres.Server { return pgShared.Get(t) }
 
 var drivers = []v1alpha1.SQLDriver{v1alpha1.SQLDriverPostgres, v1alpha1.SQLDriverSQLite}
 

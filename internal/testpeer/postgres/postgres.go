@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -64,6 +65,33 @@ func Start(t testing.TB) *Server {
 		}
 	})
 	return s
+}
+
+// Shared is one server for all the tests of a package: the first Get
+// starts it, and the package's TestMain stops it after the tests ran.
+type Shared struct {
+	once sync.Once
+	srv  *Server
+	err  error
+}
+
+// Get returns the shared server, starting it on the first call. A server
+// that cannot start fails the test with the install hint.
+func (s *Shared) Get(t testing.TB) *Server {
+	t.Helper()
+	s.once.Do(func() { s.srv, s.err = StartProcess() })
+	if s.err != nil {
+		t.Fatalf("postgres test peer: %v (%s)", s.err, InstallHint)
+	}
+	return s.srv
+}
+
+// Stop stops the server if it was started.
+func (s *Shared) Stop() error {
+	if s.srv == nil {
+		return nil
+	}
+	return s.srv.Stop()
 }
 
 // Options tune a server.
