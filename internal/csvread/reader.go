@@ -232,7 +232,7 @@ func (r *Reader) detectDelimiter() (byte, error) {
 			return 0, err
 		}
 		content, _ := splitEOL(text)
-		if len(content) == 0 {
+		if r.onlySpace(content) {
 			continue
 		}
 		candidates := [...]byte{',', ';', '\t', '|'}
@@ -341,7 +341,9 @@ func (r *Reader) readRecord() (Record, error) {
 		r.mark = r.r
 		t, err := r.nextLine()
 		if err == nil {
-			if content, eol = splitEOL(t); len(content) == 0 {
+			// A line of nothing but spaces and tabs (common at the end of
+			// hand-edited exports) is blank, like an empty one.
+			if content, eol = splitEOL(t); r.onlySpace(content) {
 				r.line++ // blank line
 				continue
 			}

@@ -50,6 +50,8 @@ func TestRead(t *testing.T) {
 			want: []item{rec(2, 4, "1", "x\ry")}},
 		{name: "blank lines are skipped and counted", opts: header, in: "a,b\n\n1,2\n\r\n\n3,4\n\n",
 			want: []item{rec(3, 5, "1", "2"), rec(6, 12, "3", "4")}, lines: 8},
+		{name: "whitespace-only lines are blank", opts: header, in: "a,b\n   \n1,2\n \t \r\n3,4\n  ",
+			want: []item{rec(3, 8, "1", "2"), rec(5, 17, "3", "4")}, lines: 7},
 		{name: "line of delimiters is a record", opts: header, in: "a,b\n,\n",
 			want: []item{rec(2, 4, "", "")}},
 		{name: "skipRows with detected delimiter", opts: Options{Header: true, SkipRows: 2},
@@ -195,6 +197,7 @@ func TestNewReaderErrors(t *testing.T) {
 	}{
 		{"empty file", Options{Header: true}, "", "file is empty", ErrNoHeader},
 		{"blank file", Options{Header: true}, "\n\r\n\n", "file is empty or blank", ErrNoHeader},
+		{"whitespace-only file", Options{Header: true}, "  \n\t\r\n \n", "file is empty or blank", ErrNoHeader},
 		{"empty file without header", Options{}, "", "empty", ErrNoHeader},
 		{"BOM only", Options{Header: true}, "\xef\xbb\xbf", "empty", ErrNoHeader},
 		{"skipRows beyond EOF", Options{Header: true, SkipRows: 5}, "a\nb\n", "the file has 2 lines and skipRows is 5", ErrNoHeader},
