@@ -8,7 +8,7 @@ package demo
 import (
 	"bytes"
 	"context"
-	"encoding/csv"
+
 	"errors"
 	"fmt"
 	"io"
@@ -28,6 +28,7 @@ import (
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/config/crd"
 	"github.com/userimport/user-import-operator/controllers"
+	"github.com/userimport/user-import-operator/internal/csvsafe"
 	sqldir "github.com/userimport/user-import-operator/internal/directory/sql"
 	"github.com/userimport/user-import-operator/internal/hrgen"
 	"github.com/userimport/user-import-operator/internal/scheme"
@@ -186,12 +187,12 @@ func setUp(ctx context.Context, c client.Client, dbPath string, rows int) error 
 		return err
 	}
 	var csvData bytes.Buffer
-	cw := csv.NewWriter(&csvData)
+	cw := csvsafe.NewWriter(&csvData)
 	_ = cw.Write(hrgen.Header)
 	for i := 0; i < rows; i++ {
 		_ = cw.Write(hrgen.Row(1, i))
 	}
-	cw.Flush()
+	_ = cw.Flush()
 
 	objs := []client.Object{
 		&corev1.Secret{

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"encoding/csv"
+
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +12,7 @@ import (
 
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver, also used by the SQL provider
 
+	"github.com/userimport/user-import-operator/internal/csvsafe"
 	"github.com/userimport/user-import-operator/internal/hrgen"
 )
 
@@ -48,7 +49,7 @@ func showDirectory(ctx context.Context, out io.Writer, dbPath string) error {
 // queue behind the first and run.
 func writeDeltaSample(path string, rows int) error {
 	var data bytes.Buffer
-	cw := csv.NewWriter(&data)
+	cw := csvsafe.NewWriter(&data)
 	_ = cw.Write(hrgen.Header)
 	titleCol := indexOf(hrgen.Header, "title")
 	for i := 0; i < 10 && i < rows; i++ {
@@ -59,7 +60,7 @@ func writeDeltaSample(path string, rows int) error {
 	for i := rows; i < rows+5; i++ {
 		_ = cw.Write(hrgen.Row(1, i))
 	}
-	cw.Flush()
+	_ = cw.Flush()
 
 	var b strings.Builder
 	b.WriteString(`# A delta import: ten users change title, five join.

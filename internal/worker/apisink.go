@@ -3,7 +3,6 @@ package worker
 import (
 	"bytes"
 	"context"
-	"encoding/csv"
 	"fmt"
 	"strconv"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/csvsafe"
 	"github.com/userimport/user-import-operator/internal/engine"
 	"github.com/userimport/user-import-operator/internal/source"
 )
@@ -163,21 +163,22 @@ func changeCounts(c engine.Counts) v1alpha1.ChangeCounts {
 }
 
 // ReportData renders the report: row errors, a sample of the planned
-// changes, and the counts.
+// changes, and the counts. Its CSV files escape formula cells: an
+// identity such as "=cmd" is data, not a formula, in a spreadsheet.
 func ReportData(res engine.Result, errs []engine.RowError) map[string][]byte {
 	var eb, cb bytes.Buffer
-	ew := csv.NewWriter(&eb)
+	ew := csvsafe.NewWriter(&eb)
 	_ = ew.Write([]string{"line", "message"})
 	for _, e := range errs {
 		_ = ew.Write([]string{strconv.FormatInt(e.Line, 10), e.Msg})
 	}
-	ew.Flush()
-	cw := csv.NewWriter(&cb)
+	_ = ew.Flush()
+	cw := csvsafe.NewWriter(&cb)
 	_ = cw.Write([]string{"line", "op", "identity", "attributes"})
 	for _, c := range res.Samples {
 		_ = cw.Write([]string{strconv.FormatInt(c.Line, 10), c.Op.String(), c.Identity, strings.Join(c.Attributes, " ")})
 	}
-	cw.Flush()
+	_ = cw.Flush()
 	c := res.Counts
 	summary := fmt.Sprintf("dryRun=%t\nrows=%d\ncreate=%d\nupdate=%d\nunchanged=%d\ndeactivate=%d\ndelete=%d\nerrors=%d\nmanagedUsers=%d\nplannedDeprovisions=%d\nsafetyStop=%t\n",
 		res.DryRun, c.Rows, c.Created, c.Updated, c.Unchanged, c.Deactivated, c.Deleted, c.Failed, res.ManagedUsers, res.PlannedDeprovisions, res.SafetyStop)
