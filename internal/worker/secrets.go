@@ -7,6 +7,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/userimport/user-import-operator/internal/directory"
 )
@@ -15,8 +18,13 @@ import (
 // file dir/S/K.
 func DirSecrets(dir string) directory.SecretGetter {
 	return func(_ context.Context, name, key string) ([]byte, error) {
-		if name != filepath.Base(name) || key != filepath.Base(key) {
-			return nil, directory.Errorf(directory.ReasonInvalidConfig, "Secret %q key %q: not a plain name", name, key)
+		// A name like ".." would read outside dir: only what Kubernetes
+		// accepts as a Secret name and key is looked up.
+		if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
+			return nil, directory.Errorf(directory.ReasonInvalidConfig, "Secret name %q: %s", name, strings.Join(errs, "; "))
+		}
+		if errs := validation.IsConfigMapKey(key); len(errs) > 0 {
+			return nil, directory.Errorf(directory.ReasonInvalidConfig, "Secret %s key %q: %s", name, key, strings.Join(errs, "; "))
 		}
 		b, err := os.ReadFile(filepath.Join(dir, name, key))
 		if errors.Is(err, fs.ErrNotExist) {
