@@ -93,7 +93,8 @@ type Progress struct {
 	// Counts are consistent with Checkpoint: they count every row before
 	// it and none after.
 	Counts Counts
-	// Line and Offset are how far the file has been read.
+	// Line and Offset are the end of the rows the counts cover: the last
+	// line done and where the next record starts. The reader may be ahead.
 	Line, Offset  int64
 	RowsPerSecond float64
 	// Checkpoint is where a resumed import would continue; nil in a dry
@@ -141,11 +142,26 @@ var ErrNoValidRows = errors.New("the file has no valid rows: a full import never
 
 // PolicyError is returned when bad rows exceed the error policy.
 type PolicyError struct {
+	// Failed and Rows are the counts when the import stopped, the same as
+	// its Result's.
 	Failed, Rows int64
-	Msg          string
+	// Line is where the policy was first exceeded; 0 when it was at the
+	// 100th row, where the percentage starts to count.
+	Line  int64
+	limit string
 }
 
-func (e *PolicyError) Error() string { return e.Msg }
+func (e *PolicyError) Error() string {
+	at := "by the 100th row"
+	if e.Line > 0 {
+		at = fmt.Sprintf("at line %d", e.Line)
+	}
+	pct := ""
+	if e.Rows > 0 {
+		pct = fmt.Sprintf(" (%.1f %%)", float64(e.Failed)*100/float64(e.Rows))
+	}
+	return fmt.Sprintf("error policy: %d of %d rows failed%s; %s, first exceeded %s", e.Failed, e.Rows, pct, e.limit, at)
+}
 
 // Run plans and, unless dryRun, applies the changes that bring dir in step
 // with the file. A dry run (the preview) is the same computation without
@@ -196,13 +212,13 @@ func Run(ctx context.Context, in Input, dir directory.Directory, cfg Config, dry
 		return res, ErrNoValidRows
 	}
 	res.SafetyMessage, res.SafetyStop = r.safety(res.PlannedDeprovisions, res.ManagedUsers)
-	if dryRun {
+	if dryRun || res.SafetyStop {
+		// A safety stop writes nothing: like a preview, it reports the
+		// changes it planned, deprovisions included.
 		err := plan.deprovision(ctx)
 		plan.fill(&res)
+		res.DryRun = true
 		return res, err
-	}
-	if res.SafetyStop {
-		return res, nil
 	}
 	r.snap.clearSeen()
 	// Row errors found while planning were reported by the planning pass;

@@ -43,7 +43,6 @@ type pass struct {
 	endLine  int64
 	endOff   int64
 	line     atomic.Int64
-	offset   atomic.Int64
 
 	// Committer state (one goroutine at a time; read after the pipeline).
 	next       int
@@ -52,8 +51,11 @@ type pass struct {
 	checkpoint *Checkpoint
 	errors     []RowError
 	samples    []Sample
-	start      time.Time
-	lastReport time.Time
+	// doneLine and doneOff are the end of the last batch committed: what
+	// progress reports, so that line and counts describe one moment.
+	doneLine, doneOff int64
+	start             time.Time
+	lastReport        time.Time
 }
 
 // batch is a run of consecutive rows with their changes.
@@ -493,7 +495,6 @@ func (p *pass) plan(ctx context.Context, m *mappedRow, send func(*batch) error) 
 		line, off = m.lineErr.Line, m.lineErr.Offset
 	}
 	p.line.Store(line)
-	p.offset.Store(m.next)
 	p.endLine = line
 	replay := p.replaying(off)
 	b := p.cur
@@ -848,6 +849,13 @@ func (p *pass) commitLoop(done <-chan *batch, slots <-chan struct{}, cancel cont
 			}
 		}
 	}
+	var pe *PolicyError
+	if errors.As(stop, &pe) {
+		// The counts go on past the row where the policy tripped (the rest
+		// of its batch, batches in flight that were written): the message
+		// gives the same figures as the counts, and where it tripped.
+		pe.Failed, pe.Rows = p.counts.Failed, p.counts.Rows
+	}
 	p.report(true)
 	return stop
 }
@@ -861,7 +869,7 @@ func (p *pass) commit(b *batch) error {
 	policy := p.commitErrors(b)
 	p.commitDone(b)
 	if policy == nil {
-		policy = p.policy(p.counts.Failed, p.counts.Rows)
+		policy = p.policy(p.counts.Failed, p.counts.Rows, b.endLine)
 	}
 	return policy
 }
@@ -876,7 +884,7 @@ func (p *pass) commitErrors(b *batch) error {
 		// Once 100 rows are read the percentage counts, also at the
 		// 100th row itself when no error falls on it.
 		if policy == nil && before < 100 && e.row > 100 {
-			policy = p.policy(failed, 100)
+			policy = p.policy(failed, 100, 0)
 		}
 		failed++
 		if e.plan == p.planErrs || !e.plan {
@@ -886,7 +894,7 @@ func (p *pass) commitErrors(b *batch) error {
 			}
 		}
 		if policy == nil {
-			policy = p.policy(failed, e.row)
+			policy = p.policy(failed, e.row, e.Line)
 		}
 	}
 	return policy
@@ -898,6 +906,9 @@ func (p *pass) commitDone(b *batch) {
 	b.counts.Rows = b.rows
 	p.counts.add(b.counts)
 	p.stage = b.stage
+	if b.endLine > 0 {
+		p.doneLine, p.doneOff = b.endLine, b.endOff
+	}
 	if !p.dry {
 		p.checkpoint = &Checkpoint{Line: b.endLine, Offset: b.endOff, SHA256: p.r.in.SHA256, Stage: b.stage, Counts: p.counts}
 	}
@@ -915,15 +926,16 @@ func (p *pass) commitDone(b *batch) {
 	p.report(false)
 }
 
-// policy checks the error policy with failed bad rows of rows read.
-func (p *pass) policy(failed, rows int64) error {
+// policy checks the error policy with failed bad rows of rows read; line
+// is where the check is made (0: at the 100th row, where the percentage
+// starts to count).
+func (p *pass) policy(failed, rows, line int64) error {
 	c := p.r.cfg
 	if c.MaxErrors != nil && failed > *c.MaxErrors {
-		return &PolicyError{Failed: failed, Rows: rows, Msg: fmt.Sprintf("error policy: %d rows failed, maxErrors is %d", failed, *c.MaxErrors)}
+		return &PolicyError{Failed: failed, Rows: rows, Line: line, limit: fmt.Sprintf("maxErrors is %d", *c.MaxErrors)}
 	}
 	if c.MaxErrorPercent != nil && rows >= 100 && failed*100 > *c.MaxErrorPercent*rows {
-		return &PolicyError{Failed: failed, Rows: rows, Msg: fmt.Sprintf("error policy: %d of %d rows failed (%.1f %%), maxErrorPercent is %d",
-			failed, rows, float64(failed)*100/float64(rows), *c.MaxErrorPercent)}
+		return &PolicyError{Failed: failed, Rows: rows, Line: line, limit: fmt.Sprintf("maxErrorPercent is %d", *c.MaxErrorPercent)}
 	}
 	return nil
 }
@@ -934,7 +946,7 @@ func (p *pass) report(final bool) {
 		return
 	}
 	p.lastReport = now
-	pr := Progress{Stage: p.stage, Counts: p.counts, Line: p.line.Load(), Offset: p.offset.Load()}
+	pr := Progress{Stage: p.stage, Counts: p.counts, Line: p.doneLine, Offset: p.doneOff}
 	if secs := now.Sub(p.start).Seconds(); secs > 0 {
 		pr.RowsPerSecond = float64(p.counts.Rows-p.baseRows) / secs
 	}

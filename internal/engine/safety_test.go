@@ -64,6 +64,14 @@ func TestSafetyThreshold(t *testing.T) {
 			if tc.wantStop && !strings.Contains(res.SafetyMessage, "approvedDeprovisions") {
 				t.Errorf("message does not say how to approve: %q", res.SafetyMessage)
 			}
+			if tc.wantStop {
+				// An import stopped by the threshold reports what it planned,
+				// as the preview does: never a summary of zeros.
+				want := Counts{Rows: int64(tc.listed), Unchanged: int64(tc.listed), Deactivated: planned}
+				if res.Counts != want || preview.Counts != want || !res.DryRun {
+					t.Errorf("counts of the stop: import %+v (dry %v), preview %+v, want %+v", res.Counts, res.DryRun, preview.Counts, want)
+				}
+			}
 			writes := d.Stats().Writes
 			if tc.wantWrite != (writes > 0) {
 				t.Fatalf("writes %d, want writes: %v", writes, tc.wantWrite)
@@ -114,8 +122,8 @@ func TestErrorPolicy(t *testing.T) {
 		pct       *int64
 		want      string
 	}{
-		{name: "percent", pct: ptr(int64(10)), want: "error policy: 34 of 334 rows failed (10.2 %), maxErrorPercent is 10"},
-		{name: "count", maxErrors: ptr(int64(20)), want: "error policy: 21 rows failed, maxErrors is 20"},
+		{name: "percent", pct: ptr(int64(10)), want: "maxErrorPercent is 10, first exceeded at line 335"},
+		{name: "count", maxErrors: ptr(int64(20)), want: "maxErrors is 20, first exceeded at line 322"},
 		{name: "within", pct: ptr(int64(15))},
 	}
 	for _, tc := range cases {
@@ -135,12 +143,17 @@ func TestErrorPolicy(t *testing.T) {
 					}
 					return
 				}
+				// The message gives the figures of the counts, and where the
+				// policy tripped.
 				var pe *PolicyError
-				if !errors.As(err, &pe) || err.Error() != tc.want {
-					t.Fatalf("import: got %v, want %q", err, tc.want)
+				figures := func(c Counts) string {
+					return fmt.Sprintf("error policy: %d of %d rows failed (%.1f %%); ", c.Failed, c.Rows, float64(c.Failed)*100/float64(c.Rows))
 				}
-				if perr == nil || perr.Error() != tc.want {
-					t.Fatalf("preview: got %v, want %q", perr, tc.want)
+				if !errors.As(err, &pe) || err.Error() != figures(res.Counts)+tc.want {
+					t.Fatalf("import: got %v, want %q", err, figures(res.Counts)+tc.want)
+				}
+				if perr == nil || perr.Error() != figures(preview.Counts)+tc.want {
+					t.Fatalf("preview: got %v, want %q", perr, figures(preview.Counts)+tc.want)
 				}
 				// The checkpoint covers what was written: every valid row
 				// before it has its user. Batches in flight when the
