@@ -244,9 +244,21 @@ func orNew(p v1alpha1.ImportPhase) string {
 }
 
 // previewFresh tells whether status.preview was computed for the current
-// spec.
+// spec. Changing only spec.action (Preview to Import: the approval) keeps
+// it, so that the import reads the file the person saw previewed.
 func previewFresh(imp *v1alpha1.UserImport) bool {
-	return imp.Status.Preview != nil && imp.Status.Preview.Generation == imp.Generation
+	p := imp.Status.Preview
+	if p == nil {
+		return false
+	}
+	return p.Generation == imp.Generation || (p.SpecDigest != "" && p.SpecDigest == jobs.SpecDigest(imp.Spec))
+}
+
+// sourceChangedBlocked tells whether an import refused for a changed
+// source waits for a person: it holds for the generation it was found at.
+func sourceChangedBlocked(imp *v1alpha1.UserImport) bool {
+	c := meta.FindStatusCondition(imp.Status.Conditions, conditions.SourceChanged)
+	return c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == imp.Generation
 }
 
 // safetyBlocked tells whether a safety stop waits for approval: it holds
@@ -268,6 +280,14 @@ func (run *importRun) idle(ctx context.Context) (verdict, error) {
 		meta.RemoveStatusCondition(&imp.Status.Conditions, conditions.SafetyThreshold)
 		run.event("Normal", "SafetyThresholdCleared", "the spec changed after the safety stop; the import may run again")
 	}
+	if c := meta.FindStatusCondition(imp.Status.Conditions, conditions.SourceChanged); c != nil && !sourceChangedBlocked(imp) {
+		meta.RemoveStatusCondition(&imp.Status.Conditions, conditions.SourceChanged)
+	}
+	if imp.Spec.Action == v1alpha1.ActionDraft && imp.Status.Preview != nil {
+		// A draft is edited freely: the preview it had goes.
+		imp.Status.Preview = nil
+		run.event("Normal", conditions.ReasonPreviewInvalidated, "the import went back to Draft; the preview was discarded")
+	}
 
 	var target v1alpha1.ImportPhase
 	switch imp.Spec.Action {
@@ -280,7 +300,10 @@ func (run *importRun) idle(ctx context.Context) (verdict, error) {
 		}
 	default: // Import, the API default
 		target = v1alpha1.PhaseImportPending
-		if safetyBlocked(imp) {
+		switch {
+		case sourceChangedBlocked(imp) && !previewFresh(imp):
+			target = v1alpha1.PhasePreviewPending
+		case safetyBlocked(imp), sourceChangedBlocked(imp):
 			target = v1alpha1.PhasePreviewReady
 		}
 	}
@@ -294,6 +317,11 @@ func (run *importRun) idle(ctx context.Context) (verdict, error) {
 		return verdict{kind: conditions.KindReady, reason: conditions.ReasonDraft,
 			message: "draft: nothing runs until spec.action is Preview or Import"}, nil
 	case v1alpha1.PhasePreviewReady:
+		if sourceChangedBlocked(imp) {
+			return verdict{kind: conditions.KindStalled, reason: conditions.SourceChanged,
+				message: "the source changed after the preview the import was approved on; this is a new preview of the new file (" +
+					previewSummary(imp.Status.Preview) + "); to import it, set spec.action to Preview and then to Import"}, nil
+		}
 		if safetyBlocked(imp) {
 			c := meta.FindStatusCondition(imp.Status.Conditions, conditions.SafetyThreshold)
 			return verdict{kind: conditions.KindStalled, reason: conditions.ReasonApprovalRequired, message: c.Message}, nil
@@ -510,6 +538,9 @@ func (run *importRun) running(ctx context.Context, stage jobs.Stage) (verdict, e
 		return verdict{}, errStale
 	}
 
+	if st.Failed && stage == jobs.StageImport && jobs.IsSourceChanged(st.Message) {
+		return run.sourceChanged(ctx, st.Message)
+	}
 	if st.Failed {
 		reason := conditions.ReasonImportFailed
 		if stage == jobs.StagePreview {
@@ -530,7 +561,7 @@ func (run *importRun) running(ctx context.Context, stage jobs.Stage) (verdict, e
 		return verdict{next: true}, nil
 	}
 	if s := st.SafetyStop; s != nil {
-		msg := safetyMessage(imp, s)
+		msg := s.Sentence(imp.Spec)
 		meta.SetStatusCondition(&imp.Status.Conditions, metav1.Condition{
 			Type: conditions.SafetyThreshold, Status: metav1.ConditionTrue, Reason: conditions.ReasonApprovalRequired,
 			Message: msg, ObservedGeneration: imp.Generation,
@@ -544,38 +575,30 @@ func (run *importRun) running(ctx context.Context, stage jobs.Stage) (verdict, e
 	return verdict{kind: conditions.KindReady, reason: conditions.ReasonSucceeded, message: "import completed: " + progressSummary(imp.Status.Progress)}, nil
 }
 
+// sourceChanged handles an import its worker refused before writing
+// because the source is not the file of its preview: the import goes
+// back to a new preview and waits there for a person.
+func (run *importRun) sourceChanged(ctx context.Context, msg string) (verdict, error) {
+	imp := run.imp
+	if err := run.Executor.Reset(ctx, imp, jobs.StageImport); err != nil {
+		return verdict{}, err
+	}
+	meta.SetStatusCondition(&imp.Status.Conditions, metav1.Condition{
+		Type: conditions.SourceChanged, Status: metav1.ConditionTrue, Reason: conditions.SourceChanged,
+		Message: conditions.Bound(msg), ObservedGeneration: imp.Generation,
+	})
+	run.event("Warning", conditions.SourceChanged, msg+"; previewing the new file")
+	imp.Status.Preview = nil
+	imp.Status.StartTime = nil
+	imp.Status.Progress = nil
+	run.setPhase(v1alpha1.PhasePreviewPending)
+	return verdict{next: true}, nil
+}
+
 func (run *importRun) observeDuration(result string) {
 	if s := run.imp.Status.StartTime; s != nil {
 		metrics.ImportDuration.WithLabelValues(result).Observe(run.now().Sub(s.Time).Seconds())
 	}
-}
-
-// safetyMessage tells a person what a full import would do and how to
-// approve it.
-func safetyMessage(imp *v1alpha1.UserImport, s *jobs.SafetyStop) string {
-	pct := 0.0
-	if s.ManagedUsers > 0 {
-		pct = float64(s.Deprovisions) * 100 / float64(s.ManagedUsers)
-	}
-	limit := ""
-	if m := imp.Spec.Safety.MaxDeprovision; m != nil {
-		limit = fmt.Sprintf("%d users", *m)
-	}
-	if p := imp.Spec.Safety.MaxDeprovisionPercent; p != nil {
-		if limit != "" {
-			limit += " or "
-		}
-		limit += fmt.Sprintf("%d %%", *p)
-	}
-	if limit == "" {
-		limit = "the configured limit"
-	}
-	verb := "deactivate"
-	if imp.Spec.MissingUsers == v1alpha1.MissingDelete {
-		verb = "delete"
-	}
-	return fmt.Sprintf("a full import would %s %d of %d managed users (%.0f %%), over the threshold of %s; set spec.safety.approvedDeprovisions: %d to approve",
-		verb, s.Deprovisions, s.ManagedUsers, pct, limit, s.Deprovisions)
 }
 
 func progressSummary(p *v1alpha1.ProgressStatus) string {

@@ -432,6 +432,16 @@ type PreviewStatus struct {
 	// the preview was made.
 	// +optional
 	ManagedUsers int64 `json:"managedUsers,omitempty"`
+	// sha256 of the file previewed, hex-encoded. The import that follows
+	// the preview reads exactly this content: a source that changed in
+	// between is refused (condition SourceChanged) and previewed again.
+	// +optional
+	SHA256 string `json:"sha256,omitempty"`
+	// specDigest identifies the spec the preview was made for, spec.action
+	// aside: changing only the action (Preview to Import) keeps the
+	// preview, any other edit discards it.
+	// +optional
+	SpecDigest string `json:"specDigest,omitempty"`
 	// completionTime is when the preview was made.
 	// +optional
 	CompletionTime *metav1.Time `json:"completionTime,omitempty"`

@@ -10,6 +10,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 )
@@ -56,7 +57,14 @@ func main() {
 		usage()
 		os.Exit(2)
 	}
-	if err != nil {
+	var status exitStatus
+	switch {
+	case errors.As(err, &status):
+		if status.err != nil {
+			fmt.Fprintln(os.Stderr, "error:", status.err)
+		}
+		os.Exit(status.code)
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
 	}

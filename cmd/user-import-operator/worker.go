@@ -18,8 +18,10 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/apivalidate"
 	"github.com/userimport/user-import-operator/internal/directory"
 	"github.com/userimport/user-import-operator/internal/directory/open"
+	"github.com/userimport/user-import-operator/internal/engine"
 	"github.com/userimport/user-import-operator/internal/jobs"
 	"github.com/userimport/user-import-operator/internal/scheme"
 	"github.com/userimport/user-import-operator/internal/source"
@@ -36,9 +38,17 @@ In a Job (what the operator starts):
 
 From a laptop, without a cluster:
   user-import-operator worker --file import.yaml [--source users.csv] [--preview] \
-      [--secrets-dir DIR] [--report-dir DIR]
-  import.yaml holds a UserDirectory and a UserImport (two YAML documents);
-  key K of Secret S is read from DIR/S/K; progress is printed.
+      [--secrets-dir DIR] [--report-dir DIR] [--state FILE] [--expect-sha256 SUM]
+  import.yaml holds a UserDirectory and a UserImport (two YAML documents),
+  checked with the rules and defaults of the CRDs; key K of Secret S is read
+  from DIR/S/K; progress is printed. The checkpoint is kept in the state file
+  (default import.yaml.state): a rerun after an interruption resumes there,
+  and refuses a source that changed. A preview prints the sha256 of its
+  file; --expect-sha256 makes the import refuse any other file.
+
+  Exit status: 0 every row succeeded; 1 the run failed; 2 bad usage;
+  3 done, but some rows failed (see the report); 4 stopped by the safety
+  threshold, nothing written.
 
 Flags:
 `
@@ -56,13 +66,15 @@ func runWorker(args []string) error {
 	sourceFile := fs.String("source", "", "local CSV file that replaces the UserImport's source (laptop mode)")
 	preview := fs.Bool("preview", false, "plan only, write nothing (laptop mode; same as --stage Preview)")
 	reportDir := fs.String("report-dir", "", "directory for the report files (laptop mode)")
+	statePath := fs.String("state", "", "file keeping the checkpoint of an import, for a rerun to resume (laptop mode; default: the --file path + .state)")
+	expectSHA := fs.String("expect-sha256", "", "sha256 the source must have, as a preview printed it (laptop mode)")
 	terminationLog := fs.String("termination-log", jobs.TerminationLogPath, "file for the outcome the controller reads (Job mode)")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return exitStatus{code: exitUsage, err: err}
 	}
 	stage, err := worker.ParseStage(*stageName)
 	if err != nil {
-		return err
+		return exitStatus{code: exitUsage, err: err}
 	}
 	if *preview {
 		stage = jobs.StagePreview
@@ -75,11 +87,18 @@ func runWorker(args []string) error {
 		secrets = worker.DirSecrets(*secretsDir)
 	}
 	if *file != "" {
-		return runWorkerFromFile(ctx, *file, *sourceFile, stage, secrets, *workDir, *reportDir)
+		state := *statePath
+		if state == "" {
+			state = *file + ".state"
+		}
+		return runWorkerFromFile(ctx, localRun{
+			path: *file, sourceFile: *sourceFile, stage: stage, secrets: secrets,
+			workDir: *workDir, reportDir: *reportDir, statePath: state, expectSHA256: *expectSHA,
+		})
 	}
 	if *namespace == "" || *name == "" {
 		fs.Usage()
-		return errors.New("worker: give --namespace and --import (Job mode) or --file (laptop mode)")
+		return exitStatus{code: exitUsage, err: errors.New("worker: give --namespace and --import (Job mode) or --file (laptop mode)")}
 	}
 	out, err := runWorkerInJob(ctx, types.NamespacedName{Namespace: *namespace, Name: *name}, stage, secrets, *sourceDir, *workDir)
 	writeTermination(*terminationLog, out, err)
@@ -132,38 +151,93 @@ func writeTermination(path string, out worker.Outcome, err error) {
 	case err != nil:
 		msg = []byte(err.Error())
 	case out.SafetyStop != nil:
-		msg, _ = json.Marshal(out.SafetyStop)
+		msg = []byte(out.SafetyStop.TerminationMessage())
 	default:
 		return
 	}
 	_ = os.WriteFile(path, msg, 0o644)
 }
 
-func runWorkerFromFile(ctx context.Context, path, sourceFile string, stage worker.Stage, secrets directory.SecretGetter, workDir, reportDir string) error {
-	dir, imp, err := readImportFile(path)
-	if err != nil {
-		return err
+// Exit statuses of a one-off run, for scripts.
+const (
+	exitFailed    = 1
+	exitUsage     = 2
+	exitRowErrors = 3
+	exitSafety    = 4
+)
+
+// exitStatus ends the command with code; err, when set, is printed.
+type exitStatus struct {
+	code int
+	err  error
+}
+
+func (e exitStatus) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
 	}
-	src := source.Options{Dir: workDir, Secrets: secrets}
-	if sourceFile != "" {
+	return e.err.Error()
+}
+
+func (e exitStatus) Unwrap() error { return e.err }
+
+// localRun is a one-off run from a laptop.
+type localRun struct {
+	path, sourceFile string
+	stage            worker.Stage
+	secrets          directory.SecretGetter
+	workDir          string
+	reportDir        string
+	statePath        string
+	expectSHA256     string
+}
+
+func runWorkerFromFile(ctx context.Context, lr localRun) error {
+	dir, imp, err := readImportFile(lr.path)
+	if err != nil {
+		return exitStatus{code: exitFailed, err: err}
+	}
+	src := source.Options{Dir: lr.workDir, Secrets: lr.secrets}
+	if lr.sourceFile != "" {
 		// A local file stands in for the import's source.
 		imp.Spec.Source = v1alpha1.ImportSource{ConfigMap: &v1alpha1.ConfigMapKeyRef{Name: "local", Key: "file"}}
-		src.MountedFile = sourceFile
+		src.MountedFile = lr.sourceFile
+	}
+	console := &worker.ConsoleSink{Out: os.Stdout, ReportDir: lr.reportDir}
+	var sink worker.Sink = console
+	if lr.stage == jobs.StageImport {
+		state := &worker.StateFile{Path: lr.statePath}
+		progress, err := state.Load()
+		if err != nil {
+			return exitStatus{code: exitFailed, err: err}
+		}
+		if progress != nil {
+			fmt.Printf("resuming after line %d, as recorded in %s\n", progress.Checkpoint.Line, lr.statePath)
+			imp.Status.Progress = progress
+		}
+		sink = worker.Tee(console, state)
 	}
 	out, err := worker.Run(ctx, worker.Config{
-		Stage:     stage,
-		Import:    imp,
-		Directory: dir.Spec,
-		Secrets:   secrets,
-		Source:    src,
-		Open:      open.Open,
-		Sink:      &worker.ConsoleSink{Out: os.Stdout, ReportDir: reportDir},
+		Stage:        lr.stage,
+		Import:       imp,
+		Directory:    dir.Spec,
+		Secrets:      lr.secrets,
+		Source:       src,
+		Open:         open.Open,
+		Sink:         sink,
+		ExpectSHA256: lr.expectSHA256,
 	})
+	if errors.Is(err, engine.ErrSourceChanged) {
+		err = fmt.Errorf("%w (state file %s: delete it to import the new file from the start)", err, lr.statePath)
+	}
 	if err != nil {
-		return err
+		return exitStatus{code: exitFailed, err: err}
 	}
 	if out.SafetyStop != nil {
-		return fmt.Errorf("stopped by the safety threshold: %s", out.SafetyStop.Message())
+		return exitStatus{code: exitSafety, err: errors.New("stopped by the safety threshold: " + out.SafetyStop.Sentence(imp.Spec))}
+	}
+	if f := out.Result.Counts.Failed; f > 0 {
+		return exitStatus{code: exitRowErrors, err: fmt.Errorf("%d of %d rows failed (see the lines above and the report)", f, out.Result.Counts.Rows)}
 	}
 	return nil
 }
@@ -186,13 +260,19 @@ func readImportFile(path string) (*v1alpha1.UserDirectory, *v1alpha1.UserImport,
 		if err := yaml.Unmarshal(doc, &meta); err != nil {
 			return nil, nil, fmt.Errorf("%s: document %d: %w", path, i+1, err)
 		}
+		js, err := yaml.YAMLToJSON(doc)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: document %d: %w", path, i+1, err)
+		}
+		// The same checks and defaults as the API server's, so that the
+		// file means what it would mean applied to a cluster.
 		switch meta.Kind {
 		case "UserDirectory":
 			dir = &v1alpha1.UserDirectory{}
-			err = yaml.UnmarshalStrict(doc, dir)
+			err = apivalidate.Decode(meta.Kind, js, dir)
 		case "UserImport":
 			imp = &v1alpha1.UserImport{}
-			err = yaml.UnmarshalStrict(doc, imp)
+			err = apivalidate.Decode(meta.Kind, js, imp)
 		default:
 			continue
 		}

@@ -17,6 +17,10 @@ const (
 	// SafetyThreshold is True while a full import waits for a person to
 	// approve the deprovisions it would make.
 	SafetyThreshold = "SafetyThreshold"
+	// SourceChanged is True while an import waits for a person to look
+	// at a new preview: its source changed after the preview it was
+	// approved on, so it was refused before writing.
+	SourceChanged = "SourceChanged"
 )
 
 // Reasons of UserImport conditions.

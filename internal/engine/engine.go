@@ -113,6 +113,8 @@ type Reporter interface {
 // Result is the outcome of Run.
 type Result struct {
 	DryRun bool
+	// SHA256 of the file planned (Input.SHA256).
+	SHA256 string
 	// Counts of the changes done, or planned in a dry run.
 	Counts Counts
 	// ManagedUsers is the number of users in scope (full mode).
@@ -182,7 +184,7 @@ func Run(ctx context.Context, in Input, dir directory.Directory, cfg Config, dry
 		return Result{DryRun: dryRun}, err
 	}
 	defer r.free()
-	res := Result{DryRun: dryRun}
+	res := Result{DryRun: dryRun, SHA256: in.SHA256}
 	if cfg.Mode == v1alpha1.ModeFull {
 		if err := r.loadSnapshot(ctx); err != nil {
 			return res, err

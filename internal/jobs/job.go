@@ -1,6 +1,8 @@
 package jobs
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -294,9 +296,67 @@ func ParseSafetyStop(msg string) *SafetyStop {
 	return &s
 }
 
-// Message is the termination message of s.
-func (s SafetyStop) Message() string {
+// TerminationMessage is the termination message of s.
+func (s SafetyStop) TerminationMessage() string {
 	s.SafetyStop = true
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+// Sentence tells a person what the full import of spec would do and how
+// to approve it: the UserImport's condition and the one-off worker say
+// the same.
+func (s SafetyStop) Sentence(spec v1alpha1.UserImportSpec) string {
+	pct := 0.0
+	if s.ManagedUsers > 0 {
+		pct = float64(s.Deprovisions) * 100 / float64(s.ManagedUsers)
+	}
+	limit := ""
+	if m := spec.Safety.MaxDeprovision; m != nil {
+		limit = fmt.Sprintf("%d users", *m)
+	}
+	if p := spec.Safety.MaxDeprovisionPercent; p != nil {
+		if limit != "" {
+			limit += " or "
+		}
+		limit += fmt.Sprintf("%d %%", *p)
+	}
+	if limit == "" {
+		limit = "the configured limit"
+	}
+	verb := "deactivate"
+	if spec.MissingUsers == v1alpha1.MissingDelete {
+		verb = "delete"
+	}
+	return fmt.Sprintf("a full import would %s %d of %d managed users (%.0f %%), over the threshold of %s; set spec.safety.approvedDeprovisions: %d to approve",
+		verb, s.Deprovisions, s.ManagedUsers, pct, limit, s.Deprovisions)
+}
+
+// SourceChanged begins the message of a worker that refused to import a
+// file other than the one its preview was made of.
+const SourceChanged = "SourceChanged"
+
+// SourceChangedError says that the source is not the file the preview
+// (or --expect-sha256) named. Nothing was written.
+type SourceChangedError struct {
+	// Got is the sha256 of the file fetched, Want the one expected.
+	Got, Want string
+}
+
+func (e *SourceChangedError) Error() string {
+	return fmt.Sprintf("%s: the source has sha256 %s, but the preview was made of a file with sha256 %s; nothing was written", SourceChanged, e.Got, e.Want)
+}
+
+// IsSourceChanged tells whether a worker's message is a SourceChangedError.
+func IsSourceChanged(msg string) bool {
+	return strings.HasPrefix(strings.TrimSpace(msg), SourceChanged+": ")
+}
+
+// SpecDigest identifies what an import reads and writes: its spec with
+// spec.action aside. A preview stays valid while the digest is the same.
+func SpecDigest(spec v1alpha1.UserImportSpec) string {
+	spec.Action = ""
+	b, _ := json.Marshal(spec)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
 }

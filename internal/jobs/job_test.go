@@ -235,10 +235,10 @@ func TestRoleIsNarrow(t *testing.T) {
 
 func TestSafetyStopMessage(t *testing.T) {
 	s := SafetyStop{Deprovisions: 230, ManagedUsers: 1000}
-	if s.Message() != `{"safetyStop":true,"deprovisions":230,"managedUsers":1000}` {
-		t.Errorf("message %s", s.Message())
+	if s.TerminationMessage() != `{"safetyStop":true,"deprovisions":230,"managedUsers":1000}` {
+		t.Errorf("message %s", s.TerminationMessage())
 	}
-	got := ParseSafetyStop("\n" + s.Message() + "\n")
+	got := ParseSafetyStop("\n" + s.TerminationMessage() + "\n")
 	if got == nil || got.Deprovisions != 230 || got.ManagedUsers != 1000 {
 		t.Errorf("parsed %+v", got)
 	}

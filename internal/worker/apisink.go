@@ -16,6 +16,7 @@ import (
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/csvsafe"
 	"github.com/userimport/user-import-operator/internal/engine"
+	"github.com/userimport/user-import-operator/internal/jobs"
 	"github.com/userimport/user-import-operator/internal/source"
 )
 
@@ -113,14 +114,16 @@ func (s *APISink) Report(ctx context.Context, res engine.Result, errs []engine.R
 	return s.Client.Patch(ctx, patch, client.RawPatch(types.MergePatchType, raw))
 }
 
-// Preview records the result of a preview.
-func (s *APISink) Preview(ctx context.Context, generation int64, res engine.Result) error {
+// Preview records the result of a preview, pinned to its file and spec.
+func (s *APISink) Preview(ctx context.Context, imp *v1alpha1.UserImport, res engine.Result) error {
 	return s.patchStatus(ctx, func(st *v1alpha1.UserImportStatus) {
 		now := metav1.Now()
 		st.Preview = &v1alpha1.PreviewStatus{
-			Generation:     generation,
+			Generation:     imp.Generation,
 			Counts:         changeCounts(res.Counts),
 			ManagedUsers:   res.ManagedUsers,
+			SHA256:         res.SHA256,
+			SpecDigest:     jobs.SpecDigest(imp.Spec),
 			CompletionTime: &now,
 		}
 		if st.Source != nil {
@@ -180,7 +183,7 @@ func ReportData(res engine.Result, errs []engine.RowError) map[string][]byte {
 	}
 	_ = cw.Flush()
 	c := res.Counts
-	summary := fmt.Sprintf("dryRun=%t\nrows=%d\ncreate=%d\nupdate=%d\nunchanged=%d\ndeactivate=%d\ndelete=%d\nerrors=%d\nmanagedUsers=%d\nplannedDeprovisions=%d\nsafetyStop=%t\n",
-		res.DryRun, c.Rows, c.Created, c.Updated, c.Unchanged, c.Deactivated, c.Deleted, c.Failed, res.ManagedUsers, res.PlannedDeprovisions, res.SafetyStop)
+	summary := fmt.Sprintf("sha256=%s\ndryRun=%t\nrows=%d\ncreate=%d\nupdate=%d\nunchanged=%d\ndeactivate=%d\ndelete=%d\nerrors=%d\nmanagedUsers=%d\nplannedDeprovisions=%d\nsafetyStop=%t\n",
+		res.SHA256, res.DryRun, c.Rows, c.Created, c.Updated, c.Unchanged, c.Deactivated, c.Deleted, c.Failed, res.ManagedUsers, res.PlannedDeprovisions, res.SafetyStop)
 	return map[string][]byte{ReportErrorsKey: eb.Bytes(), ReportChangesKey: cb.Bytes(), ReportSummaryKey: []byte(summary)}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/engine"
 	"github.com/userimport/user-import-operator/internal/source"
 )
@@ -62,12 +63,13 @@ func (s *ConsoleSink) Report(_ context.Context, res engine.Result, errs []engine
 	return nil
 }
 
-func (s *ConsoleSink) Preview(_ context.Context, _ int64, res engine.Result) error {
+func (s *ConsoleSink) Preview(_ context.Context, _ *v1alpha1.UserImport, res engine.Result) error {
 	c := res.Counts
 	fmt.Fprintf(s.Out, "preview: rows %d  create %d  update %d  unchanged %d  deactivate %d  delete %d  errors %d  (managed users %d)\n",
 		c.Rows, c.Created, c.Updated, c.Unchanged, c.Deactivated, c.Deleted, c.Failed, res.ManagedUsers)
-	if res.SafetyStop {
-		fmt.Fprintf(s.Out, "stopped by the safety threshold: %s\n", res.SafetyMessage)
+	if !res.SafetyStop {
+		// The safety stop's sentence is the worker's closing message.
+		fmt.Fprintf(s.Out, "to import exactly this file: --expect-sha256 %s\n", res.SHA256)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/engine"
 	"github.com/userimport/user-import-operator/internal/source"
 )
@@ -19,8 +20,8 @@ type Sink interface {
 	// Report stores the planned changes sample and the row errors.
 	Report(ctx context.Context, res engine.Result, errs []engine.RowError) error
 	// Preview reports the result of a preview (or of an import stopped by
-	// the safety threshold) made for the given spec generation.
-	Preview(ctx context.Context, generation int64, res engine.Result) error
+	// the safety threshold) made for imp as the run read it.
+	Preview(ctx context.Context, imp *v1alpha1.UserImport, res engine.Result) error
 	// Done reports the result of a finished import.
 	Done(ctx context.Context, res engine.Result) error
 }
@@ -121,8 +122,8 @@ func (t tee) Report(ctx context.Context, res engine.Result, errs []engine.RowErr
 	return t.each(func(s Sink) error { return s.Report(ctx, res, errs) })
 }
 
-func (t tee) Preview(ctx context.Context, generation int64, res engine.Result) error {
-	return t.each(func(s Sink) error { return s.Preview(ctx, generation, res) })
+func (t tee) Preview(ctx context.Context, imp *v1alpha1.UserImport, res engine.Result) error {
+	return t.each(func(s Sink) error { return s.Preview(ctx, imp, res) })
 }
 
 func (t tee) Done(ctx context.Context, res engine.Result) error {

@@ -55,6 +55,10 @@ type Config struct {
 	// ProgressInterval is the least time between two progress reports
 	// (default 5 s).
 	ProgressInterval time.Duration
+	// ExpectSHA256, when set, is the sha256 the source must have: an
+	// import refuses any other file before writing. An import whose
+	// UserImport holds a preview expects the preview's file.
+	ExpectSHA256 string
 }
 
 // Outcome is how a run ended when it did not fail.
@@ -88,6 +92,9 @@ func Run(ctx context.Context, cfg Config) (Outcome, error) {
 		return Outcome{}, err
 	}
 	defer file.Remove()
+	if want := expectedSHA256(cfg); want != "" && want != file.SHA256 {
+		return Outcome{}, &jobs.SourceChangedError{Got: file.SHA256, Want: want}
+	}
 
 	dir, err := cfg.Open(ctx, cfg.Directory, cfg.Secrets)
 	if err != nil {
@@ -144,7 +151,7 @@ func Run(ctx context.Context, cfg Config) (Outcome, error) {
 		return out, fmt.Errorf("writing the report: %w", err)
 	}
 	if dryRun || out.SafetyStop != nil {
-		if err := cfg.Sink.Preview(ctx, imp.Generation, res); err != nil {
+		if err := cfg.Sink.Preview(ctx, imp, res); err != nil {
 			return out, fmt.Errorf("reporting the preview: %w", err)
 		}
 		return out, nil
@@ -153,6 +160,19 @@ func Run(ctx context.Context, cfg Config) (Outcome, error) {
 		return out, fmt.Errorf("reporting the result: %w", err)
 	}
 	return out, nil
+}
+
+// expectedSHA256 is the sha256 the source of cfg must have, or "". The
+// controller discards a preview whose spec changed, so a preview still
+// in status belongs to the spec being imported.
+func expectedSHA256(cfg Config) string {
+	if cfg.ExpectSHA256 != "" {
+		return cfg.ExpectSHA256
+	}
+	if p := cfg.Import.Status.Preview; cfg.Stage == jobs.StageImport && p != nil {
+		return p.SHA256
+	}
+	return ""
 }
 
 // mappedAttributes lists the attributes the mapping writes.

@@ -215,7 +215,7 @@ var _ = Describe("UserImport phases", func() {
 		expectPhase(imp, uiov1.PhaseImporting)
 		j := job(imp, jobs.StageImport)
 		workerPreview(imp, uiov1.ChangeCounts{Deactivate: 230, Unchanged: 770}, 1000)
-		workerPod(j, 0, jobs.SafetyStop{Deprovisions: 230, ManagedUsers: 1000}.Message())
+		workerPod(j, 0, jobs.SafetyStop{Deprovisions: 230, ManagedUsers: 1000}.TerminationMessage())
 		finishJob(j, true)
 
 		got := expectPhase(imp, uiov1.PhasePreviewReady)
@@ -238,6 +238,67 @@ var _ = Describe("UserImport phases", func() {
 		Expect(condition(getImport(imp), conditions.SafetyThreshold)).To(BeNil())
 		finishJob(next, true)
 		expectPhase(imp, uiov1.PhaseCompleted)
+	})
+
+	It("keeps the preview when only the action changes to Import, and previews again when the worker finds the source changed", func() {
+		ns := newNamespace()
+		readyDirectory(ns, "corp")
+		imp := newImport(ns, "pinned", "corp", uiov1.ActionPreview)
+		expectPhase(imp, uiov1.PhaseCreatingPreview)
+		pj := job(imp, jobs.StagePreview)
+		// The worker pins its preview to the file and the spec it read.
+		cur := getImport(imp)
+		workerPatch(imp, func(s *uiov1.UserImportStatus) {
+			now := metav1.Now()
+			s.Preview = &uiov1.PreviewStatus{Generation: cur.Generation, Counts: uiov1.ChangeCounts{Create: 3},
+				SHA256: strings.Repeat("a", 64), SpecDigest: jobs.SpecDigest(cur.Spec), CompletionTime: &now}
+		})
+		finishJob(pj, true)
+		expectPhase(imp, uiov1.PhasePreviewReady)
+
+		setAction(imp, uiov1.ActionImport)
+		got := expectPhase(imp, uiov1.PhaseImporting)
+		Expect(got.Status.Preview).NotTo(BeNil(), "the approval keeps the preview, so the import reads its file")
+		Expect(got.Status.Preview.SHA256).To(Equal(strings.Repeat("a", 64)))
+
+		// The ConfigMap changed meanwhile: the worker refuses before writing.
+		ij := job(imp, jobs.StageImport)
+		msg := (&jobs.SourceChangedError{Got: strings.Repeat("b", 64), Want: strings.Repeat("a", 64)}).Error()
+		workerPod(ij, 1, msg+"\n")
+		finishJob(ij, false)
+		got = expectPhase(imp, uiov1.PhaseCreatingPreview)
+		Expect(got.Status.Preview).To(BeNil(), "the old preview is discarded")
+		changed := condition(got, conditions.SourceChanged)
+		Expect(changed).NotTo(BeNil())
+		Expect(changed.Status).To(Equal(metav1.ConditionTrue))
+		Expect(changed.Message).To(ContainSubstring("nothing was written"))
+		Eventually(func() []string { return eventsFor(ns, "pinned", conditions.SourceChanged) }, 5*time.Second).ShouldNot(BeEmpty())
+
+		// The new preview waits for a person, although the action is Import.
+		var np *batchv1.Job
+		Eventually(func(g Gomega) {
+			np = job(imp, jobs.StagePreview)
+			g.Expect(np.UID).NotTo(Equal(pj.UID))
+		}, 10*time.Second).Should(Succeed())
+		cur = getImport(imp)
+		workerPatch(imp, func(s *uiov1.UserImportStatus) {
+			now := metav1.Now()
+			s.Preview = &uiov1.PreviewStatus{Generation: cur.Generation, Counts: uiov1.ChangeCounts{Create: 4},
+				SHA256: strings.Repeat("b", 64), SpecDigest: jobs.SpecDigest(cur.Spec), CompletionTime: &now}
+		})
+		finishJob(np, true)
+		got = expectPhase(imp, uiov1.PhasePreviewReady)
+		Expect(condition(got, uiov1.ConditionStalled)).NotTo(BeNil())
+		Expect(condition(got, uiov1.ConditionReady).Reason).To(Equal(conditions.SourceChanged))
+		Consistently(func() uiov1.ImportPhase { return getImport(imp).Status.Phase }, 2*time.Second).Should(Equal(uiov1.PhasePreviewReady))
+
+		// Preview, then Import again: the import runs on the new preview.
+		setAction(imp, uiov1.ActionPreview)
+		expectPhase(imp, uiov1.PhasePreviewReady)
+		setAction(imp, uiov1.ActionImport)
+		got = expectPhase(imp, uiov1.PhaseImporting)
+		Expect(got.Status.Preview.SHA256).To(Equal(strings.Repeat("b", 64)))
+		Expect(condition(got, conditions.SourceChanged)).To(BeNil())
 	})
 
 	It("fails with the worker's termination message in the condition and an Event", func() {

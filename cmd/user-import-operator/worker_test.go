@@ -1,0 +1,270 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	_ "modernc.org/sqlite"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+	sqldir "github.com/userimport/user-import-operator/internal/directory/sql"
+	"github.com/userimport/user-import-operator/internal/jobs"
+	"github.com/userimport/user-import-operator/internal/worker"
+)
+
+// laptop is a one-off import from files: a SQLite directory, its DSN
+// Secret in a secrets directory, import.yaml and a CSV file.
+type laptop struct {
+	dir, db, yaml, csv, secrets string
+}
+
+func newLaptop(t *testing.T, importSpec string) *laptop {
+	t.Helper()
+	l := &laptop{dir: t.TempDir()}
+	l.db = filepath.Join(l.dir, "users.db")
+	l.yaml = filepath.Join(l.dir, "import.yaml")
+	l.csv = filepath.Join(l.dir, "users.csv")
+	l.secrets = filepath.Join(l.dir, "secrets")
+	if err := sqldir.CreateTable(context.Background(), v1alpha1.SQLDriverSQLite, l.db, sqldir.TableSpec{
+		Table: "users", IdentityColumn: "user_name", Columns: []string{"given_name", "userImportManagedBy"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(l.secrets, "dsn"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(l.secrets, "dsn", "dsn"), []byte(l.db), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	doc := `apiVersion: userimport.dev/v1alpha1
+kind: UserDirectory
+metadata: {name: local}
+spec:
+  identityAttribute: user_name
+  execution: {concurrency: 1, batchSize: 20}
+  sql: {driver: sqlite, dsn: {name: dsn, key: dsn}, table: users}
+---
+apiVersion: userimport.dev/v1alpha1
+kind: UserImport
+metadata: {name: local}
+spec:
+  directoryRef: {name: local}
+  source: {configMap: {name: unused, key: users.csv}}
+  mapping:
+  - {attribute: user_name, column: email, identity: true}
+  - {attribute: given_name, column: first_name}
+` + importSpec
+	if err := os.WriteFile(l.yaml, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func (l *laptop) writeCSV(t *testing.T, rows int, extra string) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("email,first_name\n")
+	for i := range rows {
+		fmt.Fprintf(&b, "person%05d@corp.example,Given%05d\n", i, i)
+	}
+	b.WriteString(extra)
+	if err := os.WriteFile(l.csv, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(b.String()))
+	return hex.EncodeToString(sum[:])
+}
+
+func (l *laptop) run(ctx context.Context, stage worker.Stage, expect string) error {
+	return runWorkerFromFile(ctx, localRun{
+		path: l.yaml, sourceFile: l.csv, stage: stage, secrets: worker.DirSecrets(l.secrets),
+		workDir: l.dir, statePath: l.yaml + ".state", expectSHA256: expect,
+	})
+}
+
+func (l *laptop) users(t *testing.T) int {
+	t.Helper()
+	db, err := sql.Open("sqlite", l.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM users`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func exitCode(err error) int {
+	var st exitStatus
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &st):
+		return st.code
+	}
+	return 1
+}
+
+// An interrupted one-off import keeps its checkpoint in the state file; a
+// rerun resumes there, and a changed file is refused.
+func TestLaptopImportResumesFromItsStateFile(t *testing.T) {
+	l := newLaptop(t, "  mode: Delta\n")
+	const rows = 6000
+	l.writeCSV(t, rows, "")
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		// Interrupt once some users are written, as Ctrl-C would.
+		for ctx.Err() == nil {
+			if l.usersQuiet() > 200 {
+				cancel()
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	err := l.run(ctx, jobs.StageImport, "")
+	cancel()
+	if err == nil {
+		t.Fatal("the interrupted import reported success")
+	}
+	state, rerr := (&worker.StateFile{Path: l.yaml + ".state"}).Load()
+	if rerr != nil || state == nil {
+		t.Fatalf("no state after the interruption: %v", rerr)
+	}
+	cp := state.Checkpoint
+	if cp.Line < 2 || cp.Line >= rows+1 || state.RowsProcessed != cp.Line-1 {
+		t.Fatalf("state: checkpoint line %d, rows %d", cp.Line, state.RowsProcessed)
+	}
+	if got := l.users(t); int64(got) < state.Created {
+		t.Fatalf("state says %d created, the directory holds %d", state.Created, got)
+	}
+
+	// A different file is never resumed on.
+	orig, _ := os.ReadFile(l.csv)
+	l.writeCSV(t, rows, "late@corp.example,Late\n")
+	before := l.users(t)
+	err = l.run(context.Background(), jobs.StageImport, "")
+	if exitCode(err) != exitFailed || !strings.Contains(err.Error(), "sha256 differs") || !strings.Contains(err.Error(), ".state") {
+		t.Fatalf("changed file: %v (exit %d), want a refusal naming the state file", err, exitCode(err))
+	}
+	if l.users(t) != before {
+		t.Fatal("the refused run wrote users")
+	}
+
+	// The same file resumes and completes; the state goes.
+	if err := os.WriteFile(l.csv, orig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.run(context.Background(), jobs.StageImport, ""); err != nil {
+		t.Fatalf("resumed import: %v", err)
+	}
+	if got := l.users(t); got != rows {
+		t.Fatalf("directory holds %d users, want %d", got, rows)
+	}
+	if _, err := os.Stat(l.yaml + ".state"); !os.IsNotExist(err) {
+		t.Fatalf("state file left after completion: %v", err)
+	}
+}
+
+func (l *laptop) usersQuiet() int {
+	db, err := sql.Open("sqlite", l.db+"?mode=ro")
+	if err != nil {
+		return 0
+	}
+	defer db.Close()
+	var n int
+	_ = db.QueryRow(`SELECT count(*) FROM users`).Scan(&n)
+	return n
+}
+
+// --expect-sha256 makes the import refuse any file but the previewed one.
+func TestLaptopImportRefusesAFileOtherThanThePreviewed(t *testing.T) {
+	l := newLaptop(t, "  mode: Delta\n")
+	sum := l.writeCSV(t, 50, "")
+	if err := l.run(context.Background(), jobs.StagePreview, ""); err != nil {
+		t.Fatal(err)
+	}
+	l.writeCSV(t, 50, "extra@corp.example,Extra\n")
+	err := l.run(context.Background(), jobs.StageImport, sum)
+	var sc *jobs.SourceChangedError
+	if !errors.As(err, &sc) || exitCode(err) != exitFailed || sc.Want != sum {
+		t.Fatalf("got %v (exit %d), want a SourceChangedError", err, exitCode(err))
+	}
+	if n := l.users(t); n != 0 {
+		t.Fatalf("the refused import wrote %d users", n)
+	}
+	sum = l.writeCSV(t, 50, "")
+	if err := l.run(context.Background(), jobs.StageImport, sum); err != nil {
+		t.Fatalf("the previewed file: %v", err)
+	}
+	if n := l.users(t); n != 50 {
+		t.Fatalf("%d users, want 50", n)
+	}
+}
+
+// The exit status tells a script how the run ended.
+func TestLaptopExitStatus(t *testing.T) {
+	l := newLaptop(t, "  mode: Full\n  missingUsers: Deactivate\n  safety: {maxDeprovision: 2}\n  errorPolicy: {maxErrorPercent: 100}\n")
+	l.writeCSV(t, 20, "")
+	if err := l.run(context.Background(), jobs.StageImport, ""); exitCode(err) != 0 {
+		t.Fatalf("clean import: exit %d (%v)", exitCode(err), err)
+	}
+	l.writeCSV(t, 20, ",NoIdentity\n")
+	for _, stage := range []worker.Stage{jobs.StagePreview, jobs.StageImport} {
+		err := l.run(context.Background(), stage, "")
+		if exitCode(err) != exitRowErrors || !strings.Contains(err.Error(), "1 of 21 rows failed") {
+			t.Fatalf("%s with a bad row: exit %d (%v), want %d", stage, exitCode(err), err, exitRowErrors)
+		}
+	}
+	// Five users gone from the file: over maxDeprovision 2.
+	l.writeCSV(t, 15, "")
+	err := l.run(context.Background(), jobs.StageImport, "")
+	want := "stopped by the safety threshold: a full import would deactivate 5 of 20 managed users (25 %), over the threshold of 2 users or 10 %; set spec.safety.approvedDeprovisions: 5 to approve"
+	if exitCode(err) != exitSafety || err.Error() != want {
+		t.Fatalf("safety stop: exit %d, %q\nwant exit %d, %q", exitCode(err), err, exitSafety, want)
+	}
+}
+
+// import.yaml is checked with the CRDs' rules, naming the field.
+func TestLaptopImportFileIsValidatedLikeTheAPI(t *testing.T) {
+	cases := map[string]struct{ spec, want string }{
+		"negative batch size":  {"  mode: Delta\n", "spec.execution.batchSize"},
+		"unknown missingUsers": {"  mode: Full\n  missingUsers: Sometimes\n", "spec.missingUsers"},
+		"negative threshold":   {"  mode: Full\n  safety: {maxDeprovision: -1}\n", "spec.safety.maxDeprovision"},
+		"unknown field":        {"  mode: Delta\n  batchSize: 10\n", "batchSize"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			l := newLaptop(t, c.spec)
+			if name == "negative batch size" {
+				data, _ := os.ReadFile(l.yaml)
+				_ = os.WriteFile(l.yaml, []byte(strings.Replace(string(data), "batchSize: 20", "batchSize: -5", 1)), 0o600)
+			}
+			l.writeCSV(t, 5, "")
+			err := l.run(context.Background(), jobs.StagePreview, "")
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want an error naming %s", err, c.want)
+			}
+		})
+	}
+	// Defaults come from the CRD too: maxErrorPercent is 10 unless set.
+	l := newLaptop(t, "  mode: Delta\n")
+	_, imp, err := readImportFile(l.yaml)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := imp.Spec.ErrorPolicy.MaxErrorPercent; p == nil || *p != 10 {
+		t.Fatalf("errorPolicy.maxErrorPercent = %v, want the CRD default 10", p)
+	}
+}
