@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -122,7 +123,7 @@ func (c *client) once(ctx context.Context, method, u string, payload []byte) (*r
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s %s: the request could not be built", method, withoutQuery(u))
 	}
 	req.Header.Set("Accept", "application/scim+json, application/json")
 	if payload != nil {
@@ -130,7 +131,7 @@ func (c *client) once(ctx context.Context, method, u string, payload []byte) (*r
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, redact(err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
@@ -138,6 +139,26 @@ func (c *client) once(ctx context.Context, method, u string, payload []byte) (*r
 		return nil, err
 	}
 	return &response{status: resp.StatusCode, header: resp.Header, body: b}, nil
+}
+
+// redact keeps a transport error's URL without its query: a lookup's
+// filter holds identities, which are personal data, and the error may
+// end up in status, Events and logs. The request body never appears in
+// a transport error.
+func redact(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return &url.Error{Op: ue.Op, URL: withoutQuery(ue.URL), Err: ue.Err}
+	}
+	return err
+}
+
+// withoutQuery returns u up to its query, which it replaces by "?…".
+func withoutQuery(u string) string {
+	if i := strings.IndexByte(u, '?'); i >= 0 {
+		return u[:i] + "?…"
+	}
+	return u
 }
 
 // retryAfter parses a Retry-After header (seconds or an HTTP date); 0 when

@@ -86,7 +86,9 @@ func quote(s string) string {
 
 // page reads /Users page by page, calling fn for each resource. It returns
 // the totalResults of the first page and, when the server refuses the
-// filter with 400, badFilter true and no error.
+// filter with 400, badFilter true and no error. A listing that ends before
+// the server's totalResults is an error: read as complete, it would plan
+// creates for users that exist, or deprovision users that were not read.
 func (d *Directory) page(ctx context.Context, filter string, count int, fn func(map[string]any) error) (total int, badFilter bool, err error) {
 	start := 1
 	for first := true; ; first = false {
@@ -94,19 +96,9 @@ func (d *Directory) page(ctx context.Context, filter string, count int, fn func(
 		if filter != "" {
 			q.Set("filter", filter)
 		}
-		resp, err := d.c.do(ctx, http.MethodGet, "/Users", q, nil)
-		if err != nil {
-			return 0, false, err
-		}
-		if resp.status == http.StatusBadRequest && filter != "" {
-			return 0, true, nil
-		}
-		if !ok2xx(resp.status) {
-			return 0, false, statusError("GET /Users", resp)
-		}
-		var lr listResponse
-		if err := decode(resp, &lr); err != nil {
-			return 0, false, err
+		lr, bad, err := d.getPage(ctx, q)
+		if err != nil || (bad && filter != "") {
+			return 0, bad, err
 		}
 		if first {
 			total = lr.TotalResults
@@ -116,9 +108,49 @@ func (d *Directory) page(ctx context.Context, filter string, count int, fn func(
 				return total, false, err
 			}
 		}
+		if len(lr.Resources) == 0 && start <= lr.TotalResults {
+			return total, false, directory.Errorf(directory.ReasonDirectoryError,
+				"GET /Users: the listing ended after %d of the %d users the server counts (an empty page at startIndex %d); a partial listing is never used",
+				start-1, lr.TotalResults, start)
+		}
 		start += len(lr.Resources)
 		if len(lr.Resources) == 0 || start > lr.TotalResults {
 			return total, false, nil
+		}
+	}
+}
+
+// getPage reads one page of /Users. Reading is safe to repeat, so an
+// answer that did not arrive whole (HTTP 500, JSON cut short) is retried
+// like a 503 before it is an error. bad is true for a 400 (a filter the
+// server refuses).
+func (d *Directory) getPage(ctx context.Context, q url.Values) (lr listResponse, bad bool, err error) {
+	for attempt := 0; ; attempt++ {
+		resp, err := d.c.do(ctx, http.MethodGet, "/Users", q, nil)
+		if err != nil {
+			return lr, false, err
+		}
+		switch {
+		case resp.status == http.StatusBadRequest:
+			if q.Get("filter") != "" {
+				return lr, true, nil
+			}
+			return lr, false, statusError("GET /Users", resp)
+		case resp.status == http.StatusInternalServerError:
+			err = statusError("GET /Users", resp)
+		case !ok2xx(resp.status):
+			return lr, false, statusError("GET /Users", resp)
+		default:
+			lr = listResponse{}
+			if err = decode(resp, &lr); err == nil {
+				return lr, false, nil
+			}
+		}
+		if attempt >= d.c.maxRetries {
+			return lr, false, err
+		}
+		if serr := d.c.sleep(ctx, directory.Backoff(attempt, backoffBase, backoffCap)); serr != nil {
+			return lr, false, serr
 		}
 	}
 }

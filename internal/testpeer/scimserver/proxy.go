@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Request is a request that passed through a Proxy.
@@ -35,7 +38,33 @@ type Proxy struct {
 	failLeft   int
 	failStatus int
 	retryAfter string
+	faults     []*faultRule
 	requests   []Request
+}
+
+// Fault is a failure the proxy makes of a request it forwards.
+type Fault int
+
+const (
+	// FaultReset closes the connection before any answer, as a server
+	// or load balancer that drops it does.
+	FaultReset Fault = iota + 1
+	// FaultEmptyPage forwards a listing and answers with its Resources
+	// emptied, totalResults kept: a page lost by a broken server.
+	FaultEmptyPage
+	// FaultTruncated forwards the request and answers with the first
+	// half of the body: JSON cut short.
+	FaultTruncated
+	// FaultStall holds the request for the stall duration before
+	// forwarding it (or until the client gives up).
+	FaultStall
+)
+
+type faultRule struct {
+	left  int
+	match func(method, path string) bool
+	fault Fault
+	stall time.Duration
 }
 
 // NewProxy starts a proxy in front of s and closes it when the test ends.
@@ -64,9 +93,22 @@ func NewProxy(t testing.TB, s *Server) *Proxy {
 			p.failLeft--
 			rec.Injected = p.failStatus
 		}
+		var fault *faultRule
+		for _, f := range p.faults {
+			if f.left > 0 && f.match(r.Method, rec.Path) {
+				f.left--
+				fault = f
+				break
+			}
+		}
 		retryAfter := p.retryAfter
 		p.requests = append(p.requests, rec)
 		p.mu.Unlock()
+
+		if fault != nil && rec.Injected == 0 {
+			serveFault(w, r, rp, fault)
+			return
+		}
 
 		if rec.Injected != 0 {
 			if retryAfter != "" {
@@ -90,6 +132,85 @@ func (p *Proxy) FailNext(n, status int, retryAfter string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.failLeft, p.failStatus, p.retryAfter = n, status, retryAfter
+}
+
+// ClearFaults forgets the faults not yet made.
+func (p *Proxy) ClearFaults() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.faults = nil
+}
+
+// FaultNext makes the proxy apply fault to the next n requests for which
+// match (given the method and the path with its query) is true.
+func (p *Proxy) FaultNext(n int, match func(method, path string) bool, fault Fault) {
+	p.faultNext(&faultRule{left: n, match: match, fault: fault})
+}
+
+// StallNext holds the next n matching requests for d before forwarding
+// them.
+func (p *Proxy) StallNext(n int, match func(method, path string) bool, d time.Duration) {
+	p.faultNext(&faultRule{left: n, match: match, fault: FaultStall, stall: d})
+}
+
+func (p *Proxy) faultNext(f *faultRule) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.faults = append(p.faults, f)
+}
+
+// Any matches every request.
+func Any(string, string) bool { return true }
+
+// Method matches requests of one method.
+func Method(m string) func(string, string) bool {
+	return func(method, _ string) bool { return method == m }
+}
+
+func serveFault(w http.ResponseWriter, r *http.Request, rp http.Handler, f *faultRule) {
+	switch f.fault {
+	case FaultReset:
+		hj, ok := w.(http.Hijacker)
+		if !ok {
+			panic("scimserver: the proxy cannot hijack the connection")
+		}
+		conn, _, err := hj.Hijack()
+		if err == nil {
+			if tc, ok := conn.(*net.TCPConn); ok {
+				_ = tc.SetLinger(0) // a reset, not a clean close
+			}
+			conn.Close()
+		}
+		return
+	case FaultStall:
+		select {
+		case <-time.After(f.stall):
+		case <-r.Context().Done():
+			return
+		}
+		rp.ServeHTTP(w, r)
+		return
+	}
+	rec := httptest.NewRecorder()
+	rp.ServeHTTP(rec, r)
+	body := rec.Body.Bytes()
+	switch f.fault {
+	case FaultEmptyPage:
+		var page map[string]any
+		if json.Unmarshal(body, &page) == nil {
+			page["Resources"] = []any{}
+			body, _ = json.Marshal(page)
+		}
+	case FaultTruncated:
+		body = body[:len(body)/2]
+	}
+	for k, v := range rec.Header() {
+		if k != "Content-Length" {
+			w.Header()[k] = v
+		}
+	}
+	w.WriteHeader(rec.Code)
+	_, _ = w.Write(body)
 }
 
 // Requests returns the requests seen so far.
