@@ -1,0 +1,81 @@
+package ldap
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/testpeer/slapd"
+	"github.com/userimport/user-import-operator/internal/testpeer/tcpproxy"
+)
+
+// Connections dropped under every kind of request give errors that quote
+// no identity or value.
+func TestConnectionResetsGiveErrorsWithoutValues(t *testing.T) {
+	s := slapd.Start(t, slapd.Options{})
+	direct := newDir(t, s, baseSpec(s), baseOpts())
+	var ids, values []string
+	for i := range 30 {
+		uid := fmt.Sprintf("leakperson%03d", i)
+		ids = append(ids, uid)
+		a := commonAttributes(uid)
+		values = append(values, uid, a["mail"][0], a["cn"][0])
+		mustApply(t, direct, create(uid, a))
+	}
+	p := tcpproxy.Start(t, strings.TrimPrefix(s.URL, "ldap://"))
+	spec := baseSpec(s)
+	spec.URL = "ldap://" + p.Addr
+	opts := baseOpts()
+	opts.MaxRetries = 1
+	d := newDir(t, s, spec, opts)
+	ctx := context.Background()
+	if _, err := d.Lookup(ctx, ids[:1], []string{"mail"}); err != nil {
+		t.Fatal(err)
+	}
+	calls := map[string]func() error{
+		"lookup": func() error { _, err := d.Lookup(ctx, ids, []string{"mail", "cn"}); return err },
+		"list": func() error {
+			return d.List(ctx, []string{"mail", "cn"}, func(directory.User) error { return nil })
+		},
+		"create": func() error {
+			a := commonAttributes("leaknew")
+			values = append(values, "leaknew", a["mail"][0])
+			res, err := d.Apply(ctx, []directory.Change{create("leaknew", a)})
+			return firstError(res, err)
+		},
+		"update": func() error {
+			res, err := d.Apply(ctx, []directory.Change{{Op: directory.OpUpdate, Identity: ids[0],
+				ID: "uid=" + ids[0] + "," + s.PeopleDN, Attributes: directory.Attributes{"title": {"Changed title"}}}})
+			return firstError(res, err)
+		},
+	}
+	for name, call := range calls {
+		t.Run(name, func(t *testing.T) {
+			p.Down()
+			defer p.Up()
+			err := call()
+			if err == nil {
+				t.Fatal("no error although every connection was reset")
+			}
+			for _, v := range values {
+				if strings.Contains(err.Error(), v) {
+					t.Fatalf("%s error quotes %q: %v", name, v, err)
+				}
+			}
+		})
+	}
+}
+
+func firstError(res []directory.Result, err error) error {
+	if err != nil {
+		return err
+	}
+	for _, r := range res {
+		if r.Err != nil {
+			return r.Err
+		}
+	}
+	return nil
+}
