@@ -115,6 +115,16 @@ type ExecutionSettings struct {
 	// +optional
 	RateLimit int32 `json:"rateLimit,omitempty"`
 
+	// requestTimeoutSeconds bounds one request to the directory (an HTTP
+	// request, an LDAP operation, an SQL statement or transaction); a
+	// request that takes longer is abandoned and retried like a dropped
+	// connection, while other batches go on.
+	// +kubebuilder:default=30
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=600
+	// +optional
+	RequestTimeoutSeconds int32 `json:"requestTimeoutSeconds,omitempty"`
+
 	// backoffLimit is the number of times a failed worker pod is retried;
 	// each retry resumes from the last checkpoint.
 	// +kubebuilder:default=3

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Attributes maps attribute names, in the vocabulary of the import's
@@ -148,6 +149,10 @@ type Options struct {
 	RateLimit int
 	// MaxRetries bounds the retries of a transient failure.
 	MaxRetries int
+	// RequestTimeout bounds one request; one that takes longer is
+	// abandoned and retried like a dropped connection. 0: the provider's
+	// own default.
+	RequestTimeout time.Duration
 }
 
 // SecretGetter reads one key of a Secret in the namespace of the

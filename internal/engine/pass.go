@@ -161,8 +161,11 @@ func (p *pass) pipeline(ctx context.Context, produce func(context.Context, func(
 	jobs := make(chan *batch)
 	done := make(chan *batch, conc)
 	// A slot is taken when a batch is sent and given back when it is
-	// committed: at most conc batches are between planning and commit.
-	slots := make(chan struct{}, conc)
+	// committed. There are more slots than workers: while one batch waits
+	// for a slow or retried request, the other workers go on with the
+	// batches after it, which commit once it is done. The window bounds
+	// the batches held in memory.
+	slots := make(chan struct{}, window(conc))
 
 	var wg sync.WaitGroup
 	for range conc {
@@ -200,6 +203,10 @@ func (p *pass) pipeline(ctx context.Context, produce func(context.Context, func(
 	}
 	return perr
 }
+
+// window is how many batches may be between planning and commit with
+// conc workers.
+func window(conc int) int { return max(4*conc, conc+8) }
 
 // readFile plans the rows of the file. A reader goroutine parses chunks
 // of records; mapping workers map them (and, in full mode, compare them

@@ -75,9 +75,9 @@ const (
 	// lookupChunk is the number of identities per search filter.
 	lookupChunk = 200
 	dialTimeout = 10 * time.Second
-	// requestTimeout bounds the wait for one answer (a page of a search,
-	// one write).
-	requestTimeout = 2 * time.Minute
+	// defaultRequestTimeout bounds the wait for one answer (a page of a
+	// search, one write) when the options give no timeout.
+	defaultRequestTimeout = 30 * time.Second
 )
 
 var defaultObjectClasses = []string{"inetOrgPerson", "organizationalPerson", "person", "top"}
@@ -162,9 +162,11 @@ type Directory struct {
 	// bounds them across batches, and gives each add a pipe of its own.
 	inFlight   chan int
 	maxRetries int
-	limiter    *rate.Limiter
-	pool       *pool[*ldap.Conn]
-	pipes      *pool[*pipe] // for adds
+	// timeout bounds the wait for one answer; 0: defaultRequestTimeout.
+	timeout time.Duration
+	limiter *rate.Limiter
+	pool    *pool[*ldap.Conn]
+	pipes   *pool[*pipe] // for adds
 }
 
 var _ directory.Directory = (*Directory)(nil)
@@ -196,6 +198,7 @@ func New(ctx context.Context, spec *v1alpha1.LDAPDirectory, opts directory.Optio
 		markerValue:  orDefault(opts.MarkerValue, defaultMarkerValue),
 		managedOnly:  opts.ManagedOnly,
 		maxRetries:   opts.MaxRetries,
+		timeout:      opts.RequestTimeout,
 		limiter:      rate.NewLimiter(rate.Inf, 1),
 	}
 	if spec.PageSize > 0 {
@@ -301,6 +304,15 @@ func (d *Directory) Close() error {
 	return nil
 }
 
+// requestTimeout bounds the wait for one answer: the option, or
+// defaultRequestTimeout.
+func (d *Directory) requestTimeout() time.Duration {
+	if d.timeout > 0 {
+		return d.timeout
+	}
+	return defaultRequestTimeout
+}
+
 // dial opens a connection, upgrades it with StartTLS when asked, and
 // binds. Errors are *directory.Error with the reason a person acts on.
 func (d *Directory) dial(ctx context.Context) (*ldap.Conn, error) {
@@ -312,7 +324,7 @@ func (d *Directory) dial(ctx context.Context) (*ldap.Conn, error) {
 	if err != nil {
 		return nil, connectError(d.url.Host, err)
 	}
-	c.SetTimeout(requestTimeout)
+	c.SetTimeout(d.requestTimeout())
 	if d.startTLS {
 		if err := c.StartTLS(d.tlsConfig); err != nil {
 			c.Close()

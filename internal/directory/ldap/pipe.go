@@ -80,7 +80,7 @@ func (d *Directory) dialPipe(ctx context.Context) (*pipe, error) {
 	conn.SetDeadline(time.Time{})
 	p := &pipe{
 		conn:    conn,
-		timeout: requestTimeout,
+		timeout: d.requestTimeout(),
 		pending: make(map[int32]chan error),
 		nextID:  3,
 	}

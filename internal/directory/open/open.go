@@ -5,6 +5,7 @@ package open
 
 import (
 	"context"
+	"time"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
@@ -22,6 +23,7 @@ const (
 	DefaultMarkerValue         = "user-import-operator"
 	DefaultConcurrency         = 4
 	DefaultMaxRetries          = 5
+	DefaultRequestTimeout      = 30 * time.Second
 )
 
 // Type names the provider of spec: SCIM, LDAP, SQL, or "" when none is set.
@@ -47,6 +49,10 @@ func Options(spec v1alpha1.UserDirectorySpec) directory.Options {
 		Concurrency:       int(spec.Execution.Concurrency),
 		RateLimit:         int(spec.Execution.RateLimit),
 		MaxRetries:        DefaultMaxRetries,
+		RequestTimeout:    time.Duration(spec.Execution.RequestTimeoutSeconds) * time.Second,
+	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = DefaultRequestTimeout
 	}
 	if o.MarkerAttribute == "" {
 		// Each type has its own: the marker must be in the directory's schema.

@@ -28,7 +28,9 @@ const (
 	backoffCap      = 30 * time.Second
 	maxRetryAfter   = 5 * time.Minute
 	maxResponseBody = 64 << 20
-	requestTimeout  = 2 * time.Minute
+	// defaultRequestTimeout bounds one request when the options give no
+	// timeout.
+	defaultRequestTimeout = 30 * time.Second
 )
 
 // client sends SCIM requests with retries and rate limiting.
@@ -37,6 +39,8 @@ type client struct {
 	http       *http.Client
 	limiter    *rate.Limiter // nil: no limit
 	maxRetries int
+	// timeout bounds one request; one that takes longer is retried.
+	timeout time.Duration
 	// sleep waits for d or until ctx ends; replaced in no test, kept as a
 	// field so the wait is in one place.
 	sleep func(ctx context.Context, d time.Duration) error
@@ -115,7 +119,7 @@ func (c *client) do(ctx context.Context, method, path string, query url.Values, 
 }
 
 func (c *client) once(ctx context.Context, method, u string, payload []byte) (*response, error) {
-	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	var rd io.Reader
 	if payload != nil {

@@ -56,7 +56,7 @@ func (s *Directory) Apply(ctx context.Context, changes []directory.Change) ([]di
 		return nil, err
 	}
 	var results []directory.Result
-	err = s.retry(ctx, func() error {
+	err = s.retry(ctx, s.bounded(ctx, func(ctx context.Context) error {
 		var rowFailed bool
 		var err error
 		results, rowFailed, err = s.applyTx(ctx, stmts, false)
@@ -64,7 +64,7 @@ func (s *Directory) Apply(ctx context.Context, changes []directory.Change) ([]di
 			results, _, err = s.applyTx(ctx, stmts, true)
 		}
 		return err
-	})
+	}))
 	if err != nil {
 		return nil, s.wrap(err, "apply a batch")
 	}

@@ -493,7 +493,7 @@ func (s *Directory) Lookup(ctx context.Context, identities []string, attributes 
 		if err := s.pace(ctx, 1); err != nil {
 			return nil, err
 		}
-		err := s.retry(ctx, func() error {
+		err := s.retry(ctx, s.bounded(ctx, func(ctx context.Context) error {
 			rows, err := s.read.QueryContext(ctx, q, args...)
 			if err != nil {
 				return err
@@ -507,7 +507,7 @@ func (s *Directory) Lookup(ctx context.Context, identities []string, attributes 
 				out[u.Identity] = u
 			}
 			return rows.Err()
-		})
+		}))
 		if err != nil {
 			return nil, s.wrap(err, "look up users")
 		}
@@ -550,6 +550,30 @@ func (s *Directory) wrap(err error, doing string) error {
 	return &directory.Error{Reason: reason, Err: fmt.Errorf("%s: %s", doing, s.d.message(err))}
 }
 
+// bounded runs fn with a context that ends after the request timeout: a
+// statement or transaction that takes longer is abandoned (and rolled
+// back), and retry tries it again like a dropped connection. Only work
+// complete within fn is bounded: a listing's cursor outlives its opening.
+func (s *Directory) bounded(ctx context.Context, fn func(ctx context.Context) error) func() error {
+	return func() error {
+		timeout := s.opts.RequestTimeout
+		if timeout <= 0 {
+			return fn(ctx)
+		}
+		tctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		err := fn(tctx)
+		if err != nil && ctx.Err() == nil && tctx.Err() != nil {
+			return errRequestTimeout
+		}
+		return err
+	}
+}
+
+// errRequestTimeout is a statement or transaction that outlived the
+// request timeout.
+var errRequestTimeout = directory.Errorf(directory.ReasonUnreachable, "the database did not answer within the request timeout")
+
 // retry runs fn, again after a backoff while it fails transiently, up to
 // opts.MaxRetries times (3 when unset).
 func (s *Directory) retry(ctx context.Context, fn func() error) error {
@@ -565,7 +589,9 @@ func (s *Directory) retry(ctx context.Context, fn func() error) error {
 		switch s.d.classify(err) {
 		case classTransient, classUnreachable:
 		default:
-			return err
+			if err != errRequestTimeout {
+				return err
+			}
 		}
 		if directory.Sleep(ctx, directory.Backoff(attempt, 100*time.Millisecond, 5*time.Second)) != nil {
 			return err

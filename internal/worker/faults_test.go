@@ -1,0 +1,127 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/directory/open"
+	"github.com/userimport/user-import-operator/internal/jobs"
+	"github.com/userimport/user-import-operator/internal/source"
+	"github.com/userimport/user-import-operator/internal/testenv"
+	"github.com/userimport/user-import-operator/internal/testpeer/scimserver"
+)
+
+// A directory whose connections drop under every lookup fails the run
+// with a message, status and log that hold none of the file's values:
+// the message becomes the UserImport's condition and Event.
+func TestConnectionFailuresLeaveNoValuesInStatusOrLogs(t *testing.T) {
+	_, c := testenv.Start(t)
+	ctx := context.Background()
+	s := scimserver.Start(t, scimserver.Options{Token: "t0ken"})
+	p := scimserver.NewProxy(t, s)
+	p.FaultNext(1<<20, func(m, path string) bool { return m == "GET" && strings.Contains(path, "filter=") }, scimserver.FaultReset)
+
+	work := t.TempDir()
+	csvPath := filepath.Join(work, "users.csv")
+	values := writeCSV(t, csvPath, 300)
+	os.MkdirAll(filepath.Join(work, "secrets", "scim"), 0o700)
+	os.WriteFile(filepath.Join(work, "secrets", "scim", "token"), []byte("t0ken"), 0o600)
+	secrets := DirSecrets(filepath.Join(work, "secrets"))
+
+	key := types.NamespacedName{Namespace: "default", Name: "leaky"}
+	imp := &v1alpha1.UserImport{
+		ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name},
+		Spec: v1alpha1.UserImportSpec{
+			DirectoryRef: v1alpha1.LocalObjectReference{Name: "scim"},
+			Source:       v1alpha1.ImportSource{ConfigMap: &v1alpha1.ConfigMapKeyRef{Name: "hr", Key: "users.csv"}},
+			Mode:         v1alpha1.ModeDelta,
+			Mapping: []v1alpha1.AttributeMapping{
+				{Attribute: "userName", Column: "email", Identity: true},
+				{Attribute: "name.givenName", Column: "first_name"},
+				{Attribute: "name.familyName", Column: "last_name"},
+			},
+		},
+	}
+	if err := c.Create(ctx, imp); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: "leaky-report"}}); err != nil {
+		t.Fatal(err)
+	}
+	dirSpec := v1alpha1.UserDirectorySpec{
+		IdentityAttribute: "userName",
+		SCIM: &v1alpha1.SCIMDirectory{URL: p.URL, Auth: v1alpha1.SCIMAuth{BearerToken: &v1alpha1.SecretKeyRef{Name: "scim", Key: "token"}}},
+		Execution: v1alpha1.ExecutionSettings{BatchSize: 50, Concurrency: 2},
+	}
+	var log bytes.Buffer
+	var cur v1alpha1.UserImport
+	if err := c.Get(ctx, key, &cur); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Run(ctx, Config{
+		Stage: jobs.StageImport, Import: &cur, Directory: dirSpec, Secrets: secrets,
+		Source: source.Options{Dir: t.TempDir(), MountedFile: csvPath}, Open: open.Open,
+		Sink:             Tee(&APISink{Client: c, Import: key, ReportSecret: "leaky-report"}, &ConsoleSink{Out: &log}),
+		ProgressInterval: time.Millisecond,
+	})
+	if err == nil {
+		t.Fatal("the import succeeded although every lookup's connection was reset")
+	}
+	if err := c.Get(ctx, key, &cur); err != nil {
+		t.Fatal(err)
+	}
+	status, _ := json.Marshal(cur.Status)
+	for what, text := range map[string]string{"error (termination message)": err.Error(), "status": string(status), "log": log.String()} {
+		for _, v := range values {
+			if strings.Contains(text, v) || strings.Contains(text, strings.ReplaceAll(v, "@", "%40")) {
+				t.Fatalf("%s quotes %q: %s", what, v, text)
+			}
+		}
+	}
+	if !strings.Contains(err.Error(), "Unreachable") {
+		t.Errorf("the error does not say the directory was unreachable: %v", err)
+	}
+}
+
+// The import reads the file its preview was made of, or nothing.
+func TestImportRefusesAFileOtherThanItsPreviews(t *testing.T) {
+	_, c := testenv.Start(t)
+	ctx := context.Background()
+	f := newFixture(t, c, "pinned")
+	writeCSV(t, f.csvPath, 100)
+	if _, err := f.run(ctx, t, jobs.StagePreview, f.sink()); err != nil {
+		t.Fatal(err)
+	}
+	imp := f.get(t)
+	if p := imp.Status.Preview; p == nil || p.SHA256 != imp.Status.Source.SHA256 || p.SpecDigest != jobs.SpecDigest(imp.Spec) {
+		t.Fatalf("the preview is not pinned to its file and spec: %+v", p)
+	}
+	writeCSV(t, f.csvPath, 101)
+	_, err := f.run(ctx, t, jobs.StageImport, f.sink())
+	var sc *jobs.SourceChangedError
+	if !errors.As(err, &sc) || !jobs.IsSourceChanged(err.Error()) {
+		t.Fatalf("import of a changed file: %v, want a SourceChangedError", err)
+	}
+	if n := f.countUsers(t); n != 0 {
+		t.Fatalf("the refused import wrote %d users", n)
+	}
+	writeCSV(t, f.csvPath, 100)
+	if _, err := f.run(ctx, t, jobs.StageImport, f.sink()); err != nil {
+		t.Fatalf("import of the previewed file: %v", err)
+	}
+	if n := f.countUsers(t); n != 100 {
+		t.Fatalf("%d users, want 100", n)
+	}
+}
