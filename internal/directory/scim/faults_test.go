@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/userimport/user-import-operator/internal/directory"
 	"github.com/userimport/user-import-operator/internal/testpeer/scimserver"
@@ -143,5 +144,72 @@ func TestPartialListingIsAnError(t *testing.T) {
 	p.FaultNext(1000, secondPage, scimserver.FaultTruncated)
 	if _, err := count(); err == nil {
 		t.Fatal("a page that never arrives whole must fail the listing")
+	}
+}
+
+// A /Bulk request whose answer is lost after the server wrote it is sent
+// again; the creates it then refuses are resolved with a few filtered
+// lookups, not a lookup and a PATCH each.
+func TestReplayedBulkDoesNotFanOut(t *testing.T) {
+	s := scimserver.Start(t, scimserver.Options{Token: token, BulkMaxOperations: 100})
+	p := scimserver.NewProxy(t, s)
+	d := newDir(t, bearerSpec(p.URL), defaultOpts(), bearerSecrets)
+	ctx := context.Background()
+	if caps, err := d.Check(ctx); err != nil || !caps.Bulk {
+		t.Fatalf("the test server must offer /Bulk: %+v, %v", caps, err)
+	}
+	var changes []directory.Change
+	for i := range 100 {
+		id := fmt.Sprintf("bulk.person%03d@corp.example", i)
+		changes = append(changes, directory.Change{Op: directory.OpCreate, Identity: id, Attributes: directory.Attributes{
+			"userName": {id}, "name.givenName": {fmt.Sprintf("Given%03d", i)}, orgMarker: {marker},
+		}})
+	}
+	p.Reset()
+	p.FaultNext(1, func(m, path string) bool { return m == http.MethodPost && strings.HasPrefix(path, "/Bulk") }, scimserver.FaultResetAfter)
+	res := mustApply(t, d, changes...)
+	var patches, lookups, bulks int
+	for _, r := range p.Requests() {
+		switch {
+		case r.Method == http.MethodPatch || r.Method == http.MethodPut:
+			patches++
+		case r.Method == http.MethodGet && strings.Contains(r.Path, "filter="):
+			lookups++
+		case r.Method == http.MethodPost && strings.HasPrefix(r.Path, "/Bulk"):
+			bulks++
+		}
+	}
+	if bulks != 2 || patches != 0 || lookups > 2 {
+		t.Fatalf("replayed bulk: %d bulk requests, %d PATCH/PUT, %d lookups; want 2, 0, at most 2", bulks, patches, lookups)
+	}
+	for i, r := range res {
+		if r.ID == "" {
+			t.Fatalf("change %d has no id after the replay", i)
+		}
+		if u, ok := lookupOne(t, d, changes[i].Identity, nil); !ok || u.ID != r.ID {
+			t.Fatalf("user %d: %+v, result id %s", i, u, r.ID)
+		}
+	}
+}
+
+// A request that stalls past the request timeout is abandoned and sent
+// again; the batch completes.
+func TestStalledRequestIsRetriedAfterTheTimeout(t *testing.T) {
+	s := scimserver.Start(t, scimserver.Options{Token: token})
+	p := scimserver.NewProxy(t, s)
+	opts := defaultOpts()
+	opts.RequestTimeout = 300 * time.Millisecond
+	spec := bearerSpec(p.URL)
+	spec.DisableBulk = true
+	d := newDir(t, spec, opts, bearerSecrets)
+	p.StallNext(1, scimserver.Method(http.MethodPost), time.Minute)
+	start := time.Now()
+	mustApply(t, d, directory.Change{Op: directory.OpCreate, Identity: "stalled@corp.example",
+		Attributes: directory.Attributes{"userName": {"stalled@corp.example"}, orgMarker: {marker}}})
+	if waited := time.Since(start); waited > 20*time.Second {
+		t.Fatalf("the create waited %v for a request stalled a minute", waited)
+	}
+	if _, ok := lookupOne(t, d, "stalled@corp.example", nil); !ok {
+		t.Fatal("user missing after the retry")
 	}
 }

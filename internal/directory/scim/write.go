@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -110,30 +111,12 @@ func (d *Directory) create(ctx context.Context, caps directory.Capabilities, ch 
 
 // resolveConflict handles a create refused with 409. When the identity is
 // taken by a managed user, the create is a replay (of a row written before
-// an interruption) and becomes an update of that user.
+// an interruption) and becomes an update of that user, or nothing when the
+// user already holds what the create would write.
 func (d *Directory) resolveConflict(ctx context.Context, caps directory.Capabilities, ch directory.Change) (directory.Result, error) {
-	found, err := d.Lookup(ctx, []string{ch.Identity}, nil)
-	if err != nil {
-		return directory.Result{}, err
-	}
-	u, ok := found[ch.Identity]
-	if !ok {
-		return directory.Result{Err: &directory.RowError{
-			Msg: fmt.Sprintf("a unique attribute other than %s is already taken by another user (409 uniqueness)", d.identity.name)}}, nil
-	}
-	if !u.Managed {
-		return directory.Result{Err: &directory.RowError{
-			Msg: fmt.Sprintf("%s: already taken by a user that imports do not manage (409 uniqueness)", d.identity.name)}}, nil
-	}
-	attrs := make(directory.Attributes, len(ch.Attributes))
-	for k, v := range ch.Attributes {
-		attrs[k] = v
-	}
-	r, err := d.update(ctx, caps, u.ID, attrs, ptr(true))
-	if err != nil || r.Err != nil {
-		return r, err
-	}
-	return directory.Result{ID: u.ID}, nil
+	res := make([]directory.Result, 1)
+	err := d.resolveConflicts(ctx, caps, []directory.Change{ch}, []int{0}, res)
+	return res[0], err
 }
 
 // update changes attributes and/or active: PATCH with only what changes,
@@ -383,7 +366,7 @@ func (d *Directory) sendBulk(ctx context.Context, caps directory.Capabilities, c
 		byID[op.BulkID] = i
 	}
 	done := make([]bool, len(chunk))
-	var redo []int
+	var redo, conflicts []int
 	for n, r := range br.Operations {
 		i, ok := byID[r.BulkID]
 		if !ok {
@@ -407,11 +390,7 @@ func (d *Directory) sendBulk(ctx context.Context, caps directory.Capabilities, c
 				results[op.index] = directory.Result{}
 			}
 		case op.Method == http.MethodPost && status == http.StatusConflict:
-			res, err := d.resolveConflict(ctx, caps, ch)
-			if err != nil {
-				return nil, err
-			}
-			results[op.index] = res
+			conflicts = append(conflicts, op.index)
 		case status == 0 || retryable(status):
 			redo = append(redo, op.index)
 		default:
@@ -429,7 +408,71 @@ func (d *Directory) sendBulk(ctx context.Context, caps directory.Capabilities, c
 			redo = append(redo, op.index)
 		}
 	}
+	if err := d.resolveConflicts(ctx, caps, changes, conflicts, results); err != nil {
+		return nil, err
+	}
 	return redo, nil
+}
+
+// resolveConflicts handles the creates of a bulk request refused with
+// 409, together: a bulk request replayed after its answer was lost (a
+// connection reset after the server wrote it) refuses every create. One
+// filtered lookup per group of identities finds the users; those that
+// already hold what the create would write need no request at all, the
+// others are updated.
+func (d *Directory) resolveConflicts(ctx context.Context, caps directory.Capabilities, changes []directory.Change, idx []int, results []directory.Result) error {
+	if len(idx) == 0 {
+		return nil
+	}
+	ids := make([]string, len(idx))
+	names := map[string]bool{}
+	for i, k := range idx {
+		ids[i] = changes[k].Identity
+		for a := range changes[k].Attributes {
+			names[a] = true
+		}
+	}
+	attrs := make([]string, 0, len(names))
+	for a := range names {
+		attrs = append(attrs, a)
+	}
+	found, err := d.Lookup(ctx, ids, attrs)
+	if err != nil {
+		return err
+	}
+	for _, k := range idx {
+		ch := changes[k]
+		u, ok := found[ch.Identity]
+		switch {
+		case !ok:
+			results[k] = directory.Result{Err: &directory.RowError{
+				Msg: fmt.Sprintf("a unique attribute other than %s is already taken by another user (409 uniqueness)", d.identity.name)}}
+			continue
+		case !u.Managed:
+			results[k] = directory.Result{Err: &directory.RowError{
+				Msg: fmt.Sprintf("%s: already taken by a user that imports do not manage (409 uniqueness)", d.identity.name)}}
+			continue
+		}
+		diff := directory.Attributes{}
+		for a, v := range ch.Attributes {
+			if !slices.Equal(v, u.Attributes[a]) && (len(v) > 0 || len(u.Attributes[a]) > 0) {
+				diff[a] = v
+			}
+		}
+		if len(diff) == 0 && u.Active {
+			results[k] = directory.Result{ID: u.ID}
+			continue
+		}
+		r, err := d.update(ctx, caps, u.ID, diff, ptr(true))
+		if err != nil {
+			return err
+		}
+		if r.Err == nil {
+			r.ID = u.ID
+		}
+		results[k] = r
+	}
+	return nil
 }
 
 // bulkStatus reads a bulk operation status: "201" per RFC 7644, or a

@@ -55,6 +55,10 @@ const (
 	// FaultTruncated forwards the request and answers with the first
 	// half of the body: JSON cut short.
 	FaultTruncated
+	// FaultResetAfter forwards the request, then closes the connection
+	// instead of answering: the server did the work, the client never
+	// heard.
+	FaultResetAfter
 	// FaultStall holds the request for the stall duration before
 	// forwarding it (or until the client gives up).
 	FaultStall
@@ -181,6 +185,10 @@ func serveFault(w http.ResponseWriter, r *http.Request, rp http.Handler, f *faul
 			}
 			conn.Close()
 		}
+		return
+	case FaultResetAfter:
+		rp.ServeHTTP(httptest.NewRecorder(), r)
+		serveFault(w, r, rp, &faultRule{fault: FaultReset})
 		return
 	case FaultStall:
 		select {
