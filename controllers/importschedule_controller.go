@@ -20,6 +20,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/conditions"
+	"github.com/userimport/user-import-operator/internal/egress"
 	"github.com/userimport/user-import-operator/internal/schedule"
 )
 
@@ -90,6 +91,9 @@ type ImportScheduleReconciler struct {
 	HTTPClient *http.Client
 	// HeadTimeout bounds the HEAD request of skipIfUnchanged (default 10s).
 	HeadTimeout time.Duration
+	// AllowedHosts restricts the hosts of those HEAD requests; nil allows
+	// every host. A host not allowed is not asked: the run goes ahead.
+	AllowedHosts *egress.Policy
 	// MaxConcurrentReconciles is the number of schedules reconciled at
 	// once (default 2).
 	MaxConcurrentReconciles int

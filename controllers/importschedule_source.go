@@ -47,6 +47,9 @@ func (run *scheduleRun) sourceUnchanged(ctx context.Context) (bool, string, erro
 		return true, fmt.Sprintf("the source has the same sha256 and size (%d bytes) as the one UserImport %s completed",
 			len(data), last.Name), nil
 	case src.HTTP != nil:
+		if err := run.AllowedHosts.AllowURL(src.HTTP.URL); err != nil {
+			return false, "", fmt.Errorf("skipIfUnchanged: not asking the source: %w", err)
+		}
 		timeout := run.HeadTimeout
 		if timeout <= 0 {
 			timeout = 10 * time.Second

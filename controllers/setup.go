@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/egress"
 	"github.com/userimport/user-import-operator/internal/jobs"
 	"github.com/userimport/user-import-operator/internal/metrics"
 )
@@ -38,6 +39,9 @@ type Options struct {
 	// PollInterval is how often running imports are looked at between
 	// events (default 15 seconds).
 	PollInterval time.Duration
+	// AllowedHosts restricts the hosts the manager's own checks connect
+	// to (directory checks, skipIfUnchanged); nil allows every host.
+	AllowedHosts *egress.Policy
 }
 
 // Setup registers the field indexes and the UserDirectory, UserImport and
@@ -90,6 +94,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		CheckInterval: o.DirectoryCheckInterval,
 		RetryInterval: o.DirectoryRetryInterval,
 		CheckTimeout:  30 * time.Second,
+		AllowedHosts:  o.AllowedHosts,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
@@ -103,7 +108,9 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	}).SetupWithManager(mgr, runEnded); err != nil {
 		return err
 	}
-	if err := NewImportScheduleReconciler(mgr).SetupWithManager(mgr); err != nil {
+	sched := NewImportScheduleReconciler(mgr)
+	sched.AllowedHosts = o.AllowedHosts
+	if err := sched.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the ImportSchedule controller: %w", err)
 	}
 	return nil

@@ -22,6 +22,7 @@ import (
 	"github.com/userimport/user-import-operator/internal/conditions"
 	"github.com/userimport/user-import-operator/internal/directory"
 	"github.com/userimport/user-import-operator/internal/directory/open"
+	"github.com/userimport/user-import-operator/internal/egress"
 	"github.com/userimport/user-import-operator/internal/metrics"
 )
 
@@ -40,6 +41,9 @@ type UserDirectoryReconciler struct {
 	RetryInterval time.Duration
 	// CheckTimeout bounds one check.
 	CheckTimeout time.Duration
+	// AllowedHosts restricts the hosts a check connects to; nil allows
+	// every host.
+	AllowedHosts *egress.Policy
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -119,7 +123,7 @@ func (r *UserDirectoryReconciler) reconcileCheck(ctx context.Context, dir *v1alp
 
 	cctx, cancel := context.WithTimeout(ctx, r.CheckTimeout)
 	defer cancel()
-	caps, err := checkDirectory(cctx, dir, r.secretGetter(dir.Namespace))
+	caps, err := checkDirectory(cctx, dir, r.secretGetter(dir.Namespace), r.AllowedHosts)
 	t := metav1.NewTime(r.now())
 	dir.Status.LastCheckTime = &t
 	dir.Status.ObservedGeneration = dir.Generation
@@ -150,7 +154,15 @@ func (r *UserDirectoryReconciler) reconcileCheck(ctx context.Context, dir *v1alp
 
 // checkDirectory opens the provider of dir and checks that it answers.
 // The provider retries little: the controller checks again later anyway.
-func checkDirectory(ctx context.Context, dir *v1alpha1.UserDirectory, secrets directory.SecretGetter) (directory.Capabilities, error) {
+func checkDirectory(ctx context.Context, dir *v1alpha1.UserDirectory, secrets directory.SecretGetter, allowed *egress.Policy) (directory.Capabilities, error) {
+	dsn := func() (string, error) {
+		b, err := secrets(ctx, dir.Spec.SQL.DSN.Name, dir.Spec.SQL.DSN.Key)
+		return string(b), err
+	}
+	if err := allowed.AllowDirectory(dir.Spec, dsn); err != nil {
+		// Nothing is sent: the check says no more than the policy.
+		return directory.Capabilities{}, &directory.Error{Reason: directory.ReasonHostNotAllowed, Err: err}
+	}
 	opts := open.Options(dir.Spec)
 	opts.MaxRetries = 1
 	opts.Concurrency = 1

@@ -14,6 +14,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/userimport/user-import-operator/controllers"
+	"github.com/userimport/user-import-operator/internal/egress"
 	"github.com/userimport/user-import-operator/internal/jobs"
 	"github.com/userimport/user-import-operator/internal/scheme"
 )
@@ -36,10 +37,15 @@ func runManager(args []string) error {
 	checkInterval := fs.Duration("directory-check-interval", 5*time.Minute, "time between checks of a Ready UserDirectory")
 	retryInterval := fs.Duration("directory-retry-interval", 30*time.Second, "time between checks of a UserDirectory that is not Ready")
 	pollInterval := fs.Duration("import-poll-interval", 15*time.Second, "how often running imports are looked at between events")
+	allowedHosts := fs.String("allowed-hosts", "", "comma-separated host names, *.domain wildcards and CIDRs that the manager's own checks (UserDirectory readiness, skipIfUnchanged HEAD requests) may connect to; empty allows every host")
 	opts := zap.Options{}
 	opts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	allowed, err := egress.Parse(*allowedHosts)
+	if err != nil {
+		return fmt.Errorf("--allowed-hosts: %w", err)
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	log := ctrl.Log.WithName("setup")
@@ -76,6 +82,7 @@ func runManager(args []string) error {
 		DirectoryCheckInterval: *checkInterval,
 		DirectoryRetryInterval: *retryInterval,
 		PollInterval:           *pollInterval,
+		AllowedHosts:           allowed,
 	}); err != nil {
 		return fmt.Errorf("setting up the controllers: %w", err)
 	}

@@ -169,6 +169,9 @@ const (
 	ReasonInvalidConfig        = "InvalidConfig"
 	ReasonSchemaMismatch       = "SchemaMismatch"
 	ReasonDirectoryError       = "DirectoryError"
+	// ReasonHostNotAllowed: the manager's --allowed-hosts does not list
+	// the directory's host, so it was not checked.
+	ReasonHostNotAllowed = "HostNotAllowed"
 )
 
 // Error is a failure of the directory as a whole, with a reason a person

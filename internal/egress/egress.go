@@ -1,0 +1,153 @@
+// Package egress decides which hosts the manager itself may connect to.
+// The manager makes two kinds of requests to addresses that users write
+// into objects: the readiness check of a UserDirectory (SCIM, LDAP,
+// PostgreSQL) and the HEAD request of a schedule's skipIfUnchanged. What
+// comes back (reachable or not, a status code) is visible in status, so
+// an unrestricted manager lets anyone who may create these objects probe
+// the network from the manager's pod. The manager's --allowed-hosts flag
+// restricts these checks; a NetworkPolicy (config/network-policy)
+// restricts them again at the network. Imports themselves run in Jobs,
+// which this does not govern.
+package egress
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+)
+
+// Policy lists the hosts allowed. The nil Policy allows every host.
+type Policy struct {
+	names    []string // exact host names, lower case
+	suffixes []string // from "*.example.com": ".example.com"
+	nets     []*net.IPNet
+}
+
+// Parse reads a comma-separated list of host names, wildcards
+// ("*.corp.example") and CIDRs ("10.0.0.0/8"). An empty list is nil: every
+// host allowed.
+func Parse(list string) (*Policy, error) {
+	list = strings.TrimSpace(list)
+	if list == "" {
+		return nil, nil
+	}
+	p := &Policy{}
+	for _, e := range strings.Split(list, ",") {
+		e = strings.ToLower(strings.TrimSpace(e))
+		switch {
+		case e == "":
+			continue
+		case strings.Contains(e, "/"):
+			_, n, err := net.ParseCIDR(e)
+			if err != nil {
+				return nil, fmt.Errorf("allowed host %q: not a CIDR: %w", e, err)
+			}
+			p.nets = append(p.nets, n)
+		case strings.HasPrefix(e, "*."):
+			p.suffixes = append(p.suffixes, e[1:])
+		case net.ParseIP(e) != nil:
+			ip := net.ParseIP(e)
+			bits := 32
+			if ip.To4() == nil {
+				bits = 128
+			}
+			p.nets = append(p.nets, &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)})
+		case strings.ContainsAny(e, "*:/ "):
+			return nil, fmt.Errorf("allowed host %q: want a host name, *.domain or a CIDR", e)
+		default:
+			p.names = append(p.names, e)
+		}
+	}
+	return p, nil
+}
+
+// Allow returns nil when host (a name or an IP, without port) may be
+// connected to, and otherwise an error that names it.
+func (p *Policy) Allow(host string) error {
+	if p == nil {
+		return nil
+	}
+	h := strings.ToLower(strings.Trim(host, "[]"))
+	if ip := net.ParseIP(h); ip != nil {
+		for _, n := range p.nets {
+			if n.Contains(ip) {
+				return nil
+			}
+		}
+	} else {
+		for _, n := range p.names {
+			if h == n {
+				return nil
+			}
+		}
+		for _, s := range p.suffixes {
+			if strings.HasSuffix(h, s) {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("host %s is not among the manager's --allowed-hosts", host)
+}
+
+// AllowURL checks the host of a URL.
+func (p *Policy) AllowURL(raw string) error {
+	if p == nil {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Hostname() == "" {
+		return fmt.Errorf("%q is not a URL with a host", raw)
+	}
+	return p.Allow(u.Hostname())
+}
+
+// AllowDirectory checks the hosts the check of a UserDirectory connects
+// to; dsn is the SQL directory's connection string, read from its
+// Secret. SQLite is a file: no host.
+func (p *Policy) AllowDirectory(spec v1alpha1.UserDirectorySpec, dsn func() (string, error)) error {
+	if p == nil {
+		return nil
+	}
+	switch {
+	case spec.SCIM != nil:
+		if err := p.AllowURL(spec.SCIM.URL); err != nil {
+			return fmt.Errorf("spec.scim.url: %w", err)
+		}
+		if o := spec.SCIM.Auth.OAuth2; o != nil {
+			if err := p.AllowURL(o.TokenURL); err != nil {
+				return fmt.Errorf("spec.scim.auth.oauth2.tokenURL: %w", err)
+			}
+		}
+	case spec.LDAP != nil:
+		if err := p.AllowURL(spec.LDAP.URL); err != nil {
+			return fmt.Errorf("spec.ldap.url: %w", err)
+		}
+	case spec.SQL != nil && spec.SQL.Driver == v1alpha1.SQLDriverPostgres:
+		s, err := dsn()
+		if err != nil {
+			return err
+		}
+		cfg, err := pgx.ParseConfig(strings.TrimSpace(s))
+		if err != nil {
+			return fmt.Errorf("spec.sql.dsn: not a valid PostgreSQL connection string")
+		}
+		hosts := []string{cfg.Host}
+		for _, f := range cfg.Fallbacks {
+			hosts = append(hosts, f.Host)
+		}
+		for _, h := range hosts {
+			if strings.HasPrefix(h, "/") {
+				continue // a Unix socket
+			}
+			if err := p.Allow(h); err != nil {
+				return fmt.Errorf("spec.sql.dsn: %w", err)
+			}
+		}
+	}
+	return nil
+}
