@@ -62,8 +62,8 @@ func TestConnectionFailuresLeaveNoValuesInStatusOrLogs(t *testing.T) {
 	}
 	dirSpec := v1alpha1.UserDirectorySpec{
 		IdentityAttribute: "userName",
-		SCIM: &v1alpha1.SCIMDirectory{URL: p.URL, Auth: v1alpha1.SCIMAuth{BearerToken: &v1alpha1.SecretKeyRef{Name: "scim", Key: "token"}}},
-		Execution: v1alpha1.ExecutionSettings{BatchSize: 50, Concurrency: 2},
+		SCIM:              &v1alpha1.SCIMDirectory{URL: p.URL, Auth: v1alpha1.SCIMAuth{BearerToken: &v1alpha1.SecretKeyRef{Name: "scim", Key: "token"}}},
+		Execution:         v1alpha1.ExecutionSettings{BatchSize: 50, Concurrency: 2},
 	}
 	var log bytes.Buffer
 	var cur v1alpha1.UserImport
