@@ -159,7 +159,9 @@ var _ = Describe("the in-process executor", func() {
 			imp.Status.Progress = &uiov1.ProgressStatus{RowsTotal: 3, RowsProcessed: 3, Percent: 100, Created: 2, Updated: 1}
 			return jobs.Outcome{}, c.Client.Status().Patch(rctx, imp, client.MergeFrom(orig))
 		}
-		stopManager = startManager(controllers.Options{Executor: controllers.ExecutorInProcess, Run: run})
+		// The poll is the safety net for an end of run the reconciler
+		// missed; short here, so that a loaded machine still passes.
+		stopManager = startManager(controllers.Options{Executor: controllers.ExecutorInProcess, Run: run, PollInterval: time.Second})
 
 		ns := newNamespace()
 		readyDirectory(ns, "corp")
