@@ -92,7 +92,17 @@ func Run(ctx context.Context, cfg Config) (Outcome, error) {
 		return Outcome{}, err
 	}
 	defer file.Remove()
-	if want := expectedSHA256(cfg); want != "" && want != file.SHA256 {
+	dryRun := cfg.Stage == jobs.StagePreview
+	var cp *engine.Checkpoint
+	if !dryRun {
+		cp = checkpointOf(imp)
+	}
+	// A resumed import is pinned by its checkpoint, which belongs to the
+	// file its first rows were written from; a fresh one by its preview.
+	switch want := expectedSHA256(cfg); {
+	case cp != nil && cp.SHA256 != file.SHA256:
+		return Outcome{}, engine.ErrSourceChanged
+	case cp == nil && want != "" && want != file.SHA256:
 		return Outcome{}, &jobs.SourceChangedError{Got: file.SHA256, Want: want}
 	}
 
@@ -107,25 +117,13 @@ func Run(ctx context.Context, cfg Config) (Outcome, error) {
 		}
 	}
 
-	in := engine.Input{SHA256: file.SHA256}
 	f, err := file.Open()
 	if err != nil {
 		return Outcome{}, err
 	}
 	defer f.Close()
-	in.File = f
-
-	out := Outcome{}
-	dryRun := cfg.Stage == jobs.StagePreview
-	if !dryRun {
-		if cp := checkpointOf(imp); cp != nil {
-			if cp.SHA256 != file.SHA256 {
-				return Outcome{}, engine.ErrSourceChanged
-			}
-			in.Checkpoint = cp
-			out.Resumed = true
-		}
-	}
+	in := engine.Input{File: f, SHA256: file.SHA256, Checkpoint: cp}
+	out := Outcome{Resumed: cp != nil}
 
 	if err := cfg.Sink.Started(ctx, file, out.Resumed); err != nil {
 		return Outcome{}, fmt.Errorf("reporting the start: %w", err)
