@@ -101,7 +101,8 @@ func (c *client) do(ctx context.Context, method, path string, query url.Values, 
 			if ctx.Err() != nil || !transientNetworkError(err) || attempt >= c.maxRetries {
 				return nil, classify(err)
 			}
-		case retryable(resp.status):
+		case retryable(resp.status) || (method == http.MethodGet && resp.status == http.StatusInternalServerError):
+			// A read is safe to repeat, so a 500 on one is retried too.
 			if attempt >= c.maxRetries {
 				return resp, nil
 			}
@@ -143,6 +144,15 @@ func (c *client) once(ctx context.Context, method, u string, payload []byte) (*r
 		return nil, err
 	}
 	return &response{status: resp.StatusCode, header: resp.Header, body: b}, nil
+}
+
+// requestTimeout is the bound of one request: the option, or the
+// default.
+func requestTimeout(opts directory.Options) time.Duration {
+	if opts.RequestTimeout > 0 {
+		return opts.RequestTimeout
+	}
+	return defaultRequestTimeout
 }
 
 // redact keeps a transport error's URL without its query: a lookup's

@@ -97,7 +97,7 @@ func (d *Directory) page(ctx context.Context, filter string, count int, fn func(
 			q.Set("filter", filter)
 		}
 		lr, bad, err := d.getPage(ctx, q)
-		if err != nil || (bad && filter != "") {
+		if err != nil || bad {
 			return 0, bad, err
 		}
 		if first {
@@ -120,33 +120,23 @@ func (d *Directory) page(ctx context.Context, filter string, count int, fn func(
 	}
 }
 
-// getPage reads one page of /Users. Reading is safe to repeat, so an
-// answer that did not arrive whole (HTTP 500, JSON cut short) is retried
-// like a 503 before it is an error. bad is true for a 400 (a filter the
-// server refuses).
+// getPage reads one page of /Users. A read is safe to repeat, so an
+// answer whose JSON was cut short is read again before it is an error
+// (do retries a 500 on a read). bad is true for a 400 to a filter.
 func (d *Directory) getPage(ctx context.Context, q url.Values) (lr listResponse, bad bool, err error) {
 	for attempt := 0; ; attempt++ {
 		resp, err := d.c.do(ctx, http.MethodGet, "/Users", q, nil)
-		if err != nil {
-			return lr, false, err
-		}
 		switch {
-		case resp.status == http.StatusBadRequest:
-			if q.Get("filter") != "" {
-				return lr, true, nil
-			}
-			return lr, false, statusError("GET /Users", resp)
-		case resp.status == http.StatusInternalServerError:
-			err = statusError("GET /Users", resp)
+		case err != nil:
+			return lr, false, err
+		case resp.status == http.StatusBadRequest && q.Get("filter") != "":
+			return lr, true, nil
 		case !ok2xx(resp.status):
 			return lr, false, statusError("GET /Users", resp)
-		default:
-			lr = listResponse{}
-			if err = decode(resp, &lr); err == nil {
-				return lr, false, nil
-			}
 		}
-		if attempt >= d.c.maxRetries {
+		lr = listResponse{}
+		err = decode(resp, &lr)
+		if err == nil || attempt >= d.c.maxRetries {
 			return lr, false, err
 		}
 		if serr := d.c.sleep(ctx, directory.Backoff(attempt, backoffBase, backoffCap)); serr != nil {

@@ -130,7 +130,7 @@ func New(ctx context.Context, spec *v1alpha1.SCIMDirectory, opts directory.Optio
 		}
 		// The token source outlives ctx: it refreshes tokens for as long
 		// as the directory is used.
-		tokenCtx := context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: tr, Timeout: max(opts.RequestTimeout, defaultRequestTimeout)})
+		tokenCtx := context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: tr, Timeout: requestTimeout(opts)})
 		rt = &oauth2.Transport{Source: cfg.TokenSource(tokenCtx), Base: tr}
 	}
 
@@ -138,11 +138,8 @@ func New(ctx context.Context, spec *v1alpha1.SCIMDirectory, opts directory.Optio
 		base:       strings.TrimSuffix(spec.URL, "/"),
 		http:       &http.Client{Transport: rt},
 		maxRetries: opts.MaxRetries,
-		timeout:    opts.RequestTimeout,
+		timeout:    requestTimeout(opts),
 		sleep:      directory.Sleep,
-	}
-	if c.timeout <= 0 {
-		c.timeout = defaultRequestTimeout
 	}
 	if opts.RateLimit > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(opts.RateLimit), max(1, opts.RateLimit/10))
