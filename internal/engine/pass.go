@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -42,7 +41,6 @@ type pass struct {
 	planned  int64 // rows of this pass, replayed ones excluded
 	endLine  int64
 	endOff   int64
-	line     atomic.Int64
 
 	// Committer state (one goroutine at a time; read after the pipeline).
 	next       int
@@ -228,9 +226,6 @@ func (p *pass) readFile(ctx context.Context, send func(*batch) error) error {
 		return err
 	}
 	p.endOff = end
-	if p.endLine < p.line.Load() {
-		p.endLine = p.line.Load()
-	}
 	return p.flush(send)
 }
 
@@ -501,7 +496,6 @@ func (p *pass) plan(ctx context.Context, m *mappedRow, send func(*batch) error) 
 	if m.lineErr != nil {
 		line, off = m.lineErr.Line, m.lineErr.Offset
 	}
-	p.line.Store(line)
 	p.endLine = line
 	replay := p.replaying(off)
 	b := p.cur
