@@ -254,14 +254,14 @@ func readImportFile(path string) (*v1alpha1.UserDirectory, *v1alpha1.UserImport,
 		if len(bytes.TrimSpace(doc)) == 0 {
 			continue
 		}
+		js, err := yaml.YAMLToJSON(doc)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: document %d: %w", path, i+1, err)
+		}
 		var meta struct {
 			Kind string `json:"kind"`
 		}
-		if err := yaml.Unmarshal(doc, &meta); err != nil {
-			return nil, nil, fmt.Errorf("%s: document %d: %w", path, i+1, err)
-		}
-		js, err := yaml.YAMLToJSON(doc)
-		if err != nil {
+		if err := json.Unmarshal(js, &meta); err != nil {
 			return nil, nil, fmt.Errorf("%s: document %d: %w", path, i+1, err)
 		}
 		// The same checks and defaults as the API server's, so that the

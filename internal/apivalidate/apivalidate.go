@@ -8,6 +8,7 @@
 package apivalidate
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -112,7 +113,7 @@ func Decode(kindName string, data []byte, out any) error {
 	if err != nil {
 		return err
 	}
-	dec := json.NewDecoder(strings.NewReader(string(defaulted)))
+	dec := json.NewDecoder(bytes.NewReader(defaulted))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(out); err != nil {
 		return fmt.Errorf("%s: %w", kindName, err)

@@ -8,7 +8,6 @@ package demo
 import (
 	"bytes"
 	"context"
-
 	"errors"
 	"fmt"
 	"io"

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-
 	"fmt"
 	"io"
 	"os"

@@ -39,6 +39,7 @@ func Parse(list string) (*Policy, error) {
 	p := &Policy{}
 	for _, e := range strings.Split(list, ",") {
 		e = strings.ToLower(strings.TrimSpace(e))
+		ip := net.ParseIP(e)
 		switch {
 		case e == "":
 			continue
@@ -50,8 +51,7 @@ func Parse(list string) (*Policy, error) {
 			p.nets = append(p.nets, n)
 		case strings.HasPrefix(e, "*."):
 			p.suffixes = append(p.suffixes, e[1:])
-		case net.ParseIP(e) != nil:
-			ip := net.ParseIP(e)
+		case ip != nil:
 			bits := 32
 			if ip.To4() == nil {
 				bits = 128

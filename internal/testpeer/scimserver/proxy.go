@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/userimport/user-import-operator/internal/testpeer/tcpproxy"
 )
 
 // Request is a request that passed through a Proxy.
@@ -163,9 +164,6 @@ func (p *Proxy) faultNext(f *faultRule) {
 	p.faults = append(p.faults, f)
 }
 
-// Any matches every request.
-func Any(string, string) bool { return true }
-
 // Method matches requests of one method.
 func Method(m string) func(string, string) bool {
 	return func(method, _ string) bool { return method == m }
@@ -178,12 +176,8 @@ func serveFault(w http.ResponseWriter, r *http.Request, rp http.Handler, f *faul
 		if !ok {
 			panic("scimserver: the proxy cannot hijack the connection")
 		}
-		conn, _, err := hj.Hijack()
-		if err == nil {
-			if tc, ok := conn.(*net.TCPConn); ok {
-				_ = tc.SetLinger(0) // a reset, not a clean close
-			}
-			conn.Close()
+		if conn, _, err := hj.Hijack(); err == nil {
+			tcpproxy.Reset(conn)
 		}
 		return
 	case FaultResetAfter:

@@ -53,12 +53,12 @@ func (p *Proxy) serve(c net.Conn) {
 	down := p.down
 	p.mu.Unlock()
 	if down {
-		reset(c)
+		Reset(c)
 		return
 	}
 	up, err := net.Dial("tcp", p.target)
 	if err != nil {
-		reset(c)
+		Reset(c)
 		return
 	}
 	p.mu.Lock()
@@ -81,7 +81,7 @@ func (p *Proxy) Down() {
 	defer p.mu.Unlock()
 	p.down = true
 	for c := range p.conns {
-		reset(c)
+		Reset(c)
 	}
 }
 
@@ -92,8 +92,9 @@ func (p *Proxy) Up() {
 	p.down = false
 }
 
-// reset closes c with a TCP reset rather than a clean close.
-func reset(c net.Conn) {
+// Reset closes c with a TCP reset rather than a clean close, as a
+// server or load balancer that drops a connection does.
+func Reset(c net.Conn) {
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetLinger(0)
 	}
