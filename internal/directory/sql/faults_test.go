@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"net"
 	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/testpeer/leakcheck"
 	"github.com/userimport/user-import-operator/internal/testpeer/tcpproxy"
 )
 
@@ -51,14 +51,14 @@ func TestConnectionResetsGiveErrorsWithoutValues(t *testing.T) {
 		"create": func() error {
 			values = append(values, "leak.new", "leak.new@example.com")
 			res, err := d.Apply(ctx, []directory.Change{create("leak.new")})
-			return firstError(res, err)
+			return leakcheck.FirstError(res, err)
 		},
 		"update": func() error {
 			u, _ := lookup(t, direct, ids[0])
 			values = append(values, "Changed "+ids[0])
 			res, err := d.Apply(ctx, []directory.Change{{Op: directory.OpUpdate, Identity: ids[0], ID: u.ID,
 				Attributes: directory.Attributes{"givenName": {"Changed " + ids[0]}}}})
-			return firstError(res, err)
+			return leakcheck.FirstError(res, err)
 		},
 	}
 	for name, call := range calls {
@@ -69,23 +69,7 @@ func TestConnectionResetsGiveErrorsWithoutValues(t *testing.T) {
 			if err == nil {
 				t.Fatal("no error although every connection was reset")
 			}
-			for _, v := range values {
-				if strings.Contains(err.Error(), v) {
-					t.Fatalf("%s error quotes %q: %v", name, v, err)
-				}
-			}
+			leakcheck.NoValues(t, name+" error", err.Error(), values)
 		})
 	}
-}
-
-func firstError(res []directory.Result, err error) error {
-	if err != nil {
-		return err
-	}
-	for _, r := range res {
-		if r.Err != nil {
-			return r.Err
-		}
-	}
-	return nil
 }
