@@ -35,15 +35,15 @@ func TestConnectionResetsGiveErrorsWithoutValues(t *testing.T) {
 	if _, err := d.Lookup(ctx, ids[:1], []string{"mail"}); err != nil {
 		t.Fatal(err)
 	}
+	newUser := commonAttributes("leaknew")
+	values = append(values, "leaknew", newUser["mail"][0])
 	calls := map[string]func() error{
 		"lookup": func() error { _, err := d.Lookup(ctx, ids, []string{"mail", "cn"}); return err },
 		"list": func() error {
 			return d.List(ctx, []string{"mail", "cn"}, func(directory.User) error { return nil })
 		},
 		"create": func() error {
-			a := commonAttributes("leaknew")
-			values = append(values, "leaknew", a["mail"][0])
-			res, err := d.Apply(ctx, []directory.Change{create("leaknew", a)})
+			res, err := d.Apply(ctx, []directory.Change{create("leaknew", newUser)})
 			return leakcheck.FirstError(res, err)
 		},
 		"update": func() error {
@@ -52,15 +52,5 @@ func TestConnectionResetsGiveErrorsWithoutValues(t *testing.T) {
 			return leakcheck.FirstError(res, err)
 		},
 	}
-	for name, call := range calls {
-		t.Run(name, func(t *testing.T) {
-			p.Down()
-			defer p.Up()
-			err := call()
-			if err == nil {
-				t.Fatal("no error although every connection was reset")
-			}
-			leakcheck.NoValues(t, name+" error", err.Error(), values)
-		})
-	}
+	leakcheck.EachFails(t, func() func() { p.Down(); return p.Up }, calls, values)
 }

@@ -33,3 +33,21 @@ func FirstError(res []directory.Result, err error) error {
 	}
 	return nil
 }
+
+// EachFails runs each call, in a subtest of its name, with the fault in
+// force (fault makes it and returns what undoes it): each must fail, with
+// an error that quotes none of values.
+func EachFails(t *testing.T, fault func() (undo func()), calls map[string]func() error, values []string) {
+	t.Helper()
+	for name, call := range calls {
+		t.Run(name, func(t *testing.T) {
+			undo := fault()
+			defer undo()
+			err := call()
+			if err == nil {
+				t.Fatal("no error although the fault was in force")
+			}
+			NoValues(t, name+" error", err.Error(), values)
+		})
+	}
+}
