@@ -272,6 +272,17 @@ func workerPreview(imp *uiov1.UserImport, counts uiov1.ChangeCounts, managed int
 	})
 }
 
+// workerPinnedPreview writes a preview as the worker does: for the spec
+// it read, pinned to the sha256 of the file it read.
+func workerPinnedPreview(imp *uiov1.UserImport, counts uiov1.ChangeCounts, sha256 string) {
+	cur := getImport(imp)
+	now := metav1.Now()
+	workerPatch(imp, func(s *uiov1.UserImportStatus) {
+		s.Preview = &uiov1.PreviewStatus{Generation: cur.Generation, Counts: counts,
+			SHA256: sha256, SpecDigest: jobs.SpecDigest(cur.Spec), CompletionTime: &now}
+	})
+}
+
 // workerPod creates the pod of a Job whose worker container ended with
 // exitCode and message, as the kubelet would report it.
 func workerPod(j *batchv1.Job, exitCode int32, message string) {

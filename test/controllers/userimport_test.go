@@ -246,13 +246,7 @@ var _ = Describe("UserImport phases", func() {
 		imp := newImport(ns, "pinned", "corp", uiov1.ActionPreview)
 		expectPhase(imp, uiov1.PhaseCreatingPreview)
 		pj := job(imp, jobs.StagePreview)
-		// The worker pins its preview to the file and the spec it read.
-		cur := getImport(imp)
-		workerPatch(imp, func(s *uiov1.UserImportStatus) {
-			now := metav1.Now()
-			s.Preview = &uiov1.PreviewStatus{Generation: cur.Generation, Counts: uiov1.ChangeCounts{Create: 3},
-				SHA256: strings.Repeat("a", 64), SpecDigest: jobs.SpecDigest(cur.Spec), CompletionTime: &now}
-		})
+		workerPinnedPreview(imp, uiov1.ChangeCounts{Create: 3}, strings.Repeat("a", 64))
 		finishJob(pj, true)
 		expectPhase(imp, uiov1.PhasePreviewReady)
 
@@ -280,12 +274,7 @@ var _ = Describe("UserImport phases", func() {
 			np = job(imp, jobs.StagePreview)
 			g.Expect(np.UID).NotTo(Equal(pj.UID))
 		}, 10*time.Second).Should(Succeed())
-		cur = getImport(imp)
-		workerPatch(imp, func(s *uiov1.UserImportStatus) {
-			now := metav1.Now()
-			s.Preview = &uiov1.PreviewStatus{Generation: cur.Generation, Counts: uiov1.ChangeCounts{Create: 4},
-				SHA256: strings.Repeat("b", 64), SpecDigest: jobs.SpecDigest(cur.Spec), CompletionTime: &now}
-		})
+		workerPinnedPreview(imp, uiov1.ChangeCounts{Create: 4}, strings.Repeat("b", 64))
 		finishJob(np, true)
 		got = expectPhase(imp, uiov1.PhasePreviewReady)
 		Expect(condition(got, uiov1.ConditionStalled)).NotTo(BeNil())
