@@ -17,7 +17,6 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory/open"
-	"github.com/userimport/user-import-operator/internal/engine"
 	"github.com/userimport/user-import-operator/internal/jobs"
 	"github.com/userimport/user-import-operator/internal/source"
 	"github.com/userimport/user-import-operator/internal/testenv"
@@ -123,22 +122,4 @@ func TestImportRefusesAFileOtherThanItsPreviews(t *testing.T) {
 		t.Fatalf("%d users, want 100", n)
 	}
 
-	// Once rows are written, the checkpoint pins the file: a change is a
-	// failure to resume, never "nothing was written".
-	g := newFixture(t, c, "pinned-resumed")
-	writeCSV(t, g.csvPath, 300)
-	if _, err := g.run(ctx, t, jobs.StagePreview, g.sink()); err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	_, _ = g.run(runCtx, t, jobs.StageImport, &cancelAfter{APISink: g.sink(), checkpoints: 1, cancel: cancel})
-	cancel()
-	if g.get(t).Status.Progress.Checkpoint == nil {
-		t.Fatal("no checkpoint recorded")
-	}
-	writeCSV(t, g.csvPath, 301)
-	_, err = g.run(ctx, t, jobs.StageImport, g.sink())
-	if !errors.Is(err, engine.ErrSourceChanged) || errors.As(err, &sc) {
-		t.Fatalf("resumed import of a changed file: %v, want ErrSourceChanged", err)
-	}
 }

@@ -244,21 +244,31 @@ func TestWorkerReportsToTheUserImport(t *testing.T) {
 		}
 	})
 
-	t.Run("a checkpoint of another file is not resumed", func(t *testing.T) {
-		f := newFixture(t, c, "hr-changed")
-		writeCSV(t, f.csvPath, 300)
-		runCtx, cancel := context.WithCancel(ctx)
-		_, _ = f.run(runCtx, t, jobs.StageImport, &cancelAfter{APISink: f.sink(), checkpoints: 1, cancel: cancel})
-		cancel()
-		if f.get(t).Status.Progress.Checkpoint == nil {
-			t.Fatal("no checkpoint recorded")
-		}
-		writeCSV(t, f.csvPath, 301)
-		_, err := f.run(ctx, t, jobs.StageImport, f.sink())
-		if !errors.Is(err, engine.ErrSourceChanged) {
-			t.Fatalf("got %v, want ErrSourceChanged", err)
-		}
-	})
+	// Once rows are written, the checkpoint pins the file, also after a
+	// preview: a change is a failure to resume, never "nothing was written".
+	for _, previewed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("a checkpoint of another file is not resumed (previewed %v)", previewed), func(t *testing.T) {
+			f := newFixture(t, c, fmt.Sprintf("hr-changed-%v", previewed))
+			writeCSV(t, f.csvPath, 300)
+			if previewed {
+				if _, err := f.run(ctx, t, jobs.StagePreview, f.sink()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			runCtx, cancel := context.WithCancel(ctx)
+			_, _ = f.run(runCtx, t, jobs.StageImport, &cancelAfter{APISink: f.sink(), checkpoints: 1, cancel: cancel})
+			cancel()
+			if f.get(t).Status.Progress.Checkpoint == nil {
+				t.Fatal("no checkpoint recorded")
+			}
+			writeCSV(t, f.csvPath, 301)
+			_, err := f.run(ctx, t, jobs.StageImport, f.sink())
+			var sc *jobs.SourceChangedError
+			if !errors.Is(err, engine.ErrSourceChanged) || errors.As(err, &sc) {
+				t.Fatalf("got %v, want ErrSourceChanged", err)
+			}
+		})
+	}
 }
 
 // stopAfterApplies cancels the run once a number of batches were written,
