@@ -233,6 +233,9 @@ func runWorkerFromFile(ctx context.Context, lr localRun) error {
 	if err != nil {
 		return exitStatus{code: exitFailed, err: err}
 	}
+	if lr.stage == jobs.StagePreview {
+		fmt.Printf("to import exactly this file: --expect-sha256 %s\n", out.Result.SHA256)
+	}
 	if out.SafetyStop != nil {
 		return exitStatus{code: exitSafety, err: errors.New("stopped by the safety threshold: " + out.SafetyStop.Sentence(imp.Spec))}
 	}

@@ -67,10 +67,6 @@ func (s *ConsoleSink) Preview(_ context.Context, _ *v1alpha1.UserImport, res eng
 	c := res.Counts
 	fmt.Fprintf(s.Out, "preview: rows %d  create %d  update %d  unchanged %d  deactivate %d  delete %d  errors %d  (managed users %d)\n",
 		c.Rows, c.Created, c.Updated, c.Unchanged, c.Deactivated, c.Deleted, c.Failed, res.ManagedUsers)
-	if !res.SafetyStop {
-		// The safety stop's sentence is the worker's closing message.
-		fmt.Fprintf(s.Out, "to import exactly this file: --expect-sha256 %s\n", res.SHA256)
-	}
 	return nil
 }
 
