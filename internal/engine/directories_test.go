@@ -300,10 +300,13 @@ func TestPeersResumeAfterInterruptions(t *testing.T) {
 			}()
 			for s := range uint64(2) {
 				r := rand.New(rand.NewPCG(s, 23))
-				// At least 120 rows: with concurrent batches the number of
-				// checkpoints before a cancel takes effect varies, and a
-				// short file could finish after two interruptions.
-				users, content := peerScenario(r, max(p.users, 120))
+				// Hundreds of rows (fewer for the slow SCIM server): the
+				// batches the workers hold when a cancel comes are still
+				// written and committed, and so are the later batches
+				// done by then, so an interruption moves the checkpoint
+				// by a varying number of batches, and a short file could
+				// finish after a few interruptions.
+				users, content := peerScenario(r, max(5*p.users, 200))
 				cfg := peerConfig(r, p, peerOptions(p.identity, p.marker, true), []int{1, 3}[s])
 				cfg.BatchSize = 1 + r.IntN(3) // many checkpoints
 				cfg.ProgressInterval = 0

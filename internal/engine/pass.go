@@ -165,11 +165,21 @@ func (p *pass) pipeline(ctx context.Context, produce func(context.Context, func(
 	// the batches held in memory.
 	slots := make(chan struct{}, window(conc))
 
+	// A batch a worker holds is finished even when the pass stops (a
+	// SIGTERM, an error): what it writes is then committed, so the next
+	// run replays nothing written and a later batch is never written
+	// while an earlier one is given up. The drain has a bound, within the
+	// time a pod is given to stop.
+	held, stopHeld := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopHeld()
+	stopDrain := context.AfterFunc(ctx, func() { time.AfterFunc(drainGrace, stopHeld) })
+	defer stopDrain()
+
 	var wg sync.WaitGroup
 	for range conc {
 		wg.Go(func() {
 			for b := range jobs {
-				p.work(ctx, b)
+				p.work(held, b)
 				done <- b
 			}
 		})
@@ -201,6 +211,10 @@ func (p *pass) pipeline(ctx context.Context, produce func(context.Context, func(
 	}
 	return perr
 }
+
+// drainGrace bounds the time the workers go on with the batches they hold
+// after a pass stops.
+const drainGrace = 10 * time.Second
 
 // window is how many batches may be between planning and commit with
 // conc workers.
@@ -662,10 +676,6 @@ func (p *pass) produceDeprovision(send func(*batch) error) error {
 
 // work looks up, plans the rest of and applies one batch.
 func (p *pass) work(ctx context.Context, b *batch) {
-	if err := context.Cause(ctx); err != nil {
-		b.err = err
-		return
-	}
 	if len(b.pending) > 0 {
 		if b.err = p.resolve(ctx, b); b.err != nil {
 			return
