@@ -15,11 +15,14 @@
 // (a csvread.Arena): the values a change keeps are copied out of it, so
 // the rows of unchanged users allocate next to nothing. Changes are grouped into batches of BatchSize
 // (and at most max(BatchSize, 1024) rows, so that stretches of unchanged
-// rows still move the checkpoint); up to Concurrency batches are in
-// flight, each looked up (delta mode) and applied by a worker. A
-// committer takes completed batches strictly in file order: only then are
-// their counts added, their row errors reported and the checkpoint moved
-// past them. Counts and checkpoint therefore always describe a prefix of
+// rows still move the checkpoint); Concurrency workers each look up
+// (delta mode) and apply one batch at a time, and a few times as many
+// batches may wait between planning and commit, so that one slow request
+// does not hold the others up. A committer takes completed batches
+// strictly in file order: only then are their counts added, their row
+// errors reported and the checkpoint moved past them. When the import
+// stops, the workers finish the batches they hold (for a bounded time),
+// so that what was written is committed. Counts and checkpoint therefore always describe a prefix of
 // the file, whatever order the directory answered in, and the result does
 // not depend on timing.
 //
@@ -57,9 +60,9 @@
 // rows before the checkpoint again without writing or looking anything up,
 // to rebuild the seen flags and identity sets, and writes from the
 // checkpoint on, counting on from the checkpoint's counts. Rows after the
-// checkpoint may have been written already by batches that were in flight
-// when the import stopped; writing them again is harmless because
-// providers upsert by identity. A checkpoint in the Deprovision stage
+// checkpoint may have been written already (by batches done after a
+// slower one that did not finish, or by a run killed outright); writing
+// them again is harmless because providers upsert by identity. A checkpoint in the Deprovision stage
 // replays the whole file and deprovisions the users still missing.
 //
 // # Errors
