@@ -59,7 +59,7 @@ func (run *scheduleRun) owns(imp *v1alpha1.UserImport) bool {
 // scheduledAt is the time of the import's run: its annotation, else its
 // creation.
 func scheduledAt(imp *v1alpha1.UserImport) time.Time {
-	if v, ok := imp.Annotations[ScheduledAtAnnotation]; ok {
+	if v, ok := imp.Annotations[v1alpha1.ScheduledAtAnnotation]; ok {
 		if t, err := time.Parse(time.RFC3339, v); err == nil {
 			return t
 		}
@@ -158,7 +158,7 @@ func (run *scheduleRun) trimHistory(ctx context.Context) error {
 		run.children = slices.DeleteFunc(run.children, func(imp v1alpha1.UserImport) bool {
 			return slices.Contains(deleted, imp.Name)
 		})
-		run.record(corev1.EventTypeNormal, ReasonHistoryDeleted, "Delete", nil, "deleted %d imports beyond the history limits: %v", len(deleted), deleted)
+		run.record(corev1.EventTypeNormal, v1alpha1.ReasonHistoryDeleted, "Delete", nil, "deleted %d imports beyond the history limits: %v", len(deleted), deleted)
 	}
 	return nil
 }
@@ -185,12 +185,12 @@ func buildChild(sched *v1alpha1.ImportSchedule, name string, t time.Time) *v1alp
 	if labels == nil {
 		labels = map[string]string{}
 	}
-	labels[ScheduleLabel] = schedule.LabelValue(sched.Name)
+	labels[v1alpha1.ScheduleLabel] = schedule.LabelValue(sched.Name)
 	annotations := maps.Clone(tmpl.Metadata.Annotations)
 	if annotations == nil {
 		annotations = map[string]string{}
 	}
-	annotations[ScheduledAtAnnotation] = t.UTC().Format(time.RFC3339)
+	annotations[v1alpha1.ScheduledAtAnnotation] = t.UTC().Format(time.RFC3339)
 	return &v1alpha1.UserImport{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        name,
@@ -246,7 +246,7 @@ func (run *scheduleRun) cancel(ctx context.Context, imp *v1alpha1.UserImport) er
 	case err != nil:
 		return fmt.Errorf("cancelling UserImport %s: %w", imp.Name, err)
 	}
-	run.record(corev1.EventTypeNormal, ReasonReplacing, "Cancel", imp,
+	run.record(corev1.EventTypeNormal, v1alpha1.ReasonReplacing, "Cancel", imp,
 		"concurrencyPolicy Replace: cancelling UserImport %s (%s) to start the next run", imp.Name, phaseOf(imp))
 	return nil
 }

@@ -2,16 +2,15 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -24,37 +23,6 @@ import (
 	"github.com/userimport/user-import-operator/internal/schedule"
 )
 
-// Labels and annotations of ImportSchedules and the imports they create.
-const (
-	// ScheduleLabel names, on an import, the schedule that created it
-	// (schedule.LabelValue of its name).
-	ScheduleLabel = "userimport.dev/schedule"
-	// ScheduledAtAnnotation holds, on an import, the time (RFC 3339, UTC)
-	// its run was scheduled for; for a run-now import, when it was asked.
-	ScheduledAtAnnotation = "userimport.dev/scheduled-at"
-	// RunNowAnnotation on a schedule starts a run now whenever its value
-	// changes; any value will do, a timestamp is the custom.
-	RunNowAnnotation = "userimport.dev/run-now"
-)
-
-// Reasons of ImportSchedule conditions and Events.
-const (
-	ReasonScheduled       = "Scheduled"
-	ReasonSuspended       = "Suspended"
-	ReasonInvalidSchedule = "InvalidSchedule"
-	ReasonNeverFires      = "NeverFires"
-	ReasonReconcileError  = "ReconcileError"
-	ReasonRunStarted      = "RunStarted"
-	ReasonRunNow          = "RunNow"
-	ReasonRunSkipped      = "RunSkipped"
-	ReasonMissedRuns      = "MissedRuns"
-	// ReasonClockChange: a run stands for a time the clock skipped.
-	ReasonClockChange    = "ClockChange"
-	ReasonReplacing      = "Replacing"
-	ReasonSourceCheck    = "SourceCheckFailed"
-	ReasonHistoryDeleted = "HistoryDeleted"
-)
-
 // scheduleOwnerIndex indexes UserImports by the name of the ImportSchedule
 // that controls them.
 const scheduleOwnerIndex = ".metadata.controller.importschedule"
@@ -63,17 +31,6 @@ const scheduleOwnerIndex = ".metadata.controller.importschedule"
 // reconcile that follows finds the run due rather than a few
 // microseconds early.
 const requeueMargin = 100 * time.Millisecond
-
-// Clock tells the time; tests set it.
-type Clock interface {
-	Now() time.Time
-}
-
-// RealClock is the clock of the machine.
-type RealClock struct{}
-
-// Now implements Clock.
-func (RealClock) Now() time.Time { return time.Now() }
 
 // ImportScheduleReconciler creates a UserImport from an ImportSchedule's
 // template at each scheduled time, as the CronJob controller creates Jobs.
@@ -84,8 +41,7 @@ type ImportScheduleReconciler struct {
 	// ConfigMap and Secret of the cluster.
 	APIReader client.Reader
 	Recorder  events.EventRecorder
-	// Clock is the time; RealClock when nil.
-	Clock Clock
+	Clock     clock.PassiveClock
 	// HTTPClient, when set, makes the HEAD requests of skipIfUnchanged
 	// (tests); otherwise a client per source honours its caBundle.
 	HTTPClient *http.Client
@@ -106,6 +62,7 @@ func NewImportScheduleReconciler(mgr ctrl.Manager) *ImportScheduleReconciler {
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("importschedule-controller"),
+		Clock:     clock.RealClock{},
 	}
 }
 
@@ -136,28 +93,13 @@ func (r *ImportScheduleReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
-func (r *ImportScheduleReconciler) now() time.Time {
-	if r.Clock != nil {
-		return r.Clock.Now()
-	}
-	return time.Now()
-}
-
-// scheduleEvent is an Event to emit once the status that goes with it is
-// written: a reconcile whose status patch fails is repeated, and must not
-// tell the same story twice.
-type scheduleEvent struct {
-	eventType, reason, action, note string
-	related                         runtime.Object
-}
-
 // scheduleRun is one reconcile of one schedule.
 type scheduleRun struct {
 	*ImportScheduleReconciler
 	sched    *v1alpha1.ImportSchedule
 	now      time.Time
 	children []v1alpha1.UserImport
-	events   []scheduleEvent
+	status   *statusPatch
 }
 
 // record emits an Event about something done in the API (an import
@@ -170,11 +112,11 @@ func (run *scheduleRun) record(eventType, reason, action string, related runtime
 // event queues an Event about a decision kept only in the status (a run
 // skipped or missed): it goes out once that status is written.
 func (run *scheduleRun) event(eventType, reason, action string, related runtime.Object, format string, args ...any) {
-	run.events = append(run.events, scheduleEvent{eventType, reason, action, fmt.Sprintf(format, args...), related})
+	run.status.event(eventType, reason, action, related, fmt.Sprintf(format, args...))
 }
 
 // Reconcile implements reconcile.Reconciler.
-func (r *ImportScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+func (r *ImportScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	sched := &v1alpha1.ImportSchedule{}
 	if err := r.Client.Get(ctx, req.NamespacedName, sched); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -182,28 +124,13 @@ func (r *ImportScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	if !sched.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil // the garbage collector deletes the imports
 	}
-	run := &scheduleRun{ImportScheduleReconciler: r, sched: sched, now: r.now()}
-	orig := sched.DeepCopy()
-	defer func() {
-		if retErr != nil {
-			conditions.SetKStatus(&sched.Status.Conditions, sched.Generation, conditions.KindFailing, ReasonReconcileError, retErr.Error())
-		}
-		if !equality.Semantic.DeepEqual(orig.Status, sched.Status) {
-			// The optimistic lock turns a reconcile of a stale copy (the
-			// cache behind our own last write) into a conflict and a retry,
-			// instead of a second decision on the same run.
-			patch := client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})
-			if err := r.Client.Status().Patch(ctx, sched, patch); err != nil {
-				retErr = errors.Join(retErr, fmt.Errorf("patching status: %w", err))
-				result = ctrl.Result{}
-				return
-			}
-		}
-		for _, e := range run.events {
-			r.Recorder.Eventf(sched, e.related, e.eventType, e.reason, e.action, "%s", e.note)
-		}
-	}()
-	return run.reconcile(ctx)
+	run := &scheduleRun{ImportScheduleReconciler: r, sched: sched, now: r.Clock.Now(),
+		status: newStatusPatch(r.Client, r.Recorder, sched)}
+	result, err := run.reconcile(ctx)
+	if err := run.status.finish(ctx, err); err != nil {
+		return ctrl.Result{}, err
+	}
+	return result, nil
 }
 
 func (run *scheduleRun) reconcile(ctx context.Context) (ctrl.Result, error) {
@@ -223,7 +150,7 @@ func (run *scheduleRun) reconcile(ctx context.Context) (ctrl.Result, error) {
 		// older CRD, a zone missing here) waits for an edit: no requeue.
 		sched.Status.NextScheduleTime = nil
 		sched.Status.ObservedGeneration = sched.Generation
-		conditions.SetKStatus(&sched.Status.Conditions, sched.Generation, conditions.KindStalled, ReasonInvalidSchedule, err.Error())
+		conditions.Set(&sched.Status.Conditions, sched.Generation, conditions.Stalled, v1alpha1.ReasonInvalidSchedule, err.Error())
 		return ctrl.Result{}, nil
 	}
 
@@ -237,7 +164,7 @@ func (run *scheduleRun) reconcile(ctx context.Context) (ctrl.Result, error) {
 	if from.IsZero() {
 		sched.Status.NextScheduleTime = nil
 		sched.Status.ObservedGeneration = sched.Generation
-		conditions.SetKStatus(&sched.Status.Conditions, sched.Generation, conditions.KindStalled, ReasonNeverFires,
+		conditions.Set(&sched.Status.Conditions, sched.Generation, conditions.Stalled, v1alpha1.ReasonNeverFires,
 			fmt.Sprintf("spec.schedule %q has no run in the next five years", sched.Spec.Schedule))
 		return ctrl.Result{}, nil
 	}
@@ -248,7 +175,7 @@ func (run *scheduleRun) reconcile(ctx context.Context) (ctrl.Result, error) {
 		// decided on, and the window of missed runs starts there when the
 		// schedule is resumed.
 		sched.Status.ObservedGeneration = sched.Generation
-		conditions.SetKStatus(&sched.Status.Conditions, sched.Generation, conditions.KindReady, ReasonSuspended,
+		conditions.Set(&sched.Status.Conditions, sched.Generation, conditions.Ready, v1alpha1.ReasonSuspended,
 			"suspended: no new runs; imports already started go on")
 		return ctrl.Result{}, nil
 	}
@@ -260,12 +187,12 @@ func (run *scheduleRun) reconcile(ctx context.Context) (ctrl.Result, error) {
 	sched.Status.ObservedGeneration = sched.Generation
 	if next.IsZero() {
 		sched.Status.NextScheduleTime = nil
-		conditions.SetKStatus(&sched.Status.Conditions, sched.Generation, conditions.KindStalled, ReasonNeverFires,
+		conditions.Set(&sched.Status.Conditions, sched.Generation, conditions.Stalled, v1alpha1.ReasonNeverFires,
 			fmt.Sprintf("spec.schedule %q has no run after %s", sched.Spec.Schedule, run.now.Format(time.RFC3339)))
 		return ctrl.Result{}, nil
 	}
 	sched.Status.NextScheduleTime = &metav1.Time{Time: next}
-	conditions.SetKStatus(&sched.Status.Conditions, sched.Generation, conditions.KindReady, ReasonScheduled,
+	conditions.Set(&sched.Status.Conditions, sched.Generation, conditions.Ready, v1alpha1.ReasonScheduled,
 		"next run at "+next.In(sch.Location()).Format(time.RFC3339))
 	return ctrl.Result{RequeueAfter: next.Sub(run.now) + requeueMargin}, nil
 }
@@ -308,7 +235,7 @@ func (run *scheduleRun) runDue(ctx context.Context, sch *schedule.Schedule, from
 	if !late {
 		if w, ok := sch.ShiftedFrom(due.Latest); ok {
 			loc := sch.Location()
-			run.event(corev1.EventTypeNormal, ReasonClockChange, "Schedule", nil,
+			run.event(corev1.EventTypeNormal, v1alpha1.ReasonClockChange, "Schedule", nil,
 				"%s does not exist on %s in %s (the clock jumps forward); its run is the one at %s",
 				w.Format("15:04"), w.Format("2006-01-02"), loc, due.Latest.In(loc).Format("15:04 MST"))
 		}
@@ -321,15 +248,15 @@ func (run *scheduleRun) runDue(ctx context.Context, sch *schedule.Schedule, from
 		loc := sch.Location()
 		switch {
 		case late && missed == 1:
-			run.event(corev1.EventTypeWarning, ReasonMissedRuns, "Schedule", nil,
+			run.event(corev1.EventTypeWarning, v1alpha1.ReasonMissedRuns, "Schedule", nil,
 				"the run scheduled at %s was missed: it could not start within startingDeadlineSeconds (%ds)",
 				due.Latest.In(loc).Format(time.RFC3339), *sched.Spec.StartingDeadlineSeconds)
 		case late:
-			run.event(corev1.EventTypeWarning, ReasonMissedRuns, "Schedule", nil,
+			run.event(corev1.EventTypeWarning, v1alpha1.ReasonMissedRuns, "Schedule", nil,
 				"%d runs were missed, the last scheduled at %s: none could start within startingDeadlineSeconds (%ds)",
 				missed, due.Latest.In(loc).Format(time.RFC3339), *sched.Spec.StartingDeadlineSeconds)
 		default:
-			run.event(corev1.EventTypeWarning, ReasonMissedRuns, "Schedule", nil,
+			run.event(corev1.EventTypeWarning, v1alpha1.ReasonMissedRuns, "Schedule", nil,
 				"%d runs were missed between %s and %s; only the last one, scheduled at %s, was started",
 				missed, from.In(loc).Format(time.RFC3339), run.now.In(loc).Format(time.RFC3339), due.Latest.In(loc).Format(time.RFC3339))
 		}
@@ -368,7 +295,7 @@ func (run *scheduleRun) startScheduled(ctx context.Context, t time.Time) error {
 		switch {
 		case err != nil:
 			// Not knowing is no reason to skip: the run goes ahead.
-			run.event(corev1.EventTypeWarning, ReasonSourceCheck, "Schedule", nil, "skipIfUnchanged: %v; the run goes ahead", err)
+			run.event(corev1.EventTypeWarning, v1alpha1.ReasonSourceCheckFailed, "Schedule", nil, "skipIfUnchanged: %v; the run goes ahead", err)
 		case unchanged:
 			run.skip("skipIfUnchanged: " + why)
 			return nil
@@ -389,7 +316,7 @@ func (run *scheduleRun) startScheduled(ctx context.Context, t time.Time) error {
 	if !created {
 		return nil
 	}
-	run.record(corev1.EventTypeNormal, ReasonRunStarted, "Create", imp, "created UserImport %s for the run scheduled at %s",
+	run.record(corev1.EventTypeNormal, v1alpha1.ReasonRunStarted, "Create", imp, "created UserImport %s for the run scheduled at %s",
 		imp.Name, t.UTC().Format(time.RFC3339))
 	return nil
 }
@@ -401,7 +328,7 @@ func (run *scheduleRun) recordStart(t time.Time) {
 func (run *scheduleRun) skip(reason string) {
 	run.sched.Status.SkippedRuns++
 	run.sched.Status.LastSkipReason = conditions.Bound(reason)
-	run.event(corev1.EventTypeNormal, ReasonRunSkipped, "Schedule", nil, "run skipped: %s", reason)
+	run.event(corev1.EventTypeNormal, v1alpha1.ReasonRunSkipped, "Schedule", nil, "run skipped: %s", reason)
 }
 
 // runNow starts a run when the run-now annotation holds a value not yet
@@ -410,7 +337,7 @@ func (run *scheduleRun) skip(reason string) {
 // --from=cronjob/...`.
 func (run *scheduleRun) runNow(ctx context.Context) error {
 	sched := run.sched
-	token := sched.Annotations[RunNowAnnotation]
+	token := sched.Annotations[v1alpha1.RunNowAnnotation]
 	if token == "" || token == sched.Status.LastRunNowToken {
 		return nil
 	}
@@ -425,8 +352,8 @@ func (run *scheduleRun) runNow(ctx context.Context) error {
 			return err
 		}
 		if created {
-			run.record(corev1.EventTypeNormal, ReasonRunNow, "Create", imp, "created UserImport %s: run now (%s=%s)",
-				imp.Name, RunNowAnnotation, conditions.Bound(token))
+			run.record(corev1.EventTypeNormal, v1alpha1.ReasonRunNow, "Create", imp, "created UserImport %s: run now (%s=%s)",
+				imp.Name, v1alpha1.RunNowAnnotation, conditions.Bound(token))
 		}
 	}
 	sched.Status.LastRunNowToken = token

@@ -7,11 +7,10 @@ import (
 	"fmt"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/kube"
 	"github.com/userimport/user-import-operator/internal/source"
 )
 
@@ -56,7 +55,7 @@ func (run *scheduleRun) sourceUnchanged(ctx context.Context) (bool, string, erro
 		}
 		hctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
-		info, err := source.Head(hctx, src.HTTP, source.Options{HTTPClient: run.HTTPClient, Secrets: run.secretKey})
+		info, err := source.Head(hctx, src.HTTP, source.Options{HTTPClient: run.HTTPClient, Secrets: run.secrets()})
 		if err != nil {
 			return false, "", err
 		}
@@ -98,31 +97,12 @@ func (run *scheduleRun) lastCompleted() *v1alpha1.UserImport {
 // schedule's namespace.
 func (run *scheduleRun) keyContent(ctx context.Context, src v1alpha1.ImportSource) ([]byte, error) {
 	if src.Secret != nil {
-		return run.secretKey(ctx, src.Secret.Name, src.Secret.Key)
+		return run.secrets()(ctx, src.Secret.Name, src.Secret.Key)
 	}
-	cm := &corev1.ConfigMap{}
-	ref := src.ConfigMap
-	if err := run.APIReader.Get(ctx, types.NamespacedName{Namespace: run.sched.Namespace, Name: ref.Name}, cm); err != nil {
-		return nil, fmt.Errorf("source.configMap %s: %w", ref.Name, err)
-	}
-	if v, ok := cm.Data[ref.Key]; ok {
-		return []byte(v), nil
-	}
-	if v, ok := cm.BinaryData[ref.Key]; ok {
-		return v, nil
-	}
-	return nil, fmt.Errorf("source.configMap %s has no key %s", ref.Name, ref.Key)
+	return kube.ConfigMaps(run.APIReader, run.sched.Namespace)(ctx, src.ConfigMap.Name, src.ConfigMap.Key)
 }
 
-// secretKey reads one key of a Secret in the schedule's namespace.
-func (run *scheduleRun) secretKey(ctx context.Context, name, key string) ([]byte, error) {
-	s := &corev1.Secret{}
-	if err := run.APIReader.Get(ctx, types.NamespacedName{Namespace: run.sched.Namespace, Name: name}, s); err != nil {
-		return nil, fmt.Errorf("Secret %s: %w", name, err)
-	}
-	v, ok := s.Data[key]
-	if !ok {
-		return nil, fmt.Errorf("Secret %s has no key %s", name, key)
-	}
-	return v, nil
+// secrets reads keys of the Secrets of the schedule's namespace.
+func (run *scheduleRun) secrets() kube.KeyReader {
+	return kube.Secrets(run.APIReader, run.sched.Namespace)
 }

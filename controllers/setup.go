@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -95,6 +96,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		RetryInterval: o.DirectoryRetryInterval,
 		CheckTimeout:  30 * time.Second,
 		AllowedHosts:  o.AllowedHosts,
+		Clock:         clock.RealClock{},
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
@@ -105,6 +107,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Executor:     exec,
 		Metrics:      metrics.NewTracker(),
 		PollInterval: o.PollInterval,
+		Clock:        clock.RealClock{},
 	}).SetupWithManager(mgr, runEnded); err != nil {
 		return err
 	}

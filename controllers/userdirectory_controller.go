@@ -7,11 +7,11 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -23,6 +23,7 @@ import (
 	"github.com/userimport/user-import-operator/internal/directory"
 	"github.com/userimport/user-import-operator/internal/directory/open"
 	"github.com/userimport/user-import-operator/internal/egress"
+	"github.com/userimport/user-import-operator/internal/kube"
 	"github.com/userimport/user-import-operator/internal/metrics"
 )
 
@@ -44,19 +45,11 @@ type UserDirectoryReconciler struct {
 	// AllowedHosts restricts the hosts a check connects to; nil allows
 	// every host.
 	AllowedHosts *egress.Policy
-	// Now is the clock; time.Now when nil.
-	Now func() time.Time
-}
-
-func (r *UserDirectoryReconciler) now() time.Time {
-	if r.Now != nil {
-		return r.Now()
-	}
-	return time.Now()
+	Clock        clock.PassiveClock
 }
 
 // Reconcile implements reconcile.Reconciler.
-func (r *UserDirectoryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+func (r *UserDirectoryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	dir := &v1alpha1.UserDirectory{}
 	if err := r.Client.Get(ctx, req.NamespacedName, dir); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -65,24 +58,20 @@ func (r *UserDirectoryReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		}
 		return ctrl.Result{}, err
 	}
-	orig := dir.DeepCopy()
-	defer func() {
-		if equality.Semantic.DeepEqual(orig.Status, dir.Status) {
-			return
-		}
-		patch := client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})
-		if err := r.Client.Status().Patch(ctx, dir, patch); err != nil {
-			retErr = errors.Join(retErr, fmt.Errorf("patching status: %w", err))
-			return
-		}
-		r.emitReadyChange(orig, dir)
-	}()
-
+	status := newStatusPatch(r.Client, r.Recorder, dir)
 	dir.Status.Type = open.Type(dir.Spec)
-	if err := r.reconcileQueue(ctx, dir); err != nil {
+	var result ctrl.Result
+	err := r.reconcileQueue(ctx, dir)
+	if err == nil {
+		result = r.reconcileCheck(ctx, dir)
+	}
+	if e := readyChange(status.orig.(*v1alpha1.UserDirectory), dir); e != nil {
+		status.event(e.eventType, e.reason, e.action, nil, e.note)
+	}
+	if err := status.finish(ctx, err); err != nil {
 		return ctrl.Result{}, err
 	}
-	return r.reconcileCheck(ctx, dir), nil
+	return result, nil
 }
 
 // reconcileQueue shows the import writing to the directory and the ones
@@ -111,32 +100,32 @@ func (r *UserDirectoryReconciler) reconcileCheck(ctx context.Context, dir *v1alp
 	if ready == nil || ready.Status != metav1.ConditionTrue {
 		interval = r.RetryInterval
 	}
-	if ready != nil && ready.Reason == directory.ReasonInvalidConfig && dir.Status.ObservedGeneration == dir.Generation {
+	if ready != nil && ready.Reason == v1alpha1.ReasonInvalidConfig && dir.Status.ObservedGeneration == dir.Generation {
 		// Stalled on the spec: only an edit helps.
 		return ctrl.Result{}
 	}
 	if dir.Status.ObservedGeneration == dir.Generation && dir.Status.LastCheckTime != nil {
-		if wait := dir.Status.LastCheckTime.Add(interval).Sub(r.now()); wait > 0 {
+		if wait := dir.Status.LastCheckTime.Add(interval).Sub(r.Clock.Now()); wait > 0 {
 			return ctrl.Result{RequeueAfter: wait}
 		}
 	}
 
 	cctx, cancel := context.WithTimeout(ctx, r.CheckTimeout)
 	defer cancel()
-	caps, err := checkDirectory(cctx, dir, r.secretGetter(dir.Namespace), r.AllowedHosts)
-	t := metav1.NewTime(r.now())
+	caps, err := checkDirectory(cctx, dir, kube.Secrets(r.APIReader, dir.Namespace), r.AllowedHosts)
+	t := metav1.NewTime(r.Clock.Now())
 	dir.Status.LastCheckTime = &t
 	dir.Status.ObservedGeneration = dir.Generation
 	if err != nil {
 		reason := directory.ReasonOf(err)
 		if errors.Is(err, context.DeadlineExceeded) {
-			reason = directory.ReasonUnreachable
+			reason = v1alpha1.ReasonUnreachable
 		}
-		if reason == directory.ReasonInvalidConfig {
-			conditions.SetKStatus(&dir.Status.Conditions, dir.Generation, conditions.KindStalled, reason, err.Error())
+		if reason == v1alpha1.ReasonInvalidConfig {
+			conditions.Set(&dir.Status.Conditions, dir.Generation, conditions.Stalled, reason, err.Error())
 			return ctrl.Result{}
 		}
-		conditions.SetKStatus(&dir.Status.Conditions, dir.Generation, conditions.KindFailing, reason, err.Error())
+		conditions.Set(&dir.Status.Conditions, dir.Generation, conditions.Failing, reason, err.Error())
 		return ctrl.Result{RequeueAfter: r.RetryInterval}
 	}
 	dir.Status.Capabilities = &v1alpha1.DirectoryCapabilities{
@@ -147,21 +136,21 @@ func (r *UserDirectoryReconciler) reconcileCheck(ctx context.Context, dir *v1alp
 		Filter:              caps.Filter,
 		PagedSearch:         caps.PagedSearch,
 	}
-	conditions.SetKStatus(&dir.Status.Conditions, dir.Generation, conditions.KindReady, conditions.ReasonConnected,
+	conditions.Set(&dir.Status.Conditions, dir.Generation, conditions.Ready, v1alpha1.ReasonConnected,
 		fmt.Sprintf("the %s directory answers and accepts the credentials", dir.Status.Type))
 	return ctrl.Result{RequeueAfter: r.CheckInterval}
 }
 
 // checkDirectory opens the provider of dir and checks that it answers.
 // The provider retries little: the controller checks again later anyway.
-func checkDirectory(ctx context.Context, dir *v1alpha1.UserDirectory, secrets directory.SecretGetter, allowed *egress.Policy) (directory.Capabilities, error) {
+func checkDirectory(ctx context.Context, dir *v1alpha1.UserDirectory, secrets kube.KeyReader, allowed *egress.Policy) (directory.Capabilities, error) {
 	dsn := func() (string, error) {
 		b, err := secrets(ctx, dir.Spec.SQL.DSN.Name, dir.Spec.SQL.DSN.Key)
 		return string(b), err
 	}
 	if err := allowed.AllowDirectory(dir.Spec, dsn); err != nil {
 		// Nothing is sent: the check says no more than the policy.
-		return directory.Capabilities{}, &directory.Error{Reason: directory.ReasonHostNotAllowed, Err: err}
+		return directory.Capabilities{}, &directory.Error{Reason: v1alpha1.ReasonHostNotAllowed, Err: err}
 	}
 	opts := open.Options(dir.Spec)
 	opts.MaxRetries = 1
@@ -174,39 +163,19 @@ func checkDirectory(ctx context.Context, dir *v1alpha1.UserDirectory, secrets di
 	return d.Check(ctx)
 }
 
-// secretGetter reads keys of Secrets of one namespace, uncached.
-func (r *UserDirectoryReconciler) secretGetter(namespace string) directory.SecretGetter {
-	return func(ctx context.Context, name, key string) ([]byte, error) {
-		var s corev1.Secret
-		if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &s); err != nil {
-			if apierrors.IsNotFound(err) {
-				return nil, &directory.Error{Reason: directory.ReasonSecretNotFound,
-					Err: fmt.Errorf("secret %s not found in namespace %s", name, namespace)}
-			}
-			return nil, fmt.Errorf("reading secret %s: %w", name, err)
-		}
-		v, ok := s.Data[key]
-		if !ok {
-			return nil, &directory.Error{Reason: directory.ReasonSecretNotFound,
-				Err: fmt.Errorf("secret %s has no key %s", name, key)}
-		}
-		return v, nil
-	}
-}
-
-// emitReadyChange records an Event when Ready changes status or reason,
-// not at every periodic check.
-func (r *UserDirectoryReconciler) emitReadyChange(orig, dir *v1alpha1.UserDirectory) {
+// readyChange is the Event to record when Ready changed status or reason,
+// nil otherwise: not every periodic check makes an Event.
+func readyChange(orig, dir *v1alpha1.UserDirectory) *pendingEvent {
 	before := meta.FindStatusCondition(orig.Status.Conditions, v1alpha1.ConditionReady)
 	after := meta.FindStatusCondition(dir.Status.Conditions, v1alpha1.ConditionReady)
 	if after == nil || (before != nil && before.Status == after.Status && before.Reason == after.Reason) {
-		return
+		return nil
 	}
-	eventType := "Normal"
+	eventType := corev1.EventTypeNormal
 	if after.Status != metav1.ConditionTrue {
-		eventType = "Warning"
+		eventType = corev1.EventTypeWarning
 	}
-	r.Recorder.Eventf(dir, nil, eventType, after.Reason, "Check", "%s", after.Message)
+	return &pendingEvent{eventType: eventType, reason: after.Reason, action: "Check", note: after.Message}
 }
 
 // SetupWithManager registers the reconciler.

@@ -7,11 +7,12 @@ import (
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -44,13 +45,12 @@ type UserImportReconciler struct {
 	// PollInterval is how often a running stage is looked at between
 	// events (progress for the metrics; a missed event).
 	PollInterval time.Duration
-	// Now is the clock; time.Now when nil.
-	Now func() time.Time
+	Clock        clock.PassiveClock
 }
 
 // verdict is the outcome of one step of the state machine.
 type verdict struct {
-	kind    conditions.Kind
+	state   conditions.State
 	reason  string
 	message string
 	// requeueAfter asks to look again after a while (a wait).
@@ -67,24 +67,16 @@ var errStale = errors.New("the import changed while it was reconciled")
 // importRun is the state of one reconcile of one import.
 type importRun struct {
 	*UserImportReconciler
-	imp *v1alpha1.UserImport
-	// events to emit once the status patch succeeded.
-	events []pendingEvent
-}
-
-type pendingEvent struct {
-	eventType, reason, note string
+	imp    *v1alpha1.UserImport
+	status *statusPatch
 }
 
 func (r *UserImportReconciler) now() metav1.Time {
-	if r.Now != nil {
-		return metav1.NewTime(r.Now())
-	}
-	return metav1.Now()
+	return metav1.NewTime(r.Clock.Now())
 }
 
 // Reconcile implements reconcile.Reconciler.
-func (r *UserImportReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+func (r *UserImportReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	imp := &v1alpha1.UserImport{}
 	if err := r.APIReader.Get(ctx, req.NamespacedName, imp); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -99,60 +91,26 @@ func (r *UserImportReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{}, r.Executor.Cancel(ctx, imp)
 	}
 
-	run := &importRun{UserImportReconciler: r, imp: imp}
-	orig := imp.DeepCopy()
-	defer func() {
-		if errors.Is(retErr, errStale) {
-			result, retErr = ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
-			return
-		}
-		if err := run.patchStatus(ctx, orig); err != nil {
-			retErr = errors.Join(retErr, err)
-			return
-		}
-		run.emit()
-		r.Metrics.Observe(req.String(), imp.Status.Phase, imp.Status.Progress)
-	}()
-
+	run := &importRun{UserImportReconciler: r, imp: imp, status: newStatusPatch(r.Client, r.Recorder, imp)}
 	v, err := run.reconcile(ctx)
-	if err != nil {
-		if !errors.Is(err, errStale) {
-			conditions.SetKStatus(&imp.Status.Conditions, imp.Generation, conditions.KindProgressing,
-				conditions.ReasonJobError, err.Error())
-			// Retried with backoff; the recorder folds repeats into one
-			// Event with a count.
-			run.event("Warning", conditions.ReasonJobError, err.Error())
-		}
+	if errors.Is(err, errStale) {
+		// Nothing is written: the next reconcile decides on a fresh copy.
+		return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
+	}
+	if err == nil {
+		conditions.Set(&imp.Status.Conditions, imp.Generation, v.state, v.reason, v.message)
+		imp.Status.ObservedGeneration = imp.Generation
+	}
+	if err := run.status.finish(ctx, err); err != nil {
 		return ctrl.Result{}, err
 	}
-	conditions.SetKStatus(&imp.Status.Conditions, imp.Generation, v.kind, v.reason, v.message)
-	imp.Status.ObservedGeneration = imp.Generation
+	r.Metrics.Observe(req.String(), imp.Status.Phase, imp.Status.Progress)
 	return ctrl.Result{RequeueAfter: v.requeueAfter}, nil
 }
 
-// patchStatus writes the difference between orig and the import's status
-// as a merge patch guarded by the resourceVersion read: a status the
-// worker changed in between makes the patch fail and the reconcile run
-// again on a fresh copy.
-func (run *importRun) patchStatus(ctx context.Context, orig *v1alpha1.UserImport) error {
-	if equality.Semantic.DeepEqual(orig.Status, run.imp.Status) {
-		return nil
-	}
-	patch := client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})
-	if err := run.Client.Status().Patch(ctx, run.imp, patch); err != nil {
-		return fmt.Errorf("patching status: %w", err)
-	}
-	return nil
-}
-
-func (run *importRun) emit() {
-	for _, e := range run.events {
-		run.Recorder.Eventf(run.imp, nil, e.eventType, e.reason, "Reconcile", "%s", e.note)
-	}
-}
-
+// event queues an Event about the import.
 func (run *importRun) event(eventType, reason, note string) {
-	run.events = append(run.events, pendingEvent{eventType, reason, conditions.Bound(note)})
+	run.status.event(eventType, reason, "Reconcile", nil, note)
 }
 
 // setPhase moves the import to p and records an Event for the transition.
@@ -172,7 +130,7 @@ func (run *importRun) setPhase(p v1alpha1.ImportPhase) {
 		t := run.now()
 		run.imp.Status.CompletionTime = &t
 	}
-	run.event("Normal", string(p), fmt.Sprintf("phase %s → %s", from, p))
+	run.event(corev1.EventTypeNormal, string(p), fmt.Sprintf("phase %s → %s", from, p))
 }
 
 // reconcile runs the state machine until the phase settles.
@@ -184,7 +142,7 @@ func (run *importRun) reconcile(ctx context.Context) (verdict, error) {
 		}
 	}
 	// The phase keeps moving; look again soon rather than loop forever.
-	return verdict{kind: conditions.KindProgressing, reason: string(run.imp.Status.Phase), requeueAfter: time.Second}, nil
+	return verdict{state: conditions.Progressing, reason: string(run.imp.Status.Phase), requeueAfter: time.Second}, nil
 }
 
 // step makes one move of the state machine.
@@ -209,9 +167,9 @@ func (run *importRun) step(ctx context.Context) (verdict, error) {
 // finalVerdict keeps the conditions a final phase was given.
 func (run *importRun) finalVerdict() verdict {
 	ready := meta.FindStatusCondition(run.imp.Status.Conditions, v1alpha1.ConditionReady)
-	v := verdict{kind: conditions.KindStalled, reason: string(run.imp.Status.Phase), message: "the import ended " + string(run.imp.Status.Phase)}
+	v := verdict{state: conditions.Stalled, reason: string(run.imp.Status.Phase), message: "the import ended " + string(run.imp.Status.Phase)}
 	if run.imp.Status.Phase == v1alpha1.PhaseCompleted {
-		v = verdict{kind: conditions.KindReady, reason: conditions.ReasonSucceeded, message: "import completed: " + progressSummary(run.imp.Status.Progress)}
+		v = verdict{state: conditions.Ready, reason: v1alpha1.ReasonSucceeded, message: "import completed: " + progressSummary(run.imp.Status.Progress)}
 	}
 	if ready != nil {
 		v.reason, v.message = ready.Reason, ready.Message
@@ -233,7 +191,7 @@ func (run *importRun) cancel(ctx context.Context) (verdict, error) {
 	if from == v1alpha1.PhaseImporting {
 		run.observeDuration("cancelled")
 	}
-	return verdict{kind: conditions.KindStalled, reason: conditions.ReasonCancelled, message: msg}, nil
+	return verdict{state: conditions.Stalled, reason: v1alpha1.ReasonCancelled, message: msg}, nil
 }
 
 func orNew(p v1alpha1.ImportPhase) string {
@@ -257,14 +215,14 @@ func previewFresh(imp *v1alpha1.UserImport) bool {
 // sourceChangedBlocked tells whether an import refused for a changed
 // source waits for a person: it holds for the generation it was found at.
 func sourceChangedBlocked(imp *v1alpha1.UserImport) bool {
-	c := meta.FindStatusCondition(imp.Status.Conditions, conditions.SourceChanged)
+	c := meta.FindStatusCondition(imp.Status.Conditions, v1alpha1.ConditionSourceChanged)
 	return c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == imp.Generation
 }
 
 // safetyBlocked tells whether a safety stop waits for approval: it holds
 // for the generation it was found at; an edit (an approval) lifts it.
 func safetyBlocked(imp *v1alpha1.UserImport) bool {
-	c := meta.FindStatusCondition(imp.Status.Conditions, conditions.SafetyThreshold)
+	c := meta.FindStatusCondition(imp.Status.Conditions, v1alpha1.ConditionSafetyThreshold)
 	return c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == imp.Generation
 }
 
@@ -274,19 +232,19 @@ func (run *importRun) idle(ctx context.Context) (verdict, error) {
 	imp := run.imp
 	if imp.Status.Preview != nil && !previewFresh(imp) {
 		imp.Status.Preview = nil
-		run.event("Normal", conditions.ReasonPreviewInvalidated, "the spec changed since the preview; the preview was discarded")
+		run.event(corev1.EventTypeNormal, v1alpha1.ReasonPreviewInvalidated, "the spec changed since the preview; the preview was discarded")
 	}
-	if c := meta.FindStatusCondition(imp.Status.Conditions, conditions.SafetyThreshold); c != nil && !safetyBlocked(imp) {
-		meta.RemoveStatusCondition(&imp.Status.Conditions, conditions.SafetyThreshold)
-		run.event("Normal", "SafetyThresholdCleared", "the spec changed after the safety stop; the import may run again")
+	if c := meta.FindStatusCondition(imp.Status.Conditions, v1alpha1.ConditionSafetyThreshold); c != nil && !safetyBlocked(imp) {
+		meta.RemoveStatusCondition(&imp.Status.Conditions, v1alpha1.ConditionSafetyThreshold)
+		run.event(corev1.EventTypeNormal, v1alpha1.ReasonSafetyThresholdCleared, "the spec changed after the safety stop; the import may run again")
 	}
-	if c := meta.FindStatusCondition(imp.Status.Conditions, conditions.SourceChanged); c != nil && !sourceChangedBlocked(imp) {
-		meta.RemoveStatusCondition(&imp.Status.Conditions, conditions.SourceChanged)
+	if c := meta.FindStatusCondition(imp.Status.Conditions, v1alpha1.ConditionSourceChanged); c != nil && !sourceChangedBlocked(imp) {
+		meta.RemoveStatusCondition(&imp.Status.Conditions, v1alpha1.ConditionSourceChanged)
 	}
 	if imp.Spec.Action == v1alpha1.ActionDraft && imp.Status.Preview != nil {
 		// A draft is edited freely: the preview it had goes.
 		imp.Status.Preview = nil
-		run.event("Normal", conditions.ReasonPreviewInvalidated, "the import went back to Draft; the preview was discarded")
+		run.event(corev1.EventTypeNormal, v1alpha1.ReasonPreviewInvalidated, "the import went back to Draft; the preview was discarded")
 	}
 
 	var target v1alpha1.ImportPhase
@@ -314,19 +272,19 @@ func (run *importRun) idle(ctx context.Context) (verdict, error) {
 
 	switch target {
 	case v1alpha1.PhaseDraft:
-		return verdict{kind: conditions.KindReady, reason: conditions.ReasonDraft,
+		return verdict{state: conditions.Ready, reason: v1alpha1.ReasonDraft,
 			message: "draft: nothing runs until spec.action is Preview or Import"}, nil
 	case v1alpha1.PhasePreviewReady:
 		if sourceChangedBlocked(imp) {
-			return verdict{kind: conditions.KindStalled, reason: conditions.SourceChanged,
+			return verdict{state: conditions.Stalled, reason: v1alpha1.ReasonSourceChanged,
 				message: "the source changed after the preview the import was approved on; this is a new preview of the new file (" +
 					previewSummary(imp.Status.Preview) + "); to import it, set spec.action to Preview and then to Import"}, nil
 		}
 		if safetyBlocked(imp) {
-			c := meta.FindStatusCondition(imp.Status.Conditions, conditions.SafetyThreshold)
-			return verdict{kind: conditions.KindStalled, reason: conditions.ReasonApprovalRequired, message: c.Message}, nil
+			c := meta.FindStatusCondition(imp.Status.Conditions, v1alpha1.ConditionSafetyThreshold)
+			return verdict{state: conditions.Stalled, reason: v1alpha1.ReasonApprovalRequired, message: c.Message}, nil
 		}
-		return verdict{kind: conditions.KindReady, reason: conditions.ReasonPreviewReady, message: previewSummary(imp.Status.Preview)}, nil
+		return verdict{state: conditions.Ready, reason: v1alpha1.ReasonPreviewReady, message: previewSummary(imp.Status.Preview)}, nil
 	case v1alpha1.PhasePreviewPending:
 		return run.start(ctx, jobs.StagePreview)
 	default:
@@ -358,7 +316,7 @@ func (run *importRun) queued(ctx context.Context) (verdict, error) {
 		}
 		// Imports of the directory wake this one when their phase
 		// changes; the requeue is a safety net.
-		return verdict{kind: conditions.KindProgressing, reason: conditions.ReasonQueued, message: msg, requeueAfter: time.Minute}, nil
+		return verdict{state: conditions.Progressing, reason: v1alpha1.ReasonQueued, message: msg, requeueAfter: time.Minute}, nil
 	}
 	return run.start(ctx, jobs.StageImport)
 }
@@ -375,7 +333,7 @@ func (run *importRun) start(ctx context.Context, stage jobs.Stage) (verdict, err
 		// Rows would be matched by one attribute and looked up by
 		// another: every user would look new. Nothing runs until the
 		// spec or the directory is fixed.
-		return verdict{kind: conditions.KindStalled, reason: conditions.ReasonIdentityMismatch, message: msg}, nil
+		return verdict{state: conditions.Stalled, reason: v1alpha1.ReasonIdentityMismatch, message: msg}, nil
 	}
 	st, err := run.Executor.Status(ctx, imp, stage)
 	if err != nil {
@@ -388,7 +346,7 @@ func (run *importRun) start(ctx context.Context, stage jobs.Stage) (verdict, err
 		if err := run.Executor.Reset(ctx, imp, stage); err != nil {
 			return verdict{}, err
 		}
-		return verdict{kind: conditions.KindProgressing, reason: string(imp.Status.Phase),
+		return verdict{state: conditions.Progressing, reason: string(imp.Status.Phase),
 			message: "removing the finished run of an earlier attempt", requeueAfter: time.Second}, nil
 	}
 	imp.Status.JobName = jobs.JobName(imp, stage)
@@ -407,7 +365,7 @@ func (run *importRun) start(ctx context.Context, stage jobs.Stage) (verdict, err
 			imp.Status.Progress = nil
 		}
 		run.setPhase(v1alpha1.PhaseImporting)
-		return verdict{kind: conditions.KindProgressing, reason: conditions.ReasonImporting,
+		return verdict{state: conditions.Progressing, reason: v1alpha1.ReasonImporting,
 			message: "starting the import in " + imp.Status.JobName, requeueAfter: time.Millisecond}, nil
 	}
 	if !st.Found {
@@ -418,7 +376,7 @@ func (run *importRun) start(ctx context.Context, stage jobs.Stage) (verdict, err
 	// Found and running: adopted (a restart between the start and the
 	// status patch).
 	run.setPhase(v1alpha1.PhaseCreatingPreview)
-	return verdict{kind: conditions.KindProgressing, reason: conditions.ReasonCreatingPreview,
+	return verdict{state: conditions.Progressing, reason: v1alpha1.ReasonCreatingPreview,
 		message: "the preview runs in " + imp.Status.JobName, requeueAfter: run.PollInterval}, nil
 }
 
@@ -459,7 +417,7 @@ func (run *importRun) readyDirectory(ctx context.Context) (*v1alpha1.UserDirecto
 	var dir v1alpha1.UserDirectory
 	err := run.Client.Get(ctx, client.ObjectKey{Namespace: imp.Namespace, Name: imp.Spec.DirectoryRef.Name}, &dir)
 	if apierrors.IsNotFound(err) {
-		return nil, &verdict{kind: conditions.KindProgressing, reason: conditions.ReasonDirectoryNotFound,
+		return nil, &verdict{state: conditions.Progressing, reason: v1alpha1.ReasonDirectoryNotFound,
 			message: fmt.Sprintf("waiting for UserDirectory %s: it does not exist in namespace %s", imp.Spec.DirectoryRef.Name, imp.Namespace)}, nil
 	}
 	if err != nil {
@@ -472,7 +430,7 @@ func (run *importRun) readyDirectory(ctx context.Context) (*v1alpha1.UserDirecto
 			msg += fmt.Sprintf(" (%s: %s)", c.Reason, c.Message)
 		}
 		// The directory's status changes wake this import.
-		return nil, &verdict{kind: conditions.KindProgressing, reason: conditions.ReasonDirectoryNotReady, message: msg}, nil
+		return nil, &verdict{state: conditions.Progressing, reason: v1alpha1.ReasonDirectoryNotReady, message: msg}, nil
 	}
 	return &dir, nil, nil
 }
@@ -515,17 +473,17 @@ func (run *importRun) running(ctx context.Context, stage jobs.Stage) (verdict, e
 		}
 		msg := "the " + string(stage) + " runs in " + imp.Status.JobName
 		if imp.Status.Progress != nil {
-			run.event("Normal", "Restarted", fmt.Sprintf("the %s run was gone; started it again", stage))
+			run.event(corev1.EventTypeNormal, v1alpha1.ReasonRestarted, fmt.Sprintf("the %s run was gone; started it again", stage))
 			msg = "restarted the " + string(stage) + " in " + imp.Status.JobName
 		}
-		return verdict{kind: conditions.KindProgressing, reason: string(imp.Status.Phase), message: msg, requeueAfter: run.PollInterval}, nil
+		return verdict{state: conditions.Progressing, reason: string(imp.Status.Phase), message: msg, requeueAfter: run.PollInterval}, nil
 	}
 	if st.Running {
 		msg := "the preview runs in " + imp.Status.JobName
 		if stage == jobs.StageImport {
 			msg = "the import runs in " + imp.Status.JobName + ": " + progressSummary(imp.Status.Progress)
 		}
-		return verdict{kind: conditions.KindProgressing, reason: string(imp.Status.Phase), message: msg, requeueAfter: run.PollInterval}, nil
+		return verdict{state: conditions.Progressing, reason: string(imp.Status.Phase), message: msg, requeueAfter: run.PollInterval}, nil
 	}
 
 	// The run ended: its last status patch came before its end, so a copy
@@ -542,9 +500,9 @@ func (run *importRun) running(ctx context.Context, stage jobs.Stage) (verdict, e
 		return run.sourceChanged(ctx, st.Message)
 	}
 	if st.Failed {
-		reason := conditions.ReasonImportFailed
+		reason := v1alpha1.ReasonImportFailed
 		if stage == jobs.StagePreview {
-			reason = conditions.ReasonPreviewFailed
+			reason = v1alpha1.ReasonPreviewFailed
 		} else {
 			run.observeDuration("failed")
 		}
@@ -553,8 +511,8 @@ func (run *importRun) running(ctx context.Context, stage jobs.Stage) (verdict, e
 			msg = "the worker failed without a message"
 		}
 		run.setPhase(v1alpha1.PhaseFailed)
-		run.event("Warning", reason, msg)
-		return verdict{kind: conditions.KindStalled, reason: reason, message: msg}, nil
+		run.event(corev1.EventTypeWarning, reason, msg)
+		return verdict{state: conditions.Stalled, reason: reason, message: msg}, nil
 	}
 	if stage == jobs.StagePreview {
 		run.setPhase(v1alpha1.PhasePreviewReady)
@@ -563,16 +521,16 @@ func (run *importRun) running(ctx context.Context, stage jobs.Stage) (verdict, e
 	if s := st.SafetyStop; s != nil {
 		msg := s.Sentence(imp.Spec)
 		meta.SetStatusCondition(&imp.Status.Conditions, metav1.Condition{
-			Type: conditions.SafetyThreshold, Status: metav1.ConditionTrue, Reason: conditions.ReasonApprovalRequired,
+			Type: v1alpha1.ConditionSafetyThreshold, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonApprovalRequired,
 			Message: msg, ObservedGeneration: imp.Generation,
 		})
-		run.event("Warning", conditions.SafetyThreshold, msg)
+		run.event(corev1.EventTypeWarning, v1alpha1.ReasonApprovalRequired, msg)
 		run.setPhase(v1alpha1.PhasePreviewReady)
 		return verdict{next: true}, nil
 	}
 	run.setPhase(v1alpha1.PhaseCompleted)
 	run.observeDuration("completed")
-	return verdict{kind: conditions.KindReady, reason: conditions.ReasonSucceeded, message: "import completed: " + progressSummary(imp.Status.Progress)}, nil
+	return verdict{state: conditions.Ready, reason: v1alpha1.ReasonSucceeded, message: "import completed: " + progressSummary(imp.Status.Progress)}, nil
 }
 
 // sourceChanged handles an import its worker refused before writing
@@ -584,10 +542,10 @@ func (run *importRun) sourceChanged(ctx context.Context, msg string) (verdict, e
 		return verdict{}, err
 	}
 	meta.SetStatusCondition(&imp.Status.Conditions, metav1.Condition{
-		Type: conditions.SourceChanged, Status: metav1.ConditionTrue, Reason: conditions.SourceChanged,
+		Type: v1alpha1.ConditionSourceChanged, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonSourceChanged,
 		Message: conditions.Bound(msg), ObservedGeneration: imp.Generation,
 	})
-	run.event("Warning", conditions.SourceChanged, msg+"; previewing the new file")
+	run.event(corev1.EventTypeWarning, v1alpha1.ReasonSourceChanged, msg+"; previewing the new file")
 	imp.Status.Preview = nil
 	imp.Status.StartTime = nil
 	imp.Status.Progress = nil

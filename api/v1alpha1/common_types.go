@@ -33,19 +33,3 @@ type LocalObjectReference struct {
 	// +kubebuilder:validation:MaxLength=253
 	Name string `json:"name"`
 }
-
-// Condition types shared by the kinds of this API. Ready, Reconciling and
-// Stalled follow kstatus, so that `kubectl wait --for=condition=Ready`,
-// Argo CD and Flux read the health of an object.
-const (
-	// ConditionReady is True when the object has reached the state its spec
-	// asks for: a directory that answers, an import that completed, a
-	// schedule that is running.
-	ConditionReady = "Ready"
-	// ConditionReconciling is True while the controller is still working
-	// towards the state the spec asks for.
-	ConditionReconciling = "Reconciling"
-	// ConditionStalled is True when the controller cannot make progress
-	// without a change by a person (a bad spec, a missing Secret).
-	ConditionStalled = "Stalled"
-)

@@ -19,10 +19,10 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/apivalidate"
-	"github.com/userimport/user-import-operator/internal/directory"
 	"github.com/userimport/user-import-operator/internal/directory/open"
 	"github.com/userimport/user-import-operator/internal/engine"
 	"github.com/userimport/user-import-operator/internal/jobs"
+	"github.com/userimport/user-import-operator/internal/kube"
 	"github.com/userimport/user-import-operator/internal/scheme"
 	"github.com/userimport/user-import-operator/internal/source"
 	"github.com/userimport/user-import-operator/internal/worker"
@@ -82,9 +82,9 @@ func runWorker(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	var secrets directory.SecretGetter
+	var secrets kube.KeyReader
 	if *secretsDir != "" {
-		secrets = worker.DirSecrets(*secretsDir)
+		secrets = kube.MountedSecrets(*secretsDir)
 	}
 	if *file != "" {
 		state := *statePath
@@ -105,7 +105,7 @@ func runWorker(args []string) error {
 	return err
 }
 
-func runWorkerInJob(ctx context.Context, key types.NamespacedName, stage worker.Stage, secrets directory.SecretGetter, sourceDir, workDir string) (worker.Outcome, error) {
+func runWorkerInJob(ctx context.Context, key types.NamespacedName, stage worker.Stage, secrets kube.KeyReader, sourceDir, workDir string) (worker.Outcome, error) {
 	var dirSpec v1alpha1.UserDirectorySpec
 	if err := json.Unmarshal([]byte(os.Getenv(jobs.EnvDirectory)), &dirSpec); err != nil {
 		return worker.Outcome{}, fmt.Errorf("$%s does not hold a UserDirectory spec: %w", jobs.EnvDirectory, err)
@@ -185,7 +185,7 @@ func (e exitStatus) Unwrap() error { return e.err }
 type localRun struct {
 	path, sourceFile string
 	stage            worker.Stage
-	secrets          directory.SecretGetter
+	secrets          kube.KeyReader
 	workDir          string
 	reportDir        string
 	statePath        string

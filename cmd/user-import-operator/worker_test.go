@@ -18,6 +18,7 @@ import (
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	sqldir "github.com/userimport/user-import-operator/internal/directory/sql"
 	"github.com/userimport/user-import-operator/internal/jobs"
+	"github.com/userimport/user-import-operator/internal/kube"
 	"github.com/userimport/user-import-operator/internal/worker"
 )
 
@@ -86,7 +87,7 @@ func (l *laptop) writeCSV(t *testing.T, rows int, extra string) string {
 
 func (l *laptop) run(ctx context.Context, stage worker.Stage, expect string) error {
 	return runWorkerFromFile(ctx, localRun{
-		path: l.yaml, sourceFile: l.csv, stage: stage, secrets: worker.DirSecrets(l.secrets),
+		path: l.yaml, sourceFile: l.csv, stage: stage, secrets: kube.MountedSecrets(l.secrets),
 		workDir: l.dir, statePath: l.yaml + ".state", expectSHA256: expect,
 	})
 }

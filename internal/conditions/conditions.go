@@ -1,6 +1,6 @@
-// Package conditions holds the condition types and reasons the controllers
-// write, and the helper that keeps the kstatus conditions (Ready,
-// Reconciling, Stalled) consistent with each other.
+// Package conditions keeps the kstatus conditions of an object (Ready,
+// Reconciling, Stalled) consistent with each other. The condition types
+// and reasons themselves are part of the API, in api/v1alpha1.
 package conditions
 
 import (
@@ -12,85 +12,45 @@ import (
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 )
 
-// Condition types beyond the kstatus ones of v1alpha1.
-const (
-	// SafetyThreshold is True while a full import waits for a person to
-	// approve the deprovisions it would make.
-	SafetyThreshold = "SafetyThreshold"
-	// SourceChanged is True while an import waits for a person to look
-	// at a new preview: its source changed after the preview it was
-	// approved on, so it was refused before writing.
-	SourceChanged = "SourceChanged"
-)
-
-// Reasons of UserImport conditions.
-const (
-	ReasonDraft              = "Draft"
-	ReasonPreviewPending     = "PreviewPending"
-	ReasonCreatingPreview    = "CreatingPreview"
-	ReasonPreviewReady       = "PreviewReady"
-	ReasonQueued             = "Queued"
-	ReasonImporting          = "Importing"
-	ReasonSucceeded          = "Succeeded"
-	ReasonCancelled          = "Cancelled"
-	ReasonPreviewFailed      = "PreviewFailed"
-	ReasonImportFailed       = "ImportFailed"
-	ReasonDirectoryNotFound  = "DirectoryNotFound"
-	ReasonDirectoryNotReady  = "DirectoryNotReady"
-	ReasonApprovalRequired   = "ApprovalRequired"
-	ReasonPreviewInvalidated = "PreviewInvalidated"
-	ReasonJobError           = "JobError"
-	// ReasonIdentityMismatch: the mapping's identity entry writes another
-	// attribute than the one the directory identifies users by.
-	ReasonIdentityMismatch = "IdentityMismatch"
-)
-
-// Reasons of UserDirectory conditions not named by the provider errors
-// (directory.Reason*).
-const (
-	ReasonConnected = "Connected"
-	ReasonChecking  = "Checking"
-)
-
-// Kind says which kstatus state an object is in.
-type Kind int
+// State says which kstatus state an object is in.
+type State int
 
 const (
-	// KindReady: the object reached the state its spec asks for.
-	KindReady Kind = iota
-	// KindProgressing: the controller is working, or waiting for something
+	// Ready: the object reached the state its spec asks for.
+	Ready State = iota
+	// Progressing: the controller is working, or waiting for something
 	// that will come without a person (a queue, a Job, a directory).
-	KindProgressing
-	// KindStalled: nothing moves until a person changes something.
-	KindStalled
-	// KindFailing: the last attempt failed and will be retried
-	// (Ready=False, neither Reconciling nor Stalled).
-	KindFailing
+	Progressing
+	// Stalled: nothing moves until a person changes something.
+	Stalled
+	// Failing: the last attempt failed and will be retried (Ready=False,
+	// neither Reconciling nor Stalled).
+	Failing
 )
 
-// SetKStatus sets Ready, Reconciling and Stalled for kind. Reconciling and
+// Set sets Ready, Reconciling and Stalled for state. Reconciling and
 // Stalled are present only while True (abnormal-true polarity, as kstatus
 // expects).
-func SetKStatus(conds *[]metav1.Condition, generation int64, kind Kind, reason, message string) {
+func Set(conds *[]metav1.Condition, generation int64, state State, reason, message string) {
 	set := func(t string, s metav1.ConditionStatus) {
 		meta.SetStatusCondition(conds, metav1.Condition{
 			Type: t, Status: s, Reason: reason, Message: Bound(message), ObservedGeneration: generation,
 		})
 	}
-	switch kind {
-	case KindReady:
+	switch state {
+	case Ready:
 		set(v1alpha1.ConditionReady, metav1.ConditionTrue)
 		meta.RemoveStatusCondition(conds, v1alpha1.ConditionReconciling)
 		meta.RemoveStatusCondition(conds, v1alpha1.ConditionStalled)
-	case KindProgressing:
+	case Progressing:
 		set(v1alpha1.ConditionReady, metav1.ConditionFalse)
 		set(v1alpha1.ConditionReconciling, metav1.ConditionTrue)
 		meta.RemoveStatusCondition(conds, v1alpha1.ConditionStalled)
-	case KindStalled:
+	case Stalled:
 		set(v1alpha1.ConditionReady, metav1.ConditionFalse)
 		set(v1alpha1.ConditionStalled, metav1.ConditionTrue)
 		meta.RemoveStatusCondition(conds, v1alpha1.ConditionReconciling)
-	case KindFailing:
+	case Failing:
 		set(v1alpha1.ConditionReady, metav1.ConditionFalse)
 		meta.RemoveStatusCondition(conds, v1alpha1.ConditionReconciling)
 		meta.RemoveStatusCondition(conds, v1alpha1.ConditionStalled)

@@ -8,6 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/kube"
 )
 
 // Attributes maps attribute names, in the vocabulary of the import's
@@ -155,25 +158,6 @@ type Options struct {
 	RequestTimeout time.Duration
 }
 
-// SecretGetter reads one key of a Secret in the namespace of the
-// UserDirectory.
-type SecretGetter func(ctx context.Context, name, key string) ([]byte, error)
-
-// Reasons of a *Error; they become the reason of the UserDirectory's
-// Ready condition.
-const (
-	ReasonAuthenticationFailed = "AuthenticationFailed"
-	ReasonUnreachable          = "Unreachable"
-	ReasonTLSError             = "TLSError"
-	ReasonSecretNotFound       = "SecretNotFound"
-	ReasonInvalidConfig        = "InvalidConfig"
-	ReasonSchemaMismatch       = "SchemaMismatch"
-	ReasonDirectoryError       = "DirectoryError"
-	// ReasonHostNotAllowed: the manager's --allowed-hosts does not list
-	// the directory's host, so it was not checked.
-	ReasonHostNotAllowed = "HostNotAllowed"
-)
-
 // Error is a failure of the directory as a whole, with a reason a person
 // can act on.
 type Error struct {
@@ -189,14 +173,20 @@ func Errorf(reason, format string, args ...any) error {
 	return &Error{Reason: reason, Err: fmt.Errorf(format, args...)}
 }
 
-// ReasonOf returns the reason of the first *Error in err's chain, or
-// ReasonDirectoryError.
+// ReasonOf returns the reason of the first *Error in err's chain; for a
+// Secret that could not be read, SecretNotFound or InvalidConfig;
+// otherwise ReasonDirectoryError.
 func ReasonOf(err error) string {
 	var e *Error
-	if errors.As(err, &e) {
+	switch {
+	case errors.As(err, &e):
 		return e.Reason
+	case errors.Is(err, kube.ErrNotFound):
+		return v1alpha1.ReasonSecretNotFound
+	case errors.Is(err, kube.ErrInvalidName):
+		return v1alpha1.ReasonInvalidConfig
 	}
-	return ReasonDirectoryError
+	return v1alpha1.ReasonDirectoryError
 }
 
 // RowError is a change the directory refused on its own. Its message must

@@ -9,7 +9,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/kube"
 )
 
 // File is a local copy of a source.
@@ -38,10 +38,6 @@ type File struct {
 // Open opens the local copy.
 func (f *File) Open() (*os.File, error) { return os.Open(f.Path) }
 
-// KeyGetter reads one key of a ConfigMap or Secret in the import's
-// namespace.
-type KeyGetter func(ctx context.Context, name, key string) ([]byte, error)
-
 // Options say where a source can be found and where to put the copy.
 type Options struct {
 	// Dir receives the local copy (an emptyDir in a Job).
@@ -50,8 +46,8 @@ type Options struct {
 	// source (a Job mounts it); otherwise ConfigMaps and Secrets read it.
 	MountedFile string
 	// ConfigMaps and Secrets read keys through the API (in-process runs).
-	ConfigMaps KeyGetter
-	Secrets    directory.SecretGetter
+	ConfigMaps kube.KeyReader
+	Secrets    kube.KeyReader
 	// HTTPClient overrides the client of http sources (tests); its TLS
 	// settings then win over caBundle.
 	HTTPClient *http.Client
@@ -191,7 +187,7 @@ func download(ctx context.Context, client *http.Client, src *v1alpha1.HTTPSource
 	return f, false, nil
 }
 
-func authorize(ctx context.Context, req *http.Request, src *v1alpha1.HTTPSource, secrets directory.SecretGetter) error {
+func authorize(ctx context.Context, req *http.Request, src *v1alpha1.HTTPSource, secrets kube.KeyReader) error {
 	switch {
 	case src.BasicAuth != nil:
 		user, err := secretKey(ctx, secrets, src.BasicAuth.Name, "username")
@@ -213,7 +209,7 @@ func authorize(ctx context.Context, req *http.Request, src *v1alpha1.HTTPSource,
 	return nil
 }
 
-func secretKey(ctx context.Context, secrets directory.SecretGetter, name, key string) (string, error) {
+func secretKey(ctx context.Context, secrets kube.KeyReader, name, key string) (string, error) {
 	if secrets == nil {
 		return "", fmt.Errorf("source.http: Secret %s: no way to read Secrets", name)
 	}
@@ -230,13 +226,9 @@ func httpClient(ctx context.Context, src *v1alpha1.HTTPSource, opts Options) (*h
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	if src.CABundle != nil {
-		pem, err := secretKey(ctx, opts.Secrets, src.CABundle.Name, src.CABundle.Key)
+		pool, err := directory.CertPool(ctx, opts.Secrets, "source.http.caBundle", *src.CABundle)
 		if err != nil {
 			return nil, err
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM([]byte(pem)) {
-			return nil, fmt.Errorf("source.http.caBundle: Secret %s key %s holds no PEM certificate", src.CABundle.Name, src.CABundle.Key)
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}

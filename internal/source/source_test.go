@@ -15,7 +15,7 @@ import (
 	"testing"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
-	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/kube"
 )
 
 const csvData = "email,first_name\nada@example.com,Ada\n"
@@ -25,7 +25,7 @@ func sum(s string) string {
 	return hex.EncodeToString(h[:])
 }
 
-func secrets(m map[string]string) directory.SecretGetter {
+func secrets(m map[string]string) kube.KeyReader {
 	return func(_ context.Context, name, key string) ([]byte, error) {
 		v, ok := m[name+"/"+key]
 		if !ok {

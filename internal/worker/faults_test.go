@@ -18,6 +18,7 @@ import (
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory/open"
 	"github.com/userimport/user-import-operator/internal/jobs"
+	"github.com/userimport/user-import-operator/internal/kube"
 	"github.com/userimport/user-import-operator/internal/source"
 	"github.com/userimport/user-import-operator/internal/testenv"
 	"github.com/userimport/user-import-operator/internal/testpeer/leakcheck"
@@ -39,7 +40,7 @@ func TestConnectionFailuresLeaveNoValuesInStatusOrLogs(t *testing.T) {
 	values := writeCSV(t, csvPath, 300)
 	os.MkdirAll(filepath.Join(work, "secrets", "scim"), 0o700)
 	os.WriteFile(filepath.Join(work, "secrets", "scim", "token"), []byte("t0ken"), 0o600)
-	secrets := DirSecrets(filepath.Join(work, "secrets"))
+	secrets := kube.MountedSecrets(filepath.Join(work, "secrets"))
 
 	key := types.NamespacedName{Namespace: "default", Name: "leaky"}
 	imp := &v1alpha1.UserImport{

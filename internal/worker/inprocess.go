@@ -5,14 +5,12 @@ import (
 	"fmt"
 	"os"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
-	"github.com/userimport/user-import-operator/internal/directory"
 	"github.com/userimport/user-import-operator/internal/directory/open"
 	"github.com/userimport/user-import-operator/internal/jobs"
+	"github.com/userimport/user-import-operator/internal/kube"
 	"github.com/userimport/user-import-operator/internal/source"
 )
 
@@ -30,7 +28,7 @@ func RunInProcess(ctx context.Context, cfg jobs.RunConfig) (jobs.Outcome, error)
 		return jobs.Outcome{}, err
 	}
 	defer os.RemoveAll(work)
-	secrets := ClientSecrets(cfg.Client, cfg.Namespace)
+	secrets := kube.Secrets(cfg.Client, cfg.Namespace)
 	// The name is derived, not read from status: the controller creates
 	// the Secret before it starts the run, but its status patch naming
 	// the Secret may land after the run has read the import.
@@ -40,42 +38,9 @@ func RunInProcess(ctx context.Context, cfg jobs.RunConfig) (jobs.Outcome, error)
 		Import:    &imp,
 		Directory: cfg.Directory,
 		Secrets:   secrets,
-		Source:    source.Options{Dir: work, Secrets: secrets, ConfigMaps: ClientConfigMaps(cfg.Client, cfg.Namespace)},
+		Source:    source.Options{Dir: work, Secrets: secrets, ConfigMaps: kube.ConfigMaps(cfg.Client, cfg.Namespace)},
 		Open:      open.Open,
 		Sink:      &APISink{Client: cfg.Client, Import: key, ReportSecret: report},
 	})
 	return jobs.Outcome{SafetyStop: out.SafetyStop}, err
-}
-
-// ClientSecrets reads keys of Secrets in one namespace through the API.
-func ClientSecrets(c client.Client, namespace string) directory.SecretGetter {
-	return func(ctx context.Context, name, key string) ([]byte, error) {
-		var s corev1.Secret
-		if err := c.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &s); err != nil {
-			return nil, directory.Errorf(directory.ReasonSecretNotFound, "Secret %s: %v", name, err)
-		}
-		v, ok := s.Data[key]
-		if !ok {
-			return nil, directory.Errorf(directory.ReasonSecretNotFound, "Secret %s has no key %s", name, key)
-		}
-		return v, nil
-	}
-}
-
-// ClientConfigMaps reads keys of ConfigMaps in one namespace through the
-// API, from data or binaryData.
-func ClientConfigMaps(c client.Client, namespace string) source.KeyGetter {
-	return func(ctx context.Context, name, key string) ([]byte, error) {
-		var cm corev1.ConfigMap
-		if err := c.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &cm); err != nil {
-			return nil, err
-		}
-		if v, ok := cm.Data[key]; ok {
-			return []byte(v), nil
-		}
-		if v, ok := cm.BinaryData[key]; ok {
-			return v, nil
-		}
-		return nil, fmt.Errorf("ConfigMap %s has no key %s", name, key)
-	}
 }

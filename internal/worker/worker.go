@@ -16,6 +16,7 @@ import (
 	"github.com/userimport/user-import-operator/internal/directory/open"
 	"github.com/userimport/user-import-operator/internal/engine"
 	"github.com/userimport/user-import-operator/internal/jobs"
+	"github.com/userimport/user-import-operator/internal/kube"
 	"github.com/userimport/user-import-operator/internal/source"
 )
 
@@ -33,7 +34,7 @@ func ParseStage(s string) (Stage, error) {
 }
 
 // Opener opens the directory of a UserDirectory spec.
-type Opener func(ctx context.Context, spec v1alpha1.UserDirectorySpec, secrets directory.SecretGetter) (directory.Directory, error)
+type Opener func(ctx context.Context, spec v1alpha1.UserDirectorySpec, secrets kube.KeyReader) (directory.Directory, error)
 
 // Config is one worker run.
 type Config struct {
@@ -45,7 +46,7 @@ type Config struct {
 	// Directory is the spec of the UserImport's directory.
 	Directory v1alpha1.UserDirectorySpec
 	// Secrets reads the Secrets the directory and source refer to.
-	Secrets directory.SecretGetter
+	Secrets kube.KeyReader
 	// Source says where the file is found and copied to.
 	Source source.Options
 	// Open opens the directory.

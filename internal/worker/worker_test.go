@@ -23,6 +23,7 @@ import (
 	sqldir "github.com/userimport/user-import-operator/internal/directory/sql"
 	"github.com/userimport/user-import-operator/internal/engine"
 	"github.com/userimport/user-import-operator/internal/jobs"
+	"github.com/userimport/user-import-operator/internal/kube"
 	"github.com/userimport/user-import-operator/internal/source"
 	"github.com/userimport/user-import-operator/internal/testenv"
 )
@@ -53,7 +54,7 @@ type fixture struct {
 	c       client.Client
 	key     types.NamespacedName
 	dirSpec v1alpha1.UserDirectorySpec
-	secrets directory.SecretGetter
+	secrets kube.KeyReader
 	csvPath string
 	dbPath  string
 }
@@ -70,7 +71,7 @@ func newFixture(t *testing.T, c client.Client, name string) *fixture {
 	}
 	os.MkdirAll(filepath.Join(work, "secrets", "db"), 0o700)
 	os.WriteFile(filepath.Join(work, "secrets", "db", "dsn"), []byte(f.dbPath), 0o600)
-	f.secrets = DirSecrets(filepath.Join(work, "secrets"))
+	f.secrets = kube.MountedSecrets(filepath.Join(work, "secrets"))
 	f.dirSpec = v1alpha1.UserDirectorySpec{
 		IdentityAttribute: "email",
 		SQL:               &v1alpha1.SQLDirectory{Driver: v1alpha1.SQLDriverSQLite, DSN: v1alpha1.SecretKeyRef{Name: "db", Key: "dsn"}, Table: "users", ActiveColumn: "active"},
@@ -302,7 +303,7 @@ func TestStoppedRunRecordsItsLastCheckpoint(t *testing.T) {
 		Directory: f.dirSpec,
 		Secrets:   f.secrets,
 		Source:    source.Options{Dir: t.TempDir(), MountedFile: f.csvPath},
-		Open: func(ctx context.Context, spec v1alpha1.UserDirectorySpec, secrets directory.SecretGetter) (directory.Directory, error) {
+		Open: func(ctx context.Context, spec v1alpha1.UserDirectorySpec, secrets kube.KeyReader) (directory.Directory, error) {
 			d, err := open.Open(ctx, spec, secrets)
 			return &stopAfterApplies{Directory: d, stopAt: 10, cancel: cancel}, err
 		},

@@ -16,7 +16,6 @@ import (
 
 	uiov1 "github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/controllers"
-	"github.com/userimport/user-import-operator/internal/directory"
 	"github.com/userimport/user-import-operator/internal/jobs"
 )
 
@@ -56,10 +55,10 @@ var _ = Describe("UserDirectory", func() {
 		Eventually(func(g Gomega) {
 			c := readyCondition(ns, "corp")(g)
 			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
-			g.Expect(c.Reason).To(Equal(directory.ReasonSecretNotFound))
+			g.Expect(c.Reason).To(Equal(uiov1.ReasonSecretNotFound))
 			g.Expect(c.Message).To(ContainSubstring("later"))
 		}, 10*time.Second).Should(Succeed())
-		Eventually(func() []string { return eventsFor(ns, "corp", directory.ReasonSecretNotFound) }, 5*time.Second).ShouldNot(BeEmpty())
+		Eventually(func() []string { return eventsFor(ns, "corp", uiov1.ReasonSecretNotFound) }, 5*time.Second).ShouldNot(BeEmpty())
 
 		Expect(k8sClient.Create(ctx, &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Name: "later", Namespace: ns},
@@ -79,9 +78,9 @@ var _ = Describe("UserDirectory", func() {
 		Expect(k8sClient.Create(ctx, scimDirectory(ns, "badauth", scim.URL, "wrong"))).To(Succeed())
 		Expect(k8sClient.Create(ctx, scimDirectory(ns, "down", fmt.Sprintf("http://127.0.0.1:%d/scim/v2", closedPort()), "wrong"))).To(Succeed())
 		Eventually(func(g Gomega) {
-			g.Expect(readyCondition(ns, "badauth")(g).Reason).To(Equal(directory.ReasonAuthenticationFailed))
+			g.Expect(readyCondition(ns, "badauth")(g).Reason).To(Equal(uiov1.ReasonAuthenticationFailed))
 			c := readyCondition(ns, "down")(g)
-			g.Expect(c.Reason).To(Equal(directory.ReasonUnreachable))
+			g.Expect(c.Reason).To(Equal(uiov1.ReasonUnreachable))
 			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
 		}, 20*time.Second).Should(Succeed())
 
@@ -90,7 +89,7 @@ var _ = Describe("UserDirectory", func() {
 		Eventually(func(g Gomega) {
 			c := condition(getImport(imp), uiov1.ConditionReady)
 			g.Expect(c).NotTo(BeNil())
-			g.Expect(c.Message).To(ContainSubstring(directory.ReasonAuthenticationFailed))
+			g.Expect(c.Message).To(ContainSubstring(uiov1.ReasonAuthenticationFailed))
 		}, 10*time.Second).Should(Succeed())
 		Expect(jobsOf(imp)).To(BeEmpty())
 	})

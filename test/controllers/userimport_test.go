@@ -17,7 +17,6 @@ import (
 
 	uiov1 "github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/controllers"
-	"github.com/userimport/user-import-operator/internal/conditions"
 	"github.com/userimport/user-import-operator/internal/jobs"
 )
 
@@ -117,7 +116,7 @@ var _ = Describe("UserImport phases", func() {
 			Eventually(func(g Gomega) {
 				c := condition(getImport(i), uiov1.ConditionReady)
 				g.Expect(c).NotTo(BeNil())
-				g.Expect(c.Reason).To(Equal(conditions.ReasonDirectoryNotFound))
+				g.Expect(c.Reason).To(Equal(uiov1.ReasonDirectoryNotFound))
 			}, 10*time.Second).Should(Succeed())
 			Expect(jobsOf(i)).To(BeEmpty())
 		}
@@ -144,7 +143,7 @@ var _ = Describe("UserImport phases", func() {
 		Expect(got.Status.Preview).To(BeNil(), "the stale preview is discarded")
 		second := job(imp, jobs.StagePreview)
 		Expect(second.UID).NotTo(Equal(first.UID), "a new preview Job runs")
-		Expect(eventsFor(ns, "hr", conditions.ReasonPreviewInvalidated)).NotTo(BeEmpty())
+		Expect(eventsFor(ns, "hr", uiov1.ReasonPreviewInvalidated)).NotTo(BeEmpty())
 		workerPreview(imp, uiov1.ChangeCounts{Create: 4}, 10)
 		finishJob(second, true)
 		got = expectPhase(imp, uiov1.PhasePreviewReady)
@@ -219,12 +218,12 @@ var _ = Describe("UserImport phases", func() {
 		finishJob(j, true)
 
 		got := expectPhase(imp, uiov1.PhasePreviewReady)
-		safety := condition(got, conditions.SafetyThreshold)
+		safety := condition(got, uiov1.ConditionSafetyThreshold)
 		Expect(safety).NotTo(BeNil())
 		Expect(safety.Status).To(Equal(metav1.ConditionTrue))
 		Expect(safety.Message).To(Equal("a full import would deactivate 230 of 1000 managed users (23 %), over the threshold of 10 %; set spec.safety.approvedDeprovisions: 230 to approve"))
 		Expect(condition(got, uiov1.ConditionStalled)).NotTo(BeNil())
-		Expect(eventsFor(ns, "full", conditions.SafetyThreshold)).NotTo(BeEmpty())
+		Expect(eventsFor(ns, "full", uiov1.ReasonApprovalRequired)).NotTo(BeEmpty())
 		// It stays there: no new Job runs without approval.
 		Consistently(func() uiov1.ImportPhase { return getImport(imp).Status.Phase }, 2*time.Second).Should(Equal(uiov1.PhasePreviewReady))
 
@@ -235,7 +234,7 @@ var _ = Describe("UserImport phases", func() {
 			next = job(imp, jobs.StageImport)
 			g.Expect(next.UID).NotTo(Equal(j.UID))
 		}, 10*time.Second).Should(Succeed())
-		Expect(condition(getImport(imp), conditions.SafetyThreshold)).To(BeNil())
+		Expect(condition(getImport(imp), uiov1.ConditionSafetyThreshold)).To(BeNil())
 		finishJob(next, true)
 		expectPhase(imp, uiov1.PhaseCompleted)
 	})
@@ -262,11 +261,11 @@ var _ = Describe("UserImport phases", func() {
 		finishJob(ij, false)
 		got = expectPhase(imp, uiov1.PhaseCreatingPreview)
 		Expect(got.Status.Preview).To(BeNil(), "the old preview is discarded")
-		changed := condition(got, conditions.SourceChanged)
+		changed := condition(got, uiov1.ConditionSourceChanged)
 		Expect(changed).NotTo(BeNil())
 		Expect(changed.Status).To(Equal(metav1.ConditionTrue))
 		Expect(changed.Message).To(ContainSubstring("nothing was written"))
-		Eventually(func() []string { return eventsFor(ns, "pinned", conditions.SourceChanged) }, 5*time.Second).ShouldNot(BeEmpty())
+		Eventually(func() []string { return eventsFor(ns, "pinned", uiov1.ReasonSourceChanged) }, 5*time.Second).ShouldNot(BeEmpty())
 
 		// The new preview waits for a person, although the action is Import.
 		var np *batchv1.Job
@@ -278,7 +277,7 @@ var _ = Describe("UserImport phases", func() {
 		finishJob(np, true)
 		got = expectPhase(imp, uiov1.PhasePreviewReady)
 		Expect(condition(got, uiov1.ConditionStalled)).NotTo(BeNil())
-		Expect(condition(got, uiov1.ConditionReady).Reason).To(Equal(conditions.SourceChanged))
+		Expect(condition(got, uiov1.ConditionReady).Reason).To(Equal(uiov1.ReasonSourceChanged))
 		Consistently(func() uiov1.ImportPhase { return getImport(imp).Status.Phase }, 2*time.Second).Should(Equal(uiov1.PhasePreviewReady))
 
 		// Preview, then Import again: the import runs on the new preview.
@@ -287,7 +286,7 @@ var _ = Describe("UserImport phases", func() {
 		setAction(imp, uiov1.ActionImport)
 		got = expectPhase(imp, uiov1.PhaseImporting)
 		Expect(got.Status.Preview.SHA256).To(Equal(strings.Repeat("b", 64)))
-		Expect(condition(got, conditions.SourceChanged)).To(BeNil())
+		Expect(condition(got, uiov1.ConditionSourceChanged)).To(BeNil())
 	})
 
 	It("fails with the worker's termination message in the condition and an Event", func() {
@@ -312,10 +311,10 @@ var _ = Describe("UserImport phases", func() {
 		finishJob(j, false)
 		got := expectPhase(imp, uiov1.PhaseFailed)
 		ready := condition(got, uiov1.ConditionReady)
-		Expect(ready.Reason).To(Equal(conditions.ReasonImportFailed))
+		Expect(ready.Reason).To(Equal(uiov1.ReasonImportFailed))
 		Expect(ready.Message).To(Equal(msg))
 		Expect(condition(got, uiov1.ConditionStalled)).NotTo(BeNil())
-		Eventually(func() []string { return eventsFor(ns, "broken", conditions.ReasonImportFailed) }, 5*time.Second).Should(ContainElement(msg))
+		Eventually(func() []string { return eventsFor(ns, "broken", uiov1.ReasonImportFailed) }, 5*time.Second).Should(ContainElement(msg))
 	})
 
 	It("records Importing before it creates the import's Job, so that a stop in between never hides a writing Job from the queue", func() {
@@ -368,10 +367,10 @@ var _ = Describe("UserImport phases", func() {
 		Eventually(func(g Gomega) {
 			c := condition(getImport(imp), uiov1.ConditionReady)
 			g.Expect(c).NotTo(BeNil())
-			g.Expect(c.Reason).To(Equal(conditions.ReasonJobError))
+			g.Expect(c.Reason).To(Equal(uiov1.ReasonReconcileError))
 			g.Expect(c.Message).To(ContainSubstring("exists but is not owned by this import"))
 		}, 10*time.Second).Should(Succeed())
-		Eventually(func() []string { return eventsFor(ns, "squatted", conditions.ReasonJobError) }, 10*time.Second).ShouldNot(BeEmpty())
+		Eventually(func() []string { return eventsFor(ns, "squatted", uiov1.ReasonReconcileError) }, 10*time.Second).ShouldNot(BeEmpty())
 		got := &batchv1.Job{}
 		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(foreign), got)).To(Succeed())
 		Expect(got.OwnerReferences).To(BeEmpty(), "the foreign Job is left alone")

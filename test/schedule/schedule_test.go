@@ -19,7 +19,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	uiov1 "github.com/userimport/user-import-operator/api/v1alpha1"
-	"github.com/userimport/user-import-operator/controllers"
 	"github.com/userimport/user-import-operator/internal/schedule"
 )
 
@@ -30,10 +29,10 @@ var _ = Describe("ImportSchedule", func() {
 	})
 
 	It("creates one import per scheduled time, named by it, owned, labelled and annotated", func() {
-		clock.Set(at("2025-06-01T09:59:30Z"))
+		clock.SetTime(at("2025-06-01T09:59:30Z"))
 		s := newSchedule(ns, "nightly", "0 * * * *", nil)
 		st := waitNext(s, at("2025-06-01T10:00:00Z"))
-		Expect(readyReason(st)).To(Equal(controllers.ReasonScheduled))
+		Expect(readyReason(st)).To(Equal(uiov1.ReasonScheduled))
 		Expect(st.Status.ObservedGeneration).To(Equal(st.Generation))
 		keepsChildren(s, 0)
 
@@ -43,8 +42,8 @@ var _ = Describe("ImportSchedule", func() {
 		imp := imps[0]
 		Expect(imp.Name).To(Equal(schedule.ChildName("nightly", at("2025-06-01T10:00:00Z"))))
 		Expect(imp.Name).To(Equal(fmt.Sprintf("nightly-%d", at("2025-06-01T10:00:00Z").Unix()/60)))
-		Expect(imp.Annotations).To(HaveKeyWithValue(controllers.ScheduledAtAnnotation, "2025-06-01T10:00:00Z"))
-		Expect(imp.Labels).To(HaveKeyWithValue(controllers.ScheduleLabel, "nightly"))
+		Expect(imp.Annotations).To(HaveKeyWithValue(uiov1.ScheduledAtAnnotation, "2025-06-01T10:00:00Z"))
+		Expect(imp.Labels).To(HaveKeyWithValue(uiov1.ScheduleLabel, "nightly"))
 		Expect(imp.Labels).To(HaveKeyWithValue("team", "hr"))
 		ref := metav1.GetControllerOf(&imp)
 		Expect(ref).NotTo(BeNil())
@@ -54,7 +53,7 @@ var _ = Describe("ImportSchedule", func() {
 		Expect(st.Status.LastScheduleTime.Time).To(BeTemporally("==", at("2025-06-01T10:00:00Z")))
 		Eventually(func() []string { return getSchedule(s).Status.Active }).Should(Equal([]string{imp.Name}))
 		Expect(getSchedule(s).Status.ActiveCount).To(Equal(int32(1)))
-		expectEvent(s, controllers.ReasonRunStarted, imp.Name)
+		expectEvent(s, uiov1.ReasonRunStarted, imp.Name)
 
 		By("the import completes: the summary and the last success follow")
 		setPhase(&imp, uiov1.PhaseCompleted, func(st *uiov1.UserImportStatus) {
@@ -79,7 +78,7 @@ var _ = Describe("ImportSchedule", func() {
 
 	Context("concurrencyPolicy", func() {
 		It("Allow starts the next run while the last one is not final", func() {
-			clock.Set(at("2025-06-01T09:59:30Z"))
+			clock.SetTime(at("2025-06-01T09:59:30Z"))
 			s := newSchedule(ns, "allow", "0 * * * *", nil)
 			waitNext(s, at("2025-06-01T10:00:00Z"))
 			advance(s, at("2025-06-01T10:00:05Z"))
@@ -93,7 +92,7 @@ var _ = Describe("ImportSchedule", func() {
 		})
 
 		It("Forbid skips a run while the last one is not final, with an Event, and runs again once it is", func() {
-			clock.Set(at("2025-06-01T09:59:30Z"))
+			clock.SetTime(at("2025-06-01T09:59:30Z"))
 			s := newSchedule(ns, "forbid", "0 * * * *", func(s *uiov1.ImportSchedule) {
 				s.Spec.ConcurrencyPolicy = uiov1.ConcurrencyForbid
 			})
@@ -109,7 +108,7 @@ var _ = Describe("ImportSchedule", func() {
 			Expect(st.Status.LastSkipReason).To(ContainSubstring(first.Name))
 			Expect(st.Status.LastScheduleTime.Time).To(BeTemporally("==", at("2025-06-01T10:00:00Z")))
 			keepsChildren(s, 1)
-			expectEvent(s, controllers.ReasonRunSkipped, "Forbid")
+			expectEvent(s, uiov1.ReasonRunSkipped, "Forbid")
 
 			setPhase(&first, uiov1.PhaseCompleted)
 			// The controller has seen it complete before 12:00.
@@ -121,7 +120,7 @@ var _ = Describe("ImportSchedule", func() {
 		})
 
 		It("Replace cancels the running import and starts the new one", func() {
-			clock.Set(at("2025-06-01T09:59:30Z"))
+			clock.SetTime(at("2025-06-01T09:59:30Z"))
 			s := newSchedule(ns, "replace", "0 * * * *", func(s *uiov1.ImportSchedule) {
 				s.Spec.ConcurrencyPolicy = uiov1.ConcurrencyReplace
 			})
@@ -140,7 +139,7 @@ var _ = Describe("ImportSchedule", func() {
 	})
 
 	It("starts nothing while suspended, goes on running imports, and on resume does not replay runs beyond the deadline", func() {
-		clock.Set(at("2025-06-01T09:59:30Z"))
+		clock.SetTime(at("2025-06-01T09:59:30Z"))
 		s := newSchedule(ns, "suspended", "0 * * * *", func(s *uiov1.ImportSchedule) {
 			s.Spec.StartingDeadlineSeconds = ptr.To(int64(600))
 		})
@@ -150,7 +149,7 @@ var _ = Describe("ImportSchedule", func() {
 		setPhase(&first, uiov1.PhaseImporting)
 
 		setSuspend(s, true)
-		Eventually(func() string { return readyReason(getSchedule(s)) }).Should(Equal(controllers.ReasonSuspended))
+		Eventually(func() string { return readyReason(getSchedule(s)) }).Should(Equal(uiov1.ReasonSuspended))
 		advance(s, at("2025-06-01T12:30:00Z"))
 		keepsChildren(s, 1)
 		Expect(getSchedule(s).Status.Active).To(Equal([]string{first.Name}), "the running import goes on")
@@ -160,7 +159,7 @@ var _ = Describe("ImportSchedule", func() {
 		st := waitNext(s, at("2025-06-01T13:00:00Z"))
 		Expect(st.Status.MissedRuns).To(Equal(int64(2)))
 		keepsChildren(s, 1)
-		Expect(readyReason(st)).To(Equal(controllers.ReasonScheduled))
+		Expect(readyReason(st)).To(Equal(uiov1.ReasonScheduled))
 
 		By("the next run starts as usual")
 		advance(s, at("2025-06-01T13:00:30Z"))
@@ -168,35 +167,35 @@ var _ = Describe("ImportSchedule", func() {
 	})
 
 	It("resumed within the deadline, starts the last run missed while suspended", func() {
-		clock.Set(at("2025-06-01T09:59:30Z"))
+		clock.SetTime(at("2025-06-01T09:59:30Z"))
 		s := newSchedule(ns, "resumed", "0 * * * *", func(s *uiov1.ImportSchedule) {
 			s.Spec.Suspend = true
 			s.Spec.StartingDeadlineSeconds = ptr.To(int64(600))
 		})
-		Eventually(func() string { return readyReason(getSchedule(s)) }).Should(Equal(controllers.ReasonSuspended))
-		clock.Set(at("2025-06-01T12:05:00Z"))
+		Eventually(func() string { return readyReason(getSchedule(s)) }).Should(Equal(uiov1.ReasonSuspended))
+		clock.SetTime(at("2025-06-01T12:05:00Z"))
 		setSuspend(s, false)
 		waitNext(s, at("2025-06-01T13:00:00Z"))
 		imps := expectChildren(s, 1)
-		Expect(imps[0].Annotations[controllers.ScheduledAtAnnotation]).To(Equal("2025-06-01T12:00:00Z"))
+		Expect(imps[0].Annotations[uiov1.ScheduledAtAnnotation]).To(Equal("2025-06-01T12:00:00Z"))
 	})
 
 	Context("after downtime", func() {
 		It("without a deadline, starts only the most recent missed run and says how many were missed", func() {
-			clock.Set(at("2025-06-01T09:59:30Z"))
+			clock.SetTime(at("2025-06-01T09:59:30Z"))
 			s := newSchedule(ns, "downtime", "0 * * * *", nil)
 			waitNext(s, at("2025-06-01T10:00:00Z"))
 			advance(s, at("2025-06-01T15:30:00Z"))
 			st := waitNext(s, at("2025-06-01T16:00:00Z"))
 			imps := keepsChildren(s, 1)
-			Expect(imps[0].Annotations[controllers.ScheduledAtAnnotation]).To(Equal("2025-06-01T15:00:00Z"))
+			Expect(imps[0].Annotations[uiov1.ScheduledAtAnnotation]).To(Equal("2025-06-01T15:00:00Z"))
 			Expect(st.Status.MissedRuns).To(Equal(int64(5)))
 			Expect(st.Status.LastScheduleTime.Time).To(BeTemporally("==", at("2025-06-01T15:00:00Z")))
-			expectEvent(s, controllers.ReasonMissedRuns, "5 runs were missed")
+			expectEvent(s, uiov1.ReasonMissedRuns, "5 runs were missed")
 		})
 
 		It("with a deadline, starts the most recent run only when it is within the deadline", func() {
-			clock.Set(at("2025-06-01T09:59:30Z"))
+			clock.SetTime(at("2025-06-01T09:59:30Z"))
 			late := newSchedule(ns, "late", "0 * * * *", func(s *uiov1.ImportSchedule) {
 				s.Spec.StartingDeadlineSeconds = ptr.To(int64(300))
 			})
@@ -211,19 +210,19 @@ var _ = Describe("ImportSchedule", func() {
 			Expect(st.Status.MissedRuns).To(Equal(int64(6)))
 			Expect(st.Status.LastScheduleTime).To(BeNil())
 			keepsChildren(late, 0)
-			expectEvent(late, controllers.ReasonMissedRuns, "6 runs were missed")
+			expectEvent(late, uiov1.ReasonMissedRuns, "6 runs were missed")
 
 			advance(inTime, at("2025-06-01T15:03:00Z"))
 			st = waitNext(inTime, at("2025-06-01T16:00:00Z"))
 			Expect(st.Status.MissedRuns).To(Equal(int64(5)))
 			imps := expectChildren(inTime, 1)
-			Expect(imps[0].Annotations[controllers.ScheduledAtAnnotation]).To(Equal("2025-06-01T15:00:00Z"))
+			Expect(imps[0].Annotations[uiov1.ScheduledAtAnnotation]).To(Equal("2025-06-01T15:00:00Z"))
 		})
 	})
 
 	Context("in Europe/Berlin", func() {
 		It("runs 02:30 once on the day the clock goes forward, at 03:30 CEST", func() {
-			clock.Set(at("2026-03-28T23:00:00Z")) // 00:00 CET
+			clock.SetTime(at("2026-03-28T23:00:00Z")) // 00:00 CET
 			s := newSchedule(ns, "spring", "30 2 * * *", func(s *uiov1.ImportSchedule) { s.Spec.TimeZone = "Europe/Berlin" })
 			waitNext(s, at("2026-03-29T01:30:00Z")) // 03:30 CEST
 			advance(s, at("2026-03-29T00:59:00Z"))  // 01:59 CET
@@ -231,24 +230,24 @@ var _ = Describe("ImportSchedule", func() {
 			advance(s, at("2026-03-29T01:31:00Z")) // 03:31 CEST
 			waitNext(s, at("2026-03-30T00:30:00Z"))
 			imps := expectChildren(s, 1)
-			Expect(imps[0].Annotations[controllers.ScheduledAtAnnotation]).To(Equal("2026-03-29T01:30:00Z"))
+			Expect(imps[0].Annotations[uiov1.ScheduledAtAnnotation]).To(Equal("2026-03-29T01:30:00Z"))
 			Expect(getSchedule(s).Status.MissedRuns).To(BeZero())
-			expectEvent(s, controllers.ReasonClockChange, "02:30 does not exist on 2026-03-29 in Europe/Berlin (the clock jumps forward); its run is the one at 03:30 CEST")
+			expectEvent(s, uiov1.ReasonClockChange, "02:30 does not exist on 2026-03-29 in Europe/Berlin (the clock jumps forward); its run is the one at 03:30 CEST")
 		})
 
 		It("runs an hourly schedule once for 02:00 and 03:00 on the day the clock goes forward, and says so", func() {
-			clock.Set(at("2026-03-29T00:30:00Z")) // 01:30 CET
+			clock.SetTime(at("2026-03-29T00:30:00Z")) // 01:30 CET
 			s := newSchedule(ns, "spring-hourly", "0 * * * *", func(s *uiov1.ImportSchedule) { s.Spec.TimeZone = "Europe/Berlin" })
 			waitNext(s, at("2026-03-29T01:00:00Z")) // 03:00 CEST
 			advance(s, at("2026-03-29T01:00:30Z"))
 			waitNext(s, at("2026-03-29T02:00:00Z")) // 04:00 CEST
 			expectChildren(s, 1)
-			expectEvent(s, controllers.ReasonClockChange, "02:00 does not exist on 2026-03-29 in Europe/Berlin (the clock jumps forward); its run is the one at 03:00 CEST")
+			expectEvent(s, uiov1.ReasonClockChange, "02:00 does not exist on 2026-03-29 in Europe/Berlin (the clock jumps forward); its run is the one at 03:00 CEST")
 			Expect(getSchedule(s).Status.MissedRuns).To(BeZero())
 		})
 
 		It("runs 02:30 once on the day the clock goes back, at the first 02:30", func() {
-			clock.Set(at("2026-10-24T22:00:00Z")) // 00:00 CEST
+			clock.SetTime(at("2026-10-24T22:00:00Z")) // 00:00 CEST
 			s := newSchedule(ns, "autumn", "30 2 * * *", func(s *uiov1.ImportSchedule) { s.Spec.TimeZone = "Europe/Berlin" })
 			waitNext(s, at("2026-10-25T00:30:00Z")) // 02:30 CEST
 			advance(s, at("2026-10-25T00:31:00Z"))
@@ -256,13 +255,13 @@ var _ = Describe("ImportSchedule", func() {
 			expectChildren(s, 1)
 			advance(s, at("2026-10-25T01:31:00Z")) // 02:31 CET: the second 02:30 has passed
 			imps := keepsChildren(s, 1)
-			Expect(imps[0].Annotations[controllers.ScheduledAtAnnotation]).To(Equal("2026-10-25T00:30:00Z"))
+			Expect(imps[0].Annotations[uiov1.ScheduledAtAnnotation]).To(Equal("2026-10-25T00:30:00Z"))
 			Expect(getSchedule(s).Status.NextScheduleTime.Time).To(BeTemporally("==", at("2026-10-26T01:30:00Z")))
 		})
 	})
 
 	It("deletes the oldest final imports beyond the history limits", func() {
-		clock.Set(at("2025-06-01T09:59:30Z"))
+		clock.SetTime(at("2025-06-01T09:59:30Z"))
 		s := newSchedule(ns, "history", "0 * * * *", func(s *uiov1.ImportSchedule) {
 			s.Spec.SuccessfulHistoryLimit = ptr.To(int32(2))
 			s.Spec.FailedHistoryLimit = ptr.To(int32(1))
@@ -281,7 +280,7 @@ var _ = Describe("ImportSchedule", func() {
 		// The last phase change wakes the controller through the watch.
 		Eventually(func() []string { return childNames(s) }, 10*time.Second, 50*time.Millisecond).
 			Should(ConsistOf(names[2], names[3], names[4]))
-		expectEvent(s, controllers.ReasonHistoryDeleted, names[0])
+		expectEvent(s, uiov1.ReasonHistoryDeleted, names[0])
 		Expect(getSchedule(s).Status.LastImport.Name).To(Equal(names[4]))
 	})
 
@@ -296,7 +295,7 @@ var _ = Describe("ImportSchedule", func() {
 				Data:       map[string]string{"export.csv": csvA},
 			}
 			Expect(k8sClient.Create(ctx, cm)).To(Succeed())
-			clock.Set(at("2025-06-01T09:59:30Z"))
+			clock.SetTime(at("2025-06-01T09:59:30Z"))
 			s := newSchedule(ns, "unchanged", "0 * * * *", func(s *uiov1.ImportSchedule) { s.Spec.SkipIfUnchanged = true })
 			waitNext(s, at("2025-06-01T10:00:00Z"))
 			advance(s, at("2025-06-01T10:00:05Z"))
@@ -312,7 +311,7 @@ var _ = Describe("ImportSchedule", func() {
 			Expect(st.Status.LastSkipReason).To(ContainSubstring("skipIfUnchanged"))
 			Expect(st.Status.LastSkipReason).To(ContainSubstring(first.Name))
 			keepsChildren(s, 1)
-			expectEvent(s, controllers.ReasonRunSkipped, "skipIfUnchanged")
+			expectEvent(s, uiov1.ReasonRunSkipped, "skipIfUnchanged")
 
 			By("HR exported a new file before 12:00")
 			cm.Data["export.csv"] = csvB
@@ -320,7 +319,7 @@ var _ = Describe("ImportSchedule", func() {
 			advance(s, at("2025-06-01T12:00:05Z"))
 			st = waitNext(s, at("2025-06-01T13:00:00Z"))
 			imps := expectChildren(s, 2)
-			Expect(imps[1].Annotations[controllers.ScheduledAtAnnotation]).To(Equal("2025-06-01T12:00:00Z"))
+			Expect(imps[1].Annotations[uiov1.ScheduledAtAnnotation]).To(Equal("2025-06-01T12:00:00Z"))
 			Expect(st.Status.SkippedRuns).To(Equal(int64(1)))
 		})
 
@@ -348,7 +347,7 @@ var _ = Describe("ImportSchedule", func() {
 				Data:       map[string][]byte{"token": []byte("s3cret")},
 			})).To(Succeed())
 
-			clock.Set(at("2025-06-01T09:59:30Z"))
+			clock.SetTime(at("2025-06-01T09:59:30Z"))
 			s := newSchedule(ns, "over-http", "0 * * * *", func(s *uiov1.ImportSchedule) {
 				s.Spec.SkipIfUnchanged = true
 				s.Spec.Template.Spec.Source = uiov1.ImportSource{HTTP: &uiov1.HTTPSource{
@@ -378,7 +377,7 @@ var _ = Describe("ImportSchedule", func() {
 			advance(s, at("2025-06-01T12:00:05Z"))
 			waitNext(s, at("2025-06-01T13:00:00Z"))
 			expectChildren(s, 2)
-			expectEvent(s, controllers.ReasonSourceCheck, "500")
+			expectEvent(s, uiov1.ReasonSourceCheckFailed, "500")
 
 			By("a new ETag at 13:00")
 			set(`"v2"`, http.StatusOK)
@@ -393,7 +392,7 @@ var _ = Describe("ImportSchedule", func() {
 				ObjectMeta: metav1.ObjectMeta{Name: "hr-export", Namespace: ns},
 				Data:       map[string]string{"export.csv": csvA},
 			})).To(Succeed())
-			clock.Set(at("2025-06-01T09:59:30Z"))
+			clock.SetTime(at("2025-06-01T09:59:30Z"))
 			s := newSchedule(ns, "retemplated", "0 * * * *", func(s *uiov1.ImportSchedule) { s.Spec.SkipIfUnchanged = true })
 			waitNext(s, at("2025-06-01T10:00:00Z"))
 			advance(s, at("2025-06-01T10:00:05Z"))
@@ -409,30 +408,30 @@ var _ = Describe("ImportSchedule", func() {
 	})
 
 	It("starts a run now when the run-now annotation gets a new value, once per value, even while suspended", func() {
-		clock.Set(at("2025-06-01T10:20:00Z"))
+		clock.SetTime(at("2025-06-01T10:20:00Z"))
 		s := newSchedule(ns, "manual", "0 2 * * *", func(s *uiov1.ImportSchedule) { s.Spec.Suspend = true })
-		Eventually(func() string { return readyReason(getSchedule(s)) }).Should(Equal(controllers.ReasonSuspended))
+		Eventually(func() string { return readyReason(getSchedule(s)) }).Should(Equal(uiov1.ReasonSuspended))
 		keepsChildren(s, 0)
 
-		setAnnotation(s, controllers.RunNowAnnotation, "2025-06-01T10:20:00Z")
+		setAnnotation(s, uiov1.RunNowAnnotation, "2025-06-01T10:20:00Z")
 		imps := expectChildren(s, 1)
 		Expect(imps[0].Name).To(Equal(schedule.RunNowName("manual", "2025-06-01T10:20:00Z")))
-		Expect(imps[0].Annotations[controllers.ScheduledAtAnnotation]).To(Equal("2025-06-01T10:20:00Z"))
+		Expect(imps[0].Annotations[uiov1.ScheduledAtAnnotation]).To(Equal("2025-06-01T10:20:00Z"))
 		Expect(metav1.GetControllerOf(&imps[0])).NotTo(BeNil())
 		Eventually(func() string { return getSchedule(s).Status.LastRunNowToken }).Should(Equal("2025-06-01T10:20:00Z"))
-		expectEvent(s, controllers.ReasonRunNow, imps[0].Name)
+		expectEvent(s, uiov1.ReasonRunNow, imps[0].Name)
 
 		tick(s)
 		keepsChildren(s, 1)
 
-		clock.Set(at("2025-06-01T10:25:00Z"))
-		setAnnotation(s, controllers.RunNowAnnotation, "2025-06-01T10:25:00Z")
+		clock.SetTime(at("2025-06-01T10:25:00Z"))
+		setAnnotation(s, uiov1.RunNowAnnotation, "2025-06-01T10:25:00Z")
 		expectChildren(s, 2)
 		Expect(getSchedule(s).Status.LastScheduleTime).To(BeNil(), "a run now is not a scheduled run")
 	})
 
 	It("applies template edits to later runs only", func() {
-		clock.Set(at("2025-06-01T09:59:30Z"))
+		clock.SetTime(at("2025-06-01T09:59:30Z"))
 		s := newSchedule(ns, "edited", "0 * * * *", nil)
 		waitNext(s, at("2025-06-01T10:00:00Z"))
 		advance(s, at("2025-06-01T10:00:05Z"))
@@ -458,14 +457,14 @@ var _ = Describe("ImportSchedule", func() {
 	})
 
 	It("reports a schedule that never fires as Stalled, without a loop", func() {
-		clock.Set(at("2025-06-01T09:59:30Z"))
+		clock.SetTime(at("2025-06-01T09:59:30Z"))
 		s := newSchedule(ns, "never", "0 0 30 2 *", nil)
 		Eventually(func(g Gomega) {
 			st := getSchedule(s)
 			c := meta.FindStatusCondition(st.Status.Conditions, uiov1.ConditionStalled)
 			g.Expect(c).NotTo(BeNil())
 			g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
-			g.Expect(c.Reason).To(Equal(controllers.ReasonNeverFires))
+			g.Expect(c.Reason).To(Equal(uiov1.ReasonNeverFires))
 			g.Expect(st.Status.NextScheduleTime).To(BeNil())
 		}, 10*time.Second, 50*time.Millisecond).Should(Succeed())
 		rv := getSchedule(s).ResourceVersion
@@ -473,7 +472,7 @@ var _ = Describe("ImportSchedule", func() {
 	})
 
 	It("reports a schedule the API server let through but the parser refuses as Stalled, with the parser's reason", func() {
-		clock.Set(at("2025-06-01T09:59:30Z"))
+		clock.SetTime(at("2025-06-01T09:59:30Z"))
 		// A backwards range passes the CRD's pattern; robfig/cron refuses it.
 		s := newSchedule(ns, "backwards", "5-3 * * * *", nil)
 		Eventually(func(g Gomega) {
@@ -481,7 +480,7 @@ var _ = Describe("ImportSchedule", func() {
 			c := meta.FindStatusCondition(st.Status.Conditions, uiov1.ConditionStalled)
 			g.Expect(c).NotTo(BeNil())
 			g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
-			g.Expect(c.Reason).To(Equal(controllers.ReasonInvalidSchedule))
+			g.Expect(c.Reason).To(Equal(uiov1.ReasonInvalidSchedule))
 			g.Expect(c.Message).To(ContainSubstring("beyond end of range"))
 			g.Expect(st.Status.NextScheduleTime).To(BeNil())
 		}, 10*time.Second, 50*time.Millisecond).Should(Succeed())
@@ -504,7 +503,7 @@ var _ = Describe("ImportSchedule", func() {
 	})
 
 	It("fires 100 schedules due in the same minute exactly once each", func() {
-		clock.Set(at("2025-06-02T10:04:30Z"))
+		clock.SetTime(at("2025-06-02T10:04:30Z"))
 		var all []*uiov1.ImportSchedule
 		for i := 0; i < 100; i++ {
 			all = append(all, newSchedule(ns, fmt.Sprintf("batch-%03d", i), "5 10 * * *", nil))
@@ -514,7 +513,7 @@ var _ = Describe("ImportSchedule", func() {
 			waitNext(s, at("2025-06-02T10:05:00Z"))
 		}
 		AddReportEntry("100 schedules created and first reconciled", time.Since(start).String())
-		clock.Set(at("2025-06-02T10:05:20Z"))
+		clock.SetTime(at("2025-06-02T10:05:20Z"))
 		start = time.Now()
 		for _, s := range all {
 			tick(s)
@@ -530,7 +529,7 @@ var _ = Describe("ImportSchedule", func() {
 			waitNext(s, at("2025-06-03T10:05:00Z"))
 		}
 		By("a second wave of reconciles in the same minute starts nothing")
-		clock.Set(at("2025-06-02T10:05:40Z"))
+		clock.SetTime(at("2025-06-02T10:05:40Z"))
 		for _, s := range all {
 			tick(s)
 		}
@@ -544,12 +543,12 @@ var _ = Describe("ImportSchedule", func() {
 var _ = Describe("ImportSchedule across a manager restart", Serial, func() {
 	It("fires exactly once when the due time passes while the manager is down", func() {
 		ns := newNamespace()
-		clock.Set(at("2025-07-01T09:59:00Z"))
+		clock.SetTime(at("2025-07-01T09:59:00Z"))
 		s := newSchedule(ns, "restart", "0 * * * *", nil)
 		waitNext(s, at("2025-07-01T10:00:00Z"))
 
 		stopManager()
-		clock.Set(at("2025-07-01T10:00:30Z"))
+		clock.SetTime(at("2025-07-01T10:00:30Z"))
 		stopManager = startManager()
 		// The new manager reconciles every schedule when it starts.
 		imps := expectChildren(s, 1)
@@ -562,7 +561,7 @@ var _ = Describe("ImportSchedule across a manager restart", Serial, func() {
 
 	It("adopts the import a manager created just before it stopped, without a second one", func() {
 		ns := newNamespace()
-		clock.Set(at("2025-07-01T09:59:00Z"))
+		clock.SetTime(at("2025-07-01T09:59:00Z"))
 		s := newSchedule(ns, "crashed", "0 * * * *", func(s *uiov1.ImportSchedule) {
 			s.Spec.ConcurrencyPolicy = uiov1.ConcurrencyForbid
 		})
@@ -576,8 +575,8 @@ var _ = Describe("ImportSchedule across a manager restart", Serial, func() {
 		imp := &uiov1.UserImport{
 			ObjectMeta: metav1.ObjectMeta{
 				Name: name, Namespace: ns,
-				Labels:      map[string]string{controllers.ScheduleLabel: "crashed"},
-				Annotations: map[string]string{controllers.ScheduledAtAnnotation: "2025-07-01T10:00:00Z"},
+				Labels:      map[string]string{uiov1.ScheduleLabel: "crashed"},
+				Annotations: map[string]string{uiov1.ScheduledAtAnnotation: "2025-07-01T10:00:00Z"},
 				OwnerReferences: []metav1.OwnerReference{{
 					APIVersion: uiov1.GroupVersion.String(), Kind: "ImportSchedule", Name: st.Name, UID: st.UID,
 					Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
@@ -586,7 +585,7 @@ var _ = Describe("ImportSchedule across a manager restart", Serial, func() {
 			Spec: st.Spec.Template.Spec,
 		}
 		Expect(k8sClient.Create(ctx, imp)).To(Succeed())
-		clock.Set(at("2025-07-01T10:00:40Z"))
+		clock.SetTime(at("2025-07-01T10:00:40Z"))
 		stopManager = startManager()
 
 		st = waitNext(s, at("2025-07-01T11:00:00Z"))

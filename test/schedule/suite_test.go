@@ -11,10 +11,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	clocktesting "k8s.io/utils/clock/testing"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -45,29 +46,11 @@ var (
 	k8sClient   client.Client // not cached: what the API server holds now
 	testScheme  *runtime.Scheme
 	ctx         = context.Background()
-	clock       = &fakeClock{}
+	clock       = clocktesting.NewFakePassiveClock(time.Time{})
 	nsCounter   atomic.Int32
 	tickCounter atomic.Int64
 	stopManager func()
 )
-
-// fakeClock is the controller's clock; specs move it.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
 
 func TestSchedules(t *testing.T) {
 	RegisterFailHandler(Fail)
@@ -94,7 +77,7 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	k8sClient, err = client.New(cfg, client.Options{Scheme: testScheme})
 	Expect(err).NotTo(HaveOccurred())
-	clock.Set(time.Date(2025, 6, 1, 9, 0, 0, 0, time.UTC))
+	clock.SetTime(time.Date(2025, 6, 1, 9, 0, 0, 0, time.UTC))
 	stopManager = startManager()
 })
 
@@ -212,7 +195,7 @@ func tick(s *uiov1.ImportSchedule) {
 // advance sets the clock to t and wakes the controller for s.
 func advance(s *uiov1.ImportSchedule, t time.Time) {
 	GinkgoHelper()
-	clock.Set(t)
+	clock.SetTime(t)
 	tick(s)
 }
 
@@ -221,10 +204,10 @@ func children(s *uiov1.ImportSchedule) []uiov1.UserImport {
 	GinkgoHelper()
 	var list uiov1.UserImportList
 	Expect(k8sClient.List(ctx, &list, client.InNamespace(s.Namespace),
-		client.MatchingLabels{controllers.ScheduleLabel: s.Name})).To(Succeed())
+		client.MatchingLabels{uiov1.ScheduleLabel: s.Name})).To(Succeed())
 	items := list.Items
 	for i := 1; i < len(items); i++ {
-		for j := i; j > 0 && items[j].Annotations[controllers.ScheduledAtAnnotation] < items[j-1].Annotations[controllers.ScheduledAtAnnotation]; j-- {
+		for j := i; j > 0 && items[j].Annotations[uiov1.ScheduledAtAnnotation] < items[j-1].Annotations[uiov1.ScheduledAtAnnotation]; j-- {
 			items[j], items[j-1] = items[j-1], items[j]
 		}
 	}

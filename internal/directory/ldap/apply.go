@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/userimport/user-import-operator/internal/directory"
@@ -377,13 +379,13 @@ func (d *Directory) writeError(err error, attrs []string) error {
 			return &directory.RowError{Msg: fmt.Sprintf("%s: %s (LDAP result %d)", subject, rule, le.ResultCode)}
 		}
 	}
-	if directory.ReasonOf(err) != directory.ReasonDirectoryError || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if directory.ReasonOf(err) != v1alpha1.ReasonDirectoryError || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	if isConnError(err) {
-		return directory.Errorf(directory.ReasonUnreachable, "write: %v", err)
+		return directory.Errorf(v1alpha1.ReasonUnreachable, "write: %v", err)
 	}
-	return directory.Errorf(directory.ReasonDirectoryError, "write: %s", resultName(err))
+	return directory.Errorf(v1alpha1.ReasonDirectoryError, "write: %s", resultName(err))
 }
 
 // mentionedAttribute returns the name in attrs that msg mentions first as

@@ -40,7 +40,6 @@ package ldap
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net"
 	"net/url"
@@ -52,6 +51,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/kube"
 )
 
 // Defaults of the API that a spec read outside the API server (tests, the
@@ -174,16 +174,16 @@ var _ directory.Directory = (*Directory)(nil)
 // New builds a Directory from its spec. It reads the bind password and CA
 // bundle through secrets but does not connect: connections are made on
 // first use, and Check tells whether the server answers.
-func New(ctx context.Context, spec *v1alpha1.LDAPDirectory, opts directory.Options, secrets directory.SecretGetter) (*Directory, error) {
+func New(ctx context.Context, spec *v1alpha1.LDAPDirectory, opts directory.Options, secrets kube.KeyReader) (*Directory, error) {
 	if spec == nil {
-		return nil, directory.Errorf(directory.ReasonInvalidConfig, "spec.ldap is not set")
+		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap is not set")
 	}
 	u, err := url.Parse(spec.URL)
 	if err != nil || (u.Scheme != "ldap" && u.Scheme != "ldaps") || u.Host == "" {
-		return nil, directory.Errorf(directory.ReasonInvalidConfig, "spec.ldap.url %q must be an ldap:// or ldaps:// URL", spec.URL)
+		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap.url %q must be an ldap:// or ldaps:// URL", spec.URL)
 	}
 	if spec.StartTLS && u.Scheme == "ldaps" {
-		return nil, directory.Errorf(directory.ReasonInvalidConfig, "spec.ldap.startTLS applies to ldap:// URLs only; %q is already TLS", spec.URL)
+		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap.startTLS applies to ldap:// URLs only; %q is already TLS", spec.URL)
 	}
 	d := &Directory{
 		url:          u,
@@ -222,10 +222,10 @@ func New(ctx context.Context, spec *v1alpha1.LDAPDirectory, opts directory.Optio
 	}
 
 	if d.usersBaseDN, err = ldap.ParseDN(spec.UsersBaseDN); err != nil || len(d.usersBaseDN.RDNs) == 0 {
-		return nil, directory.Errorf(directory.ReasonInvalidConfig, "spec.ldap.usersBaseDN %q is not a distinguished name", spec.UsersBaseDN)
+		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap.usersBaseDN %q is not a distinguished name", spec.UsersBaseDN)
 	}
 	if _, err := ldap.CompileFilter(d.userFilter); err != nil {
-		return nil, directory.Errorf(directory.ReasonInvalidConfig, "spec.ldap.userFilter %q is not an LDAP filter: %v", d.userFilter, err)
+		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap.userFilter %q is not an LDAP filter: %v", d.userFilter, err)
 	}
 	d.disableAttr, d.disableValue = defaultDisableAttr, defaultDisableValue
 	if dis := spec.Disable; dis != nil {
@@ -234,10 +234,10 @@ func New(ctx context.Context, spec *v1alpha1.LDAPDirectory, opts directory.Optio
 			d.disableAttr, d.disableValue = "", ""
 			d.moveTo = dis.MoveToDN
 			if d.moveToDN, err = ldap.ParseDN(dis.MoveToDN); err != nil || len(d.moveToDN.RDNs) == 0 {
-				return nil, directory.Errorf(directory.ReasonInvalidConfig, "spec.ldap.disable.moveToDN %q is not a distinguished name", dis.MoveToDN)
+				return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap.disable.moveToDN %q is not a distinguished name", dis.MoveToDN)
 			}
 			if d.usersBaseDN.EqualFold(d.moveToDN) {
-				return nil, directory.Errorf(directory.ReasonInvalidConfig, "spec.ldap.disable.moveToDN must differ from usersBaseDN")
+				return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap.disable.moveToDN must differ from usersBaseDN")
 			}
 		case dis.Attribute != "":
 			d.disableAttr = dis.Attribute
@@ -251,32 +251,25 @@ func New(ctx context.Context, spec *v1alpha1.LDAPDirectory, opts directory.Optio
 		"spec.ldap.disable.attribute":  d.disableAttr,
 	} {
 		if name != "" && !validAttrName(name) {
-			return nil, directory.Errorf(directory.ReasonInvalidConfig, "%s %q is not an LDAP attribute name", field, name)
+			return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "%s %q is not an LDAP attribute name", field, name)
 		}
 	}
 	if d.markerAttr == "" && d.managedOnly {
-		return nil, directory.Errorf(directory.ReasonInvalidConfig, "managedUsers.markerAttribute is required when the scope is Managed")
+		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "managedUsers.markerAttribute is required when the scope is Managed")
 	}
 
-	pw, err := secrets(ctx, spec.BindPassword.Name, spec.BindPassword.Key)
+	pw, err := directory.SecretValue(ctx, secrets, "spec.ldap.bindPassword", spec.BindPassword)
 	if err != nil {
-		return nil, secretError("spec.ldap.bindPassword", spec.BindPassword, err)
+		return nil, err
 	}
 	d.password = strings.TrimRight(string(pw), "\r\n")
 
 	host := u.Hostname()
 	d.tlsConfig = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
 	if ref := spec.CABundle; ref != nil {
-		pem, err := secrets(ctx, ref.Name, ref.Key)
+		roots, err := directory.CertPool(ctx, secrets, "spec.ldap.caBundle", *ref)
 		if err != nil {
-			return nil, secretError("spec.ldap.caBundle", *ref, err)
-		}
-		roots, err := x509.SystemCertPool()
-		if err != nil {
-			roots = x509.NewCertPool()
-		}
-		if !roots.AppendCertsFromPEM(pem) {
-			return nil, directory.Errorf(directory.ReasonInvalidConfig, "spec.ldap.caBundle: key %q of Secret %q holds no PEM certificate", ref.Key, ref.Name)
+			return nil, err
 		}
 		d.tlsConfig.RootCAs = roots
 	}
@@ -341,19 +334,12 @@ func (d *Directory) dial(ctx context.Context) (*ldap.Conn, error) {
 // bindError classifies a failed bind.
 func (d *Directory) bindError(err error) error {
 	if ldap.IsErrorAnyOf(err, ldap.LDAPResultInvalidCredentials, ldap.LDAPResultInappropriateAuthentication) {
-		return directory.Errorf(directory.ReasonAuthenticationFailed, "bind as %q: invalid credentials", d.bindDN)
+		return directory.Errorf(v1alpha1.ReasonAuthenticationFailed, "bind as %q: invalid credentials", d.bindDN)
 	}
 	if ldap.IsErrorAnyOf(err, ldap.LDAPResultConfidentialityRequired, ldap.LDAPResultStrongAuthRequired) {
-		return directory.Errorf(directory.ReasonTLSError, "bind as %q: the server requires TLS (set startTLS or use ldaps://)", d.bindDN)
+		return directory.Errorf(v1alpha1.ReasonTLSError, "bind as %q: the server requires TLS (set startTLS or use ldaps://)", d.bindDN)
 	}
 	return connectError(d.url.Host, err)
-}
-
-func secretError(field string, ref v1alpha1.SecretKeyRef, err error) error {
-	if directory.ReasonOf(err) != directory.ReasonDirectoryError {
-		return err
-	}
-	return directory.Errorf(directory.ReasonSecretNotFound, "%s: key %q of Secret %q: %v", field, ref.Key, ref.Name, err)
 }
 
 func orDefault(s, def string) string {

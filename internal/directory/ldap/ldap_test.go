@@ -15,6 +15,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/kube"
 	"github.com/userimport/user-import-operator/internal/testpeer/slapd"
 )
 
@@ -24,7 +25,7 @@ const (
 )
 
 // secrets serves the bind password and CA of a server.
-func secrets(s *slapd.Server) directory.SecretGetter {
+func secrets(s *slapd.Server) kube.KeyReader {
 	return func(_ context.Context, name, key string) ([]byte, error) {
 		switch name + "/" + key {
 		case "ldap/password":
@@ -712,12 +713,12 @@ func TestCheck(t *testing.T) {
 	t.Run("LDAPS without CA", func(t *testing.T) {
 		spec := baseSpec(s)
 		spec.URL = s.LDAPSURL
-		wantReason(t, spec, baseOpts(), directory.ReasonTLSError)
+		wantReason(t, spec, baseOpts(), v1alpha1.ReasonTLSError)
 	})
 	t.Run("StartTLS without CA", func(t *testing.T) {
 		spec := baseSpec(s)
 		spec.StartTLS = true
-		wantReason(t, spec, baseOpts(), directory.ReasonTLSError)
+		wantReason(t, spec, baseOpts(), v1alpha1.ReasonTLSError)
 	})
 	t.Run("wrong password", func(t *testing.T) {
 		spec := baseSpec(s)
@@ -727,13 +728,13 @@ func TestCheck(t *testing.T) {
 		}
 		defer d.Close()
 		_, err = d.Check(ctx)
-		if directory.ReasonOf(err) != directory.ReasonAuthenticationFailed {
+		if directory.ReasonOf(err) != v1alpha1.ReasonAuthenticationFailed {
 			t.Fatalf("Check: %v", err)
 		}
 		// Writes fail the same way, at once, without retrying.
 		start := time.Now()
 		_, err = d.Apply(ctx, []directory.Change{create("x", commonAttributes("x"))})
-		if directory.ReasonOf(err) != directory.ReasonAuthenticationFailed || time.Since(start) > 2*time.Second {
+		if directory.ReasonOf(err) != v1alpha1.ReasonAuthenticationFailed || time.Since(start) > 2*time.Second {
 			t.Fatalf("Apply: %v after %v", err, time.Since(start))
 		}
 	})
@@ -746,34 +747,34 @@ func TestCheck(t *testing.T) {
 		l.Close()
 		spec := baseSpec(s)
 		spec.URL = "ldap://" + addr
-		wantReason(t, spec, baseOpts(), directory.ReasonUnreachable)
+		wantReason(t, spec, baseOpts(), v1alpha1.ReasonUnreachable)
 		// List retries, then fails: it never reports an empty directory.
 		opts := baseOpts()
 		opts.MaxRetries = 1
 		err = newDir(t, s, spec, opts).List(ctx, nil, func(directory.User) error { return nil })
-		if directory.ReasonOf(err) != directory.ReasonUnreachable {
+		if directory.ReasonOf(err) != v1alpha1.ReasonUnreachable {
 			t.Fatalf("List: %v", err)
 		}
 	})
 	t.Run("marker not in schema", func(t *testing.T) {
 		opts := baseOpts()
 		opts.MarkerAttribute = "userImportManagedBy"
-		wantReason(t, baseSpec(s), opts, directory.ReasonSchemaMismatch, "userImportManagedBy", "businessCategory")
+		wantReason(t, baseSpec(s), opts, v1alpha1.ReasonSchemaMismatch, "userImportManagedBy", "businessCategory")
 	})
 	t.Run("marker not allowed by the object classes", func(t *testing.T) {
 		opts := baseOpts()
 		opts.MarkerAttribute = "gidNumber" // nis schema, posixAccount only
-		wantReason(t, baseSpec(s), opts, directory.ReasonSchemaMismatch, "gidNumber", "not allowed")
+		wantReason(t, baseSpec(s), opts, v1alpha1.ReasonSchemaMismatch, "gidNumber", "not allowed")
 	})
 	t.Run("base DN missing", func(t *testing.T) {
 		spec := baseSpec(s)
 		spec.UsersBaseDN = "ou=nowhere," + s.Suffix
-		wantReason(t, spec, baseOpts(), directory.ReasonInvalidConfig, spec.UsersBaseDN)
+		wantReason(t, spec, baseOpts(), v1alpha1.ReasonInvalidConfig, spec.UsersBaseDN)
 	})
 	t.Run("moveToDN missing", func(t *testing.T) {
 		spec := baseSpec(s)
 		spec.Disable = &v1alpha1.LDAPDisable{MoveToDN: "ou=gone," + s.Suffix}
-		wantReason(t, spec, baseOpts(), directory.ReasonInvalidConfig, "ou=gone,")
+		wantReason(t, spec, baseOpts(), v1alpha1.ReasonInvalidConfig, "ou=gone,")
 	})
 }
 
@@ -795,14 +796,14 @@ func TestNewRejectsBadConfig(t *testing.T) {
 			spec, opts := baseSpec(s), baseOpts()
 			mutate(spec, &opts)
 			_, err := New(ctx, spec, opts, secrets(s))
-			if directory.ReasonOf(err) != directory.ReasonInvalidConfig {
+			if directory.ReasonOf(err) != v1alpha1.ReasonInvalidConfig {
 				t.Fatalf("want InvalidConfig, got %v", err)
 			}
 		})
 	}
 	spec := baseSpec(s)
 	spec.BindPassword.Name = "missing"
-	if _, err := New(ctx, spec, baseOpts(), secrets(s)); directory.ReasonOf(err) != directory.ReasonSecretNotFound {
+	if _, err := New(ctx, spec, baseOpts(), secrets(s)); directory.ReasonOf(err) != v1alpha1.ReasonSecretNotFound {
 		t.Fatalf("missing Secret: want SecretNotFound, got %v", err)
 	}
 }

@@ -2,13 +2,12 @@ package ldap
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
 
 	"github.com/go-ldap/ldap/v3"
 
@@ -140,39 +139,20 @@ func isConnError(err error) bool {
 }
 
 // isTransient tells whether trying err's operation again may succeed. A
-// connection that could not be made (directory.ReasonUnreachable) is
+// connection that could not be made (v1alpha1.ReasonUnreachable) is
 // transient; a refused bind or a bad certificate is not.
 func isTransient(err error) bool {
 	var de *directory.Error
 	if errors.As(err, &de) {
-		return de.Reason == directory.ReasonUnreachable
+		return de.Reason == v1alpha1.ReasonUnreachable
 	}
 	return isConnError(err) || ldap.IsErrorAnyOf(err, ldap.LDAPResultBusy, ldap.LDAPResultUnavailable)
 }
 
 // connectError classifies a failure to connect or to start TLS.
 func connectError(host string, err error) error {
-	if isTLSError(err) {
-		return directory.Errorf(directory.ReasonTLSError, "TLS with %s: %v", host, err)
+	if directory.IsTLSError(err) {
+		return directory.Errorf(v1alpha1.ReasonTLSError, "TLS with %s: %v", host, err)
 	}
-	return directory.Errorf(directory.ReasonUnreachable, "connect to %s: %v", host, err)
-}
-
-func isTLSError(err error) bool {
-	var (
-		unknownAuthority x509.UnknownAuthorityError
-		hostname         x509.HostnameError
-		invalid          x509.CertificateInvalidError
-		verification     *tls.CertificateVerificationError
-		header           tls.RecordHeaderError
-		alert            tls.AlertError
-	)
-	switch {
-	case errors.As(err, &unknownAuthority), errors.As(err, &hostname), errors.As(err, &invalid),
-		errors.As(err, &verification), errors.As(err, &header), errors.As(err, &alert):
-		return true
-	}
-	// go-ldap flattens StartTLS failures into a message.
-	msg := err.Error()
-	return strings.Contains(msg, "TLS handshake failed") || strings.Contains(msg, "tls: ") || strings.Contains(msg, "x509: ")
+	return directory.Errorf(v1alpha1.ReasonUnreachable, "connect to %s: %v", host, err)
 }

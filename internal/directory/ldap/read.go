@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/userimport/user-import-operator/internal/directory"
@@ -37,7 +39,7 @@ func (d *Directory) List(ctx context.Context, attributes []string, fn func(direc
 		})
 		if err != nil {
 			if err == errRestart {
-				return directory.Errorf(directory.ReasonUnreachable, "listing users under %q: connection lost mid-listing", base)
+				return directory.Errorf(v1alpha1.ReasonUnreachable, "listing users under %q: connection lost mid-listing", base)
 			}
 			return d.readError("list users under "+base, err)
 		}
@@ -232,18 +234,18 @@ func (d *Directory) readError(what string, err error) error {
 	if ce, ok := err.(callbackError); ok {
 		return ce.err
 	}
-	if directory.ReasonOf(err) != directory.ReasonDirectoryError {
+	if directory.ReasonOf(err) != v1alpha1.ReasonDirectoryError {
 		return err
 	}
 	switch {
 	case ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject):
-		return directory.Errorf(directory.ReasonInvalidConfig, "%s: the base DN does not exist", what)
+		return directory.Errorf(v1alpha1.ReasonInvalidConfig, "%s: the base DN does not exist", what)
 	case ldap.IsErrorAnyOf(err, ldap.LDAPResultInsufficientAccessRights):
-		return directory.Errorf(directory.ReasonAuthenticationFailed, "%s: %q may not search there", what, d.bindDN)
+		return directory.Errorf(v1alpha1.ReasonAuthenticationFailed, "%s: %q may not search there", what, d.bindDN)
 	case isConnError(err):
-		return directory.Errorf(directory.ReasonUnreachable, "%s: %v", what, err)
+		return directory.Errorf(v1alpha1.ReasonUnreachable, "%s: %v", what, err)
 	}
-	return directory.Errorf(directory.ReasonDirectoryError, "%s: %s", what, resultName(err))
+	return directory.Errorf(v1alpha1.ReasonDirectoryError, "%s: %s", what, resultName(err))
 }
 
 func containsFold(list []string, s string) bool {

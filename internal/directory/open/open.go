@@ -12,6 +12,7 @@ import (
 	"github.com/userimport/user-import-operator/internal/directory/ldap"
 	"github.com/userimport/user-import-operator/internal/directory/scim"
 	sqldir "github.com/userimport/user-import-operator/internal/directory/sql"
+	"github.com/userimport/user-import-operator/internal/kube"
 )
 
 // Defaults applied when the spec leaves a field empty (objects built
@@ -75,14 +76,14 @@ func Options(spec v1alpha1.UserDirectorySpec) directory.Options {
 }
 
 // Open builds the directory spec describes, with Options(spec).
-func Open(ctx context.Context, spec v1alpha1.UserDirectorySpec, secrets directory.SecretGetter) (directory.Directory, error) {
+func Open(ctx context.Context, spec v1alpha1.UserDirectorySpec, secrets kube.KeyReader) (directory.Directory, error) {
 	return OpenWith(ctx, spec, Options(spec), secrets)
 }
 
 // OpenWith builds the directory spec describes with the given options.
 // Errors are *directory.Error values whose reason tells a person what to
 // fix.
-func OpenWith(ctx context.Context, spec v1alpha1.UserDirectorySpec, opts directory.Options, secrets directory.SecretGetter) (directory.Directory, error) {
+func OpenWith(ctx context.Context, spec v1alpha1.UserDirectorySpec, opts directory.Options, secrets kube.KeyReader) (directory.Directory, error) {
 	switch Type(spec) {
 	case "SCIM":
 		return scim.New(ctx, spec.SCIM, opts, secrets)
@@ -91,5 +92,5 @@ func OpenWith(ctx context.Context, spec v1alpha1.UserDirectorySpec, opts directo
 	case "SQL":
 		return sqldir.New(ctx, spec.SQL, opts, secrets)
 	}
-	return nil, directory.Errorf(directory.ReasonInvalidConfig, "exactly one of spec.scim, spec.ldap or spec.sql must be set")
+	return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "exactly one of spec.scim, spec.ldap or spec.sql must be set")
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+
 	"github.com/userimport/user-import-operator/internal/directory"
 )
 
@@ -73,7 +75,7 @@ func lookupAttribute(name string) (attribute, bool) {
 func ValidateAttributes(names []string) error {
 	for _, n := range names {
 		if _, ok := lookupAttribute(n); !ok {
-			return directory.Errorf(directory.ReasonInvalidConfig,
+			return directory.Errorf(v1alpha1.ReasonInvalidConfig,
 				"attribute %q is not a SCIM attribute this provider knows (see the SCIM attribute vocabulary)", n)
 		}
 	}

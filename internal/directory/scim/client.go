@@ -3,8 +3,6 @@ package scim
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
 
 	"golang.org/x/oauth2"
 	"golang.org/x/time/rate"
@@ -194,7 +194,7 @@ func retryAfter(v string, now time.Time) time.Duration {
 }
 
 func transientNetworkError(err error) bool {
-	if isTLSError(err) || isAuthError(err) {
+	if directory.IsTLSError(err) || isAuthError(err) {
 		return false
 	}
 	var ue *url.Error
@@ -203,19 +203,6 @@ func transientNetworkError(err error) bool {
 	}
 	var ne net.Error
 	return errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
-}
-
-func isTLSError(err error) bool {
-	var (
-		unknown   x509.UnknownAuthorityError
-		invalid   x509.CertificateInvalidError
-		hostname  x509.HostnameError
-		verifyErr *tls.CertificateVerificationError
-		recordErr tls.RecordHeaderError
-		alert     tls.AlertError
-	)
-	return errors.As(err, &unknown) || errors.As(err, &invalid) || errors.As(err, &hostname) ||
-		errors.As(err, &verifyErr) || errors.As(err, &recordErr) || errors.As(err, &alert)
 }
 
 func isAuthError(err error) bool {
@@ -231,8 +218,8 @@ func classify(err error) error {
 		return err
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded) && !isTimeout(err):
 		return err
-	case isTLSError(err):
-		return &directory.Error{Reason: directory.ReasonTLSError, Err: err}
+	case directory.IsTLSError(err):
+		return &directory.Error{Reason: v1alpha1.ReasonTLSError, Err: err}
 	case isAuthError(err):
 		var re *oauth2.RetrieveError
 		errors.As(err, &re)
@@ -241,9 +228,9 @@ func classify(err error) error {
 			status = re.Response.StatusCode
 		}
 		// The token endpoint's answer may echo the request: keep only its status.
-		return directory.Errorf(directory.ReasonAuthenticationFailed, "OAuth2 token request failed (HTTP %d)", status)
+		return directory.Errorf(v1alpha1.ReasonAuthenticationFailed, "OAuth2 token request failed (HTTP %d)", status)
 	}
-	return &directory.Error{Reason: directory.ReasonUnreachable, Err: err}
+	return &directory.Error{Reason: v1alpha1.ReasonUnreachable, Err: err}
 }
 
 func isTimeout(err error) bool {
@@ -255,14 +242,14 @@ func isTimeout(err error) bool {
 func statusError(what string, r *response) error {
 	switch r.status {
 	case http.StatusUnauthorized, http.StatusForbidden:
-		return directory.Errorf(directory.ReasonAuthenticationFailed, "%s: HTTP %d: the server refused the credentials", what, r.status)
+		return directory.Errorf(v1alpha1.ReasonAuthenticationFailed, "%s: HTTP %d: the server refused the credentials", what, r.status)
 	case http.StatusNotFound:
-		return directory.Errorf(directory.ReasonInvalidConfig, "%s: HTTP 404: is the URL the base of the SCIM service?", what)
+		return directory.Errorf(v1alpha1.ReasonInvalidConfig, "%s: HTTP 404: is the URL the base of the SCIM service?", what)
 	}
 	if retryable(r.status) {
-		return directory.Errorf(directory.ReasonUnreachable, "%s: HTTP %d after retries", what, r.status)
+		return directory.Errorf(v1alpha1.ReasonUnreachable, "%s: HTTP %d after retries", what, r.status)
 	}
-	return directory.Errorf(directory.ReasonDirectoryError, "%s: HTTP %d%s", what, r.status, scimTypeSuffix(r))
+	return directory.Errorf(v1alpha1.ReasonDirectoryError, "%s: HTTP %d%s", what, r.status, scimTypeSuffix(r))
 }
 
 func scimTypeSuffix(r *response) string {
@@ -284,7 +271,7 @@ func ok2xx(status int) bool { return status >= 200 && status < 300 }
 
 func decode(r *response, v any) error {
 	if err := json.Unmarshal(r.body, v); err != nil {
-		return directory.Errorf(directory.ReasonSchemaMismatch, "decode SCIM response (HTTP %d): %v", r.status, jsonErrorKind(err))
+		return directory.Errorf(v1alpha1.ReasonSchemaMismatch, "decode SCIM response (HTTP %d): %v", r.status, jsonErrorKind(err))
 	}
 	return nil
 }

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+
 	"github.com/userimport/user-import-operator/internal/directory"
 )
 
@@ -30,7 +32,7 @@ func resolve(names []string) ([]attribute, error) {
 	for _, n := range names {
 		a, ok := lookupAttribute(n)
 		if !ok {
-			return nil, directory.Errorf(directory.ReasonInvalidConfig,
+			return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig,
 				"attribute %q is not a SCIM attribute this provider knows (see the SCIM attribute vocabulary)", n)
 		}
 		out = append(out, a)
@@ -109,7 +111,7 @@ func (d *Directory) page(ctx context.Context, filter string, count int, fn func(
 			}
 		}
 		if len(lr.Resources) == 0 && start <= lr.TotalResults {
-			return total, false, directory.Errorf(directory.ReasonDirectoryError,
+			return total, false, directory.Errorf(v1alpha1.ReasonDirectoryError,
 				"GET /Users: the listing ended after %d of the %d users the server counts (an empty page at startIndex %d); a partial listing is never used",
 				start-1, lr.TotalResults, start)
 		}

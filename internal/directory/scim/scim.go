@@ -3,8 +3,6 @@ package scim
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"fmt"
 	"net/http"
 	"sort"
 	"strings"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/kube"
 )
 
 // Directory is a SCIM 2.0 service provider. It is safe for concurrent use.
@@ -37,29 +36,29 @@ var _ directory.Directory = (*Directory)(nil)
 // New connects to the SCIM service that spec describes. It reads the
 // Secrets the spec refers to with secrets; a missing one is a
 // *directory.Error with ReasonSecretNotFound. New sends no request.
-func New(ctx context.Context, spec *v1alpha1.SCIMDirectory, opts directory.Options, secrets directory.SecretGetter) (*Directory, error) {
+func New(ctx context.Context, spec *v1alpha1.SCIMDirectory, opts directory.Options, secrets kube.KeyReader) (*Directory, error) {
 	if spec == nil || spec.URL == "" {
-		return nil, directory.Errorf(directory.ReasonInvalidConfig, "spec.scim.url is required")
+		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.scim.url is required")
 	}
 	if !strings.HasPrefix(spec.URL, "http://") && !strings.HasPrefix(spec.URL, "https://") {
-		return nil, directory.Errorf(directory.ReasonInvalidConfig, "spec.scim.url must be an http:// or https:// URL")
+		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.scim.url must be an http:// or https:// URL")
 	}
 	if opts.IdentityAttribute == "" {
 		opts.IdentityAttribute = "userName"
 	}
 	identity, ok := lookupAttribute(opts.IdentityAttribute)
 	if !ok || identity.kind != kindCore {
-		return nil, directory.Errorf(directory.ReasonInvalidConfig,
+		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig,
 			"identityAttribute %q: the SCIM provider needs a single-valued core attribute such as userName or externalId", opts.IdentityAttribute)
 	}
 	marker, ok := lookupAttribute(opts.MarkerAttribute)
 	if !ok || marker.multiValued() {
-		return nil, directory.Errorf(directory.ReasonInvalidConfig,
+		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig,
 			"managedUsers.markerAttribute %q is not a single-valued SCIM attribute; use for example %q or \"userType\"",
 			opts.MarkerAttribute, enterprisePrefx+"organization")
 	}
 	if opts.MarkerValue == "" {
-		return nil, directory.Errorf(directory.ReasonInvalidConfig, "managedUsers.markerValue is required")
+		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "managedUsers.markerValue is required")
 	}
 	if opts.Concurrency < 1 {
 		opts.Concurrency = 1
@@ -69,22 +68,14 @@ func New(ctx context.Context, spec *v1alpha1.SCIMDirectory, opts directory.Optio
 	}
 
 	secret := func(name, key string) ([]byte, error) {
-		b, err := secrets(ctx, name, key)
-		if err != nil {
-			return nil, &directory.Error{Reason: directory.ReasonSecretNotFound, Err: fmt.Errorf("secret %s key %s: %w", name, key, err)}
-		}
-		return b, nil
+		return directory.SecretValue(ctx, secrets, "spec.scim.auth", v1alpha1.SecretKeyRef{Name: name, Key: key})
 	}
 
 	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
 	if spec.CABundle != nil {
-		pem, err := secret(spec.CABundle.Name, spec.CABundle.Key)
+		pool, err := directory.CertPool(ctx, secrets, "spec.scim.caBundle", *spec.CABundle)
 		if err != nil {
 			return nil, err
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, directory.Errorf(directory.ReasonTLSError, "caBundle secret %s key %s holds no PEM certificate", spec.CABundle.Name, spec.CABundle.Key)
 		}
 		tlsConfig.RootCAs = pool
 	}

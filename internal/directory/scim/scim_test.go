@@ -15,6 +15,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/kube"
 	"github.com/userimport/user-import-operator/internal/testpeer/scimserver"
 )
 
@@ -25,7 +26,7 @@ const (
 )
 
 // secretsOf serves Secrets from a map keyed "name/key".
-func secretsOf(m map[string]string) directory.SecretGetter {
+func secretsOf(m map[string]string) kube.KeyReader {
 	return func(_ context.Context, name, key string) ([]byte, error) {
 		v, ok := m[name+"/"+key]
 		if !ok {
@@ -49,7 +50,7 @@ func bearerSpec(url string) *v1alpha1.SCIMDirectory {
 
 var bearerSecrets = secretsOf(map[string]string{"scim/token": token})
 
-func newDir(t testing.TB, spec *v1alpha1.SCIMDirectory, opts directory.Options, secrets directory.SecretGetter) *Directory {
+func newDir(t testing.TB, spec *v1alpha1.SCIMDirectory, opts directory.Options, secrets kube.KeyReader) *Directory {
 	t.Helper()
 	d, err := New(context.Background(), spec, opts, secrets)
 	if err != nil {
@@ -149,12 +150,12 @@ func TestCheckReasons(t *testing.T) {
 	ctx := context.Background()
 
 	d := newDir(t, bearerSpec(s.URL), defaultOpts(), secretsOf(map[string]string{"scim/token": "wrong"}))
-	if _, err := d.Check(ctx); directory.ReasonOf(err) != directory.ReasonAuthenticationFailed {
-		t.Errorf("wrong token: %v, want %s", err, directory.ReasonAuthenticationFailed)
+	if _, err := d.Check(ctx); directory.ReasonOf(err) != v1alpha1.ReasonAuthenticationFailed {
+		t.Errorf("wrong token: %v, want %s", err, v1alpha1.ReasonAuthenticationFailed)
 	}
 
-	if _, err := New(ctx, bearerSpec(s.URL), defaultOpts(), secretsOf(nil)); directory.ReasonOf(err) != directory.ReasonSecretNotFound {
-		t.Errorf("missing secret: %v, want %s", err, directory.ReasonSecretNotFound)
+	if _, err := New(ctx, bearerSpec(s.URL), defaultOpts(), secretsOf(nil)); directory.ReasonOf(err) != v1alpha1.ReasonSecretNotFound {
+		t.Errorf("missing secret: %v, want %s", err, v1alpha1.ReasonSecretNotFound)
 	}
 
 	// A port nobody listens on: the server's, after it stopped.
@@ -163,13 +164,13 @@ func TestCheckReasons(t *testing.T) {
 	opts := defaultOpts()
 	opts.MaxRetries = 1
 	d = newDir(t, &v1alpha1.SCIMDirectory{URL: gone.URL}, opts, bearerSecrets)
-	if _, err := d.Check(ctx); directory.ReasonOf(err) != directory.ReasonUnreachable {
-		t.Errorf("closed port: %v, want %s", err, directory.ReasonUnreachable)
+	if _, err := d.Check(ctx); directory.ReasonOf(err) != v1alpha1.ReasonUnreachable {
+		t.Errorf("closed port: %v, want %s", err, v1alpha1.ReasonUnreachable)
 	}
 
 	opts.MarkerAttribute = "userImportManagedBy"
-	if _, err := New(ctx, bearerSpec(s.URL), opts, bearerSecrets); directory.ReasonOf(err) != directory.ReasonInvalidConfig {
-		t.Errorf("unknown marker attribute: %v, want %s", err, directory.ReasonInvalidConfig)
+	if _, err := New(ctx, bearerSpec(s.URL), opts, bearerSecrets); directory.ReasonOf(err) != v1alpha1.ReasonInvalidConfig {
+		t.Errorf("unknown marker attribute: %v, want %s", err, v1alpha1.ReasonInvalidConfig)
 	}
 }
 
@@ -183,8 +184,8 @@ func TestTLSWithCustomCA(t *testing.T) {
 		t.Fatalf("with the CA: %v", err)
 	}
 	d = newDir(t, bearerSpec(s.URL), defaultOpts(), bearerSecrets)
-	if _, err := d.Check(ctx); directory.ReasonOf(err) != directory.ReasonTLSError {
-		t.Fatalf("without the CA: %v, want %s", err, directory.ReasonTLSError)
+	if _, err := d.Check(ctx); directory.ReasonOf(err) != v1alpha1.ReasonTLSError {
+		t.Fatalf("without the CA: %v, want %s", err, v1alpha1.ReasonTLSError)
 	}
 }
 
@@ -197,7 +198,7 @@ func TestBasicAndOAuth2(t *testing.T) {
 		t.Fatalf("basic: %v", err)
 	}
 	d = newDir(t, spec, defaultOpts(), secretsOf(map[string]string{"b/username": "svc", "b/password": "nope"}))
-	if _, err := d.Check(ctx); directory.ReasonOf(err) != directory.ReasonAuthenticationFailed {
+	if _, err := d.Check(ctx); directory.ReasonOf(err) != v1alpha1.ReasonAuthenticationFailed {
 		t.Fatalf("basic with a wrong password: %v", err)
 	}
 
@@ -214,7 +215,7 @@ func TestBasicAndOAuth2(t *testing.T) {
 	}
 	d = newDir(t, spec, defaultOpts(), secretsOf(map[string]string{"oc/clientID": "client", "oc/clientSecret": "wrong"}))
 	_, err := d.Check(ctx)
-	if directory.ReasonOf(err) != directory.ReasonAuthenticationFailed {
+	if directory.ReasonOf(err) != v1alpha1.ReasonAuthenticationFailed {
 		t.Fatalf("oauth2 with a wrong secret: %v", err)
 	}
 	if strings.Contains(err.Error(), "wrong") {
@@ -531,8 +532,8 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 	mustApply(t, d, directory.Change{Op: directory.OpCreate, Identity: "slow2", Attributes: directory.Attributes{"userName": {"slow2"}}})
 	p.FailNext(10, http.StatusServiceUnavailable, "")
 	_, err := d.Apply(context.Background(), []directory.Change{{Op: directory.OpCreate, Identity: "x", Attributes: directory.Attributes{"userName": {"x"}}}})
-	if directory.ReasonOf(err) != directory.ReasonUnreachable {
-		t.Fatalf("503 beyond MaxRetries: %v, want %s", err, directory.ReasonUnreachable)
+	if directory.ReasonOf(err) != v1alpha1.ReasonUnreachable {
+		t.Fatalf("503 beyond MaxRetries: %v, want %s", err, v1alpha1.ReasonUnreachable)
 	}
 	p.FailNext(0, 0, "")
 }
@@ -565,7 +566,7 @@ func TestValidateAttributes(t *testing.T) {
 		t.Fatalf("vocabulary refused: %v", err)
 	}
 	err := ValidateAttributes([]string{"userName", "mail"})
-	if directory.ReasonOf(err) != directory.ReasonInvalidConfig || !strings.Contains(err.Error(), `"mail"`) {
+	if directory.ReasonOf(err) != v1alpha1.ReasonInvalidConfig || !strings.Contains(err.Error(), `"mail"`) {
 		t.Fatalf("unknown attribute: %v", err)
 	}
 	var de *directory.Error

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+
 	"github.com/userimport/user-import-operator/internal/directory"
 )
 
@@ -186,9 +188,9 @@ func patchBody(attrs directory.Attributes, active *bool) (map[string]any, error)
 func rowResult(what string, status int, scimType string) (directory.Result, error) {
 	switch {
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		return directory.Result{}, directory.Errorf(directory.ReasonAuthenticationFailed, "%s: HTTP %d: the server refused the credentials", what, status)
+		return directory.Result{}, directory.Errorf(v1alpha1.ReasonAuthenticationFailed, "%s: HTTP %d: the server refused the credentials", what, status)
 	case retryable(status):
-		return directory.Result{}, directory.Errorf(directory.ReasonUnreachable, "%s: HTTP %d after retries", what, status)
+		return directory.Result{}, directory.Errorf(v1alpha1.ReasonUnreachable, "%s: HTTP %d after retries", what, status)
 	case status == http.StatusNotFound:
 		return directory.Result{Err: &directory.RowError{Msg: what + ": the user no longer exists (HTTP 404)"}}, nil
 	}

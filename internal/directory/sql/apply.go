@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+
 	"github.com/userimport/user-import-operator/internal/directory"
 )
 
@@ -159,7 +161,7 @@ func (s *Directory) statement(c directory.Change) (stmt, error) {
 			vals[idCol] = c.Identity
 		}
 		if vals[idCol] == nil || vals[idCol] == "" {
-			return stmt{}, directory.Errorf(directory.ReasonInvalidConfig, "line %d: create without identity", c.Line)
+			return stmt{}, directory.Errorf(v1alpha1.ReasonInvalidConfig, "line %d: create without identity", c.Line)
 		}
 		// Users an import creates are managed, whether or not the engine
 		// passed the marker along.

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -23,7 +25,7 @@ func openPostgres(dsn string, concurrency int) (*stdsql.DB, error) {
 	if err != nil {
 		// The parse error quotes the DSN, password redaction only best
 		// effort: say what is wrong without it.
-		return nil, directory.Errorf(directory.ReasonInvalidConfig, "dsn: not a valid PostgreSQL connection string")
+		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "dsn: not a valid PostgreSQL connection string")
 	}
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = 10 * time.Second

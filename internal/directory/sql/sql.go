@@ -43,6 +43,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/kube"
 )
 
 // Separator joins the values of a multi-valued attribute in its column.
@@ -78,38 +79,30 @@ var _ directory.Directory = (*Directory)(nil)
 
 // New opens the database named by the DSN in the spec's Secret. It does not
 // connect: Check does, and reports what is wrong.
-func New(ctx context.Context, spec *v1alpha1.SQLDirectory, opts directory.Options, secrets directory.SecretGetter) (*Directory, error) {
+func New(ctx context.Context, spec *v1alpha1.SQLDirectory, opts directory.Options, secrets kube.KeyReader) (*Directory, error) {
 	if spec == nil {
-		return nil, directory.Errorf(directory.ReasonInvalidConfig, "spec.sql is not set")
+		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.sql is not set")
 	}
 	if opts.IdentityAttribute == "" {
-		return nil, directory.Errorf(directory.ReasonInvalidConfig, "no identity attribute")
+		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "no identity attribute")
 	}
 	if opts.ManagedOnly && opts.MarkerAttribute == "" {
-		return nil, directory.Errorf(directory.ReasonInvalidConfig, "managed scope needs a marker attribute")
+		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "managed scope needs a marker attribute")
 	}
 	if spec.Table == "" {
-		return nil, directory.Errorf(directory.ReasonInvalidConfig, "spec.sql.table is empty")
+		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.sql.table is empty")
 	}
 	table := strings.Split(spec.Table, ".")
 	if len(table) > 2 {
-		return nil, directory.Errorf(directory.ReasonInvalidConfig, "spec.sql.table %q: at most one schema qualifier", spec.Table)
+		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.sql.table %q: at most one schema qualifier", spec.Table)
 	}
-	if secrets == nil {
-		return nil, directory.Errorf(directory.ReasonInvalidConfig, "no way to read the DSN Secret")
-	}
-	raw, err := secrets(ctx, spec.DSN.Name, spec.DSN.Key)
+	raw, err := directory.SecretValue(ctx, secrets, "spec.sql.dsn", spec.DSN)
 	if err != nil {
-		var de *directory.Error
-		if errors.As(err, &de) {
-			return nil, err
-		}
-		return nil, &directory.Error{Reason: directory.ReasonSecretNotFound,
-			Err: fmt.Errorf("dsn: key %q of Secret %q: %w", spec.DSN.Key, spec.DSN.Name, err)}
+		return nil, err
 	}
 	dsn := strings.TrimSpace(string(raw))
 	if dsn == "" {
-		return nil, directory.Errorf(directory.ReasonInvalidConfig, "dsn: key %q of Secret %q is empty", spec.DSN.Key, spec.DSN.Name)
+		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "dsn: key %q of Secret %q is empty", spec.DSN.Key, spec.DSN.Name)
 	}
 
 	dir := &Directory{
@@ -121,7 +114,7 @@ func New(ctx context.Context, spec *v1alpha1.SQLDirectory, opts directory.Option
 	}
 	if spec.StatusColumn != nil {
 		if spec.ActiveColumn != "" {
-			return nil, directory.Errorf(directory.ReasonInvalidConfig, "spec.sql: set activeColumn or statusColumn, not both")
+			return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.sql: set activeColumn or statusColumn, not both")
 		}
 		dir.active, dir.status = spec.StatusColumn.Name, spec.StatusColumn
 	}
@@ -144,7 +137,7 @@ func New(ctx context.Context, spec *v1alpha1.SQLDirectory, opts directory.Option
 		dir.d = sqliteDialect{}
 		dir.read, dir.write, err = openSQLite(dsn, conc)
 	default:
-		return nil, directory.Errorf(directory.ReasonInvalidConfig, "spec.sql.driver %q: want postgres or sqlite", spec.Driver)
+		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.sql.driver %q: want postgres or sqlite", spec.Driver)
 	}
 	if err != nil {
 		return nil, err
@@ -272,7 +265,7 @@ func (s *Directory) loadSchema(ctx context.Context) (*schema, error) {
 		return nil, s.wrap(err, "read the table's columns")
 	}
 	if sc == nil {
-		return nil, directory.Errorf(directory.ReasonSchemaMismatch, "table %s not found", strings.Join(s.table, "."))
+		return nil, directory.Errorf(v1alpha1.ReasonSchemaMismatch, "table %s not found", strings.Join(s.table, "."))
 	}
 
 	type need struct{ what, col string }
@@ -293,17 +286,17 @@ func (s *Directory) loadSchema(ctx context.Context) (*schema, error) {
 	}
 	for _, n := range needs {
 		if _, ok := sc.column(s.d, n.col); !ok {
-			return nil, directory.Errorf(directory.ReasonSchemaMismatch,
+			return nil, directory.Errorf(v1alpha1.ReasonSchemaMismatch,
 				"table %s has no column %s (for the %s)", strings.Join(s.table, "."), n.col, n.what)
 		}
 	}
 	if c, _ := sc.column(s.d, s.identityColumn()); !c.unique {
-		return nil, directory.Errorf(directory.ReasonSchemaMismatch,
+		return nil, directory.Errorf(v1alpha1.ReasonSchemaMismatch,
 			"column %s of table %s (identity attribute %s) needs a single-column unique constraint",
 			c.name, strings.Join(s.table, "."), s.opts.IdentityAttribute)
 	}
 	if c, _ := sc.column(s.d, s.active); s.status == nil && !s.d.isBoolean(c.typ) {
-		return nil, directory.Errorf(directory.ReasonSchemaMismatch,
+		return nil, directory.Errorf(v1alpha1.ReasonSchemaMismatch,
 			"active column %s of table %s is of type %s, not boolean", c.name, strings.Join(s.table, "."), c.typ)
 	}
 	return sc, nil
@@ -350,15 +343,15 @@ func (s *Directory) validate(sc *schema, attrs []string) error {
 			continue
 		}
 		if s.d.normColumn(col) == s.d.normColumn(s.active) {
-			return directory.Errorf(directory.ReasonInvalidConfig, "attribute %s maps to the %s %s", a, s.activeWhat(), col)
+			return directory.Errorf(v1alpha1.ReasonInvalidConfig, "attribute %s maps to the %s %s", a, s.activeWhat(), col)
 		}
 		if other, ok := seen[s.d.normColumn(col)]; ok && other != a {
-			return directory.Errorf(directory.ReasonInvalidConfig, "attributes %s and %s map to the same column %s", other, a, col)
+			return directory.Errorf(v1alpha1.ReasonInvalidConfig, "attributes %s and %s map to the same column %s", other, a, col)
 		}
 		seen[s.d.normColumn(col)] = a
 	}
 	if len(missing) > 0 {
-		return directory.Errorf(directory.ReasonSchemaMismatch, "table %s has no column for attribute %s",
+		return directory.Errorf(v1alpha1.ReasonSchemaMismatch, "table %s has no column for attribute %s",
 			strings.Join(s.table, "."), strings.Join(missing, ", "))
 	}
 	return nil
@@ -534,18 +527,18 @@ func (s *Directory) wrap(err error, doing string) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("%s: %w", doing, err)
 	}
-	reason := directory.ReasonDirectoryError
+	reason := v1alpha1.ReasonDirectoryError
 	switch s.d.classify(err) {
 	case classAuth:
-		reason = directory.ReasonAuthenticationFailed
+		reason = v1alpha1.ReasonAuthenticationFailed
 	case classUnreachable, classTransient:
-		reason = directory.ReasonUnreachable
+		reason = v1alpha1.ReasonUnreachable
 	case classSchema:
-		reason = directory.ReasonSchemaMismatch
+		reason = v1alpha1.ReasonSchemaMismatch
 	case classConfig:
-		reason = directory.ReasonInvalidConfig
+		reason = v1alpha1.ReasonInvalidConfig
 	case classTLS:
-		reason = directory.ReasonTLSError
+		reason = v1alpha1.ReasonTLSError
 	}
 	return &directory.Error{Reason: reason, Err: fmt.Errorf("%s: %s", doing, s.d.message(err))}
 }
@@ -572,7 +565,7 @@ func (s *Directory) bounded(ctx context.Context, fn func(ctx context.Context) er
 
 // errRequestTimeout is a statement or transaction that outlived the
 // request timeout.
-var errRequestTimeout = directory.Errorf(directory.ReasonUnreachable, "the database did not answer within the request timeout")
+var errRequestTimeout = directory.Errorf(v1alpha1.ReasonUnreachable, "the database did not answer within the request timeout")
 
 // retry runs fn, again after a backoff while it fails transiently, up to
 // opts.MaxRetries times (3 when unset).

@@ -19,6 +19,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/kube"
 	"github.com/userimport/user-import-operator/internal/testpeer/postgres"
 )
 
@@ -124,7 +125,7 @@ func defaultOpts() directory.Options {
 	}
 }
 
-func secretsWith(dsn string) directory.SecretGetter {
+func secretsWith(dsn string) kube.KeyReader {
 	return func(_ context.Context, name, key string) ([]byte, error) {
 		if name != "db" || key != "dsn" {
 			return nil, fmt.Errorf("no key %s in Secret %s", key, name)
@@ -359,7 +360,7 @@ func TestSchemaMismatch(t *testing.T) {
 			}
 			defer d.Close()
 			_, err = d.Check(context.Background())
-			if directory.ReasonOf(err) != directory.ReasonSchemaMismatch {
+			if directory.ReasonOf(err) != v1alpha1.ReasonSchemaMismatch {
 				t.Fatalf("Check: %v; want reason SchemaMismatch", err)
 			}
 			for _, w := range wantIn {
@@ -398,12 +399,12 @@ func TestSchemaMismatch(t *testing.T) {
 			t.Fatalf("ValidateAttributes of existing columns: %v", err)
 		}
 		err := d.ValidateAttributes([]string{"userName", "title"})
-		if directory.ReasonOf(err) != directory.ReasonSchemaMismatch || !strings.Contains(err.Error(), "title") {
+		if directory.ReasonOf(err) != v1alpha1.ReasonSchemaMismatch || !strings.Contains(err.Error(), "title") {
 			t.Fatalf("ValidateAttributes(title) = %v; want SchemaMismatch naming title", err)
 		}
 		_, err = d.Apply(context.Background(), []directory.Change{{Op: directory.OpCreate, Identity: "x",
 			Attributes: directory.Attributes{"userName": {"x"}, "title": {"Dr"}}}})
-		if directory.ReasonOf(err) != directory.ReasonSchemaMismatch {
+		if directory.ReasonOf(err) != v1alpha1.ReasonSchemaMismatch {
 			t.Fatalf("Apply with an unknown attribute: %v; want SchemaMismatch", err)
 		}
 		if e.count(t) != 0 {
@@ -434,7 +435,7 @@ func TestConnectionErrors(t *testing.T) {
 		}
 		dsn := fmt.Sprintf("postgres://%s:wrong-password@127.0.0.1:%d/%s?sslmode=disable", cfg.User, cfg.Port, cfg.Database)
 		r, err := reason(v1alpha1.SQLDriverPostgres, dsn)
-		if r != directory.ReasonAuthenticationFailed {
+		if r != v1alpha1.ReasonAuthenticationFailed {
 			t.Fatalf("reason %s (%v); want AuthenticationFailed", r, err)
 		}
 		if strings.Contains(err.Error(), "wrong-password") {
@@ -444,20 +445,20 @@ func TestConnectionErrors(t *testing.T) {
 	t.Run("postgres unreachable", func(t *testing.T) {
 		// A port that was free a moment ago: nothing listens there.
 		r, err := reason(v1alpha1.SQLDriverPostgres, fmt.Sprintf("postgres://u:p@127.0.0.1:%d/db?sslmode=disable", freePort(t)))
-		if r != directory.ReasonUnreachable {
+		if r != v1alpha1.ReasonUnreachable {
 			t.Fatalf("reason %s (%v); want Unreachable", r, err)
 		}
 	})
 	t.Run("postgres bad dsn", func(t *testing.T) {
 		r, err := reason(v1alpha1.SQLDriverPostgres, "postgres://u:secret@127.0.0.1:notaport/db")
-		if r != directory.ReasonInvalidConfig || strings.Contains(err.Error(), "secret") {
+		if r != v1alpha1.ReasonInvalidConfig || strings.Contains(err.Error(), "secret") {
 			t.Fatalf("reason %s (%v); want InvalidConfig without the password", r, err)
 		}
 	})
 	t.Run("sqlite missing file", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "missing.db")
 		r, err := reason(v1alpha1.SQLDriverSQLite, path)
-		if r != directory.ReasonUnreachable {
+		if r != v1alpha1.ReasonUnreachable {
 			t.Fatalf("reason %s (%v); want Unreachable", r, err)
 		}
 		if _, err := os.Stat(path); !os.IsNotExist(err) {
@@ -467,7 +468,7 @@ func TestConnectionErrors(t *testing.T) {
 	t.Run("secret missing", func(t *testing.T) {
 		spec := &v1alpha1.SQLDirectory{Driver: v1alpha1.SQLDriverSQLite, DSN: v1alpha1.SecretKeyRef{Name: "other", Key: "dsn"}, Table: "users"}
 		_, err := New(ctx, spec, defaultOpts(), secretsWith("x"))
-		if directory.ReasonOf(err) != directory.ReasonSecretNotFound {
+		if directory.ReasonOf(err) != v1alpha1.ReasonSecretNotFound {
 			t.Fatalf("New with a missing Secret: %v; want SecretNotFound", err)
 		}
 	})
@@ -817,7 +818,7 @@ func TestStatusColumn(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer nd.Close()
-		if _, err := nd.Check(context.Background()); directory.ReasonOf(err) != directory.ReasonSchemaMismatch ||
+		if _, err := nd.Check(context.Background()); directory.ReasonOf(err) != v1alpha1.ReasonSchemaMismatch ||
 			!strings.Contains(err.Error(), "contract") || !strings.Contains(err.Error(), "status column") {
 			t.Fatalf("Check without the status column: %v", err)
 		}

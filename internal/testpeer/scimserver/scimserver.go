@@ -7,7 +7,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"github.com/userimport/user-import-operator/internal/testpeer/testcert"
 	"io"
 	"net"
 	"os"
@@ -18,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/userimport/user-import-operator/internal/testpeer/testcert"
 )
 
 // Options configure one server. The zero value is an open server (no

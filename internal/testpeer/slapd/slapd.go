@@ -12,7 +12,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"github.com/userimport/user-import-operator/internal/testpeer/testcert"
 	"net"
 	"os"
 	"os/exec"
@@ -23,6 +22,8 @@ import (
 	"testing"
 	"text/template"
 	"time"
+
+	"github.com/userimport/user-import-operator/internal/testpeer/testcert"
 
 	"github.com/go-ldap/ldap/v3"
 )

@@ -1,18 +1,17 @@
-package worker
+package kube
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/userimport/user-import-operator/internal/directory"
 )
 
 // A Secret name or key that is not a Kubernetes name never reads a file
 // outside the secrets directory.
-func TestDirSecretsRefusesNamesOutsideTheDirectory(t *testing.T) {
+func TestMountedSecretsRefusesNamesOutsideTheDirectory(t *testing.T) {
 	root := t.TempDir()
 	dir := filepath.Join(root, "secrets")
 	if err := os.MkdirAll(filepath.Join(dir, "ldap-bind"), 0o700); err != nil {
@@ -28,7 +27,7 @@ func TestDirSecretsRefusesNamesOutsideTheDirectory(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "password"), []byte("loose"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	get := DirSecrets(dir)
+	get := MountedSecrets(dir)
 	ctx := context.Background()
 	if b, err := get(ctx, "ldap-bind", "password"); err != nil || string(b) != "s3cret" {
 		t.Fatalf("valid name: %q, %v", b, err)
@@ -43,8 +42,18 @@ func TestDirSecretsRefusesNamesOutsideTheDirectory(t *testing.T) {
 			t.Errorf("Secret %q key %q: read %q, want a refusal", c.name, c.key, b)
 			continue
 		}
-		if directory.ReasonOf(err) != directory.ReasonInvalidConfig || !strings.Contains(err.Error(), "Secret") {
-			t.Errorf("Secret %q key %q: error %v, want InvalidConfig naming the Secret", c.name, c.key, err)
+		if !errors.Is(err, ErrInvalidName) || !strings.Contains(err.Error(), "Secret") {
+			t.Errorf("Secret %q key %q: error %v, want ErrInvalidName naming the Secret", c.name, c.key, err)
 		}
+	}
+}
+
+// A key that is not there is ErrNotFound, named in the message, so that a
+// directory check reports SecretNotFound.
+func TestMountedSecretsMissingKeyIsNotFound(t *testing.T) {
+	dir := t.TempDir()
+	_, err := MountedSecrets(dir)(context.Background(), "ldap-bind", "password")
+	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "Secret ldap-bind has no key password") {
+		t.Fatalf("missing key: %v, want ErrNotFound naming the Secret and key", err)
 	}
 }

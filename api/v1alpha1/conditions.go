@@ -1,0 +1,144 @@
+package v1alpha1
+
+import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+// This file holds the vocabulary of the status of all three kinds: the
+// condition types, the reasons of conditions and Events, and the labels and
+// annotations the controllers write. A reason names a state a person can
+// act on; the message beside it says what to do.
+
+// Condition types shared by the kinds of this API. Ready, Reconciling and
+// Stalled follow kstatus, so that `kubectl wait --for=condition=Ready`,
+// Argo CD and Flux read the health of an object.
+const (
+	// ConditionReady is True when the object has reached the state its spec
+	// asks for: a directory that answers, an import that completed, a
+	// schedule that is running.
+	ConditionReady = "Ready"
+	// ConditionReconciling is True while the controller is still working
+	// towards the state the spec asks for.
+	ConditionReconciling = "Reconciling"
+	// ConditionStalled is True when the controller cannot make progress
+	// without a change by a person (a bad spec, a missing Secret).
+	ConditionStalled = "Stalled"
+)
+
+// Condition types of UserImports beyond the kstatus ones.
+const (
+	// ConditionSafetyThreshold is True while a full import waits for a
+	// person to approve the deprovisions it would make.
+	ConditionSafetyThreshold = "SafetyThreshold"
+	// ConditionSourceChanged is True while an import waits for a person to
+	// look at a new preview: its source changed after the preview it was
+	// approved on, so it was refused before writing.
+	ConditionSourceChanged = "SourceChanged"
+)
+
+// ReasonReconcileError: the last reconcile failed (the API server refused
+// a write, a Job of the import's name belongs to someone else); it is
+// retried with backoff. All three kinds use it the same way.
+const ReasonReconcileError = "ReconcileError"
+
+// Reasons of UserImport conditions and Events. A phase is also the reason
+// of the Event that records a move into it.
+const (
+	ReasonDraft           = "Draft"
+	ReasonCreatingPreview = "CreatingPreview"
+	ReasonPreviewReady    = "PreviewReady"
+	ReasonQueued          = "Queued"
+	ReasonImporting       = "Importing"
+	ReasonSucceeded       = "Succeeded"
+	ReasonCancelled       = "Cancelled"
+	ReasonPreviewFailed   = "PreviewFailed"
+	ReasonImportFailed    = "ImportFailed"
+	// ReasonDirectoryNotFound and ReasonDirectoryNotReady: the import
+	// waits for its UserDirectory.
+	ReasonDirectoryNotFound = "DirectoryNotFound"
+	ReasonDirectoryNotReady = "DirectoryNotReady"
+	// ReasonApprovalRequired: a full import stopped at the safety
+	// threshold and waits for spec.safety.approvedDeprovisions.
+	ReasonApprovalRequired = "ApprovalRequired"
+	// ReasonSafetyThresholdCleared: the spec changed after a safety stop;
+	// the import may run again (an Event).
+	ReasonSafetyThresholdCleared = "SafetyThresholdCleared"
+	// ReasonSourceChanged: the reason of ConditionSourceChanged and of
+	// the Stalled state it causes.
+	ReasonSourceChanged = "SourceChanged"
+	// ReasonPreviewInvalidated: the spec changed, so the preview was
+	// discarded (an Event).
+	ReasonPreviewInvalidated = "PreviewInvalidated"
+	// ReasonRestarted: the run of a stage was gone (a deleted Job, a
+	// restarted manager) and was started again; it resumes from the
+	// checkpoint (an Event).
+	ReasonRestarted = "Restarted"
+	// ReasonIdentityMismatch: the mapping's identity entry writes another
+	// attribute than the one the directory identifies users by.
+	ReasonIdentityMismatch = "IdentityMismatch"
+)
+
+// Reasons of UserDirectory conditions. All but ReasonConnected are also
+// the reasons of the errors providers return, so that a failed check
+// names its cause.
+const (
+	// ReasonConnected: the directory answers and accepts the credentials.
+	ReasonConnected            = "Connected"
+	ReasonAuthenticationFailed = "AuthenticationFailed"
+	ReasonUnreachable          = "Unreachable"
+	ReasonTLSError             = "TLSError"
+	ReasonSecretNotFound       = "SecretNotFound"
+	ReasonInvalidConfig        = "InvalidConfig"
+	ReasonSchemaMismatch       = "SchemaMismatch"
+	ReasonDirectoryError       = "DirectoryError"
+	// ReasonHostNotAllowed: the manager's --allowed-hosts does not list
+	// the directory's host, so it was not checked.
+	ReasonHostNotAllowed = "HostNotAllowed"
+)
+
+// Reasons of ImportSchedule conditions and Events.
+const (
+	ReasonScheduled       = "Scheduled"
+	ReasonSuspended       = "Suspended"
+	ReasonInvalidSchedule = "InvalidSchedule"
+	ReasonNeverFires      = "NeverFires"
+	ReasonRunStarted      = "RunStarted"
+	ReasonRunNow          = "RunNow"
+	ReasonRunSkipped      = "RunSkipped"
+	ReasonMissedRuns      = "MissedRuns"
+	// ReasonClockChange: a run stands for a time the clock skipped.
+	ReasonClockChange = "ClockChange"
+	ReasonReplacing   = "Replacing"
+	// ReasonSourceCheckFailed: skipIfUnchanged could not tell whether the
+	// source changed; the run went ahead.
+	ReasonSourceCheckFailed = "SourceCheckFailed"
+	ReasonHistoryDeleted    = "HistoryDeleted"
+)
+
+// Labels and annotations of ImportSchedules and the imports they create.
+const (
+	// ScheduleLabel names, on an import, the schedule that created it.
+	ScheduleLabel = "userimport.dev/schedule"
+	// ScheduledAtAnnotation holds, on an import, the time (RFC 3339, UTC)
+	// its run was scheduled for; for a run-now import, when it was asked.
+	ScheduledAtAnnotation = "userimport.dev/scheduled-at"
+	// RunNowAnnotation on a schedule starts a run now whenever its value
+	// changes; any value will do, a timestamp is the custom.
+	RunNowAnnotation = "userimport.dev/run-now"
+)
+
+// GetConditions returns the conditions of the status.
+func (in *UserImport) GetConditions() []metav1.Condition { return in.Status.Conditions }
+
+// SetConditions replaces the conditions of the status.
+func (in *UserImport) SetConditions(c []metav1.Condition) { in.Status.Conditions = c }
+
+// GetConditions returns the conditions of the status.
+func (in *UserDirectory) GetConditions() []metav1.Condition { return in.Status.Conditions }
+
+// SetConditions replaces the conditions of the status.
+func (in *UserDirectory) SetConditions(c []metav1.Condition) { in.Status.Conditions = c }
+
+// GetConditions returns the conditions of the status.
+func (in *ImportSchedule) GetConditions() []metav1.Condition { return in.Status.Conditions }
+
+// SetConditions replaces the conditions of the status.
+func (in *ImportSchedule) SetConditions(c []metav1.Condition) { in.Status.Conditions = c }

@@ -1,0 +1,78 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/conditions"
+)
+
+// statusObject is an object of this API: it has conditions in its status.
+type statusObject interface {
+	client.Object
+	GetConditions() []metav1.Condition
+	SetConditions([]metav1.Condition)
+}
+
+// statusPatch is the skeleton every reconcile follows: remember the object
+// as read, change its status in memory, and at the end write what changed
+// in one patch, then emit the Events that go with it. An Event is emitted
+// only once the status it tells of is written: a reconcile whose patch
+// fails runs again, and must not tell the same story twice.
+type statusPatch struct {
+	client   client.Client
+	recorder events.EventRecorder
+	obj      statusObject
+	orig     statusObject
+	events   []pendingEvent
+}
+
+type pendingEvent struct {
+	eventType, reason, action, note string
+	related                         runtime.Object
+}
+
+func newStatusPatch(c client.Client, rec events.EventRecorder, obj statusObject) *statusPatch {
+	return &statusPatch{client: c, recorder: rec, obj: obj, orig: obj.DeepCopyObject().(statusObject)}
+}
+
+// event queues an Event about obj, emitted once the status is written.
+func (p *statusPatch) event(eventType, reason, action string, related runtime.Object, note string) {
+	p.events = append(p.events, pendingEvent{eventType, reason, action, conditions.Bound(note), related})
+}
+
+// finish ends a reconcile. A reconcile error becomes the Ready condition
+// (reason ReconcileError, retried with backoff) and a Warning Event; then
+// what changed of the status is written as a merge patch guarded by the
+// resourceVersion read, so that a status someone else changed in between
+// (the worker, our own last write not yet in the cache) makes the patch
+// fail and the reconcile run again on a fresh copy instead of deciding
+// twice. It returns retErr joined with a failure to write.
+func (p *statusPatch) finish(ctx context.Context, retErr error) error {
+	if retErr != nil {
+		conds := p.obj.GetConditions()
+		conditions.Set(&conds, p.obj.GetGeneration(), conditions.Failing, v1alpha1.ReasonReconcileError, retErr.Error())
+		p.obj.SetConditions(conds)
+		p.event(corev1.EventTypeWarning, v1alpha1.ReasonReconcileError, "Reconcile", nil, retErr.Error())
+	}
+	if !equality.Semantic.DeepEqual(p.orig, p.obj) {
+		patch := client.MergeFromWithOptions(p.orig, client.MergeFromWithOptimisticLock{})
+		if err := p.client.Status().Patch(ctx, p.obj, patch); err != nil {
+			return errors.Join(retErr, fmt.Errorf("patching status: %w", err))
+		}
+	}
+	for _, e := range p.events {
+		p.recorder.Eventf(p.obj, e.related, e.eventType, e.reason, e.action, "%s", e.note)
+	}
+	p.events = nil
+	return retErr
+}
