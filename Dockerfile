@@ -1,5 +1,5 @@
-# Build the operator binary: one static binary with the manager, worker
-# and demo subcommands.
+# Build the operator binary: one static binary with the manager and worker
+# subcommands (the demo is a binary of its own, not in the image).
 FROM golang:1.26 AS builder
 ARG TARGETOS
 ARG TARGETARCH

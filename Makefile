@@ -55,7 +55,7 @@ lint: fmt vet ## Format and vet (golangci-lint is used when it is on PATH).
 
 .PHONY: demo
 demo: ## Run the operator on this machine: control plane, manager and an SQLite directory; imports 1,000 users.
-	KUBEBUILDER_ASSETS="$$(./hack/envtest-assets.sh)" go run ./cmd/user-import-operator demo $(DEMO_FLAGS)
+	KUBEBUILDER_ASSETS="$$(./hack/envtest-assets.sh)" go run ./cmd/user-import-demo $(DEMO_FLAGS)
 
 .PHONY: test
 test: manifests generate vet ## Run every test: unit, envtest and real directory servers.

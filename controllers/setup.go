@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/userimport/user-import-operator/internal/executor"
+
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -29,8 +31,9 @@ type Options struct {
 	Executor string
 	// Job settings of the Job executor.
 	Job jobs.Settings
-	// Run is the worker for the in-process executor.
-	Run jobs.RunFunc
+	// Run is the worker of the in-process executor (worker.RunInProcess);
+	// required with it.
+	Run executor.RunFunc
 	// DirectoryCheckInterval is the time between checks of a Ready
 	// directory (default 5 minutes).
 	DirectoryCheckInterval time.Duration
@@ -62,20 +65,20 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		return fmt.Errorf("indexing imports by directory: %w", err)
 	}
 
-	var exec jobs.Executor
+	var exec executor.Executor
 	var runEnded <-chan event.GenericEvent
 	switch o.Executor {
 	case "", ExecutorJob:
-		exec = &JobExecutor{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Settings: o.Job}
+		exec = &executor.Job{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Settings: o.Job}
 	case ExecutorInProcess:
 		if o.Run == nil {
-			return fmt.Errorf("the in-process executor needs the worker, which this build lacks")
+			return fmt.Errorf("the in-process executor needs Options.Run")
 		}
 		direct, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()})
 		if err != nil {
 			return err
 		}
-		ip := NewInProcessExecutor(o.Run, direct)
+		ip := executor.NewInProcess(o.Run, direct)
 		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 			<-ctx.Done()
 			ip.Shutdown()

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/userimport/user-import-operator/internal/executor"
+
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -40,7 +42,7 @@ type UserImportReconciler struct {
 	// must never both see themselves at the head of a queue.
 	APIReader client.Reader
 	Recorder  events.EventRecorder
-	Executor  jobs.Executor
+	Executor  executor.Executor
 	Metrics   *metrics.Tracker
 	// PollInterval is how often a running stage is looked at between
 	// events (progress for the metrics; a missed event).
@@ -329,11 +331,9 @@ func (run *importRun) start(ctx context.Context, stage jobs.Stage) (verdict, err
 	if err != nil || wait != nil {
 		return derefVerdict(wait), err
 	}
-	if msg := identityMismatch(imp, dir); msg != "" {
-		// Rows would be matched by one attribute and looked up by
-		// another: every user would look new. Nothing runs until the
-		// spec or the directory is fixed.
-		return verdict{state: conditions.Stalled, reason: v1alpha1.ReasonIdentityMismatch, message: msg}, nil
+	if err := jobs.CheckIdentity(imp.Spec, dir.Spec); err != nil {
+		// Nothing runs until the spec or the directory is fixed.
+		return verdict{state: conditions.Stalled, reason: v1alpha1.ReasonIdentityMismatch, message: err.Error()}, nil
 	}
 	st, err := run.Executor.Status(ctx, imp, stage)
 	if err != nil {
@@ -389,18 +389,6 @@ func (run *importRun) launch(ctx context.Context, dir *v1alpha1.UserDirectory, s
 		return fmt.Errorf("starting the %s: %w", stage, err)
 	}
 	return nil
-}
-
-// identityMismatch says why the import's identity entry does not fit the
-// directory, or "" when it does.
-func identityMismatch(imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory) string {
-	for _, m := range imp.Spec.Mapping {
-		if m.Identity && m.Attribute != dir.Spec.IdentityAttribute {
-			return fmt.Sprintf("spec.mapping: the identity entry maps attribute %q, but UserDirectory %s identifies users by %q",
-				m.Attribute, dir.Name, dir.Spec.IdentityAttribute)
-		}
-	}
-	return ""
 }
 
 func derefVerdict(v *verdict) verdict {

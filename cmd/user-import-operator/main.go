@@ -1,11 +1,9 @@
-// Command user-import-operator is the operator's only binary. Its
+// Command user-import-operator is the binary of the operator's image. Its
 // subcommands:
 //
 //	manager  runs the controllers (the Deployment's entrypoint)
 //	worker   runs one preview or import (the Jobs' entrypoint; also a
 //	         one-off import from a laptop)
-//	demo     runs a control plane, the manager and an SQLite directory
-//	         on this machine, and imports a generated HR export
 //	version  prints the version
 package main
 
@@ -27,7 +25,6 @@ Usage:
 Commands:
   manager   run the controllers
   worker    run one preview or import
-  demo      run everything on this machine: control plane, manager, SQLite directory
   version   print the version
 
 Run "user-import-operator <command> -h" for the flags of a command.
@@ -46,8 +43,6 @@ func main() {
 		err = runManager(args)
 	case "worker":
 		err = runWorker(args)
-	case "demo":
-		err = runDemo(args)
 	case "version", "--version":
 		fmt.Println(version)
 	case "help", "-h", "--help":

@@ -17,11 +17,8 @@ import (
 	"github.com/userimport/user-import-operator/internal/egress"
 	"github.com/userimport/user-import-operator/internal/jobs"
 	"github.com/userimport/user-import-operator/internal/scheme"
+	"github.com/userimport/user-import-operator/internal/worker"
 )
-
-// inProcessRun is the worker the in-process executor calls; the worker
-// command sets it (worker.RunInProcess) when it is part of the build.
-var inProcessRun jobs.RunFunc
 
 func runManager(args []string) error {
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
@@ -78,7 +75,7 @@ func runManager(args []string) error {
 	if err := controllers.Setup(mgr, controllers.Options{
 		Executor:               *executor,
 		Job:                    settings,
-		Run:                    inProcessRun,
+		Run:                    worker.RunInProcess,
 		DirectoryCheckInterval: *checkInterval,
 		DirectoryRetryInterval: *retryInterval,
 		PollInterval:           *pollInterval,

@@ -110,37 +110,25 @@ func runWorkerInJob(ctx context.Context, key types.NamespacedName, stage worker.
 	if err := json.Unmarshal([]byte(os.Getenv(jobs.EnvDirectory)), &dirSpec); err != nil {
 		return worker.Outcome{}, fmt.Errorf("$%s does not hold a UserDirectory spec: %w", jobs.EnvDirectory, err)
 	}
-	cfg, err := ctrl.GetConfig()
+	kc, err := ctrl.GetConfig()
 	if err != nil {
 		return worker.Outcome{}, err
 	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme.New()})
+	c, err := client.New(kc, client.Options{Scheme: scheme.New()})
 	if err != nil {
 		return worker.Outcome{}, err
 	}
-	var imp v1alpha1.UserImport
-	if err := c.Get(ctx, key, &imp); err != nil {
-		return worker.Outcome{}, fmt.Errorf("reading UserImport %s: %w", key, err)
+	cfg, err := worker.InCluster(ctx, c, key, stage, dirSpec, secrets, source.Options{Dir: workDir, Secrets: secrets})
+	if err != nil {
+		return worker.Outcome{}, err
 	}
-	fmt.Printf("%s of UserImport %s (generation %d)\n", stage, key, imp.Generation)
-	src := source.Options{Dir: workDir, Secrets: secrets}
-	if sourceDir != "" && (imp.Spec.Source.ConfigMap != nil || imp.Spec.Source.Secret != nil) {
-		src.MountedFile = filepath.Join(sourceDir, jobs.SourceFile)
+	fmt.Printf("%s of UserImport %s (generation %d)\n", stage, key, cfg.Import.Generation)
+	if src := cfg.Import.Spec.Source; sourceDir != "" && (src.ConfigMap != nil || src.Secret != nil) {
+		cfg.Source.MountedFile = filepath.Join(sourceDir, jobs.SourceFile)
 	}
-	// The name is derived, not read from status: the controller creates
-	// the Secret before it starts the run, but its status patch naming
-	// the Secret may land after the run has read the import.
-	report := jobs.ReportSecretName(&imp)
-	return worker.Run(ctx, worker.Config{
-		Stage:     stage,
-		Import:    &imp,
-		Directory: dirSpec,
-		Secrets:   secrets,
-		Source:    src,
-		Open:      open.Open,
-		// The log shows counts, line numbers and messages, never values.
-		Sink: worker.Tee(&worker.APISink{Client: c, Import: key, ReportSecret: report}, &worker.ConsoleSink{Out: os.Stdout}),
-	})
+	// The log shows counts, line numbers and messages, never values.
+	cfg.Sink = worker.Tee(cfg.Sink, &worker.ConsoleSink{Out: os.Stdout})
+	return worker.Run(ctx, cfg)
 }
 
 // writeTermination leaves the outcome where the controller reads it: the
@@ -287,9 +275,4 @@ func readImportFile(path string) (*v1alpha1.UserDirectory, *v1alpha1.UserImport,
 		return nil, nil, fmt.Errorf("%s: needs one UserDirectory and one UserImport document", path)
 	}
 	return dir, imp, nil
-}
-
-func init() {
-	// The manager's in-process executor runs the same worker code.
-	inProcessRun = worker.RunInProcess
 }

@@ -124,8 +124,7 @@ type Result struct {
 	PlannedDeprovisions int64
 	// SafetyStop is true when the planned deprovisions exceed the safety
 	// threshold without approval; an import then wrote nothing.
-	SafetyStop    bool
-	SafetyMessage string
+	SafetyStop bool
 	// Samples are the first planned changes; Errors the first row errors
 	// (Counts.Failed has the total).
 	Samples []Sample
@@ -213,7 +212,7 @@ func Run(ctx context.Context, in Input, dir directory.Directory, cfg Config, dry
 		plan.fill(&res)
 		return res, ErrNoValidRows
 	}
-	res.SafetyMessage, res.SafetyStop = r.safety(res.PlannedDeprovisions, res.ManagedUsers)
+	res.SafetyStop = r.safetyStop(res.PlannedDeprovisions, res.ManagedUsers)
 	if dryRun || res.SafetyStop {
 		// A safety stop writes nothing: like a preview, it reports the
 		// changes it planned, deprovisions included.
@@ -355,29 +354,14 @@ func (r *run) deprovisionOp(i int) directory.Op {
 	return 0
 }
 
-// safety says whether planned deprovisions exceed the thresholds without
-// approval, and why.
-func (r *run) safety(planned, managed int64) (string, bool) {
+// safetyStop says whether planned deprovisions exceed the thresholds
+// without approval. The sentence a person reads is jobs.SafetyStop's.
+func (r *run) safetyStop(planned, managed int64) bool {
 	c := r.cfg
-	var why string
-	switch {
-	case c.MaxDeprovision != nil && planned > *c.MaxDeprovision:
-		why = fmt.Sprintf("maxDeprovision is %d", *c.MaxDeprovision)
-	case c.MaxDeprovisionPercent != nil && planned*100 > *c.MaxDeprovisionPercent*managed:
-		why = fmt.Sprintf("maxDeprovisionPercent is %d", *c.MaxDeprovisionPercent)
-	default:
-		return "", false
-	}
-	if c.ApprovedDeprovisions != nil && *c.ApprovedDeprovisions >= planned {
-		return "", false
-	}
-	verb := "deactivate"
-	if c.MissingUsers == v1alpha1.MissingDelete {
-		verb = "delete"
-	}
-	msg := fmt.Sprintf("the import would %s %d of %d managed users (%s); set spec.safety.approvedDeprovisions to at least %d to approve",
-		verb, planned, managed, why, planned)
-	return msg, true
+	over := (c.MaxDeprovision != nil && planned > *c.MaxDeprovision) ||
+		(c.MaxDeprovisionPercent != nil && planned*100 > *c.MaxDeprovisionPercent*managed)
+	approved := c.ApprovedDeprovisions != nil && *c.ApprovedDeprovisions >= planned
+	return over && !approved
 }
 
 type nopReporter struct{}

@@ -332,6 +332,20 @@ func (s SafetyStop) Sentence(spec v1alpha1.UserImportSpec) string {
 		verb, s.Deprovisions, s.ManagedUsers, pct, limit, s.Deprovisions)
 }
 
+// CheckIdentity refuses an import whose identity entry writes another
+// attribute than the one its directory identifies users by: rows would be
+// matched by one attribute and looked up by another, so every user would
+// look new.
+func CheckIdentity(spec v1alpha1.UserImportSpec, dir v1alpha1.UserDirectorySpec) error {
+	for _, m := range spec.Mapping {
+		if m.Identity && m.Attribute != dir.IdentityAttribute {
+			return fmt.Errorf("spec.mapping: the identity entry maps attribute %q, but UserDirectory %s identifies users by %q",
+				m.Attribute, spec.DirectoryRef.Name, dir.IdentityAttribute)
+		}
+	}
+	return nil
+}
+
 // SourceChanged begins the message of a worker that refused to import a
 // file other than the one its preview was made of.
 const SourceChanged = "SourceChanged"

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/userimport/user-import-operator/internal/executor"
+
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory/open"
@@ -14,33 +17,46 @@ import (
 	"github.com/userimport/user-import-operator/internal/source"
 )
 
-// RunInProcess is the worker of the in-process executor: the same run as
-// in a Job, with Secrets and ConfigMaps read through the API instead of
-// mounted volumes.
-func RunInProcess(ctx context.Context, cfg jobs.RunConfig) (jobs.Outcome, error) {
-	key := types.NamespacedName{Namespace: cfg.Namespace, Name: cfg.Import}
+// InCluster is the configuration of a run of a UserImport in the cluster,
+// in a Job's pod or in the manager: the import is read through c, and its
+// progress and report go to its status and report Secret.
+func InCluster(ctx context.Context, c client.Client, key types.NamespacedName, stage Stage,
+	dir v1alpha1.UserDirectorySpec, secrets kube.KeyReader, src source.Options) (Config, error) {
 	var imp v1alpha1.UserImport
-	if err := cfg.Client.Get(ctx, key, &imp); err != nil {
-		return jobs.Outcome{}, fmt.Errorf("reading UserImport %s: %w", key, err)
+	if err := c.Get(ctx, key, &imp); err != nil {
+		return Config{}, fmt.Errorf("reading UserImport %s: %w", key, err)
 	}
-	work, err := os.MkdirTemp("", "userimport-")
-	if err != nil {
-		return jobs.Outcome{}, err
-	}
-	defer os.RemoveAll(work)
-	secrets := kube.Secrets(cfg.Client, cfg.Namespace)
 	// The name is derived, not read from status: the controller creates
 	// the Secret before it starts the run, but its status patch naming
 	// the Secret may land after the run has read the import.
 	report := jobs.ReportSecretName(&imp)
-	out, err := Run(ctx, Config{
-		Stage:     cfg.Stage,
+	return Config{
+		Stage:     stage,
 		Import:    &imp,
-		Directory: cfg.Directory,
+		Directory: dir,
 		Secrets:   secrets,
-		Source:    source.Options{Dir: work, Secrets: secrets, ConfigMaps: kube.ConfigMaps(cfg.Client, cfg.Namespace)},
+		Source:    src,
 		Open:      open.Open,
-		Sink:      &APISink{Client: cfg.Client, Import: key, ReportSecret: report},
-	})
-	return jobs.Outcome{SafetyStop: out.SafetyStop}, err
+		Sink:      &APISink{Client: c, Import: key, ReportSecret: report},
+	}, nil
+}
+
+// RunInProcess is the worker of the in-process executor: the same run as
+// in a Job, with Secrets and ConfigMaps read through the API instead of
+// mounted volumes.
+func RunInProcess(ctx context.Context, rc executor.RunConfig) (executor.Outcome, error) {
+	work, err := os.MkdirTemp("", "userimport-")
+	if err != nil {
+		return executor.Outcome{}, err
+	}
+	defer os.RemoveAll(work)
+	secrets := kube.Secrets(rc.Client, rc.Namespace)
+	src := source.Options{Dir: work, Secrets: secrets, ConfigMaps: kube.ConfigMaps(rc.Client, rc.Namespace)}
+	key := types.NamespacedName{Namespace: rc.Namespace, Name: rc.Import}
+	cfg, err := InCluster(ctx, rc.Client, key, rc.Stage, rc.Directory, secrets, src)
+	if err != nil {
+		return executor.Outcome{}, err
+	}
+	out, err := Run(ctx, cfg)
+	return executor.Outcome{SafetyStop: out.SafetyStop}, err
 }

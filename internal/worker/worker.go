@@ -83,10 +83,8 @@ func Run(ctx context.Context, cfg Config) (Outcome, error) {
 		cfg.ProgressInterval = 5 * time.Second
 	}
 
-	for _, m := range imp.Spec.Mapping {
-		if m.Identity && m.Attribute != cfg.Directory.IdentityAttribute {
-			return Outcome{}, fmt.Errorf("spec.mapping: the identity entry maps attribute %q, but the directory identifies users by %q", m.Attribute, cfg.Directory.IdentityAttribute)
-		}
+	if err := jobs.CheckIdentity(imp.Spec, cfg.Directory); err != nil {
+		return Outcome{}, err
 	}
 	file, err := source.Fetch(ctx, imp.Spec.Source, cfg.Source)
 	if err != nil {

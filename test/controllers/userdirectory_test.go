@@ -16,6 +16,7 @@ import (
 
 	uiov1 "github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/controllers"
+	"github.com/userimport/user-import-operator/internal/executor"
 	"github.com/userimport/user-import-operator/internal/jobs"
 )
 
@@ -147,16 +148,16 @@ var _ = Describe("the in-process executor", func() {
 			stopManager()
 			stopManager = startManager(controllers.Options{Executor: controllers.ExecutorJob, Job: jobSettings})
 		}()
-		calls := make(chan jobs.RunConfig, 4)
-		run := func(rctx context.Context, c jobs.RunConfig) (jobs.Outcome, error) {
+		calls := make(chan executor.RunConfig, 4)
+		run := func(rctx context.Context, c executor.RunConfig) (executor.Outcome, error) {
 			calls <- c
 			imp := &uiov1.UserImport{}
 			if err := c.Client.Get(rctx, client.ObjectKey{Namespace: c.Namespace, Name: c.Import}, imp); err != nil {
-				return jobs.Outcome{}, err
+				return executor.Outcome{}, err
 			}
 			orig := imp.DeepCopy()
 			imp.Status.Progress = &uiov1.ProgressStatus{RowsTotal: 3, RowsProcessed: 3, Percent: 100, Created: 2, Updated: 1}
-			return jobs.Outcome{}, c.Client.Status().Patch(rctx, imp, client.MergeFrom(orig))
+			return executor.Outcome{}, c.Client.Status().Patch(rctx, imp, client.MergeFrom(orig))
 		}
 		// The poll is the safety net for an end of run the reconciler
 		// missed; short here, so that a loaded machine still passes.

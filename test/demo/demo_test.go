@@ -1,5 +1,5 @@
 // Package demo_test runs the local demo as a newcomer would — the
-// operator binary's demo subcommand with --exit-after-import — and checks
+// user-import-demo command with --exit-after-import — and checks
 // that the import completed, the SQLite directory holds the users, and no
 // process it started outlives it.
 package demo_test
@@ -29,15 +29,15 @@ func TestDemoImportsAndCleansUp(t *testing.T) {
 		t.Fatal("KUBEBUILDER_ASSETS is not set: run `make test`, or export KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh)")
 	}
 	root := testenv.RepoRoot(t)
-	bin := filepath.Join(t.TempDir(), "user-import-operator")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/user-import-operator")
+	bin := filepath.Join(t.TempDir(), "user-import-demo")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/user-import-demo")
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building the binary: %v\n%s", err, out)
 	}
 
 	work := t.TempDir()
-	cmd := exec.Command(bin, "demo", "--exit-after-import", "--work-dir", work)
+	cmd := exec.Command(bin, "--exit-after-import", "--work-dir", work)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

@@ -1,4 +1,7 @@
-package jobs
+// Package executor runs the stages of imports: in batch/v1 Jobs built by
+// the jobs package (the default), or as goroutines of the manager (the
+// in-process executor, for local runs and clusters where Jobs cannot run).
+package executor
 
 import (
 	"context"
@@ -6,6 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/jobs"
 )
 
 // Executor runs the stages of imports: in Jobs (the default) or inside the
@@ -13,12 +17,12 @@ import (
 type Executor interface {
 	// Start begins stage of imp against dir. A run of that stage that is
 	// already going on is adopted: Start never starts a second one.
-	Start(ctx context.Context, imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory, stage Stage) error
+	Start(ctx context.Context, imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory, stage jobs.Stage) error
 	// Status reports the run of stage of imp.
-	Status(ctx context.Context, imp *v1alpha1.UserImport, stage Stage) (StageStatus, error)
+	Status(ctx context.Context, imp *v1alpha1.UserImport, stage jobs.Stage) (StageStatus, error)
 	// Reset forgets a finished run of stage, so that Start can begin a new
 	// one (a preview made again after an edit, an approved import).
-	Reset(ctx context.Context, imp *v1alpha1.UserImport, stage Stage) error
+	Reset(ctx context.Context, imp *v1alpha1.UserImport, stage jobs.Stage) error
 	// Cancel stops every run of imp; progress already reported stays.
 	Cancel(ctx context.Context, imp *v1alpha1.UserImport) error
 }
@@ -38,7 +42,7 @@ type StageStatus struct {
 	Message string
 	// SafetyStop is set when a full import stopped before writing because
 	// of the safety threshold.
-	SafetyStop *SafetyStop
+	SafetyStop *jobs.SafetyStop
 }
 
 // RunConfig is what the in-process executor hands the worker.
@@ -47,7 +51,7 @@ type RunConfig struct {
 	Namespace string
 	Import    string
 	// Stage to run.
-	Stage Stage
+	Stage jobs.Stage
 	// Directory is the spec of the import's UserDirectory, as the Job
 	// worker reads it from EnvDirectory.
 	Directory v1alpha1.UserDirectorySpec
@@ -60,7 +64,7 @@ type RunConfig struct {
 // Outcome is the result of a successful in-process run.
 type Outcome struct {
 	// SafetyStop is set when a full import stopped at the safety threshold.
-	SafetyStop *SafetyStop
+	SafetyStop *jobs.SafetyStop
 }
 
 // RunFunc runs one stage in process (worker.RunInProcess). Its error

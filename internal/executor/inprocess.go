@@ -1,4 +1,4 @@
-package controllers
+package executor
 
 import (
 	"context"
@@ -13,14 +13,14 @@ import (
 	"github.com/userimport/user-import-operator/internal/jobs"
 )
 
-// InProcessExecutor runs stages as goroutines of the manager, with the
+// InProcess runs stages as goroutines of the manager, with the
 // worker code injected as Run. It is for local runs and clusters where
 // Jobs cannot run. Runs do not survive a restart of the manager: the
 // controller then starts the stage again, and the worker resumes from the
 // checkpoint in status.
-type InProcessExecutor struct {
+type InProcess struct {
 	// Run is the worker (worker.RunInProcess).
-	Run jobs.RunFunc
+	Run RunFunc
 	// Client is handed to Run; it must not cache.
 	Client client.Client
 
@@ -40,16 +40,16 @@ type runKey struct {
 type run struct {
 	cancel  context.CancelFunc
 	done    bool
-	outcome jobs.Outcome
+	outcome Outcome
 	err     error
 }
 
-var _ jobs.Executor = (*InProcessExecutor)(nil)
+var _ Executor = (*InProcess)(nil)
 
-// NewInProcessExecutor returns an executor that calls fn.
-func NewInProcessExecutor(fn jobs.RunFunc, c client.Client) *InProcessExecutor {
+// NewInProcess returns an executor that calls fn.
+func NewInProcess(fn RunFunc, c client.Client) *InProcess {
 	base, stop := context.WithCancel(context.Background())
-	return &InProcessExecutor{
+	return &InProcess{
 		Run: fn, Client: c,
 		events: make(chan event.GenericEvent, 1024),
 		runs:   map[runKey]*run{}, base: base, stop: stop,
@@ -57,13 +57,13 @@ func NewInProcessExecutor(fn jobs.RunFunc, c client.Client) *InProcessExecutor {
 }
 
 // Events tells the controller that a run ended.
-func (e *InProcessExecutor) Events() <-chan event.GenericEvent { return e.events }
+func (e *InProcess) Events() <-chan event.GenericEvent { return e.events }
 
 // Shutdown cancels every run; the manager calls it when it stops.
-func (e *InProcessExecutor) Shutdown() { e.stop() }
+func (e *InProcess) Shutdown() { e.stop() }
 
 // Start runs stage of imp in a goroutine, unless a run of it exists.
-func (e *InProcessExecutor) Start(_ context.Context, imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory, stage jobs.Stage) error {
+func (e *InProcess) Start(_ context.Context, imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory, stage jobs.Stage) error {
 	if e.Run == nil {
 		return errors.New("the in-process executor has no worker in this build")
 	}
@@ -76,7 +76,7 @@ func (e *InProcessExecutor) Start(_ context.Context, imp *v1alpha1.UserImport, d
 	ctx, cancel := context.WithCancel(e.base)
 	r := &run{cancel: cancel}
 	e.runs[k] = r
-	cfg := jobs.RunConfig{Namespace: imp.Namespace, Import: imp.Name, Stage: stage, Directory: *dir.Spec.DeepCopy(), Client: e.Client}
+	cfg := RunConfig{Namespace: imp.Namespace, Import: imp.Name, Stage: stage, Directory: *dir.Spec.DeepCopy(), Client: e.Client}
 	notify := &v1alpha1.UserImport{}
 	notify.Namespace, notify.Name = imp.Namespace, imp.Name
 	go func() {
@@ -95,7 +95,7 @@ func (e *InProcessExecutor) Start(_ context.Context, imp *v1alpha1.UserImport, d
 
 // safeRun turns a panic of the worker into a failure of the run; the
 // panic value is not kept, since it might hold row values.
-func (e *InProcessExecutor) safeRun(ctx context.Context, cfg jobs.RunConfig) (out jobs.Outcome, err error) {
+func (e *InProcess) safeRun(ctx context.Context, cfg RunConfig) (out Outcome, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("the %s worker panicked", cfg.Stage)
@@ -105,23 +105,23 @@ func (e *InProcessExecutor) safeRun(ctx context.Context, cfg jobs.RunConfig) (ou
 }
 
 // Status reports the run of stage.
-func (e *InProcessExecutor) Status(_ context.Context, imp *v1alpha1.UserImport, stage jobs.Stage) (jobs.StageStatus, error) {
+func (e *InProcess) Status(_ context.Context, imp *v1alpha1.UserImport, stage jobs.Stage) (StageStatus, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	r, ok := e.runs[runKey{imp.Namespace, imp.Name, stage}]
 	switch {
 	case !ok:
-		return jobs.StageStatus{}, nil
+		return StageStatus{}, nil
 	case !r.done:
-		return jobs.StageStatus{Found: true, Running: true}, nil
+		return StageStatus{Found: true, Running: true}, nil
 	case r.err != nil:
-		return jobs.StageStatus{Found: true, Failed: true, Message: r.err.Error()}, nil
+		return StageStatus{Found: true, Failed: true, Message: r.err.Error()}, nil
 	}
-	return jobs.StageStatus{Found: true, Done: true, SafetyStop: r.outcome.SafetyStop}, nil
+	return StageStatus{Found: true, Done: true, SafetyStop: r.outcome.SafetyStop}, nil
 }
 
 // Reset forgets the run of stage, stopping it if it still runs.
-func (e *InProcessExecutor) Reset(_ context.Context, imp *v1alpha1.UserImport, stage jobs.Stage) error {
+func (e *InProcess) Reset(_ context.Context, imp *v1alpha1.UserImport, stage jobs.Stage) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	k := runKey{imp.Namespace, imp.Name, stage}
@@ -133,7 +133,7 @@ func (e *InProcessExecutor) Reset(_ context.Context, imp *v1alpha1.UserImport, s
 }
 
 // Cancel stops and forgets the runs of both stages.
-func (e *InProcessExecutor) Cancel(ctx context.Context, imp *v1alpha1.UserImport) error {
+func (e *InProcess) Cancel(ctx context.Context, imp *v1alpha1.UserImport) error {
 	for _, s := range []jobs.Stage{jobs.StagePreview, jobs.StageImport} {
 		if err := e.Reset(ctx, imp, s); err != nil {
 			return err

@@ -1,4 +1,4 @@
-package controllers
+package executor
 
 import (
 	"context"
@@ -18,8 +18,8 @@ import (
 	"github.com/userimport/user-import-operator/internal/jobs"
 )
 
-// JobExecutor runs stages in batch/v1 Jobs built by jobs.Build.
-type JobExecutor struct {
+// Job runs stages in batch/v1 Jobs built by jobs.Build.
+type Job struct {
 	// Client creates and reads Jobs and the worker's RBAC objects; Jobs
 	// are read from the manager's cache, which watches owned Jobs.
 	Client client.Client
@@ -30,11 +30,11 @@ type JobExecutor struct {
 	Settings jobs.Settings
 }
 
-var _ jobs.Executor = (*JobExecutor)(nil)
+var _ Executor = (*Job)(nil)
 
 // Start creates the worker's ServiceAccount, Role and RoleBinding, then the
 // Job. A Job of that name that exists already is adopted.
-func (e *JobExecutor) Start(ctx context.Context, imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory, stage jobs.Stage) error {
+func (e *Job) Start(ctx context.Context, imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory, stage jobs.Stage) error {
 	if err := e.ensureAccess(ctx, imp); err != nil {
 		return err
 	}
@@ -50,7 +50,7 @@ func (e *JobExecutor) Start(ctx context.Context, imp *v1alpha1.UserImport, dir *
 
 // ensureAccess creates or corrects the worker's ServiceAccount, Role and
 // RoleBinding.
-func (e *JobExecutor) ensureAccess(ctx context.Context, imp *v1alpha1.UserImport) error {
+func (e *Job) ensureAccess(ctx context.Context, imp *v1alpha1.UserImport) error {
 	if err := createIfMissing(ctx, e.Client, jobs.ServiceAccount(imp)); err != nil {
 		return err
 	}
@@ -85,32 +85,32 @@ func createIfMissing(ctx context.Context, c client.Client, obj client.Object) er
 // Status reads the Job of stage. The outcome comes from the Job's
 // Complete and Failed conditions only: status.failed counts pods that
 // failed while the Job may still retry.
-func (e *JobExecutor) Status(ctx context.Context, imp *v1alpha1.UserImport, stage jobs.Stage) (jobs.StageStatus, error) {
+func (e *Job) Status(ctx context.Context, imp *v1alpha1.UserImport, stage jobs.Stage) (StageStatus, error) {
 	var job batchv1.Job
 	err := e.Client.Get(ctx, client.ObjectKey{Namespace: imp.Namespace, Name: jobs.JobName(imp, stage)}, &job)
 	if apierrors.IsNotFound(err) {
-		return jobs.StageStatus{}, nil
+		return StageStatus{}, nil
 	}
 	if err != nil {
-		return jobs.StageStatus{}, fmt.Errorf("reading job: %w", err)
+		return StageStatus{}, fmt.Errorf("reading job: %w", err)
 	}
 	if !metav1.IsControlledBy(&job, imp) {
-		return jobs.StageStatus{}, fmt.Errorf("job %s exists but is not owned by this import", job.Name)
+		return StageStatus{}, fmt.Errorf("job %s exists but is not owned by this import", job.Name)
 	}
-	st := jobs.StageStatus{Found: true}
+	st := StageStatus{Found: true}
 	switch {
 	case jobCondition(&job, batchv1.JobComplete):
 		st.Done = true
 		msg, err := e.terminationMessage(ctx, &job)
 		if err != nil {
-			return jobs.StageStatus{}, err
+			return StageStatus{}, err
 		}
 		st.SafetyStop = jobs.ParseSafetyStop(msg)
 	case jobCondition(&job, batchv1.JobFailed):
 		st.Failed = true
 		msg, err := e.terminationMessage(ctx, &job)
 		if err != nil {
-			return jobs.StageStatus{}, err
+			return StageStatus{}, err
 		}
 		if msg == "" {
 			msg = jobFailedMessage(&job)
@@ -145,7 +145,7 @@ func jobFailedMessage(job *batchv1.Job) string {
 
 // terminationMessage is the last line of the termination message of the
 // worker container of the Job's pod that ended last, or "".
-func (e *JobExecutor) terminationMessage(ctx context.Context, job *batchv1.Job) (string, error) {
+func (e *Job) terminationMessage(ctx context.Context, job *batchv1.Job) (string, error) {
 	var pods corev1.PodList
 	if err := e.APIReader.List(ctx, &pods, client.InNamespace(job.Namespace),
 		client.MatchingLabels{jobs.JobNameLabel: job.Name, jobs.JobUIDLabel: string(job.UID)}); err != nil {
@@ -184,13 +184,13 @@ func lastLine(s string) string {
 
 // Reset deletes the finished Job of stage so that a new one can be created
 // under the same name.
-func (e *JobExecutor) Reset(ctx context.Context, imp *v1alpha1.UserImport, stage jobs.Stage) error {
+func (e *Job) Reset(ctx context.Context, imp *v1alpha1.UserImport, stage jobs.Stage) error {
 	return e.deleteJob(ctx, imp, stage)
 }
 
 // Cancel deletes the Jobs of both stages; Background propagation lets the
 // garbage collector stop their pods.
-func (e *JobExecutor) Cancel(ctx context.Context, imp *v1alpha1.UserImport) error {
+func (e *Job) Cancel(ctx context.Context, imp *v1alpha1.UserImport) error {
 	for _, s := range []jobs.Stage{jobs.StagePreview, jobs.StageImport} {
 		if err := e.deleteJob(ctx, imp, s); err != nil {
 			return err
@@ -199,7 +199,7 @@ func (e *JobExecutor) Cancel(ctx context.Context, imp *v1alpha1.UserImport) erro
 	return nil
 }
 
-func (e *JobExecutor) deleteJob(ctx context.Context, imp *v1alpha1.UserImport, stage jobs.Stage) error {
+func (e *Job) deleteJob(ctx context.Context, imp *v1alpha1.UserImport, stage jobs.Stage) error {
 	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: imp.Namespace, Name: jobs.JobName(imp, stage)}}
 	err := e.Client.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground))
 	if err != nil && !apierrors.IsNotFound(err) {

@@ -1,3 +1,8 @@
+// Command user-import-demo runs the operator on this machine without a
+// cluster: a control plane (etcd and kube-apiserver), the manager with the
+// in-process executor, and an SQLite directory; then it imports a
+// generated HR export. It is its own binary so that the manager's image
+// carries no control plane. `make demo` runs it.
 package main
 
 import (
@@ -17,8 +22,15 @@ import (
 	"github.com/userimport/user-import-operator/internal/demo"
 )
 
-func runDemo(args []string) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("user-import-demo", flag.ContinueOnError)
 	workDir := fs.String("work-dir", "demo-work", "directory for the kubeconfig, the SQLite file and the sample files")
 	rows := fs.Int("rows", 1000, "users in the generated HR export")
 	exitAfter := fs.Bool("exit-after-import", false, "stop once the first import is final (for scripts and CI)")
