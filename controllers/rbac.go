@@ -1,5 +1,3 @@
-// Package controllers holds the reconcilers of UserDirectory, UserImport
-// and ImportSchedule.
 package controllers
 
 // The manager's permissions, generated into config/rbac/role.yaml.

@@ -29,8 +29,8 @@ import (
 	"github.com/userimport/user-import-operator/internal/metrics"
 )
 
-// UserImportReconciler moves UserImports through their phases (see
-// DESIGN.md "UserImport states"). It owns status.phase and the
+// UserImportReconciler moves UserImports through their phases (the
+// package documentation lists them). It owns status.phase and the
 // conditions; the worker owns status.progress, status.source and
 // status.preview.
 type UserImportReconciler struct {
