@@ -5,26 +5,35 @@
 //
 // # Passes
 //
-// A pass streams the file once: a reader goroutine parses records
-// (internal/csvread) in chunks, mapping workers (one per core) map each
-// row (internal/mapping) and, in full mode, compare it with the snapshot
-// by hashes, and the planner takes the chunks back in file order and
-// decides each row's change — what depends on earlier rows (duplicates,
-// seen flags) is decided there only, so the result is that of planning
-// row by row. Chunks are recycled, with the memory of their records' text
-// (a csvread.Arena): the values a change keeps are copied out of it, so
-// the rows of unchanged users allocate next to nothing. Changes are grouped into batches of BatchSize
-// (and at most max(BatchSize, 1024) rows, so that stretches of unchanged
-// rows still move the checkpoint); Concurrency workers each look up
-// (delta mode) and apply one batch at a time, and a few times as many
-// batches may wait between planning and commit, so that one slow request
-// does not hold the others up. A committer takes completed batches
-// strictly in file order: only then are their counts added, their row
-// errors reported and the checkpoint moved past them. When the import
+// A pass (pass.go) streams the file once, in five roles, each in a file
+// of its own:
+//
+//   - reading (read.go): a reader goroutine parses records
+//     (internal/csvread) in chunks;
+//   - mapping (map.go): mapping workers (one per core) map each row
+//     (internal/mapping) and, in full mode, compare it with the snapshot
+//     by hashes;
+//   - planning (plan.go): the planner takes the chunks back in file order
+//     and decides each row's change — what depends on earlier rows
+//     (duplicates, seen flags) is decided there only, so the result is
+//     that of planning row by row;
+//   - applying (apply.go): Concurrency workers each look up (delta mode)
+//     and apply one batch at a time;
+//   - committing (commit.go): a committer takes completed batches strictly
+//     in file order: only then are their counts added, their row errors
+//     reported and the checkpoint moved past them.
+//
+// Chunks are recycled, with the memory of their records' text (a
+// csvread.Arena): the values a change keeps are copied out of it, so the
+// rows of unchanged users allocate next to nothing. Changes are grouped
+// into batches of BatchSize (and at most max(BatchSize, 1024) rows, so
+// that stretches of unchanged rows still move the checkpoint); a few times
+// as many batches as workers may wait between planning and commit, so
+// that one slow request does not hold the others up. When the import
 // stops, the workers finish the batches they hold (for a bounded time),
-// so that what was written is committed. Counts and checkpoint therefore always describe a prefix of
-// the file, whatever order the directory answered in, and the result does
-// not depend on timing.
+// so that what was written is committed. Counts and checkpoint therefore
+// always describe a prefix of the file, whatever order the directory
+// answered in, and the result does not depend on timing.
 //
 // Full mode lists the users in scope first. A full import whose
 // missingUsers is Deactivate or Delete makes two passes: a dry planning

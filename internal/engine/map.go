@@ -1,0 +1,105 @@
+package engine
+
+import (
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/mapping"
+)
+
+// Mapping: each row is mapped (and, in full mode, compared with the
+// snapshot) by several workers, independently of the other rows.
+
+// mapChunk maps the rows of c. It reads only what no planner writes
+// during a pass: the mapper and the snapshot's index and hashes.
+//
+// In full mode it works in two rounds: the first maps every row and keeps
+// only hashes (of the identity and of each compared attribute), touching
+// the identity's slot of the snapshot index; the second looks the rows up
+// and compares hashes. Most rows are unchanged and need nothing else;
+// the few that are created or updated are mapped again for their values,
+// which costs less than copying every row's values.
+func (p *pass) mapChunk(c *chunk, rec *mapping.Record) {
+	s := p.r.snap
+	if p.seen != nil || s == nil || s.len() == 0 {
+		for i := range c.rows {
+			if m := &c.rows[i]; p.mapRow(m, rec) {
+				m.attrs = p.r.mapper.AttributesOf(rec)
+			}
+		}
+		return
+	}
+	k := 1 + len(p.r.compare)
+	if cap(c.hashes) < k*len(c.rows) {
+		c.hashes = make([]uint64, k*len(c.rows))
+	}
+	hashes := c.hashes[:k*len(c.rows)]
+	var touched uint64
+	for i := range c.rows {
+		m := &c.rows[i]
+		if !p.mapRow(m, rec) {
+			continue
+		}
+		h := hashes[i*k : (i+1)*k]
+		h[0] = xxhash.Sum64String(m.identity)
+		touched += s.touch(h[0])
+		for j := 1; j < k; j++ {
+			h[j] = hashValues(rec.Values[j])
+		}
+	}
+	c.touched = touched
+	for i := range c.rows {
+		m := &c.rows[i]
+		if m.lineErr != nil || m.msg != "" {
+			continue
+		}
+		h := hashes[i*k : (i+1)*k]
+		m.entry = s.findHashed(m.identity, h[0])
+		changed := m.entry < 0
+		for j := 1; j < k && !changed; j++ {
+			changed = h[j] != s.hash(m.entry, j-1)
+		}
+		if !changed {
+			continue
+		}
+		p.mapRow(m, rec)
+		if m.entry < 0 {
+			m.attrs = p.r.mapper.AttributesOf(rec)
+			continue
+		}
+		// compare[j-1] is attribute j of the Record (0 is the identity).
+		m.attrs = directory.Attributes{}
+		for j := 1; j < k; j++ {
+			if h[j] != s.hash(m.entry, j-1) {
+				m.attrs[p.r.compare[j-1]] = append([]string{}, rec.Values[j]...)
+			}
+		}
+	}
+}
+
+// mapRow maps the record of m into rec and sets m's identity, or its
+// error; it reports whether the row mapped.
+func (p *pass) mapRow(m *mappedRow, rec *mapping.Record) bool { return p.r.mapRow(m, rec) }
+
+func (r *run) mapRow(m *mappedRow, rec *mapping.Record) bool {
+	if m.lineErr != nil {
+		return false
+	}
+	if err := r.mapper.MapRecord(m.rec.Fields, rec); err != nil {
+		m.msg = err.Error()
+		return false
+	}
+	m.identity = first(rec.Values[0])
+	if m.identity == "" {
+		m.msg = r.cfg.Directory.IdentityAttribute + ": the identity is empty"
+		return false
+	}
+	return true
+}
+
+func first(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}

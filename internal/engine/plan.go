@@ -1,0 +1,207 @@
+package engine
+
+import (
+	"context"
+	"slices"
+	"strings"
+
+	"github.com/userimport/user-import-operator/internal/directory"
+)
+
+// Planning: rows are decided in file order (duplicates, seen flags) and
+// grouped into batches of changes.
+
+func (p *pass) newBatch(stage string) *batch { return &batch{stage: stage} }
+
+// rowsPerBatch bounds the rows of a batch whose rows need no change, so
+// that checkpoints and progress move on through unchanged stretches.
+func (p *pass) rowsPerBatch() int64 { return max(int64(p.r.cfg.BatchSize), 1024) }
+
+func (p *pass) flush(send func(*batch) error) error {
+	b := p.cur
+	if b.rows == 0 && len(b.changes) == 0 {
+		return nil
+	}
+	p.cur = p.newBatch(b.stage)
+	return send(b)
+}
+
+// replaying tells whether the record at off was done before the
+// checkpoint being resumed.
+func (p *pass) replaying(off int64) bool {
+	cp := p.resume
+	if cp == nil {
+		return false
+	}
+	return cp.Stage == StageDeprovision || off < cp.Offset
+}
+
+// plan plans one mapped record.
+func (p *pass) plan(ctx context.Context, m *mappedRow, send func(*batch) error) error {
+	line, off := m.rec.Line, m.rec.Offset
+	if m.lineErr != nil {
+		line, off = m.lineErr.Line, m.lineErr.Offset
+	}
+	p.endLine = line
+	replay := p.replaying(off)
+	b := p.cur
+	var row int64
+	if !replay {
+		p.planned++
+		row = p.baseRows + p.planned
+		b.rows++
+		b.endLine = line
+		b.endOff = m.next
+	}
+	fail := func(msg string) {
+		if !replay {
+			b.errs = append(b.errs, rowErr{RowError: RowError{Line: line, Msg: msg}, row: row, plan: true})
+		}
+	}
+	switch {
+	case m.lineErr != nil:
+		fail(m.lineErr.Msg)
+	case m.msg != "":
+		fail(m.msg)
+	case p.seen != nil:
+		p.planDelta(b, line, row, m, replay, fail)
+	default:
+		p.planFull(b, line, row, m, replay, fail)
+	}
+	if len(b.changes) >= p.r.cfg.BatchSize || len(b.pending) >= p.r.cfg.BatchSize || b.rows >= p.rowsPerBatch() {
+		return p.flush(send)
+	}
+	return nil
+}
+
+func (p *pass) duplicateMsg() string {
+	return p.r.cfg.Directory.IdentityAttribute + ": duplicate identity, an earlier line of the file has the same value"
+}
+
+func (p *pass) planFull(b *batch, line, row int64, m *mappedRow, replay bool, fail func(string)) {
+	s := p.r.snap
+	i := m.entry
+	if i < 0 {
+		if !p.created.add(hashIdentity(m.identity)) {
+			fail(p.duplicateMsg())
+			return
+		}
+		if replay {
+			return
+		}
+		m.detach()
+		m.attrs[p.r.cfg.Directory.MarkerAttribute] = []string{p.r.cfg.Directory.MarkerValue}
+		b.add(directory.Change{Op: directory.OpCreate, Line: line, Identity: m.identity, Attributes: m.attrs}, row)
+		return
+	}
+	if s.seen(i) {
+		fail(p.duplicateMsg())
+		return
+	}
+	s.markSeen(i)
+	if replay {
+		return
+	}
+	if m.attrs == nil && s.active(i) {
+		b.unchanged++
+		return
+	}
+	m.detach()
+	b.add(directory.Change{Op: directory.OpUpdate, Line: line, Identity: m.identity, ID: s.id(i), Attributes: m.attrs, Reactivate: !s.active(i)}, row)
+}
+
+func (p *pass) planDelta(b *batch, line, row int64, m *mappedRow, replay bool, fail func(string)) {
+	action := directory.OpCreate
+	if sc := p.r.cfg.StatusColumn; sc != nil {
+		v := strings.TrimSpace(m.rec.Fields[p.r.status])
+		switch {
+		case slices.ContainsFunc(sc.DeleteValues, func(s string) bool { return strings.EqualFold(s, v) }):
+			action = directory.OpDelete
+		case slices.ContainsFunc(sc.DeactivateValues, func(s string) bool { return strings.EqualFold(s, v) }):
+			action = directory.OpDeactivate
+		}
+	}
+	if p.isDuplicate(m) {
+		fail(p.duplicateMsg())
+		return
+	}
+	if replay {
+		return
+	}
+	m.detach()
+	b.pending = append(b.pending, pendingRow{line: line, row: row, identity: m.identity, attrs: m.attrs, action: action})
+}
+
+// isDuplicate tells whether a delta row's identity was on an earlier
+// line: from the identity set, or, for a large file, from the duplicates
+// found before the pass (rows come in offset order).
+func (p *pass) isDuplicate(m *mappedRow) bool {
+	d := p.r.dups
+	if d == nil {
+		return !p.seen.add(hashIdentity(m.identity))
+	}
+	for p.dupNext < len(d) && d[p.dupNext] < m.rec.Offset {
+		p.dupNext++
+	}
+	return p.dupNext < len(d) && d[p.dupNext] == m.rec.Offset
+}
+
+// detach copies the row's identity and values, which point into its
+// chunk's arena, into one string of their own: they go into a batch, which
+// outlives the chunk. The attribute slices belong to the row.
+func (m *mappedRow) detach() {
+	n := len(m.identity)
+	lists := make([][]string, 0, len(m.attrs))
+	for _, vs := range m.attrs {
+		lists = append(lists, vs)
+		for _, v := range vs {
+			n += len(v)
+		}
+	}
+	var sb strings.Builder
+	sb.Grow(n)
+	sb.WriteString(m.identity)
+	for _, vs := range lists {
+		for _, v := range vs {
+			sb.WriteString(v)
+		}
+	}
+	s := sb.String()
+	m.identity, s = s[:len(m.identity)], s[len(m.identity):]
+	for _, vs := range lists {
+		for i, v := range vs {
+			vs[i], s = s[:len(v)], s[len(v):]
+		}
+	}
+}
+
+func (b *batch) add(c directory.Change, row int64) {
+	b.changes = append(b.changes, c)
+	b.changeRow = append(b.changeRow, row)
+}
+
+func (p *pass) produceDeprovision(send func(*batch) error) error {
+	if !p.r.deprovisions() {
+		return nil
+	}
+	s := p.r.snap
+	row := p.baseRows + p.planned
+	b := p.newBatch(StageDeprovision)
+	for i := range s.len() {
+		op := p.r.deprovisionOp(i)
+		if op == 0 {
+			continue
+		}
+		b.add(directory.Change{Op: op, Identity: s.identity(i), ID: s.id(i)}, row)
+		if len(b.changes) >= p.r.cfg.BatchSize {
+			b.endLine, b.endOff = p.endLine, p.endOff
+			if err := send(b); err != nil {
+				return err
+			}
+			b = p.newBatch(StageDeprovision)
+		}
+	}
+	// An empty last batch still records that the stage is done.
+	b.endLine, b.endOff = p.endLine, p.endOff
+	return send(b)
+}
