@@ -262,6 +262,22 @@ type AttributeMapping struct {
 // +kubebuilder:validation:Enum=Trim;Lower;Upper;RegexReplace;DateFormat
 type TransformType string
 
+// Transform types.
+const (
+	TransformTrim         TransformType = "Trim"
+	TransformLower        TransformType = "Lower"
+	TransformUpper        TransformType = "Upper"
+	TransformRegexReplace TransformType = "RegexReplace"
+	TransformDateFormat   TransformType = "DateFormat"
+)
+
+// Checks of spec.mapping[].check.
+const (
+	CheckEmail   = "Email"
+	CheckBoolean = "Boolean"
+	CheckDate    = "Date"
+)
+
 // Transform changes a value.
 // +kubebuilder:validation:XValidation:rule="self.type != 'RegexReplace' || has(self.pattern)",message="spec.mapping.transforms: RegexReplace needs pattern (and replacement)"
 // +kubebuilder:validation:XValidation:rule="self.type != 'DateFormat' || (has(self.fromLayout) && has(self.toLayout))",message="spec.mapping.transforms: DateFormat needs fromLayout and toLayout"
@@ -500,11 +516,21 @@ type Checkpoint struct {
 	// sha256 of the file the checkpoint belongs to; a checkpoint is never
 	// used for another file.
 	SHA256 string `json:"sha256"`
-	// phase of the import pass the checkpoint belongs to (Apply or
-	// Deprovision).
+	// step of the import the checkpoint belongs to: Apply (the file's
+	// rows) or Deprovision (the users in scope the file does not list).
+	// +kubebuilder:validation:Enum=Apply;Deprovision
 	// +optional
-	Stage string `json:"stage,omitempty"`
+	Step string `json:"step,omitempty"`
 }
+
+// Steps of an import, recorded in its checkpoints.
+const (
+	// StepApply writes the changes of the file's rows.
+	StepApply = "Apply"
+	// StepDeprovision deactivates or deletes the users in scope that a
+	// full import's file does not list.
+	StepDeprovision = "Deprovision"
+)
 
 // UserImportStatus is the observed state of a UserImport.
 type UserImportStatus struct {

@@ -189,17 +189,17 @@ func ReasonOf(err error) string {
 	return v1alpha1.ReasonDirectoryError
 }
 
-// RowError is a change the directory refused on its own. Its message must
+// ChangeError is a change the directory refused on its own. Its message must
 // not contain attribute values (they are personal data): it names the
 // attribute and the rule, e.g. "userName: already taken (409 uniqueness)".
-type RowError struct {
+type ChangeError struct {
 	Msg string
 }
 
-func (e *RowError) Error() string { return e.Msg }
+func (e *ChangeError) Error() string { return e.Msg }
 
-// IsRowError tells whether err is a *RowError.
-func IsRowError(err error) bool {
-	var r *RowError
+// IsChangeError tells whether err is a *RowError.
+func IsChangeError(err error) bool {
+	var r *ChangeError
 	return errors.As(err, &r)
 }

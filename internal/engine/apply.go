@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+
 	"github.com/userimport/user-import-operator/internal/directory"
 )
 
@@ -16,7 +18,7 @@ func (p *pass) work(ctx context.Context, b *batch) {
 		if b.err = p.resolve(ctx, b); b.err != nil {
 			return
 		}
-	} else if b.stage == StageApply {
+	} else if b.step == v1alpha1.StepApply {
 		if b.err = p.checkCreates(ctx, b); b.err != nil {
 			return
 		}
@@ -43,7 +45,7 @@ func (p *pass) work(ctx context.Context, b *batch) {
 	for i, res := range results {
 		if res.Err != nil {
 			msg := res.Err.Error()
-			if !directory.IsRowError(res.Err) {
+			if !directory.IsChangeError(res.Err) {
 				// Only a RowError promises a message free of values.
 				msg = b.changes[i].Op.String() + " refused by the directory"
 			}

@@ -106,12 +106,12 @@ func (p *pass) commitDone(b *batch) {
 	b.counts.Failed = int64(len(b.errs))
 	b.counts.Rows = b.rows
 	p.counts.add(b.counts)
-	p.stage = b.stage
+	p.step = b.step
 	if b.endLine > 0 {
 		p.doneLine, p.doneOff = b.endLine, b.endOff
 	}
 	if !p.dry {
-		p.checkpoint = &Checkpoint{Line: b.endLine, Offset: b.endOff, SHA256: p.r.in.SHA256, Stage: b.stage, Counts: p.counts}
+		p.checkpoint = &ResumePoint{Line: b.endLine, Offset: b.endOff, SHA256: p.r.in.SHA256, Step: b.step, Counts: p.counts}
 	}
 	for _, c := range b.changes {
 		if len(p.samples) >= p.r.cfg.KeepSamples {
@@ -147,13 +147,13 @@ func (p *pass) report(final bool) {
 		return
 	}
 	p.lastReport = now
-	pr := Progress{Stage: p.stage, Counts: p.counts, Line: p.doneLine, Offset: p.doneOff}
+	pr := Progress{Step: p.step, Counts: p.counts, Line: p.doneLine, Offset: p.doneOff}
 	if secs := now.Sub(p.start).Seconds(); secs > 0 {
 		pr.RowsPerSecond = float64(p.counts.Rows-p.baseRows) / secs
 	}
 	if !p.dry && p.checkpoint != nil {
 		c := *p.checkpoint
-		pr.Checkpoint = &c
+		pr.ResumePoint = &c
 	}
 	p.rep.Progress(pr)
 }

@@ -318,7 +318,7 @@ func TestPeersResumeAfterInterruptions(t *testing.T) {
 				}
 
 				d, all := p.start(t, users)
-				var cp *Checkpoint
+				var cp *ResumePoint
 				var res Result
 				interruptions := 0
 				for attempt := 0; ; attempt++ {

@@ -40,7 +40,7 @@
 // pass over the whole file, after which the number of users to
 // deprovision is known and compared with the safety thresholds, and,
 // unless that stops the import, the writing pass followed by the
-// deprovision stage. A file with no valid row never deprovisions anything
+// deprovision step. A file with no valid row never deprovisions anything
 // (ErrNoValidRows). Delta mode makes one pass and looks users up batch by
 // batch; a status column can deactivate or delete individual users.
 //
@@ -62,7 +62,7 @@
 //
 // # Checkpoints and resume
 //
-// A checkpoint (line, byte offset, the file's sha256, stage, counts) is a
+// A checkpoint (line, byte offset, the file's sha256, step, counts) is a
 // position up to which the change of every earlier row has been written.
 // Run resumes from one only for the same file (same sha256; otherwise
 // ErrSourceChanged). It lists the directory again (full mode), plans the
@@ -71,7 +71,7 @@
 // checkpoint on, counting on from the checkpoint's counts. Rows after the
 // checkpoint may have been written already (by batches done after a
 // slower one that did not finish, or by a run killed outright); writing
-// them again is harmless because providers upsert by identity. A checkpoint in the Deprovision stage
+// them again is harmless because providers upsert by identity. A checkpoint in the Deprovision step
 // replays the whole file and deprovisions the users still missing.
 //
 // # Errors

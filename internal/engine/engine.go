@@ -12,15 +12,6 @@ import (
 	"github.com/userimport/user-import-operator/internal/mapping"
 )
 
-// Stages of an import, recorded in checkpoints.
-const (
-	// StageApply writes the changes of the file's rows.
-	StageApply = "Apply"
-	// StageDeprovision deactivates or deletes the users in scope that a
-	// full import's file does not list.
-	StageDeprovision = "Deprovision"
-)
-
 // Counts count rows and changes. In a dry run they count planned changes.
 type Counts struct {
 	// Rows is the number of data rows read, bad ones included.
@@ -44,18 +35,18 @@ func (c *Counts) add(o Counts) {
 	c.Failed += o.Failed
 }
 
-// Checkpoint is a position in the file up to which the change of every
+// ResumePoint is a position in the file up to which the change of every
 // earlier row has been written, with the counts up to that position. A
 // resumed import continues after it.
-type Checkpoint struct {
+type ResumePoint struct {
 	// Line is the last line done; Offset the byte offset where the next
 	// record starts.
 	Line   int64
 	Offset int64
 	// SHA256 of the file; a checkpoint is never used for another file.
 	SHA256 string
-	// Stage is StageApply or StageDeprovision.
-	Stage string
+	// Step is v1alpha1.StepApply or StepDeprovision.
+	Step string
 	// Counts up to the checkpoint; a resumed import counts on from them.
 	Counts Counts
 }
@@ -67,8 +58,8 @@ type Input struct {
 	// SHA256 is the hex sha256 of File, computed by the caller when it
 	// fetched the file.
 	SHA256 string
-	// Checkpoint, when set, resumes an interrupted import.
-	Checkpoint *Checkpoint
+	// Resume, when set, resumes an interrupted import.
+	Resume *ResumePoint
 }
 
 // RowError is a row that could not be imported. Msg names the line's
@@ -89,7 +80,7 @@ type Sample struct {
 
 // Progress is a report of a running import.
 type Progress struct {
-	Stage string
+	Step string
 	// Counts are consistent with Checkpoint: they count every row before
 	// it and none after.
 	Counts Counts
@@ -97,9 +88,9 @@ type Progress struct {
 	// line done and where the next record starts. The reader may be ahead.
 	Line, Offset  int64
 	RowsPerSecond float64
-	// Checkpoint is where a resumed import would continue; nil in a dry
+	// ResumePoint is where a resumed import would continue; nil in a dry
 	// run, which writes nothing.
-	Checkpoint *Checkpoint
+	ResumePoint *ResumePoint
 }
 
 // Reporter receives progress and row errors, from one goroutine at a
@@ -129,8 +120,8 @@ type Result struct {
 	// (Counts.Failed has the total).
 	Samples []Sample
 	Errors  []RowError
-	// Checkpoint is the last checkpoint of an import.
-	Checkpoint *Checkpoint
+	// ResumePoint is the last checkpoint of an import.
+	ResumePoint *ResumePoint
 }
 
 // ErrSourceChanged is returned when a checkpoint belongs to another file.
@@ -175,7 +166,7 @@ func Run(ctx context.Context, in Input, dir directory.Directory, cfg Config, dry
 	if report == nil {
 		report = nopReporter{}
 	}
-	if cp := in.Checkpoint; cp != nil && (in.SHA256 == "" || cp.SHA256 != in.SHA256) {
+	if cp := in.Resume; cp != nil && (in.SHA256 == "" || cp.SHA256 != in.SHA256) {
 		return Result{DryRun: dryRun}, ErrSourceChanged
 	}
 	r, err := newRun(in, dir, cfg)
@@ -194,7 +185,7 @@ func Run(ctx context.Context, in Input, dir directory.Directory, cfg Config, dry
 	}
 
 	if !r.deprovisions() {
-		p := r.newPass(dryRun, report, in.Checkpoint, true)
+		p := r.newPass(dryRun, report, in.Resume, true)
 		err := p.run(ctx, false)
 		p.fill(&res)
 		return res, err
@@ -224,7 +215,7 @@ func Run(ctx context.Context, in Input, dir directory.Directory, cfg Config, dry
 	r.snap.clearSeen()
 	// Row errors found while planning were reported by the planning pass;
 	// the writing pass reports only the changes the directory refuses.
-	p := r.newPass(false, report, in.Checkpoint, false)
+	p := r.newPass(false, report, in.Resume, false)
 	p.errors = plan.errors
 	err = p.run(ctx, true)
 	p.fill(&res)

@@ -62,9 +62,9 @@ func file(rows ...string) string {
 	return "id,mail,title,status\n" + strings.Join(rows, "\n") + "\n"
 }
 
-func input(content string, cp *Checkpoint) Input {
+func input(content string, cp *ResumePoint) Input {
 	sum := sha256.Sum256([]byte(content))
-	return Input{File: strings.NewReader(content), SHA256: hex.EncodeToString(sum[:]), Checkpoint: cp}
+	return Input{File: strings.NewReader(content), SHA256: hex.EncodeToString(sum[:]), Resume: cp}
 }
 
 // recorder is a Reporter that keeps everything.
@@ -81,12 +81,12 @@ func (r *recorder) Progress(p Progress) {
 }
 func (r *recorder) RowError(e RowError) { r.mu.Lock(); r.errors = append(r.errors, e); r.mu.Unlock() }
 
-func (r *recorder) lastCheckpoint() *Checkpoint {
+func (r *recorder) lastCheckpoint() *ResumePoint {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for i := len(r.progress) - 1; i >= 0; i-- {
-		if r.progress[i].Checkpoint != nil {
-			return r.progress[i].Checkpoint
+		if r.progress[i].ResumePoint != nil {
+			return r.progress[i].ResumePoint
 		}
 	}
 	return nil

@@ -17,8 +17,8 @@ type pass struct {
 	r        *run
 	dry      bool
 	rep      Reporter
-	planErrs bool        // report planning errors (not only refused changes)
-	resume   *Checkpoint // rows before it are planned again, not written
+	planErrs bool         // report planning errors (not only refused changes)
+	resume   *ResumePoint // rows before it are planned again, not written
 
 	seen    *idSet // delta: identities of the file so far
 	dupNext int    // delta with run.dups: index of the next duplicate
@@ -34,9 +34,9 @@ type pass struct {
 
 	// Committer state (one goroutine at a time; read after the pipeline).
 	next       int
-	stage      string
+	step       string
 	counts     Counts
-	checkpoint *Checkpoint
+	checkpoint *ResumePoint
 	errors     []RowError
 	samples    []Sample
 	// doneLine and doneOff are the end of the last batch committed: what
@@ -49,7 +49,7 @@ type pass struct {
 // batch is a run of consecutive rows with their changes.
 type batch struct {
 	seq     int
-	stage   string
+	step    string
 	endLine int64 // last line of the batch
 	endOff  int64 // offset of the record after it
 	rows    int64
@@ -79,8 +79,8 @@ type rowErr struct {
 	plan bool // found while planning, as opposed to refused by the directory
 }
 
-func (r *run) newPass(dry bool, rep Reporter, resume *Checkpoint, planErrs bool) *pass {
-	p := &pass{r: r, dry: dry, rep: rep, planErrs: planErrs, resume: resume, stage: StageApply, start: time.Now()}
+func (r *run) newPass(dry bool, rep Reporter, resume *ResumePoint, planErrs bool) *pass {
+	p := &pass{r: r, dry: dry, rep: rep, planErrs: planErrs, resume: resume, step: v1alpha1.StepApply, start: time.Now()}
 	if r.cfg.Mode == v1alpha1.ModeDelta {
 		// With run.dups the set stays empty (its first block only).
 		p.seen = newIDSet(0)
@@ -114,7 +114,7 @@ func (p *pass) run(ctx context.Context, deprovision bool) error {
 	})
 }
 
-// deprovision runs only the deprovision stage, after run.
+// deprovision runs only the deprovision step, after run.
 func (p *pass) deprovision(ctx context.Context) error {
 	return p.pipeline(ctx, func(_ context.Context, send func(*batch) error) error {
 		return p.produceDeprovision(send)
@@ -127,7 +127,7 @@ func (p *pass) fill(res *Result) {
 	res.Samples = p.samples
 	if !p.dry && p.checkpoint != nil {
 		c := *p.checkpoint
-		res.Checkpoint = &c
+		res.ResumePoint = &c
 	}
 }
 

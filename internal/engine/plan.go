@@ -5,13 +5,15 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+
 	"github.com/userimport/user-import-operator/internal/directory"
 )
 
 // Planning: rows are decided in file order (duplicates, seen flags) and
 // grouped into batches of changes.
 
-func (p *pass) newBatch(stage string) *batch { return &batch{stage: stage} }
+func (p *pass) newBatch(step string) *batch { return &batch{step: step} }
 
 // rowsPerBatch bounds the rows of a batch whose rows need no change, so
 // that checkpoints and progress move on through unchanged stretches.
@@ -22,7 +24,7 @@ func (p *pass) flush(send func(*batch) error) error {
 	if b.rows == 0 && len(b.changes) == 0 {
 		return nil
 	}
-	p.cur = p.newBatch(b.stage)
+	p.cur = p.newBatch(b.step)
 	return send(b)
 }
 
@@ -33,7 +35,7 @@ func (p *pass) replaying(off int64) bool {
 	if cp == nil {
 		return false
 	}
-	return cp.Stage == StageDeprovision || off < cp.Offset
+	return cp.Step == v1alpha1.StepDeprovision || off < cp.Offset
 }
 
 // plan plans one mapped record.
@@ -186,7 +188,7 @@ func (p *pass) produceDeprovision(send func(*batch) error) error {
 	}
 	s := p.r.snap
 	row := p.baseRows + p.planned
-	b := p.newBatch(StageDeprovision)
+	b := p.newBatch(v1alpha1.StepDeprovision)
 	for i := range s.len() {
 		op := p.r.deprovisionOp(i)
 		if op == 0 {
@@ -198,10 +200,10 @@ func (p *pass) produceDeprovision(send func(*batch) error) error {
 			if err := send(b); err != nil {
 				return err
 			}
-			b = p.newBatch(StageDeprovision)
+			b = p.newBatch(v1alpha1.StepDeprovision)
 		}
 	}
-	// An empty last batch still records that the stage is done.
+	// An empty last batch still records that the step is done.
 	b.endLine, b.endOff = p.endLine, p.endOff
 	return send(b)
 }

@@ -30,7 +30,7 @@ func TestProgressLineMatchesCounts(t *testing.T) {
 			if p.Line != p.Counts.Rows+1 {
 				t.Fatalf("dry=%v: progress names line %d but counts %d rows", dry, p.Line, p.Counts.Rows)
 			}
-			if cp := p.Checkpoint; cp != nil && (cp.Line != p.Line || cp.Offset != p.Offset) {
+			if cp := p.ResumePoint; cp != nil && (cp.Line != p.Line || cp.Offset != p.Offset) {
 				t.Fatalf("dry=%v: progress at line %d offset %d, checkpoint at line %d offset %d", dry, p.Line, p.Offset, cp.Line, cp.Offset)
 			}
 		}

@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+
 	"github.com/userimport/user-import-operator/internal/csvread"
 	"github.com/userimport/user-import-operator/internal/directory"
 	"github.com/userimport/user-import-operator/internal/mapping"
@@ -32,7 +34,7 @@ const readChunk = 512
 // decides what depends on earlier rows (duplicates, seen flags) and the
 // batches. The result is the same as planning row by row.
 func (p *pass) readFile(ctx context.Context, send func(*batch) error) error {
-	p.cur = p.newBatch(StageApply)
+	p.cur = p.newBatch(v1alpha1.StepApply)
 	end, err := p.r.scanFile(ctx, p.mapChunk, func(c *chunk) error {
 		for i := range c.rows {
 			if err := p.plan(ctx, &c.rows[i], send); err != nil {

@@ -111,7 +111,7 @@ func TestResumeAfterInterruptions(t *testing.T) {
 			}
 
 			d := seed(users...)
-			var cp *Checkpoint
+			var cp *ResumePoint
 			interruptions := 0
 			var res Result
 			for attempt := 0; ; attempt++ {
@@ -129,7 +129,7 @@ func TestResumeAfterInterruptions(t *testing.T) {
 				}
 				interruptions++
 				if last := rec.lastCheckpoint(); last != nil {
-					if cp != nil && last.Stage == cp.Stage && last.Offset < cp.Offset {
+					if cp != nil && last.Step == cp.Step && last.Offset < cp.Offset {
 						t.Fatalf("checkpoint went back from %+v to %+v", cp, last)
 					}
 					cp = last
@@ -156,7 +156,7 @@ func TestResumeAfterInterruptions(t *testing.T) {
 
 func TestResumeRefusesAnotherFile(t *testing.T) {
 	cfg := testConfig(v1alpha1.ModeDelta, v1alpha1.MissingIgnore)
-	cp := &Checkpoint{Line: 2, Offset: 30, SHA256: strings.Repeat("0", 64), Stage: StageApply}
+	cp := &ResumePoint{Line: 2, Offset: 30, SHA256: strings.Repeat("0", 64), Step: v1alpha1.StepApply}
 	_, err := Run(context.Background(), input(file("a,a@x,T,"), cp), seed(), cfg, false, nil)
 	if err == nil || !strings.Contains(err.Error(), "source changed since the checkpoint") {
 		t.Fatalf("got %v", err)
@@ -198,7 +198,7 @@ type checkingReporter struct {
 func (c *checkingReporter) RowError(RowError) {}
 func (c *checkingReporter) Progress(p Progress) {
 	c.reports++
-	cp := p.Checkpoint
+	cp := p.ResumePoint
 	if cp == nil {
 		return
 	}

@@ -154,7 +154,7 @@ func TestErrorPolicy(t *testing.T) {
 				// The checkpoint covers what was written: every valid row
 				// before it has its user. Batches in flight when the
 				// policy stopped may have been written too.
-				cp := res.Checkpoint
+				cp := res.ResumePoint
 				if cp == nil {
 					t.Fatal("no checkpoint after an error policy stop")
 				}

@@ -95,7 +95,7 @@ func TestSQLImportOf100kRows(t *testing.T) {
 				t.Fatalf("no checkpoint before the interruption")
 			}
 
-			res, err := Run(ctx, Input{File: bytes.NewReader(content), SHA256: sha, Checkpoint: cp}, d, cfg, false, &recorder{})
+			res, err := Run(ctx, Input{File: bytes.NewReader(content), SHA256: sha, Resume: cp}, d, cfg, false, &recorder{})
 			if err != nil {
 				t.Fatalf("resumed run: %v", err)
 			}

@@ -63,7 +63,7 @@ type cancelAfter struct {
 
 func (c *cancelAfter) Progress(p Progress) {
 	c.recorder.Progress(p)
-	if p.Checkpoint != nil {
+	if p.ResumePoint != nil {
 		if c.n--; c.n == 0 {
 			c.cancel()
 		}
@@ -112,7 +112,7 @@ func TestSQLiteImportPreviewAndResume(t *testing.T) {
 
 	// Import the second file, cancelled after a few checkpoints each time
 	// and resumed from the last one.
-	var cp *Checkpoint
+	var cp *ResumePoint
 	var res Result
 	for attempt := 0; ; attempt++ {
 		if attempt > 50 {

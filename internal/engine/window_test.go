@@ -70,7 +70,7 @@ func TestSlowBatchDoesNotStallTheOthers(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if res.Counts.Created != 400 || res.Checkpoint == nil || res.Checkpoint.Line != 401 {
-		t.Fatalf("counts %+v checkpoint %+v", res.Counts, res.Checkpoint)
+	if res.Counts.Created != 400 || res.ResumePoint == nil || res.ResumePoint.Line != 401 {
+		t.Fatalf("counts %+v checkpoint %+v", res.Counts, res.ResumePoint)
 	}
 }

@@ -61,12 +61,8 @@ type RunConfig struct {
 	Client client.Client
 }
 
-// Outcome is the result of a successful in-process run.
-type Outcome struct {
-	// SafetyStop is set when a full import stopped at the safety threshold.
-	SafetyStop *jobs.SafetyStop
-}
-
-// RunFunc runs one stage in process (worker.RunInProcess). Its error
-// message, like a Job's termination message, is one line without values.
-type RunFunc func(ctx context.Context, cfg RunConfig) (Outcome, error)
+// RunFunc runs one stage in process (worker.RunInProcess). It returns the
+// safety stop of a full import that stopped before writing, nil
+// otherwise. Its error message, like a Job's termination message, is one
+// line without values.
+type RunFunc func(ctx context.Context, cfg RunConfig) (*jobs.SafetyStop, error)

@@ -38,10 +38,10 @@ type runKey struct {
 }
 
 type run struct {
-	cancel  context.CancelFunc
-	done    bool
-	outcome Outcome
-	err     error
+	cancel context.CancelFunc
+	done   bool
+	stop   *jobs.SafetyStop
+	err    error
 }
 
 var _ Executor = (*InProcess)(nil)
@@ -82,7 +82,7 @@ func (e *InProcess) Start(_ context.Context, imp *v1alpha1.UserImport, dir *v1al
 	go func() {
 		out, err := e.safeRun(ctx, cfg)
 		e.mu.Lock()
-		r.done, r.outcome, r.err = true, out, err
+		r.done, r.stop, r.err = true, out, err
 		e.mu.Unlock()
 		cancel()
 		select {
@@ -95,7 +95,7 @@ func (e *InProcess) Start(_ context.Context, imp *v1alpha1.UserImport, dir *v1al
 
 // safeRun turns a panic of the worker into a failure of the run; the
 // panic value is not kept, since it might hold row values.
-func (e *InProcess) safeRun(ctx context.Context, cfg RunConfig) (out Outcome, err error) {
+func (e *InProcess) safeRun(ctx context.Context, cfg RunConfig) (out *jobs.SafetyStop, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("the %s worker panicked", cfg.Stage)
@@ -117,7 +117,7 @@ func (e *InProcess) Status(_ context.Context, imp *v1alpha1.UserImport, stage jo
 	case r.err != nil:
 		return StageStatus{Found: true, Failed: true, Message: r.err.Error()}, nil
 	}
-	return StageStatus{Found: true, Done: true, SafetyStop: r.outcome.SafetyStop}, nil
+	return StageStatus{Found: true, Done: true, SafetyStop: r.stop}, nil
 }
 
 // Reset forgets the run of stage, stopping it if it still runs.

@@ -3,6 +3,8 @@ package mapping
 import (
 	"net/mail"
 	"testing"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
 )
 
 // netMailBare is the Email check as net/mail alone decides it.
@@ -62,7 +64,7 @@ func FuzzEmailCheck(f *testing.F) {
 		if plainAddress(v) && !want {
 			t.Fatalf("plainAddress accepts %q, net/mail does not", v)
 		}
-		if got, _ := check(CheckEmail).apply(v); (got != "") != want {
+		if got, _ := check(v1alpha1.CheckEmail).apply(v); (got != "") != want {
 			t.Fatalf("Email check of %q: accepted=%v, net/mail says %v", v, got != "", want)
 		}
 	})

@@ -130,7 +130,7 @@ var rowMessage = regexp.MustCompile(`^(not an e-mail address|not a boolean \(tru
 // message of the closed set.
 func assertRowError(t *testing.T, err error, entries []v1alpha1.AttributeMapping) {
 	t.Helper()
-	var re *RowError
+	var re *FieldErrors
 	if !errors.As(err, &re) || len(re.Errors) == 0 {
 		t.Fatalf("error %v is not a *RowError with errors", err)
 	}

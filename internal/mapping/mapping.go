@@ -34,15 +34,15 @@ func (e FieldError) Error() string {
 	return e.Attribute + ": " + e.Msg
 }
 
-// RowError lists every field error of one row, in mapping order (identity
+// FieldErrors lists every field error of one row, in mapping order (identity
 // first). Its message carries attribute names and rules, never values, so it
 // may go to status, Events and logs.
-type RowError struct {
+type FieldErrors struct {
 	Errors []FieldError
 }
 
 // Error joins the field errors with "; ".
-func (e *RowError) Error() string {
+func (e *FieldErrors) Error() string {
 	msgs := make([]string, len(e.Errors))
 	for i, fe := range e.Errors {
 		msgs[i] = fe.Error()
@@ -271,7 +271,7 @@ func (m *Mapper) Map(fields []string) (directory.Attributes, error) {
 	defer m.valsPool.Put(vp)
 	vals := *vp
 	if errs := m.fill(fields, vals, slots); errs != nil {
-		return nil, &RowError{Errors: errs}
+		return nil, &FieldErrors{Errors: errs}
 	}
 	out := make(directory.Attributes, len(m.entries))
 	for i, v := range vals {
@@ -305,7 +305,7 @@ func (m *Mapper) MapRecord(fields []string, rec *Record) error {
 	}
 	rec.Values, rec.slots = rec.Values[:n], rec.slots[:n]
 	if errs := m.fill(fields, rec.Values, rec.slots); errs != nil {
-		return &RowError{Errors: errs}
+		return &FieldErrors{Errors: errs}
 	}
 	return nil
 }
@@ -324,7 +324,7 @@ func (m *Mapper) checkWidth(fields []string) error {
 	if len(fields) == len(m.header) {
 		return nil
 	}
-	return &RowError{Errors: []FieldError{{
+	return &FieldErrors{Errors: []FieldError{{
 		Msg: fmt.Sprintf("the row has %d fields, the header has %d", len(fields), len(m.header)),
 	}}}
 }

@@ -56,7 +56,7 @@ func runPipelineCases(t *testing.T, cases []pipelineCase) {
 			}
 			got, err := mapOne(t, e, tc.in)
 			if tc.wantErr != "" {
-				var re *RowError
+				var re *FieldErrors
 				if !errors.As(err, &re) {
 					t.Fatalf("got %q, %v; want *RowError %q", got, err, tc.wantErr)
 				}
@@ -223,7 +223,7 @@ func TestMapReportsEveryErrorOfTheRow(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = m.Map([]string{"", "x", "", "maybe", "yesterday"})
-	var re *RowError
+	var re *FieldErrors
 	if !errors.As(err, &re) {
 		t.Fatalf("got %v, want *RowError", err)
 	}

@@ -44,7 +44,7 @@ func TestErrorsNeverContainValues(t *testing.T) {
 		strings.Repeat("SECRETlong", MaxValueBytes/10+1),
 	}
 	_, err = m.Map(secrets)
-	var re *RowError
+	var re *FieldErrors
 	if !errors.As(err, &re) {
 		t.Fatalf("got %v, want a *RowError", err)
 	}

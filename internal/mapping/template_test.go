@@ -146,7 +146,7 @@ func TestTemplateRowErrors(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := runTemplate(t, tc.text, tc.row)
-			var re *RowError
+			var re *FieldErrors
 			if !errors.As(err, &re) || !strings.HasPrefix(err.Error(), tc.want) {
 				t.Fatalf("got %v, want %q", err, tc.want)
 			}

@@ -13,22 +13,6 @@ import (
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 )
 
-// Transform types, as spelled in spec.mapping[].transforms[].type.
-const (
-	TransformTrim         v1alpha1.TransformType = "Trim"
-	TransformLower        v1alpha1.TransformType = "Lower"
-	TransformUpper        v1alpha1.TransformType = "Upper"
-	TransformRegexReplace v1alpha1.TransformType = "RegexReplace"
-	TransformDateFormat   v1alpha1.TransformType = "DateFormat"
-)
-
-// Checks, as spelled in spec.mapping[].check.
-const (
-	CheckEmail   = "Email"
-	CheckBoolean = "Boolean"
-	CheckDate    = "Date"
-)
-
 // transform is one compiled Transform.
 type transform struct {
 	kind        v1alpha1.TransformType
@@ -43,11 +27,11 @@ func compileTransform(t v1alpha1.Transform) (transform, error) {
 	regexFields := t.Pattern != "" || t.Replacement != ""
 	dateFields := t.FromLayout != "" || t.ToLayout != ""
 	switch t.Type {
-	case TransformTrim, TransformLower, TransformUpper:
+	case v1alpha1.TransformTrim, v1alpha1.TransformLower, v1alpha1.TransformUpper:
 		if regexFields || dateFields {
 			return tr, errors.New("takes no pattern, replacement or layouts")
 		}
-	case TransformRegexReplace:
+	case v1alpha1.TransformRegexReplace:
 		if dateFields {
 			return tr, errors.New("takes no layouts")
 		}
@@ -59,7 +43,7 @@ func compileTransform(t v1alpha1.Transform) (transform, error) {
 			return tr, err
 		}
 		tr.re, tr.replacement = re, t.Replacement
-	case TransformDateFormat:
+	case v1alpha1.TransformDateFormat:
 		if regexFields {
 			return tr, errors.New("takes no pattern or replacement")
 		}
@@ -84,15 +68,15 @@ func compileTransform(t v1alpha1.Transform) (transform, error) {
 // it never contains v.
 func (t *transform) apply(v string) (string, string) {
 	switch t.kind {
-	case TransformTrim:
+	case v1alpha1.TransformTrim:
 		return strings.TrimSpace(v), ""
-	case TransformLower:
+	case v1alpha1.TransformLower:
 		return strings.ToLower(v), ""
-	case TransformUpper:
+	case v1alpha1.TransformUpper:
 		return strings.ToUpper(v), ""
-	case TransformRegexReplace:
+	case v1alpha1.TransformRegexReplace:
 		return t.re.ReplaceAllString(v, t.replacement), ""
-	case TransformDateFormat:
+	case v1alpha1.TransformDateFormat:
 		if v == "" {
 			// Nothing to convert: leave it to default and required.
 			return v, ""
@@ -215,7 +199,7 @@ type check string
 
 func compileCheck(c string) (check, error) {
 	switch c {
-	case "", CheckEmail, CheckBoolean, CheckDate:
+	case "", v1alpha1.CheckEmail, v1alpha1.CheckBoolean, v1alpha1.CheckDate:
 		return check(c), nil
 	}
 	return "", fmt.Errorf("check %q is not one of Email, Boolean, Date", c)
@@ -230,14 +214,14 @@ const (
 // apply checks one non-empty value and returns it, normalised for Boolean.
 func (c check) apply(v string) (string, string) {
 	switch c {
-	case CheckEmail:
+	case v1alpha1.CheckEmail:
 		// Only a bare address passes: ParseAddress also accepts
 		// "Name <a@b>" and surrounding space, which a directory would
 		// store verbatim.
 		if !isEmail(v) {
 			return "", notEmailMsg
 		}
-	case CheckBoolean:
+	case v1alpha1.CheckBoolean:
 		switch {
 		case v == "1" || asciiEqualFold(v, "true") || asciiEqualFold(v, "yes"):
 			return "true", ""
@@ -245,7 +229,7 @@ func (c check) apply(v string) (string, string) {
 			return "false", ""
 		}
 		return "", notBooleanMsg
-	case CheckDate:
+	case v1alpha1.CheckDate:
 		if _, err := time.Parse(time.DateOnly, v); err != nil {
 			return "", notDateMsg
 		}

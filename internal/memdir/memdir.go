@@ -205,14 +205,14 @@ func (d *Dir) Apply(ctx context.Context, changes []directory.Change) ([]director
 
 func (d *Dir) apply(c directory.Change) (directory.Result, bool) {
 	if c.Identity == "" {
-		return directory.Result{Err: &directory.RowError{Msg: d.opts.IdentityAttribute + ": empty identity"}}, false
+		return directory.Result{Err: &directory.ChangeError{Msg: d.opts.IdentityAttribute + ": empty identity"}}, false
 	}
 	u, exists := d.users[c.Identity]
 	switch c.Op {
 	case directory.OpCreate, directory.OpUpdate:
 		if !exists {
 			if c.Op == directory.OpUpdate {
-				return directory.Result{Err: &directory.RowError{Msg: "user not found"}}, false
+				return directory.Result{Err: &directory.ChangeError{Msg: "user not found"}}, false
 			}
 			d.nextID++
 			u = &directory.User{ID: fmt.Sprintf("id-%d", d.nextID), Identity: c.Identity, Attributes: directory.Attributes{}, Active: true}
@@ -235,7 +235,7 @@ func (d *Dir) apply(c directory.Change) (directory.Result, bool) {
 		return directory.Result{ID: u.ID}, true
 	case directory.OpDeactivate:
 		if !exists {
-			return directory.Result{Err: &directory.RowError{Msg: "user not found"}}, false
+			return directory.Result{Err: &directory.ChangeError{Msg: "user not found"}}, false
 		}
 		u.Active = false
 		return directory.Result{ID: u.ID}, true
@@ -248,7 +248,7 @@ func (d *Dir) apply(c directory.Change) (directory.Result, bool) {
 		delete(d.byID, u.ID)
 		return directory.Result{ID: u.ID}, true
 	}
-	return directory.Result{Err: &directory.RowError{Msg: "unknown operation " + c.Op.String()}}, false
+	return directory.Result{Err: &directory.ChangeError{Msg: "unknown operation " + c.Op.String()}}, false
 }
 
 // Close implements directory.Directory.

@@ -28,7 +28,7 @@ func TestApplyUpsertsAndScopes(t *testing.T) {
 	if res[0].ID == "" || res[0].ID != res[1].ID {
 		t.Fatalf("a second create of the same identity must upsert the same user: %+v", res)
 	}
-	if !directory.IsRowError(res[2].Err) {
+	if !directory.IsChangeError(res[2].Err) {
 		t.Fatalf("update of a missing user: want a row error, got %v", res[2].Err)
 	}
 	if s := d.Stats(); s.Creates != 1 || s.Writes != 2 {

@@ -92,8 +92,8 @@ func (s *APISink) Progress(ctx context.Context, p Progress) error {
 		st.Progress.RowsPerSecond = int64(p.RowsPerSecond)
 		now := metav1.Now()
 		st.Progress.UpdateTime = &now
-		if cp := p.Checkpoint; cp != nil {
-			st.Progress.Checkpoint = &v1alpha1.Checkpoint{Line: cp.Line, Offset: cp.Offset, SHA256: cp.SHA256, Stage: cp.Stage}
+		if cp := p.ResumePoint; cp != nil {
+			st.Progress.Checkpoint = &v1alpha1.Checkpoint{Line: cp.Line, Offset: cp.Offset, SHA256: cp.SHA256, Step: cp.Step}
 		}
 	})
 }
@@ -143,8 +143,8 @@ func (s *APISink) Done(ctx context.Context, res engine.Result) error {
 		st.Progress.Percent = 100
 		now := metav1.Now()
 		st.Progress.UpdateTime = &now
-		if cp := res.Checkpoint; cp != nil {
-			st.Progress.Checkpoint = &v1alpha1.Checkpoint{Line: cp.Line, Offset: cp.Offset, SHA256: cp.SHA256, Stage: cp.Stage}
+		if cp := res.ResumePoint; cp != nil {
+			st.Progress.Checkpoint = &v1alpha1.Checkpoint{Line: cp.Line, Offset: cp.Offset, SHA256: cp.SHA256, Step: cp.Step}
 		}
 		if st.Source != nil {
 			st.Source.Rows = res.Counts.Rows

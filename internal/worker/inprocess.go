@@ -44,10 +44,10 @@ func InCluster(ctx context.Context, c client.Client, key types.NamespacedName, s
 // RunInProcess is the worker of the in-process executor: the same run as
 // in a Job, with Secrets and ConfigMaps read through the API instead of
 // mounted volumes.
-func RunInProcess(ctx context.Context, rc executor.RunConfig) (executor.Outcome, error) {
+func RunInProcess(ctx context.Context, rc executor.RunConfig) (*jobs.SafetyStop, error) {
 	work, err := os.MkdirTemp("", "userimport-")
 	if err != nil {
-		return executor.Outcome{}, err
+		return nil, err
 	}
 	defer os.RemoveAll(work)
 	secrets := kube.Secrets(rc.Client, rc.Namespace)
@@ -55,8 +55,8 @@ func RunInProcess(ctx context.Context, rc executor.RunConfig) (executor.Outcome,
 	key := types.NamespacedName{Namespace: rc.Namespace, Name: rc.Import}
 	cfg, err := InCluster(ctx, rc.Client, key, rc.Stage, rc.Directory, secrets, src)
 	if err != nil {
-		return executor.Outcome{}, err
+		return nil, err
 	}
 	out, err := Run(ctx, cfg)
-	return executor.Outcome{SafetyStop: out.SafetyStop}, err
+	return out.SafetyStop, err
 }

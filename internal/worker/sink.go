@@ -56,8 +56,8 @@ func (r *reporter) Progress(p engine.Progress) {
 	// Percent follows the checkpoint, like the counts do, so the two
 	// never disagree; a dry run has no checkpoint and follows the reader.
 	done := p.Offset
-	if p.Checkpoint != nil {
-		done = p.Checkpoint.Offset
+	if p.ResumePoint != nil {
+		done = p.ResumePoint.Offset
 	}
 	pct := int32(100)
 	if r.size > 0 {

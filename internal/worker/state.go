@@ -53,13 +53,13 @@ func (s *StateFile) Started(_ context.Context, _ *source.File, resumed bool) err
 // Progress writes the checkpoint, atomically: an interruption leaves the
 // previous state or the new one, never half a file.
 func (s *StateFile) Progress(_ context.Context, p Progress) error {
-	cp := p.Checkpoint
+	cp := p.ResumePoint
 	if p.DryRun || cp == nil {
 		return nil
 	}
 	setCounts(&s.st, p.Counts)
 	s.st.Percent = p.Percent
-	s.st.Checkpoint = &v1alpha1.Checkpoint{Line: cp.Line, Offset: cp.Offset, SHA256: cp.SHA256, Stage: cp.Stage}
+	s.st.Checkpoint = &v1alpha1.Checkpoint{Line: cp.Line, Offset: cp.Offset, SHA256: cp.SHA256, Step: cp.Step}
 	b, err := json.MarshalIndent(&s.st, "", "  ")
 	if err != nil {
 		return err

@@ -92,7 +92,7 @@ func Run(ctx context.Context, cfg Config) (Outcome, error) {
 	}
 	defer file.Remove()
 	dryRun := cfg.Stage == jobs.StagePreview
-	var cp *engine.Checkpoint
+	var cp *engine.ResumePoint
 	if !dryRun {
 		cp = checkpointOf(imp)
 	}
@@ -121,7 +121,7 @@ func Run(ctx context.Context, cfg Config) (Outcome, error) {
 		return Outcome{}, err
 	}
 	defer f.Close()
-	in := engine.Input{File: f, SHA256: file.SHA256, Checkpoint: cp}
+	in := engine.Input{File: f, SHA256: file.SHA256, Resume: cp}
 	out := Outcome{Resumed: cp != nil}
 
 	if err := cfg.Sink.Started(ctx, file, out.Resumed); err != nil {
@@ -182,16 +182,16 @@ func mappedAttributes(spec v1alpha1.UserImportSpec) []string {
 }
 
 // checkpointOf turns the import's recorded checkpoint into the engine's.
-func checkpointOf(imp *v1alpha1.UserImport) *engine.Checkpoint {
+func checkpointOf(imp *v1alpha1.UserImport) *engine.ResumePoint {
 	p := imp.Status.Progress
 	if p == nil || p.Checkpoint == nil {
 		return nil
 	}
-	return &engine.Checkpoint{
+	return &engine.ResumePoint{
 		Line:   p.Checkpoint.Line,
 		Offset: p.Checkpoint.Offset,
 		SHA256: p.Checkpoint.SHA256,
-		Stage:  p.Checkpoint.Stage,
+		Step:   p.Checkpoint.Step,
 		Counts: engine.Counts{
 			Rows:        p.RowsProcessed,
 			Created:     p.Created,

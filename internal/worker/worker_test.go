@@ -152,7 +152,7 @@ type cancelAfter struct {
 
 func (s *cancelAfter) Progress(ctx context.Context, p Progress) error {
 	err := s.APISink.Progress(ctx, p)
-	if p.Checkpoint != nil {
+	if p.ResumePoint != nil {
 		s.checkpoints--
 		if s.checkpoints == 0 {
 			s.cancel()

@@ -149,15 +149,15 @@ var _ = Describe("the in-process executor", func() {
 			stopManager = startManager(controllers.Options{Executor: controllers.ExecutorJob, Job: jobSettings})
 		}()
 		calls := make(chan executor.RunConfig, 4)
-		run := func(rctx context.Context, c executor.RunConfig) (executor.Outcome, error) {
+		run := func(rctx context.Context, c executor.RunConfig) (*jobs.SafetyStop, error) {
 			calls <- c
 			imp := &uiov1.UserImport{}
 			if err := c.Client.Get(rctx, client.ObjectKey{Namespace: c.Namespace, Name: c.Import}, imp); err != nil {
-				return executor.Outcome{}, err
+				return nil, err
 			}
 			orig := imp.DeepCopy()
 			imp.Status.Progress = &uiov1.ProgressStatus{RowsTotal: 3, RowsProcessed: 3, Percent: 100, Created: 2, Updated: 1}
-			return executor.Outcome{}, c.Client.Status().Patch(rctx, imp, client.MergeFrom(orig))
+			return nil, c.Client.Status().Patch(rctx, imp, client.MergeFrom(orig))
 		}
 		// The poll is the safety net for an end of run the reconciler
 		// missed; short here, so that a loaded machine still passes.

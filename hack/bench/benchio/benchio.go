@@ -77,7 +77,7 @@ func (r *Reporter) Progress(p engine.Progress) {
 	}
 	r.last = time.Now()
 	fmt.Fprintf(os.Stderr, "%s: %s line %d, %d created, %d updated, %d failed, %.0f rows/s\n",
-		r.Name, p.Stage, p.Line, p.Counts.Created, p.Counts.Updated, p.Counts.Failed, p.RowsPerSecond)
+		r.Name, p.Step, p.Line, p.Counts.Created, p.Counts.Updated, p.Counts.Failed, p.RowsPerSecond)
 }
 
 // RowError implements engine.Reporter.

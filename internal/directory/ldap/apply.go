@@ -62,7 +62,7 @@ func (d *Directory) Apply(ctx context.Context, changes []Change) ([]directory.Re
 					}
 					id, err := d.applyOne(ctx, slot, changes[i])
 					d.inFlight <- slot
-					if err != nil && !directory.IsRowError(err) {
+					if err != nil && !directory.IsChangeError(err) {
 						mu.Lock()
 						if fatal == nil {
 							fatal = err
@@ -108,7 +108,7 @@ func (d *Directory) applyOne(ctx context.Context, slot int, ch Change) (string, 
 	case directory.OpDelete:
 		return ch.ID, d.delete(ctx, ch.ID)
 	}
-	return "", &directory.RowError{Msg: fmt.Sprintf("unknown operation %v", ch.Op)}
+	return "", &directory.ChangeError{Msg: fmt.Sprintf("unknown operation %v", ch.Op)}
 }
 
 // create adds the entry rdnAttribute=value,usersBaseDN. An entry of that
@@ -140,7 +140,7 @@ func (d *Directory) create(ctx context.Context, slot int, ch Change) (string, er
 	}
 	rdn := attrs.get(d.rdnAttr)
 	if len(rdn) == 0 {
-		return "", &directory.RowError{Msg: fmt.Sprintf("%s: no value for the attribute that names new entries (rdnAttribute)", d.rdnAttr)}
+		return "", &directory.ChangeError{Msg: fmt.Sprintf("%s: no value for the attribute that names new entries (rdnAttribute)", d.rdnAttr)}
 	}
 	dn := d.rdnAttr + "=" + ldap.EscapeDN(rdn[0]) + "," + d.usersBase
 
@@ -172,13 +172,13 @@ func (d *Directory) replayCreate(ctx context.Context, dn, identity string, attrs
 	})
 	if err != nil || entry == nil {
 		if err == nil || ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
-			return "", &directory.RowError{Msg: fmt.Sprintf("%s: entry exists but cannot be read", d.rdnAttr)}
+			return "", &directory.ChangeError{Msg: fmt.Sprintf("%s: entry exists but cannot be read", d.rdnAttr)}
 		}
 		return "", d.writeError(err, names)
 	}
 	u := d.toUser(entry, names)
 	if d.managedOnly && !u.Managed {
-		return "", &directory.RowError{Msg: fmt.Sprintf("%s: entry exists and is not managed by this operator", d.identityAttr)}
+		return "", &directory.ChangeError{Msg: fmt.Sprintf("%s: entry exists and is not managed by this operator", d.identityAttr)}
 	}
 	changed := make(directory.Attributes)
 	for _, a := range attrs {
@@ -207,7 +207,7 @@ func (d *Directory) update(ctx context.Context, dn, identity string, changed dir
 	slices.Sort(removed)
 	for _, name := range removed {
 		if sameAttr(name, d.rdnAttr) {
-			return dn, &directory.RowError{Msg: fmt.Sprintf("%s: the attribute that names the entry cannot be removed", name)}
+			return dn, &directory.ChangeError{Msg: fmt.Sprintf("%s: the attribute that names the entry cannot be removed", name)}
 		}
 	}
 
@@ -254,7 +254,7 @@ func (d *Directory) update(ctx context.Context, dn, identity string, changed dir
 func (d *Directory) rename(ctx context.Context, dn, value string) (string, error) {
 	parsed, err := ldap.ParseDN(dn)
 	if err != nil || len(parsed.RDNs) == 0 {
-		return dn, &directory.RowError{Msg: "entry: its ID is not a distinguished name"}
+		return dn, &directory.ChangeError{Msg: "entry: its ID is not a distinguished name"}
 	}
 	for _, a := range parsed.RDNs[0].Attributes {
 		if sameAttr(a.Type, d.rdnAttr) && a.Value == value {
@@ -296,7 +296,7 @@ func (d *Directory) deactivate(ctx context.Context, dn string) (string, error) {
 func (d *Directory) move(ctx context.Context, dn, newParent string) (string, error) {
 	parsed, err := ldap.ParseDN(dn)
 	if err != nil || len(parsed.RDNs) == 0 {
-		return dn, &directory.RowError{Msg: "entry: its ID is not a distinguished name"}
+		return dn, &directory.ChangeError{Msg: "entry: its ID is not a distinguished name"}
 	}
 	rdn := rdnString(parsed.RDNs[0])
 	target := rdn + "," + newParent
@@ -310,9 +310,9 @@ func (d *Directory) move(ctx context.Context, dn, newParent string) (string, err
 		if exists, xerr := d.exists(ctx, target); xerr == nil && exists {
 			return target, nil
 		}
-		return dn, &directory.RowError{Msg: fmt.Sprintf("%s: entry no longer exists", d.rdnAttr)}
+		return dn, &directory.ChangeError{Msg: fmt.Sprintf("%s: entry no longer exists", d.rdnAttr)}
 	case ldap.IsErrorWithCode(err, ldap.LDAPResultEntryAlreadyExists):
-		return dn, &directory.RowError{Msg: fmt.Sprintf("%s: an entry of the same name already exists in the target container", d.rdnAttr)}
+		return dn, &directory.ChangeError{Msg: fmt.Sprintf("%s: an entry of the same name already exists in the target container", d.rdnAttr)}
 	}
 	return dn, d.writeError(err, nil)
 }
@@ -376,7 +376,7 @@ func (d *Directory) writeError(err error, attrs []string) error {
 					subject = name
 				}
 			}
-			return &directory.RowError{Msg: fmt.Sprintf("%s: %s (LDAP result %d)", subject, rule, le.ResultCode)}
+			return &directory.ChangeError{Msg: fmt.Sprintf("%s: %s (LDAP result %d)", subject, rule, le.ResultCode)}
 		}
 	}
 	if directory.ReasonOf(err) != v1alpha1.ReasonDirectoryError || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
@@ -479,13 +479,13 @@ func (d *Directory) cleanAttributes(in directory.Attributes) (attrList, error) {
 	out := make(attrList, 0, len(in)+4)
 	for _, name := range names {
 		if !validAttrName(name) {
-			return nil, &directory.RowError{Msg: fmt.Sprintf("%s: not an LDAP attribute name", name)}
+			return nil, &directory.ChangeError{Msg: fmt.Sprintf("%s: not an LDAP attribute name", name)}
 		}
 		if strings.EqualFold(name, "objectClass") {
-			return nil, &directory.RowError{Msg: "objectClass: set by spec.ldap.objectClasses, not by the mapping"}
+			return nil, &directory.ChangeError{Msg: "objectClass: set by spec.ldap.objectClasses, not by the mapping"}
 		}
 		if out.get(name) != nil {
-			return nil, &directory.RowError{Msg: fmt.Sprintf("%s: mapped twice", name)}
+			return nil, &directory.ChangeError{Msg: fmt.Sprintf("%s: mapped twice", name)}
 		}
 		if vals := nonEmpty(in[name]); len(vals) > 0 {
 			out = append(out, attr{name: name, key: canonical(name), values: vals})

@@ -404,7 +404,7 @@ func TestReplayedCreate(t *testing.T) {
 		t.Fatal(err)
 	}
 	rerr := results[0].Err
-	if !directory.IsRowError(rerr) || rerr.Error() != "uid: entry exists and is not managed by this operator" {
+	if !directory.IsChangeError(rerr) || rerr.Error() != "uid: entry exists and is not managed by this operator" {
 		t.Errorf("create over unmanaged entry: %v", rerr)
 	}
 	if e := entryMap(rawEntry(t, s, "uid=someone,"+s.PeopleDN)); len(e["mail"]) != 0 {
@@ -435,7 +435,7 @@ func TestRefusedChangesAreRowErrors(t *testing.T) {
 			}
 			continue
 		}
-		if !directory.IsRowError(r.Err) {
+		if !directory.IsChangeError(r.Err) {
 			t.Errorf("change %d: want a RowError, got %v", i, r.Err)
 			continue
 		}

@@ -116,7 +116,7 @@ func (a attribute) value(values []string) any {
 // checkValues refuses more than one value for a single-valued attribute.
 func (a attribute) checkValues(values []string) error {
 	if !a.multiValued() && len(values) > 1 {
-		return &directory.RowError{Msg: fmt.Sprintf("%s: takes one value, got %d", a.name, len(values))}
+		return &directory.ChangeError{Msg: fmt.Sprintf("%s: takes one value, got %d", a.name, len(values))}
 	}
 	return nil
 }
@@ -233,7 +233,7 @@ func newResource(attrs directory.Attributes) (map[string]any, error) {
 }
 
 func unknownAttribute(name string) error {
-	return &directory.RowError{Msg: fmt.Sprintf("%s: not a SCIM attribute this provider knows", name)}
+	return &directory.ChangeError{Msg: fmt.Sprintf("%s: not a SCIM attribute this provider knows", name)}
 }
 
 // patchOperations builds the PATCH operations of an update: one per

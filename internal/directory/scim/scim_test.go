@@ -497,7 +497,7 @@ func TestConflicts(t *testing.T) {
 			if u.Attributes["name.givenName"][0] != "Changed" {
 				t.Fatal("replayed create did not update the user")
 			}
-			if !directory.IsRowError(res[1].Err) {
+			if !directory.IsChangeError(res[1].Err) {
 				t.Fatalf("conflict with an unmanaged user: %v, want a RowError", res[1].Err)
 			}
 			if msg := res[1].Err.Error(); strings.Contains(msg, "taken.user") || !strings.Contains(msg, "userName") {

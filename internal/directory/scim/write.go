@@ -71,7 +71,7 @@ func (d *Directory) applyOne(ctx context.Context, caps directory.Capabilities, c
 		}
 		return rowResult("delete", resp.status, resp.scimType())
 	}
-	return directory.Result{Err: &directory.RowError{Msg: fmt.Sprintf("unknown change %v", ch.Op)}}, nil
+	return directory.Result{Err: &directory.ChangeError{Msg: fmt.Sprintf("unknown change %v", ch.Op)}}, nil
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -192,13 +192,13 @@ func rowResult(what string, status int, scimType string) (directory.Result, erro
 	case retryable(status):
 		return directory.Result{}, directory.Errorf(v1alpha1.ReasonUnreachable, "%s: HTTP %d after retries", what, status)
 	case status == http.StatusNotFound:
-		return directory.Result{Err: &directory.RowError{Msg: what + ": the user no longer exists (HTTP 404)"}}, nil
+		return directory.Result{Err: &directory.ChangeError{Msg: what + ": the user no longer exists (HTTP 404)"}}, nil
 	}
 	msg := fmt.Sprintf("%s: refused with HTTP %d", what, status)
 	if scimType != "" && len(scimType) <= 32 && isKeyword(scimType) {
 		msg += " (" + scimType + ")"
 	}
-	return directory.Result{Err: &directory.RowError{Msg: msg}}, nil
+	return directory.Result{Err: &directory.ChangeError{Msg: msg}}, nil
 }
 
 // bulkOperation is one operation of a /Bulk request (RFC 7644 3.7).
@@ -447,11 +447,11 @@ func (d *Directory) resolveConflicts(ctx context.Context, caps directory.Capabil
 		u, ok := found[ch.Identity]
 		switch {
 		case !ok:
-			results[k] = directory.Result{Err: &directory.RowError{
+			results[k] = directory.Result{Err: &directory.ChangeError{
 				Msg: fmt.Sprintf("a unique attribute other than %s is already taken by another user (409 uniqueness)", d.identity.name)}}
 			continue
 		case !u.Managed:
-			results[k] = directory.Result{Err: &directory.RowError{
+			results[k] = directory.Result{Err: &directory.ChangeError{
 				Msg: fmt.Sprintf("%s: already taken by a user that imports do not manage (409 uniqueness)", d.identity.name)}}
 			continue
 		}

@@ -115,7 +115,7 @@ func (s *Directory) applyTx(ctx context.Context, stmts []stmt, isolate bool) (re
 			if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT uio_row"); err != nil {
 				return nil, false, err
 			}
-			results[i].Err = &directory.RowError{Msg: s.d.rowMessage(err, s.attributeOf)}
+			results[i].Err = &directory.ChangeError{Msg: s.d.rowMessage(err, s.attributeOf)}
 			continue
 		}
 		if isolate {
@@ -130,7 +130,7 @@ func (s *Directory) applyTx(ctx context.Context, stmts []stmt, isolate bool) (re
 			}
 			if n == 0 {
 				// Nothing was written, so nothing to undo.
-				results[i].Err = &directory.RowError{Msg: s.opts.IdentityAttribute + ": no such user (deleted meanwhile?)"}
+				results[i].Err = &directory.ChangeError{Msg: s.opts.IdentityAttribute + ": no such user (deleted meanwhile?)"}
 				continue
 			}
 		}

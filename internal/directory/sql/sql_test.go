@@ -268,7 +268,7 @@ func TestLifecycle(t *testing.T) {
 			directory.Change{Op: directory.OpDelete, Identity: "alice", ID: "alice"},
 			directory.Change{Op: directory.OpUpdate, Identity: "alice", ID: "alice", Attributes: directory.Attributes{"givenName": {"X"}}},
 			directory.Change{Op: directory.OpDeactivate, Identity: "bob", ID: "bob"})
-		if res[0].Err != nil || !directory.IsRowError(res[1].Err) || res[2].Err != nil {
+		if res[0].Err != nil || !directory.IsChangeError(res[1].Err) || res[2].Err != nil {
 			t.Fatalf("results = %+v; want ok, row error, ok", res)
 		}
 		if bob, _ := lookup(t, d, "bob"); bob.Active {
@@ -553,7 +553,7 @@ func TestConstraintViolationFailsOnlyThatRow(t *testing.T) {
 			if !wantFail {
 				continue
 			}
-			if !directory.IsRowError(r.Err) {
+			if !directory.IsChangeError(r.Err) {
 				t.Fatalf("change %d: %T %v; want a *directory.RowError", i, r.Err, r.Err)
 			}
 			if !strings.Contains(r.Err.Error(), "mail") || strings.Contains(r.Err.Error(), "secret-value") {
@@ -707,7 +707,7 @@ func TestNonTextColumns(t *testing.T) {
 		if e.driver == v1alpha1.SQLDriverPostgres {
 			// SQLite stores what it is given; PostgreSQL refuses it, for
 			// this row alone and without quoting it.
-			if !directory.IsRowError(res[1].Err) || strings.Contains(res[1].Err.Error(), "not-a-number") {
+			if !directory.IsChangeError(res[1].Err) || strings.Contains(res[1].Err.Error(), "not-a-number") {
 				t.Fatalf("a non-number in an integer column: %v; want a row error without the value", res[1].Err)
 			}
 		}
