@@ -98,10 +98,7 @@ func (run *scheduleRun) summarizeChildren() {
 		last := &run.children[n-1]
 		summary := &v1alpha1.LastImportSummary{Name: last.Name, Phase: last.Status.Phase}
 		if p := last.Status.Progress; p != nil {
-			summary.Counts = v1alpha1.ChangeCounts{
-				Create: p.Created, Update: p.Updated, Unchanged: p.Unchanged,
-				Deactivate: p.Deactivated, Delete: p.Deleted, Errors: p.Failed,
-			}
+			summary.Counts = p.ChangeCounts
 		}
 		st.LastImport = summary
 	}

@@ -566,7 +566,7 @@ func previewSummary(p *v1alpha1.PreviewStatus) string {
 	}
 	c := p.Counts
 	return fmt.Sprintf("preview of generation %d: %d to create, %d to update, %d unchanged, %d to deactivate, %d to delete, %d errors; %d managed users in the directory when previewed (a running import may change them)",
-		p.Generation, c.Create, c.Update, c.Unchanged, c.Deactivate, c.Delete, c.Errors, p.ManagedUsers)
+		p.Generation, c.Created, c.Updated, c.Unchanged, c.Deactivated, c.Deleted, c.Failed, p.ManagedUsers)
 }
 
 // SetupWithManager registers the reconciler. runEnded, when not nil,

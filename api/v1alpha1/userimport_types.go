@@ -413,26 +413,28 @@ type SourceStatus struct {
 	Rows int64 `json:"rows,omitempty"`
 }
 
-// ChangeCounts counts the changes of a preview or an import.
+// ChangeCounts counts the changes of an import, or those a preview plans:
+// the same figures in status.preview, status.progress and an
+// ImportSchedule's lastImport.
 type ChangeCounts struct {
-	// create is the number of users created (or to create).
+	// created is the number of users created (or to create).
 	// +optional
-	Create int64 `json:"create,omitempty"`
-	// update is the number of users whose attributes changed.
+	Created int64 `json:"created,omitempty"`
+	// updated is the number of users whose attributes changed.
 	// +optional
-	Update int64 `json:"update,omitempty"`
-	// unchanged is the number of users that already matched their row.
+	Updated int64 `json:"updated,omitempty"`
+	// unchanged is the number of rows whose user already matched.
 	// +optional
 	Unchanged int64 `json:"unchanged,omitempty"`
-	// deactivate is the number of users deactivated.
+	// deactivated is the number of users deactivated.
 	// +optional
-	Deactivate int64 `json:"deactivate,omitempty"`
-	// delete is the number of users deleted.
+	Deactivated int64 `json:"deactivated,omitempty"`
+	// deleted is the number of users deleted.
 	// +optional
-	Delete int64 `json:"delete,omitempty"`
-	// errors is the number of rows (or users) that could not be processed.
+	Deleted int64 `json:"deleted,omitempty"`
+	// failed is the number of rows (or users) that could not be processed.
 	// +optional
-	Errors int64 `json:"errors,omitempty"`
+	Failed int64 `json:"failed,omitempty"`
 }
 
 // PreviewStatus is the result of a preview.
@@ -477,24 +479,8 @@ type ProgressStatus struct {
 	// rowsPerSecond is the recent throughput.
 	// +optional
 	RowsPerSecond int64 `json:"rowsPerSecond,omitempty"`
-	// created is the number of users created.
-	// +optional
-	Created int64 `json:"created,omitempty"`
-	// updated is the number of users updated.
-	// +optional
-	Updated int64 `json:"updated,omitempty"`
-	// unchanged is the number of rows whose user already matched.
-	// +optional
-	Unchanged int64 `json:"unchanged,omitempty"`
-	// deactivated is the number of users deactivated.
-	// +optional
-	Deactivated int64 `json:"deactivated,omitempty"`
-	// deleted is the number of users deleted.
-	// +optional
-	Deleted int64 `json:"deleted,omitempty"`
-	// failed is the number of rows or users that could not be processed.
-	// +optional
-	Failed int64 `json:"failed,omitempty"`
+	// The counts of what was written so far.
+	ChangeCounts `json:",inline"`
 	// checkpoint is where a retried worker resumes.
 	// +optional
 	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`

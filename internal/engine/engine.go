@@ -13,16 +13,12 @@ import (
 )
 
 // Counts count rows and changes. In a dry run they count planned changes.
+// The changes are counted as the status shows them; Failed counts bad
+// rows and changes the directory refused.
 type Counts struct {
 	// Rows is the number of data rows read, bad ones included.
-	Rows        int64
-	Created     int64
-	Updated     int64
-	Unchanged   int64
-	Deactivated int64
-	Deleted     int64
-	// Failed counts bad rows and changes the directory refused.
-	Failed int64
+	Rows int64
+	v1alpha1.ChangeCounts
 }
 
 func (c *Counts) add(o Counts) {

@@ -33,7 +33,7 @@ func TestPlanning(t *testing.T) {
 		name: "full: create, update only what changed, unchanged, ignore missing",
 		mode: full, missing: ignore, users: base(),
 		file:    file("a,a@x,Dev,", "b,b@x,Lead,", "c,c2@x,QA2,", "e,e@x,New,"),
-		want:    Counts{Rows: 4, Created: 1, Updated: 2, Unchanged: 1},
+		want:    Counts{Rows: 4, ChangeCounts: v1alpha1.ChangeCounts{Created: 1, Updated: 2, Unchanged: 1}},
 		updated: map[string][]string{"b": {"title"}, "c": {"mail", "title"}},
 		after: []string{
 			"a active=true mail=[a@x] title=[Dev] managed=true",
@@ -46,7 +46,7 @@ func TestPlanning(t *testing.T) {
 		name: "full: deactivate missing, reactivate listed, empty value clears",
 		mode: full, missing: deact, users: append(base(), inactive(user("f", "f@x", "Old"))),
 		file:    file("a,a@x,Dev,", "b,b@x,,", "c,c@x,QA,", "f,f@x,Old,"),
-		want:    Counts{Rows: 4, Updated: 2, Unchanged: 2, Deactivated: 1},
+		want:    Counts{Rows: 4, ChangeCounts: v1alpha1.ChangeCounts{Updated: 2, Unchanged: 2, Deactivated: 1}},
 		updated: map[string][]string{"b": {"title"}, "f": nil},
 		after: []string{
 			"a active=true mail=[a@x] title=[Dev] managed=true",
@@ -59,7 +59,7 @@ func TestPlanning(t *testing.T) {
 		name: "full: delete missing, inactive ones too; unmanaged users untouched",
 		mode: full, missing: del, users: append(base(), inactive(user("f", "f@x", "Old")), unmanaged(user("z", "z@x", "Ext"))),
 		file: file("a,a@x,Dev,", "b,b@x,Ops,", "c,c@x,QA,"),
-		want: Counts{Rows: 3, Unchanged: 3, Deleted: 2},
+		want: Counts{Rows: 3, ChangeCounts: v1alpha1.ChangeCounts{Unchanged: 3, Deleted: 2}},
 		after: []string{
 			"a active=true mail=[a@x] title=[Dev] managed=true",
 			"b active=true mail=[b@x] title=[Ops] managed=true",
@@ -71,7 +71,7 @@ func TestPlanning(t *testing.T) {
 		mode: full, missing: ignore, users: append(base(), unmanaged(user("z", "z@x", "Ext"))),
 		// line 2 ok, 3 empty identity, 4 duplicate of a, 5 new, 6 duplicate of new, 7 too few fields, 8 unmanaged
 		file:  file("a,a@x,Dev,", ",x@x,T,", "a,a@x,Dev,", "n,n@x,N,", "n,n@x,N,", "q,q@x", "z,z@x,Ext,"),
-		want:  Counts{Rows: 7, Created: 1, Unchanged: 1, Failed: 5},
+		want:  Counts{Rows: 7, ChangeCounts: v1alpha1.ChangeCounts{Created: 1, Unchanged: 1, Failed: 5}},
 		lines: []int64{3, 4, 6, 7, 8},
 		after: []string{
 			"a active=true mail=[a@x] title=[Dev] managed=true",
@@ -85,7 +85,7 @@ func TestPlanning(t *testing.T) {
 		name: "delta: create, update, unchanged, reactivate; missing users untouched",
 		mode: delta, missing: ignore, users: append(base(), inactive(user("f", "f@x", "Old"))),
 		file:    file("a,a@x,Dev,", "b,b@x,Lead,", "e,e@x,New,", "f,f@x,Old,"),
-		want:    Counts{Rows: 4, Created: 1, Updated: 2, Unchanged: 1},
+		want:    Counts{Rows: 4, ChangeCounts: v1alpha1.ChangeCounts{Created: 1, Updated: 2, Unchanged: 1}},
 		updated: map[string][]string{"b": {"title"}, "f": nil},
 		after: []string{
 			"a active=true mail=[a@x] title=[Dev] managed=true",
@@ -99,7 +99,7 @@ func TestPlanning(t *testing.T) {
 		name: "delta: status column deactivates and deletes, case-insensitively; duplicates and unmanaged are errors",
 		mode: delta, missing: ignore, status: status, users: append(base(), unmanaged(user("z", "z@x", "Ext"))),
 		file:  file("a,a@x,Dev,INACTIVE", "b,b@x,Ops, Deleted", "c,c@x,QA,active", "x,x@x,X,inactive", "c,c@x,QA,", "z,z@x,Ext,"),
-		want:  Counts{Rows: 6, Deactivated: 1, Deleted: 1, Unchanged: 2, Failed: 2},
+		want:  Counts{Rows: 6, ChangeCounts: v1alpha1.ChangeCounts{Deactivated: 1, Deleted: 1, Unchanged: 2, Failed: 2}},
 		lines: []int64{6, 7},
 		after: []string{
 			"a active=false mail=[a@x] title=[Dev] managed=true",

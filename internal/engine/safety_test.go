@@ -63,7 +63,7 @@ func TestSafetyThreshold(t *testing.T) {
 			if tc.wantStop {
 				// An import stopped by the threshold reports what it planned,
 				// as the preview does: never a summary of zeros.
-				want := Counts{Rows: int64(tc.listed), Unchanged: int64(tc.listed), Deactivated: planned}
+				want := Counts{Rows: int64(tc.listed), ChangeCounts: v1alpha1.ChangeCounts{Unchanged: int64(tc.listed), Deactivated: planned}}
 				if res.Counts != want || preview.Counts != want || !res.DryRun {
 					t.Errorf("counts of the stop: import %+v (dry %v), preview %+v, want %+v", res.Counts, res.DryRun, preview.Counts, want)
 				}

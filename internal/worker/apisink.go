@@ -120,7 +120,7 @@ func (s *APISink) Preview(ctx context.Context, imp *v1alpha1.UserImport, res eng
 		now := metav1.Now()
 		st.Preview = &v1alpha1.PreviewStatus{
 			Generation:     imp.Generation,
-			Counts:         changeCounts(res.Counts),
+			Counts:         res.Counts.ChangeCounts,
 			ManagedUsers:   res.ManagedUsers,
 			SHA256:         res.SHA256,
 			SpecDigest:     jobs.SpecDigest(imp.Spec),
@@ -154,15 +154,7 @@ func (s *APISink) Done(ctx context.Context, res engine.Result) error {
 
 func setCounts(p *v1alpha1.ProgressStatus, c engine.Counts) {
 	p.RowsProcessed = c.Rows
-	p.Created, p.Updated, p.Unchanged = c.Created, c.Updated, c.Unchanged
-	p.Deactivated, p.Deleted, p.Failed = c.Deactivated, c.Deleted, c.Failed
-}
-
-func changeCounts(c engine.Counts) v1alpha1.ChangeCounts {
-	return v1alpha1.ChangeCounts{
-		Create: c.Created, Update: c.Updated, Unchanged: c.Unchanged,
-		Deactivate: c.Deactivated, Delete: c.Deleted, Errors: c.Failed,
-	}
+	p.ChangeCounts = c.ChangeCounts
 }
 
 // ReportData renders the report: row errors, a sample of the planned

@@ -192,14 +192,6 @@ func checkpointOf(imp *v1alpha1.UserImport) *engine.ResumePoint {
 		Offset: p.Checkpoint.Offset,
 		SHA256: p.Checkpoint.SHA256,
 		Step:   p.Checkpoint.Step,
-		Counts: engine.Counts{
-			Rows:        p.RowsProcessed,
-			Created:     p.Created,
-			Updated:     p.Updated,
-			Unchanged:   p.Unchanged,
-			Deactivated: p.Deactivated,
-			Deleted:     p.Deleted,
-			Failed:      p.Failed,
-		},
+		Counts: engine.Counts{Rows: p.RowsProcessed, ChangeCounts: p.ChangeCounts},
 	}
 }

@@ -174,7 +174,7 @@ func TestWorkerReportsToTheUserImport(t *testing.T) {
 			t.Fatalf("preview: %v", err)
 		}
 		imp := f.get(t)
-		if imp.Status.Preview == nil || imp.Status.Preview.Counts.Create != 2000 || imp.Status.Preview.Generation != imp.Generation {
+		if imp.Status.Preview == nil || imp.Status.Preview.Counts.Created != 2000 || imp.Status.Preview.Generation != imp.Generation {
 			t.Fatalf("preview status: %+v", imp.Status.Preview)
 		}
 		if imp.Status.Source == nil || imp.Status.Source.Rows != 2000 || len(imp.Status.Source.SHA256) != 64 {

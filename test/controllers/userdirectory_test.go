@@ -156,7 +156,7 @@ var _ = Describe("the in-process executor", func() {
 				return nil, err
 			}
 			orig := imp.DeepCopy()
-			imp.Status.Progress = &uiov1.ProgressStatus{RowsTotal: 3, RowsProcessed: 3, Percent: 100, Created: 2, Updated: 1}
+			imp.Status.Progress = &uiov1.ProgressStatus{RowsTotal: 3, RowsProcessed: 3, Percent: 100, ChangeCounts: uiov1.ChangeCounts{Created: 2, Updated: 1}}
 			return nil, c.Client.Status().Patch(rctx, imp, client.MergeFrom(orig))
 		}
 		// The poll is the safety net for an end of run the reconciler

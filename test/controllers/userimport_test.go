@@ -47,7 +47,7 @@ var _ = Describe("UserImport phases", func() {
 					setAction(imp, s.action)
 				case s.finish == jobs.StagePreview && !s.fail:
 					j := job(imp, jobs.StagePreview)
-					workerPreview(imp, uiov1.ChangeCounts{Create: 3, Update: 1}, 10)
+					workerPreview(imp, uiov1.ChangeCounts{Created: 3, Updated: 1}, 10)
 					finishJob(j, true)
 				case s.finish != "":
 					j := job(imp, s.finish)
@@ -133,10 +133,10 @@ var _ = Describe("UserImport phases", func() {
 		imp := newImport(ns, "hr", "corp", uiov1.ActionPreview)
 		expectPhase(imp, uiov1.PhaseCreatingPreview)
 		first := job(imp, jobs.StagePreview)
-		workerPreview(imp, uiov1.ChangeCounts{Create: 5}, 10)
+		workerPreview(imp, uiov1.ChangeCounts{Created: 5}, 10)
 		finishJob(first, true)
 		got := expectPhase(imp, uiov1.PhasePreviewReady)
-		Expect(got.Status.Preview.Counts.Create).To(BeEquivalentTo(5))
+		Expect(got.Status.Preview.Counts.Created).To(BeEquivalentTo(5))
 
 		editSpec(imp, func(s *uiov1.UserImportSpec) { s.ErrorPolicy.MaxErrors = ptr.To[int64](3) })
 		got = expectPhase(imp, uiov1.PhaseCreatingPreview)
@@ -144,7 +144,7 @@ var _ = Describe("UserImport phases", func() {
 		second := job(imp, jobs.StagePreview)
 		Expect(second.UID).NotTo(Equal(first.UID), "a new preview Job runs")
 		Expect(eventsFor(ns, "hr", uiov1.ReasonPreviewInvalidated)).NotTo(BeEmpty())
-		workerPreview(imp, uiov1.ChangeCounts{Create: 4}, 10)
+		workerPreview(imp, uiov1.ChangeCounts{Created: 4}, 10)
 		finishJob(second, true)
 		got = expectPhase(imp, uiov1.PhasePreviewReady)
 		Expect(got.Status.Preview.Generation).To(Equal(got.Generation))
@@ -191,7 +191,7 @@ var _ = Describe("UserImport phases", func() {
 
 		// Cancel while importing: the Job goes, the progress stays.
 		workerPatch(c, func(s *uiov1.UserImportStatus) {
-			s.Progress = &uiov1.ProgressStatus{RowsTotal: 1000, RowsProcessed: 400, Percent: 40, Created: 400}
+			s.Progress = &uiov1.ProgressStatus{RowsTotal: 1000, RowsProcessed: 400, Percent: 40, ChangeCounts: uiov1.ChangeCounts{Created: 400}}
 		})
 		cj := job(c, jobs.StageImport)
 		setAction(c, uiov1.ActionCancel)
@@ -213,7 +213,7 @@ var _ = Describe("UserImport phases", func() {
 		})
 		expectPhase(imp, uiov1.PhaseImporting)
 		j := job(imp, jobs.StageImport)
-		workerPreview(imp, uiov1.ChangeCounts{Deactivate: 230, Unchanged: 770}, 1000)
+		workerPreview(imp, uiov1.ChangeCounts{Deactivated: 230, Unchanged: 770}, 1000)
 		workerPod(j, 0, jobs.SafetyStop{Deprovisions: 230, ManagedUsers: 1000}.TerminationMessage())
 		finishJob(j, true)
 
@@ -245,7 +245,7 @@ var _ = Describe("UserImport phases", func() {
 		imp := newImport(ns, "pinned", "corp", uiov1.ActionPreview)
 		expectPhase(imp, uiov1.PhaseCreatingPreview)
 		pj := job(imp, jobs.StagePreview)
-		workerPinnedPreview(imp, uiov1.ChangeCounts{Create: 3}, strings.Repeat("a", 64))
+		workerPinnedPreview(imp, uiov1.ChangeCounts{Created: 3}, strings.Repeat("a", 64))
 		finishJob(pj, true)
 		expectPhase(imp, uiov1.PhasePreviewReady)
 
@@ -273,7 +273,7 @@ var _ = Describe("UserImport phases", func() {
 			np = job(imp, jobs.StagePreview)
 			g.Expect(np.UID).NotTo(Equal(pj.UID))
 		}, 10*time.Second).Should(Succeed())
-		workerPinnedPreview(imp, uiov1.ChangeCounts{Create: 4}, strings.Repeat("b", 64))
+		workerPinnedPreview(imp, uiov1.ChangeCounts{Created: 4}, strings.Repeat("b", 64))
 		finishJob(np, true)
 		got = expectPhase(imp, uiov1.PhasePreviewReady)
 		Expect(condition(got, uiov1.ConditionStalled)).NotTo(BeNil())

@@ -177,7 +177,7 @@ var _ = Describe("The CustomResourceDefinitions", func() {
 			Expect(k8sClient.Create(ctx, ui)).To(Succeed())
 			ui.Status.Phase = uiov1.PhaseImporting
 			ui.Status.Progress = &uiov1.ProgressStatus{
-				RowsTotal: 100, RowsProcessed: 42, Percent: 42, Created: 7, Updated: 2, Failed: 1,
+				RowsTotal: 100, RowsProcessed: 42, Percent: 42, ChangeCounts: uiov1.ChangeCounts{Created: 7, Updated: 2, Failed: 1},
 			}
 			Expect(k8sClient.Status().Update(ctx, ui)).To(Succeed())
 

@@ -317,7 +317,7 @@ var _ = Describe("Validation by the API server", func() {
 
 		It("accepts progress reports while Importing", func() {
 			ui := createInPhase(uiov1.PhaseImporting)
-			ui.Status.Progress = &uiov1.ProgressStatus{RowsTotal: 10, RowsProcessed: 4, Percent: 40, Created: 3, Updated: 1}
+			ui.Status.Progress = &uiov1.ProgressStatus{RowsTotal: 10, RowsProcessed: 4, Percent: 40, ChangeCounts: uiov1.ChangeCounts{Created: 3, Updated: 1}}
 			Expect(k8sClient.Status().Update(ctx, ui)).To(Succeed())
 		})
 

@@ -57,7 +57,7 @@ var _ = Describe("ImportSchedule", func() {
 
 		By("the import completes: the summary and the last success follow")
 		setPhase(&imp, uiov1.PhaseCompleted, func(st *uiov1.UserImportStatus) {
-			st.Progress = &uiov1.ProgressStatus{Created: 7, Updated: 3, Unchanged: 90, Failed: 1}
+			st.Progress = &uiov1.ProgressStatus{ChangeCounts: uiov1.ChangeCounts{Created: 7, Updated: 3, Unchanged: 90, Failed: 1}}
 		})
 		Eventually(func(g Gomega) {
 			st := getSchedule(s)
@@ -66,7 +66,7 @@ var _ = Describe("ImportSchedule", func() {
 			g.Expect(st.Status.LastImport).NotTo(BeNil())
 			g.Expect(*st.Status.LastImport).To(Equal(uiov1.LastImportSummary{
 				Name: imp.Name, Phase: uiov1.PhaseCompleted,
-				Counts: uiov1.ChangeCounts{Create: 7, Update: 3, Unchanged: 90, Errors: 1},
+				Counts: uiov1.ChangeCounts{Created: 7, Updated: 3, Unchanged: 90, Failed: 1},
 			}))
 			g.Expect(st.Status.LastSuccessfulTime).NotTo(BeNil())
 		}, 10*time.Second, 50*time.Millisecond).Should(Succeed())
