@@ -21,16 +21,13 @@ import (
 	"k8s.io/apimachinery/pkg/util/duration"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
-	"github.com/userimport/user-import-operator/config/crd"
 	"github.com/userimport/user-import-operator/controllers"
 	"github.com/userimport/user-import-operator/internal/csvsafe"
 	sqldir "github.com/userimport/user-import-operator/internal/directory/sql"
 	"github.com/userimport/user-import-operator/internal/hrgen"
-	"github.com/userimport/user-import-operator/internal/scheme"
+	"github.com/userimport/user-import-operator/internal/testenv"
 	"github.com/userimport/user-import-operator/internal/worker"
 )
 
@@ -72,16 +69,11 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	say := func(format string, args ...any) { fmt.Fprintf(o.Out, format+"\n", args...) }
 
-	crds, err := crd.CRDs()
-	if err != nil {
-		return err
-	}
 	start := time.Now()
 	say("starting a control plane (etcd, kube-apiserver from %s)…", o.Assets)
-	env := &envtest.Environment{BinaryAssetsDirectory: o.Assets, CRDs: crds, ErrorIfCRDPathMissing: true}
-	cfg, err := env.Start()
+	env, err := testenv.New(o.Assets)
 	if err != nil {
-		return fmt.Errorf("starting the control plane: %w", err)
+		return err
 	}
 	defer func() {
 		if serr := env.Stop(); serr != nil && err == nil {
@@ -91,15 +83,11 @@ func Run(ctx context.Context, o Options) (err error) {
 	say("control plane up in %.1fs; CRDs installed", time.Since(start).Seconds())
 
 	kubeconfig := filepath.Join(work, "kubeconfig")
-	if err := writeKubeconfig(env, kubeconfig); err != nil {
+	if err := env.WriteKubeconfig(kubeconfig); err != nil {
 		return err
 	}
 
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 scheme.New(),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-	})
+	mgr, err := ctrl.NewManager(env.Config, testenv.ManagerOptions())
 	if err != nil {
 		return err
 	}
@@ -111,21 +99,15 @@ func Run(ctx context.Context, o Options) (err error) {
 	}); err != nil {
 		return err
 	}
-	mgrCtx, stopMgr := context.WithCancel(ctx)
-	mgrDone := make(chan error, 1)
-	go func() { mgrDone <- mgr.Start(mgrCtx) }()
+	stopMgr := testenv.RunManager(ctx, mgr)
 	defer func() {
-		stopMgr()
-		if merr := <-mgrDone; merr != nil && err == nil {
+		if merr := stopMgr(); merr != nil && err == nil {
 			err = fmt.Errorf("manager: %w", merr)
 		}
 	}()
 	say("manager running with the in-process executor")
 
-	c, err := client.New(cfg, client.Options{Scheme: scheme.New()})
-	if err != nil {
-		return err
-	}
+	c := env.Client
 	dbPath := filepath.Join(work, "users.db")
 	if err := setUp(ctx, c, dbPath, o.Rows); err != nil {
 		return err
@@ -162,18 +144,6 @@ func Run(ctx context.Context, o Options) (err error) {
 	say("Press Ctrl-C to stop; every process started here is stopped with it.")
 	<-ctx.Done()
 	return nil
-}
-
-func writeKubeconfig(env *envtest.Environment, path string) error {
-	user, err := env.AddUser(envtest.User{Name: "demo", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		return err
-	}
-	kc, err := user.KubeConfig()
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, kc, 0o600)
 }
 
 // setUp creates the table, the directory and the first import.

@@ -1,65 +1,129 @@
-// Package testenv starts a real Kubernetes API server (envtest) with the
-// project's CRDs installed, for tests of code that talks to the API.
+// Package testenv starts a real Kubernetes API server (etcd and
+// kube-apiserver, through controller-runtime's envtest) with the project's
+// CRDs installed, and runs managers against it. Every test suite that needs
+// an API server, and the local demo, start theirs here.
 package testenv
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"os"
-	"path/filepath"
 	"testing"
+	"time"
 
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/userimport/user-import-operator/config/crd"
 	"github.com/userimport/user-import-operator/internal/scheme"
 )
 
-// RepoRoot finds the repository: $UIO_REPO_ROOT, or the nearest parent
-// directory holding go.mod.
-func RepoRoot(t testing.TB) string {
-	if r := os.Getenv("UIO_REPO_ROOT"); r != "" {
-		return r
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the working directory; set UIO_REPO_ROOT")
-		}
-		dir = parent
-	}
+// Env is a running control plane with the CRDs installed.
+type Env struct {
+	// Config reaches the API server as an administrator.
+	Config *rest.Config
+	// Client reads and writes without a cache: what the API server holds
+	// now.
+	Client client.Client
+	env    *envtest.Environment
 }
 
-// Start starts etcd and kube-apiserver with the CRDs of config/crd/bases
-// and stops them when the test ends. It fails, never skips, when
-// KUBEBUILDER_ASSETS is not set.
-func Start(t testing.TB) (*rest.Config, client.Client) {
-	t.Helper()
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		t.Fatal("KUBEBUILDER_ASSETS is not set: run `make test`, or export KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh)")
+// New starts etcd and kube-apiserver from the binaries in assets
+// ($KUBEBUILDER_ASSETS when empty) and installs the CRDs.
+func New(assets string) (*Env, error) {
+	if assets == "" {
+		assets = os.Getenv("KUBEBUILDER_ASSETS")
+	}
+	if assets == "" {
+		return nil, errors.New("KUBEBUILDER_ASSETS is not set: run `make test`, or export KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh)")
+	}
+	crds, err := crd.CRDs()
+	if err != nil {
+		return nil, err
 	}
 	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(t), "config", "crd", "bases")},
+		BinaryAssetsDirectory: assets,
+		CRDs:                  crds,
 		ErrorIfCRDPathMissing: true,
+		Scheme:                scheme.New(),
+		// The machines that run the tests are shared with parallel Go
+		// builds; etcd and kube-apiserver may need more than the default
+		// 20s to come up.
+		ControlPlaneStartTimeout: 3 * time.Minute,
+		ControlPlaneStopTimeout:  time.Minute,
+		CRDInstallOptions:        envtest.CRDInstallOptions{MaxTime: time.Minute},
 	}
 	cfg, err := env.Start()
 	if err != nil {
-		t.Fatalf("starting envtest: %v", err)
+		return nil, fmt.Errorf("starting the control plane (etcd, kube-apiserver from %s): %w", assets, err)
 	}
-	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
-			t.Logf("stopping envtest: %v", err)
-		}
-	})
 	c, err := client.New(cfg, client.Options{Scheme: scheme.New()})
+	if err != nil {
+		_ = env.Stop()
+		return nil, err
+	}
+	return &Env{Config: cfg, Client: c, env: env}, nil
+}
+
+// Stop stops the control plane.
+func (e *Env) Stop() error { return e.env.Stop() }
+
+// WriteKubeconfig writes a kubeconfig of an administrator, for kubectl.
+func (e *Env) WriteKubeconfig(path string) error {
+	user, err := e.env.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return err
+	}
+	kc, err := user.KubeConfig()
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, kc, 0o600)
+}
+
+// Start starts a control plane for one test and stops it when the test
+// ends. It fails, never skips, when KUBEBUILDER_ASSETS is not set.
+func Start(t testing.TB) (*rest.Config, client.Client) {
+	t.Helper()
+	e, err := New("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return cfg, c
+	t.Cleanup(func() {
+		if err := e.Stop(); err != nil {
+			t.Logf("stopping the control plane: %v", err)
+		}
+	})
+	return e.Config, e.Client
+}
+
+// ManagerOptions are the options of a manager that runs beside tests or
+// the demo: the operator's scheme, no metrics or probe listener, and
+// controller names that may repeat (several managers run one after the
+// other in one process).
+func ManagerOptions() ctrl.Options {
+	return ctrl.Options{
+		Scheme:                 scheme.New(),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
+	}
+}
+
+// RunManager starts mgr in a goroutine. The function it returns stops the
+// manager, waits until it stopped and returns its error.
+func RunManager(ctx context.Context, mgr ctrl.Manager) (stop func() error) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	return func() error {
+		cancel()
+		return <-done
+	}
 }

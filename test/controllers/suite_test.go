@@ -8,11 +8,11 @@ package controllers_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/userimport/user-import-operator/internal/testenv"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -21,19 +21,13 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	uiov1 "github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/controllers"
@@ -42,10 +36,9 @@ import (
 )
 
 var (
-	testEnv   *envtest.Environment
+	env       *testenv.Env
 	cfg       *rest.Config
 	k8sClient client.Client // not cached: what the API server holds now
-	scheme    = runtime.NewScheme()
 	ctx       = context.Background()
 	scim      *scimserver.Server
 	nsCounter atomic.Int32
@@ -64,26 +57,10 @@ func TestControllers(t *testing.T) {
 
 var _ = BeforeSuite(func() {
 	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		Fail("KUBEBUILDER_ASSETS is not set: run make test (it sets KUBEBUILDER_ASSETS via hack/envtest-assets.sh)")
-	}
-	root := os.Getenv("UIO_REPO_ROOT")
-	if root == "" {
-		root, _ = filepath.Abs(filepath.Join("..", ".."))
-	}
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(uiov1.AddToScheme(scheme))
-
-	testEnv = &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		Scheme:                scheme,
-	}
 	var err error
-	cfg, err = testEnv.Start()
+	env, err = testenv.New("")
 	Expect(err).NotTo(HaveOccurred())
-	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme})
-	Expect(err).NotTo(HaveOccurred())
+	cfg, k8sClient = env.Config, env.Client
 
 	scim, err = scimserver.StartProcess(scimserver.Options{Token: scimToken, Stderr: GinkgoWriter})
 	Expect(err).NotTo(HaveOccurred(), "the SCIM test server must run: hack/peers/install-scim.sh installs it")
@@ -98,25 +75,18 @@ var _ = AfterSuite(func() {
 	if scim != nil {
 		scim.Stop()
 	}
-	if testEnv != nil {
-		Expect(testEnv.Stop()).To(Succeed())
+	if env != nil {
+		Expect(env.Stop()).To(Succeed())
 	}
 })
 
-// startManager runs a manager with the controllers in a goroutine and
-// returns a function that stops it and waits until it stopped. With
-// watch, every call of the manager's client goes through those functions
-// first.
+// startManager runs a manager with the controllers and returns a function
+// that stops it and waits until it stopped. With watch, every call of the
+// manager's client goes through those functions first.
 func startManager(o controllers.Options, watch ...interceptor.Funcs) func() {
 	o.DirectoryRetryInterval = time.Second
 	o.PollInterval = time.Second
-	opts := ctrl.Options{
-		Scheme:                 scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		// Several managers run one after the other in this process.
-		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
-	}
+	opts := testenv.ManagerOptions()
 	for _, funcs := range watch {
 		opts.NewClient = func(c *rest.Config, co client.Options) (client.Client, error) {
 			cl, err := client.NewWithWatch(c, co)
@@ -129,17 +99,8 @@ func startManager(o controllers.Options, watch ...interceptor.Funcs) func() {
 	mgr, err := ctrl.NewManager(cfg, opts)
 	Expect(err).NotTo(HaveOccurred())
 	Expect(controllers.Setup(mgr, o)).To(Succeed())
-	mctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer GinkgoRecover()
-		defer close(done)
-		Expect(mgr.Start(mctx)).To(Succeed())
-	}()
-	return func() {
-		cancel()
-		<-done
-	}
+	stop := testenv.RunManager(ctx, mgr)
+	return func() { Expect(stop()).To(Succeed()) }
 }
 
 // newNamespace creates a namespace of its own for a spec.

@@ -7,10 +7,10 @@ package crd_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"testing"
-	"time"
+
+	"github.com/userimport/user-import-operator/internal/testenv"
+	"github.com/userimport/user-import-operator/internal/testpeer/repo"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -23,14 +23,13 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	uiov1 "github.com/userimport/user-import-operator/api/v1alpha1"
 )
 
 var (
 	repoRoot        string
-	testEnv         *envtest.Environment
+	env             *testenv.Env
 	cfg             *rest.Config
 	k8sClient       client.Client
 	discoveryClient *discovery.DiscoveryClient
@@ -44,35 +43,17 @@ func TestCRDs(t *testing.T) {
 }
 
 var _ = BeforeSuite(func() {
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		Fail("KUBEBUILDER_ASSETS is not set: run make test (it sets KUBEBUILDER_ASSETS via hack/envtest-assets.sh)")
-	}
-	repoRoot = os.Getenv("UIO_REPO_ROOT")
-	if repoRoot == "" {
-		var err error
-		repoRoot, err = filepath.Abs(filepath.Join("..", ".."))
-		Expect(err).NotTo(HaveOccurred())
-	}
+	var err error
+	env, err = testenv.New("")
+	Expect(err).NotTo(HaveOccurred())
+	cfg = env.Config
+	repoRoot, err = repo.Root()
+	Expect(err).NotTo(HaveOccurred())
 
+	// The CRDs themselves are read too.
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(apiextensionsv1.AddToScheme(scheme))
 	utilruntime.Must(uiov1.AddToScheme(scheme))
-
-	testEnv = &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(repoRoot, "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		Scheme:                scheme,
-		// The machines that run the tests are shared with parallel Go
-		// builds; etcd and kube-apiserver may need more than the default
-		// 20s to come up.
-		ControlPlaneStartTimeout: 3 * time.Minute,
-		ControlPlaneStopTimeout:  time.Minute,
-		CRDInstallOptions:        envtest.CRDInstallOptions{MaxTime: time.Minute},
-	}
-	var err error
-	cfg, err = testEnv.Start()
-	Expect(err).NotTo(HaveOccurred(), "starting envtest with KUBEBUILDER_ASSETS=%s", os.Getenv("KUBEBUILDER_ASSETS"))
-
 	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme})
 	Expect(err).NotTo(HaveOccurred())
 	discoveryClient, err = discovery.NewDiscoveryClientForConfig(cfg)
@@ -82,8 +63,8 @@ var _ = BeforeSuite(func() {
 })
 
 var _ = AfterSuite(func() {
-	if testEnv != nil {
-		Expect(testEnv.Stop()).To(Succeed())
+	if env != nil {
+		Expect(env.Stop()).To(Succeed())
 	}
 })
 

@@ -17,18 +17,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/userimport/user-import-operator/internal/testpeer/repo"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	_ "modernc.org/sqlite"
 	"sigs.k8s.io/yaml"
-
-	"github.com/userimport/user-import-operator/internal/testenv"
 )
 
 func TestDemoImportsAndCleansUp(t *testing.T) {
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		t.Fatal("KUBEBUILDER_ASSETS is not set: run `make test`, or export KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh)")
 	}
-	root := testenv.RepoRoot(t)
+	root, err := repo.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
 	bin := filepath.Join(t.TempDir(), "user-import-demo")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/user-import-demo")
 	build.Dir = root
@@ -50,7 +52,6 @@ func TestDemoImportsAndCleansUp(t *testing.T) {
 	var mu sync.Mutex
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	var err error
 	deadline := time.After(5 * time.Minute)
 wait:
 	for {

@@ -8,12 +8,12 @@ package schedule_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/userimport/user-import-operator/internal/testenv"
 
 	clocktesting "k8s.io/utils/clock/testing"
 
@@ -23,28 +23,21 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	uiov1 "github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/controllers"
-	"github.com/userimport/user-import-operator/internal/scheme"
 )
 
 var (
-	testEnv     *envtest.Environment
+	env         *testenv.Env
 	cfg         *rest.Config
 	k8sClient   client.Client // not cached: what the API server holds now
-	testScheme  *runtime.Scheme
 	ctx         = context.Background()
 	clock       = clocktesting.NewFakePassiveClock(time.Time{})
 	nsCounter   atomic.Int32
@@ -59,24 +52,10 @@ func TestSchedules(t *testing.T) {
 
 var _ = BeforeSuite(func() {
 	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		Fail("KUBEBUILDER_ASSETS is not set: run make test, or export KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh)")
-	}
-	root := os.Getenv("UIO_REPO_ROOT")
-	if root == "" {
-		root, _ = filepath.Abs(filepath.Join("..", ".."))
-	}
-	testScheme = scheme.New()
-	testEnv = &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		Scheme:                testScheme,
-	}
 	var err error
-	cfg, err = testEnv.Start()
+	env, err = testenv.New("")
 	Expect(err).NotTo(HaveOccurred())
-	k8sClient, err = client.New(cfg, client.Options{Scheme: testScheme})
-	Expect(err).NotTo(HaveOccurred())
+	cfg, k8sClient = env.Config, env.Client
 	clock.SetTime(time.Date(2025, 6, 1, 9, 0, 0, 0, time.UTC))
 	stopManager = startManager()
 })
@@ -85,37 +64,22 @@ var _ = AfterSuite(func() {
 	if stopManager != nil {
 		stopManager()
 	}
-	if testEnv != nil {
-		Expect(testEnv.Stop()).To(Succeed())
+	if env != nil {
+		Expect(env.Stop()).To(Succeed())
 	}
 })
 
-// startManager runs a manager with only the ImportSchedule controller in a
-// goroutine and returns a function that stops it and waits until it has.
+// startManager runs a manager with only the ImportSchedule controller and
+// returns a function that stops it and waits until it has.
 func startManager() func() {
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 testScheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		// Several managers run one after the other in this process.
-		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
-	})
+	mgr, err := ctrl.NewManager(cfg, testenv.ManagerOptions())
 	Expect(err).NotTo(HaveOccurred())
 	r := controllers.NewImportScheduleReconciler(mgr)
 	r.Clock = clock
 	r.HeadTimeout = 2 * time.Second
 	Expect(r.SetupWithManager(mgr)).To(Succeed())
-	mctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer GinkgoRecover()
-		defer close(done)
-		Expect(mgr.Start(mctx)).To(Succeed())
-	}()
-	return func() {
-		cancel()
-		<-done
-	}
+	stop := testenv.RunManager(ctx, mgr)
+	return func() { Expect(stop()).To(Succeed()) }
 }
 
 // newNamespace creates a namespace of its own for a spec.

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/userimport/user-import-operator/internal/testpeer/repo"
 	"github.com/userimport/user-import-operator/internal/testpeer/testcert"
 )
 
@@ -85,7 +86,7 @@ func Start(t testing.TB, opts Options) *Server {
 
 // StartProcess starts a server outside of a test; call Stop when done.
 func StartProcess(opts Options) (*Server, error) {
-	root, err := RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		return nil, err
 	}
@@ -209,26 +210,4 @@ func (s *Server) Stop() {
 			_ = os.RemoveAll(s.dir)
 		}
 	})
-}
-
-// RepoRoot returns the repository root: $UIO_REPO_ROOT, else the nearest
-// directory above the working directory that holds go.mod.
-func RepoRoot() (string, error) {
-	if r := os.Getenv("UIO_REPO_ROOT"); r != "" {
-		return r, nil
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("repository root not found: set UIO_REPO_ROOT")
-		}
-		dir = parent
-	}
 }
