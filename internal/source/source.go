@@ -6,6 +6,7 @@
 package source
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -59,33 +60,29 @@ type Options struct {
 func Fetch(ctx context.Context, src v1alpha1.ImportSource, opts Options) (*File, error) {
 	switch {
 	case src.ConfigMap != nil:
-		if opts.MountedFile != "" {
-			return copyFile(opts.MountedFile, opts.Dir)
-		}
-		if opts.ConfigMaps == nil {
-			return nil, errors.New("source.configMap: no way to read ConfigMaps")
-		}
-		data, err := opts.ConfigMaps(ctx, src.ConfigMap.Name, src.ConfigMap.Key)
-		if err != nil {
-			return nil, fmt.Errorf("source.configMap %s key %s: %w", src.ConfigMap.Name, src.ConfigMap.Key, err)
-		}
-		return write(strings.NewReader(string(data)), opts.Dir, "")
+		return fetchKey(ctx, "source.configMap", src.ConfigMap.Name, src.ConfigMap.Key, opts.ConfigMaps, opts)
 	case src.Secret != nil:
-		if opts.MountedFile != "" {
-			return copyFile(opts.MountedFile, opts.Dir)
-		}
-		if opts.Secrets == nil {
-			return nil, errors.New("source.secret: no way to read Secrets")
-		}
-		data, err := opts.Secrets(ctx, src.Secret.Name, src.Secret.Key)
-		if err != nil {
-			return nil, fmt.Errorf("source.secret %s key %s: %w", src.Secret.Name, src.Secret.Key, err)
-		}
-		return write(strings.NewReader(string(data)), opts.Dir, "")
+		return fetchKey(ctx, "source.secret", src.Secret.Name, src.Secret.Key, opts.Secrets, opts)
 	case src.HTTP != nil:
 		return fetchHTTP(ctx, src.HTTP, opts)
 	}
 	return nil, errors.New("spec.source: no source set")
+}
+
+// fetchKey copies the key of a ConfigMap or Secret source: the mounted
+// file when there is one (a Job), otherwise what read gives.
+func fetchKey(ctx context.Context, field, name, key string, read kube.KeyReader, opts Options) (*File, error) {
+	if opts.MountedFile != "" {
+		return copyFile(opts.MountedFile, opts.Dir)
+	}
+	if read == nil {
+		return nil, fmt.Errorf("%s: no way to read it", field)
+	}
+	data, err := read(ctx, name, key)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s key %s: %w", field, name, key, err)
+	}
+	return write(bytes.NewReader(data), opts.Dir, "")
 }
 
 func copyFile(path, dir string) (*File, error) {
