@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/userimport/user-import-operator/internal/executor"
+	"github.com/userimport/user-import-operator/internal/kube"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -228,6 +229,13 @@ func safetyBlocked(imp *v1alpha1.UserImport) bool {
 	return c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == imp.Generation
 }
 
+// inputBlocked tells whether an import whose spec or file was refused
+// waits for an edit: it holds for the generation it was found at.
+func inputBlocked(imp *v1alpha1.UserImport) bool {
+	c := meta.FindStatusCondition(imp.Status.Conditions, v1alpha1.ConditionInputRejected)
+	return c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == imp.Generation
+}
+
 // idle handles the phases where nothing runs: Draft, PreviewPending,
 // PreviewReady and ImportPending. spec.action says where to go.
 func (run *importRun) idle(ctx context.Context) (verdict, error) {
@@ -242,6 +250,10 @@ func (run *importRun) idle(ctx context.Context) (verdict, error) {
 	}
 	if c := meta.FindStatusCondition(imp.Status.Conditions, v1alpha1.ConditionSourceChanged); c != nil && !sourceChangedBlocked(imp) {
 		meta.RemoveStatusCondition(&imp.Status.Conditions, v1alpha1.ConditionSourceChanged)
+	}
+	if c := meta.FindStatusCondition(imp.Status.Conditions, v1alpha1.ConditionInputRejected); c != nil && !inputBlocked(imp) {
+		// The spec was edited: the next preview or import tries again.
+		meta.RemoveStatusCondition(&imp.Status.Conditions, v1alpha1.ConditionInputRejected)
 	}
 	if imp.Spec.Action == v1alpha1.ActionDraft && imp.Status.Preview != nil {
 		// A draft is edited freely: the preview it had goes.
@@ -267,6 +279,9 @@ func (run *importRun) idle(ctx context.Context) (verdict, error) {
 			target = v1alpha1.PhasePreviewReady
 		}
 	}
+	if inputBlocked(imp) && imp.Spec.Action != v1alpha1.ActionDraft {
+		target = v1alpha1.PhasePreviewPending
+	}
 	if target != imp.Status.Phase {
 		run.setPhase(target)
 		return verdict{next: true}, nil
@@ -288,6 +303,11 @@ func (run *importRun) idle(ctx context.Context) (verdict, error) {
 		}
 		return verdict{state: conditions.Ready, reason: v1alpha1.ReasonPreviewReady, message: previewSummary(imp.Status.Preview)}, nil
 	case v1alpha1.PhasePreviewPending:
+		if inputBlocked(imp) {
+			c := meta.FindStatusCondition(imp.Status.Conditions, v1alpha1.ConditionInputRejected)
+			return verdict{state: conditions.Stalled, reason: c.Reason,
+				message: c.Message + "; nothing was written: edit the spec to try again"}, nil
+		}
 		return run.start(ctx, jobs.StagePreview)
 	default:
 		return run.queued(ctx)
@@ -334,6 +354,9 @@ func (run *importRun) start(ctx context.Context, stage jobs.Stage) (verdict, err
 	if err := jobs.CheckIdentity(imp.Spec, dir.Spec); err != nil {
 		// Nothing runs until the spec or the directory is fixed.
 		return verdict{state: conditions.Stalled, reason: v1alpha1.ReasonIdentityMismatch, message: err.Error()}, nil
+	}
+	if wait, err := run.sourceMissing(ctx); err != nil || wait != nil {
+		return derefVerdict(wait), err
 	}
 	st, err := run.Executor.Status(ctx, imp, stage)
 	if err != nil {
@@ -484,6 +507,9 @@ func (run *importRun) running(ctx context.Context, stage jobs.Stage) (verdict, e
 		return verdict{}, errStale
 	}
 
+	if st.Failed && st.Rejection != nil {
+		return run.rejected(ctx, stage, st.Rejection)
+	}
 	if st.Failed && stage == jobs.StageImport && jobs.IsSourceChanged(st.Message) {
 		return run.sourceChanged(ctx, st.Message)
 	}
@@ -539,6 +565,70 @@ func (run *importRun) sourceChanged(ctx context.Context, msg string) (verdict, e
 	imp.Status.Progress = nil
 	run.setPhase(v1alpha1.PhasePreviewPending)
 	return verdict{next: true}, nil
+}
+
+// rejected handles a run that refused the import's spec or file before
+// writing anything. A missing source sends the import back to wait for
+// it; any other problem waits in PreviewPending for an edit of the spec.
+func (run *importRun) rejected(ctx context.Context, stage jobs.Stage, rej *jobs.Rejection) (verdict, error) {
+	imp := run.imp
+	if err := run.Executor.Reset(ctx, imp, stage); err != nil {
+		return verdict{}, err
+	}
+	if stage == jobs.StageImport {
+		// Nothing was written: the import leaves the directory's lock
+		// and counts from the start when it runs again.
+		imp.Status.StartTime = nil
+		imp.Status.Progress = nil
+	}
+	if rej.Reason == v1alpha1.ReasonSourceNotFound {
+		run.event(corev1.EventTypeWarning, rej.Reason, rej.Message+"; waiting for it")
+		if stage == jobs.StageImport {
+			run.setPhase(v1alpha1.PhaseImportPending)
+		} else {
+			run.setPhase(v1alpha1.PhasePreviewPending)
+		}
+		return verdict{next: true}, nil
+	}
+	meta.SetStatusCondition(&imp.Status.Conditions, metav1.Condition{
+		Type: v1alpha1.ConditionInputRejected, Status: metav1.ConditionTrue, Reason: rej.Reason,
+		Message: conditions.Bound(rej.Message), ObservedGeneration: imp.Generation,
+	})
+	run.event(corev1.EventTypeWarning, rej.Reason, "the "+string(stage)+" refused its input, nothing was written: "+rej.Message)
+	imp.Status.Preview = nil
+	run.setPhase(v1alpha1.PhasePreviewPending)
+	return verdict{next: true}, nil
+}
+
+// sourceMissing returns a verdict to wait when the ConfigMap, Secret or key
+// of the import's source does not exist (yet): with GitOps, objects arrive
+// in no set order. It is asked again with a backoff that grows with the
+// import's age, up to a minute. HTTP sources are asked by the worker.
+func (run *importRun) sourceMissing(ctx context.Context) (*verdict, error) {
+	imp := run.imp
+	src := imp.Spec.Source
+	var err error
+	var what string
+	switch {
+	case src.ConfigMap != nil:
+		what = fmt.Sprintf("ConfigMap %s (key %s)", src.ConfigMap.Name, src.ConfigMap.Key)
+		_, err = kube.ConfigMaps(run.APIReader, imp.Namespace)(ctx, src.ConfigMap.Name, src.ConfigMap.Key)
+	case src.Secret != nil:
+		what = fmt.Sprintf("Secret %s (key %s)", src.Secret.Name, src.Secret.Key)
+		_, err = kube.Secrets(run.APIReader, imp.Namespace)(ctx, src.Secret.Name, src.Secret.Key)
+	default:
+		return nil, nil
+	}
+	if errors.Is(err, kube.ErrNotFound) {
+		wait := run.Clock.Since(imp.CreationTimestamp.Time) / 10
+		wait = min(max(wait, time.Second), time.Minute)
+		return &verdict{state: conditions.Progressing, reason: v1alpha1.ReasonSourceNotFound,
+			message: fmt.Sprintf("waiting for the source, %s: %v", what, err), requeueAfter: wait}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the source %s: %w", what, err)
+	}
+	return nil, nil
 }
 
 func (run *importRun) observeDuration(result string) {

@@ -32,6 +32,11 @@ const (
 	// look at a new preview: its source changed after the preview it was
 	// approved on, so it was refused before writing.
 	ConditionSourceChanged = "SourceChanged"
+	// ConditionInputRejected is True while an import waits for an edit of
+	// its spec: its preview or import refused the spec or the file before
+	// writing anything. Its reason says what was wrong (InvalidMapping,
+	// InvalidFile, ErrorPolicyExceeded), its observedGeneration which spec.
+	ConditionInputRejected = "InputRejected"
 )
 
 // ReasonReconcileError: the last reconcile failed (the API server refused
@@ -74,6 +79,19 @@ const (
 	// ReasonIdentityMismatch: the mapping's identity entry writes another
 	// attribute than the one the directory identifies users by.
 	ReasonIdentityMismatch = "IdentityMismatch"
+	// ReasonInvalidMapping: the mapping does not fit the file or the
+	// directory (a column the file lacks, a template that does not parse,
+	// an attribute the directory does not have).
+	ReasonInvalidMapping = "InvalidMapping"
+	// ReasonInvalidFile: the file cannot be read as spec.format says (no
+	// header, a bad encoding), or has no valid row.
+	ReasonInvalidFile = "InvalidFile"
+	// ReasonErrorPolicyExceeded: more rows failed than spec.errorPolicy
+	// allows, before anything was written.
+	ReasonErrorPolicyExceeded = "ErrorPolicyExceeded"
+	// ReasonSourceNotFound: the ConfigMap, Secret or key of spec.source
+	// does not exist (yet); the import waits for it.
+	ReasonSourceNotFound = "SourceNotFound"
 )
 
 // Reasons of UserDirectory conditions. All but ReasonConnected are also

@@ -526,12 +526,21 @@ type UserImportStatus struct {
 
 	// phase is where the import is: Draft, PreviewPending, CreatingPreview,
 	// PreviewReady, ImportPending, Importing, Completed, Cancelled or Failed.
-	// Completed, Cancelled and Failed are final.
+	// Completed, Cancelled and Failed are final. A preview or import that
+	// refuses its spec or file before writing anything (a mapping that
+	// names a missing column, a file that does not parse, the error policy
+	// exceeded) does not fail: the import waits in PreviewPending with
+	// Stalled=True and the condition InputRejected, and the next edit of
+	// the spec tries again. Failed is for imports whose writing began and
+	// then failed, and for failures of the infrastructure after the Job's
+	// retries.
 	// +optional
 	Phase ImportPhase `json:"phase,omitempty"`
 
-	// conditions: Ready, Reconciling, Stalled (kstatus), and
-	// SafetyThreshold when a full import waits for approval.
+	// conditions: Ready, Reconciling, Stalled (kstatus); SafetyThreshold
+	// when a full import waits for approval; SourceChanged when its file
+	// changed after the preview; InputRejected when its spec or file was
+	// refused and it waits for an edit.
 	// +listType=map
 	// +listMapKey=type
 	// +optional

@@ -48,7 +48,9 @@ From a laptop, without a cluster:
 
   Exit status: 0 every row succeeded; 1 the run failed; 2 bad usage;
   3 done, but some rows failed (see the report); 4 stopped by the safety
-  threshold, nothing written.
+  threshold, nothing written; 5 the spec or the file was refused (a
+  missing column, a file that does not parse, too many bad rows), nothing
+  written.
 
 Flags:
 `
@@ -102,6 +104,9 @@ func runWorker(args []string) error {
 	}
 	out, err := runWorkerInJob(ctx, types.NamespacedName{Namespace: *namespace, Name: *name}, stage, secrets, *sourceDir, *workDir)
 	writeTermination(*terminationLog, out, err)
+	if rej := (*jobs.Rejection)(nil); errors.As(err, &rej) {
+		return exitStatus{code: jobs.ExitRejected, err: err}
+	}
 	return err
 }
 
@@ -135,7 +140,10 @@ func runWorkerInJob(ctx context.Context, key types.NamespacedName, stage worker.
 // pod's termination message.
 func writeTermination(path string, out worker.Outcome, err error) {
 	var msg []byte
+	var rej *jobs.Rejection
 	switch {
+	case errors.As(err, &rej):
+		msg = []byte(rej.TerminationMessage())
 	case err != nil:
 		msg = []byte(err.Error())
 	case out.SafetyStop != nil:
@@ -217,6 +225,9 @@ func runWorkerFromFile(ctx context.Context, lr localRun) error {
 	})
 	if errors.Is(err, engine.ErrSourceChanged) {
 		err = fmt.Errorf("%w (state file %s: delete it to import the new file from the start)", err, lr.statePath)
+	}
+	if rej := (*jobs.Rejection)(nil); errors.As(err, &rej) {
+		return exitStatus{code: jobs.ExitRejected, err: fmt.Errorf("%s: %w", rej.Reason, err)}
 	}
 	if err != nil {
 		return exitStatus{code: exitFailed, err: err}

@@ -128,6 +128,17 @@ var ErrSourceChanged = errors.New("source changed since the checkpoint: its sha2
 // export must never wipe a directory.
 var ErrNoValidRows = errors.New("the file has no valid rows: a full import never deactivates or deletes users on the strength of an empty file")
 
+// InputError is a file or mapping the import cannot use, found before
+// any row was planned: Reason is v1alpha1.ReasonInvalidFile or
+// ReasonInvalidMapping.
+type InputError struct {
+	Reason string
+	Err    error
+}
+
+func (e *InputError) Error() string { return e.Err.Error() }
+func (e *InputError) Unwrap() error { return e.Err }
+
 // PolicyError is returned when bad rows exceed the error policy.
 type PolicyError struct {
 	// Failed and Rows are the counts when the import stopped, the same as
@@ -192,6 +203,13 @@ func Run(ctx context.Context, in Input, dir directory.Directory, cfg Config, dry
 	plan := r.newPass(true, progressUnless(dryRun, report), nil, true)
 	if err := plan.run(ctx, false); err != nil {
 		plan.fill(&res)
+		// What the planning pass counted was planned, not written.
+		res.DryRun = true
+		var policy *PolicyError
+		if errors.As(err, &policy) {
+			// Found before any write: the file's fault, not the run's.
+			err = &InputError{Reason: v1alpha1.ReasonErrorPolicyExceeded, Err: err}
+		}
 		return res, err
 	}
 	res.PlannedDeprovisions = r.missing()
@@ -258,10 +276,11 @@ func newRun(in Input, dir directory.Directory, cfg Config) (*run, error) {
 	r.header = rd.Header()
 	r.mapper, err = mapping.Compile(cfg.Mapping, r.header)
 	if err != nil {
-		return nil, fmt.Errorf("mapping: %w", err)
+		return nil, &InputError{Reason: v1alpha1.ReasonInvalidMapping, Err: fmt.Errorf("mapping: %w", err)}
 	}
 	if id := r.mapper.Identity(); id != cfg.Directory.IdentityAttribute {
-		return nil, fmt.Errorf("mapping: the identity entry maps %q, but the directory's identity attribute is %q", id, cfg.Directory.IdentityAttribute)
+		return nil, &InputError{Reason: v1alpha1.ReasonInvalidMapping,
+			Err: fmt.Errorf("mapping: the identity entry maps %q, but the directory's identity attribute is %q", id, cfg.Directory.IdentityAttribute)}
 	}
 	r.attrs = r.mapper.Attributes()
 	r.compare = r.attrs[1:]
@@ -272,7 +291,7 @@ func newRun(in Input, dir directory.Directory, cfg Config) (*run, error) {
 			}
 		}
 		if r.status < 0 {
-			return nil, fmt.Errorf("statusColumn: the file has no column %q", sc.Column)
+			return nil, &InputError{Reason: v1alpha1.ReasonInvalidMapping, Err: fmt.Errorf("statusColumn: the file has no column %q", sc.Column)}
 		}
 	}
 	return r, nil
@@ -285,7 +304,7 @@ func (r *run) open() (*csvread.Reader, error) {
 	}
 	rd, err := csvread.NewReader(r.in.File, csvread.OptionsFromFormat(r.cfg.Format))
 	if err != nil {
-		return nil, fmt.Errorf("reading the source: %w", err)
+		return nil, &InputError{Reason: v1alpha1.ReasonInvalidFile, Err: fmt.Errorf("reading the source: %w", err)}
 	}
 	return rd, nil
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
@@ -180,5 +181,30 @@ func TestErrorPolicy(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// A full import that deprovisions plans the whole file before writing:
+// an error policy exceeded there is the file's fault (an InputError), and
+// nothing is written.
+func TestPlanningPassPolicyIsAnInputError(t *testing.T) {
+	users, _ := twenty(0)
+	d := seed(users...)
+	before := state(d)
+	cfg := testConfig(v1alpha1.ModeFull, v1alpha1.MissingDeactivate)
+	cfg.Mapping[0].Check = v1alpha1.CheckEmail
+	cfg.Mapping[0].Column = "mail"
+	cfg.MaxErrors = ptr(int64(1))
+	content := file("u00,not-an-address,T,", "u01,also-not,T,", "u02,u02@x,T,")
+	res, _, err := runOnce(t, d, cfg, content, false)
+	if !res.DryRun {
+		t.Error("the result of the planning pass is not marked as planned (DryRun)")
+	}
+	var input *InputError
+	if !errors.As(err, &input) || input.Reason != v1alpha1.ReasonErrorPolicyExceeded {
+		t.Fatalf("err %v (%T), want an InputError with reason ErrorPolicyExceeded", err, err)
+	}
+	if got := state(d); !slices.Equal(got, before) {
+		t.Errorf("the directory changed:\n%v\nwant\n%v", got, before)
 	}
 }

@@ -40,6 +40,9 @@ type StageStatus struct {
 	Failed bool
 	// Message is the worker's one-line, value-free message on failure.
 	Message string
+	// Rejection is set when the worker refused the import's spec or file
+	// before writing anything: the import waits instead of failing.
+	Rejection *jobs.Rejection
 	// SafetyStop is set when a full import stopped before writing because
 	// of the safety threshold.
 	SafetyStop *jobs.SafetyStop

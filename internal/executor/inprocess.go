@@ -115,7 +115,11 @@ func (e *InProcess) Status(_ context.Context, imp *v1alpha1.UserImport, stage jo
 	case !r.done:
 		return StageStatus{Found: true, Running: true}, nil
 	case r.err != nil:
-		return StageStatus{Found: true, Failed: true, Message: r.err.Error()}, nil
+		st := StageStatus{Found: true, Failed: true, Message: r.err.Error()}
+		if rej := (*jobs.Rejection)(nil); errors.As(r.err, &rej) {
+			st.Rejection = rej
+		}
+		return st, nil
 	}
 	return StageStatus{Found: true, Done: true, SafetyStop: r.stop}, nil
 }

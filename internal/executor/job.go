@@ -116,6 +116,9 @@ func (e *Job) Status(ctx context.Context, imp *v1alpha1.UserImport, stage jobs.S
 			msg = jobFailedMessage(&job)
 		}
 		st.Message = msg
+		if rej := jobs.ParseRejection(msg); rej != nil {
+			st.Rejection, st.Message = rej, rej.Message
+		}
 	default:
 		st.Running = true
 	}

@@ -101,6 +101,15 @@ func Build(imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory, stage Stage, s
 			// replacement starts only then, so that two workers of one
 			// import never write at once.
 			PodReplacementPolicy: ptr.To(batchv1.Failed),
+			// A worker that refused its input would refuse it again.
+			PodFailurePolicy: &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{{
+				Action: batchv1.PodFailurePolicyActionFailJob,
+				OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{
+					ContainerName: ptr.To(ContainerName),
+					Operator:      batchv1.PodFailurePolicyOnExitCodesOpIn,
+					Values:        []int32{ExitRejected},
+				},
+			}}},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: copyLabels(labels)},
 				Spec: corev1.PodSpec{
@@ -331,6 +340,44 @@ func (s SafetyStop) Sentence(spec v1alpha1.UserImportSpec) string {
 	return fmt.Sprintf("a full import would %s %d of %d managed users (%.0f %%), over the threshold of %s; set spec.safety.approvedDeprovisions: %d to approve",
 		verb, s.Deprovisions, s.ManagedUsers, pct, limit, s.Deprovisions)
 }
+
+// Rejection says that a worker refused the import's spec or file before
+// writing anything: the import waits for an edit (or, for Reason
+// SourceNotFound, for its source) instead of failing. It is an error, and
+// a Job's termination message.
+type Rejection struct {
+	Rejected bool   `json:"rejected"`
+	Reason   string `json:"reason"`
+	Message  string `json:"message"`
+}
+
+func (r *Rejection) Error() string { return r.Message }
+
+// TerminationMessage is the termination message of r.
+func (r Rejection) TerminationMessage() string {
+	r.Rejected = true
+	b, _ := json.Marshal(r)
+	return string(b)
+}
+
+// ParseRejection reads a worker's termination message; it returns nil
+// when the message is not a rejection.
+func ParseRejection(msg string) *Rejection {
+	msg = strings.TrimSpace(msg)
+	if !strings.HasPrefix(msg, "{") {
+		return nil
+	}
+	var r Rejection
+	if err := json.Unmarshal([]byte(msg), &r); err != nil || !r.Rejected {
+		return nil
+	}
+	return &r
+}
+
+// ExitRejected is the exit status of a worker that refused its input: the
+// Job fails at once (podFailurePolicy) instead of retrying what would be
+// refused again.
+const ExitRejected = 5
 
 // CheckIdentity refuses an import whose identity entry writes another
 // attribute than the one its directory identifies users by: rows would be

@@ -73,8 +73,54 @@ type Outcome struct {
 }
 
 // Run runs one stage. Errors carry no row values: they may end up in the
-// import's conditions and Events.
+// import's conditions and Events. A problem with the spec or the file
+// found before anything was written is a *jobs.Rejection.
 func Run(ctx context.Context, cfg Config) (Outcome, error) {
+	out, err := run(ctx, cfg)
+	if err == nil {
+		return out, nil
+	}
+	if reason := rejectionReason(cfg, err); reason != "" && nothingWritten(cfg, out) {
+		return out, &jobs.Rejection{Reason: reason, Message: err.Error()}
+	}
+	return out, err
+}
+
+// rejectionReason is the reason of an error that the import's spec or
+// file causes, or "" for any other. The error policy exceeded is the
+// file's fault only where it is found before writing: in a preview, or in
+// the planning pass of a full import (an engine.InputError).
+func rejectionReason(cfg Config, err error) string {
+	var (
+		input  *engine.InputError
+		policy *engine.PolicyError
+		rej    *jobs.Rejection
+	)
+	switch {
+	case errors.As(err, &rej):
+		return rej.Reason
+	case errors.As(err, &input):
+		return input.Reason
+	case errors.As(err, &policy) && cfg.Stage == jobs.StagePreview:
+		return v1alpha1.ReasonErrorPolicyExceeded
+	case errors.Is(err, engine.ErrNoValidRows):
+		return v1alpha1.ReasonInvalidFile
+	}
+	return ""
+}
+
+// nothingWritten tells whether a run that failed wrote nothing: a preview,
+// an import that stopped in its planning pass, or one that neither resumed
+// nor committed a change.
+func nothingWritten(cfg Config, out Outcome) bool {
+	if cfg.Stage == jobs.StagePreview || out.Result.DryRun {
+		return true
+	}
+	c := out.Result.Counts
+	return checkpointOf(cfg.Import) == nil && c.Created+c.Updated+c.Deactivated+c.Deleted == 0
+}
+
+func run(ctx context.Context, cfg Config) (Outcome, error) {
 	if cfg.Import == nil || cfg.Open == nil || cfg.Sink == nil {
 		return Outcome{}, errors.New("worker: Import, Open and Sink are required")
 	}
@@ -84,9 +130,12 @@ func Run(ctx context.Context, cfg Config) (Outcome, error) {
 	}
 
 	if err := jobs.CheckIdentity(imp.Spec, cfg.Directory); err != nil {
-		return Outcome{}, err
+		return Outcome{}, &jobs.Rejection{Reason: v1alpha1.ReasonInvalidMapping, Message: err.Error()}
 	}
 	file, err := source.Fetch(ctx, imp.Spec.Source, cfg.Source)
+	if errors.Is(err, kube.ErrNotFound) {
+		return Outcome{}, &jobs.Rejection{Reason: v1alpha1.ReasonSourceNotFound, Message: err.Error()}
+	}
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -112,7 +161,7 @@ func Run(ctx context.Context, cfg Config) (Outcome, error) {
 	defer dir.Close()
 	if v, ok := dir.(interface{ ValidateAttributes([]string) error }); ok {
 		if err := v.ValidateAttributes(mappedAttributes(imp.Spec)); err != nil {
-			return Outcome{}, fmt.Errorf("spec.mapping: %w", err)
+			return Outcome{}, &jobs.Rejection{Reason: v1alpha1.ReasonInvalidMapping, Message: "spec.mapping: " + err.Error()}
 		}
 	}
 

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
 	"github.com/userimport/user-import-operator/internal/testenv"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -139,7 +141,16 @@ func scimDirectory(ns, name, url, tokenSecret string) *uiov1.UserDirectory {
 	}
 }
 
+// newImport creates an import of the ConfigMap hr-export (created with it
+// when missing), as a worker's specs play it.
 func newImport(ns, name, dir string, action uiov1.ImportAction) *uiov1.UserImport {
+	cm := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "hr-export", Namespace: ns},
+		Data:       map[string]string{"export.csv": "email,first_name\n"},
+	}
+	if err := k8sClient.Create(ctx, cm); !apierrors.IsAlreadyExists(err) {
+		Expect(err).NotTo(HaveOccurred())
+	}
 	imp := &uiov1.UserImport{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Spec: uiov1.UserImportSpec{

@@ -26,14 +26,28 @@ type step struct {
 	action uiov1.ImportAction
 	finish jobs.Stage
 	fail   bool
+	reject bool
+	edit   bool
 	expect uiov1.ImportPhase
+	// stalled, with expect: the import waits for a person with this reason.
+	stalled string
 }
 
 func act(a uiov1.ImportAction) step   { return step{action: a} }
 func finishOK(s jobs.Stage) step      { return step{finish: s} }
 func finishFailed(s jobs.Stage) step  { return step{finish: s, fail: true} }
 func expect(p uiov1.ImportPhase) step { return step{expect: p} }
-func path(steps ...step) []step       { return steps }
+
+// finishRejected ends the run of s as a worker that refused the mapping
+// before writing anything.
+func finishRejected(s jobs.Stage) step { return step{finish: s, fail: true, reject: true} }
+
+// editMapping changes the mapping, as a person fixing a typo would.
+func editMapping() step { return step{edit: true} }
+
+// expectStalled expects phase p with Stalled=True and reason.
+func expectStalled(p uiov1.ImportPhase, reason string) step { return step{expect: p, stalled: reason} }
+func path(steps ...step) []step                             { return steps }
 
 var _ = Describe("UserImport phases", func() {
 	DescribeTable("transitions",
@@ -45,13 +59,19 @@ var _ = Describe("UserImport phases", func() {
 				switch {
 				case s.action != "":
 					setAction(imp, s.action)
+				case s.edit:
+					editSpec(imp, func(spec *uiov1.UserImportSpec) { spec.Mapping[1].Column += "_fixed" })
 				case s.finish == jobs.StagePreview && !s.fail:
 					j := job(imp, jobs.StagePreview)
 					workerPreview(imp, uiov1.ChangeCounts{Created: 3, Updated: 1}, 10)
 					finishJob(j, true)
 				case s.finish != "":
 					j := job(imp, s.finish)
-					if s.fail {
+					switch {
+					case s.reject:
+						rej := jobs.Rejection{Reason: uiov1.ReasonInvalidMapping, Message: `mapping: mapping[name.givenName]: the file has no column "first_nme"`}
+						workerPod(j, jobs.ExitRejected, rej.TerminationMessage())
+					case s.fail:
 						workerPod(j, 1, "mapping: line 7: column email: not an email address")
 					}
 					finishJob(j, !s.fail)
@@ -61,13 +81,22 @@ var _ = Describe("UserImport phases", func() {
 					Expect(ready).NotTo(BeNil())
 					Expect(ready.ObservedGeneration).To(Equal(got.Generation))
 					Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
+					if s.stalled != "" {
+						Expect(ready.Reason).To(Equal(s.stalled))
+						Expect(ready.Message).To(ContainSubstring("edit the spec"))
+						Expect(condition(got, uiov1.ConditionStalled)).NotTo(BeNil())
+						rejected := condition(got, uiov1.ConditionInputRejected)
+						Expect(rejected).NotTo(BeNil())
+						Expect(rejected.ObservedGeneration).To(Equal(got.Generation))
+						Expect(jobsOf(imp)).To(BeEmpty(), "nothing runs until the spec is edited")
+					}
 				}
 			}
 			final := getImport(imp)
 			if final.Status.Phase.IsFinal() {
 				Expect(final.Status.CompletionTime).NotTo(BeNil())
 			}
-			Expect(eventsFor(ns, "hr", string(final.Status.Phase))).NotTo(BeEmpty(), "an Event for the last transition")
+			Eventually(func() []string { return eventsFor(ns, "hr", string(final.Status.Phase)) }, 5*time.Second).ShouldNot(BeEmpty(), "an Event for the last transition")
 		},
 		Entry("Draft → PreviewPending → CreatingPreview → PreviewReady → ImportPending → Importing → Completed", uiov1.ActionDraft, path(
 			expect(uiov1.PhaseDraft), act(uiov1.ActionPreview), expect(uiov1.PhaseCreatingPreview),
@@ -81,6 +110,17 @@ var _ = Describe("UserImport phases", func() {
 			expect(uiov1.PhaseCreatingPreview), finishFailed(jobs.StagePreview), expect(uiov1.PhaseFailed))),
 		Entry("Importing → Failed", uiov1.ActionImport, path(
 			expect(uiov1.PhaseImporting), finishFailed(jobs.StageImport), expect(uiov1.PhaseFailed))),
+		// A run that refuses the spec or the file before writing anything
+		// leaves the import editable.
+		Entry("CreatingPreview → refused → PreviewPending (Stalled) → edit → CreatingPreview → PreviewReady → Completed", uiov1.ActionPreview, path(
+			expect(uiov1.PhaseCreatingPreview), finishRejected(jobs.StagePreview),
+			expectStalled(uiov1.PhasePreviewPending, uiov1.ReasonInvalidMapping),
+			editMapping(), expect(uiov1.PhaseCreatingPreview), finishOK(jobs.StagePreview), expect(uiov1.PhasePreviewReady),
+			act(uiov1.ActionImport), expect(uiov1.PhaseImporting), finishOK(jobs.StageImport), expect(uiov1.PhaseCompleted))),
+		Entry("Importing → refused → PreviewPending (Stalled) → edit → Importing → Completed", uiov1.ActionImport, path(
+			expect(uiov1.PhaseImporting), finishRejected(jobs.StageImport),
+			expectStalled(uiov1.PhasePreviewPending, uiov1.ReasonInvalidMapping),
+			editMapping(), expect(uiov1.PhaseImporting), finishOK(jobs.StageImport), expect(uiov1.PhaseCompleted))),
 		Entry("Draft → Cancelled", uiov1.ActionDraft, path(
 			expect(uiov1.PhaseDraft), act(uiov1.ActionCancel), expect(uiov1.PhaseCancelled))),
 		Entry("new → Cancelled", uiov1.ActionCancel, path(expect(uiov1.PhaseCancelled))),
