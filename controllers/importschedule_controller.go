@@ -143,30 +143,85 @@ func (run *scheduleRun) reconcile(ctx context.Context) (ctrl.Result, error) {
 	if err := run.trimHistory(ctx); err != nil {
 		return ctrl.Result{}, err
 	}
+	sched.Status.ObservedGeneration = sched.Generation
 
-	sch, err := schedule.Parse(sched.Spec.Schedule, sched.Spec.TimeZone)
-	if err != nil {
-		// The API server refuses such specs; one that got through (an
-		// older CRD, a zone missing here) waits for an edit: no requeue.
+	var sch *schedule.Schedule
+	if sched.Spec.Schedule != "" {
+		var err error
+		sch, err = schedule.Parse(sched.Spec.Schedule, sched.Spec.TimeZone)
+		if err != nil {
+			// The API server refuses such specs; one that got through (an
+			// older CRD, a zone missing here) waits for an edit: no requeue.
+			sched.Status.NextScheduleTime = nil
+			conditions.Set(&sched.Status.Conditions, sched.Generation, conditions.Stalled, v1alpha1.ReasonInvalidSchedule, err.Error())
+			return ctrl.Result{}, nil
+		}
+	} else {
 		sched.Status.NextScheduleTime = nil
-		sched.Status.ObservedGeneration = sched.Generation
-		conditions.Set(&sched.Status.Conditions, sched.Generation, conditions.Stalled, v1alpha1.ReasonInvalidSchedule, err.Error())
-		return ctrl.Result{}, nil
 	}
 
 	if err := run.runNow(ctx); err != nil {
 		return ctrl.Result{}, err
 	}
 
+	var clock, change state
+	if sch != nil {
+		var err error
+		if clock, err = run.onClock(ctx, sch); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	if onChange(sched) {
+		var err error
+		if change, err = run.onChange(ctx); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	st := clock.and(change)
+	conditions.Set(&sched.Status.Conditions, sched.Generation, st.state, st.reason, st.message)
+	return ctrl.Result{RequeueAfter: st.wait}, nil
+}
+
+// state is where one trigger of a schedule stands: the kstatus state and
+// reason, a message, and when to look again (0: not by the clock).
+type state struct {
+	state   conditions.State
+	reason  string
+	message string
+	wait    time.Duration
+}
+
+// and combines the states of the clock and of the change trigger: the
+// schedule is Ready while one of them can still run, and is looked at
+// again at the earlier of their times.
+func (s state) and(o state) state {
+	switch {
+	case s.reason == "":
+		return o
+	case o.reason == "":
+		return s
+	}
+	out := s
+	if s.state != conditions.Ready && o.state == conditions.Ready {
+		out.state, out.reason = o.state, o.reason
+	}
+	out.message = s.message + "; " + o.message
+	if out.wait == 0 || (o.wait > 0 && o.wait < out.wait) {
+		out.wait = o.wait
+	}
+	return out
+}
+
+// onClock decides on the runs of the cron schedule.
+func (run *scheduleRun) onClock(ctx context.Context, sch *schedule.Schedule) (state, error) {
+	sched := run.sched
 	// The cursor is kept from the first reconcile on, suspended or not,
 	// so that the runs missed while suspended are counted from it.
 	from := run.cursor(sch)
 	if from.IsZero() {
 		sched.Status.NextScheduleTime = nil
-		sched.Status.ObservedGeneration = sched.Generation
-		conditions.Set(&sched.Status.Conditions, sched.Generation, conditions.Stalled, v1alpha1.ReasonNeverFires,
-			fmt.Sprintf("spec.schedule %q has no run in the next five years", sched.Spec.Schedule))
-		return ctrl.Result{}, nil
+		return state{state: conditions.Stalled, reason: v1alpha1.ReasonNeverFires,
+			message: fmt.Sprintf("spec.schedule %q has no run in the next five years", sched.Spec.Schedule)}, nil
 	}
 	sched.Status.NextScheduleTime = &metav1.Time{Time: from}
 
@@ -174,27 +229,22 @@ func (run *scheduleRun) reconcile(ctx context.Context) (ctrl.Result, error) {
 		// status.nextScheduleTime stays: it is the first run not yet
 		// decided on, and the window of missed runs starts there when the
 		// schedule is resumed.
-		sched.Status.ObservedGeneration = sched.Generation
-		conditions.Set(&sched.Status.Conditions, sched.Generation, conditions.Ready, v1alpha1.ReasonSuspended,
-			"suspended: no new runs; imports already started go on")
-		return ctrl.Result{}, nil
+		return state{state: conditions.Ready, reason: v1alpha1.ReasonSuspended,
+			message: "suspended: no new runs; imports already started go on"}, nil
 	}
 
 	next, err := run.runDue(ctx, sch, from)
 	if err != nil {
-		return ctrl.Result{}, err
+		return state{}, err
 	}
-	sched.Status.ObservedGeneration = sched.Generation
 	if next.IsZero() {
 		sched.Status.NextScheduleTime = nil
-		conditions.Set(&sched.Status.Conditions, sched.Generation, conditions.Stalled, v1alpha1.ReasonNeverFires,
-			fmt.Sprintf("spec.schedule %q has no run after %s", sched.Spec.Schedule, run.now.Format(time.RFC3339)))
-		return ctrl.Result{}, nil
+		return state{state: conditions.Stalled, reason: v1alpha1.ReasonNeverFires,
+			message: fmt.Sprintf("spec.schedule %q has no run after %s", sched.Spec.Schedule, run.now.Format(time.RFC3339))}, nil
 	}
 	sched.Status.NextScheduleTime = &metav1.Time{Time: next}
-	conditions.Set(&sched.Status.Conditions, sched.Generation, conditions.Ready, v1alpha1.ReasonScheduled,
-		"next run at "+next.In(sch.Location()).Format(time.RFC3339))
-	return ctrl.Result{RequeueAfter: next.Sub(run.now) + requeueMargin}, nil
+	return state{state: conditions.Ready, reason: v1alpha1.ReasonScheduled,
+		message: "next run at " + next.In(sch.Location()).Format(time.RFC3339), wait: next.Sub(run.now) + requeueMargin}, nil
 }
 
 // cursor returns the first scheduled time not yet decided on: the one

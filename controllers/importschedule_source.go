@@ -49,11 +49,7 @@ func (run *scheduleRun) sourceUnchanged(ctx context.Context) (bool, string, erro
 		if err := run.AllowedHosts.AllowURL(src.HTTP.URL); err != nil {
 			return false, "", fmt.Errorf("skipIfUnchanged: not asking the source: %w", err)
 		}
-		timeout := run.HeadTimeout
-		if timeout <= 0 {
-			timeout = 10 * time.Second
-		}
-		hctx, cancel := context.WithTimeout(ctx, timeout)
+		hctx, cancel := context.WithTimeout(ctx, run.headTimeout())
 		defer cancel()
 		info, err := source.Head(hctx, src.HTTP, source.Options{HTTPClient: run.HTTPClient, Secrets: run.secrets()})
 		if err != nil {
@@ -105,4 +101,12 @@ func (run *scheduleRun) keyContent(ctx context.Context, src v1alpha1.ImportSourc
 // secrets reads keys of the Secrets of the schedule's namespace.
 func (run *scheduleRun) secrets() kube.KeyReader {
 	return kube.Secrets(run.APIReader, run.sched.Namespace)
+}
+
+// headTimeout bounds a HEAD request to an HTTP source.
+func (r *ImportScheduleReconciler) headTimeout() time.Duration {
+	if r.HeadTimeout > 0 {
+		return r.HeadTimeout
+	}
+	return 10 * time.Second
 }

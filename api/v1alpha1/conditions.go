@@ -129,6 +129,17 @@ const (
 	// source changed; the run went ahead.
 	ReasonSourceCheckFailed = "SourceCheckFailed"
 	ReasonHistoryDeleted    = "HistoryDeleted"
+	// ReasonWaitingForSource: a schedule on change cannot read its source
+	// (a ConfigMap not applied yet); it looks again.
+	ReasonWaitingForSource = "WaitingForSource"
+)
+
+// Reasons of a Change of an ImportSchedule on change.
+const (
+	ChangeFirstContent             = "FirstContent"
+	ChangeSourceChanged            = "SourceChanged"
+	ChangeTemplateChanged          = "TemplateChanged"
+	ChangeSourceAndTemplateChanged = "SourceAndTemplateChanged"
 )
 
 // Labels and annotations of ImportSchedules and the imports they create.

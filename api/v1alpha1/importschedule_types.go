@@ -20,15 +20,23 @@ const (
 )
 
 // ImportScheduleSpec describes when imports run and what they import.
+// +kubebuilder:validation:XValidation:rule="(has(self.schedule) && self.schedule != '') || (has(self.triggers) && has(self.triggers.onChange) && self.triggers.onChange)",message="spec: set schedule, triggers.onChange, or both"
 // +kubebuilder:validation:XValidation:rule="!has(self.skipIfUnchanged) || !self.skipIfUnchanged || !has(self.successfulHistoryLimit) || self.successfulHistoryLimit > 0",message="spec.skipIfUnchanged compares the source with the last Completed import, which spec.successfulHistoryLimit: 0 deletes: keep at least 1"
 type ImportScheduleSpec struct {
 	// schedule in cron form: five fields (minute hour day-of-month month
 	// day-of-week, as in "0 2 * * *") or one of @yearly, @monthly, @weekly,
-	// @daily, @hourly.
+	// @daily, @hourly. Optional with triggers.onChange: without it the
+	// schedule runs on change only.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=128
 	// +kubebuilder:validation:XValidation:rule=`self.matches(r'^(?i)(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|(\*|[0-5]?[0-9](-[0-5]?[0-9])?)(/[1-9][0-9]?)?(,(\*|[0-5]?[0-9](-[0-5]?[0-9])?)(/[1-9][0-9]?)?)* +(\*|(2[0-3]|[01]?[0-9])(-(2[0-3]|[01]?[0-9]))?)(/[1-9][0-9]?)?(,(\*|(2[0-3]|[01]?[0-9])(-(2[0-3]|[01]?[0-9]))?)(/[1-9][0-9]?)?)* +(\?|(\*|(3[01]|[12][0-9]|0?[1-9])(-(3[01]|[12][0-9]|0?[1-9]))?)(/[1-9][0-9]?)?)(,(\?|(\*|(3[01]|[12][0-9]|0?[1-9])(-(3[01]|[12][0-9]|0?[1-9]))?)(/[1-9][0-9]?)?))* +(\*|(1[0-2]|0?[1-9]|JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC)(-(1[0-2]|0?[1-9]|JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC))?)(/[1-9][0-9]?)?(,(\*|(1[0-2]|0?[1-9]|JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC)(-(1[0-2]|0?[1-9]|JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC))?)(/[1-9][0-9]?)?)* +(\?|(\*|([0-6]|SUN|MON|TUE|WED|THU|FRI|SAT)(-([0-6]|SUN|MON|TUE|WED|THU|FRI|SAT))?)(/[1-9][0-9]?)?)(,(\?|(\*|([0-6]|SUN|MON|TUE|WED|THU|FRI|SAT)(-([0-6]|SUN|MON|TUE|WED|THU|FRI|SAT))?)(/[1-9][0-9]?)?))*)$')`,message="spec.schedule must be a cron expression of five fields (minute hour day-of-month month day-of-week, e.g. \"0 2 * * *\") or one of @yearly, @monthly, @weekly, @daily, @hourly"
-	Schedule string `json:"schedule"`
+	// +optional
+	Schedule string `json:"schedule,omitempty"`
+
+	// triggers start runs on a change of what the imports read, beside (or
+	// instead of) the clock.
+	// +optional
+	Triggers *ScheduleTriggers `json:"triggers,omitempty"`
 
 	// timeZone is the IANA time zone the schedule is read in, such as
 	// "Europe/Berlin". Defaults to UTC.
@@ -77,6 +85,54 @@ type ImportScheduleSpec struct {
 
 	// template is the UserImport each run creates.
 	Template UserImportTemplate `json:"template"`
+}
+
+// ScheduleTriggers start runs on a change. A GitOps repository that holds
+// the HR export (a kustomize configMapGenerator) or the mapping then keeps
+// the directory in step with it: each change that is applied runs one
+// import, and nothing runs while nothing changes.
+type ScheduleTriggers struct {
+	// onChange starts a run when what an import would read changes: the
+	// content of the template's ConfigMap or Secret key (its sha256), the
+	// ETag an HTTP source gives, or the template itself (a new ConfigMap
+	// name from a configMapGenerator counts). The first content seen runs
+	// too; content already run is not run again.
+	// +optional
+	OnChange bool `json:"onChange,omitempty"`
+
+	// debounceSeconds: a change runs once the source and the template have
+	// stayed the same this long, so that a burst of edits makes one import.
+	// +kubebuilder:default=30
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=86400
+	// +optional
+	DebounceSeconds *int32 `json:"debounceSeconds,omitempty"`
+
+	// pollSeconds is how often the source is read to notice a change of
+	// its content; a change of the template is noticed at once.
+	// +kubebuilder:default=60
+	// +kubebuilder:validation:Minimum=5
+	// +kubebuilder:validation:Maximum=86400
+	// +optional
+	PollSeconds *int32 `json:"pollSeconds,omitempty"`
+}
+
+// Change is what a schedule on change saw of its source and template.
+type Change struct {
+	// sourceDigest identifies the source's content: "sha256:…" of a
+	// ConfigMap or Secret key, "etag:…" of an HTTP source.
+	SourceDigest string `json:"sourceDigest"`
+	// templateDigest is the sha256 of the template's spec.
+	TemplateDigest string `json:"templateDigest"`
+	// reason says what changed: FirstContent, SourceChanged,
+	// TemplateChanged or SourceAndTemplateChanged.
+	Reason string `json:"reason"`
+	// seenTime is when this content was first seen.
+	SeenTime metav1.Time `json:"seenTime"`
+	// importName is the import the change started (lastChange only; empty
+	// when skipIfUnchanged skipped it).
+	// +optional
+	ImportName string `json:"importName,omitempty"`
 }
 
 // UserImportTemplate describes the UserImports a schedule creates.
@@ -161,6 +217,22 @@ type ImportScheduleStatus struct {
 	// lastSkipReason says why the last skipped run was skipped.
 	// +optional
 	LastSkipReason string `json:"lastSkipReason,omitempty"`
+
+	// lastChange is the change that started the last run on change: what
+	// changed, when it was seen and the import it started. Content equal to
+	// it does not run again.
+	// +optional
+	LastChange *Change `json:"lastChange,omitempty"`
+
+	// pendingChange is a change seen but not run yet: it waits for the
+	// debounce, for a running import (concurrencyPolicy Forbid) or for the
+	// schedule to be resumed.
+	// +optional
+	PendingChange *Change `json:"pendingChange,omitempty"`
+
+	// changeRuns counts the runs started on change.
+	// +optional
+	ChangeRuns int64 `json:"changeRuns,omitempty"`
 
 	// lastRunNowToken is the value of the userimport.dev/run-now annotation
 	// last acted on: setting the annotation to any other value starts a run.

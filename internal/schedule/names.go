@@ -26,6 +26,13 @@ func RunNowName(schedule, token string) string {
 	return withSuffix(schedule, "now-"+hash(token))
 }
 
+// ChangeName is the name of the UserImport of the n-th run on change. The
+// count, kept in the schedule's status, makes the same run get the same
+// name, and content that comes back after another (A, B, A) a new one.
+func ChangeName(schedule string, n int64) string {
+	return withSuffix(schedule, "change-"+strconv.FormatInt(n, 10))
+}
+
 // LabelValue is the value of the label naming the schedule on its
 // imports: the name itself when it fits a label value (63 characters),
 // else a prefix of it and a hash.

@@ -225,7 +225,25 @@ var _ = Describe("Validation by the API server", func() {
 		Entry("a template with two sources", validSchedule(func(is *uiov1.ImportSchedule) {
 			is.Spec.Template.Spec.Source.Secret = &uiov1.SecretKeyRef{Name: "hr", Key: "export.csv"}
 		}), "spec.template.spec.source", "exactly one of configMap, secret or http must be set"),
+		Entry("neither a schedule nor a trigger", validSchedule(withSchedule("")), "spec: set schedule, triggers.onChange, or both"),
+		Entry("a trigger that is off and no schedule", validSchedule(func(is *uiov1.ImportSchedule) {
+			is.Spec.Schedule = ""
+			is.Spec.Triggers = &uiov1.ScheduleTriggers{OnChange: false}
+		}), "spec: set schedule, triggers.onChange, or both"),
+		Entry("a poll faster than every 5 seconds", validSchedule(func(is *uiov1.ImportSchedule) {
+			is.Spec.Triggers = &uiov1.ScheduleTriggers{OnChange: true, PollSeconds: ptr.To[int32](1)}
+		}), "spec.triggers.pollSeconds"),
 	)
+
+	It("accepts a schedule that runs on change only, with the trigger's defaults", func() {
+		is := validSchedule(func(is *uiov1.ImportSchedule) {
+			is.Spec.Schedule = ""
+			is.Spec.Triggers = &uiov1.ScheduleTriggers{OnChange: true}
+		})
+		Expect(k8sClient.Create(ctx, is)).To(Succeed())
+		Expect(is.Spec.Triggers.DebounceSeconds).To(HaveValue(BeEquivalentTo(30)))
+		Expect(is.Spec.Triggers.PollSeconds).To(HaveValue(BeEquivalentTo(60)))
+	})
 
 	// What the API server accepts, the schedule controller must be able to
 	// run: an accepted schedule that the controller cannot parse would

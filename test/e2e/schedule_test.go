@@ -4,6 +4,8 @@ package e2e
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"time"
 
@@ -12,8 +14,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	uiov1 "github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/testpeer/repo"
 )
 
 var _ = Describe("An ImportSchedule", func() {
@@ -90,5 +94,99 @@ var _ = Describe("An ImportSchedule", func() {
 
 		// Stop it, so that it does not run on behind later specs.
 		Expect(k8s.Delete(ctx, sched)).To(Succeed())
+	}, SpecTimeout(8*time.Minute))
+})
+
+var _ = Describe("An ImportSchedule on change, applied from a kustomization", func() {
+	It("imports the CSV of a configMapGenerator when it changes, and nothing when it does not", func(ctx SpecContext) {
+		pg := startPostgres()
+		table := newTable(ctx, pg, "people_gitops")
+		sqlDirectory(ctx, "gitops", table, "", uiov1.ExecutionSettings{})
+
+		// The overlay a team keeps in git: the sample's kustomize
+		// configuration, this suite's directory and CSV columns.
+		root, err := repo.Root()
+		Expect(err).NotTo(HaveOccurred())
+		dir := GinkgoT().TempDir()
+		nameRefs, err := os.ReadFile(filepath.Join(root, "config", "samples", "gitops", "kustomizeconfig.yaml"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(os.WriteFile(filepath.Join(dir, "kustomizeconfig.yaml"), nameRefs, 0o644)).To(Succeed())
+		spec := importSpec("gitops", "hr-export", uiov1.ModeDelta, uiov1.ActionImport)
+		sched := &uiov1.ImportSchedule{
+			TypeMeta:   metav1.TypeMeta{APIVersion: uiov1.GroupVersion.String(), Kind: "ImportSchedule"},
+			ObjectMeta: metav1.ObjectMeta{Name: "from-git"},
+			Spec: uiov1.ImportScheduleSpec{
+				Triggers: &uiov1.ScheduleTriggers{OnChange: true, DebounceSeconds: ptr.To[int32](0), PollSeconds: ptr.To[int32](5)},
+				Template: uiov1.UserImportTemplate{Spec: spec},
+			},
+		}
+		manifest, err := yaml.Marshal(sched)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(os.WriteFile(filepath.Join(dir, "importschedule.yaml"), manifest, 0o644)).To(Succeed())
+		Expect(os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(`apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+namespace: `+testNamespace+`
+resources:
+- importschedule.yaml
+configMapGenerator:
+- name: hr-export
+  files:
+  - users.csv
+configurations:
+- kustomizeconfig.yaml
+`), 0o644)).To(Succeed())
+		apply := func(rows []person) {
+			GinkgoHelper()
+			Expect(os.WriteFile(filepath.Join(dir, "users.csv"), csvFile(rows), 0o644)).To(Succeed())
+			out, err := kubectl(ctx, "apply", "-k", dir)
+			Expect(err).NotTo(HaveOccurred())
+			fmt.Fprint(GinkgoWriter, out)
+		}
+		key := client.ObjectKey{Namespace: testNamespace, Name: "from-git"}
+		// completedRuns waits until the schedule started n runs on change
+		// and the last one completed.
+		completedRuns := func(n int64) {
+			GinkgoHelper()
+			Eventually(func(g Gomega) {
+				var s uiov1.ImportSchedule
+				g.Expect(k8s.Get(ctx, key, &s)).To(Succeed())
+				g.Expect(s.Status.ChangeRuns).To(Equal(n), "runs on change; conditions %s", describeConditions(s.Status.Conditions))
+				g.Expect(s.Status.LastImport).NotTo(BeNil())
+				g.Expect(s.Status.LastImport.Name).To(Equal(s.Status.LastChange.ImportName))
+				if p := s.Status.LastImport.Phase; p == uiov1.PhaseFailed || p == uiov1.PhaseCancelled {
+					StopTrying(fmt.Sprintf("import %s ended %s", s.Status.LastImport.Name, p)).Now()
+				}
+				g.Expect(s.Status.LastImport.Phase).To(Equal(uiov1.PhaseCompleted))
+			}).WithContext(ctx).WithTimeout(3 * time.Minute).WithPolling(2 * time.Second).Should(Succeed())
+		}
+
+		first := people(60000, 100)
+		apply(first)
+		completedRuns(1)
+		table.expectUsers(ctx, first)
+
+		// The CSV changes in git: 10 rows change, 50 are new.
+		second := append(people(60000, 100), people(60100, 50)...)
+		for i := range 10 {
+			second[i] = append(person(nil), second[i]...)
+			second[i][4] = "Moved-" + second[i][4]
+		}
+		apply(second)
+		completedRuns(2)
+		table.expectUsers(ctx, second)
+		var s uiov1.ImportSchedule
+		Expect(k8s.Get(ctx, key, &s)).To(Succeed())
+		Expect(s.Status.LastChange.Reason).To(Equal(uiov1.ChangeSourceAndTemplateChanged), "the generator's new name changed the template")
+		report("gitops", "a changed CSV re-applied with kubectl apply -k ran import %s", s.Status.LastChange.ImportName)
+
+		// Re-applied unchanged: nothing runs.
+		apply(second)
+		Consistently(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, key, &s)).To(Succeed())
+			g.Expect(s.Status.ChangeRuns).To(BeEquivalentTo(2))
+			g.Expect(s.Status.PendingChange).To(BeNil())
+		}).WithContext(ctx).WithTimeout(20 * time.Second).WithPolling(2 * time.Second).Should(Succeed())
+
+		Expect(k8s.Delete(ctx, &s)).To(Succeed())
 	}, SpecTimeout(8*time.Minute))
 })

@@ -1,0 +1,201 @@
+package controllers
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/conditions"
+	"github.com/userimport/user-import-operator/internal/jobs"
+	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/schedule"
+	"github.com/userimport/user-import-operator/internal/source"
+)
+
+// Why the source is polled rather than watched: a watch of ConfigMaps and
+// Secrets would have the manager cache (and be allowed to list) every
+// Secret of the cluster. A change of the template (a configMapGenerator's
+// new name) is an edit of the schedule, which wakes it at once.
+
+func onChange(sched *v1alpha1.ImportSchedule) bool {
+	return sched.Spec.Triggers != nil && sched.Spec.Triggers.OnChange
+}
+
+// triggerSettings are the debounce and poll interval of a schedule on
+// change, with the API's defaults.
+func triggerSettings(sched *v1alpha1.ImportSchedule) (debounce, poll time.Duration) {
+	t := sched.Spec.Triggers
+	debounce, poll = 30*time.Second, time.Minute
+	if t.DebounceSeconds != nil {
+		debounce = time.Duration(*t.DebounceSeconds) * time.Second
+	}
+	if t.PollSeconds != nil {
+		poll = time.Duration(*t.PollSeconds) * time.Second
+	}
+	return debounce, poll
+}
+
+// onChange starts a run when the source's content or the template differs
+// from what the last run on change read, once the change has stayed for
+// the debounce. Content already run never runs again.
+func (run *scheduleRun) onChange(ctx context.Context) (state, error) {
+	sched := run.sched
+	st := &sched.Status
+	debounce, poll := triggerSettings(sched)
+	seen, err := run.fingerprint(ctx)
+	if errors.Is(err, kube.ErrNotFound) {
+		return state{state: conditions.Progressing, reason: v1alpha1.ReasonWaitingForSource,
+			message: "on change: waiting for the source: " + err.Error(), wait: poll}, nil
+	}
+	if err != nil {
+		// Not knowing is no change: look again later.
+		run.event(corev1.EventTypeWarning, v1alpha1.ReasonSourceCheckFailed, "Schedule", nil, "on change: %v", err)
+		return state{state: conditions.Ready, reason: v1alpha1.ReasonScheduled,
+			message: "on change: could not read the source; looking again", wait: poll}, nil
+	}
+	if last := st.LastChange; last != nil && sameContent(*last, seen) {
+		st.PendingChange = nil
+		return state{state: conditions.Ready, reason: v1alpha1.ReasonScheduled,
+			message: "on change: nothing changed since " + orNone(last.ImportName), wait: poll}, nil
+	}
+	pending := st.PendingChange
+	if pending == nil || !sameContent(*pending, seen) {
+		seen.Reason = changeReason(st.LastChange, seen)
+		seen.SeenTime = metav1.NewTime(run.now)
+		st.PendingChange = &seen
+		pending = st.PendingChange
+	}
+	if sched.Spec.Suspend {
+		return state{state: conditions.Ready, reason: v1alpha1.ReasonSuspended,
+			message: "suspended: a change (" + pending.Reason + ") waits until the schedule is resumed"}, nil
+	}
+	if left := pending.SeenTime.Add(debounce).Sub(run.now); left > 0 {
+		return state{state: conditions.Ready, reason: v1alpha1.ReasonScheduled,
+			message: fmt.Sprintf("on change: %s at %s; it runs once nothing changed for %s", pending.Reason,
+				pending.SeenTime.UTC().Format(time.RFC3339), debounce), wait: min(left+requeueMargin, poll)}, nil
+	}
+	active := run.active()
+	if sched.Spec.ConcurrencyPolicy == v1alpha1.ConcurrencyForbid && len(active) > 0 {
+		return state{state: conditions.Ready, reason: v1alpha1.ReasonScheduled,
+			message: fmt.Sprintf("on change: %s waits for UserImport %s to end (concurrencyPolicy Forbid)", pending.Reason, active[0].Name),
+			wait:    poll}, nil
+	}
+	if err := run.startOnChange(ctx, pending, active); err != nil {
+		return state{}, err
+	}
+	return state{state: conditions.Ready, reason: v1alpha1.ReasonScheduled,
+		message: "on change: the last change (" + st.LastChange.Reason + ") ran as " + orNone(st.LastChange.ImportName), wait: poll}, nil
+}
+
+// startOnChange runs a pending change: it creates the import (or adopts
+// the one a reconcile whose status write was lost created), or skips it by
+// skipIfUnchanged; either way the change becomes the last one.
+func (run *scheduleRun) startOnChange(ctx context.Context, pending *v1alpha1.Change, active []v1alpha1.UserImport) error {
+	st := &run.sched.Status
+	change := *pending
+	done := func() {
+		st.LastChange = &change
+		st.PendingChange = nil
+	}
+	name := schedule.ChangeName(run.sched.Name, st.ChangeRuns+1)
+	existing, err := run.getChild(ctx, name)
+	if err != nil {
+		return err
+	}
+	if existing == nil && run.sched.Spec.SkipIfUnchanged {
+		unchanged, why, err := run.sourceUnchanged(ctx)
+		switch {
+		case err != nil:
+			run.event(corev1.EventTypeWarning, v1alpha1.ReasonSourceCheckFailed, "Schedule", nil, "skipIfUnchanged: %v; the run goes ahead", err)
+		case unchanged:
+			run.skip("skipIfUnchanged: " + why)
+			done()
+			return nil
+		}
+	}
+	if existing == nil && run.sched.Spec.ConcurrencyPolicy == v1alpha1.ConcurrencyReplace {
+		for i := range active {
+			if err := run.cancel(ctx, &active[i]); err != nil {
+				return err
+			}
+		}
+	}
+	if existing == nil {
+		imp, created, err := run.createChild(ctx, name, run.now)
+		if err != nil {
+			return err
+		}
+		if created {
+			run.record(corev1.EventTypeNormal, v1alpha1.ReasonRunStarted, "Create", imp, "created UserImport %s on change: %s", imp.Name, change.Reason)
+		}
+	} else if !run.owns(existing) {
+		return fmt.Errorf("the UserImport %s exists and does not belong to this schedule", name)
+	}
+	st.ChangeRuns++
+	change.ImportName = name
+	done()
+	return nil
+}
+
+// fingerprint reads what an import of the template would read now: the
+// digest of its source's content and of the template.
+func (run *scheduleRun) fingerprint(ctx context.Context) (v1alpha1.Change, error) {
+	tmpl := run.sched.Spec.Template.Spec
+	c := v1alpha1.Change{TemplateDigest: jobs.SpecDigest(tmpl)}
+	src := tmpl.Source
+	switch {
+	case src.ConfigMap != nil || src.Secret != nil:
+		data, err := run.keyContent(ctx, src)
+		if err != nil {
+			return c, err
+		}
+		sum := sha256.Sum256(data)
+		c.SourceDigest = "sha256:" + hex.EncodeToString(sum[:])
+	case src.HTTP != nil:
+		if err := run.AllowedHosts.AllowURL(src.HTTP.URL); err != nil {
+			return c, fmt.Errorf("not asking the source: %w", err)
+		}
+		hctx, cancel := context.WithTimeout(ctx, run.headTimeout())
+		defer cancel()
+		info, err := source.Head(hctx, src.HTTP, source.Options{HTTPClient: run.HTTPClient, Secrets: run.secrets()})
+		if err != nil {
+			return c, err
+		}
+		if info.ETag == "" {
+			return c, errors.New("the server gives the source no ETag, so a change cannot be seen")
+		}
+		c.SourceDigest = "etag:" + info.ETag
+	}
+	return c, nil
+}
+
+func sameContent(a, b v1alpha1.Change) bool {
+	return a.SourceDigest == b.SourceDigest && a.TemplateDigest == b.TemplateDigest
+}
+
+// changeReason says what differs between the last change run and seen.
+func changeReason(last *v1alpha1.Change, seen v1alpha1.Change) string {
+	switch {
+	case last == nil:
+		return v1alpha1.ChangeFirstContent
+	case last.SourceDigest != seen.SourceDigest && last.TemplateDigest != seen.TemplateDigest:
+		return v1alpha1.ChangeSourceAndTemplateChanged
+	case last.TemplateDigest != seen.TemplateDigest:
+		return v1alpha1.ChangeTemplateChanged
+	}
+	return v1alpha1.ChangeSourceChanged
+}
+
+func orNone(name string) string {
+	if name == "" {
+		return "(skipped: unchanged)"
+	}
+	return "UserImport " + name
+}
