@@ -111,7 +111,7 @@ var _ = Describe("an import whose input is refused", Ordered, func() {
 			got := expectRefused(imp, reason, says)
 			if p := got.Status.Progress; p != nil {
 				Expect(p.Checkpoint).To(BeNil(), "nothing was written")
-				Expect(p.Created + p.Updated + p.Deactivated + p.Deleted).To(BeZero(), "nothing was written")
+				Expect(p.Created+p.Updated+p.Deactivated+p.Deleted).To(BeZero(), "nothing was written")
 			}
 
 			// Fixed, the import goes through on the same object.
@@ -131,7 +131,9 @@ var _ = Describe("an import whose input is refused", Ordered, func() {
 		Entry("a column the file lacks", "email,first_name\na@x.example,A\n",
 			func(s *uiov1.UserImportSpec) { s.Mapping[1].Column = "given" }, uiov1.ReasonInvalidMapping, `"given"`),
 		Entry("a template that does not parse", "email,first_name\na@x.example,A\n",
-			func(s *uiov1.UserImportSpec) { s.Mapping[1] = uiov1.AttributeMapping{Attribute: "name.givenName", Template: "{{.first_name"} },
+			func(s *uiov1.UserImportSpec) {
+				s.Mapping[1] = uiov1.AttributeMapping{Attribute: "name.givenName", Template: "{{.first_name"}
+			},
 			uiov1.ReasonInvalidMapping, "mapping[name.givenName]"),
 		Entry("a file with no header", "", nil, uiov1.ReasonInvalidFile, "no header"),
 		Entry("a format that does not fit the file (semicolons for commas)", "email,first_name\na@x.example,A\n",
