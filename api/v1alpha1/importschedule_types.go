@@ -20,7 +20,7 @@ const (
 )
 
 // ImportScheduleSpec describes when imports run and what they import.
-// +kubebuilder:validation:XValidation:rule="(has(self.schedule) && self.schedule != ”) || (has(self.triggers) && has(self.triggers.onChange) && self.triggers.onChange)",message="spec: set schedule, triggers.onChange, or both"
+// +kubebuilder:validation:XValidation:rule="(has(self.schedule) && size(self.schedule) > 0) || (has(self.triggers) && has(self.triggers.onChange) && self.triggers.onChange)",message="spec: set schedule, triggers.onChange, or both"
 // +kubebuilder:validation:XValidation:rule="!has(self.skipIfUnchanged) || !self.skipIfUnchanged || !has(self.successfulHistoryLimit) || self.successfulHistoryLimit > 0",message="spec.skipIfUnchanged compares the source with the last Completed import, which spec.successfulHistoryLimit: 0 deletes: keep at least 1"
 type ImportScheduleSpec struct {
 	// schedule in cron form: five fields (minute hour day-of-month month
