@@ -237,6 +237,24 @@ func TestLaptopExitStatus(t *testing.T) {
 	}
 }
 
+// A file the mapping does not fit is refused before anything is written,
+// with its own exit status and the reason first.
+func TestLaptopRefusedInputExitsFive(t *testing.T) {
+	l := newLaptop(t, "")
+	if err := os.WriteFile(l.csv, []byte("mail,first_name\nperson@corp.example,Given\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, stage := range []worker.Stage{jobs.StagePreview, jobs.StageImport} {
+		err := l.run(context.Background(), stage, "")
+		if exitCode(err) != jobs.ExitRejected || !strings.HasPrefix(err.Error(), "InvalidMapping: ") || !strings.Contains(err.Error(), `"email"`) {
+			t.Fatalf("%s with a column missing: exit %d (%v), want %d naming the column", stage, exitCode(err), err, jobs.ExitRejected)
+		}
+	}
+	if n := l.users(t); n != 0 {
+		t.Fatalf("%d users written", n)
+	}
+}
+
 // import.yaml is checked with the CRDs' rules, naming the field.
 func TestLaptopImportFileIsValidatedLikeTheAPI(t *testing.T) {
 	cases := map[string]struct{ spec, want string }{

@@ -248,3 +248,29 @@ func TestSafetyStopMessage(t *testing.T) {
 		}
 	}
 }
+
+// A worker that refused its input says so in its termination message and
+// exits ExitRejected, which fails the Job at once: a retry would refuse
+// the same input again.
+func TestRejectionEndsTheJobWithoutRetries(t *testing.T) {
+	rej := Rejection{Reason: v1alpha1.ReasonInvalidMapping, Message: `mapping[mail]: the file has no column "email"`}
+	got := ParseRejection(rej.TerminationMessage() + "\n")
+	if got == nil || got.Reason != rej.Reason || got.Message != rej.Message {
+		t.Fatalf("round trip: %+v", got)
+	}
+	for _, msg := range []string{"", "mapping: line 7: not an email address", SafetyStop{Deprovisions: 3}.TerminationMessage()} {
+		if ParseRejection(msg) != nil {
+			t.Errorf("%q read as a rejection", msg)
+		}
+	}
+	imp, dir := fixture()
+	job, err := Build(imp, dir, StageImport, settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := job.Spec.PodFailurePolicy.Rules
+	if len(rules) != 1 || rules[0].Action != batchv1.PodFailurePolicyActionFailJob ||
+		rules[0].OnExitCodes == nil || len(rules[0].OnExitCodes.Values) != 1 || rules[0].OnExitCodes.Values[0] != ExitRejected {
+		t.Fatalf("pod failure policy %+v", job.Spec.PodFailurePolicy)
+	}
+}
