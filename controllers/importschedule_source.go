@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/userimport/user-import-operator/internal/kube/cluster"
+
 	"k8s.io/apimachinery/pkg/api/equality"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
@@ -95,12 +97,12 @@ func (run *scheduleRun) keyContent(ctx context.Context, src v1alpha1.ImportSourc
 	if src.Secret != nil {
 		return run.secrets()(ctx, src.Secret.Name, src.Secret.Key)
 	}
-	return kube.ConfigMaps(run.APIReader, run.sched.Namespace)(ctx, src.ConfigMap.Name, src.ConfigMap.Key)
+	return cluster.ConfigMaps(run.APIReader, run.sched.Namespace)(ctx, src.ConfigMap.Name, src.ConfigMap.Key)
 }
 
 // secrets reads keys of the Secrets of the schedule's namespace.
 func (run *scheduleRun) secrets() kube.KeyReader {
-	return kube.Secrets(run.APIReader, run.sched.Namespace)
+	return cluster.Secrets(run.APIReader, run.sched.Namespace)
 }
 
 // headTimeout bounds a HEAD request to an HTTP source.

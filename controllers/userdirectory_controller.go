@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/userimport/user-import-operator/internal/kube/cluster"
+
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -112,7 +114,7 @@ func (r *UserDirectoryReconciler) reconcileCheck(ctx context.Context, dir *v1alp
 
 	cctx, cancel := context.WithTimeout(ctx, r.CheckTimeout)
 	defer cancel()
-	caps, err := checkDirectory(cctx, dir, kube.Secrets(r.APIReader, dir.Namespace), r.AllowedHosts)
+	caps, err := checkDirectory(cctx, dir, cluster.Secrets(r.APIReader, dir.Namespace), r.AllowedHosts)
 	t := metav1.NewTime(r.Clock.Now())
 	dir.Status.LastCheckTime = &t
 	dir.Status.ObservedGeneration = dir.Generation

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/userimport/user-import-operator/internal/kube/cluster"
+
 	"github.com/userimport/user-import-operator/internal/executor"
 	"github.com/userimport/user-import-operator/internal/kube"
 
@@ -612,10 +614,10 @@ func (run *importRun) sourceMissing(ctx context.Context) (*verdict, error) {
 	switch {
 	case src.ConfigMap != nil:
 		what = fmt.Sprintf("ConfigMap %s (key %s)", src.ConfigMap.Name, src.ConfigMap.Key)
-		_, err = kube.ConfigMaps(run.APIReader, imp.Namespace)(ctx, src.ConfigMap.Name, src.ConfigMap.Key)
+		_, err = cluster.ConfigMaps(run.APIReader, imp.Namespace)(ctx, src.ConfigMap.Name, src.ConfigMap.Key)
 	case src.Secret != nil:
 		what = fmt.Sprintf("Secret %s (key %s)", src.Secret.Name, src.Secret.Key)
-		_, err = kube.Secrets(run.APIReader, imp.Namespace)(ctx, src.Secret.Name, src.Secret.Key)
+		_, err = cluster.Secrets(run.APIReader, imp.Namespace)(ctx, src.Secret.Name, src.Secret.Key)
 	default:
 		return nil, nil
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/userimport/user-import-operator/internal/kube/cluster"
+
 	"github.com/userimport/user-import-operator/internal/executor"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -50,8 +52,8 @@ func RunInProcess(ctx context.Context, rc executor.RunConfig) (*jobs.SafetyStop,
 		return nil, err
 	}
 	defer os.RemoveAll(work)
-	secrets := kube.Secrets(rc.Client, rc.Namespace)
-	src := source.Options{Dir: work, Secrets: secrets, ConfigMaps: kube.ConfigMaps(rc.Client, rc.Namespace)}
+	secrets := cluster.Secrets(rc.Client, rc.Namespace)
+	src := source.Options{Dir: work, Secrets: secrets, ConfigMaps: cluster.ConfigMaps(rc.Client, rc.Namespace)}
 	key := types.NamespacedName{Namespace: rc.Namespace, Name: rc.Import}
 	cfg, err := InCluster(ctx, rc.Client, key, rc.Stage, rc.Directory, secrets, src)
 	if err != nil {

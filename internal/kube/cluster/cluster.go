@@ -1,0 +1,55 @@
+// Package cluster reads keys of Secrets and ConfigMaps through the
+// Kubernetes API, as kube.KeyReaders.
+package cluster
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/userimport/user-import-operator/internal/kube"
+)
+
+// Secrets reads keys of the Secrets of namespace through r. Pass an
+// uncached reader, so that the manager does not cache every Secret of the
+// cluster.
+func Secrets(r client.Reader, namespace string) kube.KeyReader {
+	return func(ctx context.Context, name, key string) ([]byte, error) {
+		var s corev1.Secret
+		if err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &s); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil, kube.NotFound("Secret %s not found in namespace %s", name, namespace)
+			}
+			return nil, fmt.Errorf("reading Secret %s: %w", name, err)
+		}
+		v, ok := s.Data[key]
+		if !ok {
+			return nil, kube.NotFound("Secret %s has no key %s", name, key)
+		}
+		return v, nil
+	}
+}
+
+// ConfigMaps reads keys of the ConfigMaps of namespace through r, from
+// data or binaryData.
+func ConfigMaps(r client.Reader, namespace string) kube.KeyReader {
+	return func(ctx context.Context, name, key string) ([]byte, error) {
+		var cm corev1.ConfigMap
+		if err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &cm); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil, kube.NotFound("ConfigMap %s not found in namespace %s", name, namespace)
+			}
+			return nil, fmt.Errorf("reading ConfigMap %s: %w", name, err)
+		}
+		if v, ok := cm.Data[key]; ok {
+			return []byte(v), nil
+		}
+		if v, ok := cm.BinaryData[key]; ok {
+			return v, nil
+		}
+		return nil, kube.NotFound("ConfigMap %s has no key %s", name, key)
+	}
+}
