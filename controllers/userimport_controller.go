@@ -2,6 +2,8 @@ package controllers
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -253,9 +255,22 @@ func (run *importRun) idle(ctx context.Context) (verdict, error) {
 	if c := meta.FindStatusCondition(imp.Status.Conditions, v1alpha1.ConditionSourceChanged); c != nil && !sourceChangedBlocked(imp) {
 		meta.RemoveStatusCondition(&imp.Status.Conditions, v1alpha1.ConditionSourceChanged)
 	}
+	if inputBlocked(imp) {
+		replaced, err := run.refusedFileReplaced(ctx)
+		if err != nil {
+			return verdict{}, err
+		}
+		if replaced {
+			meta.RemoveStatusCondition(&imp.Status.Conditions, v1alpha1.ConditionInputRejected)
+			run.event(corev1.EventTypeNormal, v1alpha1.ReasonSourceChanged, "the source holds another file than the one refused; trying again")
+		}
+	}
 	if c := meta.FindStatusCondition(imp.Status.Conditions, v1alpha1.ConditionInputRejected); c != nil && !inputBlocked(imp) {
 		// The spec was edited: the next preview or import tries again.
 		meta.RemoveStatusCondition(&imp.Status.Conditions, v1alpha1.ConditionInputRejected)
+	}
+	if meta.FindStatusCondition(imp.Status.Conditions, v1alpha1.ConditionInputRejected) == nil {
+		imp.Status.RejectedSHA256 = ""
 	}
 	if imp.Spec.Action == v1alpha1.ActionDraft && imp.Status.Preview != nil {
 		// A draft is edited freely: the preview it had goes.
@@ -308,7 +323,10 @@ func (run *importRun) idle(ctx context.Context) (verdict, error) {
 		if inputBlocked(imp) {
 			c := meta.FindStatusCondition(imp.Status.Conditions, v1alpha1.ConditionInputRejected)
 			return verdict{state: conditions.Stalled, reason: c.Reason,
-				message: c.Message + "; nothing was written: edit the spec to try again"}, nil
+				message: c.Message + "; nothing was written: edit the spec (or the file) to try again",
+				// A ConfigMap or Secret whose file is fixed is seen by
+				// looking again; no watch tells of it.
+				requeueAfter: 30 * time.Second}, nil
 		}
 		return run.start(ctx, jobs.StagePreview)
 	default:
@@ -596,33 +614,43 @@ func (run *importRun) rejected(ctx context.Context, stage jobs.Stage, rej *jobs.
 		Type: v1alpha1.ConditionInputRejected, Status: metav1.ConditionTrue, Reason: rej.Reason,
 		Message: conditions.Bound(rej.Message), ObservedGeneration: imp.Generation,
 	})
+	imp.Status.RejectedSHA256 = rej.SHA256
 	run.event(corev1.EventTypeWarning, rej.Reason, "the "+string(stage)+" refused its input, nothing was written: "+rej.Message)
 	imp.Status.Preview = nil
 	run.setPhase(v1alpha1.PhasePreviewPending)
 	return verdict{next: true}, nil
 }
 
-// sourceMissing returns a verdict to wait when the ConfigMap, Secret or key
-// of the import's source does not exist (yet): with GitOps, objects arrive
-// in no set order. It is asked again with a backoff that grows with the
-// import's age, up to a minute. HTTP sources are asked by the worker.
-func (run *importRun) sourceMissing(ctx context.Context) (*verdict, error) {
+// readSource reads the ConfigMap or Secret key of the import's source,
+// uncached; what names it. An HTTP source is the worker's to read: ok is
+// false.
+func (run *importRun) readSource(ctx context.Context) (data []byte, what string, ok bool, err error) {
 	imp := run.imp
 	src := imp.Spec.Source
-	var err error
-	var what string
 	switch {
 	case src.ConfigMap != nil:
 		what = fmt.Sprintf("ConfigMap %s (key %s)", src.ConfigMap.Name, src.ConfigMap.Key)
-		_, err = cluster.ConfigMaps(run.APIReader, imp.Namespace)(ctx, src.ConfigMap.Name, src.ConfigMap.Key)
+		data, err = cluster.ConfigMaps(run.APIReader, imp.Namespace)(ctx, src.ConfigMap.Name, src.ConfigMap.Key)
 	case src.Secret != nil:
 		what = fmt.Sprintf("Secret %s (key %s)", src.Secret.Name, src.Secret.Key)
-		_, err = cluster.Secrets(run.APIReader, imp.Namespace)(ctx, src.Secret.Name, src.Secret.Key)
+		data, err = cluster.Secrets(run.APIReader, imp.Namespace)(ctx, src.Secret.Name, src.Secret.Key)
 	default:
+		return nil, "", false, nil
+	}
+	return data, what, true, err
+}
+
+// sourceMissing returns a verdict to wait when the ConfigMap, Secret or key
+// of the import's source does not exist (yet): with GitOps, objects arrive
+// in no set order. It is asked again with a backoff that grows with the
+// import's age, up to a minute.
+func (run *importRun) sourceMissing(ctx context.Context) (*verdict, error) {
+	_, what, ok, err := run.readSource(ctx)
+	if !ok {
 		return nil, nil
 	}
 	if errors.Is(err, kube.ErrNotFound) {
-		wait := run.Clock.Since(imp.CreationTimestamp.Time) / 10
+		wait := run.Clock.Since(run.imp.CreationTimestamp.Time) / 10
 		wait = min(max(wait, time.Second), time.Minute)
 		return &verdict{state: conditions.Progressing, reason: v1alpha1.ReasonSourceNotFound,
 			message: fmt.Sprintf("waiting for the source, %s: %v", what, err), requeueAfter: wait}, nil
@@ -631,6 +659,25 @@ func (run *importRun) sourceMissing(ctx context.Context) (*verdict, error) {
 		return nil, fmt.Errorf("reading the source %s: %w", what, err)
 	}
 	return nil, nil
+}
+
+// refusedFileReplaced tells whether the ConfigMap or Secret key of an
+// import whose file was refused now holds another content: a person may
+// fix the file rather than the spec.
+func (run *importRun) refusedFileReplaced(ctx context.Context) (bool, error) {
+	refused := run.imp.Status.RejectedSHA256
+	if refused == "" {
+		return false, nil
+	}
+	data, what, ok, err := run.readSource(ctx)
+	if !ok || errors.Is(err, kube.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading the source %s: %w", what, err)
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:]) != refused, nil
 }
 
 func (run *importRun) observeDuration(result string) {

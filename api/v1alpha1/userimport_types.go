@@ -537,6 +537,12 @@ type UserImportStatus struct {
 	// +optional
 	Phase ImportPhase `json:"phase,omitempty"`
 
+	// rejectedSHA256 is the sha256 of the file the last refused run read
+	// (condition InputRejected): a ConfigMap or Secret source whose content
+	// changes since is tried again, as an edit of the spec is.
+	// +optional
+	RejectedSHA256 string `json:"rejectedSHA256,omitempty"`
+
 	// conditions: Ready, Reconciling, Stalled (kstatus); SafetyThreshold
 	// when a full import waits for approval; SourceChanged when its file
 	// changed after the preview; InputRejected when its spec or file was

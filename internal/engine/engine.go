@@ -168,7 +168,7 @@ func (e *PolicyError) Error() string {
 func Run(ctx context.Context, in Input, dir directory.Directory, cfg Config, dryRun bool, report Reporter) (Result, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
-		return Result{DryRun: dryRun}, err
+		return Result{DryRun: dryRun, SHA256: in.SHA256}, err
 	}
 	if report == nil {
 		report = nopReporter{}
@@ -178,7 +178,7 @@ func Run(ctx context.Context, in Input, dir directory.Directory, cfg Config, dry
 	}
 	r, err := newRun(in, dir, cfg)
 	if err != nil {
-		return Result{DryRun: dryRun}, err
+		return Result{DryRun: dryRun, SHA256: in.SHA256}, err
 	}
 	defer r.free()
 	res := Result{DryRun: dryRun, SHA256: in.SHA256}

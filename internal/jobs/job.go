@@ -294,15 +294,21 @@ type SafetyStop struct {
 // ParseSafetyStop reads a worker's termination message; it returns nil
 // when the message is not a safety stop.
 func ParseSafetyStop(msg string) *SafetyStop {
+	return parseTermination(msg, func(s SafetyStop) bool { return s.SafetyStop })
+}
+
+// parseTermination reads a termination message that is a JSON object of
+// type T, which is says is one; nil for any other message.
+func parseTermination[T any](msg string, is func(T) bool) *T {
 	msg = strings.TrimSpace(msg)
 	if !strings.HasPrefix(msg, "{") {
 		return nil
 	}
-	var s SafetyStop
-	if err := json.Unmarshal([]byte(msg), &s); err != nil || !s.SafetyStop {
+	var v T
+	if err := json.Unmarshal([]byte(msg), &v); err != nil || !is(v) {
 		return nil
 	}
-	return &s
+	return &v
 }
 
 // TerminationMessage is the termination message of s.
@@ -349,6 +355,9 @@ type Rejection struct {
 	Rejected bool   `json:"rejected"`
 	Reason   string `json:"reason"`
 	Message  string `json:"message"`
+	// SHA256 is the sha256 of the file refused; empty when the run
+	// stopped before reading it.
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 func (r *Rejection) Error() string { return r.Message }
@@ -363,15 +372,7 @@ func (r Rejection) TerminationMessage() string {
 // ParseRejection reads a worker's termination message; it returns nil
 // when the message is not a rejection.
 func ParseRejection(msg string) *Rejection {
-	msg = strings.TrimSpace(msg)
-	if !strings.HasPrefix(msg, "{") {
-		return nil
-	}
-	var r Rejection
-	if err := json.Unmarshal([]byte(msg), &r); err != nil || !r.Rejected {
-		return nil
-	}
-	return &r
+	return parseTermination(msg, func(r Rejection) bool { return r.Rejected })
 }
 
 // ExitRejected is the exit status of a worker that refused its input: the

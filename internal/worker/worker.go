@@ -81,7 +81,11 @@ func Run(ctx context.Context, cfg Config) (Outcome, error) {
 		return out, nil
 	}
 	if reason := rejectionReason(cfg, err); reason != "" && nothingWritten(cfg, out) {
-		return out, &jobs.Rejection{Reason: reason, Message: err.Error()}
+		rej := &jobs.Rejection{Reason: reason, Message: err.Error(), SHA256: out.Result.SHA256}
+		if r := (*jobs.Rejection)(nil); errors.As(err, &r) && r.SHA256 != "" {
+			rej.SHA256 = r.SHA256
+		}
+		return out, rej
 	}
 	return out, err
 }
@@ -161,7 +165,7 @@ func run(ctx context.Context, cfg Config) (Outcome, error) {
 	defer dir.Close()
 	if v, ok := dir.(interface{ ValidateAttributes([]string) error }); ok {
 		if err := v.ValidateAttributes(mappedAttributes(imp.Spec)); err != nil {
-			return Outcome{}, &jobs.Rejection{Reason: v1alpha1.ReasonInvalidMapping, Message: "spec.mapping: " + err.Error()}
+			return Outcome{}, &jobs.Rejection{Reason: v1alpha1.ReasonInvalidMapping, Message: "spec.mapping: " + err.Error(), SHA256: file.SHA256}
 		}
 	}
 

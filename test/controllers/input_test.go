@@ -145,6 +145,26 @@ var _ = Describe("an import whose input is refused", Ordered, func() {
 			}, uiov1.ReasonErrorPolicyExceeded, "error policy"),
 	)
 
+	It("tries again when the refused file is fixed in its ConfigMap, with no edit of the spec", func() {
+		ns := newNamespace()
+		readyDirectory(ns, "corp")
+		Expect(k8sClient.Create(ctx, configMap(ns, "hr", "mail,first_name\na@"+ns+".example,A\n"))).To(Succeed())
+		imp := importOf(ns, "fixfile", uiov1.ActionImport, nil)
+		got := expectRefused(imp, uiov1.ReasonInvalidMapping, `"email"`)
+		Expect(got.Status.RejectedSHA256).To(HaveLen(64))
+
+		Expect(k8sClient.Update(ctx, configMap(ns, "hr", csvOf(ns, 3)))).To(Succeed())
+		// The controller looks at a refused import every 30 seconds; an
+		// annotation wakes it sooner.
+		cur := getImport(imp)
+		cur.Annotations = map[string]string{"test.userimport.dev/wake": "1"}
+		Expect(k8sClient.Update(ctx, cur)).To(Succeed())
+		got = expectPhase(imp, uiov1.PhaseCompleted)
+		Expect(got.Status.Progress.Created).To(BeEquivalentTo(3))
+		Expect(got.Status.RejectedSHA256).To(BeEmpty())
+		Expect(condition(got, uiov1.ConditionInputRejected)).To(BeNil())
+	})
+
 	It("refuses a file that fails the error policy in the planning pass of a full import, before writing", func() {
 		ns := newNamespace()
 		readyDirectory(ns, "corp")
