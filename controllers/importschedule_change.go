@@ -109,31 +109,17 @@ func (run *scheduleRun) startOnChange(ctx context.Context, pending *v1alpha1.Cha
 	if err != nil {
 		return err
 	}
-	if existing == nil && run.sched.Spec.SkipIfUnchanged {
-		unchanged, why, err := run.sourceUnchanged(ctx)
-		switch {
-		case err != nil:
-			run.event(corev1.EventTypeWarning, v1alpha1.ReasonSourceCheckFailed, "Schedule", nil, "skipIfUnchanged: %v; the run goes ahead", err)
-		case unchanged:
-			run.skip("skipIfUnchanged: " + why)
-			done()
-			return nil
-		}
-	}
-	if existing == nil && run.sched.Spec.ConcurrencyPolicy == v1alpha1.ConcurrencyReplace {
-		for i := range active {
-			if err := run.cancel(ctx, &active[i]); err != nil {
-				return err
-			}
-		}
-	}
 	if existing == nil {
-		imp, created, err := run.createChild(ctx, name, run.now)
+		skipped, err := run.admit(ctx, active)
 		if err != nil {
 			return err
 		}
-		if created {
-			run.record(corev1.EventTypeNormal, v1alpha1.ReasonRunStarted, "Create", imp, "created UserImport %s on change: %s", imp.Name, change.Reason)
+		if skipped {
+			done()
+			return nil
+		}
+		if err := run.createChild(ctx, name, run.now, v1alpha1.ReasonRunStarted, "on change: "+change.Reason); err != nil {
+			return err
 		}
 	} else if !run.owns(existing) {
 		return fmt.Errorf("the UserImport %s exists and does not belong to this schedule", name)

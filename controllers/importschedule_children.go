@@ -199,29 +199,25 @@ func buildChild(sched *v1alpha1.ImportSchedule, name string, t time.Time) *v1alp
 	}
 }
 
-// createChild creates the import called name for the run at t and tells
-// whether it did. An import of that name that exists already (created by
-// a reconcile of a stale copy) is returned instead.
-func (run *scheduleRun) createChild(ctx context.Context, name string, t time.Time) (*v1alpha1.UserImport, bool, error) {
+// createChild creates the import called name for the run at t and
+// records an Event with reason and note ("created UserImport <name>
+// <note>"). An import of that name that exists already (created by a
+// reconcile of a stale copy) is left as it is.
+func (run *scheduleRun) createChild(ctx context.Context, name string, t time.Time, reason, note string) error {
 	imp := buildChild(run.sched, name, t)
 	if err := controllerutil.SetControllerReference(run.sched, imp, run.Client.Scheme()); err != nil {
-		return nil, false, err
+		return err
 	}
 	err := run.Client.Create(ctx, imp)
 	if apierrors.IsAlreadyExists(err) {
-		existing, gerr := run.getChild(ctx, name)
-		if gerr != nil {
-			return nil, false, gerr
-		}
-		if existing != nil {
-			return existing, false, nil
-		}
+		return nil
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("creating UserImport %s: %w", name, err)
+		return fmt.Errorf("creating UserImport %s: %w", name, err)
 	}
 	run.children = append(run.children, *imp)
-	return imp, true, nil
+	run.record(corev1.EventTypeNormal, reason, "Create", imp, "created UserImport %s %s", imp.Name, note)
+	return nil
 }
 
 // cancel asks the UserImport controller to cancel an import, for

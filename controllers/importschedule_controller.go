@@ -340,7 +340,21 @@ func (run *scheduleRun) startScheduled(ctx context.Context, t time.Time) error {
 		run.skip(fmt.Sprintf("concurrencyPolicy Forbid: the import %s is %s", active[0].Name, phaseOf(&active[0])))
 		return nil
 	}
-	if sched.Spec.SkipIfUnchanged {
+	if skipped, err := run.admit(ctx, active); skipped || err != nil {
+		return err
+	}
+	if err := run.createChild(ctx, name, t, v1alpha1.ReasonRunStarted, "for the run scheduled at "+t.UTC().Format(time.RFC3339)); err != nil {
+		return err
+	}
+	run.recordStart(t)
+	return nil
+}
+
+// admit decides, just before a run starts, by skipIfUnchanged (it tells
+// whether the run was skipped) and by concurrencyPolicy Replace (it
+// cancels the active imports).
+func (run *scheduleRun) admit(ctx context.Context, active []v1alpha1.UserImport) (skipped bool, err error) {
+	if run.sched.Spec.SkipIfUnchanged {
 		unchanged, why, err := run.sourceUnchanged(ctx)
 		switch {
 		case err != nil:
@@ -348,27 +362,17 @@ func (run *scheduleRun) startScheduled(ctx context.Context, t time.Time) error {
 			run.event(corev1.EventTypeWarning, v1alpha1.ReasonSourceCheckFailed, "Schedule", nil, "skipIfUnchanged: %v; the run goes ahead", err)
 		case unchanged:
 			run.skip("skipIfUnchanged: " + why)
-			return nil
+			return true, nil
 		}
 	}
-	if sched.Spec.ConcurrencyPolicy == v1alpha1.ConcurrencyReplace {
+	if run.sched.Spec.ConcurrencyPolicy == v1alpha1.ConcurrencyReplace {
 		for i := range active {
 			if err := run.cancel(ctx, &active[i]); err != nil {
-				return err
+				return false, err
 			}
 		}
 	}
-	imp, created, err := run.createChild(ctx, name, t)
-	if err != nil {
-		return err
-	}
-	run.recordStart(t)
-	if !created {
-		return nil
-	}
-	run.record(corev1.EventTypeNormal, v1alpha1.ReasonRunStarted, "Create", imp, "created UserImport %s for the run scheduled at %s",
-		imp.Name, t.UTC().Format(time.RFC3339))
-	return nil
+	return false, nil
 }
 
 func (run *scheduleRun) recordStart(t time.Time) {
@@ -397,13 +401,9 @@ func (run *scheduleRun) runNow(ctx context.Context) error {
 		return err
 	}
 	if existing == nil {
-		imp, created, err := run.createChild(ctx, name, run.now)
-		if err != nil {
+		note := fmt.Sprintf("to run now (%s=%s)", v1alpha1.RunNowAnnotation, conditions.Bound(token))
+		if err := run.createChild(ctx, name, run.now, v1alpha1.ReasonRunNow, note); err != nil {
 			return err
-		}
-		if created {
-			run.record(corev1.EventTypeNormal, v1alpha1.ReasonRunNow, "Create", imp, "created UserImport %s: run now (%s=%s)",
-				imp.Name, v1alpha1.RunNowAnnotation, conditions.Bound(token))
 		}
 	}
 	sched.Status.LastRunNowToken = token
