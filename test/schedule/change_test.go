@@ -1,6 +1,9 @@
 package schedule_test
 
 import (
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -179,6 +182,34 @@ var _ = Describe("an ImportSchedule on change", func() {
 		setPhase(&first[0], uiov1.PhaseCompleted)
 		tick(s)
 		expectChildren(s, 2)
+	})
+
+	It("follows the ETag of an http source", func() {
+		ns := newNamespace()
+		var etag atomic.Value
+		etag.Store(`"v1"`)
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("ETag", etag.Load().(string))
+			if r.Method == http.MethodGet {
+				_, _ = w.Write([]byte("email\na@x.example\n"))
+			}
+		}))
+		defer srv.Close()
+		s := onChangeSchedule(ns, func(s *uiov1.ImportSchedule) {
+			s.Spec.Triggers.DebounceSeconds = ptr.To[int32](0)
+			s.Spec.Template.Spec.Source = uiov1.ImportSource{HTTP: &uiov1.HTTPSource{URL: srv.URL + "/export.csv"}}
+		})
+		expectChildren(s, 1)
+		after(s, 10*time.Minute)
+		keepsChildren(s, 1)
+		etag.Store(`"v2"`)
+		tick(s)
+		expectChildren(s, 2)
+		Eventually(func(g Gomega) {
+			last := getSchedule(s).Status.LastChange
+			g.Expect(last.Reason).To(Equal(uiov1.ChangeSourceChanged))
+			g.Expect(last.SourceDigest).To(Equal(`etag:"v2"`))
+		}, 10*time.Second).Should(Succeed())
 	})
 
 	It("runs on change beside a cron schedule", func() {
