@@ -276,7 +276,8 @@ func newRun(in Input, dir directory.Directory, cfg Config) (*run, error) {
 	r.header = rd.Header()
 	r.mapper, err = mapping.Compile(cfg.Mapping, r.header)
 	if err != nil {
-		return nil, &InputError{Reason: v1alpha1.ReasonInvalidMapping, Err: fmt.Errorf("mapping: %w", err)}
+		// Each problem names its entry ("mapping[mail]: ...").
+		return nil, &InputError{Reason: v1alpha1.ReasonInvalidMapping, Err: err}
 	}
 	if id := r.mapper.Identity(); id != cfg.Directory.IdentityAttribute {
 		return nil, &InputError{Reason: v1alpha1.ReasonInvalidMapping,

@@ -69,7 +69,7 @@ var _ = Describe("UserImport phases", func() {
 					j := job(imp, s.finish)
 					switch {
 					case s.reject:
-						rej := jobs.Rejection{Reason: uiov1.ReasonInvalidMapping, Message: `mapping: mapping[name.givenName]: the file has no column "first_nme"`}
+						rej := jobs.Rejection{Reason: uiov1.ReasonInvalidMapping, Message: `mapping[name.givenName]: the file has no column "first_nme"`}
 						workerPod(j, jobs.ExitRejected, rej.TerminationMessage())
 					case s.fail:
 						workerPod(j, 1, "mapping: line 7: column email: not an email address")
