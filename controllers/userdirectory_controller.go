@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/userimport/user-import-operator/internal/kube/cluster"
+	"github.com/userimport/user-import-operator/internal/mail"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -67,8 +68,10 @@ func (r *UserDirectoryReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if err == nil {
 		result = r.reconcileCheck(ctx, dir)
 	}
-	if e := readyChange(status.orig.(*v1alpha1.UserDirectory), dir); e != nil {
-		status.event(e.eventType, e.reason, e.action, nil, e.note)
+	for _, t := range []string{v1alpha1.ConditionReady, v1alpha1.ConditionMailReady} {
+		if e := conditionChange(status.orig.(*v1alpha1.UserDirectory), dir, t); e != nil {
+			status.event(e.eventType, e.reason, e.action, nil, e.note)
+		}
 	}
 	if err := status.finish(ctx, err); err != nil {
 		return ctrl.Result{}, err
@@ -99,7 +102,7 @@ func (r *UserDirectoryReconciler) reconcileQueue(ctx context.Context, dir *v1alp
 func (r *UserDirectoryReconciler) reconcileCheck(ctx context.Context, dir *v1alpha1.UserDirectory) ctrl.Result {
 	ready := meta.FindStatusCondition(dir.Status.Conditions, v1alpha1.ConditionReady)
 	interval := r.CheckInterval
-	if ready == nil || ready.Status != metav1.ConditionTrue {
+	if ready == nil || ready.Status != metav1.ConditionTrue || meta.IsStatusConditionFalse(dir.Status.Conditions, v1alpha1.ConditionMailReady) {
 		interval = r.RetryInterval
 	}
 	if ready != nil && ready.Reason == v1alpha1.ReasonInvalidConfig && dir.Status.ObservedGeneration == dir.Generation {
@@ -112,6 +115,7 @@ func (r *UserDirectoryReconciler) reconcileCheck(ctx context.Context, dir *v1alp
 		}
 	}
 
+	r.checkMail(ctx, dir)
 	cctx, cancel := context.WithTimeout(ctx, r.CheckTimeout)
 	defer cancel()
 	caps, err := checkDirectory(cctx, dir, cluster.Secrets(r.APIReader, dir.Namespace), r.AllowedHosts)
@@ -140,6 +144,9 @@ func (r *UserDirectoryReconciler) reconcileCheck(ctx context.Context, dir *v1alp
 	}
 	conditions.Set(&dir.Status.Conditions, dir.Generation, conditions.Ready, v1alpha1.ReasonConnected,
 		fmt.Sprintf("the %s directory answers and accepts the credentials", dir.Status.Type))
+	if meta.IsStatusConditionFalse(dir.Status.Conditions, v1alpha1.ConditionMailReady) {
+		return ctrl.Result{RequeueAfter: r.RetryInterval}
+	}
 	return ctrl.Result{RequeueAfter: r.CheckInterval}
 }
 
@@ -165,11 +172,12 @@ func checkDirectory(ctx context.Context, dir *v1alpha1.UserDirectory, secrets ku
 	return d.Check(ctx)
 }
 
-// readyChange is the Event to record when Ready changed status or reason,
-// nil otherwise: not every periodic check makes an Event.
-func readyChange(orig, dir *v1alpha1.UserDirectory) *pendingEvent {
-	before := meta.FindStatusCondition(orig.Status.Conditions, v1alpha1.ConditionReady)
-	after := meta.FindStatusCondition(dir.Status.Conditions, v1alpha1.ConditionReady)
+// conditionChange is the Event to record when the condition t changed
+// status or reason, nil otherwise: not every periodic check makes an
+// Event.
+func conditionChange(orig, dir *v1alpha1.UserDirectory, t string) *pendingEvent {
+	before := meta.FindStatusCondition(orig.Status.Conditions, t)
+	after := meta.FindStatusCondition(dir.Status.Conditions, t)
 	if after == nil || (before != nil && before.Status == after.Status && before.Reason == after.Reason) {
 		return nil
 	}
@@ -178,6 +186,30 @@ func readyChange(orig, dir *v1alpha1.UserDirectory) *pendingEvent {
 		eventType = corev1.EventTypeWarning
 	}
 	return &pendingEvent{eventType: eventType, reason: after.Reason, action: "Check", note: after.Message}
+}
+
+// checkMail checks the mail relay of spec.mail into the MailReady
+// condition; without spec.mail there is no such condition.
+func (r *UserDirectoryReconciler) checkMail(ctx context.Context, dir *v1alpha1.UserDirectory) {
+	relay := dir.Spec.Mail
+	if relay == nil {
+		meta.RemoveStatusCondition(&dir.Status.Conditions, v1alpha1.ConditionMailReady)
+		return
+	}
+	cond := metav1.Condition{Type: v1alpha1.ConditionMailReady, Status: metav1.ConditionTrue, ObservedGeneration: dir.Generation,
+		Reason: v1alpha1.ReasonMailConnected, Message: fmt.Sprintf("the mail relay %s answers and accepts the credentials", relay.Host)}
+	err := r.AllowedHosts.Allow(relay.Host)
+	reason := v1alpha1.ReasonHostNotAllowed
+	if err == nil {
+		mctx, cancel := context.WithTimeout(ctx, r.CheckTimeout)
+		defer cancel()
+		err = mail.Check(mctx, relay, cluster.Secrets(r.APIReader, dir.Namespace), r.CheckTimeout)
+		reason = mail.ReasonOf(err)
+	}
+	if err != nil {
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, reason, conditions.Bound(err.Error())
+	}
+	meta.SetStatusCondition(&dir.Status.Conditions, cond)
 }
 
 // SetupWithManager registers the reconciler.

@@ -112,6 +112,20 @@ const (
 	ReasonHostNotAllowed = "HostNotAllowed"
 )
 
+// ConditionMailReady is a UserDirectory's condition about its mail relay
+// (spec.mail): True when the relay answers, offers what spec.mail asks
+// for and accepts the credentials. Absent without spec.mail.
+const ConditionMailReady = "MailReady"
+
+// Reasons of the MailReady condition.
+const (
+	ReasonMailConnected            = "MailConnected"
+	ReasonMailUnreachable          = "MailUnreachable"
+	ReasonMailAuthenticationFailed = "MailAuthenticationFailed"
+	ReasonMailTLSError             = "MailTLSError"
+	ReasonMailInvalidConfig        = "MailInvalidConfig"
+)
+
 // Reasons of ImportSchedule conditions and Events.
 const (
 	ReasonScheduled       = "Scheduled"

@@ -40,6 +40,83 @@ type UserDirectorySpec struct {
 	// +kubebuilder:default={}
 	// +optional
 	Execution ExecutionSettings `json:"execution,omitempty"`
+
+	// mail is the SMTP relay that mail about this directory's imports goes
+	// out through. The directory's check connects to it (EHLO, STARTTLS,
+	// AUTH; no message is sent) and reports in the condition MailReady.
+	// +optional
+	Mail *MailRelay `json:"mail,omitempty"`
+}
+
+// MailTLS says how the connection to a mail relay is protected.
+// +kubebuilder:validation:Enum=StartTLS;TLS;None
+type MailTLS string
+
+const (
+	// MailStartTLS: plain connection upgraded with STARTTLS, which the
+	// relay must offer (submission, port 587).
+	MailStartTLS MailTLS = "StartTLS"
+	// MailImplicitTLS: TLS from the first byte (port 465).
+	MailImplicitTLS MailTLS = "TLS"
+	// MailNoTLS: no encryption; only with insecure: true.
+	MailNoTLS MailTLS = "None"
+)
+
+// MailRelay is an SMTP relay.
+// +kubebuilder:validation:XValidation:rule="self.tls != 'None' || (has(self.insecure) && self.insecure)",message="spec.mail.tls None sends passwords and mail in clear: set spec.mail.insecure: true to allow it"
+type MailRelay struct {
+	// host name or address of the relay.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Host string `json:"host"`
+
+	// port of the relay; defaults to 587.
+	// +kubebuilder:default=587
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	Port int32 `json:"port,omitempty"`
+
+	// tls: StartTLS (the default: the relay must offer it), TLS (implicit,
+	// as on port 465) or None (plain; needs insecure: true).
+	// +kubebuilder:default=StartTLS
+	// +optional
+	TLS MailTLS `json:"tls,omitempty"`
+
+	// insecure allows tls: None.
+	// +optional
+	Insecure bool `json:"insecure,omitempty"`
+
+	// caBundle is a Secret key holding PEM certificates that sign the
+	// relay's certificate, when it is not signed by a public CA.
+	// +optional
+	CABundle *SecretKeyRef `json:"caBundle,omitempty"`
+
+	// authUsername and authPassword sign in to the relay (SMTP AUTH), as
+	// the Prometheus operator's e-mail receivers do; without them no
+	// AUTH is sent.
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	AuthUsername string `json:"authUsername,omitempty"`
+	// +optional
+	AuthPassword *SecretKeyRef `json:"authPassword,omitempty"`
+
+	// from is the sender address of every mail, such as
+	// "HR onboarding <onboarding@example.com>".
+	// +kubebuilder:validation:MinLength=3
+	// +kubebuilder:validation:MaxLength=320
+	From string `json:"from"`
+
+	// replyTo, when set, is where replies go.
+	// +kubebuilder:validation:MaxLength=320
+	// +optional
+	ReplyTo string `json:"replyTo,omitempty"`
+
+	// rateLimit is the most messages sent per second; 0 is no limit.
+	// +kubebuilder:default=10
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	RateLimit int32 `json:"rateLimit,omitempty"`
 }
 
 // UserScope names the users that full imports may deprovision.

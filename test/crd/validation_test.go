@@ -133,6 +133,12 @@ var _ = Describe("Validation by the API server", func() {
 		func(ud *uiov1.UserDirectory, wants ...string) {
 			expectRejected(k8sClient.Create(ctx, ud), wants...)
 		},
+		Entry("a mail relay in clear without insecure", validSCIMDirectory(func(ud *uiov1.UserDirectory) {
+			ud.Spec.Mail = &uiov1.MailRelay{Host: "smtp.example.com", TLS: uiov1.MailNoTLS, From: "hr@example.com"}
+		}), "spec.mail", "spec.mail.tls None sends passwords and mail in clear: set spec.mail.insecure: true to allow it"),
+		Entry("a mail relay with an unknown TLS mode", validSCIMDirectory(func(ud *uiov1.UserDirectory) {
+			ud.Spec.Mail = &uiov1.MailRelay{Host: "smtp.example.com", TLS: "Maybe", From: "hr@example.com"}
+		}), `spec.mail.tls: Unsupported value: "Maybe"`),
 		Entry("no directory type", validSCIMDirectory(func(ud *uiov1.UserDirectory) {
 			ud.Spec.SCIM = nil
 		}), "exactly one of spec.scim, spec.ldap or spec.sql must be set"),

@@ -1,0 +1,134 @@
+// Package mail talks to the SMTP relay of a UserDirectory (spec.mail)
+// through github.com/wneessen/go-mail.
+package mail
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/textproto"
+	"strings"
+	"time"
+
+	gomail "github.com/wneessen/go-mail"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/kube"
+)
+
+// Error is a failure of the relay, with a reason of the MailReady
+// condition (v1alpha1.ReasonMail*).
+type Error struct {
+	Reason string
+	Err    error
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// ReasonOf is the MailReady reason of err.
+func ReasonOf(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Reason
+	}
+	return v1alpha1.ReasonMailUnreachable
+}
+
+// Dial connects to the relay of spec as it asks: TLS or STARTTLS (or, only
+// when marked insecure, neither), EHLO, and AUTH when a user is named.
+func Dial(ctx context.Context, spec *v1alpha1.MailRelay, secrets kube.KeyReader, timeout time.Duration) (*gomail.Client, error) {
+	opts, err := options(ctx, spec, secrets, timeout)
+	if err != nil {
+		return nil, err
+	}
+	c, err := gomail.NewClient(spec.Host, opts...)
+	if err != nil {
+		return nil, &Error{Reason: v1alpha1.ReasonMailInvalidConfig, Err: fmt.Errorf("spec.mail: %w", err)}
+	}
+	if err := c.DialWithContext(ctx); err != nil {
+		return nil, classify(spec, err)
+	}
+	return c, nil
+}
+
+// Check connects to the relay, signs in and disconnects: no message is
+// sent.
+func Check(ctx context.Context, spec *v1alpha1.MailRelay, secrets kube.KeyReader, timeout time.Duration) error {
+	c, err := Dial(ctx, spec, secrets, timeout)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
+func options(ctx context.Context, spec *v1alpha1.MailRelay, secrets kube.KeyReader, timeout time.Duration) ([]gomail.Option, error) {
+	port := int(spec.Port)
+	if port == 0 {
+		port = 587
+	}
+	tlsConfig := &tls.Config{ServerName: spec.Host, MinVersion: tls.VersionTLS12}
+	if ref := spec.CABundle; ref != nil {
+		pool, err := directory.CertPool(ctx, secrets, "spec.mail.caBundle", *ref)
+		if err != nil {
+			return nil, &Error{Reason: v1alpha1.ReasonMailInvalidConfig, Err: err}
+		}
+		tlsConfig.RootCAs = pool
+	}
+	opts := []gomail.Option{gomail.WithPort(port), gomail.WithTimeout(timeout), gomail.WithTLSConfig(tlsConfig)}
+	switch spec.TLS {
+	case v1alpha1.MailImplicitTLS:
+		opts = append(opts, gomail.WithSSL())
+	case v1alpha1.MailNoTLS:
+		if !spec.Insecure {
+			return nil, &Error{Reason: v1alpha1.ReasonMailInvalidConfig, Err: errors.New("spec.mail.tls None needs spec.mail.insecure: true")}
+		}
+		opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS))
+	default:
+		opts = append(opts, gomail.WithTLSPolicy(gomail.TLSMandatory))
+	}
+	if spec.AuthUsername == "" {
+		return append(opts, gomail.WithSMTPAuth(gomail.SMTPAuthNoAuth)), nil
+	}
+	if spec.AuthPassword == nil {
+		return nil, &Error{Reason: v1alpha1.ReasonMailInvalidConfig, Err: errors.New("spec.mail.authPassword is required with authUsername")}
+	}
+	pw, err := directory.SecretValue(ctx, secrets, "spec.mail.authPassword", *spec.AuthPassword)
+	if err != nil {
+		return nil, &Error{Reason: v1alpha1.ReasonMailInvalidConfig, Err: err}
+	}
+	auth := gomail.SMTPAuthAutoDiscover
+	if spec.TLS == v1alpha1.MailNoTLS {
+		// Marked insecure: the password may go in clear.
+		auth = gomail.SMTPAuthPlainNoEnc
+	}
+	return append(opts, gomail.WithSMTPAuth(auth), gomail.WithUsername(spec.AuthUsername),
+		gomail.WithPassword(strings.TrimRight(string(pw), "\r\n"))), nil
+}
+
+// classify gives a failure to connect the reason a person acts on. The
+// message names the relay and the step, never a password.
+func classify(spec *v1alpha1.MailRelay, err error) error {
+	where := fmt.Sprintf("mail relay %s:%d", spec.Host, spec.Port)
+	var proto *textproto.Error
+	switch {
+	case errors.As(err, &proto) && (proto.Code == 530 || proto.Code == 534 || proto.Code == 535 || proto.Code == 538 || proto.Code == 454):
+		return &Error{Reason: v1alpha1.ReasonMailAuthenticationFailed, Err: fmt.Errorf("%s refused the credentials of %s: %d %s", where, spec.AuthUsername, proto.Code, proto.Msg)}
+	case isAuthMechanismError(err):
+		return &Error{Reason: v1alpha1.ReasonMailAuthenticationFailed, Err: fmt.Errorf("%s: %w", where, err)}
+	case directory.IsTLSError(err) || strings.Contains(err.Error(), "STARTTLS"):
+		return &Error{Reason: v1alpha1.ReasonMailTLSError, Err: fmt.Errorf("%s: %w", where, err)}
+	}
+	return &Error{Reason: v1alpha1.ReasonMailUnreachable, Err: fmt.Errorf("%s: %w", where, err)}
+}
+
+func isAuthMechanismError(err error) bool {
+	for _, e := range []error{gomail.ErrNoSupportedAuthDiscovered, gomail.ErrPlainAuthNotSupported, gomail.ErrLoginAuthNotSupported} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return strings.Contains(err.Error(), "does not support SMTP AUTH")
+}

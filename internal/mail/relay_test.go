@@ -1,0 +1,94 @@
+package mail
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/testpeer/mailpit"
+)
+
+// secretsOf serves the Secrets "relay" (key password) and "relay-ca"
+// (key ca.crt).
+func secretsOf(password string, ca []byte) kube.KeyReader {
+	return func(_ context.Context, name, key string) ([]byte, error) {
+		switch {
+		case name == "relay" && key == "password":
+			return []byte(password), nil
+		case name == "relay-ca" && key == "ca.crt" && ca != nil:
+			return ca, nil
+		}
+		return nil, kube.NotFound("Secret %s has no key %s", name, key)
+	}
+}
+
+func relay(s *mailpit.Server) *v1alpha1.MailRelay {
+	return &v1alpha1.MailRelay{
+		Host: s.Host, Port: int32(s.SMTPPort), TLS: v1alpha1.MailStartTLS,
+		CABundle:     &v1alpha1.SecretKeyRef{Name: "relay-ca", Key: "ca.crt"},
+		AuthUsername: mailpit.User, AuthPassword: &v1alpha1.SecretKeyRef{Name: "relay", Key: "password"},
+		From: "onboarding@example.com",
+	}
+}
+
+// The check connects, upgrades with STARTTLS, signs in and sends nothing;
+// each way it can fail has its own reason, and no message quotes the
+// password.
+func TestCheckAgainstARealRelay(t *testing.T) {
+	srv := mailpit.Start(t)
+	ctx := context.Background()
+	if err := Check(ctx, relay(srv), secretsOf(mailpit.Password, srv.CAPEM), 5*time.Second); err != nil {
+		t.Fatalf("a relay that accepts: %v", err)
+	}
+	if msgs, err := srv.Messages(); err != nil || len(msgs) != 0 {
+		t.Fatalf("the check sent %d messages (%v)", len(msgs), err)
+	}
+
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedPort := closed.Addr().(*net.TCPAddr).Port
+	closed.Close()
+
+	cases := []struct {
+		name     string
+		spec     func(*v1alpha1.MailRelay)
+		password string
+		ca       []byte
+		reason   string
+	}{
+		{"a wrong password", nil, "not-the-password", srv.CAPEM, v1alpha1.ReasonMailAuthenticationFailed},
+		{"a certificate no trusted CA signed", func(r *v1alpha1.MailRelay) { r.CABundle = nil }, mailpit.Password, nil, v1alpha1.ReasonMailTLSError},
+		{"implicit TLS against a STARTTLS port", func(r *v1alpha1.MailRelay) { r.TLS = v1alpha1.MailImplicitTLS }, mailpit.Password, srv.CAPEM, v1alpha1.ReasonMailTLSError},
+		{"nothing listening", func(r *v1alpha1.MailRelay) { r.Port = int32(closedPort) }, mailpit.Password, srv.CAPEM, v1alpha1.ReasonMailUnreachable},
+		{"a password Secret that is missing", nil, mailpit.Password, srv.CAPEM, v1alpha1.ReasonMailInvalidConfig},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			spec := relay(srv)
+			if c.spec != nil {
+				c.spec(spec)
+			}
+			secrets := secretsOf(c.password, c.ca)
+			if c.reason == v1alpha1.ReasonMailInvalidConfig {
+				spec.AuthPassword.Name = "missing"
+			}
+			err := Check(ctx, spec, secrets, 5*time.Second)
+			if err == nil || ReasonOf(err) != c.reason {
+				t.Fatalf("reason %s (%v), want %s", ReasonOf(err), err, c.reason)
+			}
+			if strings.Contains(err.Error(), c.password) {
+				t.Errorf("the message quotes the password: %v", err)
+			}
+			if c.reason != v1alpha1.ReasonMailInvalidConfig && !strings.Contains(err.Error(), srv.Host+":"+strconv.Itoa(int(spec.Port))) {
+				t.Errorf("the message does not name the relay: %v", err)
+			}
+		})
+	}
+}
