@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	authorizationv1 "k8s.io/api/authorization/v1"
@@ -315,6 +317,46 @@ var _ = Describe("Imports into a PostgreSQL directory", Ordered, ContinueOnFailu
 		want = append(want, first[400:]...)
 		table.expectUsers(ctx, want)
 	}, SpecTimeout(12*time.Minute))
+
+	It("refuses a wrong column in its Job at once, nothing written, and imports on the same object once the mapping is fixed", func(ctx SpecContext) {
+		table := newTable(ctx, pg, "people_refused")
+		sqlDirectory(ctx, "refused", table, "", uiov1.ExecutionSettings{})
+		want := people(40000, 300)
+		csvConfigMap(ctx, "refused-file", csvFile(want))
+		spec := importSpec("refused", "refused-file", uiov1.ModeDelta, uiov1.ActionImport)
+		spec.Mapping[2].Column = "first_nme"
+		imp := newImport(ctx, "refused", spec)
+
+		start := time.Now()
+		Eventually(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(imp), imp)).To(Succeed())
+			if imp.Status.Phase.IsFinal() {
+				StopTrying(fmt.Sprintf("the import ended %s: %s", imp.Status.Phase, describeConditions(imp.Status.Conditions))).Now()
+			}
+			g.Expect(imp.Status.Phase).To(Equal(uiov1.PhasePreviewPending))
+			c := apimeta.FindStatusCondition(imp.Status.Conditions, uiov1.ConditionInputRejected)
+			g.Expect(c).NotTo(BeNil(), "conditions %s", describeConditions(imp.Status.Conditions))
+			g.Expect(c.Reason).To(Equal(uiov1.ReasonInvalidMapping))
+			g.Expect(c.Message).To(ContainSubstring("first_nme"))
+			g.Expect(apimeta.IsStatusConditionTrue(imp.Status.Conditions, uiov1.ConditionStalled)).To(BeTrue())
+		}).WithContext(ctx).WithTimeout(3 * time.Minute).WithPolling(time.Second).Should(Succeed())
+		// The Job failed on the worker's exit status at once, without the
+		// retries of its backoff limit (10 s, 20 s, 40 s between pods).
+		report("refused", "a wrong column refused in %.0fs from create", time.Since(start).Seconds())
+		Expect(time.Since(start)).To(BeNumerically("<", 60*time.Second), "refused without the Job's retries")
+		Expect(table.users(ctx)).To(BeEmpty(), "nothing was written")
+
+		Eventually(func() error {
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(imp), imp); err != nil {
+				return err
+			}
+			imp.Spec.Mapping[2].Column = "first_name"
+			return k8s.Update(ctx, imp)
+		}).WithContext(ctx).Should(Succeed())
+		waitPhase(ctx, imp, uiov1.PhaseCompleted, 5*time.Minute)
+		imports = append(imports, imp)
+		table.expectUsers(ctx, want)
+	}, SpecTimeout(10*time.Minute))
 
 	It("reports a wrong password on the directory and on an import against it", func(ctx SpecContext) {
 		table := newTable(ctx, pg, "people_badauth")
