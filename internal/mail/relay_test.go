@@ -2,6 +2,8 @@ package mail
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"strconv"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/kube"
 	"github.com/userimport/user-import-operator/internal/testpeer/mailpit"
+	"github.com/userimport/user-import-operator/internal/testpeer/tcpproxy"
 )
 
 // secretsOf serves the Secrets "relay" (key password) and "relay-ca"
@@ -90,5 +93,76 @@ func TestCheckAgainstARealRelay(t *testing.T) {
 				t.Errorf("the message does not name the relay: %v", err)
 			}
 		})
+	}
+}
+
+// Messages go out on one connection; a recipient the relay refuses for
+// good fails that message alone, named by its reply and not its address,
+// and the next message goes out.
+func TestSenderDeliversAndRefusesOneRecipientAlone(t *testing.T) {
+	srv, err := mailpit.StartIn(t.TempDir(), "--smtp-allowed-recipients", `@example\.com$`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	ctx := context.Background()
+	s := NewSender(relay(srv), secretsOf(mailpit.Password, srv.CAPEM), 5*time.Second)
+	defer s.Close()
+	send := func(to string) error {
+		return s.Send(ctx, Message{To: to, Subject: "Welcome", Text: "Hello", HTML: "<p>Hello</p>"})
+	}
+	for i := range 5 {
+		if err := send(fmt.Sprintf("user%d@example.com", i)); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	err = send("someone@elsewhere.test")
+	var refused *RefusedError
+	if !errors.As(err, &refused) || refused.Code < 500 || strings.Contains(err.Error(), "elsewhere") {
+		t.Fatalf("a refused recipient: %v, want a RefusedError with a 5xx code and no address", err)
+	}
+	if err := send("after@example.com"); err != nil {
+		t.Fatalf("the message after a refusal: %v", err)
+	}
+	if err := send("not an address"); err == nil || !strings.Contains(err.Error(), "not a valid address") {
+		t.Fatalf("an invalid address: %v", err)
+	}
+	msgs, err := srv.Messages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 6 {
+		t.Fatalf("%d messages arrived, want 6", len(msgs))
+	}
+	for _, m := range msgs {
+		if m.Subject != "Welcome" || len(m.To) != 1 || !strings.HasSuffix(m.To[0].Address, "@example.com") {
+			t.Errorf("message %+v", m)
+		}
+	}
+}
+
+// A relay that is down is retried with backoff, and the message goes out
+// once it is back.
+func TestSenderRetriesARelayThatIsDown(t *testing.T) {
+	srv := mailpit.Start(t)
+	proxy := tcpproxy.Start(t, net.JoinHostPort(srv.Host, strconv.Itoa(srv.SMTPPort)))
+	spec := relay(srv)
+	_, port, _ := net.SplitHostPort(proxy.Addr)
+	p, _ := strconv.Atoi(port)
+	spec.Port = int32(p)
+	s := NewSender(spec, secretsOf(mailpit.Password, srv.CAPEM), 2*time.Second)
+	s.Backoff = 200 * time.Millisecond
+	defer s.Close()
+	proxy.Down()
+	go func() {
+		time.Sleep(700 * time.Millisecond)
+		proxy.Up()
+	}()
+	if err := s.Send(context.Background(), Message{To: "user@example.com", Subject: "Welcome", Text: "Hello"}); err != nil {
+		t.Fatalf("after the relay came back: %v", err)
+	}
+	msgs, err := srv.Messages()
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("%d messages (%v), want 1", len(msgs), err)
 	}
 }

@@ -62,7 +62,8 @@ func Start(t testing.TB) *Server {
 }
 
 // StartIn starts a server whose files are kept in dir; Stop stops it.
-func StartIn(dir string) (*Server, error) {
+// args are more of Mailpit's flags.
+func StartIn(dir string, args ...string) (*Server, error) {
 	bin := Binary()
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("mailpit is not installed at %s: run hack/peers/install-mailpit.sh", bin)
@@ -95,6 +96,7 @@ func StartIn(dir string) (*Server, error) {
 		"--smtp-tls-cert", cert, "--smtp-tls-key", key, "--smtp-require-starttls",
 		"--smtp-auth-file", auth,
 		"--smtp-disable-rdns", "--disable-version-check", "--quiet")
+	s.cmd.Args = append(s.cmd.Args, args...)
 	s.cmd.Stdout, s.cmd.Stderr = os.Stderr, os.Stderr
 	if err := s.cmd.Start(); err != nil {
 		return nil, err

@@ -1,0 +1,161 @@
+package mail
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	gomail "github.com/wneessen/go-mail"
+	"golang.org/x/time/rate"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/kube"
+)
+
+// Message is one mail to one recipient.
+type Message struct {
+	To      string
+	Subject string
+	Text    string
+	// HTML, when set, is the alternative HTML body.
+	HTML string
+}
+
+// RefusedError is a message the relay refused for good (a 5xx reply to
+// its recipient or content): sending it again would not help. It names
+// the reply, never the address, which is personal data.
+type RefusedError struct {
+	Code int
+	Err  error
+}
+
+func (e *RefusedError) Error() string {
+	if e.Code == 0 {
+		return e.Err.Error()
+	}
+	return fmt.Sprintf("the mail relay refused the message (%d)", e.Code)
+}
+func (e *RefusedError) Unwrap() error { return e.Err }
+
+// Sender sends messages through one connection to a relay, reconnecting
+// when it drops, at most spec.rateLimit messages per second. A transient
+// failure (a 4xx reply, a dropped connection) is retried with backoff; a
+// refusal for good fails that message alone (*RefusedError).
+type Sender struct {
+	spec    *v1alpha1.MailRelay
+	secrets kube.KeyReader
+	timeout time.Duration
+	limiter *rate.Limiter
+	// Retries bounds the attempts of a transiently failing message
+	// (default 5); Backoff is the first wait between them (1 s), doubled
+	// each time.
+	Retries int
+	Backoff time.Duration
+
+	client *gomail.Client
+}
+
+// NewSender returns a Sender for the relay of spec; it connects at the
+// first message.
+func NewSender(spec *v1alpha1.MailRelay, secrets kube.KeyReader, timeout time.Duration) *Sender {
+	limit := rate.Inf
+	if spec.RateLimit > 0 {
+		limit = rate.Limit(spec.RateLimit)
+	}
+	return &Sender{spec: spec, secrets: secrets, timeout: timeout, limiter: rate.NewLimiter(limit, 1), Retries: 5, Backoff: time.Second}
+}
+
+// Send sends m.
+func (s *Sender) Send(ctx context.Context, m Message) error {
+	msg, err := s.build(m)
+	if err != nil {
+		return err
+	}
+	if err := s.limiter.Wait(ctx); err != nil {
+		return err
+	}
+	wait := s.Backoff
+	for attempt := 0; ; attempt++ {
+		err := s.sendOnce(ctx, msg)
+		if err == nil {
+			return nil
+		}
+		var refused *RefusedError
+		var relay *Error
+		if errors.As(err, &refused) || (errors.As(err, &relay) && relay.Reason != v1alpha1.ReasonMailUnreachable) || attempt >= s.Retries {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
+}
+
+// sendOnce sends msg on the open connection, opening one first when
+// there is none; a failure that is not the message's own closes it.
+func (s *Sender) sendOnce(ctx context.Context, msg *gomail.Msg) error {
+	if s.client == nil {
+		c, err := Dial(ctx, s.spec, s.secrets, s.timeout)
+		if err != nil {
+			return err
+		}
+		s.client = c
+	}
+	err := s.client.Send(msg)
+	if err == nil {
+		return nil
+	}
+	var se *gomail.SendError
+	if errors.As(err, &se) && !se.IsTemp() && se.ErrorCode() >= 500 {
+		// The connection stays usable: only this message was refused.
+		return &RefusedError{Code: se.ErrorCode(), Err: errors.New(se.Reason.String())}
+	}
+	s.drop()
+	if errors.As(err, &se) {
+		return fmt.Errorf("sending through the mail relay: %s (%d)", se.Reason, se.ErrorCode())
+	}
+	return fmt.Errorf("sending through the mail relay: %w", err)
+}
+
+func (s *Sender) build(m Message) (*gomail.Msg, error) {
+	msg := gomail.NewMsg()
+	if err := msg.From(s.spec.From); err != nil {
+		return nil, &Error{Reason: v1alpha1.ReasonMailInvalidConfig, Err: fmt.Errorf("spec.mail.from: %w", err)}
+	}
+	if s.spec.ReplyTo != "" {
+		if err := msg.ReplyTo(s.spec.ReplyTo); err != nil {
+			return nil, &Error{Reason: v1alpha1.ReasonMailInvalidConfig, Err: fmt.Errorf("spec.mail.replyTo: %w", err)}
+		}
+	}
+	if err := msg.To(m.To); err != nil {
+		// The address is personal data: the error names the problem only.
+		return nil, &RefusedError{Code: 0, Err: errors.New("the recipient is not a valid address")}
+	}
+	msg.Subject(m.Subject)
+	msg.SetBodyString(gomail.TypeTextPlain, m.Text)
+	if m.HTML != "" {
+		msg.AddAlternativeString(gomail.TypeTextHTML, m.HTML)
+	}
+	return msg, nil
+}
+
+func (s *Sender) drop() {
+	if s.client != nil {
+		_ = s.client.Close()
+		s.client = nil
+	}
+}
+
+// Close closes the connection.
+func (s *Sender) Close() error {
+	if s.client == nil {
+		return nil
+	}
+	err := s.client.Close()
+	s.client = nil
+	return err
+}
