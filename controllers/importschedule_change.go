@@ -2,8 +2,6 @@ package controllers
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -138,12 +136,11 @@ func (run *scheduleRun) fingerprint(ctx context.Context) (v1alpha1.Change, error
 	src := tmpl.Source
 	switch {
 	case src.ConfigMap != nil || src.Secret != nil:
-		data, err := run.keyContent(ctx, src)
+		data, _, _, err := sourceKey(ctx, run.APIReader, run.sched.Namespace, src)
 		if err != nil {
 			return c, err
 		}
-		sum := sha256.Sum256(data)
-		c.SourceDigest = "sha256:" + hex.EncodeToString(sum[:])
+		c.SourceDigest = "sha256:" + sha256Hex(data)
 	case src.HTTP != nil:
 		if err := run.AllowedHosts.AllowURL(src.HTTP.URL); err != nil {
 			return c, fmt.Errorf("not asking the source: %w", err)

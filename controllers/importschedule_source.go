@@ -2,8 +2,6 @@ package controllers
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"time"
 
@@ -36,13 +34,11 @@ func (run *scheduleRun) sourceUnchanged(ctx context.Context) (bool, string, erro
 	src := tmpl.Source
 	switch {
 	case src.ConfigMap != nil || src.Secret != nil:
-		data, err := run.keyContent(ctx, src)
+		data, _, _, err := sourceKey(ctx, run.APIReader, run.sched.Namespace, src)
 		if err != nil {
 			return false, "", err
 		}
-		sum := sha256.Sum256(data)
-		hexSum := hex.EncodeToString(sum[:])
-		if hexSum != rec.SHA256 || int64(len(data)) != rec.Size {
+		if sha256Hex(data) != rec.SHA256 || int64(len(data)) != rec.Size {
 			return false, "", nil
 		}
 		return true, fmt.Sprintf("the source has the same sha256 and size (%d bytes) as the one UserImport %s completed",
@@ -89,15 +85,6 @@ func (run *scheduleRun) lastCompleted() *v1alpha1.UserImport {
 		}
 	}
 	return last
-}
-
-// keyContent reads the key of a ConfigMap or Secret source, in the
-// schedule's namespace.
-func (run *scheduleRun) keyContent(ctx context.Context, src v1alpha1.ImportSource) ([]byte, error) {
-	if src.Secret != nil {
-		return run.secrets()(ctx, src.Secret.Name, src.Secret.Key)
-	}
-	return cluster.ConfigMaps(run.APIReader, run.sched.Namespace)(ctx, src.ConfigMap.Name, src.ConfigMap.Key)
 }
 
 // secrets reads keys of the Secrets of the schedule's namespace.

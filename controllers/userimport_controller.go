@@ -2,13 +2,9 @@ package controllers
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/userimport/user-import-operator/internal/kube/cluster"
 
 	"github.com/userimport/user-import-operator/internal/executor"
 	"github.com/userimport/user-import-operator/internal/kube"
@@ -621,31 +617,12 @@ func (run *importRun) rejected(ctx context.Context, stage jobs.Stage, rej *jobs.
 	return verdict{next: true}, nil
 }
 
-// readSource reads the ConfigMap or Secret key of the import's source,
-// uncached; what names it. An HTTP source is the worker's to read: ok is
-// false.
-func (run *importRun) readSource(ctx context.Context) (data []byte, what string, ok bool, err error) {
-	imp := run.imp
-	src := imp.Spec.Source
-	switch {
-	case src.ConfigMap != nil:
-		what = fmt.Sprintf("ConfigMap %s (key %s)", src.ConfigMap.Name, src.ConfigMap.Key)
-		data, err = cluster.ConfigMaps(run.APIReader, imp.Namespace)(ctx, src.ConfigMap.Name, src.ConfigMap.Key)
-	case src.Secret != nil:
-		what = fmt.Sprintf("Secret %s (key %s)", src.Secret.Name, src.Secret.Key)
-		data, err = cluster.Secrets(run.APIReader, imp.Namespace)(ctx, src.Secret.Name, src.Secret.Key)
-	default:
-		return nil, "", false, nil
-	}
-	return data, what, true, err
-}
-
 // sourceMissing returns a verdict to wait when the ConfigMap, Secret or key
 // of the import's source does not exist (yet): with GitOps, objects arrive
 // in no set order. It is asked again with a backoff that grows with the
 // import's age, up to a minute.
 func (run *importRun) sourceMissing(ctx context.Context) (*verdict, error) {
-	_, what, ok, err := run.readSource(ctx)
+	_, what, ok, err := sourceKey(ctx, run.APIReader, run.imp.Namespace, run.imp.Spec.Source)
 	if !ok {
 		return nil, nil
 	}
@@ -669,15 +646,14 @@ func (run *importRun) refusedFileReplaced(ctx context.Context) (bool, error) {
 	if refused == "" {
 		return false, nil
 	}
-	data, what, ok, err := run.readSource(ctx)
+	data, what, ok, err := sourceKey(ctx, run.APIReader, run.imp.Namespace, run.imp.Spec.Source)
 	if !ok || errors.Is(err, kube.ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("reading the source %s: %w", what, err)
 	}
-	sum := sha256.Sum256(data)
-	return hex.EncodeToString(sum[:]) != refused, nil
+	return sha256Hex(data) != refused, nil
 }
 
 func (run *importRun) observeDuration(result string) {

@@ -1,0 +1,36 @@
+package controllers
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/kube/cluster"
+)
+
+// sourceKey reads the ConfigMap or Secret key of src in namespace through
+// r (pass an uncached reader); what names it for messages. ok is false
+// for an HTTP source, which only the worker downloads.
+func sourceKey(ctx context.Context, r client.Reader, namespace string, src v1alpha1.ImportSource) (data []byte, what string, ok bool, err error) {
+	switch {
+	case src.ConfigMap != nil:
+		what = fmt.Sprintf("ConfigMap %s (key %s)", src.ConfigMap.Name, src.ConfigMap.Key)
+		data, err = cluster.ConfigMaps(r, namespace)(ctx, src.ConfigMap.Name, src.ConfigMap.Key)
+	case src.Secret != nil:
+		what = fmt.Sprintf("Secret %s (key %s)", src.Secret.Name, src.Secret.Key)
+		data, err = cluster.Secrets(r, namespace)(ctx, src.Secret.Name, src.Secret.Key)
+	default:
+		return nil, "", false, nil
+	}
+	return data, what, true, err
+}
+
+// sha256Hex is the sha256 of data as the worker records a file's.
+func sha256Hex(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
