@@ -22,7 +22,7 @@ import (
 // Secret of the cluster. A change of the template (a configMapGenerator's
 // new name) is an edit of the schedule, which wakes it at once.
 
-func onChange(sched *v1alpha1.ImportSchedule) bool {
+func runsOnChange(sched *v1alpha1.ImportSchedule) bool {
 	return sched.Spec.Triggers != nil && sched.Spec.Triggers.OnChange
 }
 

@@ -171,7 +171,7 @@ func (run *scheduleRun) reconcile(ctx context.Context) (ctrl.Result, error) {
 			return ctrl.Result{}, err
 		}
 	}
-	if onChange(sched) {
+	if runsOnChange(sched) {
 		var err error
 		if change, err = run.onChange(ctx); err != nil {
 			return ctrl.Result{}, err
