@@ -77,15 +77,12 @@ type Outcome struct {
 // found before anything was written is a *jobs.Rejection.
 func Run(ctx context.Context, cfg Config) (Outcome, error) {
 	out, err := run(ctx, cfg)
-	if err == nil {
-		return out, nil
+	if err == nil || errors.As(err, new(*jobs.Rejection)) {
+		// run refuses the spec itself before anything is written.
+		return out, err
 	}
 	if reason := rejectionReason(cfg, err); reason != "" && nothingWritten(cfg, out) {
-		rej := &jobs.Rejection{Reason: reason, Message: err.Error(), SHA256: out.Result.SHA256}
-		if r := (*jobs.Rejection)(nil); errors.As(err, &r) && r.SHA256 != "" {
-			rej.SHA256 = r.SHA256
-		}
-		return out, rej
+		return out, &jobs.Rejection{Reason: reason, Message: err.Error(), SHA256: out.Result.SHA256}
 	}
 	return out, err
 }
@@ -98,11 +95,8 @@ func rejectionReason(cfg Config, err error) string {
 	var (
 		input  *engine.InputError
 		policy *engine.PolicyError
-		rej    *jobs.Rejection
 	)
 	switch {
-	case errors.As(err, &rej):
-		return rej.Reason
 	case errors.As(err, &input):
 		return input.Reason
 	case errors.As(err, &policy) && cfg.Stage == jobs.StagePreview:
