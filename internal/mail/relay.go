@@ -18,19 +18,12 @@ import (
 	"github.com/userimport/user-import-operator/internal/kube"
 )
 
-// Error is a failure of the relay, with a reason of the MailReady
+// Failures of the relay are *directory.Error with a reason of the MailReady
 // condition (v1alpha1.ReasonMail*).
-type Error struct {
-	Reason string
-	Err    error
-}
-
-func (e *Error) Error() string { return e.Err.Error() }
-func (e *Error) Unwrap() error { return e.Err }
 
 // ReasonOf is the MailReady reason of err.
 func ReasonOf(err error) string {
-	var e *Error
+	var e *directory.Error
 	if errors.As(err, &e) {
 		return e.Reason
 	}
@@ -46,7 +39,7 @@ func Dial(ctx context.Context, spec *v1alpha1.MailRelay, secrets kube.KeyReader,
 	}
 	c, err := gomail.NewClient(spec.Host, opts...)
 	if err != nil {
-		return nil, &Error{Reason: v1alpha1.ReasonMailInvalidConfig, Err: fmt.Errorf("spec.mail: %w", err)}
+		return nil, &directory.Error{Reason: v1alpha1.ReasonMailInvalidConfig, Err: fmt.Errorf("spec.mail: %w", err)}
 	}
 	if err := c.DialWithContext(ctx); err != nil {
 		return nil, classify(spec, err)
@@ -65,25 +58,21 @@ func Check(ctx context.Context, spec *v1alpha1.MailRelay, secrets kube.KeyReader
 }
 
 func options(ctx context.Context, spec *v1alpha1.MailRelay, secrets kube.KeyReader, timeout time.Duration) ([]gomail.Option, error) {
-	port := int(spec.Port)
-	if port == 0 {
-		port = 587
-	}
 	tlsConfig := &tls.Config{ServerName: spec.Host, MinVersion: tls.VersionTLS12}
 	if ref := spec.CABundle; ref != nil {
 		pool, err := directory.CertPool(ctx, secrets, "spec.mail.caBundle", *ref)
 		if err != nil {
-			return nil, &Error{Reason: v1alpha1.ReasonMailInvalidConfig, Err: err}
+			return nil, &directory.Error{Reason: v1alpha1.ReasonMailInvalidConfig, Err: err}
 		}
 		tlsConfig.RootCAs = pool
 	}
-	opts := []gomail.Option{gomail.WithPort(port), gomail.WithTimeout(timeout), gomail.WithTLSConfig(tlsConfig)}
+	opts := []gomail.Option{gomail.WithPort(port(spec)), gomail.WithTimeout(timeout), gomail.WithTLSConfig(tlsConfig)}
 	switch spec.TLS {
 	case v1alpha1.MailImplicitTLS:
 		opts = append(opts, gomail.WithSSL())
 	case v1alpha1.MailNoTLS:
 		if !spec.Insecure {
-			return nil, &Error{Reason: v1alpha1.ReasonMailInvalidConfig, Err: errors.New("spec.mail.tls None needs spec.mail.insecure: true")}
+			return nil, &directory.Error{Reason: v1alpha1.ReasonMailInvalidConfig, Err: errors.New("spec.mail.tls None needs spec.mail.insecure: true")}
 		}
 		opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS))
 	default:
@@ -93,11 +82,11 @@ func options(ctx context.Context, spec *v1alpha1.MailRelay, secrets kube.KeyRead
 		return append(opts, gomail.WithSMTPAuth(gomail.SMTPAuthNoAuth)), nil
 	}
 	if spec.AuthPassword == nil {
-		return nil, &Error{Reason: v1alpha1.ReasonMailInvalidConfig, Err: errors.New("spec.mail.authPassword is required with authUsername")}
+		return nil, &directory.Error{Reason: v1alpha1.ReasonMailInvalidConfig, Err: errors.New("spec.mail.authPassword is required with authUsername")}
 	}
 	pw, err := directory.SecretValue(ctx, secrets, "spec.mail.authPassword", *spec.AuthPassword)
 	if err != nil {
-		return nil, &Error{Reason: v1alpha1.ReasonMailInvalidConfig, Err: err}
+		return nil, &directory.Error{Reason: v1alpha1.ReasonMailInvalidConfig, Err: err}
 	}
 	auth := gomail.SMTPAuthAutoDiscover
 	if spec.TLS == v1alpha1.MailNoTLS {
@@ -111,17 +100,17 @@ func options(ctx context.Context, spec *v1alpha1.MailRelay, secrets kube.KeyRead
 // classify gives a failure to connect the reason a person acts on. The
 // message names the relay and the step, never a password.
 func classify(spec *v1alpha1.MailRelay, err error) error {
-	where := fmt.Sprintf("mail relay %s:%d", spec.Host, spec.Port)
+	where := fmt.Sprintf("mail relay %s:%d", spec.Host, port(spec))
 	var proto *textproto.Error
 	switch {
 	case errors.As(err, &proto) && (proto.Code == 530 || proto.Code == 534 || proto.Code == 535 || proto.Code == 538 || proto.Code == 454):
-		return &Error{Reason: v1alpha1.ReasonMailAuthenticationFailed, Err: fmt.Errorf("%s refused the credentials of %s: %d %s", where, spec.AuthUsername, proto.Code, proto.Msg)}
+		return &directory.Error{Reason: v1alpha1.ReasonMailAuthenticationFailed, Err: fmt.Errorf("%s refused the credentials of %s: %d %s", where, spec.AuthUsername, proto.Code, proto.Msg)}
 	case isAuthMechanismError(err):
-		return &Error{Reason: v1alpha1.ReasonMailAuthenticationFailed, Err: fmt.Errorf("%s: %w", where, err)}
+		return &directory.Error{Reason: v1alpha1.ReasonMailAuthenticationFailed, Err: fmt.Errorf("%s: %w", where, err)}
 	case directory.IsTLSError(err) || strings.Contains(err.Error(), "STARTTLS"):
-		return &Error{Reason: v1alpha1.ReasonMailTLSError, Err: fmt.Errorf("%s: %w", where, err)}
+		return &directory.Error{Reason: v1alpha1.ReasonMailTLSError, Err: fmt.Errorf("%s: %w", where, err)}
 	}
-	return &Error{Reason: v1alpha1.ReasonMailUnreachable, Err: fmt.Errorf("%s: %w", where, err)}
+	return &directory.Error{Reason: v1alpha1.ReasonMailUnreachable, Err: fmt.Errorf("%s: %w", where, err)}
 }
 
 func isAuthMechanismError(err error) bool {
@@ -131,4 +120,12 @@ func isAuthMechanismError(err error) bool {
 		}
 	}
 	return strings.Contains(err.Error(), "does not support SMTP AUTH")
+}
+
+// port is the relay's port: spec.mail.port, or 587 (submission).
+func port(spec *v1alpha1.MailRelay) int {
+	if spec.Port == 0 {
+		return 587
+	}
+	return int(spec.Port)
 }
