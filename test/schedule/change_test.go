@@ -54,6 +54,18 @@ var _ = Describe("an ImportSchedule on change", func() {
 		}, 10*time.Second, 50*time.Millisecond).Should(Succeed())
 	}
 
+	// firstRun creates a schedule on change of a CSV in ns and waits until
+	// the first content ran, once the debounce passed.
+	firstRun := func(ns string) *uiov1.ImportSchedule {
+		GinkgoHelper()
+		setCSV(ns, "email\na@x.example\n")
+		s := onChangeSchedule(ns, nil)
+		pending(s, uiov1.ChangeFirstContent)
+		after(s, 61*time.Second)
+		expectChildren(s, 1)
+		return s
+	}
+
 	It("imports the first content, then each changed content once, debounced", func() {
 		ns := newNamespace()
 		setCSV(ns, "email\na@x.example\n")
@@ -97,11 +109,7 @@ var _ = Describe("an ImportSchedule on change", func() {
 
 	It("makes one import of a burst of changes: the debounce restarts at each", func() {
 		ns := newNamespace()
-		setCSV(ns, "email\na@x.example\n")
-		s := onChangeSchedule(ns, nil)
-		pending(s, uiov1.ChangeFirstContent)
-		after(s, 61*time.Second)
-		expectChildren(s, 1)
+		s := firstRun(ns)
 		// Three changes 40 seconds apart: each is seen when it is made (the
 		// poll may see it before the tick does, at the same clock) and
 		// restarts the debounce of a minute.
@@ -140,11 +148,7 @@ var _ = Describe("an ImportSchedule on change", func() {
 
 	It("runs nothing while nothing changes, for an hour of the clock", func() {
 		ns := newNamespace()
-		setCSV(ns, "email\na@x.example\n")
-		s := onChangeSchedule(ns, nil)
-		pending(s, uiov1.ChangeFirstContent)
-		after(s, 61*time.Second)
-		expectChildren(s, 1)
+		s := firstRun(ns)
 		for range 6 {
 			after(s, 10*time.Minute)
 		}
