@@ -37,6 +37,16 @@ const (
 	// writing anything. Its reason says what was wrong (InvalidMapping,
 	// InvalidFile, ErrorPolicyExceeded), its observedGeneration which spec.
 	ConditionInputRejected = "InputRejected"
+	// ConditionInvitationsSent is set on an import with invitations once
+	// they were sent: True when every invitation owed went out (users
+	// without an address aside), False with the relay's reason
+	// (MailUnreachable, MailAuthenticationFailed, ...) or
+	// RecipientsRefused when some did not. The users are written either
+	// way; those not invited stay owed an invitation.
+	ConditionInvitationsSent = "InvitationsSent"
+	// ConditionReportSent is False while a report mail could not be sent;
+	// the controller tries again with backoff.
+	ConditionReportSent = "ReportSent"
 )
 
 // ReasonReconcileError: the last reconcile failed (the API server refused
@@ -92,6 +102,21 @@ const (
 	// ReasonSourceNotFound: the ConfigMap, Secret or key of spec.source
 	// does not exist (yet); the import waits for it.
 	ReasonSourceNotFound = "SourceNotFound"
+	// ReasonInvalidTemplate: an invitation template does not parse, or
+	// does not render against the file's first valid row; the message
+	// names the template and its line.
+	ReasonInvalidTemplate = "InvalidTemplate"
+	// ReasonInvitationsNotConfigured: spec.invitations asks for
+	// invitations, but the directory has no spec.mail or no
+	// spec.invitations.
+	ReasonInvitationsNotConfigured = "InvitationsNotConfigured"
+	// ReasonInvitationsSent: every invitation owed went out.
+	ReasonInvitationsSent = "InvitationsSent"
+	// ReasonRecipientsRefused: the relay refused some recipients for good.
+	ReasonRecipientsRefused = "RecipientsRefused"
+	// ReasonReportSent and ReasonReportFailed: reasons of ReportSent.
+	ReasonReportSent   = "ReportSent"
+	ReasonReportFailed = "ReportFailed"
 )
 
 // Reasons of UserDirectory conditions. All but ReasonConnected are also

@@ -46,6 +46,35 @@ type UserDirectorySpec struct {
 	// AUTH; no message is sent) and reports in the condition MailReady.
 	// +optional
 	Mail *MailRelay `json:"mail,omitempty"`
+
+	// invitations says how the directory records invitations: which
+	// attribute holds when a user was last invited, and how a user that
+	// has not signed in yet (pending) is recognised. Imports that send
+	// invitations need it.
+	// +optional
+	Invitations *DirectoryInvitations `json:"invitations,omitempty"`
+}
+
+// DirectoryInvitations says how a directory records invitations.
+type DirectoryInvitations struct {
+	// invitedAttribute holds when the user was last invited (RFC 3339), or
+	// "due" from the moment an import that invites new users creates the
+	// user until its invitation is sent: invitations are driven by this
+	// record, so a resumed import neither repeats nor loses one. An SQL
+	// column, an LDAP attribute or a SCIM attribute the server keeps.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	InvitedAttribute string `json:"invitedAttribute"`
+
+	// pendingAttribute and pendingValue recognise a pending user: one whose
+	// pendingAttribute holds pendingValue (an SQL status column, an LDAP
+	// attribute, a SCIM attribute). Without them no user is pending.
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	PendingAttribute string `json:"pendingAttribute,omitempty"`
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	PendingValue string `json:"pendingValue,omitempty"`
 }
 
 // MailTLS says how the connection to a mail relay is protected.

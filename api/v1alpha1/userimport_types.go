@@ -101,6 +101,20 @@ type UserImportSpec struct {
 	// +optional
 	ErrorPolicy ErrorPolicy `json:"errorPolicy,omitempty"`
 
+	// invitations sends an invitation mail to the users this import
+	// creates and to users that are still pending, through the mail relay
+	// of the directory (its spec.mail).
+	// +kubebuilder:default={}
+	// +optional
+	Invitations Invitations `json:"invitations,omitempty"`
+
+	// report mails a summary of the import, with the outcome of every row
+	// as a CSV attachment, to recipients when the import reaches the
+	// phases named in on.
+	// +kubebuilder:default={}
+	// +optional
+	Report ReportMail `json:"report,omitempty"`
+
 	// action says how far the import goes: Draft (hold; edit freely),
 	// Preview (stop at PreviewReady), Import (the default: run to the end)
 	// or Cancel.
@@ -376,6 +390,79 @@ type ErrorPolicy struct {
 	MaxErrorPercent *int32 `json:"maxErrorPercent,omitempty"`
 }
 
+// Invitations says which users get an invitation mail.
+// +kubebuilder:validation:XValidation:rule="!(self.newUsers || self.pendingUsers) || size(self.addressAttribute) > 0",message="spec.invitations.addressAttribute must name the mapped attribute that holds the address when newUsers or pendingUsers is set"
+type Invitations struct {
+	// newUsers sends an invitation to every user this import creates.
+	// +optional
+	NewUsers bool `json:"newUsers,omitempty"`
+
+	// pendingUsers sends an invitation to every user of the file that the
+	// directory records as pending (its spec.invitations) and that was not
+	// invited within resendAfter.
+	// +optional
+	PendingUsers bool `json:"pendingUsers,omitempty"`
+
+	// addressAttribute is the mapped attribute that holds a user's mail
+	// address. A user without one is counted as noAddress, not as an error.
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	AddressAttribute string `json:"addressAttribute,omitempty"`
+
+	// resendAfter is the least time between two invitations to a pending
+	// user; defaults to 7 days.
+	// +kubebuilder:default="168h"
+	// +optional
+	ResendAfter *metav1.Duration `json:"resendAfter,omitempty"`
+
+	// templates names a ConfigMap in the same namespace whose keys
+	// "subject" and "text" (text/template) and "html" (html/template) are
+	// the invitation; a key that is absent takes the built-in default.
+	// Templates see .Identity, .Address, .Attributes (the mapped
+	// attributes by name), .Organization and .SignInURL.
+	// +optional
+	Templates *LocalObjectReference `json:"templates,omitempty"`
+
+	// organization is the name templates give as .Organization.
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	Organization string `json:"organization,omitempty"`
+
+	// signInURL is the address templates give as .SignInURL.
+	// +kubebuilder:validation:MaxLength=2048
+	// +optional
+	SignInURL string `json:"signInURL,omitempty"`
+}
+
+// Enabled tells whether any invitation is asked for.
+func (i Invitations) Enabled() bool { return i.NewUsers || i.PendingUsers }
+
+// ReportMail says who gets the report of an import, and when.
+type ReportMail struct {
+	// recipients of the report: mail addresses, such as the HR team's.
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=320
+	// +listType=atomic
+	// +optional
+	Recipients []string `json:"recipients,omitempty"`
+
+	// on lists the phases whose reaching sends the report: any of
+	// PreviewReady, Completed, Failed. Defaults to Completed and Failed.
+	// +kubebuilder:validation:MaxItems=3
+	// +kubebuilder:validation:items:Enum=PreviewReady;Completed;Failed
+	// +listType=set
+	// +optional
+	On []ImportPhase `json:"on,omitempty"`
+}
+
+// Phases returns the phases the report is sent on.
+func (r ReportMail) Phases() []ImportPhase {
+	if len(r.On) == 0 {
+		return []ImportPhase{PhaseCompleted, PhaseFailed}
+	}
+	return r.On
+}
+
 // ImportPhase is where an import is in its life.
 // +kubebuilder:validation:Enum=Draft;PreviewPending;CreatingPreview;PreviewReady;ImportPending;Importing;Completed;Cancelled;Failed
 type ImportPhase string
@@ -437,6 +524,51 @@ type ChangeCounts struct {
 	Failed int64 `json:"failed,omitempty"`
 }
 
+// InvitationCounts count the invitations of an import, or those a preview
+// plans.
+type InvitationCounts struct {
+	// newUsers is the number of invitations to users the import created
+	// (or will create).
+	// +optional
+	NewUsers int64 `json:"newUsers,omitempty"`
+	// pendingUsers is the number of invitations to pending users.
+	// +optional
+	PendingUsers int64 `json:"pendingUsers,omitempty"`
+	// noAddress is the number of users owed an invitation that have no
+	// address: they are not invited, and this is not an error.
+	// +optional
+	NoAddress int64 `json:"noAddress,omitempty"`
+}
+
+// InvitationStatus is what the invitations of an import came to.
+type InvitationStatus struct {
+	InvitationCounts `json:",inline"`
+	// sent is the number of invitations the mail relay accepted.
+	// +optional
+	Sent int64 `json:"sent,omitempty"`
+	// failed is the number of invitations not sent: refused for their
+	// recipient (each is a row error in the report) or not tried because
+	// the relay failed. Those users stay owed an invitation: the next
+	// import with pendingUsers invites them.
+	// +optional
+	Failed int64 `json:"failed,omitempty"`
+}
+
+// SentReport records a report mail.
+type SentReport struct {
+	// phase the report is about.
+	Phase ImportPhase `json:"phase"`
+	// sentTime is when the relay accepted it; unset while it failed.
+	// +optional
+	SentTime *metav1.Time `json:"sentTime,omitempty"`
+	// attempts counts the tries to send it.
+	// +optional
+	Attempts int32 `json:"attempts,omitempty"`
+	// message says why the last try failed.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
 // PreviewStatus is the result of a preview.
 type PreviewStatus struct {
 	// generation of the spec the preview was computed for; an edit of the
@@ -446,6 +578,9 @@ type PreviewStatus struct {
 	// counts of the planned changes.
 	// +optional
 	Counts ChangeCounts `json:"counts,omitempty"`
+	// invitations the import would send.
+	// +optional
+	Invitations *InvitationCounts `json:"invitations,omitempty"`
 	// managedUsers is the number of users in scope in the directory when
 	// the preview was made.
 	// +optional
@@ -581,6 +716,16 @@ type UserImportStatus struct {
 	// +optional
 	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
 
+	// invitations sent and failed by the import.
+	// +optional
+	Invitations *InvitationStatus `json:"invitations,omitempty"`
+
+	// reports lists the report mails, one per phase at most.
+	// +listType=map
+	// +listMapKey=phase
+	// +optional
+	Reports []SentReport `json:"reports,omitempty"`
+
 	// reportSecretRef names the Secret, owned by this import, holding the
 	// per-row report: planned changes of the preview and errors by line.
 	// +optional
@@ -597,10 +742,12 @@ type UserImportStatus struct {
 // +kubebuilder:printcolumn:name="Created",type=integer,JSONPath=`.status.progress.created`
 // +kubebuilder:printcolumn:name="Updated",type=integer,JSONPath=`.status.progress.updated`
 // +kubebuilder:printcolumn:name="Failed",type=integer,JSONPath=`.status.progress.failed`
+// +kubebuilder:printcolumn:name="Invited",type=integer,JSONPath=`.status.invitations.sent`
+// +kubebuilder:printcolumn:name="Not-Invited",type=integer,JSONPath=`.status.invitations.failed`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || !(oldSelf.status.phase in ['Completed', 'Cancelled', 'Failed']) || self.spec == oldSelf.spec",message="spec: the import is in a final phase (Completed, Cancelled or Failed); its spec cannot change",fieldPath=.spec
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || !(oldSelf.status.phase in ['Completed', 'Cancelled', 'Failed']) || (has(self.status) && has(self.status.phase) && self.status.phase == oldSelf.status.phase)",message="status.phase: an import in Completed, Cancelled or Failed is final and cannot move to another phase",fieldPath=.status.phase
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || oldSelf.status.phase != 'Importing' || (self.spec.directoryRef == oldSelf.spec.directoryRef && self.spec.source == oldSelf.spec.source && self.spec.format == oldSelf.spec.format && self.spec.mapping == oldSelf.spec.mapping && self.spec.mode == oldSelf.spec.mode && self.spec.missingUsers == oldSelf.spec.missingUsers && self.spec.safety == oldSelf.spec.safety && self.spec.errorPolicy == oldSelf.spec.errorPolicy && has(self.spec.statusColumn) == has(oldSelf.spec.statusColumn) && (!has(self.spec.statusColumn) || self.spec.statusColumn == oldSelf.spec.statusColumn) && self.spec.action in ['Import', 'Cancel'])",message="spec: the import is Importing; only spec.action may change, to Cancel",fieldPath=.spec
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || oldSelf.status.phase != 'Importing' || (self.spec.directoryRef == oldSelf.spec.directoryRef && self.spec.source == oldSelf.spec.source && self.spec.format == oldSelf.spec.format && self.spec.mapping == oldSelf.spec.mapping && self.spec.mode == oldSelf.spec.mode && self.spec.missingUsers == oldSelf.spec.missingUsers && self.spec.safety == oldSelf.spec.safety && self.spec.errorPolicy == oldSelf.spec.errorPolicy && self.spec.invitations == oldSelf.spec.invitations && has(self.spec.statusColumn) == has(oldSelf.spec.statusColumn) && (!has(self.spec.statusColumn) || self.spec.statusColumn == oldSelf.spec.statusColumn) && self.spec.action in ['Import', 'Cancel'])",message="spec: the import is Importing; only spec.action may change, to Cancel",fieldPath=.spec
 
 // UserImport is one import of one CSV file into one UserDirectory. It moves
 // Draft → PreviewPending → CreatingPreview → PreviewReady → ImportPending →

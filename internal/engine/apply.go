@@ -101,7 +101,7 @@ func (p *pass) resolve(ctx context.Context, b *batch) error {
 			b.unchanged++
 			continue
 		case !ok:
-			pr.attrs[cfg.Directory.MarkerAttribute] = []string{cfg.Directory.MarkerValue}
+			p.r.markNew(pr.attrs)
 			c.Op, c.Attributes = directory.OpCreate, pr.attrs
 		default:
 			for _, a := range p.r.compare {

@@ -43,6 +43,9 @@ type Config struct {
 	// only.
 	Directory directory.Options
 
+	// Invite, when set, makes the run invite users after its writes.
+	Invite *InviteConfig
+
 	// BatchSize is the number of changes per Apply (default 100).
 	BatchSize int
 	// Concurrency is the number of batches in flight (default 4).
@@ -125,6 +128,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("statusColumn is only allowed with mode Delta")
 	case c.Directory.IdentityAttribute == "":
 		return c, fmt.Errorf("the directory's identity attribute is not set")
+	case c.Invite != nil && (c.Invite.InvitedAttribute == "" || c.Invite.Inviter == nil):
+		return c, fmt.Errorf("invitations need the directory's invited attribute and an inviter")
 	}
 	return c, nil
 }

@@ -118,6 +118,8 @@ type Result struct {
 	Errors  []RowError
 	// ResumePoint is the last checkpoint of an import.
 	ResumePoint *ResumePoint
+	// Invitations planned or sent (Config.Invite).
+	Invitations Invitations
 }
 
 // ErrSourceChanged is returned when a checkpoint belongs to another file.
@@ -181,6 +183,17 @@ func Run(ctx context.Context, in Input, dir directory.Directory, cfg Config, dry
 		return Result{DryRun: dryRun, SHA256: in.SHA256}, err
 	}
 	defer r.free()
+	res, err := r.write(ctx, dryRun, report)
+	if err != nil || res.SafetyStop || cfg.Invite == nil {
+		return res, err
+	}
+	res.Invitations, err = r.invite(ctx, dryRun, report)
+	return res, err
+}
+
+// write plans and, unless dryRun, writes the changes of the file.
+func (r *run) write(ctx context.Context, dryRun bool, report Reporter) (Result, error) {
+	cfg, in := r.cfg, r.in
 	res := Result{DryRun: dryRun, SHA256: in.SHA256}
 	if cfg.Mode == v1alpha1.ModeFull {
 		if err := r.loadSnapshot(ctx); err != nil {
@@ -231,7 +244,7 @@ func Run(ctx context.Context, in Input, dir directory.Directory, cfg Config, dry
 	// the writing pass reports only the changes the directory refuses.
 	p := r.newPass(false, report, in.Resume, false)
 	p.errors = plan.errors
-	err = p.run(ctx, true)
+	err := p.run(ctx, true)
 	p.fill(&res)
 	return res, err
 }

@@ -92,7 +92,7 @@ func (p *pass) planFull(b *batch, line, row int64, m *mappedRow, replay bool, fa
 			return
 		}
 		m.detach()
-		m.attrs[p.r.cfg.Directory.MarkerAttribute] = []string{p.r.cfg.Directory.MarkerValue}
+		p.r.markNew(m.attrs)
 		b.add(directory.Change{Op: directory.OpCreate, Line: line, Identity: m.identity, Attributes: m.attrs}, row)
 		return
 	}

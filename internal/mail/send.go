@@ -1,6 +1,7 @@
 package mail
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +22,19 @@ type Message struct {
 	Text    string
 	// HTML, when set, is the alternative HTML body.
 	HTML string
+	// ID, when set, is the Message-ID (without angle brackets). A message
+	// sent again after a crash with the same ID can be recognised by the
+	// receiving systems as the same message.
+	ID string
+	// Attachments are files attached to the message.
+	Attachments []Attachment
+}
+
+// Attachment is a file attached to a message.
+type Attachment struct {
+	Name        string
+	ContentType string
+	Data        []byte
 }
 
 // RefusedError is a message the relay refused for good (a 5xx reply to
@@ -140,6 +154,16 @@ func (s *Sender) build(m Message) (*gomail.Msg, error) {
 	msg.SetBodyString(gomail.TypeTextPlain, m.Text)
 	if m.HTML != "" {
 		msg.AddAlternativeString(gomail.TypeTextHTML, m.HTML)
+	}
+	if m.ID != "" {
+		msg.SetMessageIDWithValue(m.ID)
+	}
+	for _, a := range m.Attachments {
+		opts := []gomail.FileOption{}
+		if a.ContentType != "" {
+			opts = append(opts, gomail.WithFileContentType(gomail.ContentType(a.ContentType)))
+		}
+		msg.AttachReadSeeker(a.Name, bytes.NewReader(a.Data), opts...)
 	}
 	return msg, nil
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -95,7 +96,9 @@ func StartIn(dir string, args ...string) (*Server, error) {
 		"--database", filepath.Join(dir, "mailpit.db"),
 		"--smtp-tls-cert", cert, "--smtp-tls-key", key, "--smtp-require-starttls",
 		"--smtp-auth-file", auth,
-		"--smtp-disable-rdns", "--disable-version-check", "--quiet")
+		"--smtp-disable-rdns", "--disable-version-check", "--quiet",
+		// Keep every message: the tests count them.
+		"--max", "0")
 	s.cmd.Args = append(s.cmd.Args, args...)
 	s.cmd.Stdout, s.cmd.Stderr = os.Stderr, os.Stderr
 	if err := s.cmd.Start(); err != nil {
@@ -129,27 +132,87 @@ func (s *Server) Stop() {
 
 // Message is a message as Mailpit lists it.
 type Message struct {
-	ID      string `json:"ID"`
-	Subject string `json:"Subject"`
-	To      []struct {
-		Address string `json:"Address"`
-	} `json:"To"`
+	ID        string    `json:"ID"`
+	MessageID string    `json:"MessageID"`
+	Subject   string    `json:"Subject"`
+	To        []Address `json:"To"`
 }
 
-// Messages lists what arrived, newest first.
+// Address is a recipient.
+type Address struct {
+	Address string `json:"Address"`
+}
+
+// Messages lists everything that arrived, newest first.
 func (s *Server) Messages() ([]Message, error) {
-	resp, err := http.Get(s.APIURL + "/api/v1/messages?limit=1000")
+	var all []Message
+	for {
+		var page struct {
+			Total    int       `json:"total"`
+			Messages []Message `json:"messages"`
+		}
+		if err := s.get(fmt.Sprintf("/api/v1/messages?start=%d&limit=1000", len(all)), &page); err != nil {
+			return nil, err
+		}
+		all = append(all, page.Messages...)
+		if len(page.Messages) == 0 || len(all) >= page.Total {
+			return all, nil
+		}
+	}
+}
+
+// Detail is one message with its bodies and attachments.
+type Detail struct {
+	Message
+	Text        string `json:"Text"`
+	HTML        string `json:"HTML"`
+	Attachments []struct {
+		PartID      string `json:"PartID"`
+		FileName    string `json:"FileName"`
+		ContentType string `json:"ContentType"`
+	} `json:"Attachments"`
+}
+
+// Detail reads message id (a Message's ID).
+func (s *Server) Detail(id string) (Detail, error) {
+	var d Detail
+	err := s.get("/api/v1/message/"+id, &d)
+	return d, err
+}
+
+// Part reads an attachment of message id.
+func (s *Server) Part(id, partID string) ([]byte, error) {
+	resp, err := http.Get(s.APIURL + "/api/v1/message/" + id + "/part/" + partID)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	var out struct {
-		Messages []Message `json:"messages"`
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("mailpit: part %s of %s: %s", partID, id, resp.Status)
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+	return io.ReadAll(resp.Body)
+}
+
+// Raw reads message id as it arrived.
+func (s *Server) Raw(id string) ([]byte, error) {
+	resp, err := http.Get(s.APIURL + "/api/v1/message/" + id + "/raw")
+	if err != nil {
 		return nil, err
 	}
-	return out.Messages, nil
+	defer resp.Body.Close()
+	return io.ReadAll(resp.Body)
+}
+
+func (s *Server) get(path string, v any) error {
+	resp, err := http.Get(s.APIURL + path)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("mailpit: GET %s: %s", path, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
 }
 
 func freePort() (int, error) {

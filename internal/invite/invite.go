@@ -1,0 +1,172 @@
+// Package invite renders invitation mails from templates and sends them
+// through a mail.Sender: the engine's Inviter.
+package invite
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	htmltemplate "html/template"
+	"strings"
+	texttemplate "text/template"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/engine"
+	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/mail"
+)
+
+// Keys of the templates ConfigMap (spec.invitations.templates).
+const (
+	SubjectKey = "subject"
+	TextKey    = "text"
+	HTMLKey    = "html"
+)
+
+// The built-in templates, used for every key the ConfigMap does not have.
+const (
+	DefaultSubject = `{{with .Organization}}{{.}}: {{end}}your account is ready`
+	DefaultText    = `Hello,
+
+an account has been created for you{{with .Organization}} at {{.}}{{end}}.
+You sign in as {{.Identity}}{{with .SignInURL}} at
+{{.}}{{end}}.
+
+This mail was sent because your organisation added you to its directory.
+`
+	DefaultHTML = `<!DOCTYPE html>
+<html><body>
+<p>Hello,</p>
+<p>an account has been created for you{{with .Organization}} at {{.}}{{end}}.
+You sign in as <b>{{.Identity}}</b>{{with .SignInURL}} at <a href="{{.}}">{{.}}</a>{{end}}.</p>
+<p>This mail was sent because your organisation added you to its directory.</p>
+</body></html>
+`
+)
+
+// Data is what the templates see.
+type Data struct {
+	Identity string
+	Address  string
+	// Attributes are the user's mapped attributes by name; use
+	// {{index .Attributes "name.givenName"}} for names with dots.
+	Attributes   map[string]string
+	Organization string
+	SignInURL    string
+}
+
+// Templates are the parsed subject, text and HTML of an invitation.
+type Templates struct {
+	subject, text *texttemplate.Template
+	html          *htmltemplate.Template
+}
+
+// Parse parses the three templates. An error names the template and the
+// line, as in `template: subject:1: unexpected "}" in operand`.
+func Parse(subject, text, html string) (*Templates, error) {
+	var t Templates
+	var err error
+	// An attribute the mapping does not have is a mistake in the template:
+	// it fails the preview instead of rendering as nothing.
+	if t.subject, err = texttemplate.New(SubjectKey).Option("missingkey=error").Parse(subject); err != nil {
+		return nil, err
+	}
+	if t.text, err = texttemplate.New(TextKey).Option("missingkey=error").Parse(text); err != nil {
+		return nil, err
+	}
+	if t.html, err = htmltemplate.New(HTMLKey).Option("missingkey=error").Parse(html); err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// Load reads the templates of spec.invitations.templates from configMaps;
+// the built-in default stands in for every key the ConfigMap lacks, and
+// for all three without a ConfigMap. A ConfigMap that is named but does
+// not exist is an error.
+func Load(ctx context.Context, configMaps kube.KeyReader, ref *v1alpha1.LocalObjectReference) (*Templates, error) {
+	src := map[string]string{SubjectKey: DefaultSubject, TextKey: DefaultText, HTMLKey: DefaultHTML}
+	if ref != nil {
+		found := 0
+		for key := range src {
+			b, err := configMaps(ctx, ref.Name, key)
+			switch {
+			case errors.Is(err, kube.ErrNotFound):
+				continue
+			case err != nil:
+				return nil, fmt.Errorf("spec.invitations.templates: %w", err)
+			}
+			src[key] = string(b)
+			found++
+		}
+		if found == 0 {
+			return nil, kube.NotFound("spec.invitations.templates: ConfigMap %s does not exist or has none of the keys subject, text, html", ref.Name)
+		}
+	}
+	return Parse(src[SubjectKey], src[TextKey], src[HTMLKey])
+}
+
+// Render renders the message for d.
+func (t *Templates) Render(d Data) (mail.Message, error) {
+	var subject, text, html bytes.Buffer
+	if err := t.subject.Execute(&subject, d); err != nil {
+		return mail.Message{}, err
+	}
+	if err := t.text.Execute(&text, d); err != nil {
+		return mail.Message{}, err
+	}
+	if err := t.html.Execute(&html, d); err != nil {
+		return mail.Message{}, err
+	}
+	// A subject is one line: a line break would end the header.
+	s := strings.Join(strings.Fields(subject.String()), " ")
+	return mail.Message{To: d.Address, Subject: s, Text: text.String(), HTML: html.String()}, nil
+}
+
+// Mailer is the engine's Inviter: it renders the templates for a user and
+// sends the message.
+type Mailer struct {
+	Templates    *Templates
+	Sender       *mail.Sender
+	Organization string
+	SignInURL    string
+	// MessageIDs, when set, is the Message-ID domain part and seed (the
+	// import's UID): a user's invitation of one import always has the
+	// same Message-ID.
+	MessageIDs string
+}
+
+var _ engine.Inviter = (*Mailer)(nil)
+
+func (m *Mailer) data(inv engine.Invitee) Data {
+	return Data{Identity: inv.Identity, Address: inv.Address, Attributes: inv.Attributes, Organization: m.Organization, SignInURL: m.SignInURL}
+}
+
+// Render renders the invitation of inv.
+func (m *Mailer) Render(inv engine.Invitee) error {
+	_, err := m.Templates.Render(m.data(inv))
+	return err
+}
+
+// Send renders and sends the invitation of inv. A recipient the relay
+// refuses for good, or whose template fails, is an
+// *engine.RecipientError.
+func (m *Mailer) Send(ctx context.Context, inv engine.Invitee) error {
+	msg, err := m.Templates.Render(m.data(inv))
+	if err != nil {
+		return &engine.RecipientError{Msg: "the template does not render: " + err.Error()}
+	}
+	if m.MessageIDs != "" {
+		sum := sha256.Sum256([]byte(m.MessageIDs + "\x00" + inv.Identity))
+		msg.ID = hex.EncodeToString(sum[:16]) + ".invitation@user-import-operator"
+	}
+	err = m.Sender.Send(ctx, msg)
+	var refused *mail.RefusedError
+	if errors.As(err, &refused) {
+		return &engine.RecipientError{Msg: refused.Error()}
+	}
+	return err
+}
