@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -241,4 +242,200 @@ func TestInvitationsExactlyOnceAcrossInterruptions(t *testing.T) {
 		t.Fatalf("%d users do not record their invitation", notStamped)
 	}
 	t.Logf("%d interruptions, %d while sending", interruptions, midSending)
+}
+
+// seedPending writes users straight into the table: uid, mail, state,
+// invited, active, all managed.
+func seedPending(t *testing.T, dsn, table string, rows [][5]any) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	b := &pgx.Batch{}
+	for _, r := range rows {
+		b.Queue("INSERT INTO "+table+" (uid, mail, given, state, invited, active, mark) VALUES ($1, $2, 'G', $3, $4, $5, 'uio')", r[0], r[1], r[2], r[3], r[4])
+	}
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Pending users are invited once per resendAfter; active users never;
+// users the file does not list are left alone.
+func TestPendingUsersHonourResendAfter(t *testing.T) {
+	relay := mailpit.Start(t)
+	dsn, table := usersTable(t)
+	now := time.Date(2026, 11, 29, 8, 0, 0, 0, time.UTC)
+	var rows [][5]any
+	want := map[string]bool{}
+	var file []string
+	add := func(i int, state string, invited any, active, invite bool) {
+		uid, addr := fmt.Sprintf("p%03d", i), fmt.Sprintf("pending%03d@example.com", i)
+		rows = append(rows, [5]any{uid, addr, state, invited, active})
+		file = append(file, uid+","+addr+",G")
+		if invite {
+			want[addr] = true
+		}
+	}
+	i := 0
+	for range 30 { // never invited
+		add(i, "pending", nil, true, true)
+		i++
+	}
+	for range 25 { // invited a day ago: too recent
+		add(i, "pending", now.Add(-24*time.Hour).Format(time.RFC3339), true, false)
+		i++
+	}
+	for range 20 { // invited ten days ago
+		add(i, "pending", now.Add(-240*time.Hour).Format(time.RFC3339), true, true)
+		i++
+	}
+	for range 5 { // just under resendAfter, and exactly at it
+		add(i, "pending", now.Add(-168*time.Hour+time.Minute).Format(time.RFC3339), true, false)
+		i++
+	}
+	add(i, "pending", now.Add(-168*time.Hour).Format(time.RFC3339), true, true)
+	i++
+	for range 9 { // owed since a failed import
+		add(i, "pending", engine.InvitationDue, true, true)
+		i++
+	}
+	for range 10 { // active users, long ago or never invited
+		add(i, "active", nil, true, false)
+		i++
+	}
+	seedPending(t, dsn, table, rows)
+	// Pending users the file does not list, one of them deactivated (a
+	// delta file that lists a deactivated user reactivates it).
+	seedPending(t, dsn, table, [][5]any{{"absent1", "absent1@example.com", "pending", nil, true}, {"absent2", "absent2@example.com", "pending", nil, false}})
+	content := "id,mail,given\n" + strings.Join(file, "\n") + "\n"
+
+	cfg := config(engine.InviteConfig{PendingUsers: true, AddressAttribute: "mail", InvitedAttribute: "invited",
+		PendingAttribute: "state", PendingValue: "pending", ResendAfter: 7 * 24 * time.Hour, Now: func() time.Time { return now }})
+	m, sender := mailer(t, relay, mailpit.Password)
+	defer sender.Close()
+	cfg.Invite.Inviter = m
+
+	// The preview counts and sends nothing.
+	res, err := engine.Run(context.Background(), input(content, nil), openSQL(t, dsn, table), cfg, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Invitations.PendingUsers != int64(len(want)) || res.Invitations.Sent != 0 || len(addressesOf(t, relay)) != 0 {
+		t.Fatalf("preview: %+v, want %d pending and nothing sent", res.Invitations, len(want))
+	}
+
+	res, err = engine.Run(context.Background(), input(content, nil), openSQL(t, dsn, table), cfg, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := addressesOf(t, relay)
+	for a := range want {
+		if got[a] != 1 {
+			t.Errorf("%s: %d invitations, want 1", a, got[a])
+		}
+	}
+	for a, k := range got {
+		if !want[a] {
+			t.Errorf("%s: %d invitations, want none", a, k)
+		}
+	}
+	if res.Invitations.Sent != int64(len(want)) || res.Invitations.PendingUsers != int64(len(want)) {
+		t.Fatalf("counts %+v, want %d sent", res.Invitations, len(want))
+	}
+
+	// At once again: everyone was invited within resendAfter.
+	res, err = engine.Run(context.Background(), input(content, nil), openSQL(t, dsn, table), cfg, false, nil)
+	if err != nil || res.Invitations.Sent != 0 {
+		t.Fatalf("a second run sent %d (%v)", res.Invitations.Sent, err)
+	}
+	// Eight days later the pending users are invited again.
+	later := now.Add(8 * 24 * time.Hour)
+	cfg.Invite.Now = func() time.Time { return later }
+	res, err = engine.Run(context.Background(), input(content, nil), openSQL(t, dsn, table), cfg, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wantAgain := int64(30 + 25 + 20 + 5 + 1 + 9); res.Invitations.Sent != wantAgain {
+		t.Fatalf("eight days later %d sent, want %d", res.Invitations.Sent, wantAgain)
+	}
+}
+
+// A relay that is down, or that refuses the password, does not undo or
+// fail the writes: the import completes, counts its invitations as
+// failed, names the relay's reason, and the next import invites the users
+// it missed. Neither error quotes an address.
+func TestRelayFailuresLeaveUsersWrittenAndOwed(t *testing.T) {
+	relay := mailpit.Start(t)
+	for _, tc := range []struct {
+		name   string
+		break_ func(*Mailer)
+		reason string
+	}{
+		{"down", func(m *Mailer) {
+			spec, secrets := relayOf(relay, mailpit.Password)
+			spec.Port = int32(closedPort(t))
+			m.Sender = mail.NewSender(spec, secrets, 2*time.Second)
+			m.Sender.Retries, m.Sender.Backoff = 1, 10*time.Millisecond
+		}, v1alpha1.ReasonMailUnreachable},
+		{"wrong password", func(m *Mailer) {
+			spec, secrets := relayOf(relay, "not-the-password")
+			m.Sender = mail.NewSender(spec, secrets, 2*time.Second)
+		}, v1alpha1.ReasonMailAuthenticationFailed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dsn, table := usersTable(t)
+			const n = 120
+			content := csvOf(n, func(i int) string {
+				if i%10 == 0 {
+					return ""
+				}
+				return fmt.Sprintf("%s-%03d@example.com", strings.ReplaceAll(tc.name, " ", ""), i)
+			})
+			cfg := config(engine.InviteConfig{NewUsers: true, AddressAttribute: "mail", InvitedAttribute: "invited"})
+			m, _ := mailer(t, relay, mailpit.Password)
+			tc.break_(m)
+			cfg.Invite.Inviter = m
+			before := len(addressesOf(t, relay))
+			res, err := engine.Run(context.Background(), input(content, nil), openSQL(t, dsn, table), cfg, false, nil)
+			if err != nil {
+				t.Fatalf("the import failed: %v", err)
+			}
+			inv := res.Invitations
+			if res.Counts.Created != n || inv.Sent != 0 || inv.Failed != n-n/10 || inv.NoAddress != n/10 || inv.RelayError == nil {
+				t.Fatalf("counts %+v, invitations %+v", res.Counts, inv)
+			}
+			if got := mail.ReasonOf(inv.RelayError); got != tc.reason {
+				t.Fatalf("reason %s, want %s (%v)", got, tc.reason, inv.RelayError)
+			}
+			if strings.Contains(inv.RelayError.Error(), "@example.com") {
+				t.Fatalf("the error quotes an address: %v", inv.RelayError)
+			}
+			// The next import, with the relay back, invites them.
+			good, sender := mailer(t, relay, mailpit.Password)
+			defer sender.Close()
+			cfg.Invite.Inviter = good
+			res, err = engine.Run(context.Background(), input(content, nil), openSQL(t, dsn, table), cfg, false, nil)
+			if err != nil || res.Invitations.Sent != n-n/10 || res.Counts.Created != 0 {
+				t.Fatalf("the next import: %+v %+v (%v)", res.Counts, res.Invitations, err)
+			}
+			if got := len(addressesOf(t, relay)) - before; got != n-n/10 {
+				t.Fatalf("%d addresses invited, want %d", got, n-n/10)
+			}
+		})
+	}
+}
+
+func closedPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	return p
 }

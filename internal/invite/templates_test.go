@@ -1,0 +1,102 @@
+package invite
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/engine"
+	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/testpeer/mailpit"
+)
+
+func configMap(data map[string]string) kube.KeyReader {
+	return func(_ context.Context, name, key string) ([]byte, error) {
+		if v, ok := data[key]; ok && name == "welcome" {
+			return []byte(v), nil
+		}
+		return nil, kube.NotFound("ConfigMap %s has no key %s", name, key)
+	}
+}
+
+// A template that does not parse is named with its line.
+func TestTemplateErrorsNameTheTemplateAndLine(t *testing.T) {
+	_, err := Load(context.Background(), configMap(map[string]string{"text": "Hello\n{{.Identity}\n"}), &v1alpha1.LocalObjectReference{Name: "welcome"})
+	if err == nil || !strings.Contains(err.Error(), "text:2") {
+		t.Fatalf("got %v, want an error naming text:2", err)
+	}
+	_, err = Load(context.Background(), configMap(nil), &v1alpha1.LocalObjectReference{Name: "welcome"})
+	if !errors.Is(err, kube.ErrNotFound) {
+		t.Fatalf("a missing ConfigMap: %v", err)
+	}
+}
+
+// The preview renders the templates against the first valid row: an
+// attribute the mapping does not have stops it with InvalidTemplate, and
+// nothing is sent.
+func TestPreviewRendersTheTemplates(t *testing.T) {
+	relay := mailpit.Start(t)
+	dsn, table := usersTable(t)
+	tpl, err := Load(context.Background(), configMap(map[string]string{"subject": "Welcome {{.Attributes.surname}}"}), &v1alpha1.LocalObjectReference{Name: "welcome"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, sender := mailer(t, relay, mailpit.Password)
+	defer sender.Close()
+	m.Templates = tpl
+	cfg := config(engine.InviteConfig{NewUsers: true, AddressAttribute: "mail", InvitedAttribute: "invited", Inviter: m})
+	content := "id,mail,given\n\"\",bad@example.com,x\nu1,u1@example.com,Ann\n"
+	_, err = engine.Run(context.Background(), input(content, nil), openSQL(t, dsn, table), cfg, true, nil)
+	var ie *engine.InputError
+	if !errors.As(err, &ie) || ie.Reason != v1alpha1.ReasonInvalidTemplate || !strings.Contains(err.Error(), "subject:1") || !strings.Contains(err.Error(), "surname") {
+		t.Fatalf("got %v, want InvalidTemplate naming subject:1 and the attribute", err)
+	}
+	if n := len(addressesOf(t, relay)); n != 0 {
+		t.Fatalf("the preview sent %d mails", n)
+	}
+}
+
+// What arrives: the subject and bodies rendered with the user's mapped
+// attributes; in the HTML body a name is text, never markup.
+func TestInvitationAsItArrives(t *testing.T) {
+	relay := mailpit.Start(t)
+	dsn, table := usersTable(t)
+	tpl, err := Load(context.Background(), configMap(map[string]string{
+		"subject": "Welcome to {{.Organization}}, {{.Attributes.given}}",
+		"html":    `<p>Hello {{.Attributes.given}}, sign in at <a href="{{.SignInURL}}">{{.SignInURL}}</a></p>`,
+	}), &v1alpha1.LocalObjectReference{Name: "welcome"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, sender := mailer(t, relay, mailpit.Password)
+	defer sender.Close()
+	m.Templates = tpl
+	cfg := config(engine.InviteConfig{NewUsers: true, AddressAttribute: "mail", InvitedAttribute: "invited", Inviter: m})
+	content := "id,mail,given\nu1,ann@example.com,<script>alert(1)</script>\n"
+	res, err := engine.Run(context.Background(), input(content, nil), openSQL(t, dsn, table), cfg, false, nil)
+	if err != nil || res.Invitations.Sent != 1 {
+		t.Fatalf("%+v %v", res.Invitations, err)
+	}
+	msgs, err := relay.Messages()
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("%d messages (%v)", len(msgs), err)
+	}
+	d, err := relay.Detail(msgs[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Subject != "Welcome to Example Corp, <script>alert(1)</script>" || d.To[0].Address != "ann@example.com" {
+		t.Fatalf("subject %q to %v", d.Subject, d.To)
+	}
+	if strings.Contains(d.HTML, "<script>") || !strings.Contains(d.HTML, "&lt;script&gt;") || !strings.Contains(d.HTML, `href="https://sso.example.com"`) {
+		t.Fatalf("HTML body not escaped as text: %s", d.HTML)
+	}
+	if !strings.Contains(d.Text, "You sign in as u1 at") || !strings.Contains(d.Text, "Example Corp") {
+		t.Fatalf("text body (the default): %s", d.Text)
+	}
+	if !strings.HasSuffix(d.MessageID, ".invitation@user-import-operator") {
+		t.Fatalf("Message-ID %q", d.MessageID)
+	}
+}
