@@ -391,7 +391,7 @@ type ErrorPolicy struct {
 }
 
 // Invitations says which users get an invitation mail.
-// +kubebuilder:validation:XValidation:rule="!(self.newUsers || self.pendingUsers) || size(self.addressAttribute) > 0",message="spec.invitations.addressAttribute must name the mapped attribute that holds the address when newUsers or pendingUsers is set"
+// +kubebuilder:validation:XValidation:rule="!((has(self.newUsers) && self.newUsers) || (has(self.pendingUsers) && self.pendingUsers)) || (has(self.addressAttribute) && size(self.addressAttribute) > 0)",message="spec.invitations.addressAttribute must name the mapped attribute that holds the address when newUsers or pendingUsers is set"
 type Invitations struct {
 	// newUsers sends an invitation to every user this import creates.
 	// +optional
@@ -542,16 +542,27 @@ type InvitationCounts struct {
 
 // InvitationStatus is what the invitations of an import came to.
 type InvitationStatus struct {
-	InvitationCounts `json:",inline"`
-	// sent is the number of invitations the mail relay accepted.
+	// sent is the number of invitations the mail relay accepted, over every
+	// worker of the import.
 	// +optional
 	Sent int64 `json:"sent,omitempty"`
 	// failed is the number of invitations not sent: refused for their
 	// recipient (each is a row error in the report) or not tried because
 	// the relay failed. Those users stay owed an invitation: the next
-	// import with pendingUsers invites them.
+	// import with newUsers or pendingUsers invites them.
 	// +optional
 	Failed int64 `json:"failed,omitempty"`
+	// noAddress is the number of users owed an invitation that have no
+	// address: they are not invited, and this is not an error.
+	// +optional
+	NoAddress int64 `json:"noAddress,omitempty"`
+	// reason and message say why invitations failed: the relay's reason
+	// (MailUnreachable, MailAuthenticationFailed, MailTLSError) or
+	// RecipientsRefused.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+	// +optional
+	Message string `json:"message,omitempty"`
 }
 
 // SentReport records a report mail.
@@ -747,7 +758,7 @@ type UserImportStatus struct {
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || !(oldSelf.status.phase in ['Completed', 'Cancelled', 'Failed']) || self.spec == oldSelf.spec",message="spec: the import is in a final phase (Completed, Cancelled or Failed); its spec cannot change",fieldPath=.spec
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || !(oldSelf.status.phase in ['Completed', 'Cancelled', 'Failed']) || (has(self.status) && has(self.status.phase) && self.status.phase == oldSelf.status.phase)",message="status.phase: an import in Completed, Cancelled or Failed is final and cannot move to another phase",fieldPath=.status.phase
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || oldSelf.status.phase != 'Importing' || (self.spec.directoryRef == oldSelf.spec.directoryRef && self.spec.source == oldSelf.spec.source && self.spec.format == oldSelf.spec.format && self.spec.mapping == oldSelf.spec.mapping && self.spec.mode == oldSelf.spec.mode && self.spec.missingUsers == oldSelf.spec.missingUsers && self.spec.safety == oldSelf.spec.safety && self.spec.errorPolicy == oldSelf.spec.errorPolicy && self.spec.invitations == oldSelf.spec.invitations && has(self.spec.statusColumn) == has(oldSelf.spec.statusColumn) && (!has(self.spec.statusColumn) || self.spec.statusColumn == oldSelf.spec.statusColumn) && self.spec.action in ['Import', 'Cancel'])",message="spec: the import is Importing; only spec.action may change, to Cancel",fieldPath=.spec
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || oldSelf.status.phase != 'Importing' || (self.spec.directoryRef == oldSelf.spec.directoryRef && self.spec.source == oldSelf.spec.source && self.spec.format == oldSelf.spec.format && self.spec.mapping == oldSelf.spec.mapping && self.spec.mode == oldSelf.spec.mode && self.spec.missingUsers == oldSelf.spec.missingUsers && self.spec.safety == oldSelf.spec.safety && self.spec.errorPolicy == oldSelf.spec.errorPolicy && self.spec.invitations == oldSelf.spec.invitations && self.spec.report == oldSelf.spec.report && has(self.spec.statusColumn) == has(oldSelf.spec.statusColumn) && (!has(self.spec.statusColumn) || self.spec.statusColumn == oldSelf.spec.statusColumn) && self.spec.action in ['Import', 'Cancel'])",message="spec: the import is Importing; only spec.action may change, to Cancel",fieldPath=.spec
 
 // UserImport is one import of one CSV file into one UserDirectory. It moves
 // Draft → PreviewPending → CreatingPreview → PreviewReady → ImportPending →

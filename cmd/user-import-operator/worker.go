@@ -127,6 +127,7 @@ func runWorkerInJob(ctx context.Context, key types.NamespacedName, stage worker.
 	if err != nil {
 		return worker.Outcome{}, err
 	}
+	cfg.ConfigMaps = kube.MountedConfigMaps(jobs.TemplatesDir)
 	fmt.Printf("%s of UserImport %s (generation %d)\n", stage, key, cfg.Import.Generation)
 	if src := cfg.Import.Spec.Source; sourceDir != "" && (src.ConfigMap != nil || src.Secret != nil) {
 		cfg.Source.MountedFile = filepath.Join(sourceDir, jobs.SourceFile)

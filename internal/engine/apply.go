@@ -49,7 +49,7 @@ func (p *pass) work(ctx context.Context, b *batch) {
 				// Only a RowError promises a message free of values.
 				msg = b.changes[i].Op.String() + " refused by the directory"
 			}
-			b.errs = append(b.errs, rowErr{RowError: RowError{Line: b.changes[i].Line, Msg: msg}, row: b.changeRow[i]})
+			b.errs = append(b.errs, rowErr{RowError: RowError{Line: b.changes[i].Line, Identity: b.changes[i].Identity, Msg: msg}, row: b.changeRow[i]})
 			continue
 		}
 		b.counts.count(b.changes[i].Op)
@@ -87,7 +87,7 @@ func (p *pass) resolve(ctx context.Context, b *batch) error {
 	for _, pr := range b.pending {
 		u, ok := users[pr.identity]
 		if ok && cfg.Directory.ManagedOnly && !u.Managed {
-			b.errs = append(b.errs, rowErr{RowError: RowError{Line: pr.line, Msg: p.unmanagedMsg()}, row: pr.row, plan: true})
+			b.errs = append(b.errs, rowErr{RowError: RowError{Line: pr.line, Identity: pr.identity, Msg: p.unmanagedMsg()}, row: pr.row, plan: true})
 			continue
 		}
 		c := directory.Change{Line: pr.line, Identity: pr.identity, ID: u.ID}
@@ -150,7 +150,7 @@ func (p *pass) checkCreates(ctx context.Context, b *batch) error {
 	keepRow := b.changeRow[:0]
 	for i, c := range b.changes {
 		if u, ok := users[c.Identity]; c.Op == directory.OpCreate && ok && !u.Managed {
-			b.errs = append(b.errs, rowErr{RowError: RowError{Line: c.Line, Msg: p.unmanagedMsg()}, row: b.changeRow[i], plan: true})
+			b.errs = append(b.errs, rowErr{RowError: RowError{Line: c.Line, Identity: c.Identity, Msg: p.unmanagedMsg()}, row: b.changeRow[i], plan: true})
 			continue
 		}
 		keep = append(keep, c)

@@ -59,10 +59,13 @@ type Input struct {
 }
 
 // RowError is a row that could not be imported. Msg names the line's
-// problem (attribute and rule), never a value.
+// problem (attribute and rule), never a value. Identity, when known, is
+// the row's identity: it goes to the report Secret and the report mail,
+// which may hold identities, never to logs, status or Events.
 type RowError struct {
-	Line int64
-	Msg  string
+	Line     int64
+	Identity string
+	Msg      string
 }
 
 // Sample is one planned change, for the preview report: attribute names

@@ -277,7 +277,7 @@ func (r *run) sendOne(ctx context.Context, inv Invitee, u directory.User, now fu
 	switch {
 	case errors.As(err, &refused):
 		out.Failed++
-		report.RowError(RowError{Line: inv.Line, Msg: "invitation not sent: " + refused.Msg})
+		report.RowError(RowError{Line: inv.Line, Identity: inv.Identity, Msg: "invitation not sent: " + refused.Msg})
 		return nil
 	case err != nil:
 		out.Failed++

@@ -57,7 +57,7 @@ func (p *pass) plan(ctx context.Context, m *mappedRow, send func(*batch) error) 
 	}
 	fail := func(msg string) {
 		if !replay {
-			b.errs = append(b.errs, rowErr{RowError: RowError{Line: line, Msg: msg}, row: row, plan: true})
+			b.errs = append(b.errs, rowErr{RowError: RowError{Line: line, Identity: strings.Clone(m.identity), Msg: msg}, row: row, plan: true})
 		}
 	}
 	switch {

@@ -190,6 +190,15 @@ func SecretNames(imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory) []string
 	if q := dir.Spec.SQL; q != nil {
 		add(q.DSN.Name)
 	}
+	// The relay's Secrets reach only workers that send mail.
+	if m := dir.Spec.Mail; m != nil && imp.Spec.Invitations.Enabled() {
+		if m.AuthPassword != nil {
+			add(m.AuthPassword.Name)
+		}
+		if m.CABundle != nil {
+			add(m.CABundle.Name)
+		}
+	}
 	src := imp.Spec.Source
 	if src.Secret != nil {
 		add(src.Secret.Name)
@@ -214,8 +223,9 @@ func SecretNames(imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory) []string
 }
 
 // volumes returns the worker's volumes and mounts: /tmp, one read-only
-// Secret volume per Secret under SecretsDir, and the source file of a
-// ConfigMap or Secret source under SourceDir.
+// Secret volume per Secret under SecretsDir, the invitation templates
+// under TemplatesDir, and the source file of a ConfigMap or Secret source
+// under SourceDir.
 func volumes(imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory) ([]corev1.Volume, []corev1.VolumeMount) {
 	vols := []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
 	mounts := []corev1.VolumeMount{{Name: "tmp", MountPath: TmpDir}}
@@ -226,6 +236,16 @@ func volumes(imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory) ([]corev1.Vo
 			Secret: &corev1.SecretVolumeSource{SecretName: name, DefaultMode: ptr.To[int32](0o440)},
 		}})
 		mounts = append(mounts, corev1.VolumeMount{Name: v, MountPath: SecretsDir + "/" + name, ReadOnly: true})
+	}
+
+	if t := imp.Spec.Invitations.Templates; t != nil && imp.Spec.Invitations.Enabled() {
+		vols = append(vols, corev1.Volume{Name: "templates", VolumeSource: corev1.VolumeSource{
+			ConfigMap: &corev1.ConfigMapVolumeSource{
+				LocalObjectReference: corev1.LocalObjectReference{Name: t.Name},
+				DefaultMode:          ptr.To[int32](0o440),
+			},
+		}})
+		mounts = append(mounts, corev1.VolumeMount{Name: "templates", MountPath: TemplatesDir + "/" + t.Name, ReadOnly: true})
 	}
 
 	src := imp.Spec.Source

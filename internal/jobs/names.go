@@ -36,6 +36,9 @@ const (
 	SourceDir = "/var/run/userimport/source"
 	// SourceFile is the name of the CSV file in SourceDir.
 	SourceFile = "data.csv"
+	// TemplatesDir holds the invitation templates ConfigMap: key K of
+	// ConfigMap C is the file TemplatesDir/C/K.
+	TemplatesDir = "/var/run/userimport/templates"
 	// TmpDir is a writable emptyDir where the worker downloads http sources.
 	TmpDir = "/tmp"
 	// EnvDirectory is the environment variable holding the JSON of the

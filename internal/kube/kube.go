@@ -46,22 +46,28 @@ func NotFound(format string, args ...any) error {
 
 // MountedSecrets reads Secrets mounted as volumes: key K of Secret S is
 // the file dir/S/K.
-func MountedSecrets(dir string) KeyReader {
+func MountedSecrets(dir string) KeyReader { return mounted("Secret", dir) }
+
+// MountedConfigMaps reads ConfigMaps mounted as volumes, as
+// MountedSecrets reads Secrets.
+func MountedConfigMaps(dir string) KeyReader { return mounted("ConfigMap", dir) }
+
+func mounted(kind, dir string) KeyReader {
 	return func(_ context.Context, name, key string) ([]byte, error) {
 		// A name like ".." would read outside dir: only what Kubernetes
 		// accepts as a Secret name and key is looked up.
 		if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
-			return nil, &keyError{msg: fmt.Sprintf("Secret name %q: %s", name, strings.Join(errs, "; ")), class: ErrInvalidName}
+			return nil, &keyError{msg: fmt.Sprintf("%s name %q: %s", kind, name, strings.Join(errs, "; ")), class: ErrInvalidName}
 		}
 		if errs := validation.IsConfigMapKey(key); len(errs) > 0 {
-			return nil, &keyError{msg: fmt.Sprintf("Secret %s key %q: %s", name, key, strings.Join(errs, "; ")), class: ErrInvalidName}
+			return nil, &keyError{msg: fmt.Sprintf("%s %s key %q: %s", kind, name, key, strings.Join(errs, "; ")), class: ErrInvalidName}
 		}
 		b, err := os.ReadFile(filepath.Join(dir, name, key))
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, NotFound("Secret %s has no key %s (looked in %s)", name, key, dir)
+			return nil, NotFound("%s %s has no key %s (looked in %s)", kind, name, key, dir)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("Secret %s key %s: %w", name, key, err)
+			return nil, fmt.Errorf("%s %s key %s: %w", kind, name, key, err)
 		}
 		return b, nil
 	}

@@ -2,8 +2,12 @@ package worker
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
+	"io"
+	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -17,6 +21,7 @@ import (
 	"github.com/userimport/user-import-operator/internal/csvsafe"
 	"github.com/userimport/user-import-operator/internal/engine"
 	"github.com/userimport/user-import-operator/internal/jobs"
+	"github.com/userimport/user-import-operator/internal/mail"
 	"github.com/userimport/user-import-operator/internal/source"
 )
 
@@ -29,6 +34,14 @@ const (
 	ReportChangesKey = "changes.csv"
 	// ReportSummaryKey holds the counts, one "name=value" a line.
 	ReportSummaryKey = "summary.txt"
+	// ReportOutcomeKey holds the outcome by row, in file order:
+	// "line,identity,action,error" rows, where action is create, update,
+	// deactivate, delete (planned, in a preview) or error. Rows whose user
+	// was unchanged are not listed. It is the report mail's attachment.
+	ReportOutcomeKey = "outcome.csv"
+	// ReportKeepChanges bounds the changes the outcome lists, so that the
+	// Secret stays under its 1 MiB; the counts are always complete.
+	ReportKeepChanges = 10000
 )
 
 // APISink writes a run's reports to the UserImport's status and to its
@@ -42,6 +55,10 @@ type APISink struct {
 	// ReportSecret is the name of the Secret, created by the controller,
 	// that the report goes to; empty means no report Secret.
 	ReportSecret string
+
+	// sentBefore is the number of invitations earlier workers of the
+	// import sent, read when this one started.
+	sentBefore int64
 }
 
 var _ Sink = (*APISink)(nil)
@@ -70,6 +87,9 @@ func (s *APISink) Started(ctx context.Context, file *source.File, resumed bool) 
 				st.Progress = &v1alpha1.ProgressStatus{}
 			}
 			st.Progress.Resumes++
+			if st.Invitations != nil {
+				s.sentBefore = st.Invitations.Sent
+			}
 		}
 	})
 }
@@ -126,10 +146,38 @@ func (s *APISink) Preview(ctx context.Context, imp *v1alpha1.UserImport, res eng
 			SpecDigest:     jobs.SpecDigest(imp.Spec),
 			CompletionTime: &now,
 		}
+		if imp.Spec.Invitations.Enabled() {
+			counts := res.Invitations.InvitationCounts
+			st.Preview.Invitations = &counts
+		}
 		if st.Source != nil {
 			st.Source.Rows = res.Counts.Rows
 		}
 	})
+}
+
+// Invitations records the invitations sent so far, those of earlier
+// workers included.
+func (s *APISink) Invitations(ctx context.Context, inv engine.Invitations) error {
+	return s.patchStatus(ctx, func(st *v1alpha1.UserImportStatus) {
+		st.Invitations = InvitationStatus(s.sentBefore, inv)
+	})
+}
+
+// InvitationStatus is the status of the invitations inv of a run, after
+// sentBefore sent by earlier runs. Failed and noAddress are the run's
+// own: each run finds again every invitation still owed.
+func InvitationStatus(sentBefore int64, inv engine.Invitations) *v1alpha1.InvitationStatus {
+	st := &v1alpha1.InvitationStatus{Sent: sentBefore + inv.Sent, Failed: inv.Failed, NoAddress: inv.NoAddress}
+	switch {
+	case inv.RelayError != nil:
+		st.Reason = mail.ReasonOf(inv.RelayError)
+		st.Message = fmt.Sprintf("%d invitations not sent: %v", inv.Failed, inv.RelayError)
+	case inv.Failed > 0:
+		st.Reason = v1alpha1.ReasonRecipientsRefused
+		st.Message = fmt.Sprintf("the mail relay refused %d recipients; their lines are in the report", inv.Failed)
+	}
+	return st
 }
 
 // Done records the final counts of an import.
@@ -158,24 +206,73 @@ func setCounts(p *v1alpha1.ProgressStatus, c engine.Counts) {
 }
 
 // ReportData renders the report: row errors, a sample of the planned
-// changes, and the counts. Its CSV files escape formula cells: an
-// identity such as "=cmd" is data, not a formula, in a spreadsheet.
+// changes, the outcome by row, and the counts. Its CSV files escape
+// formula cells: an identity such as "=cmd" is data, not a formula, in a
+// spreadsheet.
 func ReportData(res engine.Result, errs []engine.RowError) map[string][]byte {
-	var eb, cb bytes.Buffer
+	var eb, cb, ob bytes.Buffer
 	ew := csvsafe.NewWriter(&eb)
-	_ = ew.Write([]string{"line", "message"})
+	_ = ew.Write([]string{"line", "identity", "message"})
 	for _, e := range errs {
-		_ = ew.Write([]string{strconv.FormatInt(e.Line, 10), e.Msg})
+		_ = ew.Write([]string{strconv.FormatInt(e.Line, 10), e.Identity, e.Msg})
 	}
 	_ = ew.Flush()
 	cw := csvsafe.NewWriter(&cb)
 	_ = cw.Write([]string{"line", "op", "identity", "attributes"})
-	for _, c := range res.Samples {
+	for i, c := range res.Samples {
+		if i == sampleChanges {
+			break
+		}
 		_ = cw.Write([]string{strconv.FormatInt(c.Line, 10), c.Op.String(), c.Identity, strings.Join(c.Attributes, " ")})
 	}
 	_ = cw.Flush()
+	writeOutcome(&ob, res, errs)
 	c := res.Counts
 	summary := fmt.Sprintf("sha256=%s\ndryRun=%t\nrows=%d\ncreate=%d\nupdate=%d\nunchanged=%d\ndeactivate=%d\ndelete=%d\nerrors=%d\nmanagedUsers=%d\nplannedDeprovisions=%d\nsafetyStop=%t\n",
 		res.SHA256, res.DryRun, c.Rows, c.Created, c.Updated, c.Unchanged, c.Deactivated, c.Deleted, c.Failed, res.ManagedUsers, res.PlannedDeprovisions, res.SafetyStop)
-	return map[string][]byte{ReportErrorsKey: eb.Bytes(), ReportChangesKey: cb.Bytes(), ReportSummaryKey: []byte(summary)}
+	if i := res.Invitations; i != (engine.Invitations{}) {
+		summary += fmt.Sprintf("invitationsNewUsers=%d\ninvitationsPendingUsers=%d\ninvitationsNoAddress=%d\ninvitationsSent=%d\ninvitationsFailed=%d\n",
+			i.NewUsers, i.PendingUsers, i.NoAddress, i.Sent, i.Failed)
+	}
+	return map[string][]byte{ReportErrorsKey: eb.Bytes(), ReportChangesKey: cb.Bytes(), ReportOutcomeKey: ob.Bytes(), ReportSummaryKey: []byte(summary)}
+}
+
+// sampleChanges is the number of changes changes.csv lists.
+const sampleChanges = 100
+
+// writeOutcome writes the changes and the errors of a run merged by line.
+// Users a full import deprovisions (line 0) come last.
+func writeOutcome(w io.Writer, res engine.Result, errs []engine.RowError) {
+	type row struct {
+		line                     int64
+		identity, action, errMsg string
+	}
+	rows := make([]row, 0, len(res.Samples)+len(errs))
+	for _, c := range res.Samples {
+		rows = append(rows, row{c.Line, c.Identity, c.Op.String(), ""})
+	}
+	for _, e := range errs {
+		rows = append(rows, row{e.Line, e.Identity, "error", e.Msg})
+	}
+	order := func(l int64) int64 {
+		if l == 0 {
+			return math.MaxInt64
+		}
+		return l
+	}
+	slices.SortStableFunc(rows, func(a, b row) int { return cmp.Compare(order(a.line), order(b.line)) })
+	cw := csvsafe.NewWriter(w)
+	_ = cw.Write([]string{"line", "identity", "action", "error"})
+	for _, r := range rows {
+		line := strconv.FormatInt(r.line, 10)
+		if r.line == 0 {
+			line = ""
+		}
+		_ = cw.Write([]string{line, r.identity, r.action, r.errMsg})
+	}
+	listed := int64(len(res.Samples))
+	if c := res.Counts; c.Created+c.Updated+c.Deactivated+c.Deleted > listed {
+		_ = cw.Write([]string{"", "", "", fmt.Sprintf("%d more changes are not listed; the counts in the report are complete", c.Created+c.Updated+c.Deactivated+c.Deleted-listed)})
+	}
+	_ = cw.Flush()
 }

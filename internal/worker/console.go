@@ -67,6 +67,19 @@ func (s *ConsoleSink) Preview(_ context.Context, _ *v1alpha1.UserImport, res eng
 	c := res.Counts
 	fmt.Fprintf(s.Out, "preview: rows %d  create %d  update %d  unchanged %d  deactivate %d  delete %d  errors %d  (managed users %d)\n",
 		c.Rows, c.Created, c.Updated, c.Unchanged, c.Deactivated, c.Deleted, c.Failed, res.ManagedUsers)
+	if i := res.Invitations; i != (engine.Invitations{}) {
+		fmt.Fprintf(s.Out, "preview: invitations to new users %d  to pending users %d  no address %d\n", i.NewUsers, i.PendingUsers, i.NoAddress)
+	}
+	return nil
+}
+
+func (s *ConsoleSink) Invitations(_ context.Context, inv engine.Invitations) error {
+	st := InvitationStatus(0, inv)
+	fmt.Fprintf(s.Out, "invitations: sent %d  failed %d  no address %d", st.Sent, st.Failed, st.NoAddress)
+	if st.Reason != "" {
+		fmt.Fprintf(s.Out, "  (%s: %s)", st.Reason, st.Message)
+	}
+	fmt.Fprintln(s.Out)
 	return nil
 }
 

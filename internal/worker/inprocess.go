@@ -33,13 +33,14 @@ func InCluster(ctx context.Context, c client.Client, key types.NamespacedName, s
 	// the Secret may land after the run has read the import.
 	report := jobs.ReportSecretName(&imp)
 	return Config{
-		Stage:     stage,
-		Import:    &imp,
-		Directory: dir,
-		Secrets:   secrets,
-		Source:    src,
-		Open:      open.Open,
-		Sink:      &APISink{Client: c, Import: key, ReportSecret: report},
+		Stage:      stage,
+		Import:     &imp,
+		Directory:  dir,
+		Secrets:    secrets,
+		ConfigMaps: src.ConfigMaps,
+		Source:     src,
+		Open:       open.Open,
+		Sink:       &APISink{Client: c, Import: key, ReportSecret: report},
 	}, nil
 }
 

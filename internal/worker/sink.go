@@ -22,6 +22,9 @@ type Sink interface {
 	// Preview reports the result of a preview (or of an import stopped by
 	// the safety threshold) made for imp as the run read it.
 	Preview(ctx context.Context, imp *v1alpha1.UserImport, res engine.Result) error
+	// Invitations reports the invitations of an import so far, sent by
+	// this run.
+	Invitations(ctx context.Context, inv engine.Invitations) error
 	// Done reports the result of a finished import.
 	Done(ctx context.Context, res engine.Result) error
 }
@@ -88,6 +91,15 @@ func (r *reporter) RowError(e engine.RowError) {
 	r.errors = append(r.errors, e)
 }
 
+// Invitations passes the engine's invitation reports on.
+func (r *reporter) Invitations(inv engine.Invitations) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), reportTimeout)
+	defer cancel()
+	if err := r.sink.Invitations(ctx, inv); err != nil && r.err == nil {
+		r.err = err
+	}
+}
+
 // sortedErrors returns the kept row errors by line.
 func (r *reporter) sortedErrors() []engine.RowError {
 	sort.Slice(r.errors, func(i, j int) bool { return r.errors[i].Line < r.errors[j].Line })
@@ -124,6 +136,10 @@ func (t tee) Report(ctx context.Context, res engine.Result, errs []engine.RowErr
 
 func (t tee) Preview(ctx context.Context, imp *v1alpha1.UserImport, res engine.Result) error {
 	return t.each(func(s Sink) error { return s.Preview(ctx, imp, res) })
+}
+
+func (t tee) Invitations(ctx context.Context, inv engine.Invitations) error {
+	return t.each(func(s Sink) error { return s.Invitations(ctx, inv) })
 }
 
 func (t tee) Done(ctx context.Context, res engine.Result) error {

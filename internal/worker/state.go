@@ -99,6 +99,8 @@ func (s *StateFile) Report(context.Context, engine.Result, []engine.RowError) er
 
 func (s *StateFile) Preview(context.Context, *v1alpha1.UserImport, engine.Result) error { return nil }
 
+func (s *StateFile) Invitations(context.Context, engine.Invitations) error { return nil }
+
 // Done removes the state: a completed import is not resumed.
 func (s *StateFile) Done(context.Context, engine.Result) error {
 	if err := os.Remove(s.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {

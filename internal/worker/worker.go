@@ -9,14 +9,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
 	"github.com/userimport/user-import-operator/internal/directory/open"
 	"github.com/userimport/user-import-operator/internal/engine"
+	"github.com/userimport/user-import-operator/internal/invite"
 	"github.com/userimport/user-import-operator/internal/jobs"
 	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/mail"
 	"github.com/userimport/user-import-operator/internal/source"
 )
 
@@ -47,6 +50,8 @@ type Config struct {
 	Directory v1alpha1.UserDirectorySpec
 	// Secrets reads the Secrets the directory and source refer to.
 	Secrets kube.KeyReader
+	// ConfigMaps reads the invitation templates (spec.invitations.templates).
+	ConfigMaps kube.KeyReader
 	// Source says where the file is found and copied to.
 	Source source.Options
 	// Open opens the directory.
@@ -158,9 +163,18 @@ func run(ctx context.Context, cfg Config) (Outcome, error) {
 	}
 	defer dir.Close()
 	if v, ok := dir.(interface{ ValidateAttributes([]string) error }); ok {
-		if err := v.ValidateAttributes(mappedAttributes(imp.Spec)); err != nil {
+		if err := v.ValidateAttributes(append(mappedAttributes(imp.Spec), invitationAttributes(imp.Spec, cfg.Directory)...)); err != nil {
 			return Outcome{}, &jobs.Rejection{Reason: v1alpha1.ReasonInvalidMapping, Message: "spec.mapping: " + err.Error(), SHA256: file.SHA256}
 		}
+	}
+
+	var invites *engine.InviteConfig
+	if imp.Spec.Invitations.Enabled() {
+		var sender *mail.Sender
+		if invites, sender, err = invitations(ctx, cfg, file.SHA256); err != nil {
+			return Outcome{}, err
+		}
+		defer sender.Close()
 	}
 
 	f, err := file.Open()
@@ -176,6 +190,9 @@ func run(ctx context.Context, cfg Config) (Outcome, error) {
 	}
 	ecfg := engine.NewConfig(imp.Spec, cfg.Directory.Execution, open.Options(cfg.Directory))
 	ecfg.ProgressInterval = cfg.ProgressInterval
+	// The report lists the changes by row, up to a bound (ReportOutcomeKey).
+	ecfg.KeepSamples = ReportKeepChanges
+	ecfg.Invite = invites
 	rep := &reporter{ctx: ctx, sink: cfg.Sink, size: file.Size, resumed: out.Resumed, dryRun: dryRun}
 	res, err := engine.Run(ctx, in, dir, ecfg, dryRun, rep)
 	out.Result = res
@@ -217,6 +234,65 @@ func expectedSHA256(cfg Config) string {
 		return p.SHA256
 	}
 	return ""
+}
+
+// invitations builds what the engine needs to invite users: the relay and
+// the templates. A directory without spec.mail or spec.invitations, an
+// address attribute the mapping lacks, or templates that cannot be read
+// are refused before anything is written.
+func invitations(ctx context.Context, cfg Config, sha256 string) (*engine.InviteConfig, *mail.Sender, error) {
+	spec, dir := cfg.Import.Spec.Invitations, cfg.Directory
+	reject := func(reason, format string, args ...any) error {
+		return &jobs.Rejection{Reason: reason, Message: fmt.Sprintf(format, args...), SHA256: sha256}
+	}
+	if dir.Mail == nil || dir.Invitations == nil {
+		return nil, nil, reject(v1alpha1.ReasonInvitationsNotConfigured,
+			"spec.invitations: UserDirectory %s needs spec.mail (the relay) and spec.invitations (the invited attribute) to send invitations", cfg.Import.Spec.DirectoryRef.Name)
+	}
+	if !slices.Contains(mappedAttributes(cfg.Import.Spec), spec.AddressAttribute) {
+		return nil, nil, reject(v1alpha1.ReasonInvalidMapping, "spec.invitations.addressAttribute: %q is not an attribute of spec.mapping", spec.AddressAttribute)
+	}
+	configMaps := cfg.ConfigMaps
+	if configMaps == nil {
+		configMaps = func(_ context.Context, name, key string) ([]byte, error) {
+			return nil, kube.NotFound("ConfigMap %s has no key %s", name, key)
+		}
+	}
+	tpl, err := invite.Load(ctx, configMaps, spec.Templates)
+	if err != nil {
+		return nil, nil, reject(v1alpha1.ReasonInvalidTemplate, "spec.invitations.templates: %v", err)
+	}
+	resend := 7 * 24 * time.Hour
+	if spec.ResendAfter != nil {
+		resend = spec.ResendAfter.Duration
+	}
+	sender := mail.NewSender(dir.Mail, cfg.Secrets, mailTimeout)
+	m := &invite.Mailer{Templates: tpl, Sender: sender, Organization: spec.Organization, SignInURL: spec.SignInURL, MessageIDs: string(cfg.Import.UID)}
+	return &engine.InviteConfig{
+		NewUsers:         spec.NewUsers,
+		PendingUsers:     spec.PendingUsers,
+		AddressAttribute: spec.AddressAttribute,
+		InvitedAttribute: dir.Invitations.InvitedAttribute,
+		PendingAttribute: dir.Invitations.PendingAttribute,
+		PendingValue:     dir.Invitations.PendingValue,
+		ResendAfter:      resend,
+		Inviter:          m,
+	}, sender, nil
+}
+
+// mailTimeout bounds one exchange with the mail relay.
+const mailTimeout = 30 * time.Second
+
+// invitationAttributes lists the attributes invitations read and write.
+func invitationAttributes(spec v1alpha1.UserImportSpec, dir v1alpha1.UserDirectorySpec) []string {
+	if !spec.Invitations.Enabled() || dir.Invitations == nil {
+		return nil
+	}
+	attrs := []string{dir.Invitations.InvitedAttribute}
+	if dir.Invitations.PendingAttribute != "" {
+		attrs = append(attrs, dir.Invitations.PendingAttribute)
+	}
+	return attrs
 }
 
 // mappedAttributes lists the attributes the mapping writes.
