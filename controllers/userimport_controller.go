@@ -94,6 +94,14 @@ func (r *UserImportReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{}, r.Executor.Cancel(ctx, imp)
 	}
 
+	if phase, _ := reportDue(imp, r.Clock.Now()); phase != "" {
+		if err := r.sendReport(ctx, imp, phase); err != nil {
+			return ctrl.Result{}, err
+		}
+		// The record changed the import: decide on a fresh copy.
+		return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
+	}
+
 	run := &importRun{UserImportReconciler: r, imp: imp, status: newStatusPatch(r.Client, r.Recorder, imp)}
 	v, err := run.reconcile(ctx)
 	if errors.Is(err, errStale) {
@@ -108,7 +116,16 @@ func (r *UserImportReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{}, err
 	}
 	r.Metrics.Observe(req.String(), imp.Status.Phase, imp.Status.Progress)
-	return ctrl.Result{RequeueAfter: v.requeueAfter}, nil
+	// A phase just written may owe a report: the next reconcile, which
+	// reads it back, sends it.
+	requeue := v.requeueAfter
+	switch phase, wait := reportDue(imp, r.Clock.Now()); {
+	case phase != "":
+		requeue = 100 * time.Millisecond
+	case wait > 0 && (requeue == 0 || wait < requeue):
+		requeue = wait
+	}
+	return ctrl.Result{RequeueAfter: requeue}, nil
 }
 
 // event queues an Event about the import.
@@ -559,8 +576,29 @@ func (run *importRun) running(ctx context.Context, stage jobs.Stage) (verdict, e
 		return verdict{next: true}, nil
 	}
 	run.setPhase(v1alpha1.PhaseCompleted)
+	run.invitationsOutcome()
 	run.observeDuration("completed")
 	return verdict{state: conditions.Ready, reason: v1alpha1.ReasonSucceeded, message: "import completed: " + progressSummary(imp.Status.Progress)}, nil
+}
+
+// invitationsOutcome sets the condition InvitationsSent of a completed
+// import that sent invitations, and tells of it in an Event: counts and
+// reasons, never addresses.
+func (run *importRun) invitationsOutcome() {
+	imp := run.imp
+	inv := imp.Status.Invitations
+	if !imp.Spec.Invitations.Enabled() || inv == nil {
+		return
+	}
+	c := metav1.Condition{Type: v1alpha1.ConditionInvitationsSent, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonInvitationsSent,
+		Message: fmt.Sprintf("%d invitations sent; %d users owed one have no address", inv.Sent, inv.NoAddress), ObservedGeneration: imp.Generation}
+	eventType := corev1.EventTypeNormal
+	if inv.Failed > 0 {
+		c.Status, c.Reason, eventType = metav1.ConditionFalse, inv.Reason, corev1.EventTypeWarning
+		c.Message = fmt.Sprintf("%d invitations sent, %d not sent: %s; the users are written, and the next import with newUsers or pendingUsers invites them", inv.Sent, inv.Failed, inv.Message)
+	}
+	meta.SetStatusCondition(&imp.Status.Conditions, c)
+	run.event(eventType, c.Reason, c.Message)
 }
 
 // sourceChanged handles an import its worker refused before writing

@@ -575,6 +575,9 @@ type SentReport struct {
 	// attempts counts the tries to send it.
 	// +optional
 	Attempts int32 `json:"attempts,omitempty"`
+	// lastAttemptTime is when it was last tried.
+	// +optional
+	LastAttemptTime *metav1.Time `json:"lastAttemptTime,omitempty"`
 	// message says why the last try failed.
 	// +optional
 	Message string `json:"message,omitempty"`

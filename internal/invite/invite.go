@@ -123,7 +123,7 @@ func (t *Templates) Render(d Data) (mail.Message, error) {
 	}
 	// A subject is one line: a line break would end the header.
 	s := strings.Join(strings.Fields(subject.String()), " ")
-	return mail.Message{To: d.Address, Subject: s, Text: text.String(), HTML: html.String()}, nil
+	return mail.Message{To: []string{d.Address}, Subject: s, Text: text.String(), HTML: html.String()}, nil
 }
 
 // Mailer is the engine's Inviter: it renders the templates for a user and

@@ -109,7 +109,7 @@ func TestSenderDeliversAndRefusesOneRecipientAlone(t *testing.T) {
 	s := NewSender(relay(srv), secretsOf(mailpit.Password, srv.CAPEM), 5*time.Second)
 	defer s.Close()
 	send := func(to string) error {
-		return s.Send(ctx, Message{To: to, Subject: "Welcome", Text: "Hello", HTML: "<p>Hello</p>"})
+		return s.Send(ctx, Message{To: []string{to}, Subject: "Welcome", Text: "Hello", HTML: "<p>Hello</p>"})
 	}
 	for i := range 5 {
 		if err := send(fmt.Sprintf("user%d@example.com", i)); err != nil {
@@ -158,7 +158,7 @@ func TestSenderRetriesARelayThatIsDown(t *testing.T) {
 		time.Sleep(700 * time.Millisecond)
 		proxy.Up()
 	}()
-	if err := s.Send(context.Background(), Message{To: "user@example.com", Subject: "Welcome", Text: "Hello"}); err != nil {
+	if err := s.Send(context.Background(), Message{To: []string{"user@example.com"}, Subject: "Welcome", Text: "Hello"}); err != nil {
 		t.Fatalf("after the relay came back: %v", err)
 	}
 	msgs, err := srv.Messages()

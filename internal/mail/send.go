@@ -15,9 +15,9 @@ import (
 	"github.com/userimport/user-import-operator/internal/kube"
 )
 
-// Message is one mail to one recipient.
+// Message is one mail.
 type Message struct {
-	To      string
+	To      []string
 	Subject string
 	Text    string
 	// HTML, when set, is the alternative HTML body.
@@ -146,9 +146,9 @@ func (s *Sender) build(m Message) (*gomail.Msg, error) {
 			return nil, &directory.Error{Reason: v1alpha1.ReasonMailInvalidConfig, Err: fmt.Errorf("spec.mail.replyTo: %w", err)}
 		}
 	}
-	if err := msg.To(m.To); err != nil {
+	if err := msg.To(m.To...); err != nil {
 		// The address is personal data: the error names the problem only.
-		return nil, &RefusedError{Code: 0, Err: errors.New("the recipient is not a valid address")}
+		return nil, &RefusedError{Code: 0, Err: errors.New("a recipient is not a valid address")}
 	}
 	msg.Subject(m.Subject)
 	msg.SetBodyString(gomail.TypeTextPlain, m.Text)

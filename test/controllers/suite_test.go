@@ -324,3 +324,17 @@ func eventsFor(ns, name, reason string) []string {
 func condition(imp *uiov1.UserImport, t string) *metav1.Condition {
 	return meta.FindStatusCondition(imp.Status.Conditions, t)
 }
+
+// setAnnotation sets an annotation of imp, which wakes its reconciler
+// without a new generation.
+func setAnnotation(imp *uiov1.UserImport, key, value string) {
+	GinkgoHelper()
+	Eventually(func() error {
+		cur := getImport(imp)
+		if cur.Annotations == nil {
+			cur.Annotations = map[string]string{}
+		}
+		cur.Annotations[key] = value
+		return k8sClient.Update(ctx, cur)
+	}).Should(Succeed())
+}

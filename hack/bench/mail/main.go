@@ -66,7 +66,7 @@ func run(n, rounds int) error {
 	messages := make([]mail.Message, n)
 	for i := range messages {
 		messages[i] = mail.Message{
-			To:      fmt.Sprintf("person%05d@example.com", i),
+			To:      []string{fmt.Sprintf("person%05d@example.com", i)},
 			Subject: fmt.Sprintf("Welcome, Person %d", i),
 			Text:    fmt.Sprintf("Hello Person %d,\n\nyour account is ready: https://intranet.example.com/sign-in\n", i),
 			HTML:    fmt.Sprintf("<p>Hello Person %d,</p><p>your account is <a href=\"https://intranet.example.com/sign-in\">ready</a>.</p>", i),
@@ -132,7 +132,7 @@ func raw(ctx context.Context, srv *mailpit.Server, messages []mail.Message) (tim
 		if err := msg.From("HR onboarding <onboarding@example.com>"); err != nil {
 			return 0, err
 		}
-		if err := msg.To(m.To); err != nil {
+		if err := msg.To(m.To...); err != nil {
 			return 0, err
 		}
 		msg.Subject(m.Subject)
