@@ -274,3 +274,32 @@ func TestRejectionEndsTheJobWithoutRetries(t *testing.T) {
 		t.Fatalf("pod failure policy %+v", job.Spec.PodFailurePolicy)
 	}
 }
+
+// The relay's Secrets and the templates reach only a worker that sends
+// invitations.
+func TestBuildMountsTheRelayOnlyForInvitations(t *testing.T) {
+	imp, dir := fixture()
+	dir.Spec.Mail = &v1alpha1.MailRelay{Host: "smtp.example", From: "hr@example.com",
+		AuthUsername: "hr", AuthPassword: &v1alpha1.SecretKeyRef{Name: "smtp", Key: "password"}, CABundle: &v1alpha1.SecretKeyRef{Name: "smtp-ca", Key: "ca.crt"}}
+	imp.Spec.Invitations.Templates = &v1alpha1.LocalObjectReference{Name: "welcome"}
+	if got := SecretNames(imp, dir); !reflect.DeepEqual(got, []string{"scim-ca", "scim-token"}) {
+		t.Errorf("without invitations: %v", got)
+	}
+	imp.Spec.Invitations.NewUsers = true
+	if got := SecretNames(imp, dir); !reflect.DeepEqual(got, []string{"scim-ca", "scim-token", "smtp", "smtp-ca"}) {
+		t.Errorf("with invitations: %v", got)
+	}
+	job, err := Build(imp, dir, StageImport, settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mounted := false
+	for _, m := range job.Spec.Template.Spec.Containers[0].VolumeMounts {
+		if m.MountPath == TemplatesDir+"/welcome" && m.ReadOnly {
+			mounted = true
+		}
+	}
+	if !mounted {
+		t.Errorf("templates not mounted: %+v", job.Spec.Template.Spec.Containers[0].VolumeMounts)
+	}
+}

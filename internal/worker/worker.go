@@ -163,8 +163,12 @@ func run(ctx context.Context, cfg Config) (Outcome, error) {
 	}
 	defer dir.Close()
 	if v, ok := dir.(interface{ ValidateAttributes([]string) error }); ok {
-		if err := v.ValidateAttributes(append(mappedAttributes(imp.Spec), invitationAttributes(imp.Spec, cfg.Directory)...)); err != nil {
+		if err := v.ValidateAttributes(mappedAttributes(imp.Spec)); err != nil {
 			return Outcome{}, &jobs.Rejection{Reason: v1alpha1.ReasonInvalidMapping, Message: "spec.mapping: " + err.Error(), SHA256: file.SHA256}
+		}
+		if err := v.ValidateAttributes(invitationAttributes(imp.Spec, cfg.Directory)); err != nil {
+			return Outcome{}, &jobs.Rejection{Reason: v1alpha1.ReasonInvitationsNotConfigured,
+				Message: fmt.Sprintf("UserDirectory %s spec.invitations: %v", imp.Spec.DirectoryRef.Name, err), SHA256: file.SHA256}
 		}
 	}
 
