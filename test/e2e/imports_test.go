@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	uiov1 "github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/testpeer/mailpit"
 	"github.com/userimport/user-import-operator/internal/testpeer/postgres"
 )
 
@@ -357,6 +358,73 @@ var _ = Describe("Imports into a PostgreSQL directory", Ordered, ContinueOnFailu
 		imports = append(imports, imp)
 		table.expectUsers(ctx, want)
 	}, SpecTimeout(10*time.Minute))
+
+	It("sends invitations from its Job pod, and the report mail once, through a relay the pods reach", func(ctx SpecContext) {
+		relay, err := mailpit.StartAt(GinkgoT().TempDir(), podsAddress())
+		Expect(err).NotTo(HaveOccurred(), "hack/peers/install-mailpit.sh builds Mailpit")
+		DeferCleanup(relay.Stop)
+
+		const n = 200
+		rows := people(50000, n)
+		table := newTable(ctx, pg, "people_invited")
+		table.exec(ctx, "ALTER TABLE people_invited ADD COLUMN invited text")
+		dir := sqlDirectory(ctx, "invites", table, "", uiov1.ExecutionSettings{})
+		Expect(k8s.Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: testNamespace, Name: "relay"},
+			Data:       map[string][]byte{"password": []byte(mailpit.Password), "ca.crt": relay.CAPEM},
+		})).To(Succeed())
+		Eventually(func() error {
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(dir), dir); err != nil {
+				return err
+			}
+			dir.Spec.Mail = &uiov1.MailRelay{
+				Host: relay.Host, Port: int32(relay.SMTPPort),
+				CABundle:     &uiov1.SecretKeyRef{Name: "relay", Key: "ca.crt"},
+				AuthUsername: mailpit.User, AuthPassword: &uiov1.SecretKeyRef{Name: "relay", Key: "password"},
+				From: "HR onboarding <onboarding@example.com>", RateLimit: 50,
+			}
+			dir.Spec.Invitations = &uiov1.DirectoryInvitations{InvitedAttribute: "invited"}
+			return k8s.Update(ctx, dir)
+		}).WithContext(ctx).Should(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(dir), dir)).To(Succeed())
+			c := apimeta.FindStatusCondition(dir.Status.Conditions, uiov1.ConditionMailReady)
+			g.Expect(c).NotTo(BeNil())
+			g.Expect(c.Status).To(Equal(metav1.ConditionTrue), "MailReady: %s: %s", c.Reason, c.Message)
+		}).WithContext(ctx).WithTimeout(time.Minute).Should(Succeed())
+
+		csvConfigMap(ctx, "invites", csvFile(rows))
+		spec := importSpec("invites", "invites", uiov1.ModeDelta, uiov1.ActionImport)
+		spec.Invitations = uiov1.Invitations{NewUsers: true, AddressAttribute: "email", Organization: "Example Corp", SignInURL: "https://intranet.example.com"}
+		spec.Report = uiov1.ReportMail{Recipients: []string{"hr-team@example.com"}}
+		imp := newImport(ctx, "invites", spec)
+		waitPhase(ctx, imp, uiov1.PhaseCompleted, 5*time.Minute)
+		imports = append(imports, imp)
+		Expect(imp.Status.Invitations).NotTo(BeNil())
+		Expect(imp.Status.Invitations.Sent).To(BeEquivalentTo(n))
+		c := apimeta.FindStatusCondition(imp.Status.Conditions, uiov1.ConditionInvitationsSent)
+		Expect(c).NotTo(BeNil())
+		Expect(c.Status).To(Equal(metav1.ConditionTrue), c.Message)
+
+		want := map[string]int{"hr-team@example.com": 1}
+		for _, r := range rows {
+			want[strings.ToLower(strings.TrimSpace(r[1]))] = 1
+		}
+		got := func() map[string]int {
+			msgs, err := relay.Messages()
+			Expect(err).NotTo(HaveOccurred())
+			out := map[string]int{}
+			for _, m := range msgs {
+				for _, to := range m.To {
+					out[to.Address]++
+				}
+			}
+			return out
+		}
+		Eventually(got).WithContext(ctx).WithTimeout(time.Minute).Should(Equal(want), "one invitation per user and one report")
+		Consistently(got).WithContext(ctx).WithTimeout(5 * time.Second).Should(Equal(want), "nothing is sent twice")
+		report("invitations", "%d invitations from the Job pod and 1 report mail from the manager", n)
+	}, SpecTimeout(8*time.Minute))
 
 	It("reports a wrong password on the directory and on an import against it", func(ctx SpecContext) {
 		table := newTable(ctx, pg, "people_badauth")

@@ -62,14 +62,20 @@ func Start(t testing.TB) *Server {
 	return s
 }
 
-// StartIn starts a server whose files are kept in dir; Stop stops it.
-// args are more of Mailpit's flags.
+// StartIn starts a server on 127.0.0.1 whose files are kept in dir; Stop
+// stops it. args are more of Mailpit's flags.
 func StartIn(dir string, args ...string) (*Server, error) {
+	return StartAt(dir, "127.0.0.1", args...)
+}
+
+// StartAt starts a server listening on host, whose certificate is valid
+// for it, as StartIn does.
+func StartAt(dir, host string, args ...string) (*Server, error) {
 	bin := Binary()
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("mailpit is not installed at %s: run hack/peers/install-mailpit.sh", bin)
 	}
-	pair, err := testcert.New("mailpit")
+	pair, err := testcert.New("mailpit", host)
 	if err != nil {
 		return nil, err
 	}
@@ -81,15 +87,15 @@ func StartIn(dir string, args ...string) (*Server, error) {
 	if err := os.WriteFile(auth, []byte(User+":"+Password+"\n"), 0o600); err != nil {
 		return nil, err
 	}
-	smtpPort, err := freePort()
+	smtpPort, err := freePort(host)
 	if err != nil {
 		return nil, err
 	}
-	httpPort, err := freePort()
+	httpPort, err := freePort(host)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Host: "127.0.0.1", SMTPPort: smtpPort, APIURL: fmt.Sprintf("http://127.0.0.1:%d", httpPort), CAPEM: pair.CAPEM}
+	s := &Server{Host: host, SMTPPort: smtpPort, APIURL: "http://" + net.JoinHostPort(host, strconv.Itoa(httpPort)), CAPEM: pair.CAPEM}
 	s.cmd = exec.Command(bin,
 		"--smtp", net.JoinHostPort(s.Host, strconv.Itoa(smtpPort)),
 		"--listen", net.JoinHostPort(s.Host, strconv.Itoa(httpPort)),
@@ -215,8 +221,8 @@ func (s *Server) get(path string, v any) error {
 	return json.NewDecoder(resp.Body).Decode(v)
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+func freePort(host string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		return 0, err
 	}

@@ -22,8 +22,10 @@ type Pair struct {
 	CAPEM, CertPEM, KeyPEM []byte
 }
 
-// New makes a Pair valid for a day; name goes into the CA's subject.
-func New(name string) (*Pair, error) {
+// New makes a Pair valid for a day; name goes into the CA's subject. The
+// certificate is also valid for hosts (addresses or names), such as the
+// address pods of a local cluster reach a test server on.
+func New(name string, hosts ...string) (*Pair, error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -59,6 +61,13 @@ func New(name string) (*Pair, error) {
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
 		DNSNames:     []string{"localhost"},
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 	if err != nil {
