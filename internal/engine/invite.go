@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
@@ -19,10 +20,15 @@ import (
 // replaces it with the time it went out. A pass that is stopped and run
 // again therefore finds exactly the invitations still owed.
 //
-// One window is left: a worker killed (SIGKILL, out of memory) after the
-// relay accepted a message and before the directory recorded it sends
-// that one message again when resumed. A stopped worker (SIGTERM, as when
-// its pod is deleted) finishes the message in hand and its record first.
+// Messages go out one at a time on one connection; their records are
+// written beside them, a few per transaction, so that the directory's
+// round trips do not slow the sending. At most maxUnrecorded messages are
+// ever sent and not yet recorded. A stopped worker (SIGTERM, as when its
+// pod is deleted) finishes the message in hand and writes every record
+// before it ends, so a resumed one sends nothing twice. One window is
+// left: a worker killed outright (SIGKILL, out of memory) sends the
+// messages whose records were not written yet — at most maxUnrecorded —
+// again when resumed, with the same Message-ID.
 
 // InvitationDue is the invited attribute's value on a user that an import
 // created and has not invited yet.
@@ -99,9 +105,17 @@ type InvitationReporter interface {
 	Invitations(Invitations)
 }
 
-// sendTimeout bounds the send and record of one invitation, which go on
-// when the run is stopped.
+// sendTimeout bounds the send of one invitation, and one write of
+// records, which go on when the run is stopped.
 const sendTimeout = 60 * time.Second
+
+// maxUnrecorded bounds the invitations sent and not yet recorded; the
+// records are written recordBatch at a time, or after recordLinger.
+const (
+	maxUnrecorded = 16
+	recordBatch   = 8
+	recordLinger  = 20 * time.Millisecond
+)
 
 // markNew adds to the attributes of a user to create the marker of
 // managed users and, when new users are invited, the invitation due.
@@ -112,36 +126,55 @@ func (r *run) markNew(attrs directory.Attributes) {
 	}
 }
 
+// invitePass is the state of one invitation pass.
+type invitePass struct {
+	r      *run
+	ic     *InviteConfig
+	dry    bool
+	now    func() time.Time
+	report Reporter
+	// out is the planner's; Sent is kept by the recorder in sent.
+	out  Invitations
+	rec  *records
+	last time.Time
+}
+
 // invite runs the invitation pass.
 func (r *run) invite(ctx context.Context, dry bool, report Reporter) (Invitations, error) {
-	ic := r.cfg.Invite
-	now := ic.Now
-	if now == nil {
-		now = time.Now
+	p := &invitePass{r: r, ic: r.cfg.Invite, dry: dry, now: r.cfg.Invite.Now, report: report}
+	if p.now == nil {
+		p.now = time.Now
 	}
+	if !dry {
+		p.rec = r.newRecords(ctx, p.ic.InvitedAttribute, p.now)
+	}
+	err := p.scan(ctx)
+	if p.rec != nil {
+		// Every message sent is recorded before the pass ends, stopped
+		// or not.
+		if rerr := p.rec.close(); err == nil {
+			err = rerr
+		}
+		p.out.Sent = p.rec.sent.Load()
+	}
+	p.progress(true)
+	return p.out, err
+}
+
+// scan reads the file and invites its users, a batch at a time.
+func (p *invitePass) scan(ctx context.Context) error {
+	r := p.r
 	seen := newIDSet(0)
 	r.sets = append(r.sets, seen)
-	var (
-		out      Invitations
-		batch    []Invitee
-		rendered bool
-		last     time.Time
-	)
-	progress := func(final bool) {
-		ir, ok := report.(InvitationReporter)
-		if !ok || dry || (!final && time.Since(last) < r.cfg.ProgressInterval) {
-			return
-		}
-		last = time.Now()
-		ir.Invitations(out)
-	}
+	var batch []Invitee
+	rendered := false
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
-		err := r.inviteBatch(ctx, batch, dry, now, &out, report)
+		err := p.inviteBatch(ctx, batch)
 		batch = batch[:0]
-		progress(false)
+		p.progress(false)
 		return err
 	}
 	_, err := r.scanFile(ctx, func(c *chunk, rec *mapping.Record) {
@@ -158,9 +191,9 @@ func (r *run) invite(ctx context.Context, dry bool, report Reporter) (Invitation
 				continue
 			}
 			inv := r.invitee(m)
-			if dry && !rendered {
+			if p.dry && !rendered {
 				rendered = true
-				if err := ic.Inviter.Render(inv); err != nil {
+				if err := p.ic.Inviter.Render(inv); err != nil {
 					return &InputError{Reason: v1alpha1.ReasonInvalidTemplate, Err: err}
 				}
 			}
@@ -173,11 +206,25 @@ func (r *run) invite(ctx context.Context, dry bool, report Reporter) (Invitation
 		}
 		return nil
 	})
-	if err == nil {
-		err = flush()
+	if err != nil {
+		return err
 	}
-	progress(true)
-	return out, err
+	return flush()
+}
+
+// progress reports the invitations so far, at most once per progress
+// interval unless final.
+func (p *invitePass) progress(final bool) {
+	ir, ok := p.report.(InvitationReporter)
+	if !ok || p.dry || (!final && time.Since(p.last) < p.r.cfg.ProgressInterval) {
+		return
+	}
+	p.last = time.Now()
+	out := p.out
+	if p.rec != nil {
+		out.Sent = p.rec.sent.Load()
+	}
+	ir.Invitations(out)
 }
 
 // invitee is the Invitee of a mapped row, copied out of its chunk.
@@ -191,10 +238,9 @@ func (r *run) invitee(m *mappedRow) Invitee {
 }
 
 // inviteBatch looks the users of batch up and invites those owed an
-// invitation, one at a time: each sent invitation is recorded in the
-// directory before the next is sent.
-func (r *run) inviteBatch(ctx context.Context, batch []Invitee, dry bool, now func() time.Time, out *Invitations, report Reporter) error {
-	ic := r.cfg.Invite
+// invitation.
+func (p *invitePass) inviteBatch(ctx context.Context, batch []Invitee) error {
+	r, ic, out := p.r, p.ic, &p.out
 	ids := make([]string, len(batch))
 	for i, inv := range batch {
 		ids[i] = inv.Identity
@@ -209,7 +255,7 @@ func (r *run) inviteBatch(ctx context.Context, batch []Invitee, dry bool, now fu
 	}
 	for _, inv := range batch {
 		u, found := users[inv.Identity]
-		owed, pending := r.owed(u, found, dry, now())
+		owed, pending := r.owed(u, found, p.dry, p.now())
 		if !owed {
 			continue
 		}
@@ -223,7 +269,7 @@ func (r *run) inviteBatch(ctx context.Context, batch []Invitee, dry bool, now fu
 		default:
 			out.NewUsers++
 		}
-		if dry {
+		if p.dry {
 			continue
 		}
 		if out.RelayError != nil {
@@ -233,7 +279,7 @@ func (r *run) inviteBatch(ctx context.Context, batch []Invitee, dry bool, now fu
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := r.sendOne(ctx, inv, u, now, out, report); err != nil {
+		if err := p.send(ctx, inv, u); err != nil {
 			return err
 		}
 	}
@@ -265,40 +311,152 @@ func (r *run) owed(u directory.User, found, dry bool, now time.Time) (owed, pend
 	return true, true
 }
 
-// sendOne sends one invitation and records it. Once begun, the two go on
-// when ctx is cancelled, within sendTimeout: a stopped worker leaves no
-// message sent and not recorded.
-func (r *run) sendOne(ctx context.Context, inv Invitee, u directory.User, now func() time.Time, out *Invitations, report Reporter) error {
-	ic := r.cfg.Invite
+// send sends one invitation and hands its record to the recorder. Once
+// begun, a send goes on when ctx is cancelled, within sendTimeout.
+func (p *invitePass) send(ctx context.Context, inv Invitee, u directory.User) error {
+	if err := p.rec.reserve(); err != nil {
+		return err
+	}
 	held, cancel := context.WithTimeout(context.WithoutCancel(ctx), sendTimeout)
 	defer cancel()
-	err := ic.Inviter.Send(held, inv)
+	err := p.ic.Inviter.Send(held, inv)
 	var refused *RecipientError
 	switch {
 	case errors.As(err, &refused):
-		out.Failed++
-		report.RowError(RowError{Line: inv.Line, Identity: inv.Identity, Msg: "invitation not sent: " + refused.Msg})
-		return nil
+		p.rec.release()
+		p.out.Failed++
+		p.report.RowError(RowError{Line: inv.Line, Identity: inv.Identity, Msg: "invitation not sent: " + refused.Msg})
 	case err != nil:
-		out.Failed++
-		out.RelayError = err
-		return nil
+		p.rec.release()
+		p.out.Failed++
+		p.out.RelayError = err
+	default:
+		p.rec.add(directory.Change{Op: directory.OpUpdate, Line: inv.Line, Identity: inv.Identity, ID: u.ID})
 	}
-	stamp := directory.Change{Op: directory.OpUpdate, Line: inv.Line, Identity: inv.Identity, ID: u.ID,
-		Attributes: directory.Attributes{ic.InvitedAttribute: {now().UTC().Format(time.RFC3339)}}}
-	results, err := r.dir.Apply(held, []directory.Change{stamp})
-	if err == nil && len(results) == 1 && results[0].Err != nil {
-		err = results[0].Err
-		if !directory.IsChangeError(err) {
-			// Only a ChangeError promises a message free of values.
-			err = errors.New("the directory refused the update")
+	return nil
+}
+
+// records writes the records of sent invitations in the background, a
+// few per Apply. reserve bounds the messages sent and not yet recorded.
+type records struct {
+	dir   directory.Directory
+	attr  string
+	now   func() time.Time
+	ctx   context.Context
+	slots chan struct{}
+	queue chan directory.Change
+	done  chan struct{}
+	err   error // set by the recorder goroutine, read after done
+	sent  atomic.Int64
+	// failed is set once a record could not be written: no message may
+	// be sent after it, or a resumed run would send it again unknowingly.
+	failed atomic.Bool
+}
+
+func (r *run) newRecords(ctx context.Context, attr string, now func() time.Time) *records {
+	rec := &records{dir: r.dir, attr: attr, now: now, ctx: context.WithoutCancel(ctx),
+		slots: make(chan struct{}, maxUnrecorded), queue: make(chan directory.Change, maxUnrecorded), done: make(chan struct{})}
+	go rec.loop()
+	return rec
+}
+
+// reserve takes a slot for one message, waiting while maxUnrecorded are
+// unrecorded; it fails once a record could not be written.
+func (rec *records) reserve() error {
+	if rec.failed.Load() {
+		return rec.waitErr()
+	}
+	rec.slots <- struct{}{}
+	if rec.failed.Load() {
+		<-rec.slots
+		return rec.waitErr()
+	}
+	return nil
+}
+
+func (rec *records) release() { <-rec.slots }
+
+// add queues the record of a sent message, whose slot it holds.
+func (rec *records) add(c directory.Change) {
+	c.Attributes = directory.Attributes{rec.attr: {rec.now().UTC().Format(time.RFC3339)}}
+	rec.queue <- c
+}
+
+// waitErr stops the recorder and returns its error.
+func (rec *records) waitErr() error {
+	close(rec.queue)
+	<-rec.done
+	rec.queue = nil
+	return rec.err
+}
+
+// close writes the records queued and returns the first failure.
+func (rec *records) close() error {
+	if rec.queue == nil {
+		return rec.err
+	}
+	close(rec.queue)
+	<-rec.done
+	rec.queue = nil
+	return rec.err
+}
+
+func (rec *records) loop() {
+	defer close(rec.done)
+	for c := range rec.queue {
+		// A record waits a little for others, so that one transaction
+		// holds several: each costs the directory a commit.
+		batch := []directory.Change{c}
+		linger := time.NewTimer(recordLinger)
+	more:
+		for len(batch) < recordBatch {
+			select {
+			case c, ok := <-rec.queue:
+				if !ok {
+					break more
+				}
+				batch = append(batch, c)
+			case <-linger.C:
+				break more
+			}
+		}
+		linger.Stop()
+		if rec.err == nil {
+			rec.err = rec.write(batch)
+			if rec.err != nil {
+				rec.failed.Store(true)
+			}
+		}
+		for range batch {
+			<-rec.slots
 		}
 	}
-	if err != nil {
-		// The mail went out but is not recorded: the run must stop, or a
-		// resumed one would send it again without knowing.
-		return fmt.Errorf("line %d: recording the invitation sent in %s: %w", inv.Line, ic.InvitedAttribute, err)
+}
+
+// write records a batch of sent invitations.
+func (rec *records) write(batch []directory.Change) error {
+	ctx, cancel := context.WithTimeout(rec.ctx, sendTimeout)
+	defer cancel()
+	results, err := rec.dir.Apply(ctx, batch)
+	if err == nil && len(results) != len(batch) {
+		err = fmt.Errorf("%d results for %d records", len(results), len(batch))
 	}
-	out.Sent++
+	if err != nil {
+		// The mails went out but are not recorded: the run must stop, or a
+		// resumed one would send them again without knowing.
+		return fmt.Errorf("recording invitations sent in %s: %w", rec.attr, err)
+	}
+	for i, res := range results {
+		if res.Err == nil {
+			rec.sent.Add(1)
+			continue
+		}
+		msg := "the directory refused the update"
+		if directory.IsChangeError(res.Err) {
+			// Only a ChangeError promises a message free of values.
+			msg = res.Err.Error()
+		}
+		return fmt.Errorf("line %d: recording the invitation sent in %s: %s", batch[i].Line, rec.attr, msg)
+	}
 	return nil
 }
