@@ -72,6 +72,7 @@ type DirectoryInvitations struct {
 	// +kubebuilder:validation:MaxLength=256
 	// +optional
 	PendingAttribute string `json:"pendingAttribute,omitempty"`
+	// pendingValue is the value of pendingAttribute on a pending user.
 	// +kubebuilder:validation:MaxLength=256
 	// +optional
 	PendingValue string `json:"pendingValue,omitempty"`

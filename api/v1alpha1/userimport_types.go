@@ -411,7 +411,7 @@ type Invitations struct {
 
 	// resendAfter is the least time between two invitations to a pending
 	// user; defaults to 7 days.
-	// +kubebuilder:default="168h"
+	// +kubebuilder:default="168h0m0s"
 	// +optional
 	ResendAfter *metav1.Duration `json:"resendAfter,omitempty"`
 
@@ -449,7 +449,7 @@ type ReportMail struct {
 	// on lists the phases whose reaching sends the report: any of
 	// PreviewReady, Completed, Failed. Defaults to Completed and Failed.
 	// +kubebuilder:validation:MaxItems=3
-	// +kubebuilder:validation:items:Enum=PreviewReady;Completed;Failed
+	// +kubebuilder:validation:XValidation:rule="self.all(p, p in ['PreviewReady', 'Completed', 'Failed'])",message="spec.report.on: only PreviewReady, Completed and Failed are reported"
 	// +listType=set
 	// +optional
 	On []ImportPhase `json:"on,omitempty"`
@@ -561,6 +561,8 @@ type InvitationStatus struct {
 	// RecipientsRefused.
 	// +optional
 	Reason string `json:"reason,omitempty"`
+	// message says, in words, what failed and how many invitations it
+	// kept from being sent; never an address.
 	// +optional
 	Message string `json:"message,omitempty"`
 }

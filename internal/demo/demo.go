@@ -227,8 +227,8 @@ func column(n int64) string {
 // watchImport prints the import's row of `kubectl get userimports` (the
 // CRD's printer columns) each time it changes, until it is final.
 func watchImport(ctx context.Context, c client.Client, out io.Writer, key types.NamespacedName) (v1alpha1.ImportPhase, error) {
-	const format = "%-20s %-16s %-6s %-16s %-9s %-8s %-8s %-7s %s\n"
-	fmt.Fprintf(out, format, "NAME", "DIRECTORY", "MODE", "PHASE", "PROGRESS", "CREATED", "UPDATED", "FAILED", "AGE")
+	const format = "%-20s %-16s %-6s %-16s %-9s %-8s %-8s %-7s %-8s %s\n"
+	fmt.Fprintf(out, format, "NAME", "DIRECTORY", "MODE", "PHASE", "PROGRESS", "CREATED", "UPDATED", "FAILED", "INVITED", "AGE")
 	last := ""
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
@@ -241,8 +241,12 @@ func watchImport(ctx context.Context, c client.Client, out io.Writer, key types.
 		if imp.Status.Progress != nil {
 			p = *imp.Status.Progress
 		}
+		var invited int64
+		if i := imp.Status.Invitations; i != nil {
+			invited = i.Sent
+		}
 		row := []any{imp.Name, imp.Spec.DirectoryRef.Name, imp.Spec.Mode, imp.Status.Phase,
-			column(int64(p.Percent)), column(p.Created), column(p.Updated), column(p.Failed)}
+			column(int64(p.Percent)), column(p.Created), column(p.Updated), column(p.Failed), column(invited)}
 		// The age alone changing is no news.
 		if line := fmt.Sprint(row...); line != last {
 			age := duration.HumanDuration(time.Since(imp.CreationTimestamp.Time))

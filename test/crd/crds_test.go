@@ -179,11 +179,14 @@ var _ = Describe("The CustomResourceDefinitions", func() {
 			ui.Status.Progress = &uiov1.ProgressStatus{
 				RowsTotal: 100, RowsProcessed: 42, Percent: 42, ChangeCounts: uiov1.ChangeCounts{Created: 7, Updated: 2, Failed: 1},
 			}
+			ui.Status.Invitations = &uiov1.InvitationStatus{Sent: 5, Failed: 2}
 			Expect(k8sClient.Status().Update(ctx, ui)).To(Succeed())
 
 			table := getTable("userimports", ui.Name)
+			// The table has every column; kubectl shows Not-Invited with
+			// -o wide (priority 1).
 			Expect(columnNames(table)).To(Equal([]string{
-				"Name", "Directory", "Mode", "Phase", "Progress", "Created", "Updated", "Failed", "Age",
+				"Name", "Directory", "Mode", "Phase", "Progress", "Created", "Updated", "Failed", "Invited", "Not-Invited", "Age",
 			}))
 			row := cells(table)
 			Expect(row["Name"]).To(Equal(ui.Name))
@@ -194,6 +197,8 @@ var _ = Describe("The CustomResourceDefinitions", func() {
 			Expect(row["Created"]).To(BeEquivalentTo(7))
 			Expect(row["Updated"]).To(BeEquivalentTo(2))
 			Expect(row["Failed"]).To(BeEquivalentTo(1))
+			Expect(row["Invited"]).To(BeEquivalentTo(5))
+			Expect(row["Not-Invited"]).To(BeEquivalentTo(2))
 			Expect(row["Age"]).NotTo(BeEmpty())
 		})
 

@@ -73,6 +73,12 @@ var _ = Describe("Validation by the API server", func() {
 		Entry("two mapping entries for one attribute", func(ui *uiov1.UserImport) {
 			ui.Spec.Mapping = append(ui.Spec.Mapping, mapping("name.givenName", "given_name", false))
 		}, "spec.mapping[2]", "Duplicate value"),
+		Entry("invitations without the attribute that holds the address", func(ui *uiov1.UserImport) {
+			ui.Spec.Invitations = uiov1.Invitations{NewUsers: true}
+		}, "spec.invitations.addressAttribute must name the mapped attribute"),
+		Entry("a report on a phase that is not PreviewReady, Completed or Failed", func(ui *uiov1.UserImport) {
+			ui.Spec.Report = uiov1.ReportMail{Recipients: []string{"hr@example.com"}, On: []uiov1.ImportPhase{uiov1.PhaseImporting}}
+		}, "spec.report.on"),
 		Entry("an unknown mode", func(ui *uiov1.UserImport) {
 			ui.Spec.Mode = "Incremental"
 		}, `spec.mode: Unsupported value: "Incremental"`, `"Full", "Delta"`),
