@@ -422,7 +422,7 @@ var _ = Describe("Imports into a PostgreSQL directory", Ordered, ContinueOnFailu
 			return out
 		}
 		Eventually(got).WithContext(ctx).WithTimeout(time.Minute).Should(Equal(want), "one invitation per user and one report")
-		Consistently(got).WithContext(ctx).WithTimeout(5 * time.Second).Should(Equal(want), "nothing is sent twice")
+		Consistently(got).WithContext(ctx).WithTimeout(5*time.Second).Should(Equal(want), "nothing is sent twice")
 		report("invitations", "%d invitations from the Job pod and 1 report mail from the manager", n)
 	}, SpecTimeout(8*time.Minute))
 
