@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"fmt"
-	"os"
 	"sync/atomic"
 	"testing"
 
@@ -22,13 +21,7 @@ var (
 	pgTables atomic.Int64
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if err := pgShared.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "stopping the PostgreSQL test peer:", err)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pgShared.Main(m) }
 
 // startPostgres makes a users table holding users in the package's
 // PostgreSQL server and returns the SQL provider on it, scope Managed and

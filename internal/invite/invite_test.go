@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,13 +31,7 @@ var (
 	pgTables atomic.Int64
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if err := pgShared.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "stopping the PostgreSQL test peer:", err)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pgShared.Main(m) }
 
 // usersTable creates a users table (uid, mail, given, mark, invited,
 // state) in the package's PostgreSQL server and returns its DSN and name.

@@ -29,13 +29,7 @@ var (
 	tableSeq atomic.Int64
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if err := pgShared.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "stop postgres:", err)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pgShared.Main(m) }
 
 func pg(t testing.TB) *postgres.Server { return pgShared.Get(t) }
 

@@ -86,6 +86,19 @@ func (s *Shared) Get(t testing.TB) *Server {
 	return s.srv
 }
 
+// Main runs the tests of a package that share s, stops the server and
+// exits: a package's TestMain is `func TestMain(m *testing.M) { shared.Main(m) }`.
+func (s *Shared) Main(m *testing.M) {
+	code := m.Run()
+	if err := s.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "stopping the PostgreSQL test peer:", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
 // Stop stops the server if it was started.
 func (s *Shared) Stop() error {
 	if s.srv == nil {
