@@ -66,7 +66,7 @@ test-e2e: $(KUSTOMIZE) ## Run the e2e suite on a local single-node cluster (Linu
 	KUSTOMIZE=$(KUSTOMIZE) ./hack/cluster/e2e.sh
 
 .PHONY: bench
-bench: ## Run the benchmarks (BENCH=engine|ldap|scim|mail for one); prints BENCH lines.
+bench: ## Run the benchmarks (BENCH=engine|ldap|scim|mail|postgres for one); prints BENCH lines.
 	./hack/bench.sh $(BENCH)
 
 ##@ Build

@@ -20,7 +20,63 @@ type stmt struct {
 	// row matched is a row error.
 	mustMatch bool
 	id        string // ID of the user after the change
+	// insert, for a create, is its upsert in parts, so that consecutive
+	// creates of the same columns go in one multi-row statement.
+	insert *upsert
 }
+
+// upsert is "INSERT INTO t (cols) VALUES (row), (row)… ON CONFLICT …"
+// in parts: values are the value expressions of one row, "" for a
+// parameter (numbered when the statement is built).
+type upsert struct {
+	head   string
+	values []string
+	tail   string
+}
+
+// query renders the upsert of rows rows.
+func (u *upsert) query(d dialect, rows int) string {
+	var b strings.Builder
+	b.WriteString(u.head)
+	n := 0
+	for r := range rows {
+		if r > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('(')
+		for i, v := range u.values {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			if v == "" {
+				n++
+				v = d.placeholder(n)
+			}
+			b.WriteString(v)
+		}
+		b.WriteByte(')')
+	}
+	b.WriteString(u.tail)
+	return b.String()
+}
+
+// params is the number of parameters of one row.
+func (u *upsert) params() int {
+	n := 0
+	for _, v := range u.values {
+		if v == "" {
+			n++
+		}
+	}
+	return n
+}
+
+// maxParams bounds the parameters of one statement: PostgreSQL takes at
+// most 65535, SQLite (SQLITE_MAX_VARIABLE_NUMBER) 32766.
+const maxParams = 32766
+
+// maxRowsPerInsert bounds the rows of one multi-row upsert.
+const maxRowsPerInsert = 1000
 
 // Apply writes a batch in one transaction. Creates are upserts on the
 // identity column, updates set only the attributes they carry,
@@ -90,19 +146,52 @@ func (s *Directory) applyTx(ctx context.Context, stmts []stmt, isolate bool) (re
 	// A batch repeats a few statement shapes: prepare each once (the
 	// transaction closes them when it ends).
 	prepared := map[string]*stdsql.Stmt{}
+	prepare := func(q string) (*stdsql.Stmt, error) {
+		p, ok := prepared[q]
+		if !ok {
+			var err error
+			if p, err = tx.PrepareContext(ctx, q); err != nil {
+				return nil, err
+			}
+			prepared[q] = p
+		}
+		return p, nil
+	}
 	results = make([]directory.Result, len(stmts))
-	for i, st := range stmts {
+	for i := 0; i < len(stmts); i++ {
+		st := stmts[i]
+		if n := s.sameInserts(stmts[i:]); !isolate && n > 1 {
+			// Consecutive creates of the same columns go in one statement:
+			// one round trip instead of n. A row the database refuses fails
+			// the statement, and the batch is written again row by row.
+			args := make([]any, 0, n*len(st.args))
+			for _, o := range stmts[i : i+n] {
+				args = append(args, o.args...)
+			}
+			p, err := prepare(st.insert.query(s.d, n))
+			if err != nil {
+				return nil, false, err
+			}
+			if _, err := p.ExecContext(ctx, args...); err != nil {
+				if s.d.classify(err) != classRow {
+					return nil, false, err
+				}
+				return nil, true, nil
+			}
+			for k := i; k < i+n; k++ {
+				results[k].ID = stmts[k].id
+			}
+			i += n - 1
+			continue
+		}
 		if isolate {
 			if _, err := tx.ExecContext(ctx, "SAVEPOINT uio_row"); err != nil {
 				return nil, false, err
 			}
 		}
-		p, ok := prepared[st.query]
-		if !ok {
-			if p, err = tx.PrepareContext(ctx, st.query); err != nil {
-				return nil, false, err
-			}
-			prepared[st.query] = p
+		p, err := prepare(st.query)
+		if err != nil {
+			return nil, false, err
 		}
 		res, err := p.ExecContext(ctx, st.args...)
 		if err != nil {
@@ -142,6 +231,21 @@ func (s *Directory) applyTx(ctx context.Context, stmts []stmt, isolate bool) (re
 	return results, false, nil
 }
 
+// sameInserts is the number of creates at the start of stmts that have
+// the same SQL, within the bounds of one statement.
+func (s *Directory) sameInserts(stmts []stmt) int {
+	first := stmts[0]
+	if first.insert == nil {
+		return 0
+	}
+	limit := min(maxRowsPerInsert, maxParams/max(first.insert.params(), 1))
+	n := 1
+	for n < len(stmts) && n < limit && stmts[n].insert != nil && stmts[n].query == first.query {
+		n++
+	}
+	return n
+}
+
 // statement builds the SQL of one change. Columns are sorted so that the
 // same set of attributes gives the same SQL text (and a cached prepared
 // statement on PostgreSQL).
@@ -171,25 +275,30 @@ func (s *Directory) statement(c directory.Change) (stmt, error) {
 			}
 		}
 		cols := sortedKeys(vals)
-		var names, ph, set []string
+		var names, set []string
 		var args []any
-		for i, col := range cols {
+		u := &upsert{}
+		for _, col := range cols {
 			names = append(names, quote(col))
-			ph = append(ph, s.d.placeholder(i+1))
+			u.values = append(u.values, "")
 			args = append(args, vals[col])
 			if col != idCol {
 				set = append(set, quote(col)+" = excluded."+quote(col))
 			}
 		}
 		var active string
+		n := len(args)
 		active, args = s.activeValue(true, args)
+		if len(args) > n {
+			active = "" // a parameter
+		}
 		names = append(names, quote(s.active))
-		ph = append(ph, active)
+		u.values = append(u.values, active)
 		set = append(set, quote(s.active)+" = excluded."+quote(s.active))
-		q := "INSERT INTO " + s.qtable + " (" + strings.Join(names, ", ") + ") VALUES (" +
-			strings.Join(ph, ", ") + ") ON CONFLICT (" + quote(idCol) + ") DO UPDATE SET " + strings.Join(set, ", ")
+		u.head = "INSERT INTO " + s.qtable + " (" + strings.Join(names, ", ") + ") VALUES "
+		u.tail = " ON CONFLICT (" + quote(idCol) + ") DO UPDATE SET " + strings.Join(set, ", ")
 		id, _ := vals[idCol].(string)
-		return stmt{query: q, args: args, id: id}, nil
+		return stmt{query: u.query(s.d, 1), args: args, id: id, insert: u}, nil
 
 	case directory.OpUpdate:
 		vals := map[string]any{}

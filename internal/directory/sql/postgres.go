@@ -103,7 +103,8 @@ func (postgresDialect) classify(err error) errClass {
 	if errors.As(err, &pe) {
 		code := pe.Code
 		switch {
-		case strings.HasPrefix(code, "23"), strings.HasPrefix(code, "22"):
+		// 21000: two rows of one multi-row upsert with the same identity.
+		case strings.HasPrefix(code, "23"), strings.HasPrefix(code, "22"), code == "21000":
 			return classRow
 		case strings.HasPrefix(code, "28"):
 			return classAuth

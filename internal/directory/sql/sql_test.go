@@ -572,6 +572,43 @@ func TestConstraintViolationFailsOnlyThatRow(t *testing.T) {
 	})
 }
 
+// Consecutive creates go in one statement; a row the database refuses
+// among them fails alone, and the same identity twice in one batch is
+// written twice, the second winning, as one statement per row would.
+func TestMultiRowCreatesFailOnlyTheBadRow(t *testing.T) {
+	forDrivers(t, func(t *testing.T, e *env) {
+		d := e.open(t, e.spec(), defaultOpts())
+		taken := create("kim")
+		taken.Attributes["mail"] = []string{"taken@example.com"}
+		mustOK(t, mustApply(t, d, taken))
+
+		var batch []directory.Change
+		for i := range 50 {
+			batch = append(batch, create(fmt.Sprintf("u%02d", i)))
+		}
+		batch[20].Attributes["mail"] = []string{"taken@example.com"}
+		res := mustApply(t, d, batch...)
+		for i, r := range res {
+			if (i == 20) != (r.Err != nil) {
+				t.Fatalf("create %d: err %v", i, r.Err)
+			}
+		}
+		for i := range 50 {
+			if _, ok := lookup(t, d, fmt.Sprintf("u%02d", i)); ok == (i == 20) {
+				t.Fatalf("u%02d written %v", i, ok)
+			}
+		}
+
+		again := create("twice")
+		again.Attributes["givenName"] = []string{"Second"}
+		mustOK(t, mustApply(t, d, create("a1"), create("twice"), again, create("a2")))
+		u, ok := lookup(t, d, "twice")
+		if !ok || u.Attributes["givenName"][0] != "Second" {
+			t.Fatalf("twice = %v, %v; want the second create's values", u.Attributes, ok)
+		}
+	})
+}
+
 func TestConcurrentApply(t *testing.T) {
 	forDrivers(t, func(t *testing.T, e *env) {
 		d := e.open(t, e.spec(), defaultOpts())

@@ -1,0 +1,423 @@
+// Command postgres benchmarks the SQL directory at the limit of its
+// database: 1,000,000 new users (the HR generator's file) imported into
+// the PostgreSQL server of the test peers, against COPY of the same rows
+// into the same kind of table in the same run, each on a fresh table;
+// then an unchanged re-run of the same file (it must write nothing) and a
+// run with 5 % of the rows changed. The same file also goes into an
+// SQLite file, against one transaction of plain prepared inserts.
+//
+// Each measurement runs in a child process of its own (this binary, run
+// again with -child), so that the peak RSS (VmHWM) of an import is its
+// own. The last line printed is
+//
+//	BENCH postgres users=… import_s=… copy_s=… ratio=… noop_s=… noop_writes=… delta5_s=… peak_rss_mib=… sqlite_import_s=… sqlite_raw_s=… sqlite_ratio=… load1=…
+//
+// ratio is copy_s / import_s, sqlite_ratio sqlite_raw_s / sqlite_import_s:
+// 1 means the import costs nothing over the database's fastest way in.
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	stdsql "database/sql"
+	"encoding/csv"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/hack/bench/benchio"
+	"github.com/userimport/user-import-operator/internal/directory"
+	sqldir "github.com/userimport/user-import-operator/internal/directory/sql"
+	"github.com/userimport/user-import-operator/internal/engine"
+	"github.com/userimport/user-import-operator/internal/hrgen"
+	"github.com/userimport/user-import-operator/internal/testpeer/postgres"
+)
+
+const marker = "userImportManagedBy"
+
+func main() {
+	child := flag.String("child", "", "run one measurement: copy, import, sqlite-import or sqlite-raw")
+	file := flag.String("file", "", "CSV file (child)")
+	dsn := flag.String("dsn", "", "PostgreSQL DSN or SQLite file (child)")
+	table := flag.String("table", "", "table (child)")
+	rows := flag.Int("rows", 1_000_000, "users")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of each -child run to this file plus the child's name")
+	flag.Parse()
+	var err error
+	if *child != "" {
+		if *cpuprofile != "" {
+			if f, perr := os.Create(*cpuprofile + "." + *child); perr == nil && pprof.StartCPUProfile(f) == nil {
+				defer pprof.StopCPUProfile()
+			}
+		}
+		err = runChild(*child, *file, *dsn, *table)
+	} else {
+		err = parent(*rows, *cpuprofile)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench postgres:", err)
+		pprof.StopCPUProfile()
+		os.Exit(1)
+	}
+}
+
+func parent(rows int, cpuprofile string) error {
+	work, err := os.MkdirTemp("", "uio-bench-postgres-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	file, _, err := benchio.WriteCSV(work, "hr.csv", rows)
+	if err != nil {
+		return err
+	}
+	delta, err := writeDelta(work, rows, 5)
+	if err != nil {
+		return err
+	}
+	pg, err := postgres.StartProcess()
+	if err != nil {
+		return fmt.Errorf("%w (%s)", err, postgres.InstallHint)
+	}
+	defer pg.Stop()
+	ctx := context.Background()
+	for _, t := range []string{"users_copy", "users_import"} {
+		if err := createTable(ctx, v1alpha1.SQLDriverPostgres, pg.DSN, t); err != nil {
+			return err
+		}
+	}
+	run := func(mode, file, dsn, table string) (map[string]string, error) {
+		return child(mode, file, dsn, table, cpuprofile)
+	}
+	cp, err := run("copy", file, pg.DSN, "users_copy")
+	if err != nil {
+		return err
+	}
+	imp, err := run("import", file, pg.DSN, "users_import")
+	if err != nil {
+		return err
+	}
+	if imp["created"] != strconv.Itoa(rows) {
+		return fmt.Errorf("the import created %s users, want %d", imp["created"], rows)
+	}
+	before, err := tableWrites(ctx, pg.DSN, "users_import")
+	if err != nil {
+		return err
+	}
+	noop, err := run("import", file, pg.DSN, "users_import")
+	if err != nil {
+		return err
+	}
+	after, err := tableWrites(ctx, pg.DSN, "users_import")
+	if err != nil {
+		return err
+	}
+	// The engine's count of changes and the server's count of rows
+	// written must both be zero.
+	noopWrites := max(num(noop, "writes"), float64(after-before))
+	d5, err := run("import", delta, pg.DSN, "users_import")
+	if err != nil {
+		return err
+	}
+
+	db := filepath.Join(work, "users.db")
+	raw := filepath.Join(work, "raw.db")
+	for _, p := range []string{db, raw} {
+		if err := createTable(ctx, v1alpha1.SQLDriverSQLite, p, "users"); err != nil {
+			return err
+		}
+	}
+	sqliteImp, err := run("sqlite-import", file, db, "users")
+	if err != nil {
+		return err
+	}
+	sqliteRaw, err := run("sqlite-raw", file, raw, "users")
+	if err != nil {
+		return err
+	}
+
+	fmt.Printf("BENCH postgres users=%d import_s=%s copy_s=%s ratio=%.2f noop_s=%s noop_writes=%.0f delta5_s=%s delta5_updated=%s peak_rss_mib=%.0f sqlite_import_s=%s sqlite_raw_s=%s sqlite_ratio=%.2f load1=%s\n",
+		rows, imp["seconds"], cp["seconds"], num(cp, "seconds")/num(imp, "seconds"), noop["seconds"], noopWrites, d5["seconds"], d5["updated"],
+		max(num(imp, "peak_rss_mib"), num(noop, "peak_rss_mib"), num(d5, "peak_rss_mib")),
+		sqliteImp["seconds"], sqliteRaw["seconds"], num(sqliteRaw, "seconds")/num(sqliteImp, "seconds"), benchio.Load1())
+	return nil
+}
+
+// columns are the table's columns besides the identity: every column of
+// the file, and the marker of managed users.
+func columns() []string {
+	return append(append([]string{}, hrgen.Header[1:]...), marker)
+}
+
+func createTable(ctx context.Context, driver v1alpha1.SQLDriver, dsn, table string) error {
+	return sqldir.CreateTable(ctx, driver, dsn, sqldir.TableSpec{Table: table, IdentityColumn: hrgen.Header[0], Columns: columns()})
+}
+
+// writeDelta writes the file with percent of its rows changed.
+func writeDelta(dir string, rows int, percent float64) (string, error) {
+	path := filepath.Join(dir, fmt.Sprintf("hr-delta%g.csv", percent))
+	f, err := os.Create(path)
+	if err != nil {
+		return "", err
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	cw := csv.NewWriter(bw)
+	_ = cw.Write(hrgen.Header)
+	_ = benchio.Rows(rows, func(i int, row []string) error {
+		hrgen.Change(row, 2, i, percent)
+		return cw.Write(row)
+	})
+	cw.Flush()
+	return path, errors.Join(cw.Error(), bw.Flush(), f.Close())
+}
+
+// tableWrites is the number of rows the server inserted, updated or
+// deleted in table so far.
+func tableWrites(ctx context.Context, dsn, table string) (int64, error) {
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close(ctx)
+	var n int64
+	err = c.QueryRow(ctx, "SELECT n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_user_tables WHERE relname = $1", table).Scan(&n)
+	return n, err
+}
+
+// child runs one measurement in a process of its own and parses its
+// "RESULT k=v …" line.
+func child(mode, file, dsn, table, cpuprofile string) (map[string]string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"-child", mode, "-file", file, "-dsn", dsn, "-table", table}
+	if cpuprofile != "" {
+		args = append(args, "-cpuprofile", cpuprofile)
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", mode, err)
+	}
+	res := map[string]string{}
+	for _, l := range strings.Split(string(out), "\n") {
+		if rest, ok := strings.CutPrefix(l, "RESULT "); ok {
+			for _, kv := range strings.Fields(rest) {
+				k, v, _ := strings.Cut(kv, "=")
+				res[k] = v
+			}
+		}
+	}
+	fmt.Fprintf(os.Stderr, "%s %s %s: %v\n", mode, filepath.Base(file), table, res)
+	return res, nil
+}
+
+func num(res map[string]string, k string) float64 {
+	v, _ := strconv.ParseFloat(res[k], 64)
+	return v
+}
+
+func runChild(mode, file, dsn, table string) error {
+	ctx := context.Background()
+	start := time.Now()
+	var extra string
+	switch mode {
+	case "copy":
+		n, err := copyRows(ctx, file, dsn, table)
+		if err != nil {
+			return err
+		}
+		extra = fmt.Sprintf("rows=%d", n)
+	case "sqlite-raw":
+		n, err := sqliteInserts(file, dsn, table)
+		if err != nil {
+			return err
+		}
+		extra = fmt.Sprintf("rows=%d", n)
+	case "import", "sqlite-import":
+		driver := v1alpha1.SQLDriverPostgres
+		if mode == "sqlite-import" {
+			driver = v1alpha1.SQLDriverSQLite
+		}
+		res, err := importFile(ctx, file, driver, dsn, table)
+		if err != nil {
+			return err
+		}
+		c := res.Counts
+		extra = fmt.Sprintf("rows=%d created=%d updated=%d unchanged=%d failed=%d writes=%d", c.Rows, c.Created, c.Updated, c.Unchanged, c.Failed, benchio.Writes(c))
+	default:
+		return fmt.Errorf("unknown child %q", mode)
+	}
+	fmt.Printf("RESULT seconds=%.2f peak_rss_mib=%d %s\n", time.Since(start).Seconds(), peakRSS()/1024, extra)
+	return nil
+}
+
+// importFile runs a full import of file with the default execution
+// settings, every column mapped.
+func importFile(ctx context.Context, file string, driver v1alpha1.SQLDriver, dsn, table string) (engine.Result, error) {
+	opts := directory.Options{IdentityAttribute: hrgen.Header[0], ManagedOnly: true, MarkerAttribute: marker, MarkerValue: "user-import-operator", Concurrency: 4, MaxRetries: 3}
+	spec := &v1alpha1.SQLDirectory{Driver: driver, DSN: v1alpha1.SecretKeyRef{Name: "db", Key: "dsn"}, Table: table}
+	dir, err := sqldir.New(ctx, spec, opts, func(context.Context, string, string) ([]byte, error) { return []byte(dsn), nil })
+	if err != nil {
+		return engine.Result{}, err
+	}
+	defer dir.Close()
+	var mapping []v1alpha1.AttributeMapping
+	for i, col := range hrgen.Header {
+		mapping = append(mapping, v1alpha1.AttributeMapping{Attribute: col, Column: col, Identity: i == 0})
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return engine.Result{}, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return engine.Result{}, err
+	}
+	cfg := engine.Config{Mode: v1alpha1.ModeFull, MissingUsers: v1alpha1.MissingIgnore, Mapping: mapping, Directory: opts, BatchSize: 100, Concurrency: 4}
+	rep := &benchio.Reporter{Name: "import"}
+	res, err := engine.Run(ctx, engine.Input{File: f, SHA256: hex.EncodeToString(h.Sum(nil))}, dir, cfg, false, rep)
+	if err == nil && res.Counts.Failed > 0 {
+		err = fmt.Errorf("%d rows failed: %s", res.Counts.Failed, rep.FirstErrors())
+	}
+	return res, err
+}
+
+// records reads the data rows of file.
+func records(file string, fn func([]string) error) (int, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	r := csv.NewReader(bufio.NewReaderSize(f, 1<<20))
+	r.ReuseRecord = true
+	if _, err := r.Read(); err != nil {
+		return 0, err
+	}
+	n := 0
+	for {
+		rec, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+		if err := fn(rec); err != nil {
+			return n, err
+		}
+		n++
+	}
+}
+
+// copyRows copies the file's rows into table with COPY, streaming, the
+// marker set as an import sets it.
+func copyRows(ctx context.Context, file, dsn, table string) (int, error) {
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close(ctx)
+	f, err := os.Open(file)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	r := csv.NewReader(bufio.NewReaderSize(f, 1<<20))
+	if _, err := r.Read(); err != nil {
+		return 0, err
+	}
+	cols := append(append([]string{}, hrgen.Header...), marker)
+	src := &csvSource{r: r, row: make([]any, len(cols))}
+	n, err := c.CopyFrom(ctx, pgx.Identifier{table}, cols, src)
+	return int(n), err
+}
+
+type csvSource struct {
+	r   *csv.Reader
+	row []any
+	err error
+}
+
+func (s *csvSource) Next() bool {
+	rec, err := s.r.Read()
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			s.err = err
+		}
+		return false
+	}
+	for i, v := range rec {
+		s.row[i] = v
+	}
+	s.row[len(rec)] = "user-import-operator"
+	return true
+}
+
+func (s *csvSource) Values() ([]any, error) { return s.row, nil }
+func (s *csvSource) Err() error             { return s.err }
+
+// sqliteInserts inserts the file's rows in one transaction of prepared
+// inserts.
+func sqliteInserts(file, path, table string) (int, error) {
+	db, err := stdsql.Open("sqlite", path)
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	tx, err := db.Begin()
+	if err != nil {
+		return 0, err
+	}
+	cols := append(append([]string{}, hrgen.Header...), marker)
+	ph := strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ")
+	st, err := tx.Prepare("INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES (" + ph + ")")
+	if err != nil {
+		return 0, err
+	}
+	args := make([]any, len(cols))
+	n, err := records(file, func(rec []string) error {
+		for i, v := range rec {
+			args[i] = v
+		}
+		args[len(rec)] = "user-import-operator"
+		_, err := st.Exec(args...)
+		return err
+	})
+	if err != nil {
+		return n, err
+	}
+	return n, tx.Commit()
+}
+
+// peakRSS is this process's peak resident set size in KiB (VmHWM).
+func peakRSS() int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
+			return n
+		}
+	}
+	return 0
+}
