@@ -61,6 +61,9 @@ func New(assets string) (*Env, error) {
 	}
 	cfg, err := env.Start()
 	if err != nil {
+		// A control plane that started but refused the CRDs keeps running
+		// unless stopped here.
+		_ = env.Stop()
 		return nil, fmt.Errorf("starting the control plane (etcd, kube-apiserver from %s): %w", assets, err)
 	}
 	c, err := client.New(cfg, client.Options{Scheme: scheme.New()})
