@@ -54,12 +54,13 @@ func main() {
 	dsn := flag.String("dsn", "", "PostgreSQL DSN or SQLite file (child)")
 	table := flag.String("table", "", "table (child)")
 	rows := flag.Int("rows", 1_000_000, "users")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of each -child run to this file plus the child's name")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of each -child run to this path plus the child's name, table and file")
 	flag.Parse()
 	var err error
 	if *child != "" {
 		if *cpuprofile != "" {
-			if f, perr := os.Create(*cpuprofile + "." + *child); perr == nil && pprof.StartCPUProfile(f) == nil {
+			name := fmt.Sprintf("%s.%s.%s.%s.%d", *cpuprofile, *child, *table, strings.TrimSuffix(filepath.Base(*file), ".csv"), time.Now().Unix())
+			if f, perr := os.Create(name); perr == nil && pprof.StartCPUProfile(f) == nil {
 				defer pprof.StopCPUProfile()
 			}
 		}

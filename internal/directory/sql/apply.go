@@ -4,8 +4,10 @@ import (
 	"context"
 	stdsql "database/sql"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 
@@ -32,10 +34,61 @@ type upsert struct {
 	head   string
 	values []string
 	tail   string
+	// activeParam: the active column's value is a parameter (a status
+	// value), after those of the columns.
+	activeParam bool
+	queries     sync.Map // rows → query
+}
+
+type colValue struct {
+	col string
+	val any
+}
+
+// upsertOf returns the upsert of a create of the columns of vals (sorted).
+func (s *Directory) upsertOf(vals []colValue) *upsert {
+	var key strings.Builder
+	for _, v := range vals {
+		key.WriteString(v.col)
+		key.WriteByte(0)
+	}
+	if u, ok := s.upserts.Load(key.String()); ok {
+		return u.(*upsert)
+	}
+	idCol := s.identityColumn()
+	var names, set []string
+	u := &upsert{}
+	for _, v := range vals {
+		names = append(names, quote(v.col))
+		u.values = append(u.values, "")
+		if v.col != idCol {
+			set = append(set, quote(v.col)+" = excluded."+quote(v.col))
+		}
+	}
+	active, args := s.activeValue(true, nil)
+	if len(args) > 0 {
+		active, u.activeParam = "", true
+	}
+	names = append(names, quote(s.active))
+	u.values = append(u.values, active)
+	set = append(set, quote(s.active)+" = excluded."+quote(s.active))
+	u.head = "INSERT INTO " + s.qtable + " (" + strings.Join(names, ", ") + ") VALUES "
+	u.tail = " ON CONFLICT (" + quote(idCol) + ") DO UPDATE SET " + strings.Join(set, ", ")
+	got, _ := s.upserts.LoadOrStore(key.String(), u)
+	return got.(*upsert)
 }
 
 // query renders the upsert of rows rows.
 func (u *upsert) query(d dialect, rows int) string {
+	if q, ok := u.queries.Load(rows); ok {
+		return q.(string)
+	}
+	q := u.render(d, rows)
+	u.queries.Store(rows, q)
+	return q
+}
+
+func (u *upsert) render(d dialect, rows int) string {
 	var b strings.Builder
 	b.WriteString(u.head)
 	n := 0
@@ -96,11 +149,7 @@ func (s *Directory) Apply(ctx context.Context, changes []directory.Change) ([]di
 	}
 	stmts := make([]stmt, len(changes))
 	for i, c := range changes {
-		attrs := make([]string, 0, len(c.Attributes))
-		for a := range c.Attributes {
-			attrs = append(attrs, a)
-		}
-		if err := s.validate(sc, attrs); err != nil {
+		if err := s.validateOnce(sc, c.Attributes); err != nil {
 			return nil, err
 		}
 		st, err := s.statement(c)
@@ -143,10 +192,15 @@ func (s *Directory) applyTx(ctx context.Context, stmts []stmt, isolate bool) (re
 			_ = tx.Rollback()
 		}
 	}()
-	// A batch repeats a few statement shapes: prepare each once (the
-	// transaction closes them when it ends).
+	// A batch repeats a few statement shapes. PostgreSQL's driver keeps
+	// the statements it prepared on each connection, across transactions;
+	// SQLite's are prepared once per transaction here (it closes them when
+	// it ends).
 	prepared := map[string]*stdsql.Stmt{}
-	prepare := func(q string) (*stdsql.Stmt, error) {
+	exec := func(q string, args ...any) (stdsql.Result, error) {
+		if s.d.cachesStatements() {
+			return tx.ExecContext(ctx, q, args...)
+		}
 		p, ok := prepared[q]
 		if !ok {
 			var err error
@@ -155,7 +209,7 @@ func (s *Directory) applyTx(ctx context.Context, stmts []stmt, isolate bool) (re
 			}
 			prepared[q] = p
 		}
-		return p, nil
+		return p.ExecContext(ctx, args...)
 	}
 	results = make([]directory.Result, len(stmts))
 	for i := 0; i < len(stmts); i++ {
@@ -168,11 +222,7 @@ func (s *Directory) applyTx(ctx context.Context, stmts []stmt, isolate bool) (re
 			for _, o := range stmts[i : i+n] {
 				args = append(args, o.args...)
 			}
-			p, err := prepare(st.insert.query(s.d, n))
-			if err != nil {
-				return nil, false, err
-			}
-			if _, err := p.ExecContext(ctx, args...); err != nil {
+			if _, err := exec(st.insert.query(s.d, n), args...); err != nil {
 				if s.d.classify(err) != classRow {
 					return nil, false, err
 				}
@@ -189,11 +239,7 @@ func (s *Directory) applyTx(ctx context.Context, stmts []stmt, isolate bool) (re
 				return nil, false, err
 			}
 		}
-		p, err := prepare(st.query)
-		if err != nil {
-			return nil, false, err
-		}
-		res, err := p.ExecContext(ctx, st.args...)
+		res, err := exec(st.query, st.args...)
 		if err != nil {
 			if s.d.classify(err) != classRow {
 				return nil, false, err
@@ -231,6 +277,25 @@ func (s *Directory) applyTx(ctx context.Context, stmts []stmt, isolate bool) (re
 	return results, false, nil
 }
 
+// validateOnce validates the attributes of a change, each set of them
+// once per schema.
+func (s *Directory) validateOnce(sc *schema, attrs directory.Attributes) error {
+	names := make([]string, 0, len(attrs))
+	for a := range attrs {
+		names = append(names, a)
+	}
+	slices.Sort(names)
+	key := strings.Join(names, "\x00")
+	if v, ok := s.validated.Load(key); ok && v.(*schema) == sc {
+		return nil
+	}
+	if err := s.validate(sc, names); err != nil {
+		return err
+	}
+	s.validated.Store(key, sc)
+	return nil
+}
+
 // sameInserts is the number of creates at the start of stmts that have
 // the same SQL, within the bounds of one statement.
 func (s *Directory) sameInserts(stmts []stmt) int {
@@ -257,47 +322,53 @@ func (s *Directory) statement(c directory.Change) (stmt, error) {
 	}
 	switch c.Op {
 	case directory.OpCreate:
-		vals := map[string]any{}
+		vals := make([]colValue, 0, len(c.Attributes)+2)
+		hasID, hasMarker := false, false
+		marker := ""
+		if m := s.opts.MarkerAttribute; m != "" {
+			marker = s.column(m)
+		}
 		for a, v := range c.Attributes {
-			vals[s.column(a)] = joinValues(v)
+			col := s.column(a)
+			val := joinValues(v)
+			switch col {
+			case idCol:
+				if val == nil {
+					continue
+				}
+				hasID = true
+			case marker:
+				hasMarker = true
+			}
+			vals = append(vals, colValue{col, val})
 		}
-		if _, ok := vals[idCol]; !ok || vals[idCol] == nil {
-			vals[idCol] = c.Identity
-		}
-		if vals[idCol] == nil || vals[idCol] == "" {
-			return stmt{}, directory.Errorf(v1alpha1.ReasonInvalidConfig, "line %d: create without identity", c.Line)
+		if !hasID {
+			if c.Identity == "" {
+				return stmt{}, directory.Errorf(v1alpha1.ReasonInvalidConfig, "line %d: create without identity", c.Line)
+			}
+			vals = append(vals, colValue{idCol, c.Identity})
 		}
 		// Users an import creates are managed, whether or not the engine
 		// passed the marker along.
-		if m := s.opts.MarkerAttribute; m != "" {
-			if _, ok := vals[s.column(m)]; !ok {
-				vals[s.column(m)] = s.opts.MarkerValue
+		if marker != "" && !hasMarker {
+			vals = append(vals, colValue{marker, s.opts.MarkerValue})
+		}
+		slices.SortFunc(vals, func(a, b colValue) int { return strings.Compare(a.col, b.col) })
+		args := make([]any, len(vals), len(vals)+1)
+		var id string
+		for i, v := range vals {
+			args[i] = v.val
+			if v.col == idCol {
+				id, _ = v.val.(string)
 			}
 		}
-		cols := sortedKeys(vals)
-		var names, set []string
-		var args []any
-		u := &upsert{}
-		for _, col := range cols {
-			names = append(names, quote(col))
-			u.values = append(u.values, "")
-			args = append(args, vals[col])
-			if col != idCol {
-				set = append(set, quote(col)+" = excluded."+quote(col))
-			}
+		if id == "" {
+			return stmt{}, directory.Errorf(v1alpha1.ReasonInvalidConfig, "line %d: create without identity", c.Line)
 		}
-		var active string
-		n := len(args)
-		active, args = s.activeValue(true, args)
-		if len(args) > n {
-			active = "" // a parameter
+		u := s.upsertOf(vals)
+		if u.activeParam {
+			_, args = s.activeValue(true, args)
 		}
-		names = append(names, quote(s.active))
-		u.values = append(u.values, active)
-		set = append(set, quote(s.active)+" = excluded."+quote(s.active))
-		u.head = "INSERT INTO " + s.qtable + " (" + strings.Join(names, ", ") + ") VALUES "
-		u.tail = " ON CONFLICT (" + quote(idCol) + ") DO UPDATE SET " + strings.Join(set, ", ")
-		id, _ := vals[idCol].(string)
 		return stmt{query: u.query(s.d, 1), args: args, id: id, insert: u}, nil
 
 	case directory.OpUpdate:

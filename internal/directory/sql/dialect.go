@@ -33,6 +33,9 @@ type dialect interface {
 	normColumn(col string) string
 	// isBoolean tells whether a declared column type holds booleans.
 	isBoolean(typ string) bool
+	// cachesStatements tells whether the driver prepares a statement once
+	// per connection by itself (pgx), so that Apply need not.
+	cachesStatements() bool
 	// loadSchema reads the table's columns; nil without error when the
 	// table does not exist.
 	loadSchema(ctx context.Context, db *stdsql.DB, table []string) (*schema, error)

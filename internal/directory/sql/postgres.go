@@ -44,6 +44,7 @@ func (postgresDialect) placeholder(i int) string     { return "$" + strconv.Itoa
 func (postgresDialect) textExpr(col string) string   { return quote(col) + "::text" }
 func (postgresDialect) normColumn(col string) string { return col }
 func (postgresDialect) isBoolean(typ string) bool    { return typ == "boolean" }
+func (postgresDialect) cachesStatements() bool       { return true }
 
 func (postgresDialect) loadSchema(ctx context.Context, db *stdsql.DB, table []string) (*schema, error) {
 	// to_regclass resolves the name with the search path, as the

@@ -73,6 +73,11 @@ type Directory struct {
 
 	mu     sync.Mutex
 	schema *schema // loaded by the first Check, List, Lookup or ValidateAttributes
+
+	// A batch repeats a few sets of attributes: their validation and the
+	// SQL of their upserts are computed once.
+	validated sync.Map // attribute set → *schema it was validated against
+	upserts   sync.Map // column set → *upsert
 }
 
 var _ directory.Directory = (*Directory)(nil)
