@@ -183,6 +183,26 @@ func (s *Directory) Apply(ctx context.Context, changes []directory.Change) ([]di
 // isolate, each statement runs under a savepoint and a row error undoes
 // only that statement.
 func (s *Directory) applyTx(ctx context.Context, stmts []stmt, isolate bool) (results []directory.Result, rowFailed bool, err error) {
+	// A batch repeats a few statement shapes: each is prepared once per
+	// connection and kept across transactions. PostgreSQL's driver does
+	// that by itself; SQLite's writes go through one connection, on which
+	// the statements are prepared here, before the transaction takes it.
+	var prepared map[string]*stdsql.Stmt
+	if !s.d.cachesStatements() {
+		prepared = map[string]*stdsql.Stmt{}
+		for i := 0; i < len(stmts); i++ {
+			q := stmts[i].query
+			if n := s.sameInserts(stmts[i:]); !isolate && n > 1 {
+				q = stmts[i].insert.query(s.d, n)
+				i += n - 1
+			}
+			if prepared[q] == nil {
+				if prepared[q], err = s.writeStatement(ctx, q); err != nil {
+					return nil, false, err
+				}
+			}
+		}
+	}
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, false, err
@@ -192,24 +212,11 @@ func (s *Directory) applyTx(ctx context.Context, stmts []stmt, isolate bool) (re
 			_ = tx.Rollback()
 		}
 	}()
-	// A batch repeats a few statement shapes. PostgreSQL's driver keeps
-	// the statements it prepared on each connection, across transactions;
-	// SQLite's are prepared once per transaction here (it closes them when
-	// it ends).
-	prepared := map[string]*stdsql.Stmt{}
 	exec := func(q string, args ...any) (stdsql.Result, error) {
-		if s.d.cachesStatements() {
-			return tx.ExecContext(ctx, q, args...)
+		if p := prepared[q]; p != nil {
+			return tx.StmtContext(ctx, p).ExecContext(ctx, args...)
 		}
-		p, ok := prepared[q]
-		if !ok {
-			var err error
-			if p, err = tx.PrepareContext(ctx, q); err != nil {
-				return nil, err
-			}
-			prepared[q] = p
-		}
-		return p.ExecContext(ctx, args...)
+		return tx.ExecContext(ctx, q, args...)
 	}
 	results = make([]directory.Result, len(stmts))
 	for i := 0; i < len(stmts); i++ {
@@ -275,6 +282,22 @@ func (s *Directory) applyTx(ctx context.Context, stmts []stmt, isolate bool) (re
 		return nil, false, err
 	}
 	return results, false, nil
+}
+
+// writeStatement returns q prepared on the write pool, once.
+func (s *Directory) writeStatement(ctx context.Context, q string) (*stdsql.Stmt, error) {
+	if p, ok := s.prepared.Load(q); ok {
+		return p.(*stdsql.Stmt), nil
+	}
+	p, err := s.write.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if old, loaded := s.prepared.LoadOrStore(q, p); loaded {
+		_ = p.Close()
+		return old.(*stdsql.Stmt), nil
+	}
+	return p, nil
 }
 
 // validateOnce validates the attributes of a change, each set of them

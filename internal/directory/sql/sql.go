@@ -78,6 +78,7 @@ type Directory struct {
 	// SQL of their upserts are computed once.
 	validated sync.Map // attribute set → *schema it was validated against
 	upserts   sync.Map // column set → *upsert
+	prepared  sync.Map // query → *stdsql.Stmt on write (SQLite)
 }
 
 var _ directory.Directory = (*Directory)(nil)
@@ -152,7 +153,12 @@ func New(ctx context.Context, spec *v1alpha1.SQLDirectory, opts directory.Option
 
 // Close releases the database connections.
 func (s *Directory) Close() error {
-	err := s.read.Close()
+	var err error
+	s.prepared.Range(func(_, p any) bool {
+		err = errors.Join(err, p.(*stdsql.Stmt).Close())
+		return true
+	})
+	err = errors.Join(err, s.read.Close())
 	if s.write != s.read {
 		err = errors.Join(err, s.write.Close())
 	}
@@ -417,6 +423,34 @@ func (s *Directory) scanUser(rows *stdsql.Rows, attrs []string) (directory.User,
 		}
 	}
 	return u, nil
+}
+
+// HasUnmanaged tells whether a row lacks the marker (List's scope is the
+// rows whose marker column holds the marker value), so that the first
+// full import into a table of its own users looks up none of its creates.
+func (s *Directory) HasUnmanaged(ctx context.Context) (bool, error) {
+	if _, err := s.currentSchema(ctx); err != nil {
+		return false, err
+	}
+	col := quote(s.column(s.opts.MarkerAttribute))
+	q := "SELECT 1 FROM " + s.qtable + " WHERE " + col + " IS NULL OR " + col + " <> " + s.d.placeholder(1) + " LIMIT 1"
+	if err := s.pace(ctx, 1); err != nil {
+		return false, err
+	}
+	found := false
+	err := s.retry(ctx, func() error {
+		var one int
+		err := s.read.QueryRowContext(ctx, q, s.opts.MarkerValue).Scan(&one)
+		found = err == nil
+		if errors.Is(err, stdsql.ErrNoRows) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return false, s.wrap(err, "look for unmanaged users")
+	}
+	return found, nil
 }
 
 // List streams the users in scope with the named attributes. Rows are read

@@ -271,6 +271,29 @@ func TestLifecycle(t *testing.T) {
 	})
 }
 
+// The probe a full import asks before it skips looking up its creates
+// finds a row without the marker, or with another marker, and nothing in a
+// table of managed users.
+func TestHasUnmanaged(t *testing.T) {
+	forDrivers(t, func(t *testing.T, e *env) {
+		d := e.open(t, e.spec(), defaultOpts())
+		probe := func(when string, want bool) {
+			t.Helper()
+			if got, err := d.HasUnmanaged(context.Background()); err != nil || got != want {
+				t.Fatalf("%s: HasUnmanaged = %v, %v; want %v", when, got, err, want)
+			}
+		}
+		probe("empty", false)
+		mustOK(t, mustApply(t, d, create("carol")))
+		probe("managed users only", false)
+		e.exec(t, "INSERT INTO "+e.table+` (id_col, mail, "managedBy") VALUES (?, ?, ?)`, "admin", "admin@example.com", "someone-else")
+		probe("another marker", true)
+		e.exec(t, "DELETE FROM "+e.table+" WHERE id_col = ?", "admin")
+		e.exec(t, "INSERT INTO "+e.table+` (id_col, active) VALUES (?, FALSE)`, "legacy")
+		probe("no marker", true)
+	})
+}
+
 func TestListManagedScope(t *testing.T) {
 	forDrivers(t, func(t *testing.T, e *env) {
 		e.exec(t, "INSERT INTO "+e.table+` (id_col, mail, "managedBy") VALUES (?, ?, ?)`, "admin", "admin@example.com", "someone-else")
