@@ -32,7 +32,7 @@ func startPostgres(t *testing.T, users []seedUser) (directory.Directory, directo
 	dsn := pgShared.Get(t).DSN
 	table := fmt.Sprintf("users_%d", pgTables.Add(1))
 	if err := sqldir.CreateTable(ctx, v1alpha1.SQLDriverPostgres, dsn, sqldir.TableSpec{
-		Table: table, IdentityColumn: "uid", Columns: []string{"mail", "title", "mark"},
+		Table: table, IdentityColumn: "uid", Columns: []string{"mail", "title", "mark", "invited"},
 	}); err != nil {
 		t.Fatal(err)
 	}
