@@ -183,7 +183,7 @@ var _ = Describe("UserImport phases", func() {
 		Expect(got.Status.Preview).To(BeNil(), "the stale preview is discarded")
 		second := job(imp, jobs.StagePreview)
 		Expect(second.UID).NotTo(Equal(first.UID), "a new preview Job runs")
-		Expect(eventsFor(ns, "hr", uiov1.ReasonPreviewInvalidated)).NotTo(BeEmpty())
+		Eventually(func() []string { return eventsFor(ns, "hr", uiov1.ReasonPreviewInvalidated) }, 5*time.Second).ShouldNot(BeEmpty())
 		workerPreview(imp, uiov1.ChangeCounts{Created: 4}, 10)
 		finishJob(second, true)
 		got = expectPhase(imp, uiov1.PhasePreviewReady)
@@ -263,7 +263,8 @@ var _ = Describe("UserImport phases", func() {
 		Expect(safety.Status).To(Equal(metav1.ConditionTrue))
 		Expect(safety.Message).To(Equal("a full import would deactivate 230 of 1000 managed users (23 %), over the threshold of 10 %; set spec.safety.approvedDeprovisions: 230 to approve"))
 		Expect(condition(got, uiov1.ConditionStalled)).NotTo(BeNil())
-		Expect(eventsFor(ns, "full", uiov1.ReasonApprovalRequired)).NotTo(BeEmpty())
+		// Events are sent after the status is written, and arrive a moment later.
+		Eventually(func() []string { return eventsFor(ns, "full", uiov1.ReasonApprovalRequired) }, 5*time.Second).ShouldNot(BeEmpty())
 		// It stays there: no new Job runs without approval.
 		Consistently(func() uiov1.ImportPhase { return getImport(imp).Status.Phase }, 2*time.Second).Should(Equal(uiov1.PhasePreviewReady))
 
