@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -133,4 +134,37 @@ func Load1() string {
 		return "?"
 	}
 	return strings.Fields(string(b))[0]
+}
+
+// Child runs this benchmark's binary again with args, as a process of its
+// own (so that its peak RSS is its own), with env added, and returns the
+// keys of the "RESULT k=v …" line it prints.
+func Child(args, env []string) (map[string]string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", strings.Join(args, " "), err)
+	}
+	res := map[string]string{}
+	for _, l := range strings.Split(string(out), "\n") {
+		if rest, ok := strings.CutPrefix(l, "RESULT "); ok {
+			for _, kv := range strings.Fields(rest) {
+				k, v, _ := strings.Cut(kv, "=")
+				res[k] = v
+			}
+		}
+	}
+	return res, nil
+}
+
+// Num is the number under key k of a child's result, 0 when absent.
+func Num(res map[string]string, k string) float64 {
+	v, _ := strconv.ParseFloat(res[k], 64)
+	return v
 }

@@ -25,7 +25,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
 	"strconv"
@@ -34,6 +33,7 @@ import (
 	"time"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/hack/bench/benchio"
 	"github.com/userimport/user-import-operator/internal/directory"
 	"github.com/userimport/user-import-operator/internal/engine"
 	"github.com/userimport/user-import-operator/internal/hrgen"
@@ -121,17 +121,17 @@ func parent(rows, rounds int, deltaRows, dir string) error {
 		if err != nil {
 			return err
 		}
-		if bare == nil || num(b, "rows_per_s") > num(bare, "rows_per_s") {
+		if bare == nil || benchio.Num(b, "rows_per_s") > benchio.Num(bare, "rows_per_s") {
 			bare = b
 		}
 		f, err := child("full", fullFile, rows)
 		if err != nil {
 			return err
 		}
-		if full == nil || num(f, "rows_per_s") > num(full, "rows_per_s") {
+		if full == nil || benchio.Num(f, "rows_per_s") > benchio.Num(full, "rows_per_s") {
 			full = f
 		}
-		peakRSS = max(peakRSS, int(num(f, "peak_rss_mib")))
+		peakRSS = max(peakRSS, int(benchio.Num(f, "peak_rss_mib")))
 	}
 	full["peak_rss_mib"] = strconv.Itoa(peakRSS)
 	// The same with the collector running a quarter as often: csvread
@@ -212,37 +212,13 @@ func ensureFile(dir string, rows int, percent float64) (string, error) {
 	return name, os.Rename(tmp, name)
 }
 
-// child runs one measurement in a process of its own and parses its
-// "RESULT k=v …" line.
-// num is the number under key k of a child's result, 0 when absent.
-func num(res map[string]string, k string) float64 {
-	v, _ := strconv.ParseFloat(res[k], 64)
-	return v
-}
-
+// child runs one measurement in a process of its own.
 func child(mode, file string, rows int, env ...string) (map[string]string, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
+	res, err := benchio.Child([]string{"-child", mode, "-file", file, "-rows", strconv.Itoa(rows)}, env)
+	if err == nil {
+		fmt.Fprintf(os.Stderr, "%s %s: %v\n", mode, filepath.Base(file), res)
 	}
-	cmd := exec.Command(exe, "-child", mode, "-file", file, "-rows", strconv.Itoa(rows))
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", mode, err)
-	}
-	res := map[string]string{}
-	for _, l := range strings.Split(string(out), "\n") {
-		if rest, ok := strings.CutPrefix(l, "RESULT "); ok {
-			for _, kv := range strings.Fields(rest) {
-				k, v, _ := strings.Cut(kv, "=")
-				res[k] = v
-			}
-		}
-	}
-	fmt.Fprintf(os.Stderr, "%s %s: %v\n", mode, filepath.Base(file), res)
-	return res, nil
+	return res, err
 }
 
 func runChild(mode, file string, rows int) error {

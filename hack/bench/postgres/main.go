@@ -32,7 +32,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
 	"strconv"
@@ -134,14 +133,14 @@ func parent(rows, rounds int, cpuprofile string) error {
 		if err != nil {
 			return err
 		}
-		if cp == nil || num(c, "seconds") < num(cp, "seconds") {
+		if cp == nil || benchio.Num(c, "seconds") < benchio.Num(cp, "seconds") {
 			cp = c
 		}
 		i, err := run("import", file, pg.DSN, impTable)
 		if err != nil {
 			return err
 		}
-		if imp == nil || num(i, "seconds") < num(imp, "seconds") {
+		if imp == nil || benchio.Num(i, "seconds") < benchio.Num(imp, "seconds") {
 			imp, importTable = i, impTable
 		}
 	}
@@ -162,7 +161,7 @@ func parent(rows, rounds int, cpuprofile string) error {
 	}
 	// The engine's count of changes and the server's count of rows
 	// written must both be zero.
-	noopWrites := max(num(noop, "writes"), float64(after-before))
+	noopWrites := max(benchio.Num(noop, "writes"), float64(after-before))
 	d5, err := run("import", delta, pg.DSN, importTable)
 	if err != nil {
 		return err
@@ -185,9 +184,9 @@ func parent(rows, rounds int, cpuprofile string) error {
 	}
 
 	fmt.Printf("BENCH postgres users=%d import_s=%s copy_s=%s ratio=%.2f noop_s=%s noop_writes=%.0f delta5_s=%s delta5_updated=%s peak_rss_mib=%.0f sqlite_import_s=%s sqlite_raw_s=%s sqlite_ratio=%.2f import_client_cpu_s=%s import_server_cpu_s=%s copy_client_cpu_s=%s copy_server_cpu_s=%s load1=%s\n",
-		rows, imp["seconds"], cp["seconds"], num(cp, "seconds")/num(imp, "seconds"), noop["seconds"], noopWrites, d5["seconds"], d5["updated"],
-		max(num(imp, "peak_rss_mib"), num(noop, "peak_rss_mib"), num(d5, "peak_rss_mib")),
-		sqliteImp["seconds"], sqliteRaw["seconds"], num(sqliteRaw, "seconds")/num(sqliteImp, "seconds"),
+		rows, imp["seconds"], cp["seconds"], benchio.Num(cp, "seconds")/benchio.Num(imp, "seconds"), noop["seconds"], noopWrites, d5["seconds"], d5["updated"],
+		max(benchio.Num(imp, "peak_rss_mib"), benchio.Num(noop, "peak_rss_mib"), benchio.Num(d5, "peak_rss_mib")),
+		sqliteImp["seconds"], sqliteRaw["seconds"], benchio.Num(sqliteRaw, "seconds")/benchio.Num(sqliteImp, "seconds"),
 		imp["cpu_s"], imp["server_cpu_s"], cp["cpu_s"], cp["server_cpu_s"], benchio.Load1())
 	return nil
 }
@@ -249,39 +248,17 @@ func tableWrites(ctx context.Context, dsn, table string) (int64, error) {
 	return n, err
 }
 
-// child runs one measurement in a process of its own and parses its
-// "RESULT k=v …" line.
+// child runs one measurement in a process of its own.
 func child(mode, file, dsn, table, cpuprofile string) (map[string]string, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
 	args := []string{"-child", mode, "-file", file, "-dsn", dsn, "-table", table}
 	if cpuprofile != "" {
 		args = append(args, "-cpuprofile", cpuprofile)
 	}
-	cmd := exec.Command(exe, args...)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", mode, err)
+	res, err := benchio.Child(args, nil)
+	if err == nil {
+		fmt.Fprintf(os.Stderr, "%s %s %s: %v\n", mode, filepath.Base(file), table, res)
 	}
-	res := map[string]string{}
-	for _, l := range strings.Split(string(out), "\n") {
-		if rest, ok := strings.CutPrefix(l, "RESULT "); ok {
-			for _, kv := range strings.Fields(rest) {
-				k, v, _ := strings.Cut(kv, "=")
-				res[k] = v
-			}
-		}
-	}
-	fmt.Fprintf(os.Stderr, "%s %s %s: %v\n", mode, filepath.Base(file), table, res)
-	return res, nil
-}
-
-func num(res map[string]string, k string) float64 {
-	v, _ := strconv.ParseFloat(res[k], 64)
-	return v
+	return res, err
 }
 
 func runChild(mode, file, dsn, table string) error {
