@@ -63,9 +63,6 @@ type Invitee struct {
 	Identity   string
 	Address    string
 	Attributes map[string]string
-	// Pending is true for an invitation to a pending user, false for one
-	// to a new user.
-	Pending bool
 }
 
 // Inviter renders and sends invitations.
@@ -259,7 +256,6 @@ func (p *invitePass) inviteBatch(ctx context.Context, batch []Invitee) error {
 		if !owed {
 			continue
 		}
-		inv.Pending = pending
 		switch {
 		case strings.TrimSpace(inv.Address) == "":
 			out.NoAddress++
@@ -364,12 +360,12 @@ func (r *run) newRecords(ctx context.Context, attr string, now func() time.Time)
 // unrecorded; it fails once a record could not be written.
 func (rec *records) reserve() error {
 	if rec.failed.Load() {
-		return rec.waitErr()
+		return rec.close()
 	}
 	rec.slots <- struct{}{}
 	if rec.failed.Load() {
 		<-rec.slots
-		return rec.waitErr()
+		return rec.close()
 	}
 	return nil
 }
@@ -382,15 +378,8 @@ func (rec *records) add(c directory.Change) {
 	rec.queue <- c
 }
 
-// waitErr stops the recorder and returns its error.
-func (rec *records) waitErr() error {
-	close(rec.queue)
-	<-rec.done
-	rec.queue = nil
-	return rec.err
-}
-
-// close writes the records queued and returns the first failure.
+// close writes the records queued, stops the recorder and returns the
+// first failure; closing again returns it again.
 func (rec *records) close() error {
 	if rec.queue == nil {
 		return rec.err

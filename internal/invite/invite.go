@@ -8,7 +8,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	htmltemplate "html/template"
 	"strings"
 	texttemplate "text/template"
@@ -97,13 +96,13 @@ func Load(ctx context.Context, configMaps kube.KeyReader, ref *v1alpha1.LocalObj
 			case errors.Is(err, kube.ErrNotFound):
 				continue
 			case err != nil:
-				return nil, fmt.Errorf("spec.invitations.templates: %w", err)
+				return nil, err
 			}
 			src[key] = string(b)
 			found++
 		}
 		if found == 0 {
-			return nil, kube.NotFound("spec.invitations.templates: ConfigMap %s does not exist or has none of the keys subject, text, html", ref.Name)
+			return nil, kube.NotFound("ConfigMap %s does not exist or has none of the keys subject, text, html", ref.Name)
 		}
 	}
 	return Parse(src[SubjectKey], src[TextKey], src[HTMLKey])
