@@ -184,8 +184,11 @@ var _ = Describe("a UserDirectory's mail relay", func() {
 			g.Expect(got.Status.Reports).To(HaveLen(1))
 			g.Expect(got.Status.Reports[0].SentTime).To(BeNil())
 		}, 15*time.Second).Should(Succeed())
-		notes := eventsFor(ns, "hr", uiov1.ReasonReportFailed)
-		Expect(notes).NotTo(BeEmpty())
+		var notes []string
+		Eventually(func() []string {
+			notes = eventsFor(ns, "hr", uiov1.ReasonReportFailed)
+			return notes
+		}, 5*time.Second).ShouldNot(BeEmpty())
 		for _, n := range notes {
 			Expect(n).NotTo(ContainSubstring("@example.com"))
 		}
