@@ -106,6 +106,11 @@ const (
 	// does not render against the file's first valid row; the message
 	// names the template and its line.
 	ReasonInvalidTemplate = "InvalidTemplate"
+	// ReasonRecoveryCodesNotConfigured: spec.recoveryCodes asks for codes
+	// the directory cannot store as configured (its spec.recoveryCodes is
+	// missing, names a scheme the directory type does not verify, or
+	// cannot tell which users hold a code).
+	ReasonRecoveryCodesNotConfigured = "RecoveryCodesNotConfigured"
 	// ReasonInvitationsNotConfigured: spec.invitations asks for
 	// invitations, but the directory has no spec.mail or no
 	// spec.invitations.

@@ -53,6 +53,78 @@ type UserDirectorySpec struct {
 	// invitations need it.
 	// +optional
 	Invitations *DirectoryInvitations `json:"invitations,omitempty"`
+
+	// recoveryCodes says where the directory keeps users' recovery codes,
+	// and how they are hashed. Imports that give users codes need it.
+	// +optional
+	RecoveryCodes *DirectoryRecoveryCodes `json:"recoveryCodes,omitempty"`
+}
+
+// RecoveryCodeScheme is how a recovery code is stored.
+// +kubebuilder:validation:Enum=SSHA512;SSHA256;Argon2id;Bcrypt
+type RecoveryCodeScheme string
+
+const (
+	// SchemeSSHA512 and SchemeSSHA256: salted SHA-2 in LDAP userPassword
+	// form ({SSHA512}...), which slapd verifies on bind with its pw-sha2
+	// module. LDAP only.
+	SchemeSSHA512 RecoveryCodeScheme = "SSHA512"
+	SchemeSSHA256 RecoveryCodeScheme = "SSHA256"
+	// SchemeArgon2id: an argon2id PHC string; {ARGON2}-prefixed in LDAP,
+	// where slapd's argon2 module verifies it.
+	SchemeArgon2id RecoveryCodeScheme = "Argon2id"
+	// SchemeBcrypt: a bcrypt hash. SQL only.
+	SchemeBcrypt RecoveryCodeScheme = "Bcrypt"
+	// SchemePlain is not a value of the API: a SCIM server receives the
+	// code in its write-only password attribute and hashes it itself.
+	SchemePlain RecoveryCodeScheme = "Plain"
+)
+
+// DirectoryRecoveryCodes says where a directory keeps recovery codes.
+type DirectoryRecoveryCodes struct {
+	// attribute holds the code's hash: for LDAP userPassword (the
+	// default), so that the user binds with the code; for SQL a column
+	// (required) that holds a PHC string. SCIM always writes the
+	// write-only password attribute, which the server hashes; attribute
+	// must then be empty or "password".
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	Attribute string `json:"attribute,omitempty"`
+
+	// scheme is the hash: SSHA512 (the LDAP default), SSHA256 or Argon2id
+	// for LDAP; Argon2id (the SQL default) or Bcrypt for SQL. Not used by
+	// SCIM.
+	// +optional
+	Scheme RecoveryCodeScheme `json:"scheme,omitempty"`
+
+	// memoryKiB, iterations and parallelism are the cost of Argon2id
+	// (defaults 19456, 2 and 1).
+	// +kubebuilder:validation:Minimum=8
+	// +kubebuilder:validation:Maximum=4194304
+	// +optional
+	MemoryKiB int32 `json:"memoryKiB,omitempty"`
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	Iterations int32 `json:"iterations,omitempty"`
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=64
+	// +optional
+	Parallelism int32 `json:"parallelism,omitempty"`
+
+	// bcryptCost is the cost of Bcrypt (default 10).
+	// +kubebuilder:validation:Minimum=4
+	// +kubebuilder:validation:Maximum=31
+	// +optional
+	BcryptCost int32 `json:"bcryptCost,omitempty"`
+
+	// expiresAttribute records when a code expires (RFC 3339), for imports
+	// with recoveryCodes.expiresAfter. On SCIM, whose password is never
+	// returned, it is also how an import tells which users hold a code
+	// (generate: WhereMissing).
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	ExpiresAttribute string `json:"expiresAttribute,omitempty"`
 }
 
 // DirectoryInvitations says how a directory records invitations.

@@ -108,6 +108,14 @@ type UserImportSpec struct {
 	// +optional
 	Invitations Invitations `json:"invitations,omitempty"`
 
+	// recoveryCodes gives users a recovery code: a personal code with
+	// which they sign in without e-mail, stored hashed in the directory
+	// (its spec.recoveryCodes) and in plain text only in Secrets owned by
+	// the import, and in the user's invitation.
+	// +kubebuilder:default={}
+	// +optional
+	RecoveryCodes RecoveryCodes `json:"recoveryCodes,omitempty"`
+
 	// report mails a summary of the import, with the outcome of every row
 	// as a CSV attachment, to recipients when the import reaches the
 	// phases named in on.
@@ -419,7 +427,8 @@ type Invitations struct {
 	// "subject" and "text" (text/template) and "html" (html/template) are
 	// the invitation; a key that is absent takes the built-in default.
 	// Templates see .Identity, .Address, .Attributes (the mapped
-	// attributes by name), .Organization and .SignInURL.
+	// attributes by name), .Organization, .SignInURL and .RecoveryCode
+	// (the code spec.recoveryCodes gave the user, or empty).
 	// +optional
 	Templates *LocalObjectReference `json:"templates,omitempty"`
 
@@ -436,6 +445,46 @@ type Invitations struct {
 
 // Enabled tells whether any invitation is asked for.
 func (i Invitations) Enabled() bool { return i.NewUsers || i.PendingUsers }
+
+// RecoveryCodePolicy says which users get a recovery code.
+// +kubebuilder:validation:Enum=ForNewUsers;WhereMissing;All
+type RecoveryCodePolicy string
+
+const (
+	// CodesForNewUsers: the users the import creates.
+	CodesForNewUsers RecoveryCodePolicy = "ForNewUsers"
+	// CodesWhereMissing: the users of the file the directory holds no
+	// code for, new users included.
+	CodesWhereMissing RecoveryCodePolicy = "WhereMissing"
+	// CodesAll: every user of the file gets a new code (rotation).
+	CodesAll RecoveryCodePolicy = "All"
+)
+
+// RecoveryCodes says which users an import gives a recovery code.
+// +kubebuilder:validation:XValidation:rule="has(self.generate) || (!has(self.column) && !has(self.expiresAfter))",message="spec.recoveryCodes: column and expiresAfter need generate (ForNewUsers, WhereMissing or All)"
+type RecoveryCodes struct {
+	// generate says which users of the file get a code: ForNewUsers,
+	// WhereMissing or All. Unset: none.
+	// +optional
+	Generate RecoveryCodePolicy `json:"generate,omitempty"`
+
+	// column, when set, is a column of the file holding the code of each
+	// user; a row whose cell is empty gets a generated code. An imported
+	// code must be as strong as a generated one (80 bits), or the row is
+	// refused. The column must not be mapped.
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	Column string `json:"column,omitempty"`
+
+	// expiresAfter is how long a code is valid from the start of the
+	// import; the time is written to the directory's
+	// recoveryCodes.expiresAttribute and to the codes Secrets.
+	// +optional
+	ExpiresAfter *metav1.Duration `json:"expiresAfter,omitempty"`
+}
+
+// Enabled tells whether the import gives users codes.
+func (c RecoveryCodes) Enabled() bool { return c.Generate != "" }
 
 // ReportMail says who gets the report of an import, and when.
 type ReportMail struct {
@@ -567,6 +616,23 @@ type InvitationStatus struct {
 	Message string `json:"message,omitempty"`
 }
 
+// RecoveryCodeStatus records the recovery codes of an import. The codes
+// themselves are only in the Secrets it names.
+type RecoveryCodeStatus struct {
+	// issued is the number of codes the Secrets hold.
+	// +optional
+	Issued int64 `json:"issued,omitempty"`
+	// expires is when the codes expire; unset when they do not.
+	// +optional
+	Expires *metav1.Time `json:"expires,omitempty"`
+	// secrets names the Secrets, owned by the import, whose key codes.csv
+	// lists identity,code,expires; a Secret holds at most a few thousand
+	// codes, so a large import has several.
+	// +listType=atomic
+	// +optional
+	Secrets []string `json:"secrets,omitempty"`
+}
+
 // SentReport records a report mail.
 type SentReport struct {
 	// phase the report is about.
@@ -597,6 +663,10 @@ type PreviewStatus struct {
 	// invitations the import would send.
 	// +optional
 	Invitations *InvitationCounts `json:"invitations,omitempty"`
+	// recoveryCodes is the number of recovery codes the import would
+	// give out; the preview generates none.
+	// +optional
+	RecoveryCodes int64 `json:"recoveryCodes,omitempty"`
 	// managedUsers is the number of users in scope in the directory when
 	// the preview was made.
 	// +optional
@@ -736,6 +806,10 @@ type UserImportStatus struct {
 	// +optional
 	Invitations *InvitationStatus `json:"invitations,omitempty"`
 
+	// recoveryCodes records the codes the import gave out.
+	// +optional
+	RecoveryCodes *RecoveryCodeStatus `json:"recoveryCodes,omitempty"`
+
 	// reports lists the report mails, one per phase at most.
 	// +listType=map
 	// +listMapKey=phase
@@ -763,7 +837,7 @@ type UserImportStatus struct {
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || !(oldSelf.status.phase in ['Completed', 'Cancelled', 'Failed']) || self.spec == oldSelf.spec",message="spec: the import is in a final phase (Completed, Cancelled or Failed); its spec cannot change",fieldPath=.spec
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || !(oldSelf.status.phase in ['Completed', 'Cancelled', 'Failed']) || (has(self.status) && has(self.status.phase) && self.status.phase == oldSelf.status.phase)",message="status.phase: an import in Completed, Cancelled or Failed is final and cannot move to another phase",fieldPath=.status.phase
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || oldSelf.status.phase != 'Importing' || (self.spec.directoryRef == oldSelf.spec.directoryRef && self.spec.source == oldSelf.spec.source && self.spec.format == oldSelf.spec.format && self.spec.mapping == oldSelf.spec.mapping && self.spec.mode == oldSelf.spec.mode && self.spec.missingUsers == oldSelf.spec.missingUsers && self.spec.safety == oldSelf.spec.safety && self.spec.errorPolicy == oldSelf.spec.errorPolicy && self.spec.invitations == oldSelf.spec.invitations && self.spec.report == oldSelf.spec.report && has(self.spec.statusColumn) == has(oldSelf.spec.statusColumn) && (!has(self.spec.statusColumn) || self.spec.statusColumn == oldSelf.spec.statusColumn) && self.spec.action in ['Import', 'Cancel'])",message="spec: the import is Importing; only spec.action may change, to Cancel",fieldPath=.spec
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || oldSelf.status.phase != 'Importing' || (self.spec.directoryRef == oldSelf.spec.directoryRef && self.spec.source == oldSelf.spec.source && self.spec.format == oldSelf.spec.format && self.spec.mapping == oldSelf.spec.mapping && self.spec.mode == oldSelf.spec.mode && self.spec.missingUsers == oldSelf.spec.missingUsers && self.spec.safety == oldSelf.spec.safety && self.spec.errorPolicy == oldSelf.spec.errorPolicy && self.spec.invitations == oldSelf.spec.invitations && self.spec.recoveryCodes == oldSelf.spec.recoveryCodes && self.spec.report == oldSelf.spec.report && has(self.spec.statusColumn) == has(oldSelf.spec.statusColumn) && (!has(self.spec.statusColumn) || self.spec.statusColumn == oldSelf.spec.statusColumn) && self.spec.action in ['Import', 'Cancel'])",message="spec: the import is Importing; only spec.action may change, to Cancel",fieldPath=.spec
 
 // UserImport is one import of one CSV file into one UserDirectory. It moves
 // Draft → PreviewPending → CreatingPreview → PreviewReady → ImportPending →

@@ -28,10 +28,16 @@ func (p *pass) work(ctx context.Context, b *batch) {
 		for _, c := range b.changes {
 			b.counts.count(c.Op)
 		}
+		b.counts.Codes = int64(len(b.codes))
 		return
 	}
 	if len(b.changes) == 0 {
 		return
+	}
+	if len(b.codes) > 0 {
+		if b.err = p.issueCodes(ctx, b); b.err != nil {
+			return
+		}
 	}
 	results, err := p.r.dir.Apply(ctx, b.changes)
 	if err != nil {
@@ -41,6 +47,10 @@ func (p *pass) work(ctx context.Context, b *batch) {
 	if len(results) != len(b.changes) {
 		b.err = fmt.Errorf("writing to the directory: %d results for %d changes", len(results), len(b.changes))
 		return
+	}
+	if len(b.codes) > 0 {
+		p.forgetRefused(b, results)
+		b.counts.Codes = int64(len(b.codes))
 	}
 	for i, res := range results {
 		if res.Err != nil {
@@ -53,6 +63,11 @@ func (p *pass) work(ctx context.Context, b *batch) {
 			continue
 		}
 		b.counts.count(b.changes[i].Op)
+	}
+	for _, c := range b.codes {
+		if results[c.change].Err != nil {
+			b.counts.Codes--
+		}
 	}
 }
 
@@ -79,7 +94,7 @@ func (p *pass) resolve(ctx context.Context, b *batch) error {
 	for i, pr := range b.pending {
 		ids[i] = pr.identity
 	}
-	users, err := p.r.dir.Lookup(ctx, ids, p.r.attrs)
+	users, err := p.r.dir.Lookup(ctx, ids, p.r.readAttributes())
 	if err != nil {
 		return fmt.Errorf("looking up users: %w", err)
 	}
@@ -91,6 +106,7 @@ func (p *pass) resolve(ctx context.Context, b *batch) error {
 			continue
 		}
 		c := directory.Change{Line: pr.line, Identity: pr.identity, ID: u.ID}
+		give := false // a recovery code
 		switch {
 		case pr.action == directory.OpDelete && ok:
 			c.Op = directory.OpDelete
@@ -103,6 +119,7 @@ func (p *pass) resolve(ctx context.Context, b *batch) error {
 		case !ok:
 			p.r.markNew(pr.attrs)
 			c.Op, c.Attributes = directory.OpCreate, pr.attrs
+			give = p.r.wantsCode(true, false)
 		default:
 			for _, a := range p.r.compare {
 				if hashValues(pr.attrs[a]) != hashValues(u.Attributes[a]) {
@@ -112,13 +129,17 @@ func (p *pass) resolve(ctx context.Context, b *batch) error {
 					c.Attributes[a] = nonNil(pr.attrs[a])
 				}
 			}
-			if c.Attributes == nil && u.Active {
+			give = p.r.wantsCode(false, p.r.heldOf(u))
+			if c.Attributes == nil && u.Active && !give {
 				b.unchanged++
 				continue
 			}
 			c.Op, c.Reactivate = directory.OpUpdate, !u.Active
 		}
 		b.add(c, pr.row)
+		if give {
+			b.giveCode(len(b.changes)-1, p.r.codeOf(pr.identity, pr.code, p.dry))
+		}
 	}
 	b.pending = nil
 	return nil

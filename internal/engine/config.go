@@ -46,6 +46,9 @@ type Config struct {
 	// Invite, when set, makes the run invite users after its writes.
 	Invite *InviteConfig
 
+	// Codes, when set, gives users recovery codes with their writes.
+	Codes *CodeConfig
+
 	// BatchSize is the number of changes per Apply (default 100).
 	BatchSize int
 	// Concurrency is the number of batches in flight (default 4).

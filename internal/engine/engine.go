@@ -19,6 +19,9 @@ type Counts struct {
 	// Rows is the number of data rows read, bad ones included.
 	Rows int64
 	v1alpha1.ChangeCounts
+	// Codes is the number of recovery codes given out (planned in a dry
+	// run) by this run; a resumed run counts from zero.
+	Codes int64
 }
 
 func (c *Counts) add(o Counts) {
@@ -29,6 +32,7 @@ func (c *Counts) add(o Counts) {
 	c.Deactivated += o.Deactivated
 	c.Deleted += o.Deleted
 	c.Failed += o.Failed
+	c.Codes += o.Codes
 }
 
 // ResumePoint is a position in the file up to which the change of every
@@ -262,6 +266,7 @@ type run struct {
 	attrs   []string // mapped attributes, identity first
 	compare []string // mapped attributes compared, identity excluded
 	status  int      // statusColumn index, -1 without
+	codeCol int      // recoveryCodes.column index, -1 without
 	snap    *snapshot
 	// unmanaged is false when the directory said it holds no user outside
 	// the managed scope, so creates need no lookup (see checkCreates).
@@ -284,7 +289,7 @@ func (r *run) free() {
 }
 
 func newRun(in Input, dir directory.Directory, cfg Config) (*run, error) {
-	r := &run{in: in, dir: dir, cfg: cfg, status: -1, unmanaged: true}
+	r := &run{in: in, dir: dir, cfg: cfg, status: -1, codeCol: -1, unmanaged: true}
 	rd, err := r.open()
 	if err != nil {
 		return nil, err
@@ -300,6 +305,9 @@ func newRun(in Input, dir directory.Directory, cfg Config) (*run, error) {
 			Err: fmt.Errorf("mapping: the identity entry maps %q, but the directory's identity attribute is %q", id, cfg.Directory.IdentityAttribute)}
 	}
 	r.attrs = r.mapper.Attributes()
+	if r.codeCol, err = r.codeColumn(); err != nil {
+		return nil, err
+	}
 	r.compare = r.attrs[1:]
 	if sc := cfg.StatusColumn; sc != nil {
 		for i, h := range r.header {
@@ -330,7 +338,10 @@ func (r *run) open() (*csvread.Reader, error) {
 // an error: read as "no users", it would recreate or deprovision users.
 func (r *run) loadSnapshot(ctx context.Context) error {
 	s := newSnapshot(r.compare)
-	err := r.dir.List(ctx, r.attrs, func(u directory.User) error { return s.add(u) })
+	if cc := r.cfg.Codes; cc != nil && cc.Policy == v1alpha1.CodesWhereMissing {
+		s.heldAttr = cc.HeldAttribute
+	}
+	err := r.dir.List(ctx, r.readAttributes(), func(u directory.User) error { return s.add(u) })
 	if err != nil {
 		return fmt.Errorf("listing the users in scope: %w", err)
 	}

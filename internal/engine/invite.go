@@ -63,6 +63,8 @@ type Invitee struct {
 	Identity   string
 	Address    string
 	Attributes map[string]string
+	// RecoveryCode is the code this import gave the user, or "".
+	RecoveryCode string
 }
 
 // Inviter renders and sends invitations.
@@ -274,6 +276,9 @@ func (p *invitePass) inviteBatch(ctx context.Context, batch []Invitee) error {
 		}
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if cc := r.cfg.Codes; cc != nil && cc.Recorder != nil {
+			inv.RecoveryCode, _ = cc.Recorder.Code(inv.Identity)
 		}
 		if err := p.send(ctx, inv, u); err != nil {
 			return err

@@ -57,6 +57,7 @@ type batch struct {
 	unchanged int64
 	changes   []directory.Change
 	changeRow []int64 // row number of each change, for the error policy
+	codes     []codeFor // recovery codes the changes give
 	pending   []pendingRow
 	errs      []rowErr
 
@@ -71,6 +72,7 @@ type pendingRow struct {
 	identity  string
 	attrs     directory.Attributes
 	action    directory.Op // OpCreate = upsert, or OpDeactivate / OpDelete
+	code      string       // imported recovery code, or ""
 }
 
 type rowErr struct {

@@ -91,9 +91,17 @@ func (p *pass) planFull(b *batch, line, row int64, m *mappedRow, replay bool, fa
 		if replay {
 			return
 		}
+		code, msg := p.r.importedCode(m)
+		if msg != "" {
+			fail(msg)
+			return
+		}
 		m.detach()
 		p.r.markNew(m.attrs)
 		b.add(directory.Change{Op: directory.OpCreate, Line: line, Identity: m.identity, Attributes: m.attrs}, row)
+		if p.r.wantsCode(true, false) {
+			b.giveCode(len(b.changes)-1, p.r.codeOf(m.identity, code, p.dry))
+		}
 		return
 	}
 	if s.seen(i) {
@@ -104,12 +112,21 @@ func (p *pass) planFull(b *batch, line, row int64, m *mappedRow, replay bool, fa
 	if replay {
 		return
 	}
-	if m.attrs == nil && s.active(i) {
+	wants := p.r.wantsCode(false, s.held(i))
+	code, msg := p.r.importedCode(m)
+	if msg != "" {
+		fail(msg)
+		return
+	}
+	if m.attrs == nil && s.active(i) && !wants {
 		b.unchanged++
 		return
 	}
 	m.detach()
 	b.add(directory.Change{Op: directory.OpUpdate, Line: line, Identity: m.identity, ID: s.id(i), Attributes: m.attrs, Reactivate: !s.active(i)}, row)
+	if wants {
+		b.giveCode(len(b.changes)-1, p.r.codeOf(m.identity, code, p.dry))
+	}
 }
 
 func (p *pass) planDelta(b *batch, line, row int64, m *mappedRow, replay bool, fail func(string)) {
@@ -130,8 +147,13 @@ func (p *pass) planDelta(b *batch, line, row int64, m *mappedRow, replay bool, f
 	if replay {
 		return
 	}
+	code, msg := p.r.importedCode(m)
+	if msg != "" && action == directory.OpCreate {
+		fail(msg)
+		return
+	}
 	m.detach()
-	b.pending = append(b.pending, pendingRow{line: line, row: row, identity: m.identity, attrs: m.attrs, action: action})
+	b.pending = append(b.pending, pendingRow{line: line, row: row, identity: m.identity, attrs: m.attrs, action: action, code: code})
 }
 
 // isDuplicate tells whether a delta row's identity was on an earlier

@@ -21,19 +21,23 @@ import (
 // bits of its identity's hash so that a probe rarely reads the arena of
 // an entry it does not want.
 type snapshot struct {
-	attrs  []string       // mapped attributes hashed, identity excluded
-	arena  byteArena      // per user: uvarint len, identity, uvarint len, id
-	off    column[uint32] // arena position of each user
-	flags  column[uint8]
-	hashes column[uint64] // len(attrs) per user
-	table  []uint64       // tag<<32 | entry+1; 0 is empty
-	raw    []byte         // mapping of table
-	buf    []byte
+	attrs []string // mapped attributes hashed, identity excluded
+	// heldAttr, when set, is the attribute whose value says the user holds
+	// a recovery code (flagHeld).
+	heldAttr string
+	arena    byteArena      // per user: uvarint len, identity, uvarint len, id
+	off      column[uint32] // arena position of each user
+	flags    column[uint8]
+	hashes   column[uint64] // len(attrs) per user
+	table    []uint64       // tag<<32 | entry+1; 0 is empty
+	raw      []byte         // mapping of table
+	buf      []byte
 }
 
 const (
 	flagActive uint8 = 1 << iota
 	flagSeen
+	flagHeld
 )
 
 func newSnapshot(attrs []string) *snapshot { return &snapshot{attrs: attrs} }
@@ -54,6 +58,9 @@ func (s *snapshot) add(u directory.User) error {
 	var f uint8
 	if u.Active {
 		f |= flagActive
+	}
+	if s.heldAttr != "" && first(u.Attributes[s.heldAttr]) != "" {
+		f |= flagHeld
 	}
 	s.flags.append(f)
 	for _, a := range s.attrs {
@@ -153,6 +160,7 @@ func (s *snapshot) id(i int) string {
 
 func (s *snapshot) hash(i, attr int) uint64 { return s.hashes.at(i*len(s.attrs) + attr) }
 func (s *snapshot) active(i int) bool       { return s.flags.at(i)&flagActive != 0 }
+func (s *snapshot) held(i int) bool         { return s.flags.at(i)&flagHeld != 0 }
 func (s *snapshot) seen(i int) bool         { return s.flags.at(i)&flagSeen != 0 }
 func (s *snapshot) markSeen(i int)          { s.flags.set(i, s.flags.at(i)|flagSeen) }
 

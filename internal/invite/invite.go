@@ -33,7 +33,10 @@ const (
 an account has been created for you{{with .Organization}} at {{.}}{{end}}.
 You sign in as {{.Identity}}{{with .SignInURL}} at
 {{.}}{{end}}.
-
+{{with .RecoveryCode}}
+Your recovery code, to sign in without e-mail: {{.}}
+Keep it safe: it is personal.
+{{end}}
 This mail was sent because your organisation added you to its directory.
 `
 	DefaultHTML = `<!DOCTYPE html>
@@ -41,7 +44,8 @@ This mail was sent because your organisation added you to its directory.
 <p>Hello,</p>
 <p>an account has been created for you{{with .Organization}} at {{.}}{{end}}.
 You sign in as <b>{{.Identity}}</b>{{with .SignInURL}} at <a href="{{.}}">{{.}}</a>{{end}}.</p>
-<p>This mail was sent because your organisation added you to its directory.</p>
+{{with .RecoveryCode}}<p>Your recovery code, to sign in without e-mail: <b>{{.}}</b><br>Keep it safe: it is personal.</p>
+{{end}}<p>This mail was sent because your organisation added you to its directory.</p>
 </body></html>
 `
 )
@@ -55,6 +59,9 @@ type Data struct {
 	Attributes   map[string]string
 	Organization string
 	SignInURL    string
+	// RecoveryCode is the user's recovery code when the import gave it
+	// one, or "".
+	RecoveryCode string
 }
 
 // Templates are the parsed subject, text and HTML of an invitation.
@@ -141,7 +148,7 @@ type Mailer struct {
 var _ engine.Inviter = (*Mailer)(nil)
 
 func (m *Mailer) data(inv engine.Invitee) Data {
-	return Data{Identity: inv.Identity, Address: inv.Address, Attributes: inv.Attributes, Organization: m.Organization, SignInURL: m.SignInURL}
+	return Data{Identity: inv.Identity, Address: inv.Address, Attributes: inv.Attributes, Organization: m.Organization, SignInURL: m.SignInURL, RecoveryCode: inv.RecoveryCode}
 }
 
 // Render renders the invitation of inv.
