@@ -21,17 +21,56 @@ func ServiceAccount(imp *v1alpha1.UserImport) *corev1.ServiceAccount {
 
 // Role allows the worker of imp exactly what it needs: read its own
 // UserImport, patch its status, and patch its report Secret. It can read
-// no Secret at all (Secrets reach it as volumes) and no other import.
+// no Secret of the directory or the source (those reach it as volumes)
+// and no other import.
+//
+// An import that gives recovery codes also creates, reads and patches
+// its key Secret and its codes Secrets. Kubernetes cannot limit create to
+// names, so that worker may create Secrets in the namespace; it reads and
+// patches only its own, by name: as many as its file could fill
+// (CodesSecretsFor).
 func Role(imp *v1alpha1.UserImport) *rbacv1.Role {
 	group := v1alpha1.GroupVersion.Group
-	return &rbacv1.Role{
-		ObjectMeta: meta(imp, ServiceAccountName(imp)),
-		Rules: []rbacv1.PolicyRule{
-			{APIGroups: []string{group}, Resources: []string{"userimports"}, ResourceNames: []string{imp.Name}, Verbs: []string{"get"}},
-			{APIGroups: []string{group}, Resources: []string{"userimports/status"}, ResourceNames: []string{imp.Name}, Verbs: []string{"patch"}},
-			{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{ReportSecretName(imp)}, Verbs: []string{"patch"}},
-		},
+	rules := []rbacv1.PolicyRule{
+		{APIGroups: []string{group}, Resources: []string{"userimports"}, ResourceNames: []string{imp.Name}, Verbs: []string{"get"}},
+		{APIGroups: []string{group}, Resources: []string{"userimports/status"}, ResourceNames: []string{imp.Name}, Verbs: []string{"patch"}},
+		{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{ReportSecretName(imp)}, Verbs: []string{"patch"}},
 	}
+	if imp.Spec.RecoveryCodes.Enabled() {
+		names := []string{CodesKeySecretName(imp)}
+		for n := range CodesSecretsFor(imp) {
+			names = append(names, CodesSecretName(imp, n))
+		}
+		rules = append(rules,
+			rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"create"}},
+			rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: names, Verbs: []string{"get", "patch"}})
+	}
+	return &rbacv1.Role{ObjectMeta: meta(imp, ServiceAccountName(imp)), Rules: rules}
+}
+
+// CodesPerSecret bounds the recovery codes of one codes Secret; a Secret
+// also stays under MaxCodesSecretBytes, well below the 1 MiB a Secret can
+// hold.
+const (
+	CodesPerSecret      = 3000
+	MaxCodesSecretBytes = 900 << 10
+)
+
+// CodesSecretsFor is the number of codes Secrets the worker of imp may
+// write: twice what one code for every row of its file fills at
+// CodesPerSecret, so that long identities, which fill a Secret by size
+// first, still fit.
+func CodesSecretsFor(imp *v1alpha1.UserImport) int {
+	var rows int64
+	if s := imp.Status.Source; s != nil {
+		rows = s.Rows
+	}
+	return 2*int((rows+CodesPerSecret-1)/CodesPerSecret) + 1
+}
+
+// CodesSecret is a Secret of imp's recovery codes, or its key.
+func CodesSecret(imp *v1alpha1.UserImport, name string, data map[string][]byte) *corev1.Secret {
+	return &corev1.Secret{ObjectMeta: meta(imp, name), Type: corev1.SecretTypeOpaque, Data: data}
 }
 
 // RoleBinding grants Role(imp) to ServiceAccount(imp).

@@ -11,6 +11,7 @@ package jobs
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"strconv"
 	"strings"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
@@ -109,12 +110,26 @@ func ServiceAccountName(imp *v1alpha1.UserImport) string {
 // ReportSecretName is the name of the Secret the worker writes the
 // per-row report to: "<import>-report". Import names are at most 253
 // characters; a longer result is shortened with a hash.
-func ReportSecretName(imp *v1alpha1.UserImport) string {
-	n := imp.Name + "-report"
+func ReportSecretName(imp *v1alpha1.UserImport) string { return secretName(imp, "-report") }
+
+// CodesKeySecretName is the name of the Secret holding the key the
+// import's recovery codes are derived from: "<import>-codes-key".
+func CodesKeySecretName(imp *v1alpha1.UserImport) string { return secretName(imp, "-codes-key") }
+
+// CodesSecretName is the name of the n-th Secret holding the import's
+// recovery codes: "<import>-codes-<n>", from 0.
+func CodesSecretName(imp *v1alpha1.UserImport, n int) string {
+	return secretName(imp, "-codes-"+strconv.Itoa(n))
+}
+
+// secretName is the import's name with suffix, shortened with a hash of
+// the name when the result would pass 253 characters.
+func secretName(imp *v1alpha1.UserImport, suffix string) string {
+	n := imp.Name + suffix
 	if len(n) <= 253 {
 		return n
 	}
-	return imp.Name[:253-len("-report")-9] + "-" + shortHash(imp.Name) + "-report"
+	return imp.Name[:253-len(suffix)-9] + "-" + shortHash(imp.Name) + suffix
 }
 
 // Labels are the labels of every object built for stage of imp; an empty

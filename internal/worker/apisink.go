@@ -150,6 +150,7 @@ func (s *APISink) Preview(ctx context.Context, imp *v1alpha1.UserImport, res eng
 			counts := res.Invitations.InvitationCounts
 			st.Preview.Invitations = &counts
 		}
+		st.Preview.RecoveryCodes = res.Counts.Codes
 		if st.Source != nil {
 			st.Source.Rows = res.Counts.Rows
 		}

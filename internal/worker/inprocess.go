@@ -41,6 +41,7 @@ func InCluster(ctx context.Context, c client.Client, key types.NamespacedName, s
 		Source:     src,
 		Open:       open.Open,
 		Sink:       &APISink{Client: c, Import: key, ReportSecret: report},
+		Codes:      &SecretVault{Client: c, Import: &imp},
 	}, nil
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/userimport/user-import-operator/internal/jobs"
 	"github.com/userimport/user-import-operator/internal/kube"
 	"github.com/userimport/user-import-operator/internal/mail"
+	"github.com/userimport/user-import-operator/internal/recovery"
 	"github.com/userimport/user-import-operator/internal/source"
 )
 
@@ -61,6 +62,10 @@ type Config struct {
 	// ProgressInterval is the least time between two progress reports
 	// (default 5 s).
 	ProgressInterval time.Duration
+	// Codes keeps the recovery codes of an import; nil where there is no
+	// cluster to keep them in (a one-off run), which refuses
+	// spec.recoveryCodes.
+	Codes CodeVault
 	// ExpectSHA256, when set, is the sha256 the source must have: an
 	// import refuses any other file before writing. An import whose
 	// UserImport holds a preview expects the preview's file.
@@ -123,7 +128,7 @@ func nothingWritten(cfg Config, out Outcome) bool {
 	return checkpointOf(cfg.Import) == nil && c.Created+c.Updated+c.Deactivated+c.Deleted == 0
 }
 
-func run(ctx context.Context, cfg Config) (Outcome, error) {
+func run(ctx context.Context, cfg Config) (_ Outcome, err error) {
 	if cfg.Import == nil || cfg.Open == nil || cfg.Sink == nil {
 		return Outcome{}, errors.New("worker: Import, Open and Sink are required")
 	}
@@ -181,6 +186,21 @@ func run(ctx context.Context, cfg Config) (Outcome, error) {
 		defer sender.Close()
 	}
 
+	var codes *engine.CodeConfig
+	if imp.Spec.RecoveryCodes.Enabled() {
+		if codes, err = recoveryCodes(ctx, cfg, dir, file.SHA256, dryRun); err != nil {
+			return Outcome{}, err
+		}
+		if rec, ok := codes.Recorder.(CodeStore); ok {
+			defer func() {
+				// What was recorded is stored even when the run failed.
+				if cerr := rec.Close(context.WithoutCancel(ctx)); cerr != nil && err == nil {
+					err = fmt.Errorf("storing recovery codes: %w", cerr)
+				}
+			}()
+		}
+	}
+
 	f, err := file.Open()
 	if err != nil {
 		return Outcome{}, err
@@ -197,6 +217,7 @@ func run(ctx context.Context, cfg Config) (Outcome, error) {
 	// The report lists the changes by row, up to a bound (ReportOutcomeKey).
 	ecfg.KeepSamples = ReportKeepChanges
 	ecfg.Invite = invites
+	ecfg.Codes = codes
 	rep := &reporter{ctx: ctx, sink: cfg.Sink, size: file.Size, resumed: out.Resumed, dryRun: dryRun}
 	res, err := engine.Run(ctx, in, dir, ecfg, dryRun, rep)
 	out.Result = res
@@ -282,6 +303,52 @@ func invitations(ctx context.Context, cfg Config, sha256 string) (*engine.Invite
 		ResendAfter:      resend,
 		Inviter:          m,
 	}, sender, nil
+}
+
+// recoveryCodes builds what the engine needs to give users codes. A
+// directory that cannot store them as configured is refused before
+// anything is written; an import (not a preview) gets the import's key
+// and the store of its codes.
+func recoveryCodes(ctx context.Context, cfg Config, dir directory.Directory, sha256 string, dry bool) (*engine.CodeConfig, error) {
+	imp := cfg.Import
+	reject := func(err error) error {
+		return &jobs.Rejection{Reason: v1alpha1.ReasonRecoveryCodesNotConfigured, Message: err.Error(), SHA256: sha256}
+	}
+	cc, err := CodeStorage(imp.Spec.RecoveryCodes, cfg.Directory, imp.Spec.DirectoryRef.Name)
+	if err != nil {
+		return nil, reject(err)
+	}
+	if v, ok := dir.(interface{ ValidateAttributes([]string) error }); ok {
+		if err := v.ValidateAttributes(codeAttributes(cc)); err != nil {
+			return nil, reject(fmt.Errorf("UserDirectory %s spec.recoveryCodes: %w", imp.Spec.DirectoryRef.Name, err))
+		}
+	}
+	if d := imp.Spec.RecoveryCodes.ExpiresAfter; d != nil {
+		// From the start of the import, so that every worker of it
+		// writes the same time.
+		start := time.Now()
+		if t := imp.Status.StartTime; t != nil {
+			start = t.Time
+		}
+		cc.Expires = start.Add(d.Duration).Truncate(time.Second)
+	}
+	if dry {
+		return cc, nil
+	}
+	if cfg.Codes == nil {
+		return nil, reject(errors.New("spec.recoveryCodes: codes are kept in Secrets of the import, and this run has no cluster to keep them in"))
+	}
+	key, err := cfg.Codes.Key(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if cc.Generator, err = recovery.NewGenerator(key); err != nil {
+		return nil, err
+	}
+	if cc.Recorder, err = cfg.Codes.Open(ctx, cc.Expires); err != nil {
+		return nil, err
+	}
+	return cc, nil
 }
 
 // mailTimeout bounds one exchange with the mail relay.

@@ -30,6 +30,9 @@ const port = Number(process.argv[2] ?? env.SCIM_PORT ?? 0);
 const host = env.SCIM_HOST || "127.0.0.1";
 const maxResults = Number(env.SCIM_MAX_RESULTS ?? 200);
 const users = new Map(); // id -> stored user (plain object)
+// id -> {salt, hash}: the write-only password, kept as a real server
+// keeps it (scrypt) and never returned.
+const passwords = new Map();
 const issuedTokens = new Set();
 
 const conflict = (attr) => new SCIMMY.Types.Error(409, "uniqueness", `${attr} is not unique`);
@@ -53,6 +56,11 @@ SCIMMY.Resources.declare(SCIMMY.Resources.User.extend(SCIMMY.Schemas.EnterpriseU
         const id = resource.id ?? crypto.randomUUID();
         checkUnique(plain, id);
         delete plain.meta;
+        if (typeof plain.password === "string" && plain.password !== "") {
+            const salt = crypto.randomBytes(16);
+            passwords.set(id, {salt, hash: crypto.scryptSync(plain.password, salt, 32)});
+        }
+        delete plain.password;
         const stored = {...plain, id, meta: {created, lastModified: now}};
         users.set(id, stored);
         return stored;
@@ -69,6 +77,7 @@ SCIMMY.Resources.declare(SCIMMY.Resources.User.extend(SCIMMY.Schemas.EnterpriseU
         return resource.filter ? resource.filter.match(all) : all;
     })
     .degress((resource) => {
+        passwords.delete(resource.id);
         if (!users.delete(resource.id)) throw new SCIMMY.Types.Error(404, null, `Resource ${resource.id} not found`);
     });
 
@@ -142,6 +151,17 @@ app.get("/Users", (req, res, next) => {
         schemas: ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
         Resources: page, startIndex: start, itemsPerPage: page.length, totalResults: matched.length,
     });
+});
+// Test knob, not SCIM: POST /test/verify-password {userName, password}
+// answers 204 when the user's stored password matches, 401 otherwise, so
+// that a test proves what the server received without it ever being
+// returned.
+app.post("/test/verify-password", express.json(), (req, res) => {
+    const name = String(req.body?.userName ?? "").toLowerCase();
+    const user = [...users.values()].find((u) => String(u.userName).toLowerCase() === name);
+    const pw = user && passwords.get(user.id);
+    const ok = pw && crypto.timingSafeEqual(pw.hash, crypto.scryptSync(String(req.body?.password ?? ""), pw.salt, 32));
+    res.status(ok ? 204 : 401).end();
 });
 app.use("/", router);
 

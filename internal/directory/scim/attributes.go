@@ -53,6 +53,10 @@ func lookupAttribute(name string) (attribute, bool) {
 			return attribute{name: name, kind: kindName, key: sub}, true
 		}
 	}
+	if name == "password" {
+		// Write-only: sent with creates and updates, never read back.
+		return attribute{name: name, kind: kindCore, key: name}, true
+	}
 	if name == "emails" || name == "phoneNumbers" {
 		return attribute{name: name, kind: kindMulti, key: name}, true
 	}

@@ -5,10 +5,15 @@ package scimserver
 
 import (
 	"bufio"
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -210,4 +215,36 @@ func (s *Server) Stop() {
 			_ = os.RemoveAll(s.dir)
 		}
 	})
+}
+
+// VerifyPassword tells whether the server holds password as the password
+// of the user named userName. The server keeps passwords hashed and never
+// returns them; this asks its test endpoint to check one. Servers started
+// with a token or basic credentials are not supported.
+func (s *Server) VerifyPassword(userName, password string) (bool, error) {
+	body, err := json.Marshal(map[string]string{"userName": userName, "password": password})
+	if err != nil {
+		return false, err
+	}
+	resp, err := s.client().Post(s.URL+"/test/verify-password", "application/json", bytes.NewReader(body))
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusNoContent:
+		return true, nil
+	case http.StatusUnauthorized:
+		return false, nil
+	}
+	return false, fmt.Errorf("verify-password: status %s", resp.Status)
+}
+
+func (s *Server) client() *http.Client {
+	if len(s.CAPEM) == 0 {
+		return http.DefaultClient
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(s.CAPEM)
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 }

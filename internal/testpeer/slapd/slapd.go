@@ -350,6 +350,7 @@ func (s *Server) writeConfig(opts Options) error {
 		"Indexes":  indexes,
 		"NoSync":   !opts.Sync,
 		"ModPath":  modulePath(),
+		"Modules":  passwordModules(modulePath()),
 		"MaxBytes": int64(8) << 30,
 	})
 	if err != nil {
@@ -371,7 +372,8 @@ pidfile {{.Dir}}/slapd.pid
 argsfile {{.Dir}}/slapd.args
 {{if .ModPath}}modulepath {{.ModPath}}
 moduleload back_mdb
-{{end}}
+{{range .Modules}}moduleload {{.}}
+{{end}}{{end}}
 TLSCACertificateFile {{.Dir}}/ca.pem
 TLSCertificateFile {{.Dir}}/server.pem
 TLSCertificateKeyFile {{.Dir}}/server.key
@@ -402,6 +404,19 @@ func modulePath() string {
 		}
 	}
 	return ""
+}
+
+// passwordModules are the modules that verify hashed userPassword values
+// beyond slapd's built-in {SSHA}: {SSHA512}/{SSHA256} and {ARGON2}, as
+// production servers load them.
+func passwordModules(dir string) []string {
+	var mods []string
+	for _, m := range []string{"pw-sha2", "argon2"} {
+		if _, err := os.Stat(filepath.Join(dir, m+".so")); err == nil {
+			mods = append(mods, m)
+		}
+	}
+	return mods
 }
 
 func findBinary(name string) (string, error) {

@@ -1,0 +1,421 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/csvsafe"
+	"github.com/userimport/user-import-operator/internal/engine"
+	"github.com/userimport/user-import-operator/internal/jobs"
+	"github.com/userimport/user-import-operator/internal/recovery"
+)
+
+// Keys of the codes Secrets.
+const (
+	// CodesKey holds "identity,code,expires" rows, formula cells escaped.
+	CodesKey = "codes.csv"
+	// CodesKeyKey holds the key generated codes are derived from.
+	CodesKeyKey = "key"
+)
+
+// CodeVault keeps an import's recovery codes: the key they are derived
+// from, and the plain codes it gave out.
+type CodeVault interface {
+	// Key returns the import's key, made on first use. It exists before
+	// any code is written and outlives every worker of the import.
+	Key(ctx context.Context) ([]byte, error)
+	// Open returns the store of the import's codes, holding those that
+	// earlier workers recorded; expires is written beside each code.
+	Open(ctx context.Context, expires time.Time) (CodeStore, error)
+}
+
+// CodeStore records codes for the engine.
+type CodeStore interface {
+	engine.CodeRecorder
+	// Close stores what is not stored yet.
+	Close(ctx context.Context) error
+}
+
+// SecretVault keeps the codes of an import in Secrets it owns: the key in
+// "<import>-codes-key", the codes in "<import>-codes-0", "-1", … of at
+// most jobs.CodesPerSecret codes and jobs.MaxCodesSecretBytes each. The
+// names and the number of codes go to status.recoveryCodes; the codes
+// themselves nowhere else.
+type SecretVault struct {
+	Client client.Client
+	Import *v1alpha1.UserImport
+}
+
+var _ CodeVault = (*SecretVault)(nil)
+
+func (v *SecretVault) Key(ctx context.Context) ([]byte, error) {
+	name := jobs.CodesKeySecretName(v.Import)
+	key := types.NamespacedName{Namespace: v.Import.Namespace, Name: name}
+	var s corev1.Secret
+	err := v.Client.Get(ctx, key, &s)
+	if apierrors.IsNotFound(err) {
+		k, kerr := recovery.NewKey()
+		if kerr != nil {
+			return nil, kerr
+		}
+		s = *jobs.CodesSecret(v.Import, name, map[string][]byte{CodesKeyKey: k})
+		err = v.Client.Create(ctx, &s)
+		if apierrors.IsAlreadyExists(err) {
+			// Another worker of the import made it first: use its key.
+			err = v.Client.Get(ctx, key, &s)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading or creating Secret %s (the recovery code key): %w", name, err)
+	}
+	return s.Data[CodesKeyKey], nil
+}
+
+func (v *SecretVault) Open(ctx context.Context, expires time.Time) (CodeStore, error) {
+	st := &secretCodes{v: v, where: map[string]int{}}
+	if !expires.IsZero() {
+		st.expires = expires.UTC().Format(time.RFC3339)
+	}
+	for n := 0; ; n++ {
+		name := jobs.CodesSecretName(v.Import, n)
+		var s corev1.Secret
+		err := v.Client.Get(ctx, types.NamespacedName{Namespace: v.Import.Namespace, Name: name}, &s)
+		if apierrors.IsNotFound(err) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading Secret %s (recovery codes): %w", name, err)
+		}
+		sec := &codeSecret{name: name, created: true, lines: map[string]string{}}
+		if err := sec.load(s.Data[CodesKey]); err != nil {
+			return nil, fmt.Errorf("Secret %s (recovery codes) key %s: %w", name, CodesKey, err)
+		}
+		for _, k := range sec.order {
+			st.where[k] = n
+		}
+		st.secrets = append(st.secrets, sec)
+	}
+	return st, nil
+}
+
+// secretCodes is the store of SecretVault. Codes are kept by identity, as
+// the Secret's cell writes it, in the Secret they were first put in.
+// Record stores in groups: a caller whose codes another caller's write
+// already covered returns without writing.
+type secretCodes struct {
+	v       *SecretVault
+	expires string
+
+	mu      sync.Mutex
+	secrets []*codeSecret
+	where   map[string]int // identity cell -> index in secrets
+	gen     uint64         // changes made
+
+	writeMu sync.Mutex
+	written uint64 // gen stored
+}
+
+type codeSecret struct {
+	name    string
+	created bool
+	dirty   bool
+	order   []string          // identity cells as first recorded
+	lines   map[string]string // identity cell -> CSV line
+	size    int
+}
+
+const codesHeader = "identity,code,expires\n"
+
+func (s *codeSecret) load(data []byte) error {
+	r := csv.NewReader(bytes.NewReader(data))
+	r.FieldsPerRecord = 3
+	recs, err := r.ReadAll()
+	if err != nil {
+		return err
+	}
+	for i, rec := range recs {
+		if i == 0 {
+			continue
+		}
+		// The cells were written escaped; written again, they come out the
+		// same.
+		s.put(rec[0], codeLine(rec[0], rec[1], rec[2]))
+	}
+	s.dirty = false
+	return nil
+}
+
+func (s *codeSecret) put(cell, line string) {
+	if old, ok := s.lines[cell]; ok {
+		s.size -= len(old)
+	} else {
+		s.order = append(s.order, cell)
+	}
+	s.lines[cell] = line
+	s.size += len(line)
+	s.dirty = true
+}
+
+func (s *codeSecret) data() []byte {
+	var b bytes.Buffer
+	b.Grow(len(codesHeader) + s.size)
+	b.WriteString(codesHeader)
+	kept := s.order[:0]
+	for _, c := range s.order {
+		if l, ok := s.lines[c]; ok {
+			b.WriteString(l)
+			kept = append(kept, c)
+		}
+	}
+	s.order = kept
+	return b.Bytes()
+}
+
+// codeLine is one CSV line; cell is the identity already escaped.
+func codeLine(cell, code, expires string) string {
+	var b strings.Builder
+	w := csv.NewWriter(&b)
+	_ = w.Write([]string{cell, csvsafe.Cell(code), expires})
+	w.Flush()
+	return b.String()
+}
+
+func (c *secretCodes) Record(ctx context.Context, codes []engine.IssuedCode) error {
+	c.mu.Lock()
+	for _, ic := range codes {
+		cell := csvsafe.Cell(ic.Identity)
+		line := codeLine(cell, ic.Code, c.expires)
+		if i, ok := c.where[cell]; ok {
+			if c.secrets[i].lines[cell] != line {
+				c.secrets[i].put(cell, line)
+			}
+			continue
+		}
+		last := len(c.secrets) - 1
+		if last < 0 || len(c.secrets[last].lines) >= jobs.CodesPerSecret || c.secrets[last].size+len(line) > jobs.MaxCodesSecretBytes-len(codesHeader) {
+			c.secrets = append(c.secrets, &codeSecret{name: jobs.CodesSecretName(c.v.Import, len(c.secrets)), lines: map[string]string{}})
+			last++
+		}
+		c.secrets[last].put(cell, line)
+		c.where[cell] = last
+	}
+	c.gen++
+	gen := c.gen
+	c.mu.Unlock()
+	return c.write(ctx, gen)
+}
+
+func (c *secretCodes) Forget(identities []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, id := range identities {
+		cell := csvsafe.Cell(id)
+		i, ok := c.where[cell]
+		if !ok {
+			continue
+		}
+		s := c.secrets[i]
+		s.size -= len(s.lines[cell])
+		delete(s.lines, cell)
+		delete(c.where, cell)
+		s.dirty = true
+	}
+	c.gen++
+}
+
+func (c *secretCodes) Code(identity string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cell := csvsafe.Cell(identity)
+	i, ok := c.where[cell]
+	if !ok {
+		return "", false
+	}
+	rec, err := csv.NewReader(strings.NewReader(c.secrets[i].lines[cell])).Read()
+	if err != nil || len(rec) < 2 {
+		return "", false
+	}
+	return unescape(rec[1]), true
+}
+
+// unescape undoes csvsafe.Cell for a code: generated codes never need
+// it; an imported one may start with a formula character.
+func unescape(cell string) string {
+	if len(cell) > 1 && cell[0] == '\'' && strings.ContainsRune("=+-@\t\r", rune(cell[1])) {
+		return cell[1:]
+	}
+	return cell
+}
+
+func (c *secretCodes) Close(ctx context.Context) error {
+	c.mu.Lock()
+	gen := c.gen
+	c.mu.Unlock()
+	if err := c.write(ctx, gen); err != nil {
+		return err
+	}
+	return c.report(ctx)
+}
+
+// write stores every Secret changed up to gen, unless a write since
+// covered it.
+func (c *secretCodes) write(ctx context.Context, gen uint64) error {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	if c.written >= gen {
+		return nil
+	}
+	type pending struct {
+		i       int
+		name    string
+		data    []byte
+		created bool
+	}
+	c.mu.Lock()
+	upTo := c.gen
+	var todo []pending
+	for i, s := range c.secrets {
+		if s.dirty {
+			todo = append(todo, pending{i: i, name: s.name, data: s.data(), created: s.created})
+			s.dirty = false
+		}
+	}
+	c.mu.Unlock()
+	added := false
+	for k, p := range todo {
+		if err := c.store(ctx, p.name, p.data, p.created); err != nil {
+			c.mu.Lock()
+			for _, q := range todo[k:] {
+				c.secrets[q.i].dirty = true
+			}
+			c.mu.Unlock()
+			return fmt.Errorf("writing Secret %s (recovery codes): %w", p.name, err)
+		}
+		if !p.created {
+			c.mu.Lock()
+			c.secrets[p.i].created = true
+			c.mu.Unlock()
+			added = true
+		}
+	}
+	c.written = upTo
+	if added {
+		return c.report(ctx)
+	}
+	return nil
+}
+
+func (c *secretCodes) store(ctx context.Context, name string, data []byte, created bool) error {
+	d := map[string][]byte{CodesKey: data}
+	if !created {
+		err := c.v.Client.Create(ctx, jobs.CodesSecret(c.v.Import, name, d))
+		if err == nil || !apierrors.IsAlreadyExists(err) {
+			return err
+		}
+		// Created by a worker that stopped before it said so: patch it.
+	}
+	raw, err := mergePatchOfData(d)
+	if err != nil {
+		return err
+	}
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: c.v.Import.Namespace, Name: name}}
+	return c.v.Client.Patch(ctx, s, client.RawPatch(types.MergePatchType, raw))
+}
+
+// report records the names of the Secrets and the number of codes in the
+// import's status.
+func (c *secretCodes) report(ctx context.Context) error {
+	c.mu.Lock()
+	st := &v1alpha1.RecoveryCodeStatus{Issued: int64(len(c.where))}
+	for _, s := range c.secrets {
+		if s.created {
+			st.Secrets = append(st.Secrets, s.name)
+		}
+	}
+	c.mu.Unlock()
+	if c.expires != "" {
+		t, _ := time.Parse(time.RFC3339, c.expires)
+		st.Expires = &metav1.Time{Time: t}
+	}
+	sink := &APISink{Client: c.v.Client, Import: client.ObjectKeyFromObject(c.v.Import)}
+	return sink.patchStatus(ctx, func(s *v1alpha1.UserImportStatus) { s.RecoveryCodes = st })
+}
+
+// CodeStorage says how the directory of dir stores the codes spec asks
+// for: the attribute, the hash, and how a user that holds a code is told.
+// An error says why the directory cannot store them as configured.
+func CodeStorage(spec v1alpha1.RecoveryCodes, dir v1alpha1.UserDirectorySpec, dirName string) (*engine.CodeConfig, error) {
+	rc := dir.RecoveryCodes
+	if rc == nil {
+		return nil, fmt.Errorf("UserDirectory %s has no spec.recoveryCodes: it says where the directory keeps codes and how they are hashed", dirName)
+	}
+	if spec.ExpiresAfter != nil && rc.ExpiresAttribute == "" {
+		return nil, fmt.Errorf("spec.recoveryCodes.expiresAfter: UserDirectory %s names no spec.recoveryCodes.expiresAttribute to record it in", dirName)
+	}
+	cc := &engine.CodeConfig{Policy: spec.Generate, Column: spec.Column, Attribute: rc.Attribute, ExpiresAttribute: rc.ExpiresAttribute}
+	costs := recovery.Costs{MemoryKiB: rc.MemoryKiB, Iterations: rc.Iterations, Parallelism: rc.Parallelism, BcryptCost: rc.BcryptCost}
+	scheme := rc.Scheme
+	var err error
+	switch {
+	case dir.LDAP != nil:
+		if cc.Attribute == "" {
+			cc.Attribute = "userPassword"
+		}
+		if scheme == "" {
+			scheme = v1alpha1.SchemeSSHA512
+		}
+		cc.Hasher, err = recovery.NewHasher(scheme, true, costs)
+		cc.HeldAttribute = cc.Attribute
+	case dir.SQL != nil:
+		if cc.Attribute == "" {
+			return nil, fmt.Errorf("UserDirectory %s spec.recoveryCodes.attribute: an SQL directory needs the column that holds the hash", dirName)
+		}
+		if scheme == "" {
+			scheme = v1alpha1.SchemeArgon2id
+		}
+		cc.Hasher, err = recovery.NewHasher(scheme, false, costs)
+		cc.HeldAttribute = cc.Attribute
+	case dir.SCIM != nil:
+		if cc.Attribute != "" && cc.Attribute != "password" {
+			return nil, fmt.Errorf("UserDirectory %s spec.recoveryCodes.attribute: a SCIM server takes a code only in its write-only password attribute, not %q", dirName, cc.Attribute)
+		}
+		if scheme != "" {
+			return nil, fmt.Errorf("UserDirectory %s spec.recoveryCodes.scheme: a SCIM server hashes the password itself; leave scheme unset", dirName)
+		}
+		cc.Attribute = "password"
+		cc.Hasher, err = recovery.NewHasher(v1alpha1.SchemePlain, false, costs)
+		// The password is never returned: the expiry is the only record.
+		cc.HeldAttribute = rc.ExpiresAttribute
+		if spec.Generate == v1alpha1.CodesWhereMissing && cc.HeldAttribute == "" {
+			return nil, fmt.Errorf("spec.recoveryCodes.generate WhereMissing: a SCIM server never returns a password, so UserDirectory %s needs spec.recoveryCodes.expiresAttribute to tell which users hold a code", dirName)
+		}
+	default:
+		return nil, fmt.Errorf("UserDirectory %s names no directory type", dirName)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("UserDirectory %s spec.recoveryCodes.scheme: %w", dirName, err)
+	}
+	return cc, nil
+}
+
+// codeAttributes lists the attributes codes write, for the provider's
+// vocabulary check.
+func codeAttributes(cc *engine.CodeConfig) []string {
+	attrs := []string{cc.Attribute}
+	if cc.ExpiresAttribute != "" {
+		attrs = append(attrs, cc.ExpiresAttribute)
+	}
+	return attrs
+}
