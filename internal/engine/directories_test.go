@@ -64,6 +64,13 @@ func peerOptions(identity, marker string, managedOnly bool) directory.Options {
 
 func startLDAP(t *testing.T, users []seedUser) (directory.Directory, directory.Directory) {
 	t.Helper()
+	_, managed, all := startLDAPServer(t, users)
+	return managed, all
+}
+
+// startLDAPServer is startLDAP that also returns the server.
+func startLDAPServer(t *testing.T, users []seedUser) (*slapd.Server, directory.Directory, directory.Directory) {
+	t.Helper()
 	s := slapd.Start(t, slapd.Options{})
 	c, err := s.Dial()
 	if err != nil {
@@ -106,12 +113,19 @@ func startLDAP(t *testing.T, users []seedUser) (directory.Directory, directory.D
 		t.Cleanup(func() { _ = d.Close() })
 		return d
 	}
-	return open(true), open(false)
+	return s, open(true), open(false)
 }
 
 const scimEnterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 
 func startSCIM(t *testing.T, users []seedUser) (directory.Directory, directory.Directory) {
+	t.Helper()
+	_, managed, all := startSCIMServer(t, users)
+	return managed, all
+}
+
+// startSCIMServer is startSCIM that also returns the server.
+func startSCIMServer(t *testing.T, users []seedUser) (*scimserver.Server, directory.Directory, directory.Directory) {
 	t.Helper()
 	s := scimserver.Start(t, scimserver.Options{})
 	for _, u := range users {
@@ -144,7 +158,7 @@ func startSCIM(t *testing.T, users []seedUser) (directory.Directory, directory.D
 		t.Cleanup(func() { _ = d.Close() })
 		return d
 	}
-	return open(true), open(false)
+	return s, open(true), open(false)
 }
 
 // peerScenario builds the users of a directory and a file that differs

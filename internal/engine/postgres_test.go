@@ -28,11 +28,19 @@ func TestMain(m *testing.M) { pgShared.Main(m) }
 // scope All.
 func startPostgres(t *testing.T, users []seedUser) (directory.Directory, directory.Directory) {
 	t.Helper()
+	_, _, managed, all := startPostgresTable(t, users)
+	return managed, all
+}
+
+// startPostgresTable is startPostgres that also returns the DSN and the
+// table.
+func startPostgresTable(t *testing.T, users []seedUser) (string, string, directory.Directory, directory.Directory) {
+	t.Helper()
 	ctx := context.Background()
 	dsn := pgShared.Get(t).DSN
 	table := fmt.Sprintf("users_%d", pgTables.Add(1))
 	if err := sqldir.CreateTable(ctx, v1alpha1.SQLDriverPostgres, dsn, sqldir.TableSpec{
-		Table: table, IdentityColumn: "uid", Columns: []string{"mail", "title", "mark", "invited"},
+		Table: table, IdentityColumn: "uid", Columns: []string{"mail", "title", "mark", "invited", "code", "code_expires"},
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -64,5 +72,5 @@ func startPostgres(t *testing.T, users []seedUser) (directory.Directory, directo
 		t.Cleanup(func() { _ = d.Close() })
 		return d
 	}
-	return open(true), open(false)
+	return dsn, table, open(true), open(false)
 }

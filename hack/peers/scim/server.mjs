@@ -56,9 +56,12 @@ SCIMMY.Resources.declare(SCIMMY.Resources.User.extend(SCIMMY.Schemas.EnterpriseU
         const id = resource.id ?? crypto.randomUUID();
         checkUnique(plain, id);
         delete plain.meta;
-        if (typeof plain.password === "string" && plain.password !== "") {
+        // SCIMMY's JSON form leaves out attributes that are never returned:
+        // read the password from the instance itself.
+        const password = instance.password ?? plain.password;
+        if (typeof password === "string" && password !== "") {
             const salt = crypto.randomBytes(16);
-            passwords.set(id, {salt, hash: crypto.scryptSync(plain.password, salt, 32)});
+            passwords.set(id, {salt, hash: crypto.scryptSync(password, salt, 32)});
         }
         delete plain.password;
         const stored = {...plain, id, meta: {created, lastModified: now}};
