@@ -1,0 +1,310 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	stdsql "database/sql"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/directory/open"
+	"github.com/userimport/user-import-operator/internal/jobs"
+	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/recovery"
+	"github.com/userimport/user-import-operator/internal/source"
+	"github.com/userimport/user-import-operator/internal/testenv"
+)
+
+// withCodes adds a hash column to the fixture's table and asks the
+// import for codes by policy, hashed with a cheap argon2id.
+func (f *fixture) withCodes(t *testing.T, policy v1alpha1.RecoveryCodePolicy) {
+	t.Helper()
+	db, err := stdsql.Open("sqlite", f.dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, col := range []string{"code", "code_expires"} {
+		if _, err := db.Exec("ALTER TABLE users ADD COLUMN " + col + " TEXT"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.dirSpec.RecoveryCodes = &v1alpha1.DirectoryRecoveryCodes{Attribute: "code", ExpiresAttribute: "code_expires", MemoryKiB: 64, Iterations: 1}
+	imp := f.get(t)
+	imp.Spec.RecoveryCodes = v1alpha1.RecoveryCodes{Generate: policy, ExpiresAfter: &metav1.Duration{Duration: 30 * 24 * time.Hour}}
+	if err := f.c.Update(context.Background(), imp); err != nil {
+		t.Fatal(err)
+	}
+	// The controller sets the start before the import's first worker.
+	imp = f.get(t)
+	start := metav1.NewTime(time.Date(2026, 11, 29, 8, 0, 0, 0, time.UTC))
+	imp.Status.StartTime = &start
+	if err := f.c.Status().Update(context.Background(), imp); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *fixture) runCodes(ctx context.Context, t *testing.T, stage Stage, sink Sink, wrap func(directory.Directory) directory.Directory) (Outcome, error) {
+	t.Helper()
+	imp := f.get(t)
+	return Run(ctx, Config{
+		Stage:     stage,
+		Import:    imp,
+		Directory: f.dirSpec,
+		Secrets:   f.secrets,
+		Source:    source.Options{Dir: t.TempDir(), MountedFile: f.csvPath},
+		Open: func(ctx context.Context, spec v1alpha1.UserDirectorySpec, secrets kube.KeyReader) (directory.Directory, error) {
+			d, err := open.Open(ctx, spec, secrets)
+			if err != nil || wrap == nil {
+				return d, err
+			}
+			return wrap(d), nil
+		},
+		Sink:             sink,
+		Codes:            &SecretVault{Client: f.c, Import: imp},
+		ProgressInterval: time.Millisecond,
+	})
+}
+
+// codesOf reads the import's codes Secrets, named in its status: identity
+// to code, failing on an identity listed twice or a Secret over 1 MiB.
+func (f *fixture) codesOf(t *testing.T) map[string]string {
+	t.Helper()
+	st := f.get(t).Status.RecoveryCodes
+	if st == nil {
+		t.Fatal("no status.recoveryCodes")
+	}
+	codes := map[string]string{}
+	for _, name := range st.Secrets {
+		var s corev1.Secret
+		if err := f.c.Get(context.Background(), types.NamespacedName{Namespace: f.key.Namespace, Name: name}, &s); err != nil {
+			t.Fatal(err)
+		}
+		if n := s.Size(); n >= 1<<20 {
+			t.Fatalf("Secret %s has %d bytes", name, n)
+		}
+		if !metav1.IsControlledBy(&s, f.get(t)) {
+			t.Fatalf("Secret %s is not owned by the import", name)
+		}
+		recs, err := csv.NewReader(bytes.NewReader(s.Data[CodesKey])).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) == 0 || strings.Join(recs[0], ",") != "identity,code,expires" {
+			t.Fatalf("Secret %s: header %v", name, recs)
+		}
+		for _, r := range recs[1:] {
+			if _, dup := codes[r[0]]; dup {
+				t.Fatalf("%s has two codes", r[0])
+			}
+			if r[2] != "2026-12-29T08:00:00Z" {
+				t.Fatalf("expires %q", r[2])
+			}
+			codes[r[0]] = r[1]
+		}
+	}
+	if int64(len(codes)) != st.Issued {
+		t.Fatalf("status says %d codes, the Secrets hold %d", st.Issued, len(codes))
+	}
+	return codes
+}
+
+// hashes reads the stored hashes by identity.
+func (f *fixture) hashes(t *testing.T) map[string]string {
+	t.Helper()
+	db, err := stdsql.Open("sqlite", f.dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query("SELECT email, COALESCE(code, '') FROM users")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var id, h string
+		if err := rows.Scan(&id, &h); err != nil {
+			t.Fatal(err)
+		}
+		out[id] = h
+	}
+	return out
+}
+
+// checkCodes verifies that every user holds exactly the code the Secrets
+// list for it.
+func checkCodes(t *testing.T, codes, hashes map[string]string, users int) {
+	t.Helper()
+	if len(codes) != users || len(hashes) != users {
+		t.Fatalf("%d codes in the Secrets, %d users; want %d of each", len(codes), len(hashes), users)
+	}
+	for id, code := range codes {
+		ok, err := recovery.Verify(hashes[id], code)
+		if err != nil || !ok {
+			t.Fatalf("the code of %s in the Secrets does not verify against the directory (%v)", id, err)
+		}
+	}
+}
+
+// A preview counts the codes and makes none; the import keeps them in
+// Secrets it owns, and nowhere else: not in status, the report Secret,
+// Events or the log.
+func TestRecoveryCodesGoToSecretsOnly(t *testing.T) {
+	_, c := testenv.Start(t)
+	f := newFixture(t, c, "codes")
+	writeCSV(t, f.csvPath, 120)
+	f.withCodes(t, v1alpha1.CodesForNewUsers)
+
+	var log bytes.Buffer
+	if _, err := f.runCodes(context.Background(), t, jobs.StagePreview, Tee(f.sink(), &ConsoleSink{Out: &log}), nil); err != nil {
+		t.Fatal(err)
+	}
+	if p := f.get(t).Status.Preview; p == nil || p.RecoveryCodes != 120 {
+		t.Fatalf("preview %+v, want 120 codes planned", p)
+	}
+	var secrets corev1.SecretList
+	if err := c.List(context.Background(), &secrets); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range secrets.Items {
+		if strings.HasPrefix(s.Name, "codes-codes") {
+			t.Fatalf("the preview made Secret %s", s.Name)
+		}
+	}
+
+	if _, err := f.runCodes(context.Background(), t, jobs.StageImport, Tee(f.sink(), &ConsoleSink{Out: &log}), nil); err != nil {
+		t.Fatal(err)
+	}
+	codes := f.codesOf(t)
+	checkCodes(t, codes, f.hashes(t), 120)
+
+	imp := f.get(t)
+	status, _ := json.Marshal(imp.Status)
+	var report corev1.Secret
+	if err := c.Get(context.Background(), types.NamespacedName{Namespace: "default", Name: "codes-report"}, &report); err != nil {
+		t.Fatal(err)
+	}
+	var events corev1.EventList
+	_ = c.List(context.Background(), &events)
+	eventsJSON, _ := json.Marshal(events.Items)
+	places := map[string]string{"status": string(status), "the log": log.String(), "Events": string(eventsJSON)}
+	for k, v := range report.Data {
+		places["report key "+k] = string(v)
+	}
+	for id, code := range codes {
+		for where, text := range places {
+			if strings.Contains(text, code) || strings.Contains(text, strings.ReplaceAll(code, "-", "")) {
+				t.Fatalf("the code of %s is in %s", id, where)
+			}
+		}
+	}
+}
+
+// Every code verifies after a worker is killed at random points — after
+// its codes were recorded and before, during or after the batch was
+// written — and run again: each user has exactly one code.
+func TestRecoveryCodesSurviveKilledWorkers(t *testing.T) {
+	_, c := testenv.Start(t)
+	f := newFixture(t, c, "codes-killed")
+	writeCSV(t, f.csvPath, 2000)
+	f.withCodes(t, v1alpha1.CodesForNewUsers)
+	if _, err := f.runCodes(context.Background(), t, jobs.StagePreview, f.sink(), nil); err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(14, 2000))
+	kills := 0
+	for attempt := 0; ; attempt++ {
+		if attempt > 40 {
+			t.Fatal("the import did not finish after 40 workers")
+		}
+		// 2,000 rows in batches of 50: 40 batches. Kill within the next few.
+		killAt := int32(1 + r.IntN(4))
+		mode := r.IntN(3)
+		_, err := f.runCodes(context.Background(), t, jobs.StageImport, f.sink(), func(d directory.Directory) directory.Directory {
+			return &killAfter{Directory: d, at: killAt, mode: mode}
+		})
+		if err == nil {
+			break
+		}
+		if !strings.Contains(err.Error(), errKilled.Error()) {
+			t.Fatalf("worker %d: %v", attempt, err)
+		}
+		kills++
+	}
+	if kills < 10 {
+		t.Fatalf("only %d workers were killed, want at least 10", kills)
+	}
+	checkCodes(t, f.codesOf(t), f.hashes(t), 2000)
+	t.Logf("%d workers killed; 2000 users, each with the one code the Secrets hold", kills)
+}
+
+var errKilled = errors.New("worker killed")
+
+// killAfter ends a worker at its at-th batch: before writing it (mode 0),
+// after writing half of it (1), or after writing all of it (2) — in each
+// case after the batch's codes were recorded, and without the batch
+// being committed.
+type killAfter struct {
+	directory.Directory
+	at      int32
+	mode    int
+	applies atomic.Int32
+}
+
+func (d *killAfter) Apply(ctx context.Context, changes []directory.Change) ([]directory.Result, error) {
+	if d.applies.Add(1) < d.at {
+		return d.Directory.Apply(ctx, changes)
+	}
+	switch d.mode {
+	case 1:
+		if _, err := d.Directory.Apply(ctx, changes[:len(changes)/2]); err != nil {
+			return nil, err
+		}
+	case 2:
+		if _, err := d.Directory.Apply(ctx, changes); err != nil {
+			return nil, err
+		}
+	}
+	return nil, errKilled
+}
+
+// 7,000 codes fill three Secrets, each under 1 MiB; a directory without
+// spec.recoveryCodes is refused at the preview with a reason.
+func TestRecoveryCodesSplitAcrossSecrets(t *testing.T) {
+	_, c := testenv.Start(t)
+	f := newFixture(t, c, "codes-split")
+	writeCSV(t, f.csvPath, 7000)
+	f.withCodes(t, v1alpha1.CodesForNewUsers)
+	spec := f.dirSpec.RecoveryCodes
+	f.dirSpec.RecoveryCodes = nil
+	_, err := f.runCodes(context.Background(), t, jobs.StagePreview, f.sink(), nil)
+	var rej *jobs.Rejection
+	if !errors.As(err, &rej) || rej.Reason != v1alpha1.ReasonRecoveryCodesNotConfigured || !strings.Contains(rej.Message, "spec.recoveryCodes") {
+		t.Fatalf("got %v, want RecoveryCodesNotConfigured", err)
+	}
+	f.dirSpec.RecoveryCodes = spec
+	if _, err := f.runCodes(context.Background(), t, jobs.StageImport, f.sink(), nil); err != nil {
+		t.Fatal(err)
+	}
+	st := f.get(t).Status.RecoveryCodes
+	want := []string{"codes-split-codes-0", "codes-split-codes-1", "codes-split-codes-2"}
+	if fmt.Sprint(st.Secrets) != fmt.Sprint(want) || st.Issued != 7000 {
+		t.Fatalf("status.recoveryCodes %+v, want %v and 7000", st, want)
+	}
+	checkCodes(t, f.codesOf(t), f.hashes(t), 7000)
+}
