@@ -233,6 +233,34 @@ func TestRoleIsNarrow(t *testing.T) {
 	}
 }
 
+// An import with recovery codes may also create Secrets, and read and
+// patch its key and as many codes Secrets as its file could fill, by name.
+func TestRoleOfAnImportWithCodes(t *testing.T) {
+	imp, _ := fixture()
+	imp.Spec.RecoveryCodes.Generate = v1alpha1.CodesForNewUsers
+	imp.Status.Source = &v1alpha1.SourceStatus{Rows: 7000}
+	var names []string
+	creates := 0
+	for _, r := range Role(imp).Rules {
+		if r.Resources[0] != "secrets" {
+			continue
+		}
+		switch {
+		case reflect.DeepEqual(r.Verbs, []string{"create"}) && len(r.ResourceNames) == 0:
+			creates++
+		case reflect.DeepEqual(r.Verbs, []string{"get", "patch"}):
+			names = r.ResourceNames
+		case reflect.DeepEqual(r.Verbs, []string{"patch"}) && reflect.DeepEqual(r.ResourceNames, []string{"hr-march-report"}):
+		default:
+			t.Errorf("secret rule %v", r)
+		}
+	}
+	// 7,000 rows fill 3 Secrets of 3,000; twice that plus one, and the key.
+	if creates != 1 || len(names) != 8 || names[0] != "hr-march-codes-key" || names[1] != "hr-march-codes-0" || names[7] != "hr-march-codes-6" {
+		t.Errorf("create rules %d, get/patch names %v", creates, names)
+	}
+}
+
 func TestSafetyStopMessage(t *testing.T) {
 	s := SafetyStop{Deprovisions: 230, ManagedUsers: 1000}
 	if s.TerminationMessage() != `{"safetyStop":true,"deprovisions":230,"managedUsers":1000}` {
