@@ -14,12 +14,13 @@ import (
 
 // work looks up, plans the rest of and applies one batch.
 func (p *pass) work(ctx context.Context, b *batch) {
+	var keep []int
 	if len(b.pending) > 0 {
 		if b.err = p.resolve(ctx, b); b.err != nil {
 			return
 		}
 	} else if b.step == v1alpha1.StepApply {
-		if b.err = p.checkCreates(ctx, b); b.err != nil {
+		if keep, b.err = p.checkCreates(ctx, b); b.err != nil {
 			return
 		}
 	}
@@ -35,7 +36,7 @@ func (p *pass) work(ctx context.Context, b *batch) {
 		return
 	}
 	if len(b.codes) > 0 {
-		if b.err = p.issueCodes(ctx, b); b.err != nil {
+		if b.err = p.placeCodes(ctx, b, keep); b.err != nil {
 			return
 		}
 	}
@@ -149,10 +150,12 @@ func (p *pass) resolve(ctx context.Context, b *batch) error {
 // by a user outside the scope: writing them would take over (or collide
 // with) a user that imports do not own. A directory that holds no such
 // user needs no lookups.
-func (p *pass) checkCreates(ctx context.Context, b *batch) error {
+// It returns, when it dropped changes, the new index of each change (-1:
+// dropped).
+func (p *pass) checkCreates(ctx context.Context, b *batch) ([]int, error) {
 	cfg := p.r.cfg
 	if !cfg.Directory.ManagedOnly || !p.r.unmanaged {
-		return nil
+		return nil, nil
 	}
 	var ids []string
 	for _, c := range b.changes {
@@ -161,24 +164,27 @@ func (p *pass) checkCreates(ctx context.Context, b *batch) error {
 		}
 	}
 	if len(ids) == 0 {
-		return nil
+		return nil, nil
 	}
 	users, err := p.r.dir.Lookup(ctx, ids, []string{cfg.Directory.IdentityAttribute})
 	if err != nil {
-		return fmt.Errorf("looking up users: %w", err)
+		return nil, fmt.Errorf("looking up users: %w", err)
 	}
 	keep := b.changes[:0]
 	keepRow := b.changeRow[:0]
+	index := make([]int, len(b.changes))
 	for i, c := range b.changes {
 		if u, ok := users[c.Identity]; c.Op == directory.OpCreate && ok && !u.Managed {
 			b.errs = append(b.errs, rowErr{RowError: RowError{Line: c.Line, Identity: c.Identity, Msg: p.unmanagedMsg()}, row: b.changeRow[i], plan: true})
+			index[i] = -1
 			continue
 		}
+		index[i] = len(keep)
 		keep = append(keep, c)
 		keepRow = append(keepRow, b.changeRow[i])
 	}
 	b.changes, b.changeRow = keep, keepRow
-	return nil
+	return index, nil
 }
 
 func nonNil(v []string) []string {

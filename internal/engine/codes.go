@@ -59,10 +59,12 @@ type CodeRecorder interface {
 	Code(identity string) (string, bool)
 }
 
-// codeFor is the code a change of a batch gives its user.
+// codeFor is the code a change of a batch gives its user, and its hash.
 type codeFor struct {
-	change int
-	code   string
+	change   int
+	identity string
+	code     string
+	hash     string
 }
 
 // codeColumn finds the column of imported codes; -1 without one.
@@ -131,35 +133,76 @@ func (r *run) codeOf(identity, imported string, dry bool) string {
 
 // giveCode adds to change i of b the code of its user.
 func (b *batch) giveCode(i int, code string) {
-	b.codes = append(b.codes, codeFor{change: i, code: code})
+	b.codes = append(b.codes, codeFor{change: i, identity: b.changes[i].Identity, code: code})
 }
 
-// issueCodes hashes the codes of a batch into its changes and records
-// them before the batch is written.
-func (p *pass) issueCodes(ctx context.Context, b *batch) error {
+// recordCodes hashes and records the codes of a batch. A full import
+// starts it when the batch is sent, so that the codes are stored while
+// earlier batches are written: the worker waits for it (b.recorded) only
+// before it writes the batch.
+func (p *pass) recordCodes(ctx context.Context, b *batch) error {
 	cc := p.r.cfg.Codes
-	issued := make([]IssuedCode, 0, len(b.codes))
+	issued := make([]IssuedCode, len(b.codes))
+	for i := range b.codes {
+		c := &b.codes[i]
+		h, err := cc.Hasher.Hash(c.code)
+		if err != nil {
+			return fmt.Errorf("hashing a recovery code: %w", err)
+		}
+		c.hash = h
+		issued[i] = IssuedCode{Identity: c.identity, Code: c.code}
+	}
+	if err := cc.Recorder.Record(ctx, issued); err != nil {
+		return fmt.Errorf("recording recovery codes: %w", err)
+	}
+	return nil
+}
+
+// startRecording starts recordCodes for a batch about to be sent.
+func (p *pass) startRecording(ctx context.Context, b *batch) {
+	if p.dry || len(b.codes) == 0 || b.recorded != nil {
+		return
+	}
+	done := make(chan error, 1)
+	b.recorded = done
+	go func() { done <- p.recordCodes(ctx, b) }()
+}
+
+// placeCodes waits until the codes of a batch are recorded and puts their
+// hashes into its changes. Changes dropped before the write (keep maps
+// old to new indexes, -1 for dropped) lose their codes again.
+func (p *pass) placeCodes(ctx context.Context, b *batch, keep []int) error {
+	p.startRecording(ctx, b)
+	if err := <-b.recorded; err != nil {
+		return err
+	}
+	cc := p.r.cfg.Codes
 	var expires string
 	if !cc.Expires.IsZero() {
 		expires = cc.Expires.UTC().Format(time.RFC3339)
 	}
+	kept := b.codes[:0]
+	var dropped []string
 	for _, c := range b.codes {
-		h, err := cc.Hasher.Hash(c.code)
-		if err != nil {
-			return fmt.Errorf("hashing a recovery code: %w", err)
+		if keep != nil {
+			if c.change = keep[c.change]; c.change < 0 {
+				dropped = append(dropped, c.identity)
+				continue
+			}
 		}
 		ch := &b.changes[c.change]
 		if ch.Attributes == nil {
 			ch.Attributes = directory.Attributes{}
 		}
-		ch.Attributes[cc.Attribute] = []string{h}
+		ch.Attributes[cc.Attribute] = []string{c.hash}
 		if cc.ExpiresAttribute != "" && expires != "" {
 			ch.Attributes[cc.ExpiresAttribute] = []string{expires}
 		}
-		issued = append(issued, IssuedCode{Identity: ch.Identity, Code: c.code})
+		kept = append(kept, c)
 	}
-	if err := cc.Recorder.Record(ctx, issued); err != nil {
-		return fmt.Errorf("recording recovery codes: %w", err)
+	b.codes = kept
+	if len(dropped) > 0 {
+		cc.Recorder.Forget(dropped)
 	}
 	return nil
 }
@@ -169,7 +212,7 @@ func (p *pass) forgetRefused(b *batch, results []directory.Result) {
 	var ids []string
 	for _, c := range b.codes {
 		if results[c.change].Err != nil {
-			ids = append(ids, b.changes[c.change].Identity)
+			ids = append(ids, c.identity)
 		}
 	}
 	if len(ids) > 0 {

@@ -58,6 +58,7 @@ type batch struct {
 	changes   []directory.Change
 	changeRow []int64 // row number of each change, for the error policy
 	codes     []codeFor // recovery codes the changes give
+	recorded  chan error
 	pending   []pendingRow
 	errs      []rowErr
 
@@ -178,6 +179,9 @@ func (p *pass) pipeline(ctx context.Context, produce func(context.Context, func(
 		}
 		b.seq = p.seq
 		p.seq++
+		// Recorded like a held batch is written: on to the end when the
+		// pass stops, within the drain's bound.
+		p.startRecording(held, b)
 		select {
 		case jobs <- b:
 			return nil
