@@ -168,6 +168,21 @@ func (p *pass) startRecording(ctx context.Context, b *batch) {
 	go func() { done <- p.recordCodes(ctx, b) }()
 }
 
+// abandon forgets the codes recorded for a batch that is not written.
+func (p *pass) abandon(b *batch) {
+	if b.recorded == nil {
+		return
+	}
+	if err := <-b.recorded; err != nil {
+		return
+	}
+	ids := make([]string, len(b.codes))
+	for i, c := range b.codes {
+		ids[i] = c.identity
+	}
+	p.r.cfg.Codes.Recorder.Forget(ids)
+}
+
 // placeCodes waits until the codes of a batch are recorded and puts their
 // hashes into its changes. Changes dropped before the write (keep maps
 // old to new indexes, -1 for dropped) lose their codes again.

@@ -56,7 +56,7 @@ type batch struct {
 
 	unchanged int64
 	changes   []directory.Change
-	changeRow []int64 // row number of each change, for the error policy
+	changeRow []int64   // row number of each change, for the error policy
 	codes     []codeFor // recovery codes the changes give
 	recorded  chan error
 	pending   []pendingRow
@@ -140,7 +140,15 @@ func (p *pass) pipeline(ctx context.Context, produce func(context.Context, func(
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	conc := p.r.cfg.Concurrency
-	jobs := make(chan *batch)
+	// Batches wait for a worker in the hand-off; with recovery codes they
+	// queue up to the window instead, so that the codes of the batches
+	// ahead are recorded while the workers write (see recordCodes). A
+	// queued batch no worker took before the pass stopped is not written.
+	queue := 0
+	if p.r.cfg.Codes != nil && !p.dry {
+		queue = window(conc)
+	}
+	jobs := make(chan *batch, queue)
 	done := make(chan *batch, conc)
 	// A slot is taken when a batch is sent and given back when it is
 	// committed. There are more slots than workers: while one batch waits
@@ -163,7 +171,12 @@ func (p *pass) pipeline(ctx context.Context, produce func(context.Context, func(
 	for range conc {
 		wg.Go(func() {
 			for b := range jobs {
-				p.work(held, b)
+				if err := context.Cause(ctx); err != nil && queue > 0 {
+					b.err = err
+					p.abandon(b)
+				} else {
+					p.work(held, b)
+				}
 				done <- b
 			}
 		})
@@ -186,6 +199,7 @@ func (p *pass) pipeline(ctx context.Context, produce func(context.Context, func(
 		case jobs <- b:
 			return nil
 		case <-ctx.Done():
+			p.abandon(b)
 			return context.Cause(ctx)
 		}
 	}

@@ -9,8 +9,8 @@ import (
 	"sync"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -123,9 +123,14 @@ type secretCodes struct {
 	where   map[string]int // identity cell -> index in secrets
 	gen     uint64         // changes made
 
-	writeMu sync.Mutex
-	written uint64 // gen stored
+	writeMu   sync.Mutex
+	written   uint64 // gen stored
+	lastWrite time.Time
 }
+
+// codesLinger is the least time between the starts of two writes of the
+// codes Secrets.
+const codesLinger = 200 * time.Millisecond
 
 type codeSecret struct {
 	name    string
@@ -277,6 +282,17 @@ func (c *secretCodes) write(ctx context.Context, gen uint64) error {
 	if c.written >= gen {
 		return nil
 	}
+	// Each write rewrites the Secret being filled: writing at most every
+	// codesLinger gathers the codes of many batches into one write, while
+	// the batches ahead are recorded early enough not to wait for it.
+	if wait := codesLinger - time.Since(c.lastWrite); wait > 0 {
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+	c.lastWrite = time.Now()
 	type pending struct {
 		i       int
 		name    string
