@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -26,6 +28,7 @@ import (
 	"github.com/userimport/user-import-operator/internal/recovery"
 	"github.com/userimport/user-import-operator/internal/source"
 	"github.com/userimport/user-import-operator/internal/testenv"
+	"github.com/userimport/user-import-operator/internal/testpeer/slapd"
 )
 
 // withCodes adds a hash column to the fixture's table and asks the
@@ -307,4 +310,98 @@ func TestRecoveryCodesSplitAcrossSecrets(t *testing.T) {
 		t.Fatalf("status.recoveryCodes %+v, want %v and 7000", st, want)
 	}
 	checkCodes(t, f.codesOf(t), f.hashes(t), 7000)
+}
+
+// 50,000 new users in slapd get codes: the Secrets are split, each under
+// 1 MiB, and together hold every code; every user's userPassword holds
+// its code, and users bind with it.
+func TestRecoveryCodesFiftyThousandLDAPUsers(t *testing.T) {
+	_, c := testenv.Start(t)
+	s := slapd.Start(t, slapd.Options{})
+	f := newFixture(t, c, "codes-ldap")
+	const users = 50_000
+	writeCSV(t, f.csvPath, users)
+	work := t.TempDir()
+	os.MkdirAll(filepath.Join(work, "ldap"), 0o700)
+	os.WriteFile(filepath.Join(work, "ldap", "password"), []byte(s.BindPassword), 0o600)
+	f.secrets = kube.MountedSecrets(work)
+	f.dirSpec = v1alpha1.UserDirectorySpec{
+		IdentityAttribute: "uid",
+		LDAP: &v1alpha1.LDAPDirectory{URL: s.URL, BindDN: s.BindDN, BindPassword: v1alpha1.SecretKeyRef{Name: "ldap", Key: "password"},
+			UsersBaseDN: s.PeopleDN, PageSize: 1000},
+		Execution:     v1alpha1.ExecutionSettings{BatchSize: 100, Concurrency: 8},
+		RecoveryCodes: &v1alpha1.DirectoryRecoveryCodes{},
+	}
+	imp := f.get(t)
+	imp.Spec.Mapping = []v1alpha1.AttributeMapping{
+		{Attribute: "uid", Column: "email", Identity: true},
+		{Attribute: "mail", Column: "email"},
+		{Attribute: "sn", Column: "last_name"},
+		{Attribute: "cn", Template: "{{.first_name}} {{.last_name}}"},
+	}
+	imp.Spec.RecoveryCodes = v1alpha1.RecoveryCodes{Generate: v1alpha1.CodesForNewUsers}
+	if err := c.Update(context.Background(), imp); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.runCodes(context.Background(), t, jobs.StageImport, f.sink(), nil); err != nil {
+		t.Fatal(err)
+	}
+	st := f.get(t).Status.RecoveryCodes
+	if st == nil || st.Issued != users || len(st.Secrets) < 2 {
+		t.Fatalf("status.recoveryCodes %+v, want %d codes in several Secrets", st, users)
+	}
+	codes := map[string]string{}
+	for _, name := range st.Secrets {
+		var sec corev1.Secret
+		if err := c.Get(context.Background(), types.NamespacedName{Namespace: "default", Name: name}, &sec); err != nil {
+			t.Fatal(err)
+		}
+		if n := sec.Size(); n >= 1<<20 {
+			t.Fatalf("Secret %s has %d bytes", name, n)
+		}
+		recs, err := csv.NewReader(bytes.NewReader(sec.Data[CodesKey])).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs[1:] {
+			codes[r[0]] = r[1]
+		}
+	}
+	if len(codes) != users {
+		t.Fatalf("the Secrets hold %d codes, want %d", len(codes), users)
+	}
+	dir, err := open.Open(context.Background(), f.dirSpec, f.secrets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	n := 0
+	err = dir.List(context.Background(), []string{"uid", "userPassword"}, func(u directory.User) error {
+		ok, err := recovery.Verify(first(u.Attributes["userPassword"]), codes[u.Identity])
+		if err != nil || !ok {
+			return fmt.Errorf("%s: its userPassword does not hold the code of the Secrets (%v)", u.Identity, err)
+		}
+		if n++; n%1000 == 0 {
+			conn, err := s.Dial()
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			if err := conn.Bind(u.ID, codes[u.Identity]); err != nil {
+				return fmt.Errorf("%s does not bind with its code: %v", u.Identity, err)
+			}
+		}
+		return nil
+	})
+	if err != nil || n != users {
+		t.Fatalf("%d users checked (%v), want %d", n, err, users)
+	}
+	t.Logf("%d codes in %d Secrets, each under 1 MiB; every userPassword holds its code; %d users bound with theirs", users, len(st.Secrets), users/1000)
+}
+
+func first(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
 }
