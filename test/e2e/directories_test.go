@@ -3,7 +3,9 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -77,7 +79,7 @@ var _ = Describe("Imports into SCIM and LDAP directories", Ordered, func() {
 		expectAuthenticationFailed(ctx, scim("scim-wrong", "scim-wrong-token"), mapping)
 	}, SpecTimeout(10*time.Minute))
 
-	It("imports a file into slapd and reports a wrong bind password", func(ctx SpecContext) {
+	It("imports a file into slapd with recovery codes the users bind with, and reports a wrong bind password", func(ctx SpecContext) {
 		srv, err := slapd.StartProcess(slapd.Options{Host: podsAddress()})
 		Expect(err).NotTo(HaveOccurred(), "starting slapd (hack/peers/install-ldap.sh installs it)")
 		DeferCleanup(srv.Stop)
@@ -105,8 +107,14 @@ var _ = Describe("Imports into SCIM and LDAP directories", Ordered, func() {
 		}
 		want := people(80000, rows)
 		start := time.Now()
-		imp := importInto(ctx, ldap("ldap", "ldap-bind"), "ldap", want, mapping)
-		report("LDAP import", "%d rows in %.1fs from create to Completed", rows, time.Since(start).Seconds())
+		withCodes := ldap("ldap", "ldap-bind")
+		withCodes.Spec.RecoveryCodes = &uiov1.DirectoryRecoveryCodes{}
+		imp := importIntoWith(ctx, withCodes, "ldap", want, mapping, func(s *uiov1.UserImportSpec) {
+			s.RecoveryCodes = uiov1.RecoveryCodes{Generate: uiov1.CodesForNewUsers}
+		})
+		report("LDAP import", "%d rows with recovery codes in %.1fs from create to Completed", rows, time.Since(start).Seconds())
+		codes := expectCodesBind(ctx, srv, imp, rows)
+		expectNoCodesInWorkerLogs(ctx, imp, codes)
 
 		got := ldapUsers(srv)
 		Expect(got).To(HaveLen(rows), "entries under %s", srv.PeopleDN)
@@ -135,6 +143,11 @@ func secret(ctx context.Context, name string, data map[string]string) {
 // importInto creates dir, waits until it is Ready, and imports rows into
 // it in full mode; it returns the Completed import.
 func importInto(ctx context.Context, dir *uiov1.UserDirectory, name string, rows []person, mapping []uiov1.AttributeMapping) *uiov1.UserImport {
+	return importIntoWith(ctx, dir, name, rows, mapping, nil)
+}
+
+// importIntoWith is importInto with the import's spec edited by edit.
+func importIntoWith(ctx context.Context, dir *uiov1.UserDirectory, name string, rows []person, mapping []uiov1.AttributeMapping, edit func(*uiov1.UserImportSpec)) *uiov1.UserImport {
 	Expect(k8s.Create(ctx, dir)).To(Succeed())
 	Eventually(func(g Gomega) {
 		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(dir), dir)).To(Succeed())
@@ -146,6 +159,9 @@ func importInto(ctx context.Context, dir *uiov1.UserDirectory, name string, rows
 	csvConfigMap(ctx, name, csvFile(rows))
 	spec := importSpec(dir.Name, name, uiov1.ModeFull, uiov1.ActionImport)
 	spec.Mapping = mapping
+	if edit != nil {
+		edit(&spec)
+	}
 	imp := newImport(ctx, name, spec)
 	waitPhase(ctx, imp, uiov1.PhaseCompleted, 8*time.Minute)
 	p := imp.Status.Progress
@@ -212,6 +228,67 @@ func expectNoValuesInWorkerLogs(ctx context.Context, imp *uiov1.UserImport) {
 	}
 	Expect(totalLen(logs)).To(BeNumerically(">", 0), "the worker logs its work")
 	Expect(leakedValues(logs)).To(BeZero(), "CSV values in the worker's log (values not shown: they are personal data)")
+}
+
+// expectCodesBind reads the codes Secrets of imp, written by its Job pod,
+// and binds to srv as every 50th user with its code; a wrong code fails.
+func expectCodesBind(ctx context.Context, srv *slapd.Server, imp *uiov1.UserImport, rows int) map[string]string {
+	st := imp.Status.RecoveryCodes
+	Expect(st).NotTo(BeNil(), "status.recoveryCodes")
+	Expect(st.Issued).To(BeEquivalentTo(rows))
+	codes := map[string]string{}
+	for _, name := range st.Secrets {
+		var s corev1.Secret
+		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: imp.Namespace, Name: name}, &s)).To(Succeed())
+		Expect(metav1.IsControlledBy(&s, imp)).To(BeTrue(), "Secret %s is owned by the import", name)
+		recs, err := csv.NewReader(bytes.NewReader(s.Data["codes.csv"])).ReadAll()
+		Expect(err).NotTo(HaveOccurred())
+		for _, r := range recs[1:] {
+			codes[r[0]] = r[1]
+		}
+	}
+	Expect(codes).To(HaveLen(rows), "codes in %v", st.Secrets)
+	c, err := srv.Dial()
+	Expect(err).NotTo(HaveOccurred())
+	defer c.Close()
+	bound := 0
+	for uid, code := range codes {
+		if bound%50 == 0 {
+			dn := fmt.Sprintf("uid=%s,%s", uid, srv.PeopleDN)
+			Expect(c.Bind(dn, code)).To(Succeed(), "bind as %s with its code", dn)
+			Expect(c.Bind(dn, code+"X")).NotTo(Succeed(), "bind as %s with a wrong code", dn)
+		}
+		bound++
+	}
+	report("recovery codes", "%d codes in %d Secrets written by the Job pod; %d users bound to slapd with theirs", len(codes), len(st.Secrets), (rows+49)/50)
+	return codes
+}
+
+// expectNoCodesInWorkerLogs scans the worker's log, the import's status
+// and the namespace's Events for the codes.
+func expectNoCodesInWorkerLogs(ctx context.Context, imp *uiov1.UserImport, codes map[string]string) {
+	var texts []string
+	for _, p := range jobPods(ctx, imp.Status.JobName) {
+		b, err := clientset.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{}).DoRaw(ctx)
+		Expect(err).NotTo(HaveOccurred(), "logs of %s", p.Name)
+		texts = append(texts, string(b))
+	}
+	status, _ := json.Marshal(imp.Status)
+	texts = append(texts, string(status))
+	var events corev1.EventList
+	Expect(k8s.List(ctx, &events, client.InNamespace(imp.Namespace))).To(Succeed())
+	for _, e := range events.Items {
+		texts = append(texts, e.Message)
+	}
+	leaks := 0
+	for _, code := range codes {
+		for _, t := range texts {
+			if strings.Contains(t, code) {
+				leaks++
+			}
+		}
+	}
+	Expect(leaks).To(BeZero(), "recovery codes in the worker's log, status or Events (not shown)")
 }
 
 // scimUser is what the test reads back of a SCIM user.
