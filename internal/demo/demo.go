@@ -127,6 +127,10 @@ func Run(ctx context.Context, o Options) (err error) {
 		return err
 	}
 	say("")
+	if err := showCodes(ctx, c, o.Out, dbPath); err != nil {
+		return err
+	}
+	say("")
 	if o.ExitAfterImport {
 		say("Without --exit-after-import the control plane keeps running, and in another terminal:")
 	} else {
@@ -135,6 +139,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	say("  kubectl --kubeconfig %s get userimports -w", kubeconfig)
 	say("  kubectl --kubeconfig %s apply -f %s", kubeconfig, filepath.Join(work, "delta-import.yaml"))
 	say("  kubectl --kubeconfig %s get usersync", kubeconfig)
+	say("  kubectl --kubeconfig %s get secret %s-codes-0 -o jsonpath='{.data.codes\\.csv}' | base64 -d | head", kubeconfig, importName)
 	if o.ExitAfterImport {
 		if phase != v1alpha1.PhaseCompleted {
 			return fmt.Errorf("import %s ended %s", importName, phase)
@@ -151,7 +156,7 @@ func setUp(ctx context.Context, c client.Client, dbPath string, rows int) error 
 	_ = os.Remove(dbPath)
 	if err := sqldir.CreateTable(ctx, v1alpha1.SQLDriverSQLite, dbPath, sqldir.TableSpec{
 		Table: table, IdentityColumn: "user_name",
-		Columns: []string{"email", "given_name", "family_name", "department", "title", "location", "userImportManagedBy"},
+		Columns: []string{"email", "given_name", "family_name", "department", "title", "location", "recovery_code", "userImportManagedBy"},
 	}); err != nil {
 		return err
 	}
@@ -177,6 +182,10 @@ func setUp(ctx context.Context, c client.Client, dbPath string, rows int) error 
 					DSN:    v1alpha1.SecretKeyRef{Name: "demo-directory-dsn", Key: "dsn"},
 					Table:  table,
 				},
+				// A light argon2id, so that the demo's thousand codes
+				// are hashed in a few seconds; production keeps the
+				// default cost.
+				RecoveryCodes: &v1alpha1.DirectoryRecoveryCodes{Attribute: "recovery_code", MemoryKiB: 1024, Iterations: 1},
 			},
 		},
 		&corev1.ConfigMap{
@@ -191,6 +200,8 @@ func setUp(ctx context.Context, c client.Client, dbPath string, rows int) error 
 				Mode:         v1alpha1.ModeFull,
 				MissingUsers: v1alpha1.MissingDeactivate,
 				Mapping:      demoMapping(),
+				RecoveryCodes: v1alpha1.RecoveryCodes{Generate: v1alpha1.CodesForNewUsers,
+					ExpiresAfter: &metav1.Duration{Duration: 30 * 24 * time.Hour}},
 			},
 		},
 	}

@@ -4,15 +4,21 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/csv"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver, also used by the SQL provider
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/csvsafe"
 	"github.com/userimport/user-import-operator/internal/hrgen"
+	"github.com/userimport/user-import-operator/internal/recovery"
 )
 
 // showDirectory prints how many users the SQLite file holds and a few of
@@ -41,6 +47,50 @@ func showDirectory(ctx context.Context, out io.Writer, dbPath string) error {
 		fmt.Fprintf(out, "  %-36s %-12s %-12s %-18s %s\n", user.String, given.String, family.String, dept.String, title.String)
 	}
 	return rows.Err()
+}
+
+// showCodes tells where the import's recovery codes are, and checks the
+// first user's code from its Secret against the hash the directory holds,
+// showing the code masked.
+func showCodes(ctx context.Context, c client.Client, out io.Writer, dbPath string) error {
+	var imp v1alpha1.UserImport
+	if err := c.Get(ctx, types.NamespacedName{Namespace: namespace, Name: importName}, &imp); err != nil {
+		return err
+	}
+	st := imp.Status.RecoveryCodes
+	if st == nil || len(st.Secrets) == 0 {
+		return fmt.Errorf("import %s gave no recovery codes", importName)
+	}
+	fmt.Fprintf(out, "recovery codes: %d, in Secret %v (identity,code,expires), hashed with argon2id in column recovery_code\n", st.Issued, st.Secrets)
+	var s corev1.Secret
+	if err := c.Get(ctx, types.NamespacedName{Namespace: namespace, Name: st.Secrets[0]}, &s); err != nil {
+		return err
+	}
+	recs, err := csv.NewReader(bytes.NewReader(s.Data["codes.csv"])).ReadAll()
+	if err != nil || len(recs) < 2 {
+		return fmt.Errorf("Secret %s holds no codes (%v)", st.Secrets[0], err)
+	}
+	user, code := recs[1][0], recs[1][1]
+	db, err := sql.Open("sqlite", dbPath)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var hash string
+	if err := db.QueryRowContext(ctx, `SELECT recovery_code FROM `+table+` WHERE user_name = ?`, user).Scan(&hash); err != nil {
+		return err
+	}
+	ok, err := recovery.Verify(hash, code)
+	if err != nil || !ok {
+		return fmt.Errorf("the code of %s does not verify against its hash (%v)", user, err)
+	}
+	fmt.Fprintf(out, "  %s: code %s…%s verifies against its hash; a wrong one does not: %v\n", user, code[:2], code[len(code)-2:], !mustVerify(hash, code+"X"))
+	return nil
+}
+
+func mustVerify(hash, code string) bool {
+	ok, _ := recovery.Verify(hash, code)
+	return ok
 }
 
 // writeDeltaSample writes a ConfigMap and a Delta UserImport that change

@@ -77,6 +77,9 @@ wait:
 	if !strings.Contains(text, "Completed") || !strings.Contains(text, "holds 1000 users, 1000 active") {
 		t.Fatalf("the demo did not show a completed import of 1000 users")
 	}
+	if !strings.Contains(text, "recovery codes: 1000, in Secret [hr-initial-import-codes-0]") || !strings.Contains(text, "verifies against its hash; a wrong one does not: true") {
+		t.Fatalf("the demo did not show the import's recovery codes verifying:\n%s", text)
+	}
 	// The demo shows the import as `kubectl get userimports` does.
 	if header := "NAME " + strings.Join(printerColumns(t, root), " "); !containsLineOfFields(text, header) {
 		t.Fatalf("the demo's table does not have the columns of kubectl get userimports (%s)", header)
