@@ -461,7 +461,7 @@ const (
 )
 
 // RecoveryCodes says which users an import gives a recovery code.
-// +kubebuilder:validation:XValidation:rule="has(self.generate) || (!has(self.column) && !has(self.expiresAfter))",message="spec.recoveryCodes: column and expiresAfter need generate (ForNewUsers, WhereMissing or All)"
+// +kubebuilder:validation:XValidation:rule="has(self.generate) || (!has(self.column) && !has(self.expiresAfter) && !has(self.mustChange))",message="spec.recoveryCodes: column, expiresAfter and mustChange need generate (ForNewUsers, WhereMissing or All)"
 type RecoveryCodes struct {
 	// generate says which users of the file get a code: ForNewUsers,
 	// WhereMissing or All. Unset: none.
@@ -481,6 +481,13 @@ type RecoveryCodes struct {
 	// recoveryCodes.expiresAttribute and to the codes Secrets.
 	// +optional
 	ExpiresAfter *metav1.Duration `json:"expiresAfter,omitempty"`
+
+	// mustChange marks each code to be changed at its first use, where the
+	// directory can: LDAP's password policy (pwdReset: TRUE, which slapd
+	// enforces with its ppolicy overlay when the policy has pwdMustChange).
+	// SQL and SCIM directories have no such mark and refuse it.
+	// +optional
+	MustChange bool `json:"mustChange,omitempty"`
 }
 
 // Enabled tells whether the import gives users codes.

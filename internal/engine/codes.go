@@ -34,6 +34,9 @@ type CodeConfig struct {
 	// ExpiresAttribute, when set, receives Expires (RFC 3339).
 	ExpiresAttribute string
 	Expires          time.Time
+	// ResetAttribute, when set, receives "TRUE" with each code: the
+	// directory makes the user change it at first use.
+	ResetAttribute string
 	// Generator derives generated codes; Hasher hashes every code.
 	// Neither is used in a dry run.
 	Generator *recovery.Generator
@@ -212,6 +215,9 @@ func (p *pass) placeCodes(ctx context.Context, b *batch, keep []int) error {
 		ch.Attributes[cc.Attribute] = []string{c.hash}
 		if cc.ExpiresAttribute != "" && expires != "" {
 			ch.Attributes[cc.ExpiresAttribute] = []string{expires}
+		}
+		if cc.ResetAttribute != "" {
+			ch.Attributes[cc.ResetAttribute] = []string{"TRUE"}
 		}
 		kept = append(kept, c)
 	}

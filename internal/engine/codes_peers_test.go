@@ -338,3 +338,48 @@ func TestRecoveryCodesFromAColumn(t *testing.T) {
 		t.Fatalf("got %v, want the mapped code column refused", err)
 	}
 }
+
+// With mustChange, slapd's password policy lets a user bind with the code
+// and tells it to change it first; without, the bind is plain.
+func TestRecoveryCodesLDAPMustChange(t *testing.T) {
+	s, d, _ := startLDAPServerWith(t, slapd.Options{PasswordPolicy: true}, nil)
+	ssha, _ := recovery.NewHasher(v1alpha1.SchemeSSHA512, true, recovery.Costs{})
+	p := codePeer{identity: "uid", mailAttr: "mail", marker: "businessCategory",
+		storage: CodeConfig{Attribute: "userPassword", HeldAttribute: "userPassword", Hasher: ssha}}
+	for _, mustChange := range []bool{true, false} {
+		rec := newMemoryCodes()
+		cfg := codesConfig(t, p, v1alpha1.CodesForNewUsers, rec)
+		prefix := "plain"
+		if mustChange {
+			cfg.Codes.ResetAttribute = "pwdReset"
+			prefix = "reset"
+		}
+		if _, _, err := runOnce(t, d, cfg, file(codeRows(prefix, 0, 2)...), false); err != nil {
+			t.Fatal(err)
+		}
+		for id, code := range rec.codes {
+			users, err := d.Lookup(context.Background(), []string{id}, []string{"uid"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := s.Dial()
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := c.SimpleBind(&goldap.SimpleBindRequest{Username: users[id].ID, Password: code,
+				Controls: []goldap.Control{goldap.NewControlBeheraPasswordPolicy()}})
+			c.Close()
+			if err != nil {
+				t.Fatalf("%s does not bind with its code: %v", id, err)
+			}
+			var pp *goldap.ControlBeheraPasswordPolicy
+			if ctrl := goldap.FindControl(res.Controls, goldap.ControlTypeBeheraPasswordPolicy); ctrl != nil {
+				pp, _ = ctrl.(*goldap.ControlBeheraPasswordPolicy)
+			}
+			reset := pp != nil && pp.Error == 2 // changeAfterReset
+			if reset != mustChange {
+				t.Fatalf("%s: the server asks for a change after reset: %v, want %v (control %+v)", id, reset, mustChange, pp)
+			}
+		}
+	}
+}

@@ -71,7 +71,13 @@ func startLDAP(t *testing.T, users []seedUser) (directory.Directory, directory.D
 // startLDAPServer is startLDAP that also returns the server.
 func startLDAPServer(t *testing.T, users []seedUser) (*slapd.Server, directory.Directory, directory.Directory) {
 	t.Helper()
-	s := slapd.Start(t, slapd.Options{})
+	return startLDAPServerWith(t, slapd.Options{}, users)
+}
+
+// startLDAPServerWith is startLDAPServer with the server's options.
+func startLDAPServerWith(t *testing.T, opts slapd.Options, users []seedUser) (*slapd.Server, directory.Directory, directory.Directory) {
+	t.Helper()
+	s := slapd.Start(t, opts)
 	c, err := s.Dial()
 	if err != nil {
 		t.Fatal(err)

@@ -377,6 +377,9 @@ func CodeStorage(spec v1alpha1.RecoveryCodes, dir v1alpha1.UserDirectorySpec, di
 	if rc == nil {
 		return nil, fmt.Errorf("UserDirectory %s has no spec.recoveryCodes: it says where the directory keeps codes and how they are hashed", dirName)
 	}
+	if spec.MustChange && dir.LDAP == nil {
+		return nil, fmt.Errorf("spec.recoveryCodes.mustChange: only an LDAP directory marks a credential to be changed at first use (pwdReset); UserDirectory %s is not LDAP", dirName)
+	}
 	if spec.ExpiresAfter != nil && rc.ExpiresAttribute == "" {
 		return nil, fmt.Errorf("spec.recoveryCodes.expiresAfter: UserDirectory %s names no spec.recoveryCodes.expiresAttribute to record it in", dirName)
 	}
@@ -394,6 +397,9 @@ func CodeStorage(spec v1alpha1.RecoveryCodes, dir v1alpha1.UserDirectorySpec, di
 		}
 		cc.Hasher, err = recovery.NewHasher(scheme, true, costs)
 		cc.HeldAttribute = cc.Attribute
+		if spec.MustChange {
+			cc.ResetAttribute = "pwdReset"
+		}
 	case dir.SQL != nil:
 		if cc.Attribute == "" {
 			return nil, fmt.Errorf("UserDirectory %s spec.recoveryCodes.attribute: an SQL directory needs the column that holds the hash", dirName)

@@ -53,6 +53,11 @@ type Options struct {
 	// e2e tests use the address pods reach). The TLS certificate names
 	// 127.0.0.1 only.
 	Host string
+	// PasswordPolicy loads the ppolicy overlay with a default policy
+	// (PolicyDN) whose pwdMustChange is TRUE: a user whose pwdReset is
+	// TRUE binds, is told to change the password, and may do nothing
+	// else.
+	PasswordPolicy bool
 }
 
 // Server is a running slapd.
@@ -72,6 +77,8 @@ type Server struct {
 	Suffix     string
 	PeopleDN   string
 	DisabledDN string
+	// PolicyDN is the default password policy (Options.PasswordPolicy).
+	PolicyDN string
 	// Dir holds the configuration, database and slapd.log.
 	Dir string
 
@@ -133,6 +140,7 @@ func StartProcess(opts Options) (*Server, error) {
 		Suffix:       opts.Suffix,
 		PeopleDN:     "ou=people," + opts.Suffix,
 		DisabledDN:   "ou=disabled," + opts.Suffix,
+		PolicyDN:     "cn=default," + opts.Suffix,
 		Dir:          dir,
 	}
 	ok := false
@@ -149,6 +157,9 @@ func StartProcess(opts Options) (*Server, error) {
 		"dn: %s\nobjectClass: organizationalUnit\nou: people\n\n"+
 		"dn: %s\nobjectClass: organizationalUnit\nou: disabled\n",
 		s.Suffix, suffix.RDNs[0].Attributes[0].Value, suffix.RDNs[0].Attributes[0].Value, s.PeopleDN, s.DisabledDN)
+	if opts.PasswordPolicy {
+		base += fmt.Sprintf("\ndn: %s\nobjectClass: organizationalRole\nobjectClass: pwdPolicy\ncn: default\npwdAttribute: userPassword\npwdMustChange: TRUE\n", s.PolicyDN)
+	}
 	if err := os.WriteFile(filepath.Join(dir, "base.ldif"), []byte(base), 0o600); err != nil {
 		return nil, err
 	}
@@ -351,6 +362,7 @@ func (s *Server) writeConfig(opts Options) error {
 		"NoSync":   !opts.Sync,
 		"ModPath":  modulePath(),
 		"Modules":  passwordModules(modulePath()),
+		"Policy":   policyDN(opts, s.PolicyDN),
 		"MaxBytes": int64(8) << 30,
 	})
 	if err != nil {
@@ -373,6 +385,7 @@ argsfile {{.Dir}}/slapd.args
 {{if .ModPath}}modulepath {{.ModPath}}
 moduleload back_mdb
 {{range .Modules}}moduleload {{.}}
+{{end}}{{if .Policy}}moduleload ppolicy
 {{end}}{{end}}
 TLSCACertificateFile {{.Dir}}/ca.pem
 TLSCertificateFile {{.Dir}}/server.pem
@@ -393,7 +406,10 @@ maxsize {{.MaxBytes}}
 envflags writemap nometasync
 {{end}}checkpoint 65536 10
 limits dn.exact="{{.RootDN}}" size=unlimited time=unlimited
-`))
+{{if .Policy}}
+overlay ppolicy
+ppolicy_default "{{.Policy}}"
+{{end}}`))
 
 // modulePath is where Debian keeps back_mdb.so; empty when slapd has the
 // backend built in.
@@ -404,6 +420,13 @@ func modulePath() string {
 		}
 	}
 	return ""
+}
+
+func policyDN(opts Options, dn string) string {
+	if !opts.PasswordPolicy {
+		return ""
+	}
+	return dn
 }
 
 // passwordModules are the modules that verify hashed userPassword values
