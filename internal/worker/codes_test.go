@@ -28,6 +28,7 @@ import (
 	"github.com/userimport/user-import-operator/internal/recovery"
 	"github.com/userimport/user-import-operator/internal/source"
 	"github.com/userimport/user-import-operator/internal/testenv"
+	"github.com/userimport/user-import-operator/internal/testpeer/mailpit"
 	"github.com/userimport/user-import-operator/internal/testpeer/slapd"
 )
 
@@ -404,4 +405,36 @@ func first(v []string) string {
 		return ""
 	}
 	return v[0]
+}
+
+// With invitations on, each new user's invitation carries its code, the
+// same as the Secrets hold; the report Secret does not.
+func TestRecoveryCodesGoIntoInvitations(t *testing.T) {
+	_, c := testenv.Start(t)
+	srv := mailpit.Start(t)
+	f := newFixture(t, c, "codes-invited")
+	writeCSV(t, f.csvPath, 20)
+	f.withInvitations(t, srv, mailpit.Password)
+	f.withCodes(t, v1alpha1.CodesForNewUsers)
+	if _, err := f.runCodes(context.Background(), t, jobs.StageImport, f.sink(), nil); err != nil {
+		t.Fatal(err)
+	}
+	codes := f.codesOf(t)
+	msgs, err := srv.Messages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 20 {
+		t.Fatalf("%d invitations, want 20", len(msgs))
+	}
+	for _, m := range msgs {
+		d, err := srv.Detail(m.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		to := m.To[0].Address
+		if code := codes[to]; code == "" || !strings.Contains(d.Text, "Your recovery code, to sign in without e-mail: "+code) || !strings.Contains(d.HTML, code) {
+			t.Fatalf("the invitation to %s does not carry its code", to)
+		}
+	}
 }
