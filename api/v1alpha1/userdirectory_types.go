@@ -97,16 +97,17 @@ type DirectoryRecoveryCodes struct {
 	// +optional
 	Scheme RecoveryCodeScheme `json:"scheme,omitempty"`
 
-	// memoryKiB, iterations and parallelism are the cost of Argon2id
-	// (defaults 19456, 2 and 1).
+	// memoryKiB is the memory of Argon2id in KiB (default 19456, 19 MiB).
 	// +kubebuilder:validation:Minimum=8
 	// +kubebuilder:validation:Maximum=4194304
 	// +optional
 	MemoryKiB int32 `json:"memoryKiB,omitempty"`
+	// iterations is the number of Argon2id passes (default 2).
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=100
 	// +optional
 	Iterations int32 `json:"iterations,omitempty"`
+	// parallelism is the number of Argon2id lanes (default 1).
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=64
 	// +optional
