@@ -66,7 +66,7 @@ test-e2e: $(KUSTOMIZE) ## Run the e2e suite on a local single-node cluster (Linu
 	KUSTOMIZE=$(KUSTOMIZE) ./hack/cluster/e2e.sh
 
 .PHONY: bench
-bench: ## Run the benchmarks (BENCH=engine|ldap|scim|mail|postgres for one); prints BENCH lines.
+bench: ## Run the benchmarks (BENCH=engine|ldap|scim|mail|postgres|codes for one); prints BENCH lines.
 	./hack/bench.sh $(BENCH)
 
 ##@ Build
@@ -74,6 +74,15 @@ bench: ## Run the benchmarks (BENCH=engine|ldap|scim|mail|postgres for one); pri
 .PHONY: build
 build: ## Build bin/user-import-operator.
 	CGO_ENABLED=0 go build -trimpath -o bin/user-import-operator ./cmd/user-import-operator
+
+# PLUGIN_DIR is where install-plugin puts kubectl-usersync: a directory on
+# PATH, so that kubectl finds it as `kubectl usersync`.
+PLUGIN_DIR ?= /usr/local/bin
+
+.PHONY: install-plugin
+install-plugin: ## Build kubectl-usersync into PLUGIN_DIR (default /usr/local/bin): `kubectl usersync`.
+	CGO_ENABLED=0 go build -trimpath -o $(PLUGIN_DIR)/kubectl-usersync ./cmd/kubectl-usersync
+	@echo "installed $(PLUGIN_DIR)/kubectl-usersync; try: kubectl usersync status -A"
 
 .PHONY: run
 run: manifests generate ## Run the manager against the cluster in ~/.kube/config.

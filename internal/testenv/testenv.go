@@ -94,6 +94,13 @@ func (e *Env) WriteKubeconfig(path string) error {
 // ends. It fails, never skips, when KUBEBUILDER_ASSETS is not set.
 func Start(t testing.TB) (*rest.Config, client.Client) {
 	t.Helper()
+	e := StartEnv(t)
+	return e.Config, e.Client
+}
+
+// StartEnv is Start that returns the Env.
+func StartEnv(t testing.TB) *Env {
+	t.Helper()
 	e, err := New("")
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +110,17 @@ func Start(t testing.TB) (*rest.Config, client.Client) {
 			t.Logf("stopping the control plane: %v", err)
 		}
 	})
-	return e.Config, e.Client
+	return e
+}
+
+// UserConfig is the configuration of a user with no permissions but
+// those RBAC gives name: for tests of what a user may not do.
+func (e *Env) UserConfig(name string) (*rest.Config, error) {
+	u, err := e.env.AddUser(envtest.User{Name: name}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return u.Config(), nil
 }
 
 // ManagerOptions are the options of a manager that runs beside tests or

@@ -1,0 +1,152 @@
+package plugin
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"text/tabwriter"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/csvsafe"
+)
+
+// Keys of the Secrets the worker writes (the worker package's
+// ReportOutcomeKey and CodesKey; a test holds them equal).
+const (
+	outcomeKey = "outcome.csv"
+	codesKey   = "codes.csv"
+)
+
+// Actions report filters by.
+var Actions = []string{"create", "update", "deactivate", "delete", "error"}
+
+// Outputs of report.
+var Outputs = []string{"table", "csv", "json"}
+
+// Row is one line of a report.
+type Row struct {
+	Line     int64  `json:"line"`
+	Identity string `json:"identity"`
+	Action   string `json:"action"`
+	Error    string `json:"error,omitempty"`
+}
+
+// Report prints the outcome of every row of the import's last run, from
+// its report Secret: the preview's planned changes, or the import's
+// changes, with the errors by line. action keeps one action; output is
+// table, csv (formula cells escaped) or json.
+func (p *Plugin) Report(ctx context.Context, name, action, output string) error {
+	if action != "" && !slices.Contains(Actions, action) {
+		return refuse("--action %q: one of %v", action, Actions)
+	}
+	if output == "" {
+		output = "table"
+	}
+	if !slices.Contains(Outputs, output) {
+		return refuse("-o %q: one of %v", output, Outputs)
+	}
+	imp, err := p.getImport(ctx, name)
+	if err != nil {
+		return err
+	}
+	ref := imp.Status.ReportSecretRef
+	if ref == nil {
+		return refuse("UserImport %q has no report yet (it is %s): a preview or an import writes one", name, phaseOf(imp))
+	}
+	var s corev1.Secret
+	if err := p.Client.Get(ctx, types.NamespacedName{Namespace: p.Namespace, Name: ref.Name}, &s); err != nil {
+		return p.apiError(err, "get", "secrets", ref.Name)
+	}
+	data, ok := s.Data[outcomeKey]
+	if !ok {
+		return refuse("UserImport %q has no report yet (it is %s): its run has not finished", name, phaseOf(imp))
+	}
+	recs, err := csv.NewReader(bytes.NewReader(data)).ReadAll()
+	if err != nil {
+		return fmt.Errorf("Secret %s key %s: %w", ref.Name, outcomeKey, err)
+	}
+	var rows []Row
+	for _, r := range recs[min(1, len(recs)):] {
+		if len(r) < 4 || (action != "" && r[2] != action) {
+			continue
+		}
+		line, _ := strconv.ParseInt(r[0], 10, 64)
+		rows = append(rows, Row{Line: line, Identity: r[1], Action: r[2], Error: r[3]})
+	}
+	switch output {
+	case "json":
+		enc := json.NewEncoder(p.Out)
+		enc.SetIndent("", "  ")
+		if rows == nil {
+			rows = []Row{}
+		}
+		return enc.Encode(rows)
+	case "csv":
+		w := csvsafe.NewWriter(p.Out)
+		_ = w.Write([]string{"line", "identity", "action", "error"})
+		for _, r := range rows {
+			_ = w.Write([]string{lineOf(r.Line), r.Identity, r.Action, r.Error})
+		}
+		return w.Flush()
+	}
+	tw := tabwriter.NewWriter(p.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "LINE\tIDENTITY\tACTION\tERROR")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", lineOf(r.Line), r.Identity, r.Action, r.Error)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	what := "of the import"
+	if imp.Status.Phase == v1alpha1.PhasePreviewReady {
+		what = "planned by the preview"
+	}
+	fmt.Fprintf(p.Out, "%d rows %s (unchanged rows are not listed; line - is a user the file does not list)\n", len(rows), what)
+	return nil
+}
+
+func lineOf(l int64) string {
+	if l == 0 {
+		return "-"
+	}
+	return strconv.FormatInt(l, 10)
+}
+
+// Codes prints the import's recovery codes as one CSV, from every codes
+// Secret status names.
+func (p *Plugin) Codes(ctx context.Context, name string) error {
+	imp, err := p.getImport(ctx, name)
+	if err != nil {
+		return err
+	}
+	rc := imp.Status.RecoveryCodes
+	if rc == nil || len(rc.Secrets) == 0 {
+		if !imp.Spec.RecoveryCodes.Enabled() {
+			return refuse("UserImport %q gives no recovery codes (spec.recoveryCodes.generate is not set)", name)
+		}
+		return refuse("UserImport %q has given no recovery codes yet (it is %s)", name, phaseOf(imp))
+	}
+	fmt.Fprintln(p.Out, "identity,code,expires")
+	for _, sn := range rc.Secrets {
+		var s corev1.Secret
+		if err := p.Client.Get(ctx, types.NamespacedName{Namespace: p.Namespace, Name: sn}, &s); err != nil {
+			return p.apiError(err, "get", "secrets", sn)
+		}
+		data := s.Data[codesKey]
+		// Each Secret starts with the header; print it once.
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			data = data[i+1:]
+		}
+		if _, err := p.Out.Write(data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
