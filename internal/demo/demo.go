@@ -156,7 +156,7 @@ func setUp(ctx context.Context, c client.Client, dbPath string, rows int) error 
 	_ = os.Remove(dbPath)
 	if err := sqldir.CreateTable(ctx, v1alpha1.SQLDriverSQLite, dbPath, sqldir.TableSpec{
 		Table: table, IdentityColumn: "user_name",
-		Columns: []string{"email", "given_name", "family_name", "department", "title", "location", "recovery_code", "userImportManagedBy"},
+		Columns: []string{"email", "given_name", "family_name", "department", "title", "location", "recovery_code", "recovery_code_expires", "userImportManagedBy"},
 	}); err != nil {
 		return err
 	}
@@ -185,7 +185,7 @@ func setUp(ctx context.Context, c client.Client, dbPath string, rows int) error 
 				// A light argon2id, so that the demo's thousand codes
 				// are hashed in a few seconds; production keeps the
 				// default cost.
-				RecoveryCodes: &v1alpha1.DirectoryRecoveryCodes{Attribute: "recovery_code", MemoryKiB: 1024, Iterations: 1},
+				RecoveryCodes: &v1alpha1.DirectoryRecoveryCodes{Attribute: "recovery_code", ExpiresAttribute: "recovery_code_expires", MemoryKiB: 1024, Iterations: 1},
 			},
 		},
 		&corev1.ConfigMap{
