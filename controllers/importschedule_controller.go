@@ -7,6 +7,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
@@ -20,6 +21,7 @@ import (
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/conditions"
 	"github.com/userimport/user-import-operator/internal/egress"
+	"github.com/userimport/user-import-operator/internal/metrics"
 	"github.com/userimport/user-import-operator/internal/schedule"
 )
 
@@ -119,8 +121,14 @@ func (run *scheduleRun) event(eventType, reason, action string, related runtime.
 func (r *ImportScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	sched := &v1alpha1.ImportSchedule{}
 	if err := r.Client.Get(ctx, req.NamespacedName, sched); err != nil {
+		if apierrors.IsNotFound(err) {
+			metrics.ScheduleMissedRuns.DeleteLabelValues(req.Namespace, req.Name)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	// Present for every schedule, so that the alert on missed runs has
+	// a series to read.
+	metrics.ScheduleMissedRuns.WithLabelValues(sched.Namespace, sched.Name).Add(0)
 	if !sched.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil // the garbage collector deletes the imports
 	}
@@ -294,6 +302,7 @@ func (run *scheduleRun) runDue(ctx context.Context, sch *schedule.Schedule, from
 		}
 	}
 	if missed > 0 {
+		metrics.ScheduleMissedRuns.WithLabelValues(sched.Namespace, sched.Name).Add(float64(missed))
 		sched.Status.MissedRuns += int64(missed)
 		loc := sch.Location()
 		switch {

@@ -115,7 +115,7 @@ func (r *UserImportReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if err := run.status.finish(ctx, err); err != nil {
 		return ctrl.Result{}, err
 	}
-	r.Metrics.Observe(req.String(), imp.Status.Phase, imp.Status.Progress)
+	r.Metrics.Observe(req.String(), imp.Status.Phase, imp.Status.Progress, safetyBlocked(imp))
 	// A phase just written may owe a report: the next reconcile, which
 	// reads it back, sends it.
 	requeue := v.requeueAfter

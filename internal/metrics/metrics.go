@@ -3,6 +3,7 @@
 package metrics
 
 import (
+	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,10 +39,37 @@ var (
 		Name: "userimport_queue_length",
 		Help: "Number of UserImports waiting (ImportPending) to write to a UserDirectory.",
 	}, []string{"namespace", "directory"})
+
+	// DirectoryReady is 1 for a UserDirectory whose last check succeeded.
+	DirectoryReady = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "userimport_directory_ready",
+		Help: "1 when the UserDirectory is Ready (its last check succeeded), 0 when not.",
+	}, []string{"namespace", "directory"})
+
+	// ScheduleMissedRuns counts the runs ImportSchedules missed (the
+	// operator was down, or the schedule suspended, past a run).
+	ScheduleMissedRuns = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "userimport_schedule_missed_runs_total",
+		Help: "Runs of ImportSchedules that were missed.",
+	}, []string{"namespace", "schedule"})
+
+	// ImportsFailed counts the imports that ended Failed.
+	ImportsFailed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "userimport_imports_failed_total",
+		Help: "UserImports that ended Failed.",
+	}, []string{"namespace"})
+
+	// AwaitingApproval is the number of imports stopped at the safety
+	// threshold that wait for a person's approval.
+	AwaitingApproval = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "userimport_imports_awaiting_approval",
+		Help: "UserImports stopped at the safety threshold, waiting for approval.",
+	}, []string{"namespace"})
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(Imports, RowsProcessed, ImportDuration, QueueLength)
+	ctrlmetrics.Registry.MustRegister(Imports, RowsProcessed, ImportDuration, QueueLength,
+		DirectoryReady, ScheduleMissedRuns, ImportsFailed, AwaitingApproval)
 }
 
 // Tracker turns the phases and progress of imports, as reconcilers see
@@ -50,19 +78,27 @@ type Tracker struct {
 	mu       sync.Mutex
 	phases   map[string]v1alpha1.ImportPhase
 	progress map[string]v1alpha1.ProgressStatus
+	// waiting holds the imports awaiting approval, by key.
+	waiting map[string]bool
 }
 
 // NewTracker returns an empty Tracker.
 func NewTracker() *Tracker {
-	return &Tracker{phases: map[string]v1alpha1.ImportPhase{}, progress: map[string]v1alpha1.ProgressStatus{}}
+	return &Tracker{phases: map[string]v1alpha1.ImportPhase{}, progress: map[string]v1alpha1.ProgressStatus{}, waiting: map[string]bool{}}
 }
 
-// Observe records the phase and progress of the import key. The first
-// observation of an import is a baseline: rows it processed before this
-// process saw it are not counted again after a restart.
-func (t *Tracker) Observe(key string, phase v1alpha1.ImportPhase, progress *v1alpha1.ProgressStatus) {
+// Observe records the phase and progress of the import key
+// ("namespace/name"), and whether it awaits approval. The first
+// observation of an import is a baseline: rows it processed, or a failure
+// it had, before this process saw it are not counted again after a
+// restart.
+func (t *Tracker) Observe(key string, phase v1alpha1.ImportPhase, progress *v1alpha1.ProgressStatus, awaitingApproval bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	ns, _, _ := strings.Cut(key, "/")
+	// Present from the first import of a namespace on, so that rules
+	// over them have a series to read.
+	ImportsFailed.WithLabelValues(ns).Add(0)
 	if old, ok := t.phases[key]; !ok || old != phase {
 		if ok && old != "" {
 			Imports.WithLabelValues(string(old)).Dec()
@@ -70,8 +106,17 @@ func (t *Tracker) Observe(key string, phase v1alpha1.ImportPhase, progress *v1al
 		if phase != "" {
 			Imports.WithLabelValues(string(phase)).Inc()
 		}
+		if ok && phase == v1alpha1.PhaseFailed {
+			ImportsFailed.WithLabelValues(ns).Inc()
+		}
 		t.phases[key] = phase
 	}
+	if awaitingApproval {
+		t.waiting[key] = true
+	} else {
+		delete(t.waiting, key)
+	}
+	t.setWaiting(ns)
 	var now v1alpha1.ProgressStatus
 	if progress != nil {
 		now = *progress
@@ -103,4 +148,18 @@ func (t *Tracker) Forget(key string) {
 	}
 	delete(t.phases, key)
 	delete(t.progress, key)
+	delete(t.waiting, key)
+	ns, _, _ := strings.Cut(key, "/")
+	t.setWaiting(ns)
+}
+
+// setWaiting sets the awaiting-approval gauge of namespace ns.
+func (t *Tracker) setWaiting(ns string) {
+	n := 0
+	for k := range t.waiting {
+		if strings.HasPrefix(k, ns+"/") {
+			n++
+		}
+	}
+	AwaitingApproval.WithLabelValues(ns).Set(float64(n))
 }

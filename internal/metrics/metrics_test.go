@@ -25,16 +25,16 @@ func TestTrackerCountsEachRowOnce(t *testing.T) {
 
 	// A preview reads every row and plans 100 creates; status.progress
 	// holds only how far it read.
-	tr.Observe("ns/a", v1alpha1.PhaseCreatingPreview, nil)
-	tr.Observe("ns/a", v1alpha1.PhasePreviewReady, &v1alpha1.ProgressStatus{RowsProcessed: 100, Percent: 100})
-	tr.Observe("ns/a", v1alpha1.PhaseImportPending, &v1alpha1.ProgressStatus{RowsProcessed: 100, Percent: 100})
+	tr.Observe("ns/a", v1alpha1.PhaseCreatingPreview, nil, false)
+	tr.Observe("ns/a", v1alpha1.PhasePreviewReady, &v1alpha1.ProgressStatus{RowsProcessed: 100, Percent: 100}, false)
+	tr.Observe("ns/a", v1alpha1.PhaseImportPending, &v1alpha1.ProgressStatus{RowsProcessed: 100, Percent: 100}, false)
 	if got := imports(v1alpha1.PhaseImportPending) - pending; got != 1 {
 		t.Errorf("ImportPending gauge moved by %v, want 1", got)
 	}
-	tr.Observe("ns/a", v1alpha1.PhaseImporting, nil)
-	tr.Observe("ns/a", v1alpha1.PhaseImporting, &v1alpha1.ProgressStatus{RowsProcessed: 40, ChangeCounts: v1alpha1.ChangeCounts{Created: 38, Failed: 2}})
-	tr.Observe("ns/a", v1alpha1.PhaseImporting, &v1alpha1.ProgressStatus{RowsProcessed: 100, ChangeCounts: v1alpha1.ChangeCounts{Created: 97, Failed: 3}})
-	tr.Observe("ns/a", v1alpha1.PhaseCompleted, &v1alpha1.ProgressStatus{RowsProcessed: 100, ChangeCounts: v1alpha1.ChangeCounts{Created: 97, Failed: 3}})
+	tr.Observe("ns/a", v1alpha1.PhaseImporting, nil, false)
+	tr.Observe("ns/a", v1alpha1.PhaseImporting, &v1alpha1.ProgressStatus{RowsProcessed: 40, ChangeCounts: v1alpha1.ChangeCounts{Created: 38, Failed: 2}}, false)
+	tr.Observe("ns/a", v1alpha1.PhaseImporting, &v1alpha1.ProgressStatus{RowsProcessed: 100, ChangeCounts: v1alpha1.ChangeCounts{Created: 97, Failed: 3}}, false)
+	tr.Observe("ns/a", v1alpha1.PhaseCompleted, &v1alpha1.ProgressStatus{RowsProcessed: 100, ChangeCounts: v1alpha1.ChangeCounts{Created: 97, Failed: 3}}, false)
 	if got := rows("created") - created; got != 97 {
 		t.Errorf("created counted %v times, want 97", got)
 	}
@@ -55,8 +55,8 @@ func TestTrackerCountsEachRowOnce(t *testing.T) {
 	// counted by the manager before it.
 	created = rows("created")
 	fresh := NewTracker()
-	fresh.Observe("ns/b", v1alpha1.PhaseImporting, &v1alpha1.ProgressStatus{RowsProcessed: 500, ChangeCounts: v1alpha1.ChangeCounts{Created: 500}})
-	fresh.Observe("ns/b", v1alpha1.PhaseImporting, &v1alpha1.ProgressStatus{RowsProcessed: 800, ChangeCounts: v1alpha1.ChangeCounts{Created: 800}})
+	fresh.Observe("ns/b", v1alpha1.PhaseImporting, &v1alpha1.ProgressStatus{RowsProcessed: 500, ChangeCounts: v1alpha1.ChangeCounts{Created: 500}}, false)
+	fresh.Observe("ns/b", v1alpha1.PhaseImporting, &v1alpha1.ProgressStatus{RowsProcessed: 800, ChangeCounts: v1alpha1.ChangeCounts{Created: 800}}, false)
 	if got := rows("created") - created; got != 300 {
 		t.Errorf("after a restart, created counted %v, want the 300 rows since", got)
 	}
