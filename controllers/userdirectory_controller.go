@@ -57,6 +57,7 @@ func (r *UserDirectoryReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if err := r.Client.Get(ctx, req.NamespacedName, dir); err != nil {
 		if apierrors.IsNotFound(err) {
 			metrics.QueueLength.DeleteLabelValues(req.Namespace, req.Name)
+			metrics.DirectoryReady.DeleteLabelValues(req.Namespace, req.Name)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
@@ -68,6 +69,11 @@ func (r *UserDirectoryReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if err == nil {
 		result = r.reconcileCheck(ctx, dir)
 	}
+	ready := 0.0
+	if c := meta.FindStatusCondition(dir.Status.Conditions, v1alpha1.ConditionReady); c != nil && c.Status == metav1.ConditionTrue {
+		ready = 1
+	}
+	metrics.DirectoryReady.WithLabelValues(dir.Namespace, dir.Name).Set(ready)
 	for _, t := range []string{v1alpha1.ConditionReady, v1alpha1.ConditionMailReady} {
 		if e := conditionChange(status.orig.(*v1alpha1.UserDirectory), dir, t); e != nil {
 			status.event(e.eventType, e.reason, e.action, nil, e.note)
@@ -127,11 +133,18 @@ func (r *UserDirectoryReconciler) reconcileCheck(ctx context.Context, dir *v1alp
 		if errors.Is(err, context.DeadlineExceeded) {
 			reason = v1alpha1.ReasonUnreachable
 		}
-		if reason == v1alpha1.ReasonInvalidConfig {
+		switch reason {
+		case v1alpha1.ReasonInvalidConfig:
 			conditions.Set(&dir.Status.Conditions, dir.Generation, conditions.Stalled, reason, err.Error())
 			return ctrl.Result{}
+		case v1alpha1.ReasonAuthenticationFailed, v1alpha1.ReasonTLSError:
+			// Refused credentials or certificates do not mend by waiting:
+			// Stalled, so that Argo CD and Flux report the directory as
+			// failed. It is still checked again, for a fixed Secret.
+			conditions.Set(&dir.Status.Conditions, dir.Generation, conditions.Stalled, reason, err.Error())
+		default:
+			conditions.Set(&dir.Status.Conditions, dir.Generation, conditions.Failing, reason, err.Error())
 		}
-		conditions.Set(&dir.Status.Conditions, dir.Generation, conditions.Failing, reason, err.Error())
 		return ctrl.Result{RequeueAfter: r.RetryInterval}
 	}
 	dir.Status.Capabilities = &v1alpha1.DirectoryCapabilities{
