@@ -2,13 +2,16 @@ package main
 
 import (
 	"crypto/tls"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -35,6 +38,8 @@ func runManager(args []string) error {
 	retryInterval := fs.Duration("directory-retry-interval", 30*time.Second, "time between checks of a UserDirectory that is not Ready")
 	pollInterval := fs.Duration("import-poll-interval", 15*time.Second, "how often running imports are looked at between events")
 	allowedHosts := fs.String("allowed-hosts", "", "comma-separated host names, *.domain wildcards and CIDRs that the manager's own checks (UserDirectory readiness, skipIfUnchanged HEAD requests) may connect to; empty allows every host")
+	workerResources := fs.String("worker-resources", "", `the workers' resources where a UserDirectory names none, as JSON: {"requests":{"cpu":"100m","memory":"128Mi"},"limits":{"memory":"512Mi"}}`)
+	watchNamespaces := fs.String("watch-namespaces", "", "comma-separated namespaces whose objects the manager reconciles; empty: every namespace")
 	opts := zap.Options{}
 	opts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -43,6 +48,22 @@ func runManager(args []string) error {
 	allowed, err := egress.Parse(*allowedHosts)
 	if err != nil {
 		return fmt.Errorf("--allowed-hosts: %w", err)
+	}
+	var resources *corev1.ResourceRequirements
+	if *workerResources != "" {
+		resources = &corev1.ResourceRequirements{}
+		if err := json.Unmarshal([]byte(*workerResources), resources); err != nil {
+			return fmt.Errorf("--worker-resources: %w", err)
+		}
+	}
+	var cacheOpts cache.Options
+	if *watchNamespaces != "" {
+		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range strings.Split(*watchNamespaces, ",") {
+			if ns = strings.TrimSpace(ns); ns != "" {
+				cacheOpts.DefaultNamespaces[ns] = cache.Config{}
+			}
+		}
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	log := ctrl.Log.WithName("setup")
@@ -56,6 +77,7 @@ func runManager(args []string) error {
 			// Stream Cancellation and Rapid Reset CVEs.
 			TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }},
 		},
+		Cache:                   cacheOpts,
 		HealthProbeBindAddress:  *probeAddr,
 		LeaderElection:          *leaderElect,
 		LeaderElectionID:        "user-import-operator.userimport.dev",
@@ -64,7 +86,7 @@ func runManager(args []string) error {
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
-	settings := jobs.Settings{Image: *workerImage, PullPolicy: corev1.PullPolicy(*pullPolicy)}
+	settings := jobs.Settings{Image: *workerImage, PullPolicy: corev1.PullPolicy(*pullPolicy), Resources: resources}
 	if *jobTTL >= 0 {
 		ttl := int32(*jobTTL)
 		settings.TTLSecondsAfterFinished = &ttl

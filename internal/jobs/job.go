@@ -27,6 +27,9 @@ type Settings struct {
 	// TTLSecondsAfterFinished removes finished Jobs after this long; nil
 	// keeps them.
 	TTLSecondsAfterFinished *int32
+	// Resources are the worker's resources where the directory names
+	// none; nil: DefaultResources.
+	Resources *corev1.ResourceRequirements
 }
 
 // Defaults of the directory's spec.execution, used when a field is unset
@@ -79,6 +82,9 @@ func Build(imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory, stage Stage, s
 		deadline = *exec.ActiveDeadlineSeconds
 	}
 	resources := DefaultResources()
+	if settings.Resources != nil {
+		resources = *settings.Resources.DeepCopy()
+	}
 	if exec.Resources != nil {
 		resources = *exec.Resources.DeepCopy()
 	}
