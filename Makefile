@@ -8,9 +8,11 @@ export UIO_CACHE := $(CACHE)
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 # kustomize v5.8.3 needs Go 1.27; v5.8.2 builds with the Go of go.mod.
 KUSTOMIZE_VERSION ?= v5.8.2
+HELM_VERSION ?= v3.22.0
 GINKGO_VERSION ?= $(shell go list -m -f '{{.Version}}' github.com/onsi/ginkgo/v2)
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
+HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
 GINKGO ?= $(LOCALBIN)/ginkgo-$(GINKGO_VERSION)
 
 GOTEST_FLAGS ?=
@@ -30,6 +32,7 @@ help: ## Show this help.
 .PHONY: manifests
 manifests: $(CONTROLLER_GEN) ## Generate CRDs and RBAC from markers.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./api/..." paths="./controllers/..." output:crd:artifacts:config=config/crd/bases
+	./hack/chart-sync.sh
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate deepcopy code.
@@ -37,8 +40,8 @@ generate: $(CONTROLLER_GEN) ## Generate deepcopy code.
 
 .PHONY: verify-generated
 verify-generated: manifests generate ## Fail when generated files differ from the committed ones.
-	@if [ -n "$$(git status --porcelain -- api config/crd config/rbac)" ]; then \
-		git status --short -- api config/crd config/rbac; git diff -- api config/crd config/rbac; \
+	@if [ -n "$$(git status --porcelain -- api config/crd config/rbac charts)" ]; then \
+		git status --short -- api config/crd config/rbac charts; git diff -- api config/crd config/rbac charts; \
 		echo "generated files are stale or not committed: run 'make manifests generate' and commit"; exit 1; fi
 
 .PHONY: fmt
@@ -58,12 +61,16 @@ demo: ## Run the operator on this machine: control plane, manager and an SQLite 
 	KUBEBUILDER_ASSETS="$$(./hack/envtest-assets.sh)" go run ./cmd/user-import-demo $(DEMO_FLAGS)
 
 .PHONY: test
-test: manifests generate vet ## Run every test: unit, envtest and real directory servers.
-	./hack/test.sh $(GOTEST_FLAGS)
+test: manifests generate vet $(HELM) $(KUSTOMIZE) ## Run every test: unit, envtest and real directory servers.
+	HELM=$(HELM) KUSTOMIZE=$(KUSTOMIZE) ./hack/test.sh $(GOTEST_FLAGS)
 
 .PHONY: test-e2e
-test-e2e: $(KUSTOMIZE) ## Run the e2e suite on a local single-node cluster (Linux, root); E2E_REUSE=1 reuses and keeps a running one.
+test-e2e: $(KUSTOMIZE) $(HELM) ## Run the e2e suite on a local single-node cluster (Linux, root); E2E_REUSE=1 reuses and keeps a running one.
 	KUSTOMIZE=$(KUSTOMIZE) ./hack/cluster/e2e.sh
+
+.PHONY: test-e2e-chart
+test-e2e-chart: $(KUSTOMIZE) $(HELM) ## The e2e specs labelled smoke or chart, with the operator installed by the Helm chart.
+	KUSTOMIZE=$(KUSTOMIZE) HELM=$(HELM) E2E_INSTALL=chart E2E_GINKGO_FLAGS='-ginkgo.label-filter=smoke || chart' ./hack/cluster/e2e.sh
 
 .PHONY: bench
 bench: ## Run the benchmarks (BENCH=engine|ldap|scim|mail|postgres|codes for one); prints BENCH lines.
@@ -102,6 +109,9 @@ build-installer: manifests generate $(KUSTOMIZE) ## Write dist/install.yaml (CRD
 
 $(CONTROLLER_GEN):
 	./hack/tool.sh controller-gen sigs.k8s.io/controller-tools/cmd/controller-gen $(CONTROLLER_TOOLS_VERSION) $@
+
+$(HELM):
+	./hack/tool.sh helm helm.sh/helm/v3/cmd/helm $(HELM_VERSION) $@
 
 $(KUSTOMIZE):
 	./hack/tool.sh kustomize sigs.k8s.io/kustomize/kustomize/v5 $(KUSTOMIZE_VERSION) $@

@@ -10,6 +10,8 @@
 # E2E_REUSE=1 reuses a running cluster and leaves it running afterwards
 # (hack/cluster/down.sh stops it). KUSTOMIZE names the kustomize binary;
 # E2E_GINKGO_FLAGS adds flags, e.g. -ginkgo.label-filter=smoke.
+# E2E_INSTALL=chart installs the operator with the Helm chart (HELM names
+# the helm binary) instead of config/default.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -89,7 +91,14 @@ go build -o "$W/bin/image" ./hack/image
 ctr -a "$SOCK" -n k8s.io images import "$W/images/operator.tar" >&2
 # A reused cluster may run an older image under the same tag.
 kubectl delete deployment -n "$OPERATOR_NS" user-import-operator-controller-manager --ignore-not-found >&2
-"$KUSTOMIZE" build test/e2e/config | kubectl apply --server-side --force-conflicts -f - >&2
+if [ "${E2E_INSTALL:-}" = chart ]; then
+  # The operator as the Helm chart installs it, with the same image.
+  log "installing the operator with charts/user-import-operator"
+  in_netns "${HELM:-helm}" --kubeconfig "$KUBECONFIG_PATH" upgrade --install user-import-operator charts/user-import-operator \
+    --namespace "$OPERATOR_NS" --create-namespace --set image.repository=user-import-operator --set image.tag=e2e --wait --timeout 3m >&2
+else
+  "$KUSTOMIZE" build test/e2e/config | kubectl apply --server-side --force-conflicts -f - >&2
+fi
 
 go test -c -tags e2e -o "$W/bin/e2e.test" ./test/e2e
 # The directories the suite imports into (PostgreSQL, SCIM, slapd).

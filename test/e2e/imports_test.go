@@ -47,7 +47,7 @@ var _ = Describe("Imports into a PostgreSQL directory", Ordered, ContinueOnFailu
 		pg = startPostgres()
 	})
 
-	It("imports 10,000 rows from a ConfigMap in full mode through a Job", func(ctx SpecContext) {
+	It("imports 10,000 rows from a ConfigMap in full mode through a Job", Label("chart"), func(ctx SpecContext) {
 		const n = 10000
 		want := people(0, n)
 		data := csvFile(want)

@@ -71,7 +71,7 @@ func get(ctx context.Context, podIP string, port int, path string) (int, string,
 	return resp.StatusCode, string(body), err
 }
 
-var _ = Describe("The operator deployed with config/default", Label("smoke"), func() {
+var _ = Describe("The operator as deployed (config/default, or the Helm chart)", Label("smoke"), func() {
 	It("runs a Ready manager that holds the leader lease", func(ctx SpecContext) {
 		pod := managerPod(ctx)
 		// The lease shows that the manager reached the API server through
