@@ -54,7 +54,7 @@ func start(t *testing.T) *env {
 	v := &env{t: t, e: e, c: e.Client, dbPath: filepath.Join(t.TempDir(), "users.db")}
 	ctx := context.Background()
 	if err := sqldir.CreateTable(ctx, v1alpha1.SQLDriverSQLite, v.dbPath, sqldir.TableSpec{
-		Table: "users", IdentityColumn: "user_name", Columns: []string{"title", "userImportManagedBy"},
+		Table: "users", IdentityColumn: "user_name", Columns: []string{"title", "code", "userImportManagedBy"},
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -74,6 +74,7 @@ func start(t *testing.T) *env {
 		&v1alpha1.UserDirectory{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db"}, Spec: v1alpha1.UserDirectorySpec{
 			IdentityAttribute: "user_name",
 			SQL:               &v1alpha1.SQLDirectory{Driver: v1alpha1.SQLDriverSQLite, DSN: v1alpha1.SecretKeyRef{Name: "dsn", Key: "dsn"}, Table: "users"},
+			RecoveryCodes:     &v1alpha1.DirectoryRecoveryCodes{Attribute: "code", MemoryKiB: 64, Iterations: 1},
 		}},
 	} {
 		if err := v.c.Create(ctx, o); err != nil {
@@ -99,7 +100,11 @@ func file() string {
 	return b.String()
 }
 
-func (v *env) newImport(name string, action v1alpha1.ImportAction) {
+func (v *env) newImport(name string, action v1alpha1.ImportAction) *v1alpha1.UserImport {
+	return v.newImportWith(name, action, nil)
+}
+
+func (v *env) newImportWith(name string, action v1alpha1.ImportAction, edit func(*v1alpha1.UserImportSpec)) *v1alpha1.UserImport {
 	v.t.Helper()
 	ctx := context.Background()
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Data: map[string]string{"users.csv": file()}}
@@ -116,9 +121,13 @@ func (v *env) newImport(name string, action v1alpha1.ImportAction) {
 		},
 		Action: action,
 	}}
+	if edit != nil {
+		edit(&imp.Spec)
+	}
 	if err := v.c.Create(ctx, imp); err != nil {
 		v.t.Fatal(err)
 	}
+	return imp
 }
 
 func (v *env) waitPhase(name string, phase v1alpha1.ImportPhase) *v1alpha1.UserImport {
@@ -318,5 +327,48 @@ func TestStatusWhileImporting(t *testing.T) {
 func TestKeysAreTheWorkers(t *testing.T) {
 	if outcomeKey != worker.ReportOutcomeKey || codesKey != worker.CodesKey {
 		t.Fatal("the plugin's Secret keys differ from the worker's")
+	}
+}
+
+// codes prints the codes of an import that gave some, as one CSV; run-now
+// starts a schedule's import.
+func TestCodesAndRunNow(t *testing.T) {
+	v := start(t)
+	ctx := context.Background()
+	imp := v.newImportWith("coded", v1alpha1.ActionImport, func(s *v1alpha1.UserImportSpec) {
+		s.Mode, s.MissingUsers = v1alpha1.ModeDelta, v1alpha1.MissingIgnore
+		s.RecoveryCodes = v1alpha1.RecoveryCodes{Generate: v1alpha1.CodesForNewUsers}
+	})
+	v.waitPhase("coded", v1alpha1.PhaseCompleted)
+	if err := v.plugin("").Codes(ctx, "coded"); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(v.out.String()), "\n")
+	if len(lines) != 3 || lines[0] != "identity,code,expires" || !strings.HasPrefix(lines[1], "new-1,") || !strings.HasPrefix(lines[2], "\"'=HYPERLINK(") {
+		t.Fatalf("codes:\n%s", v.out.String())
+	}
+
+	sched := &v1alpha1.ImportSchedule{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "nightly"}, Spec: v1alpha1.ImportScheduleSpec{
+		Schedule: "0 3 * * *", Template: v1alpha1.UserImportTemplate{Spec: imp.Spec}}}
+	sched.Spec.Template.Spec.RecoveryCodes = v1alpha1.RecoveryCodes{}
+	if err := v.c.Create(ctx, sched); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.plugin("").RunNow(ctx, "nightly", "2026-11-29T12:00:00Z"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var l v1alpha1.UserImportList
+		if err := v.c.List(ctx, &l, client.InNamespace(ns), client.MatchingLabels{v1alpha1.ScheduleLabel: "nightly"}); err != nil {
+			t.Fatal(err)
+		}
+		if len(l.Items) == 1 && strings.HasPrefix(l.Items[0].Name, "nightly-now-") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run-now made no import: %d", len(l.Items))
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
