@@ -71,10 +71,12 @@ var _ = Describe("Health as Argo CD and Flux compute it (kstatus)", Ordered, fun
 		sqlDirectory(ctx, "health-wrong", table, wrong, uiov1.ExecutionSettings{})
 		expectKstatus(ctx, "UserDirectory", "health-wrong", status.FailedStatus)
 
-		// A worker that may not run longer than a second fails its Job:
-		// the import is Failed.
-		sqlDirectory(ctx, "health-deadline", newTable(ctx, pg, "health_deadline"), "",
-			uiov1.ExecutionSettings{ActiveDeadlineSeconds: ptr.To[int64](1), BackoffLimit: ptr.To[int32](0)})
+		// A worker that may run a minute, on a table that takes 200 ms a
+		// row, fails its Job at the deadline: the import is Failed.
+		slow := newTable(ctx, pg, "health_deadline")
+		slow.slowAndCounted(ctx, 200*time.Millisecond)
+		sqlDirectory(ctx, "health-deadline", slow, "",
+			uiov1.ExecutionSettings{ActiveDeadlineSeconds: ptr.To[int64](60), BackoffLimit: ptr.To[int32](0)})
 		failed := newImport(ctx, "health-failed", importSpec("health-deadline", "health", uiov1.ModeFull, uiov1.ActionImport))
 		waitPhase(ctx, failed, uiov1.PhaseFailed, 5*time.Minute)
 		expectKstatus(ctx, "UserImport", "health-failed", status.FailedStatus)
