@@ -705,6 +705,10 @@ func progressSummary(p *v1alpha1.ProgressStatus) string {
 		return "no progress reported yet"
 	}
 	s := fmt.Sprintf("%d %% (%d of %d rows)", p.Percent, p.RowsProcessed, p.RowsTotal)
+	if p.RowsTotal == 0 {
+		// The file's rows are counted when it has been read through.
+		s = fmt.Sprintf("%d %% of the file (%d rows)", p.Percent, p.RowsProcessed)
+	}
 	s += fmt.Sprintf("; created %d, updated %d, unchanged %d, deactivated %d, deleted %d, failed %d",
 		p.Created, p.Updated, p.Unchanged, p.Deactivated, p.Deleted, p.Failed)
 	if p.Resumes > 0 {

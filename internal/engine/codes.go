@@ -139,23 +139,17 @@ func (b *batch) giveCode(i int, code string) {
 	b.codes = append(b.codes, codeFor{change: i, identity: b.changes[i].Identity, code: code})
 }
 
-// recordCodes hashes and records the codes of a batch. A full import
-// starts it when the batch is sent, so that the codes are stored while
-// earlier batches are written: the worker waits for it (b.recorded) only
-// before it writes the batch.
+// recordCodes records the codes of a batch. A full import starts it when
+// the batch is sent, so that the codes are stored while earlier batches
+// are written: the worker waits for it (b.recorded) only before it hashes
+// the codes and writes the batch. Hashing stays with the workers, so that
+// an expensive hash runs Concurrency at a time, in file order.
 func (p *pass) recordCodes(ctx context.Context, b *batch) error {
-	cc := p.r.cfg.Codes
 	issued := make([]IssuedCode, len(b.codes))
-	for i := range b.codes {
-		c := &b.codes[i]
-		h, err := cc.Hasher.Hash(c.code)
-		if err != nil {
-			return fmt.Errorf("hashing a recovery code: %w", err)
-		}
-		c.hash = h
+	for i, c := range b.codes {
 		issued[i] = IssuedCode{Identity: c.identity, Code: c.code}
 	}
-	if err := cc.Recorder.Record(ctx, issued); err != nil {
+	if err := p.r.cfg.Codes.Recorder.Record(ctx, issued); err != nil {
 		return fmt.Errorf("recording recovery codes: %w", err)
 	}
 	return nil
@@ -186,8 +180,8 @@ func (p *pass) abandon(b *batch) {
 	p.r.cfg.Codes.Recorder.Forget(ids)
 }
 
-// placeCodes waits until the codes of a batch are recorded and puts their
-// hashes into its changes. Changes dropped before the write (keep maps
+// placeCodes waits until the codes of a batch are recorded, hashes them
+// and puts the hashes into its changes. Changes dropped before the write (keep maps
 // old to new indexes, -1 for dropped) lose their codes again.
 func (p *pass) placeCodes(ctx context.Context, b *batch, keep []int) error {
 	p.startRecording(ctx, b)
@@ -208,6 +202,11 @@ func (p *pass) placeCodes(ctx context.Context, b *batch, keep []int) error {
 				continue
 			}
 		}
+		h, err := cc.Hasher.Hash(c.code)
+		if err != nil {
+			return fmt.Errorf("hashing a recovery code: %w", err)
+		}
+		c.hash = h
 		ch := &b.changes[c.change]
 		if ch.Attributes == nil {
 			ch.Attributes = directory.Attributes{}

@@ -77,19 +77,31 @@ func writeStatus(w io.Writer, imp *v1alpha1.UserImport, now time.Time) {
 		if st.Phase == v1alpha1.PhaseImporting {
 			if pr.RowsPerSecond > 0 {
 				line += fmt.Sprintf(", %d rows/s", pr.RowsPerSecond)
-				if total > pr.RowsProcessed {
-					eta := time.Duration(float64(total-pr.RowsProcessed) / float64(pr.RowsPerSecond) * float64(time.Second))
-					line += ", ETA " + eta.Round(time.Second).String()
-				}
+			}
+			// From the rows left at the current rate, or, when the file's
+			// rows are not counted yet, from the share of its bytes read.
+			var eta time.Duration
+			switch {
+			case pr.RowsPerSecond > 0 && total > pr.RowsProcessed:
+				eta = time.Duration(float64(total-pr.RowsProcessed) / float64(pr.RowsPerSecond) * float64(time.Second))
+			case total == 0 && pr.Percent > 0 && pr.Percent < 100 && st.StartTime != nil:
+				eta = time.Duration(float64(now.Sub(st.StartTime.Time)) * float64(100-pr.Percent) / float64(pr.Percent))
+			}
+			if eta > 0 {
+				line += ", ETA " + eta.Round(time.Second).String()
 			}
 			if pr.UpdateTime != nil {
 				line += fmt.Sprintf(" (reported %s ago)", now.Sub(pr.UpdateTime.Time).Round(time.Second))
 			}
 		}
 		fmt.Fprintln(w, line)
-		c := pr.ChangeCounts
-		fmt.Fprintf(w, "  changes   created %d, updated %d, unchanged %d, deactivated %d, deleted %d, failed %d\n",
-			c.Created, c.Updated, c.Unchanged, c.Deactivated, c.Deleted, c.Failed)
+		// Before the import, progress is how far the preview read; its
+		// planned changes are the preview's line below.
+		if st.Phase == v1alpha1.PhaseImporting || final(st.Phase) {
+			c := pr.ChangeCounts
+			fmt.Fprintf(w, "  changes   created %d, updated %d, unchanged %d, deactivated %d, deleted %d, failed %d\n",
+				c.Created, c.Updated, c.Unchanged, c.Deactivated, c.Deleted, c.Failed)
+		}
 		if pr.Resumes > 0 {
 			fmt.Fprintf(w, "  resumed   %d times, from its last checkpoint\n", pr.Resumes)
 		}
