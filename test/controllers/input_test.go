@@ -156,9 +156,7 @@ var _ = Describe("an import whose input is refused", Ordered, func() {
 		Expect(k8sClient.Update(ctx, configMap(ns, "hr", csvOf(ns, 3)))).To(Succeed())
 		// The controller looks at a refused import every 30 seconds; an
 		// annotation wakes it sooner.
-		cur := getImport(imp)
-		cur.Annotations = map[string]string{"test.userimport.dev/wake": "1"}
-		Expect(k8sClient.Update(ctx, cur)).To(Succeed())
+		setAnnotation(imp, "test.userimport.dev/wake", "1")
 		got = expectPhase(imp, uiov1.PhaseCompleted)
 		Expect(got.Status.Progress.Created).To(BeEquivalentTo(3))
 		Expect(got.Status.RejectedSHA256).To(BeEmpty())
