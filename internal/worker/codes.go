@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -137,7 +138,7 @@ type codeSecret struct {
 	name    string
 	created bool
 	dirty   bool
-	order   []string          // identity cells as first recorded
+	order   []string          // identity cells in the order recorded
 	lines   map[string]string // identity cell -> CSV line
 	size    int
 }
@@ -178,15 +179,19 @@ func (s *codeSecret) data() []byte {
 	var b bytes.Buffer
 	b.Grow(len(codesHeader) + s.size)
 	b.WriteString(codesHeader)
-	kept := s.order[:0]
 	for _, c := range s.order {
-		if l, ok := s.lines[c]; ok {
-			b.WriteString(l)
-			kept = append(kept, c)
-		}
+		b.WriteString(s.lines[c])
 	}
-	s.order = kept
 	return b.Bytes()
+}
+
+// remove drops the code of cell; order keeps listing each cell of lines
+// once, so that a code recorded again is written once.
+func (s *codeSecret) remove(cell string) {
+	s.size -= len(s.lines[cell])
+	delete(s.lines, cell)
+	s.order = slices.DeleteFunc(s.order, func(c string) bool { return c == cell })
+	s.dirty = true
 }
 
 // codeLine is one CSV line; cell is the identity already escaped.
@@ -232,11 +237,8 @@ func (c *secretCodes) Forget(identities []string) {
 		if !ok {
 			continue
 		}
-		s := c.secrets[i]
-		s.size -= len(s.lines[cell])
-		delete(s.lines, cell)
+		c.secrets[i].remove(cell)
 		delete(c.where, cell)
-		s.dirty = true
 	}
 	c.gen++
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
 	"github.com/userimport/user-import-operator/internal/directory/open"
+	"github.com/userimport/user-import-operator/internal/engine"
 	"github.com/userimport/user-import-operator/internal/jobs"
 	"github.com/userimport/user-import-operator/internal/kube"
 	"github.com/userimport/user-import-operator/internal/recovery"
@@ -436,5 +437,36 @@ func TestRecoveryCodesGoIntoInvitations(t *testing.T) {
 		if code := codes[to]; code == "" || !strings.Contains(d.Text, "Your recovery code, to sign in without e-mail: "+code) || !strings.Contains(d.HTML, code) {
 			t.Fatalf("the invitation to %s does not carry its code", to)
 		}
+	}
+}
+
+// A code forgotten (its write was refused) and recorded again in the same
+// run is listed once.
+func TestRecoveryCodesForgottenAndRecordedAgainAreListedOnce(t *testing.T) {
+	_, c := testenv.Start(t)
+	f := newFixture(t, c, "codes-again")
+	ctx := context.Background()
+	store, err := (&SecretVault{Client: c, Import: f.get(t)}).Open(ctx, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ann := []engine.IssuedCode{{Identity: "ann@corp.example", Code: "K7QX2-W9RTZ-P4LM8-VB3HN"}}
+	bob := []engine.IssuedCode{{Identity: "bob@corp.example", Code: "M3NP4-QR5ST-6UVW7-XYZ89"}}
+	if err := store.Record(ctx, append(ann, bob...)); err != nil {
+		t.Fatal(err)
+	}
+	store.Forget([]string{"ann@corp.example"})
+	if err := store.Record(ctx, ann); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var s corev1.Secret
+	if err := c.Get(ctx, types.NamespacedName{Namespace: "default", Name: "codes-again-codes-0"}, &s); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Count(string(s.Data[CodesKey]), "ann@corp.example"); got != 1 || f.get(t).Status.RecoveryCodes.Issued != 2 {
+		t.Fatalf("ann is listed %d times; status %+v:\n%s", got, f.get(t).Status.RecoveryCodes, s.Data[CodesKey])
 	}
 }
