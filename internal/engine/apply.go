@@ -50,8 +50,7 @@ func (p *pass) work(ctx context.Context, b *batch) {
 		return
 	}
 	if len(b.codes) > 0 {
-		p.forgetRefused(b, results)
-		b.counts.Codes = int64(len(b.codes))
+		p.settleCodes(b, results)
 	}
 	for i, res := range results {
 		if res.Err != nil {
@@ -64,11 +63,6 @@ func (p *pass) work(ctx context.Context, b *batch) {
 			continue
 		}
 		b.counts.count(b.changes[i].Op)
-	}
-	for _, c := range b.codes {
-		if results[c.change].Err != nil {
-			b.counts.Codes--
-		}
 	}
 }
 

@@ -62,12 +62,11 @@ type CodeRecorder interface {
 	Code(identity string) (string, bool)
 }
 
-// codeFor is the code a change of a batch gives its user, and its hash.
+// codeFor is the code a change of a batch gives its user.
 type codeFor struct {
 	change   int
 	identity string
 	code     string
-	hash     string
 }
 
 // codeColumn finds the column of imported codes; -1 without one.
@@ -181,8 +180,8 @@ func (p *pass) abandon(b *batch) {
 }
 
 // placeCodes waits until the codes of a batch are recorded, hashes them
-// and puts the hashes into its changes. Changes dropped before the write (keep maps
-// old to new indexes, -1 for dropped) lose their codes again.
+// and puts the hashes into its changes. Changes dropped before the write
+// (keep maps old to new indexes, -1 for dropped) lose their codes again.
 func (p *pass) placeCodes(ctx context.Context, b *batch, keep []int) error {
 	p.startRecording(ctx, b)
 	if err := <-b.recorded; err != nil {
@@ -202,16 +201,15 @@ func (p *pass) placeCodes(ctx context.Context, b *batch, keep []int) error {
 				continue
 			}
 		}
-		h, err := cc.Hasher.Hash(c.code)
+		hash, err := cc.Hasher.Hash(c.code)
 		if err != nil {
 			return fmt.Errorf("hashing a recovery code: %w", err)
 		}
-		c.hash = h
 		ch := &b.changes[c.change]
 		if ch.Attributes == nil {
 			ch.Attributes = directory.Attributes{}
 		}
-		ch.Attributes[cc.Attribute] = []string{c.hash}
+		ch.Attributes[cc.Attribute] = []string{hash}
 		if cc.ExpiresAttribute != "" && expires != "" {
 			ch.Attributes[cc.ExpiresAttribute] = []string{expires}
 		}
@@ -227,16 +225,18 @@ func (p *pass) placeCodes(ctx context.Context, b *batch, keep []int) error {
 	return nil
 }
 
-// forgetRefused drops the codes of the changes the directory refused.
-func (p *pass) forgetRefused(b *batch, results []directory.Result) {
-	var ids []string
+// settleCodes counts the codes of the changes the directory wrote and
+// drops those of the changes it refused.
+func (p *pass) settleCodes(b *batch, results []directory.Result) {
+	var refused []string
 	for _, c := range b.codes {
 		if results[c.change].Err != nil {
-			ids = append(ids, c.identity)
+			refused = append(refused, c.identity)
 		}
 	}
-	if len(ids) > 0 {
-		p.r.cfg.Codes.Recorder.Forget(ids)
+	b.counts.Codes = int64(len(b.codes) - len(refused))
+	if len(refused) > 0 {
+		p.r.cfg.Codes.Recorder.Forget(refused)
 	}
 }
 
