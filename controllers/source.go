@@ -29,6 +29,12 @@ func sourceKey(ctx context.Context, r client.Reader, namespace string, src v1alp
 	return data, what, true, err
 }
 
+// inPlace tells whether src is read in place by the worker (sftp, s3,
+// persistentVolumeClaim) rather than copied.
+func inPlace(src v1alpha1.ImportSource) bool {
+	return src.SFTP != nil || src.S3 != nil || src.PersistentVolumeClaim != nil
+}
+
 // sha256Hex is the sha256 of data as the worker records a file's.
 func sha256Hex(data []byte) string {
 	sum := sha256.Sum256(data)

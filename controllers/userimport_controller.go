@@ -642,7 +642,14 @@ func (run *importRun) rejected(ctx context.Context, stage jobs.Stage, rej *jobs.
 		} else {
 			run.setPhase(v1alpha1.PhasePreviewPending)
 		}
-		return verdict{next: true}, nil
+		if !inPlace(imp.Spec.Source) {
+			return verdict{next: true}, nil
+		}
+		// Only a worker can look for a file on a claim, and an SFTP or S3
+		// file may arrive any time: look again after a backoff that grows
+		// with the import's age, up to a minute.
+		return verdict{state: conditions.Progressing, reason: v1alpha1.ReasonSourceNotFound,
+			message: "waiting for the source: " + conditions.Bound(rej.Message), requeueAfter: run.sourceWait()}, nil
 	}
 	meta.SetStatusCondition(&imp.Status.Conditions, metav1.Condition{
 		Type: v1alpha1.ConditionInputRejected, Status: metav1.ConditionTrue, Reason: rej.Reason,
@@ -665,8 +672,7 @@ func (run *importRun) sourceMissing(ctx context.Context) (*verdict, error) {
 		return nil, nil
 	}
 	if errors.Is(err, kube.ErrNotFound) {
-		wait := run.Clock.Since(run.imp.CreationTimestamp.Time) / 10
-		wait = min(max(wait, time.Second), time.Minute)
+		wait := run.sourceWait()
 		return &verdict{state: conditions.Progressing, reason: v1alpha1.ReasonSourceNotFound,
 			message: fmt.Sprintf("waiting for the source, %s: %v", what, err), requeueAfter: wait}, nil
 	}
@@ -674,6 +680,13 @@ func (run *importRun) sourceMissing(ctx context.Context) (*verdict, error) {
 		return nil, fmt.Errorf("reading the source %s: %w", what, err)
 	}
 	return nil, nil
+}
+
+// sourceWait is how long an import waits before it looks for a missing
+// source again: a tenth of its age, between a second and a minute.
+func (run *importRun) sourceWait() time.Duration {
+	wait := run.Clock.Since(run.imp.CreationTimestamp.Time) / 10
+	return min(max(wait, time.Second), time.Minute)
 }
 
 // refusedFileReplaced tells whether the ConfigMap or Secret key of an

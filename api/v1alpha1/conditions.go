@@ -47,6 +47,13 @@ const (
 	// ConditionReportSent is False while a report mail could not be sent;
 	// the controller tries again with backoff.
 	ConditionReportSent = "ReportSent"
+	// ConditionInsecureSource is True while spec.source.sftp skips the
+	// verification of the server's host key.
+	ConditionInsecureSource = "InsecureSource"
+	// ConditionSourceArchived reports spec.source.afterImport once the
+	// import completed: True when the file was moved or deleted, False
+	// when that failed (the import itself stays Completed).
+	ConditionSourceArchived = "SourceArchived"
 )
 
 // ReasonReconcileError: the last reconcile failed (the API server refused
@@ -102,6 +109,26 @@ const (
 	// ReasonSourceNotFound: the ConfigMap, Secret or key of spec.source
 	// does not exist (yet); the import waits for it.
 	ReasonSourceNotFound = "SourceNotFound"
+	// ReasonSourceAuthenticationFailed: the SFTP or S3 server refused the
+	// credentials of spec.source.
+	ReasonSourceAuthenticationFailed = "SourceAuthenticationFailed"
+	// ReasonSourceUnreachable: the SFTP or S3 server of spec.source could
+	// not be reached.
+	ReasonSourceUnreachable = "SourceUnreachable"
+	// ReasonHostKeyMismatch: the SFTP server presented a host key that
+	// spec.source.sftp.knownHosts does not list.
+	ReasonHostKeyMismatch = "HostKeyMismatch"
+	// ReasonHostKeyNotVerified: spec.source.sftp skips the verification
+	// of the server's host key.
+	ReasonHostKeyNotVerified = "HostKeyNotVerified"
+	// ReasonSourceNotSupported: the executor cannot read this kind of
+	// source (the in-process executor and a persistentVolumeClaim).
+	ReasonSourceNotSupported = "SourceNotSupported"
+	// ReasonMoved, ReasonDeleted and ReasonArchiveFailed: the outcome of
+	// spec.source.afterImport.
+	ReasonMoved         = "Moved"
+	ReasonDeleted       = "Deleted"
+	ReasonArchiveFailed = "ArchiveFailed"
 	// ReasonInvalidTemplate: an invitation template does not parse, or
 	// does not render against the file's first valid row; the message
 	// names the template and its line.

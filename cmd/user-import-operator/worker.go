@@ -62,7 +62,7 @@ func runWorker(args []string) error {
 	name := fs.String("import", "", "name of the UserImport (Job mode)")
 	stageName := fs.String("stage", string(jobs.StageImport), "Preview or Import")
 	secretsDir := fs.String("secrets-dir", "", "directory where key K of Secret S is the file S/K")
-	sourceDir := fs.String("source-dir", "", "directory holding the mounted ConfigMap or Secret source as "+jobs.SourceFile+" (Job mode)")
+	sourceDir := fs.String("source-dir", "", "directory holding the mounted ConfigMap or Secret source as "+jobs.SourceFile+", or the mounted PersistentVolumeClaim (Job mode)")
 	workDir := fs.String("work-dir", os.TempDir(), "directory for the local copy of the source")
 	file := fs.String("file", "", "YAML file with a UserDirectory and a UserImport (laptop mode)")
 	sourceFile := fs.String("source", "", "local CSV file that replaces the UserImport's source (laptop mode)")
@@ -131,6 +131,9 @@ func runWorkerInJob(ctx context.Context, key types.NamespacedName, stage worker.
 	fmt.Printf("%s of UserImport %s (generation %d)\n", stage, key, cfg.Import.Generation)
 	if src := cfg.Import.Spec.Source; sourceDir != "" && (src.ConfigMap != nil || src.Secret != nil) {
 		cfg.Source.MountedFile = filepath.Join(sourceDir, jobs.SourceFile)
+	}
+	if sourceDir != "" && cfg.Import.Spec.Source.PersistentVolumeClaim != nil {
+		cfg.Source.ClaimRoot = sourceDir
 	}
 	// The log shows counts, line numbers and messages, never values.
 	cfg.Sink = worker.Tee(cfg.Sink, &worker.ConsoleSink{Out: os.Stdout})

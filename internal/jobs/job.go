@@ -220,6 +220,20 @@ func SecretNames(imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory) []string
 			add(h.BearerToken.Name)
 		}
 	}
+	if f := src.SFTP; f != nil {
+		add(f.Credentials.Name)
+		if f.KnownHosts != nil {
+			add(f.KnownHosts.Name)
+		}
+	}
+	if b := src.S3; b != nil {
+		if b.Credentials != nil {
+			add(b.Credentials.Name)
+		}
+		if b.CABundle != nil {
+			add(b.CABundle.Name)
+		}
+	}
 	names := make([]string, 0, len(set))
 	for n := range set {
 		names = append(names, n)
@@ -231,7 +245,7 @@ func SecretNames(imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory) []string
 // volumes returns the worker's volumes and mounts: /tmp, one read-only
 // Secret volume per Secret under SecretsDir, the invitation templates
 // under TemplatesDir, and the source file of a ConfigMap or Secret source
-// under SourceDir.
+// (or the PersistentVolumeClaim of a claim source) under SourceDir.
 func volumes(imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory) ([]corev1.Volume, []corev1.VolumeMount) {
 	vols := []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
 	mounts := []corev1.VolumeMount{{Name: "tmp", MountPath: TmpDir}}
@@ -275,6 +289,12 @@ func volumes(imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory) ([]corev1.Vo
 				Items:       items(src.Secret.Key),
 				DefaultMode: ptr.To[int32](0o440),
 			},
+		}})
+		mounts = append(mounts, corev1.VolumeMount{Name: "source", MountPath: SourceDir, ReadOnly: true})
+	case src.PersistentVolumeClaim != nil:
+		// Read-only: the import never changes the files of a claim.
+		vols = append(vols, corev1.Volume{Name: "source", VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: src.PersistentVolumeClaim.ClaimName, ReadOnly: true},
 		}})
 		mounts = append(mounts, corev1.VolumeMount{Name: "source", MountPath: SourceDir, ReadOnly: true})
 	}

@@ -1,8 +1,10 @@
-// Package source fetches the CSV file of a UserImport into a local file,
-// recording its size, sha256 and ETag as it goes. The engine needs a
-// seekable file (it reads it once to plan and once to write, and resumes at
-// a byte offset), and a checksum to refuse resuming on another file, so
-// every source is copied locally first — streaming, never whole in memory.
+// Package source opens the CSV file of a UserImport. The engine needs a
+// seekable file (it reads it once to plan and once to write, and resumes
+// at a byte offset), and a fingerprint to refuse resuming on another file.
+// ConfigMap, Secret and HTTP sources are copied into a local file first,
+// streaming, with their sha256 computed on the way. SFTP, S3 and
+// PersistentVolumeClaim sources are read in place (inplace.go): a file of
+// any size, never whole in memory or on disk.
 package source
 
 import (
@@ -25,19 +27,48 @@ import (
 	"github.com/userimport/user-import-operator/internal/kube"
 )
 
-// File is a local copy of a source.
+// File is the file of a source: a local copy, or a file read in place.
 type File struct {
-	// Path of the local copy.
+	// Path of the local copy; empty for a file read in place.
 	Path string
-	// Size in bytes, SHA256 hex-encoded.
-	Size   int64
+	// Size in bytes.
+	Size int64
+	// SHA256, hex-encoded, of the content of a local copy, or of the
+	// identity of a file read in place (Fingerprint).
 	SHA256 string
-	// ETag the server gave, for http sources.
+	// ETag the server gave, for http and s3 sources.
 	ETag string
+	// Name, ModTime and VersionID of a file read in place.
+	Name      string
+	ModTime   time.Time
+	VersionID string
+
+	store Store
+	obj   Object
+	// reader is the last one Open returned, for its counters.
+	reader *Reader
 }
 
-// Open opens the local copy.
-func (f *File) Open() (*os.File, error) { return os.Open(f.Path) }
+// InPlace tells whether the file is read in place rather than copied.
+func (f *File) InPlace() bool { return f.store != nil }
+
+// Open opens the file from its start.
+func (f *File) Open(ctx context.Context) (io.ReadSeekCloser, error) {
+	if f.store != nil {
+		f.reader = NewReader(ctx, f.store, f.obj)
+		return f.reader, nil
+	}
+	return os.Open(f.Path)
+}
+
+// BytesRead is the number of bytes read from a file read in place by its
+// last Open, and the number of times it was opened there.
+func (f *File) BytesRead() (bytes int64, opens int) {
+	if f.reader == nil {
+		return 0, 0
+	}
+	return f.reader.BytesRead, f.reader.Opens
+}
 
 // Options say where a source can be found and where to put the copy.
 type Options struct {
@@ -54,6 +85,13 @@ type Options struct {
 	HTTPClient *http.Client
 	// Retries of a failed download (default 3).
 	Retries int
+	// ClaimRoot is where a Job mounted the PersistentVolumeClaim of the
+	// source; empty where no claim can be mounted (in-process runs).
+	ClaimRoot string
+	// Pin, when set, is the file an earlier run of the import found: a
+	// file read in place is that one, not the newest matching now (a
+	// resume, or an import after its preview).
+	Pin *v1alpha1.SourceStatus
 }
 
 // Fetch copies the source into opts.Dir.
@@ -65,8 +103,58 @@ func Fetch(ctx context.Context, src v1alpha1.ImportSource, opts Options) (*File,
 		return fetchKey(ctx, "source.secret", src.Secret.Name, src.Secret.Key, opts.Secrets, opts)
 	case src.HTTP != nil:
 		return fetchHTTP(ctx, src.HTTP, opts)
+	case src.SFTP != nil || src.S3 != nil || src.PersistentVolumeClaim != nil:
+		return openInPlace(ctx, src, opts)
 	}
 	return nil, errors.New("spec.source: no source set")
+}
+
+// Connect opens the store of an sftp, s3 or persistentVolumeClaim source.
+func Connect(ctx context.Context, src v1alpha1.ImportSource, opts Options) (Store, v1alpha1.FileSelector, error) {
+	switch {
+	case src.SFTP != nil:
+		st, err := OpenSFTP(ctx, src.SFTP, opts.Secrets)
+		return st, src.SFTP.FileSelector, err
+	case src.S3 != nil:
+		st, err := OpenS3(ctx, src.S3, opts.Secrets)
+		return st, src.S3.FileSelector, err
+	case src.PersistentVolumeClaim != nil:
+		if opts.ClaimRoot == "" {
+			return nil, src.PersistentVolumeClaim.FileSelector, errorf(v1alpha1.ReasonSourceNotSupported,
+				"source.persistentVolumeClaim: only a worker Job mounts a claim; the in-process executor cannot read %s", src.PersistentVolumeClaim.ClaimName)
+		}
+		return OpenDir(src.PersistentVolumeClaim.ClaimName, opts.ClaimRoot), src.PersistentVolumeClaim.FileSelector, nil
+	}
+	return nil, v1alpha1.FileSelector{}, errors.New("spec.source: not an sftp, s3 or persistentVolumeClaim source")
+}
+
+// openInPlace finds the file of a source read in place: the pinned one,
+// or the one its selector picks now.
+func openInPlace(ctx context.Context, src v1alpha1.ImportSource, opts Options) (*File, error) {
+	st, sel, err := Connect(ctx, src, opts)
+	if err != nil {
+		return nil, err
+	}
+	var obj Object
+	if pin := opts.Pin; pin != nil && pin.Name != "" {
+		obj, err = st.Stat(ctx, pin.Name)
+		if err == nil && pin.VersionID != "" {
+			// A versioned bucket still serves the pinned version after the
+			// key was overwritten.
+			obj = Object{Name: pin.Name, Size: pin.Size, ETag: pin.ETag, VersionID: pin.VersionID, ModTime: obj.ModTime}
+			if pin.ModTime != nil {
+				obj.ModTime = pin.ModTime.Time
+			}
+		}
+	} else {
+		obj, err = Find(ctx, st, sel)
+	}
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return &File{Size: obj.Size, SHA256: Fingerprint(st, obj), ETag: obj.ETag, Name: obj.Name, ModTime: obj.ModTime,
+		VersionID: obj.VersionID, store: st, obj: obj}, nil
 }
 
 // fetchKey copies the key of a ConfigMap or Secret source: the mounted
@@ -235,5 +323,11 @@ func httpClient(ctx context.Context, src *v1alpha1.HTTPSource, opts Options) (*h
 	return &http.Client{Transport: tr}, nil
 }
 
-// Remove deletes the local copy.
-func (f *File) Remove() error { return os.Remove(filepath.Clean(f.Path)) }
+// Remove deletes the local copy, or closes the connection to the store of
+// a file read in place.
+func (f *File) Remove() error {
+	if f.store != nil {
+		return f.store.Close()
+	}
+	return os.Remove(filepath.Clean(f.Path))
+}

@@ -82,6 +82,11 @@ func (s *APISink) Started(ctx context.Context, file *source.File, resumed bool) 
 			st.Source = &v1alpha1.SourceStatus{}
 		}
 		st.Source.Size, st.Source.SHA256, st.Source.ETag = file.Size, file.SHA256, file.ETag
+		st.Source.Name, st.Source.VersionID, st.Source.ModTime = file.Name, file.VersionID, nil
+		if file.InPlace() {
+			t := metav1.NewTime(file.ModTime)
+			st.Source.ModTime = &t
+		}
 		if resumed {
 			if st.Progress == nil {
 				st.Progress = &v1alpha1.ProgressStatus{}

@@ -140,19 +140,29 @@ func run(ctx context.Context, cfg Config) (_ Outcome, err error) {
 	if err := jobs.CheckIdentity(imp.Spec, cfg.Directory); err != nil {
 		return Outcome{}, &jobs.Rejection{Reason: v1alpha1.ReasonInvalidMapping, Message: err.Error()}
 	}
-	file, err := source.Fetch(ctx, imp.Spec.Source, cfg.Source)
-	if errors.Is(err, kube.ErrNotFound) {
-		return Outcome{}, &jobs.Rejection{Reason: v1alpha1.ReasonSourceNotFound, Message: err.Error()}
-	}
-	if err != nil {
-		return Outcome{}, err
-	}
-	defer file.Remove()
 	dryRun := cfg.Stage == jobs.StagePreview
 	var cp *engine.ResumePoint
 	if !dryRun {
 		cp = checkpointOf(imp)
 	}
+	srcOpts := cfg.Source
+	if cp != nil || expectedSHA256(cfg) != "" {
+		// A file read in place is the one the checkpoint or the preview
+		// read, not the newest one matching now.
+		srcOpts.Pin = imp.Status.Source
+	}
+	file, err := source.Fetch(ctx, imp.Spec.Source, srcOpts)
+	if errors.Is(err, kube.ErrNotFound) {
+		return Outcome{}, &jobs.Rejection{Reason: v1alpha1.ReasonSourceNotFound, Message: err.Error()}
+	}
+	if reason := source.ReasonOf(err); reason != "" && reason != v1alpha1.ReasonSourceChanged && cp == nil {
+		// Found before anything was written: the source's fault.
+		return Outcome{}, &jobs.Rejection{Reason: reason, Message: err.Error()}
+	}
+	if err != nil {
+		return Outcome{}, err
+	}
+	defer file.Remove()
 	// A resumed import is pinned by its checkpoint, which belongs to the
 	// file its first rows were written from; a fresh one by its preview.
 	switch want := expectedSHA256(cfg); {
@@ -201,7 +211,7 @@ func run(ctx context.Context, cfg Config) (_ Outcome, err error) {
 		}
 	}
 
-	f, err := file.Open()
+	f, err := file.Open(ctx)
 	if err != nil {
 		return Outcome{}, err
 	}
