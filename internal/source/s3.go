@@ -11,6 +11,7 @@ package source
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -71,16 +73,21 @@ func OpenS3(ctx context.Context, src *v1alpha1.S3Source, secrets kube.KeyReader)
 		}
 		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(id, secret, token)))
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.ResponseHeaderTimeout = time.Minute
+	var pool *x509.CertPool
 	if src.CABundle != nil {
-		pool, err := directory.CertPool(ctx, secrets, "source.s3.caBundle", *src.CABundle)
-		if err != nil {
+		var err error
+		if pool, err = directory.CertPool(ctx, secrets, "source.s3.caBundle", *src.CABundle); err != nil {
 			return nil, err
 		}
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
-	opts = append(opts, config.WithHTTPClient(&http.Client{Transport: tr}))
+	// A buildable client, so that AWS_CA_BUNDLE still applies on top.
+	hc := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+		tr.ResponseHeaderTimeout = time.Minute
+		if pool != nil {
+			tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		}
+	})
+	opts = append(opts, config.WithHTTPClient(hc))
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("source.s3: %w", err)

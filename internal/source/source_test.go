@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -29,7 +30,7 @@ func secrets(m map[string]string) kube.KeyReader {
 	return func(_ context.Context, name, key string) ([]byte, error) {
 		v, ok := m[name+"/"+key]
 		if !ok {
-			return nil, errors.New("no such key")
+			return nil, fmt.Errorf("%s/%s: %w", name, key, kube.ErrNotFound)
 		}
 		return []byte(v), nil
 	}

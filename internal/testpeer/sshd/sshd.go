@@ -53,7 +53,14 @@ type Server struct {
 // fails, never skips, when sshd or the account is missing.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	s, err := StartIn(t.TempDir(), "127.0.0.1")
+	// Not under t.TempDir(): its parent is private to root, and the
+	// account must reach its folder.
+	dir, err := os.MkdirTemp("", "uio-sshd-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	s, err := StartIn(dir, "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +68,8 @@ func Start(t testing.TB) *Server {
 	return s
 }
 
-// StartIn starts a server listening on host, with its files in dir.
+// StartIn starts a server listening on host, with its files in dir, which
+// the account must be able to reach.
 func StartIn(dir, host string) (*Server, error) {
 	if _, err := os.Stat("/usr/sbin/sshd"); err != nil {
 		return nil, fmt.Errorf("sshd is not installed: %s", InstallHint)
