@@ -250,7 +250,7 @@ type S3Source struct {
 	// endpoint of an S3-compatible server (https://minio.example:9000);
 	// empty for AWS.
 	// +kubebuilder:validation:MaxLength=2048
-	// +kubebuilder:validation:XValidation:rule="self == '' || self.matches('^https?://[^/]+')",message="spec.source.s3.endpoint must be an http:// or https:// URL"
+	// +kubebuilder:validation:XValidation:rule="size(self) == 0 || self.matches('^https?://[^/]+')",message="spec.source.s3.endpoint must be an http:// or https:// URL"
 	// +optional
 	Endpoint string `json:"endpoint,omitempty"`
 
@@ -293,7 +293,7 @@ const (
 )
 
 // AfterImport says what happens to the file after a Completed import.
-// +kubebuilder:validation:XValidation:rule="self.action != 'Move' || (has(self.to) && self.to != '')",message="spec.source.afterImport.to is required for Move"
+// +kubebuilder:validation:XValidation:rule="self.action != 'Move' || (has(self.to) && size(self.to) > 0)",message="spec.source.afterImport.to is required for Move"
 type AfterImport struct {
 	// action: Keep (the default), Move or Delete.
 	// +kubebuilder:default=Keep

@@ -102,4 +102,4 @@ var errReadOnly = errors.New("source.persistentVolumeClaim: the claim is mounted
 
 func (d *dirStore) Move(context.Context, Object, string) (string, error) { return "", errReadOnly }
 func (d *dirStore) Delete(context.Context, Object) error                 { return errReadOnly }
-func (d *dirStore) Close() error                                          { return nil }
+func (d *dirStore) Close() error                                         { return nil }
