@@ -930,6 +930,15 @@ type Checkpoint struct {
 	// +kubebuilder:validation:Enum=Apply;Deprovision
 	// +optional
 	Step string `json:"step,omitempty"`
+	// duplicatesKnown is true when the import found, before writing, the
+	// rows whose identity an earlier row has: a resume then reads the file
+	// from offset on instead of from its start (files read in place).
+	// +optional
+	DuplicatesKnown bool `json:"duplicatesKnown,omitempty"`
+	// duplicatesAfter are the byte offsets, after offset, of those rows.
+	// +kubebuilder:validation:MaxItems=1000
+	// +optional
+	DuplicatesAfter []int64 `json:"duplicatesAfter,omitempty"`
 }
 
 // Steps of an import, recorded in its checkpoints.

@@ -111,7 +111,8 @@ func (p *pass) commitDone(b *batch) {
 		p.doneLine, p.doneOff = b.endLine, b.endOff
 	}
 	if !p.dry {
-		p.checkpoint = &ResumePoint{Line: b.endLine, Offset: b.endOff, SHA256: p.r.in.SHA256, Step: b.step, Counts: p.counts}
+		p.checkpoint = &ResumePoint{Line: b.endLine, Offset: b.endOff, SHA256: p.r.in.SHA256, Step: b.step, Counts: p.counts,
+			Duplicates: p.r.duplicatesAfter(b.endOff)}
 	}
 	for _, c := range b.changes {
 		if len(p.samples) >= p.r.cfg.KeepSamples {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/mapping"
 )
 
@@ -33,13 +34,14 @@ var externalDupBytes int64 = 64 << 20
 
 const dupPartitions = 128
 
-// findDuplicates sets r.dups for a delta import of a large file.
+// findDuplicates sets r.dups for a delta import of a large file, or of
+// a file a resume must not read again (Input.SeekOnResume).
 func (r *run) findDuplicates(ctx context.Context) error {
 	size, err := r.in.File.Seek(0, io.SeekEnd)
 	if err != nil {
 		return fmt.Errorf("reading the source: %w", err)
 	}
-	if size <= externalDupBytes {
+	if size <= externalDupBytes && !r.in.SeekOnResume {
 		return nil
 	}
 	dir, err := os.MkdirTemp("", "uio-identities-")
@@ -143,4 +145,18 @@ func (r *run) findDuplicates(ctx context.Context) error {
 	slices.Sort(dups)
 	r.dups = dups
 	return nil
+}
+
+// duplicatesAfter returns the duplicates at or after off for a checkpoint
+// there, when the import may resume without reading the rows before it;
+// otherwise nil.
+func (r *run) duplicatesAfter(off int64) []int64 {
+	if !r.in.SeekOnResume || r.dups == nil || r.cfg.Mode != v1alpha1.ModeDelta {
+		return nil
+	}
+	i, _ := slices.BinarySearch(r.dups, off)
+	if len(r.dups)-i > MaxKeptDuplicates {
+		return nil
+	}
+	return r.dups[i:len(r.dups):len(r.dups)]
 }

@@ -49,7 +49,17 @@ type ResumePoint struct {
 	Step string
 	// Counts up to the checkpoint; a resumed import counts on from them.
 	Counts Counts
+	// Duplicates, when not nil, are the offsets after Offset of the rows
+	// whose identity an earlier row has, found before the import wrote
+	// (Input.SeekOnResume): a resumed delta import then starts reading
+	// at Offset instead of planning the rows before it again. Nil when
+	// unknown, or too many to keep (more than MaxKeptDuplicates).
+	Duplicates []int64
 }
+
+// MaxKeptDuplicates bounds ResumePoint.Duplicates, which goes into the
+// import's status.
+const MaxKeptDuplicates = 1000
 
 // Input is the file of one import.
 type Input struct {
@@ -60,6 +70,12 @@ type Input struct {
 	SHA256 string
 	// Resume, when set, resumes an interrupted import.
 	Resume *ResumePoint
+	// SeekOnResume says that File is read in place from a server, where
+	// reading it again costs what reading it once did: a delta import
+	// finds the duplicate identities before its pass (one more read of
+	// the file), and its checkpoints carry them, so that a resume reads
+	// the file from the checkpoint on — its header and the rest only.
+	SeekOnResume bool
 }
 
 // RowError is a row that could not be imported. Msg names the line's
@@ -207,6 +223,8 @@ func (r *run) write(ctx context.Context, dryRun bool, report Reporter) (Result, 
 			return res, err
 		}
 		res.ManagedUsers = int64(r.snap.len())
+	} else if cp := in.Resume; cp != nil && cp.Duplicates != nil && in.SeekOnResume && cp.Step == v1alpha1.StepApply {
+		r.dups, r.seekTo = cp.Duplicates, cp
 	} else if err := r.findDuplicates(ctx); err != nil {
 		return res, err
 	}
@@ -275,6 +293,9 @@ type run struct {
 	// dups are the offsets of a large delta file's rows whose identity
 	// an earlier row has (see dups.go); nil when the pass keeps a set.
 	dups []int64
+	// seekTo is the checkpoint a delta import resumes at without reading
+	// the rows before it (Input.SeekOnResume).
+	seekTo *ResumePoint
 }
 
 // free releases the snapshot and identity sets, which live outside the
@@ -322,8 +343,16 @@ func newRun(in Input, dir directory.Directory, cfg Config) (*run, error) {
 	return r, nil
 }
 
-// open reads the file from its start.
+// open reads the file from its start, or, for a resume that seeks, from
+// the checkpoint (after its header).
 func (r *run) open() (*csvread.Reader, error) {
+	if cp := r.seekTo; cp != nil {
+		rd, err := csvread.Resume(r.in.File, csvread.OptionsFromFormat(r.cfg.Format), cp.Offset, cp.Line+1)
+		if err != nil {
+			return nil, fmt.Errorf("resuming at the checkpoint: %w", err)
+		}
+		return rd, nil
+	}
 	if _, err := r.in.File.Seek(0, io.SeekStart); err != nil {
 		return nil, fmt.Errorf("rewinding the source: %w", err)
 	}

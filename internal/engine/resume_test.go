@@ -253,3 +253,103 @@ func TestProgressIsThrottled(t *testing.T) {
 		t.Fatalf("progress reports: %+v", rec.progress)
 	}
 }
+
+// countingFile counts the bytes read from a file.
+type countingFile struct {
+	*strings.Reader
+	read int64
+}
+
+func (c *countingFile) Read(p []byte) (int, error) {
+	n, err := c.Reader.Read(p)
+	c.read += int64(n)
+	return n, err
+}
+
+// A delta import of a file read in place resumes at its checkpoint's
+// offset: it reads the header and the rest, not the rows before, and ends
+// as an uninterrupted import does, its duplicate rows found across the
+// checkpoint included.
+func TestResumeAtTheOffsetReadsOnlyTheRest(t *testing.T) {
+	for s := range uint64(4) {
+		r := rand.New(rand.NewPCG(s, 13))
+		users, content := scenario(r, 20000)
+		// Duplicates far apart: a row of the start again near the end.
+		lines := strings.Split(strings.TrimSuffix(content, "\n"), "\n")
+		for i := range 5 {
+			at := len(lines) - 1 - i*50
+			lines = slices.Insert(lines, at, lines[2+i*7])
+		}
+		content = strings.Join(lines, "\n") + "\n"
+		cfg := testConfig(v1alpha1.ModeDelta, v1alpha1.MissingIgnore)
+		cfg.StatusColumn = &v1alpha1.StatusColumn{Column: "status", DeactivateValues: []string{"inactive"}, DeleteValues: []string{"deleted"}}
+		cfg.MaxErrorPercent = nil
+		cfg.BatchSize = 1 + r.IntN(7)
+		cfg.Concurrency = 1 + r.IntN(4)
+		t.Run(fmt.Sprintf("seed%d-b%d-c%d", s, cfg.BatchSize, cfg.Concurrency), func(t *testing.T) {
+			ref := seed(users...)
+			want, wantRec, err := runOnce(t, ref, cfg, content, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := seed(users...)
+			var cp *ResumePoint
+			errLines := map[int64]bool{}
+			interruptions, seeks := 0, 0
+			var res Result
+			for attempt := 0; ; attempt++ {
+				if attempt > 500 {
+					t.Fatal("the import never completes")
+				}
+				d.FailAfter(int64(50 + r.IntN(400)))
+				rec := &recorder{}
+				in := input(content, cp)
+				f := &countingFile{Reader: strings.NewReader(content)}
+				in.File, in.SeekOnResume = f, true
+				res, err = Run(context.Background(), in, d, cfg, false, rec)
+				for _, e := range rec.errors {
+					errLines[e.Line] = true
+				}
+				if cp != nil && cp.Duplicates != nil {
+					seeks++
+					// The header's buffer (read twice: for the mapping, then
+					// to resume), the byte before the offset (a line ends
+					// there) and the rest of the file.
+					if limit := 2*int64(64<<10) + 1 + int64(len(content)) - cp.Offset; f.read > limit || f.read >= int64(len(content)) && cp.Offset > 2*64<<10 {
+						t.Fatalf("resumed at offset %d of %d, read %d bytes", cp.Offset, len(content), f.read)
+					}
+				}
+				if err == nil {
+					break
+				}
+				if !strings.Contains(err.Error(), memdir.ErrInjected.Error()) {
+					t.Fatalf("attempt %d: %v", attempt, err)
+				}
+				interruptions++
+				if last := rec.lastCheckpoint(); last != nil {
+					if last.Duplicates == nil {
+						t.Fatalf("checkpoint %+v without the duplicates after it", last)
+					}
+					cp = last
+				}
+			}
+			if interruptions < 20 || seeks < 20 {
+				t.Fatalf("only %d interruptions, %d resumes at an offset", interruptions, seeks)
+			}
+			if got, w := state(d), state(ref); !slices.Equal(got, w) {
+				t.Fatalf("after %d interruptions the directory differs:\n%s\nwant\n%s", interruptions, strings.Join(got, "\n"), strings.Join(w, "\n"))
+			}
+			var got []int64
+			for l := range errLines {
+				got = append(got, l)
+			}
+			slices.Sort(got)
+			if w := slices.Compact(wantRec.errorLines()); !slices.Equal(got, w) {
+				t.Fatalf("errors on lines %v, an uninterrupted import has %v", got, w)
+			}
+			if res.Counts.Rows != want.Counts.Rows || res.Counts.Failed != want.Counts.Failed {
+				t.Fatalf("counts %+v, uninterrupted %+v", res.Counts, want.Counts)
+			}
+		})
+	}
+}

@@ -118,7 +118,7 @@ func (s *APISink) Progress(ctx context.Context, p Progress) error {
 		now := metav1.Now()
 		st.Progress.UpdateTime = &now
 		if cp := p.ResumePoint; cp != nil {
-			st.Progress.Checkpoint = &v1alpha1.Checkpoint{Line: cp.Line, Offset: cp.Offset, SHA256: cp.SHA256, Step: cp.Step}
+			st.Progress.Checkpoint = statusCheckpoint(cp)
 		}
 	})
 }
@@ -198,7 +198,7 @@ func (s *APISink) Done(ctx context.Context, res engine.Result) error {
 		now := metav1.Now()
 		st.Progress.UpdateTime = &now
 		if cp := res.ResumePoint; cp != nil {
-			st.Progress.Checkpoint = &v1alpha1.Checkpoint{Line: cp.Line, Offset: cp.Offset, SHA256: cp.SHA256, Step: cp.Step}
+			st.Progress.Checkpoint = statusCheckpoint(cp)
 		}
 		if st.Source != nil {
 			st.Source.Rows = res.Counts.Rows

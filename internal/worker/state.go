@@ -59,7 +59,7 @@ func (s *StateFile) Progress(_ context.Context, p Progress) error {
 	}
 	setCounts(&s.st, p.Counts)
 	s.st.Percent = p.Percent
-	s.st.Checkpoint = &v1alpha1.Checkpoint{Line: cp.Line, Offset: cp.Offset, SHA256: cp.SHA256, Step: cp.Step}
+	s.st.Checkpoint = statusCheckpoint(cp)
 	b, err := json.MarshalIndent(&s.st, "", "  ")
 	if err != nil {
 		return err

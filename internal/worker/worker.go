@@ -216,7 +216,7 @@ func run(ctx context.Context, cfg Config) (_ Outcome, err error) {
 		return Outcome{}, err
 	}
 	defer f.Close()
-	in := engine.Input{File: f, SHA256: file.SHA256, Resume: cp}
+	in := engine.Input{File: f, SHA256: file.SHA256, Resume: cp, SeekOnResume: file.InPlace()}
 	out := Outcome{Resumed: cp != nil}
 
 	if err := cfg.Sink.Started(ctx, file, out.Resumed); err != nil {
@@ -385,17 +385,27 @@ func mappedAttributes(spec v1alpha1.UserImportSpec) []string {
 	return attrs
 }
 
+// statusCheckpoint is the engine's checkpoint as the status records it.
+func statusCheckpoint(cp *engine.ResumePoint) *v1alpha1.Checkpoint {
+	return &v1alpha1.Checkpoint{Line: cp.Line, Offset: cp.Offset, SHA256: cp.SHA256, Step: cp.Step,
+		DuplicatesKnown: cp.Duplicates != nil, DuplicatesAfter: cp.Duplicates}
+}
+
 // checkpointOf turns the import's recorded checkpoint into the engine's.
 func checkpointOf(imp *v1alpha1.UserImport) *engine.ResumePoint {
 	p := imp.Status.Progress
 	if p == nil || p.Checkpoint == nil {
 		return nil
 	}
-	return &engine.ResumePoint{
+	cp := &engine.ResumePoint{
 		Line:   p.Checkpoint.Line,
 		Offset: p.Checkpoint.Offset,
 		SHA256: p.Checkpoint.SHA256,
 		Step:   p.Checkpoint.Step,
 		Counts: engine.Counts{Rows: p.RowsProcessed, ChangeCounts: p.ChangeCounts},
 	}
+	if p.Checkpoint.DuplicatesKnown {
+		cp.Duplicates = append([]int64{}, p.Checkpoint.DuplicatesAfter...)
+	}
+	return cp
 }
