@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/engine"
@@ -23,7 +24,11 @@ type ConsoleSink struct {
 var _ Sink = (*ConsoleSink)(nil)
 
 func (s *ConsoleSink) Started(_ context.Context, f *source.File, resumed bool) error {
-	fmt.Fprintf(s.Out, "source: %d bytes, sha256 %s\n", f.Size, f.SHA256)
+	if f.InPlace() {
+		fmt.Fprintf(s.Out, "source: %s, %d bytes, modified %s, fingerprint %s\n", f.Name, f.Size, f.ModTime.UTC().Format(time.RFC3339), f.SHA256)
+	} else {
+		fmt.Fprintf(s.Out, "source: %d bytes, sha256 %s\n", f.Size, f.SHA256)
+	}
 	if resumed {
 		fmt.Fprintln(s.Out, "resuming from the checkpoint")
 	}

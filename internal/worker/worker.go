@@ -80,6 +80,11 @@ type Outcome struct {
 	SafetyStop *jobs.SafetyStop
 	// Resumed is true when the import continued from a checkpoint.
 	Resumed bool
+	// SourceBytesRead and SourceOpens count what a file read in place
+	// cost: the bytes read from the server (every pass included) and the
+	// requests that opened it.
+	SourceBytesRead int64
+	SourceOpens     int
 }
 
 // Run runs one stage. Errors carry no row values: they may end up in the
@@ -231,6 +236,7 @@ func run(ctx context.Context, cfg Config) (_ Outcome, err error) {
 	rep := &reporter{ctx: ctx, sink: cfg.Sink, size: file.Size, resumed: out.Resumed, dryRun: dryRun}
 	res, err := engine.Run(ctx, in, dir, ecfg, dryRun, rep)
 	out.Result = res
+	out.SourceBytesRead, out.SourceOpens = file.BytesRead()
 	if rep.err != nil && err == nil {
 		err = fmt.Errorf("reporting progress: %w", rep.err)
 	}
