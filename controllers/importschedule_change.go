@@ -155,6 +155,12 @@ func (run *scheduleRun) fingerprint(ctx context.Context) (v1alpha1.Change, error
 			return c, errors.New("the server gives the source no ETag, so a change cannot be seen")
 		}
 		c.SourceDigest = "etag:" + info.ETag
+	case inPlace(src):
+		fp, _, err := inPlaceFile(ctx, run.AllowedHosts, run.secrets(), src)
+		if err != nil {
+			return c, err
+		}
+		c.SourceDigest = "file:" + fp
 	}
 	return c, nil
 }

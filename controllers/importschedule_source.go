@@ -63,6 +63,15 @@ func (run *scheduleRun) sourceUnchanged(ctx context.Context) (bool, string, erro
 		}
 		return true, fmt.Sprintf("the server gives the same ETag %s for the source as when UserImport %s completed",
 			info.ETag, last.Name), nil
+	case src.SFTP != nil || src.S3 != nil:
+		fp, name, err := inPlaceFile(ctx, run.AllowedHosts, run.secrets(), src)
+		if err != nil {
+			return false, "", err
+		}
+		if fp != rec.SHA256 {
+			return false, "", nil
+		}
+		return true, fmt.Sprintf("the newest file is %s, with the same size, modification time and ETag as when UserImport %s completed", name, last.Name), nil
 	}
 	return false, "", nil
 }

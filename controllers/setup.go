@@ -111,6 +111,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Metrics:      metrics.NewTracker(),
 		PollInterval: o.PollInterval,
 		Clock:        clock.RealClock{},
+		AllowedHosts: o.AllowedHosts,
 	}).SetupWithManager(mgr, runEnded); err != nil {
 		return err
 	}

@@ -4,12 +4,17 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/egress"
+	"github.com/userimport/user-import-operator/internal/kube"
 	"github.com/userimport/user-import-operator/internal/kube/cluster"
+	"github.com/userimport/user-import-operator/internal/source"
 )
 
 // sourceKey reads the ConfigMap or Secret key of src in namespace through
@@ -33,6 +38,30 @@ func sourceKey(ctx context.Context, r client.Reader, namespace string, src v1alp
 // persistentVolumeClaim) rather than copied.
 func inPlace(src v1alpha1.ImportSource) bool {
 	return src.SFTP != nil || src.S3 != nil || src.PersistentVolumeClaim != nil
+}
+
+// inPlaceFile finds, as a worker would now, the file of an sftp or s3
+// source, and returns its fingerprint (the sha256 a worker records) and
+// name. A claim is mounted only in worker Jobs: the manager cannot look.
+func inPlaceFile(ctx context.Context, allowed *egress.Policy, secrets kube.KeyReader, src v1alpha1.ImportSource) (fingerprint, name string, err error) {
+	if src.PersistentVolumeClaim != nil {
+		return "", "", errors.New("the manager cannot read a persistentVolumeClaim source; only the worker Job mounts it")
+	}
+	if err := allowSource(allowed, src); err != nil {
+		return "", "", fmt.Errorf("not asking the source: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	store, sel, err := source.Connect(ctx, src, source.Options{Secrets: secrets})
+	if err != nil {
+		return "", "", err
+	}
+	defer store.Close()
+	obj, err := source.Find(ctx, store, sel)
+	if err != nil {
+		return "", "", err
+	}
+	return source.Fingerprint(store, obj), obj.Name, nil
 }
 
 // sha256Hex is the sha256 of data as the worker records a file's.

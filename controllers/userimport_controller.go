@@ -26,6 +26,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/conditions"
+	"github.com/userimport/user-import-operator/internal/egress"
 	"github.com/userimport/user-import-operator/internal/jobs"
 	"github.com/userimport/user-import-operator/internal/metrics"
 )
@@ -49,6 +50,10 @@ type UserImportReconciler struct {
 	// events (progress for the metrics; a missed event).
 	PollInterval time.Duration
 	Clock        clock.PassiveClock
+	// AllowedHosts restricts the SFTP and S3 servers the manager itself
+	// connects to, to move or delete a file after its import
+	// (spec.source.afterImport).
+	AllowedHosts *egress.Policy
 }
 
 // verdict is the outcome of one step of the state machine.
@@ -155,6 +160,7 @@ func (run *importRun) setPhase(p v1alpha1.ImportPhase) {
 
 // reconcile runs the state machine until the phase settles.
 func (run *importRun) reconcile(ctx context.Context) (verdict, error) {
+	run.insecureSource()
 	for range 8 {
 		v, err := run.step(ctx)
 		if err != nil || !v.next {
@@ -170,6 +176,11 @@ func (run *importRun) step(ctx context.Context) (verdict, error) {
 	imp := run.imp
 	phase := imp.Status.Phase
 	if phase.IsFinal() {
+		if phase == v1alpha1.PhaseCompleted {
+			// Once; a manager that stopped right after the completion
+			// does it here.
+			run.archiveSource(ctx)
+		}
 		return run.finalVerdict(), nil
 	}
 	if imp.Spec.Action == v1alpha1.ActionCancel {
@@ -577,6 +588,7 @@ func (run *importRun) running(ctx context.Context, stage jobs.Stage) (verdict, e
 	}
 	run.setPhase(v1alpha1.PhaseCompleted)
 	run.invitationsOutcome()
+	run.archiveSource(ctx)
 	run.observeDuration("completed")
 	return verdict{state: conditions.Ready, reason: v1alpha1.ReasonSucceeded, message: "import completed: " + progressSummary(imp.Status.Progress)}, nil
 }
