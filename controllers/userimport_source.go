@@ -23,7 +23,7 @@ func (run *importRun) insecureSource() {
 	if s := imp.Spec.Source.SFTP; s != nil && s.InsecureSkipHostKeyVerification {
 		meta.SetStatusCondition(&imp.Status.Conditions, metav1.Condition{
 			Type: v1alpha1.ConditionInsecureSource, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonHostKeyNotVerified,
-			Message: fmt.Sprintf("spec.source.sftp.insecureSkipHostKeyVerification: any machine answering for %s can read the file and the credentials; set knownHosts", s.Host),
+			Message:            fmt.Sprintf("spec.source.sftp.insecureSkipHostKeyVerification: any machine answering for %s can read the file and the credentials; set knownHosts", s.Host),
 			ObservedGeneration: imp.Generation,
 		})
 		return

@@ -154,4 +154,3 @@ var _ = Describe("Files read in place", func() {
 		Expect(jobs.SecretNames(getImport(imp), &uiov1.UserDirectory{})).To(ContainElement("sftp"))
 	})
 })
-
