@@ -1,6 +1,7 @@
 package source
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -257,7 +258,14 @@ func (s *sftpStore) OpenAt(ctx context.Context, obj Object, off int64) (io.ReadC
 		f.Close()
 		return nil, err
 	}
-	return f, nil
+	// Large reads: the client splits each into packets it requests all
+	// at once, so the round trips overlap.
+	return bufferedFile{Reader: bufio.NewReaderSize(f, 1<<20), Closer: f}, nil
+}
+
+type bufferedFile struct {
+	*bufio.Reader
+	io.Closer
 }
 
 func (s *sftpStore) Move(ctx context.Context, obj Object, to string) (string, error) {
