@@ -168,4 +168,3 @@ func plan(ctx context.Context, in engine.Input) (time.Duration, engine.Result, e
 	res, err := engine.Run(ctx, in, memdir.New(opts), cfg, true, nil)
 	return time.Since(start), res, err
 }
-
