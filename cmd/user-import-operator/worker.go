@@ -102,12 +102,14 @@ func runWorker(args []string) error {
 		fs.Usage()
 		return exitStatus{code: exitUsage, err: errors.New("worker: give --namespace and --import (Job mode) or --file (laptop mode)")}
 	}
+	setMemoryLimit()
 	out, err := runWorkerInJob(ctx, types.NamespacedName{Namespace: *namespace, Name: *name}, stage, secrets, *sourceDir, *workDir)
 	if out.SourceOpens > 0 {
 		// What reading in place cost: a resume shows it started at its
 		// checkpoint.
 		fmt.Printf("source: read %d bytes in %d requests\n", out.SourceBytesRead, out.SourceOpens)
 	}
+	fmt.Printf("worker: peak memory %d MiB\n", peakMemoryMiB())
 	writeTermination(*terminationLog, out, err)
 	if rej := (*jobs.Rejection)(nil); errors.As(err, &rej) {
 		return exitStatus{code: jobs.ExitRejected, err: err}
