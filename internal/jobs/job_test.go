@@ -3,6 +3,7 @@ package jobs
 import (
 	"encoding/json"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -167,6 +168,53 @@ func TestBuildSecretSourceAndResources(t *testing.T) {
 	}
 	if !reflect.DeepEqual(SecretNames(imp, dir), []string{"hr-secret", "pg"}) {
 		t.Errorf("secret names %v", SecretNames(imp, dir))
+	}
+}
+
+// A claim is mounted read-only where the worker looks for it; the Secrets
+// of SFTP and S3 sources reach the worker, and nothing else of theirs.
+func TestBuildInPlaceSources(t *testing.T) {
+	imp, dir := fixture()
+	imp.Spec.Source = v1alpha1.ImportSource{PersistentVolumeClaim: &v1alpha1.PVCSource{ClaimName: "exports", FileSelector: v1alpha1.FileSelector{Pattern: "*.csv"}}}
+	job, err := Build(imp, dir, StageImport, settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := job.Spec.Template.Spec
+	var claim *corev1.Volume
+	for i, v := range pod.Volumes {
+		if v.PersistentVolumeClaim != nil {
+			claim = &pod.Volumes[i]
+		}
+	}
+	if claim == nil || claim.PersistentVolumeClaim.ClaimName != "exports" || !claim.PersistentVolumeClaim.ReadOnly {
+		t.Fatalf("claim volume %+v", claim)
+	}
+	var mounted bool
+	for _, m := range pod.Containers[0].VolumeMounts {
+		if m.Name == claim.Name {
+			mounted = m.MountPath == SourceDir && m.ReadOnly
+		}
+	}
+	if !mounted {
+		t.Errorf("the claim is not mounted read-only at %s", SourceDir)
+	}
+
+	imp.Spec.Source = v1alpha1.ImportSource{SFTP: &v1alpha1.SFTPSource{Host: "sftp.example.com", Credentials: v1alpha1.LocalObjectReference{Name: "sftp-login"},
+		KnownHosts: &v1alpha1.SecretKeyRef{Name: "sftp-hosts", Key: "known_hosts"}}}
+	if got := SecretNames(imp, dir); !slices.Contains(got, "sftp-login") || !slices.Contains(got, "sftp-hosts") {
+		t.Errorf("secret names %v", got)
+	}
+	imp.Spec.Source = v1alpha1.ImportSource{S3: &v1alpha1.S3Source{Bucket: "hr", Credentials: &v1alpha1.LocalObjectReference{Name: "s3-keys"},
+		CABundle: &v1alpha1.SecretKeyRef{Name: "s3-ca", Key: "ca.crt"}}}
+	if got := SecretNames(imp, dir); !slices.Contains(got, "s3-keys") || !slices.Contains(got, "s3-ca") {
+		t.Errorf("secret names %v", got)
+	}
+	job, _ = Build(imp, dir, StageImport, settings)
+	for _, m := range job.Spec.Template.Spec.Containers[0].VolumeMounts {
+		if m.MountPath == SourceDir {
+			t.Errorf("an s3 source mounts %s", SourceDir)
+		}
 	}
 }
 

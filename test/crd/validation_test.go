@@ -54,10 +54,30 @@ var _ = Describe("Validation by the API server", func() {
 		},
 		Entry("no source", func(ui *uiov1.UserImport) {
 			ui.Spec.Source = uiov1.ImportSource{}
-		}, "spec.source", "exactly one of configMap, secret or http must be set"),
+		}, "spec.source", "exactly one of configMap, secret, http, sftp, s3 or persistentVolumeClaim must be set"),
 		Entry("two sources", func(ui *uiov1.UserImport) {
 			ui.Spec.Source.HTTP = &uiov1.HTTPSource{URL: "https://hr.example.com/export.csv"}
-		}, "spec.source", "exactly one of configMap, secret or http must be set"),
+		}, "spec.source", "exactly one of configMap, secret, http, sftp, s3 or persistentVolumeClaim must be set"),
+		Entry("an sftp source beside a configMap", func(ui *uiov1.UserImport) {
+			ui.Spec.Source.SFTP = &uiov1.SFTPSource{FileSelector: uiov1.FileSelector{Path: "hr.csv"}, Host: "sftp.example.com", Credentials: uiov1.LocalObjectReference{Name: "sftp"}}
+		}, "spec.source", "exactly one of configMap, secret, http, sftp, s3 or persistentVolumeClaim must be set"),
+		Entry("an s3 source with both a path and a pattern", func(ui *uiov1.UserImport) {
+			ui.Spec.Source = uiov1.ImportSource{S3: &uiov1.S3Source{FileSelector: uiov1.FileSelector{Path: "a.csv", Pattern: "*.csv"}, Bucket: "hr"}}
+		}, "spec.source.s3", "exactly one of path or pattern must be set"),
+		Entry("an sftp source with neither a path nor a pattern", func(ui *uiov1.UserImport) {
+			ui.Spec.Source = uiov1.ImportSource{SFTP: &uiov1.SFTPSource{Host: "sftp.example.com", Credentials: uiov1.LocalObjectReference{Name: "sftp"}}}
+		}, "spec.source.sftp", "exactly one of path or pattern must be set"),
+		Entry("an s3 endpoint that is not a URL", func(ui *uiov1.UserImport) {
+			ui.Spec.Source = uiov1.ImportSource{S3: &uiov1.S3Source{FileSelector: uiov1.FileSelector{Path: "a.csv"}, Bucket: "hr", Endpoint: "minio:9000"}}
+		}, "spec.source.s3.endpoint must be an http:// or https:// URL"),
+		Entry("a move without a destination", func(ui *uiov1.UserImport) {
+			ui.Spec.Source = uiov1.ImportSource{S3: &uiov1.S3Source{FileSelector: uiov1.FileSelector{Path: "a.csv"}, Bucket: "hr"},
+				AfterImport: &uiov1.AfterImport{Action: uiov1.AfterImportMove}}
+		}, "spec.source.afterImport.to is required for Move"),
+		Entry("a claim whose file would be deleted", func(ui *uiov1.UserImport) {
+			ui.Spec.Source = uiov1.ImportSource{PersistentVolumeClaim: &uiov1.PVCSource{ClaimName: "exports", FileSelector: uiov1.FileSelector{Path: "a.csv"}},
+				AfterImport: &uiov1.AfterImport{Action: uiov1.AfterImportDelete}}
+		}, "spec.source.afterImport: Move and Delete need an sftp or s3 source"),
 		Entry("a mapping without an identity entry", func(ui *uiov1.UserImport) {
 			ui.Spec.Mapping[0].Identity = false
 		}, "spec.mapping must mark exactly one entry with identity: true"),
@@ -133,6 +153,22 @@ var _ = Describe("Validation by the API server", func() {
 		Entry("an empty directoryRef", func(ui *uiov1.UserImport) {
 			ui.Spec.DirectoryRef.Name = ""
 		}, "spec.directoryRef.name", "at least 1 chars long"),
+	)
+
+	DescribeTable("accepts files read in place",
+		func(src uiov1.ImportSource) {
+			Expect(k8sClient.Create(ctx, validImport(func(ui *uiov1.UserImport) { ui.Spec.Source = src }))).To(Succeed())
+		},
+		Entry("the newest dated file on SFTP, moved to archive/", uiov1.ImportSource{
+			SFTP: &uiov1.SFTPSource{FileSelector: uiov1.FileSelector{Pattern: "out/employees_*.csv"}, Host: "sftp.example.com",
+				Credentials: uiov1.LocalObjectReference{Name: "sftp"}, KnownHosts: &uiov1.SecretKeyRef{Name: "sftp", Key: "known_hosts"}},
+			AfterImport: &uiov1.AfterImport{Action: uiov1.AfterImportMove, To: "archive/"}}),
+		Entry("an S3 key with the pod's own credentials, deleted", uiov1.ImportSource{
+			S3:          &uiov1.S3Source{FileSelector: uiov1.FileSelector{Path: "hr/employees.csv"}, Bucket: "acme-hr", Region: "eu-central-1"},
+			AfterImport: &uiov1.AfterImport{Action: uiov1.AfterImportDelete}}),
+		Entry("a claim, kept", uiov1.ImportSource{
+			PersistentVolumeClaim: &uiov1.PVCSource{ClaimName: "exports", FileSelector: uiov1.FileSelector{Pattern: "*.csv"}},
+			AfterImport:           &uiov1.AfterImport{Action: uiov1.AfterImportKeep}}),
 	)
 
 	DescribeTable("rejects an invalid UserDirectory",
@@ -236,7 +272,7 @@ var _ = Describe("Validation by the API server", func() {
 		}), `spec.concurrencyPolicy: Unsupported value: "Queue"`),
 		Entry("a template with two sources", validSchedule(func(is *uiov1.ImportSchedule) {
 			is.Spec.Template.Spec.Source.Secret = &uiov1.SecretKeyRef{Name: "hr", Key: "export.csv"}
-		}), "spec.template.spec.source", "exactly one of configMap, secret or http must be set"),
+		}), "spec.template.spec.source", "exactly one of configMap, secret, http, sftp, s3 or persistentVolumeClaim must be set"),
 		Entry("neither a schedule nor a trigger", validSchedule(withSchedule("")), "spec: set schedule, triggers.onChange, or both"),
 		Entry("a trigger that is off and no schedule", validSchedule(func(is *uiov1.ImportSchedule) {
 			is.Spec.Schedule = ""
