@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/userimport/user-import-operator/internal/testpeer/peer"
+
 	"github.com/userimport/user-import-operator/internal/testpeer/testcert"
 )
 
@@ -41,14 +43,7 @@ type Server struct {
 }
 
 // Binary is the path of the cached Mailpit.
-func Binary() string {
-	cache := os.Getenv("UIO_CACHE")
-	if cache == "" {
-		home, _ := os.UserHomeDir()
-		cache = filepath.Join(home, ".cache", "user-import-operator")
-	}
-	return filepath.Join(cache, "tools", "mailpit-"+Version)
-}
+func Binary() string { return peer.Tool("mailpit-" + Version) }
 
 // Start starts a server for the test and stops it when the test ends. It
 // fails, never skips, when Mailpit is not installed.
@@ -87,11 +82,11 @@ func StartAt(dir, host string, args ...string) (*Server, error) {
 	if err := os.WriteFile(auth, []byte(User+":"+Password+"\n"), 0o600); err != nil {
 		return nil, err
 	}
-	smtpPort, err := freePort(host)
+	smtpPort, err := peer.FreePort(host)
 	if err != nil {
 		return nil, err
 	}
-	httpPort, err := freePort(host)
+	httpPort, err := peer.FreePort(host)
 	if err != nil {
 		return nil, err
 	}
@@ -219,13 +214,4 @@ func (s *Server) get(path string, v any) error {
 		return fmt.Errorf("mailpit: GET %s: %s", path, resp.Status)
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
-}
-
-func freePort(host string) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

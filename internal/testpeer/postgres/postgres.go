@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/userimport/user-import-operator/internal/testpeer/peer"
+
 	"github.com/jackc/pgx/v5"
 )
 
@@ -197,7 +199,7 @@ func StartProcessWith(opts Options) (*Server, error) {
 	// Retry on a port taken between choosing it and binding it.
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		port, err := freePort(s.Host)
+		port, err := peer.FreePort(s.Host)
 		if err != nil {
 			return nil, err
 		}
@@ -362,15 +364,6 @@ func version(bindir string) int {
 func isExec(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0
-}
-
-func freePort(host string) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func appendFile(path, text string) error {

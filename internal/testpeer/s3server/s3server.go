@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/userimport/user-import-operator/internal/testpeer/peer"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -42,14 +44,7 @@ type Server struct {
 }
 
 // Binary is the path of the cached versitygw.
-func Binary() string {
-	cache := os.Getenv("UIO_CACHE")
-	if cache == "" {
-		home, _ := os.UserHomeDir()
-		cache = filepath.Join(home, ".cache", "user-import-operator")
-	}
-	return filepath.Join(cache, "tools", "versitygw-"+Version)
-}
+func Binary() string { return peer.Tool("versitygw-" + Version) }
 
 // Start starts a server for the test and stops it when the test ends. It
 // fails, never skips, when versitygw is not installed.
@@ -75,12 +70,10 @@ func StartIn(dir, host string) (*Server, error) {
 			return nil, err
 		}
 	}
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	port, err := peer.FreePort(host)
 	if err != nil {
 		return nil, err
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
 	addr := net.JoinHostPort(host, strconv.Itoa(port))
 	s := &Server{Endpoint: "http://" + addr}
 	s.cmd = exec.Command(bin, "--access", AccessKey, "--secret", SecretKey, "--port", addr, "--quiet",

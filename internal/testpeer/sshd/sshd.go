@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/userimport/user-import-operator/internal/testpeer/peer"
+
 	"golang.org/x/crypto/ssh"
 )
 
@@ -114,7 +116,7 @@ func StartIn(dir, host string) (*Server, error) {
 	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), ssh.MarshalAuthorizedKey(signer.PublicKey()), 0o644); err != nil {
 		return nil, err
 	}
-	if s.Port, err = freePort(host); err != nil {
+	if s.Port, err = peer.FreePort(host); err != nil {
 		return nil, err
 	}
 	return s, s.start()
@@ -219,13 +221,4 @@ func (s *Server) Stop() {
 		s.cmd.Wait()
 		s.cmd = nil
 	}
-}
-
-func freePort(host string) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
