@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/userimport/user-import-operator/internal/testpeer/peer"
-
 	"github.com/userimport/user-import-operator/internal/testpeer/testcert"
 )
 

@@ -24,9 +24,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/userimport/user-import-operator/internal/testpeer/peer"
-
 	"github.com/jackc/pgx/v5"
+
+	"github.com/userimport/user-import-operator/internal/testpeer/peer"
 )
 
 // InstallHint is what to run when the PostgreSQL binaries are missing.

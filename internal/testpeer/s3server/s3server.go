@@ -17,12 +17,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/userimport/user-import-operator/internal/testpeer/peer"
-
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/userimport/user-import-operator/internal/testpeer/peer"
 )
 
 // Version is the versitygw the project's script builds.

@@ -21,9 +21,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/userimport/user-import-operator/internal/testpeer/peer"
-
 	"golang.org/x/crypto/ssh"
+
+	"github.com/userimport/user-import-operator/internal/testpeer/peer"
 )
 
 // User and Password are the account hack/peers/install-sftp.sh creates.
