@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 
 	uiov1 "github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/controllers"
+	"github.com/userimport/user-import-operator/internal/testpeer/sshd"
 	"github.com/userimport/user-import-operator/internal/worker"
 )
 
@@ -218,5 +220,55 @@ var _ = Describe("an import whose input is refused", Ordered, func() {
 		cm.Data["export.csv"] = csvOf(ns, 2)
 		Expect(k8sClient.Update(ctx, cm)).To(Succeed())
 		expectPhase(imp, uiov1.PhaseCompleted)
+	})
+
+	It("waits for an SFTP export that is not there yet, and imports it once it arrives", func() {
+		dir, err := os.MkdirTemp("", "uio-sshd-*")
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(os.RemoveAll, dir)
+		srv, err := sshd.StartIn(dir, "127.0.0.1")
+		Expect(err).NotTo(HaveOccurred(), sshd.InstallHint)
+		DeferCleanup(srv.Stop)
+		ns := newNamespace()
+		readyDirectory(ns, "corp")
+		secret(ns, "sftp", map[string]string{"username": sshd.User, "password": sshd.Password})
+		secret(ns, "sftp-host", map[string]string{"known_hosts": srv.KnownHosts})
+		sftpSource := func(spec *uiov1.UserImportSpec) {
+			spec.Source = uiov1.ImportSource{SFTP: &uiov1.SFTPSource{FileSelector: uiov1.FileSelector{Pattern: "out/employees_*.csv"},
+				Host: srv.Host, Port: int32(srv.Port), Credentials: uiov1.LocalObjectReference{Name: "sftp"},
+				KnownHosts: &uiov1.SecretKeyRef{Name: "sftp-host", Key: "known_hosts"}}}
+		}
+		Expect(srv.WriteFile("out/readme.txt", []byte("not an export"), time.Now())).To(Succeed())
+		imp := importOf(ns, "nightly", uiov1.ActionImport, sftpSource)
+		Eventually(func(g Gomega) {
+			got := getImport(imp)
+			ready := condition(got, uiov1.ConditionReady)
+			g.Expect(ready).NotTo(BeNil())
+			g.Expect(ready.Reason).To(Equal(uiov1.ReasonSourceNotFound))
+			g.Expect(ready.Message).To(ContainSubstring(`no file matches the pattern "out/employees_*.csv"`))
+			g.Expect(condition(got, uiov1.ConditionReconciling)).NotTo(BeNil(), "waiting, not stalled")
+		}, 30*time.Second, 100*time.Millisecond).Should(Succeed())
+
+		Expect(srv.WriteFile("out/employees_20261129.csv", []byte(csvOf(ns, 3)), time.Now())).To(Succeed())
+		got := expectPhase(imp, uiov1.PhaseCompleted)
+		Expect(got.Status.Progress.Created).To(BeEquivalentTo(3))
+		Expect(got.Status.Source.Name).To(Equal("out/employees_20261129.csv"))
+
+		// Wrong credentials are refused before anything is written.
+		secret(ns, "sftp-wrong", map[string]string{"username": sshd.User, "password": "not-it"})
+		wrong := importOf(ns, "wrong-password", uiov1.ActionImport, func(spec *uiov1.UserImportSpec) {
+			sftpSource(spec)
+			spec.Source.SFTP.Credentials.Name = "sftp-wrong"
+		})
+		expectRefused(wrong, uiov1.ReasonSourceAuthenticationFailed, "refused the credentials")
+	})
+
+	It("refuses a PersistentVolumeClaim source, which only a Job can mount", func() {
+		ns := newNamespace()
+		readyDirectory(ns, "corp")
+		imp := importOf(ns, "claim", uiov1.ActionImport, func(spec *uiov1.UserImportSpec) {
+			spec.Source = uiov1.ImportSource{PersistentVolumeClaim: &uiov1.PVCSource{ClaimName: "exports", FileSelector: uiov1.FileSelector{Path: "hr.csv"}}}
+		})
+		expectRefused(imp, uiov1.ReasonSourceNotSupported, "in-process executor cannot read exports")
 	})
 })
