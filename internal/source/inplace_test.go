@@ -17,6 +17,7 @@ import (
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/testpeer/s3server"
 	"github.com/userimport/user-import-operator/internal/testpeer/sshd"
+	"github.com/userimport/user-import-operator/internal/testpeer/tcpproxy"
 )
 
 // csvRows makes a CSV file of n rows, each row different.
@@ -523,5 +524,44 @@ func TestClaimSource(t *testing.T) {
 	escape := v1alpha1.ImportSource{PersistentVolumeClaim: &v1alpha1.PVCSource{ClaimName: "exports", FileSelector: v1alpha1.FileSelector{Path: "../etc/passwd"}}}
 	if _, err := Fetch(ctx, escape, Options{ClaimRoot: root}); err == nil || !strings.Contains(err.Error(), "leaves the claim") {
 		t.Fatalf("a path out of the claim: %v", err)
+	}
+}
+
+// A connection dropped in the middle of a read is opened again at the
+// byte reached, with a range request: the content read is the file's.
+func TestS3ReadGoesOnAfterADroppedConnection(t *testing.T) {
+	ctx := context.Background()
+	srv := s3server.Start(t)
+	if err := srv.Bucket(ctx, "hr-exports", false); err != nil {
+		t.Fatal(err)
+	}
+	data := csvRows(200000, "d")
+	if _, err := srv.Put(ctx, "hr-exports", "hr.csv", data); err != nil {
+		t.Fatal(err)
+	}
+	proxy := tcpproxy.Start(t, strings.TrimPrefix(srv.Endpoint, "http://"))
+	src := s3Source(srv, "hr-exports", v1alpha1.FileSelector{Path: "hr.csv"})
+	src.S3.Endpoint = "http://" + proxy.Addr
+	f, err := Fetch(ctx, src, Options{Secrets: secrets(s3Keys)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Remove()
+	r, _ := f.Open(ctx)
+	defer r.Close()
+	var got bytes.Buffer
+	if _, err := io.CopyN(&got, r, int64(len(data)/3)); err != nil {
+		t.Fatal(err)
+	}
+	proxy.Down()
+	proxy.Up()
+	if _, err := io.Copy(&got, r); err != nil {
+		t.Fatalf("after the dropped connection: %v", err)
+	}
+	if !bytes.Equal(got.Bytes(), data) {
+		t.Fatalf("read %d bytes, not the file's %d", got.Len(), len(data))
+	}
+	if _, opens := f.BytesRead(); opens != 2 {
+		t.Fatalf("%d requests, want the first and one range request", opens)
 	}
 }
