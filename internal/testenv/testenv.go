@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -111,6 +112,42 @@ func StartEnv(t testing.TB) *Env {
 		}
 	})
 	return e
+}
+
+// shared is the control plane of Shared, started by its first caller.
+var shared struct {
+	sync.Mutex
+	env *Env
+	err error
+}
+
+// Shared is Start for a package whose tests can share one API server
+// (each uses names of its own): it starts one control plane on first use
+// and returns it to every later caller, saving a start (several seconds)
+// per test. The package's TestMain must call StopShared after m.Run.
+func Shared(t testing.TB) (*rest.Config, client.Client) {
+	t.Helper()
+	shared.Lock()
+	defer shared.Unlock()
+	if shared.env == nil && shared.err == nil {
+		shared.env, shared.err = New("")
+	}
+	if shared.err != nil {
+		t.Fatal(shared.err)
+	}
+	return shared.env.Config, shared.env.Client
+}
+
+// StopShared stops the control plane of Shared, if one was started.
+func StopShared() error {
+	shared.Lock()
+	defer shared.Unlock()
+	if shared.env == nil {
+		return nil
+	}
+	err := shared.env.Stop()
+	shared.env = nil
+	return err
 }
 
 // UserConfig is the configuration of a user with no permissions but

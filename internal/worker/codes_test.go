@@ -170,7 +170,7 @@ func checkCodes(t *testing.T, codes, hashes map[string]string, users int) {
 // Secrets it owns, and nowhere else: not in status, the report Secret,
 // Events or the log.
 func TestRecoveryCodesGoToSecretsOnly(t *testing.T) {
-	_, c := testenv.Start(t)
+	_, c := testenv.Shared(t)
 	f := newFixture(t, c, "codes")
 	writeCSV(t, f.csvPath, 120)
 	f.withCodes(t, v1alpha1.CodesForNewUsers)
@@ -224,7 +224,7 @@ func TestRecoveryCodesGoToSecretsOnly(t *testing.T) {
 // its codes were recorded and before, during or after the batch was
 // written — and run again: each user has exactly one code.
 func TestRecoveryCodesSurviveKilledWorkers(t *testing.T) {
-	_, c := testenv.Start(t)
+	_, c := testenv.Shared(t)
 	f := newFixture(t, c, "codes-killed")
 	writeCSV(t, f.csvPath, 2000)
 	f.withCodes(t, v1alpha1.CodesForNewUsers)
@@ -291,7 +291,7 @@ func (d *killAfter) Apply(ctx context.Context, changes []directory.Change) ([]di
 // 7,000 codes fill three Secrets, each under 1 MiB; a directory without
 // spec.recoveryCodes is refused at the preview with a reason.
 func TestRecoveryCodesSplitAcrossSecrets(t *testing.T) {
-	_, c := testenv.Start(t)
+	_, c := testenv.Shared(t)
 	f := newFixture(t, c, "codes-split")
 	writeCSV(t, f.csvPath, 7000)
 	f.withCodes(t, v1alpha1.CodesForNewUsers)
@@ -318,7 +318,7 @@ func TestRecoveryCodesSplitAcrossSecrets(t *testing.T) {
 // 1 MiB, and together hold every code; every user's userPassword holds
 // its code, and users bind with it.
 func TestRecoveryCodesFiftyThousandLDAPUsers(t *testing.T) {
-	_, c := testenv.Start(t)
+	_, c := testenv.Shared(t)
 	s := slapd.Start(t, slapd.Options{})
 	f := newFixture(t, c, "codes-ldap")
 	const users = 50_000
@@ -411,7 +411,7 @@ func first(v []string) string {
 // With invitations on, each new user's invitation carries its code, the
 // same as the Secrets hold; the report Secret does not.
 func TestRecoveryCodesGoIntoInvitations(t *testing.T) {
-	_, c := testenv.Start(t)
+	_, c := testenv.Shared(t)
 	srv := mailpit.Start(t)
 	f := newFixture(t, c, "codes-invited")
 	writeCSV(t, f.csvPath, 20)
@@ -443,7 +443,7 @@ func TestRecoveryCodesGoIntoInvitations(t *testing.T) {
 // A code forgotten (its write was refused) and recorded again in the same
 // run is listed once.
 func TestRecoveryCodesForgottenAndRecordedAgainAreListedOnce(t *testing.T) {
-	_, c := testenv.Start(t)
+	_, c := testenv.Shared(t)
 	f := newFixture(t, c, "codes-again")
 	ctx := context.Background()
 	store, err := (&SecretVault{Client: c, Import: f.get(t)}).Open(ctx, time.Time{})

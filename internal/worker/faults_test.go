@@ -29,7 +29,7 @@ import (
 // with a message, status and log that hold none of the file's values:
 // the message becomes the UserImport's condition and Event.
 func TestConnectionFailuresLeaveNoValuesInStatusOrLogs(t *testing.T) {
-	_, c := testenv.Start(t)
+	_, c := testenv.Shared(t)
 	ctx := context.Background()
 	s := scimserver.Start(t, scimserver.Options{Token: "t0ken"})
 	p := scimserver.NewProxy(t, s)
@@ -95,7 +95,7 @@ func TestConnectionFailuresLeaveNoValuesInStatusOrLogs(t *testing.T) {
 
 // The import reads the file its preview was made of, or nothing.
 func TestImportRefusesAFileOtherThanItsPreviews(t *testing.T) {
-	_, c := testenv.Start(t)
+	_, c := testenv.Shared(t)
 	ctx := context.Background()
 	f := newFixture(t, c, "pinned")
 	writeCSV(t, f.csvPath, 100)

@@ -55,7 +55,7 @@ func (f *fixture) withInvitations(t *testing.T, srv *mailpit.Server, password st
 // users written; status counts the invitations not sent and says why, and
 // neither the log nor the status names an address.
 func TestRelayRefusingThePasswordCompletesTheImport(t *testing.T) {
-	_, c := testenv.Start(t)
+	_, c := testenv.Shared(t)
 	srv := mailpit.Start(t)
 	f := newFixture(t, c, "relay-refuses")
 	values := writeCSV(t, f.csvPath, 150)
@@ -88,7 +88,7 @@ func TestRelayRefusingThePasswordCompletesTheImport(t *testing.T) {
 // refused before anything is written; so is an address attribute that is
 // not mapped.
 func TestInvitationsNeedTheDirectorysRecord(t *testing.T) {
-	_, c := testenv.Start(t)
+	_, c := testenv.Shared(t)
 	srv := mailpit.Start(t)
 	f := newFixture(t, c, "not-configured")
 	writeCSV(t, f.csvPath, 10)

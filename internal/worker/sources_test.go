@@ -105,7 +105,7 @@ func (s stopAt) Progress(ctx context.Context, p Progress) error {
 // and resumes at its checkpoint's offset: the resumed run reads the rest
 // of the file, not all of it, and ends with every user.
 func TestImportInPlaceResumesAtItsCheckpoint(t *testing.T) {
-	_, c := testenv.Start(t)
+	_, c := testenv.Shared(t)
 	for _, kind := range []string{"sftp", "s3"} {
 		t.Run(kind, func(t *testing.T) {
 			ctx := context.Background()
@@ -176,7 +176,7 @@ func TestImportInPlaceResumesAtItsCheckpoint(t *testing.T) {
 // A file replaced between a checkpoint and the resume is refused: an
 // import never mixes two files.
 func TestResumeRefusesAReplacedFile(t *testing.T) {
-	_, c := testenv.Start(t)
+	_, c := testenv.Shared(t)
 	ctx := context.Background()
 	rem := sftpRemote(t)
 	f := newFixture(t, c, "inplace-replaced")

@@ -162,7 +162,7 @@ func (s *cancelAfter) Progress(ctx context.Context, p Progress) error {
 }
 
 func TestWorkerReportsToTheUserImport(t *testing.T) {
-	_, c := testenv.Start(t)
+	_, c := testenv.Shared(t)
 	ctx := context.Background()
 
 	t.Run("preview, then an import interrupted and resumed", func(t *testing.T) {
@@ -292,7 +292,7 @@ func (d *stopAfterApplies) Apply(ctx context.Context, changes []directory.Change
 // A run stopped between two progress reports still records the checkpoint
 // after the batches it wrote, so the next pod replays none of them.
 func TestStoppedRunRecordsItsLastCheckpoint(t *testing.T) {
-	_, c := testenv.Start(t)
+	_, c := testenv.Shared(t)
 	f := newFixture(t, c, "hr-stopped")
 	writeCSV(t, f.csvPath, 3000)
 	ctx, cancel := context.WithCancel(context.Background())
