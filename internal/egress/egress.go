@@ -1,8 +1,10 @@
 // Package egress decides which hosts the manager itself may connect to.
-// The manager makes two kinds of requests to addresses that users write
-// into objects: the readiness check of a UserDirectory (SCIM, LDAP,
-// PostgreSQL) and the HEAD request of a schedule's skipIfUnchanged. What
-// comes back (reachable or not, a status code) is visible in status, so
+// The manager makes these requests to addresses that users write into
+// objects: the readiness check of a UserDirectory (SCIM, LDAP,
+// PostgreSQL), a schedule's look at its source (the HEAD request of an
+// HTTP source, the listing of an SFTP folder or S3 prefix), and the move
+// or deletion of an SFTP or S3 file after its import. What comes back
+// (reachable or not, a status code) is visible in status, so
 // an unrestricted manager lets anyone who may create these objects probe
 // the network from the manager's pod. The manager's --allowed-hosts flag
 // restricts these checks; a NetworkPolicy (config/network-policy)
