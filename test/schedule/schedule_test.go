@@ -1,11 +1,13 @@
 package schedule_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"sync"
 	"time"
 
@@ -20,6 +22,8 @@ import (
 
 	uiov1 "github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/schedule"
+	"github.com/userimport/user-import-operator/internal/source"
+	"github.com/userimport/user-import-operator/internal/testpeer/sshd"
 )
 
 var _ = Describe("ImportSchedule", func() {
@@ -384,6 +388,54 @@ var _ = Describe("ImportSchedule", func() {
 			advance(s, at("2025-06-01T13:00:05Z"))
 			waitNext(s, at("2025-06-01T14:00:00Z"))
 			expectChildren(s, 3)
+			Expect(getSchedule(s).Status.SkippedRuns).To(Equal(int64(1)))
+		})
+
+		It("lists an SFTP folder for the newest export, skips when it is the file the last import completed, runs once a newer one arrives", func() {
+			dir, err := os.MkdirTemp("", "uio-sshd-*")
+			Expect(err).NotTo(HaveOccurred())
+			DeferCleanup(os.RemoveAll, dir)
+			srv, err := sshd.StartIn(dir, "127.0.0.1")
+			Expect(err).NotTo(HaveOccurred(), sshd.InstallHint)
+			DeferCleanup(srv.Stop)
+			keys := map[string]string{"username": sshd.User, "password": sshd.Password, "known_hosts": srv.KnownHosts}
+			Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "hr-sftp", Namespace: ns}, StringData: keys})).To(Succeed())
+			src := uiov1.ImportSource{SFTP: &uiov1.SFTPSource{FileSelector: uiov1.FileSelector{Pattern: "out/employees_*.csv"},
+				Host: srv.Host, Port: int32(srv.Port), Credentials: uiov1.LocalObjectReference{Name: "hr-sftp"},
+				KnownHosts: &uiov1.SecretKeyRef{Name: "hr-sftp", Key: "known_hosts"}}}
+			day := time.Now().Add(-48 * time.Hour).Truncate(time.Second)
+			Expect(srv.WriteFile("out/employees_20261128.csv", []byte(csvA), day)).To(Succeed())
+
+			clock.SetTime(at("2025-06-01T09:59:30Z"))
+			s := newSchedule(ns, "over-sftp", "0 * * * *", func(s *uiov1.ImportSchedule) {
+				s.Spec.SkipIfUnchanged = true
+				s.Spec.Template.Spec.Source = src
+			})
+			waitNext(s, at("2025-06-01T10:00:00Z"))
+			advance(s, at("2025-06-01T10:00:05Z"))
+			first := expectChildren(s, 1)[0]
+			// What the worker recorded of the file it read.
+			read, err := source.Fetch(ctx, src, source.Options{Secrets: func(_ context.Context, _, key string) ([]byte, error) { return []byte(keys[key]), nil }})
+			Expect(err).NotTo(HaveOccurred())
+			read.Remove()
+			setPhase(&first, uiov1.PhaseCompleted, func(st *uiov1.UserImportStatus) {
+				t := metav1.NewTime(read.ModTime)
+				st.Source = &uiov1.SourceStatus{Name: read.Name, Size: read.Size, ModTime: &t, SHA256: read.SHA256}
+			})
+			Eventually(func() []string { return getSchedule(s).Status.Active }).Should(BeEmpty())
+
+			By("the same newest file at 11:00")
+			advance(s, at("2025-06-01T11:00:05Z"))
+			st := waitNext(s, at("2025-06-01T12:00:00Z"))
+			Expect(st.Status.SkippedRuns).To(Equal(int64(1)))
+			Expect(st.Status.LastSkipReason).To(ContainSubstring("out/employees_20261128.csv"))
+			keepsChildren(s, 1)
+
+			By("the next export arrives before 12:00")
+			Expect(srv.WriteFile("out/employees_20261129.csv", []byte(csvB), day.Add(24*time.Hour))).To(Succeed())
+			advance(s, at("2025-06-01T12:00:05Z"))
+			waitNext(s, at("2025-06-01T13:00:00Z"))
+			expectChildren(s, 2)
 			Expect(getSchedule(s).Status.SkippedRuns).To(Equal(int64(1)))
 		})
 
