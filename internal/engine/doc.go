@@ -74,11 +74,13 @@
 // them again is harmless because providers upsert by identity. A checkpoint in the Deprovision step
 // replays the whole file and deprovisions the users still missing.
 //
-// A delta import of a file read in place from a server
-// (Input.SeekOnResume) does not replay: it finds the duplicate identities
-// before its pass, its checkpoints carry the offsets of the duplicates
-// still ahead, and a resume reads the header, then the file from the
-// checkpoint's offset on (a range request, a seek).
+// An import of a file read in place from a server (Input.SeekOnResume)
+// that does not deprovision (delta, or full with missingUsers Ignore)
+// does not replay: it finds the duplicate identities before its pass, its
+// checkpoints carry the offsets of the duplicates still ahead, and a
+// resume reads the header, then the file from the checkpoint's offset on
+// (a range request, a seek). A full import that deprovisions must see
+// every row to know who is missing, and reads the whole file again.
 //
 // # Errors
 //

@@ -37,6 +37,9 @@ const dupPartitions = 128
 // findDuplicates sets r.dups for a delta import of a large file, or of
 // a file a resume must not read again (Input.SeekOnResume).
 func (r *run) findDuplicates(ctx context.Context) error {
+	if r.cfg.Mode == v1alpha1.ModeFull && !r.in.SeekOnResume {
+		return nil // full mode finds them with the snapshot's seen flags
+	}
 	size, err := r.in.File.Seek(0, io.SeekEnd)
 	if err != nil {
 		return fmt.Errorf("reading the source: %w", err)
@@ -151,7 +154,7 @@ func (r *run) findDuplicates(ctx context.Context) error {
 // there, when the import may resume without reading the rows before it;
 // otherwise nil.
 func (r *run) duplicatesAfter(off int64) []int64 {
-	if !r.in.SeekOnResume || r.dups == nil || r.cfg.Mode != v1alpha1.ModeDelta {
+	if !r.in.SeekOnResume || r.dups == nil || r.deprovisions() {
 		return nil
 	}
 	i, _ := slices.BinarySearch(r.dups, off)

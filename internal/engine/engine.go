@@ -51,8 +51,8 @@ type ResumePoint struct {
 	Counts Counts
 	// Duplicates, when not nil, are the offsets after Offset of the rows
 	// whose identity an earlier row has, found before the import wrote
-	// (Input.SeekOnResume): a resumed delta import then starts reading
-	// at Offset instead of planning the rows before it again. Nil when
+	// (Input.SeekOnResume): a resumed import then starts reading at
+	// Offset instead of planning the rows before it again. Nil when
 	// unknown, or too many to keep (more than MaxKeptDuplicates).
 	Duplicates []int64
 }
@@ -71,10 +71,11 @@ type Input struct {
 	// Resume, when set, resumes an interrupted import.
 	Resume *ResumePoint
 	// SeekOnResume says that File is read in place from a server, where
-	// reading it again costs what reading it once did: a delta import
-	// finds the duplicate identities before its pass (one more read of
-	// the file), and its checkpoints carry them, so that a resume reads
-	// the file from the checkpoint on — its header and the rest only.
+	// reading it again costs what reading it once did: an import that
+	// does not deprovision (delta, or full with missingUsers Ignore) finds
+	// the duplicate identities before its pass (one more read of the
+	// file), and its checkpoints carry them, so that a resume reads the
+	// file from the checkpoint on — its header and the rest only.
 	SeekOnResume bool
 }
 
@@ -223,10 +224,16 @@ func (r *run) write(ctx context.Context, dryRun bool, report Reporter) (Result, 
 			return res, err
 		}
 		res.ManagedUsers = int64(r.snap.len())
-	} else if cp := in.Resume; cp != nil && cp.Duplicates != nil && in.SeekOnResume && cp.Step == v1alpha1.StepApply {
+	}
+	switch cp := in.Resume; {
+	case r.deprovisions():
+		// Which users are missing needs every row: no seeking.
+	case cp != nil && cp.Duplicates != nil && in.SeekOnResume && cp.Step == v1alpha1.StepApply:
 		r.dups, r.seekTo = cp.Duplicates, cp
-	} else if err := r.findDuplicates(ctx); err != nil {
-		return res, err
+	default:
+		if err := r.findDuplicates(ctx); err != nil {
+			return res, err
+		}
 	}
 
 	if !r.deprovisions() {
@@ -293,8 +300,8 @@ type run struct {
 	// dups are the offsets of a large delta file's rows whose identity
 	// an earlier row has (see dups.go); nil when the pass keeps a set.
 	dups []int64
-	// seekTo is the checkpoint a delta import resumes at without reading
-	// the rows before it (Input.SeekOnResume).
+	// seekTo is the checkpoint an import resumes at without reading the
+	// rows before it (Input.SeekOnResume).
 	seekTo *ResumePoint
 }
 

@@ -83,6 +83,12 @@ func (p *pass) duplicateMsg() string {
 func (p *pass) planFull(b *batch, line, row int64, m *mappedRow, replay bool, fail func(string)) {
 	s := p.r.snap
 	i := m.entry
+	if p.r.dups != nil && p.isDuplicate(m) {
+		// Found before the pass: a resume that seeks has not seen the
+		// rows before its checkpoint.
+		fail(p.duplicateMsg())
+		return
+	}
 	if i < 0 {
 		if !p.created.add(hashIdentity(m.identity)) {
 			fail(p.duplicateMsg())

@@ -266,9 +266,10 @@ func (c *countingFile) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// A delta import of a file read in place resumes at its checkpoint's
-// offset: it reads the header and the rest, not the rows before, and ends
-// as an uninterrupted import does, its duplicate rows found across the
+// An import of a file read in place that does not deprovision (delta, or
+// full with missingUsers Ignore) resumes at its checkpoint's offset: it
+// reads the header and the rest, not the rows before, and ends as an
+// uninterrupted import does, its duplicate rows found across the
 // checkpoint included.
 func TestResumeAtTheOffsetReadsOnlyTheRest(t *testing.T) {
 	for s := range uint64(4) {
@@ -283,10 +284,14 @@ func TestResumeAtTheOffsetReadsOnlyTheRest(t *testing.T) {
 		content = strings.Join(lines, "\n") + "\n"
 		cfg := testConfig(v1alpha1.ModeDelta, v1alpha1.MissingIgnore)
 		cfg.StatusColumn = &v1alpha1.StatusColumn{Column: "status", DeactivateValues: []string{"inactive"}, DeleteValues: []string{"deleted"}}
+		if s%2 == 1 {
+			// A full import that does not deprovision seeks too.
+			cfg = testConfig(v1alpha1.ModeFull, v1alpha1.MissingIgnore)
+		}
 		cfg.MaxErrorPercent = nil
 		cfg.BatchSize = 1 + r.IntN(7)
 		cfg.Concurrency = 1 + r.IntN(4)
-		t.Run(fmt.Sprintf("seed%d-b%d-c%d", s, cfg.BatchSize, cfg.Concurrency), func(t *testing.T) {
+		t.Run(fmt.Sprintf("seed%d-%s-b%d-c%d", s, cfg.Mode, cfg.BatchSize, cfg.Concurrency), func(t *testing.T) {
 			ref := seed(users...)
 			want, wantRec, err := runOnce(t, ref, cfg, content, false)
 			if err != nil {
