@@ -634,8 +634,9 @@ func (run *importRun) sourceChanged(ctx context.Context, msg string) (verdict, e
 }
 
 // rejected handles a run that refused the import's spec or file before
-// writing anything. A missing source sends the import back to wait for
-// it; any other problem waits in PreviewPending for an edit of the spec.
+// writing anything. A missing source (or an SFTP or S3 server that cannot
+// be reached) sends the import back to wait for it; any other problem
+// waits in PreviewPending for an edit of the spec.
 func (run *importRun) rejected(ctx context.Context, stage jobs.Stage, rej *jobs.Rejection) (verdict, error) {
 	imp := run.imp
 	if err := run.Executor.Reset(ctx, imp, stage); err != nil {
@@ -647,7 +648,8 @@ func (run *importRun) rejected(ctx context.Context, stage jobs.Stage, rej *jobs.
 		imp.Status.StartTime = nil
 		imp.Status.Progress = nil
 	}
-	if rej.Reason == v1alpha1.ReasonSourceNotFound {
+	unreachable := rej.Reason == v1alpha1.ReasonSourceUnreachable && inPlace(imp.Spec.Source)
+	if rej.Reason == v1alpha1.ReasonSourceNotFound || unreachable {
 		run.event(corev1.EventTypeWarning, rej.Reason, rej.Message+"; waiting for it")
 		if stage == jobs.StageImport {
 			run.setPhase(v1alpha1.PhaseImportPending)
@@ -657,10 +659,11 @@ func (run *importRun) rejected(ctx context.Context, stage jobs.Stage, rej *jobs.
 		if !inPlace(imp.Spec.Source) {
 			return verdict{next: true}, nil
 		}
-		// Only a worker can look for a file on a claim, and an SFTP or S3
-		// file may arrive any time: look again after a backoff that grows
-		// with the import's age, up to a minute.
-		return verdict{state: conditions.Progressing, reason: v1alpha1.ReasonSourceNotFound,
+		// Only a worker can look for a file on a claim, an SFTP or S3 file
+		// may arrive any time, and a server that cannot be reached may be
+		// back soon: look again after a backoff that grows with the
+		// import's age, up to a minute.
+		return verdict{state: conditions.Progressing, reason: rej.Reason,
 			message: "waiting for the source: " + conditions.Bound(rej.Message), requeueAfter: run.sourceWait()}, nil
 	}
 	meta.SetStatusCondition(&imp.Status.Conditions, metav1.Condition{

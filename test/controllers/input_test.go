@@ -15,6 +15,7 @@ import (
 
 	uiov1 "github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/controllers"
+	"github.com/userimport/user-import-operator/internal/testpeer/peer"
 	"github.com/userimport/user-import-operator/internal/testpeer/sshd"
 	"github.com/userimport/user-import-operator/internal/worker"
 )
@@ -261,6 +262,27 @@ var _ = Describe("an import whose input is refused", Ordered, func() {
 			spec.Source.SFTP.Credentials.Name = "sftp-wrong"
 		})
 		expectRefused(wrong, uiov1.ReasonSourceAuthenticationFailed, "refused the credentials")
+	})
+
+	It("waits for an SFTP server that cannot be reached, rather than for an edit", func() {
+		ns := newNamespace()
+		readyDirectory(ns, "corp")
+		secret(ns, "sftp", map[string]string{"username": sshd.User, "password": sshd.Password})
+		port, err := peer.FreePort("127.0.0.1")
+		Expect(err).NotTo(HaveOccurred())
+		imp := importOf(ns, "down", uiov1.ActionImport, func(spec *uiov1.UserImportSpec) {
+			spec.Source = uiov1.ImportSource{SFTP: &uiov1.SFTPSource{FileSelector: uiov1.FileSelector{Path: "hr.csv"},
+				Host: "127.0.0.1", Port: int32(port), Credentials: uiov1.LocalObjectReference{Name: "sftp"}, InsecureSkipHostKeyVerification: true}}
+		})
+		Eventually(func(g Gomega) {
+			got := getImport(imp)
+			ready := condition(got, uiov1.ConditionReady)
+			g.Expect(ready).NotTo(BeNil())
+			g.Expect(ready.Reason).To(Equal(uiov1.ReasonSourceUnreachable))
+			g.Expect(condition(got, uiov1.ConditionReconciling)).NotTo(BeNil(), "waiting, not stalled")
+			g.Expect(condition(got, uiov1.ConditionInputRejected)).To(BeNil())
+			g.Expect(got.Status.Phase).To(Equal(uiov1.PhaseImportPending))
+		}, 30*time.Second, 100*time.Millisecond).Should(Succeed())
 	})
 
 	It("refuses a PersistentVolumeClaim source, which only a Job can mount", func() {
