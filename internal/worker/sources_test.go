@@ -87,6 +87,16 @@ func withKeys(base kube.KeyReader, m map[string]string) kube.KeyReader {
 	}
 }
 
+// importFrom returns a function that runs the import of f, its source on
+// rem, to the end or until ctx is done.
+func importFrom(t *testing.T, f *fixture, rem remote) func(context.Context, Sink) (Outcome, error) {
+	secrets := withKeys(f.secrets, rem.secrets)
+	return func(ctx context.Context, sink Sink) (Outcome, error) {
+		return Run(ctx, Config{Stage: jobs.StageImport, Import: f.get(t), Directory: f.dirSpec, Secrets: secrets,
+			Source: source.Options{Dir: t.TempDir(), Secrets: secrets}, Open: open.Open, Sink: sink, ProgressInterval: time.Millisecond})
+	}
+}
+
 // stopAt cancels the run once a checkpoint passes a row.
 type stopAt struct {
 	Sink
@@ -125,11 +135,7 @@ func TestImportInPlaceResumesAtItsCheckpoint(t *testing.T) {
 			if err := c.Update(ctx, imp); err != nil {
 				t.Fatal(err)
 			}
-			secrets := withKeys(f.secrets, rem.secrets)
-			run := func(ctx context.Context, sink Sink) (Outcome, error) {
-				return Run(ctx, Config{Stage: jobs.StageImport, Import: f.get(t), Directory: f.dirSpec, Secrets: secrets,
-					Source: source.Options{Dir: t.TempDir(), Secrets: secrets}, Open: open.Open, Sink: sink, ProgressInterval: time.Millisecond})
-			}
+			run := importFrom(t, f, rem)
 
 			stop, cancel := context.WithCancel(ctx)
 			first, err := run(stop, stopAt{Sink: f.sink(), rows: 8000, cancel: cancel})
@@ -190,11 +196,7 @@ func TestResumeRefusesAReplacedFile(t *testing.T) {
 	if err := c.Update(ctx, imp); err != nil {
 		t.Fatal(err)
 	}
-	secrets := withKeys(f.secrets, rem.secrets)
-	run := func(ctx context.Context, sink Sink) (Outcome, error) {
-		return Run(ctx, Config{Stage: jobs.StageImport, Import: f.get(t), Directory: f.dirSpec, Secrets: secrets,
-			Source: source.Options{Dir: t.TempDir(), Secrets: secrets}, Open: open.Open, Sink: sink, ProgressInterval: time.Millisecond})
-	}
+	run := importFrom(t, f, rem)
 	stop, cancel := context.WithCancel(ctx)
 	if _, err := run(stop, stopAt{Sink: f.sink(), rows: 5000, cancel: cancel}); err == nil {
 		t.Fatal("not interrupted")

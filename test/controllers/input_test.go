@@ -2,7 +2,6 @@ package controllers_test
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -224,12 +223,9 @@ var _ = Describe("an import whose input is refused", Ordered, func() {
 	})
 
 	It("waits for an SFTP export that is not there yet, and imports it once it arrives", func() {
-		dir, err := os.MkdirTemp("", "uio-sshd-*")
+		srv, stop, err := sshd.StartTemp()
 		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(os.RemoveAll, dir)
-		srv, err := sshd.StartIn(dir, "127.0.0.1")
-		Expect(err).NotTo(HaveOccurred(), sshd.InstallHint)
-		DeferCleanup(srv.Stop)
+		DeferCleanup(stop)
 		ns := newNamespace()
 		readyDirectory(ns, "corp")
 		secret(ns, "sftp", map[string]string{"username": sshd.User, "password": sshd.Password})

@@ -46,12 +46,9 @@ func workerFound(imp *uiov1.UserImport, name string, size int64, mtime time.Time
 
 var _ = Describe("Files read in place", func() {
 	It("moves the SFTP file its import read into the archive once the import completed, once", func() {
-		dir, err := os.MkdirTemp("", "uio-sshd-*")
+		srv, stop, err := sshd.StartTemp()
 		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(os.RemoveAll, dir)
-		srv, err := sshd.StartIn(dir, "127.0.0.1")
-		Expect(err).NotTo(HaveOccurred(), sshd.InstallHint)
-		DeferCleanup(srv.Stop)
+		DeferCleanup(stop)
 		at := time.Now().Add(-time.Hour).Truncate(time.Second)
 		data := []byte("email\nada@example.com\n")
 		Expect(srv.WriteFile("out/employees_20261129.csv", data, at)).To(Succeed())

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"sync"
 	"time"
 
@@ -392,12 +391,9 @@ var _ = Describe("ImportSchedule", func() {
 		})
 
 		It("lists an SFTP folder for the newest export, skips when it is the file the last import completed, runs once a newer one arrives", func() {
-			dir, err := os.MkdirTemp("", "uio-sshd-*")
+			srv, stop, err := sshd.StartTemp()
 			Expect(err).NotTo(HaveOccurred())
-			DeferCleanup(os.RemoveAll, dir)
-			srv, err := sshd.StartIn(dir, "127.0.0.1")
-			Expect(err).NotTo(HaveOccurred(), sshd.InstallHint)
-			DeferCleanup(srv.Stop)
+			DeferCleanup(stop)
 			keys := map[string]string{"username": sshd.User, "password": sshd.Password, "known_hosts": srv.KnownHosts}
 			Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "hr-sftp", Namespace: ns}, StringData: keys})).To(Succeed())
 			src := uiov1.ImportSource{SFTP: &uiov1.SFTPSource{FileSelector: uiov1.FileSelector{Pattern: "out/employees_*.csv"},

@@ -55,19 +55,29 @@ type Server struct {
 // fails, never skips, when sshd or the account is missing.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	// Not under t.TempDir(): its parent is private to root, and the
-	// account must reach its folder.
+	s, stop, err := StartTemp()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return s
+}
+
+// StartTemp starts a server on 127.0.0.1 in a temporary folder of its
+// own; stop stops it and removes the folder. The folder is not a test's
+// TempDir: that one's parent is private to root, and the account must
+// reach its folder.
+func StartTemp() (s *Server, stop func(), err error) {
 	dir, err := os.MkdirTemp("", "uio-sshd-*")
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	s, err := StartIn(dir, "127.0.0.1")
+	s, err = StartIn(dir, "127.0.0.1")
 	if err != nil {
-		t.Fatal(err)
+		os.RemoveAll(dir)
+		return nil, nil, fmt.Errorf("%w (%s)", err, InstallHint)
 	}
-	t.Cleanup(s.Stop)
-	return s
+	return s, func() { s.Stop(); os.RemoveAll(dir) }, nil
 }
 
 // StartIn starts a server listening on host, with its files in dir, which
