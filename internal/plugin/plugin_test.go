@@ -323,6 +323,30 @@ func TestStatusWhileImporting(t *testing.T) {
 	}
 }
 
+// status names the file an import read in place, and what became of it.
+func TestStatusOfAFileReadInPlace(t *testing.T) {
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	imp := &v1alpha1.UserImport{ObjectMeta: metav1.ObjectMeta{Namespace: "people", Name: "nightly"},
+		Spec: v1alpha1.UserImportSpec{DirectoryRef: v1alpha1.LocalObjectReference{Name: "corp"}, Mode: v1alpha1.ModeDelta,
+			Source: v1alpha1.ImportSource{AfterImport: &v1alpha1.AfterImport{Action: v1alpha1.AfterImportMove, To: "archive/"}}}}
+	imp.Status.Phase = v1alpha1.PhaseCompleted
+	mod := metav1.NewTime(now.Add(-3 * time.Hour))
+	imp.Status.Source = &v1alpha1.SourceStatus{Name: "out/employees_20261129.csv", Size: 1234, ModTime: &mod,
+		AfterImport: &v1alpha1.AfterImportStatus{Result: v1alpha1.AfterImportMoved, To: "archive/employees_20261129.csv"}}
+	var b bytes.Buffer
+	writeStatus(&b, imp, now)
+	want := "  source    out/employees_20261129.csv, 1234 bytes, modified 2026-11-29T09:00:00Z; moved to archive/employees_20261129.csv\n"
+	if !strings.Contains(b.String(), want) {
+		t.Fatalf("status:\n%s\nwant the line\n%s", b.String(), want)
+	}
+	imp.Status.Source.AfterImport = &v1alpha1.AfterImportStatus{Result: v1alpha1.AfterImportFailed, Message: "source.sftp: 10.0.0.5:22 refused the credentials"}
+	b.Reset()
+	writeStatus(&b, imp, now)
+	if !strings.Contains(b.String(), "; move failed: source.sftp: 10.0.0.5:22 refused the credentials\n") {
+		t.Fatalf("status:\n%s", b.String())
+	}
+}
+
 // The plugin reads the keys the worker writes.
 func TestKeysAreTheWorkers(t *testing.T) {
 	if outcomeKey != worker.ReportOutcomeKey || codesKey != worker.CodesKey {

@@ -61,6 +61,27 @@ func writeStatus(w io.Writer, imp *v1alpha1.UserImport, now time.Time) {
 	st := imp.Status
 	fmt.Fprintf(w, "UserImport %s/%s: %s\n", imp.Namespace, imp.Name, phaseOf(imp))
 	fmt.Fprintf(w, "  directory %s, mode %s, action %s\n", imp.Spec.DirectoryRef.Name, imp.Spec.Mode, actionOf(imp))
+	if src := st.Source; src != nil && src.Name != "" {
+		line := fmt.Sprintf("  source    %s, %d bytes", src.Name, src.Size)
+		if src.ModTime != nil {
+			line += ", modified " + src.ModTime.UTC().Format(time.RFC3339)
+		}
+		if a := src.AfterImport; a != nil {
+			switch a.Result {
+			case v1alpha1.AfterImportMoved:
+				line += "; moved to " + a.To
+			case v1alpha1.AfterImportDeleted:
+				line += "; deleted"
+			default:
+				what := "afterImport"
+				if ai := imp.Spec.Source.AfterImport; ai != nil {
+					what = strings.ToLower(string(ai.Action))
+				}
+				line += "; " + what + " failed: " + a.Message
+			}
+		}
+		fmt.Fprintln(w, line)
+	}
 	if st.Phase == v1alpha1.PhaseImportPending && st.QueuePosition > 0 {
 		fmt.Fprintf(w, "  queue     position %d in the directory's queue (1 runs next)\n", st.QueuePosition)
 	}
