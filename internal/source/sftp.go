@@ -53,8 +53,11 @@ func OpenSFTP(ctx context.Context, src *v1alpha1.SFTPSource, secrets kube.KeyRea
 	}
 	conn := ssh.NewClient(c, chans, reqs)
 	// Several reads in flight per file: a single one waits a round trip
-	// per 32 KiB packet.
-	client, err := sftp.NewClient(conn, sftp.UseConcurrentReads(true), sftp.MaxConcurrentRequestsPerFile(64))
+	// per packet. Reads ask for up to 255 KiB (OpenSSH serves up to 255
+	// KiB, and the client accepts replies up to 256 KiB); a server that
+	// returns less is asked again for the rest. Only reads are made, so
+	// no server is sent a packet larger than 32 KiB.
+	client, err := sftp.NewClient(conn, sftp.UseConcurrentReads(true), sftp.MaxConcurrentRequestsPerFile(64), sftp.MaxPacketUnchecked(255<<10))
 	if err != nil {
 		conn.Close()
 		return nil, errorf(v1alpha1.ReasonSourceUnreachable, "source.sftp: %s offers no SFTP subsystem: %v", addr, err)
