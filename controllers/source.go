@@ -47,7 +47,7 @@ func inPlaceFile(ctx context.Context, allowed *egress.Policy, secrets kube.KeyRe
 	if src.PersistentVolumeClaim != nil {
 		return "", "", errors.New("the manager cannot read a persistentVolumeClaim source; only the worker Job mounts it")
 	}
-	if err := allowSource(allowed, src); err != nil {
+	if err := allowed.AllowSource(src); err != nil {
 		return "", "", fmt.Errorf("not asking the source: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)

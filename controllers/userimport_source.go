@@ -11,7 +11,6 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/conditions"
-	"github.com/userimport/user-import-operator/internal/egress"
 	"github.com/userimport/user-import-operator/internal/kube/cluster"
 	"github.com/userimport/user-import-operator/internal/source"
 )
@@ -43,7 +42,7 @@ func (run *importRun) archiveSource(ctx context.Context) {
 		return
 	}
 	out := &v1alpha1.AfterImportStatus{}
-	err := run.allowSource(imp.Spec.Source)
+	err := run.AllowedHosts.AllowSource(imp.Spec.Source)
 	if err == nil {
 		out.To, err = run.moveOrDelete(ctx, a, st)
 	}
@@ -105,26 +104,4 @@ func (run *importRun) archiveOnce(ctx context.Context, a *v1alpha1.AfterImport, 
 		return store.Move(cctx, obj, a.To)
 	}
 	return "", store.Delete(cctx, obj)
-}
-
-// allowSource checks the host of an sftp or s3 source against the
-// manager's --allowed-hosts.
-func (run *importRun) allowSource(src v1alpha1.ImportSource) error {
-	return allowSource(run.AllowedHosts, src)
-}
-
-func allowSource(p *egress.Policy, src v1alpha1.ImportSource) error {
-	switch {
-	case src.SFTP != nil:
-		return p.Allow(src.SFTP.Host)
-	case src.S3 != nil && src.S3.Endpoint != "":
-		return p.AllowURL(src.S3.Endpoint)
-	case src.S3 != nil:
-		region := src.S3.Region
-		if region == "" {
-			region = "us-east-1"
-		}
-		return p.Allow("s3." + region + ".amazonaws.com")
-	}
-	return nil
 }

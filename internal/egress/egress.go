@@ -108,6 +108,33 @@ func (p *Policy) AllowURL(raw string) error {
 	return p.Allow(u.Hostname())
 }
 
+// AllowSource checks the server of an sftp or s3 source (AWS's regional
+// endpoint when s3 names none); other sources need no check here.
+func (p *Policy) AllowSource(src v1alpha1.ImportSource) error {
+	if p == nil {
+		return nil
+	}
+	switch {
+	case src.SFTP != nil:
+		if err := p.Allow(src.SFTP.Host); err != nil {
+			return fmt.Errorf("spec.source.sftp.host: %w", err)
+		}
+	case src.S3 != nil && src.S3.Endpoint != "":
+		if err := p.AllowURL(src.S3.Endpoint); err != nil {
+			return fmt.Errorf("spec.source.s3.endpoint: %w", err)
+		}
+	case src.S3 != nil:
+		region := src.S3.Region
+		if region == "" {
+			region = "us-east-1"
+		}
+		if err := p.Allow("s3." + region + ".amazonaws.com"); err != nil {
+			return fmt.Errorf("spec.source.s3: %w", err)
+		}
+	}
+	return nil
+}
+
 // AllowDirectory checks the hosts the check of a UserDirectory connects
 // to; dsn is the SQL directory's connection string, read from its
 // Secret. SQLite is a file: no host.

@@ -59,3 +59,27 @@ func TestAllowDirectory(t *testing.T) {
 		}
 	}
 }
+
+func TestAllowSource(t *testing.T) {
+	p, _ := Parse("sftp.corp.example,minio.corp.example,s3.eu-central-1.amazonaws.com")
+	cases := []struct {
+		src   v1alpha1.ImportSource
+		allow bool
+	}{
+		{v1alpha1.ImportSource{SFTP: &v1alpha1.SFTPSource{Host: "sftp.corp.example"}}, true},
+		{v1alpha1.ImportSource{SFTP: &v1alpha1.SFTPSource{Host: "169.254.169.254"}}, false},
+		{v1alpha1.ImportSource{S3: &v1alpha1.S3Source{Endpoint: "https://minio.corp.example:9000"}}, true},
+		{v1alpha1.ImportSource{S3: &v1alpha1.S3Source{Endpoint: "http://10.0.0.9:9000"}}, false},
+		{v1alpha1.ImportSource{S3: &v1alpha1.S3Source{Region: "eu-central-1"}}, true},
+		{v1alpha1.ImportSource{S3: &v1alpha1.S3Source{}}, false}, // us-east-1
+		{v1alpha1.ImportSource{PersistentVolumeClaim: &v1alpha1.PVCSource{ClaimName: "exports"}}, true},
+	}
+	for i, c := range cases {
+		if err := p.AllowSource(c.src); (err == nil) != c.allow {
+			t.Errorf("case %d: allowed %v, want %v (%v)", i, err == nil, c.allow, err)
+		}
+	}
+	if err := (*Policy)(nil).AllowSource(cases[1].src); err != nil {
+		t.Errorf("no policy refuses: %v", err)
+	}
+}

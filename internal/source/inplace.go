@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"path"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -238,9 +237,4 @@ func (r *Reader) close() {
 func (r *Reader) Close() error {
 	r.close()
 	return nil
-}
-
-// sortByName orders objects by name, for stable listings.
-func sortByName(objs []Object) {
-	slices.SortFunc(objs, func(a, b Object) int { return strings.Compare(a.Name, b.Name) })
 }

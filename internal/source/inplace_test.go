@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/testpeer/s3server"
@@ -181,7 +183,7 @@ func TestSFTPRefusals(t *testing.T) {
 // status is what a worker records of a file, the pin of a later run.
 func status(f *File) *v1alpha1.SourceStatus {
 	st := &v1alpha1.SourceStatus{Size: f.Size, SHA256: f.SHA256, ETag: f.ETag, Name: f.Name, VersionID: f.VersionID}
-	t := metav1Time(f.ModTime)
+	t := metav1.NewTime(f.ModTime)
 	st.ModTime = &t
 	return st
 }
@@ -460,7 +462,7 @@ func TestS3MoveDeleteAndRefusals(t *testing.T) {
 	if dest != "archive/a.csv" || srv.Exists(ctx, "hr-exports", "in/a.csv") || !srv.Exists(ctx, "hr-exports", dest) {
 		t.Fatalf("moved to %q; source left: %v", dest, srv.Exists(ctx, "hr-exports", "in/a.csv"))
 	}
-	got, _ := srv.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: strPtr("hr-exports"), Key: &dest})
+	got, _ := srv.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("hr-exports"), Key: &dest})
 	body, _ := io.ReadAll(got.Body)
 	if !bytes.Equal(body, csvRows(2, "in/a.csv")) {
 		t.Fatal("the archived object differs")

@@ -74,7 +74,6 @@ func (d *dirStore) List(_ context.Context, folder string) ([]Object, error) {
 		}
 		objs = append(objs, Object{Name: path.Join(folder, e.Name()), Size: fi.Size(), ModTime: fi.ModTime()})
 	}
-	sortByName(objs)
 	return objs, nil
 }
 

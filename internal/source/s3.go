@@ -159,7 +159,6 @@ func (s *s3Store) List(ctx context.Context, prefix string) ([]Object, error) {
 			objs = append(objs, Object{Name: key, Size: aws.ToInt64(o.Size), ModTime: aws.ToTime(o.LastModified), ETag: aws.ToString(o.ETag)})
 		}
 	}
-	sortByName(objs)
 	return objs, nil
 }
 

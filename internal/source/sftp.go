@@ -232,7 +232,6 @@ func (s *sftpStore) List(_ context.Context, folder string) ([]Object, error) {
 			objs = append(objs, Object{Name: path.Join(folder, fi.Name()), Size: fi.Size(), ModTime: fi.ModTime()})
 		}
 	}
-	sortByName(objs)
 	return objs, nil
 }
 

@@ -528,9 +528,7 @@ var deletedPodLogs []string
 
 // keepLogs saves the logs of pod p, which the spec is about to delete.
 func keepLogs(ctx context.Context, p *corev1.Pod) {
-	b, err := clientset.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{}).DoRaw(ctx)
-	Expect(err).NotTo(HaveOccurred(), "logs of %s", p.Name)
-	deletedPodLogs = append(deletedPodLogs, string(b))
+	deletedPodLogs = append(deletedPodLogs, podLog(ctx, p))
 }
 
 // transitions counts the phase Events of import name by reason.

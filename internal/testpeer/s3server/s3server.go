@@ -5,6 +5,7 @@
 package s3server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -114,7 +115,7 @@ func (s *Server) Bucket(ctx context.Context, name string, versioned bool) error 
 
 // Put writes an object and returns its version (empty when unversioned).
 func (s *Server) Put(ctx context.Context, bucket, key string, body []byte) (string, error) {
-	out, err := s.Client.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: bytesReader(body)})
+	out, err := s.Client.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: bytes.NewReader(body)})
 	if err != nil {
 		return "", err
 	}

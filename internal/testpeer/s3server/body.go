@@ -1,8 +1,0 @@
-package s3server
-
-import (
-	"bytes"
-	"io"
-)
-
-func bytesReader(b []byte) io.ReadSeeker { return bytes.NewReader(b) }
