@@ -342,6 +342,25 @@ type SCIMDirectory struct {
 	// service offers /Bulk.
 	// +optional
 	DisableBulk bool `json:"disableBulk,omitempty"`
+
+	// groups turns on group memberships (a mapping entry with target
+	// Groups) in the service's /Groups.
+	// +optional
+	Groups *SCIMGroups `json:"groups,omitempty"`
+}
+
+// SCIMGroups says how an import keeps SCIM groups. Groups it creates carry
+// the managed-user marker value in externalId; memberships are removed
+// only from those.
+type SCIMGroups struct {
+	// maxPatchOperations is the most members one PATCH request adds or
+	// removes; larger changes are sent in several requests. Some services
+	// refuse more than 100.
+	// +kubebuilder:default=100
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	// +optional
+	MaxPatchOperations int32 `json:"maxPatchOperations,omitempty"`
 }
 
 // SCIMAuth holds at most one authentication method.
@@ -444,6 +463,37 @@ type LDAPDirectory struct {
 	// +kubebuilder:validation:Maximum=10000
 	// +optional
 	PageSize int32 `json:"pageSize,omitempty"`
+
+	// groups turns on group memberships (a mapping entry with target
+	// Groups): groups are the entries of objectClass under baseDN, named
+	// cn=<group name>.
+	// +optional
+	Groups *LDAPGroups `json:"groups,omitempty"`
+}
+
+// LDAPGroupClass is the object class of LDAP groups.
+// +kubebuilder:validation:Enum=groupOfNames;groupOfUniqueNames;posixGroup
+type LDAPGroupClass string
+
+// LDAPGroups says where and how an import keeps LDAP groups. Groups it
+// creates carry the managed-user marker value in description; memberships
+// are removed only from those.
+type LDAPGroups struct {
+	// baseDN is the container of the groups, such as
+	// "ou=groups,dc=example,dc=com".
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	BaseDN string `json:"baseDN"`
+
+	// objectClass of the groups: groupOfNames (members in member, by DN,
+	// the default), groupOfUniqueNames (uniqueMember, by DN) or posixGroup
+	// (memberUid, by the user's rdnAttribute value; new groups get the
+	// next free gidNumber). A groupOfNames or groupOfUniqueNames group
+	// must have a member: a managed group whose last member leaves is
+	// deleted.
+	// +kubebuilder:default=groupOfNames
+	// +optional
+	ObjectClass LDAPGroupClass `json:"objectClass,omitempty"`
 }
 
 // LDAPDisable says how an LDAP user is deactivated: exactly one of
@@ -513,6 +563,41 @@ type SQLDirectory struct {
 	// activeValue.
 	// +optional
 	StatusColumn *SQLStatusColumn `json:"statusColumn,omitempty"`
+
+	// groups turns on group memberships (a mapping entry with target
+	// Groups), kept as rows of a membership table.
+	// +optional
+	Groups *SQLGroups `json:"groups,omitempty"`
+}
+
+// SQLGroups is a membership table: one row per user and group. A group is
+// the set of rows with its name; it is managed when one of its rows
+// carries the managed-user marker value in markerColumn, which every row
+// an import writes does. Memberships are removed only from managed groups.
+type SQLGroups struct {
+	// table holds the memberships, optionally schema-qualified.
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z_][A-Za-z0-9_]*(\\\\.[A-Za-z_][A-Za-z0-9_]*)?$')",message="spec.sql.groups.table must be a table name, optionally schema-qualified (letters, digits, underscores)"
+	Table string `json:"table"`
+
+	// userColumn holds the user's identity.
+	// +kubebuilder:default=user_identity
+	// +kubebuilder:validation:MaxLength=128
+	// +optional
+	UserColumn string `json:"userColumn,omitempty"`
+
+	// groupColumn holds the group's name.
+	// +kubebuilder:default=group_name
+	// +kubebuilder:validation:MaxLength=128
+	// +optional
+	GroupColumn string `json:"groupColumn,omitempty"`
+
+	// markerColumn holds the managed-user marker value on the rows an
+	// import writes.
+	// +kubebuilder:default=managed_by
+	// +kubebuilder:validation:MaxLength=128
+	// +optional
+	MarkerColumn string `json:"markerColumn,omitempty"`
 }
 
 // SQLStatusColumn is a status column of an SQL users table.

@@ -50,6 +50,8 @@ const (
 // +kubebuilder:validation:XValidation:rule="self.mapping.exists_one(m, has(m.identity) && m.identity)",message="spec.mapping must mark exactly one entry with identity: true (the directory's identity attribute)"
 // +kubebuilder:validation:XValidation:rule="self.mode == 'Full' || self.missingUsers == 'Ignore'",message="spec.missingUsers may be Deactivate or Delete only with spec.mode Full"
 // +kubebuilder:validation:XValidation:rule="self.mode == 'Delta' || !has(self.statusColumn)",message="spec.statusColumn is only allowed with spec.mode Delta"
+// +kubebuilder:validation:XValidation:rule="self.mapping.filter(m, has(m.target) && m.target == 'Groups').size() <= 1",message="spec.mapping may have at most one entry with target Groups"
+// +kubebuilder:validation:XValidation:rule="self.mapping.filter(m, has(m.target) && m.target == 'Manager').size() <= 1",message="spec.mapping may have at most one entry with target Manager"
 type UserImportSpec struct {
 	// directoryRef names the UserDirectory, in the same namespace, that the
 	// import writes to.
@@ -89,6 +91,14 @@ type UserImportSpec struct {
 	// +kubebuilder:default={}
 	// +optional
 	Safety SafetySettings `json:"safety,omitempty"`
+
+	// createGroups says what happens to a group that a mapping entry with
+	// target Groups names and the directory lacks: true (the default)
+	// creates it, marked as managed; false makes the row an error on its
+	// line.
+	// +kubebuilder:default=true
+	// +optional
+	CreateGroups *bool `json:"createGroups,omitempty"`
 
 	// statusColumn lets a Delta import deactivate or delete the users of
 	// individual rows.
@@ -376,12 +386,33 @@ type CSVFormat struct {
 	MaxLineBytes int32 `json:"maxLineBytes,omitempty"`
 }
 
+// MappingTarget says what the values of a mapping entry become.
+// +kubebuilder:validation:Enum=Attribute;Groups;Manager
+type MappingTarget string
+
+const (
+	// TargetAttribute writes the values to the directory attribute named by
+	// the entry's attribute.
+	TargetAttribute MappingTarget = "Attribute"
+	// TargetGroups makes the values the names of the groups the user
+	// belongs to.
+	TargetGroups MappingTarget = "Groups"
+	// TargetManager makes the value the identity of the user's manager.
+	TargetManager MappingTarget = "Manager"
+)
+
 // AttributeMapping computes one directory attribute from a row: from a
 // column or from a template, then through transforms, then checked.
 // +kubebuilder:validation:XValidation:rule="(has(self.column) ? 1 : 0) + (has(self.template) ? 1 : 0) + (has(self.value) ? 1 : 0) == 1",message="spec.mapping: each entry sets exactly one of column, template or value"
+// +kubebuilder:validation:XValidation:rule="!has(self.target) || self.target == 'Attribute' || !has(self.identity) || !self.identity",message="spec.mapping: the identity entry has target Attribute"
+// +kubebuilder:validation:XValidation:rule="!has(self.target) || self.target != 'Manager' || !has(self.split)",message="spec.mapping: an entry with target Manager takes one value, without split"
 type AttributeMapping struct {
 	// attribute is the directory attribute written, such as "userName",
 	// "name.givenName", "emails" (SCIM), "mail" (LDAP) or a column (SQL).
+	// With target Manager it is the attribute that holds the reference to
+	// the manager's entry ("manager" in LDAP, the enterprise extension's
+	// manager in SCIM, a column in SQL); with target Groups it only names
+	// the entry.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=256
 	Attribute string `json:"attribute"`
@@ -435,6 +466,16 @@ type AttributeMapping struct {
 	// +kubebuilder:validation:Enum=Email;Boolean;Date
 	// +optional
 	Check string `json:"check,omitempty"`
+
+	// target says what the values become: Attribute (the default) writes
+	// them to attribute. Groups makes them the names of the groups the
+	// user is a member of (use split for several), kept in step in the
+	// directory's groups (its spec.<provider>.groups). Manager makes the
+	// value the identity of the user's manager: once the users are
+	// written, it is resolved to the directory's reference to the
+	// manager's entry and written to attribute.
+	// +optional
+	Target MappingTarget `json:"target,omitempty"`
 }
 
 // TransformType names a transform of a value.
@@ -511,6 +552,27 @@ type SafetySettings struct {
 	// +kubebuilder:validation:Minimum=0
 	// +optional
 	ApprovedDeprovisions *int32 `json:"approvedDeprovisions,omitempty"`
+
+	// maxMembershipRemovals is the most group memberships an import may
+	// remove without approval.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	MaxMembershipRemovals *int32 `json:"maxMembershipRemovals,omitempty"`
+
+	// maxMembershipRemovalPercent is the most group memberships, in
+	// percent of the memberships of the managed groups, an import may
+	// remove without approval. Defaults to 10.
+	// +kubebuilder:default=10
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	MaxMembershipRemovalPercent *int32 `json:"maxMembershipRemovalPercent,omitempty"`
+
+	// approvedMembershipRemovals approves an import that exceeds the
+	// membership thresholds: it may remove up to this many memberships.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	ApprovedMembershipRemovals *int32 `json:"approvedMembershipRemovals,omitempty"`
 }
 
 // StatusColumn names a column whose value deactivates or deletes the user
@@ -775,6 +837,28 @@ type ChangeCounts struct {
 	Failed int64 `json:"failed,omitempty"`
 }
 
+// GroupCounts count the group and manager changes of an import, or those
+// a preview plans.
+type GroupCounts struct {
+	// groupsCreated is the number of groups created.
+	// +optional
+	GroupsCreated int64 `json:"groupsCreated,omitempty"`
+	// membershipsAdded is the number of users added to groups.
+	// +optional
+	MembershipsAdded int64 `json:"membershipsAdded,omitempty"`
+	// membershipsRemoved is the number of users removed from groups.
+	// +optional
+	MembershipsRemoved int64 `json:"membershipsRemoved,omitempty"`
+	// managersSet is the number of users whose manager reference was set
+	// or changed.
+	// +optional
+	ManagersSet int64 `json:"managersSet,omitempty"`
+	// managersMissing is the number of rows naming a manager the directory
+	// does not hold: a warning on the row's line, not an error.
+	// +optional
+	ManagersMissing int64 `json:"managersMissing,omitempty"`
+}
+
 // InvitationCounts count the invitations of an import, or those a preview
 // plans.
 type InvitationCounts struct {
@@ -865,6 +949,9 @@ type PreviewStatus struct {
 	// invitations the import would send.
 	// +optional
 	Invitations *InvitationCounts `json:"invitations,omitempty"`
+	// groups counts the group and manager changes planned.
+	// +optional
+	Groups *GroupCounts `json:"groups,omitempty"`
 	// recoveryCodes is the number of recovery codes the import would
 	// give out; the preview generates none.
 	// +optional
@@ -904,6 +991,9 @@ type ProgressStatus struct {
 	RowsPerSecond int64 `json:"rowsPerSecond,omitempty"`
 	// The counts of what was written so far.
 	ChangeCounts `json:",inline"`
+	// groups counts the group and manager changes written so far.
+	// +optional
+	Groups *GroupCounts `json:"groups,omitempty"`
 	// checkpoint is where a retried worker resumes.
 	// +optional
 	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
@@ -926,8 +1016,9 @@ type Checkpoint struct {
 	// used for another file.
 	SHA256 string `json:"sha256"`
 	// step of the import the checkpoint belongs to: Apply (the file's
-	// rows) or Deprovision (the users in scope the file does not list).
-	// +kubebuilder:validation:Enum=Apply;Deprovision
+	// rows), Deprovision (the users in scope the file does not list),
+	// Groups (memberships) or Managers (manager references).
+	// +kubebuilder:validation:Enum=Apply;Deprovision;Groups;Managers
 	// +optional
 	Step string `json:"step,omitempty"`
 	// duplicatesKnown is true when the import found, before writing, the
@@ -948,6 +1039,11 @@ const (
 	// StepDeprovision deactivates or deletes the users in scope that a
 	// full import's file does not list.
 	StepDeprovision = "Deprovision"
+	// StepGroups keeps the memberships of the groups in step, after the
+	// users are written.
+	StepGroups = "Groups"
+	// StepManagers writes the manager references, after the groups.
+	StepManagers = "Managers"
 )
 
 // UserImportStatus is the observed state of a UserImport.

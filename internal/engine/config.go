@@ -32,6 +32,16 @@ type Config struct {
 	MaxDeprovisionPercent *int64
 	ApprovedDeprovisions  *int64
 
+	// CreateGroups creates the groups the file names that the directory
+	// lacks; without it such a row is an error. MaxMembershipRemovals,
+	// MaxMembershipRemovalPercent (of the memberships of the managed
+	// groups) and ApprovedMembershipRemovals bound the removals from
+	// groups as the deprovision thresholds bound deprovisions.
+	CreateGroups                bool
+	MaxMembershipRemovals       *int64
+	MaxMembershipRemovalPercent *int64
+	ApprovedMembershipRemovals  *int64
+
 	// MaxErrors and MaxErrorPercent (of the rows read, checked once 100
 	// rows have been read) stop an import with too many bad rows; nil
 	// means no limit of that kind.
@@ -86,6 +96,13 @@ func NewConfig(imp v1alpha1.UserImportSpec, exec v1alpha1.ExecutionSettings, dir
 		c.MaxDeprovisionPercent = ptr(int64(10))
 	}
 	c.ApprovedDeprovisions = widen(imp.Safety.ApprovedDeprovisions)
+	c.CreateGroups = imp.CreateGroups == nil || *imp.CreateGroups
+	c.MaxMembershipRemovals = widen(imp.Safety.MaxMembershipRemovals)
+	c.MaxMembershipRemovalPercent = widen(imp.Safety.MaxMembershipRemovalPercent)
+	if c.MaxMembershipRemovalPercent == nil {
+		c.MaxMembershipRemovalPercent = ptr(int64(10))
+	}
+	c.ApprovedMembershipRemovals = widen(imp.Safety.ApprovedMembershipRemovals)
 	c.MaxErrorPercent = widen(imp.ErrorPolicy.MaxErrorPercent)
 	if c.MaxErrorPercent == nil {
 		c.MaxErrorPercent = ptr(int64(10))

@@ -22,6 +22,8 @@ type Counts struct {
 	// Codes is the number of recovery codes given out (planned in a dry
 	// run) by this run; a resumed run counts from zero.
 	Codes int64
+	// Groups counts the changes of groups and manager references.
+	Groups v1alpha1.GroupCounts
 }
 
 func (c *Counts) add(o Counts) {
@@ -33,6 +35,7 @@ func (c *Counts) add(o Counts) {
 	c.Deleted += o.Deleted
 	c.Failed += o.Failed
 	c.Codes += o.Codes
+	c.Groups = addGroupCounts(c.Groups, o.Groups)
 }
 
 // ResumePoint is a position in the file up to which the change of every
@@ -45,7 +48,8 @@ type ResumePoint struct {
 	Offset int64
 	// SHA256 of the file; a checkpoint is never used for another file.
 	SHA256 string
-	// Step is v1alpha1.StepApply or StepDeprovision.
+	// Step is v1alpha1.StepApply, StepDeprovision, StepGroups or
+	// StepManagers; the last two keep Line and Offset at the file's end.
 	Step string
 	// Counts up to the checkpoint; a resumed import counts on from them.
 	Counts Counts
@@ -87,6 +91,9 @@ type RowError struct {
 	Line     int64
 	Identity string
 	Msg      string
+	// Warning says that the row was imported and only this is amiss (a
+	// manager not found); it is not counted as failed.
+	Warning bool
 }
 
 // Sample is one planned change, for the preview report: attribute names
@@ -133,8 +140,14 @@ type Result struct {
 	// PlannedDeprovisions is the number of users in scope missing from the
 	// file that missingUsers deactivates or deletes (full mode).
 	PlannedDeprovisions int64
-	// SafetyStop is true when the planned deprovisions exceed the safety
-	// threshold without approval; an import then wrote nothing.
+	// PlannedMembershipRemovals is the number of memberships the Groups
+	// step removes; ManagedMemberships the number of memberships of the
+	// managed groups it found.
+	PlannedMembershipRemovals int64
+	ManagedMemberships        int64
+	// SafetyStop is true when the planned deprovisions or membership
+	// removals exceed their safety threshold without approval; an import
+	// then wrote nothing.
 	SafetyStop bool
 	// Samples are the first planned changes; Errors the first row errors
 	// (Counts.Failed has the total).
@@ -215,8 +228,33 @@ func Run(ctx context.Context, in Input, dir directory.Directory, cfg Config, dry
 	return res, err
 }
 
-// write plans and, unless dryRun, writes the changes of the file.
+// write plans and, unless dryRun, writes the changes of the file: its
+// users, then their groups and managers.
 func (r *run) write(ctx context.Context, dryRun bool, report Reporter) (Result, error) {
+	if cp := r.in.Resume; cp != nil && (cp.Step == v1alpha1.StepGroups || cp.Step == v1alpha1.StepManagers) {
+		// The users are written.
+		c := *cp
+		res := Result{DryRun: dryRun, SHA256: r.in.SHA256, Counts: cp.Counts, ResumePoint: &c}
+		return res, r.relate(ctx, dryRun, report, &res, cp.Step)
+	}
+	if r.rel != nil && r.rel.groups != nil && !dryRun {
+		// Removals from groups are checked, like deprovisions, before any
+		// write.
+		res, err := r.checkRemovals(ctx)
+		if err != nil || res.SafetyStop {
+			return res, err
+		}
+	}
+	res, err := r.writeUsers(ctx, dryRun, report)
+	if err != nil || res.SafetyStop && !dryRun || r.rel == nil {
+		return res, err
+	}
+	err = r.relate(ctx, dryRun, report, &res, v1alpha1.StepGroups)
+	return res, err
+}
+
+// writeUsers plans and, unless dryRun, writes the users of the file.
+func (r *run) writeUsers(ctx context.Context, dryRun bool, report Reporter) (Result, error) {
 	cfg, in := r.cfg, r.in
 	res := Result{DryRun: dryRun, SHA256: in.SHA256}
 	if cfg.Mode == v1alpha1.ModeFull {
@@ -288,6 +326,7 @@ type run struct {
 	cfg     Config
 	header  []string
 	mapper  *mapping.Mapper
+	rel     *relations // groups and managers; nil without
 	attrs   []string // mapped attributes, identity first
 	compare []string // mapped attributes compared, identity excluded
 	status  int      // statusColumn index, -1 without
@@ -323,10 +362,14 @@ func newRun(in Input, dir directory.Directory, cfg Config) (*run, error) {
 		return nil, err
 	}
 	r.header = rd.Header()
-	r.mapper, err = mapping.Compile(cfg.Mapping, r.header)
+	users, _, _ := splitMapping(cfg.Mapping)
+	r.mapper, err = mapping.Compile(users, r.header)
 	if err != nil {
 		// Each problem names its entry ("mapping[mail]: ...").
 		return nil, &InputError{Reason: v1alpha1.ReasonInvalidMapping, Err: err}
+	}
+	if r.rel, err = newRelations(cfg, dir, r.header); err != nil {
+		return nil, err
 	}
 	if id := r.mapper.Identity(); id != cfg.Directory.IdentityAttribute {
 		return nil, &InputError{Reason: v1alpha1.ReasonInvalidMapping,

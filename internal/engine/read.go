@@ -134,8 +134,10 @@ type chunk struct {
 // mappedRow is one record (or bad record) with what its row maps to.
 type mappedRow struct {
 	item
-	// msg is the row's error found while mapping, "" when none.
+	// msg is the row's error found while mapping, "" when none; relMsg
+	// that of its groups and manager (see groups.go).
 	msg      string
+	relMsg   string
 	identity string
 	// entry is the snapshot entry of identity (full mode), -1 when none.
 	entry int

@@ -37,6 +37,7 @@ type Dir struct {
 	lists     int64
 	lookups   int64
 	listErr   error
+	groups    map[string]*group // by name
 }
 
 // New returns an empty directory. opts.IdentityAttribute names the
