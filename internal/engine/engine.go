@@ -327,10 +327,10 @@ type run struct {
 	header  []string
 	mapper  *mapping.Mapper
 	rel     *relations // groups and managers; nil without
-	attrs   []string // mapped attributes, identity first
-	compare []string // mapped attributes compared, identity excluded
-	status  int      // statusColumn index, -1 without
-	codeCol int      // recoveryCodes.column index, -1 without
+	attrs   []string   // mapped attributes, identity first
+	compare []string   // mapped attributes compared, identity excluded
+	status  int        // statusColumn index, -1 without
+	codeCol int        // recoveryCodes.column index, -1 without
 	snap    *snapshot
 	// unmanaged is false when the directory said it holds no user outside
 	// the managed scope, so creates need no lookup (see checkCreates).
