@@ -152,6 +152,8 @@ type Directory struct {
 	moveTo       string
 	moveToDN     *ldap.DN
 
+	groups *groups // nil without spec.groups
+
 	identityAttr string
 	markerAttr   string
 	markerValue  string
@@ -256,6 +258,10 @@ func New(ctx context.Context, spec *v1alpha1.LDAPDirectory, opts directory.Optio
 	}
 	if d.markerAttr == "" && d.managedOnly {
 		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "managedUsers.markerAttribute is required when the scope is Managed")
+	}
+
+	if d.groups, err = newGroups(spec.Groups); err != nil {
+		return nil, err
 	}
 
 	pw, err := directory.SecretValue(ctx, secrets, "spec.ldap.bindPassword", spec.BindPassword)

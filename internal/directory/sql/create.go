@@ -23,6 +23,8 @@ type TableSpec struct {
 	ActiveColumn string
 	// Columns are further text columns (the marker column among them).
 	Columns []string
+	// Groups, when set, is a membership table to create too.
+	Groups *v1alpha1.SQLGroups
 }
 
 // CreateTable creates a users table that the provider can write to, if it
@@ -61,6 +63,18 @@ func CreateTable(ctx context.Context, driver v1alpha1.SQLDriver, dsn string, spe
 	defs = append(defs, quote(active)+" BOOLEAN NOT NULL DEFAULT TRUE")
 	q := "CREATE TABLE IF NOT EXISTS " + pgx.Identifier(strings.Split(spec.Table, ".")).Sanitize() +
 		" (" + strings.Join(defs, ", ") + ")"
-	_, err := db.ExecContext(ctx, q)
-	return err
+	if _, err := db.ExecContext(ctx, q); err != nil {
+		return err
+	}
+	if g := spec.Groups; g != nil {
+		q := "CREATE TABLE IF NOT EXISTS " + pgx.Identifier(strings.Split(g.Table, ".")).Sanitize() + " (" +
+			quote(orDefault(g.UserColumn, "user_identity")) + " TEXT NOT NULL, " +
+			quote(orDefault(g.GroupColumn, "group_name")) + " TEXT NOT NULL, " +
+			quote(orDefault(g.MarkerColumn, "managed_by")) + " TEXT, " +
+			"UNIQUE (" + quote(orDefault(g.UserColumn, "user_identity")) + ", " + quote(orDefault(g.GroupColumn, "group_name")) + "))"
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -67,6 +67,7 @@ type Directory struct {
 	active  string                    // the active or status column
 	status  *v1alpha1.SQLStatusColumn // nil: active is a boolean column
 	opts    directory.Options
+	groups  *groupTable // nil without spec.groups
 	// limiter paces the statements sent (a query, or one row written);
 	// nil without a rate limit.
 	limiter *rate.Limiter
@@ -126,6 +127,9 @@ func New(ctx context.Context, spec *v1alpha1.SQLDirectory, opts directory.Option
 	}
 	if dir.active == "" {
 		dir.active = DefaultActiveColumn
+	}
+	if dir.groups, err = newGroupTable(spec.Groups); err != nil {
+		return nil, err
 	}
 	if opts.RateLimit > 0 {
 		dir.limiter = rate.NewLimiter(rate.Limit(opts.RateLimit), opts.RateLimit)

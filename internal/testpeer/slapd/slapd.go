@@ -72,11 +72,13 @@ type Server struct {
 	// BindDN and BindPassword are the rootdn's credentials.
 	BindDN       string
 	BindPassword string
-	// Suffix is the naming context; PeopleDN ("ou=people,<suffix>") and
-	// DisabledDN ("ou=disabled,<suffix>") exist from the start.
+	// Suffix is the naming context; PeopleDN ("ou=people,<suffix>"),
+	// DisabledDN ("ou=disabled,<suffix>") and GroupsDN
+	// ("ou=groups,<suffix>") exist from the start.
 	Suffix     string
 	PeopleDN   string
 	DisabledDN string
+	GroupsDN   string
 	// PolicyDN is the default password policy (Options.PasswordPolicy).
 	PolicyDN string
 	// Dir holds the configuration, database and slapd.log.
@@ -140,6 +142,7 @@ func StartProcess(opts Options) (*Server, error) {
 		Suffix:       opts.Suffix,
 		PeopleDN:     "ou=people," + opts.Suffix,
 		DisabledDN:   "ou=disabled," + opts.Suffix,
+		GroupsDN:     "ou=groups," + opts.Suffix,
 		PolicyDN:     "cn=default," + opts.Suffix,
 		Dir:          dir,
 	}
@@ -155,8 +158,9 @@ func StartProcess(opts Options) (*Server, error) {
 	}
 	base := fmt.Sprintf("dn: %s\nobjectClass: dcObject\nobjectClass: organization\ndc: %s\no: %s\n\n"+
 		"dn: %s\nobjectClass: organizationalUnit\nou: people\n\n"+
-		"dn: %s\nobjectClass: organizationalUnit\nou: disabled\n",
-		s.Suffix, suffix.RDNs[0].Attributes[0].Value, suffix.RDNs[0].Attributes[0].Value, s.PeopleDN, s.DisabledDN)
+		"dn: %s\nobjectClass: organizationalUnit\nou: disabled\n\n"+
+		"dn: %s\nobjectClass: organizationalUnit\nou: groups\n",
+		s.Suffix, suffix.RDNs[0].Attributes[0].Value, suffix.RDNs[0].Attributes[0].Value, s.PeopleDN, s.DisabledDN, s.GroupsDN)
 	if opts.PasswordPolicy {
 		base += fmt.Sprintf("\ndn: %s\nobjectClass: organizationalRole\nobjectClass: pwdPolicy\ncn: default\npwdAttribute: userPassword\npwdMustChange: TRUE\n", s.PolicyDN)
 	}
@@ -346,7 +350,7 @@ func (s *Server) writeConfig(opts Options) error {
 	if err := os.Mkdir(filepath.Join(s.Dir, "db"), 0o700); err != nil {
 		return err
 	}
-	indexes := []string{"objectClass", "uid", "businessCategory"}
+	indexes := []string{"objectClass", "uid", "businessCategory", "cn"}
 	for _, a := range opts.Indexes {
 		if !containsFold(indexes, a) {
 			indexes = append(indexes, a)

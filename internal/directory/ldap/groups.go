@@ -1,0 +1,195 @@
+package ldap
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/directory"
+)
+
+// Groups are the entries of spec.groups.objectClass under its baseDN,
+// named cn=<group name>. A group the import creates carries the marker
+// value in description, which all three object classes allow. Members
+// are written with the Permissive Modify control (OpenLDAP, Active
+// Directory): adding a member already there, or removing one already
+// gone, succeeds, so that a group change applied again after an
+// interruption does not fail.
+
+const (
+	permissiveModifyOID = "1.2.840.113556.1.4.1413"
+	groupMarkerAttr     = "description"
+	// firstGID is the gidNumber of the first posixGroup an import creates
+	// under a base without any.
+	firstGID = 10000
+)
+
+// groups is the group configuration of a Directory.
+type groups struct {
+	base       string
+	class      string // as configured
+	memberAttr string
+	// byDN: members are DNs (groupOfNames, groupOfUniqueNames), not
+	// identities (posixGroup's memberUid).
+	byDN bool
+}
+
+func newGroups(spec *v1alpha1.LDAPGroups) (*groups, error) {
+	if spec == nil {
+		return nil, nil
+	}
+	if dn, err := ldap.ParseDN(spec.BaseDN); err != nil || len(dn.RDNs) == 0 {
+		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap.groups.baseDN %q is not a distinguished name", spec.BaseDN)
+	}
+	g := &groups{base: spec.BaseDN, class: string(spec.ObjectClass)}
+	switch strings.ToLower(g.class) {
+	case "", "groupofnames":
+		g.class, g.memberAttr, g.byDN = "groupOfNames", "member", true
+	case "groupofuniquenames":
+		g.memberAttr, g.byDN = "uniqueMember", true
+	case "posixgroup":
+		g.memberAttr = "memberUid"
+	default:
+		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap.groups.objectClass %q: want groupOfNames, groupOfUniqueNames or posixGroup", g.class)
+	}
+	return g, nil
+}
+
+// HasGroups tells whether spec.groups is set.
+func (d *Directory) HasGroups() bool { return d.groups != nil }
+
+// MemberReference is the user's DN, or for posixGroup its identity.
+func (d *Directory) MemberReference(u directory.User) string {
+	if d.groups != nil && !d.groups.byDN {
+		return u.Identity
+	}
+	return u.ID
+}
+
+// ManagerReference is the manager's DN, for the manager attribute.
+func (d *Directory) ManagerReference(u directory.User) string { return u.ID }
+
+// ListGroups reads the groups under the groups base with their members.
+func (d *Directory) ListGroups(ctx context.Context, fn func(directory.Group) error) error {
+	g := d.groups
+	if g == nil {
+		return directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap.groups is not set")
+	}
+	filter := "(objectClass=" + ldap.EscapeFilter(g.class) + ")"
+	delivered := false
+	err := d.do(ctx, func(c *ldap.Conn) error {
+		if delivered {
+			return errRestart
+		}
+		return d.pagedSearch(ctx, c, g.base, filter, []string{"cn", g.memberAttr, groupMarkerAttr}, func(e *ldap.Entry) error {
+			delivered = true
+			return fn(directory.Group{
+				ID:      e.DN,
+				Name:    groupName(e),
+				Managed: containsFold(entryValues(e, groupMarkerAttr), d.markerValue),
+				Members: entryValues(e, g.memberAttr),
+			})
+		})
+	})
+	if err == errRestart {
+		return directory.Errorf(v1alpha1.ReasonUnreachable, "listing groups under %q: connection lost mid-listing", g.base)
+	}
+	if err != nil {
+		return d.readError("list groups under "+g.base, err)
+	}
+	return nil
+}
+
+// groupName is the value of the entry's cn RDN, or its first cn.
+func groupName(e *ldap.Entry) string {
+	if dn, err := ldap.ParseDN(e.DN); err == nil && len(dn.RDNs) > 0 {
+		for _, a := range dn.RDNs[0].Attributes {
+			if sameAttr(a.Type, "cn") {
+				return a.Value
+			}
+		}
+	}
+	return first(entryValues(e, "cn"))
+}
+
+// ApplyGroup creates a group or changes its members. A groupOfNames or
+// groupOfUniqueNames group must keep a member: one left empty is
+// deleted.
+func (d *Directory) ApplyGroup(ctx context.Context, ch directory.GroupChange) (string, error) {
+	g := d.groups
+	if g == nil {
+		return "", directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap.groups is not set")
+	}
+	if ch.ID == "" {
+		return d.createGroup(ctx, ch)
+	}
+	if ch.Empty && g.byDN {
+		return ch.ID, d.delete(ctx, ch.ID)
+	}
+	if len(ch.Add) == 0 && len(ch.Remove) == 0 {
+		return ch.ID, nil
+	}
+	req := ldap.NewModifyRequest(ch.ID, []ldap.Control{ldap.NewControlString(permissiveModifyOID, false, "")})
+	if len(ch.Add) > 0 {
+		req.Add(g.memberAttr, ch.Add)
+	}
+	if len(ch.Remove) > 0 {
+		req.Delete(g.memberAttr, ch.Remove)
+	}
+	if err := d.do(ctx, func(c *ldap.Conn) error { return c.Modify(req) }); err != nil {
+		return ch.ID, d.writeError(err, []string{g.memberAttr})
+	}
+	return ch.ID, nil
+}
+
+// createGroup adds the entry cn=<name>,baseDN with the marker and its
+// first members. An entry of that name that exists already (created by a
+// run that was stopped before it recorded it) gets the members added.
+func (d *Directory) createGroup(ctx context.Context, ch directory.GroupChange) (string, error) {
+	g := d.groups
+	dn := "cn=" + ldap.EscapeDN(ch.Name) + "," + g.base
+	req := ldap.NewAddRequest(dn, nil)
+	req.Attribute("objectClass", []string{g.class, "top"})
+	req.Attribute("cn", []string{ch.Name})
+	req.Attribute(groupMarkerAttr, []string{d.markerValue})
+	if len(ch.Add) > 0 {
+		req.Attribute(g.memberAttr, ch.Add)
+	}
+	if !g.byDN {
+		gid, err := d.nextGID(ctx)
+		if err != nil {
+			return "", err
+		}
+		req.Attribute("gidNumber", []string{strconv.Itoa(gid)})
+	}
+	err := d.do(ctx, func(c *ldap.Conn) error { return c.Add(req) })
+	if ldap.IsErrorWithCode(err, ldap.LDAPResultEntryAlreadyExists) {
+		return d.ApplyGroup(ctx, directory.GroupChange{Name: ch.Name, ID: dn, Add: ch.Add})
+	}
+	if err != nil {
+		return "", d.writeError(err, []string{"cn", g.memberAttr})
+	}
+	return dn, nil
+}
+
+// nextGID is one more than the largest gidNumber of the groups under the
+// base.
+func (d *Directory) nextGID(ctx context.Context) (int, error) {
+	next := firstGID
+	err := d.do(ctx, func(c *ldap.Conn) error {
+		return d.pagedSearch(ctx, c, d.groups.base, "(gidNumber=*)", []string{"gidNumber"}, func(e *ldap.Entry) error {
+			if n, err := strconv.Atoi(first(entryValues(e, "gidNumber"))); err == nil && n >= next {
+				next = n + 1
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return 0, d.readError(fmt.Sprintf("read the gidNumbers under %s", d.groups.base), err)
+	}
+	return next, nil
+}

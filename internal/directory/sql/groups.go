@@ -1,0 +1,159 @@
+package sql
+
+import (
+	"context"
+	stdsql "database/sql"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/directory"
+)
+
+// Groups are kept in a membership table (spec.groups): one row per user
+// and group. A group is the set of rows with its name, and exists while it
+// has a row; it is managed when one of its rows carries the marker value,
+// which every row an import writes does. A user is referred to by its
+// identity, as a manager is.
+
+// groupTable is the membership table of a Directory.
+type groupTable struct {
+	qtable              string
+	user, group, marker string // column names
+}
+
+func newGroupTable(spec *v1alpha1.SQLGroups) (*groupTable, error) {
+	if spec == nil {
+		return nil, nil
+	}
+	table := strings.Split(spec.Table, ".")
+	if spec.Table == "" || len(table) > 2 {
+		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.sql.groups.table %q: want a table name, optionally schema-qualified", spec.Table)
+	}
+	return &groupTable{
+		qtable: pgx.Identifier(table).Sanitize(),
+		user:   orDefault(spec.UserColumn, "user_identity"),
+		group:  orDefault(spec.GroupColumn, "group_name"),
+		marker: orDefault(spec.MarkerColumn, "managed_by"),
+	}, nil
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// HasGroups tells whether spec.groups is set.
+func (s *Directory) HasGroups() bool { return s.groups != nil }
+
+// MemberReference is the user's identity.
+func (s *Directory) MemberReference(u directory.User) string { return u.Identity }
+
+// ManagerReference is the manager's identity.
+func (s *Directory) ManagerReference(u directory.User) string { return u.Identity }
+
+// ListGroups reads the membership table, one group after the other.
+func (s *Directory) ListGroups(ctx context.Context, fn func(directory.Group) error) error {
+	g := s.groups
+	if g == nil {
+		return directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.sql.groups is not set")
+	}
+	q := "SELECT " + s.d.textExpr(g.group) + ", " + s.d.textExpr(g.user) + ", " + s.d.textExpr(g.marker) +
+		" FROM " + g.qtable + " ORDER BY 1"
+	if err := s.pace(ctx, 1); err != nil {
+		return err
+	}
+	var rows *stdsql.Rows
+	err := s.retry(ctx, func() error {
+		var err error
+		rows, err = s.read.QueryContext(ctx, q)
+		return err
+	})
+	if err != nil {
+		return s.wrap(err, "list groups")
+	}
+	defer rows.Close()
+	var cur *directory.Group
+	for rows.Next() {
+		var name, user, mark stdsql.NullString
+		if err := rows.Scan(&name, &user, &mark); err != nil {
+			return s.wrap(err, "read a membership")
+		}
+		if cur != nil && cur.Name != name.String {
+			if err := fn(*cur); err != nil {
+				return err
+			}
+			cur = nil
+		}
+		if cur == nil {
+			cur = &directory.Group{ID: name.String, Name: name.String}
+		}
+		cur.Members = append(cur.Members, user.String)
+		cur.Managed = cur.Managed || mark.String == s.opts.MarkerValue
+	}
+	if err := rows.Err(); err != nil {
+		return s.wrap(err, "list groups")
+	}
+	if cur != nil {
+		return fn(*cur)
+	}
+	return nil
+}
+
+// ApplyGroup adds and removes membership rows in one transaction. A row
+// is added only when the user is not a member yet, so that a change
+// applied again adds nothing.
+func (s *Directory) ApplyGroup(ctx context.Context, ch directory.GroupChange) (string, error) {
+	g := s.groups
+	if g == nil {
+		return "", directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.sql.groups is not set")
+	}
+	p := s.d.placeholder
+	user, group := quote(g.user), quote(g.group)
+	insert := "INSERT INTO " + g.qtable + " (" + user + ", " + group + ", " + quote(g.marker) + ") SELECT " +
+		p(1) + ", " + p(2) + ", " + p(3) + " WHERE NOT EXISTS (SELECT 1 FROM " + g.qtable +
+		" WHERE " + user + " = " + p(4) + " AND " + group + " = " + p(5) + ")"
+	remove := "DELETE FROM " + g.qtable + " WHERE " + group + " = " + p(1) + " AND " + user + " = " + p(2)
+	if err := s.pace(ctx, len(ch.Add)+len(ch.Remove)); err != nil {
+		return "", err
+	}
+	err := s.retry(ctx, s.bounded(ctx, func(ctx context.Context) error {
+		tx, err := s.write.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = tx.Rollback() }()
+		if len(ch.Add) > 0 {
+			st, err := tx.PrepareContext(ctx, insert)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			for _, u := range ch.Add {
+				if _, err := st.ExecContext(ctx, u, ch.Name, s.opts.MarkerValue, u, ch.Name); err != nil {
+					return err
+				}
+			}
+		}
+		if len(ch.Remove) > 0 {
+			st, err := tx.PrepareContext(ctx, remove)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			for _, u := range ch.Remove {
+				if _, err := st.ExecContext(ctx, ch.Name, u); err != nil {
+					return err
+				}
+			}
+		}
+		return tx.Commit()
+	}))
+	if err != nil {
+		return "", s.wrap(err, "write the memberships of a group")
+	}
+	return ch.Name, nil
+}
