@@ -16,6 +16,8 @@
 //   SCIM_BULK_MAX_OPERATIONS, SCIM_BULK_MAX_PAYLOAD
 //   SCIM_PATCH=false                    do not offer PATCH (answers 501)
 //   SCIM_MAX_RESULTS                    largest page served (default 200)
+//   SCIM_PATCH_MAX_MEMBERS              most members one PATCH of a group
+//                                       may add or remove (400 tooMany above)
 // Prints "SCIM server ready on <url>" once listening.
 import crypto from "node:crypto";
 import fs from "node:fs";
@@ -30,6 +32,9 @@ const port = Number(process.argv[2] ?? env.SCIM_PORT ?? 0);
 const host = env.SCIM_HOST || "127.0.0.1";
 const maxResults = Number(env.SCIM_MAX_RESULTS ?? 200);
 const users = new Map(); // id -> stored user (plain object)
+const groups = new Map(); // id -> stored group (plain object)
+const patchMaxMembers = Number(env.SCIM_PATCH_MAX_MEMBERS ?? 0);
+let groupPatches = 0;
 // id -> {salt, hash}: the write-only password, kept as a real server
 // keeps it (scrypt) and never returned.
 const passwords = new Map();
@@ -82,6 +87,40 @@ SCIMMY.Resources.declare(SCIMMY.Resources.User.extend(SCIMMY.Schemas.EnterpriseU
     .degress((resource) => {
         passwords.delete(resource.id);
         if (!users.delete(resource.id)) throw new SCIMMY.Types.Error(404, null, `Resource ${resource.id} not found`);
+    });
+
+SCIMMY.Resources.declare(SCIMMY.Resources.Group)
+    .ingress((resource, instance) => {
+        const plain = JSON.parse(JSON.stringify(instance));
+        const now = new Date().toISOString();
+        let created = now;
+        if (resource.id) {
+            const existing = groups.get(resource.id);
+            if (!existing) throw new SCIMMY.Types.Error(404, null, `Resource ${resource.id} not found`);
+            created = existing.meta.created;
+        }
+        const id = resource.id ?? crypto.randomUUID();
+        const name = String(plain.displayName ?? "").toLowerCase();
+        for (const other of groups.values()) {
+            if (other.id !== id && String(other.displayName).toLowerCase() === name) throw conflict("displayName");
+        }
+        delete plain.meta;
+        const stored = {...plain, id, meta: {created, lastModified: now}};
+        groups.set(id, stored);
+        return stored;
+    })
+    .egress((resource) => {
+        if (resource.id) {
+            const group = groups.get(resource.id);
+            if (!group) throw new SCIMMY.Types.Error(404, null, `Resource ${resource.id} not found`);
+            return group;
+        }
+        if (resource.constraints?.count > maxResults) resource.constraints.count = maxResults;
+        const all = [...groups.values()];
+        return resource.filter ? resource.filter.match(all) : all;
+    })
+    .degress((resource) => {
+        if (!groups.delete(resource.id)) throw new SCIMMY.Types.Error(404, null, `Resource ${resource.id} not found`);
     });
 
 function authenticate(req) {
@@ -149,6 +188,70 @@ app.get("/Users", (req, res, next) => {
             ...(u[SCIMMY.Schemas.EnterpriseUser.id] ? [SCIMMY.Schemas.EnterpriseUser.id] : [])],
         ...u,
         meta: {resourceType: "User", ...u.meta, location: `/Users/${u.id}`},
+    }));
+    res.type("application/scim+json").send({
+        schemas: ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+        Resources: page, startIndex: start, itemsPerPage: page.length, totalResults: matched.length,
+    });
+});
+// A server that bounds the members one PATCH of a group changes, as some
+// services do (RFC 7644 leaves the limit to the service). PATCHes that only
+// add and remove members are applied here, as RFC 7644 3.5.2 says:
+// SCIMMY validates every member of the group again on each PATCH, which
+// takes seconds for a group of thousands.
+const removeFilter = /^members\[value eq "((?:[^"\\]|\\.)*)"\]$/;
+app.patch("/Groups/:id", express.json({type: ["application/scim+json", "application/json"], limit: "50mb"}), (req, res, next) => {
+    const ops = req.body?.Operations ?? [];
+    let members = 0;
+    let simple = ops.length > 0;
+    for (const op of ops) {
+        const path = String(op.path ?? "");
+        const kind = String(op.op ?? "").toLowerCase();
+        if (!path.startsWith("members")) { simple = false; continue; }
+        members += Array.isArray(op.value) ? op.value.length : 1;
+        if (!((kind === "add" && path === "members" && Array.isArray(op.value)) || (kind === "remove" && removeFilter.test(path)))) simple = false;
+    }
+    if (patchMaxMembers > 0 && members > patchMaxMembers) {
+        return res.status(400).type("application/scim+json").send(new SCIMMY.Messages.Error(
+            {status: 400, scimType: "tooMany", message: `at most ${patchMaxMembers} members per PATCH`}));
+    }
+    if (!simple) { groupPatches++; return next(); }
+    try { authenticate(req); } catch { return next(); } // the router answers 401
+    const group = groups.get(req.params.id);
+    if (!group) {
+        return res.status(404).type("application/scim+json").send(new SCIMMY.Messages.Error(
+            {status: 404, message: `Resource ${req.params.id} not found`}));
+    }
+    const current = new Map((group.members ?? []).map((m) => [m.value, m]));
+    for (const op of ops) {
+        if (String(op.op).toLowerCase() === "add") {
+            for (const v of op.value) if (v?.value && !current.has(v.value)) current.set(v.value, {value: String(v.value)});
+        } else {
+            current.delete(JSON.parse(`"${removeFilter.exec(op.path)[1]}"`));
+        }
+    }
+    group.members = [...current.values()];
+    group.meta.lastModified = new Date().toISOString();
+    groupPatches++;
+    res.status(204).end();
+});
+// Test knob, not SCIM: GET /test/group-patches counts the PATCH requests
+// to groups the server accepted.
+app.get("/test/group-patches", (req, res) => res.json({patches: groupPatches}));
+// Listing groups: as for users, page first and render the stored groups.
+app.get("/Groups", (req, res, next) => {
+    if (["attributes", "excludedAttributes", "sortBy"].some((k) => k in req.query)) return next();
+    try { authenticate(req); } catch { return next(); }
+    let resource;
+    try { resource = new SCIMMY.Resources.Group(req.query); } catch { return next(); }
+    const all = [...groups.values()];
+    const matched = resource.filter ? resource.filter.match(all) : all;
+    const start = Math.max(Number.parseInt(req.query.startIndex ?? "1") || 1, 1);
+    const count = Math.min(Math.max(Number.parseInt(req.query.count ?? "20") || 0, 0), maxResults);
+    const page = matched.slice(start - 1, start - 1 + count).map((g) => ({
+        schemas: ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        ...g,
+        meta: {resourceType: "Group", ...g.meta, location: `/Groups/${g.id}`},
     }));
     res.type("application/scim+json").send({
         schemas: ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],

@@ -92,13 +92,18 @@ func quote(s string) string {
 // the server's totalResults is an error: read as complete, it would plan
 // creates for users that exist, or deprovision users that were not read.
 func (d *Directory) page(ctx context.Context, filter string, count int, fn func(map[string]any) error) (total int, badFilter bool, err error) {
+	return d.pageOf(ctx, "/Users", filter, count, fn)
+}
+
+// pageOf is page for the resources under path ("/Users", "/Groups").
+func (d *Directory) pageOf(ctx context.Context, path, filter string, count int, fn func(map[string]any) error) (total int, badFilter bool, err error) {
 	start := 1
 	for first := true; ; first = false {
 		q := url.Values{"startIndex": {strconv.Itoa(start)}, "count": {strconv.Itoa(count)}}
 		if filter != "" {
 			q.Set("filter", filter)
 		}
-		lr, bad, err := d.getPage(ctx, q)
+		lr, bad, err := d.getPage(ctx, path, q)
 		if err != nil || bad {
 			return 0, bad, err
 		}
@@ -112,8 +117,8 @@ func (d *Directory) page(ctx context.Context, filter string, count int, fn func(
 		}
 		if len(lr.Resources) == 0 && start <= lr.TotalResults {
 			return total, false, directory.Errorf(v1alpha1.ReasonDirectoryError,
-				"GET /Users: the listing ended after %d of the %d users the server counts (an empty page at startIndex %d); a partial listing is never used",
-				start-1, lr.TotalResults, start)
+				"GET %s: the listing ended after %d of the %d resources the server counts (an empty page at startIndex %d); a partial listing is never used",
+				path, start-1, lr.TotalResults, start)
 		}
 		start += len(lr.Resources)
 		if len(lr.Resources) == 0 || start > lr.TotalResults {
@@ -125,16 +130,16 @@ func (d *Directory) page(ctx context.Context, filter string, count int, fn func(
 // getPage reads one page of /Users. A read is safe to repeat, so an
 // answer whose JSON was cut short is read again before it is an error
 // (do retries a 500 on a read). bad is true for a 400 to a filter.
-func (d *Directory) getPage(ctx context.Context, q url.Values) (lr listResponse, bad bool, err error) {
+func (d *Directory) getPage(ctx context.Context, path string, q url.Values) (lr listResponse, bad bool, err error) {
 	for attempt := 0; ; attempt++ {
-		resp, err := d.c.do(ctx, http.MethodGet, "/Users", q, nil)
+		resp, err := d.c.do(ctx, http.MethodGet, path, q, nil)
 		switch {
 		case err != nil:
 			return lr, false, err
 		case resp.status == http.StatusBadRequest && q.Get("filter") != "":
 			return lr, true, nil
 		case !ok2xx(resp.status):
-			return lr, false, statusError("GET /Users", resp)
+			return lr, false, statusError("GET "+path, resp)
 		}
 		lr = listResponse{}
 		err = decode(resp, &lr)

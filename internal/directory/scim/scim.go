@@ -26,6 +26,9 @@ type Directory struct {
 	marker      attribute
 	disableBulk bool
 	transport   *http.Transport
+	// maxPatchMembers bounds the members one PATCH of a group changes;
+	// 0 without spec.groups.
+	maxPatchMembers int
 
 	mu   sync.Mutex
 	caps *directory.Capabilities
@@ -135,7 +138,14 @@ func New(ctx context.Context, spec *v1alpha1.SCIMDirectory, opts directory.Optio
 	if opts.RateLimit > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(opts.RateLimit), max(1, opts.RateLimit/10))
 	}
-	return &Directory{c: c, opts: opts, identity: identity, marker: marker, disableBulk: spec.DisableBulk, transport: tr}, nil
+	d := &Directory{c: c, opts: opts, identity: identity, marker: marker, disableBulk: spec.DisableBulk, transport: tr}
+	if g := spec.Groups; g != nil {
+		d.maxPatchMembers = defaultMaxPatchOperations
+		if g.MaxPatchOperations > 0 {
+			d.maxPatchMembers = int(g.MaxPatchOperations)
+		}
+	}
+	return d, nil
 }
 
 type headerTransport struct {

@@ -51,6 +51,9 @@ type Options struct {
 	BulkMaxPayload    int64
 	// MaxResults bounds the page size the server serves (0: 200).
 	MaxResults int
+	// PatchMaxMembers makes the server refuse a PATCH of a group that adds
+	// or removes more members than this (0: no limit).
+	PatchMaxMembers int
 	// Host is the IP address to listen on, 127.0.0.1 by default (the e2e
 	// tests use the address pods reach). The TLS certificate names
 	// 127.0.0.1 only.
@@ -131,6 +134,9 @@ func StartProcess(opts Options) (*Server, error) {
 	}
 	if opts.MaxResults > 0 {
 		add("SCIM_MAX_RESULTS", strconv.Itoa(opts.MaxResults))
+	}
+	if opts.PatchMaxMembers > 0 {
+		add("SCIM_PATCH_MAX_MEMBERS", strconv.Itoa(opts.PatchMaxMembers))
 	}
 	if opts.TLS {
 		s.dir, err = os.MkdirTemp("", "scimserver-")
