@@ -571,9 +571,9 @@ type SQLDirectory struct {
 }
 
 // SQLGroups is a membership table: one row per user and group. A group is
-// the set of rows with its name; it is managed when one of its rows
-// carries the managed-user marker value in markerColumn, which every row
-// an import writes does. Memberships are removed only from managed groups.
+// the set of rows with its name. Every row an import writes carries the
+// managed-user marker value in markerColumn; a group is managed when all
+// its rows do. Memberships are removed only from managed groups.
 type SQLGroups struct {
 	// table holds the memberships, optionally schema-qualified.
 	// +kubebuilder:validation:MaxLength=128

@@ -13,9 +13,10 @@ import (
 
 // Groups are kept in a membership table (spec.groups): one row per user
 // and group. A group is the set of rows with its name, and exists while it
-// has a row; it is managed when one of its rows carries the marker value,
-// which every row an import writes does. A user is referred to by its
-// identity, as a manager is.
+// has a row. Every row an import writes carries the marker value; a group
+// is managed when all its rows do, so a group with a row written by hand
+// is never emptied by an import. A user is referred to by its identity,
+// as a manager is.
 
 // groupTable is the membership table of a Directory.
 type groupTable struct {
@@ -89,10 +90,10 @@ func (s *Directory) ListGroups(ctx context.Context, fn func(directory.Group) err
 			cur = nil
 		}
 		if cur == nil {
-			cur = &directory.Group{ID: name.String, Name: name.String}
+			cur = &directory.Group{ID: name.String, Name: name.String, Managed: true}
 		}
 		cur.Members = append(cur.Members, user.String)
-		cur.Managed = cur.Managed || mark.String == s.opts.MarkerValue
+		cur.Managed = cur.Managed && mark.String == s.opts.MarkerValue
 	}
 	if err := rows.Err(); err != nil {
 		return s.wrap(err, "list groups")
