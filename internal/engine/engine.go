@@ -147,8 +147,10 @@ type Result struct {
 	ManagedMemberships        int64
 	// SafetyStop is true when the planned deprovisions or membership
 	// removals exceed their safety threshold without approval; an import
-	// then wrote nothing.
-	SafetyStop bool
+	// then wrote nothing. DeprovisionStop and MembershipStop say which.
+	SafetyStop      bool
+	DeprovisionStop bool
+	MembershipStop  bool
 	// Samples are the first planned changes; Errors the first row errors
 	// (Counts.Failed has the total).
 	Samples []Sample
@@ -157,6 +159,9 @@ type Result struct {
 	ResumePoint *ResumePoint
 	// Invitations planned or sent (Config.Invite).
 	Invitations Invitations
+	// Relations are the first group and manager changes, planned or
+	// written (at most MaxListedRelations).
+	Relations []RelationChange
 }
 
 // ErrSourceChanged is returned when a checkpoint belongs to another file.
@@ -301,6 +306,7 @@ func (r *run) writeUsers(ctx context.Context, dryRun bool, report Reporter) (Res
 		return res, ErrNoValidRows
 	}
 	res.SafetyStop = r.safetyStop(res.PlannedDeprovisions, res.ManagedUsers)
+	res.DeprovisionStop = res.SafetyStop
 	if dryRun || res.SafetyStop {
 		// A safety stop writes nothing: like a preview, it reports the
 		// changes it planned, deprovisions included.

@@ -136,7 +136,10 @@ type relationPlan struct {
 	// deleted holds the identities that delta rows delete.
 	deleted map[string]bool
 	changes []groupChange
-	errs    []RowError // rows naming a group that cannot be created
+	// identityOf maps the member references of the file's users to their
+	// identities.
+	identityOf map[string]string
+	errs       []RowError // rows naming a group that cannot be created
 	counts  v1alpha1.GroupCounts
 	// managed is the number of memberships of the managed groups.
 	managed int64
@@ -146,8 +149,8 @@ type relationPlan struct {
 // the directory does not hold yet (a dry run).
 type groupChange struct {
 	directory.GroupChange
-	pending int
-	line    int64 // first line that names the group
+	pending []string // identities of members a dry run would create
+	line    int64    // first line that names the group
 }
 
 // scanRelations reads the file for the groups and managers of its valid
@@ -331,7 +334,7 @@ func (r *run) checkRemovals(ctx context.Context) (Result, error) {
 	res.PlannedMembershipRemovals, res.ManagedMemberships = pl.counts.MembershipsRemoved, pl.managed
 	if r.membershipStop(pl.counts.MembershipsRemoved, pl.managed) {
 		// Like a preview, a safety stop reports what it planned.
-		res.SafetyStop, res.DryRun = true, true
+		res.SafetyStop, res.MembershipStop, res.DryRun = true, true, true
 		res.Counts.Groups = pl.counts
 	}
 	return res, nil
@@ -351,14 +354,14 @@ func (r *run) planGroups(pl *relationPlan, existing map[string]directory.Group, 
 		lines   []int64
 	}
 	wants := make([]want, len(pl.names))
-	fileRefs := map[string]bool{}
+	pl.identityOf = map[string]string{}
 	for _, m := range pl.members {
 		ref, ok := r.present(pl, m.identity, dry, gd.MemberReference)
 		if !ok {
 			continue
 		}
 		if ref != "" {
-			fileRefs[ref] = true
+			pl.identityOf[ref] = m.identity
 		}
 		for _, g := range m.groups {
 			w := &wants[g]
@@ -411,7 +414,7 @@ func (r *run) planGroups(pl *relationPlan, existing map[string]directory.Group, 
 			}
 			continue
 		}
-		ch := groupChange{GroupChange: directory.GroupChange{Name: name, ID: g.ID}, line: w.line, pending: len(w.pending)}
+		ch := groupChange{GroupChange: directory.GroupChange{Name: name, ID: g.ID}, line: w.line, pending: w.pending}
 		has := make(map[string]bool, len(g.Members))
 		for _, ref := range g.Members {
 			has[ref] = true
@@ -423,13 +426,13 @@ func (r *run) planGroups(pl *relationPlan, existing map[string]directory.Group, 
 		}
 		if g.Managed {
 			for _, ref := range g.Members {
-				if w.refs[ref] || (!full && !fileRefs[ref]) {
+				if _, inFile := pl.identityOf[ref]; w.refs[ref] || (!full && !inFile) {
 					continue
 				}
 				ch.Remove = append(ch.Remove, ref)
 			}
 		}
-		added := int64(len(ch.Add) + ch.pending)
+		added := int64(len(ch.Add) + len(ch.pending))
 		if added == 0 && len(ch.Remove) == 0 && exists {
 			continue
 		}
@@ -533,8 +536,8 @@ func (r *run) relate(ctx context.Context, dry bool, report Reporter, res *Result
 		}
 		r.planGroups(pl, existing, dry)
 		res.PlannedMembershipRemovals, res.ManagedMemberships = pl.counts.MembershipsRemoved, pl.managed
-		if dry {
-			res.SafetyStop = res.SafetyStop || r.membershipStop(pl.counts.MembershipsRemoved, pl.managed)
+		if dry && r.membershipStop(pl.counts.MembershipsRemoved, pl.managed) {
+			res.SafetyStop, res.MembershipStop = true, true
 		}
 		for _, e := range pl.errs {
 			st.failed(e)
@@ -618,6 +621,9 @@ func (st *relateState) applyGroups(ctx context.Context, pl *relationPlan) error 
 	c := &st.res.Counts.Groups
 	if st.dry {
 		*c = addGroupCounts(*c, pl.counts)
+		for _, ch := range pl.changes {
+			st.listGroupChange(pl, ch)
+		}
 		st.checkpoint(v1alpha1.StepGroups)
 		return nil
 	}
@@ -633,10 +639,11 @@ func (st *relateState) applyGroups(ctx context.Context, pl *relationPlan) error 
 		if err != nil {
 			return fmt.Errorf("writing a group: %w", err)
 		}
+		st.listGroupChange(pl, ch)
 		if ch.ID == "" {
 			c.GroupsCreated++
 		}
-		c.MembershipsAdded += int64(len(ch.Add) + ch.pending)
+		c.MembershipsAdded += int64(len(ch.Add) + len(ch.pending))
 		c.MembershipsRemoved += int64(len(ch.Remove))
 		st.checkpoint(v1alpha1.StepGroups)
 	}
@@ -652,6 +659,9 @@ func (st *relateState) applyManagers(ctx context.Context, changes []directory.Ch
 	c := &st.res.Counts.Groups
 	if st.dry {
 		c.ManagersSet += int64(len(changes))
+		for _, ch := range changes {
+			st.listManagerChange(ch)
+		}
 		st.checkpoint(v1alpha1.StepManagers)
 		return nil
 	}
@@ -685,12 +695,59 @@ func (st *relateState) applyManagers(ctx context.Context, changes []directory.Ch
 					continue
 				}
 				c.ManagersSet++
+				st.listManagerChange(ch)
 			}
 		}
 		st.checkpoint(v1alpha1.StepManagers)
 	}
 	st.checkpoint(v1alpha1.StepManagers)
 	return nil
+}
+
+// RelationChange is one change of a group or a manager, listed in the
+// report: Identity is empty for a group created; a member removed that
+// is not in the file is named by its directory reference.
+type RelationChange struct {
+	Line     int64
+	Identity string
+	Group    string
+	Change   string
+}
+
+// MaxListedRelations bounds Result.Relations.
+const MaxListedRelations = 1000
+
+func (st *relateState) list(c RelationChange) {
+	if len(st.res.Relations) < MaxListedRelations {
+		st.res.Relations = append(st.res.Relations, c)
+	}
+}
+
+func (st *relateState) listGroupChange(pl *relationPlan, ch groupChange) {
+	if ch.ID == "" {
+		st.list(RelationChange{Group: ch.Name, Change: "create group"})
+	}
+	for _, ref := range ch.Add {
+		st.list(RelationChange{Identity: pl.identityOf[ref], Group: ch.Name, Change: "add member"})
+	}
+	for _, id := range ch.pending {
+		st.list(RelationChange{Identity: id, Group: ch.Name, Change: "add member"})
+	}
+	for _, ref := range ch.Remove {
+		id, ok := pl.identityOf[ref]
+		if !ok {
+			id = ref
+		}
+		st.list(RelationChange{Identity: id, Group: ch.Name, Change: "remove member"})
+	}
+}
+
+func (st *relateState) listManagerChange(ch directory.Change) {
+	change := "set manager"
+	if len(ch.Attributes[st.r.rel.managerAttr]) == 0 {
+		change = "remove manager"
+	}
+	st.list(RelationChange{Line: ch.Line, Identity: ch.Identity, Change: change})
 }
 
 func addGroupCounts(a, b v1alpha1.GroupCounts) v1alpha1.GroupCounts {

@@ -335,6 +335,12 @@ type SafetyStop struct {
 	SafetyStop   bool  `json:"safetyStop"`
 	Deprovisions int64 `json:"deprovisions"`
 	ManagedUsers int64 `json:"managedUsers"`
+	// DeprovisionStop and MembershipStop say which threshold stopped the
+	// import; a message with neither is a deprovision stop.
+	DeprovisionStop    bool  `json:"deprovisionStop,omitempty"`
+	MembershipStop     bool  `json:"membershipStop,omitempty"`
+	MembershipRemovals int64 `json:"membershipRemovals,omitempty"`
+	ManagedMemberships int64 `json:"managedMemberships,omitempty"`
 }
 
 // ParseSafetyStop reads a worker's termination message; it returns nil
@@ -368,6 +374,37 @@ func (s SafetyStop) TerminationMessage() string {
 // to approve it: the UserImport's condition and the one-off worker say
 // the same.
 func (s SafetyStop) Sentence(spec v1alpha1.UserImportSpec) string {
+	var parts []string
+	if s.DeprovisionStop || !s.MembershipStop {
+		parts = append(parts, s.deprovisionSentence(spec))
+	}
+	if s.MembershipStop {
+		parts = append(parts, s.membershipSentence(spec))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (s SafetyStop) membershipSentence(spec v1alpha1.UserImportSpec) string {
+	pct := 0.0
+	if s.ManagedMemberships > 0 {
+		pct = float64(s.MembershipRemovals) * 100 / float64(s.ManagedMemberships)
+	}
+	var limits []string
+	if m := spec.Safety.MaxMembershipRemovals; m != nil {
+		limits = append(limits, fmt.Sprintf("%d memberships", *m))
+	}
+	if p := spec.Safety.MaxMembershipRemovalPercent; p != nil {
+		limits = append(limits, fmt.Sprintf("%d %%", *p))
+	}
+	limit := strings.Join(limits, " or ")
+	if limit == "" {
+		limit = "the configured limit"
+	}
+	return fmt.Sprintf("the import would remove %d of %d memberships of managed groups (%.0f %%), over the threshold of %s; set spec.safety.approvedMembershipRemovals: %d to approve",
+		s.MembershipRemovals, s.ManagedMemberships, pct, limit, s.MembershipRemovals)
+}
+
+func (s SafetyStop) deprovisionSentence(spec v1alpha1.UserImportSpec) string {
 	pct := 0.0
 	if s.ManagedUsers > 0 {
 		pct = float64(s.Deprovisions) * 100 / float64(s.ManagedUsers)

@@ -39,6 +39,10 @@ const (
 	// deactivate, delete (planned, in a preview) or error. Rows whose user
 	// was unchanged are not listed. It is the report mail's attachment.
 	ReportOutcomeKey = "outcome.csv"
+	// ReportGroupsKey holds the first group and manager changes:
+	// "line,identity,group,change" rows, where change is create group,
+	// add member, remove member, set manager or remove manager.
+	ReportGroupsKey = "groups.csv"
 	// ReportKeepChanges bounds the changes the outcome lists, so that the
 	// Secret stays under its 1 MiB; the counts are always complete.
 	ReportKeepChanges = 10000
@@ -156,10 +160,25 @@ func (s *APISink) Preview(ctx context.Context, imp *v1alpha1.UserImport, res eng
 			st.Preview.Invitations = &counts
 		}
 		st.Preview.RecoveryCodes = res.Counts.Codes
+		if hasRelations(imp.Spec) {
+			g := res.Counts.Groups
+			st.Preview.Groups = &g
+		}
 		if st.Source != nil {
 			st.Source.Rows = res.Counts.Rows
 		}
 	})
+}
+
+// hasRelations tells whether the mapping has an entry with target Groups
+// or Manager.
+func hasRelations(spec v1alpha1.UserImportSpec) bool {
+	for _, m := range spec.Mapping {
+		if m.Target == v1alpha1.TargetGroups || m.Target == v1alpha1.TargetManager {
+			return true
+		}
+	}
+	return false
 }
 
 // Invitations records the invitations sent so far, those of earlier
@@ -209,6 +228,11 @@ func (s *APISink) Done(ctx context.Context, res engine.Result) error {
 func setCounts(p *v1alpha1.ProgressStatus, c engine.Counts) {
 	p.RowsProcessed = c.Rows
 	p.ChangeCounts = c.ChangeCounts
+	p.Groups = nil
+	if c.Groups != (v1alpha1.GroupCounts{}) {
+		g := c.Groups
+		p.Groups = &g
+	}
 }
 
 // ReportData renders the report: row errors, a sample of the planned
@@ -220,7 +244,11 @@ func ReportData(res engine.Result, errs []engine.RowError) map[string][]byte {
 	ew := csvsafe.NewWriter(&eb)
 	_ = ew.Write([]string{"line", "identity", "message"})
 	for _, e := range errs {
-		_ = ew.Write([]string{strconv.FormatInt(e.Line, 10), e.Identity, e.Msg})
+		msg := e.Msg
+		if e.Warning {
+			msg = "warning: " + msg
+		}
+		_ = ew.Write([]string{strconv.FormatInt(e.Line, 10), e.Identity, msg})
 	}
 	_ = ew.Flush()
 	cw := csvsafe.NewWriter(&cb)
@@ -233,6 +261,25 @@ func ReportData(res engine.Result, errs []engine.RowError) map[string][]byte {
 	}
 	_ = cw.Flush()
 	writeOutcome(&ob, res, errs)
+	data := map[string][]byte{ReportErrorsKey: eb.Bytes(), ReportChangesKey: cb.Bytes(), ReportOutcomeKey: ob.Bytes()}
+	if len(res.Relations) > 0 || res.Counts.Groups != (v1alpha1.GroupCounts{}) {
+		var gb bytes.Buffer
+		gw := csvsafe.NewWriter(&gb)
+		_ = gw.Write([]string{"line", "identity", "group", "change"})
+		for _, rc := range res.Relations {
+			line := ""
+			if rc.Line > 0 {
+				line = strconv.FormatInt(rc.Line, 10)
+			}
+			_ = gw.Write([]string{line, rc.Identity, rc.Group, rc.Change})
+		}
+		g := res.Counts.Groups
+		if n := g.GroupsCreated + g.MembershipsAdded + g.MembershipsRemoved + g.ManagersSet; n > int64(len(res.Relations)) {
+			_ = gw.Write([]string{"", "", "", fmt.Sprintf("%d more changes are not listed; the counts in the report are complete", n-int64(len(res.Relations)))})
+		}
+		_ = gw.Flush()
+		data[ReportGroupsKey] = gb.Bytes()
+	}
 	c := res.Counts
 	summary := fmt.Sprintf("sha256=%s\ndryRun=%t\nrows=%d\ncreate=%d\nupdate=%d\nunchanged=%d\ndeactivate=%d\ndelete=%d\nerrors=%d\nmanagedUsers=%d\nplannedDeprovisions=%d\nsafetyStop=%t\n",
 		res.SHA256, res.DryRun, c.Rows, c.Created, c.Updated, c.Unchanged, c.Deactivated, c.Deleted, c.Failed, res.ManagedUsers, res.PlannedDeprovisions, res.SafetyStop)
@@ -240,7 +287,12 @@ func ReportData(res engine.Result, errs []engine.RowError) map[string][]byte {
 		summary += fmt.Sprintf("invitationsNewUsers=%d\ninvitationsPendingUsers=%d\ninvitationsNoAddress=%d\ninvitationsSent=%d\ninvitationsFailed=%d\n",
 			i.NewUsers, i.PendingUsers, i.NoAddress, i.Sent, i.Failed)
 	}
-	return map[string][]byte{ReportErrorsKey: eb.Bytes(), ReportChangesKey: cb.Bytes(), ReportOutcomeKey: ob.Bytes(), ReportSummaryKey: []byte(summary)}
+	if g := c.Groups; g != (v1alpha1.GroupCounts{}) || res.MembershipStop {
+		summary += fmt.Sprintf("groupsCreated=%d\nmembershipsAdded=%d\nmembershipsRemoved=%d\nmanagersSet=%d\nmanagersMissing=%d\nmanagedMemberships=%d\nplannedMembershipRemovals=%d\n",
+			g.GroupsCreated, g.MembershipsAdded, g.MembershipsRemoved, g.ManagersSet, g.ManagersMissing, res.ManagedMemberships, res.PlannedMembershipRemovals)
+	}
+	data[ReportSummaryKey] = []byte(summary)
+	return data
 }
 
 // sampleChanges is the number of changes changes.csv lists.
@@ -258,7 +310,11 @@ func writeOutcome(w io.Writer, res engine.Result, errs []engine.RowError) {
 		rows = append(rows, row{c.Line, c.Identity, c.Op.String(), ""})
 	}
 	for _, e := range errs {
-		rows = append(rows, row{e.Line, e.Identity, "error", e.Msg})
+		action := "error"
+		if e.Warning {
+			action = "warning"
+		}
+		rows = append(rows, row{e.Line, e.Identity, action, e.Msg})
 	}
 	order := func(l int64) int64 {
 		if l == 0 {

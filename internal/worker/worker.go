@@ -247,7 +247,9 @@ func run(ctx context.Context, cfg Config) (_ Outcome, err error) {
 		return out, err
 	}
 	if res.SafetyStop {
-		out.SafetyStop = &jobs.SafetyStop{SafetyStop: true, Deprovisions: res.PlannedDeprovisions, ManagedUsers: res.ManagedUsers}
+		out.SafetyStop = &jobs.SafetyStop{SafetyStop: true, Deprovisions: res.PlannedDeprovisions, ManagedUsers: res.ManagedUsers,
+			DeprovisionStop: res.DeprovisionStop, MembershipStop: res.MembershipStop,
+			MembershipRemovals: res.PlannedMembershipRemovals, ManagedMemberships: res.ManagedMemberships}
 	}
 	if err := cfg.Sink.Report(ctx, res, rep.sortedErrors()); err != nil {
 		return out, fmt.Errorf("writing the report: %w", err)
@@ -386,7 +388,9 @@ func invitationAttributes(spec v1alpha1.UserImportSpec, dir v1alpha1.UserDirecto
 func mappedAttributes(spec v1alpha1.UserImportSpec) []string {
 	attrs := make([]string, 0, len(spec.Mapping))
 	for _, m := range spec.Mapping {
-		attrs = append(attrs, m.Attribute)
+		if m.Target != v1alpha1.TargetGroups { // its attribute only names it
+			attrs = append(attrs, m.Attribute)
+		}
 	}
 	return attrs
 }
@@ -409,6 +413,9 @@ func checkpointOf(imp *v1alpha1.UserImport) *engine.ResumePoint {
 		SHA256: p.Checkpoint.SHA256,
 		Step:   p.Checkpoint.Step,
 		Counts: engine.Counts{Rows: p.RowsProcessed, ChangeCounts: p.ChangeCounts},
+	}
+	if p.Groups != nil {
+		cp.Counts.Groups = *p.Groups
 	}
 	if p.Checkpoint.DuplicatesKnown {
 		cp.Duplicates = append([]int64{}, p.Checkpoint.DuplicatesAfter...)
