@@ -140,7 +140,7 @@ type relationPlan struct {
 	// identities.
 	identityOf map[string]string
 	errs       []RowError // rows naming a group that cannot be created
-	counts  v1alpha1.GroupCounts
+	counts     v1alpha1.GroupCounts
 	// managed is the number of memberships of the managed groups.
 	managed int64
 }
