@@ -124,27 +124,51 @@ func (p *Plugin) Approve(ctx context.Context, name string, yes bool) error {
 		return refuse("UserImport %q is %s: approve needs a preview (PreviewReady) that counts the users the import would deactivate or delete", name, phaseOf(imp))
 	}
 	n := pv.Counts.Deactivated + pv.Counts.Deleted
-	if n == 0 {
-		return refuse("UserImport %q plans no deactivations or deletions: there is nothing to approve", name)
+	var removals int64
+	if pv.Groups != nil {
+		removals = pv.Groups.MembershipsRemoved
 	}
-	fmt.Fprintf(p.Out, "UserImport %s would deactivate %d and delete %d of %d managed users (%d in all).\n",
-		name, pv.Counts.Deactivated, pv.Counts.Deleted, pv.ManagedUsers, n)
+	if n == 0 && removals == 0 {
+		return refuse("UserImport %q plans no deactivations, deletions or removals from groups: there is nothing to approve", name)
+	}
+	if n > 0 {
+		fmt.Fprintf(p.Out, "UserImport %s would deactivate %d and delete %d of %d managed users (%d in all).\n",
+			name, pv.Counts.Deactivated, pv.Counts.Deleted, pv.ManagedUsers, n)
+	}
+	if removals > 0 {
+		fmt.Fprintf(p.Out, "UserImport %s would remove %d memberships from managed groups.\n", name, removals)
+	}
 	if !yes {
-		fmt.Fprintf(p.Out, "Approve exactly %d? [y/N] ", n)
+		fmt.Fprint(p.Out, "Approve exactly these? [y/N] ")
 		line, _ := bufio.NewReader(p.In).ReadString('\n')
 		if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
 			return refuse("not approved")
 		}
 	}
 	count := int32(min(n, 1<<31-1))
-	if err := p.patchImport(ctx, imp, func(s *v1alpha1.UserImportSpec) { s.Safety.ApprovedDeprovisions = &count }); err != nil {
+	removed := int32(min(removals, 1<<31-1))
+	if err := p.patchImport(ctx, imp, func(s *v1alpha1.UserImportSpec) {
+		if n > 0 {
+			s.Safety.ApprovedDeprovisions = &count
+		}
+		if removals > 0 {
+			s.Safety.ApprovedMembershipRemovals = &removed
+		}
+	}); err != nil {
 		return err
 	}
 	next := "run `kubectl usersync import " + name + "` to write"
 	if imp.Spec.Action == v1alpha1.ActionImport {
 		next = "it goes on with the import"
 	}
-	fmt.Fprintf(p.Out, "approved: spec.safety.approvedDeprovisions=%d; %s\n", count, next)
+	var approved []string
+	if n > 0 {
+		approved = append(approved, fmt.Sprintf("spec.safety.approvedDeprovisions=%d", count))
+	}
+	if removals > 0 {
+		approved = append(approved, fmt.Sprintf("spec.safety.approvedMembershipRemovals=%d", removed))
+	}
+	fmt.Fprintf(p.Out, "approved: %s; %s\n", strings.Join(approved, ", "), next)
 	return nil
 }
 

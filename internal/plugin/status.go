@@ -122,6 +122,9 @@ func writeStatus(w io.Writer, imp *v1alpha1.UserImport, now time.Time) {
 			c := pr.ChangeCounts
 			fmt.Fprintf(w, "  changes   created %d, updated %d, unchanged %d, deactivated %d, deleted %d, failed %d\n",
 				c.Created, c.Updated, c.Unchanged, c.Deactivated, c.Deleted, c.Failed)
+			if g := pr.Groups; g != nil {
+				fmt.Fprintf(w, "  groups    %s\n", groupLine(*g))
+			}
 		}
 		if pr.Resumes > 0 {
 			fmt.Fprintf(w, "  resumed   %d times, from its last checkpoint\n", pr.Resumes)
@@ -133,6 +136,9 @@ func writeStatus(w io.Writer, imp *v1alpha1.UserImport, now time.Time) {
 			c.Created, c.Updated, c.Unchanged, c.Deactivated, c.Deleted, c.Failed, pv.ManagedUsers)
 		if pv.RecoveryCodes > 0 {
 			fmt.Fprintf(w, "            %d recovery codes to give\n", pv.RecoveryCodes)
+		}
+		if g := pv.Groups; g != nil {
+			fmt.Fprintf(w, "            %s\n", groupLine(*g))
 		}
 	}
 	if rc := st.RecoveryCodes; rc != nil {
@@ -196,4 +202,10 @@ func sentence(c metav1.Condition) string {
 func bar(percent int32, width int) string {
 	n := int(min(max(percent, 0), 100)) * width / 100
 	return "[" + strings.Repeat("#", n) + strings.Repeat("-", width-n) + "]"
+}
+
+// groupLine says what an import did, or plans, to groups and managers.
+func groupLine(g v1alpha1.GroupCounts) string {
+	return fmt.Sprintf("%d groups created, %d memberships added, %d removed; %d managers set, %d not found",
+		g.GroupsCreated, g.MembershipsAdded, g.MembershipsRemoved, g.ManagersSet, g.ManagersMissing)
 }
