@@ -73,7 +73,7 @@ test-e2e-chart: $(KUSTOMIZE) $(HELM) ## The e2e specs labelled smoke or chart, w
 	KUSTOMIZE=$(KUSTOMIZE) HELM=$(HELM) E2E_INSTALL=chart E2E_GINKGO_FLAGS=-ginkgo.label-filter=smoke,chart ./hack/cluster/e2e.sh
 
 .PHONY: bench
-bench: ## Run the benchmarks (BENCH=engine|ldap|scim|mail|postgres|codes for one); prints BENCH lines.
+bench: ## Run the benchmarks (BENCH=engine|ldap|scim|mail|postgres|codes|sources|groups for one); prints BENCH lines.
 	./hack/bench.sh $(BENCH)
 
 ##@ Build

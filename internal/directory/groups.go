@@ -53,4 +53,8 @@ type ManagerDirectory interface {
 	// ManagerReference is the value of a manager attribute that refers to
 	// user u: an LDAP DN, a SCIM id, an SQL identity.
 	ManagerReference(u User) string
+	// PredictReference is the reference the user with identity will have
+	// once an import creates it, when the directory lets it be known
+	// before (an LDAP DN, an SQL identity); false when not (a SCIM id).
+	PredictReference(identity string) (string, bool)
 }

@@ -27,7 +27,7 @@ func (p *pass) work(ctx context.Context, b *batch) {
 	b.counts.Unchanged = b.unchanged
 	if p.dry {
 		for _, c := range b.changes {
-			b.counts.count(c.Op)
+			b.counts.count(c, p.r.rel)
 		}
 		b.counts.Codes = int64(len(b.codes))
 		return
@@ -62,14 +62,22 @@ func (p *pass) work(ctx context.Context, b *batch) {
 			b.errs = append(b.errs, rowErr{RowError: RowError{Line: b.changes[i].Line, Identity: b.changes[i].Identity, Msg: msg}, row: b.changeRow[i]})
 			continue
 		}
-		b.counts.count(b.changes[i].Op)
+		b.counts.count(b.changes[i], p.r.rel)
+		if b.changes[i].Op == directory.OpCreate {
+			p.r.rel.noteCreated(b.changes[i], res.ID)
+		}
 	}
 }
 
-func (c *Counts) count(op directory.Op) {
-	switch op {
+// count counts a change written (or planned); a create that carries the
+// manager's reference sets it (see predictManager).
+func (c *Counts) count(ch directory.Change, rel *relations) {
+	switch ch.Op {
 	case directory.OpCreate:
 		c.Created++
+		if rel != nil && rel.managerAttr != "" && len(ch.Attributes[rel.managerAttr]) > 0 {
+			c.Groups.ManagersSet++
+		}
 	case directory.OpUpdate:
 		c.Updated++
 	case directory.OpDeactivate:

@@ -250,6 +250,9 @@ func (r *run) write(ctx context.Context, dryRun bool, report Reporter) (Result, 
 			return res, err
 		}
 	}
+	if err := r.prepareManagers(ctx); err != nil {
+		return Result{DryRun: dryRun, SHA256: r.in.SHA256}, err
+	}
 	res, err := r.writeUsers(ctx, dryRun, report)
 	if err != nil || res.SafetyStop && !dryRun || r.rel == nil {
 		return res, err

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -43,6 +44,35 @@ type relations struct {
 	create                  bool
 	groups                  directory.GroupDirectory
 	managers                directory.ManagerDirectory
+	// managerOf (a user's manager by identity) and inFile (the
+	// identities of the valid rows) are read before a full import writes
+	// its users, for predictManager; nil otherwise.
+	managerOf map[string]string
+	inFile    map[string]bool
+	// created holds the users this run created, as the directory holds
+	// them, by identity (see resolve).
+	mu      sync.Mutex
+	created map[string]directory.User
+}
+
+// noteCreated records a user the run created, with its ID and manager
+// reference. A nil relations records nothing.
+func (rel *relations) noteCreated(ch directory.Change, id string) {
+	if rel == nil || id == "" {
+		return
+	}
+	u := directory.User{ID: id, Identity: ch.Identity, Managed: true, Active: true, Attributes: directory.Attributes{}}
+	if rel.managerAttr != "" {
+		if v := ch.Attributes[rel.managerAttr]; len(v) > 0 {
+			u.Attributes[rel.managerAttr] = v
+		}
+	}
+	rel.mu.Lock()
+	defer rel.mu.Unlock()
+	if rel.created == nil {
+		rel.created = map[string]directory.User{}
+	}
+	rel.created[ch.Identity] = u
 }
 
 // splitMapping separates the entries that write user attributes from
@@ -237,6 +267,41 @@ func (r *run) resolve(ctx context.Context, pl *relationPlan) error {
 	attrs := []string{r.cfg.Directory.IdentityAttribute}
 	if r.rel.managerAttr != "" {
 		attrs = append(attrs, r.rel.managerAttr)
+	}
+	switch {
+	case r.cfg.Mode == v1alpha1.ModeFull && r.snap != nil && r.snap.len() == 0 && r.rel.created != nil:
+		// The scope was empty: the users in it now are the ones this run
+		// created, with the IDs the directory gave them. The rest (managers
+		// out of scope, rows that failed) are looked up.
+		rest := want[:0]
+		for _, id := range want {
+			if u, ok := r.rel.created[id]; ok {
+				pl.users[id] = u
+			} else {
+				rest = append(rest, id)
+			}
+		}
+		want = rest
+	case r.cfg.Mode == v1alpha1.ModeFull:
+		// The file lists every user in scope: one listing costs the server
+		// less than looking them all up. The rest (managers out of scope,
+		// users a dry run would create) are looked up.
+		err := r.dir.List(ctx, attrs, func(u directory.User) error {
+			if asked[u.Identity] {
+				pl.users[u.Identity] = u
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("listing the users of the file's groups and managers: %w", err)
+		}
+		rest := want[:0]
+		for _, id := range want {
+			if _, ok := pl.users[id]; !ok {
+				rest = append(rest, id)
+			}
+		}
+		want = rest
 	}
 	const chunk = 500
 	for start := 0; start < len(want); start += chunk {
@@ -466,6 +531,55 @@ func (r *run) membershipStop(removals, managed int64) bool {
 	return over && !approved
 }
 
+// prepareManagers reads the file's managers before a full import writes
+// its users, when the directory can tell the reference of a user before
+// it is created: the users it creates then carry their manager's
+// reference from the start (predictManager), and the Managers step has
+// only the changes of existing users left. Writing every new user again
+// for its manager would cost as much as writing it.
+func (r *run) prepareManagers(ctx context.Context) error {
+	rel := r.rel
+	if rel == nil || rel.managers == nil || r.cfg.Mode != v1alpha1.ModeFull {
+		return nil
+	}
+	if _, ok := rel.managers.PredictReference("x"); !ok {
+		return nil
+	}
+	pl, err := r.scanRelations(ctx)
+	if err != nil {
+		return err
+	}
+	rel.managerOf = make(map[string]string, len(pl.members))
+	for _, m := range pl.members {
+		if m.manager != "" {
+			rel.managerOf[m.identity] = m.manager
+		}
+	}
+	rel.inFile = pl.valid
+	return nil
+}
+
+// predictManager is the reference to the manager of a user a full import
+// creates, when it is known before the user is: a manager the directory
+// holds in scope, or one the file creates.
+func (r *run) predictManager(identity string) (string, bool) {
+	rel := r.rel
+	if rel == nil || rel.managerOf == nil {
+		return "", false
+	}
+	mgr := rel.managerOf[identity]
+	if mgr == "" {
+		return "", false
+	}
+	if i := r.snap.find(mgr); i >= 0 {
+		return rel.managers.ManagerReference(directory.User{ID: r.snap.id(i), Identity: mgr}), true
+	}
+	if rel.inFile[mgr] {
+		return rel.managers.PredictReference(mgr)
+	}
+	return "", false
+}
+
 // planManagers plans the manager references of the members. A manager
 // the directory lacks (and, in a dry run, the file does not create) is a
 // warning on the row's line; the user's reference is then left as it is.
@@ -474,6 +588,10 @@ func (r *run) planManagers(pl *relationPlan, dry bool) (changes []directory.Chan
 	for _, m := range pl.members {
 		u, found := pl.users[m.identity]
 		if (!found && !dry) || (found && r.cfg.Directory.ManagedOnly && !u.Managed) {
+			continue
+		}
+		if _, predicted := r.predictManager(m.identity); !found && predicted {
+			// Counted with its create.
 			continue
 		}
 		want := ""
@@ -627,25 +745,41 @@ func (st *relateState) applyGroups(ctx context.Context, pl *relationPlan) error 
 		st.checkpoint(v1alpha1.StepGroups)
 		return nil
 	}
-	for _, ch := range pl.changes {
+	// Groups are independent: Concurrency of them are written at once,
+	// with a checkpoint after each round. A round that is stopped is
+	// finished, so that what it wrote is counted.
+	conc := st.r.cfg.Concurrency
+	for start := 0; start < len(pl.changes); start += conc {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		_, err := st.r.rel.groups.ApplyGroup(ctx, ch.GroupChange)
-		if directory.IsChangeError(err) {
-			st.rowError(RowError{Line: ch.line, Identity: identityAt(pl, ch.line), Msg: st.r.rel.groupsAttr + ": the directory refused a group: " + err.Error()})
-			continue
+		part := pl.changes[start:min(start+conc, len(pl.changes))]
+		errs := make([]error, len(part))
+		var wg sync.WaitGroup
+		for i, ch := range part {
+			wg.Go(func() { _, errs[i] = st.r.rel.groups.ApplyGroup(context.WithoutCancel(ctx), ch.GroupChange) })
 		}
-		if err != nil {
-			return fmt.Errorf("writing a group: %w", err)
+		wg.Wait()
+		var failed error
+		for i, ch := range part {
+			switch err := errs[i]; {
+			case directory.IsChangeError(err):
+				st.rowError(RowError{Line: ch.line, Identity: identityAt(pl, ch.line), Msg: st.r.rel.groupsAttr + ": the directory refused a group: " + err.Error()})
+			case err != nil:
+				failed = cmp.Or(failed, err)
+			default:
+				st.listGroupChange(pl, ch)
+				if ch.ID == "" {
+					c.GroupsCreated++
+				}
+				c.MembershipsAdded += int64(len(ch.Add) + len(ch.pending))
+				c.MembershipsRemoved += int64(len(ch.Remove))
+			}
 		}
-		st.listGroupChange(pl, ch)
-		if ch.ID == "" {
-			c.GroupsCreated++
-		}
-		c.MembershipsAdded += int64(len(ch.Add) + len(ch.pending))
-		c.MembershipsRemoved += int64(len(ch.Remove))
 		st.checkpoint(v1alpha1.StepGroups)
+		if failed != nil {
+			return fmt.Errorf("writing a group: %w", failed)
+		}
 	}
 	// The step is done: a resume starts at the managers.
 	st.checkpoint(v1alpha1.StepManagers)

@@ -104,6 +104,9 @@ func (p *pass) planFull(b *batch, line, row int64, m *mappedRow, replay bool, fa
 		}
 		m.detach()
 		p.r.markNew(m.attrs)
+		if ref, ok := p.r.predictManager(m.identity); ok {
+			m.attrs[p.r.rel.managerAttr] = []string{ref}
+		}
 		b.add(directory.Change{Op: directory.OpCreate, Line: line, Identity: m.identity, Attributes: m.attrs}, row)
 		if p.r.wantsCode(true, false) {
 			b.giveCode(len(b.changes)-1, p.r.codeOf(m.identity, code, p.dry))

@@ -139,3 +139,7 @@ func (d *Dir) MemberReference(u directory.User) string { return u.ID }
 // ManagerReference implements directory.ManagerDirectory: a manager is
 // referred to by ID.
 func (d *Dir) ManagerReference(u directory.User) string { return u.ID }
+
+// PredictReference implements directory.ManagerDirectory: IDs are
+// assigned on create, so none is known before.
+func (d *Dir) PredictReference(string) (string, bool) { return "", false }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/go-ldap/ldap/v3"
 
@@ -36,6 +37,9 @@ type groups struct {
 	// byDN: members are DNs (groupOfNames, groupOfUniqueNames), not
 	// identities (posixGroup's memberUid).
 	byDN bool
+	// creating serialises the creation of posixGroups, each of which
+	// takes the next free gidNumber.
+	creating sync.Mutex
 }
 
 func newGroups(spec *v1alpha1.LDAPGroups) (*groups, error) {
@@ -72,6 +76,15 @@ func (d *Directory) MemberReference(u directory.User) string {
 
 // ManagerReference is the manager's DN, for the manager attribute.
 func (d *Directory) ManagerReference(u directory.User) string { return u.ID }
+
+// PredictReference is the DN a user created with identity gets, when the
+// identity is the attribute that names new entries.
+func (d *Directory) PredictReference(identity string) (string, bool) {
+	if !sameAttr(d.rdnAttr, d.identityAttr) || identity == "" {
+		return "", false
+	}
+	return d.rdnAttr + "=" + ldap.EscapeDN(identity) + "," + d.usersBase, true
+}
 
 // ListGroups reads the groups under the groups base with their members.
 func (d *Directory) ListGroups(ctx context.Context, fn func(directory.Group) error) error {
@@ -160,6 +173,8 @@ func (d *Directory) createGroup(ctx context.Context, ch directory.GroupChange) (
 		req.Attribute(g.memberAttr, ch.Add)
 	}
 	if !g.byDN {
+		g.creating.Lock()
+		defer g.creating.Unlock()
 		gid, err := d.nextGID(ctx)
 		if err != nil {
 			return "", err

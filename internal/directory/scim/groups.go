@@ -33,6 +33,9 @@ func (d *Directory) MemberReference(u directory.User) string { return u.ID }
 // extension's manager.
 func (d *Directory) ManagerReference(u directory.User) string { return u.ID }
 
+// PredictReference is false: the service assigns ids when it creates.
+func (d *Directory) PredictReference(string) (string, bool) { return "", false }
+
 func groupPath(id string) string { return "/Groups/" + url.PathEscape(id) }
 
 // ListGroups reads every group with its members.

@@ -56,6 +56,9 @@ func (s *Directory) MemberReference(u directory.User) string { return u.Identity
 // ManagerReference is the manager's identity.
 func (s *Directory) ManagerReference(u directory.User) string { return u.Identity }
 
+// PredictReference is the identity: a manager is referred to by it.
+func (s *Directory) PredictReference(identity string) (string, bool) { return identity, true }
+
 // ListGroups reads the membership table, one group after the other.
 func (s *Directory) ListGroups(ctx context.Context, fn func(directory.Group) error) error {
 	g := s.groups
