@@ -93,6 +93,29 @@ var _ = Describe("Validation by the API server", func() {
 		Entry("two mapping entries for one attribute", func(ui *uiov1.UserImport) {
 			ui.Spec.Mapping = append(ui.Spec.Mapping, mapping("name.givenName", "given_name", false))
 		}, "spec.mapping[2]", "Duplicate value"),
+		Entry("two mapping entries with target Groups", func(ui *uiov1.UserImport) {
+			ui.Spec.Mapping = append(ui.Spec.Mapping,
+				uiov1.AttributeMapping{Attribute: "departments", Column: "department", Target: uiov1.TargetGroups},
+				uiov1.AttributeMapping{Attribute: "locations", Column: "location", Target: uiov1.TargetGroups})
+		}, "spec.mapping may have at most one entry with target Groups"),
+		Entry("two mapping entries with target Manager", func(ui *uiov1.UserImport) {
+			ui.Spec.Mapping = append(ui.Spec.Mapping,
+				uiov1.AttributeMapping{Attribute: "manager", Column: "manager_id", Target: uiov1.TargetManager},
+				uiov1.AttributeMapping{Attribute: "secretary", Column: "assistant_id", Target: uiov1.TargetManager})
+		}, "spec.mapping may have at most one entry with target Manager"),
+		Entry("an identity entry with target Groups", func(ui *uiov1.UserImport) {
+			ui.Spec.Mapping[0].Target = uiov1.TargetGroups
+		}, "spec.mapping[0]", "the identity entry has target Attribute"),
+		Entry("a manager entry that splits", func(ui *uiov1.UserImport) {
+			ui.Spec.Mapping = append(ui.Spec.Mapping, uiov1.AttributeMapping{Attribute: "manager", Column: "manager_id", Split: ";", Target: uiov1.TargetManager})
+		}, "spec.mapping[2]", "an entry with target Manager takes one value, without split"),
+		Entry("an unknown mapping target", func(ui *uiov1.UserImport) {
+			ui.Spec.Mapping[1].Target = "Roles"
+		}, `spec.mapping[1].target: Unsupported value: "Roles"`),
+		Entry("a membership removal percent over 100", func(ui *uiov1.UserImport) {
+			pct := int32(150)
+			ui.Spec.Safety.MaxMembershipRemovalPercent = &pct
+		}, "spec.safety.maxMembershipRemovalPercent"),
 		Entry("invitations without the attribute that holds the address", func(ui *uiov1.UserImport) {
 			ui.Spec.Invitations = uiov1.Invitations{NewUsers: true}
 		}, "spec.invitations.addressAttribute must name the mapped attribute"),
@@ -155,6 +178,37 @@ var _ = Describe("Validation by the API server", func() {
 		}, "spec.directoryRef.name", "at least 1 chars long"),
 	)
 
+	It("accepts groups and a manager, with createGroups true by default", func() {
+		ui := validImport(func(ui *uiov1.UserImport) {
+			ui.Spec.Mapping = append(ui.Spec.Mapping,
+				uiov1.AttributeMapping{Attribute: "groups", Template: "dept-{{.department}}", Split: ";", Target: uiov1.TargetGroups},
+				uiov1.AttributeMapping{Attribute: "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager", Column: "manager_id", Target: uiov1.TargetManager})
+		})
+		Expect(k8sClient.Create(ctx, ui)).To(Succeed())
+		Expect(ui.Spec.CreateGroups).NotTo(BeNil())
+		Expect(*ui.Spec.CreateGroups).To(BeTrue())
+		Expect(ui.Spec.Safety.MaxMembershipRemovalPercent).NotTo(BeNil())
+		Expect(*ui.Spec.Safety.MaxMembershipRemovalPercent).To(Equal(int32(10)))
+	})
+
+	It("accepts directories with groups, and fills in their defaults", func() {
+		ldap := validLDAPDirectory(func(ud *uiov1.UserDirectory) {
+			ud.Spec.LDAP.Groups = &uiov1.LDAPGroups{BaseDN: "ou=groups,dc=example,dc=com"}
+		})
+		Expect(k8sClient.Create(ctx, ldap)).To(Succeed())
+		Expect(ldap.Spec.LDAP.Groups.ObjectClass).To(Equal(uiov1.LDAPGroupClass("groupOfNames")))
+		sql := validSQLDirectory(func(ud *uiov1.UserDirectory) {
+			ud.Spec.SQL.Groups = &uiov1.SQLGroups{Table: "hr.memberships"}
+		})
+		Expect(k8sClient.Create(ctx, sql)).To(Succeed())
+		Expect(*sql.Spec.SQL.Groups).To(Equal(uiov1.SQLGroups{Table: "hr.memberships", UserColumn: "user_identity", GroupColumn: "group_name", MarkerColumn: "managed_by"}))
+		scim := validSCIMDirectory(func(ud *uiov1.UserDirectory) {
+			ud.Spec.SCIM.Groups = &uiov1.SCIMGroups{}
+		})
+		Expect(k8sClient.Create(ctx, scim)).To(Succeed())
+		Expect(scim.Spec.SCIM.Groups.MaxPatchOperations).To(Equal(int32(100)))
+	})
+
 	DescribeTable("accepts files read in place",
 		func(src uiov1.ImportSource) {
 			Expect(k8sClient.Create(ctx, validImport(func(ui *uiov1.UserImport) { ui.Spec.Source = src }))).To(Succeed())
@@ -213,6 +267,18 @@ var _ = Describe("Validation by the API server", func() {
 		Entry("an LDAP user filter without parentheses", validLDAPDirectory(func(ud *uiov1.UserDirectory) {
 			ud.Spec.LDAP.UserFilter = "objectClass=person"
 		}), "spec.ldap.userFilter", "must be an LDAP filter in parentheses"),
+		Entry("an LDAP group class that is not one", validLDAPDirectory(func(ud *uiov1.UserDirectory) {
+			ud.Spec.LDAP.Groups = &uiov1.LDAPGroups{BaseDN: "ou=groups,dc=example,dc=com", ObjectClass: "group"}
+		}), `spec.ldap.groups.objectClass: Unsupported value: "group"`),
+		Entry("LDAP groups without a base DN", validLDAPDirectory(func(ud *uiov1.UserDirectory) {
+			ud.Spec.LDAP.Groups = &uiov1.LDAPGroups{}
+		}), "spec.ldap.groups.baseDN"),
+		Entry("an SQL membership table name that is not a name", validSQLDirectory(func(ud *uiov1.UserDirectory) {
+			ud.Spec.SQL.Groups = &uiov1.SQLGroups{Table: "members; drop"}
+		}), "spec.sql.groups.table must be a table name"),
+		Entry("a SCIM PATCH of no members", validSCIMDirectory(func(ud *uiov1.UserDirectory) {
+			ud.Spec.SCIM.Groups = &uiov1.SCIMGroups{MaxPatchOperations: -1}
+		}), "spec.scim.groups.maxPatchOperations"),
 		Entry("an SQL table name that is not a name", validSQLDirectory(func(ud *uiov1.UserDirectory) {
 			ud.Spec.SQL.Table = "users; DROP TABLE users"
 		}), "spec.sql.table", "must be a table name"),
