@@ -82,6 +82,18 @@
 // (a range request, a seek). A full import that deprovisions must see
 // every row to know who is missing, and reads the whole file again.
 //
+// # Groups and managers
+//
+// Mapping entries with target Groups and Manager are not user attributes:
+// after the users are written (and deprovisioned), the Groups step and
+// the Managers step (groups.go) read the file again for them, read the
+// directory, and plan the difference with the same function in a dry run
+// and an import. Their checkpoints carry their own step; a resume in one
+// of them does not write the users again. Removals from groups have
+// their own safety threshold, checked before any write. A full import
+// into a directory that can tell a new user's reference before creating
+// it (LDAP, SQL) writes each new user's manager with the user.
+//
 // # Errors
 //
 // Row errors (a bad record, a mapping rule broken, a duplicate identity,
