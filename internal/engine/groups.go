@@ -583,15 +583,21 @@ func (r *run) predictManager(identity string) (string, bool) {
 // planManagers plans the manager references of the members. A manager
 // the directory lacks (and, in a dry run, the file does not create) is a
 // warning on the row's line; the user's reference is then left as it is.
-func (r *run) planManagers(pl *relationPlan, dry bool) (changes []directory.Change, warnings []RowError) {
+//
+// withCreate are the references written (or planned) with the users'
+// creates, counted there: the report lists them.
+func (r *run) planManagers(pl *relationPlan, dry bool) (changes, withCreate []directory.Change, warnings []RowError) {
 	attr, md := r.rel.managerAttr, r.rel.managers
+	change := func(m member, u directory.User, vals []string) directory.Change {
+		return directory.Change{Op: directory.OpUpdate, Line: m.line, Identity: m.identity, ID: u.ID, Attributes: directory.Attributes{attr: vals}}
+	}
 	for _, m := range pl.members {
 		u, found := pl.users[m.identity]
 		if (!found && !dry) || (found && r.cfg.Directory.ManagedOnly && !u.Managed) {
 			continue
 		}
-		if _, predicted := r.predictManager(m.identity); !found && predicted {
-			// Counted with its create.
+		if ref, predicted := r.predictManager(m.identity); !found && predicted {
+			withCreate = append(withCreate, change(m, u, []string{ref}))
 			continue
 		}
 		want := ""
@@ -613,6 +619,9 @@ func (r *run) planManagers(pl *relationPlan, dry bool) (changes []directory.Chan
 			}
 		}
 		if found && first(u.Attributes[attr]) == want {
+			if _, created := r.rel.created[m.identity]; created && want != "" {
+				withCreate = append(withCreate, change(m, u, []string{want}))
+			}
 			continue
 		}
 		if !found && want == "" {
@@ -622,10 +631,9 @@ func (r *run) planManagers(pl *relationPlan, dry bool) (changes []directory.Chan
 		if want != "" {
 			vals = []string{want}
 		}
-		changes = append(changes, directory.Change{Op: directory.OpUpdate, Line: m.line, Identity: m.identity, ID: u.ID,
-			Attributes: directory.Attributes{attr: vals}})
+		changes = append(changes, change(m, u, vals))
 	}
-	return changes, warnings
+	return changes, withCreate, warnings
 }
 
 func missingManager(attr string) string {
@@ -671,7 +679,10 @@ func (r *run) relate(ctx context.Context, dry bool, report Reporter, res *Result
 	if r.rel.managers == nil {
 		return nil
 	}
-	changes, warnings := r.planManagers(pl, dry)
+	changes, withCreate, warnings := r.planManagers(pl, dry)
+	for _, ch := range withCreate {
+		st.listManagerChange(ch)
+	}
 	// Counted afresh: a resumed step finds them again.
 	st.res.Counts.Groups.ManagersMissing = int64(len(warnings))
 	for _, w := range warnings {
