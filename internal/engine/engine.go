@@ -480,10 +480,14 @@ func (r *run) deprovisionOp(i int) directory.Op {
 // without approval. The sentence a person reads is jobs.SafetyStop's.
 func (r *run) safetyStop(planned, managed int64) bool {
 	c := r.cfg
-	over := (c.MaxDeprovision != nil && planned > *c.MaxDeprovision) ||
-		(c.MaxDeprovisionPercent != nil && planned*100 > *c.MaxDeprovisionPercent*managed)
-	approved := c.ApprovedDeprovisions != nil && *c.ApprovedDeprovisions >= planned
-	return over && !approved
+	return exceeds(planned, managed, c.MaxDeprovision, c.MaxDeprovisionPercent, c.ApprovedDeprovisions)
+}
+
+// exceeds says whether n of total is over max or maxPercent (nil: no
+// bound of that kind) and more than approved.
+func exceeds(n, total int64, max, maxPercent, approved *int64) bool {
+	over := (max != nil && n > *max) || (maxPercent != nil && n*100 > *maxPercent*total)
+	return over && (approved == nil || *approved < n)
 }
 
 type nopReporter struct{}

@@ -525,10 +525,7 @@ func identityAt(pl *relationPlan, line int64) string {
 // without approval.
 func (r *run) membershipStop(removals, managed int64) bool {
 	c := r.cfg
-	over := (c.MaxMembershipRemovals != nil && removals > *c.MaxMembershipRemovals) ||
-		(c.MaxMembershipRemovalPercent != nil && removals*100 > *c.MaxMembershipRemovalPercent*managed)
-	approved := c.ApprovedMembershipRemovals != nil && *c.ApprovedMembershipRemovals >= removals
-	return over && !approved
+	return exceeds(removals, managed, c.MaxMembershipRemovals, c.MaxMembershipRemovalPercent, c.ApprovedMembershipRemovals)
 }
 
 // prepareManagers reads the file's managers before a full import writes

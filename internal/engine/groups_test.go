@@ -309,31 +309,7 @@ func TestGroupResumeAfterInterruptions(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var cp *ResumePoint
-			interruptions := 0
-			steps := map[string]int{}
-			var res Result
-			for attempt := 0; ; attempt++ {
-				if attempt > 1000 {
-					t.Fatal("the import never completes")
-				}
-				d.FailAfter(int64(1 + r.IntN(12)))
-				rec := &recorder{}
-				res, err = Run(context.Background(), input(content, cp), d, cfg, false, rec)
-				if err == nil {
-					break
-				}
-				if !strings.Contains(err.Error(), memdir.ErrInjected.Error()) {
-					t.Fatalf("attempt %d: %v", attempt, err)
-				}
-				interruptions++
-				if last := rec.lastCheckpoint(); last != nil {
-					cp = last
-				}
-				if cp != nil {
-					steps[cp.Step]++
-				}
-			}
+			res, interruptions, steps := resumeUntilDone(t, d, cfg, content, r)
 			if interruptions < 20 || steps[v1alpha1.StepGroups]+steps[v1alpha1.StepManagers] < 5 {
 				t.Fatalf("only %d interruptions, by step %v", interruptions, steps)
 			}

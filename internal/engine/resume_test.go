@@ -111,30 +111,7 @@ func TestResumeAfterInterruptions(t *testing.T) {
 			}
 
 			d := seed(users...)
-			var cp *ResumePoint
-			interruptions := 0
-			var res Result
-			for attempt := 0; ; attempt++ {
-				if attempt > 500 {
-					t.Fatal("the import never completes")
-				}
-				d.FailAfter(int64(1 + r.IntN(12)))
-				rec := &recorder{}
-				res, err = Run(context.Background(), input(content, cp), d, cfg, false, rec)
-				if err == nil {
-					break
-				}
-				if !strings.Contains(err.Error(), memdir.ErrInjected.Error()) {
-					t.Fatalf("attempt %d: %v", attempt, err)
-				}
-				interruptions++
-				if last := rec.lastCheckpoint(); last != nil {
-					if cp != nil && last.Step == cp.Step && last.Offset < cp.Offset {
-						t.Fatalf("checkpoint went back from %+v to %+v", cp, last)
-					}
-					cp = last
-				}
-			}
+			res, interruptions, _ := resumeUntilDone(t, d, cfg, content, r)
 			if interruptions < 20 {
 				t.Fatalf("only %d interruptions", interruptions)
 			}
@@ -151,6 +128,39 @@ func TestResumeAfterInterruptions(t *testing.T) {
 				t.Fatalf("counts %+v, uninterrupted %+v", res.Counts, want.Counts)
 			}
 		})
+	}
+}
+
+// resumeUntilDone runs an import into d that fails after a random number
+// of writes, and resumes it from its last checkpoint until it completes.
+// It returns the result, the interruptions and their checkpoints' steps.
+func resumeUntilDone(t *testing.T, d *memdir.Dir, cfg Config, content string, r *rand.Rand) (Result, int, map[string]int) {
+	t.Helper()
+	var cp *ResumePoint
+	interruptions, steps := 0, map[string]int{}
+	for attempt := 0; ; attempt++ {
+		if attempt > 1000 {
+			t.Fatal("the import never completes")
+		}
+		d.FailAfter(int64(1 + r.IntN(12)))
+		rec := &recorder{}
+		res, err := Run(context.Background(), input(content, cp), d, cfg, false, rec)
+		if err == nil {
+			return res, interruptions, steps
+		}
+		if !strings.Contains(err.Error(), memdir.ErrInjected.Error()) {
+			t.Fatalf("attempt %d: %v", attempt, err)
+		}
+		interruptions++
+		if last := rec.lastCheckpoint(); last != nil {
+			if cp != nil && last.Step == cp.Step && last.Offset < cp.Offset {
+				t.Fatalf("checkpoint went back from %+v to %+v", cp, last)
+			}
+			cp = last
+		}
+		if cp != nil {
+			steps[cp.Step]++
+		}
 	}
 }
 

@@ -20,25 +20,6 @@ import (
 	"github.com/userimport/user-import-operator/internal/testenv"
 )
 
-// stopInStep cancels the run after a number of checkpoints of one step.
-type stopInStep struct {
-	*APISink
-	step        string
-	checkpoints int
-	cancel      context.CancelFunc
-}
-
-func (s *stopInStep) Progress(ctx context.Context, p Progress) error {
-	err := s.APISink.Progress(ctx, p)
-	if p.ResumePoint != nil && p.ResumePoint.Step == s.step {
-		s.checkpoints--
-		if s.checkpoints == 0 {
-			s.cancel()
-		}
-	}
-	return err
-}
-
 // Groups and managers through the worker: the preview's counts and
 // report, an import stopped in its Groups step and resumed from it, and
 // no group name (a row value) in the status.
@@ -106,7 +87,7 @@ func TestWorkerGroupsAndManagers(t *testing.T) {
 
 	// Stopped after the fifth group, then resumed from the Groups step.
 	runCtx, cancel := context.WithCancel(ctx)
-	_, err = f.run(runCtx, t, jobs.StageImport, &stopInStep{APISink: f.sink(), step: v1alpha1.StepGroups, checkpoints: 5, cancel: cancel})
+	_, err = f.run(runCtx, t, jobs.StageImport, &cancelAfter{APISink: f.sink(), step: v1alpha1.StepGroups, checkpoints: 5, cancel: cancel})
 	cancel()
 	if err == nil {
 		t.Fatal("the stopped import reported success")

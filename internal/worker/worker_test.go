@@ -142,17 +142,18 @@ func (f *fixture) countUsers(t *testing.T) int {
 	return n
 }
 
-// cancelAfter cancels the run after a number of checkpoints, as a pod
-// killed mid-import would stop.
+// cancelAfter cancels the run after a number of checkpoints (of step, or
+// of any step when it is empty), as a pod killed mid-import would stop.
 type cancelAfter struct {
 	*APISink
 	checkpoints int
+	step        string
 	cancel      context.CancelFunc
 }
 
 func (s *cancelAfter) Progress(ctx context.Context, p Progress) error {
 	err := s.APISink.Progress(ctx, p)
-	if p.ResumePoint != nil {
+	if p.ResumePoint != nil && (s.step == "" || p.ResumePoint.Step == s.step) {
 		s.checkpoints--
 		if s.checkpoints == 0 {
 			s.cancel()
