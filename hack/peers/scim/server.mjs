@@ -35,6 +35,7 @@ const users = new Map(); // id -> stored user (plain object)
 const groups = new Map(); // id -> stored group (plain object)
 const patchMaxMembers = Number(env.SCIM_PATCH_MAX_MEMBERS ?? 0);
 let groupPatches = 0;
+let bulkRequests = 0;
 // id -> {salt, hash}: the write-only password, kept as a real server
 // keeps it (scrypt) and never returned.
 const passwords = new Map();
@@ -236,8 +237,9 @@ app.patch("/Groups/:id", express.json({type: ["application/scim+json", "applicat
     res.status(204).end();
 });
 // Test knob, not SCIM: GET /test/group-patches counts the PATCH requests
-// to groups the server accepted.
-app.get("/test/group-patches", (req, res) => res.json({patches: groupPatches}));
+// to groups the server accepted, and the /Bulk requests.
+app.get("/test/group-patches", (req, res) => res.json({patches: groupPatches, bulks: bulkRequests}));
+app.post("/Bulk", (req, res, next) => { bulkRequests++; next(); });
 // Listing groups: as for users, page first and render the stored groups.
 app.get("/Groups", (req, res, next) => {
     if (["attributes", "excludedAttributes", "sortBy"].some((k) => k in req.query)) return next();

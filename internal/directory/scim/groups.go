@@ -2,7 +2,7 @@ package scim
 
 import (
 	"context"
-	"fmt"
+	"encoding/json"
 	"net/http"
 	"net/url"
 
@@ -14,9 +14,10 @@ import (
 // import creates carries the marker value in externalId. Members are
 // added and removed with PATCH, at most spec.groups.maxPatchOperations
 // members a request: a change of ten thousand members is a hundred
-// requests with the default, each of which the service applies whole, so
+// PATCHes with the default, each of which the service applies whole, so
 // a change applied again after an interruption adds and removes nothing
-// twice.
+// twice. A service that offers /Bulk gets the PATCHes of a group in /Bulk
+// requests, within its limits of operations and payload.
 
 const (
 	coreGroupSchema           = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -79,7 +80,34 @@ func (d *Directory) ApplyGroup(ctx context.Context, ch directory.GroupChange) (s
 		}
 		add = add[len(first):]
 	}
-	for len(add) > 0 || len(ch.Remove) > 0 {
+	patches := d.memberPatches(add, ch.Remove)
+	if len(patches) == 0 {
+		return id, nil
+	}
+	caps, err := d.capabilities(ctx)
+	if err != nil {
+		return id, err
+	}
+	if caps.Bulk && caps.Patch && !d.disableBulk && len(patches) > 1 {
+		return id, d.bulkPatches(ctx, caps, id, patches)
+	}
+	for _, body := range patches {
+		resp, err := d.c.do(ctx, http.MethodPatch, groupPath(id), nil, body)
+		if err != nil {
+			return id, err
+		}
+		if err := groupResult("change the members of a group", resp.status, resp.scimType()); err != nil {
+			return id, err
+		}
+	}
+	return id, nil
+}
+
+// memberPatches are the PatchOp messages that add and remove members, at
+// most maxPatchMembers members each.
+func (d *Directory) memberPatches(add, remove []string) []map[string]any {
+	var out []map[string]any
+	for len(add) > 0 || len(remove) > 0 {
 		var ops []map[string]any
 		n := 0
 		if len(add) > 0 {
@@ -91,24 +119,88 @@ func (d *Directory) ApplyGroup(ctx context.Context, ch directory.GroupChange) (s
 			ops = append(ops, map[string]any{"op": "add", "path": "members", "value": values})
 			add, n = add[k:], k
 		}
-		for n < d.maxPatchMembers && len(ch.Remove) > 0 {
-			ops = append(ops, map[string]any{"op": "remove", "path": "members[value eq " + quote(ch.Remove[0]) + "]"})
-			ch.Remove, n = ch.Remove[1:], n+1
+		for n < d.maxPatchMembers && len(remove) > 0 {
+			ops = append(ops, map[string]any{"op": "remove", "path": "members[value eq " + quote(remove[0]) + "]"})
+			remove, n = remove[1:], n+1
 		}
-		body := map[string]any{"schemas": []any{patchOpSchema}, "Operations": ops}
-		resp, err := d.c.do(ctx, http.MethodPatch, groupPath(id), nil, body)
-		if err != nil {
-			return id, err
-		}
-		if !ok2xx(resp.status) {
-			_, err := rowResult("change the members of a group", resp.status, resp.scimType())
+		out = append(out, map[string]any{"schemas": []any{patchOpSchema}, "Operations": ops})
+	}
+	return out
+}
+
+// bulkPatches sends the PATCHes of one group as /Bulk requests within the
+// service's limits of operations and payload. An operation the service
+// refuses for a passing reason is sent again alone.
+func (d *Directory) bulkPatches(ctx context.Context, caps directory.Capabilities, id string, patches []map[string]any) error {
+	maxOps := caps.MaxBulkOperations
+	if maxOps <= 0 {
+		maxOps = len(patches)
+	}
+	maxPayload := caps.MaxBulkPayloadBytes
+	if maxPayload <= 0 {
+		maxPayload = 1 << 20
+	}
+	for len(patches) > 0 {
+		var chunk []bulkOperation
+		size := int64(256) // the envelope
+		for len(patches) > 0 && len(chunk) < maxOps {
+			op := bulkOperation{Method: http.MethodPatch, Path: groupPath(id), Data: patches[0]}
+			b, err := json.Marshal(op)
 			if err != nil {
-				return id, err
+				return err
 			}
-			return id, groupError("change the members of a group", resp)
+			if len(chunk) > 0 && size+int64(len(b))+1 > maxPayload {
+				break
+			}
+			size += int64(len(b)) + 1
+			chunk = append(chunk, op)
+			patches = patches[1:]
+		}
+		body := map[string]any{"schemas": []any{bulkRequestURN}, "Operations": chunk}
+		resp, err := d.c.do(ctx, http.MethodPost, "/Bulk", nil, body)
+		if err != nil {
+			return err
+		}
+		if err := groupResult("POST /Bulk with the members of a group", resp.status, resp.scimType()); err != nil {
+			return err
+		}
+		var br bulkResponse
+		if err := decode(resp, &br); err != nil {
+			return err
+		}
+		if len(br.Operations) > len(chunk) {
+			br.Operations = br.Operations[:len(chunk)]
+		}
+		for i, r := range br.Operations {
+			status := bulkStatus(r.Status)
+			if ok2xx(status) {
+				continue
+			}
+			if status != 0 && !retryable(status) {
+				return groupResult("change the members of a group", status, scimTypeOf(r.Response))
+			}
+			// Sent again alone: a PATCH of members applied twice changes
+			// nothing more.
+			resp, err := d.c.do(ctx, http.MethodPatch, groupPath(id), nil, chunk[i].Data)
+			if err != nil {
+				return err
+			}
+			if err := groupResult("change the members of a group", resp.status, resp.scimType()); err != nil {
+				return err
+			}
+		}
+		for _, op := range chunk[len(br.Operations):] {
+			// Left out of the answer (the service stopped early): alone.
+			resp, err := d.c.do(ctx, http.MethodPatch, groupPath(id), nil, op.Data)
+			if err != nil {
+				return err
+			}
+			if err := groupResult("change the members of a group", resp.status, resp.scimType()); err != nil {
+				return err
+			}
 		}
 	}
-	return id, nil
+	return nil
 }
 
 // createGroup posts a group with its first members. A group of that name
@@ -131,15 +223,12 @@ func (d *Directory) createGroup(ctx context.Context, name string, members []stri
 			return nil
 		})
 		if err != nil || id == "" {
-			return "", groupError("create a group", resp)
+			return "", groupResult("create a group", resp.status, resp.scimType())
 		}
 		return id, nil
 	}
-	if !ok2xx(resp.status) {
-		if _, err := rowResult("create a group", resp.status, resp.scimType()); err != nil {
-			return "", err
-		}
-		return "", groupError("create a group", resp)
+	if err := groupResult("create a group", resp.status, resp.scimType()); err != nil {
+		return "", err
 	}
 	var created struct {
 		ID string `json:"id"`
@@ -150,12 +239,20 @@ func (d *Directory) createGroup(ctx context.Context, name string, members []stri
 	return created.ID, nil
 }
 
-// groupError is a refused group change, named by status and scimType
-// only: the server's detail may quote values.
-func groupError(what string, r *response) error {
-	msg := fmt.Sprintf("%s: refused with HTTP %d", what, r.status)
-	if t := r.scimType(); t != "" && len(t) <= 32 && isKeyword(t) {
-		msg += " (" + t + ")"
+// groupResult is nil for a 2xx status; otherwise the error of a refused
+// group change: a *directory.ChangeError named by status and scimType only
+// (the server's detail may quote values), or an error of the service as
+// a whole (credentials, outage).
+func groupResult(what string, status int, scimType string) error {
+	switch {
+	case ok2xx(status):
+		return nil
+	case status == http.StatusNotFound:
+		return &directory.ChangeError{Msg: what + ": the group no longer exists (HTTP 404)"}
 	}
-	return &directory.ChangeError{Msg: msg}
+	res, err := rowResult(what, status, scimType)
+	if err != nil {
+		return err
+	}
+	return res.Err
 }

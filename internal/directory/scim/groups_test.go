@@ -17,16 +17,24 @@ import (
 // groupPatches is the number of group PATCH requests the server accepted.
 func groupPatches(t *testing.T, s *scimserver.Server) int {
 	t.Helper()
+	patches, _ := groupRequests(t, s)
+	return patches
+}
+
+// groupRequests is the number of group PATCH and of /Bulk requests the
+// server received.
+func groupRequests(t *testing.T, s *scimserver.Server) (int, int) {
+	t.Helper()
 	resp, err := http.Get(s.URL + "/test/group-patches")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var out struct{ Patches int }
+	var out struct{ Patches, Bulks int }
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
 		t.Fatal(err)
 	}
-	return out.Patches
+	return out.Patches, out.Bulks
 }
 
 func listGroups(t *testing.T, d *Directory) map[string]directory.Group {
@@ -52,7 +60,7 @@ func memberIDs(from, to int) []string {
 // A group of 10,000 members is created and changed in PATCH requests of at
 // most 100 members, which the server enforces.
 func TestLargeGroupChangesInChunksTheServerAccepts(t *testing.T) {
-	s := scimserver.Start(t, scimserver.Options{Token: token, PatchMaxMembers: 100})
+	s := scimserver.Start(t, scimserver.Options{Token: token, PatchMaxMembers: 100, NoBulk: true})
 	spec := bearerSpec(s.URL)
 	spec.Groups = &v1alpha1.SCIMGroups{}
 	d := newDir(t, spec, defaultOpts(), bearerSecrets)
@@ -123,5 +131,31 @@ func TestCreatingAGroupThatExistsUsesIt(t *testing.T) {
 	}
 	if n := len(listGroups(t, d)["eng"].Members); n != 3 {
 		t.Fatalf("%d members", n)
+	}
+}
+
+// A service that offers /Bulk gets the PATCHes of a group in /Bulk
+// requests within its operation limit.
+func TestGroupPatchesGoInBulkWhenOffered(t *testing.T) {
+	s := scimserver.Start(t, scimserver.Options{Token: token, BulkMaxOperations: 3})
+	spec := bearerSpec(s.URL)
+	spec.Groups = &v1alpha1.SCIMGroups{MaxPatchOperations: 2}
+	d := newDir(t, spec, defaultOpts(), bearerSecrets)
+	ctx := context.Background()
+	id, err := d.ApplyGroup(ctx, directory.GroupChange{Name: "eng", Add: memberIDs(0, 2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 10 added and 2 removed: 6 PATCHes of 2 members, in 2 requests of 3.
+	if _, err := d.ApplyGroup(ctx, directory.GroupChange{Name: "eng", ID: id, Add: memberIDs(2, 12), Remove: memberIDs(0, 2)}); err != nil {
+		t.Fatal(err)
+	}
+	if patches, bulks := groupRequests(t, s); patches != 0 || bulks != 2 {
+		t.Fatalf("%d PATCH and %d /Bulk requests, want 0 and 2", patches, bulks)
+	}
+	got := listGroups(t, d)["eng"].Members
+	slices.Sort(got)
+	if want := memberIDs(2, 12); !slices.Equal(got, want) {
+		t.Fatalf("members %v, want %v", got, want)
 	}
 }
