@@ -51,6 +51,8 @@ const (
 	directoryName = "demo-directory"
 	importName    = "hr-initial-import"
 	table         = "users"
+	// membershipTable holds the groups: one row per user and group.
+	membershipTable = "memberships"
 )
 
 // Run runs the demo until ctx ends, or until the first import is final
@@ -127,6 +129,10 @@ func Run(ctx context.Context, o Options) (err error) {
 		return err
 	}
 	say("")
+	if err := showGroups(ctx, o.Out, dbPath); err != nil {
+		return err
+	}
+	say("")
 	if err := showCodes(ctx, c, o.Out, dbPath); err != nil {
 		return err
 	}
@@ -156,7 +162,8 @@ func setUp(ctx context.Context, c client.Client, dbPath string, rows int) error 
 	_ = os.Remove(dbPath)
 	if err := sqldir.CreateTable(ctx, v1alpha1.SQLDriverSQLite, dbPath, sqldir.TableSpec{
 		Table: table, IdentityColumn: "user_name",
-		Columns: []string{"email", "given_name", "family_name", "department", "title", "location", "recovery_code", "recovery_code_expires", "userImportManagedBy"},
+		Columns: []string{"email", "given_name", "family_name", "department", "title", "location", "manager", "recovery_code", "recovery_code_expires", "userImportManagedBy"},
+		Groups:  &v1alpha1.SQLGroups{Table: membershipTable},
 	}); err != nil {
 		return err
 	}
@@ -181,6 +188,7 @@ func setUp(ctx context.Context, c client.Client, dbPath string, rows int) error 
 					Driver: v1alpha1.SQLDriverSQLite,
 					DSN:    v1alpha1.SecretKeyRef{Name: "demo-directory-dsn", Key: "dsn"},
 					Table:  table,
+					Groups: &v1alpha1.SQLGroups{Table: membershipTable},
 				},
 				// A light argon2id, so that the demo's thousand codes
 				// are hashed in a few seconds; production keeps the
@@ -223,6 +231,10 @@ func demoMapping() []v1alpha1.AttributeMapping {
 		{Attribute: "department", Column: "department"},
 		{Attribute: "title", Column: "title"},
 		{Attribute: "location", Column: "location"},
+		// Each user joins the group of its department and of its site,
+		// and refers to its manager.
+		{Attribute: "groups", Template: "dept-{{.department}};site-{{.location}}", Split: ";", Target: v1alpha1.TargetGroups},
+		{Attribute: "manager", Column: "manager_email", Transforms: lower, Target: v1alpha1.TargetManager},
 	}
 }
 

@@ -49,6 +49,45 @@ func showDirectory(ctx context.Context, out io.Writer, dbPath string) error {
 	return rows.Err()
 }
 
+// showGroups prints the largest groups and a user with their manager.
+func showGroups(ctx context.Context, out io.Writer, dbPath string) error {
+	db, err := sql.Open("sqlite", dbPath)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var groups, members, managed int
+	if err := db.QueryRowContext(ctx, `SELECT count(DISTINCT group_name), count(*) FROM `+membershipTable).Scan(&groups, &members); err != nil {
+		return fmt.Errorf("reading %s: %w", membershipTable, err)
+	}
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM `+table+` WHERE manager IS NOT NULL`).Scan(&managed); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "groups: %d, with %d memberships (table %s); %d users refer to their manager (column manager). The largest:\n", groups, members, membershipTable, managed)
+	rows, err := db.QueryContext(ctx, `SELECT group_name, count(*) FROM `+membershipTable+` GROUP BY group_name ORDER BY count(*) DESC, group_name LIMIT 3`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		var n int
+		if err := rows.Scan(&name, &n); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "  %-24s %d members\n", name, n)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	var user, manager string
+	err = db.QueryRowContext(ctx, `SELECT user_name, manager FROM `+table+` WHERE manager IS NOT NULL ORDER BY user_name LIMIT 1`).Scan(&user, &manager)
+	if err == nil {
+		fmt.Fprintf(out, "  %s reports to %s\n", user, manager)
+	}
+	return nil
+}
+
 // showCodes tells where the import's recovery codes are, and checks the
 // first user's code from its Secret against the hash the directory holds,
 // showing the code masked.
@@ -100,10 +139,14 @@ func writeDeltaSample(path string, rows int) error {
 	var data bytes.Buffer
 	cw := csvsafe.NewWriter(&data)
 	_ = cw.Write(hrgen.Header)
-	titleCol := indexOf(hrgen.Header, "title")
+	titleCol, deptCol := indexOf(hrgen.Header, "title"), indexOf(hrgen.Header, "department")
 	for i := 0; i < 10 && i < rows; i++ {
 		r := hrgen.Row(1, i)
 		r[titleCol] = "Principal " + r[titleCol]
+		if i == 0 {
+			// A mover: leaves the group of the old department for the new.
+			r[deptCol] = "Platform"
+		}
 		_ = cw.Write(r)
 	}
 	for i := rows; i < rows+5; i++ {
@@ -112,7 +155,8 @@ func writeDeltaSample(path string, rows int) error {
 	_ = cw.Flush()
 
 	var b strings.Builder
-	b.WriteString(`# A delta import: ten users change title, five join.
+	b.WriteString(`# A delta import: ten users change title, one of them moves to the
+# department Platform (and its group dept-Platform), five join.
 # kubectl --kubeconfig kubeconfig apply -f delta-import.yaml
 apiVersion: v1
 kind: ConfigMap
@@ -148,6 +192,8 @@ spec:
   - {attribute: department, column: department}
   - {attribute: title, column: title}
   - {attribute: location, column: location}
+  - {attribute: groups, template: "dept-{{.department}};site-{{.location}}", split: ";", target: Groups}
+  - {attribute: manager, column: manager_email, transforms: [{type: Trim}, {type: Lower}], target: Manager}
 `)
 	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
