@@ -102,6 +102,18 @@ wait:
 	if n != 1000 {
 		t.Fatalf("the SQLite directory holds %d managed users, want 1000", n)
 	}
+	// Each user is in the group of its department and of its site, and
+	// every user but the first refers to a manager.
+	var memberships, managers int
+	if err := db.QueryRow(`SELECT count(*) FROM memberships WHERE managed_by = 'user-import-operator'`).Scan(&memberships); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRow(`SELECT count(*) FROM users WHERE manager IS NOT NULL`).Scan(&managers); err != nil {
+		t.Fatal(err)
+	}
+	if memberships != 2000 || managers != 999 || !strings.Contains(text, "with 2000 memberships") || !strings.Contains(text, " reports to ") {
+		t.Fatalf("%d memberships and %d managers in the directory, want 2000 and 999; the demo said:\n%s", memberships, managers, text)
+	}
 	for _, f := range []string{"kubeconfig", "delta-import.yaml"} {
 		if _, err := os.Stat(filepath.Join(work, f)); err != nil {
 			t.Fatalf("the demo did not write %s: %v", f, err)
