@@ -86,7 +86,7 @@
 //
 // Mapping entries with target Groups and Manager are not user attributes:
 // after the users are written (and deprovisioned), the Groups step and
-// the Managers step (groups.go) read the file again for them, read the
+// the Managers step (relations.go, groups.go, managers.go) read the file again for them, read the
 // directory, and plan the difference with the same function in a dry run
 // and an import. Their checkpoints carry their own step; a resume in one
 // of them does not write the users again. Removals from groups have

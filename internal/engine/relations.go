@@ -1,0 +1,486 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/mapping"
+)
+
+// Groups and managers: once the users are written (and deprovisioned),
+// the Groups step keeps the memberships of the groups the file names in
+// step with it, and the Managers step writes each user's reference to
+// their manager. Both read the file again (the mapping entries with
+// target Groups or Manager) and the directory, and plan the difference
+// with the same functions (planGroups, planManagers) for the preview and
+// the import alike: a preview counts a user it would create as a member
+// to add and as a manager to refer to.
+//
+// What is to be done is read from the directory each time, so a step that
+// is stopped and run again does only what is left. The checkpoints of the
+// two steps carry their counts; the users are not written again.
+//
+// Memberships are removed only from managed groups (the ones an import
+// created): a full import keeps a managed group's members equal to the
+// users of the file that name it, a delta import changes only the
+// memberships of the users in its file. Removals have their own safety
+// threshold, checked before any write.
+
+// relations are the mapping entries with target Groups and Manager,
+// compiled with the identity entry.
+type relations struct {
+	mapper *mapping.Mapper
+	// groupsAttr and managerAttr are the entries' attributes in the
+	// mapper's output; "" without such an entry. managerAttr is also the
+	// directory attribute written.
+	groupsAttr, managerAttr string
+	create                  bool
+	groups                  directory.GroupDirectory
+	managers                directory.ManagerDirectory
+	// managerOf (a user's manager by identity) and inFile (the
+	// identities of the valid rows) are read before a full import writes
+	// its users, for predictManager; nil otherwise.
+	managerOf map[string]string
+	inFile    map[string]bool
+	// created holds the users this run created, as the directory holds
+	// them, by identity (see resolve).
+	mu      sync.Mutex
+	created map[string]directory.User
+}
+
+// noteCreated records a user the run created, with its ID and manager
+// reference. A nil relations records nothing.
+func (rel *relations) noteCreated(ch directory.Change, id string) {
+	if rel == nil || id == "" {
+		return
+	}
+	u := directory.User{ID: id, Identity: ch.Identity, Managed: true, Active: true, Attributes: directory.Attributes{}}
+	if rel.managerAttr != "" {
+		if v := ch.Attributes[rel.managerAttr]; len(v) > 0 {
+			u.Attributes[rel.managerAttr] = v
+		}
+	}
+	rel.mu.Lock()
+	defer rel.mu.Unlock()
+	if rel.created == nil {
+		rel.created = map[string]directory.User{}
+	}
+	rel.created[ch.Identity] = u
+}
+
+// splitMapping separates the entries that write user attributes from
+// the ones with target Groups or Manager.
+func splitMapping(entries []v1alpha1.AttributeMapping) (users []v1alpha1.AttributeMapping, groups, manager *v1alpha1.AttributeMapping) {
+	for i := range entries {
+		switch e := &entries[i]; e.Target {
+		case v1alpha1.TargetGroups:
+			groups = e
+		case v1alpha1.TargetManager:
+			manager = e
+		default:
+			users = append(users, *e)
+		}
+	}
+	return users, groups, manager
+}
+
+// newRelations compiles the entries with target Groups and Manager, or
+// returns nil when the mapping has none.
+func newRelations(cfg Config, dir directory.Directory, header []string) (*relations, error) {
+	users, groups, manager := splitMapping(cfg.Mapping)
+	if groups == nil && manager == nil {
+		return nil, nil
+	}
+	invalid := func(format string, args ...any) error {
+		return &InputError{Reason: v1alpha1.ReasonInvalidMapping, Err: fmt.Errorf(format, args...)}
+	}
+	rel := &relations{create: cfg.CreateGroups}
+	entries := []v1alpha1.AttributeMapping{}
+	for _, e := range users {
+		if e.Identity {
+			entries = append(entries, e)
+		}
+	}
+	if groups != nil {
+		gd, ok := dir.(directory.GroupDirectory)
+		if !ok || !hasGroups(dir) {
+			return nil, &directory.Error{Reason: v1alpha1.ReasonInvalidConfig,
+				Err: fmt.Errorf("mapping[%s] has target Groups, but the directory names no groups (spec.<provider>.groups)", groups.Attribute)}
+		}
+		rel.groups, rel.groupsAttr = gd, groups.Attribute
+		entries = append(entries, *groups)
+	}
+	if manager != nil {
+		md, ok := dir.(directory.ManagerDirectory)
+		if !ok {
+			return nil, invalid("mapping[%s] has target Manager, which this directory does not support", manager.Attribute)
+		}
+		rel.managers, rel.managerAttr = md, manager.Attribute
+		entries = append(entries, *manager)
+	}
+	if rel.groupsAttr != "" && rel.groupsAttr == rel.managerAttr {
+		return nil, invalid("mapping[%s]: the entries with target Groups and Manager need attributes of their own", rel.groupsAttr)
+	}
+	m, err := mapping.Compile(entries, header)
+	if err != nil {
+		return nil, &InputError{Reason: v1alpha1.ReasonInvalidMapping, Err: err}
+	}
+	rel.mapper = m
+	return rel, nil
+}
+
+// hasGroups tells whether a directory that implements GroupDirectory was
+// configured with groups.
+func hasGroups(dir directory.Directory) bool {
+	c, ok := dir.(interface{ HasGroups() bool })
+	return !ok || c.HasGroups()
+}
+
+// member is one valid row of the file, with what it says about groups
+// and the manager.
+type member struct {
+	line     int64
+	identity string
+	groups   []int32 // indexes into relationPlan.names
+	manager  string  // the manager's identity, "" for none
+}
+
+// relationPlan is what the Groups and Managers steps write, or would
+// write.
+type relationPlan struct {
+	members []member
+	names   []string // group names by index
+	// users are the users of the file and the managers it names, as the
+	// directory holds them, by identity.
+	users map[string]directory.User
+	// valid holds the identities of the members: a dry run counts a
+	// manager among them that the directory lacks as one it would create.
+	valid map[string]bool
+	// deleted holds the identities that delta rows delete.
+	deleted map[string]bool
+	changes []groupChange
+	// identityOf maps the member references of the file's users to their
+	// identities.
+	identityOf map[string]string
+	errs       []RowError // rows naming a group that cannot be created
+	counts     v1alpha1.GroupCounts
+	// managed is the number of memberships of the managed groups.
+	managed int64
+}
+
+// scanRelations reads the file for the groups and managers of its valid
+// rows: rows whose user mapping fails were reported by the users' pass,
+// and a later row with the identity of an earlier one is a duplicate.
+func (r *run) scanRelations(ctx context.Context) (*relationPlan, error) {
+	rel := r.rel
+	pl := &relationPlan{users: map[string]directory.User{}, valid: map[string]bool{}, deleted: map[string]bool{}}
+	index := map[string]int32{}
+	seen := newIDSet(0)
+	r.sets = append(r.sets, seen)
+	// The file is read from its start, whatever checkpoint the run began
+	// at.
+	saved := r.seekTo
+	r.seekTo = nil
+	defer func() { r.seekTo = saved }()
+	_, err := r.scanFile(ctx, func(c *chunk, rec *mapping.Record) {
+		for i := range c.rows {
+			m := &c.rows[i]
+			m.attrs, m.relMsg = nil, ""
+			if !r.mapRow(m, rec) {
+				continue
+			}
+			attrs, err := rel.mapper.Map(m.rec.Fields)
+			if err != nil {
+				m.relMsg = err.Error()
+				continue
+			}
+			m.attrs = attrs
+		}
+	}, func(c *chunk) error {
+		for i := range c.rows {
+			m := &c.rows[i]
+			if m.lineErr != nil || m.msg != "" || !seen.add(hashIdentity(m.identity)) {
+				continue
+			}
+			if op := r.deprovisionRow(m); op != 0 {
+				if op == directory.OpDelete {
+					pl.deleted[strings.Clone(m.identity)] = true
+				}
+				continue
+			}
+			if m.relMsg != "" {
+				pl.errs = append(pl.errs, RowError{Line: m.rec.Line, Identity: strings.Clone(m.identity), Msg: m.relMsg})
+				continue
+			}
+			mem := member{line: m.rec.Line, identity: strings.Clone(m.identity)}
+			if rel.groupsAttr != "" {
+				for _, g := range m.attrs[rel.groupsAttr] {
+					k, ok := index[g]
+					if !ok {
+						k = int32(len(pl.names))
+						index[strings.Clone(g)] = k
+						pl.names = append(pl.names, strings.Clone(g))
+					}
+					if !slices.Contains(mem.groups, k) {
+						mem.groups = append(mem.groups, k)
+					}
+				}
+			}
+			if rel.managerAttr != "" {
+				mem.manager = strings.Clone(first(m.attrs[rel.managerAttr]))
+			}
+			pl.valid[mem.identity] = true
+			pl.members = append(pl.members, mem)
+		}
+		return nil
+	})
+	return pl, err
+}
+
+// resolve looks up the users of the file and the managers it names.
+func (r *run) resolve(ctx context.Context, pl *relationPlan) error {
+	want := make([]string, 0, len(pl.members))
+	asked := map[string]bool{}
+	for _, m := range pl.members {
+		for _, id := range []string{m.identity, m.manager} {
+			if id != "" && !asked[id] {
+				asked[id] = true
+				want = append(want, id)
+			}
+		}
+	}
+	attrs := []string{r.cfg.Directory.IdentityAttribute}
+	if r.rel.managerAttr != "" {
+		attrs = append(attrs, r.rel.managerAttr)
+	}
+	switch {
+	case r.cfg.Mode == v1alpha1.ModeFull && r.snap != nil && r.snap.len() == 0 && r.rel.created != nil:
+		// The scope was empty: the users in it now are the ones this run
+		// created, with the IDs the directory gave them. The rest (managers
+		// out of scope, rows that failed) are looked up.
+		rest := want[:0]
+		for _, id := range want {
+			if u, ok := r.rel.created[id]; ok {
+				pl.users[id] = u
+			} else {
+				rest = append(rest, id)
+			}
+		}
+		want = rest
+	case r.cfg.Mode == v1alpha1.ModeFull:
+		// The file lists every user in scope: one listing costs the server
+		// less than looking them all up. The rest (managers out of scope,
+		// users a dry run would create) are looked up.
+		err := r.dir.List(ctx, attrs, func(u directory.User) error {
+			if asked[u.Identity] {
+				pl.users[u.Identity] = u
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("listing the users of the file's groups and managers: %w", err)
+		}
+		rest := want[:0]
+		for _, id := range want {
+			if _, ok := pl.users[id]; !ok {
+				rest = append(rest, id)
+			}
+		}
+		want = rest
+	}
+	const chunk = 500
+	for start := 0; start < len(want); start += chunk {
+		found, err := r.dir.Lookup(ctx, want[start:min(start+chunk, len(want))], attrs)
+		if err != nil {
+			return fmt.Errorf("looking up the users of the file's groups and managers: %w", err)
+		}
+		for id, u := range found {
+			pl.users[id] = u
+		}
+	}
+	return nil
+}
+
+// present tells whether the user of a member takes part in the groups
+// and managers, with its directory reference ("" for a user a dry run
+// would create).
+func (r *run) present(pl *relationPlan, identity string, dry bool, ref func(directory.User) string) (string, bool) {
+	u, found := pl.users[identity]
+	switch {
+	case !found:
+		// A dry run counts the users it would create; an import finds
+		// every user it wrote, so a missing one is a row that failed.
+		return "", dry
+	case r.cfg.Directory.ManagedOnly && !u.Managed:
+		// Out of scope: its row was an error of the users' pass.
+		return "", false
+	}
+	return ref(u), true
+}
+
+// deprovisionRow returns OpDelete or OpDeactivate for a delta row whose
+// status deletes or deactivates its user, 0 otherwise. Such a row leaves
+// groups and manager as they are.
+func (r *run) deprovisionRow(m *mappedRow) directory.Op {
+	sc := r.cfg.StatusColumn
+	if sc == nil || r.status < 0 {
+		return 0
+	}
+	v := strings.TrimSpace(m.rec.Fields[r.status])
+	fold := func(s string) bool { return strings.EqualFold(s, v) }
+	switch {
+	case slices.ContainsFunc(sc.DeleteValues, fold):
+		return directory.OpDelete
+	case slices.ContainsFunc(sc.DeactivateValues, fold):
+		return directory.OpDeactivate
+	}
+	return 0
+}
+
+// deleted tells whether the import deletes user u (a dry run, which has
+// not): by its row's status, or, in a full import that deletes the
+// missing users, because the file does not list it.
+func (r *run) deleted(pl *relationPlan, u directory.User) bool {
+	if r.cfg.Directory.ManagedOnly && !u.Managed {
+		return false // out of scope: never written
+	}
+	return pl.deleted[u.Identity] ||
+		r.cfg.Mode == v1alpha1.ModeFull && r.cfg.MissingUsers == v1alpha1.MissingDelete && !pl.valid[u.Identity]
+}
+
+// relate runs the Groups and Managers steps, from step on, after the
+// users are written (or planned, in a dry run). res holds the counts so
+// far and the last checkpoint.
+//
+// A resumed Groups step has counted the rows that fail here already.
+func (r *run) relate(ctx context.Context, dry bool, report Reporter, res *Result, step string) error {
+	resumed := res.ResumePoint != nil && res.ResumePoint.Step == step
+	pl, err := r.scanRelations(ctx)
+	if err != nil {
+		return err
+	}
+	if err := r.resolve(ctx, pl); err != nil {
+		return err
+	}
+	st := &relateState{r: r, dry: dry, report: report, res: res, counted: resumed}
+	if r.rel.groups != nil && step == v1alpha1.StepGroups {
+		existing, err := r.listGroups(ctx)
+		if err != nil {
+			return err
+		}
+		r.planGroups(pl, existing, dry)
+		res.PlannedMembershipRemovals, res.ManagedMemberships = pl.counts.MembershipsRemoved, pl.managed
+		if dry && r.membershipStop(pl.counts.MembershipsRemoved, pl.managed) {
+			res.SafetyStop, res.MembershipStop = true, true
+		}
+		for _, e := range pl.errs {
+			st.failed(e)
+		}
+		if err := st.applyGroups(ctx, pl); err != nil {
+			return err
+		}
+	} else if step == v1alpha1.StepGroups {
+		for _, e := range pl.errs {
+			st.failed(e)
+		}
+	}
+	if r.rel.managers == nil {
+		return nil
+	}
+	changes, withCreate, warnings := r.planManagers(pl, dry)
+	for _, ch := range withCreate {
+		st.listManagerChange(ch)
+	}
+	// Counted afresh: a resumed step finds them again.
+	st.res.Counts.Groups.ManagersMissing = int64(len(warnings))
+	for _, w := range warnings {
+		st.report.RowError(w)
+		st.keep(w)
+	}
+	return st.applyManagers(ctx, changes)
+}
+
+// relateState follows the counts and checkpoints of the two steps.
+type relateState struct {
+	r      *run
+	dry    bool
+	report Reporter
+	res    *Result
+	// counted says that the rows failing the step were counted before it
+	// was resumed.
+	counted bool
+}
+
+func (st *relateState) keep(e RowError) {
+	if len(st.res.Errors) < st.r.cfg.KeepErrors {
+		st.res.Errors = append(st.res.Errors, e)
+	}
+}
+
+// failed reports a row whose groups or manager are wrong in the file.
+func (st *relateState) failed(e RowError) {
+	if st.counted {
+		st.report.RowError(e)
+		return
+	}
+	st.rowError(e)
+}
+
+// rowError reports a row that failed in these steps; it counts as failed.
+func (st *relateState) rowError(e RowError) {
+	st.res.Counts.Failed++
+	st.report.RowError(e)
+	st.keep(e)
+}
+
+// checkpoint reports the counts, and, in an import, a checkpoint of step
+// that a resumed import continues from.
+func (st *relateState) checkpoint(step string) {
+	res := st.res
+	p := Progress{Step: step, Counts: res.Counts}
+	if cp := res.ResumePoint; cp != nil {
+		p.Line, p.Offset = cp.Line, cp.Offset
+	}
+	if !st.dry {
+		cp := ResumePoint{SHA256: st.r.in.SHA256, Step: step, Counts: res.Counts}
+		if last := res.ResumePoint; last != nil {
+			cp.Line, cp.Offset = last.Line, last.Offset
+		}
+		res.ResumePoint = &cp
+		p.ResumePoint = &cp
+	}
+	st.report.Progress(p)
+}
+
+// RelationChange is one change of a group or a manager, listed in the
+// report: Identity is empty for a group created; a member removed that
+// is not in the file is named by its directory reference.
+type RelationChange struct {
+	Line     int64
+	Identity string
+	Group    string
+	Change   string
+}
+
+// MaxListedRelations bounds Result.Relations.
+const MaxListedRelations = 1000
+
+func (st *relateState) list(c RelationChange) {
+	if len(st.res.Relations) < MaxListedRelations {
+		st.res.Relations = append(st.res.Relations, c)
+	}
+}
+
+func addGroupCounts(a, b v1alpha1.GroupCounts) v1alpha1.GroupCounts {
+	a.GroupsCreated += b.GroupsCreated
+	a.MembershipsAdded += b.MembershipsAdded
+	a.MembershipsRemoved += b.MembershipsRemoved
+	a.ManagersSet += b.ManagersSet
+	a.ManagersMissing += b.ManagersMissing
+	return a
+}
