@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
@@ -111,24 +112,33 @@ func (r *run) planGroups(pl *relationPlan, existing map[string]directory.Group, 
 	}
 	// Changes go in the order of the groups' names, so that a resumed
 	// step meets them in the same order.
-	names := slices.Clone(pl.names)
+	// Names are compared without regard to case, as LDAP and SCIM do:
+	// an export that spells a department otherwise keeps its group.
+	byKey := map[string]directory.Group{}
+	var keys []string
 	for name, g := range existing {
+		byKey[strings.ToLower(name)] = g
 		if g.Managed {
-			names = append(names, name)
+			keys = append(keys, strings.ToLower(name))
 		}
 	}
-	slices.Sort(names)
-	names = slices.Compact(names)
-	byName := map[string]int{}
+	named := map[string]int{}
 	for i, n := range pl.names {
-		byName[n] = i
+		named[strings.ToLower(n)] = i
+		keys = append(keys, strings.ToLower(n))
 	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
 	full := r.cfg.Mode == v1alpha1.ModeFull
-	for _, name := range names {
-		g, exists := existing[name]
+	for _, key := range keys {
+		g, exists := byKey[key]
+		name := g.Name
 		var w want
-		if i, ok := byName[name]; ok {
+		if i, ok := named[key]; ok {
 			w = wants[i]
+			if !exists {
+				name = pl.names[i]
+			}
 		}
 		if !exists && w.refs == nil {
 			continue

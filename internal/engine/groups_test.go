@@ -359,3 +359,23 @@ func lineDiff(got, want []string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// A group name spelled otherwise in the export is the same group.
+func TestGroupNamesIgnoreCase(t *testing.T) {
+	d := seed()
+	cfg := groupConfig(v1alpha1.ModeFull, v1alpha1.MissingIgnore)
+	cfg.MaxMembershipRemovalPercent = nil
+	if _, _, err := runOnce(t, d, cfg, groupFile("ann,ann@x,Dev,,Sales,", "bob,bob@x,Dev,,sales,"), false); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := relState(d), []string{"Sales (managed): [ann bob]"}; !slices.Equal(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	res, _, err := runOnce(t, d, cfg, groupFile("ann,ann@x,Dev,,SALES,", "bob,bob@x,Dev,,sales,"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := res.Counts.Groups; g != (v1alpha1.GroupCounts{}) {
+		t.Fatalf("a second spelling changed %+v", g)
+	}
+}

@@ -220,10 +220,12 @@ func (r *run) scanRelations(ctx context.Context) (*relationPlan, error) {
 			mem := member{line: m.rec.Line, identity: strings.Clone(m.identity)}
 			if rel.groupsAttr != "" {
 				for _, g := range m.attrs[rel.groupsAttr] {
-					k, ok := index[g]
+					// The first spelling of a name stands for the others.
+					key := strings.ToLower(g)
+					k, ok := index[key]
 					if !ok {
 						k = int32(len(pl.names))
-						index[strings.Clone(g)] = k
+						index[strings.Clone(key)] = k
 						pl.names = append(pl.names, strings.Clone(g))
 					}
 					if !slices.Contains(mem.groups, k) {
