@@ -15,15 +15,13 @@ import (
 
 // Groups are the entries of spec.groups.objectClass under its baseDN,
 // named cn=<group name>. A group the import creates carries the marker
-// value in description, which all three object classes allow. Members
-// are written with the Permissive Modify control (OpenLDAP, Active
-// Directory): adding a member already there, or removing one already
-// gone, succeeds, so that a group change applied again after an
-// interruption does not fail.
+// value in description, which all three object classes allow. A change
+// of members that the server refuses because a member to add is there
+// already, or one to remove is gone (a change applied again after an
+// interruption), is made again from the members the entry holds.
 
 const (
-	permissiveModifyOID = "1.2.840.113556.1.4.1413"
-	groupMarkerAttr     = "description"
+	groupMarkerAttr = "description"
 	// firstGID is the gidNumber of the first posixGroup an import creates
 	// under a base without any.
 	firstGID = 10000
@@ -143,20 +141,77 @@ func (d *Directory) ApplyGroup(ctx context.Context, ch directory.GroupChange) (s
 	if ch.Empty && g.byDN {
 		return ch.ID, d.delete(ctx, ch.ID)
 	}
-	if len(ch.Add) == 0 && len(ch.Remove) == 0 {
-		return ch.ID, nil
+	err := d.modifyMembers(ctx, ch.ID, ch.Add, ch.Remove)
+	if ldap.IsErrorWithCode(err, ldap.LDAPResultAttributeOrValueExists) || ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchAttribute) {
+		err = d.modifyFromEntry(ctx, ch)
 	}
-	req := ldap.NewModifyRequest(ch.ID, []ldap.Control{ldap.NewControlString(permissiveModifyOID, false, "")})
-	if len(ch.Add) > 0 {
-		req.Add(g.memberAttr, ch.Add)
-	}
-	if len(ch.Remove) > 0 {
-		req.Delete(g.memberAttr, ch.Remove)
-	}
-	if err := d.do(ctx, func(c *ldap.Conn) error { return c.Modify(req) }); err != nil {
+	if err != nil {
 		return ch.ID, d.writeError(err, []string{g.memberAttr})
 	}
 	return ch.ID, nil
+}
+
+// modifyMembers adds and removes member values in one modify.
+func (d *Directory) modifyMembers(ctx context.Context, dn string, add, remove []string) error {
+	if len(add) == 0 && len(remove) == 0 {
+		return nil
+	}
+	req := ldap.NewModifyRequest(dn, nil)
+	if len(add) > 0 {
+		req.Add(d.groups.memberAttr, add)
+	}
+	if len(remove) > 0 {
+		req.Delete(d.groups.memberAttr, remove)
+	}
+	return d.do(ctx, func(c *ldap.Conn) error { return c.Modify(req) })
+}
+
+// modifyFromEntry makes a change again from the members the entry holds:
+// only the members to add that it lacks, and to remove that it has.
+func (d *Directory) modifyFromEntry(ctx context.Context, ch directory.GroupChange) error {
+	attr := d.groups.memberAttr
+	var current []string
+	err := d.do(ctx, func(c *ldap.Conn) error {
+		res, err := c.Search(ldap.NewSearchRequest(ch.ID, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false, "(objectClass=*)", []string{attr}, nil))
+		if err != nil {
+			return err
+		}
+		if len(res.Entries) > 0 {
+			current = entryValues(res.Entries[0], attr)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// DNs compare as the server compares them, member names exactly.
+	has := map[string]bool{}
+	key := func(v string) string {
+		if !d.groups.byDN {
+			return v
+		}
+		if dn, err := ldap.ParseDN(v); err == nil {
+			return strings.ToLower(dn.String())
+		}
+		return strings.ToLower(v)
+	}
+	for _, v := range current {
+		has[key(v)] = true
+	}
+	var add, remove []string
+	for _, v := range ch.Add {
+		if !has[key(v)] {
+			add = append(add, v)
+			has[key(v)] = true
+		}
+	}
+	for _, v := range ch.Remove {
+		if has[key(v)] {
+			remove = append(remove, v)
+			delete(has, key(v))
+		}
+	}
+	return d.modifyMembers(ctx, ch.ID, add, remove)
 }
 
 // createGroup adds the entry cn=<name>,baseDN with the marker and its
