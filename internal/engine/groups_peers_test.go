@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -315,4 +316,109 @@ func directoryOptionsOf(p groupPeer) directory.Options {
 		return peerOptions("uid", "businessCategory", true)
 	}
 	return peerOptions("uid", "mark", true)
+}
+
+// groupRows is a random file of n users (each in it with a chance of
+// 17 in 20) for groupPeers' mapping: up to two of five groups, and a
+// manager who may be anyone, missing from the file, or no one.
+func groupRows(r *rand.Rand, n int) string {
+	groups := []string{"eng", "ops", "qa", "sales", "hr"}
+	titles := []string{"Dev", "Ops", "Lead"}
+	var rows []string
+	for i := range n {
+		if r.IntN(20) >= 17 {
+			continue
+		}
+		var gs []string
+		for range r.IntN(3) {
+			gs = append(gs, groups[r.IntN(len(groups))])
+		}
+		mgr := ""
+		switch r.IntN(8) {
+		case 0:
+		case 1:
+			mgr = "ghost"
+		default:
+			mgr = fmt.Sprintf("u%03d", r.IntN(n))
+		}
+		rows = append(rows, fmt.Sprintf("u%03d,%s,%s,%s", i, titles[r.IntN(len(titles))], strings.Join(gs, "|"), mgr))
+	}
+	return "id,title,dept,mgr\n" + strings.Join(rows, "\n") + "\n"
+}
+
+// In every directory, for a second random export after a first: the
+// preview counts what the import does, and an import stopped again and
+// again (in its users, Groups and Managers steps) and resumed each time
+// ends with the groups and managers of an uninterrupted one.
+func TestGroupsPreviewAndResumeInEveryDirectory(t *testing.T) {
+	for _, p := range groupPeers() {
+		t.Run(p.name, func(t *testing.T) {
+			n := 120
+			if p.name == "SCIM" {
+				n = 40 // the SCIM server is slow
+			}
+			r := rand.New(rand.NewPCG(5, 9))
+			first, second := groupRows(r, n), groupRows(r, n)
+			cfg := Config{
+				Mode: v1alpha1.ModeFull, MissingUsers: v1alpha1.MissingIgnore,
+				Mapping: []v1alpha1.AttributeMapping{
+					{Attribute: p.identity, Column: "id", Identity: true, Required: true},
+					{Attribute: "title", Column: "title"},
+					{Attribute: "groups", Column: "dept", Split: "|", Target: v1alpha1.TargetGroups},
+					{Attribute: p.managerAttr, Column: "mgr", Target: v1alpha1.TargetManager},
+				},
+				Directory: directoryOptionsOf(p), CreateGroups: true, BatchSize: 1, Concurrency: 1,
+			}
+			ref, _ := p.start(t)
+			d, _ := p.start(t)
+			for _, dir := range []directory.Directory{ref, d} {
+				if _, _, err := runOnce(t, dir, cfg, first, false); err != nil {
+					t.Fatal(err)
+				}
+			}
+			preview, _, err := runOnce(t, d, cfg, second, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, _, err := runOnce(t, ref, cfg, second, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if preview.Counts != want.Counts {
+				t.Fatalf("preview %+v, import %+v", preview.Counts, want.Counts)
+			}
+			if g := want.Counts.Groups; g.MembershipsAdded == 0 || g.MembershipsRemoved == 0 || g.ManagersSet == 0 || g.ManagersMissing == 0 {
+				t.Fatalf("the second export changes too little: %+v", g)
+			}
+
+			var cp *ResumePoint
+			steps := map[string]int{}
+			for attempt := 0; ; attempt++ {
+				if attempt > 2000 {
+					t.Fatal("the import never finished")
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				rep := &cancelAfter{n: 1 + r.IntN(3), cancel: cancel}
+				_, err := Run(ctx, input(second, cp), d, cfg, false, rep)
+				cancel()
+				if err == nil {
+					break
+				}
+				if rep.n > 0 {
+					t.Fatalf("attempt %d: %v", attempt, err)
+				}
+				if last := rep.lastCheckpoint(); last != nil {
+					cp = last
+					steps[cp.Step]++
+				}
+			}
+			t.Logf("interrupted in the steps %v", steps)
+			if steps[v1alpha1.StepApply] == 0 || steps[v1alpha1.StepGroups] == 0 || steps[v1alpha1.StepManagers] == 0 {
+				t.Fatalf("not interrupted in every step: %v", steps)
+			}
+			if got, w := peerRelations(t, d, p), peerRelations(t, ref, p); !slices.Equal(got, w) {
+				t.Fatalf("resumed:\n%s\nuninterrupted:\n%s", strings.Join(got, "\n"), strings.Join(w, "\n"))
+			}
+		})
+	}
 }
