@@ -63,9 +63,7 @@ func (p *pass) work(ctx context.Context, b *batch) {
 			continue
 		}
 		b.counts.count(b.changes[i], p.r.rel)
-		if b.changes[i].Op == directory.OpCreate {
-			p.r.rel.noteCreated(b.changes[i], res.ID)
-		}
+		p.r.rel.noteWritten(b.changes[i], res.ID)
 	}
 }
 

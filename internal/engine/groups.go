@@ -105,6 +105,19 @@ func (r *run) planGroups(pl *relationPlan, existing map[string]directory.Group, 
 			}
 		}
 	}
+	if r.cfg.Mode == v1alpha1.ModeDelta {
+		// A user a delta row deletes leaves the managed groups: in a dry
+		// run the directory still holds it, an import deleted it.
+		for id := range pl.deleted {
+			u, ok := pl.users[id]
+			if !ok {
+				u, ok = r.rel.removed[id]
+			}
+			if ok && (u.Managed || !r.cfg.Directory.ManagedOnly) {
+				pl.identityOf[gd.MemberReference(u)] = id
+			}
+		}
+	}
 	for _, g := range existing {
 		if g.Managed {
 			pl.managed += int64(len(g.Members))

@@ -144,6 +144,25 @@ func TestDeltaChangesOnlyTheMembershipsOfItsUsers(t *testing.T) {
 	if got := relState(d); !slices.Equal(got, want) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
+
+	// A row that deletes cid takes it out of its groups too, in the
+	// preview's count and in the import.
+	cfg.StatusColumn = &v1alpha1.StatusColumn{Column: "status", DeleteValues: []string{"deleted"}}
+	leaver := groupFile("cid,cid@x,Ops,deleted,ops,")
+	preview, _, err := runOnce(t, d, cfg, leaver, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, _, err = runOnce(t, d, cfg, leaver, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (v1alpha1.GroupCounts{MembershipsRemoved: 1}); preview.Counts.Groups != want || res.Counts.Groups != want || res.Counts.Deleted != 1 {
+		t.Fatalf("preview %+v, import %+v (deleted %d)", preview.Counts.Groups, res.Counts.Groups, res.Counts.Deleted)
+	}
+	if got, want := relState(d), []string{"eng (managed): [ann]", "ops (managed): [bob]"}; !slices.Equal(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
 }
 
 func TestUnknownGroupWithoutCreateGroupsIsARowError(t *testing.T) {

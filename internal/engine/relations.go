@@ -48,15 +48,29 @@ type relations struct {
 	managerOf map[string]string
 	inFile    map[string]bool
 	// created holds the users this run created, as the directory holds
-	// them, by identity (see resolve).
+	// them, and removed the users it deleted, by identity (see resolve and
+	// planGroups).
 	mu      sync.Mutex
 	created map[string]directory.User
+	removed map[string]directory.User
 }
 
-// noteCreated records a user the run created, with its ID and manager
-// reference. A nil relations records nothing.
-func (rel *relations) noteCreated(ch directory.Change, id string) {
-	if rel == nil || id == "" {
+// noteWritten records a user the run created, with its ID and manager
+// reference, or deleted. A nil relations records nothing.
+func (rel *relations) noteWritten(ch directory.Change, id string) {
+	if rel == nil {
+		return
+	}
+	if ch.Op == directory.OpDelete {
+		rel.mu.Lock()
+		defer rel.mu.Unlock()
+		if rel.removed == nil {
+			rel.removed = map[string]directory.User{}
+		}
+		rel.removed[ch.Identity] = directory.User{ID: ch.ID, Identity: ch.Identity, Managed: true}
+		return
+	}
+	if ch.Op != directory.OpCreate || id == "" {
 		return
 	}
 	u := directory.User{ID: id, Identity: ch.Identity, Managed: true, Active: true, Attributes: directory.Attributes{}}
@@ -254,6 +268,12 @@ func (r *run) resolve(ctx context.Context, pl *relationPlan) error {
 				asked[id] = true
 				want = append(want, id)
 			}
+		}
+	}
+	for id := range pl.deleted {
+		if !asked[id] {
+			asked[id] = true
+			want = append(want, id)
 		}
 	}
 	attrs := []string{r.cfg.Directory.IdentityAttribute}
