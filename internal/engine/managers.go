@@ -99,7 +99,7 @@ func (r *run) planManagers(pl *relationPlan, dry bool) (changes, withCreate []di
 				continue
 			}
 		}
-		if found && first(u.Attributes[attr]) == want {
+		if found && pl.manager[m.identity] == want {
 			if _, created := r.rel.created[m.identity]; created && want != "" {
 				withCreate = append(withCreate, change(m, u, []string{want}))
 			}

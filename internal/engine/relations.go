@@ -73,10 +73,10 @@ func (rel *relations) noteWritten(ch directory.Change, id string) {
 	if ch.Op != directory.OpCreate || id == "" {
 		return
 	}
-	u := directory.User{ID: id, Identity: ch.Identity, Managed: true, Active: true, Attributes: directory.Attributes{}}
+	u := directory.User{ID: id, Identity: ch.Identity, Managed: true, Active: true}
 	if rel.managerAttr != "" {
 		if v := ch.Attributes[rel.managerAttr]; len(v) > 0 {
-			u.Attributes[rel.managerAttr] = v
+			u.Attributes = directory.Attributes{rel.managerAttr: v}
 		}
 	}
 	rel.mu.Lock()
@@ -85,6 +85,19 @@ func (rel *relations) noteWritten(ch directory.Change, id string) {
 		rel.created = map[string]directory.User{}
 	}
 	rel.created[ch.Identity] = u
+}
+
+// keep records user u as the directory holds it. Only what the steps need
+// is kept (its keys, scope and manager), not a map of attributes per user:
+// a file of a million users is resolved in memory.
+func (pl *relationPlan) keep(id string, u directory.User, managerAttr string) {
+	if managerAttr != "" {
+		if v := first(u.Attributes[managerAttr]); v != "" {
+			pl.manager[id] = v
+		}
+	}
+	u.Attributes = nil
+	pl.users[id] = u
 }
 
 // splitMapping separates the entries that write user attributes from
@@ -170,8 +183,10 @@ type relationPlan struct {
 	members []member
 	names   []string // group names by index
 	// users are the users of the file and the managers it names, as the
-	// directory holds them, by identity.
-	users map[string]directory.User
+	// directory holds them (without attributes), by identity; manager
+	// holds their manager references.
+	users   map[string]directory.User
+	manager map[string]string
 	// valid holds the identities of the members: a dry run counts a
 	// manager among them that the directory lacks as one it would create.
 	valid map[string]bool
@@ -192,7 +207,7 @@ type relationPlan struct {
 // and a later row with the identity of an earlier one is a duplicate.
 func (r *run) scanRelations(ctx context.Context) (*relationPlan, error) {
 	rel := r.rel
-	pl := &relationPlan{users: map[string]directory.User{}, valid: map[string]bool{}, deleted: map[string]bool{}}
+	pl := &relationPlan{users: map[string]directory.User{}, manager: map[string]string{}, valid: map[string]bool{}, deleted: map[string]bool{}}
 	index := map[string]int32{}
 	seen := newIDSet(0)
 	r.sets = append(r.sets, seen)
@@ -288,7 +303,7 @@ func (r *run) resolve(ctx context.Context, pl *relationPlan) error {
 		rest := want[:0]
 		for _, id := range want {
 			if u, ok := r.rel.created[id]; ok {
-				pl.users[id] = u
+				pl.keep(id, u, r.rel.managerAttr)
 			} else {
 				rest = append(rest, id)
 			}
@@ -300,7 +315,7 @@ func (r *run) resolve(ctx context.Context, pl *relationPlan) error {
 		// users a dry run would create) are looked up.
 		err := r.dir.List(ctx, attrs, func(u directory.User) error {
 			if asked[u.Identity] {
-				pl.users[u.Identity] = u
+				pl.keep(u.Identity, u, r.rel.managerAttr)
 			}
 			return nil
 		})
@@ -322,7 +337,7 @@ func (r *run) resolve(ctx context.Context, pl *relationPlan) error {
 			return fmt.Errorf("looking up the users of the file's groups and managers: %w", err)
 		}
 		for id, u := range found {
-			pl.users[id] = u
+			pl.keep(id, u, r.rel.managerAttr)
 		}
 	}
 	return nil
