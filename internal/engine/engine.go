@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/csvread"
@@ -242,6 +243,13 @@ func (r *run) write(ctx context.Context, dryRun bool, report Reporter) (Result, 
 		res := Result{DryRun: dryRun, SHA256: r.in.SHA256, Counts: cp.Counts, ResumePoint: &c}
 		return res, r.relate(ctx, dryRun, report, &res, cp.Step)
 	}
+	if r.rel != nil && r.cfg.Mode == v1alpha1.ModeFull {
+		// The users in scope, read once: the users' pass compares with
+		// them, and the groups and managers find their keys there.
+		if err := r.loadSnapshot(ctx); err != nil {
+			return Result{DryRun: dryRun, SHA256: r.in.SHA256}, err
+		}
+	}
 	if r.rel != nil && r.rel.groups != nil && !dryRun {
 		// Removals from groups are checked, like deprovisions, before any
 		// write.
@@ -266,8 +274,10 @@ func (r *run) writeUsers(ctx context.Context, dryRun bool, report Reporter) (Res
 	cfg, in := r.cfg, r.in
 	res := Result{DryRun: dryRun, SHA256: in.SHA256}
 	if cfg.Mode == v1alpha1.ModeFull {
-		if err := r.loadSnapshot(ctx); err != nil {
-			return res, err
+		if r.snap == nil {
+			if err := r.loadSnapshot(ctx); err != nil {
+				return res, err
+			}
 		}
 		res.ManagedUsers = int64(r.snap.len())
 	}
@@ -429,7 +439,21 @@ func (r *run) loadSnapshot(ctx context.Context) error {
 	if cc := r.cfg.Codes; cc != nil && cc.Policy == v1alpha1.CodesWhereMissing {
 		s.heldAttr = cc.HeldAttribute
 	}
-	err := r.dir.List(ctx, r.readAttributes(), func(u directory.User) error { return s.add(u) })
+	attrs := r.readAttributes()
+	rel := r.rel
+	if rel != nil && rel.managerAttr != "" {
+		// The Managers step compares with the references the users hold.
+		attrs = append(attrs[:len(attrs):len(attrs)], rel.managerAttr)
+		rel.managerNow = map[string]string{}
+	}
+	err := r.dir.List(ctx, attrs, func(u directory.User) error {
+		if rel != nil && rel.managerNow != nil {
+			if v := first(u.Attributes[rel.managerAttr]); v != "" {
+				rel.managerNow[strings.Clone(u.Identity)] = strings.Clone(v)
+			}
+		}
+		return s.add(u)
+	})
 	if err != nil {
 		return fmt.Errorf("listing the users in scope: %w", err)
 	}

@@ -53,6 +53,12 @@ type relations struct {
 	mu      sync.Mutex
 	created map[string]directory.User
 	removed map[string]directory.User
+	// moved holds the new IDs of users this run moved (reactivated LDAP
+	// users back from moveToDN), by identity.
+	moved map[string]string
+	// managerNow holds the manager references of the users in scope when
+	// a full import listed them, by identity.
+	managerNow map[string]string
 }
 
 // noteWritten records a user the run created, with its ID and manager
@@ -68,6 +74,15 @@ func (rel *relations) noteWritten(ch directory.Change, id string) {
 			rel.removed = map[string]directory.User{}
 		}
 		rel.removed[ch.Identity] = directory.User{ID: ch.ID, Identity: ch.Identity, Managed: true}
+		return
+	}
+	if ch.Op == directory.OpUpdate && id != "" && ch.ID != "" && id != ch.ID {
+		rel.mu.Lock()
+		defer rel.mu.Unlock()
+		if rel.moved == nil {
+			rel.moved = map[string]string{}
+		}
+		rel.moved[ch.Identity] = id
 		return
 	}
 	if ch.Op != directory.OpCreate || id == "" {
@@ -296,23 +311,38 @@ func (r *run) resolve(ctx context.Context, pl *relationPlan) error {
 		attrs = append(attrs, r.rel.managerAttr)
 	}
 	switch {
-	case r.cfg.Mode == v1alpha1.ModeFull && r.snap != nil && r.snap.len() == 0 && r.rel.created != nil:
-		// The scope was empty: the users in it now are the ones this run
-		// created, with the IDs the directory gave them. The rest (managers
-		// out of scope, rows that failed) are looked up.
+	case r.cfg.Mode == v1alpha1.ModeFull && r.snap != nil:
+		// The users in scope as the run listed them, and the ones it
+		// created since, with the IDs the directory gave them. The rest
+		// (managers out of scope, users a dry run would create, rows that
+		// failed) are looked up.
 		rest := want[:0]
 		for _, id := range want {
 			if u, ok := r.rel.created[id]; ok {
 				pl.keep(id, u, r.rel.managerAttr)
-			} else {
+				continue
+			}
+			if _, gone := r.rel.removed[id]; gone {
+				continue
+			}
+			i := r.snap.find(id)
+			if i < 0 {
 				rest = append(rest, id)
+				continue
+			}
+			u := directory.User{ID: r.snap.id(i), Identity: id, Managed: true, Active: r.snap.active(i)}
+			if moved, ok := r.rel.moved[id]; ok {
+				u.ID = moved
+			}
+			pl.users[id] = u
+			if v := r.rel.managerNow[id]; v != "" {
+				pl.manager[id] = v
 			}
 		}
 		want = rest
 	case r.cfg.Mode == v1alpha1.ModeFull:
-		// The file lists every user in scope: one listing costs the server
-		// less than looking them all up. The rest (managers out of scope,
-		// users a dry run would create) are looked up.
+		// A resumed step, which did not list the users: one listing costs
+		// the server less than looking them all up.
 		err := r.dir.List(ctx, attrs, func(u directory.User) error {
 			if asked[u.Identity] {
 				pl.keep(u.Identity, u, r.rel.managerAttr)
