@@ -231,16 +231,7 @@ func TestGroupsAndManagersInEveryDirectory(t *testing.T) {
 	for _, p := range groupPeers() {
 		t.Run(p.name, func(t *testing.T) {
 			d, handGroup := p.start(t)
-			cfg := Config{
-				Mode: v1alpha1.ModeFull, MissingUsers: v1alpha1.MissingIgnore,
-				Mapping: []v1alpha1.AttributeMapping{
-					{Attribute: p.identity, Column: "id", Identity: true, Required: true},
-					{Attribute: "title", Column: "title"},
-					{Attribute: "groups", Column: "dept", Split: "|", Target: v1alpha1.TargetGroups},
-					{Attribute: p.managerAttr, Column: "mgr", Target: v1alpha1.TargetManager},
-				},
-				Directory: directoryOptionsOf(p), CreateGroups: true, BatchSize: 2, Concurrency: 2,
-			}
+			cfg := groupPeerConfig(p, 2)
 			csv := func(rows ...string) string { return "id,title,dept,mgr\n" + strings.Join(rows, "\n") + "\n" }
 			run := func(content string, wantCounts v1alpha1.GroupCounts, wantFailed int64) *recorder {
 				t.Helper()
@@ -308,6 +299,22 @@ func TestGroupsAndManagersInEveryDirectory(t *testing.T) {
 	}
 }
 
+// groupPeerConfig is a full import of "id,title,dept,mgr" files into p,
+// dept giving groups (separated by "|") and mgr the manager, in batches
+// of n, n at a time.
+func groupPeerConfig(p groupPeer, n int) Config {
+	return Config{
+		Mode: v1alpha1.ModeFull, MissingUsers: v1alpha1.MissingIgnore,
+		Mapping: []v1alpha1.AttributeMapping{
+			{Attribute: p.identity, Column: "id", Identity: true, Required: true},
+			{Attribute: "title", Column: "title"},
+			{Attribute: "groups", Column: "dept", Split: "|", Target: v1alpha1.TargetGroups},
+			{Attribute: p.managerAttr, Column: "mgr", Target: v1alpha1.TargetManager},
+		},
+		Directory: directoryOptionsOf(p), CreateGroups: true, BatchSize: n, Concurrency: n,
+	}
+}
+
 func directoryOptionsOf(p groupPeer) directory.Options {
 	switch {
 	case p.name == "SCIM":
@@ -359,16 +366,7 @@ func TestGroupsPreviewAndResumeInEveryDirectory(t *testing.T) {
 			}
 			r := rand.New(rand.NewPCG(5, 9))
 			first, second := groupRows(r, n), groupRows(r, n)
-			cfg := Config{
-				Mode: v1alpha1.ModeFull, MissingUsers: v1alpha1.MissingIgnore,
-				Mapping: []v1alpha1.AttributeMapping{
-					{Attribute: p.identity, Column: "id", Identity: true, Required: true},
-					{Attribute: "title", Column: "title"},
-					{Attribute: "groups", Column: "dept", Split: "|", Target: v1alpha1.TargetGroups},
-					{Attribute: p.managerAttr, Column: "mgr", Target: v1alpha1.TargetManager},
-				},
-				Directory: directoryOptionsOf(p), CreateGroups: true, BatchSize: 1, Concurrency: 1,
-			}
+			cfg := groupPeerConfig(p, 1) // many checkpoints
 			ref, _ := p.start(t)
 			d, _ := p.start(t)
 			for _, dir := range []directory.Directory{ref, d} {

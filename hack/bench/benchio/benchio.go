@@ -4,6 +4,7 @@ package benchio
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha256"
 	"encoding/csv"
 	"encoding/hex"
@@ -19,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/userimport/user-import-operator/internal/directory"
 	"github.com/userimport/user-import-operator/internal/engine"
 	"github.com/userimport/user-import-operator/internal/hrgen"
 )
@@ -100,6 +102,24 @@ func (r *Reporter) FirstErrors() string {
 		fmt.Fprintf(&b, "line %d: %s; ", e.Line, e.Msg)
 	}
 	return b.String()
+}
+
+// Import imports the file at path (whose sha256 is sum) into d and
+// returns the seconds it took; row errors make it fail.
+func Import(ctx context.Context, path, sum string, d directory.Directory, cfg engine.Config) (float64, engine.Result, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, engine.Result{}, err
+	}
+	defer f.Close()
+	rep := &Reporter{Name: "import"}
+	start := time.Now()
+	res, err := engine.Run(ctx, engine.Input{File: f, SHA256: sum}, d, cfg, false, rep)
+	secs := time.Since(start).Seconds()
+	if err == nil && rep.Errors > 0 {
+		err = fmt.Errorf("%d row errors: %s", rep.Errors, rep.FirstErrors())
+	}
+	return secs, res, err
 }
 
 // Writes is the number of changes a result wrote.

@@ -123,7 +123,7 @@ func importRound(ctx context.Context, path, sum string, users, conc, batch int, 
 	if relations {
 		cfg.Mapping = relationMapping()
 	}
-	secs, res, err := importFile(ctx, path, sum, d, cfg)
+	secs, res, err := benchio.Import(ctx, path, sum, d, cfg)
 	if err != nil {
 		return 0, 0, res, err
 	}
@@ -138,7 +138,7 @@ func importRound(ctx context.Context, path, sum string, users, conc, batch int, 
 	if !relations {
 		return secs, 0, res, nil
 	}
-	again, noop, err := importFile(ctx, path, sum, d, cfg)
+	again, noop, err := benchio.Import(ctx, path, sum, d, cfg)
 	if err != nil {
 		return 0, 0, res, fmt.Errorf("unchanged re-run: %w", err)
 	}
@@ -147,20 +147,4 @@ func importRound(ctx context.Context, path, sum string, users, conc, batch int, 
 	}
 	fmt.Fprintf(os.Stderr, "unchanged re-run with groups and managers: %.2f s\n", again)
 	return secs, again, res, nil
-}
-
-func importFile(ctx context.Context, path, sum string, d directory.Directory, cfg engine.Config) (float64, engine.Result, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, engine.Result{}, err
-	}
-	defer f.Close()
-	rep := &benchio.Reporter{Name: "import"}
-	start := time.Now()
-	res, err := engine.Run(ctx, engine.Input{File: f, SHA256: sum}, d, cfg, false, rep)
-	secs := time.Since(start).Seconds()
-	if err == nil && rep.Errors > 0 {
-		err = fmt.Errorf("%d row errors: %s", rep.Errors, rep.FirstErrors())
-	}
-	return secs, res, err
 }

@@ -167,7 +167,7 @@ func importRound(ctx context.Context, path, sum string, users, conc, batch int, 
 		}
 	}
 	slapdCPU0, selfCPU0 := benchio.ProcessCPU(imp.PID()), benchio.SelfCPU()
-	importS, res, err := importFile(ctx, path, sum, dir, cfg)
+	importS, res, err := benchio.Import(ctx, path, sum, dir, cfg)
 	pprof.StopCPUProfile()
 	slapdCPU, selfCPU := benchio.ProcessCPU(imp.PID())-slapdCPU0, benchio.SelfCPU()-selfCPU0
 	if err != nil {
@@ -184,7 +184,7 @@ func importRound(ctx context.Context, path, sum string, users, conc, batch int, 
 	if !rerun {
 		return importS, noopRun{}, nil
 	}
-	noopS, noop, err := importFile(ctx, path, sum, dir, cfg)
+	noopS, noop, err := benchio.Import(ctx, path, sum, dir, cfg)
 	if err != nil {
 		return 0, noopRun{}, fmt.Errorf("unchanged re-run: %w", err)
 	}
@@ -227,22 +227,6 @@ func open(ctx context.Context, s *slapd.Server, conc, batch int) (directory.Dire
 		ProgressInterval: time.Second,
 	}
 	return d, cfg, nil
-}
-
-func importFile(ctx context.Context, path, sum string, d directory.Directory, cfg engine.Config) (float64, engine.Result, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, engine.Result{}, err
-	}
-	defer f.Close()
-	rep := &benchio.Reporter{Name: "import"}
-	start := time.Now()
-	res, err := engine.Run(ctx, engine.Input{File: f, SHA256: sum}, d, cfg, false, rep)
-	secs := time.Since(start).Seconds()
-	if err == nil && rep.Errors > 0 {
-		err = fmt.Errorf("%d row errors: %s", rep.Errors, rep.FirstErrors())
-	}
-	return secs, res, err
 }
 
 // ldapadd loads the users into a fresh server with procs parallel
