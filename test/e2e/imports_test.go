@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	uiov1 "github.com/userimport/user-import-operator/api/v1alpha1"
+	sqldir "github.com/userimport/user-import-operator/internal/directory/sql"
 	"github.com/userimport/user-import-operator/internal/testpeer/mailpit"
 	"github.com/userimport/user-import-operator/internal/testpeer/postgres"
 )
@@ -472,6 +473,70 @@ var _ = Describe("Imports into a PostgreSQL directory", Ordered, ContinueOnFailu
 			Expect(can(a)).To(BeFalse(), "%s %s/%s %s", a.Verb, a.Resource, a.Subresource, a.Name)
 		}
 	}, SpecTimeout(2*time.Minute))
+
+	It("keeps groups and managers from the file, as its preview said", func(ctx SpecContext) {
+		const n = 2000
+		table := newTable(ctx, pg, "people_groups")
+		table.exec(ctx, `ALTER TABLE people_groups ADD COLUMN manager TEXT`)
+		groups := &uiov1.SQLGroups{Table: "people_groups_members"}
+		Expect(sqldir.CreateTable(ctx, uiov1.SQLDriverPostgres, pg.DSN, sqldir.TableSpec{
+			Table: table.name, IdentityColumn: "employee_id", Groups: groups})).To(Succeed())
+		dir := sqlDirectory(ctx, "groups", table, "", uiov1.ExecutionSettings{})
+		Eventually(func() error {
+			Expect(k8s.Get(ctx, client.ObjectKeyFromObject(dir), dir)).To(Succeed())
+			dir.Spec.SQL.Groups = groups
+			return k8s.Update(ctx, dir)
+		}).WithContext(ctx).WithTimeout(30 * time.Second).Should(Succeed())
+
+		// Each employee's manager is the first of their ten; the first
+		// has none. The manager column holds identities, and is recorded
+		// with the other values for the scan of the logs.
+		rows := people(20000, n)
+		var b strings.Builder
+		b.WriteString(strings.Join(csvColumns, ",") + ",manager\n")
+		var extra []person
+		for i, r := range rows {
+			mgr := ""
+			if i%10 != 0 {
+				mgr = rows[i-i%10].id()
+			}
+			b.WriteString(strings.Join(r, ",") + "," + mgr + "\n")
+			extra = append(extra, person{"dept-" + r[4]})
+		}
+		csvFile(append(rows, extra...)) // records the values, group names included
+		csvConfigMap(ctx, "groups", []byte(b.String()))
+
+		spec := importSpec("groups", "groups", uiov1.ModeFull, uiov1.ActionPreview)
+		spec.Mapping = append(spec.Mapping,
+			uiov1.AttributeMapping{Attribute: "groups", Template: "dept-{{.department}}", Target: uiov1.TargetGroups},
+			uiov1.AttributeMapping{Attribute: "manager", Column: "manager", Target: uiov1.TargetManager})
+		imp := newImport(ctx, "groups-and-managers", spec)
+		waitPhase(ctx, imp, uiov1.PhasePreviewReady, 5*time.Minute)
+		Expect(imp.Status.Preview.Groups).NotTo(BeNil())
+		planned := *imp.Status.Preview.Groups
+		Expect(planned.MembershipsAdded).To(BeEquivalentTo(n))
+		Expect(planned.ManagersSet).To(BeEquivalentTo(n - n/10))
+		Expect(planned.GroupsCreated).To(BeNumerically(">", 1))
+
+		Eventually(func() error {
+			Expect(k8s.Get(ctx, client.ObjectKeyFromObject(imp), imp)).To(Succeed())
+			imp.Spec.Action = uiov1.ActionImport
+			return k8s.Update(ctx, imp)
+		}).WithContext(ctx).WithTimeout(30 * time.Second).Should(Succeed())
+		waitPhase(ctx, imp, uiov1.PhaseCompleted, 5*time.Minute)
+		imports = append(imports, imp)
+		Expect(imp.Status.Progress.Groups).NotTo(BeNil())
+		Expect(*imp.Status.Progress.Groups).To(Equal(planned), "the import did what the preview said")
+		report("groups and managers", "%+v", planned)
+
+		conn := table.conn(ctx)
+		var members, distinct, managed int
+		Expect(conn.QueryRow(ctx, `SELECT count(*), count(DISTINCT group_name) FROM people_groups_members WHERE managed_by = 'user-import-operator'`).Scan(&members, &distinct)).To(Succeed())
+		Expect(members).To(Equal(n))
+		Expect(distinct).To(BeEquivalentTo(planned.GroupsCreated))
+		Expect(conn.QueryRow(ctx, `SELECT count(*) FROM people_groups u JOIN people_groups m ON u.manager = m.employee_id`).Scan(&managed)).To(Succeed())
+		Expect(managed).To(Equal(n-n/10), "every manager refers to a user of the table")
+	}, SpecTimeout(12*time.Minute))
 
 	It("writes no CSV value to the operator's or the workers' logs, or to Events", func(ctx SpecContext) {
 		Expect(imports).NotTo(BeEmpty(), "earlier specs ran imports")
