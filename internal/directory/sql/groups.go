@@ -156,6 +156,11 @@ func (s *Directory) ApplyGroup(ctx context.Context, ch directory.GroupChange) (s
 		}
 		return tx.Commit()
 	}))
+	if err != nil && s.d.classify(err) == classRow {
+		// The database refused a value (a name too long, of the wrong
+		// type): its message may quote it.
+		return "", &directory.ChangeError{Msg: s.d.rowMessage(err, func(col string) string { return col })}
+	}
 	if err != nil {
 		return "", s.wrap(err, "write the memberships of a group")
 	}
