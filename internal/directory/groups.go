@@ -29,9 +29,11 @@ type GroupChange struct {
 	Empty bool
 }
 
-// GroupDirectory is implemented by directories whose configuration
-// names where groups are kept.
+// GroupDirectory is implemented by directories that can keep groups.
 type GroupDirectory interface {
+	// HasGroups tells whether the directory's configuration names where
+	// groups are kept.
+	HasGroups() bool
 	// ListGroups calls fn for every group, with its members. A failure
 	// to read is an error, never an empty result.
 	ListGroups(ctx context.Context, fn func(Group) error) error

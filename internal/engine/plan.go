@@ -139,16 +139,7 @@ func (p *pass) planFull(b *batch, line, row int64, m *mappedRow, replay bool, fa
 }
 
 func (p *pass) planDelta(b *batch, line, row int64, m *mappedRow, replay bool, fail func(string)) {
-	action := directory.OpCreate
-	if sc := p.r.cfg.StatusColumn; sc != nil {
-		v := strings.TrimSpace(m.rec.Fields[p.r.status])
-		switch {
-		case slices.ContainsFunc(sc.DeleteValues, func(s string) bool { return strings.EqualFold(s, v) }):
-			action = directory.OpDelete
-		case slices.ContainsFunc(sc.DeactivateValues, func(s string) bool { return strings.EqualFold(s, v) }):
-			action = directory.OpDeactivate
-		}
-	}
+	action := p.r.statusAction(m)
 	if p.isDuplicate(m) {
 		fail(p.duplicateMsg())
 		return
@@ -163,6 +154,24 @@ func (p *pass) planDelta(b *batch, line, row int64, m *mappedRow, replay bool, f
 	}
 	m.detach()
 	b.pending = append(b.pending, pendingRow{line: line, row: row, identity: m.identity, attrs: m.attrs, action: action, code: code})
+}
+
+// statusAction is what a delta row's status column asks for: OpDelete,
+// OpDeactivate, or OpCreate (create or update) without a match.
+func (r *run) statusAction(m *mappedRow) directory.Op {
+	sc := r.cfg.StatusColumn
+	if sc == nil || r.status < 0 {
+		return directory.OpCreate
+	}
+	v := strings.TrimSpace(m.rec.Fields[r.status])
+	fold := func(s string) bool { return strings.EqualFold(s, v) }
+	switch {
+	case slices.ContainsFunc(sc.DeleteValues, fold):
+		return directory.OpDelete
+	case slices.ContainsFunc(sc.DeactivateValues, fold):
+		return directory.OpDeactivate
+	}
+	return directory.OpCreate
 }
 
 // isDuplicate tells whether a delta row's identity was on an earlier

@@ -150,7 +150,7 @@ func newRelations(cfg Config, dir directory.Directory, header []string) (*relati
 	}
 	if groups != nil {
 		gd, ok := dir.(directory.GroupDirectory)
-		if !ok || !hasGroups(dir) {
+		if !ok || !gd.HasGroups() {
 			return nil, &directory.Error{Reason: v1alpha1.ReasonInvalidConfig,
 				Err: fmt.Errorf("mapping[%s] has target Groups, but the directory names no groups (spec.<provider>.groups)", groups.Attribute)}
 		}
@@ -174,13 +174,6 @@ func newRelations(cfg Config, dir directory.Directory, header []string) (*relati
 	}
 	rel.mapper = m
 	return rel, nil
-}
-
-// hasGroups tells whether a directory that implements GroupDirectory was
-// configured with groups.
-func hasGroups(dir directory.Directory) bool {
-	c, ok := dir.(interface{ HasGroups() bool })
-	return !ok || c.HasGroups()
 }
 
 // member is one valid row of the file, with what it says about groups
@@ -251,7 +244,9 @@ func (r *run) scanRelations(ctx context.Context) (*relationPlan, error) {
 			if m.lineErr != nil || m.msg != "" || !seen.add(hashIdentity(m.identity)) {
 				continue
 			}
-			if op := r.deprovisionRow(m); op != 0 {
+			if op := r.statusAction(m); op != directory.OpCreate {
+				// The row deletes or deactivates its user: groups and
+				// manager stay as they are.
 				if op == directory.OpDelete {
 					pl.deleted[strings.Clone(m.identity)] = true
 				}
@@ -390,25 +385,6 @@ func (r *run) present(pl *relationPlan, identity string, dry bool, ref func(dire
 	return ref(u), true
 }
 
-// deprovisionRow returns OpDelete or OpDeactivate for a delta row whose
-// status deletes or deactivates its user, 0 otherwise. Such a row leaves
-// groups and manager as they are.
-func (r *run) deprovisionRow(m *mappedRow) directory.Op {
-	sc := r.cfg.StatusColumn
-	if sc == nil || r.status < 0 {
-		return 0
-	}
-	v := strings.TrimSpace(m.rec.Fields[r.status])
-	fold := func(s string) bool { return strings.EqualFold(s, v) }
-	switch {
-	case slices.ContainsFunc(sc.DeleteValues, fold):
-		return directory.OpDelete
-	case slices.ContainsFunc(sc.DeactivateValues, fold):
-		return directory.OpDeactivate
-	}
-	return 0
-}
-
 // deleted tells whether the import deletes user u (a dry run, which has
 // not): by its row's status, or, in a full import that deletes the
 // missing users, because the file does not list it.
@@ -435,25 +411,25 @@ func (r *run) relate(ctx context.Context, dry bool, report Reporter, res *Result
 		return err
 	}
 	st := &relateState{r: r, dry: dry, report: report, res: res, counted: resumed}
-	if r.rel.groups != nil && step == v1alpha1.StepGroups {
-		existing, err := r.listGroups(ctx)
-		if err != nil {
-			return err
-		}
-		r.planGroups(pl, existing, dry)
-		res.PlannedMembershipRemovals, res.ManagedMemberships = pl.counts.MembershipsRemoved, pl.managed
-		if dry && r.membershipStop(pl.counts.MembershipsRemoved, pl.managed) {
-			res.SafetyStop, res.MembershipStop = true, true
+	if step == v1alpha1.StepGroups {
+		if r.rel.groups != nil {
+			existing, err := r.listGroups(ctx)
+			if err != nil {
+				return err
+			}
+			r.planGroups(pl, existing, dry)
+			res.PlannedMembershipRemovals, res.ManagedMemberships = pl.counts.MembershipsRemoved, pl.managed
+			if dry && r.membershipStop(pl.counts.MembershipsRemoved, pl.managed) {
+				res.SafetyStop, res.MembershipStop = true, true
+			}
 		}
 		for _, e := range pl.errs {
 			st.failed(e)
 		}
-		if err := st.applyGroups(ctx, pl); err != nil {
-			return err
-		}
-	} else if step == v1alpha1.StepGroups {
-		for _, e := range pl.errs {
-			st.failed(e)
+		if r.rel.groups != nil {
+			if err := st.applyGroups(ctx, pl); err != nil {
+				return err
+			}
 		}
 	}
 	if r.rel.managers == nil {
