@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -25,11 +24,13 @@ type groupChange struct {
 	line    int64    // first line that names the group
 }
 
-// listGroups reads every group, by name.
+// listGroups reads every group, by its name in lower case: names are
+// compared without regard to case, as LDAP and SCIM do, so that an export
+// that spells a department otherwise keeps its group.
 func (r *run) listGroups(ctx context.Context) (map[string]directory.Group, error) {
 	existing := map[string]directory.Group{}
 	err := r.rel.groups.ListGroups(ctx, func(g directory.Group) error {
-		existing[g.Name] = g
+		existing[strings.ToLower(g.Name)] = g
 		return nil
 	})
 	if err != nil {
@@ -47,7 +48,11 @@ func (r *run) checkRemovals(ctx context.Context) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	if !slices.ContainsFunc(slices.Collect(maps.Values(existing)), func(g directory.Group) bool { return g.Managed && len(g.Members) > 0 }) {
+	removable := false
+	for _, g := range existing {
+		removable = removable || g.Managed && len(g.Members) > 0
+	}
+	if !removable {
 		return res, nil
 	}
 	pl, err := r.scanRelations(ctx)
@@ -77,8 +82,7 @@ func (r *run) planGroups(pl *relationPlan, existing map[string]directory.Group, 
 		refs    map[string]bool
 		order   []string // refs in file order
 		pending []string
-		line    int64
-		lines   []int64
+		lines   []int64 // of the rows that name the group
 	}
 	wants := make([]want, len(pl.names))
 	pl.identityOf = map[string]string{}
@@ -93,7 +97,7 @@ func (r *run) planGroups(pl *relationPlan, existing map[string]directory.Group, 
 		for _, g := range m.groups {
 			w := &wants[g]
 			if w.refs == nil {
-				w.refs, w.line = map[string]bool{}, m.line
+				w.refs = map[string]bool{}
 			}
 			w.lines = append(w.lines, m.line)
 			switch {
@@ -125,14 +129,10 @@ func (r *run) planGroups(pl *relationPlan, existing map[string]directory.Group, 
 	}
 	// Changes go in the order of the groups' names, so that a resumed
 	// step meets them in the same order.
-	// Names are compared without regard to case, as LDAP and SCIM do:
-	// an export that spells a department otherwise keeps its group.
-	byKey := map[string]directory.Group{}
 	var keys []string
-	for name, g := range existing {
-		byKey[strings.ToLower(name)] = g
+	for key, g := range existing {
 		if g.Managed {
-			keys = append(keys, strings.ToLower(name))
+			keys = append(keys, key)
 		}
 	}
 	named := map[string]int{}
@@ -144,7 +144,7 @@ func (r *run) planGroups(pl *relationPlan, existing map[string]directory.Group, 
 	keys = slices.Compact(keys)
 	full := r.cfg.Mode == v1alpha1.ModeFull
 	for _, key := range keys {
-		g, exists := byKey[key]
+		g, exists := existing[key]
 		name := g.Name
 		var w want
 		if i, ok := named[key]; ok {
@@ -163,7 +163,10 @@ func (r *run) planGroups(pl *relationPlan, existing map[string]directory.Group, 
 			}
 			continue
 		}
-		ch := groupChange{GroupChange: directory.GroupChange{Name: name, ID: g.ID}, line: w.line, pending: w.pending}
+		ch := groupChange{GroupChange: directory.GroupChange{Name: name, ID: g.ID}, pending: w.pending}
+		if len(w.lines) > 0 {
+			ch.line = w.lines[0]
+		}
 		has := make(map[string]bool, len(g.Members))
 		for _, ref := range g.Members {
 			has[ref] = true
@@ -212,8 +215,8 @@ func (r *run) membershipStop(removals, managed int64) bool {
 	return exceeds(removals, managed, c.MaxMembershipRemovals, c.MaxMembershipRemovalPercent, c.ApprovedMembershipRemovals)
 }
 
-// applyGroups writes the group changes one group at a time, with a
-// checkpoint after each.
+// applyGroups writes the group changes, Concurrency groups at a time,
+// with a checkpoint after each round.
 func (st *relateState) applyGroups(ctx context.Context, pl *relationPlan) error {
 	c := &st.res.Counts.Groups
 	if st.dry {
