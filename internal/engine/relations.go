@@ -59,6 +59,9 @@ type relations struct {
 	// managerNow holds the manager references of the users in scope when
 	// a full import listed them, by identity.
 	managerNow map[string]string
+	// scanned is what the file says of groups and managers, read once
+	// (see scanRelations).
+	scanned *relationPlan
 }
 
 // noteWritten records a user the run created, with its ID and manager
@@ -210,12 +213,21 @@ type relationPlan struct {
 	managed int64
 }
 
-// scanRelations reads the file for the groups and managers of its valid
-// rows: rows whose user mapping fails were reported by the users' pass,
-// and a later row with the identity of an earlier one is a duplicate.
+// scanRelations returns a new plan with what the file says of the groups
+// and managers of its valid rows: rows whose user mapping fails were
+// reported by the users' pass, and a later row with the identity of an
+// earlier one is a duplicate. The file is read once a run; each plan gets
+// what was read (read only) and state of its own.
 func (r *run) scanRelations(ctx context.Context) (*relationPlan, error) {
 	rel := r.rel
-	pl := &relationPlan{users: map[string]directory.User{}, manager: map[string]string{}, valid: map[string]bool{}, deleted: map[string]bool{}}
+	newPlan := func(f *relationPlan) *relationPlan {
+		return &relationPlan{members: f.members, names: f.names, valid: f.valid, deleted: f.deleted, errs: slices.Clone(f.errs),
+			users: map[string]directory.User{}, manager: map[string]string{}}
+	}
+	if rel.scanned != nil {
+		return newPlan(rel.scanned), nil
+	}
+	pl := &relationPlan{valid: map[string]bool{}, deleted: map[string]bool{}}
 	index := map[string]int32{}
 	seen := newIDSet(0)
 	r.sets = append(r.sets, seen)
@@ -280,7 +292,11 @@ func (r *run) scanRelations(ctx context.Context) (*relationPlan, error) {
 		}
 		return nil
 	})
-	return pl, err
+	if err != nil {
+		return nil, err
+	}
+	rel.scanned = pl
+	return newPlan(pl), nil
 }
 
 // resolve looks up the users of the file and the managers it names.
