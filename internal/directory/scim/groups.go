@@ -92,15 +92,20 @@ func (d *Directory) ApplyGroup(ctx context.Context, ch directory.GroupChange) (s
 		return id, d.bulkPatches(ctx, caps, id, patches)
 	}
 	for _, body := range patches {
-		resp, err := d.c.do(ctx, http.MethodPatch, groupPath(id), nil, body)
-		if err != nil {
-			return id, err
-		}
-		if err := groupResult("change the members of a group", resp.status, resp.scimType()); err != nil {
+		if err := d.patchGroup(ctx, id, body); err != nil {
 			return id, err
 		}
 	}
 	return id, nil
+}
+
+// patchGroup sends one PatchOp message to group id.
+func (d *Directory) patchGroup(ctx context.Context, id string, body map[string]any) error {
+	resp, err := d.c.do(ctx, http.MethodPatch, groupPath(id), nil, body)
+	if err != nil {
+		return err
+	}
+	return groupResult("change the members of a group", resp.status, resp.scimType())
 }
 
 // memberPatches are the PatchOp messages that add and remove members, at
@@ -181,21 +186,13 @@ func (d *Directory) bulkPatches(ctx context.Context, caps directory.Capabilities
 			}
 			// Sent again alone: a PATCH of members applied twice changes
 			// nothing more.
-			resp, err := d.c.do(ctx, http.MethodPatch, groupPath(id), nil, chunk[i].Data)
-			if err != nil {
-				return err
-			}
-			if err := groupResult("change the members of a group", resp.status, resp.scimType()); err != nil {
+			if err := d.patchGroup(ctx, id, chunk[i].Data); err != nil {
 				return err
 			}
 		}
 		for _, op := range chunk[len(br.Operations):] {
 			// Left out of the answer (the service stopped early): alone.
-			resp, err := d.c.do(ctx, http.MethodPatch, groupPath(id), nil, op.Data)
-			if err != nil {
-				return err
-			}
-			if err := groupResult("change the members of a group", resp.status, resp.scimType()); err != nil {
+			if err := d.patchGroup(ctx, id, op.Data); err != nil {
 				return err
 			}
 		}
