@@ -130,12 +130,7 @@ var _ = Describe("Imports into a PostgreSQL directory", Ordered, ContinueOnFailu
 		// A preview writes nothing.
 		Expect(table.users(ctx)).To(HaveLen(315))
 
-		Eventually(func() error {
-			Expect(k8s.Get(ctx, client.ObjectKeyFromObject(imp), imp)).To(Succeed())
-			imp.Spec.Action = uiov1.ActionImport
-			return k8s.Update(ctx, imp)
-		}).WithContext(ctx).WithTimeout(30 * time.Second).Should(Succeed())
-		waitPhase(ctx, imp, uiov1.PhaseCompleted, 5*time.Minute)
+		importAfterPreview(ctx, imp)
 		imports = append(imports, imp)
 
 		p := imp.Status.Progress
@@ -518,12 +513,7 @@ var _ = Describe("Imports into a PostgreSQL directory", Ordered, ContinueOnFailu
 		Expect(planned.ManagersSet).To(BeEquivalentTo(n - n/10))
 		Expect(planned.GroupsCreated).To(BeNumerically(">", 1))
 
-		Eventually(func() error {
-			Expect(k8s.Get(ctx, client.ObjectKeyFromObject(imp), imp)).To(Succeed())
-			imp.Spec.Action = uiov1.ActionImport
-			return k8s.Update(ctx, imp)
-		}).WithContext(ctx).WithTimeout(30 * time.Second).Should(Succeed())
-		waitPhase(ctx, imp, uiov1.PhaseCompleted, 5*time.Minute)
+		importAfterPreview(ctx, imp)
 		imports = append(imports, imp)
 		Expect(imp.Status.Progress.Groups).NotTo(BeNil())
 		Expect(*imp.Status.Progress.Groups).To(Equal(planned), "the import did what the preview said")

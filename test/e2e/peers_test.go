@@ -325,6 +325,17 @@ func newImport(ctx context.Context, name string, spec uiov1.UserImportSpec) *uio
 	return imp
 }
 
+// importAfterPreview sets the action of a previewed import to Import and
+// waits for it to complete.
+func importAfterPreview(ctx context.Context, imp *uiov1.UserImport) {
+	Eventually(func() error {
+		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(imp), imp)).To(Succeed())
+		imp.Spec.Action = uiov1.ActionImport
+		return k8s.Update(ctx, imp)
+	}).WithContext(ctx).WithTimeout(30 * time.Second).Should(Succeed())
+	waitPhase(ctx, imp, uiov1.PhaseCompleted, 5*time.Minute)
+}
+
 // waitPhase waits until imp reaches phase; reaching another final phase
 // ends the wait at once with its Ready condition.
 func waitPhase(ctx context.Context, imp *uiov1.UserImport, phase uiov1.ImportPhase, timeout time.Duration) {
