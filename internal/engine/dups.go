@@ -68,8 +68,9 @@ func (r *run) findDuplicates(ctx context.Context) error {
 		bufs[i] = bufio.NewWriterSize(parts[i], 16<<10)
 	}
 
-	// Rows that do not map are errors of their own and never duplicates
-	// (as in the pass, which adds only mapped rows to the set).
+	// Rows whose identity cannot be read are errors of their own and never
+	// duplicates; a row that fails otherwise still takes its identity (as
+	// in the pass, see planFailed).
 	mapChunk := func(c *chunk, rec *mapping.Record) {
 		if cap(c.hashes) < len(c.rows) {
 			c.hashes = make([]uint64, len(c.rows))
@@ -78,7 +79,7 @@ func (r *run) findDuplicates(ctx context.Context) error {
 		for i := range c.rows {
 			m := &c.rows[i]
 			c.hashes[i] = 0
-			if r.mapRow(m, rec) {
+			if r.mapRow(m, rec) || m.identity != "" {
 				c.hashes[i] = hashIdentity(m.identity)
 			}
 		}

@@ -146,6 +146,10 @@ type Result struct {
 	// managed groups it found.
 	PlannedMembershipRemovals int64
 	ManagedMemberships        int64
+	// UnreadableLines is the number of lines whose identity could not be
+	// read (full mode): with any, deprovisions and membership removals
+	// wait for approval.
+	UnreadableLines int64
 	// SafetyStop is true when the planned deprovisions or membership
 	// removals exceed their safety threshold without approval; an import
 	// then wrote nothing. DeprovisionStop and MembershipStop say which.
@@ -250,6 +254,9 @@ func (r *run) write(ctx context.Context, dryRun bool, report Reporter) (Result, 
 			return Result{DryRun: dryRun, SHA256: r.in.SHA256}, err
 		}
 	}
+	if err := r.planLeave(ctx); err != nil {
+		return Result{DryRun: dryRun, SHA256: r.in.SHA256}, err
+	}
 	if r.rel != nil && r.rel.groups != nil && !dryRun {
 		// Removals from groups are checked, like deprovisions, before any
 		// write.
@@ -293,9 +300,17 @@ func (r *run) writeUsers(ctx context.Context, dryRun bool, report Reporter) (Res
 	}
 
 	if !r.deprovisions() {
+		// Users that delta rows delete leave their groups first; the
+		// pass's counts and checkpoints carry those removals.
+		var left Result
+		if err := r.leaveGroups(ctx, dryRun, report, &left); err != nil {
+			return res, err
+		}
 		p := r.newPass(dryRun, report, in.Resume, true)
+		p.counts.Groups = addGroupCounts(p.counts.Groups, left.Counts.Groups)
 		err := p.run(ctx, false)
 		p.fill(&res)
+		res.Relations = left.Relations
 		return res, err
 	}
 
@@ -318,7 +333,9 @@ func (r *run) writeUsers(ctx context.Context, dryRun bool, report Reporter) (Res
 		plan.fill(&res)
 		return res, ErrNoValidRows
 	}
-	res.SafetyStop = r.safetyStop(res.PlannedDeprovisions, res.ManagedUsers)
+	res.UnreadableLines = plan.unreadable
+	res.SafetyStop = r.safetyStop(res.PlannedDeprovisions, res.ManagedUsers) ||
+		r.unreadableStop(plan.unreadable, res.PlannedDeprovisions, r.cfg.ApprovedDeprovisions)
 	res.DeprovisionStop = res.SafetyStop
 	if dryRun || res.SafetyStop {
 		// A safety stop writes nothing: like a preview, it reports the
@@ -505,6 +522,14 @@ func (r *run) deprovisionOp(i int) directory.Op {
 func (r *run) safetyStop(planned, managed int64) bool {
 	c := r.cfg
 	return exceeds(planned, managed, c.MaxDeprovision, c.MaxDeprovisionPercent, c.ApprovedDeprovisions)
+}
+
+// unreadableStop says whether a full import with rows whose identity
+// cannot be read would deprovision or remove n without approval: such a
+// row may name any user, so no one is proven absent until a person
+// approves the exact count.
+func (r *run) unreadableStop(unreadable, n int64, approved *int64) bool {
+	return r.cfg.Mode == v1alpha1.ModeFull && unreadable > 0 && n > 0 && (approved == nil || *approved < n)
 }
 
 // exceeds says whether n of total is over max or maxPercent (nil: no

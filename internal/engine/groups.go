@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -63,11 +64,13 @@ func (r *run) checkRemovals(ctx context.Context) (Result, error) {
 		return res, err
 	}
 	r.planGroups(pl, existing, true)
-	res.PlannedMembershipRemovals, res.ManagedMemberships = pl.counts.MembershipsRemoved, pl.managed
-	if r.membershipStop(pl.counts.MembershipsRemoved, pl.managed) {
+	res.PlannedMembershipRemovals, res.ManagedMemberships = pl.counts.MembershipsRemoved+r.rel.leaving, pl.managed
+	if r.membershipStop(pl) {
 		// Like a preview, a safety stop reports what it planned.
 		res.SafetyStop, res.MembershipStop, res.DryRun = true, true, true
 		res.Counts.Groups = pl.counts
+		res.Counts.Groups.MembershipsRemoved += r.rel.leaving
+		res.UnreadableLines = r.unreadableLines(pl)
 	}
 	return res, nil
 }
@@ -86,6 +89,13 @@ func (r *run) planGroups(pl *relationPlan, existing map[string]directory.Group, 
 	}
 	wants := make([]want, len(pl.names))
 	pl.identityOf = map[string]string{}
+	// The users of rows that failed keep the memberships they have.
+	kept := map[string]bool{}
+	for id := range pl.kept {
+		if u, ok := pl.users[id]; ok {
+			kept[gd.MemberReference(u)] = true
+		}
+	}
 	for _, m := range pl.members {
 		ref, ok := r.present(pl, m.identity, dry, gd.MemberReference)
 		if !ok {
@@ -106,19 +116,6 @@ func (r *run) planGroups(pl *relationPlan, existing map[string]directory.Group, 
 			case !w.refs[ref]:
 				w.refs[ref] = true
 				w.order = append(w.order, ref)
-			}
-		}
-	}
-	if r.cfg.Mode == v1alpha1.ModeDelta {
-		// A user a delta row deletes leaves the managed groups: in a dry
-		// run the directory still holds it, an import deleted it.
-		for id := range pl.deleted {
-			u, ok := pl.users[id]
-			if !ok {
-				u, ok = r.rel.removed[id]
-			}
-			if ok && (u.Managed || !r.cfg.Directory.ManagedOnly) {
-				pl.identityOf[gd.MemberReference(u)] = id
 			}
 		}
 	}
@@ -178,7 +175,7 @@ func (r *run) planGroups(pl *relationPlan, existing map[string]directory.Group, 
 		}
 		if g.Managed {
 			for _, ref := range g.Members {
-				if _, inFile := pl.identityOf[ref]; w.refs[ref] || (!full && !inFile) {
+				if _, inFile := pl.identityOf[ref]; w.refs[ref] || kept[ref] || (!full && !inFile) {
 					continue
 				}
 				ch.Remove = append(ch.Remove, ref)
@@ -208,11 +205,114 @@ func identityAt(pl *relationPlan, line int64) string {
 	return pl.members[i].identity
 }
 
+// planLeave plans the removals from managed groups of the users that
+// delta rows delete, before the users step deletes them (see leaveGroups).
+// A user already deleted, by a run that was interrupted, left its groups
+// before: there is nothing left to plan for it.
+func (r *run) planLeave(ctx context.Context) error {
+	rel := r.rel
+	if rel == nil || rel.groups == nil || r.cfg.Mode != v1alpha1.ModeDelta || rel.leave != nil {
+		return nil
+	}
+	rel.leave = []groupChange{}
+	pl, err := r.scanRelations(ctx)
+	if err != nil || len(pl.deleted) == 0 {
+		return err
+	}
+	ids := make([]string, 0, len(pl.deleted))
+	for id := range pl.deleted {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	refs := map[string]string{} // member reference -> identity
+	const chunk = 500
+	for start := 0; start < len(ids); start += chunk {
+		found, err := r.dir.Lookup(ctx, ids[start:min(start+chunk, len(ids))], []string{r.cfg.Directory.IdentityAttribute})
+		if err != nil {
+			return fmt.Errorf("looking up the users that leave their groups: %w", err)
+		}
+		for id, u := range found {
+			if u.Managed || !r.cfg.Directory.ManagedOnly {
+				refs[rel.groups.MemberReference(u)] = id
+			}
+		}
+	}
+	if len(refs) == 0 {
+		return nil
+	}
+	existing, err := r.listGroups(ctx)
+	if err != nil {
+		return err
+	}
+	keys := slices.Sorted(maps.Keys(existing))
+	for _, key := range keys {
+		g := existing[key]
+		if !g.Managed {
+			continue
+		}
+		ch := groupChange{GroupChange: directory.GroupChange{Name: g.Name, ID: g.ID}}
+		for _, ref := range g.Members {
+			if _, ok := refs[ref]; ok {
+				ch.Remove = append(ch.Remove, ref)
+			}
+		}
+		if len(ch.Remove) > 0 {
+			ch.Empty = len(ch.Remove) == len(g.Members)
+			rel.leave = append(rel.leave, ch)
+			rel.leaving += int64(len(ch.Remove))
+		}
+	}
+	rel.leaveOf = refs
+	return nil
+}
+
+// leaveGroups takes the users that delta rows delete out of the managed
+// groups (planLeave), or counts it in a dry run. It runs before the users
+// step: once a user is deleted, the directory can no longer tell its
+// reference, and a resumed import would leave it in its groups.
+func (r *run) leaveGroups(ctx context.Context, dry bool, report Reporter, res *Result) error {
+	if err := r.planLeave(ctx); err != nil {
+		return err
+	}
+	rel := r.rel
+	if rel == nil {
+		return nil
+	}
+	st := &relateState{r: r, dry: dry, report: report, res: res}
+	for _, ch := range rel.leave {
+		if !dry {
+			if _, err := rel.groups.ApplyGroup(ctx, ch.GroupChange); err != nil {
+				if directory.IsChangeError(err) {
+					return fmt.Errorf("taking deleted users out of a group: %w", err)
+				}
+				return fmt.Errorf("writing a group: %w", err)
+			}
+		}
+		res.Counts.Groups.MembershipsRemoved += int64(len(ch.Remove))
+		for _, ref := range ch.Remove {
+			st.list(RelationChange{Identity: rel.leaveOf[ref], Group: ch.Name, Change: "remove member"})
+		}
+	}
+	return nil
+}
+
+// unreadableLines is the number of lines without a readable identity
+// that a full import counts against its removals.
+func (r *run) unreadableLines(pl *relationPlan) int64 {
+	if r.cfg.Mode != v1alpha1.ModeFull {
+		return 0
+	}
+	return pl.unreadable
+}
+
 // membershipStop says whether the planned removals exceed the thresholds
-// without approval.
-func (r *run) membershipStop(removals, managed int64) bool {
+// without approval, or are planned by a full import with rows whose
+// identity cannot be read.
+func (r *run) membershipStop(pl *relationPlan) bool {
 	c := r.cfg
-	return exceeds(removals, managed, c.MaxMembershipRemovals, c.MaxMembershipRemovalPercent, c.ApprovedMembershipRemovals)
+	n := pl.counts.MembershipsRemoved + r.rel.leaving
+	return exceeds(n, pl.managed, c.MaxMembershipRemovals, c.MaxMembershipRemovalPercent, c.ApprovedMembershipRemovals) ||
+		r.unreadableStop(r.unreadableLines(pl), n, c.ApprovedMembershipRemovals)
 }
 
 // applyGroups writes the group changes, Concurrency groups at a time,

@@ -273,6 +273,8 @@ func groupScenarioConfig(r *rand.Rand) Config {
 	cfg.Mapping = base.Mapping
 	cfg.CreateGroups = r.IntN(4) != 0
 	cfg.MaxMembershipRemovalPercent = nil
+	// Rows without an identity make every removal wait for approval.
+	cfg.ApprovedMembershipRemovals = ptr(int64(1 << 30))
 	return cfg
 }
 

@@ -186,7 +186,7 @@ func (p *invitePass) scan(ctx context.Context) error {
 	}, func(c *chunk) error {
 		for i := range c.rows {
 			m := &c.rows[i]
-			if m.lineErr != nil || m.msg != "" || !seen.add(hashIdentity(m.identity)) {
+			if !m.claims(seen) || m.msg != "" {
 				continue
 			}
 			inv := r.invitee(m)

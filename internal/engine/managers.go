@@ -36,7 +36,7 @@ func (r *run) prepareManagers(ctx context.Context) error {
 			rel.managerOf[m.identity] = m.manager
 		}
 	}
-	rel.inFile = pl.valid
+	rel.inFile, rel.kept = pl.valid, pl.kept
 	return nil
 }
 
@@ -53,6 +53,10 @@ func (r *run) predictManager(identity string) (string, bool) {
 		return "", false
 	}
 	if i := r.snap.find(mgr); i >= 0 {
+		if r.cfg.MissingUsers == v1alpha1.MissingDelete && !rel.inFile[mgr] && !rel.kept[mgr] {
+			// Deleted by this import: the Managers step warns.
+			return "", false
+		}
 		return rel.managers.ManagerReference(directory.User{ID: r.snap.id(i), Identity: mgr}), true
 	}
 	if rel.inFile[mgr] {

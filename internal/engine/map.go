@@ -85,11 +85,14 @@ func (r *run) mapRow(m *mappedRow, rec *mapping.Record) bool {
 	if m.lineErr != nil {
 		return false
 	}
-	if err := r.mapper.MapRecord(m.rec.Fields, rec); err != nil {
+	err := r.mapper.MapRecord(m.rec.Fields, rec)
+	// A row that fails still names its user when its identity could be
+	// read: that user is protected (see plan).
+	m.identity = rec.Identity()
+	if err != nil {
 		m.msg = err.Error()
 		return false
 	}
-	m.identity = first(rec.Values[0])
 	if m.identity == "" {
 		m.msg = r.cfg.Directory.IdentityAttribute + ": the identity is empty"
 		return false

@@ -31,6 +31,8 @@ type pass struct {
 	planned  int64 // rows of this pass, replayed ones excluded
 	endLine  int64
 	endOff   int64
+	// unreadable counts the rows whose identity could not be read.
+	unreadable int64
 
 	// Committer state (one goroutine at a time; read after the pipeline).
 	next       int

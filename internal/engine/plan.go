@@ -62,9 +62,10 @@ func (p *pass) plan(ctx context.Context, m *mappedRow, send func(*batch) error) 
 	}
 	switch {
 	case m.lineErr != nil:
+		p.unreadable++
 		fail(m.lineErr.Msg)
 	case m.msg != "":
-		fail(m.msg)
+		p.planFailed(m, fail)
 	case p.seen != nil:
 		p.planDelta(b, line, row, m, replay, fail)
 	default:
@@ -74,6 +75,42 @@ func (p *pass) plan(ctx context.Context, m *mappedRow, send func(*batch) error) 
 		return p.flush(send)
 	}
 	return nil
+}
+
+// planFailed plans a row that failed mapping or a check. When its
+// identity can be read, the row still names its user, and that user is
+// protected: it counts as seen in the file (a full import does not
+// deprovision it), and its identity is taken, so that a later row with
+// the same one is a duplicate, whichever of the two is valid. Its other
+// changes are not applied. A row whose identity cannot be read names
+// nobody: it is counted, and a full import then proves no one absent
+// without approval (see unreadableStop).
+func (p *pass) planFailed(m *mappedRow, fail func(string)) {
+	if m.identity == "" {
+		p.unreadable++
+		fail(m.msg)
+		return
+	}
+	if p.seen != nil || p.r.dups != nil {
+		if p.isDuplicate(m) {
+			fail(p.duplicateMsg())
+			return
+		}
+		fail(m.msg)
+		return
+	}
+	s := p.r.snap
+	if i := s.find(m.identity); i >= 0 {
+		if s.seen(i) {
+			fail(p.duplicateMsg())
+			return
+		}
+		s.markSeen(i)
+	} else if !p.created.add(hashIdentity(m.identity)) {
+		fail(p.duplicateMsg())
+		return
+	}
+	fail(m.msg)
 }
 
 func (p *pass) duplicateMsg() string {

@@ -147,6 +147,14 @@ type mappedRow struct {
 	attrs directory.Attributes
 }
 
+// claims tells whether the row is the first of the file to name its
+// user: its identity can be read (whether or not the rest of the row
+// maps) and was not in seen, to which it is added. A later row with the
+// same identity is a duplicate.
+func (m *mappedRow) claims(seen *idSet) bool {
+	return m.lineErr == nil && m.identity != "" && seen.add(hashIdentity(m.identity))
+}
+
 func readAll(ctx context.Context, rd *csvread.Reader, work, ordered chan<- *chunk, free <-chan *chunk) error {
 	newChunk := func() *chunk {
 		select {

@@ -47,6 +47,7 @@ type relations struct {
 	// its users, for predictManager; nil otherwise.
 	managerOf map[string]string
 	inFile    map[string]bool
+	kept      map[string]bool
 	// created holds the users this run created, as the directory holds
 	// them, and removed the users it deleted, by identity (see resolve and
 	// planGroups).
@@ -62,6 +63,12 @@ type relations struct {
 	// scanned is what the file says of groups and managers, read once
 	// (see scanRelations).
 	scanned *relationPlan
+	// leave are the removals of the users that delta rows delete from
+	// the managed groups, leaving their number and leaveOf the identities
+	// of their references (see planLeave).
+	leave   []groupChange
+	leaving int64
+	leaveOf map[string]string
 }
 
 // noteWritten records a user the run created, with its ID and manager
@@ -203,6 +210,13 @@ type relationPlan struct {
 	valid map[string]bool
 	// deleted holds the identities that delta rows delete.
 	deleted map[string]bool
+	// kept holds the identities of the rows that failed (mapping, a check,
+	// their groups or manager): those users keep their memberships and
+	// manager as they are, and stay valid as managers.
+	kept map[string]bool
+	// unreadable counts the rows whose identity could not be read: a full
+	// import cannot tell whose memberships they would keep.
+	unreadable int64
 	changes []groupChange
 	// identityOf maps the member references of the file's users to their
 	// identities.
@@ -221,13 +235,13 @@ type relationPlan struct {
 func (r *run) scanRelations(ctx context.Context) (*relationPlan, error) {
 	rel := r.rel
 	newPlan := func(f *relationPlan) *relationPlan {
-		return &relationPlan{members: f.members, names: f.names, valid: f.valid, deleted: f.deleted, errs: slices.Clone(f.errs),
-			users: map[string]directory.User{}, manager: map[string]string{}}
+		return &relationPlan{members: f.members, names: f.names, valid: f.valid, deleted: f.deleted, kept: f.kept, unreadable: f.unreadable,
+			errs: slices.Clone(f.errs), users: map[string]directory.User{}, manager: map[string]string{}}
 	}
 	if rel.scanned != nil {
 		return newPlan(rel.scanned), nil
 	}
-	pl := &relationPlan{valid: map[string]bool{}, deleted: map[string]bool{}}
+	pl := &relationPlan{valid: map[string]bool{}, deleted: map[string]bool{}, kept: map[string]bool{}}
 	index := map[string]int32{}
 	seen := newIDSet(0)
 	r.sets = append(r.sets, seen)
@@ -253,7 +267,15 @@ func (r *run) scanRelations(ctx context.Context) (*relationPlan, error) {
 	}, func(c *chunk) error {
 		for i := range c.rows {
 			m := &c.rows[i]
-			if m.lineErr != nil || m.msg != "" || !seen.add(hashIdentity(m.identity)) {
+			if m.lineErr != nil || m.identity == "" {
+				pl.unreadable++
+				continue
+			}
+			if !m.claims(seen) {
+				continue // a duplicate
+			}
+			if m.msg != "" {
+				pl.kept[strings.Clone(m.identity)] = true
 				continue
 			}
 			if op := r.statusAction(m); op != directory.OpCreate {
@@ -266,11 +288,17 @@ func (r *run) scanRelations(ctx context.Context) (*relationPlan, error) {
 			}
 			if m.relMsg != "" {
 				pl.errs = append(pl.errs, RowError{Line: m.rec.Line, Identity: strings.Clone(m.identity), Msg: m.relMsg})
+				pl.kept[strings.Clone(m.identity)] = true
 				continue
 			}
 			mem := member{line: m.rec.Line, identity: strings.Clone(m.identity)}
 			if rel.groupsAttr != "" {
 				for _, g := range m.attrs[rel.groupsAttr] {
+					// Blanks around a name are not part of it, and a name
+					// of blanks names no group.
+					if g = strings.TrimSpace(g); g == "" {
+						continue
+					}
 					// The first spelling of a name stands for the others.
 					key := strings.ToLower(g)
 					k, ok := index[key]
@@ -309,6 +337,12 @@ func (r *run) resolve(ctx context.Context, pl *relationPlan) error {
 				asked[id] = true
 				want = append(want, id)
 			}
+		}
+	}
+	for id := range pl.kept {
+		if !asked[id] {
+			asked[id] = true
+			want = append(want, id)
 		}
 	}
 	for id := range pl.deleted {
@@ -409,7 +443,7 @@ func (r *run) deleted(pl *relationPlan, u directory.User) bool {
 		return false // out of scope: never written
 	}
 	return pl.deleted[u.Identity] ||
-		r.cfg.Mode == v1alpha1.ModeFull && r.cfg.MissingUsers == v1alpha1.MissingDelete && !pl.valid[u.Identity]
+		r.cfg.Mode == v1alpha1.ModeFull && r.cfg.MissingUsers == v1alpha1.MissingDelete && !pl.valid[u.Identity] && !pl.kept[u.Identity]
 }
 
 // relate runs the Groups and Managers steps, from step on, after the
@@ -434,9 +468,10 @@ func (r *run) relate(ctx context.Context, dry bool, report Reporter, res *Result
 				return err
 			}
 			r.planGroups(pl, existing, dry)
-			res.PlannedMembershipRemovals, res.ManagedMemberships = pl.counts.MembershipsRemoved, pl.managed
-			if dry && r.membershipStop(pl.counts.MembershipsRemoved, pl.managed) {
+			res.PlannedMembershipRemovals, res.ManagedMemberships = pl.counts.MembershipsRemoved+r.rel.leaving, pl.managed
+			if dry && r.membershipStop(pl) {
 				res.SafetyStop, res.MembershipStop = true, true
+				res.UnreadableLines = max(res.UnreadableLines, r.unreadableLines(pl))
 			}
 		}
 		for _, e := range pl.errs {

@@ -341,6 +341,10 @@ type SafetyStop struct {
 	MembershipStop     bool  `json:"membershipStop,omitempty"`
 	MembershipRemovals int64 `json:"membershipRemovals,omitempty"`
 	ManagedMemberships int64 `json:"managedMemberships,omitempty"`
+	// UnreadableLines is the number of lines of the file whose identity
+	// could not be read: with any, a full import proves nobody absent
+	// without approval, whatever the thresholds.
+	UnreadableLines int64 `json:"unreadableLines,omitempty"`
 }
 
 // ParseSafetyStop reads a worker's termination message; it returns nil
@@ -375,6 +379,9 @@ func (s SafetyStop) TerminationMessage() string {
 // the same.
 func (s SafetyStop) Sentence(spec v1alpha1.UserImportSpec) string {
 	var parts []string
+	if s.UnreadableLines > 0 {
+		parts = append(parts, fmt.Sprintf("%d lines of the file have no readable identity (see the errors), so the import cannot tell whether their users are absent", s.UnreadableLines))
+	}
 	if s.DeprovisionStop || !s.MembershipStop {
 		parts = append(parts, s.deprovisionSentence(spec))
 	}
@@ -400,8 +407,12 @@ func (s SafetyStop) membershipSentence(spec v1alpha1.UserImportSpec) string {
 	if limit == "" {
 		limit = "the configured limit"
 	}
-	return fmt.Sprintf("the import would remove %d of %d memberships of managed groups (%.0f %%), over the threshold of %s; set spec.safety.approvedMembershipRemovals: %d to approve",
-		s.MembershipRemovals, s.ManagedMemberships, pct, limit, s.MembershipRemovals)
+	over := "over the threshold of " + limit
+	if s.UnreadableLines > 0 {
+		over = "which needs approval"
+	}
+	return fmt.Sprintf("the import would remove %d of %d memberships of managed groups (%.0f %%), %s; set spec.safety.approvedMembershipRemovals: %d to approve",
+		s.MembershipRemovals, s.ManagedMemberships, pct, over, s.MembershipRemovals)
 }
 
 func (s SafetyStop) deprovisionSentence(spec v1alpha1.UserImportSpec) string {
@@ -426,8 +437,12 @@ func (s SafetyStop) deprovisionSentence(spec v1alpha1.UserImportSpec) string {
 	if spec.MissingUsers == v1alpha1.MissingDelete {
 		verb = "delete"
 	}
-	return fmt.Sprintf("a full import would %s %d of %d managed users (%.0f %%), over the threshold of %s; set spec.safety.approvedDeprovisions: %d to approve",
-		verb, s.Deprovisions, s.ManagedUsers, pct, limit, s.Deprovisions)
+	over := "over the threshold of " + limit
+	if s.UnreadableLines > 0 {
+		over = "which needs approval"
+	}
+	return fmt.Sprintf("a full import would %s %d of %d managed users (%.0f %%), %s; set spec.safety.approvedDeprovisions: %d to approve",
+		verb, s.Deprovisions, s.ManagedUsers, pct, over, s.Deprovisions)
 }
 
 // Rejection says that a worker refused the import's spec or file before

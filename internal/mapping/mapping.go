@@ -291,12 +291,24 @@ type Record struct {
 	slots  []string
 }
 
+// Identity is the identity of the record (its first entry's value), or ""
+// when it could not be read: empty, refused by its check or transform, or
+// the row's width wrong. A row whose other entries fail still has one.
+func (rec *Record) Identity() string {
+	if len(rec.Values) == 0 || len(rec.Values[0]) == 0 {
+		return ""
+	}
+	return rec.Values[0][0]
+}
+
 // MapRecord is Map into a reused Record, for loops over millions of rows
 // that only keep some of them (a full sync in which most users are
 // unchanged): Attributes copies the ones to keep. Errors are as for Map;
-// on error the Record's contents are undefined.
+// on error an entry that failed has no values, and Identity still tells
+// the row's identity when its own entry mapped.
 func (m *Mapper) MapRecord(fields []string, rec *Record) error {
 	if err := m.checkWidth(fields); err != nil {
+		rec.Values = rec.Values[:0]
 		return err
 	}
 	n := len(m.entries)
@@ -371,6 +383,7 @@ func (m *Mapper) fill(fields []string, vals [][]string, slots []string) []FieldE
 		}
 		if msg != "" {
 			errs = append(errs, FieldError{Attribute: e.attr, Msg: msg})
+			vals[i] = nil
 			continue
 		}
 		vals[i] = v
@@ -408,6 +421,10 @@ func (e *entry) values(v string, slot []string) ([]string, string) {
 // finish splits, checks and enforces required and identity.
 func (e *entry) finish(v string, slot []string) ([]string, string) {
 	var vals []string
+	if e.identity && strings.TrimSpace(v) == "" {
+		// An identity of blanks names nobody.
+		v = ""
+	}
 	if e.split == "" {
 		if v != "" {
 			slot[0] = v

@@ -249,7 +249,7 @@ func run(ctx context.Context, cfg Config) (_ Outcome, err error) {
 	if res.SafetyStop {
 		out.SafetyStop = &jobs.SafetyStop{SafetyStop: true, Deprovisions: res.PlannedDeprovisions, ManagedUsers: res.ManagedUsers,
 			DeprovisionStop: res.DeprovisionStop, MembershipStop: res.MembershipStop,
-			MembershipRemovals: res.PlannedMembershipRemovals, ManagedMemberships: res.ManagedMemberships}
+			MembershipRemovals: res.PlannedMembershipRemovals, ManagedMemberships: res.ManagedMemberships, UnreadableLines: res.UnreadableLines}
 	}
 	if err := cfg.Sink.Report(ctx, res, rep.sortedErrors()); err != nil {
 		return out, fmt.Errorf("writing the report: %w", err)

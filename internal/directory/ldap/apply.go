@@ -180,6 +180,12 @@ func (d *Directory) replayCreate(ctx context.Context, dn, identity string, attrs
 	if d.managedOnly && !u.Managed {
 		return "", &directory.ChangeError{Msg: fmt.Sprintf("%s: entry exists and is not managed by this operator", d.identityAttr)}
 	}
+	if !strings.EqualFold(u.Identity, identity) {
+		// Another person of the same name: adopting the entry would give
+		// it this row's identity, and the two would swap on every run.
+		return "", &directory.ChangeError{Msg: fmt.Sprintf("%s: another user already has this name (the entry's %s), with a different %s; the user is not created",
+			d.rdnAttr, d.rdnAttr, d.identityAttr)}
+	}
 	changed := make(directory.Attributes)
 	for _, a := range attrs {
 		if !slices.Equal(u.Attributes[a.name], a.values) {
