@@ -217,7 +217,7 @@ type relationPlan struct {
 	// unreadable counts the rows whose identity could not be read: a full
 	// import cannot tell whose memberships they would keep.
 	unreadable int64
-	changes []groupChange
+	changes    []groupChange
 	// identityOf maps the member references of the file's users to their
 	// identities.
 	identityOf map[string]string
