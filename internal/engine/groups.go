@@ -99,6 +99,10 @@ func (r *run) planGroups(pl *relationPlan, existing map[string]directory.Group, 
 	for _, m := range pl.members {
 		ref, ok := r.present(pl, m.identity, dry, gd.MemberReference)
 		if !ok {
+			if u, found := pl.users[m.identity]; found {
+				// Out of scope, its row failed: it keeps what it has.
+				kept[gd.MemberReference(u)] = true
+			}
 			continue
 		}
 		if ref != "" {

@@ -1,0 +1,467 @@
+package engine
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/memdir"
+	"github.com/userimport/user-import-operator/internal/syncmodel"
+)
+
+// Differential tests: random scenarios (a directory, a file with bad
+// rows, a spec) run as a preview and an import, uninterrupted and
+// interrupted, and are compared with the reference model
+// (internal/syncmodel). make fuzz-sync runs more of them.
+
+var (
+	modelScenarios = flag.Int("model.scenarios", 2000, "random scenarios against the in-memory directory")
+	modelSeed      = flag.Uint64("model.seed", 0, "first seed of the random scenarios")
+)
+
+// A modelScenario is reproducible from its seed.
+type modelScenario struct {
+	seed   uint64
+	before syncmodel.Directory
+	lines  []string
+	spec   syncmodel.Spec
+	batch  int
+	conc   int
+}
+
+var modelIDs = []string{"ann", "bob", "cid", "dan", "eve", "fay", "gus", "hal", "ida", "zoë", "Ünal", "jo"}
+
+func genScenario(seed uint64) modelScenario {
+	r := rand.New(rand.NewPCG(seed, 0x5eed))
+	s := modelScenario{seed: seed, batch: 1 + r.IntN(4), conc: 1 + r.IntN(3)}
+	pick := func(xs ...string) string { return xs[r.IntN(len(xs))] }
+	mail := func(id string) string { return pick("", id+"@example.org", id+"@example.org", id+"(at)example.org") }
+	title := func() string { return pick("", "Dev", "Ops", "Zoë Ünïcødé") }
+
+	d := syncmodel.Directory{Users: map[string]*syncmodel.User{}, Groups: map[string]*syncmodel.Group{}}
+	for _, id := range modelIDs {
+		if r.IntN(2) == 0 {
+			continue
+		}
+		m := mail(id)
+		if strings.Contains(m, "(at)") {
+			m = ""
+		}
+		d.Users[id] = &syncmodel.User{Identity: id, Managed: r.IntN(6) != 0, Active: r.IntN(5) != 0, Mail: m, Title: title()}
+	}
+	var present []string
+	for id := range d.Users {
+		present = append(present, id)
+	}
+	slices.Sort(present)
+	for _, id := range present {
+		if len(present) > 0 && r.IntN(2) == 0 {
+			d.Users[id].Manager = present[r.IntN(len(present))]
+		}
+	}
+	for _, g := range []struct {
+		name    string
+		managed bool
+	}{{"Eng", true}, {"sales", true}, {"it", false}} {
+		if r.IntN(4) == 0 {
+			continue
+		}
+		grp := &syncmodel.Group{Name: g.name, Managed: g.managed}
+		for _, id := range present {
+			if r.IntN(3) == 0 {
+				grp.Members = append(grp.Members, id)
+			}
+		}
+		d.Groups[strings.ToLower(g.name)] = grp
+	}
+	s.before = d
+
+	if r.IntN(2) == 0 {
+		s.spec.Mode = v1alpha1.ModeFull
+		s.spec.Missing = []v1alpha1.MissingUsersPolicy{v1alpha1.MissingIgnore, v1alpha1.MissingDeactivate, v1alpha1.MissingDelete}[r.IntN(3)]
+	} else {
+		s.spec.Mode, s.spec.Missing = v1alpha1.ModeDelta, v1alpha1.MissingIgnore
+	}
+	approval := func() *int64 {
+		switch r.IntN(4) {
+		case 0:
+			return nil
+		case 1:
+			return ptr(int64(r.IntN(4)))
+		}
+		return ptr(int64(1 << 20))
+	}
+	s.spec.ApprovedDeprovisions, s.spec.ApprovedMembershipRemovals = approval(), approval()
+	if r.IntN(3) == 0 {
+		s.spec.MaxDeprovision = ptr(int64(r.IntN(4)))
+	}
+
+	for range r.IntN(14) {
+		id := modelIDs[r.IntN(len(modelIDs))]
+		if r.IntN(8) == 0 {
+			id = "new" + fmt.Sprint(r.IntN(3))
+		}
+		status := ""
+		if s.spec.Mode == v1alpha1.ModeDelta {
+			status = pick("", "", "", "active", "Inactive", "DELETED")
+		}
+		dept := pick("", "eng", "ENG|sales", " eng | it ", "   ", "new team", "Zürich", "eng|Eng", "it")
+		mgr := pick("", "", modelIDs[r.IntN(len(modelIDs))], "nobody", id)
+		line := strings.Join([]string{id, mail(id), title(), status, dept, mgr}, ",")
+		switch r.IntN(14) {
+		case 0:
+			line = strings.Join([]string{"", mail(id), title(), status, dept, mgr}, ",") // no identity
+		case 1:
+			line = strings.Join([]string{"  ", mail(id), title(), status, dept, mgr}, ",") // blanks
+		case 2:
+			line = id + "," + mail(id) // too few fields
+		}
+		s.lines = append(s.lines, line)
+	}
+	return s
+}
+
+func (s modelScenario) content() string {
+	return syncmodel.Header + "\n" + strings.Join(s.lines, "\n") + "\n"
+}
+
+func (s modelScenario) config() Config {
+	cfg := Config{
+		Mode:         s.spec.Mode,
+		MissingUsers: s.spec.Missing,
+		Mapping: []v1alpha1.AttributeMapping{
+			{Attribute: "userName", Column: "id", Identity: true, Required: true},
+			{Attribute: "mail", Column: "mail", Check: v1alpha1.CheckEmail},
+			{Attribute: "title", Column: "title"},
+			{Attribute: "groups", Column: "dept", Split: "|", Target: v1alpha1.TargetGroups},
+			{Attribute: "manager", Column: "mgr", Target: v1alpha1.TargetManager},
+		},
+		Directory:                  dirOpts,
+		CreateGroups:               true,
+		MaxDeprovision:             s.spec.MaxDeprovision,
+		ApprovedDeprovisions:       s.spec.ApprovedDeprovisions,
+		ApprovedMembershipRemovals: s.spec.ApprovedMembershipRemovals,
+		BatchSize:                  s.batch,
+		Concurrency:                s.conc,
+		KeepSamples:                1000,
+	}
+	if s.spec.Mode == v1alpha1.ModeDelta {
+		cfg.StatusColumn = &v1alpha1.StatusColumn{Column: "status", DeactivateValues: []string{"inactive"}, DeleteValues: []string{"deleted"}}
+	}
+	return cfg
+}
+
+// String is the scenario as a person reproduces it.
+func (s modelScenario) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "seed %d: %s missingUsers=%s maxDeprovision=%v approvedDeprovisions=%v approvedMembershipRemovals=%v batch=%d concurrency=%d\n",
+		s.seed, s.spec.Mode, s.spec.Missing, deref(s.spec.MaxDeprovision), deref(s.spec.ApprovedDeprovisions), deref(s.spec.ApprovedMembershipRemovals), s.batch, s.conc)
+	b.WriteString("directory before:\n  " + strings.Join(s.before.Render(), "\n  ") + "\n")
+	b.WriteString("file:\n  " + strings.Join(strings.Split(strings.TrimSpace(s.content()), "\n"), "\n  ") + "\n")
+	return b.String()
+}
+
+func deref(p *int64) string {
+	if p == nil {
+		return "nil"
+	}
+	return fmt.Sprint(*p)
+}
+
+// minimize drops lines and users of a failing scenario while it still
+// fails, so that what is printed is small.
+func minimize(s modelScenario, fails func(modelScenario) bool) modelScenario {
+	for changed := true; changed; {
+		changed = false
+		for i := range s.lines {
+			c := s
+			c.lines = slices.Delete(slices.Clone(s.lines), i, i+1)
+			if fails(c) {
+				s, changed = c, true
+				break
+			}
+		}
+		for id := range s.before.Users {
+			c := s
+			c.before = dropUser(s.before, id)
+			if fails(c) {
+				s, changed = c, true
+				break
+			}
+		}
+	}
+	return s
+}
+
+func dropUser(d syncmodel.Directory, id string) syncmodel.Directory {
+	out := syncmodel.Directory{Users: map[string]*syncmodel.User{}, Groups: map[string]*syncmodel.Group{}}
+	for k, u := range d.Users {
+		if k != id {
+			c := *u
+			if c.Manager == id {
+				c.Manager = ""
+			}
+			out.Users[k] = &c
+		}
+	}
+	for k, g := range d.Groups {
+		c := *g
+		c.Members = slices.DeleteFunc(slices.Clone(g.Members), func(m string) bool { return m == id })
+		out.Groups[k] = &c
+	}
+	return out
+}
+
+// memdirOf builds the in-memory directory of a model directory. A
+// user's ID is "id:" and its identity.
+func memdirOf(d syncmodel.Directory) *memdir.Dir {
+	m := memdir.New(dirOpts)
+	for _, id := range sortedKeys(d.Users) {
+		u := d.Users[id]
+		a := directory.Attributes{}
+		if u.Managed {
+			a["mark"] = []string{"uio"}
+		}
+		for k, v := range map[string]string{"mail": u.Mail, "title": u.Title} {
+			if v != "" {
+				a[k] = []string{v}
+			}
+		}
+		if u.Manager != "" {
+			a["manager"] = []string{"id:" + u.Manager}
+		}
+		m.Put(directory.User{ID: "id:" + id, Identity: id, Active: u.Active, Attributes: a})
+	}
+	for _, k := range sortedKeys(d.Groups) {
+		g := d.Groups[k]
+		var members []string
+		for _, id := range g.Members {
+			members = append(members, "id:"+id)
+		}
+		m.PutGroup(g.Name, g.Managed, members...)
+	}
+	return m
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// renderMemdir renders an in-memory directory as the model renders its
+// own.
+func renderMemdir(m *memdir.Dir) []string {
+	users := m.Users()
+	byID := map[string]string{}
+	for _, u := range users {
+		byID[u.ID] = u.Identity
+	}
+	name := func(ref string) string {
+		if ref == "" {
+			return ""
+		}
+		if id, ok := byID[ref]; ok {
+			return id
+		}
+		return "?"
+	}
+	var out []string
+	for _, u := range users {
+		out = append(out, syncmodel.RenderUser(u.Identity, u.Managed, u.Active, first(u.Attributes["mail"]), first(u.Attributes["title"]), name(first(u.Attributes["manager"]))))
+	}
+	_ = m.ListGroups(context.Background(), func(g directory.Group) error {
+		var ms []string
+		for _, ref := range g.Members {
+			ms = append(ms, name(ref))
+		}
+		if len(ms) > 0 {
+			out = append(out, syncmodel.RenderGroup(g.Name, g.Managed, ms))
+		}
+		return nil
+	})
+	slices.Sort(out)
+	return out
+}
+
+// lineOutcomes reads the errors and warnings a run reported, by line.
+func lineOutcomes(rec *recorder) (errs, warns []int64) {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for _, e := range rec.errors {
+		if e.Warning {
+			warns = append(warns, e.Line)
+		} else {
+			errs = append(errs, e.Line)
+		}
+	}
+	slices.Sort(errs)
+	slices.Sort(warns)
+	return slices.Compact(errs), slices.Compact(warns)
+}
+
+func modelOutcomes(res syncmodel.Result) (errs, warns []int64) {
+	for line, o := range res.Lines {
+		if o.Change == "error" {
+			errs = append(errs, line)
+		}
+		if o.Warning {
+			warns = append(warns, line)
+		}
+	}
+	slices.Sort(errs)
+	slices.Sort(warns)
+	return errs, warns
+}
+
+// checkScenario runs a scenario's preview and import against a fresh
+// in-memory directory and compares them with the model; "" when they
+// agree. With interrupt, the import is stopped at random points in every
+// step and resumed until done.
+func checkScenario(s modelScenario, interrupt *rand.Rand) string {
+	want := syncmodel.Import(s.before, s.lines, s.spec)
+	d := memdirOf(s.before)
+	cfg := s.config()
+	ctx := context.Background()
+	prec := &recorder{}
+	preview, perr := Run(ctx, input(s.content(), nil), d, cfg, true, prec)
+	if got := renderMemdir(d); !slices.Equal(got, s.before.Render()) {
+		return "the preview wrote:\n" + lineDiff(got, s.before.Render())
+	}
+	var res Result
+	var err error
+	rec := &recorder{}
+	interruptions := 0
+	if interrupt == nil {
+		res, err = Run(ctx, input(s.content(), nil), d, cfg, false, rec)
+	} else {
+		res, err, interruptions = resumeModel(d, cfg, s.content(), interrupt, rec)
+	}
+	got, wantState := renderMemdir(d), want.After.Render()
+	if !slices.Equal(got, wantState) {
+		return fmt.Sprintf("after the import (%d interruptions), the directory differs from the model's (+ engine, - model):\n%s", interruptions, lineDiff(got, wantState))
+	}
+	switch {
+	case want.NoValid:
+		// Nothing is written; an import whose membership removals wait
+		// for approval stops there before it counts the valid rows.
+		if perr == nil || err == nil && !res.SafetyStop {
+			return fmt.Sprintf("the model finds no valid row; preview err %v, import err %v", perr, err)
+		}
+		return ""
+	case want.Stopped:
+		if err != nil || !res.SafetyStop || perr != nil || !preview.SafetyStop {
+			return fmt.Sprintf("the model stops for safety; preview stop %v err %v, import stop %v err %v", preview.SafetyStop, perr, res.SafetyStop, err)
+		}
+		return ""
+	case err != nil || perr != nil:
+		return fmt.Sprintf("preview err %v, import err %v", perr, err)
+	case preview.SafetyStop || res.SafetyStop:
+		return "the engine stopped for safety, the model did not"
+	}
+	wantCounts := Counts{Rows: int64(len(s.lines)), ChangeCounts: want.Counts, Groups: want.Groups}
+	if preview.Counts != wantCounts {
+		return fmt.Sprintf("preview counts %+v, model %+v", preview.Counts, wantCounts)
+	}
+	if interrupt == nil && res.Counts != wantCounts {
+		return fmt.Sprintf("import counts %+v, model %+v", res.Counts, wantCounts)
+	}
+	we, ww := modelOutcomes(want)
+	for _, r := range []*recorder{prec, rec} {
+		ge, gw := lineOutcomes(r)
+		if !slices.Equal(ge, we) || !slices.Equal(gw, ww) {
+			return fmt.Sprintf("errors on lines %v and warnings on %v; the model has errors on %v and warnings on %v", ge, gw, we, ww)
+		}
+	}
+	return ""
+}
+
+// resumeModel runs an import that the directory stops after a random
+// number of writes, and resumes it from its last checkpoint until done.
+// The row errors of all runs are kept in rec.
+func resumeModel(d *memdir.Dir, cfg Config, content string, r *rand.Rand, rec *recorder) (Result, error, int) {
+	var cp *ResumePoint
+	defer d.FailAfter(-1)
+	for n := 0; n < 500; n++ {
+		if n > 0 {
+			step := "before the first checkpoint"
+			if cp != nil {
+				step = cp.Step
+			}
+			interruptedIn[step]++
+		}
+		d.FailAfter(int64(r.IntN(6)))
+		one := &recorder{}
+		res, err := Run(context.Background(), input(content, cp), d, cfg, false, one)
+		rec.mu.Lock()
+		rec.errors = append(rec.errors, one.errors...)
+		rec.mu.Unlock()
+		if err == nil || !strings.Contains(err.Error(), memdir.ErrInjected.Error()) {
+			return res, err, n
+		}
+		if last := one.lastCheckpoint(); last != nil {
+			cp = last
+		}
+	}
+	return Result{}, fmt.Errorf("the import never completes"), 500
+}
+
+func TestEngineAgreesWithTheModel(t *testing.T) {
+	n := *modelScenarios
+	if testing.Short() {
+		n = 200
+	}
+	failed := 0
+	for i := range uint64(n) {
+		seed := *modelSeed + i
+		s := genScenario(seed)
+		if msg := checkScenario(s, nil); msg != "" {
+			s = minimize(s, func(c modelScenario) bool { return checkScenario(c, nil) != "" })
+			t.Errorf("%s%s", s, checkScenario(s, nil))
+			if failed++; failed >= 3 {
+				t.FailNow()
+			}
+		}
+	}
+	t.Logf("%d scenarios", n)
+}
+
+// interruptedIn counts the interruptions of resumeModel by the step of
+// the checkpoint they resumed from.
+var interruptedIn = map[string]int{}
+
+func TestEngineAgreesWithTheModelWhenInterrupted(t *testing.T) {
+	n := *modelScenarios / 2
+	if testing.Short() {
+		n = 100
+	}
+	failed := 0
+	for i := range uint64(n) {
+		seed := *modelSeed + i
+		s := genScenario(seed)
+		fails := func(c modelScenario) bool { return checkScenario(c, rand.New(rand.NewPCG(seed, 1))) != "" }
+		if msg := checkScenario(s, rand.New(rand.NewPCG(seed, 1))); msg != "" {
+			s = minimize(s, fails)
+			t.Errorf("interrupted: %s%s", s, checkScenario(s, rand.New(rand.NewPCG(seed, 1))))
+			if failed++; failed >= 3 {
+				t.FailNow()
+			}
+		}
+	}
+	t.Logf("%d scenarios, interrupted %v", n, interruptedIn)
+	for _, step := range []string{v1alpha1.StepApply, v1alpha1.StepDeprovision, v1alpha1.StepGroups, v1alpha1.StepManagers} {
+		if interruptedIn[step] < n/100 {
+			t.Errorf("only %d interruptions resumed in the %s step: %v", interruptedIn[step], step, interruptedIn)
+		}
+	}
+}
