@@ -79,7 +79,10 @@ func genScenario(seed uint64) modelScenario {
 				grp.Members = append(grp.Members, id)
 			}
 		}
-		d.Groups[strings.ToLower(g.name)] = grp
+		if len(grp.Members) > 0 {
+			// A group without members is no group in SQL: none is made.
+			d.Groups[strings.ToLower(g.name)] = grp
+		}
 	}
 	s.before = d
 

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"os"
 	"sync/atomic"
 	"testing"
 
@@ -21,7 +22,13 @@ var (
 	pgTables atomic.Int64
 )
 
-func TestMain(m *testing.M) { pgShared.Main(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(modelWorkerEnv) != "" {
+		// A worker process of the model tests (model_sql_test.go).
+		os.Exit(runModelWorker())
+	}
+	pgShared.Main(m)
+}
 
 // startPostgres makes a users table holding users in the package's
 // PostgreSQL server and returns the SQL provider on it, scope Managed and

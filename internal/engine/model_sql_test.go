@@ -1,0 +1,459 @@
+package engine
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sync/atomic"
+	"syscall"
+	"testing"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/directory"
+	sqldir "github.com/userimport/user-import-operator/internal/directory/sql"
+	"github.com/userimport/user-import-operator/internal/syncmodel"
+)
+
+// The model's scenarios against a real SQLite database (and PostgreSQL),
+// with imports run by a worker process that is killed with SIGKILL at
+// random points, in every step, and resumed from the checkpoint it
+// recorded, as a Job's pod is.
+
+var (
+	modelSQLScenarios = flag.Int("model.sql", 150, "random scenarios against SQLite, each killed and resumed")
+	modelPGScenarios  = flag.Int("model.postgres", 30, "random scenarios against PostgreSQL")
+)
+
+// sqlModelDir is a users table with a membership table, opened as the
+// import sees it (scope Managed), as a person who made entries by hand
+// does (another marker) and as a reader of everything (scope All).
+type sqlModelDir struct {
+	Driver            v1alpha1.SQLDriver
+	DSN, Table, Group string
+}
+
+func (s sqlModelDir) spec() *v1alpha1.SQLDirectory {
+	return &v1alpha1.SQLDirectory{Driver: s.Driver, DSN: v1alpha1.SecretKeyRef{Name: "db", Key: "dsn"}, Table: s.Table,
+		Groups: &v1alpha1.SQLGroups{Table: s.Group}}
+}
+
+func (s sqlModelDir) options() directory.Options {
+	return directory.Options{IdentityAttribute: "userName", ManagedOnly: true, MarkerAttribute: "mark", MarkerValue: "uio", Concurrency: 2}
+}
+
+func (s sqlModelDir) open(marker string, managedOnly bool) (*sqldir.Directory, error) {
+	o := s.options()
+	o.MarkerValue, o.ManagedOnly = marker, managedOnly
+	return sqldir.New(context.Background(), s.spec(), o, func(context.Context, string, string) ([]byte, error) { return []byte(s.DSN), nil })
+}
+
+// newSQLModelDir creates the tables and writes the model's directory in.
+func newSQLModelDir(t *testing.T, driver v1alpha1.SQLDriver, dsn string, d syncmodel.Directory) sqlModelDir {
+	t.Helper()
+	ctx := context.Background()
+	n := pgTables.Add(1)
+	s := sqlModelDir{Driver: driver, DSN: dsn, Table: fmt.Sprintf("model_users_%d", n), Group: fmt.Sprintf("model_members_%d", n)}
+	if err := sqldir.CreateTable(ctx, driver, dsn, sqldir.TableSpec{
+		Table: s.Table, IdentityColumn: "userName", Columns: []string{"mail", "title", "mark", "manager"}, Groups: s.spec().Groups,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	mine, err := s.open("uio", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mine.Close()
+	hand, err := s.open("someone-else", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hand.Close()
+	write := func(dir *sqldir.Directory, ch directory.Change) {
+		res, err := dir.Apply(ctx, []directory.Change{ch})
+		if err == nil {
+			err = res[0].Err
+		}
+		if err != nil {
+			t.Fatalf("seeding %s: %v", ch.Identity, err)
+		}
+	}
+	for _, id := range sortedKeys(d.Users) {
+		u := d.Users[id]
+		dir := mine
+		if !u.Managed {
+			dir = hand
+		}
+		a := directory.Attributes{}
+		for k, v := range map[string]string{"mail": u.Mail, "title": u.Title, "manager": u.Manager} {
+			if v != "" {
+				a[k] = []string{v}
+			}
+		}
+		write(dir, directory.Change{Op: directory.OpCreate, Identity: id, Attributes: a})
+		if !u.Active {
+			write(dir, directory.Change{Op: directory.OpDeactivate, Identity: id, ID: id})
+		}
+	}
+	for _, k := range sortedKeys(d.Groups) {
+		g := d.Groups[k]
+		dir := mine
+		if !g.Managed {
+			dir = hand
+		}
+		if _, err := dir.ApplyGroup(ctx, directory.GroupChange{Name: g.Name, Add: g.Members}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
+// render reads the tables back as the model renders its directory.
+func (s sqlModelDir) render() ([]string, error) {
+	ctx := context.Background()
+	all, err := s.open("uio", false)
+	if err != nil {
+		return nil, err
+	}
+	defer all.Close()
+	var users []directory.User
+	exists := map[string]bool{}
+	if err := all.List(ctx, []string{"mail", "title", "manager"}, func(u directory.User) error {
+		users = append(users, u)
+		exists[u.Identity] = true
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	name := func(id string) string {
+		if id != "" && !exists[id] {
+			return "?"
+		}
+		return id
+	}
+	var out []string
+	for _, u := range users {
+		out = append(out, syncmodel.RenderUser(u.Identity, u.Managed, u.Active, first(u.Attributes["mail"]), first(u.Attributes["title"]), name(first(u.Attributes["manager"]))))
+	}
+	if err := all.ListGroups(ctx, func(g directory.Group) error {
+		var ms []string
+		for _, m := range g.Members {
+			ms = append(ms, name(m))
+		}
+		if len(ms) > 0 {
+			out = append(out, syncmodel.RenderGroup(g.Name, g.Managed, ms))
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+func (s modelScenario) sqlConfig(d sqlModelDir) Config {
+	cfg := s.config()
+	cfg.Directory = d.options()
+	return cfg
+}
+
+// workerJob is what a worker process is asked to do.
+type workerJob struct {
+	Dir        sqlModelDir
+	Config     Config
+	File       string
+	SHA256     string
+	Resume     *ResumePoint
+	Checkpoint string // where each checkpoint is written
+	Errors     string // where row errors are appended, one JSON object a line
+	KillAfter  int64  // writes (counted before and after each) until the process kills itself; 0: never
+	// KillAtCheckpoint kills the process once it recorded that many
+	// checkpoints; 0: never.
+	KillAtCheckpoint int
+}
+
+const modelWorkerEnv = "UIO_MODEL_WORKER"
+
+// runModelWorker is the worker process: one import run, recording its
+// checkpoints and row errors in files, as the real worker records them in
+// the UserImport's status and report.
+func runModelWorker() int {
+	var job workerJob
+	b, err := os.ReadFile(os.Getenv(modelWorkerEnv))
+	if err == nil {
+		err = json.Unmarshal(b, &job)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	dir, err := job.Dir.open("uio", true)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	k := &killingDir{Directory: dir}
+	k.left.Store(job.KillAfter)
+	f, err := os.Open(job.File)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	errs, err := os.OpenFile(job.Errors, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	rep := &fileReporter{checkpoint: job.Checkpoint, errs: errs, killAt: job.KillAtCheckpoint}
+	_, err = Run(context.Background(), Input{File: f, SHA256: job.SHA256, Resume: job.Resume}, k, job.Config, false, rep)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// killingDir kills its process with SIGKILL after a number of writes,
+// counted before and after each, so that the process dies both before a
+// write and after one whose checkpoint was not recorded.
+type killingDir struct {
+	*sqldir.Directory
+	left atomic.Int64
+}
+
+func (k *killingDir) tick() {
+	if k.left.Add(-1) == 0 {
+		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	}
+}
+
+func (k *killingDir) Apply(ctx context.Context, ch []directory.Change) ([]directory.Result, error) {
+	k.tick()
+	res, err := k.Directory.Apply(ctx, ch)
+	k.tick()
+	return res, err
+}
+
+func (k *killingDir) ApplyGroup(ctx context.Context, ch directory.GroupChange) (string, error) {
+	k.tick()
+	id, err := k.Directory.ApplyGroup(ctx, ch)
+	k.tick()
+	return id, err
+}
+
+type fileReporter struct {
+	checkpoint string
+	errs       *os.File
+	killAt     int
+}
+
+func (r *fileReporter) Progress(p Progress) {
+	if p.ResumePoint == nil {
+		return
+	}
+	b, _ := json.Marshal(p.ResumePoint)
+	tmp := r.checkpoint + ".tmp"
+	if os.WriteFile(tmp, b, 0o600) == nil {
+		_ = os.Rename(tmp, r.checkpoint)
+	}
+	if r.killAt--; r.killAt == 0 {
+		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	}
+}
+
+func (r *fileReporter) RowError(e RowError) {
+	b, _ := json.Marshal(e)
+	_, _ = r.errs.Write(append(b, '\n'))
+}
+
+// importKilled imports a scenario with worker processes that kill
+// themselves at random points, resuming each time from the last
+// checkpoint recorded, until one completes. It returns the row errors of
+// all runs and the interruptions by the step resumed from.
+func importKilled(t *testing.T, s modelScenario, d sqlModelDir, r *rand.Rand, steps map[string]int) (*recorder, error) {
+	t.Helper()
+	dir := t.TempDir()
+	content := s.content()
+	in := input(content, nil)
+	job := workerJob{Dir: d, Config: s.sqlConfig(d), File: filepath.Join(dir, "users.csv"), SHA256: in.SHA256,
+		Checkpoint: filepath.Join(dir, "checkpoint.json"), Errors: filepath.Join(dir, "errors.jsonl")}
+	if err := os.WriteFile(job.File, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	jobFile := filepath.Join(dir, "job.json")
+	for attempt := 0; ; attempt++ {
+		if attempt > 200 {
+			return nil, errors.New("the import never completes")
+		}
+		if b, err := os.ReadFile(job.Checkpoint); err == nil {
+			job.Resume = &ResumePoint{}
+			if err := json.Unmarshal(b, job.Resume); err != nil {
+				t.Fatalf("checkpoint: %v", err)
+			}
+		}
+		// Killed in a write, or after a checkpoint, which reaches the
+		// later steps more often.
+		job.KillAfter, job.KillAtCheckpoint = 0, 0
+		if r.IntN(2) == 0 {
+			job.KillAfter = int64(1 + r.IntN(8))
+		} else {
+			job.KillAtCheckpoint = 1 + r.IntN(4)
+		}
+		b, _ := json.Marshal(job)
+		if err := os.WriteFile(jobFile, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), modelWorkerEnv+"="+jobFile)
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		switch {
+		case err == nil:
+			return readErrors(t, job.Errors), nil
+		case errors.As(err, &exit) && exit.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL:
+			step := "before the first checkpoint"
+			if job.Resume != nil {
+				step = job.Resume.Step
+			}
+			steps[step]++
+		default:
+			return readErrors(t, job.Errors), fmt.Errorf("worker: %v: %s", err, out)
+		}
+	}
+}
+
+// readErrors reads the row errors the workers appended; a line cut short
+// by a kill is skipped.
+func readErrors(t *testing.T, path string) *recorder {
+	rec := &recorder{}
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return rec
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var e RowError
+		if json.Unmarshal(sc.Bytes(), &e) == nil {
+			rec.errors = append(rec.errors, e)
+		}
+	}
+	return rec
+}
+
+// checkSQLScenario runs a scenario's preview in this process and its
+// import in killed worker processes (or, without r, here in one run), and
+// compares both with the model; "" when they agree.
+func checkSQLScenario(t *testing.T, driver v1alpha1.SQLDriver, dsn string, s modelScenario, r *rand.Rand, steps map[string]int) string {
+	want := syncmodel.Import(s.before, s.lines, s.spec)
+	d := newSQLModelDir(t, driver, dsn, s.before)
+	before, err := d.render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(before, s.before.Render()) {
+		t.Fatalf("the directory was not seeded as the model's:\n%s", lineDiff(before, s.before.Render()))
+	}
+	dir, err := d.open("uio", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	prec := &recorder{}
+	preview, perr := Run(context.Background(), input(s.content(), nil), dir, s.sqlConfig(d), true, prec)
+	var rec *recorder
+	var ierr error
+	var res Result
+	if r != nil {
+		rec, ierr = importKilled(t, s, d, r, steps)
+	} else {
+		rec = &recorder{}
+		res, ierr = Run(context.Background(), input(s.content(), nil), dir, s.sqlConfig(d), false, rec)
+	}
+	got, err := d.render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want.After.Render()) {
+		return fmt.Sprintf("after the import, the directory differs from the model's (+ engine, - model):\n%s", lineDiff(got, want.After.Render()))
+	}
+	switch {
+	case want.NoValid || want.Stopped:
+		if perr == nil && !preview.SafetyStop {
+			return "the model writes nothing; the preview planned an import"
+		}
+		return ""
+	case perr != nil || ierr != nil:
+		return fmt.Sprintf("preview err %v, import err %v", perr, ierr)
+	}
+	wantCounts := Counts{Rows: int64(len(s.lines)), ChangeCounts: want.Counts, Groups: want.Groups}
+	if preview.Counts != wantCounts {
+		return fmt.Sprintf("preview counts %+v, model %+v", preview.Counts, wantCounts)
+	}
+	if r == nil && res.Counts != wantCounts {
+		return fmt.Sprintf("import counts %+v, model %+v", res.Counts, wantCounts)
+	}
+	we, ww := modelOutcomes(want)
+	for _, rc := range []*recorder{prec, rec} {
+		ge, gw := lineOutcomes(rc)
+		if !slices.Equal(ge, we) || !slices.Equal(gw, ww) {
+			return fmt.Sprintf("errors on lines %v and warnings on %v; the model has errors on %v and warnings on %v", ge, gw, we, ww)
+		}
+	}
+	return ""
+}
+
+func TestSQLiteAgreesWithTheModelWhenKilled(t *testing.T) {
+	n := *modelSQLScenarios
+	if testing.Short() {
+		n = 20
+	}
+	steps := map[string]int{}
+	failed := 0
+	for i := range uint64(n) {
+		seed := *modelSeed + i
+		s := genScenario(seed)
+		dsn := filepath.Join(t.TempDir(), "users.db")
+		if msg := checkSQLScenario(t, v1alpha1.SQLDriverSQLite, dsn, s, rand.New(rand.NewPCG(seed, 2)), steps); msg != "" {
+			t.Errorf("SQLite, killed: %s%s", s, msg)
+			if failed++; failed >= 3 {
+				t.FailNow()
+			}
+		}
+	}
+	total := 0
+	for _, c := range steps {
+		total += c
+	}
+	t.Logf("%d scenarios, %d SIGKILLs, resumed from %v", n, total, steps)
+	for _, step := range []string{v1alpha1.StepApply, v1alpha1.StepGroups, v1alpha1.StepManagers} {
+		if steps[step] < n/20 {
+			t.Errorf("only %d kills resumed in the %s step: %v", steps[step], step, steps)
+		}
+	}
+}
+
+func TestPostgresAgreesWithTheModel(t *testing.T) {
+	n := *modelPGScenarios
+	if testing.Short() {
+		n = 5
+	}
+	dsn := pgShared.Get(t).DSN
+	for i := range uint64(n) {
+		s := genScenario(*modelSeed + 7919*i)
+		if msg := checkSQLScenario(t, v1alpha1.SQLDriverPostgres, dsn, s, nil, nil); msg != "" {
+			t.Fatalf("PostgreSQL: %s%s", s, msg)
+		}
+	}
+	t.Logf("%d scenarios", n)
+}
