@@ -72,6 +72,13 @@ test-e2e: $(KUSTOMIZE) $(HELM) ## Run the e2e suite on a local single-node clust
 test-e2e-chart: $(KUSTOMIZE) $(HELM) ## The e2e specs labelled smoke or chart, with the operator installed by the Helm chart.
 	KUSTOMIZE=$(KUSTOMIZE) HELM=$(HELM) E2E_INSTALL=chart E2E_GINKGO_FLAGS=-ginkgo.label-filter=smoke,chart ./hack/cluster/e2e.sh
 
+N ?= 20000
+SEED ?= 0
+.PHONY: fuzz-sync
+fuzz-sync: ## Compare the engine with the reference model on N random scenarios from SEED (in memory; a tenth of them in SQLite, killed and resumed).
+	UIO_REPO_ROOT=$$PWD go test -count=1 -timeout 0 -run 'AgreesWithTheModel' ./internal/engine \
+		-model.scenarios=$(N) -model.seed=$(SEED) -model.sql=$$(( $(N) / 10 )) -model.postgres=$$(( $(N) / 100 )) -model.ldap=$$(( $(N) / 100 ))
+
 .PHONY: bench
 bench: ## Run the benchmarks (BENCH=engine|ldap|scim|mail|postgres|codes|sources|groups for one); prints BENCH lines.
 	./hack/bench.sh $(BENCH)

@@ -158,15 +158,10 @@ func (s sqlModelDir) render() ([]string, error) {
 	return out, nil
 }
 
-func (s modelScenario) sqlConfig(d sqlModelDir) Config {
-	cfg := s.config()
-	cfg.Directory = d.options()
-	return cfg
-}
-
 // workerJob is what a worker process is asked to do.
 type workerJob struct {
-	Dir        sqlModelDir
+	SQL        *sqlModelDir
+	LDAP       *ldapModelDir
 	Config     Config
 	File       string
 	SHA256     string
@@ -194,12 +189,17 @@ func runModelWorker() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	dir, err := job.Dir.open("uio", true)
+	var dir modelDirectory
+	if job.SQL != nil {
+		dir, err = job.SQL.open("uio", true)
+	} else {
+		dir, err = job.LDAP.open(true)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	k := &killingDir{Directory: dir}
+	k := &killingDir{modelDirectory: dir}
 	k.left.Store(job.KillAfter)
 	f, err := os.Open(job.File)
 	if err != nil {
@@ -224,8 +224,15 @@ func runModelWorker() int {
 // counted before and after each, so that the process dies both before a
 // write and after one whose checkpoint was not recorded.
 type killingDir struct {
-	*sqldir.Directory
+	modelDirectory
 	left atomic.Int64
+}
+
+// modelDirectory is a directory with groups and managers.
+type modelDirectory interface {
+	directory.Directory
+	directory.GroupDirectory
+	directory.ManagerDirectory
 }
 
 func (k *killingDir) tick() {
@@ -236,14 +243,14 @@ func (k *killingDir) tick() {
 
 func (k *killingDir) Apply(ctx context.Context, ch []directory.Change) ([]directory.Result, error) {
 	k.tick()
-	res, err := k.Directory.Apply(ctx, ch)
+	res, err := k.modelDirectory.Apply(ctx, ch)
 	k.tick()
 	return res, err
 }
 
 func (k *killingDir) ApplyGroup(ctx context.Context, ch directory.GroupChange) (string, error) {
 	k.tick()
-	id, err := k.Directory.ApplyGroup(ctx, ch)
+	id, err := k.modelDirectory.ApplyGroup(ctx, ch)
 	k.tick()
 	return id, err
 }
@@ -277,13 +284,12 @@ func (r *fileReporter) RowError(e RowError) {
 // themselves at random points, resuming each time from the last
 // checkpoint recorded, until one completes. It returns the row errors of
 // all runs and the interruptions by the step resumed from.
-func importKilled(t *testing.T, s modelScenario, d sqlModelDir, r *rand.Rand, steps map[string]int) (*recorder, error) {
+func importKilled(t *testing.T, s modelScenario, job workerJob, r *rand.Rand, steps map[string]int) (*recorder, error) {
 	t.Helper()
 	dir := t.TempDir()
 	content := s.content()
-	in := input(content, nil)
-	job := workerJob{Dir: d, Config: s.sqlConfig(d), File: filepath.Join(dir, "users.csv"), SHA256: in.SHA256,
-		Checkpoint: filepath.Join(dir, "checkpoint.json"), Errors: filepath.Join(dir, "errors.jsonl")}
+	job.File, job.SHA256 = filepath.Join(dir, "users.csv"), input(content, nil).SHA256
+	job.Checkpoint, job.Errors = filepath.Join(dir, "checkpoint.json"), filepath.Join(dir, "errors.jsonl")
 	if err := os.WriteFile(job.File, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -351,36 +357,50 @@ func readErrors(t *testing.T, path string) *recorder {
 	return rec
 }
 
-// checkSQLScenario runs a scenario's preview in this process and its
-// import in killed worker processes (or, without r, here in one run), and
-// compares both with the model; "" when they agree.
+// modelTarget is a real directory holding a scenario's directory.
+type modelTarget struct {
+	dir    modelDirectory // scope Managed, for previews and imports here
+	cfg    Config
+	render func() ([]string, error)
+	job    workerJob // for worker processes
+}
+
+// checkSQLScenario checks a scenario in a new SQL directory.
 func checkSQLScenario(t *testing.T, driver v1alpha1.SQLDriver, dsn string, s modelScenario, r *rand.Rand, steps map[string]int) string {
-	want := syncmodel.Import(s.before, s.lines, s.spec)
 	d := newSQLModelDir(t, driver, dsn, s.before)
-	before, err := d.render()
+	dir, err := d.open("uio", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	cfg := s.configAs("userName", "manager", d.options())
+	return checkTarget(t, s, modelTarget{dir: dir, cfg: cfg, render: d.render, job: workerJob{SQL: &d, Config: cfg}}, r, steps)
+}
+
+// checkTarget runs a scenario's preview in this process and its import
+// in killed worker processes (or, without r, here in one run), and
+// compares both with the model; "" when they agree.
+func checkTarget(t *testing.T, s modelScenario, target modelTarget, r *rand.Rand, steps map[string]int) string {
+	want := syncmodel.Import(s.before, s.lines, s.spec)
+	before, err := target.render()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(before, s.before.Render()) {
 		t.Fatalf("the directory was not seeded as the model's:\n%s", lineDiff(before, s.before.Render()))
 	}
-	dir, err := d.open("uio", true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dir.Close()
 	prec := &recorder{}
-	preview, perr := Run(context.Background(), input(s.content(), nil), dir, s.sqlConfig(d), true, prec)
+	preview, perr := Run(context.Background(), input(s.content(), nil), target.dir, target.cfg, true, prec)
 	var rec *recorder
 	var ierr error
 	var res Result
 	if r != nil {
-		rec, ierr = importKilled(t, s, d, r, steps)
+		rec, ierr = importKilled(t, s, target.job, r, steps)
 	} else {
 		rec = &recorder{}
-		res, ierr = Run(context.Background(), input(s.content(), nil), dir, s.sqlConfig(d), false, rec)
+		res, ierr = Run(context.Background(), input(s.content(), nil), target.dir, target.cfg, false, rec)
 	}
-	got, err := d.render()
+	got, err := target.render()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -443,17 +463,19 @@ func TestSQLiteAgreesWithTheModelWhenKilled(t *testing.T) {
 	}
 }
 
-func TestPostgresAgreesWithTheModel(t *testing.T) {
+func TestPostgresAgreesWithTheModelWhenKilled(t *testing.T) {
 	n := *modelPGScenarios
 	if testing.Short() {
 		n = 5
 	}
 	dsn := pgShared.Get(t).DSN
+	steps := map[string]int{}
 	for i := range uint64(n) {
-		s := genScenario(*modelSeed + 7919*i)
-		if msg := checkSQLScenario(t, v1alpha1.SQLDriverPostgres, dsn, s, nil, nil); msg != "" {
-			t.Fatalf("PostgreSQL: %s%s", s, msg)
+		seed := *modelSeed + 7919*i
+		s := genScenario(seed)
+		if msg := checkSQLScenario(t, v1alpha1.SQLDriverPostgres, dsn, s, rand.New(rand.NewPCG(seed, 4)), steps); msg != "" {
+			t.Fatalf("PostgreSQL, killed: %s%s", s, msg)
 		}
 	}
-	t.Logf("%d scenarios", n)
+	t.Logf("%d scenarios, resumed after SIGKILL from %v", n, steps)
 }

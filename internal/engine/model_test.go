@@ -42,7 +42,11 @@ func genScenario(seed uint64) modelScenario {
 	r := rand.New(rand.NewPCG(seed, 0x5eed))
 	s := modelScenario{seed: seed, batch: 1 + r.IntN(4), conc: 1 + r.IntN(3)}
 	pick := func(xs ...string) string { return xs[r.IntN(len(xs))] }
-	mail := func(id string) string { return pick("", id+"@example.org", id+"@example.org", id+"(at)example.org") }
+	mail := func(id string) string {
+		// Addresses are ASCII, as LDAP's mail syntax wants.
+		local := strings.NewReplacer("ë", "e", "Ü", "ue").Replace(id)
+		return pick("", local+"@example.org", local+"@example.org", local+"(at)example.org")
+	}
 	title := func() string { return pick("", "Dev", "Ops", "Zoë Ünïcødé") }
 
 	d := syncmodel.Directory{Users: map[string]*syncmodel.User{}, Groups: map[string]*syncmodel.Group{}}
@@ -135,18 +139,22 @@ func (s modelScenario) content() string {
 	return syncmodel.Header + "\n" + strings.Join(s.lines, "\n") + "\n"
 }
 
-func (s modelScenario) config() Config {
+func (s modelScenario) config() Config { return s.configAs("userName", "manager", dirOpts) }
+
+// configAs is the scenario's config for a directory whose identity and
+// manager attributes have these names.
+func (s modelScenario) configAs(identity, manager string, opts directory.Options) Config {
 	cfg := Config{
 		Mode:         s.spec.Mode,
 		MissingUsers: s.spec.Missing,
 		Mapping: []v1alpha1.AttributeMapping{
-			{Attribute: "userName", Column: "id", Identity: true, Required: true},
+			{Attribute: identity, Column: "id", Identity: true, Required: true},
 			{Attribute: "mail", Column: "mail", Check: v1alpha1.CheckEmail},
 			{Attribute: "title", Column: "title"},
 			{Attribute: "groups", Column: "dept", Split: "|", Target: v1alpha1.TargetGroups},
-			{Attribute: "manager", Column: "mgr", Target: v1alpha1.TargetManager},
+			{Attribute: manager, Column: "mgr", Target: v1alpha1.TargetManager},
 		},
-		Directory:                  dirOpts,
+		Directory:                  opts,
 		CreateGroups:               true,
 		MaxDeprovision:             s.spec.MaxDeprovision,
 		ApprovedDeprovisions:       s.spec.ApprovedDeprovisions,
