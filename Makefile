@@ -77,7 +77,7 @@ SEED ?= 0
 .PHONY: fuzz-sync
 fuzz-sync: ## Compare the engine with the reference model on N random scenarios from SEED (in memory; a tenth of them in SQLite, killed and resumed).
 	UIO_REPO_ROOT=$$PWD go test -count=1 -timeout 0 -run 'AgreesWithTheModel' ./internal/engine \
-		-model.scenarios=$(N) -model.seed=$(SEED) -model.sql=$$(( $(N) / 10 )) -model.postgres=$$(( $(N) / 100 )) -model.ldap=$$(( $(N) / 100 ))
+		-model.scenarios=$(N) -model.seed=$(SEED) -model.sql=$$(( $(N) / 10 )) -model.postgres=$$(( $(N) / 100 )) -model.ldap=$$(( $(N) / 100 )) -model.scim=$$(( $(N) / 200 ))
 
 .PHONY: bench
 bench: ## Run the benchmarks (BENCH=engine|ldap|scim|mail|postgres|codes|sources|groups for one); prints BENCH lines.

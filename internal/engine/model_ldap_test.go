@@ -159,7 +159,7 @@ func TestLDAPAgreesWithTheModelWhenKilled(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cfg := sc.configAs("uid", "manager", peerOptions("uid", "businessCategory", true))
+		cfg := sc.configAs("uid", "mail", "manager", peerOptions("uid", "businessCategory", true))
 		msg := checkTarget(t, sc, modelTarget{dir: dir, cfg: cfg, render: l.render, job: workerJob{LDAP: &l, Config: cfg}}, rand.New(rand.NewPCG(seed, 3)), steps)
 		dir.Close()
 		s.Stop()

@@ -162,6 +162,7 @@ func (s sqlModelDir) render() ([]string, error) {
 type workerJob struct {
 	SQL        *sqlModelDir
 	LDAP       *ldapModelDir
+	SCIM       *scimModelDir
 	Config     Config
 	File       string
 	SHA256     string
@@ -190,10 +191,13 @@ func runModelWorker() int {
 		return 2
 	}
 	var dir modelDirectory
-	if job.SQL != nil {
+	switch {
+	case job.SQL != nil:
 		dir, err = job.SQL.open("uio", true)
-	} else {
+	case job.LDAP != nil:
 		dir, err = job.LDAP.open(true)
+	default:
+		dir, err = job.SCIM.open(peerMarker, true)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -373,7 +377,7 @@ func checkSQLScenario(t *testing.T, driver v1alpha1.SQLDriver, dsn string, s mod
 		t.Fatal(err)
 	}
 	defer dir.Close()
-	cfg := s.configAs("userName", "manager", d.options())
+	cfg := s.configAs("userName", "mail", "manager", d.options())
 	return checkTarget(t, s, modelTarget{dir: dir, cfg: cfg, render: d.render, job: workerJob{SQL: &d, Config: cfg}}, r, steps)
 }
 

@@ -139,17 +139,17 @@ func (s modelScenario) content() string {
 	return syncmodel.Header + "\n" + strings.Join(s.lines, "\n") + "\n"
 }
 
-func (s modelScenario) config() Config { return s.configAs("userName", "manager", dirOpts) }
+func (s modelScenario) config() Config { return s.configAs("userName", "mail", "manager", dirOpts) }
 
-// configAs is the scenario's config for a directory whose identity and
-// manager attributes have these names.
-func (s modelScenario) configAs(identity, manager string, opts directory.Options) Config {
+// configAs is the scenario's config for a directory whose identity, mail
+// and manager attributes have these names.
+func (s modelScenario) configAs(identity, mail, manager string, opts directory.Options) Config {
 	cfg := Config{
 		Mode:         s.spec.Mode,
 		MissingUsers: s.spec.Missing,
 		Mapping: []v1alpha1.AttributeMapping{
 			{Attribute: identity, Column: "id", Identity: true, Required: true},
-			{Attribute: "mail", Column: "mail", Check: v1alpha1.CheckEmail},
+			{Attribute: mail, Column: "mail", Check: v1alpha1.CheckEmail},
 			{Attribute: "title", Column: "title"},
 			{Attribute: "groups", Column: "dept", Split: "|", Target: v1alpha1.TargetGroups},
 			{Attribute: manager, Column: "mgr", Target: v1alpha1.TargetManager},

@@ -1,0 +1,200 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"testing"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/directory"
+	scimdir "github.com/userimport/user-import-operator/internal/directory/scim"
+	"github.com/userimport/user-import-operator/internal/syncmodel"
+	"github.com/userimport/user-import-operator/internal/testpeer/scimserver"
+)
+
+// The model's scenarios against the SCIM server: users by userName,
+// groups by id, the enterprise extension's manager.
+
+var modelSCIMScenarios = flag.Int("model.scim", 24, "random scenarios against the SCIM server, each killed and resumed")
+
+// scimModelDir is how a worker process reaches the server.
+type scimModelDir struct{ URL string }
+
+func (s scimModelDir) open(marker string, managedOnly bool) (*scimdir.Directory, error) {
+	o := peerOptions("userName", scimEnterprise+":organization", managedOnly)
+	o.MarkerValue = marker
+	return scimdir.New(context.Background(), &v1alpha1.SCIMDirectory{URL: s.URL, Groups: &v1alpha1.SCIMGroups{MaxPatchOperations: 2}}, o, nil)
+}
+
+const scimManager = scimEnterprise + ":manager"
+
+// seed writes the model's directory through the provider: the managed
+// users and groups with the import's marker, the others with another.
+func (s scimModelDir) seed(t *testing.T, d syncmodel.Directory) {
+	t.Helper()
+	ctx := context.Background()
+	mine, err := s.open(peerMarker, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mine.Close()
+	hand, err := s.open("someone-else", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hand.Close()
+	write := func(dir *scimdir.Directory, ch directory.Change) string {
+		res, err := dir.Apply(ctx, []directory.Change{ch})
+		if err == nil {
+			err = res[0].Err
+		}
+		if err != nil {
+			t.Fatalf("seeding %s %+v: %v", ch.Identity, ch, err)
+		}
+		return res[0].ID
+	}
+	owner := func(u *syncmodel.User) *scimdir.Directory {
+		if u.Managed {
+			return mine
+		}
+		return hand
+	}
+	ids := map[string]string{}
+	for _, id := range sortedKeys(d.Users) {
+		u := d.Users[id]
+		a := directory.Attributes{"userName": {id}}
+		for k, v := range map[string]string{"emails": u.Mail, "title": u.Title} {
+			if v != "" {
+				a[k] = []string{v}
+			}
+		}
+		ids[id] = write(owner(u), directory.Change{Op: directory.OpCreate, Identity: id, Attributes: a})
+	}
+	for _, id := range sortedKeys(d.Users) {
+		u := d.Users[id]
+		if u.Manager != "" {
+			write(owner(u), directory.Change{Op: directory.OpUpdate, Identity: id, ID: ids[id], Attributes: directory.Attributes{scimManager: {ids[u.Manager]}}})
+		}
+		if !u.Active {
+			write(owner(u), directory.Change{Op: directory.OpDeactivate, Identity: id, ID: ids[id]})
+		}
+	}
+	for _, k := range sortedKeys(d.Groups) {
+		g := d.Groups[k]
+		var refs []string
+		for _, id := range g.Members {
+			refs = append(refs, ids[id])
+		}
+		if g.Managed {
+			if _, err := mine.ApplyGroup(ctx, directory.GroupChange{Name: g.Name, Add: refs}); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		var members []map[string]string
+		for _, ref := range refs {
+			members = append(members, map[string]string{"value": ref})
+		}
+		body, _ := json.Marshal(map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:Group"}, "displayName": g.Name, "members": members})
+		resp, err := http.Post(s.URL+"/Groups", "application/scim+json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("POST /Groups: %s", resp.Status)
+		}
+	}
+}
+
+// render reads the server back as the model renders its directory.
+func (s scimModelDir) render() ([]string, error) {
+	all, err := s.open(peerMarker, false)
+	if err != nil {
+		return nil, err
+	}
+	defer all.Close()
+	ctx := context.Background()
+	// A provider of scope All counts every user in scope: which ones
+	// carry the marker, the one of scope Managed tells.
+	mine, err := s.open(peerMarker, true)
+	if err != nil {
+		return nil, err
+	}
+	defer mine.Close()
+	managed := map[string]bool{}
+	if err := mine.List(ctx, nil, func(u directory.User) error {
+		managed[u.ID] = true
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	byID := map[string]string{}
+	var users []directory.User
+	if err := all.List(ctx, []string{"emails", "title", scimManager}, func(u directory.User) error {
+		u.Managed = managed[u.ID]
+		users = append(users, u)
+		byID[u.ID] = u.Identity
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	name := func(ref string) string {
+		if ref == "" {
+			return ""
+		}
+		if id, ok := byID[ref]; ok {
+			return id
+		}
+		return "?"
+	}
+	var out []string
+	for _, u := range users {
+		out = append(out, syncmodel.RenderUser(u.Identity, u.Managed, u.Active, first(u.Attributes["emails"]), first(u.Attributes["title"]), name(first(u.Attributes[scimManager]))))
+	}
+	if err := all.ListGroups(ctx, func(g directory.Group) error {
+		var ms []string
+		for _, m := range g.Members {
+			ms = append(ms, name(m))
+		}
+		if len(ms) > 0 {
+			out = append(out, syncmodel.RenderGroup(g.Name, g.Managed, ms))
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+func TestSCIMAgreesWithTheModelWhenKilled(t *testing.T) {
+	n := *modelSCIMScenarios
+	if testing.Short() {
+		n = 4
+	}
+	steps := map[string]int{}
+	for i := range uint64(n) {
+		seed := *modelSeed + 15485863*i
+		sc := genScenario(seed)
+		srv := scimserver.Start(t, scimserver.Options{PatchMaxMembers: 2})
+		target := scimModelDir{URL: srv.URL}
+		target.seed(t, sc.before)
+		dir, err := target.open(peerMarker, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := sc.configAs("userName", "emails", scimManager, peerOptions("userName", scimEnterprise+":organization", true))
+		msg := checkTarget(t, sc, modelTarget{dir: dir, cfg: cfg, render: target.render, job: workerJob{SCIM: &target, Config: cfg}}, rand.New(rand.NewPCG(seed, 5)), steps)
+		dir.Close()
+		if msg != "" {
+			t.Fatalf("SCIM, killed: %s%s", sc, msg)
+		}
+	}
+	t.Logf("%d scenarios, resumed after SIGKILL from %v", n, steps)
+}
