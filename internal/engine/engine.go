@@ -261,18 +261,45 @@ func (r *run) write(ctx context.Context, dryRun bool, report Reporter) (Result, 
 		// Removals from groups are checked, like deprovisions, before any
 		// write.
 		res, err := r.checkRemovals(ctx)
-		if err != nil || res.SafetyStop {
+		if err != nil {
 			return res, err
+		}
+		if res.SafetyStop {
+			return r.planStopped(ctx, res, report)
 		}
 	}
 	if err := r.prepareManagers(ctx); err != nil {
 		return Result{DryRun: dryRun, SHA256: r.in.SHA256}, err
 	}
 	res, err := r.writeUsers(ctx, dryRun, report)
-	if err != nil || res.SafetyStop && !dryRun || r.rel == nil {
+	if err != nil || r.rel == nil {
+		return res, err
+	}
+	if res.SafetyStop && !dryRun {
+		// Stopped before any write: like a preview, the result plans the
+		// groups and managers too.
+		err = r.relate(ctx, true, report, &res, v1alpha1.StepGroups)
+		res.DryRun, res.SafetyStop = true, true
 		return res, err
 	}
 	err = r.relate(ctx, dryRun, report, &res, v1alpha1.StepGroups)
+	return res, err
+}
+
+// planStopped is the result of an import that its membership removals
+// stopped before any write: like a preview, it reports the whole plan
+// (the users' changes and deprovisions with the removals), so that the
+// person who approves sees what the preview would show.
+func (r *run) planStopped(ctx context.Context, stop Result, report Reporter) (Result, error) {
+	if err := r.prepareManagers(ctx); err != nil {
+		return stop, err
+	}
+	res, err := r.writeUsers(ctx, true, report)
+	if err == nil {
+		err = r.relate(ctx, true, report, &res, v1alpha1.StepGroups)
+	}
+	res.DryRun, res.SafetyStop, res.MembershipStop = true, true, true
+	res.UnreadableLines = max(res.UnreadableLines, stop.UnreadableLines)
 	return res, err
 }
 

@@ -22,7 +22,7 @@ import (
 type groupChange struct {
 	directory.GroupChange
 	pending []string // identities of members a dry run would create
-	line    int64    // first line that names the group
+	lines   []int64  // the lines that name the group
 }
 
 // listGroups reads every group, by its name in lower case: names are
@@ -165,9 +165,7 @@ func (r *run) planGroups(pl *relationPlan, existing map[string]directory.Group, 
 			continue
 		}
 		ch := groupChange{GroupChange: directory.GroupChange{Name: name, ID: g.ID}, pending: w.pending}
-		if len(w.lines) > 0 {
-			ch.line = w.lines[0]
-		}
+		ch.lines = w.lines
 		has := make(map[string]bool, len(g.Members))
 		for _, ref := range g.Members {
 			has[ref] = true
@@ -350,7 +348,14 @@ func (st *relateState) applyGroups(ctx context.Context, pl *relationPlan) error 
 		for i, ch := range part {
 			switch err := errs[i]; {
 			case directory.IsChangeError(err):
-				st.rowError(RowError{Line: ch.line, Identity: identityAt(pl, ch.line), Msg: st.r.rel.groupsAttr + ": the directory refused a group: " + err.Error()})
+				// Every line that names the group loses its membership.
+				lines := ch.lines
+				if len(lines) == 0 {
+					lines = []int64{0} // removals only: no line names the group
+				}
+				for _, line := range lines {
+					st.rowError(RowError{Line: line, Identity: identityAt(pl, line), Msg: st.r.rel.groupsAttr + ": the directory refused a group: " + err.Error()})
+				}
 			case err != nil:
 				failed = cmp.Or(failed, err)
 			default:

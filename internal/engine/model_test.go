@@ -364,15 +364,17 @@ func checkScenario(s modelScenario, interrupt *rand.Rand) string {
 	}
 	switch {
 	case want.NoValid:
-		// Nothing is written; an import whose membership removals wait
-		// for approval stops there before it counts the valid rows.
-		if perr == nil || err == nil && !res.SafetyStop {
+		if perr == nil || err == nil {
 			return fmt.Sprintf("the model finds no valid row; preview err %v, import err %v", perr, err)
 		}
 		return ""
 	case want.Stopped:
 		if err != nil || !res.SafetyStop || perr != nil || !preview.SafetyStop {
 			return fmt.Sprintf("the model stops for safety; preview stop %v err %v, import stop %v err %v", preview.SafetyStop, perr, res.SafetyStop, err)
+		}
+		if res.Counts != preview.Counts || res.PlannedDeprovisions != preview.PlannedDeprovisions || res.PlannedMembershipRemovals != preview.PlannedMembershipRemovals {
+			return fmt.Sprintf("a stopped import reports %+v (%d deprovisions, %d removals), its preview %+v (%d, %d)",
+				res.Counts, res.PlannedDeprovisions, res.PlannedMembershipRemovals, preview.Counts, preview.PlannedDeprovisions, preview.PlannedMembershipRemovals)
 		}
 		return ""
 	case err != nil || perr != nil:

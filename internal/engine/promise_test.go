@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/directory"
 	"github.com/userimport/user-import-operator/internal/memdir"
 )
 
@@ -90,9 +91,9 @@ func TestAnUnreadableIdentityProvesNobodyAbsent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// The import stops at the first check, the membership removals;
-		// the preview plans both.
-		if !res.SafetyStop || res.UnreadableLines != 1 || dry && res.PlannedDeprovisions != 2 {
+		// The import stops at its first check, the membership removals,
+		// and reports the whole plan, as the preview does.
+		if !res.SafetyStop || res.UnreadableLines != 1 || res.PlannedDeprovisions != 2 || res.Counts.Rows != 2 {
 			t.Fatalf("dry=%v: stop %v, unreadable %d, planned %d; want a stop naming 1 line and 2 deletions", dry, res.SafetyStop, res.UnreadableLines, res.PlannedDeprovisions)
 		}
 	}
@@ -224,5 +225,38 @@ func TestAGroupCellOfBlanksNamesNoGroup(t *testing.T) {
 	}
 	if got := d.Groups(); res.Counts.Groups.GroupsCreated != 1 || len(got) != 1 || !strings.HasPrefix(got[0], "eng ") {
 		t.Fatalf("groups %v, counts %+v", got, res.Counts.Groups)
+	}
+}
+
+// refusingGroups refuses every change of one group.
+type refusingGroups struct {
+	*memdir.Dir
+	name string
+}
+
+func (r refusingGroups) ApplyGroup(ctx context.Context, c directory.GroupChange) (string, error) {
+	if c.Name == r.name {
+		return "", &directory.ChangeError{Msg: "the group's name is not allowed"}
+	}
+	return r.Dir.ApplyGroup(ctx, c)
+}
+
+func TestAGroupTheDirectoryRefusesFailsEveryLineNamingIt(t *testing.T) {
+	d := refusingGroups{Dir: seed(), name: "bad"}
+	cfg := groupConfig(v1alpha1.ModeFull, v1alpha1.MissingIgnore)
+	content := groupFile(
+		"ann,ann@x.org,Dev,,bad|eng,",
+		"bob,bob@x.org,Dev,,eng,",
+		"cid,cid@x.org,Dev,,bad,",
+	)
+	res, rec, err := runOnce(t, d, cfg, content, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.errorLines(); !slices.Equal(got, []int64{2, 4}) {
+		t.Fatalf("errors on lines %v, want 2 and 4: %+v", got, rec.errors)
+	}
+	if res.Counts.Failed != 2 {
+		t.Fatalf("failed %d, want 2", res.Counts.Failed)
 	}
 }

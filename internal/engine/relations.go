@@ -508,6 +508,9 @@ type relateState struct {
 	// counted says that the rows failing the step were counted before it
 	// was resumed.
 	counted bool
+	// failedLines are the lines these steps counted as failed: a line
+	// fails once, whatever else of it fails.
+	failedLines map[int64]bool
 }
 
 func (st *relateState) keep(e RowError) {
@@ -527,7 +530,13 @@ func (st *relateState) failed(e RowError) {
 
 // rowError reports a row that failed in these steps; it counts as failed.
 func (st *relateState) rowError(e RowError) {
-	st.res.Counts.Failed++
+	if st.failedLines == nil {
+		st.failedLines = map[int64]bool{}
+	}
+	if e.Line == 0 || !st.failedLines[e.Line] {
+		st.res.Counts.Failed++
+		st.failedLines[e.Line] = true
+	}
 	st.report.RowError(e)
 	st.keep(e)
 }

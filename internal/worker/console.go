@@ -60,9 +60,19 @@ func (s *ConsoleSink) Report(_ context.Context, res engine.Result, errs []engine
 	if err := os.MkdirAll(s.ReportDir, 0o700); err != nil {
 		return err
 	}
-	for name, data := range ReportData(res, errs) {
-		if err := os.WriteFile(filepath.Join(s.ReportDir, name), data, 0o600); err != nil {
+	data := ReportData(res, errs)
+	for name, d := range data {
+		if err := os.WriteFile(filepath.Join(s.ReportDir, name), d, 0o600); err != nil {
 			return err
+		}
+	}
+	// A report of an earlier run in the same directory must not pass for
+	// part of this one.
+	for _, name := range []string{ReportGroupsKey, ReportErrorsKey, ReportChangesKey, ReportOutcomeKey} {
+		if _, ok := data[name]; !ok {
+			if err := os.Remove(filepath.Join(s.ReportDir, name)); err != nil && !os.IsNotExist(err) {
+				return err
+			}
 		}
 	}
 	return nil

@@ -1,0 +1,33 @@
+package worker
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/userimport/user-import-operator/internal/engine"
+)
+
+// A report directory used again holds this run's report only.
+func TestConsoleReportDirDropsAnEarlierRunsGroups(t *testing.T) {
+	dir := t.TempDir()
+	s := &ConsoleSink{Out: io.Discard, ReportDir: dir}
+	withGroups := engine.Result{Relations: []engine.RelationChange{{Line: 2, Identity: "ann", Group: "eng", Change: "add member"}}}
+	if err := s.Report(context.Background(), withGroups, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ReportGroupsKey)); err != nil {
+		t.Fatalf("the first run's report has no %s: %v", ReportGroupsKey, err)
+	}
+	if err := s.Report(context.Background(), engine.Result{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ReportGroupsKey)); !os.IsNotExist(err) {
+		t.Fatalf("%s of the earlier run is still there (%v)", ReportGroupsKey, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ReportErrorsKey)); err != nil {
+		t.Fatalf("this run's %s: %v", ReportErrorsKey, err)
+	}
+}
