@@ -178,7 +178,8 @@ func TestUnknownGroupWithoutCreateGroupsIsARowError(t *testing.T) {
 		if res.Counts.Failed != 1 || len(rec.errors) != 1 || rec.errors[0].Line != 3 || rec.errors[0].Warning {
 			t.Fatalf("dry=%v: failed %d, errors %+v", dry, res.Counts.Failed, rec.errors)
 		}
-		if msg := rec.errors[0].Msg; !strings.Contains(msg, "createGroups is false") || strings.Contains(msg, "sales") {
+		// Which group, by its place on the line: the name is the file's.
+		if msg := rec.errors[0].Msg; !strings.Contains(msg, "createGroups is false") || !strings.Contains(msg, "group 2 of 2") || strings.Contains(msg, "sales") {
 			t.Fatalf("message %q", msg)
 		}
 		if want := (v1alpha1.GroupCounts{MembershipsAdded: 2}); res.Counts.Groups != want {
