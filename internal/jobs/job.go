@@ -380,7 +380,11 @@ func (s SafetyStop) TerminationMessage() string {
 func (s SafetyStop) Sentence(spec v1alpha1.UserImportSpec) string {
 	var parts []string
 	if s.UnreadableLines > 0 {
-		parts = append(parts, fmt.Sprintf("%d lines of the file have no readable identity (see the errors), so the import cannot tell whether their users are absent", s.UnreadableLines))
+		lines := fmt.Sprintf("%d lines of the file have", s.UnreadableLines)
+		if s.UnreadableLines == 1 {
+			lines = "1 line of the file has"
+		}
+		parts = append(parts, lines+" no readable identity (see the errors), so the import cannot tell whether their users are absent")
 	}
 	if s.DeprovisionStop || !s.MembershipStop {
 		parts = append(parts, s.deprovisionSentence(spec))

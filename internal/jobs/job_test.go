@@ -379,3 +379,19 @@ func TestBuildMountsTheRelayOnlyForInvitations(t *testing.T) {
 		t.Errorf("templates not mounted: %+v", job.Spec.Template.Spec.Containers[0].VolumeMounts)
 	}
 }
+
+// Lines without a readable identity make any deprovision wait for
+// approval: the sentence names them and the exact count to approve.
+func TestSafetyStopNamesUnreadableLines(t *testing.T) {
+	s := ParseSafetyStop(SafetyStop{Deprovisions: 2, ManagedUsers: 300, DeprovisionStop: true, UnreadableLines: 1}.TerminationMessage())
+	if s == nil || s.UnreadableLines != 1 {
+		t.Fatalf("parsed %+v", s)
+	}
+	spec := v1alpha1.UserImportSpec{MissingUsers: v1alpha1.MissingDelete}
+	got := s.Sentence(spec)
+	for _, want := range []string{"1 line of the file has no readable identity", "delete 2 of 300", "approvedDeprovisions: 2"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("sentence %q lacks %q", got, want)
+		}
+	}
+}
