@@ -241,6 +241,9 @@ func Run(ctx context.Context, in Input, dir directory.Directory, cfg Config, dry
 // write plans and, unless dryRun, writes the changes of the file: its
 // users, then their groups and managers.
 func (r *run) write(ctx context.Context, dryRun bool, report Reporter) (Result, error) {
+	if err := r.loadKnownGroups(ctx); err != nil {
+		return Result{DryRun: dryRun, SHA256: r.in.SHA256}, err
+	}
 	if cp := r.in.Resume; cp != nil && (cp.Step == v1alpha1.StepGroups || cp.Step == v1alpha1.StepManagers) {
 		// The users are written.
 		c := *cp

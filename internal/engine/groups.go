@@ -148,8 +148,7 @@ func (r *run) planGroups(pl *relationPlan, existing map[string]directory.Group, 
 		g, exists := existing[key]
 		name := g.Name
 		var w want
-		i, isNamed := named[key]
-		if isNamed {
+		if i, ok := named[key]; ok {
 			w = wants[i]
 			if !exists {
 				name = pl.names[i]
@@ -161,7 +160,7 @@ func (r *run) planGroups(pl *relationPlan, existing map[string]directory.Group, 
 		if !exists && !r.rel.create {
 			for _, line := range w.lines {
 				pl.errs = append(pl.errs, RowError{Line: line, Identity: identityAt(pl, line),
-					Msg: r.rel.groupsAttr + ": " + groupPosition(pl, line, int32(i)) + " is not in the directory, and createGroups is false"})
+					Msg: r.rel.groupsAttr + ": a group of the line is not in the directory, and createGroups is false"})
 			}
 			continue
 		}
@@ -197,21 +196,6 @@ func (r *run) planGroups(pl *relationPlan, existing map[string]directory.Group, 
 		pl.changes = append(pl.changes, ch)
 	}
 	slices.SortFunc(pl.errs, func(a, b RowError) int { return int(a.Line - b.Line) })
-}
-
-// groupPosition tells which of a line's groups is meant without naming
-// it (a group's name is the file's data): "group 2 of 3 of the line".
-func groupPosition(pl *relationPlan, line int64, g int32) string {
-	i, ok := slices.BinarySearchFunc(pl.members, line, func(m member, l int64) int { return int(m.line - l) })
-	if !ok {
-		return "a group of the line"
-	}
-	gs := pl.members[i].groups
-	k := slices.Index(gs, g)
-	if k < 0 || len(gs) == 1 {
-		return "the line's group"
-	}
-	return fmt.Sprintf("group %d of %d of the line", k+1, len(gs))
 }
 
 // identityAt returns the identity of the member on line.

@@ -23,7 +23,7 @@ func (p *pass) mapChunk(c *chunk, rec *mapping.Record) {
 	s := p.r.snap
 	if p.seen != nil || s == nil || s.len() == 0 {
 		for i := range c.rows {
-			if m := &c.rows[i]; p.mapRow(m, rec) {
+			if m := &c.rows[i]; p.mapRow(c, m, rec) {
 				m.attrs = p.r.mapper.AttributesOf(rec)
 			}
 		}
@@ -37,7 +37,7 @@ func (p *pass) mapChunk(c *chunk, rec *mapping.Record) {
 	var touched uint64
 	for i := range c.rows {
 		m := &c.rows[i]
-		if !p.mapRow(m, rec) {
+		if !p.mapRow(c, m, rec) {
 			continue
 		}
 		h := hashes[i*k : (i+1)*k]
@@ -62,7 +62,7 @@ func (p *pass) mapChunk(c *chunk, rec *mapping.Record) {
 		if !changed {
 			continue
 		}
-		p.mapRow(m, rec)
+		p.mapRow(c, m, rec)
 		if m.entry < 0 {
 			m.attrs = p.r.mapper.AttributesOf(rec)
 			continue
@@ -79,7 +79,30 @@ func (p *pass) mapChunk(c *chunk, rec *mapping.Record) {
 
 // mapRow maps the record of m into rec and sets m's identity, or its
 // error; it reports whether the row mapped.
-func (p *pass) mapRow(m *mappedRow, rec *mapping.Record) bool { return p.r.mapRow(m, rec) }
+func (p *pass) mapRow(c *chunk, m *mappedRow, rec *mapping.Record) bool {
+	return p.r.mapRow(m, rec) && p.r.checkRelations(m, &c.relRec)
+}
+
+// checkRelations maps the groups and manager entries of a row that
+// mapped. A row whose groups or manager break a rule, or that names a
+// group the directory does not have while createGroups is false, fails
+// whole, in the users' pass, like a row that breaks any other rule: its
+// user is protected and nothing of the row is written.
+func (r *run) checkRelations(m *mappedRow, rec *mapping.Record) bool {
+	rel := r.rel
+	if rel == nil {
+		return true
+	}
+	if err := rel.mapper.MapRecord(m.rec.Fields, rec); err != nil {
+		m.msg = err.Error()
+		return false
+	}
+	if msg := rel.unknownGroup(rec); msg != "" {
+		m.msg = msg
+		return false
+	}
+	return true
+}
 
 func (r *run) mapRow(m *mappedRow, rec *mapping.Record) bool {
 	if m.lineErr != nil {

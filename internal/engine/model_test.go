@@ -106,6 +106,7 @@ func genScenario(seed uint64) modelScenario {
 		return ptr(int64(1 << 20))
 	}
 	s.spec.ApprovedDeprovisions, s.spec.ApprovedMembershipRemovals = approval(), approval()
+	s.spec.CreateGroups = r.IntN(4) != 0
 	if r.IntN(3) == 0 {
 		s.spec.MaxDeprovision = ptr(int64(r.IntN(4)))
 	}
@@ -155,7 +156,7 @@ func (s modelScenario) configAs(identity, mail, manager string, opts directory.O
 			{Attribute: manager, Column: "mgr", Target: v1alpha1.TargetManager},
 		},
 		Directory:                  opts,
-		CreateGroups:               true,
+		CreateGroups:               s.spec.CreateGroups,
 		MaxDeprovision:             s.spec.MaxDeprovision,
 		ApprovedDeprovisions:       s.spec.ApprovedDeprovisions,
 		ApprovedMembershipRemovals: s.spec.ApprovedMembershipRemovals,
@@ -172,8 +173,8 @@ func (s modelScenario) configAs(identity, mail, manager string, opts directory.O
 // String is the scenario as a person reproduces it.
 func (s modelScenario) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "seed %d: %s missingUsers=%s maxDeprovision=%v approvedDeprovisions=%v approvedMembershipRemovals=%v batch=%d concurrency=%d\n",
-		s.seed, s.spec.Mode, s.spec.Missing, deref(s.spec.MaxDeprovision), deref(s.spec.ApprovedDeprovisions), deref(s.spec.ApprovedMembershipRemovals), s.batch, s.conc)
+	fmt.Fprintf(&b, "seed %d: %s missingUsers=%s createGroups=%v maxDeprovision=%v approvedDeprovisions=%v approvedMembershipRemovals=%v batch=%d concurrency=%d\n",
+		s.seed, s.spec.Mode, s.spec.Missing, s.spec.CreateGroups, deref(s.spec.MaxDeprovision), deref(s.spec.ApprovedDeprovisions), deref(s.spec.ApprovedMembershipRemovals), s.batch, s.conc)
 	b.WriteString("directory before:\n  " + strings.Join(s.before.Render(), "\n  ") + "\n")
 	b.WriteString("file:\n  " + strings.Join(strings.Split(strings.TrimSpace(s.content()), "\n"), "\n  ") + "\n")
 	return b.String()

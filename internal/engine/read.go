@@ -129,6 +129,9 @@ type chunk struct {
 	// arena holds the records' text, reused with the chunk: what
 	// outlives the chunk is detached from it (mappedRow.detach).
 	arena csvread.Arena
+	// relRec is mapChunk's scratch record for the groups and manager
+	// entries (see checkRelations).
+	relRec mapping.Record
 }
 
 // mappedRow is one record (or bad record) with what its row maps to.

@@ -39,7 +39,12 @@ type relations struct {
 	// mapper's output; "" without such an entry. managerAttr is also the
 	// directory attribute written.
 	groupsAttr, managerAttr string
-	create                  bool
+	// groupsAt is the index of the groups entry in the mapper's output.
+	groupsAt int
+	create   bool
+	// known holds the groups the directory has, by name in lower case,
+	// when createGroups is false (see loadKnownGroups); nil otherwise.
+	known map[string]bool
 	groups                  directory.GroupDirectory
 	managers                directory.ManagerDirectory
 	// managerOf (a user's manager by identity) and inFile (the
@@ -125,6 +130,50 @@ func (pl *relationPlan) keep(id string, u directory.User, managerAttr string) {
 	pl.users[id] = u
 }
 
+// loadKnownGroups reads the names of the groups the directory has when
+// createGroups is false, before the users' pass: a row that names
+// another fails there, whole.
+func (r *run) loadKnownGroups(ctx context.Context) error {
+	rel := r.rel
+	if rel == nil || rel.groups == nil || rel.create || rel.known != nil {
+		return nil
+	}
+	existing, err := r.listGroups(ctx)
+	if err != nil {
+		return err
+	}
+	rel.known = make(map[string]bool, len(existing))
+	for key := range existing {
+		rel.known[key] = true
+	}
+	return nil
+}
+
+// unknownGroup is the error of a row whose groups (mapped into rec)
+// name one the directory does not have while createGroups is false, or
+// "". It says which by its place on the line: the name is the file's.
+func (rel *relations) unknownGroup(rec *mapping.Record) string {
+	if rel.known == nil {
+		return ""
+	}
+	var names []string
+	for _, g := range rec.Values[rel.groupsAt] {
+		if g = strings.TrimSpace(g); g != "" {
+			names = append(names, g)
+		}
+	}
+	for k, g := range names {
+		if !rel.known[strings.ToLower(g)] {
+			at := "the line's group"
+			if len(names) > 1 {
+				at = fmt.Sprintf("group %d of %d of the line", k+1, len(names))
+			}
+			return rel.groupsAttr + ": " + at + " is not in the directory, and createGroups is false"
+		}
+	}
+	return ""
+}
+
 // splitMapping separates the entries that write user attributes from
 // the ones with target Groups or Manager.
 func splitMapping(entries []v1alpha1.AttributeMapping) (users []v1alpha1.AttributeMapping, groups, manager *v1alpha1.AttributeMapping) {
@@ -165,6 +214,7 @@ func newRelations(cfg Config, dir directory.Directory, header []string) (*relati
 				Err: fmt.Errorf("mapping[%s] has target Groups, but the directory names no groups (spec.<provider>.groups)", groups.Attribute)}
 		}
 		rel.groups, rel.groupsAttr = gd, groups.Attribute
+		rel.groupsAt = len(entries)
 		entries = append(entries, *groups)
 	}
 	if manager != nil {
@@ -262,6 +312,13 @@ func (r *run) scanRelations(ctx context.Context) (*relationPlan, error) {
 				m.relMsg = err.Error()
 				continue
 			}
+			if rel.known != nil {
+				for _, g := range attrs[rel.groupsAttr] {
+					if g = strings.TrimSpace(g); g != "" && !rel.known[strings.ToLower(g)] {
+						m.relMsg = "unknown group"
+					}
+				}
+			}
 			m.attrs = attrs
 		}
 	}, func(c *chunk) error {
@@ -278,17 +335,18 @@ func (r *run) scanRelations(ctx context.Context) (*relationPlan, error) {
 				pl.kept[strings.Clone(m.identity)] = true
 				continue
 			}
+			if m.relMsg != "" {
+				// Failed in the users' pass (checkRelations), which
+				// reported it.
+				pl.kept[strings.Clone(m.identity)] = true
+				continue
+			}
 			if op := r.statusAction(m); op != directory.OpCreate {
 				// The row deletes or deactivates its user: groups and
 				// manager stay as they are.
 				if op == directory.OpDelete {
 					pl.deleted[strings.Clone(m.identity)] = true
 				}
-				continue
-			}
-			if m.relMsg != "" {
-				pl.errs = append(pl.errs, RowError{Line: m.rec.Line, Identity: strings.Clone(m.identity), Msg: m.relMsg})
-				pl.kept[strings.Clone(m.identity)] = true
 				continue
 			}
 			mem := member{line: m.rec.Line, identity: strings.Clone(m.identity)}

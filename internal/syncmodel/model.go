@@ -59,6 +59,9 @@ type Spec struct {
 	MaxDeprovision             *int64
 	ApprovedDeprovisions       *int64
 	ApprovedMembershipRemovals *int64
+	// CreateGroups: a group the file names is created; without, a line
+	// naming a group the directory does not have fails.
+	CreateGroups bool
 }
 
 // Outcome of one line.
@@ -111,7 +114,7 @@ func Import(before Directory, lines []string, spec Spec) Result {
 		claimed[r.id] = true
 		u := d.Users[r.id]
 		switch {
-		case !isMail(r.mail):
+		case !isMail(r.mail) || !spec.CreateGroups && !allExist(before, r.groups):
 			kept[r.id] = true
 			outcome(*r, "error")
 		case u != nil && !u.Managed:
@@ -321,6 +324,15 @@ func parse(line int64, l string) *row {
 		}
 	}
 	return r
+}
+
+func allExist(d Directory, groups []string) bool {
+	for _, g := range groups {
+		if d.Groups[strings.ToLower(g)] == nil {
+			return false
+		}
+	}
+	return true
 }
 
 // isMail is the scenarios' e-mail rule: empty (no address), or a local
