@@ -44,9 +44,9 @@ type relations struct {
 	create   bool
 	// known holds the groups the directory has, by name in lower case,
 	// when createGroups is false (see loadKnownGroups); nil otherwise.
-	known map[string]bool
-	groups                  directory.GroupDirectory
-	managers                directory.ManagerDirectory
+	known    map[string]bool
+	groups   directory.GroupDirectory
+	managers directory.ManagerDirectory
 	// managerOf (a user's manager by identity) and inFile (the
 	// identities of the valid rows) are read before a full import writes
 	// its users, for predictManager; nil otherwise.
