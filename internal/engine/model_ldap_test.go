@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"math/rand/v2"
-	"slices"
 	"strings"
 	"testing"
 
@@ -104,43 +103,8 @@ func (l ldapModelDir) render() ([]string, error) {
 		return nil, err
 	}
 	defer all.Close()
-	ctx := context.Background()
-	byDN := map[string]string{}
-	var users []directory.User
-	if err := all.List(ctx, []string{"mail", "title", "manager"}, func(u directory.User) error {
-		users = append(users, u)
-		byDN[strings.ToLower(u.ID)] = u.Identity
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	name := func(dn string) string {
-		if dn == "" {
-			return ""
-		}
-		if id, ok := byDN[strings.ToLower(dn)]; ok {
-			return id
-		}
-		return "?"
-	}
-	var out []string
-	for _, u := range users {
-		out = append(out, syncmodel.RenderUser(u.Identity, u.Managed, u.Active, first(u.Attributes["mail"]), first(u.Attributes["title"]), name(first(u.Attributes["manager"]))))
-	}
-	if err := all.ListGroups(ctx, func(g directory.Group) error {
-		var ms []string
-		for _, m := range g.Members {
-			ms = append(ms, name(m))
-		}
-		if len(ms) > 0 {
-			out = append(out, syncmodel.RenderGroup(g.Name, g.Managed, ms))
-		}
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	slices.Sort(out)
-	return out, nil
+	rb, err := readBackAll(all, "mail", "manager")
+	return rb.render(), err
 }
 
 func TestLDAPAgreesWithTheModelWhenKilled(t *testing.T) {

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"math/rand/v2"
 	"net/http"
-	"slices"
 	"testing"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
@@ -119,7 +118,10 @@ func (s scimModelDir) render() ([]string, error) {
 		return nil, err
 	}
 	defer all.Close()
-	ctx := context.Background()
+	rb, err := readBackAll(all, "emails", scimManager)
+	if err != nil {
+		return nil, err
+	}
 	// A provider of scope All counts every user in scope: which ones
 	// carry the marker, the one of scope Managed tells.
 	mine, err := s.open(peerMarker, true)
@@ -128,49 +130,16 @@ func (s scimModelDir) render() ([]string, error) {
 	}
 	defer mine.Close()
 	managed := map[string]bool{}
-	if err := mine.List(ctx, nil, func(u directory.User) error {
+	if err := mine.List(context.Background(), nil, func(u directory.User) error {
 		managed[u.ID] = true
 		return nil
 	}); err != nil {
 		return nil, err
 	}
-	byID := map[string]string{}
-	var users []directory.User
-	if err := all.List(ctx, []string{"emails", "title", scimManager}, func(u directory.User) error {
-		u.Managed = managed[u.ID]
-		users = append(users, u)
-		byID[u.ID] = u.Identity
-		return nil
-	}); err != nil {
-		return nil, err
+	for i := range rb.users {
+		rb.users[i].Managed = managed[rb.users[i].ID]
 	}
-	name := func(ref string) string {
-		if ref == "" {
-			return ""
-		}
-		if id, ok := byID[ref]; ok {
-			return id
-		}
-		return "?"
-	}
-	var out []string
-	for _, u := range users {
-		out = append(out, syncmodel.RenderUser(u.Identity, u.Managed, u.Active, first(u.Attributes["emails"]), first(u.Attributes["title"]), name(first(u.Attributes[scimManager]))))
-	}
-	if err := all.ListGroups(ctx, func(g directory.Group) error {
-		var ms []string
-		for _, m := range g.Members {
-			ms = append(ms, name(m))
-		}
-		if len(ms) > 0 {
-			out = append(out, syncmodel.RenderGroup(g.Name, g.Managed, ms))
-		}
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	slices.Sort(out)
-	return out, nil
+	return rb.render(), nil
 }
 
 func TestSCIMAgreesWithTheModelWhenKilled(t *testing.T) {

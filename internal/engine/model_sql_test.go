@@ -117,45 +117,13 @@ func newSQLModelDir(t *testing.T, driver v1alpha1.SQLDriver, dsn string, d syncm
 
 // render reads the tables back as the model renders its directory.
 func (s sqlModelDir) render() ([]string, error) {
-	ctx := context.Background()
 	all, err := s.open("uio", false)
 	if err != nil {
 		return nil, err
 	}
 	defer all.Close()
-	var users []directory.User
-	exists := map[string]bool{}
-	if err := all.List(ctx, []string{"mail", "title", "manager"}, func(u directory.User) error {
-		users = append(users, u)
-		exists[u.Identity] = true
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	name := func(id string) string {
-		if id != "" && !exists[id] {
-			return "?"
-		}
-		return id
-	}
-	var out []string
-	for _, u := range users {
-		out = append(out, syncmodel.RenderUser(u.Identity, u.Managed, u.Active, first(u.Attributes["mail"]), first(u.Attributes["title"]), name(first(u.Attributes["manager"]))))
-	}
-	if err := all.ListGroups(ctx, func(g directory.Group) error {
-		var ms []string
-		for _, m := range g.Members {
-			ms = append(ms, name(m))
-		}
-		if len(ms) > 0 {
-			out = append(out, syncmodel.RenderGroup(g.Name, g.Managed, ms))
-		}
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	slices.Sort(out)
-	return out, nil
+	rb, err := readBackAll(all, "mail", "manager")
+	return rb.render(), err
 }
 
 // workerJob is what a worker process is asked to do.

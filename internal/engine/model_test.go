@@ -271,28 +271,37 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// renderMemdir renders an in-memory directory as the model renders its
-// own.
-func renderMemdir(m *memdir.Dir) []string {
-	users := m.Users()
-	byID := map[string]string{}
-	for _, u := range users {
-		byID[u.ID] = u.Identity
+// readBack is a directory read back by a test: every user (Managed
+// telling whether it carries the marker), its groups, and how groups and
+// manager attributes refer to a user.
+type readBack struct {
+	users                 []directory.User
+	groups                []directory.Group
+	ref                   func(directory.User) string
+	mailAttr, managerAttr string
+}
+
+// render renders what was read as the model renders its directory; a
+// reference to no user reads "?".
+func (rb readBack) render() []string {
+	byRef := map[string]string{}
+	for _, u := range rb.users {
+		byRef[strings.ToLower(rb.ref(u))] = u.Identity
 	}
 	name := func(ref string) string {
 		if ref == "" {
 			return ""
 		}
-		if id, ok := byID[ref]; ok {
+		if id, ok := byRef[strings.ToLower(ref)]; ok {
 			return id
 		}
 		return "?"
 	}
 	var out []string
-	for _, u := range users {
-		out = append(out, syncmodel.RenderUser(u.Identity, u.Managed, u.Active, first(u.Attributes["mail"]), first(u.Attributes["title"]), name(first(u.Attributes["manager"]))))
+	for _, u := range rb.users {
+		out = append(out, syncmodel.RenderUser(u.Identity, u.Managed, u.Active, first(u.Attributes[rb.mailAttr]), first(u.Attributes["title"]), name(first(u.Attributes[rb.managerAttr]))))
 	}
-	_ = m.ListGroups(context.Background(), func(g directory.Group) error {
+	for _, g := range rb.groups {
 		var ms []string
 		for _, ref := range g.Members {
 			ms = append(ms, name(ref))
@@ -300,10 +309,38 @@ func renderMemdir(m *memdir.Dir) []string {
 		if len(ms) > 0 {
 			out = append(out, syncmodel.RenderGroup(g.Name, g.Managed, ms))
 		}
-		return nil
-	})
+	}
 	slices.Sort(out)
 	return out
+}
+
+// readBackAll lists every user of all (a provider of scope All) with the
+// attributes the model renders, and every group.
+func readBackAll(all modelDirectory, mailAttr, managerAttr string) (readBack, error) {
+	rb := readBack{ref: all.MemberReference, mailAttr: mailAttr, managerAttr: managerAttr}
+	ctx := context.Background()
+	if err := all.List(ctx, []string{mailAttr, "title", managerAttr}, func(u directory.User) error {
+		rb.users = append(rb.users, u)
+		return nil
+	}); err != nil {
+		return rb, err
+	}
+	err := all.ListGroups(ctx, func(g directory.Group) error {
+		rb.groups = append(rb.groups, g)
+		return nil
+	})
+	return rb, err
+}
+
+// renderMemdir renders an in-memory directory as the model renders its
+// own.
+func renderMemdir(m *memdir.Dir) []string {
+	rb, err := readBackAll(m, "mail", "manager")
+	if err != nil {
+		panic(err)
+	}
+	rb.users = m.Users() // with Managed from the marker
+	return rb.render()
 }
 
 // lineOutcomes reads the errors and warnings a run reported, by line.
