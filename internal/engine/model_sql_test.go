@@ -379,30 +379,7 @@ func checkTarget(t *testing.T, s modelScenario, target modelTarget, r *rand.Rand
 	if !slices.Equal(got, want.After.Render()) {
 		return fmt.Sprintf("after the import, the directory differs from the model's (+ engine, - model):\n%s", lineDiff(got, want.After.Render()))
 	}
-	switch {
-	case want.NoValid || want.Stopped:
-		if perr == nil && !preview.SafetyStop {
-			return "the model writes nothing; the preview planned an import"
-		}
-		return ""
-	case perr != nil || ierr != nil:
-		return fmt.Sprintf("preview err %v, import err %v", perr, ierr)
-	}
-	wantCounts := Counts{Rows: int64(len(s.lines)), ChangeCounts: want.Counts, Groups: want.Groups}
-	if preview.Counts != wantCounts {
-		return fmt.Sprintf("preview counts %+v, model %+v", preview.Counts, wantCounts)
-	}
-	if r == nil && res.Counts != wantCounts {
-		return fmt.Sprintf("import counts %+v, model %+v", res.Counts, wantCounts)
-	}
-	we, ww := modelOutcomes(want)
-	for _, rc := range []*recorder{prec, rec} {
-		ge, gw := lineOutcomes(rc)
-		if !slices.Equal(ge, we) || !slices.Equal(gw, ww) {
-			return fmt.Sprintf("errors on lines %v and warnings on %v; the model has errors on %v and warnings on %v", ge, gw, we, ww)
-		}
-	}
-	return ""
+	return compareWithModel(s, want, modelRun{preview: preview, perr: perr, res: res, err: ierr, prec: prec, rec: rec, result: r == nil, exact: r == nil})
 }
 
 func TestSQLiteAgreesWithTheModelWhenKilled(t *testing.T) {
