@@ -179,7 +179,8 @@ func (p *invitePass) scan(ctx context.Context) error {
 	_, err := r.scanFile(ctx, func(c *chunk, rec *mapping.Record) {
 		for i := range c.rows {
 			m := &c.rows[i]
-			if r.mapRow(m, rec) {
+			// A row the users' pass failed was not written: no invitation.
+			if r.mapWhole(c, m, rec) {
 				m.attrs = r.mapper.AttributesOf(rec)
 			}
 		}

@@ -260,3 +260,36 @@ func TestAGroupTheDirectoryRefusesFailsEveryLineNamingIt(t *testing.T) {
 		t.Fatalf("failed %d, want 2", res.Counts.Failed)
 	}
 }
+
+// sentInvitations records the identities invited; a fake Inviter, the
+// relay being beside the point here.
+type sentInvitations struct{ ids []string }
+
+func (s *sentInvitations) Render(Invitee) error { return nil }
+func (s *sentInvitations) Send(_ context.Context, inv Invitee) error {
+	s.ids = append(s.ids, inv.Identity)
+	return nil
+}
+
+// A line that fails on its groups creates nobody, so it invites nobody:
+// the preview plans, and the import sends, the same invitations.
+func TestAFailedLineInvitesNobody(t *testing.T) {
+	d := seed()
+	d.PutGroup("eng", false)
+	cfg := groupConfig(v1alpha1.ModeFull, v1alpha1.MissingIgnore)
+	cfg.CreateGroups = false
+	sent := &sentInvitations{}
+	cfg.Invite = &InviteConfig{NewUsers: true, AddressAttribute: "mail", InvitedAttribute: "invited", Inviter: sent}
+	content := groupFile("ann,ann@x.org,Dev,,eng,", "bob,bob@x.org,Dev,,eng|sales,")
+	preview, _, err := runOnce(t, d, cfg, content, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, _, err := runOnce(t, d, cfg, content, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if preview.Invitations.NewUsers != 1 || res.Invitations.NewUsers != 1 || !slices.Equal(sent.ids, []string{"ann"}) {
+		t.Fatalf("preview plans %d, import %d, sent to %v; want ann alone", preview.Invitations.NewUsers, res.Invitations.NewUsers, sent.ids)
+	}
+}
