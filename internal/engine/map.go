@@ -79,7 +79,9 @@ func (p *pass) mapChunk(c *chunk, rec *mapping.Record) {
 
 // mapRow maps the record of m into rec and sets m's identity, or its
 // error; it reports whether the row mapped.
-func (p *pass) mapRow(c *chunk, m *mappedRow, rec *mapping.Record) bool { return p.r.mapWhole(c, m, rec) }
+func (p *pass) mapRow(c *chunk, m *mappedRow, rec *mapping.Record) bool {
+	return p.r.mapWhole(c, m, rec)
+}
 
 // mapWhole maps a row as the users' pass decides it: its user entries,
 // then its groups and manager entries.
