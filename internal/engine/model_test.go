@@ -107,6 +107,7 @@ func genScenario(seed uint64) modelScenario {
 	}
 	s.spec.ApprovedDeprovisions, s.spec.ApprovedMembershipRemovals = approval(), approval()
 	s.spec.CreateGroups = r.IntN(4) != 0
+	s.spec.Invite = r.IntN(2) == 0
 	if r.IntN(3) == 0 {
 		s.spec.MaxDeprovision = ptr(int64(r.IntN(4)))
 	}
@@ -381,6 +382,10 @@ func checkScenario(s modelScenario, interrupt *rand.Rand) string {
 	want := syncmodel.Import(s.before, s.lines, s.spec)
 	d := memdirOf(s.before)
 	cfg := s.config()
+	sent := &sentInvitations{}
+	if s.spec.Invite {
+		cfg.Invite = &InviteConfig{NewUsers: true, AddressAttribute: "mail", InvitedAttribute: "invited", Inviter: sent}
+	}
 	ctx := context.Background()
 	prec := &recorder{}
 	preview, perr := Run(ctx, input(s.content(), nil), d, cfg, true, prec)
@@ -400,7 +405,31 @@ func checkScenario(s modelScenario, interrupt *rand.Rand) string {
 	if !slices.Equal(got, wantState) {
 		return fmt.Sprintf("after the import (%d interruptions), the directory differs from the model's (+ engine, - model):\n%s", interruptions, lineDiff(got, wantState))
 	}
+	if msg := compareInvitations(want, preview, sent.identities(), interrupt == nil); msg != "" {
+		return msg
+	}
 	return compareWithModel(s, want, modelRun{preview: preview, perr: perr, res: res, err: err, prec: prec, rec: rec, result: true, exact: interrupt == nil})
+}
+
+// compareInvitations compares the invitations a preview planned and an
+// import sent with the model's. An uninterrupted import invites each user
+// once; an interrupted one may send again the few messages it had sent
+// and not recorded, never to anyone else.
+func compareInvitations(want syncmodel.Result, preview Result, sent []string, exact bool) string {
+	if want.NoValid || want.Stopped {
+		if len(sent) > 0 {
+			return fmt.Sprintf("an import that wrote nothing invited %v", sent)
+		}
+		return ""
+	}
+	if n := preview.Invitations; n.NewUsers != int64(len(want.Invited)) || n.NoAddress != want.NoAddress {
+		return fmt.Sprintf("the preview plans %d invitations, %d without an address; the model %d (%v), %d", n.NewUsers, n.NoAddress, len(want.Invited), want.Invited, want.NoAddress)
+	}
+	once := slices.Compact(slices.Clone(sent))
+	if !slices.Equal(once, want.Invited) || exact && len(sent) != len(once) {
+		return fmt.Sprintf("invitations sent to %v; the model invites %v", sent, want.Invited)
+	}
+	return ""
 }
 
 // modelRun is what a scenario's preview and import gave.
@@ -481,6 +510,9 @@ func resumeModel(d *memdir.Dir, cfg Config, content string, r *rand.Rand, rec *r
 		if err == nil || !strings.Contains(err.Error(), memdir.ErrInjected.Error()) {
 			return res, err, n
 		}
+		if strings.Contains(err.Error(), "recording invitations") {
+			interruptedIn["Invitations"]++
+		}
 		if last := one.lastCheckpoint(); last != nil {
 			cp = last
 		}
@@ -509,7 +541,8 @@ func TestEngineAgreesWithTheModel(t *testing.T) {
 }
 
 // interruptedIn counts the interruptions of resumeModel by the step of
-// the checkpoint they resumed from.
+// the checkpoint they resumed from, and, under "Invitations", those that
+// stopped the recording of invitations sent.
 var interruptedIn = map[string]int{}
 
 func TestEngineAgreesWithTheModelWhenInterrupted(t *testing.T) {
@@ -531,7 +564,7 @@ func TestEngineAgreesWithTheModelWhenInterrupted(t *testing.T) {
 		}
 	}
 	t.Logf("%d scenarios, interrupted %v", n, interruptedIn)
-	for _, step := range []string{v1alpha1.StepApply, v1alpha1.StepDeprovision, v1alpha1.StepGroups, v1alpha1.StepManagers} {
+	for _, step := range []string{v1alpha1.StepApply, v1alpha1.StepDeprovision, v1alpha1.StepGroups, v1alpha1.StepManagers, "Invitations"} {
 		if interruptedIn[step] < n/100 {
 			t.Errorf("only %d interruptions resumed in the %s step: %v", interruptedIn[step], step, interruptedIn)
 		}

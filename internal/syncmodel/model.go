@@ -62,6 +62,8 @@ type Spec struct {
 	// CreateGroups: a group the file names is created; without, a line
 	// naming a group the directory does not have fails.
 	CreateGroups bool
+	// Invite: the users the import creates are invited at their mail.
+	Invite bool
 }
 
 // Outcome of one line.
@@ -79,6 +81,10 @@ type Result struct {
 	Counts     v1alpha1.ChangeCounts
 	Groups     v1alpha1.GroupCounts
 	Unreadable int64
+	// Invited are the users invited (Spec.Invite), NoAddress the number
+	// of users created without an address to invite.
+	Invited   []string
+	NoAddress int64
 }
 
 type row struct {
@@ -184,6 +190,13 @@ func Import(before Directory, lines []string, spec Spec) Result {
 		case "created":
 			u = &User{Identity: w.r.id, Managed: true}
 			d.Users[w.r.id] = u
+			switch {
+			case !spec.Invite:
+			case w.r.mail == "":
+				res.NoAddress++
+			default:
+				res.Invited = append(res.Invited, w.r.id)
+			}
 			fallthrough
 		case "updated":
 			u.Mail, u.Title, u.Active = w.r.mail, w.r.title, true
@@ -227,8 +240,10 @@ func Import(before Directory, lines []string, spec Spec) Result {
 	if res.Stopped {
 		res.After = before.clone()
 		res.Counts, res.Groups = v1alpha1.ChangeCounts{}, v1alpha1.GroupCounts{}
+		res.Invited, res.NoAddress = nil, 0
 		return res
 	}
+	slices.Sort(res.Invited)
 
 	// 6. Managers: a member's manager is set when the manager is a user
 	// once the users are written; otherwise the line warns and the
