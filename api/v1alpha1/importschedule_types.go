@@ -22,6 +22,7 @@ const (
 // ImportScheduleSpec describes when imports run and what they import.
 // +kubebuilder:validation:XValidation:rule="(has(self.schedule) && size(self.schedule) > 0) || (has(self.triggers) && has(self.triggers.onChange) && self.triggers.onChange)",message="spec: set schedule, triggers.onChange, or both"
 // +kubebuilder:validation:XValidation:rule="!has(self.skipIfUnchanged) || !self.skipIfUnchanged || !has(self.successfulHistoryLimit) || self.successfulHistoryLimit > 0",message="spec.skipIfUnchanged compares the source with the last Completed import, which spec.successfulHistoryLimit: 0 deletes: keep at least 1"
+// +kubebuilder:validation:XValidation:rule="!has(self.template.spec.source.persistentVolumeClaim) || ((!has(self.skipIfUnchanged) || !self.skipIfUnchanged) && (!has(self.triggers) || !has(self.triggers.onChange) || !self.triggers.onChange))",message="spec.skipIfUnchanged and spec.triggers.onChange compare the source before a run, and a PersistentVolumeClaim's file is read by the import's worker only: use a schedule that runs every time, or a source the manager reads (configMap, secret, http, sftp, s3)"
 type ImportScheduleSpec struct {
 	// schedule in cron form: five fields (minute hour day-of-month month
 	// day-of-week, as in "0 2 * * *") or one of @yearly, @monthly, @weekly,

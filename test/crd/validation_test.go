@@ -333,6 +333,14 @@ var _ = Describe("Validation by the API server", func() {
 			is.Spec.SkipIfUnchanged = true
 			is.Spec.SuccessfulHistoryLimit = ptr.To[int32](0)
 		}), "spec: Invalid value", "spec.skipIfUnchanged compares the source with the last Completed import, which spec.successfulHistoryLimit: 0 deletes: keep at least 1"),
+		Entry("skipIfUnchanged on a PersistentVolumeClaim, which the manager cannot read", validSchedule(func(is *uiov1.ImportSchedule) {
+			is.Spec.SkipIfUnchanged = true
+			is.Spec.Template.Spec.Source = uiov1.ImportSource{PersistentVolumeClaim: &uiov1.PVCSource{ClaimName: "exports", FileSelector: uiov1.FileSelector{Path: "a.csv"}}}
+		}), "spec: Invalid value", "a PersistentVolumeClaim's file is read by the import's worker only"),
+		Entry("onChange on a PersistentVolumeClaim, which the manager cannot read", validSchedule(func(is *uiov1.ImportSchedule) {
+			is.Spec.Triggers = &uiov1.ScheduleTriggers{OnChange: true}
+			is.Spec.Template.Spec.Source = uiov1.ImportSource{PersistentVolumeClaim: &uiov1.PVCSource{ClaimName: "exports", FileSelector: uiov1.FileSelector{Path: "a.csv"}}}
+		}), "spec: Invalid value", "a PersistentVolumeClaim's file is read by the import's worker only"),
 		Entry("an unknown concurrency policy", validSchedule(func(is *uiov1.ImportSchedule) {
 			is.Spec.ConcurrencyPolicy = "Queue"
 		}), `spec.concurrencyPolicy: Unsupported value: "Queue"`),
