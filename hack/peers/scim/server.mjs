@@ -18,6 +18,10 @@
 //   SCIM_MAX_RESULTS                    largest page served (default 200)
 //   SCIM_PATCH_MAX_MEMBERS              most members one PATCH of a group
 //                                       may add or remove (400 tooMany above)
+//   SCIM_FILTER_LITERAL_ESCAPES=true    a /Users filter with an escaped quote
+//                                       or backslash finds nobody, as with a
+//                                       library that keeps the escapes of a
+//                                       quoted value literally
 // Prints "SCIM server ready on <url>" once listening.
 import crypto from "node:crypto";
 import fs from "node:fs";
@@ -201,6 +205,13 @@ app.get("/Users", (req, res, next) => {
 // SCIMMY validates every member of the group again on each PATCH, which
 // takes seconds for a group of thousands.
 const removeFilter = /^members\[value eq "((?:[^"\\]|\\.)*)"\]$/;
+const literalEscapes = env.SCIM_FILTER_LITERAL_ESCAPES === "true";
+app.get("/Users", (req, res, next) => {
+    if (!literalEscapes || !/\\["\\]/.test(String(req.query.filter ?? ""))) return next();
+    try { authenticate(req); } catch { return next(); } // the router answers 401
+    res.type("application/scim+json").send({schemas: ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+        totalResults: 0, startIndex: 1, itemsPerPage: 0, Resources: []});
+});
 app.patch("/Groups/:id", express.json({type: ["application/scim+json", "application/json"], limit: "50mb"}), (req, res, next) => {
     const ops = req.body?.Operations ?? [];
     let members = 0;

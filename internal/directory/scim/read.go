@@ -226,16 +226,23 @@ func (d *Directory) Lookup(ctx context.Context, identities []string, attributes 
 			scan = append(scan, bad...)
 		}
 	}
-	if len(scan) > 0 {
-		_, _, err := d.page(ctx, "", pageSize, func(r map[string]any) error {
-			d.match(r, scan, attrs, out)
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
+	if err := d.scanFor(ctx, scan, attrs, out); err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// scanFor reads every user to find the ones with these identities, for
+// identities no filter could find.
+func (d *Directory) scanFor(ctx context.Context, identities []string, attrs []attribute, out map[string]directory.User) error {
+	if len(identities) == 0 {
+		return nil
+	}
+	_, _, err := d.page(ctx, "", pageSize, func(r map[string]any) error {
+		d.match(r, identities, attrs, out)
+		return nil
+	})
+	return err
 }
 
 // lookupSplit looks group up; when the server refuses the joined filter it

@@ -628,3 +628,38 @@ func TestBulkRespectsMaxPayloadSize(t *testing.T) {
 		t.Fatalf("%d users after the import, want 100", n)
 	}
 }
+
+// A server whose filter misses a value with escaped quotes answers a
+// replayed create with 409: the conflict is the identity itself, found
+// by reading every user, and the replay becomes an update. A user that is
+// not managed is named as the holder of the identity.
+func TestConflictTheFilterCannotExplain(t *testing.T) {
+	for _, bulk := range []bool{false, true} {
+		t.Run(fmt.Sprintf("bulk=%v", bulk), func(t *testing.T) {
+			s := scimserver.Start(t, scimserver.Options{Token: token, FilterKeepsEscapes: true})
+			spec := bearerSpec(s.URL)
+			spec.DisableBulk = !bulk
+			d := newDir(t, spec, defaultOpts(), bearerSecrets)
+			foreign := newDir(t, spec, func() directory.Options { o := defaultOpts(); o.MarkerValue = "hr-tool"; return o }(), bearerSecrets)
+			name, other := `o"brien`, `d"arcy`
+			first := mustApply(t, d, directory.Change{Op: directory.OpCreate, Identity: name, Attributes: directory.Attributes{"userName": {name}, "title": {"Dev"}}})
+			mustApply(t, foreign, directory.Change{Op: directory.OpCreate, Identity: other, Attributes: directory.Attributes{"userName": {other}}})
+			if found, err := d.Lookup(context.Background(), []string{name}, []string{"userName"}); err != nil || len(found) != 0 {
+				t.Fatalf("the server's filter should miss %q here: %v %v", name, found, err)
+			}
+			res, err := d.Apply(context.Background(), []directory.Change{
+				{Op: directory.OpCreate, Line: 2, Identity: name, Attributes: directory.Attributes{"userName": {name}, "title": {"Lead"}}},
+				{Op: directory.OpCreate, Line: 3, Identity: other, Attributes: directory.Attributes{"userName": {other}}},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res[0].Err != nil || res[0].ID != first[0].ID {
+				t.Fatalf("replayed create: %+v, want an update of %s", res[0], first[0].ID)
+			}
+			if res[1].Err == nil || !strings.Contains(res[1].Err.Error(), "userName: already taken by a user that imports do not manage") {
+				t.Fatalf("conflict with an unmanaged user: %v", res[1].Err)
+			}
+		})
+	}
+}

@@ -442,6 +442,25 @@ func (d *Directory) resolveConflicts(ctx context.Context, caps directory.Capabil
 	if err != nil {
 		return err
 	}
+	var missed []string
+	for _, id := range ids {
+		if _, ok := found[id]; !ok {
+			missed = append(missed, id)
+		}
+	}
+	if len(missed) > 0 {
+		// A 409 that the filtered lookup cannot explain: the server may
+		// have misread the filter (some keep a quoted value's escapes
+		// literally). Reading every user tells whether the identity is
+		// the attribute taken.
+		resolved, err := resolve(attrs)
+		if err != nil {
+			return err
+		}
+		if err := d.scanFor(ctx, missed, resolved, found); err != nil {
+			return err
+		}
+	}
 	for _, k := range idx {
 		ch := changes[k]
 		u, ok := found[ch.Identity]

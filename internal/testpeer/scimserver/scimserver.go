@@ -54,6 +54,10 @@ type Options struct {
 	// PatchMaxMembers makes the server refuse a PATCH of a group that adds
 	// or removes more members than this (0: no limit).
 	PatchMaxMembers int
+	// FilterKeepsEscapes makes a /Users filter with an escaped quote or
+	// backslash find nobody, as a server library that keeps the escapes
+	// of a quoted value literally does.
+	FilterKeepsEscapes bool
 	// Host is the IP address to listen on, 127.0.0.1 by default (the e2e
 	// tests use the address pods reach). The TLS certificate names
 	// 127.0.0.1 only.
@@ -137,6 +141,9 @@ func StartProcess(opts Options) (*Server, error) {
 	}
 	if opts.PatchMaxMembers > 0 {
 		add("SCIM_PATCH_MAX_MEMBERS", strconv.Itoa(opts.PatchMaxMembers))
+	}
+	if opts.FilterKeepsEscapes {
+		add("SCIM_FILTER_LITERAL_ESCAPES", "true")
 	}
 	if opts.TLS {
 		s.dir, err = os.MkdirTemp("", "scimserver-")
