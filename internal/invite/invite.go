@@ -28,7 +28,7 @@ const (
 // The built-in templates, used for every key the ConfigMap does not have.
 const (
 	DefaultSubject = `{{with .Organization}}{{.}}: {{end}}your account is ready`
-	DefaultText    = `Hello,
+	DefaultText    = `Hello{{with .GivenName}} {{.}}{{end}},
 
 an account has been created for you{{with .Organization}} at {{.}}{{end}}.
 You sign in as {{.Identity}}{{with .SignInURL}} at
@@ -41,7 +41,7 @@ This mail was sent because your organisation added you to its directory.
 `
 	DefaultHTML = `<!DOCTYPE html>
 <html><body>
-<p>Hello,</p>
+<p>Hello{{with .GivenName}} {{.}}{{end}},</p>
 <p>an account has been created for you{{with .Organization}} at {{.}}{{end}}.
 You sign in as <b>{{.Identity}}</b>{{with .SignInURL}} at <a href="{{.}}">{{.}}</a>{{end}}.</p>
 {{with .RecoveryCode}}<p>Your recovery code, to sign in without e-mail: <b>{{.}}</b><br>Keep it safe: it is personal.</p>
@@ -62,7 +62,14 @@ type Data struct {
 	// RecoveryCode is the user's recovery code when the import gave it
 	// one, or "".
 	RecoveryCode string
+	// GivenName is the value of the first mapped attribute of
+	// GivenNameAttributes, or "": the default templates greet by it.
+	GivenName string
 }
+
+// GivenNameAttributes are the attributes that hold a given name, in the
+// directories' vocabularies: LDAP, SCIM, and common SQL column names.
+var GivenNameAttributes = []string{"givenName", "name.givenName", "given_name", "first_name", "firstName"}
 
 // Templates are the parsed subject, text and HTML of an invitation.
 type Templates struct {
@@ -148,7 +155,14 @@ type Mailer struct {
 var _ engine.Inviter = (*Mailer)(nil)
 
 func (m *Mailer) data(inv engine.Invitee) Data {
-	return Data{Identity: inv.Identity, Address: inv.Address, Attributes: inv.Attributes, Organization: m.Organization, SignInURL: m.SignInURL, RecoveryCode: inv.RecoveryCode}
+	d := Data{Identity: inv.Identity, Address: inv.Address, Attributes: inv.Attributes, Organization: m.Organization, SignInURL: m.SignInURL, RecoveryCode: inv.RecoveryCode}
+	for _, a := range GivenNameAttributes {
+		if v := strings.TrimSpace(inv.Attributes[a]); v != "" {
+			d.GivenName = v
+			break
+		}
+	}
+	return d
 }
 
 // Render renders the invitation of inv.
@@ -167,7 +181,7 @@ func (m *Mailer) Send(ctx context.Context, inv engine.Invitee) error {
 	}
 	if m.MessageIDs != "" {
 		sum := sha256.Sum256([]byte(m.MessageIDs + "\x00" + inv.Identity))
-		msg.ID = hex.EncodeToString(sum[:16]) + ".invitation@user-import-operator"
+		msg.ID = hex.EncodeToString(sum[:16]) + ".invitation"
 	}
 	err = m.Sender.Send(ctx, msg)
 	var refused *mail.RefusedError

@@ -96,7 +96,51 @@ func TestInvitationAsItArrives(t *testing.T) {
 	if !strings.Contains(d.Text, "You sign in as u1 at") || !strings.Contains(d.Text, "Example Corp") {
 		t.Fatalf("text body (the default): %s", d.Text)
 	}
-	if !strings.HasSuffix(d.MessageID, ".invitation@user-import-operator") {
-		t.Fatalf("Message-ID %q", d.MessageID)
+	if !strings.HasSuffix(d.MessageID, ".invitation@example.com") {
+		t.Fatalf("Message-ID %q: want the domain of the sender, example.com", d.MessageID)
+	}
+}
+
+// The default invitation greets the user by the given name when the
+// mapping has one, and says it is automatic, so that out-of-office replies
+// stay away (RFC 3834); its Message-ID is in the sender's domain.
+func TestDefaultInvitationGreetsByNameAndIsAutomatic(t *testing.T) {
+	relay := mailpit.Start(t)
+	m, sender := mailer(t, relay, mailpit.Password)
+	defer sender.Close()
+	inv := engine.Invitee{Line: 2, Identity: "u1", Address: "ann@example.com", Attributes: map[string]string{"givenName": "Ann", "mail": "ann@example.com"}}
+	if err := m.Send(context.Background(), inv); err != nil {
+		t.Fatal(err)
+	}
+	anon := engine.Invitee{Line: 3, Identity: "u2", Address: "bob@example.com", Attributes: map[string]string{"mail": "bob@example.com"}}
+	if err := m.Send(context.Background(), anon); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := relay.Messages()
+	if err != nil || len(msgs) != 2 {
+		t.Fatalf("%d messages (%v)", len(msgs), err)
+	}
+	for _, msg := range msgs {
+		d, err := relay.Detail(msg.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := relay.Raw(msg.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		greeting := "Hello,"
+		if d.To[0].Address == "ann@example.com" {
+			greeting = "Hello Ann,"
+		}
+		if !strings.HasPrefix(d.Text, greeting) || !strings.Contains(d.HTML, "<p>"+greeting+"</p>") {
+			t.Errorf("to %s: want %q in both bodies:\n%s\n%s", d.To[0].Address, greeting, d.Text, d.HTML)
+		}
+		if !strings.Contains(string(raw), "\r\nAuto-Submitted: auto-generated\r\n") {
+			t.Errorf("no Auto-Submitted header:\n%s", raw)
+		}
+		if !strings.HasSuffix(d.MessageID, "@example.com") {
+			t.Errorf("Message-ID %q is not in the sender's domain", d.MessageID)
+		}
 	}
 }

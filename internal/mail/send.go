@@ -3,8 +3,12 @@ package mail
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	netmail "net/mail"
+	"strings"
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
@@ -22,8 +26,9 @@ type Message struct {
 	Text    string
 	// HTML, when set, is the alternative HTML body.
 	HTML string
-	// ID, when set, is the Message-ID (without angle brackets). A message
-	// sent again after a crash with the same ID can be recognised by the
+	// ID, when set, is the Message-ID (without angle brackets), or its
+	// part before the "@" (the sender's domain is added). A message sent
+	// again after a crash with the same ID can be recognised by the
 	// receiving systems as the same message.
 	ID string
 	// Attachments are files attached to the message.
@@ -155,9 +160,10 @@ func (s *Sender) build(m Message) (*gomail.Msg, error) {
 	if m.HTML != "" {
 		msg.AddAlternativeString(gomail.TypeTextHTML, m.HTML)
 	}
-	if m.ID != "" {
-		msg.SetMessageIDWithValue(m.ID)
-	}
+	msg.SetMessageIDWithValue(messageID(m.ID, s.spec.From))
+	// Every mail the product sends is automatic: out-of-office replies
+	// and other auto-responders leave it alone (RFC 3834).
+	msg.SetGenHeader(gomail.Header("Auto-Submitted"), "auto-generated")
 	for _, a := range m.Attachments {
 		opts := []gomail.FileOption{}
 		if a.ContentType != "" {
@@ -166,6 +172,26 @@ func (s *Sender) build(m Message) (*gomail.Msg, error) {
 		msg.AttachReadSeeker(a.Name, bytes.NewReader(a.Data), opts...)
 	}
 	return msg, nil
+}
+
+// messageID is the Message-ID of a message: id, or a random one, in the
+// domain of the sender's address (not the host name of the pod that sends).
+func messageID(id, from string) string {
+	if strings.Contains(id, "@") {
+		return id
+	}
+	if id == "" {
+		var b [16]byte
+		_, _ = rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
+	}
+	domain := "user-import-operator.invalid"
+	if a, err := netmail.ParseAddress(from); err == nil {
+		if _, d, ok := strings.Cut(a.Address, "@"); ok && d != "" {
+			domain = d
+		}
+	}
+	return id + "@" + domain
 }
 
 func (s *Sender) drop() {

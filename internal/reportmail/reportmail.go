@@ -79,7 +79,7 @@ func Message(imp *v1alpha1.UserImport, phase v1alpha1.ImportPhase, data map[stri
 	subject := fmt.Sprintf("User import %s/%s: %s — %screated %d, updated %d, failed %d",
 		imp.Namespace, imp.Name, phase, verb, counts.Created, counts.Updated, counts.Failed)
 	m := mail.Message{To: imp.Spec.Report.Recipients, Subject: subject, Text: b.String(),
-		ID: fmt.Sprintf("%s.%s.report@user-import-operator", imp.UID, strings.ToLower(string(phase)))}
+		ID: fmt.Sprintf("%s.%s.report", imp.UID, strings.ToLower(string(phase)))}
 	if out := data[outcomeKey]; len(out) > 0 {
 		m.Attachments = []mail.Attachment{{Name: fmt.Sprintf("%s-%s-outcome.csv", imp.Name, strings.ToLower(string(phase))), ContentType: "text/csv", Data: out}}
 	}
