@@ -905,7 +905,10 @@ type InvitationStatus struct {
 // RecoveryCodeStatus records the recovery codes of an import. The codes
 // themselves are only in the Secrets it names.
 type RecoveryCodeStatus struct {
-	// issued is the number of codes the Secrets hold.
+	// issued is the number of codes given to users the import has
+	// written: counted with the users, not when the codes are planned
+	// (the Secrets may hold the codes of a few batches ahead while the
+	// import runs).
 	// +optional
 	Issued int64 `json:"issued,omitempty"`
 	// expires is when the codes expire; unset when they do not.
@@ -994,6 +997,12 @@ type ProgressStatus struct {
 	// groups counts the group and manager changes written so far.
 	// +optional
 	Groups *GroupCounts `json:"groups,omitempty"`
+
+	// recoveryCodes is the number of recovery codes given to users the
+	// import has written so far (the preview's plan is
+	// status.preview.recoveryCodes).
+	// +optional
+	RecoveryCodes int64 `json:"recoveryCodes,omitempty"`
 	// checkpoint is where a retried worker resumes.
 	// +optional
 	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`

@@ -20,8 +20,9 @@ type Counts struct {
 	// Rows is the number of data rows read, bad ones included.
 	Rows int64
 	v1alpha1.ChangeCounts
-	// Codes is the number of recovery codes given out (planned in a dry
-	// run) by this run; a resumed run counts from zero.
+	// Codes is the number of recovery codes given to users written
+	// (planned in a dry run); a resumed run counts on from its
+	// checkpoint.
 	Codes int64
 	// Groups counts the changes of groups and manager references.
 	Groups v1alpha1.GroupCounts

@@ -117,6 +117,7 @@ func (s *APISink) Progress(ctx context.Context, p Progress) error {
 			counts = engine.Counts{Rows: counts.Rows}
 		}
 		setCounts(st.Progress, counts)
+		setCodesIssued(st, counts)
 		st.Progress.Percent = p.Percent
 		st.Progress.RowsPerSecond = int64(p.RowsPerSecond)
 		now := metav1.Now()
@@ -212,6 +213,7 @@ func (s *APISink) Done(ctx context.Context, res engine.Result) error {
 			st.Progress = &v1alpha1.ProgressStatus{}
 		}
 		setCounts(st.Progress, res.Counts)
+		setCodesIssued(st, res.Counts)
 		st.Progress.RowsTotal = res.Counts.Rows
 		st.Progress.Percent = 100
 		now := metav1.Now()
@@ -228,11 +230,24 @@ func (s *APISink) Done(ctx context.Context, res engine.Result) error {
 func setCounts(p *v1alpha1.ProgressStatus, c engine.Counts) {
 	p.RowsProcessed = c.Rows
 	p.ChangeCounts = c.ChangeCounts
+	p.RecoveryCodes = c.Codes
 	p.Groups = nil
 	if c.Groups != (v1alpha1.GroupCounts{}) {
 		g := c.Groups
 		p.Groups = &g
 	}
+}
+
+// setCodesIssued counts the recovery codes of the users written, beside
+// the users: the Secrets may already hold the codes of batches ahead.
+func setCodesIssued(st *v1alpha1.UserImportStatus, c engine.Counts) {
+	if c.Codes == 0 && st.RecoveryCodes == nil {
+		return
+	}
+	if st.RecoveryCodes == nil {
+		st.RecoveryCodes = &v1alpha1.RecoveryCodeStatus{}
+	}
+	st.RecoveryCodes.Issued = c.Codes
 }
 
 // ReportData renders the report: row errors, a sample of the planned

@@ -46,8 +46,10 @@ type CodeVault interface {
 // CodeStore records codes for the engine.
 type CodeStore interface {
 	engine.CodeRecorder
-	// Close stores what is not stored yet.
-	Close(ctx context.Context) error
+	// Close stores what is not stored yet. completed says that the
+	// import wrote every user it was to write: every code the store holds
+	// then belongs to a user written, and their number goes to status.
+	Close(ctx context.Context, completed bool) error
 }
 
 // SecretVault keeps the codes of an import in Secrets it owns: the key in
@@ -267,14 +269,14 @@ func unescape(cell string) string {
 	return cell
 }
 
-func (c *secretCodes) Close(ctx context.Context) error {
+func (c *secretCodes) Close(ctx context.Context, completed bool) error {
 	c.mu.Lock()
 	gen := c.gen
 	c.mu.Unlock()
 	if err := c.write(ctx, gen); err != nil {
 		return err
 	}
-	return c.report(ctx)
+	return c.report(ctx, completed)
 }
 
 // write stores every Secret changed up to gen, unless a write since
@@ -331,7 +333,7 @@ func (c *secretCodes) write(ctx context.Context, gen uint64) error {
 	}
 	c.written = upTo
 	if added {
-		return c.report(ctx)
+		return c.report(ctx, false)
 	}
 	return nil
 }
@@ -353,22 +355,30 @@ func (c *secretCodes) store(ctx context.Context, name string, data []byte, creat
 	return c.v.Client.Patch(ctx, s, client.RawPatch(types.MergePatchType, raw))
 }
 
-// report records the names of the Secrets and the number of codes in the
-// import's status.
-func (c *secretCodes) report(ctx context.Context) error {
+// report records the names of the Secrets in the import's status. The
+// number of codes is counted with the users written (the progress), not
+// here: the Secrets hold the codes of batches not written yet.
+func (c *secretCodes) report(ctx context.Context, completed bool) error {
 	c.mu.Lock()
-	st := &v1alpha1.RecoveryCodeStatus{Issued: int64(len(c.where))}
+	var names []string
 	for _, s := range c.secrets {
 		if s.created {
-			st.Secrets = append(st.Secrets, s.name)
+			names = append(names, s.name)
 		}
 	}
+	held := len(c.where)
 	c.mu.Unlock()
+	st := map[string]any{"secrets": names}
+	if completed {
+		// Codes whose user the directory refused were forgotten: those
+		// left are held by users written, whichever run wrote them.
+		st["issued"] = held
+	}
 	if c.expires != "" {
 		t, _ := time.Parse(time.RFC3339, c.expires)
-		st.Expires = &metav1.Time{Time: t}
+		st["expires"] = metav1.Time{Time: t}
 	}
-	// A merge patch of this one field needs no read and cannot conflict
+	// A merge patch of these fields needs no read and cannot conflict
 	// with the progress reports patched beside it.
 	raw, err := json.Marshal(map[string]any{"status": map[string]any{"recoveryCodes": st}})
 	if err != nil {

@@ -459,14 +459,49 @@ func TestRecoveryCodesForgottenAndRecordedAgainAreListedOnce(t *testing.T) {
 	if err := store.Record(ctx, ann); err != nil {
 		t.Fatal(err)
 	}
-	if err := store.Close(ctx); err != nil {
+	if err := store.Close(ctx, true); err != nil {
 		t.Fatal(err)
 	}
 	var s corev1.Secret
 	if err := c.Get(ctx, types.NamespacedName{Namespace: "default", Name: "codes-again-codes-0"}, &s); err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Count(string(s.Data[CodesKey]), "ann@corp.example"); got != 1 || f.get(t).Status.RecoveryCodes.Issued != 2 {
+	if got := strings.Count(string(s.Data[CodesKey]), "ann@corp.example"); got != 1 || len(f.get(t).Status.RecoveryCodes.Secrets) != 1 {
 		t.Fatalf("ann is listed %d times; status %+v:\n%s", got, f.get(t).Status.RecoveryCodes, s.Data[CodesKey])
+	}
+}
+
+// Codes are counted when their users are written: the Secrets may hold
+// the codes of batches ahead, which status does not count, and a resumed
+// import counts on from its checkpoint.
+func TestRecoveryCodesAreCountedWithTheirUsers(t *testing.T) {
+	_, c := testenv.Shared(t)
+	f := newFixture(t, c, "codes-counted")
+	ctx := context.Background()
+	store, err := (&SecretVault{Client: c, Import: f.get(t)}).Open(ctx, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ahead []engine.IssuedCode
+	for i := range 4 {
+		ahead = append(ahead, engine.IssuedCode{Identity: fmt.Sprintf("u%d@corp.example", i), Code: fmt.Sprintf("K7QX2-W9RTZ-P4LM8-VB3H%d", i)})
+	}
+	if err := store.Record(ctx, ahead); err != nil {
+		t.Fatal(err)
+	}
+	if st := f.get(t).Status.RecoveryCodes; st == nil || st.Issued != 0 || len(st.Secrets) != 1 {
+		t.Fatalf("codes of users not written yet are counted: %+v", st)
+	}
+	cp := &engine.ResumePoint{Line: 2, Offset: 40, SHA256: "abc", Step: v1alpha1.StepApply,
+		Counts: engine.Counts{Rows: 1, ChangeCounts: v1alpha1.ChangeCounts{Created: 1}, Codes: 1}}
+	if err := f.sink().Progress(ctx, Progress{Progress: engine.Progress{Counts: cp.Counts, ResumePoint: cp}}); err != nil {
+		t.Fatal(err)
+	}
+	imp := f.get(t)
+	if st := imp.Status.RecoveryCodes; st.Issued != 1 || imp.Status.Progress.RecoveryCodes != 1 || imp.Status.Progress.Created != 1 {
+		t.Fatalf("status.recoveryCodes %+v, progress %+v: want 1 code beside 1 user created", st, imp.Status.Progress)
+	}
+	if got := checkpointOf(imp); got == nil || got.Counts.Codes != 1 {
+		t.Fatalf("a resumed import counts codes from %+v", got)
 	}
 }

@@ -209,7 +209,7 @@ func run(ctx context.Context, cfg Config) (_ Outcome, err error) {
 		if rec, ok := codes.Recorder.(CodeStore); ok {
 			defer func() {
 				// What was recorded is stored even when the run failed.
-				if cerr := rec.Close(context.WithoutCancel(ctx)); cerr != nil && err == nil {
+				if cerr := rec.Close(context.WithoutCancel(ctx), err == nil && !dryRun); cerr != nil && err == nil {
 					err = fmt.Errorf("storing recovery codes: %w", cerr)
 				}
 			}()
@@ -412,7 +412,7 @@ func checkpointOf(imp *v1alpha1.UserImport) *engine.ResumePoint {
 		Offset: p.Checkpoint.Offset,
 		SHA256: p.Checkpoint.SHA256,
 		Step:   p.Checkpoint.Step,
-		Counts: engine.Counts{Rows: p.RowsProcessed, ChangeCounts: p.ChangeCounts},
+		Counts: engine.Counts{Rows: p.RowsProcessed, ChangeCounts: p.ChangeCounts, Codes: p.RecoveryCodes},
 	}
 	if p.Groups != nil {
 		cp.Counts.Groups = *p.Groups

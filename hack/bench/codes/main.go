@@ -154,7 +154,7 @@ func importRound(ctx context.Context, env *testenv.Env, path, sum string, users,
 	}
 	res, err := engine.Run(ctx, engine.Input{File: f, SHA256: sum}, d, cfg, false, rep)
 	if err == nil && store != nil {
-		err = store.Close(ctx)
+		err = store.Close(ctx, true)
 	}
 	secs := time.Since(start).Seconds()
 	if err != nil {
