@@ -2,6 +2,8 @@ package controllers
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -14,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -288,13 +291,21 @@ func (run *importRun) idle(ctx context.Context) (verdict, error) {
 			meta.RemoveStatusCondition(&imp.Status.Conditions, v1alpha1.ConditionInputRejected)
 			run.event(corev1.EventTypeNormal, v1alpha1.ReasonSourceChanged, "the source holds another file than the one refused; trying again")
 		}
+		fixed, err := run.refusedSecretsChanged(ctx)
+		if err != nil {
+			return verdict{}, err
+		}
+		if fixed {
+			meta.RemoveStatusCondition(&imp.Status.Conditions, v1alpha1.ConditionInputRejected)
+			run.event(corev1.EventTypeNormal, v1alpha1.ReasonSourceChanged, "a Secret the source names changed since its credentials or host key were refused; trying again")
+		}
 	}
 	if c := meta.FindStatusCondition(imp.Status.Conditions, v1alpha1.ConditionInputRejected); c != nil && !inputBlocked(imp) {
 		// The spec was edited: the next preview or import tries again.
 		meta.RemoveStatusCondition(&imp.Status.Conditions, v1alpha1.ConditionInputRejected)
 	}
 	if meta.FindStatusCondition(imp.Status.Conditions, v1alpha1.ConditionInputRejected) == nil {
-		imp.Status.RejectedSHA256 = ""
+		imp.Status.RejectedSHA256, imp.Status.RejectedSecrets = "", ""
 	}
 	if imp.Spec.Action == v1alpha1.ActionDraft && imp.Status.Preview != nil {
 		// A draft is edited freely: the preview it had goes.
@@ -347,10 +358,11 @@ func (run *importRun) idle(ctx context.Context) (verdict, error) {
 		if inputBlocked(imp) {
 			c := meta.FindStatusCondition(imp.Status.Conditions, v1alpha1.ConditionInputRejected)
 			return verdict{state: conditions.Stalled, reason: c.Reason,
-				message: c.Message + "; nothing was written: edit the spec (or the file) to try again",
-				// A ConfigMap or Secret whose file is fixed is seen by
-				// looking again; no watch tells of it.
-				requeueAfter: 30 * time.Second}, nil
+				message: c.Message + "; nothing was written: edit the spec (or the file, or the Secret refused) to try again",
+				// A ConfigMap or Secret whose file is fixed, and a Secret
+				// whose credentials are, are seen by looking again; no
+				// watch tells of them.
+				requeueAfter: min(30*time.Second, run.sourceWait())}, nil
 		}
 		return run.start(ctx, jobs.StagePreview)
 	default:
@@ -671,6 +683,14 @@ func (run *importRun) rejected(ctx context.Context, stage jobs.Stage, rej *jobs.
 		Message: conditions.Bound(rej.Message), ObservedGeneration: imp.Generation,
 	})
 	imp.Status.RejectedSHA256 = rej.SHA256
+	imp.Status.RejectedSecrets = ""
+	if rej.Reason == v1alpha1.ReasonSourceAuthenticationFailed || rej.Reason == v1alpha1.ReasonHostKeyMismatch {
+		digest, err := run.sourceSecretsDigest(ctx)
+		if err != nil {
+			return verdict{}, err
+		}
+		imp.Status.RejectedSecrets = digest
+	}
 	run.event(corev1.EventTypeWarning, rej.Reason, "the "+string(stage)+" refused its input, nothing was written: "+rej.Message)
 	imp.Status.Preview = nil
 	run.setPhase(v1alpha1.PhasePreviewPending)
@@ -720,6 +740,36 @@ func (run *importRun) refusedFileReplaced(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("reading the source %s: %w", what, err)
 	}
 	return sha256Hex(data) != refused, nil
+}
+
+// refusedSecretsChanged tells whether a Secret the source names changed
+// since the import was refused for its credentials or host key.
+func (run *importRun) refusedSecretsChanged(ctx context.Context) (bool, error) {
+	refused := run.imp.Status.RejectedSecrets
+	if refused == "" {
+		return false, nil
+	}
+	now, err := run.sourceSecretsDigest(ctx)
+	return err == nil && now != refused, err
+}
+
+// sourceSecretsDigest identifies the versions of the Secrets the import's
+// source names (a missing one counts too).
+func (run *importRun) sourceSecretsDigest(ctx context.Context) (string, error) {
+	h := sha256.New()
+	for _, name := range sourceSecrets(run.imp.Spec.Source) {
+		var s corev1.Secret
+		err := run.APIReader.Get(ctx, types.NamespacedName{Namespace: run.imp.Namespace, Name: name}, &s)
+		switch {
+		case apierrors.IsNotFound(err):
+			fmt.Fprintf(h, "%s absent\n", name)
+		case err != nil:
+			return "", fmt.Errorf("reading Secret %s: %w", name, err)
+		default:
+			fmt.Fprintf(h, "%s %s %s\n", name, s.UID, s.ResourceVersion)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func (run *importRun) observeDuration(result string) {

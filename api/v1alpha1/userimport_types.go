@@ -1080,6 +1080,13 @@ type UserImportStatus struct {
 	// +optional
 	RejectedSHA256 string `json:"rejectedSHA256,omitempty"`
 
+	// rejectedSecrets identifies the versions of the Secrets the source
+	// names when their credentials or host keys were refused: a change of
+	// any of them (a rotated password, say) tries again, with no edit of
+	// the spec.
+	// +optional
+	RejectedSecrets string `json:"rejectedSecrets,omitempty"`
+
 	// conditions: Ready, Reconciling, Stalled (kstatus); SafetyThreshold
 	// when a full import waits for approval; SourceChanged when its file
 	// changed after the preview; InputRejected when its spec or file was

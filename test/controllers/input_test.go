@@ -9,6 +9,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -257,7 +258,18 @@ var _ = Describe("an import whose input is refused", Ordered, func() {
 			sftpSource(spec)
 			spec.Source.SFTP.Credentials.Name = "sftp-wrong"
 		})
-		expectRefused(wrong, uiov1.ReasonSourceAuthenticationFailed, "refused the credentials")
+		refused := expectRefused(wrong, uiov1.ReasonSourceAuthenticationFailed, "refused the credentials")
+		Expect(refused.Status.RejectedSecrets).NotTo(BeEmpty())
+
+		// The password is rotated in its Secret, as an operator does: the
+		// import tries again with no edit of its spec.
+		var s corev1.Secret
+		Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: "sftp-wrong"}, &s)).To(Succeed())
+		s.StringData = map[string]string{"password": sshd.Password}
+		Expect(k8sClient.Update(ctx, &s)).To(Succeed())
+		fixed := expectPhase(wrong, uiov1.PhaseCompleted)
+		Expect(fixed.Generation).To(Equal(refused.Generation), "the spec was not edited")
+		Expect(fixed.Status.RejectedSecrets).To(BeEmpty())
 	})
 
 	It("waits for an SFTP server that cannot be reached, rather than for an edit", func() {
