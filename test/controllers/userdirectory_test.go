@@ -93,6 +93,23 @@ var _ = Describe("UserDirectory", func() {
 			g.Expect(c.Message).To(ContainSubstring(uiov1.ReasonAuthenticationFailed))
 		}, 10*time.Second).Should(Succeed())
 		Expect(jobsOf(imp)).To(BeEmpty())
+
+		// The token is rotated in its Secret, as an operator does: the
+		// directory is checked again and becomes Ready, with no edit.
+		var s corev1.Secret
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "wrong"}, &s)).To(Succeed())
+		generation := func() int64 {
+			var d uiov1.UserDirectory
+			Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "badauth"}, &d)).To(Succeed())
+			return d.Generation
+		}
+		before := generation()
+		s.Data["token"] = []byte(scimToken)
+		Expect(k8sClient.Update(ctx, &s)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(readyCondition(ns, "badauth")(g).Status).To(Equal(metav1.ConditionTrue))
+		}, 10*time.Second).Should(Succeed())
+		Expect(generation()).To(Equal(before), "the spec was not edited")
 	})
 })
 
