@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -33,44 +32,6 @@ func sourceKey(ctx context.Context, r client.Reader, namespace string, src v1alp
 		return nil, "", false, nil
 	}
 	return data, what, true, err
-}
-
-// sourceSecrets names the Secrets src reads credentials, host keys or
-// certificates from, sorted.
-func sourceSecrets(src v1alpha1.ImportSource) []string {
-	var names []string
-	add := func(name string) {
-		if name != "" && !slices.Contains(names, name) {
-			names = append(names, name)
-		}
-	}
-	if s := src.SFTP; s != nil {
-		add(s.Credentials.Name)
-		if s.KnownHosts != nil {
-			add(s.KnownHosts.Name)
-		}
-	}
-	if s := src.S3; s != nil {
-		if s.Credentials != nil {
-			add(s.Credentials.Name)
-		}
-		if s.CABundle != nil {
-			add(s.CABundle.Name)
-		}
-	}
-	if h := src.HTTP; h != nil {
-		if h.CABundle != nil {
-			add(h.CABundle.Name)
-		}
-		if h.BasicAuth != nil {
-			add(h.BasicAuth.Name)
-		}
-		if h.BearerToken != nil {
-			add(h.BearerToken.Name)
-		}
-	}
-	slices.Sort(names)
-	return names
 }
 
 // inPlace tells whether src is read in place by the worker (sftp, s3,

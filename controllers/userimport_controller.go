@@ -757,7 +757,7 @@ func (run *importRun) refusedSecretsChanged(ctx context.Context) (bool, error) {
 // source names (a missing one counts too).
 func (run *importRun) sourceSecretsDigest(ctx context.Context) (string, error) {
 	h := sha256.New()
-	for _, name := range sourceSecrets(run.imp.Spec.Source) {
+	for _, name := range jobs.SourceSecrets(run.imp.Spec.Source) {
 		var s corev1.Secret
 		err := run.APIReader.Get(ctx, types.NamespacedName{Namespace: run.imp.Namespace, Name: name}, &s)
 		switch {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -209,30 +210,8 @@ func SecretNames(imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory) []string
 	if src.Secret != nil {
 		add(src.Secret.Name)
 	}
-	if h := src.HTTP; h != nil {
-		if h.CABundle != nil {
-			add(h.CABundle.Name)
-		}
-		if h.BasicAuth != nil {
-			add(h.BasicAuth.Name)
-		}
-		if h.BearerToken != nil {
-			add(h.BearerToken.Name)
-		}
-	}
-	if f := src.SFTP; f != nil {
-		add(f.Credentials.Name)
-		if f.KnownHosts != nil {
-			add(f.KnownHosts.Name)
-		}
-	}
-	if b := src.S3; b != nil {
-		if b.Credentials != nil {
-			add(b.Credentials.Name)
-		}
-		if b.CABundle != nil {
-			add(b.CABundle.Name)
-		}
+	for _, n := range SourceSecrets(src) {
+		add(n)
 	}
 	names := make([]string, 0, len(set))
 	for n := range set {
@@ -240,6 +219,38 @@ func SecretNames(imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory) []string
 	}
 	sort.Strings(names)
 	return names
+}
+
+// SourceSecrets names the Secrets a source reads credentials, host keys
+// or certificates from (not the file of a secret source), sorted.
+func SourceSecrets(src v1alpha1.ImportSource) []string {
+	var names []string
+	add := func(ref *v1alpha1.SecretKeyRef) {
+		if ref != nil {
+			names = append(names, ref.Name)
+		}
+	}
+	addObject := func(ref *v1alpha1.LocalObjectReference) {
+		if ref != nil {
+			names = append(names, ref.Name)
+		}
+	}
+	if h := src.HTTP; h != nil {
+		add(h.CABundle)
+		addObject(h.BasicAuth)
+		add(h.BearerToken)
+	}
+	if f := src.SFTP; f != nil {
+		addObject(&f.Credentials)
+		add(f.KnownHosts)
+	}
+	if b := src.S3; b != nil {
+		addObject(b.Credentials)
+		add(b.CABundle)
+	}
+	names = slices.DeleteFunc(names, func(n string) bool { return n == "" })
+	slices.Sort(names)
+	return slices.Compact(names)
 }
 
 // volumes returns the worker's volumes and mounts: /tmp, one read-only
