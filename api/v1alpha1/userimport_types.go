@@ -1039,6 +1039,14 @@ type Checkpoint struct {
 	// +kubebuilder:validation:MaxItems=1000
 	// +optional
 	DuplicatesAfter []int64 `json:"duplicatesAfter,omitempty"`
+	// knownGroups are, with createGroups false, the groups the directory
+	// had when the import began: a resumed import accepts the same names,
+	// also of a group it has emptied since (an SQL or groupOfNames group
+	// goes with its last member).
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=10000
+	// +optional
+	KnownGroups []string `json:"knownGroups,omitempty"`
 }
 
 // Steps of an import, recorded in its checkpoints.

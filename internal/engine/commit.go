@@ -112,7 +112,7 @@ func (p *pass) commitDone(b *batch) {
 	}
 	if !p.dry {
 		p.checkpoint = &ResumePoint{Line: b.endLine, Offset: b.endOff, SHA256: p.r.in.SHA256, Step: b.step, Counts: p.counts,
-			Duplicates: p.r.duplicatesAfter(b.endOff)}
+			Duplicates: p.r.duplicatesAfter(b.endOff), KnownGroups: p.r.knownGroups()}
 	}
 	for _, c := range b.changes {
 		if len(p.samples) >= p.r.cfg.KeepSamples {

@@ -55,6 +55,11 @@ type ResumePoint struct {
 	Step string
 	// Counts up to the checkpoint; a resumed import counts on from them.
 	Counts Counts
+	// KnownGroups are, with createGroups false, the groups (by name in
+	// lower case) the directory had when the import began: a resumed
+	// import accepts the same names, also of a group it has emptied since
+	// (in SQL, and a groupOfNames, a group goes with its last member).
+	KnownGroups []string
 	// Duplicates, when not nil, are the offsets after Offset of the rows
 	// whose identity an earlier row has, found before the import wrote
 	// (Input.SeekOnResume): a resumed import then starts reading at

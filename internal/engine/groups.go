@@ -22,7 +22,11 @@ import (
 type groupChange struct {
 	directory.GroupChange
 	pending []string // identities of members a dry run would create
-	lines   []int64  // the lines that name the group
+	// remade says that the group existed when the import began, and this
+	// import emptied it (an SQL or groupOfNames group goes with its last
+	// member): making it again is not counted as a group created.
+	remade bool
+	lines  []int64 // the lines that name the group
 }
 
 // listGroups reads every group, by its name in lower case: names are
@@ -157,7 +161,9 @@ func (r *run) planGroups(pl *relationPlan, existing map[string]directory.Group, 
 		if !exists && w.refs == nil {
 			continue
 		}
-		if !exists && !r.rel.create {
+		if !exists && !r.rel.create && !r.rel.known[key] {
+			// A group the directory had when the import began (and this
+			// import emptied since) is made again; any other is an error.
 			for _, line := range w.lines {
 				pl.errs = append(pl.errs, RowError{Line: line, Identity: identityAt(pl, line),
 					Msg: r.rel.groupsAttr + ": a group of the line is not in the directory, and createGroups is false"})
@@ -188,7 +194,8 @@ func (r *run) planGroups(pl *relationPlan, existing map[string]directory.Group, 
 			continue
 		}
 		ch.Empty = int64(len(g.Members)-len(ch.Remove))+added == 0
-		if !exists {
+		ch.remade = !exists && (r.rel.known[key] || r.rel.emptied[key])
+		if !exists && !ch.remade {
 			pl.counts.GroupsCreated++
 		}
 		pl.counts.MembershipsAdded += added
@@ -216,7 +223,7 @@ func (r *run) planLeave(ctx context.Context) error {
 	if rel == nil || rel.groups == nil || r.cfg.Mode != v1alpha1.ModeDelta || rel.leave != nil {
 		return nil
 	}
-	rel.leave = []groupChange{}
+	rel.leave, rel.emptied = []groupChange{}, map[string]bool{}
 	pl, err := r.scanRelations(ctx)
 	if err != nil || len(pl.deleted) == 0 {
 		return err
@@ -260,6 +267,9 @@ func (r *run) planLeave(ctx context.Context) error {
 		}
 		if len(ch.Remove) > 0 {
 			ch.Empty = len(ch.Remove) == len(g.Members)
+			if ch.Empty {
+				rel.emptied[key] = true
+			}
 			rel.leave = append(rel.leave, ch)
 			rel.leaving += int64(len(ch.Remove))
 		}
@@ -281,6 +291,13 @@ func (r *run) leaveGroups(ctx context.Context, dry bool, report Reporter, res *R
 		return nil
 	}
 	st := &relateState{r: r, dry: dry, report: report, res: res}
+	if !dry && r.in.Resume == nil && rel.known != nil && len(rel.leave) > 0 {
+		// The removals may empty a group, which then goes (SQL,
+		// groupOfNames): a checkpoint before them keeps the groups known
+		// when the import began, for a resume.
+		cp := ResumePoint{SHA256: r.in.SHA256, Step: v1alpha1.StepApply, KnownGroups: r.knownGroups()}
+		report.Progress(Progress{Step: v1alpha1.StepApply, ResumePoint: &cp})
+	}
 	for _, ch := range rel.leave {
 		if !dry {
 			if _, err := rel.groups.ApplyGroup(ctx, ch.GroupChange); err != nil {
@@ -360,7 +377,7 @@ func (st *relateState) applyGroups(ctx context.Context, pl *relationPlan) error 
 				failed = cmp.Or(failed, err)
 			default:
 				st.listGroupChange(pl, ch)
-				if ch.ID == "" {
+				if ch.ID == "" && !ch.remade {
 					c.GroupsCreated++
 				}
 				c.MembershipsAdded += int64(len(ch.Add) + len(ch.pending))

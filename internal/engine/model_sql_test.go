@@ -277,11 +277,15 @@ func importKilled(t *testing.T, s modelScenario, job workerJob, r *rand.Rand, st
 			}
 		}
 		// Killed in a write, or after a checkpoint, which reaches the
-		// later steps more often.
+		// later steps more often; the first time where the job says so.
+		first := job.KillAfter
 		job.KillAfter, job.KillAtCheckpoint = 0, 0
-		if r.IntN(2) == 0 {
+		switch {
+		case attempt == 0 && first > 0:
+			job.KillAfter = first
+		case r.IntN(2) == 0:
 			job.KillAfter = int64(1 + r.IntN(8))
-		} else {
+		default:
 			job.KillAtCheckpoint = 1 + r.IntN(4)
 		}
 		b, _ := json.Marshal(job)
@@ -338,7 +342,7 @@ type modelTarget struct {
 }
 
 // checkSQLScenario checks a scenario in a new SQL directory.
-func checkSQLScenario(t *testing.T, driver v1alpha1.SQLDriver, dsn string, s modelScenario, r *rand.Rand, steps map[string]int) string {
+func checkSQLScenario(t *testing.T, driver v1alpha1.SQLDriver, dsn string, s modelScenario, r *rand.Rand, steps map[string]int, firstKill int64) string {
 	d := newSQLModelDir(t, driver, dsn, s.before)
 	dir, err := d.open("uio", true)
 	if err != nil {
@@ -346,7 +350,7 @@ func checkSQLScenario(t *testing.T, driver v1alpha1.SQLDriver, dsn string, s mod
 	}
 	defer dir.Close()
 	cfg := s.configAs("userName", "mail", "manager", d.options())
-	return checkTarget(t, s, modelTarget{dir: dir, cfg: cfg, render: d.render, job: workerJob{SQL: &d, Config: cfg}}, r, steps)
+	return checkTarget(t, s, modelTarget{dir: dir, cfg: cfg, render: d.render, job: workerJob{SQL: &d, Config: cfg, KillAfter: firstKill}}, r, steps)
 }
 
 // checkTarget runs a scenario's preview in this process and its import
@@ -393,7 +397,7 @@ func TestSQLiteAgreesWithTheModelWhenKilled(t *testing.T) {
 		seed := *modelSeed + i
 		s := genScenario(seed)
 		dsn := filepath.Join(t.TempDir(), "users.db")
-		if msg := checkSQLScenario(t, v1alpha1.SQLDriverSQLite, dsn, s, rand.New(rand.NewPCG(seed, 2)), steps); msg != "" {
+		if msg := checkSQLScenario(t, v1alpha1.SQLDriverSQLite, dsn, s, rand.New(rand.NewPCG(seed, 2)), steps, 0); msg != "" {
 			t.Errorf("SQLite, killed: %s%s", s, msg)
 			if failed++; failed >= 3 {
 				t.FailNow()
@@ -422,9 +426,35 @@ func TestPostgresAgreesWithTheModelWhenKilled(t *testing.T) {
 	for i := range uint64(n) {
 		seed := *modelSeed + 7919*i
 		s := genScenario(seed)
-		if msg := checkSQLScenario(t, v1alpha1.SQLDriverPostgres, dsn, s, rand.New(rand.NewPCG(seed, 4)), steps); msg != "" {
+		if msg := checkSQLScenario(t, v1alpha1.SQLDriverPostgres, dsn, s, rand.New(rand.NewPCG(seed, 4)), steps, 0); msg != "" {
 			t.Fatalf("PostgreSQL, killed: %s%s", s, msg)
 		}
 	}
 	t.Logf("%d scenarios, resumed after SIGKILL from %v", n, steps)
+}
+
+// A delta line deletes the last member of a managed group, and another
+// names the group, with createGroups false: the group, which SQL drops
+// with its last member, is the directory's own and takes the new member,
+// whether the worker runs through or is killed right after the removal.
+func TestSQLiteGroupEmptiedByItsImportIsKnown(t *testing.T) {
+	eng := &syncmodel.Group{Name: "eng", Managed: true, Members: []string{"dan"}}
+	s := modelScenario{
+		before: syncmodel.Directory{Users: map[string]*syncmodel.User{"dan": {Identity: "dan", Managed: true, Active: true}},
+			Groups: map[string]*syncmodel.Group{"eng": eng}},
+		lines: []string{"dan,,,deleted,,", "new1,,Dev,,eng,"},
+		spec:  syncmodel.Spec{Mode: v1alpha1.ModeDelta, Missing: v1alpha1.MissingIgnore},
+		batch: 1, conc: 1,
+	}
+	if msg := checkSQLScenario(t, v1alpha1.SQLDriverSQLite, filepath.Join(t.TempDir(), "a.db"), s, nil, nil, 0); msg != "" {
+		t.Fatalf("uninterrupted: %s", msg)
+	}
+	// Killed after its first write, the removal of dan from eng.
+	steps := map[string]int{}
+	if msg := checkSQLScenario(t, v1alpha1.SQLDriverSQLite, filepath.Join(t.TempDir(), "b.db"), s, rand.New(rand.NewPCG(1, 1)), steps, 2); msg != "" {
+		t.Fatalf("killed after the removal: %s", msg)
+	}
+	if steps[v1alpha1.StepApply] == 0 {
+		t.Fatalf("the worker was not killed after the removal: %v", steps)
+	}
 }

@@ -74,6 +74,9 @@ type relations struct {
 	leave   []groupChange
 	leaving int64
 	leaveOf map[string]string
+	// emptied holds the groups (by name in lower case) the removals of
+	// leave empty.
+	emptied map[string]bool
 }
 
 // noteWritten records a user the run created, with its ID and manager
@@ -138,6 +141,14 @@ func (r *run) loadKnownGroups(ctx context.Context) error {
 	if rel == nil || rel.groups == nil || rel.create || rel.known != nil {
 		return nil
 	}
+	if cp := r.in.Resume; cp != nil && cp.KnownGroups != nil {
+		// As when the import began: it may have emptied a group since.
+		rel.known = make(map[string]bool, len(cp.KnownGroups))
+		for _, g := range cp.KnownGroups {
+			rel.known[g] = true
+		}
+		return nil
+	}
 	existing, err := r.listGroups(ctx)
 	if err != nil {
 		return err
@@ -147,6 +158,20 @@ func (r *run) loadKnownGroups(ctx context.Context) error {
 		rel.known[key] = true
 	}
 	return nil
+}
+
+// knownGroups lists the known groups for a checkpoint, sorted; nil when
+// createGroups is true.
+func (r *run) knownGroups() []string {
+	if r.rel == nil || r.rel.known == nil {
+		return nil
+	}
+	out := make([]string, 0, len(r.rel.known))
+	for g := range r.rel.known {
+		out = append(out, g)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // unknownGroup is the error of a row whose groups (mapped into rec)
@@ -608,7 +633,7 @@ func (st *relateState) checkpoint(step string) {
 		p.Line, p.Offset = cp.Line, cp.Offset
 	}
 	if !st.dry {
-		cp := ResumePoint{SHA256: st.r.in.SHA256, Step: step, Counts: res.Counts}
+		cp := ResumePoint{SHA256: st.r.in.SHA256, Step: step, Counts: res.Counts, KnownGroups: st.r.knownGroups()}
 		if last := res.ResumePoint; last != nil {
 			cp.Line, cp.Offset = last.Line, last.Offset
 		}

@@ -398,7 +398,7 @@ func mappedAttributes(spec v1alpha1.UserImportSpec) []string {
 // statusCheckpoint is the engine's checkpoint as the status records it.
 func statusCheckpoint(cp *engine.ResumePoint) *v1alpha1.Checkpoint {
 	return &v1alpha1.Checkpoint{Line: cp.Line, Offset: cp.Offset, SHA256: cp.SHA256, Step: cp.Step,
-		DuplicatesKnown: cp.Duplicates != nil, DuplicatesAfter: cp.Duplicates}
+		DuplicatesKnown: cp.Duplicates != nil, DuplicatesAfter: cp.Duplicates, KnownGroups: cp.KnownGroups}
 }
 
 // checkpointOf turns the import's recorded checkpoint into the engine's.
@@ -416,6 +416,9 @@ func checkpointOf(imp *v1alpha1.UserImport) *engine.ResumePoint {
 	}
 	if p.Groups != nil {
 		cp.Counts.Groups = *p.Groups
+	}
+	if k := p.Checkpoint.KnownGroups; k != nil {
+		cp.KnownGroups = slices.Clone(k)
 	}
 	if p.Checkpoint.DuplicatesKnown {
 		cp.Duplicates = append([]int64{}, p.Checkpoint.DuplicatesAfter...)
