@@ -44,12 +44,26 @@ func (r *run) listGroups(ctx context.Context) (map[string]directory.Group, error
 	return existing, nil
 }
 
+// groupsBefore lists the groups once a run, before it writes: the
+// known groups, the leavers' removals and the removals' safety check
+// read the same listing.
+func (r *run) groupsBefore(ctx context.Context) (map[string]directory.Group, error) {
+	if r.rel.before == nil {
+		existing, err := r.listGroups(ctx)
+		if err != nil {
+			return nil, err
+		}
+		r.rel.before = existing
+	}
+	return r.rel.before, nil
+}
+
 // checkRemovals plans the removals from groups before any user is
 // written, and stops the import when they exceed the thresholds. Only
 // managed groups lose members: without any, there is nothing to plan.
 func (r *run) checkRemovals(ctx context.Context) (Result, error) {
 	res := Result{SHA256: r.in.SHA256}
-	existing, err := r.listGroups(ctx)
+	existing, err := r.groupsBefore(ctx)
 	if err != nil {
 		return res, err
 	}
@@ -234,22 +248,18 @@ func (r *run) planLeave(ctx context.Context) error {
 	}
 	slices.Sort(ids)
 	refs := map[string]string{} // member reference -> identity
-	const chunk = 500
-	for start := 0; start < len(ids); start += chunk {
-		found, err := r.dir.Lookup(ctx, ids[start:min(start+chunk, len(ids))], []string{r.cfg.Directory.IdentityAttribute})
-		if err != nil {
-			return fmt.Errorf("looking up the users that leave their groups: %w", err)
+	err = r.lookupAll(ctx, ids, []string{r.cfg.Directory.IdentityAttribute}, func(id string, u directory.User) {
+		if u.Managed || !r.cfg.Directory.ManagedOnly {
+			refs[rel.groups.MemberReference(u)] = id
 		}
-		for id, u := range found {
-			if u.Managed || !r.cfg.Directory.ManagedOnly {
-				refs[rel.groups.MemberReference(u)] = id
-			}
-		}
+	})
+	if err != nil {
+		return fmt.Errorf("looking up the users that leave their groups: %w", err)
 	}
 	if len(refs) == 0 {
 		return nil
 	}
-	existing, err := r.listGroups(ctx)
+	existing, err := r.groupsBefore(ctx)
 	if err != nil {
 		return err
 	}

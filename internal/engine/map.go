@@ -103,7 +103,7 @@ func (r *run) checkRelations(m *mappedRow, rec *mapping.Record) bool {
 		m.msg = err.Error()
 		return false
 	}
-	if msg := rel.unknownGroup(rec); msg != "" {
+	if msg := rel.unknownGroup(rec.Values[rel.groupsAt]); msg != "" {
 		m.msg = msg
 		return false
 	}

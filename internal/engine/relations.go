@@ -77,6 +77,9 @@ type relations struct {
 	// emptied holds the groups (by name in lower case) the removals of
 	// leave empty.
 	emptied map[string]bool
+	// before are the groups as listed before the run wrote anything (see
+	// groupsBefore).
+	before map[string]directory.Group
 }
 
 // noteWritten records a user the run created, with its ID and manager
@@ -149,7 +152,7 @@ func (r *run) loadKnownGroups(ctx context.Context) error {
 		}
 		return nil
 	}
-	existing, err := r.listGroups(ctx)
+	existing, err := r.groupsBefore(ctx)
 	if err != nil {
 		return err
 	}
@@ -177,12 +180,12 @@ func (r *run) knownGroups() []string {
 // unknownGroup is the error of a row whose groups (mapped into rec)
 // name one the directory does not have while createGroups is false, or
 // "". It says which by its place on the line: the name is the file's.
-func (rel *relations) unknownGroup(rec *mapping.Record) string {
+func (rel *relations) unknownGroup(groups []string) string {
 	if rel.known == nil {
 		return ""
 	}
 	var names []string
-	for _, g := range rec.Values[rel.groupsAt] {
+	for _, g := range groups {
 		if g = strings.TrimSpace(g); g != "" {
 			names = append(names, g)
 		}
@@ -337,13 +340,7 @@ func (r *run) scanRelations(ctx context.Context) (*relationPlan, error) {
 				m.relMsg = err.Error()
 				continue
 			}
-			if rel.known != nil {
-				for _, g := range attrs[rel.groupsAttr] {
-					if g = strings.TrimSpace(g); g != "" && !rel.known[strings.ToLower(g)] {
-						m.relMsg = "unknown group"
-					}
-				}
-			}
+			m.relMsg = rel.unknownGroup(attrs[rel.groupsAttr])
 			m.attrs = attrs
 		}
 	}, func(c *chunk) error {
@@ -488,14 +485,24 @@ func (r *run) resolve(ctx context.Context, pl *relationPlan) error {
 		}
 		want = rest
 	}
+	err := r.lookupAll(ctx, want, attrs, func(id string, u directory.User) { pl.keep(id, u, r.rel.managerAttr) })
+	if err != nil {
+		return fmt.Errorf("looking up the users of the file's groups and managers: %w", err)
+	}
+	return nil
+}
+
+// lookupAll looks the identities up, a few hundred at a time, and calls
+// fn for each user found.
+func (r *run) lookupAll(ctx context.Context, ids, attrs []string, fn func(string, directory.User)) error {
 	const chunk = 500
-	for start := 0; start < len(want); start += chunk {
-		found, err := r.dir.Lookup(ctx, want[start:min(start+chunk, len(want))], attrs)
+	for start := 0; start < len(ids); start += chunk {
+		found, err := r.dir.Lookup(ctx, ids[start:min(start+chunk, len(ids))], attrs)
 		if err != nil {
-			return fmt.Errorf("looking up the users of the file's groups and managers: %w", err)
+			return err
 		}
 		for id, u := range found {
-			pl.keep(id, u, r.rel.managerAttr)
+			fn(id, u)
 		}
 	}
 	return nil
