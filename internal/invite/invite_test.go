@@ -124,6 +124,37 @@ func input(content string, cp *engine.ResumePoint) engine.Input {
 	return engine.Input{File: strings.NewReader(content), SHA256: hex.EncodeToString(sum[:]), Resume: cp}
 }
 
+// stopAtCheckpoint stops a run once it reported n checkpoints.
+type stopAtCheckpoint struct {
+	engine.Reporter
+	n    int
+	stop context.CancelFunc
+}
+
+func (s *stopAtCheckpoint) Progress(p engine.Progress) {
+	s.Reporter.Progress(p)
+	if p.ResumePoint != nil {
+		if s.n--; s.n == 0 {
+			s.stop()
+		}
+	}
+}
+
+// stopAfterSends stops a run once it sent n invitations.
+type stopAfterSends struct {
+	engine.Inviter
+	n    int
+	stop context.CancelFunc
+}
+
+func (s *stopAfterSends) Send(ctx context.Context, inv engine.Invitee) error {
+	err := s.Inviter.Send(ctx, inv)
+	if s.n--; s.n == 0 {
+		s.stop()
+	}
+	return err
+}
+
 // checkpoints keeps the last checkpoint a run reported.
 type checkpoints struct {
 	mu   sync.Mutex
@@ -179,16 +210,21 @@ func TestInvitationsExactlyOnceAcrossInterruptions(t *testing.T) {
 		}
 		dir := openSQL(t, dsn, table)
 		m, sender := mailer(t, relay, mailpit.Password)
-		cfg.Invite.Inviter = m
 		ctx, cancel := context.WithCancel(context.Background())
-		if interruptions < 12 {
-			// The first stops fall among the writes, later ones among the
-			// invitations.
-			after := time.Duration(5+r.IntN(40+interruptions*60)) * time.Millisecond
-			time.AfterFunc(after, cancel)
-		}
 		rec := &checkpoints{}
-		res, err := engine.Run(ctx, input(content, cp), dir, cfg, false, rec)
+		var report engine.Reporter = rec
+		cfg.Invite.Inviter = m
+		switch {
+		case interruptions < 4:
+			// The first stops fall among the writes (40 batches), counted
+			// in checkpoints rather than in time, so that a fast machine
+			// stops as often as a slow one.
+			report = &stopAtCheckpoint{Reporter: rec, n: 1 + r.IntN(8), stop: cancel}
+		case interruptions < 12:
+			// Later ones among the invitations.
+			cfg.Invite.Inviter = &stopAfterSends{Inviter: m, n: 1 + r.IntN(200), stop: cancel}
+		}
+		res, err := engine.Run(ctx, input(content, cp), dir, cfg, false, report)
 		cancel()
 		_ = sender.Close()
 		_ = dir.Close()
