@@ -68,7 +68,9 @@ func (run *scheduleRun) sourceUnchanged(ctx context.Context) (bool, string, erro
 		if err != nil {
 			return false, "", err
 		}
-		if fp != rec.SHA256 {
+		// Statuses written before status.source.fingerprint existed kept
+		// the fingerprint in sha256.
+		if fp != rec.Fingerprint && (rec.Fingerprint != "" || fp != rec.SHA256) {
 			return false, "", nil
 		}
 		return true, fmt.Sprintf("the newest file is %s, with the same size, modification time and ETag as when UserImport %s completed", name, last.Name), nil

@@ -754,6 +754,15 @@ const (
 	PhaseFailed          ImportPhase = "Failed"
 )
 
+// FileID is what identifies the file previewed: its fingerprint when it
+// was read in place, else the sha256 of its content.
+func (p *PreviewStatus) FileID() string {
+	if p.Fingerprint != "" {
+		return p.Fingerprint
+	}
+	return p.SHA256
+}
+
 // IsFinal tells whether nothing can move an import out of phase p.
 func (p ImportPhase) IsFinal() bool {
 	return p == PhaseCompleted || p == PhaseCancelled || p == PhaseFailed
@@ -764,13 +773,18 @@ type SourceStatus struct {
 	// size of the file in bytes.
 	// +optional
 	Size int64 `json:"size,omitempty"`
-	// sha256 of the file, hex-encoded. For sftp, s3 and
-	// persistentVolumeClaim sources, which are read in place rather than
-	// copied, it is the sha256 of the file's identity (name, size,
-	// modification time, ETag, version), not of its content: it changes
-	// whenever the file does, without reading the file.
+	// sha256 of the file's content, hex-encoded, wherever it is known:
+	// always for configMap, secret and http sources, which are copied;
+	// for sftp, s3 and persistentVolumeClaim sources, which are read in
+	// place, once a run has read the whole file from its first byte.
 	// +optional
 	SHA256 string `json:"sha256,omitempty"`
+	// fingerprint identifies a file read in place (sftp, s3,
+	// persistentVolumeClaim) without reading it: the sha256 of its
+	// location, name, size, modification time, ETag and version. It
+	// changes whenever the file does. It is not a hash of the content.
+	// +optional
+	Fingerprint string `json:"fingerprint,omitempty"`
 	// etag the server gave the file, for http and s3 sources.
 	// +optional
 	ETag string `json:"etag,omitempty"`
@@ -963,11 +977,17 @@ type PreviewStatus struct {
 	// the preview was made.
 	// +optional
 	ManagedUsers int64 `json:"managedUsers,omitempty"`
-	// sha256 of the file previewed, hex-encoded. The import that follows
-	// the preview reads exactly this content: a source that changed in
-	// between is refused (condition SourceChanged) and previewed again.
+	// sha256 of the content of the file previewed, hex-encoded, where it
+	// is known (as status.source.sha256).
 	// +optional
 	SHA256 string `json:"sha256,omitempty"`
+	// fingerprint of the file previewed, for a file read in place (as
+	// status.source.fingerprint). The import that follows the preview
+	// reads exactly the file this field, or else sha256, identifies: a
+	// source that changed in between is refused (condition
+	// SourceChanged) and previewed again.
+	// +optional
+	Fingerprint string `json:"fingerprint,omitempty"`
 	// specDigest identifies the spec the preview was made for, spec.action
 	// aside: changing only the action (Preview to Import) keeps the
 	// preview, any other edit discards it.
@@ -1021,8 +1041,10 @@ type Checkpoint struct {
 	Line int64 `json:"line"`
 	// offset is the byte offset in the file where the next record starts.
 	Offset int64 `json:"offset"`
-	// sha256 of the file the checkpoint belongs to; a checkpoint is never
-	// used for another file.
+	// sha256 identifies the file the checkpoint belongs to: the sha256 of
+	// its content, or for a file read in place its fingerprint (as
+	// status.source.fingerprint). A checkpoint is never used for another
+	// file.
 	SHA256 string `json:"sha256"`
 	// step of the import the checkpoint belongs to: Apply (the file's
 	// rows), Deprovision (the users in scope the file does not list),

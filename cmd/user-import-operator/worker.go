@@ -69,7 +69,7 @@ func runWorker(args []string) error {
 	preview := fs.Bool("preview", false, "plan only, write nothing (laptop mode; same as --stage Preview)")
 	reportDir := fs.String("report-dir", "", "directory for the report files (laptop mode)")
 	statePath := fs.String("state", "", "file keeping the checkpoint of an import, for a rerun to resume (laptop mode; default: the --file path + .state)")
-	expectSHA := fs.String("expect-sha256", "", "sha256 the source must have, as a preview printed it (laptop mode)")
+	expectSHA := fs.String("expect-sha256", "", "sha256 (or, for a file read in place, fingerprint) the source must have, as a preview printed it (laptop mode)")
 	terminationLog := fs.String("termination-log", jobs.TerminationLogPath, "file for the outcome the controller reads (Job mode)")
 	if err := fs.Parse(args); err != nil {
 		return exitStatus{code: exitUsage, err: err}

@@ -114,6 +114,11 @@ func (p *pass) commitDone(b *batch) {
 		p.checkpoint = &ResumePoint{Line: b.endLine, Offset: b.endOff, SHA256: p.r.in.SHA256, Step: b.step, Counts: p.counts,
 			Duplicates: p.r.duplicatesAfter(b.endOff), KnownGroups: p.r.knownGroups()}
 	}
+	if cr, ok := p.rep.(ChangeReporter); ok {
+		for _, c := range b.changes {
+			cr.Change(Sample{Line: c.Line, Op: c.Op, Identity: c.Identity})
+		}
+	}
 	for _, c := range b.changes {
 		if len(p.samples) >= p.r.cfg.KeepSamples {
 			break

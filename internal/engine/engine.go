@@ -135,6 +135,15 @@ type Reporter interface {
 	RowError(RowError)
 }
 
+// ChangeReporter is a Reporter that also receives every change written
+// (planned, in a dry run) as its batch is done, and every group and
+// manager change, beyond what Result keeps. Deprovisions come last.
+type ChangeReporter interface {
+	Reporter
+	Change(Sample)
+	Relation(RelationChange)
+}
+
 // Result is the outcome of Run.
 type Result struct {
 	DryRun bool

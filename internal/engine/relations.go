@@ -664,6 +664,9 @@ type RelationChange struct {
 const MaxListedRelations = 1000
 
 func (st *relateState) list(c RelationChange) {
+	if cr, ok := st.report.(ChangeReporter); ok {
+		cr.Relation(c)
+	}
 	if len(st.res.Relations) < MaxListedRelations {
 		st.res.Relations = append(st.res.Relations, c)
 	}

@@ -514,12 +514,13 @@ const SourceChanged = "SourceChanged"
 // SourceChangedError says that the source is not the file the preview
 // (or --expect-sha256) named. Nothing was written.
 type SourceChangedError struct {
-	// Got is the sha256 of the file fetched, Want the one expected.
+	// Got identifies the file fetched, Want the one expected: the sha256
+	// of a copied file's content, the fingerprint of a file read in place.
 	Got, Want string
 }
 
 func (e *SourceChangedError) Error() string {
-	return fmt.Sprintf("%s: the source has sha256 %s, but the preview was made of a file with sha256 %s; nothing was written", SourceChanged, e.Got, e.Want)
+	return fmt.Sprintf("%s: the source is %s, but the preview was made of the file %s; nothing was written", SourceChanged, e.Got, e.Want)
 }
 
 // IsSourceChanged tells whether a worker's message is a SourceChangedError.

@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"net/textproto"
+	"strconv"
 	"strings"
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
+	"github.com/wneessen/go-mail/smtp"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
@@ -30,9 +32,15 @@ func ReasonOf(err error) string {
 	return v1alpha1.ReasonMailUnreachable
 }
 
+// Conn is a connection to a relay, signed in.
+type Conn struct {
+	client *gomail.Client
+	smtp   *smtp.Client
+}
+
 // Dial connects to the relay of spec as it asks: TLS or STARTTLS (or, only
 // when marked insecure, neither), EHLO, and AUTH when a user is named.
-func Dial(ctx context.Context, spec *v1alpha1.MailRelay, secrets kube.KeyReader, timeout time.Duration) (*gomail.Client, error) {
+func Dial(ctx context.Context, spec *v1alpha1.MailRelay, secrets kube.KeyReader, timeout time.Duration) (*Conn, error) {
 	opts, err := options(ctx, spec, secrets, timeout)
 	if err != nil {
 		return nil, err
@@ -41,11 +49,32 @@ func Dial(ctx context.Context, spec *v1alpha1.MailRelay, secrets kube.KeyReader,
 	if err != nil {
 		return nil, &directory.Error{Reason: v1alpha1.ReasonMailInvalidConfig, Err: fmt.Errorf("spec.mail: %w", err)}
 	}
-	if err := c.DialWithContext(ctx); err != nil {
+	sc, err := c.DialToSMTPClientWithContext(ctx)
+	if err != nil {
 		return nil, classify(spec, err)
 	}
-	return c, nil
+	return &Conn{client: c, smtp: sc}, nil
 }
+
+// MaxSize is the largest message the relay takes, as its EHLO reply
+// advertises it (SIZE, RFC 1870); 0 when it names none.
+func (c *Conn) MaxSize() int64 {
+	ok, v := c.smtp.Extension("SIZE")
+	if !ok {
+		return 0
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
+// Send sends msg.
+func (c *Conn) Send(msg *gomail.Msg) error { return c.client.SendWithSMTPClient(c.smtp, msg) }
+
+// Close says QUIT and closes the connection.
+func (c *Conn) Close() error { return c.client.CloseWithSMTPClient(c.smtp) }
 
 // Check connects to the relay, signs in and disconnects: no message is
 // sent.

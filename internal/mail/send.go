@@ -7,7 +7,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	netmail "net/mail"
+	"slices"
 	"strings"
 	"time"
 
@@ -40,6 +42,10 @@ type Attachment struct {
 	Name        string
 	ContentType string
 	Data        []byte
+	// Fit, when set, cuts Data down to at most max bytes: a message larger
+	// than the relay takes (its SIZE) is sent with its attachments cut,
+	// rather than refused.
+	Fit func(max int) []byte
 }
 
 // RefusedError is a message the relay refused for good (a 5xx reply to
@@ -73,7 +79,7 @@ type Sender struct {
 	Retries int
 	Backoff time.Duration
 
-	client *gomail.Client
+	conn *Conn
 }
 
 // NewSender returns a Sender for the relay of spec; it connects at the
@@ -88,16 +94,12 @@ func NewSender(spec *v1alpha1.MailRelay, secrets kube.KeyReader, timeout time.Du
 
 // Send sends m.
 func (s *Sender) Send(ctx context.Context, m Message) error {
-	msg, err := s.build(m)
-	if err != nil {
-		return err
-	}
 	if err := s.limiter.Wait(ctx); err != nil {
 		return err
 	}
 	wait := s.Backoff
 	for attempt := 0; ; attempt++ {
-		err := s.sendOnce(ctx, msg)
+		err := s.sendOnce(ctx, m)
 		if err == nil {
 			return nil
 		}
@@ -117,15 +119,19 @@ func (s *Sender) Send(ctx context.Context, m Message) error {
 
 // sendOnce sends msg on the open connection, opening one first when
 // there is none; a failure that is not the message's own closes it.
-func (s *Sender) sendOnce(ctx context.Context, msg *gomail.Msg) error {
-	if s.client == nil {
+func (s *Sender) sendOnce(ctx context.Context, m Message) error {
+	if s.conn == nil {
 		c, err := Dial(ctx, s.spec, s.secrets, s.timeout)
 		if err != nil {
 			return err
 		}
-		s.client = c
+		s.conn = c
 	}
-	err := s.client.Send(msg)
+	msg, err := s.fit(m, s.conn.MaxSize())
+	if err != nil {
+		return err
+	}
+	err = s.conn.Send(msg)
 	if err == nil {
 		return nil
 	}
@@ -139,6 +145,32 @@ func (s *Sender) sendOnce(ctx context.Context, msg *gomail.Msg) error {
 		return fmt.Errorf("sending through the mail relay: %s (%d)", se.Reason, se.ErrorCode())
 	}
 	return fmt.Errorf("sending through the mail relay: %w", err)
+}
+
+// fit builds m, within limit bytes when limit is not 0: attachments that
+// can be cut (Attachment.Fit) are cut by what the message is over, with
+// room for base64, which takes 4 bytes for every 3, and its line breaks.
+func (s *Sender) fit(m Message, limit int64) (*gomail.Msg, error) {
+	msg, err := s.build(m)
+	if err != nil || limit <= 0 {
+		return msg, err
+	}
+	size, err := msg.WriteTo(io.Discard)
+	if err != nil || size <= limit {
+		return msg, err
+	}
+	over := int((size-limit)*3/4*105/100) + 4<<10
+	cut := m
+	cut.Attachments = slices.Clone(m.Attachments)
+	for i, a := range cut.Attachments {
+		if a.Fit == nil || over <= 0 {
+			continue
+		}
+		keep := max(len(a.Data)-over, 0)
+		cut.Attachments[i].Data = a.Fit(keep)
+		over -= len(a.Data) - len(cut.Attachments[i].Data)
+	}
+	return s.build(cut)
 }
 
 func (s *Sender) build(m Message) (*gomail.Msg, error) {
@@ -195,18 +227,18 @@ func messageID(id, from string) string {
 }
 
 func (s *Sender) drop() {
-	if s.client != nil {
-		_ = s.client.Close()
-		s.client = nil
+	if s.conn != nil {
+		_ = s.conn.Close()
+		s.conn = nil
 	}
 }
 
 // Close closes the connection.
 func (s *Sender) Close() error {
-	if s.client == nil {
+	if s.conn == nil {
 		return nil
 	}
-	err := s.client.Close()
-	s.client = nil
+	err := s.conn.Close()
+	s.conn = nil
 	return err
 }

@@ -349,7 +349,7 @@ func TestStatusOfAFileReadInPlace(t *testing.T) {
 
 // The plugin reads the keys the worker writes.
 func TestKeysAreTheWorkers(t *testing.T) {
-	if outcomeKey != worker.ReportOutcomeKey || codesKey != worker.CodesKey {
+	if outcomeKey != worker.ReportOutcomeKey || outcomeGzipKey != worker.ReportOutcomeGzipKey || codesKey != worker.CodesKey {
 		t.Fatal("the plugin's Secret keys differ from the worker's")
 	}
 }

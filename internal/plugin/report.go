@@ -2,10 +2,12 @@ package plugin
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"text/tabwriter"
@@ -18,10 +20,12 @@ import (
 )
 
 // Keys of the Secrets the worker writes (the worker package's
-// ReportOutcomeKey and CodesKey; a test holds them equal).
+// ReportOutcomeKey, ReportOutcomeGzipKey and CodesKey; a test holds them
+// equal).
 const (
-	outcomeKey = "outcome.csv"
-	codesKey   = "codes.csv"
+	outcomeKey     = "outcome.csv"
+	outcomeGzipKey = "outcome.csv.gz"
+	codesKey       = "codes.csv"
 )
 
 // Actions report filters by.
@@ -64,16 +68,27 @@ func (p *Plugin) Report(ctx context.Context, name, action, output string) error 
 	if err := p.Client.Get(ctx, types.NamespacedName{Namespace: p.Namespace, Name: ref.Name}, &s); err != nil {
 		return p.apiError(err, "get", "secrets", ref.Name)
 	}
-	data, ok := s.Data[outcomeKey]
-	if !ok {
+	key, data, err := outcomeOf(s.Data)
+	if err != nil {
+		return fmt.Errorf("Secret %s key %s: %w", ref.Name, key, err)
+	}
+	if key == "" {
 		return refuse("UserImport %q has no report yet (it is %s): its run has not finished", name, phaseOf(imp))
 	}
-	recs, err := csv.NewReader(bytes.NewReader(data)).ReadAll()
+	r := csv.NewReader(bytes.NewReader(data))
+	r.FieldsPerRecord = -1
+	recs, err := r.ReadAll()
 	if err != nil {
-		return fmt.Errorf("Secret %s key %s: %w", ref.Name, outcomeKey, err)
+		return fmt.Errorf("Secret %s key %s: %w", ref.Name, key, err)
 	}
 	var rows []Row
+	var notes []string
 	for _, r := range recs[min(1, len(recs)):] {
+		if len(r) >= 4 && r[0] == "" && r[1] == "" && r[2] == "" {
+			// The report's own last line: how many rows it leaves out.
+			notes = append(notes, r[3])
+			continue
+		}
 		if len(r) < 4 || (action != "" && r[2] != action) {
 			continue
 		}
@@ -109,7 +124,28 @@ func (p *Plugin) Report(ctx context.Context, name, action, output string) error 
 		what = "planned by the preview"
 	}
 	fmt.Fprintf(p.Out, "%d rows %s (unchanged rows are not listed; line - is a user the file does not list)\n", len(rows), what)
+	for _, n := range notes {
+		fmt.Fprintln(p.Out, n)
+	}
 	return nil
+}
+
+// outcomeOf returns the outcome of a report Secret's data, plain or
+// compressed, and its key; no key when there is none yet.
+func outcomeOf(data map[string][]byte) (string, []byte, error) {
+	if b, ok := data[outcomeKey]; ok {
+		return outcomeKey, b, nil
+	}
+	z, ok := data[outcomeGzipKey]
+	if !ok {
+		return "", nil, nil
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(z))
+	if err != nil {
+		return outcomeGzipKey, nil, err
+	}
+	b, err := io.ReadAll(zr)
+	return outcomeGzipKey, b, err
 }
 
 func lineOf(l int64) string {

@@ -7,6 +7,7 @@ package reportmail
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/csv"
 	"fmt"
 	"net/url"
@@ -14,13 +15,15 @@ import (
 	"time"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/csvsafe"
 	"github.com/userimport/user-import-operator/internal/mail"
 )
 
 // Keys of the report Secret the mail reads (the worker writes them).
 const (
-	errorsKey  = "errors.csv"
-	outcomeKey = "outcome.csv"
+	errorsKey      = "errors.csv"
+	outcomeKey     = "outcome.csv"
+	outcomeGzipKey = "outcome.csv.gz"
 )
 
 // firstErrors is how many row errors the body lists.
@@ -43,8 +46,10 @@ func Message(imp *v1alpha1.UserImport, phase v1alpha1.ImportPhase, data map[stri
 	fmt.Fprintf(&b, "Directory:   %s\n", imp.Spec.DirectoryRef.Name)
 	fmt.Fprintf(&b, "Mode:        %s\n", orDefault(string(imp.Spec.Mode), string(v1alpha1.ModeDelta)))
 	fmt.Fprintf(&b, "Source:      %s\n", sourceName(imp.Spec.Source))
-	if s := st.Source; s != nil {
+	if s := st.Source; s != nil && s.SHA256 != "" {
 		fmt.Fprintf(&b, "             %d bytes, sha256 %s\n", s.Size, s.SHA256)
+	} else if s != nil {
+		fmt.Fprintf(&b, "             %d bytes, fingerprint %s\n", s.Size, s.Fingerprint)
 	}
 	if phase != v1alpha1.PhasePreviewReady && st.StartTime != nil {
 		end := now
@@ -80,10 +85,48 @@ func Message(imp *v1alpha1.UserImport, phase v1alpha1.ImportPhase, data map[stri
 		imp.Namespace, imp.Name, phase, verb, counts.Created, counts.Updated, counts.Failed)
 	m := mail.Message{To: imp.Spec.Report.Recipients, Subject: subject, Text: b.String(),
 		ID: fmt.Sprintf("%s.%s.report", imp.UID, strings.ToLower(string(phase)))}
+	name := fmt.Sprintf("%s-%s-outcome.csv", imp.Name, strings.ToLower(string(phase)))
 	if out := data[outcomeKey]; len(out) > 0 {
-		m.Attachments = []mail.Attachment{{Name: fmt.Sprintf("%s-%s-outcome.csv", imp.Name, strings.ToLower(string(phase))), ContentType: "text/csv", Data: out}}
+		m.Attachments = []mail.Attachment{{Name: name, ContentType: "text/csv", Data: out}}
+	} else if z := data[outcomeGzipKey]; len(z) > 0 {
+		m.Attachments = []mail.Attachment{{Name: name + ".gz", ContentType: "application/gzip", Data: z,
+			Fit: func(max int) []byte { return cutGzipCSV(z, max) }}}
 	}
 	return m
+}
+
+// cutGzipCSV returns the compressed CSV z cut to at most max compressed
+// bytes, with a last line that says how many rows it leaves out.
+func cutGzipCSV(z []byte, max int) []byte {
+	zr, err := gzip.NewReader(bytes.NewReader(z))
+	if err != nil {
+		return nil
+	}
+	r := csv.NewReader(zr)
+	r.FieldsPerRecord = -1
+	header, err := r.Read()
+	if err != nil {
+		return nil
+	}
+	w := csvsafe.NewGzipWriter(max, header)
+	for {
+		rec, err := r.Read()
+		if err != nil {
+			break
+		}
+		if len(rec) >= 4 && rec[0] == "" && rec[1] == "" && rec[2] == "" {
+			// The report's own last line: what it left out, counted again.
+			var n int64
+			if _, err := fmt.Sscanf(rec[3], "%d more rows", &n); err == nil {
+				w.Omitted += n
+			}
+			continue
+		}
+		w.Write(rec)
+	}
+	return w.Close(func(n int64) []string {
+		return []string{"", "", "", fmt.Sprintf("%d more rows are not listed: the mail relay bounds the size of a message; the counts in the report are complete", n)}
+	})
 }
 
 // countsOf returns the counts the report gives for phase: planned ones

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"path"
 	"strconv"
@@ -159,6 +160,31 @@ type Reader struct {
 	// Opens counts the requests that opened the file (an S3 GET, an SFTP
 	// open), so a resume can be seen to start at its offset.
 	Opens int
+	// sum, when set, is fed the bytes that continue what it has hashed.
+	sum *contentSum
+}
+
+// contentSum hashes a file read in place in order, from its first byte:
+// bytes read at another offset (a resume, a seek) are not hashed, so the
+// sum is known only after some read covered the whole file.
+type contentSum struct {
+	h    hash.Hash
+	done int64
+	size int64
+}
+
+func (c *contentSum) add(at int64, p []byte) {
+	if at == c.done && c.done < c.size {
+		c.h.Write(p)
+		c.done += int64(len(p))
+	}
+}
+
+func (c *contentSum) hex() string {
+	if c.done != c.size {
+		return ""
+	}
+	return hex.EncodeToString(c.h.Sum(nil))
 }
 
 // NewReader reads obj of st.
@@ -180,6 +206,9 @@ func (r *Reader) Read(p []byte) (int, error) {
 			r.Opens++
 		}
 		n, err := r.rc.Read(p)
+		if r.sum != nil {
+			r.sum.add(r.pos, p[:n])
+		}
 		r.pos += int64(n)
 		r.BytesRead += int64(n)
 		switch {

@@ -3,6 +3,8 @@ package source
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -182,7 +184,7 @@ func TestSFTPRefusals(t *testing.T) {
 
 // status is what a worker records of a file, the pin of a later run.
 func status(f *File) *v1alpha1.SourceStatus {
-	st := &v1alpha1.SourceStatus{Size: f.Size, SHA256: f.SHA256, ETag: f.ETag, Name: f.Name, VersionID: f.VersionID}
+	st := &v1alpha1.SourceStatus{Size: f.Size, SHA256: f.SHA256, Fingerprint: f.Fingerprint, ETag: f.ETag, Name: f.Name, VersionID: f.VersionID}
 	t := metav1.NewTime(f.ModTime)
 	st.ModTime = &t
 	return st
@@ -214,8 +216,8 @@ func TestSFTPResumeReadsFromTheOffsetAndRefusesAReplacedFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer again.Remove()
-	if again.Name != "in/hr.csv" || again.SHA256 != first.SHA256 {
-		t.Fatalf("resumed on %q (%s), want the pinned in/hr.csv (%s)", again.Name, again.SHA256, first.SHA256)
+	if again.Name != "in/hr.csv" || again.Fingerprint != first.Fingerprint {
+		t.Fatalf("resumed on %q (%s), want the pinned in/hr.csv (%s)", again.Name, again.Fingerprint, first.Fingerprint)
 	}
 	off := int64(len(data) * 3 / 4)
 	r, err := again.Open(ctx)
@@ -234,6 +236,17 @@ func TestSFTPResumeReadsFromTheOffsetAndRefusesAReplacedFile(t *testing.T) {
 	if !bytes.Equal(rest, data[off:]) || read != int64(len(data))-off || read >= int64(len(data)) || opens != 1 {
 		t.Fatalf("read %d bytes in %d opens from offset %d of %d, want the rest of the file only", read, opens, off, len(data))
 	}
+	// A read from an offset learns nothing of the content's sha256; a
+	// read of the whole file does, and it is not the fingerprint.
+	if sum := again.ContentSHA256(); sum != "" {
+		t.Fatalf("sha256 %s known after reading from byte %d", sum, off)
+	}
+	if !bytes.Equal(readAll(t, first), data) {
+		t.Fatal("the whole read differs from the file")
+	}
+	if want := sha256Hex(data); first.ContentSHA256() != want || first.Fingerprint == want || first.ID() != first.Fingerprint {
+		t.Fatalf("after a whole read: sha256 %q, fingerprint %q; want sha256 %s and another fingerprint", first.ContentSHA256(), first.Fingerprint, want)
+	}
 
 	// The file is replaced between the checkpoint and the resume.
 	if err := srv.WriteFile("in/hr.csv", csvRows(20000, "x"), time.Now()); err != nil {
@@ -244,7 +257,7 @@ func TestSFTPResumeReadsFromTheOffsetAndRefusesAReplacedFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer replaced.Remove()
-	if replaced.SHA256 == first.SHA256 {
+	if replaced.Fingerprint == first.Fingerprint {
 		t.Fatal("a replaced file has the pinned fingerprint")
 	}
 	// A reader of the old file refuses to go on in the new one.
@@ -392,7 +405,7 @@ func TestS3NewestByPrefixRangeAndIfMatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	again.Remove()
-	if again.SHA256 == f.SHA256 {
+	if again.Fingerprint == f.Fingerprint {
 		t.Fatal("an overwritten object has the pinned fingerprint")
 	}
 }
@@ -428,7 +441,7 @@ func TestS3VersionedBucketReadsThePinnedVersion(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resumed.Remove()
-	if resumed.SHA256 != f.SHA256 {
+	if resumed.Fingerprint != f.Fingerprint {
 		t.Fatal("the pinned version got another fingerprint")
 	}
 	if got := readAll(t, resumed); !bytes.Equal(got, first) {
@@ -521,6 +534,9 @@ func TestClaimSource(t *testing.T) {
 	if f.Name != "hr/employees_1.csv" || !bytes.Equal(readAll(t, f), csvRows(3, "hr/employees_1.csv")) {
 		t.Fatalf("picked %q", f.Name)
 	}
+	if want := sha256Hex(csvRows(3, "hr/employees_1.csv")); f.ContentSHA256() != want || f.Fingerprint == "" || f.Fingerprint == want {
+		t.Fatalf("a claim file read whole: sha256 %q, fingerprint %q, want sha256 %s", f.ContentSHA256(), f.Fingerprint, want)
+	}
 	_, err = Fetch(ctx, src, Options{})
 	wantReason(t, err, v1alpha1.ReasonSourceNotSupported)
 	escape := v1alpha1.ImportSource{PersistentVolumeClaim: &v1alpha1.PVCSource{ClaimName: "exports", FileSelector: v1alpha1.FileSelector{Path: "../etc/passwd"}}}
@@ -568,4 +584,9 @@ func TestS3ReadGoesOnAfterADroppedConnection(t *testing.T) {
 	if _, opens := f.BytesRead(); opens < 2 {
 		t.Fatalf("%d requests, want the first and a range request after the drop", opens)
 	}
+}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }

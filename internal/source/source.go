@@ -33,9 +33,13 @@ type File struct {
 	Path string
 	// Size in bytes.
 	Size int64
-	// SHA256, hex-encoded, of the content of a local copy, or of the
-	// identity of a file read in place (Fingerprint).
+	// SHA256, hex-encoded, of the content. A file read in place has it
+	// once a read has covered the whole file from its first byte (see
+	// ContentSHA256); until then it is empty.
 	SHA256 string
+	// Fingerprint identifies a file read in place without reading it (see
+	// the function Fingerprint); empty for a local copy.
+	Fingerprint string
 	// ETag the server gave, for http and s3 sources.
 	ETag string
 	// Name, ModTime and VersionID of a file read in place.
@@ -47,6 +51,27 @@ type File struct {
 	obj   Object
 	// reader is the last one Open returned, for its counters.
 	reader *Reader
+	// sum hashes the content of a file read in place as reads cover it.
+	sum *contentSum
+}
+
+// ID is what pins the file for a preview, a checkpoint or a refusal: the
+// content's sha256 for a local copy, the fingerprint for a file read in
+// place, whose content is not known before it is read.
+func (f *File) ID() string {
+	if f.InPlace() {
+		return f.Fingerprint
+	}
+	return f.SHA256
+}
+
+// ContentSHA256 is the sha256 of the content, or "" for a file read in
+// place that no read has yet covered from its first byte to its last.
+func (f *File) ContentSHA256() string {
+	if f.sum != nil && f.SHA256 == "" {
+		f.SHA256 = f.sum.hex()
+	}
+	return f.SHA256
 }
 
 // InPlace tells whether the file is read in place rather than copied.
@@ -55,7 +80,11 @@ func (f *File) InPlace() bool { return f.store != nil }
 // Open opens the file from its start.
 func (f *File) Open(ctx context.Context) (io.ReadSeekCloser, error) {
 	if f.store != nil {
+		if f.sum == nil {
+			f.sum = &contentSum{h: sha256.New(), size: f.obj.Size}
+		}
 		f.reader = NewReader(ctx, f.store, f.obj)
+		f.reader.sum = f.sum
 		return f.reader, nil
 	}
 	return os.Open(f.Path)
@@ -153,7 +182,7 @@ func openInPlace(ctx context.Context, src v1alpha1.ImportSource, opts Options) (
 		st.Close()
 		return nil, err
 	}
-	return &File{Size: obj.Size, SHA256: Fingerprint(st, obj), ETag: obj.ETag, Name: obj.Name, ModTime: obj.ModTime,
+	return &File{Size: obj.Size, Fingerprint: Fingerprint(st, obj), ETag: obj.ETag, Name: obj.Name, ModTime: obj.ModTime,
 		VersionID: obj.VersionID, store: st, obj: obj}, nil
 }
 

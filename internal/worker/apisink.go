@@ -39,14 +39,27 @@ const (
 	// deactivate, delete (planned, in a preview) or error. Rows whose user
 	// was unchanged are not listed. It is the report mail's attachment.
 	ReportOutcomeKey = "outcome.csv"
-	// ReportGroupsKey holds the first group and manager changes:
+	// ReportOutcomeGzipKey replaces ReportOutcomeKey when the run changed
+	// more than ReportKeepChanges users: the outcome of every row,
+	// gzip-compressed, in the order the run met them (deprovisions
+	// last), up to outcomeGzipBudget; a last line counts the rows left out.
+	ReportOutcomeGzipKey = "outcome.csv.gz"
+	// ReportGroupsKey holds the group and manager changes:
 	// "line,identity,group,change" rows, where change is create group,
 	// add member, remove member, set manager or remove manager.
 	ReportGroupsKey = "groups.csv"
-	// ReportKeepChanges bounds the changes the outcome lists, so that the
-	// Secret stays under its 1 MiB; the counts are always complete.
+	// ReportGroupsGzipKey replaces ReportGroupsKey beyond
+	// engine.MaxListedRelations changes: all of them, gzip-compressed, up
+	// to groupsGzipBudget.
+	ReportGroupsGzipKey = "groups.csv.gz"
+	// ReportKeepChanges is the number of changes the plain outcome lists,
+	// sorted by line; the counts are always complete.
 	ReportKeepChanges = 10000
 )
+
+// reportKeys are the keys a report may have but not every run writes:
+// an earlier run's must not pass for part of this one.
+var reportKeys = []string{ReportGroupsKey, ReportGroupsGzipKey, ReportErrorsKey, ReportChangesKey, ReportOutcomeKey, ReportOutcomeGzipKey}
 
 // APISink writes a run's reports to the UserImport's status and to its
 // report Secret. It never writes phase or conditions: the controller owns
@@ -63,6 +76,8 @@ type APISink struct {
 	// sentBefore is the number of invitations earlier workers of the
 	// import sent, read when this one started.
 	sentBefore int64
+	// file is the source, whose content's sha256 a read in place learns.
+	file *source.File
 }
 
 var _ Sink = (*APISink)(nil)
@@ -81,11 +96,17 @@ func (s *APISink) patchStatus(ctx context.Context, mutate func(st *v1alpha1.User
 
 // Started records the source facts and counts a resume.
 func (s *APISink) Started(ctx context.Context, file *source.File, resumed bool) error {
+	s.file = file
 	return s.patchStatus(ctx, func(st *v1alpha1.UserImportStatus) {
 		if st.Source == nil {
 			st.Source = &v1alpha1.SourceStatus{}
 		}
-		st.Source.Size, st.Source.SHA256, st.Source.ETag = file.Size, file.SHA256, file.ETag
+		sum := file.SHA256
+		if file.InPlace() && sum == "" && st.Source.Fingerprint == file.Fingerprint {
+			// The same file, whose content an earlier run read whole.
+			sum = st.Source.SHA256
+		}
+		st.Source.Size, st.Source.SHA256, st.Source.Fingerprint, st.Source.ETag = file.Size, sum, file.Fingerprint, file.ETag
 		st.Source.Name, st.Source.VersionID, st.Source.ModTime = file.Name, file.VersionID, nil
 		if file.InPlace() {
 			t := metav1.NewTime(file.ModTime)
@@ -129,11 +150,17 @@ func (s *APISink) Progress(ctx context.Context, p Progress) error {
 }
 
 // Report fills the report Secret.
-func (s *APISink) Report(ctx context.Context, res engine.Result, errs []engine.RowError) error {
+func (s *APISink) Report(ctx context.Context, r RunReport) error {
 	if s.ReportSecret == "" {
 		return nil
 	}
-	data := ReportData(res, errs)
+	data := ReportData(r)
+	for _, k := range reportKeys {
+		if _, ok := data[k]; !ok {
+			// A merge patch with null removes an earlier run's key.
+			data[k] = nil
+		}
+	}
 	patch := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: s.Import.Namespace, Name: s.ReportSecret}, Data: data}
 	// A merge patch needs no read: the worker may write this Secret but
 	// never read one.
@@ -167,6 +194,11 @@ func (s *APISink) Preview(ctx context.Context, imp *v1alpha1.UserImport, res eng
 		}
 		if st.Source != nil {
 			st.Source.Rows = res.Counts.Rows
+		}
+		s.recordContentSHA256(st)
+		if s.file != nil && s.file.InPlace() {
+			// res.SHA256 is the file's ID: here, its fingerprint.
+			st.Preview.SHA256, st.Preview.Fingerprint = s.file.ContentSHA256(), s.file.Fingerprint
 		}
 	})
 }
@@ -224,7 +256,19 @@ func (s *APISink) Done(ctx context.Context, res engine.Result) error {
 		if st.Source != nil {
 			st.Source.Rows = res.Counts.Rows
 		}
+		s.recordContentSHA256(st)
 	})
+}
+
+// recordContentSHA256 records the sha256 of a file read in place once a
+// read has covered it whole.
+func (s *APISink) recordContentSHA256(st *v1alpha1.UserImportStatus) {
+	if s.file == nil || !s.file.InPlace() || st.Source == nil || st.Source.Fingerprint != s.file.Fingerprint {
+		return
+	}
+	if sum := s.file.ContentSHA256(); sum != "" {
+		st.Source.SHA256 = sum
+	}
 }
 
 func setCounts(p *v1alpha1.ProgressStatus, c engine.Counts) {
@@ -254,7 +298,8 @@ func setCodesIssued(st *v1alpha1.UserImportStatus, c engine.Counts) {
 // changes, the outcome by row, and the counts. Its CSV files escape
 // formula cells: an identity such as "=cmd" is data, not a formula, in a
 // spreadsheet.
-func ReportData(res engine.Result, errs []engine.RowError) map[string][]byte {
+func ReportData(r RunReport) map[string][]byte {
+	res, errs := r.Result, r.Errors
 	var eb, cb, ob bytes.Buffer
 	ew := csvsafe.NewWriter(&eb)
 	_ = ew.Write([]string{"line", "identity", "message"})
@@ -275,9 +320,22 @@ func ReportData(res engine.Result, errs []engine.RowError) map[string][]byte {
 		_ = cw.Write([]string{strconv.FormatInt(c.Line, 10), c.Op.String(), c.Identity, strings.Join(c.Attributes, " ")})
 	}
 	_ = cw.Flush()
-	writeOutcome(&ob, res, errs)
-	data := map[string][]byte{ReportErrorsKey: eb.Bytes(), ReportChangesKey: cb.Bytes(), ReportOutcomeKey: ob.Bytes()}
-	if len(res.Relations) > 0 || res.Counts.Groups != (v1alpha1.GroupCounts{}) {
+	data := map[string][]byte{ReportErrorsKey: eb.Bytes(), ReportChangesKey: cb.Bytes()}
+	c := res.Counts
+	changed := c.Created + c.Updated + c.Deactivated + c.Deleted
+	// The complete outcome replaces the sample beyond it, unless the
+	// changes were planned by a pass that did not stream them.
+	if full := r.Complete; full != nil && changed > int64(len(res.Samples)) && (full.changes > 0 || len(res.Samples) == 0) {
+		data[ReportOutcomeGzipKey] = full.outcome.Close(omittedRows(outcomeGzipBudget))
+	} else {
+		writeOutcome(&ob, res, errs)
+		data[ReportOutcomeKey] = ob.Bytes()
+	}
+	g := c.Groups
+	relations := g.GroupsCreated + g.MembershipsAdded + g.MembershipsRemoved + g.ManagersSet
+	if full := r.Complete; full != nil && relations > int64(len(res.Relations)) && full.groups.Rows > 0 {
+		data[ReportGroupsGzipKey] = full.groups.Close(omittedRows(groupsGzipBudget))
+	} else if len(res.Relations) > 0 || res.Counts.Groups != (v1alpha1.GroupCounts{}) {
 		var gb bytes.Buffer
 		gw := csvsafe.NewWriter(&gb)
 		_ = gw.Write([]string{"line", "identity", "group", "change"})
@@ -288,14 +346,12 @@ func ReportData(res engine.Result, errs []engine.RowError) map[string][]byte {
 			}
 			_ = gw.Write([]string{line, rc.Identity, rc.Group, rc.Change})
 		}
-		g := res.Counts.Groups
-		if n := g.GroupsCreated + g.MembershipsAdded + g.MembershipsRemoved + g.ManagersSet; n > int64(len(res.Relations)) {
-			_ = gw.Write([]string{"", "", "", fmt.Sprintf("%d more changes are not listed; the counts in the report are complete", n-int64(len(res.Relations)))})
+		if relations > int64(len(res.Relations)) {
+			_ = gw.Write([]string{"", "", "", fmt.Sprintf("%d more changes are not listed; the counts in the report are complete", relations-int64(len(res.Relations)))})
 		}
 		_ = gw.Flush()
 		data[ReportGroupsKey] = gb.Bytes()
 	}
-	c := res.Counts
 	summary := fmt.Sprintf("sha256=%s\ndryRun=%t\nrows=%d\ncreate=%d\nupdate=%d\nunchanged=%d\ndeactivate=%d\ndelete=%d\nerrors=%d\nmanagedUsers=%d\nplannedDeprovisions=%d\nsafetyStop=%t\n",
 		res.SHA256, res.DryRun, c.Rows, c.Created, c.Updated, c.Unchanged, c.Deactivated, c.Deleted, c.Failed, res.ManagedUsers, res.PlannedDeprovisions, res.SafetyStop)
 	if i := res.Invitations; i != (engine.Invitations{}) {

@@ -25,7 +25,7 @@ var _ Sink = (*ConsoleSink)(nil)
 
 func (s *ConsoleSink) Started(_ context.Context, f *source.File, resumed bool) error {
 	if f.InPlace() {
-		fmt.Fprintf(s.Out, "source: %s, %d bytes, modified %s, fingerprint %s\n", f.Name, f.Size, f.ModTime.UTC().Format(time.RFC3339), f.SHA256)
+		fmt.Fprintf(s.Out, "source: %s, %d bytes, modified %s, fingerprint %s\n", f.Name, f.Size, f.ModTime.UTC().Format(time.RFC3339), f.Fingerprint)
 	} else {
 		fmt.Fprintf(s.Out, "source: %d bytes, sha256 %s\n", f.Size, f.SHA256)
 	}
@@ -47,7 +47,8 @@ func (s *ConsoleSink) Progress(_ context.Context, p Progress) error {
 	return nil
 }
 
-func (s *ConsoleSink) Report(_ context.Context, res engine.Result, errs []engine.RowError) error {
+func (s *ConsoleSink) Report(_ context.Context, r RunReport) error {
+	res, errs := r.Result, r.Errors
 	for _, e := range errs {
 		fmt.Fprintf(s.Out, "line %d: %s\n", e.Line, e.Msg)
 	}
@@ -60,7 +61,7 @@ func (s *ConsoleSink) Report(_ context.Context, res engine.Result, errs []engine
 	if err := os.MkdirAll(s.ReportDir, 0o700); err != nil {
 		return err
 	}
-	data := ReportData(res, errs)
+	data := ReportData(r)
 	for name, d := range data {
 		if err := os.WriteFile(filepath.Join(s.ReportDir, name), d, 0o600); err != nil {
 			return err
@@ -68,7 +69,7 @@ func (s *ConsoleSink) Report(_ context.Context, res engine.Result, errs []engine
 	}
 	// A report of an earlier run in the same directory must not pass for
 	// part of this one.
-	for _, name := range []string{ReportGroupsKey, ReportErrorsKey, ReportChangesKey, ReportOutcomeKey} {
+	for _, name := range reportKeys {
 		if _, ok := data[name]; !ok {
 			if err := os.Remove(filepath.Join(s.ReportDir, name)); err != nil && !os.IsNotExist(err) {
 				return err

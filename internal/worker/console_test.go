@@ -15,13 +15,13 @@ func TestConsoleReportDirDropsAnEarlierRunsGroups(t *testing.T) {
 	dir := t.TempDir()
 	s := &ConsoleSink{Out: io.Discard, ReportDir: dir}
 	withGroups := engine.Result{Relations: []engine.RelationChange{{Line: 2, Identity: "ann", Group: "eng", Change: "add member"}}}
-	if err := s.Report(context.Background(), withGroups, nil); err != nil {
+	if err := s.Report(context.Background(), RunReport{Result: withGroups}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, ReportGroupsKey)); err != nil {
 		t.Fatalf("the first run's report has no %s: %v", ReportGroupsKey, err)
 	}
-	if err := s.Report(context.Background(), engine.Result{}, nil); err != nil {
+	if err := s.Report(context.Background(), RunReport{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, ReportGroupsKey)); !os.IsNotExist(err) {

@@ -18,7 +18,7 @@ func TestReportCSVEscapesFormulaCells(t *testing.T) {
 		{Line: 4, Op: directory.OpCreate, Identity: "\t+cmd", Attributes: nil},
 	}}
 	errs := []engine.RowError{{Line: 5, Msg: "=1+1"}, {Line: 6, Msg: "\rcmd"}}
-	data := ReportData(res, errs)
+	data := ReportData(RunReport{Result: res, Errors: errs})
 	for _, key := range []string{ReportChangesKey, ReportErrorsKey} {
 		recs, err := csv.NewReader(bytes.NewReader(data[key])).ReadAll()
 		if err != nil {

@@ -18,7 +18,7 @@ type Sink interface {
 	// Progress reports progress and the latest checkpoint.
 	Progress(ctx context.Context, p Progress) error
 	// Report stores the planned changes sample and the row errors.
-	Report(ctx context.Context, res engine.Result, errs []engine.RowError) error
+	Report(ctx context.Context, r RunReport) error
 	// Preview reports the result of a preview (or of an import stopped by
 	// the safety threshold) made for imp as the run read it.
 	Preview(ctx context.Context, imp *v1alpha1.UserImport, res engine.Result) error
@@ -39,6 +39,16 @@ type Progress struct {
 	DryRun bool
 }
 
+// RunReport is what a run reports when it ends.
+type RunReport struct {
+	Result engine.Result
+	// Errors are the first row errors (maxKeptErrors), by line.
+	Errors []engine.RowError
+	// Complete streams every outcome and group change, compressed; nil
+	// when the run had none to stream.
+	Complete *completeReport
+}
+
 // maxKeptErrors bounds the row errors kept for the report Secret.
 const maxKeptErrors = 1000
 
@@ -53,6 +63,26 @@ type reporter struct {
 	// errors by line: after a resume the engine may report a line again.
 	byLine map[int64]string
 	errors []engine.RowError
+	// complete lists every outcome, beyond the errors and samples kept.
+	complete *completeReport
+}
+
+var _ engine.ChangeReporter = (*reporter)(nil)
+
+func (r *reporter) Change(s engine.Sample) { r.completeReport().change(s) }
+
+func (r *reporter) Relation(c engine.RelationChange) { r.completeReport().relation(c) }
+
+func (r *reporter) completeReport() *completeReport {
+	if r.complete == nil {
+		r.complete = newCompleteReport()
+	}
+	return r.complete
+}
+
+// runReport is what the run reports at its end.
+func (r *reporter) runReport(res engine.Result) RunReport {
+	return RunReport{Result: res, Errors: r.sortedErrors(), Complete: r.complete}
 }
 
 func (r *reporter) Progress(p engine.Progress) {
@@ -81,6 +111,7 @@ func (r *reporter) Progress(p engine.Progress) {
 const reportTimeout = 10 * time.Second
 
 func (r *reporter) RowError(e engine.RowError) {
+	r.completeReport().rowError(e)
 	if r.byLine == nil {
 		r.byLine = map[int64]string{}
 	}
@@ -130,8 +161,8 @@ func (t tee) Progress(ctx context.Context, p Progress) error {
 	return t.each(func(s Sink) error { return s.Progress(ctx, p) })
 }
 
-func (t tee) Report(ctx context.Context, res engine.Result, errs []engine.RowError) error {
-	return t.each(func(s Sink) error { return s.Report(ctx, res, errs) })
+func (t tee) Report(ctx context.Context, r RunReport) error {
+	return t.each(func(s Sink) error { return s.Report(ctx, r) })
 }
 
 func (t tee) Preview(ctx context.Context, imp *v1alpha1.UserImport, res engine.Result) error {

@@ -2,6 +2,8 @@ package worker
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -90,9 +92,14 @@ func withKeys(base kube.KeyReader, m map[string]string) kube.KeyReader {
 // importFrom returns a function that runs the import of f, its source on
 // rem, to the end or until ctx is done.
 func importFrom(t *testing.T, f *fixture, rem remote) func(context.Context, Sink) (Outcome, error) {
+	return stageFrom(t, f, rem, jobs.StageImport)
+}
+
+// stageFrom runs one stage of f's import from rem.
+func stageFrom(t *testing.T, f *fixture, rem remote, stage Stage) func(context.Context, Sink) (Outcome, error) {
 	secrets := withKeys(f.secrets, rem.secrets)
 	return func(ctx context.Context, sink Sink) (Outcome, error) {
-		return Run(ctx, Config{Stage: jobs.StageImport, Import: f.get(t), Directory: f.dirSpec, Secrets: secrets,
+		return Run(ctx, Config{Stage: stage, Import: f.get(t), Directory: f.dirSpec, Secrets: secrets,
 			Source: source.Options{Dir: t.TempDir(), Secrets: secrets}, Open: open.Open, Sink: sink, ProgressInterval: time.Millisecond})
 	}
 }
@@ -176,6 +183,52 @@ func TestImportInPlaceResumesAtItsCheckpoint(t *testing.T) {
 				t.Fatalf("the resume moved to %s", got.Status.Source.Name)
 			}
 		})
+	}
+}
+
+// status.source.sha256 of a file read in place is the sha256 of its
+// content, learnt by the read; its identity is the fingerprint, which
+// pins the import to the file its preview read.
+func TestInPlaceFileHasItsContentSHA256AndAFingerprint(t *testing.T) {
+	_, c := testenv.Shared(t)
+	ctx := context.Background()
+	rem := s3Remote(t)
+	f := newFixture(t, c, "inplace-sha")
+	writeCSV(t, f.csvPath, 300)
+	data, _ := os.ReadFile(f.csvPath)
+	rem.put(t, "hr.csv", data, time.Now().Add(-time.Hour).Truncate(time.Second))
+	imp := f.get(t)
+	imp.Spec.Source = rem.source(v1alpha1.FileSelector{Path: "hr.csv"})
+	if err := c.Update(ctx, imp); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	want := hex.EncodeToString(sum[:])
+	if _, err := stageFrom(t, f, rem, jobs.StagePreview)(ctx, f.sink()); err != nil {
+		t.Fatal(err)
+	}
+	st := f.get(t).Status
+	if st.Source.SHA256 != want || st.Source.Fingerprint == "" || st.Source.Fingerprint == want {
+		t.Fatalf("after the preview: source sha256 %q, fingerprint %q; want sha256 %s and a fingerprint", st.Source.SHA256, st.Source.Fingerprint, want)
+	}
+	if p := st.Preview; p == nil || p.SHA256 != want || p.Fingerprint != st.Source.Fingerprint {
+		t.Fatalf("preview %+v, want sha256 %s and fingerprint %s", p, want, st.Source.Fingerprint)
+	}
+	if _, err := importFrom(t, f, rem)(ctx, f.sink()); err != nil {
+		t.Fatal(err)
+	}
+	if st := f.get(t).Status; st.Source.SHA256 != want || f.countUsers(t) != 300 {
+		t.Fatalf("after the import: sha256 %q, %d users", st.Source.SHA256, f.countUsers(t))
+	}
+
+	// Another file of the same size under the same name is not the file
+	// the preview and the checkpoint belong to: a run is refused.
+	changed := append([]byte{}, data...)
+	copy(changed[len(changed)-20:], strings.Repeat("y", 19))
+	rem.put(t, "hr.csv", changed, time.Now().Truncate(time.Second))
+	_, err := importFrom(t, f, rem)(ctx, f.sink())
+	if sc := (*jobs.SourceChangedError)(nil); !errors.As(err, &sc) && !errors.Is(err, engine.ErrSourceChanged) {
+		t.Fatalf("importing another file than the preview's: %v, want SourceChanged", err)
 	}
 }
 

@@ -95,7 +95,7 @@ func writeAtomically(path string, data []byte) (err error) {
 	return os.Rename(tmp.Name(), path)
 }
 
-func (s *StateFile) Report(context.Context, engine.Result, []engine.RowError) error { return nil }
+func (s *StateFile) Report(context.Context, RunReport) error { return nil }
 
 func (s *StateFile) Preview(context.Context, *v1alpha1.UserImport, engine.Result) error { return nil }
 

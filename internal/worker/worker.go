@@ -171,10 +171,10 @@ func run(ctx context.Context, cfg Config) (_ Outcome, err error) {
 	// A resumed import is pinned by its checkpoint, which belongs to the
 	// file its first rows were written from; a fresh one by its preview.
 	switch want := expectedSHA256(cfg); {
-	case cp != nil && cp.SHA256 != file.SHA256:
+	case cp != nil && cp.SHA256 != file.ID():
 		return Outcome{}, engine.ErrSourceChanged
-	case cp == nil && want != "" && want != file.SHA256:
-		return Outcome{}, &jobs.SourceChangedError{Got: file.SHA256, Want: want}
+	case cp == nil && want != "" && want != file.ID():
+		return Outcome{}, &jobs.SourceChangedError{Got: file.ID(), Want: want}
 	}
 
 	dir, err := cfg.Open(ctx, cfg.Directory, cfg.Secrets)
@@ -184,18 +184,18 @@ func run(ctx context.Context, cfg Config) (_ Outcome, err error) {
 	defer dir.Close()
 	if v, ok := dir.(interface{ ValidateAttributes([]string) error }); ok {
 		if err := v.ValidateAttributes(mappedAttributes(imp.Spec)); err != nil {
-			return Outcome{}, &jobs.Rejection{Reason: v1alpha1.ReasonInvalidMapping, Message: "spec.mapping: " + err.Error(), SHA256: file.SHA256}
+			return Outcome{}, &jobs.Rejection{Reason: v1alpha1.ReasonInvalidMapping, Message: "spec.mapping: " + err.Error(), SHA256: file.ID()}
 		}
 		if err := v.ValidateAttributes(invitationAttributes(imp.Spec, cfg.Directory)); err != nil {
 			return Outcome{}, &jobs.Rejection{Reason: v1alpha1.ReasonInvitationsNotConfigured,
-				Message: fmt.Sprintf("UserDirectory %s spec.invitations: %v", imp.Spec.DirectoryRef.Name, err), SHA256: file.SHA256}
+				Message: fmt.Sprintf("UserDirectory %s spec.invitations: %v", imp.Spec.DirectoryRef.Name, err), SHA256: file.ID()}
 		}
 	}
 
 	var invites *engine.InviteConfig
 	if imp.Spec.Invitations.Enabled() {
 		var sender *mail.Sender
-		if invites, sender, err = invitations(ctx, cfg, file.SHA256); err != nil {
+		if invites, sender, err = invitations(ctx, cfg, file.ID()); err != nil {
 			return Outcome{}, err
 		}
 		defer sender.Close()
@@ -203,7 +203,7 @@ func run(ctx context.Context, cfg Config) (_ Outcome, err error) {
 
 	var codes *engine.CodeConfig
 	if imp.Spec.RecoveryCodes.Enabled() {
-		if codes, err = recoveryCodes(ctx, cfg, dir, file.SHA256, dryRun); err != nil {
+		if codes, err = recoveryCodes(ctx, cfg, dir, file.ID(), dryRun); err != nil {
 			return Outcome{}, err
 		}
 		if rec, ok := codes.Recorder.(CodeStore); ok {
@@ -221,7 +221,7 @@ func run(ctx context.Context, cfg Config) (_ Outcome, err error) {
 		return Outcome{}, err
 	}
 	defer f.Close()
-	in := engine.Input{File: f, SHA256: file.SHA256, Resume: cp, SeekOnResume: file.InPlace()}
+	in := engine.Input{File: f, SHA256: file.ID(), Resume: cp, SeekOnResume: file.InPlace()}
 	out := Outcome{Resumed: cp != nil}
 
 	if err := cfg.Sink.Started(ctx, file, out.Resumed); err != nil {
@@ -243,7 +243,7 @@ func run(ctx context.Context, cfg Config) (_ Outcome, err error) {
 	if err != nil {
 		// Whatever was reported before the failure stays: the errors found
 		// so far are useful to the person who has to fix the file.
-		_ = cfg.Sink.Report(context.WithoutCancel(ctx), res, rep.sortedErrors())
+		_ = cfg.Sink.Report(context.WithoutCancel(ctx), rep.runReport(res))
 		return out, err
 	}
 	if res.SafetyStop {
@@ -251,7 +251,7 @@ func run(ctx context.Context, cfg Config) (_ Outcome, err error) {
 			DeprovisionStop: res.DeprovisionStop, MembershipStop: res.MembershipStop,
 			MembershipRemovals: res.PlannedMembershipRemovals, ManagedMemberships: res.ManagedMemberships, UnreadableLines: res.UnreadableLines}
 	}
-	if err := cfg.Sink.Report(ctx, res, rep.sortedErrors()); err != nil {
+	if err := cfg.Sink.Report(ctx, rep.runReport(res)); err != nil {
 		return out, fmt.Errorf("writing the report: %w", err)
 	}
 	if dryRun || out.SafetyStop != nil {
@@ -274,7 +274,7 @@ func expectedSHA256(cfg Config) string {
 		return cfg.ExpectSHA256
 	}
 	if p := cfg.Import.Status.Preview; cfg.Stage == jobs.StageImport && p != nil {
-		return p.SHA256
+		return p.FileID()
 	}
 	return ""
 }

@@ -104,7 +104,7 @@ var _ = Describe("a UserDirectory's mail relay", func() {
 			if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: cur.Namespace, Name: jobs.ReportSecretName(cur)}, s); err != nil {
 				return err
 			}
-			s.Data = worker.ReportData(res, errs)
+			s.Data = worker.ReportData(worker.RunReport{Result: res, Errors: errs})
 			return k8sClient.Update(ctx, s)
 		}, 10*time.Second).Should(Succeed())
 	}
