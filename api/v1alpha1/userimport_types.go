@@ -337,7 +337,20 @@ type HTTPSource struct {
 	// "Authorization: Bearer <token>".
 	// +optional
 	BearerToken *SecretKeyRef `json:"bearerToken,omitempty"`
+
+	// maxBytes bounds the download, which is copied to the worker's disk
+	// (default 1 GiB): a larger file fails the import before anything is
+	// written. Files larger than a pod's disk belong on SFTP, S3 or a
+	// PersistentVolumeClaim, which are read in place. The file is read as
+	// the server sends it: a gzip Content-Encoding is not undone.
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	MaxBytes int64 `json:"maxBytes,omitempty"`
 }
+
+// DefaultHTTPMaxBytes is the download limit of an http source without
+// maxBytes.
+const DefaultHTTPMaxBytes int64 = 1 << 30
 
 // Encoding names a text encoding of a CSV file.
 // +kubebuilder:validation:Enum=UTF-8;UTF-16;ISO-8859-1;Windows-1252

@@ -89,6 +89,16 @@ func Build(imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory, stage Stage, s
 	if exec.Resources != nil {
 		resources = *exec.Resources.DeepCopy()
 	}
+	if _, ok := resources.Limits[corev1.ResourceEphemeralStorage]; !ok {
+		// /tmp and the container's own writes (its log): a worker that
+		// fills the node's disk is evicted, not the node's other pods.
+		if resources.Limits == nil {
+			resources.Limits = corev1.ResourceList{}
+		}
+		limit := TmpSize(imp)
+		limit.Add(resource.MustParse("256Mi"))
+		resources.Limits[corev1.ResourceEphemeralStorage] = limit
+	}
 
 	volumes, mounts := volumes(imp, dir)
 	labels := Labels(imp, stage)
@@ -253,12 +263,27 @@ func SourceSecrets(src v1alpha1.ImportSource) []string {
 	return slices.Compact(names)
 }
 
+// TmpSize bounds the worker's /tmp: room for the sorted runs a large
+// file spills, and the copy of an http source (at most its maxBytes).
+func TmpSize(imp *v1alpha1.UserImport) resource.Quantity {
+	size := int64(2 << 30)
+	if h := imp.Spec.Source.HTTP; h != nil {
+		if h.MaxBytes > 0 {
+			size += h.MaxBytes
+		} else {
+			size += v1alpha1.DefaultHTTPMaxBytes
+		}
+	}
+	return *resource.NewQuantity(size, resource.BinarySI)
+}
+
 // volumes returns the worker's volumes and mounts: /tmp, one read-only
 // Secret volume per Secret under SecretsDir, the invitation templates
 // under TemplatesDir, and the source file of a ConfigMap or Secret source
 // (or the PersistentVolumeClaim of a claim source) under SourceDir.
 func volumes(imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory) ([]corev1.Volume, []corev1.VolumeMount) {
-	vols := []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+	tmpSize := TmpSize(imp)
+	vols := []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: &tmpSize}}}}
 	mounts := []corev1.VolumeMount{{Name: "tmp", MountPath: TmpDir}}
 
 	for i, name := range SecretNames(imp, dir) {

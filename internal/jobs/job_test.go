@@ -395,3 +395,35 @@ func TestSafetyStopNamesUnreadableLines(t *testing.T) {
 		}
 	}
 }
+
+// The worker's /tmp is bounded, and so is its disk: an http source's
+// maxBytes widens both, and a limit the directory sets is kept.
+func TestWorkerDiskIsBounded(t *testing.T) {
+	imp, dir := fixture()
+	tmpAndLimit := func() (string, string) {
+		t.Helper()
+		job, err := Build(imp, dir, StageImport, settings)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tmp string
+		for _, v := range job.Spec.Template.Spec.Volumes {
+			if v.Name == "tmp" && v.EmptyDir != nil && v.EmptyDir.SizeLimit != nil {
+				tmp = v.EmptyDir.SizeLimit.String()
+			}
+		}
+		l := job.Spec.Template.Spec.Containers[0].Resources.Limits[corev1.ResourceEphemeralStorage]
+		return tmp, l.String()
+	}
+	if tmp, limit := tmpAndLimit(); tmp != "2Gi" || limit != "2304Mi" {
+		t.Fatalf("/tmp %q, ephemeral-storage limit %q; want 2Gi and 2304Mi", tmp, limit)
+	}
+	imp.Spec.Source = v1alpha1.ImportSource{HTTP: &v1alpha1.HTTPSource{URL: "https://hr.example/f.csv", MaxBytes: 5 << 30}}
+	if tmp, limit := tmpAndLimit(); tmp != "7Gi" || limit != "7424Mi" {
+		t.Fatalf("/tmp %q, limit %q for a 5 GiB download", tmp, limit)
+	}
+	dir.Spec.Execution.Resources = &corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceEphemeralStorage: resource.MustParse("20Gi")}}
+	if _, limit := tmpAndLimit(); limit != "20Gi" {
+		t.Fatalf("the directory's limit became %q", limit)
+	}
+}

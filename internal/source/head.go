@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/egress"
 )
 
 // Info describes a file without its content.
@@ -33,7 +34,7 @@ func Head(ctx context.Context, src *v1alpha1.HTTPSource, opts Options) (Info, er
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return Info{}, fmt.Errorf("source.http: %w", err)
+		return Info{}, fmt.Errorf("source.http: %w", egress.Redact(err))
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

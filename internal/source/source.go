@@ -20,10 +20,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/egress"
 	"github.com/userimport/user-import-operator/internal/kube"
 )
 
@@ -263,6 +265,8 @@ func fetchHTTP(ctx context.Context, src *v1alpha1.HTTPSource, opts Options) (*Fi
 }
 
 func download(ctx context.Context, client *http.Client, src *v1alpha1.HTTPSource, opts Options) (*File, bool, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src.URL, nil)
 	if err != nil {
 		return nil, false, fmt.Errorf("source.http.url: %w", err)
@@ -276,7 +280,10 @@ func download(ctx context.Context, client *http.Client, src *v1alpha1.HTTPSource
 		if errors.As(err, &certErr) {
 			return nil, false, fmt.Errorf("source.http: TLS: %w", err)
 		}
-		return nil, true, fmt.Errorf("source.http: %w", err)
+		if errors.Is(err, egress.ErrRedirectRefused) {
+			return nil, false, fmt.Errorf("source.http: %w", egress.Redact(err))
+		}
+		return nil, true, fmt.Errorf("source.http: %w", egress.Redact(err))
 	}
 	defer resp.Body.Close()
 	switch {
@@ -290,9 +297,24 @@ func download(ctx context.Context, client *http.Client, src *v1alpha1.HTTPSource
 	default:
 		return nil, false, fmt.Errorf("source.http: %s", resp.Status)
 	}
-	f, err := write(resp.Body, opts.Dir, resp.Header.Get("ETag"))
+	limit := src.MaxBytes
+	if limit <= 0 {
+		limit = v1alpha1.DefaultHTTPMaxBytes
+	}
+	if resp.ContentLength > limit {
+		return nil, false, fmt.Errorf("source.http: the file has %d bytes, more than spec.source.http.maxBytes (%d)", resp.ContentLength, limit)
+	}
+	body := &stallReader{r: resp.Body, cancel: cancel, stall: stallTimeout}
+	f, err := write(io.LimitReader(body, limit+1), opts.Dir, resp.Header.Get("ETag"))
+	if err == nil && f.Size > limit {
+		os.Remove(f.Path)
+		return nil, false, fmt.Errorf("source.http: the file has more than spec.source.http.maxBytes (%d bytes)", limit)
+	}
 	if err != nil {
-		return nil, true, fmt.Errorf("source.http: download interrupted: %w", err)
+		if body.stalled.Load() {
+			err = fmt.Errorf("no byte arrived for %s", stallTimeout)
+		}
+		return nil, true, fmt.Errorf("source.http: download interrupted: %w", egress.Redact(err))
 	}
 	if resp.ContentLength >= 0 && f.Size != resp.ContentLength {
 		os.Remove(f.Path)
@@ -346,10 +368,14 @@ func httpClient(ctx context.Context, src *v1alpha1.HTTPSource, opts Options) (*h
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
-	// No overall timeout: files of any size. Stalls are bounded by the
-	// header timeout and the Job's deadline.
+	// No overall timeout: a large file takes its time. The headers must
+	// come within a minute, and the body must not stall (stallReader);
+	// the Job's deadline bounds the rest.
 	tr.ResponseHeaderTimeout = time.Minute
-	return &http.Client{Transport: tr}, nil
+	// The file is what the server sends: a Content-Encoding is not undone,
+	// so maxBytes bounds what reaches the disk.
+	tr.DisableCompression = true
+	return &http.Client{Transport: tr, CheckRedirect: egress.SameOrigin}, nil
 }
 
 // Remove deletes the local copy, or closes the connection to the store of
@@ -359,4 +385,29 @@ func (f *File) Remove() error {
 		return f.store.Close()
 	}
 	return os.Remove(filepath.Clean(f.Path))
+}
+
+// stallTimeout is how long a download may go without a byte.
+var stallTimeout = 2 * time.Minute
+
+// stallReader cancels a download when no byte arrives for stall.
+type stallReader struct {
+	r       io.Reader
+	cancel  context.CancelFunc
+	stall   time.Duration
+	timer   *time.Timer
+	stalled atomic.Bool
+}
+
+func (s *stallReader) Read(p []byte) (int, error) {
+	if s.timer == nil {
+		s.timer = time.AfterFunc(s.stall, func() { s.stalled.Store(true); s.cancel() })
+	} else {
+		s.timer.Reset(s.stall)
+	}
+	n, err := s.r.Read(p)
+	if err != nil {
+		s.timer.Stop()
+	}
+	return n, err
 }

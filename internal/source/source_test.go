@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/kube"
@@ -124,5 +125,64 @@ func TestFetchHTTPS(t *testing.T) {
 	}
 	if _, err := fetch(&v1alpha1.HTTPSource{URL: srv.URL + "/basic.csv"}); err == nil || !strings.Contains(err.Error(), "TLS") {
 		t.Fatalf("unknown CA: %v", err)
+	}
+}
+
+// An http source is bounded: by maxBytes, whether the server announces
+// the length or not; by a stall of the body; and a gzip Content-Encoding
+// is kept as sent, not inflated past the bound on the worker's disk.
+func TestHTTPSourceIsBounded(t *testing.T) {
+	gz := []byte("\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/sized.csv":
+			w.Header().Set("Content-Length", "5000")
+			w.Write([]byte(strings.Repeat("x", 5000)))
+		case "/chunked.csv":
+			for range 50 {
+				w.Write([]byte(strings.Repeat("y", 100)))
+				w.(http.Flusher).Flush()
+			}
+		case "/encoded.csv":
+			if !strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+				w.Header().Set("Content-Encoding", "gzip")
+			}
+			w.Write(gz)
+		case "/stalls.csv":
+			w.Write([]byte("email\n"))
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+			case <-time.After(10 * time.Second):
+			}
+		}
+	}))
+	defer srv.Close()
+	fetch := func(path string, max int64) (*File, error) {
+		return Fetch(context.Background(), v1alpha1.ImportSource{HTTP: &v1alpha1.HTTPSource{URL: srv.URL + path, MaxBytes: max}}, Options{Dir: t.TempDir()})
+	}
+	for _, path := range []string{"/sized.csv", "/chunked.csv"} {
+		if _, err := fetch(path, 1000); err == nil || !strings.Contains(err.Error(), "maxBytes") {
+			t.Fatalf("%s over maxBytes: %v", path, err)
+		}
+		if f, err := fetch(path, 5000); err != nil || f.Size != 5000 {
+			t.Fatalf("%s within maxBytes: %v", path, err)
+		}
+	}
+	f, err := fetch("/encoded.csv", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(f.Path); string(got) != string(gz) {
+		t.Fatalf("the encoded body became %q", got)
+	}
+	stallTimeout = 300 * time.Millisecond
+	defer func() { stallTimeout = 2 * time.Minute }()
+	start := time.Now()
+	if _, err := fetch("/stalls.csv", 0); err == nil || !strings.Contains(err.Error(), "no byte arrived") {
+		t.Fatalf("a stalled body: %v", err)
+	}
+	if d := time.Since(start); d > 8*time.Second {
+		t.Fatalf("the stalled download took %s", d)
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
@@ -21,6 +20,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/egress"
 )
 
 const (
@@ -128,7 +128,7 @@ func (c *client) once(ctx context.Context, method, u string, payload []byte) (*r
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: the request could not be built", method, withoutQuery(u))
+		return nil, fmt.Errorf("%s %s: the request could not be built", method, egress.RedactURL(u))
 	}
 	req.Header.Set("Accept", "application/scim+json, application/json")
 	if payload != nil {
@@ -136,7 +136,7 @@ func (c *client) once(ctx context.Context, method, u string, payload []byte) (*r
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, redact(err)
+		return nil, egress.Redact(err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
@@ -153,26 +153,6 @@ func requestTimeout(opts directory.Options) time.Duration {
 		return opts.RequestTimeout
 	}
 	return defaultRequestTimeout
-}
-
-// redact keeps a transport error's URL without its query: a lookup's
-// filter holds identities, which are personal data, and the error may
-// end up in status, Events and logs. The request body never appears in
-// a transport error.
-func redact(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return &url.Error{Op: ue.Op, URL: withoutQuery(ue.URL), Err: ue.Err}
-	}
-	return err
-}
-
-// withoutQuery returns u up to its query, which it replaces by "?…".
-func withoutQuery(u string) string {
-	if i := strings.IndexByte(u, '?'); i >= 0 {
-		return u[:i] + "?…"
-	}
-	return u
 }
 
 // retryAfter parses a Retry-After header (seconds or an HTTP date); 0 when
@@ -194,7 +174,7 @@ func retryAfter(v string, now time.Time) time.Duration {
 }
 
 func transientNetworkError(err error) bool {
-	if directory.IsTLSError(err) || isAuthError(err) {
+	if directory.IsTLSError(err) || isAuthError(err) || errors.Is(err, egress.ErrRedirectRefused) {
 		return false
 	}
 	var ue *url.Error

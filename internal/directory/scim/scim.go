@@ -15,6 +15,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/egress"
 	"github.com/userimport/user-import-operator/internal/kube"
 )
 
@@ -124,13 +125,13 @@ func New(ctx context.Context, spec *v1alpha1.SCIMDirectory, opts directory.Optio
 		}
 		// The token source outlives ctx: it refreshes tokens for as long
 		// as the directory is used.
-		tokenCtx := context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: tr, Timeout: requestTimeout(opts)})
+		tokenCtx := context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: tr, Timeout: requestTimeout(opts), CheckRedirect: egress.SameOrigin})
 		rt = &oauth2.Transport{Source: cfg.TokenSource(tokenCtx), Base: tr}
 	}
 
 	c := &client{
 		base:       strings.TrimSuffix(spec.URL, "/"),
-		http:       &http.Client{Transport: rt},
+		http:       &http.Client{Transport: rt, CheckRedirect: egress.SameOrigin},
 		maxRetries: opts.MaxRetries,
 		timeout:    requestTimeout(opts),
 		sleep:      directory.Sleep,
