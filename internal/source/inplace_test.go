@@ -543,6 +543,35 @@ func TestClaimSource(t *testing.T) {
 	if _, err := Fetch(ctx, escape, Options{ClaimRoot: root}); err == nil || !strings.Contains(err.Error(), "leaves the claim") {
 		t.Fatalf("a path out of the claim: %v", err)
 	}
+
+	// A symbolic link out of the claim (to the credentials mounted beside
+	// it) is neither read nor listed; one within the claim is read.
+	outside := filepath.Join(t.TempDir(), "dsn")
+	if err := os.WriteFile(outside, []byte("postgres://admin:secret@db/hr"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(root, "hr", "employees_9.csv")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("employees_2.csv", filepath.Join(root, "hr", "latest.csv")); err != nil {
+		t.Fatal(err)
+	}
+	link := v1alpha1.ImportSource{PersistentVolumeClaim: &v1alpha1.PVCSource{ClaimName: "exports", FileSelector: v1alpha1.FileSelector{Path: "hr/employees_9.csv"}}}
+	if g, err := Fetch(ctx, link, Options{ClaimRoot: root}); err == nil {
+		b := readAll(t, g)
+		t.Fatalf("a link out of the claim was read: %q", b)
+	} else if !strings.Contains(err.Error(), "leaves the claim") {
+		t.Fatalf("a link out of the claim: %v", err)
+	}
+	g, err := Fetch(ctx, src, Options{ClaimRoot: root})
+	if err != nil || g.Name != "hr/employees_1.csv" {
+		t.Fatalf("with a link out of the claim beside them, the pattern picked %v (%v)", g, err)
+	}
+	within := v1alpha1.ImportSource{PersistentVolumeClaim: &v1alpha1.PVCSource{ClaimName: "exports", FileSelector: v1alpha1.FileSelector{Path: "hr/latest.csv"}}}
+	h, err := Fetch(ctx, within, Options{ClaimRoot: root})
+	if err != nil || !bytes.Equal(readAll(t, h), csvRows(3, "hr/employees_2.csv")) {
+		t.Fatalf("a link within the claim: %v", err)
+	}
 }
 
 // A connection dropped in the middle of a read is opened again at the

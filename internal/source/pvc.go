@@ -8,46 +8,61 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"strings"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 )
 
 // dirStore is a folder of the local file system: the mount of a
-// PersistentVolumeClaim in a worker Job. Names are relative to root and
-// never leave it.
+// PersistentVolumeClaim in a worker Job. Names are relative to its root
+// and never leave it: every access goes through an os.Root, so neither
+// ".." nor a symbolic link reaches a file outside the claim (such as the
+// directory's credentials mounted beside it).
 type dirStore struct {
 	claim string
-	root  string
+	root  *os.Root
+	err   error
 }
 
 // OpenDir reads files of the claim mounted at root.
-func OpenDir(claim, root string) Store { return &dirStore{claim: claim, root: root} }
+func OpenDir(claim, root string) Store {
+	r, err := os.OpenRoot(root)
+	if err != nil {
+		err = fmt.Errorf("source.persistentVolumeClaim: %s is not mounted: %w", claim, err)
+	}
+	return &dirStore{claim: claim, root: r, err: err}
+}
 
 func (d *dirStore) Kind() string { return "persistentVolumeClaim/" + d.claim }
 
-func (d *dirStore) abs(name string) (string, error) {
+// rel is name relative to the root.
+func (d *dirStore) rel(name string) (string, error) {
+	if d.err != nil {
+		return "", d.err
+	}
 	clean := path.Clean(strings.TrimPrefix(name, "/"))
 	if clean == ".." || strings.HasPrefix(clean, "../") {
 		return "", fmt.Errorf("source.persistentVolumeClaim: path %s leaves the claim", name)
 	}
-	return filepath.Join(d.root, filepath.FromSlash(clean)), nil
+	return clean, nil
 }
 
 func (d *dirStore) fileError(name string, err error) error {
 	if errors.Is(err, fs.ErrNotExist) {
 		return errorf(v1alpha1.ReasonSourceNotFound, "source.persistentVolumeClaim: %s has no file %s", d.claim, name)
 	}
+	if strings.Contains(err.Error(), "path escapes from parent") {
+		return fmt.Errorf("source.persistentVolumeClaim: %s: %s leaves the claim (a symbolic link out of it)", d.claim, name)
+	}
 	return fmt.Errorf("source.persistentVolumeClaim: %s: %s: %w", d.claim, name, err)
 }
 
 func (d *dirStore) Stat(_ context.Context, name string) (Object, error) {
-	p, err := d.abs(name)
+	p, err := d.rel(name)
 	if err != nil {
 		return Object{}, err
 	}
-	fi, err := os.Stat(p)
+	fi, err := d.root.Stat(p)
 	if err != nil {
 		return Object{}, d.fileError(name, err)
 	}
@@ -58,17 +73,19 @@ func (d *dirStore) Stat(_ context.Context, name string) (Object, error) {
 }
 
 func (d *dirStore) List(_ context.Context, folder string) ([]Object, error) {
-	p, err := d.abs(folder)
+	p, err := d.rel(folder)
 	if err != nil {
 		return nil, err
 	}
-	entries, err := os.ReadDir(p)
+	entries, err := fs.ReadDir(d.root.FS(), p)
 	if err != nil {
 		return nil, d.fileError(folder, err)
 	}
 	var objs []Object
 	for _, e := range entries {
-		fi, err := e.Info()
+		// Stat through the root: a link that leaves the claim is not
+		// listed.
+		fi, err := d.root.Stat(path.Join(p, e.Name()))
 		if err != nil || !fi.Mode().IsRegular() {
 			continue
 		}
@@ -85,8 +102,8 @@ func (d *dirStore) OpenAt(ctx context.Context, obj Object, off int64) (io.ReadCl
 	if now.Size != obj.Size || !now.ModTime.Equal(obj.ModTime) {
 		return nil, fmt.Errorf("source.persistentVolumeClaim: %s: %w", obj.Name, ErrChanged)
 	}
-	p, _ := d.abs(obj.Name)
-	f, err := os.Open(p)
+	p, _ := d.rel(obj.Name)
+	f, err := d.root.Open(p)
 	if err != nil {
 		return nil, d.fileError(obj.Name, err)
 	}
@@ -101,4 +118,9 @@ var errReadOnly = errors.New("source.persistentVolumeClaim: the claim is mounted
 
 func (d *dirStore) Move(context.Context, Object, string) (string, error) { return "", errReadOnly }
 func (d *dirStore) Delete(context.Context, Object) error                 { return errReadOnly }
-func (d *dirStore) Close() error                                         { return nil }
+func (d *dirStore) Close() error {
+	if d.root == nil {
+		return nil
+	}
+	return d.root.Close()
+}
