@@ -29,6 +29,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/conditions"
+	"github.com/userimport/user-import-operator/internal/directory/open"
 	"github.com/userimport/user-import-operator/internal/egress"
 	"github.com/userimport/user-import-operator/internal/jobs"
 	"github.com/userimport/user-import-operator/internal/metrics"
@@ -410,6 +411,9 @@ func (run *importRun) start(ctx context.Context, stage jobs.Stage) (verdict, err
 	if err := jobs.CheckIdentity(imp.Spec, dir.Spec); err != nil {
 		// Nothing runs until the spec or the directory is fixed.
 		return verdict{state: conditions.Stalled, reason: v1alpha1.ReasonIdentityMismatch, message: err.Error()}, nil
+	}
+	if err := open.CheckReserved(imp.Spec, dir.Spec); err != nil {
+		return verdict{state: conditions.Stalled, reason: v1alpha1.ReasonInvalidMapping, message: err.Error()}, nil
 	}
 	if wait, err := run.sourceMissing(ctx); err != nil || wait != nil {
 		return derefVerdict(wait), err

@@ -145,6 +145,9 @@ func run(ctx context.Context, cfg Config) (_ Outcome, err error) {
 	if err := jobs.CheckIdentity(imp.Spec, cfg.Directory); err != nil {
 		return Outcome{}, &jobs.Rejection{Reason: v1alpha1.ReasonInvalidMapping, Message: err.Error()}
 	}
+	if err := open.CheckReserved(imp.Spec, cfg.Directory); err != nil {
+		return Outcome{}, &jobs.Rejection{Reason: v1alpha1.ReasonInvalidMapping, Message: err.Error()}
+	}
 	dryRun := cfg.Stage == jobs.StagePreview
 	var cp *engine.ResumePoint
 	if !dryRun {

@@ -5,6 +5,7 @@ package open
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
@@ -93,4 +94,47 @@ func OpenWith(ctx context.Context, spec v1alpha1.UserDirectorySpec, opts directo
 		return sqldir.New(ctx, spec.SQL, opts, secrets)
 	}
 	return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "exactly one of spec.scim, spec.ldap or spec.sql must be set")
+}
+
+// ReservedAttributes are the attributes of spec's users that the operator
+// writes itself and a mapping may not: the managed marker (a row that
+// wrote it could exempt its user from deprovisioning), the invitation
+// state and the recovery code with its expiry.
+func ReservedAttributes(spec v1alpha1.UserDirectorySpec) map[string]string {
+	r := map[string]string{Options(spec).MarkerAttribute: "spec.managedUsers.markerAttribute"}
+	if i := spec.Invitations; i != nil {
+		r[i.InvitedAttribute] = "spec.invitations.invitedAttribute"
+		r[i.PendingAttribute] = "spec.invitations.pendingAttribute"
+	}
+	if c := spec.RecoveryCodes; c != nil {
+		r[c.Attribute] = "spec.recoveryCodes.attribute"
+		r[c.ExpiresAttribute] = "spec.recoveryCodes.expiresAttribute"
+		switch Type(spec) {
+		case "LDAP":
+			r["userPassword"] = "spec.recoveryCodes (the password)"
+		case "SCIM":
+			r["password"] = "spec.recoveryCodes (the password)"
+		}
+	}
+	delete(r, "")
+	return r
+}
+
+// CheckReserved refuses a mapping of imp that writes an attribute the
+// operator keeps for itself in dir (ReservedAttributes); attribute names
+// compare without case, as LDAP and SCIM compare them.
+func CheckReserved(imp v1alpha1.UserImportSpec, dir v1alpha1.UserDirectorySpec) error {
+	reserved := ReservedAttributes(dir)
+	for i, m := range imp.Mapping {
+		if m.Target == v1alpha1.TargetGroups {
+			continue // its attribute only names the entry
+		}
+		for attr, field := range reserved {
+			if strings.EqualFold(m.Attribute, attr) {
+				return directory.Errorf(v1alpha1.ReasonInvalidMapping,
+					"spec.mapping[%d]: attribute %q is written by the operator itself (UserDirectory %s %s): a mapping may not write it", i, m.Attribute, imp.DirectoryRef.Name, field)
+			}
+		}
+	}
+	return nil
 }
