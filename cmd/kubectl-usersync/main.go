@@ -30,7 +30,7 @@ func main() {
 func command() *cobra.Command {
 	var kubeconfig, kubeContext, namespace string
 	var all bool
-	p := &plugin.Plugin{In: os.Stdin, Out: os.Stdout}
+	p := &plugin.Plugin{In: os.Stdin, Out: os.Stdout, Terminal: isTerminal(os.Stdout)}
 	connect := func(*cobra.Command, []string) error {
 		rules := clientcmd.NewDefaultClientConfigLoadingRules()
 		rules.ExplicitPath = kubeconfig
@@ -89,9 +89,26 @@ func command() *cobra.Command {
 	runNow := one("run-now SCHEDULE", "start one import of a schedule now", func(ctx context.Context, name string) error {
 		return p.RunNow(ctx, name, time.Now().UTC().Format(time.RFC3339))
 	})
-	root.AddCommand(status, report, approve, runNow,
-		one("import IMPORT", "let an import write (action Import)", p.Import),
+	var yesImport bool
+	imp := one("import IMPORT", "let an import write (action Import); asks first when its preview plans deprovisions", func(ctx context.Context, name string) error {
+		return p.Import(ctx, name, yesImport)
+	})
+	imp.Flags().BoolVarP(&yesImport, "yes", "y", false, "do not ask")
+	var show bool
+	var codesFile string
+	codes := one("codes IMPORT", "print the import's recovery codes as CSV (to a terminal only with --show), or write them to a file", func(ctx context.Context, name string) error {
+		return p.Codes(ctx, name, show, codesFile)
+	})
+	codes.Flags().BoolVar(&show, "show", false, "print the codes, which are passwords, to a terminal")
+	codes.Flags().StringVarP(&codesFile, "output", "o", "", "write the codes to this file, created with mode 0600")
+	root.AddCommand(status, report, approve, runNow, imp,
 		one("cancel IMPORT", "cancel an import that has not finished", p.Cancel),
-		one("codes IMPORT", "print the import's recovery codes as CSV", p.Codes))
+		codes)
 	return root
+}
+
+// isTerminal tells whether f is a terminal (a character device).
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

@@ -30,6 +30,50 @@ type Plugin struct {
 	AllNamespaces bool
 	In            io.Reader
 	Out           io.Writer
+	// Terminal says Out is a terminal: codes are not printed there
+	// without --show.
+	Terminal bool
+}
+
+// out is Out with control characters escaped: identities, file names and
+// messages come from files and servers, and an escape sequence in one
+// must not reach the terminal as one.
+func (p *Plugin) out() io.Writer { return escaper{p.Out} }
+
+// escaper writes what it is given with control characters other than
+// newline and tab written as \xNN (\u{NN} for C1 controls).
+type escaper struct{ w io.Writer }
+
+func (e escaper) Write(b []byte) (int, error) {
+	clean := true
+	for _, r := range string(b) {
+		if isControl(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return e.w.Write(b)
+	}
+	var sb strings.Builder
+	for _, r := range string(b) {
+		switch {
+		case r < 0x80 && isControl(r):
+			fmt.Fprintf(&sb, "\\x%02x", r)
+		case isControl(r):
+			fmt.Fprintf(&sb, "\\u{%x}", r)
+		default:
+			sb.WriteRune(r)
+		}
+	}
+	if _, err := io.WriteString(e.w, sb.String()); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+func isControl(r rune) bool {
+	return (r < 0x20 && r != '\n' && r != '\t') || (r >= 0x7f && r < 0xa0)
 }
 
 // Error is a refusal: the verb makes no sense for the object as it is.
@@ -72,8 +116,10 @@ func (p *Plugin) patchImport(ctx context.Context, imp *v1alpha1.UserImport, edit
 	return p.apiError(err, "patch", "userimports", imp.Name)
 }
 
-// Import moves an import on to write: its action becomes Import.
-func (p *Plugin) Import(ctx context.Context, name string) error {
+// Import moves an import on to write: its action becomes Import. When
+// its preview plans deprovisions or membership removals, it asks first
+// (unless yes).
+func (p *Plugin) Import(ctx context.Context, name string, yes bool) error {
 	imp, err := p.getImport(ctx, name)
 	if err != nil {
 		return err
@@ -84,11 +130,27 @@ func (p *Plugin) Import(ctx context.Context, name string) error {
 	if imp.Spec.Action == v1alpha1.ActionImport {
 		return refuse("UserImport %q already has action Import (it is %s)", name, phaseOf(imp))
 	}
+	if pv := imp.Status.Preview; pv != nil && !yes {
+		n := pv.Counts.Deactivated + pv.Counts.Deleted
+		var removals int64
+		if pv.Groups != nil {
+			removals = pv.Groups.MembershipsRemoved
+		}
+		if n > 0 || removals > 0 {
+			fmt.Fprintf(p.out(), "UserImport %s: its preview plans to deactivate %d and delete %d users, and to remove %d memberships.\n",
+				name, pv.Counts.Deactivated, pv.Counts.Deleted, removals)
+			fmt.Fprint(p.out(), "Import? [y/N] ")
+			line, _ := bufio.NewReader(p.In).ReadString('\n')
+			if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
+				return refuse("not imported")
+			}
+		}
+	}
 	was := actionOf(imp)
 	if err := p.patchImport(ctx, imp, func(s *v1alpha1.UserImportSpec) { s.Action = v1alpha1.ActionImport }); err != nil {
 		return err
 	}
-	fmt.Fprintf(p.Out, "UserImport %s: action Import (it was %s); it previews if it has no fresh preview, then writes\n", name, was)
+	fmt.Fprintf(p.out(), "UserImport %s: action Import (it was %s); it previews if it has no fresh preview, then writes\n", name, was)
 	return nil
 }
 
@@ -107,7 +169,7 @@ func (p *Plugin) Cancel(ctx context.Context, name string) error {
 	if err := p.patchImport(ctx, imp, func(s *v1alpha1.UserImportSpec) { s.Action = v1alpha1.ActionCancel }); err != nil {
 		return err
 	}
-	fmt.Fprintf(p.Out, "UserImport %s: action Cancel (it was %s)\n", name, phaseOf(imp))
+	fmt.Fprintf(p.out(), "UserImport %s: action Cancel (it was %s)\n", name, phaseOf(imp))
 	return nil
 }
 
@@ -132,14 +194,14 @@ func (p *Plugin) Approve(ctx context.Context, name string, yes bool) error {
 		return refuse("UserImport %q plans no deactivations, deletions or removals from groups: there is nothing to approve", name)
 	}
 	if n > 0 {
-		fmt.Fprintf(p.Out, "UserImport %s would deactivate %d and delete %d of %d managed users (%d in all).\n",
+		fmt.Fprintf(p.out(), "UserImport %s would deactivate %d and delete %d of %d managed users (%d in all).\n",
 			name, pv.Counts.Deactivated, pv.Counts.Deleted, pv.ManagedUsers, n)
 	}
 	if removals > 0 {
-		fmt.Fprintf(p.Out, "UserImport %s would remove %d memberships from managed groups.\n", name, removals)
+		fmt.Fprintf(p.out(), "UserImport %s would remove %d memberships from managed groups.\n", name, removals)
 	}
 	if !yes {
-		fmt.Fprint(p.Out, "Approve exactly these? [y/N] ")
+		fmt.Fprint(p.out(), "Approve exactly these? [y/N] ")
 		line, _ := bufio.NewReader(p.In).ReadString('\n')
 		if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
 			return refuse("not approved")
@@ -168,7 +230,7 @@ func (p *Plugin) Approve(ctx context.Context, name string, yes bool) error {
 	if removals > 0 {
 		approved = append(approved, fmt.Sprintf("spec.safety.approvedMembershipRemovals=%d", removed))
 	}
-	fmt.Fprintf(p.Out, "approved: %s; %s\n", strings.Join(approved, ", "), next)
+	fmt.Fprintf(p.out(), "approved: %s; %s\n", strings.Join(approved, ", "), next)
 	return nil
 }
 
@@ -187,7 +249,7 @@ func (p *Plugin) RunNow(ctx context.Context, name string, token string) error {
 	if err := p.Client.Patch(ctx, &s, client.MergeFrom(base)); err != nil {
 		return p.apiError(err, "patch", "importschedules", name)
 	}
-	fmt.Fprintf(p.Out, "ImportSchedule %s: run-now %s; the import it creates is listed by `kubectl get uimp -l %s=%s`\n", name, token, v1alpha1.ScheduleLabel, name)
+	fmt.Fprintf(p.out(), "ImportSchedule %s: run-now %s; the import it creates is listed by `kubectl get uimp -l %s=%s`\n", name, token, v1alpha1.ScheduleLabel, name)
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -130,6 +131,15 @@ func (v *env) newImportWith(name string, action v1alpha1.ImportAction, edit func
 	return imp
 }
 
+func (v *env) get(name string) *v1alpha1.UserImport {
+	v.t.Helper()
+	var imp v1alpha1.UserImport
+	if err := v.c.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, &imp); err != nil {
+		v.t.Fatal(err)
+	}
+	return &imp
+}
+
 func (v *env) waitPhase(name string, phase v1alpha1.ImportPhase) *v1alpha1.UserImport {
 	v.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
@@ -234,7 +244,7 @@ func TestVerbsAndRefusals(t *testing.T) {
 	}{
 		{"approve a draft", func(p *Plugin) error { return p.Approve(ctx, "draft", true) }, `UserImport "draft" is Draft: approve needs a preview`},
 		{"report a draft", func(p *Plugin) error { return p.Report(ctx, "draft", "", "table") }, `UserImport "draft" has no report yet (it is Draft)`},
-		{"codes of an import without codes", func(p *Plugin) error { return p.Codes(ctx, "draft") }, "gives no recovery codes"},
+		{"codes of an import without codes", func(p *Plugin) error { return p.Codes(ctx, "draft", false, "") }, "gives no recovery codes"},
 		{"a missing import", func(p *Plugin) error { return p.Status(ctx, "nope") }, `UserImport "nope" not found in namespace "default"`},
 		{"a missing schedule", func(p *Plugin) error { return p.RunNow(ctx, "nope", "now") }, `ImportSchedule "nope" not found in namespace "default"`},
 		{"a bad action", func(p *Plugin) error { return p.Report(ctx, "draft", "explode", "table") }, `--action "explode"`},
@@ -246,7 +256,7 @@ func TestVerbsAndRefusals(t *testing.T) {
 		}
 	}
 
-	if err := v.plugin("").Import(ctx, "draft"); err != nil {
+	if err := v.plugin("").Import(ctx, "draft", false); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(v.out.String(), "action Import (it was Draft)") {
@@ -262,7 +272,7 @@ func TestVerbsAndRefusals(t *testing.T) {
 	}
 	v.waitPhase("draft", v1alpha1.PhaseCancelled)
 	for _, run := range []func(*Plugin) error{
-		func(p *Plugin) error { return p.Import(ctx, "draft") },
+		func(p *Plugin) error { return p.Import(ctx, "draft", false) },
 		func(p *Plugin) error { return p.Cancel(ctx, "draft") },
 	} {
 		if err := run(v.plugin("")); err == nil || !strings.Contains(err.Error(), "is Cancelled, a final phase") {
@@ -299,7 +309,7 @@ func TestVerbsAndRefusals(t *testing.T) {
 	}
 	v.newImport("other", v1alpha1.ActionDraft)
 	v.waitPhase("other", v1alpha1.PhaseDraft)
-	if err := p.Import(ctx, "other"); err == nil || !strings.Contains(err.Error(), `you may not patch userimports in namespace "default"`) {
+	if err := p.Import(ctx, "other", false); err == nil || !strings.Contains(err.Error(), `you may not patch userimports in namespace "default"`) {
 		t.Errorf("import without patch: %v", err)
 	}
 }
@@ -364,12 +374,36 @@ func TestCodesAndRunNow(t *testing.T) {
 		s.RecoveryCodes = v1alpha1.RecoveryCodes{Generate: v1alpha1.CodesForNewUsers}
 	})
 	v.waitPhase("coded", v1alpha1.PhaseCompleted)
-	if err := v.plugin("").Codes(ctx, "coded"); err != nil {
+	if err := v.plugin("").Codes(ctx, "coded", false, ""); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(v.out.String()), "\n")
 	if len(lines) != 3 || lines[0] != "identity,code,expires" || !strings.HasPrefix(lines[1], "new-1,") || !strings.HasPrefix(lines[2], "\"'=HYPERLINK(") {
 		t.Fatalf("codes:\n%s", v.out.String())
+	}
+	printed := v.out.String()
+	// To a terminal, codes need --show; a file gets mode 0600.
+	term := v.plugin("")
+	term.Terminal = true
+	if err := term.Codes(ctx, "coded", false, ""); !IsRefusal(err) || !strings.Contains(err.Error(), "--show") || v.out.Len() != 0 {
+		t.Fatalf("codes to a terminal without --show: %v, printed %q", err, v.out.String())
+	}
+	if err := term.Codes(ctx, "coded", true, ""); err != nil || v.out.String() != printed {
+		t.Fatalf("codes with --show: %v\n%s", err, v.out.String())
+	}
+	path := filepath.Join(t.TempDir(), "codes.csv")
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	v.out.Reset()
+	if err := term.Codes(ctx, "coded", false, path); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("the codes file: %v, mode %v", err, fi.Mode())
+	}
+	if b, _ := os.ReadFile(path); string(b) != printed || strings.Contains(v.out.String(), "new-1") {
+		t.Fatalf("the codes file holds\n%s\nand the terminal got\n%s", b, v.out.String())
 	}
 
 	sched := &v1alpha1.ImportSchedule{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "nightly"}, Spec: v1alpha1.ImportScheduleSpec{
@@ -394,5 +428,37 @@ func TestCodesAndRunNow(t *testing.T) {
 			t.Fatalf("run-now made no import: %d", len(l.Items))
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// import asks before an import whose preview plans deprovisions, and
+// writes only on yes (or with --yes).
+func TestImportAsksBeforeDeprovisions(t *testing.T) {
+	v := start(t)
+	ctx := context.Background()
+	v.newImport("ask", v1alpha1.ActionPreview)
+	v.waitPhase("ask", v1alpha1.PhasePreviewReady)
+	if err := v.plugin("n\n").Import(ctx, "ask", false); !IsRefusal(err) || !strings.Contains(v.out.String(), "deactivate 10 and delete 0 users") {
+		t.Fatalf("answering n: %v\n%s", err, v.out.String())
+	}
+	if imp := v.get("ask"); imp.Spec.Action != v1alpha1.ActionPreview {
+		t.Fatalf("answering n set action %s", imp.Spec.Action)
+	}
+	if err := v.plugin("").Import(ctx, "ask", true); err != nil {
+		t.Fatal(err)
+	}
+	if imp := v.get("ask"); imp.Spec.Action != v1alpha1.ActionImport {
+		t.Fatalf("with --yes, action %s", imp.Spec.Action)
+	}
+}
+
+// Control characters from files and servers never reach the terminal
+// as such.
+func TestOutputEscapesControlCharacters(t *testing.T) {
+	var b strings.Builder
+	p := &Plugin{Out: &b}
+	fmt.Fprintf(p.out(), "ann\x1b]0;owned\x07 bob\r\u009b31m\tok\n")
+	if got, want := b.String(), "ann\\x1b]0;owned\\x07 bob\\x0d\\u{9b}31m\tok\n"; got != want {
+		t.Fatalf("printed %q, want %q", got, want)
 	}
 }

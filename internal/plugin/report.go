@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strconv"
 	"text/tabwriter"
@@ -97,21 +98,21 @@ func (p *Plugin) Report(ctx context.Context, name, action, output string) error 
 	}
 	switch output {
 	case "json":
-		enc := json.NewEncoder(p.Out)
+		enc := json.NewEncoder(p.out())
 		enc.SetIndent("", "  ")
 		if rows == nil {
 			rows = []Row{}
 		}
 		return enc.Encode(rows)
 	case "csv":
-		w := csvsafe.NewWriter(p.Out)
+		w := csvsafe.NewWriter(p.out())
 		_ = w.Write([]string{"line", "identity", "action", "error"})
 		for _, r := range rows {
 			_ = w.Write([]string{lineOf(r.Line), r.Identity, r.Action, r.Error})
 		}
 		return w.Flush()
 	}
-	tw := tabwriter.NewWriter(p.Out, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(p.out(), 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "LINE\tIDENTITY\tACTION\tERROR")
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", lineOf(r.Line), r.Identity, r.Action, r.Error)
@@ -123,9 +124,9 @@ func (p *Plugin) Report(ctx context.Context, name, action, output string) error 
 	if imp.Status.Phase == v1alpha1.PhasePreviewReady {
 		what = "planned by the preview"
 	}
-	fmt.Fprintf(p.Out, "%d rows %s (unchanged rows are not listed; line - is a user the file does not list)\n", len(rows), what)
+	fmt.Fprintf(p.out(), "%d rows %s (unchanged rows are not listed; line - is a user the file does not list)\n", len(rows), what)
 	for _, n := range notes {
-		fmt.Fprintln(p.Out, n)
+		fmt.Fprintln(p.out(), n)
 	}
 	return nil
 }
@@ -157,10 +158,33 @@ func lineOf(l int64) string {
 
 // Codes prints the import's recovery codes as one CSV, from every codes
 // Secret status names.
-func (p *Plugin) Codes(ctx context.Context, name string) error {
+//
+// Codes are passwords: to a terminal they are printed only with show;
+// file, when set, receives them instead, created with mode 0600.
+func (p *Plugin) Codes(ctx context.Context, name string, show bool, file string) (err error) {
 	imp, err := p.getImport(ctx, name)
 	if err != nil {
 		return err
+	}
+	out := p.out()
+	switch {
+	case file != "":
+		f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}()
+		// An existing file keeps its mode on open: make it private.
+		if err := f.Chmod(0o600); err != nil {
+			return err
+		}
+		out = f
+	case p.Terminal && !show:
+		return refuse("the recovery codes of UserImport %q are passwords: add --show to print them to this terminal, or write them to a file with -o FILE (mode 0600)", name)
 	}
 	rc := imp.Status.RecoveryCodes
 	if rc == nil || len(rc.Secrets) == 0 {
@@ -169,7 +193,7 @@ func (p *Plugin) Codes(ctx context.Context, name string) error {
 		}
 		return refuse("UserImport %q has given no recovery codes yet (it is %s)", name, phaseOf(imp))
 	}
-	fmt.Fprintln(p.Out, "identity,code,expires")
+	fmt.Fprintln(out, "identity,code,expires")
 	for _, sn := range rc.Secrets {
 		var s corev1.Secret
 		if err := p.Client.Get(ctx, types.NamespacedName{Namespace: p.Namespace, Name: sn}, &s); err != nil {
@@ -180,9 +204,12 @@ func (p *Plugin) Codes(ctx context.Context, name string) error {
 		if i := bytes.IndexByte(data, '\n'); i >= 0 {
 			data = data[i+1:]
 		}
-		if _, err := p.Out.Write(data); err != nil {
+		if _, err := out.Write(data); err != nil {
 			return err
 		}
+	}
+	if file != "" {
+		fmt.Fprintf(p.out(), "wrote the recovery codes of UserImport %s to %s (mode 0600)\n", name, file)
 	}
 	return nil
 }

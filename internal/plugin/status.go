@@ -27,7 +27,7 @@ func (p *Plugin) Status(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	writeStatus(p.Out, imp, time.Now())
+	writeStatus(p.out(), imp, time.Now())
 	return nil
 }
 
@@ -41,10 +41,10 @@ func (p *Plugin) list(ctx context.Context) error {
 		return p.apiError(err, "list", "userimports", "")
 	}
 	if len(l.Items) == 0 {
-		fmt.Fprintln(p.Out, "no UserImports")
+		fmt.Fprintln(p.out(), "no UserImports")
 		return nil
 	}
-	tw := tabwriter.NewWriter(p.Out, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(p.out(), 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAMESPACE\tNAME\tPHASE\tPROGRESS\tCREATED\tUPDATED\tFAILED\tDIRECTORY")
 	for _, imp := range l.Items {
 		pr := imp.Status.Progress
