@@ -156,7 +156,7 @@ func (run *scheduleRun) fingerprint(ctx context.Context) (v1alpha1.Change, error
 		}
 		c.SourceDigest = "etag:" + info.ETag
 	case inPlace(src):
-		fp, _, err := inPlaceFile(ctx, run.AllowedHosts, run.secrets(), src)
+		fp, _, err := inPlaceFile(ctx, run.AllowedHosts, run.AmbientS3, run.secrets(), src)
 		if err != nil {
 			return c, err
 		}

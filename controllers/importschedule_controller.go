@@ -52,6 +52,9 @@ type ImportScheduleReconciler struct {
 	// AllowedHosts restricts the hosts of those HEAD requests; nil allows
 	// every host. A host not allowed is not asked: the run goes ahead.
 	AllowedHosts *egress.Policy
+	// AmbientS3 tells which buckets named without credentials the
+	// manager may list with its own cloud identity; nil: none.
+	AmbientS3 func(bucket string) bool
 	// MaxConcurrentReconciles is the number of schedules reconciled at
 	// once (default 2).
 	MaxConcurrentReconciles int

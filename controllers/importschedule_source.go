@@ -64,7 +64,7 @@ func (run *scheduleRun) sourceUnchanged(ctx context.Context) (bool, string, erro
 		return true, fmt.Sprintf("the server gives the same ETag %s for the source as when UserImport %s completed",
 			info.ETag, last.Name), nil
 	case src.SFTP != nil || src.S3 != nil:
-		fp, name, err := inPlaceFile(ctx, run.AllowedHosts, run.secrets(), src)
+		fp, name, err := inPlaceFile(ctx, run.AllowedHosts, run.AmbientS3, run.secrets(), src)
 		if err != nil {
 			return false, "", err
 		}

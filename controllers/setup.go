@@ -17,6 +17,7 @@ import (
 	"github.com/userimport/user-import-operator/internal/egress"
 	"github.com/userimport/user-import-operator/internal/jobs"
 	"github.com/userimport/user-import-operator/internal/metrics"
+	"github.com/userimport/user-import-operator/internal/source"
 )
 
 // Executor kinds of Options.Executor.
@@ -46,6 +47,14 @@ type Options struct {
 	// AllowedHosts restricts the hosts the manager's own checks connect
 	// to (directory checks, skipIfUnchanged); nil allows every host.
 	AllowedHosts *egress.Policy
+	// InProcessRuns bounds the runs of the in-process executor at a time
+	// (default executor.DefaultInProcessRuns).
+	InProcessRuns int
+	// AmbientS3Buckets are the S3 buckets that the manager may reach with
+	// its own cloud identity when a source names no credentials: its
+	// schedule checks, afterImport and in-process runs. No other bucket
+	// is reached without credentials.
+	AmbientS3Buckets []string
 }
 
 // Setup registers the field indexes and the UserDirectory, UserImport and
@@ -78,7 +87,8 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		if err != nil {
 			return err
 		}
-		ip := executor.NewInProcess(o.Run, direct)
+		ip := executor.NewInProcess(o.Run, direct, o.InProcessRuns)
+		ip.AmbientS3 = source.AmbientBuckets(o.AmbientS3Buckets)
 		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 			<-ctx.Done()
 			ip.Shutdown()
@@ -112,11 +122,13 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		PollInterval: o.PollInterval,
 		Clock:        clock.RealClock{},
 		AllowedHosts: o.AllowedHosts,
+		AmbientS3:    source.AmbientBuckets(o.AmbientS3Buckets),
 	}).SetupWithManager(mgr, runEnded); err != nil {
 		return err
 	}
 	sched := NewImportScheduleReconciler(mgr)
 	sched.AllowedHosts = o.AllowedHosts
+	sched.AmbientS3 = source.AmbientBuckets(o.AmbientS3Buckets)
 	if err := sched.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the ImportSchedule controller: %w", err)
 	}

@@ -43,7 +43,7 @@ func inPlace(src v1alpha1.ImportSource) bool {
 // inPlaceFile finds, as a worker would now, the file of an sftp or s3
 // source, and returns its fingerprint (the sha256 a worker records) and
 // name. A claim is mounted only in worker Jobs: the manager cannot look.
-func inPlaceFile(ctx context.Context, allowed *egress.Policy, secrets kube.KeyReader, src v1alpha1.ImportSource) (fingerprint, name string, err error) {
+func inPlaceFile(ctx context.Context, allowed *egress.Policy, ambientS3 func(string) bool, secrets kube.KeyReader, src v1alpha1.ImportSource) (fingerprint, name string, err error) {
 	if src.PersistentVolumeClaim != nil {
 		return "", "", errors.New("the manager cannot read a persistentVolumeClaim source; only the worker Job mounts it")
 	}
@@ -52,7 +52,7 @@ func inPlaceFile(ctx context.Context, allowed *egress.Policy, secrets kube.KeyRe
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	store, sel, err := source.Connect(ctx, src, source.Options{Secrets: secrets})
+	store, sel, err := source.Connect(ctx, src, source.Options{Secrets: secrets, AmbientS3: ambientS3})
 	if err != nil {
 		return "", "", err
 	}

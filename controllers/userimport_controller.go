@@ -58,6 +58,10 @@ type UserImportReconciler struct {
 	// connects to, to move or delete a file after its import
 	// (spec.source.afterImport).
 	AllowedHosts *egress.Policy
+	// AmbientS3 tells which buckets named without credentials the
+	// manager may reach with its own cloud identity (afterImport); nil:
+	// none.
+	AmbientS3 func(bucket string) bool
 }
 
 // verdict is the outcome of one step of the state machine.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/userimport/user-import-operator/controllers"
 	"github.com/userimport/user-import-operator/internal/egress"
+	"github.com/userimport/user-import-operator/internal/executor"
 	"github.com/userimport/user-import-operator/internal/jobs"
 	"github.com/userimport/user-import-operator/internal/scheme"
 	"github.com/userimport/user-import-operator/internal/worker"
@@ -30,7 +31,7 @@ func runManager(args []string) error {
 	leaderElect := fs.Bool("leader-elect", false, "elect a leader so that only one manager of several replicas reconciles")
 	leaderNamespace := fs.String("leader-election-namespace", "", "namespace of the leader election lease (default: the pod's namespace)")
 	secureMetrics := fs.Bool("metrics-secure", false, "serve metrics over HTTPS with authentication and authorization")
-	executor := fs.String("executor", controllers.ExecutorJob, "where previews and imports run: job (a batch/v1 Job per stage) or inprocess (inside this process)")
+	executorKind := fs.String("executor", controllers.ExecutorJob, "where previews and imports run: job (a batch/v1 Job per stage) or inprocess (inside this process)")
 	workerImage := fs.String("worker-image", os.Getenv("OPERATOR_IMAGE"), "image of the worker Jobs: the operator's own (default $OPERATOR_IMAGE)")
 	pullPolicy := fs.String("worker-image-pull-policy", string(corev1.PullIfNotPresent), "pull policy of the worker image")
 	jobTTL := fs.Int("job-ttl-seconds", 3600, "seconds a finished worker Job is kept; negative keeps it until its import is deleted")
@@ -40,6 +41,9 @@ func runManager(args []string) error {
 	allowedHosts := fs.String("allowed-hosts", "", "comma-separated host names, *.domain wildcards and CIDRs that the manager's own checks (UserDirectory readiness, skipIfUnchanged HEAD requests) may connect to; empty allows every host")
 	workerResources := fs.String("worker-resources", "", `the workers' resources where a UserDirectory names none, as JSON: {"requests":{"cpu":"100m","memory":"128Mi"},"limits":{"memory":"512Mi"}}`)
 	watchNamespaces := fs.String("watch-namespaces", "", "comma-separated namespaces whose objects the manager reconciles; empty: every namespace")
+	singleTenant := fs.Bool("single-tenant", false, "the cluster has one tenant: allows --executor=inprocess while watching more than one namespace")
+	inProcessRuns := fs.Int("inprocess-max-runs", executor.DefaultInProcessRuns, "runs of the in-process executor at a time; the others wait")
+	ambientBuckets := fs.String("s3-ambient-buckets", "", "comma-separated S3 buckets that the manager (schedule checks, afterImport, in-process runs) may reach with its own cloud identity when a source names no credentials; empty: none")
 	opts := zap.Options{}
 	opts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -59,11 +63,14 @@ func runManager(args []string) error {
 	var cacheOpts cache.Options
 	if *watchNamespaces != "" {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
-		for _, ns := range strings.Split(*watchNamespaces, ",") {
-			if ns = strings.TrimSpace(ns); ns != "" {
-				cacheOpts.DefaultNamespaces[ns] = cache.Config{}
-			}
+		for _, ns := range splitList(*watchNamespaces) {
+			cacheOpts.DefaultNamespaces[ns] = cache.Config{}
 		}
+	}
+	if *executorKind == controllers.ExecutorInProcess && len(cacheOpts.DefaultNamespaces) != 1 && !*singleTenant {
+		// In process, every tenant's run has the manager's network
+		// position, credentials and memory.
+		return fmt.Errorf("--executor=inprocess runs every tenant's imports inside the manager: watch one namespace (--watch-namespaces) or say the cluster has one tenant (--single-tenant)")
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	log := ctrl.Log.WithName("setup")
@@ -91,17 +98,19 @@ func runManager(args []string) error {
 		ttl := int32(*jobTTL)
 		settings.TTLSecondsAfterFinished = &ttl
 	}
-	if *executor == controllers.ExecutorJob && *workerImage == "" {
+	if *executorKind == controllers.ExecutorJob && *workerImage == "" {
 		return fmt.Errorf("--worker-image (or OPERATOR_IMAGE) is required with --executor=job")
 	}
 	if err := controllers.Setup(mgr, controllers.Options{
-		Executor:               *executor,
+		Executor:               *executorKind,
 		Job:                    settings,
 		Run:                    worker.RunInProcess,
 		DirectoryCheckInterval: *checkInterval,
 		DirectoryRetryInterval: *retryInterval,
 		PollInterval:           *pollInterval,
 		AllowedHosts:           allowed,
+		InProcessRuns:          *inProcessRuns,
+		AmbientS3Buckets:       splitList(*ambientBuckets),
 	}); err != nil {
 		return fmt.Errorf("setting up the controllers: %w", err)
 	}
@@ -113,4 +122,15 @@ func runManager(args []string) error {
 	}
 	log.Info("starting manager", "version", version)
 	return mgr.Start(ctrl.SetupSignalHandler())
+}
+
+// splitList splits a comma-separated flag value, dropping empty entries.
+func splitList(v string) []string {
+	var out []string
+	for _, e := range strings.Split(v, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	return out
 }

@@ -130,7 +130,7 @@ func runWorkerInJob(ctx context.Context, key types.NamespacedName, stage worker.
 	if err != nil {
 		return worker.Outcome{}, err
 	}
-	cfg, err := worker.InCluster(ctx, c, key, stage, dirSpec, secrets, source.Options{Dir: workDir, Secrets: secrets})
+	cfg, err := worker.InCluster(ctx, c, key, stage, dirSpec, secrets, source.Options{Dir: workDir, Secrets: secrets, AmbientS3: source.AnyBucket})
 	if err != nil {
 		return worker.Outcome{}, err
 	}
@@ -204,7 +204,7 @@ func runWorkerFromFile(ctx context.Context, lr localRun) error {
 	if err != nil {
 		return exitStatus{code: exitFailed, err: err}
 	}
-	src := source.Options{Dir: lr.workDir, Secrets: lr.secrets}
+	src := source.Options{Dir: lr.workDir, Secrets: lr.secrets, AmbientS3: source.AnyBucket}
 	if lr.sourceFile != "" {
 		// A local file stands in for the import's source.
 		imp.Spec.Source = v1alpha1.ImportSource{ConfigMap: &v1alpha1.ConfigMapKeyRef{Name: "local", Key: "file"}}

@@ -62,6 +62,9 @@ type RunConfig struct {
 	// namespace, and patches the import's status and report Secret. It
 	// does not cache.
 	Client client.Client
+	// AmbientS3 tells which buckets named without credentials may be
+	// read with the manager's own cloud identity (source.Options).
+	AmbientS3 func(bucket string) bool
 }
 
 // RunFunc runs one stage in process (worker.RunInProcess). It returns the

@@ -23,6 +23,11 @@ type InProcess struct {
 	Run RunFunc
 	// Client is handed to Run; it must not cache.
 	Client client.Client
+	// AmbientS3 is handed to Run (RunConfig.AmbientS3).
+	AmbientS3 func(bucket string) bool
+
+	// slots bounds the runs at a time: the others wait for one.
+	slots chan struct{}
 
 	events chan event.GenericEvent
 
@@ -47,10 +52,13 @@ type run struct {
 var _ Executor = (*InProcess)(nil)
 
 // NewInProcess returns an executor that calls fn.
-func NewInProcess(fn RunFunc, c client.Client) *InProcess {
+func NewInProcess(fn RunFunc, c client.Client, maxRuns int) *InProcess {
 	base, stop := context.WithCancel(context.Background())
+	if maxRuns < 1 {
+		maxRuns = DefaultInProcessRuns
+	}
 	return &InProcess{
-		Run: fn, Client: c,
+		Run: fn, Client: c, slots: make(chan struct{}, maxRuns),
 		events: make(chan event.GenericEvent, 1024),
 		runs:   map[runKey]*run{}, base: base, stop: stop,
 	}
@@ -76,11 +84,11 @@ func (e *InProcess) Start(_ context.Context, imp *v1alpha1.UserImport, dir *v1al
 	ctx, cancel := context.WithCancel(e.base)
 	r := &run{cancel: cancel}
 	e.runs[k] = r
-	cfg := RunConfig{Namespace: imp.Namespace, Import: imp.Name, Stage: stage, Directory: *dir.Spec.DeepCopy(), Client: e.Client}
+	cfg := RunConfig{Namespace: imp.Namespace, Import: imp.Name, Stage: stage, Directory: *dir.Spec.DeepCopy(), Client: e.Client, AmbientS3: e.AmbientS3}
 	notify := &v1alpha1.UserImport{}
 	notify.Namespace, notify.Name = imp.Namespace, imp.Name
 	go func() {
-		out, err := e.safeRun(ctx, cfg)
+		out, err := e.slotRun(ctx, cfg)
 		e.mu.Lock()
 		r.done, r.stop, r.err = true, out, err
 		e.mu.Unlock()
@@ -92,6 +100,21 @@ func (e *InProcess) Start(_ context.Context, imp *v1alpha1.UserImport, dir *v1al
 	}()
 	return nil
 }
+
+// slotRun runs cfg once a slot is free: the runs of every tenant share
+// the manager's memory and CPU.
+func (e *InProcess) slotRun(ctx context.Context, cfg RunConfig) (*jobs.SafetyStop, error) {
+	select {
+	case e.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-e.slots }()
+	return e.safeRun(ctx, cfg)
+}
+
+// DefaultInProcessRuns bounds the in-process runs at a time by default.
+const DefaultInProcessRuns = 2
 
 // safeRun turns a panic of the worker into a failure of the run; the
 // panic value is not kept, since it might hold row values.

@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -111,6 +112,12 @@ type Options struct {
 	// ConfigMaps and Secrets read keys through the API (in-process runs).
 	ConfigMaps kube.KeyReader
 	Secrets    kube.KeyReader
+	// AmbientS3 tells whether an s3 source without credentials may use
+	// the process's own cloud identity (its environment, web identity or
+	// instance role) for its bucket. nil allows none: the manager serves
+	// every tenant, and its identity is not theirs. A worker Job's pod
+	// runs in the import's namespace, so its identity is the tenant's own.
+	AmbientS3 func(bucket string) bool
 	// HTTPClient overrides the client of http sources (tests); its TLS
 	// settings then win over caBundle.
 	HTTPClient *http.Client
@@ -147,6 +154,10 @@ func Connect(ctx context.Context, src v1alpha1.ImportSource, opts Options) (Stor
 		st, err := OpenSFTP(ctx, src.SFTP, opts.Secrets)
 		return st, src.SFTP.FileSelector, err
 	case src.S3 != nil:
+		if src.S3.Credentials == nil && (opts.AmbientS3 == nil || !opts.AmbientS3(src.S3.Bucket)) {
+			return nil, src.S3.FileSelector, errorf(v1alpha1.ReasonSourceNotSupported,
+				"source.s3: bucket %s names no credentials, and the operator does not lend its own cloud identity to it: set spec.source.s3.credentials, or run the import in a worker Job, whose pod has the namespace's identity (the manager's --s3-ambient-buckets lists the exceptions)", src.S3.Bucket)
+		}
 		st, err := OpenS3(ctx, src.S3, opts.Secrets)
 		return st, src.S3.FileSelector, err
 	case src.PersistentVolumeClaim != nil:
@@ -411,3 +422,12 @@ func (s *stallReader) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// AmbientBuckets allows the ambient cloud identity for the buckets listed.
+func AmbientBuckets(buckets []string) func(string) bool {
+	return func(b string) bool { return slices.Contains(buckets, b) }
+}
+
+// AnyBucket allows the ambient cloud identity for every bucket: the
+// process is a worker Job's, in the import's own namespace.
+func AnyBucket(string) bool { return true }

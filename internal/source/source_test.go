@@ -186,3 +186,22 @@ func TestHTTPSourceIsBounded(t *testing.T) {
 		t.Fatalf("the stalled download took %s", d)
 	}
 }
+
+// An s3 source without credentials is reached with the process's own
+// cloud identity only where the process allows it for that bucket: the
+// manager serves every tenant, and its identity is none of theirs.
+func TestS3WithoutCredentialsNeedsTheBucketAllowed(t *testing.T) {
+	src := v1alpha1.ImportSource{S3: &v1alpha1.S3Source{Bucket: "payroll", Endpoint: "http://127.0.0.1:1", PathStyle: true,
+		FileSelector: v1alpha1.FileSelector{Path: "hr.csv"}}}
+	for name, ambient := range map[string]func(string) bool{"no list": nil, "another bucket": AmbientBuckets([]string{"hr-exports"})} {
+		_, _, err := Connect(context.Background(), src, Options{AmbientS3: ambient})
+		if ReasonOf(err) != v1alpha1.ReasonSourceNotSupported || !strings.Contains(err.Error(), "spec.source.s3.credentials") {
+			t.Errorf("%s: %v, want SourceNotSupported naming spec.source.s3.credentials", name, err)
+		}
+	}
+	st, _, err := Connect(context.Background(), src, Options{AmbientS3: AmbientBuckets([]string{"payroll"})})
+	if err != nil {
+		t.Fatalf("an allowed bucket: %v", err)
+	}
+	st.Close()
+}

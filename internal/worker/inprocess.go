@@ -55,7 +55,7 @@ func RunInProcess(ctx context.Context, rc executor.RunConfig) (*jobs.SafetyStop,
 	}
 	defer os.RemoveAll(work)
 	secrets := cluster.Secrets(rc.Client, rc.Namespace)
-	src := source.Options{Dir: work, Secrets: secrets, ConfigMaps: cluster.ConfigMaps(rc.Client, rc.Namespace)}
+	src := source.Options{Dir: work, Secrets: secrets, ConfigMaps: cluster.ConfigMaps(rc.Client, rc.Namespace), AmbientS3: rc.AmbientS3}
 	key := types.NamespacedName{Namespace: rc.Namespace, Name: rc.Import}
 	cfg, err := InCluster(ctx, rc.Client, key, rc.Stage, rc.Directory, secrets, src)
 	if err != nil {
