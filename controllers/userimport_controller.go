@@ -457,7 +457,7 @@ func (run *importRun) start(ctx context.Context, stage jobs.Stage) (verdict, err
 	}
 	if !st.Found {
 		if err := run.launch(ctx, dir, stage); err != nil {
-			return verdict{}, err
+			return launchFailed(err)
 		}
 	}
 	// Found and running: adopted (a restart between the start and the
@@ -467,10 +467,16 @@ func (run *importRun) start(ctx context.Context, stage jobs.Stage) (verdict, err
 		message: "the preview runs in " + imp.Status.JobName, requeueAfter: run.PollInterval}, nil
 }
 
-// launch creates the report Secret and starts the run of stage.
+// launch creates the report Secret (and, for an import that gives
+// recovery codes, their Secrets) and starts the run of stage.
 func (run *importRun) launch(ctx context.Context, dir *v1alpha1.UserDirectory, stage jobs.Stage) error {
 	if err := run.ensureReportSecret(ctx); err != nil {
 		return err
+	}
+	if stage == jobs.StageImport && run.imp.Spec.RecoveryCodes.Enabled() {
+		if err := run.Executor.Prepare(ctx, run.imp); err != nil {
+			return err
+		}
 	}
 	if err := run.Executor.Start(ctx, run.imp, dir, stage); err != nil {
 		return fmt.Errorf("starting the %s: %w", stage, err)
@@ -510,6 +516,17 @@ func (run *importRun) readyDirectory(ctx context.Context) (*v1alpha1.UserDirecto
 	return &dir, nil, nil
 }
 
+// launchFailed is the verdict on a run that could not start: a Secret
+// of its codes that someone else made stalls it, with a check again
+// later; any other failure is retried.
+func launchFailed(err error) (verdict, error) {
+	var notOwned *jobs.NotOwnedError
+	if errors.As(err, &notOwned) {
+		return verdict{state: conditions.Stalled, reason: v1alpha1.ReasonSecretNotOwned, message: err.Error(), requeueAfter: time.Minute}, nil
+	}
+	return verdict{}, err
+}
+
 // ensureReportSecret creates the empty report Secret the worker fills.
 func (run *importRun) ensureReportSecret(ctx context.Context) error {
 	s := jobs.ReportSecret(run.imp)
@@ -544,7 +561,7 @@ func (run *importRun) running(ctx context.Context, stage jobs.Stage) (verdict, e
 			return derefVerdict(wait), err
 		}
 		if err := run.launch(ctx, dir, stage); err != nil {
-			return verdict{}, err
+			return launchFailed(err)
 		}
 		msg := "the " + string(stage) + " runs in " + imp.Status.JobName
 		if imp.Status.Progress != nil {
@@ -556,6 +573,10 @@ func (run *importRun) running(ctx context.Context, stage jobs.Stage) (verdict, e
 	if st.Running {
 		msg := "the preview runs in " + imp.Status.JobName
 		if stage == jobs.StageImport {
+			// The worker fills codes Secrets: make the next ones.
+			if err := run.Executor.Prepare(ctx, imp); err != nil {
+				return launchFailed(err)
+			}
 			msg = "the import runs in " + imp.Status.JobName + ": " + progressSummary(imp.Status.Progress)
 		}
 		return verdict{state: conditions.Progressing, reason: string(imp.Status.Phase), message: msg, requeueAfter: run.PollInterval}, nil

@@ -121,6 +121,10 @@ const (
 	// ReasonHostKeyNotVerified: spec.source.sftp skips the verification
 	// of the server's host key.
 	ReasonHostKeyNotVerified = "HostKeyNotVerified"
+	// ReasonSecretNotOwned: a Secret the import keeps its recovery codes
+	// in (its key Secret or a codes Secret) exists and is not controlled
+	// by the import; nothing runs until it is removed.
+	ReasonSecretNotOwned = "SecretNotOwned"
 	// ReasonSourceNotSupported: the executor cannot read this kind of
 	// source (the in-process executor and a persistentVolumeClaim).
 	ReasonSourceNotSupported = "SourceNotSupported"

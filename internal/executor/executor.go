@@ -25,6 +25,10 @@ type Executor interface {
 	Reset(ctx context.Context, imp *v1alpha1.UserImport, stage jobs.Stage) error
 	// Cancel stops every run of imp; progress already reported stays.
 	Cancel(ctx context.Context, imp *v1alpha1.UserImport) error
+	// Prepare keeps what a running import of imp needs in step with its
+	// status: the Secrets of its codes (PrepareCodes), and the worker's
+	// access to them.
+	Prepare(ctx context.Context, imp *v1alpha1.UserImport) error
 }
 
 // StageStatus is what an Executor knows about one run.

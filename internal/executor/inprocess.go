@@ -127,6 +127,14 @@ func (e *InProcess) safeRun(ctx context.Context, cfg RunConfig) (out *jobs.Safet
 	return e.Run(ctx, cfg)
 }
 
+// Prepare makes the Secrets of imp's codes the worker may need next.
+func (e *InProcess) Prepare(ctx context.Context, imp *v1alpha1.UserImport) error {
+	if !imp.Spec.RecoveryCodes.Enabled() {
+		return nil
+	}
+	return PrepareCodes(ctx, e.Client, e.Client, imp)
+}
+
 // Status reports the run of stage.
 func (e *InProcess) Status(_ context.Context, imp *v1alpha1.UserImport, stage jobs.Stage) (StageStatus, error) {
 	e.mu.Lock()

@@ -82,6 +82,18 @@ func createIfMissing(ctx context.Context, c client.Client, obj client.Object) er
 	return nil
 }
 
+// Prepare makes the Secrets of imp's codes the worker may need next and
+// lets the worker's Role name them.
+func (e *Job) Prepare(ctx context.Context, imp *v1alpha1.UserImport) error {
+	if !imp.Spec.RecoveryCodes.Enabled() {
+		return nil
+	}
+	if err := PrepareCodes(ctx, e.Client, e.APIReader, imp); err != nil {
+		return err
+	}
+	return e.ensureAccess(ctx, imp)
+}
+
 // Status reads the Job of stage. The outcome comes from the Job's
 // Complete and Failed conditions only: status.failed counts pods that
 // failed while the Job may still retry.

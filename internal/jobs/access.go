@@ -1,6 +1,8 @@
 package jobs
 
 import (
+	"fmt"
+
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,11 +26,11 @@ func ServiceAccount(imp *v1alpha1.UserImport) *corev1.ServiceAccount {
 // no Secret of the directory or the source (those reach it as volumes)
 // and no other import.
 //
-// An import that gives recovery codes also creates, reads and patches
-// its key Secret and its codes Secrets. Kubernetes cannot limit create to
-// names, so that worker may create Secrets in the namespace; it reads and
-// patches only its own, by name: as many as its file could fill
-// (CodesSecretsFor).
+// An import that gives recovery codes also reads and patches its key
+// Secret and its codes Secrets, by name (CodesSecretNames). It creates
+// none: Kubernetes cannot limit create to names, and create on every
+// Secret would let it make service-account token Secrets. The controller
+// creates them, controlled by the import, before the run starts.
 func Role(imp *v1alpha1.UserImport) *rbacv1.Role {
 	group := v1alpha1.GroupVersion.Group
 	rules := []rbacv1.PolicyRule{
@@ -37,13 +39,8 @@ func Role(imp *v1alpha1.UserImport) *rbacv1.Role {
 		{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{ReportSecretName(imp)}, Verbs: []string{"patch"}},
 	}
 	if imp.Spec.RecoveryCodes.Enabled() {
-		names := []string{CodesKeySecretName(imp)}
-		for n := range CodesSecretsFor(imp) {
-			names = append(names, CodesSecretName(imp, n))
-		}
 		rules = append(rules,
-			rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"create"}},
-			rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: names, Verbs: []string{"get", "patch"}})
+			rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: CodesSecretNames(imp), Verbs: []string{"get", "patch"}})
 	}
 	return &rbacv1.Role{ObjectMeta: meta(imp, ServiceAccountName(imp)), Rules: rules}
 }
@@ -60,12 +57,49 @@ const (
 // write: twice what one code for every row of its file fills at
 // CodesPerSecret, so that long identities, which fill a Secret by size
 // first, still fit.
+//
+// A file whose rows are not known yet (an import without a preview) gets
+// CodesSecretsAhead Secrets beyond those its worker has used
+// (status.recoveryCodes.secrets): the controller makes more as the
+// worker fills them.
 func CodesSecretsFor(imp *v1alpha1.UserImport) int {
 	var rows int64
 	if s := imp.Status.Source; s != nil {
 		rows = s.Rows
 	}
-	return 2*int((rows+CodesPerSecret-1)/CodesPerSecret) + 1
+	n := 2*int((rows+CodesPerSecret-1)/CodesPerSecret) + 1
+	if rc := imp.Status.RecoveryCodes; rc != nil {
+		n = max(n, len(rc.Secrets)+CodesSecretsAhead)
+	}
+	return max(n, CodesSecretsAhead)
+}
+
+// CodesSecretsAhead is how many codes Secrets the controller keeps made
+// beyond those the worker has used.
+const CodesSecretsAhead = 2
+
+// CodesSecretNames are the Secrets of imp's recovery codes: its key
+// Secret, then as many codes Secrets as its file could fill
+// (CodesSecretsFor).
+func CodesSecretNames(imp *v1alpha1.UserImport) []string {
+	names := []string{CodesKeySecretName(imp)}
+	for n := range CodesSecretsFor(imp) {
+		names = append(names, CodesSecretName(imp, n))
+	}
+	return names
+}
+
+// CodesKeyField is the key of the key Secret's data that holds the key
+// the codes are derived with.
+const CodesKeyField = "key"
+
+// NotOwnedError is a Secret of an import's codes that exists and is not
+// controlled by the import: someone else made it, and may know or choose
+// what it holds.
+type NotOwnedError struct{ Import, Secret string }
+
+func (e *NotOwnedError) Error() string {
+	return fmt.Sprintf("Secret %s exists and is not controlled by UserImport %s: the operator keeps recovery codes and their key only in Secrets it made for the import; delete it", e.Secret, e.Import)
 }
 
 // CodesSecret is a Secret of imp's recovery codes, or its key.

@@ -29,7 +29,7 @@ const (
 	// CodesKey holds "identity,code,expires" rows, formula cells escaped.
 	CodesKey = "codes.csv"
 	// CodesKeyKey holds the key generated codes are derived from.
-	CodesKeyKey = "key"
+	CodesKeyKey = jobs.CodesKeyField
 )
 
 // CodeVault keeps an import's recovery codes: the key they are derived
@@ -64,27 +64,35 @@ type SecretVault struct {
 
 var _ CodeVault = (*SecretVault)(nil)
 
+// Key reads the key the controller made (executor.PrepareCodes); a key
+// Secret the import does not control is refused.
 func (v *SecretVault) Key(ctx context.Context) ([]byte, error) {
 	name := jobs.CodesKeySecretName(v.Import)
-	key := types.NamespacedName{Namespace: v.Import.Namespace, Name: name}
-	var s corev1.Secret
-	err := v.Client.Get(ctx, key, &s)
-	if apierrors.IsNotFound(err) {
-		k, kerr := recovery.NewKey()
-		if kerr != nil {
-			return nil, kerr
-		}
-		s = *jobs.CodesSecret(v.Import, name, map[string][]byte{CodesKeyKey: k})
-		err = v.Client.Create(ctx, &s)
-		if apierrors.IsAlreadyExists(err) {
-			// Another worker of the import made it first: use its key.
-			err = v.Client.Get(ctx, key, &s)
-		}
-	}
+	s, err := v.owned(ctx, name)
 	if err != nil {
-		return nil, fmt.Errorf("reading or creating Secret %s (the recovery code key): %w", name, err)
+		return nil, fmt.Errorf("the recovery code key: %w", err)
+	}
+	if s == nil || len(s.Data[CodesKeyKey]) < 32 {
+		return nil, fmt.Errorf("the recovery code key: Secret %s holds no key; the operator creates it before the import runs", name)
 	}
 	return s.Data[CodesKeyKey], nil
+}
+
+// owned reads the Secret name of the import's codes: nil when it does not
+// exist, *jobs.NotOwnedError when the import does not control it.
+func (v *SecretVault) owned(ctx context.Context, name string) (*corev1.Secret, error) {
+	var s corev1.Secret
+	err := v.Client.Get(ctx, types.NamespacedName{Namespace: v.Import.Namespace, Name: name}, &s)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading Secret %s: %w", name, err)
+	}
+	if !metav1.IsControlledBy(&s, v.Import) {
+		return nil, &jobs.NotOwnedError{Import: v.Import.Name, Secret: name}
+	}
+	return &s, nil
 }
 
 func (v *SecretVault) Open(ctx context.Context, expires time.Time) (CodeStore, error) {
@@ -94,13 +102,13 @@ func (v *SecretVault) Open(ctx context.Context, expires time.Time) (CodeStore, e
 	}
 	for n := 0; ; n++ {
 		name := jobs.CodesSecretName(v.Import, n)
-		var s corev1.Secret
-		err := v.Client.Get(ctx, types.NamespacedName{Namespace: v.Import.Namespace, Name: name}, &s)
-		if apierrors.IsNotFound(err) {
-			break
-		}
+		s, err := v.owned(ctx, name)
 		if err != nil {
-			return nil, fmt.Errorf("reading Secret %s (recovery codes): %w", name, err)
+			return nil, fmt.Errorf("recovery codes: %w", err)
+		}
+		if s == nil || s.Data[CodesKey] == nil {
+			// Not made, or made empty by the controller: not used yet.
+			break
 		}
 		sec := &codeSecret{name: name, created: true, lines: map[string]string{}}
 		if err := sec.load(s.Data[CodesKey]); err != nil {
@@ -299,24 +307,34 @@ func (c *secretCodes) write(ctx context.Context, gen uint64) error {
 	}
 	c.lastWrite = time.Now()
 	type pending struct {
-		i       int
-		name    string
-		data    []byte
-		created bool
+		i     int
+		name  string
+		data  []byte
+		fresh bool
 	}
 	c.mu.Lock()
 	upTo := c.gen
 	var todo []pending
+	added := false
 	for i, s := range c.secrets {
 		if s.dirty {
-			todo = append(todo, pending{i: i, name: s.name, data: s.data(), created: s.created})
+			todo = append(todo, pending{i: i, name: s.name, data: s.data(), fresh: !s.created})
 			s.dirty = false
+			if !s.created {
+				s.created, added = true, true
+			}
 		}
 	}
 	c.mu.Unlock()
-	added := false
+	if added {
+		// Said before the write: the controller makes the codes Secrets
+		// that follow those in use.
+		if err := c.report(ctx, false); err != nil {
+			return err
+		}
+	}
 	for k, p := range todo {
-		if err := c.store(ctx, p.name, p.data, p.created); err != nil {
+		if err := c.store(ctx, p.name, p.data, p.fresh); err != nil {
 			c.mu.Lock()
 			for _, q := range todo[k:] {
 				c.secrets[q.i].dirty = true
@@ -324,36 +342,49 @@ func (c *secretCodes) write(ctx context.Context, gen uint64) error {
 			c.mu.Unlock()
 			return fmt.Errorf("writing Secret %s (recovery codes): %w", p.name, err)
 		}
-		if !p.created {
-			c.mu.Lock()
-			c.secrets[p.i].created = true
-			c.mu.Unlock()
-			added = true
-		}
 	}
 	c.written = upTo
-	if added {
-		return c.report(ctx, false)
-	}
 	return nil
 }
 
-func (c *secretCodes) store(ctx context.Context, name string, data []byte, created bool) error {
+// store writes the codes of one Secret. The controller makes the codes
+// Secrets (executor.PrepareCodes) a few ahead of those in use; a worker
+// that gets ahead of it waits for the next one (not there yet, or not yet
+// in its Role) up to codesSecretWait. A Secret written for the first
+// time must be controlled by the import.
+func (c *secretCodes) store(ctx context.Context, name string, data []byte, fresh bool) error {
 	d := map[string][]byte{CodesKey: data}
-	if !created {
-		err := c.v.Client.Create(ctx, jobs.CodesSecret(c.v.Import, name, d))
-		if err == nil || !apierrors.IsAlreadyExists(err) {
-			return err
-		}
-		// Created by a worker that stopped before it said so: patch it.
-	}
 	raw, err := mergePatchOfData(d)
 	if err != nil {
 		return err
 	}
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: c.v.Import.Namespace, Name: name}}
-	return c.v.Client.Patch(ctx, s, client.RawPatch(types.MergePatchType, raw))
+	deadline := time.Now().Add(codesSecretWait)
+	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		var err error
+		if fresh {
+			var cur *corev1.Secret
+			if cur, err = c.v.owned(ctx, name); err == nil && cur == nil {
+				err = apierrors.NewNotFound(corev1.Resource("secrets"), name)
+			}
+		}
+		if err == nil {
+			err = c.v.Client.Patch(ctx, s, client.RawPatch(types.MergePatchType, raw))
+		}
+		if err == nil || !(apierrors.IsNotFound(err) || apierrors.IsForbidden(err)) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
 }
+
+// codesSecretWait bounds the wait for the controller to make the next
+// codes Secret.
+var codesSecretWait = 2 * time.Minute
 
 // report records the names of the Secrets in the import's status. The
 // number of codes is counted with the users written (the progress), not

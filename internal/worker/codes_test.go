@@ -19,11 +19,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
 	"github.com/userimport/user-import-operator/internal/directory/open"
 	"github.com/userimport/user-import-operator/internal/engine"
+	"github.com/userimport/user-import-operator/internal/executor"
 	"github.com/userimport/user-import-operator/internal/jobs"
 	"github.com/userimport/user-import-operator/internal/kube"
 	"github.com/userimport/user-import-operator/internal/recovery"
@@ -79,7 +81,7 @@ func (f *fixture) runCodes(ctx context.Context, t *testing.T, stage Stage, sink 
 			return wrap(d), nil
 		},
 		Sink:             sink,
-		Codes:            &SecretVault{Client: f.c, Import: imp},
+		Codes:            vaultFor(t, f.c, imp, stage),
 		ProgressInterval: time.Millisecond,
 	})
 }
@@ -446,7 +448,7 @@ func TestRecoveryCodesForgottenAndRecordedAgainAreListedOnce(t *testing.T) {
 	_, c := testenv.Shared(t)
 	f := newFixture(t, c, "codes-again")
 	ctx := context.Background()
-	store, err := (&SecretVault{Client: c, Import: f.get(t)}).Open(ctx, time.Time{})
+	store, err := prepareVault(t, c, f.get(t)).Open(ctx, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -478,7 +480,7 @@ func TestRecoveryCodesAreCountedWithTheirUsers(t *testing.T) {
 	_, c := testenv.Shared(t)
 	f := newFixture(t, c, "codes-counted")
 	ctx := context.Background()
-	store, err := (&SecretVault{Client: c, Import: f.get(t)}).Open(ctx, time.Time{})
+	store, err := prepareVault(t, c, f.get(t)).Open(ctx, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -503,5 +505,109 @@ func TestRecoveryCodesAreCountedWithTheirUsers(t *testing.T) {
 	}
 	if got := checkpointOf(imp); got == nil || got.Counts.Codes != 1 {
 		t.Fatalf("a resumed import counts codes from %+v", got)
+	}
+}
+
+// prepareVault makes the Secrets of imp's codes, as the controller does
+// before a run, for a file of up to 60,000 rows, and returns the vault
+// over them.
+func prepareVault(t *testing.T, c client.Client, imp *v1alpha1.UserImport) *SecretVault {
+	t.Helper()
+	sized := imp.DeepCopy()
+	sized.Status.Source = &v1alpha1.SourceStatus{Rows: 60000}
+	if err := executor.PrepareCodes(context.Background(), c, c, sized); err != nil {
+		t.Fatal(err)
+	}
+	return &SecretVault{Client: c, Import: imp}
+}
+
+// The worker reads no key or codes Secret its import does not control:
+// a key someone else chose would let them compute every code.
+func TestWorkerRefusesCodesSecretsItsImportDoesNotControl(t *testing.T) {
+	_, c := testenv.Shared(t)
+	ctx := context.Background()
+	f := newFixture(t, c, "codes-planted")
+	imp := f.get(t)
+	for _, name := range []string{jobs.CodesKeySecretName(imp), jobs.CodesSecretName(imp, 0)} {
+		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
+			Data: map[string][]byte{CodesKeyKey: []byte("0123456789abcdef0123456789abcdef"), CodesKey: []byte("identity,code,expires\n")}}
+		if err := c.Create(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v := &SecretVault{Client: c, Import: imp}
+	var notOwned *jobs.NotOwnedError
+	if _, err := v.Key(ctx); !errors.As(err, &notOwned) {
+		t.Fatalf("a planted key: %v, want it refused", err)
+	}
+	if _, err := v.Open(ctx, time.Time{}); !errors.As(err, &notOwned) {
+		t.Fatalf("a planted codes Secret: %v, want it refused", err)
+	}
+	if err := executor.PrepareCodes(ctx, c, c, imp); !errors.As(err, &notOwned) {
+		t.Fatalf("the controller's preparation over a planted key: %v, want it refused", err)
+	}
+}
+
+// vaultFor is the vault of a run of stage: a preview's has no Secrets
+// made for it, as the controller makes them for imports only.
+func vaultFor(t *testing.T, c client.Client, imp *v1alpha1.UserImport, stage Stage) *SecretVault {
+	if stage == jobs.StagePreview {
+		return &SecretVault{Client: c, Import: imp}
+	}
+	return prepareVault(t, c, imp)
+}
+
+// A file whose rows are not known yet gets codes Secrets a few at a
+// time: the worker says which it uses, the controller makes the next
+// ones, and the worker waits for them when it gets ahead.
+func TestCodesSecretsAreMadeAheadOfTheWorker(t *testing.T) {
+	_, c := testenv.Shared(t)
+	ctx := context.Background()
+	f := newFixture(t, c, "codes-ahead")
+	imp := f.get(t)
+	if err := executor.PrepareCodes(ctx, c, c, imp); err != nil {
+		t.Fatal(err)
+	}
+	if n := jobs.CodesSecretsFor(imp); n != jobs.CodesSecretsAhead {
+		t.Fatalf("%d codes Secrets for a file of unknown size, want %d", n, jobs.CodesSecretsAhead)
+	}
+	// The controller's part: on each status change, make the next ones.
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			_ = executor.PrepareCodes(ctx, c, c, f.get(t))
+		}
+	}()
+	store, err := (&SecretVault{Client: c, Import: imp}).Open(ctx, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const codes = 4*jobs.CodesPerSecret + 10
+	for i := 0; i < codes; i += 500 {
+		var batch []engine.IssuedCode
+		for j := i; j < min(i+500, codes); j++ {
+			batch = append(batch, engine.IssuedCode{Identity: fmt.Sprintf("u%05d@corp.example", j), Code: "K7QX2-W9RTZ-P4LM8-VB3HN"})
+		}
+		if err := store.Record(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := store.Close(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	st := f.get(t).Status.RecoveryCodes
+	if st == nil || len(st.Secrets) != 5 || st.Issued != codes {
+		t.Fatalf("status %+v, want 5 Secrets and %d codes", st, codes)
+	}
+	withCodes := f.get(t)
+	withCodes.Spec.RecoveryCodes.Generate = v1alpha1.CodesForNewUsers
+	if r := jobs.Role(withCodes); !strings.Contains(fmt.Sprint(r.Rules), jobs.CodesSecretName(imp, 6)) {
+		t.Fatalf("the worker's Role does not name the Secrets ahead: %v", r.Rules)
 	}
 }

@@ -437,4 +437,36 @@ var _ = Describe("UserImport phases", func() {
 		expectPhase(imp, uiov1.PhaseCompleted)
 		Expect(jobsOf(imp)).To(HaveLen(1))
 	})
+
+	It("makes the Secrets of an import's codes itself, and refuses to run with one it did not make", func() {
+		ns := newNamespace()
+		readyDirectory(ns, "corp")
+		codes := func(s *uiov1.UserImportSpec) { s.RecoveryCodes = uiov1.RecoveryCodes{Generate: uiov1.CodesForNewUsers} }
+
+		imp := newImport(ns, "coded", "corp", uiov1.ActionPreview)
+		editSpec(imp, func(s *uiov1.UserImportSpec) { codes(s); s.Action = uiov1.ActionImport })
+		expectPhase(imp, uiov1.PhaseImporting)
+		cur := getImport(imp)
+		key := &corev1.Secret{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: jobs.CodesKeySecretName(cur)}, key)).To(Succeed())
+		Expect(metav1.IsControlledBy(key, cur)).To(BeTrue(), "the key Secret is the import's")
+		Expect(key.Data[jobs.CodesKeyField]).To(HaveLen(32))
+		for _, r := range jobs.Role(cur).Rules {
+			Expect(r.Verbs).NotTo(ContainElement("create"), "the worker creates nothing: %v", r)
+		}
+
+		// A key Secret planted under the name the import will use.
+		planted := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "squat-codes-key"},
+			Data: map[string][]byte{jobs.CodesKeyField: []byte("0123456789abcdef0123456789abcdef")}}
+		Expect(k8sClient.Create(ctx, planted)).To(Succeed())
+		squat := newImport(ns, "squat", "corp", uiov1.ActionPreview)
+		editSpec(squat, func(s *uiov1.UserImportSpec) { codes(s); s.Action = uiov1.ActionImport })
+		Eventually(func(g Gomega) {
+			c := condition(getImport(squat), uiov1.ConditionReady)
+			g.Expect(c).NotTo(BeNil())
+			g.Expect(c.Reason).To(Equal(uiov1.ReasonSecretNotOwned))
+			g.Expect(c.Message).To(ContainSubstring("Secret squat-codes-key exists and is not controlled by UserImport squat"))
+		}, 10*time.Second).Should(Succeed())
+		Expect(jobsOf(squat)).To(BeEmpty())
+	})
 })

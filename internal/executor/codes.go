@@ -1,0 +1,59 @@
+package executor
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/jobs"
+	"github.com/userimport/user-import-operator/internal/recovery"
+)
+
+// PrepareCodes creates the key Secret, with a new random key, and the
+// empty codes Secrets of imp (jobs.CodesSecretNames), controlled by it,
+// before its import runs: its worker then needs no right to create
+// Secrets. A Secret of those names that exists must be controlled by imp
+// (*jobs.NotOwnedError otherwise): a key someone else chose would let
+// them compute every code.
+//
+// The codes Secrets the worker lists in status as used are its own and
+// are not looked at again.
+func PrepareCodes(ctx context.Context, c client.Client, r client.Reader, imp *v1alpha1.UserImport) error {
+	used := 0
+	if rc := imp.Status.RecoveryCodes; rc != nil {
+		used = len(rc.Secrets)
+	}
+	for i, name := range jobs.CodesSecretNames(imp) {
+		if i > 0 && i <= used {
+			continue
+		}
+		var data map[string][]byte
+		if i == 0 {
+			k, err := recovery.NewKey()
+			if err != nil {
+				return err
+			}
+			data = map[string][]byte{jobs.CodesKeyField: k}
+		}
+		err := c.Create(ctx, jobs.CodesSecret(imp, name, data))
+		if apierrors.IsAlreadyExists(err) {
+			var cur corev1.Secret
+			if err := r.Get(ctx, client.ObjectKey{Namespace: imp.Namespace, Name: name}, &cur); err != nil {
+				return fmt.Errorf("reading Secret %s: %w", name, err)
+			}
+			if !metav1.IsControlledBy(&cur, imp) {
+				return &jobs.NotOwnedError{Import: imp.Name, Secret: name}
+			}
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("creating Secret %s: %w", name, err)
+		}
+	}
+	return nil
+}
