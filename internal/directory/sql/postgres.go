@@ -138,9 +138,14 @@ func (postgresDialect) classify(err error) errClass {
 	return classOther
 }
 
-func (postgresDialect) message(err error) string {
+func (d postgresDialect) message(err error) string {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
+		if d.classify(err) == classRow {
+			// Data exceptions and constraint violations quote the value
+			// ("invalid input syntax for type uuid: \"…\"").
+			return fmt.Sprintf("the database refused a value (SQLSTATE %s)", pe.Code)
+		}
 		return fmt.Sprintf("%s (SQLSTATE %s)", truncate(pe.Message, 300), pe.Code)
 	}
 	return truncate(err.Error(), 500)

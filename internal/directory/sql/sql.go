@@ -524,31 +524,50 @@ func (s *Directory) Lookup(ctx context.Context, identities []string, attributes 
 			ph[i] = s.d.placeholder(i + 1)
 			args[i] = id
 		}
-		q := "SELECT " + sel + " FROM " + s.qtable + " WHERE " + quote(s.identityColumn()) +
-			" IN (" + strings.Join(ph, ", ") + ")"
-		if err := s.pace(ctx, 1); err != nil {
-			return nil, err
-		}
-		err := s.retry(ctx, s.bounded(ctx, func(ctx context.Context) error {
-			rows, err := s.read.QueryContext(ctx, q, args...)
-			if err != nil {
-				return err
-			}
-			defer rows.Close()
-			for rows.Next() {
-				u, err := s.scanUser(rows, attrs)
-				if err != nil {
-					return err
+		err := s.lookupChunk(ctx, sel, attrs, ph, args, out)
+		if err != nil && s.d.classify(err) == classRow {
+			// An identity the column's type cannot hold (an e-mail address
+			// for a uuid) fails the whole query. Such a user cannot exist:
+			// look the others up one by one, and leave it to the write,
+			// which fails that line alone.
+			err = nil
+			for i := range args {
+				if e := s.lookupChunk(ctx, sel, attrs, ph[:1], args[i:i+1], out); e != nil && s.d.classify(e) != classRow {
+					err = e
+					break
 				}
-				out[u.Identity] = u
 			}
-			return rows.Err()
-		}))
+		}
 		if err != nil {
 			return nil, s.wrap(err, "look up users")
 		}
 	}
 	return out, nil
+}
+
+// lookupChunk looks up the identities args (with placeholders ph) and
+// adds the users found to out.
+func (s *Directory) lookupChunk(ctx context.Context, sel string, attrs, ph []string, args []any, out map[string]directory.User) error {
+	q := "SELECT " + sel + " FROM " + s.qtable + " WHERE " + quote(s.identityColumn()) +
+		" IN (" + strings.Join(ph, ", ") + ")"
+	if err := s.pace(ctx, 1); err != nil {
+		return err
+	}
+	return s.retry(ctx, s.bounded(ctx, func(ctx context.Context) error {
+		rows, err := s.read.QueryContext(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			u, err := s.scanUser(rows, attrs)
+			if err != nil {
+				return err
+			}
+			out[u.Identity] = u
+		}
+		return rows.Err()
+	}))
 }
 
 // quote quotes an identifier. PostgreSQL and SQLite quote the same way:
