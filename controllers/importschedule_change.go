@@ -147,7 +147,7 @@ func (run *scheduleRun) fingerprint(ctx context.Context) (v1alpha1.Change, error
 		}
 		hctx, cancel := context.WithTimeout(ctx, run.headTimeout())
 		defer cancel()
-		info, err := source.Head(hctx, src.HTTP, source.Options{HTTPClient: run.HTTPClient, Secrets: run.secrets()})
+		info, err := source.Head(hctx, src.HTTP, source.Options{HTTPClient: run.HTTPClient, Secrets: run.secrets(), DialControl: run.AllowedHosts.Control})
 		if err != nil {
 			return c, err
 		}

@@ -49,7 +49,7 @@ func (run *scheduleRun) sourceUnchanged(ctx context.Context) (bool, string, erro
 		}
 		hctx, cancel := context.WithTimeout(ctx, run.headTimeout())
 		defer cancel()
-		info, err := source.Head(hctx, src.HTTP, source.Options{HTTPClient: run.HTTPClient, Secrets: run.secrets()})
+		info, err := source.Head(hctx, src.HTTP, source.Options{HTTPClient: run.HTTPClient, Secrets: run.secrets(), DialControl: run.AllowedHosts.Control})
 		if err != nil {
 			return false, "", err
 		}

@@ -89,6 +89,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		}
 		ip := executor.NewInProcess(o.Run, direct, o.InProcessRuns)
 		ip.AmbientS3 = source.AmbientBuckets(o.AmbientS3Buckets)
+		ip.DialControl = o.AllowedHosts.Control
 		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 			<-ctx.Done()
 			ip.Shutdown()

@@ -52,7 +52,7 @@ func inPlaceFile(ctx context.Context, allowed *egress.Policy, ambientS3 func(str
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	store, sel, err := source.Connect(ctx, src, source.Options{Secrets: secrets, AmbientS3: ambientS3})
+	store, sel, err := source.Connect(ctx, src, source.Options{Secrets: secrets, AmbientS3: ambientS3, DialControl: allowed.Control})
 	if err != nil {
 		return "", "", err
 	}

@@ -177,6 +177,7 @@ func checkDirectory(ctx context.Context, dir *v1alpha1.UserDirectory, secrets ku
 	opts := open.Options(dir.Spec)
 	opts.MaxRetries = 1
 	opts.Concurrency = 1
+	opts.DialControl = allowed.Control
 	d, err := open.OpenWith(ctx, dir.Spec, opts, secrets)
 	if err != nil {
 		return directory.Capabilities{}, err
@@ -216,7 +217,7 @@ func (r *UserDirectoryReconciler) checkMail(ctx context.Context, dir *v1alpha1.U
 	if err == nil {
 		mctx, cancel := context.WithTimeout(ctx, r.CheckTimeout)
 		defer cancel()
-		err = mail.Check(mctx, relay, cluster.Secrets(r.APIReader, dir.Namespace), r.CheckTimeout)
+		err = mail.Check(mctx, relay, cluster.Secrets(r.APIReader, dir.Namespace), r.CheckTimeout, r.AllowedHosts.Control)
 		reason = mail.ReasonOf(err)
 	}
 	if err != nil {

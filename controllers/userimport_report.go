@@ -144,9 +144,13 @@ func (r *UserImportReconciler) mailReport(ctx context.Context, imp *v1alpha1.Use
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("reading the report Secret: %w", err)
 	}
+	if err := r.AllowedHosts.Allow(dir.Spec.Mail.Host); err != nil {
+		return fmt.Errorf("UserDirectory %s spec.mail.host: %w", dir.Name, err)
+	}
 	msg := reportmail.Message(imp, phase, secret.Data, now)
 	sender := mail.NewSender(dir.Spec.Mail, cluster.Secrets(r.APIReader, imp.Namespace), reportTimeout)
 	sender.Retries, sender.Backoff = 2, time.Second
+	sender.DialControl = r.AllowedHosts.Control
 	defer sender.Close()
 	return sender.Send(ctx, msg)
 }

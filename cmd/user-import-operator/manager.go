@@ -38,7 +38,7 @@ func runManager(args []string) error {
 	checkInterval := fs.Duration("directory-check-interval", 5*time.Minute, "time between checks of a Ready UserDirectory")
 	retryInterval := fs.Duration("directory-retry-interval", 30*time.Second, "time between checks of a UserDirectory that is not Ready")
 	pollInterval := fs.Duration("import-poll-interval", 15*time.Second, "how often running imports are looked at between events")
-	allowedHosts := fs.String("allowed-hosts", "", "comma-separated host names, *.domain wildcards and CIDRs that the manager's own checks (UserDirectory readiness, skipIfUnchanged HEAD requests) may connect to; empty allows every host")
+	allowedHosts := fs.String("allowed-hosts", "", "comma-separated host names, *.domain wildcards (* for every name) and CIDRs that the manager's own connections (UserDirectory checks, schedule checks, afterImport, report mail, in-process runs) may reach; empty allows every name. Loopback, link-local and metadata addresses are refused at connect time unless a CIDR lists them")
 	workerResources := fs.String("worker-resources", "", `the workers' resources where a UserDirectory names none, as JSON: {"requests":{"cpu":"100m","memory":"128Mi"},"limits":{"memory":"512Mi"}}`)
 	watchNamespaces := fs.String("watch-namespaces", "", "comma-separated namespaces whose objects the manager reconciles; empty: every namespace")
 	singleTenant := fs.Bool("single-tenant", false, "the cluster has one tenant: allows --executor=inprocess while watching more than one namespace")

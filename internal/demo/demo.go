@@ -94,8 +94,10 @@ func Run(ctx context.Context, o Options) (err error) {
 		return err
 	}
 	if err := controllers.Setup(mgr, controllers.Options{
-		Executor:               controllers.ExecutorInProcess,
-		Run:                    worker.RunInProcess,
+		Executor: controllers.ExecutorInProcess,
+		Run:      worker.RunInProcess,
+		// Everything the demo runs listens on this machine's loopback.
+		AllowedHosts:           testenv.Loopback(),
 		PollInterval:           time.Second,
 		DirectoryRetryInterval: 2 * time.Second,
 	}); err != nil {

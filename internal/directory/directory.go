@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"syscall"
 	"time"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
@@ -156,6 +157,10 @@ type Options struct {
 	// abandoned and retried like a dropped connection. 0: the provider's
 	// own default.
 	RequestTimeout time.Duration
+	// DialControl, when set, checks every connection's address after its
+	// name was resolved (egress.Policy.Control): the manager and its
+	// in-process runs reach no address an operator has not allowed.
+	DialControl func(network, address string, c syscall.RawConn) error
 }
 
 // Error is a failure of the directory as a whole, with a reason a person

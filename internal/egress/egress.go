@@ -23,16 +23,21 @@ import (
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 )
 
-// Policy lists the hosts allowed. The nil Policy allows every host.
+// Policy lists the hosts allowed. The nil Policy allows every host
+// name; at connect time it still refuses loopback, link-local and
+// metadata addresses (Control).
 type Policy struct {
+	anyName  bool     // "*": every host name
 	names    []string // exact host names, lower case
 	suffixes []string // from "*.example.com": ".example.com"
 	nets     []*net.IPNet
 }
 
 // Parse reads a comma-separated list of host names, wildcards
-// ("*.corp.example") and CIDRs ("10.0.0.0/8"). An empty list is nil: every
-// host allowed.
+// ("*.corp.example", or "*" for every name) and CIDRs ("10.0.0.0/8"). An
+// empty list is nil: every host name allowed. A CIDR or an address also
+// allows connections to the loopback or link-local addresses it covers,
+// which are otherwise refused at connect time.
 func Parse(list string) (*Policy, error) {
 	list = strings.TrimSpace(list)
 	if list == "" {
@@ -45,6 +50,8 @@ func Parse(list string) (*Policy, error) {
 		switch {
 		case e == "":
 			continue
+		case e == "*":
+			p.anyName = true
 		case strings.Contains(e, "/"):
 			_, n, err := net.ParseCIDR(e)
 			if err != nil {
@@ -71,7 +78,7 @@ func Parse(list string) (*Policy, error) {
 // Allow returns nil when host (a name or an IP, without port) may be
 // connected to, and otherwise an error that names it.
 func (p *Policy) Allow(host string) error {
-	if p == nil {
+	if p == nil || p.anyName {
 		return nil
 	}
 	h := strings.ToLower(strings.Trim(host, "[]"))

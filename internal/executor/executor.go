@@ -5,6 +5,7 @@ package executor
 
 import (
 	"context"
+	"syscall"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -69,6 +70,10 @@ type RunConfig struct {
 	// AmbientS3 tells which buckets named without credentials may be
 	// read with the manager's own cloud identity (source.Options).
 	AmbientS3 func(bucket string) bool
+	// DialControl checks the address of every connection of the run
+	// (egress.Policy.Control): in process, the run has the manager's
+	// network position.
+	DialControl func(network, address string, c syscall.RawConn) error
 }
 
 // RunFunc runs one stage in process (worker.RunInProcess). It returns the

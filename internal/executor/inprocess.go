@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"syscall"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -23,8 +24,9 @@ type InProcess struct {
 	Run RunFunc
 	// Client is handed to Run; it must not cache.
 	Client client.Client
-	// AmbientS3 is handed to Run (RunConfig.AmbientS3).
-	AmbientS3 func(bucket string) bool
+	// AmbientS3 and DialControl are handed to Run (RunConfig).
+	AmbientS3   func(bucket string) bool
+	DialControl func(network, address string, c syscall.RawConn) error
 
 	// slots bounds the runs at a time: the others wait for one.
 	slots chan struct{}
@@ -84,7 +86,7 @@ func (e *InProcess) Start(_ context.Context, imp *v1alpha1.UserImport, dir *v1al
 	ctx, cancel := context.WithCancel(e.base)
 	r := &run{cancel: cancel}
 	e.runs[k] = r
-	cfg := RunConfig{Namespace: imp.Namespace, Import: imp.Name, Stage: stage, Directory: *dir.Spec.DeepCopy(), Client: e.Client, AmbientS3: e.AmbientS3}
+	cfg := RunConfig{Namespace: imp.Namespace, Import: imp.Name, Stage: stage, Directory: *dir.Spec.DeepCopy(), Client: e.Client, AmbientS3: e.AmbientS3, DialControl: e.DialControl}
 	notify := &v1alpha1.UserImport{}
 	notify.Namespace, notify.Name = imp.Namespace, imp.Name
 	go func() {

@@ -7,9 +7,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"net/textproto"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
@@ -32,6 +34,9 @@ func ReasonOf(err error) string {
 	return v1alpha1.ReasonMailUnreachable
 }
 
+// Control checks a connection's address (a net.Dialer's Control).
+type Control = func(network, address string, c syscall.RawConn) error
+
 // Conn is a connection to a relay, signed in.
 type Conn struct {
 	client *gomail.Client
@@ -40,10 +45,16 @@ type Conn struct {
 
 // Dial connects to the relay of spec as it asks: TLS or STARTTLS (or, only
 // when marked insecure, neither), EHLO, and AUTH when a user is named.
-func Dial(ctx context.Context, spec *v1alpha1.MailRelay, secrets kube.KeyReader, timeout time.Duration) (*Conn, error) {
+//
+// control, when set, checks the address the connection goes to after the
+// name was resolved (egress.Policy.Control).
+func Dial(ctx context.Context, spec *v1alpha1.MailRelay, secrets kube.KeyReader, timeout time.Duration, control Control) (*Conn, error) {
 	opts, err := options(ctx, spec, secrets, timeout)
 	if err != nil {
 		return nil, err
+	}
+	if control != nil {
+		opts = append(opts, gomail.WithDialContextFunc((&net.Dialer{Timeout: timeout, Control: control}).DialContext))
 	}
 	c, err := gomail.NewClient(spec.Host, opts...)
 	if err != nil {
@@ -78,8 +89,8 @@ func (c *Conn) Close() error { return c.client.CloseWithSMTPClient(c.smtp) }
 
 // Check connects to the relay, signs in and disconnects: no message is
 // sent.
-func Check(ctx context.Context, spec *v1alpha1.MailRelay, secrets kube.KeyReader, timeout time.Duration) error {
-	c, err := Dial(ctx, spec, secrets, timeout)
+func Check(ctx context.Context, spec *v1alpha1.MailRelay, secrets kube.KeyReader, timeout time.Duration, control Control) error {
+	c, err := Dial(ctx, spec, secrets, timeout, control)
 	if err != nil {
 		return err
 	}

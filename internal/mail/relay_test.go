@@ -45,7 +45,7 @@ func relay(s *mailpit.Server) *v1alpha1.MailRelay {
 func TestCheckAgainstARealRelay(t *testing.T) {
 	srv := mailpit.Start(t)
 	ctx := context.Background()
-	if err := Check(ctx, relay(srv), secretsOf(mailpit.Password, srv.CAPEM), 5*time.Second); err != nil {
+	if err := Check(ctx, relay(srv), secretsOf(mailpit.Password, srv.CAPEM), 5*time.Second, nil); err != nil {
 		t.Fatalf("a relay that accepts: %v", err)
 	}
 	if msgs, err := srv.Messages(); err != nil || len(msgs) != 0 {
@@ -82,7 +82,7 @@ func TestCheckAgainstARealRelay(t *testing.T) {
 			if c.reason == v1alpha1.ReasonMailInvalidConfig {
 				spec.AuthPassword.Name = "missing"
 			}
-			err := Check(ctx, spec, secrets, 5*time.Second)
+			err := Check(ctx, spec, secrets, 5*time.Second, nil)
 			if err == nil || ReasonOf(err) != c.reason {
 				t.Fatalf("reason %s (%v), want %s", ReasonOf(err), err, c.reason)
 			}

@@ -78,6 +78,8 @@ type Sender struct {
 	// each time.
 	Retries int
 	Backoff time.Duration
+	// DialControl, when set, checks the relay's address at connect time.
+	DialControl Control
 
 	conn *Conn
 }
@@ -121,7 +123,7 @@ func (s *Sender) Send(ctx context.Context, m Message) error {
 // there is none; a failure that is not the message's own closes it.
 func (s *Sender) sendOnce(ctx context.Context, m Message) error {
 	if s.conn == nil {
-		c, err := Dial(ctx, s.spec, s.secrets, s.timeout)
+		c, err := Dial(ctx, s.spec, s.secrets, s.timeout, s.DialControl)
 		if err != nil {
 			return err
 		}

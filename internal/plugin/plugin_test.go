@@ -46,7 +46,7 @@ func start(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := controllers.Setup(mgr, controllers.Options{Executor: controllers.ExecutorInProcess, Run: worker.RunInProcess,
+	if err := controllers.Setup(mgr, controllers.Options{AllowedHosts: testenv.Loopback(), Executor: controllers.ExecutorInProcess, Run: worker.RunInProcess,
 		PollInterval: 200 * time.Millisecond, DirectoryRetryInterval: time.Second}); err != nil {
 		t.Fatal(err)
 	}

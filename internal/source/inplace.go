@@ -11,6 +11,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
@@ -167,13 +168,20 @@ type Reader struct {
 // contentSum hashes a file read in place in order, from its first byte:
 // bytes read at another offset (a resume, a seek) are not hashed, so the
 // sum is known only after some read covered the whole file.
+//
+// Readers of one file may run at once (a pass over the file while
+// another reads ahead): the bytes they add at the offset reached are the
+// same file's, whichever adds them.
 type contentSum struct {
+	mu   sync.Mutex
 	h    hash.Hash
 	done int64
 	size int64
 }
 
 func (c *contentSum) add(at int64, p []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if at == c.done && c.done < c.size {
 		c.h.Write(p)
 		c.done += int64(len(p))
@@ -181,6 +189,8 @@ func (c *contentSum) add(at int64, p []byte) {
 }
 
 func (c *contentSum) hex() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.done != c.size {
 		return ""
 	}

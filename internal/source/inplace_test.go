@@ -276,7 +276,7 @@ func TestSFTPMoveAndDelete(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	st, err := OpenSFTP(ctx, sftpSource(srv, v1alpha1.FileSelector{}).SFTP, secrets(sftpSecrets(srv, sshd.Password)))
+	st, err := OpenSFTP(ctx, sftpSource(srv, v1alpha1.FileSelector{}).SFTP, secrets(sftpSecrets(srv, sshd.Password)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -460,7 +460,7 @@ func TestS3MoveDeleteAndRefusals(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	st, err := OpenS3(ctx, s3Source(srv, "hr-exports", v1alpha1.FileSelector{}).S3, secrets(s3Keys))
+	st, err := OpenS3(ctx, s3Source(srv, "hr-exports", v1alpha1.FileSelector{}).S3, secrets(s3Keys), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

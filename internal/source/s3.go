@@ -15,9 +15,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"path"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -39,7 +41,7 @@ type s3Store struct {
 }
 
 // OpenS3 makes a client for the bucket of src.
-func OpenS3(ctx context.Context, src *v1alpha1.S3Source, secrets kube.KeyReader) (Store, error) {
+func OpenS3(ctx context.Context, src *v1alpha1.S3Source, secrets kube.KeyReader, control func(network, address string, c syscall.RawConn) error) (Store, error) {
 	region := src.Region
 	if region == "" {
 		region = "us-east-1"
@@ -81,7 +83,7 @@ func OpenS3(ctx context.Context, src *v1alpha1.S3Source, secrets kube.KeyReader)
 		}
 	}
 	// A buildable client, so that AWS_CA_BUNDLE still applies on top.
-	hc := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+	hc := awshttp.NewBuildableClient().WithDialerOptions(func(d *net.Dialer) { d.Control = control }).WithTransportOptions(func(tr *http.Transport) {
 		tr.ResponseHeaderTimeout = time.Minute
 		if pool != nil {
 			tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}

@@ -12,6 +12,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -31,7 +32,7 @@ type sftpStore struct {
 
 // OpenSFTP connects to the server of src, verifying its host key against
 // src.knownHosts unless src says to skip that.
-func OpenSFTP(ctx context.Context, src *v1alpha1.SFTPSource, secrets kube.KeyReader) (Store, error) {
+func OpenSFTP(ctx context.Context, src *v1alpha1.SFTPSource, secrets kube.KeyReader, control func(network, address string, c syscall.RawConn) error) (Store, error) {
 	port := int(src.Port)
 	if port == 0 {
 		port = 22
@@ -41,7 +42,7 @@ func OpenSFTP(ctx context.Context, src *v1alpha1.SFTPSource, secrets kube.KeyRea
 	if err != nil {
 		return nil, err
 	}
-	d := net.Dialer{Timeout: 15 * time.Second}
+	d := net.Dialer{Timeout: 15 * time.Second, Control: control}
 	raw, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, errorf(v1alpha1.ReasonSourceUnreachable, "source.sftp: connecting to %s: %v", addr, err)

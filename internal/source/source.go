@@ -16,12 +16,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
@@ -118,6 +120,9 @@ type Options struct {
 	// every tenant, and its identity is not theirs. A worker Job's pod
 	// runs in the import's namespace, so its identity is the tenant's own.
 	AmbientS3 func(bucket string) bool
+	// DialControl, when set, checks every connection's address after its
+	// name was resolved (egress.Policy.Control).
+	DialControl func(network, address string, c syscall.RawConn) error
 	// HTTPClient overrides the client of http sources (tests); its TLS
 	// settings then win over caBundle.
 	HTTPClient *http.Client
@@ -151,14 +156,14 @@ func Fetch(ctx context.Context, src v1alpha1.ImportSource, opts Options) (*File,
 func Connect(ctx context.Context, src v1alpha1.ImportSource, opts Options) (Store, v1alpha1.FileSelector, error) {
 	switch {
 	case src.SFTP != nil:
-		st, err := OpenSFTP(ctx, src.SFTP, opts.Secrets)
+		st, err := OpenSFTP(ctx, src.SFTP, opts.Secrets, opts.DialControl)
 		return st, src.SFTP.FileSelector, err
 	case src.S3 != nil:
 		if src.S3.Credentials == nil && (opts.AmbientS3 == nil || !opts.AmbientS3(src.S3.Bucket)) {
 			return nil, src.S3.FileSelector, errorf(v1alpha1.ReasonSourceNotSupported,
 				"source.s3: bucket %s names no credentials, and the operator does not lend its own cloud identity to it: set spec.source.s3.credentials, or run the import in a worker Job, whose pod has the namespace's identity (the manager's --s3-ambient-buckets lists the exceptions)", src.S3.Bucket)
 		}
-		st, err := OpenS3(ctx, src.S3, opts.Secrets)
+		st, err := OpenS3(ctx, src.S3, opts.Secrets, opts.DialControl)
 		return st, src.S3.FileSelector, err
 	case src.PersistentVolumeClaim != nil:
 		if opts.ClaimRoot == "" {
@@ -383,6 +388,9 @@ func httpClient(ctx context.Context, src *v1alpha1.HTTPSource, opts Options) (*h
 	// come within a minute, and the body must not stall (stallReader);
 	// the Job's deadline bounds the rest.
 	tr.ResponseHeaderTimeout = time.Minute
+	if opts.DialControl != nil {
+		tr.DialContext = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Control: opts.DialControl}).DialContext
+	}
 	// The file is what the server sends: a Content-Encoding is not undone,
 	// so maxBytes bounds what reaches the disk.
 	tr.DisableCompression = true

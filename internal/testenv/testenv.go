@@ -22,6 +22,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/userimport/user-import-operator/config/crd"
+	"github.com/userimport/user-import-operator/internal/egress"
 	"github.com/userimport/user-import-operator/internal/scheme"
 )
 
@@ -183,4 +184,16 @@ func RunManager(ctx context.Context, mgr ctrl.Manager) (stop func() error) {
 		cancel()
 		return <-done
 	}
+}
+
+// Loopback is the egress policy of a manager whose tests run their
+// directory, mail and source servers on 127.0.0.1: it allows every host
+// name, and the loopback addresses that the manager otherwise refuses at
+// connect time.
+func Loopback() *egress.Policy {
+	p, err := egress.Parse("*,127.0.0.0/8,::1")
+	if err != nil {
+		panic(err)
+	}
+	return p
 }

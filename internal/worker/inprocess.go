@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"syscall"
 
 	"github.com/userimport/user-import-operator/internal/kube/cluster"
 
@@ -13,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/directory"
 	"github.com/userimport/user-import-operator/internal/directory/open"
 	"github.com/userimport/user-import-operator/internal/jobs"
 	"github.com/userimport/user-import-operator/internal/kube"
@@ -39,10 +41,19 @@ func InCluster(ctx context.Context, c client.Client, key types.NamespacedName, s
 		Secrets:    secrets,
 		ConfigMaps: src.ConfigMaps,
 		Source:     src,
-		Open:       open.Open,
+		Open:       openWith(src.DialControl),
 		Sink:       &APISink{Client: c, Import: key, ReportSecret: report},
 		Codes:      &SecretVault{Client: c, Import: &imp},
 	}, nil
+}
+
+// openWith opens directories with control checking their addresses.
+func openWith(control func(network, address string, c syscall.RawConn) error) func(context.Context, v1alpha1.UserDirectorySpec, kube.KeyReader) (directory.Directory, error) {
+	return func(ctx context.Context, spec v1alpha1.UserDirectorySpec, secrets kube.KeyReader) (directory.Directory, error) {
+		opts := open.Options(spec)
+		opts.DialControl = control
+		return open.OpenWith(ctx, spec, opts, secrets)
+	}
 }
 
 // RunInProcess is the worker of the in-process executor: the same run as
@@ -55,7 +66,7 @@ func RunInProcess(ctx context.Context, rc executor.RunConfig) (*jobs.SafetyStop,
 	}
 	defer os.RemoveAll(work)
 	secrets := cluster.Secrets(rc.Client, rc.Namespace)
-	src := source.Options{Dir: work, Secrets: secrets, ConfigMaps: cluster.ConfigMaps(rc.Client, rc.Namespace), AmbientS3: rc.AmbientS3}
+	src := source.Options{Dir: work, Secrets: secrets, ConfigMaps: cluster.ConfigMaps(rc.Client, rc.Namespace), AmbientS3: rc.AmbientS3, DialControl: rc.DialControl}
 	key := types.NamespacedName{Namespace: rc.Namespace, Name: rc.Import}
 	cfg, err := InCluster(ctx, rc.Client, key, rc.Stage, rc.Directory, secrets, src)
 	if err != nil {

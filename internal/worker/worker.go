@@ -313,6 +313,7 @@ func invitations(ctx context.Context, cfg Config, sha256 string) (*engine.Invite
 		resend = spec.ResendAfter.Duration
 	}
 	sender := mail.NewSender(dir.Mail, cfg.Secrets, mailTimeout)
+	sender.DialControl = cfg.Source.DialControl
 	m := &invite.Mailer{Templates: tpl, Sender: sender, Organization: spec.Organization, SignInURL: spec.SignInURL, MessageIDs: string(cfg.Import.UID)}
 	return &engine.InviteConfig{
 		NewUsers:         spec.NewUsers,

@@ -15,6 +15,7 @@ import (
 
 	uiov1 "github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/controllers"
+	"github.com/userimport/user-import-operator/internal/testenv"
 	"github.com/userimport/user-import-operator/internal/testpeer/peer"
 	"github.com/userimport/user-import-operator/internal/testpeer/sshd"
 	"github.com/userimport/user-import-operator/internal/worker"
@@ -26,10 +27,10 @@ import (
 var _ = Describe("an import whose input is refused", Ordered, func() {
 	BeforeAll(func() {
 		stopManager()
-		stopManager = startManager(controllers.Options{Executor: controllers.ExecutorInProcess, Run: worker.RunInProcess})
+		stopManager = startManager(controllers.Options{AllowedHosts: testenv.Loopback(), Executor: controllers.ExecutorInProcess, Run: worker.RunInProcess})
 		DeferCleanup(func() {
 			stopManager()
-			stopManager = startManager(controllers.Options{Executor: controllers.ExecutorJob, Job: jobSettings})
+			stopManager = startManager(controllers.Options{AllowedHosts: testenv.Loopback(), Executor: controllers.ExecutorJob, Job: jobSettings})
 		})
 	})
 

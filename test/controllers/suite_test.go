@@ -67,7 +67,7 @@ var _ = BeforeSuite(func() {
 	scim, err = scimserver.StartProcess(scimserver.Options{Token: scimToken, Stderr: GinkgoWriter})
 	Expect(err).NotTo(HaveOccurred(), "the SCIM test server must run: hack/peers/install-scim.sh installs it")
 
-	stopManager = startManager(controllers.Options{Executor: controllers.ExecutorJob, Job: jobSettings})
+	stopManager = startManager(controllers.Options{AllowedHosts: testenv.Loopback(), Executor: controllers.ExecutorJob, Job: jobSettings})
 })
 
 var _ = AfterSuite(func() {

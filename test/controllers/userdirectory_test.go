@@ -18,6 +18,7 @@ import (
 	"github.com/userimport/user-import-operator/controllers"
 	"github.com/userimport/user-import-operator/internal/executor"
 	"github.com/userimport/user-import-operator/internal/jobs"
+	"github.com/userimport/user-import-operator/internal/testenv"
 )
 
 func readyCondition(ns, name string) func(Gomega) *metav1.Condition {
@@ -163,7 +164,7 @@ var _ = Describe("the in-process executor", func() {
 		stopManager()
 		defer func() {
 			stopManager()
-			stopManager = startManager(controllers.Options{Executor: controllers.ExecutorJob, Job: jobSettings})
+			stopManager = startManager(controllers.Options{AllowedHosts: testenv.Loopback(), Executor: controllers.ExecutorJob, Job: jobSettings})
 		}()
 		calls := make(chan executor.RunConfig, 64)
 		run := func(rctx context.Context, c executor.RunConfig) (*jobs.SafetyStop, error) {
@@ -181,7 +182,7 @@ var _ = Describe("the in-process executor", func() {
 		}
 		// The poll is the safety net for an end of run the reconciler
 		// missed; short here, so that a loaded machine still passes.
-		stopManager = startManager(controllers.Options{Executor: controllers.ExecutorInProcess, Run: run, PollInterval: time.Second})
+		stopManager = startManager(controllers.Options{AllowedHosts: testenv.Loopback(), Executor: controllers.ExecutorInProcess, Run: run, PollInterval: time.Second})
 
 		ns := newNamespace()
 		readyDirectory(ns, "corp")

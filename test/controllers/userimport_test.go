@@ -18,6 +18,7 @@ import (
 	uiov1 "github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/controllers"
 	"github.com/userimport/user-import-operator/internal/jobs"
+	"github.com/userimport/user-import-operator/internal/testenv"
 )
 
 // step is one move of a transition table entry: a person's edit, the end
@@ -362,7 +363,7 @@ var _ = Describe("UserImport phases", func() {
 		stopManager()
 		var mu sync.Mutex
 		phaseAtCreate := map[string]uiov1.ImportPhase{}
-		stopManager = startManager(controllers.Options{Executor: controllers.ExecutorJob, Job: jobSettings}, interceptor.Funcs{
+		stopManager = startManager(controllers.Options{AllowedHosts: testenv.Loopback(), Executor: controllers.ExecutorJob, Job: jobSettings}, interceptor.Funcs{
 			Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
 				if j, ok := obj.(*batchv1.Job); ok && j.Labels[jobs.LabelComponent] == strings.ToLower(string(jobs.StageImport)) {
 					// What the API server holds when the Job is created.
@@ -428,7 +429,7 @@ var _ = Describe("UserImport phases", func() {
 		// A crash between the creation of the Job and the status patch
 		// leaves the import ImportPending with its Job running.
 		workerPatch(imp, func(s *uiov1.UserImportStatus) { s.Phase = uiov1.PhaseImportPending })
-		stopManager = startManager(controllers.Options{Executor: controllers.ExecutorJob, Job: jobSettings})
+		stopManager = startManager(controllers.Options{AllowedHosts: testenv.Loopback(), Executor: controllers.ExecutorJob, Job: jobSettings})
 
 		expectPhase(imp, uiov1.PhaseImporting)
 		Consistently(func() []batchv1.Job { return jobsOf(imp) }, 2*time.Second).Should(HaveLen(1))
@@ -459,7 +460,9 @@ var _ = Describe("UserImport phases", func() {
 		planted := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "squat-codes-key"},
 			Data: map[string][]byte{jobs.CodesKeyField: []byte("0123456789abcdef0123456789abcdef")}}
 		Expect(k8sClient.Create(ctx, planted)).To(Succeed())
-		squat := newImport(ns, "squat", "corp", uiov1.ActionPreview)
+		// Another directory: imports of one directory run one at a time.
+		readyDirectory(ns, "corp2")
+		squat := newImport(ns, "squat", "corp2", uiov1.ActionPreview)
 		editSpec(squat, func(s *uiov1.UserImportSpec) { codes(s); s.Action = uiov1.ActionImport })
 		Eventually(func(g Gomega) {
 			c := condition(getImport(squat), uiov1.ConditionReady)

@@ -416,7 +416,7 @@ var _ = Describe("ImportSchedule", func() {
 			read.Remove()
 			setPhase(&first, uiov1.PhaseCompleted, func(st *uiov1.UserImportStatus) {
 				t := metav1.NewTime(read.ModTime)
-				st.Source = &uiov1.SourceStatus{Name: read.Name, Size: read.Size, ModTime: &t, SHA256: read.SHA256}
+				st.Source = &uiov1.SourceStatus{Name: read.Name, Size: read.Size, ModTime: &t, Fingerprint: read.Fingerprint}
 			})
 			Eventually(func() []string { return getSchedule(s).Status.Active }).Should(BeEmpty())
 

@@ -77,6 +77,8 @@ func startManager() func() {
 	r := controllers.NewImportScheduleReconciler(mgr)
 	r.Clock = clock
 	r.HeadTimeout = 2 * time.Second
+	r.AllowedHosts = testenv.Loopback()
+	r.AllowedHosts = testenv.Loopback()
 	Expect(r.SetupWithManager(mgr)).To(Succeed())
 	stop := testenv.RunManager(ctx, mgr)
 	return func() { Expect(stop()).To(Succeed()) }

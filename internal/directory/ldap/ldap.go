@@ -44,6 +44,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
@@ -134,11 +135,13 @@ func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 
 // Directory is an LDAP directory. It is safe for concurrent use.
 type Directory struct {
-	url       *url.URL
-	startTLS  bool
-	tlsConfig *tls.Config
-	bindDN    string
-	password  string
+	// dialControl checks each connection's address (Options.DialControl).
+	dialControl func(network, address string, c syscall.RawConn) error
+	url         *url.URL
+	startTLS    bool
+	tlsConfig   *tls.Config
+	bindDN      string
+	password    string
 
 	usersBase     string
 	usersBaseDN   *ldap.DN
@@ -188,6 +191,7 @@ func New(ctx context.Context, spec *v1alpha1.LDAPDirectory, opts directory.Optio
 		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap.startTLS applies to ldap:// URLs only; %q is already TLS", spec.URL)
 	}
 	d := &Directory{
+		dialControl:  opts.DialControl,
 		url:          u,
 		startTLS:     spec.StartTLS,
 		bindDN:       spec.BindDN,
@@ -315,7 +319,7 @@ func (d *Directory) requestTimeout() time.Duration {
 // dial opens a connection, upgrades it with StartTLS when asked, and
 // binds. Errors are *directory.Error with the reason a person acts on.
 func (d *Directory) dial(ctx context.Context) (*ldap.Conn, error) {
-	dialer := &net.Dialer{Timeout: dialTimeout}
+	dialer := &net.Dialer{Timeout: dialTimeout, Control: d.dialControl}
 	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < dialTimeout {
 		dialer.Deadline = deadline
 	}

@@ -39,7 +39,7 @@ type pipe struct {
 // dialPipe connects, upgrades with StartTLS when asked and binds, as dial
 // does for go-ldap connections, and starts the pipe's reader.
 func (d *Directory) dialPipe(ctx context.Context) (*pipe, error) {
-	dialer := &net.Dialer{Timeout: dialTimeout}
+	dialer := &net.Dialer{Timeout: dialTimeout, Control: d.dialControl}
 	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < dialTimeout {
 		dialer.Deadline = deadline
 	}

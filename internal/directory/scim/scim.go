@@ -3,6 +3,7 @@ package scim
 import (
 	"context"
 	"crypto/tls"
+	"net"
 	"net/http"
 	"sort"
 	"strings"
@@ -89,6 +90,9 @@ func New(ctx context.Context, spec *v1alpha1.SCIMDirectory, opts directory.Optio
 	tr.MaxIdleConns = 2*opts.Concurrency + 2
 	tr.MaxIdleConnsPerHost = 2*opts.Concurrency + 2
 	tr.IdleConnTimeout = 90 * time.Second
+	if opts.DialControl != nil {
+		tr.DialContext = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Control: opts.DialControl}).DialContext
+	}
 
 	var rt http.RoundTripper = tr
 	switch a := spec.Auth; {

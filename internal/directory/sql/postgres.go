@@ -7,8 +7,10 @@ import (
 	stdsql "database/sql"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
@@ -20,7 +22,7 @@ import (
 	"github.com/userimport/user-import-operator/internal/directory"
 )
 
-func openPostgres(dsn string, concurrency int) (*stdsql.DB, error) {
+func openPostgres(dsn string, concurrency int, control func(network, address string, c syscall.RawConn) error) (*stdsql.DB, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		// The parse error quotes the DSN, password redaction only best
@@ -29,6 +31,9 @@ func openPostgres(dsn string, concurrency int) (*stdsql.DB, error) {
 	}
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = 10 * time.Second
+	}
+	if control != nil {
+		cfg.DialFunc = (&net.Dialer{KeepAlive: 5 * time.Minute, Control: control}).DialContext
 	}
 	db := stdlib.OpenDB(*cfg)
 	// A List may hold a connection while its callback applies batches.
