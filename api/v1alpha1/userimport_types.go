@@ -1001,6 +1001,11 @@ type PreviewStatus struct {
 	// SourceChanged) and previewed again.
 	// +optional
 	Fingerprint string `json:"fingerprint,omitempty"`
+	// templates is the sha256 of the invitation templates the preview
+	// rendered: an import whose templates changed since (an edit of their
+	// ConfigMap) is previewed again before it sends anything.
+	// +optional
+	Templates string `json:"templates,omitempty"`
 	// specDigest identifies the spec the preview was made for, spec.action
 	// aside: changing only the action (Preview to Import) keeps the
 	// preview, any other edit discards it.

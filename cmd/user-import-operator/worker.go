@@ -62,6 +62,7 @@ func runWorker(args []string) error {
 	name := fs.String("import", "", "name of the UserImport (Job mode)")
 	stageName := fs.String("stage", string(jobs.StageImport), "Preview or Import")
 	secretsDir := fs.String("secrets-dir", "", "directory where key K of Secret S is the file S/K")
+	configMapsDir := fs.String("configmaps-dir", "", "directory where key K of ConfigMap C is the file C/K: the invitation templates (laptop mode)")
 	sourceDir := fs.String("source-dir", "", "directory holding the mounted ConfigMap or Secret source as "+jobs.SourceFile+", or the mounted PersistentVolumeClaim (Job mode)")
 	workDir := fs.String("work-dir", os.TempDir(), "directory for the local copy of the source")
 	file := fs.String("file", "", "YAML file with a UserDirectory and a UserImport (laptop mode)")
@@ -96,6 +97,7 @@ func runWorker(args []string) error {
 		return runWorkerFromFile(ctx, localRun{
 			path: *file, sourceFile: *sourceFile, stage: stage, secrets: secrets,
 			workDir: *workDir, reportDir: *reportDir, statePath: state, expectSHA256: *expectSHA,
+			configMaps: mountedOrNil(*configMapsDir),
 		})
 	}
 	if *namespace == "" || *name == "" {
@@ -193,6 +195,7 @@ type localRun struct {
 	path, sourceFile string
 	stage            worker.Stage
 	secrets          kube.KeyReader
+	configMaps       kube.KeyReader
 	workDir          string
 	reportDir        string
 	statePath        string
@@ -229,6 +232,7 @@ func runWorkerFromFile(ctx context.Context, lr localRun) error {
 		Import:       imp,
 		Directory:    dir.Spec,
 		Secrets:      lr.secrets,
+		ConfigMaps:   lr.configMaps,
 		Source:       src,
 		Open:         open.Open,
 		Sink:         sink,
@@ -297,4 +301,12 @@ func readImportFile(path string) (*v1alpha1.UserDirectory, *v1alpha1.UserImport,
 		return nil, nil, fmt.Errorf("%s: needs one UserDirectory and one UserImport document", path)
 	}
 	return dir, imp, nil
+}
+
+// mountedOrNil reads ConfigMap keys from dir, or nothing without one.
+func mountedOrNil(dir string) kube.KeyReader {
+	if dir == "" {
+		return nil
+	}
+	return kube.MountedConfigMaps(dir)
 }

@@ -8,9 +8,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	htmltemplate "html/template"
 	"strings"
 	texttemplate "text/template"
+	"text/template/parse"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/engine"
@@ -75,10 +77,14 @@ var GivenNameAttributes = []string{"givenName", "name.givenName", "given_name", 
 type Templates struct {
 	subject, text *texttemplate.Template
 	html          *htmltemplate.Template
+	// SHA256 identifies the three sources: a preview records it, and an
+	// import whose templates changed since is previewed again.
+	SHA256 string
 }
 
-// Parse parses the three templates. An error names the template and the
-// line, as in `template: subject:1: unexpected "}" in operand`.
+// Parse parses the three templates and checks them against the sandbox
+// (sandbox.go). An error names the template and the line, as in
+// `template: subject:1: unexpected "}" in operand`.
 func Parse(subject, text, html string) (*Templates, error) {
 	var t Templates
 	var err error
@@ -93,6 +99,26 @@ func Parse(subject, text, html string) (*Templates, error) {
 	if t.html, err = htmltemplate.New(HTMLKey).Option("missingkey=error").Parse(html); err != nil {
 		return nil, err
 	}
+	for _, c := range []struct {
+		name, src string
+		defined   int
+		tree      *parse.Tree
+	}{
+		{SubjectKey, subject, len(t.subject.Templates()), t.subject.Tree},
+		{TextKey, text, len(t.text.Templates()), t.text.Tree},
+		{HTMLKey, html, len(t.html.Templates()), t.html.Tree},
+	} {
+		if c.defined > 1 {
+			return nil, fmt.Errorf("template %s defines templates; define and block are not allowed", c.name)
+		}
+		if c.tree != nil {
+			if err := checkTree(c.name, c.src, c.tree.Root); err != nil {
+				return nil, err
+			}
+		}
+	}
+	sum := sha256.Sum256([]byte(subject + "\x00" + text + "\x00" + html))
+	t.SHA256 = hex.EncodeToString(sum[:])
 	return &t, nil
 }
 
@@ -122,17 +148,18 @@ func Load(ctx context.Context, configMaps kube.KeyReader, ref *v1alpha1.LocalObj
 	return Parse(src[SubjectKey], src[TextKey], src[HTMLKey])
 }
 
-// Render renders the message for d.
+// Render renders the message for d. Each template's output is bounded,
+// and an error names the template and the position, never a value.
 func (t *Templates) Render(d Data) (mail.Message, error) {
 	var subject, text, html bytes.Buffer
-	if err := t.subject.Execute(&subject, d); err != nil {
-		return mail.Message{}, err
+	if err := t.subject.Execute(&boundedWriter{w: &subject}, d); err != nil {
+		return mail.Message{}, execError(SubjectKey, err)
 	}
-	if err := t.text.Execute(&text, d); err != nil {
-		return mail.Message{}, err
+	if err := t.text.Execute(&boundedWriter{w: &text}, d); err != nil {
+		return mail.Message{}, execError(TextKey, err)
 	}
-	if err := t.html.Execute(&html, d); err != nil {
-		return mail.Message{}, err
+	if err := t.html.Execute(&boundedWriter{w: &html}, d); err != nil {
+		return mail.Message{}, execError(HTMLKey, err)
 	}
 	// A subject is one line: a line break would end the header.
 	s := strings.Join(strings.Fields(subject.String()), " ")

@@ -542,9 +542,15 @@ type SourceChangedError struct {
 	// Got identifies the file fetched, Want the one expected: the sha256
 	// of a copied file's content, the fingerprint of a file read in place.
 	Got, Want string
+	// Templates says that the invitation templates, not the file, differ
+	// from the preview's (Got and Want are their sha256).
+	Templates bool
 }
 
 func (e *SourceChangedError) Error() string {
+	if e.Templates {
+		return fmt.Sprintf("%s: the invitation templates are %s, but the preview rendered %s; nothing was written", SourceChanged, e.Got, e.Want)
+	}
 	return fmt.Sprintf("%s: the source is %s, but the preview was made of the file %s; nothing was written", SourceChanged, e.Got, e.Want)
 }
 

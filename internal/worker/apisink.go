@@ -172,7 +172,7 @@ func (s *APISink) Report(ctx context.Context, r RunReport) error {
 }
 
 // Preview records the result of a preview, pinned to its file and spec.
-func (s *APISink) Preview(ctx context.Context, imp *v1alpha1.UserImport, res engine.Result) error {
+func (s *APISink) Preview(ctx context.Context, imp *v1alpha1.UserImport, res engine.Result, templates string) error {
 	return s.patchStatus(ctx, func(st *v1alpha1.UserImportStatus) {
 		now := metav1.Now()
 		st.Preview = &v1alpha1.PreviewStatus{
@@ -182,6 +182,7 @@ func (s *APISink) Preview(ctx context.Context, imp *v1alpha1.UserImport, res eng
 			SHA256:         res.SHA256,
 			SpecDigest:     jobs.SpecDigest(imp.Spec),
 			CompletionTime: &now,
+			Templates:      templates,
 		}
 		if imp.Spec.Invitations.Enabled() {
 			counts := res.Invitations.InvitationCounts

@@ -79,7 +79,7 @@ func (s *ConsoleSink) Report(_ context.Context, r RunReport) error {
 	return nil
 }
 
-func (s *ConsoleSink) Preview(_ context.Context, _ *v1alpha1.UserImport, res engine.Result) error {
+func (s *ConsoleSink) Preview(_ context.Context, _ *v1alpha1.UserImport, res engine.Result, _ string) error {
 	c := res.Counts
 	fmt.Fprintf(s.Out, "preview: rows %d  create %d  update %d  unchanged %d  deactivate %d  delete %d  errors %d  (managed users %d)\n",
 		c.Rows, c.Created, c.Updated, c.Unchanged, c.Deactivated, c.Deleted, c.Failed, res.ManagedUsers)

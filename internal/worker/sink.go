@@ -20,8 +20,9 @@ type Sink interface {
 	// Report stores the planned changes sample and the row errors.
 	Report(ctx context.Context, r RunReport) error
 	// Preview reports the result of a preview (or of an import stopped by
-	// the safety threshold) made for imp as the run read it.
-	Preview(ctx context.Context, imp *v1alpha1.UserImport, res engine.Result) error
+	// the safety threshold) made for imp as the run read it, with the
+	// sha256 of the invitation templates it rendered ("" without).
+	Preview(ctx context.Context, imp *v1alpha1.UserImport, res engine.Result, templates string) error
 	// Invitations reports the invitations of an import so far, sent by
 	// this run.
 	Invitations(ctx context.Context, inv engine.Invitations) error
@@ -165,8 +166,8 @@ func (t tee) Report(ctx context.Context, r RunReport) error {
 	return t.each(func(s Sink) error { return s.Report(ctx, r) })
 }
 
-func (t tee) Preview(ctx context.Context, imp *v1alpha1.UserImport, res engine.Result) error {
-	return t.each(func(s Sink) error { return s.Preview(ctx, imp, res) })
+func (t tee) Preview(ctx context.Context, imp *v1alpha1.UserImport, res engine.Result, templates string) error {
+	return t.each(func(s Sink) error { return s.Preview(ctx, imp, res, templates) })
 }
 
 func (t tee) Invitations(ctx context.Context, inv engine.Invitations) error {

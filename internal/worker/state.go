@@ -97,7 +97,9 @@ func writeAtomically(path string, data []byte) (err error) {
 
 func (s *StateFile) Report(context.Context, RunReport) error { return nil }
 
-func (s *StateFile) Preview(context.Context, *v1alpha1.UserImport, engine.Result) error { return nil }
+func (s *StateFile) Preview(context.Context, *v1alpha1.UserImport, engine.Result, string) error {
+	return nil
+}
 
 func (s *StateFile) Invitations(context.Context, engine.Invitations) error { return nil }
 

@@ -196,12 +196,19 @@ func run(ctx context.Context, cfg Config) (_ Outcome, err error) {
 	}
 
 	var invites *engine.InviteConfig
+	var templates string
 	if imp.Spec.Invitations.Enabled() {
 		var sender *mail.Sender
-		if invites, sender, err = invitations(ctx, cfg, file.ID()); err != nil {
+		if invites, sender, templates, err = invitations(ctx, cfg, file.ID()); err != nil {
 			return Outcome{}, err
 		}
 		defer sender.Close()
+		// An import sends what its preview rendered: templates edited
+		// since (a ConfigMap anyone in the namespace may change) are
+		// previewed again first.
+		if p := imp.Status.Preview; !dryRun && cp == nil && p != nil && p.Templates != "" && p.Templates != templates {
+			return Outcome{}, &jobs.SourceChangedError{Got: templates, Want: p.Templates, Templates: true}
+		}
 	}
 
 	var codes *engine.CodeConfig
@@ -258,7 +265,7 @@ func run(ctx context.Context, cfg Config) (_ Outcome, err error) {
 		return out, fmt.Errorf("writing the report: %w", err)
 	}
 	if dryRun || out.SafetyStop != nil {
-		if err := cfg.Sink.Preview(ctx, imp, res); err != nil {
+		if err := cfg.Sink.Preview(ctx, imp, res, templates); err != nil {
 			return out, fmt.Errorf("reporting the preview: %w", err)
 		}
 		return out, nil
@@ -286,17 +293,17 @@ func expectedSHA256(cfg Config) string {
 // the templates. A directory without spec.mail or spec.invitations, an
 // address attribute the mapping lacks, or templates that cannot be read
 // are refused before anything is written.
-func invitations(ctx context.Context, cfg Config, sha256 string) (*engine.InviteConfig, *mail.Sender, error) {
+func invitations(ctx context.Context, cfg Config, sha256 string) (*engine.InviteConfig, *mail.Sender, string, error) {
 	spec, dir := cfg.Import.Spec.Invitations, cfg.Directory
 	reject := func(reason, format string, args ...any) error {
 		return &jobs.Rejection{Reason: reason, Message: fmt.Sprintf(format, args...), SHA256: sha256}
 	}
 	if dir.Mail == nil || dir.Invitations == nil {
-		return nil, nil, reject(v1alpha1.ReasonInvitationsNotConfigured,
+		return nil, nil, "", reject(v1alpha1.ReasonInvitationsNotConfigured,
 			"spec.invitations: UserDirectory %s needs spec.mail (the relay) and spec.invitations (the invited attribute) to send invitations", cfg.Import.Spec.DirectoryRef.Name)
 	}
 	if !slices.Contains(mappedAttributes(cfg.Import.Spec), spec.AddressAttribute) {
-		return nil, nil, reject(v1alpha1.ReasonInvalidMapping, "spec.invitations.addressAttribute: %q is not an attribute of spec.mapping", spec.AddressAttribute)
+		return nil, nil, "", reject(v1alpha1.ReasonInvalidMapping, "spec.invitations.addressAttribute: %q is not an attribute of spec.mapping", spec.AddressAttribute)
 	}
 	configMaps := cfg.ConfigMaps
 	if configMaps == nil {
@@ -306,7 +313,7 @@ func invitations(ctx context.Context, cfg Config, sha256 string) (*engine.Invite
 	}
 	tpl, err := invite.Load(ctx, configMaps, spec.Templates)
 	if err != nil {
-		return nil, nil, reject(v1alpha1.ReasonInvalidTemplate, "spec.invitations.templates: %v", err)
+		return nil, nil, "", reject(v1alpha1.ReasonInvalidTemplate, "spec.invitations.templates: %v", err)
 	}
 	resend := 7 * 24 * time.Hour
 	if spec.ResendAfter != nil {
@@ -324,7 +331,7 @@ func invitations(ctx context.Context, cfg Config, sha256 string) (*engine.Invite
 		PendingValue:     dir.Invitations.PendingValue,
 		ResendAfter:      resend,
 		Inviter:          m,
-	}, sender, nil
+	}, sender, tpl.SHA256, nil
 }
 
 // recoveryCodes builds what the engine needs to give users codes. A
