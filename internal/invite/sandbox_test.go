@@ -9,13 +9,13 @@ import (
 // bound is refused when they are parsed, with the template and the line.
 func TestTemplatesAreSandboxed(t *testing.T) {
 	for text, want := range map[string]string{
-		"Hello\n{{range 100000000000}}x{{end}}":    "template text: line 2 uses range",
-		`{{printf "%999999999d" 1}}`:               "template text: line 1 calls printf",
-		`{{define "x"}}a{{end}}{{template "x"}}`:   "defines templates",
-		`{{template "text"}}`:                      "calls a template",
-		`{{range .Attributes}}{{.}}{{end}}`:        "uses range",
-		"{{with .GivenName}}{{call .}}{{end}}":     "calls call",
-		`{{(print .Identity) | len}}`:              "calls print",
+		"Hello\n{{range 100000000000}}x{{end}}":  "template text: line 2 uses range",
+		`{{printf "%999999999d" 1}}`:             "template text: line 1 calls printf",
+		`{{define "x"}}a{{end}}{{template "x"}}`: "defines templates",
+		`{{template "text"}}`:                    "calls a template",
+		`{{range .Attributes}}{{.}}{{end}}`:      "uses range",
+		"{{with .GivenName}}{{call .}}{{end}}":   "calls call",
+		`{{(print .Identity) | len}}`:            "calls print",
 	} {
 		if _, err := Parse(DefaultSubject, text, DefaultHTML); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want an error with %q", text, err, want)
