@@ -160,7 +160,7 @@ type Options struct {
 	// DialControl, when set, checks every connection's address after its
 	// name was resolved (egress.Policy.Control): the manager and its
 	// in-process runs reach no address an operator has not allowed.
-	DialControl func(network, address string, c syscall.RawConn) error
+	DialControl func(network, address string, c syscall.RawConn) error `json:"-"`
 }
 
 // Error is a failure of the directory as a whole, with a reason a person

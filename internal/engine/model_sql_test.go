@@ -288,7 +288,10 @@ func importKilled(t *testing.T, s modelScenario, job workerJob, r *rand.Rand, st
 		default:
 			job.KillAtCheckpoint = 1 + r.IntN(4)
 		}
-		b, _ := json.Marshal(job)
+		b, err := json.Marshal(job)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := os.WriteFile(jobFile, b, 0o600); err != nil {
 			t.Fatal(err)
 		}

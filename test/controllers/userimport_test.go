@@ -444,12 +444,14 @@ var _ = Describe("UserImport phases", func() {
 		readyDirectory(ns, "corp")
 		codes := func(s *uiov1.UserImportSpec) { s.RecoveryCodes = uiov1.RecoveryCodes{Generate: uiov1.CodesForNewUsers} }
 
-		imp := newImport(ns, "coded", "corp", uiov1.ActionPreview)
+		imp := newImport(ns, "coded", "corp", uiov1.ActionDraft)
 		editSpec(imp, func(s *uiov1.UserImportSpec) { codes(s); s.Action = uiov1.ActionImport })
 		expectPhase(imp, uiov1.PhaseImporting)
 		cur := getImport(imp)
 		key := &corev1.Secret{}
-		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: jobs.CodesKeySecretName(cur)}, key)).To(Succeed())
+		Eventually(func() error {
+			return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: jobs.CodesKeySecretName(cur)}, key)
+		}, 10*time.Second).Should(Succeed())
 		Expect(metav1.IsControlledBy(key, cur)).To(BeTrue(), "the key Secret is the import's")
 		Expect(key.Data[jobs.CodesKeyField]).To(HaveLen(32))
 		for _, r := range jobs.Role(cur).Rules {
@@ -462,7 +464,7 @@ var _ = Describe("UserImport phases", func() {
 		Expect(k8sClient.Create(ctx, planted)).To(Succeed())
 		// Another directory: imports of one directory run one at a time.
 		readyDirectory(ns, "corp2")
-		squat := newImport(ns, "squat", "corp2", uiov1.ActionPreview)
+		squat := newImport(ns, "squat", "corp2", uiov1.ActionDraft)
 		editSpec(squat, func(s *uiov1.UserImportSpec) { codes(s); s.Action = uiov1.ActionImport })
 		Eventually(func(g Gomega) {
 			c := condition(getImport(squat), uiov1.ConditionReady)
