@@ -136,7 +136,7 @@ func (run *scheduleRun) fingerprint(ctx context.Context) (v1alpha1.Change, error
 	src := tmpl.Source
 	switch {
 	case src.ConfigMap != nil || src.Secret != nil:
-		data, _, _, err := sourceKey(ctx, run.APIReader, run.sched.Namespace, src)
+		data, _, _, err := sourceKey(ctx, run.APIReader, run.SecretSelector, run.sched.Namespace, src)
 		if err != nil {
 			return c, err
 		}

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"k8s.io/apimachinery/pkg/labels"
 	"net/http"
 	"time"
 
@@ -55,6 +56,9 @@ type ImportScheduleReconciler struct {
 	// AmbientS3 tells which buckets named without credentials the
 	// manager may list with its own cloud identity; nil: none.
 	AmbientS3 func(bucket string) bool
+	// SecretSelector, when set, is what a Secret's labels must match
+	// for the operator to use it (--secret-label).
+	SecretSelector labels.Selector
 	// MaxConcurrentReconciles is the number of schedules reconciled at
 	// once (default 2).
 	MaxConcurrentReconciles int

@@ -34,7 +34,7 @@ func (run *scheduleRun) sourceUnchanged(ctx context.Context) (bool, string, erro
 	src := tmpl.Source
 	switch {
 	case src.ConfigMap != nil || src.Secret != nil:
-		data, _, _, err := sourceKey(ctx, run.APIReader, run.sched.Namespace, src)
+		data, _, _, err := sourceKey(ctx, run.APIReader, run.SecretSelector, run.sched.Namespace, src)
 		if err != nil {
 			return false, "", err
 		}
@@ -100,7 +100,7 @@ func (run *scheduleRun) lastCompleted() *v1alpha1.UserImport {
 
 // secrets reads keys of the Secrets of the schedule's namespace.
 func (run *scheduleRun) secrets() kube.KeyReader {
-	return cluster.Secrets(run.APIReader, run.sched.Namespace)
+	return cluster.SecretsMatching(run.APIReader, run.sched.Namespace, run.SecretSelector)
 }
 
 // headTimeout bounds a HEAD request to an HTTP source.

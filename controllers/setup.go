@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"k8s.io/apimachinery/pkg/labels"
 	"time"
 
 	"github.com/userimport/user-import-operator/internal/executor"
@@ -55,6 +56,10 @@ type Options struct {
 	// schedule checks, afterImport and in-process runs. No other bucket
 	// is reached without credentials.
 	AmbientS3Buckets []string
+	// SecretSelector, when set, is what the labels of a Secret that a
+	// UserDirectory or UserImport names must match for the operator to
+	// use it: its checks, its runs and the Secrets it mounts into Jobs.
+	SecretSelector labels.Selector
 }
 
 // Setup registers the field indexes and the UserDirectory, UserImport and
@@ -78,7 +83,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	var runEnded <-chan event.GenericEvent
 	switch o.Executor {
 	case "", ExecutorJob:
-		exec = &executor.Job{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Settings: o.Job}
+		exec = &executor.Job{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Settings: o.Job, SecretSelector: o.SecretSelector}
 	case ExecutorInProcess:
 		if o.Run == nil {
 			return fmt.Errorf("the in-process executor needs Options.Run")
@@ -90,6 +95,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		ip := executor.NewInProcess(o.Run, direct, o.InProcessRuns)
 		ip.AmbientS3 = source.AmbientBuckets(o.AmbientS3Buckets)
 		ip.DialControl = o.AllowedHosts.Control
+		ip.SecretSelector = o.SecretSelector
 		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 			<-ctx.Done()
 			ip.Shutdown()
@@ -103,33 +109,36 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	}
 
 	if err := (&UserDirectoryReconciler{
-		Client:        mgr.GetClient(),
-		APIReader:     mgr.GetAPIReader(),
-		Recorder:      mgr.GetEventRecorder("userdirectory-controller"),
-		CheckInterval: o.DirectoryCheckInterval,
-		RetryInterval: o.DirectoryRetryInterval,
-		CheckTimeout:  30 * time.Second,
-		AllowedHosts:  o.AllowedHosts,
-		Clock:         clock.RealClock{},
+		Client:         mgr.GetClient(),
+		APIReader:      mgr.GetAPIReader(),
+		Recorder:       mgr.GetEventRecorder("userdirectory-controller"),
+		CheckInterval:  o.DirectoryCheckInterval,
+		RetryInterval:  o.DirectoryRetryInterval,
+		CheckTimeout:   30 * time.Second,
+		AllowedHosts:   o.AllowedHosts,
+		SecretSelector: o.SecretSelector,
+		Clock:          clock.RealClock{},
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	if err := (&UserImportReconciler{
-		Client:       mgr.GetClient(),
-		APIReader:    mgr.GetAPIReader(),
-		Recorder:     mgr.GetEventRecorder("userimport-controller"),
-		Executor:     exec,
-		Metrics:      metrics.NewTracker(),
-		PollInterval: o.PollInterval,
-		Clock:        clock.RealClock{},
-		AllowedHosts: o.AllowedHosts,
-		AmbientS3:    source.AmbientBuckets(o.AmbientS3Buckets),
+		Client:         mgr.GetClient(),
+		APIReader:      mgr.GetAPIReader(),
+		Recorder:       mgr.GetEventRecorder("userimport-controller"),
+		Executor:       exec,
+		Metrics:        metrics.NewTracker(),
+		PollInterval:   o.PollInterval,
+		Clock:          clock.RealClock{},
+		AllowedHosts:   o.AllowedHosts,
+		AmbientS3:      source.AmbientBuckets(o.AmbientS3Buckets),
+		SecretSelector: o.SecretSelector,
 	}).SetupWithManager(mgr, runEnded); err != nil {
 		return err
 	}
 	sched := NewImportScheduleReconciler(mgr)
 	sched.AllowedHosts = o.AllowedHosts
 	sched.AmbientS3 = source.AmbientBuckets(o.AmbientS3Buckets)
+	sched.SecretSelector = o.SecretSelector
 	if err := sched.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the ImportSchedule controller: %w", err)
 	}

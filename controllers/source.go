@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"k8s.io/apimachinery/pkg/labels"
 	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -20,14 +21,14 @@ import (
 // sourceKey reads the ConfigMap or Secret key of src in namespace through
 // r (pass an uncached reader); what names it for messages. ok is false
 // for an HTTP source, which only the worker downloads.
-func sourceKey(ctx context.Context, r client.Reader, namespace string, src v1alpha1.ImportSource) (data []byte, what string, ok bool, err error) {
+func sourceKey(ctx context.Context, r client.Reader, sel labels.Selector, namespace string, src v1alpha1.ImportSource) (data []byte, what string, ok bool, err error) {
 	switch {
 	case src.ConfigMap != nil:
 		what = fmt.Sprintf("ConfigMap %s (key %s)", src.ConfigMap.Name, src.ConfigMap.Key)
 		data, err = cluster.ConfigMaps(r, namespace)(ctx, src.ConfigMap.Name, src.ConfigMap.Key)
 	case src.Secret != nil:
 		what = fmt.Sprintf("Secret %s (key %s)", src.Secret.Name, src.Secret.Key)
-		data, err = cluster.Secrets(r, namespace)(ctx, src.Secret.Name, src.Secret.Key)
+		data, err = cluster.SecretsMatching(r, namespace, sel)(ctx, src.Secret.Name, src.Secret.Key)
 	default:
 		return nil, "", false, nil
 	}

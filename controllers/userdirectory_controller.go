@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"k8s.io/apimachinery/pkg/labels"
 	"time"
 
 	"github.com/userimport/user-import-operator/internal/kube/cluster"
@@ -48,7 +49,10 @@ type UserDirectoryReconciler struct {
 	// AllowedHosts restricts the hosts a check connects to; nil allows
 	// every host.
 	AllowedHosts *egress.Policy
-	Clock        clock.PassiveClock
+	// SecretSelector, when set, is what a Secret's labels must match
+	// for the operator to use it (--secret-label).
+	SecretSelector labels.Selector
+	Clock          clock.PassiveClock
 }
 
 // Reconcile implements reconcile.Reconciler.
@@ -124,7 +128,7 @@ func (r *UserDirectoryReconciler) reconcileCheck(ctx context.Context, dir *v1alp
 	r.checkMail(ctx, dir)
 	cctx, cancel := context.WithTimeout(ctx, r.CheckTimeout)
 	defer cancel()
-	caps, err := checkDirectory(cctx, dir, cluster.Secrets(r.APIReader, dir.Namespace), r.AllowedHosts)
+	caps, err := checkDirectory(cctx, dir, cluster.SecretsMatching(r.APIReader, dir.Namespace, r.SecretSelector), r.AllowedHosts)
 	t := metav1.NewTime(r.Clock.Now())
 	dir.Status.LastCheckTime = &t
 	dir.Status.ObservedGeneration = dir.Generation
@@ -217,7 +221,7 @@ func (r *UserDirectoryReconciler) checkMail(ctx context.Context, dir *v1alpha1.U
 	if err == nil {
 		mctx, cancel := context.WithTimeout(ctx, r.CheckTimeout)
 		defer cancel()
-		err = mail.Check(mctx, relay, cluster.Secrets(r.APIReader, dir.Namespace), r.CheckTimeout, r.AllowedHosts.Control)
+		err = mail.Check(mctx, relay, cluster.SecretsMatching(r.APIReader, dir.Namespace, r.SecretSelector), r.CheckTimeout, r.AllowedHosts.Control)
 		reason = mail.ReasonOf(err)
 	}
 	if err != nil {

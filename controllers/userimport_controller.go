@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"k8s.io/apimachinery/pkg/labels"
 	"time"
 
 	"github.com/userimport/user-import-operator/internal/executor"
@@ -62,6 +63,9 @@ type UserImportReconciler struct {
 	// manager may reach with its own cloud identity (afterImport); nil:
 	// none.
 	AmbientS3 func(bucket string) bool
+	// SecretSelector, when set, is what a Secret's labels must match
+	// for the operator to use it (--secret-label).
+	SecretSelector labels.Selector
 }
 
 // verdict is the outcome of one step of the state machine.
@@ -731,7 +735,7 @@ func (run *importRun) rejected(ctx context.Context, stage jobs.Stage, rej *jobs.
 // in no set order. It is asked again with a backoff that grows with the
 // import's age, up to a minute.
 func (run *importRun) sourceMissing(ctx context.Context) (*verdict, error) {
-	_, what, ok, err := sourceKey(ctx, run.APIReader, run.imp.Namespace, run.imp.Spec.Source)
+	_, what, ok, err := sourceKey(ctx, run.APIReader, run.SecretSelector, run.imp.Namespace, run.imp.Spec.Source)
 	if !ok {
 		return nil, nil
 	}
@@ -761,7 +765,7 @@ func (run *importRun) refusedFileReplaced(ctx context.Context) (bool, error) {
 	if refused == "" {
 		return false, nil
 	}
-	data, what, ok, err := sourceKey(ctx, run.APIReader, run.imp.Namespace, run.imp.Spec.Source)
+	data, what, ok, err := sourceKey(ctx, run.APIReader, run.SecretSelector, run.imp.Namespace, run.imp.Spec.Source)
 	if !ok || errors.Is(err, kube.ErrNotFound) {
 		return false, nil
 	}

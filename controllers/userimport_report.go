@@ -148,7 +148,7 @@ func (r *UserImportReconciler) mailReport(ctx context.Context, imp *v1alpha1.Use
 		return fmt.Errorf("UserDirectory %s spec.mail.host: %w", dir.Name, err)
 	}
 	msg := reportmail.Message(imp, phase, secret.Data, now)
-	sender := mail.NewSender(dir.Spec.Mail, cluster.Secrets(r.APIReader, imp.Namespace), reportTimeout)
+	sender := mail.NewSender(dir.Spec.Mail, cluster.SecretsMatching(r.APIReader, imp.Namespace, r.SecretSelector), reportTimeout)
 	sender.Retries, sender.Backoff = 2, time.Second
 	sender.DialControl = r.AllowedHosts.Control
 	defer sender.Close()

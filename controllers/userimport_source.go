@@ -95,7 +95,7 @@ func (run *importRun) moveOrDelete(ctx context.Context, a *v1alpha1.AfterImport,
 func (run *importRun) archiveOnce(ctx context.Context, a *v1alpha1.AfterImport, obj source.Object) (string, error) {
 	cctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	store, _, err := source.Connect(cctx, run.imp.Spec.Source, source.Options{Secrets: cluster.Secrets(run.APIReader, run.imp.Namespace), AmbientS3: run.AmbientS3, DialControl: run.AllowedHosts.Control})
+	store, _, err := source.Connect(cctx, run.imp.Spec.Source, source.Options{Secrets: cluster.SecretsMatching(run.APIReader, run.imp.Namespace, run.SecretSelector), AmbientS3: run.AmbientS3, DialControl: run.AllowedHosts.Control})
 	if err != nil {
 		return "", err
 	}

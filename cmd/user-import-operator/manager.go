@@ -10,6 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -43,6 +44,7 @@ func runManager(args []string) error {
 	watchNamespaces := fs.String("watch-namespaces", "", "comma-separated namespaces whose objects the manager reconciles; empty: every namespace")
 	singleTenant := fs.Bool("single-tenant", false, "the cluster has one tenant: allows --executor=inprocess while watching more than one namespace")
 	inProcessRuns := fs.Int("inprocess-max-runs", executor.DefaultInProcessRuns, "runs of the in-process executor at a time; the others wait")
+	secretLabel := fs.String("secret-label", "", "a label selector (userimport.dev/usable=true) that every Secret a UserDirectory or UserImport names must match for the operator to use it; empty: any Secret of the object's namespace")
 	ambientBuckets := fs.String("s3-ambient-buckets", "", "comma-separated S3 buckets that the manager (schedule checks, afterImport, in-process runs) may reach with its own cloud identity when a source names no credentials; empty: none")
 	opts := zap.Options{}
 	opts.BindFlags(fs)
@@ -52,6 +54,12 @@ func runManager(args []string) error {
 	allowed, err := egress.Parse(*allowedHosts)
 	if err != nil {
 		return fmt.Errorf("--allowed-hosts: %w", err)
+	}
+	var secretSelector labels.Selector
+	if *secretLabel != "" {
+		if secretSelector, err = labels.Parse(*secretLabel); err != nil {
+			return fmt.Errorf("--secret-label: %w", err)
+		}
 	}
 	var resources *corev1.ResourceRequirements
 	if *workerResources != "" {
@@ -111,6 +119,7 @@ func runManager(args []string) error {
 		AllowedHosts:           allowed,
 		InProcessRuns:          *inProcessRuns,
 		AmbientS3Buckets:       splitList(*ambientBuckets),
+		SecretSelector:         secretSelector,
 	}); err != nil {
 		return fmt.Errorf("setting up the controllers: %w", err)
 	}

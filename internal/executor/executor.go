@@ -5,6 +5,7 @@ package executor
 
 import (
 	"context"
+	"k8s.io/apimachinery/pkg/labels"
 	"syscall"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -74,6 +75,9 @@ type RunConfig struct {
 	// (egress.Policy.Control): in process, the run has the manager's
 	// network position.
 	DialControl func(network, address string, c syscall.RawConn) error
+	// SecretSelector, when set, is what the labels of a Secret the run
+	// reads must match (--secret-label).
+	SecretSelector labels.Selector
 }
 
 // RunFunc runs one stage in process (worker.RunInProcess). It returns the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"k8s.io/apimachinery/pkg/labels"
 	"sync"
 	"syscall"
 
@@ -27,6 +28,8 @@ type InProcess struct {
 	// AmbientS3 and DialControl are handed to Run (RunConfig).
 	AmbientS3   func(bucket string) bool
 	DialControl func(network, address string, c syscall.RawConn) error
+	// SecretSelector is handed to Run (RunConfig).
+	SecretSelector labels.Selector
 
 	// slots bounds the runs at a time: the others wait for one.
 	slots chan struct{}
@@ -86,7 +89,7 @@ func (e *InProcess) Start(_ context.Context, imp *v1alpha1.UserImport, dir *v1al
 	ctx, cancel := context.WithCancel(e.base)
 	r := &run{cancel: cancel}
 	e.runs[k] = r
-	cfg := RunConfig{Namespace: imp.Namespace, Import: imp.Name, Stage: stage, Directory: *dir.Spec.DeepCopy(), Client: e.Client, AmbientS3: e.AmbientS3, DialControl: e.DialControl}
+	cfg := RunConfig{Namespace: imp.Namespace, Import: imp.Name, Stage: stage, Directory: *dir.Spec.DeepCopy(), Client: e.Client, AmbientS3: e.AmbientS3, DialControl: e.DialControl, SecretSelector: e.SecretSelector}
 	notify := &v1alpha1.UserImport{}
 	notify.Namespace, notify.Name = imp.Namespace, imp.Name
 	go func() {

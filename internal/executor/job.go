@@ -3,6 +3,8 @@ package executor
 import (
 	"context"
 	"fmt"
+	"github.com/userimport/user-import-operator/internal/kube/cluster"
+	"k8s.io/apimachinery/pkg/labels"
 	"sort"
 	"strings"
 
@@ -28,6 +30,9 @@ type Job struct {
 	APIReader client.Reader
 	// Settings of the Jobs.
 	Settings jobs.Settings
+	// SecretSelector, when set, is what the labels of every Secret the
+	// Job mounts must match (--secret-label).
+	SecretSelector labels.Selector
 }
 
 var _ Executor = (*Job)(nil)
@@ -35,6 +40,13 @@ var _ Executor = (*Job)(nil)
 // Start creates the worker's ServiceAccount, Role and RoleBinding, then the
 // Job. A Job of that name that exists already is adopted.
 func (e *Job) Start(ctx context.Context, imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory, stage jobs.Stage) error {
+	if e.SecretSelector != nil {
+		for _, name := range jobs.SecretNames(imp, dir) {
+			if err := cluster.CheckSecret(ctx, e.APIReader, imp.Namespace, name, e.SecretSelector); err != nil {
+				return err
+			}
+		}
+	}
 	if err := e.ensureAccess(ctx, imp); err != nil {
 		return err
 	}

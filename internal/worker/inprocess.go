@@ -65,7 +65,7 @@ func RunInProcess(ctx context.Context, rc executor.RunConfig) (*jobs.SafetyStop,
 		return nil, err
 	}
 	defer os.RemoveAll(work)
-	secrets := cluster.Secrets(rc.Client, rc.Namespace)
+	secrets := cluster.SecretsMatching(rc.Client, rc.Namespace, rc.SecretSelector)
 	src := source.Options{Dir: work, Secrets: secrets, ConfigMaps: cluster.ConfigMaps(rc.Client, rc.Namespace), AmbientS3: rc.AmbientS3, DialControl: rc.DialControl}
 	key := types.NamespacedName{Namespace: rc.Namespace, Name: rc.Import}
 	cfg, err := InCluster(ctx, rc.Client, key, rc.Stage, rc.Directory, secrets, src)

@@ -168,7 +168,7 @@ func TestChartValues(t *testing.T) {
 		"replicas=2", "executor=inprocess", "logLevel=debug",
 		"metrics.port=9090", "metrics.serviceMonitor.enabled=true",
 		"worker.resources.requests.cpu=250m", "worker.resources.limits.memory=1Gi",
-		"watchNamespaces={hr,it}", "singleTenant=true", "inProcessMaxRuns=3", "allowedHosts={*.corp.example,10.1.0.0/16}", "s3AmbientBuckets={hr-exports}", "nodeSelector.pool=ops", "tolerations[0].key=dedicated", "tolerations[0].operator=Exists",
+		"watchNamespaces={hr,it}", "singleTenant=true", "inProcessMaxRuns=3", "allowedHosts={*.corp.example,10.1.0.0/16}", "s3AmbientBuckets={hr-exports}", "secretLabel=userimport.dev/usable=true", "nodeSelector.pool=ops", "tolerations[0].key=dedicated", "tolerations[0].operator=Exists",
 		"resources.limits.memory=1Gi")
 	d := objs["Deployment/user-import-operator-controller-manager"]
 	if d == nil {
@@ -181,7 +181,7 @@ func TestChartValues(t *testing.T) {
 	args := fmt.Sprint(c["args"])
 	for _, want := range []string{"--executor=inprocess", "--zap-log-level=debug", "--metrics-bind-address=:9090",
 		`--worker-resources={"limits":{"memory":"1Gi"},"requests":{"cpu":"250m"}}`, "--watch-namespaces=hr,it", "--worker-image-pull-policy=Always", "--leader-elect",
-		"--single-tenant", "--inprocess-max-runs=3", "--allowed-hosts=*.corp.example,10.1.0.0/16", "--s3-ambient-buckets=hr-exports"} {
+		"--single-tenant", "--inprocess-max-runs=3", "--allowed-hosts=*.corp.example,10.1.0.0/16", "--s3-ambient-buckets=hr-exports", "--secret-label=userimport.dev/usable=true"} {
 		if !strings.Contains(args, want) {
 			t.Errorf("args %s lack %s", args, want)
 		}

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	uiov1 "github.com/userimport/user-import-operator/api/v1alpha1"
@@ -200,5 +201,38 @@ var _ = Describe("the in-process executor", func() {
 		Expect(c.Stage).To(Equal(jobs.StageImport))
 		Expect(c.Directory.SCIM.URL).To(Equal(scim.URL))
 		Expect(jobsOf(imp)).To(BeEmpty(), "no Job in process mode")
+	})
+})
+
+var _ = Describe("a manager with --secret-label", func() {
+	It("uses no Secret without the label: a directory check and an import's Job wait for it", func() {
+		stopManager()
+		defer func() {
+			stopManager()
+			stopManager = startManager(controllers.Options{AllowedHosts: testenv.Loopback(), Executor: controllers.ExecutorJob, Job: jobSettings})
+		}()
+		sel, err := labels.Parse("userimport.dev/usable=true")
+		Expect(err).NotTo(HaveOccurred())
+		stopManager = startManager(controllers.Options{AllowedHosts: testenv.Loopback(), Executor: controllers.ExecutorJob, Job: jobSettings, SecretSelector: sel, DirectoryRetryInterval: 2 * time.Second})
+
+		ns := newNamespace()
+		token := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "corp-token", Namespace: ns}, Data: map[string][]byte{"token": []byte(scimToken)}}
+		Expect(k8sClient.Create(ctx, token)).To(Succeed())
+		dir := scimDirectory(ns, "corp", scim.URL, "corp-token")
+		Expect(k8sClient.Create(ctx, dir)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(dir), dir)).To(Succeed())
+			c := meta.FindStatusCondition(dir.Status.Conditions, uiov1.ConditionReady)
+			g.Expect(c).NotTo(BeNil())
+			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+			g.Expect(c.Message).To(ContainSubstring("does not carry the label userimport.dev/usable=true"))
+		}, 20*time.Second, 100*time.Millisecond).Should(Succeed())
+
+		token.Labels = map[string]string{"userimport.dev/usable": "true"}
+		Expect(k8sClient.Update(ctx, token)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(dir), dir)).To(Succeed())
+			g.Expect(meta.IsStatusConditionTrue(dir.Status.Conditions, uiov1.ConditionReady)).To(BeTrue(), "conditions %+v", dir.Status.Conditions)
+		}, 60*time.Second, 100*time.Millisecond).Should(Succeed())
 	})
 })

@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/userimport/user-import-operator/internal/kube"
@@ -17,13 +18,18 @@ import (
 // uncached reader, so that the manager does not cache every Secret of the
 // cluster.
 func Secrets(r client.Reader, namespace string) kube.KeyReader {
+	return SecretsMatching(r, namespace, nil)
+}
+
+// SecretsMatching is Secrets that reads only Secrets whose labels match
+// sel (all of them when sel is nil): an operator that sets
+// --secret-label uses no Secret that was not labelled for it, whatever a
+// UserDirectory or UserImport names.
+func SecretsMatching(r client.Reader, namespace string, sel labels.Selector) kube.KeyReader {
 	return func(ctx context.Context, name, key string) ([]byte, error) {
-		var s corev1.Secret
-		if err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &s); err != nil {
-			if apierrors.IsNotFound(err) {
-				return nil, kube.NotFound("Secret %s not found in namespace %s", name, namespace)
-			}
-			return nil, fmt.Errorf("reading Secret %s: %w", name, err)
+		s, err := secret(ctx, r, namespace, name, sel)
+		if err != nil {
+			return nil, err
 		}
 		v, ok := s.Data[key]
 		if !ok {
@@ -31,6 +37,27 @@ func Secrets(r client.Reader, namespace string) kube.KeyReader {
 		}
 		return v, nil
 	}
+}
+
+// CheckSecret tells whether Secret name of namespace exists and matches
+// sel (see SecretsMatching).
+func CheckSecret(ctx context.Context, r client.Reader, namespace, name string, sel labels.Selector) error {
+	_, err := secret(ctx, r, namespace, name, sel)
+	return err
+}
+
+func secret(ctx context.Context, r client.Reader, namespace, name string, sel labels.Selector) (*corev1.Secret, error) {
+	var s corev1.Secret
+	if err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &s); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, kube.NotFound("Secret %s not found in namespace %s", name, namespace)
+		}
+		return nil, fmt.Errorf("reading Secret %s: %w", name, err)
+	}
+	if sel != nil && !sel.Matches(labels.Set(s.Labels)) {
+		return nil, fmt.Errorf("Secret %s does not carry the label %s that the operator requires of the Secrets it uses", name, sel)
+	}
+	return &s, nil
 }
 
 // ConfigMaps reads keys of the ConfigMaps of namespace through r, from
