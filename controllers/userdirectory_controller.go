@@ -110,6 +110,7 @@ func (r *UserDirectoryReconciler) reconcileQueue(ctx context.Context, dir *v1alp
 // reconcileCheck checks the directory when its spec changed or the last
 // check is older than the interval.
 func (r *UserDirectoryReconciler) reconcileCheck(ctx context.Context, dir *v1alpha1.UserDirectory) ctrl.Result {
+	setInsecureTransport(&dir.Status.Conditions, dir.Generation, directoryInsecure(dir.Spec))
 	ready := meta.FindStatusCondition(dir.Status.Conditions, v1alpha1.ConditionReady)
 	interval := r.CheckInterval
 	if ready == nil || ready.Status != metav1.ConditionTrue || meta.IsStatusConditionFalse(dir.Status.Conditions, v1alpha1.ConditionMailReady) {

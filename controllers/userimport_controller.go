@@ -127,6 +127,7 @@ func (r *UserImportReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 	if err == nil {
 		conditions.Set(&imp.Status.Conditions, imp.Generation, v.state, v.reason, v.message)
+		setInsecureTransport(&imp.Status.Conditions, imp.Generation, sourceInsecure(imp.Spec.Source))
 		imp.Status.ObservedGeneration = imp.Generation
 	}
 	if err := run.status.finish(ctx, err); err != nil {

@@ -173,6 +173,14 @@ const (
 	ReasonHostNotAllowed = "HostNotAllowed"
 )
 
+// ConditionInsecureTransport is True on a UserDirectory or UserImport
+// whose spec allows a connection in clear, or to a server that is not
+// verified (an insecure: true field), with reason InsecureAllowed.
+const (
+	ConditionInsecureTransport = "InsecureTransport"
+	ReasonInsecureAllowed      = "InsecureAllowed"
+)
+
 // ConditionMailReady is a UserDirectory's condition about its mail relay
 // (spec.mail): True when the relay answers, offers what spec.mail asks
 // for and accepts the credentials. Absent without spec.mail.

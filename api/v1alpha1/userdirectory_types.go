@@ -321,6 +321,8 @@ type ExecutionSettings struct {
 }
 
 // SCIMDirectory connects to a SCIM 2.0 service provider.
+// +kubebuilder:validation:XValidation:rule="self.url.startsWith('https://') || (has(self.insecure) && self.insecure)",message="spec.scim.url: http:// sends the token and every user in clear; use https://, or set spec.scim.insecure: true"
+// +kubebuilder:validation:XValidation:rule="!has(self.auth) || !has(self.auth.oauth2) || self.auth.oauth2.tokenURL.startsWith('https://') || (has(self.insecure) && self.insecure)",message="spec.scim.auth.oauth2.tokenURL: http:// sends the client secret in clear; use https://, or set spec.scim.insecure: true"
 type SCIMDirectory struct {
 	// url is the base URL of the SCIM service, under which /Users,
 	// /ServiceProviderConfig and /Bulk are found, for example
@@ -347,6 +349,12 @@ type SCIMDirectory struct {
 	// Groups) in the service's /Groups.
 	// +optional
 	Groups *SCIMGroups `json:"groups,omitempty"`
+
+	// insecure allows an http:// url or token URL in clear: without it, the API server refuses
+	// a cleartext URL. The object then carries the condition
+	// InsecureTransport.
+	// +optional
+	Insecure bool `json:"insecure,omitempty"`
 }
 
 // SCIMGroups says how an import keeps SCIM groups. Groups it creates carry
@@ -400,6 +408,7 @@ type OAuth2ClientCredentials struct {
 }
 
 // LDAPDirectory connects to an LDAP directory.
+// +kubebuilder:validation:XValidation:rule="self.url.startsWith('ldaps://') || (has(self.startTLS) && self.startTLS) || (has(self.insecure) && self.insecure)",message="spec.ldap.url: ldap:// without startTLS sends the bind password and every user in clear; use ldaps:// or startTLS: true, or set spec.ldap.insecure: true"
 type LDAPDirectory struct {
 	// url of the server: ldap://host:389 or ldaps://host:636.
 	// +kubebuilder:validation:MaxLength=2048
@@ -410,6 +419,12 @@ type LDAPDirectory struct {
 	// before binding.
 	// +optional
 	StartTLS bool `json:"startTLS,omitempty"`
+
+	// insecure allows an ldap:// url without startTLS in clear: without it, the API server refuses
+	// a cleartext URL. The object then carries the condition
+	// InsecureTransport.
+	// +optional
+	Insecure bool `json:"insecure,omitempty"`
 
 	// caBundle is a Secret key holding PEM certificates that sign the
 	// server's certificate.
@@ -538,6 +553,14 @@ type SQLDirectory struct {
 	// dsn is a Secret key holding the data source name: a PostgreSQL
 	// connection URL, or an SQLite file path.
 	DSN SecretKeyRef `json:"dsn"`
+
+	// insecure allows a PostgreSQL DSN whose sslmode is below verify-ca
+	// (disable, allow, prefer, require: the server is not verified, or the
+	// connection may be in clear). Without it such a directory is refused
+	// (InvalidConfig). The object then carries the condition
+	// InsecureTransport.
+	// +optional
+	Insecure bool `json:"insecure,omitempty"`
 
 	// table that holds one row per user, optionally schema-qualified.
 	// +kubebuilder:validation:MaxLength=128

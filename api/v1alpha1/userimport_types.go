@@ -244,6 +244,7 @@ type SFTPSource struct {
 }
 
 // S3Source reads an object from an S3 bucket.
+// +kubebuilder:validation:XValidation:rule="!has(self.endpoint) || size(self.endpoint) == 0 || self.endpoint.startsWith('https://') || (has(self.insecure) && self.insecure)",message="spec.source.s3.endpoint: http:// sends the file and the request signatures in clear; use https://, or set spec.source.s3.insecure: true"
 type S3Source struct {
 	FileSelector `json:",inline"`
 
@@ -268,6 +269,12 @@ type S3Source struct {
 	// name, as most S3-compatible servers need.
 	// +optional
 	PathStyle bool `json:"pathStyle,omitempty"`
+
+	// insecure allows an http:// endpoint in clear: without it, the API server refuses
+	// a cleartext URL. The object then carries the condition
+	// InsecureTransport.
+	// +optional
+	Insecure bool `json:"insecure,omitempty"`
 
 	// credentials names a Secret with the keys "accessKeyID" and
 	// "secretAccessKey" (and "sessionToken" when temporary). Without it the
@@ -317,6 +324,7 @@ type AfterImport struct {
 }
 
 // HTTPSource downloads a file over HTTP(S).
+// +kubebuilder:validation:XValidation:rule="self.url.startsWith('https://') || (has(self.insecure) && self.insecure)",message="spec.source.http.url: http:// sends the file (and any credentials) in clear; use https://, or set spec.source.http.insecure: true"
 type HTTPSource struct {
 	// url of the file.
 	// +kubebuilder:validation:MaxLength=2048
@@ -346,6 +354,12 @@ type HTTPSource struct {
 	// +kubebuilder:validation:Minimum=1
 	// +optional
 	MaxBytes int64 `json:"maxBytes,omitempty"`
+
+	// insecure allows an http:// url in clear: without it, the API server refuses
+	// a cleartext URL. The object then carries the condition
+	// InsecureTransport.
+	// +optional
+	Insecure bool `json:"insecure,omitempty"`
 }
 
 // DefaultHTTPMaxBytes is the download limit of an http source without

@@ -142,7 +142,7 @@ func startSQLGroups(driver v1alpha1.SQLDriver) func(t *testing.T) (directory.Dir
 		}); err != nil {
 			t.Fatal(err)
 		}
-		spec := &v1alpha1.SQLDirectory{Driver: driver, DSN: v1alpha1.SecretKeyRef{Name: "db", Key: "dsn"}, Table: table, Groups: groups}
+		spec := &v1alpha1.SQLDirectory{Driver: driver, DSN: v1alpha1.SecretKeyRef{Name: "db", Key: "dsn"}, Table: table, Groups: groups, Insecure: true}
 		d, err := sqldir.New(ctx, spec, peerOptions("uid", "mark", true), func(context.Context, string, string) ([]byte, error) { return []byte(dsn), nil })
 		if err != nil {
 			t.Fatal(err)

@@ -41,7 +41,7 @@ type sqlModelDir struct {
 }
 
 func (s sqlModelDir) spec() *v1alpha1.SQLDirectory {
-	return &v1alpha1.SQLDirectory{Driver: s.Driver, DSN: v1alpha1.SecretKeyRef{Name: "db", Key: "dsn"}, Table: s.Table,
+	return &v1alpha1.SQLDirectory{Driver: s.Driver, DSN: v1alpha1.SecretKeyRef{Name: "db", Key: "dsn"}, Table: s.Table, Insecure: true,
 		Groups: &v1alpha1.SQLGroups{Table: s.Group}}
 }
 

@@ -70,7 +70,7 @@ func startPostgresTable(t *testing.T, users []seedUser) (string, string, directo
 		t.Fatalf("seeding PostgreSQL: %v", err)
 	}
 
-	spec := &v1alpha1.SQLDirectory{Driver: v1alpha1.SQLDriverPostgres, DSN: v1alpha1.SecretKeyRef{Name: "db", Key: "dsn"}, Table: table}
+	spec := &v1alpha1.SQLDirectory{Driver: v1alpha1.SQLDriverPostgres, DSN: v1alpha1.SecretKeyRef{Name: "db", Key: "dsn"}, Table: table, Insecure: true}
 	secrets := func(context.Context, string, string) ([]byte, error) { return []byte(dsn), nil }
 	open := func(managedOnly bool) directory.Directory {
 		d, err := sqldir.New(ctx, spec, peerOptions("uid", "mark", managedOnly), secrets)
@@ -98,7 +98,7 @@ func TestPostgresIdentityOfTheWrongTypeFailsItsLineAlone(t *testing.T) {
 	if _, err := conn.Exec(ctx, "CREATE TABLE "+table+" (uid uuid PRIMARY KEY, mail text, title text, mark text, active boolean NOT NULL DEFAULT true)"); err != nil {
 		t.Fatal(err)
 	}
-	spec := &v1alpha1.SQLDirectory{Driver: v1alpha1.SQLDriverPostgres, DSN: v1alpha1.SecretKeyRef{Name: "db", Key: "dsn"}, Table: table}
+	spec := &v1alpha1.SQLDirectory{Driver: v1alpha1.SQLDriverPostgres, DSN: v1alpha1.SecretKeyRef{Name: "db", Key: "dsn"}, Table: table, Insecure: true}
 	d, err := sqldir.New(ctx, spec, peerOptions("uid", "mark", true), func(context.Context, string, string) ([]byte, error) { return []byte(dsn), nil })
 	if err != nil {
 		t.Fatal(err)

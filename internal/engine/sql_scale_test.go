@@ -56,7 +56,7 @@ func TestSQLImportOf100kRows(t *testing.T) {
 			}
 			dirSpec := v1alpha1.UserDirectorySpec{
 				IdentityAttribute: "user_name",
-				SQL:               &v1alpha1.SQLDirectory{Driver: tc.driver, DSN: v1alpha1.SecretKeyRef{Name: "db", Key: "dsn"}, Table: "users"},
+				SQL:               &v1alpha1.SQLDirectory{Driver: tc.driver, DSN: v1alpha1.SecretKeyRef{Name: "db", Key: "dsn"}, Table: "users", Insecure: true},
 				Execution:         v1alpha1.ExecutionSettings{Concurrency: 4, BatchSize: 500},
 			}
 			impSpec := v1alpha1.UserImportSpec{

@@ -50,7 +50,7 @@ func usersTable(t *testing.T) (string, string) {
 
 func openSQL(t *testing.T, dsn, table string) directory.Directory {
 	t.Helper()
-	spec := &v1alpha1.SQLDirectory{Driver: v1alpha1.SQLDriverPostgres, DSN: v1alpha1.SecretKeyRef{Name: "db", Key: "dsn"}, Table: table}
+	spec := &v1alpha1.SQLDirectory{Driver: v1alpha1.SQLDriverPostgres, DSN: v1alpha1.SecretKeyRef{Name: "db", Key: "dsn"}, Table: table, Insecure: true}
 	secrets := func(context.Context, string, string) ([]byte, error) { return []byte(dsn), nil }
 	d, err := sqldir.New(context.Background(), spec, dirOptions, secrets)
 	if err != nil {

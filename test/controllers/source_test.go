@@ -109,7 +109,7 @@ var _ = Describe("Files read in place", func() {
 		readyDirectory(ns, "corp")
 		secret(ns, "s3", map[string]string{"accessKeyID": s3server.AccessKey, "secretAccessKey": s3server.SecretKey})
 		imp := inPlaceImport(ns, "weekly", uiov1.ImportSource{
-			S3:          &uiov1.S3Source{FileSelector: uiov1.FileSelector{Path: "in/hr.csv"}, Bucket: "hr-exports", Endpoint: srv.Endpoint, PathStyle: true, Credentials: &uiov1.LocalObjectReference{Name: "s3"}},
+			S3:          &uiov1.S3Source{FileSelector: uiov1.FileSelector{Path: "in/hr.csv"}, Bucket: "hr-exports", Endpoint: srv.Endpoint, PathStyle: true, Credentials: &uiov1.LocalObjectReference{Name: "s3"}, Insecure: true},
 			AfterImport: &uiov1.AfterImport{Action: uiov1.AfterImportDelete},
 		})
 		expectPhase(imp, uiov1.PhaseImporting)

@@ -8,6 +8,7 @@ package controllers_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -133,8 +134,10 @@ func scimDirectory(ns, name, url, tokenSecret string) *uiov1.UserDirectory {
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Spec: uiov1.UserDirectorySpec{
 			SCIM: &uiov1.SCIMDirectory{
-				URL:  url,
-				Auth: uiov1.SCIMAuth{BearerToken: &uiov1.SecretKeyRef{Name: tokenSecret, Key: "token"}},
+				URL: url,
+				// The test server may speak http.
+				Insecure: strings.HasPrefix(url, "http://"),
+				Auth:     uiov1.SCIMAuth{BearerToken: &uiov1.SecretKeyRef{Name: tokenSecret, Key: "token"}},
 			},
 			IdentityAttribute: "userName",
 		},

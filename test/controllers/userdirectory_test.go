@@ -79,13 +79,21 @@ var _ = Describe("UserDirectory", func() {
 			Data:       map[string][]byte{"token": []byte("not-the-token")},
 		})).To(Succeed())
 		Expect(k8sClient.Create(ctx, scimDirectory(ns, "badauth", scim.URL, "wrong"))).To(Succeed())
-		Expect(k8sClient.Create(ctx, scimDirectory(ns, "down", fmt.Sprintf("http://127.0.0.1:%d/scim/v2", closedPort()), "wrong"))).To(Succeed())
+		down := scimDirectory(ns, "down", fmt.Sprintf("http://127.0.0.1:%d/scim/v2", closedPort()), "wrong")
+		Expect(k8sClient.Create(ctx, down)).To(Succeed())
 		Eventually(func(g Gomega) {
 			g.Expect(readyCondition(ns, "badauth")(g).Reason).To(Equal(uiov1.ReasonAuthenticationFailed))
 			c := readyCondition(ns, "down")(g)
 			g.Expect(c.Reason).To(Equal(uiov1.ReasonUnreachable))
 			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
 		}, 20*time.Second).Should(Succeed())
+		// A directory allowed in clear says so.
+		got := &uiov1.UserDirectory{}
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(down), got)).To(Succeed())
+		c := meta.FindStatusCondition(got.Status.Conditions, uiov1.ConditionInsecureTransport)
+		Expect(c).NotTo(BeNil())
+		Expect(c.Status).To(Equal(metav1.ConditionTrue))
+		Expect(c.Message).To(ContainSubstring("spec.scim.insecure"))
 
 		// An import against it waits and says why.
 		imp := newImport(ns, "hr", "badauth", uiov1.ActionImport)

@@ -67,6 +67,12 @@ var _ = Describe("Validation by the API server", func() {
 		Entry("an sftp source with neither a path nor a pattern", func(ui *uiov1.UserImport) {
 			ui.Spec.Source = uiov1.ImportSource{SFTP: &uiov1.SFTPSource{Host: "sftp.example.com", Credentials: uiov1.LocalObjectReference{Name: "sftp"}}}
 		}, "spec.source.sftp", "exactly one of path or pattern must be set"),
+		Entry("an http source in clear without insecure", func(ui *uiov1.UserImport) {
+			ui.Spec.Source = uiov1.ImportSource{HTTP: &uiov1.HTTPSource{URL: "http://hr.example.com/export.csv"}}
+		}, "spec.source.http.url: http:// sends the file (and any credentials) in clear; use https://, or set spec.source.http.insecure: true"),
+		Entry("an s3 endpoint in clear without insecure", func(ui *uiov1.UserImport) {
+			ui.Spec.Source = uiov1.ImportSource{S3: &uiov1.S3Source{FileSelector: uiov1.FileSelector{Path: "a.csv"}, Bucket: "hr", Endpoint: "http://minio.example:9000"}}
+		}, "spec.source.s3.endpoint: http:// sends the file and the request signatures in clear"),
 		Entry("an s3 endpoint that is not a URL", func(ui *uiov1.UserImport) {
 			ui.Spec.Source = uiov1.ImportSource{S3: &uiov1.S3Source{FileSelector: uiov1.FileSelector{Path: "a.csv"}, Bucket: "hr", Endpoint: "minio:9000"}}
 		}, "spec.source.s3.endpoint must be an http:// or https:// URL"),
@@ -220,6 +226,10 @@ var _ = Describe("Validation by the API server", func() {
 		Entry("an S3 key with the pod's own credentials, deleted", uiov1.ImportSource{
 			S3:          &uiov1.S3Source{FileSelector: uiov1.FileSelector{Path: "hr/employees.csv"}, Bucket: "acme-hr", Region: "eu-central-1"},
 			AfterImport: &uiov1.AfterImport{Action: uiov1.AfterImportDelete}}),
+		Entry("an S3-compatible server in clear, marked insecure", uiov1.ImportSource{
+			S3: &uiov1.S3Source{FileSelector: uiov1.FileSelector{Path: "hr/employees.csv"}, Bucket: "acme-hr", Endpoint: "http://minio.hr.internal:9000", Insecure: true}}),
+		Entry("an http source in clear, marked insecure", uiov1.ImportSource{
+			HTTP: &uiov1.HTTPSource{URL: "http://hr.internal/export.csv", Insecure: true}}),
 		Entry("a claim, kept", uiov1.ImportSource{
 			PersistentVolumeClaim: &uiov1.PVCSource{ClaimName: "exports", FileSelector: uiov1.FileSelector{Pattern: "*.csv"}},
 			AfterImport:           &uiov1.AfterImport{Action: uiov1.AfterImportKeep}}),
@@ -229,6 +239,17 @@ var _ = Describe("Validation by the API server", func() {
 		func(ud *uiov1.UserDirectory, wants ...string) {
 			expectRejected(k8sClient.Create(ctx, ud), wants...)
 		},
+		Entry("a SCIM service over http without insecure", validSCIMDirectory(func(ud *uiov1.UserDirectory) {
+			ud.Spec.SCIM.URL = "http://idp.example.com/scim/v2"
+		}), "spec.scim.url: http:// sends the token and every user in clear; use https://, or set spec.scim.insecure: true"),
+		Entry("an OAuth token URL over http without insecure", validSCIMDirectory(func(ud *uiov1.UserDirectory) {
+			ud.Spec.SCIM.Auth = uiov1.SCIMAuth{OAuth2: &uiov1.OAuth2ClientCredentials{TokenURL: "http://idp.example.com/token", ClientSecretRef: uiov1.LocalObjectReference{Name: "oauth"}}}
+		}), "spec.scim.auth.oauth2.tokenURL: http:// sends the client secret in clear"),
+		Entry("LDAP in clear without insecure", validSCIMDirectory(func(ud *uiov1.UserDirectory) {
+			ud.Spec.SCIM = nil
+			ud.Spec.LDAP = ldapDirectory()
+			ud.Spec.LDAP.URL = "ldap://ldap.example.com:389"
+		}), "spec.ldap.url: ldap:// without startTLS sends the bind password and every user in clear"),
 		Entry("a mail relay in clear without insecure", validSCIMDirectory(func(ud *uiov1.UserDirectory) {
 			ud.Spec.Mail = &uiov1.MailRelay{Host: "smtp.example.com", TLS: uiov1.MailNoTLS, From: "hr@example.com"}
 		}), "spec.mail", "spec.mail.tls None sends passwords and mail in clear: set spec.mail.insecure: true to allow it"),

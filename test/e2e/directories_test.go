@@ -47,6 +47,8 @@ var _ = Describe("Imports into SCIM and LDAP directories", Ordered, func() {
 					SCIM: &uiov1.SCIMDirectory{
 						URL:  srv.URL,
 						Auth: uiov1.SCIMAuth{BearerToken: &uiov1.SecretKeyRef{Name: tokenSecret, Key: "token"}},
+						// The test server may speak http.
+						Insecure: strings.HasPrefix(srv.URL, "http://"),
 					},
 					IdentityAttribute: "userName",
 				},
@@ -93,6 +95,8 @@ var _ = Describe("Imports into SCIM and LDAP directories", Ordered, func() {
 					LDAP: &uiov1.LDAPDirectory{
 						URL: srv.URL, BindDN: srv.BindDN, UsersBaseDN: srv.PeopleDN,
 						BindPassword: uiov1.SecretKeyRef{Name: passwordSecret, Key: "password"},
+						// The test server speaks ldap:// without StartTLS.
+						Insecure: true,
 					},
 					IdentityAttribute: "uid",
 				},

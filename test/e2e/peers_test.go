@@ -275,6 +275,8 @@ func sqlDirectory(ctx context.Context, name string, t *sqlTable, dsn string, exe
 				Driver: uiov1.SQLDriverPostgres,
 				DSN:    uiov1.SecretKeyRef{Name: secret.Name, Key: "dsn"},
 				Table:  t.name,
+				// The test server speaks without TLS.
+				Insecure: true,
 			},
 			IdentityAttribute: "employee_id",
 			Execution:         exec,

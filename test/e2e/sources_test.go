@@ -112,6 +112,8 @@ var _ = Describe("Imports of files read in place", Ordered, func() {
 			FileSelector: uiov1.FileSelector{Pattern: "workday/employees_*.csv"},
 			Bucket:       "hr-exports", Endpoint: srv.Endpoint, PathStyle: true,
 			Credentials: &uiov1.LocalObjectReference{Name: "s3-million-keys"},
+			// The test server speaks http.
+			Insecure: true,
 		}}
 		start := time.Now()
 		imp := newImport(ctx, "s3-million", spec)

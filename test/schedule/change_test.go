@@ -201,7 +201,7 @@ var _ = Describe("an ImportSchedule on change", func() {
 		defer srv.Close()
 		s := onChangeSchedule(ns, func(s *uiov1.ImportSchedule) {
 			s.Spec.Triggers.DebounceSeconds = ptr.To[int32](0)
-			s.Spec.Template.Spec.Source = uiov1.ImportSource{HTTP: &uiov1.HTTPSource{URL: srv.URL + "/export.csv"}}
+			s.Spec.Template.Spec.Source = uiov1.ImportSource{HTTP: &uiov1.HTTPSource{URL: srv.URL + "/export.csv", Insecure: true}}
 		})
 		expectChildren(s, 1)
 		after(s, 10*time.Minute)

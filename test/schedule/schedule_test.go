@@ -355,6 +355,7 @@ var _ = Describe("ImportSchedule", func() {
 				s.Spec.SkipIfUnchanged = true
 				s.Spec.Template.Spec.Source = uiov1.ImportSource{HTTP: &uiov1.HTTPSource{
 					URL: srv.URL + "/export.csv", BearerToken: &uiov1.SecretKeyRef{Name: "hr-token", Key: "token"},
+					Insecure: true,
 				}}
 			})
 			waitNext(s, at("2025-06-01T10:00:00Z"))

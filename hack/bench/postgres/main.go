@@ -300,7 +300,7 @@ func runChild(mode, file, dsn, table string) error {
 // settings, every column mapped.
 func importFile(ctx context.Context, file string, driver v1alpha1.SQLDriver, dsn, table string) (engine.Result, error) {
 	opts := directory.Options{IdentityAttribute: hrgen.Header[0], ManagedOnly: true, MarkerAttribute: marker, MarkerValue: "user-import-operator", Concurrency: concurrency(), MaxRetries: 3}
-	spec := &v1alpha1.SQLDirectory{Driver: driver, DSN: v1alpha1.SecretKeyRef{Name: "db", Key: "dsn"}, Table: table}
+	spec := &v1alpha1.SQLDirectory{Driver: driver, DSN: v1alpha1.SecretKeyRef{Name: "db", Key: "dsn"}, Table: table, Insecure: true}
 	dir, err := sqldir.New(ctx, spec, opts, func(context.Context, string, string) ([]byte, error) { return []byte(dsn), nil })
 	if err != nil {
 		return engine.Result{}, err

@@ -22,12 +22,16 @@ import (
 	"github.com/userimport/user-import-operator/internal/directory"
 )
 
-func openPostgres(dsn string, concurrency int, control func(network, address string, c syscall.RawConn) error) (*stdsql.DB, error) {
+func openPostgres(dsn string, concurrency int, control func(network, address string, c syscall.RawConn) error, insecure bool) (*stdsql.DB, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		// The parse error quotes the DSN, password redaction only best
 		// effort: say what is wrong without it.
 		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "dsn: not a valid PostgreSQL connection string")
+	}
+	if !insecure && !verified(cfg) {
+		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig,
+			"dsn: its sslmode is below verify-ca: the password and every user may go in clear, or to a server nobody verified; use sslmode=verify-full (or verify-ca), or set spec.sql.insecure: true")
 	}
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = 10 * time.Second
@@ -102,6 +106,26 @@ func (postgresDialect) loadSchema(ctx context.Context, db *stdsql.DB, table []st
 		}
 	}
 	return sc, rows.Err()
+}
+
+// verified tells whether every connection cfg makes is TLS with the
+// server's certificate verified (sslmode verify-ca or verify-full): pgx
+// verifies verify-ca in VerifyPeerCertificate, with InsecureSkipVerify
+// set; require sets InsecureSkipVerify alone; disable, allow and prefer
+// connect, or fall back, without TLS.
+func verified(cfg *pgx.ConnConfig) bool {
+	ok := func(t *tls.Config) bool {
+		return t != nil && (!t.InsecureSkipVerify || t.VerifyPeerCertificate != nil)
+	}
+	if !ok(cfg.TLSConfig) {
+		return false
+	}
+	for _, fb := range cfg.Fallbacks {
+		if !ok(fb.TLSConfig) {
+			return false
+		}
+	}
+	return true
 }
 
 func (postgresDialect) classify(err error) errClass {

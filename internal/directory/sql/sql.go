@@ -141,7 +141,7 @@ func New(ctx context.Context, spec *v1alpha1.SQLDirectory, opts directory.Option
 	switch spec.Driver {
 	case v1alpha1.SQLDriverPostgres:
 		dir.d = postgresDialect{}
-		dir.read, err = openPostgres(dsn, conc, opts.DialControl)
+		dir.read, err = openPostgres(dsn, conc, opts.DialControl, spec.Insecure)
 		dir.write = dir.read
 	case v1alpha1.SQLDriverSQLite:
 		dir.d = sqliteDialect{}

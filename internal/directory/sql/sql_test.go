@@ -105,6 +105,8 @@ func (e *env) spec() *v1alpha1.SQLDirectory {
 		DSN:     v1alpha1.SecretKeyRef{Name: "db", Key: "dsn"},
 		Table:   e.table,
 		Columns: map[string]string{"userName": "id_col"},
+		// The test server speaks without TLS.
+		Insecure: true,
 	}
 }
 
@@ -433,7 +435,7 @@ func TestSchemaMismatch(t *testing.T) {
 func TestConnectionErrors(t *testing.T) {
 	ctx := context.Background()
 	reason := func(drv v1alpha1.SQLDriver, dsn string) (string, error) {
-		spec := &v1alpha1.SQLDirectory{Driver: drv, DSN: v1alpha1.SecretKeyRef{Name: "db", Key: "dsn"}, Table: "users"}
+		spec := &v1alpha1.SQLDirectory{Driver: drv, DSN: v1alpha1.SecretKeyRef{Name: "db", Key: "dsn"}, Table: "users", Insecure: true}
 		opts := defaultOpts()
 		opts.MaxRetries = 1
 		d, err := New(ctx, spec, opts, secretsWith(dsn))
@@ -877,4 +879,30 @@ func TestStatusColumn(t *testing.T) {
 			t.Fatalf("Check without the status column: %v", err)
 		}
 	})
+}
+
+// A PostgreSQL DSN below verify-ca is refused unless the directory says
+// insecure: the password and every user could go in clear, or to a
+// server nobody verified.
+func TestPostgresNeedsAVerifiedServerOrInsecure(t *testing.T) {
+	for _, mode := range []string{"disable", "allow", "prefer", "require"} {
+		dsn := "postgres://u:p@db.example:5432/hr?sslmode=" + mode
+		_, err := openPostgres(dsn, 1, nil, false)
+		if directory.ReasonOf(err) != v1alpha1.ReasonInvalidConfig || !strings.Contains(err.Error(), "spec.sql.insecure") {
+			t.Errorf("sslmode=%s: %v, want InvalidConfig naming spec.sql.insecure", mode, err)
+		}
+		if db, err := openPostgres(dsn, 1, nil, true); err != nil {
+			t.Errorf("sslmode=%s with insecure: %v", mode, err)
+		} else {
+			db.Close()
+		}
+	}
+	for _, mode := range []string{"verify-ca", "verify-full"} {
+		db, err := openPostgres("postgres://u:p@db.example:5432/hr?sslmode="+mode, 1, nil, false)
+		if err != nil {
+			t.Errorf("sslmode=%s: %v", mode, err)
+			continue
+		}
+		db.Close()
+	}
 }
