@@ -205,3 +205,36 @@ func TestChartValues(t *testing.T) {
 		t.Error("the leader election Role or the metrics Service is rendered while disabled")
 	}
 }
+
+// With watchNamespaces the manager's rules are granted in those
+// namespaces only: a Role and a RoleBinding in each, no ClusterRole.
+func TestChartWatchNamespacesGrantsRolesPerNamespace(t *testing.T) {
+	root, err := repo.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := run(t, root, tool(t, "HELM"), "template", release, "charts/user-import-operator", "--namespace", namespace, "--set", "watchNamespaces={hr,it}")
+	dec := yaml.NewYAMLOrJSONDecoder(bytes.NewReader(out), 4096)
+	roles, bindings := map[string]bool{}, map[string]bool{}
+	for {
+		var m map[string]any
+		if err := dec.Decode(&m); err != nil {
+			break
+		}
+		u := &unstructured.Unstructured{Object: m}
+		switch {
+		case u.GetKind() == "ClusterRole" && strings.HasSuffix(u.GetName(), "-manager-role"),
+			u.GetKind() == "ClusterRoleBinding" && strings.HasSuffix(u.GetName(), "-manager-rolebinding"):
+			t.Errorf("%s %s is cluster-wide although the manager watches two namespaces", u.GetKind(), u.GetName())
+		case u.GetKind() == "Role" && strings.HasSuffix(u.GetName(), "-manager-role"):
+			roles[u.GetNamespace()] = len(field(t, u, "rules").([]any)) > 0
+		case u.GetKind() == "RoleBinding" && strings.HasSuffix(u.GetName(), "-manager-rolebinding"):
+			bindings[u.GetNamespace()] = true
+		}
+	}
+	for _, ns := range []string{"hr", "it"} {
+		if !roles[ns] || !bindings[ns] {
+			t.Errorf("namespace %s: Role with rules %v, RoleBinding %v", ns, roles[ns], bindings[ns])
+		}
+	}
+}
