@@ -5,16 +5,19 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/userimport/user-import-operator/controllers"
@@ -27,11 +30,11 @@ import (
 
 func runManager(args []string) error {
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
-	metricsAddr := fs.String("metrics-bind-address", ":8080", "address the metrics endpoint binds to; 0 disables it")
+	metricsAddr := fs.String("metrics-bind-address", ":8443", "address the metrics endpoint binds to; 0 disables it")
 	probeAddr := fs.String("health-probe-bind-address", ":8081", "address the health and readiness probes bind to")
 	leaderElect := fs.Bool("leader-elect", false, "elect a leader so that only one manager of several replicas reconciles")
 	leaderNamespace := fs.String("leader-election-namespace", "", "namespace of the leader election lease (default: the pod's namespace)")
-	secureMetrics := fs.Bool("metrics-secure", false, "serve metrics over HTTPS with authentication and authorization")
+	secureMetrics := fs.Bool("metrics-secure", true, "serve metrics over HTTPS to callers whose token may get the /metrics URL (TokenReview and SubjectAccessReview); false serves them in clear to anyone")
 	executorKind := fs.String("executor", controllers.ExecutorJob, "where previews and imports run: job (a batch/v1 Job per stage) or inprocess (inside this process)")
 	workerImage := fs.String("worker-image", os.Getenv("OPERATOR_IMAGE"), "image of the worker Jobs: the operator's own (default $OPERATOR_IMAGE)")
 	pullPolicy := fs.String("worker-image-pull-policy", string(corev1.PullIfNotPresent), "pull policy of the worker image")
@@ -86,8 +89,9 @@ func runManager(args []string) error {
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
 		Scheme: scheme.New(),
 		Metrics: metricsserver.Options{
-			BindAddress:   *metricsAddr,
-			SecureServing: *secureMetrics,
+			BindAddress:    *metricsAddr,
+			SecureServing:  *secureMetrics,
+			FilterProvider: metricsFilter(*secureMetrics),
 			// HTTP/2 is off: it exposes the metrics server to the HTTP/2
 			// Stream Cancellation and Rapid Reset CVEs.
 			TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }},
@@ -142,4 +146,14 @@ func splitList(v string) []string {
 		}
 	}
 	return out
+}
+
+// metricsFilter authenticates and authorizes metrics callers when they are
+// served securely: a caller's token must be allowed to get /metrics (the
+// metrics-reader ClusterRole).
+func metricsFilter(secure bool) func(*rest.Config, *http.Client) (metricsserver.Filter, error) {
+	if !secure {
+		return nil
+	}
+	return filters.WithAuthenticationAndAuthorization
 }

@@ -125,7 +125,7 @@ var _ = Describe("The install manifests in config/", Ordered, func() {
 	It("probe the ports and paths the manager serves", func() {
 		c := managerDeployment().Spec.Template.Spec.Containers[0]
 		Expect(c.Args).To(HaveExactElements("manager", "--leader-elect",
-			"--health-probe-bind-address=:8081", "--metrics-bind-address=:8080"))
+			"--health-probe-bind-address=:8081", "--metrics-bind-address=:8443"))
 		Expect(c.LivenessProbe.HTTPGet.Path).To(Equal("/healthz"))
 		Expect(c.LivenessProbe.HTTPGet.Port).To(Equal(intstr.FromInt32(8081)))
 		Expect(c.ReadinessProbe.HTTPGet.Path).To(Equal("/readyz"))

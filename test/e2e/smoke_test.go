@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -17,9 +18,12 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/yaml"
@@ -57,18 +61,48 @@ func isReady(p *corev1.Pod) bool {
 // get fetches http://podIP:port/path; the suite runs in the cluster's
 // network namespace, where pods are on the local bridge.
 func get(ctx context.Context, podIP string, port int, path string) (int, string, error) {
-	url := "http://" + net.JoinHostPort(podIP, fmt.Sprint(port)) + path
+	return fetch(ctx, "http", podIP, port, path, "")
+}
+
+// fetch fetches scheme://podIP:port/path, with token as a bearer token
+// when set. The manager's metrics certificate is self-signed.
+func fetch(ctx context.Context, scheme, podIP string, port int, path, token string) (int, string, error) {
+	url := scheme + "://" + net.JoinHostPort(podIP, fmt.Sprint(port)) + path
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return 0, "", err
 	}
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+	resp, err := (&http.Client{Timeout: 10 * time.Second, Transport: tr}).Do(req)
 	if err != nil {
 		return 0, "", err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(body), err
+}
+
+// scraperToken is the token of a ServiceAccount bound to the operator's
+// metrics-reader ClusterRole, as a Prometheus would be.
+func scraperToken(ctx context.Context) string {
+	GinkgoHelper()
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: testNamespace, Name: "metrics-scraper"}}
+	if err := k8s.Create(ctx, sa); err != nil && !apierrors.IsAlreadyExists(err) {
+		Expect(err).NotTo(HaveOccurred())
+	}
+	crb := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "e2e-metrics-scraper"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "user-import-operator-metrics-reader"},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: testNamespace, Name: sa.Name}}}
+	if err := k8s.Create(ctx, crb); err != nil && !apierrors.IsAlreadyExists(err) {
+		Expect(err).NotTo(HaveOccurred())
+	}
+	tr, err := clientset.CoreV1().ServiceAccounts(testNamespace).CreateToken(ctx, sa.Name, &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](600)}}, metav1.CreateOptions{})
+	Expect(err).NotTo(HaveOccurred())
+	return tr.Status.Token
 }
 
 var _ = Describe("The operator as deployed (config/default, or the Helm chart)", Label("smoke"), func() {
@@ -91,10 +125,16 @@ var _ = Describe("The operator as deployed (config/default, or the Helm chart)",
 			Expect(err).NotTo(HaveOccurred(), path)
 			Expect(code).To(Equal(http.StatusOK), "%s answered %q", path, body)
 		}
+		// Metrics are served over HTTPS to a token allowed to read them,
+		// and to no one else.
+		code, _, err := fetch(ctx, "https", pod.Status.PodIP, 8443, "/metrics", "")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(code).To(Equal(http.StatusUnauthorized), "metrics without a token")
+		token := scraperToken(ctx)
 		// Reconcile counters appear once the controllers are registered,
 		// a moment after the manager becomes Ready.
 		Eventually(func(g Gomega) {
-			code, body, err := get(ctx, pod.Status.PodIP, 8080, "/metrics")
+			code, body, err := fetch(ctx, "https", pod.Status.PodIP, 8443, "/metrics", token)
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(code).To(Equal(http.StatusOK))
 			g.Expect(body).To(ContainSubstring(`controller_runtime_reconcile_total{controller="userimport"`))
