@@ -70,7 +70,7 @@ func s3Remote(t *testing.T) remote {
 		},
 		source: func(sel v1alpha1.FileSelector) v1alpha1.ImportSource {
 			return v1alpha1.ImportSource{S3: &v1alpha1.S3Source{FileSelector: sel, Bucket: "hr-exports", Endpoint: srv.Endpoint, PathStyle: true,
-				Credentials: &v1alpha1.LocalObjectReference{Name: "s3"}}}
+				Credentials: &v1alpha1.LocalObjectReference{Name: "s3"}, Insecure: true}}
 		},
 		secrets: map[string]string{"s3/accessKeyID": s3server.AccessKey, "s3/secretAccessKey": s3server.SecretKey},
 	}
