@@ -202,8 +202,7 @@ func (e *Job) terminationMessage(ctx context.Context, job *batchv1.Job) (string,
 	return lastLine(all[len(all)-1].msg), nil
 }
 
-// lastLine is the last non-empty line of s: the worker writes one line;
-// with FallbackToLogsOnError the log tail ends with the error.
+// lastLine is the last non-empty line of s: the worker writes one line.
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.TrimSpace(lines[len(lines)-1])

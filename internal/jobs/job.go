@@ -152,11 +152,14 @@ func Build(imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory, stage Stage, s
 							"--secrets-dir", SecretsDir,
 							"--source-dir", SourceDir,
 						},
-						Env:                      []corev1.EnvVar{{Name: EnvDirectory, Value: string(dirJSON)}},
-						Resources:                resources,
-						VolumeMounts:             mounts,
-						TerminationMessagePath:   TerminationLogPath,
-						TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+						Env:                    []corev1.EnvVar{{Name: EnvDirectory, Value: string(dirJSON)}},
+						Resources:              resources,
+						VolumeMounts:           mounts,
+						TerminationMessagePath: TerminationLogPath,
+						// The file only: the worker writes one value-free line
+						// there; its log, which a crash would put there
+						// instead, is not made for a status.
+						TerminationMessagePolicy: corev1.TerminationMessageReadFile,
 						SecurityContext: &corev1.SecurityContext{
 							RunAsNonRoot:             ptr.To(true),
 							RunAsUser:                ptr.To(WorkerUID),

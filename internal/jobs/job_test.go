@@ -83,7 +83,7 @@ func TestBuildJob(t *testing.T) {
 		!reflect.DeepEqual(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
 		t.Errorf("container security context %+v", sc)
 	}
-	if c.Image != settings.Image || c.ImagePullPolicy != corev1.PullIfNotPresent || c.TerminationMessagePolicy != corev1.TerminationMessageFallbackToLogsOnError {
+	if c.Image != settings.Image || c.ImagePullPolicy != corev1.PullIfNotPresent || c.TerminationMessagePolicy != corev1.TerminationMessageReadFile {
 		t.Errorf("container %s %s %s", c.Image, c.ImagePullPolicy, c.TerminationMessagePolicy)
 	}
 	wantArgs := []string{"worker", "--namespace", "people", "--import", "hr-march", "--stage", "Import",
