@@ -238,3 +238,41 @@ func TestChartWatchNamespacesGrantsRolesPerNamespace(t *testing.T) {
 		}
 	}
 }
+
+// networkPolicy.enabled ships the manager's policy and, in each watched
+// namespace, one for the worker pods: no ingress to workers, and egress
+// that never reaches the cloud metadata service.
+func TestChartNetworkPolicies(t *testing.T) {
+	root, err := repo.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, root, tool(t, "HELM"), "lint", "--strict", "charts/user-import-operator", "--set", "networkPolicy.enabled=true", "--set", "watchNamespaces={hr}")
+	out := run(t, root, tool(t, "HELM"), "template", release, "charts/user-import-operator", "--namespace", namespace,
+		"--set", "networkPolicy.enabled=true", "--set", "watchNamespaces={hr,it}", "--set", "networkPolicy.directoryCIDRs={10.20.0.0/16}")
+	dec := yaml.NewYAMLOrJSONDecoder(bytes.NewReader(out), 4096)
+	policies := map[string]*unstructured.Unstructured{}
+	for {
+		var m map[string]any
+		if err := dec.Decode(&m); err != nil {
+			break
+		}
+		if u := (&unstructured.Unstructured{Object: m}); u.GetKind() == "NetworkPolicy" {
+			policies[u.GetNamespace()+"/"+u.GetName()] = u
+		}
+	}
+	if len(policies) != 3 {
+		t.Fatalf("%d NetworkPolicies, want the manager's and one per watched namespace: %v", len(policies), policies)
+	}
+	for key, p := range policies {
+		spec := fmt.Sprint(p.Object["spec"])
+		if !strings.Contains(spec, "except:[169.254.0.0/16]") || !strings.Contains(spec, "10.20.0.0/16") {
+			t.Errorf("%s does not keep the metadata service out or lacks the directories: %s", key, spec)
+		}
+		if strings.HasPrefix(key, "hr/") || strings.HasPrefix(key, "it/") {
+			if !strings.Contains(spec, "ingress:[]") || !strings.Contains(spec, "values:[preview import]") {
+				t.Errorf("%s: worker pods get ingress or are not selected: %s", key, spec)
+			}
+		}
+	}
+}
