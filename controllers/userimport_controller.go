@@ -337,6 +337,10 @@ func (run *importRun) idle(ctx context.Context) (verdict, error) {
 		switch {
 		case sourceChangedBlocked(imp) && !previewFresh(imp):
 			target = v1alpha1.PhasePreviewPending
+		case imp.Spec.RecoveryCodes.Generate == v1alpha1.CodesAll && !previewFresh(imp) && imp.Status.Progress == nil:
+			// Rotating every user's code needs the count approved, which
+			// a preview gives.
+			target = v1alpha1.PhasePreviewPending
 		case safetyBlocked(imp), sourceChangedBlocked(imp):
 			target = v1alpha1.PhasePreviewReady
 		}

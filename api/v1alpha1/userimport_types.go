@@ -580,6 +580,14 @@ type SafetySettings struct {
 	// +optional
 	ApprovedDeprovisions *int32 `json:"approvedDeprovisions,omitempty"`
 
+	// approvedRecoveryCodes approves an import with recoveryCodes.generate
+	// All, which replaces the code of every user of the file: it must
+	// equal the number of codes its preview counted
+	// (status.preview.recoveryCodes), or the import stops before writing.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	ApprovedRecoveryCodes *int64 `json:"approvedRecoveryCodes,omitempty"`
+
 	// maxMembershipRemovals is the most group memberships an import may
 	// remove without approval.
 	// +kubebuilder:validation:Minimum=0

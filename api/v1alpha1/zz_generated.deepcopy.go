@@ -1078,6 +1078,11 @@ func (in *SafetySettings) DeepCopyInto(out *SafetySettings) {
 		*out = new(int32)
 		**out = **in
 	}
+	if in.ApprovedRecoveryCodes != nil {
+		in, out := &in.ApprovedRecoveryCodes, &out.ApprovedRecoveryCodes
+		*out = new(int64)
+		**out = **in
+	}
 	if in.MaxMembershipRemovals != nil {
 		in, out := &in.MaxMembershipRemovals, &out.MaxMembershipRemovals
 		*out = new(int32)

@@ -384,6 +384,11 @@ type SafetyStop struct {
 	// could not be read: with any, a full import proves nobody absent
 	// without approval, whatever the thresholds.
 	UnreadableLines int64 `json:"unreadableLines,omitempty"`
+	// CodeStop says that an import with recoveryCodes.generate All waits
+	// for approvedRecoveryCodes to equal Codes, the codes its preview
+	// counted (-1: there is no preview).
+	CodeStop bool  `json:"codeStop,omitempty"`
+	Codes    int64 `json:"codes,omitempty"`
 }
 
 // ParseSafetyStop reads a worker's termination message; it returns nil
@@ -425,8 +430,13 @@ func (s SafetyStop) Sentence(spec v1alpha1.UserImportSpec) string {
 		}
 		parts = append(parts, lines+" no readable identity (see the errors), so the import cannot tell whether their users are absent")
 	}
-	if s.DeprovisionStop || !s.MembershipStop {
+	if s.DeprovisionStop || (!s.MembershipStop && !s.CodeStop) {
 		parts = append(parts, s.deprovisionSentence(spec))
+	}
+	if s.CodeStop && s.Codes < 0 {
+		parts = append(parts, "recoveryCodes.generate All replaces the code of every user of the file: a preview counts them first")
+	} else if s.CodeStop {
+		parts = append(parts, fmt.Sprintf("the import would give %d users new recovery codes (recoveryCodes.generate All), replacing the codes they have; set spec.safety.approvedRecoveryCodes: %d to approve", s.Codes, s.Codes))
 	}
 	if s.MembershipStop {
 		parts = append(parts, s.membershipSentence(spec))

@@ -190,8 +190,15 @@ func (p *Plugin) Approve(ctx context.Context, name string, yes bool) error {
 	if pv.Groups != nil {
 		removals = pv.Groups.MembershipsRemoved
 	}
-	if n == 0 && removals == 0 {
-		return refuse("UserImport %q plans no deactivations, deletions or removals from groups: there is nothing to approve", name)
+	var rotations int64
+	if imp.Spec.RecoveryCodes.Generate == v1alpha1.CodesAll {
+		rotations = pv.RecoveryCodes
+	}
+	if n == 0 && removals == 0 && rotations == 0 {
+		return refuse("UserImport %q plans no deactivations, deletions, removals from groups or code rotations: there is nothing to approve", name)
+	}
+	if rotations > 0 {
+		fmt.Fprintf(p.out(), "UserImport %s would give %d users new recovery codes, replacing the codes they have.\n", name, rotations)
 	}
 	if n > 0 {
 		fmt.Fprintf(p.out(), "UserImport %s would deactivate %d and delete %d of %d managed users (%d in all).\n",
@@ -216,6 +223,9 @@ func (p *Plugin) Approve(ctx context.Context, name string, yes bool) error {
 		if removals > 0 {
 			s.Safety.ApprovedMembershipRemovals = &removed
 		}
+		if rotations > 0 {
+			s.Safety.ApprovedRecoveryCodes = &rotations
+		}
 	}); err != nil {
 		return err
 	}
@@ -229,6 +239,9 @@ func (p *Plugin) Approve(ctx context.Context, name string, yes bool) error {
 	}
 	if removals > 0 {
 		approved = append(approved, fmt.Sprintf("spec.safety.approvedMembershipRemovals=%d", removed))
+	}
+	if rotations > 0 {
+		approved = append(approved, fmt.Sprintf("spec.safety.approvedRecoveryCodes=%d", rotations))
 	}
 	fmt.Fprintf(p.out(), "approved: %s; %s\n", strings.Join(approved, ", "), next)
 	return nil

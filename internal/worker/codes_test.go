@@ -19,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
@@ -609,5 +610,60 @@ func TestCodesSecretsAreMadeAheadOfTheWorker(t *testing.T) {
 	withCodes.Spec.RecoveryCodes.Generate = v1alpha1.CodesForNewUsers
 	if r := jobs.Role(withCodes); !strings.Contains(fmt.Sprint(r.Rules), jobs.CodesSecretName(imp, 6)) {
 		t.Fatalf("the worker's Role does not name the Secrets ahead: %v", r.Rules)
+	}
+}
+
+// Rotating every user's code (generate All) waits for the exact count
+// its preview gave to be approved: without it the import stops before
+// writing anything; with it, every user gets a new code.
+func TestRotatingEveryCodeNeedsTheCountApproved(t *testing.T) {
+	_, c := testenv.Shared(t)
+	ctx := context.Background()
+	f := newFixture(t, c, "codes-rotate")
+	writeCSV(t, f.csvPath, 40)
+	f.withCodes(t, v1alpha1.CodesAll)
+	imp := f.get(t)
+	imp.Spec.Mode = v1alpha1.ModeDelta
+	if err := c.Update(ctx, imp); err != nil {
+		t.Fatal(err)
+	}
+
+	out, err := f.runCodes(ctx, t, jobs.StageImport, f.sink(), nil)
+	if err != nil || out.SafetyStop == nil || !out.SafetyStop.CodeStop || out.SafetyStop.Codes != -1 {
+		t.Fatalf("an import without a preview: %+v (%v), want a stop that asks for a preview", out.SafetyStop, err)
+	}
+	if _, err := f.runCodes(ctx, t, jobs.StagePreview, f.sink(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if p := f.get(t).Status.Preview; p == nil || p.RecoveryCodes != 40 {
+		t.Fatalf("preview %+v, want 40 codes planned", p)
+	}
+	for _, approved := range []*int64{nil, ptr.To[int64](39)} {
+		imp := f.get(t)
+		imp.Spec.Safety.ApprovedRecoveryCodes = approved
+		if err := c.Update(ctx, imp); err != nil {
+			t.Fatal(err)
+		}
+		out, err := f.runCodes(ctx, t, jobs.StageImport, f.sink(), nil)
+		if err != nil || out.SafetyStop == nil || !out.SafetyStop.CodeStop || out.SafetyStop.Codes != 40 {
+			t.Fatalf("approved %v: %+v (%v), want a stop for 40 codes", approved, out.SafetyStop, err)
+		}
+		if msg := out.SafetyStop.Sentence(imp.Spec); !strings.Contains(msg, "set spec.safety.approvedRecoveryCodes: 40") {
+			t.Fatalf("the stop says %q", msg)
+		}
+		if n := f.countUsers(t); n != 0 {
+			t.Fatalf("the stopped import wrote %d users", n)
+		}
+	}
+	imp = f.get(t)
+	imp.Spec.Safety.ApprovedRecoveryCodes = ptr.To[int64](40)
+	if err := c.Update(ctx, imp); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := f.runCodes(ctx, t, jobs.StageImport, f.sink(), nil); err != nil || out.SafetyStop != nil {
+		t.Fatalf("the approved import: %+v (%v)", out.SafetyStop, err)
+	}
+	if got := len(f.codesOf(t)); got != 40 {
+		t.Fatalf("%d codes given, want 40", got)
 	}
 }

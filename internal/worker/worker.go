@@ -180,6 +180,11 @@ func run(ctx context.Context, cfg Config) (_ Outcome, err error) {
 		return Outcome{}, &jobs.SourceChangedError{Got: file.ID(), Want: want}
 	}
 
+	if stop := rotationStop(imp, dryRun, cp); stop != nil {
+		// Nothing is written: the import waits at the threshold.
+		return Outcome{SafetyStop: stop}, nil
+	}
+
 	dir, err := cfg.Open(ctx, cfg.Directory, cfg.Secrets)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("opening the directory: %w", err)
@@ -274,6 +279,24 @@ func run(ctx context.Context, cfg Config) (_ Outcome, err error) {
 		return out, fmt.Errorf("reporting the result: %w", err)
 	}
 	return out, nil
+}
+
+// rotationStop stops an import with recoveryCodes.generate All, which
+// replaces every user's code, unless approvedRecoveryCodes equals the
+// codes its preview counted: one stray edit must not rotate everyone's
+// code. A resumed import was approved before it started.
+func rotationStop(imp *v1alpha1.UserImport, dryRun bool, cp *engine.ResumePoint) *jobs.SafetyStop {
+	if imp.Spec.RecoveryCodes.Generate != v1alpha1.CodesAll || dryRun || cp != nil {
+		return nil
+	}
+	planned := int64(-1)
+	if p := imp.Status.Preview; p != nil {
+		planned = p.RecoveryCodes
+	}
+	if a := imp.Spec.Safety.ApprovedRecoveryCodes; planned >= 0 && a != nil && *a == planned {
+		return nil
+	}
+	return &jobs.SafetyStop{SafetyStop: true, CodeStop: true, Codes: planned}
 }
 
 // expectedSHA256 is the sha256 the source of cfg must have, or "". The
