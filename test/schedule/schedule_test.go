@@ -306,6 +306,8 @@ var _ = Describe("ImportSchedule", func() {
 			setPhase(&first, uiov1.PhaseCompleted, func(st *uiov1.UserImportStatus) {
 				st.Source = &uiov1.SourceStatus{SHA256: sum(csvA), Size: int64(len(csvA)), Rows: 1}
 			})
+			// The schedule has seen the import complete before the clock moves.
+			Eventually(func() []string { return getSchedule(s).Status.Active }).Should(BeEmpty())
 
 			By("the file is the same at 11:00")
 			advance(s, at("2025-06-01T11:00:05Z"))
