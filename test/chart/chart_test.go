@@ -266,7 +266,7 @@ func TestChartNetworkPolicies(t *testing.T) {
 	}
 	for key, p := range policies {
 		spec := fmt.Sprint(p.Object["spec"])
-		if !strings.Contains(spec, "except:[169.254.0.0/16]") || !strings.Contains(spec, "10.20.0.0/16") {
+		if !strings.Contains(spec, "except:[169.254.0.0/16 127.0.0.0/8]") || !strings.Contains(spec, "10.20.0.0/16") {
 			t.Errorf("%s does not keep the metadata service out or lacks the directories: %s", key, spec)
 		}
 		if strings.HasPrefix(key, "hr/") || strings.HasPrefix(key, "it/") {
