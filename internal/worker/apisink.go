@@ -341,11 +341,7 @@ func ReportData(r RunReport) map[string][]byte {
 		gw := csvsafe.NewWriter(&gb)
 		_ = gw.Write([]string{"line", "identity", "group", "change"})
 		for _, rc := range res.Relations {
-			line := ""
-			if rc.Line > 0 {
-				line = strconv.FormatInt(rc.Line, 10)
-			}
-			_ = gw.Write([]string{line, rc.Identity, rc.Group, rc.Change})
+			_ = gw.Write([]string{lineCell(rc.Line), rc.Identity, rc.Group, rc.Change})
 		}
 		if relations > int64(len(res.Relations)) {
 			_ = gw.Write([]string{"", "", "", fmt.Sprintf("%d more changes are not listed; the counts in the report are complete", relations-int64(len(res.Relations)))})
@@ -398,11 +394,7 @@ func writeOutcome(w io.Writer, res engine.Result, errs []engine.RowError) {
 	cw := csvsafe.NewWriter(w)
 	_ = cw.Write([]string{"line", "identity", "action", "error"})
 	for _, r := range rows {
-		line := strconv.FormatInt(r.line, 10)
-		if r.line == 0 {
-			line = ""
-		}
-		_ = cw.Write([]string{line, r.identity, r.action, r.errMsg})
+		_ = cw.Write([]string{lineCell(r.line), r.identity, r.action, r.errMsg})
 	}
 	listed := int64(len(res.Samples))
 	if c := res.Counts; c.Created+c.Updated+c.Deactivated+c.Deleted > listed {
