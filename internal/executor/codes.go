@@ -32,27 +32,31 @@ func PrepareCodes(ctx context.Context, c client.Client, r client.Reader, imp *v1
 		if i > 0 && i <= used {
 			continue
 		}
-		var data map[string][]byte
-		if i == 0 {
-			k, err := recovery.NewKey()
-			if err != nil {
-				return err
+		// Read first: a running import is prepared at every look, and its
+		// Secrets exist but for the next ones.
+		var cur corev1.Secret
+		err := r.Get(ctx, client.ObjectKey{Namespace: imp.Namespace, Name: name}, &cur)
+		if apierrors.IsNotFound(err) {
+			var data map[string][]byte
+			if i == 0 {
+				k, kerr := recovery.NewKey()
+				if kerr != nil {
+					return kerr
+				}
+				data = map[string][]byte{jobs.CodesKeyField: k}
 			}
-			data = map[string][]byte{jobs.CodesKeyField: k}
-		}
-		err := c.Create(ctx, jobs.CodesSecret(imp, name, data))
-		if apierrors.IsAlreadyExists(err) {
-			var cur corev1.Secret
-			if err := r.Get(ctx, client.ObjectKey{Namespace: imp.Namespace, Name: name}, &cur); err != nil {
-				return fmt.Errorf("reading Secret %s: %w", name, err)
+			err = c.Create(ctx, jobs.CodesSecret(imp, name, data))
+			if apierrors.IsAlreadyExists(err) {
+				err = r.Get(ctx, client.ObjectKey{Namespace: imp.Namespace, Name: name}, &cur)
+			} else if err == nil {
+				continue
 			}
-			if !metav1.IsControlledBy(&cur, imp) {
-				return &jobs.NotOwnedError{Import: imp.Name, Secret: name}
-			}
-			continue
 		}
 		if err != nil {
-			return fmt.Errorf("creating Secret %s: %w", name, err)
+			return fmt.Errorf("Secret %s: %w", name, err)
+		}
+		if !metav1.IsControlledBy(&cur, imp) {
+			return &jobs.NotOwnedError{Import: imp.Name, Secret: name}
 		}
 	}
 	return nil

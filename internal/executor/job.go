@@ -66,6 +66,14 @@ func (e *Job) ensureAccess(ctx context.Context, imp *v1alpha1.UserImport) error 
 	if err := createIfMissing(ctx, e.Client, jobs.ServiceAccount(imp)); err != nil {
 		return err
 	}
+	if err := e.ensureRole(ctx, imp); err != nil {
+		return err
+	}
+	return createIfMissing(ctx, e.Client, jobs.RoleBinding(imp))
+}
+
+// ensureRole creates the worker's Role, or puts its rules back as built.
+func (e *Job) ensureRole(ctx context.Context, imp *v1alpha1.UserImport) error {
 	want := jobs.Role(imp)
 	var role rbacv1.Role
 	// Uncached: a cached read would watch every Role of the cluster.
@@ -84,7 +92,7 @@ func (e *Job) ensureAccess(ctx context.Context, imp *v1alpha1.UserImport) error 
 			return fmt.Errorf("updating role %s: %w", want.Name, err)
 		}
 	}
-	return createIfMissing(ctx, e.Client, jobs.RoleBinding(imp))
+	return nil
 }
 
 func createIfMissing(ctx context.Context, c client.Client, obj client.Object) error {
@@ -103,7 +111,7 @@ func (e *Job) Prepare(ctx context.Context, imp *v1alpha1.UserImport) error {
 	if err := PrepareCodes(ctx, e.Client, e.APIReader, imp); err != nil {
 		return err
 	}
-	return e.ensureAccess(ctx, imp)
+	return e.ensureRole(ctx, imp)
 }
 
 // Status reads the Job of stage. The outcome comes from the Job's
