@@ -13,6 +13,7 @@ import (
 	"github.com/userimport/user-import-operator/internal/conditions"
 	"github.com/userimport/user-import-operator/internal/jobs"
 	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/safetext"
 	"github.com/userimport/user-import-operator/internal/schedule"
 	"github.com/userimport/user-import-operator/internal/source"
 )
@@ -50,11 +51,11 @@ func (run *scheduleRun) onChange(ctx context.Context) (state, error) {
 	seen, err := run.fingerprint(ctx)
 	if errors.Is(err, kube.ErrNotFound) {
 		return state{state: conditions.Progressing, reason: v1alpha1.ReasonWaitingForSource,
-			message: "on change: waiting for the source: " + err.Error(), wait: poll}, nil
+			message: "on change: waiting for the source: " + safetext.Of(err), wait: poll}, nil
 	}
 	if err != nil {
 		// Not knowing is no change: look again later.
-		run.event(corev1.EventTypeWarning, v1alpha1.ReasonSourceCheckFailed, "Schedule", nil, "on change: %v", err)
+		run.event(corev1.EventTypeWarning, v1alpha1.ReasonSourceCheckFailed, "Schedule", nil, "on change: %s", safetext.Of(err))
 		return state{state: conditions.Ready, reason: v1alpha1.ReasonScheduled,
 			message: "on change: could not read the source; looking again", wait: poll}, nil
 	}

@@ -3,13 +3,13 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"k8s.io/apimachinery/pkg/labels"
 	"net/http"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
@@ -23,6 +23,7 @@ import (
 	"github.com/userimport/user-import-operator/internal/conditions"
 	"github.com/userimport/user-import-operator/internal/egress"
 	"github.com/userimport/user-import-operator/internal/metrics"
+	"github.com/userimport/user-import-operator/internal/safetext"
 	"github.com/userimport/user-import-operator/internal/schedule"
 )
 
@@ -168,7 +169,7 @@ func (run *scheduleRun) reconcile(ctx context.Context) (ctrl.Result, error) {
 			// The API server refuses such specs; one that got through (an
 			// older CRD, a zone missing here) waits for an edit: no requeue.
 			sched.Status.NextScheduleTime = nil
-			conditions.Set(&sched.Status.Conditions, sched.Generation, conditions.Stalled, v1alpha1.ReasonInvalidSchedule, err.Error())
+			conditions.Set(&sched.Status.Conditions, sched.Generation, conditions.Stalled, v1alpha1.ReasonInvalidSchedule, safetext.Of(err))
 			return ctrl.Result{}, nil
 		}
 	} else {
@@ -375,7 +376,7 @@ func (run *scheduleRun) admit(ctx context.Context, active []v1alpha1.UserImport)
 		switch {
 		case err != nil:
 			// Not knowing is no reason to skip: the run goes ahead.
-			run.event(corev1.EventTypeWarning, v1alpha1.ReasonSourceCheckFailed, "Schedule", nil, "skipIfUnchanged: %v; the run goes ahead", err)
+			run.event(corev1.EventTypeWarning, v1alpha1.ReasonSourceCheckFailed, "Schedule", nil, "skipIfUnchanged: %s; the run goes ahead", safetext.Of(err))
 		case unchanged:
 			run.skip("skipIfUnchanged: " + why)
 			return true, nil
@@ -397,7 +398,7 @@ func (run *scheduleRun) recordStart(t time.Time) {
 
 func (run *scheduleRun) skip(reason string) {
 	run.sched.Status.SkippedRuns++
-	run.sched.Status.LastSkipReason = conditions.Bound(reason)
+	run.sched.Status.LastSkipReason = safetext.Clean(reason)
 	run.event(corev1.EventTypeNormal, v1alpha1.ReasonRunSkipped, "Schedule", nil, "run skipped: %s", reason)
 }
 
@@ -417,7 +418,7 @@ func (run *scheduleRun) runNow(ctx context.Context) error {
 		return err
 	}
 	if existing == nil {
-		note := fmt.Sprintf("to run now (%s=%s)", v1alpha1.RunNowAnnotation, conditions.Bound(token))
+		note := fmt.Sprintf("to run now (%s=%s)", v1alpha1.RunNowAnnotation, safetext.Clean(token))
 		if err := run.createChild(ctx, name, run.now, v1alpha1.ReasonRunNow, note); err != nil {
 			return err
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/conditions"
+	"github.com/userimport/user-import-operator/internal/safetext"
 )
 
 // statusObject is an object of this API: it has conditions in its status.
@@ -47,7 +48,7 @@ func newStatusPatch(c client.Client, rec events.EventRecorder, obj statusObject)
 
 // event queues an Event about obj, emitted once the status is written.
 func (p *statusPatch) event(eventType, reason, action string, related runtime.Object, note string) {
-	p.events = append(p.events, pendingEvent{eventType, reason, action, conditions.Bound(note), related})
+	p.events = append(p.events, pendingEvent{eventType, reason, action, safetext.Clean(note), related})
 }
 
 // finish ends a reconcile. A reconcile error becomes the Ready condition
@@ -60,19 +61,19 @@ func (p *statusPatch) event(eventType, reason, action string, related runtime.Ob
 func (p *statusPatch) finish(ctx context.Context, retErr error) error {
 	if retErr != nil {
 		conds := p.obj.GetConditions()
-		conditions.Set(&conds, p.obj.GetGeneration(), conditions.Failing, v1alpha1.ReasonReconcileError, retErr.Error())
+		conditions.Set(&conds, p.obj.GetGeneration(), conditions.Failing, v1alpha1.ReasonReconcileError, safetext.Of(retErr))
 		p.obj.SetConditions(conds)
-		p.event(corev1.EventTypeWarning, v1alpha1.ReasonReconcileError, "Reconcile", nil, retErr.Error())
+		p.event(corev1.EventTypeWarning, v1alpha1.ReasonReconcileError, "Reconcile", nil, safetext.Of(retErr))
 	}
 	if !equality.Semantic.DeepEqual(p.orig, p.obj) {
 		patch := client.MergeFromWithOptions(p.orig, client.MergeFromWithOptimisticLock{})
 		if err := p.client.Status().Patch(ctx, p.obj, patch); err != nil {
-			return errors.Join(retErr, fmt.Errorf("patching status: %w", err))
+			return safetext.Wrap(errors.Join(retErr, fmt.Errorf("patching status: %w", err)))
 		}
 	}
 	for _, e := range p.events {
 		p.recorder.Eventf(p.obj, e.related, e.eventType, e.reason, e.action, "%s", e.note)
 	}
 	p.events = nil
-	return retErr
+	return safetext.Wrap(retErr)
 }

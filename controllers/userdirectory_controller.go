@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"k8s.io/apimachinery/pkg/labels"
 	"time"
+
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/userimport/user-import-operator/internal/kube/cluster"
 	"github.com/userimport/user-import-operator/internal/mail"
+	"github.com/userimport/user-import-operator/internal/safetext"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -140,15 +142,15 @@ func (r *UserDirectoryReconciler) reconcileCheck(ctx context.Context, dir *v1alp
 		}
 		switch reason {
 		case v1alpha1.ReasonInvalidConfig:
-			conditions.Set(&dir.Status.Conditions, dir.Generation, conditions.Stalled, reason, err.Error())
+			conditions.Set(&dir.Status.Conditions, dir.Generation, conditions.Stalled, reason, safetext.Of(err))
 			return ctrl.Result{}
 		case v1alpha1.ReasonAuthenticationFailed, v1alpha1.ReasonTLSError:
 			// Refused credentials or certificates do not mend by waiting:
 			// Stalled, so that Argo CD and Flux report the directory as
 			// failed. It is still checked again, for a fixed Secret.
-			conditions.Set(&dir.Status.Conditions, dir.Generation, conditions.Stalled, reason, err.Error())
+			conditions.Set(&dir.Status.Conditions, dir.Generation, conditions.Stalled, reason, safetext.Of(err))
 		default:
-			conditions.Set(&dir.Status.Conditions, dir.Generation, conditions.Failing, reason, err.Error())
+			conditions.Set(&dir.Status.Conditions, dir.Generation, conditions.Failing, reason, safetext.Of(err))
 		}
 		return ctrl.Result{RequeueAfter: r.RetryInterval}
 	}
@@ -226,7 +228,7 @@ func (r *UserDirectoryReconciler) checkMail(ctx context.Context, dir *v1alpha1.U
 		reason = mail.ReasonOf(err)
 	}
 	if err != nil {
-		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, reason, conditions.Bound(err.Error())
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, reason, safetext.Of(err)
 	}
 	meta.SetStatusCondition(&dir.Status.Conditions, cond)
 }

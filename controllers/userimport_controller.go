@@ -6,11 +6,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"k8s.io/apimachinery/pkg/labels"
 	"time"
+
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/userimport/user-import-operator/internal/executor"
 	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/safetext"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -423,10 +425,10 @@ func (run *importRun) start(ctx context.Context, stage jobs.Stage) (verdict, err
 	}
 	if err := jobs.CheckIdentity(imp.Spec, dir.Spec); err != nil {
 		// Nothing runs until the spec or the directory is fixed.
-		return verdict{state: conditions.Stalled, reason: v1alpha1.ReasonIdentityMismatch, message: err.Error()}, nil
+		return verdict{state: conditions.Stalled, reason: v1alpha1.ReasonIdentityMismatch, message: safetext.Of(err)}, nil
 	}
 	if err := open.CheckReserved(imp.Spec, dir.Spec); err != nil {
-		return verdict{state: conditions.Stalled, reason: v1alpha1.ReasonInvalidMapping, message: err.Error()}, nil
+		return verdict{state: conditions.Stalled, reason: v1alpha1.ReasonInvalidMapping, message: safetext.Of(err)}, nil
 	}
 	if wait, err := run.sourceMissing(ctx); err != nil || wait != nil {
 		return derefVerdict(wait), err
@@ -531,7 +533,7 @@ func (run *importRun) readyDirectory(ctx context.Context) (*v1alpha1.UserDirecto
 func launchFailed(err error) (verdict, error) {
 	var notOwned *jobs.NotOwnedError
 	if errors.As(err, &notOwned) {
-		return verdict{state: conditions.Stalled, reason: v1alpha1.ReasonSecretNotOwned, message: err.Error(), requeueAfter: time.Minute}, nil
+		return verdict{state: conditions.Stalled, reason: v1alpha1.ReasonSecretNotOwned, message: safetext.Of(err), requeueAfter: time.Minute}, nil
 	}
 	return verdict{}, err
 }
@@ -673,7 +675,7 @@ func (run *importRun) sourceChanged(ctx context.Context, msg string) (verdict, e
 	}
 	meta.SetStatusCondition(&imp.Status.Conditions, metav1.Condition{
 		Type: v1alpha1.ConditionSourceChanged, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonSourceChanged,
-		Message: conditions.Bound(msg), ObservedGeneration: imp.Generation,
+		Message: safetext.Clean(msg), ObservedGeneration: imp.Generation,
 	})
 	run.event(corev1.EventTypeWarning, v1alpha1.ReasonSourceChanged, msg+"; previewing the new file")
 	imp.Status.Preview = nil
@@ -714,11 +716,11 @@ func (run *importRun) rejected(ctx context.Context, stage jobs.Stage, rej *jobs.
 		// back soon: look again after a backoff that grows with the
 		// import's age, up to a minute.
 		return verdict{state: conditions.Progressing, reason: rej.Reason,
-			message: "waiting for the source: " + conditions.Bound(rej.Message), requeueAfter: run.sourceWait()}, nil
+			message: "waiting for the source: " + safetext.Clean(rej.Message), requeueAfter: run.sourceWait()}, nil
 	}
 	meta.SetStatusCondition(&imp.Status.Conditions, metav1.Condition{
 		Type: v1alpha1.ConditionInputRejected, Status: metav1.ConditionTrue, Reason: rej.Reason,
-		Message: conditions.Bound(rej.Message), ObservedGeneration: imp.Generation,
+		Message: safetext.Clean(rej.Message), ObservedGeneration: imp.Generation,
 	})
 	imp.Status.RejectedSHA256 = rej.SHA256
 	imp.Status.RejectedSecrets = ""
@@ -843,14 +845,14 @@ func previewSummary(p *v1alpha1.PreviewStatus) string {
 }
 
 // SetupWithManager registers the reconciler. runEnded, when not nil,
-// carries the ends of in-process runs.
+// carries the ends of in-process runs: then there are no Jobs to watch,
+// and the manager needs no permission on them.
 func (r *UserImportReconciler) SetupWithManager(mgr ctrl.Manager, runEnded <-chan event.GenericEvent) error {
 	b := ctrl.NewControllerManagedBy(mgr).
 		// Status patches (the worker's progress, our own phase) must not
 		// wake the reconciler; spec edits and annotations do. The
 		// predicate is on For() only, so owned Jobs still reach it.
 		For(&v1alpha1.UserImport{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Owns(&batchv1.Job{}).
 		// A queued import moves when another import of its directory
 		// changes phase.
 		Watches(&v1alpha1.UserImport{}, handler.EnqueueRequestsFromMapFunc(r.siblings), builder.WithPredicates(phaseChanged())).
@@ -859,6 +861,8 @@ func (r *UserImportReconciler) SetupWithManager(mgr ctrl.Manager, runEnded <-cha
 		Named("userimport")
 	if runEnded != nil {
 		b = b.WatchesRawSource(source.Channel(runEnded, &handler.EnqueueRequestForObject{}))
+	} else {
+		b = b.Owns(&batchv1.Job{})
 	}
 	return b.Complete(r)
 }
@@ -898,7 +902,7 @@ func (r *UserImportReconciler) importsOfDirectory(ctx context.Context, obj clien
 func importsOf(ctx context.Context, c client.Reader, namespace, directory string) []ctrl.Request {
 	var list v1alpha1.UserImportList
 	if err := c.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{directoryIndex: directory}); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "listing the imports of a directory", "directory", directory)
+		ctrl.LoggerFrom(ctx).Error(safetext.Wrap(err), "listing the imports of a directory", "directory", directory)
 		return nil
 	}
 	var reqs []ctrl.Request

@@ -17,6 +17,7 @@ import (
 	"github.com/userimport/user-import-operator/internal/kube/cluster"
 	"github.com/userimport/user-import-operator/internal/mail"
 	"github.com/userimport/user-import-operator/internal/reportmail"
+	"github.com/userimport/user-import-operator/internal/safetext"
 )
 
 // Report mails (spec.report) are sent by the controller, once the phase
@@ -110,7 +111,7 @@ func (r *UserImportReconciler) sendReport(ctx context.Context, imp *v1alpha1.Use
 		if sendErr == nil {
 			rec.SentTime, rec.Message = &t, ""
 		} else {
-			rec.Message = sendErr.Error()
+			rec.Message = safetext.Of(sendErr)
 			cond.Status, cond.Reason = metav1.ConditionFalse, v1alpha1.ReasonReportFailed
 			cond.Message = fmt.Sprintf("the report of %s was not sent (try %d of %d): %v", phase, rec.Attempts, reportAttempts, sendErr)
 		}
@@ -122,7 +123,7 @@ func (r *UserImportReconciler) sendReport(ctx context.Context, imp *v1alpha1.Use
 	}
 	// Counts and reasons only: the recipients' addresses are personal data.
 	if sendErr != nil {
-		r.Recorder.Eventf(imp, nil, corev1.EventTypeWarning, v1alpha1.ReasonReportFailed, "Report", "the report of %s was not sent: %v", phase, sendErr)
+		r.Recorder.Eventf(imp, nil, corev1.EventTypeWarning, v1alpha1.ReasonReportFailed, "Report", "the report of %s was not sent: %s", phase, safetext.Of(sendErr))
 	} else {
 		r.Recorder.Eventf(imp, nil, corev1.EventTypeNormal, v1alpha1.ReasonReportSent, "Report", "the report of %s went to %d recipients", phase, len(imp.Spec.Report.Recipients))
 	}

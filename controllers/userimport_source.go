@@ -10,8 +10,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
-	"github.com/userimport/user-import-operator/internal/conditions"
 	"github.com/userimport/user-import-operator/internal/kube/cluster"
+	"github.com/userimport/user-import-operator/internal/safetext"
 	"github.com/userimport/user-import-operator/internal/source"
 )
 
@@ -49,7 +49,7 @@ func (run *importRun) archiveSource(ctx context.Context) {
 	cond := metav1.Condition{Type: v1alpha1.ConditionSourceArchived, ObservedGeneration: imp.Generation}
 	switch {
 	case err != nil:
-		out.Result, out.Message = v1alpha1.AfterImportFailed, conditions.Bound(err.Error())
+		out.Result, out.Message = v1alpha1.AfterImportFailed, safetext.Of(err)
 		cond.Status, cond.Reason = metav1.ConditionFalse, v1alpha1.ReasonArchiveFailed
 		cond.Message = fmt.Sprintf("afterImport %s of %s failed, the import itself completed: %v", a.Action, st.Name, err)
 		run.event(corev1.EventTypeWarning, v1alpha1.ReasonArchiveFailed, cond.Message)
@@ -62,7 +62,7 @@ func (run *importRun) archiveSource(ctx context.Context) {
 		cond.Status, cond.Reason, cond.Message = metav1.ConditionTrue, v1alpha1.ReasonDeleted, st.Name+" deleted"
 		run.event(corev1.EventTypeNormal, v1alpha1.ReasonDeleted, cond.Message)
 	}
-	cond.Message = conditions.Bound(cond.Message)
+	cond.Message = safetext.Clean(cond.Message)
 	st.AfterImport = out
 	meta.SetStatusCondition(&imp.Status.Conditions, cond)
 }

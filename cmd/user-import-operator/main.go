@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+
+	"github.com/userimport/user-import-operator/internal/safetext"
 )
 
 // version is stamped at build time with -ldflags "-X main.version=…".
@@ -56,11 +58,11 @@ func main() {
 	switch {
 	case errors.As(err, &status):
 		if status.err != nil {
-			fmt.Fprintln(os.Stderr, "error:", status.err)
+			fmt.Fprintln(os.Stderr, "error:", safetext.Of(status.err))
 		}
 		os.Exit(status.code)
 	case err != nil:
-		fmt.Fprintln(os.Stderr, "error:", err)
+		fmt.Fprintln(os.Stderr, "error:", safetext.Of(err))
 		os.Exit(1)
 	}
 }

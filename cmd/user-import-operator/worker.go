@@ -23,6 +23,7 @@ import (
 	"github.com/userimport/user-import-operator/internal/engine"
 	"github.com/userimport/user-import-operator/internal/jobs"
 	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/safetext"
 	"github.com/userimport/user-import-operator/internal/scheme"
 	"github.com/userimport/user-import-operator/internal/source"
 	"github.com/userimport/user-import-operator/internal/worker"
@@ -158,7 +159,7 @@ func writeTermination(path string, out worker.Outcome, err error) {
 	case errors.As(err, &rej):
 		msg = []byte(rej.TerminationMessage())
 	case err != nil:
-		msg = []byte(err.Error())
+		msg = []byte(safetext.Of(err))
 	case out.SafetyStop != nil:
 		msg = []byte(out.SafetyStop.TerminationMessage())
 	default:
@@ -185,7 +186,7 @@ func (e exitStatus) Error() string {
 	if e.err == nil {
 		return fmt.Sprintf("exit status %d", e.code)
 	}
-	return e.err.Error()
+	return safetext.Of(e.err)
 }
 
 func (e exitStatus) Unwrap() error { return e.err }

@@ -4,12 +4,11 @@
 package conditions
 
 import (
-	"strings"
-
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/safetext"
 )
 
 // State says which kstatus state an object is in.
@@ -34,7 +33,7 @@ const (
 func Set(conds *[]metav1.Condition, generation int64, state State, reason, message string) {
 	set := func(t string, s metav1.ConditionStatus) {
 		meta.SetStatusCondition(conds, metav1.Condition{
-			Type: t, Status: s, Reason: reason, Message: Bound(message), ObservedGeneration: generation,
+			Type: t, Status: s, Reason: reason, Message: safetext.Clean(message), ObservedGeneration: generation,
 		})
 	}
 	switch state {
@@ -55,17 +54,4 @@ func Set(conds *[]metav1.Condition, generation int64, state State, reason, messa
 		meta.RemoveStatusCondition(conds, v1alpha1.ConditionReconciling)
 		meta.RemoveStatusCondition(conds, v1alpha1.ConditionStalled)
 	}
-}
-
-// MaxMessage is the longest condition message written; the API allows
-// 32768 bytes, people read far less.
-const MaxMessage = 1024
-
-// Bound cuts a message to MaxMessage bytes.
-func Bound(msg string) string {
-	if len(msg) <= MaxMessage {
-		return msg
-	}
-	// Cutting may split a multi-byte character; drop the broken tail.
-	return strings.ToValidUTF8(msg[:MaxMessage-3], "") + "..."
 }

@@ -4,15 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"k8s.io/apimachinery/pkg/labels"
 	"sync"
 	"syscall"
+
+	"k8s.io/apimachinery/pkg/labels"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/jobs"
+	"github.com/userimport/user-import-operator/internal/safetext"
 )
 
 // InProcess runs stages as goroutines of the manager, with the
@@ -151,7 +153,7 @@ func (e *InProcess) Status(_ context.Context, imp *v1alpha1.UserImport, stage jo
 	case !r.done:
 		return StageStatus{Found: true, Running: true}, nil
 	case r.err != nil:
-		st := StageStatus{Found: true, Failed: true, Message: r.err.Error()}
+		st := StageStatus{Found: true, Failed: true, Message: safetext.Of(r.err)}
 		if rej := (*jobs.Rejection)(nil); errors.As(r.err, &rej) {
 			st.Rejection = rej
 		}

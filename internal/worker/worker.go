@@ -21,6 +21,7 @@ import (
 	"github.com/userimport/user-import-operator/internal/kube"
 	"github.com/userimport/user-import-operator/internal/mail"
 	"github.com/userimport/user-import-operator/internal/recovery"
+	"github.com/userimport/user-import-operator/internal/safetext"
 	"github.com/userimport/user-import-operator/internal/source"
 )
 
@@ -97,7 +98,7 @@ func Run(ctx context.Context, cfg Config) (Outcome, error) {
 		return out, err
 	}
 	if reason := rejectionReason(cfg, err); reason != "" && nothingWritten(cfg, out) {
-		return out, &jobs.Rejection{Reason: reason, Message: err.Error(), SHA256: out.Result.SHA256}
+		return out, &jobs.Rejection{Reason: reason, Message: safetext.Of(err), SHA256: out.Result.SHA256}
 	}
 	return out, err
 }
@@ -143,10 +144,10 @@ func run(ctx context.Context, cfg Config) (_ Outcome, err error) {
 	}
 
 	if err := jobs.CheckIdentity(imp.Spec, cfg.Directory); err != nil {
-		return Outcome{}, &jobs.Rejection{Reason: v1alpha1.ReasonInvalidMapping, Message: err.Error()}
+		return Outcome{}, &jobs.Rejection{Reason: v1alpha1.ReasonInvalidMapping, Message: safetext.Of(err)}
 	}
 	if err := open.CheckReserved(imp.Spec, cfg.Directory); err != nil {
-		return Outcome{}, &jobs.Rejection{Reason: v1alpha1.ReasonInvalidMapping, Message: err.Error()}
+		return Outcome{}, &jobs.Rejection{Reason: v1alpha1.ReasonInvalidMapping, Message: safetext.Of(err)}
 	}
 	dryRun := cfg.Stage == jobs.StagePreview
 	var cp *engine.ResumePoint
@@ -161,11 +162,11 @@ func run(ctx context.Context, cfg Config) (_ Outcome, err error) {
 	}
 	file, err := source.Fetch(ctx, imp.Spec.Source, srcOpts)
 	if errors.Is(err, kube.ErrNotFound) {
-		return Outcome{}, &jobs.Rejection{Reason: v1alpha1.ReasonSourceNotFound, Message: err.Error()}
+		return Outcome{}, &jobs.Rejection{Reason: v1alpha1.ReasonSourceNotFound, Message: safetext.Of(err)}
 	}
 	if reason := source.ReasonOf(err); reason != "" && reason != v1alpha1.ReasonSourceChanged && cp == nil {
 		// Found before anything was written: the source's fault.
-		return Outcome{}, &jobs.Rejection{Reason: reason, Message: err.Error()}
+		return Outcome{}, &jobs.Rejection{Reason: reason, Message: safetext.Of(err)}
 	}
 	if err != nil {
 		return Outcome{}, err
@@ -192,7 +193,7 @@ func run(ctx context.Context, cfg Config) (_ Outcome, err error) {
 	defer dir.Close()
 	if v, ok := dir.(interface{ ValidateAttributes([]string) error }); ok {
 		if err := v.ValidateAttributes(mappedAttributes(imp.Spec)); err != nil {
-			return Outcome{}, &jobs.Rejection{Reason: v1alpha1.ReasonInvalidMapping, Message: "spec.mapping: " + err.Error(), SHA256: file.ID()}
+			return Outcome{}, &jobs.Rejection{Reason: v1alpha1.ReasonInvalidMapping, Message: "spec.mapping: " + safetext.Of(err), SHA256: file.ID()}
 		}
 		if err := v.ValidateAttributes(invitationAttributes(imp.Spec, cfg.Directory)); err != nil {
 			return Outcome{}, &jobs.Rejection{Reason: v1alpha1.ReasonInvitationsNotConfigured,
@@ -364,7 +365,7 @@ func invitations(ctx context.Context, cfg Config, sha256 string) (*engine.Invite
 func recoveryCodes(ctx context.Context, cfg Config, dir directory.Directory, sha256 string, dry bool) (*engine.CodeConfig, error) {
 	imp := cfg.Import
 	reject := func(err error) error {
-		return &jobs.Rejection{Reason: v1alpha1.ReasonRecoveryCodesNotConfigured, Message: err.Error(), SHA256: sha256}
+		return &jobs.Rejection{Reason: v1alpha1.ReasonRecoveryCodesNotConfigured, Message: safetext.Of(err), SHA256: sha256}
 	}
 	cc, err := CodeStorage(imp.Spec.RecoveryCodes, cfg.Directory, imp.Spec.DirectoryRef.Name)
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/userimport/user-import-operator/internal/directory"
 	"github.com/userimport/user-import-operator/internal/egress"
+	"github.com/userimport/user-import-operator/internal/safetext"
 )
 
 const (
@@ -251,20 +252,7 @@ func ok2xx(status int) bool { return status >= 200 && status < 300 }
 
 func decode(r *response, v any) error {
 	if err := json.Unmarshal(r.body, v); err != nil {
-		return directory.Errorf(v1alpha1.ReasonSchemaMismatch, "decode SCIM response (HTTP %d): %v", r.status, jsonErrorKind(err))
+		return directory.Errorf(v1alpha1.ReasonSchemaMismatch, "decode SCIM response (HTTP %d): %s", r.status, safetext.Of(err))
 	}
 	return nil
-}
-
-// jsonErrorKind describes a decode error without quoting the document.
-func jsonErrorKind(err error) string {
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &se):
-		return fmt.Sprintf("invalid JSON at offset %d", se.Offset)
-	case errors.As(err, &te):
-		return fmt.Sprintf("field %s: unexpected %s", te.Field, te.Value)
-	}
-	return "invalid JSON"
 }
