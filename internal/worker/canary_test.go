@@ -21,10 +21,12 @@ import (
 	"github.com/userimport/user-import-operator/internal/jobs"
 	"github.com/userimport/user-import-operator/internal/kube"
 	"github.com/userimport/user-import-operator/internal/reportmail"
+	"github.com/userimport/user-import-operator/internal/safetext"
 	"github.com/userimport/user-import-operator/internal/source"
 	"github.com/userimport/user-import-operator/internal/testenv"
 	"github.com/userimport/user-import-operator/internal/testpeer/leakcheck"
 	"github.com/userimport/user-import-operator/internal/testpeer/postgres"
+	"github.com/userimport/user-import-operator/internal/testpeer/scimserver"
 	"github.com/userimport/user-import-operator/internal/testpeer/slapd"
 )
 
@@ -182,4 +184,74 @@ func messagesOf(t *testing.T, data []byte) string {
 		}
 	}
 	return b.String()
+}
+
+// A SCIM server that quotes the value it refuses, and one whose answer
+// cannot be decoded: the first is that line's error, the second fails
+// the run; neither the line's error, the status, the log nor the
+// message that leaves the worker quotes a value.
+func TestSCIMAnswersQuotingValuesStayOutOfMessages(t *testing.T) {
+	_, c := testenv.Shared(t)
+	ctx := context.Background()
+	s := scimserver.Start(t, scimserver.Options{Token: "t0ken"})
+	p := scimserver.NewProxy(t, s)
+	const refused, garbled = "canary.scim.refused@corp.example", "Canary-SCIM-Garbled-5521"
+	p.FaultNextBody(1<<20, func(m, _ string, body []byte) bool { return m == "POST" && bytes.Contains(body, []byte(refused)) }, scimserver.FaultEcho)
+	p.FaultNextBody(1<<20, func(m, _ string, body []byte) bool { return m == "POST" && bytes.Contains(body, []byte(garbled)) }, scimserver.FaultGarbled)
+
+	work := t.TempDir()
+	csvPath := filepath.Join(work, "users.csv")
+	csv := "email,last\nann@corp.example,Lee\n" + refused + ",Kim\nzed@corp.example," + garbled + "\n"
+	if err := os.WriteFile(csvPath, []byte(csv), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(work, "secrets", "scim"), 0o700)
+	os.WriteFile(filepath.Join(work, "secrets", "scim", "token"), []byte("t0ken"), 0o600)
+	secrets := kube.MountedSecrets(filepath.Join(work, "secrets"))
+
+	key := types.NamespacedName{Namespace: "default", Name: "canary-scim"}
+	imp := &v1alpha1.UserImport{}
+	imp.Namespace, imp.Name = key.Namespace, key.Name
+	imp.Spec = v1alpha1.UserImportSpec{DirectoryRef: v1alpha1.LocalObjectReference{Name: "scim"},
+		Source: v1alpha1.ImportSource{ConfigMap: &v1alpha1.ConfigMapKeyRef{Name: "hr", Key: "users.csv"}},
+		Mode:   v1alpha1.ModeDelta, Mapping: []v1alpha1.AttributeMapping{
+			{Attribute: "userName", Column: "email", Identity: true}, {Attribute: "name.familyName", Column: "last"}}}
+	if err := c.Create(ctx, imp); err != nil {
+		t.Fatal(err)
+	}
+	report := &corev1.Secret{}
+	report.Namespace, report.Name = key.Namespace, key.Name+"-report"
+	if err := c.Create(ctx, report); err != nil {
+		t.Fatal(err)
+	}
+	dir := v1alpha1.UserDirectorySpec{IdentityAttribute: "userName",
+		SCIM:      &v1alpha1.SCIMDirectory{URL: p.URL, Insecure: true, Auth: v1alpha1.SCIMAuth{BearerToken: &v1alpha1.SecretKeyRef{Name: "scim", Key: "token"}}},
+		Execution: v1alpha1.ExecutionSettings{BatchSize: 1, Concurrency: 1}}
+	var log bytes.Buffer
+	var cur v1alpha1.UserImport
+	if err := c.Get(ctx, key, &cur); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Run(ctx, Config{Stage: jobs.StageImport, Import: &cur, Directory: dir, Secrets: secrets,
+		Source: source.Options{Dir: t.TempDir(), MountedFile: csvPath}, Open: open.Open,
+		Sink: Tee(&APISink{Client: c, Import: key, ReportSecret: report.Name}, &ConsoleSink{Out: &log}), ProgressInterval: time.Millisecond})
+	if err == nil {
+		t.Fatal("the run succeeded although the server's answer to a create could not be decoded")
+	}
+	if err := c.Get(ctx, key, &cur); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Get(ctx, types.NamespacedName{Namespace: key.Namespace, Name: report.Name}, report); err != nil {
+		t.Fatal(err)
+	}
+	lineErrors := messagesOf(t, report.Data[ReportErrorsKey])
+	if !strings.Contains(lineErrors, "invalidValue") {
+		t.Fatalf("the refused row is not a line error naming the server's scimType: %q", lineErrors)
+	}
+	status, _ := json.Marshal(cur.Status)
+	for what, text := range map[string]string{"status": string(status), "log": log.String(),
+		"termination message": safetext.Of(err), "line errors": lineErrors} {
+		leakcheck.NoValues(t, what, text, []string{refused, garbled, "canary.scim", "Canary-SCIM"})
+	}
+	t.Logf("termination message: %s; line errors: %s", safetext.Of(err), lineErrors)
 }

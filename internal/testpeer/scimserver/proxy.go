@@ -63,11 +63,18 @@ const (
 	// FaultStall holds the request for the stall duration before
 	// forwarding it (or until the client gives up).
 	FaultStall
+	// FaultEcho answers 400 itself, with a SCIM error whose detail
+	// quotes the request's body, as servers that name the value they
+	// refuse do.
+	FaultEcho
+	// FaultGarbled answers 201 itself, with the request's body made
+	// invalid JSON: a server whose answer cannot be decoded.
+	FaultGarbled
 )
 
 type faultRule struct {
 	left  int
-	match func(method, path string) bool
+	match func(method, path string, body []byte) bool
 	fault Fault
 	stall time.Duration
 }
@@ -100,7 +107,7 @@ func NewProxy(t testing.TB, s *Server) *Proxy {
 		}
 		var fault *faultRule
 		for _, f := range p.faults {
-			if f.left > 0 && f.match(r.Method, rec.Path) {
+			if f.left > 0 && f.match(r.Method, rec.Path, body) {
 				f.left--
 				fault = f
 				break
@@ -149,13 +156,19 @@ func (p *Proxy) ClearFaults() {
 // FaultNext makes the proxy apply fault to the next n requests for which
 // match (given the method and the path with its query) is true.
 func (p *Proxy) FaultNext(n int, match func(method, path string) bool, fault Fault) {
+	p.faultNext(&faultRule{left: n, match: func(m, path string, _ []byte) bool { return match(m, path) }, fault: fault})
+}
+
+// FaultNextBody is FaultNext with a match that also sees the request's
+// body.
+func (p *Proxy) FaultNextBody(n int, match func(method, path string, body []byte) bool, fault Fault) {
 	p.faultNext(&faultRule{left: n, match: match, fault: fault})
 }
 
 // StallNext holds the next n matching requests for d before forwarding
 // them.
 func (p *Proxy) StallNext(n int, match func(method, path string) bool, d time.Duration) {
-	p.faultNext(&faultRule{left: n, match: match, fault: FaultStall, stall: d})
+	p.faultNext(&faultRule{left: n, match: func(m, path string, _ []byte) bool { return match(m, path) }, fault: FaultStall, stall: d})
 }
 
 func (p *Proxy) faultNext(f *faultRule) {
@@ -183,6 +196,17 @@ func serveFault(w http.ResponseWriter, r *http.Request, rp http.Handler, f *faul
 	case FaultResetAfter:
 		rp.ServeHTTP(httptest.NewRecorder(), r)
 		serveFault(w, r, rp, &faultRule{fault: FaultReset})
+		return
+	case FaultEcho:
+		detail, _ := json.Marshal("invalid value in " + string(requestBody(r)))
+		w.Header().Set("Content-Type", "application/scim+json")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = io.WriteString(w, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"400","scimType":"invalidValue","detail":`+string(detail)+`}`)
+		return
+	case FaultGarbled:
+		w.Header().Set("Content-Type", "application/scim+json")
+		w.WriteHeader(http.StatusCreated)
+		_, _ = w.Write(append([]byte(`{"id":`), requestBody(r)...))
 		return
 	case FaultStall:
 		select {
@@ -213,6 +237,13 @@ func serveFault(w http.ResponseWriter, r *http.Request, rp http.Handler, f *faul
 	}
 	w.WriteHeader(rec.Code)
 	_, _ = w.Write(body)
+}
+
+// requestBody is r's body, which stays readable.
+func requestBody(r *http.Request) []byte {
+	b, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	return b
 }
 
 // Requests returns the requests seen so far.
