@@ -239,6 +239,43 @@ func TestChartWatchNamespacesGrantsRolesPerNamespace(t *testing.T) {
 	}
 }
 
+// The in-process executor makes no Jobs: the manager then holds no
+// permission on Jobs, pods, ServiceAccounts, Roles or RoleBindings. The
+// Job executor holds them, pods list only for termination messages.
+func TestChartInProcessExecutorDropsTheJobRules(t *testing.T) {
+	root, err := repo.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobOnly := []string{"jobs", "pods", "serviceaccounts", "roles", "rolebindings"}
+	resources := func(set ...string) map[string]bool {
+		out := map[string]bool{}
+		for _, u := range render(t, root, set...) {
+			if u.GetKind() != "ClusterRole" || !strings.HasSuffix(u.GetName(), "-manager-role") {
+				continue
+			}
+			for _, r := range field(t, u, "rules").([]any) {
+				for _, res := range r.(map[string]any)["resources"].([]any) {
+					out[res.(string)] = true
+				}
+			}
+		}
+		return out
+	}
+	job, inProcess := resources(), resources("executor=inprocess", "singleTenant=true")
+	for _, r := range jobOnly {
+		if !job[r] {
+			t.Errorf("the Job executor's manager role lacks %s", r)
+		}
+		if inProcess[r] {
+			t.Errorf("the in-process executor's manager role grants %s", r)
+		}
+	}
+	if !inProcess["userimports"] || !inProcess["secrets"] {
+		t.Errorf("the in-process executor's manager role lacks what it needs: %v", inProcess)
+	}
+}
+
 // networkPolicy.enabled ships the manager's policy and, in each watched
 // namespace, one for the worker pods: no ingress to workers, and egress
 // that never reaches the cloud metadata service.
