@@ -410,6 +410,19 @@ type OAuth2ClientCredentials struct {
 // LDAPDirectory connects to an LDAP directory.
 // +kubebuilder:validation:XValidation:rule="self.url.startsWith('ldaps://') || (has(self.startTLS) && self.startTLS) || (has(self.insecure) && self.insecure)",message="spec.ldap.url: ldap:// without startTLS sends the bind password and every user in clear; use ldaps:// or startTLS: true, or set spec.ldap.insecure: true"
 type LDAPDirectory struct {
+	// vendor is Generic (OpenLDAP and other LDAPv3 servers, the default)
+	// or ActiveDirectory. ActiveDirectory changes the defaults
+	// (userFilter (objectClass=user); objectClasses top, person,
+	// organizationalPerson, user; rdnAttribute cn; groups of objectClass
+	// group) and how accounts are kept: the account state is bit 0x2 of
+	// userAccountControl, changed with the other bits kept; new users get
+	// a password (their recovery code, or an unusable random one) so that
+	// they are enabled; recovery codes go to unicodePwd, over TLS only;
+	// mustChange sets pwdLastSet to 0.
+	// +kubebuilder:default=Generic
+	// +optional
+	Vendor LDAPVendor `json:"vendor,omitempty"`
+
 	// url of the server: ldap://host:389 or ldaps://host:636.
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="self.matches('^ldaps?://[^/]+')",message="spec.ldap.url must be an ldap:// or ldaps:// URL"
@@ -445,15 +458,17 @@ type LDAPDirectory struct {
 	// +kubebuilder:validation:MaxLength=1024
 	UsersBaseDN string `json:"usersBaseDN"`
 
-	// userFilter narrows the search for users under usersBaseDN.
-	// +kubebuilder:default="(objectClass=inetOrgPerson)"
+	// userFilter narrows the search for users under usersBaseDN:
+	// (objectClass=inetOrgPerson) by default, (objectClass=user) for
+	// ActiveDirectory.
 	// +kubebuilder:validation:MaxLength=1024
 	// +kubebuilder:validation:XValidation:rule="self.startsWith('(') && self.endsWith(')')",message="spec.ldap.userFilter must be an LDAP filter in parentheses"
 	// +optional
 	UserFilter string `json:"userFilter,omitempty"`
 
-	// objectClasses given to the users an import creates.
-	// +kubebuilder:default={"inetOrgPerson","organizationalPerson","person","top"}
+	// objectClasses given to the users an import creates: inetOrgPerson,
+	// organizationalPerson, person, top by default; top, person,
+	// organizationalPerson, user for ActiveDirectory.
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=16
 	// +listType=atomic
@@ -461,8 +476,8 @@ type LDAPDirectory struct {
 	ObjectClasses []string `json:"objectClasses,omitempty"`
 
 	// rdnAttribute is the attribute that forms the relative distinguished
-	// name of a new user, as in "uid=jdoe,ou=people,dc=example,dc=com".
-	// +kubebuilder:default=uid
+	// name of a new user, as in "uid=jdoe,ou=people,dc=example,dc=com":
+	// uid by default, cn for ActiveDirectory.
 	// +kubebuilder:validation:MaxLength=64
 	// +optional
 	RDNAttribute string `json:"rdnAttribute,omitempty"`
@@ -486,9 +501,30 @@ type LDAPDirectory struct {
 	Groups *LDAPGroups `json:"groups,omitempty"`
 }
 
+// LDAPVendor names the kind of LDAP server.
+// +kubebuilder:validation:Enum=Generic;ActiveDirectory
+type LDAPVendor string
+
+const (
+	// LDAPGeneric is OpenLDAP or another LDAPv3 server.
+	LDAPGeneric LDAPVendor = "Generic"
+	// LDAPActiveDirectory is Microsoft Active Directory or Samba's AD DC.
+	LDAPActiveDirectory LDAPVendor = "ActiveDirectory"
+)
+
 // LDAPGroupClass is the object class of LDAP groups.
-// +kubebuilder:validation:Enum=groupOfNames;groupOfUniqueNames;posixGroup
+// +kubebuilder:validation:Enum=groupOfNames;groupOfUniqueNames;posixGroup;group
 type LDAPGroupClass string
+
+// Group object classes.
+const (
+	GroupOfNames       LDAPGroupClass = "groupOfNames"
+	GroupOfUniqueNames LDAPGroupClass = "groupOfUniqueNames"
+	PosixGroup         LDAPGroupClass = "posixGroup"
+	// ADGroup is Active Directory's group: members by DN in member, a
+	// groupType and a sAMAccountName.
+	ADGroup LDAPGroupClass = "group"
+)
 
 // LDAPGroups says where and how an import keeps LDAP groups. Groups it
 // creates carry the managed-user marker value in description; memberships
@@ -505,10 +541,16 @@ type LDAPGroups struct {
 	// (memberUid, by the user's rdnAttribute value; new groups get the
 	// next free gidNumber). A groupOfNames or groupOfUniqueNames group
 	// must have a member: a managed group whose last member leaves is
-	// deleted.
-	// +kubebuilder:default=groupOfNames
+	// deleted. group is Active Directory's (the default for
+	// ActiveDirectory): members by DN, created with groupType and a
+	// sAMAccountName of the group's name.
 	// +optional
 	ObjectClass LDAPGroupClass `json:"objectClass,omitempty"`
+
+	// groupType of the Active Directory groups an import creates:
+	// -2147483646 (a global security group) by default.
+	// +optional
+	GroupType *int32 `json:"groupType,omitempty"`
 }
 
 // LDAPDisable says how an LDAP user is deactivated: exactly one of

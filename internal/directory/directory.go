@@ -116,6 +116,17 @@ type Directory interface {
 	Close() error
 }
 
+// ValueChecker is implemented by directories with rules on values that
+// are known before any write, such as Active Directory's on
+// sAMAccountName. The engine checks every mapped value in the preview
+// and the import: a value that breaks a rule is its line's error, and the
+// line still protects its user.
+type ValueChecker interface {
+	// CheckValue returns why value may not be written to attribute, or "".
+	// The message names the attribute and the rule, never the value.
+	CheckValue(attribute, value string) string
+}
+
 // UnmanagedProber is implemented by directories that can tell cheaply
 // whether any user lies outside the managed scope. A full import whose
 // directory has none skips looking up its creates before writing them:

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -34,9 +35,10 @@ type CodeConfig struct {
 	// ExpiresAttribute, when set, receives Expires (RFC 3339).
 	ExpiresAttribute string
 	Expires          time.Time
-	// ResetAttribute, when set, receives "TRUE" with each code: the
-	// directory makes the user change it at first use.
-	ResetAttribute string
+	// ResetAttribute, when set, receives ResetValue ("TRUE" when empty)
+	// with each code: the directory makes the user change it at first
+	// use.
+	ResetAttribute, ResetValue string
 	// Generator derives generated codes; Hasher hashes every code.
 	// Neither is used in a dry run.
 	Generator *recovery.Generator
@@ -214,7 +216,7 @@ func (p *pass) placeCodes(ctx context.Context, b *batch, keep []int) error {
 			ch.Attributes[cc.ExpiresAttribute] = []string{expires}
 		}
 		if cc.ResetAttribute != "" {
-			ch.Attributes[cc.ResetAttribute] = []string{"TRUE"}
+			ch.Attributes[cc.ResetAttribute] = []string{cmp.Or(cc.ResetValue, "TRUE")}
 		}
 		kept = append(kept, c)
 	}

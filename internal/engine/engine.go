@@ -412,7 +412,10 @@ type run struct {
 	compare []string   // mapped attributes compared, identity excluded
 	status  int        // statusColumn index, -1 without
 	codeCol int        // recoveryCodes.column index, -1 without
-	snap    *snapshot
+	// checkValue is the directory's rule on values (ValueChecker); nil
+	// when it has none.
+	checkValue func(attribute, value string) string
+	snap       *snapshot
 	// unmanaged is false when the directory said it holds no user outside
 	// the managed scope, so creates need no lookup (see checkCreates).
 	unmanaged bool
@@ -457,6 +460,9 @@ func newRun(in Input, dir directory.Directory, cfg Config) (*run, error) {
 			Err: fmt.Errorf("mapping: the identity entry maps %q, but the directory's identity attribute is %q", id, cfg.Directory.IdentityAttribute)}
 	}
 	r.attrs = r.mapper.Attributes()
+	if vc, ok := dir.(directory.ValueChecker); ok {
+		r.checkValue = vc.CheckValue
+	}
 	if r.codeCol, err = r.codeColumn(); err != nil {
 		return nil, err
 	}

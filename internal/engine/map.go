@@ -126,6 +126,16 @@ func (r *run) mapRow(m *mappedRow, rec *mapping.Record) bool {
 		m.msg = r.cfg.Directory.IdentityAttribute + ": the identity is empty"
 		return false
 	}
+	if r.checkValue != nil {
+		for i, vals := range rec.Values {
+			for _, v := range vals {
+				if msg := r.checkValue(r.attrs[i], v); msg != "" {
+					m.msg = msg
+					return false
+				}
+			}
+		}
+	}
 	return true
 }
 

@@ -438,6 +438,23 @@ func CodeStorage(spec v1alpha1.RecoveryCodes, dir v1alpha1.UserDirectorySpec, di
 	scheme := rc.Scheme
 	var err error
 	switch {
+	case dir.LDAP != nil && dir.LDAP.Vendor == v1alpha1.LDAPActiveDirectory:
+		// AD hashes the password itself, and never returns it.
+		if cc.Attribute != "" && !strings.EqualFold(cc.Attribute, "unicodePwd") {
+			return nil, fmt.Errorf("UserDirectory %s spec.recoveryCodes.attribute: Active Directory takes a code only as the password, unicodePwd, not %q", dirName, cc.Attribute)
+		}
+		if scheme != "" {
+			return nil, fmt.Errorf("UserDirectory %s spec.recoveryCodes.scheme: Active Directory hashes the password itself; leave scheme unset", dirName)
+		}
+		cc.Attribute = "unicodePwd"
+		cc.Hasher, err = recovery.NewHasher(v1alpha1.SchemePlain, false, costs)
+		cc.HeldAttribute = rc.ExpiresAttribute
+		if spec.Generate == v1alpha1.CodesWhereMissing && cc.HeldAttribute == "" {
+			return nil, fmt.Errorf("spec.recoveryCodes.generate WhereMissing: Active Directory never returns a password, so UserDirectory %s needs spec.recoveryCodes.expiresAttribute to tell which users hold a code", dirName)
+		}
+		if spec.MustChange {
+			cc.ResetAttribute, cc.ResetValue = "pwdLastSet", "0"
+		}
 	case dir.LDAP != nil:
 		if cc.Attribute == "" {
 			cc.Attribute = "userPassword"

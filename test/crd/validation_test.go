@@ -202,7 +202,13 @@ var _ = Describe("Validation by the API server", func() {
 			ud.Spec.LDAP.Groups = &uiov1.LDAPGroups{BaseDN: "ou=groups,dc=example,dc=com"}
 		})
 		Expect(k8sClient.Create(ctx, ldap)).To(Succeed())
-		Expect(ldap.Spec.LDAP.Groups.ObjectClass).To(Equal(uiov1.LDAPGroupClass("groupOfNames")))
+		Expect(ldap.Spec.LDAP.Vendor).To(Equal(uiov1.LDAPGeneric))
+		Expect(ldap.Spec.LDAP.Groups.ObjectClass).To(BeEmpty(), "the provider picks the vendor's: groupOfNames, or group for ActiveDirectory")
+		ad := validLDAPDirectory(func(ud *uiov1.UserDirectory) {
+			ud.Spec.LDAP.Vendor = uiov1.LDAPActiveDirectory
+			ud.Spec.LDAP.Groups = &uiov1.LDAPGroups{BaseDN: "OU=Groups,DC=corp,DC=example", ObjectClass: uiov1.ADGroup}
+		})
+		Expect(k8sClient.Create(ctx, ad)).To(Succeed())
 		sql := validSQLDirectory(func(ud *uiov1.UserDirectory) {
 			ud.Spec.SQL.Groups = &uiov1.SQLGroups{Table: "hr.memberships"}
 		})

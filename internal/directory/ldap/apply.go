@@ -138,11 +138,16 @@ func (d *Directory) create(ctx context.Context, slot int, ch Change) (string, er
 			}
 		}
 	}
+	if d.ad {
+		if err := d.adCreate(&attrs, identity); err != nil {
+			return "", err
+		}
+	}
 	rdn := attrs.get(d.rdnAttr)
 	if len(rdn) == 0 {
 		return "", &directory.ChangeError{Msg: fmt.Sprintf("%s: no value for the attribute that names new entries (rdnAttribute)", d.rdnAttr)}
 	}
-	dn := d.rdnAttr + "=" + ldap.EscapeDN(rdn[0]) + "," + d.usersBase
+	dn := d.rdnAttr + "=" + d.escapeRDN(rdn[0]) + "," + d.usersBase
 
 	err = d.doAdd(ctx, slot, func(p *pipe) error { return p.add(ctx, dn, d.objectClasses, attrs) })
 	if ldap.IsErrorWithCode(err, ldap.LDAPResultEntryAlreadyExists) {
@@ -172,6 +177,11 @@ func (d *Directory) replayCreate(ctx context.Context, dn, identity string, attrs
 	})
 	if err != nil || entry == nil {
 		if err == nil || ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
+			if d.ad {
+				// No entry of that name: the add was refused for a value
+				// unique in the whole domain.
+				return "", &directory.ChangeError{Msg: fmt.Sprintf("%s: the value is already used by another entry in the domain (sAMAccountName and userPrincipalName are unique across it); the user is not created", d.identityAttr)}
+			}
 			return "", &directory.ChangeError{Msg: fmt.Sprintf("%s: entry exists but cannot be read", d.rdnAttr)}
 		}
 		return "", d.writeError(err, names)
@@ -188,6 +198,10 @@ func (d *Directory) replayCreate(ctx context.Context, dn, identity string, attrs
 	}
 	changed := make(directory.Attributes)
 	for _, a := range attrs {
+		if d.ad && (sameAttr(a.name, unicodePwd) || sameAttr(a.name, uacAttr)) {
+			// Never read back; the account state is the reactivation's.
+			continue
+		}
 		if !slices.Equal(u.Attributes[a.name], a.values) {
 			changed[a.name] = a.values
 		}
@@ -226,6 +240,14 @@ func (d *Directory) update(ctx context.Context, dn, identity string, changed dir
 		if dn, err = d.rename(ctx, dn, vals[0]); err != nil {
 			return dn, err
 		}
+		if len(vals) == 1 {
+			// The rename wrote it; AD refuses the naming attribute in a
+			// modify (notAllowedOnRDN), even with the same value.
+			attrs = slices.DeleteFunc(attrs, func(a attr) bool { return sameAttr(a.name, d.rdnAttr) })
+		}
+	}
+	if d.ad {
+		attrs = adEncode(attrs)
 	}
 
 	req := ldap.NewModifyRequest(dn, nil)
@@ -242,15 +264,19 @@ func (d *Directory) update(ctx context.Context, dn, identity string, changed dir
 		// delete does not fail when it is already absent.
 		req.Replace(name, nil)
 	}
-	if reactivate && d.disableAttr != "" {
+	if reactivate && d.disableAttr != "" && !d.ad {
 		req.Replace(d.disableAttr, nil)
 	}
-	if len(req.Changes) == 0 {
-		return dn, nil
+	if len(req.Changes) > 0 {
+		err = d.do(ctx, func(c *ldap.Conn) error { return c.Modify(req) })
+		if err != nil {
+			return dn, d.writeError(err, append(attrs.names(), removed...))
+		}
 	}
-	err = d.do(ctx, func(c *ldap.Conn) error { return c.Modify(req) })
-	if err != nil {
-		return dn, d.writeError(err, append(attrs.names(), removed...))
+	if reactivate && d.ad {
+		// After the modify: a password it writes lets AD enable the
+		// account.
+		return dn, d.setUAC(ctx, dn, false)
 	}
 	return dn, nil
 }
@@ -267,7 +293,7 @@ func (d *Directory) rename(ctx context.Context, dn, value string) (string, error
 			return dn, nil
 		}
 	}
-	newRDN := d.rdnAttr + "=" + ldap.EscapeDN(value)
+	newRDN := d.rdnAttr + "=" + d.escapeRDN(value)
 	err = d.do(ctx, func(c *ldap.Conn) error {
 		return c.ModifyDN(ldap.NewModifyDNRequest(dn, newRDN, true, ""))
 	})
@@ -279,11 +305,19 @@ func (d *Directory) rename(ctx context.Context, dn, value string) (string, error
 
 // deactivate sets the disable attribute, or moves the entry to moveToDN.
 func (d *Directory) deactivate(ctx context.Context, dn string) (string, error) {
+	if d.ad {
+		if err := d.setUAC(ctx, dn, true); err != nil {
+			return dn, err
+		}
+	}
 	if d.moveToDN != nil {
 		if d.underMoveTo(dn) {
 			return dn, nil
 		}
 		return d.move(ctx, dn, d.moveTo)
+	}
+	if d.ad {
+		return dn, nil
 	}
 	req := ldap.NewModifyRequest(dn, nil)
 	req.Replace(d.disableAttr, []string{d.disableValue})

@@ -53,13 +53,13 @@ func (d *Directory) Check(ctx context.Context) (directory.Capabilities, error) {
 	if rootDSE != nil && rootDSE.GetAttributeValue("subschemaSubentry") != "" {
 		subschema = rootDSE.GetAttributeValue("subschemaSubentry")
 	}
-	entry, err := searchBase(c, subschema, "(objectClass=subschema)", []string{"attributeTypes", "objectClasses"})
+	entry, err := searchBase(c, subschema, "(objectClass=subschema)", []string{"attributeTypes", "objectClasses", "dITContentRules"})
 	if err != nil || entry == nil {
 		// A server that hides its schema cannot be checked; writes will
 		// tell.
 		return caps, nil
 	}
-	s := parseSchema(entry.GetAttributeValues("attributeTypes"), entry.GetAttributeValues("objectClasses"))
+	s := parseSchema(entry.GetAttributeValues("attributeTypes"), entry.GetAttributeValues("objectClasses"), entry.GetAttributeValues("dITContentRules"))
 	if err := d.checkSchema(s); err != nil {
 		return caps, err
 	}
@@ -113,9 +113,17 @@ func searchBase(c *ldap.Conn, dn, filter string, attrs []string) (*ldap.Entry, e
 // schema is what Check needs of a subschema subentry: the attribute type
 // names (aliases included) and, per object class, its superclasses and
 // the attributes it requires or allows. Names are lower case.
+//
+// A DIT content rule (RFC 4512 4.1.6) adds auxiliary classes, and their
+// attributes, to the entries of a structural class: Active Directory
+// publishes its systemAuxiliaryClass and auxiliaryClass this way (user
+// gets securityPrincipal's sAMAccountName).
 type schema struct {
 	attributes map[string]bool
 	classes    map[string]*objectClass
+	// contentRules are keyed by the structural class's name; sup holds
+	// the auxiliary classes.
+	contentRules map[string]*objectClass
 }
 
 type objectClass struct {
@@ -123,8 +131,8 @@ type objectClass struct {
 	attrs []string // MUST and MAY
 }
 
-func parseSchema(attributeTypes, objectClasses []string) *schema {
-	s := &schema{attributes: map[string]bool{}, classes: map[string]*objectClass{}}
+func parseSchema(attributeTypes, objectClasses, contentRules []string) *schema {
+	s := &schema{attributes: map[string]bool{}, classes: map[string]*objectClass{}, contentRules: map[string]*objectClass{}}
 	for _, def := range attributeTypes {
 		f := parseDefinition(def)
 		for _, n := range f["NAME"] {
@@ -138,6 +146,13 @@ func parseSchema(attributeTypes, objectClasses []string) *schema {
 			s.classes[n] = oc
 		}
 	}
+	for _, def := range contentRules {
+		f := parseDefinition(def)
+		cr := &objectClass{sup: f["AUX"], attrs: append(f["MUST"], f["MAY"]...)}
+		for _, n := range f["NAME"] {
+			s.contentRules[n] = cr
+		}
+	}
 	// Attributes may be named by alias in object classes; map every alias
 	// of a type to all its names so that "surname" and "sn" agree.
 	aliases := map[string][]string{}
@@ -147,7 +162,7 @@ func parseSchema(attributeTypes, objectClasses []string) *schema {
 			aliases[n] = names
 		}
 	}
-	for _, oc := range s.classes {
+	for _, oc := range append(values(s.classes), values(s.contentRules)...) {
 		var expanded []string
 		for _, a := range oc.attrs {
 			expanded = append(expanded, a)
@@ -186,6 +201,16 @@ func (s *schema) allowed(classes []string) map[string]bool {
 				return false
 			}
 		}
+		if cr := s.contentRules[name]; cr != nil {
+			for _, a := range cr.attrs {
+				out[a] = true
+			}
+			for _, aux := range cr.sup {
+				if !walk(aux) {
+					return false
+				}
+			}
+		}
 		return true
 	}
 	for _, c := range classes {
@@ -196,7 +221,15 @@ func (s *schema) allowed(classes []string) map[string]bool {
 	return out
 }
 
-// parseDefinition reads the NAME, SUP, MUST and MAY fields of an RFC 4512
+func values(m map[string]*objectClass) []*objectClass {
+	out := make([]*objectClass, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
+}
+
+// parseDefinition reads the NAME, SUP, AUX, MUST and MAY fields of an RFC 4512
 // definition such as "( 2.5.4.4 NAME ( 'sn' 'surname' ) SUP name )". The
 // values are lower case.
 func parseDefinition(def string) map[string][]string {
@@ -205,7 +238,7 @@ func parseDefinition(def string) map[string][]string {
 	for i := 0; i < len(toks); i++ {
 		key := toks[i]
 		switch key {
-		case "NAME", "SUP", "MUST", "MAY":
+		case "NAME", "SUP", "AUX", "MUST", "MAY":
 		default:
 			continue
 		}

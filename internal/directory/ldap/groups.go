@@ -32,23 +32,38 @@ type groups struct {
 	base       string
 	class      string // as configured
 	memberAttr string
-	// byDN: members are DNs (groupOfNames, groupOfUniqueNames), not
-	// identities (posixGroup's memberUid).
+	// byDN: members are DNs (groupOfNames, groupOfUniqueNames, group),
+	// not identities (posixGroup's memberUid).
 	byDN bool
+	// ad: Active Directory groups (objectClass group), created with
+	// groupType and a sAMAccountName, kept when empty.
+	ad        bool
+	groupType int32
 	// creating serialises the creation of posixGroups, each of which
 	// takes the next free gidNumber.
 	creating sync.Mutex
 }
 
-func newGroups(spec *v1alpha1.LDAPGroups) (*groups, error) {
+func newGroups(spec *v1alpha1.LDAPGroups, ad bool) (*groups, error) {
 	if spec == nil {
 		return nil, nil
 	}
 	if dn, err := ldap.ParseDN(spec.BaseDN); err != nil || len(dn.RDNs) == 0 {
 		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap.groups.baseDN %q is not a distinguished name", spec.BaseDN)
 	}
-	g := &groups{base: spec.BaseDN, class: string(spec.ObjectClass)}
+	g := &groups{base: spec.BaseDN, class: string(spec.ObjectClass), groupType: defaultGroupType}
+	if g.class == "" && ad {
+		g.class = string(v1alpha1.ADGroup)
+	}
+	if spec.GroupType != nil {
+		g.groupType = *spec.GroupType
+	}
 	switch strings.ToLower(g.class) {
+	case "group":
+		if !ad {
+			return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap.groups.objectClass group is Active Directory's: set spec.ldap.vendor: ActiveDirectory")
+		}
+		g.class, g.memberAttr, g.byDN, g.ad = "group", "member", true, true
 	case "", "groupofnames":
 		g.class, g.memberAttr, g.byDN = "groupOfNames", "member", true
 	case "groupofuniquenames":
@@ -56,7 +71,7 @@ func newGroups(spec *v1alpha1.LDAPGroups) (*groups, error) {
 	case "posixgroup":
 		g.memberAttr = "memberUid"
 	default:
-		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap.groups.objectClass %q: want groupOfNames, groupOfUniqueNames or posixGroup", g.class)
+		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap.groups.objectClass %q: want groupOfNames, groupOfUniqueNames, posixGroup or group", g.class)
 	}
 	return g, nil
 }
@@ -81,7 +96,7 @@ func (d *Directory) PredictReference(identity string) (string, bool) {
 	if !sameAttr(d.rdnAttr, d.identityAttr) || identity == "" {
 		return "", false
 	}
-	return d.rdnAttr + "=" + ldap.EscapeDN(identity) + "," + d.usersBase, true
+	return d.rdnAttr + "=" + d.escapeRDN(identity) + "," + d.usersBase, true
 }
 
 // ListGroups reads the groups under the groups base with their members.
@@ -96,7 +111,14 @@ func (d *Directory) ListGroups(ctx context.Context, fn func(directory.Group) err
 		if delivered {
 			return errRestart
 		}
-		return d.pagedSearch(ctx, c, g.base, filter, []string{"cn", g.memberAttr, groupMarkerAttr}, func(e *ldap.Entry) error {
+		var entries []*ldap.Entry
+		err := d.pagedSearch(ctx, c, g.base, filter, []string{"cn", g.memberAttr, groupMarkerAttr}, func(e *ldap.Entry) error {
+			if g.ad {
+				// Ranged members are read after the search: a connection
+				// serves one operation at a time here.
+				entries = append(entries, e)
+				return nil
+			}
 			delivered = true
 			return fn(directory.Group{
 				ID:      e.DN,
@@ -105,6 +127,21 @@ func (d *Directory) ListGroups(ctx context.Context, fn func(directory.Group) err
 				Members: entryValues(e, g.memberAttr),
 			})
 		})
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			members, err := d.rangedValues(ctx, c, e, g.memberAttr)
+			if err != nil {
+				return err
+			}
+			delivered = true
+			if err := fn(directory.Group{ID: e.DN, Name: groupName(e),
+				Managed: containsFold(entryValues(e, groupMarkerAttr), d.markerValue), Members: members}); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err == errRestart {
 		return directory.Errorf(v1alpha1.ReasonUnreachable, "listing groups under %q: connection lost mid-listing", g.base)
@@ -138,11 +175,14 @@ func (d *Directory) ApplyGroup(ctx context.Context, ch directory.GroupChange) (s
 	if ch.ID == "" {
 		return d.createGroup(ctx, ch)
 	}
-	if ch.Empty && g.byDN {
+	if ch.Empty && g.byDN && !g.ad {
 		return ch.ID, d.delete(ctx, ch.ID)
 	}
 	err := d.modifyMembers(ctx, ch.ID, ch.Add, ch.Remove)
-	if ldap.IsErrorWithCode(err, ldap.LDAPResultAttributeOrValueExists) || ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchAttribute) {
+	if ldap.IsErrorWithCode(err, ldap.LDAPResultAttributeOrValueExists) || ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchAttribute) ||
+		// AD answers a member added twice with entryAlreadyExists, and
+		// one removed twice with unwillingToPerform.
+		g.ad && ldap.IsErrorAnyOf(err, ldap.LDAPResultEntryAlreadyExists, ldap.LDAPResultUnwillingToPerform) {
 		err = d.modifyFromEntry(ctx, ch)
 	}
 	if err != nil {
@@ -177,9 +217,9 @@ func (d *Directory) modifyFromEntry(ctx context.Context, ch directory.GroupChang
 			return err
 		}
 		if len(res.Entries) > 0 {
-			current = entryValues(res.Entries[0], attr)
+			current, err = d.rangedValues(ctx, c, res.Entries[0], attr)
 		}
-		return nil
+		return err
 	})
 	if err != nil {
 		return err
@@ -219,11 +259,15 @@ func (d *Directory) modifyFromEntry(ctx context.Context, ch directory.GroupChang
 // run that was stopped before it recorded it) gets the members added.
 func (d *Directory) createGroup(ctx context.Context, ch directory.GroupChange) (string, error) {
 	g := d.groups
-	dn := "cn=" + ldap.EscapeDN(ch.Name) + "," + g.base
+	dn := "cn=" + d.escapeRDN(ch.Name) + "," + g.base
 	req := ldap.NewAddRequest(dn, nil)
 	req.Attribute("objectClass", []string{g.class, "top"})
 	req.Attribute("cn", []string{ch.Name})
 	req.Attribute(groupMarkerAttr, []string{d.markerValue})
+	if g.ad {
+		req.Attribute("groupType", []string{strconv.Itoa(int(g.groupType))})
+		req.Attribute("sAMAccountName", []string{ch.Name})
+	}
 	if len(ch.Add) > 0 {
 		req.Attribute(g.memberAttr, ch.Add)
 	}

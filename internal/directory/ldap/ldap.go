@@ -163,6 +163,9 @@ type Directory struct {
 	managedOnly  bool
 	needsCNSN    bool
 
+	// ad: the server is Active Directory (see ad.go).
+	ad bool
+
 	// inFlight holds the numbers of the slots for changes in flight: it
 	// bounds them across batches, and gives each add a pipe of its own.
 	inFlight   chan int
@@ -190,14 +193,23 @@ func New(ctx context.Context, spec *v1alpha1.LDAPDirectory, opts directory.Optio
 	if spec.StartTLS && u.Scheme == "ldaps" {
 		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap.startTLS applies to ldap:// URLs only; %q is already TLS", spec.URL)
 	}
+	ad := spec.Vendor == v1alpha1.LDAPActiveDirectory
+	userFilter, rdnAttr, objectClasses := defaultUserFilter, defaultRDNAttribute, defaultObjectClasses
+	if ad {
+		userFilter, rdnAttr, objectClasses = adUserFilter, adRDN, adObjectClasses
+		if u.Scheme != "ldaps" && !spec.StartTLS {
+			return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap: Active Directory takes passwords (unicodePwd) over TLS only, and an account without one cannot be enabled: use ldaps:// or startTLS: true")
+		}
+	}
 	d := &Directory{
+		ad:           ad,
 		dialControl:  opts.DialControl,
 		url:          u,
 		startTLS:     spec.StartTLS,
 		bindDN:       spec.BindDN,
 		usersBase:    spec.UsersBaseDN,
-		userFilter:   orDefault(spec.UserFilter, defaultUserFilter),
-		rdnAttr:      orDefault(spec.RDNAttribute, defaultRDNAttribute),
+		userFilter:   orDefault(spec.UserFilter, userFilter),
+		rdnAttr:      orDefault(spec.RDNAttribute, rdnAttr),
 		pageSize:     defaultPageSize,
 		identityAttr: orDefault(opts.IdentityAttribute, defaultRDNAttribute),
 		markerAttr:   opts.MarkerAttribute,
@@ -210,6 +222,11 @@ func New(ctx context.Context, spec *v1alpha1.LDAPDirectory, opts directory.Optio
 	if spec.PageSize > 0 {
 		d.pageSize = uint32(spec.PageSize)
 	}
+	if ad {
+		// AD answers a larger page with MaxPageSize entries and a
+		// cookie that may not resume where the page ended.
+		d.pageSize = min(d.pageSize, adMaxPageSize)
+	}
 	if d.maxRetries <= 0 {
 		d.maxRetries = defaultMaxRetries
 	}
@@ -218,12 +235,13 @@ func New(ctx context.Context, spec *v1alpha1.LDAPDirectory, opts directory.Optio
 	}
 	d.objectClasses = spec.ObjectClasses
 	if len(d.objectClasses) == 0 {
-		d.objectClasses = defaultObjectClasses
+		d.objectClasses = objectClasses
 	}
 	for _, oc := range d.objectClasses {
 		switch strings.ToLower(oc) {
 		case "person", "organizationalperson", "inetorgperson":
-			d.needsCNSN = true
+			// AD's person requires cn only, its naming attribute.
+			d.needsCNSN = !ad
 		}
 	}
 
@@ -234,10 +252,21 @@ func New(ctx context.Context, spec *v1alpha1.LDAPDirectory, opts directory.Optio
 		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap.userFilter %q is not an LDAP filter: %v", d.userFilter, err)
 	}
 	d.disableAttr, d.disableValue = defaultDisableAttr, defaultDisableValue
-	if dis := spec.Disable; dis != nil {
+	if ad {
+		// The account state is userAccountControl's ACCOUNTDISABLE bit,
+		// whatever spec.disable says of an attribute; moveToDN moves the
+		// disabled entry as well.
+		d.disableAttr, d.disableValue = uacAttr, ""
+		if dis := spec.Disable; dis != nil && dis.Attribute != "" && !sameAttr(dis.Attribute, uacAttr) {
+			return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap.disable.attribute %q: Active Directory disables an account with the ACCOUNTDISABLE bit of userAccountControl; leave attribute unset", dis.Attribute)
+		}
+	}
+	if dis := spec.Disable; dis != nil && (!ad || dis.MoveToDN != "") {
 		switch {
 		case dis.MoveToDN != "":
-			d.disableAttr, d.disableValue = "", ""
+			if !ad {
+				d.disableAttr, d.disableValue = "", ""
+			}
 			d.moveTo = dis.MoveToDN
 			if d.moveToDN, err = ldap.ParseDN(dis.MoveToDN); err != nil || len(d.moveToDN.RDNs) == 0 {
 				return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap.disable.moveToDN %q is not a distinguished name", dis.MoveToDN)
@@ -264,7 +293,7 @@ func New(ctx context.Context, spec *v1alpha1.LDAPDirectory, opts directory.Optio
 		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "managedUsers.markerAttribute is required when the scope is Managed")
 	}
 
-	if d.groups, err = newGroups(spec.Groups); err != nil {
+	if d.groups, err = newGroups(spec.Groups, ad); err != nil {
 		return nil, err
 	}
 

@@ -216,6 +216,8 @@ func (d *Directory) toUser(e *ldap.Entry, attributes []string) directory.User {
 		u.Managed = containsFold(entryValues(e, d.markerAttr), d.markerValue)
 	}
 	switch {
+	case d.ad:
+		u.Active = uacActive(entryValues(e, uacAttr)) && (d.moveToDN == nil || !d.underMoveTo(e.DN))
 	case d.moveToDN != nil:
 		u.Active = !d.underMoveTo(e.DN)
 	case d.disableAttr != "":

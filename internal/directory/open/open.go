@@ -116,6 +116,13 @@ func ReservedAttributes(spec v1alpha1.UserDirectorySpec) map[string]string {
 			r["password"] = "spec.recoveryCodes (the password)"
 		}
 	}
+	if l := spec.LDAP; l != nil && l.Vendor == v1alpha1.LDAPActiveDirectory {
+		// The account state and the password are the operator's: a row
+		// that wrote them could enable an account a full import disabled.
+		r["userAccountControl"] = "spec.ldap.vendor ActiveDirectory (the account state)"
+		r["unicodePwd"] = "spec.ldap.vendor ActiveDirectory (the password)"
+		r["pwdLastSet"] = "spec.ldap.vendor ActiveDirectory (the password's age)"
+	}
 	delete(r, "")
 	return r
 }
