@@ -1,6 +1,7 @@
 package controllers_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/userimport/user-import-operator/controllers"
 	"github.com/userimport/user-import-operator/internal/testenv"
 	"github.com/userimport/user-import-operator/internal/testpeer/peer"
+	"github.com/userimport/user-import-operator/internal/testpeer/scimserver"
 	"github.com/userimport/user-import-operator/internal/testpeer/sshd"
 	"github.com/userimport/user-import-operator/internal/worker"
 )
@@ -83,6 +85,31 @@ var _ = Describe("an import whose input is refused", Ordered, func() {
 		}, 30*time.Second, 100*time.Millisecond).Should(Succeed())
 		return got
 	}
+
+	// The SCIM server answers a create with a body that cannot be
+	// decoded, made of the request: the run fails, and neither its
+	// conditions nor its Events quote the row's values.
+	It("keeps the values of a failed run out of its conditions and Events", func() {
+		ns := newNamespace()
+		const canary = "Canary-Events-Garbled-8841"
+		p := scimserver.NewProxy(GinkgoTB(), scim)
+		p.FaultNextBody(1<<20, func(m, _ string, body []byte) bool { return m == "POST" && strings.Contains(string(body), canary) }, scimserver.FaultGarbled)
+		Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "corp-token", Namespace: ns},
+			Data: map[string][]byte{"token": []byte(scimToken)}})).To(Succeed())
+		Expect(k8sClient.Create(ctx, scimDirectory(ns, "corp", p.URL, "corp-token"))).To(Succeed())
+		Expect(k8sClient.Create(ctx, configMap(ns, "hr", "email,first_name\nann@"+ns+".example,"+canary+"\n"))).To(Succeed())
+		imp := importOf(ns, "leak", uiov1.ActionImport, nil)
+
+		got := expectPhase(imp, uiov1.PhaseFailed)
+		Eventually(func() []string { return eventsFor(ns, "leak", "") }, 5*time.Second).ShouldNot(BeEmpty())
+		status, err := json.Marshal(got.Status)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(status)).NotTo(ContainSubstring("Canary"))
+		Expect(string(status)).To(ContainSubstring("invalid JSON"), "the condition says what went wrong")
+		for _, note := range eventsFor(ns, "leak", "") {
+			Expect(note).NotTo(ContainSubstring("Canary"))
+		}
+	})
 
 	It("lets a person fix a wrong column and import on the same object", func() {
 		ns := newNamespace()

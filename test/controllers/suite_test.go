@@ -311,13 +311,14 @@ func finishJob(j *batchv1.Job, succeeded bool) {
 	}).Should(Succeed())
 }
 
-// eventsFor lists the notes of the Events about obj with reason.
+// eventsFor lists the notes of the Events about obj with reason (any
+// reason when "").
 func eventsFor(ns, name, reason string) []string {
 	var list eventsv1.EventList
 	Expect(k8sClient.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
 	var notes []string
 	for _, e := range list.Items {
-		if e.Regarding.Name == name && e.Reason == reason {
+		if e.Regarding.Name == name && (e.Reason == reason || reason == "") {
 			notes = append(notes, e.Note)
 		}
 	}
