@@ -408,6 +408,7 @@ type OAuth2ClientCredentials struct {
 }
 
 // LDAPDirectory connects to an LDAP directory.
+// +kubebuilder:validation:XValidation:rule="!has(self.groups) || !has(self.groups.objectClass) || self.groups.objectClass != 'group' || (has(self.vendor) && self.vendor == 'ActiveDirectory')",message="spec.ldap.groups.objectClass group is Active Directory's: set spec.ldap.vendor: ActiveDirectory"
 // +kubebuilder:validation:XValidation:rule="self.url.startsWith('ldaps://') || (has(self.startTLS) && self.startTLS) || (has(self.insecure) && self.insecure)",message="spec.ldap.url: ldap:// without startTLS sends the bind password and every user in clear; use ldaps:// or startTLS: true, or set spec.ldap.insecure: true"
 type LDAPDirectory struct {
 	// vendor is Generic (OpenLDAP and other LDAPv3 servers, the default)

@@ -295,8 +295,11 @@ var _ = Describe("Validation by the API server", func() {
 			ud.Spec.LDAP.UserFilter = "objectClass=person"
 		}), "spec.ldap.userFilter", "must be an LDAP filter in parentheses"),
 		Entry("an LDAP group class that is not one", validLDAPDirectory(func(ud *uiov1.UserDirectory) {
+			ud.Spec.LDAP.Groups = &uiov1.LDAPGroups{BaseDN: "ou=groups,dc=example,dc=com", ObjectClass: "organizationalUnit"}
+		}), `spec.ldap.groups.objectClass: Unsupported value: "organizationalUnit"`),
+		Entry("Active Directory groups on a generic LDAP server", validLDAPDirectory(func(ud *uiov1.UserDirectory) {
 			ud.Spec.LDAP.Groups = &uiov1.LDAPGroups{BaseDN: "ou=groups,dc=example,dc=com", ObjectClass: "group"}
-		}), `spec.ldap.groups.objectClass: Unsupported value: "group"`),
+		}), `spec.ldap.groups.objectClass group is Active Directory's`),
 		Entry("LDAP groups without a base DN", validLDAPDirectory(func(ud *uiov1.UserDirectory) {
 			ud.Spec.LDAP.Groups = &uiov1.LDAPGroups{}
 		}), "spec.ldap.groups.baseDN"),
