@@ -65,6 +65,12 @@ var alphabetSize = big.NewInt(int64(len(Alphabet)))
 // Code returns the code of identity: the same for the same key and
 // identity, unrelated for any other. The HMAC has 256 bits and the code
 // 99, so reducing it modulo the code space leaves no bias worth naming.
+//
+// Every code holds a capital, a digit and a dash: the three classes of
+// characters a password policy such as Active Directory's complexity
+// rule asks for. The one code in about 400 drawn without a digit (or,
+// far rarer, without a capital) has its last character mapped to one,
+// which costs less than a bit of its 99.
 func (g *Generator) Code(identity string) string {
 	m := hmac.New(sha256.New, g.key)
 	m.Write([]byte(identity))
@@ -79,7 +85,16 @@ func (g *Generator) Code(identity string) string {
 		n.DivMod(n, alphabetSize, d)
 		b.WriteByte(Alphabet[d.Int64()])
 	}
-	return b.String()
+	code := []byte(b.String())
+	last := len(code) - 1
+	const digits, capitals = "23456789", "ABCDEFGHJKMNPQRSTUVWXYZ"
+	switch i := strings.IndexByte(Alphabet, code[last]); {
+	case !strings.ContainsAny(string(code), digits):
+		code[last] = digits[i%len(digits)]
+	case !strings.ContainsAny(string(code), capitals):
+		code[last] = capitals[i%len(capitals)]
+	}
+	return string(code)
 }
 
 // ErrWeak is the error of a code with too little entropy.

@@ -1,6 +1,7 @@
 package recovery
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -87,5 +88,36 @@ func TestHashesVerify(t *testing.T) {
 		if _, err := NewHasher(tc.scheme, tc.ldap, Costs{}); err == nil {
 			t.Fatalf("%s (ldap %v) was taken", tc.scheme, tc.ldap)
 		}
+	}
+}
+
+// Every generated code meets a complexity rule of three character
+// classes (Active Directory's): a capital, a digit and a dash.
+func TestEveryCodeHasACapitalADigitAndADash(t *testing.T) {
+	key, err := NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := NewGenerator(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixed := 0
+	for i := range 20000 {
+		code := g.Code(fmt.Sprintf("user%d@corp.example", i))
+		if !strings.ContainsAny(code, "23456789") || !strings.ContainsAny(code, "ABCDEFGHJKMNPQRSTUVWXYZ") || !strings.Contains(code, "-") {
+			t.Fatalf("code %d lacks a class of characters", i)
+		}
+		if Check(code) != nil {
+			t.Fatalf("code %d is weak: %v", i, Check(code))
+		}
+		if !strings.ContainsAny(code[:len(code)-1], "23456789") {
+			fixed++
+		}
+	}
+	// About one in 400 is drawn without a digit: the test draws enough
+	// to see the mapping at work.
+	if fixed == 0 {
+		t.Fatal("no code needed its last character mapped: the case is not exercised")
 	}
 }

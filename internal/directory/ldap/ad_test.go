@@ -124,6 +124,32 @@ func TestActiveDirectory(t *testing.T) {
 		}
 	})
 
+	t.Run("a password the domain's policy refuses is the line's error, naming the policy", func(t *testing.T) {
+		attrs := adUser("weak1", "Weak Password")
+		attrs[unicodePwd] = []string{"abc"}
+		res, err := d.Apply(ctx, []directory.Change{create("weak1", attrs)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res[0].Err == nil || !strings.Contains(res[0].Err.Error(), "unicodePwd: the password does not meet the domain's password policy") || strings.Contains(res[0].Err.Error(), "abc") {
+			t.Fatalf("got %v", res[0].Err)
+		}
+	})
+
+	t.Run("mustChange: pwdLastSet 0 makes the user change the code at first sign-in", func(t *testing.T) {
+		attrs := adUser("mchange", "Must Change")
+		attrs[unicodePwd] = []string{"Rc-MUST9-CHNG7"}
+		attrs["pwdLastSet"] = []string{"0"}
+		res := mustApply(t, d, create("mchange", attrs))
+		if got := adEntry(t, dc, res[0].ID, "pwdLastSet").GetAttributeValue("pwdLastSet"); got != "0" {
+			t.Fatalf("pwdLastSet %q", got)
+		}
+		err := dc.CanSignIn(res[0].ID, "Rc-MUST9-CHNG7")
+		if err == nil || !strings.Contains(err.Error(), "773") {
+			t.Fatalf("a sign-in with a code to change: %v, want AD's must-change refusal (data 773)", err)
+		}
+	})
+
 	t.Run("deactivation sets one bit and keeps the others; reactivation clears it", func(t *testing.T) {
 		dn := lookup(t, d, "jdoe")["jdoe"].ID
 		c, err := dc.Conn()

@@ -415,6 +415,13 @@ func (d *Directory) writeError(err error, attrs []string) error {
 				if name := mentionedAttribute(le.Err.Error(), attrs); name != "" {
 					subject = name
 				}
+				if d.ad && le.ResultCode == ldap.LDAPResultConstraintViolation && slices.ContainsFunc(attrs, func(a string) bool { return sameAttr(a, unicodePwd) }) &&
+					strings.Contains(strings.ToLower(le.Err.Error()), "password") {
+					// AD's check_password_restrictions: length, history,
+					// complexity (which also refuses the account's name in
+					// the password).
+					subject, rule = unicodePwd, "the password does not meet the domain's password policy"
+				}
 			}
 			return &directory.ChangeError{Msg: fmt.Sprintf("%s: %s (LDAP result %d)", subject, rule, le.ResultCode)}
 		}
