@@ -182,9 +182,12 @@ type contentSum struct {
 func (c *contentSum) add(at int64, p []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if at == c.done && c.done < c.size {
-		c.h.Write(p)
-		c.done += int64(len(p))
+	// A chunk that covers the frontier continues the sum, whatever
+	// offset it started at: readers of different buffer sizes (or one
+	// that stopped early) never meet the frontier exactly.
+	if end := at + int64(len(p)); at <= c.done && c.done < end && c.done < c.size {
+		c.h.Write(p[c.done-at:])
+		c.done = end
 	}
 }
 
