@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks: hack/bench.sh [engine|ldap|scim|mail|postgres|codes|sources|groups] (none = all).
+# Benchmarks: hack/bench.sh [engine|ldap|ad|scim|mail|postgres|codes|sources|groups] (none = all).
 # The last line each benchmark prints is "BENCH <name> key=value ...".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +14,7 @@ run() {
       go build -o "$bin/engine" ./hack/bench/engine
       "$bin/engine"
       ;;
-    ldap | scim | mail | postgres | codes | sources | groups)
+    ldap | ad | scim | mail | postgres | codes | sources | groups)
       # The directory benchmarks talk to real servers started by the
       # project's test peers; install them first.
       for f in hack/peers/install-*.sh; do [ -e "$f" ] && bash "$f"; done
@@ -25,14 +25,14 @@ run() {
       "$bin/$name"
       ;;
     *)
-      echo "unknown benchmark $name (engine, ldap, scim, mail, postgres, codes, sources, groups)" >&2
+      echo "unknown benchmark $name (engine, ldap, ad, scim, mail, postgres, codes, sources, groups)" >&2
       return 2
       ;;
   esac
 }
 
 if [ $# -eq 0 ]; then
-  for b in engine ldap scim mail postgres codes sources groups; do run "$b"; done
+  for b in engine ldap ad scim mail postgres codes sources groups; do run "$b"; done
 else
   for b in "$@"; do run "$b"; done
 fi

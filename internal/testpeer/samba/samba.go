@@ -10,6 +10,8 @@
 package samba
 
 import (
+	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -17,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -187,6 +190,37 @@ func (dc *DC) CanSignIn(dn, password string) error {
 	}
 	_, err = c.Search(ldap.NewSearchRequest("", ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)", []string{"defaultNamingContext"}, nil))
 	return err
+}
+
+// LDAPAdd loads LDIF with `ldapadd -c` over LDAPS, bound as the
+// Administrator.
+func (dc *DC) LDAPAdd(ctx context.Context, ldif []byte) error {
+	ca := filepath.Join(dc.dir, "tls", "ca.pem")
+	cmd := exec.CommandContext(ctx, "ldapadd", "-c", "-x", "-H", dc.URL, "-D", dc.BindDN, "-w", dc.BindPassword)
+	cmd.Env = append(os.Environ(), "LDAPTLS_CACERT="+ca)
+	cmd.Stdin = bytes.NewReader(ldif)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("ldapadd: %v: %s", err, lastLines(out.String(), 10))
+	}
+	return nil
+}
+
+// PIDs are the processes of the DC (samba forks one per service), for
+// benchmarks that read its CPU time.
+func (dc *DC) PIDs() []int {
+	out, err := exec.Command("ip", "netns", "pids", dc.netns).Output()
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, f := range strings.Fields(string(out)) {
+		if n, err := strconv.Atoi(f); err == nil {
+			pids = append(pids, n)
+		}
+	}
+	return pids
 }
 
 func (dc *DC) waitReady(timeout time.Duration) error {
