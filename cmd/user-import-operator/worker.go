@@ -70,6 +70,7 @@ func runWorker(args []string) error {
 	sourceFile := fs.String("source", "", "local CSV file that replaces the UserImport's source (laptop mode)")
 	preview := fs.Bool("preview", false, "plan only, write nothing (laptop mode; same as --stage Preview)")
 	reportDir := fs.String("report-dir", "", "directory for the report files (laptop mode)")
+	codesDir := fs.String("codes-dir", "", "directory (mode 0700) that keeps the recovery codes of an import, key and codes.csv of mode 0600 (laptop mode)")
 	statePath := fs.String("state", "", "file keeping the checkpoint of an import, for a rerun to resume (laptop mode; default: the --file path + .state)")
 	expectSHA := fs.String("expect-sha256", "", "sha256 (or, for a file read in place, fingerprint) the source must have, as a preview printed it (laptop mode)")
 	terminationLog := fs.String("termination-log", jobs.TerminationLogPath, "file for the outcome the controller reads (Job mode)")
@@ -97,7 +98,7 @@ func runWorker(args []string) error {
 		}
 		return runWorkerFromFile(ctx, localRun{
 			path: *file, sourceFile: *sourceFile, stage: stage, secrets: secrets,
-			workDir: *workDir, reportDir: *reportDir, statePath: state, expectSHA256: *expectSHA,
+			workDir: *workDir, reportDir: *reportDir, codesDir: *codesDir, statePath: state, expectSHA256: *expectSHA,
 			configMaps: mountedOrNil(*configMapsDir),
 		})
 	}
@@ -199,6 +200,7 @@ type localRun struct {
 	configMaps       kube.KeyReader
 	workDir          string
 	reportDir        string
+	codesDir         string
 	statePath        string
 	expectSHA256     string
 }
@@ -238,6 +240,7 @@ func runWorkerFromFile(ctx context.Context, lr localRun) error {
 		Open:         open.Open,
 		Sink:         sink,
 		ExpectSHA256: lr.expectSHA256,
+		Codes:        codesVault(lr.codesDir),
 	})
 	if errors.Is(err, engine.ErrSourceChanged) {
 		err = fmt.Errorf("%w (state file %s: delete it to import the new file from the start)", err, lr.statePath)
@@ -258,6 +261,15 @@ func runWorkerFromFile(ctx context.Context, lr localRun) error {
 		return exitStatus{code: exitRowErrors, err: fmt.Errorf("%d of %d rows failed (see the lines above and the report)", f, out.Result.Counts.Rows)}
 	}
 	return nil
+}
+
+// codesVault keeps a one-off run's codes in dir; without one, a run that
+// gives out codes is refused.
+func codesVault(dir string) worker.CodeVault {
+	if dir == "" {
+		return nil
+	}
+	return &worker.DirVault{Dir: dir}
 }
 
 // readImportFile reads a UserDirectory and a UserImport from one YAML file.

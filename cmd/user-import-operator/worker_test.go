@@ -19,6 +19,7 @@ import (
 	sqldir "github.com/userimport/user-import-operator/internal/directory/sql"
 	"github.com/userimport/user-import-operator/internal/jobs"
 	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/recovery"
 	"github.com/userimport/user-import-operator/internal/worker"
 )
 
@@ -285,5 +286,91 @@ func TestLaptopImportFileIsValidatedLikeTheAPI(t *testing.T) {
 	}
 	if p := imp.Spec.ErrorPolicy.MaxErrorPercent; p == nil || *p != 10 {
 		t.Fatalf("errorPolicy.maxErrorPercent = %v, want the CRD default 10", p)
+	}
+}
+
+// A one-off import that gives out recovery codes keeps them in
+// --codes-dir, readable by its owner only; without one it is refused.
+func TestLaptopCodesGoToTheCodesDir(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "users.db")
+	if err := sqldir.CreateTable(context.Background(), v1alpha1.SQLDriverSQLite, db, sqldir.TableSpec{
+		Table: "users", IdentityColumn: "user_name", Columns: []string{"given_name", "code", "userImportManagedBy"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(dir, "secrets", "dsn"), 0o700)
+	os.WriteFile(filepath.Join(dir, "secrets", "dsn", "dsn"), []byte(db), 0o600)
+	doc := `apiVersion: userimport.dev/v1alpha1
+kind: UserDirectory
+metadata: {name: local}
+spec:
+  identityAttribute: user_name
+  recoveryCodes: {attribute: code, memoryKiB: 64, iterations: 1}
+  sql: {driver: sqlite, dsn: {name: dsn, key: dsn}, table: users}
+---
+apiVersion: userimport.dev/v1alpha1
+kind: UserImport
+metadata: {name: local}
+spec:
+  directoryRef: {name: local}
+  source: {configMap: {name: unused, key: users.csv}}
+  mode: Delta
+  recoveryCodes: {generate: ForNewUsers}
+  mapping:
+  - {attribute: user_name, column: email, identity: true}
+  - {attribute: given_name, column: first_name}
+`
+	yamlPath, csvPath := filepath.Join(dir, "import.yaml"), filepath.Join(dir, "users.csv")
+	os.WriteFile(yamlPath, []byte(doc), 0o600)
+	var b strings.Builder
+	b.WriteString("email,first_name\n")
+	for i := range 50 {
+		fmt.Fprintf(&b, "person%02d@corp.example,Given%02d\n", i, i)
+	}
+	os.WriteFile(csvPath, []byte(b.String()), 0o600)
+	run := func(codesDir string) error {
+		return runWorkerFromFile(context.Background(), localRun{path: yamlPath, sourceFile: csvPath, stage: jobs.StageImport,
+			secrets: kube.MountedSecrets(filepath.Join(dir, "secrets")), workDir: dir, statePath: yamlPath + ".state", codesDir: codesDir})
+	}
+	if err := run(""); err == nil || !strings.Contains(err.Error(), "--codes-dir") {
+		t.Fatalf("a run with codes and no --codes-dir: %v", err)
+	}
+	codesDir := filepath.Join(dir, "codes")
+	if err := run(codesDir); err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	for _, name := range []string{"key", "codes.csv"} {
+		st, err := os.Stat(filepath.Join(codesDir, name))
+		if err != nil || st.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v, mode %v; want 0600", name, err, st.Mode().Perm())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(codesDir, "codes.log")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("codes.log is left after the run: %v", err)
+	}
+	data, _ := os.ReadFile(filepath.Join(codesDir, "codes.csv"))
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) != 51 || lines[0] != "identity,code,expires" {
+		t.Fatalf("codes.csv has %d lines, first %q", len(lines), lines[0])
+	}
+	sqlDB, err := sql.Open("sqlite", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sqlDB.Close()
+	for _, line := range lines[1:] {
+		f := strings.Split(line, ",")
+		var hash string
+		if err := sqlDB.QueryRow(`SELECT code FROM users WHERE user_name = ?`, f[0]).Scan(&hash); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := recovery.Verify(hash, f[1]); err != nil || !ok {
+			t.Fatalf("%s: the stored hash does not verify its code (%v)", f[0], err)
+		}
+	}
+	os.Chmod(codesDir, 0o755)
+	if err := run(codesDir); err == nil || !strings.Contains(err.Error(), "mode 755") {
+		t.Fatalf("a codes directory others may read: %v", err)
 	}
 }

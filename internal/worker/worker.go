@@ -389,7 +389,7 @@ func recoveryCodes(ctx context.Context, cfg Config, dir directory.Directory, sha
 		return cc, nil
 	}
 	if cfg.Codes == nil {
-		return nil, reject(errors.New("spec.recoveryCodes: codes are kept in Secrets of the import, and this run has no cluster to keep them in"))
+		return nil, reject(errors.New("spec.recoveryCodes: codes are kept in Secrets of the import, and this run has no cluster to keep them in: give the one-off worker --codes-dir"))
 	}
 	key, err := cfg.Codes.Key(ctx)
 	if err != nil {

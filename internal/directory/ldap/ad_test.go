@@ -229,6 +229,19 @@ func TestActiveDirectory(t *testing.T) {
 		}
 	})
 
+	t.Run("users searched from the domain root: the DC's referrals are passed over", func(t *testing.T) {
+		spec := adSpec(dc)
+		spec.UsersBaseDN = dc.BaseDN
+		root := newAD(t, dc, spec)
+		n := 0
+		if err := root.List(ctx, []string{"cn"}, func(u directory.User) error { n++; return nil }); err != nil {
+			t.Fatalf("List from the root: %v", err)
+		}
+		if n < 2 {
+			t.Fatalf("List from the root found %d managed users, want those created above", n)
+		}
+	})
+
 	t.Run("sAMAccountName rules are checked before any write", func(t *testing.T) {
 		for _, bad := range []string{"averyveryverylongname1", "a/b", "x@y", "dot."} {
 			if msg := d.CheckValue("sAMAccountName", bad); msg == "" || strings.Contains(msg, bad) {
