@@ -49,3 +49,33 @@ func TestCodeStorage(t *testing.T) {
 		}
 	}
 }
+
+// Active Directory takes a code only as the password: in unicodePwd,
+// unhashed (AD hashes it), never read back; mustChange sets pwdLastSet 0.
+func TestCodeStorageActiveDirectory(t *testing.T) {
+	ad := v1alpha1.UserDirectorySpec{LDAP: &v1alpha1.LDAPDirectory{Vendor: v1alpha1.LDAPActiveDirectory},
+		RecoveryCodes: &v1alpha1.DirectoryRecoveryCodes{Attribute: "unicodePwd"}}
+	cc, err := CodeStorage(v1alpha1.RecoveryCodes{Generate: v1alpha1.CodesForNewUsers, MustChange: true}, ad, "corp-ad")
+	if err != nil || cc.Attribute != "unicodePwd" || cc.Hasher.Scheme() != v1alpha1.SchemePlain || cc.ResetAttribute != "pwdLastSet" || cc.ResetValue != "0" {
+		t.Fatalf("%+v, %v", cc, err)
+	}
+	for name, tc := range map[string]struct {
+		rc   v1alpha1.DirectoryRecoveryCodes
+		spec v1alpha1.RecoveryCodes
+		want string
+	}{
+		"userPassword":            {v1alpha1.DirectoryRecoveryCodes{Attribute: "userPassword"}, v1alpha1.RecoveryCodes{Generate: v1alpha1.CodesForNewUsers}, "unicodePwd"},
+		"a scheme":                {v1alpha1.DirectoryRecoveryCodes{Scheme: v1alpha1.SchemeSSHA512}, v1alpha1.RecoveryCodes{Generate: v1alpha1.CodesForNewUsers}, "hashes the password itself"},
+		"WhereMissing, no marker": {v1alpha1.DirectoryRecoveryCodes{}, v1alpha1.RecoveryCodes{Generate: v1alpha1.CodesWhereMissing}, "expiresAttribute"},
+	} {
+		d := ad
+		d.RecoveryCodes = &tc.rc
+		if _, err := CodeStorage(tc.spec, d, "corp-ad"); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error naming %s", name, err, tc.want)
+		}
+	}
+	ad.RecoveryCodes = &v1alpha1.DirectoryRecoveryCodes{ExpiresAttribute: "info"}
+	if cc, err := CodeStorage(v1alpha1.RecoveryCodes{Generate: v1alpha1.CodesWhereMissing}, ad, "corp-ad"); err != nil || cc.HeldAttribute != "info" {
+		t.Fatalf("WhereMissing with expiresAttribute: %+v, %v", cc, err)
+	}
+}
