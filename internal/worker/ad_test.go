@@ -13,6 +13,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/jobs"
@@ -160,5 +161,52 @@ func TestActiveDirectoryImportWithGroupsAndCodes(t *testing.T) {
 	if n := again.Result.Counts; n.Created+n.Updated+n.Deactivated+n.Deleted != 0 || n.Unchanged != users ||
 		n.Groups.MembershipsAdded+n.Groups.MembershipsRemoved+n.Groups.GroupsCreated != 0 {
 		t.Fatalf("the unchanged re-run planned writes: %+v", n)
+	}
+
+	// p00001 marries (a new cn: the entry is renamed), p00002 moves to
+	// another department, p00003 leaves (a full import disables it).
+	csvText := strings.Replace(b.String(), "p00001,First00001,Last00001,Dept1", "p00001,First00001,Married00001,Dept1", 1)
+	csvText = strings.Replace(csvText, "p00002,First00002,Last00002,Dept2", "p00002,First00002,Last00002,Dept5", 1)
+	csvText = strings.Replace(csvText, "p00003,First00003,Last00003,Dept3\n", "", 1)
+	if err := os.WriteFile(f.csvPath, []byte(csvText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := newFixture(t, c, "ad-import-changes")
+	h.csvPath, h.secrets, h.dirSpec = f.csvPath, f.secrets, f.dirSpec
+	changes := h.get(t)
+	changes.Spec.Mapping, changes.Spec.RecoveryCodes = imp.Spec.Mapping, imp.Spec.RecoveryCodes
+	changes.Spec.MissingUsers = v1alpha1.MissingDeactivate
+	changes.Spec.Safety.ApprovedDeprovisions = ptr.To[int32](1)
+	if err := c.Update(ctx, changes); err != nil {
+		t.Fatal(err)
+	}
+	third, err := h.runCodes(ctx, t, jobs.StageImport, h.sink(), nil)
+	if err != nil {
+		t.Fatalf("the import of the changes: %v", err)
+	}
+	// The department is no attribute of the user: p00002 changes only
+	// in its groups. (The renamed user's memberships are planned from its
+	// old DN to its new one; AD has moved them already, and the replayed
+	// changes find nothing to do.)
+	if n := third.Result.Counts; n.Updated != 1 || n.Deactivated != 1 || n.Failed != 1 {
+		t.Fatalf("the import of the changes: %+v, want 1 updated, 1 deactivated, 1 failed", n)
+	}
+	entry := func(sam string) *ldap.Entry {
+		res, err := conn.Search(ldap.NewSearchRequest(dc.StaffDN, ldap.ScopeSingleLevel, ldap.NeverDerefAliases, 0, 0, false,
+			"(sAMAccountName="+sam+")", []string{"cn", "sn", "userAccountControl", "memberOf"}, nil))
+		if err != nil || len(res.Entries) != 1 {
+			t.Fatalf("%s: %v", sam, err)
+		}
+		return res.Entries[0]
+	}
+	if e := entry("p00001"); !strings.HasPrefix(e.DN, "CN=First00001 Married00001,") || e.GetAttributeValue("sn") != "Married00001" ||
+		len(e.GetAttributeValues("memberOf")) != 1 || !strings.HasPrefix(e.GetAttributeValues("memberOf")[0], "CN=staff-Dept1,") {
+		t.Fatalf("the renamed user: %s sn %s member of %v", e.DN, e.GetAttributeValue("sn"), e.GetAttributeValues("memberOf"))
+	}
+	if e := entry("p00002"); len(e.GetAttributeValues("memberOf")) != 1 || !strings.HasPrefix(e.GetAttributeValues("memberOf")[0], "CN=staff-Dept5,") {
+		t.Fatalf("the user who moved: member of %v", e.GetAttributeValues("memberOf"))
+	}
+	if e := entry("p00003"); e.GetAttributeValue("userAccountControl") != "514" {
+		t.Fatalf("the user who left: userAccountControl %s, want 514 (disabled)", e.GetAttributeValue("userAccountControl"))
 	}
 }

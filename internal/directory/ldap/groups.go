@@ -3,6 +3,7 @@ package ldap
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -175,10 +176,20 @@ func (d *Directory) ApplyGroup(ctx context.Context, ch directory.GroupChange) (s
 	if ch.ID == "" {
 		return d.createGroup(ctx, ch)
 	}
+	ch.Add, ch.Remove = d.cancelPairs(ch.Add, ch.Remove)
 	if ch.Empty && g.byDN && !g.ad {
 		return ch.ID, d.delete(ctx, ch.ID)
 	}
-	err := d.modifyMembers(ctx, ch.ID, ch.Add, ch.Remove)
+	var err error
+	if g.ad {
+		// AD moves a renamed member's DN in every group itself, and
+		// resolves a DN to remove to the object it named: a change
+		// planned from the member's old DN would remove the member. So
+		// the change is made from the members the entry holds now.
+		err = d.modifyFromEntry(ctx, ch)
+	} else {
+		err = d.modifyMembers(ctx, ch.ID, ch.Add, ch.Remove)
+	}
 	if ldap.IsErrorWithCode(err, ldap.LDAPResultAttributeOrValueExists) || ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchAttribute) ||
 		// AD answers a member added twice with entryAlreadyExists, and
 		// one removed twice with unwillingToPerform.
@@ -224,17 +235,8 @@ func (d *Directory) modifyFromEntry(ctx context.Context, ch directory.GroupChang
 	if err != nil {
 		return err
 	}
-	// DNs compare as the server compares them, member names exactly.
 	has := map[string]bool{}
-	key := func(v string) string {
-		if !d.groups.byDN {
-			return v
-		}
-		if dn, err := ldap.ParseDN(v); err == nil {
-			return strings.ToLower(dn.String())
-		}
-		return strings.ToLower(v)
-	}
+	key := d.memberKey
 	for _, v := range current {
 		has[key(v)] = true
 	}
@@ -252,6 +254,47 @@ func (d *Directory) modifyFromEntry(ctx context.Context, ch directory.GroupChang
 		}
 	}
 	return d.modifyMembers(ctx, ch.ID, add, remove)
+}
+
+// memberKey is a member value as the server compares it: a DN parsed
+// and in lower case (AD spells "CN=", a DN this provider builds "cn="),
+// a member name exactly.
+func (d *Directory) memberKey(v string) string {
+	if !d.groups.byDN {
+		return v
+	}
+	if dn, err := ldap.ParseDN(v); err == nil {
+		return strings.ToLower(dn.String())
+	}
+	return strings.ToLower(v)
+}
+
+// cancelPairs drops the members that are both added and removed: two
+// spellings of one DN (the new DN of a renamed user, as this provider
+// spelt it, and as the server lists it). Sent as they are, the removal
+// would undo the addition.
+func (d *Directory) cancelPairs(add, remove []string) ([]string, []string) {
+	if len(add) == 0 || len(remove) == 0 {
+		return add, remove
+	}
+	adding := make(map[string]bool, len(add))
+	for _, v := range add {
+		adding[d.memberKey(v)] = true
+	}
+	both := map[string]bool{}
+	remove = slices.DeleteFunc(slices.Clone(remove), func(v string) bool {
+		k := d.memberKey(v)
+		if adding[k] {
+			both[k] = true
+			return true
+		}
+		return false
+	})
+	if len(both) == 0 {
+		return add, remove
+	}
+	add = slices.DeleteFunc(slices.Clone(add), func(v string) bool { return both[d.memberKey(v)] })
+	return add, remove
 }
 
 // createGroup adds the entry cn=<name>,baseDN with the marker and its
