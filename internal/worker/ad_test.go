@@ -6,7 +6,6 @@ import (
 	"encoding/csv"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -17,7 +16,6 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/jobs"
-	"github.com/userimport/user-import-operator/internal/kube"
 	"github.com/userimport/user-import-operator/internal/testenv"
 	"github.com/userimport/user-import-operator/internal/testpeer/samba"
 )
@@ -42,25 +40,12 @@ func TestActiveDirectoryImportWithGroupsAndCodes(t *testing.T) {
 	if err := os.WriteFile(f.csvPath, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	work := t.TempDir()
-	for name, data := range map[string][]byte{"ad-bind/password": []byte(dc.BindPassword), "ad-ca/ca.pem": dc.CAPEM} {
-		os.MkdirAll(filepath.Join(work, filepath.Dir(name)), 0o700)
-		os.WriteFile(filepath.Join(work, name), data, 0o600)
-	}
-	f.secrets = kube.MountedSecrets(work)
+	f.secrets = dc.Secrets()
 	f.dirSpec = v1alpha1.UserDirectorySpec{
 		IdentityAttribute: "sAMAccountName",
 		RecoveryCodes:     &v1alpha1.DirectoryRecoveryCodes{Attribute: "unicodePwd"},
-		LDAP: &v1alpha1.LDAPDirectory{
-			Vendor:       v1alpha1.LDAPActiveDirectory,
-			URL:          dc.URL,
-			CABundle:     &v1alpha1.SecretKeyRef{Name: "ad-ca", Key: "ca.pem"},
-			BindDN:       dc.BindDN,
-			BindPassword: v1alpha1.SecretKeyRef{Name: "ad-bind", Key: "password"},
-			UsersBaseDN:  dc.StaffDN,
-			Groups:       &v1alpha1.LDAPGroups{BaseDN: dc.GroupsDN, ObjectClass: v1alpha1.ADGroup},
-		},
-		Execution: v1alpha1.ExecutionSettings{BatchSize: 100, Concurrency: 4},
+		LDAP:              dc.Spec(),
+		Execution:         v1alpha1.ExecutionSettings{BatchSize: 100, Concurrency: 4},
 	}
 	imp := f.get(t)
 	imp.Spec.Mapping = []v1alpha1.AttributeMapping{

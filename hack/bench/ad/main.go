@@ -25,7 +25,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf16"
 
 	"github.com/go-ldap/ldap/v3"
 
@@ -153,24 +152,9 @@ func importRound(ctx context.Context, tmp, path, sum string, users, conc, batch 
 func open(ctx context.Context, dc *samba.DC, conc, batch int) (directory.Directory, engine.Config, error) {
 	opts := directory.Options{IdentityAttribute: "sAMAccountName", ManagedOnly: true,
 		MarkerAttribute: markerAttr, MarkerValue: markerValue, Concurrency: conc}
-	spec := &v1alpha1.LDAPDirectory{
-		Vendor:       v1alpha1.LDAPActiveDirectory,
-		URL:          dc.URL,
-		CABundle:     &v1alpha1.SecretKeyRef{Name: "ad-ca", Key: "ca.pem"},
-		BindDN:       dc.BindDN,
-		BindPassword: v1alpha1.SecretKeyRef{Name: "ad-bind", Key: "password"},
-		UsersBaseDN:  dc.StaffDN,
-	}
-	secrets := func(_ context.Context, name, key string) ([]byte, error) {
-		switch name + "/" + key {
-		case "ad-bind/password":
-			return []byte(dc.BindPassword), nil
-		case "ad-ca/ca.pem":
-			return dc.CAPEM, nil
-		}
-		return nil, fmt.Errorf("secret %s key %s not found", name, key)
-	}
-	d, err := ldapdir.New(ctx, spec, opts, secrets)
+	spec := dc.Spec()
+	spec.Groups = nil
+	d, err := ldapdir.New(ctx, spec, opts, dc.Secrets())
 	if err != nil {
 		return nil, engine.Config{}, err
 	}
@@ -237,7 +221,7 @@ func ldapadd(ctx context.Context, tmp string, users, procs int) (float64, error)
 func writeEntry(b *bytes.Buffer, base string, attrs directory.Attributes, i int) {
 	attrs[markerAttr] = []string{markerValue}
 	attrs["userAccountControl"] = []string{"512"}
-	attrs["unicodePwd"] = []string{encodePassword(fmt.Sprintf("Aa1!bench-password-%08d", i))}
+	attrs["unicodePwd"] = []string{ldapdir.EncodePassword(fmt.Sprintf("Aa1!bench-password-%08d", i))}
 	cn := attrs["cn"][0]
 	line(b, "dn", "cn="+strings.ReplaceAll(ldap.EscapeDN(cn), "=", `\=`)+","+base)
 	for _, oc := range []string{"top", "person", "organizationalPerson", "user"} {
@@ -254,15 +238,6 @@ func writeEntry(b *bytes.Buffer, base string, attrs directory.Attributes, i int)
 		}
 	}
 	b.WriteByte('\n')
-}
-
-func encodePassword(pw string) string {
-	units := utf16.Encode([]rune(`"` + pw + `"`))
-	out := make([]byte, 2*len(units))
-	for i, u := range units {
-		out[2*i], out[2*i+1] = byte(u), byte(u>>8)
-	}
-	return string(out)
 }
 
 // line writes one LDIF line in base64: names carry commas, passwords

@@ -88,9 +88,9 @@ func (d *Directory) CheckValue(attribute, value string) string {
 	return ""
 }
 
-// encodePassword is the value of unicodePwd for password: the password in
+// EncodePassword is the value of unicodePwd for password: the password in
 // double quotes, in UTF-16LE.
-func encodePassword(password string) string {
+func EncodePassword(password string) string {
 	units := utf16.Encode([]rune(`"` + password + `"`))
 	b := make([]byte, 2*len(units))
 	for i, u := range units {
@@ -286,7 +286,7 @@ func adEncode(attrs attrList) attrList {
 		if sameAttr(a.name, unicodePwd) {
 			enc := make([]string, len(a.values))
 			for j, v := range a.values {
-				enc[j] = encodePassword(v)
+				enc[j] = EncodePassword(v)
 			}
 			attrs[i].values = enc
 		}

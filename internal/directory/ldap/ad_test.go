@@ -11,37 +11,12 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
-	"github.com/userimport/user-import-operator/internal/kube"
 	"github.com/userimport/user-import-operator/internal/testpeer/samba"
 )
 
 // These tests run against a Samba AD domain controller with the short
 // spec an AD administrator writes: vendor ActiveDirectory, and nothing
 // else of AD's spelled out.
-
-func adSecrets(dc *samba.DC) kube.KeyReader {
-	return func(_ context.Context, name, key string) ([]byte, error) {
-		switch name + "/" + key {
-		case "ad-bind/password":
-			return []byte(dc.BindPassword), nil
-		case "ad-ca/ca.pem":
-			return dc.CAPEM, nil
-		}
-		return nil, fmt.Errorf("secret %s key %s not found", name, key)
-	}
-}
-
-func adSpec(dc *samba.DC) *v1alpha1.LDAPDirectory {
-	return &v1alpha1.LDAPDirectory{
-		Vendor:       v1alpha1.LDAPActiveDirectory,
-		URL:          dc.URL,
-		CABundle:     &v1alpha1.SecretKeyRef{Name: "ad-ca", Key: "ca.pem"},
-		BindDN:       dc.BindDN,
-		BindPassword: v1alpha1.SecretKeyRef{Name: "ad-bind", Key: "password"},
-		UsersBaseDN:  dc.StaffDN,
-		Groups:       &v1alpha1.LDAPGroups{BaseDN: dc.GroupsDN},
-	}
-}
 
 func adOpts() directory.Options {
 	return directory.Options{IdentityAttribute: "sAMAccountName", ManagedOnly: true,
@@ -50,7 +25,7 @@ func adOpts() directory.Options {
 
 func newAD(t testing.TB, dc *samba.DC, spec *v1alpha1.LDAPDirectory) *Directory {
 	t.Helper()
-	d, err := New(context.Background(), spec, adOpts(), adSecrets(dc))
+	d, err := New(context.Background(), spec, adOpts(), dc.Secrets())
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -97,7 +72,7 @@ func adUser(sam, name string) directory.Attributes {
 func TestActiveDirectory(t *testing.T) {
 	dc := samba.Start(t)
 	ctx := context.Background()
-	d := newAD(t, dc, adSpec(dc))
+	d := newAD(t, dc, dc.Spec())
 
 	t.Run("the check accepts AD's schema with its auxiliary classes", func(t *testing.T) {
 		if _, err := d.Check(ctx); err != nil {
@@ -230,7 +205,7 @@ func TestActiveDirectory(t *testing.T) {
 	})
 
 	t.Run("users searched from the domain root: the DC's referrals are passed over", func(t *testing.T) {
-		spec := adSpec(dc)
+		spec := dc.Spec()
 		spec.UsersBaseDN = dc.BaseDN
 		root := newAD(t, dc, spec)
 		n := 0

@@ -28,6 +28,8 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/kube"
 	"github.com/userimport/user-import-operator/internal/testpeer/testcert"
 )
 
@@ -158,6 +160,35 @@ func StartProcess(dir string) (*DC, error) {
 		return nil, err
 	}
 	return dc, nil
+}
+
+// Spec is the short directory spec an AD administrator writes for this
+// DC: users under OU=Staff, groups under OU=Groups, the CA and the bind
+// password in the Secrets "ad-ca" (key ca.pem) and "ad-bind" (key
+// password) that Secrets serves.
+func (dc *DC) Spec() *v1alpha1.LDAPDirectory {
+	return &v1alpha1.LDAPDirectory{
+		Vendor:       v1alpha1.LDAPActiveDirectory,
+		URL:          dc.URL,
+		CABundle:     &v1alpha1.SecretKeyRef{Name: "ad-ca", Key: "ca.pem"},
+		BindDN:       dc.BindDN,
+		BindPassword: v1alpha1.SecretKeyRef{Name: "ad-bind", Key: "password"},
+		UsersBaseDN:  dc.StaffDN,
+		Groups:       &v1alpha1.LDAPGroups{BaseDN: dc.GroupsDN, ObjectClass: v1alpha1.ADGroup},
+	}
+}
+
+// Secrets serves the Secret keys Spec names.
+func (dc *DC) Secrets() kube.KeyReader {
+	return func(_ context.Context, name, key string) ([]byte, error) {
+		switch name + "/" + key {
+		case "ad-bind/password":
+			return []byte(dc.BindPassword), nil
+		case "ad-ca/ca.pem":
+			return dc.CAPEM, nil
+		}
+		return nil, fmt.Errorf("secret %s key %s not found", name, key)
+	}
 }
 
 // Conn is an LDAPS connection bound as the Administrator.
