@@ -231,6 +231,37 @@ func TestActiveDirectory(t *testing.T) {
 		}
 	})
 
+	t.Run("members read in ranges: every value, range after range", func(t *testing.T) {
+		var members []string
+		for i := range 7 {
+			sam := fmt.Sprintf("rng%d", i)
+			res := mustApply(t, d, create(sam, adUser(sam, "Range Member "+sam)))
+			members = append(members, res[0].ID)
+		}
+		id, err := d.ApplyGroup(ctx, directory.GroupChange{Name: "Ranged", Add: members})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := dc.Conn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		// Windows answers a group of more than 1,500 members this way on
+		// its own; Samba when asked: three values, then the rest.
+		res, err := c.Search(ldap.NewSearchRequest(id, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false, "(objectClass=*)", []string{"member;range=0-2"}, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := res.Entries[0].Attributes; len(got) != 1 || got[0].Name != "member;range=0-2" || len(got[0].Values) != 3 {
+			t.Fatalf("the first range: %+v", got)
+		}
+		all, err := d.rangedValues(ctx, c, res.Entries[0], "member")
+		if err != nil || len(all) != len(members) {
+			t.Fatalf("read in ranges: %d members (%v), want %d", len(all), err, len(members))
+		}
+	})
+
 	t.Run("groups are AD security groups; replayed member changes count as done", func(t *testing.T) {
 		jdoe := lookup(t, d, "jdoe")["jdoe"].ID
 		rroe := lookup(t, d, "rroe")["rroe"].ID
