@@ -62,9 +62,36 @@ type DC struct {
 	dir, netns string
 	cmd        *exec.Cmd
 	done       chan struct{}
+	lock       *os.File // the slot's
 }
 
 var seq atomic.Int32
+
+// slots is the number of /30 networks under 10.99.0.0/16.
+const slots = 16384
+
+// takeSlot locks a free slot: one /30, one namespace and one veth name
+// per DC, however many test binaries run side by side. The lock is held
+// (its file open) until the DC stops.
+func takeSlot() (int, *os.File, error) {
+	dir := filepath.Join(os.TempDir(), "uio-samba-slots")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return 0, nil, err
+	}
+	start := (os.Getpid()*16 + int(seq.Add(1))) % slots
+	for i := range slots {
+		slot := (start + i) % slots
+		f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(slot)), os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			return 0, nil, err
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err == nil {
+			return slot, f, nil
+		}
+		f.Close()
+	}
+	return 0, nil, errors.New("no free network slot for a DC")
+}
 
 // Start starts a DC for the test and stops it when the test ends.
 func Start(t testing.TB) *DC {
@@ -86,17 +113,19 @@ func StartProcess(dir string) (*DC, error) {
 	if err != nil {
 		return nil, err
 	}
-	// One /30 per DC: the process and a counter pick it, so that test
-	// binaries running side by side do not collide.
-	slot := (os.Getpid()*16 + int(seq.Add(1))) % 16384
+	slot, lock, err := takeSlot()
+	if err != nil {
+		return nil, err
+	}
 	hostIP := fmt.Sprintf("10.99.%d.%d", slot/64, (slot%64)*4+1)
 	dcIP := fmt.Sprintf("10.99.%d.%d", slot/64, (slot%64)*4+2)
 	dc := &DC{Host: dcIP, URL: "ldaps://" + dcIP + ":636", LDAPURL: "ldap://" + dcIP + ":389",
 		BaseDN: baseDN, BindDN: "CN=Administrator,CN=Users," + baseDN, BindPassword: adminPass,
 		StaffDN: "OU=Staff," + baseDN, GroupsDN: "OU=Groups," + baseDN,
-		dir: filepath.Join(dir, "dc"), netns: fmt.Sprintf("uio-ad-%d", slot), done: make(chan struct{})}
+		dir: filepath.Join(dir, "dc"), netns: fmt.Sprintf("uio-ad-%d", slot), done: make(chan struct{}), lock: lock}
 	veth := fmt.Sprintf("uad%d", slot)
 	if err := run("cp", "-a", tmpl, dc.dir); err != nil {
+		lock.Close()
 		return nil, err
 	}
 	_ = run("ip", "netns", "del", dc.netns) // a namespace left by a killed run
@@ -309,6 +338,9 @@ func (dc *DC) Stop() {
 		}
 	}
 	_ = run("ip", "netns", "del", dc.netns)
+	if dc.lock != nil {
+		dc.lock.Close()
+	}
 }
 
 // template provisions the domain once into the cache and returns its
