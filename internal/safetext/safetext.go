@@ -39,8 +39,11 @@ const MaxLen = 1024
 
 // valueSeers are the packages whose errors may quote a value they were
 // given. Their errors show only what describe picks out.
+//
+// pgx is not one: its client errors name the server, user and database;
+// only its PgError (the server's message) and its ParseConfigError (the
+// DSN, with a password) are described.
 var valueSeers = []string{
-	"github.com/jackc/pgx/",
 	"github.com/go-ldap/ldap/",
 	"github.com/wneessen/go-mail",
 	"modernc.org/sqlite",
@@ -138,6 +141,8 @@ func describe(err error) (string, bool) {
 		return fmt.Sprintf("%s %s: %s", e.Op, egress.RedactURL(e.URL), Of(e.Err)), true
 	case *pgconn.PgError:
 		return pgText(e), true
+	case *pgconn.ParseConfigError:
+		return "the connection string (DSN) does not parse (its text is withheld: it may hold a password)", true
 	case *ldap.Error:
 		return ldapText(e), true
 	case *gomail.SendError:

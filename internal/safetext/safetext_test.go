@@ -1,6 +1,7 @@
 package safetext_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -71,6 +72,19 @@ func TestOfGivesJSONSyntaxErrorsTheirOffsetOnly(t *testing.T) {
 	err := json.Unmarshal([]byte(`{"userName": jane}`), &v)
 	if got := safetext.Of(fmt.Errorf("decode: %w", err)); got != "decode: invalid JSON at byte 14" {
 		t.Fatalf("Of = %q (the decoder said %q)", got, err)
+	}
+}
+
+// pgx's own errors name the server, not values: they stay, except the
+// DSN that does not parse, which may hold a password.
+func TestOfKeepsPgxConnectErrorsAndWithholdsDSNs(t *testing.T) {
+	_, err := pgconn.Connect(context.Background(), "postgres://u:s3cret-pw@127.0.0.1:1/db?sslmode=disable&connect_timeout=1")
+	if got := safetext.Of(err); !strings.Contains(got, "failed to connect") || !strings.Contains(got, "127.0.0.1") {
+		t.Fatalf("Of(connect error) = %q (the error: %v)", got, err)
+	}
+	_, err = pgconn.ParseConfig("postgres://u:s3cret-pw@host:notaport/db")
+	if got := safetext.Of(err); strings.Contains(got, "s3cret") || !strings.Contains(got, "does not parse") {
+		t.Fatalf("Of(parse error) = %q", got)
 	}
 }
 
