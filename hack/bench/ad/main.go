@@ -22,7 +22,6 @@ import (
 	"math"
 	"os"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -223,7 +222,7 @@ func writeEntry(b *bytes.Buffer, base string, attrs directory.Attributes, i int)
 	attrs["userAccountControl"] = []string{"512"}
 	attrs["unicodePwd"] = []string{ldapdir.EncodePassword(fmt.Sprintf("Aa1!bench-password-%08d", i))}
 	cn := attrs["cn"][0]
-	line(b, "dn", "cn="+strings.ReplaceAll(ldap.EscapeDN(cn), "=", `\=`)+","+base)
+	line(b, "dn", "cn="+ldapdir.EscapeADValue(cn)+","+base)
 	for _, oc := range []string{"top", "person", "organizationalPerson", "user"} {
 		line(b, "objectClass", oc)
 	}

@@ -116,16 +116,16 @@ func randomPassword() (string, error) {
 	return "Aa1!" + string(b), nil
 }
 
-// adEscape escapes a value for an RDN the way AD requires: RFC 4514's
+// EscapeADValue escapes a value for an RDN the way AD requires: RFC 4514's
 // escapes, and '=' too (AD answers invalidDNSyntax otherwise).
-func adEscape(value string) string {
+func EscapeADValue(value string) string {
 	return strings.ReplaceAll(ldap.EscapeDN(value), "=", `\=`)
 }
 
 // escapeRDN escapes an RDN value for this directory.
 func (d *Directory) escapeRDN(value string) string {
 	if d.ad {
-		return adEscape(value)
+		return EscapeADValue(value)
 	}
 	return ldap.EscapeDN(value)
 }
