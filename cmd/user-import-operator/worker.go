@@ -23,6 +23,7 @@ import (
 	"github.com/userimport/user-import-operator/internal/engine"
 	"github.com/userimport/user-import-operator/internal/jobs"
 	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/memlimit"
 	"github.com/userimport/user-import-operator/internal/safetext"
 	"github.com/userimport/user-import-operator/internal/scheme"
 	"github.com/userimport/user-import-operator/internal/source"
@@ -106,7 +107,7 @@ func runWorker(args []string) error {
 		fs.Usage()
 		return exitStatus{code: exitUsage, err: errors.New("worker: give --namespace and --import (Job mode) or --file (laptop mode)")}
 	}
-	setMemoryLimit()
+	memlimit.FromContainer()
 	out, err := runWorkerInJob(ctx, types.NamespacedName{Namespace: *namespace, Name: *name}, stage, secrets, *sourceDir, *workDir)
 	if out.SourceOpens > 0 {
 		// What reading in place cost: a resume shows it started at its

@@ -15,8 +15,9 @@
 // ratio is copy_s / import_s, sqlite_ratio sqlite_raw_s / sqlite_import_s:
 // 1 means the import costs nothing over the database's fastest way in.
 // The *_cpu_s keys say where the time goes: the CPU of the client process
-// and of the server while the import and COPY run. The import uses the
-// default execution settings (batches of 100, concurrency 4);
+// and of the server while the import and COPY run. Each child runs under
+// the memory settings a worker derives from its Job's default limit. The
+// import uses the default execution settings (batches of 100, concurrency 4);
 // $UIO_BENCH_BATCH and $UIO_BENCH_CONCURRENCY change them.
 package main
 
@@ -46,6 +47,8 @@ import (
 	sqldir "github.com/userimport/user-import-operator/internal/directory/sql"
 	"github.com/userimport/user-import-operator/internal/engine"
 	"github.com/userimport/user-import-operator/internal/hrgen"
+	"github.com/userimport/user-import-operator/internal/jobs"
+	"github.com/userimport/user-import-operator/internal/memlimit"
 	"github.com/userimport/user-import-operator/internal/testpeer/postgres"
 )
 
@@ -62,6 +65,9 @@ func main() {
 	flag.Parse()
 	var err error
 	if *child != "" {
+		// A child runs as a worker in its Job's default container would.
+		limits := jobs.DefaultResources().Limits
+		memlimit.Set(limits.Memory().Value())
 		if *cpuprofile != "" {
 			name := fmt.Sprintf("%s.%s.%s.%s.%d", *cpuprofile, *child, *table, strings.TrimSuffix(filepath.Base(*file), ".csv"), time.Now().Unix())
 			if f, perr := os.Create(name); perr == nil && pprof.StartCPUProfile(f) == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	stdsql "database/sql"
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"sort"
 	"strings"
@@ -147,6 +148,29 @@ func (s *Directory) Apply(ctx context.Context, changes []directory.Change) ([]di
 	if err != nil {
 		return nil, err
 	}
+	if err := s.pace(ctx, len(changes)); err != nil {
+		return nil, err
+	}
+	isolate := false
+	// The staged path takes only changes whose attributes each map to a
+	// column of their own; any other batch is validated below, and
+	// refused with the reason.
+	if st := s.stageOf(sc); st != nil && !st.broken.Load() {
+		var results []directory.Result
+		var staged bool
+		err := s.retry(ctx, s.bounded(ctx, func(ctx context.Context) error {
+			var err error
+			results, staged, isolate, err = s.applyStaged(ctx, st, changes)
+			return err
+		}))
+		if err != nil && !st.broken.Load() {
+			return nil, s.wrap(err, "apply a batch")
+		}
+		if err == nil && staged && !isolate {
+			return results, nil
+		}
+	}
+
 	stmts := make([]stmt, len(changes))
 	for i, c := range changes {
 		if err := s.validateOnce(sc, c.Attributes); err != nil {
@@ -158,15 +182,11 @@ func (s *Directory) Apply(ctx context.Context, changes []directory.Change) ([]di
 		}
 		stmts[i] = st
 	}
-
-	if err := s.pace(ctx, len(stmts)); err != nil {
-		return nil, err
-	}
 	var results []directory.Result
 	err = s.retry(ctx, s.bounded(ctx, func(ctx context.Context) error {
 		var rowFailed bool
 		var err error
-		results, rowFailed, err = s.applyTx(ctx, stmts, false)
+		results, rowFailed, err = s.applyTx(ctx, stmts, isolate)
 		if err == nil && rowFailed {
 			results, _, err = s.applyTx(ctx, stmts, true)
 		}
@@ -301,22 +321,36 @@ func (s *Directory) writeStatement(ctx context.Context, q string) (*stdsql.Stmt,
 }
 
 // validateOnce validates the attributes of a change, each set of them
-// once per schema.
+// once per schema. A set is known by its size and two order-independent
+// sums of its names' hashes, so that a batch of known sets costs no
+// allocation.
 func (s *Directory) validateOnce(sc *schema, attrs directory.Attributes) error {
+	key := attrSetKey{n: len(attrs)}
+	for a := range attrs {
+		h := maphash.String(attrSeed, a)
+		key.xor ^= h
+		key.sum += h * 0x9e3779b97f4a7c15
+	}
+	if v, ok := s.validated.Load(key); ok && v.(*schema) == sc {
+		return nil
+	}
 	names := make([]string, 0, len(attrs))
 	for a := range attrs {
 		names = append(names, a)
 	}
 	slices.Sort(names)
-	key := strings.Join(names, "\x00")
-	if v, ok := s.validated.Load(key); ok && v.(*schema) == sc {
-		return nil
-	}
 	if err := s.validate(sc, names); err != nil {
 		return err
 	}
 	s.validated.Store(key, sc)
 	return nil
+}
+
+var attrSeed = maphash.MakeSeed()
+
+type attrSetKey struct {
+	n        int
+	xor, sum uint64
 }
 
 // sameInserts is the number of creates at the start of stmts that have

@@ -80,6 +80,10 @@ type Directory struct {
 	validated sync.Map // attribute set → *schema it was validated against
 	upserts   sync.Map // column set → *upsert
 	prepared  sync.Map // query → *stdsql.Stmt on write (SQLite)
+
+	// staged is the staging table of stagedFor (PostgreSQL).
+	staged    *stage
+	stagedFor *schema
 }
 
 var _ directory.Directory = (*Directory)(nil)

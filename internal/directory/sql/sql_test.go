@@ -906,3 +906,96 @@ func TestPostgresNeedsAVerifiedServerOrInsecure(t *testing.T) {
 		db.Close()
 	}
 }
+
+// TestMixedBatchInOneGo writes a batch of every kind of change, with
+// values COPY's text format must escape, and checks each result and row:
+// on PostgreSQL it goes through COPY and the set-based statements.
+func TestMixedBatchInOneGo(t *testing.T) {
+	forDrivers(t, func(t *testing.T, e *env) {
+		d := e.open(t, e.spec(), defaultOpts())
+		for _, id := range []string{"ana", "ben", "cleo", "dan", "eve"} {
+			mustOK(t, mustApply(t, d, create(id)))
+		}
+		mustOK(t, mustApply(t, d, directory.Change{Op: directory.OpDeactivate, Identity: "eve", ID: "eve"}))
+
+		odd := directory.Attributes{"userName": {"fay"}, "givenName": {"tab\there, back\\slash, cr\rlf, \\N"},
+			"familyName": {`\.`}, "groups": {"one\\", "two\t"}, "managedBy": {marker}}
+		short := directory.Attributes{"userName": {"gil"}, "mail": {"gil@example.com"}, "managedBy": {marker}}
+		batch := []directory.Change{
+			{Op: directory.OpCreate, Identity: "fay", Attributes: odd},
+			{Op: directory.OpUpdate, Identity: "ana", ID: "ana", Attributes: directory.Attributes{"givenName": {"Ana 2"}, "groups": nil}},
+			{Op: directory.OpCreate, Identity: "gil", Attributes: short},
+			{Op: directory.OpUpdate, Identity: "ben", ID: "ben", Attributes: directory.Attributes{"userName": {"benjamin"}}},
+			{Op: directory.OpDeactivate, Identity: "cleo", ID: "cleo"},
+			{Op: directory.OpDelete, Identity: "dan", ID: "dan"},
+			{Op: directory.OpUpdate, Identity: "eve", ID: "eve", Reactivate: true},
+			{Op: directory.OpUpdate, Identity: "zoe", ID: "zoe", Attributes: directory.Attributes{"givenName": {"Zoe"}}},
+		}
+		res := mustApply(t, d, batch...)
+		wantIDs := []string{"fay", "ana", "gil", "benjamin", "cleo", "dan", "eve", ""}
+		for i, r := range res {
+			if i == len(res)-1 {
+				if r.Err == nil || !strings.Contains(r.Err.Error(), "no such user") {
+					t.Errorf("update of a missing user: %v, want no such user", r.Err)
+				}
+				continue
+			}
+			if r.Err != nil || r.ID != wantIDs[i] {
+				t.Errorf("change %d (%s %s): ID %q, err %v; want ID %q", i, batch[i].Op, batch[i].Identity, r.ID, r.Err, wantIDs[i])
+			}
+		}
+
+		users := map[string]directory.User{}
+		err := d.List(context.Background(), attrNames, func(u directory.User) error {
+			users[u.Identity] = u
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u := users["fay"]; !u.Active || !reflect.DeepEqual(u.Attributes, odd) {
+			t.Errorf("fay read back as %+v, written as %v", u, odd)
+		}
+		if u := users["gil"]; !reflect.DeepEqual(u.Attributes, short) {
+			t.Errorf("gil read back as %v, written as %v", u.Attributes, short)
+		}
+		ana := person("ana")
+		ana["givenName"] = []string{"Ana 2"}
+		delete(ana, "groups")
+		if u := users["ana"]; !reflect.DeepEqual(u.Attributes, ana) {
+			t.Errorf("ana after the update: %v, want %v", u.Attributes, ana)
+		}
+		if _, ok := users["ben"]; ok {
+			t.Error("ben is still there after the rename")
+		}
+		if u, ok := users["benjamin"]; !ok || u.Attributes["mail"][0] != "ben@example.com" {
+			t.Errorf("benjamin after the rename: %+v", u)
+		}
+		if users["cleo"].Active || !users["eve"].Active {
+			t.Errorf("cleo active %v (want false), eve active %v (want true)", users["cleo"].Active, users["eve"].Active)
+		}
+		if _, ok := users["dan"]; ok {
+			t.Error("dan is still there after the delete")
+		}
+		if len(users) != 6 {
+			t.Errorf("%d users, want 6", len(users))
+		}
+	})
+}
+
+// TestBatchNamingAUserTwiceKeepsItsOrder: set-based statements cannot
+// apply two changes of one user in order, so such a batch is written
+// change by change.
+func TestBatchNamingAUserTwiceKeepsItsOrder(t *testing.T) {
+	forDrivers(t, func(t *testing.T, e *env) {
+		d := e.open(t, e.spec(), defaultOpts())
+		mustOK(t, mustApply(t, d, create("hal")))
+		mustOK(t, mustApply(t, d,
+			directory.Change{Op: directory.OpUpdate, Identity: "hal", ID: "hal", Attributes: directory.Attributes{"givenName": {"first"}}},
+			directory.Change{Op: directory.OpUpdate, Identity: "hal", ID: "hal", Attributes: directory.Attributes{"givenName": {"second"}}},
+		))
+		if u, _ := lookup(t, d, "hal"); u.Attributes["givenName"][0] != "second" {
+			t.Fatalf("givenName = %v, want the batch's last", u.Attributes["givenName"])
+		}
+	})
+}

@@ -1,0 +1,50 @@
+// Package memlimit paces the Go runtime's garbage collector by the
+// container's memory limit.
+package memlimit
+
+import (
+	"os"
+	"runtime/debug"
+	"strconv"
+	"strings"
+)
+
+// GCPercent is the collector's pace under a limit: it collects when the
+// heap has grown by four times its live data, or sooner as the heap
+// nears the soft limit. A worker's live heap is a few tens of MiB (the
+// engine's sets live outside it), so the default of 100 collected every
+// few MiB of garbage and cost an import as much CPU as its writes.
+const GCPercent = 400
+
+// FromContainer calls Set with the container's memory limit (cgroup v2,
+// then v1), unless GOMEMLIMIT is set or the container has no limit.
+func FromContainer() {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	for _, p := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		limit, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		if err != nil || limit <= 0 || limit > 1<<50 {
+			return // "max", or v1's "no limit"
+		}
+		Set(limit)
+		return
+	}
+}
+
+// Set gives the runtime a soft memory limit of 3/4 of limit, and the
+// collector GCPercent unless GOGC is set. Without a soft limit the heap
+// grows to twice the live data before a collection, and a worker under a
+// small limit is killed for garbage it had not yet collected. The
+// quarter left is for what the runtime does not count: thread stacks,
+// the engine's sets outside the heap, the page cache.
+func Set(limit int64) {
+	debug.SetMemoryLimit(limit / 4 * 3)
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(GCPercent)
+	}
+}
