@@ -135,10 +135,13 @@ const maxRowsPerInsert = 1000
 // Apply writes a batch in one transaction. Creates are upserts on the
 // identity column, updates set only the attributes they carry,
 // deactivations set the active column false and deletions delete the row.
+// On PostgreSQL the batch goes in with COPY (stage.go); on SQLite, and
+// for a batch COPY cannot take, as statements, consecutive creates of
+// the same columns in one multi-row upsert.
 //
 // When a change breaks a constraint, the transaction is rolled back and
 // the batch is written again with a savepoint around each change, so that
-// only the changes the database refuses fail (with a *directory.RowError)
+// only the changes the database refuses fail (with a *directory.ChangeError)
 // and the others are written. The fast path pays nothing for this.
 func (s *Directory) Apply(ctx context.Context, changes []directory.Change) ([]directory.Result, error) {
 	if len(changes) == 0 {

@@ -1,6 +1,7 @@
 package sql
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 
@@ -211,4 +213,92 @@ func (postgresDialect) rowMessage(err error, attributeOf func(string) string) st
 	}
 	// Other data exceptions may quote the value: name the rule only.
 	return fmt.Sprintf("%svalue rejected by the database (SQLSTATE %s)", col, pe.Code)
+}
+
+// listPostgres runs List's query on a pgx connection of its own and
+// reads each row's values as text, without database/sql's conversions: a
+// full import lists every managed user, and this is most of what an
+// unchanged re-run costs. Only opening the cursor is retried: once fn
+// has seen users, a retry would show them twice.
+func (s *Directory) listPostgres(ctx context.Context, q string, args []any, attrs []string, fn func(directory.User) error) error {
+	conn, err := s.read.Conn(ctx)
+	if err != nil {
+		return s.wrap(err, "list users")
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		c := dc.(*stdlib.Conn).Conn()
+		var rows pgx.Rows
+		err := s.retry(ctx, func() error {
+			var err error
+			rows, err = c.Query(ctx, q, append([]any{pgx.QueryResultFormats{pgx.TextFormatCode}}, args...)...)
+			return err
+		})
+		if err != nil {
+			return s.wrap(err, "list users")
+		}
+		defer rows.Close()
+		marker := []byte(s.opts.MarkerValue)
+		for rows.Next() {
+			u, err := s.userOf(rows.RawValues(), attrs, marker)
+			if err != nil {
+				return err
+			}
+			if err := fn(u); err != nil {
+				return err
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return s.wrap(err, "list users")
+		}
+		return nil
+	})
+}
+
+// userOf reads one row of a selectList query, in text format. The row's
+// strings share one allocation, and its single values one slice.
+func (s *Directory) userOf(vals [][]byte, attrs []string, marker []byte) (directory.User, error) {
+	if len(vals) != 3+len(attrs) {
+		return directory.User{}, directory.Errorf(v1alpha1.ReasonDirectoryError, "list users: %d columns in a row, want %d", len(vals), 3+len(attrs))
+	}
+	n := len(vals[0])
+	for _, v := range vals[3:] {
+		n += len(v)
+	}
+	text := make([]byte, 0, n)
+	str := func(b []byte) string {
+		if len(b) == 0 {
+			return ""
+		}
+		start := len(text)
+		text = append(text, b...)
+		return unsafe.String(&text[start], len(b))
+	}
+	id := str(vals[0])
+	active := vals[1]
+	u := directory.User{
+		ID:       id,
+		Identity: id,
+		Managed:  s.opts.MarkerAttribute != "" && vals[2] != nil && bytes.Equal(vals[2], marker),
+	}
+	if s.status != nil {
+		u.Active = active == nil || string(active) != s.status.InactiveValue
+	} else {
+		u.Active = active == nil || string(active) == "t"
+	}
+	u.Attributes = make(directory.Attributes, len(attrs))
+	singles := make([]string, len(attrs))
+	for i, a := range attrs {
+		v := vals[3+i]
+		if len(v) == 0 {
+			continue
+		}
+		if bytes.Contains(v, []byte(Separator)) {
+			u.Attributes[a] = strings.Split(str(v), Separator)
+			continue
+		}
+		singles[i] = str(v)
+		u.Attributes[a] = singles[i : i+1 : i+1]
+	}
+	return u, nil
 }

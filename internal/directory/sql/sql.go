@@ -481,6 +481,9 @@ func (s *Directory) List(ctx context.Context, attributes []string, fn func(direc
 	if err := s.pace(ctx, 1); err != nil {
 		return err
 	}
+	if _, ok := s.d.(postgresDialect); ok {
+		return s.listPostgres(ctx, q, args, attrs, fn)
+	}
 	var rows *stdsql.Rows
 	// Only opening the cursor is retried: once fn has seen users, a retry
 	// would show them twice.
