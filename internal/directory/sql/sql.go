@@ -84,6 +84,7 @@ type Directory struct {
 	// staged is the staging table of stagedFor (PostgreSQL).
 	staged    *stage
 	stagedFor *schema
+	creates   createWriter
 }
 
 var _ directory.Directory = (*Directory)(nil)

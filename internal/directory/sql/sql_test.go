@@ -999,3 +999,56 @@ func TestBatchNamingAUserTwiceKeepsItsOrder(t *testing.T) {
 		}
 	})
 }
+
+// TestConcurrentCreatesWithARefusedRow: batches that arrive together may
+// share a transaction; a row the database refuses in one of them fails
+// that row alone, and every other row of every batch is written.
+func TestConcurrentCreatesWithARefusedRow(t *testing.T) {
+	forDrivers(t, func(t *testing.T, e *env) {
+		d := e.open(t, e.spec(), defaultOpts())
+		mustOK(t, mustApply(t, d, create("taken")))
+		const workers, batches, size = 8, 10, 20
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		failed := map[string]error{}
+		for w := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for b := range batches {
+					var batch []directory.Change
+					for i := range size {
+						c := create(fmt.Sprintf("w%d-b%d-u%d", w, b, i))
+						if w == 3 && i == 7 {
+							c.Attributes["mail"] = []string{"taken@example.com"}
+						}
+						batch = append(batch, c)
+					}
+					res, err := d.Apply(context.Background(), batch)
+					mu.Lock()
+					if err != nil {
+						failed["batch"] = err
+					}
+					for i, r := range res {
+						if r.Err != nil {
+							failed[batch[i].Identity] = r.Err
+						}
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if len(failed) != batches {
+			t.Fatalf("%d failures, want the %d rows that reuse a taken mail: %v", len(failed), batches, failed)
+		}
+		for id, err := range failed {
+			if !strings.HasPrefix(id, "w3-") || !strings.HasSuffix(id, "-u7") || !strings.Contains(err.Error(), "already taken") {
+				t.Errorf("%s: %v", id, err)
+			}
+		}
+		if n, want := e.count(t), 1+workers*batches*size-batches; n != want {
+			t.Fatalf("rows = %d, want %d", n, want)
+		}
+	})
+}
