@@ -3,6 +3,7 @@ package sql
 import (
 	"context"
 	stdsql "database/sql"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"slices"
@@ -189,6 +190,19 @@ func (s *Directory) Apply(ctx context.Context, changes []directory.Change) ([]di
 	err = s.retry(ctx, s.bounded(ctx, func(ctx context.Context) error {
 		var rowFailed bool
 		var err error
+		if !isolate && !s.d.cachesStatements() {
+			// SQLite writes one transaction at a time: the batches that
+			// wait for it go in together, in the next one.
+			b := &stmtBatch{stmts: stmts}
+			err := s.txs.do(ctx, s.opts.RequestTimeout, b, s.applyGroupTx)
+			if err == nil {
+				results = b.results
+				return nil
+			}
+			if !errors.Is(err, errRowInGroup) {
+				return err
+			}
+		}
 		results, rowFailed, err = s.applyTx(ctx, stmts, isolate)
 		if err == nil && rowFailed {
 			results, _, err = s.applyTx(ctx, stmts, true)
@@ -206,25 +220,9 @@ func (s *Directory) Apply(ctx context.Context, changes []directory.Change) ([]di
 // isolate, each statement runs under a savepoint and a row error undoes
 // only that statement.
 func (s *Directory) applyTx(ctx context.Context, stmts []stmt, isolate bool) (results []directory.Result, rowFailed bool, err error) {
-	// A batch repeats a few statement shapes: each is prepared once per
-	// connection and kept across transactions. PostgreSQL's driver does
-	// that by itself; SQLite's writes go through one connection, on which
-	// the statements are prepared here, before the transaction takes it.
-	var prepared map[string]*stdsql.Stmt
-	if !s.d.cachesStatements() {
-		prepared = map[string]*stdsql.Stmt{}
-		for i := 0; i < len(stmts); i++ {
-			q := stmts[i].query
-			if n := s.sameInserts(stmts[i:]); !isolate && n > 1 {
-				q = stmts[i].insert.query(s.d, n)
-				i += n - 1
-			}
-			if prepared[q] == nil {
-				if prepared[q], err = s.writeStatement(ctx, q); err != nil {
-					return nil, false, err
-				}
-			}
-		}
+	prepared, err := s.prepareAll(ctx, isolate, stmts)
+	if err != nil {
+		return nil, false, err
 	}
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
@@ -235,6 +233,89 @@ func (s *Directory) applyTx(ctx context.Context, stmts []stmt, isolate bool) (re
 			_ = tx.Rollback()
 		}
 	}()
+	if results, rowFailed, err = s.execAll(ctx, tx, prepared, stmts, isolate); err != nil || rowFailed {
+		return nil, rowFailed, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, false, err
+	}
+	return results, false, nil
+}
+
+// stmtBatch is one Apply's statements and, once written, their results.
+type stmtBatch struct {
+	stmts   []stmt
+	results []directory.Result
+}
+
+// errRowInGroup: a row of one of the batches of a group was refused;
+// nothing of the group was written, and each batch is written alone.
+var errRowInGroup = errors.New("a row of the group was refused")
+
+// applyGroupTx writes the statements of batches in one transaction,
+// without savepoints.
+func (s *Directory) applyGroupTx(ctx context.Context, batches []*stmtBatch) (err error) {
+	all := make([][]stmt, len(batches))
+	for i, b := range batches {
+		all[i] = b.stmts
+	}
+	prepared, err := s.prepareAll(ctx, false, all...)
+	if err != nil {
+		return err
+	}
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	for _, b := range batches {
+		results, rowFailed, err := s.execAll(ctx, tx, prepared, b.stmts, false)
+		if err != nil {
+			return err
+		}
+		if rowFailed {
+			return errRowInGroup
+		}
+		b.results = results
+	}
+	return tx.Commit()
+}
+
+// prepareAll prepares the statements of batches on the write pool. A
+// batch repeats a few statement shapes: each is prepared once per
+// connection and kept across transactions. PostgreSQL's driver does that
+// by itself (nil); SQLite's writes go through one connection, on which
+// the statements are prepared here, before the transaction takes it.
+func (s *Directory) prepareAll(ctx context.Context, isolate bool, batches ...[]stmt) (map[string]*stdsql.Stmt, error) {
+	if s.d.cachesStatements() {
+		return nil, nil
+	}
+	prepared := map[string]*stdsql.Stmt{}
+	for _, stmts := range batches {
+		for i := 0; i < len(stmts); i++ {
+			q := stmts[i].query
+			if n := s.sameInserts(stmts[i:]); !isolate && n > 1 {
+				q = stmts[i].insert.query(s.d, n)
+				i += n - 1
+			}
+			if prepared[q] == nil {
+				p, err := s.writeStatement(ctx, q)
+				if err != nil {
+					return nil, err
+				}
+				prepared[q] = p
+			}
+		}
+	}
+	return prepared, nil
+}
+
+// execAll runs stmts in tx: see applyTx.
+func (s *Directory) execAll(ctx context.Context, tx *stdsql.Tx, prepared map[string]*stdsql.Stmt, stmts []stmt, isolate bool) (results []directory.Result, rowFailed bool, err error) {
 	exec := func(q string, args ...any) (stdsql.Result, error) {
 		if p := prepared[q]; p != nil {
 			return tx.StmtContext(ctx, p).ExecContext(ctx, args...)
@@ -300,9 +381,6 @@ func (s *Directory) applyTx(ctx context.Context, stmts []stmt, isolate bool) (re
 			}
 		}
 		results[i].ID = st.id
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, false, err
 	}
 	return results, false, nil
 }

@@ -84,7 +84,8 @@ type Directory struct {
 	// staged is the staging table of stagedFor (PostgreSQL).
 	staged    *stage
 	stagedFor *schema
-	creates   createWriter
+	creates   groupWriter[*stagedBatch] // PostgreSQL: batches of creates
+	txs       groupWriter[*stmtBatch]   // SQLite: batches of statements
 }
 
 var _ directory.Directory = (*Directory)(nil)

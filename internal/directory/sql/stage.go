@@ -404,7 +404,13 @@ func (s *Directory) applyStaged(ctx context.Context, st *stage, changes []direct
 	}
 	matched := make([]bool, len(changes))
 	if len(b.staged) == 0 {
-		err = s.creates.write(ctx, s, st, b)
+		// Batches of creates that arrive while one is written go in
+		// together: one transaction and one COPY, where the server would
+		// otherwise do several, which is most of its cost for batches of
+		// a hundred.
+		err = s.creates.do(ctx, s.opts.RequestTimeout, b, func(ctx context.Context, group []*stagedBatch) error {
+			return s.writeCreates(ctx, st, group)
+		})
 	} else {
 		// The staging table's rows and their merge, then a COPY per set
 		// of columns of the creates.
@@ -481,75 +487,12 @@ func (s *Directory) writeSteps(ctx context.Context, st *stage, steps []step, sta
 	})
 }
 
-// createWriter writes batches that only create users together: while
-// one transaction is under way, the batches that arrive wait, and the
-// next goes in with all of them. Each batch's Apply returns once its
-// rows are committed, as alone; the server does one transaction and one
-// COPY where it would have done several, which is most of its cost for
-// batches of a hundred. When the database refuses a transaction, each of
-// its batches is written again on its own.
-type createWriter struct {
-	mu      sync.Mutex
-	waiting []*pendingCreates
-	busy    bool
-}
-
-type pendingCreates struct {
-	b    *stagedBatch
-	err  error
-	done chan struct{} // closed once written or refused
-	lead chan struct{} // closed when this batch is to write the next transaction
-}
-
-func (w *createWriter) write(ctx context.Context, s *Directory, st *stage, b *stagedBatch) error {
-	p := &pendingCreates{b: b, done: make(chan struct{}), lead: make(chan struct{})}
-	w.mu.Lock()
-	w.waiting = append(w.waiting, p)
-	if w.busy {
-		w.mu.Unlock()
-		select {
-		case <-p.done:
-			return p.err
-		case <-p.lead:
-		}
-		w.mu.Lock()
-	}
-	w.busy = true
-	group := w.waiting
-	w.waiting = nil
-	w.mu.Unlock()
-
-	// The transaction is every waiting batch's: it is bounded by the
-	// request timeout, not by the context of the Apply that writes it.
-	gctx, cancel := context.WithoutCancel(ctx), func() {}
-	if t := s.opts.RequestTimeout; t > 0 {
-		gctx, cancel = context.WithTimeout(gctx, t)
-	}
-	err := s.writeCreates(gctx, st, group)
-	if err != nil && gctx.Err() != nil {
-		err = errRequestTimeout
-	}
-	cancel()
-	for _, q := range group {
-		q.err = err
-		close(q.done)
-	}
-	w.mu.Lock()
-	if len(w.waiting) > 0 {
-		close(w.waiting[0].lead)
-	} else {
-		w.busy = false
-	}
-	w.mu.Unlock()
-	return p.err
-}
-
 // writeCreates copies the creates of batches in one transaction, one
 // COPY per set of columns.
-func (s *Directory) writeCreates(ctx context.Context, st *stage, batches []*pendingCreates) error {
+func (s *Directory) writeCreates(ctx context.Context, st *stage, batches []*stagedBatch) error {
 	var steps []step
-	for _, p := range batches {
-		for _, cc := range p.b.creates {
+	for _, b := range batches {
+		for _, cc := range b.creates {
 			i := slices.IndexFunc(steps, func(sp step) bool { return sp.sql == st.copyInto(s, cc.mask) })
 			if i < 0 {
 				i = len(steps)
