@@ -9,12 +9,15 @@ import (
 	"strings"
 )
 
-// GCPercent is the collector's pace under a limit: it collects when the
-// heap has grown by four times its live data, or sooner as the heap
-// nears the soft limit. A worker's live heap is a few tens of MiB (the
-// engine's sets live outside it), so the default of 100 collected every
-// few MiB of garbage and cost an import as much CPU as its writes.
-const GCPercent = 400
+// GCPercent is the collector's pace under a limit: 100 (collect when the
+// heap has doubled its live data) for every 128 MiB of the limit, from
+// 100 to 400. A worker's live heap is a few tens of MiB (the engine's
+// sets live outside it), so at 100 under the default 512 MiB it collected
+// every few MiB of garbage and cost an import as much CPU as its writes;
+// under a small limit the heap must stay small whatever the CPU.
+func GCPercent(limit int64) int {
+	return int(min(max(limit/(128<<20), 1), 4) * 100)
+}
 
 // FromContainer calls Set with the container's memory limit (cgroup v2,
 // then v1), unless GOMEMLIMIT is set or the container has no limit.
@@ -37,7 +40,7 @@ func FromContainer() {
 }
 
 // Set gives the runtime a soft memory limit of 3/4 of limit, and the
-// collector GCPercent unless GOGC is set. Without a soft limit the heap
+// collector the pace GCPercent gives it unless GOGC is set. Without a soft limit the heap
 // grows to twice the live data before a collection, and a worker under a
 // small limit is killed for garbage it had not yet collected. The
 // quarter left is for what the runtime does not count: thread stacks,
@@ -45,6 +48,6 @@ func FromContainer() {
 func Set(limit int64) {
 	debug.SetMemoryLimit(limit / 4 * 3)
 	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(GCPercent)
+		debug.SetGCPercent(GCPercent(limit))
 	}
 }
