@@ -15,16 +15,22 @@ import (
 // decides alone: a refused row sends every batch of the group back to
 // be written on its own, so that the row fails alone.
 type groupWriter[J any] struct {
+	// writers bounds the transactions under way at once (1 when unset):
+	// with two, the next group is gathered and sent while the server
+	// writes the last.
+	writers int
+
 	mu      sync.Mutex
 	waiting []*pending[J]
-	busy    bool
+	busy    int // transactions under way
 }
 
 type pending[J any] struct {
-	job  J
-	err  error
-	done chan struct{} // closed once the job's transaction ended
-	lead chan struct{} // closed when this job is to write the next group
+	job   J
+	err   error
+	done  chan struct{} // closed once the job's transaction ended
+	lead  chan struct{} // closed when this job is to write group next
+	group []*pending[J]
 }
 
 // do runs job with the jobs waiting alongside it: write writes a group in
@@ -35,19 +41,21 @@ func (w *groupWriter[J]) do(ctx context.Context, timeout time.Duration, job J, w
 	p := &pending[J]{job: job, done: make(chan struct{}), lead: make(chan struct{})}
 	w.mu.Lock()
 	w.waiting = append(w.waiting, p)
-	if w.busy {
+	var group []*pending[J]
+	if w.busy >= max(w.writers, 1) {
 		w.mu.Unlock()
 		select {
 		case <-p.done:
 			return p.err
 		case <-p.lead:
+			group = p.group
 		}
-		w.mu.Lock()
+	} else {
+		w.busy++
+		group = w.waiting
+		w.waiting = nil
+		w.mu.Unlock()
 	}
-	w.busy = true
-	group := w.waiting
-	w.waiting = nil
-	w.mu.Unlock()
 
 	gctx, cancel := context.WithoutCancel(ctx), func() {}
 	if timeout > 0 {
@@ -68,9 +76,13 @@ func (w *groupWriter[J]) do(ctx context.Context, timeout time.Duration, job J, w
 	}
 	w.mu.Lock()
 	if len(w.waiting) > 0 {
-		close(w.waiting[0].lead)
+		// The first that waits writes the next group, of all that wait.
+		next := w.waiting
+		w.waiting = nil
+		next[0].group = next
+		close(next[0].lead)
 	} else {
-		w.busy = false
+		w.busy--
 	}
 	w.mu.Unlock()
 	return p.err

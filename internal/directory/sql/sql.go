@@ -147,6 +147,7 @@ func New(ctx context.Context, spec *v1alpha1.SQLDirectory, opts directory.Option
 	switch spec.Driver {
 	case v1alpha1.SQLDriverPostgres:
 		dir.d = postgresDialect{}
+		dir.creates.writers = min(conc, 2)
 		dir.read, err = openPostgres(dsn, conc, opts.DialControl, spec.Insecure)
 		dir.write = dir.read
 	case v1alpha1.SQLDriverSQLite:
