@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"net"
+	"slices"
 	"strings"
 )
 
@@ -50,6 +51,36 @@ type dialect interface {
 // schema is what the provider knows of the table.
 type schema struct {
 	columns map[string]columnInfo // by normColumn
+	// uniques are the key columns of the table's unique indexes, by
+	// normColumn, sorted.
+	uniques [][]string
+}
+
+// addUnique records a unique index on cols.
+func (s *schema) addUnique(d dialect, cols []string) {
+	key := make([]string, len(cols))
+	for i, c := range cols {
+		key[i] = d.normColumn(c)
+	}
+	slices.Sort(key)
+	s.uniques = append(s.uniques, key)
+	if len(key) == 1 {
+		if c, ok := s.columns[key[0]]; ok {
+			c.unique = true
+			s.columns[key[0]] = c
+		}
+	}
+}
+
+// hasUnique tells whether a unique index has exactly cols as its keys,
+// in any order.
+func (s *schema) hasUnique(d dialect, cols ...string) bool {
+	key := make([]string, len(cols))
+	for i, c := range cols {
+		key[i] = d.normColumn(c)
+	}
+	slices.Sort(key)
+	return slices.ContainsFunc(s.uniques, func(u []string) bool { return slices.Equal(u, key) })
 }
 
 type columnInfo struct {

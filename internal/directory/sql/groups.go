@@ -20,6 +20,7 @@ import (
 
 // groupTable is the membership table of a Directory.
 type groupTable struct {
+	table               []string // name, split at the schema dot
 	qtable              string
 	user, group, marker string // column names
 }
@@ -33,6 +34,7 @@ func newGroupTable(spec *v1alpha1.SQLGroups) (*groupTable, error) {
 		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.sql.groups.table %q: want a table name, optionally schema-qualified", spec.Table)
 	}
 	return &groupTable{
+		table:  table,
 		qtable: pgx.Identifier(table).Sanitize(),
 		user:   orDefault(spec.UserColumn, "user_identity"),
 		group:  orDefault(spec.GroupColumn, "group_name"),
@@ -165,4 +167,36 @@ func (s *Directory) ApplyGroup(ctx context.Context, ch directory.GroupChange) (s
 		return "", s.wrap(err, "write the memberships of a group")
 	}
 	return ch.Name, nil
+}
+
+// checkGroupTable checks the membership table: its columns, and a unique
+// index on (user, group). A membership is added only when it is not
+// there yet: without the index, each addition reads the whole table, and
+// a million of them take hours.
+func (s *Directory) checkGroupTable(ctx context.Context) error {
+	g := s.groups
+	name := strings.Join(g.table, ".")
+	var sc *schema
+	err := s.retry(ctx, func() error {
+		var err error
+		sc, err = s.d.loadSchema(ctx, s.read, g.table)
+		return err
+	})
+	if err != nil {
+		return s.wrap(err, "read the membership table's columns")
+	}
+	if sc == nil {
+		return directory.Errorf(v1alpha1.ReasonSchemaMismatch, "membership table %s (spec.sql.groups.table) not found", name)
+	}
+	for _, c := range []struct{ what, col string }{{"userColumn", g.user}, {"groupColumn", g.group}, {"markerColumn", g.marker}} {
+		if _, ok := sc.column(s.d, c.col); !ok {
+			return directory.Errorf(v1alpha1.ReasonSchemaMismatch, "membership table %s has no column %s (spec.sql.groups.%s)", name, c.col, c.what)
+		}
+	}
+	if !sc.hasUnique(s.d, g.user, g.group) {
+		return directory.Errorf(v1alpha1.ReasonSchemaMismatch,
+			"membership table %s has no unique index on (%s, %s): without it every membership written reads the whole table; create it with: CREATE UNIQUE INDEX ON %s (%s, %s)",
+			name, g.user, g.group, g.qtable, quote(g.user), quote(g.group))
+	}
+	return nil
 }

@@ -15,7 +15,7 @@ import (
 func TestRefusedMembershipQuotesNoValue(t *testing.T) {
 	e := newEnv(t, v1alpha1.SQLDriverPostgres)
 	members := e.table + "_members"
-	e.exec(t, fmt.Sprintf(`CREATE TABLE %s (user_identity TEXT NOT NULL, group_name INTEGER NOT NULL, managed_by TEXT)`, members))
+	e.exec(t, fmt.Sprintf(`CREATE TABLE %s (user_identity TEXT NOT NULL, group_name INTEGER NOT NULL, managed_by TEXT, UNIQUE (user_identity, group_name))`, members))
 	spec := e.spec()
 	spec.Groups = &v1alpha1.SQLGroups{Table: members}
 	d := e.open(t, spec, directory.Options{IdentityAttribute: "userName", MarkerAttribute: "managedBy", MarkerValue: marker})
@@ -26,4 +26,54 @@ func TestRefusedMembershipQuotesNoValue(t *testing.T) {
 	if msg := err.Error(); strings.Contains(msg, "Secret-Department") || strings.Contains(msg, "jane.doe") {
 		t.Fatalf("the error quotes a value: %s", msg)
 	}
+}
+
+// The check of a directory with groups finds a membership table without
+// a unique index on (user, group), and says how to create it: without
+// it, each membership written reads the whole table.
+func TestMembershipTableNeedsAUniqueIndex(t *testing.T) {
+	forDrivers(t, func(t *testing.T, e *env) {
+		members := e.table + "_members"
+		e.exec(t, fmt.Sprintf(`CREATE TABLE %s (user_identity TEXT NOT NULL, group_name TEXT NOT NULL, managed_by TEXT)`, members))
+		spec := e.spec()
+		spec.Groups = &v1alpha1.SQLGroups{Table: members}
+		d, err := New(context.Background(), spec, defaultOpts(), secretsWith(e.dsn))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		_, err = d.Check(context.Background())
+		want := `CREATE UNIQUE INDEX ON "` + members + `" ("user_identity", "group_name")`
+		if directory.ReasonOf(err) != v1alpha1.ReasonSchemaMismatch || !strings.Contains(err.Error(), want) {
+			t.Fatalf("Check: %v; want SchemaMismatch with %s", err, want)
+		}
+		// An index of one column, or of the two with a third, does not
+		// serve the lookup of one membership.
+		e.exec(t, fmt.Sprintf(`CREATE UNIQUE INDEX %s_one ON %s (user_identity)`, members, members))
+		e.exec(t, fmt.Sprintf(`CREATE UNIQUE INDEX %s_three ON %s (user_identity, group_name, managed_by)`, members, members))
+		if _, err := d.Check(context.Background()); directory.ReasonOf(err) != v1alpha1.ReasonSchemaMismatch {
+			t.Fatalf("Check with other indexes: %v; want SchemaMismatch", err)
+		}
+		// The statement the message gives, in either column order, is
+		// what the check wants.
+		e.exec(t, fmt.Sprintf(`CREATE UNIQUE INDEX %s_pair ON %s (group_name, user_identity)`, members, members))
+		if _, err := d.Check(context.Background()); err != nil {
+			t.Fatalf("Check with the index: %v", err)
+		}
+	})
+}
+
+func TestMembershipTableMustExist(t *testing.T) {
+	forDrivers(t, func(t *testing.T, e *env) {
+		spec := e.spec()
+		spec.Groups = &v1alpha1.SQLGroups{Table: e.table + "_nowhere"}
+		d, err := New(context.Background(), spec, defaultOpts(), secretsWith(e.dsn))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		if _, err := d.Check(context.Background()); directory.ReasonOf(err) != v1alpha1.ReasonSchemaMismatch || !strings.Contains(err.Error(), "not found") {
+			t.Fatalf("Check: %v; want SchemaMismatch, not found", err)
+		}
+	})
 }

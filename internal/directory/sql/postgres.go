@@ -87,25 +87,25 @@ func (postgresDialect) loadSchema(ctx context.Context, db *stdsql.DB, table []st
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	// Indexes that ON CONFLICT (column) can use: unique, immediate, one
-	// key column, no expression, no predicate.
-	rows, err = db.QueryContext(ctx, `SELECT a.attname FROM pg_index i
-		JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+	// Unique indexes, with their key columns: a one-column one is what
+	// ON CONFLICT (column) can use; none may be partial or on an
+	// expression, or deferred.
+	rows, err = db.QueryContext(ctx, `SELECT string_agg(a.attname::text, chr(1) ORDER BY k.n) FROM pg_index i
+		CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)
+		JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
 		WHERE i.indrelid = $1::bigint::oid AND i.indisunique AND i.indimmediate
-		  AND i.indnkeyatts = 1 AND i.indpred IS NULL AND i.indexprs IS NULL`, oid)
+		  AND i.indpred IS NULL AND i.indexprs IS NULL AND k.n <= i.indnkeyatts
+		GROUP BY i.indexrelid`, oid)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
+		var cols string
+		if err := rows.Scan(&cols); err != nil {
 			return nil, err
 		}
-		if c, ok := sc.columns[name]; ok {
-			c.unique = true
-			sc.columns[name] = c
-		}
+		sc.addUnique(postgresDialect{}, strings.Split(cols, "\x01"))
 	}
 	return sc, rows.Err()
 }

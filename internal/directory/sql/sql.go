@@ -314,8 +314,13 @@ func (s *Directory) loadSchema(ctx context.Context) (*schema, error) {
 	}
 	if c, _ := sc.column(s.d, s.identityColumn()); !c.unique {
 		return nil, directory.Errorf(v1alpha1.ReasonSchemaMismatch,
-			"column %s of table %s (identity attribute %s) needs a single-column unique constraint",
-			c.name, strings.Join(s.table, "."), s.opts.IdentityAttribute)
+			"column %s of table %s (identity attribute %s) needs a single-column unique constraint; create one with: CREATE UNIQUE INDEX ON %s (%s)",
+			c.name, strings.Join(s.table, "."), s.opts.IdentityAttribute, s.qtable, quote(c.name))
+	}
+	if s.groups != nil {
+		if err := s.checkGroupTable(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if c, _ := sc.column(s.d, s.active); s.status == nil && !s.d.isBoolean(c.typ) {
 		return nil, directory.Errorf(v1alpha1.ReasonSchemaMismatch,

@@ -407,7 +407,7 @@ func TestSchemaMismatch(t *testing.T) {
 		// The identity column must be unique for upserts.
 		opts = defaultOpts()
 		opts.IdentityAttribute = "givenName"
-		check(e.spec(), opts, "givenName", "unique")
+		check(e.spec(), opts, "givenName", "unique", `CREATE UNIQUE INDEX ON "`+e.table+`" ("givenName")`)
 
 		spec = e.spec()
 		spec.ActiveColumn = "mail"

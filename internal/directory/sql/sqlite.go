@@ -104,9 +104,7 @@ func (d sqliteDialect) loadSchema(ctx context.Context, db *stdsql.DB, table []st
 	}
 	if len(pkCols) == 1 {
 		// An INTEGER PRIMARY KEY has no index of its own to find below.
-		c := sc.columns[d.normColumn(pkCols[0])]
-		c.unique = true
-		sc.columns[d.normColumn(pkCols[0])] = c
+		sc.addUnique(d, pkCols)
 	}
 
 	var indexes []string
@@ -144,11 +142,16 @@ func (d sqliteDialect) loadSchema(ctx context.Context, db *stdsql.DB, table []st
 		if err := rows.Err(); err != nil {
 			return nil, err
 		}
-		if len(cols) == 1 && cols[0].Valid {
-			if c, ok := sc.columns[d.normColumn(cols[0].String)]; ok {
-				c.unique = true
-				sc.columns[d.normColumn(cols[0].String)] = c
+		names := make([]string, 0, len(cols))
+		for _, c := range cols {
+			if !c.Valid {
+				names = nil
+				break
 			}
+			names = append(names, c.String)
+		}
+		if names != nil {
+			sc.addUnique(d, names)
 		}
 	}
 	return sc, nil
