@@ -3,8 +3,9 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"k8s.io/apimachinery/pkg/labels"
 	"time"
+
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/userimport/user-import-operator/internal/executor"
 
@@ -60,6 +61,9 @@ type Options struct {
 	// UserDirectory or UserImport names must match for the operator to
 	// use it: its checks, its runs and the Secrets it mounts into Jobs.
 	SecretSelector labels.Selector
+	// FollowUpWorkers is the number of imports whose report mail or
+	// afterImport archiving is under way at once (4 when unset).
+	FollowUpWorkers int
 }
 
 // Setup registers the field indexes and the UserDirectory, UserImport and
@@ -121,7 +125,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
-	if err := (&UserImportReconciler{
+	imports := &UserImportReconciler{
 		Client:         mgr.GetClient(),
 		APIReader:      mgr.GetAPIReader(),
 		Recorder:       mgr.GetEventRecorder("userimport-controller"),
@@ -132,7 +136,11 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		AllowedHosts:   o.AllowedHosts,
 		AmbientS3:      source.AmbientBuckets(o.AmbientS3Buckets),
 		SecretSelector: o.SecretSelector,
-	}).SetupWithManager(mgr, runEnded); err != nil {
+	}
+	if err := imports.SetupWithManager(mgr, runEnded); err != nil {
+		return err
+	}
+	if err := (&UserImportFollowUpReconciler{UserImportReconciler: imports, Workers: o.FollowUpWorkers}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	sched := NewImportScheduleReconciler(mgr)

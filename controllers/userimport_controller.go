@@ -113,14 +113,6 @@ func (r *UserImportReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{}, r.Executor.Cancel(ctx, imp)
 	}
 
-	if phase, _ := reportDue(imp, r.Clock.Now()); phase != "" {
-		if err := r.sendReport(ctx, imp, phase); err != nil {
-			return ctrl.Result{}, err
-		}
-		// The record changed the import: decide on a fresh copy.
-		return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
-	}
-
 	run := &importRun{UserImportReconciler: r, imp: imp, status: newStatusPatch(r.Client, r.Recorder, imp)}
 	v, err := run.reconcile(ctx)
 	if errors.Is(err, errStale) {
@@ -136,16 +128,9 @@ func (r *UserImportReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{}, err
 	}
 	r.Metrics.Observe(req.String(), imp.Status.Phase, imp.Status.Progress, safetyBlocked(imp))
-	// A phase just written may owe a report: the next reconcile, which
-	// reads it back, sends it.
-	requeue := v.requeueAfter
-	switch phase, wait := reportDue(imp, r.Clock.Now()); {
-	case phase != "":
-		requeue = 100 * time.Millisecond
-	case wait > 0 && (requeue == 0 || wait < requeue):
-		requeue = wait
-	}
-	return ctrl.Result{RequeueAfter: requeue}, nil
+	// What the phase written owes (a report, the source's archiving) is
+	// the follow-up controller's.
+	return ctrl.Result{RequeueAfter: v.requeueAfter}, nil
 }
 
 // event queues an Event about the import.
@@ -191,11 +176,6 @@ func (run *importRun) step(ctx context.Context) (verdict, error) {
 	imp := run.imp
 	phase := imp.Status.Phase
 	if phase.IsFinal() {
-		if phase == v1alpha1.PhaseCompleted {
-			// Once; a manager that stopped right after the completion
-			// does it here.
-			run.archiveSource(ctx)
-		}
 		return run.finalVerdict(), nil
 	}
 	if imp.Spec.Action == v1alpha1.ActionCancel {
@@ -640,7 +620,6 @@ func (run *importRun) running(ctx context.Context, stage jobs.Stage) (verdict, e
 	}
 	run.setPhase(v1alpha1.PhaseCompleted)
 	run.invitationsOutcome()
-	run.archiveSource(ctx)
 	run.observeDuration("completed")
 	return verdict{state: conditions.Ready, reason: v1alpha1.ReasonSucceeded, message: "import completed: " + progressSummary(imp.Status.Progress)}, nil
 }

@@ -48,6 +48,7 @@ func runManager(args []string) error {
 	singleTenant := fs.Bool("single-tenant", false, "the cluster has one tenant: allows --executor=inprocess while watching more than one namespace")
 	inProcessRuns := fs.Int("inprocess-max-runs", executor.DefaultInProcessRuns, "runs of the in-process executor at a time; the others wait")
 	secretLabel := fs.String("secret-label", "", "a label selector (userimport.dev/usable=true) that every Secret a UserDirectory or UserImport names must match for the operator to use it; empty: any Secret of the object's namespace")
+	followUpWorkers := fs.Int("follow-up-workers", 4, "imports whose report mail or afterImport move or delete is under way at once; these talk to servers outside the cluster, on workers of their own so that a slow one never delays the admission of another import")
 	ambientBuckets := fs.String("s3-ambient-buckets", "", "comma-separated S3 buckets that the manager (schedule checks, afterImport, in-process runs) may reach with its own cloud identity when a source names no credentials; empty: none")
 	opts := zap.Options{}
 	opts.BindFlags(fs)
@@ -124,6 +125,7 @@ func runManager(args []string) error {
 		InProcessRuns:          *inProcessRuns,
 		AmbientS3Buckets:       splitList(*ambientBuckets),
 		SecretSelector:         secretSelector,
+		FollowUpWorkers:        *followUpWorkers,
 	}); err != nil {
 		return fmt.Errorf("setting up the controllers: %w", err)
 	}

@@ -1,0 +1,106 @@
+package controllers_test
+
+import (
+	"net"
+	"sync"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	batchv1 "k8s.io/api/batch/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	uiov1 "github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/jobs"
+)
+
+// blackHole accepts TCP connections and never answers: a relay or an
+// SFTP server that hangs.
+func blackHole() (host string, port int32) {
+	GinkgoHelper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	Expect(err).NotTo(HaveOccurred())
+	var mu sync.Mutex
+	var held []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	DeferCleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	addr := l.Addr().(*net.TCPAddr)
+	return addr.IP.String(), int32(addr.Port)
+}
+
+var _ = Describe("what an import owes after its phase", func() {
+	It("mails the report on workers of its own: a relay that never answers delays no other import", func() {
+		// Another team's import, ready to be started.
+		other := newNamespace()
+		readyDirectory(other, "corp")
+		theirs := newImport(other, "hr", "corp", uiov1.ActionDraft)
+
+		// This team's relay accepts connections and never answers.
+		ns := newNamespace()
+		dir := readyDirectory(ns, "corp")
+		host, port := blackHole()
+		Eventually(func() error {
+			cur := &uiov1.UserDirectory{}
+			if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(dir), cur); err != nil {
+				return err
+			}
+			cur.Spec.Mail = &uiov1.MailRelay{Host: host, Port: port, From: "hr@example.com"}
+			return k8sClient.Update(ctx, cur)
+		}).Should(Succeed())
+		// The directory's own check of the relay gives up after its
+		// timeout; the directory stays Ready.
+		Eventually(func(g Gomega) {
+			cur := &uiov1.UserDirectory{}
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(dir), cur)).To(Succeed())
+			g.Expect(cur.Status.ObservedGeneration).To(Equal(cur.Generation))
+			g.Expect(meta.FindStatusCondition(cur.Status.Conditions, uiov1.ConditionMailReady)).NotTo(BeNil())
+		}, 90*time.Second, 200*time.Millisecond).Should(Succeed())
+		ours := newImport(ns, "hr", "corp", uiov1.ActionDraft)
+		editSpec(ours, func(s *uiov1.UserImportSpec) {
+			s.Report = uiov1.ReportMail{Recipients: []string{"hr-team@example.com"}}
+			s.Action = uiov1.ActionImport
+		})
+		finishJob(job(ours, jobs.StageImport), true)
+		expectPhase(ours, uiov1.PhaseCompleted)
+		// The report is on its way into the black hole (15 s a try).
+		time.Sleep(time.Second)
+
+		start := time.Now()
+		setAction(theirs, uiov1.ActionImport)
+		j := &batchv1.Job{}
+		Eventually(func() error {
+			cur := getImport(theirs)
+			return k8sClient.Get(ctx, client.ObjectKey{Namespace: other, Name: jobs.JobName(cur, jobs.StageImport)}, j)
+		}, 5*time.Second, 50*time.Millisecond).Should(Succeed(), "the other import's run starts while the report hangs")
+		GinkgoWriter.Printf("the other import's Job came %v after its action\n", time.Since(start))
+
+		// The hung report ends as a failed try, recorded, and the import
+		// stays Completed.
+		Eventually(func(g Gomega) {
+			got := getImport(ours)
+			g.Expect(got.Status.Reports).To(HaveLen(1))
+			g.Expect(got.Status.Reports[0].Attempts).To(BeNumerically(">=", 1))
+			g.Expect(got.Status.Reports[0].SentTime).To(BeNil())
+			g.Expect(got.Status.Reports[0].Message).NotTo(BeEmpty())
+		}, 90*time.Second, 500*time.Millisecond).Should(Succeed())
+		Expect(getImport(ours).Status.Phase).To(Equal(uiov1.PhaseCompleted))
+	})
+})
