@@ -61,6 +61,9 @@ type Options struct {
 	// UserDirectory or UserImport names must match for the operator to
 	// use it: its checks, its runs and the Secrets it mounts into Jobs.
 	SecretSelector labels.Selector
+	// DirectoryWorkers is the number of UserDirectories checked at once
+	// (4 when unset).
+	DirectoryWorkers int
 	// FollowUpWorkers is the number of imports whose report mail or
 	// afterImport archiving is under way at once (4 when unset).
 	FollowUpWorkers int
@@ -74,6 +77,9 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	}
 	if o.DirectoryRetryInterval <= 0 {
 		o.DirectoryRetryInterval = 30 * time.Second
+	}
+	if o.DirectoryWorkers <= 0 {
+		o.DirectoryWorkers = 4
 	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = 15 * time.Second
@@ -119,6 +125,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		CheckInterval:  o.DirectoryCheckInterval,
 		RetryInterval:  o.DirectoryRetryInterval,
 		CheckTimeout:   30 * time.Second,
+		Workers:        o.DirectoryWorkers,
 		AllowedHosts:   o.AllowedHosts,
 		SecretSelector: o.SecretSelector,
 		Clock:          clock.RealClock{},

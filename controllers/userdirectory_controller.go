@@ -21,6 +21,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
@@ -48,6 +49,8 @@ type UserDirectoryReconciler struct {
 	RetryInterval time.Duration
 	// CheckTimeout bounds one check.
 	CheckTimeout time.Duration
+	// Workers is the number of directories reconciled at once.
+	Workers int
 	// AllowedHosts restricts the hosts a check connects to; nil allows
 	// every host.
 	AllowedHosts *egress.Policy
@@ -242,6 +245,10 @@ func (r *UserDirectoryReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			imp := o.(*v1alpha1.UserImport)
 			return []ctrl.Request{{NamespacedName: client.ObjectKey{Namespace: imp.Namespace, Name: imp.Spec.DirectoryRef.Name}}}
 		}), builder.WithPredicates(phaseChanged())).
+		// A check waits for servers outside the cluster, up to its
+		// timeout: one directory's server that hangs must not hold up the
+		// checks of the others.
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Workers, 1)}).
 		Named("userdirectory").
 		Complete(r)
 }

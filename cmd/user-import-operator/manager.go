@@ -48,6 +48,7 @@ func runManager(args []string) error {
 	singleTenant := fs.Bool("single-tenant", false, "the cluster has one tenant: allows --executor=inprocess while watching more than one namespace")
 	inProcessRuns := fs.Int("inprocess-max-runs", executor.DefaultInProcessRuns, "runs of the in-process executor at a time; the others wait")
 	secretLabel := fs.String("secret-label", "", "a label selector (userimport.dev/usable=true) that every Secret a UserDirectory or UserImport names must match for the operator to use it; empty: any Secret of the object's namespace")
+	directoryWorkers := fs.Int("directory-workers", 4, "UserDirectories checked at once: a check waits for the directory and the mail relay, up to 30 s each, and a server that hangs holds up only its own")
 	followUpWorkers := fs.Int("follow-up-workers", 4, "imports whose report mail or afterImport move or delete is under way at once; these talk to servers outside the cluster, on workers of their own so that a slow one never delays the admission of another import")
 	ambientBuckets := fs.String("s3-ambient-buckets", "", "comma-separated S3 buckets that the manager (schedule checks, afterImport, in-process runs) may reach with its own cloud identity when a source names no credentials; empty: none")
 	opts := zap.Options{}
@@ -126,6 +127,7 @@ func runManager(args []string) error {
 		AmbientS3Buckets:       splitList(*ambientBuckets),
 		SecretSelector:         secretSelector,
 		FollowUpWorkers:        *followUpWorkers,
+		DirectoryWorkers:       *directoryWorkers,
 	}); err != nil {
 		return fmt.Errorf("setting up the controllers: %w", err)
 	}

@@ -1,6 +1,7 @@
 package controllers_test
 
 import (
+	"fmt"
 	"net"
 	"sync"
 	"time"
@@ -8,7 +9,9 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	uiov1 "github.com/userimport/user-import-operator/api/v1alpha1"
@@ -102,5 +105,23 @@ var _ = Describe("what an import owes after its phase", func() {
 			g.Expect(got.Status.Reports[0].Message).NotTo(BeEmpty())
 		}, 90*time.Second, 500*time.Millisecond).Should(Succeed())
 		Expect(getImport(ours).Status.Phase).To(Equal(uiov1.PhaseCompleted))
+	})
+})
+
+var _ = Describe("checks of UserDirectories", func() {
+	It("go on for other directories while one directory's server never answers", func() {
+		hung := newNamespace()
+		host, port := blackHole()
+		Expect(k8sClient.Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "corp-token", Namespace: hung},
+			Data:       map[string][]byte{"token": []byte(scimToken)},
+		})).To(Succeed())
+		Expect(k8sClient.Create(ctx, scimDirectory(hung, "corp", fmt.Sprintf("http://%s:%d/scim/v2", host, port), "corp-token"))).To(Succeed())
+		// Its check is under way, and waits for its timeout.
+		time.Sleep(time.Second)
+
+		start := time.Now()
+		readyDirectory(newNamespace(), "corp")
+		Expect(time.Since(start)).To(BeNumerically("<", 10*time.Second), "another directory's check waited for the hung one")
 	})
 })
