@@ -1052,3 +1052,28 @@ func TestConcurrentCreatesWithARefusedRow(t *testing.T) {
 		}
 	})
 }
+
+// TestStagingSurvivesALostSession: behind a pooler that hands each
+// transaction a server session of its own, temporary tables made by an
+// earlier transaction are gone. Staged writes must not count on them.
+func TestStagingSurvivesALostSession(t *testing.T) {
+	e := newEnv(t, v1alpha1.SQLDriverPostgres)
+	opts := defaultOpts()
+	opts.Concurrency = 1
+	d := e.open(t, e.spec(), opts)
+	mustOK(t, mustApply(t, d, create("ida")))
+	update := func(name string) directory.Change {
+		return directory.Change{Op: directory.OpUpdate, Identity: "ida", ID: "ida", Attributes: directory.Attributes{"givenName": {name}}}
+	}
+	mustOK(t, mustApply(t, d, update("Ida 1")))
+	// Every session of the pool loses its temporary tables.
+	for range 4 {
+		if _, err := d.write.ExecContext(context.Background(), "DISCARD TEMP"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustOK(t, mustApply(t, d, update("Ida 2")))
+	if u, _ := lookup(t, d, "ida"); u.Attributes["givenName"][0] != "Ida 2" {
+		t.Fatalf("givenName = %v", u.Attributes["givenName"])
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
 	"slices"
 	"strconv"
@@ -30,8 +31,8 @@ import (
 //     table typed like the users table, then written by one set-based
 //     statement per kind ("DELETE … USING", "UPDATE … FROM … RETURNING").
 //
-// The staging table is created once per connection, ON COMMIT DELETE ROWS:
-// each batch finds it empty. A batch the database refuses in part (a
+// The staging table is temporary, ON COMMIT DELETE ROWS, created if need
+// be by the transaction that uses it: each batch finds it empty. A batch the database refuses in part (a
 // constraint, a value, a create replayed after a crash that finds its
 // user) is rolled back and written again statement by statement, each
 // under a savepoint and creates as upserts, so that only the refused
@@ -443,7 +444,15 @@ func (s *Directory) applyStaged(ctx context.Context, st *stage, changes []direct
 // the staging table; the update-th statement of the merge is its UPDATE,
 // whose rows mark the changes it matched.
 func (s *Directory) writeSteps(ctx context.Context, st *stage, steps []step, staging bool, update int, matched []bool) error {
-	steps[0].sql = "BEGIN; " + steps[0].sql
+	begin := "BEGIN; "
+	if staging {
+		// Created in the transaction that uses it, not once per
+		// connection: behind a pooler that hands each transaction a
+		// server session of its own, a table made in another would not
+		// be there.
+		begin += st.create + "; "
+	}
+	steps[0].sql = begin + steps[0].sql
 	steps[len(steps)-1].sql += "; COMMIT"
 	conn, err := s.write.Conn(ctx)
 	if err != nil {
@@ -459,15 +468,6 @@ func (s *Directory) writeSteps(ctx context.Context, st *stage, steps []step, sta
 				}
 			}
 		}()
-		if staging && pc.CustomData()[st.name] == nil {
-			if _, err := pc.Exec(ctx, st.create).ReadAll(); err != nil {
-				if c := s.d.classify(err); c != classTransient && c != classUnreachable && c != classAuth {
-					st.broken.Store(true)
-				}
-				return err
-			}
-			pc.CustomData()[st.name] = true
-		}
 		for _, sp := range steps {
 			if sp.rows == nil {
 				if err := readMerge(pc.Exec(ctx, sp.sql), update, matched); err != nil {
@@ -480,6 +480,12 @@ func (s *Directory) writeSteps(ctx context.Context, st *stage, steps []step, sta
 				readers[i] = bytes.NewReader(r)
 			}
 			if _, err := pc.CopyFrom(ctx, io.MultiReader(readers...), sp.sql); err != nil {
+				var pe *pgconn.PgError
+				if staging && errors.As(err, &pe) && pe.Code == "42701" {
+					// The users table has a column named like one of the
+					// staging table's own.
+					st.broken.Store(true)
+				}
 				return err
 			}
 		}
