@@ -176,14 +176,9 @@ func (s *Directory) ApplyGroup(ctx context.Context, ch directory.GroupChange) (s
 func (s *Directory) checkGroupTable(ctx context.Context) error {
 	g := s.groups
 	name := strings.Join(g.table, ".")
-	var sc *schema
-	err := s.retry(ctx, func() error {
-		var err error
-		sc, err = s.d.loadSchema(ctx, s.read, g.table)
-		return err
-	})
+	sc, err := s.readSchema(ctx, g.table, "read the membership table's columns")
 	if err != nil {
-		return s.wrap(err, "read the membership table's columns")
+		return err
 	}
 	if sc == nil {
 		return directory.Errorf(v1alpha1.ReasonSchemaMismatch, "membership table %s (spec.sql.groups.table) not found", name)

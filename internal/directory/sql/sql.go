@@ -277,14 +277,9 @@ func (s *Directory) Check(ctx context.Context) (directory.Capabilities, error) {
 
 // loadSchema reads the table's columns and checks the fixed ones.
 func (s *Directory) loadSchema(ctx context.Context) (*schema, error) {
-	var sc *schema
-	err := s.retry(ctx, func() error {
-		var err error
-		sc, err = s.d.loadSchema(ctx, s.read, s.table)
-		return err
-	})
+	sc, err := s.readSchema(ctx, s.table, "read the table's columns")
 	if err != nil {
-		return nil, s.wrap(err, "read the table's columns")
+		return nil, err
 	}
 	if sc == nil {
 		return nil, directory.Errorf(v1alpha1.ReasonSchemaMismatch, "table %s not found", strings.Join(s.table, "."))
@@ -327,6 +322,18 @@ func (s *Directory) loadSchema(ctx context.Context) (*schema, error) {
 			"active column %s of table %s is of type %s, not boolean", c.name, strings.Join(s.table, "."), c.typ)
 	}
 	return sc, nil
+}
+
+// readSchema reads the columns and unique indexes of table, retried
+// while the database cannot be reached; nil when it does not exist.
+func (s *Directory) readSchema(ctx context.Context, table []string, doing string) (*schema, error) {
+	var sc *schema
+	err := s.retry(ctx, func() error {
+		var err error
+		sc, err = s.d.loadSchema(ctx, s.read, table)
+		return err
+	})
+	return sc, s.wrap(err, doing)
 }
 
 // currentSchema returns the schema loaded by Check, loading it once if

@@ -535,4 +535,4 @@ func readMerge(mrr *pgconn.MultiResultReader, update int, matched []bool) error 
 	return mrr.Close()
 }
 
-var errBadOrdinal = &pgconn.PgError{Code: "XX000", Message: "the staged batch returned a row it does not hold"}
+var errBadOrdinal = errors.New("the staged batch returned a row it does not hold")
