@@ -21,6 +21,7 @@ import (
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/cel"
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/defaulting"
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	celconfig "k8s.io/apiserver/pkg/apis/cel"
 
@@ -94,8 +95,10 @@ func Decode(kindName string, data []byte, out any) error {
 	if !ok {
 		return fmt.Errorf("kind %q is not one of the operator's kinds", kindName)
 	}
+	// Numbers as the API server reads them: integers as int64, which the
+	// CEL rules on integer fields expect (encoding/json gives float64).
 	var obj map[string]any
-	if err := json.Unmarshal(data, &obj); err != nil {
+	if err := utiljson.Unmarshal(data, &obj); err != nil {
 		return err
 	}
 	// The API server prunes nothing here: unknown fields are refused by

@@ -15,6 +15,11 @@ const userImport = `{"apiVersion":"userimport.dev/v1alpha1","kind":"UserImport",
  "spec":{"directoryRef":{"name":"d"},"source":%s,"mode":"Full","missingUsers":%q,
  "mapping":[{"attribute":"userName","column":"email","identity":true}]}}`
 
+const schedule = `{"apiVersion":"userimport.dev/v1alpha1","kind":"ImportSchedule","metadata":{"name":"s"},
+ "spec":{"schedule":"30 3 * * *","skipIfUnchanged":true,"successfulHistoryLimit":%d,
+ "template":{"spec":{"directoryRef":{"name":"d"},"source":{"configMap":{"name":"c","key":"k"}},
+ "mapping":[{"attribute":"userName","column":"email","identity":true}]}}}}`
+
 func TestDecodeAppliesTheCRDRules(t *testing.T) {
 	cases := []struct {
 		name, kind, doc string
@@ -29,12 +34,19 @@ func TestDecodeAppliesTheCRDRules(t *testing.T) {
 		{"unknown missingUsers", "UserImport", sprintf(userImport, `{"configMap":{"name":"c","key":"k"}}`, "Sometimes"), []string{"spec.missingUsers", "Sometimes"}},
 		{"two sources", "UserImport", sprintf(userImport, `{"configMap":{"name":"c","key":"k"},"secret":{"name":"s","key":"k"}}`, "Ignore"), []string{"spec.source", "exactly one of"}},
 		{"source url without host", "UserImport", sprintf(userImport, `{"http":{"url":"http://"}}`, "Ignore"), []string{"spec.source.http.url"}},
+		// A CEL rule that reads an integer field sees an integer, as in the
+		// API server.
+		{"integer in a rule", "ImportSchedule", sprintf(schedule, 3), nil},
+		{"integer in a rule refused", "ImportSchedule", sprintf(schedule, 0), []string{"successfulHistoryLimit: 0 deletes"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var out any = &v1alpha1.UserDirectory{}
-			if c.kind == "UserImport" {
+			switch c.kind {
+			case "UserImport":
 				out = &v1alpha1.UserImport{}
+			case "ImportSchedule":
+				out = &v1alpha1.ImportSchedule{}
 			}
 			err := Decode(c.kind, []byte(c.doc), out)
 			if c.want == nil {
