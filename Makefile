@@ -38,11 +38,15 @@ manifests: $(CONTROLLER_GEN) ## Generate CRDs and RBAC from markers.
 generate: $(CONTROLLER_GEN) ## Generate deepcopy code.
 	$(CONTROLLER_GEN) object paths="./api/..."
 
+.PHONY: docs
+docs: manifests ## Generate the API reference (docs/reference/api.md) from the CRDs.
+	go run ./hack/apidocs docs/reference/api.md
+
 .PHONY: verify-generated
-verify-generated: manifests generate ## Fail when generated files differ from the committed ones.
-	@if [ -n "$$(git status --porcelain -- api config/crd config/rbac charts)" ]; then \
-		git status --short -- api config/crd config/rbac charts; git diff -- api config/crd config/rbac charts; \
-		echo "generated files are stale or not committed: run 'make manifests generate' and commit"; exit 1; fi
+verify-generated: manifests generate docs ## Fail when generated files differ from the committed ones.
+	@if [ -n "$$(git status --porcelain -- api config/crd config/rbac charts docs/reference)" ]; then \
+		git status --short -- api config/crd config/rbac charts docs/reference; git diff -- api config/crd config/rbac charts docs/reference; \
+		echo "generated files are stale or not committed: run 'make manifests generate docs' and commit"; exit 1; fi
 
 .PHONY: fmt
 fmt: ## go fmt.
