@@ -12,7 +12,7 @@ import (
 	"github.com/userimport/user-import-operator/internal/memdir"
 )
 
-// Regression tests of what an import promises (README, "What an import
+// Regression tests of what an import promises (docs/concepts.md, "What an import
 // promises"): a row whose identity can be read protects its user, a row
 // whose identity cannot be read proves nobody absent, one outcome per line.
 

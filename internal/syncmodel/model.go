@@ -1,8 +1,8 @@
 // Package syncmodel is the reference model of what an import promises
-// (README, "What an import promises"): from a directory, a file and a
+// (docs/concepts.md, "What an import promises"): from a directory, a file and a
 // spec, the directory an import leaves and the outcome of each line.
 //
-// It is written to be read against the README, row by row, and shares no
+// It is written to be read against that page, row by row, and shares no
 // code with the engine: tests compare the engine with it on random
 // scenarios (internal/engine's differential tests). It knows one mapping
 // only, the one those scenarios use:
