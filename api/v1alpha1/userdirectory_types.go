@@ -279,8 +279,8 @@ type ExecutionSettings struct {
 	Concurrency int32 `json:"concurrency,omitempty"`
 
 	// batchSize is the number of changes written per batch (one SCIM /Bulk
-	// request, one SQL transaction, one checkpoint step).
-	// +kubebuilder:default=100
+	// request, one SQL transaction, one checkpoint step). Unset: 1000 for
+	// an SQL directory, whose batch is one COPY, and 100 for the others.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=10000
 	// +optional

@@ -72,7 +72,7 @@ func TestDecodeDefaults(t *testing.T) {
 	if err := Decode("UserDirectory", []byte(sprintf(directory, `{}`, "https://idp.example")), &d); err != nil {
 		t.Fatal(err)
 	}
-	if d.Spec.Execution.BatchSize == 0 || d.Spec.Execution.Concurrency == 0 {
+	if d.Spec.Execution.Concurrency == 0 || d.Spec.Execution.RequestTimeoutSeconds == 0 {
 		t.Fatalf("execution defaults not applied: %+v", d.Spec.Execution)
 	}
 }

@@ -243,7 +243,9 @@ func run(ctx context.Context, cfg Config) (_ Outcome, err error) {
 	if err := cfg.Sink.Started(ctx, file, out.Resumed); err != nil {
 		return Outcome{}, fmt.Errorf("reporting the start: %w", err)
 	}
-	ecfg := engine.NewConfig(imp.Spec, cfg.Directory.Execution, open.Options(cfg.Directory))
+	exec := cfg.Directory.Execution
+	exec.BatchSize = open.BatchSize(cfg.Directory)
+	ecfg := engine.NewConfig(imp.Spec, exec, open.Options(cfg.Directory))
 	ecfg.ProgressInterval = cfg.ProgressInterval
 	// The report lists the changes by row, up to a bound (ReportOutcomeKey).
 	ecfg.KeepSamples = ReportKeepChanges

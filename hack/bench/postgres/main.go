@@ -44,6 +44,7 @@ import (
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/hack/bench/benchio"
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/directory/open"
 	sqldir "github.com/userimport/user-import-operator/internal/directory/sql"
 	"github.com/userimport/user-import-operator/internal/engine"
 	"github.com/userimport/user-import-operator/internal/hrgen"
@@ -345,11 +346,12 @@ func concurrency() int {
 
 // batchSize is the import's spec.execution.batchSize: the default (100),
 // or $UIO_BENCH_BATCH.
+// batchSize is UIO_BENCH_BATCH, or an SQL directory's default.
 func batchSize() int {
 	if n, err := strconv.Atoi(os.Getenv("UIO_BENCH_BATCH")); err == nil && n > 0 {
 		return n
 	}
-	return 100
+	return open.DefaultSQLBatchSize
 }
 
 // records reads the data rows of file.

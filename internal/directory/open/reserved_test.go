@@ -46,3 +46,19 @@ func TestMappingMayNotWriteReservedAttributes(t *testing.T) {
 		t.Errorf("businessCategory once the marker is description: %v", err)
 	}
 }
+
+// An SQL batch is one COPY: unset, it is ten times the others'.
+func TestBatchSizeDefaultsByType(t *testing.T) {
+	scim := v1alpha1.UserDirectorySpec{SCIM: &v1alpha1.SCIMDirectory{}}
+	sql := v1alpha1.UserDirectorySpec{SQL: &v1alpha1.SQLDirectory{}}
+	for _, c := range []struct {
+		spec v1alpha1.UserDirectorySpec
+		set  int32
+		want int32
+	}{{scim, 0, 100}, {sql, 0, 1000}, {sql, 50, 50}, {scim, 500, 500}} {
+		c.spec.Execution.BatchSize = c.set
+		if got := BatchSize(c.spec); got != c.want {
+			t.Errorf("%s with batchSize %d: %d, want %d", Type(c.spec), c.set, got, c.want)
+		}
+	}
+}
