@@ -196,6 +196,9 @@ func setUp(ctx context.Context, c client.Client, dbPath string, rows int) error 
 				// are hashed in a few seconds; production keeps the
 				// default cost.
 				RecoveryCodes: &v1alpha1.DirectoryRecoveryCodes{Attribute: "recovery_code", ExpiresAttribute: "recovery_code_expires", MemoryKiB: 1024, Iterations: 1},
+				// Batches of a hundred, so that the thousand users show
+				// the progress move.
+				Execution: v1alpha1.ExecutionSettings{BatchSize: 100},
 			},
 		},
 		&corev1.ConfigMap{
