@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"math"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/conditions"
@@ -48,7 +52,14 @@ func (run *scheduleRun) onChange(ctx context.Context) (state, error) {
 	sched := run.sched
 	st := &sched.Status
 	debounce, poll := triggerSettings(sched)
-	seen, err := run.fingerprint(ctx)
+	seen, known, err := run.fingerprint(poll)
+	// A poll comes back a little later each time for each schedule, so
+	// that schedules created together do not read together for ever.
+	poll = jittered(poll, sched.UID)
+	if !known {
+		return state{state: conditions.Progressing, reason: v1alpha1.ReasonWaitingForSource,
+			message: "on change: reading the source", wait: poll}, nil
+	}
 	if errors.Is(err, kube.ErrNotFound) {
 		return state{state: conditions.Progressing, reason: v1alpha1.ReasonWaitingForSource,
 			message: "on change: waiting for the source: " + safetext.Of(err), wait: poll}, nil
@@ -129,41 +140,60 @@ func (run *scheduleRun) startOnChange(ctx context.Context, pending *v1alpha1.Cha
 	return nil
 }
 
-// fingerprint reads what an import of the template would read now: the
-// digest of its source's content and of the template.
-func (run *scheduleRun) fingerprint(ctx context.Context) (v1alpha1.Change, error) {
+// fingerprint is what an import of the template would read: the digest of
+// the template, and the last digest read of its source, shared with every
+// schedule of the namespace on the same source (sourcePolls). known is
+// false until the source's first read ends; that read wakes the schedule.
+func (run *scheduleRun) fingerprint(poll time.Duration) (c v1alpha1.Change, known bool, err error) {
 	tmpl := run.sched.Spec.Template.Spec
-	c := v1alpha1.Change{TemplateDigest: jobs.SpecDigest(tmpl)}
-	src := tmpl.Source
+	c = v1alpha1.Change{TemplateDigest: jobs.SpecDigest(tmpl)}
+	namespace, src := run.sched.Namespace, tmpl.Source
+	c.SourceDigest, known, err = run.polls.look(client.ObjectKeyFromObject(run.sched), pollKey(namespace, src), poll,
+		func(ctx context.Context) (string, error) { return run.sourceDigest(ctx, namespace, src) })
+	return c, known, err
+}
+
+// sourceDigest reads the fingerprint of a source as an import would find
+// it now: the sha256 of a ConfigMap or Secret key, an HTTP ETag, or the
+// identity of the newest file of an SFTP or S3 source.
+func (r *ImportScheduleReconciler) sourceDigest(ctx context.Context, namespace string, src v1alpha1.ImportSource) (string, error) {
 	switch {
 	case src.ConfigMap != nil || src.Secret != nil:
-		data, _, _, err := sourceKey(ctx, run.APIReader, run.SecretSelector, run.sched.Namespace, src)
+		data, _, _, err := sourceKey(ctx, r.APIReader, r.SecretSelector, namespace, src)
 		if err != nil {
-			return c, err
+			return "", err
 		}
-		c.SourceDigest = "sha256:" + sha256Hex(data)
+		return "sha256:" + sha256Hex(data), nil
 	case src.HTTP != nil:
-		if err := run.AllowedHosts.AllowURL(src.HTTP.URL); err != nil {
-			return c, fmt.Errorf("not asking the source: %w", err)
+		if err := r.AllowedHosts.AllowURL(src.HTTP.URL); err != nil {
+			return "", fmt.Errorf("not asking the source: %w", err)
 		}
-		hctx, cancel := context.WithTimeout(ctx, run.headTimeout())
+		hctx, cancel := context.WithTimeout(ctx, r.headTimeout())
 		defer cancel()
-		info, err := source.Head(hctx, src.HTTP, source.Options{HTTPClient: run.HTTPClient, Secrets: run.secrets(), DialControl: run.AllowedHosts.Control})
+		secrets := r.secretsOf(namespace)
+		info, err := source.Head(hctx, src.HTTP, source.Options{HTTPClient: r.HTTPClient, Secrets: secrets, DialControl: r.AllowedHosts.Control})
 		if err != nil {
-			return c, err
+			return "", err
 		}
 		if info.ETag == "" {
-			return c, errors.New("the server gives the source no ETag, so a change cannot be seen")
+			return "", errors.New("the server gives the source no ETag, so a change cannot be seen")
 		}
-		c.SourceDigest = "etag:" + info.ETag
+		return "etag:" + info.ETag, nil
 	case inPlace(src):
-		fp, _, err := inPlaceFile(ctx, run.AllowedHosts, run.AmbientS3, run.secrets(), src)
+		fp, _, err := inPlaceFile(ctx, r.AllowedHosts, r.AmbientS3, r.secretsOf(namespace), src)
 		if err != nil {
-			return c, err
+			return "", err
 		}
-		c.SourceDigest = "file:" + fp
+		return "file:" + fp, nil
 	}
-	return c, nil
+	return "", nil
+}
+
+// jittered is d and up to 5 % more, the same for one object each time.
+func jittered(d time.Duration, uid types.UID) time.Duration {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(uid))
+	return d + time.Duration(float64(d)*0.05*float64(h.Sum32())/float64(math.MaxUint32))
 }
 
 func sameContent(a, b v1alpha1.Change) bool {

@@ -17,7 +17,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	crsource "sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/conditions"
@@ -61,8 +63,11 @@ type ImportScheduleReconciler struct {
 	// for the operator to use it (--secret-label).
 	SecretSelector labels.Selector
 	// MaxConcurrentReconciles is the number of schedules reconciled at
-	// once (default 2).
+	// once (default 4).
 	MaxConcurrentReconciles int
+	// polls shares the reads of the sources of schedules on change; made
+	// by SetupWithManager.
+	polls *sourcePolls
 }
 
 // NewImportScheduleReconciler returns the reconciler with the manager's
@@ -90,8 +95,9 @@ func (r *ImportScheduleReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	workers := r.MaxConcurrentReconciles
 	if workers <= 0 {
-		workers = 2
+		workers = 4
 	}
+	r.polls = newSourcePolls(func() time.Time { return r.Clock.Now() })
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("importschedule").
 		// Status writes of the controller itself do not wake it; spec
@@ -99,6 +105,9 @@ func (r *ImportScheduleReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&v1alpha1.ImportSchedule{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&v1alpha1.UserImport{}).
+		// A read of a source that found a new fingerprint wakes the
+		// schedules that watch it.
+		WatchesRawSource(crsource.Channel(r.polls.wake, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Complete(r)
 }
@@ -131,6 +140,7 @@ func (r *ImportScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	if err := r.Client.Get(ctx, req.NamespacedName, sched); err != nil {
 		if apierrors.IsNotFound(err) {
 			metrics.ScheduleMissedRuns.DeleteLabelValues(req.Namespace, req.Name)
+			r.polls.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -192,6 +202,8 @@ func (run *scheduleRun) reconcile(ctx context.Context) (ctrl.Result, error) {
 		if change, err = run.onChange(ctx); err != nil {
 			return ctrl.Result{}, err
 		}
+	} else {
+		run.polls.forget(client.ObjectKeyFromObject(sched))
 	}
 	st := clock.and(change)
 	conditions.Set(&sched.Status.Conditions, sched.Generation, st.state, st.reason, st.message)

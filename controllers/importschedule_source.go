@@ -99,8 +99,11 @@ func (run *scheduleRun) lastCompleted() *v1alpha1.UserImport {
 }
 
 // secrets reads keys of the Secrets of the schedule's namespace.
-func (run *scheduleRun) secrets() kube.KeyReader {
-	return cluster.SecretsMatching(run.APIReader, run.sched.Namespace, run.SecretSelector)
+func (run *scheduleRun) secrets() kube.KeyReader { return run.secretsOf(run.sched.Namespace) }
+
+// secretsOf reads keys of the Secrets of namespace.
+func (r *ImportScheduleReconciler) secretsOf(namespace string) kube.KeyReader {
+	return cluster.SecretsMatching(r.APIReader, namespace, r.SecretSelector)
 }
 
 // headTimeout bounds a HEAD request to an HTTP source.

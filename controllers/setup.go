@@ -67,6 +67,9 @@ type Options struct {
 	// FollowUpWorkers is the number of imports whose report mail or
 	// afterImport archiving is under way at once (4 when unset).
 	FollowUpWorkers int
+	// ScheduleWorkers is the number of ImportSchedules reconciled at once
+	// (default 4).
+	ScheduleWorkers int
 }
 
 // Setup registers the field indexes and the UserDirectory, UserImport and
@@ -154,6 +157,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	sched.AllowedHosts = o.AllowedHosts
 	sched.AmbientS3 = source.AmbientBuckets(o.AmbientS3Buckets)
 	sched.SecretSelector = o.SecretSelector
+	sched.MaxConcurrentReconciles = o.ScheduleWorkers
 	if err := sched.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the ImportSchedule controller: %w", err)
 	}

@@ -49,6 +49,9 @@ func runManager(args []string) error {
 	inProcessRuns := fs.Int("inprocess-max-runs", executor.DefaultInProcessRuns, "runs of the in-process executor at a time; the others wait")
 	secretLabel := fs.String("secret-label", "", "a label selector (userimport.dev/usable=true) that every Secret a UserDirectory or UserImport names must match for the operator to use it; empty: any Secret of the object's namespace")
 	directoryWorkers := fs.Int("directory-workers", 4, "UserDirectories checked at once: a check waits for the directory and the mail relay, up to 30 s each, and a server that hangs holds up only its own")
+	scheduleWorkers := fs.Int("schedule-workers", 4, "ImportSchedules reconciled at once; a schedule's reconcile never waits for a file server (sources are read in the background, once per poll interval for all the schedules on one source)")
+	apiQPS := fs.Float64("kube-api-qps", 50, "requests per second the manager may send to the API server, sustained; each distinct source of the schedules on change costs one request per poll interval")
+	apiBurst := fs.Int("kube-api-burst", 100, "requests the manager may send to the API server in a burst above --kube-api-qps")
 	followUpWorkers := fs.Int("follow-up-workers", 4, "imports whose report mail or afterImport move or delete is under way at once; these talk to servers outside the cluster, on workers of their own so that a slow one never delays the admission of another import")
 	ambientBuckets := fs.String("s3-ambient-buckets", "", "comma-separated S3 buckets that the manager (schedule checks, afterImport, in-process runs) may reach with its own cloud identity when a source names no credentials; empty: none")
 	opts := zap.Options{}
@@ -88,7 +91,9 @@ func runManager(args []string) error {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	log := ctrl.Log.WithName("setup")
 
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	restConfig := ctrl.GetConfigOrDie()
+	restConfig.QPS, restConfig.Burst = float32(*apiQPS), *apiBurst
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme: scheme.New(),
 		Metrics: metricsserver.Options{
 			BindAddress:    *metricsAddr,
@@ -128,6 +133,7 @@ func runManager(args []string) error {
 		SecretSelector:         secretSelector,
 		FollowUpWorkers:        *followUpWorkers,
 		DirectoryWorkers:       *directoryWorkers,
+		ScheduleWorkers:        *scheduleWorkers,
 	}); err != nil {
 		return fmt.Errorf("setting up the controllers: %w", err)
 	}

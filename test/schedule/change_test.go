@@ -17,6 +17,9 @@ import (
 )
 
 var _ = Describe("an ImportSchedule on change", func() {
+	// poll is the schedules' poll interval: a source is read again once
+	// the last read is that old.
+	const poll = 5 * time.Second
 	// onChangeSchedule runs on change only, with a debounce of a minute.
 	onChangeSchedule := func(ns string, edit func(*uiov1.ImportSchedule)) *uiov1.ImportSchedule {
 		return newSchedule(ns, "follow", "", func(s *uiov1.ImportSchedule) {
@@ -87,12 +90,12 @@ var _ = Describe("an ImportSchedule on change", func() {
 
 		// Change 1: new content.
 		setCSV(ns, "email\na@x.example\nb@x.example\n")
-		tick(s)
+		after(s, poll) // the next poll reads the source
 		pending(s, uiov1.ChangeSourceChanged)
 		// Change 2, within the debounce: the same content again (a re-apply).
 		after(s, 30*time.Second)
 		setCSV(ns, "email\na@x.example\nb@x.example\n")
-		tick(s)
+		after(s, poll) // the next poll reads the source
 		keepsChildren(s, 1)
 		after(s, 31*time.Second)
 		second := expectChildren(s, 2)
@@ -110,12 +113,11 @@ var _ = Describe("an ImportSchedule on change", func() {
 	It("makes one import of a burst of changes: the debounce restarts at each", func() {
 		ns := newNamespace()
 		s := firstRun(ns)
-		// Three changes 40 seconds apart: each is seen when it is made (the
-		// poll may see it before the tick does, at the same clock) and
-		// restarts the debounce of a minute.
+		// Three changes 40 seconds apart: each is seen at the next poll
+		// and restarts the debounce of a minute.
 		for i, content := range []string{"email\nb@x.example\n", "email\nc@x.example\n", "email\nd@x.example\n"} {
 			setCSV(ns, content)
-			tick(s)
+			after(s, poll) // the next poll reads the source
 			Eventually(func() string {
 				if p := getSchedule(s).Status.PendingChange; p != nil {
 					return p.SeenTime.UTC().Format(time.RFC3339)
@@ -166,7 +168,7 @@ var _ = Describe("an ImportSchedule on change", func() {
 		}, 10*time.Second).Should(Succeed())
 		keepsChildren(s, 0)
 		setCSV(ns, "email\na@x.example\n")
-		tick(s)
+		after(s, poll) // the next poll reads the source
 		expectChildren(s, 1)
 	})
 
@@ -180,7 +182,7 @@ var _ = Describe("an ImportSchedule on change", func() {
 		first := expectChildren(s, 1)
 		setPhase(&first[0], uiov1.PhaseImporting)
 		setCSV(ns, "email\nb@x.example\n")
-		tick(s)
+		after(s, poll) // the next poll reads the source
 		pending(s, uiov1.ChangeSourceChanged)
 		keepsChildren(s, 1)
 		setPhase(&first[0], uiov1.PhaseCompleted)
@@ -207,7 +209,7 @@ var _ = Describe("an ImportSchedule on change", func() {
 		after(s, 10*time.Minute)
 		keepsChildren(s, 1)
 		etag.Store(`"v2"`)
-		tick(s)
+		after(s, poll) // the next poll reads the source
 		expectChildren(s, 2)
 		Eventually(func(g Gomega) {
 			last := getSchedule(s).Status.LastChange

@@ -1,0 +1,150 @@
+package controllers
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+)
+
+// sourcePolls shares the reads of the sources of schedules on change. One
+// read per distinct source (namespace and source spec) per poll interval
+// serves every schedule that watches it: a hundred schedules on one
+// ConfigMap read it once a minute, not a hundred times. Reads run in the
+// background, never in a reconcile, so a file server that never answers
+// holds up no schedule; a read that finds a new fingerprint (or the first)
+// wakes every schedule watching that source.
+//
+// Only fingerprints are kept (a sha256, an ETag, a file's identity),
+// never content, and a key includes the namespace: a schedule sees what
+// its own namespace's sources hold, as a read of its own would.
+type sourcePolls struct {
+	mu       sync.Mutex
+	entries  map[string]*pollEntry
+	watching map[types.NamespacedName]string
+	// wake receives the schedules to reconcile after a read.
+	wake chan event.GenericEvent
+	// reads bounds the reads under way at once.
+	reads chan struct{}
+	now   func() time.Time
+}
+
+type pollEntry struct {
+	digest   string
+	err      error
+	read     time.Time // when the last read ended; zero before the first
+	reading  bool
+	watchers map[types.NamespacedName]bool
+}
+
+// maxSourceReads is the number of sources read at once. A read waits at
+// most its timeout (30 s for a server outside the cluster), so servers that
+// hang slow the others' reads, and nothing else.
+const maxSourceReads = 16
+
+func newSourcePolls(now func() time.Time) *sourcePolls {
+	return &sourcePolls{
+		now:      now,
+		entries:  map[string]*pollEntry{},
+		watching: map[types.NamespacedName]string{},
+		wake:     make(chan event.GenericEvent, 1024),
+		reads:    make(chan struct{}, maxSourceReads),
+	}
+}
+
+// pollKey names a source for sharing: what a read depends on.
+func pollKey(namespace string, src v1alpha1.ImportSource) string {
+	src.AfterImport = nil // what happens after an import reads nothing
+	data, _ := json.Marshal(src)
+	return namespace + "\x00" + string(data)
+}
+
+// look returns the fingerprint last read of key for schedule sched, and
+// whether there is one yet. When that read is older than maxAge (or there
+// is none), it starts a read in the background, whose end wakes the
+// watchers of key if what it found differs. A schedule watches one key: a
+// new key (an edited template) ends its watch of the old one.
+func (p *sourcePolls) look(sched types.NamespacedName, key string, maxAge time.Duration,
+	read func(context.Context) (string, error)) (digest string, ok bool, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.watch(sched, key)
+	e := p.entries[key]
+	if !e.reading && (e.read.IsZero() || p.now().Sub(e.read) >= maxAge) {
+		e.reading = true
+		go p.refresh(key, read)
+	}
+	return e.digest, !e.read.IsZero(), e.err
+}
+
+func (p *sourcePolls) watch(sched types.NamespacedName, key string) {
+	if old, ok := p.watching[sched]; ok && old != key {
+		p.unwatch(sched, old)
+	}
+	p.watching[sched] = key
+	e := p.entries[key]
+	if e == nil {
+		e = &pollEntry{watchers: map[types.NamespacedName]bool{}}
+		p.entries[key] = e
+	}
+	e.watchers[sched] = true
+}
+
+func (p *sourcePolls) unwatch(sched types.NamespacedName, key string) {
+	if e := p.entries[key]; e != nil {
+		delete(e.watchers, sched)
+		if len(e.watchers) == 0 && !e.reading {
+			delete(p.entries, key)
+		}
+	}
+}
+
+// forget ends the watch of a schedule that is gone.
+func (p *sourcePolls) forget(sched types.NamespacedName) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if key, ok := p.watching[sched]; ok {
+		p.unwatch(sched, key)
+		delete(p.watching, sched)
+	}
+}
+
+// refresh reads key and records what it found; it wakes the watchers when
+// that differs from the last read.
+func (p *sourcePolls) refresh(key string, read func(context.Context) (string, error)) {
+	p.reads <- struct{}{}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	digest, err := read(ctx)
+	cancel()
+	<-p.reads
+
+	p.mu.Lock()
+	e := p.entries[key]
+	changed := e.read.IsZero() || digest != e.digest || (err == nil) != (e.err == nil) ||
+		(err != nil && err.Error() != e.err.Error())
+	e.digest, e.err, e.read, e.reading = digest, err, p.now(), false
+	var wake []types.NamespacedName
+	if changed {
+		for w := range e.watchers {
+			wake = append(wake, w)
+		}
+	}
+	if len(e.watchers) == 0 {
+		delete(p.entries, key)
+	}
+	p.mu.Unlock()
+	for _, w := range wake {
+		ev := event.GenericEvent{Object: &v1alpha1.ImportSchedule{ObjectMeta: metav1.ObjectMeta{Namespace: w.Namespace, Name: w.Name}}}
+		select {
+		case p.wake <- ev:
+		default:
+			go func() { p.wake <- ev }()
+		}
+	}
+}

@@ -1,0 +1,203 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+)
+
+// fakeNow is a clock the test moves.
+type fakeNow struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeNow) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeNow) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// woken collects the schedules a poll wakes, until n of them came.
+func woken(t *testing.T, p *sourcePolls, n int) map[types.NamespacedName]int {
+	t.Helper()
+	got := map[types.NamespacedName]int{}
+	for range n {
+		select {
+		case ev := <-p.wake:
+			got[types.NamespacedName{Namespace: ev.Object.GetNamespace(), Name: ev.Object.GetName()}]++
+		case <-time.After(10 * time.Second):
+			t.Fatalf("woken %d of %d schedules", len(got), n)
+		}
+	}
+	return got
+}
+
+func quiet(t *testing.T, p *sourcePolls) {
+	t.Helper()
+	select {
+	case ev := <-p.wake:
+		t.Fatalf("woke %s/%s with nothing new", ev.Object.GetNamespace(), ev.Object.GetName())
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+// A hundred schedules on one source read it once per poll interval, and
+// all of them learn of a new content from that one read.
+func TestOneReadPerSourceAndInterval(t *testing.T) {
+	clk := &fakeNow{t: time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)}
+	p := newSourcePolls(clk.now)
+	var reads atomic.Int32
+	content := atomic.Value{}
+	content.Store("v1")
+	// The first read ends once every schedule has looked.
+	gate := make(chan struct{})
+	read := func(context.Context) (string, error) {
+		if reads.Add(1) == 1 {
+			<-gate
+		}
+		return content.Load().(string), nil
+	}
+	key := pollKey("hr", v1alpha1.ImportSource{ConfigMap: &v1alpha1.ConfigMapKeyRef{Name: "export", Key: "users.csv"}})
+	scheds := make([]types.NamespacedName, 100)
+	for i := range scheds {
+		scheds[i] = types.NamespacedName{Namespace: "hr", Name: fmt.Sprint("s", i)}
+	}
+	lookAll := func() (known int, digests map[string]int) {
+		digests = map[string]int{}
+		for _, s := range scheds {
+			d, ok, err := p.look(s, key, time.Minute, read)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok {
+				known++
+				digests[d]++
+			}
+		}
+		return known, digests
+	}
+
+	if known, _ := lookAll(); known != 0 {
+		t.Fatalf("%d schedules know the source before its first read", known)
+	}
+	close(gate)
+	if got := woken(t, p, 100); len(got) != 100 {
+		t.Fatalf("the first read woke %d schedules, want 100", len(got))
+	}
+	if known, d := lookAll(); known != 100 || d["v1"] != 100 {
+		t.Fatalf("after the first read: %d know it, digests %v", known, d)
+	}
+	clk.add(30 * time.Second)
+	lookAll()
+	quiet(t, p)
+	if n := reads.Load(); n != 1 {
+		t.Fatalf("%d reads within one interval, want 1", n)
+	}
+
+	// A new content: the first look after the interval reads it, and the
+	// read wakes every schedule.
+	content.Store("v2")
+	clk.add(31 * time.Second)
+	lookAll()
+	if got := woken(t, p, 100); len(got) != 100 {
+		t.Fatalf("the read of a new content woke %d schedules, want 100", len(got))
+	}
+	if _, d := lookAll(); d["v2"] != 100 {
+		t.Fatalf("after the new content: digests %v", d)
+	}
+	if n := reads.Load(); n != 2 {
+		t.Fatalf("%d reads in two intervals, want 2", n)
+	}
+	// The same content read again wakes nobody.
+	clk.add(time.Minute)
+	lookAll()
+	waitFor(t, func() bool { return reads.Load() == 3 })
+	quiet(t, p)
+}
+
+// A source in another namespace is another source, even with the same
+// spec: a schedule never sees what another namespace's read found.
+func TestPollsAreKeptApartByNamespace(t *testing.T) {
+	src := v1alpha1.ImportSource{ConfigMap: &v1alpha1.ConfigMapKeyRef{Name: "export", Key: "users.csv"}}
+	if pollKey("a", src) == pollKey("b", src) {
+		t.Fatal("one key for two namespaces")
+	}
+	moved := src
+	moved.AfterImport = &v1alpha1.AfterImport{Action: v1alpha1.AfterImportDelete}
+	if pollKey("a", src) != pollKey("a", moved) {
+		t.Error("afterImport, which reads nothing, makes another source")
+	}
+}
+
+// A read that hangs holds up no schedule: looks return at once, and no
+// second read of that source starts while the first is under way.
+func TestAHungReadBlocksNoLook(t *testing.T) {
+	clk := &fakeNow{t: time.Now()}
+	p := newSourcePolls(clk.now)
+	release := make(chan struct{})
+	var reads atomic.Int32
+	hung := func(ctx context.Context) (string, error) {
+		reads.Add(1)
+		<-release
+		return "", errors.New("no answer")
+	}
+	s := types.NamespacedName{Namespace: "hr", Name: "s"}
+	start := time.Now()
+	for range 10 {
+		if _, ok, _ := p.look(s, "hung", time.Second, hung); ok {
+			t.Fatal("a source never read is known")
+		}
+		clk.add(time.Minute)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("looks took %s while the read hung", d)
+	}
+	waitFor(t, func() bool { return reads.Load() == 1 })
+	close(release)
+	woken(t, p, 1)
+	if _, ok, err := p.look(s, "hung", time.Hour, hung); !ok || err == nil {
+		t.Fatalf("after the read: known %v, error %v; want the read's error", ok, err)
+	}
+	p.forget(s)
+	if len(p.entries) != 0 || len(p.watching) != 0 {
+		t.Errorf("a forgotten schedule leaves %d entries and %d watches", len(p.entries), len(p.watching))
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestJitterStaysWithinFivePercent(t *testing.T) {
+	seen := map[time.Duration]bool{}
+	for i := range 200 {
+		d := jittered(time.Minute, types.UID(fmt.Sprint("uid-", i)))
+		if d < time.Minute || d > time.Minute+3*time.Second {
+			t.Fatalf("jittered(1m) = %s", d)
+		}
+		seen[d] = true
+		if d != jittered(time.Minute, types.UID(fmt.Sprint("uid-", i))) {
+			t.Fatal("the jitter of one object changes")
+		}
+	}
+	if len(seen) < 150 {
+		t.Errorf("%d distinct waits for 200 schedules: they would poll together", len(seen))
+	}
+}
