@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -618,4 +619,51 @@ func TestS3ReadGoesOnAfterADroppedConnection(t *testing.T) {
 func sha256Hex(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+// A server that accepts the connection and never speaks (a black hole)
+// holds nobody: the handshake ends with the caller's context, and within
+// handshakeTimeout without one.
+func TestSFTPServerThatNeverAnswers(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		var held []net.Conn
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				for _, c := range held {
+					c.Close()
+				}
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	src := v1alpha1.ImportSource{SFTP: &v1alpha1.SFTPSource{Host: "127.0.0.1", Port: int32(l.Addr().(*net.TCPAddr).Port),
+		FileSelector: v1alpha1.FileSelector{Path: "hr.csv"}, Credentials: v1alpha1.LocalObjectReference{Name: "sftp"},
+		InsecureSkipHostKeyVerification: true}}
+	opts := Options{Secrets: secrets(map[string]string{"sftp/username": "hr", "sftp/password": "pw"})}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = Fetch(ctx, src, opts)
+	wantReason(t, err, v1alpha1.ReasonSourceUnreachable)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("the fetch returned %s after its context ended", d)
+	}
+
+	saved := handshakeTimeout
+	handshakeTimeout = 300 * time.Millisecond
+	defer func() { handshakeTimeout = saved }()
+	start = time.Now()
+	_, err = Fetch(context.Background(), src, opts)
+	wantReason(t, err, v1alpha1.ReasonSourceUnreachable)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("the fetch without a deadline returned after %s", d)
+	}
 }

@@ -30,6 +30,9 @@ type sftpStore struct {
 	client *sftp.Client
 }
 
+// handshakeTimeout bounds the SSH handshake with an SFTP server.
+var handshakeTimeout = 30 * time.Second
+
 // OpenSFTP connects to the server of src, verifying its host key against
 // src.knownHosts unless src says to skip that.
 func OpenSFTP(ctx context.Context, src *v1alpha1.SFTPSource, secrets kube.KeyReader, control func(network, address string, c syscall.RawConn) error) (Store, error) {
@@ -47,11 +50,29 @@ func OpenSFTP(ctx context.Context, src *v1alpha1.SFTPSource, secrets kube.KeyRea
 	if err != nil {
 		return nil, errorf(v1alpha1.ReasonSourceUnreachable, "source.sftp: connecting to %s: %v", addr, err)
 	}
+	// The SSH handshake has no timeout of its own: a server that accepts
+	// the connection and never speaks would hold it, and whoever waits for
+	// it, for ever. It ends with ctx, and within handshakeTimeout.
+	deadline := time.Now().Add(handshakeTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	_ = raw.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	c, chans, reqs, err := ssh.NewClientConn(raw, addr, cfg)
+	canceled := !stop()
+	if err == nil && canceled {
+		c.Close()
+		err = ctx.Err()
+	}
 	if err != nil {
 		raw.Close()
+		if ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, errorf(v1alpha1.ReasonSourceUnreachable, "source.sftp: %s accepted the connection and did not complete the SSH handshake in time", addr)
+		}
 		return nil, sshError(addr, err)
 	}
+	_ = raw.SetDeadline(time.Time{})
 	conn := ssh.NewClient(c, chans, reqs)
 	// Several reads in flight per file: a single one waits a round trip
 	// per packet. Reads ask for up to 255 KiB (OpenSSH serves up to 255
