@@ -30,9 +30,7 @@ type sourcePolls struct {
 	watching map[types.NamespacedName]string
 	// wake receives the schedules to reconcile after a read.
 	wake chan event.GenericEvent
-	// reads bounds the reads under way at once.
-	reads chan struct{}
-	now   func() time.Time
+	now  func() time.Time
 }
 
 type pollEntry struct {
@@ -43,18 +41,12 @@ type pollEntry struct {
 	watchers map[types.NamespacedName]bool
 }
 
-// maxSourceReads is the number of sources read at once. A read waits at
-// most its timeout (30 s for a server outside the cluster), so servers that
-// hang slow the others' reads, and nothing else.
-const maxSourceReads = 16
-
 func newSourcePolls(now func() time.Time) *sourcePolls {
 	return &sourcePolls{
 		now:      now,
 		entries:  map[string]*pollEntry{},
 		watching: map[types.NamespacedName]string{},
 		wake:     make(chan event.GenericEvent, 1024),
-		reads:    make(chan struct{}, maxSourceReads),
 	}
 }
 
@@ -116,13 +108,14 @@ func (p *sourcePolls) forget(sched types.NamespacedName) {
 }
 
 // refresh reads key and records what it found; it wakes the watchers when
-// that differs from the last read.
+// that differs from the last read. Reads of different sources do not wait
+// for each other: one per source is under way at most, and one that hangs
+// until its timeout holds up that source alone. The API server's requests
+// are paced by the manager's client (--kube-api-qps).
 func (p *sourcePolls) refresh(key string, read func(context.Context) (string, error)) {
-	p.reads <- struct{}{}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	digest, err := read(ctx)
 	cancel()
-	<-p.reads
 
 	p.mu.Lock()
 	e := p.entries[key]

@@ -163,8 +163,23 @@ func TestAHungReadBlocksNoLook(t *testing.T) {
 		t.Fatalf("looks took %s while the read hung", d)
 	}
 	waitFor(t, func() bool { return reads.Load() == 1 })
+	// Other sources are read meanwhile, however many hang.
+	for k := range 50 {
+		other := types.NamespacedName{Namespace: "hr", Name: fmt.Sprint("hung-", k)}
+		p.look(other, fmt.Sprint("hung-", k), time.Second, hung)
+	}
+	fine := types.NamespacedName{Namespace: "hr", Name: "fine"}
+	p.look(fine, "fine", time.Second, func(context.Context) (string, error) { return "ok", nil })
+	if got := woken(t, p, 1); got[fine] != 1 {
+		t.Fatalf("woken %v while other reads hang, want %s", got, fine)
+	}
+	for k := range 50 {
+		p.forget(types.NamespacedName{Namespace: "hr", Name: fmt.Sprint("hung-", k)})
+	}
+	p.forget(fine)
 	close(release)
 	woken(t, p, 1)
+	waitFor(t, func() bool { p.mu.Lock(); defer p.mu.Unlock(); return len(p.entries) == 1 })
 	if _, ok, err := p.look(s, "hung", time.Hour, hung); !ok || err == nil {
 		t.Fatalf("after the read: known %v, error %v; want the read's error", ok, err)
 	}
