@@ -153,10 +153,7 @@ func (r *ImportScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	run := &scheduleRun{ImportScheduleReconciler: r, sched: sched, now: r.Clock.Now(),
 		status: newStatusPatch(r.Client, r.Recorder, sched)}
 	result, err := run.reconcile(ctx)
-	if err := run.status.finish(ctx, err); err != nil {
-		return ctrl.Result{}, err
-	}
-	return result, nil
+	return finished(result, run.status.finish(ctx, err))
 }
 
 func (run *scheduleRun) reconcile(ctx context.Context) (ctrl.Result, error) {

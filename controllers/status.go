@@ -4,18 +4,40 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/conditions"
 	"github.com/userimport/user-import-operator/internal/safetext"
 )
+
+// errConflict says that the object changed since the reconcile read it
+// (the worker wrote its status, or the controller's own last write was not
+// yet in the cache): nothing was written, and the reconcile runs again on
+// a fresh copy. It is the expected outcome of optimistic concurrency, not
+// a failure.
+var errConflict = errors.New("the object changed since it was read")
+
+// finished is the result of a reconcile whose status write ended with
+// err: a conflict runs it again shortly, without counting as an error.
+func finished(result ctrl.Result, err error) (ctrl.Result, error) {
+	if errors.Is(err, errConflict) {
+		return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
+	}
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	return result, nil
+}
 
 // statusObject is an object of this API: it has conditions in its status.
 type statusObject interface {
@@ -68,6 +90,9 @@ func (p *statusPatch) finish(ctx context.Context, retErr error) error {
 	if !equality.Semantic.DeepEqual(p.orig, p.obj) {
 		patch := client.MergeFromWithOptions(p.orig, client.MergeFromWithOptimisticLock{})
 		if err := p.client.Status().Patch(ctx, p.obj, patch); err != nil {
+			if retErr == nil && apierrors.IsConflict(err) {
+				return errConflict
+			}
 			return safetext.Wrap(errors.Join(retErr, fmt.Errorf("patching status: %w", err)))
 		}
 	}

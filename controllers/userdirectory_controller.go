@@ -88,10 +88,7 @@ func (r *UserDirectoryReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 			status.event(e.eventType, e.reason, e.action, nil, e.note)
 		}
 	}
-	if err := status.finish(ctx, err); err != nil {
-		return ctrl.Result{}, err
-	}
-	return result, nil
+	return finished(result, status.finish(ctx, err))
 }
 
 // reconcileQueue shows the import writing to the directory and the ones

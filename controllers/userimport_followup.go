@@ -62,7 +62,7 @@ func (f *UserImportFollowUpReconciler) Reconcile(ctx context.Context, req reconc
 		run := &importRun{UserImportReconciler: r, imp: imp, status: newStatusPatch(r.Client, r.Recorder, imp)}
 		run.archiveSource(ctx)
 		if err := run.status.finish(ctx, nil); err != nil {
-			return reconcile.Result{}, err
+			return finished(reconcile.Result{}, err)
 		}
 		return reconcile.Result{RequeueAfter: 100 * time.Millisecond}, nil
 	}
