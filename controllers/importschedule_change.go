@@ -92,7 +92,13 @@ func (run *scheduleRun) onChange(ctx context.Context) (state, error) {
 				pending.SeenTime.UTC().Format(time.RFC3339), debounce), wait: min(left+requeueMargin, poll)}, nil
 	}
 	active := run.active()
-	if sched.Spec.ConcurrencyPolicy == v1alpha1.ConcurrencyForbid && len(active) > 0 {
+	// The run of this change, made by a reconcile whose status write was
+	// lost, is adopted whatever the policy: it is this change's run.
+	made := false
+	for i := range run.children {
+		made = made || run.children[i].Name == schedule.ChangeName(sched.Name, st.ChangeRuns+1)
+	}
+	if sched.Spec.ConcurrencyPolicy == v1alpha1.ConcurrencyForbid && len(active) > 0 && !made {
 		return state{state: conditions.Ready, reason: v1alpha1.ReasonScheduled,
 			message: fmt.Sprintf("on change: %s waits for UserImport %s to end (concurrencyPolicy Forbid)", pending.Reason, active[0].Name),
 			wait:    poll}, nil
