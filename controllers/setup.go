@@ -70,6 +70,9 @@ type Options struct {
 	// ScheduleWorkers is the number of ImportSchedules reconciled at once
 	// (default 4).
 	ScheduleWorkers int
+	// ImportWorkers is the number of UserImports reconciled at once, one
+	// at a time per directory (default 4).
+	ImportWorkers int
 }
 
 // Setup registers the field indexes and the UserDirectory, UserImport and
@@ -146,6 +149,10 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		AllowedHosts:   o.AllowedHosts,
 		AmbientS3:      source.AmbientBuckets(o.AmbientS3Buckets),
 		SecretSelector: o.SecretSelector,
+		Workers:        max(o.ImportWorkers, 1),
+	}
+	if o.ImportWorkers == 0 {
+		imports.Workers = 4
 	}
 	if err := imports.SetupWithManager(mgr, runEnded); err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
@@ -25,6 +26,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -68,6 +70,47 @@ type UserImportReconciler struct {
 	// SecretSelector, when set, is what a Secret's labels must match
 	// for the operator to use it (--secret-label).
 	SecretSelector labels.Selector
+	// Workers is the number of imports reconciled at once (default 4).
+	// Imports of one directory are reconciled one at a time (directories),
+	// so that its queue is decided by one reconcile at a time.
+	Workers     int
+	directories keyedMutex
+}
+
+// keyedMutex is a mutex per key, kept only while it is held or waited
+// for.
+type keyedMutex struct {
+	mu    sync.Mutex
+	locks map[string]*keyedLock
+}
+
+type keyedLock struct {
+	mu      sync.Mutex
+	holders int
+}
+
+// lock locks key and returns its unlock.
+func (k *keyedMutex) lock(key string) (unlock func()) {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = map[string]*keyedLock{}
+	}
+	l := k.locks[key]
+	if l == nil {
+		l = &keyedLock{}
+		k.locks[key] = l
+	}
+	l.holders++
+	k.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		k.mu.Lock()
+		if l.holders--; l.holders == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
+	}
 }
 
 // verdict is the outcome of one step of the state machine.
@@ -112,6 +155,10 @@ func (r *UserImportReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		// manager process must be stopped here.
 		return ctrl.Result{}, r.Executor.Cancel(ctx, imp)
 	}
+	// Imports of other directories are reconciled meanwhile; this
+	// directory's queue is decided, and its status written, by one
+	// reconcile at a time.
+	defer r.directories.lock(imp.Namespace + "/" + imp.Spec.DirectoryRef.Name)()
 
 	run := &importRun{UserImportReconciler: r, imp: imp, status: newStatusPatch(r.Client, r.Recorder, imp)}
 	v, err := run.reconcile(ctx)
@@ -125,7 +172,7 @@ func (r *UserImportReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		imp.Status.ObservedGeneration = imp.Generation
 	}
 	if err := run.status.finish(ctx, err); err != nil {
-		return ctrl.Result{}, err
+		return finished(ctrl.Result{}, err)
 	}
 	r.Metrics.Observe(req.String(), imp.Status.Phase, imp.Status.Progress, safetyBlocked(imp))
 	// What the phase written owes (a report, the source's archiving) is
@@ -837,7 +884,8 @@ func (r *UserImportReconciler) SetupWithManager(mgr ctrl.Manager, runEnded <-cha
 		Watches(&v1alpha1.UserImport{}, handler.EnqueueRequestsFromMapFunc(r.siblings), builder.WithPredicates(phaseChanged())).
 		// Waiting imports move when their directory becomes Ready.
 		Watches(&v1alpha1.UserDirectory{}, handler.EnqueueRequestsFromMapFunc(r.importsOfDirectory)).
-		Named("userimport")
+		Named("userimport").
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Workers, 1)})
 	if runEnded != nil {
 		b = b.WatchesRawSource(source.Channel(runEnded, &handler.EnqueueRequestForObject{}))
 	} else {

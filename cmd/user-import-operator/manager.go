@@ -49,6 +49,7 @@ func runManager(args []string) error {
 	inProcessRuns := fs.Int("inprocess-max-runs", executor.DefaultInProcessRuns, "runs of the in-process executor at a time; the others wait")
 	secretLabel := fs.String("secret-label", "", "a label selector (userimport.dev/usable=true) that every Secret a UserDirectory or UserImport names must match for the operator to use it; empty: any Secret of the object's namespace")
 	directoryWorkers := fs.Int("directory-workers", 4, "UserDirectories checked at once: a check waits for the directory and the mail relay, up to 30 s each, and a server that hangs holds up only its own")
+	importWorkers := fs.Int("import-workers", 4, "UserImports reconciled at once; the imports of one directory are reconciled one at a time, so that its queue order stays exact")
 	scheduleWorkers := fs.Int("schedule-workers", 4, "ImportSchedules reconciled at once; a schedule's reconcile never waits for a file server (sources are read in the background, once per poll interval for all the schedules on one source)")
 	apiQPS := fs.Float64("kube-api-qps", 50, "requests per second the manager may send to the API server, sustained; each distinct source of the schedules on change costs one request per poll interval")
 	apiBurst := fs.Int("kube-api-burst", 100, "requests the manager may send to the API server in a burst above --kube-api-qps")
@@ -134,6 +135,7 @@ func runManager(args []string) error {
 		FollowUpWorkers:        *followUpWorkers,
 		DirectoryWorkers:       *directoryWorkers,
 		ScheduleWorkers:        *scheduleWorkers,
+		ImportWorkers:          *importWorkers,
 	}); err != nil {
 		return fmt.Errorf("setting up the controllers: %w", err)
 	}
