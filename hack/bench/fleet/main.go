@@ -1,0 +1,747 @@
+// Command fleet measures the manager at fleet scale: one operator serving
+// many teams, some of whose servers never answer.
+//
+// It starts a control plane (envtest) and the operator's manager binary
+// against it (in-process executor: the real worker writes into SQLite
+// directories), then creates:
+//
+//   - 500 namespaces, each with a UserDirectory: 480 SQLite directories,
+//     and 20 whose SCIM server, mail relay and SFTP server are black holes
+//     (they accept TCP connections and never answer);
+//   - 5,000 ImportSchedules: half cron (daily, not due during the run),
+//     half on change with pollSeconds 60, 100 of those on one ConfigMap,
+//     and in the black-holed namespaces on the black-holed SFTP server;
+//   - 20,000 finished UserImports in history (those of the black-holed
+//     namespaces owe a report mail to the black-holed relay).
+//
+// Once the first contents of the schedules on change have run, it measures
+// a steady state (-steady, 10 minutes), then a burst of 1,000 new
+// UserImports and 200 ConfigMap changes. It prints
+//
+//	BENCH fleet namespaces=… schedules=… imports=… directories=… hung=… manager_rss_mib=… manager_cpu_s_per_min=… api_rps=… admit_p50_s=… admit_p99_s=… change_p99_s=… errors=…
+//
+// manager_rss_mib is the manager's peak resident memory; api_rps its
+// requests per second to the API server in the steady state (client-go's
+// rest_client_requests_total); admit_* the time from a new UserImport's
+// creation to its first stage starting; change_p99_s from a ConfigMap
+// change to the import of a schedule on it; errors the reconcile errors
+// (controller_runtime_reconcile_errors_total) from the steady state on.
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/hack/bench/benchio"
+	sqldir "github.com/userimport/user-import-operator/internal/directory/sql"
+	"github.com/userimport/user-import-operator/internal/scheme"
+	"github.com/userimport/user-import-operator/internal/testenv"
+)
+
+var (
+	namespaces = flag.Int("namespaces", 500, "namespaces, one UserDirectory each")
+	hung       = flag.Int("hung", 20, "namespaces whose directory, mail and SFTP servers are black holes")
+	schedules  = flag.Int("schedules", 5000, "ImportSchedules, half cron and half on change")
+	shared     = flag.Int("shared", 100, "schedules on change on one ConfigMap")
+	history    = flag.Int("imports", 20000, "finished UserImports in history")
+	burst      = flag.Int("burst", 1000, "new UserImports in the burst")
+	changes    = flag.Int("changes", 200, "ConfigMap changes in the burst")
+	steady     = flag.Duration("steady", 10*time.Minute, "the steady state measured")
+)
+
+const poll, debounce = 60, 30
+
+func main() {
+	flag.Parse()
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "fleet:", err)
+		os.Exit(1)
+	}
+}
+
+func say(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s fleet: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+func run() error {
+	ctx := context.Background()
+	work, err := os.MkdirTemp("", "uio-fleet-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+
+	env, err := testenv.New("")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = env.Stop() }()
+	cfg := *env.Config
+	cfg.QPS, cfg.Burst = 2000, 4000
+	c, err := client.New(&cfg, client.Options{Scheme: scheme.New()})
+	if err != nil {
+		return err
+	}
+	kubeconfig := filepath.Join(work, "kubeconfig")
+	if err := env.WriteKubeconfig(kubeconfig); err != nil {
+		return err
+	}
+	hole, stopHole, err := blackHole()
+	if err != nil {
+		return err
+	}
+	defer stopHole()
+
+	f := &fleet{c: c, work: work, hole: hole, seen: map[string]time.Time{}, created: map[string]time.Time{}}
+	start := time.Now()
+	if err := f.create(ctx); err != nil {
+		return err
+	}
+	say("created %d namespaces, %d schedules, %d finished imports in %s", *namespaces, f.schedules, f.history, time.Since(start).Round(time.Second))
+
+	// The bench watches imports as a tenant's kubectl would.
+	if err := f.watch(ctx, &cfg); err != nil {
+		return err
+	}
+
+	mgr, err := startManager(ctx, work, kubeconfig)
+	if err != nil {
+		return err
+	}
+	defer mgr.stop()
+
+	// The first contents of the schedules on change run (after their
+	// debounce), and the history is reconciled once.
+	want := f.onChangeHealthy
+	say("waiting for the %d first-content imports of the schedules on change", want)
+	if err := f.waitCompleted(ctx, want, 20*time.Minute); err != nil {
+		return err
+	}
+	say("settled after %s (manager RSS %d MiB)", time.Since(start).Round(time.Second), mgr.peakRSS()>>20)
+
+	errs0, _ := mgr.metric("controller_runtime_reconcile_errors_total")
+	req0, _ := mgr.metric("rest_client_requests_total")
+	byMethod0 := mgr.byLabel("rest_client_requests_total", "method")
+	cpu0 := benchio.ProcessCPU(mgr.cmd.Process.Pid)
+	t0 := time.Now()
+	say("steady state for %s", *steady)
+	time.Sleep(*steady)
+	req1, _ := mgr.metric("rest_client_requests_total")
+	cpu1 := benchio.ProcessCPU(mgr.cmd.Process.Pid)
+	elapsed := time.Since(t0)
+	apiRPS := (req1 - req0) / elapsed.Seconds()
+	cpuPerMin := (cpu1 - cpu0).Seconds() / elapsed.Minutes()
+	byMethod1 := mgr.byLabel("rest_client_requests_total", "method")
+	var parts []string
+	for m, v := range byMethod1 {
+		parts = append(parts, fmt.Sprintf("%s %.1f/s", m, (v-byMethod0[m])/elapsed.Seconds()))
+	}
+	slices.Sort(parts)
+	say("steady: %.1f requests/s (%s), %.2f CPU s/min", apiRPS, strings.Join(parts, ", "), cpuPerMin)
+
+	admit, change, err := f.burst(ctx)
+	if err != nil {
+		return err
+	}
+	errs1, _ := mgr.metric("controller_runtime_reconcile_errors_total")
+	say("reconcile errors by controller: %v", mgr.byLabel("controller_runtime_reconcile_errors_total", "controller"))
+	fmt.Printf("BENCH fleet namespaces=%d schedules=%d imports=%d directories=%d hung=%d manager_rss_mib=%d manager_cpu_s_per_min=%.2f api_rps=%.1f admit_p50_s=%.2f admit_p99_s=%.2f change_p99_s=%.1f errors=%.0f\n",
+		*namespaces, f.schedules, f.history, *namespaces, *hung, mgr.peakRSS()>>20, cpuPerMin, apiRPS,
+		quantile(admit, 0.5), quantile(admit, 0.99), quantile(change, 0.99), errs1-errs0)
+	return nil
+}
+
+// fleet is what the bench made, and what it saw of the imports.
+type fleet struct {
+	c    client.Client
+	work string
+	hole int32
+
+	schedules, history, onChangeHealthy int
+	// cms are the ConfigMaps of the schedules on change, with the
+	// schedules on each.
+	cms []watchedCM
+
+	mu sync.Mutex
+	// seen is when each import (namespace/name) was first seen past its
+	// admission: its first stage started.
+	seen map[string]time.Time
+	// created is when each import was first seen at all.
+	created   map[string]time.Time
+	completed atomic.Int64
+}
+
+type watchedCM struct {
+	namespace, name string
+	schedules       []string
+}
+
+func nsName(i int) string { return fmt.Sprintf("fleet-%03d", i) }
+func isHung(i int) bool   { return i >= *namespaces-*hung }
+
+func (f *fleet) create(ctx context.Context) error {
+	n := *namespaces
+	// Namespaces and directories.
+	err := parallel(n, func(i int) error {
+		ns := nsName(i)
+		if err := f.c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			return err
+		}
+		return f.directory(ctx, i)
+	})
+	if err != nil {
+		return fmt.Errorf("directories: %w", err)
+	}
+	say("%d namespaces and directories", n)
+
+	// Schedules: half cron, half on change. Namespace 0 holds the ones on
+	// one shared ConfigMap; the black-holed namespaces' watch their SFTP
+	// server; the rest go round the healthy namespaces.
+	onChange, cron := *schedules/2, *schedules-*schedules/2
+	type plan struct {
+		ns       int
+		name, cm string
+		sftp     bool
+	}
+	var plans []plan
+	for k := range *shared {
+		plans = append(plans, plan{ns: 0, name: fmt.Sprintf("shared-%03d", k), cm: "shared"})
+	}
+	perHung := 5
+	for i := n - *hung; i < n; i++ {
+		for k := range perHung {
+			plans = append(plans, plan{ns: i, name: fmt.Sprintf("sftp-%d", k), sftp: true})
+		}
+	}
+	healthy := n - *hung - 1
+	for k := 0; len(plans) < onChange; k++ {
+		i := 1 + k%healthy
+		plans = append(plans, plan{ns: i, name: fmt.Sprintf("change-%d", k/healthy), cm: fmt.Sprintf("export-%d", k/healthy)})
+	}
+	cms := map[string]*watchedCM{}
+	for _, p := range plans {
+		if p.sftp {
+			continue
+		}
+		key := nsName(p.ns) + "/" + p.cm
+		w := cms[key]
+		if w == nil {
+			w = &watchedCM{namespace: nsName(p.ns), name: p.cm}
+			cms[key] = w
+		}
+		w.schedules = append(w.schedules, p.name)
+	}
+	for _, w := range cms {
+		f.cms = append(f.cms, *w)
+	}
+	slices.SortFunc(f.cms, func(a, b watchedCM) int { return strings.Compare(a.namespace+a.name, b.namespace+b.name) })
+	err = parallel(len(f.cms), func(k int) error {
+		w := f.cms[k]
+		return f.c.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: w.namespace, Name: w.name},
+			Data: map[string]string{"users.csv": fmt.Sprintf("email\n%s.%s@fleet.example\n", w.namespace, w.name)}})
+	})
+	if err != nil {
+		return fmt.Errorf("configmaps: %w", err)
+	}
+	err = parallel(len(plans), func(k int) error {
+		p := plans[k]
+		src := v1alpha1.ImportSource{ConfigMap: &v1alpha1.ConfigMapKeyRef{Name: p.cm, Key: "users.csv"}}
+		if p.sftp {
+			src = v1alpha1.ImportSource{SFTP: &v1alpha1.SFTPSource{Host: "127.0.0.1", Port: f.hole,
+				FileSelector:                    v1alpha1.FileSelector{Path: fmt.Sprintf("exports/%s.csv", p.name)},
+				Credentials:                     v1alpha1.LocalObjectReference{Name: "sftp"},
+				InsecureSkipHostKeyVerification: true}}
+		}
+		return f.c.Create(ctx, &v1alpha1.ImportSchedule{ObjectMeta: metav1.ObjectMeta{Namespace: nsName(p.ns), Name: p.name},
+			Spec: v1alpha1.ImportScheduleSpec{
+				Triggers: &v1alpha1.ScheduleTriggers{OnChange: true, PollSeconds: ptr.To[int32](poll), DebounceSeconds: ptr.To[int32](debounce)},
+				Template: v1alpha1.UserImportTemplate{Spec: importSpec(src)},
+			}})
+	})
+	if err != nil {
+		return fmt.Errorf("schedules on change: %w", err)
+	}
+	for _, p := range plans {
+		if !p.sftp {
+			f.onChangeHealthy++
+		}
+	}
+	// Daily cron schedules, none due within the next two hours.
+	now := time.Now().UTC()
+	err = parallel(cron, func(k int) error {
+		i := 1 + k%(n-1)
+		cronAt := now.Add(2*time.Hour + time.Duration(k%600)*time.Minute)
+		return f.c.Create(ctx, &v1alpha1.ImportSchedule{ObjectMeta: metav1.ObjectMeta{Namespace: nsName(i), Name: fmt.Sprintf("nightly-%d", k/(n-1))},
+			Spec: v1alpha1.ImportScheduleSpec{
+				Schedule: fmt.Sprintf("%d %d * * *", cronAt.Minute(), cronAt.Hour()),
+				Template: v1alpha1.UserImportTemplate{Spec: importSpec(v1alpha1.ImportSource{ConfigMap: &v1alpha1.ConfigMapKeyRef{Name: "export-0", Key: "users.csv"}})},
+			}})
+	})
+	if err != nil {
+		return fmt.Errorf("cron schedules: %w", err)
+	}
+	f.schedules = len(plans) + cron
+	say("%d schedules", f.schedules)
+
+	// Finished imports, as a worker leaves them.
+	per := *history / n
+	err = parallel(per*n, func(k int) error {
+		i := k % n
+		spec := importSpec(v1alpha1.ImportSource{ConfigMap: &v1alpha1.ConfigMapKeyRef{Name: "export-0", Key: "users.csv"}})
+		if isHung(i) {
+			spec.Report = v1alpha1.ReportMail{Recipients: []string{"hr@fleet.example"}}
+		}
+		imp := &v1alpha1.UserImport{ObjectMeta: metav1.ObjectMeta{Namespace: nsName(i), Name: fmt.Sprintf("done-%d", k/n)}, Spec: spec}
+		if err := f.c.Create(ctx, imp); err != nil {
+			return err
+		}
+		imp.Status.Phase = v1alpha1.PhaseCompleted
+		imp.Status.Progress = &v1alpha1.ProgressStatus{Percent: 100, RowsTotal: 1, RowsProcessed: 1, ChangeCounts: v1alpha1.ChangeCounts{Created: 1}}
+		return f.c.Status().Update(ctx, imp)
+	})
+	if err != nil {
+		return fmt.Errorf("history: %w", err)
+	}
+	f.history = per * n
+	return nil
+}
+
+func importSpec(src v1alpha1.ImportSource) v1alpha1.UserImportSpec {
+	return v1alpha1.UserImportSpec{
+		DirectoryRef: v1alpha1.LocalObjectReference{Name: "directory"},
+		Source:       src,
+		Mode:         v1alpha1.ModeDelta,
+		Mapping:      []v1alpha1.AttributeMapping{{Attribute: "email", Column: "email", Identity: true}},
+	}
+}
+
+// directory creates namespace i's directory: an SQLite file, or the
+// black holes.
+func (f *fleet) directory(ctx context.Context, i int) error {
+	ns := nsName(i)
+	spec := v1alpha1.UserDirectorySpec{IdentityAttribute: "email"}
+	if isHung(i) {
+		spec.SCIM = &v1alpha1.SCIMDirectory{URL: fmt.Sprintf("http://127.0.0.1:%d/scim/v2", f.hole), Insecure: true}
+		spec.Mail = &v1alpha1.MailRelay{Host: "127.0.0.1", Port: f.hole, TLS: v1alpha1.MailNoTLS, Insecure: true, From: "hr@fleet.example"}
+		if err := f.c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "sftp"},
+			StringData: map[string]string{"username": "hr", "password": "not-a-secret"}}); err != nil {
+			return err
+		}
+	} else {
+		dsn := filepath.Join(f.work, ns+".db")
+		if err := sqldir.CreateTable(ctx, v1alpha1.SQLDriverSQLite, dsn, sqldir.TableSpec{Table: "users", IdentityColumn: "email",
+			Columns: []string{"userImportManagedBy"}}); err != nil {
+			return err
+		}
+		if err := f.c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "dsn"},
+			StringData: map[string]string{"dsn": dsn}}); err != nil {
+			return err
+		}
+		spec.SQL = &v1alpha1.SQLDirectory{Driver: v1alpha1.SQLDriverSQLite, DSN: v1alpha1.SecretKeyRef{Name: "dsn", Key: "dsn"}, Table: "users"}
+	}
+	return f.c.Create(ctx, &v1alpha1.UserDirectory{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "directory"}, Spec: spec})
+}
+
+// watch follows every UserImport: when it appeared, when its first stage
+// started, and how many of the schedules' imports completed.
+func (f *fleet) watch(ctx context.Context, cfg *rest.Config) error {
+	ca, err := cache.New(cfg, cache.Options{Scheme: scheme.New()})
+	if err != nil {
+		return err
+	}
+	inf, err := ca.GetInformer(ctx, &v1alpha1.UserImport{})
+	if err != nil {
+		return err
+	}
+	note := func(obj any) {
+		imp, ok := obj.(*v1alpha1.UserImport)
+		if !ok {
+			return
+		}
+		if strings.HasPrefix(imp.Name, "done-") {
+			return // history
+		}
+		key := imp.Namespace + "/" + imp.Name
+		now := time.Now()
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if _, ok := f.created[key]; !ok {
+			f.created[key] = now
+		}
+		switch imp.Status.Phase {
+		case "", v1alpha1.PhaseDraft, v1alpha1.PhasePreviewPending:
+		default:
+			if _, ok := f.seen[key]; !ok {
+				f.seen[key] = now
+			}
+		}
+		if imp.Status.Phase == v1alpha1.PhaseCompleted && imp.Labels[v1alpha1.ScheduleLabel] != "" {
+			if _, ok := f.seen[key+"#done"]; !ok {
+				f.seen[key+"#done"] = now
+				f.completed.Add(1)
+			}
+		}
+	}
+	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    note,
+		UpdateFunc: func(_, obj any) { note(obj) },
+	}); err != nil {
+		return err
+	}
+	go func() { _ = ca.Start(ctx) }()
+	if !ca.WaitForCacheSync(ctx) {
+		return fmt.Errorf("the bench's watch of imports did not sync")
+	}
+	return nil
+}
+
+// waitCompleted waits until n imports of schedules completed.
+func (f *fleet) waitCompleted(ctx context.Context, n int, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	last := time.Now()
+	for {
+		done := int(f.completed.Load())
+		if done >= n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d imports of schedules completed within %s", done, n, limit)
+		}
+		if time.Since(last) > 30*time.Second {
+			say("%d of %d imports of schedules completed", done, n)
+			last = time.Now()
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// burst creates the new imports and changes the ConfigMaps at once, and
+// returns the admission delays and the delays from a change to the import
+// of each schedule on that ConfigMap.
+func (f *fleet) burst(ctx context.Context) (admit, change []float64, err error) {
+	healthy := *namespaces - *hung - 1
+	names := make([]string, *burst)
+	createdAt := make([]time.Time, *burst)
+	// The changes: the shared ConfigMap and others, each watched.
+	picked := []watchedCM{}
+	for _, w := range f.cms {
+		if w.name == "shared" {
+			picked = append(picked, w)
+		}
+	}
+	for _, w := range f.cms {
+		if len(picked) >= *changes {
+			break
+		}
+		if w.name != "shared" {
+			picked = append(picked, w)
+		}
+	}
+	changedAt := make([]time.Time, len(picked))
+	var wg sync.WaitGroup
+	wg.Add(2)
+	var errA, errB error
+	go func() {
+		defer wg.Done()
+		errA = parallel(*burst, func(k int) error {
+			ns := nsName(1 + k%healthy)
+			name := fmt.Sprintf("burst-%d", k)
+			names[k] = ns + "/" + name
+			createdAt[k] = time.Now()
+			return f.c.Create(ctx, &v1alpha1.UserImport{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+				Spec: importSpec(v1alpha1.ImportSource{ConfigMap: &v1alpha1.ConfigMapKeyRef{Name: "export-0", Key: "users.csv"}})})
+		})
+	}()
+	go func() {
+		defer wg.Done()
+		errB = parallel(len(picked), func(k int) error {
+			w := picked[k]
+			cm := &corev1.ConfigMap{}
+			if err := f.c.Get(ctx, client.ObjectKey{Namespace: w.namespace, Name: w.name}, cm); err != nil {
+				return err
+			}
+			cm.Data["users.csv"] += "changed@fleet.example\n"
+			changedAt[k] = time.Now()
+			return f.c.Update(ctx, cm)
+		})
+	}()
+	wg.Wait()
+	if errA != nil || errB != nil {
+		return nil, nil, fmt.Errorf("burst: %v %v", errA, errB)
+	}
+	say("burst sent: %d imports, %d ConfigMap changes", *burst, len(picked))
+
+	limit := time.Now().Add(time.Duration(poll+debounce)*time.Second + 5*time.Minute)
+	for time.Now().Before(limit) {
+		admit, change = f.delays(names, createdAt, picked, changedAt)
+		if len(admit) == *burst && len(change) == countSchedules(picked) {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	admit, change = f.delays(names, createdAt, picked, changedAt)
+	if len(admit) < *burst || len(change) < countSchedules(picked) {
+		say("only %d of %d imports admitted, %d of %d changes imported", len(admit), *burst, len(change), countSchedules(picked))
+		for _, w := range picked[:min(3, len(picked))] {
+			var s v1alpha1.ImportSchedule
+			if err := f.c.Get(ctx, client.ObjectKey{Namespace: w.namespace, Name: w.schedules[0]}, &s); err == nil {
+				say("schedule %s/%s: last %+v pending %+v conditions %+v", s.Namespace, s.Name, s.Status.LastChange, s.Status.PendingChange, s.Status.Conditions)
+			}
+		}
+		// What was not seen counts as the whole wait.
+		for len(admit) < *burst {
+			admit = append(admit, time.Since(createdAt[0]).Seconds())
+		}
+		for len(change) < countSchedules(picked) {
+			change = append(change, time.Since(changedAt[0]).Seconds())
+		}
+	}
+	return admit, change, nil
+}
+
+func countSchedules(ws []watchedCM) int {
+	n := 0
+	for _, w := range ws {
+		n += len(w.schedules)
+	}
+	return n
+}
+
+func (f *fleet) delays(names []string, createdAt []time.Time, picked []watchedCM, changedAt []time.Time) (admit, change []float64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for k, n := range names {
+		if t, ok := f.seen[n]; ok {
+			admit = append(admit, t.Sub(createdAt[k]).Seconds())
+		}
+	}
+	for k, w := range picked {
+		for _, s := range w.schedules {
+			// The import of the change: the first import of the schedule
+			// that appeared after it.
+			var first time.Time
+			for key, t := range f.created {
+				if strings.HasPrefix(key, w.namespace+"/"+s+"-change-") && t.After(changedAt[k]) && (first.IsZero() || t.Before(first)) {
+					first = t
+				}
+			}
+			if !first.IsZero() {
+				change = append(change, first.Sub(changedAt[k]).Seconds())
+			}
+		}
+	}
+	return admit, change
+}
+
+func quantile(xs []float64, q float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[min(len(s)-1, int(q*float64(len(s))))]
+}
+
+// parallel runs fn for 0..n-1 on 32 goroutines and returns the first
+// error.
+func parallel(n int, fn func(int) error) error {
+	var next atomic.Int64
+	var first atomic.Value
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				k := int(next.Add(1) - 1)
+				if k >= n || first.Load() != nil {
+					return
+				}
+				if err := fn(k); err != nil {
+					first.CompareAndSwap(nil, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err, ok := first.Load().(error); ok {
+		return err
+	}
+	return nil
+}
+
+// blackHole accepts TCP connections on 127.0.0.1 and never answers.
+func blackHole() (port int32, stop func(), err error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, nil, err
+	}
+	var mu sync.Mutex
+	var held []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	return int32(l.Addr().(*net.TCPAddr).Port), func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	}, nil
+}
+
+// manager is the operator's manager, running as a process of its own.
+type manager struct {
+	cmd     *exec.Cmd
+	metrics string
+}
+
+func startManager(ctx context.Context, work, kubeconfig string) (*manager, error) {
+	bin := filepath.Join(work, "user-import-operator")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/user-import-operator")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		return nil, fmt.Errorf("building the manager: %w", err)
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	m := &manager{metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", port)}
+	m.cmd = exec.Command(bin, "manager", "--executor=inprocess", "--single-tenant", "--inprocess-max-runs=4",
+		"--metrics-bind-address=127.0.0.1:"+strconv.Itoa(port), "--metrics-secure=false", "--health-probe-bind-address=0",
+		"--allowed-hosts=*,127.0.0.0/8", "--zap-log-level=error")
+	m.cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+	logf, err := os.Create(filepath.Join(work, "manager.log"))
+	if err != nil {
+		return nil, err
+	}
+	m.cmd.Stdout, m.cmd.Stderr = logf, logf
+	if err := m.cmd.Start(); err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if _, err := m.metric("rest_client_requests_total"); err == nil {
+			return m, nil
+		}
+		if time.Now().After(deadline) {
+			m.stop()
+			return nil, fmt.Errorf("the manager serves no metrics after a minute (log: %s)", logf.Name())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (m *manager) stop() {
+	_ = m.cmd.Process.Kill()
+	_, _ = m.cmd.Process.Wait()
+}
+
+// peakRSS is the manager's peak resident memory in bytes.
+func (m *manager) peakRSS() int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", m.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// metric sums the samples of a metric the manager serves.
+func (m *manager) metric(name string) (float64, error) {
+	resp, err := http.Get(m.metrics)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sum, found := 0.0, false
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		l := sc.Text()
+		if !strings.HasPrefix(l, name+"{") && !strings.HasPrefix(l, name+" ") {
+			continue
+		}
+		v, err := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64)
+		if err == nil {
+			sum += v
+			found = true
+		}
+	}
+	if !found {
+		return 0, fmt.Errorf("no metric %s", name)
+	}
+	return sum, sc.Err()
+}
+
+// byLabel sums the samples of a metric by the value of one label.
+func (m *manager) byLabel(name, label string) map[string]float64 {
+	out := map[string]float64{}
+	resp, err := http.Get(m.metrics)
+	if err != nil {
+		return out
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		l := sc.Text()
+		if !strings.HasPrefix(l, name+"{") {
+			continue
+		}
+		_, rest, _ := strings.Cut(l, label+`="`)
+		val, _, _ := strings.Cut(rest, `"`)
+		v, err := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64)
+		if err == nil {
+			out[val] += v
+		}
+	}
+	return out
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
