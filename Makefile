@@ -84,7 +84,7 @@ fuzz-sync: ## Compare the engine with the reference model on N random scenarios 
 		-model.scenarios=$(N) -model.seed=$(SEED) -model.sql=$$(( $(N) / 10 )) -model.postgres=$$(( $(N) / 100 )) -model.ldap=$$(( $(N) / 100 )) -model.scim=$$(( $(N) / 200 ))
 
 .PHONY: bench
-bench: ## Run the benchmarks (BENCH=engine|ldap|ad|scim|mail|postgres|codes|sources|groups for one); prints BENCH lines.
+bench: ## Run the benchmarks (BENCH=engine|ldap|ad|scim|mail|postgres|codes|sources|groups|fleet for one); prints BENCH lines.
 	./hack/bench.sh $(BENCH)
 
 ##@ Build

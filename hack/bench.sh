@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks: hack/bench.sh [engine|ldap|ad|scim|mail|postgres|codes|sources|groups] (none = all).
+# Benchmarks: hack/bench.sh [engine|ldap|ad|scim|mail|postgres|codes|sources|groups|fleet] (none = all).
 # The last line each benchmark prints is "BENCH <name> key=value ...".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,15 +24,21 @@ run() {
       go build -o "$bin/$name" "./hack/bench/$name"
       "$bin/$name"
       ;;
+    fleet)
+      # The manager against a real API server (envtest), at fleet scale.
+      export KUBEBUILDER_ASSETS=${KUBEBUILDER_ASSETS:-$(hack/envtest-assets.sh | tail -n1)}
+      go build -o "$bin/fleet" ./hack/bench/fleet
+      "$bin/fleet" ${FLEET_FLAGS:-}
+      ;;
     *)
-      echo "unknown benchmark $name (engine, ldap, ad, scim, mail, postgres, codes, sources, groups)" >&2
+      echo "unknown benchmark $name (engine, ldap, ad, scim, mail, postgres, codes, sources, groups, fleet)" >&2
       return 2
       ;;
   esac
 }
 
 if [ $# -eq 0 ]; then
-  for b in engine ldap ad scim mail postgres codes sources groups; do run "$b"; done
+  for b in engine ldap ad scim mail postgres codes sources groups fleet; do run "$b"; done
 else
   for b in "$@"; do run "$b"; done
 fi
