@@ -2,8 +2,6 @@ package controllers_test
 
 import (
 	"fmt"
-	"net"
-	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -16,37 +14,17 @@ import (
 
 	uiov1 "github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/jobs"
+	"github.com/userimport/user-import-operator/internal/testpeer/blackhole"
 )
 
 // blackHole accepts TCP connections and never answers: a relay or an
 // SFTP server that hangs.
 func blackHole() (host string, port int32) {
 	GinkgoHelper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	h, err := blackhole.Start()
 	Expect(err).NotTo(HaveOccurred())
-	var mu sync.Mutex
-	var held []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			held = append(held, c)
-			mu.Unlock()
-		}
-	}()
-	DeferCleanup(func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range held {
-			c.Close()
-		}
-	})
-	addr := l.Addr().(*net.TCPAddr)
-	return addr.IP.String(), int32(addr.Port)
+	DeferCleanup(h.Close)
+	return h.Host, h.Port
 }
 
 var _ = Describe("what an import owes after its phase", func() {

@@ -58,6 +58,7 @@ import (
 	sqldir "github.com/userimport/user-import-operator/internal/directory/sql"
 	"github.com/userimport/user-import-operator/internal/scheme"
 	"github.com/userimport/user-import-operator/internal/testenv"
+	"github.com/userimport/user-import-operator/internal/testpeer/blackhole"
 )
 
 var (
@@ -108,13 +109,13 @@ func run() error {
 	if err := env.WriteKubeconfig(kubeconfig); err != nil {
 		return err
 	}
-	hole, stopHole, err := blackHole()
+	hole, err := blackhole.Start()
 	if err != nil {
 		return err
 	}
-	defer stopHole()
+	defer hole.Close()
 
-	f := &fleet{c: c, work: work, hole: hole, seen: map[string]time.Time{}, created: map[string]time.Time{}}
+	f := &fleet{c: c, work: work, hole: hole.Port, seen: map[string]time.Time{}, created: map[string]time.Time{}}
 	start := time.Now()
 	if err := f.create(ctx); err != nil {
 		return err
@@ -591,35 +592,6 @@ func parallel(n int, fn func(int) error) error {
 		return err
 	}
 	return nil
-}
-
-// blackHole accepts TCP connections on 127.0.0.1 and never answers.
-func blackHole() (port int32, stop func(), err error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, nil, err
-	}
-	var mu sync.Mutex
-	var held []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			held = append(held, c)
-			mu.Unlock()
-		}
-	}()
-	return int32(l.Addr().(*net.TCPAddr).Port), func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range held {
-			c.Close()
-		}
-	}, nil
 }
 
 // manager is the operator's manager, running as a process of its own.
