@@ -134,8 +134,10 @@ func run() error {
 	defer mgr.stop()
 
 	// The first contents of the schedules on change run (after their
-	// debounce), and the history is reconciled once.
-	want := f.onChangeHealthy
+	// debounce), and the history is reconciled once. The hundred on one
+	// ConfigMap import into one directory, one at a time: their queue
+	// drains during the steady state, as a fleet's queues do.
+	want := f.onChangeHealthy - *shared
 	say("waiting for the %d first-content imports of the schedules on change", want)
 	if err := f.waitCompleted(ctx, want, 20*time.Minute); err != nil {
 		return err
