@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -94,10 +95,8 @@ func (run *scheduleRun) onChange(ctx context.Context) (state, error) {
 	active := run.active()
 	// The run of this change, made by a reconcile whose status write was
 	// lost, is adopted whatever the policy: it is this change's run.
-	made := false
-	for i := range run.children {
-		made = made || run.children[i].Name == schedule.ChangeName(sched.Name, st.ChangeRuns+1)
-	}
+	next := schedule.ChangeName(sched.Name, st.ChangeRuns+1)
+	made := slices.ContainsFunc(run.children, func(c v1alpha1.UserImport) bool { return c.Name == next })
 	if sched.Spec.ConcurrencyPolicy == v1alpha1.ConcurrencyForbid && len(active) > 0 && !made {
 		return state{state: conditions.Ready, reason: v1alpha1.ReasonScheduled,
 			message: fmt.Sprintf("on change: %s waits for UserImport %s to end (concurrencyPolicy Forbid)", pending.Reason, active[0].Name),
@@ -176,8 +175,7 @@ func (r *ImportScheduleReconciler) sourceDigest(ctx context.Context, namespace s
 		}
 		hctx, cancel := context.WithTimeout(ctx, r.headTimeout())
 		defer cancel()
-		secrets := r.secretsOf(namespace)
-		info, err := source.Head(hctx, src.HTTP, source.Options{HTTPClient: r.HTTPClient, Secrets: secrets, DialControl: r.AllowedHosts.Control})
+		info, err := source.Head(hctx, src.HTTP, source.Options{HTTPClient: r.HTTPClient, Secrets: r.secretsOf(namespace), DialControl: r.AllowedHosts.Control})
 		if err != nil {
 			return "", err
 		}

@@ -149,10 +149,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		AllowedHosts:   o.AllowedHosts,
 		AmbientS3:      source.AmbientBuckets(o.AmbientS3Buckets),
 		SecretSelector: o.SecretSelector,
-		Workers:        max(o.ImportWorkers, 1),
-	}
-	if o.ImportWorkers == 0 {
-		imports.Workers = 4
+		Workers:        o.ImportWorkers,
 	}
 	if err := imports.SetupWithManager(mgr, runEnded); err != nil {
 		return err

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -885,7 +886,7 @@ func (r *UserImportReconciler) SetupWithManager(mgr ctrl.Manager, runEnded <-cha
 		// Waiting imports move when their directory becomes Ready.
 		Watches(&v1alpha1.UserDirectory{}, handler.EnqueueRequestsFromMapFunc(r.importsOfDirectory)).
 		Named("userimport").
-		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Workers, 1)})
+		WithOptions(controller.Options{MaxConcurrentReconciles: cmp.Or(max(r.Workers, 0), 4)})
 	if runEnded != nil {
 		b = b.WatchesRawSource(source.Channel(runEnded, &handler.EnqueueRequestForObject{}))
 	} else {
