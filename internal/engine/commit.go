@@ -17,7 +17,27 @@ func (p *pass) commitLoop(done <-chan *batch, slots <-chan struct{}, cancel cont
 	pending := map[int]*batch{}
 	var stop error
 	broken := false // a batch failed: nothing after it counts
-	for b := range done {
+	// A report held back by the interval is sent when the interval ends,
+	// also while no batch completes (one waits on a lock, the directory
+	// is slow): a pod stopped then resumes from what was written.
+	var held <-chan time.Time
+	for {
+		if held == nil && p.unreported {
+			held = time.After(time.Until(p.lastReport.Add(p.r.cfg.ProgressInterval)))
+		}
+		var b *batch
+		select {
+		case b = <-done:
+		case <-held:
+			held = nil
+			if p.unreported {
+				p.report(false)
+			}
+			continue
+		}
+		if b == nil {
+			break // every batch is in
+		}
 		if broken {
 			continue
 		}
@@ -150,9 +170,10 @@ func (p *pass) policy(failed, rows, line int64) error {
 func (p *pass) report(final bool) {
 	now := time.Now()
 	if !final && p.r.cfg.ProgressInterval > 0 && now.Sub(p.lastReport) < p.r.cfg.ProgressInterval {
+		p.unreported = true
 		return
 	}
-	p.lastReport = now
+	p.lastReport, p.unreported = now, false
 	pr := Progress{Step: p.step, Counts: p.counts, Line: p.doneLine, Offset: p.doneOff}
 	if secs := now.Sub(p.start).Seconds(); secs > 0 {
 		pr.RowsPerSecond = float64(p.counts.Rows-p.baseRows) / secs

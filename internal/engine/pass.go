@@ -46,6 +46,7 @@ type pass struct {
 	doneLine, doneOff int64
 	start             time.Time
 	lastReport        time.Time
+	unreported        bool // a report was held back by the interval
 }
 
 // batch is a run of consecutive rows with their changes.

@@ -264,6 +264,68 @@ func TestProgressIsThrottled(t *testing.T) {
 	}
 }
 
+// heldDir holds the write of one line until released.
+type heldDir struct {
+	*memdir.Dir
+	line    int64
+	waiting chan struct{}
+	release chan struct{}
+}
+
+func (h *heldDir) Apply(ctx context.Context, changes []directory.Change) ([]directory.Result, error) {
+	for _, c := range changes {
+		if c.Line == h.line {
+			close(h.waiting)
+			select {
+			case <-h.release:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+	}
+	return h.Dir.Apply(ctx, changes)
+}
+
+// A report held back by the interval is sent when the interval ends, also
+// while a write waits: a run stopped then resumes after what it wrote,
+// not from the last report before the wait.
+func TestHeldBackProgressIsSentWhileAWriteWaits(t *testing.T) {
+	var rows []string
+	for i := range 300 {
+		rows = append(rows, fmt.Sprintf("u%03d,m@x,T,", i))
+	}
+	cfg := testConfig(v1alpha1.ModeDelta, v1alpha1.MissingIgnore)
+	cfg.BatchSize, cfg.Concurrency = 10, 1
+	cfg.ProgressInterval = 200 * time.Millisecond
+	d := &heldDir{Dir: seed(), line: 251, waiting: make(chan struct{}), release: make(chan struct{})}
+	rec := &recorder{}
+	ran := make(chan error, 1)
+	go func() {
+		_, err := Run(context.Background(), input(file(rows...), nil), d, cfg, false, rec)
+		ran <- err
+	}()
+	<-d.waiting
+	// The batches before the held one are committed within the interval
+	// of the first report; the next report comes without another commit.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if cp := rec.lastCheckpoint(); cp != nil && cp.Line == 241 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("while line 251 waits, the last checkpoint reported is %+v, want line 241", rec.lastCheckpoint())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(d.release)
+	if err := <-ran; err != nil {
+		t.Fatal(err)
+	}
+	if cp := rec.lastCheckpoint(); cp == nil || cp.Line != 301 {
+		t.Fatalf("final checkpoint %+v", cp)
+	}
+}
+
 // countingFile counts the bytes read from a file.
 type countingFile struct {
 	*strings.Reader

@@ -18,6 +18,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -64,6 +65,9 @@ func podLog(ctx context.Context, p *corev1.Pod) string {
 	return string(b)
 }
 
+// holdLock is the advisory lock that holds a worker at a chosen row.
+const holdLock = 4242
+
 var (
 	sourceReadLine = regexp.MustCompile(`source: read (\d+) bytes in (\d+) requests`)
 	peakMemoryLine = regexp.MustCompile(`worker: peak memory (\d+) MiB`)
@@ -101,6 +105,17 @@ var _ = Describe("Imports of files read in place", Ordered, func() {
 		secret(ctx, "s3-million-keys", map[string]string{"accessKeyID": s3server.AccessKey, "secretAccessKey": s3server.SecretKey})
 
 		table := newTable(ctx, pg, "people_s3")
+		// The worker is held at the middle of the file, so that its pod is
+		// deleted mid-import however fast the machine: a row trigger waits
+		// on an advisory lock that this connection holds until the pod is
+		// gone.
+		hold := table.conn(ctx)
+		_, err = hold.Exec(ctx, "SELECT pg_advisory_lock($1)", holdLock)
+		Expect(err).NotTo(HaveOccurred())
+		held := hrgen.Row(csvSeed, n/2)[hrgen.ColEmployeeID]
+		table.exec(ctx, fmt.Sprintf(`CREATE FUNCTION hold_row() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM pg_advisory_xact_lock_shared(%d); RETURN NEW; END $$`, holdLock))
+		table.exec(ctx, "CREATE TRIGGER hold BEFORE INSERT ON people_s3 FOR EACH ROW WHEN (NEW.employee_id = '"+held+"') EXECUTE FUNCTION hold_row()")
 		limit := resource.MustParse("128Mi")
 		sqlDirectory(ctx, "s3-million", table, "", uiov1.ExecutionSettings{Concurrency: 4, BatchSize: 1000,
 			Resources: &corev1.ResourceRequirements{
@@ -126,6 +141,9 @@ var _ = Describe("Imports of files read in place", Ordered, func() {
 			g.Expect(imp.Status.Progress).NotTo(BeNil())
 			g.Expect(imp.Status.Progress.Checkpoint).NotTo(BeNil())
 			g.Expect(imp.Status.Progress.Checkpoint.Line).To(BeNumerically(">", n/4))
+			var waiting int
+			g.Expect(hold.QueryRow(ctx, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid::bigint = $1 AND NOT granted", holdLock).Scan(&waiting)).To(Succeed())
+			g.Expect(waiting).To(BeNumerically(">", 0), "the worker waits at the held row")
 		}).WithContext(ctx).WithTimeout(15 * time.Minute).WithPolling(200 * time.Millisecond).Should(Succeed())
 		cp := *imp.Status.Progress.Checkpoint
 		Expect(cp.DuplicatesKnown).To(BeTrue(), "the checkpoint carries the duplicates ahead")
@@ -136,6 +154,11 @@ var _ = Describe("Imports of files read in place", Ordered, func() {
 		keepLogs(ctx, &first)
 		Expect(k8s.Delete(ctx, &first)).To(Succeed())
 		killed := time.Now()
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(&first), &corev1.Pod{}))
+		}).WithContext(ctx).WithTimeout(2*time.Minute).Should(BeTrue(), "the deleted pod is gone")
+		_, err = hold.Exec(ctx, "SELECT pg_advisory_unlock($1)", holdLock)
+		Expect(err).NotTo(HaveOccurred())
 
 		waitPhase(ctx, imp, uiov1.PhaseCompleted, 20*time.Minute)
 		took := time.Since(start)
