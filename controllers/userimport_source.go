@@ -2,14 +2,22 @@ package controllers
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/conditions"
+	"github.com/userimport/user-import-operator/internal/jobs"
+	"github.com/userimport/user-import-operator/internal/kube"
 	"github.com/userimport/user-import-operator/internal/kube/cluster"
 	"github.com/userimport/user-import-operator/internal/safetext"
 	"github.com/userimport/user-import-operator/internal/source"
@@ -104,4 +112,79 @@ func (run *importRun) archiveOnce(ctx context.Context, a *v1alpha1.AfterImport, 
 		return store.Move(cctx, obj, a.To)
 	}
 	return "", store.Delete(cctx, obj)
+}
+
+// sourceMissing returns a verdict to wait when the ConfigMap, Secret or key
+// of the import's source does not exist (yet): with GitOps, objects arrive
+// in no set order. It is asked again with a backoff that grows with the
+// import's age, up to a minute.
+func (run *importRun) sourceMissing(ctx context.Context) (*verdict, error) {
+	_, what, ok, err := sourceKey(ctx, run.APIReader, run.SecretSelector, run.imp.Namespace, run.imp.Spec.Source)
+	if !ok {
+		return nil, nil
+	}
+	if errors.Is(err, kube.ErrNotFound) {
+		wait := run.sourceWait()
+		return &verdict{state: conditions.Progressing, reason: v1alpha1.ReasonSourceNotFound,
+			message: fmt.Sprintf("waiting for the source, %s: %v", what, err), requeueAfter: wait}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the source %s: %w", what, err)
+	}
+	return nil, nil
+}
+
+// sourceWait is how long an import waits before it looks for a missing
+// source again: a tenth of its age, between a second and a minute.
+func (run *importRun) sourceWait() time.Duration {
+	wait := run.Clock.Since(run.imp.CreationTimestamp.Time) / 10
+	return min(max(wait, time.Second), time.Minute)
+}
+
+// refusedFileReplaced tells whether the ConfigMap or Secret key of an
+// import whose file was refused now holds another content: a person may
+// fix the file rather than the spec.
+func (run *importRun) refusedFileReplaced(ctx context.Context) (bool, error) {
+	refused := run.imp.Status.RejectedSHA256
+	if refused == "" {
+		return false, nil
+	}
+	data, what, ok, err := sourceKey(ctx, run.APIReader, run.SecretSelector, run.imp.Namespace, run.imp.Spec.Source)
+	if !ok || errors.Is(err, kube.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading the source %s: %w", what, err)
+	}
+	return sha256Hex(data) != refused, nil
+}
+
+// refusedSecretsChanged tells whether a Secret the source names changed
+// since the import was refused for its credentials or host key.
+func (run *importRun) refusedSecretsChanged(ctx context.Context) (bool, error) {
+	refused := run.imp.Status.RejectedSecrets
+	if refused == "" {
+		return false, nil
+	}
+	now, err := run.sourceSecretsDigest(ctx)
+	return err == nil && now != refused, err
+}
+
+// sourceSecretsDigest identifies the versions of the Secrets the import's
+// source names (a missing one counts too).
+func (run *importRun) sourceSecretsDigest(ctx context.Context) (string, error) {
+	h := sha256.New()
+	for _, name := range jobs.SourceSecrets(run.imp.Spec.Source) {
+		var s corev1.Secret
+		err := run.APIReader.Get(ctx, types.NamespacedName{Namespace: run.imp.Namespace, Name: name}, &s)
+		switch {
+		case apierrors.IsNotFound(err):
+			fmt.Fprintf(h, "%s absent\n", name)
+		case err != nil:
+			return "", fmt.Errorf("reading Secret %s: %w", name, err)
+		default:
+			fmt.Fprintf(h, "%s %s %s\n", name, s.UID, s.ResourceVersion)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -1,0 +1,204 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/conditions"
+	"github.com/userimport/user-import-operator/internal/jobs"
+	"github.com/userimport/user-import-operator/internal/safetext"
+)
+
+// running watches the run of stage (CreatingPreview, Importing).
+func (run *importRun) running(ctx context.Context, stage jobs.Stage) (verdict, error) {
+	imp := run.imp
+	if stage == jobs.StagePreview && imp.Spec.Action == v1alpha1.ActionDraft {
+		if err := run.Executor.Reset(ctx, imp, stage); err != nil {
+			return verdict{}, err
+		}
+		run.setPhase(v1alpha1.PhaseDraft)
+		return verdict{next: true}, nil
+	}
+	st, err := run.Executor.Status(ctx, imp, stage)
+	if err != nil {
+		return verdict{}, err
+	}
+	if !st.Found {
+		// An import that has just entered Importing starts here. Later,
+		// the Job was deleted by someone, or the manager restarted with
+		// the in-process executor: start again; the worker resumes from
+		// the checkpoint.
+		dir, wait, err := run.readyDirectory(ctx)
+		if err != nil || wait != nil {
+			return derefVerdict(wait), err
+		}
+		if err := run.launch(ctx, dir, stage); err != nil {
+			return launchFailed(err)
+		}
+		msg := "the " + string(stage) + " runs in " + imp.Status.JobName
+		if imp.Status.Progress != nil {
+			run.event(corev1.EventTypeNormal, v1alpha1.ReasonRestarted, fmt.Sprintf("the %s run was gone; started it again", stage))
+			msg = "restarted the " + string(stage) + " in " + imp.Status.JobName
+		}
+		return verdict{state: conditions.Progressing, reason: string(imp.Status.Phase), message: msg, requeueAfter: run.PollInterval}, nil
+	}
+	if st.Running {
+		msg := "the preview runs in " + imp.Status.JobName
+		if stage == jobs.StageImport {
+			// The worker fills codes Secrets: make the next ones.
+			if err := run.Executor.Prepare(ctx, imp); err != nil {
+				return launchFailed(err)
+			}
+			msg = "the import runs in " + imp.Status.JobName + ": " + progressSummary(imp.Status.Progress)
+		}
+		return verdict{state: conditions.Progressing, reason: string(imp.Status.Phase), message: msg, requeueAfter: run.PollInterval}, nil
+	}
+
+	// The run ended: its last status patch came before its end, so a copy
+	// read before now may miss it. Decide on a fresh copy.
+	var fresh v1alpha1.UserImport
+	if err := run.APIReader.Get(ctx, client.ObjectKeyFromObject(imp), &fresh); err != nil {
+		return verdict{}, err
+	}
+	if fresh.ResourceVersion != imp.ResourceVersion {
+		return verdict{}, errStale
+	}
+
+	if st.Failed && st.Rejection != nil {
+		return run.rejected(ctx, stage, st.Rejection)
+	}
+	if st.Failed && stage == jobs.StageImport && jobs.IsSourceChanged(st.Message) {
+		return run.sourceChanged(ctx, st.Message)
+	}
+	if st.Failed {
+		reason := v1alpha1.ReasonImportFailed
+		if stage == jobs.StagePreview {
+			reason = v1alpha1.ReasonPreviewFailed
+		} else {
+			run.observeDuration("failed")
+		}
+		msg := st.Message
+		if msg == "" {
+			msg = "the worker failed without a message"
+		}
+		run.setPhase(v1alpha1.PhaseFailed)
+		run.event(corev1.EventTypeWarning, reason, msg)
+		return verdict{state: conditions.Stalled, reason: reason, message: msg}, nil
+	}
+	if stage == jobs.StagePreview {
+		run.setPhase(v1alpha1.PhasePreviewReady)
+		return verdict{next: true}, nil
+	}
+	if s := st.SafetyStop; s != nil {
+		msg := s.Sentence(imp.Spec)
+		meta.SetStatusCondition(&imp.Status.Conditions, metav1.Condition{
+			Type: v1alpha1.ConditionSafetyThreshold, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonApprovalRequired,
+			Message: msg, ObservedGeneration: imp.Generation,
+		})
+		run.event(corev1.EventTypeWarning, v1alpha1.ReasonApprovalRequired, msg)
+		run.setPhase(v1alpha1.PhasePreviewReady)
+		return verdict{next: true}, nil
+	}
+	run.setPhase(v1alpha1.PhaseCompleted)
+	run.invitationsOutcome()
+	run.observeDuration("completed")
+	return verdict{state: conditions.Ready, reason: v1alpha1.ReasonSucceeded, message: "import completed: " + progressSummary(imp.Status.Progress)}, nil
+}
+
+// invitationsOutcome sets the condition InvitationsSent of a completed
+// import that sent invitations, and tells of it in an Event: counts and
+// reasons, never addresses.
+func (run *importRun) invitationsOutcome() {
+	imp := run.imp
+	inv := imp.Status.Invitations
+	if !imp.Spec.Invitations.Enabled() || inv == nil {
+		return
+	}
+	c := metav1.Condition{Type: v1alpha1.ConditionInvitationsSent, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonInvitationsSent,
+		Message: fmt.Sprintf("%d invitations sent; %d users owed one have no address", inv.Sent, inv.NoAddress), ObservedGeneration: imp.Generation}
+	eventType := corev1.EventTypeNormal
+	if inv.Failed > 0 {
+		c.Status, c.Reason, eventType = metav1.ConditionFalse, inv.Reason, corev1.EventTypeWarning
+		c.Message = fmt.Sprintf("%d invitations sent, %d not sent: %s; the users are written, and the next import with newUsers or pendingUsers invites them", inv.Sent, inv.Failed, inv.Message)
+	}
+	meta.SetStatusCondition(&imp.Status.Conditions, c)
+	run.event(eventType, c.Reason, c.Message)
+}
+
+// sourceChanged handles an import its worker refused before writing
+// because the source is not the file of its preview: the import goes
+// back to a new preview and waits there for a person.
+func (run *importRun) sourceChanged(ctx context.Context, msg string) (verdict, error) {
+	imp := run.imp
+	if err := run.Executor.Reset(ctx, imp, jobs.StageImport); err != nil {
+		return verdict{}, err
+	}
+	meta.SetStatusCondition(&imp.Status.Conditions, metav1.Condition{
+		Type: v1alpha1.ConditionSourceChanged, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonSourceChanged,
+		Message: safetext.Clean(msg), ObservedGeneration: imp.Generation,
+	})
+	run.event(corev1.EventTypeWarning, v1alpha1.ReasonSourceChanged, msg+"; previewing the new file")
+	imp.Status.Preview = nil
+	imp.Status.StartTime = nil
+	imp.Status.Progress = nil
+	run.setPhase(v1alpha1.PhasePreviewPending)
+	return verdict{next: true}, nil
+}
+
+// rejected handles a run that refused the import's spec or file before
+// writing anything. A missing source (or an SFTP or S3 server that cannot
+// be reached) sends the import back to wait for it; any other problem
+// waits in PreviewPending for an edit of the spec.
+func (run *importRun) rejected(ctx context.Context, stage jobs.Stage, rej *jobs.Rejection) (verdict, error) {
+	imp := run.imp
+	if err := run.Executor.Reset(ctx, imp, stage); err != nil {
+		return verdict{}, err
+	}
+	if stage == jobs.StageImport {
+		// Nothing was written: the import leaves the directory's lock
+		// and counts from the start when it runs again.
+		imp.Status.StartTime = nil
+		imp.Status.Progress = nil
+	}
+	unreachable := rej.Reason == v1alpha1.ReasonSourceUnreachable && inPlace(imp.Spec.Source)
+	if rej.Reason == v1alpha1.ReasonSourceNotFound || unreachable {
+		run.event(corev1.EventTypeWarning, rej.Reason, rej.Message+"; waiting for it")
+		if stage == jobs.StageImport {
+			run.setPhase(v1alpha1.PhaseImportPending)
+		} else {
+			run.setPhase(v1alpha1.PhasePreviewPending)
+		}
+		if !inPlace(imp.Spec.Source) {
+			return verdict{next: true}, nil
+		}
+		// Only a worker can look for a file on a claim, an SFTP or S3 file
+		// may arrive any time, and a server that cannot be reached may be
+		// back soon: look again after a backoff that grows with the
+		// import's age, up to a minute.
+		return verdict{state: conditions.Progressing, reason: rej.Reason,
+			message: "waiting for the source: " + safetext.Clean(rej.Message), requeueAfter: run.sourceWait()}, nil
+	}
+	meta.SetStatusCondition(&imp.Status.Conditions, metav1.Condition{
+		Type: v1alpha1.ConditionInputRejected, Status: metav1.ConditionTrue, Reason: rej.Reason,
+		Message: safetext.Clean(rej.Message), ObservedGeneration: imp.Generation,
+	})
+	imp.Status.RejectedSHA256 = rej.SHA256
+	imp.Status.RejectedSecrets = ""
+	if rej.Reason == v1alpha1.ReasonSourceAuthenticationFailed || rej.Reason == v1alpha1.ReasonHostKeyMismatch {
+		digest, err := run.sourceSecretsDigest(ctx)
+		if err != nil {
+			return verdict{}, err
+		}
+		imp.Status.RejectedSecrets = digest
+	}
+	run.event(corev1.EventTypeWarning, rej.Reason, "the "+string(stage)+" refused its input, nothing was written: "+rej.Message)
+	imp.Status.Preview = nil
+	run.setPhase(v1alpha1.PhasePreviewPending)
+	return verdict{next: true}, nil
+}
