@@ -16,8 +16,8 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/conditions"
-	"github.com/userimport/user-import-operator/internal/jobs"
-	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/keyread"
+	"github.com/userimport/user-import-operator/internal/runcontract"
 	"github.com/userimport/user-import-operator/internal/safetext"
 	"github.com/userimport/user-import-operator/internal/schedule"
 	"github.com/userimport/user-import-operator/internal/source"
@@ -61,7 +61,7 @@ func (run *scheduleRun) onChange(ctx context.Context) (state, error) {
 		return state{state: conditions.Progressing, reason: v1alpha1.ReasonWaitingForSource,
 			message: "on change: reading the source", wait: poll}, nil
 	}
-	if errors.Is(err, kube.ErrNotFound) {
+	if errors.Is(err, keyread.ErrNotFound) {
 		return state{state: conditions.Progressing, reason: v1alpha1.ReasonWaitingForSource,
 			message: "on change: waiting for the source: " + safetext.Of(err), wait: poll}, nil
 	}
@@ -151,7 +151,7 @@ func (run *scheduleRun) startOnChange(ctx context.Context, pending *v1alpha1.Cha
 // false until the source's first read ends; that read wakes the schedule.
 func (run *scheduleRun) fingerprint(poll time.Duration) (c v1alpha1.Change, known bool, err error) {
 	tmpl := run.sched.Spec.Template.Spec
-	c = v1alpha1.Change{TemplateDigest: jobs.SpecDigest(tmpl)}
+	c = v1alpha1.Change{TemplateDigest: runcontract.SpecDigest(tmpl)}
 	namespace, src := run.sched.Namespace, tmpl.Source
 	c.SourceDigest, known, err = run.polls.look(client.ObjectKeyFromObject(run.sched), pollKey(namespace, src), poll,
 		func(ctx context.Context) (string, error) { return run.sourceDigest(ctx, namespace, src) })

@@ -187,10 +187,10 @@ func (run *scheduleRun) reconcile(ctx context.Context) (ctrl.Result, error) {
 		return ctrl.Result{}, err
 	}
 
-	var clock, change state
+	var timed, change state
 	if sch != nil {
 		var err error
-		if clock, err = run.onClock(ctx, sch); err != nil {
+		if timed, err = run.onClock(ctx, sch); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
@@ -202,7 +202,7 @@ func (run *scheduleRun) reconcile(ctx context.Context) (ctrl.Result, error) {
 	} else {
 		run.polls.forget(client.ObjectKeyFromObject(sched))
 	}
-	st := clock.and(change)
+	st := timed.and(change)
 	conditions.Set(&sched.Status.Conditions, sched.Generation, st.state, st.reason, st.message)
 	return ctrl.Result{RequeueAfter: st.wait}, nil
 }

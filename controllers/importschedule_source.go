@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/userimport/user-import-operator/internal/kube/cluster"
+	"github.com/userimport/user-import-operator/internal/keyread/fromapi"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
-	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/keyread"
 	"github.com/userimport/user-import-operator/internal/source"
 )
 
@@ -99,11 +99,11 @@ func (run *scheduleRun) lastCompleted() *v1alpha1.UserImport {
 }
 
 // secrets reads keys of the Secrets of the schedule's namespace.
-func (run *scheduleRun) secrets() kube.KeyReader { return run.secretsOf(run.sched.Namespace) }
+func (run *scheduleRun) secrets() keyread.KeyReader { return run.secretsOf(run.sched.Namespace) }
 
 // secretsOf reads keys of the Secrets of namespace.
-func (r *ImportScheduleReconciler) secretsOf(namespace string) kube.KeyReader {
-	return cluster.SecretsMatching(r.APIReader, namespace, r.SecretSelector)
+func (r *ImportScheduleReconciler) secretsOf(namespace string) keyread.KeyReader {
+	return fromapi.SecretsMatching(r.APIReader, namespace, r.SecretSelector)
 }
 
 // headTimeout bounds a HEAD request to an HTTP source.

@@ -6,15 +6,16 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"k8s.io/apimachinery/pkg/labels"
 	"time"
+
+	"k8s.io/apimachinery/pkg/labels"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/egress"
-	"github.com/userimport/user-import-operator/internal/kube"
-	"github.com/userimport/user-import-operator/internal/kube/cluster"
+	"github.com/userimport/user-import-operator/internal/keyread"
+	"github.com/userimport/user-import-operator/internal/keyread/fromapi"
 	"github.com/userimport/user-import-operator/internal/source"
 )
 
@@ -25,10 +26,10 @@ func sourceKey(ctx context.Context, r client.Reader, sel labels.Selector, namesp
 	switch {
 	case src.ConfigMap != nil:
 		what = fmt.Sprintf("ConfigMap %s (key %s)", src.ConfigMap.Name, src.ConfigMap.Key)
-		data, err = cluster.ConfigMaps(r, namespace)(ctx, src.ConfigMap.Name, src.ConfigMap.Key)
+		data, err = fromapi.ConfigMaps(r, namespace)(ctx, src.ConfigMap.Name, src.ConfigMap.Key)
 	case src.Secret != nil:
 		what = fmt.Sprintf("Secret %s (key %s)", src.Secret.Name, src.Secret.Key)
-		data, err = cluster.SecretsMatching(r, namespace, sel)(ctx, src.Secret.Name, src.Secret.Key)
+		data, err = fromapi.SecretsMatching(r, namespace, sel)(ctx, src.Secret.Name, src.Secret.Key)
 	default:
 		return nil, "", false, nil
 	}
@@ -44,7 +45,7 @@ func inPlace(src v1alpha1.ImportSource) bool {
 // inPlaceFile finds, as a worker would now, the file of an sftp or s3
 // source, and returns its fingerprint (the sha256 a worker records) and
 // name. A claim is mounted only in worker Jobs: the manager cannot look.
-func inPlaceFile(ctx context.Context, allowed *egress.Policy, ambientS3 func(string) bool, secrets kube.KeyReader, src v1alpha1.ImportSource) (fingerprint, name string, err error) {
+func inPlaceFile(ctx context.Context, allowed *egress.Policy, ambientS3 func(string) bool, secrets keyread.KeyReader, src v1alpha1.ImportSource) (fingerprint, name string, err error) {
 	if src.PersistentVolumeClaim != nil {
 		return "", "", errors.New("the manager cannot read a persistentVolumeClaim source; only the worker Job mounts it")
 	}

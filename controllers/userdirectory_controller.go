@@ -8,7 +8,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/labels"
 
-	"github.com/userimport/user-import-operator/internal/kube/cluster"
+	"github.com/userimport/user-import-operator/internal/keyread/fromapi"
 	"github.com/userimport/user-import-operator/internal/mail"
 	"github.com/userimport/user-import-operator/internal/safetext"
 
@@ -30,7 +30,7 @@ import (
 	"github.com/userimport/user-import-operator/internal/directory"
 	"github.com/userimport/user-import-operator/internal/directory/open"
 	"github.com/userimport/user-import-operator/internal/egress"
-	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/keyread"
 	"github.com/userimport/user-import-operator/internal/metrics"
 )
 
@@ -131,7 +131,7 @@ func (r *UserDirectoryReconciler) reconcileCheck(ctx context.Context, dir *v1alp
 	r.checkMail(ctx, dir)
 	cctx, cancel := context.WithTimeout(ctx, r.CheckTimeout)
 	defer cancel()
-	caps, err := checkDirectory(cctx, dir, cluster.SecretsMatching(r.APIReader, dir.Namespace, r.SecretSelector), r.AllowedHosts)
+	caps, err := checkDirectory(cctx, dir, fromapi.SecretsMatching(r.APIReader, dir.Namespace, r.SecretSelector), r.AllowedHosts)
 	t := metav1.NewTime(r.Clock.Now())
 	dir.Status.LastCheckTime = &t
 	dir.Status.ObservedGeneration = dir.Generation
@@ -172,7 +172,7 @@ func (r *UserDirectoryReconciler) reconcileCheck(ctx context.Context, dir *v1alp
 
 // checkDirectory opens the provider of dir and checks that it answers.
 // The provider retries little: the controller checks again later anyway.
-func checkDirectory(ctx context.Context, dir *v1alpha1.UserDirectory, secrets kube.KeyReader, allowed *egress.Policy) (directory.Capabilities, error) {
+func checkDirectory(ctx context.Context, dir *v1alpha1.UserDirectory, secrets keyread.KeyReader, allowed *egress.Policy) (directory.Capabilities, error) {
 	dsn := func() (string, error) {
 		b, err := secrets(ctx, dir.Spec.SQL.DSN.Name, dir.Spec.SQL.DSN.Key)
 		return string(b), err
@@ -185,7 +185,7 @@ func checkDirectory(ctx context.Context, dir *v1alpha1.UserDirectory, secrets ku
 	opts.MaxRetries = 1
 	opts.Concurrency = 1
 	opts.DialControl = allowed.Control
-	d, err := open.OpenWith(ctx, dir.Spec, opts, secrets)
+	d, err := open.DirectoryWith(ctx, dir.Spec, opts, secrets)
 	if err != nil {
 		return directory.Capabilities{}, err
 	}
@@ -224,7 +224,7 @@ func (r *UserDirectoryReconciler) checkMail(ctx context.Context, dir *v1alpha1.U
 	if err == nil {
 		mctx, cancel := context.WithTimeout(ctx, r.CheckTimeout)
 		defer cancel()
-		err = mail.Check(mctx, relay, cluster.SecretsMatching(r.APIReader, dir.Namespace, r.SecretSelector), r.CheckTimeout, r.AllowedHosts.Control)
+		err = mail.Check(mctx, relay, fromapi.SecretsMatching(r.APIReader, dir.Namespace, r.SecretSelector), r.CheckTimeout, r.AllowedHosts.Control)
 		reason = mail.ReasonOf(err)
 	}
 	if err != nil {

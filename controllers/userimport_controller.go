@@ -23,14 +23,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/source"
+	ctrlsource "sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/conditions"
 	"github.com/userimport/user-import-operator/internal/egress"
 	"github.com/userimport/user-import-operator/internal/executor"
-	"github.com/userimport/user-import-operator/internal/jobs"
 	"github.com/userimport/user-import-operator/internal/metrics"
+	"github.com/userimport/user-import-operator/internal/runcontract"
 	"github.com/userimport/user-import-operator/internal/safetext"
 )
 
@@ -224,9 +224,9 @@ func (run *importRun) step(ctx context.Context) (verdict, error) {
 	}
 	switch phase {
 	case v1alpha1.PhaseCreatingPreview:
-		return run.running(ctx, jobs.StagePreview)
+		return run.running(ctx, runcontract.StagePreview)
 	case v1alpha1.PhaseImporting:
-		return run.running(ctx, jobs.StageImport)
+		return run.running(ctx, runcontract.StageImport)
 	}
 	return run.idle(ctx)
 }
@@ -276,7 +276,7 @@ func previewFresh(imp *v1alpha1.UserImport) bool {
 	if p == nil {
 		return false
 	}
-	return p.Generation == imp.Generation || (p.SpecDigest != "" && p.SpecDigest == jobs.SpecDigest(imp.Spec))
+	return p.Generation == imp.Generation || (p.SpecDigest != "" && p.SpecDigest == runcontract.SpecDigest(imp.Spec))
 }
 
 // sourceChangedBlocked tells whether an import refused for a changed
@@ -317,7 +317,7 @@ func (r *UserImportReconciler) SetupWithManager(mgr ctrl.Manager, runEnded <-cha
 		Named("userimport").
 		WithOptions(controller.Options{MaxConcurrentReconciles: cmp.Or(max(r.Workers, 0), 4)})
 	if runEnded != nil {
-		b = b.WatchesRawSource(source.Channel(runEnded, &handler.EnqueueRequestForObject{}))
+		b = b.WatchesRawSource(ctrlsource.Channel(runEnded, &handler.EnqueueRequestForObject{}))
 	} else {
 		b = b.Owns(&batchv1.Job{})
 	}

@@ -11,14 +11,14 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/conditions"
-	"github.com/userimport/user-import-operator/internal/jobs"
+	"github.com/userimport/user-import-operator/internal/runcontract"
 	"github.com/userimport/user-import-operator/internal/safetext"
 )
 
 // running watches the run of stage (CreatingPreview, Importing).
-func (run *importRun) running(ctx context.Context, stage jobs.Stage) (verdict, error) {
+func (run *importRun) running(ctx context.Context, stage runcontract.Stage) (verdict, error) {
 	imp := run.imp
-	if stage == jobs.StagePreview && imp.Spec.Action == v1alpha1.ActionDraft {
+	if stage == runcontract.StagePreview && imp.Spec.Action == v1alpha1.ActionDraft {
 		if err := run.Executor.Reset(ctx, imp, stage); err != nil {
 			return verdict{}, err
 		}
@@ -50,7 +50,7 @@ func (run *importRun) running(ctx context.Context, stage jobs.Stage) (verdict, e
 	}
 	if st.Running {
 		msg := "the preview runs in " + imp.Status.JobName
-		if stage == jobs.StageImport {
+		if stage == runcontract.StageImport {
 			// The worker fills codes Secrets: make the next ones.
 			if err := run.Executor.Prepare(ctx, imp); err != nil {
 				return launchFailed(err)
@@ -70,32 +70,23 @@ func (run *importRun) running(ctx context.Context, stage jobs.Stage) (verdict, e
 		return verdict{}, errStale
 	}
 
-	if st.Failed && st.Rejection != nil {
-		return run.rejected(ctx, stage, st.Rejection)
-	}
-	if st.Failed && stage == jobs.StageImport && jobs.IsSourceChanged(st.Message) {
-		return run.sourceChanged(ctx, st.Message)
-	}
-	if st.Failed {
-		reason := v1alpha1.ReasonImportFailed
-		if stage == jobs.StagePreview {
-			reason = v1alpha1.ReasonPreviewFailed
-		} else {
-			run.observeDuration("failed")
+	out := st.Outcome
+	switch out.Kind {
+	case runcontract.Rejected:
+		return run.rejected(ctx, stage, out)
+	case runcontract.SourceChanged:
+		if stage == runcontract.StageImport {
+			return run.sourceChanged(ctx, out.Message)
 		}
-		msg := st.Message
-		if msg == "" {
-			msg = "the worker failed without a message"
-		}
-		run.setPhase(v1alpha1.PhaseFailed)
-		run.event(corev1.EventTypeWarning, reason, msg)
-		return verdict{state: conditions.Stalled, reason: reason, message: msg}, nil
+		return run.failed(stage, out.Message)
+	case runcontract.Failed:
+		return run.failed(stage, out.Message)
 	}
-	if stage == jobs.StagePreview {
+	if stage == runcontract.StagePreview {
 		run.setPhase(v1alpha1.PhasePreviewReady)
 		return verdict{next: true}, nil
 	}
-	if s := st.SafetyStop; s != nil {
+	if s := out.Stop; out.Kind == runcontract.SafetyStopped && s != nil {
 		msg := s.Sentence(imp.Spec)
 		meta.SetStatusCondition(&imp.Status.Conditions, metav1.Condition{
 			Type: v1alpha1.ConditionSafetyThreshold, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonApprovalRequired,
@@ -109,6 +100,22 @@ func (run *importRun) running(ctx context.Context, stage jobs.Stage) (verdict, e
 	run.invitationsOutcome()
 	run.observeDuration("completed")
 	return verdict{state: conditions.Ready, reason: v1alpha1.ReasonSucceeded, message: "import completed: " + progressSummary(imp.Status.Progress)}, nil
+}
+
+// failed ends the import Failed with the message of its run.
+func (run *importRun) failed(stage runcontract.Stage, msg string) (verdict, error) {
+	reason := v1alpha1.ReasonImportFailed
+	if stage == runcontract.StagePreview {
+		reason = v1alpha1.ReasonPreviewFailed
+	} else {
+		run.observeDuration("failed")
+	}
+	if msg == "" {
+		msg = "the worker failed without a message"
+	}
+	run.setPhase(v1alpha1.PhaseFailed)
+	run.event(corev1.EventTypeWarning, reason, msg)
+	return verdict{state: conditions.Stalled, reason: reason, message: msg}, nil
 }
 
 // invitationsOutcome sets the condition InvitationsSent of a completed
@@ -136,7 +143,7 @@ func (run *importRun) invitationsOutcome() {
 // back to a new preview and waits there for a person.
 func (run *importRun) sourceChanged(ctx context.Context, msg string) (verdict, error) {
 	imp := run.imp
-	if err := run.Executor.Reset(ctx, imp, jobs.StageImport); err != nil {
+	if err := run.Executor.Reset(ctx, imp, runcontract.StageImport); err != nil {
 		return verdict{}, err
 	}
 	meta.SetStatusCondition(&imp.Status.Conditions, metav1.Condition{
@@ -155,12 +162,12 @@ func (run *importRun) sourceChanged(ctx context.Context, msg string) (verdict, e
 // writing anything. A missing source (or an SFTP or S3 server that cannot
 // be reached) sends the import back to wait for it; any other problem
 // waits in PreviewPending for an edit of the spec.
-func (run *importRun) rejected(ctx context.Context, stage jobs.Stage, rej *jobs.Rejection) (verdict, error) {
+func (run *importRun) rejected(ctx context.Context, stage runcontract.Stage, rej runcontract.Outcome) (verdict, error) {
 	imp := run.imp
 	if err := run.Executor.Reset(ctx, imp, stage); err != nil {
 		return verdict{}, err
 	}
-	if stage == jobs.StageImport {
+	if stage == runcontract.StageImport {
 		// Nothing was written: the import leaves the directory's lock
 		// and counts from the start when it runs again.
 		imp.Status.StartTime = nil
@@ -169,7 +176,7 @@ func (run *importRun) rejected(ctx context.Context, stage jobs.Stage, rej *jobs.
 	unreachable := rej.Reason == v1alpha1.ReasonSourceUnreachable && inPlace(imp.Spec.Source)
 	if rej.Reason == v1alpha1.ReasonSourceNotFound || unreachable {
 		run.event(corev1.EventTypeWarning, rej.Reason, rej.Message+"; waiting for it")
-		if stage == jobs.StageImport {
+		if stage == runcontract.StageImport {
 			run.setPhase(v1alpha1.PhaseImportPending)
 		} else {
 			run.setPhase(v1alpha1.PhasePreviewPending)

@@ -16,6 +16,7 @@ import (
 	"github.com/userimport/user-import-operator/internal/conditions"
 	"github.com/userimport/user-import-operator/internal/directory/open"
 	"github.com/userimport/user-import-operator/internal/jobs"
+	"github.com/userimport/user-import-operator/internal/runcontract"
 	"github.com/userimport/user-import-operator/internal/safetext"
 )
 
@@ -120,7 +121,7 @@ func (run *importRun) idle(ctx context.Context) (verdict, error) {
 				// watch tells of them.
 				requeueAfter: min(30*time.Second, run.sourceWait())}, nil
 		}
-		return run.start(ctx, jobs.StagePreview)
+		return run.start(ctx, runcontract.StagePreview)
 	default:
 		return run.queued(ctx)
 	}
@@ -152,18 +153,18 @@ func (run *importRun) queued(ctx context.Context) (verdict, error) {
 		// changes; the requeue is a safety net.
 		return verdict{state: conditions.Progressing, reason: v1alpha1.ReasonQueued, message: msg, requeueAfter: time.Minute}, nil
 	}
-	return run.start(ctx, jobs.StageImport)
+	return run.start(ctx, runcontract.StageImport)
 }
 
 // start begins stage once the directory is Ready, adopting a run that
 // exists already.
-func (run *importRun) start(ctx context.Context, stage jobs.Stage) (verdict, error) {
+func (run *importRun) start(ctx context.Context, stage runcontract.Stage) (verdict, error) {
 	imp := run.imp
 	dir, wait, err := run.readyDirectory(ctx)
 	if err != nil || wait != nil {
 		return derefVerdict(wait), err
 	}
-	if err := jobs.CheckIdentity(imp.Spec, dir.Spec); err != nil {
+	if err := runcontract.CheckIdentity(imp.Spec, dir.Spec); err != nil {
 		// Nothing runs until the spec or the directory is fixed.
 		return verdict{state: conditions.Stalled, reason: v1alpha1.ReasonIdentityMismatch, message: safetext.Of(err)}, nil
 	}
@@ -188,7 +189,7 @@ func (run *importRun) start(ctx context.Context, stage jobs.Stage) (verdict, err
 			message: "removing the finished run of an earlier attempt", requeueAfter: time.Second}, nil
 	}
 	imp.Status.JobName = jobs.JobName(imp, stage)
-	if stage == jobs.StageImport {
+	if stage == runcontract.StageImport {
 		// The phase is the directory's lock: Importing is written before
 		// the Job exists, so that a manager that stops in between leaves
 		// an Importing import without a Job (started by the next
@@ -220,11 +221,11 @@ func (run *importRun) start(ctx context.Context, stage jobs.Stage) (verdict, err
 
 // launch creates the report Secret (and, for an import that gives
 // recovery codes, their Secrets) and starts the run of stage.
-func (run *importRun) launch(ctx context.Context, dir *v1alpha1.UserDirectory, stage jobs.Stage) error {
+func (run *importRun) launch(ctx context.Context, dir *v1alpha1.UserDirectory, stage runcontract.Stage) error {
 	if err := run.ensureReportSecret(ctx); err != nil {
 		return err
 	}
-	if stage == jobs.StageImport && run.imp.Spec.RecoveryCodes.Enabled() {
+	if stage == runcontract.StageImport && run.imp.Spec.RecoveryCodes.Enabled() {
 		if err := run.Executor.Prepare(ctx, run.imp); err != nil {
 			return err
 		}

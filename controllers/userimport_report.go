@@ -14,7 +14,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/jobs"
-	"github.com/userimport/user-import-operator/internal/kube/cluster"
+	"github.com/userimport/user-import-operator/internal/keyread/fromapi"
 	"github.com/userimport/user-import-operator/internal/mail"
 	"github.com/userimport/user-import-operator/internal/reportmail"
 	"github.com/userimport/user-import-operator/internal/safetext"
@@ -149,7 +149,7 @@ func (r *UserImportReconciler) mailReport(ctx context.Context, imp *v1alpha1.Use
 		return fmt.Errorf("UserDirectory %s spec.mail.host: %w", dir.Name, err)
 	}
 	msg := reportmail.Message(imp, phase, secret.Data, now)
-	sender := mail.NewSender(dir.Spec.Mail, cluster.SecretsMatching(r.APIReader, imp.Namespace, r.SecretSelector), reportTimeout)
+	sender := mail.NewSender(dir.Spec.Mail, fromapi.SecretsMatching(r.APIReader, imp.Namespace, r.SecretSelector), reportTimeout)
 	sender.Retries, sender.Backoff = 2, time.Second
 	sender.DialControl = r.AllowedHosts.Control
 	defer sender.Close()

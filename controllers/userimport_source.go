@@ -17,8 +17,8 @@ import (
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/conditions"
 	"github.com/userimport/user-import-operator/internal/jobs"
-	"github.com/userimport/user-import-operator/internal/kube"
-	"github.com/userimport/user-import-operator/internal/kube/cluster"
+	"github.com/userimport/user-import-operator/internal/keyread"
+	"github.com/userimport/user-import-operator/internal/keyread/fromapi"
 	"github.com/userimport/user-import-operator/internal/safetext"
 	"github.com/userimport/user-import-operator/internal/source"
 )
@@ -103,7 +103,7 @@ func (run *importRun) moveOrDelete(ctx context.Context, a *v1alpha1.AfterImport,
 func (run *importRun) archiveOnce(ctx context.Context, a *v1alpha1.AfterImport, obj source.Object) (string, error) {
 	cctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	store, _, err := source.Connect(cctx, run.imp.Spec.Source, source.Options{Secrets: cluster.SecretsMatching(run.APIReader, run.imp.Namespace, run.SecretSelector), AmbientS3: run.AmbientS3, DialControl: run.AllowedHosts.Control})
+	store, _, err := source.Connect(cctx, run.imp.Spec.Source, source.Options{Secrets: fromapi.SecretsMatching(run.APIReader, run.imp.Namespace, run.SecretSelector), AmbientS3: run.AmbientS3, DialControl: run.AllowedHosts.Control})
 	if err != nil {
 		return "", err
 	}
@@ -123,7 +123,7 @@ func (run *importRun) sourceMissing(ctx context.Context) (*verdict, error) {
 	if !ok {
 		return nil, nil
 	}
-	if errors.Is(err, kube.ErrNotFound) {
+	if errors.Is(err, keyread.ErrNotFound) {
 		wait := run.sourceWait()
 		return &verdict{state: conditions.Progressing, reason: v1alpha1.ReasonSourceNotFound,
 			message: fmt.Sprintf("waiting for the source, %s: %v", what, err), requeueAfter: wait}, nil
@@ -150,7 +150,7 @@ func (run *importRun) refusedFileReplaced(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	data, what, ok, err := sourceKey(ctx, run.APIReader, run.SecretSelector, run.imp.Namespace, run.imp.Spec.Source)
-	if !ok || errors.Is(err, kube.ErrNotFound) {
+	if !ok || errors.Is(err, keyread.ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {

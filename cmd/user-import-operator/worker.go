@@ -21,9 +21,9 @@ import (
 	"github.com/userimport/user-import-operator/internal/apivalidate"
 	"github.com/userimport/user-import-operator/internal/directory/open"
 	"github.com/userimport/user-import-operator/internal/engine"
-	"github.com/userimport/user-import-operator/internal/jobs"
-	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/keyread"
 	"github.com/userimport/user-import-operator/internal/memlimit"
+	"github.com/userimport/user-import-operator/internal/runcontract"
 	"github.com/userimport/user-import-operator/internal/safetext"
 	"github.com/userimport/user-import-operator/internal/scheme"
 	"github.com/userimport/user-import-operator/internal/source"
@@ -62,10 +62,10 @@ func runWorker(args []string) error {
 	fs.Usage = func() { fmt.Fprint(os.Stderr, workerUsage); fs.PrintDefaults() }
 	namespace := fs.String("namespace", "", "namespace of the UserImport (Job mode)")
 	name := fs.String("import", "", "name of the UserImport (Job mode)")
-	stageName := fs.String("stage", string(jobs.StageImport), "Preview or Import")
+	stageName := fs.String("stage", string(runcontract.StageImport), "Preview or Import")
 	secretsDir := fs.String("secrets-dir", "", "directory where key K of Secret S is the file S/K")
 	configMapsDir := fs.String("configmaps-dir", "", "directory where key K of ConfigMap C is the file C/K: the invitation templates (laptop mode)")
-	sourceDir := fs.String("source-dir", "", "directory holding the mounted ConfigMap or Secret source as "+jobs.SourceFile+", or the mounted PersistentVolumeClaim (Job mode)")
+	sourceDir := fs.String("source-dir", "", "directory holding the mounted ConfigMap or Secret source as "+runcontract.SourceFile+", or the mounted PersistentVolumeClaim (Job mode)")
 	workDir := fs.String("work-dir", os.TempDir(), "directory for the local copy of the source")
 	file := fs.String("file", "", "YAML file with a UserDirectory and a UserImport (laptop mode)")
 	sourceFile := fs.String("source", "", "local CSV file that replaces the UserImport's source (laptop mode)")
@@ -74,7 +74,7 @@ func runWorker(args []string) error {
 	codesDir := fs.String("codes-dir", "", "directory (mode 0700) that keeps the recovery codes of an import, key and codes.csv of mode 0600 (laptop mode)")
 	statePath := fs.String("state", "", "file keeping the checkpoint of an import, for a rerun to resume (laptop mode; default: the --file path + .state)")
 	expectSHA := fs.String("expect-sha256", "", "sha256 (or, for a file read in place, fingerprint) the source must have, as a preview printed it (laptop mode)")
-	terminationLog := fs.String("termination-log", jobs.TerminationLogPath, "file for the outcome the controller reads (Job mode)")
+	terminationLog := fs.String("termination-log", runcontract.TerminationLogPath, "file for the outcome the controller reads (Job mode)")
 	if err := fs.Parse(args); err != nil {
 		return exitStatus{code: exitUsage, err: err}
 	}
@@ -83,14 +83,14 @@ func runWorker(args []string) error {
 		return exitStatus{code: exitUsage, err: err}
 	}
 	if *preview {
-		stage = jobs.StagePreview
+		stage = runcontract.StagePreview
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	var secrets kube.KeyReader
+	var secrets keyread.KeyReader
 	if *secretsDir != "" {
-		secrets = kube.MountedSecrets(*secretsDir)
+		secrets = keyread.MountedSecrets(*secretsDir)
 	}
 	if *file != "" {
 		state := *statePath
@@ -116,33 +116,33 @@ func runWorker(args []string) error {
 	}
 	fmt.Printf("worker: peak memory %d MiB\n", peakMemoryMiB())
 	writeTermination(*terminationLog, out, err)
-	if rej := (*jobs.Rejection)(nil); errors.As(err, &rej) {
-		return exitStatus{code: jobs.ExitRejected, err: err}
+	if rej := (*runcontract.Rejection)(nil); errors.As(err, &rej) {
+		return exitStatus{code: runcontract.ExitRejected, err: err}
 	}
 	return err
 }
 
-func runWorkerInJob(ctx context.Context, key types.NamespacedName, stage worker.Stage, secrets kube.KeyReader, sourceDir, workDir string) (worker.Outcome, error) {
+func runWorkerInJob(ctx context.Context, key types.NamespacedName, stage worker.Stage, secrets keyread.KeyReader, sourceDir, workDir string) (worker.Result, error) {
 	var dirSpec v1alpha1.UserDirectorySpec
-	if err := json.Unmarshal([]byte(os.Getenv(jobs.EnvDirectory)), &dirSpec); err != nil {
-		return worker.Outcome{}, fmt.Errorf("$%s does not hold a UserDirectory spec: %w", jobs.EnvDirectory, err)
+	if err := json.Unmarshal([]byte(os.Getenv(runcontract.EnvDirectory)), &dirSpec); err != nil {
+		return worker.Result{}, fmt.Errorf("$%s does not hold a UserDirectory spec: %w", runcontract.EnvDirectory, err)
 	}
 	kc, err := ctrl.GetConfig()
 	if err != nil {
-		return worker.Outcome{}, err
+		return worker.Result{}, err
 	}
 	c, err := client.New(kc, client.Options{Scheme: scheme.New()})
 	if err != nil {
-		return worker.Outcome{}, err
+		return worker.Result{}, err
 	}
 	cfg, err := worker.InCluster(ctx, c, key, stage, dirSpec, secrets, source.Options{Dir: workDir, Secrets: secrets, AmbientS3: source.AnyBucket})
 	if err != nil {
-		return worker.Outcome{}, err
+		return worker.Result{}, err
 	}
-	cfg.ConfigMaps = kube.MountedConfigMaps(jobs.TemplatesDir)
+	cfg.ConfigMaps = keyread.MountedConfigMaps(runcontract.TemplatesDir)
 	fmt.Printf("%s of UserImport %s (generation %d)\n", stage, key, cfg.Import.Generation)
 	if src := cfg.Import.Spec.Source; sourceDir != "" && (src.ConfigMap != nil || src.Secret != nil) {
-		cfg.Source.MountedFile = filepath.Join(sourceDir, jobs.SourceFile)
+		cfg.Source.MountedFile = filepath.Join(sourceDir, runcontract.SourceFile)
 	}
 	if sourceDir != "" && cfg.Import.Spec.Source.PersistentVolumeClaim != nil {
 		cfg.Source.ClaimRoot = sourceDir
@@ -154,20 +154,8 @@ func runWorkerInJob(ctx context.Context, key types.NamespacedName, stage worker.
 
 // writeTermination leaves the outcome where the controller reads it: the
 // pod's termination message.
-func writeTermination(path string, out worker.Outcome, err error) {
-	var msg []byte
-	var rej *jobs.Rejection
-	switch {
-	case errors.As(err, &rej):
-		msg = []byte(rej.TerminationMessage())
-	case err != nil:
-		msg = []byte(safetext.Of(err))
-	case out.SafetyStop != nil:
-		msg = []byte(out.SafetyStop.TerminationMessage())
-	default:
-		return
-	}
-	_ = os.WriteFile(path, msg, 0o644)
+func writeTermination(path string, out worker.Result, err error) {
+	_ = os.WriteFile(path, []byte(runcontract.OutcomeOf(out.SafetyStop, err).Encode()), 0o644)
 }
 
 // Exit statuses of a one-off run, for scripts.
@@ -197,8 +185,8 @@ func (e exitStatus) Unwrap() error { return e.err }
 type localRun struct {
 	path, sourceFile string
 	stage            worker.Stage
-	secrets          kube.KeyReader
-	configMaps       kube.KeyReader
+	secrets          keyread.KeyReader
+	configMaps       keyread.KeyReader
 	workDir          string
 	reportDir        string
 	codesDir         string
@@ -219,7 +207,7 @@ func runWorkerFromFile(ctx context.Context, lr localRun) error {
 	}
 	console := &worker.ConsoleSink{Out: os.Stdout, ReportDir: lr.reportDir}
 	var sink worker.Sink = console
-	if lr.stage == jobs.StageImport {
+	if lr.stage == runcontract.StageImport {
 		state := &worker.StateFile{Path: lr.statePath}
 		progress, err := state.Load()
 		if err != nil {
@@ -238,7 +226,7 @@ func runWorkerFromFile(ctx context.Context, lr localRun) error {
 		Secrets:      lr.secrets,
 		ConfigMaps:   lr.configMaps,
 		Source:       src,
-		Open:         open.Open,
+		Open:         open.Directory,
 		Sink:         sink,
 		ExpectSHA256: lr.expectSHA256,
 		Codes:        codesVault(lr.codesDir),
@@ -246,13 +234,13 @@ func runWorkerFromFile(ctx context.Context, lr localRun) error {
 	if errors.Is(err, engine.ErrSourceChanged) {
 		err = fmt.Errorf("%w (state file %s: delete it to import the new file from the start)", err, lr.statePath)
 	}
-	if rej := (*jobs.Rejection)(nil); errors.As(err, &rej) {
-		return exitStatus{code: jobs.ExitRejected, err: fmt.Errorf("%s: %w", rej.Reason, err)}
+	if rej := (*runcontract.Rejection)(nil); errors.As(err, &rej) {
+		return exitStatus{code: runcontract.ExitRejected, err: fmt.Errorf("%s: %w", rej.Reason, err)}
 	}
 	if err != nil {
 		return exitStatus{code: exitFailed, err: err}
 	}
-	if lr.stage == jobs.StagePreview {
+	if lr.stage == runcontract.StagePreview {
 		fmt.Printf("to import exactly this file: --expect-sha256 %s\n", out.Result.SHA256)
 	}
 	if out.SafetyStop != nil {
@@ -318,9 +306,9 @@ func readImportFile(path string) (*v1alpha1.UserDirectory, *v1alpha1.UserImport,
 }
 
 // mountedOrNil reads ConfigMap keys from dir, or nothing without one.
-func mountedOrNil(dir string) kube.KeyReader {
+func mountedOrNil(dir string) keyread.KeyReader {
 	if dir == "" {
 		return nil
 	}
-	return kube.MountedConfigMaps(dir)
+	return keyread.MountedConfigMaps(dir)
 }

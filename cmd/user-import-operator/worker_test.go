@@ -17,9 +17,9 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	sqldir "github.com/userimport/user-import-operator/internal/directory/sql"
-	"github.com/userimport/user-import-operator/internal/jobs"
-	"github.com/userimport/user-import-operator/internal/kube"
-	"github.com/userimport/user-import-operator/internal/recovery"
+	"github.com/userimport/user-import-operator/internal/keyread"
+	"github.com/userimport/user-import-operator/internal/recoverycode"
+	"github.com/userimport/user-import-operator/internal/runcontract"
 	"github.com/userimport/user-import-operator/internal/worker"
 )
 
@@ -88,7 +88,7 @@ func (l *laptop) writeCSV(t *testing.T, rows int, extra string) string {
 
 func (l *laptop) run(ctx context.Context, stage worker.Stage, expect string) error {
 	return runWorkerFromFile(ctx, localRun{
-		path: l.yaml, sourceFile: l.csv, stage: stage, secrets: kube.MountedSecrets(l.secrets),
+		path: l.yaml, sourceFile: l.csv, stage: stage, secrets: keyread.MountedSecrets(l.secrets),
 		workDir: l.dir, statePath: l.yaml + ".state", expectSHA256: expect,
 	})
 }
@@ -135,7 +135,7 @@ func TestLaptopImportResumesFromItsStateFile(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}()
-	err := l.run(ctx, jobs.StageImport, "")
+	err := l.run(ctx, runcontract.StageImport, "")
 	cancel()
 	if err == nil {
 		t.Fatal("the interrupted import reported success")
@@ -156,7 +156,7 @@ func TestLaptopImportResumesFromItsStateFile(t *testing.T) {
 	orig, _ := os.ReadFile(l.csv)
 	l.writeCSV(t, rows, "late@corp.example,Late\n")
 	before := l.users(t)
-	err = l.run(context.Background(), jobs.StageImport, "")
+	err = l.run(context.Background(), runcontract.StageImport, "")
 	if exitCode(err) != exitFailed || !strings.Contains(err.Error(), "sha256 differs") || !strings.Contains(err.Error(), ".state") {
 		t.Fatalf("changed file: %v (exit %d), want a refusal naming the state file", err, exitCode(err))
 	}
@@ -168,7 +168,7 @@ func TestLaptopImportResumesFromItsStateFile(t *testing.T) {
 	if err := os.WriteFile(l.csv, orig, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.run(context.Background(), jobs.StageImport, ""); err != nil {
+	if err := l.run(context.Background(), runcontract.StageImport, ""); err != nil {
 		t.Fatalf("resumed import: %v", err)
 	}
 	if got := l.users(t); got != rows {
@@ -194,12 +194,12 @@ func (l *laptop) usersQuiet() int {
 func TestLaptopImportRefusesAFileOtherThanThePreviewed(t *testing.T) {
 	l := newLaptop(t, "  mode: Delta\n")
 	sum := l.writeCSV(t, 50, "")
-	if err := l.run(context.Background(), jobs.StagePreview, ""); err != nil {
+	if err := l.run(context.Background(), runcontract.StagePreview, ""); err != nil {
 		t.Fatal(err)
 	}
 	l.writeCSV(t, 50, "extra@corp.example,Extra\n")
-	err := l.run(context.Background(), jobs.StageImport, sum)
-	var sc *jobs.SourceChangedError
+	err := l.run(context.Background(), runcontract.StageImport, sum)
+	var sc *runcontract.SourceChangedError
 	if !errors.As(err, &sc) || exitCode(err) != exitFailed || sc.Want != sum {
 		t.Fatalf("got %v (exit %d), want a SourceChangedError", err, exitCode(err))
 	}
@@ -207,7 +207,7 @@ func TestLaptopImportRefusesAFileOtherThanThePreviewed(t *testing.T) {
 		t.Fatalf("the refused import wrote %d users", n)
 	}
 	sum = l.writeCSV(t, 50, "")
-	if err := l.run(context.Background(), jobs.StageImport, sum); err != nil {
+	if err := l.run(context.Background(), runcontract.StageImport, sum); err != nil {
 		t.Fatalf("the previewed file: %v", err)
 	}
 	if n := l.users(t); n != 50 {
@@ -219,11 +219,11 @@ func TestLaptopImportRefusesAFileOtherThanThePreviewed(t *testing.T) {
 func TestLaptopExitStatus(t *testing.T) {
 	l := newLaptop(t, "  mode: Full\n  missingUsers: Deactivate\n  safety: {maxDeprovision: 2}\n  errorPolicy: {maxErrorPercent: 100}\n")
 	l.writeCSV(t, 20, "")
-	if err := l.run(context.Background(), jobs.StageImport, ""); exitCode(err) != 0 {
+	if err := l.run(context.Background(), runcontract.StageImport, ""); exitCode(err) != 0 {
 		t.Fatalf("clean import: exit %d (%v)", exitCode(err), err)
 	}
 	l.writeCSV(t, 20, ",NoIdentity\n")
-	for _, stage := range []worker.Stage{jobs.StagePreview, jobs.StageImport} {
+	for _, stage := range []worker.Stage{runcontract.StagePreview, runcontract.StageImport} {
 		err := l.run(context.Background(), stage, "")
 		if exitCode(err) != exitRowErrors || !strings.Contains(err.Error(), "1 of 21 rows failed") {
 			t.Fatalf("%s with a bad row: exit %d (%v), want %d", stage, exitCode(err), err, exitRowErrors)
@@ -231,7 +231,7 @@ func TestLaptopExitStatus(t *testing.T) {
 	}
 	// Five users gone from the file: over maxDeprovision 2.
 	l.writeCSV(t, 15, "")
-	err := l.run(context.Background(), jobs.StageImport, "")
+	err := l.run(context.Background(), runcontract.StageImport, "")
 	want := "stopped by the safety threshold: a full import would deactivate 5 of 20 managed users (25 %), over the threshold of 2 users or 10 %; set spec.safety.approvedDeprovisions: 5 to approve"
 	if exitCode(err) != exitSafety || err.Error() != want {
 		t.Fatalf("safety stop: exit %d, %q\nwant exit %d, %q", exitCode(err), err, exitSafety, want)
@@ -245,10 +245,10 @@ func TestLaptopRefusedInputExitsFive(t *testing.T) {
 	if err := os.WriteFile(l.csv, []byte("mail,first_name\nperson@corp.example,Given\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, stage := range []worker.Stage{jobs.StagePreview, jobs.StageImport} {
+	for _, stage := range []worker.Stage{runcontract.StagePreview, runcontract.StageImport} {
 		err := l.run(context.Background(), stage, "")
-		if exitCode(err) != jobs.ExitRejected || !strings.HasPrefix(err.Error(), "InvalidMapping: ") || !strings.Contains(err.Error(), `"email"`) {
-			t.Fatalf("%s with a column missing: exit %d (%v), want %d naming the column", stage, exitCode(err), err, jobs.ExitRejected)
+		if exitCode(err) != runcontract.ExitRejected || !strings.HasPrefix(err.Error(), "InvalidMapping: ") || !strings.Contains(err.Error(), `"email"`) {
+			t.Fatalf("%s with a column missing: exit %d (%v), want %d naming the column", stage, exitCode(err), err, runcontract.ExitRejected)
 		}
 	}
 	if n := l.users(t); n != 0 {
@@ -272,7 +272,7 @@ func TestLaptopImportFileIsValidatedLikeTheAPI(t *testing.T) {
 				_ = os.WriteFile(l.yaml, []byte(strings.Replace(string(data), "batchSize: 20", "batchSize: -5", 1)), 0o600)
 			}
 			l.writeCSV(t, 5, "")
-			err := l.run(context.Background(), jobs.StagePreview, "")
+			err := l.run(context.Background(), runcontract.StagePreview, "")
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("got %v, want an error naming %s", err, c.want)
 			}
@@ -330,8 +330,8 @@ spec:
 	}
 	os.WriteFile(csvPath, []byte(b.String()), 0o600)
 	run := func(codesDir string) error {
-		return runWorkerFromFile(context.Background(), localRun{path: yamlPath, sourceFile: csvPath, stage: jobs.StageImport,
-			secrets: kube.MountedSecrets(filepath.Join(dir, "secrets")), workDir: dir, statePath: yamlPath + ".state", codesDir: codesDir})
+		return runWorkerFromFile(context.Background(), localRun{path: yamlPath, sourceFile: csvPath, stage: runcontract.StageImport,
+			secrets: keyread.MountedSecrets(filepath.Join(dir, "secrets")), workDir: dir, statePath: yamlPath + ".state", codesDir: codesDir})
 	}
 	if err := run(""); err == nil || !strings.Contains(err.Error(), "--codes-dir") {
 		t.Fatalf("a run with codes and no --codes-dir: %v", err)
@@ -365,7 +365,7 @@ spec:
 		if err := sqlDB.QueryRow(`SELECT code FROM users WHERE user_name = ?`, f[0]).Scan(&hash); err != nil {
 			t.Fatal(err)
 		}
-		if ok, err := recovery.Verify(hash, f[1]); err != nil || !ok {
+		if ok, err := recoverycode.Verify(hash, f[1]); err != nil || !ok {
 			t.Fatalf("%s: the stored hash does not verify its code (%v)", f[0], err)
 		}
 	}

@@ -18,7 +18,7 @@ import (
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/csvsafe"
 	"github.com/userimport/user-import-operator/internal/hrgen"
-	"github.com/userimport/user-import-operator/internal/recovery"
+	"github.com/userimport/user-import-operator/internal/recoverycode"
 )
 
 // showDirectory prints how many users the SQLite file holds and a few of
@@ -119,7 +119,7 @@ func showCodes(ctx context.Context, c client.Client, out io.Writer, dbPath strin
 	if err := db.QueryRowContext(ctx, `SELECT recovery_code FROM `+table+` WHERE user_name = ?`, user).Scan(&hash); err != nil {
 		return err
 	}
-	ok, err := recovery.Verify(hash, code)
+	ok, err := recoverycode.Verify(hash, code)
 	if err != nil || !ok {
 		return fmt.Errorf("the code of %s does not verify against its hash (%v)", user, err)
 	}
@@ -128,7 +128,7 @@ func showCodes(ctx context.Context, c client.Client, out io.Writer, dbPath strin
 }
 
 func mustVerify(hash, code string) bool {
-	ok, _ := recovery.Verify(hash, code)
+	ok, _ := recoverycode.Verify(hash, code)
 	return ok
 }
 

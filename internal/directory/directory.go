@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
-	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/keyread"
 )
 
 // Attributes maps attribute names, in the vocabulary of the import's
@@ -86,7 +86,7 @@ type Change struct {
 type Result struct {
 	// ID of a created user.
 	ID string
-	// Err is nil when the change was written, or a *RowError when the
+	// Err is nil when the change was written, or a *ChangeError when the
 	// directory refused this change alone (a uniqueness conflict, an
 	// invalid value); the rest of the batch is unaffected.
 	Err error
@@ -197,9 +197,9 @@ func ReasonOf(err error) string {
 	switch {
 	case errors.As(err, &e):
 		return e.Reason
-	case errors.Is(err, kube.ErrNotFound):
+	case errors.Is(err, keyread.ErrNotFound):
 		return v1alpha1.ReasonSecretNotFound
-	case errors.Is(err, kube.ErrInvalidName):
+	case errors.Is(err, keyread.ErrInvalidName):
 		return v1alpha1.ReasonInvalidConfig
 	}
 	return v1alpha1.ReasonDirectoryError
@@ -214,7 +214,7 @@ type ChangeError struct {
 
 func (e *ChangeError) Error() string { return e.Msg }
 
-// IsChangeError tells whether err is a *RowError.
+// IsChangeError tells whether err is a *ChangeError.
 func IsChangeError(err error) bool {
 	var r *ChangeError
 	return errors.As(err, &r)

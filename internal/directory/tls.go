@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
-	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/keyread"
 )
 
 // IsTLSError tells whether err is a failure of TLS: a certificate not
@@ -35,7 +35,7 @@ func IsTLSError(err error) bool {
 // SecretValue reads the Secret key ref for the spec field named field
 // (e.g. "spec.ldap.bindPassword"); the error says which field, Secret and
 // key, with the reason SecretNotFound or InvalidConfig.
-func SecretValue(ctx context.Context, secrets kube.KeyReader, field string, ref v1alpha1.SecretKeyRef) ([]byte, error) {
+func SecretValue(ctx context.Context, secrets keyread.KeyReader, field string, ref v1alpha1.SecretKeyRef) ([]byte, error) {
 	if secrets == nil {
 		return nil, Errorf(v1alpha1.ReasonSecretNotFound, "%s: Secret %s: no way to read Secrets", field, ref.Name)
 	}
@@ -52,7 +52,7 @@ func SecretValue(ctx context.Context, secrets kube.KeyReader, field string, ref 
 
 // CertPool reads the PEM certificates of a caBundle (the Secret key ref of
 // field) into a pool that trusts them alone.
-func CertPool(ctx context.Context, secrets kube.KeyReader, field string, ref v1alpha1.SecretKeyRef) (*x509.CertPool, error) {
+func CertPool(ctx context.Context, secrets keyread.KeyReader, field string, ref v1alpha1.SecretKeyRef) (*x509.CertPool, error) {
 	pem, err := SecretValue(ctx, secrets, field, ref)
 	if err != nil {
 		return nil, err

@@ -13,7 +13,7 @@ import (
 	"github.com/userimport/user-import-operator/internal/directory"
 	"github.com/userimport/user-import-operator/internal/directory/scim"
 	"github.com/userimport/user-import-operator/internal/egress"
-	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/keyread"
 	"github.com/userimport/user-import-operator/internal/source"
 )
 
@@ -53,7 +53,7 @@ func secrets(_ context.Context, name, key string) ([]byte, error) {
 	case "username", "clientID":
 		return []byte("user"), nil
 	}
-	return nil, kube.NotFound("Secret %s has no key %s", name, key)
+	return nil, keyread.NotFound("Secret %s has no key %s", name, key)
 }
 
 // Every HTTP client of the operator refuses a redirect to another origin,

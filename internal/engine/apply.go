@@ -56,7 +56,7 @@ func (p *pass) work(ctx context.Context, b *batch) {
 		if res.Err != nil {
 			msg := res.Err.Error()
 			if !directory.IsChangeError(res.Err) {
-				// Only a RowError promises a message free of values.
+				// Only a ChangeError promises a message free of values.
 				msg = b.changes[i].Op.String() + " refused by the directory"
 			}
 			b.errs = append(b.errs, rowErr{RowError: RowError{Line: b.changes[i].Line, Identity: b.changes[i].Identity, Msg: msg}, row: b.changeRow[i]})

@@ -9,7 +9,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
-	"github.com/userimport/user-import-operator/internal/recovery"
+	"github.com/userimport/user-import-operator/internal/recoverycode"
 )
 
 // Recovery codes: a change that gives its user a code carries the code's
@@ -41,8 +41,8 @@ type CodeConfig struct {
 	ResetAttribute, ResetValue string
 	// Generator derives generated codes; Hasher hashes every code.
 	// Neither is used in a dry run.
-	Generator *recovery.Generator
-	Hasher    *recovery.Hasher
+	Generator *recoverycode.Generator
+	Hasher    *recoverycode.Hasher
 	// Recorder keeps the plain codes; not used in a dry run.
 	Recorder CodeRecorder
 }
@@ -120,7 +120,7 @@ func (r *run) importedCode(m *mappedRow) (string, string) {
 	if v == "" {
 		return "", ""
 	}
-	if err := recovery.Check(v); err != nil {
+	if err := recoverycode.Check(v); err != nil {
 		return "", "recoveryCodes.column " + r.cfg.Codes.Column + ": the code is " + err.Error()
 	}
 	return strings.Clone(v), ""

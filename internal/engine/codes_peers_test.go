@@ -17,7 +17,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
-	"github.com/userimport/user-import-operator/internal/recovery"
+	"github.com/userimport/user-import-operator/internal/recoverycode"
 	"github.com/userimport/user-import-operator/internal/testpeer/slapd"
 )
 
@@ -73,11 +73,11 @@ type codePeer struct {
 
 func codePeers(t *testing.T) []codePeer {
 	ldapSrv, ldapDir, _ := startLDAPServer(t, nil)
-	ssha, _ := recovery.NewHasher(v1alpha1.SchemeSSHA512, true, recovery.Costs{})
+	ssha, _ := recoverycode.NewHasher(v1alpha1.SchemeSSHA512, true, recoverycode.Costs{})
 	scimSrv, scimDir, _ := startSCIMServer(t, nil)
-	plain, _ := recovery.NewHasher(v1alpha1.SchemePlain, false, recovery.Costs{})
+	plain, _ := recoverycode.NewHasher(v1alpha1.SchemePlain, false, recoverycode.Costs{})
 	dsn, table, pgDir, _ := startPostgresTable(t, nil)
-	bc, _ := recovery.NewHasher(v1alpha1.SchemeBcrypt, false, recovery.Costs{BcryptCost: int32(bcrypt.MinCost)})
+	bc, _ := recoverycode.NewHasher(v1alpha1.SchemeBcrypt, false, recoverycode.Costs{BcryptCost: int32(bcrypt.MinCost)})
 	return []codePeer{
 		{name: "LDAP", identity: "uid", mailAttr: "mail", marker: "businessCategory", dir: ldapDir, whereMissing: true,
 			storage: CodeConfig{Attribute: "userPassword", HeldAttribute: "userPassword", ExpiresAttribute: "description", Hasher: ssha},
@@ -132,11 +132,11 @@ func ldapBind(t *testing.T, s *slapd.Server, d directory.Directory, id, code str
 // by policy, with the key of a new import.
 func codesConfig(t *testing.T, p codePeer, policy v1alpha1.RecoveryCodePolicy, rec CodeRecorder) Config {
 	t.Helper()
-	key, err := recovery.NewKey()
+	key, err := recoverycode.NewKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	gen, _ := recovery.NewGenerator(key)
+	gen, _ := recoverycode.NewGenerator(key)
 	cc := p.storage
 	cc.Policy, cc.Generator, cc.Recorder = policy, gen, rec
 	if cc.ExpiresAttribute != "" {
@@ -239,7 +239,7 @@ func validFormat(code string) bool {
 		return false
 	}
 	for _, g := range groups {
-		if len(g) != 5 || strings.Trim(g, recovery.Alphabet) != "" {
+		if len(g) != 5 || strings.Trim(g, recoverycode.Alphabet) != "" {
 			return false
 		}
 	}
@@ -249,7 +249,7 @@ func validFormat(code string) bool {
 // The SCIM server receives the password and never returns it.
 func TestRecoveryCodesSCIMPasswordIsNeverReturned(t *testing.T) {
 	s, d, _ := startSCIMServer(t, nil)
-	plain, _ := recovery.NewHasher(v1alpha1.SchemePlain, false, recovery.Costs{})
+	plain, _ := recoverycode.NewHasher(v1alpha1.SchemePlain, false, recoverycode.Costs{})
 	p := codePeer{identity: "userName", mailAttr: "emails", marker: scimEnterprise + ":organization",
 		storage: CodeConfig{Attribute: "password", Hasher: plain}}
 	rec := newMemoryCodes()
@@ -276,7 +276,7 @@ func TestRecoveryCodesSCIMPasswordIsNeverReturned(t *testing.T) {
 // the expiry is written beside the code.
 func TestRecoveryCodesLDAPArgon2AndExpiry(t *testing.T) {
 	s, d, _ := startLDAPServer(t, nil)
-	argon, _ := recovery.NewHasher(v1alpha1.SchemeArgon2id, true, recovery.Costs{MemoryKiB: 64, Iterations: 1})
+	argon, _ := recoverycode.NewHasher(v1alpha1.SchemeArgon2id, true, recoverycode.Costs{MemoryKiB: 64, Iterations: 1})
 	p := codePeer{identity: "uid", mailAttr: "mail", marker: "businessCategory",
 		storage: CodeConfig{Attribute: "userPassword", HeldAttribute: "userPassword", ExpiresAttribute: "description", Hasher: argon}}
 	rec := newMemoryCodes()
@@ -306,7 +306,7 @@ func TestRecoveryCodesLDAPArgon2AndExpiry(t *testing.T) {
 // is refused before anything is written.
 func TestRecoveryCodesFromAColumn(t *testing.T) {
 	s, d, _ := startLDAPServer(t, nil)
-	ssha, _ := recovery.NewHasher(v1alpha1.SchemeSSHA512, true, recovery.Costs{})
+	ssha, _ := recoverycode.NewHasher(v1alpha1.SchemeSSHA512, true, recoverycode.Costs{})
 	p := codePeer{identity: "uid", mailAttr: "mail", marker: "businessCategory",
 		storage: CodeConfig{Attribute: "userPassword", HeldAttribute: "userPassword", Hasher: ssha}}
 	rec := newMemoryCodes()
@@ -343,7 +343,7 @@ func TestRecoveryCodesFromAColumn(t *testing.T) {
 // and tells it to change it first; without, the bind is plain.
 func TestRecoveryCodesLDAPMustChange(t *testing.T) {
 	s, d, _ := startLDAPServerWith(t, slapd.Options{PasswordPolicy: true}, nil)
-	ssha, _ := recovery.NewHasher(v1alpha1.SchemeSSHA512, true, recovery.Costs{})
+	ssha, _ := recoverycode.NewHasher(v1alpha1.SchemeSSHA512, true, recoverycode.Costs{})
 	p := codePeer{identity: "uid", mailAttr: "mail", marker: "businessCategory",
 		storage: CodeConfig{Attribute: "userPassword", HeldAttribute: "userPassword", Hasher: ssha}}
 	for _, mustChange := range []bool{true, false} {

@@ -569,7 +569,7 @@ func (r *run) deprovisionOp(i int) directory.Op {
 }
 
 // safetyStop says whether planned deprovisions exceed the thresholds
-// without approval. The sentence a person reads is jobs.SafetyStop's.
+// without approval. The sentence a person reads is runcontract.SafetyStop's.
 func (r *run) safetyStop(planned, managed int64) bool {
 	c := r.cfg
 	return exceeds(planned, managed, c.MaxDeprovision, c.MaxDeprovisionPercent, c.ApprovedDeprovisions)

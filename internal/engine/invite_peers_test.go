@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
-	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/keyread"
 	"github.com/userimport/user-import-operator/internal/mail"
 	"github.com/userimport/user-import-operator/internal/testpeer/mailpit"
 )
@@ -37,7 +37,7 @@ func TestInvitationsAreRecordedInEveryDirectory(t *testing.T) {
 		case "password":
 			return []byte(mailpit.Password), nil
 		}
-		return nil, kube.NotFound("Secret %s has no key %s", name, key)
+		return nil, keyread.NotFound("Secret %s has no key %s", name, key)
 	}
 	invited := map[string]string{"LDAP": "description", "SCIM": "nickName", "PostgreSQL": "invited"}
 	for _, p := range peers() {

@@ -11,7 +11,8 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/jobs"
-	"github.com/userimport/user-import-operator/internal/recovery"
+	"github.com/userimport/user-import-operator/internal/recoverycode"
+	"github.com/userimport/user-import-operator/internal/runcontract"
 )
 
 // PrepareCodes creates the key Secret, with a new random key, and the
@@ -39,11 +40,11 @@ func PrepareCodes(ctx context.Context, c client.Client, r client.Reader, imp *v1
 		if apierrors.IsNotFound(err) {
 			var data map[string][]byte
 			if i == 0 {
-				k, kerr := recovery.NewKey()
+				k, kerr := recoverycode.NewKey()
 				if kerr != nil {
 					return kerr
 				}
-				data = map[string][]byte{jobs.CodesKeyField: k}
+				data = map[string][]byte{runcontract.CodesKeyData: k}
 			}
 			err = c.Create(ctx, jobs.CodesSecret(imp, name, data))
 			if apierrors.IsAlreadyExists(err) {

@@ -5,13 +5,14 @@ package executor
 
 import (
 	"context"
-	"k8s.io/apimachinery/pkg/labels"
 	"syscall"
+
+	"k8s.io/apimachinery/pkg/labels"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
-	"github.com/userimport/user-import-operator/internal/jobs"
+	"github.com/userimport/user-import-operator/internal/runcontract"
 )
 
 // Executor runs the stages of imports: in Jobs (the default) or inside the
@@ -19,12 +20,12 @@ import (
 type Executor interface {
 	// Start begins stage of imp against dir. A run of that stage that is
 	// already going on is adopted: Start never starts a second one.
-	Start(ctx context.Context, imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory, stage jobs.Stage) error
+	Start(ctx context.Context, imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory, stage runcontract.Stage) error
 	// Status reports the run of stage of imp.
-	Status(ctx context.Context, imp *v1alpha1.UserImport, stage jobs.Stage) (StageStatus, error)
+	Status(ctx context.Context, imp *v1alpha1.UserImport, stage runcontract.Stage) (StageStatus, error)
 	// Reset forgets a finished run of stage, so that Start can begin a new
 	// one (a preview made again after an edit, an approved import).
-	Reset(ctx context.Context, imp *v1alpha1.UserImport, stage jobs.Stage) error
+	Reset(ctx context.Context, imp *v1alpha1.UserImport, stage runcontract.Stage) error
 	// Cancel stops every run of imp; progress already reported stays.
 	Cancel(ctx context.Context, imp *v1alpha1.UserImport) error
 	// Prepare keeps what a running import of imp needs in step with its
@@ -39,20 +40,12 @@ type StageStatus struct {
 	Found bool
 	// Running is true until the run ended.
 	Running bool
-	// Done is true when the worker ended with success (a safety stop
-	// included).
-	Done bool
-	// Failed is true when the run ended without success.
-	Failed bool
-	// Message is the worker's one-line, value-free message on failure.
-	Message string
-	// Rejection is set when the worker refused the import's spec or file
-	// before writing anything: the import waits instead of failing.
-	Rejection *jobs.Rejection
-	// SafetyStop is set when a full import stopped before writing because
-	// of the safety threshold.
-	SafetyStop *jobs.SafetyStop
+	// Outcome is how the run ended, once it did.
+	Outcome runcontract.Outcome
 }
+
+// Ended tells whether the run of the stage ended.
+func (s StageStatus) Ended() bool { return s.Found && !s.Running }
 
 // RunConfig is what the in-process executor hands the worker.
 type RunConfig struct {
@@ -60,7 +53,7 @@ type RunConfig struct {
 	Namespace string
 	Import    string
 	// Stage to run.
-	Stage jobs.Stage
+	Stage runcontract.Stage
 	// Directory is the spec of the import's UserDirectory, as the Job
 	// worker reads it from EnvDirectory.
 	Directory v1alpha1.UserDirectorySpec
@@ -80,8 +73,6 @@ type RunConfig struct {
 	SecretSelector labels.Selector
 }
 
-// RunFunc runs one stage in process (worker.RunInProcess). It returns the
-// safety stop of a full import that stopped before writing, nil
-// otherwise. Its error message, like a Job's termination message, is one
-// line without values.
-type RunFunc func(ctx context.Context, cfg RunConfig) (*jobs.SafetyStop, error)
+// RunFunc runs one stage in process (worker.RunInProcess) and tells how
+// it ended, as a Job's worker tells it in its termination message.
+type RunFunc func(ctx context.Context, cfg RunConfig) runcontract.Outcome

@@ -13,8 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
-	"github.com/userimport/user-import-operator/internal/jobs"
-	"github.com/userimport/user-import-operator/internal/safetext"
+	"github.com/userimport/user-import-operator/internal/runcontract"
 )
 
 // InProcess runs stages as goroutines of the manager, with the
@@ -46,14 +45,13 @@ type InProcess struct {
 
 type runKey struct {
 	namespace, name string
-	stage           jobs.Stage
+	stage           runcontract.Stage
 }
 
 type run struct {
 	cancel context.CancelFunc
 	done   bool
-	stop   *jobs.SafetyStop
-	err    error
+	out    runcontract.Outcome
 }
 
 var _ Executor = (*InProcess)(nil)
@@ -78,7 +76,7 @@ func (e *InProcess) Events() <-chan event.GenericEvent { return e.events }
 func (e *InProcess) Shutdown() { e.stop() }
 
 // Start runs stage of imp in a goroutine, unless a run of it exists.
-func (e *InProcess) Start(_ context.Context, imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory, stage jobs.Stage) error {
+func (e *InProcess) Start(_ context.Context, imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory, stage runcontract.Stage) error {
 	if e.Run == nil {
 		return errors.New("the in-process executor has no worker in this build")
 	}
@@ -95,9 +93,9 @@ func (e *InProcess) Start(_ context.Context, imp *v1alpha1.UserImport, dir *v1al
 	notify := &v1alpha1.UserImport{}
 	notify.Namespace, notify.Name = imp.Namespace, imp.Name
 	go func() {
-		out, err := e.slotRun(ctx, cfg)
+		out := e.slotRun(ctx, cfg)
 		e.mu.Lock()
-		r.done, r.stop, r.err = true, out, err
+		r.done, r.out = true, out
 		e.mu.Unlock()
 		cancel()
 		select {
@@ -110,11 +108,11 @@ func (e *InProcess) Start(_ context.Context, imp *v1alpha1.UserImport, dir *v1al
 
 // slotRun runs cfg once a slot is free: the runs of every tenant share
 // the manager's memory and CPU.
-func (e *InProcess) slotRun(ctx context.Context, cfg RunConfig) (*jobs.SafetyStop, error) {
+func (e *InProcess) slotRun(ctx context.Context, cfg RunConfig) runcontract.Outcome {
 	select {
 	case e.slots <- struct{}{}:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return runcontract.OutcomeOf(nil, ctx.Err())
 	}
 	defer func() { <-e.slots }()
 	return e.safeRun(ctx, cfg)
@@ -125,10 +123,10 @@ const DefaultInProcessRuns = 2
 
 // safeRun turns a panic of the worker into a failure of the run; the
 // panic value is not kept, since it might hold row values.
-func (e *InProcess) safeRun(ctx context.Context, cfg RunConfig) (out *jobs.SafetyStop, err error) {
+func (e *InProcess) safeRun(ctx context.Context, cfg RunConfig) (out runcontract.Outcome) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("the %s worker panicked", cfg.Stage)
+			out = runcontract.Outcome{Kind: runcontract.Failed, Message: fmt.Sprintf("the %s worker panicked", cfg.Stage)}
 		}
 	}()
 	return e.Run(ctx, cfg)
@@ -143,7 +141,7 @@ func (e *InProcess) Prepare(ctx context.Context, imp *v1alpha1.UserImport) error
 }
 
 // Status reports the run of stage.
-func (e *InProcess) Status(_ context.Context, imp *v1alpha1.UserImport, stage jobs.Stage) (StageStatus, error) {
+func (e *InProcess) Status(_ context.Context, imp *v1alpha1.UserImport, stage runcontract.Stage) (StageStatus, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	r, ok := e.runs[runKey{imp.Namespace, imp.Name, stage}]
@@ -152,18 +150,12 @@ func (e *InProcess) Status(_ context.Context, imp *v1alpha1.UserImport, stage jo
 		return StageStatus{}, nil
 	case !r.done:
 		return StageStatus{Found: true, Running: true}, nil
-	case r.err != nil:
-		st := StageStatus{Found: true, Failed: true, Message: safetext.Of(r.err)}
-		if rej := (*jobs.Rejection)(nil); errors.As(r.err, &rej) {
-			st.Rejection = rej
-		}
-		return st, nil
 	}
-	return StageStatus{Found: true, Done: true, SafetyStop: r.stop}, nil
+	return StageStatus{Found: true, Outcome: r.out}, nil
 }
 
 // Reset forgets the run of stage, stopping it if it still runs.
-func (e *InProcess) Reset(_ context.Context, imp *v1alpha1.UserImport, stage jobs.Stage) error {
+func (e *InProcess) Reset(_ context.Context, imp *v1alpha1.UserImport, stage runcontract.Stage) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	k := runKey{imp.Namespace, imp.Name, stage}
@@ -176,7 +168,7 @@ func (e *InProcess) Reset(_ context.Context, imp *v1alpha1.UserImport, stage job
 
 // Cancel stops and forgets the runs of both stages.
 func (e *InProcess) Cancel(ctx context.Context, imp *v1alpha1.UserImport) error {
-	for _, s := range []jobs.Stage{jobs.StagePreview, jobs.StageImport} {
+	for _, s := range []runcontract.Stage{runcontract.StagePreview, runcontract.StageImport} {
 		if err := e.Reset(ctx, imp, s); err != nil {
 			return err
 		}

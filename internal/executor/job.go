@@ -3,10 +3,13 @@ package executor
 import (
 	"context"
 	"fmt"
-	"github.com/userimport/user-import-operator/internal/kube/cluster"
-	"k8s.io/apimachinery/pkg/labels"
 	"sort"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/userimport/user-import-operator/internal/keyread/fromapi"
+	"github.com/userimport/user-import-operator/internal/runcontract"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -39,10 +42,10 @@ var _ Executor = (*Job)(nil)
 
 // Start creates the worker's ServiceAccount, Role and RoleBinding, then the
 // Job. A Job of that name that exists already is adopted.
-func (e *Job) Start(ctx context.Context, imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory, stage jobs.Stage) error {
+func (e *Job) Start(ctx context.Context, imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory, stage runcontract.Stage) error {
 	if e.SecretSelector != nil {
 		for _, name := range jobs.SecretNames(imp, dir) {
-			if err := cluster.CheckSecret(ctx, e.APIReader, imp.Namespace, name, e.SecretSelector); err != nil {
+			if err := fromapi.CheckSecret(ctx, e.APIReader, imp.Namespace, name, e.SecretSelector); err != nil {
 				return err
 			}
 		}
@@ -117,7 +120,7 @@ func (e *Job) Prepare(ctx context.Context, imp *v1alpha1.UserImport) error {
 // Status reads the Job of stage. The outcome comes from the Job's
 // Complete and Failed conditions only: status.failed counts pods that
 // failed while the Job may still retry.
-func (e *Job) Status(ctx context.Context, imp *v1alpha1.UserImport, stage jobs.Stage) (StageStatus, error) {
+func (e *Job) Status(ctx context.Context, imp *v1alpha1.UserImport, stage runcontract.Stage) (StageStatus, error) {
 	var job batchv1.Job
 	err := e.Client.Get(ctx, client.ObjectKey{Namespace: imp.Namespace, Name: jobs.JobName(imp, stage)}, &job)
 	if apierrors.IsNotFound(err) {
@@ -129,17 +132,20 @@ func (e *Job) Status(ctx context.Context, imp *v1alpha1.UserImport, stage jobs.S
 	if !metav1.IsControlledBy(&job, imp) {
 		return StageStatus{}, fmt.Errorf("job %s exists but is not owned by this import", job.Name)
 	}
-	st := StageStatus{Found: true}
 	switch {
 	case jobCondition(&job, batchv1.JobComplete):
-		st.Done = true
 		msg, err := e.terminationMessage(ctx, &job)
 		if err != nil {
 			return StageStatus{}, err
 		}
-		st.SafetyStop = jobs.ParseSafetyStop(msg)
+		// A worker that succeeded completed its stage or stopped at a
+		// safety threshold.
+		out := runcontract.Decode(msg)
+		if out.Kind != runcontract.SafetyStopped {
+			out = runcontract.Outcome{Kind: runcontract.Completed}
+		}
+		return StageStatus{Found: true, Outcome: out}, nil
 	case jobCondition(&job, batchv1.JobFailed):
-		st.Failed = true
 		msg, err := e.terminationMessage(ctx, &job)
 		if err != nil {
 			return StageStatus{}, err
@@ -147,14 +153,15 @@ func (e *Job) Status(ctx context.Context, imp *v1alpha1.UserImport, stage jobs.S
 		if msg == "" {
 			msg = jobFailedMessage(&job)
 		}
-		st.Message = msg
-		if rej := jobs.ParseRejection(msg); rej != nil {
-			st.Rejection, st.Message = rej, rej.Message
+		out := runcontract.Decode(msg)
+		if out.Kind == runcontract.Completed || out.Kind == runcontract.SafetyStopped {
+			// The pod that wrote it succeeded; the Job failed after it
+			// (its deadline, a deleted pod).
+			out = runcontract.Outcome{Kind: runcontract.Failed, Message: jobFailedMessage(&job)}
 		}
-	default:
-		st.Running = true
+		return StageStatus{Found: true, Outcome: out}, nil
 	}
-	return st, nil
+	return StageStatus{Found: true, Running: true}, nil
 }
 
 func jobCondition(job *batchv1.Job, t batchv1.JobConditionType) bool {
@@ -218,14 +225,14 @@ func lastLine(s string) string {
 
 // Reset deletes the finished Job of stage so that a new one can be created
 // under the same name.
-func (e *Job) Reset(ctx context.Context, imp *v1alpha1.UserImport, stage jobs.Stage) error {
+func (e *Job) Reset(ctx context.Context, imp *v1alpha1.UserImport, stage runcontract.Stage) error {
 	return e.deleteJob(ctx, imp, stage)
 }
 
 // Cancel deletes the Jobs of both stages; Background propagation lets the
 // garbage collector stop their pods.
 func (e *Job) Cancel(ctx context.Context, imp *v1alpha1.UserImport) error {
-	for _, s := range []jobs.Stage{jobs.StagePreview, jobs.StageImport} {
+	for _, s := range []runcontract.Stage{runcontract.StagePreview, runcontract.StageImport} {
 		if err := e.deleteJob(ctx, imp, s); err != nil {
 			return err
 		}
@@ -233,7 +240,7 @@ func (e *Job) Cancel(ctx context.Context, imp *v1alpha1.UserImport) error {
 	return nil
 }
 
-func (e *Job) deleteJob(ctx context.Context, imp *v1alpha1.UserImport, stage jobs.Stage) error {
+func (e *Job) deleteJob(ctx context.Context, imp *v1alpha1.UserImport, stage runcontract.Stage) error {
 	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: imp.Namespace, Name: jobs.JobName(imp, stage)}}
 	err := e.Client.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground))
 	if err != nil && !apierrors.IsNotFound(err) {

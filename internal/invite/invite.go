@@ -16,7 +16,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/engine"
-	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/keyread"
 	"github.com/userimport/user-import-operator/internal/mail"
 )
 
@@ -126,14 +126,14 @@ func Parse(subject, text, html string) (*Templates, error) {
 // the built-in default stands in for every key the ConfigMap lacks, and
 // for all three without a ConfigMap. A ConfigMap that is named but does
 // not exist is an error.
-func Load(ctx context.Context, configMaps kube.KeyReader, ref *v1alpha1.LocalObjectReference) (*Templates, error) {
+func Load(ctx context.Context, configMaps keyread.KeyReader, ref *v1alpha1.LocalObjectReference) (*Templates, error) {
 	src := map[string]string{SubjectKey: DefaultSubject, TextKey: DefaultText, HTMLKey: DefaultHTML}
 	if ref != nil {
 		found := 0
 		for key := range src {
 			b, err := configMaps(ctx, ref.Name, key)
 			switch {
-			case errors.Is(err, kube.ErrNotFound):
+			case errors.Is(err, keyread.ErrNotFound):
 				continue
 			case err != nil:
 				return nil, err
@@ -142,7 +142,7 @@ func Load(ctx context.Context, configMaps kube.KeyReader, ref *v1alpha1.LocalObj
 			found++
 		}
 		if found == 0 {
-			return nil, kube.NotFound("ConfigMap %s does not exist or has none of the keys subject, text, html", ref.Name)
+			return nil, keyread.NotFound("ConfigMap %s does not exist or has none of the keys subject, text, html", ref.Name)
 		}
 	}
 	return Parse(src[SubjectKey], src[TextKey], src[HTMLKey])

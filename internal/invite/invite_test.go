@@ -20,7 +20,7 @@ import (
 	"github.com/userimport/user-import-operator/internal/directory"
 	sqldir "github.com/userimport/user-import-operator/internal/directory/sql"
 	"github.com/userimport/user-import-operator/internal/engine"
-	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/keyread"
 	"github.com/userimport/user-import-operator/internal/mail"
 	"github.com/userimport/user-import-operator/internal/testpeer/mailpit"
 	"github.com/userimport/user-import-operator/internal/testpeer/postgres"
@@ -62,7 +62,7 @@ func openSQL(t *testing.T, dsn, table string) directory.Directory {
 
 var dirOptions = directory.Options{IdentityAttribute: "uid", ManagedOnly: true, MarkerAttribute: "mark", MarkerValue: "uio", Concurrency: 2, MaxRetries: 3}
 
-func relayOf(s *mailpit.Server, password string) (*v1alpha1.MailRelay, kube.KeyReader) {
+func relayOf(s *mailpit.Server, password string) (*v1alpha1.MailRelay, keyread.KeyReader) {
 	spec := &v1alpha1.MailRelay{
 		Host: s.Host, Port: int32(s.SMTPPort), TLS: v1alpha1.MailStartTLS,
 		CABundle:     &v1alpha1.SecretKeyRef{Name: "relay", Key: "ca.crt"},
@@ -76,7 +76,7 @@ func relayOf(s *mailpit.Server, password string) (*v1alpha1.MailRelay, kube.KeyR
 		case "ca.crt":
 			return s.CAPEM, nil
 		}
-		return nil, kube.NotFound("Secret %s has no key %s", name, key)
+		return nil, keyread.NotFound("Secret %s has no key %s", name, key)
 	}
 	return spec, secrets
 }

@@ -8,16 +8,16 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/engine"
-	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/keyread"
 	"github.com/userimport/user-import-operator/internal/testpeer/mailpit"
 )
 
-func configMap(data map[string]string) kube.KeyReader {
+func configMap(data map[string]string) keyread.KeyReader {
 	return func(_ context.Context, name, key string) ([]byte, error) {
 		if v, ok := data[key]; ok && name == "welcome" {
 			return []byte(v), nil
 		}
-		return nil, kube.NotFound("ConfigMap %s has no key %s", name, key)
+		return nil, keyread.NotFound("ConfigMap %s has no key %s", name, key)
 	}
 }
 
@@ -28,7 +28,7 @@ func TestTemplateErrorsNameTheTemplateAndLine(t *testing.T) {
 		t.Fatalf("got %v, want an error naming text:2", err)
 	}
 	_, err = Load(context.Background(), configMap(nil), &v1alpha1.LocalObjectReference{Name: "welcome"})
-	if !errors.Is(err, kube.ErrNotFound) {
+	if !errors.Is(err, keyread.ErrNotFound) {
 		t.Fatalf("a missing ConfigMap: %v", err)
 	}
 }

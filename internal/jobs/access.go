@@ -89,10 +89,6 @@ func CodesSecretNames(imp *v1alpha1.UserImport) []string {
 	return names
 }
 
-// CodesKeyField is the key of the key Secret's data that holds the key
-// the codes are derived with.
-const CodesKeyField = "key"
-
 // NotOwnedError is a Secret of an import's codes that exists and is not
 // controlled by the import: someone else made it, and may know or choose
 // what it holds.

@@ -1,14 +1,11 @@
 package jobs
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"sort"
-	"strings"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -17,6 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/runcontract"
 )
 
 // Settings are the operator-wide settings of worker Jobs.
@@ -55,8 +53,8 @@ func DefaultResources() corev1.ResourceRequirements {
 
 // Build returns the Job that runs stage of imp against dir. It is pure:
 // the same arguments give the same Job.
-func Build(imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory, stage Stage, settings Settings) (*batchv1.Job, error) {
-	if stage != StagePreview && stage != StageImport {
+func Build(imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory, stage runcontract.Stage, settings Settings) (*batchv1.Job, error) {
+	if stage != runcontract.StagePreview && stage != runcontract.StageImport {
 		return nil, fmt.Errorf("unknown stage %q", stage)
 	}
 	if settings.Image == "" {
@@ -124,7 +122,7 @@ func Build(imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory, stage Stage, s
 				OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{
 					ContainerName: ptr.To(ContainerName),
 					Operator:      batchv1.PodFailurePolicyOnExitCodesOpIn,
-					Values:        []int32{ExitRejected},
+					Values:        []int32{runcontract.ExitRejected},
 				},
 			}}},
 			Template: corev1.PodTemplateSpec{
@@ -149,13 +147,13 @@ func Build(imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory, stage Stage, s
 							"--namespace", imp.Namespace,
 							"--import", imp.Name,
 							"--stage", string(stage),
-							"--secrets-dir", SecretsDir,
-							"--source-dir", SourceDir,
+							"--secrets-dir", runcontract.SecretsDir,
+							"--source-dir", runcontract.SourceDir,
 						},
-						Env:                    []corev1.EnvVar{{Name: EnvDirectory, Value: string(dirJSON)}},
+						Env:                    []corev1.EnvVar{{Name: runcontract.EnvDirectory, Value: string(dirJSON)}},
 						Resources:              resources,
 						VolumeMounts:           mounts,
-						TerminationMessagePath: TerminationLogPath,
+						TerminationMessagePath: runcontract.TerminationLogPath,
 						// The file only: the worker writes one value-free line
 						// there; its log, which a crash would put there
 						// instead, is not made for a status.
@@ -280,21 +278,22 @@ func TmpSize(imp *v1alpha1.UserImport) resource.Quantity {
 	return *resource.NewQuantity(size, resource.BinarySI)
 }
 
-// volumes returns the worker's volumes and mounts: /tmp, one read-only
-// Secret volume per Secret under SecretsDir, the invitation templates
-// under TemplatesDir, and the source file of a ConfigMap or Secret source
-// (or the PersistentVolumeClaim of a claim source) under SourceDir.
+// volumes returns the worker's volumes and mounts (the paths of
+// runcontract): /tmp, one read-only Secret volume per Secret under
+// SecretsDir, the invitation templates under TemplatesDir, and the source
+// file of a ConfigMap or Secret source (or the PersistentVolumeClaim of a
+// claim source) under SourceDir.
 func volumes(imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory) ([]corev1.Volume, []corev1.VolumeMount) {
 	tmpSize := TmpSize(imp)
 	vols := []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: &tmpSize}}}}
-	mounts := []corev1.VolumeMount{{Name: "tmp", MountPath: TmpDir}}
+	mounts := []corev1.VolumeMount{{Name: "tmp", MountPath: runcontract.TmpDir}}
 
 	for i, name := range SecretNames(imp, dir) {
 		v := fmt.Sprintf("secret-%d", i)
 		vols = append(vols, corev1.Volume{Name: v, VolumeSource: corev1.VolumeSource{
 			Secret: &corev1.SecretVolumeSource{SecretName: name, DefaultMode: ptr.To[int32](0o440)},
 		}})
-		mounts = append(mounts, corev1.VolumeMount{Name: v, MountPath: SecretsDir + "/" + name, ReadOnly: true})
+		mounts = append(mounts, corev1.VolumeMount{Name: v, MountPath: runcontract.SecretsDir + "/" + name, ReadOnly: true})
 	}
 
 	if t := imp.Spec.Invitations.Templates; t != nil && imp.Spec.Invitations.Enabled() {
@@ -304,12 +303,12 @@ func volumes(imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory) ([]corev1.Vo
 				DefaultMode:          ptr.To[int32](0o440),
 			},
 		}})
-		mounts = append(mounts, corev1.VolumeMount{Name: "templates", MountPath: TemplatesDir + "/" + t.Name, ReadOnly: true})
+		mounts = append(mounts, corev1.VolumeMount{Name: "templates", MountPath: runcontract.TemplatesDir + "/" + t.Name, ReadOnly: true})
 	}
 
 	src := imp.Spec.Source
 	items := func(key string) []corev1.KeyToPath {
-		return []corev1.KeyToPath{{Key: key, Path: SourceFile}}
+		return []corev1.KeyToPath{{Key: key, Path: runcontract.SourceFile}}
 	}
 	switch {
 	case src.ConfigMap != nil:
@@ -320,7 +319,7 @@ func volumes(imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory) ([]corev1.Vo
 				DefaultMode:          ptr.To[int32](0o440),
 			},
 		}})
-		mounts = append(mounts, corev1.VolumeMount{Name: "source", MountPath: SourceDir, ReadOnly: true})
+		mounts = append(mounts, corev1.VolumeMount{Name: "source", MountPath: runcontract.SourceDir, ReadOnly: true})
 	case src.Secret != nil:
 		vols = append(vols, corev1.Volume{Name: "source", VolumeSource: corev1.VolumeSource{
 			Secret: &corev1.SecretVolumeSource{
@@ -329,13 +328,13 @@ func volumes(imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory) ([]corev1.Vo
 				DefaultMode: ptr.To[int32](0o440),
 			},
 		}})
-		mounts = append(mounts, corev1.VolumeMount{Name: "source", MountPath: SourceDir, ReadOnly: true})
+		mounts = append(mounts, corev1.VolumeMount{Name: "source", MountPath: runcontract.SourceDir, ReadOnly: true})
 	case src.PersistentVolumeClaim != nil:
 		// Read-only: the import never changes the files of a claim.
 		vols = append(vols, corev1.Volume{Name: "source", VolumeSource: corev1.VolumeSource{
 			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: src.PersistentVolumeClaim.ClaimName, ReadOnly: true},
 		}})
-		mounts = append(mounts, corev1.VolumeMount{Name: "source", MountPath: SourceDir, ReadOnly: true})
+		mounts = append(mounts, corev1.VolumeMount{Name: "source", MountPath: runcontract.SourceDir, ReadOnly: true})
 	}
 	return vols, mounts
 }
@@ -366,217 +365,4 @@ func copyLabels(l map[string]string) map[string]string {
 		c[k] = v
 	}
 	return c
-}
-
-// SafetyStop is the termination message of a full import that stopped
-// before writing because it would deprovision more users than allowed.
-type SafetyStop struct {
-	SafetyStop   bool  `json:"safetyStop"`
-	Deprovisions int64 `json:"deprovisions"`
-	ManagedUsers int64 `json:"managedUsers"`
-	// DeprovisionStop and MembershipStop say which threshold stopped the
-	// import; a message with neither is a deprovision stop.
-	DeprovisionStop    bool  `json:"deprovisionStop,omitempty"`
-	MembershipStop     bool  `json:"membershipStop,omitempty"`
-	MembershipRemovals int64 `json:"membershipRemovals,omitempty"`
-	ManagedMemberships int64 `json:"managedMemberships,omitempty"`
-	// UnreadableLines is the number of lines of the file whose identity
-	// could not be read: with any, a full import proves nobody absent
-	// without approval, whatever the thresholds.
-	UnreadableLines int64 `json:"unreadableLines,omitempty"`
-	// CodeStop says that an import with recoveryCodes.generate All waits
-	// for approvedRecoveryCodes to equal Codes, the codes its preview
-	// counted (-1: there is no preview).
-	CodeStop bool  `json:"codeStop,omitempty"`
-	Codes    int64 `json:"codes,omitempty"`
-}
-
-// ParseSafetyStop reads a worker's termination message; it returns nil
-// when the message is not a safety stop.
-func ParseSafetyStop(msg string) *SafetyStop {
-	return parseTermination(msg, func(s SafetyStop) bool { return s.SafetyStop })
-}
-
-// parseTermination reads a termination message that is a JSON object of
-// type T, which is says is one; nil for any other message.
-func parseTermination[T any](msg string, is func(T) bool) *T {
-	msg = strings.TrimSpace(msg)
-	if !strings.HasPrefix(msg, "{") {
-		return nil
-	}
-	var v T
-	if err := json.Unmarshal([]byte(msg), &v); err != nil || !is(v) {
-		return nil
-	}
-	return &v
-}
-
-// TerminationMessage is the termination message of s.
-func (s SafetyStop) TerminationMessage() string {
-	s.SafetyStop = true
-	b, _ := json.Marshal(s)
-	return string(b)
-}
-
-// Sentence tells a person what the full import of spec would do and how
-// to approve it: the UserImport's condition and the one-off worker say
-// the same.
-func (s SafetyStop) Sentence(spec v1alpha1.UserImportSpec) string {
-	var parts []string
-	if s.UnreadableLines > 0 {
-		lines := fmt.Sprintf("%d lines of the file have", s.UnreadableLines)
-		if s.UnreadableLines == 1 {
-			lines = "1 line of the file has"
-		}
-		parts = append(parts, lines+" no readable identity (see the errors), so the import cannot tell whether their users are absent")
-	}
-	if s.DeprovisionStop || (!s.MembershipStop && !s.CodeStop) {
-		parts = append(parts, s.deprovisionSentence(spec))
-	}
-	if s.CodeStop && s.Codes < 0 {
-		parts = append(parts, "recoveryCodes.generate All replaces the code of every user of the file: a preview counts them first")
-	} else if s.CodeStop {
-		parts = append(parts, fmt.Sprintf("the import would give %d users new recovery codes (recoveryCodes.generate All), replacing the codes they have; set spec.safety.approvedRecoveryCodes: %d to approve", s.Codes, s.Codes))
-	}
-	if s.MembershipStop {
-		parts = append(parts, s.membershipSentence(spec))
-	}
-	return strings.Join(parts, "; ")
-}
-
-func (s SafetyStop) membershipSentence(spec v1alpha1.UserImportSpec) string {
-	pct := 0.0
-	if s.ManagedMemberships > 0 {
-		pct = float64(s.MembershipRemovals) * 100 / float64(s.ManagedMemberships)
-	}
-	var limits []string
-	if m := spec.Safety.MaxMembershipRemovals; m != nil {
-		limits = append(limits, fmt.Sprintf("%d memberships", *m))
-	}
-	if p := spec.Safety.MaxMembershipRemovalPercent; p != nil {
-		limits = append(limits, fmt.Sprintf("%d %%", *p))
-	}
-	limit := strings.Join(limits, " or ")
-	if limit == "" {
-		limit = "the configured limit"
-	}
-	over := "over the threshold of " + limit
-	if s.UnreadableLines > 0 {
-		over = "which needs approval"
-	}
-	return fmt.Sprintf("the import would remove %d of %d memberships of managed groups (%.0f %%), %s; set spec.safety.approvedMembershipRemovals: %d to approve",
-		s.MembershipRemovals, s.ManagedMemberships, pct, over, s.MembershipRemovals)
-}
-
-func (s SafetyStop) deprovisionSentence(spec v1alpha1.UserImportSpec) string {
-	pct := 0.0
-	if s.ManagedUsers > 0 {
-		pct = float64(s.Deprovisions) * 100 / float64(s.ManagedUsers)
-	}
-	limit := ""
-	if m := spec.Safety.MaxDeprovision; m != nil {
-		limit = fmt.Sprintf("%d users", *m)
-	}
-	if p := spec.Safety.MaxDeprovisionPercent; p != nil {
-		if limit != "" {
-			limit += " or "
-		}
-		limit += fmt.Sprintf("%d %%", *p)
-	}
-	if limit == "" {
-		limit = "the configured limit"
-	}
-	verb := "deactivate"
-	if spec.MissingUsers == v1alpha1.MissingDelete {
-		verb = "delete"
-	}
-	over := "over the threshold of " + limit
-	if s.UnreadableLines > 0 {
-		over = "which needs approval"
-	}
-	return fmt.Sprintf("a full import would %s %d of %d managed users (%.0f %%), %s; set spec.safety.approvedDeprovisions: %d to approve",
-		verb, s.Deprovisions, s.ManagedUsers, pct, over, s.Deprovisions)
-}
-
-// Rejection says that a worker refused the import's spec or file before
-// writing anything: the import waits for an edit (or, for Reason
-// SourceNotFound, for its source) instead of failing. It is an error, and
-// a Job's termination message.
-type Rejection struct {
-	Rejected bool   `json:"rejected"`
-	Reason   string `json:"reason"`
-	Message  string `json:"message"`
-	// SHA256 is the sha256 of the file refused; empty when the run
-	// stopped before reading it.
-	SHA256 string `json:"sha256,omitempty"`
-}
-
-func (r *Rejection) Error() string { return r.Message }
-
-// TerminationMessage is the termination message of r.
-func (r Rejection) TerminationMessage() string {
-	r.Rejected = true
-	b, _ := json.Marshal(r)
-	return string(b)
-}
-
-// ParseRejection reads a worker's termination message; it returns nil
-// when the message is not a rejection.
-func ParseRejection(msg string) *Rejection {
-	return parseTermination(msg, func(r Rejection) bool { return r.Rejected })
-}
-
-// ExitRejected is the exit status of a worker that refused its input: the
-// Job fails at once (podFailurePolicy) instead of retrying what would be
-// refused again.
-const ExitRejected = 5
-
-// CheckIdentity refuses an import whose identity entry writes another
-// attribute than the one its directory identifies users by: rows would be
-// matched by one attribute and looked up by another, so every user would
-// look new.
-func CheckIdentity(spec v1alpha1.UserImportSpec, dir v1alpha1.UserDirectorySpec) error {
-	for _, m := range spec.Mapping {
-		if m.Identity && m.Attribute != dir.IdentityAttribute {
-			return fmt.Errorf("spec.mapping: the identity entry maps attribute %q, but UserDirectory %s identifies users by %q",
-				m.Attribute, spec.DirectoryRef.Name, dir.IdentityAttribute)
-		}
-	}
-	return nil
-}
-
-// SourceChanged begins the message of a worker that refused to import a
-// file other than the one its preview was made of.
-const SourceChanged = "SourceChanged"
-
-// SourceChangedError says that the source is not the file the preview
-// (or --expect-sha256) named. Nothing was written.
-type SourceChangedError struct {
-	// Got identifies the file fetched, Want the one expected: the sha256
-	// of a copied file's content, the fingerprint of a file read in place.
-	Got, Want string
-	// Templates says that the invitation templates, not the file, differ
-	// from the preview's (Got and Want are their sha256).
-	Templates bool
-}
-
-func (e *SourceChangedError) Error() string {
-	if e.Templates {
-		return fmt.Sprintf("%s: the invitation templates are %s, but the preview rendered %s; nothing was written", SourceChanged, e.Got, e.Want)
-	}
-	return fmt.Sprintf("%s: the source is %s, but the preview was made of the file %s; nothing was written", SourceChanged, e.Got, e.Want)
-}
-
-// IsSourceChanged tells whether a worker's message is a SourceChangedError.
-func IsSourceChanged(msg string) bool {
-	return strings.HasPrefix(strings.TrimSpace(msg), SourceChanged+": ")
-}
-
-// SpecDigest identifies what an import reads and writes: its spec with
-// spec.action aside. A preview stays valid while the digest is the same.
-func SpecDigest(spec v1alpha1.UserImportSpec) string {
-	spec.Action = ""
-	b, _ := json.Marshal(spec)
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:16])
 }

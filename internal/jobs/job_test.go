@@ -14,6 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/runcontract"
 )
 
 func fixture() (*v1alpha1.UserImport, *v1alpha1.UserDirectory) {
@@ -46,11 +47,11 @@ var settings = Settings{Image: "registry.example/uio:v1", PullPolicy: corev1.Pul
 
 func TestBuildJob(t *testing.T) {
 	imp, dir := fixture()
-	job, err := Build(imp, dir, StageImport, settings)
+	job, err := Build(imp, dir, runcontract.StageImport, settings)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if job.Name != JobName(imp, StageImport) || !strings.HasPrefix(job.Name, "hr-march-import-") || job.Namespace != "people" {
+	if job.Name != JobName(imp, runcontract.StageImport) || !strings.HasPrefix(job.Name, "hr-march-import-") || job.Namespace != "people" {
 		t.Errorf("name %s/%s", job.Namespace, job.Name)
 	}
 	if o := job.OwnerReferences; len(o) != 1 || o[0].Kind != "UserImport" || o[0].UID != imp.UID || !*o[0].Controller {
@@ -94,7 +95,7 @@ func TestBuildJob(t *testing.T) {
 	if c.Resources.Requests.Cpu().String() != "100m" || c.Resources.Requests.Memory().String() != "128Mi" || c.Resources.Limits.Memory().String() != "512Mi" {
 		t.Errorf("default resources %v", c.Resources)
 	}
-	if len(c.Env) != 1 || c.Env[0].Name != EnvDirectory {
+	if len(c.Env) != 1 || c.Env[0].Name != runcontract.EnvDirectory {
 		t.Fatalf("env %v", c.Env)
 	}
 	var spec v1alpha1.UserDirectorySpec
@@ -114,14 +115,14 @@ func TestBuildJob(t *testing.T) {
 		t.Errorf("no emptyDir at /tmp")
 	}
 	for _, s := range []string{"scim-token", "scim-ca"} {
-		m, ok := mounts[SecretsDir+"/"+s]
+		m, ok := mounts[runcontract.SecretsDir+"/"+s]
 		if !ok || !m.ReadOnly || vols[m.Name].Secret == nil || vols[m.Name].Secret.SecretName != s {
-			t.Errorf("secret %s not mounted read-only under %s: %+v", s, SecretsDir, m)
+			t.Errorf("secret %s not mounted read-only under %s: %+v", s, runcontract.SecretsDir, m)
 		}
 	}
-	src, ok := mounts[SourceDir]
+	src, ok := mounts[runcontract.SourceDir]
 	if !ok || !src.ReadOnly {
-		t.Fatalf("source not mounted read-only at %s", SourceDir)
+		t.Fatalf("source not mounted read-only at %s", runcontract.SourceDir)
 	}
 	cm := vols[src.Name].ConfigMap
 	if cm == nil || cm.Name != "hr-export" || !reflect.DeepEqual(cm.Items, []corev1.KeyToPath{{Key: "export.csv", Path: "data.csv"}}) {
@@ -131,7 +132,7 @@ func TestBuildJob(t *testing.T) {
 		t.Errorf("want tmp, 2 secrets and the source, got %d volumes", len(pod.Volumes))
 	}
 
-	again, _ := Build(imp, dir, StageImport, settings)
+	again, _ := Build(imp, dir, runcontract.StageImport, settings)
 	if !reflect.DeepEqual(job, again) {
 		t.Error("Build is not deterministic")
 	}
@@ -143,11 +144,11 @@ func TestBuildSecretSourceAndResources(t *testing.T) {
 	dir.Spec.SCIM = nil
 	dir.Spec.SQL = &v1alpha1.SQLDirectory{Driver: v1alpha1.SQLDriverPostgres, DSN: v1alpha1.SecretKeyRef{Name: "pg", Key: "dsn"}, Table: "users"}
 	dir.Spec.Execution.Resources = &corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("2Gi")}}
-	job, err := Build(imp, dir, StagePreview, settings)
+	job, err := Build(imp, dir, runcontract.StagePreview, settings)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if job.Labels[LabelComponent] != "preview" || job.Name == JobName(imp, StageImport) {
+	if job.Labels[LabelComponent] != "preview" || job.Name == JobName(imp, runcontract.StageImport) {
 		t.Errorf("preview job %s labels %v", job.Name, job.Labels)
 	}
 	c := job.Spec.Template.Spec.Containers[0]
@@ -156,7 +157,7 @@ func TestBuildSecretSourceAndResources(t *testing.T) {
 	}
 	var sawSource, sawDSN bool
 	for _, v := range job.Spec.Template.Spec.Volumes {
-		if s := v.Secret; s != nil && s.SecretName == "hr-secret" && len(s.Items) == 1 && s.Items[0].Path == SourceFile {
+		if s := v.Secret; s != nil && s.SecretName == "hr-secret" && len(s.Items) == 1 && s.Items[0].Path == runcontract.SourceFile {
 			sawSource = true
 		}
 		if s := v.Secret; s != nil && s.SecretName == "pg" {
@@ -176,7 +177,7 @@ func TestBuildSecretSourceAndResources(t *testing.T) {
 func TestBuildInPlaceSources(t *testing.T) {
 	imp, dir := fixture()
 	imp.Spec.Source = v1alpha1.ImportSource{PersistentVolumeClaim: &v1alpha1.PVCSource{ClaimName: "exports", FileSelector: v1alpha1.FileSelector{Pattern: "*.csv"}}}
-	job, err := Build(imp, dir, StageImport, settings)
+	job, err := Build(imp, dir, runcontract.StageImport, settings)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,11 +194,11 @@ func TestBuildInPlaceSources(t *testing.T) {
 	var mounted bool
 	for _, m := range pod.Containers[0].VolumeMounts {
 		if m.Name == claim.Name {
-			mounted = m.MountPath == SourceDir && m.ReadOnly
+			mounted = m.MountPath == runcontract.SourceDir && m.ReadOnly
 		}
 	}
 	if !mounted {
-		t.Errorf("the claim is not mounted read-only at %s", SourceDir)
+		t.Errorf("the claim is not mounted read-only at %s", runcontract.SourceDir)
 	}
 
 	imp.Spec.Source = v1alpha1.ImportSource{SFTP: &v1alpha1.SFTPSource{Host: "sftp.example.com", Credentials: v1alpha1.LocalObjectReference{Name: "sftp-login"},
@@ -210,10 +211,10 @@ func TestBuildInPlaceSources(t *testing.T) {
 	if got := SecretNames(imp, dir); !slices.Contains(got, "s3-keys") || !slices.Contains(got, "s3-ca") {
 		t.Errorf("secret names %v", got)
 	}
-	job, _ = Build(imp, dir, StageImport, settings)
+	job, _ = Build(imp, dir, runcontract.StageImport, settings)
 	for _, m := range job.Spec.Template.Spec.Containers[0].VolumeMounts {
-		if m.MountPath == SourceDir {
-			t.Errorf("an s3 source mounts %s", SourceDir)
+		if m.MountPath == runcontract.SourceDir {
+			t.Errorf("an s3 source mounts %s", runcontract.SourceDir)
 		}
 	}
 }
@@ -221,17 +222,17 @@ func TestBuildInPlaceSources(t *testing.T) {
 func TestNamesFitAndDiffer(t *testing.T) {
 	imp, _ := fixture()
 	imp.Name = strings.Repeat("a", 250)
-	for _, s := range []Stage{StagePreview, StageImport} {
+	for _, s := range []runcontract.Stage{runcontract.StagePreview, runcontract.StageImport} {
 		if n := JobName(imp, s); len(n) > 63 {
 			t.Errorf("job name %d chars", len(n))
 		}
 	}
-	if JobName(imp, StagePreview) == JobName(imp, StageImport) {
+	if JobName(imp, runcontract.StagePreview) == JobName(imp, runcontract.StageImport) {
 		t.Error("stages share a job name")
 	}
 	other := imp.DeepCopy()
 	other.UID = "another-uid"
-	if JobName(imp, StageImport) == JobName(other, StageImport) {
+	if JobName(imp, runcontract.StageImport) == JobName(other, runcontract.StageImport) {
 		t.Error("a recreated import reuses the job name of its predecessor")
 	}
 	if n := ServiceAccountName(imp); len(n) > 63 || !strings.HasPrefix(n, "userimport-worker-") {
@@ -240,7 +241,7 @@ func TestNamesFitAndDiffer(t *testing.T) {
 	if n := ReportSecretName(imp); len(n) > 253 || !strings.HasSuffix(n, "-report") {
 		t.Errorf("report secret name %q", n)
 	}
-	if v := Labels(imp, StageImport)[LabelInstance]; len(v) > 63 {
+	if v := Labels(imp, runcontract.StageImport)[LabelInstance]; len(v) > 63 {
 		t.Errorf("instance label %d chars", len(v))
 	}
 }
@@ -250,11 +251,11 @@ func TestBuildRejects(t *testing.T) {
 	if _, err := Build(imp, dir, "Other", settings); err == nil {
 		t.Error("unknown stage accepted")
 	}
-	if _, err := Build(imp, dir, StageImport, Settings{}); err == nil {
+	if _, err := Build(imp, dir, runcontract.StageImport, Settings{}); err == nil {
 		t.Error("empty image accepted")
 	}
 	dir.Name = "elsewhere"
-	if _, err := Build(imp, dir, StageImport, settings); err == nil {
+	if _, err := Build(imp, dir, runcontract.StageImport, settings); err == nil {
 		t.Error("a directory other than the import's accepted")
 	}
 }
@@ -310,44 +311,17 @@ func TestRoleOfAnImportWithCodes(t *testing.T) {
 	}
 }
 
-func TestSafetyStopMessage(t *testing.T) {
-	s := SafetyStop{Deprovisions: 230, ManagedUsers: 1000}
-	if s.TerminationMessage() != `{"safetyStop":true,"deprovisions":230,"managedUsers":1000}` {
-		t.Errorf("message %s", s.TerminationMessage())
-	}
-	got := ParseSafetyStop("\n" + s.TerminationMessage() + "\n")
-	if got == nil || got.Deprovisions != 230 || got.ManagedUsers != 1000 {
-		t.Errorf("parsed %+v", got)
-	}
-	for _, m := range []string{"", "error: line 4: column email: not an email", `{"safetyStop":false}`, "{broken"} {
-		if ParseSafetyStop(m) != nil {
-			t.Errorf("%q parsed as a safety stop", m)
-		}
-	}
-}
-
-// A worker that refused its input says so in its termination message and
-// exits ExitRejected, which fails the Job at once: a retry would refuse
-// the same input again.
+// A worker that refused its input exits runcontract.ExitRejected, which
+// fails the Job at once: a retry would refuse the same input again.
 func TestRejectionEndsTheJobWithoutRetries(t *testing.T) {
-	rej := Rejection{Reason: v1alpha1.ReasonInvalidMapping, Message: `mapping[mail]: the file has no column "email"`}
-	got := ParseRejection(rej.TerminationMessage() + "\n")
-	if got == nil || got.Reason != rej.Reason || got.Message != rej.Message {
-		t.Fatalf("round trip: %+v", got)
-	}
-	for _, msg := range []string{"", "mapping: line 7: not an email address", SafetyStop{Deprovisions: 3}.TerminationMessage()} {
-		if ParseRejection(msg) != nil {
-			t.Errorf("%q read as a rejection", msg)
-		}
-	}
 	imp, dir := fixture()
-	job, err := Build(imp, dir, StageImport, settings)
+	job, err := Build(imp, dir, runcontract.StageImport, settings)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rules := job.Spec.PodFailurePolicy.Rules
 	if len(rules) != 1 || rules[0].Action != batchv1.PodFailurePolicyActionFailJob ||
-		rules[0].OnExitCodes == nil || len(rules[0].OnExitCodes.Values) != 1 || rules[0].OnExitCodes.Values[0] != ExitRejected {
+		rules[0].OnExitCodes == nil || len(rules[0].OnExitCodes.Values) != 1 || rules[0].OnExitCodes.Values[0] != runcontract.ExitRejected {
 		t.Fatalf("pod failure policy %+v", job.Spec.PodFailurePolicy)
 	}
 }
@@ -366,34 +340,18 @@ func TestBuildMountsTheRelayOnlyForInvitations(t *testing.T) {
 	if got := SecretNames(imp, dir); !reflect.DeepEqual(got, []string{"scim-ca", "scim-token", "smtp", "smtp-ca"}) {
 		t.Errorf("with invitations: %v", got)
 	}
-	job, err := Build(imp, dir, StageImport, settings)
+	job, err := Build(imp, dir, runcontract.StageImport, settings)
 	if err != nil {
 		t.Fatal(err)
 	}
 	mounted := false
 	for _, m := range job.Spec.Template.Spec.Containers[0].VolumeMounts {
-		if m.MountPath == TemplatesDir+"/welcome" && m.ReadOnly {
+		if m.MountPath == runcontract.TemplatesDir+"/welcome" && m.ReadOnly {
 			mounted = true
 		}
 	}
 	if !mounted {
 		t.Errorf("templates not mounted: %+v", job.Spec.Template.Spec.Containers[0].VolumeMounts)
-	}
-}
-
-// Lines without a readable identity make any deprovision wait for
-// approval: the sentence names them and the exact count to approve.
-func TestSafetyStopNamesUnreadableLines(t *testing.T) {
-	s := ParseSafetyStop(SafetyStop{Deprovisions: 2, ManagedUsers: 300, DeprovisionStop: true, UnreadableLines: 1}.TerminationMessage())
-	if s == nil || s.UnreadableLines != 1 {
-		t.Fatalf("parsed %+v", s)
-	}
-	spec := v1alpha1.UserImportSpec{MissingUsers: v1alpha1.MissingDelete}
-	got := s.Sentence(spec)
-	for _, want := range []string{"1 line of the file has no readable identity", "delete 2 of 300", "approvedDeprovisions: 2"} {
-		if !strings.Contains(got, want) {
-			t.Errorf("sentence %q lacks %q", got, want)
-		}
 	}
 }
 
@@ -403,7 +361,7 @@ func TestWorkerDiskIsBounded(t *testing.T) {
 	imp, dir := fixture()
 	tmpAndLimit := func() (string, string) {
 		t.Helper()
-		job, err := Build(imp, dir, StageImport, settings)
+		job, err := Build(imp, dir, runcontract.StageImport, settings)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,10 +2,8 @@
 // of a UserImport: the batch/v1 Job, the worker's ServiceAccount, Role and
 // RoleBinding, and the empty report Secret. Every builder is a pure function
 // of its arguments, so that the controller can rebuild an object at any time
-// and find it again by its deterministic name.
-//
-// The package is also the contract between the controller and the worker:
-// the paths, names and messages below are what both sides rely on.
+// and find it again by its deterministic name. What the worker in the Job
+// relies on (paths, exit statuses, its outcome) is in runcontract.
 package jobs
 
 import (
@@ -15,40 +13,13 @@ import (
 	"strings"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/runcontract"
 )
 
-// Stage is the part of an import a worker runs.
-type Stage string
-
+// Names the Job builder sets on what it builds.
 const (
-	// StagePreview computes the changes without writing them.
-	StagePreview Stage = "Preview"
-	// StageImport writes the changes.
-	StageImport Stage = "Import"
-)
-
-// Paths and names shared by the controller and the worker.
-const (
-	// SecretsDir holds one directory per Secret the worker needs: key K of
-	// Secret S is the file SecretsDir/S/K.
-	SecretsDir = "/var/run/userimport/secrets"
-	// SourceDir holds the CSV file of a ConfigMap or Secret source, as
-	// SourceDir/SourceFile.
-	SourceDir = "/var/run/userimport/source"
-	// SourceFile is the name of the CSV file in SourceDir.
-	SourceFile = "data.csv"
-	// TemplatesDir holds the invitation templates ConfigMap: key K of
-	// ConfigMap C is the file TemplatesDir/C/K.
-	TemplatesDir = "/var/run/userimport/templates"
-	// TmpDir is a writable emptyDir where the worker downloads http sources.
-	TmpDir = "/tmp"
-	// EnvDirectory is the environment variable holding the JSON of the
-	// UserDirectory's spec (references to Secrets only, never their values).
-	EnvDirectory = "UIO_DIRECTORY"
 	// ContainerName is the name of the worker container.
 	ContainerName = "worker"
-	// TerminationLogPath is where the worker writes its outcome message.
-	TerminationLogPath = "/dev/termination-log"
 	// WorkerUID is the user the worker runs as (distroless "nonroot").
 	WorkerUID int64 = 65532
 )
@@ -91,7 +62,7 @@ func boundedName(prefix, suffix string) string {
 // JobName is the deterministic name of the Job running stage of imp:
 // "<import>-<stage>-<hash of UID and stage>". A restarted controller finds
 // the Job by this name and adopts it instead of starting a second one.
-func JobName(imp *v1alpha1.UserImport, stage Stage) string {
+func JobName(imp *v1alpha1.UserImport, stage runcontract.Stage) string {
 	s := strings.ToLower(string(stage))
 	return boundedName(imp.Name+"-"+s, shortHash(string(imp.UID), string(stage)))
 }
@@ -134,7 +105,7 @@ func secretName(imp *v1alpha1.UserImport, suffix string) string {
 
 // Labels are the labels of every object built for stage of imp; an empty
 // stage gives the labels shared by both stages.
-func Labels(imp *v1alpha1.UserImport, stage Stage) map[string]string {
+func Labels(imp *v1alpha1.UserImport, stage runcontract.Stage) map[string]string {
 	l := map[string]string{
 		LabelName:      AppName,
 		LabelInstance:  truncateLabel(imp.Name),

@@ -19,7 +19,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
-	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/keyread"
 )
 
 // Failures of the relay are *directory.Error with a reason of the MailReady
@@ -48,7 +48,7 @@ type Conn struct {
 //
 // control, when set, checks the address the connection goes to after the
 // name was resolved (egress.Policy.Control).
-func Dial(ctx context.Context, spec *v1alpha1.MailRelay, secrets kube.KeyReader, timeout time.Duration, control Control) (*Conn, error) {
+func Dial(ctx context.Context, spec *v1alpha1.MailRelay, secrets keyread.KeyReader, timeout time.Duration, control Control) (*Conn, error) {
 	opts, err := options(ctx, spec, secrets, timeout)
 	if err != nil {
 		return nil, err
@@ -89,7 +89,7 @@ func (c *Conn) Close() error { return c.client.CloseWithSMTPClient(c.smtp) }
 
 // Check connects to the relay, signs in and disconnects: no message is
 // sent.
-func Check(ctx context.Context, spec *v1alpha1.MailRelay, secrets kube.KeyReader, timeout time.Duration, control Control) error {
+func Check(ctx context.Context, spec *v1alpha1.MailRelay, secrets keyread.KeyReader, timeout time.Duration, control Control) error {
 	c, err := Dial(ctx, spec, secrets, timeout, control)
 	if err != nil {
 		return err
@@ -97,7 +97,7 @@ func Check(ctx context.Context, spec *v1alpha1.MailRelay, secrets kube.KeyReader
 	return c.Close()
 }
 
-func options(ctx context.Context, spec *v1alpha1.MailRelay, secrets kube.KeyReader, timeout time.Duration) ([]gomail.Option, error) {
+func options(ctx context.Context, spec *v1alpha1.MailRelay, secrets keyread.KeyReader, timeout time.Duration) ([]gomail.Option, error) {
 	tlsConfig := &tls.Config{ServerName: spec.Host, MinVersion: tls.VersionTLS12}
 	if ref := spec.CABundle; ref != nil {
 		pool, err := directory.CertPool(ctx, secrets, "spec.mail.caBundle", *ref)

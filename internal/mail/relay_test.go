@@ -11,14 +11,14 @@ import (
 	"time"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
-	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/keyread"
 	"github.com/userimport/user-import-operator/internal/testpeer/mailpit"
 	"github.com/userimport/user-import-operator/internal/testpeer/tcpproxy"
 )
 
 // secretsOf serves the Secrets "relay" (key password) and "relay-ca"
 // (key ca.crt).
-func secretsOf(password string, ca []byte) kube.KeyReader {
+func secretsOf(password string, ca []byte) keyread.KeyReader {
 	return func(_ context.Context, name, key string) ([]byte, error) {
 		switch {
 		case name == "relay" && key == "password":
@@ -26,7 +26,7 @@ func secretsOf(password string, ca []byte) kube.KeyReader {
 		case name == "relay-ca" && key == "ca.crt" && ca != nil:
 			return ca, nil
 		}
-		return nil, kube.NotFound("Secret %s has no key %s", name, key)
+		return nil, keyread.NotFound("Secret %s has no key %s", name, key)
 	}
 }
 

@@ -18,7 +18,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
-	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/keyread"
 )
 
 // Message is one mail.
@@ -70,7 +70,7 @@ func (e *RefusedError) Unwrap() error { return e.Err }
 // refusal for good fails that message alone (*RefusedError).
 type Sender struct {
 	spec    *v1alpha1.MailRelay
-	secrets kube.KeyReader
+	secrets keyread.KeyReader
 	timeout time.Duration
 	limiter *rate.Limiter
 	// Retries bounds the attempts of a transiently failing message
@@ -86,7 +86,7 @@ type Sender struct {
 
 // NewSender returns a Sender for the relay of spec; it connects at the
 // first message.
-func NewSender(spec *v1alpha1.MailRelay, secrets kube.KeyReader, timeout time.Duration) *Sender {
+func NewSender(spec *v1alpha1.MailRelay, secrets keyread.KeyReader, timeout time.Duration) *Sender {
 	limit := rate.Inf
 	if spec.RateLimit > 0 {
 		limit = rate.Limit(spec.RateLimit)

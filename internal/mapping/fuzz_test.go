@@ -125,7 +125,7 @@ func FuzzMap(f *testing.F) {
 // mapping, not of the row.
 var rowMessage = regexp.MustCompile(`^(not an e-mail address|not a boolean \(true/false, yes/no, 1/0\)|not a date \(YYYY-MM-DD\)|required but empty|identity is empty|does not match layout \S+|longer than 65536 bytes( after transforms\[\d+\] \(\w+\))?|template output longer than 65536 bytes|template failed( at \d+:\d+)?|the row has \d+ fields, the header has \d+)( \(value \d+ of \d+\))?$`)
 
-// assertRowError fails unless err is a *RowError whose every field error
+// assertRowError fails unless err is a *FieldErrors whose every field error
 // names a mapped attribute (or none, for the whole row) and carries a
 // message of the closed set.
 func assertRowError(t *testing.T, err error, entries []v1alpha1.AttributeMapping) {

@@ -254,7 +254,7 @@ func (m *Mapper) Columns() []string { return slices.Clone(m.header) }
 // Map computes the attributes of one record, whose fields are aligned with
 // the header. Every mapped attribute is in the result; one whose value is
 // empty has no values (a zero-length slice), which means "clear it". On
-// failure Map returns nil and a *RowError listing every field error of the
+// failure Map returns nil and a *FieldErrors listing every field error of the
 // row; the messages never contain values.
 //
 // The result belongs to the caller: no two attributes share a slice, and

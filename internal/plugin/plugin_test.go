@@ -357,13 +357,6 @@ func TestStatusOfAFileReadInPlace(t *testing.T) {
 	}
 }
 
-// The plugin reads the keys the worker writes.
-func TestKeysAreTheWorkers(t *testing.T) {
-	if outcomeKey != worker.ReportOutcomeKey || outcomeGzipKey != worker.ReportOutcomeGzipKey || codesKey != worker.CodesKey {
-		t.Fatal("the plugin's Secret keys differ from the worker's")
-	}
-}
-
 // codes prints the codes of an import that gave some, as one CSV; run-now
 // starts a schedule's import.
 func TestCodesAndRunNow(t *testing.T) {

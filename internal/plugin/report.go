@@ -18,15 +18,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/csvsafe"
-)
-
-// Keys of the Secrets the worker writes (the worker package's
-// ReportOutcomeKey, ReportOutcomeGzipKey and CodesKey; a test holds them
-// equal).
-const (
-	outcomeKey     = "outcome.csv"
-	outcomeGzipKey = "outcome.csv.gz"
-	codesKey       = "codes.csv"
+	"github.com/userimport/user-import-operator/internal/runcontract"
 )
 
 // Actions report filters by.
@@ -134,19 +126,19 @@ func (p *Plugin) Report(ctx context.Context, name, action, output string) error 
 // outcomeOf returns the outcome of a report Secret's data, plain or
 // compressed, and its key; no key when there is none yet.
 func outcomeOf(data map[string][]byte) (string, []byte, error) {
-	if b, ok := data[outcomeKey]; ok {
-		return outcomeKey, b, nil
+	if b, ok := data[runcontract.ReportOutcomeKey]; ok {
+		return runcontract.ReportOutcomeKey, b, nil
 	}
-	z, ok := data[outcomeGzipKey]
+	z, ok := data[runcontract.ReportOutcomeGzipKey]
 	if !ok {
 		return "", nil, nil
 	}
 	zr, err := gzip.NewReader(bytes.NewReader(z))
 	if err != nil {
-		return outcomeGzipKey, nil, err
+		return runcontract.ReportOutcomeGzipKey, nil, err
 	}
 	b, err := io.ReadAll(zr)
-	return outcomeGzipKey, b, err
+	return runcontract.ReportOutcomeGzipKey, b, err
 }
 
 func lineOf(l int64) string {
@@ -199,7 +191,7 @@ func (p *Plugin) Codes(ctx context.Context, name string, show bool, file string)
 		if err := p.Client.Get(ctx, types.NamespacedName{Namespace: p.Namespace, Name: sn}, &s); err != nil {
 			return p.apiError(err, "get", "secrets", sn)
 		}
-		data := s.Data[codesKey]
+		data := s.Data[runcontract.CodesKey]
 		// Each Secret starts with the header; print it once.
 		if i := bytes.IndexByte(data, '\n'); i >= 0 {
 			data = data[i+1:]

@@ -17,13 +17,7 @@ import (
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/csvsafe"
 	"github.com/userimport/user-import-operator/internal/mail"
-)
-
-// Keys of the report Secret the mail reads (the worker writes them).
-const (
-	errorsKey      = "errors.csv"
-	outcomeKey     = "outcome.csv"
-	outcomeGzipKey = "outcome.csv.gz"
+	"github.com/userimport/user-import-operator/internal/runcontract"
 )
 
 // firstErrors is how many row errors the body lists.
@@ -77,7 +71,7 @@ func Message(imp *v1alpha1.UserImport, phase v1alpha1.ImportPhase, data map[stri
 	if p := st.Progress; p != nil && p.Resumes > 0 && phase != v1alpha1.PhasePreviewReady {
 		fmt.Fprintf(&b, "Resumed:     %d times; the attachment lists the changes of the last worker, the counts cover all\n", p.Resumes)
 	}
-	writeErrors(&b, data[errorsKey])
+	writeErrors(&b, data[runcontract.ReportErrorsKey])
 	b.WriteString("\nThe attachment lists the outcome of every row: line, identity, action, error.\n")
 	b.WriteString("This mail and the import's report Secret are the only places where identities leave the directory.\n")
 
@@ -86,9 +80,9 @@ func Message(imp *v1alpha1.UserImport, phase v1alpha1.ImportPhase, data map[stri
 	m := mail.Message{To: imp.Spec.Report.Recipients, Subject: subject, Text: b.String(),
 		ID: fmt.Sprintf("%s.%s.report", imp.UID, strings.ToLower(string(phase)))}
 	name := fmt.Sprintf("%s-%s-outcome.csv", imp.Name, strings.ToLower(string(phase)))
-	if out := data[outcomeKey]; len(out) > 0 {
+	if out := data[runcontract.ReportOutcomeKey]; len(out) > 0 {
 		m.Attachments = []mail.Attachment{{Name: name, ContentType: "text/csv", Data: out}}
-	} else if z := data[outcomeGzipKey]; len(z) > 0 {
+	} else if z := data[runcontract.ReportOutcomeGzipKey]; len(z) > 0 {
 		m.Attachments = []mail.Attachment{{Name: name + ".gz", ContentType: "application/gzip", Data: z,
 			Fit: func(max int) []byte { return cutGzipCSV(z, max) }}}
 	}

@@ -16,8 +16,9 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/csvsafe"
-	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/keyread"
 	"github.com/userimport/user-import-operator/internal/mail"
+	"github.com/userimport/user-import-operator/internal/runcontract"
 	"github.com/userimport/user-import-operator/internal/testpeer/mailpit"
 )
 
@@ -44,7 +45,7 @@ func TestCompleteOutcomeIsCutToTheRelaysSize(t *testing.T) {
 
 	imp := &v1alpha1.UserImport{ObjectMeta: metav1.ObjectMeta{Namespace: "hr", Name: "big", UID: "u1"},
 		Spec: v1alpha1.UserImportSpec{Report: v1alpha1.ReportMail{Recipients: []string{"hr-it@example.com"}}}}
-	m := Message(imp, v1alpha1.PhaseCompleted, map[string][]byte{outcomeGzipKey: z}, time.Now())
+	m := Message(imp, v1alpha1.PhaseCompleted, map[string][]byte{runcontract.ReportOutcomeGzipKey: z}, time.Now())
 	if len(m.Attachments) != 1 || !strings.HasSuffix(m.Attachments[0].Name, ".csv.gz") {
 		t.Fatalf("attachments %+v, want the compressed outcome", m.Attachments)
 	}
@@ -59,7 +60,7 @@ func TestCompleteOutcomeIsCutToTheRelaysSize(t *testing.T) {
 		if name == "relay-ca" {
 			return srv.CAPEM, nil
 		}
-		return nil, kube.NotFound("no Secret %s", name)
+		return nil, keyread.NotFound("no Secret %s", name)
 	}
 	s := mail.NewSender(spec, secrets, 10*time.Second)
 	defer s.Close()

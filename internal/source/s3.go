@@ -31,7 +31,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
-	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/keyread"
 )
 
 type s3Store struct {
@@ -41,7 +41,7 @@ type s3Store struct {
 }
 
 // OpenS3 makes a client for the bucket of src.
-func OpenS3(ctx context.Context, src *v1alpha1.S3Source, secrets kube.KeyReader, control func(network, address string, c syscall.RawConn) error) (Store, error) {
+func OpenS3(ctx context.Context, src *v1alpha1.S3Source, secrets keyread.KeyReader, control func(network, address string, c syscall.RawConn) error) (Store, error) {
 	region := src.Region
 	if region == "" {
 		region = "us-east-1"
@@ -54,7 +54,7 @@ func OpenS3(ctx context.Context, src *v1alpha1.S3Source, secrets kube.KeyReader,
 		read := func(key string, required bool) (string, error) {
 			b, err := secrets(ctx, src.Credentials.Name, key)
 			if err != nil {
-				if !required && errors.Is(err, kube.ErrNotFound) {
+				if !required && errors.Is(err, keyread.ErrNotFound) {
 					return "", nil
 				}
 				return "", fmt.Errorf("source.s3.credentials: Secret %s key %s: %w", src.Credentials.Name, key, err)

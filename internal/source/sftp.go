@@ -20,7 +20,7 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
-	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/keyread"
 )
 
 // sftpStore is a folder tree of an SFTP server, over one SSH connection.
@@ -35,7 +35,7 @@ var handshakeTimeout = 30 * time.Second
 
 // OpenSFTP connects to the server of src, verifying its host key against
 // src.knownHosts unless src says to skip that.
-func OpenSFTP(ctx context.Context, src *v1alpha1.SFTPSource, secrets kube.KeyReader, control func(network, address string, c syscall.RawConn) error) (Store, error) {
+func OpenSFTP(ctx context.Context, src *v1alpha1.SFTPSource, secrets keyread.KeyReader, control func(network, address string, c syscall.RawConn) error) (Store, error) {
 	port := int(src.Port)
 	if port == 0 {
 		port = 22
@@ -87,14 +87,14 @@ func OpenSFTP(ctx context.Context, src *v1alpha1.SFTPSource, secrets kube.KeyRea
 	return &sftpStore{addr: addr, conn: conn, client: client}, nil
 }
 
-func sshConfig(ctx context.Context, src *v1alpha1.SFTPSource, addr string, secrets kube.KeyReader) (*ssh.ClientConfig, error) {
+func sshConfig(ctx context.Context, src *v1alpha1.SFTPSource, addr string, secrets keyread.KeyReader) (*ssh.ClientConfig, error) {
 	if secrets == nil {
 		return nil, errors.New("source.sftp: no way to read Secrets")
 	}
 	read := func(key string, required bool) (string, error) {
 		b, err := secrets(ctx, src.Credentials.Name, key)
 		if err != nil {
-			if !required && errors.Is(err, kube.ErrNotFound) {
+			if !required && errors.Is(err, keyread.ErrNotFound) {
 				return "", nil
 			}
 			return "", fmt.Errorf("source.sftp.credentials: Secret %s key %s: %w", src.Credentials.Name, key, err)

@@ -29,7 +29,7 @@ import (
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
 	"github.com/userimport/user-import-operator/internal/egress"
-	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/keyread"
 )
 
 // File is the file of a source: a local copy, or a file read in place.
@@ -112,8 +112,8 @@ type Options struct {
 	// source (a Job mounts it); otherwise ConfigMaps and Secrets read it.
 	MountedFile string
 	// ConfigMaps and Secrets read keys through the API (in-process runs).
-	ConfigMaps kube.KeyReader
-	Secrets    kube.KeyReader
+	ConfigMaps keyread.KeyReader
+	Secrets    keyread.KeyReader
 	// AmbientS3 tells whether an s3 source without credentials may use
 	// the process's own cloud identity (its environment, web identity or
 	// instance role) for its bucket. nil allows none: the manager serves
@@ -206,7 +206,7 @@ func openInPlace(ctx context.Context, src v1alpha1.ImportSource, opts Options) (
 
 // fetchKey copies the key of a ConfigMap or Secret source: the mounted
 // file when there is one (a Job), otherwise what read gives.
-func fetchKey(ctx context.Context, field, name, key string, read kube.KeyReader, opts Options) (*File, error) {
+func fetchKey(ctx context.Context, field, name, key string, read keyread.KeyReader, opts Options) (*File, error) {
 	if opts.MountedFile != "" {
 		return copyFile(opts.MountedFile, opts.Dir)
 	}
@@ -339,7 +339,7 @@ func download(ctx context.Context, client *http.Client, src *v1alpha1.HTTPSource
 	return f, false, nil
 }
 
-func authorize(ctx context.Context, req *http.Request, src *v1alpha1.HTTPSource, secrets kube.KeyReader) error {
+func authorize(ctx context.Context, req *http.Request, src *v1alpha1.HTTPSource, secrets keyread.KeyReader) error {
 	switch {
 	case src.BasicAuth != nil:
 		user, err := secretKey(ctx, secrets, src.BasicAuth.Name, "username")
@@ -361,7 +361,7 @@ func authorize(ctx context.Context, req *http.Request, src *v1alpha1.HTTPSource,
 	return nil
 }
 
-func secretKey(ctx context.Context, secrets kube.KeyReader, name, key string) (string, error) {
+func secretKey(ctx context.Context, secrets keyread.KeyReader, name, key string) (string, error) {
 	if secrets == nil {
 		return "", fmt.Errorf("source.http: Secret %s: no way to read Secrets", name)
 	}

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
-	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/keyread"
 )
 
 const csvData = "email,first_name\nada@example.com,Ada\n"
@@ -27,11 +27,11 @@ func sum(s string) string {
 	return hex.EncodeToString(h[:])
 }
 
-func secrets(m map[string]string) kube.KeyReader {
+func secrets(m map[string]string) keyread.KeyReader {
 	return func(_ context.Context, name, key string) ([]byte, error) {
 		v, ok := m[name+"/"+key]
 		if !ok {
-			return nil, fmt.Errorf("%s/%s: %w", name, key, kube.ErrNotFound)
+			return nil, fmt.Errorf("%s/%s: %w", name, key, keyread.ErrNotFound)
 		}
 		return []byte(v), nil
 	}

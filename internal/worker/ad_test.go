@@ -16,7 +16,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
-	"github.com/userimport/user-import-operator/internal/jobs"
+	"github.com/userimport/user-import-operator/internal/runcontract"
 	"github.com/userimport/user-import-operator/internal/testenv"
 	"github.com/userimport/user-import-operator/internal/testpeer/samba"
 )
@@ -67,7 +67,7 @@ func TestActiveDirectoryImportWithGroupsAndCodes(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	out, err := f.runCodes(ctx, t, jobs.StageImport, f.sink(), nil)
+	out, err := f.runCodes(ctx, t, runcontract.StageImport, f.sink(), nil)
 	if err != nil {
 		t.Fatalf("import: %v", err)
 	}
@@ -76,9 +76,9 @@ func TestActiveDirectoryImportWithGroupsAndCodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	if n := out.Result.Counts; n.Created != int64(users) || n.Failed != 1 || n.Groups.GroupsCreated != 7 {
-		t.Fatalf("counts %+v, want %d created, 1 failed, 7 groups; errors:\n%s", n, users, report.Data[ReportErrorsKey])
+		t.Fatalf("counts %+v, want %d created, 1 failed, 7 groups; errors:\n%s", n, users, report.Data[runcontract.ReportErrorsKey])
 	}
-	if errs := string(report.Data[ReportErrorsKey]); !strings.Contains(errs, "sAMAccountName: longer than 20 characters") {
+	if errs := string(report.Data[runcontract.ReportErrorsKey]); !strings.Contains(errs, "sAMAccountName: longer than 20 characters") {
 		t.Fatalf("errors.csv: %s", errs)
 	}
 
@@ -88,7 +88,7 @@ func TestActiveDirectoryImportWithGroupsAndCodes(t *testing.T) {
 		if err := c.Get(ctx, types.NamespacedName{Namespace: "default", Name: name}, &sec); err != nil {
 			t.Fatal(err)
 		}
-		recs, err := csv.NewReader(bytes.NewReader(sec.Data[CodesKey])).ReadAll()
+		recs, err := csv.NewReader(bytes.NewReader(sec.Data[runcontract.CodesKey])).ReadAll()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -145,7 +145,7 @@ func TestActiveDirectoryImportWithGroupsAndCodes(t *testing.T) {
 	if err := c.Update(ctx, next); err != nil {
 		t.Fatal(err)
 	}
-	again, err := g.runCodes(ctx, t, jobs.StageImport, g.sink(), nil)
+	again, err := g.runCodes(ctx, t, runcontract.StageImport, g.sink(), nil)
 	if err != nil {
 		t.Fatalf("re-run: %v", err)
 	}
@@ -171,7 +171,7 @@ func TestActiveDirectoryImportWithGroupsAndCodes(t *testing.T) {
 	if err := c.Update(ctx, changes); err != nil {
 		t.Fatal(err)
 	}
-	third, err := h.runCodes(ctx, t, jobs.StageImport, h.sink(), nil)
+	third, err := h.runCodes(ctx, t, runcontract.StageImport, h.sink(), nil)
 	if err != nil {
 		t.Fatalf("the import of the changes: %v", err)
 	}

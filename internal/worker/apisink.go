@@ -20,46 +20,18 @@ import (
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/csvsafe"
 	"github.com/userimport/user-import-operator/internal/engine"
-	"github.com/userimport/user-import-operator/internal/jobs"
 	"github.com/userimport/user-import-operator/internal/mail"
+	"github.com/userimport/user-import-operator/internal/runcontract"
 	"github.com/userimport/user-import-operator/internal/source"
 )
 
-// Keys of the report Secret.
-const (
-	// ReportErrorsKey holds the row errors: "line,message" rows.
-	ReportErrorsKey = "errors.csv"
-	// ReportChangesKey holds a sample of the planned changes:
-	// "line,op,identity,attributes" rows.
-	ReportChangesKey = "changes.csv"
-	// ReportSummaryKey holds the counts, one "name=value" a line.
-	ReportSummaryKey = "summary.txt"
-	// ReportOutcomeKey holds the outcome by row, in file order:
-	// "line,identity,action,error" rows, where action is create, update,
-	// deactivate, delete (planned, in a preview) or error. Rows whose user
-	// was unchanged are not listed. It is the report mail's attachment.
-	ReportOutcomeKey = "outcome.csv"
-	// ReportOutcomeGzipKey replaces ReportOutcomeKey when the run changed
-	// more than ReportKeepChanges users: the outcome of every row,
-	// gzip-compressed, in the order the run met them (deprovisions
-	// last), up to outcomeGzipBudget; a last line counts the rows left out.
-	ReportOutcomeGzipKey = "outcome.csv.gz"
-	// ReportGroupsKey holds the group and manager changes:
-	// "line,identity,group,change" rows, where change is create group,
-	// add member, remove member, set manager or remove manager.
-	ReportGroupsKey = "groups.csv"
-	// ReportGroupsGzipKey replaces ReportGroupsKey beyond
-	// engine.MaxListedRelations changes: all of them, gzip-compressed, up
-	// to groupsGzipBudget.
-	ReportGroupsGzipKey = "groups.csv.gz"
-	// ReportKeepChanges is the number of changes the plain outcome lists,
-	// sorted by line; the counts are always complete.
-	ReportKeepChanges = 10000
-)
+// ReportKeepChanges is the number of changes the plain outcome lists,
+// sorted by line; the counts are always complete.
+const ReportKeepChanges = 10000
 
 // reportKeys are the keys a report may have but not every run writes:
 // an earlier run's must not pass for part of this one.
-var reportKeys = []string{ReportGroupsKey, ReportGroupsGzipKey, ReportErrorsKey, ReportChangesKey, ReportOutcomeKey, ReportOutcomeGzipKey}
+var reportKeys = []string{runcontract.ReportGroupsKey, runcontract.ReportGroupsGzipKey, runcontract.ReportErrorsKey, runcontract.ReportChangesKey, runcontract.ReportOutcomeKey, runcontract.ReportOutcomeGzipKey}
 
 // APISink writes a run's reports to the UserImport's status and to its
 // report Secret. It never writes phase or conditions: the controller owns
@@ -180,7 +152,7 @@ func (s *APISink) Preview(ctx context.Context, imp *v1alpha1.UserImport, res eng
 			Counts:         res.Counts.ChangeCounts,
 			ManagedUsers:   res.ManagedUsers,
 			SHA256:         res.SHA256,
-			SpecDigest:     jobs.SpecDigest(imp.Spec),
+			SpecDigest:     runcontract.SpecDigest(imp.Spec),
 			CompletionTime: &now,
 			Templates:      templates,
 		}
@@ -321,21 +293,21 @@ func ReportData(r RunReport) map[string][]byte {
 		_ = cw.Write([]string{strconv.FormatInt(c.Line, 10), c.Op.String(), c.Identity, strings.Join(c.Attributes, " ")})
 	}
 	_ = cw.Flush()
-	data := map[string][]byte{ReportErrorsKey: eb.Bytes(), ReportChangesKey: cb.Bytes()}
+	data := map[string][]byte{runcontract.ReportErrorsKey: eb.Bytes(), runcontract.ReportChangesKey: cb.Bytes()}
 	c := res.Counts
 	changed := c.Created + c.Updated + c.Deactivated + c.Deleted
 	// The complete outcome replaces the sample beyond it, unless the
 	// changes were planned by a pass that did not stream them.
 	if full := r.Complete; full != nil && changed > int64(len(res.Samples)) && (full.changes > 0 || len(res.Samples) == 0) {
-		data[ReportOutcomeGzipKey] = full.outcome.Close(omittedRows(outcomeGzipBudget))
+		data[runcontract.ReportOutcomeGzipKey] = full.outcome.Close(omittedRows(outcomeGzipBudget))
 	} else {
 		writeOutcome(&ob, res, errs)
-		data[ReportOutcomeKey] = ob.Bytes()
+		data[runcontract.ReportOutcomeKey] = ob.Bytes()
 	}
 	g := c.Groups
 	relations := g.GroupsCreated + g.MembershipsAdded + g.MembershipsRemoved + g.ManagersSet
 	if full := r.Complete; full != nil && relations > int64(len(res.Relations)) && full.groups.Rows > 0 {
-		data[ReportGroupsGzipKey] = full.groups.Close(omittedRows(groupsGzipBudget))
+		data[runcontract.ReportGroupsGzipKey] = full.groups.Close(omittedRows(groupsGzipBudget))
 	} else if len(res.Relations) > 0 || res.Counts.Groups != (v1alpha1.GroupCounts{}) {
 		var gb bytes.Buffer
 		gw := csvsafe.NewWriter(&gb)
@@ -347,7 +319,7 @@ func ReportData(r RunReport) map[string][]byte {
 			_ = gw.Write([]string{"", "", "", fmt.Sprintf("%d more changes are not listed; the counts in the report are complete", relations-int64(len(res.Relations)))})
 		}
 		_ = gw.Flush()
-		data[ReportGroupsKey] = gb.Bytes()
+		data[runcontract.ReportGroupsKey] = gb.Bytes()
 	}
 	summary := fmt.Sprintf("sha256=%s\ndryRun=%t\nrows=%d\ncreate=%d\nupdate=%d\nunchanged=%d\ndeactivate=%d\ndelete=%d\nerrors=%d\nmanagedUsers=%d\nplannedDeprovisions=%d\nsafetyStop=%t\n",
 		res.SHA256, res.DryRun, c.Rows, c.Created, c.Updated, c.Unchanged, c.Deactivated, c.Deleted, c.Failed, res.ManagedUsers, res.PlannedDeprovisions, res.SafetyStop)
@@ -359,7 +331,7 @@ func ReportData(r RunReport) map[string][]byte {
 		summary += fmt.Sprintf("groupsCreated=%d\nmembershipsAdded=%d\nmembershipsRemoved=%d\nmanagersSet=%d\nmanagersMissing=%d\nmanagedMemberships=%d\nplannedMembershipRemovals=%d\n",
 			g.GroupsCreated, g.MembershipsAdded, g.MembershipsRemoved, g.ManagersSet, g.ManagersMissing, res.ManagedMemberships, res.PlannedMembershipRemovals)
 	}
-	data[ReportSummaryKey] = []byte(summary)
+	data[runcontract.ReportSummaryKey] = []byte(summary)
 	return data
 }
 

@@ -18,9 +18,9 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory/open"
-	"github.com/userimport/user-import-operator/internal/jobs"
-	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/keyread"
 	"github.com/userimport/user-import-operator/internal/reportmail"
+	"github.com/userimport/user-import-operator/internal/runcontract"
 	"github.com/userimport/user-import-operator/internal/safetext"
 	"github.com/userimport/user-import-operator/internal/source"
 	"github.com/userimport/user-import-operator/internal/testenv"
@@ -112,7 +112,7 @@ func TestPersonalDataCanaries(t *testing.T) {
 				os.MkdirAll(filepath.Join(work, "secrets", name), 0o700)
 				os.WriteFile(filepath.Join(work, "secrets", name, key), []byte(v), 0o600)
 			}
-			secrets := kube.MountedSecrets(filepath.Join(work, "secrets"))
+			secrets := keyread.MountedSecrets(filepath.Join(work, "secrets"))
 			csvPath := filepath.Join(work, "users.csv")
 			if err := os.WriteFile(csvPath, []byte(s.csv), 0o600); err != nil {
 				t.Fatal(err)
@@ -133,13 +133,13 @@ func TestPersonalDataCanaries(t *testing.T) {
 			}
 			var log bytes.Buffer
 			var errs []string
-			for _, stage := range []Stage{jobs.StagePreview, jobs.StageImport} {
+			for _, stage := range []Stage{runcontract.StagePreview, runcontract.StageImport} {
 				var cur v1alpha1.UserImport
 				if err := c.Get(ctx, key, &cur); err != nil {
 					t.Fatal(err)
 				}
 				_, err := Run(ctx, Config{Stage: stage, Import: &cur, Directory: s.dir, Secrets: secrets,
-					Source: source.Options{Dir: t.TempDir(), MountedFile: csvPath}, Open: open.Open,
+					Source: source.Options{Dir: t.TempDir(), MountedFile: csvPath}, Open: open.Directory,
 					Sink: Tee(&APISink{Client: c, Import: key, ReportSecret: report.Name}, &ConsoleSink{Out: &log}), ProgressInterval: time.Millisecond})
 				if err != nil {
 					errs = append(errs, err.Error())
@@ -155,17 +155,17 @@ func TestPersonalDataCanaries(t *testing.T) {
 			if err := c.Get(ctx, types.NamespacedName{Namespace: key.Namespace, Name: report.Name}, report); err != nil {
 				t.Fatal(err)
 			}
-			if n := strings.Count(messagesOf(t, report.Data[ReportErrorsKey]), "\n"); int64(n) != s.failed {
-				t.Fatalf("errors.csv lists %d line errors, want %d:\n%s", n, s.failed, report.Data[ReportErrorsKey])
+			if n := strings.Count(messagesOf(t, report.Data[runcontract.ReportErrorsKey]), "\n"); int64(n) != s.failed {
+				t.Fatalf("errors.csv lists %d line errors, want %d:\n%s", n, s.failed, report.Data[runcontract.ReportErrorsKey])
 			}
 			status, _ := json.Marshal(cur.Status)
 			mail := reportmail.Message(&cur, v1alpha1.PhaseCompleted, report.Data, time.Now())
 			for what, text := range map[string]string{"status": string(status), "log": log.String(),
 				"report mail": mail.Subject + "\n" + mail.Text, "worker errors": strings.Join(errs, "\n"),
-				"line errors in errors.csv": messagesOf(t, report.Data[ReportErrorsKey])} {
+				"line errors in errors.csv": messagesOf(t, report.Data[runcontract.ReportErrorsKey])} {
 				leakcheck.NoValues(t, what, text, s.canaries)
 			}
-			t.Logf("%s: line errors %s", name, messagesOf(t, report.Data[ReportErrorsKey]))
+			t.Logf("%s: line errors %s", name, messagesOf(t, report.Data[runcontract.ReportErrorsKey]))
 		})
 	}
 }
@@ -207,7 +207,7 @@ func TestSCIMAnswersQuotingValuesStayOutOfMessages(t *testing.T) {
 	}
 	os.MkdirAll(filepath.Join(work, "secrets", "scim"), 0o700)
 	os.WriteFile(filepath.Join(work, "secrets", "scim", "token"), []byte("t0ken"), 0o600)
-	secrets := kube.MountedSecrets(filepath.Join(work, "secrets"))
+	secrets := keyread.MountedSecrets(filepath.Join(work, "secrets"))
 
 	key := types.NamespacedName{Namespace: "default", Name: "canary-scim"}
 	imp := &v1alpha1.UserImport{}
@@ -232,8 +232,8 @@ func TestSCIMAnswersQuotingValuesStayOutOfMessages(t *testing.T) {
 	if err := c.Get(ctx, key, &cur); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Run(ctx, Config{Stage: jobs.StageImport, Import: &cur, Directory: dir, Secrets: secrets,
-		Source: source.Options{Dir: t.TempDir(), MountedFile: csvPath}, Open: open.Open,
+	_, err := Run(ctx, Config{Stage: runcontract.StageImport, Import: &cur, Directory: dir, Secrets: secrets,
+		Source: source.Options{Dir: t.TempDir(), MountedFile: csvPath}, Open: open.Directory,
 		Sink: Tee(&APISink{Client: c, Import: key, ReportSecret: report.Name}, &ConsoleSink{Out: &log}), ProgressInterval: time.Millisecond})
 	if err == nil {
 		t.Fatal("the run succeeded although the server's answer to a create could not be decoded")
@@ -244,7 +244,7 @@ func TestSCIMAnswersQuotingValuesStayOutOfMessages(t *testing.T) {
 	if err := c.Get(ctx, types.NamespacedName{Namespace: key.Namespace, Name: report.Name}, report); err != nil {
 		t.Fatal(err)
 	}
-	lineErrors := messagesOf(t, report.Data[ReportErrorsKey])
+	lineErrors := messagesOf(t, report.Data[runcontract.ReportErrorsKey])
 	if !strings.Contains(lineErrors, "invalidValue") {
 		t.Fatalf("the refused row is not a line error naming the server's scimType: %q", lineErrors)
 	}

@@ -21,15 +21,8 @@ import (
 	"github.com/userimport/user-import-operator/internal/csvsafe"
 	"github.com/userimport/user-import-operator/internal/engine"
 	"github.com/userimport/user-import-operator/internal/jobs"
-	"github.com/userimport/user-import-operator/internal/recovery"
-)
-
-// Keys of the codes Secrets.
-const (
-	// CodesKey holds "identity,code,expires" rows, formula cells escaped.
-	CodesKey = "codes.csv"
-	// CodesKeyKey holds the key generated codes are derived from.
-	CodesKeyKey = jobs.CodesKeyField
+	"github.com/userimport/user-import-operator/internal/recoverycode"
+	"github.com/userimport/user-import-operator/internal/runcontract"
 )
 
 // CodeVault keeps an import's recovery codes: the key they are derived
@@ -72,10 +65,10 @@ func (v *SecretVault) Key(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the recovery code key: %w", err)
 	}
-	if s == nil || len(s.Data[CodesKeyKey]) < 32 {
+	if s == nil || len(s.Data[runcontract.CodesKeyData]) < 32 {
 		return nil, fmt.Errorf("the recovery code key: Secret %s holds no key; the operator creates it before the import runs", name)
 	}
-	return s.Data[CodesKeyKey], nil
+	return s.Data[runcontract.CodesKeyData], nil
 }
 
 // owned reads the Secret name of the import's codes: nil when it does not
@@ -106,13 +99,13 @@ func (v *SecretVault) Open(ctx context.Context, expires time.Time) (CodeStore, e
 		if err != nil {
 			return nil, fmt.Errorf("recovery codes: %w", err)
 		}
-		if s == nil || s.Data[CodesKey] == nil {
+		if s == nil || s.Data[runcontract.CodesKey] == nil {
 			// Not made, or made empty by the controller: not used yet.
 			break
 		}
 		sec := &codeSecret{name: name, created: true, lines: map[string]string{}}
-		if err := sec.load(s.Data[CodesKey]); err != nil {
-			return nil, fmt.Errorf("Secret %s (recovery codes) key %s: %w", name, CodesKey, err)
+		if err := sec.load(s.Data[runcontract.CodesKey]); err != nil {
+			return nil, fmt.Errorf("Secret %s (recovery codes) key %s: %w", name, runcontract.CodesKey, err)
 		}
 		for _, k := range sec.order {
 			st.where[k] = n
@@ -353,7 +346,7 @@ func (c *secretCodes) write(ctx context.Context, gen uint64) error {
 // in its Role) up to codesSecretWait. A Secret written for the first
 // time must be controlled by the import.
 func (c *secretCodes) store(ctx context.Context, name string, data []byte, fresh bool) error {
-	d := map[string][]byte{CodesKey: data}
+	d := map[string][]byte{runcontract.CodesKey: data}
 	raw, err := mergePatchOfData(d)
 	if err != nil {
 		return err
@@ -434,7 +427,7 @@ func CodeStorage(spec v1alpha1.RecoveryCodes, dir v1alpha1.UserDirectorySpec, di
 		return nil, fmt.Errorf("spec.recoveryCodes.expiresAfter: UserDirectory %s names no spec.recoveryCodes.expiresAttribute to record it in", dirName)
 	}
 	cc := &engine.CodeConfig{Policy: spec.Generate, Column: spec.Column, Attribute: rc.Attribute, ExpiresAttribute: rc.ExpiresAttribute}
-	costs := recovery.Costs{MemoryKiB: rc.MemoryKiB, Iterations: rc.Iterations, Parallelism: rc.Parallelism, BcryptCost: rc.BcryptCost}
+	costs := recoverycode.Costs{MemoryKiB: rc.MemoryKiB, Iterations: rc.Iterations, Parallelism: rc.Parallelism, BcryptCost: rc.BcryptCost}
 	scheme := rc.Scheme
 	var err error
 	switch {
@@ -447,7 +440,7 @@ func CodeStorage(spec v1alpha1.RecoveryCodes, dir v1alpha1.UserDirectorySpec, di
 			return nil, fmt.Errorf("UserDirectory %s spec.recoveryCodes.scheme: Active Directory hashes the password itself; leave scheme unset", dirName)
 		}
 		cc.Attribute = "unicodePwd"
-		cc.Hasher, err = recovery.NewHasher(v1alpha1.SchemePlain, false, costs)
+		cc.Hasher, err = recoverycode.NewHasher(v1alpha1.SchemePlain, false, costs)
 		cc.HeldAttribute = rc.ExpiresAttribute
 		if spec.Generate == v1alpha1.CodesWhereMissing && cc.HeldAttribute == "" {
 			return nil, fmt.Errorf("spec.recoveryCodes.generate WhereMissing: Active Directory never returns a password, so UserDirectory %s needs spec.recoveryCodes.expiresAttribute to tell which users hold a code", dirName)
@@ -462,7 +455,7 @@ func CodeStorage(spec v1alpha1.RecoveryCodes, dir v1alpha1.UserDirectorySpec, di
 		if scheme == "" {
 			scheme = v1alpha1.SchemeSSHA512
 		}
-		cc.Hasher, err = recovery.NewHasher(scheme, true, costs)
+		cc.Hasher, err = recoverycode.NewHasher(scheme, true, costs)
 		cc.HeldAttribute = cc.Attribute
 		if spec.MustChange {
 			cc.ResetAttribute = "pwdReset"
@@ -474,7 +467,7 @@ func CodeStorage(spec v1alpha1.RecoveryCodes, dir v1alpha1.UserDirectorySpec, di
 		if scheme == "" {
 			scheme = v1alpha1.SchemeArgon2id
 		}
-		cc.Hasher, err = recovery.NewHasher(scheme, false, costs)
+		cc.Hasher, err = recoverycode.NewHasher(scheme, false, costs)
 		cc.HeldAttribute = cc.Attribute
 	case dir.SCIM != nil:
 		if cc.Attribute != "" && cc.Attribute != "password" {
@@ -484,7 +477,7 @@ func CodeStorage(spec v1alpha1.RecoveryCodes, dir v1alpha1.UserDirectorySpec, di
 			return nil, fmt.Errorf("UserDirectory %s spec.recoveryCodes.scheme: a SCIM server hashes the password itself; leave scheme unset", dirName)
 		}
 		cc.Attribute = "password"
-		cc.Hasher, err = recovery.NewHasher(v1alpha1.SchemePlain, false, costs)
+		cc.Hasher, err = recoverycode.NewHasher(v1alpha1.SchemePlain, false, costs)
 		// The password is never returned: the expiry is the only record.
 		cc.HeldAttribute = rc.ExpiresAttribute
 		if spec.Generate == v1alpha1.CodesWhereMissing && cc.HeldAttribute == "" {

@@ -28,8 +28,9 @@ import (
 	"github.com/userimport/user-import-operator/internal/engine"
 	"github.com/userimport/user-import-operator/internal/executor"
 	"github.com/userimport/user-import-operator/internal/jobs"
-	"github.com/userimport/user-import-operator/internal/kube"
-	"github.com/userimport/user-import-operator/internal/recovery"
+	"github.com/userimport/user-import-operator/internal/keyread"
+	"github.com/userimport/user-import-operator/internal/recoverycode"
+	"github.com/userimport/user-import-operator/internal/runcontract"
 	"github.com/userimport/user-import-operator/internal/source"
 	"github.com/userimport/user-import-operator/internal/testenv"
 	"github.com/userimport/user-import-operator/internal/testpeer/mailpit"
@@ -65,7 +66,7 @@ func (f *fixture) withCodes(t *testing.T, policy v1alpha1.RecoveryCodePolicy) {
 	}
 }
 
-func (f *fixture) runCodes(ctx context.Context, t *testing.T, stage Stage, sink Sink, wrap func(directory.Directory) directory.Directory) (Outcome, error) {
+func (f *fixture) runCodes(ctx context.Context, t *testing.T, stage Stage, sink Sink, wrap func(directory.Directory) directory.Directory) (Result, error) {
 	t.Helper()
 	imp := f.get(t)
 	return Run(ctx, Config{
@@ -74,8 +75,8 @@ func (f *fixture) runCodes(ctx context.Context, t *testing.T, stage Stage, sink 
 		Directory: f.dirSpec,
 		Secrets:   f.secrets,
 		Source:    source.Options{Dir: t.TempDir(), MountedFile: f.csvPath},
-		Open: func(ctx context.Context, spec v1alpha1.UserDirectorySpec, secrets kube.KeyReader) (directory.Directory, error) {
-			d, err := open.Open(ctx, spec, secrets)
+		Open: func(ctx context.Context, spec v1alpha1.UserDirectorySpec, secrets keyread.KeyReader) (directory.Directory, error) {
+			d, err := open.Directory(ctx, spec, secrets)
 			if err != nil || wrap == nil {
 				return d, err
 			}
@@ -107,7 +108,7 @@ func (f *fixture) codesOf(t *testing.T) map[string]string {
 		if !metav1.IsControlledBy(&s, f.get(t)) {
 			t.Fatalf("Secret %s is not owned by the import", name)
 		}
-		recs, err := csv.NewReader(bytes.NewReader(s.Data[CodesKey])).ReadAll()
+		recs, err := csv.NewReader(bytes.NewReader(s.Data[runcontract.CodesKey])).ReadAll()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -162,7 +163,7 @@ func checkCodes(t *testing.T, codes, hashes map[string]string, users int) {
 		t.Fatalf("%d codes in the Secrets, %d users; want %d of each", len(codes), len(hashes), users)
 	}
 	for id, code := range codes {
-		ok, err := recovery.Verify(hashes[id], code)
+		ok, err := recoverycode.Verify(hashes[id], code)
 		if err != nil || !ok {
 			t.Fatalf("the code of %s in the Secrets does not verify against the directory (%v)", id, err)
 		}
@@ -179,7 +180,7 @@ func TestRecoveryCodesGoToSecretsOnly(t *testing.T) {
 	f.withCodes(t, v1alpha1.CodesForNewUsers)
 
 	var log bytes.Buffer
-	if _, err := f.runCodes(context.Background(), t, jobs.StagePreview, Tee(f.sink(), &ConsoleSink{Out: &log}), nil); err != nil {
+	if _, err := f.runCodes(context.Background(), t, runcontract.StagePreview, Tee(f.sink(), &ConsoleSink{Out: &log}), nil); err != nil {
 		t.Fatal(err)
 	}
 	if p := f.get(t).Status.Preview; p == nil || p.RecoveryCodes != 120 {
@@ -195,7 +196,7 @@ func TestRecoveryCodesGoToSecretsOnly(t *testing.T) {
 		}
 	}
 
-	if _, err := f.runCodes(context.Background(), t, jobs.StageImport, Tee(f.sink(), &ConsoleSink{Out: &log}), nil); err != nil {
+	if _, err := f.runCodes(context.Background(), t, runcontract.StageImport, Tee(f.sink(), &ConsoleSink{Out: &log}), nil); err != nil {
 		t.Fatal(err)
 	}
 	codes := f.codesOf(t)
@@ -231,7 +232,7 @@ func TestRecoveryCodesSurviveKilledWorkers(t *testing.T) {
 	f := newFixture(t, c, "codes-killed")
 	writeCSV(t, f.csvPath, 2000)
 	f.withCodes(t, v1alpha1.CodesForNewUsers)
-	if _, err := f.runCodes(context.Background(), t, jobs.StagePreview, f.sink(), nil); err != nil {
+	if _, err := f.runCodes(context.Background(), t, runcontract.StagePreview, f.sink(), nil); err != nil {
 		t.Fatal(err)
 	}
 	r := rand.New(rand.NewPCG(14, 2000))
@@ -243,7 +244,7 @@ func TestRecoveryCodesSurviveKilledWorkers(t *testing.T) {
 		// 2,000 rows in batches of 50: 40 batches. Kill within the next few.
 		killAt := int32(1 + r.IntN(4))
 		mode := r.IntN(3)
-		_, err := f.runCodes(context.Background(), t, jobs.StageImport, f.sink(), func(d directory.Directory) directory.Directory {
+		_, err := f.runCodes(context.Background(), t, runcontract.StageImport, f.sink(), func(d directory.Directory) directory.Directory {
 			return &killAfter{Directory: d, at: killAt, mode: mode}
 		})
 		if err == nil {
@@ -300,13 +301,13 @@ func TestRecoveryCodesSplitAcrossSecrets(t *testing.T) {
 	f.withCodes(t, v1alpha1.CodesForNewUsers)
 	spec := f.dirSpec.RecoveryCodes
 	f.dirSpec.RecoveryCodes = nil
-	_, err := f.runCodes(context.Background(), t, jobs.StagePreview, f.sink(), nil)
-	var rej *jobs.Rejection
+	_, err := f.runCodes(context.Background(), t, runcontract.StagePreview, f.sink(), nil)
+	var rej *runcontract.Rejection
 	if !errors.As(err, &rej) || rej.Reason != v1alpha1.ReasonRecoveryCodesNotConfigured || !strings.Contains(rej.Message, "spec.recoveryCodes") {
 		t.Fatalf("got %v, want RecoveryCodesNotConfigured", err)
 	}
 	f.dirSpec.RecoveryCodes = spec
-	if _, err := f.runCodes(context.Background(), t, jobs.StageImport, f.sink(), nil); err != nil {
+	if _, err := f.runCodes(context.Background(), t, runcontract.StageImport, f.sink(), nil); err != nil {
 		t.Fatal(err)
 	}
 	st := f.get(t).Status.RecoveryCodes
@@ -329,7 +330,7 @@ func TestRecoveryCodesFiftyThousandLDAPUsers(t *testing.T) {
 	work := t.TempDir()
 	os.MkdirAll(filepath.Join(work, "ldap"), 0o700)
 	os.WriteFile(filepath.Join(work, "ldap", "password"), []byte(s.BindPassword), 0o600)
-	f.secrets = kube.MountedSecrets(work)
+	f.secrets = keyread.MountedSecrets(work)
 	f.dirSpec = v1alpha1.UserDirectorySpec{
 		IdentityAttribute: "uid",
 		LDAP: &v1alpha1.LDAPDirectory{URL: s.URL, BindDN: s.BindDN, BindPassword: v1alpha1.SecretKeyRef{Name: "ldap", Key: "password"},
@@ -348,7 +349,7 @@ func TestRecoveryCodesFiftyThousandLDAPUsers(t *testing.T) {
 	if err := c.Update(context.Background(), imp); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.runCodes(context.Background(), t, jobs.StageImport, f.sink(), nil); err != nil {
+	if _, err := f.runCodes(context.Background(), t, runcontract.StageImport, f.sink(), nil); err != nil {
 		t.Fatal(err)
 	}
 	st := f.get(t).Status.RecoveryCodes
@@ -364,7 +365,7 @@ func TestRecoveryCodesFiftyThousandLDAPUsers(t *testing.T) {
 		if n := sec.Size(); n >= 1<<20 {
 			t.Fatalf("Secret %s has %d bytes", name, n)
 		}
-		recs, err := csv.NewReader(bytes.NewReader(sec.Data[CodesKey])).ReadAll()
+		recs, err := csv.NewReader(bytes.NewReader(sec.Data[runcontract.CodesKey])).ReadAll()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -375,14 +376,14 @@ func TestRecoveryCodesFiftyThousandLDAPUsers(t *testing.T) {
 	if len(codes) != users {
 		t.Fatalf("the Secrets hold %d codes, want %d", len(codes), users)
 	}
-	dir, err := open.Open(context.Background(), f.dirSpec, f.secrets)
+	dir, err := open.Directory(context.Background(), f.dirSpec, f.secrets)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer dir.Close()
 	n := 0
 	err = dir.List(context.Background(), []string{"uid", "userPassword"}, func(u directory.User) error {
-		ok, err := recovery.Verify(first(u.Attributes["userPassword"]), codes[u.Identity])
+		ok, err := recoverycode.Verify(first(u.Attributes["userPassword"]), codes[u.Identity])
 		if err != nil || !ok {
 			return fmt.Errorf("%s: its userPassword does not hold the code of the Secrets (%v)", u.Identity, err)
 		}
@@ -420,7 +421,7 @@ func TestRecoveryCodesGoIntoInvitations(t *testing.T) {
 	writeCSV(t, f.csvPath, 20)
 	f.withInvitations(t, srv, mailpit.Password)
 	f.withCodes(t, v1alpha1.CodesForNewUsers)
-	if _, err := f.runCodes(context.Background(), t, jobs.StageImport, f.sink(), nil); err != nil {
+	if _, err := f.runCodes(context.Background(), t, runcontract.StageImport, f.sink(), nil); err != nil {
 		t.Fatal(err)
 	}
 	codes := f.codesOf(t)
@@ -469,8 +470,8 @@ func TestRecoveryCodesForgottenAndRecordedAgainAreListedOnce(t *testing.T) {
 	if err := c.Get(ctx, types.NamespacedName{Namespace: "default", Name: "codes-again-codes-0"}, &s); err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Count(string(s.Data[CodesKey]), "ann@corp.example"); got != 1 || len(f.get(t).Status.RecoveryCodes.Secrets) != 1 {
-		t.Fatalf("ann is listed %d times; status %+v:\n%s", got, f.get(t).Status.RecoveryCodes, s.Data[CodesKey])
+	if got := strings.Count(string(s.Data[runcontract.CodesKey]), "ann@corp.example"); got != 1 || len(f.get(t).Status.RecoveryCodes.Secrets) != 1 {
+		t.Fatalf("ann is listed %d times; status %+v:\n%s", got, f.get(t).Status.RecoveryCodes, s.Data[runcontract.CodesKey])
 	}
 }
 
@@ -531,7 +532,7 @@ func TestWorkerRefusesCodesSecretsItsImportDoesNotControl(t *testing.T) {
 	imp := f.get(t)
 	for _, name := range []string{jobs.CodesKeySecretName(imp), jobs.CodesSecretName(imp, 0)} {
 		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
-			Data: map[string][]byte{CodesKeyKey: []byte("0123456789abcdef0123456789abcdef"), CodesKey: []byte("identity,code,expires\n")}}
+			Data: map[string][]byte{runcontract.CodesKeyData: []byte("0123456789abcdef0123456789abcdef"), runcontract.CodesKey: []byte("identity,code,expires\n")}}
 		if err := c.Create(ctx, s); err != nil {
 			t.Fatal(err)
 		}
@@ -552,7 +553,7 @@ func TestWorkerRefusesCodesSecretsItsImportDoesNotControl(t *testing.T) {
 // vaultFor is the vault of a run of stage: a preview's has no Secrets
 // made for it, as the controller makes them for imports only.
 func vaultFor(t *testing.T, c client.Client, imp *v1alpha1.UserImport, stage Stage) *SecretVault {
-	if stage == jobs.StagePreview {
+	if stage == runcontract.StagePreview {
 		return &SecretVault{Client: c, Import: imp}
 	}
 	return prepareVault(t, c, imp)
@@ -628,11 +629,11 @@ func TestRotatingEveryCodeNeedsTheCountApproved(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	out, err := f.runCodes(ctx, t, jobs.StageImport, f.sink(), nil)
+	out, err := f.runCodes(ctx, t, runcontract.StageImport, f.sink(), nil)
 	if err != nil || out.SafetyStop == nil || !out.SafetyStop.CodeStop || out.SafetyStop.Codes != -1 {
 		t.Fatalf("an import without a preview: %+v (%v), want a stop that asks for a preview", out.SafetyStop, err)
 	}
-	if _, err := f.runCodes(ctx, t, jobs.StagePreview, f.sink(), nil); err != nil {
+	if _, err := f.runCodes(ctx, t, runcontract.StagePreview, f.sink(), nil); err != nil {
 		t.Fatal(err)
 	}
 	if p := f.get(t).Status.Preview; p == nil || p.RecoveryCodes != 40 {
@@ -644,7 +645,7 @@ func TestRotatingEveryCodeNeedsTheCountApproved(t *testing.T) {
 		if err := c.Update(ctx, imp); err != nil {
 			t.Fatal(err)
 		}
-		out, err := f.runCodes(ctx, t, jobs.StageImport, f.sink(), nil)
+		out, err := f.runCodes(ctx, t, runcontract.StageImport, f.sink(), nil)
 		if err != nil || out.SafetyStop == nil || !out.SafetyStop.CodeStop || out.SafetyStop.Codes != 40 {
 			t.Fatalf("approved %v: %+v (%v), want a stop for 40 codes", approved, out.SafetyStop, err)
 		}
@@ -660,7 +661,7 @@ func TestRotatingEveryCodeNeedsTheCountApproved(t *testing.T) {
 	if err := c.Update(ctx, imp); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := f.runCodes(ctx, t, jobs.StageImport, f.sink(), nil); err != nil || out.SafetyStop != nil {
+	if out, err := f.runCodes(ctx, t, runcontract.StageImport, f.sink(), nil); err != nil || out.SafetyStop != nil {
 		t.Fatalf("the approved import: %+v (%v)", out.SafetyStop, err)
 	}
 	if got := len(f.codesOf(t)); got != 40 {

@@ -16,7 +16,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	sqldir "github.com/userimport/user-import-operator/internal/directory/sql"
-	"github.com/userimport/user-import-operator/internal/jobs"
+	"github.com/userimport/user-import-operator/internal/runcontract"
 	"github.com/userimport/user-import-operator/internal/testenv"
 )
 
@@ -80,17 +80,17 @@ func TestReportListsEveryChangeCompressed(t *testing.T) {
 		return s.Data
 	}
 
-	for _, stage := range []Stage{jobs.StagePreview, jobs.StageImport} {
+	for _, stage := range []Stage{runcontract.StagePreview, runcontract.StageImport} {
 		if _, err := f.run(ctx, t, stage, f.sink()); err != nil {
 			t.Fatalf("%s: %v", stage, err)
 		}
 		data := report()
-		if _, ok := data[ReportOutcomeKey]; ok {
-			t.Fatalf("%s: the report has the plain %s beside the complete one", stage, ReportOutcomeKey)
+		if _, ok := data[runcontract.ReportOutcomeKey]; ok {
+			t.Fatalf("%s: the report has the plain %s beside the complete one", stage, runcontract.ReportOutcomeKey)
 		}
 		actions := map[string]int{}
 		lines := map[string]bool{}
-		for _, r := range gunzipCSV(t, ReportOutcomeGzipKey, data[ReportOutcomeGzipKey]) {
+		for _, r := range gunzipCSV(t, runcontract.ReportOutcomeGzipKey, data[runcontract.ReportOutcomeGzipKey]) {
 			if lines[r[0]] {
 				t.Fatalf("%s: line %s is listed twice", stage, r[0])
 			}
@@ -100,11 +100,11 @@ func TestReportListsEveryChangeCompressed(t *testing.T) {
 		if actions["create"] != users || actions["error"] != bad || len(lines) != users+bad {
 			t.Fatalf("%s: outcome.csv.gz lists %v in %d lines, want %d creates and %d errors", stage, actions, len(lines), users, bad)
 		}
-		if _, ok := data[ReportGroupsKey]; ok {
-			t.Fatalf("%s: the report has the plain %s beside the complete one", stage, ReportGroupsKey)
+		if _, ok := data[runcontract.ReportGroupsKey]; ok {
+			t.Fatalf("%s: the report has the plain %s beside the complete one", stage, runcontract.ReportGroupsKey)
 		}
 		changes := map[string]int{}
-		for _, r := range gunzipCSV(t, ReportGroupsGzipKey, data[ReportGroupsGzipKey]) {
+		for _, r := range gunzipCSV(t, runcontract.ReportGroupsGzipKey, data[runcontract.ReportGroupsGzipKey]) {
 			changes[r[3]]++
 		}
 		if changes["create group"] != 25 || changes["add member"] != users {
@@ -119,16 +119,16 @@ func TestReportListsEveryChangeCompressed(t *testing.T) {
 	if err := c.Update(ctx, imp); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.run(ctx, t, jobs.StagePreview, f.sink()); err != nil {
+	if _, err := f.run(ctx, t, runcontract.StagePreview, f.sink()); err != nil {
 		t.Fatal(err)
 	}
 	data := report()
-	for _, k := range []string{ReportOutcomeGzipKey, ReportGroupsGzipKey} {
+	for _, k := range []string{runcontract.ReportOutcomeGzipKey, runcontract.ReportGroupsGzipKey} {
 		if _, ok := data[k]; ok {
 			t.Fatalf("the small run's report still has the large run's %s", k)
 		}
 	}
-	if !bytes.HasPrefix(data[ReportOutcomeKey], []byte("line,identity,action,error\n")) {
-		t.Fatalf("outcome.csv: %.200s", data[ReportOutcomeKey])
+	if !bytes.HasPrefix(data[runcontract.ReportOutcomeKey], []byte("line,identity,action,error\n")) {
+		t.Fatalf("outcome.csv: %.200s", data[runcontract.ReportOutcomeKey])
 	}
 }

@@ -17,7 +17,7 @@ import (
 
 	"github.com/userimport/user-import-operator/internal/csvsafe"
 	"github.com/userimport/user-import-operator/internal/engine"
-	"github.com/userimport/user-import-operator/internal/recovery"
+	"github.com/userimport/user-import-operator/internal/recoverycode"
 )
 
 // DirVault keeps an import's recovery codes in a local directory, for a
@@ -49,14 +49,14 @@ func (v *DirVault) Key(context.Context) ([]byte, error) {
 	}
 	path := filepath.Join(v.Dir, dirVaultKey)
 	if key, err := os.ReadFile(path); err == nil {
-		if len(key) != recovery.KeySize {
-			return nil, fmt.Errorf("%s holds %d bytes, want a key of %d", path, len(key), recovery.KeySize)
+		if len(key) != recoverycode.KeySize {
+			return nil, fmt.Errorf("%s holds %d bytes, want a key of %d", path, len(key), recoverycode.KeySize)
 		}
 		return key, private(path, false)
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
-	key := make([]byte, recovery.KeySize)
+	key := make([]byte, recoverycode.KeySize)
 	if _, err := rand.Read(key); err != nil {
 		return nil, err
 	}

@@ -17,8 +17,8 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory/open"
-	"github.com/userimport/user-import-operator/internal/jobs"
-	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/keyread"
+	"github.com/userimport/user-import-operator/internal/runcontract"
 	"github.com/userimport/user-import-operator/internal/source"
 	"github.com/userimport/user-import-operator/internal/testenv"
 	"github.com/userimport/user-import-operator/internal/testpeer/leakcheck"
@@ -40,7 +40,7 @@ func TestConnectionFailuresLeaveNoValuesInStatusOrLogs(t *testing.T) {
 	values := writeCSV(t, csvPath, 300)
 	os.MkdirAll(filepath.Join(work, "secrets", "scim"), 0o700)
 	os.WriteFile(filepath.Join(work, "secrets", "scim", "token"), []byte("t0ken"), 0o600)
-	secrets := kube.MountedSecrets(filepath.Join(work, "secrets"))
+	secrets := keyread.MountedSecrets(filepath.Join(work, "secrets"))
 
 	key := types.NamespacedName{Namespace: "default", Name: "leaky"}
 	imp := &v1alpha1.UserImport{
@@ -73,8 +73,8 @@ func TestConnectionFailuresLeaveNoValuesInStatusOrLogs(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := Run(ctx, Config{
-		Stage: jobs.StageImport, Import: &cur, Directory: dirSpec, Secrets: secrets,
-		Source: source.Options{Dir: t.TempDir(), MountedFile: csvPath}, Open: open.Open,
+		Stage: runcontract.StageImport, Import: &cur, Directory: dirSpec, Secrets: secrets,
+		Source: source.Options{Dir: t.TempDir(), MountedFile: csvPath}, Open: open.Directory,
 		Sink:             Tee(&APISink{Client: c, Import: key, ReportSecret: "leaky-report"}, &ConsoleSink{Out: &log}),
 		ProgressInterval: time.Millisecond,
 	})
@@ -99,24 +99,24 @@ func TestImportRefusesAFileOtherThanItsPreviews(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, c, "pinned")
 	writeCSV(t, f.csvPath, 100)
-	if _, err := f.run(ctx, t, jobs.StagePreview, f.sink()); err != nil {
+	if _, err := f.run(ctx, t, runcontract.StagePreview, f.sink()); err != nil {
 		t.Fatal(err)
 	}
 	imp := f.get(t)
-	if p := imp.Status.Preview; p == nil || p.SHA256 != imp.Status.Source.SHA256 || p.SpecDigest != jobs.SpecDigest(imp.Spec) {
+	if p := imp.Status.Preview; p == nil || p.SHA256 != imp.Status.Source.SHA256 || p.SpecDigest != runcontract.SpecDigest(imp.Spec) {
 		t.Fatalf("the preview is not pinned to its file and spec: %+v", p)
 	}
 	writeCSV(t, f.csvPath, 101)
-	_, err := f.run(ctx, t, jobs.StageImport, f.sink())
-	var sc *jobs.SourceChangedError
-	if !errors.As(err, &sc) || !jobs.IsSourceChanged(err.Error()) {
+	_, err := f.run(ctx, t, runcontract.StageImport, f.sink())
+	var sc *runcontract.SourceChangedError
+	if !errors.As(err, &sc) || runcontract.OutcomeOf(nil, err).Kind != runcontract.SourceChanged {
 		t.Fatalf("import of a changed file: %v, want a SourceChangedError", err)
 	}
 	if n := f.countUsers(t); n != 0 {
 		t.Fatalf("the refused import wrote %d users", n)
 	}
 	writeCSV(t, f.csvPath, 100)
-	if _, err := f.run(ctx, t, jobs.StageImport, f.sink()); err != nil {
+	if _, err := f.run(ctx, t, runcontract.StageImport, f.sink()); err != nil {
 		t.Fatalf("import of the previewed file: %v", err)
 	}
 	if n := f.countUsers(t); n != 100 {

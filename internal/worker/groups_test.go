@@ -16,7 +16,7 @@ import (
 	"github.com/userimport/user-import-operator/internal/directory"
 	"github.com/userimport/user-import-operator/internal/directory/open"
 	sqldir "github.com/userimport/user-import-operator/internal/directory/sql"
-	"github.com/userimport/user-import-operator/internal/jobs"
+	"github.com/userimport/user-import-operator/internal/runcontract"
 	"github.com/userimport/user-import-operator/internal/testenv"
 )
 
@@ -65,7 +65,7 @@ func TestWorkerGroupsAndManagers(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if _, err := f.run(ctx, t, jobs.StagePreview, f.sink()); err != nil {
+	if _, err := f.run(ctx, t, runcontract.StagePreview, f.sink()); err != nil {
 		t.Fatalf("preview: %v", err)
 	}
 	want := v1alpha1.GroupCounts{GroupsCreated: 25, MembershipsAdded: 500, ManagersSet: 450}
@@ -76,18 +76,18 @@ func TestWorkerGroupsAndManagers(t *testing.T) {
 	if err := c.Get(ctx, types.NamespacedName{Namespace: "default", Name: "hr-groups-report"}, &report); err != nil {
 		t.Fatal(err)
 	}
-	g := string(report.Data[ReportGroupsKey])
+	g := string(report.Data[runcontract.ReportGroupsKey])
 	if !strings.HasPrefix(g, "line,identity,group,change\n") || !strings.Contains(g, ",Department-3,create group\n") ||
 		!strings.Contains(g, "person00003@corp.example,Department-3,add member\n") || !strings.Contains(g, "5,person00003@corp.example,,set manager\n") {
 		t.Fatalf("groups.csv:\n%.600s", g)
 	}
-	if s := string(report.Data[ReportSummaryKey]); !strings.Contains(s, "groupsCreated=25\n") || !strings.Contains(s, "managersSet=450\n") {
+	if s := string(report.Data[runcontract.ReportSummaryKey]); !strings.Contains(s, "groupsCreated=25\n") || !strings.Contains(s, "managersSet=450\n") {
 		t.Fatalf("summary: %s", s)
 	}
 
 	// Stopped after the fifth group, then resumed from the Groups step.
 	runCtx, cancel := context.WithCancel(ctx)
-	_, err = f.run(runCtx, t, jobs.StageImport, &cancelAfter{APISink: f.sink(), step: v1alpha1.StepGroups, checkpoints: 5, cancel: cancel})
+	_, err = f.run(runCtx, t, runcontract.StageImport, &cancelAfter{APISink: f.sink(), step: v1alpha1.StepGroups, checkpoints: 5, cancel: cancel})
 	cancel()
 	if err == nil {
 		t.Fatal("the stopped import reported success")
@@ -95,7 +95,7 @@ func TestWorkerGroupsAndManagers(t *testing.T) {
 	if cp := f.get(t).Status.Progress.Checkpoint; cp == nil || cp.Step != v1alpha1.StepGroups {
 		t.Fatalf("checkpoint %+v, want one in the Groups step", cp)
 	}
-	out, err := f.run(ctx, t, jobs.StageImport, f.sink())
+	out, err := f.run(ctx, t, runcontract.StageImport, f.sink())
 	if err != nil || !out.Resumed {
 		t.Fatalf("resumed import: %v (resumed %v)", err, out.Resumed)
 	}
@@ -103,7 +103,7 @@ func TestWorkerGroupsAndManagers(t *testing.T) {
 	if p := st.Progress; p.Groups == nil || *p.Groups != want || p.Created != 500 || p.Checkpoint.Step != v1alpha1.StepManagers {
 		t.Fatalf("progress %+v groups %+v", p, p.Groups)
 	}
-	dir, err := open.Open(ctx, f.dirSpec, f.secrets)
+	dir, err := open.Directory(ctx, f.dirSpec, f.secrets)
 	if err != nil {
 		t.Fatal(err)
 	}

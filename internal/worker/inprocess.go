@@ -6,7 +6,8 @@ import (
 	"os"
 	"syscall"
 
-	"github.com/userimport/user-import-operator/internal/kube/cluster"
+	"github.com/userimport/user-import-operator/internal/keyread/fromapi"
+	"github.com/userimport/user-import-operator/internal/runcontract"
 
 	"github.com/userimport/user-import-operator/internal/executor"
 
@@ -17,7 +18,7 @@ import (
 	"github.com/userimport/user-import-operator/internal/directory"
 	"github.com/userimport/user-import-operator/internal/directory/open"
 	"github.com/userimport/user-import-operator/internal/jobs"
-	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/keyread"
 	"github.com/userimport/user-import-operator/internal/source"
 )
 
@@ -25,7 +26,7 @@ import (
 // in a Job's pod or in the manager: the import is read through c, and its
 // progress and report go to its status and report Secret.
 func InCluster(ctx context.Context, c client.Client, key types.NamespacedName, stage Stage,
-	dir v1alpha1.UserDirectorySpec, secrets kube.KeyReader, src source.Options) (Config, error) {
+	dir v1alpha1.UserDirectorySpec, secrets keyread.KeyReader, src source.Options) (Config, error) {
 	var imp v1alpha1.UserImport
 	if err := c.Get(ctx, key, &imp); err != nil {
 		return Config{}, fmt.Errorf("reading UserImport %s: %w", key, err)
@@ -48,30 +49,34 @@ func InCluster(ctx context.Context, c client.Client, key types.NamespacedName, s
 }
 
 // openWith opens directories with control checking their addresses.
-func openWith(control func(network, address string, c syscall.RawConn) error) func(context.Context, v1alpha1.UserDirectorySpec, kube.KeyReader) (directory.Directory, error) {
-	return func(ctx context.Context, spec v1alpha1.UserDirectorySpec, secrets kube.KeyReader) (directory.Directory, error) {
+func openWith(control func(network, address string, c syscall.RawConn) error) func(context.Context, v1alpha1.UserDirectorySpec, keyread.KeyReader) (directory.Directory, error) {
+	return func(ctx context.Context, spec v1alpha1.UserDirectorySpec, secrets keyread.KeyReader) (directory.Directory, error) {
 		opts := open.Options(spec)
 		opts.DialControl = control
-		return open.OpenWith(ctx, spec, opts, secrets)
+		return open.DirectoryWith(ctx, spec, opts, secrets)
 	}
 }
 
 // RunInProcess is the worker of the in-process executor: the same run as
 // in a Job, with Secrets and ConfigMaps read through the API instead of
 // mounted volumes.
-func RunInProcess(ctx context.Context, rc executor.RunConfig) (*jobs.SafetyStop, error) {
+func RunInProcess(ctx context.Context, rc executor.RunConfig) runcontract.Outcome {
+	out, err := runInProcess(ctx, rc)
+	return runcontract.OutcomeOf(out.SafetyStop, err)
+}
+
+func runInProcess(ctx context.Context, rc executor.RunConfig) (Result, error) {
 	work, err := os.MkdirTemp("", "userimport-")
 	if err != nil {
-		return nil, err
+		return Result{}, err
 	}
 	defer os.RemoveAll(work)
-	secrets := cluster.SecretsMatching(rc.Client, rc.Namespace, rc.SecretSelector)
-	src := source.Options{Dir: work, Secrets: secrets, ConfigMaps: cluster.ConfigMaps(rc.Client, rc.Namespace), AmbientS3: rc.AmbientS3, DialControl: rc.DialControl}
+	secrets := fromapi.SecretsMatching(rc.Client, rc.Namespace, rc.SecretSelector)
+	src := source.Options{Dir: work, Secrets: secrets, ConfigMaps: fromapi.ConfigMaps(rc.Client, rc.Namespace), AmbientS3: rc.AmbientS3, DialControl: rc.DialControl}
 	key := types.NamespacedName{Namespace: rc.Namespace, Name: rc.Import}
 	cfg, err := InCluster(ctx, rc.Client, key, rc.Stage, rc.Directory, secrets, src)
 	if err != nil {
-		return nil, err
+		return Result{}, err
 	}
-	out, err := Run(ctx, cfg)
-	return out.SafetyStop, err
+	return Run(ctx, cfg)
 }

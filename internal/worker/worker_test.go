@@ -22,8 +22,8 @@ import (
 	"github.com/userimport/user-import-operator/internal/directory/open"
 	sqldir "github.com/userimport/user-import-operator/internal/directory/sql"
 	"github.com/userimport/user-import-operator/internal/engine"
-	"github.com/userimport/user-import-operator/internal/jobs"
-	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/keyread"
+	"github.com/userimport/user-import-operator/internal/runcontract"
 	"github.com/userimport/user-import-operator/internal/source"
 	"github.com/userimport/user-import-operator/internal/testenv"
 )
@@ -54,7 +54,7 @@ type fixture struct {
 	c       client.Client
 	key     types.NamespacedName
 	dirSpec v1alpha1.UserDirectorySpec
-	secrets kube.KeyReader
+	secrets keyread.KeyReader
 	csvPath string
 	dbPath  string
 }
@@ -71,7 +71,7 @@ func newFixture(t *testing.T, c client.Client, name string) *fixture {
 	}
 	os.MkdirAll(filepath.Join(work, "secrets", "db"), 0o700)
 	os.WriteFile(filepath.Join(work, "secrets", "db", "dsn"), []byte(f.dbPath), 0o600)
-	f.secrets = kube.MountedSecrets(filepath.Join(work, "secrets"))
+	f.secrets = keyread.MountedSecrets(filepath.Join(work, "secrets"))
 	f.dirSpec = v1alpha1.UserDirectorySpec{
 		IdentityAttribute: "email",
 		SQL:               &v1alpha1.SQLDirectory{Driver: v1alpha1.SQLDriverSQLite, DSN: v1alpha1.SecretKeyRef{Name: "db", Key: "dsn"}, Table: "users", ActiveColumn: "active"},
@@ -110,7 +110,7 @@ func (f *fixture) get(t *testing.T) *v1alpha1.UserImport {
 	return &imp
 }
 
-func (f *fixture) run(ctx context.Context, t *testing.T, stage Stage, sink Sink) (Outcome, error) {
+func (f *fixture) run(ctx context.Context, t *testing.T, stage Stage, sink Sink) (Result, error) {
 	t.Helper()
 	return Run(ctx, Config{
 		Stage:            stage,
@@ -118,7 +118,7 @@ func (f *fixture) run(ctx context.Context, t *testing.T, stage Stage, sink Sink)
 		Directory:        f.dirSpec,
 		Secrets:          f.secrets,
 		Source:           source.Options{Dir: t.TempDir(), MountedFile: f.csvPath},
-		Open:             open.Open,
+		Open:             open.Directory,
 		Sink:             sink,
 		ProgressInterval: time.Millisecond,
 	})
@@ -130,7 +130,7 @@ func (f *fixture) sink() *APISink {
 
 func (f *fixture) countUsers(t *testing.T) int {
 	t.Helper()
-	dir, err := open.Open(context.Background(), f.dirSpec, f.secrets)
+	dir, err := open.Directory(context.Background(), f.dirSpec, f.secrets)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +170,7 @@ func TestWorkerReportsToTheUserImport(t *testing.T) {
 		f := newFixture(t, c, "hr-nightly")
 		values := writeCSV(t, f.csvPath, 2000)
 
-		out, err := f.run(ctx, t, jobs.StagePreview, f.sink())
+		out, err := f.run(ctx, t, runcontract.StagePreview, f.sink())
 		if err != nil {
 			t.Fatalf("preview: %v", err)
 		}
@@ -194,17 +194,17 @@ func TestWorkerReportsToTheUserImport(t *testing.T) {
 		if err := c.Get(ctx, types.NamespacedName{Namespace: "default", Name: "hr-nightly-report"}, &report); err != nil {
 			t.Fatal(err)
 		}
-		if lines := strings.Count(string(report.Data[ReportChangesKey]), "\n"); lines < 2 || !strings.HasPrefix(string(report.Data[ReportChangesKey]), "line,op,identity,attributes\n") {
+		if lines := strings.Count(string(report.Data[runcontract.ReportChangesKey]), "\n"); lines < 2 || !strings.HasPrefix(string(report.Data[runcontract.ReportChangesKey]), "line,op,identity,attributes\n") {
 			t.Fatalf("changes sample: %d lines", lines)
 		}
-		if !strings.Contains(string(report.Data[ReportSummaryKey]), "create=2000") {
-			t.Fatalf("summary: %s", report.Data[ReportSummaryKey])
+		if !strings.Contains(string(report.Data[runcontract.ReportSummaryKey]), "create=2000") {
+			t.Fatalf("summary: %s", report.Data[runcontract.ReportSummaryKey])
 		}
 
 		// The import is stopped after its third checkpoint, like a pod
 		// that is killed; the next run resumes from the checkpoint.
 		runCtx, cancel := context.WithCancel(ctx)
-		_, err = f.run(runCtx, t, jobs.StageImport, &cancelAfter{APISink: f.sink(), checkpoints: 3, cancel: cancel})
+		_, err = f.run(runCtx, t, runcontract.StageImport, &cancelAfter{APISink: f.sink(), checkpoints: 3, cancel: cancel})
 		cancel()
 		if err == nil {
 			t.Fatal("the interrupted import reported success")
@@ -219,7 +219,7 @@ func TestWorkerReportsToTheUserImport(t *testing.T) {
 			t.Fatalf("after the interruption: %d users written, status says %d created", written, imp.Status.Progress.Created)
 		}
 
-		out, err = f.run(ctx, t, jobs.StageImport, f.sink())
+		out, err = f.run(ctx, t, runcontract.StageImport, f.sink())
 		if err != nil {
 			t.Fatalf("resumed import: %v", err)
 		}
@@ -253,19 +253,19 @@ func TestWorkerReportsToTheUserImport(t *testing.T) {
 			f := newFixture(t, c, fmt.Sprintf("hr-changed-%v", previewed))
 			writeCSV(t, f.csvPath, 300)
 			if previewed {
-				if _, err := f.run(ctx, t, jobs.StagePreview, f.sink()); err != nil {
+				if _, err := f.run(ctx, t, runcontract.StagePreview, f.sink()); err != nil {
 					t.Fatal(err)
 				}
 			}
 			runCtx, cancel := context.WithCancel(ctx)
-			_, _ = f.run(runCtx, t, jobs.StageImport, &cancelAfter{APISink: f.sink(), checkpoints: 1, cancel: cancel})
+			_, _ = f.run(runCtx, t, runcontract.StageImport, &cancelAfter{APISink: f.sink(), checkpoints: 1, cancel: cancel})
 			cancel()
 			if f.get(t).Status.Progress.Checkpoint == nil {
 				t.Fatal("no checkpoint recorded")
 			}
 			writeCSV(t, f.csvPath, 301)
-			_, err := f.run(ctx, t, jobs.StageImport, f.sink())
-			var sc *jobs.SourceChangedError
+			_, err := f.run(ctx, t, runcontract.StageImport, f.sink())
+			var sc *runcontract.SourceChangedError
 			if !errors.Is(err, engine.ErrSourceChanged) || errors.As(err, &sc) {
 				t.Fatalf("got %v, want ErrSourceChanged", err)
 			}
@@ -299,13 +299,13 @@ func TestStoppedRunRecordsItsLastCheckpoint(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	_, err := Run(ctx, Config{
-		Stage:     jobs.StageImport,
+		Stage:     runcontract.StageImport,
 		Import:    f.get(t),
 		Directory: f.dirSpec,
 		Secrets:   f.secrets,
 		Source:    source.Options{Dir: t.TempDir(), MountedFile: f.csvPath},
-		Open: func(ctx context.Context, spec v1alpha1.UserDirectorySpec, secrets kube.KeyReader) (directory.Directory, error) {
-			d, err := open.Open(ctx, spec, secrets)
+		Open: func(ctx context.Context, spec v1alpha1.UserDirectorySpec, secrets keyread.KeyReader) (directory.Directory, error) {
+			d, err := open.Directory(ctx, spec, secrets)
 			return &stopAfterApplies{Directory: d, stopAt: 10, cancel: cancel}, err
 		},
 		Sink: f.sink(),

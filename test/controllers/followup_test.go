@@ -14,6 +14,7 @@ import (
 
 	uiov1 "github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/jobs"
+	"github.com/userimport/user-import-operator/internal/runcontract"
 	"github.com/userimport/user-import-operator/internal/testpeer/blackhole"
 )
 
@@ -59,7 +60,7 @@ var _ = Describe("what an import owes after its phase", func() {
 			s.Report = uiov1.ReportMail{Recipients: []string{"hr-team@example.com"}}
 			s.Action = uiov1.ActionImport
 		})
-		finishJob(job(ours, jobs.StageImport), true)
+		finishJob(job(ours, runcontract.StageImport), true)
 		expectPhase(ours, uiov1.PhaseCompleted)
 		// The report is on its way into the black hole (15 s a try).
 		time.Sleep(time.Second)
@@ -69,7 +70,7 @@ var _ = Describe("what an import owes after its phase", func() {
 		j := &batchv1.Job{}
 		Eventually(func() error {
 			cur := getImport(theirs)
-			return k8sClient.Get(ctx, client.ObjectKey{Namespace: other, Name: jobs.JobName(cur, jobs.StageImport)}, j)
+			return k8sClient.Get(ctx, client.ObjectKey{Namespace: other, Name: jobs.JobName(cur, runcontract.StageImport)}, j)
 		}, 5*time.Second, 50*time.Millisecond).Should(Succeed(), "the other import's run starts while the report hangs")
 		GinkgoWriter.Printf("the other import's Job came %v after its action\n", time.Since(start))
 

@@ -15,6 +15,7 @@ import (
 	"github.com/userimport/user-import-operator/internal/directory"
 	"github.com/userimport/user-import-operator/internal/engine"
 	"github.com/userimport/user-import-operator/internal/jobs"
+	"github.com/userimport/user-import-operator/internal/runcontract"
 	"github.com/userimport/user-import-operator/internal/testpeer/mailpit"
 	"github.com/userimport/user-import-operator/internal/worker"
 )
@@ -117,7 +118,7 @@ var _ = Describe("a UserDirectory's mail relay", func() {
 			s.Report = uiov1.ReportMail{Recipients: []string{"hr-team@example.com", "it-team@example.com"}}
 			s.Action = uiov1.ActionImport
 		})
-		j := job(imp, jobs.StageImport)
+		j := job(imp, runcontract.StageImport)
 		reportSecret(imp)
 		workerPatch(imp, func(s *uiov1.UserImportStatus) {
 			s.Source = &uiov1.SourceStatus{Size: 321, SHA256: strings.Repeat("ab", 32), Rows: 3}
@@ -171,7 +172,7 @@ var _ = Describe("a UserDirectory's mail relay", func() {
 			s.Report = uiov1.ReportMail{Recipients: []string{"hr-team@example.com"}, On: []uiov1.ImportPhase{uiov1.PhasePreviewReady}}
 			s.Action = uiov1.ActionPreview
 		})
-		j := job(imp, jobs.StagePreview)
+		j := job(imp, runcontract.StagePreview)
 		workerPreview(imp, uiov1.ChangeCounts{Created: 2}, 0)
 		finishJob(j, true)
 		expectPhase(imp, uiov1.PhasePreviewReady)

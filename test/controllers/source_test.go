@@ -13,6 +13,7 @@ import (
 
 	uiov1 "github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/jobs"
+	"github.com/userimport/user-import-operator/internal/runcontract"
 	"github.com/userimport/user-import-operator/internal/testpeer/s3server"
 	"github.com/userimport/user-import-operator/internal/testpeer/sshd"
 )
@@ -67,7 +68,7 @@ var _ = Describe("Files read in place", func() {
 		workerFound(imp, "out/employees_20261129.csv", int64(len(data)), at, "")
 		// Still Importing: nothing is archived before the import completed.
 		Consistently(func() bool { _, err := os.Stat(srv.Path("out/employees_20261129.csv")); return err == nil }, time.Second).Should(BeTrue())
-		finishJob(job(imp, jobs.StageImport), true)
+		finishJob(job(imp, runcontract.StageImport), true)
 		expectPhase(imp, uiov1.PhaseCompleted)
 
 		Eventually(func(g Gomega) {
@@ -117,7 +118,7 @@ var _ = Describe("Files read in place", func() {
 		// Replaced while the import ran.
 		_, err = srv.Put(ctx, "hr-exports", "in/hr.csv", []byte("email\nbob@example.com\ncy@example.com\n"))
 		Expect(err).NotTo(HaveOccurred())
-		finishJob(job(imp, jobs.StageImport), true)
+		finishJob(job(imp, runcontract.StageImport), true)
 		expectPhase(imp, uiov1.PhaseCompleted)
 		Eventually(func(g Gomega) {
 			cur := getImport(imp)

@@ -15,6 +15,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
+	"github.com/userimport/user-import-operator/internal/runcontract"
 	"github.com/userimport/user-import-operator/internal/testenv"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -208,7 +209,7 @@ func editSpec(imp *uiov1.UserImport, fn func(*uiov1.UserImportSpec)) {
 }
 
 // job waits for the Job of stage of imp and returns it.
-func job(imp *uiov1.UserImport, stage jobs.Stage) *batchv1.Job {
+func job(imp *uiov1.UserImport, stage runcontract.Stage) *batchv1.Job {
 	GinkgoHelper()
 	cur := getImport(imp)
 	j := &batchv1.Job{}
@@ -254,7 +255,7 @@ func workerPinnedPreview(imp *uiov1.UserImport, counts uiov1.ChangeCounts, sha25
 	now := metav1.Now()
 	workerPatch(imp, func(s *uiov1.UserImportStatus) {
 		s.Preview = &uiov1.PreviewStatus{Generation: cur.Generation, Counts: counts,
-			SHA256: sha256, SpecDigest: jobs.SpecDigest(cur.Spec), CompletionTime: &now}
+			SHA256: sha256, SpecDigest: runcontract.SpecDigest(cur.Spec), CompletionTime: &now}
 	})
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/userimport/user-import-operator/controllers"
 	"github.com/userimport/user-import-operator/internal/executor"
 	"github.com/userimport/user-import-operator/internal/jobs"
+	"github.com/userimport/user-import-operator/internal/runcontract"
 	"github.com/userimport/user-import-operator/internal/testenv"
 )
 
@@ -130,7 +131,7 @@ var _ = Describe("the worker's ServiceAccount", func() {
 		imp := newImport(ns, "mine", "corp", uiov1.ActionImport)
 		newImport(ns, "other", "corp", uiov1.ActionDraft)
 		expectPhase(imp, uiov1.PhaseImporting)
-		job(imp, jobs.StageImport)
+		job(imp, runcontract.StageImport)
 		// The report Secret is made with the Job.
 		Eventually(func() *uiov1.LocalObjectReference { return getImport(imp).Status.ReportSecretRef }, 10*time.Second).ShouldNot(BeNil())
 		cur := getImport(imp)
@@ -176,18 +177,18 @@ var _ = Describe("the in-process executor", func() {
 			stopManager = startManager(controllers.Options{AllowedHosts: testenv.Loopback(), Executor: controllers.ExecutorJob, Job: jobSettings})
 		}()
 		calls := make(chan executor.RunConfig, 64)
-		run := func(rctx context.Context, c executor.RunConfig) (*jobs.SafetyStop, error) {
+		run := func(rctx context.Context, c executor.RunConfig) runcontract.Outcome {
 			select {
 			case calls <- c:
 			default:
 			}
 			imp := &uiov1.UserImport{}
 			if err := c.Client.Get(rctx, client.ObjectKey{Namespace: c.Namespace, Name: c.Import}, imp); err != nil {
-				return nil, err
+				return runcontract.OutcomeOf(nil, err)
 			}
 			orig := imp.DeepCopy()
 			imp.Status.Progress = &uiov1.ProgressStatus{RowsTotal: 3, RowsProcessed: 3, Percent: 100, ChangeCounts: uiov1.ChangeCounts{Created: 2, Updated: 1}}
-			return nil, c.Client.Status().Patch(rctx, imp, client.MergeFrom(orig))
+			return runcontract.OutcomeOf(nil, c.Client.Status().Patch(rctx, imp, client.MergeFrom(orig)))
 		}
 		// The poll is the safety net for an end of run the reconciler
 		// missed; short here, so that a loaded machine still passes.
@@ -206,7 +207,7 @@ var _ = Describe("the in-process executor", func() {
 				break
 			}
 		}
-		Expect(c.Stage).To(Equal(jobs.StageImport))
+		Expect(c.Stage).To(Equal(runcontract.StageImport))
 		Expect(c.Directory.SCIM.URL).To(Equal(scim.URL))
 		Expect(jobsOf(imp)).To(BeEmpty(), "no Job in process mode")
 	})

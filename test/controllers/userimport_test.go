@@ -18,6 +18,7 @@ import (
 	uiov1 "github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/controllers"
 	"github.com/userimport/user-import-operator/internal/jobs"
+	"github.com/userimport/user-import-operator/internal/runcontract"
 	"github.com/userimport/user-import-operator/internal/testenv"
 )
 
@@ -25,7 +26,7 @@ import (
 // of a worker run, or an expected phase.
 type step struct {
 	action uiov1.ImportAction
-	finish jobs.Stage
+	finish runcontract.Stage
 	fail   bool
 	reject bool
 	edit   bool
@@ -34,14 +35,14 @@ type step struct {
 	stalled string
 }
 
-func act(a uiov1.ImportAction) step   { return step{action: a} }
-func finishOK(s jobs.Stage) step      { return step{finish: s} }
-func finishFailed(s jobs.Stage) step  { return step{finish: s, fail: true} }
-func expect(p uiov1.ImportPhase) step { return step{expect: p} }
+func act(a uiov1.ImportAction) step         { return step{action: a} }
+func finishOK(s runcontract.Stage) step     { return step{finish: s} }
+func finishFailed(s runcontract.Stage) step { return step{finish: s, fail: true} }
+func expect(p uiov1.ImportPhase) step       { return step{expect: p} }
 
 // finishRejected ends the run of s as a worker that refused the mapping
 // before writing anything.
-func finishRejected(s jobs.Stage) step { return step{finish: s, fail: true, reject: true} }
+func finishRejected(s runcontract.Stage) step { return step{finish: s, fail: true, reject: true} }
 
 // editMapping changes the mapping, as a person fixing a typo would.
 func editMapping() step { return step{edit: true} }
@@ -62,16 +63,16 @@ var _ = Describe("UserImport phases", func() {
 					setAction(imp, s.action)
 				case s.edit:
 					editSpec(imp, func(spec *uiov1.UserImportSpec) { spec.Mapping[1].Column += "_fixed" })
-				case s.finish == jobs.StagePreview && !s.fail:
-					j := job(imp, jobs.StagePreview)
+				case s.finish == runcontract.StagePreview && !s.fail:
+					j := job(imp, runcontract.StagePreview)
 					workerPreview(imp, uiov1.ChangeCounts{Created: 3, Updated: 1}, 10)
 					finishJob(j, true)
 				case s.finish != "":
 					j := job(imp, s.finish)
 					switch {
 					case s.reject:
-						rej := jobs.Rejection{Reason: uiov1.ReasonInvalidMapping, Message: `mapping[name.givenName]: the file has no column "first_nme"`}
-						workerPod(j, jobs.ExitRejected, rej.TerminationMessage())
+						rej := runcontract.Rejection{Reason: uiov1.ReasonInvalidMapping, Message: `mapping[name.givenName]: the file has no column "first_nme"`}
+						workerPod(j, runcontract.ExitRejected, runcontract.OutcomeOf(nil, &rej).Encode())
 					case s.fail:
 						workerPod(j, 1, "mapping: line 7: column email: not an email address")
 					}
@@ -101,27 +102,27 @@ var _ = Describe("UserImport phases", func() {
 		},
 		Entry("Draft → PreviewPending → CreatingPreview → PreviewReady → ImportPending → Importing → Completed", uiov1.ActionDraft, path(
 			expect(uiov1.PhaseDraft), act(uiov1.ActionPreview), expect(uiov1.PhaseCreatingPreview),
-			finishOK(jobs.StagePreview), expect(uiov1.PhasePreviewReady),
-			act(uiov1.ActionImport), expect(uiov1.PhaseImporting), finishOK(jobs.StageImport), expect(uiov1.PhaseCompleted))),
+			finishOK(runcontract.StagePreview), expect(uiov1.PhasePreviewReady),
+			act(uiov1.ActionImport), expect(uiov1.PhaseImporting), finishOK(runcontract.StageImport), expect(uiov1.PhaseCompleted))),
 		Entry("new → ImportPending → Importing → Completed (the preview skipped)", uiov1.ActionImport, path(
-			expect(uiov1.PhaseImporting), finishOK(jobs.StageImport), expect(uiov1.PhaseCompleted))),
+			expect(uiov1.PhaseImporting), finishOK(runcontract.StageImport), expect(uiov1.PhaseCompleted))),
 		Entry("Draft → ImportPending (skip)", uiov1.ActionDraft, path(
 			expect(uiov1.PhaseDraft), act(uiov1.ActionImport), expect(uiov1.PhaseImporting))),
 		Entry("CreatingPreview → Failed", uiov1.ActionPreview, path(
-			expect(uiov1.PhaseCreatingPreview), finishFailed(jobs.StagePreview), expect(uiov1.PhaseFailed))),
+			expect(uiov1.PhaseCreatingPreview), finishFailed(runcontract.StagePreview), expect(uiov1.PhaseFailed))),
 		Entry("Importing → Failed", uiov1.ActionImport, path(
-			expect(uiov1.PhaseImporting), finishFailed(jobs.StageImport), expect(uiov1.PhaseFailed))),
+			expect(uiov1.PhaseImporting), finishFailed(runcontract.StageImport), expect(uiov1.PhaseFailed))),
 		// A run that refuses the spec or the file before writing anything
 		// leaves the import editable.
 		Entry("CreatingPreview → refused → PreviewPending (Stalled) → edit → CreatingPreview → PreviewReady → Completed", uiov1.ActionPreview, path(
-			expect(uiov1.PhaseCreatingPreview), finishRejected(jobs.StagePreview),
+			expect(uiov1.PhaseCreatingPreview), finishRejected(runcontract.StagePreview),
 			expectStalled(uiov1.PhasePreviewPending, uiov1.ReasonInvalidMapping),
-			editMapping(), expect(uiov1.PhaseCreatingPreview), finishOK(jobs.StagePreview), expect(uiov1.PhasePreviewReady),
-			act(uiov1.ActionImport), expect(uiov1.PhaseImporting), finishOK(jobs.StageImport), expect(uiov1.PhaseCompleted))),
+			editMapping(), expect(uiov1.PhaseCreatingPreview), finishOK(runcontract.StagePreview), expect(uiov1.PhasePreviewReady),
+			act(uiov1.ActionImport), expect(uiov1.PhaseImporting), finishOK(runcontract.StageImport), expect(uiov1.PhaseCompleted))),
 		Entry("Importing → refused → PreviewPending (Stalled) → edit → Importing → Completed", uiov1.ActionImport, path(
-			expect(uiov1.PhaseImporting), finishRejected(jobs.StageImport),
+			expect(uiov1.PhaseImporting), finishRejected(runcontract.StageImport),
 			expectStalled(uiov1.PhasePreviewPending, uiov1.ReasonInvalidMapping),
-			editMapping(), expect(uiov1.PhaseImporting), finishOK(jobs.StageImport), expect(uiov1.PhaseCompleted))),
+			editMapping(), expect(uiov1.PhaseImporting), finishOK(runcontract.StageImport), expect(uiov1.PhaseCompleted))),
 		Entry("Draft → Cancelled", uiov1.ActionDraft, path(
 			expect(uiov1.PhaseDraft), act(uiov1.ActionCancel), expect(uiov1.PhaseCancelled))),
 		Entry("new → Cancelled", uiov1.ActionCancel, path(expect(uiov1.PhaseCancelled))),
@@ -133,9 +134,9 @@ var _ = Describe("UserImport phases", func() {
 		// Every edit of the spec, spec.action included, makes a new
 		// generation, and a preview belongs to one generation.
 		Entry("PreviewReady → Draft → PreviewPending → CreatingPreview → PreviewReady → Cancelled", uiov1.ActionPreview, path(
-			expect(uiov1.PhaseCreatingPreview), finishOK(jobs.StagePreview), expect(uiov1.PhasePreviewReady),
+			expect(uiov1.PhaseCreatingPreview), finishOK(runcontract.StagePreview), expect(uiov1.PhasePreviewReady),
 			act(uiov1.ActionDraft), expect(uiov1.PhaseDraft), act(uiov1.ActionPreview), expect(uiov1.PhaseCreatingPreview),
-			finishOK(jobs.StagePreview), expect(uiov1.PhasePreviewReady),
+			finishOK(runcontract.StagePreview), expect(uiov1.PhasePreviewReady),
 			act(uiov1.ActionCancel), expect(uiov1.PhaseCancelled))),
 	)
 
@@ -173,7 +174,7 @@ var _ = Describe("UserImport phases", func() {
 		readyDirectory(ns, "corp")
 		imp := newImport(ns, "hr", "corp", uiov1.ActionPreview)
 		expectPhase(imp, uiov1.PhaseCreatingPreview)
-		first := job(imp, jobs.StagePreview)
+		first := job(imp, runcontract.StagePreview)
 		workerPreview(imp, uiov1.ChangeCounts{Created: 5}, 10)
 		finishJob(first, true)
 		got := expectPhase(imp, uiov1.PhasePreviewReady)
@@ -182,7 +183,7 @@ var _ = Describe("UserImport phases", func() {
 		editSpec(imp, func(s *uiov1.UserImportSpec) { s.ErrorPolicy.MaxErrors = ptr.To[int64](3) })
 		got = expectPhase(imp, uiov1.PhaseCreatingPreview)
 		Expect(got.Status.Preview).To(BeNil(), "the stale preview is discarded")
-		second := job(imp, jobs.StagePreview)
+		second := job(imp, runcontract.StagePreview)
 		Expect(second.UID).NotTo(Equal(first.UID), "a new preview Job runs")
 		Eventually(func() []string { return eventsFor(ns, "hr", uiov1.ReasonPreviewInvalidated) }, 5*time.Second).ShouldNot(BeEmpty())
 		workerPreview(imp, uiov1.ChangeCounts{Created: 4}, 10)
@@ -219,7 +220,7 @@ var _ = Describe("UserImport phases", func() {
 		Expect(getImport(c).Status.Phase).To(Equal(uiov1.PhaseImportPending))
 		Expect(jobsOf(c)).To(BeEmpty())
 
-		finishJob(job(a, jobs.StageImport), true)
+		finishJob(job(a, runcontract.StageImport), true)
 		expectPhase(a, uiov1.PhaseCompleted)
 		expectPhase(c, uiov1.PhaseImporting)
 		Expect(getImport(b).Status.Phase).To(Equal(uiov1.PhaseImportPending))
@@ -234,7 +235,7 @@ var _ = Describe("UserImport phases", func() {
 		workerPatch(c, func(s *uiov1.UserImportStatus) {
 			s.Progress = &uiov1.ProgressStatus{RowsTotal: 1000, RowsProcessed: 400, Percent: 40, ChangeCounts: uiov1.ChangeCounts{Created: 400}}
 		})
-		cj := job(c, jobs.StageImport)
+		cj := job(c, runcontract.StageImport)
 		setAction(c, uiov1.ActionCancel)
 		got := expectPhase(c, uiov1.PhaseCancelled)
 		Expect(got.Status.Progress.RowsProcessed).To(BeEquivalentTo(400))
@@ -253,9 +254,9 @@ var _ = Describe("UserImport phases", func() {
 			s.Action = uiov1.ActionImport
 		})
 		expectPhase(imp, uiov1.PhaseImporting)
-		j := job(imp, jobs.StageImport)
+		j := job(imp, runcontract.StageImport)
 		workerPreview(imp, uiov1.ChangeCounts{Deactivated: 230, Unchanged: 770}, 1000)
-		workerPod(j, 0, jobs.SafetyStop{Deprovisions: 230, ManagedUsers: 1000}.TerminationMessage())
+		workerPod(j, 0, runcontract.Outcome{Kind: runcontract.SafetyStopped, Stop: &runcontract.SafetyStop{Deprovisions: 230, ManagedUsers: 1000}}.Encode())
 		finishJob(j, true)
 
 		got := expectPhase(imp, uiov1.PhasePreviewReady)
@@ -273,7 +274,7 @@ var _ = Describe("UserImport phases", func() {
 		expectPhase(imp, uiov1.PhaseImporting)
 		var next *batchv1.Job
 		Eventually(func(g Gomega) {
-			next = job(imp, jobs.StageImport)
+			next = job(imp, runcontract.StageImport)
 			g.Expect(next.UID).NotTo(Equal(j.UID))
 		}, 10*time.Second).Should(Succeed())
 		Expect(condition(getImport(imp), uiov1.ConditionSafetyThreshold)).To(BeNil())
@@ -286,7 +287,7 @@ var _ = Describe("UserImport phases", func() {
 		readyDirectory(ns, "corp")
 		imp := newImport(ns, "pinned", "corp", uiov1.ActionPreview)
 		expectPhase(imp, uiov1.PhaseCreatingPreview)
-		pj := job(imp, jobs.StagePreview)
+		pj := job(imp, runcontract.StagePreview)
 		workerPinnedPreview(imp, uiov1.ChangeCounts{Created: 3}, strings.Repeat("a", 64))
 		finishJob(pj, true)
 		expectPhase(imp, uiov1.PhasePreviewReady)
@@ -297,9 +298,9 @@ var _ = Describe("UserImport phases", func() {
 		Expect(got.Status.Preview.SHA256).To(Equal(strings.Repeat("a", 64)))
 
 		// The ConfigMap changed meanwhile: the worker refuses before writing.
-		ij := job(imp, jobs.StageImport)
-		msg := (&jobs.SourceChangedError{Got: strings.Repeat("b", 64), Want: strings.Repeat("a", 64)}).Error()
-		workerPod(ij, 1, msg+"\n")
+		ij := job(imp, runcontract.StageImport)
+		refused := &runcontract.SourceChangedError{Got: strings.Repeat("b", 64), Want: strings.Repeat("a", 64)}
+		workerPod(ij, 1, runcontract.OutcomeOf(nil, refused).Encode()+"\n")
 		finishJob(ij, false)
 		got = expectPhase(imp, uiov1.PhaseCreatingPreview)
 		Expect(got.Status.Preview).To(BeNil(), "the old preview is discarded")
@@ -312,7 +313,7 @@ var _ = Describe("UserImport phases", func() {
 		// The new preview waits for a person, although the action is Import.
 		var np *batchv1.Job
 		Eventually(func(g Gomega) {
-			np = job(imp, jobs.StagePreview)
+			np = job(imp, runcontract.StagePreview)
 			g.Expect(np.UID).NotTo(Equal(pj.UID))
 		}, 10*time.Second).Should(Succeed())
 		workerPinnedPreview(imp, uiov1.ChangeCounts{Created: 4}, strings.Repeat("b", 64))
@@ -336,7 +337,7 @@ var _ = Describe("UserImport phases", func() {
 		readyDirectory(ns, "corp")
 		imp := newImport(ns, "broken", "corp", uiov1.ActionImport)
 		expectPhase(imp, uiov1.PhaseImporting)
-		j := job(imp, jobs.StageImport)
+		j := job(imp, runcontract.StageImport)
 		// Status.failed > 0 alone is a retry in progress, not a failure.
 		Eventually(func() error {
 			cur := &batchv1.Job{}
@@ -365,7 +366,7 @@ var _ = Describe("UserImport phases", func() {
 		phaseAtCreate := map[string]uiov1.ImportPhase{}
 		stopManager = startManager(controllers.Options{AllowedHosts: testenv.Loopback(), Executor: controllers.ExecutorJob, Job: jobSettings}, interceptor.Funcs{
 			Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
-				if j, ok := obj.(*batchv1.Job); ok && j.Labels[jobs.LabelComponent] == strings.ToLower(string(jobs.StageImport)) {
+				if j, ok := obj.(*batchv1.Job); ok && j.Labels[jobs.LabelComponent] == strings.ToLower(string(runcontract.StageImport)) {
 					// What the API server holds when the Job is created.
 					cur := &uiov1.UserImport{}
 					Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: j.Namespace, Name: j.Labels[jobs.LabelInstance]}, cur)).To(Succeed())
@@ -380,12 +381,12 @@ var _ = Describe("UserImport phases", func() {
 		readyDirectory(ns, "corp")
 		a := newImport(ns, "first", "corp", uiov1.ActionImport)
 		expectPhase(a, uiov1.PhaseImporting)
-		job(a, jobs.StageImport)
+		job(a, runcontract.StageImport)
 		b := newImport(ns, "second", "corp", uiov1.ActionImport)
-		finishJob(job(a, jobs.StageImport), true)
+		finishJob(job(a, runcontract.StageImport), true)
 		expectPhase(a, uiov1.PhaseCompleted)
 		expectPhase(b, uiov1.PhaseImporting)
-		job(b, jobs.StageImport)
+		job(b, runcontract.StageImport)
 		mu.Lock()
 		defer mu.Unlock()
 		Expect(phaseAtCreate).To(Equal(map[string]uiov1.ImportPhase{"first": uiov1.PhaseImporting, "second": uiov1.PhaseImporting}))
@@ -398,7 +399,7 @@ var _ = Describe("UserImport phases", func() {
 		expectPhase(imp, uiov1.PhaseDraft)
 		cur := getImport(imp)
 		foreign := &batchv1.Job{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: jobs.JobName(cur, jobs.StageImport)},
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: jobs.JobName(cur, runcontract.StageImport)},
 			Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
 				RestartPolicy: corev1.RestartPolicyNever,
 				Containers:    []corev1.Container{{Name: "other", Image: "registry.example/other"}},
@@ -423,7 +424,7 @@ var _ = Describe("UserImport phases", func() {
 		readyDirectory(ns, "corp")
 		imp := newImport(ns, "long", "corp", uiov1.ActionImport)
 		expectPhase(imp, uiov1.PhaseImporting)
-		j := job(imp, jobs.StageImport)
+		j := job(imp, runcontract.StageImport)
 
 		stopManager()
 		// A crash between the creation of the Job and the status patch
@@ -453,14 +454,14 @@ var _ = Describe("UserImport phases", func() {
 			return k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: jobs.CodesKeySecretName(cur)}, key)
 		}, 10*time.Second).Should(Succeed())
 		Expect(metav1.IsControlledBy(key, cur)).To(BeTrue(), "the key Secret is the import's")
-		Expect(key.Data[jobs.CodesKeyField]).To(HaveLen(32))
+		Expect(key.Data[runcontract.CodesKeyData]).To(HaveLen(32))
 		for _, r := range jobs.Role(cur).Rules {
 			Expect(r.Verbs).NotTo(ContainElement("create"), "the worker creates nothing: %v", r)
 		}
 
 		// A key Secret planted under the name the import will use.
 		planted := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "squat-codes-key"},
-			Data: map[string][]byte{jobs.CodesKeyField: []byte("0123456789abcdef0123456789abcdef")}}
+			Data: map[string][]byte{runcontract.CodesKeyData: []byte("0123456789abcdef0123456789abcdef")}}
 		Expect(k8sClient.Create(ctx, planted)).To(Succeed())
 		// Another directory: imports of one directory run one at a time.
 		readyDirectory(ns, "corp2")

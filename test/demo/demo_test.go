@@ -17,10 +17,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/userimport/user-import-operator/internal/testpeer/repo"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	_ "modernc.org/sqlite"
 	"sigs.k8s.io/yaml"
+
+	"github.com/userimport/user-import-operator/internal/testpeer/repo"
 )
 
 func TestDemoImportsAndCleansUp(t *testing.T) {

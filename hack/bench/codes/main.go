@@ -26,7 +26,7 @@ import (
 	"github.com/userimport/user-import-operator/internal/directory"
 	ldapdir "github.com/userimport/user-import-operator/internal/directory/ldap"
 	"github.com/userimport/user-import-operator/internal/engine"
-	"github.com/userimport/user-import-operator/internal/recovery"
+	"github.com/userimport/user-import-operator/internal/recoverycode"
 	"github.com/userimport/user-import-operator/internal/testenv"
 	"github.com/userimport/user-import-operator/internal/testpeer/slapd"
 	"github.com/userimport/user-import-operator/internal/worker"
@@ -144,7 +144,7 @@ func importRound(ctx context.Context, env *testenv.Env, path, sum string, users,
 		if err != nil {
 			return 0, 0, err
 		}
-		if cfg.Codes.Generator, err = recovery.NewGenerator(key); err != nil {
+		if cfg.Codes.Generator, err = recoverycode.NewGenerator(key); err != nil {
 			return 0, 0, err
 		}
 		if store, err = vault.Open(ctx, time.Time{}); err != nil {

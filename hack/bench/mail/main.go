@@ -35,7 +35,7 @@ import (
 	sqldir "github.com/userimport/user-import-operator/internal/directory/sql"
 	"github.com/userimport/user-import-operator/internal/engine"
 	"github.com/userimport/user-import-operator/internal/invite"
-	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/keyread"
 	"github.com/userimport/user-import-operator/internal/mail"
 	"github.com/userimport/user-import-operator/internal/testpeer/mailpit"
 )
@@ -83,7 +83,7 @@ func run(n, rounds int) error {
 		case "password":
 			return []byte(mailpit.Password), nil
 		}
-		return nil, kube.NotFound("Secret %s has no key %s", name, key)
+		return nil, keyread.NotFound("Secret %s has no key %s", name, key)
 	}
 	messages := make([]mail.Message, n)
 	for i := range messages {
@@ -122,7 +122,7 @@ func run(n, rounds int) error {
 
 // product runs the invitation pass of a delta import of n users the
 // directory holds, each owed an invitation, and times it.
-func product(ctx context.Context, spec *v1alpha1.MailRelay, secrets kube.KeyReader, n int) (time.Duration, error) {
+func product(ctx context.Context, spec *v1alpha1.MailRelay, secrets keyread.KeyReader, n int) (time.Duration, error) {
 	work, err := os.MkdirTemp("", "uio-bench-invite-")
 	if err != nil {
 		return 0, err

@@ -22,7 +22,7 @@ import (
 	"github.com/userimport/user-import-operator/hack/bench/benchio"
 	"github.com/userimport/user-import-operator/internal/directory"
 	"github.com/userimport/user-import-operator/internal/engine"
-	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/keyread"
 	"github.com/userimport/user-import-operator/internal/memdir"
 	"github.com/userimport/user-import-operator/internal/source"
 	"github.com/userimport/user-import-operator/internal/testpeer/s3server"
@@ -87,13 +87,13 @@ func run(rows, rounds int) error {
 	}
 	data = nil
 
-	secrets := kube.KeyReader(func(_ context.Context, name, key string) ([]byte, error) {
+	secrets := keyread.KeyReader(func(_ context.Context, name, key string) ([]byte, error) {
 		v, ok := map[string]string{
 			"s3/accessKeyID": s3server.AccessKey, "s3/secretAccessKey": s3server.SecretKey,
 			"sftp/username": sshd.User, "sftp/password": sshd.Password, "sftp-host/known_hosts": sftpSrv.KnownHosts,
 		}[name+"/"+key]
 		if !ok {
-			return nil, fmt.Errorf("%s/%s: %w", name, key, kube.ErrNotFound)
+			return nil, fmt.Errorf("%s/%s: %w", name, key, keyread.ErrNotFound)
 		}
 		return []byte(v), nil
 	})

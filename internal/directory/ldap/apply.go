@@ -20,7 +20,7 @@ import (
 // changes in flight over all batches; changes of one identity keep their
 // order. A change the server refuses on its own (a schema or constraint
 // violation, an entry that exists and is not managed) gets a
-// *directory.RowError in its Result; an error returned means the
+// *directory.ChangeError in its Result; an error returned means the
 // directory failed as a whole, and the Results hold what was done before
 // it.
 func (d *Directory) Apply(ctx context.Context, changes []Change) ([]directory.Result, error) {
@@ -402,7 +402,7 @@ var rowCodes = map[uint16]string{
 	ldap.LDAPResultObjectClassModsProhibited: "object class change prohibited",
 }
 
-// writeError makes a refused write a *directory.RowError that names the
+// writeError makes a refused write a *directory.ChangeError that names the
 // attribute (when the server's message names one of those written) and
 // the LDAP result, never the server's message itself, which may quote
 // values. Other failures stay errors of the directory.

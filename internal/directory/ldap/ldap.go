@@ -52,7 +52,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
-	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/keyread"
 )
 
 // Defaults of the API that a spec read outside the API server (tests, the
@@ -182,7 +182,7 @@ var _ directory.Directory = (*Directory)(nil)
 // New builds a Directory from its spec. It reads the bind password and CA
 // bundle through secrets but does not connect: connections are made on
 // first use, and Check tells whether the server answers.
-func New(ctx context.Context, spec *v1alpha1.LDAPDirectory, opts directory.Options, secrets kube.KeyReader) (*Directory, error) {
+func New(ctx context.Context, spec *v1alpha1.LDAPDirectory, opts directory.Options, secrets keyread.KeyReader) (*Directory, error) {
 	if spec == nil {
 		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap is not set")
 	}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
-	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/keyread"
 	"github.com/userimport/user-import-operator/internal/testpeer/slapd"
 )
 
@@ -25,7 +25,7 @@ const (
 )
 
 // secrets serves the bind password and CA of a server.
-func secrets(s *slapd.Server) kube.KeyReader {
+func secrets(s *slapd.Server) keyread.KeyReader {
 	return func(_ context.Context, name, key string) ([]byte, error) {
 		switch name + "/" + key {
 		case "ldap/password":

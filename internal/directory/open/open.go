@@ -13,7 +13,7 @@ import (
 	"github.com/userimport/user-import-operator/internal/directory/ldap"
 	"github.com/userimport/user-import-operator/internal/directory/scim"
 	sqldir "github.com/userimport/user-import-operator/internal/directory/sql"
-	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/keyread"
 )
 
 // Defaults applied when the spec leaves a field empty (objects built
@@ -92,15 +92,15 @@ func Options(spec v1alpha1.UserDirectorySpec) directory.Options {
 	return o
 }
 
-// Open builds the directory spec describes, with Options(spec).
-func Open(ctx context.Context, spec v1alpha1.UserDirectorySpec, secrets kube.KeyReader) (directory.Directory, error) {
-	return OpenWith(ctx, spec, Options(spec), secrets)
+// Directory builds the directory spec describes, with Options(spec).
+func Directory(ctx context.Context, spec v1alpha1.UserDirectorySpec, secrets keyread.KeyReader) (directory.Directory, error) {
+	return DirectoryWith(ctx, spec, Options(spec), secrets)
 }
 
-// OpenWith builds the directory spec describes with the given options.
+// DirectoryWith builds the directory spec describes with the given options.
 // Errors are *directory.Error values whose reason tells a person what to
 // fix.
-func OpenWith(ctx context.Context, spec v1alpha1.UserDirectorySpec, opts directory.Options, secrets kube.KeyReader) (directory.Directory, error) {
+func DirectoryWith(ctx context.Context, spec v1alpha1.UserDirectorySpec, opts directory.Options, secrets keyread.KeyReader) (directory.Directory, error) {
 	switch Type(spec) {
 	case "SCIM":
 		return scim.New(ctx, spec.SCIM, opts, secrets)

@@ -17,7 +17,7 @@ import (
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
 	"github.com/userimport/user-import-operator/internal/egress"
-	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/keyread"
 )
 
 // Directory is a SCIM 2.0 service provider. It is safe for concurrent use.
@@ -41,7 +41,7 @@ var _ directory.Directory = (*Directory)(nil)
 // New connects to the SCIM service that spec describes. It reads the
 // Secrets the spec refers to with secrets; a missing one is a
 // *directory.Error with ReasonSecretNotFound. New sends no request.
-func New(ctx context.Context, spec *v1alpha1.SCIMDirectory, opts directory.Options, secrets kube.KeyReader) (*Directory, error) {
+func New(ctx context.Context, spec *v1alpha1.SCIMDirectory, opts directory.Options, secrets keyread.KeyReader) (*Directory, error) {
 	if spec == nil || spec.URL == "" {
 		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.scim.url is required")
 	}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
-	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/keyread"
 	"github.com/userimport/user-import-operator/internal/testpeer/scimserver"
 )
 
@@ -26,7 +26,7 @@ const (
 )
 
 // secretsOf serves Secrets from a map keyed "name/key".
-func secretsOf(m map[string]string) kube.KeyReader {
+func secretsOf(m map[string]string) keyread.KeyReader {
 	return func(_ context.Context, name, key string) ([]byte, error) {
 		v, ok := m[name+"/"+key]
 		if !ok {
@@ -50,7 +50,7 @@ func bearerSpec(url string) *v1alpha1.SCIMDirectory {
 
 var bearerSecrets = secretsOf(map[string]string{"scim/token": token})
 
-func newDir(t testing.TB, spec *v1alpha1.SCIMDirectory, opts directory.Options, secrets kube.KeyReader) *Directory {
+func newDir(t testing.TB, spec *v1alpha1.SCIMDirectory, opts directory.Options, secrets keyread.KeyReader) *Directory {
 	t.Helper()
 	d, err := New(context.Background(), spec, opts, secrets)
 	if err != nil {

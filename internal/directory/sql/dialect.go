@@ -15,7 +15,7 @@ type errClass int
 
 const (
 	classOther       errClass = iota
-	classRow                  // this row's values broke a rule: a RowError
+	classRow                  // this row's values broke a rule: a ChangeError
 	classTransient            // retry after a backoff
 	classUnreachable          // cannot connect (retried too)
 	classAuth                 // credentials refused

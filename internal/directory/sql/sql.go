@@ -43,7 +43,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
-	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/keyread"
 )
 
 // Separator joins the values of a multi-valued attribute in its column.
@@ -92,7 +92,7 @@ var _ directory.Directory = (*Directory)(nil)
 
 // New opens the database named by the DSN in the spec's Secret. It does not
 // connect: Check does, and reports what is wrong.
-func New(ctx context.Context, spec *v1alpha1.SQLDirectory, opts directory.Options, secrets kube.KeyReader) (*Directory, error) {
+func New(ctx context.Context, spec *v1alpha1.SQLDirectory, opts directory.Options, secrets keyread.KeyReader) (*Directory, error) {
 	if spec == nil {
 		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.sql is not set")
 	}

@@ -19,7 +19,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
-	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/keyread"
 	"github.com/userimport/user-import-operator/internal/testpeer/postgres"
 )
 
@@ -121,7 +121,7 @@ func defaultOpts() directory.Options {
 	}
 }
 
-func secretsWith(dsn string) kube.KeyReader {
+func secretsWith(dsn string) keyread.KeyReader {
 	return func(_ context.Context, name, key string) ([]byte, error) {
 		if name != "db" || key != "dsn" {
 			return nil, fmt.Errorf("no key %s in Secret %s", key, name)

@@ -29,7 +29,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
-	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/keyread"
 	"github.com/userimport/user-import-operator/internal/testpeer/testcert"
 )
 
@@ -208,7 +208,7 @@ func (dc *DC) Spec() *v1alpha1.LDAPDirectory {
 }
 
 // Secrets serves the Secret keys Spec names.
-func (dc *DC) Secrets() kube.KeyReader {
+func (dc *DC) Secrets() keyread.KeyReader {
 	return func(_ context.Context, name, key string) ([]byte, error) {
 		switch name + "/" + key {
 		case "ad-bind/password":

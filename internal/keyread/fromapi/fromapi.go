@@ -1,6 +1,6 @@
-// Package cluster reads keys of Secrets and ConfigMaps through the
-// Kubernetes API, as kube.KeyReaders.
-package cluster
+// Package fromapi reads keys of Secrets and ConfigMaps through the
+// Kubernetes API, as keyread.KeyReaders.
+package fromapi
 
 import (
 	"context"
@@ -11,13 +11,13 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/userimport/user-import-operator/internal/kube"
+	"github.com/userimport/user-import-operator/internal/keyread"
 )
 
 // Secrets reads keys of the Secrets of namespace through r. Pass an
 // uncached reader, so that the manager does not cache every Secret of the
 // cluster.
-func Secrets(r client.Reader, namespace string) kube.KeyReader {
+func Secrets(r client.Reader, namespace string) keyread.KeyReader {
 	return SecretsMatching(r, namespace, nil)
 }
 
@@ -25,7 +25,7 @@ func Secrets(r client.Reader, namespace string) kube.KeyReader {
 // sel (all of them when sel is nil): an operator that sets
 // --secret-label uses no Secret that was not labelled for it, whatever a
 // UserDirectory or UserImport names.
-func SecretsMatching(r client.Reader, namespace string, sel labels.Selector) kube.KeyReader {
+func SecretsMatching(r client.Reader, namespace string, sel labels.Selector) keyread.KeyReader {
 	return func(ctx context.Context, name, key string) ([]byte, error) {
 		s, err := secret(ctx, r, namespace, name, sel)
 		if err != nil {
@@ -33,7 +33,7 @@ func SecretsMatching(r client.Reader, namespace string, sel labels.Selector) kub
 		}
 		v, ok := s.Data[key]
 		if !ok {
-			return nil, kube.NotFound("Secret %s has no key %s", name, key)
+			return nil, keyread.NotFound("Secret %s has no key %s", name, key)
 		}
 		return v, nil
 	}
@@ -50,7 +50,7 @@ func secret(ctx context.Context, r client.Reader, namespace, name string, sel la
 	var s corev1.Secret
 	if err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &s); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, kube.NotFound("Secret %s not found in namespace %s", name, namespace)
+			return nil, keyread.NotFound("Secret %s not found in namespace %s", name, namespace)
 		}
 		return nil, fmt.Errorf("reading Secret %s: %w", name, err)
 	}
@@ -62,12 +62,12 @@ func secret(ctx context.Context, r client.Reader, namespace, name string, sel la
 
 // ConfigMaps reads keys of the ConfigMaps of namespace through r, from
 // data or binaryData.
-func ConfigMaps(r client.Reader, namespace string) kube.KeyReader {
+func ConfigMaps(r client.Reader, namespace string) keyread.KeyReader {
 	return func(ctx context.Context, name, key string) ([]byte, error) {
 		var cm corev1.ConfigMap
 		if err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &cm); err != nil {
 			if apierrors.IsNotFound(err) {
-				return nil, kube.NotFound("ConfigMap %s not found in namespace %s", name, namespace)
+				return nil, keyread.NotFound("ConfigMap %s not found in namespace %s", name, namespace)
 			}
 			return nil, fmt.Errorf("reading ConfigMap %s: %w", name, err)
 		}
@@ -77,6 +77,6 @@ func ConfigMaps(r client.Reader, namespace string) kube.KeyReader {
 		if v, ok := cm.BinaryData[key]; ok {
 			return v, nil
 		}
-		return nil, kube.NotFound("ConfigMap %s has no key %s", name, key)
+		return nil, keyread.NotFound("ConfigMap %s has no key %s", name, key)
 	}
 }

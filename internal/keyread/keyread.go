@@ -1,10 +1,11 @@
-// Package kube reads keys of Secrets and ConfigMaps. Whoever reads a Secret
-// takes a KeyReader and does not know where it reads from: the files of
-// volumes mounted in a pod (MountedSecrets: Jobs, a one-off run from a
-// laptop) or the API (package kube/cluster: the manager, in-process runs).
-// The API readers are a package of their own so that the directories,
-// which take a KeyReader, do not depend on the Kubernetes client.
-package kube
+// Package keyread reads keys of Secrets and ConfigMaps. Whoever reads a
+// Secret takes a KeyReader and does not know where it reads from: the
+// files of volumes mounted in a pod (MountedSecrets: Jobs, a one-off run
+// from a laptop) or the API (package keyread/fromapi: the manager,
+// in-process runs). The API readers are a package of their own so that
+// the directories, which take a KeyReader, do not depend on the
+// Kubernetes client.
+package keyread
 
 import (
 	"context"

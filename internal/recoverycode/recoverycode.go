@@ -1,4 +1,4 @@
-// Package recovery makes and checks recovery codes: personal codes with
+// Package recoverycode makes and checks recovery codes: personal codes with
 // which a user gets (back) into an account without e-mail, handed out on
 // paper or in an invitation.
 //
@@ -7,7 +7,7 @@
 // again computes the same code for the same user instead of issuing a
 // second one. Codes are written in groups of an alphabet without
 // look-alikes (no 0/O, no 1/l/I), and carry at least MinBits of entropy.
-package recovery
+package recoverycode
 
 import (
 	"crypto/hmac"

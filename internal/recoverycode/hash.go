@@ -1,4 +1,4 @@
-package recovery
+package recoverycode
 
 import (
 	"crypto/rand"
