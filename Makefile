@@ -14,6 +14,10 @@ CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
 HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
 GINKGO ?= $(LOCALBIN)/ginkgo-$(GINKGO_VERSION)
+GOIMPORTS_VERSION ?= $(shell go list -m -f '{{.Version}}' golang.org/x/tools)
+GOIMPORTS ?= $(LOCALBIN)/goimports-$(GOIMPORTS_VERSION)
+# goimports puts this module's imports in a group of their own, last.
+LOCAL_MODULE := github.com/userimport/user-import-operator
 
 GOTEST_FLAGS ?=
 BENCH ?=
@@ -49,8 +53,14 @@ verify-generated: manifests generate docs ## Fail when generated files differ fr
 		echo "generated files are stale or not committed: run 'make manifests generate docs' and commit"; exit 1; fi
 
 .PHONY: fmt
-fmt: ## go fmt.
+fmt: $(GOIMPORTS) ## gofmt, and goimports with this module's imports last.
 	go fmt ./...
+	$(GOIMPORTS) -w -local $(LOCAL_MODULE) $$(git ls-files '*.go' | grep -v zz_generated)
+
+.PHONY: verify-fmt
+verify-fmt: $(GOIMPORTS) ## Fail on a Go file that make fmt would change.
+	@out=$$(gofmt -l $$(git ls-files '*.go'); $(GOIMPORTS) -l -local $(LOCAL_MODULE) $$(git ls-files '*.go' | grep -v zz_generated)); \
+	if [ -n "$$out" ]; then echo "not formatted (run make fmt):"; echo "$$out"; exit 1; fi
 
 .PHONY: vet
 vet: ## go vet.
@@ -69,12 +79,12 @@ test: manifests generate vet $(HELM) $(KUSTOMIZE) ## Run every test: unit, envte
 	HELM=$(HELM) KUSTOMIZE=$(KUSTOMIZE) ./hack/test.sh $(GOTEST_FLAGS)
 
 .PHONY: test-e2e
-test-e2e: $(KUSTOMIZE) $(HELM) ## Run the e2e suite on a local single-node cluster (Linux, root); E2E_REUSE=1 reuses and keeps a running one.
-	KUSTOMIZE=$(KUSTOMIZE) ./hack/cluster/e2e.sh
+test-e2e: $(KUSTOMIZE) $(HELM) $(GINKGO) ## Run the e2e suite on a local single-node cluster (Linux, root); E2E_REUSE=1 reuses and keeps a running one.
+	KUSTOMIZE=$(KUSTOMIZE) GINKGO=$(GINKGO) ./hack/cluster/e2e.sh
 
 .PHONY: test-e2e-chart
-test-e2e-chart: $(KUSTOMIZE) $(HELM) ## The e2e specs labelled smoke or chart, with the operator installed by the Helm chart.
-	KUSTOMIZE=$(KUSTOMIZE) HELM=$(HELM) E2E_INSTALL=chart E2E_GINKGO_FLAGS=-ginkgo.label-filter=smoke,chart ./hack/cluster/e2e.sh
+test-e2e-chart: $(KUSTOMIZE) $(HELM) $(GINKGO) ## The e2e specs labelled smoke or chart, with the operator installed by the Helm chart.
+	KUSTOMIZE=$(KUSTOMIZE) HELM=$(HELM) GINKGO=$(GINKGO) E2E_INSTALL=chart E2E_GINKGO_FLAGS=--label-filter=smoke,chart ./hack/cluster/e2e.sh
 
 N ?= 20000
 SEED ?= 0
@@ -127,5 +137,11 @@ $(HELM):
 $(KUSTOMIZE):
 	./hack/tool.sh kustomize sigs.k8s.io/kustomize/kustomize/v5 $(KUSTOMIZE_VERSION) $@
 
+.PHONY: tools
+tools: $(CONTROLLER_GEN) $(KUSTOMIZE) $(HELM) $(GINKGO) $(GOIMPORTS) ## Build the pinned tools into bin/.
+
 $(GINKGO):
 	./hack/tool.sh ginkgo github.com/onsi/ginkgo/v2/ginkgo $(GINKGO_VERSION) $@
+
+$(GOIMPORTS):
+	./hack/tool.sh goimports golang.org/x/tools/cmd/goimports $(GOIMPORTS_VERSION) $@

@@ -105,7 +105,9 @@ func scraperToken(ctx context.Context) string {
 	return tr.Status.Token
 }
 
-var _ = Describe("The operator as deployed (config/default, or the Helm chart)", Label("smoke"), func() {
+// Serial: the suite runs in parallel processes, and a spec of another
+// process deletes the operator's pod.
+var _ = Describe("The operator as deployed (config/default, or the Helm chart)", Label("smoke"), Serial, func() {
 	It("runs a Ready manager that holds the leader lease", func(ctx SpecContext) {
 		pod := managerPod(ctx)
 		// The lease shows that the manager reached the API server through
