@@ -29,17 +29,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,13 +44,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/hack/bench/benchio"
-	sqldir "github.com/userimport/user-import-operator/internal/directory/sql"
 	"github.com/userimport/user-import-operator/internal/scheme"
 	"github.com/userimport/user-import-operator/internal/testenv"
 	"github.com/userimport/user-import-operator/internal/testpeer/blackhole"
@@ -203,169 +196,6 @@ type watchedCM struct {
 
 func nsName(i int) string { return fmt.Sprintf("fleet-%03d", i) }
 func isHung(i int) bool   { return i >= *namespaces-*hung }
-
-func (f *fleet) create(ctx context.Context) error {
-	n := *namespaces
-	// Namespaces and directories.
-	err := parallel(n, func(i int) error {
-		ns := nsName(i)
-		if err := f.c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-			return err
-		}
-		return f.directory(ctx, i)
-	})
-	if err != nil {
-		return fmt.Errorf("directories: %w", err)
-	}
-	say("%d namespaces and directories", n)
-
-	// Schedules: half cron, half on change. Namespace 0 holds the ones on
-	// one shared ConfigMap; the black-holed namespaces' watch their SFTP
-	// server; the rest go round the healthy namespaces.
-	onChange, cron := *schedules/2, *schedules-*schedules/2
-	type plan struct {
-		ns       int
-		name, cm string
-		sftp     bool
-	}
-	var plans []plan
-	for k := range *shared {
-		plans = append(plans, plan{ns: 0, name: fmt.Sprintf("shared-%03d", k), cm: "shared"})
-	}
-	perHung := 5
-	for i := n - *hung; i < n; i++ {
-		for k := range perHung {
-			plans = append(plans, plan{ns: i, name: fmt.Sprintf("sftp-%d", k), sftp: true})
-		}
-	}
-	healthy := n - *hung - 1
-	for k := 0; len(plans) < onChange; k++ {
-		i := 1 + k%healthy
-		plans = append(plans, plan{ns: i, name: fmt.Sprintf("change-%d", k/healthy), cm: fmt.Sprintf("export-%d", k/healthy)})
-	}
-	cms := map[string]*watchedCM{}
-	for _, p := range plans {
-		if p.sftp {
-			continue
-		}
-		key := nsName(p.ns) + "/" + p.cm
-		w := cms[key]
-		if w == nil {
-			w = &watchedCM{namespace: nsName(p.ns), name: p.cm}
-			cms[key] = w
-		}
-		w.schedules = append(w.schedules, p.name)
-	}
-	for _, w := range cms {
-		f.cms = append(f.cms, *w)
-	}
-	slices.SortFunc(f.cms, func(a, b watchedCM) int { return strings.Compare(a.namespace+a.name, b.namespace+b.name) })
-	err = parallel(len(f.cms), func(k int) error {
-		w := f.cms[k]
-		return f.c.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: w.namespace, Name: w.name},
-			Data: map[string]string{"users.csv": fmt.Sprintf("email\n%s.%s@fleet.example\n", w.namespace, w.name)}})
-	})
-	if err != nil {
-		return fmt.Errorf("configmaps: %w", err)
-	}
-	err = parallel(len(plans), func(k int) error {
-		p := plans[k]
-		src := v1alpha1.ImportSource{ConfigMap: &v1alpha1.ConfigMapKeyRef{Name: p.cm, Key: "users.csv"}}
-		if p.sftp {
-			src = v1alpha1.ImportSource{SFTP: &v1alpha1.SFTPSource{Host: "127.0.0.1", Port: f.hole,
-				FileSelector:                    v1alpha1.FileSelector{Path: fmt.Sprintf("exports/%s.csv", p.name)},
-				Credentials:                     v1alpha1.LocalObjectReference{Name: "sftp"},
-				InsecureSkipHostKeyVerification: true}}
-		}
-		return f.c.Create(ctx, &v1alpha1.ImportSchedule{ObjectMeta: metav1.ObjectMeta{Namespace: nsName(p.ns), Name: p.name},
-			Spec: v1alpha1.ImportScheduleSpec{
-				Triggers: &v1alpha1.ScheduleTriggers{OnChange: true, PollSeconds: ptr.To[int32](poll), DebounceSeconds: ptr.To[int32](debounce)},
-				Template: v1alpha1.UserImportTemplate{Spec: importSpec(src)},
-			}})
-	})
-	if err != nil {
-		return fmt.Errorf("schedules on change: %w", err)
-	}
-	for _, p := range plans {
-		if !p.sftp {
-			f.onChangeHealthy++
-		}
-	}
-	// Daily cron schedules, none due within the next two hours.
-	now := time.Now().UTC()
-	err = parallel(cron, func(k int) error {
-		i := 1 + k%(n-1)
-		cronAt := now.Add(2*time.Hour + time.Duration(k%600)*time.Minute)
-		return f.c.Create(ctx, &v1alpha1.ImportSchedule{ObjectMeta: metav1.ObjectMeta{Namespace: nsName(i), Name: fmt.Sprintf("nightly-%d", k/(n-1))},
-			Spec: v1alpha1.ImportScheduleSpec{
-				Schedule: fmt.Sprintf("%d %d * * *", cronAt.Minute(), cronAt.Hour()),
-				Template: v1alpha1.UserImportTemplate{Spec: importSpec(v1alpha1.ImportSource{ConfigMap: &v1alpha1.ConfigMapKeyRef{Name: "export-0", Key: "users.csv"}})},
-			}})
-	})
-	if err != nil {
-		return fmt.Errorf("cron schedules: %w", err)
-	}
-	f.schedules = len(plans) + cron
-	say("%d schedules", f.schedules)
-
-	// Finished imports, as a worker leaves them.
-	per := *history / n
-	err = parallel(per*n, func(k int) error {
-		i := k % n
-		spec := importSpec(v1alpha1.ImportSource{ConfigMap: &v1alpha1.ConfigMapKeyRef{Name: "export-0", Key: "users.csv"}})
-		if isHung(i) {
-			spec.Report = v1alpha1.ReportMail{Recipients: []string{"hr@fleet.example"}}
-		}
-		imp := &v1alpha1.UserImport{ObjectMeta: metav1.ObjectMeta{Namespace: nsName(i), Name: fmt.Sprintf("done-%d", k/n)}, Spec: spec}
-		if err := f.c.Create(ctx, imp); err != nil {
-			return err
-		}
-		imp.Status.Phase = v1alpha1.PhaseCompleted
-		imp.Status.Progress = &v1alpha1.ProgressStatus{Percent: 100, RowsTotal: 1, RowsProcessed: 1, ChangeCounts: v1alpha1.ChangeCounts{Created: 1}}
-		return f.c.Status().Update(ctx, imp)
-	})
-	if err != nil {
-		return fmt.Errorf("history: %w", err)
-	}
-	f.history = per * n
-	return nil
-}
-
-func importSpec(src v1alpha1.ImportSource) v1alpha1.UserImportSpec {
-	return v1alpha1.UserImportSpec{
-		DirectoryRef: v1alpha1.LocalObjectReference{Name: "directory"},
-		Source:       src,
-		Mode:         v1alpha1.ModeDelta,
-		Mapping:      []v1alpha1.AttributeMapping{{Attribute: "email", Column: "email", Identity: true}},
-	}
-}
-
-// directory creates namespace i's directory: an SQLite file, or the
-// black holes.
-func (f *fleet) directory(ctx context.Context, i int) error {
-	ns := nsName(i)
-	spec := v1alpha1.UserDirectorySpec{IdentityAttribute: "email"}
-	if isHung(i) {
-		spec.SCIM = &v1alpha1.SCIMDirectory{URL: fmt.Sprintf("http://127.0.0.1:%d/scim/v2", f.hole), Insecure: true}
-		spec.Mail = &v1alpha1.MailRelay{Host: "127.0.0.1", Port: f.hole, TLS: v1alpha1.MailNoTLS, Insecure: true, From: "hr@fleet.example"}
-		if err := f.c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "sftp"},
-			StringData: map[string]string{"username": "hr", "password": "not-a-secret"}}); err != nil {
-			return err
-		}
-	} else {
-		dsn := filepath.Join(f.work, ns+".db")
-		if err := sqldir.CreateTable(ctx, v1alpha1.SQLDriverSQLite, dsn, sqldir.TableSpec{Table: "users", IdentityColumn: "email",
-			Columns: []string{"userImportManagedBy"}}); err != nil {
-			return err
-		}
-		if err := f.c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "dsn"},
-			StringData: map[string]string{"dsn": dsn}}); err != nil {
-			return err
-		}
-		spec.SQL = &v1alpha1.SQLDirectory{Driver: v1alpha1.SQLDriverSQLite, DSN: v1alpha1.SecretKeyRef{Name: "dsn", Key: "dsn"}, Table: "users"}
-	}
-	return f.c.Create(ctx, &v1alpha1.UserDirectory{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "directory"}, Spec: spec})
-}
 
 // watch follows every UserImport: when it appeared, when its first stage
 // started, and how many of the schedules' imports completed.
@@ -565,157 +395,4 @@ func quantile(xs []float64, q float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
 	return s[min(len(s)-1, int(q*float64(len(s))))]
-}
-
-// parallel runs fn for 0..n-1 on 32 goroutines and returns the first
-// error.
-func parallel(n int, fn func(int) error) error {
-	var next atomic.Int64
-	var first atomic.Value
-	var wg sync.WaitGroup
-	for range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				k := int(next.Add(1) - 1)
-				if k >= n || first.Load() != nil {
-					return
-				}
-				if err := fn(k); err != nil {
-					first.CompareAndSwap(nil, err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if err, ok := first.Load().(error); ok {
-		return err
-	}
-	return nil
-}
-
-// manager is the operator's manager, running as a process of its own.
-type manager struct {
-	cmd     *exec.Cmd
-	metrics string
-}
-
-func startManager(ctx context.Context, work, kubeconfig string) (*manager, error) {
-	bin := filepath.Join(work, "user-import-operator")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/user-import-operator")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		return nil, fmt.Errorf("building the manager: %w", err)
-	}
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	m := &manager{metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", port)}
-	m.cmd = exec.Command(bin, "manager", "--executor=inprocess", "--single-tenant", "--inprocess-max-runs=4",
-		"--metrics-bind-address=127.0.0.1:"+strconv.Itoa(port), "--metrics-secure=false", "--health-probe-bind-address=0",
-		"--allowed-hosts=*,127.0.0.0/8", "--zap-log-level=error")
-	m.cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
-	logf, err := os.Create(filepath.Join(work, "manager.log"))
-	if err != nil {
-		return nil, err
-	}
-	m.cmd.Stdout, m.cmd.Stderr = logf, logf
-	if err := m.cmd.Start(); err != nil {
-		return nil, err
-	}
-	deadline := time.Now().Add(time.Minute)
-	for {
-		if _, err := m.metric("rest_client_requests_total"); err == nil {
-			return m, nil
-		}
-		if time.Now().After(deadline) {
-			m.stop()
-			return nil, fmt.Errorf("the manager serves no metrics after a minute (log: %s)", logf.Name())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
-func (m *manager) stop() {
-	_ = m.cmd.Process.Kill()
-	_, _ = m.cmd.Process.Wait()
-}
-
-// peakRSS is the manager's peak resident memory in bytes.
-func (m *manager) peakRSS() int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", m.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
-// metric sums the samples of a metric the manager serves.
-func (m *manager) metric(name string) (float64, error) {
-	resp, err := http.Get(m.metrics)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	sum, found := 0.0, false
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		l := sc.Text()
-		if !strings.HasPrefix(l, name+"{") && !strings.HasPrefix(l, name+" ") {
-			continue
-		}
-		v, err := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64)
-		if err == nil {
-			sum += v
-			found = true
-		}
-	}
-	if !found {
-		return 0, fmt.Errorf("no metric %s", name)
-	}
-	return sum, sc.Err()
-}
-
-// byLabel sums the samples of a metric by the value of one label.
-func (m *manager) byLabel(name, label string) map[string]float64 {
-	out := map[string]float64{}
-	resp, err := http.Get(m.metrics)
-	if err != nil {
-		return out
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		l := sc.Text()
-		if !strings.HasPrefix(l, name+"{") {
-			continue
-		}
-		_, rest, _ := strings.Cut(l, label+`="`)
-		val, _, _ := strings.Cut(rest, `"`)
-		v, err := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64)
-		if err == nil {
-			out[val] += v
-		}
-	}
-	return out
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// manager is the operator's manager, running as a process of its own.
+type manager struct {
+	cmd     *exec.Cmd
+	metrics string
+}
+
+func startManager(ctx context.Context, work, kubeconfig string) (*manager, error) {
+	bin := filepath.Join(work, "user-import-operator")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/user-import-operator")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		return nil, fmt.Errorf("building the manager: %w", err)
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	m := &manager{metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", port)}
+	m.cmd = exec.Command(bin, "manager", "--executor=inprocess", "--single-tenant", "--inprocess-max-runs=4",
+		"--metrics-bind-address=127.0.0.1:"+strconv.Itoa(port), "--metrics-secure=false", "--health-probe-bind-address=0",
+		"--allowed-hosts=*,127.0.0.0/8", "--zap-log-level=error")
+	m.cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+	logf, err := os.Create(filepath.Join(work, "manager.log"))
+	if err != nil {
+		return nil, err
+	}
+	m.cmd.Stdout, m.cmd.Stderr = logf, logf
+	if err := m.cmd.Start(); err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if _, err := m.metric("rest_client_requests_total"); err == nil {
+			return m, nil
+		}
+		if time.Now().After(deadline) {
+			m.stop()
+			return nil, fmt.Errorf("the manager serves no metrics after a minute (log: %s)", logf.Name())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (m *manager) stop() {
+	_ = m.cmd.Process.Kill()
+	_, _ = m.cmd.Process.Wait()
+}
+
+// peakRSS is the manager's peak resident memory in bytes.
+func (m *manager) peakRSS() int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", m.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// metric sums the samples of a metric the manager serves.
+func (m *manager) metric(name string) (float64, error) {
+	resp, err := http.Get(m.metrics)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sum, found := 0.0, false
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		l := sc.Text()
+		if !strings.HasPrefix(l, name+"{") && !strings.HasPrefix(l, name+" ") {
+			continue
+		}
+		v, err := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64)
+		if err == nil {
+			sum += v
+			found = true
+		}
+	}
+	if !found {
+		return 0, fmt.Errorf("no metric %s", name)
+	}
+	return sum, sc.Err()
+}
+
+// byLabel sums the samples of a metric by the value of one label.
+func (m *manager) byLabel(name, label string) map[string]float64 {
+	out := map[string]float64{}
+	resp, err := http.Get(m.metrics)
+	if err != nil {
+		return out
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		l := sc.Text()
+		if !strings.HasPrefix(l, name+"{") {
+			continue
+		}
+		_, rest, _ := strings.Cut(l, label+`="`)
+		val, _, _ := strings.Cut(rest, `"`)
+		v, err := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64)
+		if err == nil {
+			out[val] += v
+		}
+	}
+	return out
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
