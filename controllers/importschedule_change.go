@@ -49,7 +49,7 @@ func triggerSettings(sched *v1alpha1.ImportSchedule) (debounce, poll time.Durati
 // onChange starts a run when the source's content or the template differs
 // from what the last run on change read, once the change has stayed for
 // the debounce. Content already run never runs again.
-func (run *scheduleRun) onChange(ctx context.Context) (state, error) {
+func (run *scheduleRun) onChange(ctx context.Context) (verdict, error) {
 	sched := run.sched
 	st := &sched.Status
 	debounce, poll := triggerSettings(sched)
@@ -58,23 +58,23 @@ func (run *scheduleRun) onChange(ctx context.Context) (state, error) {
 	// that schedules created together do not read together for ever.
 	poll = jittered(poll, sched.UID)
 	if !known {
-		return state{state: conditions.Progressing, reason: v1alpha1.ReasonWaitingForSource,
-			message: "on change: reading the source", wait: poll}, nil
+		return verdict{state: conditions.Progressing, reason: v1alpha1.ReasonWaitingForSource,
+			message: "on change: reading the source", requeueAfter: poll}, nil
 	}
 	if errors.Is(err, keyread.ErrNotFound) {
-		return state{state: conditions.Progressing, reason: v1alpha1.ReasonWaitingForSource,
-			message: "on change: waiting for the source: " + safetext.Of(err), wait: poll}, nil
+		return verdict{state: conditions.Progressing, reason: v1alpha1.ReasonWaitingForSource,
+			message: "on change: waiting for the source: " + safetext.Of(err), requeueAfter: poll}, nil
 	}
 	if err != nil {
 		// Not knowing is no change: look again later.
 		run.event(corev1.EventTypeWarning, v1alpha1.ReasonSourceCheckFailed, "Schedule", nil, "on change: %s", safetext.Of(err))
-		return state{state: conditions.Ready, reason: v1alpha1.ReasonScheduled,
-			message: "on change: could not read the source; looking again", wait: poll}, nil
+		return verdict{state: conditions.Ready, reason: v1alpha1.ReasonScheduled,
+			message: "on change: could not read the source; looking again", requeueAfter: poll}, nil
 	}
 	if last := st.LastChange; last != nil && sameContent(*last, seen) {
 		st.PendingChange = nil
-		return state{state: conditions.Ready, reason: v1alpha1.ReasonScheduled,
-			message: "on change: nothing changed since " + orNone(last.ImportName), wait: poll}, nil
+		return verdict{state: conditions.Ready, reason: v1alpha1.ReasonScheduled,
+			message: "on change: nothing changed since " + orNone(last.ImportName), requeueAfter: poll}, nil
 	}
 	pending := st.PendingChange
 	if pending == nil || !sameContent(*pending, seen) {
@@ -84,13 +84,13 @@ func (run *scheduleRun) onChange(ctx context.Context) (state, error) {
 		pending = st.PendingChange
 	}
 	if sched.Spec.Suspend {
-		return state{state: conditions.Ready, reason: v1alpha1.ReasonSuspended,
+		return verdict{state: conditions.Ready, reason: v1alpha1.ReasonSuspended,
 			message: "suspended: a change (" + pending.Reason + ") waits until the schedule is resumed"}, nil
 	}
 	if left := pending.SeenTime.Add(debounce).Sub(run.now); left > 0 {
-		return state{state: conditions.Ready, reason: v1alpha1.ReasonScheduled,
+		return verdict{state: conditions.Ready, reason: v1alpha1.ReasonScheduled,
 			message: fmt.Sprintf("on change: %s at %s; it runs once nothing changed for %s", pending.Reason,
-				pending.SeenTime.UTC().Format(time.RFC3339), debounce), wait: min(left+requeueMargin, poll)}, nil
+				pending.SeenTime.UTC().Format(time.RFC3339), debounce), requeueAfter: min(left+requeueMargin, poll)}, nil
 	}
 	active := run.active()
 	// The run of this change, made by a reconcile whose status write was
@@ -98,15 +98,15 @@ func (run *scheduleRun) onChange(ctx context.Context) (state, error) {
 	next := schedule.ChangeName(sched.Name, st.ChangeRuns+1)
 	made := slices.ContainsFunc(run.children, func(c v1alpha1.UserImport) bool { return c.Name == next })
 	if sched.Spec.ConcurrencyPolicy == v1alpha1.ConcurrencyForbid && len(active) > 0 && !made {
-		return state{state: conditions.Ready, reason: v1alpha1.ReasonScheduled,
-			message: fmt.Sprintf("on change: %s waits for UserImport %s to end (concurrencyPolicy Forbid)", pending.Reason, active[0].Name),
-			wait:    poll}, nil
+		return verdict{state: conditions.Ready, reason: v1alpha1.ReasonScheduled,
+			message:      fmt.Sprintf("on change: %s waits for UserImport %s to end (concurrencyPolicy Forbid)", pending.Reason, active[0].Name),
+			requeueAfter: poll}, nil
 	}
 	if err := run.startOnChange(ctx, pending, active); err != nil {
-		return state{}, err
+		return verdict{}, err
 	}
-	return state{state: conditions.Ready, reason: v1alpha1.ReasonScheduled,
-		message: "on change: the last change (" + st.LastChange.Reason + ") ran as " + orNone(st.LastChange.ImportName), wait: poll}, nil
+	return verdict{state: conditions.Ready, reason: v1alpha1.ReasonScheduled,
+		message: "on change: the last change (" + st.LastChange.Reason + ") ran as " + orNone(st.LastChange.ImportName), requeueAfter: poll}, nil
 }
 
 // startOnChange runs a pending change: it creates the import (or adopts

@@ -166,7 +166,6 @@ func (run *scheduleRun) reconcile(ctx context.Context) (ctrl.Result, error) {
 	if err := run.trimHistory(ctx); err != nil {
 		return ctrl.Result{}, err
 	}
-	sched.Status.ObservedGeneration = sched.Generation
 
 	var sch *schedule.Schedule
 	if sched.Spec.Schedule != "" {
@@ -176,7 +175,7 @@ func (run *scheduleRun) reconcile(ctx context.Context) (ctrl.Result, error) {
 			// The API server refuses such specs; one that got through (an
 			// older CRD, a zone missing here) waits for an edit: no requeue.
 			sched.Status.NextScheduleTime = nil
-			conditions.Set(&sched.Status.Conditions, sched.Generation, conditions.Stalled, v1alpha1.ReasonInvalidSchedule, safetext.Of(err))
+			conditions.Set(sched, conditions.Stalled, v1alpha1.ReasonInvalidSchedule, safetext.Of(err))
 			return ctrl.Result{}, nil
 		}
 	} else {
@@ -187,7 +186,7 @@ func (run *scheduleRun) reconcile(ctx context.Context) (ctrl.Result, error) {
 		return ctrl.Result{}, err
 	}
 
-	var timed, change state
+	var timed, change verdict
 	if sch != nil {
 		var err error
 		if timed, err = run.onClock(ctx, sch); err != nil {
@@ -203,23 +202,14 @@ func (run *scheduleRun) reconcile(ctx context.Context) (ctrl.Result, error) {
 		run.polls.forget(client.ObjectKeyFromObject(sched))
 	}
 	st := timed.and(change)
-	conditions.Set(&sched.Status.Conditions, sched.Generation, st.state, st.reason, st.message)
-	return ctrl.Result{RequeueAfter: st.wait}, nil
-}
-
-// state is where one trigger of a schedule stands: the kstatus state and
-// reason, a message, and when to look again (0: not by the clock).
-type state struct {
-	state   conditions.State
-	reason  string
-	message string
-	wait    time.Duration
+	conditions.Set(sched, st.state, st.reason, st.message)
+	return ctrl.Result{RequeueAfter: st.requeueAfter}, nil
 }
 
 // and combines the states of the clock and of the change trigger: the
 // schedule is Ready while one of them can still run, and is looked at
 // again at the earlier of their times.
-func (s state) and(o state) state {
+func (s verdict) and(o verdict) verdict {
 	switch {
 	case s.reason == "":
 		return o
@@ -231,21 +221,21 @@ func (s state) and(o state) state {
 		out.state, out.reason = o.state, o.reason
 	}
 	out.message = s.message + "; " + o.message
-	if out.wait == 0 || (o.wait > 0 && o.wait < out.wait) {
-		out.wait = o.wait
+	if out.requeueAfter == 0 || (o.requeueAfter > 0 && o.requeueAfter < out.requeueAfter) {
+		out.requeueAfter = o.requeueAfter
 	}
 	return out
 }
 
 // onClock decides on the runs of the cron schedule.
-func (run *scheduleRun) onClock(ctx context.Context, sch *schedule.Schedule) (state, error) {
+func (run *scheduleRun) onClock(ctx context.Context, sch *schedule.Schedule) (verdict, error) {
 	sched := run.sched
 	// The cursor is kept from the first reconcile on, suspended or not,
 	// so that the runs missed while suspended are counted from it.
 	from := run.cursor(sch)
 	if from.IsZero() {
 		sched.Status.NextScheduleTime = nil
-		return state{state: conditions.Stalled, reason: v1alpha1.ReasonNeverFires,
+		return verdict{state: conditions.Stalled, reason: v1alpha1.ReasonNeverFires,
 			message: fmt.Sprintf("spec.schedule %q has no run in the next five years", sched.Spec.Schedule)}, nil
 	}
 	sched.Status.NextScheduleTime = &metav1.Time{Time: from}
@@ -254,22 +244,22 @@ func (run *scheduleRun) onClock(ctx context.Context, sch *schedule.Schedule) (st
 		// status.nextScheduleTime stays: it is the first run not yet
 		// decided on, and the window of missed runs starts there when the
 		// schedule is resumed.
-		return state{state: conditions.Ready, reason: v1alpha1.ReasonSuspended,
+		return verdict{state: conditions.Ready, reason: v1alpha1.ReasonSuspended,
 			message: "suspended: no new runs; imports already started go on"}, nil
 	}
 
 	next, err := run.runDue(ctx, sch, from)
 	if err != nil {
-		return state{}, err
+		return verdict{}, err
 	}
 	if next.IsZero() {
 		sched.Status.NextScheduleTime = nil
-		return state{state: conditions.Stalled, reason: v1alpha1.ReasonNeverFires,
+		return verdict{state: conditions.Stalled, reason: v1alpha1.ReasonNeverFires,
 			message: fmt.Sprintf("spec.schedule %q has no run after %s", sched.Spec.Schedule, run.now.Format(time.RFC3339))}, nil
 	}
 	sched.Status.NextScheduleTime = &metav1.Time{Time: next}
-	return state{state: conditions.Ready, reason: v1alpha1.ReasonScheduled,
-		message: "next run at " + next.In(sch.Location()).Format(time.RFC3339), wait: next.Sub(run.now) + requeueMargin}, nil
+	return verdict{state: conditions.Ready, reason: v1alpha1.ReasonScheduled,
+		message: "next run at " + next.In(sch.Location()).Format(time.RFC3339), requeueAfter: next.Sub(run.now) + requeueMargin}, nil
 }
 
 // cursor returns the first scheduled time not yet decided on: the one

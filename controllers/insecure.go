@@ -3,10 +3,8 @@ package controllers
 import (
 	"strings"
 
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/conditions"
 )
 
 // directoryInsecure lists the fields of a directory's spec that allow a
@@ -44,12 +42,11 @@ func sourceInsecure(src v1alpha1.ImportSource) []string {
 // setInsecureTransport sets the condition InsecureTransport while any
 // of fields is set, and removes it otherwise: a person scanning
 // conditions sees which objects send credentials or users in clear.
-func setInsecureTransport(conds *[]metav1.Condition, generation int64, fields []string) {
+func setInsecureTransport(obj conditions.Object, fields []string) {
 	if len(fields) == 0 {
-		meta.RemoveStatusCondition(conds, v1alpha1.ConditionInsecureTransport)
+		conditions.Remove(obj, v1alpha1.ConditionInsecureTransport)
 		return
 	}
-	meta.SetStatusCondition(conds, metav1.Condition{Type: v1alpha1.ConditionInsecureTransport, Status: metav1.ConditionTrue,
-		ObservedGeneration: generation, Reason: v1alpha1.ReasonInsecureAllowed,
-		Message: strings.Join(fields, ", ") + " allows credentials and users to travel in clear, or to a server that is not verified"})
+	conditions.MarkTrue(obj, v1alpha1.ConditionInsecureTransport, v1alpha1.ReasonInsecureAllowed,
+		"%s allows credentials and users to travel in clear, or to a server that is not verified", strings.Join(fields, ", "))
 }

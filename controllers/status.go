@@ -9,7 +9,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -39,11 +38,26 @@ func finished(result ctrl.Result, err error) (ctrl.Result, error) {
 	return result, nil
 }
 
-// statusObject is an object of this API: it has conditions in its status.
+// verdict is the outcome of one step of a reconcile: the kstatus state
+// and reason, a message, and when to look again.
+type verdict struct {
+	state   conditions.State
+	reason  string
+	message string
+	// requeueAfter asks to look again after a while (a wait); 0: not by
+	// the clock.
+	requeueAfter time.Duration
+	// next asks to run the import's state machine again: the phase
+	// changed and the new phase may move on at once.
+	next bool
+}
+
+// statusObject is an object of this API: its status has conditions and
+// the generation it was reconciled at.
 type statusObject interface {
 	client.Object
-	GetConditions() []metav1.Condition
-	SetConditions([]metav1.Condition)
+	conditions.Object
+	SetObservedGeneration(int64)
 }
 
 // statusPatch is the skeleton every reconcile follows: remember the object
@@ -81,10 +95,11 @@ func (p *statusPatch) event(eventType, reason, action string, related runtime.Ob
 // fail and the reconcile run again on a fresh copy instead of deciding
 // twice. It returns retErr joined with a failure to write.
 func (p *statusPatch) finish(ctx context.Context, retErr error) error {
-	if retErr != nil {
-		conds := p.obj.GetConditions()
-		conditions.Set(&conds, p.obj.GetGeneration(), conditions.Failing, v1alpha1.ReasonReconcileError, safetext.Of(retErr))
-		p.obj.SetConditions(conds)
+	if retErr == nil {
+		// The one place the generation acted on is recorded.
+		p.obj.SetObservedGeneration(p.obj.GetGeneration())
+	} else {
+		conditions.Set(p.obj, conditions.Failing, v1alpha1.ReasonReconcileError, safetext.Of(retErr))
 		p.event(corev1.EventTypeWarning, v1alpha1.ReasonReconcileError, "Reconcile", nil, safetext.Of(retErr))
 	}
 	if !equality.Semantic.DeepEqual(p.orig, p.obj) {

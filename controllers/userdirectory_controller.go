@@ -112,7 +112,7 @@ func (r *UserDirectoryReconciler) reconcileQueue(ctx context.Context, dir *v1alp
 // reconcileCheck checks the directory when its spec changed or the last
 // check is older than the interval.
 func (r *UserDirectoryReconciler) reconcileCheck(ctx context.Context, dir *v1alpha1.UserDirectory) ctrl.Result {
-	setInsecureTransport(&dir.Status.Conditions, dir.Generation, directoryInsecure(dir.Spec))
+	setInsecureTransport(dir, directoryInsecure(dir.Spec))
 	ready := meta.FindStatusCondition(dir.Status.Conditions, v1alpha1.ConditionReady)
 	interval := r.CheckInterval
 	if ready == nil || ready.Status != metav1.ConditionTrue || meta.IsStatusConditionFalse(dir.Status.Conditions, v1alpha1.ConditionMailReady) {
@@ -134,7 +134,6 @@ func (r *UserDirectoryReconciler) reconcileCheck(ctx context.Context, dir *v1alp
 	caps, err := checkDirectory(cctx, dir, fromapi.SecretsMatching(r.APIReader, dir.Namespace, r.SecretSelector), r.AllowedHosts)
 	t := metav1.NewTime(r.Clock.Now())
 	dir.Status.LastCheckTime = &t
-	dir.Status.ObservedGeneration = dir.Generation
 	if err != nil {
 		reason := directory.ReasonOf(err)
 		if errors.Is(err, context.DeadlineExceeded) {
@@ -142,15 +141,15 @@ func (r *UserDirectoryReconciler) reconcileCheck(ctx context.Context, dir *v1alp
 		}
 		switch reason {
 		case v1alpha1.ReasonInvalidConfig:
-			conditions.Set(&dir.Status.Conditions, dir.Generation, conditions.Stalled, reason, safetext.Of(err))
+			conditions.Set(dir, conditions.Stalled, reason, safetext.Of(err))
 			return ctrl.Result{}
 		case v1alpha1.ReasonAuthenticationFailed, v1alpha1.ReasonTLSError:
 			// Refused credentials or certificates do not mend by waiting:
 			// Stalled, so that Argo CD and Flux report the directory as
 			// failed. It is still checked again, for a fixed Secret.
-			conditions.Set(&dir.Status.Conditions, dir.Generation, conditions.Stalled, reason, safetext.Of(err))
+			conditions.Set(dir, conditions.Stalled, reason, safetext.Of(err))
 		default:
-			conditions.Set(&dir.Status.Conditions, dir.Generation, conditions.Failing, reason, safetext.Of(err))
+			conditions.Set(dir, conditions.Failing, reason, safetext.Of(err))
 		}
 		return ctrl.Result{RequeueAfter: r.RetryInterval}
 	}
@@ -162,7 +161,7 @@ func (r *UserDirectoryReconciler) reconcileCheck(ctx context.Context, dir *v1alp
 		Filter:              caps.Filter,
 		PagedSearch:         caps.PagedSearch,
 	}
-	conditions.Set(&dir.Status.Conditions, dir.Generation, conditions.Ready, v1alpha1.ReasonConnected,
+	conditions.Set(dir, conditions.Ready, v1alpha1.ReasonConnected,
 		fmt.Sprintf("the %s directory answers and accepts the credentials", dir.Status.Type))
 	if meta.IsStatusConditionFalse(dir.Status.Conditions, v1alpha1.ConditionMailReady) {
 		return ctrl.Result{RequeueAfter: r.RetryInterval}
@@ -214,11 +213,9 @@ func conditionChange(orig, dir *v1alpha1.UserDirectory, t string) *pendingEvent 
 func (r *UserDirectoryReconciler) checkMail(ctx context.Context, dir *v1alpha1.UserDirectory) {
 	relay := dir.Spec.Mail
 	if relay == nil {
-		meta.RemoveStatusCondition(&dir.Status.Conditions, v1alpha1.ConditionMailReady)
+		conditions.Remove(dir, v1alpha1.ConditionMailReady)
 		return
 	}
-	cond := metav1.Condition{Type: v1alpha1.ConditionMailReady, Status: metav1.ConditionTrue, ObservedGeneration: dir.Generation,
-		Reason: v1alpha1.ReasonMailConnected, Message: fmt.Sprintf("the mail relay %s answers and accepts the credentials", relay.Host)}
 	err := r.AllowedHosts.Allow(relay.Host)
 	reason := v1alpha1.ReasonHostNotAllowed
 	if err == nil {
@@ -228,9 +225,10 @@ func (r *UserDirectoryReconciler) checkMail(ctx context.Context, dir *v1alpha1.U
 		reason = mail.ReasonOf(err)
 	}
 	if err != nil {
-		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, reason, safetext.Of(err)
+		conditions.MarkFalse(dir, v1alpha1.ConditionMailReady, reason, "%s", safetext.Of(err))
+		return
 	}
-	meta.SetStatusCondition(&dir.Status.Conditions, cond)
+	conditions.MarkTrue(dir, v1alpha1.ConditionMailReady, v1alpha1.ReasonMailConnected, "the mail relay %s answers and accepts the credentials", relay.Host)
 }
 
 // SetupWithManager registers the reconciler.

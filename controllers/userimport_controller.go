@@ -107,18 +107,6 @@ func (k *keyedMutex) lock(key string) (unlock func()) {
 	}
 }
 
-// verdict is the outcome of one step of the state machine.
-type verdict struct {
-	state   conditions.State
-	reason  string
-	message string
-	// requeueAfter asks to look again after a while (a wait).
-	requeueAfter time.Duration
-	// next asks to run the state machine again: the phase changed and
-	// the new phase may move on at once.
-	next bool
-}
-
 // errStale says that the UserImport changed since it was read; the
 // reconcile is repeated on a fresh copy without writing anything.
 var errStale = errors.New("the import changed while it was reconciled")
@@ -161,9 +149,8 @@ func (r *UserImportReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
 	}
 	if err == nil {
-		conditions.Set(&imp.Status.Conditions, imp.Generation, v.state, v.reason, v.message)
-		setInsecureTransport(&imp.Status.Conditions, imp.Generation, sourceInsecure(imp.Spec.Source))
-		imp.Status.ObservedGeneration = imp.Generation
+		conditions.Set(imp, v.state, v.reason, v.message)
+		setInsecureTransport(imp, sourceInsecure(imp.Spec.Source))
 	}
 	if err := run.status.finish(ctx, err); err != nil {
 		return finished(ctrl.Result{}, err)

@@ -5,8 +5,6 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
@@ -88,10 +86,7 @@ func (run *importRun) running(ctx context.Context, stage runcontract.Stage) (ver
 	}
 	if s := out.Stop; out.Kind == runcontract.SafetyStopped && s != nil {
 		msg := s.Sentence(imp.Spec)
-		meta.SetStatusCondition(&imp.Status.Conditions, metav1.Condition{
-			Type: v1alpha1.ConditionSafetyThreshold, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonApprovalRequired,
-			Message: msg, ObservedGeneration: imp.Generation,
-		})
+		conditions.MarkTrue(imp, v1alpha1.ConditionSafetyThreshold, v1alpha1.ReasonApprovalRequired, "%s", msg)
 		run.event(corev1.EventTypeWarning, v1alpha1.ReasonApprovalRequired, msg)
 		run.setPhase(v1alpha1.PhasePreviewReady)
 		return verdict{next: true}, nil
@@ -127,15 +122,15 @@ func (run *importRun) invitationsOutcome() {
 	if !imp.Spec.Invitations.Enabled() || inv == nil {
 		return
 	}
-	c := metav1.Condition{Type: v1alpha1.ConditionInvitationsSent, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonInvitationsSent,
-		Message: fmt.Sprintf("%d invitations sent; %d users owed one have no address", inv.Sent, inv.NoAddress), ObservedGeneration: imp.Generation}
-	eventType := corev1.EventTypeNormal
 	if inv.Failed > 0 {
-		c.Status, c.Reason, eventType = metav1.ConditionFalse, inv.Reason, corev1.EventTypeWarning
-		c.Message = fmt.Sprintf("%d invitations sent, %d not sent: %s; the users are written, and the next import with newUsers or pendingUsers invites them", inv.Sent, inv.Failed, inv.Message)
+		msg := fmt.Sprintf("%d invitations sent, %d not sent: %s; the users are written, and the next import with newUsers or pendingUsers invites them", inv.Sent, inv.Failed, inv.Message)
+		conditions.MarkFalse(imp, v1alpha1.ConditionInvitationsSent, inv.Reason, "%s", msg)
+		run.event(corev1.EventTypeWarning, inv.Reason, msg)
+		return
 	}
-	meta.SetStatusCondition(&imp.Status.Conditions, c)
-	run.event(eventType, c.Reason, c.Message)
+	msg := fmt.Sprintf("%d invitations sent; %d users owed one have no address", inv.Sent, inv.NoAddress)
+	conditions.MarkTrue(imp, v1alpha1.ConditionInvitationsSent, v1alpha1.ReasonInvitationsSent, "%s", msg)
+	run.event(corev1.EventTypeNormal, v1alpha1.ReasonInvitationsSent, msg)
 }
 
 // sourceChanged handles an import its worker refused before writing
@@ -146,10 +141,7 @@ func (run *importRun) sourceChanged(ctx context.Context, msg string) (verdict, e
 	if err := run.Executor.Reset(ctx, imp, runcontract.StageImport); err != nil {
 		return verdict{}, err
 	}
-	meta.SetStatusCondition(&imp.Status.Conditions, metav1.Condition{
-		Type: v1alpha1.ConditionSourceChanged, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonSourceChanged,
-		Message: safetext.Clean(msg), ObservedGeneration: imp.Generation,
-	})
+	conditions.MarkTrue(imp, v1alpha1.ConditionSourceChanged, v1alpha1.ReasonSourceChanged, "%s", msg)
 	run.event(corev1.EventTypeWarning, v1alpha1.ReasonSourceChanged, msg+"; previewing the new file")
 	imp.Status.Preview = nil
 	imp.Status.StartTime = nil
@@ -191,10 +183,7 @@ func (run *importRun) rejected(ctx context.Context, stage runcontract.Stage, rej
 		return verdict{state: conditions.Progressing, reason: rej.Reason,
 			message: "waiting for the source: " + safetext.Clean(rej.Message), requeueAfter: run.sourceWait()}, nil
 	}
-	meta.SetStatusCondition(&imp.Status.Conditions, metav1.Condition{
-		Type: v1alpha1.ConditionInputRejected, Status: metav1.ConditionTrue, Reason: rej.Reason,
-		Message: safetext.Clean(rej.Message), ObservedGeneration: imp.Generation,
-	})
+	conditions.MarkTrue(imp, v1alpha1.ConditionInputRejected, rej.Reason, "%s", rej.Message)
 	imp.Status.RejectedSHA256 = rej.SHA256
 	imp.Status.RejectedSecrets = ""
 	if rej.Reason == v1alpha1.ReasonSourceAuthenticationFailed || rej.Reason == v1alpha1.ReasonHostKeyMismatch {

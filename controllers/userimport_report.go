@@ -7,16 +7,17 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/util/retry"
+	kretry "k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/conditions"
 	"github.com/userimport/user-import-operator/internal/jobs"
 	"github.com/userimport/user-import-operator/internal/keyread/fromapi"
 	"github.com/userimport/user-import-operator/internal/mail"
 	"github.com/userimport/user-import-operator/internal/reportmail"
+	"github.com/userimport/user-import-operator/internal/retry"
 	"github.com/userimport/user-import-operator/internal/safetext"
 )
 
@@ -72,11 +73,7 @@ func reached(imp *v1alpha1.UserImport, phase v1alpha1.ImportPhase) bool {
 // reportBackoff is the wait after the n-th failed try: 30 s, doubled each
 // time, at most 30 minutes.
 func reportBackoff(n int32) time.Duration {
-	d := 30 * time.Second
-	for i := int32(1); i < n && d < 30*time.Minute; i++ {
-		d *= 2
-	}
-	return min(d, 30*time.Minute)
+	return retry.Exponential(int(n)-1, 30*time.Second, 30*time.Minute)
 }
 
 func reportRecord(imp *v1alpha1.UserImport, phase v1alpha1.ImportPhase) *v1alpha1.SentReport {
@@ -92,7 +89,7 @@ func reportRecord(imp *v1alpha1.UserImport, phase v1alpha1.ImportPhase) *v1alpha
 func (r *UserImportReconciler) sendReport(ctx context.Context, imp *v1alpha1.UserImport, phase v1alpha1.ImportPhase) error {
 	now := r.Clock.Now()
 	sendErr := r.mailReport(ctx, imp, phase, now)
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	err := kretry.RetryOnConflict(kretry.DefaultRetry, func() error {
 		var cur v1alpha1.UserImport
 		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(imp), &cur); err != nil {
 			return err
@@ -106,16 +103,13 @@ func (r *UserImportReconciler) sendReport(ctx context.Context, imp *v1alpha1.Use
 		t := metav1.NewTime(now)
 		rec.Attempts++
 		rec.LastAttemptTime = &t
-		cond := metav1.Condition{Type: v1alpha1.ConditionReportSent, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonReportSent,
-			Message: fmt.Sprintf("the report of %s went to %d recipients", phase, len(imp.Spec.Report.Recipients)), ObservedGeneration: cur.Generation}
 		if sendErr == nil {
 			rec.SentTime, rec.Message = &t, ""
+			conditions.MarkTrue(&cur, v1alpha1.ConditionReportSent, v1alpha1.ReasonReportSent, "the report of %s went to %d recipients", phase, len(imp.Spec.Report.Recipients))
 		} else {
 			rec.Message = safetext.Of(sendErr)
-			cond.Status, cond.Reason = metav1.ConditionFalse, v1alpha1.ReasonReportFailed
-			cond.Message = fmt.Sprintf("the report of %s was not sent (try %d of %d): %v", phase, rec.Attempts, reportAttempts, sendErr)
+			conditions.MarkFalse(&cur, v1alpha1.ConditionReportSent, v1alpha1.ReasonReportFailed, "the report of %s was not sent (try %d of %d): %v", phase, rec.Attempts, reportAttempts, sendErr)
 		}
-		meta.SetStatusCondition(&cur.Status.Conditions, cond)
 		return r.Client.Status().Patch(ctx, &cur, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
 	})
 	if err != nil {

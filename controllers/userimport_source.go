@@ -10,8 +10,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
@@ -19,6 +17,7 @@ import (
 	"github.com/userimport/user-import-operator/internal/jobs"
 	"github.com/userimport/user-import-operator/internal/keyread"
 	"github.com/userimport/user-import-operator/internal/keyread/fromapi"
+	"github.com/userimport/user-import-operator/internal/retry"
 	"github.com/userimport/user-import-operator/internal/safetext"
 	"github.com/userimport/user-import-operator/internal/source"
 )
@@ -28,14 +27,11 @@ import (
 func (run *importRun) insecureSource() {
 	imp := run.imp
 	if s := imp.Spec.Source.SFTP; s != nil && s.InsecureSkipHostKeyVerification {
-		meta.SetStatusCondition(&imp.Status.Conditions, metav1.Condition{
-			Type: v1alpha1.ConditionInsecureSource, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonHostKeyNotVerified,
-			Message:            fmt.Sprintf("spec.source.sftp.insecureSkipHostKeyVerification: any machine answering for %s can read the file and the credentials; set knownHosts", s.Host),
-			ObservedGeneration: imp.Generation,
-		})
+		conditions.MarkTrue(imp, v1alpha1.ConditionInsecureSource, v1alpha1.ReasonHostKeyNotVerified,
+			"spec.source.sftp.insecureSkipHostKeyVerification: any machine answering for %s can read the file and the credentials; set knownHosts", s.Host)
 		return
 	}
-	meta.RemoveStatusCondition(&imp.Status.Conditions, v1alpha1.ConditionInsecureSource)
+	conditions.Remove(imp, v1alpha1.ConditionInsecureSource)
 }
 
 // archiveSource carries out spec.source.afterImport for a Completed
@@ -54,25 +50,23 @@ func (run *importRun) archiveSource(ctx context.Context) {
 	if err == nil {
 		out.To, err = run.moveOrDelete(ctx, a, st)
 	}
-	cond := metav1.Condition{Type: v1alpha1.ConditionSourceArchived, ObservedGeneration: imp.Generation}
+	st.AfterImport = out
 	switch {
 	case err != nil:
 		out.Result, out.Message = v1alpha1.AfterImportFailed, safetext.Of(err)
-		cond.Status, cond.Reason = metav1.ConditionFalse, v1alpha1.ReasonArchiveFailed
-		cond.Message = fmt.Sprintf("afterImport %s of %s failed, the import itself completed: %v", a.Action, st.Name, err)
-		run.event(corev1.EventTypeWarning, v1alpha1.ReasonArchiveFailed, cond.Message)
+		msg := fmt.Sprintf("afterImport %s of %s failed, the import itself completed: %v", a.Action, st.Name, err)
+		conditions.MarkFalse(imp, v1alpha1.ConditionSourceArchived, v1alpha1.ReasonArchiveFailed, "%s", msg)
+		run.event(corev1.EventTypeWarning, v1alpha1.ReasonArchiveFailed, msg)
 	case a.Action == v1alpha1.AfterImportMove:
 		out.Result = v1alpha1.AfterImportMoved
-		cond.Status, cond.Reason, cond.Message = metav1.ConditionTrue, v1alpha1.ReasonMoved, fmt.Sprintf("%s moved to %s", st.Name, out.To)
-		run.event(corev1.EventTypeNormal, v1alpha1.ReasonMoved, cond.Message)
+		msg := fmt.Sprintf("%s moved to %s", st.Name, out.To)
+		conditions.MarkTrue(imp, v1alpha1.ConditionSourceArchived, v1alpha1.ReasonMoved, "%s", msg)
+		run.event(corev1.EventTypeNormal, v1alpha1.ReasonMoved, msg)
 	default:
 		out.Result = v1alpha1.AfterImportDeleted
-		cond.Status, cond.Reason, cond.Message = metav1.ConditionTrue, v1alpha1.ReasonDeleted, st.Name+" deleted"
-		run.event(corev1.EventTypeNormal, v1alpha1.ReasonDeleted, cond.Message)
+		conditions.MarkTrue(imp, v1alpha1.ConditionSourceArchived, v1alpha1.ReasonDeleted, "%s deleted", st.Name)
+		run.event(corev1.EventTypeNormal, v1alpha1.ReasonDeleted, st.Name+" deleted")
 	}
-	cond.Message = safetext.Clean(cond.Message)
-	st.AfterImport = out
-	meta.SetStatusCondition(&imp.Status.Conditions, cond)
 }
 
 // moveOrDelete does the action, trying again a few times while the
@@ -85,10 +79,8 @@ func (run *importRun) moveOrDelete(ctx context.Context, a *v1alpha1.AfterImport,
 	var err error
 	for attempt := range 3 {
 		if attempt > 0 {
-			select {
-			case <-ctx.Done():
-				return "", ctx.Err()
-			case <-time.After(time.Duration(attempt) * time.Second):
+			if err := retry.Sleep(ctx, retry.Backoff(attempt-1, time.Second, 4*time.Second)); err != nil {
+				return "", err
 			}
 		}
 		var to string

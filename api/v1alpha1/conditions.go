@@ -254,3 +254,12 @@ func (in *ImportSchedule) GetConditions() []metav1.Condition { return in.Status.
 
 // SetConditions replaces the conditions of the status.
 func (in *ImportSchedule) SetConditions(c []metav1.Condition) { in.Status.Conditions = c }
+
+// SetObservedGeneration records the generation the controller acted on.
+func (in *UserImport) SetObservedGeneration(g int64) { in.Status.ObservedGeneration = g }
+
+// SetObservedGeneration records the generation the controller acted on.
+func (in *UserDirectory) SetObservedGeneration(g int64) { in.Status.ObservedGeneration = g }
+
+// SetObservedGeneration records the generation the controller acted on.
+func (in *ImportSchedule) SetObservedGeneration(g int64) { in.Status.ObservedGeneration = g }

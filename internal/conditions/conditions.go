@@ -4,6 +4,8 @@
 package conditions
 
 import (
+	"fmt"
+
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -27,31 +29,60 @@ const (
 	Failing
 )
 
-// Set sets Ready, Reconciling and Stalled for state. Reconciling and
-// Stalled are present only while True (abnormal-true polarity, as kstatus
-// expects).
-func Set(conds *[]metav1.Condition, generation int64, state State, reason, message string) {
-	set := func(t string, s metav1.ConditionStatus) {
-		meta.SetStatusCondition(conds, metav1.Condition{
-			Type: t, Status: s, Reason: reason, Message: safetext.Clean(message), ObservedGeneration: generation,
-		})
-	}
+// Object is an object of this API: its status holds conditions.
+type Object interface {
+	GetGeneration() int64
+	GetConditions() []metav1.Condition
+	SetConditions([]metav1.Condition)
+}
+
+// Set sets Ready, Reconciling and Stalled of obj for state. Reconciling
+// and Stalled are present only while True (abnormal-true polarity, as
+// kstatus expects).
+func Set(obj Object, state State, reason, message string) {
 	switch state {
 	case Ready:
-		set(v1alpha1.ConditionReady, metav1.ConditionTrue)
-		meta.RemoveStatusCondition(conds, v1alpha1.ConditionReconciling)
-		meta.RemoveStatusCondition(conds, v1alpha1.ConditionStalled)
+		MarkTrue(obj, v1alpha1.ConditionReady, reason, "%s", message)
+		Remove(obj, v1alpha1.ConditionReconciling)
+		Remove(obj, v1alpha1.ConditionStalled)
 	case Progressing:
-		set(v1alpha1.ConditionReady, metav1.ConditionFalse)
-		set(v1alpha1.ConditionReconciling, metav1.ConditionTrue)
-		meta.RemoveStatusCondition(conds, v1alpha1.ConditionStalled)
+		MarkFalse(obj, v1alpha1.ConditionReady, reason, "%s", message)
+		MarkTrue(obj, v1alpha1.ConditionReconciling, reason, "%s", message)
+		Remove(obj, v1alpha1.ConditionStalled)
 	case Stalled:
-		set(v1alpha1.ConditionReady, metav1.ConditionFalse)
-		set(v1alpha1.ConditionStalled, metav1.ConditionTrue)
-		meta.RemoveStatusCondition(conds, v1alpha1.ConditionReconciling)
+		MarkFalse(obj, v1alpha1.ConditionReady, reason, "%s", message)
+		MarkTrue(obj, v1alpha1.ConditionStalled, reason, "%s", message)
+		Remove(obj, v1alpha1.ConditionReconciling)
 	case Failing:
-		set(v1alpha1.ConditionReady, metav1.ConditionFalse)
-		meta.RemoveStatusCondition(conds, v1alpha1.ConditionReconciling)
-		meta.RemoveStatusCondition(conds, v1alpha1.ConditionStalled)
+		MarkFalse(obj, v1alpha1.ConditionReady, reason, "%s", message)
+		Remove(obj, v1alpha1.ConditionReconciling)
+		Remove(obj, v1alpha1.ConditionStalled)
 	}
+}
+
+// MarkTrue sets condition t of obj True, observed at obj's generation,
+// with reason and the message of format and args (control characters
+// replaced, bounded: safetext.Clean).
+func MarkTrue(obj Object, t, reason, format string, args ...any) {
+	mark(obj, t, metav1.ConditionTrue, reason, fmt.Sprintf(format, args...))
+}
+
+// MarkFalse sets condition t of obj False, as MarkTrue does True.
+func MarkFalse(obj Object, t, reason, format string, args ...any) {
+	mark(obj, t, metav1.ConditionFalse, reason, fmt.Sprintf(format, args...))
+}
+
+// Remove removes condition t of obj.
+func Remove(obj Object, t string) {
+	conds := obj.GetConditions()
+	meta.RemoveStatusCondition(&conds, t)
+	obj.SetConditions(conds)
+}
+
+func mark(obj Object, t string, status metav1.ConditionStatus, reason, message string) {
+	conds := obj.GetConditions()
+	meta.SetStatusCondition(&conds, metav1.Condition{
+		Type: t, Status: status, Reason: reason, Message: safetext.Clean(message), ObservedGeneration: obj.GetGeneration(),
+	})
+	obj.SetConditions(conds)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
 	"github.com/userimport/user-import-operator/internal/keyread"
+	"github.com/userimport/user-import-operator/internal/retry"
 )
 
 // Message is one mail.
@@ -75,7 +76,7 @@ type Sender struct {
 	limiter *rate.Limiter
 	// Retries bounds the attempts of a transiently failing message
 	// (default 5); Backoff is the first wait between them (1 s), doubled
-	// each time.
+	// each time, with jitter (retry.Backoff).
 	Retries int
 	Backoff time.Duration
 	// DialControl, when set, checks the relay's address at connect time.
@@ -99,7 +100,6 @@ func (s *Sender) Send(ctx context.Context, m Message) error {
 	if err := s.limiter.Wait(ctx); err != nil {
 		return err
 	}
-	wait := s.Backoff
 	for attempt := 0; ; attempt++ {
 		err := s.sendOnce(ctx, m)
 		if err == nil {
@@ -110,12 +110,9 @@ func (s *Sender) Send(ctx context.Context, m Message) error {
 		if errors.As(err, &refused) || (errors.As(err, &relay) && relay.Reason != v1alpha1.ReasonMailUnreachable) || attempt >= s.Retries {
 			return err
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
+		if err := retry.Sleep(ctx, retry.Backoff(attempt, s.Backoff, s.Backoff<<s.Retries)); err != nil {
+			return err
 		}
-		wait *= 2
 	}
 }
 

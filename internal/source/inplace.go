@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/retry"
 )
 
 // Files on SFTP servers, in S3 buckets and on PersistentVolumeClaims are
@@ -242,6 +243,9 @@ func (r *Reader) Read(p []byte) (int, error) {
 			return 0, err
 		}
 		r.close()
+		if serr := retry.Sleep(r.ctx, retry.Backoff(attempt, 100*time.Millisecond, 2*time.Second)); serr != nil {
+			return 0, err
+		}
 	}
 }
 

@@ -30,6 +30,7 @@ import (
 	"github.com/userimport/user-import-operator/internal/directory"
 	"github.com/userimport/user-import-operator/internal/egress"
 	"github.com/userimport/user-import-operator/internal/keyread"
+	"github.com/userimport/user-import-operator/internal/retry"
 )
 
 // File is the file of a source: a local copy, or a file read in place.
@@ -262,18 +263,16 @@ func fetchHTTP(ctx context.Context, src *v1alpha1.HTTPSource, opts Options) (*Fi
 	var last error
 	for attempt := 0; attempt <= retries; attempt++ {
 		if attempt > 0 {
-			select {
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-time.After(time.Duration(attempt) * time.Second):
+			if err := retry.Sleep(ctx, retry.Backoff(attempt-1, time.Second, 4*time.Second)); err != nil {
+				return nil, err
 			}
 		}
-		f, retry, err := download(ctx, client, src, opts)
+		f, again, err := download(ctx, client, src, opts)
 		if err == nil {
 			return f, nil
 		}
 		last = err
-		if !retry {
+		if !again {
 			break
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/retry"
 )
 
 // conn is what a pool holds: a go-ldap connection or a pipe.
@@ -127,7 +128,7 @@ func withConn[C conn](ctx context.Context, d *Directory, p *pool[C], slot int, o
 		if !isTransient(err) || attempt >= d.maxRetries || ctx.Err() != nil {
 			return err
 		}
-		if err := directory.Sleep(ctx, directory.Backoff(attempt, 100*time.Millisecond, 5*time.Second)); err != nil {
+		if err := retry.Sleep(ctx, retry.Backoff(attempt, 100*time.Millisecond, 5*time.Second)); err != nil {
 			return err
 		}
 	}

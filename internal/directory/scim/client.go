@@ -21,6 +21,7 @@ import (
 
 	"github.com/userimport/user-import-operator/internal/directory"
 	"github.com/userimport/user-import-operator/internal/egress"
+	"github.com/userimport/user-import-operator/internal/retry"
 	"github.com/userimport/user-import-operator/internal/safetext"
 )
 
@@ -112,7 +113,7 @@ func (c *client) do(ctx context.Context, method, path string, query url.Values, 
 			return resp, nil
 		}
 		if wait == 0 {
-			wait = directory.Backoff(attempt, backoffBase, backoffCap)
+			wait = retry.Backoff(attempt, backoffBase, backoffCap)
 		}
 		if err := c.sleep(ctx, wait); err != nil {
 			return nil, err

@@ -10,6 +10,7 @@ import (
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/retry"
 )
 
 const (
@@ -146,7 +147,7 @@ func (d *Directory) getPage(ctx context.Context, path string, q url.Values) (lr 
 		if err == nil || attempt >= d.c.maxRetries {
 			return lr, false, err
 		}
-		if serr := d.c.sleep(ctx, directory.Backoff(attempt, backoffBase, backoffCap)); serr != nil {
+		if serr := d.c.sleep(ctx, retry.Backoff(attempt, backoffBase, backoffCap)); serr != nil {
 			return lr, false, serr
 		}
 	}

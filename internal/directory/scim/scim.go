@@ -18,6 +18,7 @@ import (
 	"github.com/userimport/user-import-operator/internal/directory"
 	"github.com/userimport/user-import-operator/internal/egress"
 	"github.com/userimport/user-import-operator/internal/keyread"
+	"github.com/userimport/user-import-operator/internal/retry"
 )
 
 // Directory is a SCIM 2.0 service provider. It is safe for concurrent use.
@@ -138,7 +139,7 @@ func New(ctx context.Context, spec *v1alpha1.SCIMDirectory, opts directory.Optio
 		http:       &http.Client{Transport: rt, CheckRedirect: egress.SameOrigin},
 		maxRetries: opts.MaxRetries,
 		timeout:    requestTimeout(opts),
-		sleep:      directory.Sleep,
+		sleep:      retry.Sleep,
 	}
 	if opts.RateLimit > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(opts.RateLimit), max(1, opts.RateLimit/10))

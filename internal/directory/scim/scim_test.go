@@ -16,6 +16,7 @@ import (
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
 	"github.com/userimport/user-import-operator/internal/keyread"
+	"github.com/userimport/user-import-operator/internal/retry"
 	"github.com/userimport/user-import-operator/internal/testpeer/scimserver"
 )
 
@@ -555,7 +556,7 @@ func TestRetryAfterParsing(t *testing.T) {
 		}
 	}
 	for attempt := range 30 {
-		if b := directory.Backoff(attempt, backoffBase, backoffCap); b <= 0 || b > backoffCap+time.Millisecond {
+		if b := retry.Backoff(attempt, backoffBase, backoffCap); b <= 0 || b > backoffCap+time.Millisecond {
 			t.Fatalf("backoff(%d) = %v", attempt, b)
 		}
 	}

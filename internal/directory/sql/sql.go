@@ -44,6 +44,7 @@ import (
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
 	"github.com/userimport/user-import-operator/internal/keyread"
+	"github.com/userimport/user-import-operator/internal/retry"
 )
 
 // Separator joins the values of a multi-valued attribute in its column.
@@ -670,7 +671,7 @@ func (s *Directory) retry(ctx context.Context, fn func() error) error {
 				return err
 			}
 		}
-		if directory.Sleep(ctx, directory.Backoff(attempt, 100*time.Millisecond, 5*time.Second)) != nil {
+		if retry.Sleep(ctx, retry.Backoff(attempt, 100*time.Millisecond, 5*time.Second)) != nil {
 			return err
 		}
 	}
