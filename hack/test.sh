@@ -18,7 +18,9 @@ KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh)
 export KUBEBUILDER_ASSETS
 export UIO_REPO_ROOT=$PWD
 
-go test -count=1 -timeout 30m "$@" ./...
+# Four test binaries at a time, whatever the cores: most packages spend
+# their time waiting on servers (an API server, LDAP, PostgreSQL).
+go test -count=1 -p "${GOTEST_PARALLEL:-4}" -timeout 30m "$@" ./...
 
 FUZZTIME=${FUZZTIME:-20000x}
 if [ "$FUZZTIME" != 0 ]; then

@@ -10,7 +10,7 @@
 # E2E_REUSE=1 reuses a running cluster and leaves it running afterwards
 # (hack/cluster/down.sh stops it). KUSTOMIZE names the kustomize binary;
 # GINKGO names the ginkgo CLI, which runs the suite in E2E_PROCS processes
-# (default 2), so that specs that wait (a Job's deadline, a schedule's
+# (default 3), so that specs that wait (a Job's deadline, a schedule's
 # minutes) overlap with the others. E2E_GINKGO_FLAGS adds flags, e.g.
 # --label-filter=smoke or --focus=S3.
 # E2E_INSTALL=chart installs the operator with the Helm chart (HELM names
@@ -108,5 +108,5 @@ go test -c -tags e2e -o "$W/bin/e2e.test" ./test/e2e
 for f in hack/peers/install-*.sh; do bash "$f"; done
 t=$(now)
 (cd test/e2e && in_netns env KUBECONFIG="$KUBECONFIG_PATH" E2E_IMAGE="$IMAGE" E2E_OPERATOR_VERSION="$version" UIO_REPO_ROOT="$REPO" \
-  "${GINKGO:-ginkgo}" --procs="${E2E_PROCS:-2}" -v --no-color --timeout=20m ${E2E_GINKGO_FLAGS:-} "$W/bin/e2e.test")
+  "${GINKGO:-ginkgo}" --procs="${E2E_PROCS:-3}" -v --no-color --timeout=20m ${E2E_GINKGO_FLAGS:-} "$W/bin/e2e.test")
 log "suite passed in $(secs "$t")s"
