@@ -30,18 +30,18 @@ import (
 // The plugin runs against a real API server and manager, whose imports
 // run in the manager's process into an SQLite file.
 
-const ns = "default"
-
 type env struct {
-	t      *testing.T
-	e      *testenv.Env
-	c      client.Client
+	t *testing.T
+	e *testenv.Env
+	c client.Client
+	// ns is the test's own namespace: the tests share one API server.
+	ns     string
 	dbPath string
 	out    bytes.Buffer
 }
 
 func start(t *testing.T) *env {
-	e := testenv.StartEnv(t)
+	e := testenv.SharedEnv(t)
 	mgr, err := ctrl.NewManager(e.Config, testenv.ManagerOptions())
 	if err != nil {
 		t.Fatal(err)
@@ -54,6 +54,18 @@ func start(t *testing.T) *env {
 	t.Cleanup(func() { _ = stop() })
 	v := &env{t: t, e: e, c: e.Client, dbPath: filepath.Join(t.TempDir(), "users.db")}
 	ctx := context.Background()
+	namespace := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "plugin-"}}
+	if err := v.c.Create(ctx, namespace); err != nil {
+		t.Fatal(err)
+	}
+	v.ns = namespace.Name
+	// The next test's manager finds nothing of this one to reconcile
+	// (envtest deletes no namespace's objects).
+	t.Cleanup(func() {
+		for _, o := range []client.Object{&v1alpha1.ImportSchedule{}, &v1alpha1.UserImport{}, &v1alpha1.UserDirectory{}} {
+			_ = v.c.DeleteAllOf(context.Background(), o, client.InNamespace(v.ns))
+		}
+	})
 	if err := sqldir.CreateTable(ctx, v1alpha1.SQLDriverSQLite, v.dbPath, sqldir.TableSpec{
 		Table: "users", IdentityColumn: "user_name", Columns: []string{"title", "code", "userImportManagedBy"},
 	}); err != nil {
@@ -71,8 +83,8 @@ func start(t *testing.T) *env {
 		}
 	}
 	for _, o := range []client.Object{
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "dsn"}, StringData: map[string]string{"dsn": v.dbPath}},
-		&v1alpha1.UserDirectory{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db"}, Spec: v1alpha1.UserDirectorySpec{
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: v.ns, Name: "dsn"}, StringData: map[string]string{"dsn": v.dbPath}},
+		&v1alpha1.UserDirectory{ObjectMeta: metav1.ObjectMeta{Namespace: v.ns, Name: "db"}, Spec: v1alpha1.UserDirectorySpec{
 			IdentityAttribute: "user_name",
 			SQL:               &v1alpha1.SQLDirectory{Driver: v1alpha1.SQLDriverSQLite, DSN: v1alpha1.SecretKeyRef{Name: "dsn", Key: "dsn"}, Table: "users"},
 			RecoveryCodes:     &v1alpha1.DirectoryRecoveryCodes{Attribute: "code", MemoryKiB: 64, Iterations: 1},
@@ -108,11 +120,11 @@ func (v *env) newImport(name string, action v1alpha1.ImportAction) *v1alpha1.Use
 func (v *env) newImportWith(name string, action v1alpha1.ImportAction, edit func(*v1alpha1.UserImportSpec)) *v1alpha1.UserImport {
 	v.t.Helper()
 	ctx := context.Background()
-	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Data: map[string]string{"users.csv": file()}}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: v.ns, Name: name}, Data: map[string]string{"users.csv": file()}}
 	if err := v.c.Create(ctx, cm); err != nil {
 		v.t.Fatal(err)
 	}
-	imp := &v1alpha1.UserImport{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: v1alpha1.UserImportSpec{
+	imp := &v1alpha1.UserImport{ObjectMeta: metav1.ObjectMeta{Namespace: v.ns, Name: name}, Spec: v1alpha1.UserImportSpec{
 		DirectoryRef: v1alpha1.LocalObjectReference{Name: "db"},
 		Source:       v1alpha1.ImportSource{ConfigMap: &v1alpha1.ConfigMapKeyRef{Name: name, Key: "users.csv"}},
 		Mode:         v1alpha1.ModeFull, MissingUsers: v1alpha1.MissingDeactivate,
@@ -134,7 +146,7 @@ func (v *env) newImportWith(name string, action v1alpha1.ImportAction, edit func
 func (v *env) get(name string) *v1alpha1.UserImport {
 	v.t.Helper()
 	var imp v1alpha1.UserImport
-	if err := v.c.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, &imp); err != nil {
+	if err := v.c.Get(context.Background(), types.NamespacedName{Namespace: v.ns, Name: name}, &imp); err != nil {
 		v.t.Fatal(err)
 	}
 	return &imp
@@ -145,7 +157,7 @@ func (v *env) waitPhase(name string, phase v1alpha1.ImportPhase) *v1alpha1.UserI
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		var imp v1alpha1.UserImport
-		if err := v.c.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, &imp); err != nil {
+		if err := v.c.Get(context.Background(), types.NamespacedName{Namespace: v.ns, Name: name}, &imp); err != nil {
 			v.t.Fatal(err)
 		}
 		if imp.Status.Phase == phase {
@@ -160,7 +172,7 @@ func (v *env) waitPhase(name string, phase v1alpha1.ImportPhase) *v1alpha1.UserI
 
 func (v *env) plugin(in string) *Plugin {
 	v.out.Reset()
-	return &Plugin{Client: v.c, Namespace: ns, In: strings.NewReader(in), Out: &v.out}
+	return &Plugin{Client: v.c, Namespace: v.ns, In: strings.NewReader(in), Out: &v.out}
 }
 
 // report shows a preview's creates, updates, deactivations and errors,
@@ -222,7 +234,7 @@ func TestReportAndApprove(t *testing.T) {
 	if err := v.plugin("").Status(ctx, "hr"); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"UserImport default/hr: Completed", "created 2, updated 3", "Ready:", "yes"} {
+	for _, want := range []string{"UserImport " + v.ns + "/hr: Completed", "created 2, updated 3", "Ready:", "yes"} {
 		if !strings.Contains(v.out.String(), want) {
 			t.Fatalf("status lacks %q:\n%s", want, v.out.String())
 		}
@@ -245,8 +257,8 @@ func TestVerbsAndRefusals(t *testing.T) {
 		{"approve a draft", func(p *Plugin) error { return p.Approve(ctx, "draft", true) }, `UserImport "draft" is Draft: approve needs a preview`},
 		{"report a draft", func(p *Plugin) error { return p.Report(ctx, "draft", "", "table") }, `UserImport "draft" has no report yet (it is Draft)`},
 		{"codes of an import without codes", func(p *Plugin) error { return p.Codes(ctx, "draft", false, "") }, "gives no recovery codes"},
-		{"a missing import", func(p *Plugin) error { return p.Status(ctx, "nope") }, `UserImport "nope" not found in namespace "default"`},
-		{"a missing schedule", func(p *Plugin) error { return p.RunNow(ctx, "nope", "now") }, `ImportSchedule "nope" not found in namespace "default"`},
+		{"a missing import", func(p *Plugin) error { return p.Status(ctx, "nope") }, `UserImport "nope" not found in namespace "` + v.ns + `"`},
+		{"a missing schedule", func(p *Plugin) error { return p.RunNow(ctx, "nope", "now") }, `ImportSchedule "nope" not found in namespace "` + v.ns + `"`},
 		{"a bad action", func(p *Plugin) error { return p.Report(ctx, "draft", "explode", "table") }, `--action "explode"`},
 	}
 	for _, r := range refusals {
@@ -286,9 +298,9 @@ func TestVerbsAndRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, o := range []client.Object{
-		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "viewer"}, Rules: []rbacv1.PolicyRule{
+		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: v.ns, Name: "viewer"}, Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"userimports"}, Verbs: []string{"get"}}}},
-		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "viewer"},
+		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: v.ns, Name: "viewer"},
 			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "viewer"},
 			Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, Name: "viewer"}}},
 	} {
@@ -300,8 +312,8 @@ func TestVerbsAndRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Plugin{Client: vc, Namespace: ns, Out: &v.out}
-	if err := p.Report(ctx, "draft", "", "table"); err == nil || !strings.Contains(err.Error(), `you may not get secrets in namespace "default"`) {
+	p := &Plugin{Client: vc, Namespace: v.ns, Out: &v.out}
+	if err := p.Report(ctx, "draft", "", "table"); err == nil || !strings.Contains(err.Error(), `you may not get secrets in namespace "`+v.ns+`"`) {
 		t.Errorf("report without access to Secrets: %v", err)
 	}
 	if err := p.Cancel(ctx, "draft"); err == nil || !strings.Contains(err.Error(), "a final phase") {
@@ -309,7 +321,7 @@ func TestVerbsAndRefusals(t *testing.T) {
 	}
 	v.newImport("other", v1alpha1.ActionDraft)
 	v.waitPhase("other", v1alpha1.PhaseDraft)
-	if err := p.Import(ctx, "other", false); err == nil || !strings.Contains(err.Error(), `you may not patch userimports in namespace "default"`) {
+	if err := p.Import(ctx, "other", false); err == nil || !strings.Contains(err.Error(), `you may not patch userimports in namespace "`+v.ns+`"`) {
 		t.Errorf("import without patch: %v", err)
 	}
 }
@@ -399,7 +411,7 @@ func TestCodesAndRunNow(t *testing.T) {
 		t.Fatalf("the codes file holds\n%s\nand the terminal got\n%s", b, v.out.String())
 	}
 
-	sched := &v1alpha1.ImportSchedule{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "nightly"}, Spec: v1alpha1.ImportScheduleSpec{
+	sched := &v1alpha1.ImportSchedule{ObjectMeta: metav1.ObjectMeta{Namespace: v.ns, Name: "nightly"}, Spec: v1alpha1.ImportScheduleSpec{
 		Schedule: "0 3 * * *", Template: v1alpha1.UserImportTemplate{Spec: imp.Spec}}}
 	sched.Spec.Template.Spec.RecoveryCodes = v1alpha1.RecoveryCodes{}
 	if err := v.c.Create(ctx, sched); err != nil {
@@ -411,7 +423,7 @@ func TestCodesAndRunNow(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var l v1alpha1.UserImportList
-		if err := v.c.List(ctx, &l, client.InNamespace(ns), client.MatchingLabels{v1alpha1.ScheduleLabel: "nightly"}); err != nil {
+		if err := v.c.List(ctx, &l, client.InNamespace(v.ns), client.MatchingLabels{v1alpha1.ScheduleLabel: "nightly"}); err != nil {
 			t.Fatal(err)
 		}
 		if len(l.Items) == 1 && strings.HasPrefix(l.Items[0].Name, "nightly-now-") {

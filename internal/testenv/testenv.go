@@ -128,6 +128,13 @@ var shared struct {
 // per test. The package's TestMain must call StopShared after m.Run.
 func Shared(t testing.TB) (*rest.Config, client.Client) {
 	t.Helper()
+	e := SharedEnv(t)
+	return e.Config, e.Client
+}
+
+// SharedEnv is Shared that returns the Env.
+func SharedEnv(t testing.TB) *Env {
+	t.Helper()
 	shared.Lock()
 	defer shared.Unlock()
 	if shared.env == nil && shared.err == nil {
@@ -136,7 +143,7 @@ func Shared(t testing.TB) (*rest.Config, client.Client) {
 	if shared.err != nil {
 		t.Fatal(shared.err)
 	}
-	return shared.env.Config, shared.env.Client
+	return shared.env
 }
 
 // StopShared stops the control plane of Shared, if one was started.

@@ -1,0 +1,19 @@
+package plugin
+
+import (
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/userimport/user-import-operator/internal/testenv"
+)
+
+// The tests of this package share one API server (testenv.SharedEnv):
+// each works in a namespace of its own, with a manager of its own.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if err := testenv.StopShared(); err != nil {
+		fmt.Fprintln(os.Stderr, "stopping the control plane:", err)
+	}
+	os.Exit(code)
+}
