@@ -1,7 +1,6 @@
 package plugin
 
 import (
-	"fmt"
 	"os"
 	"testing"
 
@@ -10,10 +9,4 @@ import (
 
 // The tests of this package share one API server (testenv.SharedEnv):
 // each works in a namespace of its own, with a manager of its own.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if err := testenv.StopShared(); err != nil {
-		fmt.Fprintln(os.Stderr, "stopping the control plane:", err)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testenv.RunShared(m)) }

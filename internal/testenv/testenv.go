@@ -146,6 +146,16 @@ func SharedEnv(t testing.TB) *Env {
 	return shared.env
 }
 
+// RunShared runs the tests of a package that uses Shared, then stops its
+// control plane: the package's TestMain.
+func RunShared(m *testing.M) int {
+	code := m.Run()
+	if err := StopShared(); err != nil {
+		fmt.Fprintln(os.Stderr, "stopping the control plane:", err)
+	}
+	return code
+}
+
 // StopShared stops the control plane of Shared, if one was started.
 func StopShared() error {
 	shared.Lock()
