@@ -8,6 +8,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/labels"
 
+	"github.com/userimport/user-import-operator/internal/failure"
 	"github.com/userimport/user-import-operator/internal/keyread/fromapi"
 	"github.com/userimport/user-import-operator/internal/mail"
 	"github.com/userimport/user-import-operator/internal/safetext"
@@ -135,7 +136,7 @@ func (r *UserDirectoryReconciler) reconcileCheck(ctx context.Context, dir *v1alp
 	t := metav1.NewTime(r.Clock.Now())
 	dir.Status.LastCheckTime = &t
 	if err != nil {
-		reason := directory.ReasonOf(err)
+		reason := failure.ReasonOf(err, v1alpha1.ReasonDirectoryError)
 		if errors.Is(err, context.DeadlineExceeded) {
 			reason = v1alpha1.ReasonUnreachable
 		}
@@ -178,7 +179,7 @@ func checkDirectory(ctx context.Context, dir *v1alpha1.UserDirectory, secrets ke
 	}
 	if err := allowed.AllowDirectory(dir.Spec, dsn); err != nil {
 		// Nothing is sent: the check says no more than the policy.
-		return directory.Capabilities{}, &directory.Error{Reason: v1alpha1.ReasonHostNotAllowed, Err: err}
+		return directory.Capabilities{}, &failure.Error{Reason: v1alpha1.ReasonHostNotAllowed, Err: err}
 	}
 	opts := open.Options(dir.Spec)
 	opts.MaxRetries = 1
@@ -222,7 +223,7 @@ func (r *UserDirectoryReconciler) checkMail(ctx context.Context, dir *v1alpha1.U
 		mctx, cancel := context.WithTimeout(ctx, r.CheckTimeout)
 		defer cancel()
 		err = mail.Check(mctx, relay, fromapi.SecretsMatching(r.APIReader, dir.Namespace, r.SecretSelector), r.CheckTimeout, r.AllowedHosts.Control)
-		reason = mail.ReasonOf(err)
+		reason = failure.ReasonOf(err, v1alpha1.ReasonMailUnreachable)
 	}
 	if err != nil {
 		conditions.MarkFalse(dir, v1alpha1.ConditionMailReady, reason, "%s", safetext.Of(err))

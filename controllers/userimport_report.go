@@ -13,6 +13,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/conditions"
+	"github.com/userimport/user-import-operator/internal/failure"
 	"github.com/userimport/user-import-operator/internal/jobs"
 	"github.com/userimport/user-import-operator/internal/keyread/fromapi"
 	"github.com/userimport/user-import-operator/internal/mail"
@@ -89,6 +90,12 @@ func reportRecord(imp *v1alpha1.UserImport, phase v1alpha1.ImportPhase) *v1alpha
 func (r *UserImportReconciler) sendReport(ctx context.Context, imp *v1alpha1.UserImport, phase v1alpha1.ImportPhase) error {
 	now := r.Clock.Now()
 	sendErr := r.mailReport(ctx, imp, phase, now)
+	var why string
+	if sendErr != nil {
+		// The condition's reason is ReportFailed: the message says the
+		// relay's reason (MailAuthenticationFailed, …).
+		why = failure.Titled(sendErr, safetext.Of(sendErr))
+	}
 	err := kretry.RetryOnConflict(kretry.DefaultRetry, func() error {
 		var cur v1alpha1.UserImport
 		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(imp), &cur); err != nil {
@@ -107,8 +114,8 @@ func (r *UserImportReconciler) sendReport(ctx context.Context, imp *v1alpha1.Use
 			rec.SentTime, rec.Message = &t, ""
 			conditions.MarkTrue(&cur, v1alpha1.ConditionReportSent, v1alpha1.ReasonReportSent, "the report of %s went to %d recipients", phase, len(imp.Spec.Report.Recipients))
 		} else {
-			rec.Message = safetext.Of(sendErr)
-			conditions.MarkFalse(&cur, v1alpha1.ConditionReportSent, v1alpha1.ReasonReportFailed, "the report of %s was not sent (try %d of %d): %v", phase, rec.Attempts, reportAttempts, sendErr)
+			rec.Message = why
+			conditions.MarkFalse(&cur, v1alpha1.ConditionReportSent, v1alpha1.ReasonReportFailed, "the report of %s was not sent (try %d of %d): %s", phase, rec.Attempts, reportAttempts, why)
 		}
 		return r.Client.Status().Patch(ctx, &cur, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
 	})
@@ -117,7 +124,7 @@ func (r *UserImportReconciler) sendReport(ctx context.Context, imp *v1alpha1.Use
 	}
 	// Counts and reasons only: the recipients' addresses are personal data.
 	if sendErr != nil {
-		r.Recorder.Eventf(imp, nil, corev1.EventTypeWarning, v1alpha1.ReasonReportFailed, "Report", "the report of %s was not sent: %s", phase, safetext.Of(sendErr))
+		r.Recorder.Eventf(imp, nil, corev1.EventTypeWarning, v1alpha1.ReasonReportFailed, "Report", "the report of %s was not sent: %s", phase, why)
 	} else {
 		r.Recorder.Eventf(imp, nil, corev1.EventTypeNormal, v1alpha1.ReasonReportSent, "Report", "the report of %s went to %d recipients", phase, len(imp.Spec.Report.Recipients))
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/conditions"
+	"github.com/userimport/user-import-operator/internal/failure"
 	"github.com/userimport/user-import-operator/internal/jobs"
 	"github.com/userimport/user-import-operator/internal/keyread"
 	"github.com/userimport/user-import-operator/internal/keyread/fromapi"
@@ -85,7 +86,7 @@ func (run *importRun) moveOrDelete(ctx context.Context, a *v1alpha1.AfterImport,
 		}
 		var to string
 		to, err = run.archiveOnce(ctx, a, obj)
-		if source.ReasonOf(err) != v1alpha1.ReasonSourceUnreachable {
+		if failure.ReasonOf(err, "") != v1alpha1.ReasonSourceUnreachable {
 			return to, err
 		}
 	}

@@ -20,7 +20,7 @@ import (
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/apivalidate"
 	"github.com/userimport/user-import-operator/internal/directory/open"
-	"github.com/userimport/user-import-operator/internal/engine"
+	"github.com/userimport/user-import-operator/internal/failure"
 	"github.com/userimport/user-import-operator/internal/keyread"
 	"github.com/userimport/user-import-operator/internal/memlimit"
 	"github.com/userimport/user-import-operator/internal/runcontract"
@@ -116,7 +116,7 @@ func runWorker(args []string) error {
 	}
 	fmt.Printf("worker: peak memory %d MiB\n", peakMemoryMiB())
 	writeTermination(*terminationLog, out, err)
-	if rej := (*runcontract.Rejection)(nil); errors.As(err, &rej) {
+	if failure.IsStalled(err) {
 		return exitStatus{code: runcontract.ExitRejected, err: err}
 	}
 	return err
@@ -155,7 +155,7 @@ func runWorkerInJob(ctx context.Context, key types.NamespacedName, stage worker.
 // writeTermination leaves the outcome where the controller reads it: the
 // pod's termination message.
 func writeTermination(path string, out worker.Result, err error) {
-	_ = os.WriteFile(path, []byte(runcontract.OutcomeOf(out.SafetyStop, err).Encode()), 0o644)
+	_ = os.WriteFile(path, []byte(runcontract.OutcomeOf(out.SafetyStop, out.Result.SHA256, err).Encode()), 0o644)
 }
 
 // Exit statuses of a one-off run, for scripts.
@@ -231,11 +231,14 @@ func runWorkerFromFile(ctx context.Context, lr localRun) error {
 		ExpectSHA256: lr.expectSHA256,
 		Codes:        codesVault(lr.codesDir),
 	})
-	if errors.Is(err, engine.ErrSourceChanged) {
+	if errors.Is(err, failure.ErrChangedSinceCheckpoint) {
 		err = fmt.Errorf("%w (state file %s: delete it to import the new file from the start)", err, lr.statePath)
 	}
-	if rej := (*runcontract.Rejection)(nil); errors.As(err, &rej) {
-		return exitStatus{code: runcontract.ExitRejected, err: fmt.Errorf("%s: %w", rej.Reason, err)}
+	if r := failure.ReasonOf(err, ""); r != "" {
+		err = fmt.Errorf("%s: %w", r, err)
+	}
+	if failure.IsStalled(err) {
+		return exitStatus{code: runcontract.ExitRejected, err: err}
 	}
 	if err != nil {
 		return exitStatus{code: exitFailed, err: err}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	sqldir "github.com/userimport/user-import-operator/internal/directory/sql"
+	"github.com/userimport/user-import-operator/internal/failure"
 	"github.com/userimport/user-import-operator/internal/keyread"
 	"github.com/userimport/user-import-operator/internal/recoverycode"
 	"github.com/userimport/user-import-operator/internal/runcontract"
@@ -199,9 +200,8 @@ func TestLaptopImportRefusesAFileOtherThanThePreviewed(t *testing.T) {
 	}
 	l.writeCSV(t, 50, "extra@corp.example,Extra\n")
 	err := l.run(context.Background(), runcontract.StageImport, sum)
-	var sc *runcontract.SourceChangedError
-	if !errors.As(err, &sc) || exitCode(err) != exitFailed || sc.Want != sum {
-		t.Fatalf("got %v (exit %d), want a SourceChangedError", err, exitCode(err))
+	if sc := failure.ChangedOf(err); sc == nil || sc.Since != failure.SincePreview || exitCode(err) != exitFailed || sc.Want != sum || !strings.HasPrefix(err.Error(), "SourceChanged: ") {
+		t.Fatalf("got %v (exit %d), want the file changed since the preview", err, exitCode(err))
 	}
 	if n := l.users(t); n != 0 {
 		t.Fatalf("the refused import wrote %d users", n)

@@ -9,9 +9,6 @@ import (
 	"fmt"
 	"syscall"
 	"time"
-
-	"github.com/userimport/user-import-operator/api/v1alpha1"
-	"github.com/userimport/user-import-operator/internal/keyread"
 )
 
 // Attributes maps attribute names, in the vocabulary of the import's
@@ -172,37 +169,6 @@ type Options struct {
 	// name was resolved (egress.Policy.Control): the manager and its
 	// in-process runs reach no address an operator has not allowed.
 	DialControl func(network, address string, c syscall.RawConn) error `json:"-"`
-}
-
-// Error is a failure of the directory as a whole, with a reason a person
-// can act on.
-type Error struct {
-	Reason string
-	Err    error
-}
-
-func (e *Error) Error() string { return e.Reason + ": " + e.Err.Error() }
-func (e *Error) Unwrap() error { return e.Err }
-
-// Errorf builds an *Error.
-func Errorf(reason, format string, args ...any) error {
-	return &Error{Reason: reason, Err: fmt.Errorf(format, args...)}
-}
-
-// ReasonOf returns the reason of the first *Error in err's chain; for a
-// Secret that could not be read, SecretNotFound or InvalidConfig;
-// otherwise ReasonDirectoryError.
-func ReasonOf(err error) string {
-	var e *Error
-	switch {
-	case errors.As(err, &e):
-		return e.Reason
-	case errors.Is(err, keyread.ErrNotFound):
-		return v1alpha1.ReasonSecretNotFound
-	case errors.Is(err, keyread.ErrInvalidName):
-		return v1alpha1.ReasonInvalidConfig
-	}
-	return v1alpha1.ReasonDirectoryError
 }
 
 // ChangeError is a change the directory refused on its own. Its message must

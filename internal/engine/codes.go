@@ -9,6 +9,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/failure"
 	"github.com/userimport/user-import-operator/internal/recoverycode"
 )
 
@@ -79,8 +80,8 @@ func (r *run) codeColumn() (int, error) {
 	}
 	for _, m := range r.cfg.Mapping {
 		if m.Column == cc.Column {
-			return -1, &InputError{Reason: v1alpha1.ReasonInvalidMapping,
-				Err: fmt.Errorf("recoveryCodes.column: column %q is also mapped (to %s); a code must never be written in plain text", cc.Column, m.Attribute)}
+			return -1, failure.Stall(v1alpha1.ReasonInvalidMapping,
+				fmt.Errorf("recoveryCodes.column: column %q is also mapped (to %s); a code must never be written in plain text", cc.Column, m.Attribute))
 		}
 	}
 	for i, h := range r.header {
@@ -88,7 +89,7 @@ func (r *run) codeColumn() (int, error) {
 			return i, nil
 		}
 	}
-	return -1, &InputError{Reason: v1alpha1.ReasonInvalidMapping, Err: fmt.Errorf("recoveryCodes.column: the file has no column %q", cc.Column)}
+	return -1, failure.Stall(v1alpha1.ReasonInvalidMapping, fmt.Errorf("recoveryCodes.column: the file has no column %q", cc.Column))
 }
 
 // wantsCode tells whether a user gets a code: isNew when the import

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/failure"
 	"github.com/userimport/user-import-operator/internal/recoverycode"
 	"github.com/userimport/user-import-operator/internal/testpeer/slapd"
 )
@@ -333,8 +333,7 @@ func TestRecoveryCodesFromAColumn(t *testing.T) {
 
 	cfg.Mapping = append(cfg.Mapping, v1alpha1.AttributeMapping{Attribute: "description", Column: "code"})
 	_, _, err = runOnce(t, d, cfg, content, true)
-	var in *InputError
-	if !errors.As(err, &in) || !strings.Contains(err.Error(), "recoveryCodes.column") {
+	if !failure.IsStalled(err) || !strings.Contains(err.Error(), "recoveryCodes.column") {
 		t.Fatalf("got %v, want the mapped code column refused", err)
 	}
 }

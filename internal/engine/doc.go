@@ -65,14 +65,15 @@
 // A checkpoint (line, byte offset, the file's sha256, step, counts) is a
 // position up to which the change of every earlier row has been written.
 // Run resumes from one only for the same file (same sha256; otherwise
-// ErrSourceChanged). It lists the directory again (full mode), plans the
-// rows before the checkpoint again without writing or looking anything up,
-// to rebuild the seen flags and identity sets, and writes from the
-// checkpoint on, counting on from the checkpoint's counts. Rows after the
-// checkpoint may have been written already (by batches done after a
-// slower one that did not finish, or by a run killed outright); writing
-// them again is harmless because providers upsert by identity. A checkpoint in the Deprovision step
-// replays the whole file and deprovisions the users still missing.
+// failure.ErrChangedSinceCheckpoint). It lists the directory again (full
+// mode), plans the rows before the checkpoint again without writing or
+// looking anything up, to rebuild the seen flags and identity sets, and
+// writes from the checkpoint on, counting on from the checkpoint's counts.
+// Rows after the checkpoint may have been written already (by batches done
+// after a slower one that did not finish, or by a run killed outright);
+// writing them again is harmless because providers upsert by identity. A
+// checkpoint in the Deprovision step replays the whole file and
+// deprovisions the users still missing.
 //
 // An import of a file read in place from a server (Input.SeekOnResume)
 // that does not deprovision (delta, or full with missingUsers Ignore)

@@ -10,6 +10,7 @@ import (
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/csvread"
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/failure"
 	"github.com/userimport/user-import-operator/internal/mapping"
 )
 
@@ -184,24 +185,10 @@ type Result struct {
 	Relations []RelationChange
 }
 
-// ErrSourceChanged is returned when a checkpoint belongs to another file.
-var ErrSourceChanged = errors.New("source changed since the checkpoint: its sha256 differs; the import cannot resume and must start over")
-
 // ErrNoValidRows is returned by a full import that would deprovision
 // users although the file has no valid row: an empty or unreadable
 // export must never wipe a directory.
 var ErrNoValidRows = errors.New("the file has no valid rows: a full import never deactivates or deletes users on the strength of an empty file")
-
-// InputError is a file or mapping the import cannot use, found before
-// any row was planned: Reason is v1alpha1.ReasonInvalidFile or
-// ReasonInvalidMapping.
-type InputError struct {
-	Reason string
-	Err    error
-}
-
-func (e *InputError) Error() string { return e.Err.Error() }
-func (e *InputError) Unwrap() error { return e.Err }
 
 // PolicyError is returned when bad rows exceed the error policy.
 type PolicyError struct {
@@ -238,7 +225,7 @@ func Run(ctx context.Context, in Input, dir directory.Directory, cfg Config, dry
 		report = nopReporter{}
 	}
 	if cp := in.Resume; cp != nil && (in.SHA256 == "" || cp.SHA256 != in.SHA256) {
-		return Result{DryRun: dryRun}, ErrSourceChanged
+		return Result{DryRun: dryRun}, failure.ErrChangedSinceCheckpoint
 	}
 	r, err := newRun(in, dir, cfg)
 	if err != nil {
@@ -369,7 +356,7 @@ func (r *run) writeUsers(ctx context.Context, dryRun bool, report Reporter) (Res
 		var policy *PolicyError
 		if errors.As(err, &policy) {
 			// Found before any write: the file's fault, not the run's.
-			err = &InputError{Reason: v1alpha1.ReasonErrorPolicyExceeded, Err: err}
+			err = failure.Stall(v1alpha1.ReasonErrorPolicyExceeded, err)
 		}
 		return res, err
 	}
@@ -450,14 +437,14 @@ func newRun(in Input, dir directory.Directory, cfg Config) (*run, error) {
 	r.mapper, err = mapping.Compile(users, r.header)
 	if err != nil {
 		// Each problem names its entry ("mapping[mail]: ...").
-		return nil, &InputError{Reason: v1alpha1.ReasonInvalidMapping, Err: err}
+		return nil, failure.Stall(v1alpha1.ReasonInvalidMapping, err)
 	}
 	if r.rel, err = newRelations(cfg, dir, r.header); err != nil {
 		return nil, err
 	}
 	if id := r.mapper.Identity(); id != cfg.Directory.IdentityAttribute {
-		return nil, &InputError{Reason: v1alpha1.ReasonInvalidMapping,
-			Err: fmt.Errorf("mapping: the identity entry maps %q, but the directory's identity attribute is %q", id, cfg.Directory.IdentityAttribute)}
+		return nil, failure.Stall(v1alpha1.ReasonInvalidMapping,
+			fmt.Errorf("mapping: the identity entry maps %q, but the directory's identity attribute is %q", id, cfg.Directory.IdentityAttribute))
 	}
 	r.attrs = r.mapper.Attributes()
 	if vc, ok := dir.(directory.ValueChecker); ok {
@@ -474,7 +461,7 @@ func newRun(in Input, dir directory.Directory, cfg Config) (*run, error) {
 			}
 		}
 		if r.status < 0 {
-			return nil, &InputError{Reason: v1alpha1.ReasonInvalidMapping, Err: fmt.Errorf("statusColumn: the file has no column %q", sc.Column)}
+			return nil, failure.Stall(v1alpha1.ReasonInvalidMapping, fmt.Errorf("statusColumn: the file has no column %q", sc.Column))
 		}
 	}
 	return r, nil
@@ -495,7 +482,7 @@ func (r *run) open() (*csvread.Reader, error) {
 	}
 	rd, err := csvread.NewReader(r.in.File, csvread.OptionsFromFormat(r.cfg.Format))
 	if err != nil {
-		return nil, &InputError{Reason: v1alpha1.ReasonInvalidFile, Err: fmt.Errorf("reading the source: %w", err)}
+		return nil, failure.Stall(v1alpha1.ReasonInvalidFile, fmt.Errorf("reading the source: %w", err))
 	}
 	return rd, nil
 }

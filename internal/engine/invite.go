@@ -10,6 +10,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/failure"
 	"github.com/userimport/user-import-operator/internal/mapping"
 )
 
@@ -196,7 +197,7 @@ func (p *invitePass) scan(ctx context.Context) error {
 			if p.dry && !rendered {
 				rendered = true
 				if err := p.ic.Inviter.Render(inv); err != nil {
-					return &InputError{Reason: v1alpha1.ReasonInvalidTemplate, Err: err}
+					return failure.Stall(v1alpha1.ReasonInvalidTemplate, err)
 				}
 			}
 			batch = append(batch, inv)

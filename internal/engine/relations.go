@@ -9,6 +9,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/failure"
 	"github.com/userimport/user-import-operator/internal/mapping"
 )
 
@@ -226,7 +227,7 @@ func newRelations(cfg Config, dir directory.Directory, header []string) (*relati
 		return nil, nil
 	}
 	invalid := func(format string, args ...any) error {
-		return &InputError{Reason: v1alpha1.ReasonInvalidMapping, Err: fmt.Errorf(format, args...)}
+		return failure.Stall(v1alpha1.ReasonInvalidMapping, fmt.Errorf(format, args...))
 	}
 	rel := &relations{create: cfg.CreateGroups}
 	entries := []v1alpha1.AttributeMapping{}
@@ -238,7 +239,7 @@ func newRelations(cfg Config, dir directory.Directory, header []string) (*relati
 	if groups != nil {
 		gd, ok := dir.(directory.GroupDirectory)
 		if !ok || !gd.HasGroups() {
-			return nil, &directory.Error{Reason: v1alpha1.ReasonInvalidConfig,
+			return nil, &failure.Error{Reason: v1alpha1.ReasonInvalidConfig,
 				Err: fmt.Errorf("mapping[%s] has target Groups, but the directory names no groups (spec.<provider>.groups)", groups.Attribute)}
 		}
 		rel.groups, rel.groupsAttr = gd, groups.Attribute
@@ -258,7 +259,7 @@ func newRelations(cfg Config, dir directory.Directory, header []string) (*relati
 	}
 	m, err := mapping.Compile(entries, header)
 	if err != nil {
-		return nil, &InputError{Reason: v1alpha1.ReasonInvalidMapping, Err: err}
+		return nil, failure.Stall(v1alpha1.ReasonInvalidMapping, err)
 	}
 	rel.mapper = m
 	return rel, nil

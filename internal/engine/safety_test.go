@@ -8,6 +8,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/failure"
 )
 
 // twenty returns 20 managed users u00..u19 and a file listing the first n.
@@ -185,9 +186,9 @@ func TestErrorPolicy(t *testing.T) {
 }
 
 // A full import that deprovisions plans the whole file before writing:
-// an error policy exceeded there is the file's fault (an InputError), and
+// an error policy exceeded there is the file's fault (a stalled error), and
 // nothing is written.
-func TestPlanningPassPolicyIsAnInputError(t *testing.T) {
+func TestPlanningPassPolicyIsTheFilesFault(t *testing.T) {
 	users, _ := twenty(0)
 	d := seed(users...)
 	before := state(d)
@@ -200,9 +201,8 @@ func TestPlanningPassPolicyIsAnInputError(t *testing.T) {
 	if !res.DryRun {
 		t.Error("the result of the planning pass is not marked as planned (DryRun)")
 	}
-	var input *InputError
-	if !errors.As(err, &input) || input.Reason != v1alpha1.ReasonErrorPolicyExceeded {
-		t.Fatalf("err %v (%T), want an InputError with reason ErrorPolicyExceeded", err, err)
+	if !failure.IsStalled(err) || failure.ReasonOf(err, "") != v1alpha1.ReasonErrorPolicyExceeded {
+		t.Fatalf("err %v (%T), want a stalled error with reason ErrorPolicyExceeded", err, err)
 	}
 	if got := state(d); !slices.Equal(got, before) {
 		t.Errorf("the directory changed:\n%v\nwant\n%v", got, before)

@@ -112,7 +112,7 @@ func (e *InProcess) slotRun(ctx context.Context, cfg RunConfig) runcontract.Outc
 	select {
 	case e.slots <- struct{}{}:
 	case <-ctx.Done():
-		return runcontract.OutcomeOf(nil, ctx.Err())
+		return runcontract.OutcomeOf(nil, "", ctx.Err())
 	}
 	defer func() { <-e.slots }()
 	return e.safeRun(ctx, cfg)

@@ -20,6 +20,7 @@ import (
 	"github.com/userimport/user-import-operator/internal/directory"
 	sqldir "github.com/userimport/user-import-operator/internal/directory/sql"
 	"github.com/userimport/user-import-operator/internal/engine"
+	"github.com/userimport/user-import-operator/internal/failure"
 	"github.com/userimport/user-import-operator/internal/keyread"
 	"github.com/userimport/user-import-operator/internal/mail"
 	"github.com/userimport/user-import-operator/internal/testpeer/mailpit"
@@ -437,7 +438,7 @@ func TestRelayFailuresLeaveUsersWrittenAndOwed(t *testing.T) {
 			if res.Counts.Created != n || inv.Sent != 0 || inv.Failed != n-n/10 || inv.NoAddress != n/10 || inv.RelayError == nil {
 				t.Fatalf("counts %+v, invitations %+v", res.Counts, inv)
 			}
-			if got := mail.ReasonOf(inv.RelayError); got != tc.reason {
+			if got := failure.ReasonOf(inv.RelayError, v1alpha1.ReasonMailUnreachable); got != tc.reason {
 				t.Fatalf("reason %s, want %s (%v)", got, tc.reason, inv.RelayError)
 			}
 			if strings.Contains(inv.RelayError.Error(), "@example.com") {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/engine"
+	"github.com/userimport/user-import-operator/internal/failure"
 	"github.com/userimport/user-import-operator/internal/keyread"
 	"github.com/userimport/user-import-operator/internal/testpeer/mailpit"
 )
@@ -49,8 +50,7 @@ func TestPreviewRendersTheTemplates(t *testing.T) {
 	cfg := config(engine.InviteConfig{NewUsers: true, AddressAttribute: "mail", InvitedAttribute: "invited", Inviter: m})
 	content := "id,mail,given\n\"\",bad@example.com,x\nu1,u1@example.com,Ann\n"
 	_, err = engine.Run(context.Background(), input(content, nil), openSQL(t, dsn, table), cfg, true, nil)
-	var ie *engine.InputError
-	if !errors.As(err, &ie) || ie.Reason != v1alpha1.ReasonInvalidTemplate || !strings.Contains(err.Error(), "subject:1") || !strings.Contains(err.Error(), "surname") {
+	if !failure.IsStalled(err) || failure.ReasonOf(err, "") != v1alpha1.ReasonInvalidTemplate || !strings.Contains(err.Error(), "subject:1") || !strings.Contains(err.Error(), "surname") {
 		t.Fatalf("got %v, want InvalidTemplate naming subject:1 and the attribute", err)
 	}
 	if n := len(addressesOf(t, relay)); n != 0 {

@@ -18,21 +18,13 @@ import (
 	"github.com/wneessen/go-mail/smtp"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
-	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/credentials"
+	"github.com/userimport/user-import-operator/internal/failure"
 	"github.com/userimport/user-import-operator/internal/keyread"
 )
 
-// Failures of the relay are *directory.Error with a reason of the MailReady
-// condition (v1alpha1.ReasonMail*).
-
-// ReasonOf is the MailReady reason of err.
-func ReasonOf(err error) string {
-	var e *directory.Error
-	if errors.As(err, &e) {
-		return e.Reason
-	}
-	return v1alpha1.ReasonMailUnreachable
-}
+// Failures of the relay are *failure.Error with a reason of the MailReady
+// condition (v1alpha1.ReasonMail*); one without is unreachable.
 
 // Control checks a connection's address (a net.Dialer's Control).
 type Control = func(network, address string, c syscall.RawConn) error
@@ -58,7 +50,7 @@ func Dial(ctx context.Context, spec *v1alpha1.MailRelay, secrets keyread.KeyRead
 	}
 	c, err := gomail.NewClient(spec.Host, opts...)
 	if err != nil {
-		return nil, &directory.Error{Reason: v1alpha1.ReasonMailInvalidConfig, Err: fmt.Errorf("spec.mail: %w", err)}
+		return nil, &failure.Error{Reason: v1alpha1.ReasonMailInvalidConfig, Err: fmt.Errorf("spec.mail: %w", err)}
 	}
 	sc, err := c.DialToSMTPClientWithContext(ctx)
 	if err != nil {
@@ -100,9 +92,9 @@ func Check(ctx context.Context, spec *v1alpha1.MailRelay, secrets keyread.KeyRea
 func options(ctx context.Context, spec *v1alpha1.MailRelay, secrets keyread.KeyReader, timeout time.Duration) ([]gomail.Option, error) {
 	tlsConfig := &tls.Config{ServerName: spec.Host, MinVersion: tls.VersionTLS12}
 	if ref := spec.CABundle; ref != nil {
-		pool, err := directory.CertPool(ctx, secrets, "spec.mail.caBundle", *ref)
+		pool, err := credentials.CertPool(ctx, secrets, "spec.mail.caBundle", *ref)
 		if err != nil {
-			return nil, &directory.Error{Reason: v1alpha1.ReasonMailInvalidConfig, Err: err}
+			return nil, &failure.Error{Reason: v1alpha1.ReasonMailInvalidConfig, Err: err}
 		}
 		tlsConfig.RootCAs = pool
 	}
@@ -112,7 +104,7 @@ func options(ctx context.Context, spec *v1alpha1.MailRelay, secrets keyread.KeyR
 		opts = append(opts, gomail.WithSSL())
 	case v1alpha1.MailNoTLS:
 		if !spec.Insecure {
-			return nil, &directory.Error{Reason: v1alpha1.ReasonMailInvalidConfig, Err: errors.New("spec.mail.tls None needs spec.mail.insecure: true")}
+			return nil, &failure.Error{Reason: v1alpha1.ReasonMailInvalidConfig, Err: errors.New("spec.mail.tls None needs spec.mail.insecure: true")}
 		}
 		opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS))
 	default:
@@ -122,11 +114,11 @@ func options(ctx context.Context, spec *v1alpha1.MailRelay, secrets keyread.KeyR
 		return append(opts, gomail.WithSMTPAuth(gomail.SMTPAuthNoAuth)), nil
 	}
 	if spec.AuthPassword == nil {
-		return nil, &directory.Error{Reason: v1alpha1.ReasonMailInvalidConfig, Err: errors.New("spec.mail.authPassword is required with authUsername")}
+		return nil, &failure.Error{Reason: v1alpha1.ReasonMailInvalidConfig, Err: errors.New("spec.mail.authPassword is required with authUsername")}
 	}
-	pw, err := directory.SecretValue(ctx, secrets, "spec.mail.authPassword", *spec.AuthPassword)
+	pw, err := credentials.SecretValue(ctx, secrets, "spec.mail.authPassword", *spec.AuthPassword)
 	if err != nil {
-		return nil, &directory.Error{Reason: v1alpha1.ReasonMailInvalidConfig, Err: err}
+		return nil, &failure.Error{Reason: v1alpha1.ReasonMailInvalidConfig, Err: err}
 	}
 	auth := gomail.SMTPAuthAutoDiscover
 	if spec.TLS == v1alpha1.MailNoTLS {
@@ -144,13 +136,13 @@ func classify(spec *v1alpha1.MailRelay, err error) error {
 	var proto *textproto.Error
 	switch {
 	case errors.As(err, &proto) && (proto.Code == 530 || proto.Code == 534 || proto.Code == 535 || proto.Code == 538 || proto.Code == 454):
-		return &directory.Error{Reason: v1alpha1.ReasonMailAuthenticationFailed, Err: fmt.Errorf("%s refused the credentials of %s: %d %s", where, spec.AuthUsername, proto.Code, proto.Msg)}
+		return &failure.Error{Reason: v1alpha1.ReasonMailAuthenticationFailed, Err: fmt.Errorf("%s refused the credentials of %s: %d %s", where, spec.AuthUsername, proto.Code, proto.Msg)}
 	case isAuthMechanismError(err):
-		return &directory.Error{Reason: v1alpha1.ReasonMailAuthenticationFailed, Err: fmt.Errorf("%s: %w", where, err)}
-	case directory.IsTLSError(err) || strings.Contains(err.Error(), "STARTTLS"):
-		return &directory.Error{Reason: v1alpha1.ReasonMailTLSError, Err: fmt.Errorf("%s: %w", where, err)}
+		return &failure.Error{Reason: v1alpha1.ReasonMailAuthenticationFailed, Err: fmt.Errorf("%s: %w", where, err)}
+	case credentials.IsTLSError(err) || strings.Contains(err.Error(), "STARTTLS"):
+		return &failure.Error{Reason: v1alpha1.ReasonMailTLSError, Err: fmt.Errorf("%s: %w", where, err)}
 	}
-	return &directory.Error{Reason: v1alpha1.ReasonMailUnreachable, Err: fmt.Errorf("%s: %w", where, err)}
+	return &failure.Error{Reason: v1alpha1.ReasonMailUnreachable, Err: fmt.Errorf("%s: %w", where, err)}
 }
 
 func isAuthMechanismError(err error) bool {

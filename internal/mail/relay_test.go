@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/failure"
 	"github.com/userimport/user-import-operator/internal/keyread"
 	"github.com/userimport/user-import-operator/internal/testpeer/mailpit"
 	"github.com/userimport/user-import-operator/internal/testpeer/tcpproxy"
@@ -83,8 +84,8 @@ func TestCheckAgainstARealRelay(t *testing.T) {
 				spec.AuthPassword.Name = "missing"
 			}
 			err := Check(ctx, spec, secrets, 5*time.Second, nil)
-			if err == nil || ReasonOf(err) != c.reason {
-				t.Fatalf("reason %s (%v), want %s", ReasonOf(err), err, c.reason)
+			if err == nil || failure.ReasonOf(err, v1alpha1.ReasonMailUnreachable) != c.reason {
+				t.Fatalf("reason %s (%v), want %s", failure.ReasonOf(err, v1alpha1.ReasonMailUnreachable), err, c.reason)
 			}
 			if strings.Contains(err.Error(), c.password) {
 				t.Errorf("the message quotes the password: %v", err)

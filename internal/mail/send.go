@@ -17,7 +17,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
-	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/failure"
 	"github.com/userimport/user-import-operator/internal/keyread"
 	"github.com/userimport/user-import-operator/internal/retry"
 )
@@ -106,7 +106,7 @@ func (s *Sender) Send(ctx context.Context, m Message) error {
 			return nil
 		}
 		var refused *RefusedError
-		var relay *directory.Error
+		var relay *failure.Error
 		if errors.As(err, &refused) || (errors.As(err, &relay) && relay.Reason != v1alpha1.ReasonMailUnreachable) || attempt >= s.Retries {
 			return err
 		}
@@ -175,11 +175,11 @@ func (s *Sender) fit(m Message, limit int64) (*gomail.Msg, error) {
 func (s *Sender) build(m Message) (*gomail.Msg, error) {
 	msg := gomail.NewMsg()
 	if err := msg.From(s.spec.From); err != nil {
-		return nil, &directory.Error{Reason: v1alpha1.ReasonMailInvalidConfig, Err: fmt.Errorf("spec.mail.from: %w", err)}
+		return nil, &failure.Error{Reason: v1alpha1.ReasonMailInvalidConfig, Err: fmt.Errorf("spec.mail.from: %w", err)}
 	}
 	if s.spec.ReplyTo != "" {
 		if err := msg.ReplyTo(s.spec.ReplyTo); err != nil {
-			return nil, &directory.Error{Reason: v1alpha1.ReasonMailInvalidConfig, Err: fmt.Errorf("spec.mail.replyTo: %w", err)}
+			return nil, &failure.Error{Reason: v1alpha1.ReasonMailInvalidConfig, Err: fmt.Errorf("spec.mail.replyTo: %w", err)}
 		}
 	}
 	if err := msg.To(m.To...); err != nil {

@@ -2,11 +2,11 @@ package runcontract
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/failure"
 	"github.com/userimport/user-import-operator/internal/safetext"
 )
 
@@ -73,57 +73,27 @@ func Decode(msg string) Outcome {
 	return Outcome{Kind: Failed, Message: msg}
 }
 
-// OutcomeOf is the outcome of a worker's run that returned stop and err:
-// a *Rejection is Rejected, a *SourceChangedError SourceChanged, any
-// other error Failed (its message made safe to show), a stop
-// SafetyStopped.
-func OutcomeOf(stop *SafetyStop, err error) Outcome {
-	var (
-		rej     *Rejection
-		changed *SourceChangedError
-	)
-	switch {
-	case errors.As(err, &rej):
-		return Outcome{Kind: Rejected, Reason: rej.Reason, Message: rej.Message, SHA256: rej.SHA256}
-	case errors.As(err, &changed):
-		return Outcome{Kind: SourceChanged, Message: changed.Error(), SHA256: changed.Got}
-	case err != nil:
-		return Outcome{Kind: Failed, Message: safetext.Of(err)}
-	case stop != nil:
-		return Outcome{Kind: SafetyStopped, Stop: stop}
+// OutcomeOf is the outcome of a worker's run that returned stop and err,
+// having read the file sha256 ("" when it did not): a file or templates
+// changed since the preview are SourceChanged, a stalled *failure.Error
+// (the spec or file refused before anything was written) Rejected, any
+// other error Failed, a stop SafetyStopped. Messages are made safe to
+// show; a Failed one starts with its reason, when it has one.
+func OutcomeOf(stop *SafetyStop, sha256 string, err error) Outcome {
+	if err == nil {
+		if stop != nil {
+			return Outcome{Kind: SafetyStopped, Stop: stop}
+		}
+		return Outcome{Kind: Completed}
 	}
-	return Outcome{Kind: Completed}
-}
-
-// Rejection says that a worker refused the import's spec or file before
-// writing anything: the import waits for an edit (or, for Reason
-// SourceNotFound, for its source) instead of failing.
-type Rejection struct {
-	Reason  string
-	Message string
-	// SHA256 is the sha256 of the file refused; empty when the run
-	// stopped before reading it.
-	SHA256 string
-}
-
-func (r *Rejection) Error() string { return r.Message }
-
-// SourceChangedError says that the source is not the file the preview
-// (or --expect-sha256) named. Nothing was written.
-type SourceChangedError struct {
-	// Got identifies the file fetched, Want the one expected: the sha256
-	// of a copied file's content, the fingerprint of a file read in place.
-	Got, Want string
-	// Templates says that the invitation templates, not the file, differ
-	// from the preview's (Got and Want are their sha256).
-	Templates bool
-}
-
-func (e *SourceChangedError) Error() string {
-	if e.Templates {
-		return fmt.Sprintf("SourceChanged: the invitation templates are %s, but the preview rendered %s; nothing was written", e.Got, e.Want)
+	msg := safetext.Of(err)
+	if c := failure.ChangedOf(err); c != nil && (c.Since == failure.SincePreview || c.Since == failure.TemplatesSincePreview) {
+		return Outcome{Kind: SourceChanged, Message: failure.Titled(err, msg), SHA256: c.Got}
 	}
-	return fmt.Sprintf("SourceChanged: the source is %s, but the preview was made of the file %s; nothing was written", e.Got, e.Want)
+	if failure.IsStalled(err) {
+		return Outcome{Kind: Rejected, Reason: failure.ReasonOf(err, ""), Message: msg, SHA256: sha256}
+	}
+	return Outcome{Kind: Failed, Message: failure.Titled(err, msg)}
 }
 
 // SafetyStop holds the counts of a full import that stopped before

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/failure"
 )
 
 // Every kind of end survives the trip through a termination message.
@@ -47,8 +48,9 @@ func TestDecodeOfAnythingElseIsAFailure(t *testing.T) {
 
 // The worker's errors map to their outcomes, wrapped or not.
 func TestOutcomeOf(t *testing.T) {
-	rej := &Rejection{Reason: v1alpha1.ReasonSourceNotFound, Message: "ConfigMap hr not found", SHA256: "f"}
-	changed := &SourceChangedError{Got: "b", Want: "a"}
+	rej := failure.Stalledf(v1alpha1.ReasonSourceNotFound, "ConfigMap hr not found")
+	changed := failure.ChangedSincePreview(failure.SincePreview, "b", "a")
+	templates := failure.ChangedSincePreview(failure.TemplatesSincePreview, "d", "c")
 	stop := &SafetyStop{Deprovisions: 3}
 	for _, c := range []struct {
 		stop *SafetyStop
@@ -57,11 +59,16 @@ func TestOutcomeOf(t *testing.T) {
 	}{
 		{nil, nil, Outcome{Kind: Completed}},
 		{stop, nil, Outcome{Kind: SafetyStopped, Stop: stop}},
-		{nil, fmt.Errorf("preview: %w", rej), Outcome{Kind: Rejected, Reason: rej.Reason, Message: rej.Message, SHA256: "f"}},
-		{nil, fmt.Errorf("import: %w", changed), Outcome{Kind: SourceChanged, Message: changed.Error(), SHA256: "b"}},
+		{nil, fmt.Errorf("preview: %w", rej), Outcome{Kind: Rejected, Reason: v1alpha1.ReasonSourceNotFound, Message: "preview: ConfigMap hr not found", SHA256: "f"}},
+		{nil, fmt.Errorf("import: %w", changed), Outcome{Kind: SourceChanged, Message: "SourceChanged: import: the source is b, but the preview was made of the file a; nothing was written", SHA256: "b"}},
+		{nil, templates, Outcome{Kind: SourceChanged, Message: "SourceChanged: the invitation templates are d, but the preview rendered c; nothing was written", SHA256: "d"}},
+		// A file that changed while read, or since the checkpoint, fails
+		// the import: something may have been written.
+		{nil, failure.ErrChangedSinceCheckpoint, Outcome{Kind: Failed, Message: "SourceChanged: " + failure.ErrChangedSinceCheckpoint.Error()}},
+		{nil, failure.Errorf(v1alpha1.ReasonUnreachable, "dial tcp: refused"), Outcome{Kind: Failed, Message: "Unreachable: dial tcp: refused"}},
 		{nil, errors.New("the database went away"), Outcome{Kind: Failed, Message: "the database went away"}},
 	} {
-		if got := OutcomeOf(c.stop, c.err); !reflect.DeepEqual(got, c.want) {
+		if got := OutcomeOf(c.stop, "f", c.err); !reflect.DeepEqual(got, c.want) {
 			t.Errorf("OutcomeOf(%v, %v) = %+v, want %+v", c.stop, c.err, got, c.want)
 		}
 	}

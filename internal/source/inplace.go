@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/failure"
 	"github.com/userimport/user-import-operator/internal/retry"
 )
 
@@ -45,46 +46,17 @@ type Store interface {
 	Stat(ctx context.Context, name string) (Object, error)
 	// List returns the files of folder (a key prefix for S3).
 	List(ctx context.Context, folder string) ([]Object, error)
-	// OpenAt reads obj from byte off on. It fails with ErrChanged when the
-	// store no longer holds that content.
+	// OpenAt reads obj from byte off on. It fails with
+	// failure.ErrChangedWhileRead when the store no longer holds that
+	// content.
 	OpenAt(ctx context.Context, obj Object, off int64) (io.ReadCloser, error)
 	// Move renames obj into the folder (or prefix) to, keeping its base
 	// name, and returns its new name. Delete removes it. Both fail with
-	// ErrChanged when the file was replaced since the import read it.
+	// failure.ErrChangedWhileRead when the file was replaced since the
+	// import read it.
 	Move(ctx context.Context, obj Object, to string) (string, error)
 	Delete(ctx context.Context, obj Object) error
 	Close() error
-}
-
-// ErrChanged is returned for a file that no longer has the content that
-// was pinned when the import found it.
-var ErrChanged = errors.New("the file changed since the import started reading it (its size, modification time or ETag differ); an import never mixes two files")
-
-// Error is a failure to reach or read a source, with the reason a person
-// acts on: v1alpha1.ReasonSourceNotFound, SourceAuthenticationFailed,
-// SourceUnreachable or HostKeyMismatch.
-type Error struct {
-	Reason string
-	Err    error
-}
-
-func (e *Error) Error() string { return e.Err.Error() }
-func (e *Error) Unwrap() error { return e.Err }
-
-func errorf(reason, format string, args ...any) error {
-	return &Error{Reason: reason, Err: fmt.Errorf(format, args...)}
-}
-
-// ReasonOf returns the reason of a source error, or "".
-func ReasonOf(err error) string {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Reason
-	}
-	if errors.Is(err, ErrChanged) {
-		return v1alpha1.ReasonSourceChanged
-	}
-	return ""
 }
 
 // Find picks the file sel names: its path, or the newest file matching
@@ -116,7 +88,7 @@ func Find(ctx context.Context, st Store, sel v1alpha1.FileSelector) (Object, err
 		}
 	}
 	if best == nil {
-		return Object{}, errorf(v1alpha1.ReasonSourceNotFound, "%s: no file matches the pattern %q", st.Kind(), sel.Pattern)
+		return Object{}, failure.Errorf(v1alpha1.ReasonSourceNotFound, "%s: no file matches the pattern %q", st.Kind(), sel.Pattern)
 	}
 	// A listing may leave out what a single file's metadata has (an S3
 	// object's version): the file is pinned as Stat describes it.
@@ -233,12 +205,12 @@ func (r *Reader) Read(p []byte) (int, error) {
 			return n, err
 		case err == io.EOF:
 			r.close()
-			return n, fmt.Errorf("%s %s: the file ended at byte %d of %d: %w", r.store.Kind(), r.obj.Name, r.pos, r.obj.Size, ErrChanged)
+			return n, fmt.Errorf("%s %s: the file ended at byte %d of %d: %w", r.store.Kind(), r.obj.Name, r.pos, r.obj.Size, failure.ErrChangedWhileRead)
 		case n > 0:
 			// Hand over what arrived; the next Read reopens.
 			r.close()
 			return n, nil
-		case attempt >= r.retries || r.ctx.Err() != nil || errors.Is(err, ErrChanged):
+		case attempt >= r.retries || r.ctx.Err() != nil || errors.Is(err, failure.ErrChangedWhileRead):
 			r.close()
 			return 0, err
 		}

@@ -20,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/failure"
 	"github.com/userimport/user-import-operator/internal/testpeer/s3server"
 	"github.com/userimport/user-import-operator/internal/testpeer/sshd"
 	"github.com/userimport/user-import-operator/internal/testpeer/tcpproxy"
@@ -54,7 +55,7 @@ func wantReason(t *testing.T, err error, reason string) {
 	if err == nil {
 		t.Fatalf("no error, want %s", reason)
 	}
-	if got := ReasonOf(err); got != reason {
+	if got := failure.ReasonOf(err, ""); got != reason {
 		t.Fatalf("reason %q (%v), want %s", got, err, reason)
 	}
 }
@@ -264,8 +265,8 @@ func TestSFTPResumeReadsFromTheOffsetAndRefusesAReplacedFile(t *testing.T) {
 	// A reader of the old file refuses to go on in the new one.
 	r2, _ := again.Open(ctx)
 	_, err = io.ReadAll(r2)
-	if !errors.Is(err, ErrChanged) {
-		t.Fatalf("reading a replaced file: %v, want ErrChanged", err)
+	if !errors.Is(err, failure.ErrChangedWhileRead) {
+		t.Fatalf("reading a replaced file: %v, want failure.ErrChangedWhileRead", err)
 	}
 }
 
@@ -317,10 +318,10 @@ func TestSFTPMoveAndDelete(t *testing.T) {
 	if err := srv.WriteFile("out/c.csv", csvRows(3, "new"), time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Move(ctx, c, "archive"); !errors.Is(err, ErrChanged) {
+	if _, err := st.Move(ctx, c, "archive"); !errors.Is(err, failure.ErrChangedWhileRead) {
 		t.Fatalf("moving a replaced file: %v", err)
 	}
-	if err := st.Delete(ctx, c); !errors.Is(err, ErrChanged) {
+	if err := st.Delete(ctx, c); !errors.Is(err, failure.ErrChangedWhileRead) {
 		t.Fatalf("deleting a replaced file: %v", err)
 	}
 	if b, _ := os.ReadFile(srv.Path("out/c.csv")); !bytes.Equal(b, csvRows(3, "new")) {
@@ -398,8 +399,8 @@ func TestS3NewestByPrefixRangeAndIfMatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, _ = f.Open(ctx)
-	if _, err := io.ReadAll(r); !errors.Is(err, ErrChanged) {
-		t.Fatalf("reading an overwritten object: %v, want ErrChanged", err)
+	if _, err := io.ReadAll(r); !errors.Is(err, failure.ErrChangedWhileRead) {
+		t.Fatalf("reading an overwritten object: %v, want failure.ErrChangedWhileRead", err)
 	}
 	again, err := Fetch(ctx, src, Options{Secrets: secrets(s3Keys), Pin: status(f)})
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/failure"
 )
 
 // dirStore is a folder of the local file system: the mount of a
@@ -49,7 +50,7 @@ func (d *dirStore) rel(name string) (string, error) {
 
 func (d *dirStore) fileError(name string, err error) error {
 	if errors.Is(err, fs.ErrNotExist) {
-		return errorf(v1alpha1.ReasonSourceNotFound, "source.persistentVolumeClaim: %s has no file %s", d.claim, name)
+		return failure.Errorf(v1alpha1.ReasonSourceNotFound, "source.persistentVolumeClaim: %s has no file %s", d.claim, name)
 	}
 	if strings.Contains(err.Error(), "path escapes from parent") {
 		return fmt.Errorf("source.persistentVolumeClaim: %s: %s leaves the claim (a symbolic link out of it)", d.claim, name)
@@ -67,7 +68,7 @@ func (d *dirStore) Stat(_ context.Context, name string) (Object, error) {
 		return Object{}, d.fileError(name, err)
 	}
 	if !fi.Mode().IsRegular() {
-		return Object{}, errorf(v1alpha1.ReasonSourceNotFound, "source.persistentVolumeClaim: %s: %s is not a file", d.claim, name)
+		return Object{}, failure.Errorf(v1alpha1.ReasonSourceNotFound, "source.persistentVolumeClaim: %s: %s is not a file", d.claim, name)
 	}
 	return Object{Name: path.Clean(name), Size: fi.Size(), ModTime: fi.ModTime()}, nil
 }
@@ -100,7 +101,7 @@ func (d *dirStore) OpenAt(ctx context.Context, obj Object, off int64) (io.ReadCl
 		return nil, err
 	}
 	if now.Size != obj.Size || !now.ModTime.Equal(obj.ModTime) {
-		return nil, fmt.Errorf("source.persistentVolumeClaim: %s: %w", obj.Name, ErrChanged)
+		return nil, fmt.Errorf("source.persistentVolumeClaim: %s: %w", obj.Name, failure.ErrChangedWhileRead)
 	}
 	p, _ := d.rel(obj.Name)
 	f, err := d.root.Open(p)

@@ -25,12 +25,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
+	awscredentials "github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
-	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/credentials"
+	"github.com/userimport/user-import-operator/internal/failure"
 	"github.com/userimport/user-import-operator/internal/keyread"
 )
 
@@ -73,12 +74,12 @@ func OpenS3(ctx context.Context, src *v1alpha1.S3Source, secrets keyread.KeyRead
 		if err != nil {
 			return nil, err
 		}
-		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(id, secret, token)))
+		opts = append(opts, config.WithCredentialsProvider(awscredentials.NewStaticCredentialsProvider(id, secret, token)))
 	}
 	var pool *x509.CertPool
 	if src.CABundle != nil {
 		var err error
-		if pool, err = directory.CertPool(ctx, secrets, "source.s3.caBundle", *src.CABundle); err != nil {
+		if pool, err = credentials.CertPool(ctx, secrets, "source.s3.caBundle", *src.CABundle); err != nil {
 			return nil, err
 		}
 	}
@@ -120,20 +121,20 @@ func (s *s3Store) s3Error(name string, err error) error {
 	if errors.As(err, &api) {
 		switch api.ErrorCode() {
 		case "NoSuchKey", "NotFound", "NoSuchVersion":
-			return errorf(v1alpha1.ReasonSourceNotFound, "source.s3: %s has no object %s", s.where, name)
+			return failure.Errorf(v1alpha1.ReasonSourceNotFound, "source.s3: %s has no object %s", s.where, name)
 		case "NoSuchBucket":
-			return errorf(v1alpha1.ReasonSourceNotFound, "source.s3: no bucket %s", s.where)
+			return failure.Errorf(v1alpha1.ReasonSourceNotFound, "source.s3: no bucket %s", s.where)
 		case "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "Forbidden", "ExpiredToken", "InvalidToken":
-			return errorf(v1alpha1.ReasonSourceAuthenticationFailed, "source.s3: %s refused the credentials (%s)", s.where, api.ErrorCode())
+			return failure.Errorf(v1alpha1.ReasonSourceAuthenticationFailed, "source.s3: %s refused the credentials (%s)", s.where, api.ErrorCode())
 		case "PreconditionFailed":
-			return fmt.Errorf("source.s3: %s: %w", name, ErrChanged)
+			return fmt.Errorf("source.s3: %s: %w", name, failure.ErrChangedWhileRead)
 		}
 		return fmt.Errorf("source.s3: %s: %s: %s", s.where, name, api.ErrorCode())
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	return errorf(v1alpha1.ReasonSourceUnreachable, "source.s3: %s: %v", s.where, err)
+	return failure.Errorf(v1alpha1.ReasonSourceUnreachable, "source.s3: %s: %v", s.where, err)
 }
 
 func (s *s3Store) Stat(ctx context.Context, name string) (Object, error) {
@@ -183,7 +184,7 @@ func (s *s3Store) OpenAt(ctx context.Context, obj Object, off int64) (io.ReadClo
 	}
 	if obj.ETag != "" && aws.ToString(out.ETag) != "" && aws.ToString(out.ETag) != obj.ETag {
 		out.Body.Close()
-		return nil, fmt.Errorf("source.s3: %s: %w", obj.Name, ErrChanged)
+		return nil, fmt.Errorf("source.s3: %s: %w", obj.Name, failure.ErrChangedWhileRead)
 	}
 	return out.Body, nil
 }
@@ -195,7 +196,7 @@ func (s *s3Store) current(ctx context.Context, obj Object) error {
 		return err
 	}
 	if now.ETag != obj.ETag || (obj.VersionID != "" && now.VersionID != obj.VersionID) {
-		return fmt.Errorf("source.s3: %s: %w", obj.Name, ErrChanged)
+		return fmt.Errorf("source.s3: %s: %w", obj.Name, failure.ErrChangedWhileRead)
 	}
 	return nil
 }
@@ -203,7 +204,7 @@ func (s *s3Store) current(ctx context.Context, obj Object) error {
 func (s *s3Store) Move(ctx context.Context, obj Object, to string) (string, error) {
 	dest := strings.TrimSuffix(to, "/") + "/" + path.Base(obj.Name)
 	if err := s.current(ctx, obj); err != nil {
-		if ReasonOf(err) == v1alpha1.ReasonSourceNotFound {
+		if failure.ReasonOf(err, "") == v1alpha1.ReasonSourceNotFound {
 			if _, derr := s.Stat(ctx, dest); derr == nil {
 				return dest, nil // moved by an earlier attempt
 			}
@@ -226,7 +227,7 @@ func (s *s3Store) Move(ctx context.Context, obj Object, to string) (string, erro
 
 func (s *s3Store) Delete(ctx context.Context, obj Object) error {
 	if err := s.current(ctx, obj); err != nil {
-		if ReasonOf(err) == v1alpha1.ReasonSourceNotFound {
+		if failure.ReasonOf(err, "") == v1alpha1.ReasonSourceNotFound {
 			return nil // deleted by an earlier attempt
 		}
 		return err

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/failure"
 	"github.com/userimport/user-import-operator/internal/keyread"
 )
 
@@ -48,7 +49,7 @@ func OpenSFTP(ctx context.Context, src *v1alpha1.SFTPSource, secrets keyread.Key
 	d := net.Dialer{Timeout: 15 * time.Second, Control: control}
 	raw, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, errorf(v1alpha1.ReasonSourceUnreachable, "source.sftp: connecting to %s: %v", addr, err)
+		return nil, failure.Errorf(v1alpha1.ReasonSourceUnreachable, "source.sftp: connecting to %s: %v", addr, err)
 	}
 	// The SSH handshake has no timeout of its own: a server that accepts
 	// the connection and never speaks would hold it, and whoever waits for
@@ -68,7 +69,7 @@ func OpenSFTP(ctx context.Context, src *v1alpha1.SFTPSource, secrets keyread.Key
 	if err != nil {
 		raw.Close()
 		if ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded) {
-			return nil, errorf(v1alpha1.ReasonSourceUnreachable, "source.sftp: %s accepted the connection and did not complete the SSH handshake in time", addr)
+			return nil, failure.Errorf(v1alpha1.ReasonSourceUnreachable, "source.sftp: %s accepted the connection and did not complete the SSH handshake in time", addr)
 		}
 		return nil, sshError(addr, err)
 	}
@@ -82,7 +83,7 @@ func OpenSFTP(ctx context.Context, src *v1alpha1.SFTPSource, secrets keyread.Key
 	client, err := sftp.NewClient(conn, sftp.UseConcurrentReads(true), sftp.MaxConcurrentRequestsPerFile(64), sftp.MaxPacketUnchecked(255<<10))
 	if err != nil {
 		conn.Close()
-		return nil, errorf(v1alpha1.ReasonSourceUnreachable, "source.sftp: %s offers no SFTP subsystem: %v", addr, err)
+		return nil, failure.Errorf(v1alpha1.ReasonSourceUnreachable, "source.sftp: %s offers no SFTP subsystem: %v", addr, err)
 	}
 	return &sftpStore{addr: addr, conn: conn, client: client}, nil
 }
@@ -211,25 +212,25 @@ func sshError(addr string, err error) error {
 	var keyErr *knownhosts.KeyError
 	switch {
 	case errors.As(err, &keyErr) && len(keyErr.Want) > 0:
-		return errorf(v1alpha1.ReasonHostKeyMismatch, "source.sftp: the host key of %s is not the one knownHosts lists: it changed, or another machine answers", addr)
+		return failure.Errorf(v1alpha1.ReasonHostKeyMismatch, "source.sftp: the host key of %s is not the one knownHosts lists: it changed, or another machine answers", addr)
 	case errors.As(err, &keyErr):
-		return errorf(v1alpha1.ReasonHostKeyMismatch, "source.sftp: knownHosts lists no key for %s", addr)
+		return failure.Errorf(v1alpha1.ReasonHostKeyMismatch, "source.sftp: knownHosts lists no key for %s", addr)
 	case strings.Contains(err.Error(), "unable to authenticate"):
-		return errorf(v1alpha1.ReasonSourceAuthenticationFailed, "source.sftp: %s refused the credentials", addr)
+		return failure.Errorf(v1alpha1.ReasonSourceAuthenticationFailed, "source.sftp: %s refused the credentials", addr)
 	}
-	return errorf(v1alpha1.ReasonSourceUnreachable, "source.sftp: SSH handshake with %s: %v", addr, err)
+	return failure.Errorf(v1alpha1.ReasonSourceUnreachable, "source.sftp: SSH handshake with %s: %v", addr, err)
 }
 
 func (s *sftpStore) Kind() string { return "sftp://" + s.addr }
 
 func (s *sftpStore) fileError(name string, err error) error {
 	if errors.Is(err, fs.ErrNotExist) {
-		return errorf(v1alpha1.ReasonSourceNotFound, "source.sftp: %s has no file %s", s.addr, name)
+		return failure.Errorf(v1alpha1.ReasonSourceNotFound, "source.sftp: %s has no file %s", s.addr, name)
 	}
 	if errors.Is(err, fs.ErrPermission) {
-		return errorf(v1alpha1.ReasonSourceAuthenticationFailed, "source.sftp: %s refuses access to %s", s.addr, name)
+		return failure.Errorf(v1alpha1.ReasonSourceAuthenticationFailed, "source.sftp: %s refuses access to %s", s.addr, name)
 	}
-	return errorf(v1alpha1.ReasonSourceUnreachable, "source.sftp: %s: %s: %v", s.addr, name, err)
+	return failure.Errorf(v1alpha1.ReasonSourceUnreachable, "source.sftp: %s: %s: %v", s.addr, name, err)
 }
 
 func (s *sftpStore) Stat(_ context.Context, name string) (Object, error) {
@@ -238,7 +239,7 @@ func (s *sftpStore) Stat(_ context.Context, name string) (Object, error) {
 		return Object{}, s.fileError(name, err)
 	}
 	if !fi.Mode().IsRegular() {
-		return Object{}, errorf(v1alpha1.ReasonSourceNotFound, "source.sftp: %s: %s is not a file", s.addr, name)
+		return Object{}, failure.Errorf(v1alpha1.ReasonSourceNotFound, "source.sftp: %s: %s is not a file", s.addr, name)
 	}
 	return Object{Name: name, Size: fi.Size(), ModTime: fi.ModTime()}, nil
 }
@@ -265,7 +266,7 @@ func (s *sftpStore) same(ctx context.Context, obj Object) error {
 		return err
 	}
 	if now.Size != obj.Size || !now.ModTime.Equal(obj.ModTime) {
-		return fmt.Errorf("source.sftp: %s: %w", obj.Name, ErrChanged)
+		return fmt.Errorf("source.sftp: %s: %w", obj.Name, failure.ErrChangedWhileRead)
 	}
 	return nil
 }
@@ -296,7 +297,7 @@ func (s *sftpStore) Move(ctx context.Context, obj Object, to string) (string, er
 	dest := path.Join(to, path.Base(obj.Name))
 	if err := s.same(ctx, obj); err != nil {
 		// Moved already by an earlier attempt whose outcome was lost.
-		if ReasonOf(err) == v1alpha1.ReasonSourceNotFound {
+		if failure.ReasonOf(err, "") == v1alpha1.ReasonSourceNotFound {
 			if _, derr := s.Stat(ctx, dest); derr == nil {
 				return dest, nil
 			}
@@ -318,7 +319,7 @@ func (s *sftpStore) Move(ctx context.Context, obj Object, to string) (string, er
 
 func (s *sftpStore) Delete(ctx context.Context, obj Object) error {
 	if err := s.same(ctx, obj); err != nil {
-		if ReasonOf(err) == v1alpha1.ReasonSourceNotFound {
+		if failure.ReasonOf(err, "") == v1alpha1.ReasonSourceNotFound {
 			return nil // deleted by an earlier attempt
 		}
 		return err

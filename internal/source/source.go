@@ -27,8 +27,9 @@ import (
 	"time"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
-	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/credentials"
 	"github.com/userimport/user-import-operator/internal/egress"
+	"github.com/userimport/user-import-operator/internal/failure"
 	"github.com/userimport/user-import-operator/internal/keyread"
 	"github.com/userimport/user-import-operator/internal/retry"
 )
@@ -161,14 +162,14 @@ func Connect(ctx context.Context, src v1alpha1.ImportSource, opts Options) (Stor
 		return st, src.SFTP.FileSelector, err
 	case src.S3 != nil:
 		if src.S3.Credentials == nil && (opts.AmbientS3 == nil || !opts.AmbientS3(src.S3.Bucket)) {
-			return nil, src.S3.FileSelector, errorf(v1alpha1.ReasonSourceNotSupported,
+			return nil, src.S3.FileSelector, failure.Errorf(v1alpha1.ReasonSourceNotSupported,
 				"source.s3: bucket %s names no credentials, and the operator does not lend its own cloud identity to it: set spec.source.s3.credentials, or run the import in a worker Job, whose pod has the namespace's identity (the manager's --s3-ambient-buckets lists the exceptions)", src.S3.Bucket)
 		}
 		st, err := OpenS3(ctx, src.S3, opts.Secrets, opts.DialControl)
 		return st, src.S3.FileSelector, err
 	case src.PersistentVolumeClaim != nil:
 		if opts.ClaimRoot == "" {
-			return nil, src.PersistentVolumeClaim.FileSelector, errorf(v1alpha1.ReasonSourceNotSupported,
+			return nil, src.PersistentVolumeClaim.FileSelector, failure.Errorf(v1alpha1.ReasonSourceNotSupported,
 				"source.persistentVolumeClaim: only a worker Job mounts a claim; the in-process executor cannot read %s", src.PersistentVolumeClaim.ClaimName)
 		}
 		return OpenDir(src.PersistentVolumeClaim.ClaimName, opts.ClaimRoot), src.PersistentVolumeClaim.FileSelector, nil
@@ -377,7 +378,7 @@ func httpClient(ctx context.Context, src *v1alpha1.HTTPSource, opts Options) (*h
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	if src.CABundle != nil {
-		pool, err := directory.CertPool(ctx, opts.Secrets, "source.http.caBundle", *src.CABundle)
+		pool, err := credentials.CertPool(ctx, opts.Secrets, "source.http.caBundle", *src.CABundle)
 		if err != nil {
 			return nil, err
 		}

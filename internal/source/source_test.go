@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/failure"
 	"github.com/userimport/user-import-operator/internal/keyread"
 )
 
@@ -195,7 +196,7 @@ func TestS3WithoutCredentialsNeedsTheBucketAllowed(t *testing.T) {
 		FileSelector: v1alpha1.FileSelector{Path: "hr.csv"}}}
 	for name, ambient := range map[string]func(string) bool{"no list": nil, "another bucket": AmbientBuckets([]string{"hr-exports"})} {
 		_, _, err := Connect(context.Background(), src, Options{AmbientS3: ambient})
-		if ReasonOf(err) != v1alpha1.ReasonSourceNotSupported || !strings.Contains(err.Error(), "spec.source.s3.credentials") {
+		if failure.ReasonOf(err, "") != v1alpha1.ReasonSourceNotSupported || !strings.Contains(err.Error(), "spec.source.s3.credentials") {
 			t.Errorf("%s: %v, want SourceNotSupported naming spec.source.s3.credentials", name, err)
 		}
 	}

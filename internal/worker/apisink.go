@@ -20,7 +20,7 @@ import (
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/csvsafe"
 	"github.com/userimport/user-import-operator/internal/engine"
-	"github.com/userimport/user-import-operator/internal/mail"
+	"github.com/userimport/user-import-operator/internal/failure"
 	"github.com/userimport/user-import-operator/internal/runcontract"
 	"github.com/userimport/user-import-operator/internal/source"
 )
@@ -202,7 +202,7 @@ func InvitationStatus(sentBefore int64, inv engine.Invitations) *v1alpha1.Invita
 	st := &v1alpha1.InvitationStatus{Sent: sentBefore + inv.Sent, Failed: inv.Failed, NoAddress: inv.NoAddress}
 	switch {
 	case inv.RelayError != nil:
-		st.Reason = mail.ReasonOf(inv.RelayError)
+		st.Reason = failure.ReasonOf(inv.RelayError, v1alpha1.ReasonMailUnreachable)
 		st.Message = fmt.Sprintf("%d invitations not sent: %v", inv.Failed, inv.RelayError)
 	case inv.Failed > 0:
 		st.Reason = v1alpha1.ReasonRecipientsRefused

@@ -27,6 +27,7 @@ import (
 	"github.com/userimport/user-import-operator/internal/directory/open"
 	"github.com/userimport/user-import-operator/internal/engine"
 	"github.com/userimport/user-import-operator/internal/executor"
+	"github.com/userimport/user-import-operator/internal/failure"
 	"github.com/userimport/user-import-operator/internal/jobs"
 	"github.com/userimport/user-import-operator/internal/keyread"
 	"github.com/userimport/user-import-operator/internal/recoverycode"
@@ -302,8 +303,7 @@ func TestRecoveryCodesSplitAcrossSecrets(t *testing.T) {
 	spec := f.dirSpec.RecoveryCodes
 	f.dirSpec.RecoveryCodes = nil
 	_, err := f.runCodes(context.Background(), t, runcontract.StagePreview, f.sink(), nil)
-	var rej *runcontract.Rejection
-	if !errors.As(err, &rej) || rej.Reason != v1alpha1.ReasonRecoveryCodesNotConfigured || !strings.Contains(rej.Message, "spec.recoveryCodes") {
+	if !failure.IsStalled(err) || failure.ReasonOf(err, "") != v1alpha1.ReasonRecoveryCodesNotConfigured || !strings.Contains(err.Error(), "spec.recoveryCodes") {
 		t.Fatalf("got %v, want RecoveryCodesNotConfigured", err)
 	}
 	f.dirSpec.RecoveryCodes = spec

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory/open"
+	"github.com/userimport/user-import-operator/internal/failure"
 	"github.com/userimport/user-import-operator/internal/keyread"
 	"github.com/userimport/user-import-operator/internal/runcontract"
 	"github.com/userimport/user-import-operator/internal/source"
@@ -108,9 +108,8 @@ func TestImportRefusesAFileOtherThanItsPreviews(t *testing.T) {
 	}
 	writeCSV(t, f.csvPath, 101)
 	_, err := f.run(ctx, t, runcontract.StageImport, f.sink())
-	var sc *runcontract.SourceChangedError
-	if !errors.As(err, &sc) || runcontract.OutcomeOf(nil, err).Kind != runcontract.SourceChanged {
-		t.Fatalf("import of a changed file: %v, want a SourceChangedError", err)
+	if sc := failure.ChangedOf(err); sc == nil || sc.Since != failure.SincePreview || runcontract.OutcomeOf(nil, "", err).Kind != runcontract.SourceChanged {
+		t.Fatalf("import of a changed file: %v, want the file changed since the preview", err)
 	}
 	if n := f.countUsers(t); n != 0 {
 		t.Fatalf("the refused import wrote %d users", n)

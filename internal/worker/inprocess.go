@@ -62,7 +62,7 @@ func openWith(control func(network, address string, c syscall.RawConn) error) fu
 // mounted volumes.
 func RunInProcess(ctx context.Context, rc executor.RunConfig) runcontract.Outcome {
 	out, err := runInProcess(ctx, rc)
-	return runcontract.OutcomeOf(out.SafetyStop, err)
+	return runcontract.OutcomeOf(out.SafetyStop, out.Result.SHA256, err)
 }
 
 func runInProcess(ctx context.Context, rc executor.RunConfig) (Result, error) {

@@ -5,7 +5,6 @@ import (
 	"context"
 	stdsql "database/sql"
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory/open"
 	_ "github.com/userimport/user-import-operator/internal/directory/sql"
+	"github.com/userimport/user-import-operator/internal/failure"
 	"github.com/userimport/user-import-operator/internal/keyread"
 	"github.com/userimport/user-import-operator/internal/runcontract"
 	"github.com/userimport/user-import-operator/internal/source"
@@ -95,8 +95,7 @@ func TestInvitationsNeedTheDirectorysRecord(t *testing.T) {
 	f.withInvitations(t, srv, mailpit.Password)
 	f.dirSpec.Invitations = nil
 	_, err := f.run(context.Background(), t, runcontract.StagePreview, f.sink())
-	var rej *runcontract.Rejection
-	if !errors.As(err, &rej) || rej.Reason != v1alpha1.ReasonInvitationsNotConfigured {
+	if !failure.IsStalled(err) || failure.ReasonOf(err, "") != v1alpha1.ReasonInvitationsNotConfigured {
 		t.Fatalf("got %v, want a rejection InvitationsNotConfigured", err)
 	}
 
@@ -107,7 +106,7 @@ func TestInvitationsNeedTheDirectorysRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = f.run(context.Background(), t, runcontract.StagePreview, f.sink())
-	if !errors.As(err, &rej) || rej.Reason != v1alpha1.ReasonInvalidMapping || !strings.Contains(rej.Message, "spec.invitations.addressAttribute") {
+	if !failure.IsStalled(err) || failure.ReasonOf(err, "") != v1alpha1.ReasonInvalidMapping || !strings.Contains(err.Error(), "spec.invitations.addressAttribute") {
 		t.Fatalf("got %v, want a rejection naming spec.invitations.addressAttribute", err)
 	}
 	if n := f.countUsers(t); n != 0 {
@@ -124,7 +123,7 @@ func TestInvitationsNeedTheDirectorysRecord(t *testing.T) {
 	}
 	_, err = Run(context.Background(), Config{Stage: runcontract.StagePreview, Import: f.get(t), Directory: f.dirSpec, Secrets: f.secrets,
 		ConfigMaps: keyread.MountedConfigMaps(t.TempDir()), Source: source.Options{Dir: t.TempDir(), MountedFile: f.csvPath}, Open: open.Directory, Sink: f.sink()})
-	if !errors.As(err, &rej) || rej.Reason != v1alpha1.ReasonInvalidTemplate || !strings.Contains(rej.Message, "welcome") {
+	if !failure.IsStalled(err) || failure.ReasonOf(err, "") != v1alpha1.ReasonInvalidTemplate || !strings.Contains(err.Error(), "welcome") {
 		t.Fatalf("got %v, want InvalidTemplate naming the ConfigMap", err)
 	}
 }
@@ -163,8 +162,7 @@ func TestAnImportRefusesTemplatesChangedSinceItsPreview(t *testing.T) {
 	}
 	write(`Hello {{.Identity}}, <img src="https://x.example/?c={{.RecoveryCode}}">`)
 	_, err := run(runcontract.StageImport)
-	var changed *runcontract.SourceChangedError
-	if !errors.As(err, &changed) || !changed.Templates || runcontract.OutcomeOf(nil, err).Kind != runcontract.SourceChanged {
+	if changed := failure.ChangedOf(err); changed == nil || changed.Since != failure.TemplatesSincePreview || runcontract.OutcomeOf(nil, "", err).Kind != runcontract.SourceChanged {
 		t.Fatalf("an import after its templates changed: %v, want SourceChanged naming the templates", err)
 	}
 	if n := f.countUsers(t); n != 0 {

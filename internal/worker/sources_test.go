@@ -14,7 +14,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory/open"
-	"github.com/userimport/user-import-operator/internal/engine"
+	"github.com/userimport/user-import-operator/internal/failure"
 	"github.com/userimport/user-import-operator/internal/keyread"
 	"github.com/userimport/user-import-operator/internal/runcontract"
 	"github.com/userimport/user-import-operator/internal/source"
@@ -227,7 +227,7 @@ func TestInPlaceFileHasItsContentSHA256AndAFingerprint(t *testing.T) {
 	copy(changed[len(changed)-20:], strings.Repeat("y", 19))
 	rem.put(t, "hr.csv", changed, time.Now().Truncate(time.Second))
 	_, err := importFrom(t, f, rem)(ctx, f.sink())
-	if sc := (*runcontract.SourceChangedError)(nil); !errors.As(err, &sc) && !errors.Is(err, engine.ErrSourceChanged) {
+	if failure.ChangedOf(err) == nil {
 		t.Fatalf("importing another file than the preview's: %v, want SourceChanged", err)
 	}
 }
@@ -260,8 +260,8 @@ func TestResumeRefusesAReplacedFile(t *testing.T) {
 	copy(replaced[len(replaced)-40:], strings.Repeat("x", 39))
 	rem.put(t, "hr.csv", replaced, at.Add(time.Minute))
 	_, err := run(ctx, f.sink())
-	if !errors.Is(err, engine.ErrSourceChanged) {
-		t.Fatalf("resuming on a replaced file: %v, want ErrSourceChanged", err)
+	if !errors.Is(err, failure.ErrChangedSinceCheckpoint) {
+		t.Fatalf("resuming on a replaced file: %v, want ErrChangedSinceCheckpoint", err)
 	}
 	if n := f.countUsers(t); n != before {
 		t.Fatalf("the refused resume wrote: %d users, %d before", n, before)

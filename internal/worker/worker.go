@@ -16,12 +16,12 @@ import (
 	"github.com/userimport/user-import-operator/internal/directory"
 	"github.com/userimport/user-import-operator/internal/directory/open"
 	"github.com/userimport/user-import-operator/internal/engine"
+	"github.com/userimport/user-import-operator/internal/failure"
 	"github.com/userimport/user-import-operator/internal/invite"
 	"github.com/userimport/user-import-operator/internal/keyread"
 	"github.com/userimport/user-import-operator/internal/mail"
 	"github.com/userimport/user-import-operator/internal/recoverycode"
 	"github.com/userimport/user-import-operator/internal/runcontract"
-	"github.com/userimport/user-import-operator/internal/safetext"
 	"github.com/userimport/user-import-operator/internal/source"
 )
 
@@ -87,35 +87,48 @@ type Result struct {
 	// requests that opened it.
 	SourceBytesRead int64
 	SourceOpens     int
+	// early says that the run ended before the engine ran: an error then
+	// was found before anything was written.
+	early bool
+}
+
+// refuse is the end of a run that refuses the import before anything is
+// written: err, made stalled with reason, and sha256 of the file refused
+// ("" when it was not read).
+func refuse(sha256, reason string, err error) (Result, error) {
+	return Result{Result: engine.Result{SHA256: sha256}, early: true}, failure.Stall(reason, err)
 }
 
 // Run runs one stage. Errors carry no row values: they may end up in the
 // import's conditions and Events. A problem with the spec or the file
-// found before anything was written is a *runcontract.Rejection.
+// found before anything was written is a stalled *failure.Error: the
+// import is refused (runcontract.Rejected), not failed.
 func Run(ctx context.Context, cfg Config) (Result, error) {
 	out, err := run(ctx, cfg)
-	if err == nil || errors.As(err, new(*runcontract.Rejection)) {
-		// run refuses the spec itself before anything is written.
+	if err == nil || out.early {
 		return out, err
 	}
-	if reason := rejectionReason(cfg, err); reason != "" && nothingWritten(cfg, out) {
-		return out, &runcontract.Rejection{Reason: reason, Message: safetext.Of(err), SHA256: out.Result.SHA256}
+	reason := inputReason(cfg, err)
+	switch {
+	case reason == "":
+		return out, err
+	case nothingWritten(cfg, out):
+		return out, failure.Stall(reason, err)
 	}
-	return out, err
+	// The file's fault, but found after writes: the import fails.
+	return out, failure.Wrap(reason, err)
 }
 
-// rejectionReason is the reason of an error that the import's spec or
-// file causes, or "" for any other. The error policy exceeded is the
-// file's fault only where it is found before writing: in a preview, or in
-// the planning pass of a full import (an engine.InputError).
-func rejectionReason(cfg Config, err error) string {
-	var (
-		input  *engine.InputError
-		policy *engine.PolicyError
-	)
+// inputReason is the reason of an error that the import's spec or file
+// causes, or "" for any other: an error the engine marks stalled (a
+// mapping or file it cannot use), no valid row, or the error policy
+// exceeded in a preview (the engine marks it stalled in the planning
+// pass of a full import).
+func inputReason(cfg Config, err error) string {
+	var policy *engine.PolicyError
 	switch {
-	case errors.As(err, &input):
-		return input.Reason
+	case failure.IsStalled(err):
+		return failure.ReasonOf(err, "")
 	case errors.As(err, &policy) && cfg.Stage == runcontract.StagePreview:
 		return v1alpha1.ReasonErrorPolicyExceeded
 	case errors.Is(err, engine.ErrNoValidRows):
@@ -145,10 +158,10 @@ func run(ctx context.Context, cfg Config) (_ Result, err error) {
 	}
 
 	if err := runcontract.CheckIdentity(imp.Spec, cfg.Directory); err != nil {
-		return Result{}, &runcontract.Rejection{Reason: v1alpha1.ReasonInvalidMapping, Message: safetext.Of(err)}
+		return refuse("", v1alpha1.ReasonInvalidMapping, err)
 	}
 	if err := open.CheckReserved(imp.Spec, cfg.Directory); err != nil {
-		return Result{}, &runcontract.Rejection{Reason: v1alpha1.ReasonInvalidMapping, Message: safetext.Of(err)}
+		return refuse("", v1alpha1.ReasonInvalidMapping, err)
 	}
 	dryRun := cfg.Stage == runcontract.StagePreview
 	var cp *engine.ResumePoint
@@ -163,11 +176,11 @@ func run(ctx context.Context, cfg Config) (_ Result, err error) {
 	}
 	file, err := source.Fetch(ctx, imp.Spec.Source, srcOpts)
 	if errors.Is(err, keyread.ErrNotFound) {
-		return Result{}, &runcontract.Rejection{Reason: v1alpha1.ReasonSourceNotFound, Message: safetext.Of(err)}
+		return refuse("", v1alpha1.ReasonSourceNotFound, err)
 	}
-	if reason := source.ReasonOf(err); reason != "" && reason != v1alpha1.ReasonSourceChanged && cp == nil {
+	if reason := failure.ReasonOf(err, ""); reason != "" && reason != v1alpha1.ReasonSourceChanged && cp == nil {
 		// Found before anything was written: the source's fault.
-		return Result{}, &runcontract.Rejection{Reason: reason, Message: safetext.Of(err)}
+		return refuse("", reason, err)
 	}
 	if err != nil {
 		return Result{}, err
@@ -177,9 +190,9 @@ func run(ctx context.Context, cfg Config) (_ Result, err error) {
 	// file its first rows were written from; a fresh one by its preview.
 	switch want := expectedSHA256(cfg); {
 	case cp != nil && cp.SHA256 != file.ID():
-		return Result{}, engine.ErrSourceChanged
+		return Result{}, failure.ErrChangedSinceCheckpoint
 	case cp == nil && want != "" && want != file.ID():
-		return Result{}, &runcontract.SourceChangedError{Got: file.ID(), Want: want}
+		return Result{}, failure.ChangedSincePreview(failure.SincePreview, file.ID(), want)
 	}
 
 	if stop := rotationStop(imp, dryRun, cp); stop != nil {
@@ -194,11 +207,11 @@ func run(ctx context.Context, cfg Config) (_ Result, err error) {
 	defer dir.Close()
 	if v, ok := dir.(interface{ ValidateAttributes([]string) error }); ok {
 		if err := v.ValidateAttributes(mappedAttributes(imp.Spec)); err != nil {
-			return Result{}, &runcontract.Rejection{Reason: v1alpha1.ReasonInvalidMapping, Message: "spec.mapping: " + safetext.Of(err), SHA256: file.ID()}
+			return refuse(file.ID(), v1alpha1.ReasonInvalidMapping, fmt.Errorf("spec.mapping: %w", err))
 		}
 		if err := v.ValidateAttributes(invitationAttributes(imp.Spec, cfg.Directory)); err != nil {
-			return Result{}, &runcontract.Rejection{Reason: v1alpha1.ReasonInvitationsNotConfigured,
-				Message: fmt.Sprintf("UserDirectory %s spec.invitations: %v", imp.Spec.DirectoryRef.Name, err), SHA256: file.ID()}
+			return refuse(file.ID(), v1alpha1.ReasonInvitationsNotConfigured,
+				fmt.Errorf("UserDirectory %s spec.invitations: %w", imp.Spec.DirectoryRef.Name, err))
 		}
 	}
 
@@ -206,22 +219,22 @@ func run(ctx context.Context, cfg Config) (_ Result, err error) {
 	var templates string
 	if imp.Spec.Invitations.Enabled() {
 		var sender *mail.Sender
-		if invites, sender, templates, err = invitations(ctx, cfg, file.ID()); err != nil {
-			return Result{}, err
+		if invites, sender, templates, err = invitations(ctx, cfg); err != nil {
+			return Result{Result: engine.Result{SHA256: file.ID()}, early: true}, err
 		}
 		defer sender.Close()
 		// An import sends what its preview rendered: templates edited
 		// since (a ConfigMap anyone in the namespace may change) are
 		// previewed again first.
 		if p := imp.Status.Preview; !dryRun && cp == nil && p != nil && p.Templates != "" && p.Templates != templates {
-			return Result{}, &runcontract.SourceChangedError{Got: templates, Want: p.Templates, Templates: true}
+			return Result{}, failure.ChangedSincePreview(failure.TemplatesSincePreview, templates, p.Templates)
 		}
 	}
 
 	var codes *engine.CodeConfig
 	if imp.Spec.RecoveryCodes.Enabled() {
-		if codes, err = recoveryCodes(ctx, cfg, dir, file.ID(), dryRun); err != nil {
-			return Result{}, err
+		if codes, err = recoveryCodes(ctx, cfg, dir, dryRun); err != nil {
+			return Result{Result: engine.Result{SHA256: file.ID()}, early: true}, err
 		}
 		if rec, ok := codes.Recorder.(CodeStore); ok {
 			defer func() {
@@ -320,10 +333,10 @@ func expectedSHA256(cfg Config) string {
 // the templates. A directory without spec.mail or spec.invitations, an
 // address attribute the mapping lacks, or templates that cannot be read
 // are refused before anything is written.
-func invitations(ctx context.Context, cfg Config, sha256 string) (*engine.InviteConfig, *mail.Sender, string, error) {
+func invitations(ctx context.Context, cfg Config) (*engine.InviteConfig, *mail.Sender, string, error) {
 	spec, dir := cfg.Import.Spec.Invitations, cfg.Directory
 	reject := func(reason, format string, args ...any) error {
-		return &runcontract.Rejection{Reason: reason, Message: fmt.Sprintf(format, args...), SHA256: sha256}
+		return failure.Stalledf(reason, format, args...)
 	}
 	if dir.Mail == nil || dir.Invitations == nil {
 		return nil, nil, "", reject(v1alpha1.ReasonInvitationsNotConfigured,
@@ -365,10 +378,10 @@ func invitations(ctx context.Context, cfg Config, sha256 string) (*engine.Invite
 // directory that cannot store them as configured is refused before
 // anything is written; an import (not a preview) gets the import's key
 // and the store of its codes.
-func recoveryCodes(ctx context.Context, cfg Config, dir directory.Directory, sha256 string, dry bool) (*engine.CodeConfig, error) {
+func recoveryCodes(ctx context.Context, cfg Config, dir directory.Directory, dry bool) (*engine.CodeConfig, error) {
 	imp := cfg.Import
 	reject := func(err error) error {
-		return &runcontract.Rejection{Reason: v1alpha1.ReasonRecoveryCodesNotConfigured, Message: safetext.Of(err), SHA256: sha256}
+		return failure.Stall(v1alpha1.ReasonRecoveryCodesNotConfigured, err)
 	}
 	cc, err := CodeStorage(imp.Spec.RecoveryCodes, cfg.Directory, imp.Spec.DirectoryRef.Name)
 	if err != nil {

@@ -21,7 +21,7 @@ import (
 	"github.com/userimport/user-import-operator/internal/directory"
 	"github.com/userimport/user-import-operator/internal/directory/open"
 	sqldir "github.com/userimport/user-import-operator/internal/directory/sql"
-	"github.com/userimport/user-import-operator/internal/engine"
+	"github.com/userimport/user-import-operator/internal/failure"
 	"github.com/userimport/user-import-operator/internal/keyread"
 	"github.com/userimport/user-import-operator/internal/runcontract"
 	"github.com/userimport/user-import-operator/internal/source"
@@ -265,9 +265,8 @@ func TestWorkerReportsToTheUserImport(t *testing.T) {
 			}
 			writeCSV(t, f.csvPath, 301)
 			_, err := f.run(ctx, t, runcontract.StageImport, f.sink())
-			var sc *runcontract.SourceChangedError
-			if !errors.Is(err, engine.ErrSourceChanged) || errors.As(err, &sc) {
-				t.Fatalf("got %v, want ErrSourceChanged", err)
+			if !errors.Is(err, failure.ErrChangedSinceCheckpoint) || runcontract.OutcomeOf(nil, "", err).Kind != runcontract.Failed {
+				t.Fatalf("got %v, want ErrChangedSinceCheckpoint", err)
 			}
 		})
 	}

@@ -184,11 +184,11 @@ var _ = Describe("the in-process executor", func() {
 			}
 			imp := &uiov1.UserImport{}
 			if err := c.Client.Get(rctx, client.ObjectKey{Namespace: c.Namespace, Name: c.Import}, imp); err != nil {
-				return runcontract.OutcomeOf(nil, err)
+				return runcontract.OutcomeOf(nil, "", err)
 			}
 			orig := imp.DeepCopy()
 			imp.Status.Progress = &uiov1.ProgressStatus{RowsTotal: 3, RowsProcessed: 3, Percent: 100, ChangeCounts: uiov1.ChangeCounts{Created: 2, Updated: 1}}
-			return runcontract.OutcomeOf(nil, c.Client.Status().Patch(rctx, imp, client.MergeFrom(orig)))
+			return runcontract.OutcomeOf(nil, "", c.Client.Status().Patch(rctx, imp, client.MergeFrom(orig)))
 		}
 		// The poll is the safety net for an end of run the reconciler
 		// missed; short here, so that a loaded machine still passes.

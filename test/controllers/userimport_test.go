@@ -17,6 +17,7 @@ import (
 
 	uiov1 "github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/controllers"
+	"github.com/userimport/user-import-operator/internal/failure"
 	"github.com/userimport/user-import-operator/internal/jobs"
 	"github.com/userimport/user-import-operator/internal/runcontract"
 	"github.com/userimport/user-import-operator/internal/testenv"
@@ -71,8 +72,8 @@ var _ = Describe("UserImport phases", func() {
 					j := job(imp, s.finish)
 					switch {
 					case s.reject:
-						rej := runcontract.Rejection{Reason: uiov1.ReasonInvalidMapping, Message: `mapping[name.givenName]: the file has no column "first_nme"`}
-						workerPod(j, runcontract.ExitRejected, runcontract.OutcomeOf(nil, &rej).Encode())
+						rej := failure.Stalledf(uiov1.ReasonInvalidMapping, `mapping[name.givenName]: the file has no column "first_nme"`)
+						workerPod(j, runcontract.ExitRejected, runcontract.OutcomeOf(nil, "", rej).Encode())
 					case s.fail:
 						workerPod(j, 1, "mapping: line 7: column email: not an email address")
 					}
@@ -299,8 +300,8 @@ var _ = Describe("UserImport phases", func() {
 
 		// The ConfigMap changed meanwhile: the worker refuses before writing.
 		ij := job(imp, runcontract.StageImport)
-		refused := &runcontract.SourceChangedError{Got: strings.Repeat("b", 64), Want: strings.Repeat("a", 64)}
-		workerPod(ij, 1, runcontract.OutcomeOf(nil, refused).Encode()+"\n")
+		refused := failure.ChangedSincePreview(failure.SincePreview, strings.Repeat("b", 64), strings.Repeat("a", 64))
+		workerPod(ij, 1, runcontract.OutcomeOf(nil, "", refused).Encode()+"\n")
 		finishJob(ij, false)
 		got = expectPhase(imp, uiov1.PhaseCreatingPreview)
 		Expect(got.Status.Preview).To(BeNil(), "the old preview is discarded")

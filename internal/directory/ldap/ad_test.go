@@ -11,6 +11,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/failure"
 	"github.com/userimport/user-import-operator/internal/testpeer/samba"
 )
 
@@ -317,7 +318,7 @@ func TestActiveDirectoryNeedsTLS(t *testing.T) {
 	spec := &v1alpha1.LDAPDirectory{Vendor: v1alpha1.LDAPActiveDirectory, URL: "ldap://dc1.corp.example", Insecure: true,
 		BindDN: "CN=svc", UsersBaseDN: "OU=Staff,DC=corp,DC=example"}
 	_, err := New(context.Background(), spec, adOpts(), func(context.Context, string, string) ([]byte, error) { return []byte("x"), nil })
-	if err == nil || directory.ReasonOf(err) != v1alpha1.ReasonInvalidConfig || !strings.Contains(err.Error(), "TLS") {
+	if err == nil || failure.ReasonOf(err, v1alpha1.ReasonDirectoryError) != v1alpha1.ReasonInvalidConfig || !strings.Contains(err.Error(), "TLS") {
 		t.Fatalf("New: %v", err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/failure"
 )
 
 // Apply writes a batch. Its changes are sent over the pooled connections
@@ -426,13 +427,13 @@ func (d *Directory) writeError(err error, attrs []string) error {
 			return &directory.ChangeError{Msg: fmt.Sprintf("%s: %s (LDAP result %d)", subject, rule, le.ResultCode)}
 		}
 	}
-	if directory.ReasonOf(err) != v1alpha1.ReasonDirectoryError || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if failure.ReasonOf(err, v1alpha1.ReasonDirectoryError) != v1alpha1.ReasonDirectoryError || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	if isConnError(err) {
-		return directory.Errorf(v1alpha1.ReasonUnreachable, "write: %v", err)
+		return failure.Errorf(v1alpha1.ReasonUnreachable, "write: %v", err)
 	}
-	return directory.Errorf(v1alpha1.ReasonDirectoryError, "write: %s", resultName(err))
+	return failure.Errorf(v1alpha1.ReasonDirectoryError, "write: %s", resultName(err))
 }
 
 // mentionedAttribute returns the name in attrs that msg mentions first as

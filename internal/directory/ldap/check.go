@@ -9,6 +9,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/failure"
 )
 
 // oidPagedResults is the simple paged results control (RFC 2696).
@@ -43,7 +44,7 @@ func (d *Directory) Check(ctx context.Context) (directory.Capabilities, error) {
 		}
 		if _, err := searchBase(c, dn, "(objectClass=*)", []string{"1.1"}); err != nil {
 			if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
-				return caps, directory.Errorf(v1alpha1.ReasonInvalidConfig, "%s %q does not exist", field, dn)
+				return caps, failure.Errorf(v1alpha1.ReasonInvalidConfig, "%s %q does not exist", field, dn)
 			}
 			return caps, d.readError("read "+field, err)
 		}
@@ -69,7 +70,7 @@ func (d *Directory) Check(ctx context.Context) (directory.Capabilities, error) {
 func (d *Directory) checkSchema(s *schema) error {
 	for _, oc := range d.objectClasses {
 		if s.classes[strings.ToLower(oc)] == nil {
-			return directory.Errorf(v1alpha1.ReasonSchemaMismatch, "spec.ldap.objectClasses: %q is not an object class of the server's schema", oc)
+			return failure.Errorf(v1alpha1.ReasonSchemaMismatch, "spec.ldap.objectClasses: %q is not an object class of the server's schema", oc)
 		}
 	}
 	allowed := s.allowed(d.objectClasses)
@@ -79,10 +80,10 @@ func (d *Directory) checkSchema(s *schema) error {
 		}
 		base := strings.ToLower(strings.SplitN(name, ";", 2)[0])
 		if !s.attributes[base] {
-			return directory.Errorf(v1alpha1.ReasonSchemaMismatch, "%s %q is not an attribute type of the server's schema%s", field, name, hint)
+			return failure.Errorf(v1alpha1.ReasonSchemaMismatch, "%s %q is not an attribute type of the server's schema%s", field, name, hint)
 		}
 		if allowed != nil && !allowed[base] {
-			return directory.Errorf(v1alpha1.ReasonSchemaMismatch, "%s %q is not allowed by the object classes %s%s", field, name, strings.Join(d.objectClasses, ", "), hint)
+			return failure.Errorf(v1alpha1.ReasonSchemaMismatch, "%s %q is not allowed by the object classes %s%s", field, name, strings.Join(d.objectClasses, ", "), hint)
 		}
 		return nil
 	}

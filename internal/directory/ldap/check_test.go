@@ -9,6 +9,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/failure"
 	"github.com/userimport/user-import-operator/internal/testpeer/slapd"
 )
 
@@ -51,7 +52,7 @@ func TestCheck(t *testing.T) {
 	wantReason := func(t *testing.T, spec *v1alpha1.LDAPDirectory, opts directory.Options, reason string, mention ...string) {
 		t.Helper()
 		_, err := newDir(t, s, spec, opts).Check(ctx)
-		if got := directory.ReasonOf(err); got != reason {
+		if got := failure.ReasonOf(err, v1alpha1.ReasonDirectoryError); got != reason {
 			t.Fatalf("reason %s (%v), want %s", got, err, reason)
 		}
 		for _, m := range mention {
@@ -78,13 +79,13 @@ func TestCheck(t *testing.T) {
 		}
 		defer d.Close()
 		_, err = d.Check(ctx)
-		if directory.ReasonOf(err) != v1alpha1.ReasonAuthenticationFailed {
+		if failure.ReasonOf(err, v1alpha1.ReasonDirectoryError) != v1alpha1.ReasonAuthenticationFailed {
 			t.Fatalf("Check: %v", err)
 		}
 		// Writes fail the same way, at once, without retrying.
 		start := time.Now()
 		_, err = d.Apply(ctx, []directory.Change{create("x", commonAttributes("x"))})
-		if directory.ReasonOf(err) != v1alpha1.ReasonAuthenticationFailed || time.Since(start) > 2*time.Second {
+		if failure.ReasonOf(err, v1alpha1.ReasonDirectoryError) != v1alpha1.ReasonAuthenticationFailed || time.Since(start) > 2*time.Second {
 			t.Fatalf("Apply: %v after %v", err, time.Since(start))
 		}
 	})
@@ -102,7 +103,7 @@ func TestCheck(t *testing.T) {
 		opts := baseOpts()
 		opts.MaxRetries = 1
 		err = newDir(t, s, spec, opts).List(ctx, nil, func(directory.User) error { return nil })
-		if directory.ReasonOf(err) != v1alpha1.ReasonUnreachable {
+		if failure.ReasonOf(err, v1alpha1.ReasonDirectoryError) != v1alpha1.ReasonUnreachable {
 			t.Fatalf("List: %v", err)
 		}
 	})
@@ -146,14 +147,14 @@ func TestNewRejectsBadConfig(t *testing.T) {
 			spec, opts := baseSpec(s), baseOpts()
 			mutate(spec, &opts)
 			_, err := New(ctx, spec, opts, secrets(s))
-			if directory.ReasonOf(err) != v1alpha1.ReasonInvalidConfig {
+			if failure.ReasonOf(err, v1alpha1.ReasonDirectoryError) != v1alpha1.ReasonInvalidConfig {
 				t.Fatalf("want InvalidConfig, got %v", err)
 			}
 		})
 	}
 	spec := baseSpec(s)
 	spec.BindPassword.Name = "missing"
-	if _, err := New(ctx, spec, baseOpts(), secrets(s)); directory.ReasonOf(err) != v1alpha1.ReasonSecretNotFound {
+	if _, err := New(ctx, spec, baseOpts(), secrets(s)); failure.ReasonOf(err, v1alpha1.ReasonDirectoryError) != v1alpha1.ReasonSecretNotFound {
 		t.Fatalf("missing Secret: want SecretNotFound, got %v", err)
 	}
 }

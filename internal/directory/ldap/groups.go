@@ -12,6 +12,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/failure"
 )
 
 // Groups are the entries of spec.groups.objectClass under its baseDN,
@@ -50,7 +51,7 @@ func newGroups(spec *v1alpha1.LDAPGroups, ad bool) (*groups, error) {
 		return nil, nil
 	}
 	if dn, err := ldap.ParseDN(spec.BaseDN); err != nil || len(dn.RDNs) == 0 {
-		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap.groups.baseDN %q is not a distinguished name", spec.BaseDN)
+		return nil, failure.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap.groups.baseDN %q is not a distinguished name", spec.BaseDN)
 	}
 	g := &groups{base: spec.BaseDN, class: string(spec.ObjectClass), groupType: defaultGroupType}
 	if g.class == "" && ad {
@@ -62,7 +63,7 @@ func newGroups(spec *v1alpha1.LDAPGroups, ad bool) (*groups, error) {
 	switch strings.ToLower(g.class) {
 	case "group":
 		if !ad {
-			return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap.groups.objectClass group is Active Directory's: set spec.ldap.vendor: ActiveDirectory")
+			return nil, failure.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap.groups.objectClass group is Active Directory's: set spec.ldap.vendor: ActiveDirectory")
 		}
 		g.class, g.memberAttr, g.byDN, g.ad = "group", "member", true, true
 	case "", "groupofnames":
@@ -72,7 +73,7 @@ func newGroups(spec *v1alpha1.LDAPGroups, ad bool) (*groups, error) {
 	case "posixgroup":
 		g.memberAttr = "memberUid"
 	default:
-		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap.groups.objectClass %q: want groupOfNames, groupOfUniqueNames, posixGroup or group", g.class)
+		return nil, failure.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap.groups.objectClass %q: want groupOfNames, groupOfUniqueNames, posixGroup or group", g.class)
 	}
 	return g, nil
 }
@@ -104,7 +105,7 @@ func (d *Directory) PredictReference(identity string) (string, bool) {
 func (d *Directory) ListGroups(ctx context.Context, fn func(directory.Group) error) error {
 	g := d.groups
 	if g == nil {
-		return directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap.groups is not set")
+		return failure.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap.groups is not set")
 	}
 	filter := "(objectClass=" + ldap.EscapeFilter(g.class) + ")"
 	delivered := false
@@ -145,7 +146,7 @@ func (d *Directory) ListGroups(ctx context.Context, fn func(directory.Group) err
 		return nil
 	})
 	if err == errRestart {
-		return directory.Errorf(v1alpha1.ReasonUnreachable, "listing groups under %q: connection lost mid-listing", g.base)
+		return failure.Errorf(v1alpha1.ReasonUnreachable, "listing groups under %q: connection lost mid-listing", g.base)
 	}
 	if err != nil {
 		return d.readError("list groups under "+g.base, err)
@@ -171,7 +172,7 @@ func groupName(e *ldap.Entry) string {
 func (d *Directory) ApplyGroup(ctx context.Context, ch directory.GroupChange) (string, error) {
 	g := d.groups
 	if g == nil {
-		return "", directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap.groups is not set")
+		return "", failure.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap.groups is not set")
 	}
 	if ch.ID == "" {
 		return d.createGroup(ctx, ch)

@@ -51,7 +51,9 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/credentials"
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/failure"
 	"github.com/userimport/user-import-operator/internal/keyread"
 )
 
@@ -184,21 +186,21 @@ var _ directory.Directory = (*Directory)(nil)
 // first use, and Check tells whether the server answers.
 func New(ctx context.Context, spec *v1alpha1.LDAPDirectory, opts directory.Options, secrets keyread.KeyReader) (*Directory, error) {
 	if spec == nil {
-		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap is not set")
+		return nil, failure.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap is not set")
 	}
 	u, err := url.Parse(spec.URL)
 	if err != nil || (u.Scheme != "ldap" && u.Scheme != "ldaps") || u.Host == "" {
-		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap.url %q must be an ldap:// or ldaps:// URL", spec.URL)
+		return nil, failure.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap.url %q must be an ldap:// or ldaps:// URL", spec.URL)
 	}
 	if spec.StartTLS && u.Scheme == "ldaps" {
-		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap.startTLS applies to ldap:// URLs only; %q is already TLS", spec.URL)
+		return nil, failure.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap.startTLS applies to ldap:// URLs only; %q is already TLS", spec.URL)
 	}
 	ad := spec.Vendor == v1alpha1.LDAPActiveDirectory
 	userFilter, rdnAttr, objectClasses := defaultUserFilter, defaultRDNAttribute, defaultObjectClasses
 	if ad {
 		userFilter, rdnAttr, objectClasses = adUserFilter, adRDN, adObjectClasses
 		if u.Scheme != "ldaps" && !spec.StartTLS {
-			return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap: Active Directory takes passwords (unicodePwd) over TLS only, and an account without one cannot be enabled: use ldaps:// or startTLS: true")
+			return nil, failure.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap: Active Directory takes passwords (unicodePwd) over TLS only, and an account without one cannot be enabled: use ldaps:// or startTLS: true")
 		}
 	}
 	d := &Directory{
@@ -246,10 +248,10 @@ func New(ctx context.Context, spec *v1alpha1.LDAPDirectory, opts directory.Optio
 	}
 
 	if d.usersBaseDN, err = ldap.ParseDN(spec.UsersBaseDN); err != nil || len(d.usersBaseDN.RDNs) == 0 {
-		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap.usersBaseDN %q is not a distinguished name", spec.UsersBaseDN)
+		return nil, failure.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap.usersBaseDN %q is not a distinguished name", spec.UsersBaseDN)
 	}
 	if _, err := ldap.CompileFilter(d.userFilter); err != nil {
-		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap.userFilter %q is not an LDAP filter: %v", d.userFilter, err)
+		return nil, failure.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap.userFilter %q is not an LDAP filter: %v", d.userFilter, err)
 	}
 	d.disableAttr, d.disableValue = defaultDisableAttr, defaultDisableValue
 	if ad {
@@ -258,7 +260,7 @@ func New(ctx context.Context, spec *v1alpha1.LDAPDirectory, opts directory.Optio
 		// disabled entry as well.
 		d.disableAttr, d.disableValue = uacAttr, ""
 		if dis := spec.Disable; dis != nil && dis.Attribute != "" && !sameAttr(dis.Attribute, uacAttr) {
-			return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap.disable.attribute %q: Active Directory disables an account with the ACCOUNTDISABLE bit of userAccountControl; leave attribute unset", dis.Attribute)
+			return nil, failure.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap.disable.attribute %q: Active Directory disables an account with the ACCOUNTDISABLE bit of userAccountControl; leave attribute unset", dis.Attribute)
 		}
 	}
 	if dis := spec.Disable; dis != nil && (!ad || dis.MoveToDN != "") {
@@ -269,10 +271,10 @@ func New(ctx context.Context, spec *v1alpha1.LDAPDirectory, opts directory.Optio
 			}
 			d.moveTo = dis.MoveToDN
 			if d.moveToDN, err = ldap.ParseDN(dis.MoveToDN); err != nil || len(d.moveToDN.RDNs) == 0 {
-				return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap.disable.moveToDN %q is not a distinguished name", dis.MoveToDN)
+				return nil, failure.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap.disable.moveToDN %q is not a distinguished name", dis.MoveToDN)
 			}
 			if d.usersBaseDN.EqualFold(d.moveToDN) {
-				return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap.disable.moveToDN must differ from usersBaseDN")
+				return nil, failure.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap.disable.moveToDN must differ from usersBaseDN")
 			}
 		case dis.Attribute != "":
 			d.disableAttr = dis.Attribute
@@ -286,18 +288,18 @@ func New(ctx context.Context, spec *v1alpha1.LDAPDirectory, opts directory.Optio
 		"spec.ldap.disable.attribute":  d.disableAttr,
 	} {
 		if name != "" && !validAttrName(name) {
-			return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "%s %q is not an LDAP attribute name", field, name)
+			return nil, failure.Errorf(v1alpha1.ReasonInvalidConfig, "%s %q is not an LDAP attribute name", field, name)
 		}
 	}
 	if d.markerAttr == "" && d.managedOnly {
-		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "managedUsers.markerAttribute is required when the scope is Managed")
+		return nil, failure.Errorf(v1alpha1.ReasonInvalidConfig, "managedUsers.markerAttribute is required when the scope is Managed")
 	}
 
 	if d.groups, err = newGroups(spec.Groups, ad); err != nil {
 		return nil, err
 	}
 
-	pw, err := directory.SecretValue(ctx, secrets, "spec.ldap.bindPassword", spec.BindPassword)
+	pw, err := credentials.SecretValue(ctx, secrets, "spec.ldap.bindPassword", spec.BindPassword)
 	if err != nil {
 		return nil, err
 	}
@@ -306,7 +308,7 @@ func New(ctx context.Context, spec *v1alpha1.LDAPDirectory, opts directory.Optio
 	host := u.Hostname()
 	d.tlsConfig = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
 	if ref := spec.CABundle; ref != nil {
-		roots, err := directory.CertPool(ctx, secrets, "spec.ldap.caBundle", *ref)
+		roots, err := credentials.CertPool(ctx, secrets, "spec.ldap.caBundle", *ref)
 		if err != nil {
 			return nil, err
 		}
@@ -346,7 +348,7 @@ func (d *Directory) requestTimeout() time.Duration {
 }
 
 // dial opens a connection, upgrades it with StartTLS when asked, and
-// binds. Errors are *directory.Error with the reason a person acts on.
+// binds. Errors are *failure.Error with the reason a person acts on.
 func (d *Directory) dial(ctx context.Context) (*ldap.Conn, error) {
 	dialer := &net.Dialer{Timeout: dialTimeout, Control: d.dialControl}
 	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < dialTimeout {
@@ -373,10 +375,10 @@ func (d *Directory) dial(ctx context.Context) (*ldap.Conn, error) {
 // bindError classifies a failed bind.
 func (d *Directory) bindError(err error) error {
 	if ldap.IsErrorAnyOf(err, ldap.LDAPResultInvalidCredentials, ldap.LDAPResultInappropriateAuthentication) {
-		return directory.Errorf(v1alpha1.ReasonAuthenticationFailed, "bind as %q: invalid credentials", d.bindDN)
+		return failure.Errorf(v1alpha1.ReasonAuthenticationFailed, "bind as %q: invalid credentials", d.bindDN)
 	}
 	if ldap.IsErrorAnyOf(err, ldap.LDAPResultConfidentialityRequired, ldap.LDAPResultStrongAuthRequired) {
-		return directory.Errorf(v1alpha1.ReasonTLSError, "bind as %q: the server requires TLS (set startTLS or use ldaps://)", d.bindDN)
+		return failure.Errorf(v1alpha1.ReasonTLSError, "bind as %q: the server requires TLS (set startTLS or use ldaps://)", d.bindDN)
 	}
 	return connectError(d.url.Host, err)
 }

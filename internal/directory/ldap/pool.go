@@ -11,7 +11,8 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
-	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/credentials"
+	"github.com/userimport/user-import-operator/internal/failure"
 	"github.com/userimport/user-import-operator/internal/retry"
 )
 
@@ -143,7 +144,7 @@ func isConnError(err error) bool {
 // connection that could not be made (v1alpha1.ReasonUnreachable) is
 // transient; a refused bind or a bad certificate is not.
 func isTransient(err error) bool {
-	var de *directory.Error
+	var de *failure.Error
 	if errors.As(err, &de) {
 		return de.Reason == v1alpha1.ReasonUnreachable
 	}
@@ -152,8 +153,8 @@ func isTransient(err error) bool {
 
 // connectError classifies a failure to connect or to start TLS.
 func connectError(host string, err error) error {
-	if directory.IsTLSError(err) {
-		return directory.Errorf(v1alpha1.ReasonTLSError, "TLS with %s: %v", host, err)
+	if credentials.IsTLSError(err) {
+		return failure.Errorf(v1alpha1.ReasonTLSError, "TLS with %s: %v", host, err)
 	}
-	return directory.Errorf(v1alpha1.ReasonUnreachable, "connect to %s: %v", host, err)
+	return failure.Errorf(v1alpha1.ReasonUnreachable, "connect to %s: %v", host, err)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/failure"
 )
 
 // List calls fn for every user under usersBaseDN that matches userFilter
@@ -39,7 +40,7 @@ func (d *Directory) List(ctx context.Context, attributes []string, fn func(direc
 		})
 		if err != nil {
 			if err == errRestart {
-				return directory.Errorf(v1alpha1.ReasonUnreachable, "listing users under %q: connection lost mid-listing", base)
+				return failure.Errorf(v1alpha1.ReasonUnreachable, "listing users under %q: connection lost mid-listing", base)
 			}
 			return d.readError("list users under "+base, err)
 		}
@@ -236,18 +237,18 @@ func (d *Directory) readError(what string, err error) error {
 	if ce, ok := err.(callbackError); ok {
 		return ce.err
 	}
-	if directory.ReasonOf(err) != v1alpha1.ReasonDirectoryError {
+	if failure.ReasonOf(err, v1alpha1.ReasonDirectoryError) != v1alpha1.ReasonDirectoryError {
 		return err
 	}
 	switch {
 	case ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject):
-		return directory.Errorf(v1alpha1.ReasonInvalidConfig, "%s: the base DN does not exist", what)
+		return failure.Errorf(v1alpha1.ReasonInvalidConfig, "%s: the base DN does not exist", what)
 	case ldap.IsErrorAnyOf(err, ldap.LDAPResultInsufficientAccessRights):
-		return directory.Errorf(v1alpha1.ReasonAuthenticationFailed, "%s: %q may not search there", what, d.bindDN)
+		return failure.Errorf(v1alpha1.ReasonAuthenticationFailed, "%s: %q may not search there", what, d.bindDN)
 	case isConnError(err):
-		return directory.Errorf(v1alpha1.ReasonUnreachable, "%s: %v", what, err)
+		return failure.Errorf(v1alpha1.ReasonUnreachable, "%s: %v", what, err)
 	}
-	return directory.Errorf(v1alpha1.ReasonDirectoryError, "%s: %s", what, resultName(err))
+	return failure.Errorf(v1alpha1.ReasonDirectoryError, "%s: %s", what, resultName(err))
 }
 
 func containsFold(list []string, s string) bool {

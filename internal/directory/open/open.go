@@ -13,6 +13,7 @@ import (
 	"github.com/userimport/user-import-operator/internal/directory/ldap"
 	"github.com/userimport/user-import-operator/internal/directory/scim"
 	sqldir "github.com/userimport/user-import-operator/internal/directory/sql"
+	"github.com/userimport/user-import-operator/internal/failure"
 	"github.com/userimport/user-import-operator/internal/keyread"
 )
 
@@ -98,7 +99,7 @@ func Directory(ctx context.Context, spec v1alpha1.UserDirectorySpec, secrets key
 }
 
 // DirectoryWith builds the directory spec describes with the given options.
-// Errors are *directory.Error values whose reason tells a person what to
+// Errors are *failure.Error values whose reason tells a person what to
 // fix.
 func DirectoryWith(ctx context.Context, spec v1alpha1.UserDirectorySpec, opts directory.Options, secrets keyread.KeyReader) (directory.Directory, error) {
 	switch Type(spec) {
@@ -109,7 +110,7 @@ func DirectoryWith(ctx context.Context, spec v1alpha1.UserDirectorySpec, opts di
 	case "SQL":
 		return sqldir.New(ctx, spec.SQL, opts, secrets)
 	}
-	return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "exactly one of spec.scim, spec.ldap or spec.sql must be set")
+	return nil, failure.Errorf(v1alpha1.ReasonInvalidConfig, "exactly one of spec.scim, spec.ldap or spec.sql must be set")
 }
 
 // ReservedAttributes are the attributes of spec's users that the operator
@@ -154,7 +155,7 @@ func CheckReserved(imp v1alpha1.UserImportSpec, dir v1alpha1.UserDirectorySpec) 
 		}
 		for attr, field := range reserved {
 			if strings.EqualFold(m.Attribute, attr) {
-				return directory.Errorf(v1alpha1.ReasonInvalidMapping,
+				return failure.Errorf(v1alpha1.ReasonInvalidMapping,
 					"spec.mapping[%d]: attribute %q is written by the operator itself (UserDirectory %s %s): a mapping may not write it", i, m.Attribute, imp.DirectoryRef.Name, field)
 			}
 		}

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
-	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/failure"
 )
 
 // A mapping may not write what the operator writes itself: the managed
@@ -28,7 +28,7 @@ func TestMappingMayNotWriteReservedAttributes(t *testing.T) {
 		"shadowExpire": "expiresAttribute", "userPassword": "recoveryCodes",
 	} {
 		err := CheckReserved(imp(attr), dir)
-		if err == nil || !strings.Contains(err.Error(), field) || !strings.Contains(err.Error(), "spec.mapping[1]") || directory.ReasonOf(err) != v1alpha1.ReasonInvalidMapping {
+		if err == nil || !strings.Contains(err.Error(), field) || !strings.Contains(err.Error(), "spec.mapping[1]") || failure.ReasonOf(err, v1alpha1.ReasonDirectoryError) != v1alpha1.ReasonInvalidMapping {
 			t.Errorf("mapping %s: %v, want InvalidMapping naming %s", attr, err, field)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/failure"
 )
 
 const (
@@ -79,7 +80,7 @@ func lookupAttribute(name string) (attribute, bool) {
 func ValidateAttributes(names []string) error {
 	for _, n := range names {
 		if _, ok := lookupAttribute(n); !ok {
-			return directory.Errorf(v1alpha1.ReasonInvalidConfig,
+			return failure.Errorf(v1alpha1.ReasonInvalidConfig,
 				"attribute %q is not a SCIM attribute this provider knows (see the SCIM attribute vocabulary)", n)
 		}
 	}

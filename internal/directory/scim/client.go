@@ -19,8 +19,10 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/time/rate"
 
+	"github.com/userimport/user-import-operator/internal/credentials"
 	"github.com/userimport/user-import-operator/internal/directory"
 	"github.com/userimport/user-import-operator/internal/egress"
+	"github.com/userimport/user-import-operator/internal/failure"
 	"github.com/userimport/user-import-operator/internal/retry"
 	"github.com/userimport/user-import-operator/internal/safetext"
 )
@@ -176,7 +178,7 @@ func retryAfter(v string, now time.Time) time.Duration {
 }
 
 func transientNetworkError(err error) bool {
-	if directory.IsTLSError(err) || isAuthError(err) || errors.Is(err, egress.ErrRedirectRefused) {
+	if credentials.IsTLSError(err) || isAuthError(err) || errors.Is(err, egress.ErrRedirectRefused) {
 		return false
 	}
 	var ue *url.Error
@@ -192,16 +194,16 @@ func isAuthError(err error) bool {
 	return errors.As(err, &re)
 }
 
-// classify turns a failure to talk to the server into a *directory.Error.
+// classify turns a failure to talk to the server into a *failure.Error.
 func classify(err error) error {
-	var de *directory.Error
+	var de *failure.Error
 	switch {
 	case errors.As(err, &de):
 		return err
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded) && !isTimeout(err):
 		return err
-	case directory.IsTLSError(err):
-		return &directory.Error{Reason: v1alpha1.ReasonTLSError, Err: err}
+	case credentials.IsTLSError(err):
+		return &failure.Error{Reason: v1alpha1.ReasonTLSError, Err: err}
 	case isAuthError(err):
 		var re *oauth2.RetrieveError
 		errors.As(err, &re)
@@ -210,9 +212,9 @@ func classify(err error) error {
 			status = re.Response.StatusCode
 		}
 		// The token endpoint's answer may echo the request: keep only its status.
-		return directory.Errorf(v1alpha1.ReasonAuthenticationFailed, "OAuth2 token request failed (HTTP %d)", status)
+		return failure.Errorf(v1alpha1.ReasonAuthenticationFailed, "OAuth2 token request failed (HTTP %d)", status)
 	}
-	return &directory.Error{Reason: v1alpha1.ReasonUnreachable, Err: err}
+	return &failure.Error{Reason: v1alpha1.ReasonUnreachable, Err: err}
 }
 
 func isTimeout(err error) bool {
@@ -224,14 +226,14 @@ func isTimeout(err error) bool {
 func statusError(what string, r *response) error {
 	switch r.status {
 	case http.StatusUnauthorized, http.StatusForbidden:
-		return directory.Errorf(v1alpha1.ReasonAuthenticationFailed, "%s: HTTP %d: the server refused the credentials", what, r.status)
+		return failure.Errorf(v1alpha1.ReasonAuthenticationFailed, "%s: HTTP %d: the server refused the credentials", what, r.status)
 	case http.StatusNotFound:
-		return directory.Errorf(v1alpha1.ReasonInvalidConfig, "%s: HTTP 404: is the URL the base of the SCIM service?", what)
+		return failure.Errorf(v1alpha1.ReasonInvalidConfig, "%s: HTTP 404: is the URL the base of the SCIM service?", what)
 	}
 	if retryable(r.status) {
-		return directory.Errorf(v1alpha1.ReasonUnreachable, "%s: HTTP %d after retries", what, r.status)
+		return failure.Errorf(v1alpha1.ReasonUnreachable, "%s: HTTP %d after retries", what, r.status)
 	}
-	return directory.Errorf(v1alpha1.ReasonDirectoryError, "%s: HTTP %d%s", what, r.status, scimTypeSuffix(r))
+	return failure.Errorf(v1alpha1.ReasonDirectoryError, "%s: HTTP %d%s", what, r.status, scimTypeSuffix(r))
 }
 
 func scimTypeSuffix(r *response) string {
@@ -253,7 +255,7 @@ func ok2xx(status int) bool { return status >= 200 && status < 300 }
 
 func decode(r *response, v any) error {
 	if err := json.Unmarshal(r.body, v); err != nil {
-		return directory.Errorf(v1alpha1.ReasonSchemaMismatch, "decode SCIM response (HTTP %d): %s", r.status, safetext.Of(err))
+		return failure.Errorf(v1alpha1.ReasonSchemaMismatch, "decode SCIM response (HTTP %d): %s", r.status, safetext.Of(err))
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/failure"
 )
 
 // Groups are the service's /Groups, named by displayName. A group the
@@ -42,7 +43,7 @@ func groupPath(id string) string { return "/Groups/" + url.PathEscape(id) }
 // ListGroups reads every group with its members.
 func (d *Directory) ListGroups(ctx context.Context, fn func(directory.Group) error) error {
 	if !d.HasGroups() {
-		return directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.scim.groups is not set")
+		return failure.Errorf(v1alpha1.ReasonInvalidConfig, "spec.scim.groups is not set")
 	}
 	_, _, err := d.pageOf(ctx, "/Groups", "", pageSize, func(r map[string]any) error {
 		g := directory.Group{Name: str(r["displayName"]), ID: str(r["id"])}
@@ -68,7 +69,7 @@ func str(v any) string {
 // ApplyGroup creates a group or changes its members.
 func (d *Directory) ApplyGroup(ctx context.Context, ch directory.GroupChange) (string, error) {
 	if !d.HasGroups() {
-		return "", directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.scim.groups is not set")
+		return "", failure.Errorf(v1alpha1.ReasonInvalidConfig, "spec.scim.groups is not set")
 	}
 	id := ch.ID
 	add := ch.Add
@@ -231,7 +232,7 @@ func (d *Directory) createGroup(ctx context.Context, name string, members []stri
 		ID string `json:"id"`
 	}
 	if err := decode(resp, &created); err != nil || created.ID == "" {
-		return "", directory.Errorf(v1alpha1.ReasonDirectoryError, "POST /Groups: the answer has no id")
+		return "", failure.Errorf(v1alpha1.ReasonDirectoryError, "POST /Groups: the answer has no id")
 	}
 	return created.ID, nil
 }

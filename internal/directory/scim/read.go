@@ -10,6 +10,7 @@ import (
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/failure"
 	"github.com/userimport/user-import-operator/internal/retry"
 )
 
@@ -33,7 +34,7 @@ func resolve(names []string) ([]attribute, error) {
 	for _, n := range names {
 		a, ok := lookupAttribute(n)
 		if !ok {
-			return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig,
+			return nil, failure.Errorf(v1alpha1.ReasonInvalidConfig,
 				"attribute %q is not a SCIM attribute this provider knows (see the SCIM attribute vocabulary)", n)
 		}
 		out = append(out, a)
@@ -117,7 +118,7 @@ func (d *Directory) pageOf(ctx context.Context, path, filter string, count int, 
 			}
 		}
 		if len(lr.Resources) == 0 && start <= lr.TotalResults {
-			return total, false, directory.Errorf(v1alpha1.ReasonDirectoryError,
+			return total, false, failure.Errorf(v1alpha1.ReasonDirectoryError,
 				"GET %s: the listing ended after %d of the %d resources the server counts (an empty page at startIndex %d); a partial listing is never used",
 				path, start-1, lr.TotalResults, start)
 		}

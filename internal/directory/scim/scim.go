@@ -15,8 +15,10 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/credentials"
 	"github.com/userimport/user-import-operator/internal/directory"
 	"github.com/userimport/user-import-operator/internal/egress"
+	"github.com/userimport/user-import-operator/internal/failure"
 	"github.com/userimport/user-import-operator/internal/keyread"
 	"github.com/userimport/user-import-operator/internal/retry"
 )
@@ -41,30 +43,30 @@ var _ directory.Directory = (*Directory)(nil)
 
 // New connects to the SCIM service that spec describes. It reads the
 // Secrets the spec refers to with secrets; a missing one is a
-// *directory.Error with ReasonSecretNotFound. New sends no request.
+// *failure.Error with ReasonSecretNotFound. New sends no request.
 func New(ctx context.Context, spec *v1alpha1.SCIMDirectory, opts directory.Options, secrets keyread.KeyReader) (*Directory, error) {
 	if spec == nil || spec.URL == "" {
-		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.scim.url is required")
+		return nil, failure.Errorf(v1alpha1.ReasonInvalidConfig, "spec.scim.url is required")
 	}
 	if !strings.HasPrefix(spec.URL, "http://") && !strings.HasPrefix(spec.URL, "https://") {
-		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.scim.url must be an http:// or https:// URL")
+		return nil, failure.Errorf(v1alpha1.ReasonInvalidConfig, "spec.scim.url must be an http:// or https:// URL")
 	}
 	if opts.IdentityAttribute == "" {
 		opts.IdentityAttribute = "userName"
 	}
 	identity, ok := lookupAttribute(opts.IdentityAttribute)
 	if !ok || identity.kind != kindCore {
-		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig,
+		return nil, failure.Errorf(v1alpha1.ReasonInvalidConfig,
 			"identityAttribute %q: the SCIM provider needs a single-valued core attribute such as userName or externalId", opts.IdentityAttribute)
 	}
 	marker, ok := lookupAttribute(opts.MarkerAttribute)
 	if !ok || marker.multiValued() {
-		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig,
+		return nil, failure.Errorf(v1alpha1.ReasonInvalidConfig,
 			"managedUsers.markerAttribute %q is not a single-valued SCIM attribute; use for example %q or \"userType\"",
 			opts.MarkerAttribute, enterprisePrefx+"organization")
 	}
 	if opts.MarkerValue == "" {
-		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "managedUsers.markerValue is required")
+		return nil, failure.Errorf(v1alpha1.ReasonInvalidConfig, "managedUsers.markerValue is required")
 	}
 	if opts.Concurrency < 1 {
 		opts.Concurrency = 1
@@ -74,12 +76,12 @@ func New(ctx context.Context, spec *v1alpha1.SCIMDirectory, opts directory.Optio
 	}
 
 	secret := func(name, key string) ([]byte, error) {
-		return directory.SecretValue(ctx, secrets, "spec.scim.auth", v1alpha1.SecretKeyRef{Name: name, Key: key})
+		return credentials.SecretValue(ctx, secrets, "spec.scim.auth", v1alpha1.SecretKeyRef{Name: name, Key: key})
 	}
 
 	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
 	if spec.CABundle != nil {
-		pool, err := directory.CertPool(ctx, secrets, "spec.scim.caBundle", *spec.CABundle)
+		pool, err := credentials.CertPool(ctx, secrets, "spec.scim.caBundle", *spec.CABundle)
 		if err != nil {
 			return nil, err
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/failure"
 	"github.com/userimport/user-import-operator/internal/keyread"
 	"github.com/userimport/user-import-operator/internal/retry"
 	"github.com/userimport/user-import-operator/internal/testpeer/scimserver"
@@ -151,11 +152,11 @@ func TestCheckReasons(t *testing.T) {
 	ctx := context.Background()
 
 	d := newDir(t, bearerSpec(s.URL), defaultOpts(), secretsOf(map[string]string{"scim/token": "wrong"}))
-	if _, err := d.Check(ctx); directory.ReasonOf(err) != v1alpha1.ReasonAuthenticationFailed {
+	if _, err := d.Check(ctx); failure.ReasonOf(err, v1alpha1.ReasonDirectoryError) != v1alpha1.ReasonAuthenticationFailed {
 		t.Errorf("wrong token: %v, want %s", err, v1alpha1.ReasonAuthenticationFailed)
 	}
 
-	if _, err := New(ctx, bearerSpec(s.URL), defaultOpts(), secretsOf(nil)); directory.ReasonOf(err) != v1alpha1.ReasonSecretNotFound {
+	if _, err := New(ctx, bearerSpec(s.URL), defaultOpts(), secretsOf(nil)); failure.ReasonOf(err, v1alpha1.ReasonDirectoryError) != v1alpha1.ReasonSecretNotFound {
 		t.Errorf("missing secret: %v, want %s", err, v1alpha1.ReasonSecretNotFound)
 	}
 
@@ -165,12 +166,12 @@ func TestCheckReasons(t *testing.T) {
 	opts := defaultOpts()
 	opts.MaxRetries = 1
 	d = newDir(t, &v1alpha1.SCIMDirectory{URL: gone.URL}, opts, bearerSecrets)
-	if _, err := d.Check(ctx); directory.ReasonOf(err) != v1alpha1.ReasonUnreachable {
+	if _, err := d.Check(ctx); failure.ReasonOf(err, v1alpha1.ReasonDirectoryError) != v1alpha1.ReasonUnreachable {
 		t.Errorf("closed port: %v, want %s", err, v1alpha1.ReasonUnreachable)
 	}
 
 	opts.MarkerAttribute = "userImportManagedBy"
-	if _, err := New(ctx, bearerSpec(s.URL), opts, bearerSecrets); directory.ReasonOf(err) != v1alpha1.ReasonInvalidConfig {
+	if _, err := New(ctx, bearerSpec(s.URL), opts, bearerSecrets); failure.ReasonOf(err, v1alpha1.ReasonDirectoryError) != v1alpha1.ReasonInvalidConfig {
 		t.Errorf("unknown marker attribute: %v, want %s", err, v1alpha1.ReasonInvalidConfig)
 	}
 }
@@ -185,7 +186,7 @@ func TestTLSWithCustomCA(t *testing.T) {
 		t.Fatalf("with the CA: %v", err)
 	}
 	d = newDir(t, bearerSpec(s.URL), defaultOpts(), bearerSecrets)
-	if _, err := d.Check(ctx); directory.ReasonOf(err) != v1alpha1.ReasonTLSError {
+	if _, err := d.Check(ctx); failure.ReasonOf(err, v1alpha1.ReasonDirectoryError) != v1alpha1.ReasonTLSError {
 		t.Fatalf("without the CA: %v, want %s", err, v1alpha1.ReasonTLSError)
 	}
 }
@@ -199,7 +200,7 @@ func TestBasicAndOAuth2(t *testing.T) {
 		t.Fatalf("basic: %v", err)
 	}
 	d = newDir(t, spec, defaultOpts(), secretsOf(map[string]string{"b/username": "svc", "b/password": "nope"}))
-	if _, err := d.Check(ctx); directory.ReasonOf(err) != v1alpha1.ReasonAuthenticationFailed {
+	if _, err := d.Check(ctx); failure.ReasonOf(err, v1alpha1.ReasonDirectoryError) != v1alpha1.ReasonAuthenticationFailed {
 		t.Fatalf("basic with a wrong password: %v", err)
 	}
 
@@ -216,7 +217,7 @@ func TestBasicAndOAuth2(t *testing.T) {
 	}
 	d = newDir(t, spec, defaultOpts(), secretsOf(map[string]string{"oc/clientID": "client", "oc/clientSecret": "wrong"}))
 	_, err := d.Check(ctx)
-	if directory.ReasonOf(err) != v1alpha1.ReasonAuthenticationFailed {
+	if failure.ReasonOf(err, v1alpha1.ReasonDirectoryError) != v1alpha1.ReasonAuthenticationFailed {
 		t.Fatalf("oauth2 with a wrong secret: %v", err)
 	}
 	if strings.Contains(err.Error(), "wrong") {
@@ -533,7 +534,7 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 	mustApply(t, d, directory.Change{Op: directory.OpCreate, Identity: "slow2", Attributes: directory.Attributes{"userName": {"slow2"}}})
 	p.FailNext(10, http.StatusServiceUnavailable, "")
 	_, err := d.Apply(context.Background(), []directory.Change{{Op: directory.OpCreate, Identity: "x", Attributes: directory.Attributes{"userName": {"x"}}}})
-	if directory.ReasonOf(err) != v1alpha1.ReasonUnreachable {
+	if failure.ReasonOf(err, v1alpha1.ReasonDirectoryError) != v1alpha1.ReasonUnreachable {
 		t.Fatalf("503 beyond MaxRetries: %v, want %s", err, v1alpha1.ReasonUnreachable)
 	}
 	p.FailNext(0, 0, "")
@@ -567,12 +568,12 @@ func TestValidateAttributes(t *testing.T) {
 		t.Fatalf("vocabulary refused: %v", err)
 	}
 	err := ValidateAttributes([]string{"userName", "mail"})
-	if directory.ReasonOf(err) != v1alpha1.ReasonInvalidConfig || !strings.Contains(err.Error(), `"mail"`) {
+	if failure.ReasonOf(err, v1alpha1.ReasonDirectoryError) != v1alpha1.ReasonInvalidConfig || !strings.Contains(err.Error(), `"mail"`) {
 		t.Fatalf("unknown attribute: %v", err)
 	}
-	var de *directory.Error
+	var de *failure.Error
 	if !errors.As(err, &de) {
-		t.Fatal("not a *directory.Error")
+		t.Fatal("not a *failure.Error")
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/failure"
 )
 
 // defaultBulkPayload is assumed when a server offers /Bulk without saying
@@ -188,9 +189,9 @@ func patchBody(attrs directory.Attributes, active *bool) (map[string]any, error)
 func rowResult(what string, status int, scimType string) (directory.Result, error) {
 	switch {
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		return directory.Result{}, directory.Errorf(v1alpha1.ReasonAuthenticationFailed, "%s: HTTP %d: the server refused the credentials", what, status)
+		return directory.Result{}, failure.Errorf(v1alpha1.ReasonAuthenticationFailed, "%s: HTTP %d: the server refused the credentials", what, status)
 	case retryable(status):
-		return directory.Result{}, directory.Errorf(v1alpha1.ReasonUnreachable, "%s: HTTP %d after retries", what, status)
+		return directory.Result{}, failure.Errorf(v1alpha1.ReasonUnreachable, "%s: HTTP %d after retries", what, status)
 	case status == http.StatusNotFound:
 		return directory.Result{Err: &directory.ChangeError{Msg: what + ": the user no longer exists (HTTP 404)"}}, nil
 	}

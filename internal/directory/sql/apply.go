@@ -14,6 +14,7 @@ import (
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/failure"
 )
 
 // stmt is one change turned into SQL.
@@ -482,7 +483,7 @@ func (s *Directory) statement(c directory.Change) (stmt, error) {
 		}
 		if !hasID {
 			if c.Identity == "" {
-				return stmt{}, directory.Errorf(v1alpha1.ReasonInvalidConfig, "line %d: create without identity", c.Line)
+				return stmt{}, failure.Errorf(v1alpha1.ReasonInvalidConfig, "line %d: create without identity", c.Line)
 			}
 			vals = append(vals, colValue{idCol, c.Identity})
 		}
@@ -501,7 +502,7 @@ func (s *Directory) statement(c directory.Change) (stmt, error) {
 			}
 		}
 		if id == "" {
-			return stmt{}, directory.Errorf(v1alpha1.ReasonInvalidConfig, "line %d: create without identity", c.Line)
+			return stmt{}, failure.Errorf(v1alpha1.ReasonInvalidConfig, "line %d: create without identity", c.Line)
 		}
 		u := s.upsertOf(vals)
 		if u.activeParam {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/failure"
 )
 
 // Check connects, then verifies that the table and every column the
@@ -41,7 +42,7 @@ func (s *Directory) loadSchema(ctx context.Context) (*schema, error) {
 		return nil, err
 	}
 	if sc == nil {
-		return nil, directory.Errorf(v1alpha1.ReasonSchemaMismatch, "table %s not found", strings.Join(s.table, "."))
+		return nil, failure.Errorf(v1alpha1.ReasonSchemaMismatch, "table %s not found", strings.Join(s.table, "."))
 	}
 
 	type need struct{ what, col string }
@@ -62,12 +63,12 @@ func (s *Directory) loadSchema(ctx context.Context) (*schema, error) {
 	}
 	for _, n := range needs {
 		if _, ok := sc.column(s.d, n.col); !ok {
-			return nil, directory.Errorf(v1alpha1.ReasonSchemaMismatch,
+			return nil, failure.Errorf(v1alpha1.ReasonSchemaMismatch,
 				"table %s has no column %s (for the %s)", strings.Join(s.table, "."), n.col, n.what)
 		}
 	}
 	if c, _ := sc.column(s.d, s.identityColumn()); !c.unique {
-		return nil, directory.Errorf(v1alpha1.ReasonSchemaMismatch,
+		return nil, failure.Errorf(v1alpha1.ReasonSchemaMismatch,
 			"column %s of table %s (identity attribute %s) needs a single-column unique constraint; create one with: CREATE UNIQUE INDEX ON %s (%s)",
 			c.name, strings.Join(s.table, "."), s.opts.IdentityAttribute, s.qtable, quote(c.name))
 	}
@@ -77,7 +78,7 @@ func (s *Directory) loadSchema(ctx context.Context) (*schema, error) {
 		}
 	}
 	if c, _ := sc.column(s.d, s.active); s.status == nil && !s.d.isBoolean(c.typ) {
-		return nil, directory.Errorf(v1alpha1.ReasonSchemaMismatch,
+		return nil, failure.Errorf(v1alpha1.ReasonSchemaMismatch,
 			"active column %s of table %s is of type %s, not boolean", c.name, strings.Join(s.table, "."), c.typ)
 	}
 	return sc, nil
@@ -136,15 +137,15 @@ func (s *Directory) validate(sc *schema, attrs []string) error {
 			continue
 		}
 		if s.d.normColumn(col) == s.d.normColumn(s.active) {
-			return directory.Errorf(v1alpha1.ReasonInvalidConfig, "attribute %s maps to the %s %s", a, s.activeWhat(), col)
+			return failure.Errorf(v1alpha1.ReasonInvalidConfig, "attribute %s maps to the %s %s", a, s.activeWhat(), col)
 		}
 		if other, ok := seen[s.d.normColumn(col)]; ok && other != a {
-			return directory.Errorf(v1alpha1.ReasonInvalidConfig, "attributes %s and %s map to the same column %s", other, a, col)
+			return failure.Errorf(v1alpha1.ReasonInvalidConfig, "attributes %s and %s map to the same column %s", other, a, col)
 		}
 		seen[s.d.normColumn(col)] = a
 	}
 	if len(missing) > 0 {
-		return directory.Errorf(v1alpha1.ReasonSchemaMismatch, "table %s has no column for attribute %s",
+		return failure.Errorf(v1alpha1.ReasonSchemaMismatch, "table %s has no column for attribute %s",
 			strings.Join(s.table, "."), strings.Join(missing, ", "))
 	}
 	return nil

@@ -13,6 +13,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/failure"
 )
 
 func freePort(t *testing.T) int {
@@ -34,7 +35,7 @@ func TestSchemaMismatch(t *testing.T) {
 			}
 			defer d.Close()
 			_, err = d.Check(context.Background())
-			if directory.ReasonOf(err) != v1alpha1.ReasonSchemaMismatch {
+			if failure.ReasonOf(err, v1alpha1.ReasonDirectoryError) != v1alpha1.ReasonSchemaMismatch {
 				t.Fatalf("Check: %v; want reason SchemaMismatch", err)
 			}
 			for _, w := range wantIn {
@@ -73,12 +74,12 @@ func TestSchemaMismatch(t *testing.T) {
 			t.Fatalf("ValidateAttributes of existing columns: %v", err)
 		}
 		err := d.ValidateAttributes([]string{"userName", "title"})
-		if directory.ReasonOf(err) != v1alpha1.ReasonSchemaMismatch || !strings.Contains(err.Error(), "title") {
+		if failure.ReasonOf(err, v1alpha1.ReasonDirectoryError) != v1alpha1.ReasonSchemaMismatch || !strings.Contains(err.Error(), "title") {
 			t.Fatalf("ValidateAttributes(title) = %v; want SchemaMismatch naming title", err)
 		}
 		_, err = d.Apply(context.Background(), []directory.Change{{Op: directory.OpCreate, Identity: "x",
 			Attributes: directory.Attributes{"userName": {"x"}, "title": {"Dr"}}}})
-		if directory.ReasonOf(err) != v1alpha1.ReasonSchemaMismatch {
+		if failure.ReasonOf(err, v1alpha1.ReasonDirectoryError) != v1alpha1.ReasonSchemaMismatch {
 			t.Fatalf("Apply with an unknown attribute: %v; want SchemaMismatch", err)
 		}
 		if e.count(t) != 0 {
@@ -95,11 +96,11 @@ func TestConnectionErrors(t *testing.T) {
 		opts.MaxRetries = 1
 		d, err := New(ctx, spec, opts, secretsWith(dsn))
 		if err != nil {
-			return directory.ReasonOf(err), err
+			return failure.ReasonOf(err, v1alpha1.ReasonDirectoryError), err
 		}
 		defer d.Close()
 		_, err = d.Check(ctx)
-		return directory.ReasonOf(err), err
+		return failure.ReasonOf(err, v1alpha1.ReasonDirectoryError), err
 	}
 
 	t.Run("postgres wrong password", func(t *testing.T) {
@@ -142,7 +143,7 @@ func TestConnectionErrors(t *testing.T) {
 	t.Run("secret missing", func(t *testing.T) {
 		spec := &v1alpha1.SQLDirectory{Driver: v1alpha1.SQLDriverSQLite, DSN: v1alpha1.SecretKeyRef{Name: "other", Key: "dsn"}, Table: "users"}
 		_, err := New(ctx, spec, defaultOpts(), secretsWith("x"))
-		if directory.ReasonOf(err) != v1alpha1.ReasonSecretNotFound {
+		if failure.ReasonOf(err, v1alpha1.ReasonDirectoryError) != v1alpha1.ReasonSecretNotFound {
 			t.Fatalf("New with a missing Secret: %v; want SecretNotFound", err)
 		}
 	})
@@ -155,7 +156,7 @@ func TestPostgresNeedsAVerifiedServerOrInsecure(t *testing.T) {
 	for _, mode := range []string{"disable", "allow", "prefer", "require"} {
 		dsn := "postgres://u:p@db.example:5432/hr?sslmode=" + mode
 		_, err := openPostgres(dsn, 1, nil, false)
-		if directory.ReasonOf(err) != v1alpha1.ReasonInvalidConfig || !strings.Contains(err.Error(), "spec.sql.insecure") {
+		if failure.ReasonOf(err, v1alpha1.ReasonDirectoryError) != v1alpha1.ReasonInvalidConfig || !strings.Contains(err.Error(), "spec.sql.insecure") {
 			t.Errorf("sslmode=%s: %v, want InvalidConfig naming spec.sql.insecure", mode, err)
 		}
 		if db, err := openPostgres(dsn, 1, nil, true); err != nil {

@@ -9,7 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
-	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/failure"
 	"github.com/userimport/user-import-operator/internal/retry"
 )
 
@@ -32,7 +32,7 @@ func (s *Directory) pace(ctx context.Context, n int) error {
 // double quotes, with embedded double quotes doubled.
 func quote(name string) string { return pgx.Identifier{name}.Sanitize() }
 
-// wrap turns a database error into a *directory.Error with a reason a
+// wrap turns a database error into a *failure.Error with a reason a
 // person can act on. Messages carry no values: SQL text never holds
 // values, and the errors that quote them (data exceptions, constraint
 // details) are row errors, reported by rowError instead.
@@ -40,7 +40,7 @@ func (s *Directory) wrap(err error, doing string) error {
 	if err == nil {
 		return nil
 	}
-	var de *directory.Error
+	var de *failure.Error
 	if errors.As(err, &de) {
 		return err
 	}
@@ -60,7 +60,7 @@ func (s *Directory) wrap(err error, doing string) error {
 	case classTLS:
 		reason = v1alpha1.ReasonTLSError
 	}
-	return &directory.Error{Reason: reason, Err: fmt.Errorf("%s: %s", doing, s.d.message(err))}
+	return &failure.Error{Reason: reason, Err: fmt.Errorf("%s: %s", doing, s.d.message(err))}
 }
 
 // bounded runs fn with a context that ends after the request timeout: a
@@ -85,7 +85,7 @@ func (s *Directory) bounded(ctx context.Context, fn func(ctx context.Context) er
 
 // errRequestTimeout is a statement or transaction that outlived the
 // request timeout.
-var errRequestTimeout = directory.Errorf(v1alpha1.ReasonUnreachable, "the database did not answer within the request timeout")
+var errRequestTimeout = failure.Errorf(v1alpha1.ReasonUnreachable, "the database did not answer within the request timeout")
 
 // retry runs fn, again after a backoff while it fails transiently, up to
 // opts.MaxRetries times (3 when unset).

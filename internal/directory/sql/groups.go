@@ -9,6 +9,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/failure"
 )
 
 // Groups are kept in a membership table (spec.groups): one row per user
@@ -31,7 +32,7 @@ func newGroupTable(spec *v1alpha1.SQLGroups) (*groupTable, error) {
 	}
 	table := strings.Split(spec.Table, ".")
 	if spec.Table == "" || len(table) > 2 {
-		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.sql.groups.table %q: want a table name, optionally schema-qualified", spec.Table)
+		return nil, failure.Errorf(v1alpha1.ReasonInvalidConfig, "spec.sql.groups.table %q: want a table name, optionally schema-qualified", spec.Table)
 	}
 	return &groupTable{
 		table:  table,
@@ -65,7 +66,7 @@ func (s *Directory) PredictReference(identity string) (string, bool) { return id
 func (s *Directory) ListGroups(ctx context.Context, fn func(directory.Group) error) error {
 	g := s.groups
 	if g == nil {
-		return directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.sql.groups is not set")
+		return failure.Errorf(v1alpha1.ReasonInvalidConfig, "spec.sql.groups is not set")
 	}
 	q := "SELECT " + s.d.textExpr(g.group) + ", " + s.d.textExpr(g.user) + ", " + s.d.textExpr(g.marker) +
 		" FROM " + g.qtable + " ORDER BY 1"
@@ -115,7 +116,7 @@ func (s *Directory) ListGroups(ctx context.Context, fn func(directory.Group) err
 func (s *Directory) ApplyGroup(ctx context.Context, ch directory.GroupChange) (string, error) {
 	g := s.groups
 	if g == nil {
-		return "", directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.sql.groups is not set")
+		return "", failure.Errorf(v1alpha1.ReasonInvalidConfig, "spec.sql.groups is not set")
 	}
 	p := s.d.placeholder
 	user, group := quote(g.user), quote(g.group)
@@ -181,15 +182,15 @@ func (s *Directory) checkGroupTable(ctx context.Context) error {
 		return err
 	}
 	if sc == nil {
-		return directory.Errorf(v1alpha1.ReasonSchemaMismatch, "membership table %s (spec.sql.groups.table) not found", name)
+		return failure.Errorf(v1alpha1.ReasonSchemaMismatch, "membership table %s (spec.sql.groups.table) not found", name)
 	}
 	for _, c := range []struct{ what, col string }{{"userColumn", g.user}, {"groupColumn", g.group}, {"markerColumn", g.marker}} {
 		if _, ok := sc.column(s.d, c.col); !ok {
-			return directory.Errorf(v1alpha1.ReasonSchemaMismatch, "membership table %s has no column %s (spec.sql.groups.%s)", name, c.col, c.what)
+			return failure.Errorf(v1alpha1.ReasonSchemaMismatch, "membership table %s has no column %s (spec.sql.groups.%s)", name, c.col, c.what)
 		}
 	}
 	if !sc.hasUnique(s.d, g.user, g.group) {
-		return directory.Errorf(v1alpha1.ReasonSchemaMismatch,
+		return failure.Errorf(v1alpha1.ReasonSchemaMismatch,
 			"membership table %s has no unique index on (%s, %s): without it every membership written reads the whole table; create it with: CREATE UNIQUE INDEX ON %s (%s, %s)",
 			name, g.user, g.group, g.qtable, quote(g.user), quote(g.group))
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/failure"
 )
 
 // A membership the database refuses is a change error that names the
@@ -44,14 +45,14 @@ func TestMembershipTableNeedsAUniqueIndex(t *testing.T) {
 		defer d.Close()
 		_, err = d.Check(context.Background())
 		want := `CREATE UNIQUE INDEX ON "` + members + `" ("user_identity", "group_name")`
-		if directory.ReasonOf(err) != v1alpha1.ReasonSchemaMismatch || !strings.Contains(err.Error(), want) {
+		if failure.ReasonOf(err, v1alpha1.ReasonDirectoryError) != v1alpha1.ReasonSchemaMismatch || !strings.Contains(err.Error(), want) {
 			t.Fatalf("Check: %v; want SchemaMismatch with %s", err, want)
 		}
 		// An index of one column, or of the two with a third, does not
 		// serve the lookup of one membership.
 		e.exec(t, fmt.Sprintf(`CREATE UNIQUE INDEX %s_one ON %s (user_identity)`, members, members))
 		e.exec(t, fmt.Sprintf(`CREATE UNIQUE INDEX %s_three ON %s (user_identity, group_name, managed_by)`, members, members))
-		if _, err := d.Check(context.Background()); directory.ReasonOf(err) != v1alpha1.ReasonSchemaMismatch {
+		if _, err := d.Check(context.Background()); failure.ReasonOf(err, v1alpha1.ReasonDirectoryError) != v1alpha1.ReasonSchemaMismatch {
 			t.Fatalf("Check with other indexes: %v; want SchemaMismatch", err)
 		}
 		// The statement the message gives, in either column order, is
@@ -72,7 +73,7 @@ func TestMembershipTableMustExist(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer d.Close()
-		if _, err := d.Check(context.Background()); directory.ReasonOf(err) != v1alpha1.ReasonSchemaMismatch || !strings.Contains(err.Error(), "not found") {
+		if _, err := d.Check(context.Background()); failure.ReasonOf(err, v1alpha1.ReasonDirectoryError) != v1alpha1.ReasonSchemaMismatch || !strings.Contains(err.Error(), "not found") {
 			t.Fatalf("Check: %v; want SchemaMismatch, not found", err)
 		}
 	})

@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/failure"
 )
 
 func openPostgres(dsn string, concurrency int, control func(network, address string, c syscall.RawConn) error, insecure bool) (*stdsql.DB, error) {
@@ -29,10 +30,10 @@ func openPostgres(dsn string, concurrency int, control func(network, address str
 	if err != nil {
 		// The parse error quotes the DSN, password redaction only best
 		// effort: say what is wrong without it.
-		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "dsn: not a valid PostgreSQL connection string")
+		return nil, failure.Errorf(v1alpha1.ReasonInvalidConfig, "dsn: not a valid PostgreSQL connection string")
 	}
 	if !insecure && !verified(cfg) {
-		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig,
+		return nil, failure.Errorf(v1alpha1.ReasonInvalidConfig,
 			"dsn: its sslmode is below verify-ca: the password and every user may go in clear, or to a server nobody verified; use sslmode=verify-full (or verify-ca), or set spec.sql.insecure: true")
 	}
 	if cfg.ConnectTimeout == 0 {
@@ -259,7 +260,7 @@ func (s *Directory) listPostgres(ctx context.Context, q string, args []any, attr
 // strings share one allocation, and its single values one slice.
 func (s *Directory) userOf(vals [][]byte, attrs []string, marker []byte) (directory.User, error) {
 	if len(vals) != 3+len(attrs) {
-		return directory.User{}, directory.Errorf(v1alpha1.ReasonDirectoryError, "list users: %d columns in a row, want %d", len(vals), 3+len(attrs))
+		return directory.User{}, failure.Errorf(v1alpha1.ReasonDirectoryError, "list users: %d columns in a row, want %d", len(vals), 3+len(attrs))
 	}
 	n := len(vals[0])
 	for _, v := range vals[3:] {

@@ -41,7 +41,9 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/credentials"
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/failure"
 	"github.com/userimport/user-import-operator/internal/keyread"
 )
 
@@ -89,28 +91,28 @@ var _ directory.Directory = (*Directory)(nil)
 // connect: Check does, and reports what is wrong.
 func New(ctx context.Context, spec *v1alpha1.SQLDirectory, opts directory.Options, secrets keyread.KeyReader) (*Directory, error) {
 	if spec == nil {
-		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.sql is not set")
+		return nil, failure.Errorf(v1alpha1.ReasonInvalidConfig, "spec.sql is not set")
 	}
 	if opts.IdentityAttribute == "" {
-		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "no identity attribute")
+		return nil, failure.Errorf(v1alpha1.ReasonInvalidConfig, "no identity attribute")
 	}
 	if opts.ManagedOnly && opts.MarkerAttribute == "" {
-		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "managed scope needs a marker attribute")
+		return nil, failure.Errorf(v1alpha1.ReasonInvalidConfig, "managed scope needs a marker attribute")
 	}
 	if spec.Table == "" {
-		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.sql.table is empty")
+		return nil, failure.Errorf(v1alpha1.ReasonInvalidConfig, "spec.sql.table is empty")
 	}
 	table := strings.Split(spec.Table, ".")
 	if len(table) > 2 {
-		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.sql.table %q: at most one schema qualifier", spec.Table)
+		return nil, failure.Errorf(v1alpha1.ReasonInvalidConfig, "spec.sql.table %q: at most one schema qualifier", spec.Table)
 	}
-	raw, err := directory.SecretValue(ctx, secrets, "spec.sql.dsn", spec.DSN)
+	raw, err := credentials.SecretValue(ctx, secrets, "spec.sql.dsn", spec.DSN)
 	if err != nil {
 		return nil, err
 	}
 	dsn := strings.TrimSpace(string(raw))
 	if dsn == "" {
-		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "dsn: key %q of Secret %q is empty", spec.DSN.Key, spec.DSN.Name)
+		return nil, failure.Errorf(v1alpha1.ReasonInvalidConfig, "dsn: key %q of Secret %q is empty", spec.DSN.Key, spec.DSN.Name)
 	}
 
 	dir := &Directory{
@@ -122,7 +124,7 @@ func New(ctx context.Context, spec *v1alpha1.SQLDirectory, opts directory.Option
 	}
 	if spec.StatusColumn != nil {
 		if spec.ActiveColumn != "" {
-			return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.sql: set activeColumn or statusColumn, not both")
+			return nil, failure.Errorf(v1alpha1.ReasonInvalidConfig, "spec.sql: set activeColumn or statusColumn, not both")
 		}
 		dir.active, dir.status = spec.StatusColumn.Name, spec.StatusColumn
 	}
@@ -149,7 +151,7 @@ func New(ctx context.Context, spec *v1alpha1.SQLDirectory, opts directory.Option
 		dir.d = sqliteDialect{}
 		dir.read, dir.write, err = openSQLite(dsn, conc)
 	default:
-		return nil, directory.Errorf(v1alpha1.ReasonInvalidConfig, "spec.sql.driver %q: want postgres or sqlite", spec.Driver)
+		return nil, failure.Errorf(v1alpha1.ReasonInvalidConfig, "spec.sql.driver %q: want postgres or sqlite", spec.Driver)
 	}
 	if err != nil {
 		return nil, err

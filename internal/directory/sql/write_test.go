@@ -13,6 +13,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/failure"
 )
 
 func TestReplayedCreateIsHarmless(t *testing.T) {
@@ -396,7 +397,7 @@ func TestStatusColumn(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer nd.Close()
-		if _, err := nd.Check(context.Background()); directory.ReasonOf(err) != v1alpha1.ReasonSchemaMismatch ||
+		if _, err := nd.Check(context.Background()); failure.ReasonOf(err, v1alpha1.ReasonDirectoryError) != v1alpha1.ReasonSchemaMismatch ||
 			!strings.Contains(err.Error(), "contract") || !strings.Contains(err.Error(), "status column") {
 			t.Fatalf("Check without the status column: %v", err)
 		}

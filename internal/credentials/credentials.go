@@ -1,4 +1,8 @@
-package directory
+// Package credentials reads what a connection needs from Secrets (a
+// password, a token, a CA bundle) for a spec field, with the error a
+// person acts on, and tells a failure of TLS from others. Directories,
+// sources and the mail relay share it.
+package credentials
 
 import (
 	"context"
@@ -8,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/failure"
 	"github.com/userimport/user-import-operator/internal/keyread"
 )
 
@@ -37,15 +42,15 @@ func IsTLSError(err error) bool {
 // key, with the reason SecretNotFound or InvalidConfig.
 func SecretValue(ctx context.Context, secrets keyread.KeyReader, field string, ref v1alpha1.SecretKeyRef) ([]byte, error) {
 	if secrets == nil {
-		return nil, Errorf(v1alpha1.ReasonSecretNotFound, "%s: Secret %s: no way to read Secrets", field, ref.Name)
+		return nil, failure.Errorf(v1alpha1.ReasonSecretNotFound, "%s: Secret %s: no way to read Secrets", field, ref.Name)
 	}
 	b, err := secrets(ctx, ref.Name, ref.Key)
 	if err != nil {
-		reason := ReasonOf(err)
-		if reason == v1alpha1.ReasonDirectoryError {
-			reason = v1alpha1.ReasonSecretNotFound
+		reason := v1alpha1.ReasonSecretNotFound
+		if errors.Is(err, keyread.ErrInvalidName) {
+			reason = v1alpha1.ReasonInvalidConfig
 		}
-		return nil, Errorf(reason, "%s: %v", field, err)
+		return nil, failure.Errorf(reason, "%s: %v", field, err)
 	}
 	return b, nil
 }
@@ -59,7 +64,7 @@ func CertPool(ctx context.Context, secrets keyread.KeyReader, field string, ref 
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
-		return nil, Errorf(v1alpha1.ReasonInvalidConfig, "%s: key %s of Secret %s holds no PEM certificate", field, ref.Key, ref.Name)
+		return nil, failure.Errorf(v1alpha1.ReasonInvalidConfig, "%s: key %s of Secret %s holds no PEM certificate", field, ref.Key, ref.Name)
 	}
 	return pool, nil
 }
