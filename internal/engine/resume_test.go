@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/failure"
 	"github.com/userimport/user-import-operator/internal/memdir"
 )
 
@@ -168,7 +170,7 @@ func TestResumeRefusesAnotherFile(t *testing.T) {
 	cfg := testConfig(v1alpha1.ModeDelta, v1alpha1.MissingIgnore)
 	cp := &ResumePoint{Line: 2, Offset: 30, SHA256: strings.Repeat("0", 64), Step: v1alpha1.StepApply}
 	_, err := Run(context.Background(), input(file("a,a@x,T,"), cp), seed(), cfg, false, nil)
-	if err == nil || !strings.Contains(err.Error(), "source changed since the checkpoint") {
+	if !errors.Is(err, failure.ErrChangedSinceCheckpoint) {
 		t.Fatalf("got %v", err)
 	}
 }

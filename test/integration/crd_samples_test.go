@@ -1,4 +1,4 @@
-package crd_test
+package integration_test
 
 import (
 	"errors"
@@ -68,7 +68,7 @@ func applySamples() map[string]int {
 		for _, u := range readObjects(f) {
 			Expect(u.GetNamespace()).To(BeEmpty(), "%s: samples take the namespace from kubectl -n", f)
 			u.SetNamespace(samplesNamespace)
-			Expect(k8sClient.Apply(ctx, client.ApplyConfigurationFromUnstructured(u),
+			Expect(apiClient.Apply(ctx, client.ApplyConfigurationFromUnstructured(u),
 				client.FieldOwner("crd-test-samples"), client.ForceOwnership)).
 				To(Succeed(), "%s: %s %s", filepath.Base(f), u.GetKind(), u.GetName())
 			kinds[u.GetKind()]++
@@ -77,9 +77,9 @@ func applySamples() map[string]int {
 	return kinds
 }
 
-var _ = Describe("The samples in config/samples", Ordered, func() {
+var _ = Describe("The samples in config/samples", Label(labelAPIServerAlone), Ordered, func() {
 	BeforeAll(func() {
-		Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: samplesNamespace}})).To(Succeed())
+		Expect(apiClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: samplesNamespace}})).To(Succeed())
 	})
 
 	key := func(name string) client.ObjectKey { return client.ObjectKey{Namespace: samplesNamespace, Name: name} }
@@ -108,16 +108,16 @@ var _ = Describe("The samples in config/samples", Ordered, func() {
 
 	It("apply a second time without a change", func() {
 		ui := &uiov1.UserImport{}
-		Expect(k8sClient.Get(ctx, key("hr-full-sync-2026-11"), ui)).To(Succeed())
+		Expect(apiClient.Get(ctx, key("hr-full-sync-2026-11"), ui)).To(Succeed())
 		before := ui.Generation
 		applySamples()
-		Expect(k8sClient.Get(ctx, key("hr-full-sync-2026-11"), ui)).To(Succeed())
+		Expect(apiClient.Get(ctx, key("hr-full-sync-2026-11"), ui)).To(Succeed())
 		Expect(ui.Generation).To(Equal(before), "defaults must not make a re-apply change the spec")
 	})
 
 	It("read back a UserDirectory with its defaults filled in", func() {
 		ud := &uiov1.UserDirectory{}
-		Expect(k8sClient.Get(ctx, key("corp-idp"), ud)).To(Succeed())
+		Expect(apiClient.Get(ctx, key("corp-idp"), ud)).To(Succeed())
 		Expect(ud.Spec.SCIM).NotTo(BeNil())
 		Expect(ud.Spec.SCIM.Auth.BearerToken).To(Equal(&uiov1.SecretKeyRef{Name: "corp-idp-scim-token", Key: "token"}))
 		Expect(ud.Spec.Execution.Concurrency).To(Equal(int32(8)))
@@ -126,13 +126,13 @@ var _ = Describe("The samples in config/samples", Ordered, func() {
 
 		// The Secret it names exists in the samples, with that key.
 		s := &corev1.Secret{}
-		Expect(k8sClient.Get(ctx, key(ud.Spec.SCIM.Auth.BearerToken.Name), s)).To(Succeed())
+		Expect(apiClient.Get(ctx, key(ud.Spec.SCIM.Auth.BearerToken.Name), s)).To(Succeed())
 		Expect(s.Data).To(HaveKey(ud.Spec.SCIM.Auth.BearerToken.Key))
 	})
 
 	It("read back a UserImport with its defaults filled in", func() {
 		ui := &uiov1.UserImport{}
-		Expect(k8sClient.Get(ctx, key("hr-full-sync-2026-11"), ui)).To(Succeed())
+		Expect(apiClient.Get(ctx, key("hr-full-sync-2026-11"), ui)).To(Succeed())
 		Expect(ui.Spec.Mode).To(Equal(uiov1.ModeFull))
 		Expect(ui.Spec.MissingUsers).To(Equal(uiov1.MissingDeactivate))
 		Expect(ui.Spec.Format.Quote).To(Equal(`"`))
@@ -169,9 +169,9 @@ var _ = Describe("The samples in config/samples", Ordered, func() {
 
 		// It names the sample directory, and the sample ConfigMap holds its
 		// file: a header and ten rows, every column it maps.
-		Expect(k8sClient.Get(ctx, key(ui.Spec.DirectoryRef.Name), &uiov1.UserDirectory{})).To(Succeed())
+		Expect(apiClient.Get(ctx, key(ui.Spec.DirectoryRef.Name), &uiov1.UserDirectory{})).To(Succeed())
 		cm := &corev1.ConfigMap{}
-		Expect(k8sClient.Get(ctx, key(ui.Spec.Source.ConfigMap.Name), cm)).To(Succeed())
+		Expect(apiClient.Get(ctx, key(ui.Spec.Source.ConfigMap.Name), cm)).To(Succeed())
 		csv := cm.Data[ui.Spec.Source.ConfigMap.Key]
 		lines := strings.Split(strings.TrimSpace(csv), "\n")
 		Expect(lines).To(HaveLen(11))
@@ -188,7 +188,7 @@ var _ = Describe("The samples in config/samples", Ordered, func() {
 
 	It("read back an ImportSchedule with its defaults filled in", func() {
 		is := &uiov1.ImportSchedule{}
-		Expect(k8sClient.Get(ctx, key("nightly-hr-delta"), is)).To(Succeed())
+		Expect(apiClient.Get(ctx, key("nightly-hr-delta"), is)).To(Succeed())
 		Expect(is.Spec.TimeZone).To(Equal("Europe/Berlin"))
 		Expect(is.Spec.ConcurrencyPolicy).To(Equal(uiov1.ConcurrencyForbid))
 		t := is.Spec.Template.Spec
@@ -200,7 +200,7 @@ var _ = Describe("The samples in config/samples", Ordered, func() {
 		Expect(t.StatusColumn.DeleteValues).To(Equal([]string{"deleted"}))
 
 		s := &corev1.Secret{}
-		Expect(k8sClient.Get(ctx, key(t.Source.HTTP.BasicAuth.Name), s)).To(Succeed())
+		Expect(apiClient.Get(ctx, key(t.Source.HTTP.BasicAuth.Name), s)).To(Succeed())
 		Expect(s.Data).To(HaveKey("username"))
 		Expect(s.Data).To(HaveKey("password"))
 	})

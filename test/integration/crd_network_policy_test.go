@@ -1,4 +1,4 @@
-package crd_test
+package integration_test
 
 import (
 	"net"

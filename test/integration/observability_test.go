@@ -1,13 +1,7 @@
-// Package observability_test checks the Grafana dashboard and the
-// Prometheus alerts in config/ against the metrics the manager serves:
-// every expression parses, and every metric it names is on the manager's
-// real /metrics endpoint after a manager ran an import, a directory check
-// and a schedule against a real API server.
-package observability_test
+package integration_test
 
 import (
 	"bufio"
-	"context"
 	"database/sql"
 	"encoding/json"
 	"net"
@@ -15,8 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"testing"
 	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
 
 	"github.com/VictoriaMetrics/metricsql"
 	corev1 "k8s.io/api/core/v1"
@@ -36,7 +32,17 @@ import (
 	"github.com/userimport/user-import-operator/internal/worker"
 )
 
-func TestDashboardAndAlertsUseServedMetrics(t *testing.T) {
+// The Grafana dashboard and the Prometheus alerts in config/ are checked
+// against the metrics the manager serves: every expression parses, and
+// every metric it names is on the manager's real /metrics endpoint after
+// a manager ran an import, a directory check and a schedule.
+var _ = Describe("The dashboard and the alerts", func() {
+	It("name only metrics the manager serves", func() {
+		dashboardAndAlertsUseServedMetrics(GinkgoT())
+	})
+})
+
+func dashboardAndAlertsUseServedMetrics(t GinkgoTInterface) {
 	root, err := repo.Root()
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +80,7 @@ func TestDashboardAndAlertsUseServedMetrics(t *testing.T) {
 	t.Logf("%d expressions name %d metrics, all served", len(exprs), len(names))
 }
 
-func ruleExpressions(t *testing.T, path string) []string {
+func ruleExpressions(t GinkgoTInterface, path string) []string {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +115,7 @@ func ruleExpressions(t *testing.T, path string) []string {
 	return out
 }
 
-func dashboardExpressions(t *testing.T, path string) []string {
+func dashboardExpressions(t GinkgoTInterface, path string) []string {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -144,8 +150,7 @@ func dashboardExpressions(t *testing.T, path string) []string {
 // runManager runs a manager whose metrics listen on a free port, and
 // drives it through a directory check, a completed import and a
 // schedule; it returns the metrics URL.
-func runManager(t *testing.T) string {
-	cfg, c := testenv.Start(t)
+func runManager(t GinkgoTInterface) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -162,10 +167,12 @@ func runManager(t *testing.T) string {
 		PollInterval: 200 * time.Millisecond, DirectoryRetryInterval: time.Second}); err != nil {
 		t.Fatal(err)
 	}
-	stop := testenv.RunManager(context.Background(), mgr)
-	t.Cleanup(func() { _ = stop() })
+	// This manager replaces the suite's until the next spec.
+	stopManager()
+	stop := testenv.RunManager(ctx, mgr)
+	stopManager, running = func() { Expect(stop()).To(Succeed()) }, customManager
+	c, ns := k8sClient, newNamespace()
 
-	ctx := context.Background()
 	db := filepath.Join(t.TempDir(), "users.db")
 	if err := sqldir.CreateTable(ctx, v1alpha1.SQLDriverSQLite, db, sqldir.TableSpec{Table: "users", IdentityColumn: "user_name", Columns: []string{"userImportManagedBy"}}); err != nil {
 		t.Fatal(err)
@@ -176,13 +183,13 @@ func runManager(t *testing.T) string {
 		Mapping:      []v1alpha1.AttributeMapping{{Attribute: "user_name", Column: "user", Identity: true}},
 	}
 	objs := []client.Object{
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "dsn"}, StringData: map[string]string{"dsn": db}},
-		&v1alpha1.UserDirectory{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "db"}, Spec: v1alpha1.UserDirectorySpec{
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "dsn"}, StringData: map[string]string{"dsn": db}},
+		&v1alpha1.UserDirectory{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db"}, Spec: v1alpha1.UserDirectorySpec{
 			IdentityAttribute: "user_name",
 			SQL:               &v1alpha1.SQLDirectory{Driver: v1alpha1.SQLDriverSQLite, DSN: v1alpha1.SecretKeyRef{Name: "dsn", Key: "dsn"}, Table: "users"}}},
-		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "hr"}, Data: map[string]string{"users.csv": "user\nann\nbob\n"}},
-		&v1alpha1.UserImport{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "hr"}, Spec: spec},
-		&v1alpha1.ImportSchedule{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "nightly"}, Spec: v1alpha1.ImportScheduleSpec{
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hr"}, Data: map[string]string{"users.csv": "user\nann\nbob\n"}},
+		&v1alpha1.UserImport{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hr"}, Spec: spec},
+		&v1alpha1.ImportSchedule{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "nightly"}, Spec: v1alpha1.ImportScheduleSpec{
 			Schedule: "0 3 * * *", Template: v1alpha1.UserImportTemplate{Spec: spec}}},
 	}
 	for _, o := range objs {
@@ -193,7 +200,7 @@ func runManager(t *testing.T) string {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		var imp v1alpha1.UserImport
-		if err := c.Get(ctx, types.NamespacedName{Namespace: "default", Name: "hr"}, &imp); err != nil {
+		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "hr"}, &imp); err != nil {
 			t.Fatal(err)
 		}
 		if imp.Status.Phase == v1alpha1.PhaseCompleted {
@@ -211,7 +218,7 @@ func runManager(t *testing.T) string {
 }
 
 // scrape reads the metric names of the samples url serves.
-func scrape(t *testing.T, url string) map[string]bool {
+func scrape(t GinkgoTInterface, url string) map[string]bool {
 	var served map[string]bool
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -242,7 +249,7 @@ func scrape(t *testing.T, url string) map[string]bool {
 	}
 }
 
-func count(t *testing.T, path string) int {
+func count(t GinkgoTInterface, path string) int {
 	db, err := sql.Open("sqlite", path)
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package crd_test
+package integration_test
 
 import (
 	"path/filepath"
@@ -19,7 +19,7 @@ import (
 // are checked against the API server with dry-run creates: RBAC that
 // names a missing field or a Deployment that breaks the restricted Pod
 // Security Standard fails here, not in a user's cluster.
-var _ = Describe("The install manifests in config/", Ordered, func() {
+var _ = Describe("The install manifests in config/", Label(labelAPIServerAlone), Ordered, func() {
 	// "system" is the namespace the manifests name before kustomize's
 	// namespace transformer renames it.
 	const ns = "system"
@@ -58,7 +58,7 @@ var _ = Describe("The install manifests in config/", Ordered, func() {
 		for _, u := range readObjects(filepath.Join(repoRoot, "config", "manager", "manager.yaml")) {
 			if u.GetKind() == "Namespace" {
 				Expect(u.GetName()).To(Equal(ns))
-				Expect(k8sClient.Create(ctx, u)).To(Succeed())
+				Expect(apiClient.Create(ctx, u)).To(Succeed())
 				return
 			}
 		}
@@ -72,7 +72,7 @@ var _ = Describe("The install manifests in config/", Ordered, func() {
 				if u.GetKind() == "Namespace" {
 					continue // created above
 				}
-				Expect(k8sClient.Create(ctx, u.DeepCopy(), client.DryRunAll)).
+				Expect(apiClient.Create(ctx, u.DeepCopy(), client.DryRunAll)).
 					To(Succeed(), "%s: %s %s", filepath.Base(f), u.GetKind(), u.GetName())
 				n++
 			}
@@ -110,14 +110,14 @@ var _ = Describe("The install manifests in config/", Ordered, func() {
 			ObjectMeta: metav1.ObjectMeta{Name: "manager", Namespace: ns, Labels: d.Spec.Template.Labels},
 			Spec:       d.Spec.Template.Spec,
 		}
-		Expect(k8sClient.Create(ctx, pod, client.DryRunAll)).To(Succeed())
+		Expect(apiClient.Create(ctx, pod, client.DryRunAll)).To(Succeed())
 
 		// The same pod without its security context is refused, so the
 		// namespace really enforces the restricted profile.
 		bad := pod.DeepCopy()
 		bad.Spec.SecurityContext = nil
 		bad.Spec.Containers[0].SecurityContext = nil
-		err := k8sClient.Create(ctx, bad, client.DryRunAll)
+		err := apiClient.Create(ctx, bad, client.DryRunAll)
 		Expect(err).To(HaveOccurred())
 		Expect(err.Error()).To(ContainSubstring(`violates PodSecurity "restricted:latest"`))
 	})

@@ -1,4 +1,4 @@
-package crd_test
+package integration_test
 
 import (
 	"encoding/json"
@@ -24,7 +24,7 @@ var crdNames = map[string]string{
 func getCRD(plural string) *apiextensionsv1.CustomResourceDefinition {
 	GinkgoHelper()
 	crd := &apiextensionsv1.CustomResourceDefinition{}
-	Expect(k8sClient.Get(ctx, client.ObjectKey{Name: crdNames[plural]}, crd)).To(Succeed())
+	Expect(apiClient.Get(ctx, client.ObjectKey{Name: crdNames[plural]}, crd)).To(Succeed())
 	return crd
 }
 
@@ -94,7 +94,7 @@ func cells(t *metav1.Table) map[string]any {
 	return row
 }
 
-var _ = Describe("The CustomResourceDefinitions", func() {
+var _ = Describe("The CustomResourceDefinitions", Label(labelAPIServerAlone), func() {
 	It("are installed, Established and structural", func() {
 		for plural := range crdNames {
 			crd := getCRD(plural)
@@ -174,13 +174,13 @@ var _ = Describe("The CustomResourceDefinitions", func() {
 			ui := validImport(func(ui *uiov1.UserImport) {
 				ui.Spec.Mode = uiov1.ModeFull
 			})
-			Expect(k8sClient.Create(ctx, ui)).To(Succeed())
+			Expect(apiClient.Create(ctx, ui)).To(Succeed())
 			ui.Status.Phase = uiov1.PhaseImporting
 			ui.Status.Progress = &uiov1.ProgressStatus{
 				RowsTotal: 100, RowsProcessed: 42, Percent: 42, ChangeCounts: uiov1.ChangeCounts{Created: 7, Updated: 2, Failed: 1},
 			}
 			ui.Status.Invitations = &uiov1.InvitationStatus{Sent: 5, Failed: 2}
-			Expect(k8sClient.Status().Update(ctx, ui)).To(Succeed())
+			Expect(apiClient.Status().Update(ctx, ui)).To(Succeed())
 
 			table := getTable("userimports", ui.Name)
 			// The table has every column; kubectl shows Not-Invited with
@@ -204,7 +204,7 @@ var _ = Describe("The CustomResourceDefinitions", func() {
 
 		It("show a UserDirectory's type, readiness and its reason, active import and queue", func() {
 			ud := validSCIMDirectory()
-			Expect(k8sClient.Create(ctx, ud)).To(Succeed())
+			Expect(apiClient.Create(ctx, ud)).To(Succeed())
 			ud.Status = uiov1.UserDirectoryStatus{
 				Type: "SCIM",
 				Conditions: []metav1.Condition{{
@@ -215,7 +215,7 @@ var _ = Describe("The CustomResourceDefinitions", func() {
 				Queue:        []string{"hr-delta-1", "hr-delta-2"},
 				QueueLength:  2,
 			}
-			Expect(k8sClient.Status().Update(ctx, ud)).To(Succeed())
+			Expect(apiClient.Status().Update(ctx, ud)).To(Succeed())
 
 			table := getTable("userdirectories", ud.Name)
 			Expect(columnNames(table)).To(Equal([]string{"Name", "Type", "Ready", "Reason", "Active import", "Queue", "Age"}))
@@ -231,13 +231,13 @@ var _ = Describe("The CustomResourceDefinitions", func() {
 			is := validSchedule(withSchedule("30 2 * * *"), func(is *uiov1.ImportSchedule) {
 				is.Spec.Suspend = true
 			})
-			Expect(k8sClient.Create(ctx, is)).To(Succeed())
+			Expect(apiClient.Create(ctx, is)).To(Succeed())
 			last := metav1.NewTime(time.Now().Add(-90 * time.Minute).Truncate(time.Second))
 			next := metav1.NewTime(time.Date(2031, 5, 6, 0, 30, 0, 0, time.UTC))
 			is.Status.ActiveCount = 1
 			is.Status.LastScheduleTime = &last
 			is.Status.NextScheduleTime = &next
-			Expect(k8sClient.Status().Update(ctx, is)).To(Succeed())
+			Expect(apiClient.Status().Update(ctx, is)).To(Succeed())
 
 			table := getTable("importschedules", is.Name)
 			Expect(columnNames(table)).To(Equal([]string{"Name", "Schedule", "Suspend", "Active", "Last", "Next", "Age"}))

@@ -1,4 +1,4 @@
-package schedule_test
+package integration_test
 
 import (
 	"context"
@@ -25,14 +25,14 @@ import (
 	"github.com/userimport/user-import-operator/internal/testpeer/sshd"
 )
 
-var _ = Describe("ImportSchedule", func() {
+var _ = Describe("ImportSchedule", Label(labelSchedulesAlone), func() {
 	var ns string
 	BeforeEach(func() {
-		ns = newNamespace()
+		ns = newScheduleNamespace()
 	})
 
 	It("creates one import per scheduled time, named by it, owned, labelled and annotated", func() {
-		clock.SetTime(at("2025-06-01T09:59:30Z"))
+		scheduleClock.SetTime(at("2025-06-01T09:59:30Z"))
 		s := newSchedule(ns, "nightly", "0 * * * *", nil)
 		st := waitNext(s, at("2025-06-01T10:00:00Z"))
 		Expect(readyReason(st)).To(Equal(uiov1.ReasonScheduled))
@@ -59,7 +59,7 @@ var _ = Describe("ImportSchedule", func() {
 		expectEvent(s, uiov1.ReasonRunStarted, imp.Name)
 
 		By("the import completes: the summary and the last success follow")
-		setPhase(&imp, uiov1.PhaseCompleted, func(st *uiov1.UserImportStatus) {
+		playPhase(&imp, uiov1.PhaseCompleted, func(st *uiov1.UserImportStatus) {
 			st.Progress = &uiov1.ProgressStatus{ChangeCounts: uiov1.ChangeCounts{Created: 7, Updated: 3, Unchanged: 90, Failed: 1}}
 		})
 		Eventually(func(g Gomega) {
@@ -81,12 +81,12 @@ var _ = Describe("ImportSchedule", func() {
 
 	Context("concurrencyPolicy", func() {
 		It("Allow starts the next run while the last one is not final", func() {
-			clock.SetTime(at("2025-06-01T09:59:30Z"))
+			scheduleClock.SetTime(at("2025-06-01T09:59:30Z"))
 			s := newSchedule(ns, "allow", "0 * * * *", nil)
 			waitNext(s, at("2025-06-01T10:00:00Z"))
 			advance(s, at("2025-06-01T10:00:05Z"))
 			first := expectChildren(s, 1)[0]
-			setPhase(&first, uiov1.PhaseImporting)
+			playPhase(&first, uiov1.PhaseImporting)
 			advance(s, at("2025-06-01T11:00:05Z"))
 			imps := expectChildren(s, 2)
 			Expect(imps[0].Name).To(Equal(first.Name))
@@ -95,14 +95,14 @@ var _ = Describe("ImportSchedule", func() {
 		})
 
 		It("Forbid skips a run while the last one is not final, with an Event, and runs again once it is", func() {
-			clock.SetTime(at("2025-06-01T09:59:30Z"))
+			scheduleClock.SetTime(at("2025-06-01T09:59:30Z"))
 			s := newSchedule(ns, "forbid", "0 * * * *", func(s *uiov1.ImportSchedule) {
 				s.Spec.ConcurrencyPolicy = uiov1.ConcurrencyForbid
 			})
 			waitNext(s, at("2025-06-01T10:00:00Z"))
 			advance(s, at("2025-06-01T10:00:05Z"))
 			first := expectChildren(s, 1)[0]
-			setPhase(&first, uiov1.PhaseImporting)
+			playPhase(&first, uiov1.PhaseImporting)
 
 			advance(s, at("2025-06-01T11:00:05Z"))
 			st := waitNext(s, at("2025-06-01T12:00:00Z"))
@@ -113,7 +113,7 @@ var _ = Describe("ImportSchedule", func() {
 			keepsChildren(s, 1)
 			expectEvent(s, uiov1.ReasonRunSkipped, "Forbid")
 
-			setPhase(&first, uiov1.PhaseCompleted)
+			playPhase(&first, uiov1.PhaseCompleted)
 			// The controller has seen it complete before 12:00.
 			Eventually(func() []string { return getSchedule(s).Status.Active }).Should(BeEmpty())
 			advance(s, at("2025-06-01T12:00:05Z"))
@@ -123,14 +123,14 @@ var _ = Describe("ImportSchedule", func() {
 		})
 
 		It("Replace cancels the running import and starts the new one", func() {
-			clock.SetTime(at("2025-06-01T09:59:30Z"))
+			scheduleClock.SetTime(at("2025-06-01T09:59:30Z"))
 			s := newSchedule(ns, "replace", "0 * * * *", func(s *uiov1.ImportSchedule) {
 				s.Spec.ConcurrencyPolicy = uiov1.ConcurrencyReplace
 			})
 			waitNext(s, at("2025-06-01T10:00:00Z"))
 			advance(s, at("2025-06-01T10:00:05Z"))
 			first := expectChildren(s, 1)[0]
-			setPhase(&first, uiov1.PhaseImporting)
+			playPhase(&first, uiov1.PhaseImporting)
 
 			advance(s, at("2025-06-01T11:00:05Z"))
 			imps := expectChildren(s, 2)
@@ -142,14 +142,14 @@ var _ = Describe("ImportSchedule", func() {
 	})
 
 	It("starts nothing while suspended, goes on running imports, and on resume does not replay runs beyond the deadline", func() {
-		clock.SetTime(at("2025-06-01T09:59:30Z"))
+		scheduleClock.SetTime(at("2025-06-01T09:59:30Z"))
 		s := newSchedule(ns, "suspended", "0 * * * *", func(s *uiov1.ImportSchedule) {
 			s.Spec.StartingDeadlineSeconds = ptr.To(int64(600))
 		})
 		waitNext(s, at("2025-06-01T10:00:00Z"))
 		advance(s, at("2025-06-01T10:00:05Z"))
 		first := expectChildren(s, 1)[0]
-		setPhase(&first, uiov1.PhaseImporting)
+		playPhase(&first, uiov1.PhaseImporting)
 
 		setSuspend(s, true)
 		Eventually(func() string { return readyReason(getSchedule(s)) }).Should(Equal(uiov1.ReasonSuspended))
@@ -170,13 +170,13 @@ var _ = Describe("ImportSchedule", func() {
 	})
 
 	It("resumed within the deadline, starts the last run missed while suspended", func() {
-		clock.SetTime(at("2025-06-01T09:59:30Z"))
+		scheduleClock.SetTime(at("2025-06-01T09:59:30Z"))
 		s := newSchedule(ns, "resumed", "0 * * * *", func(s *uiov1.ImportSchedule) {
 			s.Spec.Suspend = true
 			s.Spec.StartingDeadlineSeconds = ptr.To(int64(600))
 		})
 		Eventually(func() string { return readyReason(getSchedule(s)) }).Should(Equal(uiov1.ReasonSuspended))
-		clock.SetTime(at("2025-06-01T12:05:00Z"))
+		scheduleClock.SetTime(at("2025-06-01T12:05:00Z"))
 		setSuspend(s, false)
 		waitNext(s, at("2025-06-01T13:00:00Z"))
 		imps := expectChildren(s, 1)
@@ -185,7 +185,7 @@ var _ = Describe("ImportSchedule", func() {
 
 	Context("after downtime", func() {
 		It("without a deadline, starts only the most recent missed run and says how many were missed", func() {
-			clock.SetTime(at("2025-06-01T09:59:30Z"))
+			scheduleClock.SetTime(at("2025-06-01T09:59:30Z"))
 			s := newSchedule(ns, "downtime", "0 * * * *", nil)
 			waitNext(s, at("2025-06-01T10:00:00Z"))
 			advance(s, at("2025-06-01T15:30:00Z"))
@@ -198,7 +198,7 @@ var _ = Describe("ImportSchedule", func() {
 		})
 
 		It("with a deadline, starts the most recent run only when it is within the deadline", func() {
-			clock.SetTime(at("2025-06-01T09:59:30Z"))
+			scheduleClock.SetTime(at("2025-06-01T09:59:30Z"))
 			late := newSchedule(ns, "late", "0 * * * *", func(s *uiov1.ImportSchedule) {
 				s.Spec.StartingDeadlineSeconds = ptr.To(int64(300))
 			})
@@ -225,7 +225,7 @@ var _ = Describe("ImportSchedule", func() {
 
 	Context("in Europe/Berlin", func() {
 		It("runs 02:30 once on the day the clock goes forward, at 03:30 CEST", func() {
-			clock.SetTime(at("2026-03-28T23:00:00Z")) // 00:00 CET
+			scheduleClock.SetTime(at("2026-03-28T23:00:00Z")) // 00:00 CET
 			s := newSchedule(ns, "spring", "30 2 * * *", func(s *uiov1.ImportSchedule) { s.Spec.TimeZone = "Europe/Berlin" })
 			waitNext(s, at("2026-03-29T01:30:00Z")) // 03:30 CEST
 			advance(s, at("2026-03-29T00:59:00Z"))  // 01:59 CET
@@ -239,7 +239,7 @@ var _ = Describe("ImportSchedule", func() {
 		})
 
 		It("runs an hourly schedule once for 02:00 and 03:00 on the day the clock goes forward, and says so", func() {
-			clock.SetTime(at("2026-03-29T00:30:00Z")) // 01:30 CET
+			scheduleClock.SetTime(at("2026-03-29T00:30:00Z")) // 01:30 CET
 			s := newSchedule(ns, "spring-hourly", "0 * * * *", func(s *uiov1.ImportSchedule) { s.Spec.TimeZone = "Europe/Berlin" })
 			waitNext(s, at("2026-03-29T01:00:00Z")) // 03:00 CEST
 			advance(s, at("2026-03-29T01:00:30Z"))
@@ -250,7 +250,7 @@ var _ = Describe("ImportSchedule", func() {
 		})
 
 		It("runs 02:30 once on the day the clock goes back, at the first 02:30", func() {
-			clock.SetTime(at("2026-10-24T22:00:00Z")) // 00:00 CEST
+			scheduleClock.SetTime(at("2026-10-24T22:00:00Z")) // 00:00 CEST
 			s := newSchedule(ns, "autumn", "30 2 * * *", func(s *uiov1.ImportSchedule) { s.Spec.TimeZone = "Europe/Berlin" })
 			waitNext(s, at("2026-10-25T00:30:00Z")) // 02:30 CEST
 			advance(s, at("2026-10-25T00:31:00Z"))
@@ -264,7 +264,7 @@ var _ = Describe("ImportSchedule", func() {
 	})
 
 	It("deletes the oldest final imports beyond the history limits", func() {
-		clock.SetTime(at("2025-06-01T09:59:30Z"))
+		scheduleClock.SetTime(at("2025-06-01T09:59:30Z"))
 		s := newSchedule(ns, "history", "0 * * * *", func(s *uiov1.ImportSchedule) {
 			s.Spec.SuccessfulHistoryLimit = ptr.To(int32(2))
 			s.Spec.FailedHistoryLimit = ptr.To(int32(1))
@@ -278,7 +278,7 @@ var _ = Describe("ImportSchedule", func() {
 			name := schedule.ChildName("history", due)
 			names = append(names, name)
 			Eventually(func() []string { return childNames(s) }, 10*time.Second, 50*time.Millisecond).Should(ContainElement(name))
-			setPhase(&uiov1.UserImport{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}, phase)
+			playPhase(&uiov1.UserImport{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}, phase)
 		}
 		// The last phase change wakes the controller through the watch.
 		Eventually(func() []string { return childNames(s) }, 10*time.Second, 50*time.Millisecond).
@@ -298,12 +298,12 @@ var _ = Describe("ImportSchedule", func() {
 				Data:       map[string]string{"export.csv": csvA},
 			}
 			Expect(k8sClient.Create(ctx, cm)).To(Succeed())
-			clock.SetTime(at("2025-06-01T09:59:30Z"))
+			scheduleClock.SetTime(at("2025-06-01T09:59:30Z"))
 			s := newSchedule(ns, "unchanged", "0 * * * *", func(s *uiov1.ImportSchedule) { s.Spec.SkipIfUnchanged = true })
 			waitNext(s, at("2025-06-01T10:00:00Z"))
 			advance(s, at("2025-06-01T10:00:05Z"))
 			first := expectChildren(s, 1)[0]
-			setPhase(&first, uiov1.PhaseCompleted, func(st *uiov1.UserImportStatus) {
+			playPhase(&first, uiov1.PhaseCompleted, func(st *uiov1.UserImportStatus) {
 				st.Source = &uiov1.SourceStatus{SHA256: sum(csvA), Size: int64(len(csvA)), Rows: 1}
 			})
 			// The schedule has seen the import complete before the clock moves.
@@ -352,7 +352,7 @@ var _ = Describe("ImportSchedule", func() {
 				Data:       map[string][]byte{"token": []byte("s3cret")},
 			})).To(Succeed())
 
-			clock.SetTime(at("2025-06-01T09:59:30Z"))
+			scheduleClock.SetTime(at("2025-06-01T09:59:30Z"))
 			s := newSchedule(ns, "over-http", "0 * * * *", func(s *uiov1.ImportSchedule) {
 				s.Spec.SkipIfUnchanged = true
 				s.Spec.Template.Spec.Source = uiov1.ImportSource{HTTP: &uiov1.HTTPSource{
@@ -363,7 +363,7 @@ var _ = Describe("ImportSchedule", func() {
 			waitNext(s, at("2025-06-01T10:00:00Z"))
 			advance(s, at("2025-06-01T10:00:05Z"))
 			first := expectChildren(s, 1)[0]
-			setPhase(&first, uiov1.PhaseCompleted, func(st *uiov1.UserImportStatus) {
+			playPhase(&first, uiov1.PhaseCompleted, func(st *uiov1.UserImportStatus) {
 				st.Source = &uiov1.SourceStatus{ETag: `"v1"`, Size: int64(len(csvA)), SHA256: sum(csvA)}
 			})
 			Eventually(func() []string { return getSchedule(s).Status.Active }).Should(BeEmpty())
@@ -405,7 +405,7 @@ var _ = Describe("ImportSchedule", func() {
 			day := time.Now().Add(-48 * time.Hour).Truncate(time.Second)
 			Expect(srv.WriteFile("out/employees_20261128.csv", []byte(csvA), day)).To(Succeed())
 
-			clock.SetTime(at("2025-06-01T09:59:30Z"))
+			scheduleClock.SetTime(at("2025-06-01T09:59:30Z"))
 			s := newSchedule(ns, "over-sftp", "0 * * * *", func(s *uiov1.ImportSchedule) {
 				s.Spec.SkipIfUnchanged = true
 				s.Spec.Template.Spec.Source = src
@@ -417,7 +417,7 @@ var _ = Describe("ImportSchedule", func() {
 			read, err := source.Fetch(ctx, src, source.Options{Secrets: func(_ context.Context, _, key string) ([]byte, error) { return []byte(keys[key]), nil }})
 			Expect(err).NotTo(HaveOccurred())
 			read.Remove()
-			setPhase(&first, uiov1.PhaseCompleted, func(st *uiov1.UserImportStatus) {
+			playPhase(&first, uiov1.PhaseCompleted, func(st *uiov1.UserImportStatus) {
 				t := metav1.NewTime(read.ModTime)
 				st.Source = &uiov1.SourceStatus{Name: read.Name, Size: read.Size, ModTime: &t, Fingerprint: read.Fingerprint}
 			})
@@ -443,12 +443,12 @@ var _ = Describe("ImportSchedule", func() {
 				ObjectMeta: metav1.ObjectMeta{Name: "hr-export", Namespace: ns},
 				Data:       map[string]string{"export.csv": csvA},
 			})).To(Succeed())
-			clock.SetTime(at("2025-06-01T09:59:30Z"))
+			scheduleClock.SetTime(at("2025-06-01T09:59:30Z"))
 			s := newSchedule(ns, "retemplated", "0 * * * *", func(s *uiov1.ImportSchedule) { s.Spec.SkipIfUnchanged = true })
 			waitNext(s, at("2025-06-01T10:00:00Z"))
 			advance(s, at("2025-06-01T10:00:05Z"))
 			first := expectChildren(s, 1)[0]
-			setPhase(&first, uiov1.PhaseCompleted, func(st *uiov1.UserImportStatus) {
+			playPhase(&first, uiov1.PhaseCompleted, func(st *uiov1.UserImportStatus) {
 				st.Source = &uiov1.SourceStatus{SHA256: sum(csvA), Size: int64(len(csvA))}
 			})
 			editSchedule(s, func(s *uiov1.ImportSchedule) { s.Spec.Template.Spec.Mode = uiov1.ModeFull })
@@ -459,12 +459,12 @@ var _ = Describe("ImportSchedule", func() {
 	})
 
 	It("starts a run now when the run-now annotation gets a new value, once per value, even while suspended", func() {
-		clock.SetTime(at("2025-06-01T10:20:00Z"))
+		scheduleClock.SetTime(at("2025-06-01T10:20:00Z"))
 		s := newSchedule(ns, "manual", "0 2 * * *", func(s *uiov1.ImportSchedule) { s.Spec.Suspend = true })
 		Eventually(func() string { return readyReason(getSchedule(s)) }).Should(Equal(uiov1.ReasonSuspended))
 		keepsChildren(s, 0)
 
-		setAnnotation(s, uiov1.RunNowAnnotation, "2025-06-01T10:20:00Z")
+		annotateSchedule(s, uiov1.RunNowAnnotation, "2025-06-01T10:20:00Z")
 		imps := expectChildren(s, 1)
 		Expect(imps[0].Name).To(Equal(schedule.RunNowName("manual", "2025-06-01T10:20:00Z")))
 		Expect(imps[0].Annotations[uiov1.ScheduledAtAnnotation]).To(Equal("2025-06-01T10:20:00Z"))
@@ -475,19 +475,19 @@ var _ = Describe("ImportSchedule", func() {
 		tick(s)
 		keepsChildren(s, 1)
 
-		clock.SetTime(at("2025-06-01T10:25:00Z"))
-		setAnnotation(s, uiov1.RunNowAnnotation, "2025-06-01T10:25:00Z")
+		scheduleClock.SetTime(at("2025-06-01T10:25:00Z"))
+		annotateSchedule(s, uiov1.RunNowAnnotation, "2025-06-01T10:25:00Z")
 		expectChildren(s, 2)
 		Expect(getSchedule(s).Status.LastScheduleTime).To(BeNil(), "a run now is not a scheduled run")
 	})
 
 	It("applies template edits to later runs only", func() {
-		clock.SetTime(at("2025-06-01T09:59:30Z"))
+		scheduleClock.SetTime(at("2025-06-01T09:59:30Z"))
 		s := newSchedule(ns, "edited", "0 * * * *", nil)
 		waitNext(s, at("2025-06-01T10:00:00Z"))
 		advance(s, at("2025-06-01T10:00:05Z"))
 		first := expectChildren(s, 1)[0]
-		setPhase(&first, uiov1.PhaseImporting)
+		playPhase(&first, uiov1.PhaseImporting)
 
 		editSchedule(s, func(s *uiov1.ImportSchedule) {
 			s.Spec.Template.Spec.DirectoryRef.Name = "new-dir"
@@ -508,7 +508,7 @@ var _ = Describe("ImportSchedule", func() {
 	})
 
 	It("reports a schedule that never fires as Stalled, without a loop", func() {
-		clock.SetTime(at("2025-06-01T09:59:30Z"))
+		scheduleClock.SetTime(at("2025-06-01T09:59:30Z"))
 		s := newSchedule(ns, "never", "0 0 30 2 *", nil)
 		Eventually(func(g Gomega) {
 			st := getSchedule(s)
@@ -523,7 +523,7 @@ var _ = Describe("ImportSchedule", func() {
 	})
 
 	It("reports a schedule the API server let through but the parser refuses as Stalled, with the parser's reason", func() {
-		clock.SetTime(at("2025-06-01T09:59:30Z"))
+		scheduleClock.SetTime(at("2025-06-01T09:59:30Z"))
 		// A backwards range passes the CRD's pattern; robfig/cron refuses it.
 		s := newSchedule(ns, "backwards", "5-3 * * * *", nil)
 		Eventually(func(g Gomega) {
@@ -554,7 +554,7 @@ var _ = Describe("ImportSchedule", func() {
 	})
 
 	It("fires 100 schedules due in the same minute exactly once each", func() {
-		clock.SetTime(at("2025-06-02T10:04:30Z"))
+		scheduleClock.SetTime(at("2025-06-02T10:04:30Z"))
 		var all []*uiov1.ImportSchedule
 		for i := 0; i < 100; i++ {
 			all = append(all, newSchedule(ns, fmt.Sprintf("batch-%03d", i), "5 10 * * *", nil))
@@ -564,7 +564,7 @@ var _ = Describe("ImportSchedule", func() {
 			waitNext(s, at("2025-06-02T10:05:00Z"))
 		}
 		AddReportEntry("100 schedules created and first reconciled", time.Since(start).String())
-		clock.SetTime(at("2025-06-02T10:05:20Z"))
+		scheduleClock.SetTime(at("2025-06-02T10:05:20Z"))
 		start = time.Now()
 		for _, s := range all {
 			tick(s)
@@ -580,7 +580,7 @@ var _ = Describe("ImportSchedule", func() {
 			waitNext(s, at("2025-06-03T10:05:00Z"))
 		}
 		By("a second wave of reconciles in the same minute starts nothing")
-		clock.SetTime(at("2025-06-02T10:05:40Z"))
+		scheduleClock.SetTime(at("2025-06-02T10:05:40Z"))
 		for _, s := range all {
 			tick(s)
 		}
@@ -591,16 +591,16 @@ var _ = Describe("ImportSchedule", func() {
 	})
 })
 
-var _ = Describe("ImportSchedule across a manager restart", Serial, func() {
+var _ = Describe("ImportSchedule across a manager restart", Label(labelSchedulesAlone), func() {
 	It("fires exactly once when the due time passes while the manager is down", func() {
-		ns := newNamespace()
-		clock.SetTime(at("2025-07-01T09:59:00Z"))
+		ns := newScheduleNamespace()
+		scheduleClock.SetTime(at("2025-07-01T09:59:00Z"))
 		s := newSchedule(ns, "restart", "0 * * * *", nil)
 		waitNext(s, at("2025-07-01T10:00:00Z"))
 
 		stopManager()
-		clock.SetTime(at("2025-07-01T10:00:30Z"))
-		stopManager = startManager()
+		scheduleClock.SetTime(at("2025-07-01T10:00:30Z"))
+		stopManager = startScheduleManager()
 		// The new manager reconciles every schedule when it starts.
 		imps := expectChildren(s, 1)
 		Expect(imps[0].Name).To(Equal(schedule.ChildName("restart", at("2025-07-01T10:00:00Z"))))
@@ -611,8 +611,8 @@ var _ = Describe("ImportSchedule across a manager restart", Serial, func() {
 	})
 
 	It("adopts the import a manager created just before it stopped, without a second one", func() {
-		ns := newNamespace()
-		clock.SetTime(at("2025-07-01T09:59:00Z"))
+		ns := newScheduleNamespace()
+		scheduleClock.SetTime(at("2025-07-01T09:59:00Z"))
 		s := newSchedule(ns, "crashed", "0 * * * *", func(s *uiov1.ImportSchedule) {
 			s.Spec.ConcurrencyPolicy = uiov1.ConcurrencyForbid
 		})
@@ -636,8 +636,8 @@ var _ = Describe("ImportSchedule across a manager restart", Serial, func() {
 			Spec: st.Spec.Template.Spec,
 		}
 		Expect(k8sClient.Create(ctx, imp)).To(Succeed())
-		clock.SetTime(at("2025-07-01T10:00:40Z"))
-		stopManager = startManager()
+		scheduleClock.SetTime(at("2025-07-01T10:00:40Z"))
+		stopManager = startScheduleManager()
 
 		st = waitNext(s, at("2025-07-01T11:00:00Z"))
 		Expect(st.Status.LastScheduleTime.Time).To(BeTemporally("==", at("2025-07-01T10:00:00Z")))
@@ -662,7 +662,7 @@ func editSchedule(s *uiov1.ImportSchedule, edit func(*uiov1.ImportSchedule)) {
 	}, 5*time.Second, 50*time.Millisecond).Should(Succeed())
 }
 
-func setAnnotation(s *uiov1.ImportSchedule, key, value string) {
+func annotateSchedule(s *uiov1.ImportSchedule, key, value string) {
 	GinkgoHelper()
 	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, key, value)
 	Expect(k8sClient.Patch(ctx, &uiov1.ImportSchedule{ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: s.Namespace}},

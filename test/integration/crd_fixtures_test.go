@@ -1,4 +1,4 @@
-package crd_test
+package integration_test
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -10,7 +10,7 @@ import (
 // smallest object the API server accepts, so that a rejection can only come
 // from the change a spec makes.
 
-func meta(prefix string) metav1.ObjectMeta {
+func objectMeta(prefix string) metav1.ObjectMeta {
 	return metav1.ObjectMeta{GenerateName: prefix + "-", Namespace: testNamespace}
 }
 
@@ -28,7 +28,7 @@ func validImportSpec() uiov1.UserImportSpec {
 }
 
 func validImport(mutate ...func(*uiov1.UserImport)) *uiov1.UserImport {
-	ui := &uiov1.UserImport{ObjectMeta: meta("uimp"), Spec: validImportSpec()}
+	ui := &uiov1.UserImport{ObjectMeta: objectMeta("uimp"), Spec: validImportSpec()}
 	for _, m := range mutate {
 		m(ui)
 	}
@@ -37,7 +37,7 @@ func validImport(mutate ...func(*uiov1.UserImport)) *uiov1.UserImport {
 
 func validSCIMDirectory(mutate ...func(*uiov1.UserDirectory)) *uiov1.UserDirectory {
 	ud := &uiov1.UserDirectory{
-		ObjectMeta: meta("udir"),
+		ObjectMeta: objectMeta("udir"),
 		Spec: uiov1.UserDirectorySpec{
 			SCIM:              &uiov1.SCIMDirectory{URL: "https://idp.example.com/scim/v2"},
 			IdentityAttribute: "userName",
@@ -60,7 +60,7 @@ func ldapDirectory() *uiov1.LDAPDirectory {
 
 func validLDAPDirectory(mutate ...func(*uiov1.UserDirectory)) *uiov1.UserDirectory {
 	ud := &uiov1.UserDirectory{
-		ObjectMeta: meta("udir"),
+		ObjectMeta: objectMeta("udir"),
 		Spec:       uiov1.UserDirectorySpec{LDAP: ldapDirectory(), IdentityAttribute: "uid"},
 	}
 	for _, m := range mutate {
@@ -71,7 +71,7 @@ func validLDAPDirectory(mutate ...func(*uiov1.UserDirectory)) *uiov1.UserDirecto
 
 func validSQLDirectory(mutate ...func(*uiov1.UserDirectory)) *uiov1.UserDirectory {
 	ud := &uiov1.UserDirectory{
-		ObjectMeta: meta("udir"),
+		ObjectMeta: objectMeta("udir"),
 		Spec: uiov1.UserDirectorySpec{
 			SQL: &uiov1.SQLDirectory{
 				Driver: uiov1.SQLDriverPostgres,
@@ -89,7 +89,7 @@ func validSQLDirectory(mutate ...func(*uiov1.UserDirectory)) *uiov1.UserDirector
 
 func validSchedule(mutate ...func(*uiov1.ImportSchedule)) *uiov1.ImportSchedule {
 	is := &uiov1.ImportSchedule{
-		ObjectMeta: meta("isched"),
+		ObjectMeta: objectMeta("isched"),
 		Spec: uiov1.ImportScheduleSpec{
 			Schedule: "0 2 * * *",
 			Template: uiov1.UserImportTemplate{Spec: validImportSpec()},

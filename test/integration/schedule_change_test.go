@@ -1,4 +1,4 @@
-package schedule_test
+package integration_test
 
 import (
 	"net/http"
@@ -16,7 +16,7 @@ import (
 	uiov1 "github.com/userimport/user-import-operator/api/v1alpha1"
 )
 
-var _ = Describe("an ImportSchedule on change", func() {
+var _ = Describe("an ImportSchedule on change", Label(labelSchedulesAlone), func() {
 	// poll is the schedules' poll interval: a source is read again once
 	// the last read is that old.
 	const poll = 5 * time.Second
@@ -44,7 +44,7 @@ var _ = Describe("an ImportSchedule on change", func() {
 	// after moves the clock on by d and wakes the controller.
 	after := func(s *uiov1.ImportSchedule, d time.Duration) {
 		GinkgoHelper()
-		advance(s, clock.Now().Add(d))
+		advance(s, scheduleClock.Now().Add(d))
 	}
 	// pendingSince waits until the schedule has seen a change it has not
 	// run yet.
@@ -70,7 +70,7 @@ var _ = Describe("an ImportSchedule on change", func() {
 	}
 
 	It("imports the first content, then each changed content once, debounced", func() {
-		ns := newNamespace()
+		ns := newScheduleNamespace()
 		setCSV(ns, "email\na@x.example\n")
 		s := onChangeSchedule(ns, nil)
 		pending(s, uiov1.ChangeFirstContent)
@@ -111,7 +111,7 @@ var _ = Describe("an ImportSchedule on change", func() {
 	})
 
 	It("makes one import of a burst of changes: the debounce restarts at each", func() {
-		ns := newNamespace()
+		ns := newScheduleNamespace()
 		s := firstRun(ns)
 		// Three changes 40 seconds apart: each is seen at the next poll
 		// and restarts the debounce of a minute.
@@ -123,7 +123,7 @@ var _ = Describe("an ImportSchedule on change", func() {
 					return p.SeenTime.UTC().Format(time.RFC3339)
 				}
 				return ""
-			}, 10*time.Second).Should(Equal(clock.Now().UTC().Format(time.RFC3339)), "change %d restarts the debounce", i)
+			}, 10*time.Second).Should(Equal(scheduleClock.Now().UTC().Format(time.RFC3339)), "change %d restarts the debounce", i)
 			after(s, 40*time.Second)
 		}
 		keepsChildren(s, 1)
@@ -133,7 +133,7 @@ var _ = Describe("an ImportSchedule on change", func() {
 	})
 
 	It("runs once on a change of the template, as a configMapGenerator's new name makes it", func() {
-		ns := newNamespace()
+		ns := newScheduleNamespace()
 		setCSV(ns, "email\na@x.example\n")
 		s := onChangeSchedule(ns, func(s *uiov1.ImportSchedule) { s.Spec.Triggers.DebounceSeconds = ptr.To[int32](0) })
 		expectChildren(s, 1)
@@ -149,7 +149,7 @@ var _ = Describe("an ImportSchedule on change", func() {
 	})
 
 	It("runs nothing while nothing changes, for an hour of the clock", func() {
-		ns := newNamespace()
+		ns := newScheduleNamespace()
 		s := firstRun(ns)
 		for range 6 {
 			after(s, 10*time.Minute)
@@ -159,10 +159,10 @@ var _ = Describe("an ImportSchedule on change", func() {
 	})
 
 	It("waits for a source that is not there yet, and runs when it arrives", func() {
-		ns := newNamespace()
+		ns := newScheduleNamespace()
 		s := onChangeSchedule(ns, func(s *uiov1.ImportSchedule) { s.Spec.Triggers.DebounceSeconds = ptr.To[int32](0) })
 		Eventually(func(g Gomega) {
-			c := condition(getSchedule(s), uiov1.ConditionReady)
+			c := scheduleCondition(getSchedule(s), uiov1.ConditionReady)
 			g.Expect(c).NotTo(BeNil())
 			g.Expect(c.Reason).To(Equal(uiov1.ReasonWaitingForSource))
 		}, 10*time.Second).Should(Succeed())
@@ -173,25 +173,25 @@ var _ = Describe("an ImportSchedule on change", func() {
 	})
 
 	It("keeps a change waiting while an import runs with concurrencyPolicy Forbid", func() {
-		ns := newNamespace()
+		ns := newScheduleNamespace()
 		setCSV(ns, "email\na@x.example\n")
 		s := onChangeSchedule(ns, func(s *uiov1.ImportSchedule) {
 			s.Spec.Triggers.DebounceSeconds = ptr.To[int32](0)
 			s.Spec.ConcurrencyPolicy = uiov1.ConcurrencyForbid
 		})
 		first := expectChildren(s, 1)
-		setPhase(&first[0], uiov1.PhaseImporting)
+		playPhase(&first[0], uiov1.PhaseImporting)
 		setCSV(ns, "email\nb@x.example\n")
 		after(s, poll) // the next poll reads the source
 		pending(s, uiov1.ChangeSourceChanged)
 		keepsChildren(s, 1)
-		setPhase(&first[0], uiov1.PhaseCompleted)
+		playPhase(&first[0], uiov1.PhaseCompleted)
 		tick(s)
 		expectChildren(s, 2)
 	})
 
 	It("follows the ETag of an http source", func() {
-		ns := newNamespace()
+		ns := newScheduleNamespace()
 		var etag atomic.Value
 		etag.Store(`"v1"`)
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -219,9 +219,9 @@ var _ = Describe("an ImportSchedule on change", func() {
 	})
 
 	It("runs on change beside a cron schedule", func() {
-		ns := newNamespace()
+		ns := newScheduleNamespace()
 		setCSV(ns, "email\na@x.example\n")
-		clock.SetTime(at("2025-06-01T09:00:00Z"))
+		scheduleClock.SetTime(at("2025-06-01T09:00:00Z"))
 		s := newSchedule(ns, "both", "0 * * * *", func(s *uiov1.ImportSchedule) {
 			s.Spec.Triggers = &uiov1.ScheduleTriggers{OnChange: true, DebounceSeconds: ptr.To[int32](0)}
 		})
@@ -233,7 +233,7 @@ var _ = Describe("an ImportSchedule on change", func() {
 	})
 })
 
-func condition(s *uiov1.ImportSchedule, t string) *metav1.Condition {
+func scheduleCondition(s *uiov1.ImportSchedule, t string) *metav1.Condition {
 	for i := range s.Status.Conditions {
 		if s.Status.Conditions[i].Type == t {
 			return &s.Status.Conditions[i]

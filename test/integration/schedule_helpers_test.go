@@ -1,16 +1,15 @@
-// Package schedule_test runs the ImportSchedule controller, alone, in a real
-// manager against a real API server (envtest), with a clock the specs set.
-// No UserImport controller runs: the specs set the phases of the imports
-// through the status subresource, as the worker would. Assertions read
-// through a client without a cache: what the API server holds.
-package schedule_test
+package integration_test
+
+// The specs labelled schedulesAlone run the ImportSchedule controller
+// alone, with a clock the specs set. No UserImport controller runs: the
+// specs set the phases of the imports through the status subresource, as
+// the worker would. Assertions read through a client without a cache:
+// what the API server holds.
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"sync/atomic"
-	"testing"
 	"time"
 
 	"github.com/userimport/user-import-operator/internal/testenv"
@@ -24,68 +23,37 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	uiov1 "github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/controllers"
 )
 
+// scheduleClock is the clock of the ImportSchedule controller of specs
+// labelled schedulesAlone: the specs set it.
 var (
-	env         *testenv.Env
-	cfg         *rest.Config
-	k8sClient   client.Client // not cached: what the API server holds now
-	ctx         = context.Background()
-	clock       = clocktesting.NewFakePassiveClock(time.Time{})
-	nsCounter   atomic.Int32
-	tickCounter atomic.Int64
-	stopManager func()
+	scheduleClock = clocktesting.NewFakePassiveClock(time.Date(2025, 6, 1, 9, 0, 0, 0, time.UTC))
+	tickCounter   atomic.Int64
 )
 
-func TestSchedules(t *testing.T) {
-	RegisterFailHandler(Fail)
-	RunSpecs(t, "ImportSchedule suite")
-}
-
-var _ = BeforeSuite(func() {
-	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
-	var err error
-	env, err = testenv.New("")
-	Expect(err).NotTo(HaveOccurred())
-	cfg, k8sClient = env.Config, env.Client
-	clock.SetTime(time.Date(2025, 6, 1, 9, 0, 0, 0, time.UTC))
-	stopManager = startManager()
-})
-
-var _ = AfterSuite(func() {
-	if stopManager != nil {
-		stopManager()
-	}
-	if env != nil {
-		Expect(env.Stop()).To(Succeed())
-	}
-})
-
-// startManager runs a manager with only the ImportSchedule controller and
+// startScheduleManager runs a manager with only the ImportSchedule controller and
 // returns a function that stops it and waits until it has.
-func startManager() func() {
+func startScheduleManager() func() {
 	mgr, err := ctrl.NewManager(cfg, testenv.ManagerOptions())
 	Expect(err).NotTo(HaveOccurred())
 	r := controllers.NewImportScheduleReconciler(mgr)
-	r.Clock = clock
+	r.Clock = scheduleClock
 	r.HeadTimeout = 2 * time.Second
-	r.AllowedHosts = testenv.Loopback()
 	r.AllowedHosts = testenv.Loopback()
 	Expect(r.SetupWithManager(mgr)).To(Succeed())
 	stop := testenv.RunManager(ctx, mgr)
+	running = schedulesAlone
 	return func() { Expect(stop()).To(Succeed()) }
 }
 
-// newNamespace creates a namespace of its own for a spec.
-func newNamespace() string {
+// newScheduleNamespace creates a namespace of its own for a spec.
+func newScheduleNamespace() string {
 	name := fmt.Sprintf("sched-%d", nsCounter.Add(1))
 	Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})).To(Succeed())
 	return name
@@ -161,7 +129,7 @@ func tick(s *uiov1.ImportSchedule) {
 // advance sets the clock to t and wakes the controller for s.
 func advance(s *uiov1.ImportSchedule, t time.Time) {
 	GinkgoHelper()
-	clock.SetTime(t)
+	scheduleClock.SetTime(t)
 	tick(s)
 }
 
@@ -204,9 +172,9 @@ func keepsChildren(s *uiov1.ImportSchedule, n int) []uiov1.UserImport {
 	return children(s)
 }
 
-// setPhase plays the UserImport controller: it writes phase (and, when
+// playPhase plays the UserImport controller: it writes phase (and, when
 // final, a completion time of the clock) through the status subresource.
-func setPhase(imp *uiov1.UserImport, phase uiov1.ImportPhase, edit ...func(*uiov1.UserImportStatus)) {
+func playPhase(imp *uiov1.UserImport, phase uiov1.ImportPhase, edit ...func(*uiov1.UserImportStatus)) {
 	GinkgoHelper()
 	Eventually(func() error {
 		cur := &uiov1.UserImport{}
@@ -216,7 +184,7 @@ func setPhase(imp *uiov1.UserImport, phase uiov1.ImportPhase, edit ...func(*uiov
 		patch := client.MergeFrom(cur.DeepCopy())
 		cur.Status.Phase = phase
 		if phase.IsFinal() {
-			cur.Status.CompletionTime = &metav1.Time{Time: clock.Now()}
+			cur.Status.CompletionTime = &metav1.Time{Time: scheduleClock.Now()}
 		}
 		for _, e := range edit {
 			e(&cur.Status)
@@ -226,7 +194,7 @@ func setPhase(imp *uiov1.UserImport, phase uiov1.ImportPhase, edit ...func(*uiov
 }
 
 // events returns the notes of the Events about s with reason.
-func events(s *uiov1.ImportSchedule, reason string) []string {
+func scheduleEvents(s *uiov1.ImportSchedule, reason string) []string {
 	GinkgoHelper()
 	var list eventsv1.EventList
 	Expect(k8sClient.List(ctx, &list, client.InNamespace(s.Namespace))).To(Succeed())
@@ -243,7 +211,7 @@ func events(s *uiov1.ImportSchedule, reason string) []string {
 // containing text.
 func expectEvent(s *uiov1.ImportSchedule, reason, text string) {
 	GinkgoHelper()
-	Eventually(func() []string { return events(s, reason) }, 10*time.Second, 100*time.Millisecond).
+	Eventually(func() []string { return scheduleEvents(s, reason) }, 10*time.Second, 100*time.Millisecond).
 		Should(ContainElement(ContainSubstring(text)))
 }
 

@@ -1,13 +1,18 @@
-// Package controllers_test runs the UserDirectory and UserImport
-// controllers in a real manager against a real API server (envtest) and a
-// real SCIM server. No Job controller runs in envtest: the specs play the
-// worker (status patches, pod termination messages) and set the Job
-// conditions by hand.
-package controllers_test
+// Package integration_test runs the operator's controllers in a real
+// manager against one real API server (envtest) and a real SCIM server.
+// No Job controller runs in envtest: the specs play the worker (status
+// patches, pod termination messages) and set the Job conditions by hand.
+//
+// Every spec gets a namespace of its own. One manager runs at a time: the
+// whole operator for most specs; the ImportSchedule controller alone, on
+// a clock the specs set, for those labelled schedulesAlone; none for
+// those labelled apiServerAlone (what the API server itself enforces).
+package integration_test
 
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -48,15 +53,32 @@ var (
 	nsCounter atomic.Int32
 
 	stopManager func()
+	running     managerKind
+)
+
+// managerKind is the manager that runs.
+type managerKind int
+
+const (
+	operatorManager managerKind = iota // controllers.Setup, any options
+	schedulesAlone                     // startScheduleManager
+	noManager
+	customManager // one a spec built
+)
+
+// The labels that choose another manager than the operator's.
+const (
+	labelSchedulesAlone = "schedulesAlone"
+	labelAPIServerAlone = "apiServerAlone"
 )
 
 const scimToken = "envtest-token"
 
 var jobSettings = jobs.Settings{Image: "registry.example/user-import-operator:test", PullPolicy: corev1.PullIfNotPresent}
 
-func TestControllers(t *testing.T) {
+func TestIntegration(t *testing.T) {
 	RegisterFailHandler(Fail)
-	RunSpecs(t, "Controllers suite")
+	RunSpecs(t, "Integration suite")
 }
 
 var _ = BeforeSuite(func() {
@@ -69,8 +91,39 @@ var _ = BeforeSuite(func() {
 	scim, err = scimserver.StartProcess(scimserver.Options{Token: scimToken, Stderr: GinkgoWriter})
 	Expect(err).NotTo(HaveOccurred(), "the SCIM test server must run: hack/peers/install-scim.sh installs it")
 
-	stopManager = startManager(controllers.Options{AllowedHosts: testenv.Loopback(), Executor: controllers.ExecutorJob, Job: jobSettings})
+	setUpAPIServerSpecs()
+	stopManager = startOperator()
 })
+
+// Before each spec, the manager it wants runs. Ginkgo keeps the specs of
+// a container together, so the manager changes a few times per run, not
+// per spec.
+var _ = BeforeEach(func() {
+	want := operatorManager
+	switch labels := CurrentSpecReport().Labels(); {
+	case slices.Contains(labels, labelSchedulesAlone):
+		want = schedulesAlone
+	case slices.Contains(labels, labelAPIServerAlone):
+		want = noManager
+	}
+	if running == want {
+		return
+	}
+	stopManager()
+	switch want {
+	case operatorManager:
+		stopManager = startOperator()
+	case schedulesAlone:
+		stopManager = startScheduleManager()
+	default:
+		stopManager, running = func() {}, noManager
+	}
+})
+
+// startOperator runs the operator's manager as most specs want it.
+func startOperator() func() {
+	return startManager(controllers.Options{AllowedHosts: testenv.Loopback(), Executor: controllers.ExecutorJob, Job: jobSettings})
+}
 
 var _ = AfterSuite(func() {
 	if stopManager != nil {
@@ -104,6 +157,7 @@ func startManager(o controllers.Options, watch ...interceptor.Funcs) func() {
 	Expect(err).NotTo(HaveOccurred())
 	Expect(controllers.Setup(mgr, o)).To(Succeed())
 	stop := testenv.RunManager(ctx, mgr)
+	running = operatorManager
 	return func() { Expect(stop()).To(Succeed()) }
 }
 

@@ -1,4 +1,4 @@
-package crd_test
+package integration_test
 
 import (
 	"fmt"
@@ -27,19 +27,19 @@ func expectRejected(err error, wants ...string) {
 	GinkgoWriter.Printf("REJECTED [%s]: %s\n", CurrentSpecReport().LeafNodeText, err.Error())
 }
 
-// setPhase moves an import to phase through the status subresource, as the
+// patchPhase moves an import to phase through the status subresource, as the
 // controller does.
-func setPhase(ui *uiov1.UserImport, phase uiov1.ImportPhase) error {
+func patchPhase(ui *uiov1.UserImport, phase uiov1.ImportPhase) error {
 	ui.Status.Phase = phase
-	return k8sClient.Status().Update(ctx, ui)
+	return apiClient.Status().Update(ctx, ui)
 }
 
 // createInPhase creates a valid import and moves it to phase.
 func createInPhase(phase uiov1.ImportPhase, mutate ...func(*uiov1.UserImport)) *uiov1.UserImport {
 	GinkgoHelper()
 	ui := validImport(mutate...)
-	Expect(k8sClient.Create(ctx, ui)).To(Succeed())
-	Expect(setPhase(ui, phase)).To(Succeed())
+	Expect(apiClient.Create(ctx, ui)).To(Succeed())
+	Expect(patchPhase(ui, phase)).To(Succeed())
 	return ui
 }
 
@@ -47,10 +47,10 @@ func mapping(attr, column string, identity bool) uiov1.AttributeMapping {
 	return uiov1.AttributeMapping{Attribute: attr, Column: column, Identity: identity}
 }
 
-var _ = Describe("Validation by the API server", func() {
+var _ = Describe("Validation by the API server", Label(labelAPIServerAlone), func() {
 	DescribeTable("rejects an invalid UserImport",
 		func(mutate func(*uiov1.UserImport), wants ...string) {
-			expectRejected(k8sClient.Create(ctx, validImport(mutate)), wants...)
+			expectRejected(apiClient.Create(ctx, validImport(mutate)), wants...)
 		},
 		Entry("no source", func(ui *uiov1.UserImport) {
 			ui.Spec.Source = uiov1.ImportSource{}
@@ -190,7 +190,7 @@ var _ = Describe("Validation by the API server", func() {
 				uiov1.AttributeMapping{Attribute: "groups", Template: "dept-{{.department}}", Split: ";", Target: uiov1.TargetGroups},
 				uiov1.AttributeMapping{Attribute: "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager", Column: "manager_id", Target: uiov1.TargetManager})
 		})
-		Expect(k8sClient.Create(ctx, ui)).To(Succeed())
+		Expect(apiClient.Create(ctx, ui)).To(Succeed())
 		Expect(ui.Spec.CreateGroups).NotTo(BeNil())
 		Expect(*ui.Spec.CreateGroups).To(BeTrue())
 		Expect(ui.Spec.Safety.MaxMembershipRemovalPercent).NotTo(BeNil())
@@ -201,29 +201,29 @@ var _ = Describe("Validation by the API server", func() {
 		ldap := validLDAPDirectory(func(ud *uiov1.UserDirectory) {
 			ud.Spec.LDAP.Groups = &uiov1.LDAPGroups{BaseDN: "ou=groups,dc=example,dc=com"}
 		})
-		Expect(k8sClient.Create(ctx, ldap)).To(Succeed())
+		Expect(apiClient.Create(ctx, ldap)).To(Succeed())
 		Expect(ldap.Spec.LDAP.Vendor).To(Equal(uiov1.LDAPGeneric))
 		Expect(ldap.Spec.LDAP.Groups.ObjectClass).To(BeEmpty(), "the provider picks the vendor's: groupOfNames, or group for ActiveDirectory")
 		ad := validLDAPDirectory(func(ud *uiov1.UserDirectory) {
 			ud.Spec.LDAP.Vendor = uiov1.LDAPActiveDirectory
 			ud.Spec.LDAP.Groups = &uiov1.LDAPGroups{BaseDN: "OU=Groups,DC=corp,DC=example", ObjectClass: uiov1.ADGroup}
 		})
-		Expect(k8sClient.Create(ctx, ad)).To(Succeed())
+		Expect(apiClient.Create(ctx, ad)).To(Succeed())
 		sql := validSQLDirectory(func(ud *uiov1.UserDirectory) {
 			ud.Spec.SQL.Groups = &uiov1.SQLGroups{Table: "hr.memberships"}
 		})
-		Expect(k8sClient.Create(ctx, sql)).To(Succeed())
+		Expect(apiClient.Create(ctx, sql)).To(Succeed())
 		Expect(*sql.Spec.SQL.Groups).To(Equal(uiov1.SQLGroups{Table: "hr.memberships", UserColumn: "user_identity", GroupColumn: "group_name", MarkerColumn: "managed_by"}))
 		scim := validSCIMDirectory(func(ud *uiov1.UserDirectory) {
 			ud.Spec.SCIM.Groups = &uiov1.SCIMGroups{}
 		})
-		Expect(k8sClient.Create(ctx, scim)).To(Succeed())
+		Expect(apiClient.Create(ctx, scim)).To(Succeed())
 		Expect(scim.Spec.SCIM.Groups.MaxPatchOperations).To(Equal(int32(100)))
 	})
 
 	DescribeTable("accepts files read in place",
 		func(src uiov1.ImportSource) {
-			Expect(k8sClient.Create(ctx, validImport(func(ui *uiov1.UserImport) { ui.Spec.Source = src }))).To(Succeed())
+			Expect(apiClient.Create(ctx, validImport(func(ui *uiov1.UserImport) { ui.Spec.Source = src }))).To(Succeed())
 		},
 		Entry("the newest dated file on SFTP, moved to archive/", uiov1.ImportSource{
 			SFTP: &uiov1.SFTPSource{FileSelector: uiov1.FileSelector{Pattern: "out/employees_*.csv"}, Host: "sftp.example.com",
@@ -243,7 +243,7 @@ var _ = Describe("Validation by the API server", func() {
 
 	DescribeTable("rejects an invalid UserDirectory",
 		func(ud *uiov1.UserDirectory, wants ...string) {
-			expectRejected(k8sClient.Create(ctx, ud), wants...)
+			expectRejected(apiClient.Create(ctx, ud), wants...)
 		},
 		Entry("a SCIM service over http without insecure", validSCIMDirectory(func(ud *uiov1.UserDirectory) {
 			ud.Spec.SCIM.URL = "http://idp.example.com/scim/v2"
@@ -338,7 +338,7 @@ var _ = Describe("Validation by the API server", func() {
 
 	DescribeTable("rejects an invalid ImportSchedule",
 		func(is *uiov1.ImportSchedule, wants ...string) {
-			expectRejected(k8sClient.Create(ctx, is), wants...)
+			expectRejected(apiClient.Create(ctx, is), wants...)
 		},
 		Entry(`schedule "61 * * * *"`, validSchedule(withSchedule("61 * * * *")), "spec.schedule", cronMessage),
 		Entry(`schedule "0 24 * * *"`, validSchedule(withSchedule("0 24 * * *")), "spec.schedule", cronMessage),
@@ -392,7 +392,7 @@ var _ = Describe("Validation by the API server", func() {
 			is.Spec.Schedule = ""
 			is.Spec.Triggers = &uiov1.ScheduleTriggers{OnChange: true}
 		})
-		Expect(k8sClient.Create(ctx, is)).To(Succeed())
+		Expect(apiClient.Create(ctx, is)).To(Succeed())
 		Expect(is.Spec.Triggers.DebounceSeconds).To(HaveValue(BeEquivalentTo(30)))
 		Expect(is.Spec.Triggers.PollSeconds).To(HaveValue(BeEquivalentTo(60)))
 	})
@@ -402,7 +402,7 @@ var _ = Describe("Validation by the API server", func() {
 	// only show up later as a Stalled condition.
 	DescribeTable("accepts valid schedules, which the controller's parser reads too",
 		func(schedule string) {
-			Expect(k8sClient.Create(ctx, validSchedule(withSchedule(schedule)))).To(Succeed())
+			Expect(apiClient.Create(ctx, validSchedule(withSchedule(schedule)))).To(Succeed())
 			_, err := uioschedule.Parse(schedule, "Europe/Berlin")
 			Expect(err).NotTo(HaveOccurred())
 		},
@@ -422,7 +422,7 @@ var _ = Describe("Validation by the API server", func() {
 	DescribeTable("accepts IANA time zones, which the controller loads too",
 		func(tz string) {
 			is := validSchedule(withTimeZone(tz))
-			Expect(k8sClient.Create(ctx, is)).To(Succeed())
+			Expect(apiClient.Create(ctx, is)).To(Succeed())
 			Expect(is.Spec.TimeZone).To(Equal(tz))
 			_, err := uioschedule.LoadZone(tz)
 			Expect(err).NotTo(HaveOccurred())
@@ -437,7 +437,7 @@ var _ = Describe("Validation by the API server", func() {
 
 	It("defaults a schedule's time zone to UTC, its policy to Allow and its history to 3 completed and 1 failed import", func() {
 		is := validSchedule()
-		Expect(k8sClient.Create(ctx, is)).To(Succeed())
+		Expect(apiClient.Create(ctx, is)).To(Succeed())
 		Expect(is.Spec.TimeZone).To(Equal("UTC"))
 		Expect(is.Spec.ConcurrencyPolicy).To(Equal(uiov1.ConcurrencyAllow))
 		Expect(is.Spec.SuccessfulHistoryLimit).To(HaveValue(BeEquivalentTo(3)))
@@ -447,64 +447,64 @@ var _ = Describe("Validation by the API server", func() {
 	Describe("the life of a UserImport", func() {
 		It("rejects moving a Completed import back to Importing", func() {
 			ui := createInPhase(uiov1.PhaseCompleted)
-			expectRejected(setPhase(ui, uiov1.PhaseImporting),
+			expectRejected(patchPhase(ui, uiov1.PhaseImporting),
 				"status.phase", "is final and cannot move to another phase")
 		})
 
 		It("rejects moving a Failed import back to Draft", func() {
 			ui := createInPhase(uiov1.PhaseFailed)
-			expectRejected(setPhase(ui, uiov1.PhaseDraft),
+			expectRejected(patchPhase(ui, uiov1.PhaseDraft),
 				"status.phase", "is final and cannot move to another phase")
 		})
 
 		It("rejects clearing the phase of a Cancelled import", func() {
 			ui := createInPhase(uiov1.PhaseCancelled)
-			expectRejected(setPhase(ui, ""),
+			expectRejected(patchPhase(ui, ""),
 				"status.phase", "is final and cannot move to another phase")
 		})
 
 		It("rejects a spec edit while Importing", func() {
 			ui := createInPhase(uiov1.PhaseImporting)
 			ui.Spec.Source = uiov1.ImportSource{HTTP: &uiov1.HTTPSource{URL: "https://hr.example.com/other.csv"}}
-			expectRejected(k8sClient.Update(ctx, ui), "the import is Importing; only spec.action may change, to Cancel")
+			expectRejected(apiClient.Update(ctx, ui), "the import is Importing; only spec.action may change, to Cancel")
 		})
 
 		It("rejects a mapping edit while Importing", func() {
 			ui := createInPhase(uiov1.PhaseImporting)
 			ui.Spec.Mapping[1].Column = "given_name"
-			expectRejected(k8sClient.Update(ctx, ui), "the import is Importing; only spec.action may change, to Cancel")
+			expectRejected(apiClient.Update(ctx, ui), "the import is Importing; only spec.action may change, to Cancel")
 		})
 
 		It("rejects action Draft while Importing but accepts Cancel", func() {
 			ui := createInPhase(uiov1.PhaseImporting)
 			ui.Spec.Action = uiov1.ActionDraft
-			expectRejected(k8sClient.Update(ctx, ui), "the import is Importing; only spec.action may change, to Cancel")
+			expectRejected(apiClient.Update(ctx, ui), "the import is Importing; only spec.action may change, to Cancel")
 
-			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(ui), ui)).To(Succeed())
+			Expect(apiClient.Get(ctx, client.ObjectKeyFromObject(ui), ui)).To(Succeed())
 			ui.Spec.Action = uiov1.ActionCancel
-			Expect(k8sClient.Update(ctx, ui)).To(Succeed())
+			Expect(apiClient.Update(ctx, ui)).To(Succeed())
 		})
 
 		It("accepts progress reports while Importing", func() {
 			ui := createInPhase(uiov1.PhaseImporting)
 			ui.Status.Progress = &uiov1.ProgressStatus{RowsTotal: 10, RowsProcessed: 4, Percent: 40, ChangeCounts: uiov1.ChangeCounts{Created: 3, Updated: 1}}
-			Expect(k8sClient.Status().Update(ctx, ui)).To(Succeed())
+			Expect(apiClient.Status().Update(ctx, ui)).To(Succeed())
 		})
 
 		It("rejects a spec edit on a Completed import", func() {
 			ui := createInPhase(uiov1.PhaseCompleted)
 			ui.Spec.Action = uiov1.ActionPreview
-			expectRejected(k8sClient.Update(ctx, ui), "spec", "the import is in a final phase (Completed, Cancelled or Failed); its spec cannot change")
+			expectRejected(apiClient.Update(ctx, ui), "spec", "the import is in a final phase (Completed, Cancelled or Failed); its spec cannot change")
 		})
 
 		It("accepts label and finalizer edits on a Completed import, so that it can be deleted", func() {
 			ui := createInPhase(uiov1.PhaseCompleted)
 			ui.Labels = map[string]string{"reviewed": "yes"}
 			ui.Finalizers = []string{"userimport.dev/report"}
-			Expect(k8sClient.Update(ctx, ui)).To(Succeed())
+			Expect(apiClient.Update(ctx, ui)).To(Succeed())
 			ui.Finalizers = nil
-			Expect(k8sClient.Update(ctx, ui)).To(Succeed())
-			Expect(k8sClient.Delete(ctx, ui)).To(Succeed())
+			Expect(apiClient.Update(ctx, ui)).To(Succeed())
+			Expect(apiClient.Delete(ctx, ui)).To(Succeed())
 		})
 
 		It("accepts any spec edit in Draft", func() {
@@ -513,9 +513,9 @@ var _ = Describe("Validation by the API server", func() {
 			ui.Spec.Mode = uiov1.ModeFull
 			ui.Spec.MissingUsers = uiov1.MissingDeactivate
 			ui.Spec.Mapping = append(ui.Spec.Mapping, mapping("name.familyName", "last_name", false))
-			Expect(k8sClient.Update(ctx, ui)).To(Succeed())
+			Expect(apiClient.Update(ctx, ui)).To(Succeed())
 			ui.Spec.Action = uiov1.ActionPreview
-			Expect(k8sClient.Update(ctx, ui)).To(Succeed())
+			Expect(apiClient.Update(ctx, ui)).To(Succeed())
 		})
 
 		It("accepts a spec edit and an approval in PreviewReady", func() {
@@ -526,13 +526,13 @@ var _ = Describe("Validation by the API server", func() {
 			})
 			ui.Spec.Safety.ApprovedDeprovisions = ptr.To[int32](40)
 			ui.Spec.Action = uiov1.ActionImport
-			Expect(k8sClient.Update(ctx, ui)).To(Succeed())
+			Expect(apiClient.Update(ctx, ui)).To(Succeed())
 		})
 
 		It("accepts skipping states: Draft straight to ImportPending, then Importing and Completed", func() {
 			ui := createInPhase(uiov1.PhaseDraft)
 			for _, p := range []uiov1.ImportPhase{uiov1.PhaseImportPending, uiov1.PhaseImporting, uiov1.PhaseCompleted} {
-				Expect(setPhase(ui, p)).To(Succeed(), fmt.Sprintf("to %s", p))
+				Expect(patchPhase(ui, p)).To(Succeed(), fmt.Sprintf("to %s", p))
 			}
 		})
 	})
