@@ -18,9 +18,34 @@ KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh)
 export KUBEBUILDER_ASSETS
 export UIO_REPO_ROOT=$PWD
 
+# One control plane for the packages whose tests share one
+# (testenv.Shared: the worker's and the plugin's, each test in names or a
+# namespace of its own). The integration suite and the demo start their
+# own.
+shared=$(mktemp -d)
+go build -o "$shared/testcontrolplane" ./hack/testcontrolplane
+"$shared/testcontrolplane" -write-kubeconfig "$shared/kubeconfig" &
+shared_pid=$!
+stop_shared() {
+  kill "$shared_pid" 2>/dev/null || true
+  wait "$shared_pid" 2>/dev/null || true
+  rm -rf "$shared"
+}
+trap stop_shared EXIT
+until [ -e "$shared/kubeconfig" ]; do
+  if ! kill -0 "$shared_pid" 2>/dev/null; then
+    echo "test.sh: the shared control plane did not start" >&2
+    exit 1
+  fi
+  sleep 0.5
+done
+export UIO_TEST_KUBECONFIG=$shared/kubeconfig
+
 # Four test binaries at a time, whatever the cores: most packages spend
 # their time waiting on servers (an API server, LDAP, PostgreSQL).
 go test -count=1 -p "${GOTEST_PARALLEL:-4}" -timeout 30m "$@" ./...
+stop_shared
+trap - EXIT
 
 FUZZTIME=${FUZZTIME:-20000x}
 if [ "$FUZZTIME" != 0 ]; then

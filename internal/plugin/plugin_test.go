@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
@@ -42,7 +43,18 @@ type env struct {
 
 func start(t *testing.T) *env {
 	e := testenv.SharedEnv(t)
-	mgr, err := ctrl.NewManager(e.Config, testenv.ManagerOptions())
+	v := &env{t: t, e: e, c: e.Client, dbPath: filepath.Join(t.TempDir(), "users.db")}
+	ctx := context.Background()
+	namespace := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "plugin-"}}
+	if err := v.c.Create(ctx, namespace); err != nil {
+		t.Fatal(err)
+	}
+	v.ns = namespace.Name
+	// The manager watches the test's namespace alone: the API server is
+	// shared with other tests (and, under `make test`, other packages).
+	opts := testenv.ManagerOptions()
+	opts.Cache = cache.Options{DefaultNamespaces: map[string]cache.Config{v.ns: {}}}
+	mgr, err := ctrl.NewManager(e.Config, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,13 +64,6 @@ func start(t *testing.T) *env {
 	}
 	stop := testenv.RunManager(context.Background(), mgr)
 	t.Cleanup(func() { _ = stop() })
-	v := &env{t: t, e: e, c: e.Client, dbPath: filepath.Join(t.TempDir(), "users.db")}
-	ctx := context.Background()
-	namespace := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "plugin-"}}
-	if err := v.c.Create(ctx, namespace); err != nil {
-		t.Fatal(err)
-	}
-	v.ns = namespace.Name
 	// The next test's manager finds nothing of this one to reconcile
 	// (envtest deletes no namespace's objects).
 	t.Cleanup(func() {
@@ -293,7 +298,7 @@ func TestVerbsAndRefusals(t *testing.T) {
 	}
 
 	// A user who may read imports but not Secrets is told so.
-	cfg, err := v.e.UserConfig("viewer")
+	cfg, err := v.e.UserConfig(ctx, v.ns, "viewer")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +307,7 @@ func TestVerbsAndRefusals(t *testing.T) {
 			{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"userimports"}, Verbs: []string{"get"}}}},
 		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: v.ns, Name: "viewer"},
 			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "viewer"},
-			Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, Name: "viewer"}}},
+			Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: v.ns, Name: "viewer"}}},
 	} {
 		if err := v.c.Create(ctx, o); err != nil {
 			t.Fatal(err)

@@ -13,7 +13,12 @@ import (
 	"testing"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -76,8 +81,35 @@ func New(assets string) (*Env, error) {
 	return &Env{Config: cfg, Client: c, env: env}, nil
 }
 
-// Stop stops the control plane.
-func (e *Env) Stop() error { return e.env.Stop() }
+// Stop stops the control plane; one this process did not start (see
+// Shared) goes on running.
+func (e *Env) Stop() error {
+	if e.env == nil {
+		return nil
+	}
+	return e.env.Stop()
+}
+
+// SharedKubeconfig is the variable that names the kubeconfig of a control
+// plane run for every package of one `go test` (hack/test.sh sets it):
+// Shared connects to it instead of starting one in each package.
+const SharedKubeconfig = "UIO_TEST_KUBECONFIG"
+
+// Connect is the Env of a control plane running elsewhere, reached with
+// the administrator's kubeconfig at path.
+func Connect(path string) (*Env, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", path)
+	if err != nil {
+		return nil, fmt.Errorf("$%s: %w", SharedKubeconfig, err)
+	}
+	// As envtest's own configuration: a test client is not throttled.
+	cfg.QPS, cfg.Burst = 1000, 2000
+	c, err := client.New(cfg, client.Options{Scheme: scheme.New()})
+	if err != nil {
+		return nil, err
+	}
+	return &Env{Config: cfg, Client: c}, nil
+}
 
 // WriteKubeconfig writes a kubeconfig of an administrator, for kubectl.
 func (e *Env) WriteKubeconfig(path string) error {
@@ -123,9 +155,12 @@ var shared struct {
 }
 
 // Shared is Start for a package whose tests can share one API server
-// (each uses names of its own): it starts one control plane on first use
-// and returns it to every later caller, saving a start (several seconds)
-// per test. The package's TestMain must call StopShared after m.Run.
+// (each uses names of its own, and a manager watches the namespaces of its
+// own test only): it starts one control plane on first use and returns it
+// to every later caller, saving a start (several seconds) per test. With
+// $UIO_TEST_KUBECONFIG set, it connects to that control plane instead,
+// which the packages of one `go test` run share. The package's TestMain
+// must call StopShared after m.Run.
 func Shared(t testing.TB) (*rest.Config, client.Client) {
 	t.Helper()
 	e := SharedEnv(t)
@@ -138,7 +173,11 @@ func SharedEnv(t testing.TB) *Env {
 	shared.Lock()
 	defer shared.Unlock()
 	if shared.env == nil && shared.err == nil {
-		shared.env, shared.err = New("")
+		if path := os.Getenv(SharedKubeconfig); path != "" {
+			shared.env, shared.err = Connect(path)
+		} else {
+			shared.env, shared.err = New("")
+		}
 	}
 	if shared.err != nil {
 		t.Fatal(shared.err)
@@ -168,14 +207,22 @@ func StopShared() error {
 	return err
 }
 
-// UserConfig is the configuration of a user with no permissions but
-// those RBAC gives name: for tests of what a user may not do.
-func (e *Env) UserConfig(name string) (*rest.Config, error) {
-	u, err := e.env.AddUser(envtest.User{Name: name}, nil)
-	if err != nil {
+// UserConfig is the configuration of the ServiceAccount name of
+// namespace, which has no permissions but those RBAC gives it (a subject
+// of kind ServiceAccount): for tests of what a user may not do. It works
+// on any control plane, started here or not.
+func (e *Env) UserConfig(ctx context.Context, namespace, name string) (*rest.Config, error) {
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}
+	if err := e.Client.Create(ctx, sa); err != nil && !apierrors.IsAlreadyExists(err) {
 		return nil, err
 	}
-	return u.Config(), nil
+	tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}}
+	if err := e.Client.SubResource("token").Create(ctx, sa, tr); err != nil {
+		return nil, fmt.Errorf("a token of ServiceAccount %s/%s: %w", namespace, name, err)
+	}
+	cfg := rest.AnonymousClientConfig(e.Config)
+	cfg.BearerToken = tr.Status.Token
+	return cfg, nil
 }
 
 // ManagerOptions are the options of a manager that runs beside tests or
