@@ -50,6 +50,16 @@ var _ = Describe("Health as Argo CD and Flux compute it (kstatus)", Ordered, fun
 		expectKstatus(ctx, "UserDirectory", "health", status.CurrentStatus)
 
 		csvConfigMap(ctx, "health", csvFile(people(90000, 3000)))
+
+		// A worker that may run a minute, on a table that takes 200 ms a
+		// row, fails its Job at the deadline: the import is Failed. It
+		// starts first, so that its minute passes while the rest runs.
+		slow := newTable(ctx, pg, "health_deadline")
+		slow.slowAndCounted(ctx, 200*time.Millisecond)
+		sqlDirectory(ctx, "health-deadline", slow, "",
+			uiov1.ExecutionSettings{ActiveDeadlineSeconds: ptr.To[int64](60), BackoffLimit: ptr.To[int32](0)})
+		failed := newImport(ctx, "health-failed", importSpec("health-deadline", "health", uiov1.ModeFull, uiov1.ActionImport))
+
 		imp := newImport(ctx, "health", importSpec("health", "health", uiov1.ModeFull, uiov1.ActionImport))
 		// Seen InProgress while the import writes.
 		Eventually(func(g Gomega) {
@@ -71,13 +81,7 @@ var _ = Describe("Health as Argo CD and Flux compute it (kstatus)", Ordered, fun
 		sqlDirectory(ctx, "health-wrong", table, wrong, uiov1.ExecutionSettings{})
 		expectKstatus(ctx, "UserDirectory", "health-wrong", status.FailedStatus)
 
-		// A worker that may run a minute, on a table that takes 200 ms a
-		// row, fails its Job at the deadline: the import is Failed.
-		slow := newTable(ctx, pg, "health_deadline")
-		slow.slowAndCounted(ctx, 200*time.Millisecond)
-		sqlDirectory(ctx, "health-deadline", slow, "",
-			uiov1.ExecutionSettings{ActiveDeadlineSeconds: ptr.To[int64](60), BackoffLimit: ptr.To[int32](0)})
-		failed := newImport(ctx, "health-failed", importSpec("health-deadline", "health", uiov1.ModeFull, uiov1.ActionImport))
+		// The import that runs into its deadline, started first.
 		waitPhase(ctx, failed, uiov1.PhaseFailed, 5*time.Minute)
 		expectKstatus(ctx, "UserImport", "health-failed", status.FailedStatus)
 	}, SpecTimeout(12*time.Minute))
