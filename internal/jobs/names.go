@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/dnsname"
 	"github.com/userimport/user-import-operator/internal/runcontract"
 )
 
@@ -39,24 +40,10 @@ const (
 	JobUIDLabel = "batch.kubernetes.io/controller-uid"
 )
 
-// maxNameLength is the longest name used: a DNS label, since Job names
-// end up in pod labels (at most 63 characters).
-const maxNameLength = 63
-
 // shortHash is the first 8 hex digits of the SHA-256 of parts joined.
 func shortHash(parts ...string) string {
 	sum := sha256.Sum256([]byte(strings.Join(parts, "/")))
 	return hex.EncodeToString(sum[:])[:8]
-}
-
-// boundedName joins prefix and suffix with a dash, shortening prefix so
-// that the name fits maxNameLength.
-func boundedName(prefix, suffix string) string {
-	room := maxNameLength - len(suffix) - 1
-	if len(prefix) > room {
-		prefix = strings.TrimRight(prefix[:room], "-.")
-	}
-	return prefix + "-" + suffix
 }
 
 // JobName is the deterministic name of the Job running stage of imp:
@@ -64,7 +51,7 @@ func boundedName(prefix, suffix string) string {
 // the Job by this name and adopts it instead of starting a second one.
 func JobName(imp *v1alpha1.UserImport, stage runcontract.Stage) string {
 	s := strings.ToLower(string(stage))
-	return boundedName(imp.Name+"-"+s, shortHash(string(imp.UID), string(stage)))
+	return dnsname.Join(imp.Name+"-"+s, shortHash(string(imp.UID), string(stage)), dnsname.MaxLength)
 }
 
 // ServiceAccountName is the name of the ServiceAccount, Role and
@@ -72,10 +59,10 @@ func JobName(imp *v1alpha1.UserImport, stage runcontract.Stage) string {
 // hash in place of the end of a long name.
 func ServiceAccountName(imp *v1alpha1.UserImport) string {
 	n := "userimport-worker-" + imp.Name
-	if len(n) <= maxNameLength {
+	if len(n) <= dnsname.MaxLength {
 		return n
 	}
-	return boundedName(n, shortHash(imp.Name))
+	return dnsname.Join(n, shortHash(imp.Name), dnsname.MaxLength)
 }
 
 // ReportSecretName is the name of the Secret the worker writes the
@@ -119,8 +106,8 @@ func Labels(imp *v1alpha1.UserImport, stage runcontract.Stage) map[string]string
 
 // truncateLabel fits v into a label value (63 characters).
 func truncateLabel(v string) string {
-	if len(v) <= maxNameLength {
+	if len(v) <= dnsname.MaxLength {
 		return v
 	}
-	return boundedName(v, shortHash(v))
+	return dnsname.Join(v, shortHash(v), dnsname.MaxLength)
 }

@@ -4,13 +4,14 @@ import (
 	"fmt"
 	"hash/fnv"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/userimport/user-import-operator/internal/dnsname"
 )
 
 // MaxNameLength is the longest child name made: a DNS label, so that the
 // name fits wherever Kubernetes wants one (Job names, label values).
-const MaxNameLength = 63
+const MaxNameLength = dnsname.MaxLength
 
 // ChildName is the name of the UserImport of the run scheduled at t: the
 // schedule's name and t in minutes since the Unix epoch, as the CronJob
@@ -47,8 +48,7 @@ func LabelValue(schedule string) string {
 // name (a prefix and a hash of the whole) when the result would be longer
 // than MaxNameLength.
 func withSuffix(schedule, suffix string) string {
-	room := MaxNameLength - len(suffix) - 1
-	if len(schedule) > room {
+	if room := MaxNameLength - len(suffix) - 1; len(schedule) > room {
 		schedule = shorten(schedule, room)
 	}
 	return schedule + "-" + suffix
@@ -57,12 +57,7 @@ func withSuffix(schedule, suffix string) string {
 // shorten returns a prefix of name and the hash of name, n characters at
 // most, starting and ending with an alphanumeric character.
 func shorten(name string, n int) string {
-	h := hash(name)
-	prefix := strings.TrimRight(name[:n-len(h)-1], "-.")
-	if prefix == "" {
-		return h
-	}
-	return prefix + "-" + h
+	return dnsname.Join(name, hash(name), n)
 }
 
 func hash(s string) string {
