@@ -85,11 +85,12 @@ func TestConnectionFailuresLeaveNoValuesInStatusOrLogs(t *testing.T) {
 		t.Fatal(err)
 	}
 	status, _ := json.Marshal(cur.Status)
-	for what, text := range map[string]string{"error (termination message)": err.Error(), "status": string(status), "log": log.String()} {
+	termination := runcontract.OutcomeOf(nil, "", err).Message
+	for what, text := range map[string]string{"error": err.Error(), "termination message": termination, "status": string(status), "log": log.String()} {
 		leakcheck.NoValues(t, what, text, values)
 	}
-	if !strings.Contains(err.Error(), "Unreachable") {
-		t.Errorf("the error does not say the directory was unreachable: %v", err)
+	if failure.ReasonOf(err, "") != v1alpha1.ReasonUnreachable || !strings.HasPrefix(termination, "Unreachable: ") {
+		t.Errorf("the error does not say the directory was unreachable: %v (termination message %q)", err, termination)
 	}
 }
 
