@@ -108,6 +108,9 @@ func (l ldapModelDir) render() ([]string, error) {
 }
 
 func TestLDAPAgreesWithTheModelWhenKilled(t *testing.T) {
+	// Each scenario has directories and files of its own: these long
+	// runs overlap with the other tests that allow it.
+	t.Parallel()
 	n := *modelLDAPScenarios
 	if testing.Short() {
 		n = 4

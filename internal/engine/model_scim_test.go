@@ -143,6 +143,9 @@ func (s scimModelDir) render() ([]string, error) {
 }
 
 func TestSCIMAgreesWithTheModelWhenKilled(t *testing.T) {
+	// Each scenario has directories and files of its own: these long
+	// runs overlap with the other tests that allow it.
+	t.Parallel()
 	n := *modelSCIMScenarios
 	if testing.Short() {
 		n = 4

@@ -390,6 +390,9 @@ func checkTarget(t *testing.T, s modelScenario, target modelTarget, r *rand.Rand
 }
 
 func TestSQLiteAgreesWithTheModelWhenKilled(t *testing.T) {
+	// Each scenario has directories and files of its own: these long
+	// runs overlap with the other tests that allow it.
+	t.Parallel()
 	n := *modelSQLScenarios
 	if testing.Short() {
 		n = 20

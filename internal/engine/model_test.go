@@ -521,6 +521,9 @@ func resumeModel(d *memdir.Dir, cfg Config, content string, r *rand.Rand, rec *r
 }
 
 func TestEngineAgreesWithTheModel(t *testing.T) {
+	// Each scenario has directories and files of its own: these long
+	// runs overlap with the other tests that allow it.
+	t.Parallel()
 	n := *modelScenarios
 	if testing.Short() {
 		n = 200
@@ -546,6 +549,9 @@ func TestEngineAgreesWithTheModel(t *testing.T) {
 var interruptedIn = map[string]int{}
 
 func TestEngineAgreesWithTheModelWhenInterrupted(t *testing.T) {
+	// Each scenario has directories and files of its own: these long
+	// runs overlap with the other tests that allow it.
+	t.Parallel()
 	n := *modelScenarios / 2
 	if testing.Short() {
 		n = 100
