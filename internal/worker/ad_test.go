@@ -27,6 +27,8 @@ import (
 // for sAMAccountName refused at its line, and an unchanged re-run that
 // writes nothing.
 func TestActiveDirectoryImportWithGroupsAndCodes(t *testing.T) {
+	// A server and names of its own: it runs beside the other long tests.
+	t.Parallel()
 	_, c := testenv.Shared(t)
 	ctx := context.Background()
 	dc := samba.Start(t)

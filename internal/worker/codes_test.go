@@ -322,6 +322,8 @@ func TestRecoveryCodesSplitAcrossSecrets(t *testing.T) {
 // 1 MiB, and together hold every code; every user's userPassword holds
 // its code, and users bind with it.
 func TestRecoveryCodesFiftyThousandLDAPUsers(t *testing.T) {
+	// A server and names of its own: it runs beside the other long tests.
+	t.Parallel()
 	_, c := testenv.Shared(t)
 	s := slapd.Start(t, slapd.Options{})
 	f := newFixture(t, c, "codes-ldap")

@@ -122,6 +122,8 @@ func (s stopAt) Progress(ctx context.Context, p Progress) error {
 // and resumes at its checkpoint's offset: the resumed run reads the rest
 // of the file, not all of it, and ends with every user.
 func TestImportInPlaceResumesAtItsCheckpoint(t *testing.T) {
+	// A server and names of its own: it runs beside the other long tests.
+	t.Parallel()
 	_, c := testenv.Shared(t)
 	for _, kind := range []string{"sftp", "s3"} {
 		t.Run(kind, func(t *testing.T) {
