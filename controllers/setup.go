@@ -73,6 +73,12 @@ type Options struct {
 	// ImportWorkers is the number of UserImports reconciled at once, one
 	// at a time per directory (default 4).
 	ImportWorkers int
+	// CheckTimeout bounds one check of a directory, and one of its mail
+	// relay (default 30 seconds).
+	CheckTimeout time.Duration
+	// ReportTimeout bounds one exchange with the relay that sends an
+	// import's report (default 15 seconds).
+	ReportTimeout time.Duration
 }
 
 // Setup registers the field indexes and the UserDirectory, UserImport and
@@ -89,6 +95,12 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = 15 * time.Second
+	}
+	if o.CheckTimeout <= 0 {
+		o.CheckTimeout = 30 * time.Second
+	}
+	if o.ReportTimeout <= 0 {
+		o.ReportTimeout = 15 * time.Second
 	}
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.UserImport{}, directoryIndex,
 		func(o client.Object) []string { return []string{o.(*v1alpha1.UserImport).Spec.DirectoryRef.Name} }); err != nil {
@@ -130,7 +142,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Recorder:       mgr.GetEventRecorder("userdirectory-controller"),
 		CheckInterval:  o.DirectoryCheckInterval,
 		RetryInterval:  o.DirectoryRetryInterval,
-		CheckTimeout:   30 * time.Second,
+		CheckTimeout:   o.CheckTimeout,
 		Workers:        o.DirectoryWorkers,
 		AllowedHosts:   o.AllowedHosts,
 		SecretSelector: o.SecretSelector,
@@ -145,6 +157,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Executor:       exec,
 		Metrics:        metrics.NewTracker(),
 		PollInterval:   o.PollInterval,
+		ReportTimeout:  o.ReportTimeout,
 		Clock:          clock.RealClock{},
 		AllowedHosts:   o.AllowedHosts,
 		AmbientS3:      source.AmbientBuckets(o.AmbientS3Buckets),

@@ -52,7 +52,9 @@ type UserImportReconciler struct {
 	// PollInterval is how often a running stage is looked at between
 	// events (progress for the metrics; a missed event).
 	PollInterval time.Duration
-	Clock        clock.PassiveClock
+	// ReportTimeout bounds one exchange with the relay of a report.
+	ReportTimeout time.Duration
+	Clock         clock.PassiveClock
 	// AllowedHosts restricts the SFTP and S3 servers the manager itself
 	// connects to, to move or delete a file after its import
 	// (spec.source.afterImport).

@@ -150,12 +150,9 @@ func (r *UserImportReconciler) mailReport(ctx context.Context, imp *v1alpha1.Use
 		return fmt.Errorf("UserDirectory %s spec.mail.host: %w", dir.Name, err)
 	}
 	msg := reportmail.Message(imp, phase, secret.Data, now)
-	sender := mail.NewSender(dir.Spec.Mail, fromapi.SecretsMatching(r.APIReader, imp.Namespace, r.SecretSelector), reportTimeout)
+	sender := mail.NewSender(dir.Spec.Mail, fromapi.SecretsMatching(r.APIReader, imp.Namespace, r.SecretSelector), r.ReportTimeout)
 	sender.Retries, sender.Backoff = 2, time.Second
 	sender.DialControl = r.AllowedHosts.Control
 	defer sender.Close()
 	return sender.Send(ctx, msg)
 }
-
-// reportTimeout bounds one exchange with the relay while reconciling.
-const reportTimeout = 15 * time.Second

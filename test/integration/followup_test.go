@@ -13,8 +13,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	uiov1 "github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/controllers"
 	"github.com/userimport/user-import-operator/internal/jobs"
 	"github.com/userimport/user-import-operator/internal/runcontract"
+	"github.com/userimport/user-import-operator/internal/testenv"
 	"github.com/userimport/user-import-operator/internal/testpeer/blackhole"
 )
 
@@ -28,7 +30,19 @@ func blackHole() (host string, port int32) {
 	return h.Host, h.Port
 }
 
-var _ = Describe("what an import owes after its phase", func() {
+var _ = Describe("what an import owes after its phase", Ordered, func() {
+	BeforeAll(func() {
+		// Timeouts of seconds: the spec waits for a hung check and a hung
+		// report to end.
+		stopManager()
+		stopManager = startManager(controllers.Options{AllowedHosts: testenv.Loopback(), Executor: controllers.ExecutorJob, Job: jobSettings,
+			CheckTimeout: 5 * time.Second, ReportTimeout: 5 * time.Second})
+		DeferCleanup(func() {
+			stopManager()
+			stopManager = startOperator()
+		})
+	})
+
 	It("mails the report on workers of its own: a relay that never answers delays no other import", func() {
 		// Another team's import, ready to be started.
 		other := newNamespace()
@@ -62,7 +76,7 @@ var _ = Describe("what an import owes after its phase", func() {
 		})
 		finishJob(job(ours, runcontract.StageImport), true)
 		expectPhase(ours, uiov1.PhaseCompleted)
-		// The report is on its way into the black hole (15 s a try).
+		// The report is on its way into the black hole (5 s a try).
 		time.Sleep(time.Second)
 
 		start := time.Now()
