@@ -81,16 +81,32 @@ trap finish EXIT
 trap 'exit 130' INT TERM
 
 [ -n "$REUSE" ] || "$HERE/down.sh" 9>&- # a fresh cluster: nothing left over
+# The cluster comes up while the operator, its image and the suite build.
 t=$(now)
-"$HERE/up.sh" 9>&- > /dev/null
-log "up in $(secs "$t")s"
-
+"$HERE/up.sh" 9>&- > /dev/null &
+up_pid=$!
+build=$(mktemp -d)
 cd "$REPO"
-# The binary exactly as the Dockerfile builds it, then the image around it.
-CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$W/images/user-import-operator" ./cmd/user-import-operator
-version=$("$W/images/user-import-operator" version)
-go build -o "$W/bin/image" ./hack/image
-"$W/bin/image" -binary "$W/images/user-import-operator" -ref "$IMAGE" -static-base -user 65532:65532 -cmd manager -out "$W/images/operator.tar"
+# The binary exactly as the Dockerfile builds it, the image around it,
+# and the suite.
+build_all() {
+  CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$build/user-import-operator" ./cmd/user-import-operator &&
+    go build -o "$build/image" ./hack/image &&
+    "$build/image" -binary "$build/user-import-operator" -ref "$IMAGE" -static-base -user 65532:65532 -cmd manager -out "$build/operator.tar" &&
+    go test -c -tags e2e -o "$build/e2e.test" ./test/e2e
+}
+if ! build_all; then
+  kill "$up_pid" 2>/dev/null || true
+  wait "$up_pid" 2>/dev/null || true
+  die "building the operator, its image or the e2e suite failed"
+fi
+wait "$up_pid" || die "the cluster did not come up (hack/cluster/up.sh); logs: $W/logs"
+log "up in $(secs "$t")s (the builds meanwhile)"
+version=$("$build/user-import-operator" version)
+mkdir -p "$W/images"
+mv "$build/operator.tar" "$W/images/operator.tar"
+mv "$build/e2e.test" "$W/bin/e2e.test"
+rm -rf "$build"
 ctr -a "$SOCK" -n k8s.io images import "$W/images/operator.tar" >&2
 # A reused cluster may run an older image under the same tag.
 kubectl delete deployment -n "$OPERATOR_NS" user-import-operator-controller-manager --ignore-not-found >&2
@@ -103,7 +119,6 @@ else
   "$KUSTOMIZE" build test/e2e/config | kubectl apply --server-side --force-conflicts -f - >&2
 fi
 
-go test -c -tags e2e -o "$W/bin/e2e.test" ./test/e2e
 # The directories the suite imports into (PostgreSQL, SCIM, slapd).
 for f in hack/peers/install-*.sh; do bash "$f"; done
 t=$(now)

@@ -96,8 +96,16 @@ func (e *Env) Stop() error {
 const SharedKubeconfig = "UIO_TEST_KUBECONFIG"
 
 // Connect is the Env of a control plane running elsewhere, reached with
-// the administrator's kubeconfig at path.
+// the administrator's kubeconfig at path. It waits up to 3 minutes for the
+// file: the control plane starts while the tests compile.
 func Connect(path string) (*Env, error) {
+	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		if _, err := os.Stat(path); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			return nil, fmt.Errorf("$%s: the shared control plane wrote no kubeconfig in 3 minutes: %w", SharedKubeconfig, err)
+		}
+	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", path)
 	if err != nil {
 		return nil, fmt.Errorf("$%s: %w", SharedKubeconfig, err)
