@@ -18,7 +18,6 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -54,9 +53,7 @@ func startScheduleManager() func() {
 
 // newScheduleNamespace creates a namespace of its own for a spec.
 func newScheduleNamespace() string {
-	name := fmt.Sprintf("sched-%d", nsCounter.Add(1))
-	Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})).To(Succeed())
-	return name
+	return namespaceFor(fmt.Sprintf("sched-%d", nsCounter.Add(1)))
 }
 
 func at(s string) time.Time {

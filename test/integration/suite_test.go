@@ -163,8 +163,21 @@ func startManager(o controllers.Options, watch ...interceptor.Funcs) func() {
 
 // newNamespace creates a namespace of its own for a spec.
 func newNamespace() string {
-	name := fmt.Sprintf("ctrl-%d", nsCounter.Add(1))
+	return namespaceFor(fmt.Sprintf("ctrl-%d", nsCounter.Add(1)))
+}
+
+// namespaceFor creates namespace name for the spec under way. When the
+// spec (or its container) ends, its schedules and imports are deleted
+// (envtest runs no namespace or garbage collector): the manager of a
+// later spec, which watches every namespace, has none of them to work
+// through.
+func namespaceFor(name string) string {
 	Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})).To(Succeed())
+	DeferCleanup(func() {
+		for _, o := range []client.Object{&uiov1.ImportSchedule{}, &uiov1.UserImport{}} {
+			Expect(client.IgnoreNotFound(k8sClient.DeleteAllOf(ctx, o, client.InNamespace(name)))).To(Succeed())
+		}
+	})
 	return name
 }
 
