@@ -40,7 +40,7 @@ func expectKstatus(ctx context.Context, kind, name string, want status.Status) {
 	report("kstatus", "%s %s: %s (%s)", kind, name, want, msg)
 }
 
-var _ = Describe("Health as Argo CD and Flux compute it (kstatus)", Ordered, func() {
+var _ = Describe("Health as Argo CD and Flux compute it (kstatus)", Ordered, SpecPriority(90), func() {
 	It("is InProgress while an import runs, Current once it completed or a directory is Ready, Failed for a failed import and a wrong password", func(ctx SpecContext) {
 		pg := startPostgres()
 		table := newTable(ctx, pg, "health")

@@ -39,7 +39,10 @@ func report(name, format string, args ...any) {
 // specs share one database server (each has its own table and
 // directory); they run in order so that the last one can read the logs
 // and Events of all the others.
-var _ = Describe("Imports into a PostgreSQL directory", Ordered, ContinueOnFailure, func() {
+// The longest containers and specs start first (SpecPriority), so that
+// the suite's three processes end together rather than one waiting on a
+// long spec that began last.
+var _ = Describe("Imports into a PostgreSQL directory", Ordered, ContinueOnFailure, SpecPriority(100), func() {
 	var pg *postgres.Server
 	// imports are the imports the specs made that reached a final phase.
 	var imports []*uiov1.UserImport

@@ -20,7 +20,7 @@ import (
 	"github.com/userimport/user-import-operator/internal/testpeer/repo"
 )
 
-var _ = Describe("An ImportSchedule", func() {
+var _ = Describe("An ImportSchedule", SpecPriority(80), func() {
 	It("creates an import every minute that completes, and keeps only the newest Completed one", func(ctx SpecContext) {
 		pg := startPostgres()
 		table := newTable(ctx, pg, "people_scheduled")
@@ -97,7 +97,7 @@ var _ = Describe("An ImportSchedule", func() {
 	}, SpecTimeout(8*time.Minute))
 })
 
-var _ = Describe("An ImportSchedule on change, applied from a kustomization", func() {
+var _ = Describe("An ImportSchedule on change, applied from a kustomization", SpecPriority(60), func() {
 	It("imports the CSV of a configMapGenerator when it changes, and nothing when it does not", func(ctx SpecContext) {
 		pg := startPostgres()
 		table := newTable(ctx, pg, "people_gitops")

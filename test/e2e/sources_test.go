@@ -81,7 +81,7 @@ func logNumber(re *regexp.Regexp, log string, group int) int64 {
 	return n
 }
 
-var _ = Describe("Imports of files read in place", Ordered, func() {
+var _ = Describe("Imports of files read in place", Ordered, SpecPriority(70), func() {
 	var pg *postgres.Server
 	BeforeAll(func() {
 		pg = startPostgres()
