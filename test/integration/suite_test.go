@@ -83,6 +83,10 @@ func TestIntegration(t *testing.T) {
 
 var _ = BeforeSuite(func() {
 	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
+	// What a controller does may wait for its manager to start (specs
+	// switch managers) and for a machine busy with other tests: an
+	// Eventually without a timeout of its own waits up to 20 s, not 1 s.
+	SetDefaultEventuallyTimeout(20 * time.Second)
 	var err error
 	env, err = testenv.New("")
 	Expect(err).NotTo(HaveOccurred())
