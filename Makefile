@@ -19,6 +19,12 @@ GOIMPORTS ?= $(LOCALBIN)/goimports-$(GOIMPORTS_VERSION)
 # goimports puts this module's imports in a group of their own, last.
 LOCAL_MODULE := github.com/userimport/user-import-operator
 
+# Every build and test with the flags of the operator's image (static,
+# paths trimmed): the tests, the image of the e2e suites and the tools
+# then share their compiled packages instead of building them twice.
+export CGO_ENABLED ?= 0
+export GOFLAGS ?= -trimpath
+
 GOTEST_FLAGS ?=
 BENCH ?=
 

@@ -17,7 +17,7 @@ run() {
     ldap | ad | scim | mail | postgres | codes | sources | groups)
       # The directory benchmarks talk to real servers started by the
       # project's test peers; install them first.
-      for f in hack/peers/install-*.sh; do [ -e "$f" ] && bash "$f"; done
+      hack/peers/install.sh
       export UIO_REPO_ROOT=$PWD
       # codes keeps its codes in Secrets of a real API server.
       [ "$name" = codes ] && export KUBEBUILDER_ASSETS=${KUBEBUILDER_ASSETS:-$(hack/envtest-assets.sh | tail -n1)}

@@ -13,6 +13,7 @@
 #   may be added (the local cluster of test/e2e uses them).
 set -euo pipefail
 
+HERE=$(cd "$(dirname "$0")" && pwd)
 K8S_VERSION=${K8S_VERSION:-v1.37.2}
 ETCD_VERSION=${ETCD_VERSION:-v3.6.8}
 CACHE=${UIO_CACHE:-$HOME/.cache/user-import-operator}
@@ -31,6 +32,11 @@ if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
 mkdir -p "$OUT"
+# One build at a time (hack/once.sh): a test run waits for the one that
+# hack/prebuild.sh started, and then finds the binaries built.
+if [ -z "${UIO_K8S_LOCKED:-}" ]; then
+  UIO_K8S_LOCKED=1 exec "$HERE/once.sh" "k8s-$K8S_VERSION-etcd-$ETCD_VERSION" "$0" "$@"
+fi
 
 # A laptop with internet access: setup-envtest's archives are the fastest way.
 only_envtest=true
@@ -78,7 +84,13 @@ package tools
 import _ "go.etcd.io/etcd/server/v3"
 GO
     go mod tidy >&2
-    CGO_ENABLED=0 go build -trimpath -o "$OUT/etcd" go.etcd.io/etcd/server/v3 >&2
+    # The libraries etcd shares with the operator at the operator's
+    # versions (hack/build-pinned.sh): compiled once, for both. etcd's
+    # own modules keep theirs.
+    "$HERE/build-pinned.sh" pin . go.etcd.io/
+    go mod tidy >&2
+    CGO_ENABLED=0 go build -trimpath -o "$OUT/.etcd.tmp" go.etcd.io/etcd/server/v3 >&2
+    mv "$OUT/.etcd.tmp" "$OUT/etcd"
   )
 }
 
@@ -118,18 +130,29 @@ import (
 )
 GO
   (cd "$work" && go mod tidy >&2)
+  # The libraries Kubernetes shares with the operator at the operator's
+  # versions (hack/build-pinned.sh): compiled once, for both.
+  "$HERE/build-pinned.sh" pin "$work" k8s.io/kubernetes
+  (cd "$work" && go mod tidy >&2)
 }
 
+# build_k8s COMPONENT...: one go build for all of them, so that their
+# compiles and links overlap.
 build_k8s() {
-  local c=$1
   k8s_module
   local minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
-  local ld=""
+  local ld="" c pkgs=()
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ld+=" -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
   done
-  log "building $c $K8S_VERSION from the Go module proxy (several minutes when cold)"
-  (cd "$work" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w$ld" -o "$OUT/$c" "k8s.io/kubernetes/cmd/$c" >&2)
+  for c in "$@"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
+  log "building $* $K8S_VERSION from the Go module proxy (several minutes when cold)"
+  rm -rf "$OUT/.build"
+  mkdir -p "$OUT/.build"
+  (cd "$work" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w$ld" -o "$OUT/.build/" "${pkgs[@]}" >&2)
+  # Renamed once whole: whoever checks for one meanwhile never finds half.
+  for c in "$@"; do mv "$OUT/.build/$c" "$OUT/$c"; done
+  rm -rf "$OUT/.build"
 }
 
 # A cold build takes minutes: say so every 30 seconds.
@@ -144,11 +167,13 @@ log "the Kubernetes control plane for tests is not in $OUT yet: building ${missi
 ticker "${missing[*]}" &
 tick=$!
 trap 'kill $tick 2>/dev/null' EXIT
+k8s=()
 for c in "${missing[@]}"; do
   case $c in
     etcd) build_etcd ;;
-    *) build_k8s "$c" ;;
+    *) k8s+=("$c") ;;
   esac
 done
+[ ${#k8s[@]} -eq 0 ] || build_k8s "${k8s[@]}"
 log "built ${missing[*]} in $(( $(date +%s) - start ))s into $OUT"
 echo "$OUT"

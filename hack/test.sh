@@ -9,10 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-for f in hack/peers/install-*.sh; do
-  [ -e "$f" ] || continue
-  bash "$f"
-done
+hack/peers/install.sh
 
 KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh)
 export KUBEBUILDER_ASSETS

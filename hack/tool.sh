@@ -6,11 +6,20 @@ set -euo pipefail
 name=$1 pkg=$2 ver=$3 dest=$4
 cache=${UIO_CACHE:-$HOME/.cache/user-import-operator}/tools
 mkdir -p "$cache" "$(dirname "$dest")"
+if [ ! -x "$cache/$name-$ver" ] && [ -z "${UIO_TOOL_LOCKED:-}" ]; then
+  # One build of a tool at a time (hack/once.sh); the second finds it built.
+  UIO_TOOL_LOCKED=1 exec "$(dirname "$0")/once.sh" "tool-$name-$ver" "$0" "$@"
+fi
 if [ ! -x "$cache/$name-$ver" ]; then
-  tmp=$(mktemp -d)
+  # Built beside the cache, then renamed into it: whoever checks for it
+  # meanwhile never finds half of it.
+  tmp=$(mktemp -d "$cache/.build.XXXXXX")
   echo "building $name $ver" >&2
-  GOBIN=$tmp go install "$pkg@$ver"
+  "$(dirname "$0")/build-pinned.sh" "$tmp/$name" "$pkg" "$ver"
   mv "$tmp/$name" "$cache/$name-$ver"
   rm -rf "$tmp"
 fi
-cp "$cache/$name-$ver" "$dest"
+# Copied, then renamed: a make that checks for $dest meanwhile never
+# finds half of it.
+cp "$cache/$name-$ver" "$dest.tmp.$$"
+mv "$dest.tmp.$$" "$dest"

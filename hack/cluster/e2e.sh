@@ -120,7 +120,7 @@ else
 fi
 
 # The directories the suite imports into (PostgreSQL, SCIM, slapd).
-for f in hack/peers/install-*.sh; do bash "$f"; done
+hack/peers/install.sh
 t=$(now)
 (cd test/e2e && in_netns env KUBECONFIG="$KUBECONFIG_PATH" E2E_IMAGE="$IMAGE" E2E_OPERATOR_VERSION="$version" UIO_REPO_ROOT="$REPO" \
   "${GINKGO:-ginkgo}" --procs="${E2E_PROCS:-3}" -v --no-color --timeout=20m ${E2E_GINKGO_FLAGS:-} "$W/bin/e2e.test")

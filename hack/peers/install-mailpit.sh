@@ -11,8 +11,7 @@ if [ ! -x "$cache/mailpit-$ver" ]; then
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
   echo "install-mailpit: building mailpit $ver (a few minutes, once)" >&2
-  # Outside the repository: mailpit's module is not one of ours.
-  (cd "$tmp" && GOBIN=$tmp GOFLAGS=-mod=mod go install "github.com/axllent/mailpit@$ver")
+  "$(dirname "$0")/../build-pinned.sh" "$tmp/mailpit" github.com/axllent/mailpit "$ver"
   mv "$tmp/mailpit" "$cache/mailpit-$ver"
 fi
 echo "install-mailpit: $cache/mailpit-$ver" >&2

@@ -12,8 +12,7 @@ if [ ! -x "$cache/versitygw-$ver" ]; then
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
   echo "install-s3: building versitygw $ver (about 4 minutes, once)" >&2
-  # Outside the repository: versitygw's module is not one of ours.
-  (cd "$tmp" && GOBIN=$tmp GOFLAGS=-mod=mod go install "github.com/versity/versitygw/cmd/versitygw@$ver")
+  "$(dirname "$0")/../build-pinned.sh" "$tmp/versitygw" github.com/versity/versitygw/cmd/versitygw "$ver"
   mv "$tmp/versitygw" "$cache/versitygw-$ver"
 fi
 echo "install-s3: $cache/versitygw-$ver" >&2
