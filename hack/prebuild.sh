@@ -11,6 +11,12 @@
 # the step that needs it builds it, and says why it cannot.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# Started in a session of its own (setsid), it is a scheduling group of
+# its own where the kernel groups sessions (autogroup), and a group gets
+# its share whatever the nice of its processes: the group yields too.
+if [ "$(ps -o sid= -p $$ | tr -d ' ')" = "$$" ] && [ -w /proc/self/autogroup ]; then
+  echo 19 > /proc/self/autogroup || true
+fi
 # The Makefile's build flags: what is compiled here is what its steps
 # reuse.
 export CGO_ENABLED=${CGO_ENABLED:-0} GOFLAGS=${GOFLAGS:--trimpath}
