@@ -70,7 +70,7 @@ verify-fmt: $(GOIMPORTS) ## Fail on a Go file that make fmt would change.
 
 .PHONY: vet
 vet: ## go vet.
-	go vet ./...
+	. hack/compile-env.sh && go vet ./...
 
 .PHONY: lint
 lint: fmt vet ## Format and vet (golangci-lint is used when it is on PATH).

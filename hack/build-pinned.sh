@@ -18,6 +18,8 @@
 #                                             versions hold)
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=compile-env.sh
+. "$REPO/hack/compile-env.sh"
 
 # pin DIR [PREFIX...]
 pin() {

@@ -14,6 +14,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=compile-env.sh
+. "$HERE/compile-env.sh"
 K8S_VERSION=${K8S_VERSION:-v1.37.2}
 ETCD_VERSION=${ETCD_VERSION:-v3.6.8}
 CACHE=${UIO_CACHE:-$HOME/.cache/user-import-operator}

@@ -2,8 +2,7 @@
 # Gives each fuzz target of internal/ a short run: FUZZTIME (default
 # 20000x: that many inputs) each. A count rather than a duration: Go
 # 1.26's fuzzer may fail a duration-bound run with "context deadline
-# exceeded" as it ends (golang/go#75804). FUZZTIME=1x only builds the
-# instrumented packages (hack/prebuild.sh does, on a cold machine).
+# exceeded" as it ends (golang/go#75804).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FUZZTIME=${FUZZTIME:-20000x}

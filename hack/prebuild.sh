@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
 # Builds and installs, once, what the tests and the e2e suites need and a
 # cold machine takes long to make: the test servers, the Kubernetes
-# control plane for envtest, the fuzz targets' instrumented packages, the
-# cluster's other components, the e2e tools, and the compiled packages
-# of the operator's image and of the e2e suite. .ci/run starts it beside
-# its own steps at the lowest CPU and I/O priority, so that it takes only
-# what they leave idle (downloads, tests waiting on servers). Every build
-# holds a lock (hack/once.sh): a step that needs one waits for it instead
-# of building it again. On a warm machine it ends within seconds. A part
-# that fails is only time lost: the step that needs it builds it, and
-# says why it cannot.
+# control plane for envtest, the cluster's other components, the e2e
+# tools, and the compiled packages of the operator's image and of the e2e
+# suite. .ci/run starts it beside its own steps at the lowest CPU and I/O
+# priority, so that it takes only what they leave idle (downloads, tests
+# waiting on servers). Every build holds a lock (hack/once.sh): a step
+# that needs one waits for it instead of building it again. On a warm
+# machine it ends within seconds. A part that fails is only time lost:
+# the step that needs it builds it, and says why it cannot.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 # Started in a session of its own (setsid), it is a scheduling group of
@@ -21,6 +20,8 @@ fi
 # The Makefile's build flags: what is compiled here is what its steps
 # reuse.
 export CGO_ENABLED=${CGO_ENABLED:-0} GOFLAGS=${GOFLAGS:--trimpath}
+# It only compiles and installs.
+. hack/compile-env.sh
 t0=$(date +%s)
 part() {
   local what=$1
@@ -35,7 +36,6 @@ k8s=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-pro
 
 part "test servers" hack/peers/install.sh
 part "control plane for envtest" hack/envtest-assets.sh
-part "fuzz targets compiled" env FUZZTIME=1x hack/fuzz.sh
 part "cluster components" hack/envtest-assets.sh "${k8s[@]}"
 part "tools" make --no-print-directory tools
 part "operator for the e2e image" go build -ldflags "-s -w" -o /dev/null ./cmd/user-import-operator

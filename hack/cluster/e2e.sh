@@ -89,12 +89,13 @@ build=$(mktemp -d)
 cd "$REPO"
 # The binary exactly as the Dockerfile builds it, the image around it,
 # and the suite.
-build_all() {
+build_all() (
+  . hack/compile-env.sh
   CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$build/user-import-operator" ./cmd/user-import-operator &&
     go build -o "$build/image" ./hack/image &&
     "$build/image" -binary "$build/user-import-operator" -ref "$IMAGE" -static-base -user 65532:65532 -cmd manager -out "$build/operator.tar" &&
     go test -c -tags e2e -o "$build/e2e.test" ./test/e2e
-}
+)
 if ! build_all; then
   kill "$up_pid" 2>/dev/null || true
   wait "$up_pid" 2>/dev/null || true
