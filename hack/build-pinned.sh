@@ -47,9 +47,7 @@ out=$1 pkg=$2 ver=$3
 mod=$(mktemp -d)
 trap 'rm -rf "$mod"' EXIT
 cd "$mod"
-# The Makefile's build flags, whoever calls: what is compiled here is
-# what the tests reuse.
-export CGO_ENABLED=${CGO_ENABLED:-0} GOFLAGS="${GOFLAGS:--trimpath} -mod=mod"
+export GOFLAGS="$GOFLAGS -mod=mod"
 go mod init uio.local/pinned 2> /dev/null
 go get "$pkg@$ver" >&2
 pin "$mod" "$(go list -f '{{.Module.Path}}' "$pkg")"

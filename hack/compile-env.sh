@@ -4,3 +4,6 @@
 # and fewer collections make a cold build markedly cheaper. The limit
 # keeps the largest packages and links within a few GiB.
 export GOGC=400 GOMEMLIMIT=3GiB
+# The Makefile's build flags, for what starts outside make: what is
+# compiled is then what the tests reuse.
+export CGO_ENABLED=${CGO_ENABLED:-0} GOFLAGS=${GOFLAGS:--trimpath}

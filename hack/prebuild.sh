@@ -17,9 +17,6 @@ cd "$(dirname "$0")/.."
 if [ "$(ps -o sid= -p $$ | tr -d ' ')" = "$$" ] && [ -w /proc/self/autogroup ]; then
   echo 19 > /proc/self/autogroup || true
 fi
-# The Makefile's build flags: what is compiled here is what its steps
-# reuse.
-export CGO_ENABLED=${CGO_ENABLED:-0} GOFLAGS=${GOFLAGS:--trimpath}
 # It only compiles and installs.
 . hack/compile-env.sh
 t0=$(date +%s)
