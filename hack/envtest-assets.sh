@@ -10,7 +10,8 @@
 # Usage: hack/envtest-assets.sh [component ...]
 #   components default to "etcd kube-apiserver"; "kubectl",
 #   "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy"
-#   may be added (the local cluster of test/e2e uses them).
+#   may be added, and "cluster" names them all (the local cluster of
+#   test/e2e uses them).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -20,7 +21,13 @@ K8S_VERSION=${K8S_VERSION:-v1.37.2}
 ETCD_VERSION=${ETCD_VERSION:-v3.6.8}
 CACHE=${UIO_CACHE:-$HOME/.cache/user-import-operator}
 OUT="$CACHE/k8s/$K8S_VERSION-etcd-$ETCD_VERSION"
-components=("$@")
+components=()
+for c in "$@"; do
+  case $c in
+    cluster) components+=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl) ;;
+    *) components+=("$c") ;;
+  esac
+done
 [ ${#components[@]} -gt 0 ] || components=(etcd kube-apiserver)
 
 log() { echo "envtest-assets: $*" >&2; }

@@ -67,7 +67,7 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
 fi
 log "Kubernetes binaries (built once from the Go module proxy, then cached)"
-BIN=$("$REPO/hack/envtest-assets.sh" etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
+BIN=$("$REPO/hack/envtest-assets.sh" cluster)
 
 # --- state, namespace, footprint ---------------------------------------------
 [ ! -e "$W" ] || die "refusing: $W exists and is not a cluster of this script; remove it or set UIO_E2E_DIR"
@@ -82,8 +82,8 @@ done
 for s in "${KUBELET_SYSCTLS[@]}"; do
   echo "$s $(cat "/proc/sys/$s")" >> "$W/sysctl.saved"
 done
-for c in etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; do
-  ln -sf "$BIN/$c" "$W/bin/$c"
+for f in "$BIN"/*; do
+  ln -sf "$f" "$W/bin/${f##*/}"
 done
 ip netns add "$NETNS"
 ip -n "$NETNS" link set lo up
