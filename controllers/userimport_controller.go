@@ -298,11 +298,12 @@ func (r *UserImportReconciler) SetupWithManager(mgr ctrl.Manager, runEnded <-cha
 		// wake the reconciler; spec edits and annotations do. The
 		// predicate is on For() only, so owned Jobs still reach it.
 		For(&v1alpha1.UserImport{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		// A queued import moves when another import of its directory
-		// changes phase.
-		Watches(&v1alpha1.UserImport{}, handler.EnqueueRequestsFromMapFunc(r.siblings), builder.WithPredicates(phaseChanged())).
-		// Waiting imports move when their directory becomes Ready.
-		Watches(&v1alpha1.UserDirectory{}, handler.EnqueueRequestsFromMapFunc(r.importsOfDirectory)).
+		// The import next in its directory's queue may start when
+		// another import of the directory changes phase.
+		Watches(&v1alpha1.UserImport{}, handler.EnqueueRequestsFromMapFunc(r.nextInQueue), builder.WithPredicates(phaseChanged())).
+		// Waiting imports move when their directory becomes Ready; the
+		// queue the directory shows in its status moves nothing.
+		Watches(&v1alpha1.UserDirectory{}, handler.EnqueueRequestsFromMapFunc(r.importsOfDirectory), builder.WithPredicates(readinessChanged())).
 		Named("userimport").
 		WithOptions(controller.Options{MaxConcurrentReconciles: cmp.Or(max(r.Workers, 0), 4)})
 	if runEnded != nil {
@@ -311,6 +312,30 @@ func (r *UserImportReconciler) SetupWithManager(mgr ctrl.Manager, runEnded <-cha
 		b = b.Owns(&batchv1.Job{})
 	}
 	return b.Complete(r)
+}
+
+// readinessChanged passes creations, deletions, spec edits and changes of
+// a directory's Ready condition: what an import waiting for its directory
+// looks at (readyDirectory).
+func readinessChanged() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			o, ok1 := e.ObjectOld.(*v1alpha1.UserDirectory)
+			n, ok2 := e.ObjectNew.(*v1alpha1.UserDirectory)
+			if !ok1 || !ok2 {
+				return true
+			}
+			if o.Generation != n.Generation || o.Status.ObservedGeneration != n.Status.ObservedGeneration {
+				return true
+			}
+			oc := meta.FindStatusCondition(o.Status.Conditions, v1alpha1.ConditionReady)
+			nc := meta.FindStatusCondition(n.Status.Conditions, v1alpha1.ConditionReady)
+			if oc == nil || nc == nil {
+				return oc != nc
+			}
+			return oc.Status != nc.Status || oc.Reason != nc.Reason || oc.Message != nc.Message
+		},
+	}
 }
 
 // phaseChanged passes creations, deletions and changes of status.phase.
@@ -324,20 +349,33 @@ func phaseChanged() predicate.Predicate {
 	}
 }
 
-// siblings are the unfinished imports of the directory of obj, obj aside.
-func (r *UserImportReconciler) siblings(ctx context.Context, obj client.Object) []ctrl.Request {
+// nextInQueue is the import that runs next in the directory of obj, obj
+// aside, as the cache has it: a phase change of another import may let it
+// start. The others keep their place and show their new position at their
+// next look (within a minute, queued): waking every waiting import at
+// every change would cost each change a read per waiting import, and a
+// queue of n imports n² reads.
+func (r *UserImportReconciler) nextInQueue(ctx context.Context, obj client.Object) []ctrl.Request {
 	imp, ok := obj.(*v1alpha1.UserImport)
 	if !ok {
 		return nil
 	}
-	reqs := importsOf(ctx, r.Client, imp.Namespace, imp.Spec.DirectoryRef.Name)
-	out := reqs[:0]
-	for _, q := range reqs {
-		if q.Name != imp.Name {
-			out = append(out, q)
+	var list v1alpha1.UserImportList
+	if err := r.Client.List(ctx, &list, client.InNamespace(imp.Namespace), client.MatchingFields{directoryIndex: imp.Spec.DirectoryRef.Name}); err != nil {
+		ctrl.LoggerFrom(ctx).Error(safetext.Wrap(err), "listing the imports of a directory", "directory", imp.Spec.DirectoryRef.Name)
+		return nil
+	}
+	var next *v1alpha1.UserImport
+	for i := range list.Items {
+		o := &list.Items[i]
+		if o.Name != imp.Name && o.Status.Phase == v1alpha1.PhaseImportPending && (next == nil || runsBefore(o, next)) {
+			next = o
 		}
 	}
-	return out
+	if next == nil {
+		return nil
+	}
+	return []ctrl.Request{{NamespacedName: client.ObjectKeyFromObject(next)}}
 }
 
 func (r *UserImportReconciler) importsOfDirectory(ctx context.Context, obj client.Object) []ctrl.Request {

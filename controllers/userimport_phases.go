@@ -128,20 +128,22 @@ func (run *importRun) idle(ctx context.Context) (verdict, error) {
 }
 
 // queued decides whether an ImportPending import may start: no import of
-// its directory is Importing and it is the oldest waiting.
+// its directory is Importing and it is the oldest waiting. The cache
+// tells where it waits; an import the cache puts at the head reads the
+// queue afresh before it starts, so that two imports never both see
+// themselves there. A cache behind the API server only makes an import
+// wait for the event that wakes it (nextInQueue) or its next look.
 func (run *importRun) queued(ctx context.Context) (verdict, error) {
 	imp := run.imp
-	var list v1alpha1.UserImportList
-	if err := run.APIReader.List(ctx, &list, client.InNamespace(imp.Namespace)); err != nil {
-		return verdict{}, fmt.Errorf("listing imports: %w", err)
+	q, err := run.queueOf(ctx, run.Client, client.MatchingFields{directoryIndex: imp.Spec.DirectoryRef.Name})
+	if err != nil {
+		return verdict{}, err
 	}
-	mine := []v1alpha1.UserImport{*imp}
-	for _, o := range list.Items {
-		if o.Name != imp.Name && o.Spec.DirectoryRef.Name == imp.Spec.DirectoryRef.Name {
-			mine = append(mine, o)
+	if len(q.active) == 0 && q.position(imp.Name) == 1 {
+		if q, err = run.queueOf(ctx, run.APIReader); err != nil {
+			return verdict{}, err
 		}
 	}
-	q := queueOf(mine)
 	pos := q.position(imp.Name)
 	imp.Status.QueuePosition = int32(pos)
 	if len(q.active) > 0 || pos != 1 {
@@ -154,6 +156,23 @@ func (run *importRun) queued(ctx context.Context) (verdict, error) {
 		return verdict{state: conditions.Progressing, reason: v1alpha1.ReasonQueued, message: msg, requeueAfter: time.Minute}, nil
 	}
 	return run.start(ctx, runcontract.StageImport)
+}
+
+// queueOf is the queue of the import's directory, with the imports of its
+// namespace as reader lists them and the import as this reconcile read it.
+func (run *importRun) queueOf(ctx context.Context, reader client.Reader, opts ...client.ListOption) (directoryQueue, error) {
+	imp := run.imp
+	var list v1alpha1.UserImportList
+	if err := reader.List(ctx, &list, append(opts, client.InNamespace(imp.Namespace))...); err != nil {
+		return directoryQueue{}, fmt.Errorf("listing imports: %w", err)
+	}
+	mine := []v1alpha1.UserImport{*imp}
+	for _, o := range list.Items {
+		if o.Name != imp.Name && o.Spec.DirectoryRef.Name == imp.Spec.DirectoryRef.Name {
+			mine = append(mine, o)
+		}
+	}
+	return queueOf(mine), nil
 }
 
 // start begins stage once the directory is Ready, adopting a run that
