@@ -23,10 +23,13 @@ import (
 	"github.com/userimport/user-import-operator/internal/source"
 )
 
-// Why the source is polled rather than watched: a watch of ConfigMaps and
-// Secrets would have the manager cache (and be allowed to list) every
-// Secret of the cluster. A change of the template (a configMapGenerator's
-// new name) is an edit of the schedule, which wakes it at once.
+// Why the source is polled rather than watched: a watch of Secrets would
+// have the manager cache (and be allowed to list) every Secret of the
+// cluster. ConfigMaps are watched for their metadata only
+// (ConfigMapVersion): a poll reads one again only when its
+// resourceVersion moved, so that a fleet of unchanged ConfigMaps costs the
+// API server nothing. A change of the template (a configMapGenerator's new
+// name) is an edit of the schedule, which wakes it at once.
 
 func runsOnChange(sched *v1alpha1.ImportSchedule) bool {
 	return sched.Spec.Triggers != nil && sched.Spec.Triggers.OnChange
@@ -153,8 +156,13 @@ func (run *scheduleRun) fingerprint(poll time.Duration) (c v1alpha1.Change, know
 	tmpl := run.sched.Spec.Template.Spec
 	c = v1alpha1.Change{TemplateDigest: runcontract.SpecDigest(tmpl)}
 	namespace, src := run.sched.Namespace, tmpl.Source
+	var version versionFunc
+	if src.ConfigMap != nil && run.ConfigMapVersion != nil {
+		name := src.ConfigMap.Name
+		version = func(ctx context.Context) string { return run.ConfigMapVersion(ctx, namespace, name) }
+	}
 	c.SourceDigest, known, err = run.polls.look(client.ObjectKeyFromObject(run.sched), pollKey(namespace, src), poll,
-		func(ctx context.Context) (string, error) { return run.sourceDigest(ctx, namespace, src) })
+		version, func(ctx context.Context) (string, error) { return run.sourceDigest(ctx, namespace, src) })
 	return c, known, err
 }
 

@@ -62,6 +62,11 @@ type ImportScheduleReconciler struct {
 	// SecretSelector, when set, is what a Secret's labels must match
 	// for the operator to use it (--secret-label).
 	SecretSelector labels.Selector
+	// ConfigMapVersion tells the resourceVersion of a ConfigMap as the
+	// manager's metadata-only watch last saw it, "" when it has none: a
+	// source whose version did not move is not read again. Set by
+	// SetupWithManager; nil reads every time.
+	ConfigMapVersion func(ctx context.Context, namespace, name string) string
 	// MaxConcurrentReconciles is the number of schedules reconciled at
 	// once (default 4).
 	MaxConcurrentReconciles int
@@ -98,6 +103,13 @@ func (r *ImportScheduleReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		workers = 4
 	}
 	r.polls = newSourcePolls(func() time.Time { return r.Clock.Now() })
+	if r.ConfigMapVersion == nil {
+		versions, err := configMapVersions(mgr)
+		if err != nil {
+			return err
+		}
+		r.ConfigMapVersion = versions
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("importschedule").
 		// Status writes of the controller itself do not wake it; spec
@@ -424,4 +436,26 @@ func (run *scheduleRun) runNow(ctx context.Context) error {
 	}
 	sched.Status.LastRunNowToken = token
 	return nil
+}
+
+// configMapVersions watches the metadata of ConfigMaps (names and
+// resourceVersions, never their data), in the namespaces the manager
+// watches, and returns a lookup of a ConfigMap's resourceVersion in that
+// watch. The informer is made here, so the manager starts it, and waits
+// for it, before the controllers.
+func configMapVersions(mgr ctrl.Manager) (func(context.Context, string, string) string, error) {
+	gvk := corev1.SchemeGroupVersion.WithKind("ConfigMap")
+	meta := &metav1.PartialObjectMetadata{}
+	meta.SetGroupVersionKind(gvk)
+	if _, err := mgr.GetCache().GetInformer(context.Background(), meta); err != nil {
+		return nil, fmt.Errorf("watching the metadata of ConfigMaps: %w", err)
+	}
+	return func(ctx context.Context, namespace, name string) string {
+		m := &metav1.PartialObjectMetadata{}
+		m.SetGroupVersionKind(gvk)
+		if err := mgr.GetCache().Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, m); err != nil {
+			return ""
+		}
+		return m.ResourceVersion
+	}, nil
 }

@@ -34,12 +34,20 @@ type sourcePolls struct {
 }
 
 type pollEntry struct {
-	digest   string
-	err      error
+	digest string
+	err    error
+	// version is the source's resourceVersion seen before the last read
+	// that succeeded, "" when the source has none to compare.
+	version  string
 	read     time.Time // when the last read ended; zero before the first
 	reading  bool
 	watchers map[types.NamespacedName]bool
 }
+
+// versionFunc tells a source's version as the manager last saw it without
+// reading it (a ConfigMap's resourceVersion, from the metadata-only
+// watch), or "" when it cannot.
+type versionFunc func(context.Context) string
 
 func newSourcePolls(now func() time.Time) *sourcePolls {
 	return &sourcePolls{
@@ -60,17 +68,19 @@ func pollKey(namespace string, src v1alpha1.ImportSource) string {
 // look returns the fingerprint last read of key for schedule sched, and
 // whether there is one yet. When that read is older than maxAge (or there
 // is none), it starts a read in the background, whose end wakes the
-// watchers of key if what it found differs. A schedule watches one key: a
-// new key (an edited template) ends its watch of the old one.
+// watchers of key if what it found differs. A source whose version
+// (version, may be nil) is the one seen at the last read is not read
+// again: its fingerprint holds. A schedule watches one key: a new key (an
+// edited template) ends its watch of the old one.
 func (p *sourcePolls) look(sched types.NamespacedName, key string, maxAge time.Duration,
-	read func(context.Context) (string, error)) (digest string, ok bool, err error) {
+	version versionFunc, read func(context.Context) (string, error)) (digest string, ok bool, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.watch(sched, key)
 	e := p.entries[key]
 	if !e.reading && (e.read.IsZero() || p.now().Sub(e.read) >= maxAge) {
 		e.reading = true
-		go p.refresh(key, read)
+		go p.refresh(key, version, read)
 	}
 	return e.digest, !e.read.IsZero(), e.err
 }
@@ -112,16 +122,32 @@ func (p *sourcePolls) forget(sched types.NamespacedName) {
 // for each other: one per source is under way at most, and one that hangs
 // until its timeout holds up that source alone. The API server's requests
 // are paced by the manager's client (--kube-api-qps).
-func (p *sourcePolls) refresh(key string, read func(context.Context) (string, error)) {
+func (p *sourcePolls) refresh(key string, version versionFunc, read func(context.Context) (string, error)) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	digest, err := read(ctx)
+	var v string
+	if version != nil {
+		v = version(ctx)
+	}
+	p.mu.Lock()
+	e := p.entries[key]
+	digest, err := e.digest, e.err
+	unchanged := v != "" && v == e.version && e.err == nil && !e.read.IsZero()
+	p.mu.Unlock()
+	if !unchanged {
+		digest, err = read(ctx)
+	}
 	cancel()
 
 	p.mu.Lock()
-	e := p.entries[key]
 	changed := e.read.IsZero() || digest != e.digest || (err == nil) != (e.err == nil) ||
 		(err != nil && err.Error() != e.err.Error())
 	e.digest, e.err, e.read, e.reading = digest, err, p.now(), false
+	// The version seen before the read: a change after it shows as a
+	// newer version at the next look.
+	e.version = v
+	if err != nil {
+		e.version = ""
+	}
 	var wake []types.NamespacedName
 	if changed {
 		for w := range e.watchers {

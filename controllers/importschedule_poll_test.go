@@ -75,7 +75,7 @@ func TestOneReadPerSourceAndInterval(t *testing.T) {
 	lookAll := func() (known int, digests map[string]int) {
 		digests = map[string]int{}
 		for _, s := range scheds {
-			d, ok, err := p.look(s, key, time.Minute, read)
+			d, ok, err := p.look(s, key, time.Minute, nil, read)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -154,7 +154,7 @@ func TestAHungReadBlocksNoLook(t *testing.T) {
 	s := types.NamespacedName{Namespace: "hr", Name: "s"}
 	start := time.Now()
 	for range 10 {
-		if _, ok, _ := p.look(s, "hung", time.Second, hung); ok {
+		if _, ok, _ := p.look(s, "hung", time.Second, nil, hung); ok {
 			t.Fatal("a source never read is known")
 		}
 		clk.add(time.Minute)
@@ -166,10 +166,10 @@ func TestAHungReadBlocksNoLook(t *testing.T) {
 	// Other sources are read meanwhile, however many hang.
 	for k := range 50 {
 		other := types.NamespacedName{Namespace: "hr", Name: fmt.Sprint("hung-", k)}
-		p.look(other, fmt.Sprint("hung-", k), time.Second, hung)
+		p.look(other, fmt.Sprint("hung-", k), time.Second, nil, hung)
 	}
 	fine := types.NamespacedName{Namespace: "hr", Name: "fine"}
-	p.look(fine, "fine", time.Second, func(context.Context) (string, error) { return "ok", nil })
+	p.look(fine, "fine", time.Second, nil, func(context.Context) (string, error) { return "ok", nil })
 	if got := woken(t, p, 1); got[fine] != 1 {
 		t.Fatalf("woken %v while other reads hang, want %s", got, fine)
 	}
@@ -180,7 +180,7 @@ func TestAHungReadBlocksNoLook(t *testing.T) {
 	close(release)
 	woken(t, p, 1)
 	waitFor(t, func() bool { p.mu.Lock(); defer p.mu.Unlock(); return len(p.entries) == 1 })
-	if _, ok, err := p.look(s, "hung", time.Hour, hung); !ok || err == nil {
+	if _, ok, err := p.look(s, "hung", time.Hour, nil, hung); !ok || err == nil {
 		t.Fatalf("after the read: known %v, error %v; want the read's error", ok, err)
 	}
 	p.forget(s)
@@ -214,5 +214,68 @@ func TestJitterStaysWithinFivePercent(t *testing.T) {
 	}
 	if len(seen) < 150 {
 		t.Errorf("%d distinct waits for 200 schedules: they would poll together", len(seen))
+	}
+}
+
+// A source whose version (a ConfigMap's resourceVersion, from the
+// metadata-only watch) did not move is not read again; one whose version
+// moved, or that has none, is.
+func TestUnchangedVersionIsNotReadAgain(t *testing.T) {
+	clk := &fakeNow{t: time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)}
+	p := newSourcePolls(clk.now)
+	var reads atomic.Int32
+	content, version := atomic.Value{}, atomic.Value{}
+	content.Store("v1")
+	version.Store("100")
+	read := func(context.Context) (string, error) {
+		reads.Add(1)
+		return content.Load().(string), nil
+	}
+	ver := func(context.Context) string { return version.Load().(string) }
+	s := types.NamespacedName{Namespace: "hr", Name: "s"}
+	poll := func() string {
+		t.Helper()
+		clk.add(time.Minute)
+		p.look(s, "cm", time.Minute, ver, read)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			p.mu.Lock()
+			e := p.entries["cm"]
+			reading, d := e.reading, e.digest
+			p.mu.Unlock()
+			if !reading {
+				return d
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the poll did not end")
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+
+	if d := poll(); d != "v1" || reads.Load() != 1 {
+		t.Fatalf("first poll: digest %q after %d reads, want v1 after 1", d, reads.Load())
+	}
+	for range 3 {
+		if d := poll(); d != "v1" {
+			t.Fatalf("digest %q, want v1", d)
+		}
+	}
+	if n := reads.Load(); n != 1 {
+		t.Fatalf("%d reads of a source whose version did not move, want 1", n)
+	}
+
+	content.Store("v2")
+	version.Store("101")
+	if d := poll(); d != "v2" || reads.Load() != 2 {
+		t.Fatalf("after the version moved: digest %q after %d reads, want v2 after 2", d, reads.Load())
+	}
+
+	// Without a version (not in the watch yet, or gone), every poll reads.
+	version.Store("")
+	poll()
+	poll()
+	if n := reads.Load(); n != 4 {
+		t.Fatalf("%d reads with no version to compare, want 4", n)
 	}
 }

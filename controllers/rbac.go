@@ -14,9 +14,12 @@ package controllers
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;delete
 // Secrets and ConfigMaps are read uncached, one key when needed. The report
 // Secret is created here and patched by the worker; the manager holds
-// patch itself because it grants it in the worker's Role.
+// patch itself because it grants it in the worker's Role. ConfigMaps are
+// also listed and watched for their metadata only (names and
+// resourceVersions): a schedule on change reads one again only when it
+// changed.
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;create;patch
-// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
 // The worker's ServiceAccount, Role and RoleBinding; a Role someone
 // changed is read (uncached) and put back.
 // +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=create

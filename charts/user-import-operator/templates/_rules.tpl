@@ -6,6 +6,8 @@
   - configmaps
   verbs:
   - get
+  - list
+  - watch
 {{- if eq .Values.executor "job" }}
 - apiGroups:
   - ""
