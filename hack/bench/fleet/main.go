@@ -29,6 +29,8 @@
 package main
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -42,6 +44,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -140,6 +143,7 @@ func run() error {
 	errs0, _ := mgr.metric("controller_runtime_reconcile_errors_total")
 	req0, _ := mgr.metric("rest_client_requests_total")
 	byMethod0 := mgr.byLabel("rest_client_requests_total", "method")
+	served0 := served(ctx, &cfg)
 	cpu0 := benchio.ProcessCPU(mgr.cmd.Process.Pid)
 	t0 := time.Now()
 	say("steady state for %s", *steady)
@@ -156,6 +160,7 @@ func run() error {
 	}
 	slices.Sort(parts)
 	say("steady: %.1f requests/s (%s), %.2f CPU s/min", apiRPS, strings.Join(parts, ", "), cpuPerMin)
+	say("steady, as the API server served them: %s", topRates(served0, served(ctx, &cfg), elapsed, 12))
 
 	admit, change, err := f.burst(ctx)
 	if err != nil {
@@ -395,4 +400,40 @@ func quantile(xs []float64, q float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
 	return s[min(len(s)-1, int(q*float64(len(s))))]
+}
+
+// served is what the API server served so far (apiserver_request_total)
+// by verb, resource and subresource: whose requests the steady state is
+// made of. The bench's own watch is a single request.
+func served(ctx context.Context, cfg *rest.Config) map[string]float64 {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil
+	}
+	body, err := cs.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		say("reading the API server's metrics: %v", err)
+		return nil
+	}
+	return byLabels(bytes.NewReader(body), "apiserver_request_total", "verb", "resource", "subresource")
+}
+
+// topRates is the n largest rates of after-before over elapsed.
+func topRates(before, after map[string]float64, elapsed time.Duration, n int) string {
+	type rate struct {
+		what string
+		v    float64
+	}
+	var rs []rate
+	for k, v := range after {
+		if d := (v - before[k]) / elapsed.Seconds(); d >= 0.05 {
+			rs = append(rs, rate{strings.TrimSpace(k), d})
+		}
+	}
+	slices.SortFunc(rs, func(a, b rate) int { return cmp.Compare(b.v, a.v) })
+	var parts []string
+	for _, r := range rs[:min(n, len(rs))] {
+		parts = append(parts, fmt.Sprintf("%s %.1f/s", r.what, r.v))
+	}
+	return strings.Join(parts, ", ")
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -106,24 +107,34 @@ func (m *manager) metric(name string) (float64, error) {
 
 // byLabel sums the samples of a metric by the value of one label.
 func (m *manager) byLabel(name, label string) map[string]float64 {
-	out := map[string]float64{}
 	resp, err := http.Get(m.metrics)
 	if err != nil {
-		return out
+		return map[string]float64{}
 	}
 	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
+	return byLabels(resp.Body, name, label)
+}
+
+// byLabels sums the samples of a metric in a Prometheus text exposition
+// by the values of labels, joined with spaces.
+func byLabels(r io.Reader, name string, labels ...string) map[string]float64 {
+	out := map[string]float64{}
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		l := sc.Text()
 		if !strings.HasPrefix(l, name+"{") {
 			continue
 		}
-		_, rest, _ := strings.Cut(l, label+`="`)
-		val, _, _ := strings.Cut(rest, `"`)
+		var vals []string
+		for _, label := range labels {
+			_, rest, _ := strings.Cut(l, label+`="`)
+			val, _, _ := strings.Cut(rest, `"`)
+			vals = append(vals, val)
+		}
 		v, err := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64)
 		if err == nil {
-			out[val] += v
+			out[strings.Join(vals, " ")] += v
 		}
 	}
 	return out
