@@ -41,10 +41,10 @@ import (
 type UserImportReconciler struct {
 	// Client reads directories and Jobs from the cache and writes.
 	Client client.Client
-	// APIReader reads the UserImport itself, and the imports of a
-	// directory when deciding which runs next, without the cache: the
-	// worker patches the import's status concurrently, and two imports
-	// must never both see themselves at the head of a queue.
+	// APIReader reads the UserImport itself (unless finished, read), and
+	// the imports of a directory before one starts, without the cache:
+	// the worker patches the import's status concurrently, and two
+	// imports must never both see themselves at the head of a queue.
 	APIReader client.Reader
 	Recorder  events.EventRecorder
 	Executor  executor.Executor
@@ -126,8 +126,8 @@ func (r *UserImportReconciler) now() metav1.Time {
 
 // Reconcile implements reconcile.Reconciler.
 func (r *UserImportReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	imp := &v1alpha1.UserImport{}
-	if err := r.APIReader.Get(ctx, req.NamespacedName, imp); err != nil {
+	imp, err := r.read(ctx, req.NamespacedName)
+	if err != nil {
 		if apierrors.IsNotFound(err) {
 			r.Metrics.Forget(req.String())
 			return ctrl.Result{}, nil
@@ -161,6 +161,24 @@ func (r *UserImportReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	// What the phase written owes (a report, the source's archiving) is
 	// the follow-up controller's.
 	return ctrl.Result{RequeueAfter: v.requeueAfter}, nil
+}
+
+// read reads the import afresh: the worker patches the status of one
+// that runs, and a decision on a stale copy could start a run twice. A
+// finished import is the exception: its phase is final, nothing runs for
+// it and nothing moves it again, so the cache's copy decides (the status
+// write is guarded by the resourceVersion it read). A manager restarted
+// beside 20,000 finished imports reads none of them from the API server.
+func (r *UserImportReconciler) read(ctx context.Context, key client.ObjectKey) (*v1alpha1.UserImport, error) {
+	imp := &v1alpha1.UserImport{}
+	if err := r.Client.Get(ctx, key, imp); err == nil && imp.Status.Phase.IsFinal() && imp.DeletionTimestamp.IsZero() {
+		return imp, nil
+	}
+	imp = &v1alpha1.UserImport{}
+	if err := r.APIReader.Get(ctx, key, imp); err != nil {
+		return nil, err
+	}
+	return imp, nil
 }
 
 // event queues an Event about the import.
