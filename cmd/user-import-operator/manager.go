@@ -51,7 +51,7 @@ func runManager(args []string) error {
 	directoryWorkers := fs.Int("directory-workers", 4, "UserDirectories checked at once: a check waits for the directory and the mail relay, up to 30 s each, and a server that hangs holds up only its own")
 	importWorkers := fs.Int("import-workers", 4, "UserImports reconciled at once; the imports of one directory are reconciled one at a time, so that its queue order stays exact")
 	scheduleWorkers := fs.Int("schedule-workers", 4, "ImportSchedules reconciled at once; a schedule's reconcile never waits for a file server (sources are read in the background, once per poll interval for all the schedules on one source)")
-	apiQPS := fs.Float64("kube-api-qps", 50, "requests per second the manager may send to the API server, sustained; each distinct source of the schedules on change costs one request per poll interval")
+	apiQPS := fs.Float64("kube-api-qps", 50, "requests per second the manager may send to the API server, sustained; each distinct Secret source of the schedules on change costs one request per poll interval (ConfigMaps are watched)")
 	apiBurst := fs.Int("kube-api-burst", 100, "requests the manager may send to the API server in a burst above --kube-api-qps")
 	followUpWorkers := fs.Int("follow-up-workers", 4, "imports whose report mail or afterImport move or delete is under way at once; these talk to servers outside the cluster, on workers of their own so that a slow one never delays the admission of another import")
 	ambientBuckets := fs.String("s3-ambient-buckets", "", "comma-separated S3 buckets that the manager (schedule checks, afterImport, in-process runs) may reach with its own cloud identity when a source names no credentials; empty: none")
@@ -77,7 +77,9 @@ func runManager(args []string) error {
 			return fmt.Errorf("--worker-resources: %w", err)
 		}
 	}
-	var cacheOpts cache.Options
+	// Nothing reads the field managers of a cached object: 20,000
+	// imports hold tens of MiB of them.
+	cacheOpts := cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
 	if *watchNamespaces != "" {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
 		for _, ns := range splitList(*watchNamespaces) {
