@@ -3,7 +3,8 @@
 //
 // It starts a control plane (envtest) and the operator's manager binary
 // against it (in-process executor: the real worker writes into SQLite
-// directories), then creates:
+// directories; with the flags the sizing guide gives 5,000 schedules,
+// -manager-flags), then creates:
 //
 //   - 500 namespaces, each with a UserDirectory: 480 SQLite directories,
 //     and 20 whose SCIM server, mail relay and SFTP server are black holes
@@ -14,7 +15,8 @@
 //   - 20,000 finished UserImports in history (those of the black-holed
 //     namespaces owe a report mail to the black-holed relay).
 //
-// Once the first contents of the schedules on change have run, it measures
+// Once the first contents of the schedules on change have run and the
+// manager's queues are empty, it measures
 // a steady state (-steady, 10 minutes), then a burst of 1,000 new
 // UserImports and 200 ConfigMap changes. It prints
 //
@@ -66,6 +68,9 @@ var (
 	burst      = flag.Int("burst", 1000, "new UserImports in the burst")
 	changes    = flag.Int("changes", 200, "ConfigMap changes in the burst")
 	steady     = flag.Duration("steady", 10*time.Minute, "the steady state measured")
+	// The flags the sizing guide (docs/operations.md) gives a manager of
+	// 5,000 schedules.
+	managerFlags = flag.String("manager-flags", "--kube-api-qps=200 --kube-api-burst=400 --import-workers=8", "flags of the manager, beside the bench's own")
 )
 
 const poll, debounce = 60, 30
@@ -123,7 +128,7 @@ func run() error {
 		return err
 	}
 
-	mgr, err := startManager(ctx, work, kubeconfig)
+	mgr, err := startManager(ctx, work, kubeconfig, strings.Fields(*managerFlags))
 	if err != nil {
 		return err
 	}
@@ -136,6 +141,11 @@ func run() error {
 	want := f.onChangeHealthy - *shared
 	say("waiting for the %d first-content imports of the schedules on change", want)
 	if err := f.waitCompleted(ctx, want, 20*time.Minute); err != nil {
+		return err
+	}
+	// Then every queue empties: the history, reconciled once after a
+	// start, is not the steady state.
+	if err := mgr.waitIdle(20 * time.Minute); err != nil {
 		return err
 	}
 	say("settled after %s (manager RSS %d MiB)", time.Since(start).Round(time.Second), mgr.peakRSS()>>20)
@@ -161,6 +171,7 @@ func run() error {
 	slices.Sort(parts)
 	say("steady: %.1f requests/s (%s), %.2f CPU s/min", apiRPS, strings.Join(parts, ", "), cpuPerMin)
 	say("steady, as the API server served them: %s", topRates(served0, served(ctx, &cfg), elapsed, 12))
+	f.recentlyWritten(ctx, time.Minute)
 
 	admit, change, err := f.burst(ctx)
 	if err != nil {
@@ -436,4 +447,44 @@ func topRates(before, after map[string]float64, elapsed time.Duration, n int) st
 		parts = append(parts, fmt.Sprintf("%s %.1f/s", r.what, r.v))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// recentlyWritten says which imports had their status written within the
+// last while, by tenant (hung or not), phase and Ready reason: what the
+// steady state's writes are made of.
+func (f *fleet) recentlyWritten(ctx context.Context, within time.Duration) {
+	var list v1alpha1.UserImportList
+	if err := f.c.List(ctx, &list); err != nil {
+		say("listing imports: %v", err)
+		return
+	}
+	since := time.Now().Add(-within)
+	groups := map[string]int{}
+	for _, imp := range list.Items {
+		for _, m := range imp.ManagedFields {
+			if m.Subresource == "status" && m.Time != nil && m.Time.After(since) {
+				tenant := "healthy"
+				if strings.HasPrefix(imp.Name, "done-") {
+					tenant = "history"
+				}
+				var i int
+				if _, err := fmt.Sscanf(imp.Namespace, "fleet-%d", &i); err == nil && isHung(i) {
+					tenant += "/hung"
+				}
+				reason := ""
+				for _, c := range imp.Status.Conditions {
+					if c.Type == v1alpha1.ConditionReady {
+						reason = c.Reason
+					}
+				}
+				groups[fmt.Sprintf("%s %s %s (%s)", tenant, imp.Status.Phase, reason, m.Manager)]++
+			}
+		}
+	}
+	var parts []string
+	for g, n := range groups {
+		parts = append(parts, fmt.Sprintf("%d %s", n, g))
+	}
+	slices.Sort(parts)
+	say("imports whose status was written in the last %s: %s", within, strings.Join(parts, "; "))
 }

@@ -21,7 +21,7 @@ type manager struct {
 	metrics string
 }
 
-func startManager(ctx context.Context, work, kubeconfig string) (*manager, error) {
+func startManager(ctx context.Context, work, kubeconfig string, flags []string) (*manager, error) {
 	bin := filepath.Join(work, "user-import-operator")
 	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/user-import-operator")
 	build.Stderr = os.Stderr
@@ -33,9 +33,9 @@ func startManager(ctx context.Context, work, kubeconfig string) (*manager, error
 		return nil, err
 	}
 	m := &manager{metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", port)}
-	m.cmd = exec.Command(bin, "manager", "--executor=inprocess", "--single-tenant", "--inprocess-max-runs=4",
-		"--metrics-bind-address=127.0.0.1:"+strconv.Itoa(port), "--metrics-secure=false", "--health-probe-bind-address=0",
-		"--allowed-hosts=*,127.0.0.0/8", "--zap-log-level=error")
+	m.cmd = exec.Command(bin, append([]string{"manager", "--executor=inprocess", "--single-tenant", "--inprocess-max-runs=4",
+		"--metrics-bind-address=127.0.0.1:" + strconv.Itoa(port), "--metrics-secure=false", "--health-probe-bind-address=0",
+		"--allowed-hosts=*,127.0.0.0/8", "--zap-log-level=error"}, flags...)...)
 	m.cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
 	logf, err := os.Create(filepath.Join(work, "manager.log"))
 	if err != nil {
@@ -56,6 +56,33 @@ func startManager(ctx context.Context, work, kubeconfig string) (*manager, error
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// waitIdle waits until the manager's work queues hold nothing ready to
+// reconcile (workqueue_depth) at two looks in a row.
+func (m *manager) waitIdle(limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	last, idle := time.Now(), 0
+	for idle < 2 {
+		depth, err := m.metric("workqueue_depth")
+		if err != nil {
+			return err
+		}
+		if depth == 0 {
+			idle++
+		} else {
+			idle = 0
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the manager's queues still hold %.0f objects after %s", depth, limit)
+		}
+		if time.Since(last) > 30*time.Second {
+			say("the manager's queues hold %.0f objects", depth)
+			last = time.Now()
+		}
+		time.Sleep(5 * time.Second)
+	}
+	return nil
 }
 
 func (m *manager) stop() {
