@@ -70,6 +70,13 @@ func (f *UserImportFollowUpReconciler) Reconcile(ctx context.Context, req reconc
 	return reconcile.Result{RequeueAfter: wait}, nil
 }
 
+// owes tells whether imp owes a report, now or after a backoff, or the
+// archiving of its source.
+func owes(imp *v1alpha1.UserImport, now time.Time) bool {
+	phase, wait := reportDue(imp, now)
+	return phase != "" || wait > 0 || archiveDue(imp)
+}
+
 // archiveDue tells whether imp completed with a file to move or delete
 // that was not moved or deleted yet.
 func archiveDue(imp *v1alpha1.UserImport) bool {
@@ -89,6 +96,12 @@ func (f *UserImportFollowUpReconciler) SetupWithManager(mgr ctrl.Manager) error 
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.UserImport{}, builder.WithPredicates(predicate.Funcs{
+			// At a start, the thousands of finished imports that owe
+			// nothing are not queued behind the few that do.
+			CreateFunc: func(e event.CreateEvent) bool {
+				imp, ok := e.Object.(*v1alpha1.UserImport)
+				return ok && owes(imp, f.Clock.Now())
+			},
 			UpdateFunc: func(e event.UpdateEvent) bool {
 				o, ok1 := e.ObjectOld.(*v1alpha1.UserImport)
 				n, ok2 := e.ObjectNew.(*v1alpha1.UserImport)
