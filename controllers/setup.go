@@ -65,7 +65,8 @@ type Options struct {
 	// (4 when unset).
 	DirectoryWorkers int
 	// FollowUpWorkers is the number of imports whose report mail or
-	// afterImport archiving is under way at once (4 when unset).
+	// afterImport archiving is under way at once, at most one per
+	// namespace (64 when unset).
 	FollowUpWorkers int
 	// ScheduleWorkers is the number of ImportSchedules reconciled at once
 	// (default 4).

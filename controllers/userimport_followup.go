@@ -2,16 +2,21 @@ package controllers
 
 import (
 	"context"
+	"errors"
+	"sync"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	ctrlsource "sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 )
@@ -19,19 +24,33 @@ import (
 // UserImportFollowUpReconciler does what an import owes once a phase is
 // written and that talks to a server outside the cluster: the report mail
 // (spec.report) and the move or delete of the source file
-// (spec.source.afterImport). It has workers of its own: a relay or an
-// SFTP server that never answers costs the import it serves time, never
-// the admission or the progress of another import, which the UserImport
-// controller decides.
+// (spec.source.afterImport). The work runs beside the controller's
+// workers, at most one import per namespace at a time: a relay or an SFTP
+// server that never answers costs its own tenant's follow-ups time, never
+// another tenant's, nor the admission or the progress of any import, which
+// the UserImport controller decides.
 type UserImportFollowUpReconciler struct {
 	*UserImportReconciler
-	// Workers is the number of imports followed up at once (4 when unset).
+	// Workers is the number of follow-ups under way at once, in all
+	// namespaces (64 when unset).
 	Workers int
+
+	slots *namespaceSlots
+	wake  chan event.GenericEvent
+
+	mu sync.Mutex
+	// ended holds the outcome of work that ended, until the reconcile it
+	// wakes reads it.
+	ended map[types.NamespacedName]error
 }
 
-// Reconcile sends a report that is due, or archives the source of a
-// completed import, one at a time; it comes back for the next.
+// Reconcile starts the report or the archiving an import owes, when its
+// namespace has none under way; the work wakes it again when it ends.
 func (f *UserImportFollowUpReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	if err := f.takeEnded(req.NamespacedName); err != nil {
+		// The workqueue backs off before the next try.
+		return reconcile.Result{}, err
+	}
 	r := f.UserImportReconciler
 	// The cache says whether anything is owed; the work reads afresh.
 	var cached v1alpha1.UserImport
@@ -41,33 +60,61 @@ func (f *UserImportFollowUpReconciler) Reconcile(ctx context.Context, req reconc
 	if phase, wait := reportDue(&cached, r.Clock.Now()); phase == "" && !archiveDue(&cached) {
 		return reconcile.Result{RequeueAfter: wait}, nil
 	}
-	imp := &v1alpha1.UserImport{}
-	if err := r.APIReader.Get(ctx, req.NamespacedName, imp); err != nil {
-		if apierrors.IsNotFound(err) {
-			return reconcile.Result{}, nil
-		}
-		return reconcile.Result{}, err
-	}
-	if !imp.DeletionTimestamp.IsZero() {
+	if !f.slots.acquire(req.NamespacedName) {
+		// The follow-up under way in the namespace wakes it.
 		return reconcile.Result{}, nil
 	}
-	if phase, _ := reportDue(imp, r.Clock.Now()); phase != "" {
-		if err := r.sendReport(ctx, imp, phase); err != nil {
-			return reconcile.Result{}, err
+	// ctx is the controller's: the work ends with the manager, not with
+	// this reconcile.
+	go func() {
+		err := f.followUp(ctx, req.NamespacedName)
+		f.mu.Lock()
+		f.ended[req.NamespacedName] = err
+		f.mu.Unlock()
+		for _, k := range append(f.slots.release(req.NamespacedName), req.NamespacedName) {
+			select {
+			case f.wake <- event.GenericEvent{Object: &v1alpha1.UserImport{ObjectMeta: metav1.ObjectMeta{Namespace: k.Namespace, Name: k.Name}}}:
+			case <-ctx.Done():
+				return
+			}
 		}
-		// The record changed the import: the next look reads it back.
-		return reconcile.Result{RequeueAfter: 100 * time.Millisecond}, nil
+	}()
+	return reconcile.Result{}, nil
+}
+
+// takeEnded returns, and forgets, the error of the work on key that ended.
+func (f *UserImportFollowUpReconciler) takeEnded(key types.NamespacedName) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	err := f.ended[key]
+	delete(f.ended, key)
+	return err
+}
+
+// followUp sends the report that is due, or archives the source of a
+// completed import, on a fresh copy.
+func (f *UserImportFollowUpReconciler) followUp(ctx context.Context, key types.NamespacedName) error {
+	r := f.UserImportReconciler
+	imp := &v1alpha1.UserImport{}
+	if err := r.APIReader.Get(ctx, key, imp); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if !imp.DeletionTimestamp.IsZero() {
+		return nil
+	}
+	if phase, _ := reportDue(imp, r.Clock.Now()); phase != "" {
+		return r.sendReport(ctx, imp, phase)
 	}
 	if archiveDue(imp) {
 		run := &importRun{UserImportReconciler: r, imp: imp, status: newStatusPatch(r.Client, r.Recorder, imp)}
 		run.archiveSource(ctx)
-		if err := run.status.finish(ctx, nil); err != nil {
-			return finished(reconcile.Result{}, err)
+		// A conflict is looked at again on the next copy: the end of
+		// the work wakes the import.
+		if err := run.status.finish(ctx, nil); err != nil && !errors.Is(err, errConflict) {
+			return err
 		}
-		return reconcile.Result{RequeueAfter: 100 * time.Millisecond}, nil
 	}
-	_, wait := reportDue(imp, r.Clock.Now())
-	return reconcile.Result{RequeueAfter: wait}, nil
+	return nil
 }
 
 // owes tells whether imp owes a report, now or after a backoff, or the
@@ -90,10 +137,11 @@ func archiveDue(imp *v1alpha1.UserImport) bool {
 // changes; a report that waits for its backoff asks to be looked at
 // again.
 func (f *UserImportFollowUpReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	workers := f.Workers
-	if workers <= 0 {
-		workers = 4
+	max := f.Workers
+	if max <= 0 {
+		max = 64
 	}
+	f.slots, f.wake, f.ended = newNamespaceSlots(max), make(chan event.GenericEvent, 1024), map[types.NamespacedName]error{}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.UserImport{}, builder.WithPredicates(predicate.Funcs{
 			// At a start, the thousands of finished imports that owe
@@ -109,7 +157,9 @@ func (f *UserImportFollowUpReconciler) SetupWithManager(mgr ctrl.Manager) error 
 			},
 			DeleteFunc: func(event.DeleteEvent) bool { return false },
 		})).
-		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
+		WatchesRawSource(ctrlsource.Channel(f.wake, &handler.EnqueueRequestForObject{})).
+		// A reconcile only reads the cache and starts work.
+		WithOptions(controller.Options{MaxConcurrentReconciles: 2}).
 		Named("userimport-followup").
 		Complete(f)
 }

@@ -53,7 +53,7 @@ func runManager(args []string) error {
 	scheduleWorkers := fs.Int("schedule-workers", 4, "ImportSchedules reconciled at once; a schedule's reconcile never waits for a file server (sources are read in the background, once per poll interval for all the schedules on one source)")
 	apiQPS := fs.Float64("kube-api-qps", 50, "requests per second the manager may send to the API server, sustained; each distinct Secret source of the schedules on change costs one request per poll interval (ConfigMaps are watched)")
 	apiBurst := fs.Int("kube-api-burst", 100, "requests the manager may send to the API server in a burst above --kube-api-qps")
-	followUpWorkers := fs.Int("follow-up-workers", 4, "imports whose report mail or afterImport move or delete is under way at once; these talk to servers outside the cluster, on workers of their own so that a slow one never delays the admission of another import")
+	followUpWorkers := fs.Int("follow-up-workers", 64, "imports whose report mail or afterImport move or delete is under way at once, at most one per namespace; these talk to servers outside the cluster, beside the reconciles, so that a server that never answers holds up only its own namespace's")
 	ambientBuckets := fs.String("s3-ambient-buckets", "", "comma-separated S3 buckets that the manager (schedule checks, afterImport, in-process runs) may reach with its own cloud identity when a source names no credentials; empty: none")
 	opts := zap.Options{}
 	opts.BindFlags(fs)

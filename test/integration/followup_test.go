@@ -18,6 +18,7 @@ import (
 	"github.com/userimport/user-import-operator/internal/runcontract"
 	"github.com/userimport/user-import-operator/internal/testenv"
 	"github.com/userimport/user-import-operator/internal/testpeer/blackhole"
+	"github.com/userimport/user-import-operator/internal/testpeer/mailpit"
 )
 
 // blackHole accepts TCP connections and never answers: a relay or an
@@ -51,31 +52,8 @@ var _ = Describe("what an import owes after its phase", Ordered, func() {
 
 		// This team's relay accepts connections and never answers.
 		ns := newNamespace()
-		dir := readyDirectory(ns, "corp")
-		host, port := blackHole()
-		Eventually(func() error {
-			cur := &uiov1.UserDirectory{}
-			if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(dir), cur); err != nil {
-				return err
-			}
-			cur.Spec.Mail = &uiov1.MailRelay{Host: host, Port: port, From: "hr@example.com"}
-			return k8sClient.Update(ctx, cur)
-		}).Should(Succeed())
-		// The directory's own check of the relay gives up after its
-		// timeout; the directory stays Ready.
-		Eventually(func(g Gomega) {
-			cur := &uiov1.UserDirectory{}
-			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(dir), cur)).To(Succeed())
-			g.Expect(cur.Status.ObservedGeneration).To(Equal(cur.Generation))
-			g.Expect(meta.FindStatusCondition(cur.Status.Conditions, uiov1.ConditionMailReady)).NotTo(BeNil())
-		}, 90*time.Second, 200*time.Millisecond).Should(Succeed())
-		ours := newImport(ns, "hr", "corp", uiov1.ActionDraft)
-		editSpec(ours, func(s *uiov1.UserImportSpec) {
-			s.Report = uiov1.ReportMail{Recipients: []string{"hr-team@example.com"}}
-			s.Action = uiov1.ActionImport
-		})
-		finishJob(job(ours, runcontract.StageImport), true)
-		expectPhase(ours, uiov1.PhaseCompleted)
+		hungMailDirectories("corp", ns)
+		ours := completedWithReport(ns, "hr", "corp")
 		// The report is on its way into the black hole (5 s a try).
 		time.Sleep(time.Second)
 
@@ -99,7 +77,84 @@ var _ = Describe("what an import owes after its phase", Ordered, func() {
 		}, 90*time.Second, 500*time.Millisecond).Should(Succeed())
 		Expect(getImport(ours).Status.Phase).To(Equal(uiov1.PhaseCompleted))
 	})
+
+	It("mails another namespace's report at once while more relays than the controller has workers never answer", func() {
+		relay, err := mailpit.StartIn(GinkgoT().TempDir())
+		Expect(err).NotTo(HaveOccurred(), "hack/peers/install-mailpit.sh builds Mailpit")
+		DeferCleanup(relay.Stop)
+		theirs := newNamespace()
+		mailDirectory(relay, theirs, "corp", mailpit.Password)
+
+		// Three tenants, two reports each, into relays that never answer
+		// (each try waits 5 s, and a report makes three).
+		hung := []string{newNamespace(), newNamespace(), newNamespace()}
+		hungMailDirectories("corp", hung...)
+		for _, ns := range hung {
+			completedWithReport(ns, "first", "corp")
+			completedWithReport(ns, "second", "corp")
+		}
+
+		start := time.Now()
+		completedWithReport(theirs, "hr", "corp")
+		Eventually(func(g Gomega) {
+			msgs, err := relay.Messages()
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(msgs).To(HaveLen(1))
+		}, 8*time.Second, 100*time.Millisecond).Should(Succeed(), "the report waited for the relays that never answer")
+		GinkgoWriter.Printf("the other namespace's report went out %v after its import completed\n", time.Since(start))
+
+		// A namespace's reports go one at a time: its second waits for its
+		// first, whose relay never answers.
+		for _, ns := range hung {
+			Expect(getImport(&uiov1.UserImport{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "second"}}).Status.Reports).To(BeEmpty())
+		}
+	})
 })
+
+// hungMailDirectories creates in each namespace a Ready directory whose
+// relay accepts connections and never answers, and waits for their checks
+// of the relay to give up.
+func hungMailDirectories(name string, namespaces ...string) {
+	GinkgoHelper()
+	var dirs []*uiov1.UserDirectory
+	for _, ns := range namespaces {
+		dir := readyDirectory(ns, name)
+		host, port := blackHole()
+		Eventually(func() error {
+			cur := &uiov1.UserDirectory{}
+			if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(dir), cur); err != nil {
+				return err
+			}
+			cur.Spec.Mail = &uiov1.MailRelay{Host: host, Port: port, From: "hr@example.com"}
+			return k8sClient.Update(ctx, cur)
+		}).Should(Succeed())
+		dirs = append(dirs, dir)
+	}
+	// The directory's own check of the relay gives up after its timeout;
+	// the directory stays Ready.
+	for _, dir := range dirs {
+		Eventually(func(g Gomega) {
+			cur := &uiov1.UserDirectory{}
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(dir), cur)).To(Succeed())
+			g.Expect(cur.Status.ObservedGeneration).To(Equal(cur.Generation))
+			g.Expect(meta.FindStatusCondition(cur.Status.Conditions, uiov1.ConditionMailReady)).NotTo(BeNil())
+		}, 90*time.Second, 200*time.Millisecond).Should(Succeed())
+	}
+}
+
+// completedWithReport runs an import that mails its report to the
+// directory's relay once Completed.
+func completedWithReport(ns, name, dir string) *uiov1.UserImport {
+	GinkgoHelper()
+	imp := newImport(ns, name, dir, uiov1.ActionDraft)
+	editSpec(imp, func(s *uiov1.UserImportSpec) {
+		s.Report = uiov1.ReportMail{Recipients: []string{"hr-team@example.com"}}
+		s.Action = uiov1.ActionImport
+	})
+	finishJob(job(imp, runcontract.StageImport), true)
+	expectPhase(imp, uiov1.PhaseCompleted)
+	return imp
+}
 
 var _ = Describe("checks of UserDirectories", func() {
 	It("go on for other directories while one directory's server never answers", func() {

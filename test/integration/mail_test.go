@@ -20,6 +20,30 @@ import (
 	"github.com/userimport/user-import-operator/internal/worker"
 )
 
+// mailDirectory creates a Ready SCIM directory whose spec.mail names the
+// relay, with its CA and the given password in Secrets.
+func mailDirectory(relay *mailpit.Server, ns, name, password string) {
+	GinkgoHelper()
+	Expect(k8sClient.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: name + "-mail", Namespace: ns},
+		Data:       map[string][]byte{"password": []byte(password), "ca.crt": relay.CAPEM},
+	})).To(Succeed())
+	dir := readyDirectory(ns, name)
+	Eventually(func() error {
+		cur := &uiov1.UserDirectory{}
+		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(dir), cur); err != nil {
+			return err
+		}
+		cur.Spec.Mail = &uiov1.MailRelay{
+			Host: relay.Host, Port: int32(relay.SMTPPort),
+			CABundle:     &uiov1.SecretKeyRef{Name: name + "-mail", Key: "ca.crt"},
+			AuthUsername: mailpit.User, AuthPassword: &uiov1.SecretKeyRef{Name: name + "-mail", Key: "password"},
+			From: "HR onboarding <onboarding@example.com>",
+		}
+		return k8sClient.Update(ctx, cur)
+	}).Should(Succeed())
+}
+
 var _ = Describe("a UserDirectory's mail relay", func() {
 	var relay *mailpit.Server
 	BeforeEach(func() {
@@ -29,28 +53,9 @@ var _ = Describe("a UserDirectory's mail relay", func() {
 		DeferCleanup(relay.Stop)
 	})
 
-	// withMail creates a Ready SCIM directory whose spec.mail names the
-	// relay, with its CA and the given password in Secrets.
 	withMail := func(ns, name, password string) {
 		GinkgoHelper()
-		Expect(k8sClient.Create(ctx, &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: name + "-mail", Namespace: ns},
-			Data:       map[string][]byte{"password": []byte(password), "ca.crt": relay.CAPEM},
-		})).To(Succeed())
-		dir := readyDirectory(ns, name)
-		Eventually(func() error {
-			cur := &uiov1.UserDirectory{}
-			if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(dir), cur); err != nil {
-				return err
-			}
-			cur.Spec.Mail = &uiov1.MailRelay{
-				Host: relay.Host, Port: int32(relay.SMTPPort),
-				CABundle:     &uiov1.SecretKeyRef{Name: name + "-mail", Key: "ca.crt"},
-				AuthUsername: mailpit.User, AuthPassword: &uiov1.SecretKeyRef{Name: name + "-mail", Key: "password"},
-				From: "HR onboarding <onboarding@example.com>",
-			}
-			return k8sClient.Update(ctx, cur)
-		}).Should(Succeed())
+		mailDirectory(relay, ns, name, password)
 	}
 	mailReady := func(ns, name string) func(Gomega) *metav1.Condition {
 		return func(g Gomega) *metav1.Condition {
