@@ -32,6 +32,7 @@ func runManager(args []string) error {
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
 	metricsAddr := fs.String("metrics-bind-address", ":8443", "address the metrics endpoint binds to; 0 disables it")
 	probeAddr := fs.String("health-probe-bind-address", ":8081", "address the health and readiness probes bind to")
+	pprofAddr := fs.String("pprof-bind-address", "", "address Go's profiles (/debug/pprof/) are served on, in clear and to anyone who reaches it; empty: not served")
 	leaderElect := fs.Bool("leader-elect", false, "elect a leader so that only one manager of several replicas reconciles")
 	leaderNamespace := fs.String("leader-election-namespace", "", "namespace of the leader election lease (default: the pod's namespace)")
 	secureMetrics := fs.Bool("metrics-secure", true, "serve metrics over HTTPS to callers whose token may get the /metrics URL (TokenReview and SubjectAccessReview); false serves them in clear to anyone")
@@ -108,6 +109,7 @@ func runManager(args []string) error {
 		},
 		Cache:                   cacheOpts,
 		HealthProbeBindAddress:  *probeAddr,
+		PprofBindAddress:        *pprofAddr,
 		LeaderElection:          *leaderElect,
 		LeaderElectionID:        "user-import-operator.userimport.dev",
 		LeaderElectionNamespace: *leaderNamespace,

@@ -82,6 +82,21 @@ func (f *fleet) create(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("configmaps: %w", err)
 	}
+	// The burst's imports and the cron schedules read export-0 of every
+	// healthy namespace, watched or not.
+	var unwatched []string
+	for i := 1; i <= healthy; i++ {
+		if cms[nsName(i)+"/export-0"] == nil {
+			unwatched = append(unwatched, nsName(i))
+		}
+	}
+	err = parallel(len(unwatched), func(k int) error {
+		return f.c.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: unwatched[k], Name: "export-0"},
+			Data: map[string]string{"users.csv": fmt.Sprintf("email\n%s.export-0@fleet.example\n", unwatched[k])}})
+	})
+	if err != nil {
+		return fmt.Errorf("configmaps: %w", err)
+	}
 	err = parallel(len(plans), func(k int) error {
 		p := plans[k]
 		src := v1alpha1.ImportSource{ConfigMap: &v1alpha1.ConfigMapKeyRef{Name: p.cm, Key: "users.csv"}}

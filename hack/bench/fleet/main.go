@@ -70,6 +70,7 @@ var (
 	steady     = flag.Duration("steady", 10*time.Minute, "the steady state measured")
 	// The flags the sizing guide (docs/operations.md) gives a manager of
 	// 5,000 schedules.
+	profile      = flag.String("profile", "", "a file for the manager's CPU profile of the burst's first 30 s")
 	managerFlags = flag.String("manager-flags", "--kube-api-qps=200 --kube-api-burst=400 --import-workers=8", "flags of the manager, beside the bench's own")
 )
 
@@ -173,10 +174,12 @@ func run() error {
 	say("steady, as the API server served them: %s", topRates(served0, served(ctx, &cfg), elapsed, 12))
 	f.recentlyWritten(ctx, time.Minute)
 
+	diag := diagnose(ctx, mgr, &cfg)
 	admit, change, err := f.burst(ctx)
 	if err != nil {
 		return err
 	}
+	diag.end(ctx)
 	errs1, _ := mgr.metric("controller_runtime_reconcile_errors_total")
 	say("reconcile errors by controller: %v", mgr.byLabel("controller_runtime_reconcile_errors_total", "controller"))
 	fmt.Printf("BENCH fleet namespaces=%d schedules=%d imports=%d directories=%d hung=%d manager_rss_mib=%d manager_cpu_s_per_min=%.2f api_rps=%.1f admit_p50_s=%.2f admit_p99_s=%.2f change_p99_s=%.1f errors=%.0f\n",

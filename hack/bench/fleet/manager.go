@@ -19,6 +19,8 @@ import (
 type manager struct {
 	cmd     *exec.Cmd
 	metrics string
+	// pprof is the base URL of the manager's profiles, with -profile.
+	pprof string
 }
 
 func startManager(ctx context.Context, work, kubeconfig string, flags []string) (*manager, error) {
@@ -33,9 +35,18 @@ func startManager(ctx context.Context, work, kubeconfig string, flags []string) 
 		return nil, err
 	}
 	m := &manager{metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", port)}
-	m.cmd = exec.Command(bin, append([]string{"manager", "--executor=inprocess", "--single-tenant", "--inprocess-max-runs=4",
+	args := []string{"manager", "--executor=inprocess", "--single-tenant", "--inprocess-max-runs=4",
 		"--metrics-bind-address=127.0.0.1:" + strconv.Itoa(port), "--metrics-secure=false", "--health-probe-bind-address=0",
-		"--allowed-hosts=*,127.0.0.0/8", "--zap-log-level=error"}, flags...)...)
+		"--allowed-hosts=*,127.0.0.0/8", "--zap-log-level=error"}
+	if *profile != "" {
+		pp, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		m.pprof = fmt.Sprintf("http://127.0.0.1:%d", pp)
+		args = append(args, fmt.Sprintf("--pprof-bind-address=127.0.0.1:%d", pp))
+	}
+	m.cmd = exec.Command(bin, append(args, flags...)...)
 	m.cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
 	logf, err := os.Create(filepath.Join(work, "manager.log"))
 	if err != nil {

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"k8s.io/client-go/rest"
+
+	"github.com/userimport/user-import-operator/hack/bench/benchio"
+)
+
+// diagnosis follows the manager through the burst: how deep its queues
+// grew, how long a reconcile took, and (with -profile) where its CPU
+// went. It says where admission time goes; the BENCH line does not
+// depend on it.
+type diagnosis struct {
+	m      *manager
+	cfg    *rest.Config
+	served map[string]float64
+	cpu    map[string]time.Duration
+	stop   chan struct{}
+	done   chan struct{}
+	peak   map[string]float64
+	drain  map[string]time.Duration
+	start  time.Time
+	rt0    map[string]float64
+	rtn0   map[string]float64
+	qd0    map[string]float64
+	qdn0   map[string]float64
+}
+
+func diagnose(ctx context.Context, m *manager, cfg *rest.Config) *diagnosis {
+	d := &diagnosis{m: m, cfg: cfg, served: served(ctx, cfg), cpu: processCPU(), stop: make(chan struct{}), done: make(chan struct{}), peak: map[string]float64{}, drain: map[string]time.Duration{}, start: time.Now(),
+		rt0: m.byLabel("controller_runtime_reconcile_time_seconds_sum", "controller"), rtn0: m.byLabel("controller_runtime_reconcile_time_seconds_count", "controller"),
+		qd0: m.byLabel("workqueue_queue_duration_seconds_sum", "name"), qdn0: m.byLabel("workqueue_queue_duration_seconds_count", "name")}
+	if *profile != "" && m.pprof != "" {
+		go func() {
+			if err := saveProfile(m.pprof+"/debug/pprof/profile?seconds=30", *profile); err != nil {
+				say("profile: %v", err)
+				return
+			}
+			say("the manager's CPU profile of the burst's first 30 s: %s", *profile)
+		}()
+	}
+	go func() {
+		defer close(d.done)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-d.stop:
+				return
+			case <-t.C:
+			}
+			for name, depth := range m.byLabel("workqueue_depth", "name") {
+				if depth > d.peak[name] {
+					d.peak[name] = depth
+				}
+				if depth > 0 {
+					d.drain[name] = time.Since(d.start)
+				}
+			}
+		}
+	}()
+	return d
+}
+
+// end stops following and says what was seen.
+func (d *diagnosis) end(ctx context.Context) {
+	close(d.stop)
+	<-d.done
+	elapsed := time.Since(d.start)
+	say("burst, as the API server served it: %s", topRates(d.served, served(ctx, d.cfg), elapsed, 14))
+	var cpus []string
+	for name, t := range processCPU() {
+		cpus = append(cpus, fmt.Sprintf("%s %.2f", name, (t-d.cpu[name]).Seconds()/elapsed.Seconds()))
+	}
+	slices.Sort(cpus)
+	say("burst, CPUs busy by process over %s: %s", elapsed.Round(time.Second), strings.Join(cpus, ", "))
+	rt, rtn := d.m.byLabel("controller_runtime_reconcile_time_seconds_sum", "controller"), d.m.byLabel("controller_runtime_reconcile_time_seconds_count", "controller")
+	qd, qdn := d.m.byLabel("workqueue_queue_duration_seconds_sum", "name"), d.m.byLabel("workqueue_queue_duration_seconds_count", "name")
+	var parts []string
+	for name, p := range d.peak {
+		n := rtn[name] - d.rtn0[name]
+		mean, wait := 0.0, 0.0
+		if n > 0 {
+			mean = (rt[name] - d.rt0[name]) / n
+		}
+		if k := qdn[name] - d.qdn0[name]; k > 0 {
+			wait = (qd[name] - d.qd0[name]) / k
+		}
+		parts = append(parts, fmt.Sprintf("%s: peak depth %.0f, busy until %s, %.0f reconciles of %.0f ms, %.2f s queued on average", name, p, d.drain[name].Round(time.Second), n, mean*1000, wait))
+	}
+	slices.Sort(parts)
+	say("burst, by queue: %s", strings.Join(parts, "; "))
+}
+
+// processCPU is the CPU time of this process and of the processes it
+// started (the API server, etcd, the manager), by name.
+func processCPU() map[string]time.Duration {
+	out := map[string]time.Duration{"fleet": benchio.ProcessCPU(os.Getpid())}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		st := string(b)
+		name := st[strings.IndexByte(st, '(')+1 : strings.LastIndexByte(st, ')')]
+		fields := strings.Fields(st[strings.LastIndexByte(st, ')')+1:])
+		if ppid, _ := strconv.Atoi(fields[1]); ppid == os.Getpid() {
+			out[name] += benchio.ProcessCPU(pid)
+		}
+	}
+	return out
+}
+
+func saveProfile(url, path string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
