@@ -50,19 +50,33 @@ type APISink struct {
 	sentBefore int64
 	// file is the source, whose content's sha256 a read in place learns.
 	file *source.File
+	// last is the import as the last status patch returned it.
+	last *v1alpha1.UserImport
 }
 
 var _ Sink = (*APISink)(nil)
 
+// patchStatus changes the import's status, guarded by the resourceVersion
+// of the copy it changes: the copy the last patch returned, while nobody
+// else wrote the import since, else a fresh one. A run's patches cost one
+// request each, not a read and a write.
 func (s *APISink) patchStatus(ctx context.Context, mutate func(st *v1alpha1.UserImportStatus)) error {
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		var imp v1alpha1.UserImport
-		if err := s.Client.Get(ctx, s.Import, &imp); err != nil {
-			return err
+		imp := s.last
+		s.last = nil
+		if imp == nil {
+			imp = &v1alpha1.UserImport{}
+			if err := s.Client.Get(ctx, s.Import, imp); err != nil {
+				return err
+			}
 		}
 		base := imp.DeepCopy()
 		mutate(&imp.Status)
-		return s.Client.Status().Patch(ctx, &imp, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+		if err := s.Client.Status().Patch(ctx, imp, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+			return err
+		}
+		s.last = imp
+		return nil
 	})
 }
 
