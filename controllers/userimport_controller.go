@@ -164,14 +164,15 @@ func (r *UserImportReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 }
 
 // read reads the import afresh: the worker patches the status of one
-// that runs, and a decision on a stale copy could start a run twice. A
-// finished import is the exception: its phase is final, nothing runs for
-// it and nothing moves it again, so the cache's copy decides (the status
-// write is guarded by the resourceVersion it read). A manager restarted
-// beside 20,000 finished imports reads none of them from the API server.
+// that runs, and a decision on a stale copy could start a run twice.
+// Where no decision on a stale copy can start anything, the cache's copy
+// decides (cacheDecides), and the status write is guarded by the
+// resourceVersion it read: a manager restarted beside 20,000 finished
+// imports reads none of them from the API server, and a running import
+// looked at every poll interval costs no read.
 func (r *UserImportReconciler) read(ctx context.Context, key client.ObjectKey) (*v1alpha1.UserImport, error) {
 	imp := &v1alpha1.UserImport{}
-	if err := r.Client.Get(ctx, key, imp); err == nil && imp.Status.Phase.IsFinal() && imp.DeletionTimestamp.IsZero() {
+	if err := r.Client.Get(ctx, key, imp); err == nil && imp.DeletionTimestamp.IsZero() && r.cacheDecides(ctx, imp) {
 		return imp, nil
 	}
 	imp = &v1alpha1.UserImport{}
@@ -179,6 +180,34 @@ func (r *UserImportReconciler) read(ctx context.Context, key client.ObjectKey) (
 		return nil, err
 	}
 	return imp, nil
+}
+
+// cacheDecides tells whether a reconcile may decide on the cache's copy
+// of imp: its phase is final (nothing runs for it, nothing moves it
+// again), or the run of its phase's stage is under way (the reconcile
+// reports its progress; a run that has ended is decided on a fresh copy,
+// running).
+func (r *UserImportReconciler) cacheDecides(ctx context.Context, imp *v1alpha1.UserImport) bool {
+	if imp.Status.Phase.IsFinal() {
+		return true
+	}
+	stage, ok := phaseStage(imp.Status.Phase)
+	if !ok {
+		return false
+	}
+	return r.Executor.Running(ctx, imp, stage)
+}
+
+// phaseStage is the stage that runs in phase p: Preview in
+// CreatingPreview, Import in Importing.
+func phaseStage(p v1alpha1.ImportPhase) (runcontract.Stage, bool) {
+	switch p {
+	case v1alpha1.PhaseCreatingPreview:
+		return runcontract.StagePreview, true
+	case v1alpha1.PhaseImporting:
+		return runcontract.StageImport, true
+	}
+	return "", false
 }
 
 // event queues an Event about the import.
@@ -229,11 +258,8 @@ func (run *importRun) step(ctx context.Context) (verdict, error) {
 	if imp.Spec.Action == v1alpha1.ActionCancel {
 		return run.cancel(ctx)
 	}
-	switch phase {
-	case v1alpha1.PhaseCreatingPreview:
-		return run.running(ctx, runcontract.StagePreview)
-	case v1alpha1.PhaseImporting:
-		return run.running(ctx, runcontract.StageImport)
+	if stage, ok := phaseStage(phase); ok {
+		return run.running(ctx, stage)
 	}
 	return run.idle(ctx)
 }

@@ -23,6 +23,10 @@ type Executor interface {
 	Start(ctx context.Context, imp *v1alpha1.UserImport, dir *v1alpha1.UserDirectory, stage runcontract.Stage) error
 	// Status reports the run of stage of imp.
 	Status(ctx context.Context, imp *v1alpha1.UserImport, stage runcontract.Stage) (StageStatus, error)
+	// Running tells, from what the executor keeps or caches and without
+	// a request, whether a run of stage of imp is under way. A run that
+	// ended, or one it cannot tell of, is not.
+	Running(ctx context.Context, imp *v1alpha1.UserImport, stage runcontract.Stage) bool
 	// Reset forgets a finished run of stage, so that Start can begin a new
 	// one (a preview made again after an edit, an approved import).
 	Reset(ctx context.Context, imp *v1alpha1.UserImport, stage runcontract.Stage) error

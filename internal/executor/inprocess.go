@@ -154,6 +154,14 @@ func (e *InProcess) Status(_ context.Context, imp *v1alpha1.UserImport, stage ru
 	return StageStatus{Found: true, Outcome: r.out}, nil
 }
 
+// Running tells whether the run of stage is under way.
+func (e *InProcess) Running(_ context.Context, imp *v1alpha1.UserImport, stage runcontract.Stage) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r, ok := e.runs[runKey{imp.Namespace, imp.Name, stage}]
+	return ok && !r.done
+}
+
 // Reset forgets the run of stage, stopping it if it still runs.
 func (e *InProcess) Reset(_ context.Context, imp *v1alpha1.UserImport, stage runcontract.Stage) error {
 	e.mu.Lock()

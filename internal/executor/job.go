@@ -164,6 +164,16 @@ func (e *Job) Status(ctx context.Context, imp *v1alpha1.UserImport, stage runcon
 	return StageStatus{Found: true, Running: true}, nil
 }
 
+// Running tells whether the Job of stage, as the cache has it, is owned
+// by imp and has not ended.
+func (e *Job) Running(ctx context.Context, imp *v1alpha1.UserImport, stage runcontract.Stage) bool {
+	var job batchv1.Job
+	if err := e.Client.Get(ctx, client.ObjectKey{Namespace: imp.Namespace, Name: jobs.JobName(imp, stage)}, &job); err != nil {
+		return false
+	}
+	return metav1.IsControlledBy(&job, imp) && !jobCondition(&job, batchv1.JobComplete) && !jobCondition(&job, batchv1.JobFailed)
+}
+
 func jobCondition(job *batchv1.Job, t batchv1.JobConditionType) bool {
 	for _, c := range job.Status.Conditions {
 		if c.Type == t && c.Status == corev1.ConditionTrue {
