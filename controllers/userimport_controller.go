@@ -118,6 +118,9 @@ type importRun struct {
 	*UserImportReconciler
 	imp    *v1alpha1.UserImport
 	status *statusPatch
+	// phaseEvent is the place (from 1) of the Event of this reconcile's
+	// phase changes among the status's pending Events; 0: none yet.
+	phaseEvent int
 }
 
 func (r *UserImportReconciler) now() metav1.Time {
@@ -232,7 +235,15 @@ func (run *importRun) setPhase(p v1alpha1.ImportPhase) {
 		t := run.now()
 		run.imp.Status.CompletionTime = &t
 	}
+	// The phases one reconcile went through are one Event, named after
+	// the last.
+	if run.phaseEvent > 0 {
+		e := &run.status.events[run.phaseEvent-1]
+		e.reason, e.note = string(p), e.note+" → "+string(p)
+		return
+	}
 	run.event(corev1.EventTypeNormal, string(p), fmt.Sprintf("phase %s → %s", from, p))
+	run.phaseEvent = len(run.status.events)
 }
 
 // reconcile runs the state machine until the phase settles.
