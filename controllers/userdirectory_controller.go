@@ -18,11 +18,13 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
@@ -236,15 +238,35 @@ func (r *UserDirectoryReconciler) checkMail(ctx context.Context, dir *v1alpha1.U
 func (r *UserDirectoryReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.UserDirectory{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		// The queue in status follows the phases of the imports.
-		Watches(&v1alpha1.UserImport{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []ctrl.Request {
-			imp := o.(*v1alpha1.UserImport)
-			return []ctrl.Request{{NamespacedName: client.ObjectKey{Namespace: imp.Namespace, Name: imp.Spec.DirectoryRef.Name}}}
-		}), builder.WithPredicates(phaseChanged())).
+		// The queue in status follows the phases of the imports, a
+		// second behind: the phase changes of a burst of imports are one
+		// write of the directory's status, not one each.
+		Watches(&v1alpha1.UserImport{}, queueWatch(time.Second), builder.WithPredicates(phaseChanged())).
 		// A check waits for servers outside the cluster, up to its
 		// timeout: one directory's server that hangs must not hold up the
 		// checks of the others.
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Workers, 1)}).
 		Named("userdirectory").
 		Complete(r)
+}
+
+// queueWatch enqueues the directory of an import whose phase changed, after
+// delay; the changes within it are reconciled once.
+func queueWatch(delay time.Duration) handler.EventHandler {
+	add := func(o client.Object, q workqueue.TypedRateLimitingInterface[ctrl.Request]) {
+		if imp, ok := o.(*v1alpha1.UserImport); ok {
+			q.AddAfter(ctrl.Request{NamespacedName: client.ObjectKey{Namespace: imp.Namespace, Name: imp.Spec.DirectoryRef.Name}}, delay)
+		}
+	}
+	return handler.Funcs{
+		CreateFunc: func(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[ctrl.Request]) {
+			add(e.Object, q)
+		},
+		UpdateFunc: func(_ context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[ctrl.Request]) {
+			add(e.ObjectNew, q)
+		},
+		DeleteFunc: func(_ context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[ctrl.Request]) {
+			add(e.Object, q)
+		},
+	}
 }
