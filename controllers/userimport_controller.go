@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -163,7 +164,19 @@ func (r *UserImportReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	r.Metrics.Observe(req.String(), imp.Status.Phase, imp.Status.Progress, safetyBlocked(imp))
 	// What the phase written owes (a report, the source's archiving) is
 	// the follow-up controller's.
-	return ctrl.Result{RequeueAfter: v.requeueAfter}, nil
+	return lookAgain(v.requeueAfter), nil
+}
+
+// lookAgain asks to reconcile again after wait. A look by the clock (a
+// poll of a run, a wait for a source, a queue's safety net) yields to
+// what an event brought: a new import is admitted before the imports
+// already running are polled.
+func lookAgain(wait time.Duration) ctrl.Result {
+	res := ctrl.Result{RequeueAfter: wait}
+	if wait >= time.Second {
+		res.Priority = ptr.To(handler.LowPriority)
+	}
+	return res
 }
 
 // read reads the import afresh: the worker patches the status of one
