@@ -25,7 +25,9 @@
 // manager_rss_mib is the manager's peak resident memory; api_rps its
 // requests per second to the API server in the steady state (client-go's
 // rest_client_requests_total); admit_* the time from a new UserImport's
-// creation to its first stage starting; change_p99_s from a ConfigMap
+// creation to its admission, the first phase the controller gives it
+// (Importing, or ImportPending behind another import of its directory);
+// change_p99_s from a ConfigMap
 // change to the import of a schedule on it; errors the reconcile errors
 // (controller_runtime_reconcile_errors_total) from the steady state on.
 package main
@@ -200,8 +202,8 @@ type fleet struct {
 	cms []watchedCM
 
 	mu sync.Mutex
-	// seen is when each import (namespace/name) was first seen past its
-	// admission: its first stage started.
+	// seen is when each import (namespace/name) was first seen admitted:
+	// given a phase past Draft and PreviewPending.
 	seen map[string]time.Time
 	// created is when each import was first seen at all.
 	created   map[string]time.Time
