@@ -98,7 +98,8 @@ func (r *UserDirectoryReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 // waiting, computed from the imports that name it.
 func (r *UserDirectoryReconciler) reconcileQueue(ctx context.Context, dir *v1alpha1.UserDirectory) error {
 	var list v1alpha1.UserImportList
-	if err := r.Client.List(ctx, &list, client.InNamespace(dir.Namespace), client.MatchingFields{directoryIndex: dir.Name}); err != nil {
+	// Read only: the cache's objects themselves, not copies.
+	if err := r.Client.List(ctx, &list, client.InNamespace(dir.Namespace), client.MatchingFields{directoryIndex: dir.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return fmt.Errorf("listing imports: %w", err)
 	}
 	q := queueOf(list.Items)

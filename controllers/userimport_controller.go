@@ -429,7 +429,8 @@ func (r *UserImportReconciler) nextInQueue(ctx context.Context, obj client.Objec
 		return nil
 	}
 	var list v1alpha1.UserImportList
-	if err := r.Client.List(ctx, &list, client.InNamespace(imp.Namespace), client.MatchingFields{directoryIndex: imp.Spec.DirectoryRef.Name}); err != nil {
+	// Read only: the cache's objects themselves, not copies.
+	if err := r.Client.List(ctx, &list, client.InNamespace(imp.Namespace), client.MatchingFields{directoryIndex: imp.Spec.DirectoryRef.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		ctrl.LoggerFrom(ctx).Error(safetext.Wrap(err), "listing the imports of a directory", "directory", imp.Spec.DirectoryRef.Name)
 		return nil
 	}
@@ -453,7 +454,7 @@ func (r *UserImportReconciler) importsOfDirectory(ctx context.Context, obj clien
 // importsOf lists the unfinished imports of a directory from the cache.
 func importsOf(ctx context.Context, c client.Reader, namespace, directory string) []ctrl.Request {
 	var list v1alpha1.UserImportList
-	if err := c.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{directoryIndex: directory}); err != nil {
+	if err := c.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{directoryIndex: directory}, client.UnsafeDisableDeepCopy); err != nil {
 		ctrl.LoggerFrom(ctx).Error(safetext.Wrap(err), "listing the imports of a directory", "directory", directory)
 		return nil
 	}

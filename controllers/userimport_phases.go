@@ -135,7 +135,8 @@ func (run *importRun) idle(ctx context.Context) (verdict, error) {
 // wait for the event that wakes it (nextInQueue) or its next look.
 func (run *importRun) queued(ctx context.Context) (verdict, error) {
 	imp := run.imp
-	q, err := run.queueOf(ctx, run.Client, client.MatchingFields{directoryIndex: imp.Spec.DirectoryRef.Name})
+	// Read only: the cache's objects themselves, not copies.
+	q, err := run.queueOf(ctx, run.Client, client.MatchingFields{directoryIndex: imp.Spec.DirectoryRef.Name}, client.UnsafeDisableDeepCopy)
 	if err != nil {
 		return verdict{}, err
 	}
