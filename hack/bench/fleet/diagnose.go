@@ -42,11 +42,23 @@ func diagnose(ctx context.Context, m *manager, cfg *rest.Config) *diagnosis {
 		qd0: m.byLabel("workqueue_queue_duration_seconds_sum", "name"), qdn0: m.byLabel("workqueue_queue_duration_seconds_count", "name")}
 	if *profile != "" && m.pprof != "" {
 		go func() {
-			if err := saveProfile(m.pprof+"/debug/pprof/profile?seconds=30", *profile); err != nil {
+			if err := saveProfile(http.DefaultClient, m.pprof+"/debug/pprof/profile?seconds=30", *profile); err != nil {
 				say("profile: %v", err)
 				return
 			}
 			say("the manager's CPU profile of the burst's first 30 s: %s", *profile)
+		}()
+		go func() {
+			hc, err := rest.HTTPClientFor(cfg)
+			if err != nil {
+				say("profile: %v", err)
+				return
+			}
+			if err := saveProfile(hc, strings.TrimSuffix(cfg.Host, "/")+"/debug/pprof/profile?seconds=30", *profile+".apiserver"); err != nil {
+				say("profile: %v", err)
+				return
+			}
+			say("the API server's CPU profile of the burst's first 30 s: %s.apiserver", *profile)
 		}()
 	}
 	go func() {
@@ -126,8 +138,8 @@ func processCPU() map[string]time.Duration {
 	return out
 }
 
-func saveProfile(url, path string) error {
-	resp, err := http.Get(url)
+func saveProfile(hc *http.Client, url, path string) error {
+	resp, err := hc.Get(url)
 	if err != nil {
 		return err
 	}
