@@ -190,7 +190,7 @@ func TestChartValues(t *testing.T) {
 		!strings.Contains(fmt.Sprint(field(t, d, "spec", "template", "spec", "tolerations")), "dedicated") {
 		t.Errorf("replicas, nodeSelector or tolerations not set: %v", d.Object["spec"])
 	}
-	if fmt.Sprint(c["resources"]) != "map[limits:map[cpu:1 memory:1Gi] requests:map[cpu:100m memory:128Mi]]" {
+	if fmt.Sprint(c["resources"]) != "map[limits:map[cpu:1 memory:1Gi] requests:map[cpu:100m memory:192Mi]]" {
 		t.Errorf("resources %v", c["resources"])
 	}
 	if objs["ServiceMonitor/user-import-operator-controller-manager"] == nil {
