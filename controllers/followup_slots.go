@@ -8,11 +8,11 @@ import (
 
 // namespaceSlots bounds the follow-ups under way: one per namespace, so
 // that a tenant whose relay never answers holds one slot however many of
-// its imports owe a report, and max in all. A key that found no slot
+// its imports owe a report, and limit in all. A key that found no slot
 // waits; a slot freed wakes every key that waited for it, and those that
 // still find none wait again.
 type namespaceSlots struct {
-	max int
+	limit int
 
 	mu   sync.Mutex
 	busy map[string]types.NamespacedName
@@ -22,8 +22,8 @@ type namespaceSlots struct {
 	waitingAny map[types.NamespacedName]struct{}
 }
 
-func newNamespaceSlots(max int) *namespaceSlots {
-	return &namespaceSlots{max: max, busy: map[string]types.NamespacedName{},
+func newNamespaceSlots(limit int) *namespaceSlots {
+	return &namespaceSlots{limit: limit, busy: map[string]types.NamespacedName{},
 		waiting: map[string]map[types.NamespacedName]struct{}{}, waitingAny: map[types.NamespacedName]struct{}{}}
 }
 
@@ -38,7 +38,7 @@ func (s *namespaceSlots) acquire(key types.NamespacedName) bool {
 		s.waiting[key.Namespace][key] = struct{}{}
 		return false
 	}
-	if len(s.busy) >= s.max {
+	if len(s.busy) >= s.limit {
 		s.waitingAny[key] = struct{}{}
 		return false
 	}

@@ -39,7 +39,7 @@ type UserImportFollowUpReconciler struct {
 	wake  chan event.GenericEvent
 
 	mu sync.Mutex
-	// ended holds the outcome of work that ended, until the reconcile it
+	// ended holds the error of work that failed, until the reconcile it
 	// wakes reads it.
 	ended map[types.NamespacedName]error
 }
@@ -67,10 +67,11 @@ func (f *UserImportFollowUpReconciler) Reconcile(ctx context.Context, req reconc
 	// ctx is the controller's: the work ends with the manager, not with
 	// this reconcile.
 	go func() {
-		err := f.followUp(ctx, req.NamespacedName)
-		f.mu.Lock()
-		f.ended[req.NamespacedName] = err
-		f.mu.Unlock()
+		if err := f.followUp(ctx, req.NamespacedName); err != nil {
+			f.mu.Lock()
+			f.ended[req.NamespacedName] = err
+			f.mu.Unlock()
+		}
 		for _, k := range append(f.slots.release(req.NamespacedName), req.NamespacedName) {
 			select {
 			case f.wake <- event.GenericEvent{Object: &v1alpha1.UserImport{ObjectMeta: metav1.ObjectMeta{Namespace: k.Namespace, Name: k.Name}}}:
@@ -82,7 +83,7 @@ func (f *UserImportFollowUpReconciler) Reconcile(ctx context.Context, req reconc
 	return reconcile.Result{}, nil
 }
 
-// takeEnded returns, and forgets, the error of the work on key that ended.
+// takeEnded returns, and forgets, the error of the work on key that failed.
 func (f *UserImportFollowUpReconciler) takeEnded(key types.NamespacedName) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -137,11 +138,11 @@ func archiveDue(imp *v1alpha1.UserImport) bool {
 // changes; a report that waits for its backoff asks to be looked at
 // again.
 func (f *UserImportFollowUpReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	max := f.Workers
-	if max <= 0 {
-		max = 64
+	limit := f.Workers
+	if limit <= 0 {
+		limit = 64
 	}
-	f.slots, f.wake, f.ended = newNamespaceSlots(max), make(chan event.GenericEvent, 1024), map[types.NamespacedName]error{}
+	f.slots, f.wake, f.ended = newNamespaceSlots(limit), make(chan event.GenericEvent, 1024), map[types.NamespacedName]error{}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.UserImport{}, builder.WithPredicates(predicate.Funcs{
 			// At a start, the thousands of finished imports that owe
