@@ -30,36 +30,38 @@ type diagnosis struct {
 	peak   map[string]float64
 	drain  map[string]time.Duration
 	start  time.Time
-	rt0    map[string]float64
-	rtn0   map[string]float64
-	qd0    map[string]float64
-	qdn0   map[string]float64
+	// reconciles and queued: the reconcile times and the times queued,
+	// by controller, when the burst began.
+	reconciles, queued histogram
+}
+
+// histogram is the sum and the count of a histogram the manager serves,
+// by the value of one label.
+type histogram struct{ sum, count map[string]float64 }
+
+func (m *manager) histogram(metric, label string) histogram {
+	return histogram{m.byLabel(metric+"_sum", label), m.byLabel(metric+"_count", label)}
+}
+
+// since is the number of observations of key after earlier, and their mean.
+func (h histogram) since(earlier histogram, key string) (n, mean float64) {
+	n = h.count[key] - earlier.count[key]
+	if n > 0 {
+		mean = (h.sum[key] - earlier.sum[key]) / n
+	}
+	return n, mean
 }
 
 func diagnose(ctx context.Context, m *manager, cfg *rest.Config) *diagnosis {
 	d := &diagnosis{m: m, cfg: cfg, served: served(ctx, cfg), cpu: processCPU(), stop: make(chan struct{}), done: make(chan struct{}), peak: map[string]float64{}, drain: map[string]time.Duration{}, start: time.Now(),
-		rt0: m.byLabel("controller_runtime_reconcile_time_seconds_sum", "controller"), rtn0: m.byLabel("controller_runtime_reconcile_time_seconds_count", "controller"),
-		qd0: m.byLabel("workqueue_queue_duration_seconds_sum", "name"), qdn0: m.byLabel("workqueue_queue_duration_seconds_count", "name")}
+		reconciles: m.histogram("controller_runtime_reconcile_time_seconds", "controller"), queued: m.histogram("workqueue_queue_duration_seconds", "name")}
 	if *profile != "" && m.pprof != "" {
-		go func() {
-			if err := saveProfile(http.DefaultClient, m.pprof+"/debug/pprof/profile?seconds=30", *profile); err != nil {
-				say("profile: %v", err)
-				return
-			}
-			say("the manager's CPU profile of the burst's first 30 s: %s", *profile)
-		}()
-		go func() {
-			hc, err := rest.HTTPClientFor(cfg)
-			if err != nil {
-				say("profile: %v", err)
-				return
-			}
-			if err := saveProfile(hc, strings.TrimSuffix(cfg.Host, "/")+"/debug/pprof/profile?seconds=30", *profile+".apiserver"); err != nil {
-				say("profile: %v", err)
-				return
-			}
-			say("the API server's CPU profile of the burst's first 30 s: %s.apiserver", *profile)
-		}()
+		go saveProfile("the manager", http.DefaultClient, m.pprof, *profile)
+		if hc, err := rest.HTTPClientFor(cfg); err == nil {
+			go saveProfile("the API server", hc, strings.TrimSuffix(cfg.Host, "/"), *profile+".apiserver")
+		} else {
+			say("profile: %v", err)
+		}
 	}
 	go func() {
 		defer close(d.done)
@@ -96,18 +98,11 @@ func (d *diagnosis) end(ctx context.Context) {
 	}
 	slices.Sort(cpus)
 	say("burst, CPUs busy by process over %s: %s", elapsed.Round(time.Second), strings.Join(cpus, ", "))
-	rt, rtn := d.m.byLabel("controller_runtime_reconcile_time_seconds_sum", "controller"), d.m.byLabel("controller_runtime_reconcile_time_seconds_count", "controller")
-	qd, qdn := d.m.byLabel("workqueue_queue_duration_seconds_sum", "name"), d.m.byLabel("workqueue_queue_duration_seconds_count", "name")
+	reconciles, queued := d.m.histogram("controller_runtime_reconcile_time_seconds", "controller"), d.m.histogram("workqueue_queue_duration_seconds", "name")
 	var parts []string
 	for name, p := range d.peak {
-		n := rtn[name] - d.rtn0[name]
-		mean, wait := 0.0, 0.0
-		if n > 0 {
-			mean = (rt[name] - d.rt0[name]) / n
-		}
-		if k := qdn[name] - d.qdn0[name]; k > 0 {
-			wait = (qd[name] - d.qd0[name]) / k
-		}
+		n, mean := reconciles.since(d.reconciles, name)
+		_, wait := queued.since(d.queued, name)
 		parts = append(parts, fmt.Sprintf("%s: peak depth %.0f, busy until %s, %.0f reconciles of %.0f ms, %.2f s queued on average", name, p, d.drain[name].Round(time.Second), n, mean*1000, wait))
 	}
 	slices.Sort(parts)
@@ -138,7 +133,17 @@ func processCPU() map[string]time.Duration {
 	return out
 }
 
-func saveProfile(hc *http.Client, url, path string) error {
+// saveProfile writes who's CPU profile of the next 30 s, served under
+// base, to path, and says where.
+func saveProfile(who string, hc *http.Client, base, path string) {
+	if err := fetchProfile(hc, base+"/debug/pprof/profile?seconds=30", path); err != nil {
+		say("%s's profile: %v", who, err)
+		return
+	}
+	say("%s's CPU profile of the burst's first 30 s: %s", who, path)
+}
+
+func fetchProfile(hc *http.Client, url, path string) error {
 	resp, err := hc.Get(url)
 	if err != nil {
 		return err

@@ -27,9 +27,9 @@
 // rest_client_requests_total); admit_* the time from a new UserImport's
 // creation to its admission, the first phase the controller gives it
 // (Importing, or ImportPending behind another import of its directory);
-// change_p99_s from a ConfigMap
-// change to the import of a schedule on it; errors the reconcile errors
-// (controller_runtime_reconcile_errors_total) from the steady state on.
+// change_p99_s from a ConfigMap change to the import of a schedule on
+// it; errors the reconcile errors (controller_runtime_reconcile_errors_total)
+// from the steady state on.
 package main
 
 import (
@@ -70,9 +70,9 @@ var (
 	burst      = flag.Int("burst", 1000, "new UserImports in the burst")
 	changes    = flag.Int("changes", 200, "ConfigMap changes in the burst")
 	steady     = flag.Duration("steady", 10*time.Minute, "the steady state measured")
+	profile    = flag.String("profile", "", "a file for the manager's CPU profile of the burst's first 30 s; the API server's goes to the file + .apiserver")
 	// The flags the sizing guide (docs/operations.md) gives a manager of
 	// 5,000 schedules.
-	profile      = flag.String("profile", "", "a file for the manager's CPU profile of the burst's first 30 s")
 	managerFlags = flag.String("manager-flags", "--kube-api-qps=200 --kube-api-burst=400 --import-workers=8", "flags of the manager, beside the bench's own")
 )
 

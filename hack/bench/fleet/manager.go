@@ -71,8 +71,8 @@ func startManager(ctx context.Context, work, kubeconfig string, flags []string) 
 
 // waitIdle waits until the manager's work queues hold nothing ready to
 // reconcile (workqueue_depth) at two looks in a row. The follow-up queue
-// is left out: it holds the report mails of the black-holed tenants, each
-// waiting for its relay's timeout, which is their own time.
+// is left out: the black-holed tenants' report mails wake it whenever a
+// try ends, on their relays' timeouts, which is their own time.
 func (m *manager) waitIdle(limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	last, idle := time.Now(), 0
