@@ -14,6 +14,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -187,4 +189,59 @@ func Child(args, env []string) (map[string]string, error) {
 func Num(res map[string]string, k string) float64 {
 	v, _ := strconv.ParseFloat(res[k], 64)
 	return v
+}
+
+// PeakRSS is the peak resident set size (VmHWM) of process pid, or of
+// this process when pid is 0, in bytes; 0 when it cannot be read.
+func PeakRSS(pid int) int64 {
+	path := "/proc/self/status"
+	if pid != 0 {
+		path = fmt.Sprintf("/proc/%d/status", pid)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// HeapAtPeak samples the heap in use every 100 ms and writes a heap
+// profile to path each time it is higher than ever before, so that the
+// profile left shows what the heap held at its peak. The function it
+// returns stops the sampling.
+func HeapAtPeak(path string) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		var peak uint64
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			// A new profile only when the peak grows by a tenth: writing
+			// one costs more than a sample.
+			if ms.HeapInuse < peak+peak/10 {
+				continue
+			}
+			peak = ms.HeapInuse
+			if f, err := os.Create(path); err == nil {
+				_ = pprof.Lookup("heap").WriteTo(f, 0)
+				_ = f.Close()
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }

@@ -276,7 +276,7 @@ func runChild(mode, file string, rows int) error {
 	plan := secs - listTime.Seconds()
 	cpu := cpuSeconds() - listCPU
 	fmt.Printf("RESULT rows=%d seconds=%.2f plan_s=%.2f rows_per_s=%.0f cpu_s=%.2f cpu_rows_per_s=%.0f peak_rss_mib=%d load1=%s%s\n",
-		n, secs, plan, float64(n)/plan, cpu, float64(n)/cpu, vmHWM()>>20, load1(), extra)
+		n, secs, plan, float64(n)/plan, cpu, float64(n)/cpu, benchio.PeakRSS(0)>>20, benchio.Load1(), extra)
 	return nil
 }
 
@@ -288,30 +288,6 @@ func cpuSeconds() float64 {
 		return -1
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-}
-
-// load1 is the one-minute load average of the machine.
-func load1() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	return strings.Fields(string(b))[0]
-}
-
-// vmHWM is the process's peak resident set size in bytes.
-func vmHWM() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return -1
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return -1
 }
 
 // genDir is the directory of the benchmark: the users of the previous

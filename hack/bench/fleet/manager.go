@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/userimport/user-import-operator/hack/bench/benchio"
 )
 
 // manager is the operator's manager, running as a process of its own.
@@ -110,19 +112,7 @@ func (m *manager) stop() {
 }
 
 // peakRSS is the manager's peak resident memory in bytes.
-func (m *manager) peakRSS() int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", m.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
+func (m *manager) peakRSS() int64 { return benchio.PeakRSS(m.cmd.Process.Pid) }
 
 // metric sums the samples of a metric the manager serves.
 func (m *manager) metric(name string) (float64, error) {

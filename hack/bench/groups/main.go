@@ -9,7 +9,8 @@
 //	BENCH groups users=… groups=… with_s=… without_s=… overhead=… rerun_s=…
 //
 // where overhead is with_s / without_s, and rerun_s the time of the same
-// import with groups and managers again, which changes nothing.
+// import with groups and managers again, which changes nothing. Then
+// comes the large run (large.go), whose line is the last.
 package main
 
 import (
@@ -29,12 +30,31 @@ import (
 )
 
 func main() {
-	users := flag.Int("users", 50_000, "users to import")
+	users := flag.Int("users", 50_000, "users to import into slapd (0: none)")
 	conc := flag.Int("concurrency", 8, "the directory's concurrency setting (and the engine's batches in flight)")
 	batch := flag.Int("batch", 100, "changes per batch")
 	rounds := flag.Int("rounds", 2, "rounds of the two imports; each keeps its fastest")
+	large := flag.Int("large", 1_000_000, "users of the large run into SQLite (0: none)")
+	child := flag.Bool("child", false, "run one import of the large run")
+	file := flag.String("file", "", "CSV file (child)")
+	sum := flag.String("sum", "", "the file's sha256 (child)")
+	db := flag.String("db", "", "SQLite file (child)")
+	relations := flag.Bool("relations", false, "map groups and managers (child)")
+	heap := flag.String("heapprofile", "", "write a heap profile of each import of the large run at its peak to this path plus .true or .false (with groups or not)")
 	flag.Parse()
-	if err := run(*users, *conc, *batch, *rounds); err != nil {
+	var err error
+	switch {
+	case *child:
+		err = largeChild(*file, *sum, *db, *heap, *large, *relations)
+	default:
+		if *users > 0 {
+			err = run(*users, *conc, *batch, *rounds)
+		}
+		if err == nil && *large > 0 {
+			err = largeRun(*large, *heap)
+		}
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench groups:", err)
 		os.Exit(1)
 	}

@@ -299,7 +299,7 @@ func runChild(mode, file, dsn, table string) error {
 	default:
 		return fmt.Errorf("unknown child %q", mode)
 	}
-	fmt.Printf("RESULT seconds=%.2f cpu_s=%.2f peak_rss_mib=%d %s\n", time.Since(start).Seconds(), benchio.SelfCPU().Seconds(), peakRSS()/1024, extra)
+	fmt.Printf("RESULT seconds=%.2f cpu_s=%.2f peak_rss_mib=%d %s\n", time.Since(start).Seconds(), benchio.SelfCPU().Seconds(), benchio.PeakRSS(0)>>20, extra)
 	return nil
 }
 
@@ -506,19 +506,4 @@ func statFields(pid int) ([]string, error) {
 	}
 	s := string(b)
 	return strings.Fields(s[strings.LastIndexByte(s, ')')+1:]), nil
-}
-
-// peakRSS is this process's peak resident set size in KiB (VmHWM).
-func peakRSS() int {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
-			return n
-		}
-	}
-	return 0
 }

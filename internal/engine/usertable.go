@@ -1,0 +1,149 @@
+package engine
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// userTable is what the Groups and Managers steps remember per user, by a
+// string key (an identity, or a member reference): a fixed number of
+// string fields and a byte of flags each. A Go map of a million users
+// costs a few hundred bytes a user and, as live heap, as much again in
+// garbage before the collector runs; a userTable keeps the strings in a byte
+// arena and the index in an open-addressing table outside the Go heap
+// (offheap.go), at about the size of the strings plus 13 bytes a user.
+//
+// Putting a key again stores a new record and points the index at it;
+// the old one stays in the arena, unreachable.
+type userTable struct {
+	fields int
+	arena  byteArena      // per record: uvarint len and bytes of the key, then of each field
+	off    column[uint32] // arena position of each record
+	flags  column[uint8]
+	table  []uint64 // tag<<32 | record+1; 0 is empty
+	raw    []byte   // mapping of table
+	n      int      // keys in table
+	buf    []byte
+}
+
+func newUserTable(fields int) *userTable { return &userTable{fields: fields} }
+
+// len is the number of keys.
+func (t *userTable) len() int {
+	if t == nil {
+		return 0
+	}
+	return t.n
+}
+
+func (t *userTable) free() {
+	if t == nil {
+		return
+	}
+	t.arena.free()
+	t.off.free()
+	t.flags.free()
+	unmap(t.raw)
+	*t = userTable{fields: t.fields}
+}
+
+// put stores the fields of key (as many as the table has; missing ones
+// are empty) with flags, and returns its record.
+func (t *userTable) put(key string, flags uint8, fields ...string) (int, error) {
+	t.buf = binary.AppendUvarint(t.buf[:0], uint64(len(key)))
+	t.buf = append(t.buf, key...)
+	for f := range t.fields {
+		v := ""
+		if f < len(fields) {
+			v = fields[f]
+		}
+		t.buf = binary.AppendUvarint(t.buf, uint64(len(v)))
+		t.buf = append(t.buf, v...)
+	}
+	pos, ok := t.arena.add(t.buf)
+	if !ok {
+		return -1, fmt.Errorf("more users than an import can track in its groups and managers (%d)", t.n)
+	}
+	i := t.off.len()
+	t.off.append(pos)
+	t.flags.append(flags)
+	if (t.n+1)*4 > len(t.table)*3 {
+		t.grow()
+	}
+	h := xxhash.Sum64String(key)
+	mask := uint64(len(t.table) - 1)
+	for p := mix(h) & mask; ; p = (p + 1) & mask {
+		e := t.table[p]
+		if e == 0 {
+			t.table[p] = tagOf(h) | uint64(i+1)
+			t.n++
+			return i, nil
+		}
+		if e&^0xffffffff == tagOf(h) && string(t.keyBytes(entryOf(e))) == key {
+			t.table[p] = tagOf(h) | uint64(i+1)
+			return i, nil
+		}
+	}
+}
+
+// grow doubles the index.
+func (t *userTable) grow() {
+	old, oldRaw := t.table, t.raw
+	size := max(1024, 2*len(old))
+	t.table, t.raw = mapped[uint64](size)
+	mask := uint64(size - 1)
+	for _, e := range old {
+		if e == 0 {
+			continue
+		}
+		h := xxhash.Sum64(t.keyBytes(entryOf(e)))
+		p := mix(h) & mask
+		for t.table[p] != 0 {
+			p = (p + 1) & mask
+		}
+		t.table[p] = e
+	}
+	unmap(oldRaw)
+}
+
+// find returns the record of key, or -1.
+func (t *userTable) find(key string) int {
+	if t == nil || len(t.table) == 0 {
+		return -1
+	}
+	h := xxhash.Sum64String(key)
+	mask := uint64(len(t.table) - 1)
+	for p := mix(h) & mask; ; p = (p + 1) & mask {
+		e := t.table[p]
+		if e == 0 {
+			return -1
+		}
+		if e&^0xffffffff == tagOf(h) && string(t.keyBytes(entryOf(e))) == key {
+			return entryOf(e)
+		}
+	}
+}
+
+// has tells whether key has a record.
+func (t *userTable) has(key string) bool { return t.find(key) >= 0 }
+
+func (t *userTable) keyBytes(i int) []byte {
+	b := t.arena.from(t.off.at(i))
+	n, k := binary.Uvarint(b)
+	return b[k : k+int(n)]
+}
+
+// field returns field f of record i.
+func (t *userTable) field(i, f int) string {
+	b := t.arena.from(t.off.at(i))
+	for range f + 1 {
+		n, k := binary.Uvarint(b)
+		b = b[k+int(n):]
+	}
+	n, k := binary.Uvarint(b)
+	return string(b[k : k+int(n)])
+}
+
+func (t *userTable) flag(i int) uint8 { return t.flags.at(i) }
