@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/csvread"
@@ -406,7 +405,8 @@ type run struct {
 	// unmanaged is false when the directory said it holds no user outside
 	// the managed scope, so creates need no lookup (see checkCreates).
 	unmanaged bool
-	sets      []*idSet // of every pass, freed by free
+	sets      []*idSet     // of every pass, freed by free
+	tables    []*userTable // freed by free
 	// dups are the offsets of a large delta file's rows whose identity
 	// an earlier row has (see dups.go); nil when the pass keeps a set.
 	dups []int64
@@ -424,6 +424,16 @@ func (r *run) free() {
 	for _, s := range r.sets {
 		s.free()
 	}
+	for _, t := range r.tables {
+		t.free()
+	}
+}
+
+// newUserTable returns a userTable that free releases.
+func (r *run) newUserTable(fields int) *userTable {
+	t := newUserTable(fields)
+	r.tables = append(r.tables, t)
+	return t
 }
 
 func newRun(in Input, dir directory.Directory, cfg Config) (*run, error) {
@@ -441,6 +451,9 @@ func newRun(in Input, dir directory.Directory, cfg Config) (*run, error) {
 	}
 	if r.rel, err = newRelations(cfg, dir, r.header); err != nil {
 		return nil, err
+	}
+	if r.rel != nil {
+		r.rel.created, r.rel.removed = r.newUserTable(2), r.newUserTable(1)
 	}
 	if id := r.mapper.Identity(); id != cfg.Directory.IdentityAttribute {
 		return nil, failure.Stall(v1alpha1.ReasonInvalidMapping,
@@ -499,12 +512,14 @@ func (r *run) loadSnapshot(ctx context.Context) error {
 	if rel != nil && rel.managerAttr != "" {
 		// The Managers step compares with the references the users hold.
 		attrs = append(attrs[:len(attrs):len(attrs)], rel.managerAttr)
-		rel.managerNow = map[string]string{}
+		rel.managerNow = r.newUserTable(1)
 	}
 	err := r.dir.List(ctx, attrs, func(u directory.User) error {
 		if rel != nil && rel.managerNow != nil {
 			if v := first(u.Attributes[rel.managerAttr]); v != "" {
-				rel.managerNow[strings.Clone(u.Identity)] = strings.Clone(v)
+				if _, err := rel.managerNow.put(u.Identity, 0, v); err != nil {
+					return err
+				}
 			}
 		}
 		return s.add(u)

@@ -81,7 +81,9 @@ func (r *run) checkRemovals(ctx context.Context) (Result, error) {
 	if err := r.resolve(ctx, pl); err != nil {
 		return res, err
 	}
-	r.planGroups(pl, existing, true)
+	if err := r.planGroups(pl, existing, true); err != nil {
+		return res, err
+	}
 	res.PlannedMembershipRemovals, res.ManagedMemberships = pl.counts.MembershipsRemoved+r.rel.leaving, pl.managed
 	if r.membershipStop(pl) {
 		// Like a preview, a safety stop reports what it planned.
@@ -95,7 +97,7 @@ func (r *run) checkRemovals(ctx context.Context) (Result, error) {
 
 // planGroups plans the changes of the memberships of the groups that
 // exist and that the file names.
-func (r *run) planGroups(pl *relationPlan, existing map[string]directory.Group, dry bool) {
+func (r *run) planGroups(pl *relationPlan, existing map[string]directory.Group, dry bool) error {
 	gd := r.rel.groups
 	// Desired members of each group named, by reference; users a dry run
 	// would create by identity.
@@ -106,25 +108,27 @@ func (r *run) planGroups(pl *relationPlan, existing map[string]directory.Group, 
 		lines   []int64 // of the rows that name the group
 	}
 	wants := make([]want, len(pl.names))
-	pl.identityOf = map[string]string{}
+	pl.identityOf = r.newUserTable(1)
 	// The users of rows that failed keep the memberships they have.
 	kept := map[string]bool{}
 	for id := range pl.kept {
-		if u, ok := pl.users[id]; ok {
+		if u, ok := pl.user(id); ok {
 			kept[gd.MemberReference(u)] = true
 		}
 	}
 	for _, m := range pl.members {
 		ref, ok := r.present(pl, m.identity, dry, gd.MemberReference)
 		if !ok {
-			if u, found := pl.users[m.identity]; found {
+			if u, found := pl.user(m.identity); found {
 				// Out of scope, its row failed: it keeps what it has.
 				kept[gd.MemberReference(u)] = true
 			}
 			continue
 		}
 		if ref != "" {
-			pl.identityOf[ref] = m.identity
+			if _, err := pl.identityOf.put(ref, 0, m.identity); err != nil {
+				return err
+			}
 		}
 		for _, g := range m.groups {
 			w := &wants[g]
@@ -197,7 +201,7 @@ func (r *run) planGroups(pl *relationPlan, existing map[string]directory.Group, 
 		}
 		if g.Managed {
 			for _, ref := range g.Members {
-				if _, inFile := pl.identityOf[ref]; w.refs[ref] || kept[ref] || (!full && !inFile) {
+				if w.refs[ref] || kept[ref] || (!full && !pl.identityOf.has(ref)) {
 					continue
 				}
 				ch.Remove = append(ch.Remove, ref)
@@ -217,6 +221,17 @@ func (r *run) planGroups(pl *relationPlan, existing map[string]directory.Group, 
 		pl.changes = append(pl.changes, ch)
 	}
 	slices.SortFunc(pl.errs, func(a, b RowError) int { return int(a.Line - b.Line) })
+	return nil
+}
+
+// identityAt is the identity of the file's user with member reference
+// ref, and whether the file has one.
+func (pl *relationPlan) identityAt(ref string) (string, bool) {
+	i := pl.identityOf.find(ref)
+	if i < 0 {
+		return "", false
+	}
+	return pl.identityOf.field(i, 0), true
 }
 
 // identityAt returns the identity of the member on line.
@@ -409,13 +424,14 @@ func (st *relateState) listGroupChange(pl *relationPlan, ch groupChange) {
 		st.list(RelationChange{Group: ch.Name, Change: "create group"})
 	}
 	for _, ref := range ch.Add {
-		st.list(RelationChange{Identity: pl.identityOf[ref], Group: ch.Name, Change: "add member"})
+		id, _ := pl.identityAt(ref)
+		st.list(RelationChange{Identity: id, Group: ch.Name, Change: "add member"})
 	}
 	for _, id := range ch.pending {
 		st.list(RelationChange{Identity: id, Group: ch.Name, Change: "add member"})
 	}
 	for _, ref := range ch.Remove {
-		id, ok := pl.identityOf[ref]
+		id, ok := pl.identityAt(ref)
 		if !ok {
 			id = ref
 		}

@@ -30,10 +30,12 @@ func (r *run) prepareManagers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rel.managerOf = make(map[string]string, len(pl.members))
+	rel.managerOf = r.newUserTable(1)
 	for _, m := range pl.members {
 		if m.manager != "" {
-			rel.managerOf[m.identity] = m.manager
+			if _, err := rel.managerOf.put(m.identity, 0, m.manager); err != nil {
+				return err
+			}
 		}
 	}
 	rel.inFile, rel.kept = pl.valid, pl.kept
@@ -48,130 +50,181 @@ func (r *run) predictManager(identity string) (string, bool) {
 	if rel == nil || rel.managerOf == nil {
 		return "", false
 	}
-	mgr := rel.managerOf[identity]
-	if mgr == "" {
+	k := rel.managerOf.find(identity)
+	if k < 0 {
 		return "", false
 	}
+	mgr := rel.managerOf.field(k, 0)
 	if i := r.snap.find(mgr); i >= 0 {
-		if r.cfg.MissingUsers == v1alpha1.MissingDelete && !rel.inFile[mgr] && !rel.kept[mgr] {
+		if r.cfg.MissingUsers == v1alpha1.MissingDelete && !rel.inFile.has(mgr) && !rel.kept[mgr] {
 			// Deleted by this import: the Managers step warns.
 			return "", false
 		}
 		return rel.managers.ManagerReference(directory.User{ID: r.snap.id(i), Identity: mgr}), true
 	}
-	if rel.inFile[mgr] {
+	if rel.inFile.has(mgr) {
 		return rel.managers.PredictReference(mgr)
 	}
 	return "", false
 }
 
-// planManagers plans the manager references of the members. A manager
-// the directory lacks (and, in a dry run, the file does not create) is a
-// warning on the row's line; the user's reference is then left as it is.
-//
-// withCreate are the references written (or planned) with the users'
-// creates, counted there: the report lists them.
-func (r *run) planManagers(pl *relationPlan, dry bool) (changes, withCreate []directory.Change, warnings []RowError) {
+// Kinds of what planManagers plans.
+type managerPlan int
+
+const (
+	// managerChange is a reference the Managers step writes.
+	managerChange managerPlan = iota
+	// managerWithCreate is a reference written (or planned) with the
+	// user's create, counted there: the report lists it.
+	managerWithCreate
+	// managerMissing is a manager the directory lacks (and, in a dry run,
+	// the file does not create): a warning on the row's line; the user's
+	// reference is left as it is.
+	managerMissing
+)
+
+// planManagers plans the manager references of the members, in file
+// order, and calls fn with those of kind: the plan is made again for each
+// kind rather than held, so that a million members cost no memory of
+// their own.
+func (r *run) planManagers(pl *relationPlan, dry bool, kind managerPlan, fn func(directory.Change) error) error {
 	attr, md := r.rel.managerAttr, r.rel.managers
 	change := func(m member, u directory.User, vals []string) directory.Change {
 		return directory.Change{Op: directory.OpUpdate, Line: m.line, Identity: m.identity, ID: u.ID, Attributes: directory.Attributes{attr: vals}}
 	}
 	for _, m := range pl.members {
-		u, found := pl.users[m.identity]
+		u, found := pl.user(m.identity)
 		if (!found && !dry) || (found && r.cfg.Directory.ManagedOnly && !u.Managed) {
 			continue
 		}
 		if ref, predicted := r.predictManager(m.identity); !found && predicted {
-			withCreate = append(withCreate, change(m, u, []string{ref}))
+			if kind == managerWithCreate {
+				if err := fn(change(m, u, []string{ref})); err != nil {
+					return err
+				}
+			}
 			continue
 		}
 		want := ""
 		if m.manager != "" {
-			mgr, ok := pl.users[m.manager]
+			mgr, ok := pl.user(m.manager)
+			missing := false
 			switch {
 			case ok && dry && r.deleted(pl, mgr):
 				// Gone once the import has written.
-				warnings = append(warnings, RowError{Line: m.line, Identity: m.identity, Warning: true, Msg: missingManager(attr)})
-				continue
+				missing = true
 			case ok:
 				want = md.ManagerReference(mgr)
-			case dry && pl.valid[m.manager]:
+			case dry && pl.valid.has(m.manager):
 				// Created by this import: its reference is not known yet.
 				want = "\x00" + m.manager
 			default:
-				warnings = append(warnings, RowError{Line: m.line, Identity: m.identity, Warning: true, Msg: missingManager(attr)})
+				missing = true
+			}
+			if missing {
+				if kind == managerMissing {
+					if err := fn(directory.Change{Line: m.line, Identity: m.identity}); err != nil {
+						return err
+					}
+				}
 				continue
 			}
 		}
-		if found && pl.manager[m.identity] == want {
-			if _, created := r.rel.created[m.identity]; created && want != "" {
-				withCreate = append(withCreate, change(m, u, []string{want}))
+		if found && pl.managerOf(m.identity) == want {
+			if kind == managerWithCreate && want != "" && r.rel.created.has(m.identity) {
+				if err := fn(change(m, u, []string{want})); err != nil {
+					return err
+				}
 			}
 			continue
 		}
-		if !found && want == "" {
+		if !found && want == "" || kind != managerChange {
 			continue
 		}
 		var vals []string
 		if want != "" {
 			vals = []string{want}
 		}
-		changes = append(changes, change(m, u, vals))
+		if err := fn(change(m, u, vals)); err != nil {
+			return err
+		}
 	}
-	return changes, withCreate, warnings
+	return nil
 }
 
 func missingManager(attr string) string {
 	return attr + ": no user has the manager's identity; the manager is left as it is"
 }
 
-// applyManagers writes the manager references, Concurrency batches at a
-// time, with a checkpoint after each round.
-func (st *relateState) applyManagers(ctx context.Context, changes []directory.Change) error {
+// applyManagers writes the manager references planned, Concurrency
+// batches at a time, with a checkpoint after each round.
+func (st *relateState) applyManagers(ctx context.Context, pl *relationPlan) error {
 	r := st.r
 	c := &st.res.Counts.Groups
 	if st.dry {
-		c.ManagersSet += int64(len(changes))
-		for _, ch := range changes {
+		err := r.planManagers(pl, true, managerChange, func(ch directory.Change) error {
+			c.ManagersSet++
 			st.listManagerChange(ch)
-		}
+			return nil
+		})
 		st.checkpoint(v1alpha1.StepManagers)
-		return nil
+		return err
 	}
 	size := r.cfg.BatchSize
-	round := size * r.cfg.Concurrency
-	for start := 0; start < len(changes); start += round {
-		if err := ctx.Err(); err != nil {
-			return err
+	round := make([]directory.Change, 0, size*r.cfg.Concurrency)
+	err := r.planManagers(pl, false, managerChange, func(ch directory.Change) error {
+		round = append(round, ch)
+		if len(round) < cap(round) {
+			return nil
 		}
-		part := changes[start:min(start+round, len(changes))]
-		results := make([][]directory.Result, (len(part)+size-1)/size)
-		errs := make([]error, len(results))
-		var wg sync.WaitGroup
-		for i := range results {
-			batch := part[i*size : min((i+1)*size, len(part))]
-			wg.Go(func() { results[i], errs[i] = r.dir.Apply(context.WithoutCancel(ctx), batch) })
+		err := st.applyManagerRound(ctx, round)
+		round = round[:0]
+		return err
+	})
+	if err == nil && len(round) > 0 {
+		err = st.applyManagerRound(ctx, round)
+	}
+	if err != nil {
+		return err
+	}
+	st.checkpoint(v1alpha1.StepManagers)
+	return nil
+}
+
+// applyManagerRound writes the changes of one round, a batch per worker,
+// and checkpoints.
+func (st *relateState) applyManagerRound(ctx context.Context, part []directory.Change) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r := st.r
+	c := &st.res.Counts.Groups
+	size := r.cfg.BatchSize
+	results := make([][]directory.Result, (len(part)+size-1)/size)
+	errs := make([]error, len(results))
+	var wg sync.WaitGroup
+	for i := range results {
+		batch := part[i*size : min((i+1)*size, len(part))]
+		wg.Go(func() { results[i], errs[i] = r.dir.Apply(context.WithoutCancel(ctx), batch) })
+	}
+	wg.Wait()
+	for i, res := range results {
+		if errs[i] != nil {
+			return fmt.Errorf("writing manager references: %w", errs[i])
 		}
-		wg.Wait()
-		for i, res := range results {
-			if errs[i] != nil {
-				return fmt.Errorf("writing manager references: %w", errs[i])
-			}
-			for j, out := range res {
-				ch := part[i*size+j]
-				if out.Err != nil {
-					msg := "the directory refused the change"
-					if directory.IsChangeError(out.Err) {
-						msg = out.Err.Error()
-					}
-					st.rowError(RowError{Line: ch.Line, Identity: ch.Identity, Msg: r.rel.managerAttr + ": " + msg})
-					continue
+		for j, out := range res {
+			ch := part[i*size+j]
+			if out.Err != nil {
+				msg := "the directory refused the change"
+				if directory.IsChangeError(out.Err) {
+					msg = out.Err.Error()
 				}
-				c.ManagersSet++
-				st.listManagerChange(ch)
+				st.rowError(RowError{Line: ch.Line, Identity: ch.Identity, Msg: r.rel.managerAttr + ": " + msg})
+				continue
 			}
+			c.ManagersSet++
+			st.listManagerChange(ch)
 		}
-		st.checkpoint(v1alpha1.StepManagers)
 	}
 	st.checkpoint(v1alpha1.StepManagers)
 	return nil

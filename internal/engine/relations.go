@@ -2,7 +2,9 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -51,21 +53,23 @@ type relations struct {
 	// managerOf (a user's manager by identity) and inFile (the
 	// identities of the valid rows) are read before a full import writes
 	// its users, for predictManager; nil otherwise.
-	managerOf map[string]string
-	inFile    map[string]bool
+	managerOf *userTable // field: the manager's identity
+	inFile    *userTable
 	kept      map[string]bool
-	// created holds the users this run created, as the directory holds
-	// them, and removed the users it deleted, by identity (see resolve and
-	// planGroups).
+	// created holds the users this run created, with the IDs the
+	// directory gave them and the manager references they were created
+	// with, and removed the users it deleted, by identity (see resolve and
+	// planGroups). err is the first error of recording them.
 	mu      sync.Mutex
-	created map[string]directory.User
-	removed map[string]directory.User
+	created *userTable // fields: ID, manager reference
+	removed *userTable // field: ID
+	err     error
 	// moved holds the new IDs of users this run moved (reactivated LDAP
 	// users back from moveToDN), by identity.
 	moved map[string]string
 	// managerNow holds the manager references of the users in scope when
 	// a full import listed them, by identity.
-	managerNow map[string]string
+	managerNow *userTable // field: the manager reference
 	// scanned is what the file says of groups and managers, read once
 	// (see scanRelations).
 	scanned *relationPlan
@@ -92,10 +96,9 @@ func (rel *relations) noteWritten(ch directory.Change, id string) {
 	if ch.Op == directory.OpDelete {
 		rel.mu.Lock()
 		defer rel.mu.Unlock()
-		if rel.removed == nil {
-			rel.removed = map[string]directory.User{}
+		if _, err := rel.removed.put(ch.Identity, 0, ch.ID); err != nil && rel.err == nil {
+			rel.err = err
 		}
-		rel.removed[ch.Identity] = directory.User{ID: ch.ID, Identity: ch.Identity, Managed: true}
 		return
 	}
 	if ch.Op == directory.OpUpdate && id != "" && ch.ID != "" && id != ch.ID {
@@ -110,31 +113,65 @@ func (rel *relations) noteWritten(ch directory.Change, id string) {
 	if ch.Op != directory.OpCreate || id == "" {
 		return
 	}
-	u := directory.User{ID: id, Identity: ch.Identity, Managed: true, Active: true}
+	manager := ""
 	if rel.managerAttr != "" {
-		if v := ch.Attributes[rel.managerAttr]; len(v) > 0 {
-			u.Attributes = directory.Attributes{rel.managerAttr: v}
-		}
+		manager = first(ch.Attributes[rel.managerAttr])
 	}
 	rel.mu.Lock()
 	defer rel.mu.Unlock()
-	if rel.created == nil {
-		rel.created = map[string]directory.User{}
+	if _, err := rel.created.put(ch.Identity, 0, id, manager); err != nil && rel.err == nil {
+		rel.err = err
 	}
-	rel.created[ch.Identity] = u
 }
 
-// keep records user u as the directory holds it. Only what the steps need
-// is kept (its keys, scope and manager), not a map of attributes per user:
-// a file of a million users is resolved in memory.
-func (pl *relationPlan) keep(id string, u directory.User, managerAttr string) {
-	if managerAttr != "" {
-		if v := first(u.Attributes[managerAttr]); v != "" {
-			pl.manager[id] = v
-		}
+// createdUser is a user this run created, as the directory holds it, with
+// the manager reference it was created with.
+func (rel *relations) createdUser(identity string) (directory.User, string, bool) {
+	i := rel.created.find(identity)
+	if i < 0 {
+		return directory.User{}, "", false
 	}
-	u.Attributes = nil
-	pl.users[id] = u
+	return directory.User{ID: rel.created.field(i, 0), Identity: identity, Managed: true, Active: true}, rel.created.field(i, 1), true
+}
+
+// Flags of the users of a relationPlan.
+const (
+	userManaged uint8 = 1 << iota
+	userActive
+)
+
+// keep records user u as the directory holds it, with its manager
+// reference. Only what the steps need is kept (its keys, scope and
+// manager), in records: a file of a million users is resolved in memory.
+func (pl *relationPlan) keep(id string, u directory.User, manager string) error {
+	var f uint8
+	if u.Managed {
+		f |= userManaged
+	}
+	if u.Active {
+		f |= userActive
+	}
+	_, err := pl.users.put(id, f, u.ID, manager)
+	return err
+}
+
+// user is the user of identity as kept, and whether it was.
+func (pl *relationPlan) user(identity string) (directory.User, bool) {
+	i := pl.users.find(identity)
+	if i < 0 {
+		return directory.User{}, false
+	}
+	f := pl.users.flag(i)
+	return directory.User{ID: pl.users.field(i, 0), Identity: identity, Managed: f&userManaged != 0, Active: f&userActive != 0}, true
+}
+
+// managerOf is the manager reference of the user of identity as kept.
+func (pl *relationPlan) managerOf(identity string) string {
+	i := pl.users.find(identity)
+	if i < 0 {
+		return ""
+	}
+	return pl.users.field(i, 1)
 }
 
 // loadKnownGroups reads the names of the groups the directory has when
@@ -280,13 +317,11 @@ type relationPlan struct {
 	members []member
 	names   []string // group names by index
 	// users are the users of the file and the managers it names, as the
-	// directory holds them (without attributes), by identity; manager
-	// holds their manager references.
-	users   map[string]directory.User
-	manager map[string]string
+	// directory holds them (see keep), by identity.
+	users *userTable
 	// valid holds the identities of the members: a dry run counts a
 	// manager among them that the directory lacks as one it would create.
-	valid map[string]bool
+	valid *userTable
 	// deleted holds the identities that delta rows delete.
 	deleted map[string]bool
 	// kept holds the identities of the rows that failed (mapping, a check,
@@ -298,8 +333,8 @@ type relationPlan struct {
 	unreadable int64
 	changes    []groupChange
 	// identityOf maps the member references of the file's users to their
-	// identities.
-	identityOf map[string]string
+	// identities (see identityAt).
+	identityOf *userTable
 	errs       []RowError // rows naming a group that cannot be created
 	counts     v1alpha1.GroupCounts
 	// managed is the number of memberships of the managed groups.
@@ -315,12 +350,12 @@ func (r *run) scanRelations(ctx context.Context) (*relationPlan, error) {
 	rel := r.rel
 	newPlan := func(f *relationPlan) *relationPlan {
 		return &relationPlan{members: f.members, names: f.names, valid: f.valid, deleted: f.deleted, kept: f.kept, unreadable: f.unreadable,
-			errs: slices.Clone(f.errs), users: map[string]directory.User{}, manager: map[string]string{}}
+			errs: slices.Clone(f.errs), users: r.newUserTable(2)}
 	}
 	if rel.scanned != nil {
 		return newPlan(rel.scanned), nil
 	}
-	pl := &relationPlan{valid: map[string]bool{}, deleted: map[string]bool{}, kept: map[string]bool{}}
+	pl := &relationPlan{valid: r.newUserTable(0), deleted: map[string]bool{}, kept: map[string]bool{}}
 	index := map[string]int32{}
 	seen := newIDSet(0)
 	r.sets = append(r.sets, seen)
@@ -396,7 +431,9 @@ func (r *run) scanRelations(ctx context.Context) (*relationPlan, error) {
 			if rel.managerAttr != "" {
 				mem.manager = strings.Clone(first(m.attrs[rel.managerAttr]))
 			}
-			pl.valid[mem.identity] = true
+			if _, err := pl.valid.put(mem.identity, 0); err != nil {
+				return err
+			}
 			pl.members = append(pl.members, mem)
 		}
 		return nil
@@ -410,68 +447,78 @@ func (r *run) scanRelations(ctx context.Context) (*relationPlan, error) {
 
 // resolve looks up the users of the file and the managers it names.
 func (r *run) resolve(ctx context.Context, pl *relationPlan) error {
-	want := make([]string, 0, len(pl.members))
-	asked := map[string]bool{}
+	rel := r.rel
+	if rel.err != nil {
+		return rel.err
+	}
+	asked := r.newUserTable(0)
+	var want []string
+	// ask adds identity to the users to look up, unless it is known
+	// already: in a full import, the users in scope as the run listed
+	// them, and the ones it created since, with the IDs the directory gave
+	// them. The rest (managers out of scope, users a dry run would create,
+	// rows that failed) are looked up.
+	ask := func(id string) error {
+		if id == "" || asked.has(id) {
+			return nil
+		}
+		if _, err := asked.put(id, 0); err != nil {
+			return err
+		}
+		if r.cfg.Mode != v1alpha1.ModeFull || r.snap == nil {
+			want = append(want, id)
+			return nil
+		}
+		if u, manager, ok := rel.createdUser(id); ok {
+			return pl.keep(id, u, manager)
+		}
+		if rel.removed.has(id) {
+			return nil
+		}
+		i := r.snap.find(id)
+		if i < 0 {
+			want = append(want, id)
+			return nil
+		}
+		u := directory.User{ID: r.snap.id(i), Identity: id, Managed: true, Active: r.snap.active(i)}
+		if moved, ok := rel.moved[id]; ok {
+			u.ID = moved
+		}
+		manager := ""
+		if k := rel.managerNow.find(id); k >= 0 {
+			manager = rel.managerNow.field(k, 0)
+		}
+		return pl.keep(id, u, manager)
+	}
 	for _, m := range pl.members {
-		for _, id := range []string{m.identity, m.manager} {
-			if id != "" && !asked[id] {
-				asked[id] = true
-				want = append(want, id)
+		if err := errors.Join(ask(m.identity), ask(m.manager)); err != nil {
+			return err
+		}
+	}
+	for _, ids := range []map[string]bool{pl.kept, pl.deleted} {
+		for _, id := range slices.Sorted(maps.Keys(ids)) {
+			if err := ask(id); err != nil {
+				return err
 			}
-		}
-	}
-	for id := range pl.kept {
-		if !asked[id] {
-			asked[id] = true
-			want = append(want, id)
-		}
-	}
-	for id := range pl.deleted {
-		if !asked[id] {
-			asked[id] = true
-			want = append(want, id)
 		}
 	}
 	attrs := []string{r.cfg.Directory.IdentityAttribute}
-	if r.rel.managerAttr != "" {
-		attrs = append(attrs, r.rel.managerAttr)
+	if rel.managerAttr != "" {
+		attrs = append(attrs, rel.managerAttr)
 	}
-	switch {
-	case r.cfg.Mode == v1alpha1.ModeFull && r.snap != nil:
-		// The users in scope as the run listed them, and the ones it
-		// created since, with the IDs the directory gave them. The rest
-		// (managers out of scope, users a dry run would create, rows that
-		// failed) are looked up.
-		rest := want[:0]
-		for _, id := range want {
-			if u, ok := r.rel.created[id]; ok {
-				pl.keep(id, u, r.rel.managerAttr)
-				continue
-			}
-			if _, gone := r.rel.removed[id]; gone {
-				continue
-			}
-			i := r.snap.find(id)
-			if i < 0 {
-				rest = append(rest, id)
-				continue
-			}
-			u := directory.User{ID: r.snap.id(i), Identity: id, Managed: true, Active: r.snap.active(i)}
-			if moved, ok := r.rel.moved[id]; ok {
-				u.ID = moved
-			}
-			pl.users[id] = u
-			if v := r.rel.managerNow[id]; v != "" {
-				pl.manager[id] = v
-			}
+	keep := func(id string, u directory.User) error {
+		manager := ""
+		if rel.managerAttr != "" {
+			manager = first(u.Attributes[rel.managerAttr])
 		}
-		want = rest
-	case r.cfg.Mode == v1alpha1.ModeFull:
+		return pl.keep(id, u, manager)
+	}
+	if r.cfg.Mode == v1alpha1.ModeFull && r.snap == nil {
 		// A resumed step, which did not list the users: one listing costs
 		// the server less than looking them all up.
 		err := r.dir.List(ctx, attrs, func(u directory.User) error {
-			if asked[u.Identity] {
-				pl.keep(u.Identity, u, r.rel.managerAttr)
+			if asked.has(u.Identity) {
+				return keep(u.Identity, u)
 			}
 			return nil
 		})
@@ -480,17 +527,22 @@ func (r *run) resolve(ctx context.Context, pl *relationPlan) error {
 		}
 		rest := want[:0]
 		for _, id := range want {
-			if _, ok := pl.users[id]; !ok {
+			if !pl.users.has(id) {
 				rest = append(rest, id)
 			}
 		}
 		want = rest
 	}
-	err := r.lookupAll(ctx, want, attrs, func(id string, u directory.User) { pl.keep(id, u, r.rel.managerAttr) })
+	var kerr error
+	err := r.lookupAll(ctx, want, attrs, func(id string, u directory.User) {
+		if err := keep(id, u); err != nil && kerr == nil {
+			kerr = err
+		}
+	})
 	if err != nil {
 		return fmt.Errorf("looking up the users of the file's groups and managers: %w", err)
 	}
-	return nil
+	return kerr
 }
 
 // lookupAll looks the identities up, a few hundred at a time, and calls
@@ -513,7 +565,7 @@ func (r *run) lookupAll(ctx context.Context, ids, attrs []string, fn func(string
 // and managers, with its directory reference ("" for a user a dry run
 // would create).
 func (r *run) present(pl *relationPlan, identity string, dry bool, ref func(directory.User) string) (string, bool) {
-	u, found := pl.users[identity]
+	u, found := pl.user(identity)
 	switch {
 	case !found:
 		// A dry run counts the users it would create; an import finds
@@ -534,7 +586,7 @@ func (r *run) deleted(pl *relationPlan, u directory.User) bool {
 		return false // out of scope: never written
 	}
 	return pl.deleted[u.Identity] ||
-		r.cfg.Mode == v1alpha1.ModeFull && r.cfg.MissingUsers == v1alpha1.MissingDelete && !pl.valid[u.Identity] && !pl.kept[u.Identity]
+		r.cfg.Mode == v1alpha1.ModeFull && r.cfg.MissingUsers == v1alpha1.MissingDelete && !pl.valid.has(u.Identity) && !pl.kept[u.Identity]
 }
 
 // relate runs the Groups and Managers steps, from step on, after the
@@ -558,7 +610,9 @@ func (r *run) relate(ctx context.Context, dry bool, report Reporter, res *Result
 			if err != nil {
 				return err
 			}
-			r.planGroups(pl, existing, dry)
+			if err := r.planGroups(pl, existing, dry); err != nil {
+				return err
+			}
 			res.PlannedMembershipRemovals, res.ManagedMemberships = pl.counts.MembershipsRemoved+r.rel.leaving, pl.managed
 			if dry && r.membershipStop(pl) {
 				res.SafetyStop, res.MembershipStop = true, true
@@ -577,17 +631,26 @@ func (r *run) relate(ctx context.Context, dry bool, report Reporter, res *Result
 	if r.rel.managers == nil {
 		return nil
 	}
-	changes, withCreate, warnings := r.planManagers(pl, dry)
-	for _, ch := range withCreate {
+	err = r.planManagers(pl, dry, managerWithCreate, func(ch directory.Change) error {
 		st.listManagerChange(ch)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	// Counted afresh: a resumed step finds them again.
-	st.res.Counts.Groups.ManagersMissing = int64(len(warnings))
-	for _, w := range warnings {
+	st.res.Counts.Groups.ManagersMissing = 0
+	err = r.planManagers(pl, dry, managerMissing, func(ch directory.Change) error {
+		st.res.Counts.Groups.ManagersMissing++
+		w := RowError{Line: ch.Line, Identity: ch.Identity, Warning: true, Msg: missingManager(r.rel.managerAttr)}
 		st.report.RowError(w)
 		st.keep(w)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	return st.applyManagers(ctx, changes)
+	return st.applyManagers(ctx, pl)
 }
 
 // relateState follows the counts and checkpoints of the two steps.
