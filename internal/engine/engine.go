@@ -405,8 +405,8 @@ type run struct {
 	// unmanaged is false when the directory said it holds no user outside
 	// the managed scope, so creates need no lookup (see checkCreates).
 	unmanaged bool
-	sets      []*idSet     // of every pass, freed by free
-	tables    []*userTable // freed by free
+	sets      []*idSet              // of every pass, freed by free
+	offHeap   []interface{ free() } // tables and lists outside the Go heap, freed by free
 	// dups are the offsets of a large delta file's rows whose identity
 	// an earlier row has (see dups.go); nil when the pass keeps a set.
 	dups []int64
@@ -424,7 +424,7 @@ func (r *run) free() {
 	for _, s := range r.sets {
 		s.free()
 	}
-	for _, t := range r.tables {
+	for _, t := range r.offHeap {
 		t.free()
 	}
 }
@@ -432,7 +432,7 @@ func (r *run) free() {
 // newUserTable returns a userTable that free releases.
 func (r *run) newUserTable(fields int) *userTable {
 	t := newUserTable(fields)
-	r.tables = append(r.tables, t)
+	r.offHeap = append(r.offHeap, t)
 	return t
 }
 

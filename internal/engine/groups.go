@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 
@@ -116,7 +117,8 @@ func (r *run) planGroups(pl *relationPlan, existing map[string]directory.Group, 
 			kept[gd.MemberReference(u)] = true
 		}
 	}
-	for _, m := range pl.members {
+	for i := range pl.members.len() {
+		m := pl.members.at(i)
 		ref, ok := r.present(pl, m.identity, dry, gd.MemberReference)
 		if !ok {
 			if u, found := pl.user(m.identity); found {
@@ -236,11 +238,12 @@ func (pl *relationPlan) identityAt(ref string) (string, bool) {
 
 // identityAt returns the identity of the member on line.
 func identityAt(pl *relationPlan, line int64) string {
-	i, ok := slices.BinarySearchFunc(pl.members, line, func(m member, l int64) int { return int(m.line - l) })
-	if !ok {
+	n := pl.members.len()
+	i := sort.Search(n, func(i int) bool { return pl.members.line(i) >= line })
+	if i == n || pl.members.line(i) != line {
 		return ""
 	}
-	return pl.members[i].identity
+	return pl.members.at(i).identity
 }
 
 // planLeave plans the removals from managed groups of the users that

@@ -30,15 +30,7 @@ func (r *run) prepareManagers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rel.managerOf = r.newUserTable(1)
-	for _, m := range pl.members {
-		if m.manager != "" {
-			if _, err := rel.managerOf.put(m.identity, 0, m.manager); err != nil {
-				return err
-			}
-		}
-	}
-	rel.inFile, rel.kept = pl.valid, pl.kept
+	rel.managerOf, rel.inFile, rel.kept = pl.valid, pl.valid, pl.kept
 	return nil
 }
 
@@ -92,7 +84,8 @@ func (r *run) planManagers(pl *relationPlan, dry bool, kind managerPlan, fn func
 	change := func(m member, u directory.User, vals []string) directory.Change {
 		return directory.Change{Op: directory.OpUpdate, Line: m.line, Identity: m.identity, ID: u.ID, Attributes: directory.Attributes{attr: vals}}
 	}
-	for _, m := range pl.members {
+	for i := range pl.members.len() {
+		m := pl.members.at(i)
 		u, found := pl.user(m.identity)
 		if (!found && !dry) || (found && r.cfg.Directory.ManagedOnly && !u.Managed) {
 			continue

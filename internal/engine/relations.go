@@ -53,7 +53,7 @@ type relations struct {
 	// managerOf (a user's manager by identity) and inFile (the
 	// identities of the valid rows) are read before a full import writes
 	// its users, for predictManager; nil otherwise.
-	managerOf *userTable // field: the manager's identity
+	managerOf *userTable // field: the manager's identity (relationPlan.valid)
 	inFile    *userTable
 	kept      map[string]bool
 	// created holds the users this run created, with the IDs the
@@ -155,23 +155,29 @@ func (pl *relationPlan) keep(id string, u directory.User, manager string) error 
 	return err
 }
 
-// user is the user of identity as kept, and whether it was.
+// user is the user of identity as kept or listed, and whether it was.
 func (pl *relationPlan) user(identity string) (directory.User, bool) {
-	i := pl.users.find(identity)
-	if i < 0 {
-		return directory.User{}, false
-	}
-	f := pl.users.flag(i)
-	return directory.User{ID: pl.users.field(i, 0), Identity: identity, Managed: f&userManaged != 0, Active: f&userActive != 0}, true
+	u, _, ok := pl.userAndManager(identity)
+	return u, ok
 }
 
-// managerOf is the manager reference of the user of identity as kept.
+// managerOf is the manager reference of the user of identity as kept or
+// listed.
 func (pl *relationPlan) managerOf(identity string) string {
+	_, m, _ := pl.userAndManager(identity)
+	return m
+}
+
+func (pl *relationPlan) userAndManager(identity string) (directory.User, string, bool) {
 	i := pl.users.find(identity)
 	if i < 0 {
-		return ""
+		if pl.listed != nil {
+			return pl.listed(identity)
+		}
+		return directory.User{}, "", false
 	}
-	return pl.users.field(i, 1)
+	f := pl.users.flag(i)
+	return directory.User{ID: pl.users.field(i, 0), Identity: identity, Managed: f&userManaged != 0, Active: f&userActive != 0}, pl.users.field(i, 1), true
 }
 
 // loadKnownGroups reads the names of the groups the directory has when
@@ -314,13 +320,16 @@ type member struct {
 // relationPlan is what the Groups and Managers steps write, or would
 // write.
 type relationPlan struct {
-	members []member
+	members *memberList
 	names   []string // group names by index
 	// users are the users of the file and the managers it names, as the
-	// directory holds them (see keep), by identity.
-	users *userTable
-	// valid holds the identities of the members: a dry run counts a
-	// manager among them that the directory lacks as one it would create.
+	// directory holds them (see keep), by identity; in a full import,
+	// listed finds the ones the run listed or created.
+	users  *userTable
+	listed func(identity string) (directory.User, string, bool)
+	// valid holds the identities of the members, with the identities of
+	// their managers: a dry run counts a manager among them that the
+	// directory lacks as one it would create.
 	valid *userTable
 	// deleted holds the identities that delta rows delete.
 	deleted map[string]bool
@@ -355,7 +364,8 @@ func (r *run) scanRelations(ctx context.Context) (*relationPlan, error) {
 	if rel.scanned != nil {
 		return newPlan(rel.scanned), nil
 	}
-	pl := &relationPlan{valid: r.newUserTable(0), deleted: map[string]bool{}, kept: map[string]bool{}}
+	pl := &relationPlan{members: &memberList{}, valid: r.newUserTable(1), deleted: map[string]bool{}, kept: map[string]bool{}}
+	r.offHeap = append(r.offHeap, pl.members)
 	index := map[string]int32{}
 	seen := newIDSet(0)
 	r.sets = append(r.sets, seen)
@@ -431,10 +441,12 @@ func (r *run) scanRelations(ctx context.Context) (*relationPlan, error) {
 			if rel.managerAttr != "" {
 				mem.manager = strings.Clone(first(m.attrs[rel.managerAttr]))
 			}
-			if _, err := pl.valid.put(mem.identity, 0); err != nil {
+			if _, err := pl.valid.put(mem.identity, 0, mem.manager); err != nil {
 				return err
 			}
-			pl.members = append(pl.members, mem)
+			if err := pl.members.add(mem); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
@@ -451,46 +463,31 @@ func (r *run) resolve(ctx context.Context, pl *relationPlan) error {
 	if rel.err != nil {
 		return rel.err
 	}
+	if r.cfg.Mode == v1alpha1.ModeFull && r.snap != nil {
+		// The users in scope as the run listed them, and the ones it
+		// created since, with the IDs the directory gave them, are found
+		// where the run holds them already.
+		pl.listed = r.listedUser
+	}
+	// The rest (all of them in a delta import; managers out of scope,
+	// users a dry run would create, rows that failed in a full one) are
+	// looked up.
 	asked := r.newUserTable(0)
 	var want []string
-	// ask adds identity to the users to look up, unless it is known
-	// already: in a full import, the users in scope as the run listed
-	// them, and the ones it created since, with the IDs the directory gave
-	// them. The rest (managers out of scope, users a dry run would create,
-	// rows that failed) are looked up.
 	ask := func(id string) error {
 		if id == "" || asked.has(id) {
 			return nil
 		}
-		if _, err := asked.put(id, 0); err != nil {
-			return err
-		}
-		if r.cfg.Mode != v1alpha1.ModeFull || r.snap == nil {
-			want = append(want, id)
+		if _, found := pl.user(id); pl.listed != nil && (found || r.rel.removed.has(id)) {
+			// Listed, created, or deleted by this run.
 			return nil
 		}
-		if u, manager, ok := rel.createdUser(id); ok {
-			return pl.keep(id, u, manager)
-		}
-		if rel.removed.has(id) {
-			return nil
-		}
-		i := r.snap.find(id)
-		if i < 0 {
-			want = append(want, id)
-			return nil
-		}
-		u := directory.User{ID: r.snap.id(i), Identity: id, Managed: true, Active: r.snap.active(i)}
-		if moved, ok := rel.moved[id]; ok {
-			u.ID = moved
-		}
-		manager := ""
-		if k := rel.managerNow.find(id); k >= 0 {
-			manager = rel.managerNow.field(k, 0)
-		}
-		return pl.keep(id, u, manager)
+		want = append(want, id)
+		_, err := asked.put(id, 0)
+		return err
 	}
-	for _, m := range pl.members {
+	for i := range pl.members.len() {
+		m := pl.members.at(i)
 		if err := errors.Join(ask(m.identity), ask(m.manager)); err != nil {
 			return err
 		}
@@ -543,6 +540,31 @@ func (r *run) resolve(ctx context.Context, pl *relationPlan) error {
 		return fmt.Errorf("looking up the users of the file's groups and managers: %w", err)
 	}
 	return kerr
+}
+
+// listedUser is the user of identity as a full import listed it, or
+// created it since, with its manager reference.
+func (r *run) listedUser(identity string) (directory.User, string, bool) {
+	rel := r.rel
+	if u, manager, ok := rel.createdUser(identity); ok {
+		return u, manager, true
+	}
+	if rel.removed.has(identity) {
+		return directory.User{}, "", false
+	}
+	i := r.snap.find(identity)
+	if i < 0 {
+		return directory.User{}, "", false
+	}
+	u := directory.User{ID: r.snap.id(i), Identity: identity, Managed: true, Active: r.snap.active(i)}
+	if moved, ok := rel.moved[identity]; ok {
+		u.ID = moved
+	}
+	manager := ""
+	if k := rel.managerNow.find(identity); k >= 0 {
+		manager = rel.managerNow.field(k, 0)
+	}
+	return u, manager, true
 }
 
 // lookupAll looks the identities up, a few hundred at a time, and calls

@@ -147,3 +147,71 @@ func (t *userTable) field(i, f int) string {
 }
 
 func (t *userTable) flag(i int) uint8 { return t.flags.at(i) }
+
+// memberList holds the members of a relationPlan in file order, encoded
+// in a byte arena outside the Go heap (see userTable): a million members
+// as structs of strings would be a few hundred MiB of live heap.
+type memberList struct {
+	arena byteArena      // per member: uvarint line, identity, manager, number of groups, groups
+	off   column[uint32] // arena position of each member
+	buf   []byte
+}
+
+func (l *memberList) len() int { return l.off.len() }
+
+func (l *memberList) free() {
+	l.arena.free()
+	l.off.free()
+}
+
+// add appends m.
+func (l *memberList) add(m member) error {
+	b := binary.AppendUvarint(l.buf[:0], uint64(m.line))
+	b = binary.AppendUvarint(b, uint64(len(m.identity)))
+	b = append(b, m.identity...)
+	b = binary.AppendUvarint(b, uint64(len(m.manager)))
+	b = append(b, m.manager...)
+	b = binary.AppendUvarint(b, uint64(len(m.groups)))
+	for _, g := range m.groups {
+		b = binary.AppendUvarint(b, uint64(g))
+	}
+	l.buf = b
+	pos, ok := l.arena.add(b)
+	if !ok {
+		return fmt.Errorf("more rows with groups or a manager than an import can track (%d)", l.len())
+	}
+	l.off.append(pos)
+	return nil
+}
+
+// at returns member i.
+func (l *memberList) at(i int) member {
+	b := l.arena.from(l.off.at(i))
+	next := func() uint64 {
+		v, k := binary.Uvarint(b)
+		b = b[k:]
+		return v
+	}
+	text := func() string {
+		n := next()
+		s := string(b[:n])
+		b = b[n:]
+		return s
+	}
+	m := member{line: int64(next())}
+	m.identity = text()
+	m.manager = text()
+	if n := next(); n > 0 {
+		m.groups = make([]int32, n)
+		for k := range m.groups {
+			m.groups[k] = int32(next())
+		}
+	}
+	return m
+}
+
+// line returns the line of member i.
+func (l *memberList) line(i int) int64 {
+	v, _ := binary.Uvarint(l.arena.from(l.off.at(i)))
+	return int64(v)
+}
