@@ -110,6 +110,42 @@ func (s *Directory) ListGroups(ctx context.Context, fn func(directory.Group) err
 	return nil
 }
 
+// insertMemberships is the statement that adds n membership rows, each
+// unless the user is a member of the group already, and the arguments of
+// the rows of users in group. One row takes its parameters' types from
+// the columns it is compared with; several are a list of VALUES, which
+// only SQLite compares without casts (see dialect.membershipsPerInsert).
+func (s *Directory) insertMemberships(n int) string {
+	g := s.groups
+	user, group := quote(g.user), quote(g.group)
+	if n == 1 {
+		p := s.d.placeholder
+		return "INSERT INTO " + g.qtable + " (" + user + ", " + group + ", " + quote(g.marker) + ") SELECT " +
+			p(1) + ", " + p(2) + ", " + p(3) + " WHERE NOT EXISTS (SELECT 1 FROM " + g.qtable +
+			" WHERE " + user + " = " + p(4) + " AND " + group + " = " + p(5) + ")"
+	}
+	var b strings.Builder
+	b.WriteString("INSERT INTO " + g.qtable + " (" + user + ", " + group + ", " + quote(g.marker) + ") SELECT v.column1, v.column2, v.column3 FROM (VALUES ")
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(" + s.d.placeholder(3*i+1) + ", " + s.d.placeholder(3*i+2) + ", " + s.d.placeholder(3*i+3) + ")")
+	}
+	b.WriteString(") AS v WHERE NOT EXISTS (SELECT 1 FROM " + g.qtable + " m WHERE m." + user + " = v.column1 AND m." + group + " = v.column2)")
+	return b.String()
+}
+
+func (s *Directory) membershipArgs(args []any, users []string, group string) []any {
+	for _, u := range users {
+		args = append(args, u, group, s.opts.MarkerValue)
+		if len(users) == 1 {
+			args = append(args, u, group)
+		}
+	}
+	return args
+}
+
 // ApplyGroup adds and removes membership rows in one transaction. A row
 // is added only when the user is not a member yet, so that a change
 // applied again adds nothing.
@@ -120,9 +156,6 @@ func (s *Directory) ApplyGroup(ctx context.Context, ch directory.GroupChange) (s
 	}
 	p := s.d.placeholder
 	user, group := quote(g.user), quote(g.group)
-	insert := "INSERT INTO " + g.qtable + " (" + user + ", " + group + ", " + quote(g.marker) + ") SELECT " +
-		p(1) + ", " + p(2) + ", " + p(3) + " WHERE NOT EXISTS (SELECT 1 FROM " + g.qtable +
-		" WHERE " + user + " = " + p(4) + " AND " + group + " = " + p(5) + ")"
 	remove := "DELETE FROM " + g.qtable + " WHERE " + group + " = " + p(1) + " AND " + user + " = " + p(2)
 	if err := s.pace(ctx, len(ch.Add)+len(ch.Remove)); err != nil {
 		return "", err
@@ -133,16 +166,26 @@ func (s *Directory) ApplyGroup(ctx context.Context, ch directory.GroupChange) (s
 			return err
 		}
 		defer func() { _ = tx.Rollback() }()
-		if len(ch.Add) > 0 {
-			st, err := tx.PrepareContext(ctx, insert)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			for _, u := range ch.Add {
-				if _, err := st.ExecContext(ctx, u, ch.Name, s.opts.MarkerValue, u, ch.Name); err != nil {
+		per := s.d.membershipsPerInsert()
+		var args []any
+		var full *stdsql.Stmt // the statement of a whole chunk, prepared once
+		for start := 0; start < len(ch.Add); start += per {
+			part := ch.Add[start:min(start+per, len(ch.Add))]
+			args = s.membershipArgs(args[:0], part, ch.Name)
+			if len(part) < per {
+				if _, err := tx.ExecContext(ctx, s.insertMemberships(len(part)), args...); err != nil {
 					return err
 				}
+				continue
+			}
+			if full == nil {
+				if full, err = tx.PrepareContext(ctx, s.insertMemberships(len(part))); err != nil {
+					return err
+				}
+				defer full.Close()
+			}
+			if _, err := full.ExecContext(ctx, args...); err != nil {
+				return err
 			}
 		}
 		if len(ch.Remove) > 0 {

@@ -78,3 +78,49 @@ func TestMembershipTableMustExist(t *testing.T) {
 		}
 	})
 }
+
+// A group's members are added in statements of many rows: a change adds
+// each member the group lacks once, whether the members it has come
+// before, among or after the rest, and applied again adds nothing.
+func TestMembershipsAddedOnce(t *testing.T) {
+	forDrivers(t, func(t *testing.T, e *env) {
+		members := e.table + "_members"
+		e.exec(t, fmt.Sprintf(`CREATE TABLE %s (user_identity TEXT NOT NULL, group_name TEXT NOT NULL, managed_by TEXT, UNIQUE (user_identity, group_name))`, members))
+		spec := e.spec()
+		spec.Groups = &v1alpha1.SQLGroups{Table: members}
+		d := e.open(t, spec, directory.Options{IdentityAttribute: "userName", MarkerAttribute: "managedBy", MarkerValue: marker})
+		ctx := context.Background()
+		var all []string
+		for i := range 2*d.d.membershipsPerInsert() + 51 {
+			all = append(all, fmt.Sprintf("user%d@corp.example", i))
+		}
+		// Every seventh user is a member already.
+		var some []string
+		for i := 0; i < len(all); i += 7 {
+			some = append(some, all[i])
+		}
+		for _, ch := range []directory.GroupChange{{Name: "staff", Add: some}, {Name: "staff", Add: all}, {Name: "staff", Add: all}, {Name: "other", Add: all[:3]}} {
+			if _, err := d.ApplyGroup(ctx, ch); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := map[string]int{}
+		err := d.ListGroups(ctx, func(g directory.Group) error {
+			got[g.Name] = len(g.Members)
+			seen := map[string]bool{}
+			for _, m := range g.Members {
+				if seen[m] {
+					t.Errorf("group %s lists %s twice", g.Name, m)
+				}
+				seen[m] = true
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got["staff"] != len(all) || got["other"] != 3 || len(got) != 2 {
+			t.Fatalf("groups %v, want staff with %d members and other with 3", got, len(all))
+		}
+	})
+}
