@@ -111,4 +111,3 @@ func largeChild(path, sum, db, heap string, users int, relations bool) error {
 	fmt.Printf("RESULT seconds=%.2f peak_rss_mib=%d groups=%d memberships=%d managers=%d\n", secs, benchio.PeakRSS(0)>>20, g.GroupsCreated, g.MembershipsAdded, g.ManagersSet)
 	return nil
 }
-
