@@ -453,7 +453,7 @@ func newRun(in Input, dir directory.Directory, cfg Config) (*run, error) {
 		return nil, err
 	}
 	if r.rel != nil {
-		r.rel.created, r.rel.removed = r.newUserTable(2), r.newUserTable(1)
+		r.rel.created, r.rel.removed = r.newUserTable(1), r.newUserTable(1)
 	}
 	if id := r.mapper.Identity(); id != cfg.Directory.IdentityAttribute {
 		return nil, failure.Stall(v1alpha1.ReasonInvalidMapping,

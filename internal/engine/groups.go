@@ -18,16 +18,43 @@ import (
 // file names, planned from the groups the directory holds, and written a
 // few groups at a time.
 
-// groupChange is a directory.GroupChange with the members to add that
-// the directory does not hold yet (a dry run).
+// groupChange is a directory.GroupChange whose members to add are
+// named by their places in relationPlan.members, and resolved into Add
+// only when the group is written (see withAdds): the references of a
+// million memberships are not held at once.
 type groupChange struct {
 	directory.GroupChange
-	pending []string // identities of members a dry run would create
+	adds    []int32 // members to add that the directory holds
+	pending []int32 // members to add that a dry run would create
 	// remade says that the group existed when the import began, and this
 	// import emptied it (an SQL or groupOfNames group goes with its last
 	// member): making it again is not counted as a group created.
 	remade bool
-	lines  []int64 // the lines that name the group
+	named  []int32 // the members whose lines name the group
+}
+
+// added is the number of memberships the change adds.
+func (ch *groupChange) added() int64 { return int64(len(ch.adds) + len(ch.pending)) }
+
+// withAdds returns the change with Add set to the references of its
+// members to add.
+func (r *run) withAdds(pl *relationPlan, ch groupChange, dry bool) directory.GroupChange {
+	gc := ch.GroupChange
+	gc.Add = make([]string, 0, len(ch.adds))
+	for _, k := range ch.adds {
+		ref, _ := r.present(pl, pl.members.at(int(k)).identity, dry, r.rel.groups.MemberReference)
+		gc.Add = append(gc.Add, ref)
+	}
+	return gc
+}
+
+// lines are the lines that name the group.
+func (ch *groupChange) lines(pl *relationPlan) []int64 {
+	out := make([]int64, len(ch.named))
+	for i, k := range ch.named {
+		out[i] = pl.members.line(int(k))
+	}
+	return out
 }
 
 // listGroups reads every group, by its name in lower case: names are
@@ -97,19 +124,19 @@ func (r *run) checkRemovals(ctx context.Context) (Result, error) {
 }
 
 // planGroups plans the changes of the memberships of the groups that
-// exist and that the file names.
+// exist and that the file names. It holds, besides the plan, the
+// references of one group's members at a time.
 func (r *run) planGroups(pl *relationPlan, existing map[string]directory.Group, dry bool) error {
 	gd := r.rel.groups
-	// Desired members of each group named, by reference; users a dry run
-	// would create by identity.
-	type want struct {
-		refs    map[string]bool
-		order   []string // refs in file order
-		pending []string
-		lines   []int64 // of the rows that name the group
+	full := r.cfg.Mode == v1alpha1.ModeFull
+	// The members that name each group, by their places in pl.members.
+	named := make([][]int32, len(pl.names))
+	// A delta import removes only the memberships of the users of its
+	// file: it needs the references of them all.
+	pl.identityOf = nil
+	if !full {
+		pl.identityOf = r.newUserTable(1)
 	}
-	wants := make([]want, len(pl.names))
-	pl.identityOf = r.newUserTable(1)
 	// The users of rows that failed keep the memberships they have.
 	kept := map[string]bool{}
 	for id := range pl.kept {
@@ -127,24 +154,13 @@ func (r *run) planGroups(pl *relationPlan, existing map[string]directory.Group, 
 			}
 			continue
 		}
-		if ref != "" {
+		if ref != "" && pl.identityOf != nil {
 			if _, err := pl.identityOf.put(ref, 0, m.identity); err != nil {
 				return err
 			}
 		}
 		for _, g := range m.groups {
-			w := &wants[g]
-			if w.refs == nil {
-				w.refs = map[string]bool{}
-			}
-			w.lines = append(w.lines, m.line)
-			switch {
-			case ref == "":
-				w.pending = append(w.pending, m.identity)
-			case !w.refs[ref]:
-				w.refs[ref] = true
-				w.order = append(w.order, ref)
-			}
+			named[g] = append(named[g], int32(i))
 		}
 	}
 	for _, g := range existing {
@@ -160,56 +176,64 @@ func (r *run) planGroups(pl *relationPlan, existing map[string]directory.Group, 
 			keys = append(keys, key)
 		}
 	}
-	named := map[string]int{}
+	index := map[string]int{}
 	for i, n := range pl.names {
-		named[strings.ToLower(n)] = i
+		index[strings.ToLower(n)] = i
 		keys = append(keys, strings.ToLower(n))
 	}
 	slices.Sort(keys)
 	keys = slices.Compact(keys)
-	full := r.cfg.Mode == v1alpha1.ModeFull
+	removed := map[string]bool{} // references removed from some group
 	for _, key := range keys {
 		g, exists := existing[key]
 		name := g.Name
-		var w want
-		if i, ok := named[key]; ok {
-			w = wants[i]
+		var idx []int32
+		if i, ok := index[key]; ok {
+			idx = named[i]
 			if !exists {
 				name = pl.names[i]
 			}
 		}
-		if !exists && w.refs == nil {
+		if !exists && len(idx) == 0 {
 			continue
 		}
+		ch := groupChange{GroupChange: directory.GroupChange{Name: name, ID: g.ID}, named: idx}
 		if !exists && !r.rel.create && !r.rel.known[key] {
 			// A group the directory had when the import began (and this
 			// import emptied since) is made again; any other is an error.
-			for _, line := range w.lines {
+			for _, line := range ch.lines(pl) {
 				pl.errs = append(pl.errs, RowError{Line: line, Identity: identityAt(pl, line),
 					Msg: r.rel.groupsAttr + ": a group of the line is not in the directory, and createGroups is false"})
 			}
 			continue
 		}
-		ch := groupChange{GroupChange: directory.GroupChange{Name: name, ID: g.ID}, pending: w.pending}
-		ch.lines = w.lines
 		has := make(map[string]bool, len(g.Members))
 		for _, ref := range g.Members {
 			has[ref] = true
 		}
-		for _, ref := range w.order {
-			if !has[ref] {
-				ch.Add = append(ch.Add, ref)
+		wanted := make(map[string]bool, len(idx))
+		for _, k := range idx {
+			ref, _ := r.present(pl, pl.members.at(int(k)).identity, dry, gd.MemberReference)
+			switch {
+			case ref == "":
+				ch.pending = append(ch.pending, k)
+			case !wanted[ref]:
+				wanted[ref] = true
+				if !has[ref] {
+					ch.adds = append(ch.adds, k)
+				}
 			}
 		}
 		if g.Managed {
 			for _, ref := range g.Members {
-				if w.refs[ref] || kept[ref] || (!full && !pl.identityOf.has(ref)) {
+				if wanted[ref] || kept[ref] || (!full && !pl.identityOf.has(ref)) {
 					continue
 				}
 				ch.Remove = append(ch.Remove, ref)
+				removed[ref] = true
 			}
 		}
-		added := int64(len(ch.Add) + len(ch.pending))
+		added := ch.added()
 		if added == 0 && len(ch.Remove) == 0 && exists {
 			continue
 		}
@@ -223,12 +247,27 @@ func (r *run) planGroups(pl *relationPlan, existing map[string]directory.Group, 
 		pl.changes = append(pl.changes, ch)
 	}
 	slices.SortFunc(pl.errs, func(a, b RowError) int { return int(a.Line - b.Line) })
+	if full && len(removed) > 0 {
+		// The report names a member removed by its identity when the
+		// file has it.
+		pl.removedOf = map[string]string{}
+		for i := range pl.members.len() {
+			id := pl.members.at(i).identity
+			if ref, ok := r.present(pl, id, dry, gd.MemberReference); ok && removed[ref] {
+				pl.removedOf[ref] = id
+			}
+		}
+	}
 	return nil
 }
 
 // identityAt is the identity of the file's user with member reference
 // ref, and whether the file has one.
 func (pl *relationPlan) identityAt(ref string) (string, bool) {
+	if pl.identityOf == nil {
+		id, ok := pl.removedOf[ref]
+		return id, ok
+	}
 	i := pl.identityOf.find(ref)
 	if i < 0 {
 		return "", false
@@ -386,7 +425,8 @@ func (st *relateState) applyGroups(ctx context.Context, pl *relationPlan) error 
 		errs := make([]error, len(part))
 		var wg sync.WaitGroup
 		for i, ch := range part {
-			wg.Go(func() { _, errs[i] = st.r.rel.groups.ApplyGroup(context.WithoutCancel(ctx), ch.GroupChange) })
+			gc := st.r.withAdds(pl, ch, false)
+			wg.Go(func() { _, errs[i] = st.r.rel.groups.ApplyGroup(context.WithoutCancel(ctx), gc) })
 		}
 		wg.Wait()
 		var failed error
@@ -394,7 +434,7 @@ func (st *relateState) applyGroups(ctx context.Context, pl *relationPlan) error 
 			switch err := errs[i]; {
 			case directory.IsChangeError(err):
 				// Every line that names the group loses its membership.
-				lines := ch.lines
+				lines := ch.lines(pl)
 				if len(lines) == 0 {
 					lines = []int64{0} // removals only: no line names the group
 				}
@@ -408,7 +448,7 @@ func (st *relateState) applyGroups(ctx context.Context, pl *relationPlan) error 
 				if ch.ID == "" && !ch.remade {
 					c.GroupsCreated++
 				}
-				c.MembershipsAdded += int64(len(ch.Add) + len(ch.pending))
+				c.MembershipsAdded += ch.added()
 				c.MembershipsRemoved += int64(len(ch.Remove))
 			}
 		}
@@ -426,12 +466,11 @@ func (st *relateState) listGroupChange(pl *relationPlan, ch groupChange) {
 	if ch.ID == "" {
 		st.list(RelationChange{Group: ch.Name, Change: "create group"})
 	}
-	for _, ref := range ch.Add {
-		id, _ := pl.identityAt(ref)
-		st.list(RelationChange{Identity: id, Group: ch.Name, Change: "add member"})
+	for _, k := range ch.adds {
+		st.list(RelationChange{Identity: pl.members.at(int(k)).identity, Group: ch.Name, Change: "add member"})
 	}
-	for _, id := range ch.pending {
-		st.list(RelationChange{Identity: id, Group: ch.Name, Change: "add member"})
+	for _, k := range ch.pending {
+		st.list(RelationChange{Identity: pl.members.at(int(k)).identity, Group: ch.Name, Change: "add member"})
 	}
 	for _, ref := range ch.Remove {
 		id, ok := pl.identityAt(ref)

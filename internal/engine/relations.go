@@ -61,7 +61,7 @@ type relations struct {
 	// with, and removed the users it deleted, by identity (see resolve and
 	// planGroups). err is the first error of recording them.
 	mu      sync.Mutex
-	created *userTable // fields: ID, manager reference
+	created *userTable // field: ID, "" for the identity
 	removed *userTable // field: ID
 	err     error
 	// moved holds the new IDs of users this run moved (reactivated LDAP
@@ -87,8 +87,8 @@ type relations struct {
 	before map[string]directory.Group
 }
 
-// noteWritten records a user the run created, with its ID and manager
-// reference, or deleted. A nil relations records nothing.
+// noteWritten records a user the run created, with its ID, or deleted.
+// A nil relations records nothing.
 func (rel *relations) noteWritten(ch directory.Change, id string) {
 	if rel == nil {
 		return
@@ -113,25 +113,31 @@ func (rel *relations) noteWritten(ch directory.Change, id string) {
 	if ch.Op != directory.OpCreate || id == "" {
 		return
 	}
-	manager := ""
-	if rel.managerAttr != "" {
-		manager = first(ch.Attributes[rel.managerAttr])
+	if id == ch.Identity {
+		id = "" // as most SQL users are: the ID is the identity
 	}
 	rel.mu.Lock()
 	defer rel.mu.Unlock()
-	if _, err := rel.created.put(ch.Identity, 0, id, manager); err != nil && rel.err == nil {
+	if _, err := rel.created.put(ch.Identity, 0, id); err != nil && rel.err == nil {
 		rel.err = err
 	}
 }
 
 // createdUser is a user this run created, as the directory holds it, with
-// the manager reference it was created with.
-func (rel *relations) createdUser(identity string) (directory.User, string, bool) {
+// the manager reference it was created with: the one predictManager gave
+// its create, which it gives again.
+func (r *run) createdUser(identity string) (directory.User, string, bool) {
+	rel := r.rel
 	i := rel.created.find(identity)
 	if i < 0 {
 		return directory.User{}, "", false
 	}
-	return directory.User{ID: rel.created.field(i, 0), Identity: identity, Managed: true, Active: true}, rel.created.field(i, 1), true
+	u := directory.User{ID: rel.created.field(i, 0), Identity: identity, Managed: true, Active: true}
+	if u.ID == "" {
+		u.ID = identity
+	}
+	manager, _ := r.predictManager(identity)
+	return u, manager, true
 }
 
 // Flags of the users of a relationPlan.
@@ -342,8 +348,10 @@ type relationPlan struct {
 	unreadable int64
 	changes    []groupChange
 	// identityOf maps the member references of the file's users to their
-	// identities (see identityAt).
+	// identities in a delta import, removedOf those of the members a full
+	// import removes from a group (see identityAt).
 	identityOf *userTable
+	removedOf  map[string]string
 	errs       []RowError // rows naming a group that cannot be created
 	counts     v1alpha1.GroupCounts
 	// managed is the number of memberships of the managed groups.
@@ -546,7 +554,7 @@ func (r *run) resolve(ctx context.Context, pl *relationPlan) error {
 // created it since, with its manager reference.
 func (r *run) listedUser(identity string) (directory.User, string, bool) {
 	rel := r.rel
-	if u, manager, ok := rel.createdUser(identity); ok {
+	if u, manager, ok := r.createdUser(identity); ok {
 		return u, manager, true
 	}
 	if rel.removed.has(identity) {
