@@ -30,7 +30,7 @@ func (r *run) prepareManagers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rel.managerOf, rel.inFile, rel.kept = pl.valid, pl.valid, pl.kept
+	rel.managerOf, rel.inFile, rel.kept = pl.members, pl.members, pl.kept
 	return nil
 }
 
@@ -46,7 +46,10 @@ func (r *run) predictManager(identity string) (string, bool) {
 	if k < 0 {
 		return "", false
 	}
-	mgr := rel.managerOf.field(k, 0)
+	mgr := rel.managerOf.at(k).manager
+	if mgr == "" {
+		return "", false
+	}
 	if i := r.snap.find(mgr); i >= 0 {
 		if r.cfg.MissingUsers == v1alpha1.MissingDelete && !rel.inFile.has(mgr) && !rel.kept[mgr] {
 			// Deleted by this import: the Managers step warns.
@@ -108,7 +111,7 @@ func (r *run) planManagers(pl *relationPlan, dry bool, kind managerPlan, fn func
 				missing = true
 			case ok:
 				want = md.ManagerReference(mgr)
-			case dry && pl.valid.has(m.manager):
+			case dry && pl.members.has(m.manager):
 				// Created by this import: its reference is not known yet.
 				want = "\x00" + m.manager
 			default:

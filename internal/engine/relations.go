@@ -53,8 +53,8 @@ type relations struct {
 	// managerOf (a user's manager by identity) and inFile (the
 	// identities of the valid rows) are read before a full import writes
 	// its users, for predictManager; nil otherwise.
-	managerOf *userTable // field: the manager's identity (relationPlan.valid)
-	inFile    *userTable
+	managerOf *memberList // the members, with their managers' identities
+	inFile    *memberList
 	kept      map[string]bool
 	// created holds the users this run created, with the IDs the
 	// directory gave them and the manager references they were created
@@ -326,6 +326,9 @@ type member struct {
 // relationPlan is what the Groups and Managers steps write, or would
 // write.
 type relationPlan struct {
+	// members are the file's valid rows, by identity too: a dry run counts
+	// a manager among them that the directory lacks as one it would
+	// create.
 	members *memberList
 	names   []string // group names by index
 	// users are the users of the file and the managers it names, as the
@@ -333,10 +336,6 @@ type relationPlan struct {
 	// listed finds the ones the run listed or created.
 	users  *userTable
 	listed func(identity string) (directory.User, string, bool)
-	// valid holds the identities of the members, with the identities of
-	// their managers: a dry run counts a manager among them that the
-	// directory lacks as one it would create.
-	valid *userTable
 	// deleted holds the identities that delta rows delete.
 	deleted map[string]bool
 	// kept holds the identities of the rows that failed (mapping, a check,
@@ -366,13 +365,13 @@ type relationPlan struct {
 func (r *run) scanRelations(ctx context.Context) (*relationPlan, error) {
 	rel := r.rel
 	newPlan := func(f *relationPlan) *relationPlan {
-		return &relationPlan{members: f.members, names: f.names, valid: f.valid, deleted: f.deleted, kept: f.kept, unreadable: f.unreadable,
+		return &relationPlan{members: f.members, names: f.names, deleted: f.deleted, kept: f.kept, unreadable: f.unreadable,
 			errs: slices.Clone(f.errs), users: r.newUserTable(2)}
 	}
 	if rel.scanned != nil {
 		return newPlan(rel.scanned), nil
 	}
-	pl := &relationPlan{members: &memberList{}, valid: r.newUserTable(1), deleted: map[string]bool{}, kept: map[string]bool{}}
+	pl := &relationPlan{members: &memberList{}, deleted: map[string]bool{}, kept: map[string]bool{}}
 	r.offHeap = append(r.offHeap, pl.members)
 	index := map[string]int32{}
 	seen := newIDSet(0)
@@ -448,9 +447,6 @@ func (r *run) scanRelations(ctx context.Context) (*relationPlan, error) {
 			}
 			if rel.managerAttr != "" {
 				mem.manager = strings.Clone(first(m.attrs[rel.managerAttr]))
-			}
-			if _, err := pl.valid.put(mem.identity, 0, mem.manager); err != nil {
-				return err
 			}
 			if err := pl.members.add(mem); err != nil {
 				return err
@@ -616,7 +612,7 @@ func (r *run) deleted(pl *relationPlan, u directory.User) bool {
 		return false // out of scope: never written
 	}
 	return pl.deleted[u.Identity] ||
-		r.cfg.Mode == v1alpha1.ModeFull && r.cfg.MissingUsers == v1alpha1.MissingDelete && !pl.valid.has(u.Identity) && !pl.kept[u.Identity]
+		r.cfg.Mode == v1alpha1.ModeFull && r.cfg.MissingUsers == v1alpha1.MissingDelete && !pl.members.has(u.Identity) && !pl.kept[u.Identity]
 }
 
 // relate runs the Groups and Managers steps, from step on, after the

@@ -149,11 +149,14 @@ func (t *userTable) field(i, f int) string {
 func (t *userTable) flag(i int) uint8 { return t.flags.at(i) }
 
 // memberList holds the members of a relationPlan in file order, encoded
-// in a byte arena outside the Go heap (see userTable): a million members
-// as structs of strings would be a few hundred MiB of live heap.
+// in a byte arena outside the Go heap (see userTable), and indexed by
+// identity: a million members as structs of strings would be a few
+// hundred MiB of live heap.
 type memberList struct {
 	arena byteArena      // per member: uvarint line, identity, manager, number of groups, groups
 	off   column[uint32] // arena position of each member
+	table []uint64       // tag<<32 | member+1; 0 is empty
+	raw   []byte         // mapping of table
 	buf   []byte
 }
 
@@ -162,9 +165,11 @@ func (l *memberList) len() int { return l.off.len() }
 func (l *memberList) free() {
 	l.arena.free()
 	l.off.free()
+	unmap(l.raw)
+	l.table, l.raw = nil, nil
 }
 
-// add appends m.
+// add appends m, whose identity no member has.
 func (l *memberList) add(m member) error {
 	b := binary.AppendUvarint(l.buf[:0], uint64(m.line))
 	b = binary.AppendUvarint(b, uint64(len(m.identity)))
@@ -181,7 +186,61 @@ func (l *memberList) add(m member) error {
 		return fmt.Errorf("more rows with groups or a manager than an import can track (%d)", l.len())
 	}
 	l.off.append(pos)
+	if l.len()*4 > len(l.table)*3 {
+		l.grow()
+	}
+	l.insert(xxhash.Sum64String(m.identity), l.len()-1)
 	return nil
+}
+
+func (l *memberList) insert(h uint64, i int) {
+	mask := uint64(len(l.table) - 1)
+	p := mix(h) & mask
+	for l.table[p] != 0 {
+		p = (p + 1) & mask
+	}
+	l.table[p] = tagOf(h) | uint64(i+1)
+}
+
+// grow doubles the index.
+func (l *memberList) grow() {
+	old, oldRaw := l.table, l.raw
+	l.table, l.raw = mapped[uint64](max(1024, 2*len(old)))
+	for _, e := range old {
+		if e != 0 {
+			l.insert(xxhash.Sum64(l.identityBytes(entryOf(e))), entryOf(e))
+		}
+	}
+	unmap(oldRaw)
+}
+
+// find returns the place of the member with identity, or -1.
+func (l *memberList) find(identity string) int {
+	if l == nil || len(l.table) == 0 {
+		return -1
+	}
+	h := xxhash.Sum64String(identity)
+	mask := uint64(len(l.table) - 1)
+	for p := mix(h) & mask; ; p = (p + 1) & mask {
+		e := l.table[p]
+		if e == 0 {
+			return -1
+		}
+		if e&^0xffffffff == tagOf(h) && string(l.identityBytes(entryOf(e))) == identity {
+			return entryOf(e)
+		}
+	}
+}
+
+// has tells whether a member has identity.
+func (l *memberList) has(identity string) bool { return l.find(identity) >= 0 }
+
+func (l *memberList) identityBytes(i int) []byte {
+	b := l.arena.from(l.off.at(i))
+	_, k := binary.Uvarint(b) // the line
+	b = b[k:]
+	n, k := binary.Uvarint(b)
+	return b[k : k+int(n)]
 }
 
 // at returns member i.

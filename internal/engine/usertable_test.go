@@ -54,3 +54,38 @@ func TestUserTable(t *testing.T) {
 		t.Fatal("a nil table holds something")
 	}
 }
+
+// A memberList gives back each member as added, and finds it by identity
+// across the growth of its index.
+func TestMemberList(t *testing.T) {
+	l := &memberList{}
+	defer l.free()
+	const n = 20_000
+	for i := range n {
+		m := member{line: int64(i + 2), identity: fmt.Sprintf("u%d", i), manager: fmt.Sprintf("u%d", i/10)}
+		for g := range i % 3 {
+			m.groups = append(m.groups, int32(g*100+i%7))
+		}
+		if err := l.add(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		k := l.find(fmt.Sprintf("u%d", i))
+		if k != i {
+			t.Fatalf("u%d found at %d", i, k)
+		}
+		m := l.at(k)
+		if m.line != int64(i+2) || l.line(k) != m.line || m.identity != fmt.Sprintf("u%d", i) || m.manager != fmt.Sprintf("u%d", i/10) || len(m.groups) != i%3 {
+			t.Fatalf("member %d: %+v", i, m)
+		}
+		for g, v := range m.groups {
+			if v != int32(g*100+i%7) {
+				t.Fatalf("member %d: groups %v", i, m.groups)
+			}
+		}
+	}
+	if l.has("u20000") || l.has("") || l.has("U1") {
+		t.Fatal("found a member never added")
+	}
+}
