@@ -427,6 +427,9 @@ func (r *run) free() {
 	for _, t := range r.offHeap {
 		t.free()
 	}
+	if r.rel != nil {
+		unmap(r.rel.createdRaw)
+	}
 }
 
 // newUserTable returns a userTable that free releases.

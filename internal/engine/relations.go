@@ -61,9 +61,13 @@ type relations struct {
 	// with, and removed the users it deleted, by identity (see resolve and
 	// planGroups). err is the first error of recording them.
 	mu      sync.Mutex
-	created *userTable // field: ID, "" for the identity
-	removed *userTable // field: ID
-	err     error
+	created *userTable // field: ID
+	// createdMembers marks the members (of scanned) created with their
+	// identity as their ID, a byte each, in createdRaw.
+	createdMembers []uint8
+	createdRaw     []byte
+	removed        *userTable // field: ID
+	err            error
 	// moved holds the new IDs of users this run moved (reactivated LDAP
 	// users back from moveToDN), by identity.
 	moved map[string]string
@@ -113,11 +117,19 @@ func (rel *relations) noteWritten(ch directory.Change, id string) {
 	if ch.Op != directory.OpCreate || id == "" {
 		return
 	}
-	if id == ch.Identity {
-		id = "" // as most SQL users are: the ID is the identity
-	}
 	rel.mu.Lock()
 	defer rel.mu.Unlock()
+	if id == ch.Identity && rel.scanned != nil {
+		// As SQL users are: the ID is the identity, and a byte per member
+		// says the run created it.
+		if k := rel.scanned.members.find(id); k >= 0 {
+			if rel.createdMembers == nil {
+				rel.createdMembers, rel.createdRaw = mapped[uint8](rel.scanned.members.len())
+			}
+			rel.createdMembers[k] = 1
+			return
+		}
+	}
 	if _, err := rel.created.put(ch.Identity, 0, id); err != nil && rel.err == nil {
 		rel.err = err
 	}
@@ -128,16 +140,24 @@ func (rel *relations) noteWritten(ch directory.Change, id string) {
 // its create, which it gives again.
 func (r *run) createdUser(identity string) (directory.User, string, bool) {
 	rel := r.rel
-	i := rel.created.find(identity)
-	if i < 0 {
+	u := directory.User{ID: identity, Identity: identity, Managed: true, Active: true}
+	if i := rel.created.find(identity); i >= 0 {
+		u.ID = rel.created.field(i, 0)
+	} else if !rel.createdMember(identity) {
 		return directory.User{}, "", false
-	}
-	u := directory.User{ID: rel.created.field(i, 0), Identity: identity, Managed: true, Active: true}
-	if u.ID == "" {
-		u.ID = identity
 	}
 	manager, _ := r.predictManager(identity)
 	return u, manager, true
+}
+
+// createdMember tells whether the run created the member with identity,
+// with its identity as its ID.
+func (rel *relations) createdMember(identity string) bool {
+	if rel.createdMembers == nil {
+		return false
+	}
+	k := rel.scanned.members.find(identity)
+	return k >= 0 && rel.createdMembers[k] != 0
 }
 
 // Flags of the users of a relationPlan.
