@@ -136,9 +136,9 @@ func (rel *relations) noteWritten(ch directory.Change, id string) {
 }
 
 // createdUser is a user this run created, as the directory holds it, with
-// the manager reference it was created with: the one predictManager gave
-// its create, which it gives again.
-func (r *run) createdUser(identity string) (directory.User, string, bool) {
+// the manager reference it was created with when withManager is set: the
+// one predictManager gave its create, which it gives again.
+func (r *run) createdUser(identity string, withManager bool) (directory.User, string, bool) {
 	rel := r.rel
 	u := directory.User{ID: identity, Identity: identity, Managed: true, Active: true}
 	if i := rel.created.find(identity); i >= 0 {
@@ -146,7 +146,10 @@ func (r *run) createdUser(identity string) (directory.User, string, bool) {
 	} else if !rel.createdMember(identity) {
 		return directory.User{}, "", false
 	}
-	manager, _ := r.predictManager(identity)
+	manager := ""
+	if withManager {
+		manager, _ = r.predictManager(identity)
+	}
 	return u, manager, true
 }
 
@@ -183,22 +186,24 @@ func (pl *relationPlan) keep(id string, u directory.User, manager string) error 
 
 // user is the user of identity as kept or listed, and whether it was.
 func (pl *relationPlan) user(identity string) (directory.User, bool) {
-	u, _, ok := pl.userAndManager(identity)
+	u, _, ok := pl.userAndManager(identity, false)
 	return u, ok
 }
 
 // managerOf is the manager reference of the user of identity as kept or
 // listed.
 func (pl *relationPlan) managerOf(identity string) string {
-	_, m, _ := pl.userAndManager(identity)
+	_, m, _ := pl.userAndManager(identity, true)
 	return m
 }
 
-func (pl *relationPlan) userAndManager(identity string) (directory.User, string, bool) {
+// userAndManager is the user of identity, and its manager reference when
+// withManager is set.
+func (pl *relationPlan) userAndManager(identity string, withManager bool) (directory.User, string, bool) {
 	i := pl.users.find(identity)
 	if i < 0 {
 		if pl.listed != nil {
-			return pl.listed(identity)
+			return pl.listed(identity, withManager)
 		}
 		return directory.User{}, "", false
 	}
@@ -355,7 +360,7 @@ type relationPlan struct {
 	// directory holds them (see keep), by identity; in a full import,
 	// listed finds the ones the run listed or created.
 	users  *userTable
-	listed func(identity string) (directory.User, string, bool)
+	listed func(identity string, withManager bool) (directory.User, string, bool)
 	// deleted holds the identities that delta rows delete.
 	deleted map[string]bool
 	// kept holds the identities of the rows that failed (mapping, a check,
@@ -394,8 +399,10 @@ func (r *run) scanRelations(ctx context.Context) (*relationPlan, error) {
 	pl := &relationPlan{members: &memberList{}, deleted: map[string]bool{}, kept: map[string]bool{}}
 	r.offHeap = append(r.offHeap, pl.members)
 	index := map[string]int32{}
+	// The identities of the rows read so far: what the scan needs only
+	// while it reads, and frees before the users are written.
 	seen := newIDSet(0)
-	r.sets = append(r.sets, seen)
+	defer seen.free()
 	// The file is read from its start, whatever checkpoint the run began
 	// at.
 	saved := r.seekTo
@@ -567,10 +574,10 @@ func (r *run) resolve(ctx context.Context, pl *relationPlan) error {
 }
 
 // listedUser is the user of identity as a full import listed it, or
-// created it since, with its manager reference.
-func (r *run) listedUser(identity string) (directory.User, string, bool) {
+// created it since, with its manager reference when withManager is set.
+func (r *run) listedUser(identity string, withManager bool) (directory.User, string, bool) {
 	rel := r.rel
-	if u, manager, ok := r.createdUser(identity); ok {
+	if u, manager, ok := r.createdUser(identity, withManager); ok {
 		return u, manager, true
 	}
 	if rel.removed.has(identity) {
@@ -585,7 +592,7 @@ func (r *run) listedUser(identity string) (directory.User, string, bool) {
 		u.ID = moved
 	}
 	manager := ""
-	if k := rel.managerNow.find(identity); k >= 0 {
+	if k := rel.managerNow.find(identity); withManager && k >= 0 {
 		manager = rel.managerNow.field(k, 0)
 	}
 	return u, manager, true

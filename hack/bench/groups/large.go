@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"time"
 
@@ -32,7 +33,7 @@ var sqlColumns = []string{"mail", "givenName", "sn", "cn", "ou", "title", "l", "
 
 // largeRun imports the file twice, each into a fresh database, and
 // prints the BENCH line.
-func largeRun(users int, heap string) error {
+func largeRun(users int, heap, cpu string) error {
 	tmp, err := os.MkdirTemp("", "uio-bench-groups-large-")
 	if err != nil {
 		return err
@@ -43,9 +44,12 @@ func largeRun(users int, heap string) error {
 		return err
 	}
 	run := func(relations bool) (map[string]string, error) {
-		heap := heap
+		heap, cpu := heap, cpu
 		if heap != "" {
 			heap = fmt.Sprintf("%s.%v", heap, relations)
+		}
+		if cpu != "" {
+			cpu = fmt.Sprintf("%s.%v", cpu, relations)
 		}
 		db := filepath.Join(tmp, fmt.Sprintf("users-%v.db", relations))
 		err := sqldir.CreateTable(context.Background(), v1alpha1.SQLDriverSQLite, db, sqldir.TableSpec{
@@ -53,7 +57,7 @@ func largeRun(users int, heap string) error {
 		if err != nil {
 			return nil, err
 		}
-		args := []string{"-child", "-heapprofile", heap, "-file", path, "-sum", sum, "-db", db, "-relations=" + strconv.FormatBool(relations), "-large", strconv.Itoa(users)}
+		args := []string{"-child", "-heapprofile", heap, "-cpuprofile", cpu, "-file", path, "-sum", sum, "-db", db, "-relations=" + strconv.FormatBool(relations), "-large", strconv.Itoa(users)}
 		res, err := benchio.Child(args, nil)
 		if err == nil {
 			fmt.Fprintf(os.Stderr, "large import (groups and managers %v): %v\n", relations, res)
@@ -75,11 +79,21 @@ func largeRun(users int, heap string) error {
 }
 
 // largeChild is one import of the large run, in the child process.
-func largeChild(path, sum, db, heap string, users int, relations bool) error {
+func largeChild(path, sum, db, heap, cpu string, users int, relations bool) error {
 	limits := jobs.DefaultResources().Limits
 	memlimit.Set(limits.Memory().Value())
 	if heap != "" {
 		defer benchio.HeapAtPeak(heap)()
+	}
+	if cpu != "" {
+		f, err := os.Create(cpu)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	ctx := context.Background()
 	opts := directory.Options{IdentityAttribute: "uid", ManagedOnly: true, MarkerAttribute: "mark", MarkerValue: "user-import-operator", Concurrency: 4}

@@ -40,18 +40,19 @@ func main() {
 	sum := flag.String("sum", "", "the file's sha256 (child)")
 	db := flag.String("db", "", "SQLite file (child)")
 	relations := flag.Bool("relations", false, "map groups and managers (child)")
+	cpu := flag.String("cpuprofile", "", "write a CPU profile of each import of the large run to this path plus .true or .false")
 	heap := flag.String("heapprofile", "", "write a heap profile of each import of the large run at its peak to this path plus .true or .false (with groups or not)")
 	flag.Parse()
 	var err error
 	switch {
 	case *child:
-		err = largeChild(*file, *sum, *db, *heap, *large, *relations)
+		err = largeChild(*file, *sum, *db, *heap, *cpu, *large, *relations)
 	default:
 		if *users > 0 {
 			err = run(*users, *conc, *batch, *rounds)
 		}
 		if err == nil && *large > 0 {
-			err = largeRun(*large, *heap)
+			err = largeRun(*large, *heap, *cpu)
 		}
 	}
 	if err != nil {
