@@ -71,7 +71,7 @@ func CreateTable(ctx context.Context, driver v1alpha1.SQLDriver, dsn string, spe
 			quote(orDefault(g.UserColumn, "user_identity")) + " TEXT NOT NULL, " +
 			quote(orDefault(g.GroupColumn, "group_name")) + " TEXT NOT NULL, " +
 			quote(orDefault(g.MarkerColumn, "managed_by")) + " TEXT, " +
-			"UNIQUE (" + quote(orDefault(g.UserColumn, "user_identity")) + ", " + quote(orDefault(g.GroupColumn, "group_name")) + "))"
+			"UNIQUE (" + quote(orDefault(g.GroupColumn, "group_name")) + ", " + quote(orDefault(g.UserColumn, "user_identity")) + "))"
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			return err
 		}

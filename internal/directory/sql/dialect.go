@@ -34,13 +34,6 @@ type dialect interface {
 	normColumn(col string) string
 	// isBoolean tells whether a declared column type holds booleans.
 	isBoolean(typ string) bool
-	// membershipsPerInsert is the number of memberships one statement
-	// adds. A list of VALUES saves a round trip through the driver a
-	// membership, but PostgreSQL types its parameters as text, which a
-	// membership column of another type cannot be compared with:
-	// PostgreSQL adds them one at a time, each parameter of the column's
-	// type.
-	membershipsPerInsert() int
 	// cachesStatements tells whether the driver prepares a statement once
 	// per connection by itself (pgx), so that Apply need not.
 	cachesStatements() bool

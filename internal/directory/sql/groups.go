@@ -4,6 +4,7 @@ import (
 	"context"
 	stdsql "database/sql"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 
@@ -24,6 +25,8 @@ type groupTable struct {
 	table               []string // name, split at the schema dot
 	qtable              string
 	user, group, marker string // column names
+	mu                  sync.Mutex
+	indexed             *bool // whether the table has a unique index on (group, user); nil until read
 }
 
 func newGroupTable(spec *v1alpha1.SQLGroups) (*groupTable, error) {
@@ -110,36 +113,61 @@ func (s *Directory) ListGroups(ctx context.Context, fn func(directory.Group) err
 	return nil
 }
 
-// insertMemberships is the statement that adds n membership rows, each
-// unless the user is a member of the group already, and the arguments of
-// the rows of users in group. One row takes its parameters' types from
-// the columns it is compared with; several are a list of VALUES, which
-// only SQLite compares without casts (see dialect.membershipsPerInsert).
-func (s *Directory) insertMemberships(n int) string {
+// membershipsPerInsert is the number of membership rows one statement
+// adds when the table has its unique index: a statement a row made a
+// million memberships cost a million round trips.
+const membershipsPerInsert = 200
+
+// groupIndexed tells whether the membership table has a unique index on
+// (group, user), read once.
+func (s *Directory) groupIndexed(ctx context.Context) (bool, error) {
+	g := s.groups
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.indexed == nil {
+		sc, err := s.readSchema(ctx, g.table, "read the membership table's indexes")
+		if err != nil {
+			return false, err
+		}
+		indexed := sc != nil && sc.hasUnique(s.d, g.user, g.group)
+		g.indexed = &indexed
+	}
+	return *g.indexed, nil
+}
+
+// insertMemberships is the statement that adds n membership rows (three
+// parameters a row: user, group, marker), each unless the user is a
+// member of the group already. With the table's unique index, the rows
+// are a list of VALUES whose conflicts on it are skipped; the values take
+// the columns' types. Without it, a row is added unless a query finds it,
+// one a statement (five parameters: the row, then user and group).
+func (s *Directory) insertMemberships(n int, indexed bool) string {
 	g := s.groups
 	user, group := quote(g.user), quote(g.group)
-	if n == 1 {
-		p := s.d.placeholder
-		return "INSERT INTO " + g.qtable + " (" + user + ", " + group + ", " + quote(g.marker) + ") SELECT " +
-			p(1) + ", " + p(2) + ", " + p(3) + " WHERE NOT EXISTS (SELECT 1 FROM " + g.qtable +
+	p := s.d.placeholder
+	insert := "INSERT INTO " + g.qtable + " (" + user + ", " + group + ", " + quote(g.marker) + ") "
+	if !indexed {
+		return insert + "SELECT " + p(1) + ", " + p(2) + ", " + p(3) + " WHERE NOT EXISTS (SELECT 1 FROM " + g.qtable +
 			" WHERE " + user + " = " + p(4) + " AND " + group + " = " + p(5) + ")"
 	}
 	var b strings.Builder
-	b.WriteString("INSERT INTO " + g.qtable + " (" + user + ", " + group + ", " + quote(g.marker) + ") SELECT v.column1, v.column2, v.column3 FROM (VALUES ")
+	b.WriteString(insert + "VALUES ")
 	for i := range n {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("(" + s.d.placeholder(3*i+1) + ", " + s.d.placeholder(3*i+2) + ", " + s.d.placeholder(3*i+3) + ")")
+		b.WriteString("(" + p(3*i+1) + ", " + p(3*i+2) + ", " + p(3*i+3) + ")")
 	}
-	b.WriteString(") AS v WHERE NOT EXISTS (SELECT 1 FROM " + g.qtable + " m WHERE m." + user + " = v.column1 AND m." + group + " = v.column2)")
+	b.WriteString(" ON CONFLICT (" + group + ", " + user + ") DO NOTHING")
 	return b.String()
 }
 
-func (s *Directory) membershipArgs(args []any, users []string, group string) []any {
+// membershipArgs appends the arguments of the memberships of users in
+// group to args.
+func (s *Directory) membershipArgs(args []any, users []string, group string, indexed bool) []any {
 	for _, u := range users {
 		args = append(args, u, group, s.opts.MarkerValue)
-		if len(users) == 1 {
+		if !indexed {
 			args = append(args, u, group)
 		}
 	}
@@ -160,26 +188,33 @@ func (s *Directory) ApplyGroup(ctx context.Context, ch directory.GroupChange) (s
 	if err := s.pace(ctx, len(ch.Add)+len(ch.Remove)); err != nil {
 		return "", err
 	}
-	err := s.retry(ctx, s.bounded(ctx, func(ctx context.Context) error {
+	indexed, err := s.groupIndexed(ctx)
+	if err != nil {
+		return "", err
+	}
+	per := 1
+	if indexed {
+		per = membershipsPerInsert
+	}
+	err = s.retry(ctx, s.bounded(ctx, func(ctx context.Context) error {
 		tx, err := s.write.BeginTx(ctx, nil)
 		if err != nil {
 			return err
 		}
 		defer func() { _ = tx.Rollback() }()
-		per := s.d.membershipsPerInsert()
 		var args []any
 		var full *stdsql.Stmt // the statement of a whole chunk, prepared once
 		for start := 0; start < len(ch.Add); start += per {
 			part := ch.Add[start:min(start+per, len(ch.Add))]
-			args = s.membershipArgs(args[:0], part, ch.Name)
+			args = s.membershipArgs(args[:0], part, ch.Name, indexed)
 			if len(part) < per {
-				if _, err := tx.ExecContext(ctx, s.insertMemberships(len(part)), args...); err != nil {
+				if _, err := tx.ExecContext(ctx, s.insertMemberships(len(part), indexed), args...); err != nil {
 					return err
 				}
 				continue
 			}
 			if full == nil {
-				if full, err = tx.PrepareContext(ctx, s.insertMemberships(len(part))); err != nil {
+				if full, err = tx.PrepareContext(ctx, s.insertMemberships(len(part), indexed)); err != nil {
 					return err
 				}
 				defer full.Close()
@@ -233,9 +268,11 @@ func (s *Directory) checkGroupTable(ctx context.Context) error {
 		}
 	}
 	if !sc.hasUnique(s.d, g.user, g.group) {
+		// The group first: an import writes a group's memberships
+		// together, which such an index keeps on a few pages.
 		return failure.Errorf(v1alpha1.ReasonSchemaMismatch,
 			"membership table %s has no unique index on (%s, %s): without it every membership written reads the whole table; create it with: CREATE UNIQUE INDEX ON %s (%s, %s)",
-			name, g.user, g.group, g.qtable, quote(g.user), quote(g.group))
+			name, g.group, g.user, g.qtable, quote(g.group), quote(g.user))
 	}
 	return nil
 }

@@ -44,7 +44,7 @@ func TestMembershipTableNeedsAUniqueIndex(t *testing.T) {
 		}
 		defer d.Close()
 		_, err = d.Check(context.Background())
-		want := `CREATE UNIQUE INDEX ON "` + members + `" ("user_identity", "group_name")`
+		want := `CREATE UNIQUE INDEX ON "` + members + `" ("group_name", "user_identity")`
 		if failure.ReasonOf(err, v1alpha1.ReasonDirectoryError) != v1alpha1.ReasonSchemaMismatch || !strings.Contains(err.Error(), want) {
 			t.Fatalf("Check: %v; want SchemaMismatch with %s", err, want)
 		}
@@ -79,48 +79,60 @@ func TestMembershipTableMustExist(t *testing.T) {
 	})
 }
 
-// A group's members are added in statements of many rows: a change adds
-// each member the group lacks once, whether the members it has come
-// before, among or after the rest, and applied again adds nothing.
+// A group's members are added in statements of many rows when the
+// membership table has its unique index, one a statement without it:
+// either way a change adds each member the group lacks once, whether the
+// members it has come before, among or after the rest, and applied again
+// adds nothing.
 func TestMembershipsAddedOnce(t *testing.T) {
 	forDrivers(t, func(t *testing.T, e *env) {
-		members := e.table + "_members"
-		e.exec(t, fmt.Sprintf(`CREATE TABLE %s (user_identity TEXT NOT NULL, group_name TEXT NOT NULL, managed_by TEXT, UNIQUE (user_identity, group_name))`, members))
-		spec := e.spec()
-		spec.Groups = &v1alpha1.SQLGroups{Table: members}
-		d := e.open(t, spec, directory.Options{IdentityAttribute: "userName", MarkerAttribute: "managedBy", MarkerValue: marker})
-		ctx := context.Background()
-		var all []string
-		for i := range 2*d.d.membershipsPerInsert() + 51 {
-			all = append(all, fmt.Sprintf("user%d@corp.example", i))
-		}
-		// Every seventh user is a member already.
-		var some []string
-		for i := 0; i < len(all); i += 7 {
-			some = append(some, all[i])
-		}
-		for _, ch := range []directory.GroupChange{{Name: "staff", Add: some}, {Name: "staff", Add: all}, {Name: "staff", Add: all}, {Name: "other", Add: all[:3]}} {
-			if _, err := d.ApplyGroup(ctx, ch); err != nil {
+		for _, index := range []string{", UNIQUE (group_name, user_identity)", ""} {
+			members := e.table + "_members"
+			if index == "" {
+				members += "_unindexed"
+			}
+			e.exec(t, fmt.Sprintf(`CREATE TABLE %s (user_identity TEXT NOT NULL, group_name TEXT NOT NULL, managed_by TEXT%s)`, members, index))
+			spec := e.spec()
+			spec.Groups = &v1alpha1.SQLGroups{Table: members}
+			// Opened without a check, which wants the index.
+			ctx := context.Background()
+			d, err := New(ctx, spec, directory.Options{IdentityAttribute: "userName", MarkerAttribute: "managedBy", MarkerValue: marker}, secretsWith(e.dsn))
+			if err != nil {
 				t.Fatal(err)
 			}
-		}
-		got := map[string]int{}
-		err := d.ListGroups(ctx, func(g directory.Group) error {
-			got[g.Name] = len(g.Members)
-			seen := map[string]bool{}
-			for _, m := range g.Members {
-				if seen[m] {
-					t.Errorf("group %s lists %s twice", g.Name, m)
-				}
-				seen[m] = true
+			defer d.Close()
+			var all []string
+			for i := range 2*membershipsPerInsert + 51 {
+				all = append(all, fmt.Sprintf("user%d@corp.example", i))
 			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got["staff"] != len(all) || got["other"] != 3 || len(got) != 2 {
-			t.Fatalf("groups %v, want staff with %d members and other with 3", got, len(all))
+			// Every seventh user is a member already.
+			var some []string
+			for i := 0; i < len(all); i += 7 {
+				some = append(some, all[i])
+			}
+			for _, ch := range []directory.GroupChange{{Name: "staff", Add: some}, {Name: "staff", Add: all}, {Name: "staff", Add: all}, {Name: "other", Add: all[:3]}} {
+				if _, err := d.ApplyGroup(ctx, ch); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got := map[string]int{}
+			err = d.ListGroups(ctx, func(g directory.Group) error {
+				got[g.Name] = len(g.Members)
+				seen := map[string]bool{}
+				for _, m := range g.Members {
+					if seen[m] {
+						t.Errorf("group %s lists %s twice", g.Name, m)
+					}
+					seen[m] = true
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got["staff"] != len(all) || got["other"] != 3 || len(got) != 2 {
+				t.Fatalf("index %q: groups %v, want staff with %d members and other with 3", index, got, len(all))
+			}
 		}
 	})
 }

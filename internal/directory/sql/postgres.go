@@ -57,7 +57,6 @@ func (postgresDialect) textExpr(col string) string   { return quote(col) + "::te
 func (postgresDialect) normColumn(col string) string { return col }
 func (postgresDialect) isBoolean(typ string) bool    { return typ == "boolean" }
 func (postgresDialect) cachesStatements() bool       { return true }
-func (postgresDialect) membershipsPerInsert() int    { return 1 }
 
 func (postgresDialect) loadSchema(ctx context.Context, db *stdsql.DB, table []string) (*schema, error) {
 	// to_regclass resolves the name with the search path, as the

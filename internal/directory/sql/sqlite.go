@@ -65,7 +65,6 @@ func (sqliteDialect) placeholder(int) string       { return "?" }
 func (sqliteDialect) textExpr(col string) string   { return quote(col) }
 func (sqliteDialect) normColumn(col string) string { return strings.ToLower(col) }
 func (sqliteDialect) cachesStatements() bool       { return false }
-func (sqliteDialect) membershipsPerInsert() int    { return 200 }
 func (sqliteDialect) isBoolean(typ string) bool {
 	// SQLite has no boolean type: booleans are integers 0 and 1. Accept
 	// the declared types that have integer or numeric affinity.
