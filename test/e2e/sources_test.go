@@ -58,6 +58,29 @@ func writeExport(path string, from, n int) int64 {
 	return st.Size()
 }
 
+// s3Export serves the file at path from a versitygw of its own, under
+// workday/ in bucket hr-exports, with its keys in Secret keys, and returns
+// the source that reads the newest such file.
+func s3Export(ctx context.Context, work, keys, path string) uiov1.ImportSource {
+	srv, err := s3server.StartIn(filepath.Join(work, "s3"), podsAddress())
+	Expect(err).NotTo(HaveOccurred(), "starting versitygw (hack/peers/install-s3.sh)")
+	DeferCleanup(srv.Stop)
+	Expect(srv.Bucket(ctx, "hr-exports", false)).To(Succeed())
+	f, err := os.Open(path)
+	Expect(err).NotTo(HaveOccurred())
+	_, err = srv.Client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("hr-exports"), Key: aws.String("workday/" + filepath.Base(path)), Body: f})
+	f.Close()
+	Expect(err).NotTo(HaveOccurred())
+	secret(ctx, keys, map[string]string{"accessKeyID": s3server.AccessKey, "secretAccessKey": s3server.SecretKey})
+	return uiov1.ImportSource{S3: &uiov1.S3Source{
+		FileSelector: uiov1.FileSelector{Pattern: "workday/employees_*.csv"},
+		Bucket:       "hr-exports", Endpoint: srv.Endpoint, PathStyle: true,
+		Credentials: &uiov1.LocalObjectReference{Name: keys},
+		// The test server speaks http.
+		Insecure: true,
+	}}
+}
+
 // podLog reads the log of a worker pod.
 func podLog(ctx context.Context, p *corev1.Pod) string {
 	b, err := clientset.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{}).DoRaw(ctx)
@@ -93,16 +116,7 @@ var _ = Describe("Imports of files read in place", Ordered, SpecPriority(70), fu
 		path := filepath.Join(work, "employees_20261129.csv")
 		size := writeExport(path, 0, n)
 
-		srv, err := s3server.StartIn(filepath.Join(work, "s3"), podsAddress())
-		Expect(err).NotTo(HaveOccurred(), "starting versitygw (hack/peers/install-s3.sh)")
-		DeferCleanup(srv.Stop)
-		Expect(srv.Bucket(ctx, "hr-exports", false)).To(Succeed())
-		f, err := os.Open(path)
-		Expect(err).NotTo(HaveOccurred())
-		_, err = srv.Client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("hr-exports"), Key: aws.String("workday/employees_20261129.csv"), Body: f})
-		f.Close()
-		Expect(err).NotTo(HaveOccurred())
-		secret(ctx, "s3-million-keys", map[string]string{"accessKeyID": s3server.AccessKey, "secretAccessKey": s3server.SecretKey})
+		source := s3Export(ctx, work, "s3-million-keys", path)
 
 		table := newTable(ctx, pg, "people_s3")
 		// The worker is held at the middle of the file, so that its pod is
@@ -110,7 +124,7 @@ var _ = Describe("Imports of files read in place", Ordered, SpecPriority(70), fu
 		// on an advisory lock that this connection holds until the pod is
 		// gone.
 		hold := table.conn(ctx)
-		_, err = hold.Exec(ctx, "SELECT pg_advisory_lock($1)", holdLock)
+		_, err := hold.Exec(ctx, "SELECT pg_advisory_lock($1)", holdLock)
 		Expect(err).NotTo(HaveOccurred())
 		held := hrgen.Row(csvSeed, n/2)[hrgen.ColEmployeeID]
 		table.exec(ctx, fmt.Sprintf(`CREATE FUNCTION hold_row() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -123,13 +137,7 @@ BEGIN PERFORM pg_advisory_xact_lock_shared(%d); RETURN NEW; END $$`, holdLock))
 				Limits:   corev1.ResourceList{corev1.ResourceMemory: limit},
 			}})
 		spec := importSpec("s3-million", "", uiov1.ModeDelta, uiov1.ActionImport)
-		spec.Source = uiov1.ImportSource{S3: &uiov1.S3Source{
-			FileSelector: uiov1.FileSelector{Pattern: "workday/employees_*.csv"},
-			Bucket:       "hr-exports", Endpoint: srv.Endpoint, PathStyle: true,
-			Credentials: &uiov1.LocalObjectReference{Name: "s3-million-keys"},
-			// The test server speaks http.
-			Insecure: true,
-		}}
+		spec.Source = source
 		start := time.Now()
 		imp := newImport(ctx, "s3-million", spec)
 

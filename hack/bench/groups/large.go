@@ -16,22 +16,25 @@ import (
 	"github.com/userimport/user-import-operator/internal/engine"
 	"github.com/userimport/user-import-operator/internal/jobs"
 	"github.com/userimport/user-import-operator/internal/memlimit"
+	"github.com/userimport/user-import-operator/internal/testpeer/postgres"
 )
 
-// The large run: a file of a million users imported into SQLite in full
-// mode, each user in two groups and with a manager, against the same
-// users without groups and managers. Each import runs in a process of
-// its own, under the memory limit a worker derives from its Job's
-// default limit, so that its peak RSS is its own:
+// The large run: a file of a million users imported in full mode, each
+// user in two groups and with a manager, against the same users without
+// groups and managers, into SQLite and into the PostgreSQL server of the
+// test peers. Each import runs in a process of its own, under the memory
+// limit a worker derives from its Job's default limit, so that its peak
+// RSS is its own:
 //
-//	BENCH groups users=1000000 groups=… with_s=… without_s=… overhead=… peak_rss_mib=…
+//	BENCH groups users=1000000 groups=… with_s=… without_s=… overhead=… peak_rss_mib=… pg_with_s=… pg_without_s=… pg_overhead=… pg_peak_rss_mib=…
 //
-// peak_rss_mib is the import with groups and managers.
+// The keys without a prefix are SQLite's; peak_rss_mib is the import
+// with groups and managers.
 
 // sqlColumns are the users table's columns besides the identity.
 var sqlColumns = []string{"mail", "givenName", "sn", "cn", "ou", "title", "l", "departmentNumber", "manager", "mark"}
 
-// largeRun imports the file twice, each into a fresh database, and
+// largeRun imports the file four times, each into fresh tables, and
 // prints the BENCH line.
 func largeRun(users int, heap, cpu string) error {
 	tmp, err := os.MkdirTemp("", "uio-bench-groups-large-")
@@ -43,43 +46,61 @@ func largeRun(users int, heap, cpu string) error {
 	if err != nil {
 		return err
 	}
-	run := func(relations bool) (map[string]string, error) {
-		heap, cpu := heap, cpu
-		if heap != "" {
-			heap = fmt.Sprintf("%s.%v", heap, relations)
+	pg, err := postgres.StartProcess()
+	if err != nil {
+		return fmt.Errorf("%w (%s)", err, postgres.InstallHint)
+	}
+	defer pg.Stop()
+	n := 0
+	run := func(driver v1alpha1.SQLDriver, relations bool) (map[string]string, error) {
+		n++
+		profile := func(p string) string {
+			if p == "" {
+				return ""
+			}
+			return fmt.Sprintf("%s.%s.%v", p, driver, relations)
 		}
-		if cpu != "" {
-			cpu = fmt.Sprintf("%s.%v", cpu, relations)
+		dsn, table, members := filepath.Join(tmp, fmt.Sprintf("users-%d.db", n)), "users", "memberships"
+		if driver == v1alpha1.SQLDriverPostgres {
+			dsn, table, members = pg.DSN, fmt.Sprintf("users_%d", n), fmt.Sprintf("memberships_%d", n)
 		}
-		db := filepath.Join(tmp, fmt.Sprintf("users-%v.db", relations))
-		err := sqldir.CreateTable(context.Background(), v1alpha1.SQLDriverSQLite, db, sqldir.TableSpec{
-			Table: "users", IdentityColumn: "uid", Columns: sqlColumns, Groups: &v1alpha1.SQLGroups{Table: "memberships"}})
+		err := sqldir.CreateTable(context.Background(), driver, dsn, sqldir.TableSpec{
+			Table: table, IdentityColumn: "uid", Columns: sqlColumns, Groups: &v1alpha1.SQLGroups{Table: members}})
 		if err != nil {
 			return nil, err
 		}
-		args := []string{"-child", "-heapprofile", heap, "-cpuprofile", cpu, "-file", path, "-sum", sum, "-db", db, "-relations=" + strconv.FormatBool(relations), "-large", strconv.Itoa(users)}
+		args := []string{"-child", "-heapprofile", profile(heap), "-cpuprofile", profile(cpu), "-file", path, "-sum", sum,
+			"-driver", string(driver), "-db", dsn, "-table", table, "-members", members,
+			"-relations=" + strconv.FormatBool(relations), "-large", strconv.Itoa(users)}
 		res, err := benchio.Child(args, nil)
 		if err == nil {
-			fmt.Fprintf(os.Stderr, "large import (groups and managers %v): %v\n", relations, res)
+			fmt.Fprintf(os.Stderr, "large import into %s (groups and managers %v): %v\n", driver, relations, res)
 		}
 		return res, err
 	}
-	without, err := run(false)
-	if err != nil {
-		return fmt.Errorf("large run without groups: %w", err)
+	res := map[string]map[string]string{}
+	for _, driver := range []v1alpha1.SQLDriver{v1alpha1.SQLDriverSQLite, v1alpha1.SQLDriverPostgres} {
+		for _, relations := range []bool{false, true} {
+			r, err := run(driver, relations)
+			if err != nil {
+				return fmt.Errorf("large run into %s, groups and managers %v: %w", driver, relations, err)
+			}
+			res[fmt.Sprintf("%s-%v", driver, relations)] = r
+		}
 	}
-	with, err := run(true)
-	if err != nil {
-		return fmt.Errorf("large run with groups: %w", err)
+	line := func(driver v1alpha1.SQLDriver, prefix string) string {
+		with, without := res[string(driver)+"-true"], res[string(driver)+"-false"]
+		return fmt.Sprintf("%swith_s=%s %swithout_s=%s %soverhead=%.2f %speak_rss_mib=%s %swithout_peak_rss_mib=%s",
+			prefix, with["seconds"], prefix, without["seconds"], prefix, benchio.Num(with, "seconds")/benchio.Num(without, "seconds"),
+			prefix, with["peak_rss_mib"], prefix, without["peak_rss_mib"])
 	}
-	fmt.Printf("BENCH groups users=%d groups=%s with_s=%s without_s=%s overhead=%.2f peak_rss_mib=%s without_peak_rss_mib=%s load1=%s\n",
-		users, with["groups"], with["seconds"], without["seconds"], benchio.Num(with, "seconds")/benchio.Num(without, "seconds"),
-		with["peak_rss_mib"], without["peak_rss_mib"], benchio.Load1())
+	fmt.Printf("BENCH groups users=%d groups=%s %s %s load1=%s\n", users, res["sqlite-true"]["groups"],
+		line(v1alpha1.SQLDriverSQLite, ""), line(v1alpha1.SQLDriverPostgres, "pg_"), benchio.Load1())
 	return nil
 }
 
 // largeChild is one import of the large run, in the child process.
-func largeChild(path, sum, db, heap, cpu string, users int, relations bool) error {
+func largeChild(path, sum string, driver v1alpha1.SQLDriver, db, table, members, heap, cpu string, users int, relations bool) error {
 	limits := jobs.DefaultResources().Limits
 	memlimit.Set(limits.Memory().Value())
 	if heap != "" {
@@ -97,8 +118,8 @@ func largeChild(path, sum, db, heap, cpu string, users int, relations bool) erro
 	}
 	ctx := context.Background()
 	opts := directory.Options{IdentityAttribute: "uid", ManagedOnly: true, MarkerAttribute: "mark", MarkerValue: "user-import-operator", Concurrency: 4}
-	spec := &v1alpha1.SQLDirectory{Driver: v1alpha1.SQLDriverSQLite, DSN: v1alpha1.SecretKeyRef{Name: "db", Key: "dsn"}, Table: "users",
-		Groups: &v1alpha1.SQLGroups{Table: "memberships"}, Insecure: true}
+	spec := &v1alpha1.SQLDirectory{Driver: driver, DSN: v1alpha1.SecretKeyRef{Name: "db", Key: "dsn"}, Table: table,
+		Groups: &v1alpha1.SQLGroups{Table: members}, Insecure: true}
 	d, err := sqldir.New(ctx, spec, opts, func(context.Context, string, string) ([]byte, error) { return []byte(db), nil })
 	if err != nil {
 		return err

@@ -34,11 +34,14 @@ func main() {
 	conc := flag.Int("concurrency", 8, "the directory's concurrency setting (and the engine's batches in flight)")
 	batch := flag.Int("batch", 100, "changes per batch")
 	rounds := flag.Int("rounds", 2, "rounds of the two imports; each keeps its fastest")
-	large := flag.Int("large", 1_000_000, "users of the large run into SQLite (0: none)")
+	large := flag.Int("large", 1_000_000, "users of the large run into SQLite and PostgreSQL (0: none)")
 	child := flag.Bool("child", false, "run one import of the large run")
 	file := flag.String("file", "", "CSV file (child)")
 	sum := flag.String("sum", "", "the file's sha256 (child)")
-	db := flag.String("db", "", "SQLite file (child)")
+	driver := flag.String("driver", "sqlite", "SQL driver (child)")
+	db := flag.String("db", "", "SQLite file or PostgreSQL DSN (child)")
+	table := flag.String("table", "", "users table (child)")
+	members := flag.String("members", "", "membership table (child)")
 	relations := flag.Bool("relations", false, "map groups and managers (child)")
 	cpu := flag.String("cpuprofile", "", "write a CPU profile of each import of the large run to this path plus .true or .false")
 	heap := flag.String("heapprofile", "", "write a heap profile of each import of the large run at its peak to this path plus .true or .false (with groups or not)")
@@ -46,7 +49,7 @@ func main() {
 	var err error
 	switch {
 	case *child:
-		err = largeChild(*file, *sum, *db, *heap, *cpu, *large, *relations)
+		err = largeChild(*file, *sum, v1alpha1.SQLDriver(*driver), *db, *table, *members, *heap, *cpu, *large, *relations)
 	default:
 		if *users > 0 {
 			err = run(*users, *conc, *batch, *rounds)
