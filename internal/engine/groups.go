@@ -42,7 +42,7 @@ func (r *run) withAdds(pl *relationPlan, ch groupChange, dry bool) directory.Gro
 	gc := ch.GroupChange
 	gc.Add = make([]string, 0, len(ch.adds))
 	for _, k := range ch.adds {
-		ref, _ := r.present(pl, pl.members.at(int(k)).identity, dry, r.rel.groups.MemberReference)
+		ref, _ := r.present(pl, int(k), dry, r.rel.groups.MemberReference)
 		gc.Add = append(gc.Add, ref)
 	}
 	return gc
@@ -146,7 +146,7 @@ func (r *run) planGroups(pl *relationPlan, existing map[string]directory.Group, 
 	}
 	for i := range pl.members.len() {
 		m := pl.members.at(i)
-		ref, ok := r.present(pl, m.identity, dry, gd.MemberReference)
+		ref, ok := r.present(pl, i, dry, gd.MemberReference)
 		if !ok {
 			if u, found := pl.user(m.identity); found {
 				// Out of scope, its row failed: it keeps what it has.
@@ -213,7 +213,7 @@ func (r *run) planGroups(pl *relationPlan, existing map[string]directory.Group, 
 		}
 		wanted := make(map[string]bool, len(idx))
 		for _, k := range idx {
-			ref, _ := r.present(pl, pl.members.at(int(k)).identity, dry, gd.MemberReference)
+			ref, _ := r.present(pl, int(k), dry, gd.MemberReference)
 			switch {
 			case ref == "":
 				ch.pending = append(ch.pending, k)
@@ -252,9 +252,8 @@ func (r *run) planGroups(pl *relationPlan, existing map[string]directory.Group, 
 		// file has it.
 		pl.removedOf = map[string]string{}
 		for i := range pl.members.len() {
-			id := pl.members.at(i).identity
-			if ref, ok := r.present(pl, id, dry, gd.MemberReference); ok && removed[ref] {
-				pl.removedOf[ref] = id
+			if ref, ok := r.present(pl, i, dry, gd.MemberReference); ok && removed[ref] {
+				pl.removedOf[ref] = pl.members.identity(i)
 			}
 		}
 	}
@@ -282,7 +281,7 @@ func identityAt(pl *relationPlan, line int64) string {
 	if i == n || pl.members.line(i) != line {
 		return ""
 	}
-	return pl.members.at(i).identity
+	return pl.members.identity(i)
 }
 
 // planLeave plans the removals from managed groups of the users that
@@ -467,10 +466,10 @@ func (st *relateState) listGroupChange(pl *relationPlan, ch groupChange) {
 		st.list(RelationChange{Group: ch.Name, Change: "create group"})
 	}
 	for _, k := range ch.adds {
-		st.list(RelationChange{Identity: pl.members.at(int(k)).identity, Group: ch.Name, Change: "add member"})
+		st.list(RelationChange{Identity: pl.members.identity(int(k)), Group: ch.Name, Change: "add member"})
 	}
 	for _, k := range ch.pending {
-		st.list(RelationChange{Identity: pl.members.at(int(k)).identity, Group: ch.Name, Change: "add member"})
+		st.list(RelationChange{Identity: pl.members.identity(int(k)), Group: ch.Name, Change: "add member"})
 	}
 	for _, ref := range ch.Remove {
 		id, ok := pl.identityAt(ref)

@@ -46,7 +46,7 @@ func (r *run) predictManager(identity string) (string, bool) {
 	if k < 0 {
 		return "", false
 	}
-	mgr := rel.managerOf.at(k).manager
+	mgr := rel.managerOf.manager(k)
 	if mgr == "" {
 		return "", false
 	}
@@ -88,18 +88,23 @@ func (r *run) planManagers(pl *relationPlan, dry bool, kind managerPlan, fn func
 		return directory.Change{Op: directory.OpUpdate, Line: m.line, Identity: m.identity, ID: u.ID, Attributes: directory.Attributes{attr: vals}}
 	}
 	for i := range pl.members.len() {
-		m := pl.members.at(i)
-		u, found := pl.user(m.identity)
+		m := pl.members.head(i)
+		u, found := directory.User{ID: m.identity, Identity: m.identity, Managed: true, Active: true}, true
+		if !r.rel.createdAt(i) {
+			u, found = pl.user(m.identity)
+		}
 		if (!found && !dry) || (found && r.cfg.Directory.ManagedOnly && !u.Managed) {
 			continue
 		}
-		if ref, predicted := r.predictManager(m.identity); !found && predicted {
-			if kind == managerWithCreate {
-				if err := fn(change(m, u, []string{ref})); err != nil {
-					return err
+		if !found {
+			if ref, predicted := r.predictManager(m.identity); predicted {
+				if kind == managerWithCreate {
+					if err := fn(change(m, u, []string{ref})); err != nil {
+						return err
+					}
 				}
+				continue
 			}
-			continue
 		}
 		want := ""
 		if m.manager != "" {

@@ -159,8 +159,13 @@ func (rel *relations) createdMember(identity string) bool {
 	if rel.createdMembers == nil {
 		return false
 	}
-	k := rel.scanned.members.find(identity)
-	return k >= 0 && rel.createdMembers[k] != 0
+	return rel.createdAt(rel.scanned.members.find(identity))
+}
+
+// createdAt tells whether the run created member k of the scanned
+// members, with its identity as its ID.
+func (rel *relations) createdAt(k int) bool {
+	return k >= 0 && rel.createdMembers != nil && rel.createdMembers[k] != 0
 }
 
 // Flags of the users of a relationPlan.
@@ -518,7 +523,7 @@ func (r *run) resolve(ctx context.Context, pl *relationPlan) error {
 		return err
 	}
 	for i := range pl.members.len() {
-		m := pl.members.at(i)
+		m := pl.members.head(i)
 		if err := errors.Join(ask(m.identity), ask(m.manager)); err != nil {
 			return err
 		}
@@ -617,8 +622,15 @@ func (r *run) lookupAll(ctx context.Context, ids, attrs []string, fn func(string
 // present tells whether the user of a member takes part in the groups
 // and managers, with its directory reference ("" for a user a dry run
 // would create).
-func (r *run) present(pl *relationPlan, identity string, dry bool, ref func(directory.User) string) (string, bool) {
-	u, found := pl.user(identity)
+//
+// k is the member's place in pl.members: a user the run created with its
+// identity as its ID is known by it without a lookup.
+func (r *run) present(pl *relationPlan, k int, dry bool, ref func(directory.User) string) (string, bool) {
+	identity := pl.members.identity(k)
+	u, found := directory.User{ID: identity, Identity: identity, Managed: true, Active: true}, true
+	if !r.rel.createdAt(k) {
+		u, found = pl.user(identity)
+	}
 	switch {
 	case !found:
 		// A dry run counts the users it would create; an import finds

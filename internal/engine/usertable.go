@@ -244,7 +244,12 @@ func (l *memberList) identityBytes(i int) []byte {
 }
 
 // at returns member i.
-func (l *memberList) at(i int) member {
+func (l *memberList) at(i int) member { return l.decode(i, true) }
+
+// head returns member i without its groups.
+func (l *memberList) head(i int) member { return l.decode(i, false) }
+
+func (l *memberList) decode(i int, groups bool) member {
 	b := l.arena.from(l.off.at(i))
 	next := func() uint64 {
 		v, k := binary.Uvarint(b)
@@ -260,13 +265,27 @@ func (l *memberList) at(i int) member {
 	m := member{line: int64(next())}
 	m.identity = text()
 	m.manager = text()
-	if n := next(); n > 0 {
+	if n := next(); n > 0 && groups {
 		m.groups = make([]int32, n)
 		for k := range m.groups {
 			m.groups[k] = int32(next())
 		}
 	}
 	return m
+}
+
+// identity returns the identity of member i.
+func (l *memberList) identity(i int) string { return string(l.identityBytes(i)) }
+
+// manager returns the manager's identity of member i.
+func (l *memberList) manager(i int) string {
+	b := l.arena.from(l.off.at(i))
+	_, k := binary.Uvarint(b) // the line
+	b = b[k:]
+	n, k := binary.Uvarint(b) // the identity
+	b = b[k+int(n):]
+	n, k = binary.Uvarint(b)
+	return string(b[k : k+int(n)])
 }
 
 // line returns the line of member i.

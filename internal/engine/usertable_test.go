@@ -76,7 +76,8 @@ func TestMemberList(t *testing.T) {
 			t.Fatalf("u%d found at %d", i, k)
 		}
 		m := l.at(k)
-		if m.line != int64(i+2) || l.line(k) != m.line || m.identity != fmt.Sprintf("u%d", i) || m.manager != fmt.Sprintf("u%d", i/10) || len(m.groups) != i%3 {
+		if m.line != int64(i+2) || l.line(k) != m.line || m.identity != fmt.Sprintf("u%d", i) || l.identity(k) != m.identity ||
+			m.manager != fmt.Sprintf("u%d", i/10) || l.manager(k) != m.manager || len(m.groups) != i%3 {
 			t.Fatalf("member %d: %+v", i, m)
 		}
 		for g, v := range m.groups {
