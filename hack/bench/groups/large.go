@@ -26,10 +26,10 @@ import (
 // limit a worker derives from its Job's default limit, so that its peak
 // RSS is its own:
 //
-//	BENCH groups users=1000000 groups=… with_s=… without_s=… overhead=… peak_rss_mib=… pg_with_s=… pg_without_s=… pg_overhead=… pg_peak_rss_mib=…
+//	BENCH groups users=1000000 groups=… with_s=… without_s=… overhead=… peak_rss_mib=… rerun_s=… rerun_peak_rss_mib=… pg_with_s=… pg_without_s=… pg_overhead=… pg_peak_rss_mib=…
 //
 // The keys without a prefix are SQLite's; peak_rss_mib is the import
-// with groups and managers.
+// with groups and managers, rerun_* the same import again, unchanged.
 
 // sqlColumns are the users table's columns besides the identity.
 var sqlColumns = []string{"mail", "givenName", "sn", "cn", "ou", "title", "l", "departmentNumber", "manager", "mark"}
@@ -52,13 +52,20 @@ func largeRun(users int, heap, cpu string) error {
 	}
 	defer pg.Stop()
 	n := 0
-	run := func(driver v1alpha1.SQLDriver, relations bool) (map[string]string, error) {
-		n++
+	filled := map[string]int{} // the run whose tables an import filled, by driver and relations
+	run := func(driver v1alpha1.SQLDriver, relations, rerun bool) (map[string]string, error) {
+		key := fmt.Sprintf("%s-%v", driver, relations)
+		if rerun {
+			n = filled[key]
+		} else {
+			n = len(filled) + 1
+			filled[key] = n
+		}
 		profile := func(p string) string {
 			if p == "" {
 				return ""
 			}
-			return fmt.Sprintf("%s.%s.%v", p, driver, relations)
+			return fmt.Sprintf("%s.%s.%v.%v", p, driver, relations, rerun)
 		}
 		dsn, table, members := filepath.Join(tmp, fmt.Sprintf("users-%d.db", n)), "users", "memberships"
 		if driver == v1alpha1.SQLDriverPostgres {
@@ -71,22 +78,28 @@ func largeRun(users int, heap, cpu string) error {
 		}
 		args := []string{"-child", "-heapprofile", profile(heap), "-cpuprofile", profile(cpu), "-file", path, "-sum", sum,
 			"-driver", string(driver), "-db", dsn, "-table", table, "-members", members,
-			"-relations=" + strconv.FormatBool(relations), "-large", strconv.Itoa(users)}
+			"-relations=" + strconv.FormatBool(relations), "-rerun=" + strconv.FormatBool(rerun), "-large", strconv.Itoa(users)}
 		res, err := benchio.Child(args, nil)
 		if err == nil {
-			fmt.Fprintf(os.Stderr, "large import into %s (groups and managers %v): %v\n", driver, relations, res)
+			fmt.Fprintf(os.Stderr, "large import into %s (groups and managers %v, unchanged re-run %v): %v\n", driver, relations, rerun, res)
 		}
 		return res, err
 	}
 	res := map[string]map[string]string{}
 	for _, driver := range []v1alpha1.SQLDriver{v1alpha1.SQLDriverSQLite, v1alpha1.SQLDriverPostgres} {
 		for _, relations := range []bool{false, true} {
-			r, err := run(driver, relations)
+			r, err := run(driver, relations, false)
 			if err != nil {
 				return fmt.Errorf("large run into %s, groups and managers %v: %w", driver, relations, err)
 			}
 			res[fmt.Sprintf("%s-%v", driver, relations)] = r
 		}
+	}
+	// The same import again into the SQLite database it filled: it
+	// changes nothing, and lists every group's members.
+	rerun, err := run(v1alpha1.SQLDriverSQLite, true, true)
+	if err != nil {
+		return fmt.Errorf("unchanged re-run into SQLite: %w", err)
 	}
 	line := func(driver v1alpha1.SQLDriver, prefix string) string {
 		with, without := res[string(driver)+"-true"], res[string(driver)+"-false"]
@@ -94,13 +107,13 @@ func largeRun(users int, heap, cpu string) error {
 			prefix, with["seconds"], prefix, without["seconds"], prefix, benchio.Num(with, "seconds")/benchio.Num(without, "seconds"),
 			prefix, with["peak_rss_mib"], prefix, without["peak_rss_mib"])
 	}
-	fmt.Printf("BENCH groups users=%d groups=%s %s %s load1=%s\n", users, res["sqlite-true"]["groups"],
-		line(v1alpha1.SQLDriverSQLite, ""), line(v1alpha1.SQLDriverPostgres, "pg_"), benchio.Load1())
+	fmt.Printf("BENCH groups users=%d groups=%s %s rerun_s=%s rerun_peak_rss_mib=%s %s load1=%s\n", users, res["sqlite-true"]["groups"],
+		line(v1alpha1.SQLDriverSQLite, ""), rerun["seconds"], rerun["peak_rss_mib"], line(v1alpha1.SQLDriverPostgres, "pg_"), benchio.Load1())
 	return nil
 }
 
 // largeChild is one import of the large run, in the child process.
-func largeChild(path, sum string, driver v1alpha1.SQLDriver, db, table, members, heap, cpu string, users int, relations bool) error {
+func largeChild(path, sum string, driver v1alpha1.SQLDriver, db, table, members, heap, cpu string, users int, relations, rerun bool) error {
 	limits := jobs.DefaultResources().Limits
 	memlimit.Set(limits.Memory().Value())
 	if heap != "" {
@@ -137,10 +150,13 @@ func largeChild(path, sum string, driver v1alpha1.SQLDriver, db, table, members,
 		return err
 	}
 	g := res.Counts.Groups
-	if res.Counts.Created != int64(users) || res.Counts.Failed != 0 {
+	switch {
+	case rerun && (benchio.Writes(res.Counts) != 0 || g != v1alpha1.GroupCounts{} || res.Counts.Failed != 0):
+		return fmt.Errorf("the unchanged re-run wrote %+v", res.Counts)
+	case rerun:
+	case res.Counts.Created != int64(users) || res.Counts.Failed != 0:
 		return fmt.Errorf("%d created, %d failed", res.Counts.Created, res.Counts.Failed)
-	}
-	if relations && (g.MembershipsAdded != 2*res.Counts.Created || g.ManagersSet+g.ManagersMissing == 0) {
+	case relations && (g.MembershipsAdded != 2*res.Counts.Created || g.ManagersSet+g.ManagersMissing == 0):
 		return fmt.Errorf("groups and managers: %+v", g)
 	}
 	fmt.Printf("RESULT seconds=%.2f peak_rss_mib=%d groups=%d memberships=%d managers=%d\n", secs, benchio.PeakRSS(0)>>20, g.GroupsCreated, g.MembershipsAdded, g.ManagersSet)

@@ -43,13 +43,14 @@ func main() {
 	table := flag.String("table", "", "users table (child)")
 	members := flag.String("members", "", "membership table (child)")
 	relations := flag.Bool("relations", false, "map groups and managers (child)")
+	rerun := flag.Bool("rerun", false, "the import runs again, unchanged (child)")
 	cpu := flag.String("cpuprofile", "", "write a CPU profile of each import of the large run to this path plus .true or .false")
 	heap := flag.String("heapprofile", "", "write a heap profile of each import of the large run at its peak to this path plus .true or .false (with groups or not)")
 	flag.Parse()
 	var err error
 	switch {
 	case *child:
-		err = largeChild(*file, *sum, v1alpha1.SQLDriver(*driver), *db, *table, *members, *heap, *cpu, *large, *relations)
+		err = largeChild(*file, *sum, v1alpha1.SQLDriver(*driver), *db, *table, *members, *heap, *cpu, *large, *relations, *rerun)
 	default:
 		if *users > 0 {
 			err = run(*users, *conc, *batch, *rounds)
