@@ -3,6 +3,8 @@ package engine
 import (
 	"syscall"
 	"unsafe"
+
+	"github.com/userimport/user-import-operator/internal/memlimit"
 )
 
 // The snapshot and the identity sets are large, long-lived and hold no
@@ -10,7 +12,9 @@ import (
 // collector lets garbage grow to as much again before it runs (GOGC=100):
 // a 100 MiB snapshot would make a process of more than 200 MiB. They are
 // kept in anonymous memory mappings instead, which cost their own size
-// only. Where mapping fails, the Go heap is used.
+// only, and which the runtime's memory limit is told of (memlimit.Outside)
+// so that the heap beside them stays within what is left. Where mapping
+// fails, the Go heap is used.
 
 type word interface{ uint8 | uint32 | uint64 }
 
@@ -25,12 +29,13 @@ func mapped[T word](n int) ([]T, []byte) {
 	if err != nil {
 		return make([]T, n), nil
 	}
+	memlimit.Outside(int64(len(raw)))
 	return unsafe.Slice((*T)(unsafe.Pointer(&raw[0])), n), raw
 }
 
 func unmap(raw []byte) {
-	if raw != nil {
-		_ = syscall.Munmap(raw)
+	if raw != nil && syscall.Munmap(raw) == nil {
+		memlimit.Outside(-int64(len(raw)))
 	}
 }
 

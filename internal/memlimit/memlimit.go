@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // GCPercent is the collector's pace under a limit: 100 (collect when the
@@ -39,15 +40,49 @@ func FromContainer() {
 	}
 }
 
-// Set gives the runtime a soft memory limit of 3/4 of limit, and the
-// collector the pace GCPercent gives it unless GOGC is set. Without a soft limit the heap
+// Set gives the runtime a soft memory limit of 3/4 of limit, less what is
+// held outside the Go heap (see Outside), and the collector the pace
+// GCPercent gives it unless GOGC is set. Without a soft limit the heap
 // grows to twice the live data before a collection, and a worker under a
 // small limit is killed for garbage it had not yet collected. The
-// quarter left is for what the runtime does not count: thread stacks,
-// the engine's sets outside the heap, the page cache.
+// quarter left is for what the runtime does not count: thread stacks, the
+// page cache.
 func Set(limit int64) {
-	debug.SetMemoryLimit(limit / 4 * 3)
+	mu.Lock()
+	defer mu.Unlock()
+	soft = limit / 4 * 3
+	apply()
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(GCPercent(limit))
 	}
 }
+
+var (
+	mu      sync.Mutex
+	soft    int64 // the soft limit Set gave; 0 before
+	outside int64 // bytes held outside the Go heap
+)
+
+// Outside tells the soft limit that n more bytes are held outside the Go
+// heap (fewer when n is negative): memory mapped by the engine for its
+// snapshot and sets. The runtime does not count them, so without this a
+// worker whose sets are large lets its heap grow to the whole soft limit
+// beside them, and the container is killed for the sum.
+func Outside(n int64) {
+	mu.Lock()
+	defer mu.Unlock()
+	outside += n
+	apply()
+}
+
+// apply sets the runtime's limit: the soft limit less what is held
+// outside, but never below a quarter of it, so that a heap that has to
+// grow still can, collected often rather than never.
+func apply() {
+	if soft > 0 {
+		debug.SetMemoryLimit(max(soft-outside, soft/4))
+	}
+}
+
+// Limit is the runtime's memory limit now.
+func Limit() int64 { return debug.SetMemoryLimit(-1) }
