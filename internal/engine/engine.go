@@ -275,6 +275,12 @@ func (r *run) write(ctx context.Context, dryRun bool, report Reporter) (Result, 
 	if err := r.prepareManagers(ctx); err != nil {
 		return Result{DryRun: dryRun, SHA256: r.in.SHA256}, err
 	}
+	if r.rel != nil {
+		// The groups as they were before any write have served (the known
+		// groups, the leavers, the check of the removals): the Groups step
+		// lists them again once the users are written.
+		r.rel.before = nil
+	}
 	res, err := r.writeUsers(ctx, dryRun, report)
 	if err != nil || r.rel == nil {
 		return res, err

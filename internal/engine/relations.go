@@ -88,7 +88,7 @@ type relations struct {
 	emptied map[string]bool
 	// before are the groups as listed before the run wrote anything (see
 	// groupsBefore).
-	before map[string]directory.Group
+	before map[string]listedGroup
 }
 
 // noteWritten records a user the run created, with its ID, or deleted.
