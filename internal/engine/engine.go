@@ -517,22 +517,12 @@ func (r *run) loadSnapshot(ctx context.Context) error {
 		s.heldAttr = cc.HeldAttribute
 	}
 	attrs := r.readAttributes()
-	rel := r.rel
-	if rel != nil && rel.managerAttr != "" {
+	if rel := r.rel; rel != nil && rel.managerAttr != "" {
 		// The Managers step compares with the references the users hold.
 		attrs = append(attrs[:len(attrs):len(attrs)], rel.managerAttr)
-		rel.managerNow = r.newUserTable(1)
+		s.managerAttr = rel.managerAttr
 	}
-	err := r.dir.List(ctx, attrs, func(u directory.User) error {
-		if rel != nil && rel.managerNow != nil {
-			if v := first(u.Attributes[rel.managerAttr]); v != "" {
-				if _, err := rel.managerNow.put(u.Identity, 0, v); err != nil {
-					return err
-				}
-			}
-		}
-		return s.add(u)
-	})
+	err := r.dir.List(ctx, attrs, s.add)
 	if err != nil {
 		return fmt.Errorf("listing the users in scope: %w", err)
 	}

@@ -131,7 +131,7 @@ func (r *run) planManagers(pl *relationPlan, dry bool, kind managerPlan, fn func
 				continue
 			}
 		}
-		if found && pl.managerOf(m.identity) == want {
+		if found && pl.hasManager(m.identity, want) {
 			if kind == managerWithCreate && want != "" && r.rel.created.has(m.identity) {
 				if err := fn(change(m, u, []string{want})); err != nil {
 					return err

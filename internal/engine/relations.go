@@ -71,9 +71,6 @@ type relations struct {
 	// moved holds the new IDs of users this run moved (reactivated LDAP
 	// users back from moveToDN), by identity.
 	moved map[string]string
-	// managerNow holds the manager references of the users in scope when
-	// a full import listed them, by identity.
-	managerNow *userTable // field: the manager reference
 	// scanned is what the file says of groups and managers, read once
 	// (see scanRelations).
 	scanned *relationPlan
@@ -135,24 +132,6 @@ func (rel *relations) noteWritten(ch directory.Change, id string) {
 	}
 }
 
-// createdUser is a user this run created, as the directory holds it, with
-// the manager reference it was created with when withManager is set: the
-// one predictManager gave its create, which it gives again.
-func (r *run) createdUser(identity string, withManager bool) (directory.User, string, bool) {
-	rel := r.rel
-	u := directory.User{ID: identity, Identity: identity, Managed: true, Active: true}
-	if i := rel.created.find(identity); i >= 0 {
-		u.ID = rel.created.field(i, 0)
-	} else if !rel.createdMember(identity) {
-		return directory.User{}, "", false
-	}
-	manager := ""
-	if withManager {
-		manager, _ = r.predictManager(identity)
-	}
-	return u, manager, true
-}
-
 // createdMember tells whether the run created the member with identity,
 // with its identity as its ID.
 func (rel *relations) createdMember(identity string) bool {
@@ -187,33 +166,6 @@ func (pl *relationPlan) keep(id string, u directory.User, manager string) error 
 	}
 	_, err := pl.users.put(id, f, u.ID, manager)
 	return err
-}
-
-// user is the user of identity as kept or listed, and whether it was.
-func (pl *relationPlan) user(identity string) (directory.User, bool) {
-	u, _, ok := pl.userAndManager(identity, false)
-	return u, ok
-}
-
-// managerOf is the manager reference of the user of identity as kept or
-// listed.
-func (pl *relationPlan) managerOf(identity string) string {
-	_, m, _ := pl.userAndManager(identity, true)
-	return m
-}
-
-// userAndManager is the user of identity, and its manager reference when
-// withManager is set.
-func (pl *relationPlan) userAndManager(identity string, withManager bool) (directory.User, string, bool) {
-	i := pl.users.find(identity)
-	if i < 0 {
-		if pl.listed != nil {
-			return pl.listed(identity, withManager)
-		}
-		return directory.User{}, "", false
-	}
-	f := pl.users.flag(i)
-	return directory.User{ID: pl.users.field(i, 0), Identity: identity, Managed: f&userManaged != 0, Active: f&userActive != 0}, pl.users.field(i, 1), true
 }
 
 // loadKnownGroups reads the names of the groups the directory has when
@@ -364,8 +316,9 @@ type relationPlan struct {
 	// users are the users of the file and the managers it names, as the
 	// directory holds them (see keep), by identity; in a full import,
 	// listed finds the ones the run listed or created.
-	users  *userTable
-	listed func(identity string, withManager bool) (directory.User, string, bool)
+	users         *userTable
+	listed        func(identity string) (directory.User, bool)
+	listedManager func(identity, manager string) bool
 	// deleted holds the identities that delta rows delete.
 	deleted map[string]bool
 	// kept holds the identities of the rows that failed (mapping, a check,
@@ -503,7 +456,7 @@ func (r *run) resolve(ctx context.Context, pl *relationPlan) error {
 		// The users in scope as the run listed them, and the ones it
 		// created since, with the IDs the directory gave them, are found
 		// where the run holds them already.
-		pl.listed = r.listedUser
+		pl.listed, pl.listedManager = r.listedUser, r.listedManager
 	}
 	// The rest (all of them in a delta import; managers out of scope,
 	// users a dry run would create, rows that failed in a full one) are
@@ -578,29 +531,80 @@ func (r *run) resolve(ctx context.Context, pl *relationPlan) error {
 	return kerr
 }
 
-// listedUser is the user of identity as a full import listed it, or
-// created it since, with its manager reference when withManager is set.
-func (r *run) listedUser(identity string, withManager bool) (directory.User, string, bool) {
+// user is the user of identity as kept or listed, and whether it was.
+func (pl *relationPlan) user(identity string) (directory.User, bool) {
+	i := pl.users.find(identity)
+	if i < 0 {
+		if pl.listed != nil {
+			return pl.listed(identity)
+		}
+		return directory.User{}, false
+	}
+	f := pl.users.flag(i)
+	return directory.User{ID: pl.users.field(i, 0), Identity: identity, Managed: f&userManaged != 0, Active: f&userActive != 0}, true
+}
+
+// hasManager tells whether the user of identity refers to manager ("" for
+// none) as kept or listed.
+func (pl *relationPlan) hasManager(identity, manager string) bool {
+	i := pl.users.find(identity)
+	if i < 0 {
+		if pl.listed != nil {
+			return pl.listedManager(identity, manager)
+		}
+		return manager == ""
+	}
+	return pl.users.field(i, 1) == manager
+}
+
+// createdUser is a user this run created, as the directory holds it.
+func (r *run) createdUser(identity string) (directory.User, bool) {
 	rel := r.rel
-	if u, manager, ok := r.createdUser(identity, withManager); ok {
-		return u, manager, true
+	u := directory.User{ID: identity, Identity: identity, Managed: true, Active: true}
+	if i := rel.created.find(identity); i >= 0 {
+		u.ID = rel.created.field(i, 0)
+	} else if !rel.createdMember(identity) {
+		return directory.User{}, false
+	}
+	return u, true
+}
+
+// listedUser is the user of identity as a full import listed it, or
+// created it since.
+func (r *run) listedUser(identity string) (directory.User, bool) {
+	rel := r.rel
+	if u, ok := r.createdUser(identity); ok {
+		return u, true
 	}
 	if rel.removed.has(identity) {
-		return directory.User{}, "", false
+		return directory.User{}, false
 	}
 	i := r.snap.find(identity)
 	if i < 0 {
-		return directory.User{}, "", false
+		return directory.User{}, false
 	}
 	u := directory.User{ID: r.snap.id(i), Identity: identity, Managed: true, Active: r.snap.active(i)}
 	if moved, ok := rel.moved[identity]; ok {
 		u.ID = moved
 	}
-	manager := ""
-	if k := rel.managerNow.find(identity); withManager && k >= 0 {
-		manager = rel.managerNow.field(k, 0)
+	return u, true
+}
+
+// listedManager tells whether the user of identity, as a full import
+// listed it or created it since, refers to manager: a user it created
+// refers to the manager predictManager gave its create, which it gives
+// again; one it listed is compared by the hash of its reference, as the
+// users' attributes are.
+func (r *run) listedManager(identity, manager string) bool {
+	if _, ok := r.createdUser(identity); ok {
+		ref, _ := r.predictManager(identity)
+		return ref == manager
 	}
-	return u, manager, true
+	i := r.snap.find(identity)
+	if i < 0 || r.rel.removed.has(identity) {
+		return manager == ""
+	}
+	return r.snap.managerHash(i) == hashValues([]string{manager})
 }
 
 // lookupAll looks the identities up, a few hundred at a time, and calls

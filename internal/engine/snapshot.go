@@ -25,13 +25,17 @@ type snapshot struct {
 	// heldAttr, when set, is the attribute whose value says the user holds
 	// a recovery code (flagHeld).
 	heldAttr string
-	arena    byteArena      // per user: uvarint len, identity, uvarint len, id
-	off      column[uint32] // arena position of each user
-	flags    column[uint8]
-	hashes   column[uint64] // len(attrs) per user
-	table    []uint64       // tag<<32 | entry+1; 0 is empty
-	raw      []byte         // mapping of table
-	buf      []byte
+	// managerAttr, when set, is the attribute of the manager reference,
+	// whose first value is hashed in managers.
+	managerAttr string
+	managers    column[uint64]
+	arena       byteArena      // per user: uvarint len, identity, uvarint len, id
+	off         column[uint32] // arena position of each user
+	flags       column[uint8]
+	hashes      column[uint64] // len(attrs) per user
+	table       []uint64       // tag<<32 | entry+1; 0 is empty
+	raw         []byte         // mapping of table
+	buf         []byte
 }
 
 const (
@@ -65,6 +69,9 @@ func (s *snapshot) add(u directory.User) error {
 	s.flags.append(f)
 	for _, a := range s.attrs {
 		s.hashes.append(hashValues(u.Attributes[a]))
+	}
+	if s.managerAttr != "" {
+		s.managers.append(hashValues([]string{first(u.Attributes[s.managerAttr])}))
 	}
 	return nil
 }
@@ -105,6 +112,7 @@ func (s *snapshot) free() {
 	s.off.free()
 	s.flags.free()
 	s.hashes.free()
+	s.managers.free()
 	unmap(s.raw)
 	s.table, s.raw = nil, nil
 }
@@ -159,10 +167,13 @@ func (s *snapshot) id(i int) string {
 }
 
 func (s *snapshot) hash(i, attr int) uint64 { return s.hashes.at(i*len(s.attrs) + attr) }
-func (s *snapshot) active(i int) bool       { return s.flags.at(i)&flagActive != 0 }
-func (s *snapshot) held(i int) bool         { return s.flags.at(i)&flagHeld != 0 }
-func (s *snapshot) seen(i int) bool         { return s.flags.at(i)&flagSeen != 0 }
-func (s *snapshot) markSeen(i int)          { s.flags.set(i, s.flags.at(i)|flagSeen) }
+
+// managerHash is the hash of the manager reference of user i.
+func (s *snapshot) managerHash(i int) uint64 { return s.managers.at(i) }
+func (s *snapshot) active(i int) bool        { return s.flags.at(i)&flagActive != 0 }
+func (s *snapshot) held(i int) bool          { return s.flags.at(i)&flagHeld != 0 }
+func (s *snapshot) seen(i int) bool          { return s.flags.at(i)&flagSeen != 0 }
+func (s *snapshot) markSeen(i int)           { s.flags.set(i, s.flags.at(i)|flagSeen) }
 
 func (s *snapshot) clearSeen() {
 	for i := range s.len() {
