@@ -34,7 +34,8 @@ import (
 // sqlColumns are the users table's columns besides the identity.
 var sqlColumns = []string{"mail", "givenName", "sn", "cn", "ou", "title", "l", "departmentNumber", "manager", "mark"}
 
-// largeRun imports the file four times, each into fresh tables, and
+// largeRun imports the file four times, each into fresh tables, then once
+// more into the SQLite tables filled with groups and managers, and
 // prints the BENCH line.
 func largeRun(users int, heap, cpu string) error {
 	tmp, err := os.MkdirTemp("", "uio-bench-groups-large-")
