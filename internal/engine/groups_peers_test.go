@@ -247,6 +247,19 @@ func TestGroupsAndManagersInEveryDirectory(t *testing.T) {
 					t.Fatalf("preview %+v (failed %d), import %+v (failed %d), want %+v (failed %d)",
 						preview.Counts.Groups, preview.Counts.Failed, res.Counts.Groups, res.Counts.Failed, wantCounts, wantFailed)
 				}
+				// The report lists every manager set, whether with the
+				// user's create or after it.
+				for _, r := range []Result{preview, res} {
+					set := 0
+					for _, c := range r.Relations {
+						if c.Change == "set manager" {
+							set++
+						}
+					}
+					if int64(set) != wantCounts.ManagersSet {
+						t.Fatalf("dry run %v lists %d managers set, want %d: %+v", r.DryRun, set, wantCounts.ManagersSet, r.Relations)
+					}
+				}
 				return rec
 			}
 			check := func(want ...string) {

@@ -81,76 +81,92 @@ const (
 // planManagers plans the manager references of the members, in file
 // order, and calls fn with those of kind: the plan is made again for each
 // kind rather than held, so that a million members cost no memory of
-// their own.
+// their own. The first call notes each member's kind, a byte a member,
+// and the next ones plan only the members of theirs.
 func (r *run) planManagers(pl *relationPlan, dry bool, kind managerPlan, fn func(directory.Change) error) error {
-	attr, md := r.rel.managerAttr, r.rel.managers
-	change := func(m member, u directory.User, vals []string) directory.Change {
-		return directory.Change{Op: directory.OpUpdate, Line: m.line, Identity: m.identity, ID: u.ID, Attributes: directory.Attributes{attr: vals}}
+	first := pl.managerKinds == nil
+	if first {
+		var raw []byte
+		pl.managerKinds, raw = mapped[uint8](pl.members.len())
+		r.offHeap = append(r.offHeap, unmapper(raw))
 	}
 	for i := range pl.members.len() {
-		m := pl.members.head(i)
-		u, found := directory.User{ID: m.identity, Identity: m.identity, Managed: true, Active: true}, true
-		if !r.rel.createdAt(i) {
-			u, found = pl.user(m.identity)
-		}
-		if (!found && !dry) || (found && r.cfg.Directory.ManagedOnly && !u.Managed) {
+		if !first && pl.managerKinds[i] != uint8(kind)+1 {
 			continue
 		}
-		if !found {
-			if ref, predicted := r.predictManager(m.identity); predicted {
-				if kind == managerWithCreate {
-					if err := fn(change(m, u, []string{ref})); err != nil {
-						return err
-					}
-				}
-				continue
-			}
-		}
-		want := ""
-		if m.manager != "" {
-			mgr, ok := pl.user(m.manager)
-			missing := false
-			switch {
-			case ok && dry && r.deleted(pl, mgr):
-				// Gone once the import has written.
-				missing = true
-			case ok:
-				want = md.ManagerReference(mgr)
-			case dry && pl.members.has(m.manager):
-				// Created by this import: its reference is not known yet.
-				want = "\x00" + m.manager
-			default:
-				missing = true
-			}
-			if missing {
-				if kind == managerMissing {
-					if err := fn(directory.Change{Line: m.line, Identity: m.identity}); err != nil {
-						return err
-					}
-				}
-				continue
-			}
-		}
-		if found && pl.hasManager(m.identity, want) {
-			if kind == managerWithCreate && want != "" && r.rel.created.has(m.identity) {
-				if err := fn(change(m, u, []string{want})); err != nil {
-					return err
-				}
-			}
+		k, ch, ok := r.planManager(pl, i, dry)
+		if !ok {
 			continue
 		}
-		if !found && want == "" || kind != managerChange {
-			continue
+		if first {
+			pl.managerKinds[i] = uint8(k) + 1
 		}
-		var vals []string
-		if want != "" {
-			vals = []string{want}
-		}
-		if err := fn(change(m, u, vals)); err != nil {
-			return err
+		if k == kind {
+			if err := fn(ch); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
+}
+
+// unmapper releases a mapping (see offheap.go) when freed.
+type unmapper []byte
+
+func (u unmapper) free() { unmap(u) }
+
+// planManager plans the manager reference of member i: what kind of
+// change it is, and the change, if any.
+func (r *run) planManager(pl *relationPlan, i int, dry bool) (managerPlan, directory.Change, bool) {
+	attr, md := r.rel.managerAttr, r.rel.managers
+	m := pl.members.head(i)
+	change := func(u directory.User, vals []string) directory.Change {
+		return directory.Change{Op: directory.OpUpdate, Line: m.line, Identity: m.identity, ID: u.ID, Attributes: directory.Attributes{attr: vals}}
+	}
+	created := r.rel.createdAt(i)
+	u, found := directory.User{ID: m.identity, Identity: m.identity, Managed: true, Active: true}, true
+	if !created {
+		u, found = pl.user(m.identity)
+		created = found && r.rel.created.has(m.identity)
+	}
+	if (!found && !dry) || (found && r.cfg.Directory.ManagedOnly && !u.Managed) {
+		return 0, directory.Change{}, false
+	}
+	if !found {
+		if ref, predicted := r.predictManager(m.identity); predicted {
+			return managerWithCreate, change(u, []string{ref}), true
+		}
+	}
+	want := ""
+	if m.manager != "" {
+		mgr, ok := pl.user(m.manager)
+		switch {
+		case ok && dry && r.deleted(pl, mgr):
+			// Gone once the import has written.
+			return managerMissing, directory.Change{Line: m.line, Identity: m.identity}, true
+		case ok:
+			want = md.ManagerReference(mgr)
+		case dry && pl.members.has(m.manager):
+			// Created by this import: its reference is not known yet.
+			want = "\x00" + m.manager
+		default:
+			return managerMissing, directory.Change{Line: m.line, Identity: m.identity}, true
+		}
+	}
+	if found && pl.hasManager(m.identity, want) {
+		if want != "" && created {
+			return managerWithCreate, change(u, []string{want}), true
+		}
+		return 0, directory.Change{}, false
+	}
+	if !found && want == "" {
+		return 0, directory.Change{}, false
+	}
+	var vals []string
+	if want != "" {
+		vals = []string{want}
+	}
+	return managerChange, change(u, vals), true
 }
 
 func missingManager(attr string) string {

@@ -319,6 +319,9 @@ type relationPlan struct {
 	users         *userTable
 	listed        func(identity string) (directory.User, bool)
 	listedManager func(identity, manager string) bool
+	// managerKinds holds the kind of each member's manager change plus
+	// one, 0 for none, once planManagers has run (see there).
+	managerKinds []uint8
 	// deleted holds the identities that delta rows delete.
 	deleted map[string]bool
 	// kept holds the identities of the rows that failed (mapping, a check,
