@@ -52,6 +52,24 @@ func WriteCSV(dir, name string, rows int) (string, string, error) {
 	return path, hex.EncodeToString(h.Sum(nil)), nil
 }
 
+// TempCSV writes a file of rows generated users, named name, into a new
+// temporary directory whose name starts with prefix, and returns the
+// directory, the file's path and sha256, and the function that removes
+// them.
+func TempCSV(prefix, name string, rows int) (dir, path, sum string, cleanup func(), err error) {
+	dir, err = os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", "", "", nil, err
+	}
+	cleanup = func() { _ = os.RemoveAll(dir) }
+	path, sum, err = WriteCSV(dir, name, rows)
+	if err != nil {
+		cleanup()
+		return "", "", "", nil, err
+	}
+	return dir, path, sum, cleanup, nil
+}
+
 // Rows calls fn with every row of a file that WriteCSV wrote.
 func Rows(rows int, fn func(i int, row []string) error) error {
 	for i := range rows {

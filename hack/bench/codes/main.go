@@ -45,15 +45,11 @@ func main() {
 }
 
 func run(users, conc, batch, rounds int) error {
-	tmp, err := os.MkdirTemp("", "uio-bench-codes-")
+	_, path, sum, cleanup, err := benchio.TempCSV("uio-bench-codes-", "users.csv", users)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-	path, sum, err := benchio.WriteCSV(tmp, "users.csv", users)
-	if err != nil {
-		return err
-	}
+	defer cleanup()
 	env, err := testenv.New("")
 	if err != nil {
 		return err

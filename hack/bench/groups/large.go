@@ -38,15 +38,11 @@ var sqlColumns = []string{"mail", "givenName", "sn", "cn", "ou", "title", "l", "
 // more into the SQLite tables filled with groups and managers, and
 // prints the BENCH line.
 func largeRun(users int, heap, cpu string) error {
-	tmp, err := os.MkdirTemp("", "uio-bench-groups-large-")
+	tmp, path, sum, cleanup, err := benchio.TempCSV("uio-bench-groups-large-", "users.csv", users)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-	path, sum, err := benchio.WriteCSV(tmp, "users.csv", users)
-	if err != nil {
-		return err
-	}
+	defer cleanup()
 	pg, err := postgres.StartProcess()
 	if err != nil {
 		return fmt.Errorf("%w (%s)", err, postgres.InstallHint)

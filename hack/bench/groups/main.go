@@ -90,15 +90,11 @@ func relationMapping() []v1alpha1.AttributeMapping {
 }
 
 func run(users, conc, batch, rounds int) error {
-	tmp, err := os.MkdirTemp("", "uio-bench-groups-")
+	_, path, sum, cleanup, err := benchio.TempCSV("uio-bench-groups-", "users.csv", users)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-	path, sum, err := benchio.WriteCSV(tmp, "users.csv", users)
-	if err != nil {
-		return err
-	}
+	defer cleanup()
 	ctx := context.Background()
 	fmt.Fprintf(os.Stderr, "bench groups: %d users, concurrency %d, batches of %d, %d rounds, load %s\n", users, conc, batch, rounds, benchio.Load1())
 	withS, withoutS, rerunS := math.Inf(1), math.Inf(1), math.Inf(1)

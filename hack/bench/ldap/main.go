@@ -93,15 +93,11 @@ func mappingSpec() []v1alpha1.AttributeMapping {
 }
 
 func run(users, conc, batch, rounds int) error {
-	tmp, err := os.MkdirTemp("", "uio-bench-ldap-")
+	_, path, sum, cleanup, err := benchio.TempCSV("uio-bench-ldap-", "users.csv", users)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-	path, sum, err := benchio.WriteCSV(tmp, "users.csv", users)
-	if err != nil {
-		return err
-	}
+	defer cleanup()
 	ctx := context.Background()
 	fmt.Fprintf(os.Stderr, "bench ldap: %d users, concurrency %d, batches of %d, %d rounds, load %s\n", users, conc, batch, rounds, benchio.Load1())
 

@@ -87,15 +87,11 @@ func main() {
 }
 
 func parent(rows, rounds int, cpuprofile string) error {
-	work, err := os.MkdirTemp("", "uio-bench-postgres-")
+	work, file, _, cleanup, err := benchio.TempCSV("uio-bench-postgres-", "hr.csv", rows)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
-	file, _, err := benchio.WriteCSV(work, "hr.csv", rows)
-	if err != nil {
-		return err
-	}
+	defer cleanup()
 	delta, err := writeDelta(work, rows, 5)
 	if err != nil {
 		return err

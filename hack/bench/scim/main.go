@@ -94,15 +94,11 @@ func resource(row []string) map[string]any {
 }
 
 func run(users, conc, batch int, bulk, all bool) error {
-	tmp, err := os.MkdirTemp("", "uio-bench-scim-")
+	_, path, sum, cleanup, err := benchio.TempCSV("uio-bench-scim-", "users.csv", users)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-	path, sum, err := benchio.WriteCSV(tmp, "users.csv", users)
-	if err != nil {
-		return err
-	}
+	defer cleanup()
 	ctx := context.Background()
 	fmt.Fprintf(os.Stderr, "bench scim: %d users, concurrency %d, batches of %d, bulk %v, scope all %v, load %s\n", users, conc, batch, bulk, all, benchio.Load1())
 
