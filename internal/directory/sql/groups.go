@@ -249,7 +249,7 @@ func (s *Directory) ApplyGroup(ctx context.Context, ch directory.GroupChange) (s
 }
 
 // checkGroupTable checks the membership table: its columns, and a unique
-// index on (user, group). A membership is added only when it is not
+// index on (group, user), in either order. A membership is added only when it is not
 // there yet: without the index, each addition reads the whole table, and
 // a million of them take hours.
 func (s *Directory) checkGroupTable(ctx context.Context) error {
