@@ -30,7 +30,7 @@ func (r *run) prepareManagers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rel.managerOf, rel.inFile, rel.kept = pl.members, pl.members, pl.kept
+	rel.predictFrom = pl
 	return nil
 }
 
@@ -39,25 +39,26 @@ func (r *run) prepareManagers(ctx context.Context) error {
 // holds in scope, or one the file creates.
 func (r *run) predictManager(identity string) (string, bool) {
 	rel := r.rel
-	if rel == nil || rel.managerOf == nil {
+	if rel == nil || rel.predictFrom == nil {
 		return "", false
 	}
-	k := rel.managerOf.find(identity)
+	members, kept := rel.predictFrom.members, rel.predictFrom.kept
+	k := members.find(identity)
 	if k < 0 {
 		return "", false
 	}
-	mgr := rel.managerOf.manager(k)
+	mgr := members.manager(k)
 	if mgr == "" {
 		return "", false
 	}
 	if i := r.snap.find(mgr); i >= 0 {
-		if r.cfg.MissingUsers == v1alpha1.MissingDelete && !rel.inFile.has(mgr) && !rel.kept[mgr] {
+		if r.cfg.MissingUsers == v1alpha1.MissingDelete && !members.has(mgr) && !kept[mgr] {
 			// Deleted by this import: the Managers step warns.
 			return "", false
 		}
 		return rel.managers.ManagerReference(directory.User{ID: r.snap.id(i), Identity: mgr}), true
 	}
-	if rel.inFile.has(mgr) {
+	if members.has(mgr) {
 		return rel.managers.PredictReference(mgr)
 	}
 	return "", false

@@ -50,12 +50,9 @@ type relations struct {
 	known    map[string]bool
 	groups   directory.GroupDirectory
 	managers directory.ManagerDirectory
-	// managerOf (a user's manager by identity) and inFile (the
-	// identities of the valid rows) are read before a full import writes
-	// its users, for predictManager; nil otherwise.
-	managerOf *memberList // the members, with their managers' identities
-	inFile    *memberList
-	kept      map[string]bool
+	// predictFrom is what the file says of the managers, read before a
+	// full import writes its users, for predictManager; nil otherwise.
+	predictFrom *relationPlan
 	// created holds the users this run created, with the IDs the
 	// directory gave them and the manager references they were created
 	// with, and removed the users it deleted, by identity (see resolve and
