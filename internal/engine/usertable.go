@@ -22,20 +22,22 @@ type userTable struct {
 	arena  byteArena      // per record: uvarint len and bytes of the key, then of each field
 	off    column[uint32] // arena position of each record
 	flags  column[uint8]
-	table  []uint64 // tag<<32 | record+1; 0 is empty
-	raw    []byte   // mapping of table
-	n      int      // keys in table
+	index  keyIndex
 	buf    []byte
 }
 
-func newUserTable(fields int) *userTable { return &userTable{fields: fields} }
+func newUserTable(fields int) *userTable {
+	t := &userTable{fields: fields}
+	t.index.keyOf = t.keyBytes
+	return t
+}
 
 // len is the number of keys.
 func (t *userTable) len() int {
 	if t == nil {
 		return 0
 	}
-	return t.n
+	return t.index.n
 }
 
 func (t *userTable) free() {
@@ -45,8 +47,7 @@ func (t *userTable) free() {
 	t.arena.free()
 	t.off.free()
 	t.flags.free()
-	unmap(t.raw)
-	*t = userTable{fields: t.fields}
+	t.index.free()
 }
 
 // put stores the fields of key (as many as the table has; missing ones
@@ -64,66 +65,21 @@ func (t *userTable) put(key string, flags uint8, fields ...string) (int, error) 
 	}
 	pos, ok := t.arena.add(t.buf)
 	if !ok {
-		return -1, fmt.Errorf("more users than an import can track in its groups and managers (%d)", t.n)
+		return -1, fmt.Errorf("more users than an import can track in its groups and managers (%d)", t.index.n)
 	}
 	i := t.off.len()
 	t.off.append(pos)
 	t.flags.append(flags)
-	if (t.n+1)*4 > len(t.table)*3 {
-		t.grow()
-	}
-	h := xxhash.Sum64String(key)
-	mask := uint64(len(t.table) - 1)
-	for p := mix(h) & mask; ; p = (p + 1) & mask {
-		e := t.table[p]
-		if e == 0 {
-			t.table[p] = tagOf(h) | uint64(i+1)
-			t.n++
-			return i, nil
-		}
-		if e&^0xffffffff == tagOf(h) && string(t.keyBytes(entryOf(e))) == key {
-			t.table[p] = tagOf(h) | uint64(i+1)
-			return i, nil
-		}
-	}
-}
-
-// grow doubles the index.
-func (t *userTable) grow() {
-	old, oldRaw := t.table, t.raw
-	size := max(1024, 2*len(old))
-	t.table, t.raw = mapped[uint64](size)
-	mask := uint64(size - 1)
-	for _, e := range old {
-		if e == 0 {
-			continue
-		}
-		h := xxhash.Sum64(t.keyBytes(entryOf(e)))
-		p := mix(h) & mask
-		for t.table[p] != 0 {
-			p = (p + 1) & mask
-		}
-		t.table[p] = e
-	}
-	unmap(oldRaw)
+	t.index.set(key, i)
+	return i, nil
 }
 
 // find returns the record of key, or -1.
 func (t *userTable) find(key string) int {
-	if t == nil || len(t.table) == 0 {
+	if t == nil {
 		return -1
 	}
-	h := xxhash.Sum64String(key)
-	mask := uint64(len(t.table) - 1)
-	for p := mix(h) & mask; ; p = (p + 1) & mask {
-		e := t.table[p]
-		if e == 0 {
-			return -1
-		}
-		if e&^0xffffffff == tagOf(h) && string(t.keyBytes(entryOf(e))) == key {
-			return entryOf(e)
-		}
-	}
+	return t.index.find(key)
 }
 
 // has tells whether key has a record.
@@ -155,8 +111,7 @@ func (t *userTable) flag(i int) uint8 { return t.flags.at(i) }
 type memberList struct {
 	arena byteArena      // per member: uvarint line, identity, manager, number of groups, groups
 	off   column[uint32] // arena position of each member
-	table []uint64       // tag<<32 | member+1; 0 is empty
-	raw   []byte         // mapping of table
+	index keyIndex       // by identity
 	buf   []byte
 }
 
@@ -165,8 +120,7 @@ func (l *memberList) len() int { return l.off.len() }
 func (l *memberList) free() {
 	l.arena.free()
 	l.off.free()
-	unmap(l.raw)
-	l.table, l.raw = nil, nil
+	l.index.free()
 }
 
 // add appends m, whose identity no member has.
@@ -186,50 +140,19 @@ func (l *memberList) add(m member) error {
 		return fmt.Errorf("more rows with groups or a manager than an import can track (%d)", l.len())
 	}
 	l.off.append(pos)
-	if l.len()*4 > len(l.table)*3 {
-		l.grow()
+	if l.index.keyOf == nil {
+		l.index.keyOf = l.identityBytes
 	}
-	l.insert(xxhash.Sum64String(m.identity), l.len()-1)
+	l.index.set(m.identity, l.len()-1)
 	return nil
-}
-
-func (l *memberList) insert(h uint64, i int) {
-	mask := uint64(len(l.table) - 1)
-	p := mix(h) & mask
-	for l.table[p] != 0 {
-		p = (p + 1) & mask
-	}
-	l.table[p] = tagOf(h) | uint64(i+1)
-}
-
-// grow doubles the index.
-func (l *memberList) grow() {
-	old, oldRaw := l.table, l.raw
-	l.table, l.raw = mapped[uint64](max(1024, 2*len(old)))
-	for _, e := range old {
-		if e != 0 {
-			l.insert(xxhash.Sum64(l.identityBytes(entryOf(e))), entryOf(e))
-		}
-	}
-	unmap(oldRaw)
 }
 
 // find returns the place of the member with identity, or -1.
 func (l *memberList) find(identity string) int {
-	if l == nil || len(l.table) == 0 {
+	if l == nil {
 		return -1
 	}
-	h := xxhash.Sum64String(identity)
-	mask := uint64(len(l.table) - 1)
-	for p := mix(h) & mask; ; p = (p + 1) & mask {
-		e := l.table[p]
-		if e == 0 {
-			return -1
-		}
-		if e&^0xffffffff == tagOf(h) && string(l.identityBytes(entryOf(e))) == identity {
-			return entryOf(e)
-		}
-	}
+	return l.index.find(identity)
 }
 
 // has tells whether a member has identity.
@@ -292,4 +215,77 @@ func (l *memberList) manager(i int) string {
 func (l *memberList) line(i int) int64 {
 	v, _ := binary.Uvarint(l.arena.from(l.off.at(i)))
 	return int64(v)
+}
+
+// keyIndex indexes the entries of a userTable or a memberList by a string
+// key: an open-addressing table outside the Go heap of entry numbers, each
+// tagged with the high bits of its key's hash so that a probe rarely reads
+// the key of an entry it does not want. The keys are stored by the
+// entries; keyOf reads the key of entry i.
+type keyIndex struct {
+	table []uint64 // tag<<32 | entry+1; 0 is empty
+	raw   []byte   // mapping of table
+	n     int      // keys in table
+	keyOf func(i int) []byte
+}
+
+// slot returns the slot of key, whose hash is h: the one of its entry, or
+// the empty one where it would go; and its entry, or -1.
+func (x *keyIndex) slot(key string, h uint64) (uint64, int) {
+	mask := uint64(len(x.table) - 1)
+	for p := mix(h) & mask; ; p = (p + 1) & mask {
+		e := x.table[p]
+		if e == 0 {
+			return p, -1
+		}
+		if e&^0xffffffff == tagOf(h) && string(x.keyOf(entryOf(e))) == key {
+			return p, entryOf(e)
+		}
+	}
+}
+
+// find returns the entry of key, or -1.
+func (x *keyIndex) find(key string) int {
+	if len(x.table) == 0 {
+		return -1
+	}
+	_, e := x.slot(key, xxhash.Sum64String(key))
+	return e
+}
+
+// set points key at entry i.
+func (x *keyIndex) set(key string, i int) {
+	if (x.n+1)*4 > len(x.table)*3 {
+		x.grow()
+	}
+	h := xxhash.Sum64String(key)
+	p, e := x.slot(key, h)
+	if e < 0 {
+		x.n++
+	}
+	x.table[p] = tagOf(h) | uint64(i+1)
+}
+
+// grow doubles the table.
+func (x *keyIndex) grow() {
+	old, oldRaw := x.table, x.raw
+	size := max(1024, 2*len(old))
+	x.table, x.raw = mapped[uint64](size)
+	mask := uint64(size - 1)
+	for _, e := range old {
+		if e == 0 {
+			continue
+		}
+		p := mix(xxhash.Sum64(x.keyOf(entryOf(e)))) & mask
+		for x.table[p] != 0 {
+			p = (p + 1) & mask
+		}
+		x.table[p] = e
+	}
+	unmap(oldRaw)
+}
+
+func (x *keyIndex) free() {
+	unmap(x.raw)
+	x.table, x.raw, x.n = nil, nil, 0
 }
