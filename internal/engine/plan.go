@@ -17,7 +17,7 @@ func (p *pass) newBatch(step string) *batch { return &batch{step: step} }
 
 // rowsPerBatch bounds the rows of a batch whose rows need no change, so
 // that checkpoints and progress move on through unchanged stretches.
-func (p *pass) rowsPerBatch() int64 { return max(int64(p.r.cfg.BatchSize), 1024) }
+func (p *pass) rowsPerBatch() int64 { return max(int64(p.r.cfg.BatchSize), 16384) }
 
 func (p *pass) flush(send func(*batch) error) error {
 	b := p.cur
