@@ -113,6 +113,15 @@ type Directory interface {
 	Close() error
 }
 
+// ValueLister is implemented by directories that list users more cheaply
+// when the caller keeps nothing of them. ListValues calls fn for every
+// user in scope as List does, with u.Attributes nil and values[i] the
+// values of attributes[i]. u, values and their strings are valid only
+// during the call: fn copies what it keeps.
+type ValueLister interface {
+	ListValues(ctx context.Context, attributes []string, fn func(u *User, values [][]string) error) error
+}
+
 // ValueChecker is implemented by directories with rules on values that
 // are known before any write, such as Active Directory's on
 // sAMAccountName. The engine checks every mapped value in the preview

@@ -522,7 +522,13 @@ func (r *run) loadSnapshot(ctx context.Context) error {
 		attrs = append(attrs[:len(attrs):len(attrs)], rel.managerAttr)
 		s.managerAttr = rel.managerAttr
 	}
-	err := r.dir.List(ctx, attrs, s.add)
+	s.listing(attrs)
+	var err error
+	if l, ok := r.dir.(directory.ValueLister); ok {
+		err = l.ListValues(ctx, attrs, s.addValues)
+	} else {
+		err = r.dir.List(ctx, attrs, s.add)
+	}
 	if err != nil {
 		return fmt.Errorf("listing the users in scope: %w", err)
 	}

@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -36,6 +37,14 @@ type snapshot struct {
 	table       []uint64       // tag<<32 | entry+1; 0 is empty
 	raw         []byte         // mapping of table
 	buf         []byte
+	// listed are the attributes of the listing; pos, heldPos and
+	// managerPos the places in it of attrs, heldAttr and managerAttr
+	// (-1: not listed).
+	listed              []string
+	pos                 []int
+	heldPos, managerPos int
+	vals                [][]string
+	one                 [1]string
 }
 
 const (
@@ -48,8 +57,36 @@ func newSnapshot(attrs []string) *snapshot { return &snapshot{attrs: attrs} }
 
 func (s *snapshot) len() int { return s.off.len() }
 
-// add records u; build must be called once every user is added.
+// listing prepares the snapshot for a listing of listed: the attributes
+// it hashes, the held and manager attributes are found there by place.
+func (s *snapshot) listing(listed []string) {
+	s.listed = listed
+	s.pos = s.pos[:0]
+	for _, a := range s.attrs {
+		s.pos = append(s.pos, slices.Index(listed, a))
+	}
+	s.heldPos, s.managerPos = -1, -1
+	if s.heldAttr != "" {
+		s.heldPos = slices.Index(listed, s.heldAttr)
+	}
+	if s.managerAttr != "" {
+		s.managerPos = slices.Index(listed, s.managerAttr)
+	}
+}
+
+// add records u, listed with the attributes given to listing.
 func (s *snapshot) add(u directory.User) error {
+	s.vals = s.vals[:0]
+	for _, a := range s.listed {
+		s.vals = append(s.vals, u.Attributes[a])
+	}
+	return s.addValues(&u, s.vals)
+}
+
+// addValues records u, with vals[i] the values of the i-th listed
+// attribute; it keeps none of them. build must be called once every user
+// is added.
+func (s *snapshot) addValues(u *directory.User, vals [][]string) error {
 	s.buf = binary.AppendUvarint(s.buf[:0], uint64(len(u.Identity)))
 	s.buf = append(s.buf, u.Identity...)
 	s.buf = binary.AppendUvarint(s.buf, uint64(len(u.ID)))
@@ -59,19 +96,26 @@ func (s *snapshot) add(u directory.User) error {
 		return fmt.Errorf("the directory holds more users than a full import can track (%d listed)", s.len())
 	}
 	s.off.append(pos)
+	at := func(i int) []string {
+		if i < 0 {
+			return nil
+		}
+		return vals[i]
+	}
 	var f uint8
 	if u.Active {
 		f |= flagActive
 	}
-	if s.heldAttr != "" && first(u.Attributes[s.heldAttr]) != "" {
+	if s.heldPos >= 0 && first(at(s.heldPos)) != "" {
 		f |= flagHeld
 	}
 	s.flags.append(f)
-	for _, a := range s.attrs {
-		s.hashes.append(hashValues(u.Attributes[a]))
+	for _, i := range s.pos {
+		s.hashes.append(hashValues(at(i)))
 	}
-	if s.managerAttr != "" {
-		s.managers.append(hashValues([]string{first(u.Attributes[s.managerAttr])}))
+	if s.managerPos >= 0 {
+		s.one[0] = first(at(s.managerPos))
+		s.managers.append(hashValues(s.one[:]))
 	}
 	return nil
 }

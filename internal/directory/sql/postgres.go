@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -216,12 +217,13 @@ func (postgresDialect) rowMessage(err error, attributeOf func(string) string) st
 	return fmt.Sprintf("%svalue rejected by the database (SQLSTATE %s)", col, pe.Code)
 }
 
-// listPostgres runs List's query on a pgx connection of its own and
-// reads each row's values as text, without database/sql's conversions: a
-// full import lists every managed user, and this is most of what an
-// unchanged re-run costs. Only opening the cursor is retried: once fn
-// has seen users, a retry would show them twice.
-func (s *Directory) listPostgres(ctx context.Context, q string, args []any, attrs []string, fn func(directory.User) error) error {
+// listPostgres runs List's query, which selects attrs, on a pgx
+// connection of its own and reads each row's values as text in place,
+// without database/sql's conversions or copies. fn gets the values of
+// want, each an attribute of attrs, in strings that alias the
+// connection's buffer until the next row. Only opening the cursor is
+// retried: once fn has seen users, a retry would show them twice.
+func (s *Directory) listPostgres(ctx context.Context, q string, args []any, attrs, want []string, fn func(*directory.User, [][]string) error) error {
 	conn, err := s.read.Conn(ctx)
 	if err != nil {
 		return s.wrap(err, "list users")
@@ -239,13 +241,13 @@ func (s *Directory) listPostgres(ctx context.Context, q string, args []any, attr
 			return s.wrap(err, "list users")
 		}
 		defer rows.Close()
-		marker := []byte(s.opts.MarkerValue)
+		r := s.rowReader(attrs, want)
 		for rows.Next() {
-			u, err := s.userOf(rows.RawValues(), attrs, marker)
+			u, vals, err := r.read(rows.RawValues())
 			if err != nil {
 				return err
 			}
-			if err := fn(u); err != nil {
+			if err := fn(u, vals); err != nil {
 				return err
 			}
 		}
@@ -256,50 +258,100 @@ func (s *Directory) listPostgres(ctx context.Context, q string, args []any, attr
 	})
 }
 
-// userOf reads one row of a selectList query, in text format. The row's
-// strings share one allocation, and its single values one slice.
-func (s *Directory) userOf(vals [][]byte, attrs []string, marker []byte) (directory.User, error) {
-	if len(vals) != 3+len(attrs) {
-		return directory.User{}, failure.Errorf(v1alpha1.ReasonDirectoryError, "list users: %d columns in a row, want %d", len(vals), 3+len(attrs))
+// rowReader reads the rows of a selectList query in text format into one
+// user and one slice of values, reused from row to row.
+type rowReader struct {
+	s       *Directory
+	columns int   // of a row
+	pos     []int // of each wanted attribute among the row's columns
+	marker  []byte
+	u       directory.User
+	vals    [][]string
+	singles []string
+}
+
+func (s *Directory) rowReader(attrs, want []string) *rowReader {
+	r := &rowReader{s: s, columns: 3 + len(attrs), marker: []byte(s.opts.MarkerValue), vals: make([][]string, len(want)), singles: make([]string, len(want))}
+	for _, a := range want {
+		r.pos = append(r.pos, 3+slices.Index(attrs, a))
 	}
-	n := len(vals[0])
-	for _, v := range vals[3:] {
-		n += len(v)
+	return r
+}
+
+func (r *rowReader) read(raw [][]byte) (*directory.User, [][]string, error) {
+	if len(raw) != r.columns {
+		return nil, nil, failure.Errorf(v1alpha1.ReasonDirectoryError, "list users: %d columns in a row, want %d", len(raw), r.columns)
+	}
+	s := r.s
+	id := view(raw[0])
+	active := raw[1]
+	r.u = directory.User{
+		ID:       id,
+		Identity: id,
+		Managed:  s.opts.MarkerAttribute != "" && raw[2] != nil && bytes.Equal(raw[2], r.marker),
+	}
+	if s.status != nil {
+		r.u.Active = active == nil || string(active) != s.status.InactiveValue
+	} else {
+		r.u.Active = active == nil || string(active) == "t"
+	}
+	for i, p := range r.pos {
+		v := raw[p]
+		switch {
+		case len(v) == 0:
+			r.vals[i] = nil
+		case bytes.Contains(v, []byte(Separator)):
+			r.vals[i] = strings.Split(view(v), Separator)
+		default:
+			r.singles[i] = view(v)
+			r.vals[i] = r.singles[i : i+1 : i+1]
+		}
+	}
+	return &r.u, r.vals, nil
+}
+
+// view is b as a string that aliases it.
+func view(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+// userCopy is u with vals, the values of attrs, in strings of its own:
+// they share one allocation, and its single values one slice.
+func userCopy(u *directory.User, attrs []string, vals [][]string) directory.User {
+	n := len(u.Identity)
+	for _, vs := range vals {
+		for _, v := range vs {
+			n += len(v)
+		}
 	}
 	text := make([]byte, 0, n)
-	str := func(b []byte) string {
-		if len(b) == 0 {
+	str := func(v string) string {
+		if v == "" {
 			return ""
 		}
 		start := len(text)
-		text = append(text, b...)
-		return unsafe.String(&text[start], len(b))
+		text = append(text, v...)
+		return unsafe.String(&text[start], len(v))
 	}
-	id := str(vals[0])
-	active := vals[1]
-	u := directory.User{
-		ID:       id,
-		Identity: id,
-		Managed:  s.opts.MarkerAttribute != "" && vals[2] != nil && bytes.Equal(vals[2], marker),
-	}
-	if s.status != nil {
-		u.Active = active == nil || string(active) != s.status.InactiveValue
-	} else {
-		u.Active = active == nil || string(active) == "t"
-	}
-	u.Attributes = make(directory.Attributes, len(attrs))
+	id := str(u.Identity)
+	out := directory.User{ID: id, Identity: id, Managed: u.Managed, Active: u.Active, Attributes: make(directory.Attributes, len(attrs))}
 	singles := make([]string, len(attrs))
 	for i, a := range attrs {
-		v := vals[3+i]
-		if len(v) == 0 {
-			continue
+		switch vs := vals[i]; len(vs) {
+		case 0:
+		case 1:
+			singles[i] = str(vs[0])
+			out.Attributes[a] = singles[i : i+1 : i+1]
+		default:
+			copied := make([]string, len(vs))
+			for j, v := range vs {
+				copied[j] = str(v)
+			}
+			out.Attributes[a] = copied
 		}
-		if bytes.Contains(v, []byte(Separator)) {
-			u.Attributes[a] = strings.Split(str(v), Separator)
-			continue
-		}
-		singles[i] = str(v)
-		u.Attributes[a] = singles[i : i+1 : i+1]
 	}
-	return u, nil
+	return out
 }

@@ -101,12 +101,48 @@ func (s *Directory) HasUnmanaged(ctx context.Context) (bool, error) {
 // List streams the users in scope with the named attributes. Rows are read
 // one at a time from the database cursor, never loaded whole.
 func (s *Directory) List(ctx context.Context, attributes []string, fn func(directory.User) error) error {
-	sc, err := s.currentSchema(ctx)
+	q, args, attrs, err := s.listQuery(ctx, attributes)
 	if err != nil {
 		return err
 	}
-	if err := s.validate(sc, attributes); err != nil {
+	if _, ok := s.d.(postgresDialect); ok {
+		return s.listPostgres(ctx, q, args, attrs, attrs, func(u *directory.User, vals [][]string) error {
+			return fn(userCopy(u, attrs, vals))
+		})
+	}
+	return s.listRows(ctx, q, args, attrs, fn)
+}
+
+// ListValues is List for a caller that keeps nothing of the users: on
+// PostgreSQL, their values are read in place from the connection's
+// buffer (a full import lists every managed user, and this is most of
+// what an unchanged re-run costs).
+func (s *Directory) ListValues(ctx context.Context, attributes []string, fn func(*directory.User, [][]string) error) error {
+	q, args, attrs, err := s.listQuery(ctx, attributes)
+	if err != nil {
 		return err
+	}
+	if _, ok := s.d.(postgresDialect); ok {
+		return s.listPostgres(ctx, q, args, attrs, attributes, fn)
+	}
+	vals := make([][]string, len(attributes))
+	return s.listRows(ctx, q, args, attrs, func(u directory.User) error {
+		for i, a := range attributes {
+			vals[i] = u.Attributes[a]
+		}
+		u.Attributes = nil
+		return fn(&u, vals)
+	})
+}
+
+// listQuery is List's query, its arguments and the attributes it selects.
+func (s *Directory) listQuery(ctx context.Context, attributes []string) (string, []any, []string, error) {
+	sc, err := s.currentSchema(ctx)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	if err := s.validate(sc, attributes); err != nil {
+		return "", nil, nil, err
 	}
 	sel, attrs := s.selectList(attributes)
 	q := "SELECT " + sel + " FROM " + s.qtable
@@ -116,15 +152,17 @@ func (s *Directory) List(ctx context.Context, attributes []string, fn func(direc
 		args = append(args, s.opts.MarkerValue)
 	}
 	if err := s.pace(ctx, 1); err != nil {
-		return err
+		return "", nil, nil, err
 	}
-	if _, ok := s.d.(postgresDialect); ok {
-		return s.listPostgres(ctx, q, args, attrs, fn)
-	}
+	return q, args, attrs, nil
+}
+
+// listRows runs List's query through database/sql.
+func (s *Directory) listRows(ctx context.Context, q string, args []any, attrs []string, fn func(directory.User) error) error {
 	var rows *stdsql.Rows
 	// Only opening the cursor is retried: once fn has seen users, a retry
 	// would show them twice.
-	err = s.retry(ctx, func() error {
+	err := s.retry(ctx, func() error {
 		var err error
 		rows, err = s.read.QueryContext(ctx, q, args...)
 		return err

@@ -355,3 +355,52 @@ func keys(m map[string]directory.User) []string {
 	}
 	return out
 }
+
+// ListValues reads the same users as List, in place: each callback sees
+// the values of the attributes as asked, an attribute asked twice in both
+// places, a multi-valued one split and an empty one absent.
+func TestListValuesAgreesWithList(t *testing.T) {
+	forDrivers(t, func(t *testing.T, e *env) {
+		d := e.open(t, e.spec(), defaultOpts())
+		bare := create("erin")
+		bare.Attributes = directory.Attributes{"userName": {"erin"}, "managedBy": {marker}}
+		mustOK(t, mustApply(t, d, create("carol"), create("dave"), bare))
+		asked := []string{"mail", "groups", "givenName", "mail", "familyName"}
+
+		listed := map[string]directory.User{}
+		if err := d.List(context.Background(), asked, func(u directory.User) error {
+			listed[u.Identity] = u
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		seen := 0
+		if err := d.ListValues(context.Background(), asked, func(u *directory.User, vals [][]string) error {
+			seen++
+			want, ok := listed[u.Identity]
+			if !ok || u.ID != want.ID || u.Active != want.Active || u.Managed != want.Managed || u.Attributes != nil {
+				t.Errorf("ListValues gave %+v, List %+v", *u, want)
+			}
+			if len(vals) != len(asked) {
+				t.Fatalf("%d values for %d attributes", len(vals), len(asked))
+			}
+			for i, a := range asked {
+				if !reflect.DeepEqual(vals[i], want.Attributes[a]) && (len(vals[i]) != 0 || len(want.Attributes[a]) != 0) {
+					t.Errorf("%s %s: ListValues %q, List %q", u.Identity, a, vals[i], want.Attributes[a])
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if seen != 3 || len(listed) != 3 {
+			t.Fatalf("ListValues saw %d users, List %d; want 3", seen, len(listed))
+		}
+		if got := listed["carol"].Attributes["groups"]; !reflect.DeepEqual(got, []string{"staff", "team-carol"}) {
+			t.Fatalf("carol's groups %q", got)
+		}
+		if _, ok := listed["erin"].Attributes["mail"]; ok {
+			t.Fatal("erin's empty mail is listed")
+		}
+	})
+}
