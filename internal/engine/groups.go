@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
@@ -249,17 +250,29 @@ func (r *run) planGroups(pl *relationPlan, existing map[string]listedGroup, dry 
 			has[g.member(i)] = true
 		}
 		wanted := make(map[string]bool, len(idx))
-		for _, k := range idx {
+		// The members to add are most often all those named: adds then
+		// shares named's memory until a member is not added.
+		aligned := true
+		for j, k := range idx {
 			ref, _ := r.present(pl, int(k), dry, gd.MemberReference)
+			add := false
 			switch {
 			case ref == "":
 				ch.pending = append(ch.pending, k)
 			case !wanted[ref]:
 				wanted[ref] = true
-				if !has[ref] {
-					ch.adds = append(ch.adds, k)
-				}
+				add = !has[ref]
 			}
+			switch {
+			case aligned && add:
+			case aligned:
+				ch.adds, aligned = slices.Clone(idx[:j]), false
+			case add:
+				ch.adds = append(ch.adds, k)
+			}
+		}
+		if aligned {
+			ch.adds = idx
 		}
 		if g.Managed {
 			for i := range g.size() {
@@ -451,25 +464,65 @@ func (st *relateState) applyGroups(ctx context.Context, pl *relationPlan) error 
 		st.checkpoint(v1alpha1.StepGroups)
 		return nil
 	}
-	// Groups are independent: Concurrency of them are written at once,
-	// with a checkpoint after each round. A round that is stopped is
-	// finished, so that what it wrote is counted.
-	conc := st.r.cfg.Concurrency
-	for start := 0; start < len(pl.changes); start += conc {
-		if err := ctx.Err(); err != nil {
-			return err
+	// Groups are independent: Concurrency workers each resolve a group's
+	// members and write it, taking the next group as soon as one is
+	// written, so that a large group holds up no other. The results are
+	// taken in the plan's order, so that the report lists the changes in
+	// it, with a checkpoint after every Concurrency groups. A stop or a
+	// failure hands out no more groups, and the groups under way are
+	// finished, so that what they wrote is counted.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	conc := max(st.r.cfg.Concurrency, 1)
+	var stop atomic.Bool
+	next := make(chan int)
+	type written struct {
+		i   int
+		err error
+	}
+	done := make(chan written)
+	var wg sync.WaitGroup
+	for range min(conc, len(pl.changes)) {
+		wg.Go(func() {
+			for i := range next {
+				gc := st.r.withAdds(pl, pl.changes[i], false)
+				_, err := st.r.rel.groups.ApplyGroup(context.WithoutCancel(ctx), gc)
+				done <- written{i, err}
+			}
+		})
+	}
+	go func() {
+		defer close(next)
+		for i := range pl.changes {
+			if stop.Load() {
+				return
+			}
+			select {
+			case next <- i:
+			case <-ctx.Done():
+				return
+			}
 		}
-		part := pl.changes[start:min(start+conc, len(pl.changes))]
-		errs := make([]error, len(part))
-		var wg sync.WaitGroup
-		for i, ch := range part {
-			gc := st.r.withAdds(pl, ch, false)
-			wg.Go(func() { _, errs[i] = st.r.rel.groups.ApplyGroup(context.WithoutCancel(ctx), gc) })
-		}
+	}()
+	go func() {
 		wg.Wait()
-		var failed error
-		for i, ch := range part {
-			switch err := errs[i]; {
+		close(done)
+	}()
+	results := map[int]error{}
+	taken := 0
+	var failed error
+	for w := range done {
+		results[w.i] = w.err
+		for {
+			err, ok := results[taken]
+			if !ok {
+				break
+			}
+			delete(results, taken)
+			ch := pl.changes[taken]
+			taken++
+			switch {
 			case directory.IsChangeError(err):
 				// Every line that names the group loses its membership.
 				lines := ch.lines(pl)
@@ -481,6 +534,7 @@ func (st *relateState) applyGroups(ctx context.Context, pl *relationPlan) error 
 				}
 			case err != nil:
 				failed = cmp.Or(failed, err)
+				stop.Store(true)
 			default:
 				st.listGroupChange(pl, ch)
 				if ch.ID == "" && !ch.remade {
@@ -489,11 +543,17 @@ func (st *relateState) applyGroups(ctx context.Context, pl *relationPlan) error 
 				c.MembershipsAdded += ch.added()
 				c.MembershipsRemoved += int64(len(ch.Remove))
 			}
+			if taken%conc == 0 {
+				st.checkpoint(v1alpha1.StepGroups)
+			}
 		}
-		st.checkpoint(v1alpha1.StepGroups)
-		if failed != nil {
-			return fmt.Errorf("writing a group: %w", failed)
-		}
+	}
+	st.checkpoint(v1alpha1.StepGroups)
+	if failed != nil {
+		return fmt.Errorf("writing a group: %w", failed)
+	}
+	if taken < len(pl.changes) {
+		return ctx.Err()
 	}
 	// The step is done: a resume starts at the managers.
 	st.checkpoint(v1alpha1.StepManagers)
