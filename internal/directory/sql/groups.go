@@ -3,6 +3,7 @@ package sql
 import (
 	"context"
 	stdsql "database/sql"
+	"errors"
 	"strings"
 	"sync"
 
@@ -192,6 +193,9 @@ func (s *Directory) ApplyGroup(ctx context.Context, ch directory.GroupChange) (s
 	if err != nil {
 		return "", err
 	}
+	if indexed && len(ch.Remove) == 0 && len(ch.Add) >= membershipsPerInsert && s.copyMemberships(ctx, ch) == nil {
+		return ch.Name, nil
+	}
 	per := 1
 	if indexed {
 		per = membershipsPerInsert
@@ -247,6 +251,42 @@ func (s *Directory) ApplyGroup(ctx context.Context, ch directory.GroupChange) (s
 	}
 	return ch.Name, nil
 }
+
+// copyMemberships adds the members of a group that only gains members
+// with COPY, on PostgreSQL, in one transaction: the server adds two
+// million memberships with COPY in half the time it takes with
+// statements. COPY cannot skip a membership that is there already, as a
+// replay of the change finds, nor tell which value a column refused:
+// then it writes nothing, and the caller writes the change with
+// statements, which do both. Its error is never shown.
+func (s *Directory) copyMemberships(ctx context.Context, ch directory.GroupChange) error {
+	if _, ok := s.d.(postgresDialect); !ok {
+		return errors.ErrUnsupported
+	}
+	g := s.groups
+	var group, marker []byte
+	group = appendCopyText(group, ch.Name)
+	marker = appendCopyText(marker, s.opts.MarkerValue)
+	buf := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(buf)
+	data := (*buf)[:0]
+	defer func() { *buf = data[:0] }()
+	for _, u := range ch.Add {
+		data = appendCopyText(data, u)
+		data = append(data, '\t')
+		data = append(data, group...)
+		data = append(data, '\t')
+		data = append(data, marker...)
+		data = append(data, '\n')
+	}
+	copyIn := "COPY " + g.qtable + " (" + quote(g.user) + ", " + quote(g.group) + ", " + quote(g.marker) + ") FROM STDIN"
+	return s.bounded(ctx, func(ctx context.Context) error {
+		return s.writeSteps(ctx, nil, []step{{sql: copyIn, rows: [][]byte{data}}}, false, -1, nil)
+	})()
+}
+
+// copyBuffers hold the rows of copyMemberships, a few hundred KiB a group.
+var copyBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
 // checkGroupTable checks the membership table: its columns, and a unique
 // index on (group, user), in either order. A membership is added only when it is not

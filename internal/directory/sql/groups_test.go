@@ -20,12 +20,19 @@ func TestRefusedMembershipQuotesNoValue(t *testing.T) {
 	spec := e.spec()
 	spec.Groups = &v1alpha1.SQLGroups{Table: members}
 	d := e.open(t, spec, directory.Options{IdentityAttribute: "userName", MarkerAttribute: "managedBy", MarkerValue: marker})
-	_, err := d.ApplyGroup(context.Background(), directory.GroupChange{Name: "Secret-Department", Add: []string{"jane.doe@corp.example"}})
-	if !directory.IsChangeError(err) {
-		t.Fatalf("want a change error, got %v", err)
-	}
-	if msg := err.Error(); strings.Contains(msg, "Secret-Department") || strings.Contains(msg, "jane.doe") {
-		t.Fatalf("the error quotes a value: %s", msg)
+	// One member, and as many as a group written with COPY has.
+	for _, n := range []int{1, 2 * membershipsPerInsert} {
+		var add []string
+		for i := range n {
+			add = append(add, fmt.Sprintf("jane.doe%d@corp.example", i))
+		}
+		_, err := d.ApplyGroup(context.Background(), directory.GroupChange{Name: "Secret-Department", Add: add})
+		if !directory.IsChangeError(err) {
+			t.Fatalf("%d members: want a change error, got %v", n, err)
+		}
+		if msg := err.Error(); strings.Contains(msg, "Secret-Department") || strings.Contains(msg, "jane.doe") {
+			t.Fatalf("%d members: the error quotes a value: %s", n, msg)
+		}
 	}
 }
 
@@ -108,7 +115,10 @@ func TestMembershipsAddedOnce(t *testing.T) {
 			for i := 0; i < len(all); i += 7 {
 				some = append(some, all[i])
 			}
-			for _, ch := range []directory.GroupChange{{Name: "staff", Add: some}, {Name: "staff", Add: all}, {Name: "staff", Add: all}, {Name: "other", Add: all[:3]}} {
+			// A group of new members only, then one that has some: on
+			// PostgreSQL with the index, the first goes in with COPY, the
+			// others find members there already and take statements.
+			for _, ch := range []directory.GroupChange{{Name: "fresh", Add: all}, {Name: "staff", Add: some}, {Name: "staff", Add: all}, {Name: "staff", Add: all}, {Name: "other", Add: all[:3]}} {
 				if _, err := d.ApplyGroup(ctx, ch); err != nil {
 					t.Fatal(err)
 				}
@@ -116,6 +126,9 @@ func TestMembershipsAddedOnce(t *testing.T) {
 			got := map[string]int{}
 			err = d.ListGroups(ctx, func(g directory.Group) error {
 				got[g.Name] = len(g.Members)
+				if !g.Managed {
+					t.Errorf("group %s is not managed: a membership lacks the marker", g.Name)
+				}
 				seen := map[string]bool{}
 				for _, m := range g.Members {
 					if seen[m] {
@@ -128,8 +141,8 @@ func TestMembershipsAddedOnce(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got["staff"] != len(all) || got["other"] != 3 || len(got) != 2 {
-				t.Fatalf("index %q: groups %v, want staff with %d members and other with 3", index, got, len(all))
+			if got["fresh"] != len(all) || got["staff"] != len(all) || got["other"] != 3 || len(got) != 3 {
+				t.Fatalf("index %q: groups %v, want fresh and staff with %d members and other with 3", index, got, len(all))
 			}
 		}
 	})
