@@ -37,7 +37,7 @@ var sqlColumns = []string{"mail", "givenName", "sn", "cn", "ou", "title", "l", "
 // largeRun imports the file four times, each into fresh tables, then once
 // more into the SQLite tables filled with groups and managers, and
 // prints the BENCH line.
-func largeRun(users int, heap, cpu string) error {
+func largeRun(users int, heap, cpu string, only v1alpha1.SQLDriver) error {
 	tmp, path, sum, cleanup, err := benchio.TempCSV("uio-bench-groups-large-", "users.csv", users)
 	if err != nil {
 		return err
@@ -84,6 +84,9 @@ func largeRun(users int, heap, cpu string) error {
 	}
 	res := map[string]map[string]string{}
 	for _, driver := range []v1alpha1.SQLDriver{v1alpha1.SQLDriverSQLite, v1alpha1.SQLDriverPostgres} {
+		if only != "" && driver != only {
+			continue
+		}
 		for _, relations := range []bool{false, true} {
 			r, err := run(driver, relations, false)
 			if err != nil {
@@ -91,6 +94,9 @@ func largeRun(users int, heap, cpu string) error {
 			}
 			res[fmt.Sprintf("%s-%v", driver, relations)] = r
 		}
+	}
+	if only != "" {
+		return nil
 	}
 	// The same import again into the SQLite database it filled: it
 	// changes nothing, and lists every group's members.

@@ -44,6 +44,7 @@ func main() {
 	members := flag.String("members", "", "membership table (child)")
 	relations := flag.Bool("relations", false, "map groups and managers (child)")
 	rerun := flag.Bool("rerun", false, "the import runs again, unchanged (child)")
+	only := flag.String("driver-only", "", "the large run imports into this SQL driver only (sqlite or postgres), and prints no BENCH line")
 	cpu := flag.String("cpuprofile", "", "write a CPU profile of each import of the large run to this path plus .true or .false")
 	heap := flag.String("heapprofile", "", "write a heap profile of each import of the large run at its peak to this path plus .true or .false (with groups or not)")
 	flag.Parse()
@@ -56,7 +57,7 @@ func main() {
 			err = run(*users, *conc, *batch, *rounds)
 		}
 		if err == nil && *large > 0 {
-			err = largeRun(*large, *heap, *cpu)
+			err = largeRun(*large, *heap, *cpu, v1alpha1.SQLDriver(*only))
 		}
 	}
 	if err != nil {
