@@ -38,15 +38,17 @@ type groupChange struct {
 func (ch *groupChange) added() int64 { return int64(len(ch.adds) + len(ch.pending)) }
 
 // withAdds returns the change with Add set to the references of its
-// members to add.
-func (r *run) withAdds(pl *relationPlan, ch groupChange, dry bool) directory.GroupChange {
+// members to add, and their identities, for the report.
+func (r *run) withAdds(pl *relationPlan, ch groupChange, dry bool) (directory.GroupChange, []string) {
 	gc := ch.GroupChange
 	gc.Add = make([]string, 0, len(ch.adds))
+	ids := make([]string, 0, len(ch.adds))
 	for _, k := range ch.adds {
-		ref, _ := r.present(pl, int(k), dry, r.rel.groups.MemberReference)
+		id, ref, _ := r.presentMember(pl, int(k), dry, r.rel.groups.MemberReference)
 		gc.Add = append(gc.Add, ref)
+		ids = append(ids, id)
 	}
-	return gc
+	return gc, ids
 }
 
 // lines are the lines that name the group.
@@ -459,7 +461,7 @@ func (st *relateState) applyGroups(ctx context.Context, pl *relationPlan) error 
 	if st.dry {
 		*c = addGroupCounts(*c, pl.counts)
 		for _, ch := range pl.changes {
-			st.listGroupChange(pl, ch)
+			st.listGroupChange(pl, ch, nil)
 		}
 		st.checkpoint(v1alpha1.StepGroups)
 		return nil
@@ -480,21 +482,30 @@ func (st *relateState) applyGroups(ctx context.Context, pl *relationPlan) error 
 	type written struct {
 		i   int
 		err error
+		ids []string // the identities of the members added
 	}
 	done := make(chan written)
+	// Groups handed out and not yet taken: a large group written slowly
+	// holds back the others' results, and their identities, only so far.
+	window := make(chan struct{}, 2*conc)
 	var wg sync.WaitGroup
 	for range min(conc, len(pl.changes)) {
 		wg.Go(func() {
 			for i := range next {
-				gc := st.r.withAdds(pl, pl.changes[i], false)
+				gc, ids := st.r.withAdds(pl, pl.changes[i], false)
 				_, err := st.r.rel.groups.ApplyGroup(context.WithoutCancel(ctx), gc)
-				done <- written{i, err}
+				done <- written{i, err, ids}
 			}
 		})
 	}
 	go func() {
 		defer close(next)
 		for i := range pl.changes {
+			select {
+			case window <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
 			if stop.Load() {
 				return
 			}
@@ -509,18 +520,19 @@ func (st *relateState) applyGroups(ctx context.Context, pl *relationPlan) error 
 		wg.Wait()
 		close(done)
 	}()
-	results := map[int]error{}
+	results := map[int]written{}
 	taken := 0
 	var failed error
 	for w := range done {
-		results[w.i] = w.err
+		results[w.i] = w
 		for {
-			err, ok := results[taken]
+			w, ok := results[taken]
 			if !ok {
 				break
 			}
 			delete(results, taken)
-			ch := pl.changes[taken]
+			<-window
+			ch, err := pl.changes[taken], w.err
 			taken++
 			switch {
 			case directory.IsChangeError(err):
@@ -536,7 +548,7 @@ func (st *relateState) applyGroups(ctx context.Context, pl *relationPlan) error 
 				failed = cmp.Or(failed, err)
 				stop.Store(true)
 			default:
-				st.listGroupChange(pl, ch)
+				st.listGroupChange(pl, ch, w.ids)
 				if ch.ID == "" && !ch.remade {
 					c.GroupsCreated++
 				}
@@ -560,12 +572,20 @@ func (st *relateState) applyGroups(ctx context.Context, pl *relationPlan) error 
 	return nil
 }
 
-func (st *relateState) listGroupChange(pl *relationPlan, ch groupChange) {
+// listGroupChange lists the changes of a group; added are the identities
+// of its members to add, or nil to read them from pl.
+func (st *relateState) listGroupChange(pl *relationPlan, ch groupChange, added []string) {
 	if ch.ID == "" {
 		st.list(RelationChange{Group: ch.Name, Change: "create group"})
 	}
-	for _, k := range ch.adds {
-		st.list(RelationChange{Identity: pl.members.identity(int(k)), Group: ch.Name, Change: "add member"})
+	for i, k := range ch.adds {
+		id := ""
+		if added != nil {
+			id = added[i]
+		} else {
+			id = pl.members.identity(int(k))
+		}
+		st.list(RelationChange{Identity: id, Group: ch.Name, Change: "add member"})
 	}
 	for _, k := range ch.pending {
 		st.list(RelationChange{Identity: pl.members.identity(int(k)), Group: ch.Name, Change: "add member"})

@@ -630,7 +630,13 @@ func (r *run) lookupAll(ctx context.Context, ids, attrs []string, fn func(string
 // k is the member's place in pl.members: a user the run created with its
 // identity as its ID is known by it without a lookup.
 func (r *run) present(pl *relationPlan, k int, dry bool, ref func(directory.User) string) (string, bool) {
-	identity := pl.members.identity(k)
+	_, to, ok := r.presentMember(pl, k, dry, ref)
+	return to, ok
+}
+
+// presentMember is present, with the member's identity.
+func (r *run) presentMember(pl *relationPlan, k int, dry bool, ref func(directory.User) string) (identity, to string, ok bool) {
+	identity = pl.members.identity(k)
 	u, found := directory.User{ID: identity, Identity: identity, Managed: true, Active: true}, true
 	if !r.rel.createdAt(k) {
 		u, found = pl.user(identity)
@@ -639,12 +645,12 @@ func (r *run) present(pl *relationPlan, k int, dry bool, ref func(directory.User
 	case !found:
 		// A dry run counts the users it would create; an import finds
 		// every user it wrote, so a missing one is a row that failed.
-		return "", dry
+		return identity, "", dry
 	case r.cfg.Directory.ManagedOnly && !u.Managed:
 		// Out of scope: its row was an error of the users' pass.
-		return "", false
+		return identity, "", false
 	}
-	return ref(u), true
+	return identity, ref(u), true
 }
 
 // deleted tells whether the import deletes user u (a dry run, which has
