@@ -168,12 +168,13 @@ func (r *UserImportReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 }
 
 // lookAgain asks to reconcile again after wait. A look by the clock (a
-// poll of a run, a wait for a source, a queue's safety net) yields to
-// what an event brought: a new import is admitted before the imports
-// already running are polled.
+// poll of a run, a wait for a source, a queue's safety net, the start of
+// a run just admitted, a retry after a conflict) yields to what an event
+// brought: new imports are admitted before the imports already admitted
+// are started or polled.
 func lookAgain(wait time.Duration) ctrl.Result {
 	res := ctrl.Result{RequeueAfter: wait}
-	if wait >= time.Second {
+	if wait > 0 {
 		res.Priority = ptr.To(handler.LowPriority)
 	}
 	return res
