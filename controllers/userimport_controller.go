@@ -119,6 +119,10 @@ type importRun struct {
 	*UserImportReconciler
 	imp    *v1alpha1.UserImport
 	status *statusPatch
+	// cached: imp is the cache's copy of a new import (see read). Its
+	// decisions may only write the status, which the resourceVersion
+	// guards; anything that starts or removes a run needs a fresh copy.
+	cached bool
 	// phaseEvent is the place (from 1) of the Event of this reconcile's
 	// phase changes among the status's pending Events; 0: none yet.
 	phaseEvent int
@@ -130,7 +134,7 @@ func (r *UserImportReconciler) now() metav1.Time {
 
 // Reconcile implements reconcile.Reconciler.
 func (r *UserImportReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	imp, err := r.read(ctx, req.NamespacedName)
+	imp, cached, err := r.read(ctx, req.NamespacedName)
 	if err != nil {
 		if apierrors.IsNotFound(err) {
 			r.Metrics.Forget(req.String())
@@ -138,6 +142,25 @@ func (r *UserImportReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		}
 		return ctrl.Result{}, err
 	}
+	res, err := r.reconcileCopy(ctx, req, imp, cached)
+	if errors.Is(err, errFresh) {
+		// The cache's copy of a new import met a run: decide again on a
+		// fresh copy, at once.
+		imp = &v1alpha1.UserImport{}
+		if err := r.APIReader.Get(ctx, req.NamespacedName, imp); err != nil {
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
+		res, err = r.reconcileCopy(ctx, req, imp, false)
+	}
+	return res, err
+}
+
+// errFresh says that a decision needs a fresh copy of the import.
+var errFresh = errors.New("the decision needs a fresh copy of the import")
+
+// reconcileCopy reconciles imp, as read: cached says it is the cache's
+// copy.
+func (r *UserImportReconciler) reconcileCopy(ctx context.Context, req ctrl.Request, imp *v1alpha1.UserImport, cached bool) (ctrl.Result, error) {
 	if !imp.DeletionTimestamp.IsZero() {
 		// Owned Jobs go with the import (garbage collection); runs in the
 		// manager process must be stopped here.
@@ -148,8 +171,11 @@ func (r *UserImportReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	// reconcile at a time.
 	defer r.directories.lock(imp.Namespace + "/" + imp.Spec.DirectoryRef.Name)()
 
-	run := &importRun{UserImportReconciler: r, imp: imp, status: newStatusPatch(r.Client, r.Recorder, imp)}
+	run := &importRun{UserImportReconciler: r, imp: imp, status: newStatusPatch(r.Client, r.Recorder, imp), cached: cached}
 	v, err := run.reconcile(ctx)
+	if errors.Is(err, errFresh) {
+		return ctrl.Result{}, err
+	}
 	if errors.Is(err, errStale) {
 		// Nothing is written: the next reconcile decides on a fresh copy.
 		return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
@@ -186,17 +212,18 @@ func lookAgain(wait time.Duration) ctrl.Result {
 // decides (cacheDecides), and the status write is guarded by the
 // resourceVersion it read: a manager restarted beside 20,000 finished
 // imports reads none of them from the API server, and a running import
-// looked at every poll interval costs no read.
-func (r *UserImportReconciler) read(ctx context.Context, key client.ObjectKey) (*v1alpha1.UserImport, error) {
+// looked at every poll interval costs no read. cached says that the copy
+// is the cache's.
+func (r *UserImportReconciler) read(ctx context.Context, key client.ObjectKey) (*v1alpha1.UserImport, bool, error) {
 	imp := &v1alpha1.UserImport{}
 	if err := r.Client.Get(ctx, key, imp); err == nil && imp.DeletionTimestamp.IsZero() && r.cacheDecides(ctx, imp) {
-		return imp, nil
+		return imp, true, nil
 	}
 	imp = &v1alpha1.UserImport{}
 	if err := r.APIReader.Get(ctx, key, imp); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return imp, nil
+	return imp, false, nil
 }
 
 // cacheDecides tells whether a reconcile may decide on the cache's copy
@@ -206,6 +233,12 @@ func (r *UserImportReconciler) read(ctx context.Context, key client.ObjectKey) (
 // running).
 func (r *UserImportReconciler) cacheDecides(ctx context.Context, imp *v1alpha1.UserImport) bool {
 	if imp.Status.Phase.IsFinal() {
+		return true
+	}
+	if imp.Status.Phase == "" && imp.Spec.Action != v1alpha1.ActionCancel {
+		// A new import: its admission writes only its status, and needs
+		// a fresh copy before it starts or removes a run (start). This
+		// spares the read of each new import of a burst.
 		return true
 	}
 	stage, ok := phaseStage(imp.Status.Phase)

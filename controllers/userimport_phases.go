@@ -198,6 +198,11 @@ func (run *importRun) start(ctx context.Context, stage runcontract.Stage) (verdi
 	if err != nil {
 		return verdict{}, err
 	}
+	if run.cached && (st.Found || stage != runcontract.StageImport) {
+		// The cache's copy of a new import may be behind a run that
+		// exists, and a preview starts here: decide on a fresh copy.
+		return verdict{}, errFresh
+	}
 	if st.Found && !st.Running {
 		// The finished run of an earlier attempt (a preview before an
 		// edit, an import before its approval) holds the name: remove it

@@ -1,0 +1,158 @@
+package controllers
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrl "sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/executor"
+	"github.com/userimport/user-import-operator/internal/metrics"
+	"github.com/userimport/user-import-operator/internal/runcontract"
+	"github.com/userimport/user-import-operator/internal/testenv"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.RunShared(m)) }
+
+// staleCache stands in for a manager's cache that has not yet seen any
+// status write of the imports: it shows every UserImport as new. Lists
+// filter by the directory index as the cache's does.
+type staleCache struct{ client.Client }
+
+func (c staleCache) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if err := c.Client.Get(ctx, key, obj, opts...); err != nil {
+		return err
+	}
+	if imp, ok := obj.(*v1alpha1.UserImport); ok {
+		imp.Status = v1alpha1.UserImportStatus{}
+	}
+	return nil
+}
+
+func (c staleCache) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	lo := (&client.ListOptions{}).ApplyOptions(opts)
+	if err := c.Client.List(ctx, list, client.InNamespace(lo.Namespace)); err != nil {
+		return err
+	}
+	imps, ok := list.(*v1alpha1.UserImportList)
+	if !ok || lo.FieldSelector == nil {
+		return nil
+	}
+	want, _ := lo.FieldSelector.RequiresExactMatch(directoryIndex)
+	kept := imps.Items[:0]
+	for _, i := range imps.Items {
+		if i.Spec.DirectoryRef.Name == want {
+			i.Status = v1alpha1.UserImportStatus{}
+			kept = append(kept, i)
+		}
+	}
+	imps.Items = kept
+	return nil
+}
+
+// finishedRun stands in for an executor that holds the finished run of
+// every import; it records what the reconciler asks of it.
+type finishedRun struct {
+	executor.Executor
+	calls []string
+}
+
+func (e *finishedRun) Status(context.Context, *v1alpha1.UserImport, runcontract.Stage) (executor.StageStatus, error) {
+	return executor.StageStatus{Found: true}, nil
+}
+func (e *finishedRun) Running(context.Context, *v1alpha1.UserImport, runcontract.Stage) bool {
+	return false
+}
+func (e *finishedRun) Reset(context.Context, *v1alpha1.UserImport, runcontract.Stage) error {
+	e.calls = append(e.calls, "Reset")
+	return nil
+}
+func (e *finishedRun) Start(context.Context, *v1alpha1.UserImport, *v1alpha1.UserDirectory, runcontract.Stage) error {
+	e.calls = append(e.calls, "Start")
+	return nil
+}
+func (e *finishedRun) Cancel(context.Context, *v1alpha1.UserImport) error {
+	e.calls = append(e.calls, "Cancel")
+	return nil
+}
+
+// A new import is admitted on the cache's copy, without a read. A copy
+// that is behind the API server must never remove or start a run: an
+// import whose finished run the cache has not yet seen is decided on a
+// fresh copy, and its run stays.
+func TestStaleNewImportLeavesFinishedRunAlone(t *testing.T) {
+	_, c := testenv.Shared(t)
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "stale-cache-"}}
+	if err := c.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Delete(context.Background(), ns) })
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "hr", Namespace: ns.Name}, Data: map[string]string{"users.csv": "email\na@example.com\n"}}
+	dir := &v1alpha1.UserDirectory{ObjectMeta: metav1.ObjectMeta{Name: "corp", Namespace: ns.Name}, Spec: v1alpha1.UserDirectorySpec{
+		SCIM: &v1alpha1.SCIMDirectory{URL: "https://idp.example.com/scim/v2"}, IdentityAttribute: "userName"}}
+	for _, o := range []client.Object{cm, dir} {
+		if err := c.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir.Status.ObservedGeneration = dir.Generation
+	meta.SetStatusCondition(&dir.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Ready", Message: "ready"})
+	if err := c.Status().Update(ctx, dir); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		action v1alpha1.ImportAction
+		done   v1alpha1.ImportPhase
+	}{
+		{v1alpha1.ActionImport, v1alpha1.PhaseCompleted},
+		{v1alpha1.ActionPreview, v1alpha1.PhasePreviewReady},
+	} {
+		t.Run(string(tc.action), func(t *testing.T) {
+			imp := &v1alpha1.UserImport{ObjectMeta: metav1.ObjectMeta{GenerateName: "imp-", Namespace: ns.Name}, Spec: v1alpha1.UserImportSpec{
+				Action:       tc.action,
+				DirectoryRef: v1alpha1.LocalObjectReference{Name: dir.Name},
+				Source:       v1alpha1.ImportSource{ConfigMap: &v1alpha1.ConfigMapKeyRef{Name: cm.Name, Key: "users.csv"}},
+				Mapping:      []v1alpha1.AttributeMapping{{Attribute: "userName", Column: "email", Identity: true}},
+			}}
+			if err := c.Create(ctx, imp); err != nil {
+				t.Fatal(err)
+			}
+			// The run ended: the API server has the import's last phase.
+			imp.Status.Phase = tc.done
+			imp.Status.ObservedGeneration = imp.Generation
+			if tc.action == v1alpha1.ActionPreview {
+				imp.Status.Preview = &v1alpha1.PreviewStatus{Generation: imp.Generation}
+			}
+			if err := c.Status().Update(ctx, imp); err != nil {
+				t.Fatal(err)
+			}
+			exec := &finishedRun{}
+			r := &UserImportReconciler{Client: staleCache{c}, APIReader: c, Recorder: events.NewFakeRecorder(100),
+				Executor: exec, Metrics: metrics.NewTracker(), Clock: clock.RealClock{}}
+			if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(imp)}); err != nil {
+				t.Fatal(err)
+			}
+			if len(exec.calls) > 0 {
+				t.Fatalf("a reconcile on a stale copy asked the executor to %s", strings.Join(exec.calls, ", "))
+			}
+			var got v1alpha1.UserImport
+			if err := c.Get(ctx, client.ObjectKeyFromObject(imp), &got); err != nil {
+				t.Fatal(err)
+			}
+			if got.Status.Phase != tc.done {
+				t.Fatalf("phase %s, want %s", got.Status.Phase, tc.done)
+			}
+		})
+	}
+}
