@@ -73,7 +73,7 @@ var (
 	profile    = flag.String("profile", "", "a file for the manager's CPU profile of the burst's first 30 s; the API server's goes to the file + .apiserver")
 	// The flags the sizing guide (docs/operations.md) gives a manager of
 	// 5,000 schedules.
-	managerFlags = flag.String("manager-flags", "--kube-api-qps=200 --kube-api-burst=400 --import-workers=16", "flags of the manager, beside the bench's own")
+	managerFlags = flag.String("manager-flags", "--kube-api-qps=300 --kube-api-burst=600 --import-workers=32", "flags of the manager, beside the bench's own")
 )
 
 const poll, debounce = 60, 30
