@@ -119,9 +119,9 @@ type importRun struct {
 	*UserImportReconciler
 	imp    *v1alpha1.UserImport
 	status *statusPatch
-	// cached: imp is the cache's copy of a new import (see read). Its
-	// decisions may only write the status, which the resourceVersion
-	// guards; anything that starts or removes a run needs a fresh copy.
+	// cached: imp is the cache's copy (see read). Its decisions may only
+	// write the status, which the resourceVersion guards; anything that
+	// starts or removes a run needs a fresh copy (errFresh).
 	cached bool
 	// phaseEvent is the place (from 1) of the Event of this reconcile's
 	// phase changes among the status's pending Events; 0: none yet.
@@ -134,25 +134,24 @@ func (r *UserImportReconciler) now() metav1.Time {
 
 // Reconcile implements reconcile.Reconciler.
 func (r *UserImportReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	imp, cached, err := r.read(ctx, req.NamespacedName)
-	if err != nil {
-		if apierrors.IsNotFound(err) {
-			r.Metrics.Forget(req.String())
-			return ctrl.Result{}, nil
+	imp, cached, err := r.read(ctx, req.NamespacedName, false)
+	if err == nil {
+		var res ctrl.Result
+		res, err = r.reconcileCopy(ctx, req, imp, cached)
+		if !errors.Is(err, errFresh) {
+			return res, err
 		}
-		return ctrl.Result{}, err
-	}
-	res, err := r.reconcileCopy(ctx, req, imp, cached)
-	if errors.Is(err, errFresh) {
 		// The cache's copy of a new import met a run: decide again on a
 		// fresh copy, at once.
-		imp = &v1alpha1.UserImport{}
-		if err := r.APIReader.Get(ctx, req.NamespacedName, imp); err != nil {
-			return ctrl.Result{}, client.IgnoreNotFound(err)
+		if imp, _, err = r.read(ctx, req.NamespacedName, true); err == nil {
+			return r.reconcileCopy(ctx, req, imp, false)
 		}
-		res, err = r.reconcileCopy(ctx, req, imp, false)
 	}
-	return res, err
+	if apierrors.IsNotFound(err) {
+		r.Metrics.Forget(req.String())
+		return ctrl.Result{}, nil
+	}
+	return ctrl.Result{}, err
 }
 
 // errFresh says that a decision needs a fresh copy of the import.
@@ -213,11 +212,13 @@ func lookAgain(wait time.Duration) ctrl.Result {
 // resourceVersion it read: a manager restarted beside 20,000 finished
 // imports reads none of them from the API server, and a running import
 // looked at every poll interval costs no read. cached says that the copy
-// is the cache's.
-func (r *UserImportReconciler) read(ctx context.Context, key client.ObjectKey) (*v1alpha1.UserImport, bool, error) {
+// is the cache's; fresh asks for the API server's.
+func (r *UserImportReconciler) read(ctx context.Context, key client.ObjectKey, fresh bool) (*v1alpha1.UserImport, bool, error) {
 	imp := &v1alpha1.UserImport{}
-	if err := r.Client.Get(ctx, key, imp); err == nil && imp.DeletionTimestamp.IsZero() && r.cacheDecides(ctx, imp) {
-		return imp, true, nil
+	if !fresh {
+		if err := r.Client.Get(ctx, key, imp); err == nil && imp.DeletionTimestamp.IsZero() && r.cacheDecides(ctx, imp) {
+			return imp, true, nil
+		}
 	}
 	imp = &v1alpha1.UserImport{}
 	if err := r.APIReader.Get(ctx, key, imp); err != nil {
