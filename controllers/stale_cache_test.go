@@ -85,12 +85,10 @@ func (e *finishedRun) Cancel(context.Context, *v1alpha1.UserImport) error {
 	return nil
 }
 
-// A new import is admitted on the cache's copy, without a read. A copy
-// that is behind the API server must never remove or start a run: an
-// import whose finished run the cache has not yet seen is decided on a
-// fresh copy, and its run stays.
-func TestStaleNewImportLeavesFinishedRunAlone(t *testing.T) {
-	_, c := testenv.Shared(t)
+// readyTenant makes a namespace with a source ConfigMap and a Ready
+// directory.
+func readyTenant(t *testing.T, c client.Client) (*corev1.Namespace, *corev1.ConfigMap, *v1alpha1.UserDirectory) {
+	t.Helper()
 	ctx := context.Background()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "stale-cache-"}}
 	if err := c.Create(ctx, ns); err != nil {
@@ -110,6 +108,18 @@ func TestStaleNewImportLeavesFinishedRunAlone(t *testing.T) {
 	if err := c.Status().Update(ctx, dir); err != nil {
 		t.Fatal(err)
 	}
+
+	return ns, cm, dir
+}
+
+// A new import is admitted on the cache's copy, without a read. A copy
+// that is behind the API server must never remove or start a run: an
+// import whose finished run the cache has not yet seen is decided on a
+// fresh copy, and its run stays.
+func TestStaleNewImportLeavesFinishedRunAlone(t *testing.T) {
+	_, c := testenv.Shared(t)
+	ctx := context.Background()
+	ns, cm, dir := readyTenant(t, c)
 
 	for _, tc := range []struct {
 		action v1alpha1.ImportAction
@@ -154,5 +164,142 @@ func TestStaleNewImportLeavesFinishedRunAlone(t *testing.T) {
 				t.Fatalf("phase %s, want %s", got.Status.Phase, tc.done)
 			}
 		})
+	}
+}
+
+// frozenCache stands in for a manager's cache that has not yet seen what
+// was written to some imports since: it shows them as they were. Lists
+// filter by the directory index as the cache's does.
+type frozenCache struct {
+	client.Client
+	frozen map[string]v1alpha1.UserImport
+}
+
+func (c frozenCache) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if imp, ok := obj.(*v1alpha1.UserImport); ok {
+		if f, ok := c.frozen[key.Name]; ok {
+			f.DeepCopyInto(imp)
+			return nil
+		}
+	}
+	return c.Client.Get(ctx, key, obj, opts...)
+}
+
+func (c frozenCache) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	lo := (&client.ListOptions{}).ApplyOptions(opts)
+	if err := c.Client.List(ctx, list, client.InNamespace(lo.Namespace)); err != nil {
+		return err
+	}
+	imps, ok := list.(*v1alpha1.UserImportList)
+	if !ok {
+		return nil
+	}
+	want, _ := lo.FieldSelector.RequiresExactMatch(directoryIndex)
+	kept := imps.Items[:0]
+	for _, i := range imps.Items {
+		if f, ok := c.frozen[i.Name]; ok {
+			i = *f.DeepCopy()
+		}
+		if i.Spec.DirectoryRef.Name == want {
+			kept = append(kept, i)
+		}
+	}
+	imps.Items = kept
+	return nil
+}
+
+// listCounter counts the lists read from the API server.
+type listCounter struct {
+	client.Reader
+	lists int
+}
+
+func (r *listCounter) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	r.lists++
+	return r.Reader.List(ctx, list, opts...)
+}
+
+// noRun stands in for an executor that holds no run; it records the runs
+// started.
+type noRun struct {
+	executor.Executor
+	started []string
+}
+
+func (e *noRun) Status(context.Context, *v1alpha1.UserImport, runcontract.Stage) (executor.StageStatus, error) {
+	return executor.StageStatus{}, nil
+}
+func (e *noRun) Running(context.Context, *v1alpha1.UserImport, runcontract.Stage) bool { return false }
+func (e *noRun) Start(_ context.Context, imp *v1alpha1.UserImport, _ *v1alpha1.UserDirectory, _ runcontract.Stage) error {
+	e.started = append(e.started, imp.Name)
+	return nil
+}
+
+// The queue of a directory is decided on the cache's copies once the
+// cache shows the last phase the manager wrote there. A cache that has
+// not yet seen an import start must not start a second one: the queue is
+// then read afresh.
+func TestQueueOnAStaleCacheStartsOneImport(t *testing.T) {
+	_, c := testenv.Shared(t)
+	ctx := context.Background()
+	ns, cm, dir := readyTenant(t, c)
+	imports := map[string]*v1alpha1.UserImport{}
+	for _, name := range []string{"a", "b"} {
+		imp := &v1alpha1.UserImport{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns.Name}, Spec: v1alpha1.UserImportSpec{
+			Action:       v1alpha1.ActionImport,
+			DirectoryRef: v1alpha1.LocalObjectReference{Name: dir.Name},
+			Source:       v1alpha1.ImportSource{ConfigMap: &v1alpha1.ConfigMapKeyRef{Name: cm.Name, Key: "users.csv"}},
+			Mapping:      []v1alpha1.AttributeMapping{{Attribute: "userName", Column: "email", Identity: true}},
+		}}
+		if err := c.Create(ctx, imp); err != nil {
+			t.Fatal(err)
+		}
+		imports[name] = imp
+	}
+	api := &listCounter{Reader: c}
+	r := &UserImportReconciler{Client: frozenCache{Client: c}, APIReader: api, Recorder: events.NewFakeRecorder(100),
+		Executor: &noRun{}, Metrics: metrics.NewTracker(), Clock: clock.RealClock{}}
+	reconcile := func(name string) v1alpha1.ImportPhase {
+		t.Helper()
+		if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(imports[name])}); err != nil {
+			t.Fatal(err)
+		}
+		var got v1alpha1.UserImport
+		if err := c.Get(ctx, client.ObjectKeyFromObject(imports[name]), &got); err != nil {
+			t.Fatal(err)
+		}
+		return got.Status.Phase
+	}
+
+	if p := reconcile("a"); p != v1alpha1.PhaseImporting {
+		t.Fatalf("a: phase %s, want Importing", p)
+	}
+	// The cache has not seen a start: it shows a as created.
+	r.Client = frozenCache{Client: c, frozen: map[string]v1alpha1.UserImport{"a": *imports["a"]}}
+	api.lists = 0
+	if p := reconcile("b"); p != v1alpha1.PhaseImportPending {
+		t.Fatalf("b, beside a cache that missed a's start: phase %s, want ImportPending", p)
+	}
+	if api.lists != 1 {
+		t.Fatalf("b read the queue afresh %d times, want once", api.lists)
+	}
+
+	// a ends; the cache has seen every phase written, and b starts on
+	// its word.
+	var a v1alpha1.UserImport
+	if err := c.Get(ctx, client.ObjectKeyFromObject(imports["a"]), &a); err != nil {
+		t.Fatal(err)
+	}
+	a.Status.Phase = v1alpha1.PhaseCompleted
+	if err := c.Status().Update(ctx, &a); err != nil {
+		t.Fatal(err)
+	}
+	r.Client = frozenCache{Client: c}
+	api.lists = 0
+	if p := reconcile("b"); p != v1alpha1.PhaseImporting {
+		t.Fatalf("b, once a completed: phase %s, want Importing", p)
+	}
+	if api.lists != 0 {
+		t.Fatalf("b read the queue afresh %d times beside a cache that shows every phase written, want none", api.lists)
 	}
 }

@@ -72,6 +72,8 @@ type UserImportReconciler struct {
 	// so that its queue is decided by one reconcile at a time.
 	Workers     int
 	directories keyedMutex
+	// phases is the last phase written in each directory (queued).
+	phases phaseWrites
 }
 
 // keyedMutex is a mutex per key, kept only while it is held or waited
@@ -168,9 +170,11 @@ func (r *UserImportReconciler) reconcileCopy(ctx context.Context, req ctrl.Reque
 	// Imports of other directories are reconciled meanwhile; this
 	// directory's queue is decided, and its status written, by one
 	// reconcile at a time.
-	defer r.directories.lock(imp.Namespace + "/" + imp.Spec.DirectoryRef.Name)()
+	directory := imp.Namespace + "/" + imp.Spec.DirectoryRef.Name
+	defer r.directories.lock(directory)()
 
 	run := &importRun{UserImportReconciler: r, imp: imp, status: newStatusPatch(r.Client, r.Recorder, imp), cached: cached}
+	from := imp.Status.Phase
 	v, err := run.reconcile(ctx)
 	if errors.Is(err, errFresh) {
 		return ctrl.Result{}, err
@@ -183,8 +187,15 @@ func (r *UserImportReconciler) reconcileCopy(ctx context.Context, req ctrl.Reque
 		conditions.Set(imp, v.state, v.reason, v.message)
 		setInsecureTransport(imp, sourceInsecure(imp.Spec.Source))
 	}
+	moved := imp.Status.Phase != from
+	if moved {
+		r.phases.writing(directory, imp.Name)
+	}
 	if err := run.status.finish(ctx, err); err != nil {
 		return finished(ctrl.Result{}, err)
+	}
+	if moved {
+		r.phases.wrote(directory, imp.Name, imp.ResourceVersion)
 	}
 	r.Metrics.Observe(req.String(), imp.Status.Phase, imp.Status.Progress, safetyBlocked(imp))
 	// What the phase written owes (a report, the source's archiving) is

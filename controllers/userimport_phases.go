@@ -129,21 +129,27 @@ func (run *importRun) idle(ctx context.Context) (verdict, error) {
 
 // queued decides whether an ImportPending import may start: no import of
 // its directory is Importing and it is the oldest waiting. The cache
-// tells where it waits; an import the cache puts at the head reads the
-// queue afresh before it starts, so that two imports never both see
-// themselves there. A cache behind the API server only makes an import
-// wait for the event that wakes it (nextInQueue) or its next look.
+// tells where it waits. An import the cache puts at the head starts on
+// the cache's word only when the cache shows the last phase this manager
+// wrote in the directory (phaseWrites); otherwise it reads the queue
+// afresh, so that two imports never both see themselves there. A cache
+// behind the API server only makes an import wait for the event that
+// wakes it (nextInQueue) or its next look.
 func (run *importRun) queued(ctx context.Context) (verdict, error) {
 	imp := run.imp
+	directory := imp.Namespace + "/" + imp.Spec.DirectoryRef.Name
 	// Read only: the cache's objects themselves, not copies.
-	q, err := run.queueOf(ctx, run.Client, client.MatchingFields{directoryIndex: imp.Spec.DirectoryRef.Name}, client.UnsafeDisableDeepCopy)
+	list, err := run.importsOf(ctx, run.Client, client.MatchingFields{directoryIndex: imp.Spec.DirectoryRef.Name}, client.UnsafeDisableDeepCopy)
 	if err != nil {
 		return verdict{}, err
 	}
-	if len(q.active) == 0 && q.position(imp.Name) == 1 {
-		if q, err = run.queueOf(ctx, run.APIReader); err != nil {
+	q := run.queueOf(list)
+	if len(q.active) == 0 && q.position(imp.Name) == 1 && !run.phases.cached(directory, imp, list) {
+		if list, err = run.importsOf(ctx, run.APIReader); err != nil {
 			return verdict{}, err
 		}
+		run.phases.readAfresh(directory, list)
+		q = run.queueOf(list)
 	}
 	pos := q.position(imp.Name)
 	imp.Status.QueuePosition = int32(pos)
@@ -159,21 +165,33 @@ func (run *importRun) queued(ctx context.Context) (verdict, error) {
 	return run.start(ctx, runcontract.StageImport)
 }
 
-// queueOf is the queue of the import's directory, with the imports of its
-// namespace as reader lists them and the import as this reconcile read it.
-func (run *importRun) queueOf(ctx context.Context, reader client.Reader, opts ...client.ListOption) (directoryQueue, error) {
+// importsOf lists the imports of the import's directory in its
+// namespace, as reader has them.
+func (run *importRun) importsOf(ctx context.Context, reader client.Reader, opts ...client.ListOption) ([]v1alpha1.UserImport, error) {
 	imp := run.imp
 	var list v1alpha1.UserImportList
 	if err := reader.List(ctx, &list, append(opts, client.InNamespace(imp.Namespace))...); err != nil {
-		return directoryQueue{}, fmt.Errorf("listing imports: %w", err)
+		return nil, fmt.Errorf("listing imports: %w", err)
 	}
-	mine := []v1alpha1.UserImport{*imp}
+	mine := list.Items[:0:0]
 	for _, o := range list.Items {
-		if o.Name != imp.Name && o.Spec.DirectoryRef.Name == imp.Spec.DirectoryRef.Name {
+		if o.Spec.DirectoryRef.Name == imp.Spec.DirectoryRef.Name {
 			mine = append(mine, o)
 		}
 	}
-	return queueOf(mine), nil
+	return mine, nil
+}
+
+// queueOf is the queue of the import's directory, with the imports
+// listed and the import as this reconcile read it.
+func (run *importRun) queueOf(list []v1alpha1.UserImport) directoryQueue {
+	mine := []v1alpha1.UserImport{*run.imp}
+	for _, o := range list {
+		if o.Name != run.imp.Name {
+			mine = append(mine, o)
+		}
+	}
+	return queueOf(mine)
 }
 
 // start begins stage once the directory is Ready, adopting a run that
