@@ -86,6 +86,20 @@ func diagnose(ctx context.Context, m *manager, cfg *rest.Config) *diagnosis {
 	return d
 }
 
+// admitted says what the API server served, and who was busy, from the
+// burst's start until every new import was admitted: the admissions'
+// share of the burst.
+func (d *diagnosis) admitted(ctx context.Context) {
+	elapsed := time.Since(d.start)
+	say("admission window of %s, as the API server served it: %s", elapsed.Round(100*time.Millisecond), topRates(d.served, served(ctx, d.cfg), elapsed, 14))
+	var cpus []string
+	for name, t := range processCPU() {
+		cpus = append(cpus, fmt.Sprintf("%s %.2f", name, (t-d.cpu[name]).Seconds()/elapsed.Seconds()))
+	}
+	slices.Sort(cpus)
+	say("admission window, CPUs busy by process: %s", strings.Join(cpus, ", "))
+}
+
 // end stops following and says what was seen.
 func (d *diagnosis) end(ctx context.Context) {
 	close(d.stop)

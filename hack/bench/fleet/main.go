@@ -177,7 +177,7 @@ func run() error {
 	f.recentlyWritten(ctx, time.Minute)
 
 	diag := diagnose(ctx, mgr, &cfg)
-	admit, change, err := f.burst(ctx)
+	admit, change, err := f.burst(ctx, diag)
 	if err != nil {
 		return err
 	}
@@ -294,7 +294,7 @@ func (f *fleet) waitCompleted(ctx context.Context, n int, limit time.Duration) e
 // burst creates the new imports and changes the ConfigMaps at once, and
 // returns the admission delays and the delays from a change to the import
 // of each schedule on that ConfigMap.
-func (f *fleet) burst(ctx context.Context) (admit, change []float64, err error) {
+func (f *fleet) burst(ctx context.Context, diag *diagnosis) (admit, change []float64, err error) {
 	healthy := *namespaces - *hung - 1
 	names := make([]string, *burst)
 	createdAt := make([]time.Time, *burst)
@@ -348,8 +348,14 @@ func (f *fleet) burst(ctx context.Context) (admit, change []float64, err error) 
 	say("burst sent: %d imports, %d ConfigMap changes", *burst, len(picked))
 
 	limit := time.Now().Add(time.Duration(poll+debounce)*time.Second + 5*time.Minute)
+	told := false
 	for time.Now().Before(limit) {
 		admit, change = f.delays(names, createdAt, picked, changedAt)
+		if len(admit) == *burst && !told {
+			told = true
+			diag.admitted(ctx)
+			say("admissions: %s", f.admissionTimeline(names, createdAt))
+		}
 		if len(admit) == *burst && len(change) == countSchedules(picked) {
 			break
 		}
@@ -373,6 +379,30 @@ func (f *fleet) burst(ctx context.Context) (admit, change []float64, err error) 
 		}
 	}
 	return admit, change, nil
+}
+
+// admissionTimeline counts, by second from the first creation, the new
+// imports created and those admitted: "second:created/admitted".
+func (f *fleet) admissionTimeline(names []string, createdAt []time.Time) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t0 := slices.MinFunc(createdAt, func(a, b time.Time) int { return a.Compare(b) })
+	created, admitted := map[int]int{}, map[int]int{}
+	last := 0
+	for k, n := range names {
+		s := int(createdAt[k].Sub(t0).Seconds())
+		created[s]++
+		if t, ok := f.seen[n]; ok {
+			a := int(t.Sub(t0).Seconds())
+			admitted[a]++
+			last = max(last, a)
+		}
+	}
+	var parts []string
+	for s := 0; s <= last; s++ {
+		parts = append(parts, fmt.Sprintf("%d:%d/%d", s, created[s], admitted[s]))
+	}
+	return strings.Join(parts, " ")
 }
 
 func countSchedules(ws []watchedCM) int {
