@@ -54,21 +54,23 @@ func (p *phaseWrites) set(directory string, w phaseWrite) {
 }
 
 // readAfresh learns, from the imports of directory as the API server
-// listed them, what a write of unknown outcome left.
+// listed them, what a write of unknown outcome left, and forgets a write
+// to an import deleted since: the cache never shows it again.
 func (p *phaseWrites) readAfresh(directory string, list []v1alpha1.UserImport) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	w, ok := p.last[directory]
-	if !ok || w.resourceVersion != "" {
+	if !ok {
 		return
 	}
 	for i := range list {
 		if list[i].Name == w.name {
-			p.last[directory] = phaseWrite{name: w.name, resourceVersion: list[i].ResourceVersion}
+			if w.resourceVersion == "" {
+				p.last[directory] = phaseWrite{name: w.name, resourceVersion: list[i].ResourceVersion}
+			}
 			return
 		}
 	}
-	// Deleted: nothing of it is left to wait for.
 	delete(p.last, directory)
 }
 
