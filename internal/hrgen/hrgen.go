@@ -100,7 +100,7 @@ func Row(seed uint64, i int) []string {
 		mgr,
 		fmt.Sprintf("%04d-%02d-%02d", 2000+r.IntN(25), 1+r.IntN(12), 1+r.IntN(28)),
 		locations[r.IntN(len(locations))],
-		fmt.Sprintf("CC-%04d", 1000+r.IntN(400)),
+		fmt.Sprintf("CC-%04d", 1000+r.IntN(440)),
 		status,
 	}
 }

@@ -69,7 +69,7 @@ var _ = Describe("Groups and managers at a million users", Ordered, SpecPriority
 				{Attribute: "first_name", Column: "first_name"},
 				{Attribute: "last_name", Column: "last_name", Required: true},
 				{Attribute: "department", Column: "department"},
-				// 400 cost centers, and 10 departments by 10 titles.
+				// 440 cost centers, and 10 departments by 10 titles: 540 groups.
 				{Attribute: "groups", Template: "{{.cost_center}}|{{.department}} {{.title}}", Split: "|", Target: uiov1.TargetGroups},
 				{Attribute: "manager", Column: "manager_email", Target: uiov1.TargetManager},
 			},

@@ -1,6 +1,6 @@
 // Command groups benchmarks groups and managers: 50,000 new users
 // imported through the engine into a fresh slapd, each a member of two of
-// 500 groups (its cost center, and its department and title) and with a
+// 540 groups (its cost center, and its department and title) and with a
 // reference to its manager, against the same users imported without
 // groups and managers, in the same run. The two imports take turns over
 // -rounds rounds on fresh servers and each keeps its fastest. The last
@@ -82,7 +82,7 @@ func userMapping() []v1alpha1.AttributeMapping {
 	}
 }
 
-// relationMapping adds the groups (400 cost centers, 10 departments by
+// relationMapping adds the groups (440 cost centers, 10 departments by
 // 10 titles) and the manager.
 func relationMapping() []v1alpha1.AttributeMapping {
 	return append(userMapping(),
