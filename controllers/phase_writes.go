@@ -11,19 +11,23 @@ import (
 // phaseWrites remembers, by directory, the last phase this manager wrote
 // to one of the directory's imports: which import, and the
 // resourceVersion the write gave it. A directory's queue may then be
-// decided on the cache's copy once the cache shows that write, rather
+// decided on the cache's copies once the cache shows that write, rather
 // than read afresh from the API server at every start.
 //
 // The cache applies the watch of UserImports in resourceVersion order: a
 // copy at or past the version written means every earlier event, and
-// so every earlier phase written by this manager, is in the cache too.
-// Phases are written only by this manager, under the directory's lock
-// (UserImportReconciler.directories); a phase write whose outcome is not
-// known (an error) makes the starts read the queue afresh until a fresh
-// read shows what it left.
+// so every earlier phase written by this manager (or by the one before
+// it), is in the cache too. Phases are written only by this manager,
+// under the directory's lock (UserImportReconciler.directories). Until a
+// directory's queue was read afresh once, and after a phase write whose
+// outcome is not known (an error), its starts read the queue afresh.
 type phaseWrites struct {
 	mu   sync.Mutex
 	last map[string]phaseWrite
+	// listed holds the directories whose queue was read afresh since the
+	// manager started: a cache filled from a list that may lag behind
+	// the API server decides nothing before.
+	listed map[string]bool
 }
 
 type phaseWrite struct {
@@ -53,25 +57,35 @@ func (p *phaseWrites) set(directory string, w phaseWrite) {
 	p.last[directory] = w
 }
 
-// readAfresh learns, from the imports of directory as the API server
-// listed them, what a write of unknown outcome left, and forgets a write
-// to an import deleted since: the cache never shows it again.
+// readAfresh takes the imports of directory as the API server listed
+// them: every phase written in the directory, of the imports that are
+// left, is at or before the newest of them, which the cache must show
+// from now on.
 func (p *phaseWrites) readAfresh(directory string, list []v1alpha1.UserImport) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	w, ok := p.last[directory]
-	if !ok {
-		return
+	if p.listed == nil {
+		p.listed = map[string]bool{}
 	}
+	p.listed[directory] = true
+	var newest *v1alpha1.UserImport
 	for i := range list {
-		if list[i].Name == w.name {
-			if w.resourceVersion == "" {
-				p.last[directory] = phaseWrite{name: w.name, resourceVersion: list[i].ResourceVersion}
-			}
-			return
+		if newest == nil {
+			newest = &list[i]
+			continue
+		}
+		if c, err := resourceversion.CompareResourceVersion(list[i].ResourceVersion, newest.ResourceVersion); err == nil && c > 0 {
+			newest = &list[i]
 		}
 	}
-	delete(p.last, directory)
+	if newest == nil {
+		delete(p.last, directory)
+		return
+	}
+	if p.last == nil {
+		p.last = map[string]phaseWrite{}
+	}
+	p.last[directory] = phaseWrite{name: newest.Name, resourceVersion: newest.ResourceVersion}
 }
 
 // cached tells whether list, the cache's imports of directory, shows
@@ -87,7 +101,7 @@ func (p *phaseWrites) cached(directory string, imp *v1alpha1.UserImport, list []
 	defer p.mu.Unlock()
 	w, ok := p.last[directory]
 	if !ok {
-		return true
+		return p.listed[directory]
 	}
 	if w.resourceVersion == "" || !atLeast(list, w.name, w.resourceVersion) {
 		return false

@@ -31,7 +31,8 @@ func TestPhaseWritesTrustTheCacheOnlyPastTheLastWrite(t *testing.T) {
 		cache []v1alpha1.UserImport
 		want  bool
 	}{
-		{"nothing written", nil, list("80"), true},
+		{"the queue never read afresh", nil, list("80"), false},
+		{"read afresh with a at 80", func() { p.readAfresh(dir, list("80")) }, list("80"), true},
 		{"b read past the cache", nil, []v1alpha1.UserImport{importAt("b", "89")}, false},
 		{"a's write under way", func() { p.writing(dir, "a") }, list("100"), false},
 		{"a's write of unknown outcome, listed afresh at 100", func() { p.readAfresh(dir, list("100")) }, list("80"), false},
@@ -39,7 +40,9 @@ func TestPhaseWritesTrustTheCacheOnlyPastTheLastWrite(t *testing.T) {
 		{"a written at 120", func() { p.wrote(dir, "a", "120") }, list("100"), false},
 		{"the cache past it", nil, list("130"), true},
 		{"once seen, the write is forgotten", nil, list("100"), true},
-		{"a written at 140, then deleted", func() { p.wrote(dir, "a", "140"); p.readAfresh(dir, list("")) }, list("100"), true},
+		{"a written at 140, then deleted: b, listed at 90, is the newest", func() { p.wrote(dir, "a", "140"); p.readAfresh(dir, list("")) }, list("100"), true},
+		{"a at 150, b at 160: the cache must show b at 160", func() { p.readAfresh(dir, []v1alpha1.UserImport{importAt("a", "150"), importAt("b", "160")}) }, list("150"), false},
+		{"nothing left in the directory", func() { p.readAfresh(dir, nil) }, list("150"), true},
 		{"another directory's write", func() { p.wrote("tenant/other", "z", "999") }, list("100"), true},
 	}
 	for _, s := range steps {
