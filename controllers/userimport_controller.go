@@ -156,6 +156,12 @@ func (r *UserImportReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	return ctrl.Result{}, err
 }
 
+// directoryKey names the directory of imp across namespaces: the key of
+// its lock (directories) and of its last phase written (phases).
+func directoryKey(imp *v1alpha1.UserImport) string {
+	return imp.Namespace + "/" + imp.Spec.DirectoryRef.Name
+}
+
 // errFresh says that a decision needs a fresh copy of the import.
 var errFresh = errors.New("the decision needs a fresh copy of the import")
 
@@ -170,7 +176,7 @@ func (r *UserImportReconciler) reconcileCopy(ctx context.Context, req ctrl.Reque
 	// Imports of other directories are reconciled meanwhile; this
 	// directory's queue is decided, and its status written, by one
 	// reconcile at a time.
-	directory := imp.Namespace + "/" + imp.Spec.DirectoryRef.Name
+	directory := directoryKey(imp)
 	defer r.directories.lock(directory)()
 
 	run := &importRun{UserImportReconciler: r, imp: imp, status: newStatusPatch(r.Client, r.Recorder, imp), cached: cached}

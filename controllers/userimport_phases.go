@@ -137,15 +137,15 @@ func (run *importRun) idle(ctx context.Context) (verdict, error) {
 // wakes it (nextInQueue) or its next look.
 func (run *importRun) queued(ctx context.Context) (verdict, error) {
 	imp := run.imp
-	directory := imp.Namespace + "/" + imp.Spec.DirectoryRef.Name
+	directory := directoryKey(imp)
 	// Read only: the cache's objects themselves, not copies.
-	list, err := run.importsOf(ctx, run.Client, client.MatchingFields{directoryIndex: imp.Spec.DirectoryRef.Name}, client.UnsafeDisableDeepCopy)
+	list, err := run.directoryImports(ctx, run.Client, client.MatchingFields{directoryIndex: imp.Spec.DirectoryRef.Name}, client.UnsafeDisableDeepCopy)
 	if err != nil {
 		return verdict{}, err
 	}
 	q := run.queueOf(list)
 	if len(q.active) == 0 && q.position(imp.Name) == 1 && !run.phases.cached(directory, imp, list) {
-		if list, err = run.importsOf(ctx, run.APIReader); err != nil {
+		if list, err = run.directoryImports(ctx, run.APIReader); err != nil {
 			return verdict{}, err
 		}
 		run.phases.readAfresh(directory, list)
@@ -165,15 +165,15 @@ func (run *importRun) queued(ctx context.Context) (verdict, error) {
 	return run.start(ctx, runcontract.StageImport)
 }
 
-// importsOf lists the imports of the import's directory in its
+// directoryImports lists the imports of the import's directory in its
 // namespace, as reader has them.
-func (run *importRun) importsOf(ctx context.Context, reader client.Reader, opts ...client.ListOption) ([]v1alpha1.UserImport, error) {
+func (run *importRun) directoryImports(ctx context.Context, reader client.Reader, opts ...client.ListOption) ([]v1alpha1.UserImport, error) {
 	imp := run.imp
 	var list v1alpha1.UserImportList
 	if err := reader.List(ctx, &list, append(opts, client.InNamespace(imp.Namespace))...); err != nil {
 		return nil, fmt.Errorf("listing imports: %w", err)
 	}
-	mine := list.Items[:0:0]
+	var mine []v1alpha1.UserImport
 	for _, o := range list.Items {
 		if o.Spec.DirectoryRef.Name == imp.Spec.DirectoryRef.Name {
 			mine = append(mine, o)
