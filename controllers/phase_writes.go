@@ -51,6 +51,10 @@ func (p *phaseWrites) wrote(directory, name, resourceVersion string) {
 func (p *phaseWrites) set(directory string, w phaseWrite) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.setLocked(directory, w)
+}
+
+func (p *phaseWrites) setLocked(directory string, w phaseWrite) {
 	if p.last == nil {
 		p.last = map[string]phaseWrite{}
 	}
@@ -62,30 +66,25 @@ func (p *phaseWrites) set(directory string, w phaseWrite) {
 // left, is at or before the newest of them, which the cache must show
 // from now on.
 func (p *phaseWrites) readAfresh(directory string, list []v1alpha1.UserImport) {
+	var newest *v1alpha1.UserImport
+	for i := range list {
+		if newest == nil {
+			newest = &list[i]
+		} else if c, err := resourceversion.CompareResourceVersion(list[i].ResourceVersion, newest.ResourceVersion); err == nil && c > 0 {
+			newest = &list[i]
+		}
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.listed == nil {
 		p.listed = map[string]bool{}
 	}
 	p.listed[directory] = true
-	var newest *v1alpha1.UserImport
-	for i := range list {
-		if newest == nil {
-			newest = &list[i]
-			continue
-		}
-		if c, err := resourceversion.CompareResourceVersion(list[i].ResourceVersion, newest.ResourceVersion); err == nil && c > 0 {
-			newest = &list[i]
-		}
-	}
 	if newest == nil {
 		delete(p.last, directory)
 		return
 	}
-	if p.last == nil {
-		p.last = map[string]phaseWrite{}
-	}
-	p.last[directory] = phaseWrite{name: newest.Name, resourceVersion: newest.ResourceVersion}
+	p.setLocked(directory, phaseWrite{name: newest.Name, resourceVersion: newest.ResourceVersion})
 }
 
 // cached tells whether list, the cache's imports of directory, shows
