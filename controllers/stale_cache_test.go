@@ -23,35 +23,60 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(testenv.RunShared(m)) }
 
-// staleCache stands in for a manager's cache that has not yet seen any
-// status write of the imports: it shows every UserImport as new. Lists
-// filter by the directory index as the cache's does.
-type staleCache struct{ client.Client }
+// laggingCache stands in for a manager's cache that has not yet seen
+// what was written to the imports since: it shows each UserImport as
+// behind gives it. Lists filter by the directory index as the cache's
+// does.
+type laggingCache struct {
+	client.Client
+	behind func(*v1alpha1.UserImport)
+}
 
-func (c staleCache) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+// staleCache has seen no status write of any import: it shows every
+// UserImport as new.
+func staleCache(c client.Client) laggingCache {
+	return laggingCache{Client: c, behind: func(imp *v1alpha1.UserImport) { imp.Status = v1alpha1.UserImportStatus{} }}
+}
+
+// frozenCache shows the imports named in frozen as they were there, and
+// the others as they are.
+func frozenCache(c client.Client, frozen ...*v1alpha1.UserImport) laggingCache {
+	return laggingCache{Client: c, behind: func(imp *v1alpha1.UserImport) {
+		for _, f := range frozen {
+			if f.Name == imp.Name {
+				f.DeepCopyInto(imp)
+			}
+		}
+	}}
+}
+
+func (c laggingCache) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
 	if err := c.Client.Get(ctx, key, obj, opts...); err != nil {
 		return err
 	}
 	if imp, ok := obj.(*v1alpha1.UserImport); ok {
-		imp.Status = v1alpha1.UserImportStatus{}
+		c.behind(imp)
 	}
 	return nil
 }
 
-func (c staleCache) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+func (c laggingCache) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
 	lo := (&client.ListOptions{}).ApplyOptions(opts)
 	if err := c.Client.List(ctx, list, client.InNamespace(lo.Namespace)); err != nil {
 		return err
 	}
 	imps, ok := list.(*v1alpha1.UserImportList)
-	if !ok || lo.FieldSelector == nil {
+	if !ok {
 		return nil
 	}
-	want, _ := lo.FieldSelector.RequiresExactMatch(directoryIndex)
+	want, filter := "", lo.FieldSelector != nil
+	if filter {
+		want, _ = lo.FieldSelector.RequiresExactMatch(directoryIndex)
+	}
 	kept := imps.Items[:0]
 	for _, i := range imps.Items {
-		if i.Spec.DirectoryRef.Name == want {
-			i.Status = v1alpha1.UserImportStatus{}
+		c.behind(&i)
+		if !filter || i.Spec.DirectoryRef.Name == want {
 			kept = append(kept, i)
 		}
 	}
@@ -148,7 +173,7 @@ func TestStaleNewImportLeavesFinishedRunAlone(t *testing.T) {
 				t.Fatal(err)
 			}
 			exec := &finishedRun{}
-			r := &UserImportReconciler{Client: staleCache{c}, APIReader: c, Recorder: events.NewFakeRecorder(100),
+			r := &UserImportReconciler{Client: staleCache(c), APIReader: c, Recorder: events.NewFakeRecorder(100),
 				Executor: exec, Metrics: metrics.NewTracker(), Clock: clock.RealClock{}}
 			if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(imp)}); err != nil {
 				t.Fatal(err)
@@ -167,47 +192,6 @@ func TestStaleNewImportLeavesFinishedRunAlone(t *testing.T) {
 	}
 }
 
-// frozenCache stands in for a manager's cache that has not yet seen what
-// was written to some imports since: it shows them as they were. Lists
-// filter by the directory index as the cache's does.
-type frozenCache struct {
-	client.Client
-	frozen map[string]v1alpha1.UserImport
-}
-
-func (c frozenCache) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
-	if imp, ok := obj.(*v1alpha1.UserImport); ok {
-		if f, ok := c.frozen[key.Name]; ok {
-			f.DeepCopyInto(imp)
-			return nil
-		}
-	}
-	return c.Client.Get(ctx, key, obj, opts...)
-}
-
-func (c frozenCache) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
-	lo := (&client.ListOptions{}).ApplyOptions(opts)
-	if err := c.Client.List(ctx, list, client.InNamespace(lo.Namespace)); err != nil {
-		return err
-	}
-	imps, ok := list.(*v1alpha1.UserImportList)
-	if !ok {
-		return nil
-	}
-	want, _ := lo.FieldSelector.RequiresExactMatch(directoryIndex)
-	kept := imps.Items[:0]
-	for _, i := range imps.Items {
-		if f, ok := c.frozen[i.Name]; ok {
-			i = *f.DeepCopy()
-		}
-		if i.Spec.DirectoryRef.Name == want {
-			kept = append(kept, i)
-		}
-	}
-	imps.Items = kept
-	return nil
-}
-
 // listCounter counts the lists read from the API server.
 type listCounter struct {
 	client.Reader
@@ -219,21 +203,13 @@ func (r *listCounter) List(ctx context.Context, list client.ObjectList, opts ...
 	return r.Reader.List(ctx, list, opts...)
 }
 
-// noRun stands in for an executor that holds no run; it records the runs
-// started.
-type noRun struct {
-	executor.Executor
-	started []string
-}
+// noRun stands in for an executor that holds no run.
+type noRun struct{ executor.Executor }
 
 func (e *noRun) Status(context.Context, *v1alpha1.UserImport, runcontract.Stage) (executor.StageStatus, error) {
 	return executor.StageStatus{}, nil
 }
 func (e *noRun) Running(context.Context, *v1alpha1.UserImport, runcontract.Stage) bool { return false }
-func (e *noRun) Start(_ context.Context, imp *v1alpha1.UserImport, _ *v1alpha1.UserDirectory, _ runcontract.Stage) error {
-	e.started = append(e.started, imp.Name)
-	return nil
-}
 
 // The queue of a directory is decided on the cache's copies once the
 // cache shows the last phase the manager wrote there. A cache that has
@@ -257,7 +233,7 @@ func TestQueueOnAStaleCacheStartsOneImport(t *testing.T) {
 		imports[name] = imp
 	}
 	api := &listCounter{Reader: c}
-	r := &UserImportReconciler{Client: frozenCache{Client: c}, APIReader: api, Recorder: events.NewFakeRecorder(100),
+	r := &UserImportReconciler{Client: frozenCache(c), APIReader: api, Recorder: events.NewFakeRecorder(100),
 		Executor: &noRun{}, Metrics: metrics.NewTracker(), Clock: clock.RealClock{}}
 	reconcile := func(name string) v1alpha1.ImportPhase {
 		t.Helper()
@@ -275,7 +251,7 @@ func TestQueueOnAStaleCacheStartsOneImport(t *testing.T) {
 		t.Fatalf("a: phase %s, want Importing", p)
 	}
 	// The cache has not seen a start: it shows a as created.
-	r.Client = frozenCache{Client: c, frozen: map[string]v1alpha1.UserImport{"a": *imports["a"]}}
+	r.Client = frozenCache(c, imports["a"])
 	api.lists = 0
 	if p := reconcile("b"); p != v1alpha1.PhaseImportPending {
 		t.Fatalf("b, beside a cache that missed a's start: phase %s, want ImportPending", p)
@@ -294,7 +270,7 @@ func TestQueueOnAStaleCacheStartsOneImport(t *testing.T) {
 	if err := c.Status().Update(ctx, &a); err != nil {
 		t.Fatal(err)
 	}
-	r.Client = frozenCache{Client: c}
+	r.Client = frozenCache(c)
 	api.lists = 0
 	if p := reconcile("b"); p != v1alpha1.PhaseImporting {
 		t.Fatalf("b, once a completed: phase %s, want Importing", p)
