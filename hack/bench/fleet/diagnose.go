@@ -92,12 +92,18 @@ func diagnose(ctx context.Context, m *manager, cfg *rest.Config) *diagnosis {
 func (d *diagnosis) admitted(ctx context.Context) {
 	elapsed := time.Since(d.start)
 	say("admission window of %s, as the API server served it: %s", elapsed.Round(100*time.Millisecond), topRates(d.served, served(ctx, d.cfg), elapsed, 14))
+	say("admission window, CPUs busy by process: %s", d.cpuShares(elapsed))
+}
+
+// cpuShares is the share of a CPU each process used since the burst
+// began.
+func (d *diagnosis) cpuShares(elapsed time.Duration) string {
 	var cpus []string
 	for name, t := range processCPU() {
 		cpus = append(cpus, fmt.Sprintf("%s %.2f", name, (t-d.cpu[name]).Seconds()/elapsed.Seconds()))
 	}
 	slices.Sort(cpus)
-	say("admission window, CPUs busy by process: %s", strings.Join(cpus, ", "))
+	return strings.Join(cpus, ", ")
 }
 
 // end stops following and says what was seen.
@@ -106,12 +112,7 @@ func (d *diagnosis) end(ctx context.Context) {
 	<-d.done
 	elapsed := time.Since(d.start)
 	say("burst, as the API server served it: %s", topRates(d.served, served(ctx, d.cfg), elapsed, 14))
-	var cpus []string
-	for name, t := range processCPU() {
-		cpus = append(cpus, fmt.Sprintf("%s %.2f", name, (t-d.cpu[name]).Seconds()/elapsed.Seconds()))
-	}
-	slices.Sort(cpus)
-	say("burst, CPUs busy by process over %s: %s", elapsed.Round(time.Second), strings.Join(cpus, ", "))
+	say("burst, CPUs busy by process over %s: %s", elapsed.Round(time.Second), d.cpuShares(elapsed))
 	reconciles, queued := d.m.histogram("controller_runtime_reconcile_time_seconds", "controller"), d.m.histogram("workqueue_queue_duration_seconds", "name")
 	var parts []string
 	for name, p := range d.peak {

@@ -388,24 +388,20 @@ func (f *fleet) burst(ctx context.Context, diag *diagnosis) (admit, seen, change
 		return nil, nil, nil, err
 	}
 	say("admissions written by the manager, by second (created/admitted): %s", timeline(names, createdAt, written))
+	seenAt, missing := f.seenCopy(), 0
 	for k, n := range names {
-		if t, ok := written[n]; ok {
-			admit = append(admit, t.Sub(createdAt[k]).Seconds())
+		t, ok := written[n]
+		if !ok {
+			// The watch's time stands for it, or the whole wait.
+			missing++
+			if t, ok = seenAt[n]; !ok {
+				t = time.Now()
+			}
 		}
+		admit = append(admit, t.Sub(createdAt[k]).Seconds())
 	}
-	if len(admit) < *burst {
-		say("%d of %d imports have no Event of their admission; the watch's times stand for them", *burst-len(admit), *burst)
-		seenAt := f.seenCopy()
-		for k, n := range names {
-			if _, ok := written[n]; ok {
-				continue
-			}
-			if t, ok := seenAt[n]; ok {
-				admit = append(admit, t.Sub(createdAt[k]).Seconds())
-			} else {
-				admit = append(admit, time.Since(createdAt[k]).Seconds())
-			}
-		}
+	if missing > 0 {
+		say("%d of %d imports have no Event of their admission; the watch's times stand for them", missing, *burst)
 	}
 	return admit, seen, change, nil
 }
