@@ -16,6 +16,7 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/executor"
+	"github.com/userimport/user-import-operator/internal/jobs"
 	"github.com/userimport/user-import-operator/internal/metrics"
 	"github.com/userimport/user-import-operator/internal/runcontract"
 	"github.com/userimport/user-import-operator/internal/testenv"
@@ -277,5 +278,51 @@ func TestQueueOnAStaleCacheStartsOneImport(t *testing.T) {
 	}
 	if api.lists != 0 {
 		t.Fatalf("b read the queue afresh %d times beside a cache that shows every phase written, want none", api.lists)
+	}
+}
+
+// runningRun stands in for an executor whose run of every import is
+// under way.
+type runningRun struct{ executor.Executor }
+
+func (e runningRun) Status(context.Context, *v1alpha1.UserImport, runcontract.Stage) (executor.StageStatus, error) {
+	return executor.StageStatus{Found: true, Running: true}, nil
+}
+func (e runningRun) Running(context.Context, *v1alpha1.UserImport, runcontract.Stage) bool {
+	return true
+}
+func (e runningRun) Prepare(context.Context, *v1alpha1.UserImport) error { return nil }
+
+// A run whose start was not written (the status write of the reconcile
+// that started it conflicted) is adopted with its report Secret named:
+// no later reconcile starts it again.
+func TestAdoptedRunNamesItsReport(t *testing.T) {
+	_, c := testenv.Shared(t)
+	ctx := context.Background()
+	ns, cm, dir := readyTenant(t, c)
+	imp := &v1alpha1.UserImport{ObjectMeta: metav1.ObjectMeta{Name: "hr", Namespace: ns.Name}, Spec: v1alpha1.UserImportSpec{
+		Action:       v1alpha1.ActionImport,
+		DirectoryRef: v1alpha1.LocalObjectReference{Name: dir.Name},
+		Source:       v1alpha1.ImportSource{ConfigMap: &v1alpha1.ConfigMapKeyRef{Name: cm.Name, Key: "users.csv"}},
+		Mapping:      []v1alpha1.AttributeMapping{{Attribute: "userName", Column: "email", Identity: true}},
+	}}
+	if err := c.Create(ctx, imp); err != nil {
+		t.Fatal(err)
+	}
+	imp.Status.Phase = v1alpha1.PhaseImporting
+	if err := c.Status().Update(ctx, imp); err != nil {
+		t.Fatal(err)
+	}
+	r := &UserImportReconciler{Client: c, APIReader: c, Recorder: events.NewFakeRecorder(100),
+		Executor: runningRun{}, Metrics: metrics.NewTracker(), Clock: clock.RealClock{}}
+	if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(imp)}); err != nil {
+		t.Fatal(err)
+	}
+	var got v1alpha1.UserImport
+	if err := c.Get(ctx, client.ObjectKeyFromObject(imp), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Status.ReportSecretRef == nil || got.Status.ReportSecretRef.Name != jobs.ReportSecretName(&got) {
+		t.Fatalf("report Secret %+v, want %s", got.Status.ReportSecretRef, jobs.ReportSecretName(&got))
 	}
 }

@@ -27,6 +27,7 @@ func (run *importRun) running(ctx context.Context, stage runcontract.Stage) (ver
 	if err != nil {
 		return verdict{}, err
 	}
+	run.adopted(st)
 	if !st.Found {
 		// An import that has just entered Importing starts here. Later,
 		// the Job was deleted by someone, or the manager restarted with

@@ -15,6 +15,7 @@ import (
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/conditions"
 	"github.com/userimport/user-import-operator/internal/directory/open"
+	"github.com/userimport/user-import-operator/internal/executor"
 	"github.com/userimport/user-import-operator/internal/jobs"
 	"github.com/userimport/user-import-operator/internal/runcontract"
 	"github.com/userimport/user-import-operator/internal/safetext"
@@ -255,6 +256,7 @@ func (run *importRun) start(ctx context.Context, stage runcontract.Stage) (verdi
 			return launchFailed(err)
 		}
 	}
+	run.adopted(st)
 	// Found and running: adopted (a restart between the start and the
 	// status patch).
 	run.setPhase(v1alpha1.PhaseCreatingPreview)
@@ -320,6 +322,15 @@ func launchFailed(err error) (verdict, error) {
 		return verdict{state: conditions.Stalled, reason: v1alpha1.ReasonSecretNotOwned, message: safetext.Of(err), requeueAfter: time.Minute}, nil
 	}
 	return verdict{}, err
+}
+
+// adopted names the report Secret of a run found: the status write of
+// the reconcile that started it may have failed (a conflict with the
+// run's first progress), and no later reconcile starts it again.
+func (run *importRun) adopted(st executor.StageStatus) {
+	if st.Found && run.imp.Status.ReportSecretRef == nil {
+		run.imp.Status.ReportSecretRef = &v1alpha1.LocalObjectReference{Name: jobs.ReportSecretName(run.imp)}
+	}
 }
 
 // ensureReportSecret creates the empty report Secret the worker fills.
