@@ -3,6 +3,7 @@ package sql
 import (
 	"context"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -72,5 +73,25 @@ func TestListingScansWithoutParallelWorkers(t *testing.T) {
 	}
 	if n != 100000 || workers != 0 {
 		t.Fatalf("listed %d users with %d parallel workers, want 100000 with none", n, workers)
+	}
+}
+
+// A server that speaks PostgreSQL's protocol without the setting that
+// keeps the scan serial still lists every user.
+func TestListingWithoutTheSerialSetting(t *testing.T) {
+	defer func(s string) { serialScan = s }(serialScan)
+	serialScan = "SET LOCAL no_such_setting = 0"
+	e := newEnv(t, v1alpha1.SQLDriverPostgres)
+	d := e.open(t, e.spec(), defaultOpts())
+	mustOK(t, mustApply(t, d, create("carol"), create("dave")))
+	var got []string
+	if err := d.List(context.Background(), attrNames, func(u directory.User) error {
+		got = append(got, u.Identity)
+		return nil
+	}); err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	if slices.Sort(got); !slices.Equal(got, []string{"carol", "dave"}) {
+		t.Fatalf("listed %q, want carol and dave", got)
 	}
 }
