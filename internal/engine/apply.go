@@ -154,7 +154,7 @@ func (p *pass) resolve(ctx context.Context, b *batch) error {
 // dropped).
 func (p *pass) checkCreates(ctx context.Context, b *batch) ([]int, error) {
 	cfg := p.r.cfg
-	if !cfg.Directory.ManagedOnly || !p.r.unmanaged {
+	if !cfg.Directory.ManagedOnly {
 		return nil, nil
 	}
 	var ids []string
@@ -165,6 +165,9 @@ func (p *pass) checkCreates(ctx context.Context, b *batch) ([]int, error) {
 	}
 	if len(ids) == 0 {
 		return nil, nil
+	}
+	if found, err := p.r.unmanaged(); err != nil || !found {
+		return nil, err
 	}
 	users, err := p.r.dir.Lookup(ctx, ids, []string{cfg.Directory.IdentityAttribute})
 	if err != nil {

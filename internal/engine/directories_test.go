@@ -378,10 +378,16 @@ func TestPeersResumeAfterInterruptions(t *testing.T) {
 	}
 }
 
-// countingLDAP counts the lookups the engine makes.
+// countingLDAP counts the lookups and the probes for unmanaged users the
+// engine makes.
 type countingLDAP struct {
 	*ldapdir.Directory
-	lookups atomic.Int64
+	lookups, probes atomic.Int64
+}
+
+func (c *countingLDAP) HasUnmanaged(ctx context.Context) (bool, error) {
+	c.probes.Add(1)
+	return c.Directory.HasUnmanaged(ctx)
 }
 
 func (c *countingLDAP) Lookup(ctx context.Context, ids, attrs []string) (map[string]directory.User, error) {
@@ -432,5 +438,43 @@ func TestPeersLDAPCreatesLookedUpOnlyBesideUnmanagedUsers(t *testing.T) {
 		if dry && d.lookups.Load() == 0 {
 			t.Error("preview beside an unmanaged user did not look up its creates")
 		}
+	}
+}
+
+// TestPeersLDAPProbesForUnmanagedUsersOnlyForCreates: the probe for users
+// outside the managed scope reads the whole directory when there are
+// none. A full import runs it once, when its first create needs it, and
+// an import that creates no one never.
+func TestPeersLDAPProbesForUnmanagedUsersOnlyForCreates(t *testing.T) {
+	p := peers()[0]
+	var rows []string
+	var users []seedUser
+	for i := range 30 {
+		id := fmt.Sprintf("u%04d", i)
+		rows = append(rows, fmt.Sprintf("%s,%s@corp.example,Dev,", id, id))
+		if i < 10 {
+			users = append(users, seedUser{id: id, mail: id + "@corp.example", title: "Dev", active: true, managed: true})
+		}
+	}
+	content := "id,mail,title,status\n" + strings.Join(rows, "\n") + "\n"
+	cfg := peerConfig(rand.New(rand.NewPCG(1, 2)), p, peerOptions(p.identity, p.marker, true), 0)
+	cfg.BatchSize = 5
+
+	managed, _ := startLDAP(t, users)
+	d := &countingLDAP{Directory: managed.(*ldapdir.Directory)}
+	res, _, err := runOnce(t, d, cfg, content, false)
+	if err != nil || res.Counts.Created != 20 {
+		t.Fatalf("import: %+v, %v", res.Counts, err)
+	}
+	if n := d.probes.Load(); n != 1 {
+		t.Errorf("an import that creates 20 users in batches of 5 probed %d times, want once", n)
+	}
+	d.probes.Store(0)
+	res, _, err = runOnce(t, d, cfg, content, false)
+	if err != nil || res.Counts.Created != 0 || res.Counts.Unchanged != 30 {
+		t.Fatalf("unchanged re-run: %+v, %v", res.Counts, err)
+	}
+	if n := d.probes.Load(); n != 0 {
+		t.Errorf("an import that creates no one probed %d times", n)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/csvread"
@@ -408,11 +409,14 @@ type run struct {
 	// when it has none.
 	checkValue func(attribute, value string) string
 	snap       *snapshot
-	// unmanaged is false when the directory said it holds no user outside
-	// the managed scope, so creates need no lookup (see checkCreates).
-	unmanaged bool
-	sets      []*idSet              // of every pass, freed by free
-	offHeap   []interface{ free() } // tables and lists outside the Go heap, freed by free
+	// probeUnmanaged tells whether the directory holds users outside the
+	// managed scope, so that creates are looked up first (see
+	// checkCreates); nil when it cannot tell, and it may. The probe reads
+	// the whole table when it holds none: it runs once, when a create
+	// first needs it, and an import that creates no one does not pay it.
+	probeUnmanaged func() (bool, error)
+	sets           []*idSet              // of every pass, freed by free
+	offHeap        []interface{ free() } // tables and lists outside the Go heap, freed by free
 	// dups are the offsets of a large delta file's rows whose identity
 	// an earlier row has (see dups.go); nil when the pass keeps a set.
 	dups []int64
@@ -446,7 +450,7 @@ func (r *run) newUserTable(fields int) *userTable {
 }
 
 func newRun(in Input, dir directory.Directory, cfg Config) (*run, error) {
-	r := &run{in: in, dir: dir, cfg: cfg, status: -1, codeCol: -1, unmanaged: true}
+	r := &run{in: in, dir: dir, cfg: cfg, status: -1, codeCol: -1}
 	rd, err := r.open()
 	if err != nil {
 		return nil, err
@@ -537,11 +541,26 @@ func (r *run) loadSnapshot(ctx context.Context) error {
 	}
 	r.snap = s
 	if p, ok := r.dir.(directory.UnmanagedProber); ok && r.cfg.Directory.ManagedOnly {
-		if r.unmanaged, err = p.HasUnmanaged(ctx); err != nil {
-			return fmt.Errorf("looking for users outside the managed scope: %w", err)
-		}
+		// The run writes only managed users: what the probe finds does
+		// not depend on when it runs.
+		r.probeUnmanaged = sync.OnceValues(func() (bool, error) {
+			found, err := p.HasUnmanaged(ctx)
+			if err != nil {
+				return true, fmt.Errorf("looking for users outside the managed scope: %w", err)
+			}
+			return found, nil
+		})
 	}
 	return nil
+}
+
+// unmanaged tells whether the directory may hold users outside the
+// managed scope.
+func (r *run) unmanaged() (bool, error) {
+	if r.probeUnmanaged == nil {
+		return true, nil
+	}
+	return r.probeUnmanaged()
 }
 
 func (r *run) deprovisions() bool {
