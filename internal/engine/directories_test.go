@@ -395,12 +395,11 @@ func (c *countingLDAP) Lookup(ctx context.Context, ids, attrs []string) (map[str
 	return c.Directory.Lookup(ctx, ids, attrs)
 }
 
-// TestPeersLDAPCreatesLookedUpOnlyBesideUnmanagedUsers: a full import
-// into an LDAP directory that holds only managed users writes its creates
-// without looking them up first; beside an unmanaged user, it looks them
-// up and refuses the row that would take that user over, in the preview
-// and in the import alike.
-func TestPeersLDAPCreatesLookedUpOnlyBesideUnmanagedUsers(t *testing.T) {
+// thirtyUsersTenManaged is a file of 30 users, u0000 to u0029, the first
+// 10 of them as managed users to seed a directory with, and the config
+// of a full import of the file into the LDAP peer that manages only its
+// own users.
+func thirtyUsersTenManaged() (string, []seedUser, Config) {
 	p := peers()[0]
 	var rows []string
 	var users []seedUser
@@ -412,7 +411,16 @@ func TestPeersLDAPCreatesLookedUpOnlyBesideUnmanagedUsers(t *testing.T) {
 		}
 	}
 	content := "id,mail,title,status\n" + strings.Join(rows, "\n") + "\n"
-	cfg := peerConfig(rand.New(rand.NewPCG(1, 2)), p, peerOptions(p.identity, p.marker, true), 0)
+	return content, users, peerConfig(rand.New(rand.NewPCG(1, 2)), p, peerOptions(p.identity, p.marker, true), 0)
+}
+
+// TestPeersLDAPCreatesLookedUpOnlyBesideUnmanagedUsers: a full import
+// into an LDAP directory that holds only managed users writes its creates
+// without looking them up first; beside an unmanaged user, it looks them
+// up and refuses the row that would take that user over, in the preview
+// and in the import alike.
+func TestPeersLDAPCreatesLookedUpOnlyBesideUnmanagedUsers(t *testing.T) {
+	content, users, cfg := thirtyUsersTenManaged()
 
 	managed, _ := startLDAP(t, users)
 	d := &countingLDAP{Directory: managed.(*ldapdir.Directory)}
@@ -446,18 +454,7 @@ func TestPeersLDAPCreatesLookedUpOnlyBesideUnmanagedUsers(t *testing.T) {
 // none. A full import runs it once, when its first create needs it, and
 // an import that creates no one never.
 func TestPeersLDAPProbesForUnmanagedUsersOnlyForCreates(t *testing.T) {
-	p := peers()[0]
-	var rows []string
-	var users []seedUser
-	for i := range 30 {
-		id := fmt.Sprintf("u%04d", i)
-		rows = append(rows, fmt.Sprintf("%s,%s@corp.example,Dev,", id, id))
-		if i < 10 {
-			users = append(users, seedUser{id: id, mail: id + "@corp.example", title: "Dev", active: true, managed: true})
-		}
-	}
-	content := "id,mail,title,status\n" + strings.Join(rows, "\n") + "\n"
-	cfg := peerConfig(rand.New(rand.NewPCG(1, 2)), p, peerOptions(p.identity, p.marker, true), 0)
+	content, users, cfg := thirtyUsersTenManaged()
 	cfg.BatchSize = 5
 
 	managed, _ := startLDAP(t, users)
