@@ -138,6 +138,16 @@ func readyTenant(t *testing.T, c client.Client) (*corev1.Namespace, *corev1.Conf
 	return ns, cm, dir
 }
 
+// tenantImport is an import of readyTenant's file into its directory.
+func tenantImport(meta metav1.ObjectMeta, action v1alpha1.ImportAction, cm *corev1.ConfigMap, dir *v1alpha1.UserDirectory) *v1alpha1.UserImport {
+	return &v1alpha1.UserImport{ObjectMeta: meta, Spec: v1alpha1.UserImportSpec{
+		Action:       action,
+		DirectoryRef: v1alpha1.LocalObjectReference{Name: dir.Name},
+		Source:       v1alpha1.ImportSource{ConfigMap: &v1alpha1.ConfigMapKeyRef{Name: cm.Name, Key: "users.csv"}},
+		Mapping:      []v1alpha1.AttributeMapping{{Attribute: "userName", Column: "email", Identity: true}},
+	}}
+}
+
 // A new import is admitted on the cache's copy, without a read. A copy
 // that is behind the API server must never remove or start a run: an
 // import whose finished run the cache has not yet seen is decided on a
@@ -155,12 +165,7 @@ func TestStaleNewImportLeavesFinishedRunAlone(t *testing.T) {
 		{v1alpha1.ActionPreview, v1alpha1.PhasePreviewReady},
 	} {
 		t.Run(string(tc.action), func(t *testing.T) {
-			imp := &v1alpha1.UserImport{ObjectMeta: metav1.ObjectMeta{GenerateName: "imp-", Namespace: ns.Name}, Spec: v1alpha1.UserImportSpec{
-				Action:       tc.action,
-				DirectoryRef: v1alpha1.LocalObjectReference{Name: dir.Name},
-				Source:       v1alpha1.ImportSource{ConfigMap: &v1alpha1.ConfigMapKeyRef{Name: cm.Name, Key: "users.csv"}},
-				Mapping:      []v1alpha1.AttributeMapping{{Attribute: "userName", Column: "email", Identity: true}},
-			}}
+			imp := tenantImport(metav1.ObjectMeta{GenerateName: "imp-", Namespace: ns.Name}, tc.action, cm, dir)
 			if err := c.Create(ctx, imp); err != nil {
 				t.Fatal(err)
 			}
@@ -222,12 +227,7 @@ func TestQueueOnAStaleCacheStartsOneImport(t *testing.T) {
 	ns, cm, dir := readyTenant(t, c)
 	imports := map[string]*v1alpha1.UserImport{}
 	for _, name := range []string{"a", "b"} {
-		imp := &v1alpha1.UserImport{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns.Name}, Spec: v1alpha1.UserImportSpec{
-			Action:       v1alpha1.ActionImport,
-			DirectoryRef: v1alpha1.LocalObjectReference{Name: dir.Name},
-			Source:       v1alpha1.ImportSource{ConfigMap: &v1alpha1.ConfigMapKeyRef{Name: cm.Name, Key: "users.csv"}},
-			Mapping:      []v1alpha1.AttributeMapping{{Attribute: "userName", Column: "email", Identity: true}},
-		}}
+		imp := tenantImport(metav1.ObjectMeta{Name: name, Namespace: ns.Name}, v1alpha1.ActionImport, cm, dir)
 		if err := c.Create(ctx, imp); err != nil {
 			t.Fatal(err)
 		}
@@ -300,12 +300,7 @@ func TestAdoptedRunNamesItsReport(t *testing.T) {
 	_, c := testenv.Shared(t)
 	ctx := context.Background()
 	ns, cm, dir := readyTenant(t, c)
-	imp := &v1alpha1.UserImport{ObjectMeta: metav1.ObjectMeta{Name: "hr", Namespace: ns.Name}, Spec: v1alpha1.UserImportSpec{
-		Action:       v1alpha1.ActionImport,
-		DirectoryRef: v1alpha1.LocalObjectReference{Name: dir.Name},
-		Source:       v1alpha1.ImportSource{ConfigMap: &v1alpha1.ConfigMapKeyRef{Name: cm.Name, Key: "users.csv"}},
-		Mapping:      []v1alpha1.AttributeMapping{{Attribute: "userName", Column: "email", Identity: true}},
-	}}
+	imp := tenantImport(metav1.ObjectMeta{Name: "hr", Namespace: ns.Name}, v1alpha1.ActionImport, cm, dir)
 	if err := c.Create(ctx, imp); err != nil {
 		t.Fatal(err)
 	}
