@@ -156,13 +156,14 @@ func (run *scheduleRun) fingerprint(poll time.Duration) (c v1alpha1.Change, know
 	tmpl := run.sched.Spec.Template.Spec
 	c = v1alpha1.Change{TemplateDigest: runcontract.SpecDigest(tmpl)}
 	namespace, src := run.sched.Namespace, tmpl.Source
-	var version versionFunc
+	var watched *watchedSource
 	if src.ConfigMap != nil && run.ConfigMapVersion != nil {
 		name := src.ConfigMap.Name
-		version = func(ctx context.Context) string { return run.ConfigMapVersion(ctx, namespace, name) }
+		watched = &watchedSource{configMap: types.NamespacedName{Namespace: namespace, Name: name},
+			version: func(ctx context.Context) string { return run.ConfigMapVersion(ctx, namespace, name) }}
 	}
 	c.SourceDigest, known, err = run.polls.look(client.ObjectKeyFromObject(run.sched), pollKey(namespace, src), poll,
-		version, func(ctx context.Context) (string, error) { return run.sourceDigest(ctx, namespace, src) })
+		watched, func(ctx context.Context) (string, error) { return run.sourceDigest(ctx, namespace, src) })
 	return c, known, err
 }
 

@@ -11,6 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -104,7 +106,7 @@ func (r *ImportScheduleReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	r.polls = newSourcePolls(func() time.Time { return r.Clock.Now() })
 	if r.ConfigMapVersion == nil {
-		versions, err := configMapVersions(mgr)
+		versions, err := configMapVersions(mgr, r.polls.configMapMoved)
 		if err != nil {
 			return err
 		}
@@ -441,13 +443,36 @@ func (run *scheduleRun) runNow(ctx context.Context) error {
 // configMapVersions watches the metadata of ConfigMaps (names and
 // resourceVersions, never their data), in the namespaces the manager
 // watches, and returns a lookup of a ConfigMap's resourceVersion in that
-// watch. The informer is made here, so the manager starts it, and waits
-// for it, before the controllers.
-func configMapVersions(mgr ctrl.Manager) (func(context.Context, string, string) string, error) {
+// watch. A ConfigMap that appears, or whose version moves, is passed to
+// moved, after the lookup shows its new version. The informer is made
+// here, so the manager starts it, and waits for it, before the
+// controllers.
+func configMapVersions(mgr ctrl.Manager, moved func(types.NamespacedName)) (func(context.Context, string, string) string, error) {
 	gvk := corev1.SchemeGroupVersion.WithKind("ConfigMap")
 	meta := &metav1.PartialObjectMetadata{}
 	meta.SetGroupVersionKind(gvk)
-	if _, err := mgr.GetCache().GetInformer(context.Background(), meta); err != nil {
+	inf, err := mgr.GetCache().GetInformer(context.Background(), meta)
+	if err != nil {
+		return nil, fmt.Errorf("watching the metadata of ConfigMaps: %w", err)
+	}
+	tell := func(o any) {
+		if m, ok := o.(metav1.Object); ok {
+			moved(types.NamespacedName{Namespace: m.GetNamespace(), Name: m.GetName()})
+		}
+	}
+	_, err = inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc: tell,
+		UpdateFunc: func(old, o any) {
+			// A resync delivers the version the watch has seen already.
+			if a, ok := old.(metav1.Object); ok {
+				if b, ok := o.(metav1.Object); ok && a.GetResourceVersion() == b.GetResourceVersion() {
+					return
+				}
+			}
+			tell(o)
+		},
+	})
+	if err != nil {
 		return nil, fmt.Errorf("watching the metadata of ConfigMaps: %w", err)
 	}
 	return func(ctx context.Context, namespace, name string) string {

@@ -19,7 +19,10 @@ import (
 // ConfigMap read it once a minute, not a hundred times. Reads run in the
 // background, never in a reconcile, so a file server that never answers
 // holds up no schedule; a read that finds a new fingerprint (or the first)
-// wakes every schedule watching that source.
+// wakes every schedule watching that source. A ConfigMap whose version
+// moves in the manager's watch is read at once, whatever the interval:
+// a poll that ran just before the watch showed the change would otherwise
+// see it only one interval later.
 //
 // Only fingerprints are kept (a sha256, an ETag, a file's identity),
 // never content, and a key includes the namespace: a schedule sees what
@@ -28,6 +31,8 @@ type sourcePolls struct {
 	mu       sync.Mutex
 	entries  map[string]*pollEntry
 	watching map[types.NamespacedName]string
+	// byConfigMap holds the keys of the entries of each watched ConfigMap.
+	byConfigMap map[types.NamespacedName]map[string]bool
 	// wake receives the schedules to reconcile after a read.
 	wake chan event.GenericEvent
 	now  func() time.Time
@@ -38,16 +43,26 @@ type pollEntry struct {
 	err    error
 	// version is the source's resourceVersion seen before the last read
 	// that succeeded, "" when the source has none to compare.
-	version  string
-	read     time.Time // when the last read ended; zero before the first
-	reading  bool
+	version string
+	read    time.Time // when the last read ended; zero before the first
+	reading bool
+	// again asks for another read once the one under way ends: the source
+	// moved while it ran.
+	again    bool
 	watchers map[types.NamespacedName]bool
+	// How the last look read the source, for a read its watch starts.
+	watched *watchedSource
+	readFn  func(context.Context) (string, error)
 }
 
-// versionFunc tells a source's version as the manager last saw it without
-// reading it (a ConfigMap's resourceVersion, from the metadata-only
-// watch), or "" when it cannot.
-type versionFunc func(context.Context) string
+// watchedSource is a source the manager watches without reading it: a
+// ConfigMap, whose metadata-only watch tells its resourceVersion.
+type watchedSource struct {
+	configMap types.NamespacedName
+	// version tells the resourceVersion as the watch last saw it, or ""
+	// when it has none.
+	version func(context.Context) string
+}
 
 func newSourcePolls(now func() time.Time) *sourcePolls {
 	return &sourcePolls{
@@ -55,6 +70,8 @@ func newSourcePolls(now func() time.Time) *sourcePolls {
 		entries:  map[string]*pollEntry{},
 		watching: map[types.NamespacedName]string{},
 		wake:     make(chan event.GenericEvent, 1024),
+
+		byConfigMap: map[types.NamespacedName]map[string]bool{},
 	}
 }
 
@@ -73,16 +90,44 @@ func pollKey(namespace string, src v1alpha1.ImportSource) string {
 // again: its fingerprint holds. A schedule watches one key: a new key (an
 // edited template) ends its watch of the old one.
 func (p *sourcePolls) look(sched types.NamespacedName, key string, maxAge time.Duration,
-	version versionFunc, read func(context.Context) (string, error)) (digest string, ok bool, err error) {
+	watched *watchedSource, read func(context.Context) (string, error)) (digest string, ok bool, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.watch(sched, key)
 	e := p.entries[key]
+	if e.watched == nil && watched != nil {
+		keys := p.byConfigMap[watched.configMap]
+		if keys == nil {
+			keys = map[string]bool{}
+			p.byConfigMap[watched.configMap] = keys
+		}
+		keys[key] = true
+	}
+	e.watched, e.readFn = watched, read
 	if !e.reading && (e.read.IsZero() || p.now().Sub(e.read) >= maxAge) {
 		e.reading = true
-		go p.refresh(key, version, read)
+		go p.refresh(key, e)
 	}
 	return e.digest, !e.read.IsZero(), e.err
+}
+
+// configMapMoved starts a read of the sources in ConfigMap cm, whose
+// version moved in the manager's watch, once read by a poll: their
+// schedules learn of a change at once, not at their next poll. A read
+// under way is followed by another, so at most one runs per source.
+func (p *sourcePolls) configMapMoved(cm types.NamespacedName) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for key := range p.byConfigMap[cm] {
+		e := p.entries[key]
+		switch {
+		case e.reading:
+			e.again = true
+		case !e.read.IsZero():
+			e.reading = true
+			go p.refresh(key, e)
+		}
+	}
 }
 
 func (p *sourcePolls) watch(sched types.NamespacedName, key string) {
@@ -102,7 +147,19 @@ func (p *sourcePolls) unwatch(sched types.NamespacedName, key string) {
 	if e := p.entries[key]; e != nil {
 		delete(e.watchers, sched)
 		if len(e.watchers) == 0 && !e.reading {
-			delete(p.entries, key)
+			p.drop(key, e)
+		}
+	}
+}
+
+// drop removes the entry of key, which no schedule watches.
+func (p *sourcePolls) drop(key string, e *pollEntry) {
+	delete(p.entries, key)
+	if e.watched != nil {
+		cm := e.watched.configMap
+		delete(p.byConfigMap[cm], key)
+		if len(p.byConfigMap[cm]) == 0 {
+			delete(p.byConfigMap, cm)
 		}
 	}
 }
@@ -122,14 +179,18 @@ func (p *sourcePolls) forget(sched types.NamespacedName) {
 // for each other: one per source is under way at most, and one that hangs
 // until its timeout holds up that source alone. The API server's requests
 // are paced by the manager's client (--kube-api-qps).
-func (p *sourcePolls) refresh(key string, version versionFunc, read func(context.Context) (string, error)) {
+//
+// e is the entry of key, marked reading by the caller.
+func (p *sourcePolls) refresh(key string, e *pollEntry) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	p.mu.Lock()
+	watched, read := e.watched, e.readFn
+	p.mu.Unlock()
 	var v string
-	if version != nil {
-		v = version(ctx)
+	if watched != nil {
+		v = watched.version(ctx)
 	}
 	p.mu.Lock()
-	e := p.entries[key]
 	digest, err := e.digest, e.err
 	unchanged := v != "" && v == e.version && e.err == nil && !e.read.IsZero()
 	p.mu.Unlock()
@@ -154,8 +215,12 @@ func (p *sourcePolls) refresh(key string, version versionFunc, read func(context
 			wake = append(wake, w)
 		}
 	}
-	if len(e.watchers) == 0 {
-		delete(p.entries, key)
+	switch {
+	case len(e.watchers) == 0:
+		p.drop(key, e)
+	case e.again:
+		e.again, e.reading = false, true
+		go p.refresh(key, e)
 	}
 	p.mu.Unlock()
 	for _, w := range wake {

@@ -231,7 +231,8 @@ func TestUnchangedVersionIsNotReadAgain(t *testing.T) {
 		reads.Add(1)
 		return content.Load().(string), nil
 	}
-	ver := func(context.Context) string { return version.Load().(string) }
+	ver := &watchedSource{configMap: types.NamespacedName{Namespace: "hr", Name: "export"},
+		version: func(context.Context) string { return version.Load().(string) }}
 	s := types.NamespacedName{Namespace: "hr", Name: "s"}
 	poll := func() string {
 		t.Helper()
@@ -277,5 +278,92 @@ func TestUnchangedVersionIsNotReadAgain(t *testing.T) {
 	poll()
 	if n := reads.Load(); n != 4 {
 		t.Fatalf("%d reads with no version to compare, want 4", n)
+	}
+}
+
+// A ConfigMap's change that the manager's watch shows only after a poll
+// has compared its version is read when the watch shows it, not one poll
+// interval later; a change during a read is read again after it. Another
+// ConfigMap's change reads nothing.
+func TestAMovedConfigMapIsReadAtOnce(t *testing.T) {
+	clk := &fakeNow{t: time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)}
+	p := newSourcePolls(clk.now)
+	var reads atomic.Int32
+	content, version := atomic.Value{}, atomic.Value{}
+	content.Store("v1")
+	version.Store("100")
+	gate := make(chan struct{}, 10)
+	read := func(context.Context) (string, error) {
+		reads.Add(1)
+		c := content.Load().(string)
+		<-gate
+		return c, nil
+	}
+	cm := types.NamespacedName{Namespace: "hr", Name: "export"}
+	watched := &watchedSource{configMap: cm, version: func(context.Context) string { return version.Load().(string) }}
+	s := types.NamespacedName{Namespace: "hr", Name: "s"}
+	digest := func() string {
+		t.Helper()
+		d, _, err := p.look(s, "cm", time.Hour, watched, read)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+
+	gate <- struct{}{}
+	digest()
+	woken(t, p, 1)
+	if d := digest(); d != "v1" {
+		t.Fatalf("digest %q after the first read, want v1", d)
+	}
+	// The export changes; the poll due now compares the version before
+	// the watch shows the new one, and reads nothing.
+	content.Store("v2")
+	clk.add(time.Hour)
+	digest()
+	waitFor(t, func() bool { p.mu.Lock(); defer p.mu.Unlock(); return !p.entries["cm"].reading })
+	if n := reads.Load(); n != 1 {
+		t.Fatalf("%d reads with the version unchanged, want 1", n)
+	}
+	// Other ConfigMaps move: nothing is read.
+	p.configMapMoved(types.NamespacedName{Namespace: "hr", Name: "other"})
+	p.configMapMoved(types.NamespacedName{Namespace: "it", Name: "export"})
+	quiet(t, p)
+	if n := reads.Load(); n != 1 {
+		t.Fatalf("%d reads after other ConfigMaps moved, want 1", n)
+	}
+	// The watch shows the new version: the change is read, and the
+	// schedule woken, with no poll due.
+	version.Store("101")
+	gate <- struct{}{}
+	p.configMapMoved(cm)
+	woken(t, p, 1)
+	if d := digest(); d != "v2" || reads.Load() != 2 {
+		t.Fatalf("after the watch showed the change: digest %q after %d reads, want v2 after 2", d, reads.Load())
+	}
+
+	// A change while a read is under way: that read ends, then one more
+	// reads it.
+	version.Store("102")
+	p.configMapMoved(cm)
+	waitFor(t, func() bool { return reads.Load() == 3 })
+	content.Store("v3")
+	version.Store("103")
+	p.configMapMoved(cm)
+	gate <- struct{}{}
+	gate <- struct{}{}
+	waitFor(t, func() bool { return reads.Load() == 4 })
+	waitFor(t, func() bool { p.mu.Lock(); defer p.mu.Unlock(); return !p.entries["cm"].reading })
+	if d := digest(); d != "v3" {
+		t.Fatalf("after a change during a read: digest %q, want v3", d)
+	}
+	if n := reads.Load(); n != 4 {
+		t.Fatalf("%d reads, want 4: one a move, and one after the move during a read", n)
+	}
+
+	p.forget(s)
+	if len(p.entries) != 0 || len(p.byConfigMap) != 0 {
+		t.Errorf("a forgotten schedule leaves %d entries and %d watched ConfigMaps", len(p.entries), len(p.byConfigMap))
 	}
 }
