@@ -34,8 +34,6 @@ import (
 var (
 	scheduleClock = clocktesting.NewFakePassiveClock(time.Date(2025, 6, 1, 9, 0, 0, 0, time.UTC))
 	tickCounter   atomic.Int64
-	// scheduleCache is the cache of that manager.
-	scheduleCache client.Reader
 )
 
 // startScheduleManager runs a manager with only the ImportSchedule controller and
@@ -49,7 +47,6 @@ func startScheduleManager() func() {
 	r.AllowedHosts = testenv.Loopback()
 	Expect(r.SetupWithManager(mgr)).To(Succeed())
 	stop := testenv.RunManager(ctx, mgr)
-	scheduleCache = mgr.GetCache()
 	running = schedulesAlone
 	return func() { Expect(stop()).To(Succeed()) }
 }
