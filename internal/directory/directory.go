@@ -144,6 +144,17 @@ type UnmanagedProber interface {
 	HasUnmanaged(ctx context.Context) (bool, error)
 }
 
+// CaseFolder is implemented by directories whose identities compare
+// without regard to case, as LDAP's uid, mail, sAMAccountName and
+// userPrincipalName do, and SCIM's userName: a row that spells an
+// identity in other case names the same user. A full import matches such
+// a row with the user it listed; read exactly, the row would take over
+// that user as a create, and the user, missing from the file under its
+// own spelling, would be deprovisioned.
+type CaseFolder interface {
+	IdentityIgnoresCase() bool
+}
+
 // Capabilities are what a directory offers.
 type Capabilities struct {
 	Bulk                bool

@@ -80,7 +80,7 @@ func (r *run) findDuplicates(ctx context.Context) error {
 			m := &c.rows[i]
 			c.hashes[i] = 0
 			if r.mapRow(m, rec) || m.identity != "" {
-				c.hashes[i] = hashIdentity(m.identity)
+				c.hashes[i] = r.identityHash(m.identity)
 			}
 		}
 	}

@@ -250,6 +250,13 @@ func (r *run) write(ctx context.Context, dryRun bool, report Reporter) (Result, 
 		// The users are written.
 		c := *cp
 		res := Result{DryRun: dryRun, SHA256: r.in.SHA256, Counts: cp.Counts, ResumePoint: &c}
+		if r.foldIdentity && r.cfg.Mode == v1alpha1.ModeFull {
+			// The file's rows name the users as the directory spells them
+			// (canonical), as they did in the users' step.
+			if err := r.loadSnapshot(ctx); err != nil {
+				return res, err
+			}
+		}
 		return res, r.relate(ctx, dryRun, report, &res, cp.Step)
 	}
 	if r.rel != nil && r.cfg.Mode == v1alpha1.ModeFull {
@@ -408,7 +415,10 @@ type run struct {
 	// checkValue is the directory's rule on values (ValueChecker); nil
 	// when it has none.
 	checkValue func(attribute, value string) string
-	snap       *snapshot
+	// foldIdentity tells whether the directory's identities ignore case
+	// (directory.CaseFolder): see canonical.
+	foldIdentity bool
+	snap         *snapshot
 	// probeUnmanaged tells whether the directory holds users outside the
 	// managed scope, so that creates are looked up first (see
 	// checkCreates); nil when it cannot tell, and it may. The probe reads
@@ -476,6 +486,9 @@ func newRun(in Input, dir directory.Directory, cfg Config) (*run, error) {
 	if vc, ok := dir.(directory.ValueChecker); ok {
 		r.checkValue = vc.CheckValue
 	}
+	if cf, ok := dir.(directory.CaseFolder); ok {
+		r.foldIdentity = cf.IdentityIgnoresCase()
+	}
 	if r.codeCol, err = r.codeColumn(); err != nil {
 		return nil, err
 	}
@@ -536,6 +549,7 @@ func (r *run) loadSnapshot(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listing the users in scope: %w", err)
 	}
+	s.fold = r.foldIdentity
 	if err := s.build(r.cfg.Directory.IdentityAttribute); err != nil {
 		return err
 	}

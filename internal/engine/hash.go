@@ -2,6 +2,7 @@ package engine
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -40,6 +41,16 @@ func hashValues(vals []string) uint64 {
 		_, _ = d.Write([]byte{0})
 	}
 	return nonZero(d.Sum64())
+}
+
+// identityHash is the fingerprint by which the run tells the identities
+// of two lines apart: in a directory whose identities ignore case, the
+// spellings of one identity have one (see canonical).
+func (r *run) identityHash(identity string) uint64 {
+	if r.foldIdentity {
+		identity = strings.ToLower(identity)
+	}
+	return hashIdentity(identity)
 }
 
 // hashIdentity is the 64-bit fingerprint of an identity.

@@ -188,7 +188,7 @@ func (p *invitePass) scan(ctx context.Context) error {
 	}, func(c *chunk) error {
 		for i := range c.rows {
 			m := &c.rows[i]
-			if !m.claims(seen) || m.msg != "" || r.statusAction(m) != directory.OpCreate {
+			if !r.claims(m, seen) || m.msg != "" || r.statusAction(m) != directory.OpCreate {
 				// A failed line wrote nothing; a line that deactivates or
 				// deletes its user creates nobody to invite.
 				continue

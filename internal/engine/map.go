@@ -117,7 +117,7 @@ func (r *run) mapRow(m *mappedRow, rec *mapping.Record) bool {
 	err := r.mapper.MapRecord(m.rec.Fields, rec)
 	// A row that fails still names its user when its identity could be
 	// read: that user is protected (see plan).
-	m.identity = rec.Identity()
+	m.identity = r.canonical(rec.Identity())
 	if err != nil {
 		m.msg = err.Error()
 		return false
@@ -144,4 +144,22 @@ func first(v []string) string {
 		return ""
 	}
 	return v[0]
+}
+
+// canonical is identity as the directory spells it, in a full import
+// into a directory whose identities ignore case: the identity of the one
+// listed user that it names without regard to case, when none matches it
+// exactly. Every identity the run compares with the file's then has one
+// spelling: a row that spells its user otherwise updates (and protects)
+// that user, rather than creating one the directory takes for it, while
+// the user, missing under its own spelling, is deprovisioned.
+func (r *run) canonical(identity string) string {
+	s := r.snap
+	if !r.foldIdentity || s == nil || identity == "" || s.find(identity) >= 0 {
+		return identity
+	}
+	if i := s.findFolded(identity); i >= 0 {
+		return s.identity(i)
+	}
+	return identity
 }

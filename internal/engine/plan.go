@@ -106,7 +106,7 @@ func (p *pass) planFailed(m *mappedRow, fail func(string)) {
 			return
 		}
 		s.markSeen(i)
-	} else if !p.created.add(hashIdentity(m.identity)) {
+	} else if !p.created.add(p.r.identityHash(m.identity)) {
 		fail(p.duplicateMsg())
 		return
 	}
@@ -127,7 +127,7 @@ func (p *pass) planFull(b *batch, line, row int64, m *mappedRow, replay bool, fa
 		return
 	}
 	if i < 0 {
-		if !p.created.add(hashIdentity(m.identity)) {
+		if !p.created.add(p.r.identityHash(m.identity)) {
 			fail(p.duplicateMsg())
 			return
 		}
@@ -217,7 +217,7 @@ func (r *run) statusAction(m *mappedRow) directory.Op {
 func (p *pass) isDuplicate(m *mappedRow) bool {
 	d := p.r.dups
 	if d == nil {
-		return !p.seen.add(hashIdentity(m.identity))
+		return !p.seen.add(p.r.identityHash(m.identity))
 	}
 	for p.dupNext < len(d) && d[p.dupNext] < m.rec.Offset {
 		p.dupNext++

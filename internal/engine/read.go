@@ -154,8 +154,8 @@ type mappedRow struct {
 // user: its identity can be read (whether or not the rest of the row
 // maps) and was not in seen, to which it is added. A later row with the
 // same identity is a duplicate.
-func (m *mappedRow) claims(seen *idSet) bool {
-	return m.lineErr == nil && m.identity != "" && seen.add(hashIdentity(m.identity))
+func (r *run) claims(m *mappedRow, seen *idSet) bool {
+	return m.lineErr == nil && m.identity != "" && seen.add(r.identityHash(m.identity))
 }
 
 func readAll(ctx context.Context, rd *csvread.Reader, work, ordered chan<- *chunk, free <-chan *chunk) error {

@@ -112,7 +112,7 @@ func (r *run) scanRelations(ctx context.Context) (*relationPlan, error) {
 				pl.unreadable++
 				continue
 			}
-			if !m.claims(seen) {
+			if !r.claims(m, seen) {
 				continue // a duplicate
 			}
 			if m.msg != "" {
@@ -155,7 +155,7 @@ func (r *run) scanRelations(ctx context.Context) (*relationPlan, error) {
 				}
 			}
 			if rel.managerAttr != "" {
-				mem.manager = strings.Clone(first(m.attrs[rel.managerAttr]))
+				mem.manager = strings.Clone(r.canonical(first(m.attrs[rel.managerAttr])))
 			}
 			if err := pl.members.add(mem); err != nil {
 				return err

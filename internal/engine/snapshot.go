@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -36,7 +37,12 @@ type snapshot struct {
 	hashes      column[uint64] // len(attrs) per user
 	table       []uint64       // tag<<32 | entry+1; 0 is empty
 	raw         []byte         // mapping of table
-	buf         []byte
+	// fold, set before build, indexes the users by their identity in
+	// lower case too, in folded (see findFolded).
+	fold      bool
+	folded    []uint64
+	foldedRaw []byte
+	buf       []byte
 	// listed are the attributes of the listing; pos, heldPos and
 	// managerPos the places in it of attrs, heldAttr and managerAttr
 	// (-1: not listed).
@@ -144,7 +150,42 @@ func (s *snapshot) build(identityAttr string) error {
 			}
 		}
 	}
+	if s.fold {
+		s.folded, s.foldedRaw = mapped[uint64](size)
+		for i := range s.len() {
+			h := xxhash.Sum64String(strings.ToLower(string(s.identityBytes(i))))
+			p := mix(h) & mask
+			for s.folded[p] != 0 {
+				p = (p + 1) & mask
+			}
+			s.folded[p] = tagOf(h) | uint64(i+1)
+		}
+	}
 	return nil
+}
+
+// findFolded returns the entry of the one user whose identity equals
+// identity without regard to case, or -1 when none or several do.
+func (s *snapshot) findFolded(identity string) int {
+	if len(s.folded) == 0 {
+		return -1
+	}
+	key := strings.ToLower(identity)
+	h := xxhash.Sum64String(key)
+	mask := uint64(len(s.folded) - 1)
+	found := -1
+	for p := mix(h) & mask; ; p = (p + 1) & mask {
+		e := s.folded[p]
+		if e == 0 {
+			return found
+		}
+		if e&^0xffffffff == tagOf(h) && strings.ToLower(string(s.identityBytes(entryOf(e)))) == key {
+			if found >= 0 {
+				return -1
+			}
+			found = entryOf(e)
+		}
+	}
 }
 
 func tagOf(h uint64) uint64 { return h &^ 0xffffffff }
@@ -158,7 +199,8 @@ func (s *snapshot) free() {
 	s.hashes.free()
 	s.managers.free()
 	unmap(s.raw)
-	s.table, s.raw = nil, nil
+	unmap(s.foldedRaw)
+	s.table, s.raw, s.folded, s.foldedRaw = nil, nil, nil, nil
 }
 
 // find returns the entry of identity, or -1.

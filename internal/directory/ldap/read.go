@@ -140,6 +140,11 @@ func (d *Directory) Lookup(ctx context.Context, identities []string, attributes 
 	return out, nil
 }
 
+// IdentityIgnoresCase is true: the attributes an LDAP directory or Active
+// Directory identifies users by (uid, mail, cn, sAMAccountName,
+// userPrincipalName, employeeNumber) match without regard to case.
+func (d *Directory) IdentityIgnoresCase() bool { return true }
+
 // HasUnmanaged searches for one user, under the bases Lookup searches,
 // that lacks the marker; the marker is matched as List matches it.
 func (d *Directory) HasUnmanaged(ctx context.Context) (bool, error) {

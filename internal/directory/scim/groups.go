@@ -38,6 +38,10 @@ func (d *Directory) ManagerReference(u directory.User) string { return u.ID }
 // PredictReference is false: the service assigns ids when it creates.
 func (d *Directory) PredictReference(string) (string, bool) { return "", false }
 
+// IdentityIgnoresCase tells whether the identity is userName, which RFC
+// 7643 makes case-insensitive (as Lookup matches it).
+func (d *Directory) IdentityIgnoresCase() bool { return d.identity.key == "userName" }
+
 func groupPath(id string) string { return "/Groups/" + url.PathEscape(id) }
 
 // ListGroups reads every group with its members.
