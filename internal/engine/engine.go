@@ -455,12 +455,16 @@ func (r *run) free() {
 // newUserTable returns a userTable that free releases.
 func (r *run) newUserTable(fields int) *userTable {
 	t := newUserTable(fields)
+	t.index.fold = r.foldIdentity
 	r.offHeap = append(r.offHeap, t)
 	return t
 }
 
 func newRun(in Input, dir directory.Directory, cfg Config) (*run, error) {
 	r := &run{in: in, dir: dir, cfg: cfg, status: -1, codeCol: -1}
+	if cf, ok := dir.(directory.CaseFolder); ok {
+		r.foldIdentity = cf.IdentityIgnoresCase()
+	}
 	rd, err := r.open()
 	if err != nil {
 		return nil, err
@@ -485,9 +489,6 @@ func newRun(in Input, dir directory.Directory, cfg Config) (*run, error) {
 	r.attrs = r.mapper.Attributes()
 	if vc, ok := dir.(directory.ValueChecker); ok {
 		r.checkValue = vc.CheckValue
-	}
-	if cf, ok := dir.(directory.CaseFolder); ok {
-		r.foldIdentity = cf.IdentityIgnoresCase()
 	}
 	if r.codeCol, err = r.codeColumn(); err != nil {
 		return nil, err

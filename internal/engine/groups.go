@@ -179,7 +179,7 @@ func (r *run) planGroups(pl *relationPlan, existing map[string]listedGroup, dry 
 	}
 	// The users of rows that failed keep the memberships they have.
 	kept := map[string]bool{}
-	for id := range pl.kept {
+	for _, id := range pl.kept {
 		if u, ok := pl.user(id); ok {
 			kept[gd.MemberReference(u)] = true
 		}
@@ -352,7 +352,7 @@ func (r *run) planLeave(ctx context.Context) error {
 		return err
 	}
 	ids := make([]string, 0, len(pl.deleted))
-	for id := range pl.deleted {
+	for _, id := range pl.deleted {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)

@@ -53,6 +53,15 @@ func (r *run) identityHash(identity string) uint64 {
 	return hashIdentity(identity)
 }
 
+// idKey is the key of identity in the run's maps of identities: in a
+// directory whose identities ignore case, in lower case.
+func (r *run) idKey(identity string) string {
+	if r.foldIdentity {
+		return strings.ToLower(identity)
+	}
+	return strings.Clone(identity)
+}
+
 // hashIdentity is the 64-bit fingerprint of an identity.
 func hashIdentity(identity string) uint64 { return nonZero(xxhash.Sum64String(identity)) }
 

@@ -52,7 +52,7 @@ func (r *run) predictManager(identity string) (string, bool) {
 		return "", false
 	}
 	if i := r.snap.find(mgr); i >= 0 {
-		if r.cfg.MissingUsers == v1alpha1.MissingDelete && !members.has(mgr) && !kept[mgr] {
+		if r.cfg.MissingUsers == v1alpha1.MissingDelete && !members.has(mgr) && kept[r.idKey(mgr)] == "" {
 			// Deleted by this import: the Managers step warns.
 			return "", false
 		}

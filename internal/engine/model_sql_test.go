@@ -207,6 +207,12 @@ type modelDirectory interface {
 	directory.ManagerDirectory
 }
 
+// IdentityIgnoresCase passes on the directory's (directory.CaseFolder).
+func (k *killingDir) IdentityIgnoresCase() bool {
+	cf, ok := k.modelDirectory.(directory.CaseFolder)
+	return ok && cf.IdentityIgnoresCase()
+}
+
 func (k *killingDir) tick() {
 	if k.left.Add(-1) == 0 {
 		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)

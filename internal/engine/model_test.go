@@ -38,7 +38,11 @@ type modelScenario struct {
 
 var modelIDs = []string{"ann", "bob", "cid", "dan", "eve", "fay", "gus", "hal", "ida", "zoë", "Ünal", "jo"}
 
-func genScenario(seed uint64) modelScenario {
+func genScenario(seed uint64) modelScenario { return genScenarioSpelled(seed, true) }
+
+// genScenarioSpelled is genScenario; without otherCase, each identity in
+// the file is spelled as the directory spells it.
+func genScenarioSpelled(seed uint64, otherCase bool) modelScenario {
 	r := rand.New(rand.NewPCG(seed, 0x5eed))
 	s := modelScenario{seed: seed, batch: 1 + r.IntN(4), conc: 1 + r.IntN(3)}
 	pick := func(xs ...string) string { return xs[r.IntN(len(xs))] }
@@ -117,12 +121,21 @@ func genScenario(seed uint64) modelScenario {
 		if r.IntN(8) == 0 {
 			id = "new" + fmt.Sprint(r.IntN(3))
 		}
+		if r.IntN(6) == 0 && otherCase {
+			// Another spelling: the same user where identities ignore
+			// case, another one where they do not.
+			id = swapCase(id)
+		}
 		status := ""
 		if s.spec.Mode == v1alpha1.ModeDelta {
 			status = pick("", "", "", "active", "Inactive", "DELETED")
 		}
 		dept := pick("", "eng", "ENG|sales", " eng | it ", "   ", "new team", "Zürich", "eng|Eng", "it")
-		mgr := pick("", "", modelIDs[r.IntN(len(modelIDs))], "nobody", id)
+		spelled := modelIDs[r.IntN(len(modelIDs))]
+		if otherCase {
+			spelled = swapCase(spelled)
+		}
+		mgr := pick("", "", modelIDs[r.IntN(len(modelIDs))], "nobody", id, spelled)
 		line := strings.Join([]string{id, mail(id), title(), status, dept, mgr}, ",")
 		switch r.IntN(14) {
 		case 0:
@@ -135,6 +148,19 @@ func genScenario(seed uint64) modelScenario {
 		s.lines = append(s.lines, line)
 	}
 	return s
+}
+
+// swapCase is id with the case of its ASCII letters swapped.
+func swapCase(id string) string {
+	return strings.Map(func(c rune) rune {
+		switch {
+		case 'a' <= c && c <= 'z':
+			return c - 'a' + 'A'
+		case 'A' <= c && c <= 'Z':
+			return c - 'A' + 'a'
+		}
+		return c
+	}, id)
 }
 
 func (s modelScenario) content() string {
@@ -280,20 +306,28 @@ type readBack struct {
 	groups                []directory.Group
 	ref                   func(directory.User) string
 	mailAttr, managerAttr string
+	// foldRefs: a reference in other case names the same user, as an
+	// LDAP DN does.
+	foldRefs bool
 }
 
 // render renders what was read as the model renders its directory; a
-// reference to no user reads "?".
+// reference to no user reads "?". A reference names the user it spells,
+// or else, with foldRefs, the one it spells in other case.
 func (rb readBack) render() []string {
-	byRef := map[string]string{}
+	byRef, byFolded := map[string]string{}, map[string]string{}
 	for _, u := range rb.users {
-		byRef[strings.ToLower(rb.ref(u))] = u.Identity
+		byRef[rb.ref(u)] = u.Identity
+		byFolded[strings.ToLower(rb.ref(u))] = u.Identity
 	}
 	name := func(ref string) string {
 		if ref == "" {
 			return ""
 		}
-		if id, ok := byRef[strings.ToLower(ref)]; ok {
+		if id, ok := byRef[ref]; ok {
+			return id
+		}
+		if id, ok := byFolded[strings.ToLower(ref)]; ok && rb.foldRefs {
 			return id
 		}
 		return "?"
@@ -319,6 +353,9 @@ func (rb readBack) render() []string {
 // attributes the model renders, and every group.
 func readBackAll(all modelDirectory, mailAttr, managerAttr string) (readBack, error) {
 	rb := readBack{ref: all.MemberReference, mailAttr: mailAttr, managerAttr: managerAttr}
+	if cf, ok := all.(directory.CaseFolder); ok {
+		rb.foldRefs = cf.IdentityIgnoresCase()
+	}
 	ctx := context.Background()
 	if err := all.List(ctx, []string{mailAttr, "title", managerAttr}, func(u directory.User) error {
 		rb.users = append(rb.users, u)

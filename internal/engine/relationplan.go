@@ -43,12 +43,12 @@ type relationPlan struct {
 	// managerKinds holds the kind of each member's manager change plus
 	// one, 0 for none, once planManagers has run (see there).
 	managerKinds []uint8
-	// deleted holds the identities that delta rows delete.
-	deleted map[string]bool
+	// deleted holds the identities that delta rows delete, by idKey.
+	deleted map[string]string
 	// kept holds the identities of the rows that failed (mapping, a check,
-	// their groups or manager): those users keep their memberships and
-	// manager as they are, and stay valid as managers.
-	kept map[string]bool
+	// their groups or manager), by idKey: those users keep their
+	// memberships and manager as they are, and stay valid as managers.
+	kept map[string]string
 	// unreadable counts the rows whose identity could not be read: a full
 	// import cannot tell whose memberships they would keep.
 	unreadable int64
@@ -78,7 +78,7 @@ func (r *run) scanRelations(ctx context.Context) (*relationPlan, error) {
 	if rel.scanned != nil {
 		return newPlan(rel.scanned), nil
 	}
-	pl := &relationPlan{members: &memberList{}, deleted: map[string]bool{}, kept: map[string]bool{}}
+	pl := &relationPlan{members: &memberList{index: keyIndex{fold: r.foldIdentity}}, deleted: map[string]string{}, kept: map[string]string{}}
 	r.offHeap = append(r.offHeap, pl.members)
 	index := map[string]int32{}
 	// The identities of the rows read so far: what the scan needs only
@@ -116,20 +116,20 @@ func (r *run) scanRelations(ctx context.Context) (*relationPlan, error) {
 				continue // a duplicate
 			}
 			if m.msg != "" {
-				pl.kept[strings.Clone(m.identity)] = true
+				pl.kept[r.idKey(m.identity)] = strings.Clone(m.identity)
 				continue
 			}
 			if m.relMsg != "" {
 				// Failed in the users' pass (checkRelations), which
 				// reported it.
-				pl.kept[strings.Clone(m.identity)] = true
+				pl.kept[r.idKey(m.identity)] = strings.Clone(m.identity)
 				continue
 			}
 			if op := r.statusAction(m); op != directory.OpCreate {
 				// The row deletes or deactivates its user: groups and
 				// manager stay as they are.
 				if op == directory.OpDelete {
-					pl.deleted[strings.Clone(m.identity)] = true
+					pl.deleted[r.idKey(m.identity)] = strings.Clone(m.identity)
 				}
 				continue
 			}
@@ -185,7 +185,10 @@ func (r *run) resolve(ctx context.Context, pl *relationPlan) error {
 	// The rest (all of them in a delta import; managers out of scope,
 	// users a dry run would create, rows that failed in a full one) are
 	// looked up.
+	// Asked as spelled: a server whose filters compare exactly finds
+	// each spelling under its own.
 	asked := r.newUserTable(0)
+	asked.index.fold = false
 	var want []string
 	ask := func(id string) error {
 		if id == "" || asked.has(id) {
@@ -205,8 +208,8 @@ func (r *run) resolve(ctx context.Context, pl *relationPlan) error {
 			return err
 		}
 	}
-	for _, ids := range []map[string]bool{pl.kept, pl.deleted} {
-		for _, id := range slices.Sorted(maps.Keys(ids)) {
+	for _, ids := range []map[string]string{pl.kept, pl.deleted} {
+		for _, id := range slices.Sorted(maps.Values(ids)) {
 			if err := ask(id); err != nil {
 				return err
 			}
@@ -384,8 +387,9 @@ func (r *run) deleted(pl *relationPlan, u directory.User) bool {
 	if r.cfg.Directory.ManagedOnly && !u.Managed {
 		return false // out of scope: never written
 	}
-	return pl.deleted[u.Identity] ||
-		r.cfg.Mode == v1alpha1.ModeFull && r.cfg.MissingUsers == v1alpha1.MissingDelete && !pl.members.has(u.Identity) && !pl.kept[u.Identity]
+	_, deleted := pl.deleted[r.idKey(u.Identity)]
+	_, kept := pl.kept[r.idKey(u.Identity)]
+	return deleted || r.cfg.Mode == v1alpha1.ModeFull && r.cfg.MissingUsers == v1alpha1.MissingDelete && !pl.members.has(u.Identity) && !kept
 }
 
 // Flags of the users of a relationPlan.

@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/binary"
 	"fmt"
+	"strings"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -227,6 +228,23 @@ type keyIndex struct {
 	raw   []byte   // mapping of table
 	n     int      // keys in table
 	keyOf func(i int) []byte
+	// fold: keys compare without regard to case (identities in a
+	// directory whose identities ignore case, see canonical).
+	fold bool
+}
+
+func (x *keyIndex) hash(key string) uint64 {
+	if x.fold {
+		key = strings.ToLower(key)
+	}
+	return xxhash.Sum64String(key)
+}
+
+func (x *keyIndex) same(b []byte, key string) bool {
+	if x.fold {
+		return strings.ToLower(string(b)) == strings.ToLower(key)
+	}
+	return string(b) == key
 }
 
 // slot returns the slot of key, whose hash is h: the one of its entry, or
@@ -238,7 +256,7 @@ func (x *keyIndex) slot(key string, h uint64) (uint64, int) {
 		if e == 0 {
 			return p, -1
 		}
-		if e&^0xffffffff == tagOf(h) && string(x.keyOf(entryOf(e))) == key {
+		if e&^0xffffffff == tagOf(h) && x.same(x.keyOf(entryOf(e)), key) {
 			return p, entryOf(e)
 		}
 	}
@@ -249,7 +267,7 @@ func (x *keyIndex) find(key string) int {
 	if len(x.table) == 0 {
 		return -1
 	}
-	_, e := x.slot(key, xxhash.Sum64String(key))
+	_, e := x.slot(key, x.hash(key))
 	return e
 }
 
@@ -258,7 +276,7 @@ func (x *keyIndex) set(key string, i int) {
 	if (x.n+1)*4 > len(x.table)*3 {
 		x.grow()
 	}
-	h := xxhash.Sum64String(key)
+	h := x.hash(key)
 	p, e := x.slot(key, h)
 	if e < 0 {
 		x.n++
@@ -276,7 +294,7 @@ func (x *keyIndex) grow() {
 		if e == 0 {
 			continue
 		}
-		p := mix(xxhash.Sum64(x.keyOf(entryOf(e)))) & mask
+		p := mix(x.hash(string(x.keyOf(entryOf(e))))) & mask
 		for x.table[p] != 0 {
 			p = (p + 1) & mask
 		}

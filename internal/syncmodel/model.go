@@ -64,6 +64,11 @@ type Spec struct {
 	CreateGroups bool
 	// Invite: the users the import creates are invited at their mail.
 	Invite bool
+	// FoldCase: identities compare without regard to case, as in LDAP and
+	// for SCIM's userName. A line names the user whose identity it spells
+	// in any case, and the user keeps the directory's spelling; two lines
+	// that spell one identity are a duplicate.
+	FoldCase bool
 }
 
 // Outcome of one line.
@@ -100,24 +105,47 @@ func Import(before Directory, lines []string, spec Spec) Result {
 	res := Result{Lines: map[int64]Outcome{}}
 	full := spec.Mode == v1alpha1.ModeFull
 
+	// An identity as the directory spells it, when a user has it in other
+	// case (FoldCase); key is what tells two identities apart.
+	spelled := func(id string) string {
+		if !spec.FoldCase || d.Users[id] != nil {
+			return id
+		}
+		for uid := range d.Users {
+			if strings.ToLower(uid) == strings.ToLower(id) {
+				return uid
+			}
+		}
+		return id
+	}
+	key := func(id string) string {
+		if spec.FoldCase {
+			return strings.ToLower(id)
+		}
+		return id
+	}
+
 	// 1. Each line, in file order: the first line with a readable
 	// identity claims that user; a failed line protects it.
-	claimed := map[string]bool{}
-	kept := map[string]bool{} // users of lines that failed, whose identity was read
-	var valid []row           // lines whose user is written (or left unchanged)
+	claimed := map[string]bool{} // by key
+	kept := map[string]bool{}    // users of lines that failed, whose identity was read
+	var valid []row              // lines whose user is written (or left unchanged)
 	outcome := func(r row, change string) { res.Lines[r.line] = Outcome{Change: change} }
 	for i, l := range lines {
 		r := parse(int64(i+2), l)
+		if r != nil {
+			r.id = spelled(r.id)
+		}
 		switch {
 		case r == nil:
 			res.Unreadable++
 			res.Lines[int64(i+2)] = Outcome{Change: "error"}
 			continue
-		case claimed[r.id]:
+		case claimed[key(r.id)]:
 			outcome(*r, "error") // a duplicate
 			continue
 		}
-		claimed[r.id] = true
+		claimed[key(r.id)] = true
 		u := d.Users[r.id]
 		switch {
 		case !isMail(r.mail) || !spec.CreateGroups && !allExist(before, r.groups):
@@ -162,7 +190,7 @@ func Import(before Directory, lines []string, spec Spec) Result {
 	var missing []string // users a full import deprovisions
 	if full && spec.Missing != v1alpha1.MissingIgnore {
 		for id, u := range d.Users {
-			if u.Managed && !claimed[id] && (spec.Missing == v1alpha1.MissingDelete || u.Active) {
+			if u.Managed && !claimed[key(id)] && (spec.Missing == v1alpha1.MissingDelete || u.Active) {
 				missing = append(missing, id)
 			}
 		}
@@ -250,6 +278,7 @@ func Import(before Directory, lines []string, spec Spec) Result {
 	// reference stays as it is. An empty cell removes the reference.
 	for _, r := range members {
 		u := d.Users[r.id]
+		r.mgr = spelled(r.mgr)
 		if r.mgr != "" && d.Users[r.mgr] == nil {
 			o := res.Lines[r.line]
 			o.Warning = true
