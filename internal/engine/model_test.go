@@ -136,7 +136,13 @@ func genScenarioSpelled(seed uint64, otherCase bool) modelScenario {
 			spelled = swapCase(spelled)
 		}
 		mgr := pick("", "", modelIDs[r.IntN(len(modelIDs))], "nobody", id, spelled)
-		line := strings.Join([]string{id, mail(id), title(), status, dept, mgr}, ",")
+		cell := id
+		if r.IntN(10) == 0 && otherCase {
+			// Blanks around an identity are not part of it.
+			cell = pick(" ", "", "  ") + id + pick("", " ", "\t")
+			mgr = pick(" ", "") + mgr + pick("", "  ")
+		}
+		line := strings.Join([]string{cell, mail(id), title(), status, dept, mgr}, ",")
 		switch r.IntN(14) {
 		case 0:
 			line = strings.Join([]string{"", mail(id), title(), status, dept, mgr}, ",") // no identity

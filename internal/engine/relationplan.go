@@ -155,7 +155,13 @@ func (r *run) scanRelations(ctx context.Context) (*relationPlan, error) {
 				}
 			}
 			if rel.managerAttr != "" {
-				mem.manager = strings.Clone(r.canonical(first(m.attrs[rel.managerAttr])))
+				// Blanks around the manager's identity are not part
+				// of it, as around an identity.
+				mgr := first(m.attrs[rel.managerAttr])
+				if t := strings.TrimSpace(mgr); t != "" {
+					mgr = t
+				}
+				mem.manager = strings.Clone(r.canonical(mgr))
 			}
 			if err := pl.members.add(mem); err != nil {
 				return err

@@ -434,9 +434,11 @@ func (e *entry) values(v string, slot []string) ([]string, string) {
 // finish splits, checks and enforces required and identity.
 func (e *entry) finish(v string, slot []string) ([]string, string) {
 	var vals []string
-	if e.identity && strings.TrimSpace(v) == "" {
-		// An identity of blanks names nobody.
-		v = ""
+	if e.identity {
+		// Blanks around an identity are not part of it (a directory
+		// ignores them, or would keep a second user), and an identity of
+		// blanks names nobody.
+		v = strings.TrimSpace(v)
 	}
 	if e.split == "" {
 		if v != "" {

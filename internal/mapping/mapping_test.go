@@ -211,6 +211,27 @@ func TestIdentity(t *testing.T) {
 	}
 }
 
+// Blanks around an identity are not part of it, even without a Trim
+// transform, and its check sees it without them; other values keep
+// theirs.
+func TestIdentityWithoutBlanks(t *testing.T) {
+	entries := []v1alpha1.AttributeMapping{
+		{Attribute: "uid", Column: "id", Identity: true, Check: "Email"},
+		{Attribute: "title", Column: "title"},
+	}
+	m, err := Compile(entries, []string{"id", "title"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec Record
+	if err := m.MapRecord([]string{" \tj@x.example  ", " Dev "}, &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Identity() != "j@x.example" || !reflect.DeepEqual(rec.Values, [][]string{{"j@x.example"}, {" Dev "}}) {
+		t.Fatalf("identity %q, values %q", rec.Identity(), rec.Values)
+	}
+}
+
 func TestMapReportsEveryErrorOfTheRow(t *testing.T) {
 	m, err := Compile([]v1alpha1.AttributeMapping{
 		{Attribute: "userName", Column: "id", Identity: true},

@@ -355,7 +355,12 @@ func parse(line int64, l string) *row {
 	if len(f) != 6 || strings.TrimSpace(f[0]) == "" {
 		return nil
 	}
-	r := &row{line: line, id: f[0], mail: f[1], title: f[2], status: strings.ToLower(strings.TrimSpace(f[3])), mgr: f[5]}
+	// Blanks around an identity are not part of it, nor around a
+	// manager's (a manager cell of blanks stays as it is).
+	r := &row{line: line, id: strings.TrimSpace(f[0]), mail: f[1], title: f[2], status: strings.ToLower(strings.TrimSpace(f[3])), mgr: f[5]}
+	if m := strings.TrimSpace(r.mgr); m != "" {
+		r.mgr = m
+	}
 	if r.status != "inactive" && r.status != "deleted" {
 		r.status = ""
 	}
