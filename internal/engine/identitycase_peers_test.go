@@ -212,18 +212,20 @@ func TestPeersResumedGroupsKeepAUserSpelledInOtherCase(t *testing.T) {
 	}
 }
 
-// Blanks around an identity are not part of it, in every directory: a
-// full import reads " u0000 " as u0000, which stays as it is; neither a
-// user " u0000 " nor a line error protecting only that spelling while
-// u0000 is deprovisioned.
-func TestPeersBlanksAroundAnIdentity(t *testing.T) {
+// Blanks around an identity are not part of it, and its decomposed form
+// is the same text, in every directory: a full import reads " u0000 " as
+// u0000, which stays as it is, and updates the user whose "ë" is one
+// character from a line that spells it "e" and a combining diaeresis;
+// it creates no user of the other spelling, and deprovisions nobody.
+func TestPeersAnIdentityWithBlanksOrDecomposed(t *testing.T) {
 	for _, p := range peers() {
 		t.Run(p.name, func(t *testing.T) {
 			users := []seedUser{
 				{id: "u0000", mail: "u0000@corp.example", title: "Dev", active: true, managed: true},
-				{id: "u0001", mail: "u0001@corp.example", title: "Dev", active: true, managed: true},
+				{id: "u0001\u00eb", mail: "u0001@corp.example", title: "Dev", active: true, managed: true},
 			}
-			content := "id,mail,title,status\n u0000 ,u0000@corp.example,Dev,\nu0001\t,u0001@corp.example,Lead,\n"
+			// u0001 is spelled decomposed: "e" and a combining diaeresis.
+			content := "id,mail,title,status\n u0000 ,u0000@corp.example,Dev,\nu0001e\u0308\t,u0001@corp.example,Lead,\n"
 			cfg := peerConfig(rand.New(rand.NewPCG(1, 2)), p, peerOptions(p.identity, p.marker, true), 2)
 			managed, all := p.start(t, users)
 			res, rec, err := runOnce(t, managed, cfg, content, false)
@@ -235,7 +237,7 @@ func TestPeersBlanksAroundAnIdentity(t *testing.T) {
 			}
 			want := []string{
 				"u0000 active=true managed=true mail=[u0000@corp.example] title=[Dev]",
-				"u0001 active=true managed=true mail=[u0001@corp.example] title=[Lead]",
+				"u0001\u00eb active=true managed=true mail=[u0001@corp.example] title=[Lead]",
 			}
 			if state := peerState(t, all, p); !slices.Equal(state, want) {
 				t.Fatalf("state\n%s\nwant\n%s", strings.Join(state, "\n"), strings.Join(want, "\n"))

@@ -155,10 +155,10 @@ func (r *run) scanRelations(ctx context.Context) (*relationPlan, error) {
 				}
 			}
 			if rel.managerAttr != "" {
-				// Blanks around the manager's identity are not part
-				// of it, as around an identity.
+				// The manager's identity is read as an identity is; a
+				// cell of blanks stays as it is.
 				mgr := first(m.attrs[rel.managerAttr])
-				if t := strings.TrimSpace(mgr); t != "" {
+				if t := mapping.Identity(mgr); t != "" {
 					mgr = t
 				}
 				mem.manager = strings.Clone(r.canonical(mgr))

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 
+	"golang.org/x/text/unicode/norm"
+
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
 )
@@ -431,14 +433,20 @@ func (e *entry) values(v string, slot []string) ([]string, string) {
 	return e.finish(v, slot)
 }
 
+// Identity is v as an identity: blanks around it are not part of it (a
+// directory ignores them, or would keep a second user), and it is in
+// Unicode's composed form (NFC), the one directories write, whatever
+// form the export used ("ë" as one character, not "e" and a combining
+// diaeresis). An identity of blanks names nobody: "".
+func Identity(v string) string {
+	return norm.NFC.String(strings.TrimSpace(v))
+}
+
 // finish splits, checks and enforces required and identity.
 func (e *entry) finish(v string, slot []string) ([]string, string) {
 	var vals []string
 	if e.identity {
-		// Blanks around an identity are not part of it (a directory
-		// ignores them, or would keep a second user), and an identity of
-		// blanks names nobody.
-		v = strings.TrimSpace(v)
+		v = Identity(v)
 	}
 	if e.split == "" {
 		if v != "" {

@@ -230,6 +230,13 @@ func TestIdentityWithoutBlanks(t *testing.T) {
 	if rec.Identity() != "j@x.example" || !reflect.DeepEqual(rec.Values, [][]string{{"j@x.example"}, {" Dev "}}) {
 		t.Fatalf("identity %q, values %q", rec.Identity(), rec.Values)
 	}
+	// "zoë" with a combining diaeresis is the same identity as with "ë".
+	if err := m.MapRecord([]string{"zoe\u0308@x.example", "Dev"}, &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Identity() != "zo\u00eb@x.example" {
+		t.Fatalf("identity %+q, want it composed", rec.Identity())
+	}
 }
 
 func TestMapReportsEveryErrorOfTheRow(t *testing.T) {

@@ -21,6 +21,8 @@ import (
 	"slices"
 	"strings"
 
+	"golang.org/x/text/unicode/norm"
+
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 )
 
@@ -356,10 +358,11 @@ func parse(line int64, l string) *row {
 		return nil
 	}
 	// Blanks around an identity are not part of it, nor around a
-	// manager's (a manager cell of blanks stays as it is).
-	r := &row{line: line, id: strings.TrimSpace(f[0]), mail: f[1], title: f[2], status: strings.ToLower(strings.TrimSpace(f[3])), mgr: f[5]}
+	// manager's (a manager cell of blanks stays as it is), and both are
+	// read in Unicode's composed form (NFC).
+	r := &row{line: line, id: norm.NFC.String(strings.TrimSpace(f[0])), mail: f[1], title: f[2], status: strings.ToLower(strings.TrimSpace(f[3])), mgr: f[5]}
 	if m := strings.TrimSpace(r.mgr); m != "" {
-		r.mgr = m
+		r.mgr = norm.NFC.String(m)
 	}
 	if r.status != "inactive" && r.status != "deleted" {
 		r.status = ""
