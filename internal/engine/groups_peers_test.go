@@ -402,27 +402,7 @@ func TestGroupsPreviewAndResumeInEveryDirectory(t *testing.T) {
 				t.Fatalf("the second export changes too little: %+v", g)
 			}
 
-			var cp *ResumePoint
-			steps := map[string]int{}
-			for attempt := 0; ; attempt++ {
-				if attempt > 2000 {
-					t.Fatal("the import never finished")
-				}
-				ctx, cancel := context.WithCancel(context.Background())
-				rep := &cancelAfter{n: 1 + r.IntN(3), cancel: cancel}
-				_, err := Run(ctx, input(second, cp), d, cfg, false, rep)
-				cancel()
-				if err == nil {
-					break
-				}
-				if rep.n > 0 {
-					t.Fatalf("attempt %d: %v", attempt, err)
-				}
-				if last := rep.lastCheckpoint(); last != nil {
-					cp = last
-					steps[cp.Step]++
-				}
-			}
+			_, steps := importInterrupted(t, d, cfg, second, r, 3)
 			t.Logf("interrupted in the steps %v", steps)
 			if steps[v1alpha1.StepApply] == 0 || steps[v1alpha1.StepGroups] == 0 || steps[v1alpha1.StepManagers] == 0 {
 				t.Fatalf("not interrupted in every step: %v", steps)

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"math/rand/v2"
 	"sort"
 	"strings"
 	"sync"
@@ -116,4 +117,33 @@ func runOnce(t *testing.T, d directory.Directory, cfg Config, content string, dr
 	rec := &recorder{}
 	res, err := Run(context.Background(), input(content, nil), d, cfg, dry, rec)
 	return res, rec, err
+}
+
+// importInterrupted imports content into d, cancelled after one to
+// maxCheckpoints checkpoints each time and resumed from the last one,
+// until a run completes. It returns that run's result, and how often a
+// run resumed from each step.
+func importInterrupted(t *testing.T, d directory.Directory, cfg Config, content string, r *rand.Rand, maxCheckpoints int) (Result, map[string]int) {
+	t.Helper()
+	var cp *ResumePoint
+	steps := map[string]int{}
+	for attempt := 0; ; attempt++ {
+		if attempt > 2000 {
+			t.Fatal("the import never finished")
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		rep := &cancelAfter{n: 1 + r.IntN(maxCheckpoints), cancel: cancel}
+		res, err := Run(ctx, input(content, cp), d, cfg, false, rep)
+		cancel()
+		if err == nil {
+			return res, steps
+		}
+		if rep.n > 0 {
+			t.Fatalf("attempt %d: %v", attempt, err)
+		}
+		if last := rep.lastCheckpoint(); last != nil {
+			cp = last
+			steps[cp.Step]++
+		}
+	}
 }

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -176,29 +175,7 @@ func TestPeersResumedGroupsKeepAUserSpelledInOtherCase(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r := rand.New(rand.NewPCG(3, 4))
-			var cp *ResumePoint
-			steps := map[string]int{}
-			var res Result
-			for attempt := 0; ; attempt++ {
-				if attempt > 500 {
-					t.Fatal("the import never finished")
-				}
-				ctx, cancel := context.WithCancel(context.Background())
-				rep := &cancelAfter{n: 1 + r.IntN(3), cancel: cancel}
-				res, err = Run(ctx, input(file(mixed, 1), cp), d, cfg, false, rep)
-				cancel()
-				if err == nil {
-					break
-				}
-				if rep.n > 0 {
-					t.Fatalf("attempt %d: %v", attempt, err)
-				}
-				if last := rep.lastCheckpoint(); last != nil {
-					cp = last
-					steps[cp.Step]++
-				}
-			}
+			res, steps := importInterrupted(t, d, cfg, file(mixed, 1), rand.New(rand.NewPCG(3, 4)), 3)
 			if steps[v1alpha1.StepGroups] == 0 || steps[v1alpha1.StepManagers] == 0 {
 				t.Fatalf("not interrupted in the Groups and Managers steps: %v", steps)
 			}

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -112,26 +111,7 @@ func TestSQLiteImportPreviewAndResume(t *testing.T) {
 
 	// Import the second file, cancelled after a few checkpoints each time
 	// and resumed from the last one.
-	var cp *ResumePoint
-	var res Result
-	for attempt := 0; ; attempt++ {
-		if attempt > 50 {
-			t.Fatal("the import never completes")
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		rep := &cancelAfter{n: 1 + r.IntN(4), cancel: cancel}
-		res, err = Run(ctx, input(file(second...), cp), d, cfgFull, false, rep)
-		cancel()
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("attempt %d: %v", attempt, err)
-		}
-		if last := rep.lastCheckpoint(); last != nil {
-			cp = last
-		}
-	}
+	res, _ := importInterrupted(t, d, cfgFull, file(second...), r, 4)
 	if res.Counts.Rows != preview.Counts.Rows || res.Counts.Failed != 1 {
 		t.Fatalf("resumed import counts %+v, preview %+v", res.Counts, preview.Counts)
 	}
