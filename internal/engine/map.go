@@ -150,9 +150,10 @@ func first(v []string) string {
 // into a directory whose identities ignore case: the identity of the one
 // listed user that it names without regard to case, when none matches it
 // exactly. Every identity the run compares with the file's then has one
-// spelling: a row that spells its user otherwise updates (and protects)
-// that user, rather than creating one the directory takes for it, while
-// the user, missing under its own spelling, is deprovisioned.
+// spelling, and a row that spells its user otherwise updates (and
+// protects) that user. Read as spelled, the row would be a create that
+// the directory takes for that user, and the user, missing from the file
+// under its own spelling, would be deprovisioned.
 func (r *run) canonical(identity string) string {
 	s := r.snap
 	if !r.foldIdentity || s == nil || identity == "" || s.find(identity) >= 0 {
