@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -37,8 +36,8 @@ type snapshot struct {
 	hashes      column[uint64] // len(attrs) per user
 	table       []uint64       // tag<<32 | entry+1; 0 is empty
 	raw         []byte         // mapping of table
-	// fold, set before build, indexes the users by their identity in
-	// lower case too, in folded (see findFolded).
+	// fold, set before build, indexes the users by their folded identity
+	// too, in folded (see findFolded).
 	fold      bool
 	folded    []uint64
 	foldedRaw []byte
@@ -153,7 +152,7 @@ func (s *snapshot) build(identityAttr string) error {
 	if s.fold {
 		s.folded, s.foldedRaw = mapped[uint64](size)
 		for i := range s.len() {
-			h := xxhash.Sum64String(strings.ToLower(string(s.identityBytes(i))))
+			h := xxhash.Sum64String(fold(string(s.identityBytes(i))))
 			p := mix(h) & mask
 			for s.folded[p] != 0 {
 				p = (p + 1) & mask
@@ -170,7 +169,7 @@ func (s *snapshot) findFolded(identity string) int {
 	if len(s.folded) == 0 {
 		return -1
 	}
-	key := strings.ToLower(identity)
+	key := fold(identity)
 	h := xxhash.Sum64String(key)
 	mask := uint64(len(s.folded) - 1)
 	found := -1
@@ -179,7 +178,7 @@ func (s *snapshot) findFolded(identity string) int {
 		if e == 0 {
 			return found
 		}
-		if e&^0xffffffff == tagOf(h) && strings.ToLower(string(s.identityBytes(entryOf(e)))) == key {
+		if e&^0xffffffff == tagOf(h) && fold(string(s.identityBytes(entryOf(e)))) == key {
 			if found >= 0 {
 				return -1
 			}

@@ -3,7 +3,6 @@ package engine
 import (
 	"encoding/binary"
 	"fmt"
-	"strings"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -235,14 +234,22 @@ type keyIndex struct {
 
 func (x *keyIndex) hash(key string) uint64 {
 	if x.fold {
-		key = strings.ToLower(key)
+		key = fold(key)
 	}
 	return xxhash.Sum64String(key)
 }
 
+// hashOf is hash of a stored key, which it does not copy unless folded.
+func (x *keyIndex) hashOf(b []byte) uint64 {
+	if x.fold {
+		return x.hash(string(b))
+	}
+	return xxhash.Sum64(b)
+}
+
 func (x *keyIndex) same(b []byte, key string) bool {
 	if x.fold {
-		return strings.ToLower(string(b)) == strings.ToLower(key)
+		return fold(string(b)) == fold(key)
 	}
 	return string(b) == key
 }
@@ -294,7 +301,7 @@ func (x *keyIndex) grow() {
 		if e == 0 {
 			continue
 		}
-		p := mix(x.hash(string(x.keyOf(entryOf(e))))) & mask
+		p := mix(x.hashOf(x.keyOf(entryOf(e)))) & mask
 		for x.table[p] != 0 {
 			p = (p + 1) & mask
 		}
