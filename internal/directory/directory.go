@@ -7,8 +7,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Attributes maps attribute names, in the vocabulary of the import's
@@ -144,15 +147,77 @@ type UnmanagedProber interface {
 	HasUnmanaged(ctx context.Context) (bool, error)
 }
 
-// CaseFolder is implemented by directories whose identities compare
-// without regard to case, as LDAP's uid, mail, sAMAccountName and
-// userPrincipalName do, and SCIM's userName: a row that spells an
-// identity in other case names the same user. A full import matches such
-// a row with the user it listed; read exactly, the row would take over
-// that user as a create, and the user, missing from the file under its
-// own spelling, would be deprovisioned.
-type CaseFolder interface {
-	IdentityIgnoresCase() bool
+// IdentityFolder is implemented by directories in which two spellings of
+// an identity can name one user: LDAP's uid, mail, sAMAccountName and
+// userPrincipalName ignore case and runs of blanks, SCIM's userName
+// ignores case, and so does an SQL identity column of type citext or with
+// the collation NOCASE. A full import matches a row with the user it
+// listed under the directory's own comparison; read exactly, the row
+// would take over that user as a create, and the user, missing from the
+// file under its own spelling, would be deprovisioned.
+type IdentityFolder interface {
+	// IdentityFold returns the function that maps an identity to the key
+	// by which the directory tells identities apart, or nil when it
+	// compares them exactly. An error when it cannot tell: an import that
+	// compared exactly there could deprovision the users a file names.
+	IdentityFold(ctx context.Context) (func(identity string) string, error)
+}
+
+// FoldCase is the key of an identity compared without regard to case.
+func FoldCase(identity string) string { return strings.ToLower(identity) }
+
+// FoldASCIICase is the key of an identity compared without regard to the
+// case of the letters A to Z only, as SQLite's collation NOCASE compares.
+func FoldASCIICase(identity string) string {
+	for i := 0; i < len(identity); i++ {
+		if c := identity[i]; 'A' <= c && c <= 'Z' {
+			b := []byte(identity)
+			for j := i; j < len(b); j++ {
+				if c := b[j]; 'A' <= c && c <= 'Z' {
+					b[j] = c + 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return identity
+}
+
+// FoldTrailingSpaces is the key of an identity compared without regard
+// to the spaces that end it, as SQLite's collation RTRIM compares.
+func FoldTrailingSpaces(identity string) string { return strings.TrimRight(identity, " ") }
+
+// FoldCaseAndBlanks is the key of an identity compared as LDAP compares
+// a directory string (RFC 4518): without regard to case, with every
+// space character (a no-break space too) read as a blank, the blanks
+// around it ignored and a run of them inside read as one.
+func FoldCaseAndBlanks(identity string) string {
+	plain := true
+	for i := 0; i < len(identity); i++ {
+		c := identity[i]
+		if c >= utf8.RuneSelf || c == ' ' && (i == 0 || i == len(identity)-1 || identity[i+1] == ' ') {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return strings.ToLower(identity)
+	}
+	var b strings.Builder
+	b.Grow(len(identity))
+	blank := false
+	for _, r := range identity {
+		if unicode.Is(unicode.Zs, r) {
+			blank = b.Len() > 0
+			continue
+		}
+		if blank {
+			b.WriteByte(' ')
+			blank = false
+		}
+		b.WriteRune(unicode.ToLower(r))
+	}
+	return b.String()
 }
 
 // Capabilities are what a directory offers.

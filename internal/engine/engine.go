@@ -227,7 +227,7 @@ func Run(ctx context.Context, in Input, dir directory.Directory, cfg Config, dry
 	if cp := in.Resume; cp != nil && (in.SHA256 == "" || cp.SHA256 != in.SHA256) {
 		return Result{DryRun: dryRun}, failure.ErrChangedSinceCheckpoint
 	}
-	r, err := newRun(in, dir, cfg)
+	r, err := newRun(ctx, in, dir, cfg)
 	if err != nil {
 		return Result{DryRun: dryRun, SHA256: in.SHA256}, err
 	}
@@ -250,7 +250,7 @@ func (r *run) write(ctx context.Context, dryRun bool, report Reporter) (Result, 
 		// The users are written.
 		c := *cp
 		res := Result{DryRun: dryRun, SHA256: r.in.SHA256, Counts: cp.Counts, ResumePoint: &c}
-		if r.foldIdentity && r.cfg.Mode == v1alpha1.ModeFull {
+		if r.fold != nil && r.cfg.Mode == v1alpha1.ModeFull {
 			// The file's rows name the users as the directory spells them
 			// (canonical), as they did in the users' step.
 			if err := r.loadSnapshot(ctx); err != nil {
@@ -415,10 +415,11 @@ type run struct {
 	// checkValue is the directory's rule on values (ValueChecker); nil
 	// when it has none.
 	checkValue func(attribute, value string) string
-	// foldIdentity tells whether the directory's identities ignore case
-	// (directory.CaseFolder): see canonical.
-	foldIdentity bool
-	snap         *snapshot
+	// fold is how the directory tells identities apart
+	// (directory.IdentityFolder); nil when it compares them exactly. See
+	// canonical.
+	fold func(identity string) string
+	snap *snapshot
 	// probeUnmanaged tells whether the directory holds users outside the
 	// managed scope, so that creates are looked up first (see
 	// checkCreates); nil when it cannot tell, and it may. The probe reads
@@ -455,15 +456,19 @@ func (r *run) free() {
 // newUserTable returns a userTable that free releases.
 func (r *run) newUserTable(fields int) *userTable {
 	t := newUserTable(fields)
-	t.index.fold = r.foldIdentity
+	t.index.fold = r.fold
 	r.offHeap = append(r.offHeap, t)
 	return t
 }
 
-func newRun(in Input, dir directory.Directory, cfg Config) (*run, error) {
+func newRun(ctx context.Context, in Input, dir directory.Directory, cfg Config) (*run, error) {
 	r := &run{in: in, dir: dir, cfg: cfg, status: -1, codeCol: -1}
-	if cf, ok := dir.(directory.CaseFolder); ok {
-		r.foldIdentity = cf.IdentityIgnoresCase()
+	if f, ok := dir.(directory.IdentityFolder); ok {
+		fold, err := f.IdentityFold(ctx)
+		if err != nil {
+			return nil, err
+		}
+		r.fold = fold
 	}
 	rd, err := r.open()
 	if err != nil {
@@ -550,7 +555,7 @@ func (r *run) loadSnapshot(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listing the users in scope: %w", err)
 	}
-	s.fold = r.foldIdentity
+	s.fold = r.fold
 	if err := s.build(r.cfg.Directory.IdentityAttribute); err != nil {
 		return err
 	}

@@ -43,16 +43,12 @@ func hashValues(vals []string) uint64 {
 	return nonZero(d.Sum64())
 }
 
-// fold is identity as a directory whose identities ignore case compares
-// it (see canonical).
-func fold(identity string) string { return strings.ToLower(identity) }
-
 // identityHash is the fingerprint by which the run tells the identities
 // of two lines apart: in a directory whose identities ignore case, the
 // spellings of one identity have one.
 func (r *run) identityHash(identity string) uint64 {
-	if r.foldIdentity {
-		identity = fold(identity)
+	if r.fold != nil {
+		identity = r.fold(identity)
 	}
 	return hashIdentity(identity)
 }
@@ -60,8 +56,8 @@ func (r *run) identityHash(identity string) uint64 {
 // idKey is the key of identity in the run's maps of identities: folded
 // in a directory whose identities ignore case.
 func (r *run) idKey(identity string) string {
-	if r.foldIdentity {
-		return fold(identity)
+	if r.fold != nil {
+		return r.fold(identity)
 	}
 	return strings.Clone(identity)
 }

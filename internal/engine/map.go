@@ -156,7 +156,7 @@ func first(v []string) string {
 // under its own spelling, would be deprovisioned.
 func (r *run) canonical(identity string) string {
 	s := r.snap
-	if !r.foldIdentity || s == nil || identity == "" || s.find(identity) >= 0 {
+	if r.fold == nil || s == nil || identity == "" || s.find(identity) >= 0 {
 		return identity
 	}
 	if i := s.findFolded(identity); i >= 0 {

@@ -119,7 +119,7 @@ func TestLDAPAgreesWithTheModelWhenKilled(t *testing.T) {
 	for i := range uint64(n) {
 		seed := *modelSeed + 104729*i
 		sc := genScenario(seed)
-		sc.spec.FoldCase = true // uid ignores case
+		sc.spec.Fold = directory.FoldCaseAndBlanks // as uid compares
 		s := slapd.Start(t, slapd.Options{})
 		l := ldapModelDir{URL: s.URL, BindDN: s.BindDN, Password: s.BindPassword, PeopleDN: s.PeopleDN, GroupsDN: s.GroupsDN}
 		l.seed(t, s, sc.before)

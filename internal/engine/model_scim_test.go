@@ -160,7 +160,7 @@ func TestSCIMAgreesWithTheModelWhenKilled(t *testing.T) {
 		// user spelled in other case. TestPeersAnIdentityInOtherCase...
 		// check the spellings a full import matches by listing.
 		sc := genScenarioSpelled(seed, false)
-		sc.spec.FoldCase = true // userName ignores case
+		sc.spec.Fold = directory.FoldCase // userName ignores case
 		srv := scimserver.Start(t, scimserver.Options{PatchMaxMembers: 2})
 		target := scimModelDir{URL: srv.URL}
 		target.seed(t, sc.before)

@@ -207,10 +207,12 @@ type modelDirectory interface {
 	directory.ManagerDirectory
 }
 
-// IdentityIgnoresCase passes on the directory's (directory.CaseFolder).
-func (k *killingDir) IdentityIgnoresCase() bool {
-	cf, ok := k.modelDirectory.(directory.CaseFolder)
-	return ok && cf.IdentityIgnoresCase()
+// IdentityFold passes on the directory's (directory.IdentityFolder).
+func (k *killingDir) IdentityFold(ctx context.Context) (func(string) string, error) {
+	if f, ok := k.modelDirectory.(directory.IdentityFolder); ok {
+		return f.IdentityFold(ctx)
+	}
+	return nil, nil
 }
 
 func (k *killingDir) tick() {

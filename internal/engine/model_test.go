@@ -38,7 +38,7 @@ type modelScenario struct {
 	conc   int
 }
 
-var modelIDs = []string{"ann", "bob", "cid", "dan", "eve", "fay", "gus", "hal", "ida", "zoë", "Ünal", "jo"}
+var modelIDs = []string{"ann", "bob", "cid", "dan", "eve", "fay", "gus", "hal", "ida", "zoë", "Ünal", "jo", "mo li"}
 
 func genScenario(seed uint64) modelScenario { return genScenarioSpelled(seed, true) }
 
@@ -50,7 +50,7 @@ func genScenarioSpelled(seed uint64, otherCase bool) modelScenario {
 	pick := func(xs ...string) string { return xs[r.IntN(len(xs))] }
 	mail := func(id string) string {
 		// Addresses are ASCII, as LDAP's mail syntax wants.
-		local := strings.NewReplacer("ë", "e", "Ü", "ue").Replace(id)
+		local := strings.NewReplacer("ë", "e", "Ü", "ue", " ", ".").Replace(id)
 		return pick("", local+"@example.org", local+"@example.org", local+"(at)example.org")
 	}
 	title := func() string { return pick("", "Dev", "Ops", "Zoë Ünïcødé") }
@@ -141,9 +141,12 @@ func genScenarioSpelled(seed uint64, otherCase bool) modelScenario {
 		cell := id
 		if r.IntN(10) == 0 && otherCase {
 			// Blanks around an identity are not part of it, and its
-			// decomposed form (NFD) is the same text.
-			cell = pick(" ", "", "  ") + norm.NFD.String(id) + pick("", " ", "\t")
-			mgr = pick(" ", "") + norm.NFD.String(mgr) + pick("", "  ")
+			// decomposed form (NFD) is the same text. Where a blank is
+			// one, a run of them inside (LDAP) is the same blank; where
+			// identities compare exactly, another user.
+			inner := strings.NewReplacer(" ", pick(" ", "  ", "\u00a0"))
+			cell = pick(" ", "", "  ") + norm.NFD.String(inner.Replace(id)) + pick("", " ", "\t")
+			mgr = pick(" ", "") + norm.NFD.String(inner.Replace(mgr)) + pick("", "  ")
 		}
 		line := strings.Join([]string{cell, mail(id), title(), status, dept, mgr}, ",")
 		switch r.IntN(14) {
@@ -362,10 +365,14 @@ func (rb readBack) render() []string {
 // attributes the model renders, and every group.
 func readBackAll(all modelDirectory, mailAttr, managerAttr string) (readBack, error) {
 	rb := readBack{ref: all.MemberReference, mailAttr: mailAttr, managerAttr: managerAttr}
-	if cf, ok := all.(directory.CaseFolder); ok {
-		rb.foldRefs = cf.IdentityIgnoresCase()
-	}
 	ctx := context.Background()
+	if f, ok := all.(directory.IdentityFolder); ok {
+		fold, err := f.IdentityFold(ctx)
+		if err != nil {
+			return readBack{}, err
+		}
+		rb.foldRefs = fold != nil
+	}
 	if err := all.List(ctx, []string{mailAttr, "title", managerAttr}, func(u directory.User) error {
 		rb.users = append(rb.users, u)
 		return nil

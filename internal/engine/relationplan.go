@@ -78,7 +78,7 @@ func (r *run) scanRelations(ctx context.Context) (*relationPlan, error) {
 	if rel.scanned != nil {
 		return newPlan(rel.scanned), nil
 	}
-	pl := &relationPlan{members: &memberList{index: keyIndex{fold: r.foldIdentity}}, deleted: map[string]string{}, kept: map[string]string{}}
+	pl := &relationPlan{members: &memberList{index: keyIndex{fold: r.fold}}, deleted: map[string]string{}, kept: map[string]string{}}
 	r.offHeap = append(r.offHeap, pl.members)
 	index := map[string]int32{}
 	// The identities of the rows read so far: what the scan needs only
@@ -194,7 +194,7 @@ func (r *run) resolve(ctx context.Context, pl *relationPlan) error {
 	// Asked as spelled: a server whose filters compare exactly finds
 	// each spelling under its own.
 	asked := r.newUserTable(0)
-	asked.index.fold = false
+	asked.index.fold = nil
 	var want []string
 	ask := func(id string) error {
 		if id == "" || asked.has(id) {

@@ -38,7 +38,7 @@ type snapshot struct {
 	raw         []byte         // mapping of table
 	// fold, set before build, indexes the users by their folded identity
 	// too, in folded (see findFolded).
-	fold      bool
+	fold      func(string) string
 	folded    []uint64
 	foldedRaw []byte
 	buf       []byte
@@ -149,10 +149,10 @@ func (s *snapshot) build(identityAttr string) error {
 			}
 		}
 	}
-	if s.fold {
+	if s.fold != nil {
 		s.folded, s.foldedRaw = mapped[uint64](size)
 		for i := range s.len() {
-			h := xxhash.Sum64String(fold(string(s.identityBytes(i))))
+			h := xxhash.Sum64String(s.fold(string(s.identityBytes(i))))
 			p := mix(h) & mask
 			for s.folded[p] != 0 {
 				p = (p + 1) & mask
@@ -169,7 +169,7 @@ func (s *snapshot) findFolded(identity string) int {
 	if len(s.folded) == 0 {
 		return -1
 	}
-	key := fold(identity)
+	key := s.fold(identity)
 	h := xxhash.Sum64String(key)
 	mask := uint64(len(s.folded) - 1)
 	found := -1
@@ -178,7 +178,7 @@ func (s *snapshot) findFolded(identity string) int {
 		if e == 0 {
 			return found
 		}
-		if e&^0xffffffff == tagOf(h) && fold(string(s.identityBytes(entryOf(e)))) == key {
+		if e&^0xffffffff == tagOf(h) && s.fold(string(s.identityBytes(entryOf(e)))) == key {
 			if found >= 0 {
 				return -1
 			}

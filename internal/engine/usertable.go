@@ -227,29 +227,29 @@ type keyIndex struct {
 	raw   []byte   // mapping of table
 	n     int      // keys in table
 	keyOf func(i int) []byte
-	// fold: keys compare without regard to case (identities in a
-	// directory whose identities ignore case, see canonical).
-	fold bool
+	// fold, when not nil, maps a key to what tells keys apart
+	// (identities in a directory that folds them, see canonical).
+	fold func(string) string
 }
 
 func (x *keyIndex) hash(key string) uint64 {
-	if x.fold {
-		key = fold(key)
+	if x.fold != nil {
+		key = x.fold(key)
 	}
 	return xxhash.Sum64String(key)
 }
 
 // hashOf is hash of a stored key, which it does not copy unless folded.
 func (x *keyIndex) hashOf(b []byte) uint64 {
-	if x.fold {
+	if x.fold != nil {
 		return x.hash(string(b))
 	}
 	return xxhash.Sum64(b)
 }
 
 func (x *keyIndex) same(b []byte, key string) bool {
-	if x.fold {
-		return fold(string(b)) == fold(key)
+	if x.fold != nil {
+		return x.fold(string(b)) == x.fold(key)
 	}
 	return string(b) == key
 }

@@ -66,11 +66,13 @@ type Spec struct {
 	CreateGroups bool
 	// Invite: the users the import creates are invited at their mail.
 	Invite bool
-	// FoldCase: identities compare without regard to case, as in LDAP and
-	// for SCIM's userName. A line names the user whose identity it spells
-	// in any case, and the user keeps the directory's spelling; two lines
-	// that spell one identity are a duplicate.
-	FoldCase bool
+	// Fold is how the directory tells identities apart, nil when it
+	// compares them exactly: without regard to case for SCIM's userName,
+	// and to blanks too in LDAP (see directory.IdentityFolder). A line
+	// names the user whose identity it spells in any way Fold maps to
+	// that identity's key, and the user keeps the directory's spelling;
+	// two lines that spell one identity are a duplicate.
+	Fold func(identity string) string
 }
 
 // Outcome of one line.
@@ -107,22 +109,22 @@ func Import(before Directory, lines []string, spec Spec) Result {
 	res := Result{Lines: map[int64]Outcome{}}
 	full := spec.Mode == v1alpha1.ModeFull
 
-	// An identity as the directory spells it, when a user has it in other
-	// case (FoldCase); key is what tells two identities apart.
+	// An identity as the directory spells it, when a user has it spelled
+	// otherwise (Fold); key is what tells two identities apart.
 	spelled := func(id string) string {
-		if !spec.FoldCase || d.Users[id] != nil {
+		if spec.Fold == nil || d.Users[id] != nil {
 			return id
 		}
 		for uid := range d.Users {
-			if strings.ToLower(uid) == strings.ToLower(id) {
+			if spec.Fold(uid) == spec.Fold(id) {
 				return uid
 			}
 		}
 		return id
 	}
 	key := func(id string) string {
-		if spec.FoldCase {
-			return strings.ToLower(id)
+		if spec.Fold != nil {
+			return spec.Fold(id)
 		}
 		return id
 	}

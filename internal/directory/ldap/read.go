@@ -140,10 +140,14 @@ func (d *Directory) Lookup(ctx context.Context, identities []string, attributes 
 	return out, nil
 }
 
-// IdentityIgnoresCase is true: the attributes an LDAP directory or Active
-// Directory identifies users by (uid, mail, cn, sAMAccountName,
-// userPrincipalName, employeeNumber) match without regard to case.
-func (d *Directory) IdentityIgnoresCase() bool { return true }
+// IdentityFold is directory.FoldCaseAndBlanks: the attributes an LDAP
+// directory or Active Directory identifies users by (uid, mail, cn,
+// sAMAccountName, userPrincipalName, employeeNumber) match without regard
+// to case, and OpenLDAP and Active Directory alike read a run of blanks
+// in them as one and ignore the blanks around them.
+func (d *Directory) IdentityFold(context.Context) (func(string) string, error) {
+	return directory.FoldCaseAndBlanks, nil
+}
 
 // HasUnmanaged searches for one user, under the bases Lookup searches,
 // that lacks the marker; the marker is matched as List matches it.

@@ -38,9 +38,15 @@ func (d *Directory) ManagerReference(u directory.User) string { return u.ID }
 // PredictReference is false: the service assigns ids when it creates.
 func (d *Directory) PredictReference(string) (string, bool) { return "", false }
 
-// IdentityIgnoresCase tells whether the identity is userName, which RFC
-// 7643 makes case-insensitive (as Lookup matches it).
-func (d *Directory) IdentityIgnoresCase() bool { return d.identity.key == "userName" }
+// IdentityFold is directory.FoldCase when the identity is userName,
+// which RFC 7643 makes case-insensitive (as Lookup matches it); other
+// identities compare exactly.
+func (d *Directory) IdentityFold(context.Context) (func(string) string, error) {
+	if d.identity.key == "userName" {
+		return directory.FoldCase, nil
+	}
+	return nil, nil
+}
 
 func groupPath(id string) string { return "/Groups/" + url.PathEscape(id) }
 

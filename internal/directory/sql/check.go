@@ -72,6 +72,17 @@ func (s *Directory) loadSchema(ctx context.Context) (*schema, error) {
 			"column %s of table %s (identity attribute %s) needs a single-column unique constraint; create one with: CREATE UNIQUE INDEX ON %s (%s)",
 			c.name, strings.Join(s.table, "."), s.opts.IdentityAttribute, s.qtable, quote(c.name))
 	}
+	// A full import must know which spellings name one user: one it took
+	// for another would be a create that updates the user, and the user,
+	// missing from the file under its own spelling, deprovisioned.
+	c, _ := sc.column(s.d, s.identityColumn())
+	fold, unknown := s.d.identityFold(c)
+	if unknown != "" {
+		return nil, failure.Errorf(v1alpha1.ReasonSchemaMismatch,
+			"column %s of table %s (identity attribute %s): %s; give it a unique index that compares exactly, or ignores case as citext or NOCASE does",
+			c.name, strings.Join(s.table, "."), s.opts.IdentityAttribute, unknown)
+	}
+	sc.identityFold = fold
 	if s.groups != nil {
 		if err := s.checkGroupTable(ctx); err != nil {
 			return nil, err
@@ -94,6 +105,18 @@ func (s *Directory) readSchema(ctx context.Context, table []string, doing string
 		return err
 	})
 	return sc, s.wrap(err, doing)
+}
+
+// IdentityFold is how the identity column's unique index tells
+// identities apart (directory.IdentityFolder): nil when exactly, as a
+// TEXT column does; lower case for citext; A to Z in lower case for
+// SQLite's NOCASE, and without the spaces that end them for RTRIM.
+func (s *Directory) IdentityFold(ctx context.Context) (func(string) string, error) {
+	sc, err := s.currentSchema(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return sc.identityFold, nil
 }
 
 // currentSchema returns the schema loaded by Check, loading it once if

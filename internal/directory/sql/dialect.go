@@ -37,6 +37,10 @@ type dialect interface {
 	// cachesStatements tells whether the driver prepares a statement once
 	// per connection by itself (pgx), so that Apply need not.
 	cachesStatements() bool
+	// identityFold is how the unique indexes on column c tell values
+	// apart (see directory.IdentityFolder): nil when exactly; unknown
+	// says why the provider cannot tell.
+	identityFold(c columnInfo) (fold func(string) string, unknown string)
 	// loadSchema reads the table's columns; nil without error when the
 	// table does not exist.
 	loadSchema(ctx context.Context, db *stdsql.DB, table []string) (*schema, error)
@@ -54,10 +58,14 @@ type schema struct {
 	// uniques are the key columns of the table's unique indexes, by
 	// normColumn, sorted.
 	uniques [][]string
+	// identityFold is how the identity column's unique index tells
+	// values apart, nil when exactly (see Directory.IdentityFold).
+	identityFold func(string) string
 }
 
-// addUnique records a unique index on cols.
-func (s *schema) addUnique(d dialect, cols []string) {
+// addUnique records a unique index on cols; compare names how it compares
+// the values of a one-column index, "" when exactly.
+func (s *schema) addUnique(d dialect, cols []string, compare string) {
 	key := make([]string, len(cols))
 	for i, c := range cols {
 		key[i] = d.normColumn(c)
@@ -67,6 +75,7 @@ func (s *schema) addUnique(d dialect, cols []string) {
 	if len(key) == 1 {
 		if c, ok := s.columns[key[0]]; ok {
 			c.unique = true
+			c.compares = append(c.compares, compare)
 			s.columns[key[0]] = c
 		}
 	}
@@ -87,6 +96,9 @@ type columnInfo struct {
 	name   string
 	typ    string
 	unique bool // has a single-column, non-partial unique constraint
+	// compares say how each of those constraints compares values: ""
+	// exactly, else the name of its collation.
+	compares []string
 }
 
 func (s *schema) column(d dialect, name string) (columnInfo, bool) {

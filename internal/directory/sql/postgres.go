@@ -59,6 +59,21 @@ func (postgresDialect) normColumn(col string) string { return col }
 func (postgresDialect) isBoolean(typ string) bool    { return typ == "boolean" }
 func (postgresDialect) cachesStatements() bool       { return true }
 
+// identityFold: a citext column compares its values as lower() reads
+// them; a nondeterministic collation compares as only the server's ICU
+// library knows.
+func (postgresDialect) identityFold(c columnInfo) (func(string) string, string) {
+	for _, coll := range c.compares {
+		if coll != "" {
+			return nil, "its unique index uses the nondeterministic collation " + coll + ", which the provider cannot follow"
+		}
+	}
+	if c.typ == "citext" || strings.HasSuffix(c.typ, ".citext") {
+		return directory.FoldCase, ""
+	}
+	return nil, ""
+}
+
 func (postgresDialect) loadSchema(ctx context.Context, db *stdsql.DB, table []string) (*schema, error) {
 	// to_regclass resolves the name with the search path, as the
 	// provider's own statements will.
@@ -92,9 +107,15 @@ func (postgresDialect) loadSchema(ctx context.Context, db *stdsql.DB, table []st
 	// Unique indexes, with their key columns: a one-column one is what
 	// ON CONFLICT (column) can use; none may be partial or on an
 	// expression, or deferred.
-	rows, err = db.QueryContext(ctx, `SELECT string_agg(a.attname::text, chr(1) ORDER BY k.n) FROM pg_index i
-		CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)
+	// A key's collation is nondeterministic (PostgreSQL 12 and later)
+	// when it may find two different strings equal: its name then says
+	// how the index compares.
+	rows, err = db.QueryContext(ctx, `SELECT string_agg(a.attname::text, chr(1) ORDER BY k.n),
+		  COALESCE(string_agg(co.collname::text, ' ') FILTER (WHERE to_jsonb(co) ->> 'collisdeterministic' = 'false'), '')
+		FROM pg_index i
+		CROSS JOIN LATERAL unnest(i.indkey::int2[], i.indcollation::oid[]) WITH ORDINALITY AS k(attnum, coll, n)
 		JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+		LEFT JOIN pg_collation co ON co.oid = k.coll
 		WHERE i.indrelid = $1::bigint::oid AND i.indisunique AND i.indimmediate
 		  AND i.indpred IS NULL AND i.indexprs IS NULL AND k.n <= i.indnkeyatts
 		GROUP BY i.indexrelid`, oid)
@@ -103,11 +124,11 @@ func (postgresDialect) loadSchema(ctx context.Context, db *stdsql.DB, table []st
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var cols string
-		if err := rows.Scan(&cols); err != nil {
+		var cols, compare string
+		if err := rows.Scan(&cols, &compare); err != nil {
 			return nil, err
 		}
-		sc.addUnique(postgresDialect{}, strings.Split(cols, "\x01"))
+		sc.addUnique(postgresDialect{}, strings.Split(cols, "\x01"), compare)
 	}
 	return sc, rows.Err()
 }

@@ -10,6 +10,8 @@ import (
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/userimport/user-import-operator/internal/directory"
 )
 
 // sqliteParams apply to every connection: WAL so that readers never block
@@ -72,6 +74,31 @@ func (sqliteDialect) isBoolean(typ string) bool {
 	return strings.Contains(t, "BOOL") || strings.Contains(t, "INT") || strings.Contains(t, "NUMERIC") || t == ""
 }
 
+// identityFold follows the collations SQLite has built in: BINARY
+// compares exactly, NOCASE without regard to the case of A to Z, RTRIM
+// without the spaces that end a value.
+func (sqliteDialect) identityFold(c columnInfo) (func(string) string, string) {
+	var fold func(string) string
+	for _, coll := range c.compares {
+		var f func(string) string
+		switch strings.ToUpper(coll) {
+		case "":
+			continue
+		case "NOCASE":
+			f = directory.FoldASCIICase
+		case "RTRIM":
+			f = directory.FoldTrailingSpaces
+		default:
+			return nil, "its unique index uses the collation " + coll + ", which the provider cannot follow"
+		}
+		if fold != nil {
+			return nil, "its unique indexes use two collations, " + strings.Join(c.compares, " and ")
+		}
+		fold = f
+	}
+	return fold, ""
+}
+
 func (d sqliteDialect) loadSchema(ctx context.Context, db *stdsql.DB, table []string) (*schema, error) {
 	schemaName, name := "main", table[0]
 	if len(table) == 2 {
@@ -104,7 +131,7 @@ func (d sqliteDialect) loadSchema(ctx context.Context, db *stdsql.DB, table []st
 	}
 	if len(pkCols) == 1 {
 		// An INTEGER PRIMARY KEY has no index of its own to find below.
-		sc.addUnique(d, pkCols)
+		sc.addUnique(d, pkCols, "")
 	}
 
 	var indexes []string
@@ -126,17 +153,22 @@ func (d sqliteDialect) loadSchema(ctx context.Context, db *stdsql.DB, table []st
 	}
 	for _, idx := range indexes {
 		var cols []stdsql.NullString
-		rows, err := db.QueryContext(ctx, "SELECT name FROM pragma_index_info(?, ?)", idx, schemaName)
+		compare := ""
+		rows, err := db.QueryContext(ctx, "SELECT name, coll FROM pragma_index_xinfo(?, ?) WHERE key", idx, schemaName)
 		if err != nil {
 			return nil, err
 		}
 		for rows.Next() {
 			var n stdsql.NullString // NULL for an expression
-			if err := rows.Scan(&n); err != nil {
+			var coll string
+			if err := rows.Scan(&n, &coll); err != nil {
 				rows.Close()
 				return nil, err
 			}
 			cols = append(cols, n)
+			if !strings.EqualFold(coll, "BINARY") {
+				compare = coll
+			}
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
@@ -151,7 +183,7 @@ func (d sqliteDialect) loadSchema(ctx context.Context, db *stdsql.DB, table []st
 			names = append(names, c.String)
 		}
 		if names != nil {
-			sc.addUnique(d, names)
+			sc.addUnique(d, names, compare)
 		}
 	}
 	return sc, nil

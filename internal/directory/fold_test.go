@@ -1,0 +1,30 @@
+package directory
+
+import "testing"
+
+// The folds give each spelling of an identity the key its directory
+// gives it, and nothing else: LDAP ignores case and reads any run of
+// space characters as one blank, SQLite's NOCASE lowers A to Z only.
+func TestFolds(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		fold     func(string) string
+		in, want string
+	}{
+		{"case and blanks: plain", FoldCaseAndBlanks, "Ann.Lee", "ann.lee"},
+		{"case and blanks: one blank", FoldCaseAndBlanks, "Ann Lee", "ann lee"},
+		{"case and blanks: a run", FoldCaseAndBlanks, "Ann   Lee", "ann lee"},
+		{"case and blanks: around", FoldCaseAndBlanks, " Ann Lee  ", "ann lee"},
+		{"case and blanks: no-break spaces", FoldCaseAndBlanks, "Ann\u00a0\u202fLee", "ann lee"},
+		{"case and blanks: a tab is no blank", FoldCaseAndBlanks, "Ann\tLee", "ann\tlee"},
+		{"case and blanks: beyond ASCII", FoldCaseAndBlanks, "ZOË", "zoë"},
+		{"case", FoldCase, "ZOË  X", "zoë  x"},
+		{"ASCII case", FoldASCIICase, "ZOË Ab", "zoË ab"},
+		{"ASCII case: lower already", FoldASCIICase, "zoë", "zoë"},
+		{"trailing spaces", FoldTrailingSpaces, " ann  ", " ann"},
+	} {
+		if got := tc.fold(tc.in); got != tc.want {
+			t.Errorf("%s: %q folds to %q, want %q", tc.name, tc.in, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,181 @@
+package engine
+
+import (
+	"context"
+	stdsql "database/sql"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/userimport/user-import-operator/api/v1alpha1"
+	"github.com/userimport/user-import-operator/internal/directory"
+	sqldir "github.com/userimport/user-import-operator/internal/directory/sql"
+	"github.com/userimport/user-import-operator/internal/failure"
+)
+
+// sqlTable makes a users table with the DDL create (the table named
+// %[1]s in it) holding u0000, u0001 and u0002, managed and active, and
+// returns the SQL provider on it, scope Managed and scope All, and its
+// rows read without the provider ("uid title", by uid).
+func sqlTable(t *testing.T, driver v1alpha1.SQLDriver, create string) (directory.Directory, directory.Directory, func() []string) {
+	t.Helper()
+	ctx := context.Background()
+	var dsn, table, open string
+	switch driver {
+	case v1alpha1.SQLDriverPostgres:
+		dsn, table, open = pgShared.Get(t).DSN, fmt.Sprintf("users_%d", pgTables.Add(1)), "pgx"
+	default:
+		dsn, table, open = filepath.Join(t.TempDir(), "users.db"), "users", "sqlite"
+	}
+	db, err := stdsql.Open(open, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	stmts := []string{fmt.Sprintf(create, table)}
+	for _, id := range []string{"u0000", "u0001", "u0002"} {
+		stmts = append(stmts, fmt.Sprintf("INSERT INTO %s (uid, mail, title, mark, active) VALUES ('%s', '%s@corp.example', 'Dev', '%s', true)", table, id, id, peerMarker))
+	}
+	for _, s := range stmts {
+		if _, err := db.ExecContext(ctx, s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+	spec := &v1alpha1.SQLDirectory{Driver: driver, DSN: v1alpha1.SecretKeyRef{Name: "db", Key: "dsn"}, Table: table, Insecure: true}
+	secrets := func(context.Context, string, string) ([]byte, error) { return []byte(dsn), nil }
+	dir := func(managedOnly bool) directory.Directory {
+		d, err := sqldir.New(ctx, spec, peerOptions("uid", "mark", managedOnly), secrets)
+		if err != nil {
+			t.Fatalf("SQL provider: %v", err)
+		}
+		t.Cleanup(func() { _ = d.Close() })
+		return d
+	}
+	rows := func() []string {
+		rs, err := db.QueryContext(ctx, fmt.Sprintf("SELECT uid, title FROM %s ORDER BY uid", table))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rs.Close()
+		var out []string
+		for rs.Next() {
+			var uid, title string
+			if err := rs.Scan(&uid, &title); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, uid+" "+title)
+		}
+		return out
+	}
+	return dir(true), dir(false), rows
+}
+
+// An SQL identity column that ignores case (citext in PostgreSQL, the
+// collation NOCASE in SQLite) is read as the database reads it: a full
+// import takes a row that spells a user in other case for that user,
+// updates it under its own spelling, and deprovisions nobody; a second
+// row naming it is a duplicate. Read exactly, the first row would be a
+// create the database takes for the user, and the user, missing from the
+// file under its own spelling, would be deleted.
+func TestPeersSQLIdentityThatIgnoresCase(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		driver v1alpha1.SQLDriver
+		create string
+	}{
+		{"PostgreSQL citext", v1alpha1.SQLDriverPostgres,
+			"CREATE EXTENSION IF NOT EXISTS citext; CREATE TABLE %s (uid citext PRIMARY KEY, mail text, title text, mark text, active boolean NOT NULL DEFAULT true)"},
+		{"SQLite NOCASE", v1alpha1.SQLDriverSQLite,
+			"CREATE TABLE %s (uid TEXT COLLATE NOCASE UNIQUE NOT NULL, mail TEXT, title TEXT, mark TEXT, active BOOLEAN NOT NULL DEFAULT 1)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := peer{name: tc.name, identity: "uid", mailAttr: "mail", marker: "mark"}
+			managed, all, _ := sqlTable(t, tc.driver, tc.create)
+			content := "id,mail,title,status\n" +
+				"U0000,u0000@corp.example,Lead,\n" + // another case, another title
+				"u0001,u0001@corp.example,Dev,\n" +
+				"U0001,u0001@corp.example,Ops,\n" + // the same user again
+				"u0002,u0002@corp.example,Dev,\n"
+			cfg := peerConfig(rand.New(rand.NewPCG(1, 2)), p, peerOptions("uid", "mark", true), 2)
+			if cfg.MissingUsers != v1alpha1.MissingDelete {
+				t.Fatalf("the test needs a full import that deletes, got %s", cfg.MissingUsers)
+			}
+			preview, _, err := runOnce(t, managed, cfg, content, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, rec, err := runOnce(t, managed, cfg, content, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := v1alpha1.ChangeCounts{Updated: 1, Unchanged: 2, Failed: 1}
+			if res.Counts.ChangeCounts != want || preview.Counts.ChangeCounts != want {
+				t.Errorf("preview %+v, import %+v; want %+v", preview.Counts.ChangeCounts, res.Counts.ChangeCounts, want)
+			}
+			if len(rec.errors) != 1 || rec.errors[0].Line != 4 || !strings.Contains(rec.errors[0].Msg, "duplicate identity") {
+				t.Errorf("want line 4 a duplicate, got %+v", rec.errors)
+			}
+			wantState := []string{
+				"u0000 active=true managed=true mail=[u0000@corp.example] title=[Lead]",
+				"u0001 active=true managed=true mail=[u0001@corp.example] title=[Dev]",
+				"u0002 active=true managed=true mail=[u0002@corp.example] title=[Dev]",
+			}
+			if state := peerState(t, all, p); !slices.Equal(state, wantState) {
+				t.Fatalf("state\n%s\nwant\n%s", strings.Join(state, "\n"), strings.Join(wantState, "\n"))
+			}
+		})
+	}
+}
+
+// An identity column whose unique index compares as only PostgreSQL's
+// ICU library knows (a nondeterministic collation) is refused before
+// anything is written, with an error that names the column and the
+// collation.
+func TestPostgresIdentityWithANondeterministicCollationIsRefused(t *testing.T) {
+	managed, _, rows := sqlTable(t, v1alpha1.SQLDriverPostgres,
+		"CREATE COLLATION IF NOT EXISTS ignore_case (provider = icu, locale = 'und-u-ks-level2', deterministic = false); "+
+			"CREATE TABLE %s (uid text COLLATE ignore_case PRIMARY KEY, mail text, title text, mark text, active boolean NOT NULL DEFAULT true)")
+	p := peer{identity: "uid", mailAttr: "mail", marker: "mark"}
+	cfg := peerConfig(rand.New(rand.NewPCG(1, 2)), p, peerOptions("uid", "mark", true), 2)
+	_, _, err := runOnce(t, managed, cfg, "id,mail,title,status\nU0000,u0000@corp.example,Lead,\n", false)
+	var f *failure.Error
+	if !errors.As(err, &f) || f.Reason != v1alpha1.ReasonSchemaMismatch ||
+		!strings.Contains(err.Error(), "column uid of table") || !strings.Contains(err.Error(), "collation ignore_case") {
+		t.Fatalf("want SchemaMismatch naming column uid and the collation, got %v", err)
+	}
+	if got, want := rows(), []string{"u0000 Dev", "u0001 Dev", "u0002 Dev"}; !slices.Equal(got, want) {
+		t.Fatalf("rows %q, want %q", got, want)
+	}
+}
+
+// LDAP and Active Directory read a run of blanks inside an identity as
+// one: a full import takes "ann   lee" for the user "ann lee", keeps it,
+// and creates nobody.
+func TestLDAPAnIdentityWithARunOfBlanksNamesItsUser(t *testing.T) {
+	users := []seedUser{
+		{id: "ann lee", mail: "ann@corp.example", title: "Dev", active: true, managed: true},
+		{id: "bob", mail: "bob@corp.example", title: "Dev", active: true, managed: true},
+	}
+	p := peers()[0]
+	managed, all := p.start(t, users)
+	cfg := peerConfig(rand.New(rand.NewPCG(1, 2)), p, peerOptions(p.identity, p.marker, true), 2)
+	content := "id,mail,title,status\nANN   LEE,ann@corp.example,Lead,\nbob,bob@corp.example,Dev,\n"
+	res, rec, err := runOnce(t, managed, cfg, content, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (v1alpha1.ChangeCounts{Updated: 1, Unchanged: 1}); res.Counts.ChangeCounts != want || len(rec.errors) != 0 {
+		t.Errorf("counts %+v, errors %+v; want %+v and none", res.Counts.ChangeCounts, rec.errors, want)
+	}
+	want := []string{
+		"ann lee active=true managed=true mail=[ann@corp.example] title=[Lead]",
+		"bob active=true managed=true mail=[bob@corp.example] title=[Dev]",
+	}
+	if state := peerState(t, all, p); !slices.Equal(state, want) {
+		t.Fatalf("state\n%s\nwant\n%s", strings.Join(state, "\n"), strings.Join(want, "\n"))
+	}
+}
