@@ -179,3 +179,60 @@ func TestLDAPAnIdentityWithARunOfBlanksNamesItsUser(t *testing.T) {
 		t.Fatalf("state\n%s\nwant\n%s", strings.Join(state, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// A delta import finds a user under every spelling the directory folds
+// alike, as the directory itself finds it: the line updates or deletes
+// that user; it is not a create that the directory applies to the user.
+func TestPeersDeltaFindsAUserSpelledAsTheDirectoryFolds(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		driver  v1alpha1.SQLDriver // none: LDAP
+		create  string
+		spelled [2]string // u0000 and u0002 as the lines spell them
+	}{
+		{"LDAP", "", "", [2]string{"U0000", "u0002"}},
+		{"PostgreSQL citext", v1alpha1.SQLDriverPostgres,
+			"CREATE EXTENSION IF NOT EXISTS citext; CREATE TABLE %s (uid citext PRIMARY KEY, mail text, title text, mark text, active boolean NOT NULL DEFAULT true)",
+			[2]string{"U0000", "U0002"}},
+		{"SQLite NOCASE", v1alpha1.SQLDriverSQLite,
+			"CREATE TABLE %s (uid TEXT COLLATE NOCASE UNIQUE NOT NULL, mail TEXT, title TEXT, mark TEXT, active BOOLEAN NOT NULL DEFAULT 1)",
+			[2]string{"U0000", "U0002"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := peer{name: tc.name, identity: "uid", mailAttr: "mail", marker: "mark"}
+			var managed, all directory.Directory
+			ids := [3]string{"u0000", "u0001", "u0002"}
+			if tc.driver == "" {
+				p = peers()[0]
+				ids = [3]string{"ann lee", "bob", "cid lee"}
+				tc.spelled = [2]string{"ANN   LEE", "Cid\u00a0Lee"}
+				var users []seedUser
+				for _, id := range ids {
+					users = append(users, seedUser{id: id, mail: strings.ReplaceAll(id, " ", ".") + "@corp.example", title: "Dev", active: true, managed: true})
+				}
+				managed, all = p.start(t, users)
+			} else {
+				managed, all, _ = sqlTable(t, tc.driver, tc.create)
+			}
+			mail := func(id string) string { return strings.ReplaceAll(id, " ", ".") + "@corp.example" }
+			content := "id,mail,title,status\n" +
+				tc.spelled[0] + "," + mail(ids[0]) + ",Lead,\n" +
+				tc.spelled[1] + "," + mail(ids[2]) + ",Dev,deleted\n"
+			cfg := peerConfig(rand.New(rand.NewPCG(1, 2)), p, peerOptions(p.identity, p.marker, true), 3)
+			res, rec, err := runOnce(t, managed, cfg, content, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := (v1alpha1.ChangeCounts{Updated: 1, Deleted: 1}); res.Counts.ChangeCounts != want || len(rec.errors) != 0 {
+				t.Errorf("counts %+v, errors %+v; want %+v and none", res.Counts.ChangeCounts, rec.errors, want)
+			}
+			want := []string{
+				ids[0] + " active=true managed=true mail=[" + mail(ids[0]) + "] title=[Lead]",
+				ids[1] + " active=true managed=true mail=[" + mail(ids[1]) + "] title=[Dev]",
+			}
+			if state := peerState(t, all, p); !slices.Equal(state, want) {
+				t.Fatalf("state\n%s\nwant\n%s", strings.Join(state, "\n"), strings.Join(want, "\n"))
+			}
+		})
+	}
+}

@@ -96,7 +96,7 @@ func (d *Directory) Lookup(ctx context.Context, identities []string, attributes 
 		if id == "" {
 			continue
 		}
-		key := strings.ToLower(id)
+		key := directory.FoldCaseAndBlanks(id)
 		if _, seen := want[key]; !seen {
 			ids = append(ids, id)
 		}
@@ -121,7 +121,7 @@ func (d *Directory) Lookup(ctx context.Context, identities []string, attributes 
 					u := d.toUser(e, attributes)
 					for _, v := range entryValues(e, d.identityAttr) {
 						u.Identity = v
-						for _, key := range want[strings.ToLower(v)] {
+						for _, key := range want[directory.FoldCaseAndBlanks(v)] {
 							// An active entry under usersBaseDN wins over
 							// a stale copy under moveToDN.
 							if prev, seen := out[key]; !seen || (!prev.Active && u.Active) {

@@ -224,6 +224,20 @@ func (s *Directory) Lookup(ctx context.Context, identities []string, attributes 
 			return nil, s.wrap(err, "look up users")
 		}
 	}
+	if fold := sc.identityFold; fold != nil {
+		// The column finds a user under every spelling it folds alike:
+		// each spelling asked for is answered with that user, as the
+		// other directories answer.
+		byKey := make(map[string]directory.User, len(out))
+		for _, u := range out {
+			byKey[fold(u.Identity)] = u
+		}
+		for _, id := range identities {
+			if u, ok := byKey[fold(id)]; ok {
+				out[id] = u
+			}
+		}
+	}
 	return out, nil
 }
 
