@@ -23,6 +23,14 @@ import (
 // rows read without the provider ("uid title", by uid).
 func sqlTable(t *testing.T, driver v1alpha1.SQLDriver, create string) (directory.Directory, directory.Directory, func() []string) {
 	t.Helper()
+	managed, all, rows, _ := sqlTableWithDB(t, driver, create)
+	return managed, all, rows
+}
+
+// sqlTableWithDB is sqlTable that also returns a connection pool to the
+// database.
+func sqlTableWithDB(t *testing.T, driver v1alpha1.SQLDriver, create string) (directory.Directory, directory.Directory, func() []string, *stdsql.DB) {
+	t.Helper()
 	ctx := context.Background()
 	var dsn, table, open string
 	switch driver {
@@ -71,7 +79,7 @@ func sqlTable(t *testing.T, driver v1alpha1.SQLDriver, create string) (directory
 		}
 		return out
 	}
-	return dir(true), dir(false), rows
+	return dir(true), dir(false), rows, db
 }
 
 // An SQL identity column that ignores case (citext in PostgreSQL, the
@@ -232,6 +240,51 @@ func TestPeersDeltaFindsAUserSpelledAsTheDirectoryFolds(t *testing.T) {
 			}
 			if state := peerState(t, all, p); !slices.Equal(state, want) {
 				t.Fatalf("state\n%s\nwant\n%s", strings.Join(state, "\n"), strings.Join(want, "\n"))
+			}
+		})
+	}
+}
+
+// The fold an SQL directory reports for its identity column agrees with
+// the database's own comparison of that column's type, spelling by
+// spelling: citext lowers "Ë" only where the database's locale does.
+func TestSQLIdentityFoldAgreesWithTheDatabase(t *testing.T) {
+	pairs := [][2]string{{"U0000", "u0000"}, {"ZOË", "zoë"}, {"Ünal", "ünal"}, {"ann lee", "ann  lee"}, {"bob ", "bob"}, {"ǅ", "ǆ"}}
+	for _, tc := range []struct {
+		name, create, equal string
+		driver              v1alpha1.SQLDriver
+	}{
+		{"PostgreSQL citext",
+			"CREATE EXTENSION IF NOT EXISTS citext; CREATE TABLE %s (uid citext PRIMARY KEY, mail text, title text, mark text, active boolean NOT NULL DEFAULT true)",
+			"SELECT $1::citext = $2::citext", v1alpha1.SQLDriverPostgres},
+		{"PostgreSQL text",
+			"CREATE TABLE %s (uid text PRIMARY KEY, mail text, title text, mark text, active boolean NOT NULL DEFAULT true)",
+			"SELECT $1::text = $2::text", v1alpha1.SQLDriverPostgres},
+		{"SQLite NOCASE",
+			"CREATE TABLE %s (uid TEXT COLLATE NOCASE UNIQUE NOT NULL, mail TEXT, title TEXT, mark TEXT, active BOOLEAN NOT NULL DEFAULT 1)",
+			"SELECT ? = ? COLLATE NOCASE", v1alpha1.SQLDriverSQLite},
+		{"SQLite RTRIM",
+			"CREATE TABLE %s (uid TEXT COLLATE RTRIM UNIQUE NOT NULL, mail TEXT, title TEXT, mark TEXT, active BOOLEAN NOT NULL DEFAULT 1)",
+			"SELECT ? = ? COLLATE RTRIM", v1alpha1.SQLDriverSQLite},
+		{"SQLite TEXT",
+			"CREATE TABLE %s (uid TEXT UNIQUE NOT NULL, mail TEXT, title TEXT, mark TEXT, active BOOLEAN NOT NULL DEFAULT 1)",
+			"SELECT ? = ?", v1alpha1.SQLDriverSQLite},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			managed, _, _, query := sqlTableWithDB(t, tc.driver, tc.create)
+			fold, err := managed.(directory.IdentityFolder).IdentityFold(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range pairs {
+				var equal bool
+				if err := query.QueryRowContext(context.Background(), tc.equal, p[0], p[1]).Scan(&equal); err != nil {
+					t.Fatal(err)
+				}
+				folded := p[0] == p[1] || fold != nil && fold(p[0]) == fold(p[1])
+				if folded != equal {
+					t.Errorf("%q and %q: the database finds them equal: %v; the directory's fold: %v", p[0], p[1], equal, folded)
+				}
 			}
 		})
 	}

@@ -60,19 +60,24 @@ func (postgresDialect) isBoolean(typ string) bool    { return typ == "boolean" }
 func (postgresDialect) cachesStatements() bool       { return true }
 
 // identityFold: a citext column compares its values as lower() reads
-// them; a nondeterministic collation compares as only the server's ICU
-// library knows.
+// them, which in the locale C lowers A to Z only; a nondeterministic
+// collation compares as only the server's ICU library knows.
 func (postgresDialect) identityFold(c columnInfo) (func(string) string, string) {
 	for _, coll := range c.compares {
 		if coll != "" {
 			return nil, "its unique index uses the nondeterministic collation " + coll + ", which the provider cannot follow"
 		}
 	}
-	if c.typ == "citext" || strings.HasSuffix(c.typ, ".citext") {
-		return directory.FoldCase, ""
+	switch {
+	case !isCitext(c.typ):
+		return nil, ""
+	case c.lowersASCIIOnly:
+		return directory.FoldASCIICase, ""
 	}
-	return nil, ""
+	return directory.FoldCase, ""
 }
+
+func isCitext(typ string) bool { return typ == "citext" || strings.HasSuffix(typ, ".citext") }
 
 func (postgresDialect) loadSchema(ctx context.Context, db *stdsql.DB, table []string) (*schema, error) {
 	// to_regclass resolves the name with the search path, as the
@@ -103,6 +108,18 @@ func (postgresDialect) loadSchema(ctx context.Context, db *stdsql.DB, table []st
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, err
+	}
+	for name, c := range sc.columns {
+		if !isCitext(c.typ) {
+			continue
+		}
+		// How the database lowers "Ë", as citext compares.
+		var unicode bool
+		if err := db.QueryRowContext(ctx, "SELECT lower(chr(203)) = chr(235)").Scan(&unicode); err != nil {
+			return nil, err
+		}
+		c.lowersASCIIOnly = !unicode
+		sc.columns[name] = c
 	}
 	// Unique indexes, with their key columns: a one-column one is what
 	// ON CONFLICT (column) can use; none may be partial or on an
