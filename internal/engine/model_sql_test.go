@@ -3,6 +3,7 @@ package engine
 import (
 	"bufio"
 	"context"
+	stdsql "database/sql"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -56,11 +57,16 @@ func (s sqlModelDir) open(marker string, managedOnly bool) (*sqldir.Directory, e
 }
 
 // newSQLModelDir creates the tables and writes the model's directory in.
-func newSQLModelDir(t *testing.T, driver v1alpha1.SQLDriver, dsn string, d syncmodel.Directory) sqlModelDir {
+// With foldCase, the identity column ignores case as the database reads
+// it (citext in PostgreSQL, COLLATE NOCASE in SQLite), and fold is how.
+func newSQLModelDir(t *testing.T, driver v1alpha1.SQLDriver, dsn string, d syncmodel.Directory, foldCase bool) (s sqlModelDir, fold func(string) string) {
 	t.Helper()
 	ctx := context.Background()
 	n := pgTables.Add(1)
-	s := sqlModelDir{Driver: driver, DSN: dsn, Table: fmt.Sprintf("model_users_%d", n), Group: fmt.Sprintf("model_members_%d", n)}
+	s = sqlModelDir{Driver: driver, DSN: dsn, Table: fmt.Sprintf("model_users_%d", n), Group: fmt.Sprintf("model_members_%d", n)}
+	if foldCase {
+		fold = createFoldingTable(t, driver, dsn, s.Table)
+	}
 	if err := sqldir.CreateTable(ctx, driver, dsn, sqldir.TableSpec{
 		Table: s.Table, IdentityColumn: "userName", Columns: []string{"mail", "title", "mark", "manager"}, Groups: s.spec().Groups,
 	}); err != nil {
@@ -112,7 +118,42 @@ func newSQLModelDir(t *testing.T, driver v1alpha1.SQLDriver, dsn string, d syncm
 			t.Fatal(err)
 		}
 	}
-	return s
+	return s, fold
+}
+
+// createFoldingTable creates the model's users table with an identity
+// column that ignores case, and returns how the database folds it:
+// SQLite's NOCASE lowers A to Z; citext lowers as the database's lower()
+// does, A to Z only in the locale C.
+func createFoldingTable(t *testing.T, driver v1alpha1.SQLDriver, dsn, table string) func(string) string {
+	t.Helper()
+	ctx := context.Background()
+	open, identity, fold := "sqlite", `"userName" TEXT COLLATE NOCASE NOT NULL UNIQUE`, directory.FoldASCIICase
+	if driver == v1alpha1.SQLDriverPostgres {
+		open, identity = "pgx", `"userName" citext NOT NULL UNIQUE`
+	}
+	db, err := stdsql.Open(open, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if driver == v1alpha1.SQLDriverPostgres {
+		var unicode bool
+		if _, err := db.ExecContext(ctx, "CREATE EXTENSION IF NOT EXISTS citext"); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.QueryRowContext(ctx, "SELECT lower(chr(203)) = chr(235)").Scan(&unicode); err != nil {
+			t.Fatal(err)
+		}
+		if unicode {
+			fold = directory.FoldCase
+		}
+	}
+	q := fmt.Sprintf(`CREATE TABLE %s (%s, "mail" TEXT, "title" TEXT, "mark" TEXT, "manager" TEXT, "active" BOOLEAN NOT NULL DEFAULT TRUE)`, table, identity)
+	if _, err := db.ExecContext(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	return fold
 }
 
 // render reads the tables back as the model renders its directory.
@@ -354,14 +395,20 @@ type modelTarget struct {
 
 // checkSQLScenario checks a scenario in a new SQL directory.
 func checkSQLScenario(t *testing.T, driver v1alpha1.SQLDriver, dsn string, s modelScenario, r *rand.Rand, steps map[string]int, firstKill int64) string {
-	d := newSQLModelDir(t, driver, dsn, s.before)
+	// One scenario in three has an identity column that ignores case.
+	d, fold := newSQLModelDir(t, driver, dsn, s.before, s.seed%3 == 0)
+	s.spec.Fold = fold
 	dir, err := d.open("uio", true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer dir.Close()
 	cfg := s.configAs("userName", "mail", "manager", d.options())
-	return checkTarget(t, s, modelTarget{dir: dir, cfg: cfg, render: d.render, job: workerJob{SQL: &d, Config: cfg, KillAfter: firstKill}}, r, steps)
+	msg := checkTarget(t, s, modelTarget{dir: dir, cfg: cfg, render: d.render, job: workerJob{SQL: &d, Config: cfg, KillAfter: firstKill}}, r, steps)
+	if msg != "" && fold != nil {
+		msg = "(the identity column ignores case) " + msg
+	}
+	return msg
 }
 
 // checkTarget runs a scenario's preview in this process and its import
