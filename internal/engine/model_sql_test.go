@@ -395,8 +395,7 @@ type modelTarget struct {
 
 // checkSQLScenario checks a scenario in a new SQL directory.
 func checkSQLScenario(t *testing.T, driver v1alpha1.SQLDriver, dsn string, s modelScenario, r *rand.Rand, steps map[string]int, firstKill int64) string {
-	// One scenario in three has an identity column that ignores case.
-	d, fold := newSQLModelDir(t, driver, dsn, s.before, s.seed%3 == 0)
+	d, fold := newSQLModelDir(t, driver, dsn, s.before, s.foldingColumn)
 	s.spec.Fold = fold
 	dir, err := d.open("uio", true)
 	if err != nil {
@@ -457,6 +456,7 @@ func TestSQLiteAgreesWithTheModelWhenKilled(t *testing.T) {
 	for i := range uint64(n) {
 		seed := *modelSeed + i
 		s := genScenario(seed)
+		s.foldingColumn = seed%3 == 0 // one scenario in three
 		dsn := filepath.Join(t.TempDir(), "users.db")
 		if msg := checkSQLScenario(t, v1alpha1.SQLDriverSQLite, dsn, s, rand.New(rand.NewPCG(seed, 2)), steps, 0); msg != "" {
 			t.Errorf("SQLite, killed: %s%s", s, msg)
@@ -487,6 +487,7 @@ func TestPostgresAgreesWithTheModelWhenKilled(t *testing.T) {
 	for i := range uint64(n) {
 		seed := *modelSeed + 7919*i
 		s := genScenario(seed)
+		s.foldingColumn = seed%3 == 0 // one scenario in three
 		if msg := checkSQLScenario(t, v1alpha1.SQLDriverPostgres, dsn, s, rand.New(rand.NewPCG(seed, 4)), steps, 0); msg != "" {
 			t.Fatalf("PostgreSQL, killed: %s%s", s, msg)
 		}
@@ -517,5 +518,28 @@ func TestSQLiteGroupEmptiedByItsImportIsKnown(t *testing.T) {
 	}
 	if steps[v1alpha1.StepApply] == 0 {
 		t.Fatalf("the worker was not killed after the removal: %v", steps)
+	}
+}
+
+// Where the identity column ignores case, a delta line that spells its
+// user, and its manager, otherwise keeps the user's memberships and
+// manager as they are: the table refers to users as it spells them.
+func TestSQLiteFoldingColumnKeepsMembershipsAndManager(t *testing.T) {
+	user := func(id, mgr string) *syncmodel.User {
+		return &syncmodel.User{Identity: id, Managed: true, Active: true, Title: "Dev", Manager: mgr}
+	}
+	s := modelScenario{
+		before: syncmodel.Directory{
+			Users:  map[string]*syncmodel.User{"ann": user("ann", ""), "bob": user("bob", "ann"), "eve": user("eve", "bob")},
+			Groups: map[string]*syncmodel.Group{"eng": {Name: "eng", Managed: true, Members: []string{"eve"}}},
+		},
+		lines:         []string{"EVE,,Ops,,eng,BOB", "Bob,,Dev,,eng,ANN"},
+		spec:          syncmodel.Spec{Mode: v1alpha1.ModeDelta, Missing: v1alpha1.MissingIgnore},
+		batch:         1,
+		conc:          1,
+		foldingColumn: true,
+	}
+	if msg := checkSQLScenario(t, v1alpha1.SQLDriverSQLite, filepath.Join(t.TempDir(), "a.db"), s, nil, nil, 0); msg != "" {
+		t.Fatal(msg)
 	}
 }

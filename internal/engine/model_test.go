@@ -36,6 +36,9 @@ type modelScenario struct {
 	spec   syncmodel.Spec
 	batch  int
 	conc   int
+	// foldingColumn: in an SQL directory, the identity column ignores
+	// case (see createFoldingTable).
+	foldingColumn bool
 }
 
 var modelIDs = []string{"ann", "bob", "cid", "dan", "eve", "fay", "gus", "hal", "ida", "zoë", "Ünal", "jo", "mo li"}

@@ -57,11 +57,14 @@ func orDefault(s, def string) string {
 // HasGroups tells whether spec.groups is set.
 func (s *Directory) HasGroups() bool { return s.groups != nil }
 
-// MemberReference is the user's identity.
-func (s *Directory) MemberReference(u directory.User) string { return u.Identity }
+// MemberReference is the user's identity as the table holds it, which is
+// its ID: where the identity column ignores case, a line may spell it
+// otherwise.
+func (s *Directory) MemberReference(u directory.User) string { return u.ID }
 
-// ManagerReference is the manager's identity.
-func (s *Directory) ManagerReference(u directory.User) string { return u.Identity }
+// ManagerReference is the manager's identity as the table holds it (see
+// MemberReference).
+func (s *Directory) ManagerReference(u directory.User) string { return u.ID }
 
 // PredictReference is the identity: a manager is referred to by it.
 func (s *Directory) PredictReference(identity string) (string, bool) { return identity, true }
