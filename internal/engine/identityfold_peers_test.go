@@ -172,19 +172,26 @@ func TestLDAPAnIdentityWithARunOfBlanksNamesItsUser(t *testing.T) {
 	managed, all := p.start(t, users)
 	cfg := peerConfig(rand.New(rand.NewPCG(1, 2)), p, peerOptions(p.identity, p.marker, true), 2)
 	content := "id,mail,title,status\nANN   LEE,ann@corp.example,Lead,\nbob,bob@corp.example,Dev,\n"
+	importCleanly(t, managed, all, p, cfg, content, v1alpha1.ChangeCounts{Updated: 1, Unchanged: 1}, []string{
+		"ann lee active=true managed=true mail=[ann@corp.example] title=[Lead]",
+		"bob active=true managed=true mail=[bob@corp.example] title=[Dev]",
+	})
+}
+
+// importCleanly imports content into managed and fails the test unless
+// the import counts want, with no line in error, and leaves all (the
+// same directory, scope All) as state says (see peerState).
+func importCleanly(t *testing.T, managed, all directory.Directory, p peer, cfg Config, content string, want v1alpha1.ChangeCounts, state []string) {
+	t.Helper()
 	res, rec, err := runOnce(t, managed, cfg, content, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (v1alpha1.ChangeCounts{Updated: 1, Unchanged: 1}); res.Counts.ChangeCounts != want || len(rec.errors) != 0 {
+	if res.Counts.ChangeCounts != want || len(rec.errors) != 0 {
 		t.Errorf("counts %+v, errors %+v; want %+v and none", res.Counts.ChangeCounts, rec.errors, want)
 	}
-	want := []string{
-		"ann lee active=true managed=true mail=[ann@corp.example] title=[Lead]",
-		"bob active=true managed=true mail=[bob@corp.example] title=[Dev]",
-	}
-	if state := peerState(t, all, p); !slices.Equal(state, want) {
-		t.Fatalf("state\n%s\nwant\n%s", strings.Join(state, "\n"), strings.Join(want, "\n"))
+	if got := peerState(t, all, p); !slices.Equal(got, state) {
+		t.Fatalf("state\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(state, "\n"))
 	}
 }
 
@@ -227,20 +234,10 @@ func TestPeersDeltaFindsAUserSpelledAsTheDirectoryFolds(t *testing.T) {
 				tc.spelled[0] + "," + mail(ids[0]) + ",Lead,\n" +
 				tc.spelled[1] + "," + mail(ids[2]) + ",Dev,deleted\n"
 			cfg := peerConfig(rand.New(rand.NewPCG(1, 2)), p, peerOptions(p.identity, p.marker, true), 3)
-			res, rec, err := runOnce(t, managed, cfg, content, false)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if want := (v1alpha1.ChangeCounts{Updated: 1, Deleted: 1}); res.Counts.ChangeCounts != want || len(rec.errors) != 0 {
-				t.Errorf("counts %+v, errors %+v; want %+v and none", res.Counts.ChangeCounts, rec.errors, want)
-			}
-			want := []string{
+			importCleanly(t, managed, all, p, cfg, content, v1alpha1.ChangeCounts{Updated: 1, Deleted: 1}, []string{
 				ids[0] + " active=true managed=true mail=[" + mail(ids[0]) + "] title=[Lead]",
 				ids[1] + " active=true managed=true mail=[" + mail(ids[1]) + "] title=[Dev]",
-			}
-			if state := peerState(t, all, p); !slices.Equal(state, want) {
-				t.Fatalf("state\n%s\nwant\n%s", strings.Join(state, "\n"), strings.Join(want, "\n"))
-			}
+			})
 		})
 	}
 }
