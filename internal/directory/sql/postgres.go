@@ -109,14 +109,17 @@ func (postgresDialect) loadSchema(ctx context.Context, db *stdsql.DB, table []st
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
+	asked, unicode := false, false
 	for name, c := range sc.columns {
 		if !isCitext(c.typ) {
 			continue
 		}
-		// How the database lowers "Ë", as citext compares.
-		var unicode bool
-		if err := db.QueryRowContext(ctx, "SELECT lower(chr(203)) = chr(235)").Scan(&unicode); err != nil {
-			return nil, err
+		if !asked {
+			// How the database lowers "Ë", as citext compares.
+			if err := db.QueryRowContext(ctx, "SELECT lower(chr(203)) = chr(235)").Scan(&unicode); err != nil {
+				return nil, err
+			}
+			asked = true
 		}
 		c.lowersASCIIOnly = !unicode
 		sc.columns[name] = c
