@@ -44,8 +44,8 @@ func hashValues(vals []string) uint64 {
 }
 
 // identityHash is the fingerprint by which the run tells the identities
-// of two lines apart: in a directory whose identities ignore case, the
-// spellings of one identity have one.
+// of two lines apart: in a directory that folds identities (case,
+// blanks), the spellings of one identity have one.
 func (r *run) identityHash(identity string) uint64 {
 	if r.fold != nil {
 		identity = r.fold(identity)
@@ -54,7 +54,7 @@ func (r *run) identityHash(identity string) uint64 {
 }
 
 // idKey is the key of identity in the run's maps of identities: folded
-// in a directory whose identities ignore case.
+// in a directory that folds identities.
 func (r *run) idKey(identity string) string {
 	if r.fold != nil {
 		return r.fold(identity)

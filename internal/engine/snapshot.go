@@ -163,8 +163,8 @@ func (s *snapshot) build(identityAttr string) error {
 	return nil
 }
 
-// findFolded returns the entry of the one user whose identity equals
-// identity without regard to case, or -1 when none or several do.
+// findFolded returns the entry of the one user whose identity folds as
+// identity does, or -1 when none or several do.
 func (s *snapshot) findFolded(identity string) int {
 	if len(s.folded) == 0 {
 		return -1
