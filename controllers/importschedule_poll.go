@@ -66,12 +66,11 @@ type watchedSource struct {
 
 func newSourcePolls(now func() time.Time) *sourcePolls {
 	return &sourcePolls{
-		now:      now,
-		entries:  map[string]*pollEntry{},
-		watching: map[types.NamespacedName]string{},
-		wake:     make(chan event.GenericEvent, 1024),
-
+		now:         now,
+		entries:     map[string]*pollEntry{},
+		watching:    map[types.NamespacedName]string{},
 		byConfigMap: map[types.NamespacedName]map[string]bool{},
+		wake:        make(chan event.GenericEvent, 1024),
 	}
 }
 

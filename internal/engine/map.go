@@ -149,9 +149,9 @@ func first(v []string) string {
 // canonical is identity as the directory spells it, in a full import
 // into a directory that folds identities (case, blanks; see
 // directory.IdentityFolder): the identity of the one listed user whose
-// identity folds alike, when none matches it exactly. Every identity the run compares with the file's then has one
-// spelling, and a row that spells its user otherwise updates (and
-// protects) that user. Read as spelled, the row would be a create that
+// identity folds alike, when none matches it exactly. Every identity the
+// run compares with the file's then has one spelling, and a row that
+// spells its user otherwise updates (and protects) that user. Read as spelled, the row would be a create that
 // the directory takes for that user, and the user, missing from the file
 // under its own spelling, would be deprovisioned.
 func (r *run) canonical(identity string) string {

@@ -42,10 +42,14 @@ func (d *Directory) PredictReference(string) (string, bool) { return "", false }
 // which RFC 7643 makes case-insensitive (as Lookup matches it); other
 // identities compare exactly.
 func (d *Directory) IdentityFold(context.Context) (func(string) string, error) {
+	return d.identityFold(), nil
+}
+
+func (d *Directory) identityFold() func(string) string {
 	if d.identity.key == "userName" {
-		return directory.FoldCase, nil
+		return directory.FoldCase
 	}
-	return nil, nil
+	return nil
 }
 
 func groupPath(id string) string { return "/Groups/" + url.PathEscape(id) }

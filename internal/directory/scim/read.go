@@ -279,15 +279,17 @@ func (d *Directory) lookupFilter(ctx context.Context, group []string, attrs []at
 	return bad, err
 }
 
-// match files resource r under the requested identity it has: exactly, or
-// ignoring case for userName, which RFC 7643 makes case-insensitive.
+// match files resource r under the requested identity it has, as
+// IdentityFold compares: exactly, or ignoring case for userName, which
+// RFC 7643 makes case-insensitive.
 func (d *Directory) match(r map[string]any, wanted []string, attrs []attribute, out map[string]directory.User) {
 	v := d.identity.get(r)
 	if len(v) == 0 {
 		return
 	}
+	fold := d.identityFold()
 	for _, id := range wanted {
-		if id == v[0] || (d.identity.key == "userName" && strings.EqualFold(id, v[0])) {
+		if id == v[0] || (fold != nil && fold(id) == fold(v[0])) {
 			out[id] = d.toUser(r, attrs)
 		}
 	}
