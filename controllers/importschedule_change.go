@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -64,6 +65,7 @@ func (run *scheduleRun) onChange(ctx context.Context) (verdict, error) {
 		return verdict{state: conditions.Progressing, reason: v1alpha1.ReasonWaitingForSource,
 			message: "on change: reading the source", requeueAfter: poll}, nil
 	}
+	run.recoverLostRuns()
 	if errors.Is(err, keyread.ErrNotFound) {
 		return verdict{state: conditions.Progressing, reason: v1alpha1.ReasonWaitingForSource,
 			message: "on change: waiting for the source: " + safetext.Of(err), requeueAfter: poll}, nil
@@ -112,6 +114,34 @@ func (run *scheduleRun) onChange(ctx context.Context) (verdict, error) {
 		message: "on change: the last change (" + st.LastChange.Reason + ") ran as " + orNone(st.LastChange.ImportName), requeueAfter: poll}, nil
 }
 
+// recoverLostRuns counts the imports that changes started but whose
+// status writes were lost (a conflict, a manager that stopped), as the
+// imports' change annotations tell: the last of them is the last change.
+// Adopted by name, an import that ran an earlier change would be taken
+// for the run of the change now seen (a template edited just after a
+// run started), and that change would never run.
+func (run *scheduleRun) recoverLostRuns() {
+	st := &run.sched.Status
+	for {
+		name := schedule.ChangeName(run.sched.Name, st.ChangeRuns+1)
+		i := slices.IndexFunc(run.children, func(c v1alpha1.UserImport) bool { return c.Name == name })
+		if i < 0 {
+			return
+		}
+		var ran v1alpha1.Change
+		a, ok := run.children[i].Annotations[v1alpha1.ScheduleChangeAnnotation]
+		if !ok || json.Unmarshal([]byte(a), &ran) != nil {
+			return // made before imports carried it: adopted as it was
+		}
+		ran.ImportName = name
+		st.ChangeRuns++
+		st.LastChange = &ran
+		if p := st.PendingChange; p != nil && sameContent(*p, ran) {
+			st.PendingChange = nil
+		}
+	}
+}
+
 // startOnChange runs a pending change: it creates the import (or adopts
 // the one a reconcile whose status write was lost created), or skips it by
 // skipIfUnchanged; either way the change becomes the last one.
@@ -136,7 +166,7 @@ func (run *scheduleRun) startOnChange(ctx context.Context, pending *v1alpha1.Cha
 			done()
 			return nil
 		}
-		if err := run.createChild(ctx, name, run.now, v1alpha1.ReasonRunStarted, "on change: "+change.Reason); err != nil {
+		if err := run.createChild(ctx, name, run.now, &change, v1alpha1.ReasonRunStarted, "on change: "+change.Reason); err != nil {
 			return err
 		}
 	} else if !run.owns(existing) {

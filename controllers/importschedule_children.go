@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -176,7 +177,7 @@ func (run *scheduleRun) getChild(ctx context.Context, name string) (*v1alpha1.Us
 // buildChild returns the import of a run scheduled (or asked for) at t,
 // from the template as it is now: an edit of the template changes only
 // the runs that start after it.
-func buildChild(sched *v1alpha1.ImportSchedule, name string, t time.Time) *v1alpha1.UserImport {
+func buildChild(sched *v1alpha1.ImportSchedule, name string, t time.Time, change *v1alpha1.Change) *v1alpha1.UserImport {
 	tmpl := sched.Spec.Template
 	labels := maps.Clone(tmpl.Metadata.Labels)
 	if labels == nil {
@@ -188,6 +189,12 @@ func buildChild(sched *v1alpha1.ImportSchedule, name string, t time.Time) *v1alp
 		annotations = map[string]string{}
 	}
 	annotations[v1alpha1.ScheduledAtAnnotation] = t.UTC().Format(time.RFC3339)
+	if change != nil {
+		c := *change
+		c.ImportName = ""
+		b, _ := json.Marshal(c)
+		annotations[v1alpha1.ScheduleChangeAnnotation] = string(b)
+	}
 	return &v1alpha1.UserImport{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        name,
@@ -203,8 +210,8 @@ func buildChild(sched *v1alpha1.ImportSchedule, name string, t time.Time) *v1alp
 // records an Event with reason and note ("created UserImport <name>
 // <note>"). An import of that name that exists already (created by a
 // reconcile of a stale copy) is left as it is.
-func (run *scheduleRun) createChild(ctx context.Context, name string, t time.Time, reason, note string) error {
-	imp := buildChild(run.sched, name, t)
+func (run *scheduleRun) createChild(ctx context.Context, name string, t time.Time, change *v1alpha1.Change, reason, note string) error {
+	imp := buildChild(run.sched, name, t, change)
 	if err := controllerutil.SetControllerReference(run.sched, imp, run.Client.Scheme()); err != nil {
 		return err
 	}

@@ -373,7 +373,7 @@ func (run *scheduleRun) startScheduled(ctx context.Context, t time.Time) error {
 	if skipped, err := run.admit(ctx, active); skipped || err != nil {
 		return err
 	}
-	if err := run.createChild(ctx, name, t, v1alpha1.ReasonRunStarted, "for the run scheduled at "+t.UTC().Format(time.RFC3339)); err != nil {
+	if err := run.createChild(ctx, name, t, nil, v1alpha1.ReasonRunStarted, "for the run scheduled at "+t.UTC().Format(time.RFC3339)); err != nil {
 		return err
 	}
 	run.recordStart(t)
@@ -432,7 +432,7 @@ func (run *scheduleRun) runNow(ctx context.Context) error {
 	}
 	if existing == nil {
 		note := fmt.Sprintf("to run now (%s=%s)", v1alpha1.RunNowAnnotation, safetext.Clean(token))
-		if err := run.createChild(ctx, name, run.now, v1alpha1.ReasonRunNow, note); err != nil {
+		if err := run.createChild(ctx, name, run.now, nil, v1alpha1.ReasonRunNow, note); err != nil {
 			return err
 		}
 	}

@@ -232,6 +232,11 @@ const (
 	// ScheduledAtAnnotation holds, on an import, the time (RFC 3339, UTC)
 	// its run was scheduled for; for a run-now import, when it was asked.
 	ScheduledAtAnnotation = "userimport.dev/scheduled-at"
+	// ScheduleChangeAnnotation holds, on an import a change started, that
+	// change (JSON, as status.lastChange without importName): a schedule
+	// whose status write was lost learns from it which change the import
+	// ran.
+	ScheduleChangeAnnotation = "userimport.dev/change"
 	// RunNowAnnotation on a schedule starts a run now whenever its value
 	// changes; any value will do, a timestamp is the custom.
 	RunNowAnnotation = "userimport.dev/run-now"

@@ -148,6 +148,36 @@ var _ = Describe("an ImportSchedule on change", Label(labelSchedulesAlone), func
 		keepsChildren(s, 2)
 	})
 
+	It("runs a change of the template made while the status write of the run before it was lost", func() {
+		ns := newScheduleNamespace()
+		setCSV(ns, "email\na@x.example\n")
+		s := onChangeSchedule(ns, func(s *uiov1.ImportSchedule) { s.Spec.Triggers.DebounceSeconds = ptr.To[int32](0) })
+		expectChildren(s, 1)
+		Eventually(func() int64 { return getSchedule(s).Status.ChangeRuns }, 10*time.Second).Should(BeEquivalentTo(1))
+
+		// The manager stops after it created follow-change-1, before its
+		// status write; the template is edited meanwhile.
+		stopManager()
+		cur := getSchedule(s)
+		cur.Status.ChangeRuns, cur.Status.LastChange, cur.Status.PendingChange = 0, nil, nil
+		Expect(k8sClient.Status().Update(ctx, cur)).To(Succeed())
+		editSchedule(s, func(s *uiov1.ImportSchedule) { s.Spec.Template.Spec.Mapping[0].Check = "Email" })
+		stopManager = startScheduleManager()
+
+		// follow-change-1 ran the first content, not the edited template:
+		// the edit runs as follow-change-2.
+		children := expectChildren(s, 2)
+		Expect(children[1].Name).To(Equal("follow-change-2"))
+		Eventually(func(g Gomega) {
+			st := getSchedule(s).Status
+			g.Expect(st.ChangeRuns).To(BeEquivalentTo(2))
+			g.Expect(st.LastChange).NotTo(BeNil())
+			g.Expect(st.LastChange.Reason).To(Equal(uiov1.ChangeTemplateChanged))
+			g.Expect(st.LastChange.ImportName).To(Equal("follow-change-2"))
+		}, 10*time.Second).Should(Succeed())
+		keepsChildren(s, 2)
+	})
+
 	It("runs nothing while nothing changes, for an hour of the clock", func() {
 		ns := newScheduleNamespace()
 		s := firstRun(ns)
