@@ -107,8 +107,14 @@ func (run *scheduleRun) onChange(ctx context.Context) (verdict, error) {
 			message:      fmt.Sprintf("on change: %s waits for UserImport %s to end (concurrencyPolicy Forbid)", pending.Reason, active[0].Name),
 			requeueAfter: poll}, nil
 	}
-	if err := run.startOnChange(ctx, pending, active); err != nil {
+	lookAgain, err := run.startOnChange(ctx, pending, active)
+	if err != nil {
 		return verdict{}, err
+	}
+	if lookAgain {
+		return verdict{state: conditions.Ready, reason: v1alpha1.ReasonScheduled,
+			message:      fmt.Sprintf("on change: %s waits: UserImport %s ran the change before it", pending.Reason, st.LastChange.ImportName),
+			requeueAfter: requeueMargin}, nil
 	}
 	return verdict{state: conditions.Ready, reason: v1alpha1.ReasonScheduled,
 		message: "on change: the last change (" + st.LastChange.Reason + ") ran as " + orNone(st.LastChange.ImportName), requeueAfter: poll}, nil
@@ -128,12 +134,10 @@ func (run *scheduleRun) recoverLostRuns() {
 		if i < 0 {
 			return
 		}
-		var ran v1alpha1.Change
-		a, ok := run.children[i].Annotations[v1alpha1.ScheduleChangeAnnotation]
-		if !ok || json.Unmarshal([]byte(a), &ran) != nil {
+		ran, ok := changeOf(&run.children[i])
+		if !ok {
 			return // made before imports carried it: adopted as it was
 		}
-		ran.ImportName = name
 		st.ChangeRuns++
 		st.LastChange = &ran
 		if p := st.PendingChange; p != nil && sameContent(*p, ran) {
@@ -142,10 +146,28 @@ func (run *scheduleRun) recoverLostRuns() {
 	}
 }
 
+// changeOf is the change an import was made to run, named after the
+// import; ok is false for an import that does not say (made by a version
+// before imports carried it, or not for a change).
+func changeOf(imp *v1alpha1.UserImport) (c v1alpha1.Change, ok bool) {
+	a, found := imp.Annotations[v1alpha1.ScheduleChangeAnnotation]
+	if !found || json.Unmarshal([]byte(a), &c) != nil {
+		return v1alpha1.Change{}, false
+	}
+	c.ImportName = imp.Name
+	return c, true
+}
+
 // startOnChange runs a pending change: it creates the import (or adopts
 // the one a reconcile whose status write was lost created), or skips it by
 // skipIfUnchanged; either way the change becomes the last one.
-func (run *scheduleRun) startOnChange(ctx context.Context, pending *v1alpha1.Change, active []v1alpha1.UserImport) error {
+//
+// The import is looked for on the API server, not in the cache: a cache
+// that has not yet seen the run of an earlier change, made by a
+// reconcile whose status write was lost, would have it adopted as the run
+// of this one. Found there, that run is counted and lookAgain is true:
+// the change waits for the next reconcile, which sees the run as active.
+func (run *scheduleRun) startOnChange(ctx context.Context, pending *v1alpha1.Change, active []v1alpha1.UserImport) (lookAgain bool, err error) {
 	st := &run.sched.Status
 	change := *pending
 	done := func() {
@@ -153,29 +175,36 @@ func (run *scheduleRun) startOnChange(ctx context.Context, pending *v1alpha1.Cha
 		st.PendingChange = nil
 	}
 	name := schedule.ChangeName(run.sched.Name, st.ChangeRuns+1)
-	existing, err := run.getChild(ctx, name)
+	existing, err := run.getChild(ctx, run.APIReader, name)
 	if err != nil {
-		return err
+		return false, err
 	}
-	if existing == nil {
+	switch {
+	case existing == nil:
 		skipped, err := run.admit(ctx, active)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if skipped {
 			done()
-			return nil
+			return false, nil
 		}
 		if err := run.createChild(ctx, name, run.now, &change, v1alpha1.ReasonRunStarted, "on change: "+change.Reason); err != nil {
-			return err
+			return false, err
 		}
-	} else if !run.owns(existing) {
-		return fmt.Errorf("the UserImport %s exists and does not belong to this schedule", name)
+	case !run.owns(existing):
+		return false, fmt.Errorf("the UserImport %s exists and does not belong to this schedule", name)
+	default:
+		if ran, ok := changeOf(existing); ok && !sameContent(ran, change) {
+			run.children = append(run.children, *existing)
+			run.recoverLostRuns()
+			return true, nil
+		}
 	}
 	st.ChangeRuns++
 	change.ImportName = name
 	done()
-	return nil
+	return false, nil
 }
 
 // fingerprint is what an import of the template would read: the digest of

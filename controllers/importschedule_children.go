@@ -161,10 +161,11 @@ func (run *scheduleRun) trimHistory(ctx context.Context) error {
 	return nil
 }
 
-// getChild returns the import called name, or nil when there is none.
-func (run *scheduleRun) getChild(ctx context.Context, name string) (*v1alpha1.UserImport, error) {
+// getChild returns the import called name as reader has it, or nil when
+// there is none.
+func (run *scheduleRun) getChild(ctx context.Context, reader client.Reader, name string) (*v1alpha1.UserImport, error) {
 	imp := &v1alpha1.UserImport{}
-	err := run.Client.Get(ctx, types.NamespacedName{Namespace: run.sched.Namespace, Name: name}, imp)
+	err := reader.Get(ctx, types.NamespacedName{Namespace: run.sched.Namespace, Name: name}, imp)
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}

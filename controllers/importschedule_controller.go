@@ -352,7 +352,7 @@ func (run *scheduleRun) startScheduled(ctx context.Context, t time.Time) error {
 	name := schedule.ChildName(sched.Name, t)
 	// Get by name first: an import for this run that exists already was
 	// created by an earlier reconcile whose status write was lost.
-	existing, err := run.getChild(ctx, name)
+	existing, err := run.getChild(ctx, run.Client, name)
 	if err != nil {
 		return err
 	}
@@ -426,7 +426,7 @@ func (run *scheduleRun) runNow(ctx context.Context) error {
 		return nil
 	}
 	name := schedule.RunNowName(sched.Name, token)
-	existing, err := run.getChild(ctx, name)
+	existing, err := run.getChild(ctx, run.Client, name)
 	if err != nil {
 		return err
 	}
