@@ -3,10 +3,12 @@ package controllers
 import (
 	"context"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
@@ -26,11 +28,13 @@ func TestMain(m *testing.M) { os.Exit(testenv.RunShared(m)) }
 
 // laggingCache stands in for a manager's cache that has not yet seen
 // what was written to the imports since: it shows each UserImport as
-// behind gives it. Lists filter by the directory index as the cache's
-// does.
+// behind gives it, and none named in unseen (created since). Lists
+// filter by the directory and schedule indexes as the cache's do, which
+// the API server cannot.
 type laggingCache struct {
 	client.Client
 	behind func(*v1alpha1.UserImport)
+	unseen []string
 }
 
 // staleCache has seen no status write of any import: it shows every
@@ -51,7 +55,15 @@ func frozenCache(c client.Client, frozen ...*v1alpha1.UserImport) laggingCache {
 	}}
 }
 
+// blindCache shows the imports as they are, but none named in unseen.
+func blindCache(c client.Client, unseen ...string) laggingCache {
+	return laggingCache{Client: c, behind: func(*v1alpha1.UserImport) {}, unseen: unseen}
+}
+
 func (c laggingCache) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if _, ok := obj.(*v1alpha1.UserImport); ok && slices.Contains(c.unseen, key.Name) {
+		return apierrors.NewNotFound(v1alpha1.GroupVersion.WithResource("userimports").GroupResource(), key.Name)
+	}
 	if err := c.Client.Get(ctx, key, obj, opts...); err != nil {
 		return err
 	}
@@ -70,14 +82,22 @@ func (c laggingCache) List(ctx context.Context, list client.ObjectList, opts ...
 	if !ok {
 		return nil
 	}
-	want, filter := "", lo.FieldSelector != nil
-	if filter {
-		want, _ = lo.FieldSelector.RequiresExactMatch(directoryIndex)
+	indexed := func(*v1alpha1.UserImport) bool { return true }
+	if lo.FieldSelector != nil {
+		if want, ok := lo.FieldSelector.RequiresExactMatch(directoryIndex); ok {
+			indexed = func(i *v1alpha1.UserImport) bool { return i.Spec.DirectoryRef.Name == want }
+		}
+		if want, ok := lo.FieldSelector.RequiresExactMatch(scheduleOwnerIndex); ok {
+			indexed = func(i *v1alpha1.UserImport) bool {
+				ref := metav1.GetControllerOf(i)
+				return ref != nil && ref.Kind == "ImportSchedule" && ref.Name == want
+			}
+		}
 	}
 	kept := imps.Items[:0]
 	for _, i := range imps.Items {
 		c.behind(&i)
-		if !filter || i.Spec.DirectoryRef.Name == want {
+		if indexed(&i) && !slices.Contains(c.unseen, i.Name) {
 			kept = append(kept, i)
 		}
 	}
