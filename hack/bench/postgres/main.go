@@ -16,7 +16,9 @@
 // 1 means the import costs nothing over the database's fastest way in.
 // The *_cpu_s keys say where the time goes: the CPU of the client process
 // and of the server while the import and COPY run. Each child runs under
-// the memory settings a worker derives from its Job's default limit. The
+// the memory settings a worker derives from its Job's default limit;
+// -cpuprofile profiles each child, and -perf the whole machine while each
+// child runs (the server's share: perf report --comm postgres). The
 // import uses the default execution settings (batches of 100, concurrency 4);
 // $UIO_BENCH_BATCH and $UIO_BENCH_CONCURRENCY change them.
 package main
@@ -33,6 +35,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
 	"strconv"
@@ -63,6 +66,7 @@ func main() {
 	rows := flag.Int("rows", 1_000_000, "users")
 	rounds := flag.Int("rounds", 2, "rounds of COPY and the import, taking turns; each keeps its fastest")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of each -child run to this path plus the child's name, table and file")
+	perfData := flag.String("perf", "", "record every process of the machine with perf while each child runs (the server's profile: perf report --comm postgres), to this path plus the run's number, the child's name, table and file")
 	flag.Parse()
 	var err error
 	if *child != "" {
@@ -77,7 +81,7 @@ func main() {
 		}
 		err = runChild(*child, *file, *dsn, *table)
 	} else {
-		err = parent(*rows, *rounds, *cpuprofile)
+		err = parent(*rows, *rounds, *cpuprofile, *perfData)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench postgres:", err)
@@ -86,7 +90,7 @@ func main() {
 	}
 }
 
-func parent(rows, rounds int, cpuprofile string) error {
+func parent(rows, rounds int, cpuprofile, perfData string) error {
 	work, file, _, cleanup, err := benchio.TempCSV("uio-bench-postgres-", "hr.csv", rows)
 	if err != nil {
 		return err
@@ -109,8 +113,17 @@ func parent(rows, rounds int, cpuprofile string) error {
 	if err != nil {
 		return err
 	}
+	runs := 0
 	run := func(mode, file, dsn, table string) (map[string]string, error) {
 		before := serverCPU(server)
+		runs++
+		if perfData != "" {
+			stop, err := perfRecord(fmt.Sprintf("%s.%d.%s.%s.%s", perfData, runs, mode, table, strings.TrimSuffix(filepath.Base(file), ".csv")))
+			if err != nil {
+				return nil, err
+			}
+			defer stop()
+		}
 		res, err := child(mode, file, dsn, table, cpuprofile)
 		if err == nil && dsn == pg.DSN {
 			// The child's backends end after it does; the server reaps
@@ -456,6 +469,23 @@ func sqliteInserts(file, path, table string) (int, error) {
 		return n, err
 	}
 	return n, tx.Commit()
+}
+
+// perfRecord starts perf recording every process of the machine, with
+// call graphs, into path; stop ends it once it has written the file. The
+// server's backends start after the recording does, so that they cannot
+// be named in advance.
+func perfRecord(path string) (stop func(), err error) {
+	cmd := exec.Command("perf", "record", "-a", "-g", "-F", "499", "-o", path)
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("perf: %w", err)
+	}
+	time.Sleep(300 * time.Millisecond) // until it records
+	return func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+	}, nil
 }
 
 // postmaster is the pid of the server's main process: the parent of a
