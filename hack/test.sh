@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: installs the real servers the tests talk to (SCIM,
-# LDAP, PostgreSQL), points envtest at a Kubernetes API server and etcd,
+# LDAP, a Samba AD DC, PostgreSQL, Mailpit, an S3 server, sshd), points envtest at a Kubernetes API server and etcd,
 # runs every Go test, then gives each fuzz target a short run
 # (hack/fuzz.sh). Extra arguments go to `go test`. FUZZTIME (default
 # 20000x: that many inputs) sets the length of each fuzz run; FUZZTIME=0
