@@ -254,6 +254,12 @@ func TestSQLIdentityFoldAgreesWithTheDatabase(t *testing.T) {
 		{"PostgreSQL citext",
 			"CREATE EXTENSION IF NOT EXISTS citext; CREATE TABLE %s (uid citext PRIMARY KEY, mail text, title text, mark text, active boolean NOT NULL DEFAULT true)",
 			"SELECT $1::citext = $2::citext", v1alpha1.SQLDriverPostgres},
+		// citext lowers under the database's collation whatever the
+		// column's (here C, which lowers A to Z only, where ICU would
+		// lower every letter).
+		{"PostgreSQL citext under a collation of its own",
+			`CREATE EXTENSION IF NOT EXISTS citext; CREATE TABLE %s (uid citext COLLATE "und-x-icu" PRIMARY KEY, mail text, title text, mark text, active boolean NOT NULL DEFAULT true)`,
+			`SELECT $1::citext COLLATE "und-x-icu" = $2::citext`, v1alpha1.SQLDriverPostgres},
 		{"PostgreSQL text",
 			"CREATE TABLE %s (uid text PRIMARY KEY, mail text, title text, mark text, active boolean NOT NULL DEFAULT true)",
 			"SELECT $1::text = $2::text", v1alpha1.SQLDriverPostgres},

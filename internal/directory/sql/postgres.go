@@ -60,8 +60,10 @@ func (postgresDialect) isBoolean(typ string) bool    { return typ == "boolean" }
 func (postgresDialect) cachesStatements() bool       { return true }
 
 // identityFold: a citext column compares its values as lower() reads
-// them, which in the locale C lowers A to Z only; a nondeterministic
-// collation compares as only the server's ICU library knows.
+// them under the database's collation, whatever the column's (citext
+// keeps its equality independent of collations), which in the locale C
+// lowers A to Z only; a nondeterministic collation compares as only the
+// server's ICU library knows.
 func (postgresDialect) identityFold(c columnInfo) (func(string) string, string) {
 	for _, coll := range c.compares {
 		if coll != "" {
