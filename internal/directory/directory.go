@@ -8,10 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/cases"
+	"golang.org/x/text/language"
 )
 
 // Attributes maps attribute names, in the vocabulary of the import's
@@ -165,6 +169,19 @@ type IdentityFolder interface {
 
 // FoldCase is the key of an identity compared without regard to case.
 func FoldCase(identity string) string { return strings.ToLower(identity) }
+
+// FoldCaseFully is the key of an identity compared without regard to
+// case as the full Unicode case mapping lowers it, as ICU does: "İ" to
+// "i̇", a final "Σ" to "ς". (FoldCase lowers one letter to one, as the C
+// library does.)
+func FoldCaseFully(identity string) string {
+	c := fullLower.Get().(cases.Caser)
+	defer fullLower.Put(c)
+	return c.String(identity)
+}
+
+// fullLower holds Casers, which may not be shared between goroutines.
+var fullLower = sync.Pool{New: func() any { return cases.Lower(language.Und) }}
 
 // FoldASCIICase is the key of an identity compared without regard to the
 // case of the letters A to Z only, as SQLite's collation NOCASE compares.

@@ -4,7 +4,8 @@ import "testing"
 
 // The folds give each spelling of an identity the key its directory
 // gives it, and nothing else: LDAP ignores case and reads any run of
-// space characters as one blank, SQLite's NOCASE lowers A to Z only.
+// space characters as one blank, SQLite's NOCASE lowers A to Z only, the
+// C library one letter to one, ICU by the full Unicode mapping.
 func TestFolds(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -19,6 +20,9 @@ func TestFolds(t *testing.T) {
 		{"case and blanks: a tab is no blank", FoldCaseAndBlanks, "Ann\tLee", "ann\tlee"},
 		{"case and blanks: beyond ASCII", FoldCaseAndBlanks, "ZOË", "zoë"},
 		{"case", FoldCase, "ZOË  X", "zoë  x"},
+		{"case: one letter to one", FoldCase, "İLKER ΟΔΟΣ", "ilker οδοσ"},
+		{"case fully: a dot above", FoldCaseFully, "İLKER", "i\u0307lker"},
+		{"case fully: a final sigma", FoldCaseFully, "ΟΔΟΣ ΣΑ", "οδος σα"},
 		{"ASCII case", FoldASCIICase, "ZOË Ab", "zoË ab"},
 		{"ASCII case: lower already", FoldASCIICase, "zoë", "zoë"},
 		{"trailing spaces", FoldTrailingSpaces, " ann  ", " ann"},

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -31,11 +32,45 @@ func sqlTable(t *testing.T, driver v1alpha1.SQLDriver, create string) (directory
 // database.
 func sqlTableWithDB(t *testing.T, driver v1alpha1.SQLDriver, create string) (directory.Directory, directory.Directory, func() []string, *stdsql.DB) {
 	t.Helper()
+	dsn := ""
+	if driver == v1alpha1.SQLDriverPostgres {
+		dsn = pgShared.Get(t).DSN
+	}
+	return sqlTableIn(t, driver, dsn, create)
+}
+
+// pgDatabase creates a database of the shared PostgreSQL server with
+// the options of CREATE DATABASE (a locale), owned by the test role, and
+// returns the role's DSN to it.
+func pgDatabase(t *testing.T, options string) string {
+	t.Helper()
+	pg := pgShared.Get(t)
+	name := fmt.Sprintf("uio_%d", pgTables.Add(1))
+	db, err := stdsql.Open("pgx", pg.SuperuserDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(fmt.Sprintf("CREATE DATABASE %s OWNER %s TEMPLATE template0 ENCODING 'UTF8' %s", name, pg.Role, options)); err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(pg.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// sqlTableIn is sqlTableWithDB in the database of dsn (SQLite: a new
+// file).
+func sqlTableIn(t *testing.T, driver v1alpha1.SQLDriver, dsn, create string) (directory.Directory, directory.Directory, func() []string, *stdsql.DB) {
+	t.Helper()
 	ctx := context.Background()
-	var dsn, table, open string
+	var table, open string
 	switch driver {
 	case v1alpha1.SQLDriverPostgres:
-		dsn, table, open = pgShared.Get(t).DSN, fmt.Sprintf("users_%d", pgTables.Add(1)), "pgx"
+		table, open = fmt.Sprintf("users_%d", pgTables.Add(1)), "pgx"
 	default:
 		dsn, table, open = filepath.Join(t.TempDir(), "users.db"), "users", "sqlite"
 	}
@@ -140,23 +175,37 @@ func TestPeersSQLIdentityThatIgnoresCase(t *testing.T) {
 }
 
 // An identity column whose unique index compares as only PostgreSQL's
-// ICU library knows (a nondeterministic collation) is refused before
-// anything is written, with an error that names the column and the
-// collation.
-func TestPostgresIdentityWithANondeterministicCollationIsRefused(t *testing.T) {
-	managed, _, rows := sqlTable(t, v1alpha1.SQLDriverPostgres,
-		"CREATE COLLATION IF NOT EXISTS ignore_case (provider = icu, locale = 'und-u-ks-level2', deterministic = false); "+
-			"CREATE TABLE %s (uid text COLLATE ignore_case PRIMARY KEY, mail text, title text, mark text, active boolean NOT NULL DEFAULT true)")
-	p := peer{identity: "uid", mailAttr: "mail", marker: "mark"}
-	cfg := peerConfig(rand.New(rand.NewPCG(1, 2)), p, peerOptions("uid", "mark", true), 2)
-	_, _, err := runOnce(t, managed, cfg, "id,mail,title,status\nU0000,u0000@corp.example,Lead,\n", false)
-	var f *failure.Error
-	if !errors.As(err, &f) || f.Reason != v1alpha1.ReasonSchemaMismatch ||
-		!strings.Contains(err.Error(), "column uid of table") || !strings.Contains(err.Error(), "collation ignore_case") {
-		t.Fatalf("want SchemaMismatch naming column uid and the collation, got %v", err)
-	}
-	if got, want := rows(), []string{"u0000 Dev", "u0001 Dev", "u0002 Dev"}; !slices.Equal(got, want) {
-		t.Fatalf("rows %q, want %q", got, want)
+// ICU library knows (a nondeterministic collation), or a citext column in
+// a database whose lower() lowers I to a dotless ı, is refused before
+// anything is written, with an error that names the column and why.
+func TestPostgresIdentityThatCannotBeFollowedIsRefused(t *testing.T) {
+	for _, tc := range []struct{ name, database, create, why string }{
+		{name: "nondeterministic collation",
+			create: "CREATE COLLATION IF NOT EXISTS ignore_case (provider = icu, locale = 'und-u-ks-level2', deterministic = false); " +
+				"CREATE TABLE %s (uid text COLLATE ignore_case PRIMARY KEY, mail text, title text, mark text, active boolean NOT NULL DEFAULT true)",
+			why: "collation ignore_case"},
+		{name: "citext in Turkish", database: "LOCALE 'C.UTF-8' LOCALE_PROVIDER icu ICU_LOCALE 'tr'",
+			create: "CREATE EXTENSION IF NOT EXISTS citext; CREATE TABLE %s (uid citext PRIMARY KEY, mail text, title text, mark text, active boolean NOT NULL DEFAULT true)",
+			why:    "dotless ı"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dsn := pgShared.Get(t).DSN
+			if tc.database != "" {
+				dsn = pgDatabase(t, tc.database)
+			}
+			managed, _, rows, _ := sqlTableIn(t, v1alpha1.SQLDriverPostgres, dsn, tc.create)
+			p := peer{identity: "uid", mailAttr: "mail", marker: "mark"}
+			cfg := peerConfig(rand.New(rand.NewPCG(1, 2)), p, peerOptions("uid", "mark", true), 2)
+			_, _, err := runOnce(t, managed, cfg, "id,mail,title,status\nU0000,u0000@corp.example,Lead,\n", false)
+			var f *failure.Error
+			if !errors.As(err, &f) || f.Reason != v1alpha1.ReasonSchemaMismatch ||
+				!strings.Contains(err.Error(), "column uid of table") || !strings.Contains(err.Error(), tc.why) {
+				t.Fatalf("want SchemaMismatch naming column uid and %q, got %v", tc.why, err)
+			}
+			if got, want := rows(), []string{"u0000 Dev", "u0001 Dev", "u0002 Dev"}; !slices.Equal(got, want) {
+				t.Fatalf("rows %q, want %q", got, want)
+			}
+		})
 	}
 }
 
@@ -246,35 +295,52 @@ func TestPeersDeltaFindsAUserSpelledAsTheDirectoryFolds(t *testing.T) {
 // the database's own comparison of that column's type, spelling by
 // spelling: citext lowers "Ë" only where the database's locale does.
 func TestSQLIdentityFoldAgreesWithTheDatabase(t *testing.T) {
-	pairs := [][2]string{{"U0000", "u0000"}, {"ZOË", "zoë"}, {"Ünal", "ünal"}, {"ann lee", "ann  lee"}, {"bob ", "bob"}, {"ǅ", "ǆ"}}
+	pairs := [][2]string{{"U0000", "u0000"}, {"ZOË", "zoë"}, {"Ünal", "ünal"}, {"ann lee", "ann  lee"}, {"bob ", "bob"}, {"ǅ", "ǆ"},
+		{"İLKER", "i\u0307lker"}, {"ΟΔΟΣ", "οδος"}, {"ΟΔΟΣ", "οδοσ"}, {"STRAẞE", "straße"}}
+	const citext = "CREATE EXTENSION IF NOT EXISTS citext; CREATE TABLE %s (uid citext PRIMARY KEY, mail text, title text, mark text, active boolean NOT NULL DEFAULT true)"
 	for _, tc := range []struct {
 		name, create, equal string
 		driver              v1alpha1.SQLDriver
+		// database, for PostgreSQL, creates a database with these
+		// options; the server's own is in the locale C.
+		database string
 	}{
-		{"PostgreSQL citext",
-			"CREATE EXTENSION IF NOT EXISTS citext; CREATE TABLE %s (uid citext PRIMARY KEY, mail text, title text, mark text, active boolean NOT NULL DEFAULT true)",
-			"SELECT $1::citext = $2::citext", v1alpha1.SQLDriverPostgres},
+		// citext lowers as the database's collation does: the C
+		// library's one letter to one, or ICU's full mapping.
+		{name: "PostgreSQL citext, database in C.UTF-8", create: citext, equal: "SELECT $1::citext = $2::citext",
+			driver: v1alpha1.SQLDriverPostgres, database: "LOCALE 'C.UTF-8'"},
+		{name: "PostgreSQL citext, database in ICU", create: citext, equal: "SELECT $1::citext = $2::citext",
+			driver: v1alpha1.SQLDriverPostgres, database: "LOCALE 'C.UTF-8' LOCALE_PROVIDER icu ICU_LOCALE 'und'"},
+		{name: "PostgreSQL citext",
+			create: "CREATE EXTENSION IF NOT EXISTS citext; CREATE TABLE %s (uid citext PRIMARY KEY, mail text, title text, mark text, active boolean NOT NULL DEFAULT true)",
+			equal:  "SELECT $1::citext = $2::citext", driver: v1alpha1.SQLDriverPostgres},
 		// citext lowers under the database's collation whatever the
 		// column's (here C, which lowers A to Z only, where ICU would
 		// lower every letter).
-		{"PostgreSQL citext under a collation of its own",
-			`CREATE EXTENSION IF NOT EXISTS citext; CREATE TABLE %s (uid citext COLLATE "und-x-icu" PRIMARY KEY, mail text, title text, mark text, active boolean NOT NULL DEFAULT true)`,
-			`SELECT $1::citext COLLATE "und-x-icu" = $2::citext`, v1alpha1.SQLDriverPostgres},
-		{"PostgreSQL text",
-			"CREATE TABLE %s (uid text PRIMARY KEY, mail text, title text, mark text, active boolean NOT NULL DEFAULT true)",
-			"SELECT $1::text = $2::text", v1alpha1.SQLDriverPostgres},
-		{"SQLite NOCASE",
-			"CREATE TABLE %s (uid TEXT COLLATE NOCASE UNIQUE NOT NULL, mail TEXT, title TEXT, mark TEXT, active BOOLEAN NOT NULL DEFAULT 1)",
-			"SELECT ? = ? COLLATE NOCASE", v1alpha1.SQLDriverSQLite},
-		{"SQLite RTRIM",
-			"CREATE TABLE %s (uid TEXT COLLATE RTRIM UNIQUE NOT NULL, mail TEXT, title TEXT, mark TEXT, active BOOLEAN NOT NULL DEFAULT 1)",
-			"SELECT ? = ? COLLATE RTRIM", v1alpha1.SQLDriverSQLite},
-		{"SQLite TEXT",
-			"CREATE TABLE %s (uid TEXT UNIQUE NOT NULL, mail TEXT, title TEXT, mark TEXT, active BOOLEAN NOT NULL DEFAULT 1)",
-			"SELECT ? = ?", v1alpha1.SQLDriverSQLite},
+		{name: "PostgreSQL citext under a collation of its own",
+			create: `CREATE EXTENSION IF NOT EXISTS citext; CREATE TABLE %s (uid citext COLLATE "und-x-icu" PRIMARY KEY, mail text, title text, mark text, active boolean NOT NULL DEFAULT true)`,
+			equal:  `SELECT $1::citext COLLATE "und-x-icu" = $2::citext`, driver: v1alpha1.SQLDriverPostgres},
+		{name: "PostgreSQL text",
+			create: "CREATE TABLE %s (uid text PRIMARY KEY, mail text, title text, mark text, active boolean NOT NULL DEFAULT true)",
+			equal:  "SELECT $1::text = $2::text", driver: v1alpha1.SQLDriverPostgres},
+		{name: "SQLite NOCASE",
+			create: "CREATE TABLE %s (uid TEXT COLLATE NOCASE UNIQUE NOT NULL, mail TEXT, title TEXT, mark TEXT, active BOOLEAN NOT NULL DEFAULT 1)",
+			equal:  "SELECT ? = ? COLLATE NOCASE", driver: v1alpha1.SQLDriverSQLite},
+		{name: "SQLite RTRIM",
+			create: "CREATE TABLE %s (uid TEXT COLLATE RTRIM UNIQUE NOT NULL, mail TEXT, title TEXT, mark TEXT, active BOOLEAN NOT NULL DEFAULT 1)",
+			equal:  "SELECT ? = ? COLLATE RTRIM", driver: v1alpha1.SQLDriverSQLite},
+		{name: "SQLite TEXT",
+			create: "CREATE TABLE %s (uid TEXT UNIQUE NOT NULL, mail TEXT, title TEXT, mark TEXT, active BOOLEAN NOT NULL DEFAULT 1)",
+			equal:  "SELECT ? = ?", driver: v1alpha1.SQLDriverSQLite},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			managed, _, _, query := sqlTableWithDB(t, tc.driver, tc.create)
+			var managed directory.Directory
+			var query *stdsql.DB
+			if tc.database != "" {
+				managed, _, _, query = sqlTableIn(t, tc.driver, pgDatabase(t, tc.database), tc.create)
+			} else {
+				managed, _, _, query = sqlTableWithDB(t, tc.driver, tc.create)
+			}
 			fold, err := managed.(directory.IdentityFolder).IdentityFold(context.Background())
 			if err != nil {
 				t.Fatal(err)

@@ -99,9 +99,9 @@ type columnInfo struct {
 	// compares say how each of those constraints compares values: ""
 	// exactly, else the name of its collation.
 	compares []string
-	// lowersASCIIOnly: the database's lower(), by which a citext column
-	// compares, lowers the letters A to Z only (the locale C).
-	lowersASCIIOnly bool
+	// lowers says how the database's lower(), by which a citext column
+	// compares, lowers letters (see lowersASCII); set for citext columns.
+	lowers string
 }
 
 func (s *schema) column(d dialect, name string) (columnInfo, bool) {

@@ -59,24 +59,71 @@ func (postgresDialect) normColumn(col string) string { return col }
 func (postgresDialect) isBoolean(typ string) bool    { return typ == "boolean" }
 func (postgresDialect) cachesStatements() bool       { return true }
 
-// identityFold: a citext column compares its values as lower() reads
-// them under the database's collation, whatever the column's (citext
-// keeps its equality independent of collations), which in the locale C
-// lowers A to Z only; a nondeterministic collation compares as only the
-// server's ICU library knows.
+// How the database's lower() lowers letters, under its collation: a
+// citext column compares by it, whatever the column's collation (citext
+// keeps its equality independent of collations).
+const (
+	lowersASCII  = "ascii"  // A to Z only: the collation C
+	lowersSimple = "simple" // one letter to one, as the C library does
+	lowersFully  = "fully"  // the full Unicode mapping, as ICU does
+)
+
+// identityFold: a citext column compares its values as the database's
+// lower() reads them; a nondeterministic collation compares as only the
+// server's ICU library knows, and so does a lower() that lowers I to a
+// dotless ı.
 func (postgresDialect) identityFold(c columnInfo) (func(string) string, string) {
 	for _, coll := range c.compares {
 		if coll != "" {
 			return nil, "its unique index uses the nondeterministic collation " + coll + ", which the provider cannot follow"
 		}
 	}
-	switch {
-	case !isCitext(c.typ):
+	if !isCitext(c.typ) {
 		return nil, ""
-	case c.lowersASCIIOnly:
-		return directory.FoldASCIICase, ""
 	}
-	return directory.FoldCase, ""
+	switch c.lowers {
+	case lowersASCII:
+		return directory.FoldASCIICase, ""
+	case lowersSimple:
+		return directory.FoldCase, ""
+	case lowersFully:
+		return directory.FoldCaseFully, ""
+	}
+	return nil, "it is citext, and the database's lower() lowers letters in a way the provider cannot follow (as Turkish and Azeri lower I to a dotless ı)"
+}
+
+// lowers asks how the database's lower() lowers letters: as one of
+// lowersASCII, lowersSimple and lowersFully, or "" when otherwise.
+func lowers(ctx context.Context, db *stdsql.DB) (string, error) {
+	// "Ë" tells the collation C from the others, and "I" the Turkish and
+	// Azeri ones (a dotless ı).
+	var umlaut, latinI bool
+	var encoding string
+	err := db.QueryRowContext(ctx, "SELECT lower(chr(203)) = chr(235), lower('I') = 'i', getdatabaseencoding()").Scan(&umlaut, &latinI, &encoding)
+	switch {
+	case err != nil:
+		return "", err
+	case !latinI:
+		return "", nil
+	case !umlaut:
+		return lowersASCII, nil
+	case encoding != "UTF8":
+		// No letter lowers to two here.
+		return lowersSimple, nil
+	}
+	// "İ" tells the C library's mapping (i) from the full one (i and a
+	// combining dot above).
+	var dotted string
+	if err := db.QueryRowContext(ctx, "SELECT lower(chr(304))").Scan(&dotted); err != nil {
+		return "", err
+	}
+	switch dotted {
+	case "i":
+		return lowersSimple, nil
+	case "i\u0307":
+		return lowersFully, nil
+	}
+	return "", nil
 }
 
 func isCitext(typ string) bool { return typ == "citext" || strings.HasSuffix(typ, ".citext") }
@@ -111,19 +158,18 @@ func (postgresDialect) loadSchema(ctx context.Context, db *stdsql.DB, table []st
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	asked, unicode := false, false
+	asked, lowered := false, ""
 	for name, c := range sc.columns {
 		if !isCitext(c.typ) {
 			continue
 		}
 		if !asked {
-			// How the database lowers "Ë", as citext compares.
-			if err := db.QueryRowContext(ctx, "SELECT lower(chr(203)) = chr(235)").Scan(&unicode); err != nil {
+			if lowered, err = lowers(ctx, db); err != nil {
 				return nil, err
 			}
 			asked = true
 		}
-		c.lowersASCIIOnly = !unicode
+		c.lowers = lowered
 		sc.columns[name] = c
 	}
 	// Unique indexes, with their key columns: a one-column one is what
