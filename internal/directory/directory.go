@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/text/cases"
 	"golang.org/x/text/language"
+	"golang.org/x/text/unicode/norm"
 )
 
 // Attributes maps attribute names, in the vocabulary of the import's
@@ -205,9 +206,11 @@ func FoldASCIICase(identity string) string {
 func FoldTrailingSpaces(identity string) string { return strings.TrimRight(identity, " ") }
 
 // FoldCaseAndBlanks is the key of an identity compared as LDAP compares
-// a directory string (RFC 4518): without regard to case, with every
-// space character (a no-break space too) read as a blank, the blanks
-// around it ignored and a run of them inside read as one.
+// a directory string (RFC 4518): without regard to case, in Unicode's
+// compatibility form (NFKC: "josé" composed or with a combining accent,
+// "ﬁ" as "fi"), with every space character (a no-break space too) read
+// as a blank, the blanks around it ignored and a run of them inside read
+// as one.
 func FoldCaseAndBlanks(identity string) string {
 	plain := true
 	for i := 0; i < len(identity); i++ {
@@ -220,6 +223,7 @@ func FoldCaseAndBlanks(identity string) string {
 	if plain {
 		return strings.ToLower(identity)
 	}
+	identity = norm.NFKC.String(identity)
 	var b strings.Builder
 	b.Grow(len(identity))
 	blank := false

@@ -19,6 +19,8 @@ func TestFolds(t *testing.T) {
 		{"case and blanks: no-break spaces", FoldCaseAndBlanks, "Ann\u00a0\u202fLee", "ann lee"},
 		{"case and blanks: a tab is no blank", FoldCaseAndBlanks, "Ann\tLee", "ann\tlee"},
 		{"case and blanks: beyond ASCII", FoldCaseAndBlanks, "ZOË", "zoë"},
+		{"case and blanks: a combining accent", FoldCaseAndBlanks, "JOSE\u0301", "jos\u00e9"},
+		{"case and blanks: a ligature", FoldCaseAndBlanks, "\ufb01sh", "fish"},
 		{"case", FoldCase, "ZOË  X", "zoë  x"},
 		{"case: one letter to one", FoldCase, "İLKER ΟΔΟΣ", "ilker οδοσ"},
 		{"case fully: a dot above", FoldCaseFully, "İLKER", "i\u0307lker"},

@@ -227,6 +227,30 @@ func TestLDAPAnIdentityWithARunOfBlanksNamesItsUser(t *testing.T) {
 	})
 }
 
+// LDAP compares identities in Unicode's compatibility form: a full
+// import takes a line "José" (composed, as the mapping reads every
+// value) for the user "jose" + a combining accent that another tool
+// wrote, keeps it, and creates nobody. Compared as written, the line
+// was a create the server refused as that user's name, and the user,
+// missing from the file, was deleted.
+func TestLDAPAnIdentityInAnotherUnicodeFormNamesItsUser(t *testing.T) {
+	users := []seedUser{
+		{id: "jose\u0301", mail: "jose@corp.example", title: "Dev", active: true, managed: true},
+		{id: "bob", mail: "bob@corp.example", title: "Dev", active: true, managed: true},
+	}
+	p := peers()[0]
+	managed, all := p.start(t, users)
+	cfg := peerConfig(rand.New(rand.NewPCG(1, 2)), p, peerOptions(p.identity, p.marker, true), 2)
+	if cfg.MissingUsers != v1alpha1.MissingDelete {
+		t.Fatalf("the test needs a full import that deletes, got %s", cfg.MissingUsers)
+	}
+	content := "id,mail,title,status\nJos\u00e9,jose@corp.example,Lead,\nbob,bob@corp.example,Dev,\n"
+	importCleanly(t, managed, all, p, cfg, content, v1alpha1.ChangeCounts{Updated: 1, Unchanged: 1}, []string{
+		"bob active=true managed=true mail=[bob@corp.example] title=[Dev]",
+		"jose\u0301 active=true managed=true mail=[jose@corp.example] title=[Lead]",
+	})
+}
+
 // importCleanly imports content into managed and fails the test unless
 // the import counts want, with no line in error, and leaves all (the
 // same directory, scope All) as state says (see peerState).
