@@ -63,8 +63,8 @@ func pgDatabase(t *testing.T, options string) string {
 }
 
 // sqlTableIn is sqlTableWithDB in the database of dsn (SQLite: a new
-// file).
-func sqlTableIn(t *testing.T, driver v1alpha1.SQLDriver, dsn, create string) (directory.Directory, directory.Directory, func() []string, *stdsql.DB) {
+// file), with more users: an identity and a mail each.
+func sqlTableIn(t *testing.T, driver v1alpha1.SQLDriver, dsn, create string, more ...[2]string) (directory.Directory, directory.Directory, func() []string, *stdsql.DB) {
 	t.Helper()
 	ctx := context.Background()
 	var table, open string
@@ -80,8 +80,9 @@ func sqlTableIn(t *testing.T, driver v1alpha1.SQLDriver, dsn, create string) (di
 	}
 	t.Cleanup(func() { _ = db.Close() })
 	stmts := []string{fmt.Sprintf(create, table)}
-	for _, id := range []string{"u0000", "u0001", "u0002"} {
-		stmts = append(stmts, fmt.Sprintf("INSERT INTO %s (uid, mail, title, mark, active) VALUES ('%s', '%s@corp.example', 'Dev', '%s', true)", table, id, id, peerMarker))
+	users := [][2]string{{"u0000", "u0000@corp.example"}, {"u0001", "u0001@corp.example"}, {"u0002", "u0002@corp.example"}}
+	for _, u := range append(users, more...) {
+		stmts = append(stmts, fmt.Sprintf("INSERT INTO %s (uid, mail, title, mark, active) VALUES ('%s', '%s', 'Dev', '%s', true)", table, u[0], u[1], peerMarker))
 	}
 	for _, s := range stmts {
 		if _, err := db.ExecContext(ctx, s); err != nil {
@@ -170,6 +171,47 @@ func TestPeersSQLIdentityThatIgnoresCase(t *testing.T) {
 			if state := peerState(t, all, p); !slices.Equal(state, wantState) {
 				t.Fatalf("state\n%s\nwant\n%s", strings.Join(state, "\n"), strings.Join(wantState, "\n"))
 			}
+		})
+	}
+}
+
+// A user another tool wrote with a combining accent, or with blanks
+// around its identity, is named by the line that spells it so, in a
+// table that compares identities exactly: the mapping reads a line's
+// identity composed and trimmed, and a full import reads the table's
+// alike. Compared as spelled, the user looked missing from the file and
+// was deleted, and the line made a second user.
+func TestSQLIdentitySpelledOtherwiseThanALineIsNamedByIt(t *testing.T) {
+	for _, tc := range []struct {
+		name, create string
+		driver       v1alpha1.SQLDriver
+	}{
+		{"PostgreSQL text", "CREATE TABLE %s (uid text PRIMARY KEY, mail text, title text, mark text, active boolean NOT NULL DEFAULT true)", v1alpha1.SQLDriverPostgres},
+		{"SQLite TEXT", "CREATE TABLE %s (uid TEXT UNIQUE NOT NULL, mail TEXT, title TEXT, mark TEXT, active BOOLEAN NOT NULL DEFAULT 1)", v1alpha1.SQLDriverSQLite},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := peer{name: tc.name, identity: "uid", mailAttr: "mail", marker: "mark"}
+			dsn := ""
+			if tc.driver == v1alpha1.SQLDriverPostgres {
+				dsn = pgShared.Get(t).DSN
+			}
+			managed, all, _, _ := sqlTableIn(t, tc.driver, dsn, tc.create,
+				[2]string{"jose\u0301", "jose@corp.example"}, [2]string{" ann ", "ann@corp.example"})
+			cfg := peerConfig(rand.New(rand.NewPCG(1, 2)), p, peerOptions("uid", "mark", true), 2)
+			if cfg.MissingUsers != v1alpha1.MissingDelete {
+				t.Fatalf("the test needs a full import that deletes, got %s", cfg.MissingUsers)
+			}
+			content := "id,mail,title,status\n" +
+				"u0000,u0000@corp.example,Dev,\nu0001,u0001@corp.example,Dev,\nu0002,u0002@corp.example,Dev,\n" +
+				"jose\u0301,jose@corp.example,Lead,\n" + // read composed
+				" ann ,ann@corp.example,Lead,\n" // read trimmed
+			importCleanly(t, managed, all, p, cfg, content, v1alpha1.ChangeCounts{Updated: 2, Unchanged: 3}, []string{
+				" ann  active=true managed=true mail=[ann@corp.example] title=[Lead]",
+				"jose\u0301 active=true managed=true mail=[jose@corp.example] title=[Lead]",
+				"u0000 active=true managed=true mail=[u0000@corp.example] title=[Dev]",
+				"u0001 active=true managed=true mail=[u0001@corp.example] title=[Dev]",
+				"u0002 active=true managed=true mail=[u0002@corp.example] title=[Dev]",
+			})
 		})
 	}
 }

@@ -146,17 +146,20 @@ func first(v []string) string {
 	return v[0]
 }
 
-// canonical is identity as the directory spells it, in a full import
-// into a directory that folds identities (case, blanks; see
-// directory.IdentityFolder): the identity of the one listed user whose
-// identity folds alike, when none matches it exactly. Every identity the
+// canonical is identity as the directory spells it, in a full import:
+// the identity of the one listed user whose identity folds alike, when
+// none matches it exactly. A directory may fold identities (case,
+// blanks; see directory.IdentityFolder), and every directory may hold
+// an identity spelled otherwise than the mapping reads a line's (blanks
+// around it, a combining accent; see snapshot.fold). Every identity the
 // run compares with the file's then has one spelling, and a row that
-// spells its user otherwise updates (and protects) that user. Read as spelled, the row would be a create that
-// the directory takes for that user, and the user, missing from the file
-// under its own spelling, would be deprovisioned.
+// spells its user otherwise updates (and protects) that user. Read as
+// spelled, the row would be a create that the directory takes for that
+// user (or a second user), and the user, missing from the file under its
+// own spelling, would be deprovisioned.
 func (r *run) canonical(identity string) string {
 	s := r.snap
-	if r.fold == nil || s == nil || identity == "" || s.find(identity) >= 0 {
+	if s == nil || identity == "" || s.find(identity) >= 0 {
 		return identity
 	}
 	if i := s.findFolded(identity); i >= 0 {

@@ -4,10 +4,12 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"unicode/utf8"
 
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/userimport/user-import-operator/internal/directory"
+	"github.com/userimport/user-import-operator/internal/mapping"
 )
 
 // snapshot is what a full import remembers of the users in scope: for
@@ -36,8 +38,11 @@ type snapshot struct {
 	hashes      column[uint64] // len(attrs) per user
 	table       []uint64       // tag<<32 | entry+1; 0 is empty
 	raw         []byte         // mapping of table
-	// fold, set before build, indexes the users by their folded identity
-	// too, in folded (see findFolded).
+	// fold, set before build, is how the directory folds identities (nil:
+	// it compares them exactly). build indexes the users by their folded
+	// identity too, in folded (see findFolded), as a line would spell it;
+	// it does so in a directory that compares exactly when some identity
+	// is spelled otherwise than a line can be (see readAsLine).
 	fold      func(string) string
 	folded    []uint64
 	foldedRaw []byte
@@ -149,18 +154,47 @@ func (s *snapshot) build(identityAttr string) error {
 			}
 		}
 	}
-	if s.fold != nil {
-		s.folded, s.foldedRaw = mapped[uint64](size)
-		for i := range s.len() {
-			h := xxhash.Sum64String(s.fold(string(s.identityBytes(i))))
-			p := mix(h) & mask
-			for s.folded[p] != 0 {
-				p = (p + 1) & mask
-			}
-			s.folded[p] = tagOf(h) | uint64(i+1)
+	if s.fold == nil && s.readAsLines() {
+		return nil
+	}
+	if fold := s.fold; fold != nil {
+		s.fold = func(id string) string { return fold(mapping.Identity(id)) }
+	} else {
+		s.fold = mapping.Identity
+	}
+	s.folded, s.foldedRaw = mapped[uint64](size)
+	for i := range s.len() {
+		h := xxhash.Sum64String(s.fold(string(s.identityBytes(i))))
+		p := mix(h) & mask
+		for s.folded[p] != 0 {
+			p = (p + 1) & mask
 		}
+		s.folded[p] = tagOf(h) | uint64(i+1)
 	}
 	return nil
+}
+
+// readAsLines tells whether every identity is spelled as a line's
+// identity can be, that is as mapping.Identity reads it: without blanks
+// around it, in Unicode's composed form. A user another tool wrote as
+// "jose" and a combining accent is named by a line "José", which the
+// mapping reads composed; compared as spelled, that user would look
+// missing from the file.
+func (s *snapshot) readAsLines() bool {
+	for i := range s.len() {
+		id := s.identityBytes(i)
+		plain := len(id) == 0 || id[0] > ' ' && id[len(id)-1] > ' '
+		for _, c := range id {
+			if c >= utf8.RuneSelf {
+				plain = false
+				break
+			}
+		}
+		if !plain && mapping.Identity(string(id)) != string(id) {
+			return false
+		}
+	}
+	return true
 }
 
 // findFolded returns the entry of the one user whose identity folds as
