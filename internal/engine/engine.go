@@ -250,9 +250,11 @@ func (r *run) write(ctx context.Context, dryRun bool, report Reporter) (Result, 
 		// The users are written.
 		c := *cp
 		res := Result{DryRun: dryRun, SHA256: r.in.SHA256, Counts: cp.Counts, ResumePoint: &c}
-		if r.fold != nil && r.cfg.Mode == v1alpha1.ModeFull {
+		if r.cfg.Mode == v1alpha1.ModeFull {
 			// The file's rows name the users as the directory spells them
-			// (canonical), as they did in the users' step.
+			// (canonical), as they did in the users' step: a directory may
+			// fold identities, and any may spell one otherwise than a line
+			// reads (see snapshot.fold).
 			if err := r.loadSnapshot(ctx); err != nil {
 				return res, err
 			}

@@ -71,7 +71,9 @@ type Spec struct {
 	// and to blanks too in LDAP (see directory.IdentityFolder). A line
 	// names the user whose identity it spells in any way Fold maps to
 	// that identity's key, and the user keeps the directory's spelling;
-	// two lines that spell one identity are a duplicate.
+	// two lines that spell one identity are a duplicate. A full import
+	// reads the directory's identities as it reads a line's first
+	// (composed, trimmed).
 	Fold func(identity string) string
 }
 
@@ -109,24 +111,50 @@ func Import(before Directory, lines []string, spec Spec) Result {
 	res := Result{Lines: map[int64]Outcome{}}
 	full := spec.Mode == v1alpha1.ModeFull
 
-	// An identity as the directory spells it, when a user has it spelled
-	// otherwise (Fold); key is what tells two identities apart.
-	spelled := func(id string) string {
-		if spec.Fold == nil || d.Users[id] != nil {
-			return id
-		}
-		for uid := range d.Users {
-			if spec.Fold(uid) == spec.Fold(id) {
-				return uid
-			}
-		}
-		return id
-	}
+	// key is what tells two identities apart: Fold, and in a full
+	// import, which lists the users in scope, the identity of a listed
+	// user read as a line's is (another tool may have written it with
+	// blanks around it or a combining accent). A delta import finds its
+	// users as the directory compares them.
 	key := func(id string) string {
+		if full {
+			id = norm.NFC.String(strings.TrimSpace(id))
+		}
 		if spec.Fold != nil {
 			return spec.Fold(id)
 		}
 		return id
+	}
+	// An identity as the directory spells it: the user whose identity
+	// the directory finds equal (Fold), or else the one listed user whose
+	// identity has its key.
+	spelled := func(id string) string {
+		if d.Users[id] != nil {
+			return id
+		}
+		if spec.Fold != nil {
+			for uid := range d.Users {
+				if spec.Fold(uid) == spec.Fold(id) {
+					return uid
+				}
+			}
+		}
+		if !full {
+			return id
+		}
+		found := ""
+		for uid, u := range d.Users {
+			if u.Managed && key(uid) == key(id) {
+				if found != "" {
+					return id
+				}
+				found = uid
+			}
+		}
+		if found == "" {
+			return id
+		}
+		return found
 	}
 
 	// 1. Each line, in file order: the first line with a readable
