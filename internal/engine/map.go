@@ -159,7 +159,7 @@ func first(v []string) string {
 // own spelling, would be deprovisioned.
 func (r *run) canonical(identity string) string {
 	s := r.snap
-	if s == nil || identity == "" || s.find(identity) >= 0 {
+	if s == nil || identity == "" || len(s.folded) == 0 || s.find(identity) >= 0 {
 		return identity
 	}
 	if i := s.findFolded(identity); i >= 0 {
