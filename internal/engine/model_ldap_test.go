@@ -119,6 +119,11 @@ func TestLDAPAgreesWithTheModelWhenKilled(t *testing.T) {
 	for i := range uint64(n) {
 		seed := *modelSeed + 104729*i
 		sc := genScenario(seed)
+		if seed%2 == 1 {
+			// Every other scenario, a user another tool wrote with a
+			// combining accent, which the server finds equal.
+			sc.respell(false)
+		}
 		sc.spec.Fold = directory.FoldCaseAndBlanks // as uid compares
 		s := slapd.Start(t, slapd.Options{})
 		l := ldapModelDir{URL: s.URL, BindDN: s.BindDN, Password: s.BindPassword, PeopleDN: s.PeopleDN, GroupsDN: s.GroupsDN}

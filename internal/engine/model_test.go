@@ -214,10 +214,10 @@ func (s modelScenario) configAs(identity, mail, manager string, opts directory.O
 }
 
 // respell spells some identities of the directory as another tool may
-// have written them: with a combining accent (zoë, Ünal) or blanks around
-// them. A full import reads them as it reads a line's; the references of
-// managers and groups follow.
-func (s *modelScenario) respell() {
+// have written them: with a combining accent (zoë, Ünal) or, with
+// blanks, blanks around them. A full import reads them as it reads a
+// line's; the references of managers and groups follow.
+func (s *modelScenario) respell(blanks bool) {
 	r := rand.New(rand.NewPCG(s.seed, 0x5e11))
 	d := s.before // made for this scenario alone
 	ids := slices.Sorted(maps.Keys(d.Users))
@@ -227,8 +227,11 @@ func (s *modelScenario) respell() {
 			continue
 		}
 		v := norm.NFD.String(id)
-		if v == id {
+		if v == id && blanks {
 			v = []string{" " + id, id + "  ", " " + id + " "}[r.IntN(3)]
+		}
+		if v == id {
+			continue
 		}
 		as[id] = v
 		u := d.Users[id]
