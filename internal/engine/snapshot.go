@@ -42,7 +42,7 @@ type snapshot struct {
 	// it compares them exactly). build indexes the users by their folded
 	// identity too, in folded (see findFolded), as a line would spell it;
 	// it does so in a directory that compares exactly when some identity
-	// is spelled otherwise than a line can be (see readAsLine).
+	// is spelled otherwise than a line can be (see readAsLines).
 	fold      func(string) string
 	folded    []uint64
 	foldedRaw []byte
