@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
-	"unicode/utf8"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -182,15 +181,7 @@ func (s *snapshot) build(identityAttr string) error {
 // missing from the file.
 func (s *snapshot) readAsLines() bool {
 	for i := range s.len() {
-		id := s.identityBytes(i)
-		plain := len(id) == 0 || id[0] > ' ' && id[len(id)-1] > ' '
-		for _, c := range id {
-			if c >= utf8.RuneSelf {
-				plain = false
-				break
-			}
-		}
-		if !plain && mapping.Identity(string(id)) != string(id) {
+		if !mapping.IsIdentity(s.identityBytes(i)) {
 			return false
 		}
 	}

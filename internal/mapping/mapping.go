@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"strconv"
@@ -440,6 +441,12 @@ func (e *entry) values(v string, slot []string) ([]string, string) {
 // diaeresis). An identity of blanks names nobody: "".
 func Identity(v string) string {
 	return norm.NFC.String(strings.TrimSpace(v))
+}
+
+// IsIdentity tells whether v is spelled as Identity reads it, without a
+// copy.
+func IsIdentity(v []byte) bool {
+	return len(bytes.TrimSpace(v)) == len(v) && norm.NFC.IsNormal(v)
 }
 
 // finish splits, checks and enforces required and identity.

@@ -539,3 +539,13 @@ func TestMapAllocations(t *testing.T) {
 		t.Errorf("Map: %v allocations per row, want at most 3 (the map, its first group, the values array)", n)
 	}
 }
+
+// IsIdentity, which a full import asks of every identity it lists, says
+// what Identity would: whether reading v as an identity keeps it as is.
+func TestIsIdentityAgreesWithIdentity(t *testing.T) {
+	for _, v := range []string{"", "ann", " ann", "ann ", "a\tb", "jose\u0301", "josé", "ann\u00a0", "\u00a0ann", "ΟΔΟΣ", "x\n"} {
+		if got, want := IsIdentity([]byte(v)), Identity(v) == v; got != want {
+			t.Errorf("%q: IsIdentity %v, Identity(v) == v %v", v, got, want)
+		}
+	}
+}
