@@ -241,6 +241,55 @@ func FoldCaseAndBlanks(identity string) string {
 	return b.String()
 }
 
+// FoldUpperCaseAndSpaces is the key of an identity compared as Active
+// Directory compares a Unicode string (as the Samba AD DC does): letter
+// by letter as upper case maps it (so "ς", "σ" and "Σ" are one letter;
+// see upperAsAD), the spaces around it ignored and a run of them inside
+// read as one. Nothing else is folded: a no-break space, a combining
+// accent and a ligature make another name.
+func FoldUpperCaseAndSpaces(identity string) string {
+	plain := true
+	for i := 0; i < len(identity); i++ {
+		c := identity[i]
+		if c >= utf8.RuneSelf || c == ' ' && (i == 0 || i == len(identity)-1 || identity[i+1] == ' ') {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return strings.ToUpper(identity)
+	}
+	var b strings.Builder
+	b.Grow(len(identity))
+	space := false
+	for _, r := range identity {
+		if r == ' ' {
+			space = b.Len() > 0
+			continue
+		}
+		if space {
+			b.WriteByte(' ')
+			space = false
+		}
+		b.WriteRune(upperAsAD(r))
+	}
+	return b.String()
+}
+
+// upperAsAD is r in upper case as the Samba AD DC's table maps it: in
+// the Basic Multilingual Plane, a title-case letter ("ǅ") kept as it is,
+// and no letter beyond ASCII mapped into it ("ı" is not "I", nor "ſ"
+// "S").
+func upperAsAD(r rune) rune {
+	if r > 0xFFFF || unicode.Is(unicode.Lt, r) {
+		return r
+	}
+	if u := unicode.ToUpper(r); u >= utf8.RuneSelf || r < utf8.RuneSelf {
+		return u
+	}
+	return r
+}
+
 // Capabilities are what a directory offers.
 type Capabilities struct {
 	Bulk                bool

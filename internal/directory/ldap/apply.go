@@ -31,7 +31,7 @@ func (d *Directory) Apply(ctx context.Context, changes []Change) ([]directory.Re
 	var groups [][]int
 	byIdentity := make(map[string]int, len(changes))
 	for i, ch := range changes {
-		key := directory.FoldCaseAndBlanks(ch.Identity)
+		key := d.fold(ch.Identity)
 		if g, ok := byIdentity[key]; ok && key != "" {
 			groups[g] = append(groups[g], i)
 			continue
@@ -191,7 +191,7 @@ func (d *Directory) replayCreate(ctx context.Context, dn, identity string, attrs
 	if d.managedOnly && !u.Managed {
 		return "", &directory.ChangeError{Msg: fmt.Sprintf("%s: entry exists and is not managed by this operator", d.identityAttr)}
 	}
-	if directory.FoldCaseAndBlanks(u.Identity) != directory.FoldCaseAndBlanks(identity) {
+	if d.fold(u.Identity) != d.fold(identity) {
 		// Another person of the same name: adopting the entry would give
 		// it this row's identity, and the two would swap on every run.
 		return "", &directory.ChangeError{Msg: fmt.Sprintf("%s: another user already has this name (the entry's %s), with a different %s; the user is not created",

@@ -167,6 +167,8 @@ type Directory struct {
 
 	// ad: the server is Active Directory (see ad.go).
 	ad bool
+	// fold is the key by which the server tells identities apart.
+	fold func(string) string
 
 	// inFlight holds the numbers of the slots for changes in flight: it
 	// bounds them across batches, and gives each add a pipe of its own.
@@ -203,8 +205,13 @@ func New(ctx context.Context, spec *v1alpha1.LDAPDirectory, opts directory.Optio
 			return nil, failure.Errorf(v1alpha1.ReasonInvalidConfig, "spec.ldap: Active Directory takes passwords (unicodePwd) over TLS only, and an account without one cannot be enabled: use ldaps:// or startTLS: true")
 		}
 	}
+	fold := directory.FoldCaseAndBlanks
+	if ad {
+		fold = directory.FoldUpperCaseAndSpaces
+	}
 	d := &Directory{
 		ad:           ad,
+		fold:         fold,
 		dialControl:  opts.DialControl,
 		url:          u,
 		startTLS:     spec.StartTLS,

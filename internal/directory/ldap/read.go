@@ -88,15 +88,15 @@ func (e callbackError) Error() string { return e.err.Error() }
 // given; LDAP matches them as the schema says (uid ignores case).
 func (d *Directory) Lookup(ctx context.Context, identities []string, attributes []string) (map[string]directory.User, error) {
 	out := make(map[string]directory.User, len(identities))
-	// Identities are matched by their lower case; each spelling asked for
-	// gets its key.
+	// Identities are matched by the server's fold; each spelling asked
+	// for gets its key.
 	want := make(map[string][]string, len(identities))
 	ids := make([]string, 0, len(identities))
 	for _, id := range identities {
 		if id == "" {
 			continue
 		}
-		key := directory.FoldCaseAndBlanks(id)
+		key := d.fold(id)
 		if _, seen := want[key]; !seen {
 			ids = append(ids, id)
 		}
@@ -121,7 +121,7 @@ func (d *Directory) Lookup(ctx context.Context, identities []string, attributes 
 					u := d.toUser(e, attributes)
 					for _, v := range entryValues(e, d.identityAttr) {
 						u.Identity = v
-						for _, key := range want[directory.FoldCaseAndBlanks(v)] {
+						for _, key := range want[d.fold(v)] {
 							// An active entry under usersBaseDN wins over
 							// a stale copy under moveToDN.
 							if prev, seen := out[key]; !seen || (!prev.Active && u.Active) {
@@ -140,13 +140,13 @@ func (d *Directory) Lookup(ctx context.Context, identities []string, attributes 
 	return out, nil
 }
 
-// IdentityFold is directory.FoldCaseAndBlanks: the attributes an LDAP
-// directory or Active Directory identifies users by (uid, mail, cn,
-// sAMAccountName, userPrincipalName, employeeNumber) match without regard
-// to case, and OpenLDAP and Active Directory alike read a run of blanks
-// in them as one and ignore the blanks around them.
+// IdentityFold is the fold of the server's string comparison, which the
+// attributes users are identified by (uid, mail, cn, sAMAccountName,
+// userPrincipalName, employeeNumber) use: directory.FoldCaseAndBlanks, as
+// OpenLDAP prepares a directory string, or on Active Directory
+// directory.FoldUpperCaseAndSpaces.
 func (d *Directory) IdentityFold(context.Context) (func(string) string, error) {
-	return directory.FoldCaseAndBlanks, nil
+	return d.fold, nil
 }
 
 // HasUnmanaged searches for one user, under the bases Lookup searches,
