@@ -216,6 +216,32 @@ func TestSQLIdentitySpelledOtherwiseThanALineIsNamedByIt(t *testing.T) {
 	}
 }
 
+// Where two users read alike once composed and trimmed, a line names the
+// one the directory itself finds equal to it: in a column that ignores
+// the case of A to Z, "josé" names "JOSé", not "jose" with a combining
+// accent, which another tool wrote and the column tells apart. Taken as
+// naming neither, the line was a create that the table applied to
+// "JOSé", and "JOSé", missing from the file, was deleted.
+func TestALineNamesTheUserTheDirectoryFindsEqualAmongUsersThatReadAlike(t *testing.T) {
+	p := peer{name: "SQLite NOCASE", identity: "uid", mailAttr: "mail", marker: "mark"}
+	managed, all, _, _ := sqlTableIn(t, v1alpha1.SQLDriverSQLite, "",
+		"CREATE TABLE %s (uid TEXT COLLATE NOCASE UNIQUE NOT NULL, mail TEXT, title TEXT, mark TEXT, active BOOLEAN NOT NULL DEFAULT 1)",
+		[2]string{"JOS\u00e9", "jose@corp.example"}, [2]string{"jose\u0301", "jose2@corp.example"})
+	cfg := peerConfig(rand.New(rand.NewPCG(1, 2)), p, peerOptions("uid", "mark", true), 2)
+	if cfg.MissingUsers != v1alpha1.MissingDelete {
+		t.Fatalf("the test needs a full import that deletes, got %s", cfg.MissingUsers)
+	}
+	content := "id,mail,title,status\n" +
+		"u0000,u0000@corp.example,Dev,\nu0001,u0001@corp.example,Dev,\nu0002,u0002@corp.example,Dev,\n" +
+		"jos\u00e9,jose@corp.example,Lead,\n"
+	importCleanly(t, managed, all, p, cfg, content, v1alpha1.ChangeCounts{Updated: 1, Unchanged: 3, Deleted: 1}, []string{
+		"JOS\u00e9 active=true managed=true mail=[jose@corp.example] title=[Lead]",
+		"u0000 active=true managed=true mail=[u0000@corp.example] title=[Dev]",
+		"u0001 active=true managed=true mail=[u0001@corp.example] title=[Dev]",
+		"u0002 active=true managed=true mail=[u0002@corp.example] title=[Dev]",
+	})
+}
+
 // An identity column whose unique index compares as only PostgreSQL's
 // ICU library knows (a nondeterministic collation), or a citext column in
 // a database whose lower() lowers I to a dotless ı, is refused before

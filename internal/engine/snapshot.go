@@ -42,7 +42,11 @@ type snapshot struct {
 	// identity too, in folded (see findFolded), as a line would spell it;
 	// it does so in a directory that compares exactly when some identity
 	// is spelled otherwise than a line can be (see readAsLines).
-	fold      func(string) string
+	fold func(string) string
+	// same is how the directory itself tells identities apart (the fold
+	// it reports, or exactly): it decides between users whose
+	// identities read alike composed and trimmed (see findFolded).
+	same      func(a, b string) bool
 	folded    []uint64
 	foldedRaw []byte
 	buf       []byte
@@ -157,8 +161,10 @@ func (s *snapshot) build(identityAttr string) error {
 		return nil
 	}
 	if fold := s.fold; fold != nil {
+		s.same = func(a, b string) bool { return fold(a) == fold(b) }
 		s.fold = func(id string) string { return fold(mapping.Identity(id)) }
 	} else {
+		s.same = func(a, b string) bool { return a == b }
 		s.fold = mapping.Identity
 	}
 	s.folded, s.foldedRaw = mapped[uint64](size)
@@ -189,7 +195,10 @@ func (s *snapshot) readAsLines() bool {
 }
 
 // findFolded returns the entry of the one user whose identity folds as
-// identity does, or -1 when none or several do.
+// identity does, or -1 when none does. Of several, it is the one the
+// directory itself finds equal to identity (a column that ignores case
+// holds "JOSé" and, written by another tool, "jose" with a combining
+// accent: "josé" names the first); -1 when that is not one either.
 func (s *snapshot) findFolded(identity string) int {
 	if len(s.folded) == 0 {
 		return -1
@@ -197,19 +206,30 @@ func (s *snapshot) findFolded(identity string) int {
 	key := s.fold(identity)
 	h := xxhash.Sum64String(key)
 	mask := uint64(len(s.folded) - 1)
-	found := -1
+	found, several := -1, false
+	same, sameCount := -1, 0
 	for p := mix(h) & mask; ; p = (p + 1) & mask {
 		e := s.folded[p]
 		if e == 0 {
-			return found
+			break
 		}
-		if e&^0xffffffff == tagOf(h) && s.fold(string(s.identityBytes(entryOf(e)))) == key {
-			if found >= 0 {
-				return -1
-			}
-			found = entryOf(e)
+		i := entryOf(e)
+		if e&^0xffffffff != tagOf(h) || s.fold(s.identity(i)) != key {
+			continue
+		}
+		several = found >= 0
+		found = i
+		if s.same(identity, s.identity(i)) {
+			same, sameCount = i, sameCount+1
 		}
 	}
+	switch {
+	case !several:
+		return found
+	case sameCount == 1:
+		return same
+	}
+	return -1
 }
 
 func tagOf(h uint64) uint64 { return h &^ 0xffffffff }
