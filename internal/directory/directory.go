@@ -184,6 +184,29 @@ func FoldCaseFully(identity string) string {
 // fullLower holds Casers, which may not be shared between goroutines.
 var fullLower = sync.Pool{New: func() any { return cases.Lower(language.Und) }}
 
+// FoldCaseLoosely is the key of an identity compared without regard to
+// case by whichever mapping a server follows: one letter to one, as Go
+// and .NET lower, or fully, as JavaScript, Java and ICU lower and fold
+// ("ΟΔΟΣ" is "οδος" and "οδοσ", "STRASSE" is "straße", "İ" is "i" and
+// "i̇"). Two spellings
+// that some mapping finds equal get one key: taken apart, a line whose
+// user the server finds under its spelling would be a create the server
+// refuses, and the user, missing from the file, deprovisioned.
+func FoldCaseLoosely(identity string) string {
+	for i := 0; i < len(identity); i++ {
+		if identity[i] >= utf8.RuneSelf {
+			c := caseFold.Get().(cases.Caser)
+			defer caseFold.Put(c)
+			// Lowered fully, "İ" is "i" and a combining dot above.
+			return strings.ReplaceAll(c.String(strings.ToLower(identity)), "i\u0307", "i")
+		}
+	}
+	return strings.ToLower(identity)
+}
+
+// caseFold holds Casers of Unicode's full case folding.
+var caseFold = sync.Pool{New: func() any { return cases.Fold() }}
+
 // FoldASCIICase is the key of an identity compared without regard to the
 // case of the letters A to Z only, as SQLite's collation NOCASE compares.
 func FoldASCIICase(identity string) string {

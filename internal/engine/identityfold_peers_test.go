@@ -311,6 +311,39 @@ func TestLDAPAnIdentitySpelledOtherwiseNamesItsUser(t *testing.T) {
 	}
 }
 
+// A SCIM server may compare userName by any case mapping: the test
+// server's unique userName lowers as JavaScript does, a final "Σ" to
+// "ς". A line that spells the user "ΟΔΟΣ" as "οδος" names that user:
+// lowered one letter to one, the two read apart, and the line was a
+// create the server refused as that user's name, and the user, missing
+// from the file, was deleted.
+func TestSCIMAUserNameTheServerFindsEqualNamesItsUser(t *testing.T) {
+	for _, tc := range []struct{ name, user, line string }{
+		{"a final sigma", "ΟΔΟΣ", "οδος"},
+		{"a sharp s", "STRASSE", "straße"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			users := []seedUser{
+				{id: tc.user, mail: "ann@corp.example", title: "Dev", active: true, managed: true},
+				{id: "bob", mail: "bob@corp.example", title: "Dev", active: true, managed: true},
+			}
+			p := peers()[1]
+			managed, all := p.start(t, users)
+			cfg := peerConfig(rand.New(rand.NewPCG(1, 2)), p, peerOptions(p.identity, p.marker, true), 2)
+			if cfg.MissingUsers != v1alpha1.MissingDelete {
+				t.Fatalf("the test needs a full import that deletes, got %s", cfg.MissingUsers)
+			}
+			content := "id,mail,title,status\n" + tc.line + ",ann@corp.example,Lead,\nbob,bob@corp.example,Dev,\n"
+			state := []string{
+				"bob active=true managed=true mail=[bob@corp.example] title=[Dev]",
+				tc.user + " active=true managed=true mail=[ann@corp.example] title=[Lead]",
+			}
+			slices.Sort(state)
+			importCleanly(t, managed, all, p, cfg, content, v1alpha1.ChangeCounts{Updated: 1, Unchanged: 1}, state)
+		})
+	}
+}
+
 // importCleanly imports content into managed and fails the test unless
 // the import counts want, with no line in error, and leaves all (the
 // same directory, scope All) as state says (see peerState).

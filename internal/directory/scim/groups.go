@@ -38,16 +38,16 @@ func (d *Directory) ManagerReference(u directory.User) string { return u.ID }
 // PredictReference is false: the service assigns ids when it creates.
 func (d *Directory) PredictReference(string) (string, bool) { return "", false }
 
-// IdentityFold is directory.FoldCase when the identity is userName,
-// which RFC 7643 makes case-insensitive (as Lookup matches it); other
-// identities compare exactly.
+// IdentityFold is directory.FoldCaseLoosely when the identity is
+// userName, which RFC 7643 makes case-insensitive without saying by which
+// case mapping (as Lookup matches it); other identities compare exactly.
 func (d *Directory) IdentityFold(context.Context) (func(string) string, error) {
 	return d.identityFold(), nil
 }
 
 func (d *Directory) identityFold() func(string) string {
 	if d.identity.key == "userName" {
-		return directory.FoldCase
+		return directory.FoldCaseLoosely
 	}
 	return nil
 }
