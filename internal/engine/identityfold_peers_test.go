@@ -219,9 +219,10 @@ func TestSQLIdentitySpelledOtherwiseThanALineIsNamedByIt(t *testing.T) {
 // Where two users read alike once composed and trimmed, a line names the
 // one the directory itself finds equal to it: in a column that ignores
 // the case of A to Z, "josé" names "JOSé", not "jose" with a combining
-// accent, which another tool wrote and the column tells apart. Taken as
-// naming neither, the line was a create that the table applied to
-// "JOSé", and "JOSé", missing from the file, was deleted.
+// accent, which another tool wrote and the column tells apart (and which
+// is not missing from the file either). Taken as naming neither, the
+// line was a create that the table applied to "JOSé", and "JOSé",
+// missing from the file, was deleted.
 func TestALineNamesTheUserTheDirectoryFindsEqualAmongUsersThatReadAlike(t *testing.T) {
 	p := peer{name: "SQLite NOCASE", identity: "uid", mailAttr: "mail", marker: "mark"}
 	managed, all, _, _ := sqlTableIn(t, v1alpha1.SQLDriverSQLite, "",
@@ -234,10 +235,39 @@ func TestALineNamesTheUserTheDirectoryFindsEqualAmongUsersThatReadAlike(t *testi
 	content := "id,mail,title,status\n" +
 		"u0000,u0000@corp.example,Dev,\nu0001,u0001@corp.example,Dev,\nu0002,u0002@corp.example,Dev,\n" +
 		"jos\u00e9,jose@corp.example,Lead,\n"
-	importCleanly(t, managed, all, p, cfg, content, v1alpha1.ChangeCounts{Updated: 1, Unchanged: 3, Deleted: 1}, []string{
+	importCleanly(t, managed, all, p, cfg, content, v1alpha1.ChangeCounts{Updated: 1, Unchanged: 3}, []string{
 		"JOS\u00e9 active=true managed=true mail=[jose@corp.example] title=[Lead]",
+		"jose\u0301 active=true managed=true mail=[jose2@corp.example] title=[Dev]",
 		"u0000 active=true managed=true mail=[u0000@corp.example] title=[Dev]",
 		"u0001 active=true managed=true mail=[u0001@corp.example] title=[Dev]",
+		"u0002 active=true managed=true mail=[u0002@corp.example] title=[Dev]",
+	})
+}
+
+// Two users of a table that compares exactly whose identities read alike
+// composed and trimmed (another tool wrote one person twice) are both
+// named by a line that spells them so: the line updates the one the
+// table finds equal to it, or creates its user when the table finds
+// neither, and neither is deprovisioned as missing from the file.
+func TestUsersThatReadAlikeAreNotDeprovisioned(t *testing.T) {
+	p := peer{name: "SQLite TEXT", identity: "uid", mailAttr: "mail", marker: "mark"}
+	managed, all, _, _ := sqlTableIn(t, v1alpha1.SQLDriverSQLite, "",
+		"CREATE TABLE %s (uid TEXT UNIQUE NOT NULL, mail TEXT, title TEXT, mark TEXT, active BOOLEAN NOT NULL DEFAULT 1)",
+		[2]string{" u0001", "u0001@corp.example"}, [2]string{"ann ", "ann@corp.example"}, [2]string{" ann", "ann@corp.example"})
+	cfg := peerConfig(rand.New(rand.NewPCG(1, 2)), p, peerOptions("uid", "mark", true), 2)
+	if cfg.MissingUsers != v1alpha1.MissingDelete {
+		t.Fatalf("the test needs a full import that deletes, got %s", cfg.MissingUsers)
+	}
+	content := "id,mail,title,status\n" +
+		"u0000,u0000@corp.example,Dev,\nu0001,u0001@corp.example,Lead,\nu0002,u0002@corp.example,Dev,\n" +
+		"ann,ann@corp.example,Lead,\n"
+	importCleanly(t, managed, all, p, cfg, content, v1alpha1.ChangeCounts{Created: 1, Updated: 1, Unchanged: 2}, []string{
+		" ann active=true managed=true mail=[ann@corp.example] title=[Dev]",
+		" u0001 active=true managed=true mail=[u0001@corp.example] title=[Dev]",
+		"ann  active=true managed=true mail=[ann@corp.example] title=[Dev]",
+		"ann active=true managed=true mail=[ann@corp.example] title=[Lead]",
+		"u0000 active=true managed=true mail=[u0000@corp.example] title=[Dev]",
+		"u0001 active=true managed=true mail=[u0001@corp.example] title=[Lead]",
 		"u0002 active=true managed=true mail=[u0002@corp.example] title=[Dev]",
 	})
 }

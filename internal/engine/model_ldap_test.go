@@ -122,7 +122,7 @@ func TestLDAPAgreesWithTheModelWhenKilled(t *testing.T) {
 		if seed%2 == 1 {
 			// Every other scenario, a user another tool wrote with a
 			// combining accent, which the server finds equal.
-			sc.respell(false)
+			sc.respell(false, false)
 		}
 		sc.spec.Fold = directory.FoldCaseAndBlanks // as uid compares
 		s := slapd.Start(t, slapd.Options{})

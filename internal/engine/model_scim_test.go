@@ -163,7 +163,7 @@ func TestSCIMAgreesWithTheModelWhenKilled(t *testing.T) {
 		if seed%2 == 1 {
 			// Every other scenario, a user another tool wrote with a
 			// combining accent.
-			sc.respell(false)
+			sc.respell(false, true)
 		}
 		sc.spec.Fold = directory.FoldCaseLoosely // userName ignores case
 		srv := scimserver.Start(t, scimserver.Options{PatchMaxMembers: 2})

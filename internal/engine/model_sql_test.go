@@ -458,7 +458,7 @@ func TestSQLiteAgreesWithTheModelWhenKilled(t *testing.T) {
 		s := genScenario(seed)
 		s.foldingColumn = seed%3 == 0 // one scenario in three
 		if seed%3 == 1 {
-			s.respell(true) // one in three more
+			s.respell(true, true) // one in three more
 		}
 		dsn := filepath.Join(t.TempDir(), "users.db")
 		if msg := checkSQLScenario(t, v1alpha1.SQLDriverSQLite, dsn, s, rand.New(rand.NewPCG(seed, 2)), steps, 0); msg != "" {
@@ -492,7 +492,7 @@ func TestPostgresAgreesWithTheModelWhenKilled(t *testing.T) {
 		s := genScenario(seed)
 		s.foldingColumn = seed%3 == 0 // one scenario in three
 		if seed%3 == 1 {
-			s.respell(true) // one in three more
+			s.respell(true, true) // one in three more
 		}
 		if msg := checkSQLScenario(t, v1alpha1.SQLDriverPostgres, dsn, s, rand.New(rand.NewPCG(seed, 4)), steps, 0); msg != "" {
 			t.Fatalf("PostgreSQL, killed: %s%s", s, msg)

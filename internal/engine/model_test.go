@@ -216,8 +216,11 @@ func (s modelScenario) configAs(identity, mail, manager string, opts directory.O
 // respell spells some identities of the directory as another tool may
 // have written them: with a combining accent (zoë, Ünal) or, with
 // blanks, blanks around them. A full import reads them as it reads a
-// line's; the references of managers and groups follow.
-func (s *modelScenario) respell(blanks bool) {
+// line's; the references of managers and groups follow. With twins, one
+// respelled user in four keeps its first spelling too: another tool
+// wrote the person twice, and a directory that compares exactly holds
+// both.
+func (s *modelScenario) respell(blanks, twins bool) {
 	r := rand.New(rand.NewPCG(s.seed, 0x5e11))
 	d := s.before // made for this scenario alone
 	ids := slices.Sorted(maps.Keys(d.Users))
@@ -231,6 +234,12 @@ func (s *modelScenario) respell(blanks bool) {
 			v = []string{" " + id, id + "  ", " " + id + " "}[r.IntN(3)]
 		}
 		if v == id {
+			continue
+		}
+		if twins && r.IntN(4) == 0 {
+			u := *d.Users[id]
+			u.Identity, u.Mail = v, "twin."+u.Mail
+			d.Users[v] = &u
 			continue
 		}
 		as[id] = v

@@ -110,6 +110,7 @@ func (p *pass) planFailed(m *mappedRow, fail func(string)) {
 		fail(p.duplicateMsg())
 		return
 	}
+	s.markReadAlike(m.identity)
 	fail(m.msg)
 }
 
@@ -131,6 +132,7 @@ func (p *pass) planFull(b *batch, line, row int64, m *mappedRow, replay bool, fa
 			fail(p.duplicateMsg())
 			return
 		}
+		s.markReadAlike(m.identity)
 		if replay {
 			return
 		}
@@ -155,6 +157,7 @@ func (p *pass) planFull(b *batch, line, row int64, m *mappedRow, replay bool, fa
 		return
 	}
 	s.markSeen(i)
+	s.markReadAlike(m.identity)
 	if replay {
 		return
 	}

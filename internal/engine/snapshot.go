@@ -46,7 +46,10 @@ type snapshot struct {
 	// same is how the directory itself tells identities apart (the fold
 	// it reports, or exactly): it decides between users whose
 	// identities read alike composed and trimmed (see findFolded).
-	same      func(a, b string) bool
+	same func(a, b string) bool
+	// readAlike: the identities of some users fold alike (see
+	// markReadAlike).
+	readAlike bool
 	folded    []uint64
 	foldedRaw []byte
 	buf       []byte
@@ -169,14 +172,37 @@ func (s *snapshot) build(identityAttr string) error {
 	}
 	s.folded, s.foldedRaw = mapped[uint64](size)
 	for i := range s.len() {
-		h := xxhash.Sum64String(s.fold(string(s.identityBytes(i))))
+		key := s.fold(string(s.identityBytes(i)))
+		h := xxhash.Sum64String(key)
 		p := mix(h) & mask
-		for s.folded[p] != 0 {
+		for e := s.folded[p]; e != 0; e = s.folded[p] {
+			if !s.readAlike && e&^0xffffffff == tagOf(h) && s.fold(s.identity(entryOf(e))) == key {
+				s.readAlike = true
+			}
 			p = (p + 1) & mask
 		}
 		s.folded[p] = tagOf(h) | uint64(i+1)
 	}
 	return nil
+}
+
+// markReadAlike marks seen every user whose identity folds as the one a
+// line names (or creates): another tool may have written one person's
+// identity twice, composed and with a combining accent, or with blanks
+// around it. The line names one of them (see findFolded), and may be
+// meant for any: none of them is missing from the file.
+func (s *snapshot) markReadAlike(identity string) {
+	if !s.readAlike {
+		return
+	}
+	key := s.fold(identity)
+	h := xxhash.Sum64String(key)
+	mask := uint64(len(s.folded) - 1)
+	for p := mix(h) & mask; s.folded[p] != 0; p = (p + 1) & mask {
+		if e := s.folded[p]; e&^0xffffffff == tagOf(h) && s.fold(s.identity(entryOf(e))) == key {
+			s.markSeen(entryOf(e))
+		}
+	}
 }
 
 // readAsLines tells whether every identity is spelled as a line's
