@@ -235,33 +235,10 @@ func FoldTrailingSpaces(identity string) string { return strings.TrimRight(ident
 // as a blank, the blanks around it ignored and a run of them inside read
 // as one.
 func FoldCaseAndBlanks(identity string) string {
-	plain := true
-	for i := 0; i < len(identity); i++ {
-		c := identity[i]
-		if c >= utf8.RuneSelf || c == ' ' && (i == 0 || i == len(identity)-1 || identity[i+1] == ' ') {
-			plain = false
-			break
-		}
-	}
-	if plain {
+	if plainASCII(identity) {
 		return strings.ToLower(identity)
 	}
-	identity = norm.NFKC.String(identity)
-	var b strings.Builder
-	b.Grow(len(identity))
-	blank := false
-	for _, r := range identity {
-		if unicode.Is(unicode.Zs, r) {
-			blank = b.Len() > 0
-			continue
-		}
-		if blank {
-			b.WriteByte(' ')
-			blank = false
-		}
-		b.WriteRune(unicode.ToLower(r))
-	}
-	return b.String()
+	return collapseBlanks(norm.NFKC.String(identity), func(r rune) bool { return unicode.Is(unicode.Zs, r) }, unicode.ToLower)
 }
 
 // FoldUpperCaseAndSpaces is the key of an identity compared as Active
@@ -271,30 +248,40 @@ func FoldCaseAndBlanks(identity string) string {
 // read as one. Nothing else is folded: a no-break space, a combining
 // accent and a ligature make another name.
 func FoldUpperCaseAndSpaces(identity string) string {
-	plain := true
+	if plainASCII(identity) {
+		return strings.ToUpper(identity)
+	}
+	return collapseBlanks(identity, func(r rune) bool { return r == ' ' }, upperAsAD)
+}
+
+// plainASCII tells whether identity is ASCII without spaces around it or
+// a run of them inside, which folding blanks leaves as it is.
+func plainASCII(identity string) bool {
 	for i := 0; i < len(identity); i++ {
 		c := identity[i]
 		if c >= utf8.RuneSelf || c == ' ' && (i == 0 || i == len(identity)-1 || identity[i+1] == ' ') {
-			plain = false
-			break
+			return false
 		}
 	}
-	if plain {
-		return strings.ToUpper(identity)
-	}
+	return true
+}
+
+// collapseBlanks maps each letter of identity with letter, drops the
+// blanks around it and writes a run of them inside as one space.
+func collapseBlanks(identity string, blank func(rune) bool, letter func(rune) rune) string {
 	var b strings.Builder
 	b.Grow(len(identity))
-	space := false
+	pending := false
 	for _, r := range identity {
-		if r == ' ' {
-			space = b.Len() > 0
+		if blank(r) {
+			pending = b.Len() > 0
 			continue
 		}
-		if space {
+		if pending {
 			b.WriteByte(' ')
-			space = false
+			pending = false
 		}
-		b.WriteRune(upperAsAD(r))
+		b.WriteRune(letter(r))
 	}
 	return b.String()
 }
