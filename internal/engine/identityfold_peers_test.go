@@ -190,28 +190,21 @@ func TestSQLIdentitySpelledOtherwiseThanALineIsNamedByIt(t *testing.T) {
 		{"SQLite TEXT", "CREATE TABLE %s (uid TEXT UNIQUE NOT NULL, mail TEXT, title TEXT, mark TEXT, active BOOLEAN NOT NULL DEFAULT 1)", v1alpha1.SQLDriverSQLite},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := peer{name: tc.name, identity: "uid", mailAttr: "mail", marker: "mark"}
 			dsn := ""
 			if tc.driver == v1alpha1.SQLDriverPostgres {
 				dsn = pgShared.Get(t).DSN
 			}
-			managed, all, _, _ := sqlTableIn(t, tc.driver, dsn, tc.create,
-				[2]string{"jose\u0301", "jose@corp.example"}, [2]string{" ann ", "ann@corp.example"})
-			cfg := peerConfig(rand.New(rand.NewPCG(1, 2)), p, peerOptions("uid", "mark", true), 2)
-			if cfg.MissingUsers != v1alpha1.MissingDelete {
-				t.Fatalf("the test needs a full import that deletes, got %s", cfg.MissingUsers)
-			}
-			content := "id,mail,title,status\n" +
-				"u0000,u0000@corp.example,Dev,\nu0001,u0001@corp.example,Dev,\nu0002,u0002@corp.example,Dev,\n" +
+			lines := "u0000,u0000@corp.example,Dev,\nu0001,u0001@corp.example,Dev,\nu0002,u0002@corp.example,Dev,\n" +
 				"jose\u0301,jose@corp.example,Lead,\n" + // read composed
 				" ann ,ann@corp.example,Lead,\n" // read trimmed
-			importCleanly(t, managed, all, p, cfg, content, v1alpha1.ChangeCounts{Updated: 2, Unchanged: 3}, []string{
-				" ann  active=true managed=true mail=[ann@corp.example] title=[Lead]",
-				"jose\u0301 active=true managed=true mail=[jose@corp.example] title=[Lead]",
-				"u0000 active=true managed=true mail=[u0000@corp.example] title=[Dev]",
-				"u0001 active=true managed=true mail=[u0001@corp.example] title=[Dev]",
-				"u0002 active=true managed=true mail=[u0002@corp.example] title=[Dev]",
-			})
+			importFullIntoSQL(t, tc.driver, dsn, tc.create, [][2]string{{"jose\u0301", "jose@corp.example"}, {" ann ", "ann@corp.example"}},
+				lines, v1alpha1.ChangeCounts{Updated: 2, Unchanged: 3}, []string{
+					" ann  active=true managed=true mail=[ann@corp.example] title=[Lead]",
+					"jose\u0301 active=true managed=true mail=[jose@corp.example] title=[Lead]",
+					"u0000 active=true managed=true mail=[u0000@corp.example] title=[Dev]",
+					"u0001 active=true managed=true mail=[u0001@corp.example] title=[Dev]",
+					"u0002 active=true managed=true mail=[u0002@corp.example] title=[Dev]",
+				})
 		})
 	}
 }
@@ -224,24 +217,18 @@ func TestSQLIdentitySpelledOtherwiseThanALineIsNamedByIt(t *testing.T) {
 // line was a create that the table applied to "JOSé", and "JOSé",
 // missing from the file, was deleted.
 func TestALineNamesTheUserTheDirectoryFindsEqualAmongUsersThatReadAlike(t *testing.T) {
-	p := peer{name: "SQLite NOCASE", identity: "uid", mailAttr: "mail", marker: "mark"}
-	managed, all, _, _ := sqlTableIn(t, v1alpha1.SQLDriverSQLite, "",
-		"CREATE TABLE %s (uid TEXT COLLATE NOCASE UNIQUE NOT NULL, mail TEXT, title TEXT, mark TEXT, active BOOLEAN NOT NULL DEFAULT 1)",
-		[2]string{"JOS\u00e9", "jose@corp.example"}, [2]string{"jose\u0301", "jose2@corp.example"})
-	cfg := peerConfig(rand.New(rand.NewPCG(1, 2)), p, peerOptions("uid", "mark", true), 2)
-	if cfg.MissingUsers != v1alpha1.MissingDelete {
-		t.Fatalf("the test needs a full import that deletes, got %s", cfg.MissingUsers)
-	}
-	content := "id,mail,title,status\n" +
-		"u0000,u0000@corp.example,Dev,\nu0001,u0001@corp.example,Dev,\nu0002,u0002@corp.example,Dev,\n" +
+	lines := "u0000,u0000@corp.example,Dev,\nu0001,u0001@corp.example,Dev,\nu0002,u0002@corp.example,Dev,\n" +
 		"jos\u00e9,jose@corp.example,Lead,\n"
-	importCleanly(t, managed, all, p, cfg, content, v1alpha1.ChangeCounts{Updated: 1, Unchanged: 3}, []string{
-		"JOS\u00e9 active=true managed=true mail=[jose@corp.example] title=[Lead]",
-		"jose\u0301 active=true managed=true mail=[jose2@corp.example] title=[Dev]",
-		"u0000 active=true managed=true mail=[u0000@corp.example] title=[Dev]",
-		"u0001 active=true managed=true mail=[u0001@corp.example] title=[Dev]",
-		"u0002 active=true managed=true mail=[u0002@corp.example] title=[Dev]",
-	})
+	importFullIntoSQL(t, v1alpha1.SQLDriverSQLite, "",
+		"CREATE TABLE %s (uid TEXT COLLATE NOCASE UNIQUE NOT NULL, mail TEXT, title TEXT, mark TEXT, active BOOLEAN NOT NULL DEFAULT 1)",
+		[][2]string{{"JOS\u00e9", "jose@corp.example"}, {"jose\u0301", "jose2@corp.example"}},
+		lines, v1alpha1.ChangeCounts{Updated: 1, Unchanged: 3}, []string{
+			"JOS\u00e9 active=true managed=true mail=[jose@corp.example] title=[Lead]",
+			"jose\u0301 active=true managed=true mail=[jose2@corp.example] title=[Dev]",
+			"u0000 active=true managed=true mail=[u0000@corp.example] title=[Dev]",
+			"u0001 active=true managed=true mail=[u0001@corp.example] title=[Dev]",
+			"u0002 active=true managed=true mail=[u0002@corp.example] title=[Dev]",
+		})
 }
 
 // Two users of a table that compares exactly whose identities read alike
@@ -250,26 +237,20 @@ func TestALineNamesTheUserTheDirectoryFindsEqualAmongUsersThatReadAlike(t *testi
 // table finds equal to it, or creates its user when the table finds
 // neither, and neither is deprovisioned as missing from the file.
 func TestUsersThatReadAlikeAreNotDeprovisioned(t *testing.T) {
-	p := peer{name: "SQLite TEXT", identity: "uid", mailAttr: "mail", marker: "mark"}
-	managed, all, _, _ := sqlTableIn(t, v1alpha1.SQLDriverSQLite, "",
-		"CREATE TABLE %s (uid TEXT UNIQUE NOT NULL, mail TEXT, title TEXT, mark TEXT, active BOOLEAN NOT NULL DEFAULT 1)",
-		[2]string{" u0001", "u0001@corp.example"}, [2]string{"ann ", "ann@corp.example"}, [2]string{" ann", "ann@corp.example"})
-	cfg := peerConfig(rand.New(rand.NewPCG(1, 2)), p, peerOptions("uid", "mark", true), 2)
-	if cfg.MissingUsers != v1alpha1.MissingDelete {
-		t.Fatalf("the test needs a full import that deletes, got %s", cfg.MissingUsers)
-	}
-	content := "id,mail,title,status\n" +
-		"u0000,u0000@corp.example,Dev,\nu0001,u0001@corp.example,Lead,\nu0002,u0002@corp.example,Dev,\n" +
+	lines := "u0000,u0000@corp.example,Dev,\nu0001,u0001@corp.example,Lead,\nu0002,u0002@corp.example,Dev,\n" +
 		"ann,ann@corp.example,Lead,\n"
-	importCleanly(t, managed, all, p, cfg, content, v1alpha1.ChangeCounts{Created: 1, Updated: 1, Unchanged: 2}, []string{
-		" ann active=true managed=true mail=[ann@corp.example] title=[Dev]",
-		" u0001 active=true managed=true mail=[u0001@corp.example] title=[Dev]",
-		"ann  active=true managed=true mail=[ann@corp.example] title=[Dev]",
-		"ann active=true managed=true mail=[ann@corp.example] title=[Lead]",
-		"u0000 active=true managed=true mail=[u0000@corp.example] title=[Dev]",
-		"u0001 active=true managed=true mail=[u0001@corp.example] title=[Lead]",
-		"u0002 active=true managed=true mail=[u0002@corp.example] title=[Dev]",
-	})
+	importFullIntoSQL(t, v1alpha1.SQLDriverSQLite, "",
+		"CREATE TABLE %s (uid TEXT UNIQUE NOT NULL, mail TEXT, title TEXT, mark TEXT, active BOOLEAN NOT NULL DEFAULT 1)",
+		[][2]string{{" u0001", "u0001@corp.example"}, {"ann ", "ann@corp.example"}, {" ann", "ann@corp.example"}},
+		lines, v1alpha1.ChangeCounts{Created: 1, Updated: 1, Unchanged: 2}, []string{
+			" ann active=true managed=true mail=[ann@corp.example] title=[Dev]",
+			" u0001 active=true managed=true mail=[u0001@corp.example] title=[Dev]",
+			"ann  active=true managed=true mail=[ann@corp.example] title=[Dev]",
+			"ann active=true managed=true mail=[ann@corp.example] title=[Lead]",
+			"u0000 active=true managed=true mail=[u0000@corp.example] title=[Dev]",
+			"u0001 active=true managed=true mail=[u0001@corp.example] title=[Lead]",
+			"u0002 active=true managed=true mail=[u0002@corp.example] title=[Dev]",
+		})
 }
 
 // An identity column whose unique index compares as only PostgreSQL's
@@ -372,6 +353,21 @@ func TestSCIMAUserNameTheServerFindsEqualNamesItsUser(t *testing.T) {
 			importCleanly(t, managed, all, p, cfg, content, v1alpha1.ChangeCounts{Updated: 1, Unchanged: 1}, state)
 		})
 	}
+}
+
+// importFullIntoSQL imports lines (after the header) into a table made
+// by create, holding u0000 to u0002 and the users seeds (identity and
+// mail), with a full import that deletes the users missing from the
+// file, and fails the test unless it counts want and leaves state.
+func importFullIntoSQL(t *testing.T, driver v1alpha1.SQLDriver, dsn, create string, seeds [][2]string, lines string, want v1alpha1.ChangeCounts, state []string) {
+	t.Helper()
+	p := peer{name: string(driver), identity: "uid", mailAttr: "mail", marker: "mark"}
+	managed, all, _, _ := sqlTableIn(t, driver, dsn, create, seeds...)
+	cfg := peerConfig(rand.New(rand.NewPCG(1, 2)), p, peerOptions("uid", "mark", true), 2)
+	if cfg.MissingUsers != v1alpha1.MissingDelete {
+		t.Fatalf("the test needs a full import that deletes, got %s", cfg.MissingUsers)
+	}
+	importCleanly(t, managed, all, p, cfg, "id,mail,title,status\n"+lines, want, state)
 }
 
 // importCleanly imports content into managed and fails the test unless
