@@ -14,8 +14,10 @@ import (
 
 	"github.com/userimport/user-import-operator/api/v1alpha1"
 	"github.com/userimport/user-import-operator/internal/directory"
+	ldapdir "github.com/userimport/user-import-operator/internal/directory/ldap"
 	sqldir "github.com/userimport/user-import-operator/internal/directory/sql"
 	"github.com/userimport/user-import-operator/internal/failure"
+	"github.com/userimport/user-import-operator/internal/testpeer/samba"
 )
 
 // sqlTable makes a users table with the DDL create (the table named
@@ -322,25 +324,31 @@ func TestLDAPAnIdentitySpelledOtherwiseNamesItsUser(t *testing.T) {
 	}
 }
 
-// A SCIM server may compare userName by any case mapping: the test
+// A server may compare identities by any case mapping: the SCIM test
 // server's unique userName lowers as JavaScript does, a final "Σ" to
-// "ς". A line that spells the user "ΟΔΟΣ" as "οδος" names that user:
-// lowered one letter to one, the two read apart, and the line was a
-// create the server refused as that user's name, and the user, missing
-// from the file, was deleted.
-func TestSCIMAUserNameTheServerFindsEqualNamesItsUser(t *testing.T) {
-	for _, tc := range []struct{ name, user, line string }{
-		{"a final sigma", "ΟΔΟΣ", "οδος"},
-		{"a sharp s", "STRASSE", "straße"},
+// "ς", and Active Directory upper-cases letter by letter. A line that
+// spells the user "ΟΔΟΣ" as "οδος" names that user: lowered one letter
+// to one, the two read apart, and the line was a create the server
+// refused as that user's name, and the user, missing from the file, was
+// deleted.
+func TestAnIdentityTheServerFindsEqualNamesItsUser(t *testing.T) {
+	ad := peer{name: "Active Directory", identity: "sAMAccountName", mailAttr: "mail", marker: "businessCategory", start: startAD}
+	for _, tc := range []struct {
+		name       string
+		p          peer
+		user, line string
+	}{
+		{"SCIM, a final sigma", peers()[1], "ΟΔΟΣ", "οδος"},
+		{"SCIM, a sharp s", peers()[1], "STRASSE", "straße"},
+		{"Active Directory, a final sigma", ad, "ΟΔΟΣ", "οδος"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			users := []seedUser{
 				{id: tc.user, mail: "ann@corp.example", title: "Dev", active: true, managed: true},
 				{id: "bob", mail: "bob@corp.example", title: "Dev", active: true, managed: true},
 			}
-			p := peers()[1]
-			managed, all := p.start(t, users)
-			cfg := peerConfig(rand.New(rand.NewPCG(1, 2)), p, peerOptions(p.identity, p.marker, true), 2)
+			managed, all := tc.p.start(t, users)
+			cfg := peerConfig(rand.New(rand.NewPCG(1, 2)), tc.p, peerOptions(tc.p.identity, tc.p.marker, true), 2)
 			if cfg.MissingUsers != v1alpha1.MissingDelete {
 				t.Fatalf("the test needs a full import that deletes, got %s", cfg.MissingUsers)
 			}
@@ -350,9 +358,39 @@ func TestSCIMAUserNameTheServerFindsEqualNamesItsUser(t *testing.T) {
 				tc.user + " active=true managed=true mail=[ann@corp.example] title=[Lead]",
 			}
 			slices.Sort(state)
-			importCleanly(t, managed, all, p, cfg, content, v1alpha1.ChangeCounts{Updated: 1, Unchanged: 1}, state)
+			importCleanly(t, managed, all, tc.p, cfg, content, v1alpha1.ChangeCounts{Updated: 1, Unchanged: 1}, state)
 		})
 	}
+}
+
+// startAD starts a Samba AD DC holding users (their cn their identity)
+// and opens the provider on it with the spec an AD administrator writes.
+func startAD(t *testing.T, users []seedUser) (directory.Directory, directory.Directory) {
+	t.Helper()
+	dc := samba.Start(t)
+	open := func(managedOnly bool) directory.Directory {
+		d, err := ldapdir.New(context.Background(), dc.Spec(), peerOptions("sAMAccountName", "businessCategory", managedOnly), dc.Secrets())
+		if err != nil {
+			t.Fatalf("AD provider: %v", err)
+		}
+		t.Cleanup(func() { _ = d.Close() })
+		return d
+	}
+	all := open(false)
+	for _, u := range users {
+		attrs := directory.Attributes{"sAMAccountName": {u.id}, "cn": {u.id}, "sn": {u.id}, "mail": {u.mail}, "title": {u.title}}
+		if u.managed {
+			attrs["businessCategory"] = []string{peerMarker}
+		}
+		res, err := all.Apply(context.Background(), []directory.Change{{Op: directory.OpCreate, Line: 2, Identity: u.id, Attributes: attrs}})
+		if err == nil {
+			err = res[0].Err
+		}
+		if err != nil {
+			t.Fatalf("seeding the DC: %v", err)
+		}
+	}
+	return open(true), all
 }
 
 // importFullIntoSQL imports lines (after the header) into a table made
