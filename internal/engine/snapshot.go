@@ -243,7 +243,9 @@ func (s *snapshot) findFolded(identity string) int {
 		if e&^0xffffffff != tagOf(h) || s.fold(s.identity(i)) != key {
 			continue
 		}
-		several = found >= 0
+		if found >= 0 {
+			several = true
+		}
 		found = i
 		if s.same(identity, s.identity(i)) {
 			same, sameCount = i, sameCount+1
