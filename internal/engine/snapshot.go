@@ -192,15 +192,19 @@ func (s *snapshot) build(identityAttr string) error {
 // around it. The line names one of them (see findFolded), and may be
 // meant for any: none of them is missing from the file.
 func (s *snapshot) markReadAlike(identity string) {
-	if !s.readAlike {
-		return
+	if s.readAlike {
+		s.eachFolded(s.fold(identity), s.markSeen)
 	}
-	key := s.fold(identity)
+}
+
+// eachFolded calls fn with the entry of each user whose identity folds
+// to key.
+func (s *snapshot) eachFolded(key string, fn func(i int)) {
 	h := xxhash.Sum64String(key)
 	mask := uint64(len(s.folded) - 1)
 	for p := mix(h) & mask; s.folded[p] != 0; p = (p + 1) & mask {
 		if e := s.folded[p]; e&^0xffffffff == tagOf(h) && s.fold(s.identity(entryOf(e))) == key {
-			s.markSeen(entryOf(e))
+			fn(entryOf(e))
 		}
 	}
 }
@@ -229,20 +233,9 @@ func (s *snapshot) findFolded(identity string) int {
 	if len(s.folded) == 0 {
 		return -1
 	}
-	key := s.fold(identity)
-	h := xxhash.Sum64String(key)
-	mask := uint64(len(s.folded) - 1)
 	found, several := -1, false
 	same, sameCount := -1, 0
-	for p := mix(h) & mask; ; p = (p + 1) & mask {
-		e := s.folded[p]
-		if e == 0 {
-			break
-		}
-		i := entryOf(e)
-		if e&^0xffffffff != tagOf(h) || s.fold(s.identity(i)) != key {
-			continue
-		}
+	s.eachFolded(s.fold(identity), func(i int) {
 		if found >= 0 {
 			several = true
 		}
@@ -250,7 +243,7 @@ func (s *snapshot) findFolded(identity string) int {
 		if s.same(identity, s.identity(i)) {
 			same, sameCount = i, sameCount+1
 		}
-	}
+	})
 	switch {
 	case !several:
 		return found
