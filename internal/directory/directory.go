@@ -188,10 +188,10 @@ var fullLower = sync.Pool{New: func() any { return cases.Lower(language.Und) }}
 // case by whichever mapping a server follows: one letter to one, as Go
 // and .NET lower, or fully, as JavaScript, Java and ICU lower and fold
 // ("ΟΔΟΣ" is "οδος" and "οδοσ", "STRASSE" is "straße", "İ" is "i" and
-// "i̇"). Two spellings
-// that some mapping finds equal get one key: taken apart, a line whose
-// user the server finds under its spelling would be a create the server
-// refuses, and the user, missing from the file, deprovisioned.
+// "i̇"). Two spellings that some mapping finds equal get one key: taken
+// apart, a line whose user the server finds under its spelling would be
+// a create the server refuses, and the user, missing from the file,
+// deprovisioned.
 func FoldCaseLoosely(identity string) string {
 	for i := 0; i < len(identity); i++ {
 		if identity[i] >= utf8.RuneSelf {
