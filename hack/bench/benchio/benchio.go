@@ -88,6 +88,8 @@ type Reporter struct {
 	mu     sync.Mutex
 	errs   []engine.RowError
 	last   time.Time
+	step   string
+	start  time.Time
 	Errors int
 }
 
@@ -95,7 +97,15 @@ type Reporter struct {
 func (r *Reporter) Progress(p engine.Progress) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if time.Since(r.last) < 5*time.Second {
+	if r.start.IsZero() {
+		r.start = time.Now()
+	}
+	// A new step is always told, with the time since the first report:
+	// where an import's time goes, step by step.
+	if string(p.Step) != r.step {
+		r.step = string(p.Step)
+		fmt.Fprintf(os.Stderr, "%s: %s begins at %.2f s\n", r.Name, p.Step, time.Since(r.start).Seconds())
+	} else if time.Since(r.last) < 5*time.Second {
 		return
 	}
 	r.last = time.Now()
