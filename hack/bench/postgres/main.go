@@ -10,9 +10,10 @@
 // again with -child), so that the peak RSS (VmHWM) of an import is its
 // own. The last line printed is
 //
-//	BENCH postgres users=… import_s=… copy_s=… ratio=… noop_s=… noop_writes=… delta5_s=… peak_rss_mib=… sqlite_import_s=… sqlite_raw_s=… sqlite_ratio=… load1=…
+//	BENCH postgres users=… import_s=… copy_s=… ratio=… noop_s=… noop_writes=… delta5_s=… list_s=… peak_rss_mib=… sqlite_import_s=… sqlite_raw_s=… sqlite_ratio=… load1=…
 //
-// ratio is copy_s / import_s, sqlite_ratio sqlite_raw_s / sqlite_import_s:
+// list_s is the floor of noop_s and delta5_s: the managed users read
+// with the import's query and dropped. ratio is copy_s / import_s, sqlite_ratio sqlite_raw_s / sqlite_import_s:
 // 1 means the import costs nothing over the database's fastest way in.
 // The *_cpu_s keys say where the time goes: the CPU of the client process
 // and of the server while the import and COPY run. Each child runs under
@@ -59,7 +60,7 @@ import (
 const marker = "userImportManagedBy"
 
 func main() {
-	child := flag.String("child", "", "run one measurement: copy, import, sqlite-import or sqlite-raw")
+	child := flag.String("child", "", "run one measurement: copy, import, list, sqlite-import or sqlite-raw")
 	file := flag.String("file", "", "CSV file (child)")
 	dsn := flag.String("dsn", "", "PostgreSQL DSN or SQLite file (child)")
 	table := flag.String("table", "", "table (child)")
@@ -182,6 +183,12 @@ func parent(rows, rounds int, cpuprofile, perfData string) error {
 	if err != nil {
 		return err
 	}
+	// The floor of noop_s and delta5_s: the users listed, and nothing
+	// done with them.
+	list, err := run("list", file, pg.DSN, importTable)
+	if err != nil {
+		return err
+	}
 
 	db := filepath.Join(work, "users.db")
 	raw := filepath.Join(work, "raw.db")
@@ -199,8 +206,8 @@ func parent(rows, rounds int, cpuprofile, perfData string) error {
 		return err
 	}
 
-	fmt.Printf("BENCH postgres users=%d import_s=%s copy_s=%s ratio=%.2f noop_s=%s noop_writes=%.0f delta5_s=%s delta5_updated=%s peak_rss_mib=%.0f sqlite_import_s=%s sqlite_raw_s=%s sqlite_ratio=%.2f import_client_cpu_s=%s import_server_cpu_s=%s copy_client_cpu_s=%s copy_server_cpu_s=%s load1=%s\n",
-		rows, imp["seconds"], cp["seconds"], benchio.Num(cp, "seconds")/benchio.Num(imp, "seconds"), noop["seconds"], noopWrites, d5["seconds"], d5["updated"],
+	fmt.Printf("BENCH postgres users=%d import_s=%s copy_s=%s ratio=%.2f noop_s=%s noop_writes=%.0f delta5_s=%s delta5_updated=%s list_s=%s list_client_cpu_s=%s list_server_cpu_s=%s peak_rss_mib=%.0f sqlite_import_s=%s sqlite_raw_s=%s sqlite_ratio=%.2f import_client_cpu_s=%s import_server_cpu_s=%s copy_client_cpu_s=%s copy_server_cpu_s=%s load1=%s\n",
+		rows, imp["seconds"], cp["seconds"], benchio.Num(cp, "seconds")/benchio.Num(imp, "seconds"), noop["seconds"], noopWrites, d5["seconds"], d5["updated"], list["seconds"], list["cpu_s"], list["server_cpu_s"],
 		max(benchio.Num(imp, "peak_rss_mib"), benchio.Num(noop, "peak_rss_mib"), benchio.Num(d5, "peak_rss_mib")),
 		sqliteImp["seconds"], sqliteRaw["seconds"], benchio.Num(sqliteRaw, "seconds")/benchio.Num(sqliteImp, "seconds"),
 		imp["cpu_s"], imp["server_cpu_s"], cp["cpu_s"], cp["server_cpu_s"], benchio.Load1())
@@ -284,6 +291,12 @@ func runChild(mode, file, dsn, table string) error {
 	switch mode {
 	case "copy":
 		n, err := copyRows(ctx, file, dsn, table)
+		if err != nil {
+			return err
+		}
+		extra = fmt.Sprintf("rows=%d", n)
+	case "list":
+		n, err := listRows(ctx, dsn, table)
 		if err != nil {
 			return err
 		}
@@ -412,6 +425,33 @@ func copyRows(ctx context.Context, file, dsn, table string) (int, error) {
 	src := &csvSource{r: r, row: make([]any, len(cols))}
 	n, err := c.CopyFrom(ctx, pgx.Identifier{table}, cols, src)
 	return int(n), err
+}
+
+// listRows reads the managed users' columns from table as a full import
+// lists them, and does nothing with them: the fastest a full import can
+// learn what the directory holds.
+func listRows(ctx context.Context, dsn, table string) (int, error) {
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close(ctx)
+	cols := make([]string, 0, len(hrgen.Header)+1)
+	for _, col := range hrgen.Header {
+		cols = append(cols, pgx.Identifier{col}.Sanitize())
+	}
+	q := "SELECT " + strings.Join(cols, ", ") + " FROM " + pgx.Identifier{table}.Sanitize() + " WHERE " + pgx.Identifier{marker}.Sanitize() + " = $1"
+	rows, err := c.Query(ctx, q, "user-import-operator")
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		_ = rows.RawValues()
+		n++
+	}
+	return n, rows.Err()
 }
 
 type csvSource struct {
