@@ -26,13 +26,15 @@ import (
 // limit a worker derives from its Job's default limit, so that its peak
 // RSS is its own:
 //
-//	BENCH groups users=1000000 groups=… with_s=… without_s=… overhead=… peak_rss_mib=… rerun_s=… rerun_peak_rss_mib=… pg_with_s=… pg_without_s=… pg_overhead=… pg_peak_rss_mib=… pg_memberships_copy_s=…
+//	BENCH groups users=1000000 groups=… with_s=… without_s=… overhead=… peak_rss_mib=… rerun_s=… rerun_peak_rss_mib=… pg_with_s=… pg_without_s=… pg_overhead=… pg_peak_rss_mib=… pg_without_cpu_s=… pg_without_server_cpu_s=… pg_memberships_copy_s=… pg_memberships_copy_server_cpu_s=…
 //
 // The keys without a prefix are SQLite's; peak_rss_mib is the import
 // with groups and managers, rerun_* the same import again, unchanged.
 // pg_memberships_copy_s is the floor of what groups add to an import into
 // PostgreSQL: its memberships written with COPY and nothing else (see
-// membershipsCopy).
+// membershipsCopy). The *_cpu_s keys are the CPU of the import without
+// groups (its process, and the server's) and of that COPY (the
+// server's): what the machine's cores must do at the least.
 
 // sqlColumns are the users table's columns besides the identity.
 var sqlColumns = []string{"mail", "givenName", "sn", "cn", "ou", "title", "l", "departmentNumber", "manager", "mark"}
@@ -51,6 +53,10 @@ func largeRun(users int, heap, cpu string, only v1alpha1.SQLDriver) error {
 		return fmt.Errorf("%w (%s)", err, postgres.InstallHint)
 	}
 	defer pg.Stop()
+	server, err := benchio.Postmaster(context.Background(), pg.DSN)
+	if err != nil {
+		return err
+	}
 	n := 0
 	filled := map[string]int{} // the run whose tables an import filled, by driver and relations
 	run := func(driver v1alpha1.SQLDriver, relations, rerun bool) (map[string]string, error) {
@@ -79,7 +85,14 @@ func largeRun(users int, heap, cpu string, only v1alpha1.SQLDriver) error {
 		args := []string{"-child", "-heapprofile", profile(heap), "-cpuprofile", profile(cpu), "-file", path, "-sum", sum,
 			"-driver", string(driver), "-db", dsn, "-table", table, "-members", members,
 			"-relations=" + strconv.FormatBool(relations), "-rerun=" + strconv.FormatBool(rerun), "-large", strconv.Itoa(users)}
+		before := benchio.ServerCPU(server)
 		res, err := benchio.Child(args, nil)
+		if err == nil && driver == v1alpha1.SQLDriverPostgres {
+			// The child's backends end after it does; the server reaps
+			// them within moments.
+			time.Sleep(time.Second)
+			res["server_cpu_s"] = fmt.Sprintf("%.2f", (benchio.ServerCPU(server) - before).Seconds())
+		}
 		if err == nil {
 			fmt.Fprintf(os.Stderr, "large import into %s (groups and managers %v, unchanged re-run %v): %v\n", driver, relations, rerun, res)
 		}
@@ -98,14 +111,14 @@ func largeRun(users int, heap, cpu string, only v1alpha1.SQLDriver) error {
 			res[fmt.Sprintf("%s-%v", driver, relations)] = r
 		}
 	}
-	var floor float64
+	var floor, floorCPU float64
 	if only == "" || only == v1alpha1.SQLDriverPostgres {
 		var err error
-		floor, err = membershipsCopy(context.Background(), pg.DSN, fmt.Sprintf("memberships_%d", filled["postgres-true"]), 4)
+		floor, floorCPU, err = membershipsCopy(context.Background(), pg.DSN, fmt.Sprintf("memberships_%d", filled["postgres-true"]), 4)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stderr, "the memberships of the import into postgres, copied into a fresh table: %.2f s\n", floor)
+		fmt.Fprintf(os.Stderr, "the memberships of the import into postgres, copied into a fresh table: %.2f s, the server's CPU %.2f s\n", floor, floorCPU)
 	}
 	if only != "" {
 		return nil
@@ -122,8 +135,8 @@ func largeRun(users int, heap, cpu string, only v1alpha1.SQLDriver) error {
 			prefix, with["seconds"], prefix, without["seconds"], prefix, benchio.Num(with, "seconds")/benchio.Num(without, "seconds"),
 			prefix, with["peak_rss_mib"], prefix, without["peak_rss_mib"])
 	}
-	fmt.Printf("BENCH groups users=%d groups=%s %s rerun_s=%s rerun_peak_rss_mib=%s %s pg_memberships_copy_s=%.2f load1=%s\n", users, res["sqlite-true"]["groups"],
-		line(v1alpha1.SQLDriverSQLite, ""), rerun["seconds"], rerun["peak_rss_mib"], line(v1alpha1.SQLDriverPostgres, "pg_"), floor, benchio.Load1())
+	fmt.Printf("BENCH groups users=%d groups=%s %s rerun_s=%s rerun_peak_rss_mib=%s %s pg_without_cpu_s=%s pg_without_server_cpu_s=%s pg_memberships_copy_s=%.2f pg_memberships_copy_server_cpu_s=%.2f load1=%s\n", users, res["sqlite-true"]["groups"],
+		line(v1alpha1.SQLDriverSQLite, ""), rerun["seconds"], rerun["peak_rss_mib"], line(v1alpha1.SQLDriverPostgres, "pg_"), res["postgres-false"]["cpu_s"], res["postgres-false"]["server_cpu_s"], floor, floorCPU, benchio.Load1())
 	return nil
 }
 
@@ -174,6 +187,6 @@ func largeChild(path, sum string, driver v1alpha1.SQLDriver, db, table, members,
 	case relations && (g.MembershipsAdded != 2*res.Counts.Created || g.ManagersSet+g.ManagersMissing == 0):
 		return fmt.Errorf("groups and managers: %+v", g)
 	}
-	fmt.Printf("RESULT seconds=%.2f peak_rss_mib=%d groups=%d memberships=%d managers=%d\n", secs, benchio.PeakRSS(0)>>20, g.GroupsCreated, g.MembershipsAdded, g.ManagersSet)
+	fmt.Printf("RESULT seconds=%.2f cpu_s=%.2f peak_rss_mib=%d groups=%d memberships=%d managers=%d\n", secs, benchio.SelfCPU().Seconds(), benchio.PeakRSS(0)>>20, g.GroupsCreated, g.MembershipsAdded, g.ManagersSet)
 	return nil
 }

@@ -110,13 +110,13 @@ func parent(rows, rounds int, cpuprofile, perfData string) error {
 
 	// Where the time goes: the CPU of the client (the child process) and
 	// of the server's processes while each side runs.
-	server, err := postmaster(ctx, pg.DSN)
+	server, err := benchio.Postmaster(ctx, pg.DSN)
 	if err != nil {
 		return err
 	}
 	runs := 0
 	run := func(mode, file, dsn, table string) (map[string]string, error) {
-		before := serverCPU(server)
+		before := benchio.ServerCPU(server)
 		runs++
 		if perfData != "" {
 			stop, err := perfRecord(fmt.Sprintf("%s.%d.%s.%s.%s", perfData, runs, mode, table, strings.TrimSuffix(filepath.Base(file), ".csv")))
@@ -130,7 +130,7 @@ func parent(rows, rounds int, cpuprofile, perfData string) error {
 			// The child's backends end after it does; the server reaps
 			// them within moments.
 			time.Sleep(time.Second)
-			res["server_cpu_s"] = fmt.Sprintf("%.2f", (serverCPU(server) - before).Seconds())
+			res["server_cpu_s"] = fmt.Sprintf("%.2f", (benchio.ServerCPU(server) - before).Seconds())
 		}
 		return res, err
 	}
@@ -526,50 +526,4 @@ func perfRecord(path string) (stop func(), err error) {
 		_ = cmd.Process.Signal(os.Interrupt)
 		_ = cmd.Wait()
 	}, nil
-}
-
-// postmaster is the pid of the server's main process: the parent of a
-// backend.
-func postmaster(ctx context.Context, dsn string) (int, error) {
-	c, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		return 0, err
-	}
-	defer c.Close(ctx)
-	var backend int
-	if err := c.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&backend); err != nil {
-		return 0, err
-	}
-	f, err := statFields(backend)
-	if err != nil {
-		return 0, err
-	}
-	return strconv.Atoi(f[1])
-}
-
-// serverCPU is the CPU time of the server: its main process and the
-// backends it has reaped (cutime, cstime), so that a backend that served
-// a child counts once the child has disconnected.
-func serverCPU(pid int) time.Duration {
-	f, err := statFields(pid)
-	if err != nil {
-		return 0
-	}
-	var ticks int64
-	for _, i := range []int{11, 12, 13, 14} {
-		n, _ := strconv.ParseInt(f[i], 10, 64)
-		ticks += n
-	}
-	return time.Duration(ticks) * time.Second / 100 // USER_HZ
-}
-
-// statFields are the fields of /proc/pid/stat after the command name:
-// [0] is the state, [1] the parent's pid, [11] utime.
-func statFields(pid int) ([]string, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return nil, err
-	}
-	s := string(b)
-	return strings.Fields(s[strings.LastIndexByte(s, ')')+1:]), nil
 }
