@@ -58,6 +58,10 @@ func membershipsCopy(ctx context.Context, dsn, from string, concurrency int) (fl
 		}
 		groups[len(groups)-1] = append(groups[len(groups)-1], line...)
 	}
+	server, err := benchio.Postmaster(ctx, dsn)
+	if err != nil {
+		return 0, 0, err
+	}
 	next := make(chan []byte)
 	go func() {
 		defer close(next)
@@ -65,10 +69,6 @@ func membershipsCopy(ctx context.Context, dsn, from string, concurrency int) (fl
 			next <- g
 		}
 	}()
-	server, err := benchio.Postmaster(ctx, dsn)
-	if err != nil {
-		return 0, 0, err
-	}
 	before := benchio.ServerCPU(server)
 	start := time.Now()
 	var copied atomic.Int64
@@ -79,6 +79,8 @@ func membershipsCopy(ctx context.Context, dsn, from string, concurrency int) (fl
 			c, err := pgx.Connect(ctx, dsn)
 			if err != nil {
 				errs[w] = err
+				for range next {
+				}
 				return
 			}
 			defer c.Close(ctx)
