@@ -100,11 +100,12 @@ func (r *Reporter) Progress(p engine.Progress) {
 	if r.start.IsZero() {
 		r.start = time.Now()
 	}
-	// A new step is always told, with the time since the first report:
-	// where an import's time goes, step by step.
+	// A step's first report is always told, with the time since the
+	// run's first: where an import's time goes, step by step (a step
+	// reports once it has written its first round, or when it ends).
 	if string(p.Step) != r.step {
 		r.step = string(p.Step)
-		fmt.Fprintf(os.Stderr, "%s: %s begins at %.2f s\n", r.Name, p.Step, time.Since(r.start).Seconds())
+		fmt.Fprintf(os.Stderr, "%s: %s first reported at %.2f s\n", r.Name, p.Step, time.Since(r.start).Seconds())
 	} else if time.Since(r.last) < 5*time.Second {
 		return
 	}
